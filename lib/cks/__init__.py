@@ -1,0 +1,3 @@
+"""CKS, the CryptNET Keyserver."""
+
+__version__ = "2.0.0.dev0"

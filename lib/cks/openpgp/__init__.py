@@ -1,0 +1,1 @@
+"""The OpenPGP layer: armor, packets, keys, merge, SKS hash (standard library only)."""
