@@ -1,0 +1,55 @@
+"""What every CKS tool shares: --db/--config/--verbose, logging, user errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, List, Optional
+
+from ..config import Settings, load_settings
+
+
+class UserError(Exception):
+    """A mistake the user can fix: reported in one line, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--db", metavar="URL",
+                        help="database: postgresql://[user@host[:port]]/dbname or "
+                             "sqlite:///path.db (default: $CKS_DB, the config file, "
+                             "sqlite:///cks.db)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="configuration file (default: $CKS_CONFIG, ./cks.conf, "
+                             "/etc/cks.conf)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="more detail")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(config_file=args.config, db_url=args.db)
+
+
+def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:
+    """Run a tool's main, turning UserError into one line on stderr."""
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "--verbose" in argv or "-v" in argv
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return main(argv)
+    except UserError as exc:
+        print("%s: error: %s" % (_prog(), exc), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _prog() -> str:
+    import os
+    return os.path.basename(sys.argv[0]) or "cks"

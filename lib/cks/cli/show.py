@@ -1,0 +1,56 @@
+"""Text listing of keys in the style of `gpg --show-keys`."""
+
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+
+from ..openpgp.info import KeyInfo
+
+_USAGE = ((0x02, "S"), (0x01, "C"), (0x0C, "E"), (0x20, "A"))
+
+
+def date(epoch: Optional[int]) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch)) if epoch is not None else ""
+
+
+def usage(flags: Optional[int]) -> str:
+    if flags is None:
+        return ""
+    letters = "".join(letter for bit, letter in _USAGE if flags & bit)
+    return " [%s]" % letters if letters else ""
+
+
+def _status(expires: Optional[int], revoked: bool, now: int) -> str:
+    if revoked:
+        return " [revoked]"
+    if expires is None:
+        return ""
+    return " [%s: %s]" % ("expired" if expires <= now else "expires", date(expires))
+
+
+def format_key(info: KeyInfo, now: Optional[int] = None) -> str:
+    now = int(time.time()) if now is None else now
+    lines: List[str] = [
+        "pub   %s %s%s%s" % (info.algorithm_name, date(info.created), usage(info.key_flags),
+                             _status(info.expires, info.revoked, now)),
+        "      %s" % info.fingerprint,
+    ]
+    for revoker in info.designated_revokers:
+        lines.append("      Revocable by: %s" % revoker)
+    for uid in info.user_ids:
+        marker = "[ revoked]" if uid.revoked else ("[ expired]" if uid.expires is not None
+                                                   and uid.expires <= now else " " * 10)
+        if uid.is_attribute:
+            text = "[%d image%s]" % (uid.images, "" if uid.images == 1 else "s") \
+                if uid.images else "[user attribute]"
+            lines.append("uat           %s %s" % (marker, text))
+        else:
+            lines.append("uid           %s %s" % (marker, uid.text))
+    for sub in info.subkeys:
+        lines.append("sub   %s %s%s%s" % (sub.algorithm_name, date(sub.created),
+                                          usage(sub.key_flags),
+                                          _status(sub.expires, sub.revoked, now)))
+        lines.append("      %s" % sub.fingerprint)
+    lines.append("      SKS hash: %s" % info.sks_hash)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,79 @@
+"""Settings: the config file (INI, read with configparser) and the database URL.
+
+Lookup order (DESIGN.md): --config FILE, else $CKS_CONFIG, else ./cks.conf,
+else /etc/cks.conf, each only if it exists; the database comes from --db, else
+$CKS_DB, else [database] url in the config, else sqlite:///cks.db.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+DEFAULT_DB = "sqlite:///cks.db"
+DEFAULT_CONFIG_FILES = ("cks.conf", "/etc/cks.conf")
+
+
+class ConfigError(Exception):
+    """The configuration file is unreadable or holds a bad value."""
+
+
+@dataclass
+class Settings:
+    db_url: str = DEFAULT_DB
+    config_file: Optional[str] = None
+    parser: configparser.ConfigParser = field(default_factory=configparser.ConfigParser)
+
+    def get(self, section: str, option: str, default: str) -> str:
+        return self.parser.get(section, option, fallback=default)
+
+    def get_int(self, section: str, option: str, default: int) -> int:
+        try:
+            return self.parser.getint(section, option, fallback=default)
+        except ValueError:
+            raise ConfigError("%s: [%s] %s must be a whole number"
+                              % (self.config_file, section, option)) from None
+
+    def get_float(self, section: str, option: str, default: float) -> float:
+        try:
+            return self.parser.getfloat(section, option, fallback=default)
+        except ValueError:
+            raise ConfigError("%s: [%s] %s must be a number"
+                              % (self.config_file, section, option)) from None
+
+    def get_bool(self, section: str, option: str, default: bool) -> bool:
+        try:
+            return self.parser.getboolean(section, option, fallback=default)
+        except ValueError:
+            raise ConfigError("%s: [%s] %s must be yes or no"
+                              % (self.config_file, section, option)) from None
+
+
+def find_config_file(explicit: Optional[str] = None) -> Optional[str]:
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise ConfigError("configuration file %s does not exist" % explicit)
+        return explicit
+    from_env = os.environ.get("CKS_CONFIG")
+    if from_env:
+        return from_env if os.path.isfile(from_env) else None
+    for candidate in DEFAULT_CONFIG_FILES:
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = None) -> Settings:
+    path = find_config_file(config_file)
+    parser = configparser.ConfigParser(interpolation=None)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                parser.read_file(handle)
+        except (OSError, configparser.Error) as exc:
+            raise ConfigError("cannot read configuration %s: %s" % (path, exc)) from None
+    url = (db_url or os.environ.get("CKS_DB")
+           or parser.get("database", "url", fallback=None) or DEFAULT_DB)
+    return Settings(db_url=url, config_file=path, parser=parser)

@@ -1,0 +1,160 @@
+"""ASCII armor (RFC 9580 section 6): find, decode and encode armor blocks.
+
+Decoding is lenient about what surrounds a block (mail text, CRLF line ends,
+trailing blanks, header lines, a missing blank line after the headers, a
+missing checksum line) but strict about the block itself: a checksum that does
+not match rejects the block.  RFC 9580 asks receivers not to reject on a wrong
+CRC24, but a keyserver republishes what it stores: a block damaged in transit
+(a mail gateway re-wrapping lines, a truncated paste) whose base64 still
+decodes could put corrupted packets into the network.  GnuPG and SKS reject
+such blocks too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+from typing import List, Sequence, Tuple, Union
+
+from .errors import ArmorError
+
+PUBLIC_KEY_BLOCK = "PUBLIC KEY BLOCK"
+
+_CRC24_INIT = 0xB704CE
+_CRC24_POLY = 0x1864CFB
+
+
+def _crc24_table() -> List[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= _CRC24_POLY
+        table.append(crc & 0xFFFFFF)
+    return table
+
+
+_TABLE = _crc24_table()
+
+
+def crc24(data: bytes) -> int:
+    """The CRC-24 of RFC 9580 section 6.1."""
+    crc = _CRC24_INIT
+    table = _TABLE
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFF) ^ table[(crc >> 16) ^ byte]
+    return crc
+
+
+@dataclass
+class ArmorBlock:
+    """One decoded armor block."""
+
+    kind: str  # the text between "BEGIN PGP " and "-----", e.g. "PUBLIC KEY BLOCK"
+    data: bytes
+    headers: List[Tuple[str, str]] = field(default_factory=list)
+    has_checksum: bool = False
+
+
+_BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.M)
+_HEADER = re.compile(rb"^([!-9;-~]+): ?(.*)$")
+_B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
+
+
+def _end_marker(kind: bytes) -> re.Pattern:
+    return re.compile(rb"^-----END PGP " + re.escape(kind) + rb"-----[ \t\r]*$", re.M)
+
+
+def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
+    """Every armor block in `text`, in order, and an error for each broken one.
+
+    Blocks of every kind are returned (the caller decides what a PGP MESSAGE
+    or PRIVATE KEY BLOCK means); text outside blocks is ignored.
+    """
+    if isinstance(text, str):
+        text = text.encode("utf-8", "surrogateescape")
+    blocks: List[ArmorBlock] = []
+    errors: List[ArmorError] = []
+    pos = 0
+    while True:
+        begin = _BEGIN.search(text, pos)
+        if begin is None:
+            break
+        kind = begin.group(1)
+        end = _end_marker(kind).search(text, begin.end())
+        if end is None:
+            errors.append(ArmorError(
+                "armor block 'BEGIN PGP %s' has no END line" % kind.decode("ascii")))
+            break
+        try:
+            blocks.append(_decode_body(kind.decode("ascii"), text[begin.end():end.start()]))
+        except ArmorError as exc:
+            errors.append(exc)
+        pos = end.end()
+    return blocks, errors
+
+
+def _decode_body(kind: str, body: bytes) -> ArmorBlock:
+    lines = [line.strip() for line in body.split(b"\n")]
+    if lines and not lines[0]:
+        lines.pop(0)  # the line break after the BEGIN line
+    headers: List[Tuple[str, str]] = []
+    index = 0
+    # Header lines run up to the first blank line.  Some producers leave the
+    # blank line out when there are no headers: then the data starts at once.
+    while index < len(lines) and lines[index]:
+        match = _HEADER.match(lines[index])
+        if match is None or _B64_LINE.match(lines[index]):
+            break
+        headers.append((match.group(1).decode("ascii"),
+                        match.group(2).decode("utf-8", "replace")))
+        index += 1
+    data_lines = []
+    checksum = None
+    for line in lines[index:]:
+        if not line:
+            continue
+        if checksum is not None:
+            raise ArmorError("armor block %s: data after the checksum line" % kind)
+        if line.startswith(b"=") and len(line) == 5:
+            checksum = line[1:]
+            continue
+        if not _B64_LINE.match(line):
+            raise ArmorError("armor block %s: invalid characters in base64 data" % kind)
+        data_lines.append(line)
+    try:
+        data = binascii.a2b_base64(b"".join(data_lines))
+    except binascii.Error as exc:
+        raise ArmorError("armor block %s: bad base64 (%s)" % (kind, exc)) from None
+    if checksum is not None:
+        try:
+            expected = int.from_bytes(base64.b64decode(checksum, validate=True), "big")
+        except binascii.Error:
+            raise ArmorError("armor block %s: unreadable checksum line" % kind) from None
+        if crc24(data) != expected:
+            raise ArmorError("armor block %s: checksum mismatch (the block was damaged)" % kind)
+    if not data:
+        raise ArmorError("armor block %s holds no data" % kind)
+    return ArmorBlock(kind, data, headers, checksum is not None)
+
+
+def encode(data: bytes, kind: str = PUBLIC_KEY_BLOCK,
+           headers: Sequence[Tuple[str, str]] = ()) -> str:
+    """Armor `data` with 64-column lines and a CRC24 checksum line."""
+    out = ["-----BEGIN PGP %s-----" % kind]
+    out.extend("%s: %s" % header for header in headers)
+    out.append("")
+    encoded = base64.b64encode(data).decode("ascii")
+    out.extend(encoded[i:i + 64] for i in range(0, len(encoded), 64))
+    out.append("=" + base64.b64encode(crc24(data).to_bytes(3, "big")).decode("ascii"))
+    out.append("-----END PGP %s-----" % kind)
+    return "\n".join(out) + "\n"
+
+
+def looks_armored(data: bytes) -> bool:
+    """True when `data` is text that contains an armor BEGIN line."""
+    return _BEGIN.search(data) is not None

@@ -1,0 +1,211 @@
+"""What lookups need, derived from a key: dates, flags, user IDs, subkeys.
+
+Which signatures count is decided in one place, `SignatureCheck`.  Until
+signatures are verified cryptographically, `StructuralCheck` trusts a
+signature whose issuer is the key itself (by fingerprint or key ID); a
+verifying check replaces it without touching the rules below.
+
+The rules follow GnuPG where it is specific:
+- key expiry: the newest direct-key self-signature that states a key
+  expiration; else the newest self-certification, over all user IDs that are
+  not revoked, that states one; else none.  v3 keys: their validity days.
+- revoked: a key revocation issued by the key, or by a designated revoker
+  named in one of its self-signatures.
+- a user ID is revoked when a self-issued certification revocation is at
+  least as new as its newest self-certification; a subkey is revoked by any
+  self-issued subkey revocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from . import signature as sg
+from .keypacket import PublicKey
+from .keys import Component, Key, SignaturePacket, sks_hash
+from .packet import TAG_USER_ATTRIBUTE
+from .userid import UserAttribute
+
+
+class SignatureCheck:
+    """Decides whether a signature on `key` (over `component`, or over the
+    primary key when component is None) counts as issued by `issuer_key`."""
+
+    def is_valid(self, key: Key, component: Optional[Component], entry: SignaturePacket,
+                 issuer_key: Optional[PublicKey] = None) -> bool:
+        raise NotImplementedError
+
+
+class StructuralCheck(SignatureCheck):
+    """Structure alone: a self-signature is one that names the key as issuer."""
+
+    def is_valid(self, key: Key, component: Optional[Component], entry: SignaturePacket,
+                 issuer_key: Optional[PublicKey] = None) -> bool:
+        if issuer_key is None:
+            return key.is_self_issued(entry.sig)
+        issuer_fpr = entry.sig.issuer_fingerprint
+        if issuer_fpr is not None:
+            return issuer_fpr == issuer_key.fingerprint
+        return entry.sig.issuer_keyid == issuer_key.keyid
+
+
+STRUCTURAL = StructuralCheck()
+
+
+@dataclass
+class UserIDInfo:
+    text: str
+    email: Optional[str]
+    is_attribute: bool
+    created: Optional[int]  # of the newest self-certification
+    expires: Optional[int]  # that certification's expiry
+    revoked: bool
+    primary: bool
+    images: int = 0  # photo IDs in a user attribute
+
+
+@dataclass
+class SubkeyInfo:
+    fingerprint: str
+    keyid: str
+    version: int
+    algorithm: int
+    algorithm_name: str
+    bits: int
+    created: int
+    expires: Optional[int]
+    revoked: bool
+    key_flags: Optional[int]
+
+
+@dataclass
+class KeyInfo:
+    fingerprint: str
+    keyid: str
+    version: int
+    algorithm: int
+    algorithm_name: str
+    bits: int
+    curve: Optional[str]
+    created: int
+    expires: Optional[int]
+    revoked: bool
+    key_flags: Optional[int]
+    sks_hash: str
+    user_ids: List[UserIDInfo] = field(default_factory=list)
+    subkeys: List[SubkeyInfo] = field(default_factory=list)
+    designated_revokers: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> Dict:
+        return asdict(self)
+
+    def is_expired(self, now: int) -> bool:
+        return self.expires is not None and self.expires <= now
+
+
+def _newest(entries: List[SignaturePacket]) -> Optional[SignaturePacket]:
+    return max(entries, key=lambda e: e.sig.created or 0, default=None)
+
+
+def _expiry(created: int, sig: Optional[sg.Signature]) -> Optional[int]:
+    if sig is None:
+        return None
+    seconds = sig.key_expiration_seconds
+    return created + seconds if seconds else None
+
+
+def describe(key: Key, check: SignatureCheck = STRUCTURAL) -> KeyInfo:
+    """The lookup fields of `key`, counting only signatures `check` accepts."""
+    public = key.public_key
+    fingerprint = key.fingerprint
+
+    def valid(component: Optional[Component], types, entries) -> List[SignaturePacket]:
+        return [e for e in entries if e.sig.sig_type in types
+                and check.is_valid(key, component, e)]
+
+    direct = valid(None, {sg.DIRECT_KEY}, key.direct_sigs)
+    revokers = [rk for e in direct for rk in e.sig.revocation_keys]
+
+    identities = []
+    expiring_certs: List[SignaturePacket] = []
+    newest_certs: List[SignaturePacket] = []
+    for component in key.identities:
+        certs = valid(component, sg.CERTIFICATIONS, component.sigs)
+        newest = _newest(certs)
+        revocations = valid(component, {sg.CERT_REVOCATION}, component.sigs)
+        revoked = bool(revocations) and (newest is None or max(
+            r.sig.created or 0 for r in revocations) >= (newest.sig.created or 0))
+        revokers.extend(rk for e in certs for rk in e.sig.revocation_keys)
+        if newest is not None and not revoked:
+            newest_certs.append(newest)
+            if newest.sig.key_expiration_seconds is not None:
+                expiring_certs.append(newest)
+        value = component.value
+        is_attribute = component.packet.tag == TAG_USER_ATTRIBUTE
+        identities.append(UserIDInfo(
+            text="[user attribute]" if is_attribute else value.text,
+            email=None if is_attribute else value.email,
+            is_attribute=is_attribute,
+            created=newest.sig.created if newest else None,
+            expires=newest.sig.expires if newest else None,
+            revoked=revoked,
+            primary=bool(newest and newest.sig.is_primary_user_id),
+            images=len(value.images) if isinstance(value, UserAttribute) else 0))
+
+    flag_source = _newest([e for e in direct if e.sig.key_flags is not None]) or _newest(
+        [c for c in newest_certs if c.sig.key_flags is not None])
+
+    if public.version in (2, 3):
+        expires = public.created + public.validity_days * 86400 if public.validity_days else None
+    else:
+        with_expiry = [e for e in direct if e.sig.key_expiration_seconds is not None]
+        source = _newest(with_expiry) or _newest(expiring_certs)
+        expires = _expiry(public.created, source.sig if source else None)
+
+    revoker_fprs = {rk.fingerprint for rk in revokers}
+    revoked = False
+    for entry in key.direct_sigs:
+        if entry.sig.sig_type != sg.KEY_REVOCATION:
+            continue
+        if check.is_valid(key, None, entry) or (
+                entry.sig.issuer_fingerprint in revoker_fprs
+                or any(fpr[-8:] == entry.sig.issuer_keyid for fpr in revoker_fprs)):
+            revoked = True
+            break
+
+    subkeys = []
+    for component in key.subkeys:
+        sub: PublicKey = component.value
+        bindings = valid(component, {sg.SUBKEY_BINDING}, component.sigs)
+        newest = _newest(bindings)
+        subkeys.append(SubkeyInfo(
+            fingerprint=sub.fingerprint.hex().upper(),
+            keyid=sub.keyid.hex().upper(),
+            version=sub.version,
+            algorithm=sub.algorithm,
+            algorithm_name=sub.algorithm_name,
+            bits=sub.bits,
+            created=sub.created,
+            expires=_expiry(sub.created, newest.sig if newest else None),
+            revoked=bool(valid(component, {sg.SUBKEY_REVOCATION}, component.sigs)),
+            key_flags=newest.sig.key_flags if newest else None))
+
+    curve = public.curve
+    return KeyInfo(
+        fingerprint=fingerprint.hex().upper(),
+        keyid=key.keyid.hex().upper(),
+        version=public.version,
+        algorithm=public.algorithm,
+        algorithm_name=public.algorithm_name,
+        bits=public.bits,
+        curve=curve.name if curve else None,
+        created=public.created,
+        expires=expires,
+        revoked=revoked,
+        key_flags=flag_source.sig.key_flags if flag_source else None,
+        sks_hash=sks_hash(key).hex().upper(),
+        # Display order: the primary user ID first, revoked ones last.
+        user_ids=sorted(identities, key=lambda u: (u.revoked, u.is_attribute, not u.primary)),
+        subkeys=subkeys,
+        designated_revokers=sorted({rk.fingerprint.hex().upper() for rk in revokers}))
