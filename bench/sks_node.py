@@ -36,6 +36,7 @@ from __future__ import annotations
 import atexit
 import base64
 import collections
+import fcntl
 import functools
 import hashlib
 import http.client
@@ -47,7 +48,7 @@ import subprocess
 import threading
 import time
 import urllib.parse
-from typing import Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "SksNode",
@@ -401,6 +402,7 @@ class SksNode:
         self._recon: Optional[subprocess.Popen] = None
         self._consoles: list = []
         self._lock = threading.RLock()
+        self._lock_fd: Optional[int] = None
 
     # -- small properties -------------------------------------------------
 
@@ -541,7 +543,6 @@ class SksNode:
 
     def _prepare_dirs(self) -> bool:
         """Create the node dirs; returns True if an existing DB is reused."""
-        os.makedirs(self.workdir, exist_ok=True)
         reuse = self.reuse_db and os.path.isdir(self.path("lib", "DB"))
         if not reuse:
             for sub in ("lib", "log", "run"):
@@ -593,36 +594,63 @@ class SksNode:
                 )
             t_start = time.monotonic()
             self.timings = {}
-            self._kill_strays()
-            for port, what in ((self.hkp_port, "HKP"), (self.recon_port, "recon")):
-                if _listening(self.address, port):
-                    raise SksError(
-                        "%s port %s:%d is already in use" % (what, self.address, port)
-                    )
-            self._ensure_mount_points()
-            reused = self._prepare_dirs()
-            self._write_config()
-            if not reused:
-                self._build()
-            with _LIVE_LOCK:
-                _LIVE_NODES.add(self)
+            os.makedirs(self.workdir, exist_ok=True)
+            self._lock_workdir()
             try:
-                t0 = time.monotonic()
-                self._db = self._spawn("db")
-                self._wait_hkp(t0 + self.start_timeout)
-                self.timings["db_ready"] = time.monotonic() - t0
-                # recon talks to db through run/db_com_sock at startup, so
-                # it has to come second (started first it may die with
-                # ECONNREFUSED).
-                t1 = time.monotonic()
-                self._recon = self._spawn("recon")
-                self._wait_recon(t1 + self.start_timeout)
-                self.timings["recon_ready"] = time.monotonic() - t1
+                self._start_locked(t_start)
             except BaseException:
                 self.stop()
                 raise
-            self.timings["start_total"] = time.monotonic() - t_start
             return self
+
+    def _lock_workdir(self) -> None:
+        """One live SksNode per workdir (also across processes): flock."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.path(".sksnode.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise SksError(
+                "workdir %s is in use by another SksNode (pid %s)" % (self.workdir, holder)
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, ("%d\n" % os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _unlock_workdir(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def _start_locked(self, t_start: float) -> None:
+        self._kill_strays()
+        for port, what in ((self.hkp_port, "HKP"), (self.recon_port, "recon")):
+            if _listening(self.address, port):
+                raise SksError(
+                    "%s port %s:%d is already in use" % (what, self.address, port)
+                )
+        self._ensure_mount_points()
+        reused = self._prepare_dirs()
+        self._write_config()
+        if not reused:
+            self._build()
+        with _LIVE_LOCK:
+            _LIVE_NODES.add(self)
+        t0 = time.monotonic()
+        self._db = self._spawn("db")
+        self._wait_hkp(t0 + self.start_timeout)
+        self.timings["db_ready"] = time.monotonic() - t0
+        # recon talks to db through run/db_com_sock at startup, so it
+        # has to come second (started first it may die with
+        # ECONNREFUSED).
+        t1 = time.monotonic()
+        self._recon = self._spawn("recon")
+        self._wait_recon(t1 + self.start_timeout)
+        self.timings["recon_ready"] = time.monotonic() - t1
+        self.timings["start_total"] = time.monotonic() - t_start
 
     def _wait_hkp(self, deadline: float) -> None:
         last = "no attempt"
@@ -684,7 +712,9 @@ class SksNode:
             for c in self._consoles:
                 c.close()
             self._consoles = []
-            self._kill_strays()
+            if self._lock_fd is not None:
+                self._kill_strays()
+            self._unlock_workdir()
             with _LIVE_LOCK:
                 _LIVE_NODES.discard(self)
 
