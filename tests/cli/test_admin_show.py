@@ -1,0 +1,79 @@
+"""cks_admin.py show, run as a process."""
+
+import json
+
+from cks.openpgp.armor import encode, scan
+from support import fixture
+from support.procs import tool
+
+
+def test_text_output_like_gpg_show_keys(tmp_path):
+    out = tool("cks_admin.py", ["show", "-"], input=fixture("revoked-parts"))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout.decode()
+    lines = text.splitlines()
+    assert lines[0].startswith("pub   ed25519 2024-01-01 [SC]")
+    assert lines[1].strip() == json.loads(tool("cks_admin.py", ["show", "--json", "-"],
+                                               input=fixture("revoked-parts")).stdout)[0][
+        "fingerprint"]
+    assert any(line.startswith("uid           [ revoked]") for line in lines)
+    assert any(line.startswith("sub   ") and "[revoked]" in line for line in lines)
+    assert "SKS hash: " in text
+    assert out.stderr == b""
+
+
+def test_file_argument_and_binary_input(tmp_path):
+    path = tmp_path / "key.gpg"
+    path.write_bytes(scan(fixture("rsa4096"))[0][0].data)
+    out = tool("cks_admin.py", ["show", str(path)])
+    assert out.returncode == 0 and b"pub   rsa4096 2024-01-01" in out.stdout
+
+
+def test_json_fields():
+    out = tool("cks_admin.py", ["show", "--json", "-"], input=fixture("expired"))
+    (key,) = json.loads(out.stdout)
+    assert key["expires"] == 1451606400 and key["revoked"] is False
+    assert set(key) >= {"fingerprint", "keyid", "version", "algorithm", "bits", "created",
+                        "expires", "revoked", "user_ids", "subkeys", "sks_hash"}
+    assert key["user_ids"][0]["created"] is not None
+    assert key["subkeys"][0]["expires"] == 1451606400
+
+
+def test_expired_and_photo_markers():
+    out = tool("cks_admin.py", ["show", "-"], input=fixture("expired") + fixture("photo"))
+    text = out.stdout.decode()
+    assert "[expired: 2016-01-01]" in text
+    assert "uat                      [1 image]" in text
+
+
+def test_same_key_twice_is_merged_first():
+    out = tool("cks_admin.py", ["show", "--json", "-"],
+               input=fixture("alice-t1") + fixture("alice-t2"))
+    keys = json.loads(out.stdout)
+    assert len(keys) == 1 and len(keys[0]["user_ids"]) == 2 and len(keys[0]["subkeys"]) == 2
+
+
+def test_malformed_input_reports_each_problem_and_still_shows_valid_keys():
+    good = fixture("rsa2048")
+    damaged = bytearray(scan(fixture("nistp256"))[0][0].data)
+    truncated = encode(bytes(damaged[:-20]))
+    out = tool("cks_admin.py", ["show", "-"],
+               input=good + truncated.encode() + fixture("secret/ed25519"))
+    assert out.returncode == 1
+    errors = out.stderr.decode().splitlines()
+    assert len(errors) == 2, errors
+    assert "incomplete" in errors[0] and "secret key material refused" in errors[1]
+    assert out.stdout.decode().count("pub   ") == 1
+    assert "Traceback" not in out.stderr.decode()
+
+
+def test_v6_key_shows_its_64_hex_fingerprint():
+    out = tool("cks_admin.py", ["show", "-"], input=fixture("rfc9580-v6-sample"))
+    assert out.returncode == 0
+    assert b"CB186C4F0609A697E4D52DFA6C722B0C1F1E27C18A56708F6525EC27BAD9ACC9" in out.stdout
+
+
+def test_missing_file_is_one_line_exit_2():
+    out = tool("cks_admin.py", ["show", "/nonexistent/file"])
+    assert out.returncode == 2
+    assert out.stderr.decode().count("\n") == 1 and b"cannot read" in out.stderr

@@ -1,0 +1,192 @@
+"""Grouping packets into keys, what is dropped or refused, merge and the SKS hash."""
+
+import hashlib
+
+import pytest
+
+from cks.openpgp import keys, packet as pk
+from cks.openpgp.armor import scan
+from support import fixture
+
+
+def _binary(name):
+    return scan(fixture(name))[0][0].data
+
+
+def _packets(name):
+    return list(pk.iter_packets(_binary(name)))
+
+
+def _join(packets):
+    return b"".join(p.serialize() for p in packets)
+
+
+def _one_key(data):
+    result = keys.parse_keyring(data)
+    assert result.problems == [], [str(p) for p in result.problems]
+    (key,) = result.keys
+    return key
+
+
+def _packet_set(key):
+    return {(p.tag, p.body) for p in key.packets()}
+
+
+def test_grouping_of_a_full_key():
+    key = _one_key(_binary("revoked-parts"))
+    assert len(key.user_ids) == 2 and len(key.subkeys) == 2
+    assert all(c.sigs for c in key.user_ids + key.subkeys)
+    assert _packet_set(key) == {(p.tag, p.body) for p in _packets("revoked-parts")}
+
+
+def test_marker_padding_and_trust_packets_are_dropped():
+    packets = _packets("rsa2048")
+    marker = pk.Packet(pk.TAG_MARKER, b"PGP")
+    padding = pk.Packet(pk.TAG_PADDING, b"\0" * 32)
+    trust = pk.Packet(pk.TAG_TRUST, b"\x00\x00")
+    data = _join([marker] + packets[:2] + [trust] + packets[2:] + [padding])
+    key = _one_key(data)
+    assert _packet_set(key) == {(p.tag, p.body) for p in packets}
+
+
+def test_non_critical_unknown_tags_are_dropped():
+    packets = _packets("rsa2048")
+    data = _join(packets[:1] + [pk.Packet(45, b"whatever")] + packets[1:])
+    assert _packet_set(_one_key(data)) == {(p.tag, p.body) for p in packets}
+
+
+@pytest.mark.parametrize("tag", [15, 16, 22, 39])
+def test_critical_unknown_tags_make_the_key_malformed(tag):
+    packets = _packets("rsa2048")
+    other = _packets("nistp256")
+    data = _join(packets[:2] + [pk.Packet(tag, b"x")] + packets[2:] + other)
+    result = keys.parse_keyring(data)
+    assert [k.fingerprint for k in result.keys] == [_one_key(_join(other)).fingerprint]
+    (problem,) = result.problems
+    assert "unknown critical packet tag %d" % tag in str(problem) and problem.fatal
+
+
+def test_secret_subkey_inside_a_public_key_is_refused():
+    packets = _packets("rsa2048")
+    data = _join(packets + [pk.Packet(pk.TAG_SECRET_SUBKEY, packets[-2].body)])
+    result = keys.parse_keyring(data)
+    assert result.keys == [] and "secret key material refused" in str(result.problems[0])
+
+
+def test_messages_are_not_keys():
+    literal = pk.Packet(pk.TAG_LITERAL, b"b\x00\x00\x00\x00\x00hello")
+    result = keys.parse_keyring(literal.serialize())
+    assert result.keys == [] and "OpenPGP message" in str(result.problems[0])
+
+
+def test_unparseable_signature_is_dropped_and_reported():
+    packets = _packets("rsa2048")
+    bad = pk.Packet(pk.TAG_SIGNATURE, b"\x07" + packets[2].body[1:])  # version 7
+    result = keys.parse_keyring(_join(packets[:3] + [bad] + packets[3:]))
+    (key,) = result.keys
+    assert _packet_set(key) == {(p.tag, p.body) for p in packets}
+    (problem,) = result.problems
+    assert not problem.fatal and "unsupported signature version 7" in str(problem)
+
+
+def test_truncated_input_keeps_the_keys_before_it():
+    first = _binary("rsa2048")
+    second = _binary("nistp256")
+    result = keys.parse_keyring(first + second[:-10])
+    assert len(result.keys) == 1 and "incomplete" in str(result.problems[0])
+
+
+def test_data_before_the_first_key():
+    uid = pk.Packet(pk.TAG_USER_ID, b"nobody")
+    result = keys.parse_keyring(uid.serialize() + _binary("rsa2048"))
+    assert len(result.keys) == 1  # the stream recovers at the next primary key
+    assert "before the first public key packet" in str(result.problems[0])
+
+
+def test_empty_and_garbage_input():
+    assert "empty input" in str(keys.read_keys(b"").problems[0])
+    assert "no OpenPGP data" in str(keys.read_keys(b"hello world").problems[0])
+    assert keys.read_keys(b"\xff\xff\xff").keys == []
+
+
+# --- canonical form and merge -------------------------------------------------
+
+def test_merge_of_two_exports_equals_the_later_one():
+    early = _one_key(_binary("alice-t1"))
+    late = _one_key(_binary("alice-t2"))
+    assert _packet_set(early) < _packet_set(late)
+    merged = keys.merge(early, late)
+    assert _packet_set(merged) == _packet_set(late)
+    assert merged.serialize() == keys.merge(late, early).serialize()
+
+
+def _sub_keys(name, selections):
+    """Copies of a key holding only some of its non-primary packets."""
+    packets = _packets(name)
+    out = []
+    for chooser in selections:
+        # keep the structure: a signature is only kept with its component
+        kept, keep_current = [packets[0]], True
+        for index, packet in enumerate(packets[1:], 1):
+            if packet.tag != pk.TAG_SIGNATURE:
+                keep_current = chooser(index)
+                if keep_current:
+                    kept.append(packet)
+            elif keep_current and chooser(index):
+                kept.append(packet)
+        out.append(_one_key(_join(kept)))
+    return out
+
+
+def test_merge_laws_on_copies_of_one_key():
+    a, b, c = _sub_keys("certified", [lambda i: i % 2 == 0, lambda i: i % 3 != 0,
+                                      lambda i: i > 3])
+    ab = keys.merge(a, b)
+    assert ab.serialize() == keys.merge(b, a).serialize()                       # commutative
+    assert keys.merge(ab, c).serialize() == keys.merge(a, keys.merge(b, c)).serialize()
+    assert keys.merge(ab, ab).serialize() == ab.serialize()                    # idempotent
+    assert _packet_set(ab) == _packet_set(a) | _packet_set(b)                  # union
+
+
+def test_duplicate_packets_are_stored_once():
+    packets = _packets("rsa2048")
+    doubled = _join(packets + packets[1:])  # the same uid and subkey again, in one key
+    key = _one_key(doubled)
+    assert len(key.packets()) == len(packets)
+
+
+def test_merging_different_keys_is_refused():
+    from cks.openpgp.errors import PGPError
+    with pytest.raises(PGPError, match="cannot merge different keys"):
+        keys.merge(_one_key(_binary("rsa2048")), _one_key(_binary("nistp256")))
+
+
+def test_merge_all_groups_by_primary_key():
+    data = _binary("alice-t1") + _binary("rsa2048") + _binary("alice-t2")
+    merged = keys.merge_all(keys.parse_keyring(data).keys)
+    assert len(merged) == 2
+    assert _packet_set(merged[0]) == _packet_set(_one_key(_binary("alice-t2")))
+
+
+def _reference_sks_hash(packets):
+    """SKS's hash as reference/recon.md describes it, written independently."""
+    items = sorted((p.tag, p.body) for p in packets)
+    data = b"".join(t.to_bytes(4, "big") + len(b).to_bytes(4, "big") + b for t, b in items)
+    return hashlib.md5(data).digest()
+
+
+@pytest.mark.parametrize("name", ["rsa2048", "certified", "photo", "revoked-parts",
+                                  "alice-t2", "v6-ed25519"])
+def test_sks_hash(name):
+    key = _one_key(_binary(name))
+    assert keys.sks_hash(key) == _reference_sks_hash(_packets(name))
+
+
+def test_sks_hash_ignores_order_and_framing():
+    packets = _packets("rsa2048")
+    reordered = packets[:1] + packets[3:] + packets[1:3]  # subkey before user ID
+    old_framing = [pk.Packet(p.tag, p.body,
+                             bytes((0x80 | (p.tag << 2) | 2,)) + len(p.body).to_bytes(4, "big")
+                             + p.body) for p in reordered]
+    key = _one_key(_join(old_framing))
+    assert keys.sks_hash(key) == keys.sks_hash(_one_key(_join(packets)))
