@@ -1,0 +1,14 @@
+#!/usr/bin/env python3
+"""CKS HKP keyserver daemon.  `python3 cksd.py` serves on 127.0.0.1:11371 from
+sqlite:///cks.db; see README.md for PostgreSQL and the configuration file."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+
+from cks.cli.cksd import main  # noqa: E402
+from cks.cli.common import run  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,1 @@
+"""HKP: request parsing, lookups and output (machine-readable, HTML, JSON)."""

@@ -1,0 +1,267 @@
+"""The keyserver application: HKP requests in, responses out.
+
+No sockets here: `KeyServer.handle(request)` takes a parsed HTTP request and
+returns a Response, so every HKP rule is testable without a network.  The
+HTTP plumbing is in server.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from .. import __version__, pipeline
+from ..openpgp import armor
+from ..openpgp.keys import parse_keyring
+from ..store import Store, StoreUnavailable
+from ..store.base import KeyRow, words_of
+from . import html, mr
+from .request import HKPError, Lookup, Query, form_values, options_of, parse_lookup
+
+log = logging.getLogger("cks.hkp")
+
+SYNC_HEADER = "X-CKS-Sync"  # set by a peer's cks_sync: store, but do not queue again
+TRUNCATED_HEADER = "X-HKP-Results-Truncated"
+
+
+@dataclass
+class Request:
+    method: str
+    target: str  # path and query, as on the request line
+    headers: Dict[str, str] = field(default_factory=dict)  # names lower-cased
+    body: bytes = b""
+    client: str = ""
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: List[Tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class ServerSettings:
+    hostname: str = "localhost"
+    port: int = 11371
+    max_upload_bytes: int = 5 << 20
+    max_results: int = 100
+    limits: pipeline.Limits = field(default_factory=pipeline.Limits)
+
+
+def is_legacy_client(request: Request) -> bool:
+    """Clients that fail on a whole answer holding one v5/v6 key: GnuPG (2.2 to
+    2.4 cannot read them), and dirmngr before 2025, which sent no User-Agent."""
+    agent = request.header("user-agent")
+    return not agent or agent.startswith("GnuPG/")
+
+
+class KeyServer:
+    def __init__(self, store: Store, settings: ServerSettings) -> None:
+        self.store = store
+        self.settings = settings
+
+    # --- dispatch -------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        path = urlsplit(request.target).path
+        try:
+            if request.method == "OPTIONS":
+                return Response(204, headers=[("Access-Control-Allow-Methods",
+                                               "GET, POST, OPTIONS"),
+                                              ("Access-Control-Allow-Headers", "Content-Type"),
+                                              ("Access-Control-Max-Age", "86400")])
+            if path == "/pks/lookup":
+                if request.method not in ("GET", "HEAD"):
+                    raise HKPError(405, "use GET for /pks/lookup")
+                return self.lookup(request)
+            if path == "/pks/add":
+                if request.method != "POST":
+                    raise HKPError(405, "use POST for /pks/add")
+                return self.add(request)
+            if path in ("/", "/index.html"):
+                if request.method not in ("GET", "HEAD"):
+                    raise HKPError(405, "use GET for /")
+                return _html(200, html.front_page(self.settings.hostname))
+            raise HKPError(404, "no such page: %s" % path)
+        except HKPError as exc:
+            return self.error(request, exc.status, exc.message)
+        except StoreUnavailable as exc:
+            log.warning("database unavailable: %s", exc)
+            response = self.error(request, 503, "the key database is unavailable; "
+                                                "try again later")
+            response.headers.append(("Retry-After", "30"))
+            return response
+
+    def error(self, request: Request, status: int, message: str) -> Response:
+        wants_mr = "mr" in options_of(form_values(urlsplit(request.target).query)) \
+            if "?" in request.target else False
+        if wants_mr or "text/html" not in request.header("accept"):
+            return Response(status, (message + "\n").encode())
+        return _html(status, html.error_page(status, message))
+
+    # --- lookups -----------------------------------------------------------------
+
+    def lookup(self, request: Request) -> Response:
+        lookup = parse_lookup(urlsplit(request.target).query, words_of)
+        if lookup.op == "stats":
+            return self.stats(lookup)
+        assert lookup.search is not None
+        fingerprints, truncated = self.find(lookup.search, request)
+        if not fingerprints:
+            raise HKPError(404, "no keys found")
+        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
+        now = int(time.time())
+        if lookup.op in ("get", "hget"):
+            return self._get(lookup, fingerprints, extra)
+        rows = self.store.key_rows(fingerprints)
+        if lookup.op == "vindex" and not lookup.machine_readable:
+            return self._vindex(lookup, rows, now, extra)
+        if lookup.machine_readable:
+            return Response(200, mr.index(rows, now).encode(), headers=extra)
+        return _html(200, html.index_page(lookup.search.value, rows, now, lookup.fingerprint,
+                                          lookup.show_hash, truncated), extra)
+
+    def find(self, query: Query, request: Request) -> Tuple[List[str], bool]:
+        """Fingerprints of the keys `query` matches (capped), and whether it was capped."""
+        limit = self.settings.max_results
+        store = self.store
+        if query.kind == "hash":
+            found = store.find_by_hash(query.value)
+        elif query.names_one_key:
+            found = store.find_by_id(query.kind, query.value, limit + 1)
+        elif query.kind == "email":
+            found = store.find_by_email(query.value, limit + 1)
+        else:
+            found = store.find_by_words(list(query.words), limit + 1)
+            if query.kind == "exact":
+                wanted = query.value.lower()
+                found = [row.fingerprint for row in store.key_rows(found)
+                         if any(u.uid.lower() == wanted for u in row.user_ids)]
+        if is_legacy_client(request) and not query.names_one_key:
+            # A search by text must not hand GnuPG a v5/v6 key it cannot read:
+            # those keys are served when asked for by key ID or fingerprint.
+            found = [row.fingerprint for row in store.key_rows(found) if row.version < 5]
+        return found[:limit], len(found) > limit
+
+    def _get(self, lookup: Lookup, fingerprints: List[str], extra) -> Response:
+        keydata = self.store.keydata(fingerprints)
+        data = b"".join(keydata[f] for f in fingerprints if f in keydata)
+        if not data:
+            raise HKPError(404, "no keys found")
+        text = armor.encode(data, headers=[("Comment", "Hostname: " + self.settings.hostname)])
+        if lookup.machine_readable:
+            return Response(200, text.encode(), "application/pgp-keys; charset=utf-8",
+                            extra + [("Content-Disposition",
+                                      "attachment; filename=gpgkey.asc")])
+        return _html(200, html.armored_page(text, len(fingerprints)), extra)
+
+    def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
+        keydata = self.store.keydata([r.fingerprint for r in rows])
+        pages = []
+        for row in rows:
+            (key,) = parse_keyring(keydata[row.fingerprint]).keys
+            issuers = {s.sig.issuer_keyid for c in [key.direct_sigs] + [
+                i.sigs for i in key.identities + key.subkeys] for s in c} - {None, key.keyid}
+            pages.append(html.vindex_page(key, row, self._signer_names(issuers), now,
+                                          lookup.show_hash))
+        return _html(200, "\n".join(pages), extra)
+
+    def _signer_names(self, keyids) -> Dict[bytes, str]:
+        """The primary user ID of each signer whose key we hold."""
+        names: Dict[bytes, str] = {}
+        for keyid in list(keyids)[:200]:
+            found = self.store.find_by_id("keyid", keyid.hex().upper(), 1)
+            rows = self.store.key_rows(found)
+            if rows and rows[0].user_ids:
+                names[keyid] = rows[0].user_ids[0].uid
+        return names
+
+    def stats(self, lookup: Lookup) -> Response:
+        counts = self.store.stats()
+        stats = {
+            "server": {"software": "CKS", "version": __version__,
+                       "hostname": self.settings.hostname, "port": self.settings.port,
+                       "database": self.store.backend.name,
+                       "max_upload_bytes": self.settings.max_upload_bytes,
+                       "max_results": self.settings.max_results},
+            "keys": {"total": counts["keys"], "new_24h": counts["new_keys_24h"],
+                     "updated_24h": counts["updated_keys_24h"],
+                     "rejected": counts["rejected_keys"]},
+            "sync": {"pending": counts["pending_sync"]},
+            "peers": self.store.peers_summary(),
+        }
+        if lookup.machine_readable:
+            return Response(200, json.dumps(stats, indent=2).encode() + b"\n",
+                            "application/json")
+        return _html(200, html.stats_page(stats))
+
+    # --- uploads -----------------------------------------------------------------
+
+    def add(self, request: Request) -> Response:
+        content_type = request.header("content-type").split(";")[0].strip().lower()
+        options = options_of(form_values(urlsplit(request.target).query))
+        if content_type == "application/x-www-form-urlencoded":
+            try:
+                values = form_values(request.body.decode("ascii"))
+            except UnicodeDecodeError:
+                raise HKPError(400, "the form body is not URL-encoded text") from None
+            texts = values.get("keytext")
+            if not texts:
+                raise HKPError(400, "missing form field keytext")
+            data = "\n".join(texts).encode("utf-8", "surrogateescape")
+            options |= options_of(values)
+        elif content_type == "multipart/form-data":
+            raise HKPError(415, "send the key as application/x-www-form-urlencoded "
+                                "(keytext=...) or as an application/pgp-keys body")
+        else:
+            data = request.body
+        if not data.strip():
+            raise HKPError(400, "empty submission: no key data")
+        peer = request.header(SYNC_HEADER).strip()
+        source = pipeline.Source.peer("hkp-sync", peer) if peer else pipeline.Source.user()
+        report = pipeline.submit(self.store, data, source, self.settings.limits)
+        return self._add_response(request, report, "mr" in options)
+
+    def _add_response(self, request: Request, report: pipeline.Report, mr_out: bool) -> Response:
+        status = _add_status(report)
+        if mr_out:
+            body = json.dumps({
+                **{kind: [o.fingerprint for o in report.with_status(kind)]
+                   for kind in (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED)},
+                "refused": [{"fingerprint": o.fingerprint, "reason": o.reason}
+                            for o in report.with_status(pipeline.REFUSED)],
+                "problems": [str(p) for p in report.problems],
+            }, indent=2).encode() + b"\n"
+            return Response(status, body, "application/json")
+        lines = ["%s %s%s" % (o.status, o.fingerprint, ": " + o.reason if o.reason else "")
+                 for o in report.outcomes]
+        lines += ["problem: %s" % p for p in report.problems]
+        if "text/html" in request.header("accept"):
+            return _html(status, html.add_page(lines))
+        return Response(status, ("\n".join(lines) + "\n").encode())
+
+
+def _add_status(report: pipeline.Report) -> int:
+    """200 when something was stored (or already was); otherwise the most specific error."""
+    if report.stored:
+        return 200
+    refused = report.with_status(pipeline.REFUSED)
+    if any(o.refusal == pipeline.REJECTED for o in refused):
+        return 403
+    if refused:
+        return 413
+    return 422
+
+
+def _html(status: int, text: str, headers=None) -> Response:
+    return Response(status, text.encode("utf-8"), "text/html; charset=utf-8",
+                    list(headers or []))

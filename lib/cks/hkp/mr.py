@@ -1,0 +1,44 @@
+"""Machine-readable output (options=mr), exactly as GnuPG parses it (reference/hkp.md)."""
+
+from __future__ import annotations
+
+from typing import Iterable, List, Optional
+
+from ..store.base import KeyRow
+
+_SAFE = frozenset(range(0x20, 0x7F)) - {ord(":"), ord("%")}
+
+
+def escape(text: str) -> str:
+    """Percent-encode ':', '%' and every byte of the UTF-8 encoding that is not
+    printable 7-bit ASCII."""
+    return "".join(chr(b) if b in _SAFE else "%%%02X" % b for b in text.encode("utf-8"))
+
+
+def _date(value: Optional[int]) -> str:
+    return "" if value is None else str(value)
+
+
+def _flags(revoked: bool, expires: Optional[int], now: int) -> str:
+    return ("r" if revoked else "") + ("e" if expires is not None and expires <= now else "")
+
+
+def key_id_field(row: KeyRow) -> str:
+    """GnuPG wants the fingerprint; v3 keys are listed by key ID."""
+    return row.keyid if row.version < 4 else row.fingerprint
+
+
+def index(rows: Iterable[KeyRow], now: int) -> str:
+    rows = list(rows)
+    lines: List[str] = ["info:1:%d" % len(rows)]
+    for row in rows:
+        lines.append("pub:%s:%d:%d:%s:%s:%s" % (
+            key_id_field(row), row.algorithm, row.bits, row.created, _date(row.expires),
+            _flags(row.revoked, row.expires, now)))
+        for uid in row.user_ids:
+            if uid.is_attribute:
+                continue
+            lines.append("uid:%s:%s:%s:%s" % (
+                escape(uid.uid), _date(uid.created), _date(uid.expires),
+                _flags(uid.revoked, uid.expires, now)))
+    return "\n".join(lines) + "\n"

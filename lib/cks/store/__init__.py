@@ -1,0 +1,22 @@
+"""Storage: one interface (Store) over a backend per database.
+
+`open_store(url)` picks the backend from the URL scheme: sqlite:///path.db
+(standard library) or postgresql://... (psycopg2, imported only then).
+"""
+
+from __future__ import annotations
+
+from .base import Store, StoreError, StoreUnavailable
+
+__all__ = ["Store", "StoreError", "StoreUnavailable", "open_store"]
+
+
+def open_store(url: str, pool_size: int = 8) -> Store:
+    if url.startswith("sqlite:"):
+        from .sqlite import SQLiteBackend
+        return Store(SQLiteBackend(url, pool_size))
+    if url.startswith(("postgresql:", "postgres:")):
+        from .postgres import PostgresBackend
+        return Store(PostgresBackend(url, pool_size))
+    raise StoreError("unsupported database URL %r: use sqlite:///path.db or "
+                     "postgresql://[user@host[:port]]/dbname" % url)

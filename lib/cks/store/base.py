@@ -1,0 +1,388 @@
+"""The storage interface: SQL written once, run by a backend per database.
+
+A backend (sqlite.py, postgres.py) supplies connections, the placeholder
+style, how a write transaction starts and locks a key, and which errors are
+transient.  Everything else (the queries) lives here, so both databases
+behave the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ..openpgp.info import KeyInfo
+
+WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+MAX_WORD_LENGTH = 64
+
+
+class StoreError(Exception):
+    """A database problem that retrying will not fix."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable, locked or otherwise failing for now: retry later."""
+
+
+def words_of(text: str) -> List[str]:
+    """The search words of a user ID or query, as the word index keeps them."""
+    return [w for w in WORD_RE.findall(text.lower()) if len(w) <= MAX_WORD_LENGTH]
+
+
+@dataclass
+class UserIDRow:
+    uid: str
+    email: Optional[str]
+    is_attribute: bool
+    created: Optional[int]
+    expires: Optional[int]
+    revoked: bool
+
+
+@dataclass
+class KeyRow:
+    """What the index pages need of one key, without parsing it."""
+
+    fingerprint: str
+    version: int
+    keyid: str
+    algorithm: int
+    bits: int
+    created: int
+    expires: Optional[int]
+    revoked: bool
+    sks_hash: str
+    size: int
+    first_seen: int
+    last_changed: int
+    user_ids: List[UserIDRow] = field(default_factory=list)
+
+
+class Backend:
+    """What differs between databases.  See sqlite.py and postgres.py."""
+
+    placeholder = "?"
+    name = "?"
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def begin_write(self, cursor: Any, lock_keys: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def create_schema(self, cursor: Any) -> None:
+        raise NotImplementedError
+
+    def table_exists(self, cursor: Any, table: str) -> bool:
+        raise NotImplementedError
+
+    def transient(self, exc: BaseException) -> bool:
+        """Is `exc` a database error worth retrying later?"""
+        raise NotImplementedError
+
+    def database_errors(self) -> Tuple[type, ...]:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+
+class Cursor:
+    """A DB-API cursor that takes '?' placeholders whatever the backend."""
+
+    def __init__(self, raw: Any, backend: Backend) -> None:
+        self.raw = raw
+        self.backend = backend
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
+        if self.backend.placeholder != "?":
+            sql = sql.replace("?", self.backend.placeholder)
+        self.raw.execute(sql, tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            if self.backend.placeholder != "?":
+                sql = sql.replace("?", self.backend.placeholder)
+            self.raw.executemany(sql, [tuple(r) for r in rows])
+
+    def fetchone(self) -> Optional[tuple]:
+        return self.raw.fetchone()
+
+    def fetchall(self) -> List[tuple]:
+        return self.raw.fetchall()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.execute(sql, params).fetchone()
+        return row[0] if row else None
+
+
+def _in(values: Sequence[Any]) -> str:
+    return "(" + ",".join("?" * len(values)) + ")"
+
+
+class Store:
+    """The one storage interface every tool uses."""
+
+    def __init__(self, backend: Backend, pool_size: int = 8) -> None:
+        self.backend = backend
+        self._pool: "queue.LifoQueue[Any]" = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(max(1, pool_size))
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    # --- connections and transactions ---------------------------------------
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        self._slots.acquire()
+        conn = None
+        try:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            yield conn
+            self._pool.put(conn)
+            conn = None
+        finally:
+            if conn is not None:  # it failed mid-use: do not hand it out again
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._slots.release()
+
+    def _connect(self) -> Any:
+        try:
+            conn = self.backend.connect()
+        except self.backend.database_errors() as exc:
+            raise StoreUnavailable("cannot open database %s: %s"
+                                   % (self.backend.describe(), _one_line(exc))) from None
+        if not self._schema_ready:
+            with self._schema_lock:
+                if not self._schema_ready:
+                    self._ensure_schema(conn)
+                    self._schema_ready = True
+        return conn
+
+    def _ensure_schema(self, conn: Any) -> None:
+        cursor = Cursor(conn.cursor(), self.backend)
+        try:
+            if not self.backend.table_exists(cursor, "cks_schema_version"):
+                self.backend.create_schema(cursor)
+            version = cursor.scalar("SELECT max(version) FROM cks_schema_version")
+        except self.backend.database_errors() as exc:
+            raise self._wrap(exc) from None
+        from .schema import SCHEMA_VERSION
+        if version is None or version > SCHEMA_VERSION:
+            raise StoreError("database schema version %s is not one this CKS knows (%d)"
+                             % (version, SCHEMA_VERSION))
+
+    def _wrap(self, exc: BaseException) -> StoreError:
+        kind = StoreUnavailable if self.backend.transient(exc) else StoreError
+        return kind("database error: %s" % _one_line(exc))
+
+    @contextlib.contextmanager
+    def write(self, lock_keys: Sequence[str] = ()) -> Iterator[Cursor]:
+        """A write transaction; `lock_keys` (fingerprints) are locked until it ends.
+
+        Writers of the same key are serialized, so a read-merge-write inside
+        never loses another writer's packets.
+        """
+        with self._connection() as conn:
+            cursor = Cursor(conn.cursor(), self.backend)
+            try:
+                self.backend.begin_write(cursor, sorted(set(lock_keys)))
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+                if isinstance(exc, self.backend.database_errors()):
+                    raise self._wrap(exc) from None
+                raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A cursor for queries (each statement sees committed data)."""
+        with self._connection() as conn:
+            try:
+                yield Cursor(conn.cursor(), self.backend)
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
+
+    def close(self) -> None:
+        while True:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                break
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def check(self) -> None:
+        """Open a connection (creating the schema on an empty database)."""
+        with self.read() as cursor:
+            cursor.scalar("SELECT 1")
+
+    # --- keys: writing (inside write()) ------------------------------------
+
+    @staticmethod
+    def load_keydata(cursor: Cursor, fingerprint: str) -> Optional[Tuple[bytes, int]]:
+        row = cursor.execute("SELECT keydata, first_seen FROM cks_keys WHERE fingerprint = ?",
+                             (fingerprint,)).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
+
+    @staticmethod
+    def save_key(cursor: Cursor, info: KeyInfo, keydata: bytes, source: str,
+                 first_seen: Optional[int], now: int) -> None:
+        """Write a key and its index rows (replacing what was stored)."""
+        fpr = info.fingerprint
+        if first_seen is not None:
+            cursor.execute("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
+            cursor.execute("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
+            cursor.execute("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
+            cursor.execute(
+                "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
+                "bits = ?, created = ?, expires = ?, revoked = ?, sks_hash = ?, keydata = ?, "
+                "size = ?, last_changed = ?, source = ? WHERE fingerprint = ?",
+                (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
+                 info.created, info.expires, info.revoked, info.sks_hash, keydata,
+                 len(keydata), now, source, fpr))
+        else:
+            cursor.execute(
+                "INSERT INTO cks_keys (fingerprint, version, keyid, short_keyid, algorithm, "
+                "bits, created, expires, revoked, sks_hash, keydata, size, first_seen, "
+                "last_changed, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fpr, info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
+                 info.created, info.expires, info.revoked, info.sks_hash, keydata,
+                 len(keydata), now, now, source))
+        cursor.executemany(
+            "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
+            "version, algorithm, bits, created, expires, revoked) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(fpr, s.fingerprint, s.keyid, s.keyid[-8:], s.version, s.algorithm, s.bits,
+              s.created, s.expires, s.revoked)
+             for s in {s.fingerprint: s for s in info.subkeys}.values()])
+        cursor.executemany(
+            "INSERT INTO cks_userids (key_fingerprint, position, uid, email, is_attribute, "
+            "created, expires, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(fpr, n, u.text, u.email, u.is_attribute, u.created, u.expires, u.revoked)
+             for n, u in enumerate(info.user_ids)])
+        words = {w for u in info.user_ids if not u.is_attribute for w in words_of(u.text)}
+        cursor.executemany("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
+                           [(w, fpr) for w in sorted(words)])
+
+    @staticmethod
+    def queue_sync(cursor: Cursor, fingerprint: str, source: str, now: int) -> None:
+        """Queue a key for the peers; a key already queued moves to the end."""
+        cursor.execute("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
+        cursor.execute("INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
+                       "VALUES (?, ?, ?)", (fingerprint, now, source))
+
+    @staticmethod
+    def rejection_reason(cursor: Cursor, fingerprint: str) -> Optional[str]:
+        row = cursor.execute("SELECT reason FROM cks_rejected_keys WHERE fingerprint = ?",
+                             (fingerprint,)).fetchone()
+        return None if row is None else (row[0] or "rejected by the operator")
+
+    # --- keys: reading ----------------------------------------------------------
+
+    def find_by_id(self, column: str, value: str, limit: int) -> List[str]:
+        """Primary fingerprints whose key or subkey has `column` (keyid,
+        short_keyid or fingerprint) equal to `value`."""
+        if column not in ("keyid", "short_keyid", "fingerprint"):
+            raise ValueError(column)
+        with self.read() as cursor:
+            rows = cursor.execute(
+                "SELECT fingerprint FROM cks_keys WHERE %s = ? UNION "
+                "SELECT key_fingerprint FROM cks_subkeys WHERE %s = ? "
+                "ORDER BY 1 LIMIT ?" % (column, column), (value, value, limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def find_by_email(self, email: str, limit: int) -> List[str]:
+        with self.read() as cursor:
+            rows = cursor.execute(
+                "SELECT DISTINCT key_fingerprint FROM cks_userids WHERE email = ? "
+                "ORDER BY 1 LIMIT ?", (email.lower(), limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def find_by_words(self, words: Sequence[str], limit: int) -> List[str]:
+        unique = sorted(set(words))
+        if not unique:
+            return []
+        with self.read() as cursor:
+            rows = cursor.execute(
+                "SELECT key_fingerprint FROM cks_words WHERE word IN %s "
+                "GROUP BY key_fingerprint HAVING count(*) = ? ORDER BY 1 LIMIT ?"
+                % _in(unique), list(unique) + [len(unique), limit]).fetchall()
+        return [r[0] for r in rows]
+
+    def find_by_hash(self, sks_hash: str) -> List[str]:
+        with self.read() as cursor:
+            rows = cursor.execute("SELECT fingerprint FROM cks_keys WHERE sks_hash = ?",
+                                  (sks_hash.upper(),)).fetchall()
+        return [r[0] for r in rows]
+
+    def keydata(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
+        if not fingerprints:
+            return {}
+        with self.read() as cursor:
+            rows = cursor.execute("SELECT fingerprint, keydata FROM cks_keys WHERE fingerprint "
+                                  "IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
+        return {r[0]: bytes(r[1]) for r in rows}
+
+    def key_rows(self, fingerprints: Sequence[str]) -> List[KeyRow]:
+        """Index rows of the given keys, in the given order (missing ones left out)."""
+        if not fingerprints:
+            return []
+        with self.read() as cursor:
+            keys = cursor.execute(
+                "SELECT fingerprint, version, keyid, algorithm, bits, created, expires, "
+                "revoked, sks_hash, size, first_seen, last_changed FROM cks_keys "
+                "WHERE fingerprint IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
+            uids = cursor.execute(
+                "SELECT key_fingerprint, uid, email, is_attribute, created, expires, revoked "
+                "FROM cks_userids WHERE key_fingerprint IN %s ORDER BY key_fingerprint, position"
+                % _in(fingerprints), list(fingerprints)).fetchall()
+        by_fpr = {r[0]: KeyRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8],
+                               r[9], r[10], r[11]) for r in keys}
+        for r in uids:
+            by_fpr[r[0]].user_ids.append(UserIDRow(r[1], r[2], bool(r[3]), r[4], r[5],
+                                                   bool(r[6])))
+        return [by_fpr[f] for f in fingerprints if f in by_fpr]
+
+    def is_rejected(self, fingerprint: str) -> bool:
+        with self.read() as cursor:
+            return self.rejection_reason(cursor, fingerprint) is not None
+
+    def peers_summary(self) -> List[Dict[str, Any]]:
+        """The enabled peers, for the stats page."""
+        with self.read() as cursor:
+            rows = cursor.execute("SELECT peer, kind FROM cks_other_servers WHERE enabled = ? "
+                                  "ORDER BY sync_priority, peer", (True,)).fetchall()
+        return [{"peer": r[0], "kind": r[1]} for r in rows]
+
+    def stats(self, now: Optional[int] = None) -> Dict[str, int]:
+        now = int(time.time()) if now is None else now
+        with self.read() as cursor:
+            return {
+                "keys": cursor.scalar("SELECT count(*) FROM cks_keys"),
+                "new_keys_24h": cursor.scalar(
+                    "SELECT count(*) FROM cks_keys WHERE first_seen > ?", (now - 86400,)),
+                "updated_keys_24h": cursor.scalar(
+                    "SELECT count(*) FROM cks_keys WHERE last_changed > ?", (now - 86400,)),
+                "pending_sync": cursor.scalar("SELECT count(*) FROM cks_pending_sync"),
+                "rejected_keys": cursor.scalar("SELECT count(*) FROM cks_rejected_keys"),
+                "peers": cursor.scalar(
+                    "SELECT count(*) FROM cks_other_servers WHERE enabled = ?", (True,)),
+            }
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__

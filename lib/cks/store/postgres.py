@@ -1,0 +1,68 @@
+"""The PostgreSQL backend (psycopg2, imported only when a PostgreSQL URL is used).
+
+Connections run in autocommit mode and transactions are explicit.  A write
+transaction takes a transaction-scoped advisory lock per fingerprint it will
+change, so two uploads of the same key are merged one after the other (no
+lost update), while writes of different keys run in parallel.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence, Tuple
+
+from .base import Backend, Cursor, StoreError
+from .schema import postgres_schema
+
+try:
+    import psycopg2
+except ImportError:  # pragma: no cover - depends on the host
+    psycopg2 = None
+
+
+def advisory_lock_id(fingerprint: str) -> int:
+    """A signed 64-bit lock id from the first 16 hex digits of a fingerprint."""
+    value = int(fingerprint[:16].ljust(16, "0"), 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class PostgresBackend(Backend):
+    placeholder = "%s"
+    name = "postgresql"
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        if psycopg2 is None:
+            raise StoreError("PostgreSQL needs the psycopg2 module: "
+                             "apt-get install python3-psycopg2 (or pip install psycopg2)")
+        self.url = url
+
+    def describe(self) -> str:
+        return self.url
+
+    def connect(self) -> Any:
+        conn = psycopg2.connect(self.url, connect_timeout=10)
+        conn.autocommit = True
+        return conn
+
+    def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
+        cursor.execute("BEGIN")
+        for fingerprint in lock_keys:  # sorted by the caller: no deadlocks
+            cursor.execute("SELECT pg_advisory_xact_lock(?)", (advisory_lock_id(fingerprint),))
+
+    def create_schema(self, cursor: Cursor) -> None:
+        # schema.sql has its own BEGIN/COMMIT; serialize concurrent first uses.
+        cursor.raw.execute("SELECT pg_advisory_lock(7270117)")
+        try:
+            if not self.table_exists(cursor, "cks_schema_version"):
+                cursor.raw.execute(postgres_schema())
+        finally:
+            cursor.raw.execute("SELECT pg_advisory_unlock(7270117)")
+
+    def table_exists(self, cursor: Cursor, table: str) -> bool:
+        return cursor.scalar("SELECT to_regclass(?) IS NOT NULL", (table,))
+
+    def transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or \
+            getattr(exc, "pgcode", None) in ("40001", "40P01", "55P03", "57P01", "57P03")
+
+    def database_errors(self) -> Tuple[type, ...]:
+        return (psycopg2.Error,)

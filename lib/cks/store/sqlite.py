@@ -1,0 +1,65 @@
+"""The SQLite backend (standard library): the zero-setup default.
+
+Write transactions start with BEGIN IMMEDIATE, which takes SQLite's single
+writer lock at once: writers are serialized, readers go on (WAL mode).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any, Sequence, Tuple
+
+from .base import Backend, Cursor, StoreError
+from .schema import sqlite_schema
+
+BUSY_TIMEOUT_S = 30
+
+
+def path_from_url(url: str) -> str:
+    """sqlite:///relative.db -> relative.db; sqlite:////abs.db -> /abs.db."""
+    if not url.startswith("sqlite:///"):
+        raise StoreError("SQLite URLs look like sqlite:///relative/path.db or "
+                         "sqlite:////absolute/path.db, not %r" % url)
+    path = url[len("sqlite:///"):]
+    if not path:
+        raise StoreError("SQLite URL %r names no file" % url)
+    return path
+
+
+class SQLiteBackend(Backend):
+    placeholder = "?"
+    name = "sqlite"
+
+    def __init__(self, url: str, pool_size: int = 8) -> None:
+        self.path = path_from_url(url)
+
+    def describe(self) -> str:
+        return "sqlite:///" + self.path
+
+    def connect(self) -> Any:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(directory):
+            raise sqlite3.OperationalError("directory %s does not exist" % directory)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # acknowledged means on disk
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def create_schema(self, cursor: Cursor) -> None:
+        cursor.raw.connection.executescript("BEGIN IMMEDIATE;\n" + sqlite_schema() + "\nCOMMIT;")
+
+    def table_exists(self, cursor: Cursor, table: str) -> bool:
+        return cursor.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                             "AND name = ?", (table,)) > 0
+
+    def transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.OperationalError)
+
+    def database_errors(self) -> Tuple[type, ...]:
+        return (sqlite3.Error,)

@@ -1,0 +1,123 @@
+-- CKS PostgreSQL schema, version 1.
+-- `psql -f schema.sql DBNAME` on an empty database creates it; the tools do the
+-- same on first use.  lib/cks/store/schema_sqlite.sql mirrors it for SQLite.
+-- Fingerprints and key IDs are upper-case hex text; times are epoch seconds in
+-- bigint (keys expire after 2038).  Keys are unbounded here: size limits are
+-- policy, set in the configuration.
+
+BEGIN;
+
+CREATE TABLE cks_schema_version (
+    version     integer NOT NULL
+);
+INSERT INTO cks_schema_version (version) VALUES (1);
+
+-- One row per primary key: the canonical merged key and what lookups need.
+CREATE TABLE cks_keys (
+    fingerprint   text PRIMARY KEY,
+    version       smallint NOT NULL,
+    keyid         text NOT NULL,          -- 16 hex
+    short_keyid   text NOT NULL,          -- the last 8 hex of keyid
+    algorithm     smallint NOT NULL,
+    bits          integer NOT NULL,
+    created       bigint NOT NULL,
+    expires       bigint,
+    revoked       boolean NOT NULL DEFAULT false,
+    sks_hash      text NOT NULL UNIQUE,   -- 32 hex, SKS's MD5 key hash
+    keydata       bytea NOT NULL,
+    size          integer NOT NULL,
+    first_seen    bigint NOT NULL,
+    last_changed  bigint NOT NULL,
+    source        text NOT NULL           -- who brought the last change
+);
+CREATE INDEX cks_keys_keyid ON cks_keys (keyid);
+CREATE INDEX cks_keys_short_keyid ON cks_keys (short_keyid);
+CREATE INDEX cks_keys_last_changed ON cks_keys (last_changed);
+CREATE INDEX cks_keys_first_seen ON cks_keys (first_seen);
+
+CREATE TABLE cks_subkeys (
+    key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
+    fingerprint     text NOT NULL,
+    keyid           text NOT NULL,
+    short_keyid     text NOT NULL,
+    version         smallint NOT NULL,
+    algorithm       smallint NOT NULL,
+    bits            integer NOT NULL,
+    created         bigint NOT NULL,
+    expires         bigint,
+    revoked         boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (key_fingerprint, fingerprint)
+);
+CREATE INDEX cks_subkeys_fingerprint ON cks_subkeys (fingerprint);
+CREATE INDEX cks_subkeys_keyid ON cks_subkeys (keyid);
+CREATE INDEX cks_subkeys_short_keyid ON cks_subkeys (short_keyid);
+
+CREATE TABLE cks_userids (
+    key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
+    position        integer NOT NULL,     -- display order: primary first
+    uid             text NOT NULL,
+    email           text,                 -- lower-cased address, when there is one
+    is_attribute    boolean NOT NULL DEFAULT false,
+    created         bigint,
+    expires         bigint,
+    revoked         boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (key_fingerprint, position)
+);
+CREATE INDEX cks_userids_email ON cks_userids (email);
+
+-- Word index for text search, as SKS keeps it: every word of every user ID,
+-- lower-cased; a search matches the keys that hold all of its words.  Equal
+-- semantics on both databases, and an index lookup per word.
+CREATE TABLE cks_words (
+    word            text NOT NULL,
+    key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
+    PRIMARY KEY (word, key_fingerprint)
+);
+CREATE INDEX cks_words_key ON cks_words (key_fingerprint);
+
+-- Keys waiting to be pushed to peers: only keys that users or the operator
+-- added.  A key changed again gets a new id, after every peer's cursor.
+CREATE TABLE cks_pending_sync (
+    id          bigserial PRIMARY KEY,
+    fingerprint text NOT NULL UNIQUE,
+    queued_at   bigint NOT NULL,
+    source      text NOT NULL
+);
+
+-- The peers.  kind: hkp (CKS and other HKP servers), mail (pks/SKS e-mail
+-- sync), recon (SKS reconciliation).  Lower sync_priority runs first.
+CREATE TABLE cks_other_servers (
+    id                serial PRIMARY KEY,
+    peer              text NOT NULL UNIQUE,   -- host:port, or an e-mail address
+    kind              text NOT NULL CHECK (kind IN ('hkp', 'mail', 'recon')),
+    sync_priority     integer NOT NULL DEFAULT 100,
+    contact_email     text,
+    enabled           boolean NOT NULL DEFAULT true,
+    recon_port        integer,
+    filters           text,
+    added_at          bigint NOT NULL,
+    sync_cursor       bigint NOT NULL DEFAULT 0,   -- cks_pending_sync ids up to here are done
+    catch_up_cursor   text,       -- full send in progress: fingerprints up to here are done
+    last_attempt      bigint,
+    last_success      bigint,
+    last_error        text,
+    last_error_at     bigint
+);
+
+-- Keys a peer refused for good (HTTP 403): reported once, not retried.
+CREATE TABLE cks_sync_refusals (
+    peer_id     integer NOT NULL REFERENCES cks_other_servers (id) ON DELETE CASCADE,
+    fingerprint text NOT NULL,
+    refused_at  bigint NOT NULL,
+    message     text,
+    PRIMARY KEY (peer_id, fingerprint)
+);
+
+-- Fingerprints that may never be stored again.
+CREATE TABLE cks_rejected_keys (
+    fingerprint text PRIMARY KEY,
+    reason      text,
+    rejected_at bigint NOT NULL
+);
+
+COMMIT;

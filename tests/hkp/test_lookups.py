@@ -1,0 +1,250 @@
+"""cksd as a process: lookups and uploads over HTTP, on SQLite and PostgreSQL."""
+
+import json
+import os
+import re
+import socket
+import urllib.parse
+
+import pytest
+
+from cks.openpgp.armor import scan
+from cks.openpgp.keys import read_keys
+from cks.store import open_store
+from support import FIXTURES, fixture
+from support.server import Cksd
+
+with open(os.path.join(FIXTURES, "expected.json")) as _handle:
+    EXPECTED = json.load(_handle)
+
+LOADED = ["rsa2048", "nistp256", "certified", "multi-uid", "revoked", "expired", "photo",
+          "v3-rsa", "v6-ed25519", "rfc9580-v6-sample", "dsa-elg", "desig-revoker", "revoker"]
+GNUPG = {"User-Agent": "GnuPG/2.2.40"}
+CURL = {"User-Agent": "curl/8.0"}
+
+
+def _fp(name, index=0):
+    return EXPECTED[name + ".asc"][index]["fingerprint"]
+
+
+@pytest.fixture(scope="module")
+def server(module_db_url):
+    with Cksd(module_db_url) as cksd:
+        for name in LOADED:
+            status, _, body = cksd.add(fixture(name))
+            assert status == 200, body
+        yield cksd
+
+
+def _fingerprints_in(armored: bytes):
+    blocks, errors = scan(armored)
+    assert not errors
+    return sorted(k.fingerprint.hex().upper() for b in blocks
+                  for k in read_keys(b.data).keys)
+
+
+def _get(server, search, headers=CURL, **extra):
+    query = urllib.parse.urlencode(dict(op="get", options="mr", search=search, **extra))
+    return server.request("GET", "/pks/lookup?" + query, headers=headers)
+
+
+@pytest.mark.parametrize("how", ["short", "long", "fingerprint", "subkey-id", "subkey-fpr",
+                                 "lowercase"])
+def test_get_by_ids(server, how):
+    want = EXPECTED["rsa2048.asc"][0]
+    search = {"short": "0x" + want["keyid"][-8:], "long": "0x" + want["keyid"],
+              "fingerprint": "0x" + want["fingerprint"],
+              "subkey-id": "0x" + want["subkeys"][0]["keyid"],
+              "subkey-fpr": "0x" + want["subkeys"][0]["fingerprint"],
+              "lowercase": "0x" + want["fingerprint"].lower()}[how]
+    status, headers, body = _get(server, search)
+    assert status == 200
+    assert headers["content-type"].startswith("application/pgp-keys")
+    assert "gpgkey.asc" in headers["content-disposition"]
+    assert _fingerprints_in(body) == [want["fingerprint"]]
+
+
+def test_get_v3_by_fingerprint_and_key_id(server):
+    want = EXPECTED["v3-rsa.asc"][0]
+    for search in ("0x" + want["fingerprint"], "0x" + want["keyid"]):
+        status, _, body = _get(server, search)
+        assert status == 200 and _fingerprints_in(body) == [want["fingerprint"]]
+
+
+def test_get_by_email_and_words(server):
+    status, _, body = _get(server, "rsa2048@example.org")
+    assert status == 200 and _fingerprints_in(body) == [_fp("rsa2048")]
+    status, _, body = _get(server, "jürgen müller")
+    assert status == 200 and _fingerprints_in(body) == [_fp("multi-uid")]
+    status, _, body = _get(server, "JÜRGEN")
+    assert status == 200
+
+
+def test_exact_match(server):
+    uid = EXPECTED["rsa2048.asc"][0]["uids"][0]
+    status, _, body = _get(server, uid, exact="on")
+    assert status == 200 and _fingerprints_in(body) == [_fp("rsa2048")]
+    status, _, _ = _get(server, uid.split(" <")[0], exact="on")
+    assert status == 404  # exact: the whole user ID, not some of its words
+
+
+def test_all_words_must_match(server):
+    status, _, _ = _get(server, "rsa2048 nistp256")
+    assert status == 404
+
+
+def test_v6_served_by_its_fingerprint_and_key_id_even_to_gnupg(server):
+    want = EXPECTED["v6-ed25519.asc"][0]
+    for search in ("0x" + want["fingerprint"], "0x" + want["keyid"]):
+        status, _, body = _get(server, search, headers=GNUPG)
+        assert status == 200 and _fingerprints_in(body) == [want["fingerprint"]]
+
+
+def test_v6_hidden_from_gnupg_text_searches_but_not_from_others(server):
+    email = "v6-ed25519@example.org"
+    assert _get(server, email, headers=GNUPG)[0] == 404
+    no_agent = _raw(server, ("GET /pks/lookup?op=get&options=mr&search=%s HTTP/1.0\r\n"
+                             "Host: localhost\r\n\r\n" % email).encode())
+    assert no_agent.startswith(b"HTTP/1.1 404")  # dirmngr before 2025: no User-Agent
+    status, _, body = _get(server, email, headers=CURL)
+    assert status == 200 and _fingerprints_in(body) == [_fp("v6-ed25519")]
+    # a word search matching v4 and v6 keys answers GnuPG with the v4 ones only
+    status, _, body = _get(server, "fixture", headers=GNUPG)
+    assert status == 200
+    assert _fp("v6-ed25519") not in _fingerprints_in(body) and _fp("rsa2048") in \
+        _fingerprints_in(body)
+
+
+def test_index_machine_readable(server):
+    status, headers, body = server.lookup(op="index", options="mr",
+                                          search="0x" + _fp("multi-uid"))
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    lines = body.decode("ascii").splitlines()
+    want = EXPECTED["multi-uid.asc"][0]
+    assert lines[0] == "info:1:1"
+    assert lines[1] == "pub:%s:22:255:%d::" % (want["fingerprint"], want["created"])
+    uids = [line.split(":")[1] for line in lines[2:]]
+    assert "J%C3%BCrgen M%C3%BCller <juergen@example.org>" == uids[0]  # the primary first
+    assert any("%3A" in u and "%25" in u for u in uids)
+
+
+def test_index_flags(server):
+    body = server.lookup(op="index", options="mr", search="0x" + _fp("revoked"))[2].decode()
+    assert body.splitlines()[1].endswith(":r")
+    body = server.lookup(op="index", options="mr", search="0x" + _fp("expired"))[2].decode()
+    assert body.splitlines()[1].endswith(":1451606400:e")
+
+
+def test_index_html(server):
+    status, headers, body = server.lookup(op="index", search="fixture", fingerprint="on")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert _fp("rsa2048") in text and "op=get" in text and "op=vindex" in text
+    assert "&lt;rsa2048@example.org&gt;" in text
+
+
+def test_vindex_lists_signatures_with_signer_names(server):
+    status, _, body = server.lookup(op="vindex", search="0x" + _fp("certified"))
+    text = body.decode()
+    assert status == 200
+    assert "[selfsig]" in text
+    assert "rsa2048 fixture &lt;rsa2048@example.org&gt;" in text  # a signer we hold
+    assert "not cryptographically verified" in text
+
+
+def test_get_html_and_hget(server):
+    status, headers, body = server.lookup(op="get", search="0x" + _fp("rsa2048"))
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"BEGIN PGP PUBLIC KEY BLOCK" in body
+    index = server.lookup(op="index", search="0x" + _fp("rsa2048"), hash="on")[2].decode()
+    sks_hash = re.search(r"Hash=([0-9A-F]{32})", index).group(1)
+    status, _, body = server.lookup(op="hget", options="mr", search=sks_hash)
+    assert status == 200 and _fingerprints_in(body) == [_fp("rsa2048")]
+    assert server.lookup(op="hget", search="0" * 32)[0] == 404
+
+
+@pytest.mark.parametrize("query,status", [
+    ("op=get&search=0x0000000000000000", 404),
+    ("op=index&search=nosuchwordanywhere", 404),
+    ("op=get", 400),
+    ("op=get&search=0xNOTHEX", 400),
+    ("op=x-frob&search=a", 501),
+    ("op=get&search=0x1234567890", 501),
+])
+def test_status_codes(server, query, status):
+    assert server.request("GET", "/pks/lookup?" + query)[0] == status
+
+
+def test_error_pages(server):
+    status, headers, body = server.request("GET", "/pks/lookup?op=get&search=0x00000000",
+                                           headers={"Accept": "text/html"})
+    assert status == 404 and headers["content-type"].startswith("text/html")
+    status, headers, body = server.request("GET", "/nope")
+    assert status == 404
+    assert server.request("POST", "/pks/lookup", b"x")[0] == 405
+    assert server.request("GET", "/pks/add")[0] == 405
+
+
+def test_stats(server):
+    status, headers, body = server.lookup(op="stats", options="mr")
+    stats = json.loads(body)
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert stats["keys"]["total"] == len(LOADED) + 0
+    assert stats["server"]["software"] == "CKS" and stats["server"]["port"] == server.port
+    status, headers, body = server.lookup(op="stats")
+    assert status == 200 and b"Server statistics" in body
+
+
+def test_front_page(server):
+    status, headers, body = server.request("GET", "/")
+    text = body.decode()
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert 'action="/pks/lookup"' in text and 'action="/pks/add"' in text
+    assert 'name="keytext"' in text
+
+
+def test_cors_and_options(server):
+    status, headers, _ = server.lookup(op="stats", options="mr")
+    assert headers["access-control-allow-origin"] == "*"
+    status, headers, _ = server.request("OPTIONS", "/pks/add")
+    assert status == 204 and "POST" in headers["access-control-allow-methods"]
+
+
+def _raw(server, data: bytes, read_until_close=True) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_http_10_and_11_keep_alive(server):
+    get = "GET /pks/lookup?op=index&options=mr&search=0x%s HTTP/1.1\r\nHost: x\r\n\r\n" \
+        % _fp("rsa2048")
+    last = get.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n", 1)
+    answer = _raw(server, (get + get + last).encode())
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    answer = _raw(server, b"GET /pks/lookup?op=stats&options=mr HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200") and b"Content-Length" in answer
+
+
+def test_access_log(server):
+    server.lookup(op="index", options="mr", search="accesslogmarker")
+    assert re.search(r'"GET /pks/lookup\?op=index&options=mr&search=accesslogmarker '
+                     r'HTTP/1.1" 404 \d+ [\d.]+ms', server.output())
+
+
+def test_user_uploads_are_queued_for_sync(server):
+    store = open_store(server.db_url)
+    try:
+        with store.read() as cursor:
+            queued = {r[0] for r in cursor.execute(
+                "SELECT fingerprint FROM cks_pending_sync").fetchall()}
+    finally:
+        store.close()
+    assert queued == {_fp(name, i) for name in LOADED
+                      for i in range(len(EXPECTED[name + ".asc"]))}

@@ -1,0 +1,45 @@
+"""Throw-away databases for tests: a fresh SQLite file or PostgreSQL database."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+
+PG_ADMIN_URL = os.environ.get("CKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+_counter = itertools.count()
+
+
+def pg_available() -> str:
+    """'' when a PostgreSQL server answers, else why not."""
+    try:
+        import psycopg2
+    except ImportError:
+        return "psycopg2 is not installed"
+    try:
+        psycopg2.connect(PG_ADMIN_URL, connect_timeout=5).close()
+    except psycopg2.Error as exc:
+        return "PostgreSQL at %s: %s" % (PG_ADMIN_URL, str(exc).strip())
+    return ""
+
+
+def _admin(sql: str) -> None:
+    import psycopg2
+    conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+
+
+def create_pg_database() -> str:
+    """A new empty database; returns its URL."""
+    name = "cks_test_%d_%d_%s" % (os.getpid(), next(_counter), uuid.uuid4().hex[:6])
+    _admin("CREATE DATABASE %s" % name)
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)

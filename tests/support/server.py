@@ -1,0 +1,120 @@
+"""Run cksd.py as a real process and talk HTTP to it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Dict, List, Optional, Tuple
+
+from . import ROOT
+
+READY = re.compile(r"cksd listening on http://(\S+):(\d+)")
+
+
+class Cksd:
+    """cksd.py on a free port; use as a context manager."""
+
+    def __init__(self, db_url: str, args: Optional[List[str]] = None,
+                 config: Optional[str] = None, bind: str = "127.0.0.1",
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.db_url = db_url
+        self.args = list(args or [])
+        self.config = config
+        self.bind = bind
+        self.env = env or {}
+        self.proc: Optional[subprocess.Popen] = None
+        self.port = 0
+        self.log = tempfile.NamedTemporaryFile(prefix="cksd-", suffix=".log", delete=False)
+
+    @property
+    def url(self) -> str:
+        return "http://%s:%d" % (self.bind, self.port)
+
+    def start(self, port: int = 0, timeout: float = 30) -> "Cksd":
+        cmd = [sys.executable, os.path.join(ROOT, "cksd.py"), "--db", self.db_url,
+               "--bind", self.bind, "--port", str(port)] + self.args
+        if self.config:
+            cmd += ["--config", self.config]
+        env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **self.env)
+        env.pop("CKS_CONFIG", None)
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                     env=env, cwd=tempfile.gettempdir())
+        deadline = time.monotonic() + timeout
+        assert self.proc.stderr is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline().decode(errors="replace")
+            if not line:
+                break
+            self.log.write(line.encode())
+            match = READY.search(line)
+            if match:
+                self.port = int(match.group(2))
+                self._drain()
+                return self
+        self.proc.kill()
+        self.log.flush()
+        raise RuntimeError("cksd did not start: %s" % open(self.log.name).read())
+
+    def _drain(self) -> None:
+        """Copy the rest of stderr to the log file in the background."""
+        import threading
+
+        def pump(stream, sink):
+            for line in iter(stream.readline, b""):
+                sink.write(line)
+                sink.flush()
+        threading.Thread(target=pump, args=(self.proc.stderr, self.log), daemon=True).start()
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def output(self) -> str:
+        self.log.flush()
+        with open(self.log.name, errors="replace") as handle:
+            return handle.read()
+
+    def __enter__(self) -> "Cksd":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        os.unlink(self.log.name)
+
+    # --- HTTP helpers -----------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Optional[bytes] = None,
+                headers: Optional[Dict[str, str]] = None,
+                timeout: float = 30) -> Tuple[int, Dict[str, str], bytes]:
+        req = urllib.request.Request(self.url + path, data=body, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
+
+    def lookup(self, **params) -> Tuple[int, Dict[str, str], bytes]:
+        return self.request("GET", "/pks/lookup?" + urllib.parse.urlencode(params))
+
+    def add(self, keytext, **params) -> Tuple[int, Dict[str, str], bytes]:
+        if isinstance(keytext, bytes):
+            keytext = keytext.decode()
+        fields = dict(params, keytext=keytext)
+        return self.request("POST", "/pks/add", urllib.parse.urlencode(fields).encode(),
+                            {"Content-Type": "application/x-www-form-urlencoded"})
