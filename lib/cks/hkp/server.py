@@ -22,6 +22,8 @@ log = logging.getLogger("cks.server")
 
 IDLE_TIMEOUT_S = 30  # a keep-alive connection with no request for this long is closed
 BODY_TIMEOUT_S = 60
+DRAIN_SECONDS = 5  # after refusing an upload as too large
+DRAIN_MAX_BYTES = 64 << 20
 
 
 class HKPHandler(BaseHTTPRequestHandler):
@@ -84,10 +86,11 @@ class HKPHandler(BaseHTTPRequestHandler):
             return
         limit = self.server.app.settings.max_upload_bytes
         if length > limit:
-            # Refuse before reading: the body is never stored or even read.
+            # Refuse before reading: the body is never parsed or stored.
+            self.close_connection = True
             self._send(Response(413, ("upload of %d bytes is over this server's limit of %d "
                                       "bytes\n" % (length, limit)).encode()))
-            self.close_connection = True
+            self._discard_input(length)
             return
         self.connection.settimeout(BODY_TIMEOUT_S)
         try:
@@ -99,6 +102,23 @@ class HKPHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._serve(body)
+
+    def _discard_input(self, length: int) -> None:
+        """Read and drop what the client still sends, for a short while, so a
+        client that writes its whole body before reading sees our answer
+        instead of a reset connection."""
+        deadline = time.monotonic() + DRAIN_SECONDS
+        left = min(length, DRAIN_MAX_BYTES)
+        try:
+            self.wfile.flush()
+            self.connection.settimeout(DRAIN_SECONDS)
+            while left > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(left, 65536))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except (OSError, ValueError):
+            pass
 
     def _serve(self, body: bytes, head: bool = False) -> None:
         request = Request(self.command, self.path,

@@ -1,0 +1,248 @@
+"""Uploads over HTTP: the forms clients use, answers, and every kind of bad input."""
+
+import json
+import os
+import socket
+import threading
+import urllib.parse
+
+import pytest
+
+from cks.openpgp import packet as pk
+from cks.openpgp.armor import encode, scan
+from cks.store import open_store
+from support import fixture
+from support.server import Cksd
+
+
+@pytest.fixture(scope="module")
+def server(module_db_url, tmp_path_factory):
+    config = tmp_path_factory.mktemp("conf") / "cks.conf"
+    config.write_text("[limits]\nmax_upload_bytes = 2000000\n")
+    with Cksd(module_db_url, config=str(config)) as cksd:
+        yield cksd
+
+
+def _count(server):
+    return json.loads(server.lookup(op="stats", options="mr")[2])["keys"]["total"]
+
+
+def _binary(name):
+    return scan(fixture(name))[0][0].data
+
+
+def test_form_upload_with_plus_for_spaces_and_answers(server):
+    text = fixture("rsa1024").decode()
+    body = "keytext=" + urllib.parse.quote_plus(text)
+    status, _, answer = server.request("POST", "/pks/add", body.encode(),
+                                       {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 200 and answer.decode().startswith("added ")
+    status, _, answer = server.add(fixture("rsa1024"))
+    assert status == 200 and answer.decode().startswith("unchanged ")
+
+
+def test_raw_pgp_keys_body_binary_and_armored(server):
+    status, _, answer = server.request("POST", "/pks/add", _binary("nistp384"),
+                                       {"Content-Type": "application/pgp-keys"})
+    assert status == 200 and b"added" in answer
+    status, _, answer = server.request("POST", "/pks/add", fixture("brainpoolp256"),
+                                       {"Content-Type": "application/pgp-keys"})
+    assert status == 200 and b"added" in answer
+
+
+def test_several_keys_json_answer(server):
+    status, headers, answer = server.add(fixture("two-keys") + fixture("alice-t1"),
+                                         options="mr")
+    result = json.loads(answer)
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert len(result["added"]) == 3 and result["refused"] == [] and result["problems"] == []
+    status, _, answer = server.request("POST", "/pks/add?options=mr", urllib.parse.urlencode(
+        {"keytext": fixture("alice-t2").decode()}).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded"})
+    assert json.loads(answer)["updated"] == [json.loads(
+        server.add(fixture("alice-t2"), options="mr")[2])["unchanged"][0]]
+
+
+def test_html_answer_for_browsers(server):
+    status, headers, answer = server.request(
+        "POST", "/pks/add", urllib.parse.urlencode({"keytext": fixture("nistp521")}).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    assert b"added" in answer
+
+
+def _noise(size):
+    return os.urandom(size)
+
+
+def _huge_length():
+    return b"\xc6\xff\xff\xff\xff\xff" + bytes(50)
+
+
+def _truncated():
+    return encode(_binary("rsa2048")[:-40]).encode()
+
+
+def _bad_crc():
+    text = fixture("rsa2048").decode().splitlines()
+    index = next(i for i, line in enumerate(text) if line.startswith("=") and len(line) == 5)
+    text[index] = "=AAAA"
+    return "\n".join(text).encode()
+
+
+def _message():
+    literal = pk.Packet(pk.TAG_LITERAL, b"b\x00\x00\x00\x00\x00hello").serialize()
+    return encode(literal, kind="MESSAGE").encode()
+
+
+BAD_UPLOADS = {
+    "truncated key": (_truncated, 422, "incomplete"),
+    "garbage text": (lambda: b"this is not a key at all", 422, "no OpenPGP data"),
+    "binary garbage": (lambda: b"\xfe" + _noise(3000), 422, ""),
+    "4 GiB length field": (_huge_length, 422, "only 50 present"),
+    "400 kB of noise": (lambda: b"\x99" + _noise(400_000), 422, ""),
+    "secret key": (lambda: fixture("secret/ed25519"), 422, "secret key material refused"),
+    "PGP message": (_message, 422, "OpenPGP message"),
+    "wrong checksum": (_bad_crc, 422, "checksum mismatch"),
+    "whitespace only": (lambda: b"   \n ", 400, "empty submission"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_UPLOADS))
+@pytest.mark.parametrize("form", [True, False])
+def test_bad_uploads_are_refused_and_change_nothing(server, name, form):
+    make, status, reason = BAD_UPLOADS[name]
+    data = make()
+    before = _count(server)
+    if form:  # forms carry text: binary payloads go armored, as a client would send them
+        text = encode(data) if data[:1] and data[0] & 0x80 else data.decode()
+        code, _, answer = server.add(text)
+    else:
+        code, _, answer = server.request("POST", "/pks/add", data,
+                                         {"Content-Type": "application/pgp-keys"})
+    assert code == status, answer
+    assert reason.encode() in answer
+    assert _count(server) == before
+    assert server.lookup(op="stats", options="mr")[0] == 200  # still serving
+
+
+def test_missing_keytext_and_empty_body(server):
+    assert server.request("POST", "/pks/add", b"foo=bar",
+                          {"Content-Type": "application/x-www-form-urlencoded"})[0] == 400
+    assert server.request("POST", "/pks/add", b"",
+                          {"Content-Type": "application/pgp-keys"})[0] == 400
+
+
+def _raw(server, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_over_the_size_limit_is_413_without_reading_the_body(server):
+    before = _count(server)
+    answer = _raw(server, b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          b"application/pgp-keys\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000)
+    assert answer.startswith(b"HTTP/1.1 413") and b"over this server's limit" in answer
+    status, _, answer = server.request("POST", "/pks/add", b"\x99" + _noise(5 << 20),
+                                       {"Content-Type": "application/pgp-keys"})
+    assert status == 413
+    assert _count(server) == before
+
+
+def test_no_content_length_is_411(server):
+    answer = _raw(server, b"POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
+                          b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 411")
+
+
+def test_garbage_request_line(server):
+    answer = _raw(server, b"\x16\x03\x01\x02\x00 garbage\r\n\r\n")
+    assert b"400" in answer and b"Bad request" in answer
+    answer = _raw(server, b"GET /pks/lookup HTTP/9.9\r\n\r\n")
+    assert b"505" in answer
+    assert server.lookup(op="stats", options="mr")[0] == 200
+
+
+def test_rejected_key_is_refused_with_403_and_never_stored(server):
+    from cks.openpgp.keys import read_keys
+    key = read_keys(fixture("secp256k1")).keys[0]
+    fingerprint = key.fingerprint.hex().upper()
+    store = open_store(server.db_url)
+    try:
+        with store.write() as cursor:
+            cursor.execute("INSERT INTO cks_rejected_keys (fingerprint, reason, rejected_at) "
+                           "VALUES (?, ?, ?)", (fingerprint, "test rejection", 1))
+    finally:
+        store.close()
+    status, _, answer = server.add(fixture("secp256k1"))
+    assert status == 403 and b"rejected on this server: test rejection" in answer
+    assert server.lookup(op="get", search="0x" + fingerprint)[0] == 404
+    # with another, acceptable key in the same upload: 200, and the rejected one refused
+    status, _, answer = server.add(fixture("secp256k1") + fixture("brainpoolp384"), options="mr")
+    result = json.loads(answer)
+    assert status == 200 and result["refused"][0]["fingerprint"] == fingerprint
+    assert server.lookup(op="get", search="0x" + fingerprint)[0] == 404
+
+
+def test_sync_header_stores_without_queueing(server):
+    from cks.openpgp.keys import read_keys
+    fingerprint = read_keys(fixture("brainpoolp512")).keys[0].fingerprint.hex().upper()
+    status, _, _ = server.request(
+        "POST", "/pks/add", urllib.parse.urlencode({"keytext": fixture("brainpoolp512")}).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded", "X-CKS-Sync": "peer.example:11371"})
+    assert status == 200
+    store = open_store(server.db_url)
+    try:
+        with store.read() as cursor:
+            queued = cursor.scalar("SELECT count(*) FROM cks_pending_sync WHERE fingerprint = ?",
+                                   (fingerprint,))
+            source = cursor.scalar("SELECT source FROM cks_keys WHERE fingerprint = ?",
+                                   (fingerprint,))
+    finally:
+        store.close()
+    assert queued == 0 and source == "hkp-sync:peer.example:11371"
+
+
+def test_parallel_uploads_of_the_same_key_end_with_the_union(server):
+    from cks.openpgp.keys import merge, parse_keyring
+    packets = list(pk.iter_packets(_binary("revoked-parts")))
+    # Split the key: each variant keeps the primary and one component with its sigs.
+    components, current = [], None
+    for packet in packets[1:]:
+        if packet.tag != pk.TAG_SIGNATURE:
+            current = [packet]
+            components.append(current)
+        elif current is not None:
+            current.append(packet)
+    variants = [b"".join(p.serialize() for p in [packets[0]] + c) for c in components]
+    variants += [v for v in variants]  # everyone twice
+    barrier = threading.Barrier(len(variants))
+    results = []
+
+    def post(data):
+        barrier.wait()
+        results.append(server.request("POST", "/pks/add", data,
+                                      {"Content-Type": "application/pgp-keys"})[0])
+
+    threads = [threading.Thread(target=post, args=(v,)) for v in variants]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [200] * len(variants)
+    fingerprint = parse_keyring(variants[0]).keys[0].fingerprint.hex().upper()
+    status, _, body = server.lookup(op="get", options="mr", search="0x" + fingerprint)
+    stored = parse_keyring(scan(body)[0][0].data).keys[0]
+    whole = parse_keyring(_binary("revoked-parts")).keys[0]
+    assert {(p.tag, p.body) for p in stored.packets()} == \
+        {(p.tag, p.body) for p in whole.packets()}
