@@ -35,7 +35,7 @@ class GnuPG:
             check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
         cmd = ["gpg", "--homedir", self.home, "--batch", "--no-tty", "--yes"] + list(args)
         result = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout,
-                                env=dict(os.environ, LC_ALL="C", TZ="UTC"))
+                                env=dict(os.environ, LC_ALL="C.UTF-8", TZ="UTC"))
         if check and result.returncode != 0:
             raise AssertionError("gpg %s failed (%d): %s" % (
                 " ".join(args), result.returncode, result.stderr.decode(errors="replace")))

@@ -1,0 +1,133 @@
+"""cksd as a daemon: start-up, configuration, readiness, concurrency, shutdown."""
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from support import ROOT, fixture
+from support.server import READY, Cksd
+
+
+def _start(args, cwd, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    for name in ("CKS_DB", "CKS_CONFIG"):
+        if env is None or name not in env:
+            full_env.pop(name, None)
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "cksd.py")] + args,
+                            cwd=cwd, stderr=subprocess.PIPE, env=full_env)
+
+
+def _ready_port(proc):
+    line = proc.stderr.readline().decode()
+    match = READY.search(line)
+    assert match, line + proc.stderr.read().decode()
+    return int(match.group(2))
+
+
+def _stop(proc, sig=signal.SIGTERM):
+    proc.send_signal(sig)
+    return proc.wait(20)
+
+
+def test_default_is_sqlite_file_in_the_current_directory(tmp_path):
+    proc = _start(["--port", "0"], cwd=tmp_path)
+    port = _ready_port(proc)
+    assert (tmp_path / "cks.db").exists()
+    with socket.create_connection(("127.0.0.1", port)):
+        pass
+    assert _stop(proc) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_stop_cleanly(tmp_path, sig):
+    proc = _start(["--port", "0"], cwd=tmp_path)
+    _ready_port(proc)
+    assert _stop(proc, sig) == 0
+
+
+def test_database_from_environment_then_config_then_flag(tmp_path):
+    config = tmp_path / "cks.conf"
+    config.write_text("[database]\nurl = sqlite:///from-config.db\n")
+    proc = _start(["--port", "0"], cwd=tmp_path)  # ./cks.conf is read
+    _ready_port(proc)
+    _stop(proc)
+    assert (tmp_path / "from-config.db").exists()
+    proc = _start(["--port", "0"], cwd=tmp_path, env={"CKS_DB": "sqlite:///from-env.db"})
+    _ready_port(proc)
+    _stop(proc)
+    assert (tmp_path / "from-env.db").exists()
+    proc = _start(["--port", "0", "--db", "sqlite:///from-flag.db"], cwd=tmp_path,
+                  env={"CKS_DB": "sqlite:///from-env.db"})
+    _ready_port(proc)
+    _stop(proc)
+    assert (tmp_path / "from-flag.db").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--db", "mysql://x/y"], "unsupported database URL"),
+    (["--db", "sqlite:///no/such/dir/x.db"], "cannot open database"),
+    (["--db", "postgresql://postgres@127.0.0.1:1/none"], "cannot open database"),
+    (["--config", "/no/such.conf"], "does not exist"),
+    (["--port", "70000"], "between 0 and 65535"),
+])
+def test_startup_errors_are_one_clear_line(tmp_path, args, message):
+    proc = _start(["--port", "0"] + args, cwd=tmp_path)
+    err = proc.stderr.read().decode()
+    assert proc.wait(20) != 0
+    assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = _start(["--port", str(taken.getsockname()[1])], cwd=tmp_path)
+        err = proc.stderr.read().decode()
+        assert proc.wait(20) == 1 and "cannot listen on" in err
+
+
+def test_slow_client_does_not_hold_up_others(tmp_path):
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db")) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port))
+        slow.sendall(b"GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\n")  # never finishes
+        started = time.monotonic()
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            server.lookup(op="stats", options="mr")[0])) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [200] * 20 and time.monotonic() - started < 10
+        slow.close()
+
+
+def test_request_in_flight_finishes_after_sigterm(tmp_path):
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db")) as server:
+        body = urllib.parse.urlencode({"keytext": fixture("rsa2048")}).encode()
+        conn = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+        conn.sendall(b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
+                     % len(body) + body[:100])
+        idle = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        idle.request("GET", "/pks/lookup?op=stats")
+        assert idle.getresponse().read()  # answered; now an idle keep-alive connection
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert server.proc.poll() is None  # still finishing the upload
+        conn.sendall(body[100:])
+        answer = conn.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200") and b"Connection: close" in answer
+        assert server.proc.wait(20) == 0
+        assert idle.sock.recv(100) == b""  # the idle connection was closed, not left hanging
+        conn.close()
+        idle.close()

@@ -1,0 +1,93 @@
+"""Real GnuPG against cksd: --send-keys, --recv-keys, --search-keys, --refresh-keys,
+--locate-keys, on SQLite and PostgreSQL."""
+
+import json
+import os
+
+import pytest
+
+from support import FIXTURES, fixture
+from support.gpg import GnuPG, parse_colons
+from support.server import Cksd
+
+with open(os.path.join(FIXTURES, "expected.json")) as _handle:
+    EXPECTED = json.load(_handle)
+
+
+def _fp(name):
+    return EXPECTED[name + ".asc"][0]["fingerprint"]
+
+
+@pytest.fixture(scope="module")
+def server(module_db_url):
+    with Cksd(module_db_url) as cksd:
+        # a v6 key in the database must not break anything GnuPG 2.2 does
+        assert cksd.add(fixture("v6-ed25519"))[0] == 200
+        yield cksd
+
+
+@pytest.fixture
+def gpg(server):
+    with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as home:
+        yield home
+
+
+def test_send_then_receive_by_fingerprint_and_key_id(server, gpg):
+    gpg.run(["--import"], input=fixture("rsa4096"))
+    gpg.run(["--send-keys", _fp("rsa4096")])
+    assert server.lookup(op="get", options="mr", search="0x" + _fp("rsa4096"))[0] == 200
+    with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as other:
+        other.run(["--recv-keys", _fp("rsa4096")])
+        assert other.fingerprints() == [_fp("rsa4096")]
+    with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as other:
+        other.run(["--recv-keys", EXPECTED["rsa4096.asc"][0]["keyid"]])
+        assert other.fingerprints() == [_fp("rsa4096")]
+
+
+def test_send_several_keys(server, gpg):
+    gpg.run(["--import"], input=fixture("nistp384") + fixture("brainpoolp256"))
+    gpg.run(["--send-keys", _fp("nistp384"), _fp("brainpoolp256")])
+    for name in ("nistp384", "brainpoolp256"):
+        assert server.lookup(op="get", options="mr", search="0x" + _fp(name))[0] == 200
+
+
+def test_receive_missing_key_fails_cleanly(gpg):
+    result = gpg.run(["--recv-keys", "0x" + "12" * 20], check=False)
+    assert result.returncode == 2 and b"No data" in result.stderr
+
+
+def test_search_by_name_and_by_email(server, gpg):
+    assert server.add(fixture("multi-uid"))[0] == 200
+    for query in ("Jürgen Müller", "juergen@example.org", "<juergen@example.org>"):
+        result = gpg.run(["--with-colons", "--search-keys", query])
+        lines = result.stdout.decode("utf-8").splitlines()
+        pubs = [line.split(":")[1] for line in lines if line.startswith("pub:")]
+        assert pubs == [_fp("multi-uid")], (query, lines)
+        # gpg --with-colons passes the server's escaped lines through
+        assert "uid:J%C3%BCrgen M%C3%BCller <juergen@example.org>" in \
+            [line.rsplit(":", 3)[0] for line in lines if line.startswith("uid:")]
+
+
+def test_search_that_also_matches_a_v6_key_works_in_gnupg_22(server, gpg):
+    assert server.add(fixture("ed25519"))[0] == 200
+    result = gpg.run(["--with-colons", "--search-keys", "fixture"])
+    pubs = [line.split(":")[1] for line in result.stdout.decode().splitlines()
+            if line.startswith("pub:")]
+    assert _fp("ed25519") in pubs and _fp("v6-ed25519") not in pubs
+
+
+def test_refresh_brings_the_newer_key(server, gpg):
+    assert server.add(fixture("alice-t2"))[0] == 200
+    gpg.run(["--import"], input=fixture("alice-t1"))
+    before = parse_colons(gpg.run(["--with-colons", "--list-keys"]).stdout.decode())
+    gpg.run(["--refresh-keys"])
+    after = parse_colons(gpg.run(["--with-colons", "--list-keys"]).stdout.decode())
+    assert len(before[0]["uids"]) == 1 and len(after[0]["uids"]) == 2
+    assert len(after[0]["subkeys"]) == 2
+
+
+def test_locate_keys_through_the_keyserver(server, gpg):
+    assert server.add(fixture("nistp521"))[0] == 200
+    email = EXPECTED["nistp521.asc"][0]["uids"][0].split("<")[1].rstrip(">")
+    gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", email])
+    assert gpg.fingerprints() == [_fp("nistp521")]
