@@ -79,6 +79,9 @@ class Backend:
     def create_schema(self, cursor: Any) -> None:
         raise NotImplementedError
 
+    def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
+        raw_cursor.executemany(sql, rows)
+
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
 
@@ -110,7 +113,7 @@ class Cursor:
         if rows:
             if self.backend.placeholder != "?":
                 sql = sql.replace("?", self.backend.placeholder)
-            self.raw.executemany(sql, [tuple(r) for r in rows])
+            self.backend.executemany(self.raw, sql, [tuple(r) for r in rows])
 
     def fetchone(self) -> Optional[tuple]:
         return self.raw.fetchone()

@@ -8,13 +8,14 @@ lost update), while writes of different keys run in parallel.
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .schema import postgres_schema
 
 try:
     import psycopg2
+    import psycopg2.extras
 except ImportError:  # pragma: no cover - depends on the host
     psycopg2 = None
 
@@ -47,6 +48,10 @@ class PostgresBackend(Backend):
         cursor.execute("BEGIN")
         for fingerprint in lock_keys:  # sorted by the caller: no deadlocks
             cursor.execute("SELECT pg_advisory_xact_lock(?)", (advisory_lock_id(fingerprint),))
+
+    def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
+        # psycopg2's executemany is one round trip per row; batch them.
+        psycopg2.extras.execute_batch(raw_cursor, sql, rows, page_size=500)
 
     def create_schema(self, cursor: Cursor) -> None:
         # schema.sql has its own BEGIN/COMMIT; serialize concurrent first uses.
