@@ -57,6 +57,7 @@ __all__ = [
     "KeyringKey",
     "sks_available",
     "read_keyring",
+    "armor",
     "dearmor",
 ]
 
@@ -164,6 +165,34 @@ def dearmor(data: bytes) -> bytes:
         )
         out.append(base64.b64decode(b64))
     return b"".join(out)
+
+
+def _crc24(data: bytes) -> int:
+    crc = 0xB704CE
+    for byte in data:
+        crc ^= byte << 16
+        for _ in range(8):
+            crc <<= 1
+            if crc & 0x1000000:
+                crc ^= 0x1864CFB
+    return crc & 0xFFFFFF
+
+
+def armor(data: bytes, block: str = "PGP PUBLIC KEY BLOCK") -> str:
+    """ASCII-armor binary OpenPGP data (64-column base64 plus CRC24 line).
+
+    SKS's /pks/add answers 500 (``Cryptokit.Error(9)`` in db.log) to armor
+    without the CRC24 line.
+    """
+    b64 = base64.b64encode(data).decode("ascii")
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    crc = base64.b64encode(_crc24(data).to_bytes(3, "big")).decode("ascii")
+    return "-----BEGIN %s-----\n\n%s\n=%s\n-----END %s-----\n" % (
+        block,
+        "\n".join(lines),
+        crc,
+        block,
+    )
 
 
 def _packets(data: bytes):
@@ -835,17 +864,35 @@ class SksNode:
             os.kill(self._db.pid, signal.SIGUSR2)
 
     def key_count(self, timeout: float = 30.0) -> int:
-        """Number of keys according to the stats page (after refresh_stats)."""
+        """Number of keys on the stats page, after a refresh_stats().
+
+        sks handles the signal before serving the next request, so this
+        is current in practice; use wait_for_key_count() when waiting for
+        keys to arrive (e.g. by recon).
+        """
         self.refresh_stats()
         deadline = time.monotonic() + timeout
         while True:
             r = self.hkp_get("/pks/lookup?op=stats", timeout=timeout)
-            m = re.search(r"Total number of keys:\s*(?:</td><td>)?\s*(\d+)", r.text)
+            m = re.search(r"Total number of keys:\s*(?:<[^>]*>\s*)*(\d+)", r.text)
             if m:
                 return int(m.group(1))
             if time.monotonic() > deadline:
                 raise SksError("no key count on stats page:\n" + r.text[:1000])
             time.sleep(0.1)
+
+    def wait_for_key_count(self, n: int, timeout: float = 120.0, interval: float = 0.5) -> int:
+        """Poll key_count() until it is >= *n*; raise SksError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            count = self.key_count()
+            if count >= n:
+                return count
+            if time.monotonic() > deadline:
+                raise SksError(
+                    "%s has %d keys, wanted %d after %ss" % (self.url, count, n, timeout)
+                )
+            time.sleep(interval)
 
 
 def _zombie(pid: int) -> bool:
