@@ -30,6 +30,11 @@ Two engines, same :class:`Result`:
     (e.g. true ``Connection: close`` semantics, or error classification
     beyond wrk's counters).
 
+Keep-alive latencies of ~40 ms flat mean the *server* writes headers and
+body in separate small sends with Nagle on (delayed-ACK interaction): seen
+with ``http.server`` unless ``disable_nagle_algorithm = True``; both
+engines show it, it is not a client artifact.
+
 404 is a valid answer for lookups of absent keys: it is counted as OK but
 reported separately (``not_found``).  Other non-2xx answers and transport
 failures are ``errors`` (with a breakdown in ``error_kinds``).
@@ -531,6 +536,11 @@ def run_wrk(
     ``duration_s`` is rounded to whole seconds (wrk's resolution), minimum 1.
     ``connections`` is None (wrk does not report it); wrk's
     socket errors appear in ``error_kinds`` as connect/read/write/timeout.
+
+    Quirk: with ``keepalive=False``, a server that closes the connection
+    without saying ``Connection: close`` in an HTTP/1.1 response makes wrk
+    count one "read" error per request (the response itself is still
+    counted).  SKS answers HTTP/1.0, so it does not show this.
     """
     if not paths:
         raise ValueError("no paths")
