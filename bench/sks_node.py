@@ -44,6 +44,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -306,23 +307,16 @@ def _listening(address: str, port: int) -> bool:
     port from a non-member would just make it log a rejection).
     """
     hexport = "%04X" % port
+    any6 = "0" * 32
     if ":" in address:
-        wanted = {"00000000000000000000000000000000"}
+        raw = socket.inet_pton(socket.AF_INET6, address)
+        # /proc shows each 32-bit word in host (little-endian) order.
+        exact = "".join(raw[i : i + 4][::-1].hex().upper() for i in range(0, 16, 4))
+        wanted = {exact, any6}
         files = ["/proc/net/tcp6"]
-        # Only the wildcard is matched for IPv6 addresses besides exact.
-        try:
-            import socket
-
-            raw = socket.inet_pton(socket.AF_INET6, address)
-            wanted.add(
-                "".join(raw[i : i + 4][::-1].hex().upper() for i in range(0, 16, 4))
-            )
-        except OSError:
-            pass
     else:
-        wanted = {_hexaddr4(address), "00000000"}
+        wanted = {_hexaddr4(address), "00000000", any6}
         files = ["/proc/net/tcp", "/proc/net/tcp6"]
-        wanted.add("00000000000000000000000000000000")
     for fn in files:
         try:
             with open(fn) as f:
