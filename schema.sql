@@ -76,7 +76,7 @@ CREATE TABLE cks_words (
 CREATE INDEX cks_words_key ON cks_words (key_fingerprint);
 
 -- Keys waiting to be pushed to peers: only keys that users or the operator
--- added.  A key changed again gets a new id, after every peer's cursor.
+-- added.  A key changed again is queued again under a new id.
 CREATE TABLE cks_pending_sync (
     id          bigserial PRIMARY KEY,
     fingerprint text NOT NULL UNIQUE,
@@ -96,13 +96,24 @@ CREATE TABLE cks_other_servers (
     recon_port        integer,
     filters           text,
     added_at          bigint NOT NULL,
-    sync_cursor       bigint NOT NULL DEFAULT 0,   -- cks_pending_sync ids up to here are done
-    catch_up_cursor   text,       -- full send in progress: fingerprints up to here are done
+    catch_up_after    text,       -- full send in progress: fingerprints after this are owed
     last_attempt      bigint,
     last_success      bigint,
     last_error        text,
     last_error_at     bigint
 );
+
+-- Each peer's backlog: the queued keys it has not acknowledged yet.  A row
+-- goes only when the peer answered 2xx for that queue entry (pending_id): a
+-- key queued again meanwhile keeps its row and is sent again.
+CREATE TABLE cks_sync_backlog (
+    peer_id     integer NOT NULL REFERENCES cks_other_servers (id) ON DELETE CASCADE,
+    fingerprint text NOT NULL,
+    pending_id  bigint NOT NULL,
+    PRIMARY KEY (peer_id, fingerprint)
+);
+CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog (peer_id, pending_id);
+CREATE INDEX cks_sync_backlog_fingerprint ON cks_sync_backlog (fingerprint);
 
 -- Keys a peer refused for good (HTTP 403): reported once, not retried.
 CREATE TABLE cks_sync_refusals (

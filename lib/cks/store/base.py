@@ -82,6 +82,10 @@ class Backend:
     def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
         raw_cursor.executemany(sql, rows)
 
+    def insert_id(self, cursor: "Cursor", sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT into a table with a serial id; return the new id."""
+        raise NotImplementedError
+
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
 
@@ -93,6 +97,14 @@ class Backend:
         raise NotImplementedError
 
     def describe(self) -> str:
+        raise NotImplementedError
+
+    def try_lock(self, name: str) -> Optional[Any]:
+        """Take a lock named `name` shared by every process using this database,
+        without waiting; return a handle for unlock(), or None if it is held."""
+        raise NotImplementedError
+
+    def unlock(self, handle: Any) -> None:
         raise NotImplementedError
 
 
@@ -228,6 +240,20 @@ class Store:
             with contextlib.suppress(Exception):
                 conn.close()
 
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Hold the database-wide lock `name` (e.g. one cks_sync run at a time);
+        yields False, without waiting, when another process holds it."""
+        try:
+            handle = self.backend.try_lock(name)
+        except self.backend.database_errors() as exc:
+            raise self._wrap(exc) from None
+        try:
+            yield handle is not None
+        finally:
+            if handle is not None:
+                self.backend.unlock(handle)
+
     def check(self) -> None:
         """Open a connection (creating the schema on an empty database)."""
         with self.read() as cursor:
@@ -281,12 +307,19 @@ class Store:
         cursor.executemany("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
                            [(w, fpr) for w in sorted(words)])
 
-    @staticmethod
-    def queue_sync(cursor: Cursor, fingerprint: str, source: str, now: int) -> None:
-        """Queue a key for the peers; a key already queued moves to the end."""
+    def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int) -> None:
+        """Queue a key for every push peer (HKP and mail), enabled or not: a
+        disabled peer is still owed it.  A key already queued moves to the end
+        under a new id, so a send of the older version does not clear it."""
         cursor.execute("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
-        cursor.execute("INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
-                       "VALUES (?, ?, ?)", (fingerprint, now, source))
+        pending_id = self.backend.insert_id(
+            cursor, "INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
+                    "VALUES (?, ?, ?)", (fingerprint, now, source))
+        cursor.execute(
+            "INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
+            "SELECT id, ?, ? FROM cks_other_servers WHERE kind IN ('hkp', 'mail') "
+            "ON CONFLICT (peer_id, fingerprint) DO UPDATE SET pending_id = excluded.pending_id",
+            (fingerprint, pending_id))
 
     @staticmethod
     def rejection_reason(cursor: Cursor, fingerprint: str) -> Optional[str]:

@@ -8,7 +8,7 @@ lost update), while writes of different keys run in parallel.
 
 from __future__ import annotations
 
-from typing import Any, List, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .schema import postgres_schema
@@ -52,6 +52,23 @@ class PostgresBackend(Backend):
     def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
         # psycopg2's executemany is one round trip per row; batch them.
         psycopg2.extras.execute_batch(raw_cursor, sql, rows, page_size=500)
+
+    def try_lock(self, name: str) -> Optional[Any]:
+        """A session advisory lock on a connection of its own, held until unlock()
+        or until the process dies (the server frees it with the session)."""
+        conn = self.connect()
+        cursor = conn.cursor()
+        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", ("cks:" + name,))
+        if cursor.fetchone()[0]:
+            return conn
+        conn.close()
+        return None
+
+    def unlock(self, handle: Any) -> None:
+        handle.close()
+
+    def insert_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
+        return cursor.scalar(sql + " RETURNING id", params)
 
     def create_schema(self, cursor: Cursor) -> None:
         # schema.sql has its own BEGIN/COMMIT; serialize concurrent first uses.

@@ -6,9 +6,10 @@ writer lock at once: writers are serialized, readers go on (WAL mode).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .schema import sqlite_schema
@@ -50,6 +51,23 @@ class SQLiteBackend(Backend):
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
         cursor.execute("BEGIN IMMEDIATE")
+
+    def try_lock(self, name: str) -> Optional[Any]:
+        """A lock file beside the database: <db>.<name>.lock (flock, freed on exit)."""
+        handle = open("%s.%s.lock" % (self.path, name), "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
+
+    def unlock(self, handle: Any) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+    def insert_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
+        return cursor.execute(sql, params).raw.lastrowid
 
     def create_schema(self, cursor: Cursor) -> None:
         cursor.raw.connection.executescript("BEGIN IMMEDIATE;\n" + sqlite_schema() + "\nCOMMIT;")

@@ -1,0 +1,116 @@
+"""cks_sync.py: one synchronization pass over the peers, for cron."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from typing import List
+
+from ..config import ConfigError, Settings
+from ..store import StoreError, open_store
+from ..store.peers import Peer, PeerError, PeerStore
+from ..sync.hkp_push import HKPClient
+from ..sync.peername import PeerNameError, parse_hkp_peer, parse_peer
+from ..sync.runner import HKPPusher, PeerReport, PeerSync, Pusher, SyncLimits, dry_run
+from .common import UserError, base_parser, settings_from
+
+EX_TEMPFAIL = 75  # another run holds the lock
+
+
+def build_parser():
+    parser = base_parser("cks_sync.py", "Push the keys users added to the peers, once.")
+    parser.add_argument("--peer", metavar="PEER", help="only this peer")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show what would be sent; send and change nothing")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="print nothing when every peer was served")
+    return parser
+
+
+def sync_limits(settings: Settings) -> SyncLimits:
+    return SyncLimits(
+        keys_per_request=settings.get_int("sync", "keys_per_request", 100),
+        bytes_per_request=settings.get_int("sync", "bytes_per_request", 1 << 20),
+        keys_per_peer_run=settings.get_int("sync", "keys_per_peer_run", 50_000),
+        seconds_per_run=settings.get_float("sync", "seconds_per_run", 3000.0),
+        timeout=settings.get_float("sync", "timeout", 30.0))
+
+
+def node_name(settings: Settings) -> str:
+    return settings.get("sync", "node_name",
+                        settings.get("server", "hostname", socket.getfqdn()))
+
+
+def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
+    if peer.kind == "hkp":
+        host, port = parse_hkp_peer(peer.peer)
+        return HKPPusher(HKPClient(host, port, limits.timeout, node_name(settings)))
+    raise UserError("peer %s: %s peers are not supported by this version" % (peer.peer,
+                                                                           peer.kind), 1)
+
+
+def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
+    """Lines for standard output (the cron mail)."""
+    lines = ["%s: refused %s for good: %s" % (report.peer, fingerprint, reason)
+             for fingerprint, reason in report.refused]
+    if quiet or not report.ok:
+        return lines
+    if dry:
+        return ["%s: would send %d key%s%s" % (report.peer, report.would_send,
+                                              "" if report.would_send == 1 else "s",
+                                              " (a full send)" if report.catching_up else "")]
+    left = ""
+    if report.backlog_left or report.catching_up:
+        left = "; %d more owed%s, for the next run" % (
+            report.backlog_left, " and the full send goes on" if report.catching_up else "")
+    return ["%s: sent %d key%s%s" % (report.peer, report.sent, "" if report.sent == 1 else "s",
+                                     left)] + lines
+
+
+def main(argv: List[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        limits = sync_limits(settings)
+        store = open_store(settings.db_url, 2)
+    except (ConfigError, StoreError) as exc:
+        raise UserError(str(exc), 1) from None
+    try:
+        peers = PeerStore(store)
+        with store.exclusive("cks_sync") as locked:
+            if not locked:
+                print("cks_sync.py: another run is still working on this database; "
+                      "exiting", file=sys.stderr)
+                return EX_TEMPFAIL
+            chosen = _chosen_peers(peers, args.peer)
+            deadline = time.monotonic() + limits.seconds_per_run
+            failed = 0
+            for peer in chosen:
+                if args.dry_run:
+                    report = dry_run(peers, peer)
+                else:
+                    report = PeerSync(store, peers, peer, pusher_for(peer, settings, limits),
+                                      limits, deadline).run()
+                for line in summary(report, args.quiet, args.dry_run):
+                    print(line)
+                if not report.ok:
+                    failed += 1
+                    print("%s: FAILED: %s; %d key%s kept for the next run" % (
+                        report.peer, report.error, report.backlog_left,
+                        "" if report.backlog_left == 1 else "s"), file=sys.stderr)
+            return 1 if failed else 0
+    except (PeerError, StoreError) as exc:
+        raise UserError(str(exc), 1) from None
+    finally:
+        store.close()
+
+
+def _chosen_peers(peers: PeerStore, only: str) -> List[Peer]:
+    if only:
+        try:
+            name = parse_peer(only)[1]
+        except PeerNameError as exc:
+            raise UserError(str(exc)) from None
+        return [peers.get(name)]
+    return [p for p in peers.list(enabled_only=True) if p.kind in ("hkp", "mail")]

@@ -1,0 +1,156 @@
+"""cks_sync_manage.py: manage the peer list (cks_other_servers)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import List, Optional
+
+from ..config import ConfigError
+from ..store import StoreError, open_store
+from ..store.peers import Peer, PeerError, PeerStore
+from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
+from .common import UserError, base_parser, settings_from
+
+
+def _when(epoch: Optional[int]) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
+
+
+def _state(peer: Peer) -> str:
+    state = "enabled" if peer.enabled else "disabled"
+    return state + (", catching up" if peer.catch_up_after is not None else "")
+
+
+def format_table(peers: List[Peer]) -> str:
+    rows = [("PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST SUCCESS", "LAST ERROR")]
+    for p in peers:
+        error = "-"
+        if p.last_error and (not p.last_success or (p.last_error_at or 0) >= p.last_success):
+            error = "%s: %s" % (_when(p.last_error_at), p.last_error)
+        rows.append((str(p.sync_priority), p.peer, p.kind, _state(p), str(p.backlog),
+                     _when(p.last_success), error))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:6], widths)) + "  " + r[6]
+                     for r in rows) + "\n"
+
+
+def _peer_name(text: str) -> str:
+    return parse_or_fail(text, None)[1]
+
+
+def _email(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    try:
+        return parse_mail_peer(text)
+    except PeerNameError as exc:
+        raise UserError("--email: %s" % exc) from None
+
+
+def cmd_add(peers: PeerStore, args) -> int:
+    if args.type == "recon":
+        raise UserError("SKS reconciliation peers are not supported by this version of CKS")
+    kind, name = parse_or_fail(args.peer, args.type)
+    peer = peers.add(name, kind, args.priority, _email(args.email), not args.no_catch_up)
+    print("added %s peer %s (priority %d)%s" % (
+        peer.kind, peer.peer, peer.sync_priority,
+        "; it will be sent every stored key first" if peer.catch_up_after is not None else ""))
+    return 0
+
+
+def parse_or_fail(text: str, kind: Optional[str]):
+    try:
+        return parse_peer(text, kind)
+    except PeerNameError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_remove(peers: PeerStore, args) -> int:
+    name = _peer_name(args.peer)
+    peers.remove(name)
+    print("removed %s" % name)
+    return 0
+
+
+def cmd_list(peers: PeerStore, args) -> int:
+    found = peers.list()
+    if args.json:
+        json.dump([p.to_dict() for p in found], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif found:
+        sys.stdout.write(format_table(found))
+    else:
+        print("no peers (add one with: cks_sync_manage.py add HOST[:PORT])")
+    return 0
+
+
+def cmd_set(peers: PeerStore, args) -> int:
+    name = _peer_name(args.peer)
+    if args.priority is None and args.enabled is None and args.email is None \
+            and not args.catch_up:
+        raise UserError("nothing to change: give --priority, --enable, --disable, --email "
+                        "or --catch-up")
+    peer = peers.update(name, args.priority, args.enabled, _email(args.email), args.catch_up)
+    sys.stdout.write(format_table([peer]))
+    return 0
+
+
+def cmd_refusals(peers: PeerStore, args) -> int:
+    peer = peers.get(_peer_name(args.peer))
+    for fingerprint, when, message in peers.refusals(peer.id):
+        print("%s  %s  %s" % (_when(when), fingerprint, message))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = base_parser("cks_sync_manage.py", "Manage the peers cks_sync.py sends keys to.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    add = commands.add_parser("add", help="add a peer")
+    add.add_argument("peer", metavar="PEER", help="host[:port] (HKP, port 11371 by default) "
+                     "or an e-mail address (mail peer)")
+    add.add_argument("--priority", type=int, default=100,
+                     help="sync_priority: lower runs first (default 100)")
+    add.add_argument("--email", metavar="ADDR", help="the peer operator's contact address")
+    add.add_argument("--type", choices=("hkp", "mail", "recon"),
+                     help="kind of peer (default: mail if PEER has an @, else hkp)")
+    add.add_argument("--no-catch-up", action="store_true",
+                     help="do not send the keys stored before the peer was added")
+    add.set_defaults(handler=cmd_add)
+    remove = commands.add_parser("remove", help="remove a peer and its backlog")
+    remove.add_argument("peer", metavar="PEER")
+    remove.set_defaults(handler=cmd_remove)
+    listing = commands.add_parser("list", help="the peers, their state and backlog")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_list)
+    change = commands.add_parser("set", help="change a peer")
+    change.add_argument("peer", metavar="PEER")
+    change.add_argument("--priority", type=int)
+    state = change.add_mutually_exclusive_group()
+    state.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    state.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    change.add_argument("--email", metavar="ADDR")
+    change.add_argument("--catch-up", action="store_true",
+                        help="send the peer every stored key again (a full send)")
+    change.set_defaults(handler=cmd_set)
+    refusals = commands.add_parser("refusals", help="keys a peer refused for good")
+    refusals.add_argument("peer", metavar="PEER")
+    refusals.set_defaults(handler=cmd_refusals)
+    return parser
+
+
+def main(argv: List[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        store = open_store(settings_from(args).db_url, 2)
+        try:
+            return args.handler(PeerStore(store), args)
+        finally:
+            store.close()
+    except PeerError as exc:
+        raise UserError(str(exc), 1) from None
+    except (ConfigError, StoreError) as exc:
+        raise UserError(str(exc), 1) from None

@@ -1,0 +1,196 @@
+"""The peer list (cks_other_servers) and each peer's backlog (cks_sync_backlog)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from .base import Cursor, Store, StoreError
+
+PUSH_KINDS = ("hkp", "mail")
+_COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
+            "added_at, catch_up_after, last_attempt, last_success, last_error, last_error_at")
+
+
+class PeerError(StoreError):
+    """A peer that does not exist, or exists already."""
+
+
+@dataclass
+class Peer:
+    id: int
+    peer: str
+    kind: str
+    sync_priority: int
+    contact_email: Optional[str]
+    enabled: bool
+    recon_port: Optional[int]
+    filters: Optional[str]
+    added_at: int
+    catch_up_after: Optional[str]  # None: no full send owed; "": from the start
+    last_attempt: Optional[int]
+    last_success: Optional[int]
+    last_error: Optional[str]
+    last_error_at: Optional[int]
+    backlog: int = 0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+def _peer(row: Sequence[Any]) -> Peer:
+    values = list(row)
+    values[5] = bool(values[5])
+    return Peer(*values)
+
+
+class PeerStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # --- the list -------------------------------------------------------------------
+
+    def add(self, peer: str, kind: str, priority: int, contact_email: Optional[str],
+            catch_up: bool, recon_port: Optional[int] = None,
+            filters: Optional[str] = None) -> Peer:
+        with self.store.write() as cursor:
+            if cursor.scalar("SELECT count(*) FROM cks_other_servers WHERE peer = ?", (peer,)):
+                raise PeerError("peer %s is already in the list" % peer)
+            cursor.execute(
+                "INSERT INTO cks_other_servers (peer, kind, sync_priority, contact_email, "
+                "enabled, recon_port, filters, added_at, catch_up_after) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (peer, kind, priority, contact_email, True, recon_port, filters,
+                 int(time.time()), "" if catch_up and kind in PUSH_KINDS else None))
+        return self.get(peer)
+
+    def get(self, peer: str) -> Peer:
+        with self.store.read() as cursor:
+            row = cursor.execute("SELECT %s FROM cks_other_servers WHERE peer = ?" % _COLUMNS,
+                                 (peer,)).fetchone()
+        if row is None:
+            raise PeerError("no peer %s in the list (see cks_sync_manage.py list)" % peer)
+        return self._with_backlog([_peer(row)])[0]
+
+    def list(self, enabled_only: bool = False) -> List[Peer]:
+        sql = "SELECT %s FROM cks_other_servers" % _COLUMNS
+        if enabled_only:
+            sql += " WHERE enabled = ?"
+        with self.store.read() as cursor:
+            rows = cursor.execute(sql + " ORDER BY sync_priority, id",
+                                  (True,) if enabled_only else ()).fetchall()
+        return self._with_backlog([_peer(r) for r in rows])
+
+    def _with_backlog(self, peers: List[Peer]) -> List[Peer]:
+        with self.store.read() as cursor:
+            counts = dict(cursor.execute("SELECT peer_id, count(*) FROM cks_sync_backlog "
+                                         "GROUP BY peer_id").fetchall())
+        for peer in peers:
+            peer.backlog = counts.get(peer.id, 0)
+        return peers
+
+    def remove(self, peer: str) -> None:
+        found = self.get(peer)
+        with self.store.write() as cursor:
+            cursor.execute("DELETE FROM cks_sync_backlog WHERE peer_id = ?", (found.id,))
+            cursor.execute("DELETE FROM cks_other_servers WHERE id = ?", (found.id,))
+            self.drop_delivered(cursor)
+
+    def update(self, peer: str, priority: Optional[int] = None, enabled: Optional[bool] = None,
+               contact_email: Optional[str] = None, catch_up: bool = False) -> Peer:
+        found = self.get(peer)
+        changes: List[Tuple[str, Any]] = []
+        if priority is not None:
+            changes.append(("sync_priority", priority))
+        if enabled is not None:
+            changes.append(("enabled", enabled))
+        if contact_email is not None:
+            changes.append(("contact_email", contact_email))
+        if catch_up:
+            changes.append(("catch_up_after", ""))
+        if changes:
+            with self.store.write() as cursor:
+                cursor.execute("UPDATE cks_other_servers SET %s WHERE id = ?"
+                               % ", ".join("%s = ?" % c for c, _ in changes),
+                               [v for _, v in changes] + [found.id])
+        return self.get(peer)
+
+    # --- sync state ---------------------------------------------------------------
+
+    def backlog(self, peer_id: int, limit: int) -> List[Tuple[str, int]]:
+        """(fingerprint, pending id) owed to a peer, oldest first."""
+        with self.store.read() as cursor:
+            return [(r[0], r[1]) for r in cursor.execute(
+                "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
+                "ORDER BY pending_id LIMIT ?", (peer_id, limit)).fetchall()]
+
+    def backlog_of(self, peer_id: int, fingerprints: Sequence[str]) -> Dict[str, int]:
+        """Pending ids owed to a peer for these keys."""
+        out: Dict[str, int] = {}
+        with self.store.read() as cursor:
+            for start in range(0, len(fingerprints), 500):
+                chunk = list(fingerprints[start:start + 500])
+                out.update(cursor.execute(
+                    "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
+                    "AND fingerprint IN (%s)" % ",".join("?" * len(chunk)),
+                    [peer_id] + chunk).fetchall())
+        return out
+
+    def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int) -> None:
+        """The peer acknowledged these queue entries: they leave its backlog (unless
+        queued again meanwhile), and queue entries every peer has leave the queue."""
+        with self.store.write() as cursor:
+            for fingerprint, pending_id in entries:
+                cursor.execute("DELETE FROM cks_sync_backlog WHERE peer_id = ? AND "
+                               "fingerprint = ? AND pending_id = ?",
+                               (peer_id, fingerprint, pending_id))
+            cursor.execute("UPDATE cks_other_servers SET last_success = ? WHERE id = ?",
+                           (now, peer_id))
+            self.drop_delivered(cursor, [f for f, _ in entries])
+
+    @staticmethod
+    def drop_delivered(cursor: Cursor, fingerprints: Optional[Sequence[str]] = None) -> None:
+        sql = ("DELETE FROM cks_pending_sync WHERE NOT EXISTS (SELECT 1 FROM cks_sync_backlog "
+               "b WHERE b.fingerprint = cks_pending_sync.fingerprint)")
+        if fingerprints is None:
+            cursor.execute(sql)
+            return
+        for start in range(0, len(fingerprints), 500):
+            chunk = list(fingerprints[start:start + 500])
+            cursor.execute(sql + " AND fingerprint IN (%s)" % ",".join("?" * len(chunk)), chunk)
+
+    def catch_up_batch(self, after: str, limit: int) -> List[str]:
+        """Fingerprints of stored keys after `after`, for a full send."""
+        with self.store.read() as cursor:
+            return [r[0] for r in cursor.execute(
+                "SELECT fingerprint FROM cks_keys WHERE fingerprint > ? ORDER BY fingerprint "
+                "LIMIT ?", (after, limit)).fetchall()]
+
+    def caught_up_to(self, peer_id: int, fingerprint: Optional[str], now: int) -> None:
+        """Record catch-up progress; None when the full send is complete."""
+        with self.store.write() as cursor:
+            cursor.execute("UPDATE cks_other_servers SET catch_up_after = ?, last_success = ? "
+                           "WHERE id = ?", (fingerprint, now, peer_id))
+
+    def record_attempt(self, peer_id: int, now: int, error: Optional[str]) -> None:
+        with self.store.write() as cursor:
+            if error is None:
+                cursor.execute("UPDATE cks_other_servers SET last_attempt = ? WHERE id = ?",
+                               (now, peer_id))
+            else:
+                cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
+                               "last_error_at = ? WHERE id = ?", (now, error, now, peer_id))
+
+    def record_refusal(self, peer_id: int, fingerprint: str, message: str, now: int) -> None:
+        with self.store.write() as cursor:
+            cursor.execute("DELETE FROM cks_sync_refusals WHERE peer_id = ? AND fingerprint = ?",
+                           (peer_id, fingerprint))
+            cursor.execute("INSERT INTO cks_sync_refusals (peer_id, fingerprint, refused_at, "
+                           "message) VALUES (?, ?, ?, ?)", (peer_id, fingerprint, now, message))
+
+    def refusals(self, peer_id: int) -> List[Tuple[str, int, str]]:
+        with self.store.read() as cursor:
+            return [tuple(r) for r in cursor.execute(
+                "SELECT fingerprint, refused_at, message FROM cks_sync_refusals "
+                "WHERE peer_id = ? ORDER BY refused_at, fingerprint", (peer_id,)).fetchall()]

@@ -1,0 +1,1 @@
+"""Synchronization with peers: HKP push (cks_sync), mail, reconciliation."""

@@ -1,0 +1,74 @@
+"""Peer names as cks_sync_manage.py takes them: host[:port] or an e-mail address."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Optional, Tuple
+
+DEFAULT_HKP_PORT = 11371
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+
+
+class PeerNameError(ValueError):
+    """A peer name that is not a valid host[:port] or e-mail address."""
+
+
+def valid_hostname(host: str) -> bool:
+    if len(host) > 253:
+        return False
+    labels = host.rstrip(".").split(".")
+    return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+
+
+def parse_hkp_peer(text: str) -> Tuple[str, int]:
+    """(host, port) of 'host', 'host:port', '[v6addr]' or '[v6addr]:port'."""
+    text = text.strip().lower()
+    port_text: Optional[str] = None
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise PeerNameError("%r: an IPv6 address goes in brackets: [::1]:11371" % text)
+        port_text = rest[1:] if rest else None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise PeerNameError("%r is not an IPv6 address" % host) from None
+    else:
+        host, sep, port_text = text.partition(":")
+        port_text = port_text if sep else None
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if not valid_hostname(host):
+                raise PeerNameError("%r is not a valid host name" % host) from None
+    port = DEFAULT_HKP_PORT
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise PeerNameError("port %r must be a number from 1 to 65535" % port_text)
+        port = int(port_text)
+    return host, port
+
+
+def hkp_peer_name(host: str, port: int) -> str:
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+
+def parse_mail_peer(text: str) -> str:
+    """A normalized e-mail address (the domain lower-cased)."""
+    local, sep, domain = text.strip().rpartition("@")
+    if not sep or not _LOCAL_PART.match(local) or ".." in local \
+            or not valid_hostname(domain.lower()) or "." not in domain:
+        raise PeerNameError("%r is not a valid e-mail address" % text)
+    return "%s@%s" % (local, domain.lower())
+
+
+def parse_peer(text: str, kind: Optional[str] = None) -> Tuple[str, str]:
+    """(kind, normalized name): an address with '@' is a mail peer unless told otherwise."""
+    if kind is None:
+        kind = "mail" if "@" in text else "hkp"
+    if kind == "mail":
+        return kind, parse_mail_peer(text)
+    host, port = parse_hkp_peer(text)
+    return kind, hkp_peer_name(host, port)
