@@ -49,3 +49,23 @@ def signed_windows(k: int, width: int, count: int) -> List[int]:
             k += 1
         digits.append(d)
     return digits
+
+
+def sliding_window(k: int, width: int) -> List[int]:
+    """Unsigned sliding-window recoding of k >= 0, least significant first.
+
+    Non-zero digits are odd and < 2**width, so only the odd powers
+    b, b^3, ..., b^(2**width - 1) of a base are needed.
+    """
+    mask = (1 << width) - 1
+    digits = []
+    append = digits.append
+    while k:
+        if k & 1:
+            d = k & mask
+            k -= d
+            append(d)
+        else:
+            append(0)
+        k >>= 1
+    return digits

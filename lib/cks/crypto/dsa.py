@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._scalar import sliding_window
+
 # Sanity limits: FIPS 186-4 stops at L = 3072 / N = 256; OpenPGP
 # implementations accept somewhat more.  Bigger values are not keys
 # anybody uses and only cost CPU.
@@ -18,6 +20,39 @@ def _truncate(digest: bytes, bits: int) -> int:
     if excess > 0:
         z >>= excess
     return z
+
+
+def _double_pow(b1: int, e1: int, b2: int, e2: int, p: int) -> int:
+    """b1**e1 * b2**e2 mod p with one shared squaring chain.
+
+    Interleaved width-4 sliding windows: about 40% fewer modular
+    multiplications than two separate pow() calls, which more than pays
+    for running the loop in Python.
+    """
+    width = 4
+    tables = []
+    for b in (b1, b2):
+        sq = b * b % p
+        t = [b]
+        for _ in range((1 << (width - 1)) - 1):
+            t.append(t[-1] * sq % p)
+        tables.append(t)
+    t1, t2 = tables
+    d1 = sliding_window(e1, width)
+    d2 = sliding_window(e2, width)
+    length = max(len(d1), len(d2))
+    d1 += [0] * (length - len(d1))
+    d2 += [0] * (length - len(d2))
+    acc = 1
+    for i in range(length - 1, -1, -1):
+        acc = acc * acc % p
+        a = d1[i]
+        if a:
+            acc = acc * t1[a >> 1] % p
+        b = d2[i]
+        if b:
+            acc = acc * t2[b >> 1] % p
+    return acc
 
 
 def verify(p: int, q: int, g: int, y: int, digest: bytes, r: int, s: int) -> bool:
@@ -47,5 +82,5 @@ def verify(p: int, q: int, g: int, y: int, digest: bytes, r: int, s: int) -> boo
     z = _truncate(bytes(digest), q.bit_length())
     u1 = z * w % q
     u2 = r * w % q
-    v = pow(g, u1, p) * pow(y, u2, p) % p % q
+    v = _double_pow(g, u1, y, u2, p) % q
     return v == r
