@@ -11,22 +11,7 @@ for path in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")):
 
 import pytest  # noqa: E402
 
-from support import in_ci  # noqa: E402
-from support.db import create_pg_database, drop_pg_database, pg_available  # noqa: E402
-
-BACKENDS = ["sqlite", "postgresql"]
-
-
-def new_db_url(backend, tmp_path):
-    """A fresh, empty database of the given kind (skipped or failed when absent)."""
-    if backend == "sqlite":
-        return "sqlite:///%s" % (tmp_path / "cks.db")
-    missing = pg_available()
-    if missing:
-        if in_ci():
-            pytest.fail("CI must run the PostgreSQL tests: " + missing)
-        pytest.skip(missing)
-    return create_pg_database()
+from support.db import BACKENDS, drop_pg_database, new_db_url  # noqa: E402
 
 
 @pytest.fixture(params=BACKENDS)
@@ -45,3 +30,21 @@ def module_db_url(request, tmp_path_factory):
     yield url
     if url.startswith("postgresql"):
         drop_pg_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def new_db(request, tmp_path):
+    """A factory of fresh databases of one backend, e.g. one per cksd node."""
+    made = []
+
+    def make(name="node"):
+        directory = tmp_path / name
+        directory.mkdir(exist_ok=True)
+        url = new_db_url(request.param, directory)
+        made.append(url)
+        return url
+
+    yield make
+    for url in made:
+        if url.startswith("postgresql"):
+            drop_pg_database(url)

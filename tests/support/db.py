@@ -6,6 +6,7 @@ import itertools
 import os
 import uuid
 
+BACKENDS = ["sqlite", "postgresql"]
 PG_ADMIN_URL = os.environ.get("CKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 _counter = itertools.count()
 
@@ -43,3 +44,18 @@ def create_pg_database() -> str:
 def drop_pg_database(url: str) -> None:
     name = url.rsplit("/", 1)[1]
     _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
+
+
+def new_db_url(backend: str, directory) -> str:
+    """A fresh, empty database of the given kind (skipped, or failed under CI, when
+    PostgreSQL is not there)."""
+    import pytest
+    from . import in_ci
+    if backend == "sqlite":
+        return "sqlite:///%s" % (directory / "cks.db")
+    missing = pg_available()
+    if missing:
+        if in_ci():
+            pytest.fail("CI must run the PostgreSQL tests: " + missing)
+        pytest.skip(missing)
+    return create_pg_database()

@@ -28,6 +28,7 @@ DRAIN_MAX_BYTES = 64 << 20
 
 class HKPHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else keep-alive answers wait ~40 ms for delayed ACKs
     server_version = "CKS"
     sys_version = ""
     server: "HKPServer"
