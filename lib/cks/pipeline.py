@@ -118,7 +118,7 @@ def store_key(store: Store, key: Key, source: Source, limits: Limits,
         if source.queue_for_sync:
             store.queue_sync(cursor, fingerprint, source.tag, now)
     status = ADDED if stored is None else UPDATED
-    log.info("%s key %s (from %s)", status, fingerprint, source.tag)
+    log.debug("%s key %s (from %s)", status, fingerprint, source.tag)
     return Outcome(fingerprint, status)
 
 

@@ -234,8 +234,8 @@ def test_http_10_and_11_keep_alive(server):
 
 def test_access_log(server):
     server.lookup(op="index", options="mr", search="accesslogmarker")
-    assert re.search(r'"GET /pks/lookup\?op=index&options=mr&search=accesslogmarker '
-                     r'HTTP/1.1" 404 \d+ [\d.]+ms', server.output())
+    server.wait_for_output(r'"GET /pks/lookup\?op=index&options=mr&search=accesslogmarker '
+                           r'HTTP/1.1" 404 \d+ [\d.]+ms')
 
 
 def test_user_uploads_are_queued_for_sync(server):

@@ -89,6 +89,16 @@ class Cksd:
         with open(self.log.name, errors="replace") as handle:
             return handle.read()
 
+    def wait_for_output(self, pattern: str, timeout: float = 10) -> "re.Match":
+        """The first match of `pattern` in the log, waiting for it to be written."""
+        deadline = time.monotonic() + timeout
+        while True:
+            match = re.search(pattern, self.output())
+            if match or time.monotonic() > deadline:
+                assert match, "%r not in the cksd log:\n%s" % (pattern, self.output())
+                return match
+            time.sleep(0.05)
+
     def __enter__(self) -> "Cksd":
         return self.start()
 

@@ -7,9 +7,14 @@ import json
 import sys
 from typing import List
 
+import os
+
+from .. import pipeline
+from ..config import ConfigError
 from ..openpgp.info import describe
 from ..openpgp.keys import merge_all, read_keys
-from .common import UserError, base_parser
+from ..store import StoreError, open_store
+from .common import UserError, base_parser, settings_from
 from .show import format_key
 
 
@@ -38,6 +43,99 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 1 if result.problems else 0
 
 
+def _open_store(args: argparse.Namespace):
+    try:
+        return open_store(settings_from(args).db_url, 2)
+    except (ConfigError, StoreError) as exc:
+        raise UserError(str(exc), 1) from None
+
+
+def _files(paths: List[str]) -> List[str]:
+    out = []
+    for path in paths:
+        if os.path.isdir(path):
+            out.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
+                              if os.path.isfile(os.path.join(path, name))))
+        elif os.path.isfile(path) or path == "-":
+            out.append(path)
+        else:
+            raise UserError("no such file or directory: %s" % path)
+    return out
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """Bulk load through the key pipeline (the operator's keys; queued for the
+    peers unless --no-sync)."""
+    files = _files(args.paths)
+    store = _open_store(args)
+    totals = {status: 0 for status in (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED,
+                                       pipeline.REFUSED)}
+    problems = 0
+    try:
+        for path in files:
+            report = pipeline.submit(store, _read_input(path),
+                                     pipeline.Source.admin(queue=not args.no_sync))
+            for outcome in report.outcomes:
+                totals[outcome.status] += 1
+                if outcome.status == pipeline.REFUSED:
+                    problems += 1
+                    print("%s: key %s refused: %s" % (path, outcome.fingerprint,
+                                                     outcome.reason), file=sys.stderr)
+            for problem in report.problems:
+                problems += 1
+                print("%s: %s" % (path, problem), file=sys.stderr)
+    except StoreError as exc:
+        raise UserError(str(exc), 1) from None
+    finally:
+        store.close()
+    print("%d added, %d updated, %d unchanged, %d refused; %d problem%s" % (
+        totals["added"], totals["updated"], totals["unchanged"], totals["refused"], problems,
+        "" if problems == 1 else "s"))
+    return 1 if problems else 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps)."""
+    os.makedirs(args.directory, exist_ok=True)
+    store = _open_store(args)
+    count, index, handle = 0, 0, None
+    try:
+        for _, data in store.iter_keydata():
+            if count % args.keys_per_file == 0:
+                if handle:
+                    handle.close()
+                handle = open(os.path.join(args.directory, "cks-dump-%04d.pgp" % index), "wb")
+                index += 1
+            handle.write(data)
+            count += 1
+    except StoreError as exc:
+        raise UserError(str(exc), 1) from None
+    finally:
+        if handle:
+            handle.close()
+        store.close()
+    print("%d keys in %d file%s in %s" % (count, index, "" if index == 1 else "s",
+                                         args.directory))
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        stats = store.stats()
+    except StoreError as exc:
+        raise UserError(str(exc), 1) from None
+    finally:
+        store.close()
+    if args.json:
+        json.dump(stats, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for name, value in stats.items():
+            print("%-18s %d" % (name.replace("_", " "), value))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="JSON instead of text")
     show.add_argument("file", metavar="FILE|-", help="key file, or - for standard input")
     show.set_defaults(handler=cmd_show)
+    load = commands.add_parser("load", help="add keys from files or directories")
+    load.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    load.add_argument("--no-sync", action="store_true",
+                      help="do not queue the keys for the peers (e.g. a dump from a peer)")
+    load.set_defaults(handler=cmd_load)
+    dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
+    dump.add_argument("directory", metavar="DIR")
+    dump.add_argument("--keys-per-file", type=int, default=10000, metavar="N")
+    dump.set_defaults(handler=cmd_dump)
+    stats = commands.add_parser("stats", help="key and queue counts")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=cmd_stats)
     return parser
 
 

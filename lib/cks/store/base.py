@@ -373,6 +373,20 @@ class Store:
                                   "IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
         return {r[0]: bytes(r[1]) for r in rows}
 
+    def iter_keydata(self, batch: int = 500) -> Iterator[Tuple[str, bytes]]:
+        """Every stored key in fingerprint order, fetched `batch` at a time."""
+        after = ""
+        while True:
+            with self.read() as cursor:
+                rows = cursor.execute("SELECT fingerprint, keydata FROM cks_keys WHERE "
+                                      "fingerprint > ? ORDER BY fingerprint LIMIT ?",
+                                      (after, batch)).fetchall()
+            if not rows:
+                return
+            for fingerprint, data in rows:
+                yield fingerprint, bytes(data)
+            after = rows[-1][0]
+
     def key_rows(self, fingerprints: Sequence[str]) -> List[KeyRow]:
         """Index rows of the given keys, in the given order (missing ones left out)."""
         if not fingerprints:

@@ -1,0 +1,65 @@
+"""cks_admin.py load, dump and stats against SQLite and PostgreSQL."""
+
+import json
+
+from cks.openpgp.keys import read_keys
+from support import fixture
+from support.procs import tool
+
+NAMES = ["rsa2048", "nistp256", "alice-t1", "v6-ed25519"]
+
+
+def admin(db, *args, input=None):
+    return tool("cks_admin.py", ["--db", db] + list(args), input=input)
+
+
+def stats(db):
+    return json.loads(admin(db, "stats", "--json").stdout)
+
+
+def test_load_files_and_standard_input_queues_for_sync(db_url, tmp_path):
+    for name in NAMES[:3]:
+        (tmp_path / (name + ".asc")).write_bytes(fixture(name))
+    out = admin(db_url, "load", str(tmp_path / "rsa2048.asc"), str(tmp_path / "nistp256.asc"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().strip() == "2 added, 0 updated, 0 unchanged, 0 refused; 0 problems"
+    out = admin(db_url, "load", "-", input=fixture("alice-t2"))
+    assert out.returncode == 0
+    counts = stats(db_url)
+    assert counts["keys"] == 3 and counts["pending_sync"] == 3
+
+
+def test_load_directory_without_sync_and_problems(db_url, tmp_path):
+    for name in NAMES:
+        (tmp_path / (name + ".asc")).write_bytes(fixture(name))
+    (tmp_path / "notes.txt").write_text("not a key")
+    out = admin(db_url, "load", "--no-sync", str(tmp_path))
+    assert out.returncode == 1  # notes.txt is a problem, the keys still load
+    assert "notes.txt: no OpenPGP data found" in out.stderr.decode()
+    assert out.stdout.decode().startswith("4 added")
+    counts = stats(db_url)
+    assert counts["keys"] == 4 and counts["pending_sync"] == 0
+    missing = admin(db_url, "load", str(tmp_path / "nope.asc"))
+    assert missing.returncode == 2 and b"no such file" in missing.stderr
+
+
+def test_dump_then_load_elsewhere_gives_the_same_keys(db_url, tmp_path):
+    for name in NAMES:
+        admin(db_url, "load", "-", input=fixture(name))
+    out = admin(db_url, "dump", str(tmp_path / "dump"), "--keys-per-file", "3")
+    assert out.returncode == 0 and out.stdout.decode().startswith("4 keys in 2 files")
+    other = "sqlite:///%s" % (tmp_path / "other.db")
+    assert admin(other, "load", "--no-sync", str(tmp_path / "dump")).returncode == 0
+    dumped = sorted((tmp_path / "dump").iterdir())
+    fingerprints = sorted(k.fingerprint.hex().upper() for path in dumped
+                          for k in read_keys(path.read_bytes()).keys)
+    want = sorted(k.fingerprint.hex().upper() for n in NAMES for k in read_keys(fixture(n)).keys)
+    assert fingerprints == want
+    assert stats(other)["keys"] == 4
+
+
+def test_stats_text(db_url):
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    out = admin(db_url, "stats")
+    assert out.returncode == 0
+    assert "keys               1" in out.stdout.decode()
