@@ -68,7 +68,9 @@ class HKPClient:
         self.conn: Optional[http.client.HTTPConnection] = None
 
     def post_keys(self, armored: str) -> Answer:
-        body = urlencode({"keytext": armored}).encode("ascii")
+        # options=mr goes in the form, not the URL: SKS answers "200 Unexpected POST
+        # request" to /pks/add?anything, storing nothing.
+        body = urlencode({"keytext": armored, "options": "mr"}).encode("ascii")
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    SYNC_HEADER: self.node_name, "User-Agent": "CKS-sync"}
         for attempt in (1, 2):
@@ -77,7 +79,7 @@ class HKPClient:
                 if self.conn is None:
                     self.conn = http.client.HTTPConnection(self.host, self.port,
                                                            timeout=self.timeout)
-                self.conn.request("POST", "/pks/add?options=mr", body, headers)
+                self.conn.request("POST", "/pks/add", body, headers)
                 response = self.conn.getresponse()
                 data = response.read()
                 if response.will_close:

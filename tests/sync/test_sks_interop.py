@@ -1,0 +1,47 @@
+"""CKS against a real SKS 1.1.6 node: cks_sync pushes to it, and CKS's key hash is SKS's."""
+
+import pytest
+
+from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
+from support import DEBIAN_KEYRING, fixture
+from support.procs import tool
+from support.server import Cksd
+from support.sks import sks_node
+
+
+@pytest.fixture(scope="module")
+def debian_keys():
+    with open(DEBIAN_KEYRING, "rb") as handle:
+        return parse_keyring(handle.read()).keys
+
+
+def test_sks_accepts_what_cks_sync_pushes(new_db, tmp_path, debian_keys):
+    keys = debian_keys[:25]
+    keyring = tmp_path / "some.gpg"
+    keyring.write_bytes(b"".join(k.serialize() for k in keys))
+    with sks_node(tmp_path / "sks") as sks, Cksd(new_db("a")) as a:
+        db = ["--db", a.db_url]
+        assert tool("cks_admin.py", db + ["load", str(keyring)]).returncode == 0
+        assert a.add(fixture("rsa2048"))[0] == 200
+        peer = "%s:%d" % (sks.url.split("//")[1].split(":")[0], sks.hkp_port)
+        assert tool("cks_sync_manage.py", db + ["add", peer]).returncode == 0
+        run = tool("cks_sync.py", db)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().strip() == "%s: sent 26 keys" % peer
+        for key in keys + read_keys(fixture("rsa2048")).keys:
+            assert sks.get_key(key.fingerprint.hex().upper()) is not None
+        assert sks.key_count() == 26
+
+
+def test_our_key_hash_is_the_one_sks_computes(tmp_path, debian_keys):
+    keys = debian_keys[100:140] + [k for n in ("certified", "photo", "revoked-parts", "dsa-elg",
+                                               "multi-uid") for k in read_keys(fixture(n)).keys]
+    keyring = tmp_path / "some.gpg"
+    keyring.write_bytes(b"".join(k.serialize() for k in keys))
+    with sks_node(tmp_path / "sks", [keyring]) as sks:
+        for key in keys:
+            digest = sks_hash(key).hex().upper()
+            answer = sks.hkp_get("/pks/lookup?op=hget&options=mr&search=" + digest)
+            assert answer.status == 200, key.fingerprint.hex()
+            (served,) = read_keys(answer.body).keys
+            assert served.fingerprint == key.fingerprint
