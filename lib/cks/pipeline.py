@@ -74,52 +74,75 @@ class Report:
         return [o for o in self.outcomes if o.status != REFUSED]
 
 
+KEYS_PER_TRANSACTION = 200
+
+
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
            binary: bool = False) -> Report:
     """Parse `data` (armored or binary; `binary` skips armor detection) and store
     every usable key in it."""
     result = parse_keyring(data) if binary else read_keys(data)
     report = Report(problems=list(result.problems))
-    for key in merge_all(result.keys):
-        report.outcomes.append(store_key(store, key, source, limits or Limits()))
+    report.outcomes = store_keys(store, merge_all(result.keys), source, limits or Limits())
     return report
 
 
-def store_key(store: Store, key: Key, source: Source, limits: Limits,
-              now: Optional[int] = None) -> Outcome:
-    """Merge one key into the database, in one transaction."""
-    fingerprint = key.fingerprint.hex().upper()
-    refusal = _over_limits(key, limits)
-    if refusal:
-        return Outcome(fingerprint, REFUSED, refusal, OVER_LIMIT)
+def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
+               now: Optional[int] = None) -> List[Outcome]:
+    """Merge keys into the database, up to KEYS_PER_TRANSACTION per transaction.
+
+    Each key's change commits together with its pending-sync entry; the keys of
+    one transaction are locked (in fingerprint order) for its duration.
+    """
     now = int(time.time()) if now is None else now
-    with store.write([fingerprint]) as cursor:
-        reason = store.rejection_reason(cursor, fingerprint)
-        if reason is not None:
-            return Outcome(fingerprint, REFUSED, "key is rejected on this server: %s" % reason,
-                           REJECTED)
-        stored = store.load_keydata(cursor, fingerprint)
-        first_seen = None
-        merged = key
-        if stored is not None:
-            old_bytes, first_seen = stored
-            old = parse_keyring(old_bytes).keys
-            if old and old[0].primary.body == key.primary.body:
-                merged = merge(old[0], key)
-            data = merged.serialize()
-            if data == old_bytes:
-                return Outcome(fingerprint, UNCHANGED)
-            refusal = _over_limits(merged, limits)
-            if refusal:
-                return Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT)
-        else:
-            data = merged.serialize()
-        store.save_key(cursor, describe(merged), data, source.tag, first_seen, now)
-        if source.queue_for_sync:
-            store.queue_sync(cursor, fingerprint, source.tag, now)
-    status = ADDED if stored is None else UPDATED
-    log.debug("%s key %s (from %s)", status, fingerprint, source.tag)
-    return Outcome(fingerprint, status)
+    outcomes: List[Outcome] = []
+    for start in range(0, len(keys), KEYS_PER_TRANSACTION):
+        chunk = keys[start:start + KEYS_PER_TRANSACTION]
+        results: List[Optional[Outcome]] = []
+        for key in chunk:
+            refusal = _over_limits(key, limits)
+            results.append(Outcome(key.fingerprint.hex().upper(), REFUSED, refusal, OVER_LIMIT)
+                           if refusal else None)
+        todo = [key for key, result in zip(chunk, results) if result is None]
+        if todo:
+            with store.write([k.fingerprint.hex().upper() for k in todo]) as cursor:
+                merged = iter([_merge_one(store, cursor, key, source, limits, now)
+                               for key in todo])
+            results = [result or next(merged) for result in results]
+        outcomes.extend(results)
+    for outcome in outcomes:
+        log.debug("%s key %s (from %s)", outcome.status, outcome.fingerprint, source.tag)
+    return outcomes
+
+
+def _merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
+               now: int) -> Outcome:
+    """Merge one key with its stored copy, inside the caller's transaction."""
+    fingerprint = key.fingerprint.hex().upper()
+    reason = store.rejection_reason(cursor, fingerprint)
+    if reason is not None:
+        return Outcome(fingerprint, REFUSED, "key is rejected on this server: %s" % reason,
+                       REJECTED)
+    stored = store.load_keydata(cursor, fingerprint)
+    first_seen = None
+    merged = key
+    if stored is not None:
+        old_bytes, first_seen = stored
+        old = parse_keyring(old_bytes).keys
+        if old and old[0].primary.body == key.primary.body:
+            merged = merge(old[0], key)
+        data = merged.serialize()
+        if data == old_bytes:
+            return Outcome(fingerprint, UNCHANGED)
+        refusal = _over_limits(merged, limits)
+        if refusal:
+            return Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT)
+    else:
+        data = merged.serialize()
+    store.save_key(cursor, describe(merged), data, source.tag, first_seen, now)
+    if source.queue_for_sync:
+        store.queue_sync(cursor, fingerprint, source.tag, now)
+    return Outcome(fingerprint, ADDED if stored is None else UPDATED)
 
 
 def _over_limits(key: Key, limits: Limits) -> str:
