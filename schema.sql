@@ -25,6 +25,7 @@ CREATE TABLE cks_keys (
     revoked       boolean NOT NULL DEFAULT false,
     sks_hash      text NOT NULL UNIQUE,   -- 32 hex, SKS's MD5 key hash
     keydata       bytea NOT NULL,
+    crc24         integer NOT NULL,       -- of keydata: armoring on a lookup skips it
     size          integer NOT NULL,
     first_seen    bigint NOT NULL,
     last_changed  bigint NOT NULL,
@@ -132,3 +133,21 @@ CREATE TABLE cks_rejected_keys (
 );
 
 COMMIT;
+
+-- The role of the mail account (cks_mail_sync.py, run by the MTA for the
+-- pgp-keys account).  It reads the peer list and the rejected keys, merges
+-- keys (insert and update; it cannot delete a key, reject or unreject one,
+-- or change the peer list) and queues what it forwards to the mail peers.
+-- Not run by this file: as the owner of the tables, after creating them, run
+-- the lines below without their "-- " (with your database's name for cks),
+-- then see README.md (Mail synchronization) for logging in without a password.
+--
+-- CREATE ROLE cks_mail LOGIN;
+-- GRANT CONNECT ON DATABASE cks TO cks_mail;
+-- GRANT SELECT ON cks_schema_version, cks_rejected_keys, cks_other_servers TO cks_mail;
+-- GRANT UPDATE (last_success) ON cks_other_servers TO cks_mail;
+-- GRANT SELECT, INSERT, UPDATE ON cks_keys TO cks_mail;
+-- GRANT SELECT, INSERT, DELETE ON cks_subkeys, cks_userids, cks_words TO cks_mail;
+-- GRANT SELECT, INSERT, DELETE ON cks_pending_sync TO cks_mail;
+-- GRANT USAGE ON SEQUENCE cks_pending_sync_id_seq TO cks_mail;
+-- GRANT SELECT, INSERT, UPDATE, DELETE ON cks_sync_backlog TO cks_mail;

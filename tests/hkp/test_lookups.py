@@ -248,3 +248,13 @@ def test_user_uploads_are_queued_for_sync(server):
         store.close()
     assert queued == {_fp(name, i) for name in LOADED
                       for i in range(len(EXPECTED[name + ".asc"]))}
+
+
+def test_several_keys_in_one_answer_import_into_gnupg(server):
+    from support.gpg import GnuPG
+    status, _, body = _get(server, "fixture", headers=GNUPG)
+    want = _fingerprints_in(body)
+    assert status == 200 and len(want) > 3
+    with GnuPG() as gpg:
+        gpg.run(["--import"], input=body)
+        assert sorted(gpg.fingerprints()) == want

@@ -153,11 +153,13 @@ class KeyServer:
         return found[:limit], len(found) > limit
 
     def _get(self, lookup: Lookup, fingerprints: List[str], extra) -> Response:
-        keydata = self.store.keydata(fingerprints)
-        data = b"".join(keydata[f] for f in fingerprints if f in keydata)
-        if not data:
+        # One armor block per key, so each block's checksum comes from the database.
+        parts = self.store.armor_parts(fingerprints)
+        comment = [("Comment", "Hostname: " + self.settings.hostname)]
+        text = "".join(armor.encode(parts[f][0], headers=comment, checksum=parts[f][1])
+                       for f in fingerprints if f in parts)
+        if not text:
             raise HKPError(404, "no keys found")
-        text = armor.encode(data, headers=[("Comment", "Hostname: " + self.settings.hostname)])
         if lookup.machine_readable:
             return Response(200, text.encode(), "application/pgp-keys; charset=utf-8",
                             extra + [("Content-Disposition",

@@ -16,7 +16,7 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from .errors import ArmorError
 
@@ -143,14 +143,17 @@ def _decode_body(kind: str, body: bytes) -> ArmorBlock:
 
 
 def encode(data: bytes, kind: str = PUBLIC_KEY_BLOCK,
-           headers: Sequence[Tuple[str, str]] = ()) -> str:
-    """Armor `data` with 64-column lines and a CRC24 checksum line."""
+           headers: Sequence[Tuple[str, str]] = (), checksum: Optional[int] = None) -> str:
+    """Armor `data` with 64-column lines and a CRC24 checksum line (`checksum`,
+    when the caller already knows crc24(data))."""
     out = ["-----BEGIN PGP %s-----" % kind]
     out.extend("%s: %s" % header for header in headers)
     out.append("")
     encoded = base64.b64encode(data).decode("ascii")
     out.extend(encoded[i:i + 64] for i in range(0, len(encoded), 64))
-    out.append("=" + base64.b64encode(crc24(data).to_bytes(3, "big")).decode("ascii"))
+    if checksum is None:
+        checksum = crc24(data)
+    out.append("=" + base64.b64encode(checksum.to_bytes(3, "big")).decode("ascii"))
     out.append("-----END PGP %s-----" % kind)
     return "\n".join(out) + "\n"
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ..openpgp.armor import crc24
 from ..openpgp.info import KeyInfo
 
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
@@ -279,18 +280,18 @@ class Store:
             cursor.execute(
                 "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
                 "bits = ?, created = ?, expires = ?, revoked = ?, sks_hash = ?, keydata = ?, "
-                "size = ?, last_changed = ?, source = ? WHERE fingerprint = ?",
+                "crc24 = ?, size = ?, last_changed = ?, source = ? WHERE fingerprint = ?",
                 (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
                  info.created, info.expires, info.revoked, info.sks_hash, keydata,
-                 len(keydata), now, source, fpr))
+                 crc24(keydata), len(keydata), now, source, fpr))
         else:
             cursor.execute(
                 "INSERT INTO cks_keys (fingerprint, version, keyid, short_keyid, algorithm, "
-                "bits, created, expires, revoked, sks_hash, keydata, size, first_seen, "
-                "last_changed, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "bits, created, expires, revoked, sks_hash, keydata, crc24, size, first_seen, "
+                "last_changed, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (fpr, info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
                  info.created, info.expires, info.revoked, info.sks_hash, keydata,
-                 len(keydata), now, now, source))
+                 crc24(keydata), len(keydata), now, now, source))
         cursor.executemany(
             "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
             "version, algorithm, bits, created, expires, revoked) "
@@ -307,19 +308,22 @@ class Store:
         cursor.executemany("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
                            [(w, fpr) for w in sorted(words)])
 
-    def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int) -> None:
+    def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int,
+                   peers: Optional[Sequence[str]] = None) -> None:
         """Queue a key for every push peer (HKP and mail), enabled or not: a
-        disabled peer is still owed it.  A key already queued moves to the end
-        under a new id, so a send of the older version does not clear it."""
+        disabled peer is still owed it; or, with `peers`, for those peers only.
+        A key already queued moves to the end under a new id, so a send of the
+        older version does not clear it."""
         cursor.execute("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
         pending_id = self.backend.insert_id(
             cursor, "INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
                     "VALUES (?, ?, ?)", (fingerprint, now, source))
+        only = " AND peer IN %s" % _in(peers) if peers else ""
         cursor.execute(
             "INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
-            "SELECT id, ?, ? FROM cks_other_servers WHERE kind IN ('hkp', 'mail') "
-            "ON CONFLICT (peer_id, fingerprint) DO UPDATE SET pending_id = excluded.pending_id",
-            (fingerprint, pending_id))
+            "SELECT id, ?, ? FROM cks_other_servers WHERE kind IN ('hkp', 'mail')%s "
+            "ON CONFLICT (peer_id, fingerprint) DO UPDATE SET pending_id = excluded.pending_id"
+            % only, [fingerprint, pending_id] + list(peers or ()))
 
     @staticmethod
     def rejection_reason(cursor: Cursor, fingerprint: str) -> Optional[str]:
@@ -372,6 +376,16 @@ class Store:
             rows = cursor.execute("SELECT fingerprint, keydata FROM cks_keys WHERE fingerprint "
                                   "IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
         return {r[0]: bytes(r[1]) for r in rows}
+
+    def armor_parts(self, fingerprints: Sequence[str]) -> Dict[str, Tuple[bytes, int]]:
+        """Each key's binary form and its stored CRC24, ready for armor."""
+        if not fingerprints:
+            return {}
+        with self.read() as cursor:
+            rows = cursor.execute("SELECT fingerprint, keydata, crc24 FROM cks_keys WHERE "
+                                  "fingerprint IN %s" % _in(fingerprints),
+                                  list(fingerprints)).fetchall()
+        return {r[0]: (bytes(r[1]), r[2]) for r in rows}
 
     def iter_keydata(self, batch: int = 500) -> Iterator[Tuple[str, bytes]]:
         """Every stored key in fingerprint order, fetched `batch` at a time."""

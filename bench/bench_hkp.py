@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""cksd against SKS on the same machine, the same keys and the same requests.
+
+Loads the Debian keyring (905 keys) into a private SKS 1.1.6 node and into
+cksd (SQLite by default, or a throw-away PostgreSQL database), then drives both
+with wrk (or the Python load generator) at 8 and 32 concurrent clients, one new
+connection per request as GnuPG does:
+
+  get    /pks/lookup?op=get&options=mr&search=0x<key ID>      (200 key IDs)
+  index  /pks/lookup?op=index&options=mr&search=0x<key ID>
+  word   /pks/lookup?op=index&options=mr&search=<word>        (200 name words, one key each)
+
+and prints throughput and p99 latency of each, and the cksd/SKS ratios
+(throughput ratio above 1 and p99 ratio below 1: cksd is better).
+
+    python3 bench/bench_hkp.py [--db sqlite|postgresql] [--duration 5] [--engine wrk|python]
+
+Needs root and /usr/sbin/sks (apt-get install sks wrk debian-keyring).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+import loadgen  # noqa: E402
+from bench_sks_smoke import unique_name_words  # noqa: E402
+from sks_node import SksNode, read_keyring, sks_available  # noqa: E402
+
+from support.db import create_pg_database, drop_pg_database  # noqa: E402
+from support.server import Cksd  # noqa: E402
+from support.sks import ADDRESS, free_ports  # noqa: E402
+
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-keyring.gpg"
+
+
+def workloads(keys, rng):
+    sample = rng.sample(keys, 200)
+    words = unique_name_words(keys, 200)
+    return {
+        "get": ["/pks/lookup?op=get&options=mr&search=0x%s" % k.keyid for k in sample],
+        "index": ["/pks/lookup?op=index&options=mr&search=0x%s" % k.keyid for k in sample],
+        "word": ["/pks/lookup?op=index&options=mr&search=%s" % w for w in words],
+    }
+
+
+def measure(engine, url, paths, clients, duration):
+    if engine == "wrk":
+        return loadgen.run_wrk(url, paths, clients, duration, keepalive=False)
+    return loadgen.run_load(url, paths, clients, duration, keepalive=False, processes=2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--clients", default="8,32")
+    parser.add_argument("--engine", choices=("wrk", "python"),
+                        default="wrk" if loadgen.wrk_available() else "python")
+    args = parser.parse_args()
+    if not sks_available():
+        sys.exit("needs /usr/sbin/sks and root (apt-get install sks)")
+    keys = read_keyring(DEBIAN_KEYRING)
+    loads = workloads(keys, random.Random(1))
+    work = tempfile.mkdtemp(prefix="cks-bench-")
+    db = create_pg_database() if args.db == "postgresql" else \
+        "sqlite:///%s" % os.path.join(work, "cks.db")
+    hkp, recon = free_ports(ADDRESS)
+    rows = []
+    try:
+        subprocess.run([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db, "load",
+                        "--no-sync", DEBIAN_KEYRING], check=True, stdout=subprocess.DEVNULL)
+        with SksNode(os.path.join(work, "sks"), hkp, recon, address=ADDRESS,
+                     keyring_files=[DEBIAN_KEYRING]) as sks, \
+                Cksd(db, env={"PYTHONOPTIMIZE": "1"}) as cksd:
+            for name, paths in loads.items():
+                for clients in [int(c) for c in args.clients.split(",")]:
+                    theirs = measure(args.engine, sks.url, paths, clients, args.duration)
+                    time.sleep(2)  # let TIME-WAIT sockets drain between runs
+                    ours = measure(args.engine, cksd.url, paths, clients, args.duration)
+                    time.sleep(2)
+                    rows.append((name, clients, ours, theirs))
+    finally:
+        if db.startswith("postgresql"):
+            drop_pg_database(db)
+    print("cksd (%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, a new connection per "
+          "request" % (args.db, args.engine, args.duration))
+    print("%-6s %7s  %12s %12s %7s  %10s %10s %7s  %s" % (
+        "load", "clients", "cksd req/s", "SKS req/s", "ratio", "cksd p99", "SKS p99", "ratio",
+        "errors cksd/SKS"))
+    for name, clients, ours, theirs in rows:
+        print("%-6s %7d  %12.0f %12.0f %7.2f  %8.1fms %8.1fms %7.2f  %d/%d" % (
+            name, clients, ours.throughput, theirs.throughput,
+            ours.throughput / max(theirs.throughput, 1e-9), ours.p99_ms, theirs.p99_ms,
+            ours.p99_ms / max(theirs.p99_ms, 1e-9), ours.errors, theirs.errors))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
