@@ -1,0 +1,71 @@
+"""cks_sync_manage.py: the peer list, its errors and its output."""
+
+import json
+
+import pytest
+
+from support.procs import tool
+
+
+def manage(db, *args):
+    return tool("cks_sync_manage.py", ["--db", db] + list(args))
+
+
+def test_add_list_set_remove(db_url):
+    assert manage(db_url, "add", "keys.example.org").returncode == 0
+    out = manage(db_url, "add", "Peer.Example.NET:11372", "--priority", "5", "--email",
+                 "Ops@Example.NET", "--no-catch-up")
+    assert out.returncode == 0
+    assert out.stdout.decode().strip() == "added hkp peer peer.example.net:11372 (priority 5)"
+    assert manage(db_url, "add", "[::1]:2000").returncode == 0
+    peers = json.loads(manage(db_url, "list", "--json").stdout)
+    assert [p["peer"] for p in peers] == ["peer.example.net:11372", "keys.example.org:11371",
+                                          "[::1]:2000"]
+    assert peers[0]["contact_email"] == "Ops@example.net"
+    assert peers[0]["catch_up_after"] is None and peers[1]["catch_up_after"] == ""
+    text = manage(db_url, "list").stdout.decode().splitlines()
+    assert text[0].split() == ["PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST", "SUCCESS",
+                               "LAST", "ERROR"]
+    assert text[1].split()[:5] == ["5", "peer.example.net:11372", "hkp", "enabled", "0"]
+    out = manage(db_url, "set", "keys.example.org", "--priority", "1", "--disable")
+    assert out.returncode == 0 and "disabled" in out.stdout.decode()
+    peers = json.loads(manage(db_url, "list", "--json").stdout)
+    assert peers[0]["peer"] == "keys.example.org:11371" and peers[0]["enabled"] is False
+    assert manage(db_url, "remove", "keys.example.org:11371").returncode == 0
+    assert len(json.loads(manage(db_url, "list", "--json").stdout)) == 2
+
+
+def test_mail_peer_is_recognised(db_url):
+    out = manage(db_url, "add", "pgp-public-keys@keys.example.org")
+    assert out.returncode == 0 and out.stdout.startswith(b"added mail peer")
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["add", "bad_host!"], 2, "not a valid host name"),
+    (["add", "host.example:0"], 2, "port '0' must be a number from 1 to 65535"),
+    (["add", "host.example:99999"], 2, "must be a number from 1 to 65535"),
+    (["add", "host.example:http"], 2, "must be a number"),
+    (["add", "-bad.example"], 2, ""),
+    (["add", "[::g]:11371"], 2, "not an IPv6 address"),
+    (["add", "not@an@address"], 2, "not a valid e-mail address"),
+    (["add", "ok.example", "--email", "nope"], 2, "--email"),
+    (["add", "ok.example", "--type", "recon"], 2, "not supported"),
+    (["remove", "unknown.example"], 1, "no peer unknown.example:11371"),
+    (["set", "unknown.example", "--disable"], 1, "no peer"),
+    (["set", "unknown.example"], 2, "nothing to change"),
+])
+def test_errors_are_one_clear_line(db_url, args, code, message):
+    out = manage(db_url, *args)
+    assert out.returncode == code, out.stderr
+    err = out.stderr.decode()
+    assert message in err and "Traceback" not in err
+
+
+def test_duplicates_are_refused(db_url):
+    assert manage(db_url, "add", "a.example").returncode == 0
+    out = manage(db_url, "add", "A.EXAMPLE:11371")
+    assert out.returncode == 1 and b"already in the list" in out.stderr
+
+
+def test_empty_list(db_url):
+    assert b"no peers" in manage(db_url, "list").stdout
