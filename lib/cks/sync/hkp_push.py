@@ -39,7 +39,9 @@ def verdict(answer: Answer, batch_size: int) -> Verdict:
         return Verdict(RETRY, answer.error)
     if 200 <= answer.status < 300:
         return Verdict(OK, refused=_refused_in(answer.body))
-    text = " ".join(answer.body.decode("utf-8", "replace").split())[:200]
+    refused = _refused_in(answer.body)
+    text = refused[0][1] if refused else \
+        " ".join(answer.body.decode("utf-8", "replace").split())[:200]
     message = "HTTP %d%s" % (answer.status, ": " + text if text else "")
     if answer.status >= 500 or answer.status in (408, 429):
         return Verdict(RETRY, message)
