@@ -1,0 +1,74 @@
+"""Keys and signatures made in tests, for cases the fixtures lack: stolen
+subkeys, missing back-signatures, weak-hash third-party certifications.
+
+Keys are v4 EdDSA (legacy, algorithm 22) Ed25519, signed with `cryptography`;
+what a signature covers comes from cks.openpgp.sighash, whose output the
+fixtures and GnuPG check independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from cks.openpgp import signature as sg
+from cks.openpgp.keypacket import PublicKey
+from cks.openpgp.packet import Packet
+from cks.openpgp.sighash import Target, signature_digest
+from cks.openpgp.signature import Signature, Subpacket, serialize_subpackets
+
+OID_ED25519 = bytes.fromhex("2b06010401da470f01")
+CREATED = 1704067200  # 2024-01-01
+
+
+def mpi(value: bytes) -> bytes:
+    stripped = value.lstrip(b"\0")
+    return int.from_bytes(stripped, "big").bit_length().to_bytes(2, "big") + stripped
+
+
+@dataclass
+class Signer:
+    private: Ed25519PrivateKey
+    public: PublicKey
+
+    @classmethod
+    def new(cls, created: int = CREATED) -> "Signer":
+        private = Ed25519PrivateKey.generate()
+        raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        body = (b"\x04" + created.to_bytes(4, "big") + bytes((22, len(OID_ED25519)))
+                + OID_ED25519 + mpi(b"\x40" + raw))
+        return cls(private, PublicKey.parse(body))
+
+    def sign(self, sig_type: int, primary: PublicKey, target: Target,
+             hashed: Sequence[Subpacket] = (), created: int = CREATED,
+             hash_algorithm: int = 8, named: bool = True) -> Signature:
+        """A v4 signature by this key over `primary` and `target`; `named`:
+        with issuer fingerprint and issuer key ID subpackets."""
+        area = [Subpacket(sg.SUB_CREATION_TIME, created.to_bytes(4, "big"))]
+        unhashed = []
+        if named:
+            area.append(Subpacket(sg.SUB_ISSUER_FINGERPRINT, b"\x04" + self.public.fingerprint))
+            unhashed.append(Subpacket(sg.SUB_ISSUER, self.public.keyid))
+        sig = Signature(4, sig_type, 22, hash_algorithm, b"\0\0", b"",
+                        serialize_subpackets(area + list(hashed)),
+                        serialize_subpackets(unhashed))
+        digest = signature_digest(sig, primary, target)
+        raw = self.private.sign(digest)
+        sig.hash_prefix = digest[:2]
+        sig.material = mpi(raw[:32]) + mpi(raw[32:])
+        return Signature.parse(sig.serialize())
+
+
+def key_flags(flags: int) -> Subpacket:
+    return Subpacket(sg.SUB_KEY_FLAGS, bytes((flags,)))
+
+
+def embedded(sig: Signature) -> Subpacket:
+    return Subpacket(sg.SUB_EMBEDDED_SIGNATURE, sig.serialize())
+
+
+def keyring(packets: Iterable[Packet]) -> bytes:
+    return b"".join(packet.serialize() for packet in packets)
