@@ -10,10 +10,9 @@ from typing import List
 
 from ..config import ConfigError
 from ..hkp.app import KeyServer, ServerSettings
-from ..hkp.server import HKPServer
-from ..pipeline import Limits
+from ..hkp.server import HKPServer, ServerLimits
 from ..store import StoreError, open_store
-from .common import UserError, base_parser, settings_from
+from .common import UserError, base_parser, pipeline_limits, settings_from
 
 log = logging.getLogger("cksd")
 
@@ -33,9 +32,17 @@ def server_settings(settings, port: int) -> ServerSettings:
         port=port,
         max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
         max_results=settings.get_int("limits", "max_results", 100),
-        limits=Limits(
-            max_key_bytes=settings.get_int("limits", "max_key_bytes", 8 << 20),
-            max_packets_per_key=settings.get_int("limits", "max_packets_per_key", 50_000)))
+        limits=pipeline_limits(settings))
+
+
+def server_limits(settings) -> ServerLimits:
+    defaults = ServerLimits()
+    return ServerLimits(
+        workers=settings.get_int("server", "max_connections", defaults.workers),
+        queue=settings.get_int("server", "accept_queue", defaults.queue),
+        idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout),
+        head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout),
+        body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout))
 
 
 def main(argv: List[str]) -> int:
@@ -50,6 +57,7 @@ def main(argv: List[str]) -> int:
         store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16))
         store.check()
         app = KeyServer(store, server_settings(settings, port))
+        limits = server_limits(settings)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     if access_log:
@@ -59,7 +67,7 @@ def main(argv: List[str]) -> int:
         access.addHandler(handler)
         access.propagate = False
     try:
-        server = HKPServer((bind, port), app)
+        server = HKPServer(app, bind, port, limits)
     except OSError as exc:
         raise UserError("cannot listen on %s:%d: %s" % (bind, port, exc.strerror), 1) from None
     app.settings.port = server.server_address[1]

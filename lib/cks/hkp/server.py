@@ -1,208 +1,290 @@
-"""HTTP plumbing for the keyserver: threads, keep-alive, access log, shutdown.
+"""The keyserver's HTTP plumbing: sockets, worker threads, keep-alive, shutdown.
 
-One thread per connection (a slow client holds only its own thread); the
-database is reached through the store's connection pool.  HTTP/1.0 and 1.1
-with keep-alive.  On stop(), the listening socket closes, idle keep-alive
-connections are closed, and requests in flight run to completion.
+A fixed pool of worker threads serves connections (one at a time each) from
+an accept queue: a slow client holds up only its own worker, and the number
+of connections served at once is capped.  When every worker is busy and the
+queue is full, a new connection gets 503 at once instead of waiting unseen.
+Every phase of a request has a deadline: an idle keep-alive connection, a
+request head trickling in byte by byte (slowloris), a body.  Parsing lives in
+http1.py; what to answer lives in app.py.
+
+stop: the listening socket closes, idle connections are closed, requests in
+flight run to completion, then the workers end.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import select
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Set
+from dataclasses import dataclass
+from typing import List, Optional, Set, Tuple
 
 from .app import KeyServer, Request, Response
+from .http1 import HTTPError, Head, format_response, parse_head
 
 access_log = logging.getLogger("cks.access")
 log = logging.getLogger("cks.server")
 
-IDLE_TIMEOUT_S = 30  # a keep-alive connection with no request for this long is closed
-BODY_TIMEOUT_S = 60
-DRAIN_SECONDS = 5  # after refusing an upload as too large
-DRAIN_MAX_BYTES = 64 << 20
+
+@dataclass
+class ServerLimits:
+    workers: int = 64  # connections served at once
+    queue: int = 256  # accepted connections waiting for a worker; past it: 503
+    idle_timeout: float = 15.0  # keep-alive connection without a request
+    head_timeout: float = 10.0  # from the first byte of a request to the end of its head
+    body_timeout: float = 60.0  # for the whole body
+    drain_seconds: float = 5.0  # reading what follows an over-size upload, so the client
+    drain_bytes: int = 64 << 20  # gets our 413 instead of a reset connection
 
 
-class HKPHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else keep-alive answers wait ~40 ms for delayed ACKs
-    server_version = "CKS"
-    sys_version = ""
-    server: "HKPServer"
+class _Connection:
+    """One client connection, served by one worker."""
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(IDLE_TIMEOUT_S)
-        self.busy = False
-        self.sending = False
-        self.server.track(self, True)
+    def __init__(self, server: "HKPServer", sock: socket.socket, address: Tuple) -> None:
+        self.server = server
+        self.sock = sock
+        self.address = address[0]
+        self.buffer = bytearray()
+        self.busy = False  # a request is in flight
 
-    def finish(self) -> None:
-        self.server.track(self, False)
+    def serve(self) -> None:
         try:
-            super().finish()
-        except OSError:
+            while not self.server.stopping or self.buffer:
+                head = self._read_head()
+                if head is None:
+                    return
+                if not self._handle(head):
+                    return
+        except HTTPError as exc:
+            self._send_error(exc.status, exc.message)
+        except (OSError, socket.timeout):
             pass
-
-    def parse_request(self) -> bool:
-        self.busy = True  # a request line arrived: it is in flight until answered
-        self.started = time.monotonic()
-        return super().parse_request()
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except (socket.timeout, ConnectionError):
-            self.close_connection = True
         finally:
             self.busy = False
-            if self.server.stopping:
-                self.close_connection = True
+            try:
+                self.sock.close()
+            except OSError:
+                pass
 
-    def do_GET(self) -> None:
-        self._serve(b"")
+    def _recv(self, deadline: float) -> bytes:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout()
+        self.sock.settimeout(remaining)
+        return self.sock.recv(65536)
 
-    def do_HEAD(self) -> None:
-        self._serve(b"", head=True)
+    def _read_head(self) -> Optional[Head]:
+        limits = self.server.limits
+        deadline = time.monotonic() + limits.idle_timeout
+        started = False
+        while True:
+            if self.buffer and not started:
+                started = True
+                self.busy = True
+                deadline = time.monotonic() + limits.head_timeout
+            parsed = parse_head(self.buffer)
+            if parsed is not None:
+                head, used = parsed
+                del self.buffer[:used]
+                self.busy = True
+                return head
+            try:
+                data = self._recv(deadline)
+            except socket.timeout:
+                if started:
+                    raise HTTPError(408, "request head not received in time")
+                return None  # an idle keep-alive connection: close quietly
+            if not data:
+                return None
+            self.buffer += data
 
-    def do_OPTIONS(self) -> None:
-        self._serve(b"")
-
-    def do_POST(self) -> None:
-        length_text = self.headers.get("Content-Length")
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or length_text is None:
-            self._send(Response(411, b"a Content-Length header is required\n"))
-            self.close_connection = True
-            return
-        try:
-            length = int(length_text)
-            if length < 0:
-                raise ValueError
-        except ValueError:
-            self._send(Response(400, b"bad Content-Length\n"))
-            self.close_connection = True
-            return
+    def _handle(self, head: Head) -> bool:
+        """Serve one request; True to keep the connection open."""
+        started = time.monotonic()
+        length = head.content_length()
         limit = self.server.app.settings.max_upload_bytes
         if length > limit:
-            # Refuse before reading: the body is never parsed or stored.
-            self.close_connection = True
-            self._send(Response(413, ("upload of %d bytes is over this server's limit of %d "
-                                      "bytes\n" % (length, limit)).encode()))
-            self._discard_input(length)
-            return
-        self.connection.settimeout(BODY_TIMEOUT_S)
-        try:
-            body = self.rfile.read(length)
-        except (socket.timeout, ConnectionError):
-            self.close_connection = True
-            return
-        if len(body) != length:
-            self.close_connection = True
-            return
-        self._serve(body)
-
-    def _discard_input(self, length: int) -> None:
-        """Read and drop what the client still sends, for a short while, so a
-        client that writes its whole body before reading sees our answer
-        instead of a reset connection."""
-        deadline = time.monotonic() + DRAIN_SECONDS
-        left = min(length, DRAIN_MAX_BYTES)
-        try:
-            self.wfile.flush()
-            self.connection.settimeout(DRAIN_SECONDS)
-            while left > 0 and time.monotonic() < deadline:
-                chunk = self.rfile.read1(min(left, 65536))
-                if not chunk:
-                    break
-                left -= len(chunk)
-        except (OSError, ValueError):
-            pass
-
-    def _serve(self, body: bytes, head: bool = False) -> None:
-        request = Request(self.command, self.path,
-                          {k.lower(): v for k, v in self.headers.items()}, body,
-                          self.client_address[0])
+            # Refused before reading: the body is never parsed or stored.
+            self._answer(head, started, Response(413, (
+                "upload of %d bytes is over this server's limit of %d bytes\n"
+                % (length, limit)).encode()), keep_alive=False)
+            self._drain(length)
+            return False
+        deadline = time.monotonic() + self.server.limits.body_timeout
+        while len(self.buffer) < length:
+            try:
+                data = self._recv(deadline)
+            except socket.timeout:
+                raise HTTPError(408, "request body not received in time") from None
+            if not data:
+                return False
+            self.buffer += data
+        body = bytes(self.buffer[:length])
+        del self.buffer[:length]
+        request = Request(head.method, head.target, head.headers, body, self.address)
         try:
             response = self.server.app.handle(request)
         except Exception:  # a bug must not take the server down: log it, answer 500
-            log.exception("error serving %s %s", self.command, self.path)
+            log.exception("error serving %s", head.request_line)
             response = Response(500, b"internal server error\n")
-        self._send(response, head)
+        keep_alive = head.keep_alive and not self.server.stopping
+        self._answer(head, started, response, keep_alive)
+        self.busy = False
+        return keep_alive
 
-    def _send(self, response: Response, head: bool = False) -> None:
-        self.sending = True
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Cache-Control", "no-cache")
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if self.close_connection or self.server.stopping:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        elif self.request_version == "HTTP/1.0" and \
-                self.headers.get("Connection", "").lower() == "keep-alive":
-            self.send_header("Connection", "keep-alive")
-        self.end_headers()
-        if not head:
-            self.wfile.write(response.body)
-        self._access(response.status, len(response.body))
-        self.sending = False
+    def _answer(self, head: Head, started: float, response: Response,
+                keep_alive: bool) -> None:
+        headers = [("Content-Type", response.content_type),
+                   ("Access-Control-Allow-Origin", "*"),
+                   ("Cache-Control", "no-cache")] + response.headers
+        self.sock.settimeout(self.server.limits.body_timeout)
+        self.sock.sendall(format_response(response.status, headers, response.body, keep_alive,
+                                          head_only=head.method == "HEAD"))
+        access_log.info('%s "%s" %d %d %.1fms "%s"', self.address, head.request_line,
+                        response.status, len(response.body),
+                        (time.monotonic() - started) * 1000, head.headers.get("user-agent", ""))
 
-    def _access(self, code, size) -> None:
-        """The access log: one line per request, written once the answer is out."""
-        elapsed = (time.monotonic() - getattr(self, "started", time.monotonic())) * 1000
-        agent = self.headers.get("User-Agent", "") if getattr(self, "headers", None) else ""
-        access_log.info('%s "%s" %s %s %.1fms "%s"', self.client_address[0],
-                        self.requestline, code, size, elapsed, agent)
+    def _send_error(self, status: int, message: str) -> None:
+        body = (message + "\n").encode()
+        try:
+            self.sock.settimeout(5)
+            self.sock.sendall(format_response(status, [("Content-Type",
+                                                        "text/plain; charset=utf-8")],
+                                              body, keep_alive=False))
+        except OSError:
+            pass
+        access_log.info('%s "-" %d %d (%s)', self.address, status, len(body), message)
 
-    def log_request(self, code="-", size="-") -> None:
-        if not self.sending:  # send_error() from http.server itself (a malformed request)
-            self._access(code, size)
+    def _drain(self, length: int) -> None:
+        limits = self.server.limits
+        deadline = time.monotonic() + limits.drain_seconds
+        left = min(length - len(self.buffer), limits.drain_bytes)
+        try:
+            while left > 0:
+                data = self._recv(deadline)
+                if not data:
+                    break
+                left -= len(data)
+        except OSError:
+            pass
 
-    def log_message(self, format: str, *args) -> None:
-        log.debug("%s: %s", self.client_address[0], format % args)
-
-    def log_error(self, format: str, *args) -> None:
-        log.info("%s: %s", self.client_address[0], format % args)
-
-
-class HKPServer(ThreadingHTTPServer):
-    daemon_threads = False
-    block_on_close = True  # server_close() waits for requests in flight
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address, app: KeyServer) -> None:
-        self.app = app
-        self.stopping = False
-        self._handlers: Set[HKPHandler] = set()
-        self._handlers_lock = threading.Lock()
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.address_family = family
-        super().__init__(address, HKPHandler)
-
-    def track(self, handler: HKPHandler, alive: bool) -> None:
-        with self._handlers_lock:
-            (self._handlers.add if alive else self._handlers.discard)(handler)
-
-    def request_stop(self) -> None:
-        """Ask serve_forever() to return; safe to call from a signal handler."""
-        self.stopping = True
-        threading.Thread(target=self.shutdown, name="cksd-shutdown", daemon=True).start()
-
-    def finish_stop(self) -> None:
-        """After serve_forever() returned: close idle connections, wait for the
-        requests in flight, close the listening socket."""
-        with self._handlers_lock:
-            idle = [h for h in self._handlers if not h.busy]
-        for handler in idle:
+    def close_if_idle(self) -> None:
+        if not self.busy:
             try:
-                handler.connection.shutdown(socket.SHUT_RDWR)
+                self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        self.server_close()
+
+
+class HKPServer:
+    def __init__(self, app: KeyServer, bind: str, port: int,
+                 limits: Optional[ServerLimits] = None) -> None:
+        self.app = app
+        self.limits = limits or ServerLimits()
+        self.stopping = False
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        self.listener = socket.socket(family, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.listener.bind((bind, port))
+            self.listener.listen(512)
+        except OSError:
+            self.listener.close()
+            raise
+        self.server_address = self.listener.getsockname()[:2]
+        self._wake_read, self._wake_write = os.pipe()
+        self._queue: "queue.Queue[Optional[_Connection]]" = queue.Queue()
+        self._connections: Set[_Connection] = set()
+        self._lock = threading.Lock()
+        self._workers: List[threading.Thread] = [
+            threading.Thread(target=self._work, name="cksd-worker-%d" % n, daemon=True)
+            for n in range(self.limits.workers)]
+        self._idle_workers = self.limits.workers
+        for worker in self._workers:
+            worker.start()
+
+    def _work(self) -> None:
+        while True:
+            connection = self._queue.get()
+            if connection is None:
+                return
+            with self._lock:
+                self._idle_workers -= 1
+            try:
+                connection.serve()
+            finally:
+                with self._lock:
+                    self._connections.discard(connection)
+                    self._idle_workers += 1
+
+    def serve_forever(self) -> None:
+        """Accept connections until request_stop()."""
+        while not self.stopping:
+            ready, _, _ = select.select([self.listener, self._wake_read], [], [])
+            if self._wake_read in ready or self.stopping:
+                break
+            try:
+                sock, address = self.listener.accept()
+            except OSError:
+                continue
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = _Connection(self, sock, address)
+            with self._lock:
+                overloaded = self._idle_workers == 0 and \
+                    self._queue.qsize() >= self.limits.queue
+                if not overloaded:
+                    self._connections.add(connection)
+            if overloaded:
+                self._refuse(sock)
+                continue
+            self._queue.put(connection)
+
+    @staticmethod
+    def _refuse(sock: socket.socket) -> None:
+        """Every worker busy and the queue full: say so at once, then close."""
+        try:
+            sock.settimeout(2)
+            sock.sendall(format_response(503, [("Content-Type", "text/plain; charset=utf-8"),
+                                               ("Retry-After", "10")],
+                                         b"server busy, try again later\n", keep_alive=False))
+        except OSError:
+            pass
+        finally:
+            sock.close()
+        access_log.info("refused a connection: every worker busy")
+
+    def request_stop(self) -> None:
+        """Make serve_forever() return; safe to call from a signal handler."""
+        self.stopping = True
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:
+            pass
+
+    def finish_stop(self) -> None:
+        """After serve_forever(): stop listening, close idle connections, let the
+        requests in flight finish, end the workers."""
+        self.stopping = True
+        self.listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            connection.close_if_idle()
+        while True:  # connections accepted but not yet picked up by a worker
+            try:
+                queued = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if queued is not None:
+                queued.sock.close()
+        for _ in self._workers:
+            self._queue.put(None)
+        for worker in self._workers:
+            worker.join()
+        os.close(self._wake_read)
+        os.close(self._wake_write)

@@ -1,0 +1,123 @@
+"""A small HTTP/1.0 and 1.1 request parser and response writer, free of I/O
+(in h11's sans-I/O style): bytes in, request heads out; responses to bytes.
+
+Only what a keyserver needs: Content-Length bodies (no chunked request
+bodies: 411), keep-alive by version and Connection header, bounded heads.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Dict, List, Optional, Tuple
+
+MAX_HEAD_BYTES = 16384
+MAX_HEADERS = 100
+
+REASONS = {
+    200: "OK", 204: "No Content", 301: "Moved Permanently", 400: "Bad Request",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
+    422: "Unprocessable Content", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+}
+
+
+class HTTPError(Exception):
+    """A request that cannot be served; answer `status` and close the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class Head:
+    method: str
+    target: str
+    version: str  # "HTTP/1.0" or "HTTP/1.1"
+    headers: Dict[str, str] = field(default_factory=dict)  # lower-case names
+    request_line: str = ""
+
+    @property
+    def keep_alive(self) -> bool:
+        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in tokens
+        return "close" not in tokens
+
+    def content_length(self) -> int:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            raise HTTPError(411, "chunked request bodies are not accepted: send Content-Length")
+        text = self.headers.get("content-length")
+        if text is None:
+            if self.method in ("POST", "PUT"):
+                raise HTTPError(411, "a Content-Length header is required")
+            return 0
+        if not text.strip().isdigit():
+            raise HTTPError(400, "bad Content-Length")
+        return int(text)
+
+
+def parse_head(buffer: bytearray) -> Optional[Tuple[Head, int]]:
+    """The request head at the start of `buffer` and its length in bytes, or
+    None while it is incomplete.  Raises HTTPError for a malformed head."""
+    end = buffer.find(b"\r\n\r\n")
+    separator = 4
+    if end < 0:
+        end = buffer.find(b"\n\n")  # tolerate bare LF, as many servers do
+        separator = 2
+    if end < 0:
+        if len(buffer) > MAX_HEAD_BYTES:
+            raise HTTPError(431, "request head too large")
+        return None
+    if end > MAX_HEAD_BYTES:
+        raise HTTPError(431, "request head too large")
+    try:
+        text = bytes(buffer[:end]).decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        raise HTTPError(400, "undecodable request head") from None
+    lines = text.replace("\r\n", "\n").split("\n")
+    # RFC 9112 2.2: ignore empty lines before the request line.
+    while lines and not lines[0]:
+        lines.pop(0)
+    if not lines:
+        raise HTTPError(400, "empty request")
+    request_line = lines[0]
+    parts = request_line.split(" ")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise HTTPError(400, "malformed request line")
+    method, target, version = parts
+    if not version.startswith("HTTP/"):
+        raise HTTPError(400, "malformed request line")
+    if version not in ("HTTP/1.0", "HTTP/1.1"):
+        raise HTTPError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
+    if not method.isalpha() or not method.isupper():
+        raise HTTPError(400, "malformed method")
+    headers: Dict[str, str] = {}
+    if len(lines) - 1 > MAX_HEADERS:
+        raise HTTPError(431, "too many header fields")
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip() or " " in name:
+            raise HTTPError(400, "malformed header line")
+        name = name.lower()
+        value = value.strip()
+        headers[name] = headers[name] + ", " + value if name in headers else value
+    return Head(method, target, version, headers, request_line), end + separator
+
+
+def format_response(status: int, headers: List[Tuple[str, str]], body: bytes,
+                    keep_alive: bool, head_only: bool = False) -> bytes:
+    """The bytes of an HTTP/1.1 response with a Content-Length."""
+    lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown")),
+             "Date: " + formatdate(time.time(), usegmt=True),
+             "Server: CKS",
+             "Content-Length: %d" % len(body)]
+    lines.extend("%s: %s" % item for item in headers)
+    lines.append("Connection: " + ("keep-alive" if keep_alive else "close"))
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + body
