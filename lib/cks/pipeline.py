@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 from .openpgp.info import describe
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys
@@ -27,10 +27,15 @@ REJECTED, OVER_LIMIT = "rejected", "over-limit"
 
 @dataclass(frozen=True)
 class Source:
-    """Where key material came from: `tag` is stored with the key."""
+    """Where key material came from: `tag` is stored with the key.
+
+    `queue_for_sync` queues what changed for every push peer; `forward_to`
+    queues it for the named peers only (a mail peer forwarding like pks).
+    """
 
     tag: str  # "user", "admin", "hkp-sync:PEER", "mail:ADDRESS", "recon:PEER"
     queue_for_sync: bool
+    forward_to: Tuple[str, ...] = ()
 
     @classmethod
     def user(cls) -> "Source":
@@ -41,8 +46,8 @@ class Source:
         return cls("admin", queue)
 
     @classmethod
-    def peer(cls, kind: str, name: str) -> "Source":
-        return cls("%s:%s" % (kind, name), False)
+    def peer(cls, kind: str, name: str, forward_to: Sequence[str] = ()) -> "Source":
+        return cls("%s:%s" % (kind, name), False, tuple(forward_to))
 
 
 @dataclass
@@ -140,8 +145,8 @@ def _merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
     else:
         data = merged.serialize()
     store.save_key(cursor, describe(merged), data, source.tag, first_seen, now)
-    if source.queue_for_sync:
-        store.queue_sync(cursor, fingerprint, source.tag, now)
+    if source.queue_for_sync or source.forward_to:
+        store.queue_sync(cursor, fingerprint, source.tag, now, source.forward_to or None)
     return Outcome(fingerprint, ADDED if stored is None else UPDATED)
 
 

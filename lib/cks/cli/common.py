@@ -8,6 +8,7 @@ import sys
 from typing import Callable, List, Optional
 
 from ..config import Settings, load_settings
+from ..pipeline import Limits
 
 
 class UserError(Exception):
@@ -33,6 +34,15 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(config_file=args.config, db_url=args.db)
+
+
+def pipeline_limits(settings: Settings) -> Limits:
+    """The key limits of [limits], for every tool that stores keys."""
+    default = Limits()
+    return Limits(
+        max_key_bytes=settings.get_int("limits", "max_key_bytes", default.max_key_bytes),
+        max_packets_per_key=settings.get_int("limits", "max_packets_per_key",
+                                             default.max_packets_per_key))
 
 
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:
