@@ -289,6 +289,15 @@ def test_back_signature_by_the_wrong_key():
     assert verify(key, sub, entry.sig, key.public_key).reason == NO_BACKSIG
 
 
+def test_back_signature_with_an_unknown_hash_is_unsupported():
+    def unknown_hash(owner, subkey):
+        backsig = subkey.sign(sg.PRIMARY_KEY_BINDING, owner.public, subkey.public)
+        backsig.hash_algorithm = 99
+        return [key_flags(0x02), embedded(backsig)]
+    key, sub, entry = _signing_subkey_key(unknown_hash)
+    assert verify(key, sub, entry.sig, key.public_key).status == UNSUPPORTED
+
+
 def test_encryption_subkey_needs_no_back_signature():
     key, sub, entry = _signing_subkey_key(lambda o, s: [key_flags(0x0C)])
     assert verify(key, sub, entry.sig, key.public_key).valid

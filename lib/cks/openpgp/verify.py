@@ -73,15 +73,11 @@ def verify_signature(primary: PublicKey, target: Target, sig: Signature,
     UserAttribute or subkey PublicKey; None for the primary key alone)?"""
     weak = sig.hash_algorithm in WEAK_HASHES
     try:
-        verdict = _verify(primary, target, sig, issuer, weak)
+        return _verify(primary, target, sig, issuer, weak)
     except UnsupportedAlgorithm as exc:
         return Verdict(UNSUPPORTED, weak, str(exc))
     except PGPError as exc:
         return Verdict(INVALID, weak, str(exc))
-    if verdict.valid and sig.sig_type == sg.SUBKEY_BINDING and isinstance(target, PublicKey) \
-            and (sig.key_flags or 0) & _SIGNING_FLAGS:
-        return _with_backsig(primary, target, sig, weak)
-    return verdict
 
 
 def _verify(primary: PublicKey, target: Target, sig: Signature, issuer: PublicKey,
@@ -100,22 +96,30 @@ def _verify(primary: PublicKey, target: Target, sig: Signature, issuer: PublicKe
         return Verdict(INVALID, weak, "hash prefix does not match")
     if not check_values(sig, issuer, digest):
         return Verdict(INVALID, weak, "bad signature")
+    if sig.sig_type == sg.SUBKEY_BINDING and isinstance(target, PublicKey) \
+            and (sig.key_flags or 0) & _SIGNING_FLAGS:
+        return _with_backsig(primary, target, sig, weak)
     return Verdict(VALID, weak)
 
 
 def _with_backsig(primary: PublicKey, subkey: PublicKey, binding: Signature,
                   weak: bool) -> Verdict:
-    """The binding's verdict once its back-signature is checked."""
+    """The verdict on a good binding of a signing subkey: its back-signature's."""
     try:
         embedded = binding.embedded_signatures
     except PGPError:
         embedded = []
+    unsupported = None
     for backsig in embedded:
         if backsig.sig_type != sg.PRIMARY_KEY_BINDING:
             continue
         verdict = verify_signature(primary, subkey, backsig, subkey)
         if verdict.valid:
             return Verdict(VALID, weak or verdict.weak_hash)
+        if verdict.status == UNSUPPORTED:
+            unsupported = verdict
+    if unsupported is not None:
+        return Verdict(UNSUPPORTED, weak, "back-signature: " + unsupported.reason)
     return Verdict(INVALID, weak, NO_BACKSIG)
 
 
