@@ -131,3 +131,22 @@ def test_request_in_flight_finishes_after_sigterm(tmp_path):
         assert idle.sock.recv(100) == b""  # the idle connection was closed, not left hanging
         conn.close()
         idle.close()
+
+
+def test_several_processes_share_the_port(tmp_path):
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 3\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        assert server.add(fixture("rsa2048"))[0] == 200
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(
+            server.lookup(op="index", options="mr", search="rsa2048")[0])) for _ in range(30)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results == [200] * 30
+        children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        assert len(children) == 3
+    assert server.proc.returncode == 0

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
 import sys
 from typing import List
 
-from ..config import ConfigError
+from ..config import ConfigError, Settings
 from ..hkp.app import KeyServer, ServerSettings
-from ..hkp.server import HKPServer, ServerLimits
+from ..hkp.server import HKPServer, ServerLimits, listen
+from ..pipeline import Limits
 from ..store import StoreError, open_store
-from .common import UserError, base_parser, pipeline_limits, settings_from
+from .common import UserError, base_parser, settings_from
 
 log = logging.getLogger("cksd")
 
@@ -26,16 +28,18 @@ def build_parser():
     return parser
 
 
-def server_settings(settings, port: int) -> ServerSettings:
+def server_settings(settings: Settings, port: int) -> ServerSettings:
     return ServerSettings(
         hostname=settings.get("server", "hostname", socket.gethostname()),
         port=port,
         max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
         max_results=settings.get_int("limits", "max_results", 100),
-        limits=pipeline_limits(settings))
+        limits=Limits(
+            max_key_bytes=settings.get_int("limits", "max_key_bytes", 8 << 20),
+            max_packets_per_key=settings.get_int("limits", "max_packets_per_key", 50_000)))
 
 
-def server_limits(settings) -> ServerLimits:
+def server_limits(settings: Settings) -> ServerLimits:
     defaults = ServerLimits()
     return ServerLimits(
         workers=settings.get_int("server", "max_connections", defaults.workers),
@@ -43,6 +47,98 @@ def server_limits(settings) -> ServerLimits:
         idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout),
         head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout),
         body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout))
+
+
+def _log_access_to(path: str) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    access = logging.getLogger("cks.access")
+    access.addHandler(handler)
+    access.propagate = False
+
+
+class _StopSignal:
+    """SIGTERM/SIGINT handling that works from the first instant: a signal that
+    arrives before the server exists stops it as soon as it does."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server = None
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, _signum, _frame) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.request_stop()
+
+    def attach(self, server: HKPServer) -> None:
+        self.server = server
+        if self.requested:
+            server.request_stop()
+
+
+def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal) -> int:
+    """Run one serving process until SIGTERM/SIGINT."""
+    try:
+        store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16))
+        app = KeyServer(store, server_settings(settings, port))
+        server = HKPServer(app, listener, server_limits(settings))
+    except (ConfigError, StoreError) as exc:
+        raise UserError(str(exc), 1) from None
+    stop.attach(server)
+    try:
+        server.serve_forever()
+    finally:
+        server.finish_stop()
+        store.close()
+    return 0
+
+
+def run_processes(settings: Settings, listener: socket.socket, port: int, count: int,
+                  stop: _StopSignal) -> int:
+    """Fork `count` serving processes sharing the listening socket, and wait.
+
+    Python runs one thread at a time per process; several processes use
+    several cores.  SIGTERM/SIGINT are passed on; every child finishes the
+    requests it has in flight.
+    """
+    children: List[int] = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = serve(settings, listener, port, _StopSignal())
+            except UserError as exc:
+                print("cksd.py: error: %s" % exc, file=sys.stderr)
+            finally:
+                os._exit(code)
+        children.append(pid)
+    listener.close()
+
+    def forward(signum, _frame):
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    if stop.requested:  # a signal that came while the children were being made
+        forward(signal.SIGTERM, None)
+    status = 0
+    for child in children:
+        while True:
+            try:
+                _, code = os.waitpid(child, 0)
+                break
+            except InterruptedError:
+                continue
+        if os.waitstatus_to_exitcode(code) != 0:
+            status = 1
+    return status
 
 
 def main(argv: List[str]) -> int:
@@ -53,34 +149,29 @@ def main(argv: List[str]) -> int:
         port = args.port if args.port is not None else settings.get_int("server", "port", 11371)
         if not 0 <= port <= 65535:
             raise UserError("--port must be between 0 and 65535")
-        access_log = settings.get("server", "access_log", "")
-        store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16))
-        store.check()
-        app = KeyServer(store, server_settings(settings, port))
-        limits = server_limits(settings)
+        processes = settings.get_int("server", "processes", 1)
+        if processes < 1:
+            raise UserError("[server] processes must be 1 or more")
+        server_limits(settings)  # check the settings before anything starts
+        store = open_store(settings.db_url)
+        store.check()  # creates the schema on an empty database, once
+        store.close()
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
+    stop = _StopSignal()
+    access_log = settings.get("server", "access_log", "")
     if access_log:
-        handler = logging.FileHandler(access_log)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        access = logging.getLogger("cks.access")
-        access.addHandler(handler)
-        access.propagate = False
+        _log_access_to(access_log)
     try:
-        server = HKPServer(app, bind, port, limits)
+        listener = listen(bind, port)
     except OSError as exc:
         raise UserError("cannot listen on %s:%d: %s" % (bind, port, exc.strerror), 1) from None
-    app.settings.port = server.server_address[1]
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: server.request_stop())
-    host = server.server_address[0]
-    print("cksd listening on http://%s:%d" % ("[%s]" % host if ":" in host else host,
-                                              server.server_address[1]),
+    host, port = listener.getsockname()[:2]
+    print("cksd listening on http://%s:%d" % ("[%s]" % host if ":" in host else host, port),
           file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.finish_stop()
-        store.close()
+    if processes == 1:
+        code = serve(settings, listener, port, stop)
+    else:
+        code = run_processes(settings, listener, port, processes, stop)
     log.info("stopped")
-    return 0
+    return code

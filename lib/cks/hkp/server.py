@@ -181,22 +181,31 @@ class _Connection:
                 pass
 
 
+def listen(bind: str, port: int) -> socket.socket:
+    """A listening TCP socket (IPv6 when `bind` is an IPv6 address)."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((bind, port))
+        listener.listen(512)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 class HKPServer:
-    def __init__(self, app: KeyServer, bind: str, port: int,
+    """Serves `listener` (which several processes may share) with a worker pool."""
+
+    def __init__(self, app: KeyServer, listener: socket.socket,
                  limits: Optional[ServerLimits] = None) -> None:
         self.app = app
         self.limits = limits or ServerLimits()
         self.stopping = False
-        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        self.listener = socket.socket(family, socket.SOCK_STREAM)
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.listener.bind((bind, port))
-            self.listener.listen(512)
-        except OSError:
-            self.listener.close()
-            raise
+        self.listener = listener
         self.server_address = self.listener.getsockname()[:2]
+        self.listener.setblocking(False)  # shared between processes: accept may find nothing
         self._wake_read, self._wake_write = os.pipe()
         self._queue: "queue.Queue[Optional[_Connection]]" = queue.Queue()
         self._connections: Set[_Connection] = set()
@@ -230,6 +239,8 @@ class HKPServer:
                 break
             try:
                 sock, address = self.listener.accept()
+            except BlockingIOError:
+                continue  # another process sharing the socket took it
             except OSError:
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
