@@ -11,6 +11,9 @@ from ..config import ConfigError, Settings
 from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
 from ..sync.hkp_push import HKPClient
+from ..sync.mail_out import MailPusher
+from ..sync.mailconf import mail_settings
+from ..sync.mta import transport_for
 from ..sync.peername import PeerNameError, parse_hkp_peer, parse_peer
 from ..sync.runner import HKPPusher, PeerReport, PeerSync, Pusher, SyncLimits, dry_run
 from .common import UserError, base_parser, settings_from
@@ -46,6 +49,12 @@ def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
     if peer.kind == "hkp":
         host, port = parse_hkp_peer(peer.peer)
         return HKPPusher(HKPClient(host, port, limits.timeout, node_name(settings)))
+    if peer.kind == "mail":
+        try:
+            conf = mail_settings(settings)
+        except ConfigError as exc:
+            raise UserError(str(exc), 1) from None
+        return MailPusher(peer.peer, conf.address, transport_for(conf))
     raise UserError("peer %s: %s peers are not supported by this version" % (peer.peer,
                                                                            peer.kind), 1)
 

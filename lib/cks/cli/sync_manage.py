@@ -54,7 +54,9 @@ def cmd_add(peers: PeerStore, args) -> int:
     if args.type == "recon":
         raise UserError("SKS reconciliation peers are not supported by this version of CKS")
     kind, name = parse_or_fail(args.peer, args.type)
-    peer = peers.add(name, kind, args.priority, _email(args.email), not args.no_catch_up)
+    # A full send to a mail peer would be one mail per stored key: only on request.
+    catch_up = args.catch_up if kind == "mail" else not args.no_catch_up
+    peer = peers.add(name, kind, args.priority, _email(args.email), catch_up)
     print("added %s peer %s (priority %d)%s" % (
         peer.kind, peer.peer, peer.sync_priority,
         "; it will be sent every stored key first" if peer.catch_up_after is not None else ""))
@@ -119,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="kind of peer (default: mail if PEER has an @, else hkp)")
     add.add_argument("--no-catch-up", action="store_true",
                      help="do not send the keys stored before the peer was added")
+    add.add_argument("--catch-up", action="store_true",
+                     help="mail peers: send them every stored key first, one mail per "
+                          "key (HKP peers get that unless --no-catch-up)")
     add.set_defaults(handler=cmd_add)
     remove = commands.add_parser("remove", help="remove a peer and its backlog")
     remove.add_argument("peer", metavar="PEER")

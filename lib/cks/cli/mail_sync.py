@@ -1,0 +1,178 @@
+"""cks_mail_sync.py < message: one sync mail from the MTA (.forward or procmail).
+
+The exit status tells the MTA what to do with the mail (sysexits.h): 0 done
+(only after the commit), 65 nothing usable in it, 77 not from a mail peer
+(or a user's ADD while those are off), 75 try again later: whenever the
+database or anything else fails for now, so no mail is ever lost.  A watchdog
+turns a mail that takes longer than [mail] timeout into 75 as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from typing import List, Sequence
+
+from .. import pipeline
+from ..config import ConfigError
+from ..store import Store, StoreError, open_store
+from ..store.peers import Peer, PeerStore
+from ..sync.mail_in import ADD, INCREMENTAL, IncomingMail, authorizing_peer, \
+    forward_targets, parse_mail
+from ..sync.mail_out import compose
+from ..sync.mailconf import MailSettings, mail_settings
+from ..sync.mta import HandOffError, transport_for
+from .common import base_parser, pipeline_limits, settings_from
+
+log = logging.getLogger("cks.mail")
+
+EX_OK, EX_DATAERR, EX_TEMPFAIL, EX_NOPERM = 0, 65, 75, 77
+
+
+def build_parser():
+    return base_parser("cks_mail_sync.py", "Merge the keys of one keyserver sync mail "
+                       "(standard input), for the MTA; exit 0, 65, 75 or 77 (sysexits).")
+
+
+def main(argv: List[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+        conf = mail_settings(settings)
+        limits = pipeline_limits(settings)
+    except ConfigError as exc:
+        log.error("%s; the mail stays with the MTA", exc)
+        return EX_TEMPFAIL
+    if conf.log_file:
+        _log_to(conf.log_file)
+    _watchdog(conf.timeout)
+    try:
+        raw = _read_message(conf.max_mail_bytes)
+        if raw is None:
+            log.warning("refused a mail over [mail] max_mail_bytes (%d bytes)",
+                        conf.max_mail_bytes)
+            return EX_DATAERR
+        mail = parse_mail(raw, os.environ.get("SENDER", ""))
+        if mail.kind is None:
+            log.warning("refused %s: not a keyserver mail (Subject: %r)", _which(mail),
+                        mail.subject[:80])
+            return EX_DATAERR
+        if mail.kind == ADD and not conf.accept_add:
+            log.warning("refused %s: ADD mails from users are off ([mail] accept_add)",
+                        _which(mail))
+            return EX_NOPERM
+        store = open_store(settings.db_url, 1)
+        try:
+            return _merge(store, mail, conf, limits)
+        finally:
+            store.close()
+    except StoreError as exc:
+        log.error("%s; the mail stays with the MTA, to be tried again", exc)
+        return EX_TEMPFAIL
+    except Exception as exc:  # a bug or an OS failure must not lose the mail either
+        log.error("internal error (%s: %s); the mail stays with the MTA",
+                  exc.__class__.__name__, exc, exc_info=args.verbose)
+        return EX_TEMPFAIL
+
+
+def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
+           limits: pipeline.Limits) -> int:
+    peers = PeerStore(store)
+    mail_peers = [p for p in peers.list(enabled_only=True) if p.kind == "mail"]
+    targets = forward_targets(mail, [p.peer for p in mail_peers], conf.address)
+    if mail.kind == INCREMENTAL:
+        peer = authorizing_peer(mail, [p.peer for p in mail_peers])
+        if peer is None:
+            log.warning("refused %s: no mail peer of this server among %s",
+                        _which(mail), ", ".join(mail.senders + mail.sent_by) or "no senders")
+            return EX_NOPERM
+        source = pipeline.Source.peer("mail", peer, targets)
+    else:
+        source = pipeline.Source.user()  # queued for every peer, mail peers included
+    report = pipeline.submit(store, mail.keytext, source, limits)
+    for problem in report.problems:
+        log.warning("%s: %s", _which(mail), problem)
+    for outcome in report.with_status(pipeline.REFUSED):
+        log.warning("%s: key %s refused: %s", _which(mail), outcome.fingerprint,
+                    outcome.reason)
+    if not report.outcomes:
+        log.warning("refused %s: no usable key in it", _which(mail))
+        return EX_DATAERR
+    new = [o.fingerprint for o in report.outcomes
+           if o.status in (pipeline.ADDED, pipeline.UPDATED)]
+    log.info("%s from %s: %s", _which(mail), source.tag, ", ".join(
+        "%d %s" % (len(report.with_status(s)), s) for s in
+        (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED, pipeline.REFUSED)))
+    if new and conf.address:
+        try:
+            _forward_now(store, peers, [p for p in mail_peers if p.peer in targets], new,
+                         mail, conf)
+        except StoreError as exc:  # the keys are committed and queued: still done
+            log.warning("forwarding stopped (%s); cks_sync.py will send what is left", exc)
+    return EX_OK
+
+
+def _forward_now(store: Store, peers: PeerStore, targets: Sequence[Peer],
+                 fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
+    """Send what was new to the mail peers the mail did not name, at once, as pks
+    does: one mail per key to all of them, with the X-KeyServer-Sent chain.
+
+    The keys are already committed and queued for those peers (in the same
+    transaction), so a failure here loses nothing: cks_sync.py sends them on
+    its next run.  A success settles the queue entries.
+    """
+    owed = {peer.id: peers.backlog_of(peer.id, fingerprints) for peer in targets}
+    keydata = store.keydata(fingerprints)
+    transport = transport_for(conf)
+    for fingerprint in fingerprints:
+        due = [peer for peer in targets if fingerprint in owed[peer.id]]
+        if not due or fingerprint not in keydata:
+            continue
+        try:
+            transport.send(compose(keydata[fingerprint], [p.peer for p in due], conf.address,
+                                   mail.sent_by))
+        except HandOffError as exc:
+            log.warning("forwarding %s failed (%s); cks_sync.py will send it", fingerprint,
+                        exc)
+            return
+        for peer in due:
+            peers.delivered(peer.id, [(fingerprint, owed[peer.id][fingerprint])],
+                            int(time.time()))
+        log.info("forwarded %s to %s", fingerprint, ", ".join(p.peer for p in due))
+
+
+def _which(mail: IncomingMail) -> str:
+    return "mail %s" % (mail.message_id or "(no Message-ID)")
+
+
+def _read_message(limit: int):
+    """Standard input, or None when it is over `limit` (the rest is read and
+    dropped, so the MTA's write does not fail)."""
+    data = sys.stdin.buffer.read(limit + 1)
+    if len(data) <= limit:
+        return data
+    while sys.stdin.buffer.read(1 << 20):
+        pass
+    return None
+
+
+def _log_to(path: str) -> None:
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+
+
+def _watchdog(seconds: float) -> None:
+    """Exit 75 after `seconds`, whatever the main thread is waiting for (a locked
+    database, a hung MTA).  What was not committed by then is rolled back."""
+    def give_up() -> None:
+        log.error("gave up after %g s ([mail] timeout); the mail stays with the MTA",
+                  seconds)
+        os._exit(EX_TEMPFAIL)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()

@@ -1,0 +1,120 @@
+"""Incoming sync mail from pks, SKS and CKS servers, read with the email package.
+
+Pure functions: the raw message in, what it says out (kind, senders, the
+X-KeyServer-Sent list, the key material); who may feed us and whom to forward
+to are decided here from the peer addresses the caller passes.  A Subject
+with the word "incremental" is a sync mail (SKS's procmail rule; pks wants
+it first); a Subject starting with "ADD" is a user's submission (pks).
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses
+from typing import Iterable, List, Optional, Sequence
+
+from ..openpgp.armor import encode
+
+INCREMENTAL, ADD = "incremental", "add"
+KEY_TYPES = ("application/pgp-keys", "application/pgp")
+
+
+@dataclass
+class IncomingMail:
+    kind: Optional[str]  # INCREMENTAL, ADD, or None: not a keyserver mail
+    subject: str = ""
+    message_id: str = ""
+    senders: List[str] = field(default_factory=list)  # From:, then the envelope sender
+    sent_by: List[str] = field(default_factory=list)  # X-KeyServer-Sent:, in order
+    recipients: List[str] = field(default_factory=list)  # To: and Cc:
+    keytext: bytes = b""  # every text and key part, decoded; binary keys armored
+
+    def named(self) -> List[str]:
+        """Every address the mail names: these servers have the keys already."""
+        return self.senders + self.sent_by + self.recipients
+
+
+def parse_mail(raw: bytes, envelope_sender: str = "") -> IncomingMail:
+    """Read a mail.  `envelope_sender` is what the MTA says (e.g. $SENDER); else
+    the Return-Path header or the mbox "From " line is used when present."""
+    message = email.message_from_bytes(raw)
+    subject = _text(message.get("Subject", ""))
+    envelope = (_addresses_in([envelope_sender]) or _addresses(message, "Return-Path")
+                or _unix_from(message))[:1]
+    return IncomingMail(
+        kind=mail_kind(subject),
+        subject=subject,
+        message_id=_text(message.get("Message-ID", "")).strip(),
+        senders=list(dict.fromkeys(_addresses(message, "From") + envelope)),
+        sent_by=_addresses(message, "X-KeyServer-Sent"),
+        recipients=_addresses(message, "To") + _addresses(message, "Cc"),
+        keytext=key_material(message))
+
+
+def mail_kind(subject: str) -> Optional[str]:
+    if re.search(r"\bincremental\b", subject, re.I):
+        return INCREMENTAL
+    if re.match(r"\s*add\b", subject, re.I):
+        return ADD
+    return None
+
+
+def key_material(message: Message) -> bytes:
+    """The text of every text/* and application/pgp-keys part (transfer
+    encodings undone), binary key parts armored, joined for the key reader."""
+    pieces = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        kind = part.get_content_type()
+        if not (kind.startswith("text/") or kind in KEY_TYPES):
+            continue
+        payload = part.get_payload(decode=True) or b""
+        binary = payload.lstrip()[:1]
+        if kind in KEY_TYPES and binary and binary[0] & 0x80:
+            payload = encode(payload).encode("ascii")
+        pieces.append(payload)
+    return b"\n".join(pieces)
+
+
+def authorizing_peer(mail: IncomingMail, peers: Iterable[str]) -> Optional[str]:
+    """The mail peer (as listed) that vouches for this mail: its sender, its
+    envelope sender or one of its X-KeyServer-Sent addresses; None if none is."""
+    by_address = {p.lower(): p for p in peers}
+    for address in mail.senders + mail.sent_by:
+        if address in by_address:
+            return by_address[address]
+    return None
+
+
+def forward_targets(mail: IncomingMail, peers: Sequence[str], own: str) -> List[str]:
+    """The mail peers that the mail does not name (nor ourselves): pks's loop
+    breaker, so a key goes to each server once."""
+    named = set(mail.named()) | {own.lower()}
+    return [p for p in peers if p.lower() not in named]
+
+
+def _text(value) -> str:
+    """A header as text, RFC 2047 encoded words decoded when they can be."""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (LookupError, UnicodeError, ValueError):
+        return str(value)
+
+
+def _addresses(message: Message, name: str) -> List[str]:
+    return _addresses_in([str(v) for v in message.get_all(name, [])])
+
+
+def _addresses_in(values: Sequence[str]) -> List[str]:
+    return [a.lower() for _, a in getaddresses(values) if "@" in a]
+
+
+def _unix_from(message: Message) -> List[str]:
+    """The sender on an mbox "From sender date" line (procmail keeps it)."""
+    parts = (message.get_unixfrom() or "").split()
+    return _addresses_in(parts[1:2])

@@ -1,0 +1,57 @@
+"""Outgoing sync mail in the format SKS sends (reference/mailsync.md): one key
+per mail, `Subject: incremental`, the armored key as an application/pgp-keys
+body, and `X-KeyServer-Sent:` lines naming every server the key passed."""
+
+from __future__ import annotations
+
+from email.message import Message
+from email.utils import formatdate, make_msgid
+from typing import Sequence
+
+from ..openpgp.armor import encode
+from .hkp_push import OK, RETRY, Verdict
+from .mta import HandOffError
+from .runner import Item, Pusher
+
+
+def compose(keydata: bytes, to: Sequence[str], own: str, sent_by: Sequence[str] = ()) -> Message:
+    """A sync mail carrying one key (binary), from `own` to `to`.  `sent_by`
+    is the X-KeyServer-Sent list of a mail being forwarded; `own` is added."""
+    message = Message()
+    message["To"] = ", ".join(to)
+    message["From"] = own
+    message["Reply-To"] = own
+    message["Errors-To"] = own
+    message["Subject"] = "incremental"
+    message["Precedence"] = "list"
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = make_msgid("cks", own.rpartition("@")[2])
+    message["MIME-Version"] = "1.0"
+    message["Content-Type"] = "application/pgp-keys"
+    for address in dict.fromkeys(list(sent_by) + [own]):
+        message["X-KeyServer-Sent"] = address
+    message.set_payload(encode(keydata))
+    return message
+
+
+class MailPusher(Pusher):
+    """Sends each owed key to one mail peer, one mail per key.  A key counts as
+    delivered once the MTA took its mail (sendmail exit 0, SMTP 250)."""
+
+    keys_per_request = 1
+
+    def __init__(self, peer: str, own: str, transport) -> None:
+        self.peer = peer
+        self.own = own
+        self.transport = transport
+
+    def push(self, items: Sequence[Item]) -> Verdict:
+        if not self.own:
+            return Verdict(RETRY, "no [mail] address in the configuration: "
+                                  "mail peers need this server's sync address")
+        for _, keydata in items:
+            try:
+                self.transport.send(compose(keydata, [self.peer], self.own))
+            except HandOffError as exc:
+                return Verdict(RETRY, str(exc))
+        return Verdict(OK)

@@ -1,0 +1,68 @@
+"""Handing a composed mail to the MTA: a sendmail command, or SMTP (smtplib).
+
+A hand-off either succeeds (the MTA took the message and now owns it) or
+raises HandOffError; the caller keeps the key owed and tries again later.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import subprocess
+from email.message import Message
+from typing import Sequence, Union
+
+from .mailconf import MailSettings
+
+
+class HandOffError(Exception):
+    """The MTA did not take the message."""
+
+
+class Sendmail:
+    """`sendmail -t -oi` style: the message on standard input, recipients from
+    its headers, exit status 0 when the MTA queued it."""
+
+    def __init__(self, command: Sequence[str], timeout: float) -> None:
+        self.command = list(command)
+        self.timeout = timeout
+
+    def send(self, message: Message) -> None:
+        try:
+            done = subprocess.run(self.command, input=message.as_bytes(), capture_output=True,
+                                  timeout=self.timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise HandOffError("%s timed out after %g s" % (self.command[0], self.timeout)) \
+                from None
+        except OSError as exc:
+            raise HandOffError("cannot run %s: %s" % (self.command[0], exc.strerror)) from None
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
+            raise HandOffError("%s exited with status %d%s" % (
+                self.command[0], done.returncode,
+                ": " + said.splitlines()[-1] if said else ""))
+
+
+class SMTP:
+    """An SMTP server (usually the local MTA) that must accept every recipient."""
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+
+    def send(self, message: Message) -> None:
+        where = "SMTP %s:%d" % (self.host, self.port)
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                refused = smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise HandOffError("%s: %s" % (where, " ".join(str(exc).split())
+                                           or exc.__class__.__name__)) from None
+        if refused:
+            raise HandOffError("%s refused %s" % (where, ", ".join(sorted(refused))))
+
+
+def transport_for(conf: MailSettings) -> Union[Sendmail, SMTP]:
+    if conf.smtp_host:
+        return SMTP(conf.smtp_host, conf.smtp_port, conf.send_timeout)
+    return Sendmail(conf.sendmail, conf.send_timeout)
