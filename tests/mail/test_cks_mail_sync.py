@@ -1,0 +1,285 @@
+"""cks_mail_sync.py as the MTA runs it: real-looking mails on standard input,
+exit codes per sysexits, on SQLite and PostgreSQL."""
+
+import time
+
+import pytest
+
+from cks.openpgp.armor import encode
+from support import fixture
+from support.mails import PKS, SKS, US, base64_mail, crlf, flooded_key, multipart_mail, \
+    pks_mail, quoted_printable_mail, sks_mail
+
+from support.mailnode import fpr
+
+VARIANTS = {
+    "sks": sks_mail,
+    "pks": lambda key: pks_mail(key, sender=SKS, sent_by=[SKS]),
+    "quoted-printable": quoted_printable_mail,
+    "base64": base64_mail,
+    "multipart-binary": lambda key: multipart_mail([key], binary=True),
+    "multipart-crlf": lambda key: crlf(multipart_mail([key])),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_peer_mail_is_merged_and_queued_for_nobody(node, variant):
+    node.manage("add", SKS)
+    result = node.mail_sync(VARIANTS[variant](fixture("rsa2048")))
+    assert result.returncode == 0, result.stderr
+    assert node.keys() == {fpr("rsa2048"): "mail:" + SKS}
+    assert node.query("SELECT count(*) FROM cks_pending_sync")[0][0] == 0
+    assert node.sent() == []
+    assert "1 added" in result.stderr.decode()
+
+
+def damaged(keytext):
+    """The armor with its checksum line changed: a block broken in transit."""
+    head, _, tail = keytext.rpartition(b"\n=")
+    return head + b"\n=AAAA" + tail[4:]
+
+
+def test_several_blocks_several_keys_and_a_broken_block(node):
+    node.manage("add", SKS)
+    raw = multipart_mail([fixture("two-keys"), fixture("two-blocks"),
+                          damaged(fixture("nistp384"))])
+    result = node.mail_sync(raw)
+    assert result.returncode == 0, result.stderr
+    assert set(node.keys()) == {fpr(n) for n in ("rsa2048", "ed25519", "rsa1024", "nistp256")}
+    assert "checksum mismatch" in result.stderr.decode()
+
+
+def test_the_same_mail_twice_changes_nothing(node, tmp_path):
+    node.manage("add", SKS)
+    node.manage("add", "d@d.example")
+    raw = sks_mail(fixture("alice-t1"))
+    assert node.mail_sync(raw).returncode == 0
+    assert len(node.sent()) == 1  # forwarded to d@d.example
+    before = node.snapshot()
+    again = node.mail_sync(raw)
+    assert again.returncode == 0, again.stderr
+    assert "0 added, 0 updated, 1 unchanged" in again.stderr.decode()
+    assert node.snapshot() == before and len(node.sent()) == 1
+    # a newer version of the key is an update, and is forwarded again
+    assert node.mail_sync(sks_mail(fixture("alice-t2"))).returncode == 0
+    assert len(node.sent()) == 2
+
+
+@pytest.mark.parametrize("forgery", ["stranger", "look-alike", "disabled-peer"])
+def test_mail_from_no_peer_is_refused_with_77(node, forgery):
+    node.manage("add", SKS)
+    node.manage("add", PKS)
+    node.manage("set", PKS, "--disable")
+    sender, sent_by = {
+        "stranger": ("mallory@evil.example", "mallory@evil.example"),
+        "look-alike": ('"%s" <mallory@evil.example>' % SKS, SKS + ".evil.example"),
+        "disabled-peer": (PKS, PKS)}[forgery]
+    raw = sks_mail(fixture("rsa2048"), sender=sender, sent_by=[sent_by],
+                   envelope="mallory@evil.example")
+    before = node.snapshot()
+    result = node.mail_sync(raw)
+    assert result.returncode == 77
+    assert node.snapshot() == before
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and "refused mail <20261128100000.4242@sks.example.net>" in lines[0]
+
+
+def test_envelope_sender_and_keyserver_sent_authorize(node):
+    node.manage("add", SKS)
+    relayed = sks_mail(fixture("rsa2048"), sender="list@relay.example",
+                       sent_by=[SKS, "list@relay.example"], envelope="list@relay.example")
+    assert node.mail_sync(relayed).returncode == 0
+    by_envelope = sks_mail(fixture("nistp256"), sender="keys@sks.example.net", sent_by=[],
+                           envelope="x@y.example")
+    assert node.mail_sync(by_envelope, env={"SENDER": SKS}).returncode == 0
+    assert set(node.keys().values()) == {"mail:" + SKS}
+
+
+@pytest.mark.parametrize("what", ["empty", "no-key", "broken-armor", "not-sync", "secret"])
+def test_no_usable_key_is_65(node, what):
+    node.manage("add", SKS)
+    raw = {"empty": b"",
+           "no-key": sks_mail(b""),
+           "broken-armor": multipart_mail([damaged(fixture("rsa2048"))]),
+           "not-sync": multipart_mail([fixture("rsa2048")], subject="hello"),
+           "secret": multipart_mail([fixture("secret/rsa2048")])}[what]
+    before = node.snapshot()
+    result = node.mail_sync(raw)
+    assert result.returncode == 65, result.stderr
+    assert node.snapshot() == before
+    assert result.stderr.decode().startswith("cks.mail: ")
+
+
+def test_rejected_keys_are_never_added(node):
+    node.manage("add", SKS)
+    node.execute("INSERT INTO cks_rejected_keys (fingerprint, reason, rejected_at) "
+                 "VALUES (?, ?, ?)", (fpr("ed25519"), "abuse", 1))
+    result = node.mail_sync(sks_mail(fixture("two-keys")))
+    assert result.returncode == 0, result.stderr
+    assert set(node.keys()) == {fpr("rsa2048")}
+    assert "key %s refused" % fpr("ed25519") in result.stderr.decode()
+    only = node.mail_sync(sks_mail(fixture("ed25519")))
+    assert only.returncode == 0 and fpr("ed25519") not in node.keys()
+
+
+def test_add_from_users_is_off_by_default_and_queued_when_on(node):
+    node.manage("add", SKS)
+    node.manage("add", "127.0.0.1:11371", "--no-catch-up")
+    raw = multipart_mail([fixture("rsa2048")], sender="alice@example.org", subject="ADD")
+    off = node.mail_sync(raw)
+    assert off.returncode == 77 and node.keys() == {}
+    node.write_config(accept_add="yes")
+    on = node.mail_sync(raw)
+    assert on.returncode == 0, on.stderr
+    assert node.keys() == {fpr("rsa2048"): "user"}
+    assert node.query("SELECT source FROM cks_pending_sync") == [("user",)]
+    backlog = dict(node.query("SELECT p.peer, count(*) FROM cks_sync_backlog b JOIN "
+                              "cks_other_servers p ON p.id = b.peer_id GROUP BY p.peer"))
+    assert backlog == {"127.0.0.1:11371": 1}  # the mail peer got it at once
+    (sent,) = node.sent()
+    assert b"To: " + SKS.encode() in sent
+
+
+def test_forwarding_like_pks(node):
+    for peer in (SKS, "b@b.example", "c@c.example", "d@d.example", "e@e.example",
+                 "f@f.example"):
+        node.manage("add", peer)
+    node.manage("set", "f@f.example", "--disable")
+    node.manage("add", "127.0.0.1:11371", "--no-catch-up")
+    raw = sks_mail(fixture("rsa2048"), to=[US, "b@b.example"], sent_by=["c@c.example", SKS])
+    result = node.mail_sync(raw)
+    assert result.returncode == 0, result.stderr
+    (sent,) = node.sent()
+    text = sent.decode()
+    assert text.startswith("To: d@d.example, e@e.example\n")
+    assert text.count("X-KeyServer-Sent:") == 3
+    assert "X-KeyServer-Sent: c@c.example\nX-KeyServer-Sent: %s\nX-KeyServer-Sent: %s\n" % (
+        SKS, US) in text
+    assert fpr("rsa2048") in result.stderr.decode() and "forwarded" in result.stderr.decode()
+    # delivered at once: nothing owed to anyone, the HKP peer is never owed mail keys
+    assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
+    assert node.query("SELECT count(*) FROM cks_pending_sync")[0][0] == 0
+
+
+def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
+    from support.mails import fake_sendmail
+    node.manage("add", SKS)
+    node.manage("add", "d@d.example")
+    working = node.mail["sendmail"]
+    node.write_config(sendmail=fake_sendmail(tmp_path, fail=True))
+    result = node.mail_sync(sks_mail(fixture("rsa2048")))
+    assert result.returncode == 0, result.stderr  # the keys are in: the mail is done
+    assert "cks_sync.py will send it" in result.stderr.decode()
+    assert fpr("rsa2048") in node.keys()
+    assert node.query("SELECT fingerprint FROM cks_sync_backlog") == [(fpr("rsa2048"),)]
+    node.write_config(sendmail=working)
+    run = node.sync()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == ["%s: sent 0 keys" % SKS,
+                                                "d@d.example: sent 1 key"]
+    (sent,) = node.sent()
+    assert b"To: d@d.example\n" in sent
+    assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
+
+
+def test_unreachable_postgresql_is_75(tmp_path):
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nobody listens once the socket is closed
+    from support.procs import tool
+    result = tool("cks_mail_sync.py", ["--db", "postgresql://cks@127.0.0.1:%d/cks" % port],
+                  input=sks_mail(fixture("rsa2048")))
+    assert result.returncode == 75
+    assert "stays with the MTA" in result.stderr.decode()
+
+
+def test_unreachable_sqlite_is_75(tmp_path):
+    from support.procs import tool
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    result = tool("cks_mail_sync.py", ["--db", "sqlite:///%s/cks.db" % blocker],
+                  input=sks_mail(fixture("rsa2048")))
+    assert result.returncode == 75
+    assert blocker.read_text() == ""
+
+
+def test_a_locked_database_is_75_and_unchanged(node):
+    node.manage("add", SKS)
+    node.write_config(timeout="3")
+    before = node.snapshot()
+    with hold_lock(node.db_url):
+        started = time.monotonic()
+        result = node.mail_sync(sks_mail(fixture("rsa2048")))
+        elapsed = time.monotonic() - started
+    assert result.returncode == 75, result.stderr
+    assert elapsed < 20
+    assert "gave up after 3 s" in result.stderr.decode()
+    assert node.snapshot() == before
+    assert node.mail_sync(sks_mail(fixture("rsa2048"))).returncode == 0  # the MTA's retry
+
+
+class hold_lock:
+    """Another writer holding the key table: SQLite's write lock, or a PostgreSQL
+    table lock that blocks every reader and writer of cks_keys."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def __enter__(self):
+        if self.url.startswith("sqlite"):
+            import sqlite3
+            self.conn = sqlite3.connect(self.url[len("sqlite:///"):], isolation_level=None)
+            self.conn.execute("BEGIN EXCLUSIVE")
+        else:
+            import psycopg2
+            self.conn = psycopg2.connect(self.url)
+            self.conn.cursor().execute("LOCK TABLE cks_keys IN ACCESS EXCLUSIVE MODE")
+        return self
+
+    def __exit__(self, *exc):
+        self.conn.rollback() if not self.url.startswith("sqlite") else \
+            self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def test_a_20_mb_mail_and_one_over_the_limit(node):
+    node.manage("add", SKS)
+    filler = bytes(range(256)) * (15 * 4096)  # 15 MiB, 20 MB as base64
+    raw = multipart_mail([fixture("rsa4096")], extra=[filler])
+    assert 20_000_000 < len(raw) < 25 << 20
+    started = time.monotonic()
+    result = node.mail_sync(raw)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert fpr("rsa4096") in node.keys()
+    assert elapsed < 60
+    print("20 MB mail: %.1f s" % elapsed)
+    huge = multipart_mail([fixture("rsa2048")], extra=[filler, filler[:4 << 20]])
+    assert len(huge) > 25 << 20
+    over = node.mail_sync(huge)
+    assert over.returncode == 65
+    assert "max_mail_bytes" in over.stderr.decode()
+    assert fpr("rsa2048") not in node.keys()
+
+
+def test_a_20_mb_flooded_key(node):
+    """One key of 15 MB (44,000 signatures; 20 MB armored): refused by the default
+    key limits (the mail is still done: 0), merged when the limits allow it."""
+    node.manage("add", SKS)
+    raw = sks_mail(encode(flooded_key(fixture("rsa2048"), 15_000_000)).encode())
+    assert 20_000_000 < len(raw) < 25 << 20
+    refused = node.mail_sync(raw)
+    assert refused.returncode == 0, refused.stderr
+    assert "over this server's limit" in refused.stderr.decode()
+    assert node.keys() == {}
+    node.write_config(extra="[limits]\nmax_key_bytes = 33554432\n"
+                            "max_packets_per_key = 100000\n")
+    started = time.monotonic()
+    result = node.mail_sync(raw)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert node.query("SELECT size > 15000000 FROM cks_keys WHERE fingerprint = ?",
+                      (fpr("rsa2048"),)) == [(True,)]
+    print("20 MB flooded key: %.1f s" % elapsed)
+    assert node.mail_sync(raw).returncode == 0  # again: unchanged

@@ -1,0 +1,101 @@
+"""Reading sync mails (cks.sync.mail_in): SKS and pks formats, MIME variants,
+CRLF, senders and the forwarding rule; no database."""
+
+import pytest
+
+from cks.openpgp.keys import read_keys
+from cks.sync.mail_in import ADD, INCREMENTAL, authorizing_peer, forward_targets, \
+    mail_kind, parse_mail
+from support import fixture
+from support.mails import PKS, SKS, US, base64_mail, crlf, multipart_mail, pks_mail, \
+    quoted_printable_mail, sks_mail
+
+
+def fprs(mail):
+    return [k.fingerprint.hex().upper() for k in read_keys(mail.keytext).keys]
+
+
+def fpr(name):
+    return read_keys(fixture(name)).keys[0].fingerprint.hex().upper()
+
+
+VARIANTS = {
+    "sks": lambda key: sks_mail(key),
+    "pks": lambda key: pks_mail(key, sender=SKS, sent_by=[SKS]),
+    "quoted-printable": quoted_printable_mail,
+    "base64": base64_mail,
+    "multipart-armored": lambda key: multipart_mail([key]),
+    "multipart-binary": lambda key: multipart_mail([key], binary=True),
+    "sks-crlf": lambda key: crlf(sks_mail(key)),
+    "multipart-crlf": lambda key: crlf(multipart_mail([key])),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_yields_the_key(variant):
+    mail = parse_mail(VARIANTS[variant](fixture("rsa2048")))
+    assert mail.kind == INCREMENTAL
+    assert fprs(mail) == [fpr("rsa2048")]
+    assert SKS in mail.senders and mail.sent_by == [SKS]
+    assert read_keys(mail.keytext).problems == []
+
+
+def test_the_sks_mail_in_detail():
+    mail = parse_mail(sks_mail(fixture("nistp256"), to=[US, "other@keys.example"]))
+    assert mail.senders == [SKS, "debian-sks@sks.example.net"]  # From:, then Return-Path
+    assert mail.recipients == [US, "other@keys.example"]
+    assert mail.message_id == "<20261128100000.4242@sks.example.net>"
+    assert mail.subject == "incremental"
+
+
+def test_several_blocks_and_several_keys_per_block():
+    mail = parse_mail(multipart_mail([fixture("two-keys"), fixture("two-blocks")]))
+    assert sorted(fprs(mail)) == sorted(
+        [fpr("rsa2048"), fpr("ed25519"), fpr("rsa1024"), fpr("nistp256")])
+
+
+def test_envelope_sender_sources():
+    raw = pks_mail(fixture("rsa2048"))
+    assert parse_mail(raw).senders == [PKS]  # From: equals the Return-Path here
+    assert parse_mail(raw, "Bounce@Relay.Example").senders == [PKS, "bounce@relay.example"]
+    no_return_path = b"\n".join(line for line in raw.split(b"\n")
+                                if not line.startswith(b"Return-Path"))
+    assert parse_mail(no_return_path.replace(b"From " + PKS.encode(), b"From x@y.example")
+                      ).senders == [PKS, "x@y.example"]  # the mbox From line
+
+
+@pytest.mark.parametrize("subject, kind", [
+    ("incremental", INCREMENTAL), ("INCREMENTAL", INCREMENTAL),
+    ("[keys] Re: incremental", INCREMENTAL), ("ADD", ADD), ("add my key", ADD),
+    ("", None), ("hello", None), ("incrementally", None), ("ADDRESS change", None),
+    ("=?utf-8?q?incremental?=", INCREMENTAL)])
+def test_subjects(subject, kind):
+    assert mail_kind(parse_mail(b"Subject: " + subject.encode() + b"\n\n").subject) == kind
+
+
+def test_authorization_by_sender_envelope_or_keyserver_sent():
+    peers = ["Pgp-Public-Keys@sks.example.net", "pgp-keys@b.example"]
+    assert authorizing_peer(parse_mail(sks_mail(fixture("rsa2048"))), peers) == peers[0]
+    forged = parse_mail(sks_mail(fixture("rsa2048"), sender="mallory@evil.example",
+                                 sent_by=["mallory@evil.example"], envelope="m@evil.example"))
+    assert authorizing_peer(forged, peers) is None
+    relayed = parse_mail(sks_mail(fixture("rsa2048"), sender="list@relay.example",
+                                  sent_by=["pgp-keys@b.example", "list@relay.example"]))
+    assert authorizing_peer(relayed, peers) == "pgp-keys@b.example"
+    assert authorizing_peer(parse_mail(b""), peers) is None
+
+
+def test_forward_targets_skip_everyone_the_mail_names():
+    mail = parse_mail(sks_mail(fixture("rsa2048"), to=[US, "c@c.example"],
+                               sent_by=["b@b.example", SKS]))
+    peers = [SKS, "b@b.example", "c@c.example", "d@d.example", "E@E.example"]
+    assert forward_targets(mail, peers, US) == ["d@d.example", "E@E.example"]
+    assert forward_targets(mail, peers + [US], US) == ["d@d.example", "E@E.example"]
+
+
+def test_empty_and_garbage_mails():
+    assert parse_mail(b"").kind is None and parse_mail(b"").keytext == b""
+    mail = parse_mail(b"\xff\xfe\x00garbage\n\nSubject: incremental\n")
+    assert fprs(mail) == []
+    other = parse_mail(multipart_mail([], extra=[b"-----BEGIN PGP PUBLIC KEY BLOCK-----"]))
+    assert other.keytext == b"Keys attached.\n"  # octet-stream parts are not read

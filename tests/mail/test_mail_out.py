@@ -1,0 +1,92 @@
+"""Writing sync mails (cks.sync.mail_out) and handing them to the MTA
+(cks.sync.mta): the SKS format, sendmail commands and SMTP."""
+
+import email
+
+import pytest
+
+from cks.openpgp.keys import read_keys
+from cks.sync.hkp_push import OK, RETRY
+from cks.sync.mail_in import INCREMENTAL, parse_mail
+from cks.sync.mail_out import MailPusher, compose
+from cks.sync.mta import SMTP, HandOffError, Sendmail
+from support import fixture
+from support.mails import SKS, US, fake_sendmail, sent_mails
+from support.smtpsink import SMTPSink
+
+KEY = read_keys(fixture("rsa2048")).keys[0]
+
+
+def test_compose_writes_what_sks_writes():
+    message = compose(KEY.serialize(), ["a@a.example", "b@b.example"], US, [SKS])
+    raw = message.as_bytes()
+    names = [name for name, _ in message.items()]
+    assert names == ["To", "From", "Reply-To", "Errors-To", "Subject", "Precedence", "Date",
+                     "Message-ID", "MIME-Version", "Content-Type", "X-KeyServer-Sent",
+                     "X-KeyServer-Sent"]
+    assert message["To"] == "a@a.example, b@b.example"
+    assert message["From"] == message["Reply-To"] == message["Errors-To"] == US
+    assert message["Subject"] == "incremental" and message["Precedence"] == "list"
+    assert message["Content-Type"] == "application/pgp-keys"
+    assert message.get_all("X-KeyServer-Sent") == [SKS, US]
+    assert message["Message-ID"].endswith("@keys.cks.example>")
+    assert b"\r" not in raw and b"\n\n-----BEGIN PGP PUBLIC KEY BLOCK-----\n" in raw
+    back = parse_mail(raw)
+    assert back.kind == INCREMENTAL and read_keys(back.keytext).keys[0].serialize() == \
+        KEY.serialize()
+
+
+def test_own_address_is_added_once():
+    message = compose(KEY.serialize(), ["a@a.example"], US, [SKS, US])
+    assert message.get_all("X-KeyServer-Sent") == [SKS, US]
+
+
+class Recorder:
+    def __init__(self, fail=None):
+        self.sent, self.fail = [], fail
+
+    def send(self, message):
+        if self.fail:
+            raise HandOffError(self.fail)
+        self.sent.append(message)
+
+
+def test_mail_pusher_one_mail_per_key_and_retry_on_failure():
+    recorder = Recorder()
+    pusher = MailPusher("peer@p.example", US, recorder)
+    assert pusher.keys_per_request == 1
+    assert pusher.push([("F", KEY.serialize())]).action == OK
+    assert recorder.sent[0]["To"] == "peer@p.example"
+    assert recorder.sent[0].get_all("X-KeyServer-Sent") == [US]
+    failed = MailPusher("peer@p.example", US, Recorder("MTA down")).push([("F", b"x")])
+    assert (failed.action, failed.message) == (RETRY, "MTA down")
+    unset = MailPusher("peer@p.example", "", recorder).push([("F", b"x")])
+    assert unset.action == RETRY and "[mail] address" in unset.message
+
+
+def test_sendmail_command(tmp_path):
+    command = fake_sendmail(tmp_path).split()
+    Sendmail(command, 10).send(compose(KEY.serialize(), ["a@a.example"], US))
+    (raw,) = sent_mails(tmp_path)
+    assert email.message_from_bytes(raw)["To"] == "a@a.example"
+    with pytest.raises(HandOffError, match="exited with status 75: sendmail: fatal: queue"):
+        Sendmail(fake_sendmail(tmp_path, fail=True).split(), 10).send(compose(b"", [US], US))
+    with pytest.raises(HandOffError, match="cannot run /nonexistent/sendmail"):
+        Sendmail(["/nonexistent/sendmail", "-t"], 10).send(compose(b"", [US], US))
+    with pytest.raises(HandOffError, match="timed out after 0.5 s"):
+        Sendmail(["sleep", "5"], 0.5).send(compose(b"", [US], US))
+
+
+def test_smtp():
+    with SMTPSink(refuse={"gone@p.example"}) as sink:
+        SMTP("127.0.0.1", sink.port, 10).send(compose(KEY.serialize(), ["a@a.example"], US))
+        ((sender, recipients, data),) = sink.messages
+        assert (sender, recipients) == (US, ["a@a.example"])
+        assert b"\r\nSubject: incremental\r\n" in data
+        assert read_keys(parse_mail(data).keytext).keys[0].fingerprint == KEY.fingerprint
+        with pytest.raises(HandOffError, match="gone@p.example"):
+            SMTP("127.0.0.1", sink.port, 10).send(
+                compose(KEY.serialize(), ["a@a.example", "gone@p.example"], US))
+        port = sink.port
+    with pytest.raises(HandOffError, match="SMTP 127.0.0.1:%d" % port):
+        SMTP("127.0.0.1", port, 2).send(compose(b"", [US], US))
