@@ -1,6 +1,7 @@
 """cks_mail_sync.py as the MTA runs it: real-looking mails on standard input,
 exit codes per sysexits, on SQLite and PostgreSQL."""
 
+import re
 import time
 
 import pytest
@@ -283,3 +284,15 @@ def test_a_20_mb_flooded_key(node):
                       (fpr("rsa2048"),)) == [(True,)]
     print("20 MB flooded key: %.1f s" % elapsed)
     assert node.mail_sync(raw).returncode == 0  # again: unchanged
+
+
+def test_log_file(node, tmp_path):
+    node.manage("add", SKS)
+    log_file = tmp_path / "mail.log"
+    node.write_config(log_file=str(log_file))
+    assert node.mail_sync(sks_mail(fixture("rsa2048"))).returncode == 0
+    assert re.search(r"^\S+ \S+ cks.mail: mail <\S+> from mail:%s: 1 added" % re.escape(SKS),
+                     log_file.read_text(), re.M)
+    node.write_config(log_file=str(tmp_path))  # a directory: cannot log, so try again later
+    unloggable = node.mail_sync(sks_mail(fixture("nistp256")))
+    assert unloggable.returncode == 75 and fpr("nistp256") not in node.keys()

@@ -46,10 +46,10 @@ def main(argv: List[str]) -> int:
     except ConfigError as exc:
         log.error("%s; the mail stays with the MTA", exc)
         return EX_TEMPFAIL
-    if conf.log_file:
-        _log_to(conf.log_file)
     _watchdog(conf.timeout)
     try:
+        if conf.log_file:
+            _log_to(conf.log_file)
         raw = _read_message(conf.max_mail_bytes)
         if raw is None:
             log.warning("refused a mail over [mail] max_mail_bytes (%d bytes)",
