@@ -12,13 +12,13 @@ from cks.openpgp import packet as pk
 from cks.openpgp.armor import encode, scan
 from cks.store import open_store
 from support import fixture
-from support.server import Cksd
+from support.server import LOOPBACK_EXEMPT, Cksd
 
 
 @pytest.fixture(scope="module")
 def server(module_db_url, tmp_path_factory):
     config = tmp_path_factory.mktemp("conf") / "cks.conf"
-    config.write_text("[limits]\nmax_upload_bytes = 2000000\n")
+    config.write_text("[limits]\nmax_upload_bytes = 2000000\n" + LOOPBACK_EXEMPT)
     with Cksd(module_db_url, config=str(config)) as cksd:
         yield cksd
 

@@ -11,6 +11,7 @@ from typing import List
 
 from ..config import ConfigError, Settings
 from ..hkp.app import KeyServer, ServerSettings
+from ..hkp.ratelimit import Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
 from ..pipeline import Limits
 from ..store import StoreError, open_store
@@ -28,8 +29,21 @@ def build_parser():
     return parser
 
 
+def _networks(settings: Settings, option: str) -> list:
+    try:
+        return parse_networks(settings.get("ratelimit", option, ""))
+    except ValueError as exc:
+        raise ConfigError("[ratelimit] %s: %s" % (option, exc)) from None
+
+
 def server_settings(settings: Settings, port: int) -> ServerSettings:
     return ServerSettings(
+        lookup_rate=Rate(settings.get_float("ratelimit", "lookups_per_second", 20.0),
+                         settings.get_float("ratelimit", "lookup_burst", 200.0)),
+        upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0) / 60,
+                         settings.get_float("ratelimit", "upload_burst", 20.0)),
+        trusted_proxies=_networks(settings, "trusted_proxies"),
+        rate_exempt=_networks(settings, "exempt"),
         hostname=settings.get("server", "hostname", socket.gethostname()),
         port=port,
         max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
@@ -81,7 +95,8 @@ class _StopSignal:
 def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal) -> int:
     """Run one serving process until SIGTERM/SIGINT."""
     try:
-        store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16))
+        store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16),
+                           settings.get_float("server", "request_timeout", 30.0))
         app = KeyServer(store, server_settings(settings, port))
         server = HKPServer(app, listener, server_limits(settings))
     except (ConfigError, StoreError) as exc:
@@ -152,7 +167,8 @@ def main(argv: List[str]) -> int:
         processes = settings.get_int("server", "processes", 1)
         if processes < 1:
             raise UserError("[server] processes must be 1 or more")
-        server_limits(settings)  # check the settings before anything starts
+        server_settings(settings, port)  # check the settings before anything starts
+        server_limits(settings)
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -20,6 +21,7 @@ from ..openpgp.keys import parse_keyring
 from ..store import Store, StoreUnavailable
 from ..store.base import KeyRow, words_of
 from . import html, mr
+from .ratelimit import Network, Rate, RateLimiter, client_address
 from .request import HKPError, Lookup, Query, form_values, options_of, parse_lookup
 
 log = logging.getLogger("cks.hkp")
@@ -55,6 +57,10 @@ class ServerSettings:
     max_upload_bytes: int = 5 << 20
     max_results: int = 100
     limits: pipeline.Limits = field(default_factory=pipeline.Limits)
+    lookup_rate: Rate = field(default_factory=lambda: Rate(20.0, 200.0))
+    upload_rate: Rate = field(default_factory=lambda: Rate(1.0, 20.0))
+    trusted_proxies: List[Network] = field(default_factory=list)
+    rate_exempt: List[Network] = field(default_factory=list)
 
 
 def is_legacy_client(request: Request) -> bool:
@@ -68,11 +74,30 @@ class KeyServer:
     def __init__(self, store: Store, settings: ServerSettings) -> None:
         self.store = store
         self.settings = settings
+        self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
+        self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
+
+    def _rate_limited(self, request: Request, path: str) -> Optional[Response]:
+        limiter = self.upload_limiter if path == "/pks/add" else self.lookup_limiter
+        wait = limiter.check(request.client)
+        if not wait:
+            return None
+        response = self.error(request, 429, "too many requests from %s: slow down"
+                              % request.client)
+        response.headers.append(("Retry-After", str(max(1, math.ceil(wait)))))
+        return response
 
     # --- dispatch -------------------------------------------------------------
 
     def handle(self, request: Request) -> Response:
+        """The answer to one request.  `request.client` is replaced by the real
+        client's address when the request came through a trusted proxy."""
         path = urlsplit(request.target).path
+        request.client = client_address(request.client, request.header("x-forwarded-for"),
+                                        self.settings.trusted_proxies)
+        limited = self._rate_limited(request, path)
+        if limited is not None:
+            return limited
         try:
             if request.method == "OPTIONS":
                 return Response(204, headers=[("Access-Control-Allow-Methods",

@@ -133,6 +133,7 @@ class _Connection:
             log.exception("error serving %s", head.request_line)
             response = Response(500, b"internal server error\n")
         keep_alive = head.keep_alive and not self.server.stopping
+        self.address = request.client  # the real client, when behind a trusted proxy
         self._answer(head, started, response, keep_alive)
         self.busy = False
         return keep_alive

@@ -6,17 +6,22 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from .base import Store, StoreError, StoreUnavailable
 
 __all__ = ["Store", "StoreError", "StoreUnavailable", "open_store"]
 
 
-def open_store(url: str, pool_size: int = 8) -> Store:
+def open_store(url: str, pool_size: int = 8,
+               statement_timeout: Optional[float] = None) -> Store:
+    """A Store on `url` keeping up to `pool_size` connections; a statement running
+    longer than `statement_timeout` seconds is cancelled (StoreUnavailable)."""
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteBackend
-        return Store(SQLiteBackend(url, pool_size))
+        return Store(SQLiteBackend(url, statement_timeout), pool_size)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresBackend
-        return Store(PostgresBackend(url, pool_size))
+        return Store(PostgresBackend(url, statement_timeout), pool_size)
     raise StoreError("unsupported database URL %r: use sqlite:///path.db or "
                      "postgresql://[user@host[:port]]/dbname" % url)

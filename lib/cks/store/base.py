@@ -100,6 +100,12 @@ class Backend:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def checked_out(self, conn: Any) -> None:
+        """A pooled connection starts serving a new caller."""
+
+    def closed(self, conn: Any) -> None:
+        """A connection was closed."""
+
     def try_lock(self, name: str) -> Optional[Any]:
         """Take a lock named `name` shared by every process using this database,
         without waiting; return a handle for unlock(), or None if it is held."""
@@ -164,11 +170,13 @@ class Store:
                 conn = self._pool.get_nowait()
             except queue.Empty:
                 conn = self._connect()
+            self.backend.checked_out(conn)
             yield conn
             self._pool.put(conn)
             conn = None
         finally:
             if conn is not None:  # it failed mid-use: do not hand it out again
+                self.backend.closed(conn)
                 with contextlib.suppress(Exception):
                     conn.close()
             self._slots.release()
@@ -238,6 +246,7 @@ class Store:
                 conn = self._pool.get_nowait()
             except queue.Empty:
                 break
+            self.backend.closed(conn)
             with contextlib.suppress(Exception):
                 conn.close()
 

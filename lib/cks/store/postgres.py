@@ -30,17 +30,21 @@ class PostgresBackend(Backend):
     placeholder = "%s"
     name = "postgresql"
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
         if psycopg2 is None:
             raise StoreError("PostgreSQL needs the psycopg2 module: "
                              "apt-get install python3-psycopg2 (or pip install psycopg2)")
         self.url = url
+        self.statement_timeout = statement_timeout
 
     def describe(self) -> str:
         return self.url
 
     def connect(self) -> Any:
-        conn = psycopg2.connect(self.url, connect_timeout=10)
+        options = {}
+        if self.statement_timeout:
+            options["options"] = "-c statement_timeout=%d" % (self.statement_timeout * 1000)
+        conn = psycopg2.connect(self.url, connect_timeout=10, **options)
         conn.autocommit = True
         return conn
 
@@ -84,7 +88,8 @@ class PostgresBackend(Backend):
 
     def transient(self, exc: BaseException) -> bool:
         return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or \
-            getattr(exc, "pgcode", None) in ("40001", "40P01", "55P03", "57P01", "57P03")
+            getattr(exc, "pgcode", None) in ("40001", "40P01", "55P03", "57014", "57P01",
+                                             "57P03")
 
     def database_errors(self) -> Tuple[type, ...]:
         return (psycopg2.Error,)

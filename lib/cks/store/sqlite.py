@@ -9,7 +9,8 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
-from typing import Any, Optional, Sequence, Tuple
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .schema import sqlite_schema
@@ -32,8 +33,10 @@ class SQLiteBackend(Backend):
     placeholder = "?"
     name = "sqlite"
 
-    def __init__(self, url: str, pool_size: int = 8) -> None:
+    def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
         self.path = path_from_url(url)
+        self.statement_timeout = statement_timeout
+        self._checked_out: Dict[int, List[float]] = {}
 
     def describe(self) -> str:
         return "sqlite:///" + self.path
@@ -42,12 +45,27 @@ class SQLiteBackend(Backend):
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+        busy_timeout = min(BUSY_TIMEOUT_S, self.statement_timeout or BUSY_TIMEOUT_S)
+        conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # acknowledged means on disk
         conn.execute("PRAGMA foreign_keys = ON")
+        if self.statement_timeout:
+            # SQLite has no statement timeout: a progress handler aborts work that
+            # runs past the limit since the connection was checked out.
+            started = self._checked_out.setdefault(id(conn), [time.monotonic()])
+            limit = self.statement_timeout
+            conn.set_progress_handler(lambda: time.monotonic() - started[0] > limit, 10000)
         return conn
+
+    def checked_out(self, conn: Any) -> None:
+        started = self._checked_out.get(id(conn))
+        if started is not None:
+            started[0] = time.monotonic()
+
+    def closed(self, conn: Any) -> None:
+        self._checked_out.pop(id(conn), None)
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
         cursor.execute("BEGIN IMMEDIATE")
