@@ -59,3 +59,15 @@ def new_db_url(backend: str, directory) -> str:
             pytest.fail("CI must run the PostgreSQL tests: " + missing)
         pytest.skip(missing)
     return create_pg_database()
+
+
+def run_sql(url: str, sql: str, params=(), write: bool = False):
+    """Run one statement through the project's store; the rows of a query."""
+    from cks.store import open_store
+    store = open_store(url)
+    try:
+        with (store.write() if write else store.read()) as cursor:
+            cursor.execute(sql, params)
+            return None if write else cursor.fetchall()
+    finally:
+        store.close()

@@ -2,9 +2,8 @@
 section and a fake sendmail, and the tools run on them as processes."""
 
 from cks.openpgp.keys import read_keys
-from cks.store import open_store
-
 from . import fixture
+from .db import run_sql
 from .mails import US, fake_sendmail, sent_mails
 from .procs import tool
 
@@ -49,20 +48,10 @@ class Node:
         return sent_mails(self.directory)
 
     def query(self, sql, params=()):
-        store = open_store(self.db_url)
-        try:
-            with store.read() as cursor:
-                return cursor.execute(sql, params).fetchall()
-        finally:
-            store.close()
+        return run_sql(self.db_url, sql, params)
 
     def execute(self, sql, params=()):
-        store = open_store(self.db_url)
-        try:
-            with store.write() as cursor:
-                cursor.execute(sql, params)
-        finally:
-            store.close()
+        run_sql(self.db_url, sql, params, write=True)
 
     def keys(self):
         return dict(self.query("SELECT fingerprint, source FROM cks_keys"))

@@ -13,6 +13,7 @@ import pytest
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from support import ROOT, fixture
+from support.db import run_sql
 from support.fakepeer import FakePeer
 from support.procs import tool
 from support.server import Cksd
@@ -42,12 +43,7 @@ def has(node, name):
 
 
 def table(node, sql, params=()):
-    store = open_store(node.db_url)
-    try:
-        with store.read() as cursor:
-            return cursor.execute(sql, params).fetchall()
-    finally:
-        store.close()
+    return run_sql(node.db_url, sql, params)
 
 
 def peers_json(node):
