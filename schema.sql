@@ -24,8 +24,9 @@ CREATE TABLE cks_keys (
     expires       bigint,
     revoked       boolean NOT NULL DEFAULT false,
     sks_hash      text NOT NULL UNIQUE,   -- 32 hex, SKS's MD5 key hash
-    keydata       bytea NOT NULL,
-    crc24         integer NOT NULL,       -- of keydata: armoring on a lookup skips it
+    keydata       bytea NOT NULL,         -- the network's view: every packet, merged
+    served        bytea NOT NULL,         -- the verified view clients get (README)
+    served_crc24  integer NOT NULL,       -- of served: armoring a lookup skips it
     size          integer NOT NULL,
     first_seen    bigint NOT NULL,
     last_changed  bigint NOT NULL,
@@ -65,6 +66,17 @@ CREATE TABLE cks_userids (
     PRIMARY KEY (key_fingerprint, position)
 );
 CREATE INDEX cks_userids_email ON cks_userids (email);
+
+-- Signature verdicts, so each signature is verified once.  cache_key is
+-- SHA-256 over the signature, what it is bound to and the issuer key.
+CREATE TABLE cks_sig_verdicts (
+    cache_key       text PRIMARY KEY,
+    key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
+    status          text NOT NULL,        -- valid, invalid, unsupported
+    weak_hash       boolean NOT NULL,
+    reason          text NOT NULL
+);
+CREATE INDEX cks_sig_verdicts_key ON cks_sig_verdicts (key_fingerprint);
 
 -- Word index for text search, as SKS keeps it: every word of every user ID,
 -- lower-cased; a search matches the keys that hold all of its words.  Equal

@@ -14,8 +14,13 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import describe
-from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys
+from .openpgp.keypacket import PublicKey
+from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
+from .openpgp.packet import read_packet
+from .openpgp.verify import Verdict
+from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
 
 log = logging.getLogger("cks.pipeline")
@@ -52,10 +57,13 @@ class Source:
 
 @dataclass
 class Limits:
-    """Policy limits; what is over one is refused whole, never half stored."""
+    """Policy: limits (what is over one is refused whole, never half stored)
+    and what is served of the keys that are stored."""
 
     max_key_bytes: int = 8 << 20
     max_packets_per_key: int = 50_000
+    max_packet_bytes: int = 1 << 20
+    serve: ServePolicy = field(default_factory=ServePolicy)
 
 
 @dataclass
@@ -144,14 +152,77 @@ def _merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
             return Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT)
     else:
         data = merged.serialize()
-    store.save_key(cursor, describe(merged), data, source.tag, first_seen, now)
+    save_views(store, cursor, merged, data, limits.serve, source.tag, first_seen, now)
     if source.queue_for_sync or source.forward_to:
         store.queue_sync(cursor, fingerprint, source.tag, now, source.forward_to or None)
     return Outcome(fingerprint, ADDED if stored is None else UPDATED)
 
 
+def reverify(store: Store, limits: Limits, fingerprints: Optional[List[str]] = None) -> int:
+    """Recompute the served view of stored keys (all, or the given ones), e.g.
+    after the [policy] changed or after the keys of certifiers and designated
+    revokers arrived.  Returns how many served views changed."""
+    if fingerprints is None:
+        fingerprints = [fingerprint for fingerprint, _ in store.iter_keydata()]
+    changed = 0
+    for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
+        chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
+        with store.write(chunk) as cursor:
+            for fingerprint in chunk:
+                stored = store.load_keydata(cursor, fingerprint)
+                if stored is None:
+                    continue
+                keydata, first_seen = stored
+                keys = parse_keyring(keydata).keys
+                if keys and save_views(store, cursor, keys[0], keydata, limits.serve, None,
+                                       first_seen, int(time.time())):
+                    changed += 1
+    return changed
+
+
+def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePolicy,
+               source_tag: Optional[str], first_seen: Optional[int], now: int) -> bool:
+    """Store `key` (the network's view) with its served view and index rows;
+    with `source_tag` None, only when the served view changed (and the key's
+    source stays).  True if anything was written.
+
+    Signature verdicts come from, and go back to, the database: each
+    signature is verified once."""
+    fingerprint = key.fingerprint.hex().upper()
+    known = store.load_verdicts(cursor, fingerprint)
+    cache = {slot: Verdict(*verdict) for slot, verdict in known.items()}
+    issuers = {}
+    wanted = third_party_issuers(key) if policy.certifications == "verified" else \
+        {e.sig.issuer_keyid for e in key.direct_sigs if e.sig.issuer_keyid}
+    for keyid, blobs in store.primary_keys_by_keyid(
+            cursor, [k.hex().upper() for k in wanted if k != key.keyid]).items():
+        issuers[bytes.fromhex(keyid)] = [_primary_of(blob) for blob in blobs]
+    served = served_view(key, CryptoCheck(cache), policy, lambda keyid: issuers.get(keyid, ()))
+    served_data = served.serialize()
+    changed = True
+    if source_tag is None:
+        current = store.served_and_source(cursor, fingerprint)
+        changed = current is not None and current[0] != served_data
+        source_tag = current[1] if current else ""
+    if changed:
+        info = describe(served)
+        info.sks_hash = sks_hash(key).hex().upper()  # the network view's: what peers reconcile
+        store.save_key(cursor, info, keydata, served_data, source_tag, first_seen, now)
+    store.save_verdicts(cursor, fingerprint, {
+        slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known})
+    return changed
+
+
+def _primary_of(keydata: bytes) -> PublicKey:
+    return PublicKey.parse(read_packet(keydata)[0].body)
+
+
 def _over_limits(key: Key, limits: Limits) -> str:
     packets = key.packets()
+    largest = max(len(p.body) for p in packets)
+    if largest > limits.max_packet_bytes:
+        return "has a packet of %d bytes, over this server's limit of %d" % (
+            largest, limits.max_packet_bytes)
     if len(packets) > limits.max_packets_per_key:
         return "has %d packets, over this server's limit of %d" % (
             len(packets), limits.max_packets_per_key)

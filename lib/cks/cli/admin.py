@@ -14,7 +14,7 @@ from ..config import ConfigError
 from ..openpgp.info import describe
 from ..openpgp.keys import merge_all, read_keys
 from ..store import StoreError, open_store
-from .common import UserError, base_parser, settings_from
+from .common import UserError, base_parser, pipeline_limits, settings_from
 from .show import format_key
 
 
@@ -67,6 +67,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     """Bulk load through the key pipeline (the operator's keys; queued for the
     peers unless --no-sync)."""
     files = _files(args.paths)
+    try:
+        limits = pipeline_limits(settings_from(args))
+    except ConfigError as exc:
+        raise UserError(str(exc), 1) from None
     store = _open_store(args)
     totals = {status: 0 for status in (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED,
                                        pipeline.REFUSED)}
@@ -74,7 +78,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     try:
         for path in files:
             report = pipeline.submit(store, _read_input(path),
-                                     pipeline.Source.admin(queue=not args.no_sync))
+                                     pipeline.Source.admin(queue=not args.no_sync), limits)
             for outcome in report.outcomes:
                 totals[outcome.status] += 1
                 if outcome.status == pipeline.REFUSED:
@@ -92,6 +96,34 @@ def cmd_load(args: argparse.Namespace) -> int:
         totals["added"], totals["updated"], totals["unchanged"], totals["refused"], problems,
         "" if problems == 1 else "s"))
     return 1 if problems else 0
+
+
+def cmd_reverify(args: argparse.Namespace) -> int:
+    """Recompute served views (after a [policy] change, or when certifiers' or
+    designated revokers' keys arrived later than the keys they signed)."""
+    try:
+        limits = pipeline_limits(settings_from(args))
+    except ConfigError as exc:
+        raise UserError(str(exc), 1) from None
+    fingerprints = [_fingerprint_argument(f) for f in args.fingerprints] or None
+    store = _open_store(args)
+    try:
+        changed = pipeline.reverify(store, limits, fingerprints)
+    except StoreError as exc:
+        raise UserError(str(exc), 1) from None
+    finally:
+        store.close()
+    print("%d served view%s changed" % (changed, "" if changed == 1 else "s"))
+    return 0
+
+
+def _fingerprint_argument(text: str) -> str:
+    """A fingerprint as the operator typed it: spaces and 0x allowed."""
+    bare = text.replace(" ", "").upper()
+    bare = bare[2:] if bare.startswith("0X") else bare
+    if len(bare) not in (32, 40, 64) or any(c not in "0123456789ABCDEF" for c in bare):
+        raise UserError("%r is not a fingerprint (32, 40 or 64 hex digits)" % text)
+    return bare
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -153,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("directory", metavar="DIR")
     dump.add_argument("--keys-per-file", type=int, default=10000, metavar="N")
     dump.set_defaults(handler=cmd_dump)
+    reverify = commands.add_parser("reverify", help="recompute what is served of stored keys")
+    reverify.add_argument("fingerprints", nargs="*", metavar="FPR",
+                          help="only these keys (default: every key)")
+    reverify.set_defaults(handler=cmd_reverify)
     stats = commands.add_parser("stats", help="key and queue counts")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=cmd_stats)

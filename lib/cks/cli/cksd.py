@@ -13,9 +13,8 @@ from ..config import ConfigError, Settings
 from ..hkp.app import KeyServer, ServerSettings
 from ..hkp.ratelimit import Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
-from ..pipeline import Limits
 from ..store import StoreError, open_store
-from .common import UserError, base_parser, settings_from
+from .common import UserError, base_parser, pipeline_limits, settings_from
 
 log = logging.getLogger("cksd")
 
@@ -48,9 +47,7 @@ def server_settings(settings: Settings, port: int) -> ServerSettings:
         port=port,
         max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
         max_results=settings.get_int("limits", "max_results", 100),
-        limits=Limits(
-            max_key_bytes=settings.get_int("limits", "max_key_bytes", 8 << 20),
-            max_packets_per_key=settings.get_int("limits", "max_packets_per_key", 50_000)))
+        limits=pipeline_limits(settings))
 
 
 def server_limits(settings: Settings) -> ServerLimits:

@@ -7,8 +7,9 @@ import logging
 import sys
 from typing import Callable, List, Optional
 
-from ..config import Settings, load_settings
+from ..config import ConfigError, Settings, load_settings
 from ..pipeline import Limits
+from ..served import ServePolicy
 
 
 class UserError(Exception):
@@ -37,12 +38,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def pipeline_limits(settings: Settings) -> Limits:
-    """The key limits of [limits], for every tool that stores keys."""
+    """The key limits of [limits] and the served-view policy of [policy], for every
+    tool that stores keys."""
     default = Limits()
+    try:
+        serve = ServePolicy(
+            settings.get("policy", "certifications", default.serve.certifications),
+            settings.get_int("policy", "max_certifications", default.serve.max_certifications))
+    except ValueError as exc:
+        raise ConfigError("[policy] %s" % exc) from None
     return Limits(
         max_key_bytes=settings.get_int("limits", "max_key_bytes", default.max_key_bytes),
         max_packets_per_key=settings.get_int("limits", "max_packets_per_key",
-                                             default.max_packets_per_key))
+                                             default.max_packets_per_key),
+        max_packet_bytes=settings.get_int("limits", "max_packet_bytes",
+                                          default.max_packet_bytes),
+        serve=serve)
 
 
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__, pipeline
 from ..openpgp import armor
+from ..openpgp.armor import crc24
 from ..openpgp.keys import parse_keyring
 from ..store import Store, StoreUnavailable
 from ..store.base import KeyRow, words_of
@@ -178,8 +179,13 @@ class KeyServer:
         return found[:limit], len(found) > limit
 
     def _get(self, lookup: Lookup, fingerprints: List[str], extra) -> Response:
-        # One armor block per key, so each block's checksum comes from the database.
-        parts = self.store.armor_parts(fingerprints)
+        """Armored keys: the served (verified) view; for op=hget, which SKS peers
+        use to fetch by key hash, the stored network view that hash is of."""
+        if lookup.op == "hget":
+            parts = {f: (data, crc24(data)) for f, data in self.store.keydata(fingerprints).items()}
+        else:
+            # One armor block per key: each block's checksum comes from the database.
+            parts = self.store.served_parts(fingerprints)
         comment = [("Comment", "Hostname: " + self.settings.hostname)]
         text = "".join(armor.encode(parts[f][0], headers=comment, checksum=parts[f][1])
                        for f in fingerprints if f in parts)
@@ -192,7 +198,7 @@ class KeyServer:
         return _html(200, html.armored_page(text, len(fingerprints)), extra)
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
-        keydata = self.store.keydata([r.fingerprint for r in rows])
+        keydata = self.store.served([r.fingerprint for r in rows])
         pages = []
         for row in rows:
             (key,) = parse_keyring(keydata[row.fingerprint]).keys

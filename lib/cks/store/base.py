@@ -278,10 +278,14 @@ class Store:
         return (bytes(row[0]), row[1]) if row else None
 
     @staticmethod
-    def save_key(cursor: Cursor, info: KeyInfo, keydata: bytes, source: str,
+    def save_key(cursor: Cursor, info: KeyInfo, keydata: bytes, served: bytes, source: str,
                  first_seen: Optional[int], now: int) -> None:
-        """Write a key and its index rows (replacing what was stored)."""
+        """Write a key (the network's view and the served view) and its index rows,
+        which describe the served view, replacing what was stored."""
         fpr = info.fingerprint
+        values = (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
+                  info.created, info.expires, info.revoked, info.sks_hash, keydata, served,
+                  crc24(served), len(keydata))
         if first_seen is not None:
             cursor.execute("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
@@ -289,18 +293,15 @@ class Store:
             cursor.execute(
                 "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
                 "bits = ?, created = ?, expires = ?, revoked = ?, sks_hash = ?, keydata = ?, "
-                "crc24 = ?, size = ?, last_changed = ?, source = ? WHERE fingerprint = ?",
-                (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
-                 info.created, info.expires, info.revoked, info.sks_hash, keydata,
-                 crc24(keydata), len(keydata), now, source, fpr))
+                "served = ?, served_crc24 = ?, size = ?, last_changed = ?, source = ? "
+                "WHERE fingerprint = ?", values + (now, source, fpr))
         else:
             cursor.execute(
-                "INSERT INTO cks_keys (fingerprint, version, keyid, short_keyid, algorithm, "
-                "bits, created, expires, revoked, sks_hash, keydata, crc24, size, first_seen, "
-                "last_changed, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fpr, info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
-                 info.created, info.expires, info.revoked, info.sks_hash, keydata,
-                 crc24(keydata), len(keydata), now, now, source))
+                "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
+                "expires, revoked, sks_hash, keydata, served, served_crc24, size, first_seen, "
+                "last_changed, source, fingerprint) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values + (now, now, source, fpr))
         cursor.executemany(
             "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
             "version, algorithm, bits, created, expires, revoked) "
@@ -386,15 +387,54 @@ class Store:
                                   "IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
         return {r[0]: bytes(r[1]) for r in rows}
 
-    def armor_parts(self, fingerprints: Sequence[str]) -> Dict[str, Tuple[bytes, int]]:
-        """Each key's binary form and its stored CRC24, ready for armor."""
+    def served_parts(self, fingerprints: Sequence[str]) -> Dict[str, Tuple[bytes, int]]:
+        """Each key's served view and its CRC24, ready for armor."""
         if not fingerprints:
             return {}
         with self.read() as cursor:
-            rows = cursor.execute("SELECT fingerprint, keydata, crc24 FROM cks_keys WHERE "
+            rows = cursor.execute("SELECT fingerprint, served, served_crc24 FROM cks_keys WHERE "
                                   "fingerprint IN %s" % _in(fingerprints),
                                   list(fingerprints)).fetchall()
         return {r[0]: (bytes(r[1]), r[2]) for r in rows}
+
+    def served(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
+        return {f: data for f, (data, _) in self.served_parts(fingerprints).items()}
+
+    # --- signature verdicts and issuer keys (inside write()) ---------------------
+
+    @staticmethod
+    def served_and_source(cursor: Cursor, fingerprint: str) -> Optional[Tuple[bytes, str]]:
+        row = cursor.execute("SELECT served, source FROM cks_keys WHERE fingerprint = ?",
+                             (fingerprint,)).fetchone()
+        return (bytes(row[0]), row[1]) if row else None
+
+    @staticmethod
+    def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
+        rows = cursor.execute("SELECT cache_key, status, weak_hash, reason FROM "
+                              "cks_sig_verdicts WHERE key_fingerprint = ?",
+                              (fingerprint,)).fetchall()
+        return {bytes.fromhex(r[0]): (r[1], bool(r[2]), r[3]) for r in rows}
+
+    @staticmethod
+    def save_verdicts(cursor: Cursor, fingerprint: str,
+                      verdicts: Dict[bytes, Tuple[str, bool, str]]) -> None:
+        cursor.executemany(
+            "INSERT INTO cks_sig_verdicts (cache_key, key_fingerprint, status, weak_hash, "
+            "reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (cache_key) DO NOTHING",
+            [(k.hex(), fingerprint, v[0], v[1], v[2]) for k, v in verdicts.items()])
+
+    @staticmethod
+    def primary_keys_by_keyid(cursor: Cursor, keyids: Sequence[str]) -> Dict[str, List[bytes]]:
+        """keyid -> the stored keys (network view, binary) whose primary has it."""
+        out: Dict[str, List[bytes]] = {}
+        unique = sorted(set(keyids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            for keyid, data in cursor.execute(
+                    "SELECT keyid, keydata FROM cks_keys WHERE keyid IN %s" % _in(chunk),
+                    chunk).fetchall():
+                out.setdefault(keyid, []).append(bytes(data))
+        return out
 
     def iter_keydata(self, batch: int = 500) -> Iterator[Tuple[str, bytes]]:
         """Every stored key in fingerprint order, fetched `batch` at a time."""

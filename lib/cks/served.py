@@ -1,0 +1,188 @@
+"""The served view of a key: what CKS hands to clients.
+
+CKS stores the network's view of each key (every packet peers and users sent,
+merged), so its SKS hash matches its SKS and Hockeypuck peers' and
+reconciliation does not fetch the key again at every round.  It serves the
+verified view, computed here when a key is stored:
+
+- the primary key with its valid direct-key self-signatures and key
+  revocations (by the key itself, or by a designated revoker named in a valid
+  self-signature whose key we hold and whose signature verifies);
+- user IDs and user attributes only with a valid self-certification (or a
+  valid self-revocation, so that clients learn it was revoked), and only
+  their valid self-signatures;
+- subkeys only with a valid binding (with the back-signature a signing subkey
+  needs), and their valid bindings and revocations;
+- third-party certifications by policy: `all`, `verified` (the issuer's key is
+  held here and the signature verifies), `attested` (listed in the key
+  owner's newest valid attestation, 0x16) or `none`; newest first and at most
+  `max_certifications` per user ID, so a flooded key stays small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Set
+
+from .crypto.hashes import new_hash
+from .crypto import UnsupportedAlgorithm
+from .openpgp import signature as sg
+from .openpgp.cryptocheck import CryptoCheck
+from .openpgp.keypacket import PublicKey
+from .openpgp.keys import Component, Key, SignaturePacket, canonicalize
+
+CERTIFICATION_POLICIES = ("all", "verified", "attested", "none")
+
+# keyid -> the public keys (primary keys of stored keys) with that key ID
+IssuerLookup = Callable[[bytes], Sequence[PublicKey]]
+
+
+@dataclass
+class ServePolicy:
+    certifications: str = "verified"
+    max_certifications: int = 100  # per user ID, newest first
+
+    def __post_init__(self) -> None:
+        if self.certifications not in CERTIFICATION_POLICIES:
+            raise ValueError("certification policy must be one of %s, not %r"
+                             % (", ".join(CERTIFICATION_POLICIES), self.certifications))
+
+
+def third_party_issuers(key: Key) -> Set[bytes]:
+    """Key IDs of every other key that signed something on `key` (to look up
+    their keys in one go before calling served_view)."""
+    out: Set[bytes] = set()
+    for entries in [key.direct_sigs] + [c.sigs for c in key.identities]:
+        for entry in entries:
+            keyid = entry.sig.issuer_keyid
+            if keyid is not None and not key.is_self_issued(entry.sig):
+                out.add(keyid)
+    return out
+
+
+def attestation_digest(certification: sg.Signature, hash_algorithm: int) -> Optional[bytes]:
+    """The digest an attestation (0x16) lists for a third-party certification:
+    the packet hashed as 0x88 + 4-octet length + body with the unhashed area
+    left out (length zero), as RFC 4880bis and Sequoia compute it."""
+    if certification.version != 4:
+        return None
+    try:
+        digest = new_hash(hash_algorithm)
+    except UnsupportedAlgorithm:
+        return None
+    body = (bytes((4, certification.sig_type, certification.pubkey_algorithm,
+                   certification.hash_algorithm))
+            + len(certification.hashed_area).to_bytes(2, "big") + certification.hashed_area
+            + b"\0\0" + certification.hash_prefix + certification.material)
+    digest.update(b"\x88" + len(body).to_bytes(4, "big") + body)
+    return digest.digest()
+
+
+def _newest_first(entries: List[SignaturePacket]) -> List[SignaturePacket]:
+    return sorted(entries, key=lambda e: -(e.sig.created or 0))
+
+
+class _View:
+    def __init__(self, key: Key, check: CryptoCheck, policy: ServePolicy,
+                 issuers: IssuerLookup) -> None:
+        self.key = key
+        self.check = check
+        self.policy = policy
+        self.issuers = issuers
+
+    def self_valid(self, component: Optional[Component], entry: SignaturePacket) -> bool:
+        return self.key.is_self_issued(entry.sig) and \
+            self.check.is_valid(self.key, component, entry)
+
+    def by_other(self, component: Optional[Component], entry: SignaturePacket) -> bool:
+        """Issued by another key we hold, and it verifies."""
+        keyid = entry.sig.issuer_keyid
+        if keyid is None:
+            return False
+        return any(self.check.is_valid(self.key, component, entry, issuer)
+                   for issuer in self.issuers(keyid))
+
+    def direct(self) -> List[SignaturePacket]:
+        kept = [e for e in self.key.direct_sigs
+                if e.sig.sig_type in (sg.DIRECT_KEY, sg.KEY_REVOCATION)
+                and self.self_valid(None, e)]
+        revokers = {rk.fingerprint for e in kept for rk in e.sig.revocation_keys}
+        for component in self.key.identities:
+            revokers.update(rk.fingerprint for e in component.sigs
+                            if e.sig.sig_type in sg.CERTIFICATIONS and self.self_valid(component, e)
+                            for rk in e.sig.revocation_keys)
+        for entry in self.key.direct_sigs:
+            if entry.sig.sig_type == sg.KEY_REVOCATION and not self.key.is_self_issued(entry.sig):
+                keyid = entry.sig.issuer_keyid
+                for issuer in self.issuers(keyid) if keyid else ():
+                    if issuer.fingerprint in revokers and \
+                            self.check.is_valid(self.key, None, entry, issuer):
+                        kept.append(entry)
+                        break
+        return kept
+
+    def identity(self, component: Component) -> Optional[Component]:
+        own = [e for e in component.sigs if self.self_valid(component, e)
+               and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION, sg.ATTESTATION}]
+        if not any(e.sig.sig_type != sg.ATTESTATION for e in own):
+            return None  # no valid self-certification or self-revocation: not served
+        others = [e for e in component.sigs if not self.key.is_self_issued(e.sig)
+                  and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION}]
+        return Component(component.packet, component.value,
+                         own + self.certifications(component, own, others))
+
+    def certifications(self, component: Component, own: List[SignaturePacket],
+                       others: List[SignaturePacket]) -> List[SignaturePacket]:
+        policy = self.policy.certifications
+        if policy == "none" or not others:
+            return []
+        if policy == "attested":
+            attested = self.attested(own)
+            candidates = [e for e in others
+                          if attestation_digest(e.sig, attested[0]) in attested[1]] \
+                if attested else []
+        else:
+            candidates = others
+        kept: List[SignaturePacket] = []
+        for entry in _newest_first(candidates):
+            if len(kept) >= self.policy.max_certifications:
+                break
+            if policy in ("all", "attested") or self.by_other(component, entry):
+                kept.append(entry)
+        return kept
+
+    @staticmethod
+    def attested(own: List[SignaturePacket]):
+        """(hash algorithm, digests) of the newest valid attestation, or None."""
+        attestations = [e for e in own if e.sig.sig_type == sg.ATTESTATION]
+        if not attestations:
+            return None
+        newest = _newest_first(attestations)[0].sig
+        digests: Set[bytes] = set()
+        size = len(new_hash(newest.hash_algorithm).digest()) if newest.hash_algorithm else 0
+        for sub in newest.hashed:
+            if sub.type == sg.SUB_ATTESTED_CERTIFICATIONS and size:
+                digests.update(sub.data[i:i + size] for i in range(0, len(sub.data), size))
+        return newest.hash_algorithm, digests
+
+    def subkey(self, component: Component) -> Optional[Component]:
+        bindings = [e for e in component.sigs if e.sig.sig_type == sg.SUBKEY_BINDING
+                    and self.self_valid(component, e)]
+        if not bindings:
+            return None
+        revocations = [e for e in component.sigs if e.sig.sig_type == sg.SUBKEY_REVOCATION
+                       and self.self_valid(component, e)]
+        return Component(component.packet, component.value, bindings + revocations)
+
+
+def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
+                issuers: Optional[IssuerLookup] = None) -> Key:
+    """The verified view of `key` (see the module notes)."""
+    view = _View(key, check, policy, issuers or (lambda keyid: ()))
+    identities = [c for c in (view.identity(c) for c in key.identities) if c is not None]
+    subkeys = [c for c in (view.subkey(c) for c in key.subkeys) if c is not None]
+    return canonicalize(Key(key.primary, key.public_key, view.direct(), identities, subkeys))
+
+
+def issuer_lookup(keys: Dict[bytes, List[PublicKey]]) -> IssuerLookup:
+    return lambda keyid: keys.get(keyid, ())
