@@ -150,3 +150,46 @@ def test_several_processes_share_the_port(tmp_path):
                                   text=True).stdout.split()
         assert len(children) == 3
     assert server.proc.returncode == 0
+
+
+def _config(tmp_path, text):
+    from support.server import LOOPBACK_EXEMPT
+    config = tmp_path / "cks.conf"
+    config.write_text(text + LOOPBACK_EXEMPT)
+    return str(config)
+
+
+def test_connection_cap_answers_503_at_once(tmp_path):
+    config = _config(tmp_path, "[server]\nmax_connections = 2\naccept_queue = 0\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+        for sock in held:  # each holds a worker with a request that never finishes
+            sock.sendall(b"GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, headers, body = server.lookup(op="stats", options="mr")
+        assert status == 503 and headers["retry-after"] == "10" and b"busy" in body
+        assert time.monotonic() - started < 3
+        for sock in held:
+            sock.close()
+        time.sleep(0.3)
+        assert server.lookup(op="stats", options="mr")[0] == 200
+
+
+def test_slow_request_heads_are_cut_off(tmp_path):
+    config = _config(tmp_path, "[server]\nhead_timeout = 1\nidle_timeout = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        started = time.monotonic()
+        for byte in b"GET /pks/lookup?op=stats HTTP/1.1\r\n":  # a byte at a time
+            try:
+                slow.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.1)
+        answer = slow.recv(1000)
+        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        started = time.monotonic()
+        assert idle.recv(100) == b""  # an idle connection is closed after idle_timeout
+        assert 1.5 < time.monotonic() - started < 5
