@@ -160,6 +160,7 @@ COMMIT;
 -- GRANT UPDATE (last_success) ON cks_other_servers TO cks_mail;
 -- GRANT SELECT, INSERT, UPDATE ON cks_keys TO cks_mail;
 -- GRANT SELECT, INSERT, DELETE ON cks_subkeys, cks_userids, cks_words TO cks_mail;
+-- GRANT SELECT, INSERT ON cks_sig_verdicts TO cks_mail;
 -- GRANT SELECT, INSERT, DELETE ON cks_pending_sync TO cks_mail;
 -- GRANT USAGE ON SEQUENCE cks_pending_sync_id_seq TO cks_mail;
 -- GRANT SELECT, INSERT, UPDATE, DELETE ON cks_sync_backlog TO cks_mail;

@@ -25,6 +25,13 @@ def role_statements(role, database):
             for line in lines]
 
 
+def test_the_readme_shows_the_same_grants():
+    with open(os.path.join(ROOT, "README.md")) as handle:
+        readme = [line for line in handle.read().splitlines()
+                  if re.match(r"(CREATE ROLE cks_mail|GRANT .* TO cks_mail)\b.*;$", line)]
+    assert readme == role_statements("cks_mail", "cks")
+
+
 def as_user(url, user):
     parts = urlsplit(url)
     host = parts.netloc.rpartition("@")[2]
