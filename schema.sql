@@ -113,7 +113,10 @@ CREATE TABLE cks_other_servers (
     last_attempt      bigint,
     last_success      bigint,
     last_error        text,
-    last_error_at     bigint
+    last_error_at     bigint,
+    rejection_key     text,       -- fingerprint of the key the peer's operator signs
+                                  -- rejection notices with
+    honour_rejections boolean NOT NULL DEFAULT false  -- apply its notices here
 );
 
 -- Each peer's backlog: the queued keys it has not acknowledged yet.  A row
@@ -141,7 +144,40 @@ CREATE TABLE cks_sync_refusals (
 CREATE TABLE cks_rejected_keys (
     fingerprint text PRIMARY KEY,
     reason      text,
-    rejected_at bigint NOT NULL
+    rejected_at bigint NOT NULL,
+    source      text NOT NULL DEFAULT 'local'  -- 'local', or 'notice:SERIAL' when a
+                                               -- trusted peer's notice put it here
+);
+
+-- Rejection notices: signed statements that a node rejected (or un-rejected)
+-- a key.  Ours (origin 'local') and those peers delivered to us.
+-- status: unsigned (ours, waiting for the operator's signature), issued
+-- (ours, signed), applied (a trusted peer's, carried out here), pending
+-- (received, not applied: see status_reason), superseded (a newer notice
+-- about the same key was applied first).
+CREATE TABLE cks_rejection_notices (
+    serial        text PRIMARY KEY,
+    action        text NOT NULL CHECK (action IN ('reject', 'unreject')),
+    fingerprint   text NOT NULL,
+    reason        text NOT NULL,
+    notice_time   bigint NOT NULL,
+    node          text NOT NULL,
+    body          text NOT NULL,      -- the exact text that is signed
+    signature     text,               -- armored detached OpenPGP signature
+    signer        text,               -- fingerprint of the key that made it
+    origin        text NOT NULL,      -- 'local', or who delivered it
+    status        text NOT NULL,
+    status_reason text NOT NULL DEFAULT '',
+    received_at   bigint NOT NULL,
+    applied_at    bigint
+);
+CREATE INDEX cks_rejection_notices_fingerprint ON cks_rejection_notices (fingerprint);
+
+-- Each peer's backlog of our signed notices, delivered like keys.
+CREATE TABLE cks_notice_backlog (
+    peer_id     integer NOT NULL REFERENCES cks_other_servers (id) ON DELETE CASCADE,
+    serial      text NOT NULL REFERENCES cks_rejection_notices (serial) ON DELETE CASCADE,
+    PRIMARY KEY (peer_id, serial)
 );
 
 COMMIT;

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
+import subprocess
 import sys
+import time
 from typing import List
 
-import os
-
-from .. import pipeline
+from .. import pipeline, rejection
 from ..config import ConfigError
+from ..hkp.admin import hash_password
+from ..notices import NoticeError, normalize_fingerprint
 from ..openpgp.info import describe
 from ..openpgp.keys import merge_all, read_keys
+from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store
-from .common import UserError, base_parser, pipeline_limits, settings_from
+from ..store.rejections import get_notice, notices, rejected_keys
+from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 from .show import format_key
 
 
@@ -117,13 +123,166 @@ def cmd_reverify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fingerprint_argument(text: str) -> str:
-    """A fingerprint as the operator typed it: spaces and 0x allowed."""
-    bare = text.replace(" ", "").upper()
-    bare = bare[2:] if bare.startswith("0X") else bare
-    if len(bare) not in (32, 40, 64) or any(c not in "0123456789ABCDEF" for c in bare):
-        raise UserError("%r is not a fingerprint (32, 40 or 64 hex digits)" % text)
-    return bare
+def _fingerprint_argument(text: str, store=None) -> str:
+    """A fingerprint as the operator typed it: spaces and 0x allowed.  A key ID is
+    ambiguous (several keys can share one) and is refused, naming the stored
+    keys that have it."""
+    try:
+        return normalize_fingerprint(text)
+    except NoticeError as exc:
+        bare = text.replace(" ", "").upper()
+        bare = bare[2:] if bare.startswith("0X") else bare
+        if store is not None and len(bare) in (8, 16):
+            column = "keyid" if len(bare) == 16 else "short_keyid"
+            matches = store.find_by_id(column, bare, 20)
+            raise UserError("a key ID is ambiguous: give the whole fingerprint%s" % (
+                " (stored keys with this ID: %s)" % ", ".join(matches) if matches else "")) \
+                from None
+        raise UserError(str(exc)) from None
+
+
+def _identity(args: argparse.Namespace) -> NodeIdentity:
+    try:
+        return node_identity(settings_from(args))
+    except ConfigError as exc:
+        raise UserError(str(exc), 1) from None
+
+
+def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
+    """Have GnuPG (the operator's keyring, $GNUPGHOME) sign the notice."""
+    result = subprocess.run(["gpg", "--batch", "--armor", "--detach-sign", "--local-user",
+                             gpg_key], input=notice.body.encode("utf-8"), capture_output=True)
+    if result.returncode != 0:
+        raise UserError("gpg could not sign notice %s: %s" % (
+            notice.serial, result.stderr.decode(errors="replace").strip().splitlines()[-1:]), 1)
+    rejection.sign(store, notice.serial, result.stdout.decode("ascii"), identity)
+
+
+def _after_notice(store, args, identity: NodeIdentity, notice) -> None:
+    gpg_key = args.sign_with or settings_from(args).get("rejection", "gpg_key", "")
+    if gpg_key:
+        _sign_with_gpg(store, identity, notice, gpg_key)
+        print("notice %s signed and queued for the peers" % notice.serial)
+        return
+    print("notice %s is not signed yet; to publish it and send it to the peers:\n"
+          "  python3 cks_admin.py notice-text %s > notice.txt\n"
+          "  gpg --armor --detach-sign --local-user YOUR-REJECTION-KEY notice.txt\n"
+          "  python3 cks_admin.py sign-notice %s notice.txt.asc"
+          % (notice.serial, notice.serial, notice.serial))
+
+
+def _with_store(args: argparse.Namespace, action) -> int:
+    store = _open_store(args)
+    try:
+        return action(store)
+    except (RejectionError, NoticeError) as exc:
+        raise UserError(str(exc), 1) from None
+    except StoreError as exc:
+        raise UserError(str(exc), 1) from None
+    finally:
+        store.close()
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    def action(store):
+        fingerprint = _fingerprint_argument(args.fingerprint, store)
+        if not rejection.delete(store, fingerprint):
+            raise UserError("no key %s is stored here" % fingerprint, 1)
+        print("deleted %s (not rejected: it may come back)" % fingerprint)
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    identity = _identity(args)
+
+    def action(store):
+        fingerprint = _fingerprint_argument(args.fingerprint, store)
+        notice = rejection.reject(store, fingerprint, args.reason, identity)
+        print("rejected %s: deleted, and refused from now on" % fingerprint)
+        _after_notice(store, args, identity, notice)
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_unreject(args: argparse.Namespace) -> int:
+    identity = _identity(args)
+
+    def action(store):
+        fingerprint = _fingerprint_argument(args.fingerprint, store)
+        notice = rejection.unreject(store, fingerprint, identity)
+        print("unrejected %s: it may be stored again" % fingerprint)
+        _after_notice(store, args, identity, notice)
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_rejected(args: argparse.Namespace) -> int:
+    def action(store):
+        rows = rejected_keys(store)
+        if args.json:
+            json.dump(rows, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        for row in [] if args.json else rows:
+            print("%s  %s  %-28s %s" % (row["fingerprint"], _when(row["rejected_at"]),
+                                       row["source"], row["reason"]))
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_notices(args: argparse.Namespace) -> int:
+    statuses = ["pending"] if args.pending else ["unsigned", "issued", "applied", "pending",
+                                                 "superseded"]
+
+    def action(store):
+        found = notices(store, statuses)
+        if args.json:
+            json.dump([n.to_dict() for n in found], sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return 0
+        for n in found:
+            print("%s  %-10s %-8s %s  %s  from %s%s" % (
+                n.serial, n.status, n.action, n.fingerprint, _when(n.notice_time),
+                n.node if n.origin != "local" else "this node",
+                ": " + n.status_reason if n.status_reason else ""))
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_notice_text(args: argparse.Namespace) -> int:
+    def action(store):
+        with store.read() as cursor:
+            notice = get_notice(cursor, args.serial.upper())
+        if notice is None:
+            raise UserError("no notice %s" % args.serial, 1)
+        sys.stdout.write(notice.body)
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_sign_notice(args: argparse.Namespace) -> int:
+    identity = _identity(args)
+    armored = _read_input(args.signature).decode("ascii", "replace")
+
+    def action(store):
+        notice = rejection.sign(store, args.serial.upper(), armored, identity)
+        print("notice %s signed and queued for the peers" % notice.serial)
+        return 0
+    return _with_store(args, action)
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """A password hash for [admin] password_hash (the password from standard input)."""
+    password = getpass.getpass("admin password: ") if sys.stdin.isatty() else \
+        sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise UserError("use a password of 8 characters or more")
+    print("password_hash = %s" % hash_password(password))
+    return 0
+
+
+def _when(epoch) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -185,6 +344,36 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("directory", metavar="DIR")
     dump.add_argument("--keys-per-file", type=int, default=10000, metavar="N")
     dump.set_defaults(handler=cmd_dump)
+    delete = commands.add_parser("delete", help="delete a key (it may come back)")
+    delete.add_argument("fingerprint", metavar="FPR")
+    delete.set_defaults(handler=cmd_delete)
+    reject = commands.add_parser("reject", help="delete a key and refuse it from now on")
+    reject.add_argument("fingerprint", metavar="FPR")
+    reject.add_argument("--reason", default="", help="why (published in the notice)")
+    reject.add_argument("--sign-with", metavar="GPGKEY",
+                        help="sign the notice with gpg now (default: [rejection] gpg_key)")
+    reject.set_defaults(handler=cmd_reject)
+    unreject = commands.add_parser("unreject", help="take a key off the rejected list")
+    unreject.add_argument("fingerprint", metavar="FPR")
+    unreject.add_argument("--sign-with", metavar="GPGKEY")
+    unreject.set_defaults(handler=cmd_unreject)
+    rejected = commands.add_parser("rejected", help="the rejected keys")
+    rejected.add_argument("--json", action="store_true")
+    rejected.set_defaults(handler=cmd_rejected)
+    notices_parser = commands.add_parser("notices", help="rejection notices, ours and peers'")
+    notices_parser.add_argument("--pending", action="store_true",
+                                help="only those received and not applied (to review)")
+    notices_parser.add_argument("--json", action="store_true")
+    notices_parser.set_defaults(handler=cmd_notices)
+    text = commands.add_parser("notice-text", help="print a notice's text (to sign it)")
+    text.add_argument("serial", metavar="SERIAL")
+    text.set_defaults(handler=cmd_notice_text)
+    signed = commands.add_parser("sign-notice", help="attach your detached signature")
+    signed.add_argument("serial", metavar="SERIAL")
+    signed.add_argument("signature", metavar="SIGFILE|-")
+    signed.set_defaults(handler=cmd_sign_notice)
+    passwd = commands.add_parser("passwd", help="hash a password for the admin web page")
+    passwd.set_defaults(handler=cmd_passwd)
     reverify = commands.add_parser("reverify", help="recompute what is served of stored keys")
     reverify.add_argument("fingerprints", nargs="*", metavar="FPR",
                           help="only these keys (default: every key)")

@@ -10,11 +10,12 @@ import sys
 from typing import List
 
 from ..config import ConfigError, Settings
+from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
 from ..hkp.ratelimit import Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
 from ..store import StoreError, open_store
-from .common import UserError, base_parser, pipeline_limits, settings_from
+from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 
 log = logging.getLogger("cksd")
 
@@ -42,6 +43,9 @@ def server_settings(settings: Settings, port: int) -> ServerSettings:
         upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0) / 60,
                          settings.get_float("ratelimit", "upload_burst", 20.0)),
         trusted_proxies=_networks(settings, "trusted_proxies"),
+        identity=node_identity(settings),
+        admin=AdminSettings(settings.get("admin", "password_hash", ""),
+                            settings.get("admin", "user", "admin")),
         rate_exempt=_networks(settings, "exempt"),
         hostname=settings.get("server", "hostname", socket.gethostname()),
         port=port,

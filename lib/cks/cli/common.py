@@ -9,6 +9,8 @@ from typing import Callable, List, Optional
 
 from ..config import ConfigError, Settings, load_settings
 from ..pipeline import Limits
+from ..notices import NoticeError, normalize_fingerprint
+from ..rejection import NodeIdentity
 from ..served import ServePolicy
 
 
@@ -54,6 +56,17 @@ def pipeline_limits(settings: Settings) -> Limits:
         max_packet_bytes=settings.get_int("limits", "max_packet_bytes",
                                           default.max_packet_bytes),
         serve=serve)
+
+
+def node_identity(settings: Settings) -> NodeIdentity:
+    """This node's name and its operator's rejection key ([rejection] key)."""
+    from .sync import node_name
+    key = settings.get("rejection", "key", "")
+    try:
+        key = normalize_fingerprint(key) if key else None
+    except NoticeError as exc:
+        raise ConfigError("[rejection] key: %s" % exc) from None
+    return NodeIdentity(node_name(settings), key)
 
 
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:

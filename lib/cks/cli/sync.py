@@ -73,8 +73,10 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
     if report.backlog_left or report.catching_up:
         left = "; %d more owed%s, for the next run" % (
             report.backlog_left, " and the full send goes on" if report.catching_up else "")
-    return ["%s: sent %d key%s%s" % (report.peer, report.sent, "" if report.sent == 1 else "s",
-                                     left)] + lines
+    notices = ", %d rejection notice%s" % (report.notices, "" if report.notices == 1 else "s") \
+        if report.notices else ""
+    return ["%s: sent %d key%s%s%s" % (report.peer, report.sent,
+                                       "" if report.sent == 1 else "s", notices, left)] + lines
 
 
 def main(argv: List[str]) -> int:

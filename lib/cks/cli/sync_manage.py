@@ -11,6 +11,7 @@ from typing import List, Optional
 from ..config import ConfigError
 from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
+from ..notices import NoticeError, normalize_fingerprint
 from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
 from .common import UserError, base_parser, settings_from
 
@@ -56,11 +57,23 @@ def cmd_add(peers: PeerStore, args) -> int:
     kind, name = parse_or_fail(args.peer, args.type)
     # A full send to a mail peer would be one mail per stored key: only on request.
     catch_up = args.catch_up if kind == "mail" else not args.no_catch_up
-    peer = peers.add(name, kind, args.priority, _email(args.email), catch_up)
+    peer = peers.add(name, kind, args.priority, _email(args.email), catch_up,
+                     rejection_key=_rejection_key(args.rejection_key),
+                     honour_rejections=bool(args.honour_rejections))
     print("added %s peer %s (priority %d)%s" % (
         peer.kind, peer.peer, peer.sync_priority,
         "; it will be sent every stored key first" if peer.catch_up_after is not None else ""))
     return 0
+
+
+def _rejection_key(text: Optional[str]) -> Optional[str]:
+    """--rejection-key: a fingerprint, or '' to clear it."""
+    if not text:
+        return text
+    try:
+        return normalize_fingerprint(text)
+    except NoticeError as exc:
+        raise UserError("--rejection-key: %s" % exc) from None
 
 
 def parse_or_fail(text: str, kind: Optional[str]):
@@ -92,10 +105,12 @@ def cmd_list(peers: PeerStore, args) -> int:
 def cmd_set(peers: PeerStore, args) -> int:
     name = _peer_name(args.peer)
     if args.priority is None and args.enabled is None and args.email is None \
-            and not args.catch_up:
-        raise UserError("nothing to change: give --priority, --enable, --disable, --email "
-                        "or --catch-up")
-    peer = peers.update(name, args.priority, args.enabled, _email(args.email), args.catch_up)
+            and not args.catch_up and args.rejection_key is None \
+            and args.honour_rejections is None:
+        raise UserError("nothing to change: give --priority, --enable, --disable, --email, "
+                        "--catch-up, --rejection-key or --[no-]honour-rejections")
+    peer = peers.update(name, args.priority, args.enabled, _email(args.email), args.catch_up,
+                        _rejection_key(args.rejection_key), args.honour_rejections)
     sys.stdout.write(format_table([peer]))
     return 0
 
@@ -105,6 +120,18 @@ def cmd_refusals(peers: PeerStore, args) -> int:
     for fingerprint, when, message in peers.refusals(peer.id):
         print("%s  %s  %s" % (_when(when), fingerprint, message))
     return 0
+
+
+def _rejection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rejection-key", metavar="FPR",
+                        help="fingerprint of the key the peer's operator signs rejection "
+                             "notices with ('' to clear)")
+    honour = parser.add_mutually_exclusive_group()
+    honour.add_argument("--honour-rejections", dest="honour_rejections",
+                        action="store_const", const=True,
+                        help="carry out the peer's signed rejection notices here")
+    honour.add_argument("--no-honour-rejections", dest="honour_rejections",
+                        action="store_const", const=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--catch-up", action="store_true",
                      help="mail peers: send them every stored key first, one mail per "
                           "key (HKP peers get that unless --no-catch-up)")
+    _rejection_options(add)
     add.set_defaults(handler=cmd_add)
     remove = commands.add_parser("remove", help="remove a peer and its backlog")
     remove.add_argument("peer", metavar="PEER")
@@ -140,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--email", metavar="ADDR")
     change.add_argument("--catch-up", action="store_true",
                         help="send the peer every stored key again (a full send)")
+    _rejection_options(change)
     change.set_defaults(handler=cmd_set)
     refusals = commands.add_parser("refusals", help="keys a peer refused for good")
     refusals.add_argument("peer", metavar="PEER")

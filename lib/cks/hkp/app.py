@@ -21,7 +21,9 @@ from ..openpgp.armor import crc24
 from ..openpgp.keys import parse_keyring
 from ..store import Store, StoreUnavailable
 from ..store.base import KeyRow, words_of
-from . import html, mr
+from ..rejection import NodeIdentity
+from . import html, mr, rejections
+from .admin import AdminSettings
 from .ratelimit import Network, Rate, RateLimiter, client_address
 from .request import HKPError, Lookup, Query, form_values, options_of, parse_lookup
 
@@ -62,6 +64,8 @@ class ServerSettings:
     upload_rate: Rate = field(default_factory=lambda: Rate(1.0, 20.0))
     trusted_proxies: List[Network] = field(default_factory=list)
     rate_exempt: List[Network] = field(default_factory=list)
+    identity: NodeIdentity = field(default_factory=lambda: NodeIdentity("localhost"))
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
 
 def is_legacy_client(request: Request) -> bool:
@@ -79,7 +83,7 @@ class KeyServer:
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
 
     def _rate_limited(self, request: Request, path: str) -> Optional[Response]:
-        limiter = self.upload_limiter if path == "/pks/add" else self.lookup_limiter
+        limiter = self.upload_limiter if request.method == "POST" else self.lookup_limiter
         wait = limiter.check(request.client)
         if not wait:
             return None
@@ -117,7 +121,13 @@ class KeyServer:
                 if request.method not in ("GET", "HEAD"):
                     raise HKPError(405, "use GET for /")
                 return _html(200, html.front_page(self.settings.hostname))
-            raise HKPError(404, "no such page: %s" % path)
+            route = _ROUTES.get(path)
+            if route is None:
+                raise HKPError(404, "no such page: %s" % path)
+            methods, endpoint = route
+            if request.method not in methods:
+                raise HKPError(405, "use %s for %s" % (" or ".join(methods), path))
+            return endpoint(self, request)
         except HKPError as exc:
             return self.error(request, exc.status, exc.message)
         except StoreUnavailable as exc:
@@ -281,6 +291,13 @@ class KeyServer:
         if "text/html" in request.header("accept"):
             return _html(status, html.add_page(lines))
         return Response(status, ("\n".join(lines) + "\n").encode())
+
+
+_ROUTES = {
+    rejections.NOTICE_PATH: (("POST",), rejections.receive_notice),
+    rejections.AUDIT_PATH: (("GET", "HEAD"), rejections.audit),
+    rejections.ADMIN_PATH: (("GET", "POST"), rejections.admin_page),
+}
 
 
 def _add_status(report: pipeline.Report) -> int:

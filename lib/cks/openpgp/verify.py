@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from ..crypto import UnsupportedAlgorithm, dsa, ecc, eddsa, rsa
-from ..crypto.hashes import WEAK_HASHES
+from ..crypto.hashes import WEAK_HASHES, new_hash
 from . import algorithms as alg
 from . import signature as sg
 from .errors import PGPError
 from .keypacket import PublicKey
 from .keys import Component, Key
 from .reader import Reader
-from .sighash import Target, signature_digest
+from .sighash import Target, signature_digest, trailer
 from .signature import Signature
 
 VALID = "valid"
@@ -78,6 +78,35 @@ def verify_signature(primary: PublicKey, target: Target, sig: Signature,
         return Verdict(UNSUPPORTED, weak, str(exc))
     except PGPError as exc:
         return Verdict(INVALID, weak, str(exc))
+
+
+def verify_document(data: bytes, sig: Signature, signer: PublicKey) -> Verdict:
+    """Did `signer` make `sig`, a detached signature over `data` (type 0x00,
+    binary, or 0x01, text with line ends made CRLF)?"""
+    weak = sig.hash_algorithm in WEAK_HASHES
+    if sig.sig_type == sg.SIG_TEXT:
+        data = b"\r\n".join(line.rstrip(b"\r") for line in data.split(b"\n"))
+    elif sig.sig_type != sg.SIG_BINARY:
+        return Verdict(INVALID, weak, "signature type 0x%02X is not a document signature"
+                       % sig.sig_type)
+    if not _same_algorithm(sig.pubkey_algorithm, signer.algorithm):
+        return Verdict(INVALID, weak, "signature algorithm %d, signer key algorithm %d"
+                       % (sig.pubkey_algorithm, signer.algorithm))
+    try:
+        digest = new_hash(sig.hash_algorithm)
+        digest.update(sig.salt)
+        digest.update(data)
+        digest.update(trailer(sig))
+        value = digest.digest()
+        if value[:2] != sig.hash_prefix:
+            return Verdict(INVALID, weak, "hash prefix does not match")
+        if not check_values(sig, signer, value):
+            return Verdict(INVALID, weak, "bad signature")
+    except UnsupportedAlgorithm as exc:
+        return Verdict(UNSUPPORTED, weak, str(exc))
+    except PGPError as exc:
+        return Verdict(INVALID, weak, str(exc))
+    return Verdict(VALID, weak)
 
 
 def _verify(primary: PublicKey, target: Target, sig: Signature, issuer: PublicKey,

@@ -10,7 +10,8 @@ from .base import Cursor, Store, StoreError
 
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
-            "added_at, catch_up_after, last_attempt, last_success, last_error, last_error_at")
+            "added_at, catch_up_after, last_attempt, last_success, last_error, last_error_at, "
+            "rejection_key, honour_rejections")
 
 
 class PeerError(StoreError):
@@ -33,6 +34,8 @@ class Peer:
     last_success: Optional[int]
     last_error: Optional[str]
     last_error_at: Optional[int]
+    rejection_key: Optional[str]  # fingerprint its operator signs rejection notices with
+    honour_rejections: bool  # carry out its notices here
     backlog: int = 0
 
     def to_dict(self) -> Dict[str, Any]:
@@ -42,6 +45,7 @@ class Peer:
 def _peer(row: Sequence[Any]) -> Peer:
     values = list(row)
     values[5] = bool(values[5])
+    values[15] = bool(values[15])
     return Peer(*values)
 
 
@@ -53,16 +57,24 @@ class PeerStore:
 
     def add(self, peer: str, kind: str, priority: int, contact_email: Optional[str],
             catch_up: bool, recon_port: Optional[int] = None,
-            filters: Optional[str] = None) -> Peer:
+            filters: Optional[str] = None, rejection_key: Optional[str] = None,
+            honour_rejections: bool = False) -> Peer:
+        """Add a peer; an HKP peer is owed every signed rejection notice of ours."""
         with self.store.write() as cursor:
             if cursor.scalar("SELECT count(*) FROM cks_other_servers WHERE peer = ?", (peer,)):
                 raise PeerError("peer %s is already in the list" % peer)
             cursor.execute(
                 "INSERT INTO cks_other_servers (peer, kind, sync_priority, contact_email, "
-                "enabled, recon_port, filters, added_at, catch_up_after) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "enabled, recon_port, filters, added_at, catch_up_after, rejection_key, "
+                "honour_rejections) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (peer, kind, priority, contact_email, True, recon_port, filters,
-                 int(time.time()), "" if catch_up and kind in PUSH_KINDS else None))
+                 int(time.time()), "" if catch_up and kind in PUSH_KINDS else None,
+                 rejection_key, honour_rejections))
+            if kind == "hkp":
+                cursor.execute("INSERT INTO cks_notice_backlog (peer_id, serial) SELECT p.id, "
+                               "n.serial FROM cks_other_servers p, cks_rejection_notices n "
+                               "WHERE p.peer = ? AND n.origin = 'local' AND n.status = "
+                               "'issued'", (peer,))
         return self.get(peer)
 
     def get(self, peer: str) -> Peer:
@@ -98,9 +110,15 @@ class PeerStore:
             self.drop_delivered(cursor)
 
     def update(self, peer: str, priority: Optional[int] = None, enabled: Optional[bool] = None,
-               contact_email: Optional[str] = None, catch_up: bool = False) -> Peer:
+               contact_email: Optional[str] = None, catch_up: bool = False,
+               rejection_key: Optional[str] = None,
+               honour_rejections: Optional[bool] = None) -> Peer:
         found = self.get(peer)
         changes: List[Tuple[str, Any]] = []
+        if rejection_key is not None:
+            changes.append(("rejection_key", rejection_key or None))
+        if honour_rejections is not None:
+            changes.append(("honour_rejections", honour_rejections))
         if priority is not None:
             changes.append(("sync_priority", priority))
         if enabled is not None:

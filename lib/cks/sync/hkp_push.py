@@ -72,7 +72,10 @@ class HKPClient:
     def post_keys(self, armored: str) -> Answer:
         # options=mr goes in the form, not the URL: SKS answers "200 Unexpected POST
         # request" to /pks/add?anything, storing nothing.
-        body = urlencode({"keytext": armored, "options": "mr"}).encode("ascii")
+        return self.post_form("/pks/add", {"keytext": armored, "options": "mr"})
+
+    def post_form(self, path: str, fields) -> Answer:
+        body = urlencode(fields).encode("ascii")
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    SYNC_HEADER: self.node_name, "User-Agent": "CKS-sync"}
         for attempt in (1, 2):
@@ -81,7 +84,7 @@ class HKPClient:
                 if self.conn is None:
                     self.conn = http.client.HTTPConnection(self.host, self.port,
                                                            timeout=self.timeout)
-                self.conn.request("POST", "/pks/add", body, headers)
+                self.conn.request("POST", path, body, headers)
                 response = self.conn.getresponse()
                 data = response.read()
                 if response.will_close:

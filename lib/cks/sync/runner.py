@@ -19,7 +19,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 from ..openpgp.armor import encode
 from ..store import Store
 from ..store.peers import Peer, PeerStore
-from .hkp_push import OK, REFUSED, RETRY, SPLIT, Verdict
+from ..store.rejections import StoredNotice, notice_backlog, notice_delivered
+from ..hkp.rejections import NOTICE_PATH
+from .hkp_push import OK, REFUSED, RETRY, SPLIT, Verdict, verdict
 
 log = logging.getLogger("cks.sync")
 
@@ -45,6 +47,7 @@ class PeerReport:
     backlog_left: int = 0
     catching_up: bool = False
     would_send: int = 0  # --dry-run
+    notices: int = 0  # rejection notices delivered
 
     @property
     def ok(self) -> bool:
@@ -59,6 +62,10 @@ class Pusher:
     def push(self, items: Sequence[Item]) -> Verdict:
         raise NotImplementedError
 
+    def push_notice(self, notice: StoredNotice) -> Optional[Verdict]:
+        """Deliver a signed rejection notice; None: this kind of peer takes none."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -68,9 +75,13 @@ class HKPPusher(Pusher):
         self.client = client
 
     def push(self, items: Sequence[Item]) -> Verdict:
-        from .hkp_push import verdict
         armored = encode(b"".join(data for _, data in items))
         return verdict(self.client.post_keys(armored), len(items))
+
+    def push_notice(self, notice: StoredNotice) -> Optional[Verdict]:
+        answer = self.client.post_form(NOTICE_PATH, {"notice": notice.body,
+                                                     "signature": notice.signature or ""})
+        return verdict(answer, 1)
 
     def close(self) -> None:
         self.client.close()
@@ -98,6 +109,7 @@ class PeerSync:
             if self.peer.catch_up_after is not None:
                 self._catch_up()
             self._backlog()
+            self._notices()
             self.peers.record_attempt(self.peer.id, now, None)
         except _Stop as stop:
             self.report.error = str(stop)
@@ -108,6 +120,21 @@ class PeerSync:
         self.report.backlog_left = refreshed.backlog
         self.report.catching_up = refreshed.catch_up_after is not None
         return self.report
+
+    def _notices(self) -> None:
+        """Our signed rejection notices owed to this peer, losslessly like keys; a
+        peer that refuses them (an SKS node has no such endpoint) is not asked again."""
+        for notice in notice_backlog(self.store, self.peer.id):
+            result = self.pusher.push_notice(notice)
+            if result is None:
+                return
+            if result.action == RETRY:
+                raise _Stop(result.message)
+            if result.action != OK:
+                self.report.refused.append(("notice " + notice.serial, result.message))
+            else:
+                self.report.notices += 1
+            notice_delivered(self.store, self.peer.id, notice.serial)
 
     def _out_of_budget(self) -> bool:
         return self.budget <= 0 or time.monotonic() > self.deadline

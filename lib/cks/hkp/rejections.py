@@ -1,0 +1,110 @@
+"""HKP endpoints for rejections: peers deliver signed notices, anyone can audit
+them, and the operator's web page (see admin.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from .. import rejection
+from ..notices import NoticeError, normalize_fingerprint
+from ..rejection import RejectionError
+from ..store.rejections import notices, rejected_keys
+from . import admin, html
+from .request import HKPError, form_values
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import KeyServer, Request, Response
+
+NOTICE_PATH = "/pks/x-cks-rejection"  # POST: a peer delivers a notice
+AUDIT_PATH = "/pks/x-cks-rejections"  # GET: the notices this node issued or applied
+ADMIN_PATH = "/pks/admin"
+
+
+def _form(request: "Request"):
+    if request.header("content-type").split(";")[0].strip().lower() != \
+            "application/x-www-form-urlencoded":
+        raise HKPError(415, "send application/x-www-form-urlencoded")
+    try:
+        return form_values(request.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise HKPError(400, "the form is not UTF-8") from None
+
+
+def receive_notice(app: "KeyServer", request: "Request") -> "Response":
+    """Fields `notice` (the signed text) and `signature` (armored, detached)."""
+    from .app import Response
+    values = _form(request)
+    body = (values.get("notice") or [""])[0]
+    signature = (values.get("signature") or [""])[0]
+    try:
+        status, why = rejection.receive(app.store, body, signature,
+                                        request.header("x-cks-sync") or request.client)
+    except NoticeError as exc:
+        raise HKPError(400, str(exc)) from None
+    return Response(200, json.dumps({"status": status, "reason": why}).encode() + b"\n",
+                    "application/json")
+
+
+def audit(app: "KeyServer", request: "Request") -> "Response":
+    """Every notice this node issued (signed) or carried out, with the signed
+    text and signature, so anyone can check what was removed, when and why."""
+    from .app import Response, _html
+    found = notices(app.store, ["issued", "applied"])
+    if "mr" in request.target:
+        return Response(200, json.dumps([{
+            "serial": n.serial, "action": n.action, "fingerprint": n.fingerprint,
+            "reason": n.reason, "time": n.notice_time, "node": n.node, "signer": n.signer,
+            "status": n.status, "notice": n.body, "signature": n.signature}
+            for n in found], indent=2).encode() + b"\n", "application/json")
+    rows = "".join("<tr><td>%s</td><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td>"
+                   "<td>%s</td></tr>" % (
+                       time.strftime("%Y-%m-%d", time.gmtime(n.notice_time)), html.e(n.action),
+                       html.e(n.fingerprint), html.e(n.node), html.e(n.reason),
+                       html.e(n.status)) for n in found) or "<tr><td colspan=6>none</td></tr>"
+    return _html(200, html.page("Rejection notices", (
+        "<p>Keys this node removed, or removed on a trusted peer's signed notice. The "
+        "signed notices: <a href=\"%s?options=mr\">JSON</a>.</p><table><tr><th>date</th>"
+        "<th>action</th><th>fingerprint</th><th>node</th><th>reason</th><th>status</th></tr>"
+        "%s</table>") % (AUDIT_PATH, rows)))
+
+
+def admin_page(app: "KeyServer", request: "Request") -> "Response":
+    from .app import Response, _html
+    settings = app.settings.admin
+    if not settings.enabled:
+        raise HKPError(404, "no such page: %s" % ADMIN_PATH)
+    if not settings.authenticated(request.header("authorization")):
+        return Response(401, b"authentication required\n", headers=[
+            ("WWW-Authenticate", 'Basic realm="CKS administration", charset="UTF-8"')])
+    message = ""
+    if request.method == "POST":
+        values = _form(request)
+        token = (values.get("token") or [""])[0]
+        if not (admin.hmac.compare_digest(token, settings.csrf_token()) and admin.same_origin(
+                request.header("origin"), request.header("referer"), request.header("host"))):
+            raise HKPError(403, "refused: the form did not come from this page")
+        message = _act(app, values)
+    return _html(200, admin.page(settings, rejected_keys(app.store), message))
+
+
+def _act(app: "KeyServer", values) -> str:
+    action = (values.get("action") or [""])[0]
+    try:
+        fingerprint = normalize_fingerprint((values.get("fingerprint") or [""])[0])
+        if action == "delete":
+            found = rejection.delete(app.store, fingerprint)
+            return ("deleted %s" if found else "no key %s is stored here") % fingerprint
+        if action == "reject":
+            notice = rejection.reject(app.store, fingerprint,
+                                      (values.get("reason") or [""])[0], app.settings.identity)
+            return "rejected %s; notice %s waits for your signature" % (fingerprint,
+                                                                       notice.serial)
+        if action == "unreject":
+            notice = rejection.unreject(app.store, fingerprint, app.settings.identity)
+            return "unrejected %s; notice %s waits for your signature" % (fingerprint,
+                                                                         notice.serial)
+    except (NoticeError, RejectionError) as exc:
+        return str(exc)
+    raise HKPError(400, "unknown action")

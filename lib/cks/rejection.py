@@ -1,0 +1,185 @@
+"""Deleting and rejecting keys, and rejection notices between nodes.
+
+Locally (the delete.cgi successor): `delete` removes a key; `reject` removes
+it and puts its fingerprint on the rejected list, which every path that
+stores keys consults (the pipeline); `unreject` takes it off.  Each reject
+and unreject makes a notice of ours, which the operator signs; signed, it is
+published and delivered to the HKP peers by cks_sync.py.
+
+A notice from a peer (`receive`) is carried out only when its signature
+verifies against the key of an operator we trust for rejections (a peer
+entry with that rejection key and honour_rejections on); otherwise it is
+kept as received, not applied, for our operator to review.  A notice seen
+before changes nothing (replay); an older notice never undoes a newer one;
+a peer can lift only a rejection its own notice made; our own rejections
+are ours alone to lift.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from .notices import Notice, NoticeError, check_signature, new_serial, parse, parse_signature
+from .openpgp.keys import Key, parse_keyring
+from .store import Store
+from .store import rejections as db
+from .store.base import Cursor
+
+APPLIED, PENDING, SUPERSEDED, ISSUED, UNSIGNED = "applied", "pending", "superseded", "issued", \
+    "unsigned"
+FUTURE_SLACK = 86400  # a notice dated further ahead than this is not carried out
+
+
+class RejectionError(Exception):
+    """An operation the operator asked for that cannot be done, said in one line."""
+
+
+@dataclass
+class NodeIdentity:
+    node: str  # this node's name, written into our notices
+    key: Optional[str] = None  # fingerprint of our operator's rejection key ([rejection] key)
+
+
+def delete(store: Store, fingerprint: str) -> bool:
+    with store.write([fingerprint]) as cursor:
+        return db.delete_key(cursor, fingerprint)
+
+
+def reject(store: Store, fingerprint: str, reason: str, identity: NodeIdentity,
+           now: Optional[int] = None) -> db.StoredNotice:
+    """Delete and reject a key; return our (unsigned) notice saying so."""
+    now = int(time.time()) if now is None else now
+    with store.write([fingerprint]) as cursor:
+        db.delete_key(cursor, fingerprint)
+        db.add_rejection(cursor, fingerprint, reason, "local", now)
+        return _our_notice(cursor, "reject", fingerprint, reason, identity, now)
+
+
+def unreject(store: Store, fingerprint: str, identity: NodeIdentity,
+             now: Optional[int] = None) -> db.StoredNotice:
+    now = int(time.time()) if now is None else now
+    with store.write([fingerprint]) as cursor:
+        if db.rejection(cursor, fingerprint) is None:
+            raise RejectionError("%s is not rejected here" % fingerprint)
+        db.remove_rejection(cursor, fingerprint)
+        return _our_notice(cursor, "unreject", fingerprint, "", identity, now)
+
+
+def _our_notice(cursor: Cursor, action: str, fingerprint: str, reason: str,
+                identity: NodeIdentity, now: int) -> db.StoredNotice:
+    notice = Notice(action, fingerprint, " ".join(reason.split()), now, identity.node,
+                    new_serial())
+    stored = db.StoredNotice(notice.serial, action, fingerprint, notice.reason, now,
+                             identity.node, notice.render(), None, None, "local", UNSIGNED,
+                             "", now, now)
+    db.insert_notice(cursor, stored)
+    return stored
+
+
+def sign(store: Store, serial: str, armored_signature: str,
+         identity: NodeIdentity) -> db.StoredNotice:
+    """Attach the operator's detached signature to a notice of ours, after
+    checking it against our rejection key; the notice is then published and
+    owed to every HKP peer."""
+    if not identity.key:
+        raise RejectionError("no rejection key configured: set [rejection] key = FINGERPRINT")
+    signature = parse_signature(armored_signature)
+    with store.write() as cursor:
+        notice = db.get_notice(cursor, serial)
+        if notice is None or notice.origin != "local":
+            raise RejectionError("no notice of ours with serial %s" % serial)
+        key = _served_key(cursor, identity.key)
+        if key is None:
+            raise RejectionError("our rejection key %s is not stored here: upload it first"
+                                 % identity.key)
+        verdict = check_signature(notice.body, signature, key)
+        if verdict is None or not verdict.valid:
+            raise RejectionError("the signature is not a valid signature of notice %s by %s"
+                                 % (serial, identity.key))
+        db.set_notice_status(cursor, serial, ISSUED, signature=armored_signature.strip() + "\n",
+                             signer=identity.key)
+        db.queue_notice(cursor, serial)
+        return db.get_notice(cursor, serial)
+
+
+def receive(store: Store, body: str, armored_signature: str, origin: str,
+            now: Optional[int] = None) -> Tuple[str, str]:
+    """Take a notice delivered by a peer: (status, why).  Raises NoticeError for
+    a notice or signature block that cannot be read at all."""
+    now = int(time.time()) if now is None else now
+    notice = parse(body)
+    signature = parse_signature(armored_signature)
+    with store.write([notice.fingerprint]) as cursor:
+        seen = db.get_notice(cursor, notice.serial)
+        if seen is not None:
+            return seen.status, "already received"
+        signer, status, why = _judge(cursor, notice, body, signature, now)
+        db.insert_notice(cursor, db.StoredNotice(
+            notice.serial, notice.action, notice.fingerprint, notice.reason, notice.time,
+            notice.node, body, armored_signature.strip() + "\n", signer, origin, status, why,
+            now, now if status == APPLIED else None))
+        return status, why
+
+
+def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
+    """(signer fingerprint, status, why) of a received notice, carrying it out when
+    it is trusted."""
+    key = _signer_key(cursor, signature)
+    if key is None:
+        return None, PENDING, "the signer's key is not held here"
+    signer = key.fingerprint.hex().upper()
+    verdict = check_signature(body, signature, key)
+    if verdict is None or not verdict.valid:
+        return signer, PENDING, "the signature does not verify"
+    trusted = cursor.scalar("SELECT count(*) FROM cks_other_servers WHERE rejection_key = ? "
+                            "AND honour_rejections = ?", (signer, True))
+    if not trusted:
+        return signer, PENDING, "%s is not trusted for rejections here" % signer
+    if notice.time > now + FUTURE_SLACK:
+        return signer, PENDING, "dated in the future"
+    newest = db.newest_applied_time(cursor, notice.fingerprint)
+    if newest is not None and newest >= notice.time:
+        return signer, SUPERSEDED, "a newer notice about this key was carried out"
+    if notice.action == "reject":
+        db.delete_key(cursor, notice.fingerprint)
+        db.add_rejection(cursor, notice.fingerprint, "rejected by %s: %s"
+                         % (notice.node, notice.reason), "notice:" + notice.serial, now)
+        return signer, APPLIED, ""
+    current = db.rejection(cursor, notice.fingerprint)
+    if current is None:
+        return signer, APPLIED, "was not rejected here"
+    if not current["source"].startswith("notice:"):
+        return signer, PENDING, "rejected by this node's operator: only they can lift it"
+    origin = db.get_notice(cursor, current["source"][len("notice:"):])
+    if origin is None or origin.signer != signer:
+        return signer, PENDING, "rejected here on another node's notice"
+    db.remove_rejection(cursor, notice.fingerprint)
+    return signer, APPLIED, ""
+
+
+def _signer_key(cursor: Cursor, signature) -> Optional[Key]:
+    """The stored key (served view) whose primary key or subkey the signature names."""
+    fingerprint = signature.issuer_fingerprint
+    if fingerprint is not None:
+        column, value = "fingerprint", fingerprint.hex().upper()
+    elif signature.issuer_keyid is not None:
+        column, value = "keyid", signature.issuer_keyid.hex().upper()
+    else:
+        return None
+    primary = cursor.scalar(
+        "SELECT fingerprint FROM cks_keys WHERE %s = ? UNION SELECT key_fingerprint FROM "
+        "cks_subkeys WHERE %s = ?" % (column, column), (value, value))
+    return _served_key(cursor, primary) if primary else None
+
+
+def _served_key(cursor: Cursor, fingerprint: str) -> Optional[Key]:
+    row = cursor.execute("SELECT served FROM cks_keys WHERE fingerprint = ?",
+                         (fingerprint,)).fetchone()
+    keys = parse_keyring(bytes(row[0])).keys if row else []
+    return keys[0] if keys else None
+
+
+__all__ = ["NoticeError", "RejectionError", "NodeIdentity", "delete", "reject", "unreject",
+           "sign", "receive"]

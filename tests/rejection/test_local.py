@@ -1,0 +1,104 @@
+"""Local deletion and rejection with cks_admin.py, and every path refusing a rejected key."""
+
+import json
+import urllib.parse
+
+import pytest
+
+from cks.openpgp.keys import read_keys
+from cks.store import open_store
+from support import fixture
+from support.procs import tool
+from support.server import Cksd
+
+
+def fpr(name):
+    return read_keys(fixture(name)).keys[0].fingerprint.hex().upper()
+
+
+def admin(db, *args, **kwargs):
+    return tool("cks_admin.py", ["--db", db] + list(args), **kwargs)
+
+
+def count(db, sql, params=()):
+    store = open_store(db)
+    try:
+        with store.read() as cursor:
+            return cursor.scalar(sql, params)
+    finally:
+        store.close()
+
+
+def test_delete_reject_unreject_and_list(db_url):
+    admin(db_url, "load", "-", input=fixture("rsa2048") + fixture("nistp256"))
+    spaced = " ".join(fpr("rsa2048")[i:i + 4] for i in range(0, 40, 4))
+    out = admin(db_url, "delete", spaced)
+    assert out.returncode == 0 and out.stdout.decode().startswith("deleted " + fpr("rsa2048"))
+    assert admin(db_url, "delete", fpr("rsa2048")).returncode == 1  # not there any more
+    out = admin(db_url, "reject", "0x" + fpr("nistp256").lower(), "--reason", "spam report 7")
+    assert out.returncode == 0 and "rejected " + fpr("nistp256") in out.stdout.decode()
+    assert "not signed yet" in out.stdout.decode()
+    listing = json.loads(admin(db_url, "rejected", "--json").stdout)
+    assert [(r["fingerprint"], r["reason"], r["source"]) for r in listing] == \
+        [(fpr("nistp256"), "spam report 7", "local")]
+    assert count(db_url, "SELECT count(*) FROM cks_keys") == 0
+    assert admin(db_url, "unreject", fpr("nistp256")).returncode == 0
+    assert json.loads(admin(db_url, "rejected", "--json").stdout) == []
+    out = admin(db_url, "unreject", fpr("nistp256"))
+    assert out.returncode == 1 and b"is not rejected here" in out.stderr
+
+
+@pytest.mark.parametrize("text,message", [
+    ("5EF6B51A", "a key ID is ambiguous"),
+    ("0x9C1DEEEB5EF6B51A", "a key ID is ambiguous"),
+    ("nothex", "is not a fingerprint"),
+    ("AD625CE7F94E6F847AF08DB09C1DEEEB5EF6B51", "is not a fingerprint"),
+])
+def test_ambiguous_or_bad_input_is_refused(db_url, text, message):
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    for command in ("delete", "reject", "unreject"):
+        out = admin(db_url, command, text)
+        assert out.returncode == 2 and message in out.stderr.decode(), out.stderr
+    if "ambiguous" in message:
+        assert fpr("rsa2048") in admin(db_url, "delete", text).stderr.decode()
+    assert count(db_url, "SELECT count(*) FROM cks_keys") == 1
+
+
+def test_rejecting_removes_the_key_from_the_sync_queue_and_backlogs(db_url):
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    tool("cks_sync_manage.py", ["--db", db_url, "add", "peer.example", "--no-catch-up"])
+    admin(db_url, "load", "-", input=fixture("nistp256"))
+    assert count(db_url, "SELECT count(*) FROM cks_sync_backlog") == 1
+    admin(db_url, "reject", fpr("nistp256"))
+    for table in ("cks_pending_sync", "cks_sync_backlog"):
+        assert count(db_url, "SELECT count(*) FROM %s WHERE fingerprint = ?" % table,
+                     (fpr("nistp256"),)) == 0
+    # the reconciliation set is the stored keys' hashes: it is gone from there too
+    assert count(db_url, "SELECT count(*) FROM cks_keys WHERE fingerprint = ?",
+                 (fpr("nistp256"),)) == 0
+
+
+def test_a_rejected_key_is_refused_on_every_path(db_url):
+    admin(db_url, "reject", fpr("rsa2048"), "--reason", "gone")
+    out = admin(db_url, "load", "-", input=fixture("rsa2048"))  # bulk load
+    assert out.returncode == 1 and b"rejected on this server: gone" in out.stderr
+    with Cksd(db_url) as server:
+        status, _, body = server.add(fixture("rsa2048"))  # HKP upload
+        assert status == 403 and b"rejected on this server" in body
+        body = urllib.parse.urlencode({"keytext": fixture("rsa2048")}).encode()
+        status, _, _ = server.request("POST", "/pks/add", body, {  # a peer's HKP sync
+            "Content-Type": "application/x-www-form-urlencoded", "X-CKS-Sync": "peer"})
+        assert status == 403
+        assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 404
+    assert count(db_url, "SELECT count(*) FROM cks_keys") == 0
+
+
+def test_a_rejected_key_is_refused_by_mail_sync(db_url, tmp_path):
+    from support.mailnode import Node
+    from support.mails import SKS, sks_mail
+    node = Node(db_url, tmp_path / "node")
+    node.manage("add", SKS)
+    assert admin(db_url, "reject", fpr("rsa2048"), "--reason", "gone").returncode == 0
+    out = node.mail_sync(sks_mail(fixture("rsa2048") + fixture("nistp256")))
+    assert out.returncode == 0, out.stderr  # the other key in the mail is taken
+    assert list(node.keys()) == [fpr("nistp256")]

@@ -1,0 +1,196 @@
+"""Authenticated rejection sync, end to end: three cksd nodes.
+
+A rejects a key and signs the notice with its operator's key (GnuPG, as the
+README says); cks_sync.py on A delivers it.  B trusts A's rejection key and
+carries it out; C does not and keeps the notice for review.  Forged,
+tampered, replayed and malformed notices change nothing."""
+
+import json
+import os
+import time
+import urllib.parse
+
+import pytest
+
+from cks.notices import Notice, new_serial
+from cks.openpgp.keys import read_keys
+from support import fixture
+from support.gpg import GnuPG
+from support.procs import tool
+from support.server import LOOPBACK_EXEMPT, Cksd
+
+
+def fpr(name):
+    return read_keys(fixture(name)).keys[0].fingerprint.hex().upper()
+
+
+OPERATOR = "revoker"  # A's operator signs notices with this fixture key
+
+
+def run(node, name, *args, env=None):
+    return tool(name, ["--db", node.db_url, "--config", node.config] + list(args), env=env)
+
+
+def notices_of(node, *args):
+    return json.loads(run(node, "cks_admin.py", "notices", "--json", *args).stdout)
+
+
+def has(node, name):
+    return node.lookup(op="get", options="mr", search="0x" + fpr(name))[0] == 200
+
+
+def deliver(node, body, signature):
+    fields = urllib.parse.urlencode({"notice": body, "signature": signature}).encode()
+    status, _, answer = node.request("POST", "/pks/x-cks-rejection", fields,
+                                     {"Content-Type": "application/x-www-form-urlencoded"})
+    return status, (json.loads(answer) if status == 200 else answer.decode())
+
+
+@pytest.fixture
+def operator():
+    with GnuPG() as gpg:
+        gpg.run(["--import"], input=fixture("secret/" + OPERATOR))
+        gpg.run(["--import"], input=fixture("secret/ed25519"))  # someone else's key
+        yield gpg
+
+
+@pytest.fixture
+def nodes(new_db, tmp_path):
+    started = []
+    for name in "abc":
+        config = tmp_path / ("%s.conf" % name)
+        text = "[sync]\nnode_name = node-%s.example\n" % name + LOOPBACK_EXEMPT
+        if name == "a":
+            text += "[rejection]\nkey = %s\n" % fpr(OPERATOR)
+        config.write_text(text)
+        node = Cksd(new_db(name), config=str(config)).start()
+        started.append(node)
+        for key in ("rsa2048", "nistp256", OPERATOR, "ed25519"):
+            assert node.add(fixture(key))[0] == 200
+    a, b, c = started
+    for peer in (b, c):
+        assert run(a, "cks_sync_manage.py", "add", "127.0.0.1:%d" % peer.port,
+                   "--no-catch-up").returncode == 0
+    assert run(b, "cks_sync_manage.py", "add", "127.0.0.1:%d" % a.port, "--rejection-key",
+               fpr(OPERATOR), "--honour-rejections").returncode == 0
+    assert run(c, "cks_sync_manage.py", "add", "127.0.0.1:%d" % a.port, "--rejection-key",
+               fpr(OPERATOR)).returncode == 0  # known, but not honoured
+    yield started
+    for node in started:
+        node.stop()
+
+
+def test_rejection_travels_to_the_peers_that_trust_it(nodes, operator):
+    a, b, c = nodes
+    env = {"GNUPGHOME": operator.home}
+    out = run(a, "cks_admin.py", "reject", fpr("rsa2048"), "--reason", "abuse report 42",
+              "--sign-with", fpr(OPERATOR), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "signed and queued for the peers" in out.stdout.decode()
+    assert not has(a, "rsa2048") and a.add(fixture("rsa2048"))[0] == 403
+
+    sync = run(a, "cks_sync.py")
+    assert sync.returncode == 0, sync.stderr
+    assert sync.stdout.decode().count("sent 0 keys, 1 rejection notice") == 2
+
+    # B trusts A: deleted, rejected, and refused from now on
+    assert not has(b, "rsa2048")
+    assert b.add(fixture("rsa2048"))[0] == 403
+    rejected = json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout)
+    assert [r["fingerprint"] for r in rejected] == [fpr("rsa2048")]
+    assert rejected[0]["reason"] == "rejected by node-a.example: abuse report 42"
+    # C does not: the key stays, the notice waits for its operator
+    assert has(c, "rsa2048")
+    (pending,) = notices_of(c, "--pending")
+    assert pending["fingerprint"] == fpr("rsa2048") and "not trusted" in pending["status_reason"]
+
+    # anyone can audit what A issued and B applied, and check the signature
+    for node, status in ((a, "issued"), (b, "applied")):
+        code, _, body = node.request("GET", "/pks/x-cks-rejections?options=mr")
+        (published,) = json.loads(body)
+        assert code == 200 and published["status"] == status
+        assert "fingerprint: %s" % fpr("rsa2048") in published["notice"]
+        with GnuPG() as auditor:
+            auditor.run(["--import"], input=fixture(OPERATOR))
+            notice_file = os.path.join(auditor.home, "notice.txt")
+            with open(notice_file, "w") as handle:
+                handle.write(published["notice"])
+            auditor.run(["--verify", "-", notice_file], input=published["signature"].encode())
+
+    # a second sync run delivers nothing again; a replay changes nothing
+    again = run(a, "cks_sync.py")
+    assert "rejection notice" not in again.stdout.decode()
+    (ours,) = notices_of(a)
+    assert deliver(b, ours["body"], ours["signature"]) == \
+        (200, {"status": "applied", "reason": "already received"})
+
+    # un-rejecting is a signed notice too
+    out = run(a, "cks_admin.py", "unreject", fpr("rsa2048"), "--sign-with", fpr(OPERATOR),
+              env=env)
+    assert out.returncode == 0, out.stderr
+    assert run(a, "cks_sync.py").returncode == 0
+    assert b.add(fixture("rsa2048"))[0] == 200
+    assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == []
+
+
+def _signed(operator, notice, key):
+    path = os.path.join(operator.home, "n-%s.txt" % notice.serial)
+    with open(path, "w") as handle:
+        handle.write(notice.render())
+    operator.run(["--armor", "--detach-sign", "--local-user", key, path])
+    with open(path + ".asc") as handle:
+        return notice.render(), handle.read()
+
+
+def test_forged_tampered_and_malformed_notices_change_nothing(nodes, operator):
+    a, b, c = nodes
+    notice = Notice("reject", fpr("nistp256"), "forged", 1795950000, "node-a.example",
+                    new_serial())
+    # signed by a key that is not A's operator key
+    body, signature = _signed(operator, notice, fpr("ed25519"))
+    status, answer = deliver(b, body, signature)
+    assert status == 200 and answer["status"] == "pending"
+    assert "not trusted" in answer["reason"]
+    # signed by A's operator, then altered
+    body, signature = _signed(operator, Notice("reject", fpr("ed25519"), "real", 1795950000,
+                                               "node-a.example", new_serial()), fpr(OPERATOR))
+    status, answer = deliver(b, body.replace(fpr("ed25519"), fpr("nistp256")), signature)
+    assert status == 200 and answer == {"status": "pending",
+                                        "reason": "the signature does not verify"}
+    # unsigned, or not a notice at all
+    assert deliver(b, body, "")[0] == 400
+    assert deliver(b, "reject everything\n", signature)[0] == 400
+    assert has(b, "nistp256") and has(b, "ed25519")
+    assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == []
+    assert len(notices_of(b, "--pending")) == 2
+
+
+def test_a_peer_cannot_lift_a_rejection_made_here(nodes, operator):
+    a, b, c = nodes
+    assert run(b, "cks_admin.py", "reject", fpr("nistp256"), "--reason", "ours").returncode == 0
+    newer = int(time.time()) + 60  # newer than B's own rejection
+    body, signature = _signed(operator, Notice("unreject", fpr("nistp256"), "", newer,
+                                               "node-a.example", new_serial()), fpr(OPERATOR))
+    status, answer = deliver(b, body, signature)
+    assert answer["status"] == "pending" and "operator" in answer["reason"]
+    assert b.add(fixture("nistp256"))[0] == 403
+
+
+def test_notice_for_a_key_not_held_still_keeps_it_out(nodes, operator):
+    a, b, c = nodes
+    body, signature = _signed(operator, Notice("reject", fpr("nistp521"), "never wanted",
+                                               1795950000, "node-a.example", new_serial()),
+                              fpr(OPERATOR))
+    assert deliver(b, body, signature)[1]["status"] == "applied"
+    assert b.add(fixture("nistp521"))[0] == 403
+
+
+def test_older_notice_does_not_undo_a_newer_one(nodes, operator):
+    a, b, c = nodes
+    old = Notice("reject", fpr("nistp256"), "old", 1795950000, "node-a.example", new_serial())
+    new = Notice("unreject", fpr("nistp256"), "", 1795950100, "node-a.example", new_serial())
+    first = _signed(operator, new, fpr(OPERATOR))
+    second = _signed(operator, old, fpr(OPERATOR))
+    assert deliver(b, *first)[1]["status"] == "applied"  # nothing was rejected: no change
+    assert deliver(b, *second)[1]["status"] == "superseded"
+    assert has(b, "nistp256")
