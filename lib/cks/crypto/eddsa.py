@@ -220,23 +220,8 @@ def ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     ``public_key`` is the 32-byte encoded point A, ``signature`` the
     64-byte R || S.  Returns False for anything malformed.
     """
-    if not (isinstance(public_key, _BYTES) and isinstance(message, _BYTES)
-            and isinstance(signature, _BYTES)):
-        return False
-    public_key = bytes(public_key)
-    signature = bytes(signature)
-    if len(public_key) != 32 or len(signature) != 64:
-        return False
-    a = _ed25519_decode(public_key)
-    if a is None:
-        return False
-    r_enc = signature[:32]
-    s = int.from_bytes(signature[32:], "little")
-    if s >= _L25519:
-        return False
-    h = hashlib.sha512(r_enc + public_key + bytes(message)).digest()
-    k = int.from_bytes(h, "little") % _L25519
-    return hmac.compare_digest(_ed25519_sb_minus_ka(s, k, a[0], a[1]), r_enc)
+    return _verify(public_key, message, signature, 32, _ed25519_decode, _L25519,
+                   lambda data: hashlib.sha512(data).digest(), _ed25519_sb_minus_ka)
 
 
 # ---------------------------------------------------------------------------
@@ -388,20 +373,28 @@ def ed448_verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
     ``public_key`` is the 57-byte encoded point A, ``signature`` the
     114-byte R || S.  Returns False for anything malformed.
     """
+    return _verify(public_key, message, signature, 57, _ed448_decode, _L448,
+                   lambda data: hashlib.shake_256(_DOM4 + data).digest(114),
+                   _ed448_sb_minus_ka)
+
+
+def _verify(public_key, message, signature, size: int, decode, order: int, challenge,
+            sb_minus_ka) -> bool:
+    """RFC 8032's verification, for either curve: decode A, check S < L, and
+    compare the encoding of [S]B - [k]A, k = H(R || A || M), with R."""
     if not (isinstance(public_key, _BYTES) and isinstance(message, _BYTES)
             and isinstance(signature, _BYTES)):
         return False
     public_key = bytes(public_key)
     signature = bytes(signature)
-    if len(public_key) != 57 or len(signature) != 114:
+    if len(public_key) != size or len(signature) != 2 * size:
         return False
-    a = _ed448_decode(public_key)
+    a = decode(public_key)
     if a is None:
         return False
-    r_enc = signature[:57]
-    s = int.from_bytes(signature[57:], "little")
-    if s >= _L448:
+    r_enc = signature[:size]
+    s = int.from_bytes(signature[size:], "little")
+    if s >= order:
         return False
-    h = hashlib.shake_256(_DOM4 + r_enc + public_key + bytes(message)).digest(114)
-    k = int.from_bytes(h, "little") % _L448
-    return hmac.compare_digest(_ed448_sb_minus_ka(s, k, a[0], a[1]), r_enc)
+    k = int.from_bytes(challenge(r_enc + public_key + bytes(message)), "little") % order
+    return hmac.compare_digest(sb_minus_ka(s, k, a[0], a[1]), r_enc)

@@ -61,8 +61,9 @@ class Reader:
             raise PacketError("%s: %d unexpected trailing bytes" % (self.what, self.remaining()))
 
 
-def iter_subpackets(area: bytes, what: str) -> Iterator[Tuple[int, bytes]]:
-    """(type octet, data) of each subpacket in a signature or user attribute area.
+def subpacket_spans(area: bytes, what: str) -> Iterator[Tuple[int, int, int]]:
+    """(type octet, start, end) of each subpacket's data in a signature or user
+    attribute area, without copying anything.
 
     Subpacket lengths are one, two or five octets (RFC 9580 5.2.3.7); the
     length counts the type octet, so zero is malformed.
@@ -82,5 +83,11 @@ def iter_subpackets(area: bytes, what: str) -> Iterator[Tuple[int, bytes]]:
             length, pos = int.from_bytes(area[pos + 1:pos + 5], "big"), pos + 5
         if length == 0 or pos + length > end:
             raise PacketError("%s: subpacket length %d does not fit" % (what, length))
-        yield area[pos], area[pos + 1:pos + length]
+        yield area[pos], pos + 1, pos + length
         pos += length
+
+
+def iter_subpackets(area: bytes, what: str) -> Iterator[Tuple[int, bytes]]:
+    """(type octet, data) of each subpacket in an area."""
+    for kind, start, end in subpacket_spans(area, what):
+        yield kind, area[start:end]

@@ -15,7 +15,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 from . import algorithms as alg
 from .errors import PacketError
 from .packet import encode_length
-from .reader import Reader, iter_subpackets
+from .reader import Reader, iter_subpackets, subpacket_spans
 
 # Signature types (RFC 9580 5.2.1).
 SIG_BINARY = 0x00
@@ -308,24 +308,10 @@ def _scan_area(area: bytes) -> Dict[int, bytes]:
     of parse_subpackets, which runs only when something needs the full list.
     """
     found: Dict[int, bytes] = {}
-    pos, end = 0, len(area)
-    while pos < end:
-        first = area[pos]
-        if first < 192:
-            length, pos = first, pos + 1
-        elif first < 255:
-            if pos + 2 > end:
-                raise PacketError("signature subpacket area: truncated length")
-            length, pos = ((first - 192) << 8) + area[pos + 1] + 192, pos + 2
-        else:
-            length, pos = int.from_bytes(area[pos + 1:pos + 5], "big"), pos + 5
-        if length == 0 or pos + length > end:
-            raise PacketError("signature subpacket area: subpacket length %d does not fit"
-                              % length)
-        kind = area[pos] & 0x7F
+    for kind, start, end in subpacket_spans(area, "signature subpacket area"):
+        kind &= 0x7F
         if kind in _EAGER_SUBPACKETS:
-            found[kind] = area[pos + 1:pos + length]
-        pos += length
+            found[kind] = area[start:end]
     return found
 
 
