@@ -73,55 +73,42 @@ def cmd_load(args: argparse.Namespace) -> int:
     """Bulk load through the key pipeline (the operator's keys; queued for the
     peers unless --no-sync)."""
     files = _files(args.paths)
-    try:
-        limits = pipeline_limits(settings_from(args))
-    except ConfigError as exc:
-        raise UserError(str(exc), 1) from None
-    store = _open_store(args)
+    limits = _configured(pipeline_limits, args)
     totals = {status: 0 for status in (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED,
                                        pipeline.REFUSED)}
-    problems = 0
-    try:
+    problems = []
+
+    def action(store):
         for path in files:
             report = pipeline.submit(store, _read_input(path),
                                      pipeline.Source.admin(queue=not args.no_sync), limits)
             for outcome in report.outcomes:
                 totals[outcome.status] += 1
                 if outcome.status == pipeline.REFUSED:
-                    problems += 1
-                    print("%s: key %s refused: %s" % (path, outcome.fingerprint,
-                                                     outcome.reason), file=sys.stderr)
-            for problem in report.problems:
-                problems += 1
-                print("%s: %s" % (path, problem), file=sys.stderr)
-    except StoreError as exc:
-        raise UserError(str(exc), 1) from None
-    finally:
-        store.close()
-    print("%d added, %d updated, %d unchanged, %d refused; %d problem%s" % (
-        totals["added"], totals["updated"], totals["unchanged"], totals["refused"], problems,
-        "" if problems == 1 else "s"))
-    return 1 if problems else 0
+                    problems.append("%s: key %s refused: %s" % (path, outcome.fingerprint,
+                                                                outcome.reason))
+            problems.extend("%s: %s" % (path, problem) for problem in report.problems)
+        return 0
 
+    _with_store(args, action)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print("%d added, %d updated, %d unchanged, %d refused; %d problem%s" % (
+        totals["added"], totals["updated"], totals["unchanged"], totals["refused"],
+        len(problems), "" if len(problems) == 1 else "s"))
+    return 1 if problems else 0
 
 def cmd_reverify(args: argparse.Namespace) -> int:
     """Recompute served views (after a [policy] change, or when certifiers' or
     designated revokers' keys arrived later than the keys they signed)."""
-    try:
-        limits = pipeline_limits(settings_from(args))
-    except ConfigError as exc:
-        raise UserError(str(exc), 1) from None
-    fingerprints = [_fingerprint_argument(f) for f in args.fingerprints] or None
-    store = _open_store(args)
-    try:
-        changed = pipeline.reverify(store, limits, fingerprints)
-    except StoreError as exc:
-        raise UserError(str(exc), 1) from None
-    finally:
-        store.close()
-    print("%d served view%s changed" % (changed, "" if changed == 1 else "s"))
-    return 0
+    limits = _configured(pipeline_limits, args)
 
+    def action(store):
+        fingerprints = [_fingerprint_argument(f, store) for f in args.fingerprints] or None
+        changed = pipeline.reverify(store, limits, fingerprints)
+        print("%d served view%s changed" % (changed, "" if changed == 1 else "s"))
+        return 0
+    return _with_store(args, action)
 
 def _fingerprint_argument(text: str, store=None) -> str:
     """A fingerprint as the operator typed it: spaces and 0x allowed.  A key ID is
@@ -141,12 +128,12 @@ def _fingerprint_argument(text: str, store=None) -> str:
         raise UserError(str(exc)) from None
 
 
-def _identity(args: argparse.Namespace) -> NodeIdentity:
+def _configured(read, args: argparse.Namespace):
+    """`read(settings)` (pipeline_limits, node_identity, ...), config errors as one line."""
     try:
-        return node_identity(settings_from(args))
+        return read(settings_from(args))
     except ConfigError as exc:
         raise UserError(str(exc), 1) from None
-
 
 def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
     """Have GnuPG (the operator's keyring, $GNUPGHOME) sign the notice."""
@@ -194,7 +181,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    identity = _identity(args)
+    identity = _configured(node_identity, args)
 
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
@@ -206,7 +193,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_unreject(args: argparse.Namespace) -> int:
-    identity = _identity(args)
+    identity = _configured(node_identity, args)
 
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
@@ -261,7 +248,7 @@ def cmd_notice_text(args: argparse.Namespace) -> int:
 
 
 def cmd_sign_notice(args: argparse.Namespace) -> int:
-    identity = _identity(args)
+    identity = _configured(node_identity, args)
     armored = _read_input(args.signature).decode("ascii", "replace")
 
     def action(store):
@@ -288,44 +275,38 @@ def _when(epoch) -> str:
 def cmd_dump(args: argparse.Namespace) -> int:
     """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps)."""
     os.makedirs(args.directory, exist_ok=True)
-    store = _open_store(args)
-    count, index, handle = 0, 0, None
-    try:
-        for _, data in store.iter_keydata():
-            if count % args.keys_per_file == 0:
-                if handle:
-                    handle.close()
-                handle = open(os.path.join(args.directory, "cks-dump-%04d.pgp" % index), "wb")
-                index += 1
-            handle.write(data)
-            count += 1
-    except StoreError as exc:
-        raise UserError(str(exc), 1) from None
-    finally:
-        if handle:
-            handle.close()
-        store.close()
-    print("%d keys in %d file%s in %s" % (count, index, "" if index == 1 else "s",
-                                         args.directory))
-    return 0
 
+    def action(store):
+        count, index, handle = 0, 0, None
+        try:
+            for _, data in store.iter_keydata():
+                if count % args.keys_per_file == 0:
+                    if handle:
+                        handle.close()
+                    handle = open(os.path.join(args.directory, "cks-dump-%04d.pgp" % index),
+                                  "wb")
+                    index += 1
+                handle.write(data)
+                count += 1
+        finally:
+            if handle:
+                handle.close()
+        print("%d keys in %d file%s in %s" % (count, index, "" if index == 1 else "s",
+                                             args.directory))
+        return 0
+    return _with_store(args, action)
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
+    def action(store):
         stats = store.stats()
-    except StoreError as exc:
-        raise UserError(str(exc), 1) from None
-    finally:
-        store.close()
-    if args.json:
-        json.dump(stats, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        for name, value in stats.items():
-            print("%-18s %d" % (name.replace("_", " "), value))
-    return 0
-
+        if args.json:
+            json.dump(stats, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            for name, value in stats.items():
+                print("%-18s %d" % (name.replace("_", " "), value))
+        return 0
+    return _with_store(args, action)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
