@@ -39,7 +39,7 @@ from bench_sks_smoke import unique_name_words  # noqa: E402
 from sks_node import SksNode, read_keyring, sks_available  # noqa: E402
 
 from support.db import create_pg_database, drop_pg_database  # noqa: E402
-from support.server import Cksd  # noqa: E402
+from support.server import LOOPBACK_EXEMPT, Cksd  # noqa: E402
 from support.sks import ADDRESS, free_ports  # noqa: E402
 
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-keyring.gpg"
@@ -66,6 +66,8 @@ def main() -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--clients", default="8,32")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="cksd serving processes ([server] processes)")
     parser.add_argument("--engine", choices=("wrk", "python"),
                         default="wrk" if loadgen.wrk_available() else "python")
     args = parser.parse_args()
@@ -81,9 +83,12 @@ def main() -> int:
     try:
         subprocess.run([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db, "load",
                         "--no-sync", DEBIAN_KEYRING], check=True, stdout=subprocess.DEVNULL)
+        config = os.path.join(work, "cks.conf")
+        with open(config, "w") as handle:
+            handle.write("[server]\nprocesses = %d\n%s" % (args.processes, LOOPBACK_EXEMPT))
         with SksNode(os.path.join(work, "sks"), hkp, recon, address=ADDRESS,
                      keyring_files=[DEBIAN_KEYRING]) as sks, \
-                Cksd(db, env={"PYTHONOPTIMIZE": "1"}) as cksd:
+                Cksd(db, config=config) as cksd:
             for name, paths in loads.items():
                 for clients in [int(c) for c in args.clients.split(",")]:
                     theirs = measure(args.engine, sks.url, paths, clients, args.duration)
@@ -94,8 +99,10 @@ def main() -> int:
     finally:
         if db.startswith("postgresql"):
             drop_pg_database(db)
-    print("cksd (%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, a new connection per "
-          "request" % (args.db, args.engine, args.duration))
+    print("cksd (%s, %d process%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, a new "
+          "connection per request" % (args.db, args.processes,
+                                      "" if args.processes == 1 else "es", args.engine,
+                                      args.duration))
     print("%-6s %7s  %12s %12s %7s  %10s %10s %7s  %s" % (
         "load", "clients", "cksd req/s", "SKS req/s", "ratio", "cksd p99", "SKS p99", "ratio",
         "errors cksd/SKS"))
