@@ -34,11 +34,9 @@ Requires root (for ``unshare --mount`` and ``mount --bind``); see
 from __future__ import annotations
 
 import atexit
-import base64
 import collections
 import fcntl
 import functools
-import hashlib
 import http.client
 import os
 import re
@@ -46,10 +44,16 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 from typing import Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "lib"))
+from cks.openpgp.armor import encode, looks_armored, scan  # noqa: E402
+from cks.openpgp.keys import read_keys  # noqa: E402
 
 __all__ = [
     "SksNode",
@@ -140,148 +144,34 @@ class KeyringKey(NamedTuple):
     data: bytes  # the whole transferable public key, binary
 
 
-_ARMOR_RE = re.compile(
-    rb"-----BEGIN PGP [A-Z ,0-9/]+-----\r?\n(.*?)-----END PGP [A-Z ,0-9/]+-----",
-    re.S,
-)
-
-
 def dearmor(data: bytes) -> bytes:
     """Binary form of ASCII-armored OpenPGP data (all blocks concatenated).
 
     Data that is not armored is returned unchanged.
     """
-    if b"-----BEGIN PGP" not in data:
+    if not looks_armored(data):
         return data
-    out = []
-    for m in _ARMOR_RE.finditer(data):
-        lines = m.group(1).splitlines()
-        # Skip armor headers: up to the first empty line, if any header.
-        if b"" in [ln.strip() for ln in lines]:
-            lines = lines[[ln.strip() for ln in lines].index(b"") + 1 :]
-        b64 = b"".join(
-            ln.strip()
-            for ln in lines
-            if ln.strip() and not (ln.startswith(b"=") and len(ln.strip()) == 5)
-        )
-        out.append(base64.b64decode(b64))
-    return b"".join(out)
-
-
-def _crc24(data: bytes) -> int:
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
-    return crc & 0xFFFFFF
+    return b"".join(block.data for block in scan(data)[0])
 
 
 def armor(data: bytes, block: str = "PGP PUBLIC KEY BLOCK") -> str:
-    """ASCII-armor binary OpenPGP data (64-column base64 plus CRC24 line).
-
-    SKS's /pks/add answers 500 (``Cryptokit.Error(9)`` in db.log) to armor
-    without the CRC24 line.
-    """
-    b64 = base64.b64encode(data).decode("ascii")
-    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
-    crc = base64.b64encode(_crc24(data).to_bytes(3, "big")).decode("ascii")
-    return "-----BEGIN %s-----\n\n%s\n=%s\n-----END %s-----\n" % (
-        block,
-        "\n".join(lines),
-        crc,
-        block,
-    )
-
-
-def _packets(data: bytes):
-    """Yield (tag, header_start, body_start, body_end) for each packet."""
-    i, n = 0, len(data)
-    while i < n:
-        start = i
-        ctb = data[i]
-        if not ctb & 0x80:
-            raise ValueError("not an OpenPGP packet at offset %d" % i)
-        if ctb & 0x40:  # new format
-            tag = ctb & 0x3F
-            i += 1
-            first = data[i]
-            if first < 192:
-                length, i = first, i + 1
-            elif first < 224:
-                length, i = ((first - 192) << 8) + data[i + 1] + 192, i + 2
-            elif first == 255:
-                length, i = int.from_bytes(data[i + 1 : i + 5], "big"), i + 5
-            else:
-                raise ValueError("partial body length in key packet at %d" % start)
-        else:  # old format
-            tag = (ctb >> 2) & 0x0F
-            ltype = ctb & 3
-            i += 1
-            if ltype == 3:
-                length = n - i
-            else:
-                size = (1, 2, 4)[ltype]
-                length = int.from_bytes(data[i : i + size], "big")
-                i += size
-        if i + length > n:
-            raise ValueError("truncated packet at offset %d" % start)
-        yield tag, start, i, i + length
-        i += length
-
-
-def _fingerprint(body: bytes) -> Tuple[str, str, int]:
-    version = body[0]
-    if version == 4:
-        fp = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).digest()
-        return fp.hex().upper(), fp[-8:].hex().upper(), 4
-    if version in (5, 6):
-        prefix = b"\x9a" if version == 5 else b"\x9b"
-        fp = hashlib.sha256(prefix + len(body).to_bytes(4, "big") + body).digest()
-        return fp.hex().upper(), fp[:8].hex().upper(), version
-    if version in (2, 3):
-        # RSA only: key ID is the low 64 bits of the modulus n.
-        off = 8  # version(1) time(4) validity(2) algo(1)
-        nbits = int.from_bytes(body[off : off + 2], "big")
-        n = body[off + 2 : off + 2 + (nbits + 7) // 8]
-        off2 = off + 2 + len(n)
-        ebits = int.from_bytes(body[off2 : off2 + 2], "big")
-        e = body[off2 + 2 : off2 + 2 + (ebits + 7) // 8]
-        return hashlib.md5(n + e).hexdigest().upper(), n[-8:].hex().upper(), version
-    raise ValueError("unknown key packet version %d" % version)
+    """ASCII-armor binary OpenPGP data (with the CRC24 line: SKS's /pks/add
+    answers 500, ``Cryptokit.Error(9)`` in db.log, to armor without it)."""
+    return encode(data, kind=block[len("PGP "):])
 
 
 def read_keyring(path_or_data: Union[str, os.PathLike, bytes]) -> List[KeyringKey]:
-    """List the keys of a keyring file (binary or armored) or of bytes.
-
-    Minimal parser: splits on public-key packets (tag 6), computes the
-    fingerprint/key ID of the primary key and collects user ID strings.
-    No signature checking whatsoever.
-    """
+    """List the keys of a keyring file (binary or armored) or of bytes, with
+    CKS's own parser (no signature checking)."""
     if isinstance(path_or_data, (bytes, bytearray)):
         data = bytes(path_or_data)
     else:
         with open(path_or_data, "rb") as f:
             data = f.read()
-    data = dearmor(data)
-    keys: List[KeyringKey] = []
-    cur = None  # [fpr, keyid, version, uids, start]
-
-    def flush(end):
-        if cur is not None:
-            keys.append(KeyringKey(cur[0], cur[1], cur[2], cur[3], data[cur[4] : end]))
-
-    for tag, start, bstart, bend in _packets(data):
-        if tag == 6:
-            flush(start)
-            fpr, kid, ver = _fingerprint(data[bstart:bend])
-            cur = [fpr, kid, ver, [], start]
-        elif tag == 13 and cur is not None:
-            cur[3].append(data[bstart:bend].decode("utf-8", "replace"))
-    flush(len(data))
-    return keys
+    return [KeyringKey(key.fingerprint.hex().upper(), key.keyid.hex().upper(),
+                       key.public_key.version, [c.value.text for c in key.user_ids],
+                       key.serialize())
+            for key in read_keys(data).keys]
 
 
 # ---------------------------------------------------------------------------
