@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
 import signal
 import socket
 import sys
-from typing import List
+from logging.handlers import QueueHandler, QueueListener
+from typing import Iterator, List
 
 from ..config import ConfigError, Settings
 from ..hkp.admin import AdminSettings
@@ -72,6 +75,29 @@ def _log_access_to(path: str) -> None:
     access.propagate = False
 
 
+@contextlib.contextmanager
+def _logging_in_background() -> Iterator[None]:
+    """Every request writes an access-log line, from many worker threads: hand
+    the records to one thread per logger, so no worker waits on a handler's
+    lock or on a slow standard error."""
+    listeners = []
+    for logger in (logging.getLogger(), logging.getLogger("cks.access")):
+        if logger.handlers:
+            records: "queue.SimpleQueue[logging.LogRecord]" = queue.SimpleQueue()
+            listeners.append((logger, logger.handlers,
+                              QueueListener(records, *logger.handlers,
+                                            respect_handler_level=True)))
+            logger.handlers = [QueueHandler(records)]
+    for _, _, listener in listeners:
+        listener.start()
+    try:
+        yield
+    finally:
+        for logger, handlers, listener in listeners:
+            listener.stop()  # writes out what is still queued
+            logger.handlers = handlers
+
+
 class _StopSignal:
     """SIGTERM/SIGINT handling that works from the first instant: a signal that
     arrives before the server exists stops it as soon as it does."""
@@ -103,11 +129,12 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop.attach(server)
-    try:
-        server.serve_forever()
-    finally:
-        server.finish_stop()
-        store.close()
+    with _logging_in_background():
+        try:
+            server.serve_forever()
+        finally:
+            server.finish_stop()
+            store.close()
     return 0
 
 
