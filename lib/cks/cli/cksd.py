@@ -60,8 +60,9 @@ def server_settings(settings: Settings, port: int) -> ServerSettings:
 def server_limits(settings: Settings) -> ServerLimits:
     defaults = ServerLimits()
     return ServerLimits(
-        workers=settings.get_int("server", "max_connections", defaults.workers),
-        queue=settings.get_int("server", "accept_queue", defaults.queue),
+        max_connections=settings.get_int("server", "max_connections",
+                                         defaults.max_connections),
+        workers=settings.get_int("server", "workers", defaults.workers),
         idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout),
         head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout),
         body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout))

@@ -110,11 +110,23 @@ def parse_head(buffer: bytearray) -> Optional[Tuple[Head, int]]:
     return Head(method, target, version, headers, request_line), end + separator
 
 
+_date_cache: Tuple[int, str] = (0, "")
+
+
+def _date() -> str:
+    """The Date header value, formatted once a second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
 def format_response(status: int, headers: List[Tuple[str, str]], body: bytes,
                     keep_alive: bool, head_only: bool = False) -> bytes:
     """The bytes of an HTTP/1.1 response with a Content-Length."""
     lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown")),
-             "Date: " + formatdate(time.time(), usegmt=True),
+             "Date: " + _date(),
              "Server: CKS",
              "Content-Length: %d" % len(body)]
     lines.extend("%s: %s" % item for item in headers)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable, List, Optional
 
 from ..store.base import KeyRow
 
-_SAFE = frozenset(range(0x20, 0x7F)) - {ord(":"), ord("%")}
+_UNSAFE = re.compile(rb"[^\x20-\x24\x26-\x39\x3b-\x7e]")  # all but printable ASCII, ':', '%'
 
 
 def escape(text: str) -> str:
     """Percent-encode ':', '%' and every byte of the UTF-8 encoding that is not
     printable 7-bit ASCII."""
-    return "".join(chr(b) if b in _SAFE else "%%%02X" % b for b in text.encode("utf-8"))
+    return _UNSAFE.sub(lambda match: b"%%%02X" % match.group()[0],
+                       text.encode("utf-8")).decode("ascii")
 
 
 def _date(value: Optional[int]) -> str:

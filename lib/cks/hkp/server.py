@@ -1,15 +1,20 @@
-"""The keyserver's HTTP plumbing: sockets, worker threads, keep-alive, shutdown.
+"""The keyserver's HTTP plumbing: one event loop per process, a few worker threads.
 
-A fixed pool of worker threads serves connections (one at a time each) from
-an accept queue: a slow client holds up only its own worker, and the number
-of connections served at once is capped.  When every worker is busy and the
-queue is full, a new connection gets 503 at once instead of waiting unseen.
-Every phase of a request has a deadline: an idle keep-alive connection, a
-request head trickling in byte by byte (slowloris), a body.  Parsing lives in
-http1.py; what to answer lives in app.py.
+One thread watches every connection (selectors) and does the socket work:
+accepting, reading request heads and bodies, writing answers, enforcing the
+deadline of each phase (an idle keep-alive connection, a head trickling in
+byte by byte, a slow body).  Lookups are answered right in that thread: they
+take a fraction of a millisecond, and Python gains nothing from handing them
+to other threads, which only fight over the interpreter lock.  Uploads, text
+searches and everything else that may take long go to a small pool of worker
+threads, so a large upload or a broad search delays no key lookup.
 
-stop: the listening socket closes, idle connections are closed, requests in
-flight run to completion, then the workers end.
+Parsing lives in http1.py (no I/O); what to answer lives in app.py.  Past
+`max_connections` open connections, a new one gets 503 at once.
+
+stop: the listening socket closes, idle connections close, requests in flight
+(a body still arriving, a worker still busy, an answer still being written)
+run to completion, then serve_forever() returns.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import select
+import selectors
 import socket
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import List, Optional, Set, Tuple
+from typing import Dict, Optional
+from urllib.parse import parse_qs
 
 from .app import KeyServer, Request, Response
 from .http1 import HTTPError, Head, format_response, parse_head
@@ -30,156 +36,361 @@ from .http1 import HTTPError, Head, format_response, parse_head
 access_log = logging.getLogger("cks.access")
 log = logging.getLogger("cks.server")
 
+def is_quick(method: str, target: str) -> bool:
+    """Answered in the loop's thread: index lookups (a capped list from the index
+    tables), a get of one key by key ID, fingerprint or hash (what GnuPG sends
+    most), a preflight.  A get by text (up to max_results keys to armor),
+    vindex and stats may take longer and go to the workers, like uploads."""
+    if method == "OPTIONS":
+        return True
+    if method not in ("GET", "HEAD"):
+        return False
+    path, _, query = target.partition("?")
+    if path != "/pks/lookup":
+        return False
+    values = parse_qs(query)
+    op = (values.get("op") or [""])[0].lower()
+    search = (values.get("search") or [""])[0].strip().lower()
+    return op == "index" or (op in ("get", "hget") and (search.startswith("0x")
+                                                        or len(search) == 32))
+
 
 @dataclass
 class ServerLimits:
-    workers: int = 64  # connections served at once
-    queue: int = 256  # accepted connections waiting for a worker; past it: 503
+    max_connections: int = 512  # open connections per process; past it: 503
+    workers: int = 4  # threads for uploads and other slow requests
     idle_timeout: float = 15.0  # keep-alive connection without a request
     head_timeout: float = 10.0  # from the first byte of a request to the end of its head
     body_timeout: float = 60.0  # for the whole body
+    write_timeout: float = 60.0  # for the client to take the whole answer
     drain_seconds: float = 5.0  # reading what follows an over-size upload, so the client
     drain_bytes: int = 64 << 20  # gets our 413 instead of a reset connection
 
 
+# Connection states
+IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = "idle", "head", "body", "busy", "writing", "draining"
+
+
 class _Connection:
-    """One client connection, served by one worker."""
+    """One client connection and where it stands; the loop moves it along."""
 
-    def __init__(self, server: "HKPServer", sock: socket.socket, address: Tuple) -> None:
-        self.server = server
+    def __init__(self, sock: socket.socket, address: str, now: float,
+                 limits: ServerLimits) -> None:
         self.sock = sock
-        self.address = address[0]
+        self.address = address
+        self.limits = limits
         self.buffer = bytearray()
-        self.busy = False  # a request is in flight
+        self.out = b""
+        self.head: Optional[Head] = None
+        self.length = 0
+        self.keep_alive = False
+        self.started = now
+        self.state = IDLE
+        self.deadline = now + limits.idle_timeout
+        self.drain_left = 0
 
-    def serve(self) -> None:
-        try:
-            while not self.server.stopping or self.buffer:
-                head = self._read_head()
-                if head is None:
-                    return
-                if not self._handle(head):
-                    return
-        except HTTPError as exc:
-            self._send_error(exc.status, exc.message)
-        except (OSError, socket.timeout):
-            pass
-        finally:
-            self.busy = False
-            try:
-                self.sock.close()
-            except OSError:
-                pass
+    @property
+    def in_flight(self) -> bool:
+        return self.state not in (IDLE, DRAINING) or bool(self.buffer)
 
-    def _recv(self, deadline: float) -> bytes:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise socket.timeout()
-        self.sock.settimeout(remaining)
-        return self.sock.recv(65536)
 
-    def _read_head(self) -> Optional[Head]:
-        limits = self.server.limits
-        deadline = time.monotonic() + limits.idle_timeout
-        started = False
+class HKPServer:
+    """Serves `listener` (which several processes may share)."""
+
+    def __init__(self, app: KeyServer, listener: socket.socket,
+                 limits: Optional[ServerLimits] = None) -> None:
+        self.app = app
+        self.limits = limits or ServerLimits()
+        self.stopping = False
+        self.listener = listener
+        self.listener.setblocking(False)  # shared between processes: accept may find nothing
+        self.server_address = self.listener.getsockname()[:2]
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        self._done: "queue.SimpleQueue" = queue.SimpleQueue()  # (connection, response)
+        self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
+                                        thread_name_prefix="cksd-worker")
+        self._connections: Dict[socket.socket, _Connection] = {}
+
+    # --- the loop --------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Serve until request_stop(), then until the requests in flight are done."""
+        self._selector.register(self.listener, selectors.EVENT_READ, "listener")
+        self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
+        listening = True
         while True:
-            if self.buffer and not started:
-                started = True
-                self.busy = True
-                deadline = time.monotonic() + limits.head_timeout
-            parsed = parse_head(self.buffer)
-            if parsed is not None:
-                head, used = parsed
-                del self.buffer[:used]
-                self.busy = True
-                return head
-            try:
-                data = self._recv(deadline)
-            except socket.timeout:
-                if started:
-                    raise HTTPError(408, "request head not received in time")
-                return None  # an idle keep-alive connection: close quietly
-            if not data:
-                return None
-            self.buffer += data
+            if self.stopping and listening:
+                listening = False
+                self._selector.unregister(self.listener)
+                self.listener.close()
+                for connection in list(self._connections.values()):
+                    if not connection.in_flight:
+                        self._close(connection)
+            if not listening and not any(c.in_flight for c in self._connections.values()):
+                break
+            for key, events in self._selector.select(self._timeout()):
+                if key.data == "listener":
+                    self._accept()
+                elif key.data == "wake":
+                    self._finish_work()
+                elif events & selectors.EVENT_WRITE:
+                    self._write(key.data)
+                else:
+                    self._read(key.data)
+            self._expire()
 
-    def _handle(self, head: Head) -> bool:
-        """Serve one request; True to keep the connection open."""
-        started = time.monotonic()
-        length = head.content_length()
-        limit = self.server.app.settings.max_upload_bytes
-        if length > limit:
-            # Refused before reading: the body is never parsed or stored.
-            self._answer(head, started, Response(413, (
-                "upload of %d bytes is over this server's limit of %d bytes\n"
-                % (length, limit)).encode()), keep_alive=False)
-            self._drain(length)
-            return False
-        deadline = time.monotonic() + self.server.limits.body_timeout
-        while len(self.buffer) < length:
+    def _timeout(self) -> float:
+        if not self._connections:
+            return 1.0
+        soonest = min(c.deadline for c in self._connections.values())
+        return max(0.0, min(1.0, soonest - time.monotonic()))
+
+    def _accept(self) -> None:
+        while True:
             try:
-                data = self._recv(deadline)
-            except socket.timeout:
-                raise HTTPError(408, "request body not received in time") from None
-            if not data:
-                return False
-            self.buffer += data
-        body = bytes(self.buffer[:length])
-        del self.buffer[:length]
-        request = Request(head.method, head.target, head.headers, body, self.address)
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if len(self._connections) >= self.limits.max_connections:
+                self._refuse(sock)
+                continue
+            connection = _Connection(sock, address[0], time.monotonic(), self.limits)
+            self._connections[sock] = connection
+            self._selector.register(sock, selectors.EVENT_READ, connection)
+
+    @staticmethod
+    def _refuse(sock: socket.socket) -> None:
+        """Too many connections: say so at once, then close."""
         try:
-            response = self.server.app.handle(request)
-        except Exception:  # a bug must not take the server down: log it, answer 500
-            log.exception("error serving %s", head.request_line)
-            response = Response(500, b"internal server error\n")
-        keep_alive = head.keep_alive and not self.server.stopping
-        self.address = request.client  # the real client, when behind a trusted proxy
-        self._answer(head, started, response, keep_alive)
-        self.busy = False
-        return keep_alive
+            sock.send(format_response(503, [("Content-Type", "text/plain; charset=utf-8"),
+                                            ("Retry-After", "10")],
+                                      b"server busy, try again later\n", keep_alive=False))
+        except OSError:
+            pass
+        sock.close()
+        access_log.info("refused a connection: too many open connections")
 
-    def _answer(self, head: Head, started: float, response: Response,
-                keep_alive: bool) -> None:
+    def _read(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(connection)
+            return
+        if connection.state == DRAINING:
+            connection.drain_left -= len(data)
+            if connection.drain_left <= 0:
+                self._close(connection)
+            return
+        connection.buffer += data
+        self._advance(connection)
+
+    def _advance(self, connection: _Connection) -> None:
+        """Move a reading connection on as far as its buffer allows."""
+        try:
+            if connection.state == IDLE and connection.buffer:
+                connection.state = HEAD
+                connection.started = time.monotonic()
+                connection.deadline = connection.started + self.limits.head_timeout
+            if connection.state == HEAD:
+                parsed = parse_head(connection.buffer)
+                if parsed is None:
+                    return
+                head, used = parsed
+                del connection.buffer[:used]
+                connection.head = head
+                connection.length = head.content_length()
+                limit = self.app.settings.max_upload_bytes
+                if connection.length > limit:
+                    self._too_large(connection, limit)
+                    return
+                connection.state = BODY
+                connection.deadline = time.monotonic() + self.limits.body_timeout
+            if connection.state == BODY and len(connection.buffer) >= connection.length:
+                self._dispatch(connection)
+        except HTTPError as exc:
+            self._error(connection, exc.status, exc.message)
+
+    def _dispatch(self, connection: _Connection) -> None:
+        head = connection.head
+        body = bytes(connection.buffer[:connection.length])
+        del connection.buffer[:connection.length]
+        request = Request(head.method, head.target, head.headers, body, connection.address)
+        connection.state = BUSY
+        connection.deadline = float("inf")  # the app answers within its own time limits
+        self._selector.unregister(connection.sock)  # nothing more is read until it is answered
+        if is_quick(head.method, head.target):
+            self._respond(connection, request, self._answer(request))
+        else:
+            future = self._pool.submit(self._answer, request)
+            future.add_done_callback(lambda done: self._post(connection, request, done))
+
+    def _answer(self, request: Request) -> Response:
+        try:
+            return self.app.handle(request)
+        except Exception:  # a bug must not take the server down: log it, answer 500
+            log.exception("error serving %s %s", request.method, request.target)
+            return Response(500, b"internal server error\n")
+
+    def _post(self, connection: _Connection, request: Request, done) -> None:
+        """A worker finished: hand the answer back to the loop's thread."""
+        self._done.put((connection, request, done.result()))
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:
+            pass
+
+    def _finish_work(self) -> None:
+        try:
+            while os.read(self._wake_read, 4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        while True:
+            try:
+                connection, request, response = self._done.get_nowait()
+            except queue.Empty:
+                return
+            if connection.sock in self._connections:
+                self._respond(connection, request, response)
+
+    def _respond(self, connection: _Connection, request: Request, response: Response) -> None:
+        head = connection.head
+        connection.address = request.client  # the real client, when behind a trusted proxy
+        connection.keep_alive = head.keep_alive and not self.stopping
         headers = [("Content-Type", response.content_type),
                    ("Access-Control-Allow-Origin", "*"),
                    ("Cache-Control", "no-cache")] + response.headers
-        self.sock.settimeout(self.server.limits.body_timeout)
-        self.sock.sendall(format_response(response.status, headers, response.body, keep_alive,
-                                          head_only=head.method == "HEAD"))
-        access_log.info('%s "%s" %d %d %.1fms "%s"', self.address, head.request_line,
+        connection.out = format_response(response.status, headers, response.body,
+                                         connection.keep_alive,
+                                         head_only=head.method == "HEAD")
+        access_log.info('%s "%s" %d %d %.1fms "%s"', connection.address, head.request_line,
                         response.status, len(response.body),
-                        (time.monotonic() - started) * 1000, head.headers.get("user-agent", ""))
+                        (time.monotonic() - connection.started) * 1000,
+                        head.headers.get("user-agent", ""))
+        self._start_writing(connection)
 
-    def _send_error(self, status: int, message: str) -> None:
+    def _start_writing(self, connection: _Connection) -> None:
+        connection.state = WRITING
+        connection.deadline = time.monotonic() + self.limits.write_timeout
+        self._write(connection, registered=False)
+
+    def _write(self, connection: _Connection, registered: bool = True) -> None:
+        try:
+            sent = connection.sock.send(connection.out)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(connection)
+            return
+        connection.out = connection.out[sent:]
+        if connection.out:
+            if not registered:
+                self._selector.register(connection.sock, selectors.EVENT_WRITE, connection)
+            return
+        if registered:
+            self._selector.unregister(connection.sock)
+        if connection.state == DRAINING:
+            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+            return
+        if not connection.keep_alive:
+            self._close(connection)
+            return
+        connection.state = IDLE
+        connection.head = None
+        connection.deadline = time.monotonic() + self.limits.idle_timeout
+        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        if connection.buffer:  # a pipelined request is already here
+            self._advance(connection)
+
+    def _too_large(self, connection: _Connection, limit: int) -> None:
+        """Refuse before reading the body: it is never parsed or stored.  Read
+        and drop what the client still sends, for a short while, so a client
+        that writes its whole body before reading sees the 413."""
+        body = ("upload of %d bytes is over this server's limit of %d bytes\n"
+                % (connection.length, limit)).encode()
+        connection.drain_left = min(connection.length - len(connection.buffer),
+                                    self.limits.drain_bytes)
+        connection.buffer.clear()
+        connection.keep_alive = False
+        connection.out = format_response(413, [("Content-Type", "text/plain; charset=utf-8")],
+                                         body, keep_alive=False)
+        access_log.info('%s "%s" 413 %d', connection.address, connection.head.request_line,
+                        len(body))
+        self._selector.unregister(connection.sock)
+        connection.state = DRAINING
+        connection.deadline = time.monotonic() + self.limits.drain_seconds
+        self._write(connection, registered=False)
+
+    def _error(self, connection: _Connection, status: int, message: str) -> None:
+        """A request that cannot be served: answer and close."""
         body = (message + "\n").encode()
+        connection.buffer.clear()
+        connection.keep_alive = False
+        connection.out = format_response(status, [("Content-Type",
+                                                   "text/plain; charset=utf-8")],
+                                         body, keep_alive=False)
+        access_log.info('%s "-" %d %d (%s)', connection.address, status, len(body), message)
+        self._selector.unregister(connection.sock)
+        self._start_writing(connection)
+
+    def _expire(self) -> None:
+        """Deadlines: an idle connection closes quietly; a request head or body
+        not received in time gets 408; an answer not taken in time is dropped."""
+        now = time.monotonic()
+        for connection in list(self._connections.values()):
+            if connection.deadline > now:
+                continue
+            if connection.state in (HEAD, BODY):
+                what = "head" if connection.state == HEAD else "body"
+                self._error(connection, 408, "request %s not received in time" % what)
+            else:
+                self._close(connection)
+
+    def _close(self, connection: _Connection) -> None:
+        self._connections.pop(connection.sock, None)
         try:
-            self.sock.settimeout(5)
-            self.sock.sendall(format_response(status, [("Content-Type",
-                                                        "text/plain; charset=utf-8")],
-                                              body, keep_alive=False))
+            self._selector.unregister(connection.sock)
+        except (KeyError, ValueError):
+            pass
+        try:
+            connection.sock.close()
         except OSError:
             pass
-        access_log.info('%s "-" %d %d (%s)', self.address, status, len(body), message)
 
-    def _drain(self, length: int) -> None:
-        limits = self.server.limits
-        deadline = time.monotonic() + limits.drain_seconds
-        left = min(length - len(self.buffer), limits.drain_bytes)
+    # --- stopping ----------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Make serve_forever() wind down; safe to call from a signal handler."""
+        self.stopping = True
         try:
-            while left > 0:
-                data = self._recv(deadline)
-                if not data:
-                    break
-                left -= len(data)
+            os.write(self._wake_write, b"x")
         except OSError:
             pass
 
-    def close_if_idle(self) -> None:
-        if not self.busy:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def finish_stop(self) -> None:
+        """After serve_forever(): release what is left."""
+        self.stopping = True
+        for connection in list(self._connections.values()):
+            self._close(connection)
+        self._pool.shutdown(wait=True)
+        try:
+            self.listener.close()
+        except OSError:
+            pass
+        self._selector.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
 
 def listen(bind: str, port: int) -> socket.socket:
@@ -194,109 +405,3 @@ def listen(bind: str, port: int) -> socket.socket:
         listener.close()
         raise
     return listener
-
-
-class HKPServer:
-    """Serves `listener` (which several processes may share) with a worker pool."""
-
-    def __init__(self, app: KeyServer, listener: socket.socket,
-                 limits: Optional[ServerLimits] = None) -> None:
-        self.app = app
-        self.limits = limits or ServerLimits()
-        self.stopping = False
-        self.listener = listener
-        self.server_address = self.listener.getsockname()[:2]
-        self.listener.setblocking(False)  # shared between processes: accept may find nothing
-        self._wake_read, self._wake_write = os.pipe()
-        self._queue: "queue.Queue[Optional[_Connection]]" = queue.Queue()
-        self._connections: Set[_Connection] = set()
-        self._lock = threading.Lock()
-        self._workers: List[threading.Thread] = [
-            threading.Thread(target=self._work, name="cksd-worker-%d" % n, daemon=True)
-            for n in range(self.limits.workers)]
-        self._idle_workers = self.limits.workers
-        for worker in self._workers:
-            worker.start()
-
-    def _work(self) -> None:
-        while True:
-            connection = self._queue.get()
-            if connection is None:
-                return
-            with self._lock:
-                self._idle_workers -= 1
-            try:
-                connection.serve()
-            finally:
-                with self._lock:
-                    self._connections.discard(connection)
-                    self._idle_workers += 1
-
-    def serve_forever(self) -> None:
-        """Accept connections until request_stop()."""
-        while not self.stopping:
-            ready, _, _ = select.select([self.listener, self._wake_read], [], [])
-            if self._wake_read in ready or self.stopping:
-                break
-            try:
-                sock, address = self.listener.accept()
-            except BlockingIOError:
-                continue  # another process sharing the socket took it
-            except OSError:
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connection = _Connection(self, sock, address)
-            with self._lock:
-                overloaded = self._idle_workers == 0 and \
-                    self._queue.qsize() >= self.limits.queue
-                if not overloaded:
-                    self._connections.add(connection)
-            if overloaded:
-                self._refuse(sock)
-                continue
-            self._queue.put(connection)
-
-    @staticmethod
-    def _refuse(sock: socket.socket) -> None:
-        """Every worker busy and the queue full: say so at once, then close."""
-        try:
-            sock.settimeout(2)
-            sock.sendall(format_response(503, [("Content-Type", "text/plain; charset=utf-8"),
-                                               ("Retry-After", "10")],
-                                         b"server busy, try again later\n", keep_alive=False))
-        except OSError:
-            pass
-        finally:
-            sock.close()
-        access_log.info("refused a connection: every worker busy")
-
-    def request_stop(self) -> None:
-        """Make serve_forever() return; safe to call from a signal handler."""
-        self.stopping = True
-        try:
-            os.write(self._wake_write, b"x")
-        except OSError:
-            pass
-
-    def finish_stop(self) -> None:
-        """After serve_forever(): stop listening, close idle connections, let the
-        requests in flight finish, end the workers."""
-        self.stopping = True
-        self.listener.close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            connection.close_if_idle()
-        while True:  # connections accepted but not yet picked up by a worker
-            try:
-                queued = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if queued is not None:
-                queued.sock.close()
-        for _ in self._workers:
-            self._queue.put(None)
-        for worker in self._workers:
-            worker.join()
-        os.close(self._wake_read)
-        os.close(self._wake_write)
