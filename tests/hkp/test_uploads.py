@@ -216,7 +216,7 @@ def test_sync_header_stores_without_queueing(server):
 
 
 def test_parallel_uploads_of_the_same_key_end_with_the_union(server):
-    from cks.openpgp.keys import merge, parse_keyring
+    from cks.openpgp.keys import parse_keyring
     packets = list(pk.iter_packets(_binary("revoked-parts")))
     # Split the key: each variant keeps the primary and one component with its sigs.
     components, current = [], None

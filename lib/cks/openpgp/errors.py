@@ -16,7 +16,3 @@ class ArmorError(PGPError):
 
 class PacketError(PGPError):
     """A packet whose framing or body does not follow RFC 9580."""
-
-
-class NotPublicKeyError(PGPError):
-    """Input that is OpenPGP, but not public key material (a message, a secret key)."""

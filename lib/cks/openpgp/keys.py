@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import packet as pk
-from .errors import NotPublicKeyError, PGPError, PacketError
+from .errors import PGPError, PacketError
 from .keypacket import PublicKey
 from .packet import Packet
 from .signature import Signature

@@ -8,7 +8,7 @@ back byte for byte, including unusual subpacket length encodings.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
