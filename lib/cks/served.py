@@ -22,7 +22,7 @@ verified view, computed here when a key is stored:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Set
+from typing import Callable, List, Optional, Sequence, Set
 
 from .crypto.hashes import new_hash
 from .crypto import UnsupportedAlgorithm
@@ -183,6 +183,3 @@ def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
     subkeys = [c for c in (view.subkey(c) for c in key.subkeys) if c is not None]
     return canonicalize(Key(key.primary, key.public_key, view.direct(), identities, subkeys))
 
-
-def issuer_lookup(keys: Dict[bytes, List[PublicKey]]) -> IssuerLookup:
-    return lambda keyid: keys.get(keyid, ())

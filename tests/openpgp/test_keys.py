@@ -190,3 +190,20 @@ def test_sks_hash_ignores_order_and_framing():
                              + p.body) for p in reordered]
     key = _one_key(_join(old_framing))
     assert keys.sks_hash(key) == keys.sks_hash(_one_key(_join(packets)))
+
+
+def test_signature_subpacket_accessors():
+    key = _one_key(_binary("revoked"))
+    (revocation,) = [s.sig for s in key.direct_sigs if s.sig.sig_type == 0x20]
+    code, text = revocation.revocation_reason
+    assert code == 2 and text  # "key compromised", with the text given to --gen-revoke
+    assert revocation.exportable and revocation.created is not None
+    selfsig = key.user_ids[0].sigs[0].sig
+    assert selfsig.key_flags & 0x03 and selfsig.issuer_fingerprint == key.fingerprint
+    named = _one_key(_binary("desig-revoker"))
+    (direct,) = [s.sig for s in named.direct_sigs]
+    (revoker,) = direct.revocation_keys
+    assert revoker.fingerprint == _one_key(_binary("revoker")).fingerprint
+    expiring = _one_key(_binary("expires-2040"))
+    sig = expiring.user_ids[0].sigs[-1].sig
+    assert expiring.public_key.created + sig.key_expiration_seconds == 2208988800

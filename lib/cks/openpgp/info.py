@@ -100,9 +100,6 @@ class KeyInfo:
     def to_dict(self) -> Dict:
         return asdict(self)
 
-    def is_expired(self, now: int) -> bool:
-        return self.expires is not None and self.expires <= now
-
 
 def _newest(entries: List[SignaturePacket]) -> Optional[SignaturePacket]:
     return max(entries, key=lambda e: e.sig.created or 0, default=None)

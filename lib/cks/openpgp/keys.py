@@ -22,7 +22,6 @@ from .userid import UserAttribute, UserID
 
 MESSAGE_TAGS = frozenset({pk.TAG_PKESK, pk.TAG_SKESK, pk.TAG_ONE_PASS_SIG, pk.TAG_COMPRESSED,
                           pk.TAG_SED, pk.TAG_LITERAL, pk.TAG_SEIPD, pk.TAG_MDC, pk.TAG_AEAD})
-SECRET_TAGS = frozenset({pk.TAG_SECRET_KEY, pk.TAG_SECRET_SUBKEY})
 # Packets a keyserver drops without comment: markers, padding, local trust.
 IGNORED_TAGS = frozenset({pk.TAG_MARKER, pk.TAG_PADDING, pk.TAG_TRUST})
 

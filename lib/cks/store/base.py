@@ -470,10 +470,6 @@ class Store:
                                                    bool(r[6])))
         return [by_fpr[f] for f in fingerprints if f in by_fpr]
 
-    def is_rejected(self, fingerprint: str) -> bool:
-        with self.read() as cursor:
-            return self.rejection_reason(cursor, fingerprint) is not None
-
     def peers_summary(self) -> List[Dict[str, Any]]:
         """The enabled peers, for the stats page."""
         with self.read() as cursor:
