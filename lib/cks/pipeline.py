@@ -18,7 +18,7 @@ from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import describe
 from .openpgp.keypacket import PublicKey
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
-from .openpgp.packet import read_packet
+from .openpgp.packet import TAG_SIGNATURE, read_packet
 from .openpgp.verify import Verdict
 from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
@@ -61,7 +61,8 @@ class Limits:
     and what is served of the keys that are stored."""
 
     max_key_bytes: int = 8 << 20
-    max_packets_per_key: int = 50_000
+    max_packets_per_key: int = 60_000
+    max_signatures_per_key: int = 50_000
     max_packet_bytes: int = 1 << 20
     serve: ServePolicy = field(default_factory=ServePolicy)
 
@@ -226,6 +227,10 @@ def _over_limits(key: Key, limits: Limits) -> str:
     if len(packets) > limits.max_packets_per_key:
         return "has %d packets, over this server's limit of %d" % (
             len(packets), limits.max_packets_per_key)
+    signatures = sum(1 for p in packets if p.tag == TAG_SIGNATURE)
+    if signatures > limits.max_signatures_per_key:
+        return "has %d signatures, over this server's limit of %d" % (
+            signatures, limits.max_signatures_per_key)
     size = sum(len(p.body) for p in packets)
     if size > limits.max_key_bytes:
         return "is %d bytes, over this server's limit of %d" % (size, limits.max_key_bytes)

@@ -248,3 +248,36 @@ def test_parallel_uploads_of_the_same_key_end_with_the_union(server):
     whole = parse_keyring(_binary("revoked-parts")).keys[0]
     assert {(p.tag, p.body) for p in stored.packets()} == \
         {(p.tag, p.body) for p in whole.packets()}
+
+
+def test_limits_on_signatures_and_packet_size(db_url, tmp_path):
+    from cks.openpgp import signature as sg
+    from support.forge import Signer, keyring
+    config = tmp_path / "cks.conf"
+    config.write_text("[limits]\nmax_signatures_per_key = 50\nmax_packet_bytes = 4000\n"
+                      + LOOPBACK_EXEMPT)
+    parts = list(pk.iter_packets(_binary("ed25519")))
+    from cks.openpgp.keys import parse_keyring
+    key = parse_keyring(keyring(parts)).keys[0]
+    signer = Signer.new()
+    certifications = [pk.Packet(pk.TAG_SIGNATURE, signer.sign(
+        sg.CERT_GENERIC, key.public_key, key.user_ids[0].value, created=1704067200 + n)
+        .serialize()) for n in range(60)]
+    flooded = keyring(parts[:3] + certifications + parts[3:])
+    big_uid = keyring(parts[:3] + [pk.Packet(pk.TAG_USER_ID, b"x" * 5000)] + parts[3:])
+    with Cksd(db_url, config=str(config)) as server:
+        for data, reason in ((flooded, b"signatures, over this server's limit of 50"),
+                             (big_uid, b"a packet of 5000 bytes, over this server's limit")):
+            status, _, answer = server.request("POST", "/pks/add", data,
+                                               {"Content-Type": "application/pgp-keys"})
+            assert status == 413 and reason in answer
+        assert server.lookup(op="stats", options="mr")[0] == 200
+        assert _count(server) == 0
+
+
+def test_five_megabytes_of_noise_under_the_default_limit(db_url):
+    with Cksd(db_url) as server:
+        status, _, answer = server.request("POST", "/pks/add", b"\x99" + _noise(5_000_000),
+                                           {"Content-Type": "application/pgp-keys"})
+        assert status == 422 and _count(server) == 0
+        assert server.lookup(op="stats", options="mr")[0] == 200

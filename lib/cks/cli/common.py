@@ -53,6 +53,8 @@ def pipeline_limits(settings: Settings) -> Limits:
         max_key_bytes=settings.get_int("limits", "max_key_bytes", default.max_key_bytes),
         max_packets_per_key=settings.get_int("limits", "max_packets_per_key",
                                              default.max_packets_per_key),
+        max_signatures_per_key=settings.get_int("limits", "max_signatures_per_key",
+                                                default.max_signatures_per_key),
         max_packet_bytes=settings.get_int("limits", "max_packet_bytes",
                                           default.max_packet_bytes),
         serve=serve)
