@@ -293,7 +293,7 @@ class HKPServer:
         except OSError:
             self._close(connection)
             return
-        connection.out = connection.out[sent:]
+        connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
         if connection.out:
             if not registered:
                 self._selector.register(connection.sock, selectors.EVENT_WRITE, connection)
