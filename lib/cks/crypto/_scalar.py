@@ -1,8 +1,18 @@
-"""Scalar recodings shared by the elliptic-curve code (ecc, eddsa)."""
+"""Scalar helpers shared by the signature primitives (dsa, ecc, eddsa)."""
 
 from __future__ import annotations
 
 from typing import List
+
+
+def truncate_digest(digest: bytes, bits: int) -> int:
+    """The leftmost ``bits`` bits of a digest as an integer, as DSA (FIPS 186-4
+    4.6) and ECDSA (SEC1 4.1.4 step 5) both use it."""
+    z = int.from_bytes(digest, "big")
+    excess = 8 * len(digest) - bits
+    if excess > 0:
+        z >>= excess
+    return z
 
 
 def wnaf(k: int, width: int) -> List[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._scalar import sliding_window
+from ._scalar import sliding_window, truncate_digest
 
 # Sanity limits: FIPS 186-4 stops at L = 3072 / N = 256; OpenPGP
 # implementations accept somewhat more.  Bigger values are not keys
@@ -11,15 +11,6 @@ MAX_P_BITS = 16384
 MAX_Q_BITS = 512
 
 _BYTES = (bytes, bytearray, memoryview)
-
-
-def _truncate(digest: bytes, bits: int) -> int:
-    """Leftmost ``bits`` bits of ``digest`` as an integer (FIPS 186-4 4.6)."""
-    z = int.from_bytes(digest, "big")
-    excess = 8 * len(digest) - bits
-    if excess > 0:
-        z >>= excess
-    return z
 
 
 def _double_pow(b1: int, e1: int, b2: int, e2: int, p: int) -> int:
@@ -79,7 +70,7 @@ def verify(p: int, q: int, g: int, y: int, digest: bytes, r: int, s: int) -> boo
         w = pow(s, -1, q)
     except ValueError:  # s not invertible: q is not prime
         return False
-    z = _truncate(bytes(digest), q.bit_length())
+    z = truncate_digest(bytes(digest), q.bit_length())
     u1 = z * w % q
     u2 = r * w % q
     v = _double_pow(g, u1, y, u2, p) % q

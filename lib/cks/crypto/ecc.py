@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Tuple
 
 from . import UnsupportedAlgorithm
-from ._scalar import signed_windows, wnaf
+from ._scalar import signed_windows, truncate_digest, wnaf
 
 _BYTES = (bytes, bytearray, memoryview)
 
@@ -354,15 +354,6 @@ def get_curve(curve_oid: bytes) -> Curve:
     return curve
 
 
-def _truncate(digest: bytes, bits: int) -> int:
-    """Leftmost ``bits`` bits of the digest as an integer (SEC1 4.1.4 step 5)."""
-    z = int.from_bytes(digest, "big")
-    excess = 8 * len(digest) - bits
-    if excess > 0:
-        z >>= excess
-    return z
-
-
 def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int, s: int) -> bool:
     """Check an ECDSA signature (r, s) over ``digest``.
 
@@ -380,7 +371,7 @@ def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int, s: int) 
     q = curve.decode_point(point)
     if q is None:
         return False
-    z = _truncate(bytes(digest), n.bit_length())
+    z = truncate_digest(bytes(digest), n.bit_length())
     w = pow(s, -1, n)
     res = curve.mul_add(z * w % n, r * w % n, q[0], q[1])
     if res is None:
