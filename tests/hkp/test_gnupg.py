@@ -1,17 +1,13 @@
 """Real GnuPG against cksd: --send-keys, --recv-keys, --search-keys, --refresh-keys,
 --locate-keys, on SQLite and PostgreSQL."""
 
-import json
-import os
 
 import pytest
 
-from support import FIXTURES, fixture
+from support import EXPECTED, fixture
 from support.gpg import GnuPG, parse_colons
 from support.server import Cksd
 
-with open(os.path.join(FIXTURES, "expected.json")) as _handle:
-    EXPECTED = json.load(_handle)
 
 
 def _fp(name):

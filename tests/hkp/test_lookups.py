@@ -1,7 +1,6 @@
 """cksd as a process: lookups and uploads over HTTP, on SQLite and PostgreSQL."""
 
 import json
-import os
 import re
 import socket
 import urllib.parse
@@ -11,11 +10,9 @@ import pytest
 from cks.openpgp.armor import scan
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
-from support import FIXTURES, fixture
+from support import EXPECTED, fixture
 from support.server import Cksd
 
-with open(os.path.join(FIXTURES, "expected.json")) as _handle:
-    EXPECTED = json.load(_handle)
 
 LOADED = ["rsa2048", "nistp256", "certified", "multi-uid", "revoked", "expired", "photo",
           "v3-rsa", "v6-ed25519", "rfc9580-v6-sample", "dsa-elg", "desig-revoker", "revoker"]

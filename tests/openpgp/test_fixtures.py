@@ -1,24 +1,15 @@
 """Every fixture against expected.json and, where GnuPG can read it, against gpg itself."""
 
-import json
-import os
 
 import pytest
 
 from cks.openpgp import keys, packet as pk
 from cks.openpgp.armor import scan
 from cks.openpgp.info import describe
-from support import FIXTURES, fixture
+from support import EXPECTED, GPG_READABLE, PUBLIC_FIXTURES, fixture
 from support.gpg import GnuPG
 
-with open(os.path.join(FIXTURES, "expected.json")) as _handle:
-    EXPECTED = json.load(_handle)
-PUBLIC = sorted(name for name in EXPECTED if not name.startswith("secret/"))
-# gpg 2.2 reads v4 keys with the algorithms it knows; v3/v5/v6 and native
-# Ed25519/Ed448 keys are checked against the script-built expectations only.
-GPG_READABLE = [name for name in PUBLIC
-                if all(k["version"] == 4 and k["algo"] in (1, 16, 17, 18, 19, 22)
-                       for k in EXPECTED[name])]
+PUBLIC = PUBLIC_FIXTURES
 
 
 def _described(name):

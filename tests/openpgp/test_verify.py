@@ -1,8 +1,6 @@
 """Signature verification: every fixture signature, GnuPG's verdicts, forgeries,
 back-signatures, the weak-hash policy and the verdict cache."""
 
-import json
-import os
 
 import pytest
 
@@ -16,17 +14,12 @@ from cks.openpgp.sighash import signature_digest
 from cks.openpgp.signature import Signature, Subpacket, serialize_subpackets
 from cks.openpgp.userid import UserID
 from cks.openpgp.verify import INVALID, NO_BACKSIG, UNSUPPORTED, VALID, verify
-from support import FIXTURES, fixture
+from support import GPG_READABLE, PUBLIC_FIXTURES, fixture
 from support.checksigs import cks_verdicts, disagreements, gpg_verdicts, signatures
 from support.forge import Signer, embedded, key_flags, keyring
 from support.gpg import GnuPG
 
-with open(os.path.join(FIXTURES, "expected.json")) as _handle:
-    EXPECTED = json.load(_handle)
-PUBLIC = sorted(name for name in EXPECTED if not name.startswith("secret/"))
-GPG_READABLE = [name for name in PUBLIC
-                if all(k["version"] == 4 and k["algo"] in (1, 16, 17, 18, 19, 22)
-                       for k in EXPECTED[name])]
+PUBLIC = PUBLIC_FIXTURES
 
 
 def binary(name):
