@@ -151,14 +151,15 @@ class KeyServer:
         if lookup.op == "stats":
             return self.stats(lookup)
         assert lookup.search is not None
-        fingerprints, truncated = self.find(lookup.search, request)
+        fingerprints, rows, truncated = self.find(lookup.search, request)
         if not fingerprints:
             raise HKPError(404, "no keys found")
         extra = [(TRUNCATED_HEADER, "true")] if truncated else []
         now = int(time.time())
         if lookup.op in ("get", "hget"):
             return self._get(lookup, fingerprints, extra)
-        rows = self.store.key_rows(fingerprints)
+        if rows is None:
+            rows = self.store.key_rows(fingerprints)
         if lookup.op == "vindex" and not lookup.machine_readable:
             return self._vindex(lookup, rows, now, extra)
         if lookup.machine_readable:
@@ -166,27 +167,30 @@ class KeyServer:
         return _html(200, html.index_page(lookup.search.value, rows, now, lookup.fingerprint,
                                           lookup.show_hash, truncated), extra)
 
-    def find(self, query: Query, request: Request) -> Tuple[List[str], bool]:
-        """Fingerprints of the keys `query` matches (capped), and whether it was capped."""
+    def find(self, query: Query,
+             request: Request) -> Tuple[List[str], Optional[List[KeyRow]], bool]:
+        """Fingerprints of the keys `query` matches (capped), their index rows when
+        finding them needed the rows anyway (text searches), and whether the
+        answer was capped."""
         limit = self.settings.max_results
         store = self.store
         if query.kind == "hash":
             found = store.find_by_hash(query.value)
         elif query.names_one_key:
             found = store.find_by_id(query.kind, query.value, limit + 1)
-        elif query.kind == "email":
-            found = store.find_by_email(query.value, limit + 1)
         else:
-            found = store.find_by_words(list(query.words), limit + 1)
+            found = store.find_by_email(query.value, limit + 1) if query.kind == "email" \
+                else store.find_by_words(list(query.words), limit + 1)
+            rows = store.key_rows(found)
             if query.kind == "exact":
                 wanted = query.value.lower()
-                found = [row.fingerprint for row in store.key_rows(found)
-                         if any(u.uid.lower() == wanted for u in row.user_ids)]
-        if is_legacy_client(request) and not query.names_one_key:
-            # A search by text must not hand GnuPG a v5/v6 key it cannot read:
-            # those keys are served when asked for by key ID or fingerprint.
-            found = [row.fingerprint for row in store.key_rows(found) if row.version < 5]
-        return found[:limit], len(found) > limit
+                rows = [r for r in rows if any(u.uid.lower() == wanted for u in r.user_ids)]
+            if is_legacy_client(request):
+                # A search by text must not hand GnuPG a v5/v6 key it cannot read:
+                # those keys are served when asked for by key ID or fingerprint.
+                rows = [r for r in rows if r.version < 5]
+            return [r.fingerprint for r in rows[:limit]], rows[:limit], len(rows) > limit
+        return found[:limit], None, len(found) > limit
 
     def _get(self, lookup: Lookup, fingerprints: List[str], extra) -> Response:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers
