@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import describe
 from .openpgp.keypacket import PublicKey
-from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
+from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys
 from .openpgp.packet import TAG_SIGNATURE, read_packet
 from .openpgp.verify import Verdict
 from .served import ServePolicy, served_view, third_party_issuers
@@ -206,8 +206,7 @@ def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePoli
         changed = current is not None and current[0] != served_data
         source_tag = current[1] if current else ""
     if changed:
-        info = describe(served)
-        info.sks_hash = sks_hash(key).hex().upper()  # the network view's: what peers reconcile
+        info = describe(served, network=key)
         store.save_key(cursor, info, keydata, served_data, source_tag, first_seen, now)
     store.save_verdicts(cursor, fingerprint, {
         slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known})

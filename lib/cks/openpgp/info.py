@@ -112,8 +112,12 @@ def _expiry(created: int, sig: Optional[sg.Signature]) -> Optional[int]:
     return created + seconds if seconds else None
 
 
-def describe(key: Key, check: SignatureCheck = STRUCTURAL) -> KeyInfo:
-    """The lookup fields of `key`, counting only signatures `check` accepts."""
+def describe(key: Key, check: SignatureCheck = STRUCTURAL,
+             network: Optional[Key] = None) -> KeyInfo:
+    """The lookup fields of `key`, counting only signatures `check` accepts.
+
+    `network`: the stored key `key` is a view of; the SKS hash is its (what
+    peers reconcile on), not the view's."""
     public = key.public_key
     fingerprint = key.fingerprint
 
@@ -201,7 +205,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL) -> KeyInfo:
         expires=expires,
         revoked=revoked,
         key_flags=flag_source.sig.key_flags if flag_source else None,
-        sks_hash=sks_hash(key).hex().upper(),
+        sks_hash=sks_hash(network or key).hex().upper(),
         # Display order: the primary user ID first, revoked ones last.
         user_ids=sorted(identities, key=lambda u: (u.revoked, u.is_attribute, not u.primary)),
         subkeys=subkeys,
