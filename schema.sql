@@ -1,4 +1,5 @@
--- CKS PostgreSQL schema, version 1.
+-- CKS PostgreSQL schema, version 2 (lib/cks/store/migrations.py brings a
+-- version 1 database forward).
 -- `psql -f schema.sql DBNAME` on an empty database creates it; the tools do the
 -- same on first use.  lib/cks/store/schema_sqlite.sql mirrors it for SQLite.
 -- Fingerprints and key IDs are upper-case hex text; times are epoch seconds in
@@ -10,7 +11,7 @@ BEGIN;
 CREATE TABLE cks_schema_version (
     version     integer NOT NULL
 );
-INSERT INTO cks_schema_version (version) VALUES (1);
+INSERT INTO cks_schema_version (version) VALUES (2);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (
@@ -22,7 +23,9 @@ CREATE TABLE cks_keys (
     bits          integer NOT NULL,
     created       bigint NOT NULL,
     expires       bigint,
-    revoked       boolean NOT NULL DEFAULT false,
+    revoked       boolean NOT NULL DEFAULT false,  -- by a revocation this server verified
+    unverified_revocation boolean NOT NULL DEFAULT false,  -- a designated revoker's
+                                          -- revocation is served, its key is not held
     sks_hash      text NOT NULL UNIQUE,   -- 32 hex, SKS's MD5 key hash
     keydata       bytea NOT NULL,         -- the network's view: every packet, merged
     served        bytea NOT NULL,         -- the verified view clients get (README)
@@ -78,6 +81,30 @@ CREATE TABLE cks_sig_verdicts (
 );
 CREATE INDEX cks_sig_verdicts_key ON cks_sig_verdicts (key_fingerprint);
 
+-- Who signed each stored key: the key IDs of the other keys that made
+-- signatures in its network view (certifications, revocations).  A key's
+-- served view depends on these keys, so when one arrives or leaves, the keys
+-- it signed are derived again.
+CREATE TABLE cks_key_signers (
+    signer_keyid    text NOT NULL,
+    key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
+    PRIMARY KEY (signer_keyid, key_fingerprint)
+);
+CREATE INDEX cks_key_signers_key ON cks_key_signers (key_fingerprint);
+
+-- Served views to derive again, queued in the transaction that stored or
+-- deleted a key and worked off right after it commits (by the same program;
+-- cksd also drains what a crash left).  signed: the key arrived or left, so
+-- the keys it signed follow.  missing: key IDs of signers the key lacked
+-- when stored; it is derived again if one of them is held by then.
+CREATE TABLE cks_view_work (
+    id          bigserial PRIMARY KEY,
+    fingerprint text NOT NULL,
+    keyid       text NOT NULL,
+    signed      boolean NOT NULL,
+    missing     text NOT NULL DEFAULT ''
+);
+
 -- Word index for text search, as SKS keeps it: every word of every user ID,
 -- lower-cased; a search matches the keys that hold all of its words.  Equal
 -- semantics on both databases, and an index lookup per word.
@@ -109,7 +136,6 @@ CREATE TABLE cks_other_servers (
     recon_port        integer,
     filters           text,
     added_at          bigint NOT NULL,
-    catch_up_after    text,       -- full send in progress: fingerprints after this are owed
     last_attempt      bigint,
     last_success      bigint,
     last_error        text,
@@ -121,14 +147,16 @@ CREATE TABLE cks_other_servers (
 
 -- Each peer's backlog: the queued keys it has not acknowledged yet.  A row
 -- goes only when the peer answered 2xx for that queue entry (pending_id): a
--- key queued again meanwhile keeps its row and is sent again.
+-- key queued again meanwhile keeps its row and is sent again.  A full send
+-- (catch-up) owes the keys stored when it was asked for: rows with
+-- pending_id 0, sent first, in fingerprint order.
 CREATE TABLE cks_sync_backlog (
     peer_id     integer NOT NULL REFERENCES cks_other_servers (id) ON DELETE CASCADE,
     fingerprint text NOT NULL,
     pending_id  bigint NOT NULL,
     PRIMARY KEY (peer_id, fingerprint)
 );
-CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog (peer_id, pending_id);
+CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog (peer_id, pending_id, fingerprint);
 CREATE INDEX cks_sync_backlog_fingerprint ON cks_sync_backlog (fingerprint);
 
 -- Keys a peer refused for good (HTTP 403): reported once, not retried.
@@ -197,6 +225,9 @@ COMMIT;
 -- GRANT SELECT, INSERT, UPDATE ON cks_keys TO cks_mail;
 -- GRANT SELECT, INSERT, DELETE ON cks_subkeys, cks_userids, cks_words TO cks_mail;
 -- GRANT SELECT, INSERT ON cks_sig_verdicts TO cks_mail;
+-- GRANT SELECT, INSERT, DELETE ON cks_key_signers TO cks_mail;
+-- GRANT SELECT, INSERT, DELETE ON cks_view_work TO cks_mail;
+-- GRANT USAGE ON SEQUENCE cks_view_work_id_seq TO cks_mail;
 -- GRANT SELECT, INSERT, DELETE ON cks_pending_sync TO cks_mail;
 -- GRANT USAGE ON SEQUENCE cks_pending_sync_id_seq TO cks_mail;
 -- GRANT SELECT, INSERT, UPDATE, DELETE ON cks_sync_backlog TO cks_mail;

@@ -14,14 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from .openpgp.cryptocheck import CryptoCheck
-from .openpgp.info import describe
-from .openpgp.keypacket import PublicKey
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys
-from .openpgp.packet import TAG_SIGNATURE, read_packet
-from .openpgp.verify import Verdict
-from .served import ServePolicy, served_view, third_party_issuers
+from .openpgp.packet import TAG_SIGNATURE
+from .served import ServePolicy, third_party_issuers
 from .store import Store
+from .views import KEYS_PER_TRANSACTION, follow_signers, save_views
 
 log = logging.getLogger("cks.pipeline")
 
@@ -88,9 +85,6 @@ class Report:
         return [o for o in self.outcomes if o.status != REFUSED]
 
 
-KEYS_PER_TRANSACTION = 200
-
-
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
            binary: bool = False) -> Report:
     """Parse `data` (armored or binary; `binary` skips armor detection) and store
@@ -106,7 +100,9 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
     """Merge keys into the database, up to KEYS_PER_TRANSACTION per transaction.
 
     Each key's change commits together with its pending-sync entry; the keys of
-    one transaction are locked (in fingerprint order) for its duration.
+    one transaction are locked (in fingerprint order) for its duration.  The
+    served views of other keys that depend on the keys stored follow before
+    this returns (views.follow_signers).
     """
     now = int(time.time()) if now is None else now
     outcomes: List[Outcome] = []
@@ -126,6 +122,8 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
         outcomes.extend(results)
     for outcome in outcomes:
         log.debug("%s key %s (from %s)", outcome.status, outcome.fingerprint, source.tag)
+    if any(o.status in (ADDED, UPDATED) for o in outcomes):
+        follow_signers(store, limits.serve)
     return outcomes
 
 
@@ -153,68 +151,17 @@ def _merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
             return Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT)
     else:
         data = merged.serialize()
-    save_views(store, cursor, merged, data, limits.serve, source.tag, first_seen, now)
+    _, missing = save_views(store, cursor, merged, data, limits.serve, source.tag, first_seen,
+                            now)
+    store.save_signers(cursor, fingerprint, third_party_issuers(merged))
+    if stored is None or missing:
+        # The keys it signed follow once it is committed; so does this key, if a
+        # signer it lacks was being stored at the same time.
+        store.queue_view_work(cursor, fingerprint, merged.keyid.hex().upper(),
+                              signed=stored is None, missing=missing)
     if source.queue_for_sync or source.forward_to:
         store.queue_sync(cursor, fingerprint, source.tag, now, source.forward_to or None)
     return Outcome(fingerprint, ADDED if stored is None else UPDATED)
-
-
-def reverify(store: Store, limits: Limits, fingerprints: Optional[List[str]] = None) -> int:
-    """Recompute the served view of stored keys (all, or the given ones), e.g.
-    after the [policy] changed or after the keys of certifiers and designated
-    revokers arrived.  Returns how many served views changed."""
-    if fingerprints is None:
-        fingerprints = [fingerprint for fingerprint, _ in store.iter_keydata()]
-    changed = 0
-    for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
-        chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
-        with store.write(chunk) as cursor:
-            for fingerprint in chunk:
-                stored = store.load_keydata(cursor, fingerprint)
-                if stored is None:
-                    continue
-                keydata, first_seen = stored
-                keys = parse_keyring(keydata).keys
-                if keys and save_views(store, cursor, keys[0], keydata, limits.serve, None,
-                                       first_seen, int(time.time())):
-                    changed += 1
-    return changed
-
-
-def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePolicy,
-               source_tag: Optional[str], first_seen: Optional[int], now: int) -> bool:
-    """Store `key` (the network's view) with its served view and index rows;
-    with `source_tag` None, only when the served view changed (and the key's
-    source stays).  True if anything was written.
-
-    Signature verdicts come from, and go back to, the database: each
-    signature is verified once."""
-    fingerprint = key.fingerprint.hex().upper()
-    known = store.load_verdicts(cursor, fingerprint)
-    cache = {slot: Verdict(*verdict) for slot, verdict in known.items()}
-    issuers = {}
-    wanted = third_party_issuers(key) if policy.certifications == "verified" else \
-        {e.sig.issuer_keyid for e in key.direct_sigs if e.sig.issuer_keyid}
-    for keyid, blobs in store.primary_keys_by_keyid(
-            cursor, [k.hex().upper() for k in wanted if k != key.keyid]).items():
-        issuers[bytes.fromhex(keyid)] = [_primary_of(blob) for blob in blobs]
-    served = served_view(key, CryptoCheck(cache), policy, lambda keyid: issuers.get(keyid, ()))
-    served_data = served.serialize()
-    changed = True
-    if source_tag is None:
-        current = store.served_and_source(cursor, fingerprint)
-        changed = current is not None and current[0] != served_data
-        source_tag = current[1] if current else ""
-    if changed:
-        info = describe(served, network=key)
-        store.save_key(cursor, info, keydata, served_data, source_tag, first_seen, now)
-    store.save_verdicts(cursor, fingerprint, {
-        slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known})
-    return changed
-
-
-def _primary_of(keydata: bytes) -> PublicKey:
-    return PublicKey.parse(read_packet(keydata)[0].body)
 
 
 def _over_limits(key: Key, limits: Limits) -> str:

@@ -6,8 +6,13 @@ reconciliation does not fetch the key again at every round.  It serves the
 verified view, computed here when a key is stored:
 
 - the primary key with its valid direct-key self-signatures and key
-  revocations (by the key itself, or by a designated revoker named in a valid
-  self-signature whose key we hold and whose signature verifies);
+  revocations: by the key itself, or by a designated revoker named in a valid
+  self-signature.  A designated revoker's revocation is served when it
+  verifies, and also while the revoker's key is not held here: it is then
+  served unverified (`ServedView.unverified`), since withholding a
+  revocation is the one failure a keyserver must never have, and clients
+  check it themselves; with the revoker's key held, one that fails to verify
+  is withheld;
 - user IDs and user attributes only with a valid self-certification (or a
   valid self-revocation, so that clients learn it was revoked), and only
   their valid self-signatures;
@@ -21,7 +26,7 @@ verified view, computed here when a key is stored:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Sequence, Set
 
 from .crypto.hashes import new_hash
@@ -82,6 +87,14 @@ def _newest_first(entries: List[SignaturePacket]) -> List[SignaturePacket]:
     return sorted(entries, key=lambda e: -(e.sig.created or 0))
 
 
+@dataclass
+class ServedView:
+    key: Key
+    # designated revokers' revocations served although the revoker's key is
+    # not held here to verify them
+    unverified: List[SignaturePacket] = field(default_factory=list)
+
+
 class _View:
     def __init__(self, key: Key, check: CryptoCheck, policy: ServePolicy,
                  issuers: IssuerLookup) -> None:
@@ -89,6 +102,7 @@ class _View:
         self.check = check
         self.policy = policy
         self.issuers = issuers
+        self.unverified: List[SignaturePacket] = []
 
     def self_valid(self, component: Optional[Component], entry: SignaturePacket) -> bool:
         return self.key.is_self_issued(entry.sig) and \
@@ -112,13 +126,16 @@ class _View:
                             if e.sig.sig_type in sg.CERTIFICATIONS and self.self_valid(component, e)
                             for rk in e.sig.revocation_keys)
         for entry in self.key.direct_sigs:
-            if entry.sig.sig_type == sg.KEY_REVOCATION and not self.key.is_self_issued(entry.sig):
-                keyid = entry.sig.issuer_keyid
-                for issuer in self.issuers(keyid) if keyid else ():
-                    if issuer.fingerprint in revokers and \
-                            self.check.is_valid(self.key, None, entry, issuer):
-                        kept.append(entry)
-                        break
+            if entry.sig.sig_type != sg.KEY_REVOCATION or self.key.is_self_issued(entry.sig) \
+                    or not entry.sig.names_issuer(revokers):
+                continue
+            held = [issuer for issuer in self.issuers(entry.sig.issuer_keyid)
+                    if issuer.fingerprint in revokers]
+            if not held:
+                kept.append(entry)
+                self.unverified.append(entry)
+            elif any(self.check.is_valid(self.key, None, entry, issuer) for issuer in held):
+                kept.append(entry)
         return kept
 
     def identity(self, component: Component) -> Optional[Component]:
@@ -176,10 +193,12 @@ class _View:
 
 
 def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
-                issuers: Optional[IssuerLookup] = None) -> Key:
+                issuers: Optional[IssuerLookup] = None) -> ServedView:
     """The verified view of `key` (see the module notes)."""
     view = _View(key, check, policy, issuers or (lambda keyid: ()))
     identities = [c for c in (view.identity(c) for c in key.identities) if c is not None]
     subkeys = [c for c in (view.subkey(c) for c in key.subkeys) if c is not None]
-    return canonicalize(Key(key.primary, key.public_key, view.direct(), identities, subkeys))
+    direct = view.direct()
+    return ServedView(canonicalize(Key(key.primary, key.public_key, direct, identities,
+                                       subkeys)), view.unverified)
 

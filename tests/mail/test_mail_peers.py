@@ -25,13 +25,14 @@ def load(node, *names):
 
 
 def test_manage_takes_mail_peers(node):
+    load(node, "rsa2048")
     added = node.manage("add", "PGP-Keys@Peer.Example.ORG").stdout.decode()
     assert added.strip() == "added mail peer PGP-Keys@peer.example.org (priority 100)"
     node.manage("add", "keys@other.example", "--catch-up", "--priority", "5")
     peers = {p["peer"]: p for p in json.loads(node.manage("list", "--json").stdout)}
     assert peers["PGP-Keys@peer.example.org"]["kind"] == "mail"
-    assert peers["PGP-Keys@peer.example.org"]["catch_up_after"] is None  # no mail flood
-    assert peers["keys@other.example"]["catch_up_after"] == ""  # asked for
+    assert peers["PGP-Keys@peer.example.org"]["catch_up"] == 0  # no mail flood
+    assert peers["keys@other.example"]["catch_up"] == 1  # asked for
     bad = node.run("cks_sync_manage.py", ["add", "not an address@"])
     assert bad.returncode == 2 and b"not a valid e-mail address" in bad.stderr
     node.manage("remove", "PGP-Keys@peer.example.org")

@@ -1,7 +1,6 @@
 """cks_sync.py and cks_sync_manage.py end to end: three cksd processes (A, B, C),
 stand-in peers that fail on purpose, crashes; on SQLite and PostgreSQL."""
 
-import json
 import signal
 import subprocess
 import sys
@@ -10,44 +9,13 @@ import time
 
 import pytest
 
-from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from support import ROOT, fixture
-from support.db import run_sql
 from support.fakepeer import FakePeer
-from support.procs import tool
+from support.nodes import fpr, has, manage, peer_name, peers_json, sync, table
 from support.server import Cksd
 
 KEYS = ["rsa2048", "nistp256", "ed25519"]
-
-
-def fpr(name):
-    return read_keys(fixture(name)).keys[0].fingerprint.hex().upper()
-
-
-def manage(node, *args):
-    return tool("cks_sync_manage.py", ["--db", node.db_url] + list(args))
-
-
-def sync(node, *args, config=None):
-    extra = ["--config", config] if config else []
-    return tool("cks_sync.py", ["--db", node.db_url] + extra + list(args))
-
-
-def peer_name(node):
-    return "127.0.0.1:%d" % node.port
-
-
-def has(node, name):
-    return node.lookup(op="get", options="mr", search="0x" + fpr(name))[0] == 200
-
-
-def table(node, sql, params=()):
-    return run_sql(node.db_url, sql, params)
-
-
-def peers_json(node):
-    return {p["peer"]: p for p in json.loads(manage(node, "list", "--json").stdout)}
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from support import fixture
 from support.procs import tool
 
 
@@ -12,7 +13,11 @@ def manage(db, *args):
 
 
 def test_add_list_set_remove(db_url):
-    assert manage(db_url, "add", "keys.example.org").returncode == 0
+    assert tool("cks_admin.py", ["--db", db_url, "load", "-"],
+                input=fixture("rsa2048")).returncode == 0
+    out = manage(db_url, "add", "keys.example.org")
+    assert out.stdout.decode().strip() == ("added hkp peer keys.example.org:11371 (priority 100)"
+                                           "; it will be sent the 1 key stored now first")
     out = manage(db_url, "add", "Peer.Example.NET:11372", "--priority", "5", "--email",
                  "Ops@Example.NET", "--no-catch-up")
     assert out.returncode == 0
@@ -22,11 +27,14 @@ def test_add_list_set_remove(db_url):
     assert [p["peer"] for p in peers] == ["peer.example.net:11372", "keys.example.org:11371",
                                           "[::1]:2000"]
     assert peers[0]["contact_email"] == "Ops@example.net"
-    assert peers[0]["catch_up_after"] is None and peers[1]["catch_up_after"] == ""
+    assert (peers[0]["catch_up"], peers[0]["backlog"]) == (0, 0)  # --no-catch-up
+    assert (peers[1]["catch_up"], peers[1]["backlog"]) == (1, 1)  # owed the stored key
     text = manage(db_url, "list").stdout.decode().splitlines()
     assert text[0].split() == ["PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST", "SUCCESS",
                                "LAST", "ERROR"]
     assert text[1].split()[:5] == ["5", "peer.example.net:11372", "hkp", "enabled", "0"]
+    assert text[2].split()[:6] == ["100", "keys.example.org:11371", "hkp", "enabled,",
+                                   "catching", "up"]
     out = manage(db_url, "set", "keys.example.org", "--priority", "1", "--disable")
     assert out.returncode == 0 and "disabled" in out.stdout.decode()
     peers = json.loads(manage(db_url, "list", "--json").stdout)

@@ -11,7 +11,7 @@ import sys
 import time
 from typing import List
 
-from .. import pipeline, rejection
+from .. import pipeline, rejection, views
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError, normalize_fingerprint
@@ -99,13 +99,12 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 def cmd_reverify(args: argparse.Namespace) -> int:
-    """Recompute served views (after a [policy] change, or when certifiers' or
-    designated revokers' keys arrived later than the keys they signed)."""
+    """Recompute served views (after a [policy] change)."""
     limits = _configured(pipeline_limits, args)
 
     def action(store):
         fingerprints = [_fingerprint_argument(f, store) for f in args.fingerprints] or None
-        changed = pipeline.reverify(store, limits, fingerprints)
+        changed = views.reverify(store, limits.serve, fingerprints)
         print("%d served view%s changed" % (changed, "" if changed == 1 else "s"))
         return 0
     return _with_store(args, action)
@@ -170,11 +169,17 @@ def _with_store(args: argparse.Namespace, action) -> int:
         store.close()
 
 
+def _follow_signers(store, args: argparse.Namespace) -> None:
+    """The keys a deleted key signed are served without its signatures now."""
+    views.follow_signers(store, _configured(pipeline_limits, args).serve)
+
+
 def cmd_delete(args: argparse.Namespace) -> int:
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
         if not rejection.delete(store, fingerprint):
             raise UserError("no key %s is stored here" % fingerprint, 1)
+        _follow_signers(store, args)
         print("deleted %s (not rejected: it may come back)" % fingerprint)
         return 0
     return _with_store(args, action)
@@ -186,6 +191,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
         notice = rejection.reject(store, fingerprint, args.reason, identity)
+        _follow_signers(store, args)
         print("rejected %s: deleted, and refused from now on" % fingerprint)
         _after_notice(store, args, identity, notice)
         return 0

@@ -99,7 +99,7 @@ def main(argv: List[str]) -> int:
             failed = 0
             for peer in chosen:
                 if args.dry_run:
-                    report = dry_run(peers, peer)
+                    report = dry_run(peer)
                 else:
                     report = PeerSync(store, peers, peer, pusher_for(peer, settings, limits),
                                       limits, deadline).run()

@@ -22,7 +22,7 @@ def _when(epoch: Optional[int]) -> str:
 
 def _state(peer: Peer) -> str:
     state = "enabled" if peer.enabled else "disabled"
-    return state + (", catching up" if peer.catch_up_after is not None else "")
+    return state + (", catching up" if peer.catch_up else "")
 
 
 def format_table(peers: List[Peer]) -> str:
@@ -62,7 +62,8 @@ def cmd_add(peers: PeerStore, args) -> int:
                      honour_rejections=bool(args.honour_rejections))
     print("added %s peer %s (priority %d)%s" % (
         peer.kind, peer.peer, peer.sync_priority,
-        "; it will be sent every stored key first" if peer.catch_up_after is not None else ""))
+        "; it will be sent the %d key%s stored now first"
+        % (peer.catch_up, "" if peer.catch_up == 1 else "s") if peer.catch_up else ""))
     return 0
 
 

@@ -10,7 +10,8 @@ The rules follow GnuPG where it is specific:
   expiration; else the newest self-certification, over all user IDs that are
   not revoked, that states one; else none.  v3 keys: their validity days.
 - revoked: a key revocation issued by the key, or by a designated revoker
-  named in one of its self-signatures.
+  named in one of its self-signatures (unless the caller says that one is
+  unverified: then `revocation_unverified` is set instead).
 - a user ID is revoked when a self-issued certification revocation is at
   least as new as its newest self-certification; a subkey is revoked by any
   self-issued subkey revocation.
@@ -19,7 +20,7 @@ The rules follow GnuPG where it is specific:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from . import signature as sg
 from .keypacket import PublicKey
@@ -96,6 +97,8 @@ class KeyInfo:
     user_ids: List[UserIDInfo] = field(default_factory=list)
     subkeys: List[SubkeyInfo] = field(default_factory=list)
     designated_revokers: List[str] = field(default_factory=list)
+    revocation_unverified: bool = False  # a revocation by a designated revoker whose
+    # key this server does not hold (served; clients check it themselves)
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -113,11 +116,13 @@ def _expiry(created: int, sig: Optional[sg.Signature]) -> Optional[int]:
 
 
 def describe(key: Key, check: SignatureCheck = STRUCTURAL,
-             network: Optional[Key] = None) -> KeyInfo:
+             network: Optional[Key] = None,
+             unverified: Sequence[SignaturePacket] = ()) -> KeyInfo:
     """The lookup fields of `key`, counting only signatures `check` accepts.
 
     `network`: the stored key `key` is a view of; the SKS hash is its (what
-    peers reconcile on), not the view's."""
+    peers reconcile on), not the view's.  `unverified`: key revocations that
+    do not make the key revoked, only `revocation_unverified`."""
     public = key.public_key
     fingerprint = key.fingerprint
 
@@ -165,15 +170,15 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
         expires = _expiry(public.created, source.sig if source else None)
 
     revoker_fprs = {rk.fingerprint for rk in revokers}
-    revoked = False
+    unverified_bodies = {e.packet.body for e in unverified}
+    revoked = revocation_unverified = False
     for entry in key.direct_sigs:
         if entry.sig.sig_type != sg.KEY_REVOCATION:
             continue
-        if check.is_valid(key, None, entry) or (
-                entry.sig.issuer_fingerprint in revoker_fprs
-                or any(fpr[-8:] == entry.sig.issuer_keyid for fpr in revoker_fprs)):
+        if entry.packet.body in unverified_bodies:
+            revocation_unverified = True
+        elif check.is_valid(key, None, entry) or entry.sig.names_issuer(revoker_fprs):
             revoked = True
-            break
 
     subkeys = []
     for component in key.subkeys:
@@ -209,4 +214,5 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
         # Display order: the primary user ID first, revoked ones last.
         user_ids=sorted(identities, key=lambda u: (u.revoked, u.is_attribute, not u.primary)),
         subkeys=subkeys,
-        designated_revokers=sorted({rk.fingerprint.hex().upper() for rk in revokers}))
+        designated_revokers=sorted({rk.fingerprint.hex().upper() for rk in revokers}),
+        revocation_unverified=revocation_unverified and not revoked)

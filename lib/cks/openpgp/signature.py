@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Collection, Dict, List, NamedTuple, Optional, Tuple
 
 from . import algorithms as alg
 from .errors import PacketError
@@ -70,6 +70,11 @@ class Subpacket(NamedTuple):
     type: int
     data: bytes
     critical: bool = False
+
+
+def keyid_of(fingerprint: bytes) -> bytes:
+    """The key ID of a v4 (the low 64 bits) or v5/v6 fingerprint (the high 64 bits)."""
+    return fingerprint[-8:] if len(fingerprint) == 20 else fingerprint[:8]
 
 
 class RevocationKey(NamedTuple):
@@ -249,9 +254,16 @@ class Signature:
         if self._issuer is not None:
             return self._issuer
         fingerprint = self.issuer_fingerprint
-        if fingerprint is None:
-            return None
-        return fingerprint[-8:] if len(fingerprint) == 20 else fingerprint[:8]
+        return None if fingerprint is None else keyid_of(fingerprint)
+
+    def names_issuer(self, fingerprints: Collection[bytes]) -> bool:
+        """Does the signature name one of these keys as its issuer (by
+        fingerprint, or by key ID when it carries no issuer fingerprint)?"""
+        fingerprint = self.issuer_fingerprint
+        if fingerprint is not None:
+            return fingerprint in fingerprints
+        keyid = self.issuer_keyid
+        return keyid is not None and any(keyid_of(f) == keyid for f in fingerprints)
 
     @property
     def is_primary_user_id(self) -> bool:

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ..openpgp.armor import crc24
 from ..openpgp.info import KeyInfo
@@ -63,6 +63,18 @@ class KeyRow:
     first_seen: int
     last_changed: int
     user_ids: List[UserIDRow] = field(default_factory=list)
+    revocation_unverified: bool = False  # see KeyInfo
+
+
+@dataclass
+class ViewWork:
+    """A row of cks_view_work (schema.sql)."""
+
+    id: int
+    fingerprint: str
+    keyid: str
+    signed: bool
+    missing: str
 
 
 class Backend:
@@ -79,6 +91,14 @@ class Backend:
 
     def create_schema(self, cursor: Any) -> None:
         raise NotImplementedError
+
+    def begin_schema_change(self, cursor: "Cursor") -> None:
+        """Start a transaction that changes the schema, alone among all programs."""
+        raise NotImplementedError
+
+    def run_ddl(self, cursor: "Cursor", statement: str) -> None:
+        """Run a schema statement written in PostgreSQL's dialect."""
+        cursor.execute(statement)
 
     def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
         raw_cursor.executemany(sql, rows)
@@ -206,6 +226,12 @@ class Store:
         if version is None or version > SCHEMA_VERSION:
             raise StoreError("database schema version %s is not one this CKS knows (%d)"
                              % (version, SCHEMA_VERSION))
+        if version < SCHEMA_VERSION:
+            from .migrations import migrate
+            try:
+                migrate(self, cursor, SCHEMA_VERSION)
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
 
     def _wrap(self, exc: BaseException) -> StoreError:
         kind = StoreUnavailable if self.backend.transient(exc) else StoreError
@@ -284,23 +310,24 @@ class Store:
         which describe the served view, replacing what was stored."""
         fpr = info.fingerprint
         values = (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
-                  info.created, info.expires, info.revoked, info.sks_hash, keydata, served,
-                  crc24(served), len(keydata))
+                  info.created, info.expires, info.revoked, info.revocation_unverified,
+                  info.sks_hash, keydata, served, crc24(served), len(keydata))
         if first_seen is not None:
             cursor.execute("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
             cursor.execute(
                 "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
-                "bits = ?, created = ?, expires = ?, revoked = ?, sks_hash = ?, keydata = ?, "
-                "served = ?, served_crc24 = ?, size = ?, last_changed = ?, source = ? "
+                "bits = ?, created = ?, expires = ?, revoked = ?, unverified_revocation = ?, "
+                "sks_hash = ?, keydata = ?, served = ?, served_crc24 = ?, size = ?, "
+                "last_changed = ?, source = ? "
                 "WHERE fingerprint = ?", values + (now, source, fpr))
         else:
             cursor.execute(
                 "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
-                "expires, revoked, sks_hash, keydata, served, served_crc24, size, first_seen, "
-                "last_changed, source, fingerprint) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "expires, revoked, unverified_revocation, sks_hash, keydata, served, "
+                "served_crc24, size, first_seen, last_changed, source, fingerprint) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values + (now, now, source, fpr))
         cursor.executemany(
             "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
@@ -317,6 +344,45 @@ class Store:
         words = {w for u in info.user_ids if not u.is_attribute for w in words_of(u.text)}
         cursor.executemany("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
                            [(w, fpr) for w in sorted(words)])
+
+    @staticmethod
+    def save_signers(cursor: Cursor, fingerprint: str, keyids: Iterable[bytes]) -> None:
+        """Who signed a key (cks_key_signers), from its network view."""
+        cursor.execute("DELETE FROM cks_key_signers WHERE key_fingerprint = ?", (fingerprint,))
+        cursor.executemany("INSERT INTO cks_key_signers (signer_keyid, key_fingerprint) "
+                           "VALUES (?, ?)",
+                           [(k.hex().upper(), fingerprint) for k in sorted(set(keyids))])
+
+    @staticmethod
+    def queue_view_work(cursor: Cursor, fingerprint: str, keyid: str, signed: bool,
+                        missing: Sequence[str] = ()) -> None:
+        cursor.execute("INSERT INTO cks_view_work (fingerprint, keyid, signed, missing) "
+                       "VALUES (?, ?, ?, ?)", (fingerprint, keyid, signed, " ".join(missing)))
+
+    @staticmethod
+    def view_work(cursor: Cursor, limit: int) -> List[ViewWork]:
+        return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cursor.execute(
+            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work ORDER BY id "
+            "LIMIT ?", (limit,)).fetchall()]
+
+    @staticmethod
+    def signed_by(cursor: Cursor, keyid: str) -> List[str]:
+        """The stored keys that a key with this key ID signed."""
+        return [r[0] for r in cursor.execute(
+            "SELECT key_fingerprint FROM cks_key_signers WHERE signer_keyid = ?",
+            (keyid,)).fetchall()]
+
+    @staticmethod
+    def any_held(cursor: Cursor, keyids: Sequence[str]) -> bool:
+        """Is a key with one of these (primary) key IDs stored?"""
+        return cursor.scalar("SELECT count(*) FROM cks_keys WHERE keyid IN %s" % _in(keyids),
+                             list(keyids)) > 0
+
+    def view_work_done(self, ids: Sequence[int]) -> None:
+        with self.write() as cursor:
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start:start + 500])
+                cursor.execute("DELETE FROM cks_view_work WHERE id IN %s" % _in(chunk), chunk)
 
     def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int,
                    peers: Optional[Sequence[str]] = None) -> None:
@@ -403,10 +469,12 @@ class Store:
     # --- signature verdicts and issuer keys (inside write()) ---------------------
 
     @staticmethod
-    def served_and_source(cursor: Cursor, fingerprint: str) -> Optional[Tuple[bytes, str]]:
-        row = cursor.execute("SELECT served, source FROM cks_keys WHERE fingerprint = ?",
-                             (fingerprint,)).fetchone()
-        return (bytes(row[0]), row[1]) if row else None
+    def served_state(cursor: Cursor,
+                     fingerprint: str) -> Optional[Tuple[bytes, bool, bool, str]]:
+        """(served view, revoked, unverified_revocation, source) of a stored key."""
+        row = cursor.execute("SELECT served, revoked, unverified_revocation, source FROM "
+                             "cks_keys WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return (bytes(row[0]), bool(row[1]), bool(row[2]), row[3]) if row else None
 
     @staticmethod
     def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
@@ -457,14 +525,16 @@ class Store:
         with self.read() as cursor:
             keys = cursor.execute(
                 "SELECT fingerprint, version, keyid, algorithm, bits, created, expires, "
-                "revoked, sks_hash, size, first_seen, last_changed FROM cks_keys "
+                "revoked, sks_hash, size, first_seen, last_changed, unverified_revocation "
+                "FROM cks_keys "
                 "WHERE fingerprint IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
             uids = cursor.execute(
                 "SELECT key_fingerprint, uid, email, is_attribute, created, expires, revoked "
                 "FROM cks_userids WHERE key_fingerprint IN %s ORDER BY key_fingerprint, position"
                 % _in(fingerprints), list(fingerprints)).fetchall()
         by_fpr = {r[0]: KeyRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8],
-                               r[9], r[10], r[11]) for r in keys}
+                               r[9], r[10], r[11], revocation_unverified=bool(r[12]))
+                  for r in keys}
         for r in uids:
             by_fpr[r[0]].user_ids.append(UserIDRow(r[1], r[2], bool(r[3]), r[4], r[5],
                                                    bool(r[6])))

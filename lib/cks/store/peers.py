@@ -1,4 +1,9 @@
-"""The peer list (cks_other_servers) and each peer's backlog (cks_sync_backlog)."""
+"""The peer list (cks_other_servers) and each peer's backlog (cks_sync_backlog).
+
+A full send (catch-up) owes a peer the keys stored at the moment it was
+asked for (the peer added, or `set --catch-up`): one backlog row per key,
+with pending_id 0, so keys that peers send later are never relayed by it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ from .base import Cursor, Store, StoreError
 
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
-            "added_at, catch_up_after, last_attempt, last_success, last_error, last_error_at, "
+            "added_at, last_attempt, last_success, last_error, last_error_at, "
             "rejection_key, honour_rejections")
+CATCH_UP = 0  # the pending_id of the backlog rows of a full send
 
 
 class PeerError(StoreError):
@@ -29,14 +35,14 @@ class Peer:
     recon_port: Optional[int]
     filters: Optional[str]
     added_at: int
-    catch_up_after: Optional[str]  # None: no full send owed; "": from the start
     last_attempt: Optional[int]
     last_success: Optional[int]
     last_error: Optional[str]
     last_error_at: Optional[int]
     rejection_key: Optional[str]  # fingerprint its operator signs rejection notices with
     honour_rejections: bool  # carry out its notices here
-    backlog: int = 0
+    backlog: int = 0  # keys owed to it
+    catch_up: int = 0  # of which a full send still owes
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -45,7 +51,7 @@ class Peer:
 def _peer(row: Sequence[Any]) -> Peer:
     values = list(row)
     values[5] = bool(values[5])
-    values[15] = bool(values[15])
+    values[14] = bool(values[14])
     return Peer(*values)
 
 
@@ -65,11 +71,12 @@ class PeerStore:
                 raise PeerError("peer %s is already in the list" % peer)
             cursor.execute(
                 "INSERT INTO cks_other_servers (peer, kind, sync_priority, contact_email, "
-                "enabled, recon_port, filters, added_at, catch_up_after, rejection_key, "
-                "honour_rejections) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "enabled, recon_port, filters, added_at, rejection_key, honour_rejections) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (peer, kind, priority, contact_email, True, recon_port, filters,
-                 int(time.time()), "" if catch_up and kind in PUSH_KINDS else None,
-                 rejection_key, honour_rejections))
+                 int(time.time()), rejection_key, honour_rejections))
+            if catch_up and kind in PUSH_KINDS:
+                self._owe_every_key(cursor, peer)
             if kind == "hkp":
                 cursor.execute("INSERT INTO cks_notice_backlog (peer_id, serial) SELECT p.id, "
                                "n.serial FROM cks_other_servers p, cks_rejection_notices n "
@@ -96,11 +103,23 @@ class PeerStore:
 
     def _with_backlog(self, peers: List[Peer]) -> List[Peer]:
         with self.store.read() as cursor:
-            counts = dict(cursor.execute("SELECT peer_id, count(*) FROM cks_sync_backlog "
-                                         "GROUP BY peer_id").fetchall())
+            counts = {}
+            for peer_id, catch_up, count in cursor.execute(
+                    "SELECT peer_id, pending_id = ?, count(*) FROM cks_sync_backlog "
+                    "GROUP BY peer_id, pending_id = ?", (CATCH_UP, CATCH_UP)).fetchall():
+                counts[peer_id, bool(catch_up)] = count
         for peer in peers:
-            peer.backlog = counts.get(peer.id, 0)
+            peer.catch_up = counts.get((peer.id, True), 0)
+            peer.backlog = peer.catch_up + counts.get((peer.id, False), 0)
         return peers
+
+    @staticmethod
+    def _owe_every_key(cursor: Cursor, peer: str) -> None:
+        """Start a full send: every key stored now (and only those) is owed."""
+        cursor.execute("INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
+                       "SELECT p.id, k.fingerprint, ? FROM cks_other_servers p, cks_keys k "
+                       "WHERE p.peer = ? ON CONFLICT (peer_id, fingerprint) DO NOTHING",
+                       (CATCH_UP, peer))
 
     def remove(self, peer: str) -> None:
         found = self.get(peer)
@@ -125,35 +144,25 @@ class PeerStore:
             changes.append(("enabled", enabled))
         if contact_email is not None:
             changes.append(("contact_email", contact_email))
-        if catch_up:
-            changes.append(("catch_up_after", ""))
-        if changes:
+        if changes or catch_up:
             with self.store.write() as cursor:
-                cursor.execute("UPDATE cks_other_servers SET %s WHERE id = ?"
-                               % ", ".join("%s = ?" % c for c, _ in changes),
-                               [v for _, v in changes] + [found.id])
+                if changes:
+                    cursor.execute("UPDATE cks_other_servers SET %s WHERE id = ?"
+                                   % ", ".join("%s = ?" % c for c, _ in changes),
+                                   [v for _, v in changes] + [found.id])
+                if catch_up:
+                    self._owe_every_key(cursor, peer)
         return self.get(peer)
 
     # --- sync state ---------------------------------------------------------------
 
     def backlog(self, peer_id: int, limit: int) -> List[Tuple[str, int]]:
-        """(fingerprint, pending id) owed to a peer, oldest first."""
+        """(fingerprint, pending id) owed to a peer: a full send first, in
+        fingerprint order, then queued keys, oldest first."""
         with self.store.read() as cursor:
             return [(r[0], r[1]) for r in cursor.execute(
                 "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
-                "ORDER BY pending_id LIMIT ?", (peer_id, limit)).fetchall()]
-
-    def backlog_of(self, peer_id: int, fingerprints: Sequence[str]) -> Dict[str, int]:
-        """Pending ids owed to a peer for these keys."""
-        out: Dict[str, int] = {}
-        with self.store.read() as cursor:
-            for start in range(0, len(fingerprints), 500):
-                chunk = list(fingerprints[start:start + 500])
-                out.update(cursor.execute(
-                    "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
-                    "AND fingerprint IN (%s)" % ",".join("?" * len(chunk)),
-                    [peer_id] + chunk).fetchall())
-        return out
+                "ORDER BY pending_id, fingerprint LIMIT ?", (peer_id, limit)).fetchall()]
 
     def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int) -> None:
         """The peer acknowledged these queue entries: they leave its backlog (unless
@@ -177,19 +186,6 @@ class PeerStore:
         for start in range(0, len(fingerprints), 500):
             chunk = list(fingerprints[start:start + 500])
             cursor.execute(sql + " AND fingerprint IN (%s)" % ",".join("?" * len(chunk)), chunk)
-
-    def catch_up_batch(self, after: str, limit: int) -> List[str]:
-        """Fingerprints of stored keys after `after`, for a full send."""
-        with self.store.read() as cursor:
-            return [r[0] for r in cursor.execute(
-                "SELECT fingerprint FROM cks_keys WHERE fingerprint > ? ORDER BY fingerprint "
-                "LIMIT ?", (after, limit)).fetchall()]
-
-    def caught_up_to(self, peer_id: int, fingerprint: Optional[str], now: int) -> None:
-        """Record catch-up progress; None when the full send is complete."""
-        with self.store.write() as cursor:
-            cursor.execute("UPDATE cks_other_servers SET catch_up_after = ?, last_success = ? "
-                           "WHERE id = ?", (fingerprint, now, peer_id))
 
     def record_attempt(self, peer_id: int, now: int, error: Optional[str]) -> None:
         with self.store.write() as cursor:

@@ -20,6 +20,9 @@ except ImportError:  # pragma: no cover - depends on the host
     psycopg2 = None
 
 
+_SCHEMA_LOCK = 7270117  # advisory lock held while the schema is created or migrated
+
+
 def advisory_lock_id(fingerprint: str) -> int:
     """A signed 64-bit lock id from the first 16 hex digits of a fingerprint."""
     value = int(fingerprint[:16].ljust(16, "0"), 16)
@@ -76,12 +79,16 @@ class PostgresBackend(Backend):
 
     def create_schema(self, cursor: Cursor) -> None:
         # schema.sql has its own BEGIN/COMMIT; serialize concurrent first uses.
-        cursor.raw.execute("SELECT pg_advisory_lock(7270117)")
+        cursor.raw.execute("SELECT pg_advisory_lock(%d)" % _SCHEMA_LOCK)
         try:
             if not self.table_exists(cursor, "cks_schema_version"):
                 cursor.raw.execute(postgres_schema())
         finally:
-            cursor.raw.execute("SELECT pg_advisory_unlock(7270117)")
+            cursor.raw.execute("SELECT pg_advisory_unlock(%d)" % _SCHEMA_LOCK)
+
+    def begin_schema_change(self, cursor: Cursor) -> None:
+        cursor.execute("BEGIN")
+        cursor.execute("SELECT pg_advisory_xact_lock(%d)" % _SCHEMA_LOCK)
 
     def table_exists(self, cursor: Cursor, table: str) -> bool:
         return cursor.scalar("SELECT to_regclass(?) IS NOT NULL", (table,))

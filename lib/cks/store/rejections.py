@@ -36,15 +36,19 @@ class StoredNotice:
 
 def delete_key(cursor: Cursor, fingerprint: str) -> bool:
     """Remove a key and everything derived from it (index rows, verdicts, its
-    place in the sync queue and in every peer's backlog).  True if it was stored."""
-    existed = cursor.scalar("SELECT count(*) FROM cks_keys WHERE fingerprint = ?",
-                            (fingerprint,)) > 0
-    for table in ("cks_subkeys", "cks_userids", "cks_words", "cks_sig_verdicts"):
+    place in the sync queue and in every peer's backlog); the served views of
+    the keys it signed are derived again after the commit (views.py).  True if
+    it was stored."""
+    keyid = cursor.scalar("SELECT keyid FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
+    if keyid is not None:
+        Store.queue_view_work(cursor, fingerprint, keyid, signed=True)
+    for table in ("cks_subkeys", "cks_userids", "cks_words", "cks_sig_verdicts",
+                  "cks_key_signers"):
         cursor.execute("DELETE FROM %s WHERE key_fingerprint = ?" % table, (fingerprint,))
     cursor.execute("DELETE FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
     cursor.execute("DELETE FROM cks_sync_backlog WHERE fingerprint = ?", (fingerprint,))
     cursor.execute("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
-    return existed
+    return keyid is not None
 
 
 def rejection(cursor: Cursor, fingerprint: str) -> Optional[Dict[str, Any]]:

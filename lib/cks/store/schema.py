@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+from typing import List
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            os.pardir, os.pardir, os.pardir, "schema.sql")
 
@@ -16,6 +17,7 @@ _SQLITE_TYPES = (
     (re.compile(r"\bbytea\b"), "blob"),
     (re.compile(r"^(BEGIN|COMMIT);$", re.M), ""),
 )
+_COMMENT = re.compile(r"--[^\n]*")
 
 
 def postgres_schema() -> str:
@@ -23,8 +25,21 @@ def postgres_schema() -> str:
         return handle.read()
 
 
-def sqlite_schema() -> str:
-    text = postgres_schema()
+def to_sqlite(sql: str) -> str:
     for pattern, replacement in _SQLITE_TYPES:
-        text = pattern.sub(replacement, text)
-    return text
+        sql = pattern.sub(replacement, sql)
+    return sql
+
+
+def sqlite_schema() -> str:
+    return to_sqlite(postgres_schema())
+
+
+def table_statements(table: str) -> List[str]:
+    """schema.sql's CREATE TABLE and CREATE INDEX statements for `table` (in
+    PostgreSQL's dialect), so a migration creates a new table exactly as a new
+    database gets it."""
+    statements = [" ".join(s.split()) for s in _COMMENT.sub("", postgres_schema()).split(";")]
+    return [s for s in statements
+            if re.match(r"CREATE TABLE %s \(" % table, s)
+            or re.match(r"CREATE INDEX \w+ ON %s \(" % table, s)]

@@ -13,7 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
-from .schema import sqlite_schema
+from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
 
@@ -89,6 +89,14 @@ class SQLiteBackend(Backend):
 
     def create_schema(self, cursor: Cursor) -> None:
         cursor.raw.connection.executescript("BEGIN IMMEDIATE;\n" + sqlite_schema() + "\nCOMMIT;")
+
+    def begin_schema_change(self, cursor: Cursor) -> None:
+        cursor.execute("BEGIN IMMEDIATE")
+
+    def run_ddl(self, cursor: Cursor, statement: str) -> None:
+        if "DROP COLUMN" in statement and sqlite3.sqlite_version_info < (3, 35, 0):
+            return  # this SQLite cannot drop a column: the unused one stays
+        cursor.execute(to_sqlite(statement))
 
     def table_exists(self, cursor: Cursor, table: str) -> bool:
         return cursor.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' "

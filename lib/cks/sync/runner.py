@@ -106,8 +106,6 @@ class PeerSync:
     def run(self) -> PeerReport:
         now = int(time.time())
         try:
-            if self.peer.catch_up_after is not None:
-                self._catch_up()
             self._backlog()
             self._notices()
             self.peers.record_attempt(self.peer.id, now, None)
@@ -118,7 +116,7 @@ class PeerSync:
             self.pusher.close()
         refreshed = self.peers.get(self.peer.peer)
         self.report.backlog_left = refreshed.backlog
-        self.report.catching_up = refreshed.catch_up_after is not None
+        self.report.catching_up = refreshed.catch_up > 0
         return self.report
 
     def _notices(self) -> None:
@@ -138,31 +136,6 @@ class PeerSync:
 
     def _out_of_budget(self) -> bool:
         return self.budget <= 0 or time.monotonic() > self.deadline
-
-    def _catch_up(self) -> None:
-        """A full send: every stored key, in fingerprint order.  Queue entries for
-        the keys sent are settled too, so nothing goes twice."""
-        after = self.peer.catch_up_after or ""
-        while not self._out_of_budget():
-            fingerprints = self.peers.catch_up_batch(after, min(1000, self.budget))
-            if not fingerprints:
-                self.peers.caught_up_to(self.peer.id, None, int(time.time()))
-                return
-            owed = self.peers.backlog_of(self.peer.id, fingerprints)  # read before the keys
-            keydata = self.store.keydata(fingerprints)
-            items = [(f, keydata[f]) for f in fingerprints if f in keydata]
-
-            def done(batch: Sequence[Item]) -> None:
-                now = int(time.time())
-                self.peers.delivered(self.peer.id, [(f, owed[f]) for f, _ in batch
-                                                    if f in owed], now)
-                self.peers.caught_up_to(self.peer.id, batch[-1][0], now)
-
-            self._deliver(items, done)
-            if self._out_of_budget():
-                return
-            after = fingerprints[-1]
-            self.peers.caught_up_to(self.peer.id, after, int(time.time()))
 
     def _backlog(self) -> None:
         while not self._out_of_budget():
@@ -228,11 +201,7 @@ class PeerSync:
         log.info("%s refused %s for good: %s", self.peer.peer, fingerprint, message)
 
 
-def dry_run(peers: PeerStore, peer: Peer) -> PeerReport:
+def dry_run(peer: Peer) -> PeerReport:
     """What a pass would send to `peer`, changing nothing."""
-    report = PeerReport(peer.peer, peer.kind, backlog_left=peer.backlog,
-                        catching_up=peer.catch_up_after is not None)
-    report.would_send = peer.backlog
-    if peer.catch_up_after is not None:
-        report.would_send += len(peers.catch_up_batch(peer.catch_up_after, 10 ** 9))
-    return report
+    return PeerReport(peer.peer, peer.kind, backlog_left=peer.backlog,
+                      catching_up=peer.catch_up > 0, would_send=peer.backlog)

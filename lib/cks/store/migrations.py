@@ -1,0 +1,72 @@
+"""Bringing a database made by an older CKS forward, one version at a time.
+
+Every tool checks the schema version when it first connects; a database at
+an older version is migrated then, in one transaction per step, under a lock
+so that two programs starting together migrate it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict
+
+from .base import Cursor, Store
+from .schema import table_statements
+
+log = logging.getLogger("cks.store")
+
+
+def _to_version_2(store: Store, cursor: Cursor) -> None:
+    """Served views follow their signers (cks_key_signers, cks_view_work,
+    cks_keys.unverified_revocation); a full send to a peer is rows of its
+    backlog (pending_id 0) instead of a position in the key table."""
+    run = store.backend.run_ddl
+    run(cursor, "ALTER TABLE cks_keys ADD COLUMN unverified_revocation boolean NOT NULL "
+                "DEFAULT false")
+    for table in ("cks_key_signers", "cks_view_work"):
+        for statement in table_statements(table):
+            run(cursor, statement)
+    cursor.execute("INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
+                   "SELECT p.id, k.fingerprint, 0 FROM cks_other_servers p, cks_keys k "
+                   "WHERE p.catch_up_after IS NOT NULL AND k.fingerprint > p.catch_up_after "
+                   "ON CONFLICT (peer_id, fingerprint) DO NOTHING")
+    run(cursor, "ALTER TABLE cks_other_servers DROP COLUMN catch_up_after")
+    run(cursor, "DROP INDEX cks_sync_backlog_order")
+    run(cursor, "CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog "
+                "(peer_id, pending_id, fingerprint)")
+    # Whose served views depend on whom, for the keys already stored.
+    from ..openpgp.keys import parse_keyring
+    from ..served import third_party_issuers
+    after = ""
+    while True:
+        rows = cursor.execute("SELECT fingerprint, keydata FROM cks_keys WHERE fingerprint > ? "
+                              "ORDER BY fingerprint LIMIT 500", (after,)).fetchall()
+        if not rows:
+            break
+        for fingerprint, keydata in rows:
+            keys = parse_keyring(bytes(keydata)).keys
+            if keys:
+                store.save_signers(cursor, fingerprint, third_party_issuers(keys[0]))
+        after = rows[-1][0]
+
+
+STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2}
+
+
+def migrate(store: Store, cursor: Cursor, target: int) -> None:
+    """Apply every step from the database's version up to `target`."""
+    while True:
+        store.backend.begin_schema_change(cursor)
+        try:
+            version = cursor.scalar("SELECT max(version) FROM cks_schema_version")
+            if version >= target:
+                cursor.execute("COMMIT")
+                return
+            log.warning("migrating the database from schema version %d to %d",
+                        version, version + 1)
+            STEPS[version + 1](store, cursor)
+            cursor.execute("UPDATE cks_schema_version SET version = ?", (version + 1,))
+            cursor.execute("COMMIT")
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise

@@ -1,0 +1,113 @@
+"""Served views: deriving them, and keeping them in step with their signers.
+
+A key's served view depends on other keys: the certifiers whose signatures
+are served once verified, and the designated revokers whose revocations are
+verified (see served.py).  So that the order in which keys arrive never
+changes what is served, storing or deleting a key queues work in the same
+transaction (cks_view_work), and `follow_signers` does it after the commit:
+the keys a newly stored (or deleted) key signed are derived again, and so is
+a key stored while one of its signers was on its way in another transaction.
+Every program that stores keys calls it; cksd also runs it every few
+seconds, for work a crash left behind.  Nothing is lost: a work item leaves
+the queue only after the views it names were derived again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import List, Optional, Sequence, Tuple
+
+from .openpgp.cryptocheck import CryptoCheck
+from .openpgp.info import describe
+from .openpgp.keypacket import PublicKey
+from .openpgp.keys import Key, parse_keyring
+from .openpgp.packet import read_packet
+from .openpgp.verify import Verdict
+from .served import ServePolicy, served_view, third_party_issuers
+from .store import Store
+
+log = logging.getLogger("cks.views")
+
+KEYS_PER_TRANSACTION = 200
+
+
+def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePolicy,
+               source_tag: Optional[str], first_seen: Optional[int],
+               now: int) -> Tuple[bool, List[str]]:
+    """Store `key` (the network's view) with its served view and index rows;
+    with `source_tag` None, only when what is served changed (and the key's
+    source stays).  Returns whether anything was written, and the key IDs of
+    the signers it needs that are not held here.
+
+    Signature verdicts come from, and go back to, the database: each
+    signature is verified once."""
+    fingerprint = key.fingerprint.hex().upper()
+    known = store.load_verdicts(cursor, fingerprint)
+    cache = {slot: Verdict(*verdict) for slot, verdict in known.items()}
+    wanted = third_party_issuers(key) if policy.certifications == "verified" else \
+        {e.sig.issuer_keyid for e in key.direct_sigs if e.sig.issuer_keyid}
+    wanted_hex = sorted(k.hex().upper() for k in wanted if k != key.keyid)
+    issuers = {bytes.fromhex(keyid): [_primary_of(blob) for blob in blobs] for keyid, blobs
+               in store.primary_keys_by_keyid(cursor, wanted_hex).items()}
+    served = served_view(key, CryptoCheck(cache), policy, lambda keyid: issuers.get(keyid, ()))
+    served_data = served.key.serialize()
+    info = describe(served.key, network=key, unverified=served.unverified)
+    changed = True
+    if source_tag is None:
+        current = store.served_state(cursor, fingerprint)
+        changed = current is not None and current[:3] != (
+            served_data, info.revoked, info.revocation_unverified)
+        source_tag = current[3] if current else ""
+    if changed:
+        store.save_key(cursor, info, keydata, served_data, source_tag, first_seen, now)
+    store.save_verdicts(cursor, fingerprint, {
+        slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known})
+    return changed, [k for k in wanted_hex if bytes.fromhex(k) not in issuers]
+
+
+def reverify(store: Store, policy: ServePolicy,
+             fingerprints: Optional[Sequence[str]] = None) -> int:
+    """Derive the served view of stored keys (all, or the given ones) again,
+    e.g. after the [policy] changed.  Returns how many served views changed."""
+    if fingerprints is None:
+        fingerprints = [fingerprint for fingerprint, _ in store.iter_keydata()]
+    changed = 0
+    for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
+        chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
+        with store.write(chunk) as cursor:
+            for fingerprint in chunk:
+                stored = store.load_keydata(cursor, fingerprint)
+                if stored is None:
+                    continue
+                keydata, first_seen = stored
+                keys = parse_keyring(keydata).keys
+                if keys and save_views(store, cursor, keys[0], keydata, policy, None,
+                                       first_seen, int(time.time()))[0]:
+                    changed += 1
+    return changed
+
+
+def follow_signers(store: Store, policy: ServePolicy, batch: int = 500) -> int:
+    """Work off the queue of served views to derive again (see the module
+    notes).  Returns how many served views changed."""
+    changed = 0
+    while True:
+        with store.read() as cursor:
+            work = store.view_work(cursor, batch)
+            if not work:
+                return changed
+            targets = set()
+            for item in work:
+                if item.signed:
+                    targets.update(store.signed_by(cursor, item.keyid))
+                if item.missing and store.any_held(cursor, item.missing.split()):
+                    targets.add(item.fingerprint)
+        changed += reverify(store, policy, sorted(targets))
+        store.view_work_done([item.id for item in work])
+        if changed:
+            log.debug("served views derived again: %d changed", changed)
+
+
+def _primary_of(keydata: bytes) -> PublicKey:
+    return PublicKey.parse(read_packet(keydata)[0].body)

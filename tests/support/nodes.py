@@ -1,0 +1,42 @@
+"""Driving cksd nodes and the sync tools the way an operator does."""
+
+from __future__ import annotations
+
+import json
+
+from cks.openpgp.keys import read_keys
+
+from . import fixture
+from .db import run_sql
+from .procs import tool
+
+
+def fpr(name):
+    """The fingerprint of a fixture key."""
+    return read_keys(fixture(name)).keys[0].fingerprint.hex().upper()
+
+
+def manage(node, *args):
+    return tool("cks_sync_manage.py", ["--db", node.db_url] + list(args))
+
+
+def sync(node, *args, config=None):
+    extra = ["--config", config] if config else []
+    return tool("cks_sync.py", ["--db", node.db_url] + extra + list(args))
+
+
+def peer_name(node):
+    return "127.0.0.1:%d" % node.port
+
+
+def has(node, name):
+    """Does `node` serve the fixture key `name`?"""
+    return node.lookup(op="get", options="mr", search="0x" + fpr(name))[0] == 200
+
+
+def table(node, sql, params=()):
+    return run_sql(node.db_url, sql, params)
+
+
+def peers_json(node):
+    return {p["peer"]: p for p in json.loads(manage(node, "list", "--json").stdout)}
