@@ -9,12 +9,14 @@ from urllib.parse import quote
 
 from ..openpgp import algorithms as alg
 from ..openpgp.keys import Key
-from ..openpgp.signature import TYPE_NAMES
+from ..openpgp.signature import KEY_REVOCATION, TYPE_NAMES
 from ..store.base import KeyRow
 
 STYLE = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}"
          "pre{font-size:90%;overflow-x:auto}table{border-collapse:collapse}"
          "td,th{padding:.2em .6em;text-align:left}.dim{color:#666}")
+REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
+                         "server cannot verify, since it does not hold the revoker's key]")
 UNVERIFIED = ("Signatures shown here were not cryptographically verified by this server: "
               "check them with your own OpenPGP software.")
 
@@ -80,6 +82,8 @@ def _key_head(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> List[st
     out = ["<strong>pub</strong> %s/<a href=\"%s\">%s</a> %s%s" % (
         e(_algo(row.algorithm, row.bits)), _lookup("get", "0x" + row.fingerprint),
         e(row.keyid), _date(row.created), _status(row.revoked, row.expires, now))]
+    if row.revocation_unverified:
+        out.append("    <strong>%s</strong>" % e(REVOCATION_UNVERIFIED))
     if show_fpr:
         out.append("    Fingerprint=%s" % e(row.fingerprint))
     if show_hash:
@@ -115,6 +119,8 @@ def vindex_page(key: Key, row: KeyRow, signer_names: Dict[bytes, str], now: int,
             sig = entry.sig
             issuer = sig.issuer_keyid or b""
             name = "[selfsig]" if key.is_self_issued(sig) else signer_names.get(issuer, "")
+            if sig.sig_type == KEY_REVOCATION and not name and row.revocation_unverified:
+                name = "[not verified: the revoker's key is not held here]"
             issuer_hex = issuer.hex().upper()
             link = "<a href=\"%s\">%s</a>" % (_lookup("index", "0x" + issuer_hex), issuer_hex) \
                 if issuer else "(no issuer)"
