@@ -1,14 +1,29 @@
-"""Rate limits: token buckets per client, proxies, and a flood from one address."""
+"""Rate limits: token buckets per client, proxies, peers, and a flood from one address."""
 
 import http.client
+import ipaddress
+import logging
+import socket
 import threading
+import time
 import urllib.parse
 
-from cks.hkp.ratelimit import Rate, RateLimiter, client_address, parse_networks
+import pytest
+
+from cks.cli.cksd import peer_refresh, server_settings
+from cks.config import ConfigError, Settings
+from cks.hkp.app import KeyServer, Request, ServerSettings
+from cks.hkp.peer_addresses import PeerRefresher, enabled_peer_names, peer_host, resolve_peers
+from cks.hkp.ratelimit import (Rate, RateLimiter, client_address, ip_of, is_loopback,
+                               parse_networks)
+from cks.store import StoreUnavailable, open_store
+from cks.store.peers import PeerStore
 from support import fixture
+from support.procs import tool
 from support.server import Cksd
 
 PROXIES = parse_networks("127.0.0.1, 10.0.0.0/8")
+LOOPBACK = parse_networks("127.0.0.0/8, ::1")
 
 
 def test_token_bucket():
@@ -39,11 +54,198 @@ def test_client_address_behind_proxies():
     assert client_address("127.0.0.1", "10.0.0.1", PROXIES) == "127.0.0.1"
 
 
-def _post(port, source, body):
-    conn = http.client.HTTPConnection("127.0.0.1", port, source_address=(source, 0), timeout=20)
+def _server(trusted_proxies=LOOPBACK):
+    """A KeyServer for requests to "/" (which need no database), two requests
+    of burst and no refill to speak of."""
+    return KeyServer(None, ServerSettings(lookup_rate=Rate(0.001, 2), upload_rate=Rate(0.001, 2),
+                                          trusted_proxies=trusted_proxies))
+
+
+def _get(app, peer, forwarded_for=None, method="GET"):
+    headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+    return app.handle(Request(method, "/", headers, client=peer)).status
+
+
+def _config(text):
+    settings = Settings()
+    settings.parser.read_string(text)
+    return settings
+
+
+def test_default_trusted_proxies_are_loopback():
+    assert ServerSettings().trusted_proxies == LOOPBACK
+    assert server_settings(Settings(), 11371).trusted_proxies == LOOPBACK
+
+
+def test_peer_refresh_setting():
+    assert peer_refresh(Settings()) == 300
+    assert peer_refresh(_config("[ratelimit]\npeer_refresh = 60\n")) == 60
+    with pytest.raises(ConfigError):
+        peer_refresh(_config("[ratelimit]\npeer_refresh = 0\n"))
+
+
+def test_explicitly_empty_trusted_proxies_trusts_nobody():
+    settings = server_settings(_config("[ratelimit]\ntrusted_proxies =\n"
+                                       "lookups_per_second = 0.001\nlookup_burst = 2\n"), 11371)
+    assert settings.trusted_proxies == []
+    app = KeyServer(None, settings)
+    request = Request("GET", "/", {"x-forwarded-for": "192.0.2.1"}, client="127.0.0.1")
+    assert app.handle(request).status == 200 and request.client == "127.0.0.1"
+    # every client the proxy names shares the proxy's bucket
+    assert [_get(app, "127.0.0.1", "192.0.2.%d" % n) for n in (2, 3)] == [200, 429]
+
+
+def test_loopback_without_forwarded_for_is_never_limited():
+    for app in (_server(), _server(trusted_proxies=[])):
+        for peer in ("127.0.0.1", "127.0.0.5", "::1"):
+            assert all(_get(app, peer) == 200 for _ in range(500))
+            # uploads too: 405 (POST to "/") means the limiter let it through
+            assert all(_get(app, peer, method="POST") == 405 for _ in range(50))
+        assert [_get(app, "192.0.2.9") for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_loopback_proxy_limits_each_client_it_names():
+    app = _server()
+    assert [_get(app, "127.0.0.1", "192.0.2.1") for _ in range(3)] == [200, 200, 429]
+    assert _get(app, "127.0.0.1", "192.0.2.2") == 200
+    assert _get(app, "::1", "192.0.2.1") == 429  # the same client through another proxy
+    assert _get(app, "127.0.0.1") == 200  # the operator's own requests still go
+
+
+def test_a_forged_left_most_forwarded_for_is_limited_as_the_real_client():
+    app = _server()
+    forged = "198.51.100.7, 203.0.113.9"  # the client sent the first; the proxy appended it
+    request = Request("GET", "/", {"x-forwarded-for": forged}, client="127.0.0.1")
+    assert app.handle(request).status == 200 and request.client == "203.0.113.9"
+    assert _get(app, "127.0.0.1", forged) == 200
+    assert _get(app, "127.0.0.1", "6.6.6.6, 203.0.113.9") == 429  # forging anew does not help
+    assert _get(app, "127.0.0.1", "203.0.113.9") == 429
+    assert _get(app, "127.0.0.1", "198.51.100.7") == 200  # the forged address was not charged
+
+
+def test_ipv4_mapped_addresses_count_as_the_ipv4_address():
+    assert ip_of("::ffff:127.0.0.1") == ipaddress.IPv4Address("127.0.0.1")
+    assert is_loopback("::ffff:127.0.0.1") and not is_loopback("::ffff:192.0.2.1")
+    assert client_address("::ffff:127.0.0.1", "198.51.100.7", LOOPBACK) == "198.51.100.7"
+    assert client_address("127.0.0.1", "6.6.6.6, ::ffff:127.0.0.1", LOOPBACK) == "6.6.6.6"
+    assert parse_networks("::ffff:10.0.0.0/104") == parse_networks("10.0.0.0/8")
+    limiter = RateLimiter(Rate(1, 1), exempt=parse_networks("192.0.2.0/24"))
+    assert all(limiter.check("::ffff:192.0.2.9", now=1.0) == 0 for _ in range(10))
+    assert limiter.check("198.51.100.1", now=1.0) == 0
+    assert limiter.check("::ffff:198.51.100.1", now=1.0) == 1  # one bucket for both spellings
+    app = _server()
+    assert all(_get(app, "::ffff:127.0.0.1") == 200 for _ in range(500))
+    assert [_get(app, "::ffff:127.0.0.1", "192.0.2.1") for _ in range(3)] == [200, 200, 429]
+
+
+RESOLVED = {"keys.example.org": ["192.0.2.50", "2001:db8::50"],
+            "recon.example.org": ["::ffff:192.0.2.60"],
+            "disabled.example.org": ["198.51.100.50"]}
+
+
+def _resolve(host):
+    """getaddrinfo without DNS: the names above, and IP literals."""
+    if host in RESOLVED:
+        return RESOLVED[host]
+    if ip_of(host) is not None:
+        return [host]
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def _store(db_url):
+    store = open_store(db_url)
+    store.check()
+    return store
+
+
+def test_peer_host():
+    assert peer_host("keys.example.org:11371") == "keys.example.org"
+    assert peer_host("192.0.2.50:11371") == "192.0.2.50"
+    assert peer_host("[2001:db8::1]:11371") == "2001:db8::1"
+    assert peer_host("pgp-keys@example.org") is None  # a mail peer
+    assert peer_host("[nonsense:11371") is None
+
+
+def test_enabled_peers_addresses_are_exempt(db_url):
+    store = _store(db_url)
+    try:
+        peers = PeerStore(store)
+        peers.add("keys.example.org:11371", "hkp", 10, None, False)
+        peers.add("recon.example.org:11370", "recon", 20, None, False)
+        peers.add("pgp-keys@example.net", "mail", 30, None, False)
+        peers.add("disabled.example.org:11371", "hkp", 40, None, False)
+        peers.update("disabled.example.org:11371", enabled=False)
+        assert enabled_peer_names(store) == ["keys.example.org:11371", "recon.example.org:11370"]
+        app = _server()
+        PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers, 300, _resolve).refresh()
+        for client in ("192.0.2.50", "2001:db8::50", "::ffff:192.0.2.50", "192.0.2.60"):
+            assert all(_get(app, "127.0.0.1", client) == 200 for _ in range(20))
+            assert all(_get(app, "127.0.0.1", client, method="POST") == 405 for _ in range(20))
+        assert [_get(app, "127.0.0.1", "198.51.100.50") for _ in range(3)] == [200, 200, 429]
+    finally:
+        store.close()
+
+
+def test_an_unresolvable_peer_is_logged_and_the_others_still_count(caplog):
+    app = _server()
+    names = ["nowhere.example.org:11371", "keys.example.org:11371"]
+    with caplog.at_level(logging.WARNING, logger="cks.hkp"):
+        PeerRefresher(lambda: names, app.exempt_peers, 300, _resolve).refresh()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "nowhere.example.org" in warnings[0]
+    assert all(_get(app, "127.0.0.1", "192.0.2.50") == 200 for _ in range(20))
+    assert resolve_peers(["nowhere.example.org:11371"], _resolve) == frozenset()
+
+
+def test_a_database_failure_keeps_the_addresses_already_exempt():
+    lists = [["keys.example.org:11371"]]
+
+    def names():
+        if not lists:
+            raise StoreUnavailable("database down")
+        return lists.pop()
+
+    app = _server()
+    refresher = PeerRefresher(names, app.exempt_peers, 300, _resolve)
+    refresher.refresh()
+    refresher.refresh()
+    assert ip_of("192.0.2.50") in app.lookup_limiter.exempt_addresses
+
+
+def _eventually(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not so after %.0f s" % timeout
+        time.sleep(0.02)
+
+
+def test_the_refresher_picks_up_a_peer_added_after_it_started(db_url):
+    store = _store(db_url)
+    app = _server()
+    refresher = PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers, 0.05,
+                              _resolve)
+    refresher.start()
+    try:
+        peer = ip_of("192.0.2.50")
+        assert peer not in app.lookup_limiter.exempt_addresses
+        PeerStore(store).add("192.0.2.50:11371", "hkp", 10, None, False)
+        _eventually(lambda: peer in app.lookup_limiter.exempt_addresses)
+        assert peer in app.upload_limiter.exempt_addresses
+        PeerStore(store).update("192.0.2.50:11371", enabled=False)
+        _eventually(lambda: peer not in app.lookup_limiter.exempt_addresses)
+    finally:
+        refresher.stop()
+        store.close()
+    assert not any(t.name == "peer-addresses" for t in threading.enumerate())
+
+
+def _post(port, client, body):
+    """An upload through a proxy on this host, for `client`."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     try:
         conn.request("POST", "/pks/add", body,
-                     {"Content-Type": "application/x-www-form-urlencoded"})
+                     {"Content-Type": "application/x-www-form-urlencoded",
+                      "X-Forwarded-For": client})
         response = conn.getresponse()
         response.read()
         return response.status, response.getheader("Retry-After")
@@ -58,7 +260,7 @@ def test_a_flood_of_uploads_from_one_address_is_limited_while_another_is_served(
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
         flood = []
         threads = [threading.Thread(target=lambda: flood.append(
-            _post(server.port, "127.0.0.2", body))) for _ in range(40)]
+            _post(server.port, "192.0.2.2", body))) for _ in range(40)]
         for t in threads:
             t.start()
         for t in threads:
@@ -67,8 +269,8 @@ def test_a_flood_of_uploads_from_one_address_is_limited_while_another_is_served(
         assert statuses.count(200) == 5 and statuses.count(429) == 35
         assert all(int(retry) >= 1 for status, retry in flood if status == 429)
         # another address still gets through, during the flood's aftermath
-        assert _post(server.port, "127.0.0.3", body)[0] == 200
-        server.wait_for_output(r'127\.0\.0\.2 "POST /pks/add HTTP/1.1" 429')
+        assert _post(server.port, "192.0.2.3", body)[0] == 200
+        server.wait_for_output(r'192\.0\.2\.2 "POST /pks/add HTTP/1.1" 429')
 
 
 def test_lookups_limited_per_forwarded_client(tmp_path):
@@ -84,3 +286,25 @@ def test_lookups_limited_per_forwarded_client(tmp_path):
             == 200
         server.wait_for_output(r'198\.51\.100\.1 "GET /pks/lookup\?op=stats&options=mr '
                                r'HTTP/1.1" 429')
+
+
+def test_cksd_limits_forwarded_clients_but_not_loopback_or_peers(db_url, tmp_path):
+    added = tool("cks_sync_manage.py", ["--db", db_url, "add", "192.0.2.50:11371",
+                                        "--no-catch-up"])  # no traffic is ever sent to it
+    assert added.returncode == 0, added.stderr
+    config = tmp_path / "cks.conf"
+    config.write_text("[ratelimit]\nlookups_per_second = 1\nlookup_burst = 2\n")
+    with Cksd(db_url, config=str(config)) as server:
+        server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n")
+
+        def statuses(count, forwarded_for=None):
+            headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+            return [server.request("GET", "/pks/lookup?op=stats&options=mr",
+                                   headers=headers)[0] for _ in range(count)]
+
+        assert statuses(20) == [200] * 20  # 127.0.0.1 without X-Forwarded-For
+        limited = statuses(5, "192.0.2.1")
+        assert limited[:2] == [200, 200] and 429 in limited
+        assert statuses(1, "192.0.2.2") == [200]
+        assert statuses(20, "192.0.2.50") == [200] * 20  # the peer
+        assert 429 in statuses(5, "192.0.2.51")

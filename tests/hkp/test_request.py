@@ -1,9 +1,17 @@
 """HKP request parsing and machine-readable output, without a server."""
 
+import base64
+import html
+
 import pytest
 
 from cks.hkp import mr
-from cks.hkp.request import HKPError, classify, parse_lookup
+from cks.hkp.admin import AdminSettings, hash_password
+from cks.hkp.app import KeyServer, Request, ServerSettings
+from cks.hkp.http1 import HTTPError, parse_head
+from cks.hkp.request import (QUERY_ONCE, HKPError, classify, parse_form, parse_lookup,
+                             split_target)
+from cks.hkp.server import is_quick
 from cks.store.base import KeyRow, UserIDRow, words_of
 
 
@@ -47,16 +55,17 @@ def test_words_and_exact():
 ])
 def test_bad_lookups(query, status):
     with pytest.raises(HKPError) as caught:
-        parse_lookup(query, words_of)
+        parse_lookup(parse_form(query, QUERY_ONCE), words_of)
     assert caught.value.status == status
 
 
 def test_lookup_variables_in_any_order_unknown_ignored():
-    lookup = parse_lookup("fingerprint=on&search=0x5EF6B51A&x-foo=1&options=mr,nm&op=index",
-                          words_of)
+    lookup = parse_lookup(parse_form(
+        "fingerprint=on&search=0x5EF6B51A&x-foo=1&x-foo=2&options=mr,nm&op=index", QUERY_ONCE),
+        words_of)
     assert (lookup.op, lookup.machine_readable, lookup.fingerprint) == ("index", True, True)
     assert lookup.options == frozenset({"mr", "nm"})
-    assert parse_lookup("op=stats", words_of).search is None
+    assert parse_lookup(parse_form("op=stats"), words_of).search is None
 
 
 def test_escape():
@@ -80,3 +89,229 @@ def test_index_format():
         "pub:%s:1:1024:5::r" % ("CD" * 8),
     ]
     assert mr.index([row], now=3000).splitlines()[1].endswith(":e")
+
+
+# --- query strings and form bodies ------------------------------------------------------
+
+def test_form_fields_decoding_and_repeats():
+    form = parse_form("op=get&search=J%C3%BCrgen+M%c3%bcller&flag&keytext=a%2Bb&keytext=c",
+                      QUERY_ONCE)
+    assert form.get("search") == "Jürgen Müller"  # + is a space, %2B a plus
+    assert form.get("flag") == ""
+    assert form.all("keytext") == ("a+b", "c")  # keytext may repeat
+    assert form.get("missing") is None and form.all("missing") == ()
+    assert parse_form(b"search=J\xc3\xbcrgen").get("search") == "Jürgen"  # raw UTF-8 bytes
+    assert parse_form("options=MR,+nm&x=1").options == frozenset({"mr", "nm"})
+
+
+def test_empty_segments_are_skipped():
+    assert parse_form("&op=get&&search=x&").values == {"op": ("get",), "search": ("x",)}
+    assert parse_form("").values == {} and parse_form("&&").values == {}
+
+
+def test_the_limit_on_fields():
+    assert len(parse_form("&".join("f%d=1" % i for i in range(100))).values) == 100
+    _assert_400("&".join("f=1" for _ in range(101)), "more than 100 parameters")
+
+
+def _assert_400(data, reason, once=QUERY_ONCE):
+    with pytest.raises(HKPError) as caught:
+        parse_form(data, once)
+    assert caught.value.status == 400
+    assert caught.value.message == "malformed request: " + reason
+
+
+@pytest.mark.parametrize("query,reason", [
+    ("op=get;search=x", "use & between parameters, not ;"),
+    ("op=get&search=a%3Bb;", "use & between parameters, not ;"),
+    ("op=get&search=%zz", "bad percent-escape '%zz' in parameter 'search': "
+                          "% must be followed by two hex digits"),
+    ("op=get&search=ab%4", "bad percent-escape '%4' in parameter 'search': "
+                           "% must be followed by two hex digits"),
+    ("op=get&search=%", "bad percent-escape '%' in parameter 'search': "
+                        "% must be followed by two hex digits"),
+    ("o%g=get", "bad percent-escape '%g' in a parameter name: "
+                "% must be followed by two hex digits"),
+    ("op=get&search=%00%ff", "parameter 'search' is not UTF-8"),
+    ("op=get&search=%c3", "parameter 'search' is not UTF-8"),
+    (b"op=get&search=\xff", "parameter 'search' is not UTF-8"),
+    ("%ff=1", "a parameter name is not UTF-8"),
+    ("op=get&search=a%00b", "NUL character in parameter 'search'"),
+    (b"op=get&search=a\x00b", "NUL character in parameter 'search'"),
+    ("a%00=1", "NUL character in a parameter name"),
+    ("=x", "a parameter without a name"),
+    ("op=get&=", "a parameter without a name"),
+])
+def test_malformed_fields(query, reason):
+    _assert_400(query, reason)
+
+
+@pytest.mark.parametrize("name", sorted(QUERY_ONCE))
+def test_lookup_variables_given_twice(name):
+    _assert_400("op=get&search=x&%s=1&%s=2" % (name, name), "parameter %r given twice" % name)
+
+
+def test_given_twice_applies_to_the_names_read_once_only():
+    assert parse_form("keytext=a&keytext=b&x=1&x=2", frozenset({"options"})).all("x") == \
+        ("1", "2")
+    _assert_400("keytext=a&options=mr&options=mr", "parameter 'options' given twice",
+                frozenset({"options"}))
+
+
+@pytest.mark.parametrize("target,path,query", [
+    ("/pks/lookup?op=get&search=x", "/pks/lookup", "op=get&search=x"),
+    ("/pks/lookup", "/pks/lookup", ""),
+    ("/pks/lookup?a?b", "/pks/lookup", "a?b"),
+    ("http://keys.example.org:11371/pks/lookup?op=x", "/pks/lookup", "op=x"),
+    ("http://keys.example.org?op=x", "/", "op=x"),
+    ("//[x/pks/lookup?op=x", "//[x/pks/lookup", "op=x"),  # urlsplit raised here
+    ("*", "*", ""),
+])
+def test_split_target(target, path, query):
+    assert split_target(target) == (path, query)
+
+
+# --- the application: parse once, answer 400 -------------------------------------------
+
+def _handle(target, method="GET", body=b"", headers=None):
+    return _handle_request(Request(method, target, headers or {}, body, "192.0.2.1"))
+
+
+def _handle_request(request):
+    # store=None: none of these requests may reach the database.
+    return KeyServer(None, ServerSettings()).handle(request)
+
+
+@pytest.mark.parametrize("target,reason", [
+    ("/pks/lookup?op=get&search=%00%ff", "parameter 'search' is not UTF-8"),
+    ("/pks/lookup?op=index&options=mr&search=%ff", "parameter 'search' is not UTF-8"),
+    ("/pks/lookup?op=%ff&search=x", "parameter 'op' is not UTF-8"),
+    ("/pks/lookup?op=get&search=x&x-unknown=%e0%80", "parameter 'x-unknown' is not UTF-8"),
+    ("/pks/lookup?op=get;search=x", "use & between parameters, not ;"),
+    ("/pks/lookup?op=get&search=x&search=y", "parameter 'search' given twice"),
+    ("/pks/lookup?op=get&search=x&options=mr&options=mr", "parameter 'options' given twice"),
+    ("/pks/hashquery?x=%ff", "parameter 'x' is not UTF-8"),
+    ("/?=1", "a parameter without a name"),
+])
+@pytest.mark.parametrize("accept", ["", "text/html"])
+def test_a_malformed_query_is_400_with_the_reason(target, reason, accept):
+    response = _handle(target, headers={"accept": accept})
+    assert response.status == 400
+    assert "malformed request: " + reason in html.unescape(response.body.decode())
+
+
+def test_a_malformed_query_is_400_for_every_method_and_path():
+    for method in ("GET", "HEAD", "POST", "OPTIONS"):
+        for path in ("/pks/lookup", "/pks/add", "/pks/x-cks-rejection", "/nowhere"):
+            response = _handle(path + "?a=%zz", method)
+            assert response.status == 400, (method, path)
+            assert b"bad percent-escape '%zz'" in response.body
+
+
+@pytest.mark.parametrize("path", ["/pks/%ff", "/pks/lookup%00", "/pks/%zz", "/%c3"])
+def test_odd_paths_are_404(path):
+    response = _handle(path)
+    assert response.status == 404 and response.body == b"no such page: %s\n" % path.encode()
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b"keytext=%ff", "parameter 'keytext' is not UTF-8"),
+    (b"keytext=\x99\x01", "parameter 'keytext' is not UTF-8"),
+    (b"keytext=a%00", "NUL character in parameter 'keytext'"),
+    (b"keytext=a;options=mr", "use & between parameters, not ;"),
+    (b"keytext=%2", "bad percent-escape '%2' in parameter 'keytext': "
+                    "% must be followed by two hex digits"),
+    (b"keytext=a&options=mr&options=mr", "parameter 'options' given twice"),
+    (b"=abc", "a parameter without a name"),
+])
+def test_malformed_upload_forms_are_400(body, reason):
+    response = _handle("/pks/add", "POST", body,
+                       {"content-type": "application/x-www-form-urlencoded"})
+    assert (response.status, response.body) == (400, ("malformed request: %s\n"
+                                                      % reason).encode())
+
+
+@pytest.mark.parametrize("body,reason", [
+    (b"notice=a&notice=b", "parameter 'notice' given twice"),
+    (b"signature=%ff", "parameter 'signature' is not UTF-8"),
+    (b"notice=a;signature=b", "use & between parameters, not ;"),
+])
+def test_malformed_notice_forms_are_400(body, reason):
+    response = _handle("/pks/x-cks-rejection", "POST", body,
+                       {"content-type": "application/x-www-form-urlencoded"})
+    assert (response.status, response.body) == (400, ("malformed request: %s\n"
+                                                      % reason).encode())
+
+
+@pytest.mark.parametrize("field", ["token", "action", "fingerprint", "reason"])
+def test_admin_form_fields_given_twice_are_400(field):
+    settings = ServerSettings(admin=AdminSettings(hash_password("pw", iterations=1000)))
+    request = Request("POST", "/pks/admin", {
+        "content-type": "application/x-www-form-urlencoded",
+        "authorization": "Basic " + base64.b64encode(b"admin:pw").decode()},
+        ("%s=a&%s=b" % (field, field)).encode())
+    response = KeyServer(None, settings).handle(request)
+    assert (response.status, response.body) == (400, ("malformed request: parameter %r "
+                                                      "given twice\n" % field).encode())
+
+
+def test_the_query_is_parsed_once(monkeypatch):
+    import cks.hkp.app
+    calls = []
+    real = cks.hkp.app.parse_form
+    monkeypatch.setattr(cks.hkp.app, "parse_form", lambda *a: calls.append(a) or real(*a))
+    request = Request("GET", "/pks/lookup?op=get&search=%00%ff")
+    assert _handle_request(request).status == 400
+    assert len(calls) == 1 and is_quick(request)
+
+
+def test_is_quick_reads_the_parsed_query():
+    assert is_quick(Request("GET", "/pks/lookup?op=index&search=alice"))
+    assert is_quick(Request("GET", "/pks/lookup?search=0x12345678&op=get"))
+    assert not is_quick(Request("GET", "/pks/lookup?op=get&search=alice"))
+    assert not is_quick(Request("GET", "/pks/lookup?op=stats"))
+    assert not is_quick(Request("POST", "/pks/add"))
+
+
+# --- HTTP request heads (http1.py) -----------------------------------------------------
+
+@pytest.mark.parametrize("head,status,reason", [
+    (b"GET / HTTP/1.1\r\nNo colon here\r\n\r\n", 400, "malformed header line"),
+    (b"GET / HTTP/1.1\r\n: empty name\r\n\r\n", 400, "malformed header line"),
+    (b"GET / HTTP/1.1\r\nBad\x00Name: x\r\n\r\n", 400, "malformed header line"),
+    (b"GET / HTTP/1.1\r\nN\xe4me: x\r\n\r\n", 400, "malformed header line"),
+    (b"GET / HTTP/1.1\r\n folded: x\r\n\r\n", 400, "malformed header line"),
+    (b"GET / HTTP/1.1\r\nX-CKS-Sync: a\x00b\r\n\r\n", 400, "control character in header "
+                                                             "X-CKS-Sync"),
+    (b"GET / HTTP/1.1\r\nUser-Agent: a\rb\r\n\r\n", 400, "control character in header "
+                                                           "User-Agent"),
+    (b"GET /pks/lookup?op=get&search=\x00 HTTP/1.1\r\n\r\n", 400,
+     "control character in the request target"),
+    (b"GET /pks/\x7f HTTP/1.1\r\n\r\n", 400, "control character in the request target"),
+    (b"G\xc9T / HTTP/1.1\r\n\r\n", 400, "malformed method"),
+    (b"get / HTTP/1.1\r\n\r\n", 400, "malformed method"),
+])
+def test_malformed_heads(head, status, reason):
+    with pytest.raises(HTTPError) as caught:
+        parse_head(bytearray(head))
+    assert (caught.value.status, caught.value.message) == (status, reason)
+
+
+@pytest.mark.parametrize("value", ["\xb2", "-1", "1e3", "0x10", "1 2", "5, 5", "", "9" * 19,
+                                   "9" * 5000])
+def test_bad_content_length(value):
+    head, _ = parse_head(bytearray(b"POST /pks/add HTTP/1.1\r\nContent-Length: %s\r\n\r\n"
+                                   % value.encode("latin-1")))
+    with pytest.raises(HTTPError) as caught:
+        head.content_length()
+    assert (caught.value.status, caught.value.message) == (400, "bad Content-Length")
+
+
+def test_good_heads_still_parse():
+    data = (b"POST /pks/add HTTP/1.1\r\nContent-Length:\t 42 \r\n"
+            b"User-Agent: caf\xe9\tbar\r\n\r\n")
+    head, used = parse_head(bytearray(data + b"body"))
+    assert (head.content_length(), head.headers["user-agent"]) == (42, "caf\xe9\tbar")
+    assert used == len(data)
+    head, _ = parse_head(bytearray(b"GET /pks/lookup?search=J\xc3\xbcrgen HTTP/1.0\n\n"))
+    assert head.target == "/pks/lookup?search=J\xc3\xbcrgen"

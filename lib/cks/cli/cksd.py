@@ -15,12 +15,21 @@ from typing import Iterator, List
 from ..config import ConfigError, Settings
 from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
-from ..hkp.ratelimit import Rate, parse_networks
+from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
+from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
-from ..store import StoreError, open_store
+from ..periodic import Periodic
+from ..served import ServePolicy
+from ..store import Store, StoreError, open_store
+from ..views import follow_signers
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 
 log = logging.getLogger("cksd")
+
+# Seconds between two looks at the queue of served views to derive again: work
+# that the program which stored a key did not finish (it crashed, or a mail
+# was stored by the MTA's account while cksd serves).
+FOLLOW_SIGNERS_EVERY = 5.0
 
 
 def build_parser():
@@ -32,9 +41,9 @@ def build_parser():
     return parser
 
 
-def _networks(settings: Settings, option: str) -> list:
+def _networks(settings: Settings, option: str, default: str = "") -> list:
     try:
-        return parse_networks(settings.get("ratelimit", option, ""))
+        return parse_networks(settings.get("ratelimit", option, default))
     except ValueError as exc:
         raise ConfigError("[ratelimit] %s: %s" % (option, exc)) from None
 
@@ -45,7 +54,7 @@ def server_settings(settings: Settings, port: int) -> ServerSettings:
                          settings.get_float("ratelimit", "lookup_burst", 200.0)),
         upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0) / 60,
                          settings.get_float("ratelimit", "upload_burst", 20.0)),
-        trusted_proxies=_networks(settings, "trusted_proxies"),
+        trusted_proxies=_networks(settings, "trusted_proxies", DEFAULT_TRUSTED_PROXIES),
         identity=node_identity(settings),
         admin=AdminSettings(settings.get("admin", "password_hash", ""),
                             settings.get("admin", "user", "admin")),
@@ -55,6 +64,14 @@ def server_settings(settings: Settings, port: int) -> ServerSettings:
         max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
         max_results=settings.get_int("limits", "max_results", 100),
         limits=pipeline_limits(settings))
+
+
+def peer_refresh(settings: Settings) -> float:
+    """Seconds between two resolutions of the peers' addresses."""
+    seconds = settings.get_float("ratelimit", "peer_refresh", 300.0)
+    if seconds <= 0:
+        raise ConfigError("[ratelimit] peer_refresh must be more than 0 seconds")
+    return seconds
 
 
 def server_limits(settings: Settings) -> ServerLimits:
@@ -127,16 +144,32 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
                            settings.get_float("server", "request_timeout", 30.0))
         app = KeyServer(store, server_settings(settings, port))
         server = HKPServer(app, listener, server_limits(settings))
+        background = [
+            PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
+                          peer_refresh(settings)),
+            Periodic("served-views", FOLLOW_SIGNERS_EVERY,
+                     lambda: _follow_signers(store, app.settings.limits.serve))]
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop.attach(server)
     with _logging_in_background():
+        for job in background:
+            job.start()  # here, in the serving process: a fork does not copy threads
         try:
             server.serve_forever()
         finally:
             server.finish_stop()
+            for job in background:
+                job.stop()
             store.close()
     return 0
+
+
+def _follow_signers(store: Store, policy: ServePolicy) -> None:
+    try:
+        follow_signers(store, policy)
+    except StoreError as exc:
+        log.warning("served views not derived again yet: %s", exc)
 
 
 def run_processes(settings: Settings, listener: socket.socket, port: int, count: int,
@@ -198,6 +231,7 @@ def main(argv: List[str]) -> int:
             raise UserError("[server] processes must be 1 or more")
         server_settings(settings, port)  # check the settings before anything starts
         server_limits(settings)
+        peer_refresh(settings)
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()

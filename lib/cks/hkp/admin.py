@@ -10,7 +10,6 @@ knows, and a same-origin check of Origin/Referer when the browser sends them.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import os
@@ -63,7 +62,7 @@ class AdminSettings:
         try:
             user, _, password = base64.b64decode(encoded.strip(), validate=True) \
                 .decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
             return False
         user_ok = hmac.compare_digest(user.encode("utf-8"), self.user.encode("utf-8"))
         return check_password(self.password_hash, password) and user_ok
@@ -74,7 +73,10 @@ def same_origin(origin: str, referer: str, host: str) -> bool:
     (non-browser clients), the form token still applies."""
     for value in (origin, referer):
         if value and value != "null":
-            return urlsplit(value).netloc.lower() == host.lower()
+            try:
+                return urlsplit(value).netloc.lower() == host.lower()
+            except ValueError:  # e.g. an unclosed [ in the host
+                return False
         if value == "null":
             return False
     return True

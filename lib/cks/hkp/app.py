@@ -12,8 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from .. import __version__, pipeline
 from ..openpgp import armor
@@ -24,8 +23,10 @@ from ..store.base import KeyRow, words_of
 from ..rejection import NodeIdentity
 from . import html, mr, rejections
 from .admin import AdminSettings
-from .ratelimit import Network, Rate, RateLimiter, client_address
-from .request import HKPError, Lookup, Query, form_values, options_of, parse_lookup
+from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
+                        client_address, is_operators_own, parse_networks)
+from .request import (QUERY_ONCE, Form, HKPError, Lookup, Query, parse_form, parse_lookup,
+                      split_target)
 
 log = logging.getLogger("cks.hkp")
 
@@ -35,11 +36,25 @@ TRUNCATED_HEADER = "X-HKP-Results-Truncated"
 
 @dataclass
 class Request:
+    """One HTTP request.  Its query string is parsed once, here: `query` holds
+    the fields, or nothing when the query is malformed, and `malformed` then
+    holds the 400 answer (raised by KeyServer.handle)."""
+
     method: str
-    target: str  # path and query, as on the request line
+    target: str  # path and query, as on the request line (Latin-1: a character a byte)
     headers: Dict[str, str] = field(default_factory=dict)  # names lower-cased
     body: bytes = b""
     client: str = ""
+    path: str = field(init=False)
+    query: Form = field(init=False)
+    malformed: Optional[HKPError] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.path, query = split_target(self.target)
+        try:
+            self.query, self.malformed = parse_form(query, QUERY_ONCE), None
+        except HKPError as exc:
+            self.query, self.malformed = Form(), exc
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -62,7 +77,8 @@ class ServerSettings:
     limits: pipeline.Limits = field(default_factory=pipeline.Limits)
     lookup_rate: Rate = field(default_factory=lambda: Rate(20.0, 200.0))
     upload_rate: Rate = field(default_factory=lambda: Rate(1.0, 20.0))
-    trusted_proxies: List[Network] = field(default_factory=list)
+    trusted_proxies: List[Network] = field(
+        default_factory=lambda: parse_networks(DEFAULT_TRUSTED_PROXIES))
     rate_exempt: List[Network] = field(default_factory=list)
     identity: NodeIdentity = field(default_factory=lambda: NodeIdentity("localhost"))
     admin: AdminSettings = field(default_factory=AdminSettings)
@@ -82,7 +98,20 @@ class KeyServer:
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
 
-    def _rate_limited(self, request: Request, path: str) -> Optional[Response]:
+    def exempt_peers(self, addresses: FrozenSet[IPAddress]) -> None:
+        """Swap in the enabled peers' addresses (from the PeerRefresher's thread)."""
+        self.lookup_limiter.exempt_addresses = addresses
+        self.upload_limiter.exempt_addresses = addresses
+
+    def _rate_limited(self, request: Request) -> Optional[Response]:
+        """Sets `request.client` to the real client (the one a trusted proxy
+        names); a 429 answer when that client is over its limit."""
+        forwarded_for = request.header("x-forwarded-for")
+        own = is_operators_own(request.client, forwarded_for)
+        request.client = client_address(request.client, forwarded_for,
+                                        self.settings.trusted_proxies)
+        if own:
+            return None
         limiter = self.upload_limiter if request.method == "POST" else self.lookup_limiter
         wait = limiter.check(request.client)
         if not wait:
@@ -97,13 +126,13 @@ class KeyServer:
     def handle(self, request: Request) -> Response:
         """The answer to one request.  `request.client` is replaced by the real
         client's address when the request came through a trusted proxy."""
-        path = urlsplit(request.target).path
-        request.client = client_address(request.client, request.header("x-forwarded-for"),
-                                        self.settings.trusted_proxies)
-        limited = self._rate_limited(request, path)
+        path = request.path
+        limited = self._rate_limited(request)
         if limited is not None:
             return limited
         try:
+            if request.malformed is not None:
+                raise request.malformed
             if request.method == "OPTIONS":
                 return Response(204, headers=[("Access-Control-Allow-Methods",
                                                "GET, POST, OPTIONS"),
@@ -138,16 +167,15 @@ class KeyServer:
             return response
 
     def error(self, request: Request, status: int, message: str) -> Response:
-        wants_mr = "mr" in options_of(form_values(urlsplit(request.target).query)) \
-            if "?" in request.target else False
-        if wants_mr or "text/html" not in request.header("accept"):
+        """The error answer; it parses nothing, so it cannot fail."""
+        if "mr" in request.query.options or "text/html" not in request.header("accept"):
             return Response(status, (message + "\n").encode())
         return _html(status, html.error_page(status, message))
 
     # --- lookups -----------------------------------------------------------------
 
     def lookup(self, request: Request) -> Response:
-        lookup = parse_lookup(urlsplit(request.target).query, words_of)
+        lookup = parse_lookup(request.query, words_of)
         if lookup.op == "stats":
             return self.stats(lookup)
         assert lookup.search is not None
@@ -255,17 +283,14 @@ class KeyServer:
 
     def add(self, request: Request) -> Response:
         content_type = request.header("content-type").split(";")[0].strip().lower()
-        options = options_of(form_values(urlsplit(request.target).query))
+        options = request.query.options
         if content_type == "application/x-www-form-urlencoded":
-            try:
-                values = form_values(request.body.decode("ascii"))
-            except UnicodeDecodeError:
-                raise HKPError(400, "the form body is not URL-encoded text") from None
-            texts = values.get("keytext")
+            form = parse_form(request.body, frozenset({"options"}))
+            texts = form.all("keytext")
             if not texts:
                 raise HKPError(400, "missing form field keytext")
-            data = "\n".join(texts).encode("utf-8", "surrogateescape")
-            options |= options_of(values)
+            data = "\n".join(texts).encode("utf-8")
+            options |= form.options
         elif content_type == "multipart/form-data":
             raise HKPError(415, "send the key as application/x-www-form-urlencoded "
                                 "(keytext=...) or as an application/pgp-keys body")

@@ -7,6 +7,7 @@ bodies: 411), keep-alive by version and Connection header, bounded heads.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -14,6 +15,15 @@ from typing import Dict, List, Optional, Tuple
 
 MAX_HEAD_BYTES = 16384
 MAX_HEADERS = 100
+
+_METHOD = re.compile(r"[A-Z]+")
+# ASCII digits (str.isdigit() takes "²", which int() refuses), few enough for int()
+_LENGTH = re.compile(r"[0-9]{1,18}")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 5.1)
+# Control characters: never in a request target (RFC 9112 3.2) or a header value
+# (RFC 9110 5.5: only HTAB); a NUL must not reach the database.
+_TARGET_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 REASONS = {
     200: "OK", 204: "No Content", 301: "Moved Permanently", 400: "Bad Request",
@@ -57,7 +67,7 @@ class Head:
             if self.method in ("POST", "PUT"):
                 raise HTTPError(411, "a Content-Length header is required")
             return 0
-        if not text.strip().isdigit():
+        if not _LENGTH.fullmatch(text):
             raise HTTPError(400, "bad Content-Length")
         return int(text)
 
@@ -95,17 +105,21 @@ def parse_head(buffer: bytearray) -> Optional[Tuple[Head, int]]:
         raise HTTPError(400, "malformed request line")
     if version not in ("HTTP/1.0", "HTTP/1.1"):
         raise HTTPError(505, "only HTTP/1.0 and HTTP/1.1 are spoken here")
-    if not method.isalpha() or not method.isupper():
+    if not _METHOD.fullmatch(method):
         raise HTTPError(400, "malformed method")
+    if _TARGET_CONTROL.search(target):
+        raise HTTPError(400, "control character in the request target")
     headers: Dict[str, str] = {}
     if len(lines) - 1 > MAX_HEADERS:
         raise HTTPError(431, "too many header fields")
     for line in lines[1:]:
         name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip() or " " in name:
+        if not colon or not _TOKEN.fullmatch(name):
             raise HTTPError(400, "malformed header line")
+        if _VALUE_CONTROL.search(value):
+            raise HTTPError(400, "control character in header %s" % name)
         name = name.lower()
-        value = value.strip()
+        value = value.strip(" \t")
         headers[name] = headers[name] + ", " + value if name in headers else value
     return Head(method, target, version, headers, request_line), end + separator
 

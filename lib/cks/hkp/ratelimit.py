@@ -1,4 +1,9 @@
-"""Per-client rate limits (token buckets) and who the client is behind a proxy."""
+"""Per-client rate limits (token buckets) and who the client is behind a proxy.
+
+Every address comparison goes through `ip_of`, so an IPv4-mapped IPv6 address
+(`::ffff:127.0.0.1`, what a dual-stack socket reports for an IPv4 client) is
+the IPv4 address it maps: in trusted proxies, exempt lists and buckets alike.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,55 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import FrozenSet, List, Optional, Sequence, Tuple, Union
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+# Trusted when [ratelimit] trusted_proxies is absent: a reverse proxy on this host.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8, ::1"
+
+
+def ip_of(address: str) -> Optional[IPAddress]:
+    """The address `address` names, IPv4-mapped IPv6 as IPv4; None if it names none."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _unmapped(network: Network) -> Network:
+    """`::ffff:10.0.0.0/104` as `10.0.0.0/8`, so it matches what ip_of returns."""
+    if isinstance(network, ipaddress.IPv6Network) and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.IPv4Network((mapped, network.prefixlen - 96))
+    return network
 
 
 def parse_networks(text: str) -> List[Network]:
     """'127.0.0.1, 10.0.0.0/8, ::1' -> networks; ValueError on a bad entry."""
-    return [ipaddress.ip_network(item.strip(), strict=False)
+    return [_unmapped(ipaddress.ip_network(item.strip(), strict=False))
             for item in text.replace(";", ",").split(",") if item.strip()]
 
 
 def _in(address: str, networks: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+    ip = ip_of(address)
+    return ip is not None and any(ip in network for network in networks)
+
+
+def is_loopback(address: str) -> bool:
+    ip = ip_of(address)
+    return ip is not None and ip.is_loopback
+
+
+def is_operators_own(peer: str, forwarded_for: str) -> bool:
+    """A loopback connection that names no other client: the operator's own
+    scripts on this host, never limited (a local proxy says whom it forwards)."""
+    return not forwarded_for.strip() and is_loopback(peer)
 
 
 def client_address(peer: str, forwarded_for: str, trusted_proxies: Sequence[Network]) -> str:
@@ -48,29 +85,38 @@ class RateLimiter:
     """One token bucket per client address, for one kind of request.
 
     Memory is bounded: past `max_clients` buckets the least recently used
-    ones are forgotten (a forgotten client starts with a full bucket)."""
+    ones are forgotten (a forgotten client starts with a full bucket).
+    `exempt_addresses` (the peers' addresses) is replaced whole, from another
+    thread, while requests are checked: never changed in place."""
 
     def __init__(self, rate: Rate, exempt: Sequence[Network] = (),
                  max_clients: int = 100_000) -> None:
         self.rate = rate
         self.exempt = list(exempt)
+        self.exempt_addresses: FrozenSet[IPAddress] = frozenset()
         self.max_clients = max_clients
         self._buckets: "OrderedDict[str, Tuple[float, float]]" = OrderedDict()
         self._lock = threading.Lock()
 
+    def _exempt(self, ip: Optional[IPAddress]) -> bool:
+        return ip is not None and (ip in self.exempt_addresses
+                                   or any(ip in network for network in self.exempt))
+
     def check(self, client: str, now: Optional[float] = None) -> float:
         """0 when `client` may go on (a token is taken), else seconds to wait."""
-        if self.rate.per_second <= 0 or _in(client, self.exempt):
+        ip = ip_of(client)
+        if self.rate.per_second <= 0 or self._exempt(ip):
             return 0.0
+        key = client if ip is None else str(ip)
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, last = self._buckets.pop(client, (self.rate.burst, now))
+            tokens, last = self._buckets.pop(key, (self.rate.burst, now))
             tokens = min(self.rate.burst, tokens + (now - last) * self.rate.per_second)
             if tokens >= 1:
-                self._buckets[client] = (tokens - 1, now)
+                self._buckets[key] = (tokens - 1, now)
                 wait = 0.0
             else:
-                self._buckets[client] = (tokens, now)
+                self._buckets[key] = (tokens, now)
                 wait = (1 - tokens) / self.rate.per_second
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, FrozenSet
 
 from .. import rejection
 from ..notices import NoticeError, normalize_fingerprint
 from ..rejection import RejectionError
 from ..store.rejections import notices, rejected_keys
 from . import admin, html
-from .request import HKPError, form_values
+from .request import Form, HKPError, parse_form
 
 if TYPE_CHECKING:  # pragma: no cover
     from .app import KeyServer, Request, Response
@@ -22,22 +22,19 @@ AUDIT_PATH = "/pks/x-cks-rejections"  # GET: the notices this node issued or app
 ADMIN_PATH = "/pks/admin"
 
 
-def _form(request: "Request"):
+def _form(request: "Request", once: FrozenSet[str]) -> Form:
     if request.header("content-type").split(";")[0].strip().lower() != \
             "application/x-www-form-urlencoded":
         raise HKPError(415, "send application/x-www-form-urlencoded")
-    try:
-        return form_values(request.body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise HKPError(400, "the form is not UTF-8") from None
+    return parse_form(request.body, once)
 
 
 def receive_notice(app: "KeyServer", request: "Request") -> "Response":
     """Fields `notice` (the signed text) and `signature` (armored, detached)."""
     from .app import Response
-    values = _form(request)
-    body = (values.get("notice") or [""])[0]
-    signature = (values.get("signature") or [""])[0]
+    values = _form(request, frozenset({"notice", "signature"}))
+    body = values.get("notice") or ""
+    signature = values.get("signature") or ""
     try:
         status, why = rejection.receive(app.store, body, signature,
                                         request.header("x-cks-sync") or request.client)
@@ -52,7 +49,7 @@ def audit(app: "KeyServer", request: "Request") -> "Response":
     text and signature, so anyone can check what was removed, when and why."""
     from .app import Response, _html
     found = notices(app.store, ["issued", "applied"])
-    if "mr" in request.target:
+    if "mr" in request.query.options:
         return Response(200, json.dumps([{
             "serial": n.serial, "action": n.action, "fingerprint": n.fingerprint,
             "reason": n.reason, "time": n.notice_time, "node": n.node, "signer": n.signer,
@@ -80,25 +77,26 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
             ("WWW-Authenticate", 'Basic realm="CKS administration", charset="UTF-8"')])
     message = ""
     if request.method == "POST":
-        values = _form(request)
-        token = (values.get("token") or [""])[0]
-        if not (admin.hmac.compare_digest(token, settings.csrf_token()) and admin.same_origin(
-                request.header("origin"), request.header("referer"), request.header("host"))):
+        values = _form(request, frozenset({"token", "action", "fingerprint", "reason"}))
+        token = (values.get("token") or "").encode()  # compare_digest refuses non-ASCII str
+        same_site = admin.same_origin(request.header("origin"), request.header("referer"),
+                                      request.header("host"))
+        if not (admin.hmac.compare_digest(token, settings.csrf_token().encode()) and same_site):
             raise HKPError(403, "refused: the form did not come from this page")
         message = _act(app, values)
     return _html(200, admin.page(settings, rejected_keys(app.store), message))
 
 
-def _act(app: "KeyServer", values) -> str:
-    action = (values.get("action") or [""])[0]
+def _act(app: "KeyServer", values: Form) -> str:
+    action = values.get("action") or ""
     try:
-        fingerprint = normalize_fingerprint((values.get("fingerprint") or [""])[0])
+        fingerprint = normalize_fingerprint(values.get("fingerprint") or "")
         if action == "delete":
             found = rejection.delete(app.store, fingerprint)
             return ("deleted %s" if found else "no key %s is stored here") % fingerprint
         if action == "reject":
-            notice = rejection.reject(app.store, fingerprint,
-                                      (values.get("reason") or [""])[0], app.settings.identity)
+            notice = rejection.reject(app.store, fingerprint, values.get("reason") or "",
+                                      app.settings.identity)
             return "rejected %s; notice %s waits for your signature" % (fingerprint,
                                                                        notice.serial)
         if action == "unreject":

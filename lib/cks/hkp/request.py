@@ -1,17 +1,24 @@
-"""Parsing HKP lookup requests and classifying what is searched (pure functions)."""
+"""Parsing HKP requests (query strings, form bodies, lookups) and classifying
+what is searched (pure functions)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional
-from urllib.parse import parse_qs
+from dataclasses import dataclass, field
+from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
+from urllib.parse import unquote_to_bytes
 
 OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
 TRUE_VALUES = frozenset({"on", "yes", "true", "1"})
+# The lookup variables: each may appear once in a query string.
+QUERY_ONCE = frozenset({"op", "search", "options", "exact", "fingerprint", "hash"})
+MAX_FIELDS = 100
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 _EMAIL = re.compile(r"^<?([^\s<>@]+@[^\s<>@]+)>?$")
+_SEGMENT = re.compile(rb"[^&]+")  # empty segments (a&&b, a trailing &) are skipped
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?]*")
 _HEX_KINDS = {8: "short_keyid", 16: "keyid", 32: "fingerprint", 40: "fingerprint",
               64: "fingerprint"}
 
@@ -57,42 +64,98 @@ class Lookup:
         return "mr" in self.options
 
 
-def form_values(query: str) -> Dict[str, List[str]]:
-    """Form variables of a query string or form body ('+' means space)."""
+@dataclass(frozen=True)
+class Form:
+    """The fields of a query string or form body: each name's values in order."""
+
+    values: Mapping[str, Tuple[str, ...]] = field(default_factory=dict)
+
+    def get(self, name: str) -> Optional[str]:
+        found = self.values.get(name)
+        return found[0] if found else None
+
+    def all(self, name: str) -> Tuple[str, ...]:
+        return self.values.get(name, ())
+
+    @property
+    def options(self) -> FrozenSet[str]:
+        """options=mr,nm as {"mr", "nm"}."""
+        return frozenset(o.strip().lower() for v in self.all("options")
+                         for o in v.split(",") if o.strip())
+
+
+def _malformed(reason: str) -> HKPError:
+    return HKPError(400, "malformed request: " + reason)
+
+
+def _decode(raw: bytes, what: str) -> str:
+    """One name or value: '+' is a space, %XX a byte; the bytes must be UTF-8
+    without NUL."""
+    bad = _BAD_ESCAPE.search(raw)
+    if bad:
+        escape = raw[bad.start():bad.start() + 3].decode("latin-1")
+        raise _malformed("bad percent-escape %r in %s: %% must be followed by two hex "
+                         "digits" % (escape, what))
     try:
-        return parse_qs(query, keep_blank_values=True, strict_parsing=False,
-                        errors="strict", max_num_fields=100)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HKPError(400, "malformed request: %s" % exc) from None
+        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _malformed("%s is not UTF-8" % what) from None
+    if "\0" in text:
+        raise _malformed("NUL character in %s" % what)
+    return text
 
 
-def _first(values: Dict[str, List[str]], name: str) -> Optional[str]:
-    found = values.get(name)
-    return found[0] if found else None
+def _field(segment: bytes) -> Tuple[str, str]:
+    raw_name, _, raw_value = segment.partition(b"=")
+    name = _decode(raw_name, "a parameter name")
+    if not name:
+        raise _malformed("a parameter without a name")
+    return name, _decode(raw_value, "parameter %.40r" % name)
 
 
-def options_of(values: Dict[str, List[str]]) -> FrozenSet[str]:
-    return frozenset(o.strip().lower() for v in values.get("options", [])
-                     for o in v.split(",") if o.strip())
+def parse_form(data: Union[str, bytes], once: FrozenSet[str] = frozenset()) -> Form:
+    """A query string or application/x-www-form-urlencoded body, strictly: fields
+    split on '&' only (empty ones skipped), at most MAX_FIELDS of them, and a name
+    in `once` at most once.  A str is taken as read from the wire, one character
+    a byte (Latin-1).  HKPError(400) with the reason when malformed."""
+    raw = data.encode("latin-1") if isinstance(data, str) else data
+    if b";" in raw:
+        raise _malformed("use & between parameters, not ;")
+    values: Dict[str, List[str]] = {}
+    for count, segment in enumerate(_SEGMENT.finditer(raw), 1):
+        if count > MAX_FIELDS:
+            raise _malformed("more than %d parameters" % MAX_FIELDS)
+        name, value = _field(segment.group())
+        if name in once and name in values:
+            raise _malformed("parameter %.40r given twice" % name)
+        values.setdefault(name, []).append(value)
+    return Form({name: tuple(found) for name, found in values.items()})
 
 
-def parse_lookup(query: str, words_of) -> Lookup:
-    """A /pks/lookup query string as a Lookup; HKPError(400/501) when it is not one."""
-    values = form_values(query)
-    op = (_first(values, "op") or "").lower()
+def split_target(target: str) -> Tuple[str, str]:
+    """The path and query string of a request target, in origin form
+    (/pks/lookup?op=...) or absolute form (http://host/pks/lookup?op=...).
+    The path is left as sent: the routes are exact, so anything odd is a 404."""
+    path, _, query = _ABSOLUTE_FORM.sub("", target, count=1).partition("?")
+    return path or "/", query
+
+
+def parse_lookup(query: Form, words_of) -> Lookup:
+    """A /pks/lookup query as a Lookup; HKPError(400/501) when it is not one."""
+    op = (query.get("op") or "").lower()
     if not op:
         raise HKPError(400, "missing op: use op=get, index, vindex, stats or hget")
     if op not in OPS:
         raise HKPError(501, "op=%s is not supported here" % op)
-    flag = lambda name: (_first(values, name) or "").lower() in TRUE_VALUES  # noqa: E731
+    flag = lambda name: (query.get(name) or "").lower() in TRUE_VALUES  # noqa: E731
     exact = flag("exact")
-    search_text = _first(values, "search")
+    search_text = query.get("search")
     search = None
     if op != "stats":
         if search_text is None or not search_text.strip():
             raise HKPError(400, "missing search: op=%s needs search=..." % op)
         search = classify(search_text, exact, words_of, by_hash=(op == "hget"))
-    return Lookup(op, search, options_of(values), flag("fingerprint"), exact, flag("hash"))
+    return Lookup(op, search, query.options, flag("fingerprint"), exact, flag("hash"))
 
 
 def classify(text: str, exact: bool, words_of, by_hash: bool = False) -> Query:

@@ -28,7 +28,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional
-from urllib.parse import parse_qs
 
 from .app import KeyServer, Request, Response
 from .http1 import HTTPError, Head, format_response, parse_head
@@ -36,21 +35,17 @@ from .http1 import HTTPError, Head, format_response, parse_head
 access_log = logging.getLogger("cks.access")
 log = logging.getLogger("cks.server")
 
-def is_quick(method: str, target: str) -> bool:
+def is_quick(request: Request) -> bool:
     """Answered in the loop's thread: index lookups (a capped list from the index
     tables), a get of one key by key ID, fingerprint or hash (what GnuPG sends
     most), a preflight.  A get by text (up to max_results keys to armor),
     vindex and stats may take longer and go to the workers, like uploads."""
-    if method == "OPTIONS":
-        return True
-    if method not in ("GET", "HEAD"):
+    if request.method == "OPTIONS" or request.malformed is not None:
+        return True  # a preflight, or a 400 for a malformed query
+    if request.method not in ("GET", "HEAD") or request.path != "/pks/lookup":
         return False
-    path, _, query = target.partition("?")
-    if path != "/pks/lookup":
-        return False
-    values = parse_qs(query)
-    op = (values.get("op") or [""])[0].lower()
-    search = (values.get("search") or [""])[0].strip().lower()
+    op = (request.query.get("op") or "").lower()
+    search = (request.query.get("search") or "").strip().lower()
     return op == "index" or (op in ("get", "hget") and (search.startswith("0x")
                                                         or len(search) == 32))
 
@@ -220,6 +215,9 @@ class HKPServer:
                 self._dispatch(connection)
         except HTTPError as exc:
             self._error(connection, exc.status, exc.message)
+        except Exception:  # a bug must not stop the loop, which serves everyone
+            log.exception("error reading a request from %s", connection.address)
+            self._close(connection)
 
     def _dispatch(self, connection: _Connection) -> None:
         head = connection.head
@@ -229,7 +227,7 @@ class HKPServer:
         connection.state = BUSY
         connection.deadline = float("inf")  # the app answers within its own time limits
         self._selector.unregister(connection.sock)  # nothing more is read until it is answered
-        if is_quick(head.method, head.target):
+        if is_quick(request):
             self._respond(connection, request, self._answer(request))
         else:
             future = self._pool.submit(self._answer, request)

@@ -164,6 +164,18 @@ class PeerStore:
                 "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
                 "ORDER BY pending_id, fingerprint LIMIT ?", (peer_id, limit)).fetchall()]
 
+    def backlog_of(self, peer_id: int, fingerprints: Sequence[str]) -> Dict[str, int]:
+        """Pending ids owed to a peer for these keys."""
+        out: Dict[str, int] = {}
+        with self.store.read() as cursor:
+            for start in range(0, len(fingerprints), 500):
+                chunk = list(fingerprints[start:start + 500])
+                out.update(cursor.execute(
+                    "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
+                    "AND fingerprint IN (%s)" % ",".join("?" * len(chunk)),
+                    [peer_id] + chunk).fetchall())
+        return out
+
     def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int) -> None:
         """The peer acknowledged these queue entries: they leave its backlog (unless
         queued again meanwhile), and queue entries every peer has leave the queue."""

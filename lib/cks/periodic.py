@@ -1,0 +1,39 @@
+"""A job that a daemon thread runs now and then every few seconds, until stopped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+log = logging.getLogger("cks")
+
+
+class Periodic:
+    """Runs `job` at start() and every `interval` seconds after; an exception
+    is logged and the next round comes as planned."""
+
+    def __init__(self, name: str, interval: float, job: Callable[[], None]) -> None:
+        self.name = name
+        self.interval = interval
+        self.job = job
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ends the thread; a round in progress is not waited for past `timeout`
+        (the thread is a daemon: it does not hold up exit)."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.job()
+            except Exception:  # noqa: BLE001 - a background job must not die
+                log.exception("%s failed; trying again in %g s", self.name, self.interval)
+            self._stopping.wait(self.interval)
