@@ -1,0 +1,57 @@
+"""A database made by CKS with schema version 1 is brought forward by the first
+tool that opens it: on SQLite and PostgreSQL."""
+
+import json
+
+from cks import pipeline
+from cks.store import open_store
+from support import fixture
+from support.db import run_sql
+from support.nodes import fpr
+from support.procs import tool
+
+KEYS = ["rsa2048", "nistp256", "certified", "ed25519"]
+
+
+def make_version_1(url):
+    """A database as CKS 1 left it: keys stored, a peer half-way through a full
+    send (catch_up_after names the last key it was sent)."""
+    store = open_store(url)
+    try:
+        for name in KEYS:
+            pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False))
+    finally:
+        store.close()
+    done_up_to = sorted(fpr(n) for n in KEYS)[1]
+    for sql in ["DROP TABLE cks_key_signers", "DROP TABLE cks_view_work",
+                "ALTER TABLE cks_keys DROP COLUMN unverified_revocation",
+                "ALTER TABLE cks_other_servers ADD COLUMN catch_up_after text",
+                "DROP INDEX cks_sync_backlog_order",
+                "CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog (peer_id, pending_id)",
+                "INSERT INTO cks_other_servers (peer, kind, sync_priority, added_at, "
+                "catch_up_after) VALUES ('peer.example:11371', 'hkp', 100, 0, '%s')"
+                % done_up_to,
+                "UPDATE cks_schema_version SET version = 1"]:
+        run_sql(url, sql, write=True)
+    return done_up_to
+
+
+def test_version_1_is_migrated(db_url):
+    done_up_to = make_version_1(db_url)
+    listed = tool("cks_sync_manage.py", ["--db", db_url, "list", "--json"])
+    assert listed.returncode == 0, listed.stderr
+    (peer,) = json.loads(listed.stdout)
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(2,)]
+    # the rest of the full send is owed, as backlog rows, in the same order
+    owed = sorted(f for f in (fpr(n) for n in KEYS) if f > done_up_to)
+    assert peer["catch_up"] == peer["backlog"] == len(owed) == 2
+    assert [r[0] for r in run_sql(db_url, "SELECT fingerprint FROM cks_sync_backlog "
+                                          "ORDER BY pending_id, fingerprint")] == owed
+    # who signed what, for the keys already stored
+    signers = {r[0] for r in run_sql(db_url, "SELECT signer_keyid FROM cks_key_signers "
+                                             "WHERE key_fingerprint = ?", (fpr("certified"),))}
+    assert signers == {fpr("rsa2048")[-16:], fpr("nistp256")[-16:]}
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys WHERE unverified_revocation")[0][0] == 0
+    # and it works as a new database does: opening it again changes nothing
+    again = tool("cks_admin.py", ["--db", db_url, "stats", "--json"])
+    assert again.returncode == 0 and json.loads(again.stdout)["keys"] == len(KEYS)
