@@ -293,46 +293,38 @@ class FullElements:
         return cls(body.zzp_list("elements"))
 
 
+class _NoFields:
+    """A message that is its type byte alone."""
+
+    TYPE: ClassVar[int]
+
+    def encode(self) -> bytes:
+        return _frame(self.TYPE, b"")
+
+    @classmethod
+    def _decode(cls, body: "_Body"):
+        return cls()
+
+
 @dataclass
-class SyncFail:
+class SyncFail(_NoFields):
     """Type 4: interpolation failed and the node is large: ask its children."""
 
     TYPE: ClassVar[int] = 4
 
-    def encode(self) -> bytes:
-        return _frame(self.TYPE, b"")
-
-    @classmethod
-    def _decode(cls, body: _Body) -> "SyncFail":
-        return cls()
-
 
 @dataclass
-class Done:
+class Done(_NoFields):
     """Type 5: the requester has finished."""
 
     TYPE: ClassVar[int] = 5
 
-    def encode(self) -> bytes:
-        return _frame(self.TYPE, b"")
-
-    @classmethod
-    def _decode(cls, body: _Body) -> "Done":
-        return cls()
-
 
 @dataclass
-class Flush:
+class Flush(_NoFields):
     """Type 6: the answerer writes out the replies it has buffered."""
 
     TYPE: ClassVar[int] = 6
-
-    def encode(self) -> bytes:
-        return _frame(self.TYPE, b"")
-
-    @classmethod
-    def _decode(cls, body: _Body) -> "Flush":
-        return cls()
 
 
 @dataclass
