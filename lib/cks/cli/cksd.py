@@ -21,6 +21,8 @@ from ..hkp.server import HKPServer, ServerLimits, listen
 from ..periodic import Periodic
 from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
+from ..store.peers import PUSH_KINDS, PeerStore
+from ..sync.push import SYNC_LOCK, push_peers, sync_limits
 from ..views import follow_signers
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 
@@ -71,6 +73,15 @@ def peer_refresh(settings: Settings) -> float:
     seconds = settings.get_float("ratelimit", "peer_refresh", 300.0)
     if seconds <= 0:
         raise ConfigError("[ratelimit] peer_refresh must be more than 0 seconds")
+    return seconds
+
+
+def push_interval(settings: Settings) -> float:
+    """[sync] push_interval: seconds between cksd's own push passes; 0 (the
+    default) leaves pushing to cks_sync.py from cron."""
+    seconds = settings.get_float("sync", "push_interval", 0.0)
+    if seconds < 0:
+        raise ConfigError("[sync] push_interval must be 0 (off) or more")
     return seconds
 
 
@@ -149,6 +160,9 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
                           peer_refresh(settings)),
             Periodic("served-views", FOLLOW_SIGNERS_EVERY,
                      lambda: _follow_signers(store, app.settings.limits.serve))]
+        if push_interval(settings):
+            background.append(Periodic("push", push_interval(settings),
+                                       lambda: _push(store, settings)))
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop.attach(server)
@@ -163,6 +177,28 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
                 job.stop()
             store.close()
     return 0
+
+
+def _push(store: Store, settings: Settings) -> None:
+    """One push pass to the enabled push peers that are owed keys, unless
+    another process (cks_sync.py, or cksd's next process) is pushing."""
+    try:
+        with store.exclusive(SYNC_LOCK) as locked:
+            if not locked:
+                return
+            peers = PeerStore(store)
+            owed = [p for p in peers.list(enabled_only=True)
+                    if p.kind in PUSH_KINDS and p.backlog]
+            for report in push_peers(store, peers, owed, settings, sync_limits(settings)):
+                if report.ok:
+                    log.info("pushed %d key%s to %s", report.sent,
+                             "" if report.sent == 1 else "s", report.peer)
+                else:
+                    log.warning("push to %s failed: %s; %d key%s kept for the next pass",
+                                report.peer, report.error, report.backlog_left,
+                                "" if report.backlog_left == 1 else "s")
+    except (ConfigError, StoreError) as exc:
+        log.warning("push pass not done: %s", exc)
 
 
 def _follow_signers(store: Store, policy: ServePolicy) -> None:
@@ -232,6 +268,7 @@ def main(argv: List[str]) -> int:
         server_settings(settings, port)  # check the settings before anything starts
         server_limits(settings)
         peer_refresh(settings)
+        push_interval(settings)
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()

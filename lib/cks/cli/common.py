@@ -12,6 +12,7 @@ from ..pipeline import Limits
 from ..notices import NoticeError, normalize_fingerprint
 from ..rejection import NodeIdentity
 from ..served import ServePolicy
+from ..sync.push import node_name
 
 
 class UserError(Exception):
@@ -62,7 +63,6 @@ def pipeline_limits(settings: Settings) -> Limits:
 
 def node_identity(settings: Settings) -> NodeIdentity:
     """This node's name and its operator's rejection key ([rejection] key)."""
-    from .sync import node_name
     key = settings.get("rejection", "key", "")
     try:
         key = normalize_fingerprint(key) if key else None

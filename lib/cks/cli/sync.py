@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import sys
-import time
 from typing import List
 
-from ..config import ConfigError, Settings
+from ..config import ConfigError
 from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
-from ..sync.hkp_push import HKPClient
-from ..sync.mail_out import MailPusher
-from ..sync.mailconf import mail_settings
-from ..sync.mta import transport_for
-from ..sync.peername import PeerNameError, parse_hkp_peer, parse_peer
-from ..sync.runner import HKPPusher, PeerReport, PeerSync, Pusher, SyncLimits, dry_run
+from ..sync.peername import PeerNameError, parse_peer
+from ..sync.push import SYNC_LOCK, push_peers, sync_limits
+from ..sync.runner import PeerReport, dry_run
 from .common import UserError, base_parser, settings_from
 
 EX_TEMPFAIL = 75  # another run holds the lock
@@ -29,34 +24,6 @@ def build_parser():
     parser.add_argument("--quiet", "-q", action="store_true",
                         help="print nothing when every peer was served")
     return parser
-
-
-def sync_limits(settings: Settings) -> SyncLimits:
-    return SyncLimits(
-        keys_per_request=settings.get_int("sync", "keys_per_request", 100),
-        bytes_per_request=settings.get_int("sync", "bytes_per_request", 1 << 20),
-        keys_per_peer_run=settings.get_int("sync", "keys_per_peer_run", 50_000),
-        seconds_per_run=settings.get_float("sync", "seconds_per_run", 3000.0),
-        timeout=settings.get_float("sync", "timeout", 30.0))
-
-
-def node_name(settings: Settings) -> str:
-    return settings.get("sync", "node_name",
-                        settings.get("server", "hostname", socket.getfqdn()))
-
-
-def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
-    if peer.kind == "hkp":
-        host, port = parse_hkp_peer(peer.peer)
-        return HKPPusher(HKPClient(host, port, limits.timeout, node_name(settings)))
-    if peer.kind == "mail":
-        try:
-            conf = mail_settings(settings)
-        except ConfigError as exc:
-            raise UserError(str(exc), 1) from None
-        return MailPusher(peer.peer, conf.address, transport_for(conf))
-    raise UserError("peer %s: %s peers are not supported by this version" % (peer.peer,
-                                                                           peer.kind), 1)
 
 
 def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
@@ -89,20 +56,16 @@ def main(argv: List[str]) -> int:
         raise UserError(str(exc), 1) from None
     try:
         peers = PeerStore(store)
-        with store.exclusive("cks_sync") as locked:
+        with store.exclusive(SYNC_LOCK) as locked:
             if not locked:
                 print("cks_sync.py: another run is still working on this database; "
                       "exiting", file=sys.stderr)
                 return EX_TEMPFAIL
             chosen = _chosen_peers(peers, args.peer)
-            deadline = time.monotonic() + limits.seconds_per_run
+            reports = [dry_run(peer) for peer in chosen] if args.dry_run else \
+                push_peers(store, peers, chosen, settings, limits)
             failed = 0
-            for peer in chosen:
-                if args.dry_run:
-                    report = dry_run(peer)
-                else:
-                    report = PeerSync(store, peers, peer, pusher_for(peer, settings, limits),
-                                      limits, deadline).run()
+            for report in reports:
                 for line in summary(report, args.quiet, args.dry_run):
                     print(line)
                 if not report.ok:
@@ -111,7 +74,7 @@ def main(argv: List[str]) -> int:
                         report.peer, report.error, report.backlog_left,
                         "" if report.backlog_left == 1 else "s"), file=sys.stderr)
             return 1 if failed else 0
-    except (PeerError, StoreError) as exc:
+    except (ConfigError, PeerError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     finally:
         store.close()
