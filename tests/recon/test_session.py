@@ -146,6 +146,8 @@ def reconcile_sets(req_set, ans_set, chunk=None, reconcile=None, split=50,
     converse(requester, answerer, chunk, watch)
     assert requester.missing == set(ans_set) - set(req_set)
     assert answerer.missing == set(req_set) - set(ans_set)
+    # what each side sent the other as lacking, it lacked indeed
+    assert requester.given <= answerer.missing and answerer.given <= requester.missing
     return requester, answerer
 
 

@@ -202,6 +202,7 @@ class Requester:
         self.bitquantum = bitquantum
         self.reader = MessageReader()
         self.missing: Set[int] = set()
+        self.given: Set[int] = set()  # elements sent to the peer that it lacks
         self.done = False
         self.requests_sent = 0
         self._queue: Deque[Prefix] = deque([ROOT])
@@ -290,6 +291,7 @@ class Requester:
                 mine = frozenset(self._node(prefix).elements())
             theirs = set(message.elements)
             out.add(Elements(list(mine - theirs)))
+            self.given |= mine - theirs
             self.missing |= theirs - mine
         else:
             raise ReconProtocolError("unexpected %s from the answerer" % type(message).__name__)
@@ -314,6 +316,7 @@ class Answerer:
         self.bitquantum = bitquantum
         self.reader = MessageReader()
         self.missing: Set[int] = set()
+        self.given: Set[int] = set()  # elements sent to the peer that it lacks
         self.done = False
         self.error: Optional[str] = None
         self.requests_answered = 0
@@ -389,6 +392,7 @@ class Answerer:
             if all(request.prefix.contains(e) for e in only_remote) and \
                     all(request.prefix.contains(e) for e in only_local):
                 self._replies.add(Elements(list(only_local)))
+                self.given |= set(only_local)
                 self.missing |= set(only_remote)
                 return
             # Roots outside the prefix: a false interpolation; treat as failure.
@@ -407,4 +411,5 @@ class Answerer:
         mine = set(node.elements())
         theirs = set(request.elements)
         self._replies.add(Elements(list(mine - theirs)))
+        self.given |= mine - theirs
         self.missing |= theirs - mine
