@@ -142,7 +142,12 @@ CREATE TABLE cks_other_servers (
     last_error_at     bigint,
     rejection_key     text,       -- fingerprint of the key the peer's operator signs
                                   -- rejection notices with
-    honour_rejections boolean NOT NULL DEFAULT false  -- apply its notices here
+    honour_rejections boolean NOT NULL DEFAULT false, -- apply its notices here
+    recon_rounds      bigint NOT NULL DEFAULT 0,  -- recon peers: rounds that completed
+    recon_last_round  bigint,     -- when the last one completed
+    recon_lacked_here integer,    -- in it: keys we lacked (found by recon),
+    recon_lacked_there integer,   -- keys the peer lacked (we told it),
+    recon_fetched     integer     -- and keys fetched and stored here
 );
 
 -- Each peer's backlog: the queued keys it has not acknowledged yet.  A row
@@ -167,6 +172,24 @@ CREATE TABLE cks_sync_refusals (
     message     text,
     PRIMARY KEY (peer_id, fingerprint)
 );
+
+-- The SKS reconciliation set (recon) as a prefix tree, kept in the transaction
+-- that changes a key (lib/cks/store/ptree.py).  The set's elements are the
+-- keys' sks_hash read as little-endian numbers; a node is named by a prefix
+-- of the hash's bits, most significant first, as a string of '0'/'1' (2 bits
+-- per level; '' is the root, always present).  Every node keeps the number of
+-- elements under it and their sample values (6 x 17 bytes, little-endian;
+-- NULL for the empty set).  A leaf's elements are not stored here: they are
+-- the cks_keys rows whose sks_hash lies in the prefix's range.  A leaf splits
+-- above 50 elements, an inner node (4 children) joins at 25 or fewer.
+-- `cks_admin.py ptree --check` compares it with cks_keys, `--rebuild` redoes it.
+CREATE TABLE cks_ptree (
+    prefix      text PRIMARY KEY,
+    size        bigint NOT NULL,
+    samples     bytea,
+    leaf        boolean NOT NULL
+);
+INSERT INTO cks_ptree (prefix, size, samples, leaf) VALUES ('', 0, NULL, true);
 
 -- Fingerprints that may never be stored again.
 CREATE TABLE cks_rejected_keys (
@@ -208,12 +231,31 @@ CREATE TABLE cks_notice_backlog (
     PRIMARY KEY (peer_id, serial)
 );
 
+-- SKS key hashes that reconciliation does not fetch again
+-- (lib/cks/sync/recon/fetch.py).  Recon lists a hash this node lacks at every
+-- round, with every peer that holds its key, so a key fetched and then not
+-- stored under that hash would be fetched again and again.  A hash names fixed
+-- bytes, so fetching it again can only bring the same answer: the hash goes
+-- here when its key was refused (rejected, over a limit, unparseable, an
+-- answer over the size limit) or is held here in another form (merged with
+-- packets the peer lacks, or read differently).  One row per hash, whichever
+-- peer answered; a hash not returned by the peer is not recorded.  A row older
+-- than 30 days is purged and the hash asked again, so an unrejected key or a
+-- raised limit takes effect.
+CREATE TABLE cks_recon_refused (
+    sks_hash    text PRIMARY KEY,     -- 32 hex, as cks_keys.sks_hash
+    fingerprint text,                 -- of the key in the answer; NULL if unparseable
+    refused_at  bigint NOT NULL,
+    reason      text NOT NULL
+);
+
 COMMIT;
 
 -- The role of the mail account (cks_mail_sync.py, run by the MTA for the
 -- pgp-keys account).  It reads the peer list and the rejected keys, merges
--- keys (insert and update; it cannot delete a key, reject or unreject one,
--- or change the peer list) and queues what it forwards to the mail peers.
+-- keys (insert and update, and the reconciliation tree with them; it cannot
+-- delete a key, reject or unreject one, or change the peer list) and queues
+-- what it forwards to the mail peers.
 -- Not run by this file: as the owner of the tables, after creating them, run
 -- the lines below without their "-- " (with your database's name for cks),
 -- then see README.md (Mail synchronization) for logging in without a password.
@@ -231,3 +273,4 @@ COMMIT;
 -- GRANT SELECT, INSERT, DELETE ON cks_pending_sync TO cks_mail;
 -- GRANT USAGE ON SEQUENCE cks_pending_sync_id_seq TO cks_mail;
 -- GRANT SELECT, INSERT, UPDATE, DELETE ON cks_sync_backlog TO cks_mail;
+-- GRANT SELECT, INSERT, UPDATE, DELETE ON cks_ptree TO cks_mail;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from typing import Callable
 
@@ -10,13 +11,16 @@ log = logging.getLogger("cks")
 
 
 class Periodic:
-    """Runs `job` at start() and every `interval` seconds after; an exception
-    is logged and the next round comes as planned."""
+    """Runs `job` at start() and every `interval` seconds after (give or take
+    `jitter`, a fraction of it, so that peers on the same schedule drift
+    apart); an exception is logged and the next round comes as planned."""
 
-    def __init__(self, name: str, interval: float, job: Callable[[], None]) -> None:
+    def __init__(self, name: str, interval: float, job: Callable[[], None],
+                 jitter: float = 0.0) -> None:
         self.name = name
         self.interval = interval
         self.job = job
+        self.jitter = jitter
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -36,4 +40,5 @@ class Periodic:
                 self.job()
             except Exception:  # noqa: BLE001 - a background job must not die
                 log.exception("%s failed; trying again in %g s", self.name, self.interval)
-            self._stopping.wait(self.interval)
+            self._stopping.wait(self.interval * random.uniform(1 - self.jitter,
+                                                               1 + self.jitter))

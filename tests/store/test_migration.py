@@ -24,7 +24,11 @@ def make_version_1(url):
         store.close()
     done_up_to = sorted(fpr(n) for n in KEYS)[1]
     for sql in ["DROP TABLE cks_key_signers", "DROP TABLE cks_view_work",
-                "ALTER TABLE cks_keys DROP COLUMN unverified_revocation",
+                "DROP TABLE cks_recon_refused", "DROP TABLE cks_ptree",
+                "ALTER TABLE cks_keys DROP COLUMN unverified_revocation"] + [
+                "ALTER TABLE cks_other_servers DROP COLUMN " + column for column in (
+                    "recon_rounds", "recon_last_round", "recon_lacked_here",
+                    "recon_lacked_there", "recon_fetched")] + [
                 "ALTER TABLE cks_other_servers ADD COLUMN catch_up_after text",
                 "DROP INDEX cks_sync_backlog_order",
                 "CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog (peer_id, pending_id)",

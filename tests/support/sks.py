@@ -39,8 +39,10 @@ def free_ports(address: str, count: int = 2):
             sock.close()
 
 
-def sks_node(workdir, keyring_files=()) -> SksNode:
-    """A started SKS node on ADDRESS (use as a context manager)."""
+def sks_node(workdir, keyring_files=(), membership=(), gossip_interval_min=None) -> SksNode:
+    """An SKS node on ADDRESS, to start as a context manager; `membership`
+    lists its recon peers ((host, recon port) pairs)."""
     require_sks()
     hkp, recon = free_ports(ADDRESS)
-    return SksNode(workdir, hkp, recon, address=ADDRESS, keyring_files=list(keyring_files))
+    return SksNode(workdir, hkp, recon, address=ADDRESS, keyring_files=list(keyring_files),
+                   membership=membership, gossip_interval_min=gossip_interval_min)

@@ -31,7 +31,7 @@ def test_add_list_set_remove(db_url):
     assert (peers[1]["catch_up"], peers[1]["backlog"]) == (1, 1)  # owed the stored key
     text = manage(db_url, "list").stdout.decode().splitlines()
     assert text[0].split() == ["PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST", "SUCCESS",
-                               "LAST", "ERROR"]
+                               "LAST", "ROUND", "LAST", "ERROR"]
     assert text[1].split()[:5] == ["5", "peer.example.net:11372", "hkp", "enabled", "0"]
     assert text[2].split()[:6] == ["100", "keys.example.org:11371", "hkp", "enabled,",
                                    "catching", "up"]
@@ -57,7 +57,9 @@ def test_mail_peer_is_recognised(db_url):
     (["add", "[::g]:11371"], 2, "not an IPv6 address"),
     (["add", "not@an@address"], 2, "not a valid e-mail address"),
     (["add", "ok.example", "--email", "nope"], 2, "--email"),
-    (["add", "ok.example", "--type", "recon"], 2, "not supported"),
+    (["add", "ok.example", "--recon-port", "11370"], 2, "for --type recon peers"),
+    (["add", "ok.example", "--type", "recon", "--recon-port", "0"], 2, "between 1 and 65535"),
+    (["add", "ok.example", "--type", "recon", "--filters", ","], 2, "--filters"),
     (["remove", "unknown.example"], 1, "no peer unknown.example:11371"),
     (["set", "unknown.example", "--disable"], 1, "no peer"),
     (["set", "unknown.example"], 2, "nothing to change"),
@@ -67,6 +69,24 @@ def test_errors_are_one_clear_line(db_url, args, code, message):
     assert out.returncode == code, out.stderr
     err = out.stderr.decode()
     assert message in err and "Traceback" not in err
+
+
+def test_recon_peers(db_url):
+    out = manage(db_url, "add", "sks.example", "--type", "recon")
+    assert out.returncode == 0 and out.stdout.decode().strip() == \
+        "added recon peer sks.example:11371 (priority 100)"
+    assert manage(db_url, "add", "hockeypuck.example:11373", "--type", "recon", "--recon-port",
+                  "11372", "--filters", "yminsky.dedup, yminsky.merge,pks.x").returncode == 0
+    peers = {p["peer"]: p for p in json.loads(manage(db_url, "list", "--json").stdout)}
+    assert (peers["sks.example:11371"]["recon_port"], peers["sks.example:11371"]["filters"]) \
+        == (11370, None)
+    assert (peers["hockeypuck.example:11373"]["recon_port"],
+            peers["hockeypuck.example:11373"]["filters"]) == (11372,
+                                                              "yminsky.dedup,yminsky.merge,pks.x")
+    assert peers["sks.example:11371"]["recon_rounds"] == 0
+    row = [line for line in manage(db_url, "list").stdout.decode().splitlines()
+           if line.split()[1:2] == ["sks.example:11371"]][0]
+    assert "none yet" in row
 
 
 def test_duplicates_are_refused(db_url):

@@ -18,7 +18,7 @@ from ..notices import NoticeError, normalize_fingerprint
 from ..openpgp.info import describe
 from ..openpgp.keys import merge_all, read_keys
 from ..rejection import NodeIdentity, RejectionError
-from ..store import StoreError, open_store
+from ..store import StoreError, open_store, ptree
 from ..store.rejections import get_notice, notices, rejected_keys
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 from .show import format_key
@@ -314,6 +314,40 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     return _with_store(args, action)
 
+PTREE_PROBLEMS_SHOWN = 50
+
+
+def cmd_ptree(args: argparse.Namespace) -> int:
+    """The SKS reconciliation tree: a summary, --check against cks_keys (exit 1
+    on any difference), or --rebuild from cks_keys in one transaction."""
+    def action(store):
+        if args.rebuild:
+            with store.write() as cursor:
+                tree = ptree.rebuild(cursor)
+            print("rebuilt: %d elements, %d nodes, depth %d" % (tree.elements, tree.nodes,
+                                                                 tree.depth))
+            return 0
+        with ptree.snapshot(store) as cursor:
+            tree = ptree.summary(cursor)
+            problems = ptree.check(cursor) if args.check else []
+        print("%-18s %d\n%-18s %d\n%-18s %d" % ("elements", tree.elements, "nodes",
+                                                 tree.nodes, "depth", tree.depth))
+        for problem in problems[:PTREE_PROBLEMS_SHOWN]:
+            print("ptree: %s" % problem, file=sys.stderr)
+        if len(problems) > PTREE_PROBLEMS_SHOWN:
+            print("ptree: ... and %d more" % (len(problems) - PTREE_PROBLEMS_SHOWN),
+                  file=sys.stderr)
+        if problems:
+            print("ptree: %d problem%s: the tree does not match the stored keys; "
+                  "cks_admin.py ptree --rebuild repairs it"
+                  % (len(problems), "" if len(problems) == 1 else "s"), file=sys.stderr)
+            return 1
+        if args.check:
+            print("ptree OK: sizes, sample values and shape match the stored keys")
+        return 0
+    return _with_store(args, action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -368,6 +402,15 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="key and queue counts")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=cmd_stats)
+    tree = commands.add_parser("ptree", help="the SKS reconciliation tree: summary, "
+                                             "--check, --rebuild")
+    what = tree.add_mutually_exclusive_group()
+    what.add_argument("--check", action="store_true",
+                      help="recompute sizes and sample values from the keys; exit 1 if "
+                           "anything differs")
+    what.add_argument("--rebuild", action="store_true",
+                      help="build the tree again from the keys (one transaction)")
+    tree.set_defaults(handler=cmd_ptree)
     return parser
 
 

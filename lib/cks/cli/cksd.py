@@ -10,7 +10,7 @@ import signal
 import socket
 import sys
 from logging.handlers import QueueHandler, QueueListener
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 from ..config import ConfigError, Settings
 from ..hkp.admin import AdminSettings
@@ -23,15 +23,16 @@ from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
+from ..sync.recon.service import ReconService
 from ..views import follow_signers
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 
 log = logging.getLogger("cksd")
 
-# Seconds between two looks at the queue of served views to derive again: work
-# that the program which stored a key did not finish (it crashed, or a mail
-# was stored by the MTA's account while cksd serves).
-FOLLOW_SIGNERS_EVERY = 5.0
+# Seconds between two looks at the queue of served views to derive again: the
+# work of uploads (which leave it to this job), and work that another program
+# did not finish (it crashed after its commit).
+FOLLOW_SIGNERS_EVERY = 2.0
 
 
 def build_parser():
@@ -40,6 +41,9 @@ def build_parser():
                         "127.0.0.1, or [server] bind in the config)")
     parser.add_argument("--port", type=int, metavar="N", help="HKP port (default 11371; "
                         "0 picks a free port)")
+    parser.add_argument("--recon-port", type=int, metavar="N",
+                        help="serve SKS reconciliation on this port (also [recon] port; "
+                             "off unless set; 0 picks a free port)")
     return parser
 
 
@@ -148,7 +152,16 @@ class _StopSignal:
             server.request_stop()
 
 
-def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal) -> int:
+def recon_interval(settings: Settings) -> float:
+    """[recon] interval: seconds between the rounds cksd starts (60, as SKS)."""
+    seconds = settings.get_float("recon", "interval", 60.0)
+    if seconds <= 0:
+        raise ConfigError("[recon] interval must be more than 0 seconds")
+    return seconds
+
+
+def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal,
+          recon_listener: Optional[socket.socket] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT."""
     try:
         store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16),
@@ -160,6 +173,10 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
                           peer_refresh(settings)),
             Periodic("served-views", FOLLOW_SIGNERS_EVERY,
                      lambda: _follow_signers(store, app.settings.limits.serve))]
+        if recon_listener is not None:
+            background.append(ReconService(store, recon_listener, port,
+                                           app.settings.limits, recon_interval(settings),
+                                           recon_listener.getsockname()[0]))
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
                                        lambda: _push(store, settings)))
@@ -209,7 +226,7 @@ def _follow_signers(store: Store, policy: ServePolicy) -> None:
 
 
 def run_processes(settings: Settings, listener: socket.socket, port: int, count: int,
-                  stop: _StopSignal) -> int:
+                  stop: _StopSignal, recon_listener: Optional[socket.socket] = None) -> int:
     """Fork `count` serving processes sharing the listening socket, and wait.
 
     Python runs one thread at a time per process; several processes use
@@ -222,13 +239,15 @@ def run_processes(settings: Settings, listener: socket.socket, port: int, count:
         if pid == 0:
             code = 1
             try:
-                code = serve(settings, listener, port, _StopSignal())
+                code = serve(settings, listener, port, _StopSignal(), recon_listener)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:
                 os._exit(code)
         children.append(pid)
     listener.close()
+    if recon_listener is not None:
+        recon_listener.close()
 
     def forward(signum, _frame):
         for child in children:
@@ -269,6 +288,12 @@ def main(argv: List[str]) -> int:
         server_limits(settings)
         peer_refresh(settings)
         push_interval(settings)
+        recon_port = args.recon_port if args.recon_port is not None else \
+            settings.get_int("recon", "port", -1)
+        if recon_port != -1:
+            if not 0 <= recon_port <= 65535:
+                raise UserError("--recon-port must be between 0 and 65535")
+            recon_interval(settings)
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()
@@ -282,12 +307,21 @@ def main(argv: List[str]) -> int:
         listener = listen(bind, port)
     except OSError as exc:
         raise UserError("cannot listen on %s:%d: %s" % (bind, port, exc.strerror), 1) from None
+    recon_listener = None
+    if recon_port != -1:
+        try:
+            recon_listener = listen(bind, recon_port)
+        except OSError as exc:
+            raise UserError("cannot listen on %s:%d for recon: %s"
+                            % (bind, recon_port, exc.strerror), 1) from None
+        print("cksd recon on %s:%d" % (bind, recon_listener.getsockname()[1]),
+              file=sys.stderr, flush=True)
     host, port = listener.getsockname()[:2]
     print("cksd listening on http://%s:%d" % ("[%s]" % host if ":" in host else host, port),
           file=sys.stderr, flush=True)
     if processes == 1:
-        code = serve(settings, listener, port, stop)
+        code = serve(settings, listener, port, stop, recon_listener)
     else:
-        code = run_processes(settings, listener, port, processes, stop)
+        code = run_processes(settings, listener, port, processes, stop, recon_listener)
     log.info("stopped")
     return code

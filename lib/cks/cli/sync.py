@@ -5,13 +5,14 @@ from __future__ import annotations
 import sys
 from typing import List
 
-from ..config import ConfigError
+from ..config import ConfigError, Settings
 from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
 from ..sync.peername import PeerNameError, parse_peer
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
+from ..sync.recon.rounds import dial
 from ..sync.runner import PeerReport, dry_run
-from .common import UserError, base_parser, settings_from
+from .common import UserError, base_parser, pipeline_limits, settings_from
 
 EX_TEMPFAIL = 75  # another run holds the lock
 
@@ -62,9 +63,13 @@ def main(argv: List[str]) -> int:
                       "exiting", file=sys.stderr)
                 return EX_TEMPFAIL
             chosen = _chosen_peers(peers, args.peer)
-            reports = [dry_run(peer) for peer in chosen] if args.dry_run else \
-                push_peers(store, peers, chosen, settings, limits)
+            pushed = [p for p in chosen if p.kind != "recon"]
+            reports = [dry_run(peer) for peer in pushed] if args.dry_run else \
+                push_peers(store, peers, pushed, settings, limits)
             failed = 0
+            for peer in chosen:
+                if peer.kind == "recon":
+                    failed += not _recon(store, peer, settings, args)
             for report in reports:
                 for line in summary(report, args.quiet, args.dry_run):
                     print(line)
@@ -80,6 +85,21 @@ def main(argv: List[str]) -> int:
         store.close()
 
 
+def _recon(store, peer: Peer, settings: Settings, args) -> bool:
+    """One reconciliation round with `peer` and the fetch of what we lack."""
+    if args.dry_run:
+        print("%s: would run a recon round" % peer.peer)
+        return True
+    report = dial(store, peer, settings.get_int("server", "port", 11371),
+                  pipeline_limits(settings), settings.get("server", "bind", ""))
+    if report.ok:
+        if not args.quiet:
+            print(report.summary())
+    else:
+        print("%s: FAILED: %s" % (peer.peer, report.summary()), file=sys.stderr)
+    return report.ok
+
+
 def _chosen_peers(peers: PeerStore, only: str) -> List[Peer]:
     if only:
         try:
@@ -87,4 +107,4 @@ def _chosen_peers(peers: PeerStore, only: str) -> List[Peer]:
         except PeerNameError as exc:
             raise UserError(str(exc)) from None
         return [peers.get(name)]
-    return [p for p in peers.list(enabled_only=True) if p.kind in ("hkp", "mail")]
+    return peers.list(enabled_only=True)

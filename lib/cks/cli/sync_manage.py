@@ -13,6 +13,8 @@ from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
 from ..notices import NoticeError, normalize_fingerprint
 from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
+from ..sync.recon.rounds import DEFAULT_RECON_PORT
+from ..sync.recon.wire import DEFAULT_FILTERS
 from .common import UserError, base_parser, settings_from
 
 
@@ -25,16 +27,30 @@ def _state(peer: Peer) -> str:
     return state + (", catching up" if peer.catch_up else "")
 
 
+def _last_round(peer: Peer) -> str:
+    """A recon peer's last completed round: when, keys we lacked, keys it
+    lacked, keys fetched."""
+    if peer.kind != "recon":
+        return "-"
+    if not peer.recon_last_round:
+        return "none yet"
+    return "%s lacked here %d there %d, fetched %d" % (
+        _when(peer.recon_last_round), peer.recon_lacked_here or 0,
+        peer.recon_lacked_there or 0, peer.recon_fetched or 0)
+
+
 def format_table(peers: List[Peer]) -> str:
-    rows = [("PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST SUCCESS", "LAST ERROR")]
+    rows = [("PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST SUCCESS", "LAST ROUND",
+             "LAST ERROR")]
     for p in peers:
         error = "-"
         if p.last_error and (not p.last_success or (p.last_error_at or 0) >= p.last_success):
             error = "%s: %s" % (_when(p.last_error_at), p.last_error)
-        rows.append((str(p.sync_priority), p.peer, p.kind, _state(p), str(p.backlog),
-                     _when(p.last_success), error))
-    widths = [max(len(r[i]) for r in rows) for i in range(6)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:6], widths)) + "  " + r[6]
+        rows.append((str(p.sync_priority), p.peer, p.kind, _state(p),
+                     "-" if p.kind == "recon" else str(p.backlog), _when(p.last_success),
+                     _last_round(p), error))
+    widths = [max(len(r[i]) for r in rows) for i in range(7)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:7], widths)) + "  " + r[7]
                      for r in rows) + "\n"
 
 
@@ -52,12 +68,17 @@ def _email(text: Optional[str]) -> Optional[str]:
 
 
 def cmd_add(peers: PeerStore, args) -> int:
-    if args.type == "recon":
-        raise UserError("SKS reconciliation peers are not supported by this version of CKS")
     kind, name = parse_or_fail(args.peer, args.type)
+    if kind != "recon" and (args.recon_port is not None or args.filters is not None):
+        raise UserError("--recon-port and --filters are for --type recon peers")
+    if args.recon_port is not None and not 0 < args.recon_port < 65536:
+        raise UserError("--recon-port must be between 1 and 65535")
     # A full send to a mail peer would be one mail per stored key: only on request.
     catch_up = args.catch_up if kind == "mail" else not args.no_catch_up
     peer = peers.add(name, kind, args.priority, _email(args.email), catch_up,
+                     recon_port=args.recon_port or (DEFAULT_RECON_PORT if kind == "recon"
+                                                    else None),
+                     filters=_filters(args.filters),
                      rejection_key=_rejection_key(args.rejection_key),
                      honour_rejections=bool(args.honour_rejections))
     print("added %s peer %s (priority %d)%s" % (
@@ -65,6 +86,18 @@ def cmd_add(peers: PeerStore, args) -> int:
         "; it will be sent the %d key%s stored now first"
         % (peer.catch_up, "" if peer.catch_up == 1 else "s") if peer.catch_up else ""))
     return 0
+
+
+def _filters(text: Optional[str]) -> Optional[str]:
+    """--filters: the recon filter list this peer demands, comma-separated."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names or any(not n.replace(".", "").replace("_", "").replace("-", "").isalnum()
+                        for n in names):
+        raise UserError("--filters: a comma-separated list of filter names, e.g. %s"
+                        % DEFAULT_FILTERS)
+    return ",".join(names)
 
 
 def _rejection_key(text: Optional[str]) -> Optional[str]:
@@ -147,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", metavar="ADDR", help="the peer operator's contact address")
     add.add_argument("--type", choices=("hkp", "mail", "recon"),
                      help="kind of peer (default: mail if PEER has an @, else hkp)")
+    add.add_argument("--recon-port", type=int, metavar="N",
+                     help="recon peers: the peer's recon port (default %d)" % DEFAULT_RECON_PORT)
+    add.add_argument("--filters", metavar="LIST",
+                     help="recon peers: the filters it demands in the handshake (default "
+                          "SKS's %s; Hockeypuck 2.2+ wants its own longer list)"
+                          % DEFAULT_FILTERS)
     add.add_argument("--no-catch-up", action="store_true",
                      help="do not send the keys stored before the peer was added")
     add.add_argument("--catch-up", action="store_true",

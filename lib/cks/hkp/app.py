@@ -21,6 +21,7 @@ from ..openpgp.keys import parse_keyring
 from ..store import Store, StoreUnavailable
 from ..store.base import KeyRow, words_of
 from ..rejection import NodeIdentity
+from ..sync.recon import hashquery
 from . import html, mr, rejections
 from .admin import AdminSettings
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
@@ -32,6 +33,9 @@ log = logging.getLogger("cks.hkp")
 
 SYNC_HEADER = "X-CKS-Sync"  # set by a peer's cks_sync: store, but do not queue again
 TRUNCATED_HEADER = "X-HKP-Results-Truncated"
+# A hashquery answer stops growing past this (its first key always goes in):
+# 100 flooded keys must not become one answer of hundreds of megabytes.
+HASHQUERY_ANSWER_BYTES = 16 << 20
 
 
 @dataclass
@@ -300,7 +304,9 @@ class KeyServer:
             raise HKPError(400, "empty submission: no key data")
         peer = request.header(SYNC_HEADER).strip()
         source = pipeline.Source.peer("hkp-sync", peer) if peer else pipeline.Source.user()
-        report = pipeline.submit(self.store, data, source, self.settings.limits)
+        # The served views that depend on these keys follow within seconds, in
+        # cksd's background job (cli/cksd.py), not in this request.
+        report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False)
         return self._add_response(request, report, "mr" in options)
 
     def _add_response(self, request: Request, report: pipeline.Report, mr_out: bool) -> Response:
@@ -321,8 +327,42 @@ class KeyServer:
             return _html(status, html.add_page(lines))
         return Response(status, ("\n".join(lines) + "\n").encode())
 
+    # --- reconciliation ------------------------------------------------------------
+
+    def hash_query(self, request: Request) -> Response:
+        """POST /pks/hashquery: the keys an SKS peer's reconciliation found it
+        lacks, by SKS key hash.  Each is the stored network view (what the
+        hash names, as for op=hget); hashes not held are left out.  SKS asks
+        with HTTP/1.0, a Content-Length and nothing else."""
+        try:
+            hashes = hashquery.decode_request(request.body)
+        except hashquery.HashQueryError as exc:
+            raise HKPError(400, "malformed hashquery: %s" % exc) from None
+        fingerprints = [f for digest in hashes for f in self.store.find_by_hash(digest.hex())]
+        keys, truncated = self._network_views_within(fingerprints, HASHQUERY_ANSWER_BYTES)
+        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
+        return Response(200, hashquery.encode_answer(keys), hashquery.CONTENT_TYPE, extra)
+
+    def _network_views_within(self, fingerprints: List[str],
+                              limit: int) -> Tuple[List[bytes], bool]:
+        """The stored keys, read a few at a time, until they would pass `limit`
+        bytes (the first always goes in); and whether some were left out, which
+        the X-HKP-Results-Truncated header tells a CKS peer, so it asks again."""
+        keys: List[bytes] = []
+        size = 0
+        for start in range(0, len(fingerprints), 10):
+            chunk = fingerprints[start:start + 10]
+            found = self.store.keydata(chunk)
+            for data in (found[f] for f in chunk if f in found):
+                if keys and size + len(data) > limit:
+                    return keys, True
+                keys.append(data)
+                size += len(data)
+        return keys, False
+
 
 _ROUTES = {
+    hashquery.PATH: (("POST",), KeyServer.hash_query),
     rejections.NOTICE_PATH: (("POST",), rejections.receive_notice),
     rejections.AUDIT_PATH: (("GET", "HEAD"), rejections.audit),
     rejections.ADMIN_PATH: (("GET", "POST"), rejections.admin_page),

@@ -164,10 +164,22 @@ def stats_page(stats: Dict) -> str:
         ("Maximum upload", "%d bytes" % server["max_upload_bytes"]),
         ("Maximum results", server["max_results"]),
     ])
-    peers = "".join("<tr><td>%s</td><td>%s</td></tr>" % (e(p["peer"]), e(p["kind"]))
-                    for p in stats["peers"]) or "<tr><td colspan=2>none</td></tr>"
+    peers = "".join("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
+        e(p["peer"]), e(p["kind"]), _date(p["last_success"]), e(_last_round(p)),
+        e(p["last_error"] or "")) for p in stats["peers"]) or \
+        "<tr><td colspan=5>none</td></tr>"
     return page("Server statistics", "<table>%s</table>\n<h2>Peers</h2>\n"
-                "<table><tr><th>peer</th><th>kind</th></tr>%s</table>" % (rows, peers))
+                "<table><tr><th>peer</th><th>kind</th><th>last success</th>"
+                "<th>last recon round</th><th>last error</th></tr>%s</table>" % (rows, peers))
+
+
+def _last_round(peer: Dict) -> str:
+    recon = peer.get("recon")
+    if not recon or not recon["last_round"]:
+        return "" if not recon else "none yet"
+    return "%s: lacked here %d, there %d; fetched %d" % (
+        _date(recon["last_round"]), recon["lacked_here"] or 0, recon["lacked_there"] or 0,
+        recon["fetched"] or 0)
 
 
 def error_page(status: int, message: str) -> str:

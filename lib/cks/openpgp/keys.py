@@ -337,10 +337,15 @@ def merge_all(keys: Iterable[Key]) -> List[Key]:
 
 
 def sks_hash(key: Key) -> bytes:
+    """SKS's key hash of a key (see packets_hash)."""
+    return packets_hash(key.packets())
+
+
+def packets_hash(packets: Iterable[Packet]) -> bytes:
     """SKS's key hash: MD5 over the packets sorted by (tag, body), each written as
     int32 tag, int32 length, body (see reference/recon.md)."""
     digest = hashlib.md5()
-    for packet in sorted(key.packets(), key=lambda p: (p.tag, p.body)):
+    for packet in sorted(packets, key=lambda p: (p.tag, p.body)):
         digest.update(packet.tag.to_bytes(4, "big"))
         digest.update(len(packet.body).to_bytes(4, "big"))
         digest.update(packet.body)

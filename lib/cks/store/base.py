@@ -312,7 +312,10 @@ class Store:
         values = (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
                   info.created, info.expires, info.revoked, info.revocation_unverified,
                   info.sks_hash, keydata, served, crc24(served), len(keydata))
+        old_hash = None
         if first_seen is not None:
+            old_hash = cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
+                                     (fpr,))
             cursor.execute("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
@@ -329,6 +332,11 @@ class Store:
                 "served_crc24, size, first_seen, last_changed, source, fingerprint) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values + (now, now, source, fpr))
+        if old_hash != info.sks_hash:
+            # The recon set: the old hash leaves, the new one enters, after the row
+            # changed (ptree.py; imported here because it imports this module).
+            from .ptree import change_hash
+            change_hash(cursor, old_hash, info.sks_hash)
         cursor.executemany(
             "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
             "version, algorithm, bits, created, expires, revoked) "
@@ -375,8 +383,12 @@ class Store:
     @staticmethod
     def any_held(cursor: Cursor, keyids: Sequence[str]) -> bool:
         """Is a key with one of these (primary) key IDs stored?"""
-        return cursor.scalar("SELECT count(*) FROM cks_keys WHERE keyid IN %s" % _in(keyids),
-                             list(keyids)) > 0
+        for start in range(0, len(keyids), 500):
+            chunk = list(keyids[start:start + 500])
+            if cursor.scalar("SELECT count(*) FROM cks_keys WHERE keyid IN %s" % _in(chunk),
+                             chunk):
+                return True
+        return False
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:
@@ -541,11 +553,23 @@ class Store:
         return [by_fpr[f] for f in fingerprints if f in by_fpr]
 
     def peers_summary(self) -> List[Dict[str, Any]]:
-        """The enabled peers, for the stats page."""
+        """The enabled peers, for the stats page; recon peers with their last
+        completed round (when, keys lacked here and there, keys fetched)."""
         with self.read() as cursor:
-            rows = cursor.execute("SELECT peer, kind FROM cks_other_servers WHERE enabled = ? "
-                                  "ORDER BY sync_priority, peer", (True,)).fetchall()
-        return [{"peer": r[0], "kind": r[1]} for r in rows]
+            rows = cursor.execute(
+                "SELECT peer, kind, last_success, last_error, last_error_at, recon_rounds, "
+                "recon_last_round, recon_lacked_here, recon_lacked_there, recon_fetched "
+                "FROM cks_other_servers WHERE enabled = ? ORDER BY sync_priority, peer",
+                (True,)).fetchall()
+        out = []
+        for r in rows:
+            peer = {"peer": r[0], "kind": r[1], "last_success": r[2],
+                    "last_error": r[3] if r[3] and (r[4] or 0) >= (r[2] or 0) else None}
+            if r[1] == "recon":
+                peer["recon"] = {"rounds": r[5], "last_round": r[6], "lacked_here": r[7],
+                                 "lacked_there": r[8], "fetched": r[9]}
+            out.append(peer)
+        return out
 
     def stats(self, now: Optional[int] = None) -> Dict[str, int]:
         now = int(time.time()) if now is None else now

@@ -19,13 +19,19 @@ log = logging.getLogger("cks.store")
 def _to_version_2(store: Store, cursor: Cursor) -> None:
     """Served views follow their signers (cks_key_signers, cks_view_work,
     cks_keys.unverified_revocation); a full send to a peer is rows of its
-    backlog (pending_id 0) instead of a position in the key table."""
+    backlog (pending_id 0) instead of a position in the key table; the SKS
+    reconciliation tree (cks_ptree) over the keys stored, the hashes not
+    fetched again (cks_recon_refused) and each recon peer's last round."""
     run = store.backend.run_ddl
     run(cursor, "ALTER TABLE cks_keys ADD COLUMN unverified_revocation boolean NOT NULL "
                 "DEFAULT false")
-    for table in ("cks_key_signers", "cks_view_work"):
+    for table in ("cks_key_signers", "cks_view_work", "cks_recon_refused"):
         for statement in table_statements(table):
             run(cursor, statement)
+    for column in ("recon_rounds bigint NOT NULL DEFAULT 0", "recon_last_round bigint",
+                   "recon_lacked_here integer", "recon_lacked_there integer",
+                   "recon_fetched integer"):
+        run(cursor, "ALTER TABLE cks_other_servers ADD COLUMN " + column)
     cursor.execute("INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
                    "SELECT p.id, k.fingerprint, 0 FROM cks_other_servers p, cks_keys k "
                    "WHERE p.catch_up_after IS NOT NULL AND k.fingerprint > p.catch_up_after "
@@ -48,6 +54,12 @@ def _to_version_2(store: Store, cursor: Cursor) -> None:
             if keys:
                 store.save_signers(cursor, fingerprint, third_party_issuers(keys[0]))
         after = rows[-1][0]
+    # The recon tree over the keys already stored.
+    from .ptree import rebuild
+    for statement in table_statements("cks_ptree"):
+        run(cursor, statement)
+    tree = rebuild(cursor)
+    log.warning("SKS reconciliation tree built: %d keys, %d nodes", tree.elements, tree.nodes)
 
 
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2}

@@ -16,7 +16,8 @@ from .base import Cursor, Store, StoreError
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
             "added_at, last_attempt, last_success, last_error, last_error_at, "
-            "rejection_key, honour_rejections")
+            "rejection_key, honour_rejections, recon_rounds, recon_last_round, "
+            "recon_lacked_here, recon_lacked_there, recon_fetched")
 CATCH_UP = 0  # the pending_id of the backlog rows of a full send
 
 
@@ -41,6 +42,11 @@ class Peer:
     last_error_at: Optional[int]
     rejection_key: Optional[str]  # fingerprint its operator signs rejection notices with
     honour_rejections: bool  # carry out its notices here
+    recon_rounds: int  # recon peers: rounds completed, and the last one's findings
+    recon_last_round: Optional[int]
+    recon_lacked_here: Optional[int]
+    recon_lacked_there: Optional[int]
+    recon_fetched: Optional[int]
     backlog: int = 0  # keys owed to it
     catch_up: int = 0  # of which a full send still owes
 
@@ -204,6 +210,23 @@ class PeerStore:
             if error is None:
                 cursor.execute("UPDATE cks_other_servers SET last_attempt = ? WHERE id = ?",
                                (now, peer_id))
+            else:
+                cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
+                               "last_error_at = ? WHERE id = ?", (now, error, now, peer_id))
+
+    def record_round(self, peer_id: int, now: int, lacked_here: int, lacked_there: int,
+                     fetched: int, error: Optional[str], completed: bool) -> None:
+        """A recon round's outcome; `completed`: the session itself succeeded
+        (its fetch may still have failed: `error`)."""
+        with self.store.write() as cursor:
+            if completed:
+                cursor.execute("UPDATE cks_other_servers SET recon_rounds = recon_rounds + 1, "
+                               "recon_last_round = ?, recon_lacked_here = ?, "
+                               "recon_lacked_there = ?, recon_fetched = ? WHERE id = ?",
+                               (now, lacked_here, lacked_there, fetched, peer_id))
+            if error is None:
+                cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_success = ? "
+                               "WHERE id = ?", (now, now, peer_id))
             else:
                 cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
                                "last_error_at = ? WHERE id = ?", (now, error, now, peer_id))

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from .base import Cursor, Store
+from .ptree import change_hash
 
 NOTICE_COLUMNS = ("serial, action, fingerprint, reason, notice_time, node, body, signature, "
                   "signer, origin, status, status_reason, received_at, applied_at")
@@ -38,14 +39,18 @@ def delete_key(cursor: Cursor, fingerprint: str) -> bool:
     """Remove a key and everything derived from it (index rows, verdicts, its
     place in the sync queue and in every peer's backlog); the served views of
     the keys it signed are derived again after the commit (views.py).  True if
-    it was stored."""
-    keyid = cursor.scalar("SELECT keyid FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
+    it was stored.  Its hash leaves the recon set (ptree.py)."""
+    row = cursor.execute("SELECT keyid, sks_hash FROM cks_keys WHERE fingerprint = ?",
+                         (fingerprint,)).fetchone()
+    keyid, sks_hash = row if row else (None, None)
     if keyid is not None:
         Store.queue_view_work(cursor, fingerprint, keyid, signed=True)
     for table in ("cks_subkeys", "cks_userids", "cks_words", "cks_sig_verdicts",
                   "cks_key_signers"):
         cursor.execute("DELETE FROM %s WHERE key_fingerprint = ?" % table, (fingerprint,))
     cursor.execute("DELETE FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
+    if sks_hash is not None:
+        change_hash(cursor, sks_hash, None)
     cursor.execute("DELETE FROM cks_sync_backlog WHERE fingerprint = ?", (fingerprint,))
     cursor.execute("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
     return keyid is not None

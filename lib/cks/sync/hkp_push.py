@@ -11,7 +11,7 @@ import http.client
 import json
 import socket
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Type
 from urllib.parse import urlencode
 
 from ..hkp.app import SYNC_HEADER
@@ -75,9 +75,15 @@ class HKPClient:
         return self.post_form("/pks/add", {"keytext": armored, "options": "mr"})
 
     def post_form(self, path: str, fields) -> Answer:
-        body = urlencode(fields).encode("ascii")
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   SYNC_HEADER: self.node_name, "User-Agent": "CKS-sync"}
+        return self.post(path, urlencode(fields).encode("ascii"),
+                         {"Content-Type": "application/x-www-form-urlencoded",
+                          SYNC_HEADER: self.node_name, "User-Agent": "CKS-sync"})
+
+    def post(self, path: str, body: bytes, headers: Dict[str, str],
+             read: Optional[Callable[[http.client.HTTPResponse], Answer]] = None,
+             kind: Type[Answer] = Answer) -> Answer:
+        """POST on the kept-alive connection; `read` makes the answer of the
+        response (default: all of its body), `kind(error=...)` a failure."""
         for attempt in (1, 2):
             fresh = self.conn is None
             try:
@@ -85,18 +91,20 @@ class HKPClient:
                     self.conn = http.client.HTTPConnection(self.host, self.port,
                                                            timeout=self.timeout)
                 self.conn.request("POST", path, body, headers)
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    self.close()
-                return Answer(response.status, data)
+                return (read or self._read_all)(self.conn.getresponse())
             except (http.client.HTTPException, OSError, socket.timeout) as exc:
                 self.close()
                 # A kept-alive connection the peer closed meanwhile: one retry on
                 # a fresh one.  A fresh connection that fails is the answer.
                 if fresh or attempt == 2 or isinstance(exc, socket.timeout):
-                    return Answer(error=_describe(exc))
-        return Answer(error="no answer")
+                    return kind(error=_describe(exc))
+        return kind(error="no answer")
+
+    def _read_all(self, response: http.client.HTTPResponse) -> Answer:
+        data = response.read()
+        if response.will_close:
+            self.close()
+        return Answer(response.status, data)
 
     def close(self) -> None:
         if self.conn is not None:

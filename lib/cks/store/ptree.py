@@ -1,0 +1,597 @@
+"""The SKS reconciliation set, kept in the database: a prefix tree over the
+set elements of the stored keys (table cks_ptree, see schema.sql).
+
+Why a tree in the database.  SKS reconciliation ("recon") compares the
+sample values of prefix-tree nodes with a peer's.  Computing them on demand
+would read every key for the root; SKS and Hockeypuck keep them, and so does
+this table: a request reads a handful of rows.
+
+The set and its prefixes.  A key's element is its SKS hash (cks_keys.sks_hash,
+32 upper-case hex digits) read as a LITTLE-endian 128-bit number
+(field.element_of_hash).  Nodes are named by bit prefixes of the element's
+17-byte little-endian encoding, most significant bit first in each byte:
+that encoding is the MD5 bytes followed by 0x00, so the first 128 bits of it
+are exactly the bits of the hex string, in order.  A prefix is stored as a
+string of '0'/'1' characters, BITQUANTUM (2) per level; the root is ''.  A
+prefix of k bits therefore covers one contiguous range of hex strings,
+prefix_range(), and cks_keys has a unique index on sks_hash: the elements
+under any prefix are one index range query.  (That relies on the database
+ordering equal-length upper-case hex strings, and strings of '0'/'1', as
+bytes: the C collation and the usual glibc and ICU ones do; check() reads
+the hashes in the database's order and would report one that does not.)
+
+Rows.  One row per node: prefix, size (elements under it), samples (the
+NUM_SAMPLES sample values, each zzp_bytes, concatenated: 6 x 17 bytes; NULL
+means the empty set, all values 1, as schema.sql creates the root) and leaf.
+A leaf's elements are not stored again: they are the cks_keys rows in its
+range.  An inner node has all 4 children.
+
+Shape.  A leaf splits when it holds more than SPLIT_THRESHOLD (50) elements;
+an inner node joins (its descendants go, it becomes a leaf) when it falls to
+JOIN_THRESHOLD (25) or fewer.  The gap means the shape depends on history:
+a tree built from scratch (rebuild) has inner nodes exactly where a node holds
+more than 50; one grown by inserts and deletes may also have inner nodes of
+26..50 elements.  check() accepts both and verifies sizes, sample values,
+leaf sizes <= 50 and inner sizes > 25.  A node at depth 64 (128 bits) holds
+one hash at most and never splits.
+
+Writes happen in the caller's transaction, right after the key row changed
+(Store.save_key, rejections.delete_key): change_hash(old, new) removes the
+old hash, then inserts the new one.  In that order the rows of cks_keys and
+the tree's set agree whenever a split reads a leaf's elements from cks_keys.
+Every change walks the path from the root and rewrites those rows (size,
+samples); the first statement locks the root row (PostgreSQL: SELECT ...
+FOR UPDATE; SQLite serializes writers anyway), which serializes tree writers
+until their transactions end and makes the reads after it see the latest
+committed tree.  A key written by another transaction that has not reached
+its tree update yet is invisible to us (not committed) and not in the tree:
+both agree again.  The cost: on PostgreSQL every key write that changes a
+hash holds the root row lock from its tree update to its commit.
+
+A tree found inconsistent while writing (a missing path node, a leaf that
+does not hold what it counts) is logged and left alone rather than failing
+the key write: storing keys matters more than recon, and `cks_admin.py ptree
+--check` / `--rebuild` find and repair it.
+
+Reading: LocalTree.node(prefix) -> NodeView (size, samples, is_leaf,
+elements(), children()), over one cursor; open_tree(store) gives one on a
+read-only snapshot, so a recon session sees one state of the set.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
+                                ZZP_BYTES, add_element, element_of_hash, empty_samples,
+                                remove_element, samples_of, zzp_bytes, zzp_from_bytes)
+from .base import Cursor, Store
+
+log = logging.getLogger("cks.store.ptree")
+
+HASH_BITS = 128
+"""Bits of a key hash; a prefix longer than this only adds the 0x00 byte."""
+
+PREFIX_BITS = 8 * ZZP_BYTES
+"""The longest prefix: every bit of the 17-byte encoding."""
+
+SAMPLES_BYTES = NUM_SAMPLES * ZZP_BYTES
+CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
+"""The suffixes of a node's children, in order (00, 01, 10, 11)."""
+
+FIRST_LEVELS = 12
+"""Levels a write reads at first (4^12 leaves: enough for any honest set)."""
+
+REBUILD_PAGE = 10000
+"""Hashes read per query by rebuild and check, which stream cks_keys in order."""
+
+_REBUILD_HINT = "run cks_admin.py ptree --check, then --rebuild"
+
+
+class TreeError(Exception):
+    """A stored node cannot be read (bad sample bytes)."""
+
+
+@dataclass
+class Node:
+    """One row of cks_ptree, decoded."""
+
+    prefix: str
+    size: int
+    samples: List[int]
+    leaf: bool
+
+
+@dataclass
+class Summary:
+    elements: int
+    nodes: int
+    depth: int
+
+
+# --- prefixes, hashes and sample bytes ---------------------------------------------
+
+def check_prefix(prefix: str) -> None:
+    """Refuse what cannot name a node: not '0'/'1', not whole levels, too long."""
+    if prefix.strip("01") or len(prefix) % BITQUANTUM or len(prefix) > PREFIX_BITS:
+        raise ValueError("not a prefix-tree node: %r (a string of '0'/'1', %d bits per "
+                         "level, at most %d)" % (prefix, BITQUANTUM, PREFIX_BITS))
+
+
+def hash_bits(sks_hash: str) -> str:
+    """The 128 bits of a hash, as a prefix string: where its element lies."""
+    return format(int(sks_hash, 16), "0%db" % HASH_BITS)
+
+
+def element_of(sks_hash: str) -> int:
+    return element_of_hash(bytes.fromhex(sks_hash))
+
+
+def prefix_range(prefix: str) -> Optional[Tuple[str, str]]:
+    """The lowest and highest hash (upper-case hex, as cks_keys stores them)
+    under `prefix`; None when no hash can have it (a 1 in the 0x00 byte)."""
+    if len(prefix) > HASH_BITS:
+        if "1" in prefix[HASH_BITS:]:
+            return None
+        prefix = prefix[:HASH_BITS]
+    low = int(prefix.ljust(HASH_BITS, "0"), 2)
+    high = int(prefix.ljust(HASH_BITS, "1"), 2)
+    return "%032X" % low, "%032X" % high
+
+
+def child_index(sks_hash: str, depth_bits: int) -> int:
+    """Which child of a node `depth_bits` deep a hash goes to: read from its
+    hex digits directly (2 bits never straddle a digit), cheaper than bits."""
+    digit = int(sks_hash[depth_bits // 4], 16)
+    return (digit >> (4 - BITQUANTUM - depth_bits % 4)) & ((1 << BITQUANTUM) - 1)
+
+
+def samples_to_bytes(samples: Sequence[int]) -> bytes:
+    return b"".join(zzp_bytes(s) for s in samples)
+
+
+def samples_from_bytes(value: Optional[bytes]) -> List[int]:
+    if value is None:
+        return empty_samples()
+    data = bytes(value)
+    if len(data) != SAMPLES_BYTES:
+        raise TreeError("sample values of %d bytes, not %d" % (len(data), SAMPLES_BYTES))
+    return [zzp_from_bytes(data[i:i + ZZP_BYTES]) for i in range(0, SAMPLES_BYTES, ZZP_BYTES)]
+
+
+def multiply(a: Sequence[int], b: Sequence[int]) -> List[int]:
+    """The sample values of the union of two disjoint sets."""
+    return [x * y % P for x, y in zip(a, b)]
+
+
+def _in(values: Sequence[object]) -> str:
+    return "(" + ",".join("?" * len(values)) + ")"
+
+
+_COLUMNS = "prefix, size, samples, leaf"
+
+
+def _node(row: tuple) -> Node:
+    return Node(row[0], int(row[1]), samples_from_bytes(row[2]), bool(row[3]))
+
+
+# --- reading ----------------------------------------------------------------------
+
+def hashes_under(cursor: Cursor, prefix: str) -> List[str]:
+    """The stored hashes with this prefix, in order: one index range query."""
+    bounds = prefix_range(prefix)
+    if bounds is None:
+        return []
+    return [r[0] for r in cursor.execute(
+        "SELECT sks_hash FROM cks_keys WHERE sks_hash >= ? AND sks_hash <= ? "
+        "ORDER BY sks_hash", bounds).fetchall()]
+
+
+def load_nodes(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, Node]:
+    if not prefixes:
+        return {}
+    rows = cursor.execute("SELECT %s FROM cks_ptree WHERE prefix IN %s"
+                          % (_COLUMNS, _in(prefixes)), list(prefixes)).fetchall()
+    return {r[0]: _node(r) for r in rows}
+
+
+def _ancestors(prefix: str) -> List[str]:
+    """The node prefixes from the root down to `prefix` itself."""
+    return [prefix[:n] for n in range(0, len(prefix) + 1, BITQUANTUM)]
+
+
+def summary(cursor: Cursor) -> Summary:
+    """The root's size, the number of nodes and the depth (in levels)."""
+    size = cursor.scalar("SELECT size FROM cks_ptree WHERE prefix = ?", ("",))
+    nodes, longest = cursor.execute("SELECT count(*), max(length(prefix)) "
+                                    "FROM cks_ptree").fetchone()
+    return Summary(int(size or 0), int(nodes), int(longest or 0) // BITQUANTUM)
+
+
+class NodeView:
+    """A node as the recon session sees it.  `prefix` below a leaf is answered
+    too (a peer's tree may be deeper than ours): its values are computed from
+    its elements, and it is a leaf."""
+
+    def __init__(self, tree: "LocalTree", prefix: str, size: int, samples: List[int],
+                 is_leaf: bool) -> None:
+        self._tree = tree
+        self.prefix = prefix
+        self.size = size
+        self.samples = samples
+        self.is_leaf = is_leaf
+
+    def elements(self) -> List[int]:
+        """Every element under this node (for a large node: many; ask leaves)."""
+        return [element_of(h) for h in hashes_under(self._tree.cursor, self.prefix)]
+
+    def children(self) -> List["NodeView"]:
+        """The 4 children in order 00, 01, 10, 11; none for a leaf."""
+        if self.is_leaf:
+            return []
+        prefixes = [self.prefix + bits for bits in CHILD_BITS]
+        stored = load_nodes(self._tree.cursor, prefixes)
+        return [NodeView(self._tree, p, stored[p].size, stored[p].samples, stored[p].leaf)
+                if p in stored else self._tree.node(p) for p in prefixes]
+
+    def __repr__(self) -> str:
+        return "NodeView(%r, size=%d, %s)" % (self.prefix, self.size,
+                                              "leaf" if self.is_leaf else "inner")
+
+
+class LocalTree:
+    """Our side of recon, over one cursor: node(prefix) -> NodeView.  Use
+    open_tree() for a cursor on a snapshot, so that all answers of a session
+    describe one state of the set."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+
+    def root(self) -> NodeView:
+        return self.node("")
+
+    def node(self, prefix: str) -> NodeView:
+        check_prefix(prefix)
+        nodes = load_nodes(self.cursor, _ancestors(prefix))
+        found = nodes.get(prefix)
+        if found is not None:
+            return NodeView(self, prefix, found.size, found.samples, found.leaf)
+        # Below a leaf (or in a damaged tree): computed from the elements.
+        elements = [element_of(h) for h in hashes_under(self.cursor, prefix)]
+        return NodeView(self, prefix, len(elements), samples_of(elements), True)
+
+
+@contextlib.contextmanager
+def snapshot(store: Store) -> Iterator[Cursor]:
+    """A cursor whose queries all see one state of the database, while keys
+    are written meanwhile (PostgreSQL: a REPEATABLE READ READ ONLY transaction;
+    SQLite in WAL mode: a read transaction)."""
+    with store.read() as cursor:
+        if cursor.backend.name == "postgresql":
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        else:
+            cursor.execute("BEGIN")
+        try:
+            yield cursor
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("ROLLBACK")
+
+
+@contextlib.contextmanager
+def open_tree(store: Store) -> Iterator[LocalTree]:
+    with snapshot(store) as cursor:
+        yield LocalTree(cursor)
+
+
+# --- writing: one element at a time, in the caller's transaction ----------------------
+
+def change_hash(cursor: Cursor, old_hash: Optional[str], new_hash: Optional[str]) -> None:
+    """A key's hash went from `old_hash` to `new_hash` (None: no key before, or
+    none after).  Call it after the cks_keys row was written."""
+    old_hash = old_hash.upper() if old_hash else None
+    new_hash = new_hash.upper() if new_hash else None
+    if old_hash == new_hash:
+        return
+    if old_hash is not None:
+        remove(cursor, old_hash)
+    if new_hash is not None:
+        insert(cursor, new_hash)
+
+
+def _lock(cursor: Cursor) -> bool:
+    """Take the tree's write lock, the root row's (see the module notes).
+    False if there is no root."""
+    suffix = " FOR UPDATE" if cursor.backend.name == "postgresql" else ""
+    return cursor.execute("SELECT size FROM cks_ptree WHERE prefix = ?" + suffix,
+                          ("",)).fetchone() is not None
+
+
+def _inconsistent(what: str) -> None:
+    log.error("SKS reconciliation tree: %s; the tree is inconsistent: %s", what, _REBUILD_HINT)
+
+
+def _locked_path(cursor: Cursor, sks_hash: str) -> Optional[List[Node]]:
+    """The nodes from the root to the leaf where `sks_hash` belongs, under the
+    tree's lock; None (logged) if the tree has no such path."""
+    if not _lock(cursor):
+        _inconsistent("no root node")
+        return None
+    nodes = _path_nodes(cursor, hash_bits(sks_hash))
+    path = sorted(nodes.values(), key=lambda n: len(n.prefix))
+    for depth, node in enumerate(path):
+        if len(node.prefix) != depth * BITQUANTUM or node.leaf != (depth == len(path) - 1):
+            _inconsistent("no path of inner nodes to a leaf for hash %s" % sks_hash)
+            return None
+    return path
+
+
+def _path_nodes(cursor: Cursor, bits: str) -> Dict[str, Node]:
+    """The stored nodes among the prefixes of `bits`.  Asked for the first
+    FIRST_LEVELS levels, then, only when the tree is deeper there (hashes
+    made to share a long prefix), for the rest: a shorter IN list is a
+    measurably cheaper query, and this runs for every key write."""
+    prefixes = _ancestors(bits)
+    nodes = load_nodes(cursor, prefixes[:FIRST_LEVELS + 1])
+    deepest = nodes.get(prefixes[FIRST_LEVELS])
+    if deepest is not None and not deepest.leaf:
+        nodes.update(load_nodes(cursor, prefixes[FIRST_LEVELS + 1:]))
+    return nodes
+
+
+def _save(cursor: Cursor, nodes: Sequence[Node]) -> None:
+    cursor.executemany("UPDATE cks_ptree SET size = ?, samples = ?, leaf = ? WHERE prefix = ?",
+                       [(n.size, samples_to_bytes(n.samples), n.leaf, n.prefix) for n in nodes])
+
+
+def _add_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
+    cursor.executemany("INSERT INTO cks_ptree (prefix, size, samples, leaf) VALUES (?, ?, ?, ?)",
+                       [(n.prefix, n.size, samples_to_bytes(n.samples), n.leaf)
+                        for n in nodes])
+
+
+def insert(cursor: Cursor, sks_hash: str) -> None:
+    """Add a hash (its cks_keys row already there): every node on its path
+    counts it and multiplies its factor in; a leaf over 50 splits."""
+    element = element_of(sks_hash)
+    path = _locked_path(cursor, sks_hash)
+    if path is None:
+        return
+    for node in path:
+        node.size += 1
+        node.samples = add_element(node.samples, element)
+    leaf = path[-1]
+    if leaf.size > SPLIT_THRESHOLD and len(leaf.prefix) < HASH_BITS:
+        _split(cursor, leaf)
+    _save(cursor, path)
+
+
+def remove(cursor: Cursor, sks_hash: str) -> None:
+    """Take a hash out: the reverse of insert.  The highest inner node that
+    falls to 25 or fewer joins: its descendants go and it becomes a leaf."""
+    element = element_of(sks_hash)
+    path = _locked_path(cursor, sks_hash)
+    if path is None:
+        return
+    if path[-1].size < 1:
+        _inconsistent("hash %s leaves an empty leaf %r" % (sks_hash, path[-1].prefix))
+        return
+    changed = []
+    for node in path:
+        node.size -= 1
+        node.samples = remove_element(node.samples, element)
+        changed.append(node)
+        if not node.leaf and node.size <= JOIN_THRESHOLD:
+            _join(cursor, node)
+            break
+    _save(cursor, changed)
+
+
+def _split(cursor: Cursor, leaf: Node) -> None:
+    """Give a leaf its children (and theirs, if one holds more than 50), from
+    its elements in cks_keys.  Called with its new size and samples."""
+    hashes = hashes_under(cursor, leaf.prefix)
+    if len(hashes) != leaf.size:
+        _inconsistent("leaf %r counts %d elements, cks_keys has %d"
+                      % (leaf.prefix, leaf.size, len(hashes)))
+        return
+    built: List[Node] = []
+    _build(leaf.prefix, hashes, built)
+    if built[0].samples != leaf.samples:
+        _inconsistent("leaf %r has sample values that its elements do not give" % leaf.prefix)
+        return
+    leaf.leaf = False
+    _add_nodes(cursor, built[1:])
+
+
+def _join(cursor: Cursor, node: Node) -> None:
+    """Drop every descendant of `node` (one range: prefix + '0...' to prefix + '1...'
+    lies between prefix and prefix + '2')."""
+    cursor.execute("DELETE FROM cks_ptree WHERE prefix > ? AND prefix < ?",
+                   (node.prefix, node.prefix + "2"))
+    node.leaf = True
+
+
+def _build(prefix: str, hashes: Sequence[str], out: List[Node]) -> Node:
+    """The subtree at `prefix` holding `hashes`, shaped as a fresh tree is (a
+    node with more than 50 is inner).  Appends its nodes to `out`, the node
+    first; inner samples are products of the children's, so each element is
+    multiplied in once."""
+    node = Node(prefix, len(hashes), [], True)
+    out.append(node)
+    if len(hashes) <= SPLIT_THRESHOLD or len(prefix) >= HASH_BITS:
+        node.samples = samples_of(element_of(h) for h in hashes)
+        return node
+    parts: List[List[str]] = [[] for _ in CHILD_BITS]
+    for h in hashes:
+        parts[child_index(h, len(prefix))].append(h)
+    node.leaf = False
+    node.samples = empty_samples()
+    for bits, part in zip(CHILD_BITS, parts):
+        node.samples = multiply(node.samples, _build(prefix + bits, part, out).samples)
+    return node
+
+
+# --- rebuilding and checking against cks_keys ---------------------------------------
+
+class _HashStream:
+    """Every stored hash in order, read REBUILD_PAGE at a time, so that a tree
+    over millions of keys is built or checked in little memory."""
+
+    def __init__(self, cursor: Cursor) -> None:
+        self.cursor = cursor
+        self.buffer: Deque[str] = collections.deque()
+        self.after = ""
+        self.exhausted = False
+
+    def _fill(self) -> bool:
+        if self.exhausted:
+            return False
+        rows = self.cursor.execute("SELECT sks_hash FROM cks_keys WHERE sks_hash > ? "
+                                   "ORDER BY sks_hash LIMIT ?",
+                                   (self.after, REBUILD_PAGE)).fetchall()
+        self.buffer.extend(r[0] for r in rows)
+        self.exhausted = len(rows) < REBUILD_PAGE
+        if rows:
+            self.after = rows[-1][0]
+        return bool(rows)
+
+    def peek(self, count: int, highest: str) -> int:
+        """How many of the next `count` hashes are <= highest."""
+        while len(self.buffer) < count and self._fill():
+            pass
+        seen = 0
+        for h in self.buffer:
+            if seen == count or h > highest:
+                break
+            seen += 1
+        return seen
+
+    def take(self, highest: str) -> Iterator[str]:
+        """The next hashes up to `highest`, consumed."""
+        while self.buffer or self._fill():
+            if self.buffer[0] > highest:
+                return
+            yield self.buffer.popleft()
+
+    def rest(self) -> int:
+        """Consume and count what is left."""
+        count = len(self.buffer)
+        self.buffer.clear()
+        while self._fill():
+            count += len(self.buffer)
+            self.buffer.clear()
+        return count
+
+
+def _build_stream(prefix: str, stream: _HashStream, out: List[Node]) -> Node:
+    """_build, reading the hashes from the stream."""
+    highest = prefix_range(prefix)[1]  # type: ignore[index]
+    if stream.peek(SPLIT_THRESHOLD + 1, highest) <= SPLIT_THRESHOLD \
+            or len(prefix) >= HASH_BITS:
+        hashes = list(stream.take(highest))
+        node = Node(prefix, len(hashes), samples_of(element_of(h) for h in hashes), True)
+        out.append(node)
+        return node
+    node = Node(prefix, 0, empty_samples(), False)
+    out.append(node)
+    for bits in CHILD_BITS:
+        child = _build_stream(prefix + bits, stream, out)
+        node.size += child.size
+        node.samples = multiply(node.samples, child.samples)
+    return node
+
+
+def rebuild(cursor: Cursor) -> Summary:
+    """Replace the tree by one built from cks_keys (inside a write transaction;
+    the root row stays, so writers waiting for its lock go on after us)."""
+    has_root = _lock(cursor)
+    cursor.execute("DELETE FROM cks_ptree WHERE prefix <> ?", ("",))
+    stream = _HashStream(cursor)
+    nodes: List[Node] = []
+    root = _build_stream("", stream, nodes)
+    left = stream.rest()
+    if left:
+        log.error("SKS reconciliation tree: %d hashes in cks_keys are not 32 upper-case hex "
+                  "digits and were left out", left)
+    if has_root:
+        _save(cursor, [root])
+    else:
+        _add_nodes(cursor, [root])
+    for start in range(1, len(nodes), 1000):
+        _add_nodes(cursor, nodes[start:start + 1000])
+    return Summary(root.size, len(nodes), max(len(n.prefix) for n in nodes) // BITQUANTUM)
+
+
+def _consume(stream: _HashStream, highest: str) -> Tuple[int, List[int]]:
+    size, samples = 0, empty_samples()
+    for h in stream.take(highest):
+        size += 1
+        samples = add_element(samples, element_of(h))
+    return size, samples
+
+
+def _verify(prefix: str, stored: Dict[str, Node], stream: _HashStream, seen: Set[str],
+            problems: List[str]) -> Tuple[int, List[int]]:
+    """The true size and samples of the subtree at `prefix` (from the
+    stream), comparing the stored nodes on the way."""
+    highest = prefix_range(prefix)[1]  # type: ignore[index]
+    node = stored.get(prefix)
+    if node is None:
+        size, samples = _consume(stream, highest)
+        problems.append("node %r is missing (%d elements fall under it)" % (prefix, size))
+        return size, samples
+    seen.add(prefix)
+    name = "node %r" % prefix
+    if not node.leaf and len(prefix) >= HASH_BITS:
+        problems.append("%s is inner at the deepest level" % name)
+    if node.leaf or len(prefix) >= HASH_BITS:
+        size, samples = _consume(stream, highest)
+        if size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
+            problems.append("%s is a leaf of %d elements (leaves split above %d)"
+                            % (name, size, SPLIT_THRESHOLD))
+    else:
+        size, samples = 0, empty_samples()
+        for bits in CHILD_BITS:
+            child_size, child_samples = _verify(prefix + bits, stored, stream, seen, problems)
+            size += child_size
+            samples = multiply(samples, child_samples)
+        if size <= JOIN_THRESHOLD:
+            problems.append("%s is inner with %d elements (inner nodes join at %d or fewer)"
+                            % (name, size, JOIN_THRESHOLD))
+    if node.size != size:
+        problems.append("%s has size %d, cks_keys has %d elements under it"
+                        % (name, node.size, size))
+    if node.samples != samples:
+        problems.append("%s has wrong sample values" % name)
+    return size, samples
+
+
+def check(cursor: Cursor) -> List[str]:
+    """Recompute sizes and sample values from cks_keys and compare them with
+    the stored tree, and its shape with the split and join rules; one line
+    per problem, none when it is right.  Use a snapshot cursor."""
+    problems: List[str] = []
+    stored: Dict[str, Node] = {}
+    for row in cursor.execute("SELECT %s FROM cks_ptree" % _COLUMNS).fetchall():
+        try:
+            stored[row[0]] = _node(row)
+        except (TreeError, ValueError) as exc:
+            problems.append("node %r cannot be read: %s" % (row[0], exc))
+            stored[row[0]] = Node(row[0], int(row[1]), [], bool(row[3]))
+    stream = _HashStream(cursor)
+    seen: Set[str] = set()
+    _verify("", stored, stream, seen, problems)
+    left = stream.rest()
+    if left:
+        problems.append("%d hashes in cks_keys are not 32 upper-case hex digits" % left)
+    for prefix in sorted(set(stored) - seen):
+        problems.append("node %r is not reachable from the root (below a leaf, or not a "
+                        "node name)" % prefix)
+    return problems

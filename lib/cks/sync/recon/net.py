@@ -1,0 +1,105 @@
+"""One reconciliation session over a connected socket: the I/O edge around the
+sans-I/O handshake and roles of session.py.
+
+The side that accepted the connection requests, the side that dialed
+answers (recon.md "Roles").  Timeouts as SKS keeps them: 45 s for the
+handshake, an hour for a whole session; a peer that stays silent longer than
+`idle` seconds in between ends it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+from typing import Optional, Set, Union
+
+from .interpolate import reconcile
+from .session import Answerer, Handshake, LocalTree, Requester
+from .wire import Config, ReconProtocolError
+
+HANDSHAKE_TIMEOUT = 45.0
+SESSION_TIMEOUT = 3600.0
+IDLE_TIMEOUT = 300.0
+READ_SIZE = 1 << 16
+
+
+class ReconRefused(Exception):
+    """The handshake did not pass: `by` is "local" or "peer"."""
+
+    def __init__(self, reason: str, by: str) -> None:
+        super().__init__("%s refused the session: %s" % (
+            "we" if by == "local" else "the peer", reason))
+        self.reason = reason
+        self.by = by
+
+
+@dataclass
+class SessionResult:
+    missing: Set[int]  # elements this side lacks
+    given: Set[int]  # elements this side sent the peer as lacking
+    peer: Config  # what the peer said in the handshake (its HTTP port)
+    requests: int = 0
+    seconds: float = 0.0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+
+
+class _Connection:
+    """Blocking reads and writes under the session's deadlines."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.started = time.monotonic()
+        self.sent = self.received = 0
+
+    def send(self, data: bytes) -> None:
+        if data:
+            self.sock.settimeout(self._left(IDLE_TIMEOUT))
+            self.sock.sendall(data)
+            self.sent += len(data)
+
+    def receive(self, limit: float) -> bytes:
+        self.sock.settimeout(self._left(limit))
+        data = self.sock.recv(READ_SIZE)
+        if not data:
+            raise ReconProtocolError("the peer closed the connection")
+        self.received += len(data)
+        return data
+
+    def _left(self, limit: float) -> float:
+        left = SESSION_TIMEOUT - (time.monotonic() - self.started)
+        if left <= 0:
+            raise socket.timeout("the session took longer than %d s" % SESSION_TIMEOUT)
+        return min(limit, left)
+
+
+def run_session(sock: socket.socket, tree: LocalTree, ours: Config,
+                requester: bool) -> SessionResult:
+    """Handshake, then reconcile as requester (we accepted the connection) or
+    answerer (we dialed).  Raises ReconRefused, ReconProtocolError (including
+    the peer's Error messages) or OSError (socket.timeout among them)."""
+    conn = _Connection(sock)
+    handshake = Handshake(ours)
+    conn.send(handshake.start())
+    while not handshake.done:
+        conn.send(handshake.receive(conn.receive(HANDSHAKE_TIMEOUT)))
+    if not handshake.passed:
+        raise ReconRefused(handshake.reason or "no reason given", handshake.refused_by or "peer")
+    assert handshake.peer_config is not None
+    role: Union[Requester, Answerer]
+    if requester:
+        role = Requester(tree)
+        conn.send(role.start())
+    else:
+        role = Answerer(tree, reconcile)
+    pending: Optional[bytes] = handshake.leftover()
+    while not role.done:
+        data = pending if pending else conn.receive(IDLE_TIMEOUT)
+        pending = None
+        conn.send(role.receive(data))
+    if isinstance(role, Answerer) and role.error is not None:
+        raise ReconProtocolError("we could not answer: %s" % role.error)
+    requests = role.requests_sent if isinstance(role, Requester) else role.requests_answered
+    return SessionResult(set(role.missing), set(role.given), handshake.peer_config, requests,
+                         time.monotonic() - conn.started, conn.sent, conn.received)

@@ -1,0 +1,169 @@
+"""Reconciliation rounds with recon peers (SKS, Hockeypuck, other CKS nodes),
+and fetching what a round found missing.
+
+A round is one session (net.py) over the prefix tree of the stored keys
+(store/ptree.py, read on one snapshot), then `fetch_missing` of the keys we
+lack from the peer's HTTP port.  `dial` starts a round (cks_sync.py, and
+cksd's gossip every `[recon] interval` seconds); `answer` serves one a peer
+started on cksd's recon port, for an enabled recon peer's address only.
+Every round's outcome goes to the peer's row (`cks_sync_manage.py list`,
+`op=stats`).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, List, Optional, Sequence
+
+from ... import pipeline
+from ...hkp.peer_addresses import peer_host, system_resolver
+from ...hkp.ratelimit import ip_of
+from ...store import Store, StoreError
+from ...store.peers import Peer, PeerStore
+from ...store.ptree import LocalTree, open_tree
+from ..peername import parse_hkp_peer
+from .fetch import FetchReport, fetch_missing
+from .field import hash_of_element
+from .net import ReconRefused, SessionResult, run_session
+from .wire import DEFAULT_FILTERS, Prefix, ReconProtocolError, our_config
+
+log = logging.getLogger("cks.recon")
+
+DEFAULT_RECON_PORT = 11370
+CONNECT_TIMEOUT = 20.0
+
+
+@dataclass
+class RoundReport:
+    peer: str
+    lacked_here: int = 0
+    lacked_there: int = 0
+    fetch: Optional[FetchReport] = None
+    error: Optional[str] = None
+    seconds: float = 0.0  # the round and the fetch
+    session: Optional[SessionResult] = None  # the round alone: its time and bytes
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and (self.fetch is None or self.fetch.ok)
+
+    def summary(self) -> str:
+        if self.error:
+            return "%s: recon failed: %s" % (self.peer, self.error)
+        fetched = self.fetch.added + self.fetch.updated if self.fetch else 0
+        session = self.session
+        text = ("%s: recon round in %.1f s: we lacked %d, the peer lacked %d; %d key%s "
+                "fetched" % (self.peer, self.seconds, self.lacked_here, self.lacked_there,
+                             fetched, "" if fetched == 1 else "s"))
+        if session is not None:
+            text += " (the session: %.3f s, %d bytes sent, %d received)" % (
+                session.seconds, session.bytes_sent, session.bytes_received)
+        if self.fetch and not self.fetch.ok:
+            text += "; fetch failed: " + "; ".join(self.fetch.errors)
+        return text
+
+
+class _ByPrefix:
+    """The session's view of the tree (wire.Prefix) over the stored one ('0'/'1' text)."""
+
+    def __init__(self, tree: LocalTree) -> None:
+        self.tree = tree
+
+    def node(self, prefix: Prefix):
+        return self.tree.node(str(prefix))
+
+
+def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
+           requester: bool, limits: pipeline.Limits) -> RoundReport:
+    report = RoundReport(peer.peer)
+    started = time.monotonic()
+    try:
+        with open_tree(store) as tree:
+            result = run_session(sock, _ByPrefix(tree),
+                                 our_config(http_port, peer.filters or DEFAULT_FILTERS),
+                                 requester)
+    except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
+        report.error = str(exc) or exc.__class__.__name__
+    else:
+        report.session = result
+        report.lacked_here, report.lacked_there = len(result.missing), len(result.given)
+        if result.missing:
+            report.fetch = fetch_missing(
+                store, peer.peer, fetch_host,
+                result.peer.http_port or parse_hkp_peer(peer.peer)[1],
+                [hash_of_element(e) for e in result.missing], limits)
+    finally:
+        sock.close()
+    report.seconds = time.monotonic() - started
+    _record(store, peer, report)
+    return report
+
+
+def _record(store: Store, peer: Peer, report: RoundReport) -> None:
+    fetched = report.fetch.added + report.fetch.updated if report.fetch else 0
+    error = report.error or (None if report.ok else "; ".join(report.fetch.errors))
+    try:
+        PeerStore(store).record_round(peer.id, int(time.time()), report.lacked_here,
+                                      report.lacked_there, fetched, error,
+                                      completed=report.error is None)
+    except StoreError as exc:
+        log.warning("recon with %s: cannot record the round: %s", peer.peer, exc)
+    log.log(logging.INFO if report.ok else logging.WARNING, "%s", report.summary())
+
+
+def dial(store: Store, peer: Peer, http_port: int,
+         limits: Optional[pipeline.Limits] = None, source: str = "") -> RoundReport:
+    """Start a round with `peer` (we dial, so we answer), then fetch what we
+    lack.  `source`: the address to dial from (the one we serve on, which the
+    peer knows us by), unless it is empty or a wildcard."""
+    host = parse_hkp_peer(peer.peer)[0]
+    bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
+    try:
+        sock = socket.create_connection((host, peer.recon_port or DEFAULT_RECON_PORT),
+                                        timeout=CONNECT_TIMEOUT, source_address=bind)
+    except OSError as exc:
+        report = RoundReport(peer.peer, error="cannot connect to %s port %d: %s" % (
+            host, peer.recon_port or DEFAULT_RECON_PORT, exc.strerror or exc))
+        _record(store, peer, report)
+        return report
+    return _round(store, peer, sock, http_port, host, False, limits or pipeline.Limits())
+
+
+Resolver = Callable[[str], Iterable[str]]
+
+
+def peer_at(peers: Sequence[Peer], address: str,
+            resolver: Resolver = system_resolver) -> Optional[Peer]:
+    """The enabled recon peer whose host resolves to `address`, if any."""
+    wanted = ip_of(address)
+    for peer in peers:
+        host = peer_host(peer.peer)
+        if peer.kind != "recon" or not peer.enabled or host is None:
+            continue
+        try:
+            if wanted in {ip_of(a) for a in resolver(host)}:
+                return peer
+        except OSError as exc:
+            log.warning("recon peer %s: cannot resolve %s: %s", peer.peer, host, exc)
+    return None
+
+
+def answer(store: Store, sock: socket.socket, address: str, http_port: int,
+           limits: Optional[pipeline.Limits] = None,
+           resolver: Resolver = system_resolver) -> Optional[RoundReport]:
+    """Serve a round a peer started on our recon port (it dialed, so we
+    request); a connection from an address that is no enabled recon peer's
+    is closed at once, as SKS does with addresses outside its membership."""
+    peer = peer_at(PeerStore(store).list(enabled_only=True), address, resolver)
+    if peer is None:
+        log.warning("recon connection from %s refused: not an enabled recon peer", address)
+        sock.close()
+        return None
+    return _round(store, peer, sock, http_port, address, True, limits or pipeline.Limits())
+
+
+def recon_peers(store: Store) -> List[Peer]:
+    return [p for p in PeerStore(store).list(enabled_only=True) if p.kind == "recon"]

@@ -1,0 +1,92 @@
+"""cksd's part in reconciliation: it listens on the recon port for rounds its
+recon peers start, and starts one itself with a random recon peer every
+`[recon] interval` seconds (with jitter), as SKS gossips."""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+from typing import Optional
+
+from ... import pipeline
+from ...periodic import Periodic
+from ...store import Store, StoreError
+from .rounds import answer, dial, recon_peers
+
+log = logging.getLogger("cks.recon")
+
+GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
+MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
+
+
+class ReconService:
+    def __init__(self, store: Store, listener: Optional[socket.socket], http_port: int,
+                 limits: pipeline.Limits, interval: float, source: str = "") -> None:
+        self.store = store
+        self.listener = listener
+        self.source = source  # the address rounds are dialed from
+        self.http_port = http_port
+        self.limits = limits
+        self.gossip = Periodic("recon-gossip", interval, self.gossip_once, jitter=0.1) \
+            if interval > 0 else None
+        self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._stopping = threading.Event()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="recon-accept",
+                                          daemon=True)
+
+    def start(self) -> None:
+        if self.listener is not None:
+            self.listener.settimeout(0.5)
+            self._acceptor.start()
+        if self.gossip is not None:
+            self.gossip.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.gossip is not None:
+            self.gossip.stop()
+        if self._acceptor.is_alive():
+            self._acceptor.join(5)
+
+    def gossip_once(self) -> None:
+        """A round with one recon peer chosen at random, unless another
+        serving process of this database is gossiping."""
+        try:
+            with self.store.exclusive(GOSSIP_LOCK) as locked:
+                peers = recon_peers(self.store) if locked else []
+                if peers:
+                    dial(self.store, random.choice(peers), self.http_port, self.limits,
+                         self.source)
+        except StoreError as exc:
+            log.warning("recon gossip skipped: %s", exc)
+
+    def _accept_loop(self) -> None:
+        assert self.listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, address = self.listener.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if self._stopping.is_set():
+                    return
+                log.warning("recon port: accept failed: %s", exc)
+                continue
+            if not self._sessions.acquire(blocking=False):
+                log.info("recon connection from %s closed: %d rounds under way",
+                         address[0], MAX_SESSIONS)
+                sock.close()
+                continue
+            threading.Thread(target=self._serve, args=(sock, address[0]),
+                             name="recon-session", daemon=True).start()
+
+    def _serve(self, sock: socket.socket, address: str) -> None:
+        try:
+            answer(self.store, sock, address, self.http_port, self.limits)
+        except StoreError as exc:
+            log.warning("recon round with %s: %s", address, exc)
+            sock.close()
+        finally:
+            self._sessions.release()

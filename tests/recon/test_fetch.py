@@ -1,0 +1,421 @@
+"""Fetching keys by SKS hash (lib/cks/sync/recon/fetch.py), on SQLite and
+PostgreSQL: between two real cksd processes, from a stand-in peer that
+answers what each test needs (garbage, silence, splits), and from a real SKS
+1.1.6 node when one can be started."""
+
+import hashlib
+import http.client
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Dict, List, Optional, Tuple
+
+import pytest
+
+from cks import pipeline
+from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
+from cks.openpgp.packet import Packet
+from cks.store import open_store
+from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
+from cks.sync.recon.hashquery import decode_answer, decode_request, encode_answer
+from support import DEBIAN_KEYRING, fixture
+from support.db import run_sql
+from support.nodes import fpr, manage
+from support.procs import tool
+from support.server import Cksd
+
+NAMES = ["rsa2048", "nistp256", "photo", "certified", "v6-ed25519", "dsa-elg"]
+HQ_LINE = '"POST /pks/hashquery HTTP/1.1"'
+
+
+def key_of(name):
+    return read_keys(fixture(name)).keys[0]
+
+
+def blob_of(name):
+    return key_of(name).serialize()
+
+
+def hash_of(name):
+    return sks_hash(key_of(name))
+
+
+def unknown_hash(n=0):
+    return hashlib.md5(b"not a key %d" % n).digest()
+
+
+def stored(url):
+    return {f: (h, s) for f, h, s in
+            run_sql(url, "SELECT fingerprint, sks_hash, source FROM cks_keys")}
+
+
+def recorded(url):
+    return {h: (f, r) for h, f, r in
+            run_sql(url, "SELECT sks_hash, fingerprint, reason FROM cks_recon_refused")}
+
+
+def fetch(url, port, hashes, limits=None, **settings):
+    store = open_store(url)
+    try:
+        return fetch_missing(store, "peer-a", "127.0.0.1", port, hashes, limits,
+                             FetchSettings(**settings))
+    finally:
+        store.close()
+
+
+def count_connects(monkeypatch):
+    """The (host, port) of every connection http.client opens from now on."""
+    made = []
+    connect = http.client.HTTPConnection.connect
+
+    def counting(conn):
+        made.append((conn.host, conn.port))
+        connect(conn)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "connect", counting)
+    return made
+
+
+# --- two cksd processes ------------------------------------------------------------
+
+def test_keys_fetched_by_hash_are_stored_from_recon_unqueued_and_served(new_db, monkeypatch):
+    with Cksd(new_db("a")) as a, Cksd(new_db("b")) as b:
+        for name in NAMES:
+            assert a.add(fixture(name))[0] == 200
+        # b has push peers of both kinds: nothing fetched may be queued for them
+        assert manage(b, "add", "peer.example:11371", "--no-catch-up").returncode == 0
+        assert manage(b, "add", "keys@peer.example").returncode == 0
+        held_by_a = stored(a.db_url)
+        hashes = [h for h, _ in held_by_a.values()]
+        # three per request, over one kept-alive connection
+        connects = count_connects(monkeypatch)
+        report = fetch(b.db_url, a.port, hashes + [unknown_hash().hex()], batch=3)
+        assert report.errors == [] and report.refused == []
+        assert (report.requested, report.requests, report.received, report.added,
+                report.not_returned) == (len(NAMES) + 1, 3, len(NAMES), len(NAMES), 1)
+        assert connects == [("127.0.0.1", a.port)]
+        assert stored(b.db_url) == {f: (h, "recon:peer-a") for f, (h, _) in held_by_a.items()}
+        assert run_sql(b.db_url, "SELECT count(*) FROM cks_pending_sync") == [(0,)]
+        assert run_sql(b.db_url, "SELECT count(*) FROM cks_sync_backlog") == [(0,)]
+        assert recorded(b.db_url) == {}  # every hash is held as asked
+        for name in NAMES:
+            status, _, body = b.lookup(op="get", options="mr", search="0x" + fpr(name))
+            assert status == 200 and read_keys(body).keys[0].fingerprint == \
+                key_of(name).fingerprint
+        wait_for_count(a, HQ_LINE + " 200", 3)
+        # held now: not asked again
+        again = fetch(b.db_url, a.port, hashes)
+        assert (again.held, again.requested, again.requests) == (len(NAMES), 0, 0)
+
+
+def test_asked_the_sks_way_http_1_0_and_only_content_length(db_url):
+    with Cksd(db_url) as a:
+        for name in NAMES:
+            assert a.add(fixture(name))[0] == 200
+        wanted = [hash_of("photo"), unknown_hash(), hash_of("rsa2048")]
+        body = b"".join([len(wanted).to_bytes(4, "big")]
+                        + [b"\x00\x00\x00\x10" + h for h in wanted])
+        head, answer = _raw_exchange(a.port, b"POST /pks/hashquery HTTP/1.0\r\n"
+                                     b"content-length: %d\r\n\r\n" % len(body) + body)
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0] == "HTTP/1.1 200 OK"
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+        assert headers["content-type"] == "pgp/keys"
+        assert headers["connection"] == "close"
+        assert int(headers["content-length"]) == len(answer)
+        assert answer.endswith(b"\r\n")  # as SKS and Hockeypuck write it
+        keys = [parse_keyring(k).keys[0] for k in decode_answer(answer)]
+        assert [k.fingerprint for k in keys] == [key_of("photo").fingerprint,
+                                                 key_of("rsa2048").fingerprint]
+        assert [sks_hash(k) for k in keys] == [hash_of("photo"), hash_of("rsa2048")]
+        head, answer = _raw_exchange(a.port, b"POST /pks/hashquery HTTP/1.0\r\n"
+                                     b"content-length: 6\r\n\r\n\x00\x00\x00\x01\x00\x00")
+        assert head.startswith(b"HTTP/1.1 400 ") and b"malformed hashquery" in answer
+
+
+def _raw_exchange(port: int, request: bytes) -> Tuple[bytes, bytes]:
+    """Send `request`, read until the server closes: (head, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_a_rejected_key_is_refused_recorded_and_not_asked_again(new_db):
+    with Cksd(new_db("a")) as a:
+        for name in ("rsa2048", "nistp256"):
+            assert a.add(fixture(name))[0] == 200
+        b = new_db("b")
+        out = tool("cks_admin.py", ["--db", b, "reject", fpr("rsa2048"), "--reason", "x"])
+        assert out.returncode == 0, out.stderr
+        hashes = [hash_of("rsa2048"), hash_of("nistp256")]
+        report = fetch(b, a.port, hashes)
+        assert report.errors == [] and report.added == 1
+        reason = "rejected: key is rejected on this server: x"
+        assert report.refused == [(hash_of("rsa2048").hex().upper(), reason)]
+        assert recorded(b) == {hash_of("rsa2048").hex().upper(): (fpr("rsa2048"), reason)}
+        assert list(stored(b)) == [fpr("nistp256")]
+        # the next round, whichever peer it is from, asks for neither
+        again = fetch(b, a.port, hashes)
+        assert (again.known_refused, again.held, again.requested, again.requests) == \
+            (1, 1, 0, 0)
+        assert again.refused == [] and again.errors == []
+        # after the row's time is up, the hash is asked once more
+        later = fetch_at(b, a.port, hashes, int(time.time()) + REFUSED_TTL + 60)
+        assert (later.known_refused, later.requested, len(later.refused)) == (0, 1, 1)
+        wait_for_count(a, HQ_LINE, 2)  # the serving node saw two requests, not three
+
+
+def wait_for_count(node, text, count, timeout=10):
+    """The access log is written from a background thread: wait for it."""
+    deadline = time.monotonic() + timeout
+    while node.output().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert node.output().count(text) == count, node.output()
+
+
+def fetch_at(url, port, hashes, now):
+    store = open_store(url)
+    try:
+        return fetch_missing(store, "peer-b", "127.0.0.1", port, hashes, now=now)
+    finally:
+        store.close()
+
+
+# --- a stand-in peer -----------------------------------------------------------------
+
+Answer = Tuple[int, bytes, Dict[str, str]]
+
+
+class StandIn:
+    """A peer's /pks/hashquery: `keys` maps 16-byte hashes to the binary key
+    answered for them; `answer`, when set, makes the whole answer instead.
+    Speaks HTTP/1.0 and closes after each answer, as SKS does."""
+
+    def __init__(self, keys: Dict[bytes, bytes],
+                 answer: Optional[Callable[[List[bytes]], Answer]] = None) -> None:
+        self.keys = keys
+        self.answer = answer
+        self.batches: List[List[bytes]] = []
+        self.release = threading.Event()
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hashes = decode_request(body)
+                stand_in.batches.append(hashes)
+                status, data, headers = stand_in.respond(hashes)
+                self.send_response(status)
+                for name, value in dict(headers, **{"Content-Length": str(len(data))}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def respond(self, hashes: List[bytes]) -> Answer:
+        if self.answer is not None:
+            return self.answer(hashes)
+        return 200, encode_answer([self.keys[h] for h in hashes if h in self.keys]), {}
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stand_in():
+    made = []
+
+    def make(keys=None, answer=None):
+        peer = StandIn(dict(keys or {}), answer)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+def keys_named(*names):
+    return {hash_of(n): blob_of(n) for n in names}
+
+
+def test_hashes_are_asked_100_at_a_time(db_url, stand_in):
+    peer = stand_in(keys_named("rsa2048"))
+    hashes = [unknown_hash(i) for i in range(230)] + [hash_of("rsa2048")]
+    report = fetch(db_url, peer.port, hashes + hashes[:5])  # duplicates asked once
+    assert [len(b) for b in peer.batches] == [100, 100, 31]
+    assert sorted(sum(peer.batches, [])) == sorted(hashes)
+    assert (report.requested, report.requests, report.added, report.not_returned) == \
+        (231, 3, 1, 230)
+    assert report.errors == [] and recorded(db_url) == {}  # not returned is no error
+
+
+def test_over_the_key_limits_is_refused_and_recorded(db_url, stand_in):
+    peer = stand_in(keys_named("rsa2048", "dsa-elg"))
+    limits = pipeline.Limits(max_packet_bytes=500)  # dsa-elg has a packet of 814 bytes
+    hashes = [hash_of("rsa2048"), hash_of("dsa-elg")]
+    report = fetch(db_url, peer.port, hashes, limits)
+    reason = "over-limit: has a packet of 814 bytes, over this server's limit of 500"
+    assert report.refused == [(hash_of("dsa-elg").hex().upper(), reason)]
+    assert recorded(db_url) == {hash_of("dsa-elg").hex().upper(): (fpr("dsa-elg"), reason)}
+    assert list(stored(db_url)) == [fpr("rsa2048")]
+    again = fetch(db_url, peer.port, hashes, limits)
+    assert (again.known_refused, again.held, again.requests) == (1, 1, 0)
+
+
+def test_an_answer_over_the_size_limit_is_split_down_to_the_key(db_url, stand_in):
+    names = ["nistp256", "photo", "dsa-elg", "certified"]
+    peer = stand_in(keys_named(*names))
+    big = len(blob_of("dsa-elg")) + 10  # its answer: count, length, key, CRLF
+    report = fetch(db_url, peer.port, [hash_of(n) for n in names], max_answer_bytes=big - 1)
+    # all four: over; the first half fits; the second is over, then split
+    assert [len(b) for b in peer.batches] == [4, 2, 2, 1, 1]
+    assert report.refused == [(hash_of("dsa-elg").hex().upper(), "over-limit: answer of %d "
+                               "bytes is over the limit of %d" % (big, big - 1))]
+    assert report.added == 3 and report.errors == []
+    assert recorded(db_url)[hash_of("dsa-elg").hex().upper()][0] is None
+    assert sorted(stored(db_url)) == sorted(fpr(n) for n in names if n != "dsa-elg")
+
+
+def test_an_unparseable_key_is_found_by_halving_and_recorded(db_url, stand_in):
+    bad = unknown_hash(1)
+    keys = keys_named("rsa2048", "nistp256", "certified")
+    keys[bad] = b"\x99\x00\x03abc"  # a public key packet that is no key
+    peer = stand_in(keys)
+    hashes = [hash_of("rsa2048"), bad, hash_of("nistp256"), hash_of("certified")]
+    report = fetch(db_url, peer.port, hashes)
+    # four hashes, one answer nobody can name: halves, then the bad one's half
+    assert [len(b) for b in peer.batches] == [4, 2, 1, 1, 2]
+    ((refused_hash, reason),) = report.refused
+    assert refused_hash == bad.hex().upper() and reason.startswith("unparseable: ")
+    assert (report.received, report.added) == (4, 3)
+    assert recorded(db_url) == {bad.hex().upper(): (None, reason)}
+    again = fetch(db_url, peer.port, hashes)
+    assert (again.known_refused, again.held, again.requests) == (1, 3, 0)
+
+
+def test_a_key_read_differently_is_recorded_under_the_peers_hash(db_url, stand_in):
+    # The peer keeps a packet CKS drops (an unknown non-critical tag), so its
+    # hash is not the one CKS stores the key under.
+    extra = key_of("nistp256").serialize() + Packet(60, b"peer-only").serialize()
+    theirs = bytes.fromhex(raw_hash(extra))
+    assert theirs != hash_of("nistp256")
+    peer = stand_in({theirs: extra, **keys_named("rsa2048")})
+    report = fetch(db_url, peer.port, [theirs, hash_of("rsa2048")])
+    assert report.added == 2 and report.other_hash == 1 and report.refused == []
+    assert len(peer.batches) == 1  # its packets as they came name it: no halving
+    ((name, (fingerprint, reason)),) = recorded(db_url).items()
+    assert (name, fingerprint) == (theirs.hex().upper(), fpr("nistp256"))
+    assert reason == "held-as %s: the key is held here in another form" \
+        % hash_of("nistp256").hex().upper()
+    again = fetch(db_url, peer.port, [theirs, hash_of("rsa2048")])
+    assert (again.known_refused, again.held, again.requests) == (1, 1, 0)
+
+
+def test_a_cut_answer_is_asked_again_for_the_rest(db_url, stand_in):
+    names = ["rsa2048", "nistp256", "certified"]
+    keys = keys_named(*names)
+
+    def first_only(hashes):
+        found = [keys[h] for h in hashes if h in keys]
+        return 200, encode_answer(found[:1]), {"X-HKP-Results-Truncated": "true"}
+
+    peer = stand_in(answer=first_only)
+    report = fetch(db_url, peer.port, [hash_of(n) for n in names])
+    assert [len(b) for b in peer.batches] == [3, 2, 1]
+    assert report.added == 3 and report.not_returned == 0 and report.errors == []
+
+
+GARBAGE = {
+    "html": (200, b"<html><body>Unexpected POST request</body></html>"),
+    "count past the keys": (200, b"\x00\x00\x00\x02\x00\x00\x00\x03abc"),
+    "4 GiB length": (200, b"\x00\x00\x00\x01\xff\xff\xff\xff" + b"x" * 50),
+    "more keys than asked": (200, encode_answer([b"a", b"b", b"c"])),
+    "trailing bytes": (200, encode_answer([b"a"]) + b"more"),
+    "server error": (500, b"internal error"),
+    "not found": (404, b"no such page"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GARBAGE))
+def test_a_peer_answering_garbage_stores_nothing(db_url, stand_in, kind):
+    status, body = GARBAGE[kind]
+    if kind == "count past the keys":
+        # a whole first key, then the second missing: the first is not kept either
+        body = b"\x00\x00\x00\x02" + encode_answer([blob_of("rsa2048")])[4:-2]
+    peer = stand_in(answer=lambda hashes: (status, body, {}))
+    report = fetch(db_url, peer.port, [hash_of("rsa2048"), hash_of("nistp256")])
+    (error,) = report.errors
+    if status == 200:
+        assert error.startswith("answered garbage to /pks/hashquery: ")
+    else:
+        assert error.startswith("HTTP %d to /pks/hashquery: " % status)
+    assert error.endswith("(2 hashes not fetched)")
+    assert stored(db_url) == {} and recorded(db_url) == {}
+    assert (report.received, report.added, report.refused) == (0, 0, [])
+
+
+def test_a_peer_that_is_down_or_silent_gives_a_clear_error(db_url, stand_in):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    report = fetch(db_url, port, [hash_of("rsa2048")])
+    assert report.errors == ["no answer from 127.0.0.1:%d: connection refused "
+                             "(1 hashes not fetched)" % port]
+    peer = stand_in(answer=lambda hashes: (peer.release.wait(30), (200, b"", {}))[1])
+    started = time.monotonic()
+    report = fetch(db_url, peer.port, [hash_of("rsa2048")] + [unknown_hash(i)
+                                                                for i in range(150)],
+                   timeout=1)
+    assert time.monotonic() - started < 10
+    assert report.errors == ["no answer from 127.0.0.1:%d: timed out (151 hashes not fetched)"
+                             % peer.port]
+    assert report.requests == 1 and stored(db_url) == {} and recorded(db_url) == {}
+    assert not report.ok and "error: no answer" in report.summary()
+
+
+# --- a real SKS 1.1.6 node -----------------------------------------------------------
+
+def test_fetch_from_a_real_sks_node(tmp_path):
+    import os
+    from support.sks import ADDRESS, sks_node
+    if not os.path.exists(DEBIAN_KEYRING):
+        pytest.skip("no Debian keyring")
+    with open(DEBIAN_KEYRING, "rb") as handle:
+        keys = parse_keyring(handle.read()).keys[:150]
+    keyring = tmp_path / "some.gpg"
+    keyring.write_bytes(b"".join(k.serialize() for k in keys))
+    url = "sqlite:///%s" % (tmp_path / "cks.db")
+    with sks_node(tmp_path / "sks", [keyring]) as sks:
+        hashes = [sks_hash(k) for k in keys] + [unknown_hash()]
+        store = open_store(url)
+        try:
+            report = fetch_missing(store, "sks", ADDRESS, sks.hkp_port, hashes)
+        finally:
+            store.close()
+    assert report.errors == [] and report.refused == []
+    assert (report.requests, report.received, report.added, report.not_returned) == \
+        (2, 150, 150, 1)
+    assert {h for h, _ in stored(url).values()} == {h.hex().upper() for h in hashes[:-1]}
+    assert {s for _, s in stored(url).values()} == {"recon:sks"}
+    assert recorded(url) == {}

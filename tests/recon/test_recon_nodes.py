@@ -1,0 +1,138 @@
+"""Reconciliation between cksd nodes, end to end: real processes on three
+loopback addresses, on SQLite and PostgreSQL.  Rounds started by cks_sync.py
+and by cksd's own gossip; push and recon peers mixed; no key travels in a
+loop and every node ends with the same set."""
+
+import json
+import re
+import time
+
+import pytest
+
+from support import fixture
+from support.db import run_sql
+from support.nodes import fpr, manage, sync
+from support.server import Cksd
+
+NAMES = {"a": ["rsa2048", "nistp256"], "b": ["ed25519", "dsa-elg"], "c": ["rsa4096"]}
+
+
+def recon_port(node):
+    return int(node.wait_for_output(r"cksd recon on [\d.]+:(\d+)").group(1))
+
+
+def hashes(node):
+    return {r[0] for r in run_sql(node.db_url, "SELECT sks_hash FROM cks_keys")}
+
+
+def fingerprints(node):
+    return {r[0] for r in run_sql(node.db_url, "SELECT fingerprint FROM cks_keys")}
+
+
+def config(tmp_path, name, node_port, extra=""):
+    path = tmp_path / ("%s.conf" % name)
+    path.write_text("[server]\nport = %d\nbind = %s\n%s" % (node_port[1], node_port[0], extra))
+    return str(path)
+
+
+def recon_peer(node, other):
+    """Make `other` a recon peer of `node`."""
+    out = manage(node, "add", "%s:%d" % (other.bind, other.port), "--type", "recon",
+                 "--recon-port", str(recon_port(other)))
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.fixture
+def trio(new_db, tmp_path):
+    nodes = {}
+    for name, address in (("a", "127.0.0.1"), ("b", "127.0.0.2"), ("c", "127.0.0.3")):
+        nodes[name] = Cksd(new_db(name), args=["--recon-port", "0"], bind=address).start()
+    yield nodes
+    for node in nodes.values():
+        node.stop()
+
+
+def round_with(node, other, tmp_path):
+    run = sync(node, "--peer", "%s:%d" % (other.bind, other.port),
+               config=config(tmp_path, "x", (node.bind, node.port)))
+    assert run.returncode == 0, run.stderr
+    return run.stdout.decode()
+
+
+def test_recon_and_push_converge_without_loops(trio, tmp_path):
+    a, b, c = trio["a"], trio["b"], trio["c"]
+    assert manage(c, "add", "%s:%d" % (a.bind, a.port), "--no-catch-up").returncode == 0
+    for name, node in trio.items():
+        for key in NAMES[name]:
+            assert node.add(fixture(key))[0] == 200
+    recon_peer(a, b)
+    recon_peer(b, a)
+    recon_peer(b, c)
+    recon_peer(c, b)
+
+    out = round_with(a, b, tmp_path)               # A dials B: both fetch what they lack
+    assert re.search(r"we lacked 2, the peer lacked 2; 2 keys fetched", out), out
+    every = {fpr(k) for keys in NAMES.values() for k in keys}
+    a_and_b = {fpr(k) for k in NAMES["a"] + NAMES["b"]}
+    assert fingerprints(a) == a_and_b
+    wait = time.monotonic() + 30                   # B fetches after the session
+    while fingerprints(b) != a_and_b:
+        assert time.monotonic() < wait
+        time.sleep(0.2)
+    round_with(c, b, tmp_path)                     # C and B
+    assert fingerprints(c) == every
+    wait = time.monotonic() + 30
+    while fingerprints(b) != every:
+        assert time.monotonic() < wait
+        time.sleep(0.2)
+    assert sync(c, "--peer", "%s:%d" % (a.bind, a.port)).returncode == 0   # C pushes to A
+    assert fingerprints(a) == every
+    # every node holds the same set, by SKS hash too; a new round finds nothing
+    assert hashes(a) == hashes(b) == hashes(c)
+    out = round_with(a, b, tmp_path)
+    assert "we lacked 0, the peer lacked 0" in out, out
+    # nothing fetched by recon was queued for anyone: only the users' own keys
+    for name, node in trio.items():
+        queued = {r[0] for r in run_sql(node.db_url, "SELECT fingerprint FROM cks_pending_sync")}
+        assert queued <= {fpr(k) for k in NAMES[name]}
+        sources = dict(run_sql(node.db_url, "SELECT fingerprint, source FROM cks_keys"))
+        assert all(sources[f].startswith(("recon:", "hkp-sync:")) for f in every
+                   if f not in {fpr(k) for k in NAMES[name]})
+    listed = manage(a, "list").stdout.decode()
+    assert "lacked here 0 there 0" in listed
+    stats = json.loads(a.lookup(op="stats", options="mr")[2])
+    (peer,) = [p for p in stats["peers"] if p["kind"] == "recon"]
+    assert peer["recon"]["rounds"] == 2 and peer["recon"]["lacked_here"] == 0
+    assert peer["last_error"] is None
+    page = a.request("GET", "/pks/lookup?op=stats", headers={"Accept": "text/html"})[2]
+    assert b"lacked here 0, there 0; fetched 0" in page
+
+
+def test_cksd_gossips_by_itself(new_db, tmp_path):
+    settings = tmp_path / "gossip.conf"
+    settings.write_text("[recon]\ninterval = 1\n")
+    a = Cksd(new_db("a"), args=["--recon-port", "0"], config=str(settings)).start()
+    b = Cksd(new_db("b"), args=["--recon-port", "0"], bind="127.0.0.2").start()
+    try:
+        assert a.add(fixture("rsa2048"))[0] == 200
+        assert b.add(fixture("ed25519"))[0] == 200
+        recon_peer(a, b)
+        recon_peer(b, a)
+        wait = time.monotonic() + 60
+        while not (fingerprints(a) == fingerprints(b) == {fpr("rsa2048"), fpr("ed25519")}):
+            assert time.monotonic() < wait, (a.output(), b.output())
+            time.sleep(0.3)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_an_unknown_address_is_refused(new_db):
+    a = Cksd(new_db("a"), args=["--recon-port", "0"]).start()
+    try:
+        import socket
+        with socket.create_connection(("127.0.0.1", recon_port(a)), timeout=10) as sock:
+            assert sock.recv(100) == b""           # closed before the handshake
+        a.wait_for_output("recon connection from 127.0.0.1 refused")
+    finally:
+        a.stop()

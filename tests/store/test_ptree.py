@@ -1,0 +1,380 @@
+"""The SKS reconciliation tree in the database (cks_ptree, lib/cks/store/ptree.py),
+on SQLite and PostgreSQL: after every change it holds what a tree computed from
+the stored hashes holds, real keys enter and leave it through the pipeline and
+delete_key, cks_admin.py ptree checks and rebuilds it, and the migration from
+schema version 1 builds it."""
+
+import random
+import threading
+from collections import defaultdict
+
+import pytest
+
+from cks import pipeline, rejection
+from cks.store import open_store, ptree
+from cks.store.rejections import delete_key
+from cks.sync.recon.field import (JOIN_THRESHOLD, SPLIT_THRESHOLD, element_of_hash,
+                                  empty_samples, hash_of_element, samples_of)
+from support import fixture
+from support.db import run_sql
+from support.nodes import fpr
+from support.procs import tool
+from test_migration import KEYS as MIGRATED_KEYS, make_version_1
+
+
+# --- helpers ------------------------------------------------------------------------
+
+def fingerprint_of(sks_hash):
+    """A made-up fingerprint for a synthetic key row."""
+    return "FF" * 4 + sks_hash
+
+
+def add_row(cursor, sks_hash):
+    """A minimal cks_keys row with this hash, and the hash entering the tree, as
+    Store.save_key does it (row first, then the tree)."""
+    cursor.execute(
+        "INSERT INTO cks_keys (fingerprint, version, keyid, short_keyid, algorithm, bits, "
+        "created, sks_hash, keydata, served, served_crc24, size, first_seen, last_changed, "
+        "source) VALUES (?, 4, ?, ?, 1, 2048, 0, ?, ?, ?, 0, 1, 0, 0, 'test')",
+        (fingerprint_of(sks_hash), sks_hash[-16:], sks_hash[-8:], sks_hash, b"k", b"s"))
+    ptree.change_hash(cursor, None, sks_hash)
+
+
+def remove_row(cursor, sks_hash):
+    """The project's delete_key: the row goes, and its hash leaves the tree."""
+    assert delete_key(cursor, fingerprint_of(sks_hash))
+
+
+def random_hashes(rng, count, crowded=0.5):
+    """Random hashes; a share of them under one 8-bit prefix, so that a few
+    hundred make a tree several levels deep."""
+    out = set()
+    while len(out) < count:
+        value = rng.getrandbits(128)
+        if rng.random() < crowded:
+            value = (0xA7 << 120) | (value & ((1 << 120) - 1))
+        out.add("%032X" % value)
+    return sorted(out)
+
+
+def stored_nodes(cursor):
+    return {row[0]: (int(row[1]), ptree.samples_from_bytes(row[2]), bool(row[3]))
+            for row in cursor.execute("SELECT prefix, size, samples, leaf FROM cks_ptree")
+            .fetchall()}
+
+
+def assert_tree_matches(cursor, hashes):
+    """The stored tree against one computed here from scratch, independently of
+    ptree.check: every node's size and samples are those of the hashes with
+    its prefix; the shape follows the rules (inner nodes have 4 children and
+    more than JOIN_THRESHOLD elements, leaves at most SPLIT_THRESHOLD, no node
+    below a leaf); and ptree.check agrees."""
+    nodes = stored_nodes(cursor)
+    depth = max(len(p) for p in nodes)
+    under = defaultdict(list)
+    for h in hashes:
+        bits = ptree.hash_bits(h)
+        for n in range(0, depth + 1, 2):
+            under[bits[:n]].append(element_of_hash(bytes.fromhex(h)))
+    assert "" in nodes
+    for prefix, (size, samples, leaf) in nodes.items():
+        elements = under.get(prefix, [])
+        assert size == len(elements), prefix
+        assert samples == samples_of(elements), prefix
+        if prefix:
+            parent = nodes.get(prefix[:-2])
+            assert parent is not None and not parent[2], "%r hangs below a leaf" % prefix
+        if leaf:
+            assert size <= SPLIT_THRESHOLD, prefix
+        else:
+            assert size > JOIN_THRESHOLD, prefix
+            assert all(prefix + bits in nodes for bits in ("00", "01", "10", "11")), prefix
+    assert ptree.check(cursor) == []
+    return nodes
+
+
+@pytest.fixture
+def store(db_url):
+    store = open_store(db_url)
+    yield store
+    store.close()
+
+
+# --- the tree against a recomputation, change by change --------------------------------
+
+def test_every_insert_and_delete_keeps_the_tree_exact(store, monkeypatch):
+    done = defaultdict(set)  # depths at which leaves split and inner nodes joined
+    for name in ("_split", "_join"):
+        def counted(cursor, node, _name=name, _real=getattr(ptree, name)):
+            done[_name].add(len(node.prefix))
+            return _real(cursor, node)
+        monkeypatch.setattr(ptree, name, counted)
+    rng = random.Random(1)
+    pool = random_hashes(rng, 400, crowded=0.6)
+    present = []
+    shapes = set()
+
+    def step(change, sks_hash):
+        with store.write() as cursor:
+            change(cursor, sks_hash)
+        with store.read() as cursor:
+            shapes.add(len(assert_tree_matches(cursor, present)))
+
+    def grow(to):  # leaves split, several levels deep
+        for h in rng.sample([p for p in pool if p not in present], to - len(present)):
+            present.append(h)
+            step(add_row, h)
+
+    def shrink(to):  # inner nodes join, the root last
+        while len(present) > to:
+            step(remove_row, present.pop(rng.randrange(len(present))))
+
+    for size in (200, 30, 200, 60, 120, 0):
+        if size > len(present):
+            grow(size)
+        else:
+            shrink(size)
+    with store.read() as cursor:
+        assert stored_nodes(cursor) == {"": (0, empty_samples(), True)}
+    assert max(shapes) > 16 and min(shapes) == 1
+    assert len(done["_split"]) >= 3 and len(done["_join"]) >= 3
+
+
+def test_hashes_made_to_share_a_long_prefix(store):
+    """Anyone can make keys whose hashes share many leading bits: the tree
+    grows deep there (deeper than ptree.FIRST_LEVELS) and stays exact."""
+    rng = random.Random(9)
+    deep = ["0123456789" + "%022X" % rng.getrandbits(88) for _ in range(110)]
+    hashes = deep + random_hashes(rng, 40)
+    rng.shuffle(hashes)
+    for count, h in enumerate(hashes, 1):
+        with store.write() as cursor:
+            add_row(cursor, h)
+            assert_tree_matches(cursor, hashes[:count])
+    with store.read() as cursor:
+        assert ptree.summary(cursor).depth > ptree.FIRST_LEVELS + 2
+    for count, h in enumerate(hashes, 1):
+        with store.write() as cursor:
+            remove_row(cursor, h)
+            assert_tree_matches(cursor, hashes[count:])
+    with store.read() as cursor:
+        assert ptree.summary(cursor) == ptree.Summary(0, 1, 0)
+
+
+def test_thousands_of_hashes_and_a_rebuild_agree(store):
+    rng = random.Random(2)
+    hashes = random_hashes(rng, 3000, crowded=0.2)
+    for start in range(0, len(hashes), 250):
+        with store.write() as cursor:
+            for h in hashes[start:start + 250]:
+                add_row(cursor, h)
+    gone = hashes[::3]
+    with store.write() as cursor:
+        for h in gone:
+            remove_row(cursor, h)
+    kept = [h for h in hashes if h not in set(gone)]
+    with store.read() as cursor:
+        grown = assert_tree_matches(cursor, kept)
+    with store.write() as cursor:
+        summary = ptree.rebuild(cursor)
+    with store.read() as cursor:
+        rebuilt = assert_tree_matches(cursor, kept)
+        assert ptree.summary(cursor) == summary
+    assert summary.elements == len(kept) and summary.nodes == len(rebuilt)
+    # a fresh tree splits exactly the nodes over SPLIT_THRESHOLD
+    assert all(leaf == (size <= SPLIT_THRESHOLD) for size, _, leaf in rebuilt.values())
+    for prefix in set(grown) & set(rebuilt):  # same values wherever both have a node
+        assert grown[prefix][:2] == rebuilt[prefix][:2]
+
+
+def test_writers_in_parallel_keep_the_tree_exact(db_url):
+    store = open_store(db_url, pool_size=6)
+    hashes = random_hashes(random.Random(3), 600)
+    errors = []
+
+    def writer(part):
+        try:
+            for h in part:
+                with store.write() as cursor:
+                    add_row(cursor, h)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(hashes[i::6],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert errors == []
+        with store.read() as cursor:
+            assert_tree_matches(cursor, hashes)
+    finally:
+        store.close()
+
+
+# --- reading: LocalTree and NodeView -------------------------------------------------
+
+def test_nodes_and_their_elements(store):
+    hashes = random_hashes(random.Random(4), 900)
+    with store.write() as cursor:
+        for h in hashes:
+            add_row(cursor, h)
+    bits = {h: ptree.hash_bits(h) for h in hashes}
+
+    def expected(prefix):
+        return sorted(element_of_hash(bytes.fromhex(h)) for h in hashes
+                      if bits[h].startswith(prefix))
+
+    with ptree.open_tree(store) as tree:
+        root = tree.root()
+        assert (root.prefix, root.size, root.is_leaf) == ("", 900, False)
+        stored = stored_nodes(tree.cursor)
+        leaf = max((p for p in stored if stored[p][2]), key=lambda p: stored[p][0])
+        inner = max((p for p in stored if p and not stored[p][2]), key=len)
+        below = bits[next(h for h in hashes if bits[h].startswith(leaf))][:len(leaf) + 6]
+        for prefix in ["", "10", "1010", inner, leaf, below, leaf + "1" * 40, "0" * 136]:
+            node = tree.node(prefix)
+            want = expected(prefix)
+            assert sorted(node.elements()) == want, prefix
+            assert node.size == len(want) and node.samples == samples_of(want), prefix
+            assert node.is_leaf == (prefix not in stored or stored[prefix][2]), prefix
+        children = tree.node(inner).children()
+        assert [c.prefix for c in children] == [inner + b for b in ("00", "01", "10", "11")]
+        assert sum(c.size for c in children) == tree.node(inner).size
+        assert tree.node(leaf).children() == []
+        for bad in ["0", "012", "x0", "0" * 138]:
+            with pytest.raises(ValueError):
+                tree.node(bad)
+
+
+def test_prefix_ranges_follow_the_element_encoding():
+    # bits of the 17-byte little-endian encoding, MSB first per byte: byte 0 of
+    # the MD5 first, so the prefix is the hex string's bits
+    md5 = bytes(range(1, 17))
+    e = element_of_hash(md5)
+    encoding = e.to_bytes(17, "little")
+    assert encoding == md5 + b"\0"
+    bits = "".join(format(b, "08b") for b in encoding)
+    assert ptree.hash_bits(md5.hex().upper()) == bits[:128]
+    assert ptree.prefix_range("") == ("0" * 32, "F" * 32)
+    assert ptree.prefix_range("0000000100") == ("01" + "0" * 30, "013" + "F" * 29)
+    assert ptree.prefix_range(bits) == (md5.hex().upper(),) * 2
+    assert ptree.prefix_range("0" * 128 + "01") is None
+    assert ptree.child_index("C0" + "0" * 30, 0) == 3 and ptree.child_index("1C", 6) == 0
+    # the recon session names the same prefixes (wire.Prefix)
+    from cks.sync.recon.wire import Prefix
+    rng = random.Random(10)
+    for _ in range(200):
+        h, length = "%032X" % rng.getrandbits(128), 2 * rng.randrange(69)
+        assert str(Prefix.of_element(ptree.element_of(h), length)) == \
+            (ptree.hash_bits(h) + "0" * 8)[:length]
+
+
+# --- real keys through the pipeline ------------------------------------------------
+
+def tree_hashes(store):
+    with ptree.open_tree(store) as tree:
+        return {hash_of_element(e).hex().upper() for e in tree.root().elements()}, \
+            tree.root().size
+
+
+def stored_hash(store, fingerprint):
+    with store.read() as cursor:
+        return cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
+                             (fingerprint,))
+
+
+def test_a_merged_key_leaves_with_its_old_hash_and_enters_with_its_new(store):
+    alice = fpr("alice-t1")
+    assert fpr("alice-t2") == alice
+    assert pipeline.submit(store, fixture("rsa2048"), pipeline.Source.admin()).outcomes
+    pipeline.submit(store, fixture("alice-t1"), pipeline.Source.admin())
+    old = stored_hash(store, alice)
+    rsa = stored_hash(store, fpr("rsa2048"))
+    assert tree_hashes(store) == ({old, rsa}, 2)
+    (outcome,) = pipeline.submit(store, fixture("alice-t2"), pipeline.Source.admin()).outcomes
+    assert outcome.status == pipeline.UPDATED
+    new = stored_hash(store, alice)
+    assert new != old
+    assert tree_hashes(store) == ({new, rsa}, 2)
+    again = pipeline.submit(store, fixture("alice-t1"), pipeline.Source.admin()).outcomes
+    assert again[0].status == pipeline.UNCHANGED and tree_hashes(store) == ({new, rsa}, 2)
+    with store.read() as cursor:
+        assert_tree_matches(cursor, [new, rsa])
+    assert rejection.delete(store, alice)
+    assert tree_hashes(store) == ({rsa}, 1)
+    with store.read() as cursor:
+        assert_tree_matches(cursor, [rsa])
+
+
+# --- cks_admin.py ptree -------------------------------------------------------------
+
+def admin(db, *args):
+    return tool("cks_admin.py", ["--db", db] + list(args))
+
+
+def test_admin_ptree_summary_check_and_rebuild(store, db_url):
+    for name in ("rsa2048", "nistp256", "ed25519"):
+        pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False))
+    hashes = random_hashes(random.Random(5), 400)
+    with store.write() as cursor:
+        for h in hashes:
+            add_row(cursor, h)
+        nodes = stored_nodes(cursor)
+    out = admin(db_url, "ptree")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().split("\n")
+    assert lines[0].split() == ["elements", "403"]
+    assert lines[1].split() == ["nodes", str(len(nodes))]
+    assert int(lines[2].split()[1]) == max(len(p) for p in nodes) // 2 > 1
+    good = admin(db_url, "ptree", "--check")
+    assert good.returncode == 0 and b"ptree OK" in good.stdout, good.stderr
+    leaf = sorted(p for p in nodes if nodes[p][2])[3]
+    inner = sorted(p for p in nodes if p and not nodes[p][2])[0]
+    for sql, params in [("UPDATE cks_ptree SET size = size + 1 WHERE prefix = ?", (leaf,)),
+                        ("UPDATE cks_ptree SET samples = NULL WHERE prefix = ?", (inner,)),
+                        ("DELETE FROM cks_ptree WHERE prefix = ?", (inner + "01",))]:
+        run_sql(db_url, sql, params, write=True)
+    bad = admin(db_url, "ptree", "--check")
+    assert bad.returncode == 1
+    errors = bad.stderr.decode()
+    assert "ptree: node %r has size %d, cks_keys has %d elements under it" % (
+        leaf, nodes[leaf][0] + 1, nodes[leaf][0]) in errors
+    assert "ptree: node %r has wrong sample values" % inner in errors
+    assert "ptree: node %r is missing" % (inner + "01") in errors
+    assert errors.rstrip().split("\n")[-1].startswith("ptree: ") and \
+        "--rebuild repairs it" in errors
+    fixed = admin(db_url, "ptree", "--rebuild")
+    assert fixed.returncode == 0 and fixed.stdout.startswith(b"rebuilt: 403 elements")
+    assert admin(db_url, "ptree", "--check").returncode == 0
+    with store.read() as cursor:
+        assert_tree_matches(cursor, hashes + [stored_hash(store, fpr(n))
+                                              for n in ("rsa2048", "nistp256", "ed25519")])
+
+
+# --- the migration from version 1 ---------------------------------------------------
+
+def test_the_migration_from_version_1_builds_the_tree(db_url):
+    store = open_store(db_url)
+    try:
+        with store.write() as cursor:
+            for h in random_hashes(random.Random(6), 200):
+                add_row(cursor, h)
+    finally:
+        store.close()
+    make_version_1(db_url)  # the keys of test_migration.KEYS too; no cks_ptree
+    out = admin(db_url, "ptree", "--check")
+    assert out.returncode == 0, out.stderr
+    count = 200 + len(MIGRATED_KEYS)
+    assert out.stdout.decode().split("\n")[0].split() == ["elements", str(count)]
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(2,)]
+    hashes = [r[0] for r in run_sql(db_url, "SELECT sks_hash FROM cks_keys")]
+    assert len(hashes) == count
+    store = open_store(db_url)
+    try:
+        with store.read() as cursor:
+            assert_tree_matches(cursor, hashes)
+            assert ptree.summary(cursor).depth >= 2
+    finally:
+        store.close()
