@@ -86,23 +86,27 @@ class Report:
 
 
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
-           binary: bool = False) -> Report:
+           binary: bool = False, follow: bool = True) -> Report:
     """Parse `data` (armored or binary; `binary` skips armor detection) and store
-    every usable key in it."""
+    every usable key in it (see store_keys for `follow`)."""
     result = parse_keyring(data) if binary else read_keys(data)
     report = Report(problems=list(result.problems))
-    report.outcomes = store_keys(store, merge_all(result.keys), source, limits or Limits())
+    report.outcomes = store_keys(store, merge_all(result.keys), source, limits or Limits(),
+                                 follow=follow)
     return report
 
 
 def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
-               now: Optional[int] = None) -> List[Outcome]:
+               now: Optional[int] = None, follow: bool = True) -> List[Outcome]:
     """Merge keys into the database, up to KEYS_PER_TRANSACTION per transaction.
 
     Each key's change commits together with its pending-sync entry; the keys of
     one transaction are locked (in fingerprint order) for its duration.  The
     served views of other keys that depend on the keys stored follow before
-    this returns (views.follow_signers).
+    this returns (views.follow_signers), unless `follow` is false: cksd leaves
+    that to its background job, which takes the work of many uploads at once
+    (a key certified by each of a hundred keys uploaded one by one is derived
+    again a few times, not a hundred).
     """
     now = int(time.time()) if now is None else now
     outcomes: List[Outcome] = []
@@ -122,7 +126,7 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
         outcomes.extend(results)
     for outcome in outcomes:
         log.debug("%s key %s (from %s)", outcome.status, outcome.fingerprint, source.tag)
-    if any(o.status in (ADDED, UPDATED) for o in outcomes):
+    if follow and any(o.status in (ADDED, UPDATED) for o in outcomes):
         follow_signers(store, limits.serve)
     return outcomes
 

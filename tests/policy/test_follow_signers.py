@@ -7,7 +7,7 @@ from cks import pipeline
 from cks.store import open_store
 from support import fixture
 from support.db import run_sql
-from support.nodes import fpr
+from support.nodes import fpr, settled
 from support.server import Cksd
 
 
@@ -19,6 +19,7 @@ def flags(node, name):
 def test_cksd_works_off_what_a_crash_left(db_url, monkeypatch):
     with Cksd(db_url) as node:
         assert node.add(fixture("desig-revoked"))[0] == 200
+        settled(node)
         assert flags(node, "desig-revoker") == ""        # the revoker's key is not here yet
         # Another program stores the revoker's key and dies before following up.
         monkeypatch.setattr(pipeline, "follow_signers", lambda store, policy: 0)

@@ -13,6 +13,7 @@ from cks.store import open_store
 from support import fixture
 from support.forge import Signer, keyring
 from support.gpg import GnuPG, parse_colons
+from support.nodes import settled
 from support.procs import tool
 from support.server import LOOPBACK_EXEMPT, Cksd
 
@@ -169,6 +170,7 @@ def test_flooded_key_is_stored_whole_and_served_small(server, tmp_path):
             .user_ids[0].value)
         upload(server, keyring([pk.Packet(pk.TAG_PUBLIC_KEY, signer.public.serialize()), uid,
                                 pk.Packet(pk.TAG_SIGNATURE, self_sig.serialize())]))
+    settled(server)  # without an operator's command: cksd follows the certifiers
     served = served_key(server, fpr("ed25519"))
     third_party = [s for s in served.user_ids[0].sigs if not served.is_self_issued(s.sig)]
     assert len(third_party) == 100

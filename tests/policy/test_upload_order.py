@@ -14,7 +14,7 @@ from cks.openpgp.armor import scan
 from support import fixture
 from support.forge import keyring
 from support.gpg import GnuPG, parse_colons
-from support.nodes import fpr
+from support.nodes import fpr, settled
 from support.procs import tool
 from support.server import Cksd
 
@@ -22,9 +22,11 @@ REVOKER, TARGET, REVOKED = "revoker", "desig-revoker", "desig-revoked"
 
 
 def upload(node, data):
+    """Upload, and wait for cksd to derive again what depends on it."""
     status, _, body = node.request("POST", "/pks/add", data,
                                    {"Content-Type": "application/pgp-keys"})
     assert status == 200, body
+    settled(node)
 
 
 def served(node, name):

@@ -40,3 +40,13 @@ def table(node, sql, params=()):
 
 def peers_json(node):
     return {p["peer"]: p for p in json.loads(manage(node, "list", "--json").stdout)}
+
+
+def settled(node, seconds=30):
+    """Wait until cksd has derived again every served view its uploads queued
+    (cks_view_work is empty): its background job does that within seconds."""
+    import time
+    deadline = time.monotonic() + seconds
+    while table(node, "SELECT count(*) FROM cks_view_work")[0][0]:
+        assert time.monotonic() < deadline, "served views not derived again in %d s" % seconds
+        time.sleep(0.1)
