@@ -250,14 +250,19 @@ class LocalTree:
 
     def __init__(self, cursor: Cursor) -> None:
         self.cursor = cursor
+        # Nodes read so far: the cursor sees one snapshot, so they stay true.
+        # Reading a node reads its children along, which a round asks next.
+        self._nodes: Dict[str, Node] = {}
 
     def root(self) -> NodeView:
         return self.node("")
 
     def node(self, prefix: str) -> NodeView:
         check_prefix(prefix)
-        nodes = load_nodes(self.cursor, _ancestors(prefix))
-        found = nodes.get(prefix)
+        if prefix not in self._nodes:
+            self._nodes.update(load_nodes(self.cursor, _ancestors(prefix) + [
+                prefix + bits for bits in CHILD_BITS]))
+        found = self._nodes.get(prefix)
         if found is not None:
             return NodeView(self, prefix, found.size, found.samples, found.leaf)
         # Below a leaf (or in a damaged tree): computed from the elements.
