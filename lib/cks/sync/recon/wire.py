@@ -258,10 +258,10 @@ class ReconRqstFull:
 
 
 @dataclass
-class Elements:
-    """Type 2: elements the receiver lacks (kept sorted and unique)."""
+class _ElementSet:
+    """A message that is one set of elements (kept sorted and unique)."""
 
-    TYPE: ClassVar[int] = 2
+    TYPE: ClassVar[int]
     elements: List[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -271,26 +271,22 @@ class Elements:
         return _frame(self.TYPE, _zzp_list(self.elements))
 
     @classmethod
-    def _decode(cls, body: _Body) -> "Elements":
+    def _decode(cls, body: "_Body"):
         return cls(body.zzp_list("elements"))
 
 
 @dataclass
-class FullElements:
+class Elements(_ElementSet):
+    """Type 2: elements the receiver lacks."""
+
+    TYPE: ClassVar[int] = 2
+
+
+@dataclass
+class FullElements(_ElementSet):
     """Type 3: all of the answerer's elements under the requested prefix."""
 
     TYPE: ClassVar[int] = 3
-    elements: List[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.elements = _element_set(self.elements)
-
-    def encode(self) -> bytes:
-        return _frame(self.TYPE, _zzp_list(self.elements))
-
-    @classmethod
-    def _decode(cls, body: _Body) -> "FullElements":
-        return cls(body.zzp_list("elements"))
 
 
 class _NoFields:
