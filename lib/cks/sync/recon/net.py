@@ -51,6 +51,10 @@ class _Connection:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.started = time.monotonic()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Small messages each way, written as they are ready: without this,
+            # Nagle's algorithm and delayed ACKs stall the exchange for 40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sent = self.received = 0
 
     def send(self, data: bytes) -> None:
