@@ -207,8 +207,8 @@ def bench_rounds(args, pool: List[Row], dbs: Databases, workdir: str) -> List[st
                 lines.append(_row(size, diff, "SKS 1.1.6", sks))
                 ratio = statistics.median(s[0] for s in sks) / statistics.median(
                     c[0] for c in cks)
-                lines.append("%8d %6d   cksd-cksd round is %.1fx as fast as cksd-SKS"
-                             % (size, diff, ratio))
+                lines.append("%8d %6d   ratio SKS/cksd time: %.2f (above 1: cksd's round "
+                             "is faster)" % (size, diff, ratio))
     return lines
 
 
