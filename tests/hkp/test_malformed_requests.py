@@ -1,7 +1,6 @@
 """Property tests against a running cksd: random bytes in every parameter, form
 field, body and header never get a server error, and the server keeps serving."""
 
-import socket
 import urllib.parse
 
 import pytest
@@ -9,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from cks.hkp.admin import AdminSettings, hash_password
 from support import EXPECTED, fixture
-from support.server import Cksd
+from support.server import Cksd, raw_exchange
 
 FUZZ = settings(max_examples=150, deadline=None)
 KEY = EXPECTED["rsa2048.asc"][0]
@@ -43,14 +42,7 @@ def _still_serving(server) -> bool:
 def _status(server, head: bytes, body: bytes = b"") -> int:
     """Send one request on a new connection, read the answer to the end, and
     return its status (the server must answer, not drop the connection)."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
-        sock.sendall(head + body)
-        answer = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+    answer = raw_exchange(server.port, head + body)
     assert answer.startswith(b"HTTP/1.1 "), answer[:200]
     return int(answer[9:12])
 

@@ -23,7 +23,7 @@ from support import DEBIAN_KEYRING, fixture
 from support.db import run_sql
 from support.nodes import fpr, manage
 from support.procs import tool
-from support.server import Cksd
+from support.server import Cksd, raw_exchange
 
 NAMES = ["rsa2048", "nistp256", "photo", "certified", "v6-ed25519", "dsa-elg"]
 HQ_LINE = '"POST /pks/hashquery HTTP/1.1"'
@@ -136,15 +136,7 @@ def test_asked_the_sks_way_http_1_0_and_only_content_length(db_url):
 
 def _raw_exchange(port: int, request: bytes) -> Tuple[bytes, bytes]:
     """Send `request`, read until the server closes: (head, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _, body = raw_exchange(port, request).partition(b"\r\n\r\n")
     return head, body
 
 

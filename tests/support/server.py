@@ -139,3 +139,17 @@ class Cksd:
         fields = dict(params, keytext=keytext)
         return self.request("POST", "/pks/add", urllib.parse.urlencode(fields).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
+
+
+def raw_exchange(port: int, request: bytes, timeout: float = 20) -> bytes:
+    """Send `request` as bytes on a new connection to 127.0.0.1:`port` and read
+    the answer until the server closes the connection."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
