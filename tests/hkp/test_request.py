@@ -214,31 +214,21 @@ def test_odd_paths_are_404(path):
     assert response.status == 404 and response.body == b"no such page: %s\n" % path.encode()
 
 
-@pytest.mark.parametrize("body,reason", [
-    (b"keytext=%ff", "parameter 'keytext' is not UTF-8"),
-    (b"keytext=\x99\x01", "parameter 'keytext' is not UTF-8"),
-    (b"keytext=a%00", "NUL character in parameter 'keytext'"),
-    (b"keytext=a;options=mr", "use & between parameters, not ;"),
-    (b"keytext=%2", "bad percent-escape '%2' in parameter 'keytext': "
-                    "% must be followed by two hex digits"),
-    (b"keytext=a&options=mr&options=mr", "parameter 'options' given twice"),
-    (b"=abc", "a parameter without a name"),
+@pytest.mark.parametrize("path,body,reason", [
+    ("/pks/add", b"keytext=%ff", "parameter 'keytext' is not UTF-8"),
+    ("/pks/add", b"keytext=\x99\x01", "parameter 'keytext' is not UTF-8"),
+    ("/pks/add", b"keytext=a%00", "NUL character in parameter 'keytext'"),
+    ("/pks/add", b"keytext=a;options=mr", "use & between parameters, not ;"),
+    ("/pks/add", b"keytext=%2", "bad percent-escape '%2' in parameter 'keytext': "
+                                "% must be followed by two hex digits"),
+    ("/pks/add", b"keytext=a&options=mr&options=mr", "parameter 'options' given twice"),
+    ("/pks/add", b"=abc", "a parameter without a name"),
+    ("/pks/x-cks-rejection", b"notice=a&notice=b", "parameter 'notice' given twice"),
+    ("/pks/x-cks-rejection", b"signature=%ff", "parameter 'signature' is not UTF-8"),
+    ("/pks/x-cks-rejection", b"notice=a;signature=b", "use & between parameters, not ;"),
 ])
-def test_malformed_upload_forms_are_400(body, reason):
-    response = _handle("/pks/add", "POST", body,
-                       {"content-type": "application/x-www-form-urlencoded"})
-    assert (response.status, response.body) == (400, ("malformed request: %s\n"
-                                                      % reason).encode())
-
-
-@pytest.mark.parametrize("body,reason", [
-    (b"notice=a&notice=b", "parameter 'notice' given twice"),
-    (b"signature=%ff", "parameter 'signature' is not UTF-8"),
-    (b"notice=a;signature=b", "use & between parameters, not ;"),
-])
-def test_malformed_notice_forms_are_400(body, reason):
-    response = _handle("/pks/x-cks-rejection", "POST", body,
-                       {"content-type": "application/x-www-form-urlencoded"})
+def test_malformed_forms_are_400(path, body, reason):
+    response = _handle(path, "POST", body, {"content-type": "application/x-www-form-urlencoded"})
     assert (response.status, response.body) == (400, ("malformed request: %s\n"
                                                       % reason).encode())
 

@@ -267,7 +267,7 @@ def test_requester_first_batch():
     assert decode_all(Requester(small).start()) == [ReconRqstFull(ROOT, [1, 2, 3]), Flush()]
     big_set = set(range(10, 510))
     big, _ = one_tree(big_set)
-    assert decode_all(Requester(big, None).start()) == [
+    assert decode_all(Requester(big).start()) == [
         ReconRqstPoly(ROOT, 500, samples_of(big_set)), Flush()]
 
 

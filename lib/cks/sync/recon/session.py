@@ -188,11 +188,9 @@ class Requester:
     `start()` returns the first requests; `receive(data)` returns what to
     send next.  Requests go out in batches, each ended by Flush (the answerer
     writes nothing before it), with at most `max_outstanding` unanswered.
-    `reconcile` is accepted for symmetry with Answerer and not used: the
-    requester never interpolates (SKS client.ml)."""
+    The requester never interpolates (SKS client.ml): the answerer does."""
 
-    def __init__(self, tree: LocalTree, reconcile: Optional[ReconcileFn] = None, *,
-                 full_threshold: int = FULL_THRESHOLD, max_outstanding: int = MAX_OUTSTANDING,
+    def __init__(self, tree: LocalTree, *, full_threshold: int = FULL_THRESHOLD, max_outstanding: int = MAX_OUTSTANDING,
                  bitquantum: int = BITQUANTUM) -> None:
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
