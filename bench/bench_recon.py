@@ -42,7 +42,7 @@ from cks.store import open_store  # noqa: E402
 from cks.store.ptree import rebuild  # noqa: E402
 from synthetic_keys import make_keys  # noqa: E402
 
-SESSION = re.compile(r"we lacked (\d+), the peer lacked (\d+).*the session: ([\d.]+) s, "
+SESSION = re.compile(r"we lacked (\d+), the peer lacked (\d+).*the session: ([\d.]+) ms, "
                      r"(\d+) bytes sent, (\d+) received")
 Row = Tuple[str, str, str, bytes]  # fingerprint, keyid, sks hash, key
 
@@ -172,7 +172,7 @@ def recon_round(url: str, my_address: str, my_port: int, peer: str,
     found = SESSION.search(run.stdout.decode())
     if run.returncode != 0 or not found:
         raise RuntimeError("round failed: %s %s" % (run.stdout.decode(), run.stderr.decode()))
-    return float(found.group(3)), int(found.group(4)), int(found.group(5))
+    return float(found.group(3)) / 1000, int(found.group(4)), int(found.group(5))
 
 
 def sets(pool: List[Row], size: int, diff: int) -> Tuple[List[Row], List[Row]]:
@@ -216,7 +216,7 @@ def _row(size: int, diff: int, peer: str, runs) -> str:
     seconds = statistics.median(r[0] for r in runs)
     sent = statistics.median(r[1] for r in runs)
     received = statistics.median(r[2] for r in runs)
-    return "%8d %6d   %-10s %8.3f s %10d B sent %10d B received" % (
+    return "%8d %6d   %-10s %8.4f s %10d B sent %10d B received" % (
         size, diff, peer, seconds, sent, received)
 
 

@@ -61,6 +61,7 @@ class MemTree:
         self.registry = registry
         self.cache: Dict[Prefix, MemNode] = {}
         self.calls = 0
+        self.prefetched: List[tuple] = []  # the hints the roles gave, in order
 
     def node(self, prefix: Prefix):
         self.calls += 1
@@ -73,6 +74,12 @@ class MemTree:
             self.cache[prefix] = MemNode(len(members), samples, len(members) <= self.split,
                                          members)
         return self.cache[prefix]
+
+    def prefetch(self, prefixes):
+        self.prefetched.append(("nodes", list(prefixes)))
+
+    def prefetch_elements(self, prefixes):
+        self.prefetched.append(("elements", list(prefixes)))
 
 
 def stub_reconcile(registry: Registry, limit: int = 5):
@@ -294,6 +301,22 @@ def test_requester_sync_fail_asks_the_children():
     assert [m.prefix for m in out[:4]] == ROOT.children()
     assert all(len(m.elements) == 64 for m in out[:4])
     assert requester.outstanding == 4
+    # each batch was announced to the tree before it was read: the nodes, then
+    # the elements of those that went out in full
+    assert tree.prefetched == [("nodes", [ROOT]), ("nodes", ROOT.children()),
+                               ("elements", ROOT.children())]
+
+
+def test_answerer_announces_the_requests_that_arrived_together():
+    tree, registry = one_tree(SPREAD)
+    answerer = Answerer(tree, stub_reconcile(registry))
+    children = ROOT.children()
+    data = (ReconRqstPoly(ROOT, 256, samples_of(SPREAD)).encode()
+            + b"".join(ReconRqstFull(c, []).encode() for c in children[:2]))
+    answerer.receive(data[:-3])  # the last request is not complete yet
+    assert tree.prefetched == [("nodes", [ROOT, children[0]]), ("elements", [children[0]])]
+    answerer.receive(data[-3:] + Flush().encode())
+    assert tree.prefetched[2:] == [("nodes", [children[1]]), ("elements", [children[1]])]
 
 
 @pytest.mark.parametrize("reply, error", [

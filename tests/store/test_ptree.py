@@ -248,6 +248,53 @@ def test_nodes_and_their_elements(store):
                 tree.node(bad)
 
 
+class CountingCursor:
+    """A cursor that counts the statements it runs."""
+
+    def __init__(self, cursor):
+        self.cursor, self.statements = cursor, 0
+        self.backend = cursor.backend
+
+    def execute(self, sql, params=()):
+        self.statements += 1
+        return self.cursor.execute(sql, params)
+
+
+def test_prefetched_nodes_and_elements_answer_without_queries(store):
+    hashes = random_hashes(random.Random(5), 3000)
+    with store.write() as cursor:
+        for h in hashes:
+            add_row(cursor, h)
+    with ptree.open_tree(store) as plain:
+        stored = stored_nodes(plain.cursor)
+        # a batch as a round asks it: inner nodes two levels down, leaves, a
+        # prefix below a leaf and one no hash can have
+        leaves = sorted(p for p in stored if stored[p][2])[:150]
+        small = leaves + [leaves[0] + "0110", "0" * 128 + "01"]
+        batch = [p for p in stored if len(p) == 4] + small
+
+        def seen(tree):
+            return {p: (tree.node(p).size, tree.node(p).samples, tree.node(p).is_leaf,
+                        sorted(tree.node(p).elements()) if p in small else None)
+                    for p in batch}
+
+        want = seen(plain)
+        counting = CountingCursor(plain.cursor)
+        tree = ptree.LocalTree(counting)
+        tree.prefetch(batch)
+        tree.prefetch_elements(small)
+        # 150 leaves need more than one query (chunks of QUERY_CHUNK parameters)
+        assert 2 < counting.statements <= 6
+        before = counting.statements
+        assert seen(tree) == want
+        for prefix in batch[:16]:  # their children were read along
+            if not stored[prefix][2]:
+                tree.node(prefix + "01")
+        assert counting.statements == before
+        with pytest.raises(ValueError):
+            tree.prefetch(["012"])
+
+
 def test_prefix_ranges_follow_the_element_encoding():
     # bits of the 17-byte little-endian encoding, MSB first per byte: byte 0 of
     # the MD5 first, so the prefix is the hex string's bits

@@ -60,6 +60,7 @@ read-only snapshot, so a recon session sees one state of the set.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import logging
@@ -85,6 +86,9 @@ CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 
 FIRST_LEVELS = 12
 """Levels a write reads at first (4^12 leaves: enough for any honest set)."""
+
+QUERY_CHUNK = 400
+"""Parameters per query at most (SQLite before 3.32 allows 999)."""
 
 REBUILD_PAGE = 10000
 """Hashes read per query by rebuild and check, which stream cks_keys in order."""
@@ -191,12 +195,33 @@ def hashes_under(cursor: Cursor, prefix: str) -> List[str]:
         "ORDER BY sks_hash", bounds).fetchall()]
 
 
+def hashes_under_each(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, List[str]]:
+    """hashes_under for many prefixes (disjoint or not) in one query per
+    QUERY_CHUNK of them: a recon batch's leaves at once."""
+    found: Dict[str, List[str]] = {p: [] for p in prefixes}
+    ranges = {p: bounds for p in found for bounds in [prefix_range(p)] if bounds is not None}
+    items = list(ranges.items())
+    for start in range(0, len(items), QUERY_CHUNK // 2):
+        chunk = items[start:start + QUERY_CHUNK // 2]
+        hashes = sorted(r[0] for r in cursor.execute(
+            "SELECT sks_hash FROM cks_keys WHERE "
+            + " OR ".join(["(sks_hash >= ? AND sks_hash <= ?)"] * len(chunk)),
+            [bound for _, bounds in chunk for bound in bounds]).fetchall())
+        for prefix, (low, high) in chunk:
+            found[prefix] = hashes[bisect.bisect_left(hashes, low):
+                                   bisect.bisect_right(hashes, high)]
+    return found
+
+
 def load_nodes(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, Node]:
-    if not prefixes:
-        return {}
-    rows = cursor.execute("SELECT %s FROM cks_ptree WHERE prefix IN %s"
-                          % (_COLUMNS, _in(prefixes)), list(prefixes)).fetchall()
-    return {r[0]: _node(r) for r in rows}
+    """The stored nodes among `prefixes` (one query per QUERY_CHUNK)."""
+    nodes: Dict[str, Node] = {}
+    for start in range(0, len(prefixes), QUERY_CHUNK):
+        chunk = list(prefixes[start:start + QUERY_CHUNK])
+        rows = cursor.execute("SELECT %s FROM cks_ptree WHERE prefix IN %s"
+                              % (_COLUMNS, _in(chunk)), chunk).fetchall()
+        nodes.update((r[0], _node(r)) for r in rows)
+    return nodes
 
 
 def _ancestors(prefix: str) -> List[str]:
@@ -227,7 +252,10 @@ class NodeView:
 
     def elements(self) -> List[int]:
         """Every element under this node (for a large node: many; ask leaves)."""
-        return [element_of(h) for h in hashes_under(self._tree.cursor, self.prefix)]
+        hashes = self._tree._hashes.get(self.prefix)
+        if hashes is None:
+            hashes = hashes_under(self._tree.cursor, self.prefix)
+        return [element_of(h) for h in hashes]
 
     def children(self) -> List["NodeView"]:
         """The 4 children in order 00, 01, 10, 11; none for a leaf."""
@@ -253,20 +281,49 @@ class LocalTree:
         # Nodes read so far: the cursor sees one snapshot, so they stay true.
         # Reading a node reads its children along, which a round asks next.
         self._nodes: Dict[str, Node] = {}
+        self._hashes: Dict[str, List[str]] = {}  # the hashes under a prefix, when prefetched
+        self._absent: Set[str] = set()  # prefixes read and not stored (below a leaf)
 
     def root(self) -> NodeView:
         return self.node("")
 
+    def prefetch(self, prefixes: Sequence[str]) -> None:
+        """Read the nodes a batch of recon requests names, and their children
+        (which a round asks next), in one query: on PostgreSQL a query is a
+        round trip, and a round asks about hundreds of nodes."""
+        for prefix in prefixes:
+            check_prefix(prefix)
+        self._load([p for p in prefixes if p not in self._nodes and p not in self._absent],
+                   [])
+
+    def _load(self, prefixes: Sequence[str], along: Sequence[str]) -> None:
+        """Read these nodes, their children and the `along` ones; remember
+        which of `prefixes` the tree does not hold (below a leaf)."""
+        if not prefixes:
+            return
+        self._nodes.update(load_nodes(self.cursor, sorted(
+            {q for p in prefixes for q in [p] + [p + bits for bits in CHILD_BITS]}
+            | set(along))))
+        self._absent.update(p for p in prefixes if p not in self._nodes)
+
+    def prefetch_elements(self, prefixes: Sequence[str]) -> None:
+        """Read the elements under these (small) nodes in one query."""
+        for prefix in prefixes:
+            check_prefix(prefix)
+        self._hashes.update(hashes_under_each(
+            self.cursor, [p for p in prefixes if p not in self._hashes]))
+
     def node(self, prefix: str) -> NodeView:
         check_prefix(prefix)
-        if prefix not in self._nodes:
-            self._nodes.update(load_nodes(self.cursor, _ancestors(prefix) + [
-                prefix + bits for bits in CHILD_BITS]))
+        if prefix not in self._nodes and prefix not in self._absent:
+            self._load([prefix], _ancestors(prefix))
         found = self._nodes.get(prefix)
         if found is not None:
             return NodeView(self, prefix, found.size, found.samples, found.leaf)
         # Below a leaf (or in a damaged tree): computed from the elements.
-        elements = [element_of(h) for h in hashes_under(self.cursor, prefix)]
+        hashes = self._hashes.get(prefix)
+        elements = [element_of(h) for h in (hashes_under(self.cursor, prefix)
+                                            if hashes is None else hashes)]
         return NodeView(self, prefix, len(elements), samples_of(elements), True)
 
 

@@ -59,8 +59,8 @@ class RoundReport:
                 "fetched" % (self.peer, self.seconds, self.lacked_here, self.lacked_there,
                              fetched, "" if fetched == 1 else "s"))
         if session is not None:
-            text += " (the session: %.3f s, %d bytes sent, %d received)" % (
-                session.seconds, session.bytes_sent, session.bytes_received)
+            text += " (the session: %.1f ms, %d bytes sent, %d received)" % (
+                session.seconds * 1000, session.bytes_sent, session.bytes_received)
         if self.fetch and not self.fetch.ok:
             text += "; fetch failed: " + "; ".join(self.fetch.errors)
         return text
@@ -74,6 +74,12 @@ class _ByPrefix:
 
     def node(self, prefix: Prefix):
         return self.tree.node(str(prefix))
+
+    def prefetch(self, prefixes: Sequence[Prefix]) -> None:
+        self.tree.prefetch([str(p) for p in prefixes])
+
+    def prefetch_elements(self, prefixes: Sequence[Prefix]) -> None:
+        self.tree.prefetch_elements([str(p) for p in prefixes])
 
 
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,

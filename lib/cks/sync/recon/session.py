@@ -64,6 +64,13 @@ class LocalTree(Protocol):
         either answer from the elements under it (best) or return None: the
         answerer then replies Error and ends the session, as SKS does."""
 
+    def prefetch(self, prefixes: Sequence[Prefix]) -> None:
+        """A hint: node() is asked for these prefixes next (a batch of
+        requests).  A tree over a database reads them all at once."""
+
+    def prefetch_elements(self, prefixes: Sequence[Prefix]) -> None:
+        """A hint: elements() is asked for these nodes next."""
+
 
 class _Output:
     """Encoded messages collected during one call."""
@@ -244,21 +251,29 @@ class Requester:
         return node
 
     def _send_requests(self, out: _Output) -> None:
-        sent = 0
-        while self._queue and len(self._pending) < self.max_outstanding:
-            prefix = self._queue.popleft()
-            node = self._node(prefix)
-            if node.is_leaf or node.size < self.full_threshold:
+        room = self.max_outstanding - len(self._pending)
+        batch = [self._queue.popleft() for _ in range(min(room, len(self._queue)))]
+        if not batch:
+            return
+        self.tree.prefetch(batch)
+        nodes = [(prefix, self._node(prefix)) for prefix in batch]
+        full = [prefix for prefix, node in nodes if self._full(node)]
+        if full:
+            self.tree.prefetch_elements(full)
+        for prefix, node in nodes:
+            if self._full(node):
                 mine = frozenset(node.elements())
                 out.add(ReconRqstFull(prefix, list(mine)))
                 self._pending.append(_Request(prefix, True, mine))
             else:
                 out.add(ReconRqstPoly(prefix, node.size, list(node.samples)))
                 self._pending.append(_Request(prefix, False, None))
-            sent += 1
-        if sent:
-            out.add(Flush())
-            self.requests_sent += sent
+        out.add(Flush())
+        self.requests_sent += len(batch)
+
+    def _full(self, node: NodeView) -> bool:
+        """Whether a node is sent whole (ReconRqstFull) rather than as samples."""
+        return node.is_leaf or node.size < self.full_threshold
 
     def _handle_reply(self, message: Message, out: _Output) -> None:
         if isinstance(message, Error):
@@ -327,13 +342,23 @@ class Answerer:
         if self.done:
             return b""
         out = b""
-        self.reader.push(data)
-        while not self.done:
-            message = self.reader.next_message()
-            if message is None:
+        messages = self.reader.feed(data)
+        self._prefetch(messages)
+        for message in messages:
+            if self.done:
                 break
             out += self._handle(message)
         return out
+
+    def _prefetch(self, messages: Sequence[Message]) -> None:
+        """Tell the tree which nodes the requests that arrived together name."""
+        requests = [m for m in messages if isinstance(m, (ReconRqstPoly, ReconRqstFull))
+                    and m.prefix.length % self.bitquantum == 0]
+        if requests:
+            self.tree.prefetch([r.prefix for r in requests])
+            full = [r.prefix for r in requests if isinstance(r, ReconRqstFull)]
+            if full:
+                self.tree.prefetch_elements(full)
 
     def _handle(self, message: Message) -> bytes:
         if isinstance(message, ReconRqstPoly):
