@@ -16,11 +16,11 @@ import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from ... import pipeline
 from ...hkp.peer_addresses import peer_host, system_resolver
-from ...hkp.ratelimit import ip_of
+from ...hkp.ratelimit import IPAddress, ip_of
 from ...store import Store, StoreError
 from ...store.peers import Peer, PeerStore
 from ...store.ptree import LocalTree, open_tree
@@ -141,29 +141,52 @@ def dial(store: Store, peer: Peer, http_port: int,
 Resolver = Callable[[str], Iterable[str]]
 
 
-def peer_at(peers: Sequence[Peer], address: str,
-            resolver: Resolver = system_resolver) -> Optional[Peer]:
-    """The enabled recon peer whose host resolves to `address`, if any."""
-    wanted = ip_of(address)
-    for peer in peers:
-        host = peer_host(peer.peer)
-        if peer.kind != "recon" or not peer.enabled or host is None:
-            continue
-        try:
-            if wanted in {ip_of(a) for a in resolver(host)}:
-                return peer
-        except OSError as exc:
-            log.warning("recon peer %s: cannot resolve %s: %s", peer.peer, host, exc)
-    return None
+class Members:
+    """The enabled recon peers by address: who may start a round on our recon
+    port.  Resolved ahead of the connections (refresh(): ReconService runs it
+    at start and every MEMBERS_REFRESH seconds), so a round does not wait for
+    the peer list and DNS; an address not known yet reads them again at once,
+    so a peer added a moment ago is served.  A peer disabled or removed is
+    refused from the next refresh on."""
+
+    def __init__(self, store: Store, resolver: Resolver = system_resolver) -> None:
+        self.store = store
+        self.resolver = resolver
+        self._by_address: Dict[IPAddress, Peer] = {}
+
+    def refresh(self) -> None:
+        """Read and resolve the peer list (StoreError when it cannot be read)."""
+        by_address: Dict[IPAddress, Peer] = {}
+        for peer in recon_peers(self.store):
+            host = peer_host(peer.peer)
+            if host is None:
+                continue
+            try:
+                addresses = self.resolver(host)
+            except OSError as exc:
+                log.warning("recon peer %s: cannot resolve %s: %s", peer.peer, host, exc)
+                continue
+            for ip in map(ip_of, addresses):
+                if ip is not None:
+                    by_address.setdefault(ip, peer)
+        self._by_address = by_address
+
+    def find(self, address: str) -> Optional[Peer]:
+        """The enabled recon peer at `address`, if any."""
+        wanted = ip_of(address)
+        if wanted is None:
+            return None
+        if wanted not in self._by_address:
+            self.refresh()
+        return self._by_address.get(wanted)
 
 
 def answer(store: Store, sock: socket.socket, address: str, http_port: int,
-           limits: Optional[pipeline.Limits] = None,
-           resolver: Resolver = system_resolver) -> Optional[RoundReport]:
+           members: Members, limits: Optional[pipeline.Limits] = None) -> Optional[RoundReport]:
     """Serve a round a peer started on our recon port (it dialed, so we
     request); a connection from an address that is no enabled recon peer's
     is closed at once, as SKS does with addresses outside its membership."""
-    peer = peer_at(PeerStore(store).list(enabled_only=True), address, resolver)
+    peer = members.find(address)
     if peer is None:
         log.warning("recon connection from %s refused: not an enabled recon peer", address)
         sock.close()

@@ -13,12 +13,13 @@ from typing import Optional
 from ... import pipeline
 from ...periodic import Periodic
 from ...store import Store, StoreError
-from .rounds import answer, dial, recon_peers
+from .rounds import Members, answer, dial, recon_peers
 
 log = logging.getLogger("cks.recon")
 
 GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
+MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round
 
 
 class ReconService:
@@ -31,6 +32,8 @@ class ReconService:
         self.limits = limits
         self.gossip = Periodic("recon-gossip", interval, self.gossip_once, jitter=0.1) \
             if interval > 0 else None
+        self.members = Members(store)
+        self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.refresh_members)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._stopping = threading.Event()
         self._acceptor = threading.Thread(target=self._accept_loop, name="recon-accept",
@@ -39,6 +42,7 @@ class ReconService:
     def start(self) -> None:
         if self.listener is not None:
             self.listener.settimeout(0.5)
+            self._members_refresh.start()
             self._acceptor.start()
         if self.gossip is not None:
             self.gossip.start()
@@ -47,6 +51,8 @@ class ReconService:
         self._stopping.set()
         if self.gossip is not None:
             self.gossip.stop()
+        if self.listener is not None:
+            self._members_refresh.stop()
         if self._acceptor.is_alive():
             self._acceptor.join(5)
 
@@ -61,6 +67,12 @@ class ReconService:
                          self.source)
         except StoreError as exc:
             log.warning("recon gossip skipped: %s", exc)
+
+    def refresh_members(self) -> None:
+        try:
+            self.members.refresh()
+        except StoreError as exc:
+            log.warning("recon peers not read again: %s", exc)
 
     def _accept_loop(self) -> None:
         assert self.listener is not None
@@ -84,7 +96,7 @@ class ReconService:
 
     def _serve(self, sock: socket.socket, address: str) -> None:
         try:
-            answer(self.store, sock, address, self.http_port, self.limits)
+            answer(self.store, sock, address, self.http_port, self.members, self.limits)
         except StoreError as exc:
             log.warning("recon round with %s: %s", address, exc)
             sock.close()
