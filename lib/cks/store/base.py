@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 from ..openpgp.armor import crc24
 from ..openpgp.info import KeyInfo
+from .changes import KeyChangeWatch, LocalChanges, note_key_change
 
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_WORD_LENGTH = 64
@@ -134,6 +135,10 @@ class Backend:
     def unlock(self, handle: Any) -> None:
         raise NotImplementedError
 
+    def watch_key_changes(self, local: "LocalChanges") -> "KeyChangeWatch":
+        """A watch over every process's key changes (changes.py)."""
+        raise NotImplementedError
+
 
 class Cursor:
     """A DB-API cursor that takes '?' placeholders whatever the backend."""
@@ -141,6 +146,7 @@ class Cursor:
     def __init__(self, raw: Any, backend: Backend) -> None:
         self.raw = raw
         self.backend = backend
+        self.changed_keys = False  # set by changes.note_key_change
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
         if self.backend.placeholder != "?":
@@ -178,6 +184,7 @@ class Store:
         self._slots = threading.BoundedSemaphore(max(1, pool_size))
         self._schema_ready = False
         self._schema_lock = threading.Lock()
+        self.local_changes = LocalChanges()
 
     # --- connections and transactions ---------------------------------------
 
@@ -250,6 +257,8 @@ class Store:
                 self.backend.begin_write(cursor, sorted(set(lock_keys)))
                 yield cursor
                 cursor.execute("COMMIT")
+                if cursor.changed_keys:
+                    self.local_changes.committed()
             except BaseException as exc:
                 with contextlib.suppress(Exception):
                     cursor.execute("ROLLBACK")
@@ -265,6 +274,10 @@ class Store:
                 yield Cursor(conn.cursor(), self.backend)
             except self.backend.database_errors() as exc:
                 raise self._wrap(exc) from None
+
+    def watch_key_changes(self) -> KeyChangeWatch:
+        """Tells when the stored keys change, in any process (changes.py)."""
+        return self.backend.watch_key_changes(self.local_changes)
 
     def close(self) -> None:
         while True:
@@ -332,6 +345,7 @@ class Store:
                 "served_crc24, size, first_seen, last_changed, source, fingerprint) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values + (now, now, source, fpr))
+        note_key_change(cursor)
         if old_hash != info.sks_hash:
             # The recon set: the old hash leaves, the new one enters, after the row
             # changed (ptree.py; imported here because it imports this module).

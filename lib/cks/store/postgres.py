@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, List, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
+from .changes import KeyChangeWatch, LocalChanges, PostgresWatch
 from .schema import postgres_schema
 
 try:
@@ -73,6 +74,9 @@ class PostgresBackend(Backend):
 
     def unlock(self, handle: Any) -> None:
         handle.close()
+
+    def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
+        return PostgresWatch(self.connect, local)
 
     def insert_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         return cursor.scalar(sql + " RETURNING id", params)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from .base import Cursor, Store
+from .changes import note_key_change
 from .ptree import change_hash
 
 NOTICE_COLUMNS = ("serial, action, fingerprint, reason, notice_time, node, body, signature, "
@@ -49,6 +50,7 @@ def delete_key(cursor: Cursor, fingerprint: str) -> bool:
                   "cks_key_signers"):
         cursor.execute("DELETE FROM %s WHERE key_fingerprint = ?" % table, (fingerprint,))
     cursor.execute("DELETE FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
+    note_key_change(cursor)
     if sks_hash is not None:
         change_hash(cursor, sks_hash, None)
     cursor.execute("DELETE FROM cks_sync_backlog WHERE fingerprint = ?", (fingerprint,))

@@ -13,6 +13,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
+from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
 from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
@@ -58,6 +59,9 @@ class SQLiteBackend(Backend):
             limit = self.statement_timeout
             conn.set_progress_handler(lambda: time.monotonic() - started[0] > limit, 10000)
         return conn
+
+    def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
+        return SQLiteWatch(self.connect, local)
 
     def checked_out(self, conn: Any) -> None:
         started = self._checked_out.get(id(conn))

@@ -1,0 +1,130 @@
+"""Knowing, without a query per request, whether the stored keys changed.
+
+A serving process keeps lookup answers in memory (hkp/answer_cache.py); it
+must drop them when any process changes a key.  `KeyChangeWatch.generation()`
+is a value that changes whenever key data may have changed, cheap enough to
+ask at every lookup:
+
+- every write of a key row (Store.save_key, rejections.delete_key) calls
+  `note_key_change(cursor)`; when that transaction commits, the Store counts
+  it (this process sees its own changes at once, before the upload is
+  answered);
+- PostgreSQL: that transaction also sends NOTIFY cks_keys_changed, which a
+  thread of every serving process hears (LISTEN) a moment after the commit.
+  While its connection is down, generation() is None: nothing may be cached;
+- SQLite: PRAGMA data_version on a connection of the watch's own changes
+  whenever another connection, in any process, commits (any table: some
+  answers are dropped for nothing, none is kept too long).
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import threading
+from typing import Any, Callable, Hashable, Optional
+
+log = logging.getLogger("cks.store")
+
+CHANNEL = "cks_keys_changed"
+RECONNECT_SECONDS = 5.0
+
+
+def note_key_change(cursor: Any) -> None:
+    """Call in a transaction that changes key rows (see the module notes)."""
+    cursor.changed_keys = True
+    if cursor.backend.name == "postgresql":
+        cursor.execute("NOTIFY " + CHANNEL)  # sent at commit; repeats are merged
+
+
+class LocalChanges:
+    """The key-changing transactions this process committed (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def committed(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+
+class KeyChangeWatch:
+    """generation(): changes whenever the stored keys may have changed; None
+    when that cannot be known (then nothing may be cached)."""
+
+    def generation(self) -> Optional[Hashable]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop watching."""
+
+
+class SQLiteWatch(KeyChangeWatch):
+    def __init__(self, connect: Callable[[], Any], local: LocalChanges) -> None:
+        self._conn = connect()
+        self._local = local
+        self._lock = threading.Lock()
+
+    def generation(self) -> Optional[Hashable]:
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return self._local.count, version
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresWatch(KeyChangeWatch):
+    """LISTENs on a connection of its own, in a daemon thread."""
+
+    def __init__(self, connect: Callable[[], Any], local: LocalChanges) -> None:
+        self._connect = connect
+        self._local = local
+        self._heard = 0  # notifications, and reconnections (changes may have been missed)
+        self._listening = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="key-changes", daemon=True)
+        self._thread.start()
+
+    def generation(self) -> Optional[Hashable]:
+        if not self._listening.is_set():
+            return None
+        return self._local.count, self._heard
+
+    def wait_listening(self, timeout: float) -> bool:
+        return self._listening.wait(timeout)
+
+    def close(self) -> None:
+        self._stopping.set()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # noqa: BLE001 - the database went away; try again
+                if self._listening.is_set():
+                    log.warning("key change notifications lost (%s): answers are not "
+                                "cached until they are back", exc)
+                self._listening.clear()
+            self._stopping.wait(RECONNECT_SECONDS)
+
+    def _listen(self) -> None:
+        conn = self._connect()
+        try:
+            conn.cursor().execute("LISTEN " + CHANNEL)
+            self._heard += 1  # changes made while we were not listening
+            self._listening.set()
+            while not self._stopping.is_set():
+                if select.select([conn], [], [], 1.0)[0]:
+                    conn.poll()
+                    if conn.notifies:
+                        conn.notifies.clear()
+                        self._heard += 1
+        finally:
+            self._listening.clear()
+            conn.close()

@@ -1,0 +1,142 @@
+"""Lookup answers cached in memory (hkp/answer_cache.py) and the watches that
+tell a serving process the keys changed (store/changes.py)."""
+
+from __future__ import annotations
+
+import time
+
+from cks import pipeline
+from cks.hkp.answer_cache import AnswerCache
+from cks.store import open_store
+from cks.store.peers import PeerStore
+from cks.store.rejections import delete_key
+from support import fixture
+from support.nodes import fpr
+from support.server import Cksd
+
+
+class Watch:
+    def __init__(self):
+        self.value = 1
+
+    def generation(self):
+        return self.value
+
+    def close(self):
+        pass
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+KEY = ("/pks/lookup?op=get&search=0x1", False, False)
+OTHER = ("/pks/lookup?op=get&search=0x2", False, False)
+
+
+def test_answers_last_until_the_keys_change_or_they_are_old():
+    watch, clock = Watch(), Clock()
+    cache = AnswerCache(watch, max_bytes=1000, max_age=60, clock=clock)
+    generation = cache.generation()
+    assert cache.get(KEY, generation) is None
+    cache.put(KEY, generation, "answer", 10)
+    assert cache.get(KEY, cache.generation()) == "answer"
+    assert cache.get((KEY[0], True, False), generation) is None  # a legacy client's
+    clock.now += 61
+    assert cache.get(KEY, cache.generation()) is None  # older than max_age
+    cache.put(KEY, cache.generation(), "answer", 10)
+    watch.value = 2
+    assert cache.get(KEY, cache.generation()) is None and cache.size == 0
+    # an answer made before a change is not kept after it
+    before = cache.generation()
+    watch.value = 3
+    cache.generation()
+    cache.put(KEY, before, "stale", 10)
+    assert cache.get(KEY, cache.generation()) is None
+    # no generation (the change notifications are down): nothing is cached
+    watch.value = None
+    cache.put(KEY, cache.generation(), "answer", 10)
+    assert cache.get(KEY, cache.generation()) is None and cache.size == 0
+
+
+def test_least_recently_used_answers_go_first():
+    cache = AnswerCache(Watch(), max_bytes=800)
+    generation = cache.generation()
+    cache.put(KEY, generation, "big", 101)  # one answer may take max_bytes / 8 at most
+    assert cache.get(KEY, generation) is None and cache.size == 0
+    cache.put(KEY, generation, "one", 100)
+    cache.put(OTHER, generation, "two", 100)
+    assert cache.get(KEY, generation) == "one"  # now the most recently used
+    for n in range(7):
+        cache.put(("/%d" % n, False, False), generation, n, 100)
+    assert cache.size == 800
+    assert cache.get(OTHER, generation) is None and cache.get(KEY, generation) == "one"
+
+
+def wait_for_change(watch, before, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while watch.generation() == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return watch.generation() != before
+
+
+def test_watches_see_every_process_key_changes(db_url):
+    store, other = open_store(db_url), open_store(db_url)  # other: another process's
+    watch = store.watch_key_changes()
+    try:
+        if hasattr(watch, "wait_listening"):
+            assert watch.wait_listening(10)
+        before = watch.generation()
+        assert before is not None
+        # this process's own change counts at once, before the upload is answered
+        pipeline.submit(store, fixture("rsa2048"), pipeline.Source.user())
+        assert watch.generation() != before
+        before = watch.generation()
+        pipeline.submit(other, fixture("ed25519"), pipeline.Source.user())
+        assert wait_for_change(watch, before)
+        # writes that change no key do not empty PostgreSQL's cache
+        before = watch.generation()
+        PeerStore(other).add("peer.example.org:11371", "hkp", 0, None, False)
+        if store.backend.name == "postgresql":
+            time.sleep(0.3)
+            assert watch.generation() == before
+        before = watch.generation()
+        with other.write() as cursor:
+            assert delete_key(cursor, fpr("rsa2048"))
+        assert wait_for_change(watch, before)
+    finally:
+        watch.close()
+        store.close()
+        other.close()
+
+
+def test_an_upload_shows_in_the_next_lookup_of_every_process(db_url, tmp_path):
+    """Two cksd on one database: what one stores, both answer at once (the
+    one that stored it) or within moments (the other, told by the database)."""
+    with Cksd(db_url) as one, Cksd(db_url) as two:
+        keyid = fpr("alice-t1")[-16:]
+        for server in (one, two):  # a 404, cached
+            assert server.lookup(op="get", options="mr", search="0x" + keyid)[0] == 404
+            assert server.lookup(op="get", options="mr", search="0x" + keyid)[0] == 404
+        assert one.add(fixture("alice-t1"))[0] == 200
+        status, _, first = one.lookup(op="get", options="mr", search="0x" + keyid)
+        assert status == 200
+        deadline = time.monotonic() + 5
+        while two.lookup(op="get", options="mr", search="0x" + keyid)[0] != 200:
+            assert time.monotonic() < deadline, "the other process kept its cached 404"
+            time.sleep(0.05)
+        # a new version (another user ID) replaces the cached answer in both
+        assert one.add(fixture("alice-t2"))[0] == 200
+        status, _, second = one.lookup(op="get", options="mr", search="0x" + keyid)
+        assert status == 200 and second != first
+        deadline = time.monotonic() + 5
+        while two.lookup(op="get", options="mr", search="0x" + keyid)[2] != second:
+            assert time.monotonic() < deadline, "the other process kept its cached key"
+            time.sleep(0.05)
+        index = one.lookup(op="index", options="mr", search="0x" + keyid)[2]
+        assert index == two.lookup(op="index", options="mr", search="0x" + keyid)[2]
+
