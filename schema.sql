@@ -191,6 +191,19 @@ CREATE TABLE cks_ptree (
 );
 INSERT INTO cks_ptree (prefix, size, samples, leaf) VALUES ('', 0, NULL, true);
 
+-- Where an interrupted `cks_admin.py load` goes on (lib/cks/bulk/): per input
+-- file, the byte offset after the last key committed, written in the same
+-- transaction as the keys.  A file whose size or modification time changed is
+-- read from the start again; the rows go when the load completes.  Databases
+-- made before this table existed get it on their first load.
+CREATE TABLE cks_load_progress (
+    path        text PRIMARY KEY,     -- absolute path of the input file
+    size        bigint NOT NULL,
+    mtime_ns    bigint NOT NULL,
+    resume_at   bigint NOT NULL,      -- byte offset to read on from
+    updated_at  bigint NOT NULL
+);
+
 -- Fingerprints that may never be stored again.
 CREATE TABLE cks_rejected_keys (
     fingerprint text PRIMARY KEY,

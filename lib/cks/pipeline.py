@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Set, Tuple
 
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys
 from .openpgp.packet import TAG_SIGNATURE
@@ -114,13 +114,13 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
         chunk = keys[start:start + KEYS_PER_TRANSACTION]
         results: List[Optional[Outcome]] = []
         for key in chunk:
-            refusal = _over_limits(key, limits)
+            refusal = over_limits(key, limits)
             results.append(Outcome(key.fingerprint.hex().upper(), REFUSED, refusal, OVER_LIMIT)
                            if refusal else None)
         todo = [key for key, result in zip(chunk, results) if result is None]
         if todo:
             with store.write([k.fingerprint.hex().upper() for k in todo]) as cursor:
-                merged = iter([_merge_one(store, cursor, key, source, limits, now)
+                merged = iter([merge_one(store, cursor, key, source, limits, now)
                                for key in todo])
             results = [result or next(merged) for result in results]
         outcomes.extend(results)
@@ -131,44 +131,74 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
     return outcomes
 
 
-def _merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
-               now: int) -> Outcome:
+def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
+             now: int) -> Outcome:
     """Merge one key with its stored copy, inside the caller's transaction."""
     fingerprint = key.fingerprint.hex().upper()
     reason = store.rejection_reason(cursor, fingerprint)
     if reason is not None:
-        return Outcome(fingerprint, REFUSED, "key is rejected on this server: %s" % reason,
-                       REJECTED)
+        return rejected(fingerprint, reason)
     stored = store.load_keydata(cursor, fingerprint)
-    first_seen = None
+    merged = merge_stored(key, stored[0] if stored else None, limits)
+    if merged.outcome is not None:
+        return merged.outcome
+    first_seen = stored[1] if stored else None
+    _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
+                            first_seen, now)
+    return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
+                          third_party_issuers(merged.key), stored is None, missing, source, now)
+
+
+def rejected(fingerprint: str, reason: str) -> Outcome:
+    return Outcome(fingerprint, REFUSED, "key is rejected on this server: %s" % reason,
+                   REJECTED)
+
+
+@dataclass
+class Merged:
+    """A key merged with its stored copy: what to write, or (`outcome` set)
+    why nothing is written (unchanged, or the union is over a limit)."""
+
+    key: Key
+    data: bytes
+    outcome: Optional[Outcome] = None
+
+
+def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits) -> Merged:
+    """The union of `key` and its stored copy `old_bytes` (None: not stored)."""
     merged = key
-    if stored is not None:
-        old_bytes, first_seen = stored
+    if old_bytes is not None:
+        fingerprint = key.fingerprint.hex().upper()
         old = parse_keyring(old_bytes).keys
         if old and old[0].primary.body == key.primary.body:
             merged = merge(old[0], key)
         data = merged.serialize()
         if data == old_bytes:
-            return Outcome(fingerprint, UNCHANGED)
-        refusal = _over_limits(merged, limits)
+            return Merged(merged, data, Outcome(fingerprint, UNCHANGED))
+        refusal = over_limits(merged, limits)
         if refusal:
-            return Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT)
-    else:
-        data = merged.serialize()
-    _, missing = save_views(store, cursor, merged, data, limits.serve, source.tag, first_seen,
-                            now)
-    store.save_signers(cursor, fingerprint, third_party_issuers(merged))
-    if stored is None or missing:
+            return Merged(merged, data, Outcome(fingerprint, REFUSED, "merged key " + refusal,
+                                                OVER_LIMIT))
+        return Merged(merged, data)
+    return Merged(merged, merged.serialize())
+
+
+def record_signers(store: Store, cursor, fingerprint: str, keyid: str, signers: Set[bytes],
+                   added: bool, missing: Sequence[str], source: Source, now: int) -> Outcome:
+    """What goes with a key just written: who signed it (`signers`, key IDs),
+    the served views that must follow it, and the peers' queue."""
+    store.save_signers(cursor, fingerprint, signers)
+    if added or missing:
         # The keys it signed follow once it is committed; so does this key, if a
         # signer it lacks was being stored at the same time.
-        store.queue_view_work(cursor, fingerprint, merged.keyid.hex().upper(),
-                              signed=stored is None, missing=missing)
+        store.queue_view_work(cursor, fingerprint, keyid, signed=added, missing=missing)
     if source.queue_for_sync or source.forward_to:
         store.queue_sync(cursor, fingerprint, source.tag, now, source.forward_to or None)
-    return Outcome(fingerprint, ADDED if stored is None else UPDATED)
+    return Outcome(fingerprint, ADDED if added else UPDATED)
 
 
-def _over_limits(key: Key, limits: Limits) -> str:
+def over_limits(key: Key, limits: Limits) -> str:
+    """Why `key` is over a limit (a phrase after "key ..."), or '' when it is not."""
     packets = key.packets()
     largest = max(len(p.body) for p in packets)
     if largest > limits.max_packet_bytes:

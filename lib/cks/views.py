@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.cryptocheck import CryptoCheck
-from .openpgp.info import describe
+from .openpgp.info import KeyInfo, describe
 from .openpgp.keypacket import PublicKey
 from .openpgp.keys import Key, parse_keyring
 from .openpgp.packet import read_packet
@@ -30,6 +31,52 @@ from .store import Store
 log = logging.getLogger("cks.views")
 
 KEYS_PER_TRANSACTION = 200
+
+
+@dataclass
+class DerivedView:
+    """A key's served view as derived, before it is written."""
+
+    served: bytes
+    info: KeyInfo
+    new_verdicts: Dict[bytes, Tuple[str, bool, str]]  # not in the verdict cache yet
+    missing: List[str]  # key IDs of signers it needs that are not held here
+
+
+def wanted_signers(key: Key, policy: ServePolicy) -> List[str]:
+    """Key IDs (hex) of the other keys whose primary keys `key`'s served view needs."""
+    wanted = third_party_issuers(key) if policy.certifications == "verified" else \
+        {e.sig.issuer_keyid for e in key.direct_sigs if e.sig.issuer_keyid}
+    return sorted(k.hex().upper() for k in wanted if k != key.keyid)
+
+
+def derive_view(key: Key, policy: ServePolicy, known: Dict[bytes, Tuple[str, bool, str]],
+                issuers: Dict[str, List[PublicKey]]) -> DerivedView:
+    """The served view of `key` given the cached verdicts `known` and the held
+    primary keys of its wanted signers (key ID hex -> keys); no database."""
+    cache = {slot: Verdict(*verdict) for slot, verdict in known.items()}
+    by_keyid = {bytes.fromhex(keyid): keys for keyid, keys in issuers.items()}
+    served = served_view(key, CryptoCheck(cache), policy, lambda keyid: by_keyid.get(keyid, ()))
+    info = describe(served.key, network=key, unverified=served.unverified)
+    return DerivedView(served.key.serialize(), info, {
+        slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known},
+        [k for k in wanted_signers(key, policy) if not issuers.get(k)])
+
+
+def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: DerivedView,
+               source_tag: Optional[str], first_seen: Optional[int], now: int) -> bool:
+    """Write a derived view (see save_views for `source_tag` None); returns
+    whether the key row was written."""
+    changed = True
+    if source_tag is None:
+        current = store.served_state(cursor, fingerprint)
+        changed = current is not None and current[:3] != (
+            view.served, view.info.revoked, view.info.revocation_unverified)
+        source_tag = current[3] if current else ""
+    if changed:
+        store.save_key(cursor, view.info, keydata, view.served, source_tag, first_seen, now)
+    store.save_verdicts(cursor, fingerprint, view.new_verdicts)
+    return changed
 
 
 def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePolicy,
@@ -44,26 +91,16 @@ def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePoli
     signature is verified once."""
     fingerprint = key.fingerprint.hex().upper()
     known = store.load_verdicts(cursor, fingerprint)
-    cache = {slot: Verdict(*verdict) for slot, verdict in known.items()}
-    wanted = third_party_issuers(key) if policy.certifications == "verified" else \
-        {e.sig.issuer_keyid for e in key.direct_sigs if e.sig.issuer_keyid}
-    wanted_hex = sorted(k.hex().upper() for k in wanted if k != key.keyid)
-    issuers = {bytes.fromhex(keyid): [_primary_of(blob) for blob in blobs] for keyid, blobs
-               in store.primary_keys_by_keyid(cursor, wanted_hex).items()}
-    served = served_view(key, CryptoCheck(cache), policy, lambda keyid: issuers.get(keyid, ()))
-    served_data = served.key.serialize()
-    info = describe(served.key, network=key, unverified=served.unverified)
-    changed = True
-    if source_tag is None:
-        current = store.served_state(cursor, fingerprint)
-        changed = current is not None and current[:3] != (
-            served_data, info.revoked, info.revocation_unverified)
-        source_tag = current[3] if current else ""
-    if changed:
-        store.save_key(cursor, info, keydata, served_data, source_tag, first_seen, now)
-    store.save_verdicts(cursor, fingerprint, {
-        slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known})
-    return changed, [k for k in wanted_hex if bytes.fromhex(k) not in issuers]
+    view = derive_view(key, policy, known, held_primaries(store, cursor,
+                                                          wanted_signers(key, policy)))
+    return write_view(store, cursor, fingerprint, keydata, view, source_tag, first_seen, now), \
+        view.missing
+
+
+def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:
+    """Key ID hex -> the primary keys of the stored keys that have it."""
+    return {keyid: [_primary_of(blob) for blob in blobs]
+            for keyid, blobs in store.primary_keys_by_keyid(cursor, keyids).items()}
 
 
 def reverify(store: Store, policy: ServePolicy,
@@ -88,9 +125,17 @@ def reverify(store: Store, policy: ServePolicy,
     return changed
 
 
-def follow_signers(store: Store, policy: ServePolicy, batch: int = 500) -> int:
+def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
+                   rederive: Optional[Callable[[List[str]], int]] = None,
+                   settled: Set[str] = frozenset()) -> int:
     """Work off the queue of served views to derive again (see the module
-    notes).  Returns how many served views changed."""
+    notes).  Returns how many served views changed.
+
+    `rederive` derives the given keys again (default: reverify, here);
+    `settled` are keys stored just now whose views were derived with each
+    other held (a bulk load's batch): what one of them signed among them is
+    not derived again."""
+    rederive = rederive or (lambda fingerprints: reverify(store, policy, fingerprints))
     changed = 0
     while True:
         with store.read() as cursor:
@@ -100,10 +145,11 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500) -> int:
             targets = set()
             for item in work:
                 if item.signed:
-                    targets.update(store.signed_by(cursor, item.keyid))
+                    signed = set(store.signed_by(cursor, item.keyid))
+                    targets.update(signed - settled if item.fingerprint in settled else signed)
                 if item.missing and store.any_held(cursor, item.missing.split()):
                     targets.add(item.fingerprint)
-        changed += reverify(store, policy, sorted(targets))
+        changed += rederive(sorted(targets))
         store.view_work_done([item.id for item in work])
         if changed:
             log.debug("served views derived again: %d changed", changed)

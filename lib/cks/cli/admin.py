@@ -12,6 +12,8 @@ import time
 from typing import List
 
 from .. import pipeline, rejection, views
+from ..bulk.dump import dump
+from ..bulk.load import BATCH_SIZE, Loader
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError, normalize_fingerprint
@@ -70,33 +72,28 @@ def _files(paths: List[str]) -> List[str]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    """Bulk load through the key pipeline (the operator's keys; queued for the
-    peers unless --no-sync)."""
+    """Bulk load (the operator's keys; queued for the peers unless --no-sync):
+    streaming, in batches, resumable (lib/cks/bulk/load.py)."""
     files = _files(args.paths)
     limits = _configured(pipeline_limits, args)
-    totals = {status: 0 for status in (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED,
-                                       pipeline.REFUSED)}
-    problems = []
+    db_url = _configured(lambda settings: settings.db_url, args)
 
     def action(store):
-        for path in files:
-            report = pipeline.submit(store, _read_input(path),
-                                     pipeline.Source.admin(queue=not args.no_sync), limits)
-            for outcome in report.outcomes:
-                totals[outcome.status] += 1
-                if outcome.status == pipeline.REFUSED:
-                    problems.append("%s: key %s refused: %s" % (path, outcome.fingerprint,
-                                                                outcome.reason))
-            problems.extend("%s: %s" % (path, problem) for problem in report.problems)
-        return 0
+        loader = Loader(store, db_url, limits, pipeline.Source.admin(queue=not args.no_sync),
+                        args.jobs or os.cpu_count() or 1, args.batch_size,
+                        progress=sys.stderr.isatty())
+        return loader.load(files)
 
-    _with_store(args, action)
-    for problem in problems:
+    summary = _with_store(args, action)
+    for problem in summary.problems:
         print(problem, file=sys.stderr)
-    print("%d added, %d updated, %d unchanged, %d refused; %d problem%s" % (
-        totals["added"], totals["updated"], totals["unchanged"], totals["refused"],
-        len(problems), "" if len(problems) == 1 else "s"))
-    return 1 if problems else 0
+    if args.verbose or sys.stderr.isatty():
+        print("load: %.1f s; %d signatures verified in %.1f s of the workers' time (%.0f/s)" % (
+            summary.seconds, summary.signatures_verified, summary.derive_seconds,
+            summary.signatures_verified / max(summary.derive_seconds, 1e-6)), file=sys.stderr)
+    print(summary.line())
+    return 1 if summary.problems else 0
+
 
 def cmd_reverify(args: argparse.Namespace) -> int:
     """Recompute served views (after a [policy] change)."""
@@ -280,27 +277,16 @@ def _when(epoch) -> str:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps)."""
-    os.makedirs(args.directory, exist_ok=True)
+    if args.keys_per_file < 1:
+        raise UserError("--keys-per-file must be 1 or more")
 
     def action(store):
-        count, index, handle = 0, 0, None
-        try:
-            for _, data in store.iter_keydata():
-                if count % args.keys_per_file == 0:
-                    if handle:
-                        handle.close()
-                    handle = open(os.path.join(args.directory, "cks-dump-%04d.pgp" % index),
-                                  "wb")
-                    index += 1
-                handle.write(data)
-                count += 1
-        finally:
-            if handle:
-                handle.close()
-        print("%d keys in %d file%s in %s" % (count, index, "" if index == 1 else "s",
+        count, files = dump(store, args.directory, args.keys_per_file)
+        print("%d keys in %d file%s in %s" % (count, files, "" if files == 1 else "s",
                                              args.directory))
         return 0
     return _with_store(args, action)
+
 
 def cmd_stats(args: argparse.Namespace) -> int:
     def action(store):
@@ -360,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="FILE|DIR")
     load.add_argument("--no-sync", action="store_true",
                       help="do not queue the keys for the peers (e.g. a dump from a peer)")
+    load.add_argument("--jobs", type=int, default=0, metavar="N",
+                      help="worker processes deriving served views (default: one per core)")
+    load.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+                      help="keys per transaction (default: %(default)s)")
     load.set_defaults(handler=cmd_load)
     dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
     dump.add_argument("directory", metavar="DIR")

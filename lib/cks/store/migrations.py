@@ -62,6 +62,23 @@ def _to_version_2(store: Store, cursor: Cursor) -> None:
     log.warning("SKS reconciliation tree built: %d keys, %d nodes", tree.elements, tree.nodes)
 
 
+def ensure_table(store: Store, cursor: Cursor, table: str) -> None:
+    """Create `table` as schema.sql has it if the database lacks it: a table
+    added to the schema without a version step (used only by the program that
+    needs it, e.g. cks_load_progress), under the schema lock."""
+    if store.backend.table_exists(cursor, table):
+        return
+    store.backend.begin_schema_change(cursor)
+    try:
+        if not store.backend.table_exists(cursor, table):
+            for statement in table_statements(table):
+                store.backend.run_ddl(cursor, statement)
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
+
+
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2}
 
 

@@ -1,0 +1,105 @@
+"""Bulk load: `cks_admin.py load` against `sks build` + `sks pbuild`.
+
+Loads the same keyring (default: the Debian keyring) into fresh databases
+with `cks_admin.py load` (SQLite and PostgreSQL, their defaults) and builds
+an SKS 1.1.6 database from it (`sks build`, `cleandb`, `pbuild`, as an SKS
+operator does from a dump), printing the times and their ratio; and the
+signatures per second of the served-view phase (every signature CKS checks,
+on every core) next to `gpg --check-sigs` on the same keyring.
+
+Usage: python3 bench/bench_load.py [KEYRING] [--backends sqlite,postgresql]
+       [--no-sks] [--no-gpg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+from cks.openpgp.packet import TAG_SIGNATURE, iter_packets  # noqa: E402
+from support.checksigs import check_sigs_args  # noqa: E402
+from support.db import create_pg_database, drop_pg_database, pg_available  # noqa: E402
+from support.sks import sks_node  # noqa: E402
+
+LOAD_LINE = re.compile(r"load: ([\d.]+) s; (\d+) signatures verified in ([\d.]+) s")
+
+
+def cks_load(url: str, keyring: str):
+    """(seconds, signatures verified, seconds of the served-view phase, summary)."""
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", url,
+                          "--verbose", "load", "--no-sync", keyring], capture_output=True)
+    elapsed = time.perf_counter() - started
+    if out.returncode not in (0, 1):
+        raise SystemExit("cks_admin.py load failed: %s" % out.stderr.decode()[-2000:])
+    match = LOAD_LINE.search(out.stderr.decode())
+    return elapsed, int(match.group(2)), float(match.group(3)), out.stdout.decode().strip()
+
+
+def sks_build(workdir: str, keyring: str) -> float:
+    """`sks build` + `cleandb` + `pbuild` on the keyring (the node is then stopped)."""
+    with sks_node(workdir, [keyring]) as node:
+        return sum(node.timings[step] for step in ("build", "clean", "pbuild"))
+
+
+def gpg_check_sigs(keyring: str) -> float:
+    with tempfile.TemporaryDirectory() as home:
+        os.chmod(home, 0o700)
+        started = time.perf_counter()
+        subprocess.run(["gpg", "--homedir", home, "--batch"] + check_sigs_args(keyring),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        elapsed = time.perf_counter() - started
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("keyring", nargs="?", default="/usr/share/keyrings/debian-keyring.gpg")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--no-sks", action="store_true")
+    parser.add_argument("--no-gpg", action="store_true")
+    args = parser.parse_args()
+    keyring = os.path.abspath(args.keyring)
+    print("keyring: %s (%d bytes), %d cores" % (keyring, os.path.getsize(keyring),
+                                                os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory() as work:
+        sks = None
+        if not args.no_sks:
+            sks = sks_build(os.path.join(work, "sks"), keyring)
+            print("sks build + cleandb + pbuild : %8.2f s" % sks)
+        for backend in args.backends.split(","):
+            if backend == "postgresql" and pg_available():
+                print("postgresql: skipped (%s)" % pg_available())
+                continue
+            url = create_pg_database() if backend == "postgresql" else \
+                "sqlite:///%s" % os.path.join(work, "cks.db")
+            try:
+                seconds, verified, phase, summary = cks_load(url, keyring)
+            finally:
+                if backend == "postgresql":
+                    drop_pg_database(url)
+            print("cks load (%-10s)        : %8.2f s  (%s)" % (backend, seconds, summary))
+            if sks:
+                print("  ratio cks / sks            : %8.2f" % (seconds / sks))
+            print("  served-view phase          : %8.2f s, %d signatures, %.0f/s"
+                  % (phase, verified, verified / max(phase, 1e-6)))
+        if not args.no_gpg:
+            gpg = gpg_check_sigs(keyring)
+            with open(keyring, "rb") as handle:
+                signatures = sum(1 for p in iter_packets(handle.read()) if p.tag == TAG_SIGNATURE)
+            print("gpg --check-sigs             : %8.2f s, %d signatures in the keyring, "
+                  "%.0f/s" % (gpg, signatures, signatures / gpg))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""What a worker process of a bulk load does with a key: parse it, apply the
+limits and the rejected list, merge it with the stored copy and derive its
+served view (the signature checks: the expensive part, one key per core).
+
+Workers only read the database (each has its own connection); the parent
+writes what they return, in one transaction per batch, after checking that
+the stored copy they merged with is still the stored one.  The keys of the
+batch count as held for each other's served views (`Group.primaries`), as
+they will be once the batch is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+from .. import pipeline
+from ..openpgp.keypacket import PublicKey
+from ..openpgp.keys import Key, merge_all, parse_keyring
+from ..served import third_party_issuers
+from ..store import Store, open_store
+from ..store.loadprogress import sks_hashes
+from ..views import DerivedView, derive_view, held_primaries, wanted_signers
+
+
+@dataclass
+class Task:
+    """One key: the copies read from the input (`chunks`, with where each
+    was read, `labels`), or none: derive the stored key's view again."""
+
+    fingerprint: str  # '' when its primary key packet could not be read
+    chunks: List[bytes] = field(default_factory=list)
+    labels: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Group:
+    """Tasks sent to a worker at once, and the primary keys of the batch
+    (key ID hex -> (fingerprint, primary key packet body))."""
+
+    tasks: List[Task]
+    primaries: Dict[str, List[Tuple[str, bytes]]]
+
+
+@dataclass
+class Result:
+    fingerprint: str
+    problems: List[str] = field(default_factory=list)
+    outcome: Optional[pipeline.Outcome] = None  # set: nothing to write
+    keydata: bytes = b""  # the network's view to write
+    keyid: str = ""
+    signers: Set[bytes] = field(default_factory=set)
+    stored_hash: Optional[str] = None  # of the stored copy it was merged with
+    first_seen: Optional[int] = None
+    view: Optional[DerivedView] = None
+    wanted: List[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> bool:
+        return self.view is not None
+
+
+class _Worker:
+    def __init__(self, store: Store, limits: pipeline.Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    def group(self, group: Group) -> List[Result]:
+        with self.store.read() as cursor:
+            issuers: Dict[str, List[PublicKey]] = {}
+            return [self.task(cursor, task, group.primaries, issuers) for task in group.tasks]
+
+    def task(self, cursor, task: Task, primaries, issuers) -> Result:
+        fingerprint = task.fingerprint
+        stored = self.store.load_keydata(cursor, fingerprint) if fingerprint else None
+        result = Result(fingerprint, first_seen=stored[1] if stored else None,
+                        stored_hash=sks_hashes(cursor, [fingerprint]).get(fingerprint)
+                        if stored else None)
+        if task.chunks:
+            key = self.parse(task, result)
+            if key is None:
+                return result
+            refusal = pipeline.over_limits(key, self.limits)
+            reason = self.store.rejection_reason(cursor, fingerprint)
+            if refusal:
+                result.outcome = pipeline.Outcome(fingerprint, pipeline.REFUSED, refusal,
+                                                  pipeline.OVER_LIMIT)
+            elif reason is not None:
+                result.outcome = pipeline.rejected(fingerprint, reason)
+            if result.outcome is not None:
+                return result
+            merged = pipeline.merge_stored(key, stored[0] if stored else None, self.limits)
+            result.outcome = merged.outcome
+            key, result.keydata = merged.key, merged.data
+        elif stored is not None:
+            result.keydata = stored[0]
+            key = parse_keyring(stored[0]).keys[0]
+        else:
+            return result  # deleted meanwhile
+        if result.outcome is None:
+            self.derive(cursor, key, result, primaries, issuers)
+        return result
+
+    @staticmethod
+    def parse(task: Task, result: Result) -> Optional[Key]:
+        """The copies read, merged; what was wrong with them goes to `result`."""
+        keys: List[Key] = []
+        for chunk, label in zip(task.chunks, task.labels):
+            read = parse_keyring(chunk)
+            result.problems.extend("%s: %s" % (label, problem) for problem in read.problems)
+            keys.extend(read.keys)
+        keys = [k for k in merge_all(keys) if k.fingerprint.hex().upper() == task.fingerprint]
+        return keys[0] if keys else None
+
+    def derive(self, cursor, key: Key, result: Result, primaries, issuers) -> None:
+        wanted = wanted_signers(key, self.limits.serve)
+        lacking = [k for k in wanted if k not in issuers]
+        issuers.update({k: [] for k in lacking})
+        issuers.update(held_primaries(self.store, cursor, lacking))
+        held = {}
+        for keyid in wanted:
+            keys = {k.fingerprint: k for k in issuers[keyid]}
+            for fingerprint, body in primaries.get(keyid, ()):
+                if bytes.fromhex(fingerprint) not in keys:
+                    keys[bytes.fromhex(fingerprint)] = PublicKey.parse(body)
+            held[keyid] = list(keys.values())
+        known = self.store.load_verdicts(cursor, result.fingerprint)
+        result.view = derive_view(key, self.limits.serve, known, held)
+        result.keyid = key.keyid.hex().upper()
+        result.signers = third_party_issuers(key)
+        result.wanted = wanted
+
+
+_worker: Optional[_Worker] = None
+
+
+def start_worker(db_url: str, limits: pipeline.Limits) -> None:
+    """Pool initializer: each worker process opens its own connection."""
+    global _worker
+    _worker = _Worker(open_store(db_url, 1), limits)
+
+
+def derive_group(group: Group) -> List[Result]:
+    """The pool's function (see start_worker)."""
+    assert _worker is not None, "start_worker was not called in this process"
+    return _worker.group(group)
+
+
+def primaries_of(entries: Sequence[Tuple[str, str, bytes]],
+                 leave_out: Set[str] = frozenset()) -> Dict[str, List[Tuple[str, bytes]]]:
+    """Group.primaries from (fingerprint, key ID, body) entries, without the
+    fingerprints in `leave_out`."""
+    out: Dict[str, List[Tuple[str, bytes]]] = {}
+    for fingerprint, keyid, body in entries:
+        if fingerprint not in leave_out:
+            out.setdefault(keyid, []).append((fingerprint, body))
+    return out

@@ -1,0 +1,256 @@
+"""`cks_admin.py load`: streaming, batched, parallel and resumable.
+
+Input files are cut into keys as they are read (split.py).  Every
+`batch_size` keys, worker processes (one per core) parse, check, merge and
+derive served views (derive.py) and the parent writes the batch in ONE
+transaction with each file's offset reached (cks_load_progress), so a load
+killed at any point goes on after the last committed batch when run again.
+A key is written with its served view, never before it.  After each batch,
+the served views of keys stored earlier that the batch's keys signed are
+derived again (views.follow_signers, by the workers too), so the end result
+is the one pipeline.submit gives whatever the order of the input.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import multiprocessing
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .. import pipeline, views
+from ..openpgp.errors import PacketError
+from ..openpgp.keypacket import PublicKey
+from ..openpgp.keys import merge_all, parse_keyring
+from ..openpgp.packet import read_packet
+from ..store import Store
+from ..store.loadprogress import FileIdentity, forget, prepare, resume_offset, save, sks_hashes
+from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
+from .progress import ProgressLine
+from .split import Chunk, read_chunks
+
+BATCH_SIZE = 1000
+GROUPS_PER_WORKER = 4
+
+Runner = Callable[[List[Group]], List[List[Result]]]
+
+
+@dataclass
+class Summary:
+    counts: Counter = field(default_factory=collections.Counter)  # by pipeline status
+    refused: Counter = field(default_factory=collections.Counter)  # by refusal kind
+    problems: List[str] = field(default_factory=list)
+    signatures_verified: int = 0
+    derive_seconds: float = 0.0  # wall time waiting for the workers
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        reasons = ", ".join("%s: %d" % item for item in sorted(self.refused.items()))
+        return "%d added, %d updated, %d unchanged, %d refused%s; %d problem%s" % (
+            self.counts[pipeline.ADDED], self.counts[pipeline.UPDATED],
+            self.counts[pipeline.UNCHANGED], self.counts[pipeline.REFUSED],
+            " (%s)" % reasons if reasons else "", len(self.problems),
+            "" if len(self.problems) == 1 else "s")
+
+    def count(self, path_of: Dict[str, str], outcome: pipeline.Outcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.status == pipeline.REFUSED:
+            self.refused[outcome.refusal] += 1
+            self.problems.append("%s: key %s refused: %s" % (
+                path_of.get(outcome.fingerprint, "?"), outcome.fingerprint, outcome.reason))
+
+
+@dataclass
+class _Read:
+    """A chunk of input with where it came from."""
+
+    path: str
+    identity: Optional[FileIdentity]
+    chunk: Chunk
+
+
+class Loader:
+    def __init__(self, store: Store, db_url: str, limits: pipeline.Limits,
+                 source: pipeline.Source, jobs: int, batch_size: int = BATCH_SIZE,
+                 progress: bool = False) -> None:
+        self.store = store
+        self.db_url = db_url
+        self.limits = limits
+        self.source = source
+        self.jobs = max(1, jobs)
+        self.batch_size = batch_size
+        self.show_progress = progress
+        self.summary = Summary()
+        self.run: Optional[Runner] = None
+
+    def load(self, paths: Sequence[str]) -> Summary:
+        """Load every file of `paths` ('-': standard input)."""
+        started = time.monotonic()
+        identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
+        progress = ProgressLine(sum(i.size for i in identities.values())) \
+            if self.show_progress else None
+        with self._runner() as self.run:
+            prepare(self.store)
+            batch: List[_Read] = []
+            done_bytes, keys = 0, 0
+            for path in paths:
+                for item in self._read(path, identities.get(path)):
+                    batch.append(item)
+                    if len(batch) >= self.batch_size:
+                        keys += len(batch)
+                        self._batch(batch)
+                        batch = []
+                        if progress:
+                            progress.update(keys, done_bytes + item.chunk.resume_at)
+                done_bytes += identities[path].size if path in identities else 0
+            if batch:
+                self._batch(batch)
+            self._follow(set())
+        if progress:
+            progress.close()
+        forget(self.store, identities.values())
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    @contextlib.contextmanager
+    def _runner(self) -> Iterator[Runner]:
+        """Workers are forked before this process opens the database."""
+        if self.jobs == 1:
+            start_worker(self.db_url, self.limits)
+            yield lambda groups: [derive_group(g) for g in groups]
+            return
+        with multiprocessing.get_context("fork").Pool(
+                self.jobs, start_worker, (self.db_url, self.limits)) as pool:
+            yield lambda groups: pool.map(derive_group, groups, 1)
+
+    def _read(self, path: str, identity: Optional[FileIdentity]) -> Iterator[_Read]:
+        start = 0
+        if identity is None:
+            handle: BinaryIO = io.BytesIO(sys.stdin.buffer.read())
+        else:
+            with self.store.read() as cursor:
+                start = resume_offset(cursor, identity)
+            handle = open(path, "rb")
+        with handle:
+            handle.seek(start)
+            for chunk in read_chunks(handle, self.limits.max_key_bytes):
+                yield _Read(path, identity, chunk)
+
+    def _derive(self, tasks: List[Task], primaries) -> List[Result]:
+        size = max(1, -(-len(tasks) // (self.jobs * GROUPS_PER_WORKER)))
+        groups = [Group(tasks[i:i + size], primaries) for i in range(0, len(tasks), size)]
+        started = time.monotonic()
+        results = [r for rs in self.run(groups) for r in rs]
+        self.summary.derive_seconds += time.monotonic() - started
+        return results
+
+    def _batch(self, batch: List[_Read]) -> None:
+        tasks: Dict[str, Task] = {}
+        entries: List[Tuple[str, str, bytes]] = []
+        path_of: Dict[str, str] = {}
+        offsets: Dict[FileIdentity, int] = {}
+        for item in batch:
+            chunk = item.chunk
+            if item.identity is not None:
+                offsets[item.identity] = chunk.resume_at
+            if chunk.problem:
+                where = "" if chunk.offset is None else " offset %d:" % chunk.offset
+                self.summary.problems.append("%s:%s %s" % (item.path, where, chunk.problem))
+                continue
+            fingerprint, keyid, body = _primary(chunk.data)
+            task = tasks.get(fingerprint) if fingerprint else None
+            if task is None:
+                task = tasks.setdefault(fingerprint or "#%d" % len(tasks), Task(fingerprint))
+                if fingerprint:
+                    entries.append((fingerprint, keyid, body))
+                    path_of[fingerprint] = item.path
+            task.chunks.append(chunk.data)
+            task.labels.append("%s: offset %d" % (item.path, chunk.offset))
+        todo = list(tasks.values())
+        results = self._derive(todo, primaries_of(entries))
+        # Keys of the batch that will not be held do not count for the others.
+        lost = {r.fingerprint for r in results if not r.writes and r.stored_hash is None}
+        lost_keyids = {keyid for fingerprint, keyid, _ in entries if fingerprint in lost}
+        again = [i for i, r in enumerate(results) if lost_keyids.intersection(r.wanted)]
+        if again:
+            redone = self._derive([todo[i] for i in again], primaries_of(entries, lost))
+            for i, result in zip(again, redone):
+                results[i] = result
+        self._write(todo, results, offsets, path_of)
+        self._follow({r.fingerprint for r in results if r.writes and r.stored_hash is None})
+
+    def _write(self, tasks: List[Task], results: List[Result],
+               offsets: Dict[FileIdentity, int], path_of: Dict[str, str]) -> None:
+        now = int(time.time())
+        outcomes: List[pipeline.Outcome] = []
+        with self.store.write([r.fingerprint for r in results if r.writes]) as cursor:
+            current = sks_hashes(cursor, [r.fingerprint for r in results if r.writes])
+            for task, result in zip(tasks, results):
+                self.summary.problems.extend(result.problems)
+                if result.outcome is not None:
+                    outcomes.append(result.outcome)
+                elif result.writes:
+                    outcomes.append(self._store(cursor, task, result, current, now))
+            save(cursor, offsets, now)
+        for outcome in outcomes:
+            self.summary.count(path_of, outcome)
+        self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results
+                                                if r.writes)
+
+    def _store(self, cursor, task: Task, result: Result, current: Dict[str, str],
+               now: int) -> pipeline.Outcome:
+        fingerprint = result.fingerprint
+        reason = self.store.rejection_reason(cursor, fingerprint)
+        if reason is not None:
+            return pipeline.rejected(fingerprint, reason)
+        if current.get(fingerprint) != result.stored_hash:
+            # Stored by someone else since the worker read it: merge here, now.
+            key = merge_all(k for chunk in task.chunks for k in parse_keyring(chunk).keys)[0]
+            return pipeline.merge_one(self.store, cursor, key, self.source, self.limits, now)
+        views.write_view(self.store, cursor, fingerprint, result.keydata, result.view,
+                         self.source.tag, result.first_seen, now)
+        return pipeline.record_signers(self.store, cursor, fingerprint, result.keyid,
+                                       result.signers, result.stored_hash is None,
+                                       result.view.missing, self.source, now)
+
+    def _follow(self, settled: set) -> None:
+        views.follow_signers(self.store, self.limits.serve, rederive=self._rederive,
+                             settled=settled)
+
+    def _rederive(self, fingerprints: List[str]) -> int:
+        """Derive the served views of stored keys again, in the workers."""
+        changed = 0
+        for start in range(0, len(fingerprints), self.batch_size):
+            chunk = fingerprints[start:start + self.batch_size]
+            results = [r for r in self._derive([Task(f) for f in chunk], {}) if r.writes]
+            stale = []
+            now = int(time.time())
+            with self.store.write([r.fingerprint for r in results]) as cursor:
+                current = sks_hashes(cursor, [r.fingerprint for r in results])
+                for result in results:
+                    if current.get(result.fingerprint) != result.stored_hash:
+                        stale.append(result.fingerprint)
+                    elif views.write_view(self.store, cursor, result.fingerprint,
+                                          result.keydata, result.view, None, result.first_seen,
+                                          now):
+                        changed += 1
+            self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
+            changed += views.reverify(self.store, self.limits.serve, stale) if stale else 0
+        return changed
+
+
+def _primary(data: bytes) -> Tuple[str, str, bytes]:
+    """(fingerprint, key ID, body) of the primary key packet a chunk starts
+    with; empty when it is not one that parses (the worker says why)."""
+    try:
+        packet, _ = read_packet(data)
+        key = PublicKey.parse(packet.body) if packet.tag == 6 else None
+    except PacketError:
+        key = None
+    if key is None:
+        return "", "", b""
+    return key.fingerprint.hex().upper(), key.keyid.hex().upper(), packet.body

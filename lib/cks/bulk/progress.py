@@ -1,0 +1,47 @@
+"""The progress line of a bulk load on a terminal: keys/s and the time left,
+estimated from the bytes of input read."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class ProgressLine:
+    """Rewrites one line of `stream` at most every `interval` seconds."""
+
+    def __init__(self, total_bytes: int, stream: TextIO = sys.stderr,
+                 interval: float = 0.5) -> None:
+        self.total_bytes = total_bytes
+        self.stream = stream
+        self.interval = interval
+        self.started = time.monotonic()
+        self.shown = 0.0
+        self.first_offset = None  # bytes already loaded before this run (resumed)
+
+    def update(self, keys: int, bytes_done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.first_offset is None:
+            self.first_offset = bytes_done
+        if not force and now - self.shown < self.interval:
+            return
+        self.shown = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = (bytes_done - self.first_offset) / elapsed
+        left = (self.total_bytes - bytes_done) / rate if rate > 0 else 0
+        percent = 100.0 * bytes_done / self.total_bytes if self.total_bytes else 100.0
+        self.stream.write("\r%d keys, %.0f keys/s, %.1f%% of the input, about %s left   "
+                          % (keys, keys / elapsed, percent, _duration(left)))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
+    return "%dm%02ds" % (seconds // 60, seconds % 60)

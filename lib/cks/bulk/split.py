@@ -1,0 +1,239 @@
+"""Cutting a key file into keys while reading it, so memory stays flat.
+
+Binary input (keyrings, SKS dump files: concatenated transferable public
+keys) is read packet header by packet header; a key starts at each primary
+key packet.  Where the framing breaks, the key being read is lost and
+reading resynchronizes on the next packet that parses as a primary key.
+Armored input is read one armor block at a time (memory is bounded by the
+largest block), and each PUBLIC KEY BLOCK is cut the same way.
+
+Each Chunk says where to read on once it is stored (`resume_at`): after
+it for binary input; for a key inside an armor block, the block's start
+until its last key, then the block's end.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator, List, Optional, Tuple
+
+from ..openpgp import armor
+from ..openpgp.errors import PacketError
+from ..openpgp.keypacket import PublicKey
+from ..openpgp.keys import read_keys
+from ..openpgp.packet import PARTIAL_ALLOWED, TAG_PUBLIC_KEY, TAG_SECRET_KEY
+from ..openpgp.packet import read_packet as parse_packet
+
+PRIMARY_TAGS = (TAG_PUBLIC_KEY, TAG_SECRET_KEY)
+RESYNC_WINDOW = 1 << 16
+MAX_ARMOR_LINE = 1 << 20
+
+
+@dataclass
+class Chunk:
+    """One key's packets as read (`data`), or a problem found at `offset`
+    (None: the problem is the whole file's)."""
+
+    data: bytes
+    offset: Optional[int]
+    resume_at: int
+    problem: str = ""
+
+
+class _Framing(Exception):
+    """The packet framing is broken at `offset`."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def _read_exact(handle: BinaryIO, count: int, offset: int) -> bytes:
+    data = handle.read(count)
+    if len(data) != count:
+        raise _Framing(offset, "truncated packet (needs %d bytes, %d left)" % (count, len(data)))
+    return data
+
+
+def _new_length(handle: BinaryIO, offset: int) -> Tuple[bytes, int, bool]:
+    """(raw length octets, length, partial) of an OpenPGP-format length."""
+    first = _read_exact(handle, 1, offset)
+    if first[0] < 192:
+        return first, first[0], False
+    if first[0] < 224:
+        second = _read_exact(handle, 1, offset)
+        return first + second, ((first[0] - 192) << 8) + second[0] + 192, False
+    if first[0] == 255:
+        rest = _read_exact(handle, 4, offset)
+        return first + rest, int.from_bytes(rest, "big"), False
+    return first, 1 << (first[0] & 0x1F), True
+
+
+def next_packet(handle: BinaryIO, max_length: int) -> Optional[Tuple[int, int, bytes]]:
+    """(tag, offset, raw bytes) of the next packet, None at the end; a packet
+    declaring more than `max_length` bytes is a framing error (never read)."""
+    offset = handle.tell()
+    ctb = handle.read(1)
+    if not ctb:
+        return None
+    if not ctb[0] & 0x80:
+        raise _Framing(offset, "not an OpenPGP packet (byte 0x%02X)" % ctb[0])
+    parts = [ctb]
+    if ctb[0] & 0x40:
+        tag = ctb[0] & 0x3F
+        raw_length, length, partial = _new_length(handle, offset)
+        parts.append(raw_length)
+        while partial:
+            if tag not in PARTIAL_ALLOWED:
+                raise _Framing(offset, "partial body length on packet tag %d" % tag)
+            parts.append(_read_exact(handle, length, offset))
+            raw_length, length, partial = _new_length(handle, offset)
+            parts.append(raw_length)
+    else:
+        tag = (ctb[0] >> 2) & 0x0F
+        if ctb[0] & 3 == 3:
+            if tag not in PARTIAL_ALLOWED:
+                raise _Framing(offset, "indeterminate length on packet tag %d" % tag)
+            parts.append(handle.read(max_length + 1))
+            length = 0
+        else:
+            raw_length = _read_exact(handle, 1 << (ctb[0] & 3), offset)
+            parts.append(raw_length)
+            length = int.from_bytes(raw_length, "big")
+    if tag == 0:
+        raise _Framing(offset, "packet tag 0 is reserved")
+    if length > max_length:
+        raise _Framing(offset, "packet tag %d declares %d bytes, over this server's limit of "
+                               "%d" % (tag, length, max_length))
+    parts.append(_read_exact(handle, length, offset))
+    return tag, offset, b"".join(parts)
+
+
+def _primary_at(handle: BinaryIO, offset: int, max_length: int) -> bool:
+    """Does a primary key packet that parses start at `offset`?"""
+    handle.seek(offset)
+    try:
+        packet = next_packet(handle, max_length)
+    except _Framing:
+        return False
+    if packet is None or packet[0] != TAG_PUBLIC_KEY:
+        return False
+    try:
+        PublicKey.parse(parse_packet(packet[2])[0].body)
+    except PacketError:
+        return False
+    return True
+
+
+def _resync(handle: BinaryIO, after: int, max_length: int) -> Optional[int]:
+    """The offset of the next primary key packet after `after`, None if none."""
+    position = after + 1
+    while True:
+        handle.seek(position)
+        window = handle.read(RESYNC_WINDOW)
+        if not window:
+            return None
+        for index, byte in enumerate(window):
+            if byte in (0x98, 0x99, 0xC6) and _primary_at(handle, position + index, max_length):
+                return position + index
+        position += len(window)
+
+
+def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[Chunk]:
+    """The keys of binary OpenPGP data read from `handle` (seekable), from its
+    current position; offsets are reported plus `base`."""
+    parts: List[bytes] = []
+    start = handle.tell()
+    while True:
+        try:
+            packet = next_packet(handle, max_length)
+        except _Framing as exc:
+            if parts:  # reported where the key that is lost starts
+                yield Chunk(b"", base + start, base + exc.offset, "%s at offset %d; the key "
+                            "there is incomplete and was skipped" % (exc, base + exc.offset))
+            else:
+                yield Chunk(b"", base + exc.offset, base + exc.offset, str(exc))
+            parts = []
+            found = _resync(handle, exc.offset, max_length)
+            if found is None:
+                return
+            handle.seek(found)
+            start = found
+            continue
+        if packet is None:
+            break
+        tag, offset, raw = packet
+        if tag in PRIMARY_TAGS and parts:
+            yield Chunk(b"".join(parts), base + start, base + offset)
+            parts, start = [], offset
+        parts.append(raw)
+    if parts:
+        yield Chunk(b"".join(parts), base + start, base + handle.tell())
+
+
+def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterator[Chunk]:
+    found = False
+    while True:
+        offset = handle.tell()
+        line = handle.readline(MAX_ARMOR_LINE)
+        if not line:
+            break
+        begin = armor._BEGIN.match(line)
+        if begin is None:
+            continue
+        found = True
+        end_marker = armor._end_marker(begin.group(1))
+        lines = [line]
+        while True:
+            line = handle.readline(MAX_ARMOR_LINE)
+            lines.append(line)
+            if not line or end_marker.match(line):
+                break
+        end = handle.tell()
+        text = b"".join(lines)
+        blocks, errors = armor.scan(text)
+        for error in errors:
+            yield Chunk(b"", offset, end, str(error))
+        for block in blocks:
+            if block.kind != armor.PUBLIC_KEY_BLOCK:
+                for problem in read_keys(text).problems:
+                    yield Chunk(b"", offset, end, str(problem))
+                continue
+            chunks = binary_chunks(io.BytesIO(block.data), max_length)
+            previous = next(chunks, None)
+            for chunk in chunks:
+                yield _in_block(previous, offset, offset)
+                previous = chunk
+            if previous is not None:
+                yield _in_block(previous, offset, end)
+    if not found and not resumed:
+        yield Chunk(b"", None, handle.tell(), "no OpenPGP data found: expected an armored "
+                                           "PUBLIC KEY BLOCK or binary key data")
+
+
+def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
+    problem = chunk.problem and "in the armor block at offset %d: byte %d: %s" % (
+        block_offset, chunk.offset, chunk.problem)
+    return Chunk(chunk.data, block_offset, resume_at, problem)
+
+
+def read_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:
+    """The keys of a key file (binary or armored, told apart by its first
+    byte that is not white space), from the handle's current position."""
+    start = handle.tell()
+    stripped = b""
+    while not stripped:
+        head = handle.read(4096)
+        if not head:
+            break
+        stripped = head.lstrip()
+    handle.seek(start)
+    if not stripped:
+        if not start:
+            yield Chunk(b"", None, 0, "no key data (empty input)")
+        return
+    if stripped[0] & 0x80:
+        yield from binary_chunks(handle, max_length)
+    else:
+        yield from _armored_chunks(handle, max_length, start > 0)

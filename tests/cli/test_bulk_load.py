@@ -1,0 +1,206 @@
+"""cks_admin.py load (streaming, batched, parallel, resumable) and dump, on
+SQLite and PostgreSQL: the same result as the pipeline, dumps that load back
+and that SKS builds, interruption and resume, mixed and corrupt input."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cks import pipeline
+from cks.bulk.split import read_chunks
+from cks.openpgp.keys import read_keys, sks_hash
+from cks.store import open_store
+from support import ROOT, fixture
+from support.db import run_sql
+from support.nodes import fpr
+from support.procs import tool
+from support.sks import sks_node
+
+DEBIAN = "/usr/share/keyrings/debian-keyring.gpg"
+FIXTURES = ["rsa2048", "nistp256", "certified", "ed25519", "alice-t1", "v6-ed25519"]
+
+
+def admin(db, *args, input=None):
+    return tool("cks_admin.py", ["--db", db] + list(args), input=input, timeout=300)
+
+
+def debian_keys(count):
+    """The first `count` keys of the Debian keyring, binary, one per item."""
+    if not os.path.exists(DEBIAN):
+        pytest.skip("no %s (apt-get install debian-keyring)" % DEBIAN)
+    with open(DEBIAN, "rb") as handle:
+        chunks = read_chunks(handle, 1 << 30)
+        return [next(chunks).data for _ in range(count)]
+
+
+def content(url):
+    """What a load must leave: every key's network view, hash and served view."""
+    return sorted((f, h, bytes(k), bytes(s), bool(r), bool(u)) for f, h, k, s, r, u in run_sql(
+        url, "SELECT fingerprint, sks_hash, keydata, served, revoked, unverified_revocation "
+             "FROM cks_keys"))
+
+
+def pipeline_content(tmp_path, data):
+    url = "sqlite:///%s" % (tmp_path / "pipeline.db")
+    store = open_store(url)
+    try:
+        pipeline.submit(store, data, pipeline.Source.admin(queue=False))
+    finally:
+        store.close()
+    return content(url)
+
+
+def ptree_ok(url):
+    out = admin(url, "ptree", "--check")
+    assert out.returncode == 0, out.stderr
+
+
+def test_served_views_equal_the_pipeline_in_any_order(db_url, tmp_path):
+    keys = debian_keys(60)
+    # the certifiers come after the keys they certified, across batches
+    (tmp_path / "keys.gpg").write_bytes(b"".join(reversed(keys)))
+    out = admin(db_url, "load", "--no-sync", "--batch-size", "7", "--jobs", "2",
+                str(tmp_path / "keys.gpg"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().strip() == \
+        "60 added, 0 updated, 0 unchanged, 0 refused; 0 problems"
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+    assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
+    assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+    ptree_ok(db_url)
+
+
+def test_dump_loads_back_to_the_same_content(db_url, tmp_path):
+    data = b"".join(fixture(n) for n in FIXTURES)
+    assert admin(db_url, "load", "-", input=data).returncode == 0
+    assert admin(db_url, "load", "--no-sync", "--batch-size", "5", "-",
+                 input=b"".join(debian_keys(20))).returncode == 0
+    out = admin(db_url, "dump", str(tmp_path / "dump"), "--keys-per-file", "7")
+    assert out.returncode == 0 and out.stdout.decode().startswith("26 keys in 4 files")
+    assert sorted(os.listdir(tmp_path / "dump")) == ["cks-dump-%04d.pgp" % i for i in range(4)]
+    other = "sqlite:///%s" % (tmp_path / "other.db")
+    out = admin(other, "load", "--no-sync", str(tmp_path / "dump"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().startswith("26 added")
+    assert content(other) == content(db_url)
+    ptree_ok(other)
+
+
+def test_mixed_inputs_and_a_corrupt_file_in_the_middle(db_url, tmp_path):
+    keys = debian_keys(12)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "a-keyring.gpg").write_bytes(b"".join(keys[:4]))
+    (inputs / "b-armored.asc").write_bytes(b"some text\n" + fixture("rsa2048") + b"\n--\n"
+                                           + fixture("nistp256") + fixture("ed25519"))
+    corrupt = b"".join(keys[4:8])
+    cut = len(keys[4]) + len(keys[5]) // 2  # inside the second key
+    (inputs / "c-corrupt.gpg").write_bytes(corrupt[:cut] + b"\x00garbage" + corrupt[cut:])
+    (inputs / "d-sks-dump-0000.pgp").write_bytes(b"".join(keys[8:]))
+    out = admin(db_url, "load", "--no-sync", str(inputs / "a-keyring.gpg"), str(inputs))
+    assert out.returncode == 1
+    errors = out.stderr.decode().splitlines()
+    # reported where the damaged key starts
+    assert len(errors) == 1 and "c-corrupt.gpg: offset %d: " % len(keys[4]) in errors[0], errors
+    # 4 + 3 + 3 (one key of the corrupt file lost) + 4; the first file named twice is
+    # read twice, its copies merged in the batch
+    assert out.stdout.decode().strip() == \
+        "14 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(14,)]
+    ptree_ok(db_url)
+
+
+def test_refused_keys_are_counted_by_reason(db_url, tmp_path):
+    run_sql(db_url, "INSERT INTO cks_rejected_keys (fingerprint, reason, rejected_at) "
+                    "VALUES (?, 'spam', 0)", (fpr("nistp256"),), write=True)
+    config = tmp_path / "cks.conf"
+    config.write_text("[limits]\nmax_signatures_per_key = 2\n")
+    data = b"".join(fixture(n) for n in ["rsa2048", "nistp256", "certified"])
+    out = tool("cks_admin.py", ["--db", db_url, "--config", str(config), "load", "-"],
+               input=data)
+    assert out.returncode == 1
+    line = out.stdout.decode().strip()
+    assert line.startswith("1 added, 0 updated, 0 unchanged, 2 refused "
+                           "(over-limit: 1, rejected: 1); 2 problems"), line
+    stderr = out.stderr.decode()
+    assert "key %s refused: key is rejected on this server: spam" % fpr("nistp256") in stderr
+    assert "key %s refused: has 4 signatures, over this server's limit of 2" % fpr(
+        "certified") in stderr
+
+
+def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path):
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    command = [sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db_url, "load",
+               "--batch-size", "3", "--jobs", "1", str(keyring)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    try:
+        while not _progress(db_url) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # a few more batches
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    offset = _progress(db_url)
+    assert 0 < offset < keyring.stat().st_size  # interrupted half-way
+    half = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
+    out = subprocess.run(command, capture_output=True)
+    assert out.returncode == 0, out.stderr
+    added = int(out.stdout.split()[0])
+    assert 0 < added <= 150 - half + 3
+    whole = "sqlite:///%s" % (tmp_path / "whole.db")
+    assert admin(whole, "load", str(keyring)).returncode == 0
+    assert content(db_url) == content(whole)
+    for table in ("cks_pending_sync", "cks_key_signers", "cks_words", "cks_sig_verdicts"):
+        assert run_sql(db_url, "SELECT count(*) FROM %s" % table) == \
+            run_sql(whole, "SELECT count(*) FROM %s" % table), table
+    assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+    ptree_ok(db_url)
+
+
+def _progress(url):
+    rows = run_sql(url, "SELECT resume_at FROM cks_load_progress")
+    return rows[0][0] if rows else 0
+
+
+def test_a_database_without_the_progress_table_gets_it(db_url):
+    admin(db_url, "stats")
+    run_sql(db_url, "DROP TABLE cks_load_progress", write=True)
+    out = admin(db_url, "load", "-", input=fixture("rsa2048"))
+    assert out.returncode == 0, out.stderr
+    assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+
+
+def test_sks_builds_a_database_from_the_dump(tmp_path):
+    url = "sqlite:///%s" % (tmp_path / "cks.db")
+    assert admin(url, "load", "--no-sync", "-", input=b"".join(
+        [fixture(n) for n in ["rsa2048", "nistp256", "certified", "alice-t1"]]
+        + debian_keys(30))).returncode == 0
+    assert admin(url, "dump", str(tmp_path / "dump"), "--keys-per-file", "10").returncode == 0
+    files = sorted(str(p) for p in (tmp_path / "dump").iterdir())
+    held = dict(run_sql(url, "SELECT fingerprint, sks_hash FROM cks_keys"))
+    with sks_node(tmp_path / "sks", files) as sks:
+        assert sks.wait_for_key_count(len(held), timeout=120) == len(held)
+        for name in ["rsa2048", "certified"]:
+            armored = sks.get_key(fpr(name))
+            assert armored, name
+            (theirs,) = read_keys(armored.encode()).keys
+            assert sks_hash(theirs).hex().upper() == held[fpr(name)]
+
+
+def test_the_splitter_keeps_its_place(tmp_path):
+    """Resume offsets: after a binary key; an armor block's start until its
+    last key."""
+    keys = debian_keys(3)
+    chunks = list(read_chunks(io.BytesIO(b"".join(keys)), 1 << 20))
+    assert [c.resume_at for c in chunks] == [len(keys[0]), len(keys[0]) + len(keys[1]),
+                                             sum(map(len, keys))]
+    armored = fixture("rsa2048") + fixture("nistp256")
+    chunks = list(read_chunks(io.BytesIO(armored), 1 << 20))
+    assert [c.resume_at for c in chunks] == [len(fixture("rsa2048")), len(armored)]
