@@ -3,14 +3,14 @@
 
 Loads the Debian keyring (905 keys) into a private SKS 1.1.6 node and into
 cksd (SQLite by default, or a throw-away PostgreSQL database), then drives both
-with wrk (or the Python load generator) at 8 and 32 concurrent clients, one new
-connection per request as GnuPG does:
+with wrk (or the Python load generator) at 8 and 32 concurrent keep-alive clients
+(--new-connections: one new connection per request, as GnuPG's dirmngr makes):
 
   get    /pks/lookup?op=get&options=mr&search=0x<key ID>      (200 key IDs)
   index  /pks/lookup?op=index&options=mr&search=0x<key ID>
   word   /pks/lookup?op=index&options=mr&search=<word>        (200 name words, one key each)
 
-and prints throughput and p99 latency of each, and the cksd/SKS ratios
+and prints the 2xx answers per second and p99 latency of each, and the cksd/SKS ratios
 (throughput ratio above 1 and p99 ratio below 1: cksd is better).
 
     python3 bench/bench_hkp.py [--db sqlite|postgresql] [--duration 5] [--engine wrk|python]
@@ -54,10 +54,15 @@ def workloads(keys, rng):
     }
 
 
-def measure(engine, url, paths, clients, duration):
+def measure(engine, url, paths, clients, duration, keepalive):
     if engine == "wrk":
-        return loadgen.run_wrk(url, paths, clients, duration, keepalive=False)
-    return loadgen.run_load(url, paths, clients, duration, keepalive=False, processes=2)
+        return loadgen.run_wrk(url, paths, clients, duration, keepalive=keepalive)
+    return loadgen.run_load(url, paths, clients, duration, keepalive=keepalive, processes=2)
+
+
+def answered(result) -> float:
+    """Requests per second answered 2xx (a 404 or an error is not an answer)."""
+    return (result.ok - result.not_found) / result.duration_s if result.duration_s else 0.0
 
 
 def main() -> int:
@@ -65,8 +70,12 @@ def main() -> int:
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--clients", default="8,32")
-    parser.add_argument("--processes", type=int, default=1,
-                        help="cksd serving processes ([server] processes)")
+    parser.add_argument("--processes", type=int, default=0,
+                        help="cksd serving processes ([server] processes; default: "
+                             "cksd's own default)")
+    parser.add_argument("--new-connections", dest="keepalive", action="store_false",
+                        help="a new connection per request, as GnuPG's dirmngr makes "
+                             "(default: keep-alive clients)")
     parser.add_argument("--engine", choices=("wrk", "python"),
                         default="wrk" if loadgen.wrk_available() else "python")
     args = parser.parse_args()
@@ -84,32 +93,37 @@ def main() -> int:
                         "--no-sync", DEBIAN_KEYRING], check=True, stdout=subprocess.DEVNULL)
         config = os.path.join(work, "cks.conf")
         with open(config, "w") as handle:
-            handle.write("[server]\nprocesses = %d\n%s" % (args.processes, LOOPBACK_EXEMPT))
+            handle.write(("[server]\nprocesses = %d\n" % args.processes
+                          if args.processes else "") + LOOPBACK_EXEMPT)
         with SksNode(os.path.join(work, "sks"), hkp, recon, address=ADDRESS,
                      keyring_files=[DEBIAN_KEYRING]) as sks, \
                 Cksd(db, config=config) as cksd:
             for name, paths in loads.items():
                 for clients in [int(c) for c in args.clients.split(",")]:
-                    theirs = measure(args.engine, sks.url, paths, clients, args.duration)
+                    theirs = measure(args.engine, sks.url, paths, clients, args.duration,
+                                     args.keepalive)
                     time.sleep(2)  # let TIME-WAIT sockets drain between runs
-                    ours = measure(args.engine, cksd.url, paths, clients, args.duration)
+                    ours = measure(args.engine, cksd.url, paths, clients, args.duration,
+                                   args.keepalive)
                     time.sleep(2)
                     rows.append((name, clients, ours, theirs))
     finally:
         if db.startswith("postgresql"):
             drop_pg_database(db)
-    print("cksd (%s, %d process%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, a new "
-          "connection per request" % (args.db, args.processes,
-                                      "" if args.processes == 1 else "es", args.engine,
-                                      args.duration))
+    print("cksd (%s, %s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, %s; "
+          "2xx answers per second" % (
+              args.db, "%d processes" % args.processes if args.processes else
+              "default processes", args.engine, args.duration,
+              "keep-alive clients" if args.keepalive else "a new connection per request"))
     print("%-6s %7s  %12s %12s %7s  %10s %10s %7s  %s" % (
-        "load", "clients", "cksd req/s", "SKS req/s", "ratio", "cksd p99", "SKS p99", "ratio",
+        "load", "clients", "cksd 2xx/s", "SKS 2xx/s", "ratio", "cksd p99", "SKS p99", "ratio",
         "errors cksd/SKS"))
     for name, clients, ours, theirs in rows:
         print("%-6s %7d  %12.0f %12.0f %7.2f  %8.1fms %8.1fms %7.2f  %d/%d" % (
-            name, clients, ours.throughput, theirs.throughput,
-            ours.throughput / max(theirs.throughput, 1e-9), ours.p99_ms, theirs.p99_ms,
-            ours.p99_ms / max(theirs.p99_ms, 1e-9), ours.errors, theirs.errors))
+            name, clients, answered(ours), answered(theirs),
+            answered(ours) / max(answered(theirs), 1e-9), ours.p99_ms, theirs.p99_ms,
+            ours.p99_ms / max(theirs.p99_ms, 1e-9), ours.errors + ours.not_found,
+            theirs.errors + theirs.not_found))
     return 0
 
 

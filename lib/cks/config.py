@@ -2,7 +2,9 @@
 
 Lookup order (DESIGN.md): --config FILE, else $CKS_CONFIG, else ./cks.conf,
 else /etc/cks.conf, each only if it exists; the database comes from --db, else
-$CKS_DB, else [database] url in the config, else sqlite:///cks.db.
+$CKS_DB, else [database] url in the config, else sqlite:///cks.db.  cksd's
+lookups may read from a streaming replica: --db-read, else [database] read_url
+(none: lookups read the main database).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ class ConfigError(Exception):
 @dataclass
 class Settings:
     db_url: str = DEFAULT_DB
+    db_read_url: Optional[str] = None  # where cksd's lookups read (a replica)
     config_file: Optional[str] = None
     parser: configparser.ConfigParser = field(default_factory=configparser.ConfigParser)
 
@@ -76,4 +79,5 @@ def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = Non
             raise ConfigError("cannot read configuration %s: %s" % (path, exc)) from None
     url = (db_url or os.environ.get("CKS_DB")
            or parser.get("database", "url", fallback=None) or DEFAULT_DB)
-    return Settings(db_url=url, config_file=path, parser=parser)
+    read_url = parser.get("database", "read_url", fallback="") or None
+    return Settings(db_url=url, db_read_url=read_url, config_file=path, parser=parser)

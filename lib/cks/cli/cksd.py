@@ -15,6 +15,7 @@ from typing import Iterator, List, Optional
 from ..config import ConfigError, Settings
 from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
+from ..hkp.answer_cache import AnswerCache
 from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
@@ -22,6 +23,7 @@ from ..periodic import Periodic
 from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
+from ..store.replica import ReplicaReads
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
 from ..sync.recon.service import ReconService
 from ..views import follow_signers
@@ -44,6 +46,9 @@ def build_parser():
     parser.add_argument("--recon-port", type=int, metavar="N",
                         help="serve SKS reconciliation on this port (also [recon] port; "
                              "off unless set; 0 picks a free port)")
+    parser.add_argument("--db-read", metavar="URL",
+                        help="a streaming replica of --db for lookups (also [database] "
+                             "read_url); uploads and everything else use --db")
     return parser
 
 
@@ -152,6 +157,15 @@ class _StopSignal:
             server.request_stop()
 
 
+def answer_cache_bytes(settings: Settings) -> int:
+    """[server] answer_cache_mb: memory for lookup answers per serving
+    process (16 MB; 0 turns the cache off)."""
+    megabytes = settings.get_float("server", "answer_cache_mb", 16.0)
+    if megabytes < 0:
+        raise ConfigError("[server] answer_cache_mb must be 0 (off) or more")
+    return int(megabytes * (1 << 20))
+
+
 def recon_interval(settings: Settings) -> float:
     """[recon] interval: seconds between the rounds cksd starts (60, as SKS)."""
     seconds = settings.get_float("recon", "interval", 60.0)
@@ -163,10 +177,18 @@ def recon_interval(settings: Settings) -> float:
 def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal,
           recon_listener: Optional[socket.socket] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT."""
+    pool_size = settings.get_int("database", "pool_size", 16)
+    timeout = settings.get_float("server", "request_timeout", 30.0)
+    replica = None
     try:
-        store = open_store(settings.db_url, settings.get_int("database", "pool_size", 16),
-                           settings.get_float("server", "request_timeout", 30.0))
-        app = KeyServer(store, server_settings(settings, port))
+        store = open_store(settings.db_url, pool_size, timeout)
+        if settings.db_read_url:
+            replica = ReplicaReads(open_store(settings.db_read_url, pool_size, timeout), store)
+        app = KeyServer(store, server_settings(settings, port), replica)
+        if answer_cache_bytes(settings) and replica is None:
+            # (A replica's answers may lag the change notifications, which come
+            # from the primary: with one, every lookup reads the database.)
+            app.cache = AnswerCache(store.watch_key_changes(), answer_cache_bytes(settings))
         server = HKPServer(app, listener, server_limits(settings))
         background = [
             PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
@@ -192,7 +214,11 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
             server.finish_stop()
             for job in background:
                 job.stop()
+            if app.cache is not None:
+                app.cache.close()
             store.close()
+            if replica is not None:
+                replica.close()
     return 0
 
 
@@ -277,6 +303,8 @@ def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
+        if args.db_read:
+            settings.db_read_url = args.db_read
         bind = args.bind or settings.get("server", "bind", "127.0.0.1")
         port = args.port if args.port is not None else settings.get_int("server", "port", 11371)
         if not 0 <= port <= 65535:
@@ -297,6 +325,10 @@ def main(argv: List[str]) -> int:
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()
+        if settings.db_read_url:
+            # Only the URL is checked: a replica that is down may come up later,
+            # lookups read the primary until it does.
+            open_store(settings.db_read_url)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop = _StopSignal()

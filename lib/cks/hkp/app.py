@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
 from .. import __version__, pipeline
 from ..openpgp import armor
@@ -20,10 +20,12 @@ from ..openpgp.armor import crc24
 from ..openpgp.keys import parse_keyring
 from ..store import Store, StoreUnavailable
 from ..store.base import KeyRow, words_of
+from ..store.replica import ReplicaReads
 from ..rejection import NodeIdentity
 from ..sync.recon import hashquery
 from . import html, mr, rejections
 from .admin import AdminSettings
+from .answer_cache import AnswerCache
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, is_operators_own, parse_networks)
 from .request import (QUERY_ONCE, Form, HKPError, Lookup, Query, parse_form, parse_lookup,
@@ -96,9 +98,15 @@ def is_legacy_client(request: Request) -> bool:
 
 
 class KeyServer:
-    def __init__(self, store: Store, settings: ServerSettings) -> None:
+    """`store` takes the uploads and everything else; lookups (and hash queries)
+    read `lookup_store`, a streaming replica when cksd has one (cli/cksd.py)."""
+
+    def __init__(self, store: Store, settings: ServerSettings,
+                 lookup_store: Union[Store, ReplicaReads, None] = None) -> None:
         self.store = store
+        self.lookup_store = lookup_store or store
         self.settings = settings
+        self.cache: Optional[AnswerCache] = None  # lookup answers (cli/cksd.py sets one)
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
 
@@ -182,6 +190,25 @@ class KeyServer:
         lookup = parse_lookup(request.query, words_of)
         if lookup.op == "stats":
             return self.stats(lookup)
+        cache = self.cache
+        if cache is None:
+            return self._answer(lookup, request)
+        key = (request.target, is_legacy_client(request),
+               "text/html" in request.header("accept"))
+        generation = cache.generation()  # before the database is read
+        answer = cache.get(key, generation)
+        if answer is None:
+            try:
+                answer = self._answer(lookup, request)
+            except HKPError as exc:
+                if exc.status != 404:
+                    raise
+                answer = self.error(request, 404, exc.message)
+            cache.put(key, generation, answer, len(answer.body) + len(request.target))
+        return answer
+
+    def _answer(self, lookup: Lookup, request: Request) -> Response:
+        """The answer to a get, hget, index or vindex lookup, from the database."""
         assert lookup.search is not None
         fingerprints, rows, truncated = self.find(lookup.search, request)
         if not fingerprints:
@@ -191,7 +218,7 @@ class KeyServer:
         if lookup.op in ("get", "hget"):
             return self._get(lookup, fingerprints, extra)
         if rows is None:
-            rows = self.store.key_rows(fingerprints)
+            rows = self.lookup_store.key_rows(fingerprints)
         if lookup.op == "vindex" and not lookup.machine_readable:
             return self._vindex(lookup, rows, now, extra)
         if lookup.machine_readable:
@@ -205,7 +232,7 @@ class KeyServer:
         finding them needed the rows anyway (text searches), and whether the
         answer was capped."""
         limit = self.settings.max_results
-        store = self.store
+        store = self.lookup_store
         if query.kind == "hash":
             found = store.find_by_hash(query.value)
         elif query.names_one_key:
@@ -228,10 +255,11 @@ class KeyServer:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers
         use to fetch by key hash, the stored network view that hash is of."""
         if lookup.op == "hget":
-            parts = {f: (data, crc24(data)) for f, data in self.store.keydata(fingerprints).items()}
+            parts = {f: (data, crc24(data))
+                     for f, data in self.lookup_store.keydata(fingerprints).items()}
         else:
             # One armor block per key: each block's checksum comes from the database.
-            parts = self.store.served_parts(fingerprints)
+            parts = self.lookup_store.served_parts(fingerprints)
         comment = [("Comment", "Hostname: " + self.settings.hostname)]
         text = "".join(armor.encode(parts[f][0], headers=comment, checksum=parts[f][1])
                        for f in fingerprints if f in parts)
@@ -244,7 +272,7 @@ class KeyServer:
         return _html(200, html.armored_page(text, len(fingerprints)), extra)
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
-        keydata = self.store.served([r.fingerprint for r in rows])
+        keydata = self.lookup_store.served([r.fingerprint for r in rows])
         pages = []
         for row in rows:
             (key,) = parse_keyring(keydata[row.fingerprint]).keys
@@ -258,14 +286,14 @@ class KeyServer:
         """The primary user ID of each signer whose key we hold."""
         names: Dict[bytes, str] = {}
         for keyid in list(keyids)[:200]:
-            found = self.store.find_by_id("keyid", keyid.hex().upper(), 1)
-            rows = self.store.key_rows(found)
+            found = self.lookup_store.find_by_id("keyid", keyid.hex().upper(), 1)
+            rows = self.lookup_store.key_rows(found)
             if rows and rows[0].user_ids:
                 names[keyid] = rows[0].user_ids[0].uid
         return names
 
     def stats(self, lookup: Lookup) -> Response:
-        counts = self.store.stats()
+        counts = self.lookup_store.stats()
         stats = {
             "server": {"software": "CKS", "version": __version__,
                        "hostname": self.settings.hostname, "port": self.settings.port,
@@ -276,7 +304,7 @@ class KeyServer:
                      "updated_24h": counts["updated_keys_24h"],
                      "rejected": counts["rejected_keys"]},
             "sync": {"pending": counts["pending_sync"]},
-            "peers": self.store.peers_summary(),
+            "peers": self.lookup_store.peers_summary(),
         }
         if lookup.machine_readable:
             return Response(200, json.dumps(stats, indent=2).encode() + b"\n",
@@ -338,7 +366,8 @@ class KeyServer:
             hashes = hashquery.decode_request(request.body)
         except hashquery.HashQueryError as exc:
             raise HKPError(400, "malformed hashquery: %s" % exc) from None
-        fingerprints = [f for digest in hashes for f in self.store.find_by_hash(digest.hex())]
+        fingerprints = [f for digest in hashes
+                        for f in self.lookup_store.find_by_hash(digest.hex())]
         keys, truncated = self._network_views_within(fingerprints, HASHQUERY_ANSWER_BYTES)
         extra = [(TRUNCATED_HEADER, "true")] if truncated else []
         return Response(200, hashquery.encode_answer(keys), hashquery.CONTENT_TYPE, extra)
@@ -352,7 +381,7 @@ class KeyServer:
         size = 0
         for start in range(0, len(fingerprints), 10):
             chunk = fingerprints[start:start + 10]
-            found = self.store.keydata(chunk)
+            found = self.lookup_store.keydata(chunk)
             for data in (found[f] for f in chunk if f in found):
                 if keys and size + len(data) > limit:
                     return keys, True

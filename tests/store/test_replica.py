@@ -1,0 +1,159 @@
+"""cksd on a real PostgreSQL primary and streaming replica: lookups read the
+replica (--db-read, [database] read_url), uploads go to the primary, and
+either server may be down."""
+
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cks.openpgp import packet as pk
+from cks.openpgp import signature as sg
+from cks.openpgp.armor import scan
+from cks.openpgp.keys import parse_keyring, read_keys
+from cks.store import open_store
+from support import fixture, in_ci
+from support import pgcluster
+from support.forge import Signer, keyring
+from support.server import LOOPBACK_EXEMPT, Cksd
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    why_not = pgcluster.missing()
+    if why_not:
+        if in_ci():
+            pytest.fail("CI must run the replica tests: " + why_not)
+        pytest.skip(why_not)
+    with pgcluster.PgCluster() as made:
+        yield made
+
+
+@pytest.fixture
+def urls(cluster):
+    """(primary URL, replica URL) of a new CKS database, its schema replayed."""
+    name = "cks_replica_%s" % uuid.uuid4().hex[:10]
+    cluster.create_database(name)
+    store = open_store(cluster.primary.url(name))
+    store.check()
+    store.close()
+    cluster.wait_replayed()
+    return cluster.primary.url(name), cluster.replica.url(name)
+
+
+def fpr(name):
+    return read_keys(fixture(name)).keys[0].fingerprint.hex().upper()
+
+
+def get(cksd, name):
+    return cksd.lookup(op="get", options="mr", search="0x" + fpr(name))
+
+
+def eventually_found(cksd, name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while get(cksd, name)[0] != 200:
+        assert time.monotonic() < deadline, "%s never served" % name
+        time.sleep(0.05)
+
+
+def on_primary(cluster, url, statement, params=()):
+    return cluster.sql(cluster.primary, statement, params, dbname=url.rsplit("/", 1)[1])
+
+
+def test_lookups_read_the_replica(cluster, urls):
+    primary, replica = urls
+    with Cksd(primary, ["--db-read", replica]) as cksd:
+        assert cksd.add(fixture("rsa2048"))[0] == 200
+        eventually_found(cksd, "rsa2048")
+        # Replay paused: a key the primary stores is not served until the
+        # replica replays it, so the lookups are the replica's.
+        cluster.sql(cluster.replica, "SELECT pg_wal_replay_pause()")
+        try:
+            deadline = time.monotonic() + 10
+            while cluster.sql(cluster.replica,
+                              "SELECT pg_get_wal_replay_pause_state()")[0][0] != "paused":
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert cksd.add(fixture("ed25519"))[0] == 200
+            assert on_primary(cluster, primary, "SELECT count(*) FROM cks_keys")[0][0] == 2
+            assert get(cksd, "ed25519")[0] == 404
+            stats = json.loads(cksd.lookup(op="stats", options="mr")[2])
+            assert stats["keys"]["total"] == 1
+        finally:
+            cluster.sql(cluster.replica, "SELECT pg_wal_replay_resume()")
+        eventually_found(cksd, "ed25519")
+
+
+def test_primary_down_lookups_answer_uploads_get_503(cluster, urls):
+    primary, replica = urls
+    with Cksd(primary, ["--db-read", replica]) as cksd:
+        assert cksd.add(fixture("rsa2048"))[0] == 200
+        eventually_found(cksd, "rsa2048")
+        cluster.primary.stop("fast")
+        try:
+            assert get(cksd, "rsa2048")[0] == 200
+            assert cksd.lookup(op="index", options="mr", search="rsa2048")[0] == 200
+            status, headers, _ = cksd.add(fixture("ed25519"))
+            assert status == 503
+            assert int(headers["retry-after"]) > 0
+            assert get(cksd, "rsa2048")[0] == 200
+        finally:
+            cluster.primary.start()
+        assert cksd.proc.poll() is None
+        assert on_primary(cluster, primary, "SELECT fingerprint FROM cks_keys") == \
+            [(fpr("rsa2048"),)]
+        assert on_primary(cluster, primary, "SELECT fingerprint FROM cks_pending_sync") == \
+            [(fpr("rsa2048"),)]
+        # The retry.  Pooled connections that died with the primary each fail
+        # once (503 again) before a new one is made: a retry waits a little.
+        deadline = time.monotonic() + 10
+        while cksd.add(fixture("ed25519"))[0] != 200:
+            assert time.monotonic() < deadline, cksd.output()
+            time.sleep(0.2)
+        eventually_found(cksd, "ed25519")
+        assert cksd.proc.poll() is None
+
+
+def _certified_copies(name, count):
+    """`count` uploads of one key, each with a certification the others lack."""
+    parts = list(pk.iter_packets(scan(fixture(name))[0][0].data))
+    key = parse_keyring(keyring(parts)).keys[0]
+    after_uid = next(i for i, p in enumerate(parts) if p.tag == pk.TAG_USER_ID) + 2
+    copies = []
+    for n in range(count):
+        cert = Signer.new().sign(sg.CERT_GENERIC, key.public_key, key.user_ids[0].value,
+                                 created=1704067200 + 3600 + n)
+        copies.append(keyring(parts[:after_uid] + [pk.Packet(pk.TAG_SIGNATURE, cert.serialize())]
+                              + parts[after_uid:]))
+    return copies, len(key.user_ids[0].sigs)
+
+
+def test_two_daemons_merge_concurrent_uploads_of_one_key(cluster, urls):
+    primary, replica = urls
+    copies, own_sigs = _certified_copies("ed25519", 12)
+    with Cksd(primary, ["--db-read", replica]) as first, \
+            Cksd(primary, ["--db-read", replica]) as second:
+        uploads = [(server, copy) for copy in copies for server in (first, second)]
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(
+                lambda job: job[0].request("POST", "/pks/add", job[1],
+                                           {"Content-Type": "application/pgp-keys"})[0],
+                uploads))
+        assert answers == [200] * len(uploads)
+    (keydata,) = on_primary(cluster, primary, "SELECT keydata FROM cks_keys")[0]
+    (merged,) = parse_keyring(bytes(keydata)).keys
+    assert len(merged.user_ids[0].sigs) == own_sigs + len(copies)
+
+
+def test_replica_down_lookups_read_the_primary(cluster, urls, tmp_path):
+    primary, _ = urls
+    config = tmp_path / "cks.conf"
+    config.write_text("[database]\nread_url = postgresql://postgres@127.0.0.1:%d/none\n%s"
+                      % (pgcluster.free_port(), LOOPBACK_EXEMPT))
+    with Cksd(primary, config=str(config)) as cksd:
+        assert cksd.add(fixture("rsa2048"))[0] == 200
+        for _ in range(3):
+            assert get(cksd, "rsa2048")[0] == 200
+        assert cksd.output().count("the read replica cannot answer") == 1
