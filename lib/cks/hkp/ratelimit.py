@@ -7,6 +7,7 @@ the IPv4 address it maps: in trusted proxies, exempt lists and buckets alike.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import threading
 import time
@@ -21,6 +22,7 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8, ::1"
 
 
+@functools.lru_cache(maxsize=4096)  # every request asks, mostly about the same clients
 def ip_of(address: str) -> Optional[IPAddress]:
     """The address `address` names, IPv4-mapped IPv6 as IPv4; None if it names none."""
     try:

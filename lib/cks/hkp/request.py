@@ -91,13 +91,15 @@ def _malformed(reason: str) -> HKPError:
 def _decode(raw: bytes, what: str) -> str:
     """One name or value: '+' is a space, %XX a byte; the bytes must be UTF-8
     without NUL."""
-    bad = _BAD_ESCAPE.search(raw)
-    if bad:
-        escape = raw[bad.start():bad.start() + 3].decode("latin-1")
-        raise _malformed("bad percent-escape %r in %s: %% must be followed by two hex "
-                         "digits" % (escape, what))
+    if b"%" in raw or b"+" in raw:  # most fields have nothing to unescape
+        bad = _BAD_ESCAPE.search(raw)
+        if bad:
+            escape = raw[bad.start():bad.start() + 3].decode("latin-1")
+            raise _malformed("bad percent-escape %r in %s: %% must be followed by two hex "
+                             "digits" % (escape, what))
+        raw = unquote_to_bytes(raw.replace(b"+", b" "))
     try:
-        text = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _malformed("%s is not UTF-8" % what) from None
     if "\0" in text:

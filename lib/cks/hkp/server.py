@@ -83,6 +83,7 @@ class _Connection:
         self.state = IDLE
         self.deadline = now + limits.idle_timeout
         self.drain_left = 0
+        self.watching = 0  # the selector events the loop waits for (HKPServer._watch)
 
     @property
     def in_flight(self) -> bool:
@@ -158,7 +159,7 @@ class HKPServer:
                 continue
             connection = _Connection(sock, address[0], time.monotonic(), self.limits)
             self._connections[sock] = connection
-            self._selector.register(sock, selectors.EVENT_READ, connection)
+            self._watch(connection, selectors.EVENT_READ)
 
     @staticmethod
     def _refuse(sock: socket.socket) -> None:
@@ -226,10 +227,10 @@ class HKPServer:
         request = Request(head.method, head.target, head.headers, body, connection.address)
         connection.state = BUSY
         connection.deadline = float("inf")  # the app answers within its own time limits
-        self._selector.unregister(connection.sock)  # nothing more is read until it is answered
         if is_quick(request):
             self._respond(connection, request, self._answer(request))
         else:
+            self._watch(connection, 0)  # nothing more is read until it is answered
             future = self._pool.submit(self._answer, request)
             future.add_done_callback(lambda done: self._post(connection, request, done))
 
@@ -281,9 +282,23 @@ class HKPServer:
     def _start_writing(self, connection: _Connection) -> None:
         connection.state = WRITING
         connection.deadline = time.monotonic() + self.limits.write_timeout
-        self._write(connection, registered=False)
+        self._write(connection)
 
-    def _write(self, connection: _Connection, registered: bool = True) -> None:
+    def _watch(self, connection: _Connection, events: int) -> None:
+        """Wait for `events` on the connection (EVENT_READ, EVENT_WRITE, or 0:
+        nothing, while a worker has its request).  Each change is a system
+        call, so a keep-alive connection answered in the loop stays as it is."""
+        if events == connection.watching:
+            return
+        if not connection.watching:
+            self._selector.register(connection.sock, events, connection)
+        elif not events:
+            self._selector.unregister(connection.sock)
+        else:
+            self._selector.modify(connection.sock, events, connection)
+        connection.watching = events
+
+    def _write(self, connection: _Connection) -> None:
         try:
             sent = connection.sock.send(connection.out)
         except (BlockingIOError, InterruptedError):
@@ -293,13 +308,10 @@ class HKPServer:
             return
         connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
         if connection.out:
-            if not registered:
-                self._selector.register(connection.sock, selectors.EVENT_WRITE, connection)
+            self._watch(connection, selectors.EVENT_WRITE)
             return
-        if registered:
-            self._selector.unregister(connection.sock)
         if connection.state == DRAINING:
-            self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+            self._watch(connection, selectors.EVENT_READ)
             return
         if not connection.keep_alive:
             self._close(connection)
@@ -307,7 +319,7 @@ class HKPServer:
         connection.state = IDLE
         connection.head = None
         connection.deadline = time.monotonic() + self.limits.idle_timeout
-        self._selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self._watch(connection, selectors.EVENT_READ)
         if connection.buffer:  # a pipelined request is already here
             self._advance(connection)
 
@@ -325,10 +337,9 @@ class HKPServer:
                                          body, keep_alive=False)
         access_log.info('%s "%s" 413 %d', connection.address, connection.head.request_line,
                         len(body))
-        self._selector.unregister(connection.sock)
         connection.state = DRAINING
         connection.deadline = time.monotonic() + self.limits.drain_seconds
-        self._write(connection, registered=False)
+        self._write(connection)
 
     def _error(self, connection: _Connection, status: int, message: str) -> None:
         """A request that cannot be served: answer and close."""
@@ -339,7 +350,6 @@ class HKPServer:
                                                    "text/plain; charset=utf-8")],
                                          body, keep_alive=False)
         access_log.info('%s "-" %d %d (%s)', connection.address, status, len(body), message)
-        self._selector.unregister(connection.sock)
         self._start_writing(connection)
 
     def _expire(self) -> None:
@@ -357,10 +367,7 @@ class HKPServer:
 
     def _close(self, connection: _Connection) -> None:
         self._connections.pop(connection.sock, None)
-        try:
-            self._selector.unregister(connection.sock)
-        except (KeyError, ValueError):
-            pass
+        self._watch(connection, 0)
         try:
             connection.sock.close()
         except OSError:
