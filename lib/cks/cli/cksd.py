@@ -9,9 +9,10 @@ import queue
 import signal
 import socket
 import sys
-from logging.handlers import QueueHandler, QueueListener
+from logging.handlers import QueueHandler
 from typing import Iterator, List, Optional
 
+from ..batchlog import BatchingListener
 from ..config import ConfigError, Settings
 from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
@@ -127,14 +128,14 @@ def _lean_log_records() -> None:
 def _logging_in_background() -> Iterator[None]:
     """Every request writes an access-log line, from many worker threads: hand
     the records to one thread per logger, so no worker waits on a handler's
-    lock or on a slow standard error."""
+    lock or on a slow standard error (batchlog.py)."""
     listeners = []
     for logger in (logging.getLogger(), logging.getLogger("cks.access")):
         if logger.handlers:
             records: "queue.SimpleQueue[logging.LogRecord]" = queue.SimpleQueue()
             listeners.append((logger, logger.handlers,
-                              QueueListener(records, *logger.handlers,
-                                            respect_handler_level=True)))
+                              BatchingListener(records, *logger.handlers,
+                                               respect_handler_level=True)))
             logger.handlers = [QueueHandler(records)]
     for _, _, listener in listeners:
         listener.start()
