@@ -14,6 +14,7 @@ and prints the 2xx answers per second and p99 latency of each, and the cksd/SKS 
 (throughput ratio above 1 and p99 ratio below 1: cksd is better).
 
     python3 bench/bench_hkp.py [--db sqlite|postgresql] [--duration 5] [--engine wrk|python]
+                               [--processes N] [--no-cache] [--new-connections]
 
 Needs root and /usr/sbin/sks (apt-get install sks wrk debian-keyring).
 """
@@ -73,6 +74,9 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=0,
                         help="cksd serving processes ([server] processes; default: "
                              "cksd's own default)")
+    parser.add_argument("--no-cache", dest="cache", action="store_false",
+                        help="cksd with [server] answer_cache_mb = 0: every lookup reads "
+                             "the database")
     parser.add_argument("--new-connections", dest="keepalive", action="store_false",
                         help="a new connection per request, as GnuPG's dirmngr makes "
                              "(default: keep-alive clients)")
@@ -93,8 +97,9 @@ def main() -> int:
                         "--no-sync", DEBIAN_KEYRING], check=True, stdout=subprocess.DEVNULL)
         config = os.path.join(work, "cks.conf")
         with open(config, "w") as handle:
-            handle.write(("[server]\nprocesses = %d\n" % args.processes
-                          if args.processes else "") + LOOPBACK_EXEMPT)
+            handle.write("[server]\n" + ("processes = %d\n" % args.processes
+                                         if args.processes else "")
+                         + ("" if args.cache else "answer_cache_mb = 0\n") + LOOPBACK_EXEMPT)
         with SksNode(os.path.join(work, "sks"), hkp, recon, address=ADDRESS,
                      keyring_files=[DEBIAN_KEYRING]) as sks, \
                 Cksd(db, config=config) as cksd:
@@ -110,10 +115,11 @@ def main() -> int:
     finally:
         if db.startswith("postgresql"):
             drop_pg_database(db)
-    print("cksd (%s, %s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, %s; "
+    print("cksd (%s, %s%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, %s; "
           "2xx answers per second" % (
               args.db, "%d processes" % args.processes if args.processes else
-              "default processes", args.engine, args.duration,
+              "default processes", "" if args.cache else ", no answer cache",
+              args.engine, args.duration,
               "keep-alive clients" if args.keepalive else "a new connection per request"))
     print("%-6s %7s  %12s %12s %7s  %10s %10s %7s  %s" % (
         "load", "clients", "cksd 2xx/s", "SKS 2xx/s", "ratio", "cksd p99", "SKS p99", "ratio",

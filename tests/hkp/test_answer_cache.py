@@ -8,6 +8,7 @@ import time
 from cks import pipeline
 from cks.hkp.answer_cache import AnswerCache
 from cks.store import open_store
+from cks.store.changes import LocalChanges
 from cks.store.peers import PeerStore
 from cks.store.rejections import delete_key
 from support import fixture
@@ -75,6 +76,18 @@ def test_least_recently_used_answers_go_first():
         cache.put(("/%d" % n, False, False), generation, n, 100)
     assert cache.size == 800
     assert cache.get(OTHER, generation) is None and cache.get(KEY, generation) == "one"
+
+
+def test_serving_processes_of_one_cksd_share_their_changes():
+    import os
+    shared, alone = LocalChanges.shared(), LocalChanges()
+    pid = os.fork()
+    if pid == 0:  # another serving process stores a key
+        shared.committed()
+        alone.committed()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert shared.count == 1 and alone.count == 0
 
 
 def wait_for_change(watch, before, seconds=5.0):

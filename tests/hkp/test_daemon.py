@@ -160,7 +160,7 @@ def _config(tmp_path, text):
 
 
 def test_connection_cap_answers_503_at_once(tmp_path):
-    config = _config(tmp_path, "[server]\nmax_connections = 2\n")
+    config = _config(tmp_path, "[server]\nprocesses = 1\nmax_connections = 2\n")  # per process
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
         held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
         for sock in held:  # each holds a worker with a request that never finishes

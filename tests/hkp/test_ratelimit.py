@@ -255,7 +255,9 @@ def _post(port, client, body):
 
 def test_a_flood_of_uploads_from_one_address_is_limited_while_another_is_served(tmp_path):
     config = tmp_path / "cks.conf"
-    config.write_text("[ratelimit]\nuploads_per_minute = 6\nupload_burst = 5\n")
+    # one serving process: each process keeps its own buckets
+    config.write_text("[server]\nprocesses = 1\n"
+                      "[ratelimit]\nuploads_per_minute = 6\nupload_burst = 5\n")
     body = urllib.parse.urlencode({"keytext": fixture("rsa2048")}).encode()
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
         flood = []
@@ -275,7 +277,8 @@ def test_a_flood_of_uploads_from_one_address_is_limited_while_another_is_served(
 
 def test_lookups_limited_per_forwarded_client(tmp_path):
     config = tmp_path / "cks.conf"
-    config.write_text("[ratelimit]\nlookups_per_second = 1\nlookup_burst = 3\n"
+    config.write_text("[server]\nprocesses = 1\n"  # each process keeps its own buckets
+                      "[ratelimit]\nlookups_per_second = 1\nlookup_burst = 3\n"
                       "trusted_proxies = 127.0.0.1\n")
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
         path = "/pks/lookup?op=stats&options=mr"
@@ -293,7 +296,8 @@ def test_cksd_limits_forwarded_clients_but_not_loopback_or_peers(db_url, tmp_pat
                                         "--no-catch-up"])  # no traffic is ever sent to it
     assert added.returncode == 0, added.stderr
     config = tmp_path / "cks.conf"
-    config.write_text("[ratelimit]\nlookups_per_second = 1\nlookup_burst = 2\n")
+    config.write_text("[server]\nprocesses = 1\n"  # each process keeps its own buckets
+                      "[ratelimit]\nlookups_per_second = 1\nlookup_burst = 2\n")
     with Cksd(db_url, config=str(config)) as server:
         server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n")
 

@@ -150,7 +150,8 @@ def test_two_daemons_merge_concurrent_uploads_of_one_key(cluster, urls):
 def test_replica_down_lookups_read_the_primary(cluster, urls, tmp_path):
     primary, _ = urls
     config = tmp_path / "cks.conf"
-    config.write_text("[database]\nread_url = postgresql://postgres@127.0.0.1:%d/none\n%s"
+    config.write_text("[server]\nprocesses = 1\n"  # (each process warns once)
+                      "[database]\nread_url = postgresql://postgres@127.0.0.1:%d/none\n%s"
                       % (pgcluster.free_port(), LOOPBACK_EXEMPT))
     with Cksd(primary, config=str(config)) as cksd:
         assert cksd.add(fixture("rsa2048"))[0] == 200

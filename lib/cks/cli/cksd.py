@@ -24,6 +24,7 @@ from ..periodic import Periodic
 from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
+from ..store.changes import LocalChanges
 from ..store.replica import ReplicaReads
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
 from ..sync.recon.service import ReconService
@@ -186,13 +187,17 @@ def recon_interval(settings: Settings) -> float:
 
 
 def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal,
-          recon_listener: Optional[socket.socket] = None) -> int:
-    """Run one serving process until SIGTERM/SIGINT."""
+          recon_listener: Optional[socket.socket] = None,
+          changes: Optional[LocalChanges] = None) -> int:
+    """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
+    changes counter the serving processes of one cksd share."""
     pool_size = settings.get_int("database", "pool_size", 16)
     timeout = settings.get_float("server", "request_timeout", 30.0)
     replica = None
     try:
         store = open_store(settings.db_url, pool_size, timeout)
+        if changes is not None:
+            store.local_changes = changes
         if settings.db_read_url:
             replica = ReplicaReads(open_store(settings.db_read_url, pool_size, timeout), store)
         app = KeyServer(store, server_settings(settings, port), replica)
@@ -262,6 +267,15 @@ def _follow_signers(store: Store, policy: ServePolicy) -> None:
         log.warning("served views not derived again yet: %s", exc)
 
 
+def default_processes() -> int:
+    """One serving process per core this process may run on: Python runs one
+    thread at a time per process, and a lookup is mostly Python."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def run_processes(settings: Settings, listener: socket.socket, port: int, count: int,
                   stop: _StopSignal, recon_listener: Optional[socket.socket] = None) -> int:
     """Fork `count` serving processes sharing the listening socket, and wait.
@@ -270,13 +284,16 @@ def run_processes(settings: Settings, listener: socket.socket, port: int, count:
     several cores.  SIGTERM/SIGINT are passed on; every child finishes the
     requests it has in flight.
     """
+    changes = LocalChanges.shared()  # each process's uploads clear every process's answers
     children: List[int] = []
     for _ in range(count):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                code = serve(settings, listener, port, _StopSignal(), recon_listener)
+                # `stop` as inherited: its handler is this child's until serve()
+                # attaches the server, so a signal forwarded early is not lost.
+                code = serve(settings, listener, port, stop, recon_listener, changes)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:
@@ -320,7 +337,7 @@ def main(argv: List[str]) -> int:
         port = args.port if args.port is not None else settings.get_int("server", "port", 11371)
         if not 0 <= port <= 65535:
             raise UserError("--port must be between 0 and 65535")
-        processes = settings.get_int("server", "processes", 1)
+        processes = settings.get_int("server", "processes", default_processes())
         if processes < 1:
             raise UserError("[server] processes must be 1 or more")
         server_settings(settings, port)  # check the settings before anything starts

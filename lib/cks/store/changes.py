@@ -7,8 +7,8 @@ ask at every lookup:
 
 - every write of a key row (Store.save_key, rejections.delete_key) calls
   `note_key_change(cursor)`; when that transaction commits, the Store counts
-  it (this process sees its own changes at once, before the upload is
-  answered);
+  it (this process, and the other serving processes of the same cksd, see
+  the change at once, before the upload is answered);
 - PostgreSQL: that transaction also sends NOTIFY cks_keys_changed, which a
   thread of every serving process hears (LISTEN) a moment after the commit.
   While its connection is down, generation() is None: nothing may be cached;
@@ -21,6 +21,7 @@ ask at every lookup:
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import select
 import threading
 import time
@@ -41,19 +42,32 @@ def note_key_change(cursor: Any) -> None:
 
 
 class LocalChanges:
-    """The key-changing transactions this process committed (thread-safe)."""
+    """The key-changing transactions this process committed (thread-safe);
+    made by shared(), those of every process forked after it too: the
+    serving processes of one cksd share one, so an upload that one answered
+    is seen by the lookup that another answers next, without waiting for the
+    database's notification."""
 
-    def __init__(self) -> None:
+    def __init__(self, counter: Any = None) -> None:
+        self._shared = counter  # a multiprocessing.Value, or None: this process only
         self._count = 0
         self._lock = threading.Lock()
 
+    @classmethod
+    def shared(cls) -> "LocalChanges":
+        return cls(multiprocessing.Value("Q", 0))
+
     def committed(self) -> None:
-        with self._lock:
-            self._count += 1
+        if self._shared is not None:
+            with self._shared.get_lock():
+                self._shared.value += 1
+        else:
+            with self._lock:
+                self._count += 1
 
     @property
     def count(self) -> int:
-        return self._count
+        return self._shared.value if self._shared is not None else self._count
 
 
 class KeyChangeWatch:
