@@ -157,4 +157,6 @@ def test_replica_down_lookups_read_the_primary(cluster, urls, tmp_path):
         assert cksd.add(fixture("rsa2048"))[0] == 200
         for _ in range(3):
             assert get(cksd, "rsa2048")[0] == 200
+        # the log is written by a background thread: wait for the three lookups
+        cksd.wait_for_output(r'(?s)(search=0x%s .*){3}' % fpr("rsa2048"))
         assert cksd.output().count("the read replica cannot answer") == 1

@@ -1,6 +1,7 @@
 """cksd pushes the queue itself every `[sync] push_interval` seconds, through
 the same lossless backlog and lock as cks_sync.py: on SQLite and PostgreSQL."""
 
+import re
 import time
 
 import pytest
@@ -36,7 +37,7 @@ def test_a_users_key_reaches_the_peer_without_cron(pair):
     wait_for(lambda: table(a, "SELECT count(*) FROM cks_sync_backlog")[0][0] == 0)
     assert table(b, "SELECT source FROM cks_keys WHERE fingerprint = ?",
                  (fpr("rsa2048"),))[0][0].startswith("hkp-sync:")
-    assert "pushed 1 key to %s" % peer_name(b) in a.output()
+    a.wait_for_output(re.escape("pushed 1 key to %s" % peer_name(b)))
     # cron's cks_sync.py finds nothing left to send
     assert sync(a).stdout.decode().strip() == "%s: sent 0 keys" % peer_name(b)
 
