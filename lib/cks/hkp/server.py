@@ -144,22 +144,25 @@ class HKPServer:
         return max(0.0, min(1.0, soonest - time.monotonic()))
 
     def _accept(self) -> None:
-        while True:
-            try:
-                sock, address = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                log.warning("accept failed: %s", exc)
-                return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if len(self._connections) >= self.limits.max_connections:
-                self._refuse(sock)
-                continue
-            connection = _Connection(sock, address[0], time.monotonic(), self.limits)
-            self._connections[sock] = connection
-            self._watch(connection, selectors.EVENT_READ)
+        """One connection per wake-up: the serving processes share the listening
+        socket, and one that took a whole burst of new connections (8 clients
+        connecting at once) would serve them all while the others idle.  The
+        listener stays readable while more are waiting."""
+        try:
+            sock, address = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.warning("accept failed: %s", exc)
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self._connections) >= self.limits.max_connections:
+            self._refuse(sock)
+            return
+        connection = _Connection(sock, address[0], time.monotonic(), self.limits)
+        self._connections[sock] = connection
+        self._watch(connection, selectors.EVENT_READ)
 
     @staticmethod
     def _refuse(sock: socket.socket) -> None:
