@@ -548,22 +548,25 @@ class Store:
         """Index rows of the given keys, in the given order (missing ones left out)."""
         if not fingerprints:
             return []
-        with self.read() as cursor:
-            keys = cursor.execute(
-                "SELECT fingerprint, version, keyid, algorithm, bits, created, expires, "
-                "revoked, sks_hash, size, first_seen, last_changed, unverified_revocation "
-                "FROM cks_keys "
-                "WHERE fingerprint IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
-            uids = cursor.execute(
-                "SELECT key_fingerprint, uid, email, is_attribute, created, expires, revoked "
-                "FROM cks_userids WHERE key_fingerprint IN %s ORDER BY key_fingerprint, position"
+        with self.read() as cursor:  # one query (a round trip on PostgreSQL)
+            rows = cursor.execute(
+                "SELECT k.fingerprint, k.version, k.keyid, k.algorithm, k.bits, k.created, "
+                "k.expires, k.revoked, k.sks_hash, k.size, k.first_seen, k.last_changed, "
+                "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, "
+                "u.created, u.expires, u.revoked "
+                "FROM cks_keys k LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
+                "WHERE k.fingerprint IN %s ORDER BY k.fingerprint, u.position"
                 % _in(fingerprints), list(fingerprints)).fetchall()
-        by_fpr = {r[0]: KeyRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8],
-                               r[9], r[10], r[11], revocation_unverified=bool(r[12]))
-                  for r in keys}
-        for r in uids:
-            by_fpr[r[0]].user_ids.append(UserIDRow(r[1], r[2], bool(r[3]), r[4], r[5],
-                                                   bool(r[6])))
+        by_fpr: Dict[str, KeyRow] = {}
+        for r in rows:
+            row = by_fpr.get(r[0])
+            if row is None:
+                row = by_fpr[r[0]] = KeyRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
+                                            bool(r[7]), r[8], r[9], r[10], r[11],
+                                            revocation_unverified=bool(r[12]))
+            if r[13] is not None:  # a key without user IDs has one row of NULLs
+                row.user_ids.append(UserIDRow(r[14], r[15], bool(r[16]), r[17], r[18],
+                                              bool(r[19])))
         return [by_fpr[f] for f in fingerprints if f in by_fpr]
 
     def peers_summary(self) -> List[Dict[str, Any]]:
