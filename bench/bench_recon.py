@@ -9,7 +9,8 @@ For each size N and difference D, node A holds N keys and node B holds N keys,
 D/2 of them not in A and D/2 of A's not in B (valid Ed25519 keys made by
 bench/synthetic_keys.py).  A round is `cks_sync.py --peer B` on A: A dials,
 B requests; the time and bytes are the session's (what cks_sync.py prints),
-then both sides fetch what they lack.  Against SKS, B is an SKS node built
+then both sides fetch what they lack; the round starts 2 s after B is up
+(SETTLE_SECONDS).  Against SKS, B is an SKS node built
 from the same keys.  SKS needs root (see bench/sks_node.py).  Medians of
 --runs runs; every run starts from copies of the same databases.
 
@@ -45,6 +46,11 @@ from synthetic_keys import make_keys  # noqa: E402
 SESSION = re.compile(r"we lacked (\d+), the peer lacked (\d+).*the session: ([\d.]+) ms, "
                      r"(\d+) bytes sent, (\d+) received")
 Row = Tuple[str, str, str, bytes]  # fingerprint, keyid, sks hash, key
+SETTLE_SECONDS = 2.0
+"""A round starts this long after the peer is up, whichever peer: a cksd that
+has just started is still running its first background jobs (the peers'
+addresses, the served views), which took the interpreter from the round for
+milliseconds; an operator's node has been up for hours."""
 
 
 def key_pool(count: int, cache_dir: str) -> List[Row]:
@@ -194,6 +200,7 @@ def bench_rounds(args, pool: List[Row], dbs: Databases, workdir: str) -> List[st
                 tool("cks_sync_manage.py", "--db", b.proc.args[3], "add",
                      "127.0.0.1:%d" % a.port, "--type", "recon", "--recon-port",
                      str(a.recon_port))  # B answers rounds from A's address only
+                time.sleep(SETTLE_SECONDS)
                 try:
                     cks.append(recon_round(a.proc.args[3], "127.0.0.1", a.port,
                                            "127.0.0.3:%d" % b.port, b.recon_port, workdir))
@@ -233,6 +240,7 @@ def sks_round(args, dbs: Databases, a_template: str, b_rows: List[Row], workdir:
         with SksNode(os.path.join(workdir, "sks%d" % run), ports[0], ports[1],
                      address="127.0.0.2", keyring_files=[keyring],
                      membership=[("127.0.0.1", a.recon_port)]):
+            time.sleep(SETTLE_SECONDS)
             return recon_round(a.proc.args[3], "127.0.0.1", a.port,
                                "127.0.0.2:%d" % ports[0], ports[1], workdir)
     finally:

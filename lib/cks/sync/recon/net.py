@@ -86,17 +86,24 @@ def run_session(sock: socket.socket, tree: LocalTree, ours: Config,
     conn = _Connection(sock)
     handshake = Handshake(ours)
     conn.send(handshake.start())
+    role: Union[Requester, Answerer]
+    first = b""
+    if requester:
+        # The first requests (the root) are made while the peer reads our
+        # Config, and go out right behind our "passed": the answerer reads
+        # them after the verdicts, and a peer that refused us closes anyway.
+        role = Requester(tree)
+        first = role.start()
+    else:
+        role = Answerer(tree, reconcile)
     while not handshake.done:
-        conn.send(handshake.receive(conn.receive(HANDSHAKE_TIMEOUT)))
+        verdict = handshake.receive(conn.receive(HANDSHAKE_TIMEOUT))
+        if verdict and handshake.reason is None:
+            verdict, first = verdict + first, b""
+        conn.send(verdict)
     if not handshake.passed:
         raise ReconRefused(handshake.reason or "no reason given", handshake.refused_by or "peer")
     assert handshake.peer_config is not None
-    role: Union[Requester, Answerer]
-    if requester:
-        role = Requester(tree)
-        conn.send(role.start())
-    else:
-        role = Answerer(tree, reconcile)
     pending: Optional[bytes] = handshake.leftover()
     while not role.done:
         data = pending if pending else conn.receive(IDLE_TIMEOUT)
