@@ -102,6 +102,8 @@ class Databases:
             path = template[len("sqlite:///"):]
             target = os.path.join(self.workdir, "%s.db" % name)
             for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(target + suffix):  # a stale WAL would corrupt the copy
+                    os.unlink(target + suffix)
                 if os.path.exists(path + suffix):
                     shutil.copy(path + suffix, target + suffix)
             return "sqlite:///" + target
