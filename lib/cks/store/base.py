@@ -198,15 +198,32 @@ class Store:
             except queue.Empty:
                 conn = self._connect()
             self.backend.checked_out(conn)
-            yield conn
+            try:
+                yield conn
+            except StoreUnavailable:
+                # The server went away (restarted, failed over): the idle
+                # connections are as dead as this one, and each would cost
+                # a request its answer.
+                self._close_idle()
+                raise
             self._pool.put(conn)
             conn = None
         finally:
             if conn is not None:  # it failed mid-use: do not hand it out again
-                self.backend.closed(conn)
-                with contextlib.suppress(Exception):
-                    conn.close()
+                self._discard(conn)
             self._slots.release()
+
+    def _discard(self, conn: Any) -> None:
+        self.backend.closed(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _close_idle(self) -> None:
+        while True:
+            try:
+                self._discard(self._pool.get_nowait())
+            except queue.Empty:
+                return
 
     def _connect(self) -> Any:
         try:
@@ -280,14 +297,7 @@ class Store:
         return self.backend.watch_key_changes(self.local_changes)
 
     def close(self) -> None:
-        while True:
-            try:
-                conn = self._pool.get_nowait()
-            except queue.Empty:
-                break
-            self.backend.closed(conn)
-            with contextlib.suppress(Exception):
-                conn.close()
+        self._close_idle()
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:
