@@ -115,6 +115,24 @@ def test_primary_down_lookups_answer_uploads_get_503(cluster, urls, tmp_path):
         assert cksd.proc.poll() is None
 
 
+def test_health_follows_the_primary(cluster, urls, tmp_path):
+    primary, _ = urls
+    config = tmp_path / "cks.conf"  # one serving process: one pool of connections
+    config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
+    with Cksd(primary, config=str(config)) as cksd:
+        assert cksd.request("GET", "/health")[::2] == (200, b"ok\n")
+        cluster.primary.stop("fast")
+        try:
+            status, headers, body = cksd.request("GET", "/health")
+            assert status == 503 and body.startswith(b"database unavailable: ")
+            assert int(headers["retry-after"]) > 0
+        finally:
+            cluster.primary.start()
+        assert cksd.request("GET", "/health")[0] == 200  # a fresh connection
+        assert cksd.request("HEAD", "/health")[0] == 200
+        assert cksd.proc.poll() is None
+
+
 def _certified_copies(name, count):
     """`count` uploads of one key, each with a certification the others lack."""
     parts = list(pk.iter_packets(scan(fixture(name))[0][0].data))

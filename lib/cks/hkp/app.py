@@ -18,7 +18,7 @@ from .. import __version__, pipeline
 from ..openpgp import armor
 from ..openpgp.armor import crc24
 from ..openpgp.keys import parse_keyring
-from ..store import Store, StoreUnavailable
+from ..store import Store, StoreError, StoreUnavailable
 from ..store.base import KeyRow, words_of
 from ..store.replica import ReplicaReads
 from ..rejection import NodeIdentity
@@ -355,6 +355,18 @@ class KeyServer:
             return _html(status, html.add_page(lines))
         return Response(status, ("\n".join(lines) + "\n").encode())
 
+    # --- operations ------------------------------------------------------------------
+
+    def health(self, request: Request) -> Response:
+        """GET /health, for load balancers and systemd: 200 when the database
+        (the primary, which takes uploads) answers, else 503."""
+        try:
+            self.store.check()
+        except StoreError as exc:
+            return Response(503, ("database unavailable: %s\n" % exc).encode(),
+                             headers=[("Retry-After", "30")])
+        return Response(200, b"ok\n")
+
     # --- reconciliation ------------------------------------------------------------
 
     def hash_query(self, request: Request) -> Response:
@@ -391,6 +403,7 @@ class KeyServer:
 
 
 _ROUTES = {
+    "/health": (("GET", "HEAD"), KeyServer.health),
     hashquery.PATH: (("POST",), KeyServer.hash_query),
     rejections.NOTICE_PATH: (("POST",), rejections.receive_notice),
     rejections.AUDIT_PATH: (("GET", "HEAD"), rejections.audit),
