@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import random
 import socket
-import queue
 import threading
 from typing import Optional
 
@@ -36,13 +35,6 @@ class ReconService:
         self.members = Members(store)
         self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.refresh_members)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
-        # Threads made ahead (daemons: a silent peer must not hold up exit):
-        # starting one per connection kept the peer waiting for our Config a
-        # fraction of a millisecond longer.
-        self._accepted: "queue.SimpleQueue" = queue.SimpleQueue()  # (socket, address)
-        self._session_threads = [threading.Thread(target=self._serve_accepted,
-                                                  name="recon-session", daemon=True)
-                                 for _ in range(MAX_SESSIONS)]
         self._stopping = threading.Event()
         self._acceptor = threading.Thread(target=self._accept_loop, name="recon-accept",
                                           daemon=True)
@@ -51,8 +43,6 @@ class ReconService:
         if self.listener is not None:
             self.listener.settimeout(0.5)
             self._members_refresh.start()
-            for thread in self._session_threads:
-                thread.start()
             self._acceptor.start()
         if self.gossip is not None:
             self.gossip.start()
@@ -101,15 +91,8 @@ class ReconService:
                          address[0], MAX_SESSIONS)
                 sock.close()
                 continue
-            self._accepted.put((sock, address[0]))
-
-    def _serve_accepted(self) -> None:
-        while True:
-            sock, address = self._accepted.get()
-            try:
-                self._serve(sock, address)
-            except Exception:  # noqa: BLE001 - a bug must not cost a session thread
-                log.exception("recon round with %s failed", address)
+            threading.Thread(target=self._serve, args=(sock, address[0]),
+                             name="recon-session", daemon=True).start()
 
     def _serve(self, sock: socket.socket, address: str) -> None:
         try:
