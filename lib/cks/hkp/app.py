@@ -210,8 +210,7 @@ class KeyServer:
     def _answer(self, lookup: Lookup, request: Request) -> Response:
         """The answer to a get, hget, index or vindex lookup, from the database."""
         assert lookup.search is not None
-        fingerprints, rows, truncated = self.find(lookup.search, request,
-                                                  with_rows=lookup.op in ("index", "vindex"))
+        fingerprints, rows, truncated = self.find(lookup.search, request)
         if not fingerprints:
             raise HKPError(404, "no keys found")
         extra = [(TRUNCATED_HEADER, "true")] if truncated else []
@@ -227,19 +226,15 @@ class KeyServer:
         return _html(200, html.index_page(lookup.search.value, rows, now, lookup.fingerprint,
                                           lookup.show_hash, truncated), extra)
 
-    def find(self, query: Query, request: Request,
-             with_rows: bool = False) -> Tuple[List[str], Optional[List[KeyRow]], bool]:
+    def find(self, query: Query,
+             request: Request) -> Tuple[List[str], Optional[List[KeyRow]], bool]:
         """Fingerprints of the keys `query` matches (capped), their index rows when
-        finding them needed the rows anyway (text searches) or `with_rows` asks
-        for them (index lookups: one query by key ID), and whether the answer
-        was capped."""
+        finding them needed the rows anyway (text searches), and whether the
+        answer was capped."""
         limit = self.settings.max_results
         store = self.lookup_store
         if query.kind == "hash":
             found = store.find_by_hash(query.value)
-        elif query.names_one_key and with_rows:
-            rows = store.key_rows_by_id(query.kind, query.value, limit + 1)
-            return [r.fingerprint for r in rows[:limit]], rows[:limit], len(rows) > limit
         elif query.names_one_key:
             found = store.find_by_id(query.kind, query.value, limit + 1)
         else:

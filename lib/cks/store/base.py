@@ -558,31 +558,15 @@ class Store:
         """Index rows of the given keys, in the given order (missing ones left out)."""
         if not fingerprints:
             return []
-        by_fpr = self._key_rows("k.fingerprint IN %s" % _in(fingerprints), list(fingerprints))
-        return [by_fpr[f] for f in fingerprints if f in by_fpr]
-
-    def key_rows_by_id(self, column: str, value: str, limit: int) -> List[KeyRow]:
-        """find_by_id and key_rows in one query (one round trip on PostgreSQL):
-        the index rows of at most `limit` keys, in fingerprint order."""
-        if column not in ("keyid", "short_keyid", "fingerprint"):
-            raise ValueError(column)
-        by_fpr = self._key_rows(
-            "k.fingerprint IN (SELECT fingerprint FROM cks_keys WHERE %s = ? UNION "
-            "SELECT key_fingerprint FROM cks_subkeys WHERE %s = ? ORDER BY 1 LIMIT ?)"
-            % (column, column), [value, value, limit])
-        return [by_fpr[f] for f in sorted(by_fpr)]
-
-    def _key_rows(self, where: str, params: List[Any]) -> Dict[str, KeyRow]:
-        """The index rows of the keys `where` selects (on cks_keys k), with
-        their user IDs, in one query."""
-        with self.read() as cursor:
+        with self.read() as cursor:  # one query (a round trip on PostgreSQL)
             rows = cursor.execute(
                 "SELECT k.fingerprint, k.version, k.keyid, k.algorithm, k.bits, k.created, "
                 "k.expires, k.revoked, k.sks_hash, k.size, k.first_seen, k.last_changed, "
                 "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, "
                 "u.created, u.expires, u.revoked "
                 "FROM cks_keys k LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
-                "WHERE %s ORDER BY k.fingerprint, u.position" % where, params).fetchall()
+                "WHERE k.fingerprint IN %s ORDER BY k.fingerprint, u.position"
+                % _in(fingerprints), list(fingerprints)).fetchall()
         by_fpr: Dict[str, KeyRow] = {}
         for r in rows:
             row = by_fpr.get(r[0])
@@ -593,7 +577,7 @@ class Store:
             if r[13] is not None:  # a key without user IDs has one row of NULLs
                 row.user_ids.append(UserIDRow(r[14], r[15], bool(r[16]), r[17], r[18],
                                               bool(r[19])))
-        return by_fpr
+        return [by_fpr[f] for f in fingerprints if f in by_fpr]
 
     def peers_summary(self) -> List[Dict[str, Any]]:
         """The enabled peers, for the stats page; recon peers with their last

@@ -22,7 +22,7 @@ log = logging.getLogger("cks.store")
 # The Store methods that lookups use; all of them only read.
 READ_METHODS = frozenset({
     "find_by_id", "find_by_email", "find_by_words", "find_by_hash", "keydata",
-    "served_parts", "served", "key_rows", "key_rows_by_id", "peers_summary", "stats"})
+    "served_parts", "served", "key_rows", "peers_summary", "stats"})
 
 
 class ReplicaReads:
