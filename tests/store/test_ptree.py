@@ -283,7 +283,7 @@ def test_prefetched_nodes_and_elements_answer_without_queries(store):
         tree = ptree.LocalTree(counting)
         tree.prefetch(batch)
         tree.prefetch_elements(small)
-        # 150 leaves need more than one query (chunks of QUERY_CHUNK parameters)
+        # 150 leaves and their children need more than one query (IN_CHUNK values)
         assert 2 < counting.statements <= 6
         before = counting.statements
         assert seen(tree) == want

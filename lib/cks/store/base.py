@@ -171,8 +171,19 @@ class Cursor:
         return row[0] if row else None
 
 
+IN_CHUNK = 500
+"""Values in one SQL IN list at most (SQLite before 3.32 allows 999 parameters)."""
+
+
 def _in(values: Sequence[Any]) -> str:
     return "(" + ",".join("?" * len(values)) + ")"
+
+
+def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[List[Any]]:
+    """`values` as lists of at most `size`, for one IN list each."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 class Store:
@@ -407,8 +418,7 @@ class Store:
     @staticmethod
     def any_held(cursor: Cursor, keyids: Sequence[str]) -> bool:
         """Is a key with one of these (primary) key IDs stored?"""
-        for start in range(0, len(keyids), 500):
-            chunk = list(keyids[start:start + 500])
+        for chunk in in_chunks(keyids):
             if cursor.scalar("SELECT count(*) FROM cks_keys WHERE keyid IN %s" % _in(chunk),
                              chunk):
                 return True
@@ -416,8 +426,7 @@ class Store:
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:
-            for start in range(0, len(ids), 500):
-                chunk = list(ids[start:start + 500])
+            for chunk in in_chunks(ids):
                 cursor.execute("DELETE FROM cks_view_work WHERE id IN %s" % _in(chunk), chunk)
 
     def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int,
@@ -531,9 +540,7 @@ class Store:
     def primary_keys_by_keyid(cursor: Cursor, keyids: Sequence[str]) -> Dict[str, List[bytes]]:
         """keyid -> the stored keys (network view, binary) whose primary has it."""
         out: Dict[str, List[bytes]] = {}
-        unique = sorted(set(keyids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start:start + 500]
+        for chunk in in_chunks(sorted(set(keyids))):
             for keyid, data in cursor.execute(
                     "SELECT keyid, keydata FROM cks_keys WHERE keyid IN %s" % _in(chunk),
                     chunk).fetchall():

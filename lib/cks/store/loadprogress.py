@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Sequence
 
-from .base import Cursor, Store, _in
+from .base import Cursor, Store, _in, in_chunks
 from .migrations import ensure_table
 
 
@@ -53,17 +53,14 @@ def forget(store: Store, identities: Iterable[FileIdentity]) -> None:
     """The load of these files completed: a new one starts from the beginning."""
     paths = sorted({i.path for i in identities})
     with store.write() as cursor:
-        for start in range(0, len(paths), 500):
-            chunk = paths[start:start + 500]
+        for chunk in in_chunks(paths):
             cursor.execute("DELETE FROM cks_load_progress WHERE path IN %s" % _in(chunk), chunk)
 
 
 def sks_hashes(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, str]:
     """fingerprint -> SKS hash of the stored keys among `fingerprints`."""
     out: Dict[str, str] = {}
-    unique = sorted(set(fingerprints))
-    for start in range(0, len(unique), 500):
-        chunk = unique[start:start + 500]
+    for chunk in in_chunks(sorted(set(fingerprints))):
         out.update(cursor.execute("SELECT fingerprint, sks_hash FROM cks_keys WHERE "
                                   "fingerprint IN %s" % _in(chunk), chunk).fetchall())
     return out

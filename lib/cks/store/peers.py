@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .base import Cursor, Store, StoreError
+from .base import Cursor, Store, StoreError, _in, in_chunks
 
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
@@ -174,11 +174,10 @@ class PeerStore:
         """Pending ids owed to a peer for these keys."""
         out: Dict[str, int] = {}
         with self.store.read() as cursor:
-            for start in range(0, len(fingerprints), 500):
-                chunk = list(fingerprints[start:start + 500])
+            for chunk in in_chunks(fingerprints):
                 out.update(cursor.execute(
                     "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
-                    "AND fingerprint IN (%s)" % ",".join("?" * len(chunk)),
+                    "AND fingerprint IN %s" % _in(chunk),
                     [peer_id] + chunk).fetchall())
         return out
 
@@ -201,9 +200,8 @@ class PeerStore:
         if fingerprints is None:
             cursor.execute(sql)
             return
-        for start in range(0, len(fingerprints), 500):
-            chunk = list(fingerprints[start:start + 500])
-            cursor.execute(sql + " AND fingerprint IN (%s)" % ",".join("?" * len(chunk)), chunk)
+        for chunk in in_chunks(fingerprints):
+            cursor.execute(sql + " AND fingerprint IN %s" % _in(chunk), chunk)
 
     def record_attempt(self, peer_id: int, now: int, error: Optional[str]) -> None:
         with self.store.write() as cursor:

@@ -70,7 +70,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
                                 remove_element, samples_of, zzp_bytes, zzp_from_bytes)
-from .base import Cursor, Store
+from .base import IN_CHUNK, Cursor, Store, _in, in_chunks
 
 log = logging.getLogger("cks.store.ptree")
 
@@ -86,9 +86,6 @@ CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 
 FIRST_LEVELS = 12
 """Levels a write reads at first (4^12 leaves: enough for any honest set)."""
-
-QUERY_CHUNK = 400
-"""Parameters per query at most (SQLite before 3.32 allows 999)."""
 
 REBUILD_PAGE = 10000
 """Hashes read per query by rebuild and check, which stream cks_keys in order."""
@@ -172,10 +169,6 @@ def multiply(a: Sequence[int], b: Sequence[int]) -> List[int]:
     return [x * y % P for x, y in zip(a, b)]
 
 
-def _in(values: Sequence[object]) -> str:
-    return "(" + ",".join("?" * len(values)) + ")"
-
-
 _COLUMNS = "prefix, size, samples, leaf"
 
 
@@ -197,12 +190,10 @@ def hashes_under(cursor: Cursor, prefix: str) -> List[str]:
 
 def hashes_under_each(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, List[str]]:
     """hashes_under for many prefixes (disjoint or not) in one query per
-    QUERY_CHUNK of them: a recon batch's leaves at once."""
+    IN_CHUNK // 2 of them (two bounds each): a recon batch's leaves at once."""
     found: Dict[str, List[str]] = {p: [] for p in prefixes}
     ranges = {p: bounds for p in found for bounds in [prefix_range(p)] if bounds is not None}
-    items = list(ranges.items())
-    for start in range(0, len(items), QUERY_CHUNK // 2):
-        chunk = items[start:start + QUERY_CHUNK // 2]
+    for chunk in in_chunks(ranges.items(), IN_CHUNK // 2):
         hashes = sorted(r[0] for r in cursor.execute(
             "SELECT sks_hash FROM cks_keys WHERE "
             + " OR ".join(["(sks_hash >= ? AND sks_hash <= ?)"] * len(chunk)),
@@ -214,10 +205,9 @@ def hashes_under_each(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, List
 
 
 def load_nodes(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, Node]:
-    """The stored nodes among `prefixes` (one query per QUERY_CHUNK)."""
+    """The stored nodes among `prefixes` (one query per IN_CHUNK of them)."""
     nodes: Dict[str, Node] = {}
-    for start in range(0, len(prefixes), QUERY_CHUNK):
-        chunk = list(prefixes[start:start + QUERY_CHUNK])
+    for chunk in in_chunks(prefixes):
         rows = cursor.execute("SELECT %s FROM cks_ptree WHERE prefix IN %s"
                               % (_COLUMNS, _in(chunk)), chunk).fetchall()
         nodes.update((r[0], _node(r)) for r in rows)

@@ -55,7 +55,7 @@ from ...openpgp.errors import PacketError
 from ...openpgp.keys import Key, merge_all, packets_hash, parse_keyring, sks_hash
 from ...openpgp.packet import iter_packets
 from ...store import Store, StoreError
-from ...store.base import Cursor
+from ...store.base import Cursor, _in, in_chunks
 from ..hkp_push import Answer, HKPClient
 from . import hashquery
 from .field import HASH_BYTES
@@ -63,7 +63,6 @@ from .field import HASH_BYTES
 log = logging.getLogger("cks.recon")
 
 REFUSED_TTL = 30 * 86400  # seconds a hash stays unasked (cks_recon_refused)
-_IN_CHUNK = 500  # values in one SQL IN list
 # The first word of a recorded hash's reason: pipeline.REJECTED or
 # pipeline.OVER_LIMIT (refused), UNPARSEABLE (refused), OTHER_HASH (held).
 UNPARSEABLE = "unparseable"
@@ -204,10 +203,8 @@ def _select_in(cursor: Cursor, sql: str, values: Sequence[str]) -> List[tuple]:
     """The rows of `sql` (a `%s` where the IN list goes) over `values`, a
     few hundred at a time."""
     rows: List[tuple] = []
-    for start in range(0, len(values), _IN_CHUNK):
-        chunk = list(values[start:start + _IN_CHUNK])
-        marks = "(" + ",".join("?" * len(chunk)) + ")"
-        rows.extend(cursor.execute(sql % marks, chunk).fetchall())
+    for chunk in in_chunks(values):
+        rows.extend(cursor.execute(sql % _in(chunk), chunk).fetchall())
     return rows
 
 
