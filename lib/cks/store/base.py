@@ -139,6 +139,10 @@ class Backend:
         """A watch over every process's key changes (changes.py)."""
         raise NotImplementedError
 
+    def announce_key_change(self, cursor: "Cursor") -> None:
+        """Tell other processes' watches, at commit, that keys changed (none
+        needed where the watch sees every commit by itself)."""
+
 
 class Cursor:
     """A DB-API cursor that takes '?' placeholders whatever the backend."""

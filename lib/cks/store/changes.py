@@ -37,8 +37,7 @@ SQLITE_RECHECK_SECONDS = 0.002
 def note_key_change(cursor: Any) -> None:
     """Call in a transaction that changes key rows (see the module notes)."""
     cursor.changed_keys = True
-    if cursor.backend.name == "postgresql":
-        cursor.execute("NOTIFY " + CHANNEL)  # sent at commit; repeats are merged
+    cursor.backend.announce_key_change(cursor)
 
 
 class LocalChanges:

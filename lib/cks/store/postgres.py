@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, List, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
-from .changes import KeyChangeWatch, LocalChanges, PostgresWatch
+from .changes import CHANNEL, KeyChangeWatch, LocalChanges, PostgresWatch
 from .schema import postgres_schema
 
 try:
@@ -77,6 +77,9 @@ class PostgresBackend(Backend):
 
     def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
         return PostgresWatch(self.connect, local)
+
+    def announce_key_change(self, cursor: Cursor) -> None:
+        cursor.execute("NOTIFY " + CHANNEL)  # sent at commit; repeats are merged
 
     def insert_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         return cursor.scalar(sql + " RETURNING id", params)
