@@ -35,7 +35,6 @@ class AnswerCache:
         self.max_age = max_age
         self.clock = clock
         self.size = 0
-        self.hits = self.misses = 0
         self._answers: "OrderedDict[AnswerKey, Tuple[object, int, float]]" = OrderedDict()
         self._generation: Optional[Hashable] = None
         self._lock = threading.Lock()  # the loop's thread and the workers share it
@@ -56,10 +55,8 @@ class AnswerCache:
             found = self._answers.get(key)
             if found is None or generation is None or generation != self._generation \
                     or self.clock() - found[2] > self.max_age:
-                self.misses += 1
                 return None
             self._answers.move_to_end(key)
-            self.hits += 1
             return found[0]
 
     def put(self, key: AnswerKey, generation: Optional[Hashable], answer: object,
