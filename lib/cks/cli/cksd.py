@@ -201,10 +201,11 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
         if settings.db_read_url:
             replica = ReplicaReads(open_store(settings.db_read_url, pool_size, timeout), store)
         app = KeyServer(store, server_settings(settings, port), replica)
-        if answer_cache_bytes(settings) and replica is None:
+        cache_bytes = answer_cache_bytes(settings)
+        if cache_bytes and replica is None:
             # (A replica's answers may lag the change notifications, which come
             # from the primary: with one, every lookup reads the database.)
-            app.cache = AnswerCache(store.watch_key_changes(), answer_cache_bytes(settings))
+            app.cache = AnswerCache(store.watch_key_changes(), cache_bytes)
         server = HKPServer(app, listener, server_limits(settings))
         background = [
             PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
@@ -344,6 +345,7 @@ def main(argv: List[str]) -> int:
         server_limits(settings)
         peer_refresh(settings)
         push_interval(settings)
+        answer_cache_bytes(settings)
         recon_port = args.recon_port if args.recon_port is not None else \
             settings.get_int("recon", "port", -1)
         if recon_port != -1:
