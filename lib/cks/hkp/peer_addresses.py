@@ -39,6 +39,12 @@ def system_resolver(host: str) -> List[str]:
     return [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
 
 
+def addresses_of(host: str, resolver: Resolver = system_resolver) -> FrozenSet[IPAddress]:
+    """The IP addresses `host` resolves to, IPv4-mapped ones as IPv4 (OSError
+    when it does not resolve)."""
+    return frozenset(ip for ip in map(ip_of, resolver(host)) if ip is not None)
+
+
 def resolve_peers(peer_names: Iterable[str],
                   resolver: Resolver = system_resolver) -> FrozenSet[IPAddress]:
     """Every address of these peers; one that does not resolve is logged and
@@ -50,12 +56,10 @@ def resolve_peers(peer_names: Iterable[str],
             log.warning("peer %s: not a host:port name; not exempt from rate limits", name)
             continue
         try:
-            addresses = resolver(host)
+            found.update(addresses_of(host, resolver))
         except OSError as exc:
             log.warning("peer %s: cannot resolve %s (%s); not exempt from rate limits "
                         "until it resolves", name, host, exc)
-            continue
-        found.update(ip for ip in map(ip_of, addresses) if ip is not None)
     return frozenset(found)
 
 

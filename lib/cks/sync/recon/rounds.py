@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 from ... import pipeline
-from ...hkp.peer_addresses import peer_host, system_resolver
+from ...hkp.peer_addresses import addresses_of, peer_host, system_resolver
 from ...hkp.ratelimit import IPAddress, ip_of
 from ...store import Store, StoreError
 from ...store.peers import Peer, PeerStore
@@ -162,13 +162,12 @@ class Members:
             if host is None:
                 continue
             try:
-                addresses = self.resolver(host)
+                addresses = addresses_of(host, self.resolver)
             except OSError as exc:
                 log.warning("recon peer %s: cannot resolve %s: %s", peer.peer, host, exc)
                 continue
-            for ip in map(ip_of, addresses):
-                if ip is not None:
-                    by_address.setdefault(ip, peer)
+            for ip in addresses:
+                by_address.setdefault(ip, peer)
         self._by_address = by_address
 
     def find(self, address: str) -> Optional[Peer]:
