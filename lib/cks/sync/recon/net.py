@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
-from typing import Optional, Set, Union
+from typing import Callable, ContextManager, Optional, Set, Union
 
 from .interpolate import reconcile
 from .session import Answerer, Handshake, LocalTree, Requester
@@ -78,14 +78,22 @@ class _Connection:
         return min(limit, left)
 
 
-def run_session(sock: socket.socket, tree: LocalTree, ours: Config,
-                requester: bool) -> SessionResult:
+def run_session(sock: socket.socket, open_tree: Callable[[], ContextManager[LocalTree]],
+                ours: Config, requester: bool) -> SessionResult:
     """Handshake, then reconcile as requester (we accepted the connection) or
-    answerer (we dialed).  Raises ReconRefused, ReconProtocolError (including
-    the peer's Error messages) or OSError (socket.timeout among them)."""
+    answerer (we dialed).  `open_tree` is entered once our Config is on its
+    way, so the peer reads it while our snapshot opens.  Raises ReconRefused,
+    ReconProtocolError (including the peer's Error messages), OSError
+    (socket.timeout among them), or what `open_tree` raises."""
     conn = _Connection(sock)
     handshake = Handshake(ours)
     conn.send(handshake.start())
+    with open_tree() as tree:
+        return _reconcile(conn, handshake, tree, requester)
+
+
+def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
+               requester: bool) -> SessionResult:
     role: Union[Requester, Answerer]
     first = b""
     if requester:

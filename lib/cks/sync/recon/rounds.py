@@ -12,11 +12,12 @@ Every round's outcome goes to the peer's row (`cks_sync_manage.py list`,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from ... import pipeline
 from ...hkp.peer_addresses import addresses_of, peer_host, system_resolver
@@ -82,15 +83,20 @@ class _ByPrefix:
         self.tree.prefetch_elements([str(p) for p in prefixes])
 
 
+@contextlib.contextmanager
+def _prefix_tree(store: Store) -> Iterator[_ByPrefix]:
+    """The stored tree on one snapshot, as the session reads it."""
+    with open_tree(store) as tree:
+        yield _ByPrefix(tree)
+
+
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
            requester: bool, limits: pipeline.Limits) -> RoundReport:
     report = RoundReport(peer.peer)
     started = time.monotonic()
     try:
-        with open_tree(store) as tree:
-            result = run_session(sock, _ByPrefix(tree),
-                                 our_config(http_port, peer.filters or DEFAULT_FILTERS),
-                                 requester)
+        result = run_session(sock, lambda: _prefix_tree(store),
+                             our_config(http_port, peer.filters or DEFAULT_FILTERS), requester)
     except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
         report.error = str(exc) or exc.__class__.__name__
     else:
