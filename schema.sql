@@ -1,5 +1,5 @@
--- CKS PostgreSQL schema, version 2 (lib/cks/store/migrations.py brings a
--- version 1 database forward).
+-- CKS PostgreSQL schema, version 3 (lib/cks/store/migrations.py brings a
+-- version 1 or 2 database forward).
 -- `psql -f schema.sql DBNAME` on an empty database creates it; the tools do the
 -- same on first use.  lib/cks/store/schema_sqlite.sql mirrors it for SQLite.
 -- Fingerprints and key IDs are upper-case hex text; times are epoch seconds in
@@ -11,7 +11,7 @@ BEGIN;
 CREATE TABLE cks_schema_version (
     version     integer NOT NULL
 );
-INSERT INTO cks_schema_version (version) VALUES (2);
+INSERT INTO cks_schema_version (version) VALUES (3);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (
@@ -37,8 +37,11 @@ CREATE TABLE cks_keys (
 );
 CREATE INDEX cks_keys_keyid ON cks_keys (keyid);
 CREATE INDEX cks_keys_short_keyid ON cks_keys (short_keyid);
-CREATE INDEX cks_keys_last_changed ON cks_keys (last_changed);
 CREATE INDEX cks_keys_first_seen ON cks_keys (first_seen);
+-- The stats page counts from these alone, never reading key rows
+-- (lib/cks/store/stats.py): keys changed per day, keys by algorithm and size.
+CREATE INDEX cks_keys_changed ON cks_keys (last_changed, first_seen);
+CREATE INDEX cks_keys_algorithm ON cks_keys (algorithm, bits);
 
 CREATE TABLE cks_subkeys (
     key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
@@ -69,6 +72,7 @@ CREATE TABLE cks_userids (
     PRIMARY KEY (key_fingerprint, position)
 );
 CREATE INDEX cks_userids_email ON cks_userids (email);
+CREATE INDEX cks_userids_photos ON cks_userids (key_fingerprint) WHERE is_attribute;  -- stats
 
 -- Signature verdicts, so each signature is verified once.  cache_key is
 -- SHA-256 over the signature, what it is bound to and the issuer key.

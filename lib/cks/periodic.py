@@ -22,6 +22,7 @@ class Periodic:
         self.job = job
         self.jitter = jitter
         self._stopping = threading.Event()
+        self._woken = threading.Event()  # stop() or run_now(): the wait is over
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -31,6 +32,7 @@ class Periodic:
         """Ends the thread; a round in progress is not waited for past `timeout`
         (the thread is a daemon: it does not hold up exit)."""
         self._stopping.set()
+        self._woken.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -40,5 +42,10 @@ class Periodic:
                 self.job()
             except Exception:  # noqa: BLE001 - a background job must not die
                 log.exception("%s failed; trying again in %g s", self.name, self.interval)
-            self._stopping.wait(self.interval * random.uniform(1 - self.jitter,
-                                                               1 + self.jitter))
+            self._woken.wait(self.interval * random.uniform(1 - self.jitter, 1 + self.jitter))
+            self._woken.clear()
+
+    def run_now(self) -> None:
+        """Run the job again at once (after the round in progress, if one
+        is), then on the usual schedule."""
+        self._woken.set()

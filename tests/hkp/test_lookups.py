@@ -144,9 +144,9 @@ def test_vindex_lists_signatures_with_signer_names(server):
     status, _, body = server.lookup(op="vindex", search="0x" + _fp("certified"))
     text = body.decode()
     assert status == 200
-    assert "[selfsig]" in text
+    assert "self-signature" in text
     assert "rsa2048 fixture &lt;rsa2048@example.org&gt;" in text  # a signer we hold
-    assert "not cryptographically verified" in text
+    assert "says for every signature shown whether it verified it" in text
 
 
 def test_get_html_and_hget(server):

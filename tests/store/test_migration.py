@@ -5,6 +5,7 @@ import json
 
 from cks import pipeline
 from cks.store import open_store
+from cks.store.schema import SCHEMA_VERSION
 from support import fixture
 from support.db import run_sql
 from support.nodes import fpr
@@ -45,7 +46,7 @@ def test_version_1_is_migrated(db_url):
     listed = tool("cks_sync_manage.py", ["--db", db_url, "list", "--json"])
     assert listed.returncode == 0, listed.stderr
     (peer,) = json.loads(listed.stdout)
-    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(2,)]
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
     # the rest of the full send is owed, as backlog rows, in the same order
     owed = sorted(f for f in (fpr(n) for n in KEYS) if f > done_up_to)
     assert peer["catch_up"] == peer["backlog"] == len(owed) == 2

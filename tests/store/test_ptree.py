@@ -12,6 +12,7 @@ import pytest
 
 from cks import pipeline, rejection
 from cks.store import open_store, ptree
+from cks.store.schema import SCHEMA_VERSION
 from cks.store.rejections import delete_key
 from cks.sync.recon.field import (JOIN_THRESHOLD, SPLIT_THRESHOLD, element_of_hash,
                                   empty_samples, hash_of_element, samples_of)
@@ -415,7 +416,7 @@ def test_the_migration_from_version_1_builds_the_tree(db_url):
     assert out.returncode == 0, out.stderr
     count = 200 + len(MIGRATED_KEYS)
     assert out.stdout.decode().split("\n")[0].split() == ["elements", str(count)]
-    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(2,)]
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
     hashes = [r[0] for r in run_sql(db_url, "SELECT sks_hash FROM cks_keys")]
     assert len(hashes) == count
     store = open_store(db_url)

@@ -12,11 +12,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import ROOT
+from . import ROOT, fixture
 
-READY = re.compile(r"cksd listening on http://(\S+):(\d+)")
+READY = re.compile(r"cksd listening on https?://(\S+):(\d+)")  # the first listener
 LOOPBACK_EXEMPT = "[ratelimit]\nexempt = 127.0.0.0/8, ::1\n"
 
 
@@ -108,6 +108,18 @@ class Cksd:
                 return match
             time.sleep(0.05)
 
+    def wait_until(self, condition, timeout: float = 10) -> None:
+        """Wait for `condition()` to hold; fail with the log when it does not."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "cksd log:\n" + self.output()
+            time.sleep(0.05)
+
+    def children(self) -> List[str]:
+        """The process IDs of the serving processes cksd forked ([server] processes)."""
+        return subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+
     def __enter__(self) -> "Cksd":
         return self.start()
 
@@ -140,6 +152,12 @@ class Cksd:
         return self.request("POST", "/pks/add", urllib.parse.urlencode(fields).encode(),
                             {"Content-Type": "application/x-www-form-urlencoded"})
 
+    def add_fixtures(self, names: Sequence[str]) -> None:
+        """Upload tests/fixtures/keys/NAME.asc for every name; each must be taken."""
+        for name in names:
+            status, _, body = self.add(fixture(name))
+            assert status == 200, body
+
 
 def raw_exchange(port: int, request: bytes, timeout: float = 20) -> bytes:
     """Send `request` as bytes on a new connection to 127.0.0.1:`port` and read
@@ -153,3 +171,15 @@ def raw_exchange(port: int, request: bytes, timeout: float = 20) -> bytes:
             if not chunk:
                 return b"".join(chunks)
             chunks.append(chunk)
+
+
+def start_failure(directory, config: str, args: Sequence[str] = ()) -> Tuple[int, str]:
+    """cksd.py started in `directory` with this configuration text, which it
+    must refuse at once: its exit code and standard error."""
+    from .procs import tool
+    path = os.path.join(str(directory), "refused.conf")
+    with open(path, "w") as handle:
+        handle.write(config)
+    result = tool("cksd.py", ["--db", "sqlite:///refused.db", "--port", "0", "--config",
+                              path] + list(args), cwd=str(directory), timeout=30)
+    return result.returncode, result.stderr.decode(errors="replace")

@@ -6,20 +6,25 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import sys
 from logging.handlers import QueueHandler
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Tuple
 
 from ..batchlog import BatchingListener
 from ..config import ConfigError, Settings
+from ..hangup import Hangup
 from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
 from ..hkp.answer_cache import AnswerCache
+from ..hkp.cksd_metrics import DEFAULT_METRICS_ALLOW, CksdMetrics
 from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
+from ..hkp.tls import Certificates, certificates_from
+from ..logsetup import configure_logging, log_settings, reopen_log_files
 from ..periodic import Periodic
 from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
@@ -45,6 +50,9 @@ def build_parser():
                         "127.0.0.1, or [server] bind in the config)")
     parser.add_argument("--port", type=int, metavar="N", help="HKP port (default 11371; "
                         "0 picks a free port)")
+    parser.add_argument("--tls-port", type=int, metavar="N",
+                        help="serve hkps on this port too (also [server] tls_port; needs "
+                             "[server] tls_cert and tls_key; 0 picks a free port)")
     parser.add_argument("--recon-port", type=int, metavar="N",
                         help="serve SKS reconciliation on this port (also [recon] port; "
                              "off unless set; 0 picks a free port)")
@@ -54,14 +62,16 @@ def build_parser():
     return parser
 
 
-def _networks(settings: Settings, option: str, default: str = "") -> list:
+def _networks(settings: Settings, option: str, default: str = "",
+              section: str = "ratelimit") -> list:
     try:
-        return parse_networks(settings.get("ratelimit", option, default))
+        return parse_networks(settings.get(section, option, default))
     except ValueError as exc:
-        raise ConfigError("[ratelimit] %s: %s" % (option, exc)) from None
+        raise ConfigError("[%s] %s: %s" % (section, option, exc)) from None
 
 
-def server_settings(settings: Settings, port: int) -> ServerSettings:
+def server_settings(settings: Settings, port: int,
+                    recon_port: Optional[int] = None) -> ServerSettings:
     return ServerSettings(
         lookup_rate=Rate(settings.get_float("ratelimit", "lookups_per_second", 20.0),
                          settings.get_float("ratelimit", "lookup_burst", 200.0)),
@@ -72,11 +82,29 @@ def server_settings(settings: Settings, port: int) -> ServerSettings:
         admin=AdminSettings(settings.get("admin", "password_hash", ""),
                             settings.get("admin", "user", "admin")),
         rate_exempt=_networks(settings, "exempt"),
+        metrics_allow=_networks(settings, "allow", DEFAULT_METRICS_ALLOW, "metrics"),
         hostname=settings.get("server", "hostname", socket.gethostname()),
+        contact=settings.get("server", "contact", "").strip(),
         port=port,
+        recon_port=recon_port,
+        public_address=public_address(settings),
         max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
         max_results=settings.get_int("limits", "max_results", 100),
         limits=pipeline_limits(settings))
+
+
+_KEYSERVER_ADDRESS = re.compile(r"^hkps?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def public_address(settings: Settings) -> str:
+    """[server] public_address: the keyserver address the front page gives
+    GnuPG users (behind a proxy, the proxy's) instead of hkp://hostname:port."""
+    address = settings.get("server", "public_address", "").strip()
+    if address and not _KEYSERVER_ADDRESS.match(address):
+        raise ConfigError("[server] public_address must be a keyserver address such as "
+                          "hkps://keys.example.org or hkp://keys.example.org:11371, not %r"
+                          % address)
+    return address
 
 
 def peer_refresh(settings: Settings) -> float:
@@ -105,14 +133,6 @@ def server_limits(settings: Settings) -> ServerLimits:
         idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout),
         head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout),
         body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout))
-
-
-def _log_access_to(path: str) -> None:
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    access = logging.getLogger("cks.access")
-    access.addHandler(handler)
-    access.propagate = False
 
 
 def _lean_log_records() -> None:
@@ -186,11 +206,16 @@ def recon_interval(settings: Settings) -> float:
     return seconds
 
 
-def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSignal,
-          recon_listener: Optional[socket.socket] = None,
-          changes: Optional[LocalChanges] = None) -> int:
+Listeners = List[Tuple[socket.socket, Optional[Certificates]]]  # None: plain HTTP
+
+
+def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal,
+          hangup: Hangup, recon_listener: Optional[socket.socket] = None,
+          changes: Optional[LocalChanges] = None,
+          metrics: Optional[CksdMetrics] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
-    changes counter the serving processes of one cksd share."""
+    changes counter the serving processes of one cksd share; `metrics`: this
+    process's part of the metrics they share."""
     pool_size = settings.get_int("database", "pool_size", 16)
     timeout = settings.get_float("server", "request_timeout", 30.0)
     replica = None
@@ -200,22 +225,32 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
             store.local_changes = changes
         if settings.db_read_url:
             replica = ReplicaReads(open_store(settings.db_read_url, pool_size, timeout), store)
-        app = KeyServer(store, server_settings(settings, port), replica)
+        recon_port = recon_listener.getsockname()[1] if recon_listener is not None else None
+        app = KeyServer(store, server_settings(settings, port, recon_port), replica)
+        # The front page's hkps:// address (the same as `port` when that speaks TLS only).
+        app.settings.tls_port = next((sock.getsockname()[1] for sock, certificates
+                                      in listeners if certificates is not None), None)
+        if metrics is not None:
+            app.metrics = metrics
+        store.on_error = app.metrics.database_error
         cache_bytes = answer_cache_bytes(settings)
         if cache_bytes and replica is None:
             # (A replica's answers may lag the change notifications, which come
             # from the primary: with one, every lookup reads the database.)
             app.cache = AnswerCache(store.watch_key_changes(), cache_bytes)
-        server = HKPServer(app, listener, server_limits(settings))
-        background = [
-            PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
-                          peer_refresh(settings)),
-            Periodic("served-views", FOLLOW_SIGNERS_EVERY,
-                     lambda: _follow_signers(store, app.settings.limits.serve))]
+        server = HKPServer(app, listeners, server_limits(settings))
+        peers = PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
+                              peer_refresh(settings))
+        background = [peers, Periodic("served-views", FOLLOW_SIGNERS_EVERY,
+                                      lambda: _follow_signers(store, app.settings.limits.serve))]
+        on_hangup = [reopen_log_files, peers.refresh_now]
+        on_hangup += {c.reload for _, c in listeners if c is not None}  # one per certificate
         if recon_listener is not None:
-            background.append(ReconService(store, recon_listener, port,
-                                           app.settings.limits, recon_interval(settings),
-                                           recon_listener.getsockname()[0]))
+            recon = ReconService(store, recon_listener, port, app.settings.limits,
+                                 recon_interval(settings), recon_listener.getsockname()[0],
+                                 app.metrics.recon_round)
+            background.append(recon)
+            on_hangup.append(recon.reread_peers)
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
                                        lambda: _push(store, settings)))
@@ -225,9 +260,11 @@ def serve(settings: Settings, listener: socket.socket, port: int, stop: _StopSig
     with _logging_in_background():
         for job in background:
             job.start()  # here, in the serving process: a fork does not copy threads
+        hangup.start(on_hangup)
         try:
             server.serve_forever()
         finally:
+            hangup.stop()
             server.finish_stop()
             for job in background:
                 job.stop()
@@ -277,30 +314,34 @@ def default_processes() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def run_processes(settings: Settings, listener: socket.socket, port: int, count: int,
-                  stop: _StopSignal, recon_listener: Optional[socket.socket] = None) -> int:
-    """Fork `count` serving processes sharing the listening socket, and wait.
+def run_processes(settings: Settings, listeners: Listeners, port: int, count: int,
+                  stop: _StopSignal, hangup: Hangup,
+                  recon_listener: Optional[socket.socket] = None) -> int:
+    """Fork `count` serving processes sharing the listening sockets, and wait.
 
     Python runs one thread at a time per process; several processes use
-    several cores.  SIGTERM/SIGINT are passed on; every child finishes the
-    requests it has in flight.
+    several cores.  SIGTERM/SIGINT/SIGHUP are passed on; every child finishes
+    the requests it has in flight.
     """
     changes = LocalChanges.shared()  # each process's uploads clear every process's answers
+    metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
     children: List[int] = []
-    for _ in range(count):
+    for index in range(count):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 # `stop` as inherited: its handler is this child's until serve()
                 # attaches the server, so a signal forwarded early is not lost.
-                code = serve(settings, listener, port, stop, recon_listener, changes)
+                code = serve(settings, listeners, port, stop, hangup, recon_listener,
+                             changes, metrics[index])
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:
                 os._exit(code)
         children.append(pid)
-    listener.close()
+    for listener, _ in listeners:
+        listener.close()
     if recon_listener is not None:
         recon_listener.close()
 
@@ -315,6 +356,8 @@ def run_processes(settings: Settings, listener: socket.socket, port: int, count:
         signal.signal(signum, forward)
     if stop.requested:  # a signal that came while the children were being made
         forward(signal.SIGTERM, None)
+    hangup.pass_on_to(children)
+    hangup.start([reopen_log_files])  # this process's own last lines
     status = 0
     for child in children:
         while True:
@@ -328,7 +371,23 @@ def run_processes(settings: Settings, listener: socket.socket, port: int, count:
     return status
 
 
+def _listen(bind: str, port: int, purpose: str = "") -> socket.socket:
+    try:
+        return listen(bind, port)
+    except OSError as exc:
+        raise UserError("cannot listen on %s:%d%s: %s"
+                        % (bind, port, purpose, exc.strerror), 1) from None
+
+
+def _say_listening(listener: socket.socket, scheme: str) -> None:
+    """The line that says cksd is ready (tests and scripts wait for it)."""
+    host, port = listener.getsockname()[:2]
+    print("cksd listening on %s://%s:%d" % (scheme, "[%s]" % host if ":" in host else host,
+                                             port), file=sys.stderr, flush=True)
+
+
 def main(argv: List[str]) -> int:
+    hangup = Hangup()  # from the first instant: SIGHUP's default action would end cksd
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
@@ -352,6 +411,16 @@ def main(argv: List[str]) -> int:
             if not 0 <= recon_port <= 65535:
                 raise UserError("--recon-port must be between 0 and 65535")
             recon_interval(settings)
+        certificates = certificates_from(settings)
+        tls_port = args.tls_port if args.tls_port is not None else \
+            settings.get_int("server", "tls_port", -1)
+        if tls_port != -1:
+            if certificates is None:
+                raise UserError("--tls-port ([server] tls_port) needs [server] tls_cert "
+                                "and tls_key")
+            if not 0 <= tls_port <= 65535:
+                raise UserError("--tls-port must be between 0 and 65535")
+        configure_logging(log_settings(settings, args.verbose))
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()
@@ -362,29 +431,23 @@ def main(argv: List[str]) -> int:
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop = _StopSignal()
-    access_log = settings.get("server", "access_log", "")
-    if access_log:
-        _log_access_to(access_log)
     _lean_log_records()
-    try:
-        listener = listen(bind, port)
-    except OSError as exc:
-        raise UserError("cannot listen on %s:%d: %s" % (bind, port, exc.strerror), 1) from None
+    # Without tls_port, the port speaks TLS when there is a certificate.
+    listeners: Listeners = [(_listen(bind, port), certificates if tls_port == -1 else None)]
+    if tls_port != -1:
+        listeners.append((_listen(bind, tls_port, " for hkps"), certificates))
     recon_listener = None
     if recon_port != -1:
-        try:
-            recon_listener = listen(bind, recon_port)
-        except OSError as exc:
-            raise UserError("cannot listen on %s:%d for recon: %s"
-                            % (bind, recon_port, exc.strerror), 1) from None
+        recon_listener = _listen(bind, recon_port, " for recon")
         print("cksd recon on %s:%d" % (bind, recon_listener.getsockname()[1]),
               file=sys.stderr, flush=True)
-    host, port = listener.getsockname()[:2]
-    print("cksd listening on http://%s:%d" % ("[%s]" % host if ":" in host else host, port),
-          file=sys.stderr, flush=True)
+    for listener, tls in listeners:
+        _say_listening(listener, "http" if tls is None else "https")
+    port = listeners[0][0].getsockname()[1]
     if processes == 1:
-        code = serve(settings, listener, port, stop, recon_listener)
+        code = serve(settings, listeners, port, stop, hangup, recon_listener)
     else:
-        code = run_processes(settings, listener, port, processes, stop, recon_listener)
+        code = run_processes(settings, listeners, port, processes, stop, hangup,
+                             recon_listener)
     log.info("stopped")
     return code

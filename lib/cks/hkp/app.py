@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
-from .. import __version__, pipeline
+from .. import pipeline
 from ..openpgp import armor
 from ..openpgp.armor import crc24
 from ..openpgp.keys import parse_keyring
@@ -23,18 +23,22 @@ from ..store.base import KeyRow, words_of
 from ..store.replica import ReplicaReads
 from ..rejection import NodeIdentity
 from ..sync.recon import hashquery
-from . import html, mr, rejections
+from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings
 from .answer_cache import AnswerCache
+from .cksd_metrics import DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics, metrics_page
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, is_operators_own, parse_networks)
 from .request import (QUERY_ONCE, Form, HKPError, Lookup, Query, parse_form, parse_lookup,
                       split_target)
+from .stats import Statistics
 
 log = logging.getLogger("cks.hkp")
 
 SYNC_HEADER = "X-CKS-Sync"  # set by a peer's cks_sync: store, but do not queue again
 TRUNCATED_HEADER = "X-HKP-Results-Truncated"
+# Signers looked up for a key page (their names, whether they are held here).
+MAX_SIGNER_LOOKUPS = 200
 # A hashquery answer stops growing past this (its first key always goes in):
 # 100 flooded keys must not become one answer of hundreds of megabytes.
 HASHQUERY_ANSWER_BYTES = 16 << 20
@@ -78,6 +82,10 @@ class Response:
 class ServerSettings:
     hostname: str = "localhost"
     port: int = 11371
+    tls_port: Optional[int] = None  # hkps, when cksd serves TLS
+    public_address: str = ""  # the keyserver address the front page gives, e.g. behind a proxy
+    recon_port: Optional[int] = None  # when cksd serves SKS reconciliation
+    contact: str = ""  # [server] contact: how to reach the operator (the stats page)
     max_upload_bytes: int = 5 << 20
     max_results: int = 100
     limits: pipeline.Limits = field(default_factory=pipeline.Limits)
@@ -88,6 +96,8 @@ class ServerSettings:
     rate_exempt: List[Network] = field(default_factory=list)
     identity: NodeIdentity = field(default_factory=lambda: NodeIdentity("localhost"))
     admin: AdminSettings = field(default_factory=AdminSettings)
+    metrics_allow: List[Network] = field(
+        default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW))
 
 
 def is_legacy_client(request: Request) -> bool:
@@ -107,6 +117,8 @@ class KeyServer:
         self.lookup_store = lookup_store or store
         self.settings = settings
         self.cache: Optional[AnswerCache] = None  # lookup answers (cli/cksd.py sets one)
+        self.statistics = Statistics()  # op=stats
+        self.metrics = CksdMetrics.alone()  # cli/cksd.py shares one among its processes
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
 
@@ -161,7 +173,9 @@ class KeyServer:
             if path in ("/", "/index.html"):
                 if request.method not in ("GET", "HEAD"):
                     raise HKPError(405, "use GET for /")
-                return _html(200, html.front_page(self.settings.hostname))
+                return _html(200, html.front_page(html.gnupg_addresses(
+                    self.settings.hostname, self.settings.port, self.settings.tls_port,
+                    self.settings.public_address)))
             route = _ROUTES.get(path)
             if route is None:
                 raise HKPError(404, "no such page: %s" % path)
@@ -223,8 +237,9 @@ class KeyServer:
             return self._vindex(lookup, rows, now, extra)
         if lookup.machine_readable:
             return Response(200, mr.index(rows, now).encode(), headers=extra)
-        return _html(200, html.index_page(lookup.search.value, rows, now, lookup.fingerprint,
-                                          lookup.show_hash, truncated), extra)
+        return _html(200, keypage.index_page(lookup.search.value, rows, now,
+                                             lookup.fingerprint, lookup.show_hash, truncated),
+                     extra)
 
     def find(self, query: Query,
              request: Request) -> Tuple[List[str], Optional[List[KeyRow]], bool]:
@@ -272,44 +287,45 @@ class KeyServer:
         return _html(200, html.armored_page(text, len(fingerprints)), extra)
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
+        assert lookup.search is not None
         keydata = self.lookup_store.served([r.fingerprint for r in rows])
-        pages = []
-        for row in rows:
-            (key,) = parse_keyring(keydata[row.fingerprint]).keys
-            issuers = {s.sig.issuer_keyid for c in [key.direct_sigs] + [
-                i.sigs for i in key.identities + key.subkeys] for s in c} - {None, key.keyid}
-            pages.append(html.vindex_page(key, row, self._signer_names(issuers), now,
-                                          lookup.show_hash))
-        return _html(200, "\n".join(pages), extra)
+        keys = [(parse_keyring(keydata[row.fingerprint]).keys[0], row) for row in rows
+                if row.fingerprint in keydata]
+        signers = self._signers(keypage.signer_keyids([key for key, _ in keys]))
+        return _html(200, keypage.vindex_page(lookup.search.value, keys, signers,
+                                              self.settings.limits.serve.certifications, now,
+                                              lookup.show_hash), extra)
 
-    def _signer_names(self, keyids) -> Dict[bytes, str]:
-        """The primary user ID of each signer whose key we hold."""
-        names: Dict[bytes, str] = {}
-        for keyid in list(keyids)[:200]:
-            found = self.lookup_store.find_by_id("keyid", keyid.hex().upper(), 1)
-            rows = self.lookup_store.key_rows(found)
-            if rows and rows[0].user_ids:
-                names[keyid] = rows[0].user_ids[0].uid
-        return names
+    def _signers(self, keyids: List[bytes]) -> Dict[bytes, keypage.Signer]:
+        """The held keys whose primary key has one of these key IDs (the first
+        MAX_SIGNER_LOOKUPS key IDs are looked up: a page stays cheap)."""
+        wanted = keyids[:MAX_SIGNER_LOOKUPS]
+        found = [f for keyid in wanted
+                 for f in self.lookup_store.find_by_id("keyid", keyid.hex().upper(), 4)]
+        signers: Dict[bytes, keypage.Signer] = {}
+        for row in self.lookup_store.key_rows(sorted(set(found))):
+            names = [u.uid for u in row.user_ids if not u.is_attribute]
+            signers.setdefault(bytes.fromhex(row.keyid),
+                               keypage.Signer(row.fingerprint, names[0] if names else ""))
+        return {keyid: signers[keyid] for keyid in wanted if keyid in signers}
+
+    def photo(self, request: Request) -> Response:
+        """GET /pks/photo?fingerprint=FPR&n=N: a photo ID of a key's served view
+        (photos.py)."""
+        fingerprint, number = photos.parse_query(request.query)
+        served = self.lookup_store.served([fingerprint]).get(fingerprint)
+        if served is None:
+            raise HKPError(404, "no key with fingerprint %s is held here" % fingerprint)
+        return Response(200, photos.jpeg(served, fingerprint, number), "image/jpeg", [
+            ("Content-Security-Policy", photos.CONTENT_SECURITY_POLICY),
+            ("X-Content-Type-Options", "nosniff")])
 
     def stats(self, lookup: Lookup) -> Response:
-        counts = self.lookup_store.stats()
-        stats = {
-            "server": {"software": "CKS", "version": __version__,
-                       "hostname": self.settings.hostname, "port": self.settings.port,
-                       "database": self.store.backend.name,
-                       "max_upload_bytes": self.settings.max_upload_bytes,
-                       "max_results": self.settings.max_results},
-            "keys": {"total": counts["keys"], "new_24h": counts["new_keys_24h"],
-                     "updated_24h": counts["updated_keys_24h"],
-                     "rejected": counts["rejected_keys"]},
-            "sync": {"pending": counts["pending_sync"]},
-            "peers": self.lookup_store.peers_summary(),
-        }
+        report = self.statistics.report(self)
         if lookup.machine_readable:
-            return Response(200, json.dumps(stats, indent=2).encode() + b"\n",
+            return Response(200, json.dumps(report, indent=2).encode() + b"\n",
                             "application/json")
-        return _html(200, html.stats_page(stats))
+        return _html(200, stats_page.render(report))
 
     # --- uploads -----------------------------------------------------------------
 
@@ -335,6 +351,7 @@ class KeyServer:
         # The served views that depend on these keys follow within seconds, in
         # cksd's background job (cli/cksd.py), not in this request.
         report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False)
+        self.metrics.uploaded(report)
         return self._add_response(request, report, "mr" in options)
 
     def _add_response(self, request: Request, report: pipeline.Report, mr_out: bool) -> Response:
@@ -404,10 +421,12 @@ class KeyServer:
 
 _ROUTES = {
     "/health": (("GET", "HEAD"), KeyServer.health),
+    photos.PATH: (("GET", "HEAD"), KeyServer.photo),
     hashquery.PATH: (("POST",), KeyServer.hash_query),
     rejections.NOTICE_PATH: (("POST",), rejections.receive_notice),
     rejections.AUDIT_PATH: (("GET", "HEAD"), rejections.audit),
     rejections.ADMIN_PATH: (("GET", "POST"), rejections.admin_page),
+    METRICS_PATH: (("GET", "HEAD"), metrics_page),
 }
 
 
@@ -425,4 +444,5 @@ def _add_status(report: pipeline.Report) -> int:
 
 def _html(status: int, text: str, headers=None) -> Response:
     return Response(status, text.encode("utf-8"), "text/html; charset=utf-8",
-                    list(headers or []))
+                    list(headers or []) + [("Content-Security-Policy",
+                                            html.CONTENT_SECURITY_POLICY)])

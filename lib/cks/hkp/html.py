@@ -1,24 +1,35 @@
-"""HTML pages for people: the front page, key lists, signatures, stats, results."""
+"""HTML pages for people: the page frame, the front page, results.
+
+The pages about keys are in keypage.py.  Pages use no JavaScript and nothing
+from other sites: CONTENT_SECURITY_POLICY (sent with every page) allows
+only their own inline style, images from this server and forms to it.
+"""
 
 from __future__ import annotations
 
 import html
 import time
-from typing import Dict, Iterable, List, Optional
-from urllib.parse import quote
+from typing import List, Optional
 
-from ..openpgp import algorithms as alg
-from ..openpgp.keys import Key
-from ..openpgp.signature import KEY_REVOCATION, TYPE_NAMES
-from ..store.base import KeyRow
-
-STYLE = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;padding:0 1em}"
-         "pre{font-size:90%;overflow-x:auto}table{border-collapse:collapse}"
-         "td,th{padding:.2em .6em;text-align:left}.dim{color:#666}")
-REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
-                         "server cannot verify, since it does not hold the revoker's key]")
-UNVERIFIED = ("Signatures shown here were not cryptographically verified by this server: "
-              "check them with your own OpenPGP software.")
+STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1em;"
+         "line-height:1.4}pre{font-size:90%;overflow-x:auto}table{border-collapse:collapse}"
+         "td,th{padding:.2em .6em;text-align:left;vertical-align:top}.dim{color:#666}"
+         ".key{border:1px solid #ccc;border-radius:4px;padding:0 1em;margin:1em 0}"
+         ".banner{padding:.5em 1em;border-radius:4px;font-weight:bold}"
+         ".revoked{color:#900}.banner.revoked{background:#fdd}.expired{color:#940}"
+         ".banner.expired{background:#fed}.unverified{background:#ffd}"
+         ".ok{color:#060}.warn{color:#940}.fpr{word-spacing:.2em}"
+         "dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}"
+         "dl.facts dt{font-weight:bold}dl.facts dd{margin:0}"
+         ".identity,.subkey{margin:1em 0}.sigs{font-size:90%;display:block;overflow-x:auto}"
+         ".sigs th{border-bottom:1px solid #ccc}.day{white-space:nowrap}"
+         "textarea,input[type=text]{max-width:100%;box-sizing:border-box}"
+         "figure.photo{margin:.5em 0}figure.photo img{max-width:240px;max-height:320px;"
+         "border:1px solid #ccc}")
+CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+                           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+HKP_PORT = 11371
+HKPS_PORT = 443
 
 
 def e(text: object) -> str:
@@ -33,153 +44,64 @@ def page(title: str, body: str) -> str:
             % (e(title), STYLE, e(title), body))
 
 
-def _date(epoch: Optional[int]) -> str:
+def date(epoch: Optional[int]) -> str:
+    """A time as the pages show it: the day, in UTC."""
     return time.strftime("%Y-%m-%d", time.gmtime(epoch)) if epoch is not None else ""
 
 
-def _lookup(op: str, search: str, extra: str = "") -> str:
-    return "/pks/lookup?op=%s&amp;search=%s%s" % (op, quote(search, safe=""), extra)
-
-
-def front_page(hostname: str) -> str:
-    body = """
-<h2>Search</h2>
-<form action="/pks/lookup" method="get">
-<p><input type="text" name="search" size="50" placeholder="name, e-mail, key ID or fingerprint"
- required>
-<select name="op"><option value="index">list keys</option><option value="vindex">list
-keys with signatures</option><option value="get">get keys</option></select>
-<label><input type="checkbox" name="fingerprint" value="on" checked> fingerprints</label>
-<input type="submit" value="Search"></p>
-</form>
-<h2>Submit a key</h2>
-<form action="/pks/add" method="post">
-<p>Paste an ASCII-armored public key (<code>gpg --armor --export YOU</code>):</p>
-<p><textarea name="keytext" rows="14" cols="70" required></textarea></p>
-<p><input type="submit" value="Submit"></p>
-</form>
-<p>GnuPG: <code>gpg --keyserver hkp://%s --send-keys KEYID</code>, <code>--recv-keys</code>,
-<code>--search-keys</code>. <a href="/pks/lookup?op=stats">Server statistics</a>.</p>
-""" % e(hostname)
-    return page("OpenPGP keyserver", body)
-
-
-def _algo(row_algorithm: int, bits: int) -> str:
-    return alg.algorithm_name(row_algorithm, bits) if row_algorithm not in alg.OID_ALGORITHMS \
-        else "%s%d" % ({alg.ECDSA: "ecdsa", alg.ECDH: "ecdh", alg.EDDSA_LEGACY: "eddsa"}
-                       [row_algorithm], bits)
-
-
-def _status(revoked: bool, expires: Optional[int], now: int) -> str:
-    if revoked:
-        return " <strong>[revoked]</strong>"
-    if expires is not None:
-        return " [%s %s]" % ("expired" if expires <= now else "expires", _date(expires))
-    return ""
-
-
-def _key_head(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> List[str]:
-    out = ["<strong>pub</strong> %s/<a href=\"%s\">%s</a> %s%s" % (
-        e(_algo(row.algorithm, row.bits)), _lookup("get", "0x" + row.fingerprint),
-        e(row.keyid), _date(row.created), _status(row.revoked, row.expires, now))]
-    if row.revocation_unverified:
-        out.append("    <strong>%s</strong>" % e(REVOCATION_UNVERIFIED))
-    if show_fpr:
-        out.append("    Fingerprint=%s" % e(row.fingerprint))
-    if show_hash:
-        out.append("    Hash=%s" % e(row.sks_hash))
+def gnupg_addresses(hostname: str, port: int, tls_port: Optional[int],
+                    public_address: str) -> List[str]:
+    """The keyserver addresses to give GnuPG: the operator's `public_address`
+    when set, else hkps (when cksd serves TLS) and hkp (unless `port` itself
+    speaks TLS), each with its port unless it is the scheme's default."""
+    if public_address:
+        return [public_address]
+    out = []
+    if tls_port is not None:
+        out.append("hkps://%s%s" % (hostname, "" if tls_port == HKPS_PORT else ":%d" % tls_port))
+    if tls_port != port:
+        out.append("hkp://%s%s" % (hostname, "" if port == HKP_PORT else ":%d" % port))
     return out
 
 
-def index_page(search: str, rows: Iterable[KeyRow], now: int, show_fpr: bool,
-               show_hash: bool, truncated: bool) -> str:
-    rows = list(rows)
-    parts = ["<p>%d key%s found for <code>%s</code>%s.</p>" % (
-        len(rows), "" if len(rows) == 1 else "s", e(search),
-        " (only the first ones: narrow your search)" if truncated else "")]
-    for row in rows:
-        lines = _key_head(row, now, show_fpr, show_hash)
-        for uid in row.user_ids:
-            if uid.is_attribute:
-                lines.append("<strong>uat</strong> [photo ID]")
-                continue
-            lines.append("<strong>uid</strong> <a href=\"%s\">%s</a>%s" % (
-                _lookup("vindex", "0x" + row.fingerprint, "&amp;fingerprint=on"), e(uid.uid),
-                _status(uid.revoked, uid.expires, now)))
-        parts.append("<pre>%s</pre>" % "\n".join(lines))
-    return page("Search results", "\n".join(parts))
-
-
-def vindex_page(key: Key, row: KeyRow, signer_names: Dict[bytes, str], now: int,
-                show_hash: bool) -> str:
-    lines = _key_head(row, now, True, show_hash)
-
-    def sig_lines(entries) -> None:
-        for entry in entries:
-            sig = entry.sig
-            issuer = sig.issuer_keyid or b""
-            name = "[selfsig]" if key.is_self_issued(sig) else signer_names.get(issuer, "")
-            if sig.sig_type == KEY_REVOCATION and not name and row.revocation_unverified:
-                name = "[not verified: the revoker's key is not held here]"
-            issuer_hex = issuer.hex().upper()
-            link = "<a href=\"%s\">%s</a>" % (_lookup("index", "0x" + issuer_hex), issuer_hex) \
-                if issuer else "(no issuer)"
-            lines.append("sig  %-6s %s %s %s %s" % (
-                e(TYPE_NAMES.get(sig.sig_type, "0x%02x" % sig.sig_type)), link,
-                _date(sig.created), _date(sig.expires).ljust(10), e(name)))
-
-    sig_lines(key.direct_sigs)
-    for component in key.identities:
-        lines.append("")
-        if component.packet.tag == 17:
-            lines.append("<strong>uat</strong> [photo ID]")
-        else:
-            lines.append("<strong>uid</strong> %s" % e(component.value.text))
-        sig_lines(component.sigs)
-    for component in key.subkeys:
-        sub = component.value
-        lines.append("")
-        lines.append("<strong>sub</strong> %s/%s %s" % (
-            e(sub.algorithm_name), sub.keyid.hex().upper(), _date(sub.created)))
-        sig_lines(component.sigs)
-    return page("Key %s" % row.keyid,
-                "<p class=\"dim\">%s</p>\n<pre>%s</pre>" % (e(UNVERIFIED), "\n".join(lines)))
+def front_page(addresses: List[str]) -> str:
+    address = addresses[0]
+    others = "".join("<li><code>%s</code></li>" % e(a) for a in addresses)
+    body = """
+<h2>Search for keys</h2>
+<form action="/pks/lookup" method="get">
+<p><label for="search">Name, e-mail address, key ID or fingerprint:</label><br>
+<input type="search" id="search" name="search" size="50" required>
+<select name="op" aria-label="what to show"><option value="index">list the keys</option>
+<option value="vindex">show the keys with their signatures</option>
+<option value="get">get the keys (ASCII-armored)</option></select>
+<input type="hidden" name="fingerprint" value="on">
+<input type="submit" value="Search"></p>
+</form>
+<h2>Upload a key</h2>
+<form action="/pks/add" method="post">
+<p><label for="keytext">Paste an ASCII-armored public key
+(<code>gpg --armor --export YOUR-KEY-ID</code>):</label><br>
+<textarea id="keytext" name="keytext" rows="14" cols="70" required></textarea></p>
+<p><input type="submit" value="Upload"></p>
+</form>
+<p>This server publishes only what it verified: user IDs, photo IDs and subkeys with a
+valid self-signature, and certifications by other keys as its policy says.</p>
+<h2>Using this keyserver with GnuPG</h2>
+<p>The keyserver address:</p>
+<ul>%s</ul>
+<pre>gpg --keyserver %s --send-keys YOUR-KEY-ID
+gpg --keyserver %s --recv-keys KEY-ID-OR-FINGERPRINT
+gpg --keyserver %s --search-keys alice@example.org</pre>
+<p>Or once for all, in <code>~/.gnupg/dirmngr.conf</code>: <code>keyserver %s</code></p>
+<p><a href="/pks/lookup?op=stats">Server statistics</a></p>
+""" % ((others,) + (e(address),) * 4)
+    return page("OpenPGP keyserver", body)
 
 
 def armored_page(armored: str, count: int) -> str:
     return page("Public key%s" % ("" if count == 1 else "s"),
                 "<pre>%s</pre>" % e(armored))
-
-
-def stats_page(stats: Dict) -> str:
-    server = stats["server"]
-    rows = "".join("<tr><th>%s</th><td>%s</td></tr>" % (e(k), e(v)) for k, v in [
-        ("Software", "%s %s" % (server["software"], server["version"])),
-        ("Hostname", server["hostname"]), ("HKP port", server["port"]),
-        ("Database", server["database"]), ("Keys", stats["keys"]["total"]),
-        ("New keys (24 h)", stats["keys"]["new_24h"]),
-        ("Updated keys (24 h)", stats["keys"]["updated_24h"]),
-        ("Keys waiting for peers", stats["sync"]["pending"]),
-        ("Rejected keys", stats["keys"]["rejected"]),
-        ("Maximum upload", "%d bytes" % server["max_upload_bytes"]),
-        ("Maximum results", server["max_results"]),
-    ])
-    peers = "".join("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-        e(p["peer"]), e(p["kind"]), _date(p["last_success"]), e(_last_round(p)),
-        e(p["last_error"] or "")) for p in stats["peers"]) or \
-        "<tr><td colspan=5>none</td></tr>"
-    return page("Server statistics", "<table>%s</table>\n<h2>Peers</h2>\n"
-                "<table><tr><th>peer</th><th>kind</th><th>last success</th>"
-                "<th>last recon round</th><th>last error</th></tr>%s</table>" % (rows, peers))
-
-
-def _last_round(peer: Dict) -> str:
-    recon = peer.get("recon")
-    if not recon or not recon["last_round"]:
-        return "" if not recon else "none yet"
-    return "%s: lacked here %d, there %d; fetched %d" % (
-        _date(recon["last_round"]), recon["lacked_here"] or 0, recon["lacked_there"] or 0,
-        recon["fetched"] or 0)
 
 
 def error_page(status: int, message: str) -> str:

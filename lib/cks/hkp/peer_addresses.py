@@ -1,8 +1,8 @@
 """The addresses of the enabled peers, which the rate limits exempt.
 
-They are resolved in a background thread, when cksd starts and every few
-minutes after, so a slow DNS never holds up a request and a peer added with
-cks_sync_manage.py counts without a restart.
+They are resolved in a background thread, when cksd starts, every few minutes
+after, and at once on SIGHUP, so a slow DNS never holds up a request and a
+peer added with cks_sync_manage.py counts without a restart.
 """
 
 from __future__ import annotations
@@ -99,6 +99,10 @@ class PeerRefresher:
 
     def start(self) -> None:
         self._rounds.start()
+
+    def refresh_now(self) -> None:
+        """A round at once, in the refresher's thread (SIGHUP)."""
+        self._rounds.run_now()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._rounds.stop(timeout)

@@ -49,7 +49,8 @@ def parse_networks(text: str) -> List[Network]:
             for item in text.replace(";", ",").split(",") if item.strip()]
 
 
-def _in(address: str, networks: Sequence[Network]) -> bool:
+def in_networks(address: str, networks: Sequence[Network]) -> bool:
+    """Is `address` in one of `networks`?"""
     ip = ip_of(address)
     return ip is not None and any(ip in network for network in networks)
 
@@ -69,10 +70,10 @@ def client_address(peer: str, forwarded_for: str, trusted_proxies: Sequence[Netw
     """The client's address: `peer`, unless `peer` is a trusted proxy; then the
     right-most X-Forwarded-For entry that is not itself a trusted proxy (the
     entries further left are whatever the client chose to send)."""
-    if not forwarded_for or not _in(peer, trusted_proxies):
+    if not forwarded_for or not in_networks(peer, trusted_proxies):
         return peer
     for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-        if not _in(hop, trusted_proxies):
+        if not in_networks(hop, trusted_proxies):
             return hop
     return peer
 

@@ -12,6 +12,12 @@ threads, so a large upload or a broad search delays no key lookup.
 Parsing lives in http1.py (no I/O); what to answer lives in app.py.  Past
 `max_connections` open connections, a new one gets 503 at once.
 
+hkps: a listener may serve TLS (tls.py).  Its connections start with the
+handshake, done step by step in the loop like everything else (a client that
+never finishes it holds up nobody, and is cut off at `head_timeout`); after
+it, reads and writes go through the TLS socket, where "not yet" is
+SSLWantReadError/SSLWantWriteError rather than BlockingIOError.
+
 stop: the listening socket closes, idle connections close, requests in flight
 (a body still arriving, a worker still busy, an answer still being written)
 run to completion, then serve_forever() returns.
@@ -24,13 +30,16 @@ import os
 import queue
 import selectors
 import socket
+import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 from .app import KeyServer, Request, Response
 from .http1 import HTTPError, Head, format_response, parse_head
+from .request import split_target
+from .tls import Certificates
 
 access_log = logging.getLogger("cks.access")
 log = logging.getLogger("cks.server")
@@ -63,7 +72,11 @@ class ServerLimits:
 
 
 # Connection states
-IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = "idle", "head", "body", "busy", "writing", "draining"
+HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
+    "handshake", "idle", "head", "body", "busy", "writing", "draining")
+
+# A non-blocking socket's "try again when it is ready", plain or TLS
+NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class _Connection:
@@ -87,20 +100,31 @@ class _Connection:
 
     @property
     def in_flight(self) -> bool:
-        return self.state not in (IDLE, DRAINING) or bool(self.buffer)
+        return self.state not in (HANDSHAKE, IDLE, DRAINING) or bool(self.buffer)
+
+
+def _received_rest(sock: socket.socket) -> bytes:
+    """What a TLS socket decrypted past the last recv(): it waits in the TLS
+    layer, where no select() sees it."""
+    rest = b""
+    while isinstance(sock, ssl.SSLSocket) and sock.pending():
+        rest += sock.recv(sock.pending())
+    return rest
 
 
 class HKPServer:
-    """Serves `listener` (which several processes may share)."""
+    """Serves `listeners` (which several processes may share): each listening
+    socket with the certificates it serves TLS with, or None for plain HTTP."""
 
-    def __init__(self, app: KeyServer, listener: socket.socket,
+    def __init__(self, app: KeyServer,
+                 listeners: Sequence[Tuple[socket.socket, Optional[Certificates]]],
                  limits: Optional[ServerLimits] = None) -> None:
         self.app = app
         self.limits = limits or ServerLimits()
         self.stopping = False
-        self.listener = listener
-        self.listener.setblocking(False)  # shared between processes: accept may find nothing
-        self.server_address = self.listener.getsockname()[:2]
+        self.listeners = dict(listeners)
+        for listener in self.listeners:
+            listener.setblocking(False)  # shared between processes: accept may find nothing
         self._selector = selectors.DefaultSelector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
@@ -113,14 +137,16 @@ class HKPServer:
 
     def serve_forever(self) -> None:
         """Serve until request_stop(), then until the requests in flight are done."""
-        self._selector.register(self.listener, selectors.EVENT_READ, "listener")
+        for listener in self.listeners:
+            self._selector.register(listener, selectors.EVENT_READ, "listener")
         self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
         listening = True
         while True:
             if self.stopping and listening:
                 listening = False
-                self._selector.unregister(self.listener)
-                self.listener.close()
+                for listener in self.listeners:
+                    self._selector.unregister(listener)
+                    listener.close()
                 for connection in list(self._connections.values()):
                     if not connection.in_flight:
                         self._close(connection)
@@ -128,9 +154,11 @@ class HKPServer:
                 break
             for key, events in self._selector.select(self._timeout()):
                 if key.data == "listener":
-                    self._accept()
+                    self._accept(key.fileobj)
                 elif key.data == "wake":
                     self._finish_work()
+                elif key.data.state == HANDSHAKE:
+                    self._handshake(key.data)
                 elif events & selectors.EVENT_WRITE:
                     self._write(key.data)
                 else:
@@ -143,13 +171,13 @@ class HKPServer:
         soonest = min(c.deadline for c in self._connections.values())
         return max(0.0, min(1.0, soonest - time.monotonic()))
 
-    def _accept(self) -> None:
+    def _accept(self, listener: socket.socket) -> None:
         """One connection per wake-up: the serving processes share the listening
         socket, and one that took a whole burst of new connections (8 clients
         connecting at once) would serve them all while the others idle.  The
         listener stays readable while more are waiting."""
         try:
-            sock, address = self.listener.accept()
+            sock, address = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -157,20 +185,55 @@ class HKPServer:
             return
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        certificates = self.listeners[listener]
         if len(self._connections) >= self.limits.max_connections:
-            self._refuse(sock)
+            self._refuse(sock, plain=certificates is None)
             return
+        if certificates is not None:
+            try:
+                sock = certificates.context.wrap_socket(sock, server_side=True,
+                                                        do_handshake_on_connect=False)
+            except OSError as exc:
+                log.warning("TLS connection from %s not set up: %s", address[0], exc)
+                sock.close()
+                return
         connection = _Connection(sock, address[0], time.monotonic(), self.limits)
+        if certificates is not None:
+            connection.state = HANDSHAKE
+            connection.deadline = connection.started + self.limits.head_timeout
         self._connections[sock] = connection
         self._watch(connection, selectors.EVENT_READ)
 
-    @staticmethod
-    def _refuse(sock: socket.socket) -> None:
-        """Too many connections: say so at once, then close."""
+    def _handshake(self, connection: _Connection) -> None:
+        """The next step of a TLS handshake, when the socket is ready for it."""
         try:
-            sock.send(format_response(503, [("Content-Type", "text/plain; charset=utf-8"),
-                                            ("Retry-After", "10")],
-                                      b"server busy, try again later\n", keep_alive=False))
+            connection.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(connection, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._watch(connection, selectors.EVENT_WRITE)
+            return
+        except OSError as exc:  # not TLS, no protocol or cipher in common, a reset
+            access_log.info('%s "-" TLS handshake failed (%s)', connection.address,
+                            getattr(exc, "reason", None) or exc.strerror or exc)
+            self._close(connection)
+            return
+        connection.state = IDLE
+        connection.deadline = time.monotonic() + self.limits.idle_timeout
+        self._watch(connection, selectors.EVENT_READ)
+        self._read(connection)  # a request that came with the end of the handshake
+
+    @staticmethod
+    def _refuse(sock: socket.socket, plain: bool) -> None:
+        """Too many connections: say so at once (a TLS client would hear
+        nothing before a handshake: it is just closed), then close."""
+        try:
+            if plain:
+                sock.send(format_response(503, [("Content-Type", "text/plain; charset=utf-8"),
+                                                ("Retry-After", "10")],
+                                          b"server busy, try again later\n",
+                                          keep_alive=False))
         except OSError:
             pass
         sock.close()
@@ -179,7 +242,8 @@ class HKPServer:
     def _read(self, connection: _Connection) -> None:
         try:
             data = connection.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
+            data += _received_rest(connection.sock)
+        except NOT_YET:
             return
         except OSError:
             data = b""
@@ -276,11 +340,19 @@ class HKPServer:
         connection.out = format_response(response.status, headers, response.body,
                                          connection.keep_alive,
                                          head_only=head.method == "HEAD")
+        seconds = self._count(connection, request.path, request.query.get("op"),
+                              response.status)
         access_log.info('%s "%s" %d %d %.1fms "%s"', connection.address, head.request_line,
-                        response.status, len(response.body),
-                        (time.monotonic() - connection.started) * 1000,
+                        response.status, len(response.body), seconds * 1000,
                         head.headers.get("user-agent", ""))
         self._start_writing(connection)
+
+    def _count(self, connection: _Connection, path: str, lookup_op: Optional[str],
+               status: int) -> float:
+        """Count an answer in the metrics; the seconds since its request began."""
+        seconds = time.monotonic() - connection.started
+        self.app.metrics.request(path, lookup_op, status, seconds)
+        return seconds
 
     def _start_writing(self, connection: _Connection) -> None:
         connection.state = WRITING
@@ -304,7 +376,7 @@ class HKPServer:
     def _write(self, connection: _Connection) -> None:
         try:
             sent = connection.sock.send(connection.out)
-        except (BlockingIOError, InterruptedError):
+        except NOT_YET:  # TLS: the same bytes must be offered again
             sent = 0
         except OSError:
             self._close(connection)
@@ -340,6 +412,7 @@ class HKPServer:
                                          body, keep_alive=False)
         access_log.info('%s "%s" 413 %d', connection.address, connection.head.request_line,
                         len(body))
+        self._count(connection, split_target(connection.head.target)[0], None, 413)
         connection.state = DRAINING
         connection.deadline = time.monotonic() + self.limits.drain_seconds
         self._write(connection)
@@ -353,6 +426,7 @@ class HKPServer:
                                                    "text/plain; charset=utf-8")],
                                          body, keep_alive=False)
         access_log.info('%s "-" %d %d (%s)', connection.address, status, len(body), message)
+        self._count(connection, "", None, status)
         self._start_writing(connection)
 
     def _expire(self) -> None:
@@ -365,6 +439,10 @@ class HKPServer:
             if connection.state in (HEAD, BODY):
                 what = "head" if connection.state == HEAD else "body"
                 self._error(connection, 408, "request %s not received in time" % what)
+            elif connection.state == HANDSHAKE:
+                access_log.info('%s "-" TLS handshake not finished in time',
+                                connection.address)
+                self._close(connection)
             else:
                 self._close(connection)
 
@@ -392,10 +470,11 @@ class HKPServer:
         for connection in list(self._connections.values()):
             self._close(connection)
         self._pool.shutdown(wait=True)
-        try:
-            self.listener.close()
-        except OSError:
-            pass
+        for listener in self.listeners:
+            try:
+                listener.close()
+            except OSError:
+                pass
         self._selector.close()
         os.close(self._wake_read)
         os.close(self._wake_write)

@@ -14,11 +14,15 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple)
 
 from ..openpgp.armor import crc24
 from ..openpgp.info import KeyInfo
 from .changes import KeyChangeWatch, LocalChanges, note_key_change
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .stats import KeyStatistics, NoticeLog
 
 WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_WORD_LENGTH = 64
@@ -200,6 +204,8 @@ class Store:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self.local_changes = LocalChanges()
+        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py).
+        self.on_error: Optional[Callable[[StoreError], None]] = None
 
     # --- connections and transactions ---------------------------------------
 
@@ -244,8 +250,9 @@ class Store:
         try:
             conn = self.backend.connect()
         except self.backend.database_errors() as exc:
-            raise StoreUnavailable("cannot open database %s: %s"
-                                   % (self.backend.describe(), _one_line(exc))) from None
+            error = StoreUnavailable("cannot open database %s: %s"
+                                     % (self.backend.describe(), _one_line(exc)))
+            raise self._seen(error) from None
         if not self._schema_ready:
             with self._schema_lock:
                 if not self._schema_ready:
@@ -274,7 +281,12 @@ class Store:
 
     def _wrap(self, exc: BaseException) -> StoreError:
         kind = StoreUnavailable if self.backend.transient(exc) else StoreError
-        return kind("database error: %s" % _one_line(exc))
+        return self._seen(kind("database error: %s" % _one_line(exc)))
+
+    def _seen(self, error: StoreError) -> StoreError:
+        if self.on_error is not None:
+            self.on_error(error)
+        return error
 
     @contextlib.contextmanager
     def write(self, lock_keys: Sequence[str] = ()) -> Iterator[Cursor]:
@@ -332,6 +344,10 @@ class Store:
         """Open a connection (creating the schema on an empty database)."""
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
+
+    def count_keys(self) -> int:
+        with self.read() as cursor:
+            return cursor.scalar("SELECT count(*) FROM cks_keys")
 
     # --- keys: writing (inside write()) ------------------------------------
 
@@ -590,24 +606,22 @@ class Store:
                                               bool(r[19])))
         return [by_fpr[f] for f in fingerprints if f in by_fpr]
 
+    # --- the stats page (stats.py) ------------------------------------------------
+
     def peers_summary(self) -> List[Dict[str, Any]]:
-        """The enabled peers, for the stats page; recon peers with their last
-        completed round (when, keys lacked here and there, keys fetched)."""
+        from .stats import peers_summary  # stats.py imports this module
+        return peers_summary(self)
+
+    def key_statistics(self, days: int, now: Optional[int] = None) -> "KeyStatistics":
+        """Counts by algorithm and by day, and of user IDs (stats.py)."""
+        from .stats import key_statistics
         with self.read() as cursor:
-            rows = cursor.execute(
-                "SELECT peer, kind, last_success, last_error, last_error_at, recon_rounds, "
-                "recon_last_round, recon_lacked_here, recon_lacked_there, recon_fetched "
-                "FROM cks_other_servers WHERE enabled = ? ORDER BY sync_priority, peer",
-                (True,)).fetchall()
-        out = []
-        for r in rows:
-            peer = {"peer": r[0], "kind": r[1], "last_success": r[2],
-                    "last_error": r[3] if r[3] and (r[4] or 0) >= (r[2] or 0) else None}
-            if r[1] == "recon":
-                peer["recon"] = {"rounds": r[5], "last_round": r[6], "lacked_here": r[7],
-                                 "lacked_there": r[8], "fetched": r[9]}
-            out.append(peer)
-        return out
+            return key_statistics(cursor, now, days)
+
+    def notice_log(self, limit: int) -> "NoticeLog":
+        from .stats import notice_log
+        with self.read() as cursor:
+            return notice_log(cursor, limit)
 
     def stats(self, now: Optional[int] = None) -> Dict[str, int]:
         now = int(time.time()) if now is None else now

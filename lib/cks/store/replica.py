@@ -22,7 +22,8 @@ log = logging.getLogger("cks.store")
 # The Store methods that lookups use; all of them only read.
 READ_METHODS = frozenset({
     "find_by_id", "find_by_email", "find_by_words", "find_by_hash", "keydata",
-    "served_parts", "served", "key_rows", "peers_summary", "stats"})
+    "served_parts", "served", "key_rows", "peers_summary", "stats", "key_statistics",
+    "notice_log"})
 
 
 class ReplicaReads:

@@ -7,7 +7,7 @@ import os
 import re
 from typing import List
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            os.pardir, os.pardir, os.pardir, "schema.sql")
 
@@ -39,7 +39,17 @@ def table_statements(table: str) -> List[str]:
     """schema.sql's CREATE TABLE and CREATE INDEX statements for `table` (in
     PostgreSQL's dialect), so a migration creates a new table exactly as a new
     database gets it."""
-    statements = [" ".join(s.split()) for s in _COMMENT.sub("", postgres_schema()).split(";")]
-    return [s for s in statements
+    return [s for s in _statements()
             if re.match(r"CREATE TABLE %s \(" % table, s)
             or re.match(r"CREATE INDEX \w+ ON %s \(" % table, s)]
+
+
+def index_statement(name: str) -> str:
+    """schema.sql's CREATE INDEX statement of the index `name`."""
+    (statement,) = [s for s in _statements() if s.startswith("CREATE INDEX %s ON " % name)]
+    return statement
+
+
+def _statements() -> List[str]:
+    """schema.sql's statements, each on one line, without comments."""
+    return [" ".join(s.split()) for s in _COMMENT.sub("", postgres_schema()).split(";")]

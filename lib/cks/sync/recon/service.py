@@ -8,12 +8,12 @@ import logging
 import random
 import socket
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 from ... import pipeline
 from ...periodic import Periodic
 from ...store import Store, StoreError
-from .rounds import Members, answer, dial, recon_peers
+from .rounds import Members, RoundReport, answer, dial, recon_peers
 
 log = logging.getLogger("cks.recon")
 
@@ -21,11 +21,15 @@ GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round
 
+RoundCounter = Callable[[RoundReport, bool], None]  # a round ended; did we dial it?
+
 
 class ReconService:
     def __init__(self, store: Store, listener: Optional[socket.socket], http_port: int,
-                 limits: pipeline.Limits, interval: float, source: str = "") -> None:
+                 limits: pipeline.Limits, interval: float, source: str = "",
+                 on_round: Optional[RoundCounter] = None) -> None:
         self.store = store
+        self.on_round = on_round or (lambda report, dialed: None)  # cksd counts them
         self.listener = listener
         self.source = source  # the address rounds are dialed from
         self.http_port = http_port
@@ -63,10 +67,16 @@ class ReconService:
             with self.store.exclusive(GOSSIP_LOCK) as locked:
                 peers = recon_peers(self.store) if locked else []
                 if peers:
-                    dial(self.store, random.choice(peers), self.http_port, self.limits,
-                         self.source)
+                    self.on_round(dial(self.store, random.choice(peers), self.http_port,
+                                       self.limits, self.source), True)
         except StoreError as exc:
             log.warning("recon gossip skipped: %s", exc)
+
+    def reread_peers(self) -> None:
+        """Read who may start a round again at once (SIGHUP), in the thread
+        that does it every MEMBERS_REFRESH seconds."""
+        if self.listener is not None:
+            self._members_refresh.run_now()
 
     def refresh_members(self) -> None:
         try:
@@ -96,7 +106,10 @@ class ReconService:
 
     def _serve(self, sock: socket.socket, address: str) -> None:
         try:
-            answer(self.store, sock, address, self.http_port, self.members, self.limits)
+            report = answer(self.store, sock, address, self.http_port, self.members,
+                            self.limits)
+            if report is not None:  # None: refused, not a recon peer
+                self.on_round(report, False)
         except StoreError as exc:
             log.warning("recon round with %s: %s", address, exc)
             sock.close()

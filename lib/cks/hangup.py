@@ -1,0 +1,73 @@
+"""SIGHUP for cksd: reopen the log files (logrotate), read the peer list and
+the TLS certificate again (certbot) -- without a restart, and never dying of
+it (SIGHUP's default action would end the process).
+
+The signal handler only passes the signal on to the serving processes and
+sets a flag; a thread of each process does the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Callable, List, Sequence
+
+log = logging.getLogger("cksd")
+
+
+class Hangup:
+    """Made when cksd starts, so that a SIGHUP during start-up is not fatal
+    either; start() the actions in each process, after forking."""
+
+    def __init__(self) -> None:
+        self.children: List[int] = []  # forked serving processes, which get it too
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._actions: Sequence[Callable[[], None]] = ()
+        self._thread = threading.Thread(target=self._run, name="sighup", daemon=True)
+        signal.signal(signal.SIGHUP, self._handle)
+
+    def _handle(self, _signum, _frame) -> None:
+        self._forward()
+        self._wanted.set()
+
+    def _forward(self) -> None:
+        for child in self.children:
+            try:
+                os.kill(child, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
+    def pass_on_to(self, children: List[int]) -> None:
+        """Forward SIGHUP to these processes from now on; one that came while
+        they were being made goes to them now."""
+        self.children = children
+        if self._wanted.is_set():
+            self._forward()
+
+    def start(self, actions: Sequence[Callable[[], None]]) -> None:
+        """Run `actions` in order on each SIGHUP (and at once for one that
+        came before), in a thread of this process."""
+        self._actions = actions
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._stopping:
+                return
+            log.info("SIGHUP: reloading")
+            for action in self._actions:
+                try:
+                    action()
+                except Exception:  # noqa: BLE001 - the next SIGHUP must still work
+                    log.exception("SIGHUP: %s failed", getattr(action, "__qualname__", action))

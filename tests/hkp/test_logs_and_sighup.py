@@ -1,0 +1,214 @@
+"""cksd's logs ([log]: files, syslog, level) and SIGHUP: log files reopened after
+logrotate renamed them, the peer list read again at once, and never a stop."""
+
+import configparser
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+from cks.periodic import Periodic
+from cks.pipeline import Limits
+from cks.store import open_store
+from cks.store.peers import PeerStore
+from cks.sync.recon.service import ReconService
+from support.procs import tool
+from support.server import Cksd, start_failure
+
+
+def _config(tmp_path, sections):
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(sections)
+    path = tmp_path / "cks.conf"
+    with open(path, "w") as handle:
+        parser.write(handle)
+    return str(path)
+
+
+def _wait_for(path, text, timeout=10):
+    """The file's text once it holds `text` (cksd writes its log lines in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        content = path.read_text() if path.exists() else ""
+        if text in content:
+            return content
+        assert time.monotonic() < deadline, "%r not in %s:\n%s" % (text, path, content)
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("section,option", [("log", "access"), ("server", "access_log")])
+def test_after_logrotate_renamed_the_files_sighup_starts_new_ones(tmp_path, section, option):
+    app, access = tmp_path / "cksd.log", tmp_path / "access.log"
+    sections = {"server": {"processes": "1"}, "log": {"file": str(app)}}
+    sections[section][option] = str(access)
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=_config(tmp_path, sections)) \
+            as server:
+        server.lookup(op="index", options="mr", search="beforerotation")
+        _wait_for(access, "search=beforerotation")
+        _wait_for(app, "cks.hkp: peer addresses exempt from rate limits")
+        os.rename(app, str(app) + ".1")  # what logrotate does, in its default create mode
+        os.rename(access, str(access) + ".1")
+        server.proc.send_signal(signal.SIGHUP)
+        _wait_for(app, "cks.log: log files reopened")
+        server.lookup(op="index", options="mr", search="afterrotation")
+        _wait_for(access, "search=afterrotation")
+        assert server.proc.poll() is None
+        assert server.stop() == 0
+        assert "cks.access" not in server.output()  # nothing but the ready line on stderr
+    old_access, new_access = (tmp_path / "access.log.1").read_text(), access.read_text()
+    assert "search=beforerotation" in old_access and "afterrotation" not in old_access
+    assert "search=afterrotation" in new_access and "beforerotation" not in new_access
+    old_app, new_app = (tmp_path / "cksd.log.1").read_text(), app.read_text()
+    assert "peer addresses exempt" in old_app and "log files reopened" not in old_app
+    assert "cksd: SIGHUP: reloading" in old_app + new_app  # written just before or after
+    assert "cksd: stopped" in new_app and "peer addresses" not in new_app
+    assert all(line[:4].isdigit() for line in (old_access + new_app).splitlines())  # dated
+
+
+def test_sighup_never_stops_cksd_with_several_processes(tmp_path):
+    config = _config(tmp_path, {"server": {"processes": "2"}})
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        server.wait_until(lambda: len(server.children()) == 2)
+        children = server.children()
+        for round_ in range(1, 4):
+            server.proc.send_signal(signal.SIGHUP)
+            server.wait_until(  # the two serving processes and the parent
+                lambda: server.output().count("cksd: SIGHUP: reloading") == 3 * round_)
+        assert server.children() == children
+        assert server.lookup(op="stats", options="mr")[0] == 200
+    assert server.proc.returncode == 0
+
+
+def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
+    config = _config(tmp_path, {"server": {"processes": "1"},  # one process: one set of buckets
+                                "ratelimit": {"lookups_per_second": "1", "lookup_burst": "2"}})
+    with Cksd(db_url, config=config) as server:
+        server.wait_for_output(r"peer addresses exempt from rate limits: none\n")
+
+        def statuses(count):
+            return [server.request("GET", "/pks/lookup?op=stats&options=mr",
+                                   headers={"X-Forwarded-For": "192.0.2.50"})[0]
+                    for _ in range(count)]
+
+        assert 429 in statuses(5)
+        added = tool("cks_sync_manage.py", ["--db", db_url, "add", "192.0.2.50:11371",
+                                            "--no-catch-up"])  # no traffic is ever sent to it
+        assert added.returncode == 0, added.stderr
+        server.proc.send_signal(signal.SIGHUP)  # instead of waiting peer_refresh (300 s)
+        server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n",
+                               timeout=5)
+        assert statuses(20) == [200] * 20
+
+
+def test_sighup_makes_the_recon_port_refuse_a_disabled_peer_at_once(db_url):
+    store = open_store(db_url)
+    listener = socket.create_server(("127.0.0.1", 0))
+    service = ReconService(store, listener, 11371, Limits(), interval=0)  # no gossip
+    try:
+        peers = PeerStore(store)
+        peers.add("192.0.2.7:11371", "recon", 0, None, False)
+        service.start()
+        _eventually(lambda: service.members.find("192.0.2.7") is not None)
+        peers.update("192.0.2.7:11371", enabled=False)
+        time.sleep(0.2)
+        assert service.members.find("192.0.2.7") is not None  # as read a moment ago
+        service.reread_peers()  # what cksd does on SIGHUP
+        _eventually(lambda: service.members.find("192.0.2.7") is None)
+    finally:
+        service.stop()
+        listener.close()
+        store.close()
+
+
+def _eventually(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+def test_log_level(tmp_path, level):
+    missing = tmp_path / "no-syslog-here"
+    config = _config(tmp_path, {"server": {"processes": "1"},
+                                "log": {"level": level, "syslog": "yes",
+                                        "syslog_socket": str(missing)}})
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        server.lookup(op="index", options="mr", search="levelmarker")
+        server.wait_for_output("cks.log: no syslog at %s: logging to standard error instead"
+                               % missing)
+        assert server.stop() == 0
+        shown = server.output()
+        for info in ("cks.access: 127.0.0.1", "cks.hkp: peer addresses exempt",
+                     "cksd: stopped"):
+            assert (info in shown) == (level == "info"), shown
+
+
+def test_syslog(tmp_path):
+    directory = tempfile.mkdtemp(prefix="cks-log-")  # short: a socket path has 108 bytes
+    try:
+        path = os.path.join(directory, "log")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+            syslog.bind(path)
+            syslog.settimeout(10)
+            config = _config(tmp_path, {"server": {"processes": "1"},
+                                        "log": {"syslog": "yes", "syslog_socket": path,
+                                                "syslog_facility": "local3"}})
+            with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+                server.lookup(op="index", options="mr", search="syslogmarker")
+                messages = []
+                while not (any(b"syslogmarker" in m for m in messages)
+                           and any(b"peer addresses" in m for m in messages)):
+                    messages.append(syslog.recv(4096))
+                assert "cks.access" not in server.output()
+        # <facility local3 (19) * 8 + severity info (6)>
+        assert b'<158>cksd: cks.hkp: peer addresses exempt from rate limits: none\x00' \
+            in messages
+        assert any(m.startswith(b'<158>cksd: cks.access: 127.0.0.1 "GET /pks/lookup?op=index'
+                                b'&options=mr&search=syslogmarker HTTP/1.1" 404')
+                   for m in messages), messages
+    finally:
+        shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("config,message", [
+    ("[log]\nlevel = loud\n", "[log] level must be one of debug, info, warning, error"),
+    ("[log]\nfile = {dir}/no/such/cksd.log\n",
+     "cannot open log file {dir}/no/such/cksd.log: No such file or directory"),
+    ("[server]\naccess_log = {dir}/no/such/access.log\n",
+     "cannot open log file {dir}/no/such/access.log: No such file or directory"),
+    ("[log]\nsyslog = perhaps\n", "[log] syslog must be yes or no"),
+    ("[log]\nsyslog = yes\nsyslog_facility = kitchen\n",
+     "[log] syslog_facility kitchen is not a syslog facility"),
+])
+def test_bad_log_settings_are_one_clear_line(tmp_path, config, message):
+    code, err = start_failure(tmp_path, config.format(dir=tmp_path))
+    assert code == 1 and message.format(dir=tmp_path) in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_periodic_run_now_runs_the_job_at_once_then_on_schedule():
+    runs = []
+    ran = threading.Event()
+
+    def job():
+        runs.append(time.monotonic())
+        ran.set()
+
+    periodic = Periodic("test", 300, job)
+    periodic.start()
+    try:
+        assert ran.wait(5)
+        ran.clear()
+        periodic.run_now()
+        assert ran.wait(5) and len(runs) == 2
+        time.sleep(0.2)
+        assert len(runs) == 2  # then waits its interval again
+    finally:
+        periodic.stop()
+    assert not periodic._thread.is_alive()
