@@ -70,7 +70,8 @@ def find_config_file(explicit: Optional[str] = None) -> Optional[str]:
 
 def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = None) -> Settings:
     path = find_config_file(config_file)
-    parser = configparser.ConfigParser(interpolation=None)
+    # "key = value   ; note": a ';' after whitespace starts a comment, as in the README.
+    parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     if path:
         try:
             with open(path, encoding="utf-8") as handle:

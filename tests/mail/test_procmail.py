@@ -1,15 +1,16 @@
-"""The procmail recipe of README.md, run by real procmail: the tool's exit
-status reaches the MTA (0, 75, 77) and no mail is filed in the mailbox."""
+"""The procmail recipe of README.md, as contrib/mail/procmailrc has it, run by
+real procmail: the tool's exit status reaches the MTA (0, 75, 77) and no mail
+is filed in the mailbox."""
 
 import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
 from support import ROOT, fixture
+from support.contrib import INSTALL_PATHS, contrib_text, installed
 from support.mails import SKS, sks_mail
 
 
@@ -21,12 +22,15 @@ def readme_recipe():
     return "\n".join(line[4:] for line in match.group(0).splitlines()) + "\n"
 
 
+def test_contrib_has_the_readme_recipe():
+    assert readme_recipe() in contrib_text("mail/procmailrc")
+
+
 @pytest.mark.skipif(shutil.which("procmail") is None, reason="procmail is not installed")
-def test_the_readme_procmail_recipe(node, tmp_path):
+def test_the_procmail_recipe(node, tmp_path):
     node.manage("add", SKS)
-    recipe = readme_recipe().replace("/usr/bin/python3", sys.executable) \
-        .replace("/opt/cks", ROOT).replace("/etc/cks.conf", str(node.config)) \
-        .replace("postgresql://cks_mail@/cks", node.db_url)
+    recipe = installed("mail/procmailrc", dict(INSTALL_PATHS, **{
+        "/etc/cks.conf": str(node.config), "postgresql://cks_mail@/cks": node.db_url}))
     rcfile = tmp_path / "procmailrc"
     mailbox = tmp_path / "mbox"
     rcfile.write_text("SHELL=/bin/sh\nDEFAULT=%s\n%s" % (mailbox, recipe))

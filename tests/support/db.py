@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 BACKENDS = ["sqlite", "postgresql"]
 PG_ADMIN_URL = os.environ.get("CKS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -46,18 +47,30 @@ def drop_pg_database(url: str) -> None:
     _admin("DROP DATABASE IF EXISTS %s WITH (FORCE)" % name)
 
 
-def new_db_url(backend: str, directory) -> str:
-    """A fresh, empty database of the given kind (skipped, or failed under CI, when
-    PostgreSQL is not there)."""
+def require_postgres() -> None:
+    """Skip the test (fail it under CI) when no PostgreSQL server answers."""
     import pytest
     from . import in_ci
-    if backend == "sqlite":
-        return "sqlite:///%s" % (directory / "cks.db")
     missing = pg_available()
     if missing:
         if in_ci():
             pytest.fail("CI must run the PostgreSQL tests: " + missing)
         pytest.skip(missing)
+
+
+def pg_url(user: str, database: str) -> str:
+    """The test server's URL for this role and database."""
+    parts = urlsplit(PG_ADMIN_URL)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc="%s@%s" % (user, host), path="/" + database))
+
+
+def new_db_url(backend: str, directory) -> str:
+    """A fresh, empty database of the given kind (skipped, or failed under CI, when
+    PostgreSQL is not there)."""
+    if backend == "sqlite":
+        return "sqlite:///%s" % (directory / "cks.db")
+    require_postgres()
     return create_pg_database()
 
 
