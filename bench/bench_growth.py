@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""Lookups as the database grows: cksd at 10,000, 100,000 and more keys.
+
+For each size N: N synthetic keys (bench/synthetic_keys.py: valid Ed25519
+keys, one user ID each, made once and kept in --workdir) are loaded with
+`cks_admin.py load --no-sync` into a fresh database (load time per key,
+database size per key); then cksd, with a fresh install's defaults, is driven
+by wrk at 8 keep-alive clients over 200 keys picked at random:
+
+  get    /pks/lookup?op=get&options=mr&search=0x<key ID>
+  index  /pks/lookup?op=index&options=mr&search=0x<key ID>
+  word   /pks/lookup?op=index&options=mr&search=<word>   (a word of one key's name)
+
+It prints the 2xx answers per second and p99 of each, the largest resident
+size of a serving process under that load, and at the end each throughput at
+the largest size as a fraction of the smallest (the target: above 0.75).
+With the answer cache on (the default), repeated lookups are answered from
+memory whatever the size; --no-cache shows what the database itself does.
+
+    python3 bench/bench_growth.py [--sizes 10000,100000] [--db sqlite,postgresql]
+                                  [--duration 5] [--no-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Tuple
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path[:0] = [os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests"), BENCH]
+
+import loadgen  # noqa: E402
+from bench_hkp import answered  # noqa: E402
+from synthetic_keys import make_key  # noqa: E402
+
+from cks.openpgp.keys import parse_keyring  # noqa: E402
+from cks.store import open_store  # noqa: E402
+from support.db import create_pg_database, drop_pg_database  # noqa: E402
+from support.server import LOOPBACK_EXEMPT, Cksd  # noqa: E402
+
+KEYS_PER_CHUNK = 10_000
+
+
+def _chunk(span: Tuple[int, int]) -> Tuple[bytes, str]:
+    """Keys start to end - 1, and their key IDs (a line each)."""
+    keys = b"".join(make_key(i) for i in range(*span))
+    return keys, "".join(k.keyid.hex().upper() + "\n" for k in parse_keyring(keys).keys)
+
+
+def keyring(count: int, workdir: str) -> str:
+    """A binary keyring of `count` synthetic keys (key i named "Bench Key i"),
+    made on every core and kept, with their key IDs in PATH.keyids."""
+    path = os.path.join(workdir, "growth-%d.pgp" % count)
+    if not os.path.exists(path):
+        with multiprocessing.Pool() as pool, open(path + ".tmp", "wb") as out, \
+                open(path + ".keyids", "w") as ids:
+            for keys, keyids in pool.imap(_chunk, [(start, min(count, start + KEYS_PER_CHUNK))
+                                                   for start in range(0, count, KEYS_PER_CHUNK)]):
+                out.write(keys)
+                ids.write(keyids)
+        os.replace(path + ".tmp", path)
+    return path
+
+
+def workloads(path: str, count: int, rng: random.Random) -> Dict[str, List[str]]:
+    """200 lookups of each kind, for keys spread over the whole file."""
+    picked = sorted(rng.sample(range(count), 200))
+    with open(path + ".keyids") as handle:
+        every = handle.read().split()
+    keyids = [every[i] for i in picked]
+    return {
+        "get": ["/pks/lookup?op=get&options=mr&search=0x%s" % k for k in keyids],
+        "index": ["/pks/lookup?op=index&options=mr&search=0x%s" % k for k in keyids],
+        # make_key names key i "Bench Key i <benchi@example.org>"
+        "word": ["/pks/lookup?op=index&options=mr&search=bench%d" % i for i in picked],
+    }
+
+
+def database_bytes(url: str) -> int:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+    store = open_store(url)
+    try:
+        with store.read() as cursor:
+            return cursor.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    finally:
+        store.close()
+
+
+def serving_rss_kib(pid: int) -> int:
+    """The largest resident size among cksd's serving processes (its children,
+    or cksd itself when it serves alone)."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            pids = [int(p) for p in handle.read().split()] or [pid]
+    except OSError:
+        pids = [pid]
+    sizes = []
+    for child in pids:
+        with open("/proc/%d/status" % child) as handle:
+            sizes += [int(line.split()[1]) for line in handle if line.startswith("VmRSS:")]
+    return max(sizes)
+
+
+def load(url: str, path: str) -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", url, "load",
+                    "--no-sync", path], check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+Row = Tuple[str, int, float, int, Dict[str, Tuple[float, float]], int]
+
+
+def run_size(backend: str, count: int, path: str, args, work: str) -> Row:
+    url = create_pg_database() if backend == "postgresql" else \
+        "sqlite:///%s" % os.path.join(work, "growth-%d.db" % count)
+    try:
+        seconds = load(url, path)
+        size = database_bytes(url)
+        config = os.path.join(work, "cks.conf")
+        with open(config, "w") as handle:
+            handle.write("[server]\n" + ("" if args.cache else "answer_cache_mb = 0\n")
+                         + LOOPBACK_EXEMPT)
+        results: Dict[str, Tuple[float, float]] = {}
+        rss = 0
+        with Cksd(url, config=config) as cksd:
+            for name, paths in workloads(path, count, random.Random(count)).items():
+                result = loadgen.run_wrk(cksd.url, paths, 8, args.duration)
+                rss = max(rss, serving_rss_kib(cksd.proc.pid))
+                results[name] = (answered(result), result.p99_ms)
+                time.sleep(1)
+        return backend, count, seconds, size, results, rss
+    finally:
+        if backend == "postgresql":
+            drop_pg_database(url)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(url[len("sqlite:///"):] + suffix):
+                    os.remove(url[len("sqlite:///"):] + suffix)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--no-cache", dest="cache", action="store_false",
+                        help="cksd with [server] answer_cache_mb = 0")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(),
+                                                          "cks-bench-growth"))
+    args = parser.parse_args()
+    if not loadgen.wrk_available():
+        sys.exit("needs wrk (apt-get install wrk)")
+    os.makedirs(args.workdir, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    rows = []
+    for backend in args.db.split(","):
+        for count in sizes:
+            path = keyring(count, args.workdir)
+            rows.append(run_size(backend, count, path, args, args.workdir))
+            print_row(rows[-1], flush=True)
+    print("\ncksd with a fresh install's defaults%s; wrk, 8 keep-alive clients, %.0f s per "
+          "run; 2xx answers per second" % ("" if args.cache else ", no answer cache",
+                                           args.duration))
+    for backend in args.db.split(","):
+        mine = [r for r in rows if r[0] == backend]
+        small, large = mine[0], mine[-1]
+        print("%s: at %d keys, as a fraction of %d keys: %s" % (
+            backend, large[1], small[1], ", ".join(
+                "%s %.2f" % (name, large[4][name][0] / max(small[4][name][0], 1e-9))
+                for name in small[4])))
+    return 0
+
+
+def print_row(row: Row, flush: bool = False) -> None:
+    backend, count, seconds, size, results, rss = row
+    print("%-10s %9d keys: load %.2f ms/key, database %.0f bytes/key, serving process "
+          "%.1f MB; %s" % (
+              backend, count, seconds * 1000 / count, size / count, rss / 1024,
+              "; ".join("%s %.0f/s p99 %.1f ms" % (name, rate, p99)
+                        for name, (rate, p99) in results.items())), flush=flush)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
