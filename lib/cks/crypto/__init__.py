@@ -1,4 +1,4 @@
-"""Pure-Python public-key signature verification primitives.
+"""Public-key signature verification primitives, in Python.
 
 This package holds only the mathematics of signature verification
 (RSA PKCS#1 v1.5, DSA, ECDSA over short-Weierstrass curves, Ed25519 and
@@ -15,7 +15,8 @@ an algorithm identifier (hash id, curve OID) that this package does not
 implement at all, so the caller can tell "bad signature" apart from
 "cannot check this signature".
 
-Only the standard library is used.
+Only the standard library is used; where OpenSSL's libcrypto loads, it
+does the heavy arithmetic (libcrypto.py), with the same results.
 """
 
 

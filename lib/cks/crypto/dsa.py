@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import libcrypto
 from ._scalar import sliding_window, truncate_digest
 
 # Sanity limits: FIPS 186-4 stops at L = 3072 / N = 256; OpenPGP
@@ -73,5 +74,8 @@ def verify(p: int, q: int, g: int, y: int, digest: bytes, r: int, s: int) -> boo
     z = truncate_digest(bytes(digest), q.bit_length())
     u1 = z * w % q
     u2 = r * w % q
-    v = _double_pow(g, u1, y, u2, p) % q
+    if libcrypto.available():
+        v = libcrypto.mod_exp(g, u1, p) * libcrypto.mod_exp(y, u2, p) % p % q
+    else:
+        v = _double_pow(g, u1, y, u2, p) % q
     return v == r

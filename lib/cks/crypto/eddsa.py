@@ -24,6 +24,7 @@ import hashlib
 import hmac
 from typing import List, Optional, Sequence, Tuple
 
+from . import libcrypto
 from ._scalar import signed_windows, wnaf
 
 _BYTES = (bytes, bytearray, memoryview)
@@ -396,5 +397,9 @@ def _verify(public_key, message, signature, size: int, decode, order: int, chall
     s = int.from_bytes(signature[size:], "little")
     if s >= order:
         return False
+    checked = libcrypto.eddsa_verify("ed25519" if size == 32 else "ed448", public_key,
+                                     bytes(message), signature)
+    if checked is not None:
+        return checked
     k = int.from_bytes(challenge(r_enc + public_key + bytes(message)), "little") % order
     return hmac.compare_digest(sb_minus_ka(s, k, a[0], a[1]), r_enc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from . import UnsupportedAlgorithm
+from . import UnsupportedAlgorithm, libcrypto
 from .hashes import DIGEST_INFO_PREFIX, DIGEST_SIZE
 
 # Largest modulus we are willing to exponentiate with.  GnuPG caps RSA at
@@ -47,5 +47,5 @@ def verify_pkcs1v15(n: int, e: int, hash_algo: int, digest: bytes, signature: in
     if k < len(t) + 11:
         return False
     expected = b"\x00\x01" + b"\xff" * (k - len(t) - 3) + b"\x00" + t
-    em = pow(signature, e, n).to_bytes(k, "big")
+    em = libcrypto.mod_exp(signature, e, n).to_bytes(k, "big")
     return hmac.compare_digest(em, expected)

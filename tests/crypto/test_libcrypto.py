@@ -1,0 +1,90 @@
+"""libcrypto as the accelerator of verification (cks.crypto.libcrypto): the
+same verdicts as the pure-Python code on random valid and damaged input."""
+
+import hashlib
+import random
+
+import pytest
+from cryptography.hazmat.primitives import hashes as c_hashes
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, padding, rsa
+
+from cks.crypto import libcrypto
+from cks.crypto.eddsa import ed448_verify, ed25519_verify
+from cks.crypto.rsa import verify_pkcs1v15
+from support import in_ci
+
+rng = random.Random(1705)
+
+
+def both(check, *args):
+    """(libcrypto's verdict, pure Python's verdict)."""
+    libcrypto.use(True)
+    fast = check(*args)
+    libcrypto.use(False)
+    try:
+        return fast, check(*args)
+    finally:
+        libcrypto.use(True)
+
+
+def damaged(data: bytes) -> bytes:
+    position = rng.randrange(len(data))
+    return data[:position] + bytes([data[position] ^ (1 << rng.randrange(8))]) \
+        + data[position + 1:]
+
+
+@pytest.fixture(autouse=True)
+def needs_libcrypto(arithmetic):
+    if arithmetic != "libcrypto":
+        pytest.skip("compares the two paths itself")
+
+
+def test_libcrypto_is_used_in_ci():
+    # the machines CKS runs on have it (CPython's ssl module links it)
+    if in_ci():
+        assert libcrypto.available()
+
+
+def test_mod_exp_agrees_with_pow():
+    for bits in (17, 160, 1024, 2048, 4096, 8192):
+        modulus = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        for base in (0, 1, modulus - 1, modulus, modulus + 5, rng.getrandbits(bits + 8)):
+            for exponent in (0, 1, 2, 65537, rng.getrandbits(256)):
+                assert libcrypto.mod_exp(base, exponent, modulus) == pow(base, exponent,
+                                                                         modulus)
+
+
+@pytest.mark.parametrize("bits", [1024, 2048, 4096])
+def test_rsa_verdicts_agree(bits):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    n = key.public_key().public_numbers().n
+    for _ in range(20):
+        message = rng.randbytes(40)
+        signature = key.sign(message, padding.PKCS1v15(), c_hashes.SHA256())
+        digest = hashlib.sha256(message).digest()
+        for sig, dig in ((signature, digest), (damaged(signature), digest),
+                         (signature, damaged(digest))):
+            fast, pure = both(verify_pkcs1v15, n, 65537, 8, dig, int.from_bytes(sig, "big"))
+            assert fast == pure
+        assert both(verify_pkcs1v15, n, 65537, 8, digest,
+                    int.from_bytes(signature, "big")) == (True, True)
+
+
+@pytest.mark.parametrize("scheme", ["ed25519", "ed448"])
+def test_eddsa_verdicts_agree(scheme):
+    private_class, verify = {"ed25519": (ed25519.Ed25519PrivateKey, ed25519_verify),
+                             "ed448": (ed448.Ed448PrivateKey, ed448_verify)}[scheme]
+    raw = (serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    valid = 0
+    for _ in range(40):
+        key = private_class.generate()
+        public = key.public_key().public_bytes(*raw)
+        message = rng.randbytes(rng.randrange(1, 80))
+        signature = key.sign(message)
+        for args in ((public, message, signature), (damaged(public), message, signature),
+                     (public, damaged(message), signature), (public, message, damaged(signature))):
+            fast, pure = both(verify, *args)
+            assert fast == pure, args
+            valid += fast
+    assert valid >= 40  # every undamaged signature, at least
