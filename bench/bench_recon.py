@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [os.path.join(ROOT, "lib"), HERE]
 
-from cks.openpgp.armor import crc24  # noqa: E402
+from cks.openpgp.crc24 import crc24  # noqa: E402
 from cks.openpgp.keys import parse_keyring, sks_hash  # noqa: E402
 from cks.store import open_store  # noqa: E402
 from cks.store.ptree import rebuild  # noqa: E402

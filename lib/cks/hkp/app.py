@@ -16,7 +16,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
 from .. import pipeline
 from ..openpgp import armor
-from ..openpgp.armor import crc24
+from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.base import KeyRow, words_of

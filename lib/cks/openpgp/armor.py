@@ -18,36 +18,10 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple, Union
 
+from .crc24 import crc24
 from .errors import ArmorError
 
 PUBLIC_KEY_BLOCK = "PUBLIC KEY BLOCK"
-
-_CRC24_INIT = 0xB704CE
-_CRC24_POLY = 0x1864CFB
-
-
-def _crc24_table() -> List[int]:
-    table = []
-    for byte in range(256):
-        crc = byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= _CRC24_POLY
-        table.append(crc & 0xFFFFFF)
-    return table
-
-
-_TABLE = _crc24_table()
-
-
-def crc24(data: bytes) -> int:
-    """The CRC-24 of RFC 9580 section 6.1."""
-    crc = _CRC24_INIT
-    table = _TABLE
-    for byte in data:
-        crc = ((crc << 8) & 0xFFFFFF) ^ table[(crc >> 16) ^ byte]
-    return crc
 
 
 @dataclass

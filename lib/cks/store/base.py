@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Sequence, Tuple)
 
-from ..openpgp.armor import crc24
+from ..openpgp.crc24 import crc24
 from ..openpgp.info import KeyInfo
 from .changes import KeyChangeWatch, LocalChanges, note_key_change
 
