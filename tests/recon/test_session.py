@@ -408,6 +408,19 @@ def test_answerer_poly_failure_at_small_node_sends_full_elements():
         answerer.receive(Elements([4]).encode())
 
 
+def test_answerer_counts_full_elements_left_unanswered():
+    # Hockeypuck's requester sends Done without the Elements it owes for the
+    # FullElements of its last batch: what we lack there goes unseen.
+    tree, _ = one_tree(set(range(10, 20)))
+    answerer = Answerer(tree, never_reconcile)
+    request = ReconRqstPoly(ROOT, 60, samples_of(range(100, 160)))
+    assert decode_all(answerer.receive(request.encode() + Flush().encode())) == [
+        FullElements(set(range(10, 20)))]
+    assert answerer.unanswered == 1
+    answerer.receive(Done().encode())
+    assert answerer.done and answerer.missing == set() and answerer.unanswered == 1
+
+
 def test_answerer_errors_on_a_prefix_it_cannot_serve():
     class Shallow(MemTree):
         def node(self, prefix):

@@ -6,26 +6,13 @@ key whose copies differ (merged on both sides to the same SKS hash)."""
 
 import time
 
-import pytest
-
-from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
-from support import DEBIAN_KEYRING, fixture
+from cks.openpgp.keys import read_keys, sks_hash
+from support import fixture, write_keyring
 from support.db import run_sql
 from support.nodes import manage, sync
 from support.procs import tool
 from support.server import Cksd
 from support.sks import sks_node
-
-
-@pytest.fixture(scope="module")
-def debian_keys():
-    with open(DEBIAN_KEYRING, "rb") as handle:
-        return parse_keyring(handle.read()).keys
-
-
-def keyring(path, keys):
-    path.write_bytes(b"".join(k.serialize() for k in keys))
-    return path
 
 
 def stored(node):
@@ -41,10 +28,10 @@ def test_cksd_and_sks_end_with_the_union(new_db, tmp_path, debian_keys):
     union = {k.fingerprint.hex().upper() for k in on_sks + on_cks}
     with Cksd(new_db("a"), args=["--recon-port", "0"]) as a:
         loaded = tool("cks_admin.py", ["--db", a.db_url, "load", "--no-sync",
-                                       str(keyring(tmp_path / "cks.gpg", on_cks))])
+                                       str(write_keyring(tmp_path / "cks.gpg", on_cks))])
         assert loaded.returncode == 0, loaded.stderr
         recon = int(a.wait_for_output(r"cksd recon on [\d.]+:(\d+)").group(1))
-        with sks_node(tmp_path / "sks", [keyring(tmp_path / "sks.gpg", on_sks)],
+        with sks_node(tmp_path / "sks", [write_keyring(tmp_path / "sks.gpg", on_sks)],
                       membership=[("127.0.0.1", recon)], gossip_interval_min=0.1) as sks:
             peer = "127.0.0.2:%d" % sks.hkp_port
             assert manage(a, "add", peer, "--type", "recon", "--recon-port",

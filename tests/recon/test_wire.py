@@ -307,6 +307,13 @@ def test_peer_error_is_a_protocol_error():
 # ----------------------------------------------------------------------------
 # Handshake checks
 
+def test_our_filters_go_sorted_and_once():
+    # Hockeypuck compares the filter text as is, against its own sorted list.
+    assert our_config(80, "yminsky.merge,drop:UAT,,yminsky.merge").filters == \
+        "drop:UAT,yminsky.merge"
+    assert our_config(80, ["b", "a"]).filters == "a,b"
+
+
 def test_check_config_accepts_matching_peer():
     ours = our_config(11371)
     assert check_config(our_config(80), ours) is None

@@ -16,6 +16,12 @@ def fixture(name: str) -> bytes:
         return handle.read()
 
 
+def write_keyring(path, keys):
+    """`keys` (parsed keys) as one binary keyring file at `path` (a Path); its path."""
+    path.write_bytes(b"".join(k.serialize() for k in keys))
+    return path
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -60,6 +60,7 @@ def test_mail_peer_is_recognised(db_url):
     (["add", "ok.example", "--recon-port", "11370"], 2, "for --type recon peers"),
     (["add", "ok.example", "--type", "recon", "--recon-port", "0"], 2, "between 1 and 65535"),
     (["add", "ok.example", "--type", "recon", "--filters", ","], 2, "--filters"),
+    (["add", "ok.example", "--type", "recon", "--filters", "a b,c"], 2, "--filters"),
     (["remove", "unknown.example"], 1, "no peer unknown.example:11371"),
     (["set", "unknown.example", "--disable"], 1, "no peer"),
     (["set", "unknown.example"], 2, "nothing to change"),
@@ -87,6 +88,15 @@ def test_recon_peers(db_url):
     row = [line for line in manage(db_url, "list").stdout.decode().splitlines()
            if line.split()[1:2] == ["sks.example:11371"]][0]
     assert "none yet" in row
+
+
+def test_hockeypuck_filter_names(db_url):
+    # Hockeypuck's own names hold ':' and '+'
+    names = "drop:UAT,schema:application/pgp-keys,versions:3+4+6+rfc9980,yminsky.dedup"
+    assert manage(db_url, "add", "hp.example", "--type", "recon", "--filters",
+                  names).returncode == 0
+    (peer,) = json.loads(manage(db_url, "list", "--json").stdout)
+    assert peer["filters"] == names
 
 
 def test_duplicates_are_refused(db_url):

@@ -93,8 +93,9 @@ def _filters(text: Optional[str]) -> Optional[str]:
     if text is None:
         return None
     names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names or any(not n.replace(".", "").replace("_", "").replace("-", "").isalnum()
-                        for n in names):
+    # Any printable text without blanks: Hockeypuck's names hold ':' and '+'
+    # (drop:UAT, versions:3+4+6+rfc9980).
+    if not names or any(not n.isprintable() or any(c.isspace() for c in n) for n in names):
         raise UserError("--filters: a comma-separated list of filter names, e.g. %s"
                         % DEFAULT_FILTERS)
     return ",".join(names)

@@ -43,6 +43,7 @@ class SessionResult:
     seconds: float = 0.0
     bytes_sent: int = 0
     bytes_received: int = 0
+    unanswered: int = 0  # our FullElements the peer (requesting) never answered
 
 
 class _Connection:
@@ -119,6 +120,9 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         conn.send(role.receive(data))
     if isinstance(role, Answerer) and role.error is not None:
         raise ReconProtocolError("we could not answer: %s" % role.error)
-    requests = role.requests_sent if isinstance(role, Requester) else role.requests_answered
+    if isinstance(role, Requester):
+        requests, unanswered = role.requests_sent, 0
+    else:
+        requests, unanswered = role.requests_answered, role.unanswered
     return SessionResult(set(role.missing), set(role.given), handshake.peer_config, requests,
-                         time.monotonic() - conn.started, conn.sent, conn.received)
+                         time.monotonic() - conn.started, conn.sent, conn.received, unanswered)

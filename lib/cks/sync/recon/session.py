@@ -350,6 +350,14 @@ class Answerer:
             out += self._handle(message)
         return out
 
+    @property
+    def unanswered(self) -> int:
+        """Our FullElements the requester has not answered with Elements.  At
+        Done this should be 0; Hockeypuck's requester drops the Elements it
+        owes for the FullElements of its last batch, so what it holds under
+        those prefixes stays unknown to us (its own rounds find it)."""
+        return len(self._awaiting)
+
     def _prefetch(self, messages: Sequence[Message]) -> None:
         """Tell the tree which nodes the requests that arrived together name."""
         requests = [m for m in messages if isinstance(m, (ReconRqstPoly, ReconRqstFull))

@@ -526,11 +526,12 @@ def encode_verdict(reason: Optional[str]) -> bytes:
 def our_config(http_port: int, filters: Union[str, Sequence[str]] = DEFAULT_FILTERS,
                version: str = SKS_VERSION) -> Config:
     """The Config this node sends: `filters` is a per-peer setting (a
-    comma-separated string or a list of filter names)."""
-    if not isinstance(filters, str):
-        filters = ",".join(filters)
+    comma-separated string or a list of filter names), sent sorted and without
+    repeats: SKS compares filter sets, but Hockeypuck compares the text as is,
+    against its own list, which it sorts."""
+    names = filters.split(",") if isinstance(filters, str) else filters
     return Config(version=version, http_port=http_port, bitquantum=BITQUANTUM, mbar=MBAR,
-                  filters=filters)
+                  filters=",".join(sorted(set(n for n in names if n))))
 
 
 _VERSION_PART = re.compile(r"[+-]?[0-9]+")
