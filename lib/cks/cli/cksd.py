@@ -314,6 +314,22 @@ def default_processes() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM, SIGINT and SIGHUP back around a fork, in the parent and
+    in the new child alike.  Python forgets, in a child, a signal that
+    arrives between the fork and its own reset of the signal state, so a
+    SIGTERM that cksd passes on to a serving process just forked would be
+    lost and that process would serve on; held, it is delivered once the
+    child is ready for it."""
+    held = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
 def run_processes(settings: Settings, listeners: Listeners, port: int, count: int,
                   stop: _StopSignal, hangup: Hangup,
                   recon_listener: Optional[socket.socket] = None) -> int:
@@ -327,7 +343,8 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
     children: List[int] = []
     for index in range(count):
-        pid = os.fork()
+        with _signals_held():
+            pid = os.fork()
         if pid == 0:
             code = 1
             try:
