@@ -23,6 +23,15 @@ def db_url(request, tmp_path):
         drop_pg_database(url)
 
 
+@pytest.fixture
+def store(db_url):
+    """A Store open on db_url."""
+    from cks.store import open_store
+    store = open_store(db_url)
+    yield store
+    store.close()
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def module_db_url(request, tmp_path_factory):
     """Like db_url, shared by the tests of one module."""

@@ -94,13 +94,6 @@ def assert_tree_matches(cursor, hashes):
     return nodes
 
 
-@pytest.fixture
-def store(db_url):
-    store = open_store(db_url)
-    yield store
-    store.close()
-
-
 # --- the tree against a recomputation, change by change --------------------------------
 
 def test_every_insert_and_delete_keeps_the_tree_exact(store, monkeypatch):

@@ -2,7 +2,6 @@
 count, that they read indexes and never the key rows, and the migration
 that adds those indexes to a version 2 database."""
 
-import pytest
 
 from cks import pipeline
 from cks.store import base, open_store
@@ -17,13 +16,6 @@ DAY = 86400
 NOW = 1796000000 + 12 * 3600  # noon, so "today" holds times before and after NOW
 TODAY = NOW // DAY * DAY
 STATS_INDEXES = {"cks_keys_changed", "cks_keys_algorithm", "cks_userids_photos"}
-
-
-@pytest.fixture
-def store(db_url):
-    store = open_store(db_url)
-    yield store
-    store.close()
 
 
 def _store_keys(store, *names):
