@@ -21,11 +21,12 @@ ask at every lookup:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import select
 import threading
 import time
 from typing import Any, Callable, Hashable, Optional
+
+from ..counter import Counter
 
 log = logging.getLogger("cks.store")
 
@@ -47,26 +48,19 @@ class LocalChanges:
     is seen by the lookup that another answers next, without waiting for the
     database's notification."""
 
-    def __init__(self, counter: Any = None) -> None:
-        self._shared = counter  # a multiprocessing.Value, or None: this process only
-        self._count = 0
-        self._lock = threading.Lock()
+    def __init__(self, counter: Optional[Counter] = None) -> None:
+        self._counter = counter or Counter()
 
     @classmethod
     def shared(cls) -> "LocalChanges":
-        return cls(multiprocessing.Value("Q", 0))
+        return cls(Counter.shared())
 
     def committed(self) -> None:
-        if self._shared is not None:
-            with self._shared.get_lock():
-                self._shared.value += 1
-        else:
-            with self._lock:
-                self._count += 1
+        self._counter.add()
 
     @property
     def count(self) -> int:
-        return self._shared.value if self._shared is not None else self._count
+        return self._counter.value
 
 
 class KeyChangeWatch:
