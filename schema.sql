@@ -1,5 +1,5 @@
--- CKS PostgreSQL schema, version 4 (lib/cks/store/migrations.py brings a
--- version 1, 2 or 3 database forward).
+-- CKS PostgreSQL schema, version 3 (lib/cks/store/migrations.py brings a
+-- version 1 or 2 database forward).
 -- `psql -f schema.sql DBNAME` on an empty database creates it; the tools do the
 -- same on first use.  lib/cks/store/schema_sqlite.sql mirrors it for SQLite.
 -- Fingerprints and key IDs are upper-case hex text; times are epoch seconds in
@@ -11,7 +11,7 @@ BEGIN;
 CREATE TABLE cks_schema_version (
     version     integer NOT NULL
 );
-INSERT INTO cks_schema_version (version) VALUES (4);
+INSERT INTO cks_schema_version (version) VALUES (3);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (
@@ -29,10 +29,7 @@ CREATE TABLE cks_keys (
     sks_hash      text NOT NULL UNIQUE,   -- 32 hex, SKS's MD5 key hash
     keydata       bytea NOT NULL,         -- the network's view: every packet, merged
     served        bytea NOT NULL,         -- the verified view clients get (README)
-    served_crc24  integer NOT NULL,       -- of served: armoring a lookup skips it;
-                                          -- -1 while the key has no served view yet
-                                          -- (an upload answered before its view
-                                          -- was derived: lookups do not find it)
+    served_crc24  integer NOT NULL,       -- of served: armoring a lookup skips it
     size          integer NOT NULL,
     first_seen    bigint NOT NULL,
     last_changed  bigint NOT NULL,
@@ -103,16 +100,13 @@ CREATE INDEX cks_key_signers_key ON cks_key_signers (key_fingerprint);
 -- deleted a key and worked off right after it commits (by the same program;
 -- cksd also drains what a crash left).  signed: the key arrived or left, so
 -- the keys it signed follow.  missing: key IDs of signers the key lacked
--- when stored; it is derived again if one of them is held by then.  own:
--- the key's network view was stored without deriving its served view (an
--- upload answered first); derive it.
+-- when stored; it is derived again if one of them is held by then.
 CREATE TABLE cks_view_work (
     id          bigserial PRIMARY KEY,
     fingerprint text NOT NULL,
     keyid       text NOT NULL,
     signed      boolean NOT NULL,
-    missing     text NOT NULL DEFAULT '',
-    own         boolean NOT NULL DEFAULT false
+    missing     text NOT NULL DEFAULT ''
 );
 
 -- Word index for text search, as SKS keeps it: every word of every user ID,

@@ -18,7 +18,7 @@ from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_ke
 from .openpgp.packet import TAG_SIGNATURE
 from .served import ServePolicy, third_party_issuers
 from .store import Store
-from .views import KEYS_PER_TRANSACTION, follow_signers, network_info, save_views
+from .views import KEYS_PER_TRANSACTION, follow_signers, save_views
 
 log = logging.getLogger("cks.pipeline")
 
@@ -70,7 +70,6 @@ class Outcome:
     status: str  # added, updated, unchanged, refused
     reason: str = ""
     refusal: str = ""  # for refused keys: REJECTED or OVER_LIMIT
-    view_work: Optional[int] = None  # stored with its served view to follow: the work item
 
 
 @dataclass
@@ -87,19 +86,18 @@ class Report:
 
 
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
-           binary: bool = False, follow: bool = True, defer_views: bool = False) -> Report:
+           binary: bool = False, follow: bool = True) -> Report:
     """Parse `data` (armored or binary; `binary` skips armor detection) and store
-    every usable key in it (see store_keys for `follow` and `defer_views`)."""
+    every usable key in it (see store_keys for `follow`)."""
     result = parse_keyring(data) if binary else read_keys(data)
     report = Report(problems=list(result.problems))
     report.outcomes = store_keys(store, merge_all(result.keys), source, limits or Limits(),
-                                 follow=follow, defer_views=defer_views)
+                                 follow=follow)
     return report
 
 
 def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
-               now: Optional[int] = None, follow: bool = True,
-               defer_views: bool = False) -> List[Outcome]:
+               now: Optional[int] = None, follow: bool = True) -> List[Outcome]:
     """Merge keys into the database, up to KEYS_PER_TRANSACTION per transaction.
 
     Each key's change commits together with its pending-sync entry; the keys of
@@ -109,11 +107,6 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
     that to its background job, which takes the work of many uploads at once
     (a key certified by each of a hundred keys uploaded one by one is derived
     again a few times, not a hundred).
-
-    `defer_views`: store only the network view of each key, and queue the
-    derivation of its served view (Outcome.view_work) for the caller to run
-    after it answered (views.derive_followups): cksd's uploads.  Until then
-    lookups do not find a new key, and find a changed key as it was.
     """
     now = int(time.time()) if now is None else now
     outcomes: List[Outcome] = []
@@ -127,7 +120,7 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
         todo = [key for key, result in zip(chunk, results) if result is None]
         if todo:
             with store.write([k.fingerprint.hex().upper() for k in todo]) as cursor:
-                merged = iter([merge_one(store, cursor, key, source, limits, now, defer_views)
+                merged = iter([merge_one(store, cursor, key, source, limits, now)
                                for key in todo])
             results = [result or next(merged) for result in results]
         outcomes.extend(results)
@@ -139,9 +132,8 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
 
 
 def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
-              now: int, defer_views: bool = False) -> Outcome:
-    """Merge one key with its stored copy, inside the caller's transaction
-    (see store_keys for `defer_views`)."""
+             now: int) -> Outcome:
+    """Merge one key with its stored copy, inside the caller's transaction."""
     fingerprint = key.fingerprint.hex().upper()
     reason = store.rejection_reason(cursor, fingerprint)
     if reason is not None:
@@ -151,20 +143,10 @@ def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
     if merged.outcome is not None:
         return merged.outcome
     first_seen = stored[1] if stored else None
-    keyid = merged.key.keyid.hex().upper()
-    missing: Sequence[str] = ()
-    if defer_views:
-        store.save_network_view(cursor, network_info(merged.key), merged.data, source.tag,
-                                first_seen, now)
-    else:
-        _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve,
-                                source.tag, first_seen, now)
-    outcome = record_signers(store, cursor, fingerprint, keyid, third_party_issuers(merged.key),
-                             stored is None, missing, source, now)
-    if defer_views:
-        outcome.view_work = store.queue_view_work(cursor, fingerprint, keyid, signed=False,
-                                                  own=True)
-    return outcome
+    _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
+                            first_seen, now)
+    return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
+                          third_party_issuers(merged.key), stored is None, missing, source, now)
 
 
 def rejected(fingerprint: str, reason: str) -> Outcome:

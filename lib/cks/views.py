@@ -10,11 +10,6 @@ a key stored while one of its signers was on its way in another transaction.
 Every program that stores keys calls it; cksd also runs it every few
 seconds, for work a crash left behind.  Nothing is lost: a work item leaves
 the queue only after the views it names were derived again.
-
-cksd answers an upload once the key's network view is stored, and derives
-its served view right after (derive_followups): the same queue holds that
-work (`own` items) until it is done, so a crash between the two loses
-nothing either.
 """
 
 from __future__ import annotations
@@ -102,13 +97,6 @@ def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePoli
         view.missing
 
 
-def network_info(key: Key) -> KeyInfo:
-    """What a key row needs before the key's served view is derived
-    (Store.save_network_view): its primary key's fields and its SKS hash,
-    with no signature checked."""
-    return describe(Key(key.primary, key.public_key, [], [], []), network=key)
-
-
 def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:
     """Key ID hex -> the primary keys of the stored keys that have it."""
     return {keyid: [_primary_of(blob) for blob in blobs]
@@ -116,45 +104,25 @@ def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, Lis
 
 
 def reverify(store: Store, policy: ServePolicy,
-             fingerprints: Optional[Sequence[str]] = None, follow_missing: bool = False,
-             work_done: Sequence[int] = ()) -> int:
+             fingerprints: Optional[Sequence[str]] = None) -> int:
     """Derive the served view of stored keys (all, or the given ones) again,
-    e.g. after the [policy] changed.  Returns how many served views changed.
-    `follow_missing`: queue the keys whose views lack a signer, to be derived
-    again when one arrives (what storing a key does; for views derived after
-    their key was stored, derive_followups).  `work_done`: view work items
-    to clear in the last transaction (one commit less for an upload's key)."""
+    e.g. after the [policy] changed.  Returns how many served views changed."""
     if fingerprints is None:
         fingerprints = [fingerprint for fingerprint, _ in store.iter_keydata()]
     changed = 0
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
         with store.write(chunk) as cursor:
-            if start + KEYS_PER_TRANSACTION >= len(fingerprints):
-                store.clear_view_work(cursor, work_done)
             for fingerprint in chunk:
                 stored = store.load_keydata(cursor, fingerprint)
                 if stored is None:
                     continue
                 keydata, first_seen = stored
                 keys = parse_keyring(keydata).keys
-                if not keys:
-                    continue
-                written, missing = save_views(store, cursor, keys[0], keydata, policy, None,
-                                              first_seen, int(time.time()))
-                changed += written
-                if follow_missing and missing:
-                    store.queue_view_work(cursor, fingerprint, keys[0].keyid.hex().upper(),
-                                          signed=False, missing=missing)
+                if keys and save_views(store, cursor, keys[0], keydata, policy, None,
+                                       first_seen, int(time.time()))[0]:
+                    changed += 1
     return changed
-
-
-def derive_followups(store: Store, policy: ServePolicy, work: Sequence[Tuple[str, int]]) -> int:
-    """Derive the served views of keys stored without them (pipeline
-    store_keys with defer_views; `work`: (fingerprint, work item id) pairs),
-    then clear their work items.  Returns how many served views changed."""
-    return reverify(store, policy, sorted({fingerprint for fingerprint, _ in work}),
-                    follow_missing=True, work_done=[item for _, item in work])
 
 
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
@@ -175,15 +143,12 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
             if not work:
                 return changed
             targets = set()
-            own = [(item.fingerprint, item.id) for item in work if item.own]
             for item in work:
                 if item.signed:
                     signed = set(store.signed_by(cursor, item.keyid))
                     targets.update(signed - settled if item.fingerprint in settled else signed)
                 if item.missing and store.any_held(cursor, item.missing.split()):
                     targets.add(item.fingerprint)
-        if own:  # a crash left them (or the upload's worker is at it: twice is harmless)
-            changed += derive_followups(store, policy, own)
         changed += rederive(sorted(targets))
         store.view_work_done([item.id for item in work])
         if changed:

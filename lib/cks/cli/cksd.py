@@ -20,7 +20,6 @@ from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
 from ..hkp.answer_cache import AnswerCache
 from ..hkp.cksd_metrics import DEFAULT_METRICS_ALLOW, CksdMetrics
-from ..hkp.followups import ViewFollowups
 from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
@@ -213,12 +212,10 @@ Listeners = List[Tuple[socket.socket, Optional[Certificates]]]  # None: plain HT
 def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal,
           hangup: Hangup, recon_listener: Optional[socket.socket] = None,
           changes: Optional[LocalChanges] = None,
-          metrics: Optional[CksdMetrics] = None,
-          followups: Optional[ViewFollowups] = None) -> int:
+          metrics: Optional[CksdMetrics] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
-    process's part of the metrics they share; `followups`: the served views
-    their uploads left to derive (hkp/followups.py)."""
+    process's part of the metrics they share."""
     pool_size = settings.get_int("database", "pool_size", 16)
     timeout = settings.get_float("server", "request_timeout", 30.0)
     replica = None
@@ -235,8 +232,6 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
                                       in listeners if certificates is not None), None)
         if metrics is not None:
             app.metrics = metrics
-        if followups is not None:
-            app.followups = followups
         store.on_error = app.metrics.database_error
         cache_bytes = answer_cache_bytes(settings)
         if cache_bytes and replica is None:
@@ -345,7 +340,6 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     the requests it has in flight.
     """
     changes = LocalChanges.shared()  # each process's uploads clear every process's answers
-    followups = ViewFollowups.shared()  # and their lookups wait for every process's uploads
     metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
     children: List[int] = []
     for index in range(count):
@@ -357,7 +351,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 # `stop` as inherited: its handler is this child's until serve()
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
-                             changes, metrics[index], followups)
+                             changes, metrics[index])
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Dict, FrozenSet, List, Optional, Tuple, Union
 
 from .. import pipeline
 from ..openpgp import armor
@@ -23,12 +23,10 @@ from ..store.base import KeyRow, words_of
 from ..store.replica import ReplicaReads
 from ..rejection import NodeIdentity
 from ..sync.recon import hashquery
-from ..views import derive_followups
 from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings
 from .answer_cache import AnswerCache
 from .cksd_metrics import DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics, metrics_page
-from .followups import ViewFollowups
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, is_operators_own, parse_networks)
 from .request import (QUERY_ONCE, Form, HKPError, Lookup, Query, parse_form, parse_lookup,
@@ -78,9 +76,6 @@ class Response:
     body: bytes = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: List[Tuple[str, str]] = field(default_factory=list)
-    # work that follows the answer: the worker thread runs it once the answer
-    # is on its way (an upload's served views)
-    after: Optional[Callable[[], None]] = None
 
 
 @dataclass
@@ -126,7 +121,6 @@ class KeyServer:
         self.metrics = CksdMetrics.alone()  # cli/cksd.py shares one among its processes
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
-        self.followups = ViewFollowups()  # cli/cksd.py shares one among its processes
 
     def exempt_peers(self, addresses: FrozenSet[IPAddress]) -> None:
         """Swap in the enabled peers' addresses (from the PeerRefresher's thread)."""
@@ -207,7 +201,6 @@ class KeyServer:
     # --- lookups -----------------------------------------------------------------
 
     def lookup(self, request: Request) -> Response:
-        self.followups.settle()  # the served views of uploads already answered
         lookup = parse_lookup(request.query, words_of)
         if lookup.op == "stats":
             return self.stats(lookup)
@@ -320,7 +313,6 @@ class KeyServer:
         """GET /pks/photo?fingerprint=FPR&n=N: a photo ID of a key's served view
         (photos.py)."""
         fingerprint, number = photos.parse_query(request.query)
-        self.followups.settle()
         served = self.lookup_store.served([fingerprint]).get(fingerprint)
         if served is None:
             raise HKPError(404, "no key with fingerprint %s is held here" % fingerprint)
@@ -356,27 +348,11 @@ class KeyServer:
             raise HKPError(400, "empty submission: no key data")
         peer = request.header(SYNC_HEADER).strip()
         source = pipeline.Source.peer("hkp-sync", peer) if peer else pipeline.Source.user()
-        # The answer needs only the network views: the keys' served views
-        # follow it (followups.py), and those of other keys that depend on them
-        # within seconds, in cksd's background job (cli/cksd.py).
-        report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False,
-                                 defer_views=True)
+        # The served views that depend on these keys follow within seconds, in
+        # cksd's background job (cli/cksd.py), not in this request.
+        report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False)
         self.metrics.uploaded(report)
-        response = self._add_response(request, report, "mr" in options)
-        work = [(o.fingerprint, o.view_work) for o in report.outcomes if o.view_work is not None]
-        if work:
-            self.followups.started()
-            response.after = lambda: self._derive_followups(work)
-        return response
-
-    def _derive_followups(self, work: List[Tuple[str, int]]) -> None:
-        try:
-            derive_followups(self.store, self.settings.limits.serve, work)
-        except Exception as exc:  # noqa: BLE001 - the background job does them later
-            log.warning("served views of %d uploaded key%s not derived yet (%s); the "
-                        "background job will", len(work), "" if len(work) == 1 else "s", exc)
-        finally:
-            self.followups.finished()
+        return self._add_response(request, report, "mr" in options)
 
     def _add_response(self, request: Request, report: pipeline.Report, mr_out: bool) -> Response:
         status = _add_status(report)

@@ -294,11 +294,12 @@ class HKPServer:
         request = Request(head.method, head.target, head.headers, body, connection.address)
         connection.state = BUSY
         connection.deadline = float("inf")  # the app answers within its own time limits
-        if is_quick(request) and not self.app.followups.in_flight:  # else it may wait
+        if is_quick(request):
             self._respond(connection, request, self._answer(request))
         else:
             self._watch(connection, 0)  # nothing more is read until it is answered
-            self._pool.submit(self._answer_in_worker, connection, request)
+            future = self._pool.submit(self._answer, request)
+            future.add_done_callback(lambda done: self._post(connection, request, done))
 
     def _answer(self, request: Request) -> Response:
         try:
@@ -307,20 +308,13 @@ class HKPServer:
             log.exception("error serving %s %s", request.method, request.target)
             return Response(500, b"internal server error\n")
 
-    def _answer_in_worker(self, connection: _Connection, request: Request) -> None:
-        """In a worker thread: answer, hand the answer back to the loop's
-        thread, then do the work that follows it."""
-        response = self._answer(request)
-        self._done.put((connection, request, response))
+    def _post(self, connection: _Connection, request: Request, done) -> None:
+        """A worker finished: hand the answer back to the loop's thread."""
+        self._done.put((connection, request, done.result()))
         try:
             os.write(self._wake_write, b"x")
         except OSError:
             pass
-        if response.after is not None:
-            try:
-                response.after()
-            except Exception:  # a bug must not cost the worker thread
-                log.exception("error after answering %s %s", request.method, request.target)
 
     def _finish_work(self) -> None:
         try:

@@ -80,7 +80,6 @@ class ViewWork:
     keyid: str
     signed: bool
     missing: str
-    own: bool = False
 
 
 class Backend:
@@ -114,9 +113,6 @@ class Backend:
         raise NotImplementedError
 
     def table_exists(self, cursor: Any, table: str) -> bool:
-        raise NotImplementedError
-
-    def column_exists(self, cursor: Any, table: str, column: str) -> bool:
         raise NotImplementedError
 
     def transient(self, exc: BaseException) -> bool:
@@ -372,7 +368,8 @@ class Store:
                   info.sks_hash, keydata, served, crc24(served), len(keydata))
         old_hash = None
         if first_seen is not None:
-            old_hash = _stored_hash(cursor, fpr)
+            old_hash = cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
+                                     (fpr,))
             cursor.execute("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
             cursor.execute("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
@@ -383,8 +380,18 @@ class Store:
                 "last_changed = ?, source = ? "
                 "WHERE fingerprint = ?", values + (now, source, fpr))
         else:
-            cursor.execute(_INSERT_KEY, values + (now, now, source, fpr))
-        _key_changed(cursor, old_hash, info.sks_hash)
+            cursor.execute(
+                "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
+                "expires, revoked, unverified_revocation, sks_hash, keydata, served, "
+                "served_crc24, size, first_seen, last_changed, source, fingerprint) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values + (now, now, source, fpr))
+        note_key_change(cursor)
+        if old_hash != info.sks_hash:
+            # The recon set: the old hash leaves, the new one enters, after the row
+            # changed (ptree.py; imported here because it imports this module).
+            from .ptree import change_hash
+            change_hash(cursor, old_hash, info.sks_hash)
         cursor.executemany(
             "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
             "version, algorithm, bits, created, expires, revoked) "
@@ -402,28 +409,6 @@ class Store:
                            [(w, fpr) for w in sorted(words)])
 
     @staticmethod
-    def save_network_view(cursor: Cursor, info: KeyInfo, keydata: bytes, source: str,
-                          first_seen: Optional[int], now: int) -> None:
-        """Write a key's network view ahead of its served view (an upload is
-        answered before its view is derived: views.derive_followups).  A new
-        key's row has no served view (NO_VIEW) and no index rows, so lookups
-        do not find it yet; a stored key serves its current view until then.
-        `info` needs only what the primary key and the network view give."""
-        fpr = info.fingerprint
-        old_hash = None
-        if first_seen is not None:
-            old_hash = _stored_hash(cursor, fpr)
-            cursor.execute("UPDATE cks_keys SET sks_hash = ?, keydata = ?, size = ?, "
-                           "last_changed = ?, source = ? WHERE fingerprint = ?",
-                           (info.sks_hash, keydata, len(keydata), now, source, fpr))
-        else:
-            cursor.execute(_INSERT_KEY, (info.version, info.keyid, info.keyid[-8:],
-                                         info.algorithm, info.bits, info.created, None, False,
-                                         False, info.sks_hash, keydata, b"", NO_VIEW,
-                                         len(keydata), now, now, source, fpr))
-        _key_changed(cursor, old_hash, info.sks_hash)
-
-    @staticmethod
     def save_signers(cursor: Cursor, fingerprint: str, keyids: Iterable[bytes]) -> None:
         """Who signed a key (cks_key_signers), from its network view."""
         cursor.execute("DELETE FROM cks_key_signers WHERE key_fingerprint = ?", (fingerprint,))
@@ -433,16 +418,14 @@ class Store:
 
     @staticmethod
     def queue_view_work(cursor: Cursor, fingerprint: str, keyid: str, signed: bool,
-                        missing: Sequence[str] = (), own: bool = False) -> int:
-        """Queue served views to derive (schema.sql, cks_view_work); returns the item's id."""
-        return cursor.backend.insert_id(
-            cursor, "INSERT INTO cks_view_work (fingerprint, keyid, signed, missing, own) "
-                    "VALUES (?, ?, ?, ?, ?)", (fingerprint, keyid, signed, " ".join(missing), own))
+                        missing: Sequence[str] = ()) -> None:
+        cursor.execute("INSERT INTO cks_view_work (fingerprint, keyid, signed, missing) "
+                       "VALUES (?, ?, ?, ?)", (fingerprint, keyid, signed, " ".join(missing)))
 
     @staticmethod
     def view_work(cursor: Cursor, limit: int) -> List[ViewWork]:
-        return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in cursor.execute(
-            "SELECT id, fingerprint, keyid, signed, missing, own FROM cks_view_work ORDER BY id "
+        return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cursor.execute(
+            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work ORDER BY id "
             "LIMIT ?", (limit,)).fetchall()]
 
     @staticmethod
@@ -463,12 +446,8 @@ class Store:
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:
-            self.clear_view_work(cursor, ids)
-
-    @staticmethod
-    def clear_view_work(cursor: Cursor, ids: Sequence[int]) -> None:
-        for chunk in in_chunks(ids):
-            cursor.execute("DELETE FROM cks_view_work WHERE id IN %s" % _in(chunk), chunk)
+            for chunk in in_chunks(ids):
+                cursor.execute("DELETE FROM cks_view_work WHERE id IN %s" % _in(chunk), chunk)
 
     def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int,
                    peers: Optional[Sequence[str]] = None) -> None:
@@ -545,8 +524,8 @@ class Store:
             return {}
         with self.read() as cursor:
             rows = cursor.execute("SELECT fingerprint, served, served_crc24 FROM cks_keys WHERE "
-                                  "fingerprint IN %s AND served_crc24 <> ?" % _in(fingerprints),
-                                  list(fingerprints) + [NO_VIEW]).fetchall()
+                                  "fingerprint IN %s" % _in(fingerprints),
+                                  list(fingerprints)).fetchall()
         return {r[0]: (bytes(r[1]), r[2]) for r in rows}
 
     def served(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
@@ -613,9 +592,8 @@ class Store:
                 "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, "
                 "u.created, u.expires, u.revoked "
                 "FROM cks_keys k LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
-                "WHERE k.fingerprint IN %s AND k.served_crc24 <> ? "
-                "ORDER BY k.fingerprint, u.position"
-                % _in(fingerprints), list(fingerprints) + [NO_VIEW]).fetchall()
+                "WHERE k.fingerprint IN %s ORDER BY k.fingerprint, u.position"
+                % _in(fingerprints), list(fingerprints)).fetchall()
         by_fpr: Dict[str, KeyRow] = {}
         for r in rows:
             row = by_fpr.get(r[0])
@@ -659,29 +637,6 @@ class Store:
                 "peers": cursor.scalar(
                     "SELECT count(*) FROM cks_other_servers WHERE enabled = ?", (True,)),
             }
-
-
-NO_VIEW = -1  # cks_keys.served_crc24 of a key whose served view is not derived yet
-
-_INSERT_KEY = (
-    "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, expires, "
-    "revoked, unverified_revocation, sks_hash, keydata, served, served_crc24, size, "
-    "first_seen, last_changed, source, fingerprint) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-
-
-def _stored_hash(cursor: Cursor, fingerprint: str) -> Optional[str]:
-    return cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
-
-
-def _key_changed(cursor: Cursor, old_hash: Optional[str], new_hash: str) -> None:
-    """After a key row was written: the change is noted (store/changes.py) and
-    the recon set follows, the old hash leaving and the new one entering
-    (ptree.py; imported here because it imports this module)."""
-    note_key_change(cursor)
-    if old_hash != new_hash:
-        from .ptree import change_hash
-        change_hash(cursor, old_hash, new_hash)
 
 
 def _one_line(exc: BaseException) -> str:

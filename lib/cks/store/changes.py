@@ -21,12 +21,11 @@ ask at every lookup:
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import select
 import threading
 import time
 from typing import Any, Callable, Hashable, Optional
-
-from ..counter import Counter
 
 log = logging.getLogger("cks.store")
 
@@ -48,19 +47,26 @@ class LocalChanges:
     is seen by the lookup that another answers next, without waiting for the
     database's notification."""
 
-    def __init__(self, counter: Optional[Counter] = None) -> None:
-        self._counter = counter or Counter()
+    def __init__(self, counter: Any = None) -> None:
+        self._shared = counter  # a multiprocessing.Value, or None: this process only
+        self._count = 0
+        self._lock = threading.Lock()
 
     @classmethod
     def shared(cls) -> "LocalChanges":
-        return cls(Counter.shared())
+        return cls(multiprocessing.Value("Q", 0))
 
     def committed(self) -> None:
-        self._counter.add()
+        if self._shared is not None:
+            with self._shared.get_lock():
+                self._shared.value += 1
+        else:
+            with self._lock:
+                self._count += 1
 
     @property
     def count(self) -> int:
-        return self._counter.value
+        return self._shared.value if self._shared is not None else self._count
 
 
 class KeyChangeWatch:

@@ -72,15 +72,6 @@ def _to_version_3(store: Store, cursor: Cursor) -> None:
         run(cursor, index_statement(name).replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
 
-def _to_version_4(store: Store, cursor: Cursor) -> None:
-    """Uploads are answered once their network view is stored; the served
-    view follows (cks_view_work.own; a version 1 database got the table as it
-    is now, in the step to version 2)."""
-    if not store.backend.column_exists(cursor, "cks_view_work", "own"):
-        store.backend.run_ddl(cursor, "ALTER TABLE cks_view_work ADD COLUMN own boolean "
-                                      "NOT NULL DEFAULT false")
-
-
 def ensure_table(store: Store, cursor: Cursor, table: str) -> None:
     """Create `table` as schema.sql has it if the database lacks it: a table
     added to the schema without a version step (used only by the program that
@@ -99,8 +90,7 @@ def ensure_table(store: Store, cursor: Cursor, table: str) -> None:
 
 
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,
-                                                     3: _to_version_3,
-                                                     4: _to_version_4}
+                                                     3: _to_version_3}
 
 
 def migrate(store: Store, cursor: Cursor, target: int) -> None:

@@ -106,10 +106,6 @@ class SQLiteBackend(Backend):
         return cursor.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                              "AND name = ?", (table,)) > 0
 
-    def column_exists(self, cursor: Cursor, table: str, column: str) -> bool:
-        return cursor.scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?",
-                             (table, column)) > 0
-
     def transient(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.OperationalError)
 
