@@ -4,6 +4,7 @@ and that SKS builds, interruption and resume, mixed and corrupt input."""
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from cks.openpgp.keys import read_keys, sks_hash
 from cks.store import open_store
 from support import ROOT, fixture
 from support.db import run_sql
+from support.hockeypuck import HockeypuckNode, hockeypuck_binary
 from support.nodes import fpr
 from support.procs import tool
 from support.sks import sks_node
@@ -192,6 +194,31 @@ def test_sks_builds_a_database_from_the_dump(tmp_path):
             assert armored, name
             (theirs,) = read_keys(armored.encode()).keys
             assert sks_hash(theirs).hex().upper() == held[fpr(name)]
+
+
+def test_hockeypuck_loads_the_dump(tmp_path):
+    """hockeypuck-load reads our dump files (CKS_HOCKEYPUCK names its binary;
+    skipped without it) and holds every key under our SKS hash, but for
+    what its policy changes: keys it refuses (its log names them) and keys
+    whose photo IDs it drops."""
+    binary = hockeypuck_binary()
+    url = "sqlite:///%s" % (tmp_path / "cks.db")
+    assert admin(url, "load", "--no-sync", "-", input=b"".join(
+        [fixture(n) for n in ["rsa2048", "nistp256", "certified", "alice-t1"]]
+        + debian_keys(40))).returncode == 0
+    assert admin(url, "dump", str(tmp_path / "dump"), "--keys-per-file", "10").returncode == 0
+    files = sorted(str(p) for p in (tmp_path / "dump").iterdir())
+    held = dict(run_sql(url, "SELECT fingerprint, sks_hash FROM cks_keys"))
+    with HockeypuckNode(binary, tmp_path / "hp", keyring_files=files) as hp:
+        theirs = hp.hashes()
+        refused = {m.upper() for line in hp.log_lines("could not upsert key")
+                   for m in re.findall(r"could not upsert key ([0-9a-fA-F]{40})", line)}
+    assert set(theirs) == set(held) - refused and len(refused) < 3, refused
+    for name in ["rsa2048", "nistp256", "certified", "alice-t1"]:
+        assert theirs[fpr(name)] == held[fpr(name)], name
+    with_photos = {r[0] for r in run_sql(url, "SELECT DISTINCT key_fingerprint FROM "
+                                              "cks_userids WHERE is_attribute")}
+    assert {f for f in theirs if theirs[f] != held[f]} <= with_photos
 
 
 def test_the_splitter_keeps_its_place(tmp_path):
