@@ -7,9 +7,11 @@ import random
 import pytest
 from cryptography.hazmat.primitives import hashes as c_hashes
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 
 from cks.crypto import libcrypto
+from cks.crypto.ecc import ecdsa_verify
 from cks.crypto.eddsa import ed448_verify, ed25519_verify
 from cks.crypto.rsa import verify_pkcs1v15
 from support import in_ci
@@ -88,3 +90,29 @@ def test_eddsa_verdicts_agree(scheme):
             assert fast == pure, args
             valid += fast
     assert valid >= 40  # every undamaged signature, at least
+
+
+ECDSA_CURVES = {"2a8648ce3d030107": (ec.SECP256R1, c_hashes.SHA256),
+                "2b81040022": (ec.SECP384R1, c_hashes.SHA384),
+                "2b81040023": (ec.SECP521R1, c_hashes.SHA512),
+                "2b2403030208010107": (ec.BrainpoolP256R1, c_hashes.SHA512),  # truncated
+                "2b240303020801010d": (ec.BrainpoolP512R1, c_hashes.SHA256),
+                "2b8104000a": (ec.SECP256K1, c_hashes.SHA256)}
+
+
+@pytest.mark.parametrize("oid", sorted(ECDSA_CURVES))
+def test_ecdsa_verdicts_agree(oid):
+    curve, hash_class = ECDSA_CURVES[oid]
+    point_format = (serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    for _ in range(8):
+        key = ec.generate_private_key(curve())
+        point = key.public_key().public_bytes(*point_format)
+        digest = hashlib.new(hash_class.name, rng.randbytes(30)).digest()
+        r, s = decode_dss_signature(key.sign(digest, ec.ECDSA(Prehashed(hash_class()))))
+        cases = [(point, digest, r, s), (point, damaged(digest), r, s),
+                 (point, digest, r ^ 1, s), (point, digest, r, s ^ (1 << 5)),
+                 (damaged(point), digest, r, s), (point, digest, s, r)]
+        for args in cases:
+            fast, pure = both(ecdsa_verify, bytes.fromhex(oid), *args)
+            assert fast == pure, args
+        assert both(ecdsa_verify, bytes.fromhex(oid), point, digest, r, s) == (True, True)

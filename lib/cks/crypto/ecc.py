@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
 
-from . import UnsupportedAlgorithm
+from . import UnsupportedAlgorithm, libcrypto
 from ._scalar import signed_windows, truncate_digest, wnaf
 
 _BYTES = (bytes, bytearray, memoryview)
@@ -371,6 +371,11 @@ def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int, s: int) 
     q = curve.decode_point(point)
     if q is None:
         return False
+    checked = libcrypto.ecdsa_verify(
+        curve.oid, b"\x04" + q[0].to_bytes(curve.field_bytes, "big")
+        + q[1].to_bytes(curve.field_bytes, "big"), bytes(digest), r, s)
+    if checked is not None:
+        return checked
     z = truncate_digest(bytes(digest), n.bit_length())
     w = pow(s, -1, n)
     res = curve.mul_add(z * w % n, r * w % n, q[0], q[1])

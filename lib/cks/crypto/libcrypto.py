@@ -5,8 +5,8 @@ Checking a key's signatures is most of what storing a key costs: Python's
 `pow` takes about 0.5 ms for one RSA-4096 verification and 6 ms for a DSA
 one, Ed25519 in pure Python about 3 ms.  The libcrypto that CPython's own
 `ssl` and `hashlib` modules link does the same in a tenth of that.  It is
-used only for the raw operations (a modular exponentiation, an Ed25519 or
-Ed448 check); every decision about what is valid stays in this package's
+used only for the raw operations (a modular exponentiation, an ECDSA, Ed25519
+or Ed448 check on values already checked here); every decision about what is valid stays in this package's
 Python code, which is also the fallback wherever libcrypto cannot be loaded
 (or `CKS_PURE_PYTHON_CRYPTO=1` is set): results are the same either way,
 and the tests check that they are.
@@ -19,7 +19,7 @@ import ctypes.util
 import logging
 import os
 import threading
-from typing import Optional
+from typing import Dict, Optional
 
 log = logging.getLogger("cks.crypto")
 
@@ -46,7 +46,17 @@ class _LibCrypto:
         self._declare("EVP_MD_CTX_free", None, [void_p])
         self._declare("EVP_DigestVerifyInit", c_int, [void_p, void_p, void_p, void_p, void_p])
         self._declare("EVP_DigestVerify", c_int, [void_p, char_p, size_t, char_p, size_t])
+        self._declare("OBJ_txt2nid", c_int, [char_p])
+        self._declare("EC_KEY_new_by_curve_name", void_p, [c_int])
+        self._declare("EC_KEY_free", None, [void_p])
+        self._declare("o2i_ECPublicKey", void_p, [ctypes.POINTER(void_p),
+                                                  ctypes.POINTER(char_p), ctypes.c_long])
+        self._declare("ECDSA_SIG_new", void_p, [])
+        self._declare("ECDSA_SIG_free", None, [void_p])
+        self._declare("ECDSA_SIG_set0", c_int, [void_p, void_p, void_p])
+        self._declare("ECDSA_do_verify", c_int, [char_p, c_int, void_p, void_p])
         self._local = threading.local()  # a BN_CTX may not be shared between threads
+        self._curves: Dict[str, int] = {}  # dotted OID -> OpenSSL's NID (0: not known)
 
     def _declare(self, name: str, restype, argtypes) -> None:
         function = getattr(self.lib, name)  # AttributeError: too old a libcrypto
@@ -100,6 +110,38 @@ class _LibCrypto:
             self.EVP_PKEY_free(key)
 
 
+    def ecdsa_verify(self, curve_oid: str, point: bytes, digest: bytes, r: int,
+                     s: int) -> Optional[bool]:
+        nid = self._curves.get(curve_oid)
+        if nid is None:
+            nid = self._curves[curve_oid] = self.OBJ_txt2nid(curve_oid.encode())
+        if not nid:
+            return None  # a curve this libcrypto does not know
+        key = ctypes.c_void_p(self.EC_KEY_new_by_curve_name(nid))
+        sig = self.ECDSA_SIG_new()
+        try:
+            data = ctypes.c_char_p(point)
+            if not (key and sig and self.o2i_ECPublicKey(ctypes.byref(key), ctypes.byref(data),
+                                                        len(point))):
+                self.ERR_clear_error()
+                return False
+            numbers = [self.BN_bin2bn(v, len(v), None) for v in (_bytes_of(r), _bytes_of(s))]
+            if not all(numbers) or self.ECDSA_SIG_set0(sig, *numbers) != 1:
+                for number in numbers:
+                    if number:
+                        self.BN_free(number)
+                raise MemoryError("ECDSA_SIG_set0 failed")
+            good = self.ECDSA_do_verify(digest, len(digest), sig, key) == 1
+            if not good:
+                self.ERR_clear_error()
+            return good
+        finally:
+            if sig:
+                self.ECDSA_SIG_free(sig)  # and r and s with it
+            if key:
+                self.EC_KEY_free(key)
+
+
 def _bytes_of(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
@@ -137,6 +179,29 @@ def mod_exp(base: int, exponent: int, modulus: int) -> int:
     if _lib is None:
         return pow(base, exponent, modulus)
     return _lib.mod_exp(base, exponent, modulus)
+
+
+def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int,
+                 s: int) -> Optional[bool]:
+    """ECDSA verification by libcrypto of (r, s) over `digest` (truncated to
+    the order's length, as FIPS 186 does), for the curve with this OID body
+    and an uncompressed SEC1 `point`; None when libcrypto is not used or does
+    not know the curve (the caller checks in Python)."""
+    if _lib is None:
+        return None
+    return _lib.ecdsa_verify(_dotted(curve_oid), point, digest, r, s)
+
+
+def _dotted(oid_body: bytes) -> str:
+    """An OID's DER body as dotted text ("1.2.840.10045.3.1.7")."""
+    arcs, value = [], 0
+    for byte in oid_body:
+        value = value << 7 | byte & 0x7F
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2) if arcs else 0
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first] + arcs[1:]) if arcs else ""
 
 
 def eddsa_verify(nid_name: str, public_key: bytes, message: bytes,
