@@ -11,7 +11,10 @@ with wrk (or the Python load generator) at 8 and 32 concurrent keep-alive client
   word   /pks/lookup?op=index&options=mr&search=<word>        (200 name words, one key each)
 
 and prints the 2xx answers per second and p99 latency of each, and the cksd/SKS ratios
-(throughput ratio above 1 and p99 ratio below 1: cksd is better).
+(throughput ratio above 1 and p99 ratio below 1: cksd is better).  With
+CKS_HOCKEYPUCK naming a `hockeypuck` binary (built from its source, with
+hockeypuck-load beside it), a private Hockeypuck node on its own PostgreSQL
+database takes the same requests too, and the cksd/Hockeypuck ratios follow.
 
     python3 bench/bench_hkp.py [--db sqlite|postgresql] [--duration 5] [--engine wrk|python]
                                [--processes N] [--no-cache] [--new-connections]
@@ -22,6 +25,7 @@ Needs root and /usr/sbin/sks (apt-get install sks wrk debian-keyring).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import subprocess
@@ -39,6 +43,7 @@ from bench_sks_smoke import unique_name_words  # noqa: E402
 from sks_node import SksNode, read_keyring, sks_available  # noqa: E402
 
 from support.db import create_pg_database, drop_pg_database  # noqa: E402
+from support.hockeypuck import ENV as HOCKEYPUCK_ENV, HockeypuckNode  # noqa: E402
 from support.server import LOOPBACK_EXEMPT, Cksd  # noqa: E402
 from support.sks import ADDRESS, free_ports  # noqa: E402
 
@@ -100,18 +105,21 @@ def main() -> int:
             handle.write("[server]\n" + ("processes = %d\n" % args.processes
                                          if args.processes else "")
                          + ("" if args.cache else "answer_cache_mb = 0\n") + LOOPBACK_EXEMPT)
-        with SksNode(os.path.join(work, "sks"), hkp, recon, address=ADDRESS,
-                     keyring_files=[DEBIAN_KEYRING]) as sks, \
-                Cksd(db, config=config) as cksd:
+        with contextlib.ExitStack() as nodes:
+            sks = nodes.enter_context(SksNode(os.path.join(work, "sks"), hkp, recon,
+                                              address=ADDRESS, keyring_files=[DEBIAN_KEYRING]))
+            cksd = nodes.enter_context(Cksd(db, config=config))
+            hockeypuck = nodes.enter_context(HockeypuckNode(
+                os.environ[HOCKEYPUCK_ENV], os.path.join(work, "hockeypuck"),
+                keyring_files=[DEBIAN_KEYRING])) if os.environ.get(HOCKEYPUCK_ENV) else None
             for name, paths in loads.items():
                 for clients in [int(c) for c in args.clients.split(",")]:
-                    theirs = measure(args.engine, sks.url, paths, clients, args.duration,
-                                     args.keepalive)
-                    time.sleep(2)  # let TIME-WAIT sockets drain between runs
-                    ours = measure(args.engine, cksd.url, paths, clients, args.duration,
-                                   args.keepalive)
-                    time.sleep(2)
-                    rows.append((name, clients, ours, theirs))
+                    results = []
+                    for url in [cksd.url, sks.url] + ([hockeypuck.url] if hockeypuck else []):
+                        results.append(measure(args.engine, url, paths, clients,
+                                               args.duration, args.keepalive))
+                        time.sleep(2)  # let TIME-WAIT sockets drain between runs
+                    rows.append((name, clients, results))
     finally:
         if db.startswith("postgresql"):
             drop_pg_database(db)
@@ -121,15 +129,17 @@ def main() -> int:
               "default processes", "" if args.cache else ", no answer cache",
               args.engine, args.duration,
               "keep-alive clients" if args.keepalive else "a new connection per request"))
-    print("%-6s %7s  %12s %12s %7s  %10s %10s %7s  %s" % (
-        "load", "clients", "cksd 2xx/s", "SKS 2xx/s", "ratio", "cksd p99", "SKS p99", "ratio",
-        "errors cksd/SKS"))
-    for name, clients, ours, theirs in rows:
-        print("%-6s %7d  %12.0f %12.0f %7.2f  %8.1fms %8.1fms %7.2f  %d/%d" % (
-            name, clients, answered(ours), answered(theirs),
-            answered(ours) / max(answered(theirs), 1e-9), ours.p99_ms, theirs.p99_ms,
-            ours.p99_ms / max(theirs.p99_ms, 1e-9), ours.errors + ours.not_found,
-            theirs.errors + theirs.not_found))
+    peers = ["SKS", "Hockeypuck"][:len(rows[0][2]) - 1] if rows else []
+    print("%-6s %7s  %12s" % ("load", "clients", "cksd 2xx/s") + "".join(
+        "  %12s %7s %10s %10s %7s" % (peer + " 2xx/s", "ratio", "cksd p99", peer + " p99",
+                                      "ratio") for peer in peers) + "  errors cksd/" +
+          "/".join(peers))
+    for name, clients, (ours, *theirs) in rows:
+        print("%-6s %7d  %12.0f" % (name, clients, answered(ours)) + "".join(
+            "  %12.0f %7.2f %8.1fms %8.1fms %7.2f" % (
+                answered(peer), answered(ours) / max(answered(peer), 1e-9), ours.p99_ms,
+                peer.p99_ms, ours.p99_ms / max(peer.p99_ms, 1e-9)) for peer in theirs) +
+              "  " + "/".join(str(r.errors + r.not_found) for r in [ours] + theirs))
     return 0
 
 
