@@ -179,14 +179,22 @@ def test_a_database_without_the_progress_table_gets_it(db_url):
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
 
 
-def test_sks_builds_a_database_from_the_dump(tmp_path):
+def dumped(tmp_path, debian_count):
+    """Fixture keys and the first `debian_count` Debian keys loaded into a
+    SQLite database and dumped 10 keys a file: (its URL, the dump files,
+    fingerprint -> SKS hash of what it holds)."""
     url = "sqlite:///%s" % (tmp_path / "cks.db")
     assert admin(url, "load", "--no-sync", "-", input=b"".join(
         [fixture(n) for n in ["rsa2048", "nistp256", "certified", "alice-t1"]]
-        + debian_keys(30))).returncode == 0
+        + debian_keys(debian_count))).returncode == 0
     assert admin(url, "dump", str(tmp_path / "dump"), "--keys-per-file", "10").returncode == 0
     files = sorted(str(p) for p in (tmp_path / "dump").iterdir())
     held = dict(run_sql(url, "SELECT fingerprint, sks_hash FROM cks_keys"))
+    return url, files, held
+
+
+def test_sks_builds_a_database_from_the_dump(tmp_path):
+    url, files, held = dumped(tmp_path, 30)
     with sks_node(tmp_path / "sks", files) as sks:
         assert sks.wait_for_key_count(len(held), timeout=120) == len(held)
         for name in ["rsa2048", "certified"]:
@@ -202,13 +210,7 @@ def test_hockeypuck_loads_the_dump(tmp_path):
     what its policy changes: keys it refuses (its log names them) and keys
     whose photo IDs it drops."""
     binary = hockeypuck_binary()
-    url = "sqlite:///%s" % (tmp_path / "cks.db")
-    assert admin(url, "load", "--no-sync", "-", input=b"".join(
-        [fixture(n) for n in ["rsa2048", "nistp256", "certified", "alice-t1"]]
-        + debian_keys(40))).returncode == 0
-    assert admin(url, "dump", str(tmp_path / "dump"), "--keys-per-file", "10").returncode == 0
-    files = sorted(str(p) for p in (tmp_path / "dump").iterdir())
-    held = dict(run_sql(url, "SELECT fingerprint, sks_hash FROM cks_keys"))
+    url, files, held = dumped(tmp_path, 40)
     with HockeypuckNode(binary, tmp_path / "hp", keyring_files=files) as hp:
         theirs = hp.hashes()
         refused = {m.upper() for line in hp.log_lines("could not upsert key")
