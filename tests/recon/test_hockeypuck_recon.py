@@ -92,8 +92,7 @@ def test_cksd_and_hockeypuck_end_with_the_union(new_db, tmp_path, debian_keys):
         # Hockeypuck fetches what it lacked once the round is over, but for
         # the keys it refuses.
         hp.wait_for_log('label="serve', "recovery complete")
-        refused = {m.upper() for line in hp.log_lines("could not upsert key")
-                   for m in re.findall(r"could not upsert key ([0-9a-fA-F]{40})", line)}
+        refused = hp.refused()
         assert len(refused) < 5, refused
         assert hp.wait_for_key_count(len(union - refused), timeout=60) == len(union - refused)
         theirs = hp.hashes()

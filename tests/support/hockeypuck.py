@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import pytest
 
@@ -234,6 +235,11 @@ class HockeypuckNode:
                 if messages:
                     assert isinstance(messages[0], Config), messages[0]
                     return messages[0].filters or ""
+
+    def refused(self) -> Set[str]:
+        """Fingerprints of the keys its log says it refused to store."""
+        return {m.upper() for line in self.log_lines("could not upsert key")
+                for m in re.findall(r"could not upsert key ([0-9a-fA-F]{40})", line)}
 
     def log(self) -> str:
         with open(self.log_path, errors="replace") as handle:
