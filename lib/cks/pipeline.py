@@ -135,10 +135,9 @@ def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
              now: int) -> Outcome:
     """Merge one key with its stored copy, inside the caller's transaction."""
     fingerprint = key.fingerprint.hex().upper()
-    reason = store.rejection_reason(cursor, fingerprint)
+    reason, stored = store.merge_state(cursor, fingerprint)
     if reason is not None:
         return rejected(fingerprint, reason)
-    stored = store.load_keydata(cursor, fingerprint)
     merged = merge_stored(key, stored[0] if stored else None, limits)
     if merged.outcome is not None:
         return merged.outcome

@@ -88,9 +88,10 @@ def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePoli
     the signers it needs that are not held here.
 
     Signature verdicts come from, and go back to, the database: each
-    signature is verified once."""
+    signature is verified once.  (A key not stored yet, `first_seen` None,
+    has none there.)"""
     fingerprint = key.fingerprint.hex().upper()
-    known = store.load_verdicts(cursor, fingerprint)
+    known = store.load_verdicts(cursor, fingerprint) if first_seen is not None else {}
     view = derive_view(key, policy, known, held_primaries(store, cursor,
                                                           wanted_signers(key, policy)))
     return write_view(store, cursor, fingerprint, keydata, view, source_tag, first_seen, now), \

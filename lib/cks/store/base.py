@@ -87,6 +87,7 @@ class Backend:
 
     placeholder = "?"
     name = "?"
+    batches = False  # Cursor.defer(): send statements together (a server, not a file)
 
     def connect(self) -> Any:
         raise NotImplementedError
@@ -104,13 +105,6 @@ class Backend:
     def run_ddl(self, cursor: "Cursor", statement: str) -> None:
         """Run a schema statement written in PostgreSQL's dialect."""
         cursor.execute(statement)
-
-    def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
-        raw_cursor.executemany(sql, rows)
-
-    def insert_id(self, cursor: "Cursor", sql: str, params: Sequence[Any]) -> int:
-        """Run an INSERT into a table with a serial id; return the new id."""
-        raise NotImplementedError
 
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
@@ -155,18 +149,72 @@ class Cursor:
         self.raw = raw
         self.backend = backend
         self.changed_keys = False  # set by changes.note_key_change
+        self._deferred: List[bytes] = []  # statements, parameters filled in (defer())
+        self._deferred_bytes = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
-        if self.backend.placeholder != "?":
-            sql = sql.replace("?", self.backend.placeholder)
-        self.raw.execute(sql, tuple(params))
+        """Run a statement (after the deferred ones, in the same round trip)."""
+        sql = self._native(sql)
+        if self._deferred:
+            self._deferred.append(self.raw.mogrify(sql, tuple(params)))
+            self._flush()
+        else:
+            self.raw.execute(sql, tuple(params))
         return self
 
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose result nobody reads, now or with the next one.
+
+        Where the database is a server (backend.batches), the statement is
+        sent with the next execute(), COMMIT at the latest: a write transaction
+        costs one round trip per read, not one per statement.  An error in a
+        deferred statement is raised by that execute(), inside the same
+        transaction, so it still fails whole.
+        """
+        if not self.backend.batches:
+            self.execute(sql, params)
+            return
+        self._deferred.append(self.raw.mogrify(self._native(sql), tuple(params)))
+        self._deferred_bytes += len(self._deferred[-1])
+        if self._deferred_bytes > DEFERRED_BYTES:
+            self._flush()
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            if self.backend.placeholder != "?":
-                sql = sql.replace("?", self.backend.placeholder)
-            self.backend.executemany(self.raw, sql, [tuple(r) for r in rows])
+        """Run a statement for each row (deferred where the backend batches:
+        an INSERT as one statement with a VALUES row each)."""
+        if not rows:
+            return
+        if not self.backend.batches:
+            self.raw.executemany(self._native(sql), [tuple(r) for r in rows])
+            return
+        insert = _INSERT_VALUES.match(sql)
+        if insert is None:
+            for row in rows:
+                self.defer(sql, row)
+            return
+        head, values, tail = (self._native(part).encode() for part in insert.groups())
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            self._deferred.append(head + b",".join(
+                self.raw.mogrify(values, tuple(row)) for row in rows[start:start + ROWS_PER_INSERT]
+            ) + tail)
+            self._deferred_bytes += len(self._deferred[-1])
+        if self._deferred_bytes > DEFERRED_BYTES:
+            self._flush()
+
+    def abandon(self) -> None:
+        """Forget the deferred statements (the transaction is rolled back)."""
+        self._deferred.clear()
+        self._deferred_bytes = 0
+
+    def _flush(self) -> None:
+        batch = b";".join(self._deferred)
+        self.abandon()
+        self.raw.execute(batch)  # no parameters: psycopg2 sends it as it is
+
+    def _native(self, sql: str) -> str:
+        if self.backend.placeholder != "?":
+            sql = sql.replace("?", self.backend.placeholder)
+        return sql
 
     def fetchone(self) -> Optional[tuple]:
         return self.raw.fetchone()
@@ -178,6 +226,11 @@ class Cursor:
         row = self.execute(sql, params).fetchone()
         return row[0] if row else None
 
+
+DEFERRED_BYTES = 1 << 20
+"""Deferred statements are sent once they add up to this much SQL text."""
+ROWS_PER_INSERT = 1000
+_INSERT_VALUES = re.compile(r"(INSERT INTO .* VALUES )(\([?, ]+\))(.*)\Z", re.S)
 
 IN_CHUNK = 500
 """Values in one SQL IN list at most (SQLite before 3.32 allows 999 parameters)."""
@@ -304,6 +357,7 @@ class Store:
                 if cursor.changed_keys:
                     self.local_changes.committed()
             except BaseException as exc:
+                cursor.abandon()
                 with contextlib.suppress(Exception):
                     cursor.execute("ROLLBACK")
                 if isinstance(exc, self.backend.database_errors()):
@@ -370,17 +424,17 @@ class Store:
         if first_seen is not None:
             old_hash = cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
                                      (fpr,))
-            cursor.execute("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
-            cursor.execute("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
-            cursor.execute("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
-            cursor.execute(
+            cursor.defer("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
+            cursor.defer("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
+            cursor.defer("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
+            cursor.defer(
                 "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
                 "bits = ?, created = ?, expires = ?, revoked = ?, unverified_revocation = ?, "
                 "sks_hash = ?, keydata = ?, served = ?, served_crc24 = ?, size = ?, "
                 "last_changed = ?, source = ? "
                 "WHERE fingerprint = ?", values + (now, source, fpr))
         else:
-            cursor.execute(
+            cursor.defer(
                 "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
                 "expires, revoked, unverified_revocation, sks_hash, keydata, served, "
                 "served_crc24, size, first_seen, last_changed, source, fingerprint) "
@@ -411,7 +465,7 @@ class Store:
     @staticmethod
     def save_signers(cursor: Cursor, fingerprint: str, keyids: Iterable[bytes]) -> None:
         """Who signed a key (cks_key_signers), from its network view."""
-        cursor.execute("DELETE FROM cks_key_signers WHERE key_fingerprint = ?", (fingerprint,))
+        cursor.defer("DELETE FROM cks_key_signers WHERE key_fingerprint = ?", (fingerprint,))
         cursor.executemany("INSERT INTO cks_key_signers (signer_keyid, key_fingerprint) "
                            "VALUES (?, ?)",
                            [(k.hex().upper(), fingerprint) for k in sorted(set(keyids))])
@@ -419,7 +473,7 @@ class Store:
     @staticmethod
     def queue_view_work(cursor: Cursor, fingerprint: str, keyid: str, signed: bool,
                         missing: Sequence[str] = ()) -> None:
-        cursor.execute("INSERT INTO cks_view_work (fingerprint, keyid, signed, missing) "
+        cursor.defer("INSERT INTO cks_view_work (fingerprint, keyid, signed, missing) "
                        "VALUES (?, ?, ?, ?)", (fingerprint, keyid, signed, " ".join(missing)))
 
     @staticmethod
@@ -449,28 +503,42 @@ class Store:
             for chunk in in_chunks(ids):
                 cursor.execute("DELETE FROM cks_view_work WHERE id IN %s" % _in(chunk), chunk)
 
-    def queue_sync(self, cursor: Cursor, fingerprint: str, source: str, now: int,
+    @staticmethod
+    def queue_sync(cursor: Cursor, fingerprint: str, source: str, now: int,
                    peers: Optional[Sequence[str]] = None) -> None:
         """Queue a key for every push peer (HKP and mail), enabled or not: a
         disabled peer is still owed it; or, with `peers`, for those peers only.
         A key already queued moves to the end under a new id, so a send of the
         older version does not clear it."""
-        cursor.execute("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
-        pending_id = self.backend.insert_id(
-            cursor, "INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
-                    "VALUES (?, ?, ?)", (fingerprint, now, source))
-        only = " AND peer IN %s" % _in(peers) if peers else ""
-        cursor.execute(
+        cursor.defer("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
+        cursor.defer("INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
+                     "VALUES (?, ?, ?)", (fingerprint, now, source))
+        only = " AND s.peer IN %s" % _in(peers) if peers else ""
+        cursor.defer(
             "INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
-            "SELECT id, ?, ? FROM cks_other_servers WHERE kind IN ('hkp', 'mail')%s "
+            "SELECT s.id, p.fingerprint, p.id FROM cks_other_servers s, cks_pending_sync p "
+            "WHERE p.fingerprint = ? AND s.kind IN ('hkp', 'mail')%s "
             "ON CONFLICT (peer_id, fingerprint) DO UPDATE SET pending_id = excluded.pending_id"
-            % only, [fingerprint, pending_id] + list(peers or ()))
+            % only, [fingerprint] + list(peers or ()))
 
     @staticmethod
     def rejection_reason(cursor: Cursor, fingerprint: str) -> Optional[str]:
         row = cursor.execute("SELECT reason FROM cks_rejected_keys WHERE fingerprint = ?",
                              (fingerprint,)).fetchone()
-        return None if row is None else (row[0] or "rejected by the operator")
+        return None if row is None else _reason(row[0])
+
+    @staticmethod
+    def merge_state(cursor: Cursor,
+                    fingerprint: str) -> Tuple[Optional[str], Optional[Tuple[bytes, int]]]:
+        """What merging a key needs, in one query: rejection_reason() and
+        load_keydata()."""
+        row = cursor.execute(
+            "SELECT r.fingerprint, r.reason, k.keydata, k.first_seen "
+            "FROM (SELECT ? AS fingerprint) f "
+            "LEFT JOIN cks_rejected_keys r ON r.fingerprint = f.fingerprint "
+            "LEFT JOIN cks_keys k ON k.fingerprint = f.fingerprint", (fingerprint,)).fetchone()
+        return (None if row[0] is None else _reason(row[1]),
+                None if row[2] is None else (bytes(row[2]), row[3]))
 
     # --- keys: reading ----------------------------------------------------------
 
@@ -637,6 +705,10 @@ class Store:
                 "peers": cursor.scalar(
                     "SELECT count(*) FROM cks_other_servers WHERE enabled = ?", (True,)),
             }
+
+
+def _reason(stored: Optional[str]) -> str:
+    return stored or "rejected by the operator"
 
 
 def _one_line(exc: BaseException) -> str:

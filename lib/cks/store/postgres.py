@@ -8,7 +8,7 @@ lost update), while writes of different keys run in parallel.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .changes import CHANNEL, KeyChangeWatch, LocalChanges, PostgresWatch
@@ -16,7 +16,6 @@ from .schema import postgres_schema
 
 try:
     import psycopg2
-    import psycopg2.extras
 except ImportError:  # pragma: no cover - depends on the host
     psycopg2 = None
 
@@ -33,6 +32,7 @@ def advisory_lock_id(fingerprint: str) -> int:
 class PostgresBackend(Backend):
     placeholder = "%s"
     name = "postgresql"
+    batches = True
 
     def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
         if psycopg2 is None:
@@ -53,13 +53,9 @@ class PostgresBackend(Backend):
         return conn
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
-        cursor.execute("BEGIN")
+        cursor.defer("BEGIN")
         for fingerprint in lock_keys:  # sorted by the caller: no deadlocks
-            cursor.execute("SELECT pg_advisory_xact_lock(?)", (advisory_lock_id(fingerprint),))
-
-    def executemany(self, raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
-        # psycopg2's executemany is one round trip per row; batch them.
-        psycopg2.extras.execute_batch(raw_cursor, sql, rows, page_size=500)
+            cursor.defer("SELECT pg_advisory_xact_lock(?)", (advisory_lock_id(fingerprint),))
 
     def try_lock(self, name: str) -> Optional[Any]:
         """A session advisory lock on a connection of its own, held until unlock()
@@ -79,10 +75,7 @@ class PostgresBackend(Backend):
         return PostgresWatch(self.connect, local)
 
     def announce_key_change(self, cursor: Cursor) -> None:
-        cursor.execute("NOTIFY " + CHANNEL)  # sent at commit; repeats are merged
-
-    def insert_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
-        return cursor.scalar(sql + " RETURNING id", params)
+        cursor.defer("NOTIFY " + CHANNEL)  # sent at commit; repeats are merged
 
     def create_schema(self, cursor: Cursor) -> None:
         # schema.sql has its own BEGIN/COMMIT; serialize concurrent first uses.

@@ -357,12 +357,11 @@ def change_hash(cursor: Cursor, old_hash: Optional[str], new_hash: Optional[str]
         insert(cursor, new_hash)
 
 
-def _lock(cursor: Cursor) -> bool:
-    """Take the tree's write lock, the root row's (see the module notes).
-    False if there is no root."""
-    suffix = " FOR UPDATE" if cursor.backend.name == "postgresql" else ""
-    return cursor.execute("SELECT size FROM cks_ptree WHERE prefix = ?" + suffix,
-                          ("",)).fetchone() is not None
+def _lock(cursor: Cursor) -> None:
+    """Take the tree's write lock, the root row's (see the module notes);
+    SQLite's write transaction holds the whole database already."""
+    if cursor.backend.name == "postgresql":
+        cursor.defer("SELECT size FROM cks_ptree WHERE prefix = ? FOR UPDATE", ("",))
 
 
 def _inconsistent(what: str) -> None:
@@ -372,10 +371,11 @@ def _inconsistent(what: str) -> None:
 def _locked_path(cursor: Cursor, sks_hash: str) -> Optional[List[Node]]:
     """The nodes from the root to the leaf where `sks_hash` belongs, under the
     tree's lock; None (logged) if the tree has no such path."""
-    if not _lock(cursor):
+    _lock(cursor)
+    nodes = _path_nodes(cursor, hash_bits(sks_hash))
+    if "" not in nodes:
         _inconsistent("no root node")
         return None
-    nodes = _path_nodes(cursor, hash_bits(sks_hash))
     path = sorted(nodes.values(), key=lambda n: len(n.prefix))
     for depth, node in enumerate(path):
         if len(node.prefix) != depth * BITQUANTUM or node.leaf != (depth == len(path) - 1):
@@ -465,8 +465,8 @@ def _split(cursor: Cursor, leaf: Node) -> None:
 def _join(cursor: Cursor, node: Node) -> None:
     """Drop every descendant of `node` (one range: prefix + '0...' to prefix + '1...'
     lies between prefix and prefix + '2')."""
-    cursor.execute("DELETE FROM cks_ptree WHERE prefix > ? AND prefix < ?",
-                   (node.prefix, node.prefix + "2"))
+    cursor.defer("DELETE FROM cks_ptree WHERE prefix > ? AND prefix < ?",
+                 (node.prefix, node.prefix + "2"))
     node.leaf = True
 
 
@@ -563,7 +563,8 @@ def _build_stream(prefix: str, stream: _HashStream, out: List[Node]) -> Node:
 def rebuild(cursor: Cursor) -> Summary:
     """Replace the tree by one built from cks_keys (inside a write transaction;
     the root row stays, so writers waiting for its lock go on after us)."""
-    has_root = _lock(cursor)
+    _lock(cursor)
+    has_root = cursor.scalar("SELECT count(*) FROM cks_ptree WHERE prefix = ?", ("",)) > 0
     cursor.execute("DELETE FROM cks_ptree WHERE prefix <> ?", ("",))
     stream = _HashStream(cursor)
     nodes: List[Node] = []

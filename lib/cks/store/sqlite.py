@@ -88,9 +88,6 @@ class SQLiteBackend(Backend):
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
-    def insert_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
-        return cursor.execute(sql, params).raw.lastrowid
-
     def create_schema(self, cursor: Cursor) -> None:
         cursor.raw.connection.executescript("BEGIN IMMEDIATE;\n" + sqlite_schema() + "\nCOMMIT;")
 
