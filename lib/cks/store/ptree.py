@@ -323,8 +323,8 @@ def snapshot(store: Store) -> Iterator[Cursor]:
     are written meanwhile (PostgreSQL: a REPEATABLE READ READ ONLY transaction;
     SQLite in WAL mode: a read transaction)."""
     with store.read() as cursor:
-        if cursor.backend.name == "postgresql":
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        if cursor.backend.name == "postgresql":  # (sent with the first query)
+            cursor.defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         else:
             cursor.execute("BEGIN")
         try:
