@@ -10,8 +10,12 @@ D/2 of them not in A and D/2 of A's not in B (valid Ed25519 keys made by
 bench/synthetic_keys.py).  A round is `cks_sync.py --peer B` on A: A dials,
 B requests; the time and bytes are the session's (what cks_sync.py prints),
 then both sides fetch what they lack; the round starts 2 s after B is up
-(SETTLE_SECONDS).  Against SKS, B is an SKS node built
-from the same keys.  SKS needs root (see bench/sks_node.py).  Medians of
+(SETTLE_SECONDS), and just after B served a warm-up round (warm_up: from
+a node holding B's own set, so nothing differs and nothing is fetched; a
+node's first round after it started is slower than the ones after, for cksd
+2-3 ms more on PostgreSQL, the first queries of its database connections and
+first calls of the code, and an operator's node has served many).  Against
+SKS, B is an SKS node built from the same keys, warmed up the same way.  SKS needs root (see bench/sks_node.py).  Medians of
 --runs runs; every run starts from copies of the same databases.
 
 The cksd databases are filled directly (key rows with the keys' bytes, then
@@ -171,6 +175,24 @@ def tool(name: str, *args: str) -> subprocess.CompletedProcess:
 def recon_round(url: str, my_address: str, my_port: int, peer: str,
                 recon_port: int, workdir: str) -> Tuple[float, int, int]:
     """cks_sync.py --peer on a database: (session seconds, bytes sent, received)."""
+    return _round_found(url, my_address, my_port, peer, recon_port, workdir)[:3]
+
+
+def warm_up(dbs: "Databases", template: str, my_port: int, peer: str, recon_port: int,
+            workdir: str) -> None:
+    """A round with `peer` from a node that holds the peer's own set (a copy of
+    `template`), dialing from A's address: it finds no difference and changes
+    nothing, and the peer is measured next as a node that has served rounds
+    before (see the module notes)."""
+    url = dbs.copy(template, "warm")
+    found = _round_found(url, "127.0.0.1", my_port, peer, recon_port, workdir)
+    if found[3:] != (0, 0):
+        raise RuntimeError("the warm-up round found differences: %d and %d" % found[3:])
+
+
+def _round_found(url: str, my_address: str, my_port: int, peer: str, recon_port: int,
+                 workdir: str) -> Tuple[float, int, int, int, int]:
+    """(session seconds, bytes sent, received, keys we lacked, keys the peer lacked)."""
     conf = os.path.join(workdir, "round.conf")
     with open(conf, "w") as out:
         out.write("[server]\nport = %d\nbind = %s\n" % (my_port, my_address))
@@ -180,7 +202,8 @@ def recon_round(url: str, my_address: str, my_port: int, peer: str,
     found = SESSION.search(run.stdout.decode())
     if run.returncode != 0 or not found:
         raise RuntimeError("round failed: %s %s" % (run.stdout.decode(), run.stderr.decode()))
-    return float(found.group(3)) / 1000, int(found.group(4)), int(found.group(5))
+    return (float(found.group(3)) / 1000, int(found.group(4)), int(found.group(5)),
+            int(found.group(1)), int(found.group(2)))
 
 
 def sets(pool: List[Row], size: int, diff: int) -> Tuple[List[Row], List[Row]]:
@@ -204,13 +227,15 @@ def bench_rounds(args, pool: List[Row], dbs: Databases, workdir: str) -> List[st
                      str(a.recon_port))  # B answers rounds from A's address only
                 time.sleep(SETTLE_SECONDS)
                 try:
+                    warm_up(dbs, b_template, a.port, "127.0.0.3:%d" % b.port, b.recon_port,
+                            workdir)
                     cks.append(recon_round(a.proc.args[3], "127.0.0.1", a.port,
                                            "127.0.0.3:%d" % b.port, b.recon_port, workdir))
                 finally:
                     a.stop()
                     b.stop()
                 if args.sks:
-                    sks.append(sks_round(args, dbs, a_template, b_rows, workdir, run))
+                    sks.append(sks_round(args, dbs, a_template, b_template, b_rows, workdir, run))
             lines.append(_row(size, diff, "cksd", cks))
             if sks:
                 lines.append(_row(size, diff, "SKS 1.1.6", sks))
@@ -229,8 +254,8 @@ def _row(size: int, diff: int, peer: str, runs) -> str:
         size, diff, peer, seconds, sent, received)
 
 
-def sks_round(args, dbs: Databases, a_template: str, b_rows: List[Row], workdir: str,
-              run: int) -> Tuple[float, int, int]:
+def sks_round(args, dbs: Databases, a_template: str, b_template: str, b_rows: List[Row],
+              workdir: str, run: int) -> Tuple[float, int, int]:
     from sks_node import SksNode
     keyring = os.path.join(workdir, "sks-%d.pgp" % len(b_rows))
     with open(keyring, "wb") as out:
@@ -243,6 +268,7 @@ def sks_round(args, dbs: Databases, a_template: str, b_rows: List[Row], workdir:
                      address="127.0.0.2", keyring_files=[keyring],
                      membership=[("127.0.0.1", a.recon_port)]):
             time.sleep(SETTLE_SECONDS)
+            warm_up(dbs, b_template, a.port, "127.0.0.2:%d" % ports[0], ports[1], workdir)
             return recon_round(a.proc.args[3], "127.0.0.1", a.port,
                                "127.0.0.2:%d" % ports[0], ports[1], workdir)
     finally:
