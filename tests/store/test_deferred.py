@@ -56,3 +56,13 @@ def test_many_rows_and_much_text_go_in_several_statements(store, monkeypatch):
                            [("U" + w[1:], w) for w, _, _ in rows[:20]])
     assert _queued(store, "s4") == ["U%03d" % n for n in range(20)] + \
         ["W%03d" % n for n in range(20, 50)]
+
+
+def test_rows_that_update_the_same_row_on_conflict_each_apply(store):
+    upsert = INSERT + " ON CONFLICT (fingerprint) DO UPDATE SET queued_at = excluded.queued_at"
+    with store.write() as cursor:
+        cursor.executemany(upsert, [("SAME", 1, "s5"), ("SAME", 2, "s5"), ("OTHER", 3, "s5")])
+    with store.read() as cursor:
+        assert cursor.execute("SELECT fingerprint, queued_at FROM cks_pending_sync WHERE "
+                              "source = ? ORDER BY fingerprint", ("s5",)).fetchall() == \
+            [("OTHER", 3), ("SAME", 2)]

@@ -181,14 +181,15 @@ class Cursor:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run a statement for each row (deferred where the backend batches:
-        an INSERT as one statement with a VALUES row each)."""
+        an INSERT as one statement with a VALUES row each, unless it updates
+        on conflict, which one statement may not do twice to a row)."""
         if not rows:
             return
         if not self.backend.batches:
             self.raw.executemany(self._native(sql), [tuple(r) for r in rows])
             return
         insert = _INSERT_VALUES.match(sql)
-        if insert is None:
+        if insert is None or "DO UPDATE" in insert.group(3):
             for row in rows:
                 self.defer(sql, row)
             return
