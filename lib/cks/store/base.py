@@ -174,10 +174,7 @@ class Cursor:
         if not self.backend.batches:
             self.execute(sql, params)
             return
-        self._deferred.append(self.raw.mogrify(self._native(sql), tuple(params)))
-        self._deferred_bytes += len(self._deferred[-1])
-        if self._deferred_bytes > DEFERRED_BYTES:
-            self._flush()
+        self._keep(self.raw.mogrify(self._native(sql), tuple(params)))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run a statement for each row (deferred where the backend batches:
@@ -195,17 +192,22 @@ class Cursor:
             return
         head, values, tail = (self._native(part).encode() for part in insert.groups())
         for start in range(0, len(rows), ROWS_PER_INSERT):
-            self._deferred.append(head + b",".join(
+            self._keep(head + b",".join(
                 self.raw.mogrify(values, tuple(row)) for row in rows[start:start + ROWS_PER_INSERT]
             ) + tail)
-            self._deferred_bytes += len(self._deferred[-1])
-        if self._deferred_bytes > DEFERRED_BYTES:
-            self._flush()
 
     def abandon(self) -> None:
         """Forget the deferred statements (the transaction is rolled back)."""
         self._deferred.clear()
         self._deferred_bytes = 0
+
+    def _keep(self, statement: bytes) -> None:
+        """Defer a statement, parameters filled in; send what is kept once it
+        adds up to DEFERRED_BYTES."""
+        self._deferred.append(statement)
+        self._deferred_bytes += len(statement)
+        if self._deferred_bytes > DEFERRED_BYTES:
+            self._flush()
 
     def _flush(self) -> None:
         batch = b";".join(self._deferred)
