@@ -56,7 +56,7 @@ class _LibCrypto:
         self._declare("ECDSA_SIG_set0", c_int, [void_p, void_p, void_p])
         self._declare("ECDSA_do_verify", c_int, [char_p, c_int, void_p, void_p])
         self._local = threading.local()  # a BN_CTX may not be shared between threads
-        self._curves: Dict[str, int] = {}  # dotted OID -> OpenSSL's NID (0: not known)
+        self._curves: Dict[bytes, int] = {}  # OID body -> OpenSSL's NID (0: not known)
 
     def _declare(self, name: str, restype, argtypes) -> None:
         function = getattr(self.lib, name)  # AttributeError: too old a libcrypto
@@ -110,11 +110,11 @@ class _LibCrypto:
             self.EVP_PKEY_free(key)
 
 
-    def ecdsa_verify(self, curve_oid: str, point: bytes, digest: bytes, r: int,
+    def ecdsa_verify(self, curve_oid: bytes, point: bytes, digest: bytes, r: int,
                      s: int) -> Optional[bool]:
         nid = self._curves.get(curve_oid)
         if nid is None:
-            nid = self._curves[curve_oid] = self.OBJ_txt2nid(curve_oid.encode())
+            nid = self._curves[curve_oid] = self.OBJ_txt2nid(_dotted(curve_oid).encode())
         if not nid:
             return None  # a curve this libcrypto does not know
         key = ctypes.c_void_p(self.EC_KEY_new_by_curve_name(nid))
@@ -189,7 +189,7 @@ def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int,
     not know the curve (the caller checks in Python)."""
     if _lib is None:
         return None
-    return _lib.ecdsa_verify(_dotted(curve_oid), point, digest, r, s)
+    return _lib.ecdsa_verify(curve_oid, point, digest, r, s)
 
 
 def _dotted(oid_body: bytes) -> str:
