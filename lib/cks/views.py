@@ -88,14 +88,20 @@ def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePoli
     the signers it needs that are not held here.
 
     Signature verdicts come from, and go back to, the database: each
-    signature is verified once.  (A key not stored yet, `first_seen` None,
-    has none there.)"""
+    signature is verified once."""
     fingerprint = key.fingerprint.hex().upper()
-    known = store.load_verdicts(cursor, fingerprint) if first_seen is not None else {}
+    known = stored_verdicts(store, cursor, fingerprint, first_seen)
     view = derive_view(key, policy, known, held_primaries(store, cursor,
                                                           wanted_signers(key, policy)))
     return write_view(store, cursor, fingerprint, keydata, view, source_tag, first_seen, now), \
         view.missing
+
+
+def stored_verdicts(store: Store, cursor, fingerprint: str,
+                    first_seen: Optional[int]) -> Dict[bytes, Tuple[str, bool, str]]:
+    """The cached verdicts on a key's signatures; a key not stored yet
+    (`first_seen` None) has none, and no query is made for it."""
+    return store.load_verdicts(cursor, fingerprint) if first_seen is not None else {}
 
 
 def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:

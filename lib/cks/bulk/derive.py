@@ -20,7 +20,7 @@ from ..openpgp.keys import Key, merge_all, parse_keyring
 from ..served import third_party_issuers
 from ..store import Store, open_store
 from ..store.loadprogress import sks_hashes
-from ..views import DerivedView, derive_view, held_primaries, wanted_signers
+from ..views import DerivedView, derive_view, held_primaries, stored_verdicts, wanted_signers
 
 
 @dataclass
@@ -72,7 +72,8 @@ class _Worker:
 
     def task(self, cursor, task: Task, primaries, issuers) -> Result:
         fingerprint = task.fingerprint
-        stored = self.store.load_keydata(cursor, fingerprint) if fingerprint else None
+        reason, stored = self.store.merge_state(cursor, fingerprint) if fingerprint \
+            else (None, None)
         result = Result(fingerprint, first_seen=stored[1] if stored else None,
                         stored_hash=sks_hashes(cursor, [fingerprint]).get(fingerprint)
                         if stored else None)
@@ -81,7 +82,6 @@ class _Worker:
             if key is None:
                 return result
             refusal = pipeline.over_limits(key, self.limits)
-            reason = self.store.rejection_reason(cursor, fingerprint)
             if refusal:
                 result.outcome = pipeline.Outcome(fingerprint, pipeline.REFUSED, refusal,
                                                   pipeline.OVER_LIMIT)
@@ -124,7 +124,7 @@ class _Worker:
                 if bytes.fromhex(fingerprint) not in keys:
                     keys[bytes.fromhex(fingerprint)] = PublicKey.parse(body)
             held[keyid] = list(keys.values())
-        known = self.store.load_verdicts(cursor, result.fingerprint)
+        known = stored_verdicts(self.store, cursor, result.fingerprint, result.first_seen)
         result.view = derive_view(key, self.limits.serve, known, held)
         result.keyid = key.keyid.hex().upper()
         result.signers = third_party_issuers(key)
