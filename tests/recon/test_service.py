@@ -1,0 +1,99 @@
+"""cksd's recon port (service.ReconService): connections go to session threads
+started ahead, at most MAX_SESSIONS rounds at once, and a round that fails in
+an unexpected way leaves its thread serving the next ones."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from cks.pipeline import Limits
+from cks.store import open_store
+from cks.sync.recon import service as service_module
+from cks.sync.recon.service import MAX_SESSIONS, ReconService
+
+
+class FakeAnswer:
+    """Stands in for rounds.answer: records each connection, then does what
+    the test says (block until released, or raise)."""
+
+    def __init__(self, raise_error: bool = False) -> None:
+        self.raise_error = raise_error
+        self.calls = 0
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+
+    def __call__(self, store, sock, address, http_port, members, limits):
+        with self.lock:
+            self.calls += 1
+        if self.raise_error:
+            raise RuntimeError("a bug in a round")
+        self.release.wait(10)
+        sock.close()
+        return None
+
+
+@pytest.fixture
+def recon_port(db_url, monkeypatch):
+    """(start(fake) -> port) for a ReconService on a loopback port."""
+    store = open_store(db_url)
+    listener = socket.create_server(("127.0.0.1", 0))
+    started = []
+
+    def start(fake):
+        monkeypatch.setattr(service_module, "answer", fake)
+        service = ReconService(store, listener, 11371, Limits(), interval=0)
+        service.start()
+        started.append(service)
+        return listener.getsockname()[1]
+
+    yield start
+    for service in started:
+        service.stop()
+    listener.close()
+    store.close()
+
+
+def _eventually(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in %s s" % timeout
+        time.sleep(0.01)
+
+
+def _closed_by_peer(sock) -> bool:
+    sock.settimeout(5)
+    return sock.recv(1) == b""
+
+
+def test_a_round_past_max_sessions_is_closed_and_the_next_is_served(recon_port):
+    fake = FakeAnswer()
+    port = recon_port(fake)
+    busy = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_SESSIONS)]
+    _eventually(lambda: fake.calls == MAX_SESSIONS)
+    extra = socket.create_connection(("127.0.0.1", port))
+    assert _closed_by_peer(extra)  # busy: closed without a round
+    assert fake.calls == MAX_SESSIONS
+    fake.release.set()
+    for sock in busy:
+        assert _closed_by_peer(sock)
+    later = socket.create_connection(("127.0.0.1", port))
+    _eventually(lambda: fake.calls == MAX_SESSIONS + 1)
+    assert _closed_by_peer(later)
+    for sock in busy + [extra, later]:
+        sock.close()
+
+
+def test_rounds_that_fail_unexpectedly_do_not_stop_the_next(recon_port, caplog):
+    fake = FakeAnswer(raise_error=True)
+    port = recon_port(fake)
+    rounds = 2 * MAX_SESSIONS + 1  # more than the session threads
+    for count in range(1, rounds + 1):
+        sock = socket.create_connection(("127.0.0.1", port))
+        assert _closed_by_peer(sock)
+        sock.close()
+        assert fake.calls == count
+    assert caplog.text.count("recon round with 127.0.0.1 failed") == rounds
