@@ -221,10 +221,14 @@ def bench_rounds(args, pool: List[Row], dbs: Databases, workdir: str) -> List[st
             cks, sks = [], []
             for run in range(args.runs):
                 a = Cksd(dbs.copy(a_template, "ra"), "127.0.0.1")
-                b = Cksd(dbs.copy(b_template, "rb"), "127.0.0.3")
-                tool("cks_sync_manage.py", "--db", b.proc.args[3], "add",
-                     "127.0.0.1:%d" % a.port, "--type", "recon", "--recon-port",
-                     str(a.recon_port))  # B answers rounds from A's address only
+                b_url = dbs.copy(b_template, "rb")
+                # B answers rounds from A's address only.  A is its peer before
+                # it starts, as an operator's peers are: each serving process
+                # reads the peer list when it starts, and again (once) for an
+                # address it does not know, which the round would pay for.
+                tool("cks_sync_manage.py", "--db", b_url, "add", "127.0.0.1:%d" % a.port,
+                     "--type", "recon", "--recon-port", str(a.recon_port))
+                b = Cksd(b_url, "127.0.0.3")
                 time.sleep(SETTLE_SECONDS)
                 try:
                     warm_up(dbs, b_template, a.port, "127.0.0.3:%d" % b.port, b.recon_port,
