@@ -1,10 +1,30 @@
-"""The folded CRC-24 (cks.openpgp.crc24) against RFC 9580's bit-by-bit definition
-(the fixture generator's own, independent one)."""
+"""The CRC-24 (cks.openpgp.crc24), by libgcrypt and folded in Python, against
+RFC 9580's bit-by-bit definition (the fixture generator's own, independent one)."""
 
 import random
 
+import pytest
+
+from cks.crypto import libgcrypt
 from cks.openpgp.crc24 import crc24
 from fixtures.make_fixtures import crc24 as reference  # RFC 9580's C code, bit by bit
+from support import in_ci
+
+
+@pytest.fixture(autouse=True, params=["libgcrypt", "python"])
+def computed_by(request):
+    """Every test runs with libgcrypt (where it loads) and without it."""
+    if request.param == "libgcrypt" and not libgcrypt.available():
+        if in_ci():  # CI machines have GnuPG 2, and so libgcrypt
+            pytest.fail("libgcrypt does not load")
+        pytest.skip("libgcrypt cannot be loaded here")
+    libgcrypt.use(request.param == "libgcrypt")
+    yield request.param
+    libgcrypt.use(True)
+
+
+def test_the_path_under_test_is_the_one_used(computed_by):
+    assert libgcrypt.available() == (computed_by == "libgcrypt")
 
 
 def test_check_value_and_empty_input():

@@ -15,13 +15,10 @@ and the tests check that they are.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import logging
-import os
 import threading
 from typing import Dict, Optional
 
-log = logging.getLogger("cks.crypto")
+from . import native
 
 _NID_ED25519, _NID_ED448 = 1087, 1088
 
@@ -147,16 +144,8 @@ def _bytes_of(value: int) -> bytes:
 
 
 def _load() -> Optional[_LibCrypto]:
-    if os.environ.get("CKS_PURE_PYTHON_CRYPTO", "") not in ("", "0"):
-        return None
-    name = ctypes.util.find_library("crypto")
-    if not name:
-        return None
-    try:
-        return _LibCrypto(ctypes.CDLL(name))
-    except (OSError, AttributeError) as exc:  # missing, or older than OpenSSL 1.1.1
-        log.debug("libcrypto not used (%s): signature checks in pure Python", exc)
-        return None
+    # (AttributeError: older than OpenSSL 1.1.1)
+    return native.load("crypto", _LibCrypto, "signature checks in pure Python")
 
 
 _lib = _load()
