@@ -1,6 +1,7 @@
 """libcrypto as the accelerator of verification (cks.crypto.libcrypto): the
 same verdicts as the pure-Python code on random valid and damaged input."""
 
+import concurrent.futures
 import hashlib
 import random
 
@@ -55,6 +56,22 @@ def test_mod_exp_agrees_with_pow():
             for exponent in (0, 1, 2, 65537, rng.getrandbits(256)):
                 assert libcrypto.mod_exp(base, exponent, modulus) == pow(base, exponent,
                                                                          modulus)
+    # an even modulus (a damaged key's) has no Montgomery form: answered all the same
+    assert libcrypto.mod_exp(7, 65537, 2 ** 2048 + 10) == pow(7, 65537, 2 ** 2048 + 10)
+
+
+def test_mod_exp_with_more_moduli_than_a_thread_keeps_and_in_threads():
+    moduli = [rng.getrandbits(2048) | (1 << 2047) | 1
+              for _ in range(libcrypto.MONTGOMERY_KEPT + 20)]
+    cases = [(rng.getrandbits(2047), rng.choice((3, 65537)), m) for m in moduli * 2]
+
+    def check(order):
+        return all(libcrypto.mod_exp(*cases[i]) == pow(*cases[i]) for i in order)
+
+    assert check(range(len(cases)))  # every kept context evicted and made again
+    orders = [random.Random(seed).sample(range(len(cases)), len(cases)) for seed in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(check, orders))
 
 
 @pytest.mark.parametrize("bits", [1024, 2048, 4096])

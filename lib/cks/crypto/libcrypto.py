@@ -14,13 +14,17 @@ and the tests check that they are.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import threading
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 from . import native
 
 _NID_ED25519, _NID_ED448 = 1087, 1088
+
+MONTGOMERY_KEPT = 64
+"""Moduli whose Montgomery context a thread keeps (_Montgomery)."""
 
 
 class _LibCrypto:
@@ -35,7 +39,10 @@ class _LibCrypto:
         self._declare("BN_free", None, [void_p])
         self._declare("BN_bin2bn", void_p, [char_p, c_int, void_p])
         self._declare("BN_bn2binpad", c_int, [void_p, char_p, c_int])
-        self._declare("BN_mod_exp", c_int, [void_p, void_p, void_p, void_p, void_p])
+        self._declare("BN_MONT_CTX_new", void_p, [])
+        self._declare("BN_MONT_CTX_free", None, [void_p])
+        self._declare("BN_MONT_CTX_set", c_int, [void_p, void_p, void_p])
+        self._declare("BN_mod_exp_mont", c_int, [void_p, void_p, void_p, void_p, void_p, void_p])
         self._declare("ERR_clear_error", None, [])
         self._declare("EVP_PKEY_new_raw_public_key", void_p, [c_int, void_p, char_p, size_t])
         self._declare("EVP_PKEY_free", None, [void_p])
@@ -69,16 +76,23 @@ class _LibCrypto:
                 raise MemoryError("BN_CTX_new failed")
         return ctx
 
+    def _montgomery(self) -> "_Montgomery":
+        kept = getattr(self._local, "montgomery", None)
+        if kept is None:
+            kept = self._local.montgomery = _Montgomery(self)
+        return kept
+
     def mod_exp(self, base: int, exponent: int, modulus: int) -> int:
         size = (modulus.bit_length() + 7) // 8
+        bn_modulus, montgomery = self._montgomery().of(modulus, self._bn_ctx())
         numbers = [self.BN_bin2bn(data, len(data), None)
-                   for data in (_bytes_of(base), _bytes_of(exponent), _bytes_of(modulus))]
+                   for data in (_bytes_of(base), _bytes_of(exponent))]
         result = self.BN_new()
         try:
-            if not (all(numbers) and result
-                    and self.BN_mod_exp(result, *numbers, self._bn_ctx()) == 1):
+            if not (all(numbers) and result and self.BN_mod_exp_mont(
+                    result, *numbers, bn_modulus, self._bn_ctx(), montgomery) == 1):
                 self.ERR_clear_error()
-                raise ArithmeticError("BN_mod_exp failed")
+                raise ArithmeticError("BN_mod_exp_mont failed")
             out = ctypes.create_string_buffer(size)
             self.BN_bn2binpad(result, out, size)
             return int.from_bytes(out.raw, "big")
@@ -139,6 +153,44 @@ class _LibCrypto:
                 self.EC_KEY_free(key)
 
 
+class _Montgomery:
+    """A thread's Montgomery contexts by modulus, the MONTGOMERY_KEPT used
+    last.  BN_mod_exp sets one up at every call, a third of an RSA-4096
+    verification's time, and a key's signatures share its modulus.  Freed with
+    the thread (threading.local drops it)."""
+
+    def __init__(self, lib: _LibCrypto) -> None:
+        self.lib = lib
+        self.kept: "collections.OrderedDict[int, Tuple[int, int]]" = collections.OrderedDict()
+
+    def of(self, modulus: int, bn_ctx: int) -> Tuple[int, int]:
+        """(the modulus as a BIGNUM, its BN_MONT_CTX)."""
+        found = self.kept.get(modulus)
+        if found is not None:
+            self.kept.move_to_end(modulus)
+            return found
+        lib, data = self.lib, _bytes_of(modulus)
+        pair = (lib.BN_bin2bn(data, len(data), None), lib.BN_MONT_CTX_new())
+        if not (all(pair) and lib.BN_MONT_CTX_set(pair[1], pair[0], bn_ctx) == 1):
+            self._free(pair)
+            lib.ERR_clear_error()
+            raise ArithmeticError("BN_MONT_CTX_set failed")
+        self.kept[modulus] = pair
+        if len(self.kept) > MONTGOMERY_KEPT:
+            self._free(self.kept.popitem(last=False)[1])
+        return pair
+
+    def _free(self, pair: Tuple[int, int]) -> None:
+        if pair[1]:
+            self.lib.BN_MONT_CTX_free(pair[1])
+        if pair[0]:
+            self.lib.BN_free(pair[0])
+
+    def __del__(self) -> None:
+        for pair in self.kept.values():
+            self._free(pair)
+
+
 def _bytes_of(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
@@ -165,7 +217,7 @@ def use(enabled: bool) -> None:
 def mod_exp(base: int, exponent: int, modulus: int) -> int:
     """base ** exponent % modulus, for non-negative base and exponent and an
     odd modulus above 1 (what RSA and DSA verification need)."""
-    if _lib is None:
+    if _lib is None or modulus <= 1 or not modulus & 1:  # (a damaged key's)
         return pow(base, exponent, modulus)
     return _lib.mod_exp(base, exponent, modulus)
 
