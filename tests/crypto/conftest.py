@@ -9,7 +9,7 @@ if _LIB not in sys.path:
 
 import pytest  # noqa: E402
 
-from cks.crypto import libcrypto  # noqa: E402
+from cks.crypto import eddsa, libcrypto  # noqa: E402
 
 
 @pytest.fixture(autouse=True, params=["libcrypto", "pure-python"])
@@ -19,5 +19,8 @@ def arithmetic(request):
     if request.param == "libcrypto" and not libcrypto.available():
         pytest.skip("libcrypto cannot be loaded here")
     libcrypto.use(request.param == "libcrypto")
+    # decoded public keys are kept: each leg decodes them itself
+    eddsa._ed25519_decode.cache_clear()
+    eddsa._ed448_decode.cache_clear()
     yield request.param
     libcrypto.use(True)

@@ -20,6 +20,7 @@ width-5 wNAF.  Public data only; no attempt at constant time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import List, Optional, Sequence, Tuple
@@ -28,6 +29,10 @@ from . import libcrypto
 from ._scalar import signed_windows, wnaf
 
 _BYTES = (bytes, bytearray, memoryview)
+
+_DECODED_KEPT = 1024
+"""Public keys whose decoded point is kept: a key's own signatures and its
+certifications on other keys are checked with the same key again and again."""
 
 _A_WIDTH = 5  # wNAF width for the public key A
 _B_WIDTH = 7  # signed-window width for the base point table
@@ -61,8 +66,10 @@ _SQRT_M1 = pow(2, (_P25519 - 1) // 4, _P25519)
 Niels = Tuple[int, int, int]
 
 
+@functools.lru_cache(maxsize=_DECODED_KEPT)
 def _ed25519_decode(data: bytes) -> Optional[Tuple[int, int]]:
-    """RFC 8032 5.1.3 point decoding; None if it fails."""
+    """RFC 8032 5.1.3 point decoding; None if it fails.  (The square root's
+    exponentiation by libcrypto where it is used: a sixth of pow's time.)"""
     p = _P25519
     v = int.from_bytes(data, "little")
     sign = v >> 255
@@ -72,7 +79,7 @@ def _ed25519_decode(data: bytes) -> Optional[Tuple[int, int]]:
     yy = y * y % p
     u = (yy - 1) % p
     w = u * pow((_D25519 * yy + 1) % p, -1, p) % p  # x^2; d*y^2 + 1 is never 0
-    x = pow(w, (p + 3) // 8, p)
+    x = libcrypto.mod_exp(w, (p + 3) // 8, p)
     if (x * x - w) % p:
         x = x * _SQRT_M1 % p
         if (x * x - w) % p:
@@ -238,8 +245,10 @@ _B448 = (
 _DOM4 = b"SigEd448\x00\x00"  # dom4(phflag=0, context="")
 
 
+@functools.lru_cache(maxsize=_DECODED_KEPT)
 def _ed448_decode(data: bytes) -> Optional[Tuple[int, int]]:
-    """RFC 8032 5.2.3 point decoding; None if it fails."""
+    """RFC 8032 5.2.3 point decoding; None if it fails (square root as for
+    Ed25519)."""
     p = _P448
     v = int.from_bytes(data, "little")
     sign = v >> 455
@@ -249,7 +258,7 @@ def _ed448_decode(data: bytes) -> Optional[Tuple[int, int]]:
     yy = y * y % p
     u = (yy - 1) % p
     w = u * pow((_D448 * yy - 1) % p, -1, p) % p  # d*y^2 - 1 is never 0
-    x = pow(w, (p + 1) // 4, p)
+    x = libcrypto.mod_exp(w, (p + 1) // 4, p)
     if (x * x - w) % p:
         return None
     if x == 0 and sign:
