@@ -3,7 +3,9 @@
 Loads the same keyring (default: the Debian keyring) into fresh databases
 with `cks_admin.py load` (SQLite and PostgreSQL, their defaults) and builds
 an SKS 1.1.6 database from it (`sks build`, `cleandb`, `pbuild`, as an SKS
-operator does from a dump), printing the times and their ratio; and the
+operator does from a dump), printing the times and their ratio: the whole
+load's, and its first phase's (the network views: keys, SKS hashes and the
+recon tree, what SKS's build makes, from the start of the command); and the
 signatures per second of the served-view phase (every signature CKS checks,
 on every core) next to `gpg --check-sigs` on the same keyring.
 
@@ -30,11 +32,13 @@ from support.checksigs import check_sigs_args  # noqa: E402
 from support.db import create_pg_database, drop_pg_database, pg_available  # noqa: E402
 from support.sks import sks_node  # noqa: E402
 
-LOAD_LINE = re.compile(r"load: ([\d.]+) s; (\d+) signatures verified in ([\d.]+) s")
+LOAD_LINE = re.compile(r"load: ([\d.]+) s \(network views ([\d.]+) s, then served views "
+                       r"([\d.]+) s\); (\d+) signatures verified")
 
 
 def cks_load(url: str, keyring: str):
-    """(seconds, signatures verified, seconds of the served-view phase, summary)."""
+    """(seconds, seconds until the network views were stored, signatures
+    verified, seconds of the served-view phase, summary)."""
     started = time.perf_counter()
     out = subprocess.run([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", url,
                           "--verbose", "load", "--no-sync", keyring], capture_output=True)
@@ -42,7 +46,8 @@ def cks_load(url: str, keyring: str):
     if out.returncode not in (0, 1):
         raise SystemExit("cks_admin.py load failed: %s" % out.stderr.decode()[-2000:])
     match = LOAD_LINE.search(out.stderr.decode())
-    return elapsed, int(match.group(2)), float(match.group(3)), out.stdout.decode().strip()
+    views = float(match.group(3))
+    return elapsed, elapsed - views, int(match.group(4)), views, out.stdout.decode().strip()
 
 
 def sks_build(workdir: str, keyring: str) -> float:
@@ -84,14 +89,16 @@ def main() -> None:
             url = create_pg_database() if backend == "postgresql" else \
                 "sqlite:///%s" % os.path.join(work, "cks.db")
             try:
-                seconds, verified, phase, summary = cks_load(url, keyring)
+                seconds, network, verified, phase, summary = cks_load(url, keyring)
             finally:
                 if backend == "postgresql":
                     drop_pg_database(url)
             print("cks load (%-10s)        : %8.2f s  (%s)" % (backend, seconds, summary))
             if sks:
                 print("  ratio cks / sks            : %8.2f" % (seconds / sks))
-            print("  served-view phase          : %8.2f s, %d signatures, %.0f/s"
+            print("  network views (phase 1)    : %8.2f s%s" % (
+                network, "  (ratio to sks: %.2f)" % (network / sks) if sks else ""))
+            print("  served views (phase 2)     : %8.2f s, %d signatures, %.0f/s"
                   % (phase, verified, verified / max(phase, 1e-6)))
         if not args.no_gpg:
             gpg = gpg_check_sigs(keyring)

@@ -65,16 +65,17 @@ def derive_view(key: Key, policy: ServePolicy, known: Dict[bytes, Tuple[str, boo
 
 def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: DerivedView,
                source_tag: Optional[str], first_seen: Optional[int], now: int) -> bool:
-    """Write a derived view (see save_views for `source_tag` None); returns
-    whether the key row was written."""
-    changed = True
+    """Write a derived view (see save_views for `source_tag` None: the stored
+    network view `keydata` stays as it is); returns whether the key row was
+    written."""
+    changed, network = True, keydata
     if source_tag is None:
         current = store.served_state(cursor, fingerprint)
         changed = current is not None and current[:3] != (
             view.served, view.info.revoked, view.info.revocation_unverified)
-        source_tag = current[3] if current else ""
+        source_tag, network = (current[3] if current else ""), None
     if changed:
-        store.save_key(cursor, view.info, keydata, view.served, source_tag, first_seen, now)
+        store.save_key(cursor, view.info, network, view.served, source_tag, first_seen, now)
     store.save_verdicts(cursor, fingerprint, view.new_verdicts)
     return changed
 

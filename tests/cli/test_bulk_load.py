@@ -20,6 +20,7 @@ from support.db import run_sql
 from support.hockeypuck import HockeypuckNode, hockeypuck_binary
 from support.nodes import fpr
 from support.procs import tool
+from support.server import Cksd
 from support.sks import sks_node
 
 DEBIAN = "/usr/share/keyrings/debian-keyring.gpg"
@@ -134,27 +135,47 @@ def test_refused_keys_are_counted_by_reason(db_url, tmp_path):
         "certified") in stderr
 
 
-def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path):
+@pytest.mark.parametrize("phase", ["network views", "served views"])
+def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, phase):
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(150)))
+    size = keyring.stat().st_size
     command = [sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db_url, "load",
                "--batch-size", "3", "--jobs", "1", str(keyring)]
+
+    def killed_now():
+        if phase == "network views":  # a first batch is in, more to read
+            return _progress(db_url) > 0
+        return _progress(db_url) == size and 0 < _unserved(db_url) < 150
+
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     try:
-        while not _progress(db_url) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.3)  # a few more batches
+        while not killed_now() and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
     offset = _progress(db_url)
-    assert 0 < offset < keyring.stat().st_size  # interrupted half-way
-    half = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
+    stored = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
+    if phase == "network views":
+        assert 0 < offset < size  # interrupted half-way through the input
+    else:
+        assert offset == size and stored == 150 and 0 < _unserved(db_url) < 150
+    # a key stored without its served view yet is not found; its network view
+    # is there for recon (op=hget)
+    unserved = run_sql(db_url, "SELECT keyid, sks_hash FROM cks_keys WHERE served_crc24 = -1")
+    if unserved:
+        keyid, hash_ = unserved[0]
+        with Cksd(db_url) as server:
+            assert server.lookup(op="get", search="0x" + keyid)[0] == 404
+            assert server.lookup(op="index", options="mr", search="0x" + keyid)[0] == 404
+            assert server.lookup(op="hget", search=hash_)[0] == 200
     out = subprocess.run(command, capture_output=True)
     assert out.returncode == 0, out.stderr
     added = int(out.stdout.split()[0])
-    assert 0 < added <= 150 - half + 3
+    assert added == 150 - stored
+    assert _unserved(db_url) == 0
     whole = "sqlite:///%s" % (tmp_path / "whole.db")
     assert admin(whole, "load", str(keyring)).returncode == 0
     assert content(db_url) == content(whole)
@@ -168,6 +189,10 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path):
 def _progress(url):
     rows = run_sql(url, "SELECT resume_at FROM cks_load_progress")
     return rows[0][0] if rows else 0
+
+
+def _unserved(url):
+    return run_sql(url, "SELECT count(*) FROM cks_keys WHERE served_crc24 = -1")[0][0]
 
 
 def test_a_database_without_the_progress_table_gets_it(db_url):

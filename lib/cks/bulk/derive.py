@@ -1,6 +1,9 @@
 """What a worker process of a bulk load does with a key: parse it, apply the
 limits and the rejected list, merge it with the stored copy and derive its
 served view (the signature checks: the expensive part, one key per core).
+A key not stored yet gets no served view in the load's first phase
+(`network_first`): it is written as its network view, and the second phase
+derives its view with every key of the load held (load.py).
 
 Workers only read the database (each has its own connection); the parent
 writes what they return, in one transaction per batch, after checking that
@@ -16,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .. import pipeline
 from ..openpgp.keypacket import PublicKey
-from ..openpgp.keys import Key, merge_all, parse_keyring
+from ..openpgp.keys import Key, merge_all, parse_keyring, sks_hash
 from ..served import third_party_issuers
 from ..store import Store, open_store
 from ..store.loadprogress import sks_hashes
@@ -54,16 +57,25 @@ class Result:
     first_seen: Optional[int] = None
     view: Optional[DerivedView] = None
     wanted: List[str] = field(default_factory=list)
+    primary: Optional[PublicKey] = None  # set: a new key, written without its view
+    sks_hash: str = ""  # of keydata, when `primary` is set
 
     @property
     def writes(self) -> bool:
+        """A served view was derived: the key is written with it."""
         return self.view is not None
+
+    @property
+    def stores(self) -> bool:
+        """The key is written (with its served view, or its network view alone)."""
+        return self.view is not None or self.primary is not None
 
 
 class _Worker:
-    def __init__(self, store: Store, limits: pipeline.Limits) -> None:
+    def __init__(self, store: Store, limits: pipeline.Limits, network_first: bool) -> None:
         self.store = store
         self.limits = limits
+        self.network_first = network_first
 
     def group(self, group: Group) -> List[Result]:
         with self.store.read() as cursor:
@@ -97,7 +109,10 @@ class _Worker:
             key = parse_keyring(stored[0]).keys[0]
         else:
             return result  # deleted meanwhile
-        if result.outcome is None:
+        if result.outcome is None and stored is None and self.network_first:
+            result.primary = key.public_key
+            result.sks_hash = sks_hash(key).hex().upper()
+        elif result.outcome is None:
             self.derive(cursor, key, result, primaries, issuers)
         return result
 
@@ -134,10 +149,10 @@ class _Worker:
 _worker: Optional[_Worker] = None
 
 
-def start_worker(db_url: str, limits: pipeline.Limits) -> None:
+def start_worker(db_url: str, limits: pipeline.Limits, network_first: bool) -> None:
     """Pool initializer: each worker process opens its own connection."""
     global _worker
-    _worker = _Worker(open_store(db_url, 1), limits)
+    _worker = _Worker(open_store(db_url, 1), limits, network_first)
 
 
 def derive_group(group: Group) -> List[Result]:

@@ -1,14 +1,23 @@
-"""`cks_admin.py load`: streaming, batched, parallel and resumable.
+"""`cks_admin.py load`: streaming, batched, parallel and resumable, in two
+phases: the network view, then the served views.
 
-Input files are cut into keys as they are read (split.py).  Every
-`batch_size` keys, worker processes (one per core) parse, check, merge and
-derive served views (derive.py) and the parent writes the batch in ONE
-transaction with each file's offset reached (cks_load_progress), so a load
-killed at any point goes on after the last committed batch when run again.
-A key is written with its served view, never before it.  After each batch,
-the served views of keys stored earlier that the batch's keys signed are
-derived again (views.follow_signers, by the workers too), so the end result
-is the one pipeline.submit gives whatever the order of the input.
+Phase 1.  Input files are cut into keys as they are read (split.py).  Every
+`batch_size` keys, worker processes (one per core) parse, check and merge
+them (derive.py) and the parent writes the batch in ONE transaction with each
+file's offset reached (cks_load_progress), so a load killed at any point goes
+on after the last committed batch when run again.  A key not stored before is
+written as its network view alone (its row with its SKS hash, in the recon
+tree: what recon and op=hget need) and no served view (Store.UNSERVED): no
+lookup finds it yet.  A key stored before is merged and written with its new
+served view at once, as the upload pipeline does.
+
+Phase 2.  The keys stored without a served view (this load's and any an
+interrupted load left) get theirs, `batch_size` at a time in fingerprint
+order, derived on every core with every key of the load held, and written
+with their index rows; they are served from then on.  Then the served views
+of keys stored before the load that the new keys signed are derived again
+(views.follow_signers, by the workers too), so the end result is the one
+pipeline.submit gives whatever the order of the input.
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ import multiprocessing
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence, Set,
+                    Tuple)
 
 from .. import pipeline, views
 from ..openpgp.errors import PacketError
@@ -30,7 +40,7 @@ from ..openpgp.packet import read_packet
 from ..store import Store
 from ..store.loadprogress import FileIdentity, forget, prepare, resume_offset, save, sks_hashes
 from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
-from .progress import ProgressLine
+from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, read_chunks
 
 BATCH_SIZE = 1000
@@ -46,6 +56,8 @@ class Summary:
     problems: List[str] = field(default_factory=list)
     signatures_verified: int = 0
     derive_seconds: float = 0.0  # wall time waiting for the workers
+    network_seconds: float = 0.0  # phase 1: until every key's network view was stored
+    views_seconds: float = 0.0  # phase 2: the served views
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -109,22 +121,24 @@ class Loader:
                 done_bytes += identities[path].size if path in identities else 0
             if batch:
                 self._batch(batch)
-            self._follow(set())
-        if progress:
-            progress.close()
+            if progress:
+                progress.close()
+            self.summary.network_seconds = time.monotonic() - started
+            self._follow(self._serve_unserved())
         forget(self.store, identities.values())
         self.summary.seconds = time.monotonic() - started
+        self.summary.views_seconds = self.summary.seconds - self.summary.network_seconds
         return self.summary
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
         """Workers are forked before this process opens the database."""
         if self.jobs == 1:
-            start_worker(self.db_url, self.limits)
+            start_worker(self.db_url, self.limits, True)
             yield lambda groups: [derive_group(g) for g in groups]
             return
         with multiprocessing.get_context("fork").Pool(
-                self.jobs, start_worker, (self.db_url, self.limits)) as pool:
+                self.jobs, start_worker, (self.db_url, self.limits, True)) as pool:
             yield lambda groups: pool.map(derive_group, groups, 1)
 
     def _read(self, path: str, identity: Optional[FileIdentity]) -> Iterator[_Read]:
@@ -173,7 +187,7 @@ class Loader:
         todo = list(tasks.values())
         results = self._derive(todo, primaries_of(entries))
         # Keys of the batch that will not be held do not count for the others.
-        lost = {r.fingerprint for r in results if not r.writes and r.stored_hash is None}
+        lost = {r.fingerprint for r in results if not r.stores and r.stored_hash is None}
         lost_keyids = {keyid for fingerprint, keyid, _ in entries if fingerprint in lost}
         again = [i for i, r in enumerate(results) if lost_keyids.intersection(r.wanted)]
         if again:
@@ -187,13 +201,13 @@ class Loader:
                offsets: Dict[FileIdentity, int], path_of: Dict[str, str]) -> None:
         now = int(time.time())
         outcomes: List[pipeline.Outcome] = []
-        with self.store.write([r.fingerprint for r in results if r.writes]) as cursor:
-            current = sks_hashes(cursor, [r.fingerprint for r in results if r.writes])
+        with self.store.write([r.fingerprint for r in results if r.stores]) as cursor:
+            current = sks_hashes(cursor, [r.fingerprint for r in results if r.stores])
             for task, result in zip(tasks, results):
                 self.summary.problems.extend(result.problems)
                 if result.outcome is not None:
                     outcomes.append(result.outcome)
-                elif result.writes:
+                elif result.stores:
                     outcomes.append(self._store(cursor, task, result, current, now))
             save(cursor, offsets, now)
         for outcome in outcomes:
@@ -211,6 +225,10 @@ class Loader:
             # Stored by someone else since the worker read it: merge here, now.
             key = merge_all(k for chunk in task.chunks for k in parse_keyring(chunk).keys)[0]
             return pipeline.merge_one(self.store, cursor, key, self.source, self.limits, now)
+        if result.primary is not None:  # phase 2 derives its served view
+            self.store.save_network_view(cursor, result.primary, result.keydata,
+                                         result.sks_hash, self.source.tag, now)
+            return pipeline.Outcome(fingerprint, pipeline.ADDED)
         views.write_view(self.store, cursor, fingerprint, result.keydata, result.view,
                          self.source.tag, result.first_seen, now)
         return pipeline.record_signers(self.store, cursor, fingerprint, result.keyid,
@@ -221,8 +239,33 @@ class Loader:
         views.follow_signers(self.store, self.limits.serve, rederive=self._rederive,
                              settled=settled)
 
-    def _rederive(self, fingerprints: List[str]) -> int:
-        """Derive the served views of stored keys again, in the workers."""
+    def _serve_unserved(self) -> Set[str]:
+        """Phase 2 (see the module notes); returns the keys it served."""
+        served: Set[str] = set()
+        after = ""
+        progress = None
+        if self.show_progress:
+            with self.store.read() as cursor:
+                progress = ViewsProgressLine(self.store.count_unserved(cursor))
+        while True:
+            # (in fingerprint order from `after`: one walk over the keys in all)
+            with self.store.read() as cursor:
+                batch = self.store.unserved(cursor, after, self.batch_size)
+            if not batch:
+                break
+            after = batch[-1]
+            self._rederive(batch, newly_served=True)
+            served.update(batch)
+            if progress:
+                progress.update(len(served), self.summary.signatures_verified)
+        if progress:
+            progress.close()
+        return served
+
+    def _rederive(self, fingerprints: List[str], newly_served: bool = False) -> int:
+        """Derive the served views of stored keys again, in the workers;
+        `newly_served`: keys that had none (phase 2), whose signers and sync
+        queue entries are written with it, as the upload pipeline does."""
         changed = 0
         for start in range(0, len(fingerprints), self.batch_size):
             chunk = fingerprints[start:start + self.batch_size]
@@ -238,6 +281,10 @@ class Loader:
                                           result.keydata, result.view, None, result.first_seen,
                                           now):
                         changed += 1
+                        if newly_served:
+                            pipeline.record_signers(
+                                self.store, cursor, result.fingerprint, result.keyid,
+                                result.signers, True, result.view.missing, self.source, now)
             self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
             changed += views.reverify(self.store, self.limits.serve, stale) if stale else 0
         return changed

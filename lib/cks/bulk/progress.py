@@ -1,5 +1,6 @@
-"""The progress line of a bulk load on a terminal: keys/s and the time left,
-estimated from the bytes of input read."""
+"""The progress lines of a bulk load on a terminal: keys/s and the time left,
+estimated from the bytes of input read (phase 1), then from the keys whose
+served views are derived, with signatures checked a second (phase 2)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,32 @@ class ProgressLine:
         percent = 100.0 * bytes_done / self.total_bytes if self.total_bytes else 100.0
         self.stream.write("\r%d keys, %.0f keys/s, %.1f%% of the input, about %s left   "
                           % (keys, keys / elapsed, percent, _duration(left)))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class ViewsProgressLine:
+    """Phase 2's line: served views derived of `total`, signatures/s, time left."""
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, interval: float = 0.5) -> None:
+        self.total = total
+        self.stream = stream
+        self.interval = interval
+        self.started = time.monotonic()
+        self.shown = 0.0
+
+    def update(self, keys: int, signatures: int) -> None:
+        now = time.monotonic()
+        if now - self.shown < self.interval and keys < self.total:
+            return
+        self.shown = now
+        elapsed = max(now - self.started, 1e-6)
+        left = (self.total - keys) * elapsed / keys if keys else 0
+        self.stream.write("\rserved views: %d of %d keys, %.0f signatures/s, about %s left   "
+                          % (keys, self.total, signatures / elapsed, _duration(left)))
         self.stream.flush()
 
     def close(self) -> None:

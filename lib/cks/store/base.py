@@ -19,6 +19,9 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List
 
 from ..openpgp.crc24 import crc24
 from ..openpgp.info import KeyInfo
+from ..openpgp.errors import PacketError
+from ..openpgp.keypacket import PublicKey
+from ..openpgp.packet import read_packet
 from .changes import KeyChangeWatch, LocalChanges, note_key_change
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -230,6 +233,13 @@ class Cursor:
         return row[0] if row else None
 
 
+PRIMARY_PACKET_READ = 4096
+"""Bytes of a stored key read for its primary key packet (RSA-16384: 2 KB)."""
+
+UNSERVED = -1
+"""cks_keys.served_crc24 of a key stored without its served view yet (a bulk
+load's first phase): no lookup finds it until save_key() writes the view."""
+
 DEFERRED_BYTES = 1 << 20
 """Deferred statements are sent once they add up to this much SQL text."""
 ROWS_PER_INSERT = 1000
@@ -415,28 +425,35 @@ class Store:
         return (bytes(row[0]), row[1]) if row else None
 
     @staticmethod
-    def save_key(cursor: Cursor, info: KeyInfo, keydata: bytes, served: bytes, source: str,
-                 first_seen: Optional[int], now: int) -> None:
+    def save_key(cursor: Cursor, info: KeyInfo, keydata: Optional[bytes], served: bytes,
+                 source: str, first_seen: Optional[int], now: int) -> None:
         """Write a key (the network's view and the served view) and its index rows,
-        which describe the served view, replacing what was stored."""
+        which describe the served view, replacing what was stored; `keydata`
+        None: a stored key whose network view stays (its served view derived
+        again), which is then neither read nor written."""
         fpr = info.fingerprint
-        values = (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
-                  info.created, info.expires, info.revoked, info.revocation_unverified,
-                  info.sks_hash, keydata, served, crc24(served), len(keydata))
-        old_hash = None
+        described = (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
+                     info.created, info.expires, info.revoked, info.revocation_unverified)
+        old_hash = info.sks_hash if keydata is None else None
         if first_seen is not None:
-            old_hash = cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
-                                     (fpr,))
             cursor.defer("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
             cursor.defer("DELETE FROM cks_userids WHERE key_fingerprint = ?", (fpr,))
             cursor.defer("DELETE FROM cks_words WHERE key_fingerprint = ?", (fpr,))
+            network = ""
+            if keydata is not None:
+                old_hash = cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
+                                         (fpr,))
+                network, described = "sks_hash = ?, keydata = ?, size = ?, ", \
+                    described + (info.sks_hash, keydata, len(keydata))
             cursor.defer(
                 "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
                 "bits = ?, created = ?, expires = ?, revoked = ?, unverified_revocation = ?, "
-                "sks_hash = ?, keydata = ?, served = ?, served_crc24 = ?, size = ?, "
-                "last_changed = ?, source = ? "
-                "WHERE fingerprint = ?", values + (now, source, fpr))
+                "%sserved = ?, served_crc24 = ?, last_changed = ?, source = ? "
+                "WHERE fingerprint = ?" % network,
+                described + (served, crc24(served), now, source, fpr))
         else:
+            assert keydata is not None, "a new key needs its network view"
+            values = described + (info.sks_hash, keydata, served, crc24(served), len(keydata))
             cursor.defer(
                 "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
                 "expires, revoked, unverified_revocation, sks_hash, keydata, served, "
@@ -464,6 +481,35 @@ class Store:
         words = {w for u in info.user_ids if not u.is_attribute for w in words_of(u.text)}
         cursor.executemany("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
                            [(w, fpr) for w in sorted(words)])
+
+    @staticmethod
+    def save_network_view(cursor: Cursor, key: PublicKey, keydata: bytes, sks_hash: str,
+                          source: str, now: int) -> None:
+        """Write a NEW key's network view alone (bulk load's first phase): its
+        row, without a served view (UNSERVED: lookups pass it by) or index
+        rows, and its hash in the recon set.  save_key() completes it."""
+        keyid = key.keyid.hex().upper()
+        cursor.defer(
+            "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
+            "sks_hash, keydata, served, served_crc24, size, first_seen, last_changed, "
+            "source, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key.version, keyid, keyid[-8:], key.algorithm, key.bits, key.created, sks_hash,
+             keydata, b"", UNSERVED, len(keydata), now, now, source,
+             key.fingerprint.hex().upper()))
+        note_key_change(cursor)
+        from .ptree import change_hash  # (ptree.py imports this module)
+        change_hash(cursor, None, sks_hash)
+
+    @staticmethod
+    def unserved(cursor: Cursor, after: str, limit: int) -> List[str]:
+        """Fingerprints above `after` of keys stored without a served view yet."""
+        return [r[0] for r in cursor.execute(
+            "SELECT fingerprint FROM cks_keys WHERE served_crc24 = ? AND fingerprint > ? "
+            "ORDER BY fingerprint LIMIT ?", (UNSERVED, after, limit)).fetchall()]
+
+    @staticmethod
+    def count_unserved(cursor: Cursor) -> int:
+        return cursor.scalar("SELECT count(*) FROM cks_keys WHERE served_crc24 = ?", (UNSERVED,))
 
     @staticmethod
     def save_signers(cursor: Cursor, fingerprint: str, keyids: Iterable[bytes]) -> None:
@@ -552,9 +598,10 @@ class Store:
             raise ValueError(column)
         with self.read() as cursor:
             rows = cursor.execute(
-                "SELECT fingerprint FROM cks_keys WHERE %s = ? UNION "
+                "SELECT fingerprint FROM cks_keys WHERE %s = ? AND served_crc24 <> ? UNION "
                 "SELECT key_fingerprint FROM cks_subkeys WHERE %s = ? "
-                "ORDER BY 1 LIMIT ?" % (column, column), (value, value, limit)).fetchall()
+                "ORDER BY 1 LIMIT ?" % (column, column),
+                (value, UNSERVED, value, limit)).fetchall()
         return [r[0] for r in rows]
 
     def find_by_email(self, email: str, limit: int) -> List[str]:
@@ -590,13 +637,14 @@ class Store:
         return {r[0]: bytes(r[1]) for r in rows}
 
     def served_parts(self, fingerprints: Sequence[str]) -> Dict[str, Tuple[bytes, int]]:
-        """Each key's served view and its CRC24, ready for armor."""
+        """Each key's served view and its CRC24, ready for armor (none for a
+        key whose served view does not exist yet)."""
         if not fingerprints:
             return {}
         with self.read() as cursor:
             rows = cursor.execute("SELECT fingerprint, served, served_crc24 FROM cks_keys WHERE "
-                                  "fingerprint IN %s" % _in(fingerprints),
-                                  list(fingerprints)).fetchall()
+                                  "fingerprint IN %s AND served_crc24 <> ?" % _in(fingerprints),
+                                  list(fingerprints) + [UNSERVED]).fetchall()
         return {r[0]: (bytes(r[1]), r[2]) for r in rows}
 
     def served(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
@@ -629,13 +677,23 @@ class Store:
 
     @staticmethod
     def primary_keys_by_keyid(cursor: Cursor, keyids: Sequence[str]) -> Dict[str, List[bytes]]:
-        """keyid -> the stored keys (network view, binary) whose primary has it."""
+        """keyid -> the primary key packets of the stored keys whose primary
+        has it (the whole packet with its header).  Only the start of each
+        key is read: a well-certified key names dozens of signers, each of
+        whom may hold a large key."""
         out: Dict[str, List[bytes]] = {}
         for chunk in in_chunks(sorted(set(keyids))):
-            for keyid, data in cursor.execute(
-                    "SELECT keyid, keydata FROM cks_keys WHERE keyid IN %s" % _in(chunk),
-                    chunk).fetchall():
-                out.setdefault(keyid, []).append(bytes(data))
+            for keyid, fingerprint, head in cursor.execute(
+                    "SELECT keyid, fingerprint, substr(keydata, 1, ?) FROM cks_keys "
+                    "WHERE keyid IN %s" % _in(chunk), [PRIMARY_PACKET_READ] + chunk).fetchall():
+                head = bytes(head)
+                try:
+                    packet = read_packet(head)[0]
+                except PacketError:  # a primary key packet longer than what was read
+                    packet = read_packet(bytes(cursor.execute(
+                        "SELECT keydata FROM cks_keys WHERE fingerprint = ?",
+                        (fingerprint,)).fetchone()[0]))[0]
+                out.setdefault(keyid, []).append(packet.serialize())
         return out
 
     def iter_keydata(self, batch: int = 500) -> Iterator[Tuple[str, bytes]]:
@@ -663,8 +721,9 @@ class Store:
                 "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, "
                 "u.created, u.expires, u.revoked "
                 "FROM cks_keys k LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
-                "WHERE k.fingerprint IN %s ORDER BY k.fingerprint, u.position"
-                % _in(fingerprints), list(fingerprints)).fetchall()
+                "WHERE k.fingerprint IN %s AND k.served_crc24 <> ? "
+                "ORDER BY k.fingerprint, u.position"
+                % _in(fingerprints), list(fingerprints) + [UNSERVED]).fetchall()
         by_fpr: Dict[str, KeyRow] = {}
         for r in rows:
             row = by_fpr.get(r[0])
