@@ -3,6 +3,8 @@ tool that opens it: on SQLite and PostgreSQL."""
 
 import json
 
+import pytest
+
 from cks import pipeline
 from cks.store import open_store
 from cks.store.schema import SCHEMA_VERSION
@@ -57,6 +59,21 @@ def test_version_1_is_migrated(db_url):
                                              "WHERE key_fingerprint = ?", (fpr("certified"),))}
     assert signers == {fpr("rsa2048")[-16:], fpr("nistp256")[-16:]}
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys WHERE unverified_revocation")[0][0] == 0
+    if db_url.startswith("postgresql"):  # version 4: keys stored uncompressed, as when new
+        assert key_storage(db_url) == [("keydata", "e"), ("served", "e")]
     # and it works as a new database does: opening it again changes nothing
     again = tool("cks_admin.py", ["--db", db_url, "stats", "--json"])
     assert again.returncode == 0 and json.loads(again.stdout)["keys"] == len(KEYS)
+
+
+def key_storage(url):
+    """How PostgreSQL stores cks_keys' key columns ('e': external, uncompressed)."""
+    return run_sql(url, "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = "
+                        "'cks_keys'::regclass AND attname IN ('keydata', 'served') "
+                        "ORDER BY attname")
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_new_database_stores_keys_uncompressed(db_url):
+    assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
+    assert key_storage(db_url) == [("keydata", "e"), ("served", "e")]

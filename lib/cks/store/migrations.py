@@ -11,7 +11,7 @@ import logging
 from typing import Callable, Dict
 
 from .base import Cursor, Store
-from .schema import index_statement, table_statements
+from .schema import index_statement, storage_statements, table_statements
 
 log = logging.getLogger("cks.store")
 
@@ -72,6 +72,14 @@ def _to_version_3(store: Store, cursor: Cursor) -> None:
         run(cursor, index_statement(name).replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS"))
 
 
+def _to_version_4(store: Store, cursor: Cursor) -> None:
+    """Keys stored uncompressed on PostgreSQL (schema.sql says why); the
+    rows already stored stay as they are."""
+    if store.backend.name == "postgresql":
+        for statement in storage_statements():
+            store.backend.run_ddl(cursor, statement)
+
+
 def ensure_table(store: Store, cursor: Cursor, table: str) -> None:
     """Create `table` as schema.sql has it if the database lacks it: a table
     added to the schema without a version step (used only by the program that
@@ -90,7 +98,8 @@ def ensure_table(store: Store, cursor: Cursor, table: str) -> None:
 
 
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,
-                                                     3: _to_version_3}
+                                                     3: _to_version_3,
+                                                     4: _to_version_4}
 
 
 def migrate(store: Store, cursor: Cursor, target: int) -> None:

@@ -7,15 +7,18 @@ import os
 import re
 from typing import List
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            os.pardir, os.pardir, os.pardir, "schema.sql")
+
+STORAGE_STATEMENT = re.compile(r"^ALTER TABLE \w+ ALTER COLUMN [^;]* SET STORAGE [^;]*;", re.M)
 
 _SQLITE_TYPES = (
     (re.compile(r"\bbigserial PRIMARY KEY\b"), "INTEGER PRIMARY KEY AUTOINCREMENT"),
     (re.compile(r"\bserial PRIMARY KEY\b"), "INTEGER PRIMARY KEY AUTOINCREMENT"),
     (re.compile(r"\bbytea\b"), "blob"),
     (re.compile(r"^(BEGIN|COMMIT);$", re.M), ""),
+    (STORAGE_STATEMENT, ""),  # how PostgreSQL keeps a column's values
 )
 _COMMENT = re.compile(r"--[^\n]*")
 
@@ -48,6 +51,11 @@ def index_statement(name: str) -> str:
     """schema.sql's CREATE INDEX statement of the index `name`."""
     (statement,) = [s for s in _statements() if s.startswith("CREATE INDEX %s ON " % name)]
     return statement
+
+
+def storage_statements() -> List[str]:
+    """schema.sql's statements that set how PostgreSQL stores columns."""
+    return [s + ";" for s in _statements() if STORAGE_STATEMENT.match(s + ";")]
 
 
 def _statements() -> List[str]:
