@@ -33,12 +33,17 @@ def fingerprint_of(sks_hash):
 def add_row(cursor, sks_hash):
     """A minimal cks_keys row with this hash, and the hash entering the tree, as
     Store.save_key does it (row first, then the tree)."""
+    insert_row(cursor, sks_hash)
+    ptree.change_hash(cursor, None, sks_hash)
+
+
+def insert_row(cursor, sks_hash):
+    """A minimal cks_keys row with this hash (the tree unchanged)."""
     cursor.execute(
         "INSERT INTO cks_keys (fingerprint, version, keyid, short_keyid, algorithm, bits, "
         "created, sks_hash, keydata, served, served_crc24, size, first_seen, last_changed, "
         "source) VALUES (?, 4, ?, ?, 1, 2048, 0, ?, ?, ?, 0, 1, 0, 0, 'test')",
         (fingerprint_of(sks_hash), sks_hash[-16:], sks_hash[-8:], sks_hash, b"k", b"s"))
-    ptree.change_hash(cursor, None, sks_hash)
 
 
 def remove_row(cursor, sks_hash):
@@ -179,6 +184,57 @@ def test_thousands_of_hashes_and_a_rebuild_agree(store):
     assert all(leaf == (size <= SPLIT_THRESHOLD) for size, _, leaf in rebuilt.values())
     for prefix in set(grown) & set(rebuilt):  # same values wherever both have a node
         assert grown[prefix][:2] == rebuilt[prefix][:2]
+
+
+def add_rows_at_once(cursor, hashes):
+    """Rows for all `hashes`, then the tree takes them in one insert_all, as a
+    bulk load's network views go in (Store.save_network_views)."""
+    for h in hashes:
+        insert_row(cursor, h)
+    ptree.insert_all(cursor, hashes)
+
+
+class _Undone(Exception):
+    """Raised to roll a write transaction back."""
+
+
+def test_a_batch_of_new_hashes_gives_the_tree_of_inserts_one_by_one(store):
+    """insert_all (a bulk load's batch) leaves the tree that inserting the same
+    hashes one by one leaves, on a tree shaped by history (inner nodes of 26 to
+    50 elements, left by deletions), with splits several levels down and below
+    ptree.FIRST_LEVELS; each batch is tried both ways in the same state."""
+    rng = random.Random(11)
+    present = random_hashes(rng, 220, crowded=0.6)
+    with store.write() as cursor:
+        for h in present:
+            add_row(cursor, h)
+    rng.shuffle(present)
+
+    def history_shaped():
+        with store.read() as cursor:
+            return any(not leaf and size <= SPLIT_THRESHOLD
+                       for size, _, leaf in stored_nodes(cursor).values())
+
+    while not history_shaped():  # deletions leave inner nodes of 26..50 elements
+        with store.write() as cursor:
+            remove_row(cursor, present.pop())
+    deep = ["0123456789" + "%022X" % rng.getrandbits(88) for _ in range(60)]
+    for batch in (random_hashes(rng, 500, crowded=0.6), deep, random_hashes(rng, 1)):
+        one_by_one = {}
+        with pytest.raises(_Undone):
+            with store.write() as cursor:
+                for h in batch:
+                    add_row(cursor, h)
+                one_by_one = stored_nodes(cursor)
+                raise _Undone
+        with store.write() as cursor:
+            add_rows_at_once(cursor, batch)
+        present += batch
+        with store.read() as cursor:
+            assert stored_nodes(cursor) == one_by_one
+            assert_tree_matches(cursor, present)
+    with store.read() as cursor:
+        assert ptree.summary(cursor).depth > ptree.FIRST_LEVELS + 2
 
 
 def test_writers_in_parallel_keep_the_tree_exact(db_url):

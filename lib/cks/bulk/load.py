@@ -38,6 +38,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import merge_all, parse_keyring
 from ..openpgp.packet import read_packet
 from ..store import Store
+from ..store.base import NetworkView
 from ..store.loadprogress import FileIdentity, forget, prepare, resume_offset, save, sks_hashes
 from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
 from .progress import ProgressLine, ViewsProgressLine
@@ -201,14 +202,21 @@ class Loader:
                offsets: Dict[FileIdentity, int], path_of: Dict[str, str]) -> None:
         now = int(time.time())
         outcomes: List[pipeline.Outcome] = []
-        with self.store.write([r.fingerprint for r in results if r.stores]) as cursor:
-            current = sks_hashes(cursor, [r.fingerprint for r in results if r.stores])
+        storing = [r.fingerprint for r in results if r.stores]
+        new_keys: List[NetworkView] = []  # written last, together (save_network_views)
+        with self.store.write(storing) as cursor:
+            current = sks_hashes(cursor, storing)
+            rejected = self.store.rejection_reasons(cursor, storing)
             for task, result in zip(tasks, results):
                 self.summary.problems.extend(result.problems)
                 if result.outcome is not None:
                     outcomes.append(result.outcome)
+                elif result.fingerprint in rejected:
+                    outcomes.append(pipeline.rejected(result.fingerprint,
+                                                      rejected[result.fingerprint]))
                 elif result.stores:
-                    outcomes.append(self._store(cursor, task, result, current, now))
+                    outcomes.append(self._store(cursor, task, result, current, now, new_keys))
+            self.store.save_network_views(cursor, new_keys, self.source.tag, now)
             save(cursor, offsets, now)
         for outcome in outcomes:
             self.summary.count(path_of, outcome)
@@ -216,18 +224,14 @@ class Loader:
                                                 if r.writes)
 
     def _store(self, cursor, task: Task, result: Result, current: Dict[str, str],
-               now: int) -> pipeline.Outcome:
+               now: int, new_keys: List[NetworkView]) -> pipeline.Outcome:
         fingerprint = result.fingerprint
-        reason = self.store.rejection_reason(cursor, fingerprint)
-        if reason is not None:
-            return pipeline.rejected(fingerprint, reason)
         if current.get(fingerprint) != result.stored_hash:
             # Stored by someone else since the worker read it: merge here, now.
             key = merge_all(k for chunk in task.chunks for k in parse_keyring(chunk).keys)[0]
             return pipeline.merge_one(self.store, cursor, key, self.source, self.limits, now)
         if result.primary is not None:  # phase 2 derives its served view
-            self.store.save_network_view(cursor, result.primary, result.keydata,
-                                         result.sks_hash, self.source.tag, now)
+            new_keys.append(NetworkView(result.primary, result.keydata, result.sks_hash))
             return pipeline.Outcome(fingerprint, pipeline.ADDED)
         views.write_view(self.store, cursor, fingerprint, result.keydata, result.view,
                          self.source.tag, result.first_seen, now)

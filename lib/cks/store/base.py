@@ -75,6 +75,19 @@ class KeyRow:
 
 
 @dataclass
+class NetworkView:
+    """A new key's network view, to store before its served view exists."""
+
+    key: PublicKey  # the primary key
+    keydata: bytes
+    sks_hash: str
+
+    @property
+    def keyid(self) -> str:
+        return self.key.keyid.hex().upper()
+
+
+@dataclass
 class ViewWork:
     """A row of cks_view_work (schema.sql)."""
 
@@ -108,6 +121,12 @@ class Backend:
     def run_ddl(self, cursor: "Cursor", statement: str) -> None:
         """Run a schema statement written in PostgreSQL's dialect."""
         cursor.execute(statement)
+
+    def insert_rows(self, cursor: "Cursor", table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Add many rows to a table (none of them there yet)."""
+        cursor.executemany("INSERT INTO %s (%s) VALUES (%s)" % (
+            table, ", ".join(columns), ", ".join("?" * len(columns))), rows)
 
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
@@ -198,6 +217,11 @@ class Cursor:
             self._keep(head + b",".join(
                 self.raw.mogrify(values, tuple(row)) for row in rows[start:start + ROWS_PER_INSERT]
             ) + tail)
+
+    def send_deferred(self) -> None:
+        """Send the deferred statements now (before I/O that is not execute())."""
+        if self._deferred:
+            self._flush()
 
     def abandon(self) -> None:
         """Forget the deferred statements (the transaction is rolled back)."""
@@ -483,22 +507,24 @@ class Store:
                            [(w, fpr) for w in sorted(words)])
 
     @staticmethod
-    def save_network_view(cursor: Cursor, key: PublicKey, keydata: bytes, sks_hash: str,
-                          source: str, now: int) -> None:
-        """Write a NEW key's network view alone (bulk load's first phase): its
-        row, without a served view (UNSERVED: lookups pass it by) or index
-        rows, and its hash in the recon set.  save_key() completes it."""
-        keyid = key.keyid.hex().upper()
-        cursor.defer(
-            "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
-            "sks_hash, keydata, served, served_crc24, size, first_seen, last_changed, "
-            "source, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key.version, keyid, keyid[-8:], key.algorithm, key.bits, key.created, sks_hash,
-             keydata, b"", UNSERVED, len(keydata), now, now, source,
-             key.fingerprint.hex().upper()))
+    def save_network_views(cursor: Cursor, views: Sequence[NetworkView], source: str,
+                           now: int) -> None:
+        """Write NEW keys' network views alone (bulk load's first phase): their
+        rows, without served views (UNSERVED: lookups pass them by) or index
+        rows, and their hashes in the recon set, all at once (Backend.insert_rows,
+        one walk down the tree).  save_key() completes each.  Call it
+        before any other change to the set in the transaction."""
+        if not views:
+            return
+        cursor.backend.insert_rows(cursor, "cks_keys", (
+            "version", "keyid", "short_keyid", "algorithm", "bits", "created", "sks_hash",
+            "keydata", "served", "served_crc24", "size", "first_seen", "last_changed", "source",
+            "fingerprint"), [(v.key.version, v.keyid, v.keyid[-8:], v.key.algorithm, v.key.bits,
+              v.key.created, v.sks_hash, v.keydata, b"", UNSERVED, len(v.keydata), now, now,
+              source, v.key.fingerprint.hex().upper()) for v in views])
         note_key_change(cursor)
-        from .ptree import change_hash  # (ptree.py imports this module)
-        change_hash(cursor, None, sks_hash)
+        from .ptree import insert_all  # (ptree.py imports this module)
+        insert_all(cursor, [v.sks_hash for v in views])
 
     @staticmethod
     def unserved(cursor: Cursor, after: str, limit: int) -> List[str]:
@@ -571,16 +597,20 @@ class Store:
             % only, [fingerprint] + list(peers or ()))
 
     @staticmethod
-    def rejection_reason(cursor: Cursor, fingerprint: str) -> Optional[str]:
-        row = cursor.execute("SELECT reason FROM cks_rejected_keys WHERE fingerprint = ?",
-                             (fingerprint,)).fetchone()
-        return None if row is None else _reason(row[0])
+    def rejection_reasons(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, str]:
+        """fingerprint -> why, for those of `fingerprints` on the rejected list."""
+        found: Dict[str, str] = {}
+        for chunk in in_chunks(fingerprints):
+            found.update((r[0], _reason(r[1])) for r in cursor.execute(
+                "SELECT fingerprint, reason FROM cks_rejected_keys WHERE fingerprint IN %s"
+                % _in(chunk), chunk).fetchall())
+        return found
 
     @staticmethod
     def merge_state(cursor: Cursor,
                     fingerprint: str) -> Tuple[Optional[str], Optional[Tuple[bytes, int]]]:
-        """What merging a key needs, in one query: rejection_reason() and
-        load_keydata()."""
+        """What merging a key needs, in one query: why it is rejected (None if
+        it is not) and load_keydata()."""
         row = cursor.execute(
             "SELECT r.fingerprint, r.reason, k.keydata, k.first_seen "
             "FROM (SELECT ? AS fingerprint) f "

@@ -39,6 +39,7 @@ Writes happen in the caller's transaction, right after the key row changed
 (Store.save_key, rejections.delete_key): change_hash(old, new) removes the
 old hash, then inserts the new one.  In that order the rows of cks_keys and
 the tree's set agree whenever a split reads a leaf's elements from cks_keys.
+A bulk load's new keys go in together: insert_all(), after all their rows.
 Every change walks the path from the root and rewrites those rows (size,
 samples); the first statement locks the root row (PostgreSQL: SELECT ...
 FOR UPDATE; SQLite serializes writers anyway), which serializes tree writers
@@ -342,7 +343,7 @@ def open_tree(store: Store) -> Iterator[LocalTree]:
         yield LocalTree(cursor)
 
 
-# --- writing: one element at a time, in the caller's transaction ----------------------
+# --- writing: one element at a time (or a batch of new ones), in the caller's transaction
 
 def change_hash(cursor: Cursor, old_hash: Optional[str], new_hash: Optional[str]) -> None:
     """A key's hash went from `old_hash` to `new_hash` (None: no key before, or
@@ -422,6 +423,43 @@ def insert(cursor: Cursor, sks_hash: str) -> None:
     if leaf.size > SPLIT_THRESHOLD and len(leaf.prefix) < HASH_BITS:
         _split(cursor, leaf)
     _save(cursor, path)
+
+
+def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
+    """Add many hashes at once (their cks_keys rows already there, none in the
+    tree yet, no other change to the set pending): the tree insert() gives
+    one by one, read one level per query and each node written once.
+
+    A node counts all of its new hashes together; a leaf that then holds
+    more than 50 splits from its elements in cks_keys (the new ones among
+    them), and an inner node hands its hashes down to its children.  With
+    inserts alone a node is inner exactly when it once held more than 50,
+    so the shape is the one of the inserts in any order."""
+    pending: Dict[str, List[str]] = {"": sorted({h.upper() for h in hashes})}
+    if not pending[""]:
+        return
+    _lock(cursor)
+    changed: List[Node] = []
+    while pending:
+        stored = load_nodes(cursor, sorted(pending))
+        below: Dict[str, List[str]] = {}
+        for prefix, under in pending.items():
+            node = stored.get(prefix)
+            if node is None:
+                _inconsistent("no node %r on the path of hash %s" % (prefix, under[0]))
+                continue
+            node.size += len(under)
+            for sks_hash in under:
+                node.samples = add_element(node.samples, element_of(sks_hash))
+            changed.append(node)
+            if not node.leaf:
+                for sks_hash in under:
+                    child = prefix + CHILD_BITS[child_index(sks_hash, len(prefix))]
+                    below.setdefault(child, []).append(sks_hash)
+            elif node.size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
+                _split(cursor, node)
+        pending = below
+    _save(cursor, changed)
 
 
 def remove(cursor: Cursor, sks_hash: str) -> None:
