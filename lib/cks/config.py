@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -45,6 +46,10 @@ class Settings:
         except ValueError:
             raise ConfigError("%s: [%s] %s must be a number"
                               % (self.config_file, section, option)) from None
+
+    def node_name(self) -> str:
+        """The name this node gives itself to peers and in rejection notices."""
+        return self.get("sync", "node_name", self.get("server", "hostname", socket.getfqdn()))
 
     def get_bool(self, section: str, option: str, default: bool) -> bool:
         try:

@@ -12,7 +12,6 @@ from ..pipeline import Limits
 from ..notices import NoticeError, normalize_fingerprint
 from ..rejection import NodeIdentity
 from ..served import ServePolicy
-from ..sync.push import node_name
 
 
 class UserError(Exception):
@@ -68,7 +67,7 @@ def node_identity(settings: Settings) -> NodeIdentity:
         key = normalize_fingerprint(key) if key else None
     except NoticeError as exc:
         raise ConfigError("[rejection] key: %s" % exc) from None
-    return NodeIdentity(node_name(settings), key)
+    return NodeIdentity(settings.node_name(), key)
 
 
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:

@@ -4,7 +4,6 @@ every `[sync] push_interval` seconds: the same lossless backlog either way
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Iterator, Sequence
 
@@ -30,16 +29,11 @@ def sync_limits(settings: Settings) -> SyncLimits:
         timeout=settings.get_float("sync", "timeout", 30.0))
 
 
-def node_name(settings: Settings) -> str:
-    return settings.get("sync", "node_name",
-                        settings.get("server", "hostname", socket.getfqdn()))
-
-
 def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
     """How keys reach `peer`; ConfigError for a kind of peer that takes no push."""
     if peer.kind == "hkp":
         host, port = parse_hkp_peer(peer.peer)
-        return HKPPusher(HKPClient(host, port, limits.timeout, node_name(settings)))
+        return HKPPusher(HKPClient(host, port, limits.timeout, settings.node_name()))
     if peer.kind == "mail":
         conf = mail_settings(settings)
         return MailPusher(peer.peer, conf.address, transport_for(conf))
