@@ -64,13 +64,17 @@ def derive_view(key: Key, policy: ServePolicy, known: Dict[bytes, Tuple[str, boo
 
 
 def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: DerivedView,
-               source_tag: Optional[str], first_seen: Optional[int], now: int) -> bool:
+               source_tag: Optional[str], first_seen: Optional[int], now: int,
+               served_states: Optional[Dict[str, tuple]] = None) -> bool:
     """Write a derived view (see save_views for `source_tag` None: the stored
     network view `keydata` stays as it is); returns whether the key row was
-    written."""
+    written.  `served_states`: Store.served_states() of the keys a caller
+    writes, read at once (else read here, for this key)."""
     changed, network = True, keydata
     if source_tag is None:
-        current = store.served_state(cursor, fingerprint)
+        if served_states is None:
+            served_states = store.served_states(cursor, [fingerprint])
+        current = served_states.get(fingerprint)
         changed = current is not None and current[:3] != (
             view.served, view.info.revoked, view.info.revocation_unverified)
         source_tag, network = (current[3] if current else ""), None
@@ -150,12 +154,14 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
             work = store.view_work(cursor, batch)
             if not work:
                 return changed
+            signed_by = store.signed_by(cursor, [i.keyid for i in work if i.signed])
+            held = store.held_keyids(cursor, [k for i in work for k in i.missing.split()])
             targets = set()
             for item in work:
                 if item.signed:
-                    signed = set(store.signed_by(cursor, item.keyid))
+                    signed = signed_by.get(item.keyid, set())
                     targets.update(signed - settled if item.fingerprint in settled else signed)
-                if item.missing and store.any_held(cursor, item.missing.split()):
+                if held.intersection(item.missing.split()):
                     targets.add(item.fingerprint)
         changed += rederive(sorted(targets))
         store.view_work_done([item.id for item in work])

@@ -276,14 +276,16 @@ class Loader:
             results = [r for r in self._derive([Task(f) for f in chunk], {}) if r.writes]
             stale = []
             now = int(time.time())
-            with self.store.write([r.fingerprint for r in results]) as cursor:
-                current = sks_hashes(cursor, [r.fingerprint for r in results])
+            writing = [r.fingerprint for r in results]
+            with self.store.write(writing) as cursor:
+                current = sks_hashes(cursor, writing)
+                states = self.store.served_states(cursor, writing)
                 for result in results:
                     if current.get(result.fingerprint) != result.stored_hash:
                         stale.append(result.fingerprint)
                     elif views.write_view(self.store, cursor, result.fingerprint,
                                           result.keydata, result.view, None, result.first_seen,
-                                          now):
+                                          now, states):
                         changed += 1
                         if newly_served:
                             pipeline.record_signers(

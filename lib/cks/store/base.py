@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, Tuple)
+                    Sequence, Set, Tuple)
 
 from ..openpgp.crc24 import crc24
 from ..openpgp.info import KeyInfo
@@ -558,20 +558,26 @@ class Store:
             "LIMIT ?", (limit,)).fetchall()]
 
     @staticmethod
-    def signed_by(cursor: Cursor, keyid: str) -> List[str]:
-        """The stored keys that a key with this key ID signed."""
-        return [r[0] for r in cursor.execute(
-            "SELECT key_fingerprint FROM cks_key_signers WHERE signer_keyid = ?",
-            (keyid,)).fetchall()]
+    def signed_by(cursor: Cursor, keyids: Iterable[str]) -> Dict[str, Set[str]]:
+        """key ID -> the stored keys that a key with this key ID signed (for
+        those that signed any)."""
+        found: Dict[str, Set[str]] = {}
+        for chunk in in_chunks(sorted(set(keyids))):
+            for keyid, fingerprint in cursor.execute(
+                    "SELECT signer_keyid, key_fingerprint FROM cks_key_signers WHERE "
+                    "signer_keyid IN %s" % _in(chunk), chunk).fetchall():
+                found.setdefault(keyid, set()).add(fingerprint)
+        return found
 
     @staticmethod
-    def any_held(cursor: Cursor, keyids: Sequence[str]) -> bool:
-        """Is a key with one of these (primary) key IDs stored?"""
-        for chunk in in_chunks(keyids):
-            if cursor.scalar("SELECT count(*) FROM cks_keys WHERE keyid IN %s" % _in(chunk),
-                             chunk):
-                return True
-        return False
+    def held_keyids(cursor: Cursor, keyids: Iterable[str]) -> Set[str]:
+        """Those of these (primary) key IDs that a stored key has."""
+        found: Set[str] = set()
+        for chunk in in_chunks(sorted(set(keyids))):
+            found.update(r[0] for r in cursor.execute(
+                "SELECT DISTINCT keyid FROM cks_keys WHERE keyid IN %s" % _in(chunk),
+                chunk).fetchall())
+        return found
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:
@@ -683,12 +689,16 @@ class Store:
     # --- signature verdicts and issuer keys (inside write()) ---------------------
 
     @staticmethod
-    def served_state(cursor: Cursor,
-                     fingerprint: str) -> Optional[Tuple[bytes, bool, bool, str]]:
-        """(served view, revoked, unverified_revocation, source) of a stored key."""
-        row = cursor.execute("SELECT served, revoked, unverified_revocation, source FROM "
-                             "cks_keys WHERE fingerprint = ?", (fingerprint,)).fetchone()
-        return (bytes(row[0]), bool(row[1]), bool(row[2]), row[3]) if row else None
+    def served_states(cursor: Cursor, fingerprints: Sequence[str]
+                      ) -> Dict[str, Tuple[bytes, bool, bool, str]]:
+        """fingerprint -> (served view, revoked, unverified_revocation, source)
+        of those keys that are stored."""
+        found = {}
+        for chunk in in_chunks(fingerprints):
+            found.update((r[0], (bytes(r[1]), bool(r[2]), bool(r[3]), r[4])) for r in cursor.execute(
+                "SELECT fingerprint, served, revoked, unverified_revocation, source FROM "
+                "cks_keys WHERE fingerprint IN %s" % _in(chunk), chunk).fetchall())
+        return found
 
     @staticmethod
     def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
