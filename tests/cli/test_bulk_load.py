@@ -14,6 +14,8 @@ import pytest
 from cks import pipeline
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
+from cks.openpgp.packet import TAG_SIGNATURE, iter_packets
+from cks.openpgp.signature import Signature
 from cks.store import open_store
 from support import ROOT, fixture
 from support.db import run_sql
@@ -74,6 +76,39 @@ def test_served_views_equal_the_pipeline_in_any_order(db_url, tmp_path):
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
     assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+    ptree_ok(db_url)
+
+
+def without_certification(key, which):
+    """`key` (binary) without the `which`-th signature made by another key."""
+    own = read_keys(key).keys[0].keyid
+    packets = list(iter_packets(key))
+    others = [i for i, p in enumerate(packets) if p.tag == TAG_SIGNATURE
+              and Signature.parse(p.body).issuer_keyid not in (None, own)]
+    return b"".join(p.serialize() for i, p in enumerate(packets) if i != others[which])
+
+
+def test_batches_in_flight_together_give_the_pipelines_result(db_url, tmp_path):
+    """A batch goes to the workers before the one before it is written: a key
+    whose two copies (each lacking a certification the other has) lie in
+    successive batches, and keys stored before the load that keys of an
+    earlier batch certified, end as the pipeline leaves them."""
+    keys = debian_keys(40)
+    stored, loaded = keys[30:], keys[:30]
+    assert admin(db_url, "load", "--no-sync", "-", input=b"".join(stored)).returncode == 0
+    certified = max(loaded, key=lambda k: len(k))  # the most certifications
+    first, second = without_certification(certified, 0), without_certification(certified, -1)
+    assert first != second and len(first) < len(certified)
+    at = loaded.index(certified)
+    data = b"".join(loaded[:at] + [first] + loaded[at + 1:at + 4] + [second]
+                    + loaded[at + 4:] + list(reversed(stored)))
+    out = admin(db_url, "--verbose", "load", "--no-sync", "--batch-size", "4", "--jobs", "2",
+                "-", input=data)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().strip() == \
+        "30 added, 1 updated, 10 unchanged, 0 refused; 0 problems"
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+    assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     ptree_ok(db_url)
 
 

@@ -18,6 +18,14 @@ with their index rows; they are served from then on.  Then the served views
 of keys stored before the load that the new keys signed are derived again
 (views.follow_signers, by the workers too), so the end result is the one
 pipeline.submit gives whatever the order of the input.
+
+Overlap.  In both phases the parent sends a batch to the workers before it
+writes the one before, so the cores verify while the database writes (and,
+in phase 1, while the parent reads the input).  A batch is derived from the
+database as it was before the previous batch was committed; what that
+previous batch changes is caught as for any concurrent writer: a key it
+stored meanwhile fails the stale check and is merged by the parent, and a
+signer it added is followed up through cks_view_work.
 """
 
 from __future__ import annotations
@@ -44,10 +52,13 @@ from .derive import Group, Result, Task, derive_group, primaries_of, start_worke
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, read_chunks
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 250
 GROUPS_PER_WORKER = 4
 
-Runner = Callable[[List[Group]], List[List[Result]]]
+Waiter = Callable[[], List[List[Result]]]
+Runner = Callable[[List[Group]], Tuple[Waiter, List[float]]]
+"""Sends groups to the workers; returns a function that waits for their
+results, and a list that gets the time they were all done."""
 
 
 @dataclass
@@ -86,6 +97,20 @@ class _Read:
     chunk: Chunk
 
 
+@dataclass
+class _Sent:
+    """A batch of phase 1 sent to the workers (Loader._send)."""
+
+    tasks: List[Task]
+    entries: List[Tuple[str, str, bytes]]  # (fingerprint, key ID, primary key body)
+    path_of: Dict[str, str]
+    offsets: Dict[FileIdentity, int]
+    problems: List[str]  # chunks that could not be read
+    results: Callable[[], List[Result]]
+    keys: int
+    read_to: int  # input bytes read, for the progress line
+
+
 class Loader:
     def __init__(self, store: Store, db_url: str, limits: pipeline.Limits,
                  source: pipeline.Source, jobs: int, batch_size: int = BATCH_SIZE,
@@ -99,6 +124,8 @@ class Loader:
         self.show_progress = progress
         self.summary = Summary()
         self.run: Optional[Runner] = None
+        self._keys_written = 0
+        self._workers_free = 0.0  # when the workers finished what was sent last
 
     def load(self, paths: Sequence[str]) -> Summary:
         """Load every file of `paths` ('-': standard input)."""
@@ -108,20 +135,13 @@ class Loader:
             if self.show_progress else None
         with self._runner() as self.run:
             prepare(self.store)
-            batch: List[_Read] = []
-            done_bytes, keys = 0, 0
-            for path in paths:
-                for item in self._read(path, identities.get(path)):
-                    batch.append(item)
-                    if len(batch) >= self.batch_size:
-                        keys += len(batch)
-                        self._batch(batch)
-                        batch = []
-                        if progress:
-                            progress.update(keys, done_bytes + item.chunk.resume_at)
-                done_bytes += identities[path].size if path in identities else 0
-            if batch:
-                self._batch(batch)
+            sent: Optional[_Sent] = None
+            for batch, read_to in self._batches(paths, identities):
+                previous, sent = sent, self._send(batch, read_to)
+                if previous is not None:
+                    self._finish(previous, progress)
+            if sent is not None:
+                self._finish(sent, progress)
             if progress:
                 progress.close()
             self.summary.network_seconds = time.monotonic() - started
@@ -136,11 +156,36 @@ class Loader:
         """Workers are forked before this process opens the database."""
         if self.jobs == 1:
             start_worker(self.db_url, self.limits, True)
-            yield lambda groups: [derive_group(g) for g in groups]
+
+            def run_here(groups: List[Group]) -> Tuple[Waiter, List[float]]:
+                results = [derive_group(g) for g in groups]
+                return (lambda: results), [time.monotonic()]
+            yield run_here
             return
         with multiprocessing.get_context("fork").Pool(
                 self.jobs, start_worker, (self.db_url, self.limits, True)) as pool:
-            yield lambda groups: pool.map(derive_group, groups, 1)
+
+            def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
+                done: List[float] = []
+                running = pool.map_async(derive_group, groups, 1,
+                                         callback=lambda _: done.append(time.monotonic()))
+                return running.get, done
+            yield run_in_pool
+
+    def _batches(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
+                 ) -> Iterator[Tuple[List[_Read], int]]:
+        """The input, `batch_size` chunks at a time, with the bytes read so far."""
+        batch: List[_Read] = []
+        done_bytes = 0
+        for path in paths:
+            for item in self._read(path, identities.get(path)):
+                batch.append(item)
+                if len(batch) >= self.batch_size:
+                    yield batch, done_bytes + item.chunk.resume_at
+                    batch = []
+            done_bytes += identities[path].size if path in identities else 0
+        if batch:
+            yield batch, done_bytes
 
     def _read(self, path: str, identity: Optional[FileIdentity]) -> Iterator[_Read]:
         start = 0
@@ -155,26 +200,40 @@ class Loader:
             for chunk in read_chunks(handle, self.limits.max_key_bytes):
                 yield _Read(path, identity, chunk)
 
-    def _derive(self, tasks: List[Task], primaries) -> List[Result]:
+    def _start_derive(self, tasks: List[Task], primaries) -> Callable[[], List[Result]]:
+        """Send `tasks` to the workers; returns what waits for their results.
+        The workers' time counted is from when they could start on these
+        (after what was sent before) to when they were done."""
         size = max(1, -(-len(tasks) // (self.jobs * GROUPS_PER_WORKER)))
         groups = [Group(tasks[i:i + size], primaries) for i in range(0, len(tasks), size)]
-        started = time.monotonic()
-        results = [r for rs in self.run(groups) for r in rs]
-        self.summary.derive_seconds += time.monotonic() - started
+        sent = time.monotonic()
+        wait, done = self.run(groups)
+
+        def results() -> List[Result]:
+            out = [r for rs in wait() for r in rs]
+            started = max(sent, self._workers_free)
+            self._workers_free = done[0] if done else time.monotonic()
+            self.summary.derive_seconds += max(0.0, self._workers_free - started)
+            return out
         return results
 
-    def _batch(self, batch: List[_Read]) -> None:
+    def _derive(self, tasks: List[Task], primaries) -> List[Result]:
+        return self._start_derive(tasks, primaries)()
+
+    def _send(self, batch: List[_Read], read_to: int) -> _Sent:
+        """Phase 1: cut a batch into keys and send them to the workers."""
         tasks: Dict[str, Task] = {}
         entries: List[Tuple[str, str, bytes]] = []
         path_of: Dict[str, str] = {}
         offsets: Dict[FileIdentity, int] = {}
+        problems: List[str] = []
         for item in batch:
             chunk = item.chunk
             if item.identity is not None:
                 offsets[item.identity] = chunk.resume_at
             if chunk.problem:
                 where = "" if chunk.offset is None else " offset %d:" % chunk.offset
-                self.summary.problems.append("%s:%s %s" % (item.path, where, chunk.problem))
+                problems.append("%s:%s %s" % (item.path, where, chunk.problem))
                 continue
             fingerprint, keyid, body = _primary(chunk.data)
             task = tasks.get(fingerprint) if fingerprint else None
@@ -186,17 +245,27 @@ class Loader:
             task.chunks.append(chunk.data)
             task.labels.append("%s: offset %d" % (item.path, chunk.offset))
         todo = list(tasks.values())
-        results = self._derive(todo, primaries_of(entries))
+        return _Sent(todo, entries, path_of, offsets, problems,
+                     self._start_derive(todo, primaries_of(entries)), len(batch), read_to)
+
+    def _finish(self, sent: _Sent, progress: Optional[ProgressLine]) -> None:
+        """Phase 1: write a batch once the workers are done with it."""
+        self.summary.problems.extend(sent.problems)
+        results = sent.results()
         # Keys of the batch that will not be held do not count for the others.
         lost = {r.fingerprint for r in results if not r.stores and r.stored_hash is None}
-        lost_keyids = {keyid for fingerprint, keyid, _ in entries if fingerprint in lost}
+        lost_keyids = {keyid for fingerprint, keyid, _ in sent.entries if fingerprint in lost}
         again = [i for i, r in enumerate(results) if lost_keyids.intersection(r.wanted)]
         if again:
-            redone = self._derive([todo[i] for i in again], primaries_of(entries, lost))
+            redone = self._derive([sent.tasks[i] for i in again],
+                                  primaries_of(sent.entries, lost))
             for i, result in zip(again, redone):
                 results[i] = result
-        self._write(todo, results, offsets, path_of)
+        self._write(sent.tasks, results, sent.offsets, sent.path_of)
         self._follow({r.fingerprint for r in results if r.writes and r.stored_hash is None})
+        self._keys_written += sent.keys
+        if progress:
+            progress.update(self._keys_written, sent.read_to)
 
     def _write(self, tasks: List[Task], results: List[Result],
                offsets: Dict[FileIdentity, int], path_of: Dict[str, str]) -> None:
@@ -251,49 +320,61 @@ class Loader:
         if self.show_progress:
             with self.store.read() as cursor:
                 progress = ViewsProgressLine(self.store.count_unserved(cursor))
+        sent: Optional[Tuple[List[str], Callable[[], List[Result]]]] = None
         while True:
             # (in fingerprint order from `after`: one walk over the keys in all)
             with self.store.read() as cursor:
                 batch = self.store.unserved(cursor, after, self.batch_size)
-            if not batch:
+            previous, sent = sent, None
+            if batch:
+                after = batch[-1]
+                sent = batch, self._start_derive([Task(f) for f in batch], {})
+            if previous is not None:
+                self._write_views(previous[1], newly_served=True)
+                served.update(previous[0])
+                if progress:
+                    progress.update(len(served), self.summary.signatures_verified)
+            if sent is None:
                 break
-            after = batch[-1]
-            self._rederive(batch, newly_served=True)
-            served.update(batch)
-            if progress:
-                progress.update(len(served), self.summary.signatures_verified)
         if progress:
             progress.close()
         return served
 
-    def _rederive(self, fingerprints: List[str], newly_served: bool = False) -> int:
-        """Derive the served views of stored keys again, in the workers;
-        `newly_served`: keys that had none (phase 2), whose signers and sync
-        queue entries are written with it, as the upload pipeline does."""
+    def _rederive(self, fingerprints: List[str]) -> int:
+        """Derive the served views of stored keys again, in the workers."""
         changed = 0
         for start in range(0, len(fingerprints), self.batch_size):
             chunk = fingerprints[start:start + self.batch_size]
-            results = [r for r in self._derive([Task(f) for f in chunk], {}) if r.writes]
-            stale = []
-            now = int(time.time())
-            writing = [r.fingerprint for r in results]
-            with self.store.write(writing) as cursor:
-                current = sks_hashes(cursor, writing)
-                states = self.store.served_states(cursor, writing)
-                for result in results:
-                    if current.get(result.fingerprint) != result.stored_hash:
-                        stale.append(result.fingerprint)
-                    elif views.write_view(self.store, cursor, result.fingerprint,
-                                          result.keydata, result.view, None, result.first_seen,
-                                          now, states):
-                        changed += 1
-                        if newly_served:
-                            pipeline.record_signers(
-                                self.store, cursor, result.fingerprint, result.keyid,
-                                result.signers, True, result.view.missing, self.source, now)
-            self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
-            changed += views.reverify(self.store, self.limits.serve, stale) if stale else 0
+            changed += self._write_views(self._start_derive([Task(f) for f in chunk], {}))
         return changed
+
+    def _write_views(self, derived: Callable[[], List[Result]],
+                     newly_served: bool = False) -> int:
+        """Write the served views the workers derive for stored keys;
+        `newly_served`: keys that had none (phase 2), whose signers and sync
+        queue entries are written with it, as the upload pipeline does.
+        Returns how many changed."""
+        results = [r for r in derived() if r.writes]
+        changed = 0
+        stale = []
+        now = int(time.time())
+        writing = [r.fingerprint for r in results]
+        with self.store.write(writing) as cursor:
+            current = sks_hashes(cursor, writing)
+            states = self.store.served_states(cursor, writing)
+            for result in results:
+                if current.get(result.fingerprint) != result.stored_hash:
+                    stale.append(result.fingerprint)
+                elif views.write_view(self.store, cursor, result.fingerprint,
+                                      result.keydata, result.view, None, result.first_seen,
+                                      now, states):
+                    changed += 1
+                    if newly_served:
+                        pipeline.record_signers(
+                            self.store, cursor, result.fingerprint, result.keyid,
+                            result.signers, True, result.view.missing, self.source, now)
+        self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
+        return changed + (views.reverify(self.store, self.limits.serve, stale) if stale else 0)
 
 
 def _primary(data: bytes) -> Tuple[str, str, bytes]:
