@@ -9,8 +9,11 @@ recon tree, what SKS's build makes, from the start of the command); and the
 signatures per second of the served-view phase (every signature CKS checks,
 on every core) next to `gpg --check-sigs` on the same keyring.
 
+Each is run --runs times (alternating: SKS, then each backend) and the
+medians are printed.
+
 Usage: python3 bench/bench_load.py [KEYRING] [--backends sqlite,postgresql]
-       [--no-sks] [--no-gpg]
+       [--runs 3] [--no-sks] [--no-gpg]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -67,45 +71,64 @@ def gpg_check_sigs(keyring: str) -> float:
     return elapsed
 
 
+def load_once(backend: str, work: str, keyring: str):
+    """One `cks_admin.py load` into a fresh database of the backend."""
+    url = create_pg_database() if backend == "postgresql" else \
+        "sqlite:///%s" % os.path.join(work, "cks.db")
+    try:
+        return cks_load(url, keyring)
+    finally:
+        if backend == "postgresql":
+            drop_pg_database(url)
+        else:
+            os.unlink(os.path.join(work, "cks.db"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("keyring", nargs="?", default="/usr/share/keyrings/debian-keyring.gpg")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each, alternating; the medians are printed")
     parser.add_argument("--no-sks", action="store_true")
     parser.add_argument("--no-gpg", action="store_true")
     args = parser.parse_args()
     keyring = os.path.abspath(args.keyring)
-    print("keyring: %s (%d bytes), %d cores" % (keyring, os.path.getsize(keyring),
-                                                os.cpu_count() or 1))
+    print("keyring: %s (%d bytes), %d cores; medians of %d runs"
+          % (keyring, os.path.getsize(keyring), os.cpu_count() or 1, args.runs))
+    backends = args.backends.split(",")
+    if "postgresql" in backends and pg_available():
+        print("postgresql: skipped (%s)" % pg_available())
+        backends.remove("postgresql")
+    sks_times: list = []
+    loads: dict = {backend: [] for backend in backends}
     with tempfile.TemporaryDirectory() as work:
-        sks = None
-        if not args.no_sks:
-            sks = sks_build(os.path.join(work, "sks"), keyring)
-            print("sks build + cleandb + pbuild : %8.2f s" % sks)
-        for backend in args.backends.split(","):
-            if backend == "postgresql" and pg_available():
-                print("postgresql: skipped (%s)" % pg_available())
-                continue
-            url = create_pg_database() if backend == "postgresql" else \
-                "sqlite:///%s" % os.path.join(work, "cks.db")
-            try:
-                seconds, network, verified, phase, summary = cks_load(url, keyring)
-            finally:
-                if backend == "postgresql":
-                    drop_pg_database(url)
-            print("cks load (%-10s)        : %8.2f s  (%s)" % (backend, seconds, summary))
-            if sks:
-                print("  ratio cks / sks            : %8.2f" % (seconds / sks))
-            print("  network views (phase 1)    : %8.2f s%s" % (
-                network, "  (ratio to sks: %.2f)" % (network / sks) if sks else ""))
-            print("  served views (phase 2)     : %8.2f s, %d signatures, %.0f/s"
-                  % (phase, verified, verified / max(phase, 1e-6)))
-        if not args.no_gpg:
-            gpg = gpg_check_sigs(keyring)
-            with open(keyring, "rb") as handle:
-                signatures = sum(1 for p in iter_packets(handle.read()) if p.tag == TAG_SIGNATURE)
-            print("gpg --check-sigs             : %8.2f s, %d signatures in the keyring, "
-                  "%.0f/s" % (gpg, signatures, signatures / gpg))
+        for _ in range(args.runs):
+            if not args.no_sks:
+                sks_times.append(sks_build(os.path.join(work, "sks"), keyring))
+            for backend in backends:
+                loads[backend].append(load_once(backend, work, keyring))
+    sks = statistics.median(sks_times) if sks_times else None
+    if sks:
+        print("sks build + cleandb + pbuild : %8.2f s" % sks)
+    for backend, runs in loads.items():
+        seconds = statistics.median(run[0] for run in runs)
+        network = statistics.median(run[1] for run in runs)
+        verified = runs[0][2]
+        phase = statistics.median(run[3] for run in runs)
+        print("cks load (%-10s)        : %8.2f s  (%s)" % (backend, seconds, runs[0][4]))
+        if sks:
+            print("  ratio cks / sks            : %8.2f" % (seconds / sks))
+        print("  network views (phase 1)    : %8.2f s%s" % (
+            network, "  (ratio to sks: %.2f)" % (network / sks) if sks else ""))
+        print("  served views (phase 2)     : %8.2f s, %d signatures, %.0f/s"
+              % (phase, verified, verified / max(phase, 1e-6)))
+    if not args.no_gpg:
+        gpg = gpg_check_sigs(keyring)
+        with open(keyring, "rb") as handle:
+            signatures = sum(1 for p in iter_packets(handle.read()) if p.tag == TAG_SIGNATURE)
+        print("gpg --check-sigs             : %8.2f s, %d signatures in the keyring, "
+              "%.0f/s" % (gpg, signatures, signatures / gpg))
 
 
 if __name__ == "__main__":
