@@ -191,9 +191,14 @@ def record_signers(store: Store, cursor, fingerprint: str, keyid: str, signers: 
         # The keys it signed follow once it is committed; so does this key, if a
         # signer it lacks was being stored at the same time.
         store.queue_view_work(cursor, fingerprint, keyid, signed=added, missing=missing)
+    queue_for_peers(store, cursor, fingerprint, source, now)
+    return Outcome(fingerprint, ADDED if added else UPDATED)
+
+
+def queue_for_peers(store: Store, cursor, fingerprint: str, source: Source, now: int) -> None:
+    """Queue a key just written for the push peers, if its source asks for that."""
     if source.queue_for_sync or source.forward_to:
         store.queue_sync(cursor, fingerprint, source.tag, now, source.forward_to or None)
-    return Outcome(fingerprint, ADDED if added else UPDATED)
 
 
 def over_limits(key: Key, limits: Limits) -> str:

@@ -46,7 +46,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import merge_all, parse_keyring
 from ..openpgp.packet import read_packet
 from ..store import Store
-from ..store.base import NetworkView
+from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import FileIdentity, forget, prepare, resume_offset, save, sks_hashes
 from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
 from .progress import ProgressLine, ViewsProgressLine
@@ -362,17 +362,27 @@ class Loader:
         with self.store.write(writing) as cursor:
             current = sks_hashes(cursor, writing)
             states = self.store.served_states(cursor, writing)
+            unserved = []  # written together (Store.serve_unserved)
             for result in results:
                 if current.get(result.fingerprint) != result.stored_hash:
                     stale.append(result.fingerprint)
+                elif newly_served and states[result.fingerprint][0] == b"":  # still UNSERVED
+                    unserved.append(result)
                 elif views.write_view(self.store, cursor, result.fingerprint,
                                       result.keydata, result.view, None, result.first_seen,
                                       now, states):
                     changed += 1
-                    if newly_served:
+                    if newly_served:  # served meanwhile by another process
                         pipeline.record_signers(
                             self.store, cursor, result.fingerprint, result.keyid,
                             result.signers, True, result.view.missing, self.source, now)
+            self.store.serve_unserved(cursor, [
+                ServedView(r.view.info, r.view.served, r.view.new_verdicts, r.signers,
+                           r.view.missing) for r in unserved], now)
+            for result in unserved:
+                pipeline.queue_for_peers(self.store, cursor, result.fingerprint, self.source,
+                                         now)
+            changed += len(unserved)
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
         return changed + (views.reverify(self.store, self.limits.serve, stale) if stale else 0)
 

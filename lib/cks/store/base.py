@@ -88,6 +88,17 @@ class NetworkView:
 
 
 @dataclass
+class ServedView:
+    """A served view derived for a key stored without one (Store.serve_unserved)."""
+
+    info: KeyInfo
+    served: bytes
+    verdicts: Dict[bytes, Tuple[str, bool, str]]  # new signature verdicts
+    signers: Set[bytes]  # key IDs of the other keys that signed it
+    missing: Sequence[str]  # signers it needs that are not held
+
+
+@dataclass
 class ViewWork:
     """A row of cks_view_work (schema.sql)."""
 
@@ -125,8 +136,14 @@ class Backend:
     def insert_rows(self, cursor: "Cursor", table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
         """Add many rows to a table (none of them there yet)."""
-        cursor.executemany("INSERT INTO %s (%s) VALUES (%s)" % (
-            table, ", ".join(columns), ", ".join("?" * len(columns))), rows)
+        cursor.executemany(insert_statement(table, columns), rows)
+
+    def update_rows(self, cursor: "Cursor", table: str, key: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Set `columns` of many rows, each row given as (key value, values...)."""
+        cursor.executemany("UPDATE %s SET %s WHERE %s = ?" % (
+            table, ", ".join("%s = ?" % c for c in columns), key),
+            [tuple(row[1:]) + (row[0],) for row in rows])
 
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
@@ -268,6 +285,53 @@ DEFERRED_BYTES = 1 << 20
 """Deferred statements are sent once they add up to this much SQL text."""
 ROWS_PER_INSERT = 1000
 _INSERT_VALUES = re.compile(r"(INSERT INTO .* VALUES )(\([?, ]+\))(.*)\Z", re.S)
+
+def insert_statement(table: str, columns: Sequence[str]) -> str:
+    return "INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(columns),
+                                               ", ".join("?" * len(columns)))
+
+
+DESCRIBED_COLUMNS = ("version", "keyid", "short_keyid", "algorithm", "bits", "created",
+                     "expires", "revoked", "unverified_revocation")
+"""cks_keys' columns that describe the served view (KeyInfo)."""
+SUBKEY_COLUMNS = ("key_fingerprint", "fingerprint", "keyid", "short_keyid", "version",
+                  "algorithm", "bits", "created", "expires", "revoked")
+USERID_COLUMNS = ("key_fingerprint", "position", "uid", "email", "is_attribute", "created",
+                  "expires", "revoked")
+WORD_COLUMNS = ("word", "key_fingerprint")
+INDEX_TABLES = ("cks_subkeys", "cks_userids", "cks_words")
+INDEX_COLUMNS = (SUBKEY_COLUMNS, USERID_COLUMNS, WORD_COLUMNS)
+SIGNER_COLUMNS = ("signer_keyid", "key_fingerprint")
+VIEW_WORK_COLUMNS = ("fingerprint", "keyid", "signed", "missing")
+SAVE_VERDICTS = ("INSERT INTO cks_sig_verdicts (cache_key, key_fingerprint, status, "
+                 "weak_hash, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (cache_key) DO NOTHING")
+
+
+def described(info: KeyInfo) -> tuple:
+    """DESCRIBED_COLUMNS' values for a key."""
+    return (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
+            info.created, info.expires, info.revoked, info.revocation_unverified)
+
+
+def index_rows(info: KeyInfo) -> Tuple[List[tuple], List[tuple], List[tuple]]:
+    """A key's rows of cks_subkeys, cks_userids and cks_words (their columns above)."""
+    fpr = info.fingerprint
+    subkeys = [(fpr, s.fingerprint, s.keyid, s.keyid[-8:], s.version, s.algorithm, s.bits,
+                s.created, s.expires, s.revoked)
+               for s in {s.fingerprint: s for s in info.subkeys}.values()]
+    userids = [(fpr, n, u.text, u.email, u.is_attribute, u.created, u.expires, u.revoked)
+               for n, u in enumerate(info.user_ids)]
+    words = {w for u in info.user_ids if not u.is_attribute for w in words_of(u.text)}
+    return subkeys, userids, [(w, fpr) for w in sorted(words)]
+
+
+def signer_rows(fingerprint: str, keyids: Iterable[bytes]) -> List[tuple]:
+    return [(k.hex().upper(), fingerprint) for k in sorted(set(keyids))]
+
+
+def verdict_rows(fingerprint: str, verdicts: Dict[bytes, Tuple[str, bool, str]]) -> List[tuple]:
+    return [(k.hex(), fingerprint, v[0], v[1], v[2]) for k, v in verdicts.items()]
+
 
 IN_CHUNK = 500
 """Values in one SQL IN list at most (SQLite before 3.32 allows 999 parameters)."""
@@ -456,8 +520,7 @@ class Store:
         None: a stored key whose network view stays (its served view derived
         again), which is then neither read nor written."""
         fpr = info.fingerprint
-        described = (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
-                     info.created, info.expires, info.revoked, info.revocation_unverified)
+        values = described(info)
         old_hash = info.sks_hash if keydata is None else None
         if first_seen is not None:
             cursor.defer("DELETE FROM cks_subkeys WHERE key_fingerprint = ?", (fpr,))
@@ -467,44 +530,54 @@ class Store:
             if keydata is not None:
                 old_hash = cursor.scalar("SELECT sks_hash FROM cks_keys WHERE fingerprint = ?",
                                          (fpr,))
-                network, described = "sks_hash = ?, keydata = ?, size = ?, ", \
-                    described + (info.sks_hash, keydata, len(keydata))
+                network, values = "sks_hash = ?, keydata = ?, size = ?, ", \
+                    values + (info.sks_hash, keydata, len(keydata))
             cursor.defer(
-                "UPDATE cks_keys SET version = ?, keyid = ?, short_keyid = ?, algorithm = ?, "
-                "bits = ?, created = ?, expires = ?, revoked = ?, unverified_revocation = ?, "
-                "%sserved = ?, served_crc24 = ?, last_changed = ?, source = ? "
-                "WHERE fingerprint = ?" % network,
-                described + (served, crc24(served), now, source, fpr))
+                "UPDATE cks_keys SET %s, %sserved = ?, served_crc24 = ?, last_changed = ?, "
+                "source = ? WHERE fingerprint = ?"
+                % (", ".join("%s = ?" % c for c in DESCRIBED_COLUMNS), network),
+                values + (served, crc24(served), now, source, fpr))
         else:
             assert keydata is not None, "a new key needs its network view"
-            values = described + (info.sks_hash, keydata, served, crc24(served), len(keydata))
-            cursor.defer(
-                "INSERT INTO cks_keys (version, keyid, short_keyid, algorithm, bits, created, "
-                "expires, revoked, unverified_revocation, sks_hash, keydata, served, "
-                "served_crc24, size, first_seen, last_changed, source, fingerprint) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values + (now, now, source, fpr))
+            cursor.defer(insert_statement("cks_keys", DESCRIBED_COLUMNS + (
+                "sks_hash", "keydata", "served", "served_crc24", "size", "first_seen",
+                "last_changed", "source", "fingerprint")), values + (
+                info.sks_hash, keydata, served, crc24(served), len(keydata), now, now, source,
+                fpr))
         note_key_change(cursor)
         if old_hash != info.sks_hash:
             # The recon set: the old hash leaves, the new one enters, after the row
             # changed (ptree.py; imported here because it imports this module).
             from .ptree import change_hash
             change_hash(cursor, old_hash, info.sks_hash)
-        cursor.executemany(
-            "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
-            "version, algorithm, bits, created, expires, revoked) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(fpr, s.fingerprint, s.keyid, s.keyid[-8:], s.version, s.algorithm, s.bits,
-              s.created, s.expires, s.revoked)
-             for s in {s.fingerprint: s for s in info.subkeys}.values()])
-        cursor.executemany(
-            "INSERT INTO cks_userids (key_fingerprint, position, uid, email, is_attribute, "
-            "created, expires, revoked) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(fpr, n, u.text, u.email, u.is_attribute, u.created, u.expires, u.revoked)
-             for n, u in enumerate(info.user_ids)])
-        words = {w for u in info.user_ids if not u.is_attribute for w in words_of(u.text)}
-        cursor.executemany("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
-                           [(w, fpr) for w in sorted(words)])
+        for table, columns, rows in zip(INDEX_TABLES, INDEX_COLUMNS, index_rows(info)):
+            cursor.executemany(insert_statement(table, columns), rows)
+
+    @staticmethod
+    def serve_unserved(cursor: Cursor, views: Sequence[ServedView], now: int) -> None:
+        """Write the served views of keys stored UNSERVED (a bulk load's second
+        phase; the caller, holding their locks, checked that they still are):
+        what save_key() and record_signers() write for one such key (its row,
+        index rows, signers, the follow-up queue) and its verdicts, for all of
+        them with one statement per table (Backend.update_rows, insert_rows).
+        Such a key has no index rows yet: nothing is deleted first."""
+        if not views:
+            return
+        backend = cursor.backend
+        backend.update_rows(cursor, "cks_keys", "fingerprint", DESCRIBED_COLUMNS + (
+            "served", "served_crc24", "last_changed"), [
+            (v.info.fingerprint,) + described(v.info) + (v.served, crc24(v.served), now)
+            for v in views])
+        note_key_change(cursor)
+        rows = [index_rows(v.info) for v in views]
+        for n, (table, columns) in enumerate(zip(INDEX_TABLES, INDEX_COLUMNS)):
+            backend.insert_rows(cursor, table, columns, [r for key in rows for r in key[n]])
+        backend.insert_rows(cursor, "cks_key_signers", SIGNER_COLUMNS, [
+            r for v in views for r in signer_rows(v.info.fingerprint, v.signers)])
+        backend.insert_rows(cursor, "cks_view_work", VIEW_WORK_COLUMNS, [
+            (v.info.fingerprint, v.info.keyid, True, " ".join(v.missing)) for v in views])
+        cursor.executemany(SAVE_VERDICTS, [
+            r for v in views for r in verdict_rows(v.info.fingerprint, v.verdicts)])
 
     @staticmethod
     def save_network_views(cursor: Cursor, views: Sequence[NetworkView], source: str,
@@ -541,15 +614,14 @@ class Store:
     def save_signers(cursor: Cursor, fingerprint: str, keyids: Iterable[bytes]) -> None:
         """Who signed a key (cks_key_signers), from its network view."""
         cursor.defer("DELETE FROM cks_key_signers WHERE key_fingerprint = ?", (fingerprint,))
-        cursor.executemany("INSERT INTO cks_key_signers (signer_keyid, key_fingerprint) "
-                           "VALUES (?, ?)",
-                           [(k.hex().upper(), fingerprint) for k in sorted(set(keyids))])
+        cursor.executemany(insert_statement("cks_key_signers", SIGNER_COLUMNS),
+                           signer_rows(fingerprint, keyids))
 
     @staticmethod
     def queue_view_work(cursor: Cursor, fingerprint: str, keyid: str, signed: bool,
                         missing: Sequence[str] = ()) -> None:
-        cursor.defer("INSERT INTO cks_view_work (fingerprint, keyid, signed, missing) "
-                       "VALUES (?, ?, ?, ?)", (fingerprint, keyid, signed, " ".join(missing)))
+        cursor.defer(insert_statement("cks_view_work", VIEW_WORK_COLUMNS),
+                     (fingerprint, keyid, signed, " ".join(missing)))
 
     @staticmethod
     def view_work(cursor: Cursor, limit: int) -> List[ViewWork]:
@@ -710,10 +782,7 @@ class Store:
     @staticmethod
     def save_verdicts(cursor: Cursor, fingerprint: str,
                       verdicts: Dict[bytes, Tuple[str, bool, str]]) -> None:
-        cursor.executemany(
-            "INSERT INTO cks_sig_verdicts (cache_key, key_fingerprint, status, weak_hash, "
-            "reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (cache_key) DO NOTHING",
-            [(k.hex(), fingerprint, v[0], v[1], v[2]) for k, v in verdicts.items()])
+        cursor.executemany(SAVE_VERDICTS, verdict_rows(fingerprint, verdicts))
 
     @staticmethod
     def primary_keys_by_keyid(cursor: Cursor, keyids: Sequence[str]) -> Dict[str, List[bytes]]:

@@ -80,6 +80,19 @@ class PostgresBackend(Backend):
             cursor.raw.copy_expert(sql, io.BytesIO(encode_rows(encoders, rows[start:end])))
             start = end
 
+    def update_rows(self, cursor: Cursor, table: str, key: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """One UPDATE for all rows: each column's values as one typed array,
+        unnest()ed into rows joined on `key`."""
+        if not rows:
+            return
+        types = self._column_types(cursor, table)
+        names = [key] + list(columns)
+        cursor.defer("UPDATE %s AS t SET %s FROM unnest(%s) AS u(%s) WHERE t.%s = u.%s" % (
+            table, ", ".join("%s = u.%s" % (c, c) for c in columns),
+            ", ".join("?::%s[]" % types[c] for c in names), ", ".join(names), key, key),
+            [list(values) for values in zip(*rows)])
+
     def _column_types(self, cursor: Cursor, table: str) -> Dict[str, str]:
         if table not in self._types:
             self._types[table] = dict(cursor.execute(
