@@ -5,7 +5,9 @@ A key not stored yet gets no served view in the load's first phase
 (`network_first`): it is written as its network view, and the second phase
 derives its view with every key of the load held (load.py).
 
-Workers only read the database (each has its own connection); the parent
+Workers only read the database (each has its own connection), a group of
+keys at a time: the stored copies, rejections and signature verdicts of the
+whole group in a few queries (on PostgreSQL each is a round trip); the parent
 writes what they return, in one transaction per batch, after checking that
 the stored copy they merged with is still the stored one.  The keys of the
 batch count as held for each other's served views (`Group.primaries`), as
@@ -22,8 +24,8 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Key, merge_all, parse_keyring, sks_hash
 from ..served import third_party_issuers
 from ..store import Store, open_store
-from ..store.loadprogress import sks_hashes
-from ..views import DerivedView, derive_view, held_primaries, stored_verdicts, wanted_signers
+from ..store.base import StoredKey
+from ..views import DerivedView, derive_view, held_primaries, wanted_signers
 
 
 @dataclass
@@ -78,17 +80,20 @@ class _Worker:
         self.network_first = network_first
 
     def group(self, group: Group) -> List[Result]:
+        """The group's keys, read from the database with a few queries for
+        all of them (not several per key: each is a round trip to a server)."""
         with self.store.read() as cursor:
-            issuers: Dict[str, List[PublicKey]] = {}
-            return [self.task(cursor, task, group.primaries, issuers) for task in group.tasks]
+            fingerprints = [t.fingerprint for t in group.tasks if t.fingerprint]
+            known = _Known(self.store.rejection_reasons(cursor, fingerprints),
+                           self.store.stored_keys(cursor, fingerprints))
+            known.verdicts = self.store.load_verdicts_of(cursor, list(known.stored))
+            return [self.task(cursor, task, group.primaries, known) for task in group.tasks]
 
-    def task(self, cursor, task: Task, primaries, issuers) -> Result:
+    def task(self, cursor, task: Task, primaries, known: "_Known") -> Result:
         fingerprint = task.fingerprint
-        reason, stored = self.store.merge_state(cursor, fingerprint) if fingerprint \
-            else (None, None)
-        result = Result(fingerprint, first_seen=stored[1] if stored else None,
-                        stored_hash=sks_hashes(cursor, [fingerprint]).get(fingerprint)
-                        if stored else None)
+        reason, stored = known.rejected.get(fingerprint), known.stored.get(fingerprint)
+        result = Result(fingerprint, first_seen=stored.first_seen if stored else None,
+                        stored_hash=stored.sks_hash if stored else None)
         if task.chunks:
             key = self.parse(task, result)
             if key is None:
@@ -101,19 +106,20 @@ class _Worker:
                 result.outcome = pipeline.rejected(fingerprint, reason)
             if result.outcome is not None:
                 return result
-            merged = pipeline.merge_stored(key, stored[0] if stored else None, self.limits)
+            merged = pipeline.merge_stored(key, stored.keydata if stored else None,
+                                           self.limits)
             result.outcome = merged.outcome
             key, result.keydata = merged.key, merged.data
         elif stored is not None:
-            result.keydata = stored[0]
-            key = parse_keyring(stored[0]).keys[0]
+            result.keydata = stored.keydata
+            key = parse_keyring(stored.keydata).keys[0]
         else:
             return result  # deleted meanwhile
         if result.outcome is None and stored is None and self.network_first:
             result.primary = key.public_key
             result.sks_hash = sks_hash(key).hex().upper()
         elif result.outcome is None:
-            self.derive(cursor, key, result, primaries, issuers)
+            self.derive(cursor, key, result, primaries, known)
         return result
 
     @staticmethod
@@ -127,7 +133,8 @@ class _Worker:
         keys = [k for k in merge_all(keys) if k.fingerprint.hex().upper() == task.fingerprint]
         return keys[0] if keys else None
 
-    def derive(self, cursor, key: Key, result: Result, primaries, issuers) -> None:
+    def derive(self, cursor, key: Key, result: Result, primaries, known: "_Known") -> None:
+        issuers = known.issuers
         wanted = wanted_signers(key, self.limits.serve)
         lacking = [k for k in wanted if k not in issuers]
         issuers.update({k: [] for k in lacking})
@@ -139,11 +146,22 @@ class _Worker:
                 if bytes.fromhex(fingerprint) not in keys:
                     keys[bytes.fromhex(fingerprint)] = PublicKey.parse(body)
             held[keyid] = list(keys.values())
-        known = stored_verdicts(self.store, cursor, result.fingerprint, result.first_seen)
-        result.view = derive_view(key, self.limits.serve, known, held)
+        result.view = derive_view(key, self.limits.serve,
+                                  known.verdicts.get(result.fingerprint, {}), held)
         result.keyid = key.keyid.hex().upper()
         result.signers = third_party_issuers(key)
         result.wanted = wanted
+
+
+@dataclass
+class _Known:
+    """What a worker read for a group at once (_Worker.group), and the signers'
+    primary keys it read so far (key ID hex -> keys)."""
+
+    rejected: Dict[str, str]
+    stored: Dict[str, StoredKey]
+    verdicts: Dict[str, Dict[bytes, Tuple[str, bool, str]]] = field(default_factory=dict)
+    issuers: Dict[str, List[PublicKey]] = field(default_factory=dict)
 
 
 _worker: Optional[_Worker] = None

@@ -88,6 +88,15 @@ class NetworkView:
 
 
 @dataclass
+class StoredKey:
+    """What merging with a stored key needs of it (Store.stored_keys)."""
+
+    keydata: bytes
+    first_seen: int
+    sks_hash: str
+
+
+@dataclass
 class ServedView:
     """A served view derived for a key stored without one (Store.serve_unserved)."""
 
@@ -774,10 +783,31 @@ class Store:
 
     @staticmethod
     def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
-        rows = cursor.execute("SELECT cache_key, status, weak_hash, reason FROM "
-                              "cks_sig_verdicts WHERE key_fingerprint = ?",
-                              (fingerprint,)).fetchall()
-        return {bytes.fromhex(r[0]): (r[1], bool(r[2]), r[3]) for r in rows}
+        return Store.load_verdicts_of(cursor, [fingerprint]).get(fingerprint, {})
+
+    @staticmethod
+    def load_verdicts_of(cursor: Cursor, fingerprints: Sequence[str]
+                         ) -> Dict[str, Dict[bytes, Tuple[str, bool, str]]]:
+        """fingerprint -> the cached verdicts on its signatures (keys with any)."""
+        found: Dict[str, Dict[bytes, Tuple[str, bool, str]]] = {}
+        for chunk in in_chunks(fingerprints):
+            for fingerprint, key, status, weak, reason in cursor.execute(
+                    "SELECT key_fingerprint, cache_key, status, weak_hash, reason FROM "
+                    "cks_sig_verdicts WHERE key_fingerprint IN %s" % _in(chunk),
+                    chunk).fetchall():
+                found.setdefault(fingerprint, {})[bytes.fromhex(key)] = (status, bool(weak),
+                                                                         reason)
+        return found
+
+    @staticmethod
+    def stored_keys(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, StoredKey]:
+        """The stored keys among `fingerprints`, one query per IN_CHUNK."""
+        found: Dict[str, StoredKey] = {}
+        for chunk in in_chunks(fingerprints):
+            found.update((r[0], StoredKey(bytes(r[1]), r[2], r[3])) for r in cursor.execute(
+                "SELECT fingerprint, keydata, first_seen, sks_hash FROM cks_keys WHERE "
+                "fingerprint IN %s" % _in(chunk), chunk).fetchall())
+        return found
 
     @staticmethod
     def save_verdicts(cursor: Cursor, fingerprint: str,
