@@ -350,7 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-sync", action="store_true",
                       help="do not queue the keys for the peers (e.g. a dump from a peer)")
     load.add_argument("--jobs", type=int, default=0, metavar="N",
-                      help="worker processes deriving served views (default: one per core)")
+                      help="worker processes that parse keys and verify signatures "
+                           "(default: one per core)")
     load.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
                       help="keys per transaction (default: %(default)s)")
     load.set_defaults(handler=cmd_load)
