@@ -1,9 +1,9 @@
 """What a worker process of a bulk load does with a key: parse it, apply the
 limits and the rejected list, merge it with the stored copy and derive its
 served view (the signature checks: the expensive part, one key per core).
-A key not stored yet gets no served view in the load's first phase
-(`network_first`): it is written as its network view, and the second phase
-derives its view with every key of the load held (load.py).
+A key not stored yet gets no served view in the load's first phase: it is
+written as its network view, and the second phase derives its view with
+every key of the load held (load.py).
 
 Workers only read the database (each has its own connection), a group of
 keys at a time: the stored copies, rejections and signature verdicts of the
@@ -74,10 +74,9 @@ class Result:
 
 
 class _Worker:
-    def __init__(self, store: Store, limits: pipeline.Limits, network_first: bool) -> None:
+    def __init__(self, store: Store, limits: pipeline.Limits) -> None:
         self.store = store
         self.limits = limits
-        self.network_first = network_first
 
     def group(self, group: Group) -> List[Result]:
         """The group's keys, read from the database with a few queries for
@@ -115,7 +114,7 @@ class _Worker:
             key = parse_keyring(stored.keydata).keys[0]
         else:
             return result  # deleted meanwhile
-        if result.outcome is None and stored is None and self.network_first:
+        if result.outcome is None and stored is None:
             result.primary = key.public_key
             result.sks_hash = sks_hash(key).hex().upper()
         elif result.outcome is None:
@@ -167,10 +166,10 @@ class _Known:
 _worker: Optional[_Worker] = None
 
 
-def start_worker(db_url: str, limits: pipeline.Limits, network_first: bool) -> None:
+def start_worker(db_url: str, limits: pipeline.Limits) -> None:
     """Pool initializer: each worker process opens its own connection."""
     global _worker
-    _worker = _Worker(open_store(db_url, 1), limits, network_first)
+    _worker = _Worker(open_store(db_url, 1), limits)
 
 
 def derive_group(group: Group) -> List[Result]:

@@ -155,7 +155,7 @@ class Loader:
     def _runner(self) -> Iterator[Runner]:
         """Workers are forked before this process opens the database."""
         if self.jobs == 1:
-            start_worker(self.db_url, self.limits, True)
+            start_worker(self.db_url, self.limits)
 
             def run_here(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 results = [derive_group(g) for g in groups]
@@ -163,7 +163,7 @@ class Loader:
             yield run_here
             return
         with multiprocessing.get_context("fork").Pool(
-                self.jobs, start_worker, (self.db_url, self.limits, True)) as pool:
+                self.jobs, start_worker, (self.db_url, self.limits)) as pool:
 
             def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 done: List[float] = []
