@@ -295,6 +295,7 @@ DEFERRED_BYTES = 1 << 20
 ROWS_PER_INSERT = 1000
 _INSERT_VALUES = re.compile(r"(INSERT INTO .* VALUES )(\([?, ]+\))(.*)\Z", re.S)
 
+
 def insert_statement(table: str, columns: Sequence[str]) -> str:
     return "INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(columns),
                                                ", ".join("?" * len(columns)))
@@ -774,11 +775,13 @@ class Store:
                       ) -> Dict[str, Tuple[bytes, bool, bool, str]]:
         """fingerprint -> (served view, revoked, unverified_revocation, source)
         of those keys that are stored."""
-        found = {}
+        found: Dict[str, Tuple[bytes, bool, bool, str]] = {}
         for chunk in in_chunks(fingerprints):
-            found.update((r[0], (bytes(r[1]), bool(r[2]), bool(r[3]), r[4])) for r in cursor.execute(
-                "SELECT fingerprint, served, revoked, unverified_revocation, source FROM "
-                "cks_keys WHERE fingerprint IN %s" % _in(chunk), chunk).fetchall())
+            found.update((r[0], (bytes(r[1]), bool(r[2]), bool(r[3]), r[4]))
+                         for r in cursor.execute(
+                             "SELECT fingerprint, served, revoked, unverified_revocation, "
+                             "source FROM cks_keys WHERE fingerprint IN %s" % _in(chunk),
+                             chunk).fetchall())
         return found
 
     @staticmethod
