@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import select
 import selectors
 import socket
 import ssl
@@ -43,6 +44,30 @@ from .tls import Certificates
 
 access_log = logging.getLogger("cks.access")
 log = logging.getLogger("cks.server")
+
+LISTENER = "listener"  # the selector data of a listening socket
+
+
+class _ExclusiveListeners(selectors.EpollSelector):
+    """epoll where a listening socket, which every serving process watches,
+    wakes one of them per new connection (EPOLLEXCLUSIVE), not all: the
+    others woke for nothing, found no connection to accept, and with two
+    processes a new connection's answer came 0.05-0.15 ms later."""
+
+    def register(self, fileobj, events, data=None):
+        key = super().register(fileobj, events, data)
+        if data == LISTENER:  # (the flag can only be given when a file is added)
+            self._selector.unregister(key.fd)
+            self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+        return key
+
+
+def loop_selector() -> selectors.BaseSelector:
+    """The selector a serving process's loop watches its sockets with."""
+    if hasattr(select, "EPOLLEXCLUSIVE") and hasattr(selectors, "EpollSelector"):
+        return _ExclusiveListeners()
+    return selectors.DefaultSelector()
+
 
 def is_quick(request: Request) -> bool:
     """Answered in the loop's thread: index lookups (a capped list from the index
@@ -125,7 +150,7 @@ class HKPServer:
         self.listeners = dict(listeners)
         for listener in self.listeners:
             listener.setblocking(False)  # shared between processes: accept may find nothing
-        self._selector = selectors.DefaultSelector()
+        self._selector = loop_selector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
         self._done: "queue.SimpleQueue" = queue.SimpleQueue()  # (connection, response)
@@ -138,7 +163,7 @@ class HKPServer:
     def serve_forever(self) -> None:
         """Serve until request_stop(), then until the requests in flight are done."""
         for listener in self.listeners:
-            self._selector.register(listener, selectors.EVENT_READ, "listener")
+            self._selector.register(listener, selectors.EVENT_READ, LISTENER)
         self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
         listening = True
         while True:
@@ -153,7 +178,7 @@ class HKPServer:
             if not listening and not any(c.in_flight for c in self._connections.values()):
                 break
             for key, events in self._selector.select(self._timeout()):
-                if key.data == "listener":
+                if key.data == LISTENER:
                     self._accept(key.fileobj)
                 elif key.data == "wake":
                     self._finish_work()
