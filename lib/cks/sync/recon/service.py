@@ -5,11 +5,11 @@ recon peers start, and starts one itself with a random recon peer every
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import socket
 import threading
-from typing import Callable, Optional, Tuple
+import time
+from typing import Callable, Optional
 
 from ... import pipeline
 from ...periodic import Periodic
@@ -21,6 +21,7 @@ log = logging.getLogger("cks.recon")
 GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round
+STOP_WAIT = 5.0  # seconds stop() waits for the session threads to see it
 
 RoundCounter = Callable[[RoundReport, bool], None]  # a round ended; did we dial it?
 
@@ -40,16 +41,14 @@ class ReconService:
         self.members = Members(store)
         self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.refresh_members)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
-        # Connections go to threads started ahead: starting one for each
-        # connection cost its round 0.2-0.3 ms before the first byte.
-        self._accepted: "queue.SimpleQueue[Optional[Tuple[socket.socket, str]]]" = \
-            queue.SimpleQueue()
+        # Each session thread accepts its own connections: handing them from one
+        # accepting thread to another cost a round 0.1-0.15 ms.  One more
+        # than MAX_SESSIONS, so that while all rounds are under way one thread
+        # is still there to accept and refuse.
         self._session_threads = [
             threading.Thread(target=self._session_loop, name="recon-session", daemon=True)
-            for _ in range(MAX_SESSIONS)]
+            for _ in range(MAX_SESSIONS + 1)]
         self._stopping = threading.Event()
-        self._acceptor = threading.Thread(target=self._accept_loop, name="recon-accept",
-                                          daemon=True)
 
     def start(self) -> None:
         if self.listener is not None:
@@ -57,7 +56,6 @@ class ReconService:
             self._members_refresh.start()
             for thread in self._session_threads:
                 thread.start()
-            self._acceptor.start()
         if self.gossip is not None:
             self.gossip.start()
 
@@ -67,10 +65,10 @@ class ReconService:
             self.gossip.stop()
         if self.listener is not None:
             self._members_refresh.stop()
-        if self._acceptor.is_alive():
-            self._acceptor.join(5)
-        for _ in self._session_threads:
-            self._accepted.put(None)
+        deadline = time.monotonic() + STOP_WAIT  # (a round under way is not waited for)
+        for thread in self._session_threads:
+            if thread.is_alive():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def gossip_once(self) -> None:
         """A round with one recon peer chosen at random, unless another
@@ -96,7 +94,7 @@ class ReconService:
         except StoreError as exc:
             log.warning("recon peers not read again: %s", exc)
 
-    def _accept_loop(self) -> None:
+    def _session_loop(self) -> None:
         assert self.listener is not None
         while not self._stopping.is_set():
             try:
@@ -113,14 +111,7 @@ class ReconService:
                          address[0], MAX_SESSIONS)
                 sock.close()
                 continue
-            self._accepted.put((sock, address[0]))
-
-    def _session_loop(self) -> None:
-        while True:
-            accepted = self._accepted.get()
-            if accepted is None:
-                return
-            self._serve(*accepted)
+            self._serve(sock, address[0])
 
     def _serve(self, sock: socket.socket, address: str) -> None:
         try:
