@@ -52,11 +52,14 @@ class _ExclusiveListeners(selectors.EpollSelector):
     """epoll where a listening socket, which every serving process watches,
     wakes one of them per new connection (EPOLLEXCLUSIVE), not all: the
     others woke for nothing, found no connection to accept, and with two
-    processes a new connection's answer came 0.05-0.15 ms later."""
+    processes a new connection's answer came 0.05-0.15 ms later.  The
+    selectors module has no way to pass the flag, so a listener is added to
+    its epoll object (EpollSelector's `_selector`) again, with the flag: it
+    can only be given when a file is added."""
 
-    def register(self, fileobj, events, data=None):
+    def register(self, fileobj, events, data=None) -> selectors.SelectorKey:
         key = super().register(fileobj, events, data)
-        if data == LISTENER:  # (the flag can only be given when a file is added)
+        if data == LISTENER:
             self._selector.unregister(key.fd)
             self._selector.register(key.fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
         return key

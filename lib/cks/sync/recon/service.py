@@ -21,7 +21,7 @@ log = logging.getLogger("cks.recon")
 GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round
-STOP_WAIT = 5.0  # seconds stop() waits for the session threads to see it
+STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
 
 RoundCounter = Callable[[RoundReport, bool], None]  # a round ended; did we dial it?
 
@@ -65,7 +65,9 @@ class ReconService:
             self.gossip.stop()
         if self.listener is not None:
             self._members_refresh.stop()
-        deadline = time.monotonic() + STOP_WAIT  # (a round under way is not waited for)
+        # At most STOP_WAIT in all: a round still under way then ends in its
+        # (daemon) thread, as before.
+        deadline = time.monotonic() + STOP_WAIT
         for thread in self._session_threads:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
