@@ -8,7 +8,7 @@ import time
 from cks import pipeline
 from cks.hkp.answer_cache import AnswerCache
 from cks.store import open_store
-from cks.store.changes import LocalChanges
+from cks.store.changes import LocalChanges, SQLiteWatch
 from cks.store.peers import PeerStore
 from cks.store.rejections import delete_key
 from support import fixture
@@ -153,3 +153,22 @@ def test_an_upload_shows_in_the_next_lookup_of_every_process(db_url, tmp_path):
         index = one.lookup(op="index", options="mr", search="0x" + keyid)[2]
         assert index == two.lookup(op="index", options="mr", search="0x" + keyid)[2]
 
+
+
+def test_the_sqlite_watch_outlives_the_statement_timeout(tmp_path, monkeypatch):
+    """The watch reads data_version on a connection of its own, which never
+    goes back to the pool: the statement timeout, counted from a pooled
+    connection's checkout, must not stop its reads once the process has been
+    up that long (it did: lookups after 30 s answered 500 now and then)."""
+    store = open_store("sqlite:///%s" % (tmp_path / "cks.db"), statement_timeout=0.2)
+    store.check()
+    watch = store.watch_key_changes()
+    assert isinstance(watch, SQLiteWatch)
+    monkeypatch.setattr(watch, "_recheck", 0)  # read data_version at every call
+    try:
+        time.sleep(0.3)
+        for _ in range(20000):  # enough statements for SQLite's progress handler to run
+            watch.generation()
+    finally:
+        watch.close()
+        store.close()

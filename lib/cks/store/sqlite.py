@@ -42,7 +42,9 @@ class SQLiteBackend(Backend):
     def describe(self) -> str:
         return "sqlite:///" + self.path
 
-    def connect(self) -> Any:
+    def connect(self, timed: bool = True) -> Any:
+        """A connection; `timed`: with the statement timeout, counted from
+        each checkout (a pooled connection's; see checked_out)."""
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
@@ -52,7 +54,7 @@ class SQLiteBackend(Backend):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # acknowledged means on disk
         conn.execute("PRAGMA foreign_keys = ON")
-        if self.statement_timeout:
+        if self.statement_timeout and timed:
             # SQLite has no statement timeout: a progress handler aborts work that
             # runs past the limit since the connection was checked out.
             started = self._checked_out.setdefault(id(conn), [time.monotonic()])
@@ -61,7 +63,10 @@ class SQLiteBackend(Backend):
         return conn
 
     def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
-        return SQLiteWatch(self.connect, local)
+        # The watch's connection never goes back to the pool, so a statement
+        # timeout would count from when it was made: after request_timeout, a
+        # read of data_version was stopped now and then, and its lookup got 500.
+        return SQLiteWatch(lambda: self.connect(timed=False), local)
 
     def checked_out(self, conn: Any) -> None:
         started = self._checked_out.get(id(conn))
