@@ -167,8 +167,10 @@ class Backend:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def checked_out(self, conn: Any) -> None:
-        """A pooled connection starts serving a new caller."""
+    def statement_started(self, raw_cursor: Any) -> None:
+        """A statement is about to run on this (DB-API) cursor's connection:
+        where the database has no statement timeout of its own, count it
+        from here."""
 
     def closed(self, conn: Any) -> None:
         """A connection was closed."""
@@ -203,6 +205,7 @@ class Cursor:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
         """Run a statement (after the deferred ones, in the same round trip)."""
         sql = self._native(sql)
+        self.backend.statement_started(self.raw)
         if self._deferred:
             self._deferred.append(self.raw.mogrify(sql, tuple(params)))
             self._flush()
@@ -231,6 +234,7 @@ class Cursor:
         if not rows:
             return
         if not self.backend.batches:
+            self.backend.statement_started(self.raw)
             self.raw.executemany(self._native(sql), [tuple(r) for r in rows])
             return
         insert = _INSERT_VALUES.match(sql)
@@ -382,7 +386,6 @@ class Store:
                 conn = self._pool.get_nowait()
             except queue.Empty:
                 conn = self._connect()
-            self.backend.checked_out(conn)
             try:
                 yield conn
             except StoreUnavailable:

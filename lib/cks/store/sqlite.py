@@ -37,14 +37,14 @@ class SQLiteBackend(Backend):
     def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
         self.path = path_from_url(url)
         self.statement_timeout = statement_timeout
-        self._checked_out: Dict[int, List[float]] = {}
+        self._started: Dict[int, List[float]] = {}  # id(connection) -> [statement start]
 
     def describe(self) -> str:
         return "sqlite:///" + self.path
 
     def connect(self, timed: bool = True) -> Any:
-        """A connection; `timed`: with the statement timeout, counted from
-        each checkout (a pooled connection's; see checked_out)."""
+        """A connection; `timed`: with the statement timeout, for statements
+        run through Cursor (see statement_started)."""
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
@@ -56,25 +56,26 @@ class SQLiteBackend(Backend):
         conn.execute("PRAGMA foreign_keys = ON")
         if self.statement_timeout and timed:
             # SQLite has no statement timeout: a progress handler aborts work that
-            # runs past the limit since the connection was checked out.
-            started = self._checked_out.setdefault(id(conn), [time.monotonic()])
+            # runs past the limit since the statement started.
+            started = self._started.setdefault(id(conn), [time.monotonic()])
             limit = self.statement_timeout
             conn.set_progress_handler(lambda: time.monotonic() - started[0] > limit, 10000)
         return conn
 
     def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
-        # The watch's connection never goes back to the pool, so a statement
-        # timeout would count from when it was made: after request_timeout, a
-        # read of data_version was stopped now and then, and its lookup got 500.
+        # The watch reads data_version on its own connection, not through
+        # Cursor: a statement timeout would count from when the connection was
+        # made, and after request_timeout a read was stopped now and then (its
+        # lookup answered 500).
         return SQLiteWatch(lambda: self.connect(timed=False), local)
 
-    def checked_out(self, conn: Any) -> None:
-        started = self._checked_out.get(id(conn))
+    def statement_started(self, raw_cursor: Any) -> None:
+        started = self._started.get(id(raw_cursor.connection))
         if started is not None:
             started[0] = time.monotonic()
 
     def closed(self, conn: Any) -> None:
-        self._checked_out.pop(id(conn), None)
+        self._started.pop(id(conn), None)
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
         cursor.execute("BEGIN IMMEDIATE")
