@@ -69,9 +69,14 @@ def unreject(store: Store, fingerprint: str, identity: NodeIdentity,
 
 def _our_notice(cursor: Cursor, action: str, fingerprint: str, reason: str,
                 identity: NodeIdentity, now: int) -> db.StoredNotice:
-    notice = Notice(action, fingerprint, " ".join(reason.split()), now, identity.node,
+    """Our notice, dated after every notice about the key carried out here: a
+    peer carries out a notice only when it is newer than those (in whole
+    seconds), so an unreject in the same second as its reject was dropped."""
+    newest = db.newest_applied_time(cursor, fingerprint)
+    when = now if newest is None or newest < now else newest + 1
+    notice = Notice(action, fingerprint, " ".join(reason.split()), when, identity.node,
                     new_serial())
-    stored = db.StoredNotice(notice.serial, action, fingerprint, notice.reason, now,
+    stored = db.StoredNotice(notice.serial, action, fingerprint, notice.reason, when,
                              identity.node, notice.render(), None, None, "local", UNSIGNED,
                              "", now, now)
     db.insert_notice(cursor, stored)

@@ -102,3 +102,22 @@ def test_a_rejected_key_is_refused_by_mail_sync(db_url, tmp_path):
     out = node.mail_sync(sks_mail(fixture("rsa2048") + fixture("nistp256")))
     assert out.returncode == 0, out.stderr  # the other key in the mail is taken
     assert list(node.keys()) == [fpr("nistp256")]
+
+
+def test_notices_about_one_key_are_dated_in_order_within_a_second(db_url):
+    """A peer carries out a notice only when it is newer than the last one it
+    carried out about the key, in whole seconds: a reject, unreject and reject
+    made in the same second are dated one second apart, in that order."""
+    from cks.rejection import NodeIdentity, reject, unreject
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    store = open_store(db_url)
+    identity = NodeIdentity("node-a.example")
+    try:
+        now = 1795950000
+        notices = [reject(store, fpr("rsa2048"), "spam", identity, now=now),
+                   unreject(store, fpr("rsa2048"), identity, now=now),
+                   reject(store, fpr("rsa2048"), "spam again", identity, now=now)]
+    finally:
+        store.close()
+    assert [n.notice_time for n in notices] == [now, now + 1, now + 2]
+    assert ["time: %d" % (now + 1) in n.body for n in notices] == [False, True, False]
