@@ -1,6 +1,7 @@
-"""cksd's recon port (service.ReconService): connections go to session threads
-started ahead, at most MAX_SESSIONS rounds at once, and a round that fails in
-an unexpected way leaves its thread serving the next ones."""
+"""cksd's recon port (service.ReconService): session threads started ahead
+accept the connections, at most MAX_SESSIONS rounds at once (one more thread
+refuses the rest), and a round that fails in an unexpected way leaves its
+thread serving the next ones."""
 
 from __future__ import annotations
 
