@@ -16,8 +16,9 @@ CKS_HOCKEYPUCK naming a `hockeypuck` binary (built from its source, with
 hockeypuck-load beside it), a private Hockeypuck node on its own PostgreSQL
 database takes the same requests too, and the cksd/Hockeypuck ratios follow.
 
-    python3 bench/bench_hkp.py [--db sqlite|postgresql] [--duration 5] [--engine wrk|python]
-                               [--processes N] [--no-cache] [--new-connections]
+    python3 bench/bench_hkp.py [--db sqlite|postgresql] [--duration 5] [--runs 3]
+                               [--engine wrk|python] [--processes N] [--no-cache]
+                               [--new-connections]
 
 Needs root and /usr/sbin/sks (apt-get install sks wrk debian-keyring).
 """
@@ -28,10 +29,13 @@ import argparse
 import contextlib
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from typing import List
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -71,10 +75,27 @@ def answered(result) -> float:
     return (result.ok - result.not_found) / result.duration_s if result.duration_s else 0.0
 
 
+@dataclass
+class Cell:
+    """One server's figures for one load and client count, over --runs runs."""
+
+    rate: float  # the median of the runs' 2xx answers per second
+    p99_ms: float  # the median of their p99 latencies
+    unanswered: int  # errors and 404s, all runs together
+
+    @classmethod
+    def of(cls, results: List["loadgen.Result"]) -> "Cell":
+        return cls(statistics.median(answered(r) for r in results),
+                   statistics.median(r.p99_ms for r in results),
+                   sum(r.errors + r.not_found for r in results))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs of each cell, alternating the servers (medians count)")
     parser.add_argument("--clients", default="8,32")
     parser.add_argument("--processes", type=int, default=0,
                         help="cksd serving processes ([server] processes; default: "
@@ -114,32 +135,35 @@ def main() -> int:
                 keyring_files=[DEBIAN_KEYRING])) if os.environ.get(HOCKEYPUCK_ENV) else None
             for name, paths in loads.items():
                 for clients in [int(c) for c in args.clients.split(",")]:
-                    results = []
-                    for url in [cksd.url, sks.url] + ([hockeypuck.url] if hockeypuck else []):
-                        results.append(measure(args.engine, url, paths, clients,
-                                               args.duration, args.keepalive))
-                        time.sleep(2)  # let TIME-WAIT sockets drain between runs
-                    rows.append((name, clients, results))
+                    urls = [cksd.url, sks.url] + ([hockeypuck.url] if hockeypuck else [])
+                    results: List[List[loadgen.Result]] = [[] for _ in urls]
+                    for _ in range(args.runs):
+                        for url, runs in zip(urls, results):
+                            runs.append(measure(args.engine, url, paths, clients,
+                                                args.duration, args.keepalive))
+                            time.sleep(2)  # let TIME-WAIT sockets drain between runs
+                    rows.append((name, clients, [Cell.of(runs) for runs in results]))
     finally:
         if db.startswith("postgresql"):
             drop_pg_database(db)
     print("cksd (%s, %s%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, %s; "
-          "2xx answers per second" % (
+          "2xx answers per second and p99, medians of %d runs; errors and 404s of all runs" % (
               args.db, "%d processes" % args.processes if args.processes else
               "default processes", "" if args.cache else ", no answer cache",
               args.engine, args.duration,
-              "keep-alive clients" if args.keepalive else "a new connection per request"))
+              "keep-alive clients" if args.keepalive else "a new connection per request",
+              args.runs))
     peers = ["SKS", "Hockeypuck"][:len(rows[0][2]) - 1] if rows else []
     print("%-6s %7s  %12s" % ("load", "clients", "cksd 2xx/s") + "".join(
         "  %12s %7s %10s %10s %7s" % (peer + " 2xx/s", "ratio", "cksd p99", peer + " p99",
                                       "ratio") for peer in peers) + "  errors cksd/" +
           "/".join(peers))
     for name, clients, (ours, *theirs) in rows:
-        print("%-6s %7d  %12.0f" % (name, clients, answered(ours)) + "".join(
+        print("%-6s %7d  %12.0f" % (name, clients, ours.rate) + "".join(
             "  %12.0f %7.2f %8.1fms %8.1fms %7.2f" % (
-                answered(peer), answered(ours) / max(answered(peer), 1e-9), ours.p99_ms,
+                peer.rate, ours.rate / max(peer.rate, 1e-9), ours.p99_ms,
                 peer.p99_ms, ours.p99_ms / max(peer.p99_ms, 1e-9)) for peer in theirs) +
-              "  " + "/".join(str(r.errors + r.not_found) for r in [ours] + theirs))
+              "  " + "/".join(str(cell.unanswered) for cell in [ours] + theirs))
     return 0
 
 
