@@ -125,14 +125,14 @@ def reverify(store: Store, policy: ServePolicy,
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
         with store.write(chunk) as cursor:
+            stored_keys = store.stored_keys(cursor, chunk)
             for fingerprint in chunk:
-                stored = store.load_keydata(cursor, fingerprint)
+                stored = stored_keys.get(fingerprint)
                 if stored is None:
                     continue
-                keydata, first_seen = stored
-                keys = parse_keyring(keydata).keys
-                if keys and save_views(store, cursor, keys[0], keydata, policy, None,
-                                       first_seen, int(time.time()))[0]:
+                keys = parse_keyring(stored.keydata).keys
+                if keys and save_views(store, cursor, keys[0], stored.keydata, policy, None,
+                                       stored.first_seen, int(time.time()))[0]:
                     changed += 1
     return changed
 

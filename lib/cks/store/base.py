@@ -520,12 +520,6 @@ class Store:
     # --- keys: writing (inside write()) ------------------------------------
 
     @staticmethod
-    def load_keydata(cursor: Cursor, fingerprint: str) -> Optional[Tuple[bytes, int]]:
-        row = cursor.execute("SELECT keydata, first_seen FROM cks_keys WHERE fingerprint = ?",
-                             (fingerprint,)).fetchone()
-        return (bytes(row[0]), row[1]) if row else None
-
-    @staticmethod
     def save_key(cursor: Cursor, info: KeyInfo, keydata: Optional[bytes], served: bytes,
                  source: str, first_seen: Optional[int], now: int) -> None:
         """Write a key (the network's view and the served view) and its index rows,
@@ -701,7 +695,7 @@ class Store:
     def merge_state(cursor: Cursor,
                     fingerprint: str) -> Tuple[Optional[str], Optional[Tuple[bytes, int]]]:
         """What merging a key needs, in one query: why it is rejected (None if
-        it is not) and load_keydata()."""
+        it is not) and its stored (keydata, first_seen) (None if not stored)."""
         row = cursor.execute(
             "SELECT r.fingerprint, r.reason, k.keydata, k.first_seen "
             "FROM (SELECT ? AS fingerprint) f "
