@@ -4,7 +4,10 @@ sans-I/O handshake and roles of session.py.
 The side that accepted the connection requests, the side that dialed
 answers (recon.md "Roles").  Timeouts as SKS keeps them: 45 s for the
 handshake, an hour for a whole session; a peer that stays silent longer than
-`idle` seconds in between ends it.
+`idle` seconds in between ends it.  The requester, having sent Done, waits
+for the answerer to hang up (at most HANG_UP_WAIT) before it goes on to
+record the round and fetch: on a host whose cores both peers share, the work
+done at once after Done kept the answerer from reading it for 0.2-0.3 ms.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .wire import Config, ReconProtocolError
 HANDSHAKE_TIMEOUT = 45.0
 SESSION_TIMEOUT = 3600.0
 IDLE_TIMEOUT = 300.0
+HANG_UP_WAIT = 1.0
 READ_SIZE = 1 << 16
 
 
@@ -72,6 +76,15 @@ class _Connection:
         self.received += len(data)
         return data
 
+    def await_hang_up(self) -> None:
+        """Until the peer closes the connection (or sends anything more), at
+        most HANG_UP_WAIT seconds."""
+        try:
+            self.sock.settimeout(HANG_UP_WAIT)
+            self.sock.recv(1)
+        except OSError:
+            pass
+
     def _left(self, limit: float) -> float:
         left = SESSION_TIMEOUT - (time.monotonic() - self.started)
         if left <= 0:
@@ -120,9 +133,11 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         conn.send(role.receive(data))
     if isinstance(role, Answerer) and role.error is not None:
         raise ReconProtocolError("we could not answer: %s" % role.error)
+    seconds = time.monotonic() - conn.started
     if isinstance(role, Requester):
         requests, unanswered = role.requests_sent, 0
+        conn.await_hang_up()
     else:
         requests, unanswered = role.requests_answered, role.unanswered
     return SessionResult(set(role.missing), set(role.given), handshake.peer_config, requests,
-                         time.monotonic() - conn.started, conn.sent, conn.received, unanswered)
+                         seconds, conn.sent, conn.received, unanswered)

@@ -98,8 +98,11 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
     report = RoundReport(peer.peer)
     started = time.monotonic()
     try:
-        result = run_session(sock, lambda: _prefix_tree(store),
-                             our_config(http_port, peer.filters or DEFAULT_FILTERS), requester)
+        # Closed before the fetch: a requesting peer waits for us to hang up.
+        with contextlib.closing(sock):
+            result = run_session(sock, lambda: _prefix_tree(store),
+                                 our_config(http_port, peer.filters or DEFAULT_FILTERS),
+                                 requester)
     except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
         report.error = str(exc) or exc.__class__.__name__
     else:
@@ -110,8 +113,6 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
                 store, peer.peer, fetch_host,
                 result.peer.http_port or parse_hkp_peer(peer.peer)[1],
                 [hash_of_element(e) for e in result.missing], limits)
-    finally:
-        sock.close()
     report.seconds = time.monotonic() - started
     _record(store, peer, report)
     return report
