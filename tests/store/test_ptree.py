@@ -14,7 +14,7 @@ from cks import pipeline, rejection
 from cks.store import open_store, ptree
 from cks.store.schema import SCHEMA_VERSION
 from cks.store.rejections import delete_key
-from cks.sync.recon.field import (JOIN_THRESHOLD, SPLIT_THRESHOLD, element_of_hash,
+from cks.sync.recon.field import (JOIN_THRESHOLD, SPLIT_THRESHOLD, P, element_of_hash,
                                   empty_samples, hash_of_element, samples_of)
 from support import fixture
 from support.db import run_sql
@@ -475,3 +475,14 @@ def test_the_migration_from_version_1_builds_the_tree(db_url):
             assert ptree.summary(cursor).depth >= 2
     finally:
         store.close()
+
+
+def test_stored_sample_values_are_read_back_and_bad_ones_refused():
+    samples = [0, 1, P - 1, 2 ** 128, 5, 6]
+    data = ptree.samples_to_bytes(samples)
+    assert ptree.samples_from_bytes(data) == samples
+    assert ptree.samples_from_bytes(None) == [1] * 6  # the empty set's
+    with pytest.raises(ptree.TreeError):
+        ptree.samples_from_bytes(data[:-1])
+    with pytest.raises(ptree.TreeError):  # not reduced: a damaged row
+        ptree.samples_from_bytes(data[:-17] + P.to_bytes(17, "little"))

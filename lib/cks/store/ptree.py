@@ -70,7 +70,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
-                                remove_element, samples_of, zzp_bytes, zzp_from_bytes)
+                                remove_element, samples_of, zzp_bytes)
 from .base import IN_CHUNK, Cursor, Store, _in, in_chunks
 
 log = logging.getLogger("cks.store.ptree")
@@ -82,6 +82,7 @@ PREFIX_BITS = 8 * ZZP_BYTES
 """The longest prefix: every bit of the 17-byte encoding."""
 
 SAMPLES_BYTES = NUM_SAMPLES * ZZP_BYTES
+_SAMPLE_OFFSETS = range(0, SAMPLES_BYTES, ZZP_BYTES)
 CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 """The suffixes of a node's children, in order (00, 01, 10, 11)."""
 
@@ -162,7 +163,10 @@ def samples_from_bytes(value: Optional[bytes]) -> List[int]:
     data = bytes(value)
     if len(data) != SAMPLES_BYTES:
         raise TreeError("sample values of %d bytes, not %d" % (len(data), SAMPLES_BYTES))
-    return [zzp_from_bytes(data[i:i + ZZP_BYTES]) for i in range(0, SAMPLES_BYTES, ZZP_BYTES)]
+    samples = [int.from_bytes(data[i:i + ZZP_BYTES], "little") for i in _SAMPLE_OFFSETS]
+    if max(samples) >= P:
+        raise TreeError("a sample value is not a field element (>= P)")
+    return samples
 
 
 def multiply(a: Sequence[int], b: Sequence[int]) -> List[int]:
@@ -207,12 +211,17 @@ def hashes_under_each(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, List
 
 def load_nodes(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, Node]:
     """The stored nodes among `prefixes` (one query per IN_CHUNK of them)."""
-    nodes: Dict[str, Node] = {}
+    return {prefix: _node(row) for prefix, row in _load_rows(cursor, prefixes).items()}
+
+
+def _load_rows(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, tuple]:
+    """load_nodes, the rows not decoded yet."""
+    found: Dict[str, tuple] = {}
     for chunk in in_chunks(prefixes):
         rows = cursor.execute("SELECT %s FROM cks_ptree WHERE prefix IN %s"
                               % (_COLUMNS, _in(chunk)), chunk).fetchall()
-        nodes.update((r[0], _node(r)) for r in rows)
-    return nodes
+        found.update((r[0], r) for r in rows)
+    return found
 
 
 def _ancestors(prefix: str) -> List[str]:
@@ -270,7 +279,9 @@ class LocalTree:
     def __init__(self, cursor: Cursor) -> None:
         self.cursor = cursor
         # Nodes read so far: the cursor sees one snapshot, so they stay true.
-        # Reading a node reads its children along, which a round asks next.
+        # Reading a node reads its children along, which a round may ask
+        # next; a row is decoded when it is first asked for.
+        self._rows: Dict[str, tuple] = {}
         self._nodes: Dict[str, Node] = {}
         self._hashes: Dict[str, List[str]] = {}  # the hashes under a prefix, when prefetched
         self._absent: Set[str] = set()  # prefixes read and not stored (below a leaf)
@@ -284,18 +295,17 @@ class LocalTree:
         round trip, and a round asks about hundreds of nodes."""
         for prefix in prefixes:
             check_prefix(prefix)
-        self._load([p for p in prefixes if p not in self._nodes and p not in self._absent],
-                   [])
+        self._load([p for p in prefixes if p not in self._rows and p not in self._absent], [])
 
     def _load(self, prefixes: Sequence[str], along: Sequence[str]) -> None:
         """Read these nodes, their children and the `along` ones; remember
         which of `prefixes` the tree does not hold (below a leaf)."""
         if not prefixes:
             return
-        self._nodes.update(load_nodes(self.cursor, sorted(
+        self._rows.update(_load_rows(self.cursor, sorted(
             {q for p in prefixes for q in [p] + [p + bits for bits in CHILD_BITS]}
             | set(along))))
-        self._absent.update(p for p in prefixes if p not in self._nodes)
+        self._absent.update(p for p in prefixes if p not in self._rows)
 
     def prefetch_elements(self, prefixes: Sequence[str]) -> None:
         """Read the elements under these (small) nodes in one query."""
@@ -306,9 +316,13 @@ class LocalTree:
 
     def node(self, prefix: str) -> NodeView:
         check_prefix(prefix)
-        if prefix not in self._nodes and prefix not in self._absent:
-            self._load([prefix], _ancestors(prefix))
         found = self._nodes.get(prefix)
+        if found is None:
+            if prefix not in self._rows and prefix not in self._absent:
+                self._load([prefix], _ancestors(prefix))
+            row = self._rows.get(prefix)
+            if row is not None:
+                found = self._nodes[prefix] = _node(row)
         if found is not None:
             return NodeView(self, prefix, found.size, found.samples, found.leaf)
         # Below a leaf (or in a damaged tree): computed from the elements.
