@@ -486,3 +486,22 @@ def test_stored_sample_values_are_read_back_and_bad_ones_refused():
         ptree.samples_from_bytes(data[:-1])
     with pytest.raises(ptree.TreeError):  # not reduced: a damaged row
         ptree.samples_from_bytes(data[:-17] + P.to_bytes(17, "little"))
+
+
+def test_the_root_is_read_with_two_levels_below_it_in_one_query(store):
+    """Where a round that finds a few differences goes: its second batch of
+    requests (the root's grandchildren) then waits for no query."""
+    with store.write() as cursor:
+        for h in random_hashes(random.Random(9), 3000):
+            add_row(cursor, h)
+    with ptree.open_tree(store) as plain:
+        stored = stored_nodes(plain.cursor)
+        counting = CountingCursor(plain.cursor)
+        tree = ptree.LocalTree(counting)
+        tree.prefetch([""])
+        assert counting.statements == 1
+        levels = [p for p in stored if len(p) <= 4]
+        assert len(levels) == 21
+        assert {p: (tree.node(p).size, tree.node(p).samples) for p in levels} == \
+            {p: stored[p][:2] for p in levels}
+        assert counting.statements == 1

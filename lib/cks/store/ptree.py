@@ -85,6 +85,7 @@ SAMPLES_BYTES = NUM_SAMPLES * ZZP_BYTES
 _SAMPLE_OFFSETS = range(0, SAMPLES_BYTES, ZZP_BYTES)
 CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 """The suffixes of a node's children, in order (00, 01, 10, 11)."""
+_GRANDCHILDREN = [a + b for a in CHILD_BITS for b in CHILD_BITS]
 
 FIRST_LEVELS = 12
 """Levels a write reads at first (4^12 leaves: enough for any honest set)."""
@@ -302,9 +303,10 @@ class LocalTree:
         which of `prefixes` the tree does not hold (below a leaf)."""
         if not prefixes:
             return
-        self._rows.update(_load_rows(self.cursor, sorted(
-            {q for p in prefixes for q in [p] + [p + bits for bits in CHILD_BITS]}
-            | set(along))))
+        wanted = {q for p in prefixes for q in [p] + [p + bits for bits in CHILD_BITS]}
+        if "" in prefixes:  # the root with two levels: where a round finding a
+            wanted.update(_GRANDCHILDREN)  # few differences goes, in one query
+        self._rows.update(_load_rows(self.cursor, sorted(wanted | set(along))))
         self._absent.update(p for p in prefixes if p not in self._rows)
 
     def prefetch_elements(self, prefixes: Sequence[str]) -> None:
