@@ -356,7 +356,11 @@ def main() -> int:
         if not sks_available():
             print("sks is not available (apt-get install sks; needs root): --no-sks")
             return 1
-    pool = key_pool(max(args.sizes) + max(args.diffs) // 2 + args.runs + 1000, args.workdir)
+    # As many keys as the largest pair of sets needs (and the latency runs:
+    # 1,000 held, one more uploaded per run), not more: the same key sets
+    # whatever --runs, so that runs of different lengths compare.
+    pool = key_pool(max(max(args.sizes) + max(args.diffs) // 2, 1000 + args.runs),
+                    args.workdir)
     dbs = Databases(args.backend, args.workdir)
     try:
         print("one round (%s; median of %d runs; machine: %d cores)" % (
