@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from cks.sync.recon import field
 from cks.sync.recon.field import (
     P, add_element, element_of_hash, empty_samples, hash_of_element, inverse,
-    remove_element, sample_points, samples_of, zzp_bytes, zzp_from_bytes)
+    remove_element, sample_points, samples_of, zzp_bytes)
 
 ELEMENTS = st.integers(min_value=3, max_value=2 ** 128 - 1)
 
@@ -65,20 +65,6 @@ def test_zzp_bytes_is_17_bytes_little_endian():
 def test_element_wire_form_is_md5_then_zero_byte():
     md5 = hashlib.md5(b"some key").digest()
     assert zzp_bytes(element_of_hash(md5)) == md5 + b"\x00"
-
-
-def test_zzp_from_bytes():
-    assert zzp_from_bytes(b"\x01\x02" + b"\x00" * 15) == 0x0201
-    assert zzp_from_bytes(zzp_bytes(P - 1)) == P - 1
-    with pytest.raises(ValueError):
-        zzp_from_bytes(P.to_bytes(17, "little"))
-    with pytest.raises(ValueError):
-        zzp_from_bytes(b"\x00" * 16)
-
-
-@given(st.integers(min_value=0, max_value=P - 1))
-def test_zzp_round_trip(x):
-    assert zzp_from_bytes(zzp_bytes(x)) == x
 
 
 def test_inverse():

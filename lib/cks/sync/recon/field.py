@@ -65,20 +65,6 @@ def zzp_bytes(x: int) -> bytes:
     return (x % P).to_bytes(ZZP_BYTES, "little")
 
 
-def zzp_from_bytes(b: bytes) -> int:
-    """The field element of its 17-byte wire form.
-
-    SKS only ever sends reduced values, so a value of P or more is a
-    malformed message, not something to reduce silently.
-    """
-    if len(b) != ZZP_BYTES:
-        raise ValueError("a field element has %d bytes, not %d" % (ZZP_BYTES, len(b)))
-    x = int.from_bytes(b, "little")
-    if x >= P:
-        raise ValueError("not a field element (>= P)")
-    return x
-
-
 def inverse(x: int) -> int:
     """The multiplicative inverse of x mod P; ZeroDivisionError for 0."""
     x %= P
