@@ -175,6 +175,11 @@ class Backend:
     def closed(self, conn: Any) -> None:
         """A connection was closed."""
 
+    def idle(self, conn: Any) -> bool:
+        """Whether a connection is healthy and outside any transaction, so that
+        it may be handed out again."""
+        raise NotImplementedError
+
     def try_lock(self, name: str) -> Optional[Any]:
         """Take a lock named `name` shared by every process using this database,
         without waiting; return a handle for unlock(), or None if it is held."""
@@ -394,6 +399,16 @@ class Store:
                 # a request its answer.
                 self._close_idle()
                 raise
+            except StoreError:
+                raise
+            except BaseException:
+                # Not the database's failure (a recon peer hung up, a client
+                # went away): a connection its user left outside any
+                # transaction serves on, instead of a new one next time.
+                if self.backend.idle(conn):
+                    self._pool.put(conn)
+                    conn = None
+                raise
             self._pool.put(conn)
             conn = None
         finally:
@@ -462,8 +477,7 @@ class Store:
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
-        with self._connection() as conn:
-            cursor = Cursor(conn.cursor(), self.backend)
+        with self._cursor() as cursor:
             try:
                 self.backend.begin_write(cursor, sorted(set(lock_keys)))
                 yield cursor
@@ -481,11 +495,25 @@ class Store:
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:
         """A cursor for queries (each statement sees committed data)."""
-        with self._connection() as conn:
+        with self._cursor() as cursor:
             try:
-                yield Cursor(conn.cursor(), self.backend)
+                yield cursor
             except self.backend.database_errors() as exc:
                 raise self._wrap(exc) from None
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Cursor]:
+        """A cursor on a pooled connection, closed before the connection goes
+        back: a query whose rows were not all read keeps (on SQLite) a read
+        transaction open while its cursor lives, and the connection's next
+        user would not see what was written since."""
+        with self._connection() as conn:
+            raw = conn.cursor()
+            try:
+                yield Cursor(raw, self.backend)
+            finally:
+                with contextlib.suppress(Exception):
+                    raw.close()
 
     def watch_key_changes(self) -> KeyChangeWatch:
         """Tells when the stored keys change, in any process (changes.py)."""

@@ -144,3 +144,7 @@ class PostgresBackend(Backend):
 
     def database_errors(self) -> Tuple[type, ...]:
         return (psycopg2.Error,)
+
+    def idle(self, conn: Any) -> bool:
+        return not conn.closed and \
+            conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE

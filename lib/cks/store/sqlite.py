@@ -77,6 +77,12 @@ class SQLiteBackend(Backend):
     def closed(self, conn: Any) -> None:
         self._started.pop(id(conn), None)
 
+    def idle(self, conn: Any) -> bool:
+        try:
+            return not conn.in_transaction
+        except sqlite3.Error:  # closed
+            return False
+
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
         cursor.execute("BEGIN IMMEDIATE")
 

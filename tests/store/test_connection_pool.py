@@ -1,0 +1,111 @@
+"""Which connections the pool hands out again: one whose user failed for a
+reason of its own (a recon peer hung up mid-round) and left it outside any
+transaction serves on; one left inside a transaction, or that met a database
+error, is closed.  And a cursor is closed when its connection goes back, so
+that a query left with rows unread does not keep the next user in an old
+snapshot (SQLite)."""
+
+import pytest
+
+from cks.store import StoreError, open_store
+from cks.store.peers import PeerStore
+from cks.store.ptree import snapshot
+
+
+class PeerHungUp(Exception):
+    """Stands in for what a round raises when the peer closes on it."""
+
+
+@pytest.fixture
+def counted(db_url):
+    """(store, opened): a store whose backend counts the connections it opens."""
+    store = open_store(db_url)
+    store.check()  # (the schema: made with a connection of its own)
+    store.close()
+    opened = []
+    connect = store.backend.connect
+
+    def counting_connect(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    store.backend.connect = counting_connect
+    yield store, opened
+    store.close()
+
+
+def _use(store) -> None:
+    with store.read() as cursor:
+        assert cursor.scalar("SELECT 1") == 1
+
+
+def test_a_connection_left_idle_by_a_failure_of_its_user_serves_on(counted):
+    store, opened = counted
+    _use(store)
+    with pytest.raises(PeerHungUp):
+        with snapshot(store) as cursor:  # a round's snapshot, rolled back on the way out
+            cursor.scalar("SELECT count(*) FROM cks_keys")
+            raise PeerHungUp()
+    with pytest.raises(PeerHungUp):
+        with store.read():
+            raise PeerHungUp()
+    _use(store)
+    assert len(opened) == 1
+
+
+def _leave_inside_a_transaction(cursor) -> None:
+    cursor.execute("BEGIN")
+    cursor.scalar("SELECT count(*) FROM cks_keys")
+    raise PeerHungUp()  # nobody rolled back
+
+
+def _meet_a_database_error(cursor) -> None:
+    cursor.execute("SELECT * FROM no_such_table")
+
+
+@pytest.mark.parametrize("use, error", [(_leave_inside_a_transaction, PeerHungUp),
+                                        (_meet_a_database_error, StoreError)])
+def test_a_connection_left_in_a_transaction_or_by_a_database_error_is_closed(
+        counted, use, error):
+    store, opened = counted
+    with pytest.raises(error):
+        with store.read() as cursor:
+            use(cursor)
+    _use(store)
+    assert len(opened) == 2
+
+
+def _leave_rows_unread(cursor) -> None:
+    """A query of many rows, of which one is read: on SQLite its read
+    transaction stays open while the cursor lives."""
+    cursor.execute("SELECT column_name FROM information_schema.columns"
+                   if cursor.backend.name == "postgresql" else
+                   "SELECT name FROM sqlite_master").fetchone()
+
+
+def _sees_what_was_written_since(store, db_url) -> bool:
+    writer = open_store(db_url)
+    PeerStore(writer).add("peer.example:11371", "recon", 0, None, False, recon_port=11370)
+    writer.close()
+    with store.read() as cursor:
+        return cursor.scalar("SELECT count(*) FROM cks_other_servers") == 1
+
+
+def test_a_read_that_ended_with_rows_unread_does_not_hold_the_next_user_in_the_past(
+        counted, db_url):
+    store, opened = counted
+    with store.read() as stuck:  # the cursor outlives the block, as a local does
+        _leave_rows_unread(stuck)
+    assert _sees_what_was_written_since(store, db_url)
+    assert len(opened) == 1
+
+
+def test_nor_does_one_that_failed_with_rows_unread(counted, db_url):
+    store, opened = counted
+    with pytest.raises(PeerHungUp):
+        with store.read() as stuck:  # alive in this frame, as a traceback keeps it
+            _leave_rows_unread(stuck)
+            raise PeerHungUp()
+    assert _sees_what_was_written_since(store, db_url)
+    assert len(opened) == 1
