@@ -367,6 +367,17 @@ def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[List[Any]
         yield values[start:start + size]
 
 
+def _close(raw_cursor: Any) -> None:
+    """Close a cursor before its connection goes back to the pool: a query
+    whose rows were not all read keeps (on SQLite) a read transaction open
+    while its cursor lives, and the connection's next user would not see what
+    was written since."""
+    try:
+        raw_cursor.close()
+    except Exception:  # noqa: BLE001 - a connection already broken is discarded anyway
+        pass
+
+
 class Store:
     """The one storage interface every tool uses."""
 
@@ -477,7 +488,8 @@ class Store:
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
-        with self._cursor() as cursor:
+        with self._connection() as conn:
+            cursor = Cursor(conn.cursor(), self.backend)
             try:
                 self.backend.begin_write(cursor, sorted(set(lock_keys)))
                 yield cursor
@@ -491,29 +503,20 @@ class Store:
                 if isinstance(exc, self.backend.database_errors()):
                     raise self._wrap(exc) from None
                 raise
+            finally:
+                _close(cursor.raw)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:
         """A cursor for queries (each statement sees committed data)."""
-        with self._cursor() as cursor:
-            try:
-                yield cursor
-            except self.backend.database_errors() as exc:
-                raise self._wrap(exc) from None
-
-    @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Cursor]:
-        """A cursor on a pooled connection, closed before the connection goes
-        back: a query whose rows were not all read keeps (on SQLite) a read
-        transaction open while its cursor lives, and the connection's next
-        user would not see what was written since."""
         with self._connection() as conn:
             raw = conn.cursor()
             try:
                 yield Cursor(raw, self.backend)
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
             finally:
-                with contextlib.suppress(Exception):
-                    raw.close()
+                _close(raw)
 
     def watch_key_changes(self) -> KeyChangeWatch:
         """Tells when the stored keys change, in any process (changes.py)."""
