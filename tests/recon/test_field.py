@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from cks.sync.recon import field
 from cks.sync.recon.field import (
     P, add_element, element_of_hash, empty_samples, hash_of_element, inverse,
-    remove_element, sample_points, samples_of, zzp_bytes)
+    remove_element, sample_points, samples_of, zzp_bytes, zzp_list_from_bytes)
 
 ELEMENTS = st.integers(min_value=3, max_value=2 ** 128 - 1)
 
@@ -60,6 +60,20 @@ def test_zzp_bytes_is_17_bytes_little_endian():
     assert zzp_bytes(P) == b"\x00" * 17  # reduced mod P first
     assert zzp_bytes(-1) == zzp_bytes(P - 1)
     assert zzp_bytes(P - 1)[-1] == 0x01 and len(zzp_bytes(P - 1)) == 17
+
+
+def test_zzp_list_from_bytes():
+    assert zzp_list_from_bytes(b"") == []
+    assert zzp_list_from_bytes(b"\x01\x02" + b"\x00" * 15 + zzp_bytes(P - 1)) == [0x0201, P - 1]
+    with pytest.raises(ValueError):  # not reduced: malformed
+        zzp_list_from_bytes(zzp_bytes(1) + P.to_bytes(17, "little"))
+    with pytest.raises(ValueError):
+        zzp_list_from_bytes(b"\x00" * 16)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=P - 1), max_size=20))
+def test_zzp_round_trip(values):
+    assert zzp_list_from_bytes(b"".join(zzp_bytes(v) for v in values)) == values
 
 
 def test_element_wire_form_is_md5_then_zero_byte():

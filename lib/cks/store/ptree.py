@@ -70,7 +70,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
-                                remove_element, samples_of, zzp_bytes)
+                                remove_element, samples_of, zzp_bytes, zzp_list_from_bytes)
 from .base import IN_CHUNK, Cursor, Store, _in, in_chunks
 
 log = logging.getLogger("cks.store.ptree")
@@ -82,7 +82,6 @@ PREFIX_BITS = 8 * ZZP_BYTES
 """The longest prefix: every bit of the 17-byte encoding."""
 
 SAMPLES_BYTES = NUM_SAMPLES * ZZP_BYTES
-_SAMPLE_OFFSETS = range(0, SAMPLES_BYTES, ZZP_BYTES)
 CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 """The suffixes of a node's children, in order (00, 01, 10, 11)."""
 _GRANDCHILDREN = [a + b for a in CHILD_BITS for b in CHILD_BITS]
@@ -164,10 +163,10 @@ def samples_from_bytes(value: Optional[bytes]) -> List[int]:
     data = bytes(value)
     if len(data) != SAMPLES_BYTES:
         raise TreeError("sample values of %d bytes, not %d" % (len(data), SAMPLES_BYTES))
-    samples = [int.from_bytes(data[i:i + ZZP_BYTES], "little") for i in _SAMPLE_OFFSETS]
-    if max(samples) >= P:
-        raise TreeError("a sample value is not a field element (>= P)")
-    return samples
+    try:
+        return zzp_list_from_bytes(data)
+    except ValueError as exc:
+        raise TreeError("sample values: %s" % exc) from None
 
 
 def multiply(a: Sequence[int], b: Sequence[int]) -> List[int]:

@@ -23,7 +23,7 @@ from typing import (ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, T
                     Union)
 
 # The protocol constants and the ZZp encoding come from field.py.
-from .field import BITQUANTUM, MBAR, P, ZZP_BYTES
+from .field import BITQUANTUM, MBAR, P, ZZP_BYTES, zzp_list_from_bytes
 
 PREFIX_MAX_BITS = 8 * ZZP_BYTES  # a prefix of the 17-byte encoding: 136 bits at most
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # body length limit (Hockeypuck: 1 << 24)
@@ -177,12 +177,10 @@ class _Body:
             raise ReconProtocolError("%s: %s count %d does not fit the %d bytes left"
                                      % (self.what, field_name, count, self.left()))
         raw = self.take(count * ZZP_BYTES, field_name)
-        values = [int.from_bytes(raw[i:i + ZZP_BYTES], "little")
-                  for i in range(0, len(raw), ZZP_BYTES)]
-        if values and max(values) >= P:  # SKS sends reduced values only
-            raise ReconProtocolError("%s: %s holds a value that is not a field element (>= P)"
-                                     % (self.what, field_name))
-        return values
+        try:
+            return zzp_list_from_bytes(raw)
+        except ValueError as exc:
+            raise ReconProtocolError("%s: %s: %s" % (self.what, field_name, exc)) from None
 
     def prefix(self) -> Prefix:
         nbits = self.int("prefix bit count")
