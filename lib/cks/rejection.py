@@ -73,7 +73,7 @@ def _our_notice(cursor: Cursor, action: str, fingerprint: str, reason: str,
     peer carries out a notice only when it is newer than those (in whole
     seconds), so an unreject in the same second as its reject was dropped."""
     newest = db.newest_applied_time(cursor, fingerprint)
-    when = now if newest is None or newest < now else newest + 1
+    when = now if newest is None else max(now, newest + 1)
     notice = Notice(action, fingerprint, " ".join(reason.split()), when, identity.node,
                     new_serial())
     stored = db.StoredNotice(notice.serial, action, fingerprint, notice.reason, when,
