@@ -122,6 +122,17 @@ def test_a_sample_point_is_refused_as_element(point):
         add_element(empty_samples(), point)
     with pytest.raises(ValueError):
         remove_element(empty_samples(), point)
+    with pytest.raises(ValueError):
+        samples_of([10, point, 20])
+
+
+@given(st.lists(ELEMENTS, max_size=60))
+@settings(max_examples=50, deadline=None)
+def test_samples_of_a_set_are_its_elements_added_one_by_one(elements):
+    samples = empty_samples()
+    for e in elements:
+        samples = add_element(samples, e)
+    assert samples_of(iter(elements)) == samples
 
 
 def test_wrong_number_of_samples_is_refused():

@@ -237,6 +237,27 @@ def test_a_batch_of_new_hashes_gives_the_tree_of_inserts_one_by_one(store):
         assert ptree.summary(cursor).depth > ptree.FIRST_LEVELS + 2
 
 
+def test_a_batch_meeting_a_missing_node_is_stored_and_its_ancestors_count_it(store, caplog):
+    """A node missing on a batch's path is logged, the keys are stored all the
+    same, and every node above it still counts the hashes meant for it, so
+    that check() finds the missing subtree and nothing else."""
+    rng = random.Random(5)
+    present = random_hashes(rng, 120, crowded=0.0)
+    with store.write() as cursor:
+        add_rows_at_once(cursor, present)
+        cursor.execute("DELETE FROM cks_ptree WHERE prefix >= '01' AND prefix < '02'")
+    batch = random_hashes(rng, 40, crowded=0.0)
+    with caplog.at_level("ERROR", logger="cks.store.ptree"):
+        with store.write() as cursor:
+            add_rows_at_once(cursor, batch)
+    assert "no node '01' on the path of hash" in caplog.text
+    with store.read() as cursor:
+        size, samples, leaf = stored_nodes(cursor)[""]
+        every = [element_of_hash(bytes.fromhex(h)) for h in present + batch]
+        assert (size, samples, leaf) == (160, samples_of(every), False)
+        assert [p for p in ptree.check(cursor) if "'01'" not in p] == []
+
+
 def test_writers_in_parallel_keep_the_tree_exact(db_url):
     store = open_store(db_url, pool_size=6)
     hashes = random_hashes(random.Random(3), 600)

@@ -445,16 +445,19 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
     tree yet, no other change to the set pending): the tree insert() gives
     one by one, read one level per query and each node written once.
 
-    A node counts all of its new hashes together; a leaf that then holds
-    more than 50 splits from its elements in cks_keys (the new ones among
-    them), and an inner node hands its hashes down to its children.  With
+    Down the tree, a node counts all of its new hashes together and an inner
+    node hands them to its children.  Back up, a leaf multiplies the factors
+    of its new elements into its samples, and an inner node the product of
+    its children's (the union of disjoint sets): each element's factors are
+    computed once, not once per level.  A leaf that then holds more than 50
+    splits from its elements in cks_keys (the new ones among them).  With
     inserts alone a node is inner exactly when it once held more than 50,
     so the shape is the one of the inserts in any order."""
     pending: Dict[str, List[str]] = {"": sorted({h.upper() for h in hashes})}
     if not pending[""]:
         return
     _lock(cursor)
-    changed: List[Node] = []
+    levels: List[List[Tuple[str, Optional[Node], List[str]]]] = []
     while pending:
         stored = load_nodes(cursor, sorted(pending))
         below: Dict[str, List[str]] = {}
@@ -462,18 +465,31 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
             node = stored.get(prefix)
             if node is None:
                 _inconsistent("no node %r on the path of hash %s" % (prefix, under[0]))
-                continue
-            node.size += len(under)
-            for sks_hash in under:
-                node.samples = add_element(node.samples, element_of(sks_hash))
-            changed.append(node)
-            if not node.leaf:
+            elif not node.leaf:
                 for sks_hash in under:
                     child = prefix + CHILD_BITS[child_index(sks_hash, len(prefix))]
                     below.setdefault(child, []).append(sks_hash)
-            elif node.size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
-                _split(cursor, node)
+        levels.append([(prefix, stored.get(prefix), under) for prefix, under in pending.items()])
         pending = below
+    added: Dict[str, List[int]] = {}  # prefix -> the sample values of its new hashes
+    changed: List[Node] = []
+    for level in reversed(levels):
+        for prefix, node, under in level:
+            if node is None or node.leaf:
+                factors = samples_of(element_of(h) for h in under)
+            else:
+                factors = empty_samples()
+                for bits in CHILD_BITS:
+                    if prefix + bits in added:
+                        factors = multiply(factors, added[prefix + bits])
+            added[prefix] = factors
+            if node is None:
+                continue
+            node.size += len(under)
+            node.samples = multiply(node.samples, factors)
+            changed.append(node)
+            if node.leaf and node.size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
+                _split(cursor, node)
     _save(cursor, changed)
 
 

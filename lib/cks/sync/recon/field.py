@@ -125,8 +125,18 @@ def remove_element(samples: List[int], e: int) -> List[int]:
 
 
 def samples_of(elements: Iterable[int]) -> List[int]:
-    """The sample values of a set: product over its elements of (pt_i - e)."""
-    samples = empty_samples()
-    for e in elements:
-        samples = add_element(samples, e)
+    """The sample values of a set: product over its elements of (pt_i - e).
+
+    One running product per sample point, with no list per element: a bulk
+    load computes this for every key it adds.  A product of 0 means an
+    element is a sample point, refused as add_element refuses it."""
+    elements = list(elements)
+    samples = []
+    for point in _POINTS:
+        product = 1
+        for e in elements:
+            product = product * (point - e) % P
+        samples.append(product)
+    if 0 in samples:
+        raise ValueError("an element is a sample point")
     return samples
