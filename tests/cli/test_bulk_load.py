@@ -12,6 +12,7 @@ import time
 import pytest
 
 from cks import pipeline
+from cks.bulk import load
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.packet import TAG_SIGNATURE, iter_packets
@@ -121,6 +122,48 @@ def test_batches_in_flight_together_give_the_pipelines_result(db_url, tmp_path):
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
     assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     ptree_ok(db_url)
+
+
+def greedy_batches(sizes, limit):
+    """How many items each batch takes when a batch ends once its items
+    reach `limit` bytes."""
+    batches, total = [0], 0
+    for size in sizes:
+        if batches[-1] and total >= limit:
+            batches, total = batches + [0], 0
+        batches[-1] += 1
+        total += size
+    return batches
+
+
+def test_batches_end_at_a_byte_limit_in_both_phases(db_url, tmp_path, monkeypatch):
+    """Large keys make small batches (memory stays flat whatever their size):
+    phase 1 cuts the input, phase 2 the stored keys in fingerprint order,
+    once a batch reaches BATCH_BYTES; the result is the pipeline's."""
+    keys = debian_keys(12)
+    monkeypatch.setattr(load, "BATCH_BYTES", sum(len(k) for k in keys) // 5)
+    phase1, phase2 = [], []
+    send = load.Loader._send
+    monkeypatch.setattr(load.Loader, "_send", lambda self, batch, read_to: (
+        phase1.append(len(batch)), send(self, batch, read_to))[1])
+    path = tmp_path / "keys.pgp"
+    path.write_bytes(b"".join(keys))
+    store = open_store(db_url, 2)
+    unserved = store.unserved
+    store.unserved = lambda *args: (lambda found: (phase2.append(len(found)), found)[1])(
+        unserved(*args))
+    try:
+        summary = load.Loader(store, db_url, pipeline.Limits(),
+                              pipeline.Source.admin(queue=False), jobs=1).load([str(path)])
+    finally:
+        store.close()
+    assert summary.line() == "12 added, 0 updated, 0 unchanged, 0 refused; 0 problems"
+    assert phase1 == greedy_batches([len(k) for k in keys], load.BATCH_BYTES)
+    stored = [size for _, size in sorted(run_sql(db_url, "SELECT fingerprint, size "
+                                                          "FROM cks_keys"))]
+    assert phase2 == greedy_batches(stored, load.BATCH_BYTES) + [0]
+    assert 3 < len(phase1) < 12 and 3 < len(phase2) < 13
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
 
 
 def test_dump_loads_back_to_the_same_content(db_url, tmp_path):

@@ -638,11 +638,20 @@ class Store:
         insert_all(cursor, [v.sks_hash for v in views])
 
     @staticmethod
-    def unserved(cursor: Cursor, after: str, limit: int) -> List[str]:
-        """Fingerprints above `after` of keys stored without a served view yet."""
-        return [r[0] for r in cursor.execute(
-            "SELECT fingerprint FROM cks_keys WHERE served_crc24 = ? AND fingerprint > ? "
-            "ORDER BY fingerprint LIMIT ?", (UNSERVED, after, limit)).fetchall()]
+    def unserved(cursor: Cursor, after: str, limit: int, max_bytes: int) -> List[str]:
+        """Fingerprints above `after` of keys stored without a served view yet,
+        in order: `limit` of them at most, and no more once their key data
+        reach `max_bytes` (at least one)."""
+        found: List[str] = []
+        total = 0
+        for fingerprint, size in cursor.execute(
+                "SELECT fingerprint, size FROM cks_keys WHERE served_crc24 = ? AND "
+                "fingerprint > ? ORDER BY fingerprint LIMIT ?", (UNSERVED, after, limit)).fetchall():
+            if found and total >= max_bytes:
+                break
+            found.append(fingerprint)
+            total += size
+        return found
 
     @staticmethod
     def count_unserved(cursor: Cursor) -> int:
