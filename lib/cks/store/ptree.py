@@ -414,8 +414,9 @@ def _path_nodes(cursor: Cursor, bits: str) -> Dict[str, Node]:
 
 
 def _save(cursor: Cursor, nodes: Sequence[Node]) -> None:
-    cursor.executemany("UPDATE cks_ptree SET size = ?, samples = ?, leaf = ? WHERE prefix = ?",
-                       [(n.size, samples_to_bytes(n.samples), n.leaf, n.prefix) for n in nodes])
+    cursor.backend.update_rows(cursor, "cks_ptree", "prefix", ("size", "samples", "leaf"),
+                               [(n.prefix, n.size, samples_to_bytes(n.samples), n.leaf)
+                                for n in nodes])
 
 
 def _add_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
