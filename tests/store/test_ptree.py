@@ -366,6 +366,22 @@ def test_prefetched_nodes_and_elements_answer_without_queries(store):
             tree.prefetch(["012"])
 
 
+def test_the_hashes_under_many_prefixes_at_once(store):
+    """hashes_under_each (a recon batch's leaves) gives what hashes_under gives
+    for each prefix: nested ones (a node, its ancestors and a prefix below a
+    leaf) and more than one query's worth of them."""
+    rng = random.Random(8)
+    with store.write() as cursor:
+        add_rows_at_once(cursor, random_hashes(rng, 900))
+    with store.read() as cursor:
+        prefixes = sorted(stored_nodes(cursor))
+        prefixes += ["%s%02d" % (prefixes[-1], 10), "0" * 128 + "01"]
+        prefixes += ["".join(rng.choice("01") for _ in range(10)) for _ in range(300)]
+        assert len(prefixes) > ptree.IN_CHUNK // 2
+        assert ptree.hashes_under_each(cursor, prefixes) == {
+            p: ptree.hashes_under(cursor, p) for p in prefixes}
+
+
 def test_prefix_ranges_follow_the_element_encoding():
     # bits of the 17-byte little-endian encoding, MSB first per byte: byte 0 of
     # the MD5 first, so the prefix is the hex string's bits

@@ -642,11 +642,12 @@ class Store:
         """Fingerprints above `after` of keys stored without a served view yet,
         in order: `limit` of them at most, and no more once their key data
         reach `max_bytes` (at least one)."""
+        rows = cursor.execute(
+            "SELECT fingerprint, size FROM cks_keys WHERE served_crc24 = ? AND fingerprint > ? "
+            "ORDER BY fingerprint LIMIT ?", (UNSERVED, after, limit)).fetchall()
         found: List[str] = []
         total = 0
-        for fingerprint, size in cursor.execute(
-                "SELECT fingerprint, size FROM cks_keys WHERE served_crc24 = ? AND "
-                "fingerprint > ? ORDER BY fingerprint LIMIT ?", (UNSERVED, after, limit)).fetchall():
+        for fingerprint, size in rows:
             if found and total >= max_bytes:
                 break
             found.append(fingerprint)

@@ -7,8 +7,8 @@ lost update), while writes of different keys run in parallel.  Every such
 transaction first takes the lock of all keys, shared; one that would lock more
 than MAX_KEY_LOCKS keys (a bulk load's batch) takes it exclusively instead of
 theirs: thousands of locks would fill the server's lock table (sized by
-max_locks_per_transaction, 64 a connection by default), and taking them cost
-a load of 100,000 keys 2 s, one statement each.
+max_locks_per_transaction, 64 a connection by default), and sending them, a
+statement each, took a load of 100,000 keys 0.6-0.9 s.
 """
 
 from __future__ import annotations

@@ -195,14 +195,18 @@ def hashes_under(cursor: Cursor, prefix: str) -> List[str]:
 
 def hashes_under_each(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, List[str]]:
     """hashes_under for many prefixes (disjoint or not) in one query per
-    IN_CHUNK // 2 of them (two bounds each): a recon batch's leaves at once."""
+    IN_CHUNK // 2 of them (two bounds each): a recon batch's leaves at once.
+
+    The ranges are a table joined with the keys, one index range scan each:
+    written as ORed conditions, PostgreSQL scanned every key instead (250
+    ranges over 100,000 keys: 570 ms, joined 3.4 ms)."""
     found: Dict[str, List[str]] = {p: [] for p in prefixes}
     ranges = {p: bounds for p in found for bounds in [prefix_range(p)] if bounds is not None}
     for chunk in in_chunks(ranges.items(), IN_CHUNK // 2):
-        hashes = sorted(r[0] for r in cursor.execute(
-            "SELECT sks_hash FROM cks_keys WHERE "
-            + " OR ".join(["(sks_hash >= ? AND sks_hash <= ?)"] * len(chunk)),
-            [bound for _, bounds in chunk for bound in bounds]).fetchall())
+        hashes = sorted({r[0] for r in cursor.execute(
+            "WITH ranges (low, high) AS (VALUES %s) SELECT sks_hash FROM ranges JOIN cks_keys "
+            "ON sks_hash >= low AND sks_hash <= high" % ", ".join(["(?, ?)"] * len(chunk)),
+            [bound for _, bounds in chunk for bound in bounds]).fetchall()})
         for prefix, (low, high) in chunk:
             found[prefix] = hashes[bisect.bisect_left(hashes, low):
                                    bisect.bisect_right(hashes, high)]
