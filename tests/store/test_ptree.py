@@ -103,11 +103,16 @@ def assert_tree_matches(cursor, hashes):
 
 def test_every_insert_and_delete_keeps_the_tree_exact(store, monkeypatch):
     done = defaultdict(set)  # depths at which leaves split and inner nodes joined
-    for name in ("_split", "_join"):
-        def counted(cursor, node, _name=name, _real=getattr(ptree, name)):
-            done[_name].add(len(node.prefix))
-            return _real(cursor, node)
-        monkeypatch.setattr(ptree, name, counted)
+
+    def split(cursor, leaves, _real=ptree._split):
+        done["_split"].update(len(leaf.prefix) for leaf in leaves)
+        return _real(cursor, leaves)
+
+    def join(cursor, node, _real=ptree._join):
+        done["_join"].add(len(node.prefix))
+        return _real(cursor, node)
+    monkeypatch.setattr(ptree, "_split", split)
+    monkeypatch.setattr(ptree, "_join", join)
     rng = random.Random(1)
     pool = random_hashes(rng, 400, crowded=0.6)
     present = []

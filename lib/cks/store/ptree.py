@@ -441,7 +441,7 @@ def insert(cursor: Cursor, sks_hash: str) -> None:
         node.samples = add_element(node.samples, element)
     leaf = path[-1]
     if leaf.size > SPLIT_THRESHOLD and len(leaf.prefix) < HASH_BITS:
-        _split(cursor, leaf)
+        _split(cursor, [leaf])
     _save(cursor, path)
 
 
@@ -478,6 +478,7 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
         pending = below
     added: Dict[str, List[int]] = {}  # prefix -> the sample values of its new hashes
     changed: List[Node] = []
+    full: List[Node] = []
     for level in reversed(levels):
         for prefix, node, under in level:
             if node is None or node.leaf:
@@ -494,7 +495,8 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
             node.samples = multiply(node.samples, factors)
             changed.append(node)
             if node.leaf and node.size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
-                _split(cursor, node)
+                full.append(node)
+    _split(cursor, full)
     _save(cursor, changed)
 
 
@@ -519,21 +521,27 @@ def remove(cursor: Cursor, sks_hash: str) -> None:
     _save(cursor, changed)
 
 
-def _split(cursor: Cursor, leaf: Node) -> None:
-    """Give a leaf its children (and theirs, if one holds more than 50), from
-    its elements in cks_keys.  Called with its new size and samples."""
-    hashes = hashes_under(cursor, leaf.prefix)
-    if len(hashes) != leaf.size:
-        _inconsistent("leaf %r counts %d elements, cks_keys has %d"
-                      % (leaf.prefix, leaf.size, len(hashes)))
-        return
+def _split(cursor: Cursor, leaves: Sequence[Node]) -> None:
+    """Give leaves their children (and theirs, if one holds more than 50), from
+    their elements in cks_keys, read for all of them at once (a bulk load's
+    batch splits hundreds).  Called with their new sizes and samples."""
+    under = hashes_under_each(cursor, [leaf.prefix for leaf in leaves])
     built: List[Node] = []
-    _build(leaf.prefix, hashes, built)
-    if built[0].samples != leaf.samples:
-        _inconsistent("leaf %r has sample values that its elements do not give" % leaf.prefix)
-        return
-    leaf.leaf = False
-    _add_nodes(cursor, built[1:])
+    for leaf in leaves:
+        hashes = under[leaf.prefix]
+        if len(hashes) != leaf.size:
+            _inconsistent("leaf %r counts %d elements, cks_keys has %d"
+                          % (leaf.prefix, leaf.size, len(hashes)))
+            continue
+        subtree: List[Node] = []
+        _build(leaf.prefix, hashes, subtree)
+        if subtree[0].samples != leaf.samples:
+            _inconsistent("leaf %r has sample values that its elements do not give"
+                          % leaf.prefix)
+            continue
+        leaf.leaf = False
+        built += subtree[1:]
+    _add_nodes(cursor, built)
 
 
 def _join(cursor: Cursor, node: Node) -> None:
