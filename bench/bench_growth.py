@@ -123,9 +123,17 @@ def load(url: str, path: str) -> float:
 Row = Tuple[str, int, float, int, Dict[str, Tuple[float, float]], int]
 
 
+def remove_sqlite(url: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(url[len("sqlite:///"):] + suffix):
+            os.remove(url[len("sqlite:///"):] + suffix)
+
+
 def run_size(backend: str, count: int, path: str, args, work: str) -> Row:
     url = create_pg_database() if backend == "postgresql" else \
         "sqlite:///%s" % os.path.join(work, "growth-%d.db" % count)
+    if backend == "sqlite":
+        remove_sqlite(url)  # a run killed before its clean-up left one: load from scratch
     try:
         seconds = load(url, path)
         size = database_bytes(url)
@@ -154,9 +162,7 @@ def run_size(backend: str, count: int, path: str, args, work: str) -> Row:
         if backend == "postgresql":
             drop_pg_database(url)
         else:
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(url[len("sqlite:///"):] + suffix):
-                    os.remove(url[len("sqlite:///"):] + suffix)
+            remove_sqlite(url)
 
 
 def main() -> int:
