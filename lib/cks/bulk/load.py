@@ -58,7 +58,7 @@ BATCH_BYTES = 8 << 20
 in phase 1, of stored key data in phase 2).  Large batches: the tree's upper
 levels, the index pages and the commit are shared by more keys (100,000
 small keys, phase 1 on SQLite: 13.3 s in batches of 250, 7.5 s in batches of
-4,000); the byte limit keeps memory flat when the keys are large."""
+4,000); the byte limit bounds a batch's memory when the keys are large."""
 GROUPS_PER_WORKER = 4
 
 Waiter = Callable[[], List[List[Result]]]

@@ -417,16 +417,19 @@ def _path_nodes(cursor: Cursor, bits: str) -> Dict[str, Node]:
     return nodes
 
 
+def _rows(nodes: Sequence[Node]) -> List[Tuple[str, int, bytes, bool]]:
+    """(prefix, size, samples, leaf) of each node, as cks_ptree stores them."""
+    return [(n.prefix, n.size, samples_to_bytes(n.samples), n.leaf) for n in nodes]
+
+
 def _save(cursor: Cursor, nodes: Sequence[Node]) -> None:
     cursor.backend.update_rows(cursor, "cks_ptree", "prefix", ("size", "samples", "leaf"),
-                               [(n.prefix, n.size, samples_to_bytes(n.samples), n.leaf)
-                                for n in nodes])
+                               _rows(nodes))
 
 
 def _add_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
     cursor.executemany("INSERT INTO cks_ptree (prefix, size, samples, leaf) VALUES (?, ?, ?, ?)",
-                       [(n.prefix, n.size, samples_to_bytes(n.samples), n.leaf)
-                        for n in nodes])
+                       _rows(nodes))
 
 
 def insert(cursor: Cursor, sks_hash: str) -> None:
@@ -466,15 +469,17 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
     while pending:
         stored = load_nodes(cursor, sorted(pending))
         below: Dict[str, List[str]] = {}
+        level = []
         for prefix, under in pending.items():
             node = stored.get(prefix)
+            level.append((prefix, node, under))
             if node is None:
                 _inconsistent("no node %r on the path of hash %s" % (prefix, under[0]))
             elif not node.leaf:
                 for sks_hash in under:
                     child = prefix + CHILD_BITS[child_index(sks_hash, len(prefix))]
                     below.setdefault(child, []).append(sks_hash)
-        levels.append([(prefix, stored.get(prefix), under) for prefix, under in pending.items()])
+        levels.append(level)
         pending = below
     added: Dict[str, List[int]] = {}  # prefix -> the sample values of its new hashes
     changed: List[Node] = []
