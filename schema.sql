@@ -214,6 +214,15 @@ CREATE TABLE cks_load_progress (
     updated_at  bigint NOT NULL
 );
 
+-- The keys whose served views the running (or an interrupted) load's second
+-- phase derived, each with every key the load stored held: what one of them
+-- signed among them is not derived again when the load follows up their
+-- signers (lib/cks/bulk/load.py).  Emptied when the load ends, and by any
+-- later load that stores new keys.  Made on a database's first load.
+CREATE TABLE cks_load_served (
+    fingerprint text PRIMARY KEY
+);
+
 -- Fingerprints that may never be stored again.
 CREATE TABLE cks_rejected_keys (
     fingerprint text PRIMARY KEY,

@@ -27,6 +27,7 @@ from .openpgp.packet import read_packet
 from .openpgp.verify import Verdict
 from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
+from .store.base import Cursor
 
 log = logging.getLogger("cks.views")
 
@@ -139,14 +140,14 @@ def reverify(store: Store, policy: ServePolicy,
 
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
                    rederive: Optional[Callable[[List[str]], int]] = None,
-                   settled: Set[str] = frozenset()) -> int:
+                   settled: Optional[Callable[[Cursor, Set[str]], Set[str]]] = None) -> int:
     """Work off the queue of served views to derive again (see the module
     notes).  Returns how many served views changed.
 
     `rederive` derives the given keys again (default: reverify, here);
-    `settled` are keys stored just now whose views were derived with each
-    other held (a bulk load's batch): what one of them signed among them is
-    not derived again."""
+    `settled` tells which of the given keys had their views derived with each
+    other held (a bulk load's second phase, loadprogress.served_together):
+    what one of them signed among them is not derived again."""
     rederive = rederive or (lambda fingerprints: reverify(store, policy, fingerprints))
     changed = 0
     while True:
@@ -156,11 +157,13 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
                 return changed
             signed_by = store.signed_by(cursor, [i.keyid for i in work if i.signed])
             held = store.held_keyids(cursor, [k for i in work for k in i.missing.split()])
+            together = settled(cursor, {i.fingerprint for i in work if i.signed}.union(
+                *signed_by.values())) if settled else set()
             targets = set()
             for item in work:
                 if item.signed:
                     signed = signed_by.get(item.keyid, set())
-                    targets.update(signed - settled if item.fingerprint in settled else signed)
+                    targets.update(signed - together if item.fingerprint in together else signed)
                 if held.intersection(item.missing.split()):
                     targets.add(item.fingerprint)
         changed += rederive(sorted(targets))

@@ -11,12 +11,13 @@ import time
 
 import pytest
 
-from cks import pipeline
+from cks import pipeline, rejection, views
 from cks.bulk import load
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.packet import TAG_SIGNATURE, iter_packets
 from cks.openpgp.signature import Signature
+from cks.served import third_party_issuers
 from cks.store import open_store
 from support import ROOT, fixture
 from support.db import run_sql
@@ -122,6 +123,120 @@ def test_batches_in_flight_together_give_the_pipelines_result(db_url, tmp_path):
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
     assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     ptree_ok(db_url)
+
+
+def certifications(keys):
+    """(certifier, certified) index pairs of `keys` (binary keys)."""
+    parsed = [read_keys(k).keys[0] for k in keys]
+    index = {key.keyid: i for i, key in enumerate(parsed)}
+    return [(index[issuer], j) for j, key in enumerate(parsed)
+            for issuer in third_party_issuers(key) if issuer in index]
+
+
+def loader(store, db_url):
+    return load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
+                       jobs=1)
+
+
+def load_without_follow_up(store, db_url, path, monkeypatch):
+    """Load `path` and stop where the load follows up signers after its second
+    phase, as a load killed there would."""
+    class Killed(Exception):
+        pass
+
+    serve_unserved = load.Loader._serve_unserved
+
+    def killed_after_phase_2(self):
+        serve_unserved(self)
+        raise Killed
+    with monkeypatch.context() as patched:
+        patched.setattr(load.Loader, "_serve_unserved", killed_after_phase_2)
+        with pytest.raises(Killed):
+            loader(store, db_url).load([str(path)])
+
+
+def test_keys_served_together_are_not_derived_again_for_each_other(db_url, tmp_path,
+                                                                  monkeypatch):
+    """The second phase derives every new key with all of them held, so the
+    follow-up derives again only the key stored before the load that one of
+    them certified; what the second phase served is listed in the database
+    (cks_load_served), not in memory, and the list is emptied at the end."""
+    keys = debian_keys(60)
+    pairs = certifications(keys)
+    certifier, certified = pairs[0]
+    loaded = [k for i, k in enumerate(keys) if i != certified]
+    assert any(certified not in pair for pair in pairs)  # certifications among the loaded
+    store = open_store(db_url, 2)
+    rederived = []
+    rederive = load.Loader._rederive
+    monkeypatch.setattr(load.Loader, "_rederive", lambda self, fingerprints: (
+        rederived.extend(fingerprints), rederive(self, fingerprints))[1])
+    try:
+        pipeline.submit(store, keys[certified], pipeline.Source.admin(queue=False))
+        (tmp_path / "keys.gpg").write_bytes(b"".join(loaded))
+        summary = loader(store, db_url).load([str(tmp_path / "keys.gpg")])
+    finally:
+        store.close()
+    assert summary.counts[pipeline.ADDED] == 59
+    assert rederived == [read_keys(keys[certified]).keys[0].fingerprint.hex().upper()]
+    assert run_sql(db_url, "SELECT count(*) FROM cks_load_served") == [(0,)]
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+
+
+def test_a_signer_deleted_before_the_follow_up_is_followed(db_url, tmp_path, monkeypatch):
+    """A key the second phase served, deleted before the follow-up ran (an
+    interrupted load, resumed): the keys it certified lose its certification,
+    listed as served together or not."""
+    keys = debian_keys(30)
+    certifier, certified = certifications(keys)[0]
+    (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
+    store = open_store(db_url, 2)
+    try:
+        load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
+        assert rejection.delete(store, read_keys(keys[certifier]).keys[0].fingerprint.hex()
+                                .upper())
+        loader(store, db_url).load([])
+    finally:
+        store.close()
+    kept = b"".join(k for i, k in enumerate(keys) if i != certifier)
+    assert content(db_url)[0] == pipeline_content(tmp_path, kept)[0]
+
+
+def test_a_new_load_does_not_count_an_interrupted_ones_keys_as_settled(db_url, tmp_path,
+                                                                      monkeypatch):
+    """A load interrupted before its follow-up (whose queue cksd then worked
+    off) leaves its list of keys served; a later load that stores a key
+    certifying one of them must still derive that one again."""
+    keys = debian_keys(30)
+    certifier, certified = certifications(keys)[0]
+    first = b"".join(k for i, k in enumerate(keys) if i != certifier)
+    (tmp_path / "first.gpg").write_bytes(first)
+    (tmp_path / "second.gpg").write_bytes(keys[certifier])
+    store = open_store(db_url, 2)
+    try:
+        load_without_follow_up(store, db_url, tmp_path / "first.gpg", monkeypatch)
+        assert run_sql(db_url, "SELECT count(*) FROM cks_load_served") == [(29,)]
+        views.follow_signers(store, pipeline.Limits().serve)  # as cksd does
+        loader(store, db_url).load([str(tmp_path / "second.gpg")])
+    finally:
+        store.close()
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+
+
+def test_one_load_at_a_time(db_url, tmp_path):
+    store = open_store(db_url)
+    try:
+        with store.exclusive(load.LOAD_LOCK) as locked:
+            assert locked
+            out = admin(db_url, "load", "-", input=fixture("rsa2048"))
+    finally:
+        store.close()
+    assert out.returncode == 75
+    assert out.stderr.decode().strip() == (
+        "cks_admin.py: error: another load is running on this database; run this one when "
+        "it ends")
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
+    assert admin(db_url, "load", "-", input=fixture("rsa2048")).returncode == 0
 
 
 def greedy_batches(sizes, limit):

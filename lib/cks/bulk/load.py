@@ -17,7 +17,12 @@ order, derived on every core with every key of the load held, and written
 with their index rows; they are served from then on.  Then the served views
 of keys stored before the load that the new keys signed are derived again
 (views.follow_signers, by the workers too), so the end result is the one
-pipeline.submit gives whatever the order of the input.
+pipeline.submit gives whatever the order of the input.  What a key served in
+phase 2 signed among the others served in phase 2 is not derived again:
+each was derived with all of them held.  Those keys are listed in the
+database (cks_load_served, written with their served views), not in memory,
+so the loading process's memory does not grow with the input; one load runs
+at a time per database (the "load" lock), as that list is the running load's.
 
 Overlap.  In both phases the parent sends a batch to the workers before it
 writes the one before, so the cores verify while the database writes (and,
@@ -37,7 +42,7 @@ import multiprocessing
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence, Set,
+from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
 
 from .. import pipeline, views
@@ -47,7 +52,8 @@ from ..openpgp.keys import merge_all, parse_keyring
 from ..openpgp.packet import read_packet
 from ..store import Store
 from ..store.base import NetworkView, ServedView
-from ..store.loadprogress import FileIdentity, forget, prepare, resume_offset, save, sks_hashes
+from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
+                                  resume_offset, save, served_together, sks_hashes)
 from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, read_chunks
@@ -60,6 +66,11 @@ levels, the index pages and the commit are shared by more keys (100,000
 small keys, phase 1 on SQLite: 13.3 s in batches of 250, 7.5 s in batches of
 4,000); the byte limit bounds a batch's memory when the keys are large."""
 GROUPS_PER_WORKER = 4
+LOAD_LOCK = "load"
+
+
+class LoadRunning(Exception):
+    """Another load holds this database's load lock."""
 
 Waiter = Callable[[], List[List[Result]]]
 Runner = Callable[[List[Group]], Tuple[Waiter, List[float]]]
@@ -139,7 +150,7 @@ class Loader:
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
         progress = ProgressLine(sum(i.size for i in identities.values())) \
             if self.show_progress else None
-        with self._runner() as self.run:
+        with self._runner() as self.run, self._the_only_load():
             prepare(self.store)
             sent: Optional[_Sent] = None
             for batch, read_to in self._batches(paths, identities):
@@ -151,11 +162,23 @@ class Loader:
             if progress:
                 progress.close()
             self.summary.network_seconds = time.monotonic() - started
-            self._follow(self._serve_unserved())
+            self._serve_unserved()
+            self._follow()
+            with self.store.write() as cursor:
+                forget_served(cursor)
         forget(self.store, identities.values())
         self.summary.seconds = time.monotonic() - started
         self.summary.views_seconds = self.summary.seconds - self.summary.network_seconds
         return self.summary
+
+    @contextlib.contextmanager
+    def _the_only_load(self) -> Iterator[None]:
+        """Hold the load lock (after the workers are forked: they must not
+        inherit its connection)."""
+        with self.store.exclusive(LOAD_LOCK) as locked:
+            if not locked:
+                raise LoadRunning("another load is running on this database")
+            yield
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
@@ -270,7 +293,7 @@ class Loader:
             for i, result in zip(again, redone):
                 results[i] = result
         self._write(sent.tasks, results, sent.offsets, sent.path_of)
-        self._follow({r.fingerprint for r in results if r.writes and r.stored_hash is None})
+        self._follow()
         self._keys_written += sent.keys
         if progress:
             progress.update(self._keys_written, sent.read_to)
@@ -293,6 +316,8 @@ class Loader:
                                                       rejected[result.fingerprint]))
                 elif result.stores:
                     outcomes.append(self._store(cursor, task, result, current, now, new_keys))
+            if new_keys:  # what an interrupted load's phase 2 served is not settled with these
+                forget_served(cursor)
             self.store.save_network_views(cursor, new_keys, self.source.tag, now)
             save(cursor, offsets, now)
         for outcome in outcomes:
@@ -316,13 +341,13 @@ class Loader:
                                        result.signers, result.stored_hash is None,
                                        result.view.missing, self.source, now)
 
-    def _follow(self, settled: set) -> None:
+    def _follow(self) -> None:
         views.follow_signers(self.store, self.limits.serve, rederive=self._rederive,
-                             settled=settled)
+                             settled=served_together)
 
-    def _serve_unserved(self) -> Set[str]:
-        """Phase 2 (see the module notes); returns the keys it served."""
-        served: Set[str] = set()
+    def _serve_unserved(self) -> None:
+        """Phase 2 (see the module notes)."""
+        served = 0
         after = ""
         progress = None
         if self.show_progress:
@@ -339,14 +364,13 @@ class Loader:
                 sent = batch, self._start_derive([Task(f) for f in batch], {})
             if previous is not None:
                 self._write_views(previous[1], newly_served=True)
-                served.update(previous[0])
+                served += len(previous[0])
                 if progress:
-                    progress.update(len(served), self.summary.signatures_verified)
+                    progress.update(served, self.summary.signatures_verified)
             if sent is None:
                 break
         if progress:
             progress.close()
-        return served
 
     def _rederive(self, fingerprints: List[str]) -> int:
         """Derive the served views of stored keys again, in the workers."""
@@ -390,6 +414,8 @@ class Loader:
             for result in unserved:
                 pipeline.queue_for_peers(self.store, cursor, result.fingerprint, self.source,
                                          now)
+            if newly_served:
+                mark_served(cursor, writing)
             changed += len(unserved)
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
         return changed + (views.reverify(self.store, self.limits.serve, stale) if stale else 0)

@@ -13,7 +13,7 @@ from typing import List
 
 from .. import pipeline, rejection, views
 from ..bulk.dump import dump
-from ..bulk.load import BATCH_SIZE, Loader
+from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError, normalize_fingerprint
@@ -82,7 +82,10 @@ def cmd_load(args: argparse.Namespace) -> int:
         loader = Loader(store, db_url, limits, pipeline.Source.admin(queue=not args.no_sync),
                         args.jobs or os.cpu_count() or 1, args.batch_size,
                         progress=sys.stderr.isatty())
-        return loader.load(files)
+        try:
+            return loader.load(files)
+        except LoadRunning as exc:
+            raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
 
     summary = _with_store(args, action)
     for problem in summary.problems:

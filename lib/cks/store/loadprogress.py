@@ -1,10 +1,12 @@
-"""cks_load_progress: where an interrupted bulk load goes on (schema.sql)."""
+"""A bulk load's own tables (schema.sql): cks_load_progress, where an
+interrupted load goes on, and cks_load_served, the keys its second phase
+served."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, Sequence
+from typing import Dict, Iterable, Sequence, Set
 
 from .base import Cursor, Store, _in, in_chunks
 from .migrations import ensure_table
@@ -25,9 +27,10 @@ class FileIdentity:
 
 
 def prepare(store: Store) -> None:
-    """Give a database made before cks_load_progress existed the table."""
+    """Give a database made before these tables existed the tables."""
     with store.read() as cursor:
-        ensure_table(store, cursor, "cks_load_progress")
+        for table in ("cks_load_progress", "cks_load_served"):
+            ensure_table(store, cursor, table)
 
 
 def resume_offset(cursor: Cursor, identity: FileIdentity) -> int:
@@ -55,6 +58,29 @@ def forget(store: Store, identities: Iterable[FileIdentity]) -> None:
     with store.write() as cursor:
         for chunk in in_chunks(paths):
             cursor.execute("DELETE FROM cks_load_progress WHERE path IN %s" % _in(chunk), chunk)
+
+
+def mark_served(cursor: Cursor, fingerprints: Sequence[str]) -> None:
+    """Record, in the transaction that serves them, keys the second phase served."""
+    cursor.backend.insert_rows(cursor, "cks_load_served", ("fingerprint",),
+                               [(f,) for f in fingerprints])
+
+
+def forget_served(cursor: Cursor) -> None:
+    cursor.execute("DELETE FROM cks_load_served")
+
+
+def served_together(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
+    """Those of `fingerprints` that the second phase served and that are still
+    stored: each was derived with every other one held (a key deleted since
+    is not, so the keys it signed follow its leaving)."""
+    found: Set[str] = set()
+    for chunk in in_chunks(sorted(set(fingerprints))):
+        found.update(r[0] for r in cursor.execute(
+            "SELECT s.fingerprint FROM cks_load_served s JOIN cks_keys k ON "
+            "k.fingerprint = s.fingerprint WHERE s.fingerprint IN %s" % _in(chunk),
+            chunk).fetchall())
+    return found
 
 
 def sks_hashes(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, str]:
