@@ -13,7 +13,8 @@ by wrk at 8 keep-alive clients over 200 keys picked at random (the median of
   word   /pks/lookup?op=index&options=mr&search=<word>   (a word of one key's name)
 
 It prints the 2xx answers per second and p99 of each, the largest resident
-size of a serving process under that load, and at the end each throughput at
+size of a serving process under that load, the peak resident sizes of the
+loading process and of its workers, and at the end each throughput at
 the largest size as a fraction of the smallest (the target: above 0.75).
 Each kind runs twice on the same load: with the answer cache (the default),
 where repeated lookups are answered from memory whatever the size, and
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Dict, List, Tuple
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -98,29 +100,53 @@ def database_bytes(url: str) -> int:
         store.close()
 
 
+def children(pid: int) -> List[int]:
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A size of /proc/PID/status (VmRSS, VmHWM) in KiB; 0 once it is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as handle:
+            return max([int(line.split()[1]) for line in handle
+                        if line.startswith(field + ":")] or [0])
+    except OSError:
+        return 0
+
+
 def serving_rss_kib(pid: int) -> int:
     """The largest resident size among cksd's serving processes (its children,
     or cksd itself when it serves alone)."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
-            pids = [int(p) for p in handle.read().split()] or [pid]
-    except OSError:
-        pids = [pid]
-    sizes = []
-    for child in pids:
-        with open("/proc/%d/status" % child) as handle:
-            sizes += [int(line.split()[1]) for line in handle if line.startswith("VmRSS:")]
-    return max(sizes)
+    return max(status_kib(p, "VmRSS") for p in children(pid) or [pid])
 
 
-def load(url: str, path: str) -> float:
+@dataclass
+class Load:
+    seconds: float
+    loader_kib: int  # the loading process's peak resident size
+    worker_kib: int  # the largest peak of its worker processes
+
+
+def load(url: str, path: str) -> Load:
+    """`cks_admin.py load`, with its processes' peak memory read every 0.1 s."""
     started = time.monotonic()
-    subprocess.run([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", url, "load",
-                    "--no-sync", path], check=True, stdout=subprocess.DEVNULL)
-    return time.monotonic() - started
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db",
+                                url, "load", "--no-sync", path], stdout=subprocess.DEVNULL)
+    loader = workers = 0
+    while process.poll() is None:
+        loader = max(loader, status_kib(process.pid, "VmHWM"))
+        workers = max([workers] + [status_kib(p, "VmHWM") for p in children(process.pid)])
+        time.sleep(0.1)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, process.args)
+    return Load(time.monotonic() - started, loader, workers)
 
 
-Row = Tuple[str, int, float, int, Dict[str, Tuple[float, float]], int]
+Row = Tuple[str, int, Load, int, Dict[str, Tuple[float, float]], int]
 
 
 def remove_sqlite(url: str) -> None:
@@ -135,7 +161,7 @@ def run_size(backend: str, count: int, path: str, args, work: str) -> Row:
     if backend == "sqlite":
         remove_sqlite(url)  # a run killed before its clean-up left one: load from scratch
     try:
-        seconds = load(url, path)
+        loaded = load(url, path)
         size = database_bytes(url)
         os.sync()  # the load's writes go to disk now, not during the lookups
         time.sleep(5)
@@ -157,7 +183,7 @@ def run_size(backend: str, count: int, path: str, args, work: str) -> Row:
                     median = runs[len(runs) // 2]
                     results[name if cached else name + " uncached"] = (answered(median),
                                                                        median.p99_ms)
-        return backend, count, seconds, size, results, rss
+        return backend, count, loaded, size, results, rss
     finally:
         if backend == "postgresql":
             drop_pg_database(url)
@@ -198,10 +224,11 @@ def main() -> int:
 
 
 def print_row(row: Row, flush: bool = False) -> None:
-    backend, count, seconds, size, results, rss = row
-    print("%-10s %9d keys: load %.2f ms/key, database %.0f bytes/key, serving process "
-          "%.1f MB; %s" % (
-              backend, count, seconds * 1000 / count, size / count, rss / 1024,
+    backend, count, loaded, size, results, rss = row
+    print("%-10s %9d keys: load %.2f ms/key (loading process %.0f MB, workers %.0f MB), "
+          "database %.0f bytes/key, serving process %.1f MB; %s" % (
+              backend, count, loaded.seconds * 1000 / count, loaded.loader_kib / 1024,
+              loaded.worker_kib / 1024, size / count, rss / 1024,
               "; ".join("%s %.0f/s p99 %.1f ms" % (name, rate, p99)
                         for name, (rate, p99) in results.items())), flush=flush)
 
