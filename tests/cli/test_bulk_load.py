@@ -12,10 +12,10 @@ import time
 import pytest
 
 from cks import pipeline, rejection, views
-from cks.bulk import load
+from cks.bulk import derive, load
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
-from cks.openpgp.packet import TAG_SIGNATURE, iter_packets
+from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets
 from cks.openpgp.signature import Signature
 from cks.served import third_party_issuers
 from cks.store import open_store
@@ -319,6 +319,50 @@ def test_mixed_inputs_and_a_corrupt_file_in_the_middle(db_url, tmp_path):
         "14 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(14,)]
     ptree_ok(db_url)
+
+
+def unusable_primary():
+    """A v4 key whose primary key packet frames well but whose RSA modulus is
+    cut short, with a user ID."""
+    body = b"\x04" + (1500000000).to_bytes(4, "big") + b"\x01" + b"\x08\x00\x01"
+    return encode_header(6, len(body)) + body + encode_header(13, 9) + b"Bad <b@x>"
+
+
+def test_a_primary_key_whose_material_does_not_parse_is_reported(db_url, tmp_path):
+    """The loading process reads a primary key's fingerprint without parsing
+    its key material; the worker finds the key unusable and says where."""
+    good = [read_keys(fixture(n)).keys[0].serialize() for n in ("rsa2048", "nistp256")]
+    path = tmp_path / "keys.gpg"
+    path.write_bytes(good[0] + unusable_primary() + good[1])
+    out = admin(db_url, "load", "--no-sync", str(path))
+    assert out.returncode == 1
+    assert out.stdout.decode().strip() == "2 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
+    assert out.stderr.decode().splitlines() == [
+        "%s: offset %d: unusable primary key: public key material (algorithm 1): truncated "
+        "(needs 256 more bytes, 1 left)" % (path, len(good[0]))]
+
+
+def test_a_batch_key_that_does_not_parse_counts_as_not_held(db_url, monkeypatch):
+    """A worker deriving a stored key's view does not fail on a key of the
+    batch whose material does not parse: that signer is not held."""
+    store = open_store(db_url)
+    try:
+        pipeline.submit(store, fixture("certified"), pipeline.Source.admin(queue=False))
+    finally:
+        store.close()
+    monkeypatch.setattr(derive, "_worker", None)
+    derive.start_worker(db_url, pipeline.Limits())
+    signer = read_keys(fixture("rsa2048")).keys[0]
+    task = [derive.Task(fpr("certified"))]
+    broken = {signer.keyid.hex().upper(): [(signer.fingerprint.hex().upper(),
+                                            b"\x04\x00\x00\x00\x00\x01\x08\x00\x01")]}
+    try:
+        with_broken = derive.derive_group(derive.Group(task, broken))[0]
+        alone = derive.derive_group(derive.Group(task, {}))[0]
+    finally:
+        derive._worker.store.close()
+    assert with_broken.view.served == alone.view.served
+    assert signer.keyid.hex().upper() in with_broken.view.missing
 
 
 def test_refused_keys_are_counted_by_reason(db_url, tmp_path):

@@ -10,8 +10,9 @@ keys at a time: the stored copies, rejections and signature verdicts of the
 whole group in a few queries (on PostgreSQL each is a round trip); the parent
 writes what they return, in one transaction per batch, after checking that
 the stored copy they merged with is still the stored one.  The keys of the
-batch count as held for each other's served views (`Group.primaries`), as
-they will be once the batch is committed.
+batch count as held for each other's served views (`Group.primaries`, whose
+key material the parent did not parse), as they will be once the batch is
+committed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .. import pipeline
+from ..openpgp.errors import PacketError
 from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Key, merge_all, parse_keyring, sks_hash
 from ..served import third_party_issuers
@@ -143,7 +145,10 @@ class _Worker:
             keys = {k.fingerprint: k for k in issuers[keyid]}
             for fingerprint, body in primaries.get(keyid, ()):
                 if bytes.fromhex(fingerprint) not in keys:
-                    keys[bytes.fromhex(fingerprint)] = PublicKey.parse(body)
+                    try:
+                        keys[bytes.fromhex(fingerprint)] = PublicKey.parse(body)
+                    except PacketError:  # the key is unusable: its worker reports it
+                        pass
             held[keyid] = list(keys.values())
         result.view = derive_view(key, self.limits.serve,
                                   known.verdicts.get(result.fingerprint, {}), held)

@@ -47,9 +47,9 @@ from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional,
 
 from .. import pipeline, views
 from ..openpgp.errors import PacketError
-from ..openpgp.keypacket import PublicKey
+from ..openpgp.keypacket import PublicKey, identify
 from ..openpgp.keys import merge_all, parse_keyring
-from ..openpgp.packet import read_packet
+from ..openpgp.packet import TAG_PUBLIC_KEY, read_packet
 from ..store import Store
 from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
@@ -423,12 +423,17 @@ class Loader:
 
 def _primary(data: bytes) -> Tuple[str, str, bytes]:
     """(fingerprint, key ID, body) of the primary key packet a chunk starts
-    with; empty when it is not one that parses (the worker says why)."""
+    with; empty when it is none (the worker says why).  Its key material is
+    not parsed here: the loading process is the first phase's busiest, and
+    the worker that parses the key finds it unusable if it is."""
     try:
         packet, _ = read_packet(data)
-        key = PublicKey.parse(packet.body) if packet.tag == 6 else None
+        if packet.tag != TAG_PUBLIC_KEY:
+            return "", "", b""
+        ids = identify(packet.body)
+        if ids is None:
+            key = PublicKey.parse(packet.body)
+            ids = key.fingerprint, key.keyid
     except PacketError:
-        key = None
-    if key is None:
         return "", "", b""
-    return key.fingerprint.hex().upper(), key.keyid.hex().upper(), packet.body
+    return ids[0].hex().upper(), ids[1].hex().upper(), packet.body

@@ -100,6 +100,20 @@ class PublicKey:
         return alg.algorithm_name(self.algorithm, self.bits, curve.name if curve else "")
 
 
+def identify(body: bytes) -> Optional[Tuple[bytes, bytes]]:
+    """(fingerprint, key ID) of a v4, v5 or v6 key packet body, without parsing
+    its key material (which may not parse: PublicKey.parse says); None for
+    other versions (a v3 key ID comes from the RSA modulus: parse it)."""
+    version = body[0] if body else 0
+    if version == 4 and len(body) < 1 << 16:
+        fingerprint = fingerprint_of(4, body, ())
+        return fingerprint, fingerprint[-8:]
+    if version in (5, 6):
+        fingerprint = fingerprint_of(version, body, ())
+        return fingerprint, fingerprint[:8]
+    return None
+
+
 def fingerprint_of(version: int, body: bytes, params: PublicParams) -> bytes:
     """The fingerprint of a key packet body (facts in DESIGN.md)."""
     if version in (2, 3):
