@@ -70,10 +70,12 @@ def _new_length(handle: BinaryIO, offset: int) -> Tuple[bytes, int, bool]:
     return first, 1 << (first[0] & 0x1F), True
 
 
-def next_packet(handle: BinaryIO, max_length: int) -> Optional[Tuple[int, int, bytes]]:
-    """(tag, offset, raw bytes) of the next packet, None at the end; a packet
-    declaring more than `max_length` bytes is a framing error (never read)."""
-    offset = handle.tell()
+def next_packet(handle: BinaryIO, offset: int,
+                max_length: int) -> Optional[Tuple[int, int, bytes]]:
+    """(tag, offset, raw bytes) of the next packet, read from `handle` at
+    `offset` (its position, which the caller keeps: asking the file costs a
+    system call per packet), None at the end; a packet declaring more than
+    `max_length` bytes is a framing error (never read)."""
     ctb = handle.read(1)
     if not ctb:
         return None
@@ -114,7 +116,7 @@ def _primary_at(handle: BinaryIO, offset: int, max_length: int) -> bool:
     """Does a primary key packet that parses start at `offset`?"""
     handle.seek(offset)
     try:
-        packet = next_packet(handle, max_length)
+        packet = next_packet(handle, offset, max_length)
     except _Framing:
         return False
     if packet is None or packet[0] != TAG_PUBLIC_KEY:
@@ -144,10 +146,10 @@ def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[
     """The keys of binary OpenPGP data read from `handle` (seekable), from its
     current position; offsets are reported plus `base`."""
     parts: List[bytes] = []
-    start = handle.tell()
+    start = position = handle.tell()
     while True:
         try:
-            packet = next_packet(handle, max_length)
+            packet = next_packet(handle, position, max_length)
         except _Framing as exc:
             if parts:  # reported where the key that is lost starts
                 yield Chunk(b"", base + start, base + exc.offset, "%s at offset %d; the key "
@@ -159,17 +161,18 @@ def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[
             if found is None:
                 return
             handle.seek(found)
-            start = found
+            start = position = found
             continue
         if packet is None:
             break
         tag, offset, raw = packet
+        position = offset + len(raw)
         if tag in PRIMARY_TAGS and parts:
             yield Chunk(b"".join(parts), base + start, base + offset)
             parts, start = [], offset
         parts.append(raw)
     if parts:
-        yield Chunk(b"".join(parts), base + start, base + handle.tell())
+        yield Chunk(b"".join(parts), base + start, base + position)
 
 
 def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterator[Chunk]:
