@@ -218,7 +218,8 @@ CREATE TABLE cks_load_progress (
 -- phase derived, each with every key the load stored held: what one of them
 -- signed among them is not derived again when the load follows up their
 -- signers (lib/cks/bulk/load.py).  Emptied when the load ends, and by any
--- later load that stores new keys.  Made on a database's first load.
+-- later load that stores new keys; a key deleted leaves it.  Made on a
+-- database's first load.
 CREATE TABLE cks_load_served (
     fingerprint text PRIMARY KEY
 );

@@ -202,6 +202,27 @@ def test_a_signer_deleted_before_the_follow_up_is_followed(db_url, tmp_path, mon
     assert content(db_url)[0] == pipeline_content(tmp_path, kept)[0]
 
 
+def test_a_signer_deleted_and_uploaded_again_is_followed(db_url, tmp_path, monkeypatch):
+    """A key the second phase served, deleted (cksd then derives the keys it
+    certified again, without it) and uploaded again before the load's
+    follow-up: those keys get its certification back."""
+    keys = debian_keys(30)
+    certifier, certified = certifications(keys)[0]
+    (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
+    store = open_store(db_url, 2)
+    try:
+        load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
+        assert rejection.delete(store, read_keys(keys[certifier]).keys[0].fingerprint.hex()
+                                .upper())
+        views.follow_signers(store, pipeline.Limits().serve)  # as cksd does
+        pipeline.submit(store, keys[certifier], pipeline.Source.admin(queue=False),
+                        follow=False)
+        loader(store, db_url).load([])
+    finally:
+        store.close()
+    assert content(db_url)[0] == pipeline_content(tmp_path, b"".join(keys))[0]
+
+
 def test_a_new_load_does_not_count_an_interrupted_ones_keys_as_settled(db_url, tmp_path,
                                                                       monkeypatch):
     """A load interrupted before its follow-up (whose queue cksd then worked

@@ -70,15 +70,22 @@ def forget_served(cursor: Cursor) -> None:
     cursor.execute("DELETE FROM cks_load_served")
 
 
+def unlist_served(cursor: Cursor, fingerprint: str) -> None:
+    """A key deleted leaves the list, in the deleting transaction: the keys it
+    signed are derived again without it, so they are no longer derived with
+    every listed key held, and the key may come back (a database that never
+    ran a load has no list)."""
+    if cursor.backend.table_exists(cursor, "cks_load_served"):
+        cursor.execute("DELETE FROM cks_load_served WHERE fingerprint = ?", (fingerprint,))
+
+
 def served_together(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
-    """Those of `fingerprints` that the second phase served and that are still
-    stored: each was derived with every other one held (a key deleted since
-    is not, so the keys it signed follow its leaving)."""
+    """Those of `fingerprints` that the second phase served (and that were not
+    deleted since): each has a served view derived with all of them held."""
     found: Set[str] = set()
     for chunk in in_chunks(sorted(set(fingerprints))):
         found.update(r[0] for r in cursor.execute(
-            "SELECT s.fingerprint FROM cks_load_served s JOIN cks_keys k ON "
-            "k.fingerprint = s.fingerprint WHERE s.fingerprint IN %s" % _in(chunk),
+            "SELECT fingerprint FROM cks_load_served WHERE fingerprint IN %s" % _in(chunk),
             chunk).fetchall())
     return found
 

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .base import Cursor, Store
 from .changes import note_key_change
+from .loadprogress import unlist_served
 from .ptree import change_hash
 
 NOTICE_COLUMNS = ("serial, action, fingerprint, reason, notice_time, node, body, signature, "
@@ -50,6 +51,7 @@ def delete_key(cursor: Cursor, fingerprint: str) -> bool:
                   "cks_key_signers"):
         cursor.execute("DELETE FROM %s WHERE key_fingerprint = ?" % table, (fingerprint,))
     cursor.execute("DELETE FROM cks_keys WHERE fingerprint = ?", (fingerprint,))
+    unlist_served(cursor, fingerprint)
     note_key_change(cursor)
     if sks_hash is not None:
         change_hash(cursor, sks_hash, None)
