@@ -163,7 +163,7 @@ def test_keys_served_together_are_not_derived_again_for_each_other(db_url, tmp_p
     (cks_load_served), not in memory, and the list is emptied at the end."""
     keys = debian_keys(60)
     pairs = certifications(keys)
-    certifier, certified = pairs[0]
+    _, certified = pairs[0]
     loaded = [k for i, k in enumerate(keys) if i != certified]
     assert any(certified not in pair for pair in pairs)  # certifications among the loaded
     store = open_store(db_url, 2)
@@ -188,7 +188,7 @@ def test_a_signer_deleted_before_the_follow_up_is_followed(db_url, tmp_path, mon
     interrupted load, resumed): the keys it certified lose its certification,
     listed as served together or not."""
     keys = debian_keys(30)
-    certifier, certified = certifications(keys)[0]
+    certifier, _ = certifications(keys)[0]
     (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
     store = open_store(db_url, 2)
     try:
@@ -207,7 +207,7 @@ def test_a_signer_deleted_and_uploaded_again_is_followed(db_url, tmp_path, monke
     certified again, without it) and uploaded again before the load's
     follow-up: those keys get its certification back."""
     keys = debian_keys(30)
-    certifier, certified = certifications(keys)[0]
+    certifier, _ = certifications(keys)[0]
     (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
     store = open_store(db_url, 2)
     try:
@@ -229,7 +229,7 @@ def test_a_new_load_does_not_count_an_interrupted_ones_keys_as_settled(db_url, t
     off) leaves its list of keys served; a later load that stores a key
     certifying one of them must still derive that one again."""
     keys = debian_keys(30)
-    certifier, certified = certifications(keys)[0]
+    certifier, _ = certifications(keys)[0]
     first = b"".join(k for i, k in enumerate(keys) if i != certifier)
     (tmp_path / "first.gpg").write_bytes(first)
     (tmp_path / "second.gpg").write_bytes(keys[certifier])
@@ -245,6 +245,8 @@ def test_a_new_load_does_not_count_an_interrupted_ones_keys_as_settled(db_url, t
 
 
 def test_one_load_at_a_time(db_url, tmp_path):
+    """A load started while another holds the load lock (the list of keys
+    served in phase 2 is the running load's) exits 75 and stores nothing."""
     store = open_store(db_url)
     try:
         with store.exclusive(load.LOAD_LOCK) as locked:
