@@ -13,6 +13,7 @@ import pytest
 
 from cks import pipeline, rejection, views
 from cks.bulk import derive, load
+from cks.cli import cksd
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets
@@ -133,6 +134,10 @@ def certifications(keys):
             for issuer in third_party_issuers(key) if issuer in index]
 
 
+def fpr_of(key):
+    return read_keys(key).keys[0].fingerprint.hex().upper()
+
+
 def loader(store, db_url):
     return load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
                        jobs=1)
@@ -242,6 +247,43 @@ def test_a_new_load_does_not_count_an_interrupted_ones_keys_as_settled(db_url, t
     finally:
         store.close()
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+
+
+def test_cksd_does_not_derive_again_what_a_load_served_together(db_url, tmp_path,
+                                                                monkeypatch):
+    """cksd's follow-up (its background job) also leaves out what the second
+    phase of a running or interrupted load served together; on a database
+    that never ran a load it derives everything named, as before."""
+    keys = debian_keys(60)
+    _, certified = certifications(keys)[0]
+    (tmp_path / "keys.gpg").write_bytes(b"".join(k for i, k in enumerate(keys)
+                                                 if i != certified))
+    rederived = []
+    reverify = views.reverify
+    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints=None: (
+        rederived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
+    store = open_store(db_url, 2)
+    try:
+        pipeline.submit(store, keys[certified], pipeline.Source.admin(queue=False))
+        load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
+        cksd._follow_signers(store, pipeline.Limits().serve)
+        assert rederived == [fpr_of(keys[certified])]
+        assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
+        assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+        # a database made before the list existed, which never ran a load
+        run_sql(db_url, "DROP TABLE cks_load_served", write=True)
+        rederived.clear()
+        with store.write() as cursor:  # the loaded keys' follow-up once more
+            for key in keys:
+                fingerprint = fpr_of(key)
+                cursor.execute("INSERT INTO cks_view_work (fingerprint, keyid, signed, "
+                               "missing) VALUES (?, ?, ?, '')",
+                               (fingerprint, fingerprint[-16:], True))
+        cksd._follow_signers(store, pipeline.Limits().serve)
+        assert len(rederived) > 1
+        assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
+    finally:
+        store.close()
 
 
 def test_one_load_at_a_time(db_url, tmp_path):

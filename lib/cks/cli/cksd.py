@@ -30,6 +30,7 @@ from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
 from ..store.changes import LocalChanges
+from ..store.loadprogress import served_together
 from ..store.replica import ReplicaReads
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
 from ..sync.recon.service import ReconService
@@ -299,8 +300,10 @@ def _push(store: Store, settings: Settings) -> None:
 
 
 def _follow_signers(store: Store, policy: ServePolicy) -> None:
+    """Work off the follow-up queue; what a running (or interrupted) bulk load
+    served together is not derived again here either (loadprogress.py)."""
     try:
-        follow_signers(store, policy)
+        follow_signers(store, policy, settled=served_together)
     except StoreError as exc:
         log.warning("served views not derived again yet: %s", exc)
 

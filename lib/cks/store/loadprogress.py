@@ -81,9 +81,13 @@ def unlist_served(cursor: Cursor, fingerprint: str) -> None:
 
 def served_together(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
     """Those of `fingerprints` that the second phase served (and that were not
-    deleted since): each has a served view derived with all of them held."""
+    deleted since): each has a served view derived with all of them held.
+    Any process may ask (cksd's follow-up does), once a load made the list."""
     found: Set[str] = set()
-    for chunk in in_chunks(sorted(set(fingerprints))):
+    wanted = sorted(set(fingerprints))
+    if not wanted or not cursor.backend.table_exists(cursor, "cks_load_served"):
+        return found
+    for chunk in in_chunks(wanted):
         found.update(r[0] for r in cursor.execute(
             "SELECT fingerprint FROM cks_load_served WHERE fingerprint IN %s" % _in(chunk),
             chunk).fetchall())
