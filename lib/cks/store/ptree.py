@@ -428,8 +428,8 @@ def _save(cursor: Cursor, nodes: Sequence[Node]) -> None:
 
 
 def _add_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
-    cursor.executemany("INSERT INTO cks_ptree (prefix, size, samples, leaf) VALUES (?, ?, ?, ?)",
-                       _rows(nodes))
+    cursor.backend.insert_rows(cursor, "cks_ptree", ("prefix", "size", "samples", "leaf"),
+                               _rows(nodes))
 
 
 def insert(cursor: Cursor, sks_hash: str) -> None:
