@@ -183,23 +183,29 @@ def test_keys_served_together_are_not_derived_again_for_each_other(db_url, tmp_p
     finally:
         store.close()
     assert summary.counts[pipeline.ADDED] == 59
-    assert rederived == [read_keys(keys[certified]).keys[0].fingerprint.hex().upper()]
+    assert rederived == [fpr_of(keys[certified])]
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_served") == [(0,)]
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+
+
+def certifier_deleted_after_phase_2(store, db_url, tmp_path, monkeypatch):
+    """30 Debian keys loaded up to their follow-up, then one that certifies
+    another deleted: (the keys, the deleted one's index)."""
+    keys = debian_keys(30)
+    certifier, _ = certifications(keys)[0]
+    (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
+    load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
+    assert rejection.delete(store, fpr_of(keys[certifier]))
+    return keys, certifier
 
 
 def test_a_signer_deleted_before_the_follow_up_is_followed(db_url, tmp_path, monkeypatch):
     """A key the second phase served, deleted before the follow-up ran (an
     interrupted load, resumed): the keys it certified lose its certification,
     listed as served together or not."""
-    keys = debian_keys(30)
-    certifier, _ = certifications(keys)[0]
-    (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
     store = open_store(db_url, 2)
     try:
-        load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
-        assert rejection.delete(store, read_keys(keys[certifier]).keys[0].fingerprint.hex()
-                                .upper())
+        keys, certifier = certifier_deleted_after_phase_2(store, db_url, tmp_path, monkeypatch)
         loader(store, db_url).load([])
     finally:
         store.close()
@@ -211,14 +217,9 @@ def test_a_signer_deleted_and_uploaded_again_is_followed(db_url, tmp_path, monke
     """A key the second phase served, deleted (cksd then derives the keys it
     certified again, without it) and uploaded again before the load's
     follow-up: those keys get its certification back."""
-    keys = debian_keys(30)
-    certifier, _ = certifications(keys)[0]
-    (tmp_path / "keys.gpg").write_bytes(b"".join(keys))
     store = open_store(db_url, 2)
     try:
-        load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
-        assert rejection.delete(store, read_keys(keys[certifier]).keys[0].fingerprint.hex()
-                                .upper())
+        keys, certifier = certifier_deleted_after_phase_2(store, db_url, tmp_path, monkeypatch)
         views.follow_signers(store, pipeline.Limits().serve)  # as cksd does
         pipeline.submit(store, keys[certifier], pipeline.Source.admin(queue=False),
                         follow=False)
