@@ -10,10 +10,9 @@ import re
 import signal
 import socket
 import sys
-from logging.handlers import QueueHandler
 from typing import Iterator, List, Optional, Tuple
 
-from ..batchlog import BatchingListener
+from ..batchlog import BatchingListener, RecordQueueHandler
 from ..config import ConfigError, Settings
 from ..hangup import Hangup
 from ..hkp.admin import AdminSettings
@@ -158,7 +157,7 @@ def _logging_in_background() -> Iterator[None]:
             listeners.append((logger, logger.handlers,
                               BatchingListener(records, *logger.handlers,
                                                respect_handler_level=True)))
-            logger.handlers = [QueueHandler(records)]
+            logger.handlers = [RecordQueueHandler(records)]
     for _, _, listener in listeners:
         listener.start()
     try:
