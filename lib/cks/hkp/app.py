@@ -224,15 +224,17 @@ class KeyServer:
     def _answer(self, lookup: Lookup, request: Request) -> Response:
         """The answer to a get, hget, index or vindex lookup, from the database."""
         assert lookup.search is not None
+        if lookup.op == "get" and lookup.search.names_one_key:
+            parts, truncated = self.lookup_store.served_parts_by_id(
+                lookup.search.kind, lookup.search.value, self.settings.max_results)
+            return self._armored(lookup, parts, truncated)
         fingerprints, rows, truncated = self.find(lookup.search, request)
         if not fingerprints:
             raise HKPError(404, "no keys found")
-        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
         now = int(time.time())
         if lookup.op in ("get", "hget"):
-            return self._get(lookup, fingerprints, extra)
-        if rows is None:
-            rows = self.lookup_store.key_rows(fingerprints)
+            return self._get(lookup, fingerprints, truncated)
+        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
         if lookup.op == "vindex" and not lookup.machine_readable:
             return self._vindex(lookup, rows, now, extra)
         if lookup.machine_readable:
@@ -241,50 +243,53 @@ class KeyServer:
                                              lookup.fingerprint, lookup.show_hash, truncated),
                      extra)
 
-    def find(self, query: Query,
-             request: Request) -> Tuple[List[str], Optional[List[KeyRow]], bool]:
-        """Fingerprints of the keys `query` matches (capped), their index rows when
-        finding them needed the rows anyway (text searches), and whether the
-        answer was capped."""
+    def find(self, query: Query, request: Request) -> Tuple[List[str], List[KeyRow], bool]:
+        """Fingerprints of the keys `query` matches (capped), their index rows
+        (none for a search by SKS hash), and whether the answer was capped.
+        Each kind of search is one query (a round trip on PostgreSQL)."""
         limit = self.settings.max_results
         store = self.lookup_store
         if query.kind == "hash":
             found = store.find_by_hash(query.value)
-        elif query.names_one_key:
-            found = store.find_by_id(query.kind, query.value, limit + 1)
-        else:
-            found = store.find_by_email(query.value, limit + 1) if query.kind == "email" \
-                else store.find_by_words(list(query.words), limit + 1)
-            rows = store.key_rows(found)
-            if query.kind == "exact":
-                wanted = query.value.lower()
-                rows = [r for r in rows if any(u.uid.lower() == wanted for u in r.user_ids)]
-            if is_legacy_client(request):
-                # A search by text must not hand GnuPG a v5/v6 key it cannot read:
-                # those keys are served when asked for by key ID or fingerprint.
-                rows = [r for r in rows if r.version < 5]
-            return [r.fingerprint for r in rows[:limit]], rows[:limit], len(rows) > limit
-        return found[:limit], None, len(found) > limit
+            return found[:limit], [], len(found) > limit
+        if query.names_one_key:
+            rows, truncated = store.key_rows_by_id(query.kind, query.value, limit)
+            return [r.fingerprint for r in rows], rows, truncated
+        rows = store.key_rows_by_email(query.value, limit + 1) if query.kind == "email" \
+            else store.key_rows_by_words(list(query.words), limit + 1)
+        if query.kind == "exact":
+            wanted = query.value.lower()
+            rows = [r for r in rows if any(u.uid.lower() == wanted for u in r.user_ids)]
+        if is_legacy_client(request):
+            # A search by text must not hand GnuPG a v5/v6 key it cannot read:
+            # those keys are served when asked for by key ID or fingerprint.
+            rows = [r for r in rows if r.version < 5]
+        return [r.fingerprint for r in rows[:limit]], rows[:limit], len(rows) > limit
 
-    def _get(self, lookup: Lookup, fingerprints: List[str], extra) -> Response:
+    def _get(self, lookup: Lookup, fingerprints: List[str], truncated: bool) -> Response:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers
         use to fetch by key hash, the stored network view that hash is of."""
         if lookup.op == "hget":
-            parts = {f: (data, crc24(data))
+            found = {f: (data, crc24(data))
                      for f, data in self.lookup_store.keydata(fingerprints).items()}
         else:
-            # One armor block per key: each block's checksum comes from the database.
-            parts = self.lookup_store.served_parts(fingerprints)
+            found = self.lookup_store.served_parts(fingerprints)
+        return self._armored(lookup, [found[f] for f in fingerprints if f in found], truncated)
+
+    def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],
+                 truncated: bool) -> Response:
+        """One armor block per key, each with its checksum as stored."""
         comment = [("Comment", "Hostname: " + self.settings.hostname)]
-        text = "".join(armor.encode(parts[f][0], headers=comment, checksum=parts[f][1])
-                       for f in fingerprints if f in parts)
+        text = "".join(armor.encode(data, headers=comment, checksum=checksum)
+                       for data, checksum in parts)
         if not text:
             raise HKPError(404, "no keys found")
+        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
         if lookup.machine_readable:
             return Response(200, text.encode(), "application/pgp-keys; charset=utf-8",
                             extra + [("Content-Disposition",
                                       "attachment; filename=gpgkey.asc")])
-        return _html(200, html.armored_page(text, len(fingerprints)), extra)
+        return _html(200, html.armored_page(text, len(parts)), extra)
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
         assert lookup.search is not None

@@ -154,6 +154,12 @@ class Backend:
             table, ", ".join("%s = ?" % c for c in columns), key),
             [tuple(row[1:]) + (row[0],) for row in rows])
 
+    def execute_prepared(self, raw_cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        """Run `sql` (with '?' placeholders), which this program runs again
+        and again, so the database keeps it parsed and planned (sqlite3
+        caches every statement by itself)."""
+        raw_cursor.execute(sql, tuple(params))
+
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
 
@@ -216,6 +222,14 @@ class Cursor:
             self._flush()
         else:
             self.raw.execute(sql, tuple(params))
+        return self
+
+    def execute_prepared(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
+        """Run a statement that lookups run again and again: kept parsed and
+        planned by the database, once per connection (Backend.execute_prepared)."""
+        self.send_deferred()
+        self.backend.statement_started(self.raw)
+        self.backend.execute_prepared(self.raw, sql, params)
         return self
 
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -750,38 +764,59 @@ class Store:
     def find_by_id(self, column: str, value: str, limit: int) -> List[str]:
         """Primary fingerprints whose key or subkey has `column` (keyid,
         short_keyid or fingerprint) equal to `value`."""
-        if column not in ("keyid", "short_keyid", "fingerprint"):
-            raise ValueError(column)
         with self.read() as cursor:
-            rows = cursor.execute(
-                "SELECT fingerprint FROM cks_keys WHERE %s = ? AND served_crc24 <> ? UNION "
-                "SELECT key_fingerprint FROM cks_subkeys WHERE %s = ? "
-                "ORDER BY 1 LIMIT ?" % (column, column),
-                (value, UNSERVED, value, limit)).fetchall()
+            rows = cursor.execute(_matching_id(column), _id_parameters(value, limit)).fetchall()
         return [r[0] for r in rows]
 
-    def find_by_email(self, email: str, limit: int) -> List[str]:
+    def key_rows_by_id(self, column: str, value: str, limit: int) -> Tuple[List[KeyRow], bool]:
+        """find_by_id(limit + 1) and key_rows of the first `limit` keys found,
+        in one query (a round trip on PostgreSQL): the index rows, and whether
+        more keys matched."""
         with self.read() as cursor:
-            rows = cursor.execute(
-                "SELECT DISTINCT key_fingerprint FROM cks_userids WHERE email = ? "
-                "ORDER BY 1 LIMIT ?", (email.lower(), limit)).fetchall()
-        return [r[0] for r in rows]
+            found, rows = _key_rows_of(cursor.execute_prepared(
+                KEY_ROWS_OF_MATCHES % _matching_id(column),
+                _id_parameters(value, limit + 1)).fetchall())
+        return [rows[f] for f in found[:limit] if f in rows], len(found) > limit
 
-    def find_by_words(self, words: Sequence[str], limit: int) -> List[str]:
+    def served_parts_by_id(self, column: str, value: str, limit: int
+                           ) -> Tuple[List[Tuple[bytes, int]], bool]:
+        """find_by_id(limit + 1) and served_parts of the first `limit` keys
+        found, in one query: their served views and CRC24s in fingerprint
+        order, and whether more keys matched."""
+        with self.read() as cursor:
+            rows = cursor.execute_prepared(
+                "SELECT k.fingerprint, k.served, k.served_crc24 FROM (%s) m "
+                "JOIN cks_keys k ON k.fingerprint = m.fingerprint ORDER BY 1"
+                % _matching_id(column), _id_parameters(value, limit + 1)).fetchall()
+        return ([(bytes(r[1]), r[2]) for r in rows[:limit] if r[2] != UNSERVED],
+                len(rows) > limit)
+
+    def key_rows_by_email(self, email: str, limit: int) -> List[KeyRow]:
+        """key_rows of the first `limit` keys with a user ID of this address,
+        in fingerprint order, in one query."""
+        with self.read() as cursor:
+            return list(_key_rows_of(cursor.execute_prepared(
+                KEY_ROWS_OF_MATCHES % "SELECT DISTINCT key_fingerprint AS fingerprint "
+                "FROM cks_userids WHERE email = ? ORDER BY 1 LIMIT ?",
+                (email.lower(), limit)).fetchall())[1].values())
+
+    def key_rows_by_words(self, words: Sequence[str], limit: int) -> List[KeyRow]:
+        """key_rows of the first `limit` keys that hold every one of `words`,
+        in fingerprint order, in one query."""
         unique = sorted(set(words))
         if not unique:
             return []
         with self.read() as cursor:
-            rows = cursor.execute(
-                "SELECT key_fingerprint FROM cks_words WHERE word IN %s "
-                "GROUP BY key_fingerprint HAVING count(*) = ? ORDER BY 1 LIMIT ?"
-                % _in(unique), list(unique) + [len(unique), limit]).fetchall()
-        return [r[0] for r in rows]
+            return list(_key_rows_of(cursor.execute_prepared(
+                KEY_ROWS_OF_MATCHES % ("SELECT key_fingerprint AS fingerprint FROM cks_words "
+                                       "WHERE word IN %s GROUP BY key_fingerprint "
+                                       "HAVING count(*) = ? ORDER BY 1 LIMIT ?" % _in(unique)),
+                list(unique) + [len(unique), limit]).fetchall())[1].values())
 
     def find_by_hash(self, sks_hash: str) -> List[str]:
         with self.read() as cursor:
-            rows = cursor.execute("SELECT fingerprint FROM cks_keys WHERE sks_hash = ?",
-                                  (sks_hash.upper(),)).fetchall()
+            rows = cursor.execute_prepared("SELECT fingerprint FROM cks_keys WHERE sks_hash = ?",
+                                           (sks_hash.upper(),)).fetchall()
         return [r[0] for r in rows]
 
     def keydata(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
@@ -895,26 +930,10 @@ class Store:
         if not fingerprints:
             return []
         with self.read() as cursor:  # one query (a round trip on PostgreSQL)
-            rows = cursor.execute(
-                "SELECT k.fingerprint, k.version, k.keyid, k.algorithm, k.bits, k.created, "
-                "k.expires, k.revoked, k.sks_hash, k.size, k.first_seen, k.last_changed, "
-                "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, "
-                "u.created, u.expires, u.revoked "
-                "FROM cks_keys k LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
-                "WHERE k.fingerprint IN %s AND k.served_crc24 <> ? "
-                "ORDER BY k.fingerprint, u.position"
-                % _in(fingerprints), list(fingerprints) + [UNSERVED]).fetchall()
-        by_fpr: Dict[str, KeyRow] = {}
-        for r in rows:
-            row = by_fpr.get(r[0])
-            if row is None:
-                row = by_fpr[r[0]] = KeyRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6],
-                                            bool(r[7]), r[8], r[9], r[10], r[11],
-                                            revocation_unverified=bool(r[12]))
-            if r[13] is not None:  # a key without user IDs has one row of NULLs
-                row.user_ids.append(UserIDRow(r[14], r[15], bool(r[16]), r[17], r[18],
-                                              bool(r[19])))
-        return [by_fpr[f] for f in fingerprints if f in by_fpr]
+            _, rows = _key_rows_of(cursor.execute(
+                KEY_ROWS_OF_MATCHES % "SELECT fingerprint FROM cks_keys WHERE fingerprint IN %s"
+                % _in(fingerprints), list(fingerprints)).fetchall())
+        return [rows[f] for f in fingerprints if f in rows]
 
     # --- the stats page (stats.py) ------------------------------------------------
 
@@ -947,6 +966,53 @@ class Store:
                 "peers": cursor.scalar(
                     "SELECT count(*) FROM cks_other_servers WHERE enabled = ?", (True,)),
             }
+
+
+KEY_ROWS_OF_MATCHES = (
+    "SELECT k.fingerprint, k.served_crc24, k.version, k.keyid, k.algorithm, k.bits, k.created, "
+    "k.expires, k.revoked, k.sks_hash, k.size, k.first_seen, k.last_changed, "
+    "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, u.created, "
+    "u.expires, u.revoked "
+    "FROM (%s) m JOIN cks_keys k ON k.fingerprint = m.fingerprint "
+    "LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
+    "ORDER BY k.fingerprint, u.position")
+"""The keys a query matches (its column `fingerprint`) with their user IDs,
+one row per user ID (_key_rows_of reads them)."""
+
+
+def _key_rows_of(rows: Sequence[Sequence[Any]]) -> Tuple[List[str], Dict[str, KeyRow]]:
+    """The keys of KEY_ROWS_OF_MATCHES' rows in their order, and the index
+    rows of those that are served."""
+    found: List[str] = []
+    by_fpr: Dict[str, KeyRow] = {}
+    for r in rows:
+        if not found or found[-1] != r[0]:
+            found.append(r[0])
+        if r[1] == UNSERVED:
+            continue
+        row = by_fpr.get(r[0])
+        if row is None:
+            row = by_fpr[r[0]] = KeyRow(r[0], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]),
+                                        r[9], r[10], r[11], r[12],
+                                        revocation_unverified=bool(r[13]))
+        if r[14] is not None:  # a key without user IDs has one row of NULLs
+            row.user_ids.append(UserIDRow(r[15], r[16], bool(r[17]), r[18], r[19],
+                                          bool(r[20])))
+    return found, by_fpr
+
+
+def _matching_id(column: str) -> str:
+    """Primary fingerprints whose key or subkey has `column` equal to a value,
+    the first few in order (parameters: _id_parameters)."""
+    if column not in ("keyid", "short_keyid", "fingerprint"):
+        raise ValueError(column)
+    return ("SELECT fingerprint FROM cks_keys WHERE %s = ? AND served_crc24 <> ? UNION "
+            "SELECT key_fingerprint FROM cks_subkeys WHERE %s = ? ORDER BY 1 LIMIT ?"
+            % (column, column))
+
+
+def _id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
+    return value, UNSERVED, value, limit
 
 
 def _reason(stored: Optional[str]) -> str:

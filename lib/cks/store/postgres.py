@@ -14,6 +14,8 @@ statement each, took a load of 100,000 keys 0.6-0.9 s.
 from __future__ import annotations
 
 import io
+import itertools
+import re
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .base import Backend, Cursor, StoreError
@@ -23,6 +25,7 @@ from .schema import postgres_schema
 
 try:
     import psycopg2
+    import psycopg2.extensions
 except ImportError:  # pragma: no cover - depends on the host
     psycopg2 = None
 
@@ -35,10 +38,24 @@ _ALL_KEYS_LOCK = 7270118  # shared by key writers, exclusive for a write of many
 MAX_KEY_LOCKS = 256
 
 
+def _numbered(sql: str) -> str:
+    """'?' placeholders as PREPARE's $1, $2, ..."""
+    numbers = itertools.count(1)
+    return re.sub(r"\?", lambda _: "$%d" % next(numbers), sql)
+
+
 def advisory_lock_id(fingerprint: str) -> int:
     """A signed 64-bit lock id from the first 16 hex digits of a fingerprint."""
     value = int(fingerprint[:16].ljust(16, "0"), 16)
     return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class _Connection(psycopg2.extensions.connection if psycopg2 else object):  # type: ignore
+    """A connection that knows the statements it PREPAREd (statement -> name)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: Dict[str, str] = {}
 
 
 class PostgresBackend(Backend):
@@ -61,9 +78,24 @@ class PostgresBackend(Backend):
         options = {}
         if self.statement_timeout:
             options["options"] = "-c statement_timeout=%d" % (self.statement_timeout * 1000)
-        conn = psycopg2.connect(self.url, connect_timeout=10, **options)
+        conn = psycopg2.connect(self.url, connect_timeout=10,
+                                connection_factory=_Connection, **options)
         conn.autocommit = True
         return conn
+
+    def execute_prepared(self, raw_cursor: Any, sql: str, params: Sequence[Any]) -> None:
+        """PREPAREd on the connection the first time it runs there, then
+        EXECUTEd: a lookup's query took as long to parse and plan as to run
+        (two queries of an index lookup by key ID: 0.49-0.61 ms unprepared,
+        0.42-0.45 prepared; the two as one query, prepared: 0.27-0.30)."""
+        prepared = raw_cursor.connection.prepared
+        name = prepared.get(sql)
+        if name is None:
+            name = "cks_%d" % len(prepared)
+            raw_cursor.execute("PREPARE %s AS %s" % (name, _numbered(sql)))
+            prepared[sql] = name
+        raw_cursor.execute("EXECUTE %s (%s)" % (name, ", ".join(["%s"] * len(params))),
+                           tuple(params))
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
         cursor.defer("BEGIN")

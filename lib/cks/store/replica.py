@@ -21,9 +21,9 @@ log = logging.getLogger("cks.store")
 
 # The Store methods that lookups use; all of them only read.
 READ_METHODS = frozenset({
-    "find_by_id", "find_by_email", "find_by_words", "find_by_hash", "keydata",
-    "served_parts", "served", "key_rows", "peers_summary", "stats", "key_statistics",
-    "notice_log"})
+    "find_by_id", "find_by_hash", "key_rows_by_id", "served_parts_by_id", "key_rows_by_email",
+    "key_rows_by_words", "keydata", "served_parts", "served", "key_rows", "peers_summary",
+    "stats", "key_statistics", "notice_log"})
 
 
 class ReplicaReads:

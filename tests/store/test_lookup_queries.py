@@ -1,0 +1,142 @@
+"""The lookups' queries (Store.key_rows_by_id, served_parts_by_id,
+key_rows_by_words, key_rows_by_email) on SQLite and PostgreSQL: each finds
+and reads in one query what find_by_id and key_rows (or served_parts) give
+together, caps the answer the same way, and on PostgreSQL runs as a statement
+PREPAREd once per connection.  Also the answers built from them: the cap and
+X-HKP-Results-Truncated."""
+
+import pytest
+
+from cks import pipeline
+from cks.hkp.app import TRUNCATED_HEADER, KeyServer, Request, ServerSettings
+from cks.store import open_store
+from cks.store.base import UNSERVED
+from support import fixture
+from support.db import drop_pg_database, new_db_url, run_sql
+from support.nodes import fpr
+
+KEYS = ("rsa2048", "nistp256", "multi-uid", "alice-t2", "ed25519", "photo")
+
+
+def _fill(store):
+    for name in KEYS:
+        assert pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False)).stored
+    return store
+
+
+@pytest.fixture
+def filled(db_url, store):
+    return _fill(store)
+
+
+@pytest.fixture
+def pg_filled(tmp_path):
+    url = new_db_url("postgresql", tmp_path)
+    store = open_store(url)
+    yield _fill(store)
+    store.close()
+    drop_pg_database(url)
+
+
+def _keyid(name):
+    return fpr(name)[-16:]
+
+
+def _twin_subkey(db_url, owner, keyid):
+    """A subkey row under `owner` with the key ID `keyid`, so that a search
+    for that key ID finds two keys."""
+    run_sql(db_url, "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
+            "version, algorithm, bits, created) VALUES (?, ?, ?, ?, 4, 1, 2048, 0)",
+            (fpr(owner), "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
+
+
+def _as_before(store, column, value, limit):
+    """What the lookups read before, with two queries."""
+    found = store.find_by_id(column, value, limit + 1)
+    return store.key_rows(found[:limit]), len(found) > limit
+
+
+@pytest.mark.parametrize("column,value", [
+    ("keyid", _keyid("rsa2048")), ("short_keyid", _keyid("multi-uid")[-8:]),
+    ("fingerprint", fpr("ed25519")), ("keyid", "0123456789ABCDEF")])
+def test_one_query_reads_what_two_did(filled, column, value):
+    rows, truncated = filled.key_rows_by_id(column, value, 100)
+    assert (rows, truncated) == _as_before(filled, column, value, 100)
+    parts, truncated = filled.served_parts_by_id(column, value, 100)
+    assert parts == [filled.served_parts([r.fingerprint])[r.fingerprint] for r in rows]
+    assert not truncated
+
+
+def test_a_key_id_two_keys_share_is_capped_in_order(db_url, filled):
+    keyid = _keyid("rsa2048")
+    _twin_subkey(db_url, "photo", keyid)
+    both = sorted([fpr("rsa2048"), fpr("photo")])
+    rows, truncated = filled.key_rows_by_id("keyid", keyid, 100)
+    assert [r.fingerprint for r in rows] == both and not truncated
+    rows, truncated = filled.key_rows_by_id("keyid", keyid, 1)
+    assert [r.fingerprint for r in rows] == both[:1] and truncated
+    assert filled.key_rows_by_id("keyid", keyid, 2)[1] is False  # all there is: not cut
+    assert filled.served_parts_by_id("keyid", keyid, 2)[1] is False
+    assert (rows, truncated) == _as_before(filled, "keyid", keyid, 1)
+    parts, truncated = filled.served_parts_by_id("keyid", keyid, 1)
+    assert parts == [filled.served_parts(both[:1])[both[0]]] and truncated
+
+
+def test_a_key_without_its_served_view_counts_for_the_cap_but_is_not_answered(db_url, filled):
+    keyid = _keyid("rsa2048")
+    _twin_subkey(db_url, "photo", keyid)
+    run_sql(db_url, "UPDATE cks_keys SET served_crc24 = ? WHERE fingerprint = ?",
+            (UNSERVED, fpr("photo")), write=True)
+    for limit in (1, 100):
+        rows, truncated = filled.key_rows_by_id("keyid", keyid, limit)
+        assert (rows, truncated) == _as_before(filled, "keyid", keyid, limit)
+        parts, truncated = filled.served_parts_by_id("keyid", keyid, limit)
+        assert len(parts) == len(rows) and parts == [
+            filled.served_parts([r.fingerprint])[r.fingerprint] for r in rows]
+
+
+def test_text_searches_read_the_rows_of_the_first_keys_found(filled):
+    rows = filled.key_rows_by_words(["fixture"], 100)
+    assert [r.fingerprint for r in rows] == sorted(fpr(n) for n in KEYS
+                                                   if n not in ("multi-uid", "alice-t2"))
+    assert rows == filled.key_rows([r.fingerprint for r in rows])  # user IDs and all
+    assert filled.key_rows_by_words(["fixture"], 1) == rows[:1]
+    assert filled.key_rows_by_words(["fixture", "photo", "fixture"], 100) == [
+        r for r in rows if r.fingerprint == fpr("photo")]
+    assert filled.key_rows_by_words([], 100) == []
+    email = filled.key_rows_by_id("keyid", _keyid("multi-uid"), 1)[0][0].user_ids[0].email
+    by_email = filled.key_rows_by_email(email.upper(), 100)
+    assert fpr("multi-uid") in [r.fingerprint for r in by_email]
+    assert all(any(u.email == email for u in r.user_ids) for r in by_email)
+
+
+def test_postgresql_prepares_each_lookup_once_per_connection(pg_filled):
+    filled = pg_filled  # (sqlite3 keeps every statement prepared by itself)
+    first = filled.key_rows_by_id("keyid", _keyid("rsa2048"), 100)
+    for _ in range(3):
+        assert filled.key_rows_by_id("keyid", _keyid("rsa2048"), 100) == first
+        filled.key_rows_by_words(["fixture"], 100)
+    with filled.read() as cursor:  # the pool hands this thread the same connection
+        statements = [r[0] for r in cursor.execute(
+            "SELECT statement FROM pg_prepared_statements").fetchall()]
+    assert len(statements) == 2, statements
+    assert any("cks_subkeys" in s for s in statements)
+    assert any("cks_words" in s for s in statements)
+
+
+def _answer(store, target, max_results):
+    app = KeyServer(store, ServerSettings(max_results=max_results))
+    return app.handle(Request("GET", target))
+
+
+@pytest.mark.parametrize("op", ["get", "index"])
+def test_an_answer_cut_at_max_results_says_so(db_url, filled, op):
+    keyid = _keyid("rsa2048")
+    _twin_subkey(db_url, "photo", keyid)
+    target = "/pks/lookup?op=%s&options=mr&search=0x%s" % (op, keyid)
+    whole, cut = _answer(filled, target, 100), _answer(filled, target, 1)
+    assert whole.status == cut.status == 200
+    assert TRUNCATED_HEADER not in dict(whole.headers)
+    assert dict(cut.headers)[TRUNCATED_HEADER] == "true"
+    marker = b"-----BEGIN PGP PUBLIC KEY BLOCK-----" if op == "get" else b"\npub:"
+    assert (whole.body.count(marker), cut.body.count(marker)) == (2, 1)
