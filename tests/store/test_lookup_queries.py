@@ -10,7 +10,7 @@ import pytest
 from cks import pipeline
 from cks.hkp.app import TRUNCATED_HEADER, KeyServer, Request, ServerSettings
 from cks.store import open_store
-from cks.store.base import UNSERVED
+from cks.store.base import PREPARED_WORDS, UNSERVED
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
 from support.nodes import fpr
@@ -122,6 +122,12 @@ def test_postgresql_prepares_each_lookup_once_per_connection(pg_filled):
     assert len(statements) == 2, statements
     assert any("cks_subkeys" in s for s in statements)
     assert any("cks_words" in s for s in statements)
+    many = ["w%d" % n for n in range(PREPARED_WORDS + 1)]
+    for count in range(2, PREPARED_WORDS + 2):  # a statement per length, up to a bound
+        assert filled.key_rows_by_words(many[:count], 100) == []
+    with filled.read() as cursor:
+        assert cursor.scalar("SELECT count(*) FROM pg_prepared_statements") == \
+            2 + PREPARED_WORDS - 1
 
 
 def _answer(store, target, max_results):

@@ -309,6 +309,11 @@ class Cursor:
 PRIMARY_PACKET_READ = 4096
 """Bytes of a stored key read for its primary key packet (RSA-16384: 2 KB)."""
 
+PREPARED_WORDS = 8
+"""A word search of up to this many words is a prepared statement (one per
+number of words); a longer one, rare and a client's to choose, is not, so
+that no client can make a connection keep a statement per length."""
+
 UNSERVED = -1
 """cks_keys.served_crc24 of a key stored without its served view yet (a bulk
 load's first phase): no lookup finds it until save_key() writes the view."""
@@ -807,7 +812,8 @@ class Store:
         if not unique:
             return []
         with self.read() as cursor:
-            return list(_key_rows_of(cursor.execute_prepared(
+            run = cursor.execute_prepared if len(unique) <= PREPARED_WORDS else cursor.execute
+            return list(_key_rows_of(run(
                 KEY_ROWS_OF_MATCHES % ("SELECT key_fingerprint AS fingerprint FROM cks_words "
                                        "WHERE word IN %s GROUP BY key_fingerprint "
                                        "HAVING count(*) = ? ORDER BY 1 LIMIT ?" % _in(unique)),
