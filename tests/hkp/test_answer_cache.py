@@ -172,3 +172,30 @@ def test_the_sqlite_watch_outlives_the_statement_timeout(tmp_path, monkeypatch):
     finally:
         watch.close()
         store.close()
+
+
+def test_a_cached_answer_is_served_without_reading_the_query_again(db_url, monkeypatch):
+    """A hit costs the cache's lookup alone: only lookups that parsed are kept,
+    so parse_lookup runs on a miss; stats and malformed queries never hit."""
+    from cks.hkp import app as app_module
+    from cks.hkp.app import KeyServer, Request, ServerSettings
+
+    store = open_store(db_url)
+    assert pipeline.submit(store, fixture("rsa2048"), pipeline.Source.admin(queue=False)).stored
+    server = KeyServer(store, ServerSettings())
+    server.cache = AnswerCache(Watch(), 1 << 20)
+    parsed = []
+    real = app_module.parse_lookup
+    monkeypatch.setattr(app_module, "parse_lookup",
+                        lambda *args: parsed.append(args[0]) or real(*args))
+    found = "/pks/lookup?op=index&options=mr&search=0x" + fpr("rsa2048")[-16:]
+    missing = "/pks/lookup?op=get&options=mr&search=0x0123456789ABCDEF"
+    statuses = []
+    for target in (found, missing, "/pks/lookup?op=stats&options=mr",
+                   "/pks/lookup?op=frobnicate&search=x"):
+        first, again = (server.handle(Request("GET", target)) for _ in range(2))
+        assert (again.status, again.body) == (first.status, first.body)
+        statuses.append(first.status)
+    assert statuses == [200, 404, 200, 501]
+    assert len(parsed) == 1 + 1 + 2 + 2  # the found and the 404 once; stats and 501 each time
+    store.close()

@@ -201,24 +201,26 @@ class KeyServer:
     # --- lookups -----------------------------------------------------------------
 
     def lookup(self, request: Request) -> Response:
+        cache = self.cache
+        if cache is not None:
+            key = (request.target, is_legacy_client(request),
+                   "text/html" in request.header("accept"))
+            generation = cache.generation()  # before the database is read
+            answer = cache.get(key, generation)
+            if answer is not None:  # (only lookups that parsed are kept; stats never is)
+                return answer
         lookup = parse_lookup(request.query, words_of)
         if lookup.op == "stats":
             return self.stats(lookup)
-        cache = self.cache
         if cache is None:
             return self._answer(lookup, request)
-        key = (request.target, is_legacy_client(request),
-               "text/html" in request.header("accept"))
-        generation = cache.generation()  # before the database is read
-        answer = cache.get(key, generation)
-        if answer is None:
-            try:
-                answer = self._answer(lookup, request)
-            except HKPError as exc:
-                if exc.status != 404:
-                    raise
-                answer = self.error(request, 404, exc.message)
-            cache.put(key, generation, answer, len(answer.body) + len(request.target))
+        try:
+            answer = self._answer(lookup, request)
+        except HKPError as exc:
+            if exc.status != 404:
+                raise
+            answer = self.error(request, 404, exc.message)
+        cache.put(key, generation, answer, len(answer.body) + len(request.target))
         return answer
 
     def _answer(self, lookup: Lookup, request: Request) -> Response:
