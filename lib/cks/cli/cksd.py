@@ -5,14 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import re
 import signal
 import socket
 import sys
 from typing import Iterator, List, Optional, Tuple
 
-from ..batchlog import BatchingListener, RecordQueueHandler
+from ..batchlog import BatchingHandler
 from ..config import ConfigError, Settings
 from ..hangup import Hangup
 from ..hkp.admin import AdminSettings
@@ -147,24 +146,24 @@ def _lean_log_records() -> None:
 
 @contextlib.contextmanager
 def _logging_in_background() -> Iterator[None]:
-    """Every request writes an access-log line, from many worker threads: hand
-    the records to one thread per logger, so no worker waits on a handler's
-    lock or on a slow standard error (batchlog.py)."""
-    listeners = []
+    """Every request writes an access-log line, from the loop and from worker
+    threads: each handler's lines are written by a thread of its own, many at
+    a time, so no request waits on a handler's lock or on a slow standard
+    error (batchlog.py)."""
+    replaced = []
     for logger in (logging.getLogger(), logging.getLogger("cks.access")):
         if logger.handlers:
-            records: "queue.SimpleQueue[logging.LogRecord]" = queue.SimpleQueue()
-            listeners.append((logger, logger.handlers,
-                              BatchingListener(records, *logger.handlers,
-                                               respect_handler_level=True)))
-            logger.handlers = [RecordQueueHandler(records)]
-    for _, _, listener in listeners:
-        listener.start()
+            replaced.append((logger, logger.handlers))
+            logger.handlers = [BatchingHandler(handler) for handler in logger.handlers]
+    for logger, _ in replaced:
+        for handler in logger.handlers:
+            handler.start()
     try:
         yield
     finally:
-        for logger, handlers, listener in listeners:
-            listener.stop()  # writes out what is still queued
+        for logger, handlers in replaced:
+            for handler in logger.handlers:
+                handler.close()  # writes out what is still pending
             logger.handlers = handlers
 
 

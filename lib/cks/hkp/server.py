@@ -37,12 +37,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
+from ..batchlog import QuickLog
 from .app import KeyServer, Request, Response
 from .http1 import HTTPError, Head, format_response, parse_head
 from .request import split_target
 from .tls import Certificates
 
-access_log = logging.getLogger("cks.access")
+access_log = QuickLog(logging.getLogger("cks.access"))  # a line per request: the quick way
 log = logging.getLogger("cks.server")
 
 LISTENER = "listener"  # the selector data of a listening socket
