@@ -2,8 +2,12 @@
 
 import base64
 import html
+import re
+from urllib.parse import unquote_to_bytes, urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cks.hkp import mr
 from cks.hkp.admin import AdminSettings, hash_password
@@ -102,6 +106,36 @@ def test_form_fields_decoding_and_repeats():
     assert form.get("missing") is None and form.all("missing") == ()
     assert parse_form(b"search=J\xc3\xbcrgen").get("search") == "Jürgen"  # raw UTF-8 bytes
     assert parse_form("options=MR,+nm&x=1").options == frozenset({"mr", "nm"})
+
+
+_FIELD_PIECES = ["%", "=", "\r", "\n", "_", "+", " ", "a", "F", "0", "g", "%0A", "%0d",
+                 "%3D", "%3d", "%25", "%2B", "%2f", "%C3%BC", "%c3%A9", "\u00fc", "%41%"]
+
+
+@given(st.lists(st.sampled_from(_FIELD_PIECES), max_size=12).map("".join))
+@settings(max_examples=3000, deadline=None)
+def test_values_decode_as_urllib_decodes_them(value):
+    # parse_form decodes an escape-heavy value (an armored key) without
+    # urllib's loop; what it makes of any value is still what urllib makes.
+    raw = value.encode("utf-8")
+    try:
+        expected = unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        expected = None
+    if re.search(rb"%(?![0-9A-Fa-f]{2})", raw) or expected is None or "\0" in expected:
+        with pytest.raises(HKPError):
+            parse_form(b"keytext=" + raw)
+    else:
+        assert parse_form(b"keytext=" + raw).get("keytext") == expected
+
+
+def test_an_armored_key_decodes_as_urllib_decodes_it():
+    armored = ("-----BEGIN PGP PUBLIC KEY BLOCK-----\r\n\r\nmQINBF+/a=b+c\n=AbCd\n"
+               "-----END PGP PUBLIC KEY BLOCK-----\n")
+    for body in (urlencode({"keytext": armored}), urlencode({"keytext": armored}).lower()):
+        assert parse_form(body).get("keytext") == unquote_to_bytes(
+            body.partition("=")[2].replace("+", " ")).decode()
+    assert parse_form(urlencode({"keytext": armored})).get("keytext") == armored
 
 
 def test_empty_segments_are_skipped():
