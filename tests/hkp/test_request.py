@@ -279,14 +279,36 @@ def test_admin_form_fields_given_twice_are_400(field):
                                                       "given twice\n" % field).encode())
 
 
-def test_the_query_is_parsed_once(monkeypatch):
-    import cks.hkp.app
+def _count_parses(monkeypatch):
+    import cks.hkp.request
     calls = []
-    real = cks.hkp.app.parse_form
-    monkeypatch.setattr(cks.hkp.app, "parse_form", lambda *a: calls.append(a) or real(*a))
+    real = cks.hkp.request.parse_form
+    monkeypatch.setattr(cks.hkp.request, "parse_form", lambda *a: calls.append(a) or real(*a))
+    cks.hkp.request._parsed_query.cache_clear()
+    return calls
+
+
+def test_the_query_is_parsed_once(monkeypatch):
+    calls = _count_parses(monkeypatch)
     request = Request("GET", "/pks/lookup?op=get&search=%00%ff")
     assert _handle_request(request).status == 400
     assert len(calls) == 1 and is_quick(request)
+
+
+def test_a_repeated_short_query_is_parsed_once(monkeypatch):
+    calls = _count_parses(monkeypatch)
+    for _ in range(3):
+        request = Request("GET", "/pks/lookup?op=index&options=mr&search=0x9C1DEEEB5EF6B51A")
+        assert request.query.get("search") == "0x9C1DEEEB5EF6B51A"
+        bad = Request("GET", "/pks/lookup?op=get&op=index")
+        assert bad.malformed.status == 400
+        assert bad.malformed.message == "malformed request: parameter 'op' given twice"
+    assert len(calls) == 2
+    assert Request("GET", "/pks/lookup?op=get&op=index").malformed is not bad.malformed
+    long_query = "/pks/lookup?op=index&search=" + "a" * 300  # past KEPT_QUERY_LENGTH
+    for _ in range(2):
+        assert Request("GET", long_query).query.get("search") == "a" * 300
+    assert len(calls) == 4
 
 
 def test_is_quick_reads_the_parsed_query():

@@ -29,7 +29,7 @@ from .answer_cache import AnswerCache
 from .cksd_metrics import DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics, metrics_page
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, is_operators_own, parse_networks)
-from .request import (QUERY_ONCE, Form, HKPError, Lookup, Query, parse_form, parse_lookup,
+from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
 
@@ -61,10 +61,7 @@ class Request:
 
     def __post_init__(self) -> None:
         self.path, query = split_target(self.target)
-        try:
-            self.query, self.malformed = parse_form(query, QUERY_ONCE), None
-        except HKPError as exc:
-            self.query, self.malformed = Form(), exc
+        self.query, self.malformed = parse_query(query)
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
