@@ -1,7 +1,11 @@
 import base64
+import binascii
+import re
 import subprocess
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cks.openpgp import armor
 from cks.openpgp.crc24 import crc24
@@ -100,3 +104,56 @@ def test_bytes_input_and_looks_armored():
     assert armor.looks_armored(text)
     assert not armor.looks_armored(b"\x99\x01\x0d")
     assert armor.scan(text)[0][0].data == DATA
+
+
+def _decode_lines_one_by_one(kind, lines):
+    """The data lines' rules as written before they were checked together
+    (one line at a time), to compare with: (data, has checksum) or the error."""
+    data_lines, checksum = [], None
+    for line in lines:
+        if not line:
+            continue
+        if checksum is not None:
+            return "armor block %s: data after the checksum line" % kind
+        if line.startswith(b"=") and len(line) == 5:
+            checksum = line[1:]
+            continue
+        if not re.match(rb"^[A-Za-z0-9+/=]+$", line):
+            return "armor block %s: invalid characters in base64 data" % kind
+        data_lines.append(line)
+    try:
+        data = binascii.a2b_base64(b"".join(data_lines))
+    except binascii.Error as exc:
+        return "armor block %s: bad base64 (%s)" % (kind, exc)
+    if checksum is not None:
+        try:
+            expected = int.from_bytes(base64.b64decode(checksum, validate=True), "big")
+        except binascii.Error:
+            return "armor block %s: unreadable checksum line" % kind
+        if crc24(data) != expected:
+            return "armor block %s: checksum mismatch (the block was damaged)" % kind
+    if not data:
+        return "armor block %s holds no data" % kind
+    return data, checksum is not None
+
+
+_GOOD = base64.b64encode(b"\x99\x01\x0d\x04some key bytes!").decode()
+_LINE_PIECES = [_GOOD, _GOOD[:8], "=" + base64.b64encode(crc24(
+    base64.b64decode(_GOOD)).to_bytes(3, "big")).decode(), "=AAAA", "=ab c", "", "  ",
+    "ab cd", "abc\r", "QUJD", "QUJDRA==", "====", "a-b", "\t=XYZW", "=XYZ", "=AAAAAB",
+    "QU=AAAA", "é"]
+
+
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=8))
+@settings(max_examples=2000, deadline=None)
+def test_data_lines_read_as_one_at_a_time(pieces):
+    text = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n%s\n-----END PGP PUBLIC KEY BLOCK-----\n" \
+        % "\n".join(pieces)
+    blocks, errors = armor.scan(text)
+    expected = _decode_lines_one_by_one(armor.PUBLIC_KEY_BLOCK,
+                                        [p.encode().strip() for p in pieces])
+    if isinstance(expected, str):
+        assert [str(e) for e in errors] == [expected] and not blocks
+    else:
+        assert not errors
+        assert (blocks[0].data, blocks[0].has_checksum) == expected

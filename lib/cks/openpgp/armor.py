@@ -37,6 +37,7 @@ class ArmorBlock:
 _BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.M)
 _HEADER = re.compile(rb"^([!-9;-~]+): ?(.*)$")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
+_B64_LINES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n"
 
 
 def _end_marker(kind: bytes) -> re.Pattern:
@@ -87,21 +88,21 @@ def _decode_body(kind: str, body: bytes) -> ArmorBlock:
         headers.append((match.group(1).decode("ascii"),
                         match.group(2).decode("utf-8", "replace")))
         index += 1
-    data_lines = []
+    # The data lines are checked together (an armored key has hundreds of
+    # them), by C loops over them all: the base64 up to the checksum line,
+    # then nothing after it.
+    data = b"\n".join([line for line in lines[index:] if line])
+    mark = _checksum_line(data)
+    encoded = data if mark is None else data[:mark[0]]
+    if encoded.translate(None, _B64_LINES):
+        raise ArmorError("armor block %s: invalid characters in base64 data" % kind)
     checksum = None
-    for line in lines[index:]:
-        if not line:
-            continue
-        if checksum is not None:
+    if mark is not None:
+        if mark[1] < len(data):
             raise ArmorError("armor block %s: data after the checksum line" % kind)
-        if line.startswith(b"=") and len(line) == 5:
-            checksum = line[1:]
-            continue
-        if not _B64_LINE.match(line):
-            raise ArmorError("armor block %s: invalid characters in base64 data" % kind)
-        data_lines.append(line)
+        checksum = data[mark[0] + 1:mark[1]]
     try:
-        data = binascii.a2b_base64(b"".join(data_lines))
+        data = binascii.a2b_base64(encoded.replace(b"\n", b""))
     except binascii.Error as exc:
         raise ArmorError("armor block %s: bad base64 (%s)" % (kind, exc)) from None
     if checksum is not None:
@@ -114,6 +115,20 @@ def _decode_body(kind: str, body: bytes) -> ArmorBlock:
     if not data:
         raise ArmorError("armor block %s holds no data" % kind)
     return ArmorBlock(kind, data, headers, checksum is not None)
+
+
+def _checksum_line(data: bytes) -> Optional[Tuple[int, int]]:
+    """Where the checksum line is among armor data lines (joined by newlines):
+    the first line of "=" and 4 more bytes, from its "=" to its end."""
+    text = b"\n" + data  # every line starts after a newline
+    at = text.find(b"\n=")
+    while at >= 0:
+        end = text.find(b"\n", at + 1)
+        end = len(text) if end < 0 else end
+        if end - at == 6:
+            return at, end - 1
+        at = text.find(b"\n=", end)
+    return None
 
 
 def encode(data: bytes, kind: str = PUBLIC_KEY_BLOCK,
