@@ -157,3 +157,19 @@ def test_data_lines_read_as_one_at_a_time(pieces):
     else:
         assert not errors
         assert (blocks[0].data, blocks[0].has_checksum) == expected
+
+
+_END = "-----END PGP PUBLIC KEY BLOCK-----"
+_TEXT_PIECES = [_END, _END + " \t", _END + "\r", _END + "x", "x" + _END, "\n", "\r\n", " ",
+                "QUJD", "-----END PGP MESSAGE-----", "-----END PGP PUBLIC KEY BLOCK----"]
+
+
+@given(st.lists(st.sampled_from(_TEXT_PIECES), max_size=8), st.integers(0, 40))
+@settings(max_examples=2000, deadline=None)
+def test_the_end_line_is_found_as_a_multiline_pattern_finds_it(pieces, start):
+    text = "".join(pieces).encode()
+    kind = b"PUBLIC KEY BLOCK"
+    pattern = re.compile(rb"^-----END PGP " + re.escape(kind) + rb"-----[ \t\r]*$", re.M)
+    found = pattern.search(text, min(start, len(text)))
+    assert armor._end_line(text, kind, min(start, len(text))) == (
+        None if found is None else found.span())

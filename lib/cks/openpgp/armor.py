@@ -40,8 +40,21 @@ _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
 _B64_LINES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n"
 
 
-def _end_marker(kind: bytes) -> re.Pattern:
-    return re.compile(rb"^-----END PGP " + re.escape(kind) + rb"-----[ \t\r]*$", re.M)
+def _end_line(text: bytes, kind: bytes, start: int) -> Optional[Tuple[int, int]]:
+    """The first "-----END PGP <kind>-----" line from `start` (blanks may
+    follow the marker on its line): where the line starts and ends.  Found
+    with bytes.find: a multi-line regular expression tried a match at every
+    byte of the block, 15 KB for a key."""
+    marker = b"-----END PGP " + kind + b"-----"
+    at = text.find(marker, start)
+    while at >= 0:
+        line_end = text.find(b"\n", at)
+        line_end = len(text) if line_end < 0 else line_end
+        if (at == 0 or text[at - 1] == 0x0A) \
+                and not text[at + len(marker):line_end].strip(b" \t\r"):
+            return at, line_end
+        at = text.find(marker, at + 1)
+    return None
 
 
 def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
@@ -60,16 +73,16 @@ def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
         if begin is None:
             break
         kind = begin.group(1)
-        end = _end_marker(kind).search(text, begin.end())
+        end = _end_line(text, kind, begin.end())
         if end is None:
             errors.append(ArmorError(
                 "armor block 'BEGIN PGP %s' has no END line" % kind.decode("ascii")))
             break
         try:
-            blocks.append(_decode_body(kind.decode("ascii"), text[begin.end():end.start()]))
+            blocks.append(_decode_body(kind.decode("ascii"), text[begin.end():end[0]]))
         except ArmorError as exc:
             errors.append(exc)
-        pos = end.end()
+        pos = end[1]
     return blocks, errors
 
 
