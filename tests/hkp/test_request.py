@@ -284,7 +284,7 @@ def _count_parses(monkeypatch):
     calls = []
     real = cks.hkp.request.parse_form
     monkeypatch.setattr(cks.hkp.request, "parse_form", lambda *a: calls.append(a) or real(*a))
-    cks.hkp.request._parsed_query.cache_clear()
+    cks.hkp.request._kept_query.cache_clear()
     return calls
 
 

@@ -22,10 +22,6 @@ _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 _EMAIL = re.compile(r"^<?([^\s<>@]+@[^\s<>@]+)>?$")
 _SEGMENT = re.compile(rb"[^&]+")  # empty segments (a&&b, a trailing &) are skipped
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
-# Bytes are searched with find(), not `in`: on Python 3.11, `sub in data`
-# first tries `sub` as an integer and makes and drops a TypeError (with its
-# message) before it searches; a query string's fields took 13 of them, 8%
-# of the instructions a cached lookup cost (callgrind).
 _PERCENT_AS_EQUALS = bytes.maketrans(b"%", b"=")
 _ABSOLUTE_FORM = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?]*")
 _HEX_KINDS = {8: "short_keyid", 16: "keyid", 32: "fingerprint", 40: "fingerprint",
@@ -99,7 +95,12 @@ def _malformed(reason: str) -> HKPError:
 
 def _decode(raw: bytes, what: str) -> str:
     """One name or value: '+' is a space, %XX a byte; the bytes must be UTF-8
-    without NUL."""
+    without NUL.
+
+    Bytes are searched with find(), not `in`: on Python 3.11, `sub in data`
+    first tries `sub` as an integer, and makes and drops a TypeError with its
+    message before it searches; a query string's fields made 13 of them, 8%
+    of the instructions a cached lookup cost (callgrind)."""
     if raw.find(b"%") >= 0 or raw.find(b"+") >= 0:  # most fields have nothing to unescape
         bad = _BAD_ESCAPE.search(raw)
         if bad:
@@ -155,12 +156,14 @@ def parse_form(data: Union[str, bytes], once: FrozenSet[str] = frozenset()) -> F
     return Form({name: tuple(found) for name, found in values.items()})
 
 
-@functools.lru_cache(maxsize=QUERIES_KEPT)
-def _parsed_query(query: str) -> Tuple[Form, Optional[Tuple[int, str]]]:
+def _parse_query(query: str) -> Tuple[Form, Optional[Tuple[int, str]]]:
     try:
         return parse_form(query, QUERY_ONCE), None
     except HKPError as exc:
         return Form(), (exc.status, exc.message)
+
+
+_kept_query = functools.lru_cache(maxsize=QUERIES_KEPT)(_parse_query)
 
 
 def parse_query(query: str) -> Tuple[Form, Optional[HKPError]]:
@@ -169,8 +172,7 @@ def parse_query(query: str) -> Tuple[Form, Optional[HKPError]]:
     QUERIES_KEPT short ones are kept parsed: lookups repeat (a refresh asks
     for the same keys again and again), and a cached answer was found only
     after its query had been parsed, a sixth of what a hit cost."""
-    form, error = _parsed_query(query) if len(query) <= KEPT_QUERY_LENGTH \
-        else _parsed_query.__wrapped__(query)
+    form, error = (_kept_query if len(query) <= KEPT_QUERY_LENGTH else _parse_query)(query)
     return form, HKPError(*error) if error else None
 
 
