@@ -37,7 +37,7 @@ class ArmorBlock:
 _BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.M)
 _HEADER = re.compile(rb"^([!-9;-~]+): ?(.*)$")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
-_B64_LINES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n"
+_BASE64_OR_NEWLINE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n"
 
 
 def _end_line(text: bytes, kind: bytes, start: int) -> Optional[Tuple[int, int]]:
@@ -107,7 +107,7 @@ def _decode_body(kind: str, body: bytes) -> ArmorBlock:
     data = b"\n".join([line for line in lines[index:] if line])
     mark = _checksum_line(data)
     encoded = data if mark is None else data[:mark[0]]
-    if encoded.translate(None, _B64_LINES):
+    if encoded.translate(None, _BASE64_OR_NEWLINE):  # a byte left is not base64
         raise ArmorError("armor block %s: invalid characters in base64 data" % kind)
     checksum = None
     if mark is not None:
