@@ -173,3 +173,17 @@ def test_the_end_line_is_found_as_a_multiline_pattern_finds_it(pieces, start):
     found = pattern.search(text, min(start, len(text)))
     assert armor._end_line(text, kind, min(start, len(text))) == (
         None if found is None else found.span())
+
+
+@pytest.mark.parametrize("line,expected", [
+    (b"-----END PGP PUBLIC KEY BLOCK-----\n", True),
+    (b"-----END PGP PUBLIC KEY BLOCK-----", True),
+    (b"-----END PGP PUBLIC KEY BLOCK----- \t\r\n", True),
+    (b"-----END PGP PUBLIC KEY BLOCK-----x\n", False),
+    (b" -----END PGP PUBLIC KEY BLOCK-----\n", False),
+    (b"-----END PGP MESSAGE-----\n", False),
+    (b"\n", False),
+])
+def test_is_end_line(line, expected):
+    # (the bulk loader reads armored files a line at a time)
+    assert armor.is_end_line(line, b"PUBLIC KEY BLOCK") is expected

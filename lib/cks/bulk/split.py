@@ -186,12 +186,12 @@ def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterato
         if begin is None:
             continue
         found = True
-        end_marker = armor._end_marker(begin.group(1))
+        kind = begin.group(1)
         lines = [line]
         while True:
             line = handle.readline(MAX_ARMOR_LINE)
             lines.append(line)
-            if not line or end_marker.match(line):
+            if not line or armor.is_end_line(line, kind):
                 break
         end = handle.tell()
         text = b"".join(lines)

@@ -57,6 +57,13 @@ def _end_line(text: bytes, kind: bytes, start: int) -> Optional[Tuple[int, int]]
     return None
 
 
+def is_end_line(line: bytes, kind: bytes) -> bool:
+    """Is `line` (one line, with or without its line break) the END line of
+    a block of `kind`?"""
+    end = _end_line(line, kind, 0)
+    return end is not None and end[0] == 0
+
+
 def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
     """Every armor block in `text`, in order, and an error for each broken one.
 
