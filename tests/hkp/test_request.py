@@ -113,7 +113,7 @@ _FIELD_PIECES = ["%", "=", "\r", "\n", "_", "+", " ", "a", "F", "0", "g", "%0A",
 
 
 @given(st.lists(st.sampled_from(_FIELD_PIECES), max_size=12).map("".join))
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 def test_values_decode_as_urllib_decodes_them(value):
     # parse_form decodes an escape-heavy value (an armored key) without
     # urllib's loop; what it makes of any value is still what urllib makes.

@@ -145,7 +145,7 @@ _LINE_PIECES = [_GOOD, _GOOD[:8], "=" + base64.b64encode(crc24(
 
 
 @given(st.lists(st.sampled_from(_LINE_PIECES), max_size=8))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 def test_data_lines_read_as_one_at_a_time(pieces):
     text = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n%s\n-----END PGP PUBLIC KEY BLOCK-----\n" \
         % "\n".join(pieces)
@@ -165,7 +165,7 @@ _TEXT_PIECES = [_END, _END + " \t", _END + "\r", _END + "x", "x" + _END, "\n", "
 
 
 @given(st.lists(st.sampled_from(_TEXT_PIECES), max_size=8), st.integers(0, 40))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 def test_the_end_line_is_found_as_a_multiline_pattern_finds_it(pieces, start):
     text = "".join(pieces).encode()
     kind = b"PUBLIC KEY BLOCK"
