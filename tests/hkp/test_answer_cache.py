@@ -194,7 +194,9 @@ def test_a_cached_answer_is_served_without_reading_the_query_again(db_url, monke
     for target in (found, missing, "/pks/lookup?op=stats&options=mr",
                    "/pks/lookup?op=frobnicate&search=x"):
         first, again = (server.handle(Request("GET", target)) for _ in range(2))
-        assert (again.status, again.body) == (first.status, first.body)
+        assert again.status == first.status
+        if "op=stats" not in target:  # (stats say when they were taken, to the second)
+            assert again.body == first.body
         statuses.append(first.status)
     assert statuses == [200, 404, 200, 501]
     assert len(parsed) == 1 + 1 + 2 + 2  # the found and the 404 once; stats and 501 each time
