@@ -59,14 +59,13 @@ class BatchingHandler(logging.Handler):
     def add(self, name: str, levelno: int, message: str) -> None:
         """A line logged without a LogRecord (QuickLog), formatted as emit()
         formats a record of it."""
-        self._append(self.target.format(_Line(name, levelno, message))  # type: ignore[arg-type]
-                     + self.target.terminator)
+        self._append(self._line(_Line(name, levelno, message)))  # type: ignore[arg-type]
 
     def emit(self, record: logging.LogRecord) -> None:
         item: Union[str, logging.LogRecord]
         try:
             if self.writes_lines:
-                item = self.target.format(record) + self.target.terminator
+                item = self._line(record)
             else:
                 record.msg = record.getMessage()
                 record.args = None
@@ -75,6 +74,9 @@ class BatchingHandler(logging.Handler):
             self.handleError(record)
             return
         self._append(item)
+
+    def _line(self, record: logging.LogRecord) -> str:
+        return self.target.format(record) + self.target.terminator
 
     def _append(self, item: Union[str, logging.LogRecord]) -> None:
         with self._pending_lock:

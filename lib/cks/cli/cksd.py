@@ -155,9 +155,8 @@ def _logging_in_background() -> Iterator[None]:
         if logger.handlers:
             replaced.append((logger, logger.handlers))
             logger.handlers = [BatchingHandler(handler) for handler in logger.handlers]
-    for logger, _ in replaced:
-        for handler in logger.handlers:
-            handler.start()
+            for handler in logger.handlers:
+                handler.start()
     try:
         yield
     finally:
