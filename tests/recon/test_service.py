@@ -1,10 +1,12 @@
 """cksd's recon port (service.ReconService): session threads started ahead
 accept the connections, at most MAX_SESSIONS rounds at once (one more thread
-refuses the rest), and a round that fails in an unexpected way leaves its
-thread serving the next ones."""
+refuses the rest), a round that fails in an unexpected way leaves its
+thread serving the next ones, and the tree's first levels are read ahead
+into the cache the rounds share."""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -12,7 +14,7 @@ import time
 import pytest
 
 from cks.pipeline import Limits
-from cks.store import open_store
+from cks.store import open_store, ptree
 from cks.sync.recon import service as service_module
 from cks.sync.recon.service import MAX_SESSIONS, ReconService
 
@@ -27,9 +29,10 @@ class FakeAnswer:
         self.release = threading.Event()
         self.lock = threading.Lock()
 
-    def __call__(self, store, sock, address, http_port, members, limits):
+    def __call__(self, store, sock, address, http_port, members, limits, cache):
         with self.lock:
             self.calls += 1
+            self.cache = cache
         if self.raise_error:
             raise RuntimeError("a bug in a round")
         self.release.wait(10)
@@ -44,13 +47,14 @@ def recon_port(db_url, monkeypatch):
     listener = socket.create_server(("127.0.0.1", 0))
     started = []
 
-    def start(fake):
+    def start(fake, cache=None):
         monkeypatch.setattr(service_module, "answer", fake)
-        service = ReconService(store, listener, 11371, Limits(), interval=0)
+        service = ReconService(store, listener, 11371, Limits(), interval=0, tree_cache=cache)
         service.start()
         started.append(service)
         return listener.getsockname()[1]
 
+    start.store = store
     yield start
     for service in started:
         service.stop()
@@ -98,3 +102,27 @@ def test_rounds_that_fail_unexpectedly_do_not_stop_the_next(recon_port, caplog):
         sock.close()
         assert fake.calls == count
     assert caplog.text.count("recon round with 127.0.0.1 failed") == rounds
+
+
+def test_the_tree_is_read_ahead_into_the_cache_the_rounds_get(recon_port):
+    from support.tree import add_row, random_hashes
+    store = recon_port.store
+    with store.write() as cursor:
+        for h in random_hashes(random.Random(3), 1000):
+            add_row(cursor, h)
+    watch = store.watch_key_changes()
+    if hasattr(watch, "wait_listening"):  # PostgreSQL: nothing is kept before
+        assert watch.wait_listening(10)   # the notifications are heard
+    try:
+        cache = ptree.TreeCache(watch)
+        fake = FakeAnswer(raise_error=True)
+        port = recon_port(fake, cache)
+        # the root and the two levels below it, before any round
+        _eventually(lambda: cache.unchanged()[0] is not None
+                    and len(cache.unchanged()[0].nodes) == 21)
+        sock = socket.create_connection(("127.0.0.1", port))
+        assert _closed_by_peer(sock)
+        sock.close()
+        assert fake.cache is cache
+    finally:
+        watch.close()

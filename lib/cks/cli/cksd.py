@@ -29,6 +29,7 @@ from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
 from ..store.changes import LocalChanges
 from ..store.loadprogress import served_together
+from ..store.ptree import TreeCache
 from ..store.replica import ReplicaReads
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
 from ..sync.recon.service import ReconService
@@ -232,10 +233,14 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             app.metrics = metrics
         store.on_error = app.metrics.database_error
         cache_bytes = answer_cache_bytes(settings)
-        if cache_bytes and replica is None:
-            # (A replica's answers may lag the change notifications, which come
-            # from the primary: with one, every lookup reads the database.)
-            app.cache = AnswerCache(store.watch_key_changes(), cache_bytes)
+        # (A replica's answers may lag the change notifications, which come
+        # from the primary: with one, every lookup reads the database.  Recon
+        # reads the primary's tree.)
+        answers_cached = bool(cache_bytes) and replica is None
+        watch = store.watch_key_changes() \
+            if answers_cached or recon_listener is not None else None
+        if answers_cached:
+            app.cache = AnswerCache(watch, cache_bytes)
         server = HKPServer(app, listeners, server_limits(settings))
         peers = PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
                               peer_refresh(settings))
@@ -246,7 +251,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         if recon_listener is not None:
             recon = ReconService(store, recon_listener, port, app.settings.limits,
                                  recon_interval(settings), recon_listener.getsockname()[0],
-                                 app.metrics.recon_round)
+                                 app.metrics.recon_round, TreeCache(watch))
             background.append(recon)
             on_hangup.append(recon.reread_peers)
         if push_interval(settings):
@@ -266,8 +271,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             server.finish_stop()
             for job in background:
                 job.stop()
-            if app.cache is not None:
-                app.cache.close()
+            if watch is not None:
+                watch.close()
             store.close()
             if replica is not None:
                 replica.close()

@@ -75,6 +75,3 @@ class AnswerCache:
             while self.size > self.max_bytes:
                 _, (_, dropped, _) = self._answers.popitem(last=False)
                 self.size -= dropped
-
-    def close(self) -> None:
-        self.watch.close()

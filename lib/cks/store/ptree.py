@@ -56,7 +56,9 @@ the key write: storing keys matters more than recon, and `cks_admin.py ptree
 
 Reading: LocalTree.node(prefix) -> NodeView (size, samples, is_leaf,
 elements(), children()), over one cursor; open_tree(store) gives one on a
-read-only snapshot, so a recon session sees one state of the set.
+read-only snapshot, so a recon session sees one state of the set;
+open_tree(store, TreeCache) one that starts from the nodes that earlier
+rounds read over the same set (cksd's rounds).
 """
 
 from __future__ import annotations
@@ -65,13 +67,16 @@ import bisect
 import collections
 import contextlib
 import logging
-from dataclasses import dataclass
-from typing import Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+import threading
+from dataclasses import dataclass, field
+from typing import (Callable, Deque, Dict, Hashable, Iterator, List, Optional, Sequence, Set,
+                    Tuple, Union)
 
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
                                 remove_element, samples_of, zzp_bytes, zzp_list_from_bytes)
 from .base import IN_CHUNK, Cursor, Store, _in, in_chunks
+from .changes import KeyChangeWatch, note_key_change
 
 log = logging.getLogger("cks.store.ptree")
 
@@ -276,19 +281,29 @@ class NodeView:
 
 
 class LocalTree:
-    """Our side of recon, over one cursor: node(prefix) -> NodeView.  Use
-    open_tree() for a cursor on a snapshot, so that all answers of a session
-    describe one state of the set."""
+    """Our side of recon: node(prefix) -> NodeView.  Use open_tree() for one
+    on a snapshot, so that all answers of a session describe one state of
+    the set.  `cursor`: a cursor, or a function that opens one when a query
+    is first due; `shared`: the nodes kept from other snapshots of the same
+    set (TreeCache), which this one adds to while there is room."""
 
-    def __init__(self, cursor: Cursor) -> None:
-        self.cursor = cursor
-        # Nodes read so far: the cursor sees one snapshot, so they stay true.
-        # Reading a node reads its children along, which a round may ask
-        # next; a row is decoded when it is first asked for.
-        self._rows: Dict[str, tuple] = {}
-        self._nodes: Dict[str, Node] = {}
+    def __init__(self, cursor: Union[Cursor, Callable[[], Cursor]],
+                 shared: Optional["SharedNodes"] = None) -> None:
+        self._cursor = cursor
+        self._shared = shared
+        # Nodes read so far: they are of one state of the set, so they stay
+        # true.  Reading a node reads its children along, which a round may
+        # ask next; a row is decoded when it is first asked for.
+        self._rows: Dict[str, tuple] = shared.rows if shared else {}
+        self._nodes: Dict[str, Node] = shared.nodes if shared else {}
+        self._absent: Set[str] = shared.absent if shared else set()  # below a leaf
         self._hashes: Dict[str, List[str]] = {}  # the hashes under a prefix, when prefetched
-        self._absent: Set[str] = set()  # prefixes read and not stored (below a leaf)
+
+    @property
+    def cursor(self) -> Cursor:
+        if callable(self._cursor):
+            self._cursor = self._cursor()
+        return self._cursor
 
     def root(self) -> NodeView:
         return self.node("")
@@ -301,6 +316,13 @@ class LocalTree:
             check_prefix(prefix)
         self._load([p for p in prefixes if p not in self._rows and p not in self._absent], [])
 
+    def read_top(self) -> None:
+        """Read and decode the root and the two levels below it, where a
+        round finding a few differences goes."""
+        self.prefetch(CHILD_BITS)
+        for prefix in [""] + CHILD_BITS + _GRANDCHILDREN:
+            self.node(prefix)
+
     def _load(self, prefixes: Sequence[str], along: Sequence[str]) -> None:
         """Read these nodes, their children and the `along` ones; remember
         which of `prefixes` the tree does not hold (below a leaf)."""
@@ -309,7 +331,12 @@ class LocalTree:
         wanted = {q for p in prefixes for q in [p] + [p + bits for bits in CHILD_BITS]}
         if "" in prefixes:  # the root with two levels: where a round finding a
             wanted.update(_GRANDCHILDREN)  # few differences goes, in one query
-        self._rows.update(_load_rows(self.cursor, sorted(wanted | set(along))))
+        rows = _load_rows(self.cursor, sorted(wanted | set(along)))
+        if self._shared is not None and not self._shared.keeps(len(rows)):
+            self._shared = None  # no room: go on with copies of what is shared
+            self._rows, self._nodes, self._absent = \
+                dict(self._rows), dict(self._nodes), set(self._absent)
+        self._rows.update(rows)
         self._absent.update(p for p in prefixes if p not in self._rows)
 
     def prefetch_elements(self, prefixes: Sequence[str]) -> None:
@@ -337,6 +364,74 @@ class LocalTree:
         return NodeView(self, prefix, len(elements), samples_of(elements), True)
 
 
+@dataclass
+class SharedNodes:
+    """The nodes read from the tree while the set was one set (TreeCache),
+    for every round over that set."""
+
+    max_rows: int
+    rows: Dict[str, tuple] = field(default_factory=dict)
+    nodes: Dict[str, Node] = field(default_factory=dict)
+    absent: Set[str] = field(default_factory=set)
+
+    def keeps(self, count: int) -> bool:
+        """Is there room for `count` more rows?"""
+        return len(self.rows) + count <= self.max_rows
+
+
+TREE_CACHE_ROWS = 20000
+"""Nodes a TreeCache keeps (some 300 bytes each): a round finding a few
+differences reads a few dozen, and a million keys make about 50,000."""
+
+
+class TreeCache:
+    """The tree's nodes read by earlier rounds, kept while the set is the
+    same: a round of an idle node reads its first levels from memory,
+    without a query (on PostgreSQL each is a round trip), and decodes them
+    once.
+
+    When is the set the same?  While no key changed: the generation of the
+    stored keys (`watch`, changes.py) is still the one the nodes were kept
+    at.  A change by another process shows there a moment after its commit
+    (on PostgreSQL when the notification comes; on SQLite within 2 ms, and
+    any commit counts, a round's record of itself too); a round that starts
+    within that moment answers from the nodes of just before, as a round
+    that started a moment earlier would have, and the next round sees the
+    change.  When the generation moved, the round opens its snapshot and
+    reads the root: the root's size and sample values name the set (six
+    values modulo a 128-bit prime: another set with the same ones is a
+    negligible chance), and a node's values depend only on the elements
+    under its prefix, not on the tree's shape.  So the kept nodes are still
+    used when the root is the same, whatever was written in between; where
+    the shape changed meanwhile (a leaf split, a node joined), a kept inner
+    node's children are read now (below a leaf: computed from its elements),
+    and so are a kept leaf's elements."""
+
+    def __init__(self, watch: KeyChangeWatch, max_rows: int = TREE_CACHE_ROWS) -> None:
+        self.watch = watch
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._shared: Optional[SharedNodes] = None
+        self._generation: Optional[Hashable] = None
+
+    def unchanged(self) -> Tuple[Optional[SharedNodes], Optional[Hashable]]:
+        """The kept nodes if no key changed since they were kept (else
+        None), and the generation now, for adopt()."""
+        generation = self.watch.generation()
+        with self._lock:
+            same = generation is not None and generation == self._generation
+            return (self._shared if same else None), generation
+
+    def adopt(self, generation: Optional[Hashable], root: tuple) -> SharedNodes:
+        """The nodes for a snapshot opened after `generation` was read, whose
+        root row is `root`: the kept ones if the set is the same."""
+        with self._lock:
+            if self._shared is None or self._shared.rows.get("") != root:
+                self._shared = SharedNodes(self.max_rows, {"": root})
+            self._generation = generation
+            return self._shared
+
+
 @contextlib.contextmanager
 def snapshot(store: Store) -> Iterator[Cursor]:
     """A cursor whose queries all see one state of the database, while keys
@@ -357,9 +452,18 @@ def snapshot(store: Store) -> Iterator[Cursor]:
 
 
 @contextlib.contextmanager
-def open_tree(store: Store) -> Iterator[LocalTree]:
+def open_tree(store: Store, cache: Optional[TreeCache] = None) -> Iterator[LocalTree]:
+    """The tree on one snapshot; with `cache`, starting from the nodes kept
+    from earlier rounds over the same set, and, while no key changed, with
+    the snapshot opened only when a node not kept must be read."""
+    shared, generation = cache.unchanged() if cache is not None else (None, None)
+    if shared is not None:
+        with contextlib.ExitStack() as opened:
+            yield LocalTree(lambda: opened.enter_context(snapshot(store)), shared)
+        return
     with snapshot(store) as cursor:
-        yield LocalTree(cursor)
+        root = _load_rows(cursor, [""]).get("") if cache is not None else None
+        yield LocalTree(cursor, None if root is None else cache.adopt(generation, root))
 
 
 # --- writing: one element at a time (or a batch of new ones), in the caller's transaction
@@ -379,7 +483,10 @@ def change_hash(cursor: Cursor, old_hash: Optional[str], new_hash: Optional[str]
 
 def _lock(cursor: Cursor) -> None:
     """Take the tree's write lock, the root row's (see the module notes);
-    SQLite's write transaction holds the whole database already."""
+    SQLite's write transaction holds the whole database already.  Every
+    change to the tree starts here, so it also counts as a change of the
+    keys (changes.py), which a TreeCache watches."""
+    note_key_change(cursor)
     if cursor.backend.name == "postgresql":
         cursor.defer("SELECT size FROM cks_ptree WHERE prefix = ? FOR UPDATE", ("",))
 

@@ -24,7 +24,7 @@ from ...hkp.peer_addresses import addresses_of, peer_host, system_resolver
 from ...hkp.ratelimit import IPAddress, ip_of
 from ...store import Store, StoreError
 from ...store.peers import Peer, PeerStore
-from ...store.ptree import LocalTree, open_tree
+from ...store.ptree import LocalTree, TreeCache, open_tree
 from ..peername import parse_hkp_peer
 from .fetch import FetchReport, fetch_missing
 from .field import hash_of_element
@@ -87,20 +87,21 @@ class _ByPrefix:
 
 
 @contextlib.contextmanager
-def _prefix_tree(store: Store) -> Iterator[_ByPrefix]:
+def _prefix_tree(store: Store, cache: Optional[TreeCache]) -> Iterator[_ByPrefix]:
     """The stored tree on one snapshot, as the session reads it."""
-    with open_tree(store) as tree:
+    with open_tree(store, cache) as tree:
         yield _ByPrefix(tree)
 
 
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
-           requester: bool, limits: pipeline.Limits) -> RoundReport:
+           requester: bool, limits: pipeline.Limits,
+           cache: Optional[TreeCache] = None) -> RoundReport:
     report = RoundReport(peer.peer)
     started = time.monotonic()
     try:
         # Closed before the fetch: a requesting peer waits for us to hang up.
         with contextlib.closing(sock):
-            result = run_session(sock, lambda: _prefix_tree(store),
+            result = run_session(sock, lambda: _prefix_tree(store, cache),
                                  our_config(http_port, peer.filters or DEFAULT_FILTERS),
                                  requester)
     except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
@@ -131,10 +132,12 @@ def _record(store: Store, peer: Peer, report: RoundReport) -> None:
 
 
 def dial(store: Store, peer: Peer, http_port: int,
-         limits: Optional[pipeline.Limits] = None, source: str = "") -> RoundReport:
+         limits: Optional[pipeline.Limits] = None, source: str = "",
+         cache: Optional[TreeCache] = None) -> RoundReport:
     """Start a round with `peer` (we dial, so we answer), then fetch what we
     lack.  `source`: the address to dial from (the one we serve on, which the
-    peer knows us by), unless it is empty or a wildcard."""
+    peer knows us by), unless it is empty or a wildcard; `cache`: the tree's
+    nodes kept between rounds (cksd's)."""
     host = parse_hkp_peer(peer.peer)[0]
     bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
     try:
@@ -145,7 +148,8 @@ def dial(store: Store, peer: Peer, http_port: int,
             host, peer.recon_port or DEFAULT_RECON_PORT, exc.strerror or exc))
         _record(store, peer, report)
         return report
-    return _round(store, peer, sock, http_port, host, False, limits or pipeline.Limits())
+    return _round(store, peer, sock, http_port, host, False, limits or pipeline.Limits(),
+                  cache)
 
 
 Resolver = Callable[[str], Iterable[str]]
@@ -191,7 +195,8 @@ class Members:
 
 
 def answer(store: Store, sock: socket.socket, address: str, http_port: int,
-           members: Members, limits: Optional[pipeline.Limits] = None) -> Optional[RoundReport]:
+           members: Members, limits: Optional[pipeline.Limits] = None,
+           cache: Optional[TreeCache] = None) -> Optional[RoundReport]:
     """Serve a round a peer started on our recon port (it dialed, so we
     request); a connection from an address that is no enabled recon peer's
     is closed at once, as SKS does with addresses outside its membership."""
@@ -200,7 +205,8 @@ def answer(store: Store, sock: socket.socket, address: str, http_port: int,
         log.warning("recon connection from %s refused: not an enabled recon peer", address)
         sock.close()
         return None
-    return _round(store, peer, sock, http_port, address, True, limits or pipeline.Limits())
+    return _round(store, peer, sock, http_port, address, True, limits or pipeline.Limits(),
+                  cache)
 
 
 def recon_peers(store: Store) -> List[Peer]:

@@ -1,6 +1,9 @@
 """cksd's part in reconciliation: it listens on the recon port for rounds its
 recon peers start, and starts one itself with a random recon peer every
-`[recon] interval` seconds (with jitter), as SKS gossips."""
+`[recon] interval` seconds (with jitter), as SKS gossips.  Its rounds share
+the tree's nodes they read while the keys do not change (ptree.TreeCache),
+and it reads the tree's first levels when it starts and every minute, so
+that its database connection and that cache are ready for the next round."""
 
 from __future__ import annotations
 
@@ -14,13 +17,14 @@ from typing import Callable, Optional
 from ... import pipeline
 from ...periodic import Periodic
 from ...store import Store, StoreError
+from ...store.ptree import TreeCache, open_tree
 from .rounds import Members, RoundReport, answer, dial, recon_peers
 
 log = logging.getLogger("cks.recon")
 
 GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
-MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round
+MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round (and of the tree)
 STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
 
 RoundCounter = Callable[[RoundReport, bool], None]  # a round ended; did we dial it?
@@ -29,8 +33,10 @@ RoundCounter = Callable[[RoundReport, bool], None]  # a round ended; did we dial
 class ReconService:
     def __init__(self, store: Store, listener: Optional[socket.socket], http_port: int,
                  limits: pipeline.Limits, interval: float, source: str = "",
-                 on_round: Optional[RoundCounter] = None) -> None:
+                 on_round: Optional[RoundCounter] = None,
+                 tree_cache: Optional[TreeCache] = None) -> None:
         self.store = store
+        self.tree_cache = tree_cache
         self.on_round = on_round or (lambda report, dialed: None)  # cksd counts them
         self.listener = listener
         self.source = source  # the address rounds are dialed from
@@ -39,7 +45,7 @@ class ReconService:
         self.gossip = Periodic("recon-gossip", interval, self.gossip_once, jitter=0.1) \
             if interval > 0 else None
         self.members = Members(store)
-        self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.refresh_members)
+        self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.prepare)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         # Each session thread accepts its own connections: handing them from one
         # accepting thread to another cost a round 0.1-0.15 ms.  One more
@@ -80,7 +86,7 @@ class ReconService:
                 peers = recon_peers(self.store) if locked else []
                 if peers:
                     self.on_round(dial(self.store, random.choice(peers), self.http_port,
-                                       self.limits, self.source), True)
+                                       self.limits, self.source, self.tree_cache), True)
         except StoreError as exc:
             log.warning("recon gossip skipped: %s", exc)
 
@@ -90,11 +96,19 @@ class ReconService:
         if self.listener is not None:
             self._members_refresh.run_now()
 
-    def refresh_members(self) -> None:
+    def prepare(self) -> None:
+        """Read who may start a round, and the tree's first levels (a
+        serving process's first round was about 2 ms slower on PostgreSQL:
+        its connection had not read the tree yet)."""
         try:
             self.members.refresh()
         except StoreError as exc:
             log.warning("recon peers not read again: %s", exc)
+        try:
+            with open_tree(self.store, self.tree_cache) as tree:
+                tree.read_top()
+        except StoreError as exc:
+            log.warning("recon tree not read ahead: %s", exc)
 
     def _session_loop(self) -> None:
         assert self.listener is not None
@@ -118,7 +132,7 @@ class ReconService:
     def _serve(self, sock: socket.socket, address: str) -> None:
         try:
             report = answer(self.store, sock, address, self.http_port, self.members,
-                            self.limits)
+                            self.limits, self.tree_cache)
             if report is not None:  # None: refused, not a recon peer
                 self.on_round(report, False)
         except StoreError as exc:
