@@ -379,9 +379,10 @@ class SharedNodes:
         return len(self.rows) + count <= self.max_rows
 
 
-TREE_CACHE_ROWS = 20000
-"""Nodes a TreeCache keeps (some 300 bytes each): a round finding a few
-differences reads a few dozen, and a million keys make about 50,000."""
+TREE_CACHE_ROWS = 5000
+"""Nodes a TreeCache keeps (about 1.3 KB each with the row they were read
+from: 6 MB in all): a round finding ten differences reads some 20 to 100,
+and a tree of a million keys has about 50,000."""
 
 
 class TreeCache:
