@@ -35,9 +35,11 @@ SQLITE_RECHECK_SECONDS = 0.002
 
 
 def note_key_change(cursor: Any) -> None:
-    """Call in a transaction that changes key rows (see the module notes)."""
-    cursor.changed_keys = True
-    cursor.backend.announce_key_change(cursor)
+    """Call in a transaction that changes key rows (see the module notes);
+    the other processes are told once per transaction, however many calls."""
+    if not cursor.changed_keys:
+        cursor.changed_keys = True
+        cursor.backend.announce_key_change(cursor)
 
 
 class LocalChanges:
