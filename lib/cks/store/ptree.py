@@ -90,6 +90,9 @@ SAMPLES_BYTES = NUM_SAMPLES * ZZP_BYTES
 CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 """The suffixes of a node's children, in order (00, 01, 10, 11)."""
 _GRANDCHILDREN = [a + b for a in CHILD_BITS for b in CHILD_BITS]
+_TOP = [""] + CHILD_BITS + _GRANDCHILDREN
+"""The root and the two levels below it: where a round finding a few
+differences goes, read in one query."""
 
 FIRST_LEVELS = 12
 """Levels a write reads at first (4^12 leaves: enough for any honest set)."""
@@ -320,7 +323,7 @@ class LocalTree:
         """Read and decode the root and the two levels below it, where a
         round finding a few differences goes."""
         self.prefetch(CHILD_BITS)
-        for prefix in [""] + CHILD_BITS + _GRANDCHILDREN:
+        for prefix in _TOP:
             self.node(prefix)
 
     def _load(self, prefixes: Sequence[str], along: Sequence[str]) -> None:
@@ -423,12 +426,13 @@ class TreeCache:
             same = generation is not None and generation == self._generation
             return (self._shared if same else None), generation
 
-    def adopt(self, generation: Optional[Hashable], root: tuple) -> SharedNodes:
+    def adopt(self, generation: Optional[Hashable], top: Dict[str, tuple]) -> SharedNodes:
         """The nodes for a snapshot opened after `generation` was read, whose
-        root row is `root`: the kept ones if the set is the same."""
+        first levels' rows are `top`: the kept ones if the set is the same
+        (the same root), else these."""
         with self._lock:
-            if self._shared is None or self._shared.rows.get("") != root:
-                self._shared = SharedNodes(self.max_rows, {"": root})
+            if self._shared is None or self._shared.rows.get("") != top[""]:
+                self._shared = SharedNodes(self.max_rows, dict(top))
             self._generation = generation
             return self._shared
 
@@ -463,8 +467,9 @@ def open_tree(store: Store, cache: Optional[TreeCache] = None) -> Iterator[Local
             yield LocalTree(lambda: opened.enter_context(snapshot(store)), shared)
         return
     with snapshot(store) as cursor:
-        root = _load_rows(cursor, [""]).get("") if cache is not None else None
-        yield LocalTree(cursor, None if root is None else cache.adopt(generation, root))
+        # (the root with the levels a round reads first, in the one query)
+        top = _load_rows(cursor, _TOP) if cache is not None else {}
+        yield LocalTree(cursor, cache.adopt(generation, top) if "" in top else None)
 
 
 # --- writing: one element at a time (or a batch of new ones), in the caller's transaction
