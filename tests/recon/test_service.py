@@ -17,6 +17,8 @@ from cks.pipeline import Limits
 from cks.store import open_store, ptree
 from cks.sync.recon import service as service_module
 from cks.sync.recon.service import MAX_SESSIONS, ReconService
+from support.db import listening_watch
+from support.tree import add_row, random_hashes
 
 
 class FakeAnswer:
@@ -105,15 +107,11 @@ def test_rounds_that_fail_unexpectedly_do_not_stop_the_next(recon_port, caplog):
 
 
 def test_the_tree_is_read_ahead_into_the_cache_the_rounds_get(recon_port):
-    from support.tree import add_row, random_hashes
     store = recon_port.store
     with store.write() as cursor:
         for h in random_hashes(random.Random(3), 1000):
             add_row(cursor, h)
-    watch = store.watch_key_changes()
-    if hasattr(watch, "wait_listening"):  # PostgreSQL: nothing is kept before
-        assert watch.wait_listening(10)   # the notifications are heard
-    try:
+    with listening_watch(store) as watch:
         cache = ptree.TreeCache(watch)
         fake = FakeAnswer(raise_error=True)
         port = recon_port(fake, cache)
@@ -124,5 +122,3 @@ def test_the_tree_is_read_ahead_into_the_cache_the_rounds_get(recon_port):
         assert _closed_by_peer(sock)
         sock.close()
         assert fake.cache is cache
-    finally:
-        watch.close()

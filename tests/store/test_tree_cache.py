@@ -13,6 +13,7 @@ import pytest
 from cks.store import ptree
 from cks.store.changes import note_key_change
 from cks.sync.recon.field import SPLIT_THRESHOLD
+from support.db import listening_watch
 from support.tree import add_row, random_hashes, remove_row
 from test_ptree import stored_nodes
 
@@ -21,11 +22,8 @@ TOP = [""] + ptree.CHILD_BITS + [a + b for a in ptree.CHILD_BITS for b in ptree.
 
 @pytest.fixture
 def cache(store):
-    watch = store.watch_key_changes()
-    if hasattr(watch, "wait_listening"):  # PostgreSQL: until LISTEN is in place,
-        assert watch.wait_listening(10)   # nothing may be kept
-    yield ptree.TreeCache(watch)
-    watch.close()
+    with listening_watch(store) as watch:
+        yield ptree.TreeCache(watch)
 
 
 def fill(store, hashes):
@@ -163,11 +161,9 @@ def test_the_same_set_in_another_shape(store, cache):
 
 def test_a_full_cache_stops_growing_and_answers_right(store, monkeypatch):
     fill(store, random_hashes(random.Random(15), 3000))
-    cache = ptree.TreeCache(store.watch_key_changes(), max_rows=30)
-    if hasattr(cache.watch, "wait_listening"):
-        assert cache.watch.wait_listening(10)
-    settled(cache)
-    try:
+    with listening_watch(store) as watch:
+        cache = ptree.TreeCache(watch, max_rows=30)
+        settled(cache)
         with ptree.open_tree(store, cache) as tree:
             tree.read_top()
             deep = sorted(stored_nodes(tree.cursor), key=len)[-40:]
@@ -177,5 +173,3 @@ def test_a_full_cache_stops_growing_and_answers_right(store, monkeypatch):
         with ptree.open_tree(store, cache) as tree:
             assert answers(tree, deep + TOP) == fresh(store, deep + TOP)
         assert len(cache.unchanged()[0].rows) <= 30
-    finally:
-        cache.watch.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -84,3 +85,17 @@ def run_sql(url: str, sql: str, params=(), write: bool = False):
             return None if write else cursor.fetchall()
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def listening_watch(store):
+    """store.watch_key_changes(), once it hears every change (PostgreSQL:
+    once its LISTEN is in place; before, its generation is None), closed
+    at the end."""
+    watch = store.watch_key_changes()
+    try:
+        if hasattr(watch, "wait_listening"):
+            assert watch.wait_listening(10)
+        yield watch
+    finally:
+        watch.close()
