@@ -1,0 +1,108 @@
+"""Cutting binary key files into keys (lib/cks/bulk/split.py): where keys
+start and end, and what broken framing reports and loses."""
+
+import io
+
+import pytest
+
+from cks.bulk.split import read_chunks
+from cks.openpgp import armor
+from support import fixture
+
+NAMES = ["rsa2048", "nistp256", "dsa-elg", "photo", "v6-ed25519", "v3-rsa", "two-keys"]
+
+
+def binary(name):
+    blocks, errors = armor.scan(fixture(name))
+    assert not errors
+    return b"".join(block.data for block in blocks)
+
+
+def chunks(data, max_length=1 << 20):
+    return [(c.data, c.offset, c.resume_at, c.problem)
+            for c in read_chunks(io.BytesIO(data), max_length)]
+
+
+def keys():
+    """One key a item (two-keys holds two)."""
+    out = []
+    for name in NAMES:
+        data = binary(name)
+        out.extend(c[0] for c in chunks(data))
+    return out
+
+
+def test_each_key_is_cut_where_the_next_primary_key_starts():
+    parts = keys()
+    assert len(parts) == len(NAMES) + 1
+    data = b"".join(parts)
+    ends = [sum(map(len, parts[:i + 1])) for i in range(len(parts))]
+    assert chunks(data) == [(part, end - len(part), end, "")
+                            for part, end in zip(parts, ends)]
+
+
+BROKEN = {
+    # what follows a good key: (bytes, the problem reported at the key's end)
+    "a byte that is no packet": (b"\x7f", "not an OpenPGP packet (byte 0x7F)"),
+    "tag 0": (b"\x80\x05abcde", "packet tag 0 is reserved"),
+    "a partial length on a signature": (b"\xc2\xe2" + b"x" * 8,
+                                        "partial body length on packet tag 2"),
+    "an indeterminate length on a signature": (b"\x8b" + b"x" * 8,
+                                               "indeterminate length on packet tag 2"),
+    "a packet over the limit": (b"\xc2\xff\x7f\x00\x00\x00",
+                                "packet tag 2 declares 2130706432 bytes, over this "
+                                "server's limit of 1048576"),
+}
+TRUNCATED = {
+    # the end of the input
+    "a truncated body": (b"\xc2\x05abc", "truncated packet (needs 5 bytes, 3 left)"),
+    "a body one byte short": (b"\xc2\x05abcd", "truncated packet (needs 5 bytes, 4 left)"),
+    "a truncated two-octet length": (b"\xc2\xc5", "truncated packet (needs 1 bytes, 0 left)"),
+    "a truncated five-octet length": (b"\xc2\xff\x00\x00",
+                                      "truncated packet (needs 4 bytes, 2 left)"),
+    "no length at all": (b"\xc2", "truncated packet (needs 1 bytes, 0 left)"),
+    "a truncated old-format length": (b"\x89\x01", "truncated packet (needs 2 bytes, 1 left)"),
+}
+
+
+def lost(problem, start, at):
+    """The chunk reported for a key starting at `start`, lost where it breaks."""
+    return (b"", start, at, "%s at offset %d; the key there is incomplete and was skipped"
+            % (problem, at))
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_framing_loses_the_key_it_is_in_and_reading_goes_on(case):
+    tail, problem = BROKEN[case]
+    first, second = keys()[:2]
+    data = first + tail + second
+    assert chunks(data) == [lost(problem, 0, len(first)), (second, len(first + tail), len(data), "")]
+
+
+@pytest.mark.parametrize("case", sorted(TRUNCATED))
+def test_a_truncated_packet_at_the_end_loses_its_key(case):
+    tail, problem = TRUNCATED[case]
+    first, second = keys()[:2]
+    assert chunks(first + second + tail) == [(first, 0, len(first), ""),
+                                             lost(problem, len(first), len(first + second))]
+    assert chunks(first + tail) == [lost(problem, 0, len(first))]
+
+
+def test_data_packets_with_partial_or_indeterminate_lengths_stay_in_the_key():
+    """(The worker that parses the key refuses them, with the key.)"""
+    first = keys()[0]
+    partial = b"\xcb\xe2" + b"x" * 4 + b"\x01" + b"y"  # literal data: 4 bytes, then 1
+    indeterminate = b"\xaf" + b"rest of the file"  # old-format literal data
+    for tail in (partial, indeterminate):
+        assert chunks(first + tail) == [(first + tail, 0, len(first + tail), "")]
+
+
+def test_an_indeterminate_length_reads_no_further_than_the_limit():
+    """It runs to the end of the input; past the limit, what follows it is
+    read as the next packet, and the key is lost."""
+    first = keys()[0]  # no packet over 2,000 bytes
+    tail = b"\xaf" + b"z" * 5000
+    stop = len(first) + 1 + 2001
+    assert chunks(first + tail, max_length=2000) == [
+        lost("not an OpenPGP packet (byte 0x7A)", 0, stop)]
+    assert chunks(first + tail, max_length=5000) == [(first + tail, 0, len(first + tail), "")]
