@@ -2,6 +2,7 @@
 SQLite and PostgreSQL: the same result as the pipeline, dumps that load back
 and that SKS builds, interruption and resume, mixed and corrupt input."""
 
+import gc
 import io
 import os
 import signal
@@ -19,7 +20,7 @@ from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets
 from cks.openpgp.signature import Signature
 from cks.served import third_party_issuers
-from cks.store import open_store
+from cks.store import StoreUnavailable, open_store
 from support import ROOT, fixture
 from support.db import run_sql
 from support.hockeypuck import HockeypuckNode, hockeypuck_binary
@@ -285,6 +286,41 @@ def test_cksd_does_not_derive_again_what_a_load_served_together(db_url, tmp_path
         assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     finally:
         store.close()
+
+
+def test_a_batch_that_fails_to_write_stops_the_load_and_the_next_goes_on(db_url, tmp_path,
+                                                                        monkeypatch):
+    """The load ends with the error, what was written before it kept, the
+    cycle collector's threshold put back; the next load goes on."""
+    keys = debian_keys(12)
+    path = tmp_path / "keys.pgp"
+    path.write_bytes(b"".join(keys))
+    write, written, thresholds = load.Loader._write, [], []
+
+    def fails_third(self, tasks, *args):
+        thresholds.append(gc.get_threshold()[0])
+        if len(written) == 2:
+            raise StoreUnavailable("the disk is full")
+        write(self, tasks, *args)
+        written.append(len(tasks))
+    monkeypatch.setattr(load.Loader, "_write", fails_third)
+    before = gc.get_threshold()
+    store = open_store(db_url, 2)
+    try:
+        with pytest.raises(StoreUnavailable, match="the disk is full"):
+            load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
+                        jobs=2, batch_size=4).load([str(path)])
+        assert gc.get_threshold() == before and set(thresholds) == {load.GC_THRESHOLD}
+        assert written == [4, 4]
+        assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(8,)]
+        monkeypatch.setattr(load.Loader, "_write", write)
+        summary = load.Loader(store, db_url, pipeline.Limits(),
+                              pipeline.Source.admin(queue=False), jobs=2,
+                              batch_size=4).load([str(path)])
+    finally:
+        store.close()
+    assert summary.line() == "4 added, 0 updated, 0 unchanged, 0 refused; 0 problems"
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
 
 
 def test_one_load_at_a_time(db_url, tmp_path):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import io
 import multiprocessing
 import sys
@@ -66,6 +67,14 @@ levels, the index pages and the commit are shared by more keys (100,000
 small keys, phase 1 on SQLite: 13.3 s in batches of 250, 7.5 s in batches of
 4,000); the byte limit bounds a batch's memory when the keys are large."""
 GROUPS_PER_WORKER = 4
+GC_THRESHOLD = 100_000
+"""During a load, Python's cycle collector runs after this many new objects
+instead of 700 (its default; the workers, forked meanwhile, inherit it).
+A load keeps a batch's thousands of keys alive, so a collection had much
+to look at and came often: 100,000 small keys, the first phase in 8.0 s
+with the default and 6.8 s with this on SQLite (medians of 5), 9.2 and
+7.8 s on PostgreSQL (of 3).  Reference counting still frees at once what
+is in no cycle; cycles wait longer."""
 LOAD_LOCK = "load"
 
 
@@ -150,7 +159,7 @@ class Loader:
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
         progress = ProgressLine(sum(i.size for i in identities.values())) \
             if self.show_progress else None
-        with self._runner() as self.run, self._the_only_load():
+        with _fewer_collections(), self._runner() as self.run, self._the_only_load():
             prepare(self.store)
             sent: Optional[_Sent] = None
             for batch, read_to in self._batches(paths, identities):
@@ -419,6 +428,17 @@ class Loader:
             changed += len(unserved)
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
         return changed + (views.reverify(self.store, self.limits.serve, stale) if stale else 0)
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Python's cycle collector at GC_THRESHOLD for the block."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 def _primary(data: bytes) -> Tuple[str, str, bytes]:
