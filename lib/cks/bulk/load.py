@@ -313,7 +313,7 @@ class Loader:
         outcomes: List[pipeline.Outcome] = []
         storing = [r.fingerprint for r in results if r.stores]
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
-        with self.store.write(storing) as cursor:
+        with self.store.write(storing, bulk=True) as cursor:
             current = sks_hashes(cursor, storing)
             rejected = self.store.rejection_reasons(cursor, storing)
             for task, result in zip(tasks, results):

@@ -131,6 +131,10 @@ class Backend:
     def begin_write(self, cursor: Any, lock_keys: Sequence[str]) -> None:
         raise NotImplementedError
 
+    def prepare_bulk_write(self, cursor: "Cursor") -> None:
+        """A transaction is about to write a bulk load's batch: thousands of
+        rows, their index entries at random places."""
+
     def create_schema(self, cursor: Any) -> None:
         raise NotImplementedError
 
@@ -501,8 +505,9 @@ class Store:
         return error
 
     @contextlib.contextmanager
-    def write(self, lock_keys: Sequence[str] = ()) -> Iterator[Cursor]:
-        """A write transaction; `lock_keys` (fingerprints) are locked until it ends.
+    def write(self, lock_keys: Sequence[str] = (), bulk: bool = False) -> Iterator[Cursor]:
+        """A write transaction; `lock_keys` (fingerprints) are locked until it ends;
+        `bulk`: it writes a bulk load's batch (Backend.prepare_bulk_write).
 
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
@@ -511,6 +516,8 @@ class Store:
             cursor = Cursor(conn.cursor(), self.backend)
             try:
                 self.backend.begin_write(cursor, sorted(set(lock_keys)))
+                if bulk:
+                    self.backend.prepare_bulk_write(cursor)
                 yield cursor
                 cursor.execute("COMMIT")
                 if cursor.changed_keys:

@@ -17,6 +17,12 @@ from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
 from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
+BULK_CACHE_KIB = 65536
+"""The page cache of a connection that wrote a bulk load's batch, instead of
+SQLite's 2 MiB: a batch puts thousands of entries at random places in the
+indexes of keys, hashes and key IDs, and with the small cache most of them
+meant reading the page again (100,000 small keys, the load's first phase:
+7.3 s, 6.8 s with this, medians of 5)."""
 
 
 def path_from_url(url: str) -> str:
@@ -85,6 +91,11 @@ class SQLiteBackend(Backend):
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
         cursor.execute("BEGIN IMMEDIATE")
+
+    def prepare_bulk_write(self, cursor: Cursor) -> None:
+        """A larger page cache, for the connection's life (it stays in the
+        loading program's pool)."""
+        cursor.execute("PRAGMA cache_size = -%d" % BULK_CACHE_KIB)
 
     def try_lock(self, name: str) -> Optional[Any]:
         """A lock file beside the database: <db>.<name>.lock (flock, freed on exit)."""
