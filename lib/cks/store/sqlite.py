@@ -17,12 +17,13 @@ from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
 from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
-BULK_CACHE_KIB = 65536
+BULK_CACHE_KIB = 16384
 """The page cache of a connection that wrote a bulk load's batch, instead of
 SQLite's 2 MiB: a batch puts thousands of entries at random places in the
 indexes of keys, hashes and key IDs, and with the small cache most of them
-meant reading the page again (100,000 small keys, the load's first phase:
-7.3 s, 6.8 s with this, medians of 5)."""
+meant reading the page again.  100,000 small keys, the load's first phase:
+6.8 s with 2 MiB, 6.2 s with 16, 32 or 64 MiB alike (medians of 4); the
+loading process's peak memory grows by the cache's size."""
 
 
 def path_from_url(url: str) -> str:
