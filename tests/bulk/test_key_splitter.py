@@ -24,7 +24,7 @@ def chunks(data, max_length=1 << 20):
 
 
 def keys():
-    """One key a item (two-keys holds two)."""
+    """The fixtures' keys, one per item (two-keys holds two)."""
     out = []
     for name in NAMES:
         data = binary(name)
@@ -76,7 +76,8 @@ def test_broken_framing_loses_the_key_it_is_in_and_reading_goes_on(case):
     tail, problem = BROKEN[case]
     first, second = keys()[:2]
     data = first + tail + second
-    assert chunks(data) == [lost(problem, 0, len(first)), (second, len(first + tail), len(data), "")]
+    assert chunks(data) == [lost(problem, 0, len(first)),
+                            (second, len(first + tail), len(data), "")]
 
 
 @pytest.mark.parametrize("case", sorted(TRUNCATED))
