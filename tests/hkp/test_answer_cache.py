@@ -12,6 +12,7 @@ from cks.store.changes import LocalChanges, SQLiteWatch
 from cks.store.peers import PeerStore
 from cks.store.rejections import delete_key
 from support import fixture
+from support.db import listening_watch
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -99,30 +100,27 @@ def wait_for_change(watch, before, seconds=5.0):
 
 def test_watches_see_every_process_key_changes(db_url):
     store, other = open_store(db_url), open_store(db_url)  # other: another process's
-    watch = store.watch_key_changes()
     try:
-        if hasattr(watch, "wait_listening"):
-            assert watch.wait_listening(10)
-        before = watch.generation()
-        assert before is not None
-        # this process's own change counts at once, before the upload is answered
-        pipeline.submit(store, fixture("rsa2048"), pipeline.Source.user())
-        assert watch.generation() != before
-        before = watch.generation()
-        pipeline.submit(other, fixture("ed25519"), pipeline.Source.user())
-        assert wait_for_change(watch, before)
-        # writes that change no key do not empty PostgreSQL's cache
-        before = watch.generation()
-        PeerStore(other).add("peer.example.org:11371", "hkp", 0, None, False)
-        if store.backend.name == "postgresql":
-            time.sleep(0.3)
-            assert watch.generation() == before
-        before = watch.generation()
-        with other.write() as cursor:
-            assert delete_key(cursor, fpr("rsa2048"))
-        assert wait_for_change(watch, before)
+        with listening_watch(store) as watch:
+            before = watch.generation()
+            assert before is not None
+            # this process's own change counts at once, before the upload is answered
+            pipeline.submit(store, fixture("rsa2048"), pipeline.Source.user())
+            assert watch.generation() != before
+            before = watch.generation()
+            pipeline.submit(other, fixture("ed25519"), pipeline.Source.user())
+            assert wait_for_change(watch, before)
+            # writes that change no key do not empty PostgreSQL's cache
+            before = watch.generation()
+            PeerStore(other).add("peer.example.org:11371", "hkp", 0, None, False)
+            if store.backend.name == "postgresql":
+                time.sleep(0.3)
+                assert watch.generation() == before
+            before = watch.generation()
+            with other.write() as cursor:
+                assert delete_key(cursor, fpr("rsa2048"))
+            assert wait_for_change(watch, before)
     finally:
-        watch.close()
         store.close()
         other.close()
 
