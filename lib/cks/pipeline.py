@@ -14,10 +14,11 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Set, Tuple
 
-from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys
+from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
 from .openpgp.packet import TAG_SIGNATURE
 from .served import ServePolicy, third_party_issuers
 from .store import Store
+from .store.base import NetworkView
 from .views import KEYS_PER_TRANSACTION, follow_signers, save_views
 
 log = logging.getLogger("cks.pipeline")
@@ -86,18 +87,19 @@ class Report:
 
 
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
-           binary: bool = False, follow: bool = True) -> Report:
+           binary: bool = False, follow: bool = True, defer_views: bool = False) -> Report:
     """Parse `data` (armored or binary; `binary` skips armor detection) and store
-    every usable key in it (see store_keys for `follow`)."""
+    every usable key in it (see store_keys for `follow` and `defer_views`)."""
     result = parse_keyring(data) if binary else read_keys(data)
     report = Report(problems=list(result.problems))
     report.outcomes = store_keys(store, merge_all(result.keys), source, limits or Limits(),
-                                 follow=follow)
+                                 follow=follow, defer_views=defer_views)
     return report
 
 
 def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
-               now: Optional[int] = None, follow: bool = True) -> List[Outcome]:
+               now: Optional[int] = None, follow: bool = True,
+               defer_views: bool = False) -> List[Outcome]:
     """Merge keys into the database, up to KEYS_PER_TRANSACTION per transaction.
 
     Each key's change commits together with its pending-sync entry; the keys of
@@ -106,7 +108,10 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
     this returns (views.follow_signers), unless `follow` is false: cksd leaves
     that to its background job, which takes the work of many uploads at once
     (a key certified by each of a hundred keys uploaded one by one is derived
-    again a few times, not a hundred).
+    again a few times, not a hundred).  With `defer_views`, a key not stored
+    before is written as its network view alone (no lookup finds it yet) and
+    its served view, the signature checks, is left to follow_signers too
+    (cksd's uploads: the answer does not wait for what it does not tell).
     """
     now = int(time.time()) if now is None else now
     outcomes: List[Outcome] = []
@@ -120,8 +125,8 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
         todo = [key for key, result in zip(chunk, results) if result is None]
         if todo:
             with store.write([k.fingerprint.hex().upper() for k in todo]) as cursor:
-                merged = iter([merge_one(store, cursor, key, source, limits, now)
-                               for key in todo])
+                merged = iter([merge_one(store, cursor, key, source, limits, now,
+                                         defer_views) for key in todo])
             results = [result or next(merged) for result in results]
         outcomes.extend(results)
     for outcome in outcomes:
@@ -132,8 +137,9 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
 
 
 def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
-             now: int) -> Outcome:
-    """Merge one key with its stored copy, inside the caller's transaction."""
+              now: int, defer_views: bool = False) -> Outcome:
+    """Merge one key with its stored copy, inside the caller's transaction
+    (see store_keys for `defer_views`)."""
     fingerprint = key.fingerprint.hex().upper()
     reason, stored = store.merge_state(cursor, fingerprint)
     if reason is not None:
@@ -141,6 +147,13 @@ def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
     merged = merge_stored(key, stored[0] if stored else None, limits)
     if merged.outcome is not None:
         return merged.outcome
+    if defer_views and not stored:
+        store.save_network_views(cursor, [NetworkView(merged.key.public_key, merged.data,
+                                                      sks_hash(merged.key).hex().upper())],
+                                 source.tag, now)
+        # Its own work item derives its served view, then the views of the keys it signed.
+        return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
+                              third_party_issuers(merged.key), True, (), source, now)
     first_seen = stored[1] if stored else None
     _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
                             first_seen, now)

@@ -8,7 +8,9 @@ transaction (cks_view_work), and `follow_signers` does it after the commit:
 the keys a newly stored (or deleted) key signed are derived again, and so is
 a key stored while one of its signers was on its way in another transaction.
 Every program that stores keys calls it; cksd also runs it every few
-seconds, for work a crash left behind.  Nothing is lost: a work item leaves
+seconds, for work a crash left behind.  cksd's uploads store a new key
+without its served view, and its own work item derives it here
+(pipeline.store_keys's `defer_views`, hkp/views_owed.py).  Nothing is lost: a work item leaves
 the queue only after the views it names were derived again.
 """
 
@@ -159,7 +161,8 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
             held = store.held_keyids(cursor, [k for i in work for k in i.missing.split()])
             together = settled(cursor, {i.fingerprint for i in work if i.signed}.union(
                 *signed_by.values())) if settled else set()
-            targets = set()
+            # Keys an upload stored without their served views (store_keys's defer_views).
+            targets = store.unserved_among(cursor, [i.fingerprint for i in work if i.signed])
             for item in work:
                 if item.signed:
                     signed = signed_by.get(item.keyid, set())

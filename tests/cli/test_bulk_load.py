@@ -14,7 +14,7 @@ import pytest
 
 from cks import pipeline, rejection, views
 from cks.bulk import derive, load
-from cks.cli import cksd
+from cks.hkp.views_owed import follow_views
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets
@@ -268,7 +268,7 @@ def test_cksd_does_not_derive_again_what_a_load_served_together(db_url, tmp_path
     try:
         pipeline.submit(store, keys[certified], pipeline.Source.admin(queue=False))
         load_without_follow_up(store, db_url, tmp_path / "keys.gpg", monkeypatch)
-        cksd._follow_signers(store, pipeline.Limits().serve)
+        assert follow_views(store, pipeline.Limits().serve)
         assert rederived == [fpr_of(keys[certified])]
         assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
         assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
@@ -281,7 +281,7 @@ def test_cksd_does_not_derive_again_what_a_load_served_together(db_url, tmp_path
                 cursor.execute("INSERT INTO cks_view_work (fingerprint, keyid, signed, "
                                "missing) VALUES (?, ?, ?, '')",
                                (fingerprint, fingerprint[-16:], True))
-        cksd._follow_signers(store, pipeline.Limits().serve)
+        assert follow_views(store, pipeline.Limits().serve)
         assert len(rederived) > 1
         assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     finally:

@@ -191,6 +191,7 @@ def test_each_signature_is_verified_once(server):
                                  "key_fingerprint = ?", (fpr("alice-t1"),))
     try:
         upload(server, fixture("alice-t1"))
+        settled(server)  # (a new key's served view follows its upload's answer)
         first = count()
         assert first == 2  # the self-certification and the subkey binding
         upload(server, fixture("alice-t1"))

@@ -22,25 +22,24 @@ from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
 from ..hkp.tls import Certificates, certificates_from
+from ..hkp.views_owed import ViewsOwed
 from ..logsetup import configure_logging, log_settings, reopen_log_files
 from ..periodic import Periodic
-from ..served import ServePolicy
 from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
 from ..store.changes import LocalChanges
-from ..store.loadprogress import served_together
 from ..store.ptree import TreeCache
 from ..store.replica import ReplicaReads
 from ..sync.push import SYNC_LOCK, push_peers, sync_limits
 from ..sync.recon.service import ReconService
-from ..views import follow_signers
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 
 log = logging.getLogger("cksd")
 
-# Seconds between two looks at the queue of served views to derive again: the
-# work of uploads (which leave it to this job), and work that another program
-# did not finish (it crashed after its commit).
+# Seconds between two looks at the queue of served views to derive: the work of
+# uploads (which leave it to this job and start it at once; this is for what
+# they could not finish), and work that another program did not finish (it
+# crashed after its commit).
 FOLLOW_SIGNERS_EVERY = 2.0
 
 
@@ -211,10 +210,12 @@ Listeners = List[Tuple[socket.socket, Optional[Certificates]]]  # None: plain HT
 def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal,
           hangup: Hangup, recon_listener: Optional[socket.socket] = None,
           changes: Optional[LocalChanges] = None,
-          metrics: Optional[CksdMetrics] = None) -> int:
+          metrics: Optional[CksdMetrics] = None,
+          views_owed: Optional[ViewsOwed] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
-    process's part of the metrics they share."""
+    process's part of the metrics they share; `views_owed`: the uploads'
+    served views owed, which they share too (hkp/views_owed.py)."""
     pool_size = settings.get_int("database", "pool_size", 16)
     timeout = settings.get_float("server", "request_timeout", 30.0)
     replica = None
@@ -244,8 +245,12 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         server = HKPServer(app, listeners, server_limits(settings))
         peers = PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
                               peer_refresh(settings))
-        background = [peers, Periodic("served-views", FOLLOW_SIGNERS_EVERY,
-                                      lambda: _follow_signers(store, app.settings.limits.serve))]
+        if views_owed is not None:
+            app.views_owed = views_owed
+        views = Periodic("served-views", FOLLOW_SIGNERS_EVERY,
+                         lambda: app.views_owed.run(app.follow_views))
+        app.views_due = views.run_now
+        background = [peers, views]
         on_hangup = [reopen_log_files, peers.refresh_now]
         on_hangup += {c.reload for _, c in listeners if c is not None}  # one per certificate
         if recon_listener is not None:
@@ -301,15 +306,6 @@ def _push(store: Store, settings: Settings) -> None:
         log.warning("push pass not done: %s", exc)
 
 
-def _follow_signers(store: Store, policy: ServePolicy) -> None:
-    """Work off the follow-up queue; what a running (or interrupted) bulk load
-    served together is not derived again here either (loadprogress.py)."""
-    try:
-        follow_signers(store, policy, settled=served_together)
-    except StoreError as exc:
-        log.warning("served views not derived again yet: %s", exc)
-
-
 def default_processes() -> int:
     """One serving process per core this process may run on: Python runs one
     thread at a time per process, and a lookup is mostly Python."""
@@ -346,6 +342,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     """
     changes = LocalChanges.shared()  # each process's uploads clear every process's answers
     metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
+    views_owed = ViewsOwed()  # a lookup in any process finds what any process took
     children: List[int] = []
     for index in range(count):
         with _signals_held():
@@ -356,7 +353,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 # `stop` as inherited: its handler is this child's until serve()
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
-                             changes, metrics[index])
+                             changes, metrics[index], views_owed)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:

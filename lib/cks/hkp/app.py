@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple, Union
 
 from .. import pipeline
 from ..openpgp import armor
@@ -32,6 +32,7 @@ from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateL
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
+from .views_owed import ViewsOwed, follow_views
 
 log = logging.getLogger("cks.hkp")
 
@@ -114,6 +115,10 @@ class KeyServer:
         self.lookup_store = lookup_store or store
         self.settings = settings
         self.cache: Optional[AnswerCache] = None  # lookup answers (cli/cksd.py sets one)
+        # Uploads' served views (views_owed.py); cli/cksd.py shares the counts
+        # among its processes and has its background job start at `views_due`.
+        self.views_owed = ViewsOwed()
+        self.views_due: Callable[[], None] = lambda: None
         self.statistics = Statistics()  # op=stats
         self.metrics = CksdMetrics.alone()  # cli/cksd.py shares one among its processes
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
@@ -197,7 +202,12 @@ class KeyServer:
 
     # --- lookups -----------------------------------------------------------------
 
+    def follow_views(self) -> bool:
+        """Derive the served views owed (views_owed.py); False on a database error."""
+        return follow_views(self.store, self.settings.limits.serve)
+
     def lookup(self, request: Request) -> Response:
+        self.views_owed.settle(self.follow_views)  # what an answered upload stored is found
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),
@@ -317,6 +327,7 @@ class KeyServer:
         """GET /pks/photo?fingerprint=FPR&n=N: a photo ID of a key's served view
         (photos.py)."""
         fingerprint, number = photos.parse_query(request.query)
+        self.views_owed.settle(self.follow_views)
         served = self.lookup_store.served([fingerprint]).get(fingerprint)
         if served is None:
             raise HKPError(404, "no key with fingerprint %s is held here" % fingerprint)
@@ -352,9 +363,13 @@ class KeyServer:
             raise HKPError(400, "empty submission: no key data")
         peer = request.header(SYNC_HEADER).strip()
         source = pipeline.Source.peer("hkp-sync", peer) if peer else pipeline.Source.user()
-        # The served views that depend on these keys follow within seconds, in
-        # cksd's background job (cli/cksd.py), not in this request.
-        report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False)
+        # The served views of new keys and of the keys that depend on them follow
+        # the answer (views_owed.py), not in this request: it tells none of them.
+        report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False,
+                                 defer_views=True)
+        if report.with_status(pipeline.ADDED):
+            self.views_owed.owe()
+            self.views_due()
         self.metrics.uploaded(report)
         return self._add_response(request, report, "mr" in options)
 

@@ -681,6 +681,16 @@ class Store:
         return found
 
     @staticmethod
+    def unserved_among(cursor: Cursor, fingerprints: Sequence[str]) -> Set[str]:
+        """Those of the given keys that are stored without a served view yet."""
+        found: Set[str] = set()
+        for chunk in in_chunks(sorted(set(fingerprints))):
+            found.update(r[0] for r in cursor.execute(
+                "SELECT fingerprint FROM cks_keys WHERE served_crc24 = ? AND fingerprint IN %s"
+                % _in(chunk), [UNSERVED] + chunk).fetchall())
+        return found
+
+    @staticmethod
     def count_unserved(cursor: Cursor) -> int:
         return cursor.scalar("SELECT count(*) FROM cks_keys WHERE served_crc24 = ?", (UNSERVED,))
 

@@ -1,0 +1,111 @@
+"""Served views owed to answered uploads, and lookups that see them first.
+
+cksd answers the upload of a new key once the key's network view is
+committed (pipeline.store_keys with `defer_views`): the answer tells only
+that the key was added, so the signature checks and the served view follow
+it, in the serving process's background job, woken at once: it waits until
+the uploads pause (QUIET_SECONDS, at most AT_MOST_SECONDS) and derives the
+views of all of them together.  Until then no lookup finds the key.  So that a lookup sent after an upload's answer finds
+the key all the same, a lookup first settles what is owed: when uploads were
+answered since the last settling began, it derives their views itself (the
+same work as the background job: views.follow_signers), then answers.
+
+Two counters, shared by the serving processes of one cksd: uploads answered
+with their views owed, ever; and the highest value of the first that a
+finished settling had read before it began.  Every upload counted in that
+value had committed its work item (cks_view_work) before the settling read
+the queue, so it was served.  No lock is shared between processes: two of
+them settling at once may derive the same view twice (the second writes
+nothing), and a process that dies leaves nothing locked; what a crash left
+undone stays in cks_view_work, which the background job works off.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from typing import Callable
+
+from ..served import ServePolicy
+from ..store import Store, StoreError
+from ..store.loadprogress import served_together
+from ..views import follow_signers
+
+log = logging.getLogger("cks.hkp")
+
+_OWED, _SETTLED = 0, 1
+QUIET_SECONDS = 0.05
+AT_MOST_SECONDS = 1.0
+
+
+class ViewsOwed:
+    """Made before cksd forks its serving processes, it is theirs to share."""
+
+    def __init__(self) -> None:
+        self._counts = multiprocessing.Array("Q", 2, lock=False)  # read without a lock
+        self._counting = multiprocessing.Lock()  # held for an addition, never across work
+        self._settling = threading.Lock()  # one settling at a time in each process
+
+    def owe(self) -> None:
+        """An upload was answered whose views are owed (call after its commit)."""
+        with self._counting:
+            self._counts[_OWED] += 1
+
+    @property
+    def settled(self) -> bool:
+        return self._counts[_SETTLED] >= self._counts[_OWED]
+
+    def wait_for_quiet(self, quiet: float = QUIET_SECONDS,
+                       at_most: float = AT_MOST_SECONDS) -> None:
+        """Wait until no upload was answered for `quiet` seconds, or `at_most`
+        seconds passed: the background job then takes the work of a run of
+        uploads at once (one transaction, one commit) instead of one upload's
+        at a time, racing the next for the database and the interpreter."""
+        deadline = time.monotonic() + at_most
+        seen = self._counts[_OWED]
+        while True:
+            time.sleep(max(0.0, min(quiet, deadline - time.monotonic())))
+            now = self._counts[_OWED]
+            if now == seen or time.monotonic() >= deadline:
+                return
+            seen = now
+
+    def settle(self, work: Callable[[], bool]) -> None:
+        """Run `work` (which derives every owed view, and says whether it could)
+        unless nothing is owed."""
+        if self.settled:
+            return
+        with self._settling:
+            if not self.settled:  # (or another thread of this process settled it)
+                self._run(work)
+
+    def run(self, work: Callable[[], bool]) -> None:
+        """The background job's round: run `work` whatever is owed (it also
+        does what other programs, or a crash, left queued); when uploads are
+        owed, once they pause (wait_for_quiet)."""
+        if not self.settled:
+            self.wait_for_quiet()
+        with self._settling:
+            self._run(work)
+
+    def _run(self, work: Callable[[], bool]) -> None:
+        owed = self._counts[_OWED]
+        if not work():
+            return  # still owed: the next lookup, or the background job, tries again
+        with self._counting:
+            self._counts[_SETTLED] = max(self._counts[_SETTLED], owed)
+
+
+def follow_views(store: Store, policy: ServePolicy) -> bool:
+    """Work off the queue of served views to derive (views.follow_signers);
+    what a running (or interrupted) bulk load served together is not derived
+    again here either (loadprogress.py).  False when a database error (logged)
+    left work queued for the next time."""
+    try:
+        follow_signers(store, policy, settled=served_together)
+    except StoreError as exc:
+        log.warning("served views not derived yet: %s", exc)
+        return False
+    return True
