@@ -128,14 +128,24 @@ def reverify(store: Store, policy: ServePolicy,
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
         with store.write(chunk) as cursor:
+            # What the keys' views need, read for all of them at once (on
+            # PostgreSQL each query is a round trip).
             stored_keys = store.stored_keys(cursor, chunk)
-            for fingerprint in chunk:
-                stored = stored_keys.get(fingerprint)
-                if stored is None:
-                    continue
-                keys = parse_keyring(stored.keydata).keys
-                if keys and save_views(store, cursor, keys[0], stored.keydata, policy, None,
-                                       stored.first_seen, int(time.time()))[0]:
+            keys = {fingerprint: parse_keyring(stored.keydata).keys
+                    for fingerprint, stored in stored_keys.items()}
+            keys = {fingerprint: found[0] for fingerprint, found in keys.items() if found}
+            verdicts = store.load_verdicts_of(cursor, sorted(keys))
+            wanted = {fingerprint: wanted_signers(key, policy)
+                      for fingerprint, key in keys.items()}
+            issuers = held_primaries(store, cursor, sorted(
+                {keyid for keyids in wanted.values() for keyid in keyids}))
+            states = store.served_states(cursor, sorted(keys))
+            for fingerprint, key in keys.items():
+                stored = stored_keys[fingerprint]
+                view = derive_view(key, policy, verdicts.get(fingerprint, {}), {
+                    keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
+                if write_view(store, cursor, fingerprint, stored.keydata, view, None,
+                              stored.first_seen, int(time.time()), states):
                     changed += 1
     return changed
 
