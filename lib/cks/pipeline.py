@@ -148,9 +148,9 @@ def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
     if merged.outcome is not None:
         return merged.outcome
     if defer_views and not stored:
-        store.save_network_views(cursor, [NetworkView(merged.key.public_key, merged.data,
-                                                      sks_hash(merged.key).hex().upper())],
-                                 source.tag, now)
+        store.save_network_view(cursor, NetworkView(merged.key.public_key, merged.data,
+                                                    sks_hash(merged.key).hex().upper()),
+                                source.tag, now)
         # Its own work item derives its served view, then the views of the keys it signed.
         return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
                               third_party_issuers(merged.key), True, (), source, now)

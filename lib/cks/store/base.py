@@ -653,15 +653,22 @@ class Store:
         before any other change to the set in the transaction."""
         if not views:
             return
-        cursor.backend.insert_rows(cursor, "cks_keys", (
-            "version", "keyid", "short_keyid", "algorithm", "bits", "created", "sks_hash",
-            "keydata", "served", "served_crc24", "size", "first_seen", "last_changed", "source",
-            "fingerprint"), [(v.key.version, v.keyid, v.keyid[-8:], v.key.algorithm, v.key.bits,
-              v.key.created, v.sks_hash, v.keydata, b"", UNSERVED, len(v.keydata), now, now,
-              source, v.key.fingerprint.hex().upper()) for v in views])
+        cursor.backend.insert_rows(cursor, "cks_keys", NETWORK_VIEW_COLUMNS,
+                                   [_network_view_row(v, source, now) for v in views])
         note_key_change(cursor)
         from .ptree import insert_all  # (ptree.py imports this module)
         insert_all(cursor, [v.sks_hash for v in views])
+
+    @staticmethod
+    def save_network_view(cursor: Cursor, view: NetworkView, source: str, now: int) -> None:
+        """Write one new key's network view alone, as save_network_views() does
+        many (an upload: its row goes with the next statement instead of a
+        COPY of its own, and the tree's path is read in one query)."""
+        cursor.defer(insert_statement("cks_keys", NETWORK_VIEW_COLUMNS),
+                     _network_view_row(view, source, now))
+        note_key_change(cursor)
+        from .ptree import change_hash
+        change_hash(cursor, None, view.sks_hash)
 
     @staticmethod
     def unserved(cursor: Cursor, after: str, limit: int, max_bytes: int) -> List[str]:
@@ -1001,6 +1008,19 @@ KEY_ROWS_OF_MATCHES = (
     "ORDER BY k.fingerprint, u.position")
 """The keys a query matches (its column `fingerprint`) with their user IDs,
 one row per user ID (_key_rows_of reads them)."""
+
+
+NETWORK_VIEW_COLUMNS = (
+    "version", "keyid", "short_keyid", "algorithm", "bits", "created", "sks_hash", "keydata",
+    "served", "served_crc24", "size", "first_seen", "last_changed", "source", "fingerprint")
+
+
+def _network_view_row(view: NetworkView, source: str, now: int) -> tuple:
+    """A cks_keys row of a key without its served view (UNSERVED)."""
+    key = view.key
+    return (key.version, view.keyid, view.keyid[-8:], key.algorithm, key.bits, key.created,
+            view.sks_hash, view.keydata, b"", UNSERVED, len(view.keydata), now, now, source,
+            key.fingerprint.hex().upper())
 
 
 def _key_rows_of(rows: Sequence[Sequence[Any]]) -> Tuple[List[str], Dict[str, KeyRow]]:
