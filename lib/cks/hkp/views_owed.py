@@ -38,6 +38,10 @@ log = logging.getLogger("cks.hkp")
 _OWED, _SETTLED = 0, 1
 QUIET_SECONDS = 0.05
 AT_MOST_SECONDS = 1.0
+FAILED_PAUSE_SECONDS = 10.0
+"""After a settling failed (the primary database unreachable), lookups leave
+the work to the background job for this long instead of trying at each
+lookup: a lookup that a replica can answer must not wait for the primary."""
 
 
 class ViewsOwed:
@@ -47,6 +51,7 @@ class ViewsOwed:
         self._counts = multiprocessing.Array("Q", 2, lock=False)  # read without a lock
         self._counting = multiprocessing.Lock()  # held for an addition, never across work
         self._settling = threading.Lock()  # one settling at a time in each process
+        self._failed_at = -FAILED_PAUSE_SECONDS  # (time.monotonic(): this process's)
 
     def owe(self) -> None:
         """An upload was answered whose views are owed (call after its commit)."""
@@ -74,8 +79,8 @@ class ViewsOwed:
 
     def settle(self, work: Callable[[], bool]) -> None:
         """Run `work` (which derives every owed view, and says whether it could)
-        unless nothing is owed."""
-        if self.settled:
+        unless nothing is owed, or it failed in the last FAILED_PAUSE_SECONDS."""
+        if self.settled or time.monotonic() - self._failed_at < FAILED_PAUSE_SECONDS:
             return
         with self._settling:
             if not self.settled:  # (or another thread of this process settled it)
@@ -93,7 +98,8 @@ class ViewsOwed:
     def _run(self, work: Callable[[], bool]) -> None:
         owed = self._counts[_OWED]
         if not work():
-            return  # still owed: the next lookup, or the background job, tries again
+            self._failed_at = time.monotonic()
+            return  # still owed: the background job tries again
         with self._counting:
             self._counts[_SETTLED] = max(self._counts[_SETTLED], owed)
 
