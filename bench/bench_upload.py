@@ -5,13 +5,14 @@ The first --keys (100) keys of the Debian maintainers keyring, none held yet,
 each armored and POSTed to /pks/add one after the other, as `gpg --send-keys`
 sends them, to cksd on a fresh database with a fresh install's defaults
 (SQLite and PostgreSQL) and to a fresh private SKS 1.1.6 node, in the same
-run.  A key counts when its answer is 2xx.  Prints keys/s, the median of
---runs runs, and the cksd/SKS ratio (above 1: cksd takes keys faster), twice:
-until the last upload is answered, and until the keys are served: a lookup
-of the last key, sent after the last answer, has returned it.  (cksd answers
-the upload of a new key before the key's served view is derived, and a
-lookup derives every view owed before it answers: hkp/views_owed.py.  So
-the second figure counts every signature check the served views needed.)
+run, the servers alternating from run to run.  A key counts when its answer
+is 2xx.  Prints keys/s, the median of --runs runs, and the cksd/SKS ratio
+(above 1: cksd takes keys faster), twice: until the last upload is
+answered, and until the keys are served: a lookup of the last key, sent
+after the last answer, has returned it.  (cksd answers the upload of a new
+key before the key's served view is derived, and a lookup derives every
+view owed before it answers: hkp/views_owed.py.  So the second figure
+counts every signature check the served views needed.)
 
     python3 bench/bench_upload.py [--keys 100] [--runs 3] [--db sqlite,postgresql]
 
@@ -29,7 +30,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -89,8 +90,7 @@ def sks_run(work: str, armored: List[str], last: str) -> Rates:
         return post_all(sks.url, armored, last)
 
 
-def median_of(runs: int, run: Callable[[], Rates]) -> Rates:
-    results = [run() for _ in range(runs)]
+def medians(results: List[Rates]) -> Rates:
     return (statistics.median(r[0] for r in results),
             statistics.median(r[1] for r in results))
 
@@ -107,16 +107,24 @@ def main() -> int:
     armored = [armor(k.data) for k in keys]
     work = tempfile.mkdtemp(prefix="cks-bench-upload-")
     last = keys[-1].fingerprint
-    theirs = median_of(args.runs, lambda: sks_run(work, armored, last))
-    print("%d new keys (Debian maintainers keyring), one per request in sequence; keys/s "
-          "answered 2xx, and until served; medians of %d runs" % (len(armored), args.runs))
-    print("%-22s %10s %7s %10s %7s" % ("server", "answered", "ratio", "served", "ratio"))
-    print("%-22s %10.1f %7s %10.1f %7s" % ("SKS 1.1.6", theirs[0], "", theirs[1], ""))
+    servers: Dict[str, Callable[[], Rates]] = {
+        "SKS 1.1.6": lambda: sks_run(work, armored, last)}
     for db in args.db.split(","):
-        ours = median_of(args.runs, lambda: cksd_run(db, work, armored, last))
-        print("%-22s %10.1f %7.2f %10.1f %7.2f" % ("cksd (%s)" % db, ours[0],
-                                                   ours[0] / theirs[0], ours[1],
-                                                   ours[1] / theirs[1]))
+        servers["cksd (%s)" % db] = lambda db=db: cksd_run(db, work, armored, last)
+    results: Dict[str, List[Rates]] = {name: [] for name in servers}
+    for _ in range(args.runs):  # alternating, so that the machine's drift falls on all
+        for name, run in servers.items():
+            results[name].append(run())
+    print("%d new keys (Debian maintainers keyring), one per request in sequence; keys/s "
+          "answered 2xx, and until served; medians of %d alternating runs"
+          % (len(armored), args.runs))
+    print("%-22s %10s %7s %10s %7s" % ("server", "answered", "ratio", "served", "ratio"))
+    theirs = medians(results.pop("SKS 1.1.6"))
+    print("%-22s %10.1f %7s %10.1f %7s" % ("SKS 1.1.6", theirs[0], "", theirs[1], ""))
+    for name, rates in results.items():
+        ours = medians(rates)
+        print("%-22s %10.1f %7.2f %10.1f %7.2f" % (name, ours[0], ours[0] / theirs[0],
+                                                   ours[1], ours[1] / theirs[1]))
     return 0
 
 
