@@ -5,6 +5,7 @@ import sys
 import time
 
 from support import fixture
+from support.nodes import settled
 from support.server import LOOPBACK_EXEMPT, Cksd
 
 
@@ -17,6 +18,7 @@ def _config(tmp_path):
 def test_locked_database_gives_503_then_recovers(db_url, tmp_path):
     with Cksd(db_url, config=_config(tmp_path)) as server:
         assert server.add(fixture("rsa2048"))[0] == 200
+        settled(server)  # its served view, which follows the answer, is there before the lock
         if db_url.startswith("sqlite"):
             # another process holds SQLite's write lock: uploads cannot commit
             holder = subprocess.Popen([sys.executable, "-c", (
