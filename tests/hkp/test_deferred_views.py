@@ -4,12 +4,16 @@ finds the key all the same (hkp/views_owed.py)."""
 
 import json
 import multiprocessing
+import threading
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from cks import pipeline
 from cks.hkp.app import KeyServer, Request, ServerSettings
+from cks.hkp.server import HKPServer, listen
 from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
@@ -163,3 +167,40 @@ def test_cksd_serves_what_it_was_sent_at_once(db_url, tmp_path, processes):
             while _row(db_url, name)[0][0] == UNSERVED:
                 assert time.monotonic() < deadline, "the served view did not follow the upload"
                 time.sleep(0.01)
+
+
+def test_a_lookup_that_must_settle_first_is_answered_by_a_worker(store):
+    """Settling writes to the database and may wait for a lock: the loop's
+    thread, which serves every connection, never does it."""
+    app = KeyServer(store, ServerSettings())
+    threads = []
+    handle = app.handle
+
+    def recording(request):
+        threads.append(threading.current_thread().name)
+        return handle(request)
+    app.handle = recording
+    server = HKPServer(app, [(listen("127.0.0.1", 0), None)])
+    port = next(iter(server.listeners)).getsockname()[1]
+    loop = threading.Thread(target=server.serve_forever, name="the-loop", daemon=True)
+    loop.start()
+    try:
+        def lookup(name):
+            url = "http://127.0.0.1:%d/pks/lookup?op=get&options=mr&search=0x%s" % (
+                port, fpr(name))
+            try:
+                with urllib.request.urlopen(url, timeout=30) as answer:
+                    return answer.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+        assert lookup("rsa1024") == 404 and threads == ["the-loop"]  # a quick lookup
+        _post(app, "rsa1024")  # (called here: its views are owed)
+        threads.clear()
+        assert lookup("rsa1024") == 200
+        assert threads[0].startswith("cksd-worker") and app.views_owed.settled
+        threads.clear()
+        assert lookup("rsa1024") == 200 and threads == ["the-loop"]
+    finally:
+        server.request_stop()
+        loop.join(10)
+        server.finish_stop()

@@ -323,7 +323,10 @@ class HKPServer:
         request = Request(head.method, head.target, head.headers, body, connection.address)
         connection.state = BUSY
         connection.deadline = float("inf")  # the app answers within its own time limits
-        if is_quick(request):
+        # While answered uploads still owe served views, a lookup first derives
+        # them (views_owed.py): a database write, which may wait for a lock,
+        # so a worker does it and the loop goes on serving everyone else.
+        if is_quick(request) and self.app.views_owed.settled:
             self._respond(connection, request, self._answer(request))
         else:
             self._watch(connection, 0)  # nothing more is read until it is answered

@@ -5,10 +5,13 @@ committed (pipeline.store_keys with `defer_views`): the answer tells only
 that the key was added, so the signature checks and the served view follow
 it, in the serving process's background job, woken at once: it waits until
 the uploads pause (QUIET_SECONDS, at most AT_MOST_SECONDS) and derives the
-views of all of them together.  Until then no lookup finds the key.  So that a lookup sent after an upload's answer finds
-the key all the same, a lookup first settles what is owed: when uploads were
-answered since the last settling began, it derives their views itself (the
-same work as the background job: views.follow_signers), then answers.
+views of all of them together.  Until then no lookup finds the key.  So
+that a lookup sent after an upload's answer finds the key all the same, a
+lookup first settles what is owed: when uploads were answered since the
+last settling began, it derives their views itself (the same work as the
+background job: views.follow_signers), then answers.  Such a lookup is
+answered by a worker thread, never in the loop's (server.py): that work
+writes to the database and may wait for a lock.
 
 Two counters, shared by the serving processes of one cksd: uploads answered
 with their views owed, ever; and the highest value of the first that a
