@@ -54,33 +54,25 @@ class Cksd:
         cmd += ["--config", self.config]
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **self.env)
         env.pop("CKS_CONFIG", None)
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+        # cksd writes its log straight to the file: no thread of this process
+        # copies it (a benchmark's client runs here, and must not share the
+        # interpreter with a copier woken by every access log line).
+        self.log.flush()
+        begins = os.path.getsize(self.log.name)  # (a restart: the log goes on)
+        self.proc = subprocess.Popen(cmd, stderr=self.log, stdout=subprocess.DEVNULL,
                                      env=env, cwd=tempfile.gettempdir())
         deadline = time.monotonic() + timeout
-        assert self.proc.stderr is not None
         while time.monotonic() < deadline:
-            line = self.proc.stderr.readline().decode(errors="replace")
-            if not line:
-                break
-            self.log.write(line.encode())
-            match = READY.search(line)
+            match = READY.search(self.output()[begins:])
             if match:
                 self.port = int(match.group(2))
-                self._drain()
                 return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
         self.proc.kill()
-        self.log.flush()
-        raise RuntimeError("cksd did not start: %s" % open(self.log.name).read())
-
-    def _drain(self) -> None:
-        """Copy the rest of stderr to the log file in the background."""
-        import threading
-
-        def pump(stream, sink):
-            for line in iter(stream.readline, b""):
-                sink.write(line)
-                sink.flush()
-        threading.Thread(target=pump, args=(self.proc.stderr, self.log), daemon=True).start()
+        self.proc.wait()
+        raise RuntimeError("cksd did not start: %s" % self.output())
 
     def stop(self, timeout: float = 30) -> int:
         if self.proc is None or self.proc.poll() is not None:
