@@ -38,7 +38,7 @@ from support.db import create_pg_database, drop_pg_database, pg_available  # noq
 from support.sks import sks_node  # noqa: E402
 
 LOAD_LINE = re.compile(r"load: ([\d.]+) s \(network views ([\d.]+) s, then served views "
-                       r"([\d.]+) s\); (\d+) signatures verified")
+                       r"([\d.]+) s, then tidying ([\d.]+) s\); (\d+) signatures verified")
 
 
 def cks_load(url: str, keyring: str):
@@ -51,8 +51,9 @@ def cks_load(url: str, keyring: str):
     if out.returncode not in (0, 1):
         raise SystemExit("cks_admin.py load failed: %s" % out.stderr.decode()[-2000:])
     match = LOAD_LINE.search(out.stderr.decode())
-    views = float(match.group(3))
-    return elapsed, elapsed - views, int(match.group(4)), views, out.stdout.decode().strip()
+    views, tidying = float(match.group(3)), float(match.group(4))
+    return elapsed, elapsed - views - tidying, int(match.group(5)), views, \
+        out.stdout.decode().strip()
 
 
 def sks_build(workdir: str, keyring: str) -> float:

@@ -84,6 +84,7 @@ def fill(url: str, rows: List[Row]) -> None:
                 "?, ?, 'bench')",
                 [(f, k, k[-8:], h, d, d, crc24(d), len(d), now, now) for f, k, h, d in rows])
             rebuild(cursor)
+        store.tidy_after_bulk_write()  # as cks_admin.py load and ptree --rebuild leave it
     finally:
         store.close()
 

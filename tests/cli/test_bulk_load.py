@@ -5,6 +5,7 @@ and that SKS builds, interruption and resume, mixed and corrupt input."""
 import gc
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +126,26 @@ def test_batches_in_flight_together_give_the_pipelines_result(db_url, tmp_path):
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
     assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     ptree_ok(db_url)
+
+
+def test_a_load_and_a_rebuilt_tree_leave_the_database_tidied(db_url):
+    """On PostgreSQL, VACUUM (ANALYZE) after the load and after ptree --rebuild
+    (its pages all-visible for index-only scans, the planner's statistics
+    new); the load's line says how long it took."""
+    def tidied():
+        return run_sql(db_url, "SELECT relname FROM pg_stat_user_tables WHERE relname IN "
+                               "('cks_keys', 'cks_ptree', 'cks_words') AND last_vacuum IS NOT "
+                               "NULL AND last_analyze IS NOT NULL ORDER BY relname")
+    out = admin(db_url, "--verbose", "load", "--no-sync", "-", input=b"".join(debian_keys(5)))
+    assert out.returncode == 0, out.stderr
+    assert re.search(rb"then served views [\d.]+ s, then tidying [\d.]+ s\)", out.stderr)
+    if not db_url.startswith("postgresql"):
+        return  # (SQLite: nothing to tidy)
+    assert tidied() == [("cks_keys",), ("cks_ptree",), ("cks_words",)]
+    run_sql(db_url, "SELECT pg_stat_reset()")
+    assert tidied() == []
+    assert admin(db_url, "ptree", "--rebuild").returncode == 0
+    assert tidied() == [("cks_keys",), ("cks_ptree",), ("cks_words",)]
 
 
 def certifications(keys):

@@ -91,9 +91,10 @@ def cmd_load(args: argparse.Namespace) -> int:
     for problem in summary.problems:
         print(problem, file=sys.stderr)
     if args.verbose or sys.stderr.isatty():
-        print("load: %.2f s (network views %.2f s, then served views %.2f s); %d signatures "
-              "verified in %.2f s of the workers' time (%.0f/s)" % (
+        print("load: %.2f s (network views %.2f s, then served views %.2f s, then tidying "
+              "%.2f s); %d signatures verified in %.2f s of the workers' time (%.0f/s)" % (
                   summary.seconds, summary.network_seconds, summary.views_seconds,
+                  summary.tidy_seconds,
                   summary.signatures_verified, summary.derive_seconds,
                   summary.signatures_verified / max(summary.derive_seconds, 1e-6)),
               file=sys.stderr)
@@ -316,6 +317,7 @@ def cmd_ptree(args: argparse.Namespace) -> int:
         if args.rebuild:
             with store.write() as cursor:
                 tree = ptree.rebuild(cursor)
+            store.tidy_after_bulk_write()
             print("rebuilt: %d elements, %d nodes, depth %d" % (tree.elements, tree.nodes,
                                                                  tree.depth))
             return 0

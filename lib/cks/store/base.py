@@ -135,6 +135,10 @@ class Backend:
         """A transaction is about to write a bulk load's batch: thousands of
         rows, their index entries at random places."""
 
+    def tidy_after_bulk_write(self, cursor: "Cursor") -> None:
+        """Bulk writes are done (a load, a rebuilt tree): leave the tables as
+        a database that served for a while has them (outside a transaction)."""
+
     def create_schema(self, cursor: Any) -> None:
         raise NotImplementedError
 
@@ -564,6 +568,11 @@ class Store:
         finally:
             if handle is not None:
                 self.backend.unlock(handle)
+
+    def tidy_after_bulk_write(self) -> None:
+        """After a bulk load or a rebuilt tree (Backend.tidy_after_bulk_write)."""
+        with self.read() as cursor:
+            self.backend.tidy_after_bulk_write(cursor)
 
     def check(self) -> None:
         """Open a connection (creating the schema on an empty database)."""

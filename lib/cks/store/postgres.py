@@ -113,6 +113,14 @@ class PostgresBackend(Backend):
                 cursor.defer("SELECT pg_advisory_xact_lock(?)",
                              (advisory_lock_id(fingerprint),))
 
+    def tidy_after_bulk_write(self, cursor: Cursor) -> None:
+        """VACUUM (ANALYZE), as autovacuum would a while later: it marks the
+        new rows' pages all-visible, so that an index-only scan (a recon
+        round's leaves, hashes by range) reads no table rows, and gives the
+        planner the tables' new sizes.  (100,000 keys just loaded: a recon
+        batch's 100 leaf ranges, 9,759 hashes, 30 ms before, 3.8 ms after.)"""
+        cursor.execute("VACUUM (ANALYZE)")
+
     def insert_rows(self, cursor: Cursor, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
         """Binary COPY (pgcopy.py), about COPY_BYTES of values per COPY."""
