@@ -118,8 +118,14 @@ class PostgresBackend(Backend):
         new rows' pages all-visible, so that an index-only scan (a recon
         round's leaves, hashes by range) reads no table rows, and gives the
         planner the tables' new sizes.  (100,000 keys just loaded: a recon
-        batch's 100 leaf ranges, 9,759 hashes, 30 ms before, 3.8 ms after.)"""
-        cursor.execute("VACUUM (ANALYZE)")
+        batch's 100 leaf ranges, 9,759 hashes, 30 ms before, 3.8 ms after.)
+        CKS's tables that this role owns (VACUUM skips others with a warning)."""
+        tables = [r[0] for r in cursor.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
+            "tableowner = current_user AND tablename LIKE ? ORDER BY tablename",
+            ("cks\\_%",)).fetchall()]
+        if tables:
+            cursor.execute("VACUUM (ANALYZE) %s" % ", ".join('"%s"' % t for t in tables))
 
     def insert_rows(self, cursor: Cursor, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
