@@ -169,6 +169,17 @@ def test_cksd_serves_what_it_was_sent_at_once(db_url, tmp_path, processes):
                 time.sleep(0.01)
 
 
+def test_a_lookup_in_the_loops_thread_never_settles(store):
+    """The loop saw nothing owed and answers a lookup itself; an upload answered
+    by a worker in between does not make that lookup wait for the database."""
+    app = KeyServer(store, ServerSettings())
+    _post(app, "rsa1024")
+    lookup = "/pks/lookup?op=get&options=mr&search=0x" + fpr("rsa1024")
+    response = app.handle(Request("GET", lookup, {}, b"", "127.0.0.1", in_loop=True))
+    assert response.status == 404 and not app.views_owed.settled
+    assert _get(app, lookup).status == 200 and app.views_owed.settled
+
+
 def test_a_lookup_that_must_settle_first_is_answered_by_a_worker(store):
     """Settling writes to the database and may wait for a lock: the loop's
     thread, which serves every connection, never does it."""

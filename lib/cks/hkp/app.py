@@ -56,6 +56,9 @@ class Request:
     headers: Dict[str, str] = field(default_factory=dict)  # names lower-cased
     body: bytes = b""
     client: str = ""
+    # Answered in the server loop's thread (server.py), which must not wait:
+    # a lookup then does not derive owed served views first (views_owed.py).
+    in_loop: bool = False
     path: str = field(init=False)
     query: Form = field(init=False)
     malformed: Optional[HKPError] = field(init=False)
@@ -207,7 +210,8 @@ class KeyServer:
         return follow_views(self.store, self.settings.limits.serve)
 
     def lookup(self, request: Request) -> Response:
-        self.views_owed.settle(self.follow_views)  # what an answered upload stored is found
+        if not request.in_loop:  # (what an answered upload stored is found)
+            self.views_owed.settle(self.follow_views)
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),

@@ -327,6 +327,7 @@ class HKPServer:
         # them (views_owed.py): a database write, which may wait for a lock,
         # so a worker does it and the loop goes on serving everyone else.
         if is_quick(request) and self.app.views_owed.settled:
+            request.in_loop = True  # (an upload answered meanwhile is not waited for)
             self._respond(connection, request, self._answer(request))
         else:
             self._watch(connection, 0)  # nothing more is read until it is answered
