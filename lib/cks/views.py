@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import KeyInfo, describe
@@ -29,7 +29,7 @@ from .openpgp.packet import read_packet
 from .openpgp.verify import Verdict
 from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
-from .store.base import Cursor
+from .store.base import Cursor, StoredKey
 
 log = logging.getLogger("cks.views")
 
@@ -128,25 +128,51 @@ def reverify(store: Store, policy: ServePolicy,
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
         with store.write(chunk) as cursor:
-            # What the keys' views need, read for all of them at once (on
-            # PostgreSQL each query is a round trip).
             stored_keys = store.stored_keys(cursor, chunk)
-            keys = {fingerprint: parse_keyring(stored.keydata).keys
-                    for fingerprint, stored in stored_keys.items()}
-            keys = {fingerprint: found[0] for fingerprint, found in keys.items() if found}
-            verdicts = store.load_verdicts_of(cursor, sorted(keys))
-            wanted = {fingerprint: wanted_signers(key, policy)
-                      for fingerprint, key in keys.items()}
-            issuers = held_primaries(store, cursor, sorted(
-                {keyid for keyids in wanted.values() for keyid in keyids}))
-            states = store.served_states(cursor, sorted(keys))
-            for fingerprint, key in keys.items():
-                stored = stored_keys[fingerprint]
-                view = derive_view(key, policy, verdicts.get(fingerprint, {}), {
-                    keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
-                if write_view(store, cursor, fingerprint, stored.keydata, view, None,
-                              stored.first_seen, int(time.time()), states):
-                    changed += 1
+            for part in _by_bytes(list(stored_keys.items()), PARSED_BYTES):
+                changed += _derive_again(store, cursor, part, policy)
+    return changed
+
+
+PARSED_BYTES = 4 << 20
+"""reverify parses at most this much stored key data at a time (a parsed key
+takes many times its size in memory, and a flooded key is megabytes)."""
+
+
+def _by_bytes(keys: List[Tuple[str, StoredKey]], limit: int
+              ) -> Iterator[List[Tuple[str, StoredKey]]]:
+    """(fingerprint, stored key) pairs in runs whose key data add up to
+    `limit` at most (at least one key a run)."""
+    run: List[Tuple[str, StoredKey]] = []
+    size = 0
+    for item in keys:
+        if run and size + len(item[1].keydata) > limit:
+            yield run
+            run, size = [], 0
+        run.append(item)
+        size += len(item[1].keydata)
+    if run:
+        yield run
+
+
+def _derive_again(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
+                  policy: ServePolicy) -> int:
+    """reverify's work on a run of stored keys; what their views need is read
+    for all of them at once (on PostgreSQL each query is a round trip)."""
+    keys = {fingerprint: (stored, found[0]) for fingerprint, stored in part
+            for found in [parse_keyring(stored.keydata).keys] if found}
+    verdicts = store.load_verdicts_of(cursor, sorted(keys))
+    wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, (_, key) in keys.items()}
+    issuers = held_primaries(store, cursor, sorted(
+        {keyid for keyids in wanted.values() for keyid in keyids}))
+    states = store.served_states(cursor, sorted(keys))
+    changed = 0
+    for fingerprint, (stored, key) in keys.items():
+        view = derive_view(key, policy, verdicts.get(fingerprint, {}), {
+            keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
+        if write_view(store, cursor, fingerprint, stored.keydata, view, None,
+                      stored.first_seen, int(time.time()), states):
+            changed += 1
     return changed
 
 

@@ -1,0 +1,54 @@
+"""views.reverify parses a chunk's keys in runs of at most PARSED_BYTES of key
+data, reading what each run's views need at once: the runs change nothing
+of the result."""
+
+import pytest
+
+from cks import pipeline, views
+from cks.served import ServePolicy
+from cks.store import open_store
+from cks.store.base import StoredKey
+from support import fixture
+from support.db import run_sql
+
+NAMES = ("certified", "revoker", "desig-revoked", "alice-t2", "photo", "multi-uid", "rsa2048")
+
+
+def _views(db_url):
+    return [(f, bytes(s)) for f, s in run_sql(
+        db_url, "SELECT fingerprint, served FROM cks_keys ORDER BY fingerprint")]
+
+
+def _stored_with(db_url, policy):
+    store = open_store(db_url)
+    try:
+        for name in NAMES:
+            pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False),
+                            pipeline.Limits(serve=policy))
+    finally:
+        store.close()
+    return _views(db_url)
+
+
+@pytest.mark.parametrize("parsed_bytes", [1, views.PARSED_BYTES])
+def test_reverify_in_runs_gives_what_the_pipeline_gives(store, db_url, tmp_path,
+                                                       monkeypatch, parsed_bytes):
+    """Keys stored serving no certifications, then derived again under the
+    default policy, serve what the pipeline serves under it (another
+    database), and back."""
+    none = ServePolicy(certifications="none")
+    as_stored = _stored_with(db_url, none)
+    verified = _stored_with("sqlite:///%s" % (tmp_path / "verified.db"), ServePolicy())
+    assert verified != as_stored  # (the keys have certifications to serve)
+    monkeypatch.setattr(views, "PARSED_BYTES", parsed_bytes)
+    changed = views.reverify(store, ServePolicy())
+    assert changed > 0 and _views(db_url) == verified
+    assert views.reverify(store, none) == changed and _views(db_url) == as_stored
+
+
+def test_runs_by_bytes():
+    keys = [("A", StoredKey(b"x" * 3, 0, "")), ("B", StoredKey(b"x" * 3, 0, "")),
+            ("C", StoredKey(b"x" * 9, 0, "")), ("D", StoredKey(b"x", 0, ""))]
+    assert [[f for f, _ in run] for run in views._by_bytes(keys, 6)] == [
+        ["A", "B"], ["C"], ["D"]]
+    assert list(views._by_bytes([], 6)) == []
