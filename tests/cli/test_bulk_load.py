@@ -23,6 +23,7 @@ from cks.openpgp.signature import Signature
 from cks.served import third_party_issuers
 from cks.store import StoreUnavailable, open_store
 from support import ROOT, fixture
+from support.content import content, pipeline_content
 from support.db import run_sql
 from support.hockeypuck import HockeypuckNode, hockeypuck_binary
 from support.nodes import fpr
@@ -45,34 +46,6 @@ def debian_keys(count):
     with open(DEBIAN, "rb") as handle:
         chunks = read_chunks(handle, 1 << 30)
         return [next(chunks).data for _ in range(count)]
-
-
-INDEX_QUERIES = [
-    "SELECT fingerprint, version, keyid, short_keyid, algorithm, bits, created, expires, "
-    "revoked, unverified_revocation, served_crc24, size FROM cks_keys",
-    "SELECT * FROM cks_subkeys", "SELECT * FROM cks_userids", "SELECT * FROM cks_words",
-    "SELECT * FROM cks_key_signers",
-    "SELECT cache_key, key_fingerprint, status, weak_hash, reason FROM cks_sig_verdicts"]
-
-
-def content(url):
-    """What a load must leave: every key's network view, hash and served view,
-    and the rows that describe them (index rows, signers, verdicts)."""
-    keys = sorted((f, h, bytes(k), bytes(s), bool(r), bool(u)) for f, h, k, s, r, u in run_sql(
-        url, "SELECT fingerprint, sks_hash, keydata, served, revoked, unverified_revocation "
-             "FROM cks_keys"))
-    return keys, [sorted(tuple(int(v) if isinstance(v, bool) else v for v in row)
-                         for row in run_sql(url, query)) for query in INDEX_QUERIES]
-
-
-def pipeline_content(tmp_path, data):
-    url = "sqlite:///%s" % (tmp_path / "pipeline.db")
-    store = open_store(url)
-    try:
-        pipeline.submit(store, data, pipeline.Source.admin(queue=False))
-    finally:
-        store.close()
-    return content(url)
 
 
 def ptree_ok(url):
