@@ -10,8 +10,9 @@ a key stored while one of its signers was on its way in another transaction.
 Every program that stores keys calls it; cksd also runs it every few
 seconds, for work a crash left behind.  cksd's uploads store a new key
 without its served view, and its own work item derives it here
-(pipeline.store_keys's `defer_views`, hkp/views_owed.py).  Nothing is lost: a work item leaves
-the queue only after the views it names were derived again.
+(pipeline.store_keys's `defer_views`, hkp/views_owed.py).  Nothing is lost:
+a work item leaves the queue only after the views it names were derived
+again.
 """
 
 from __future__ import annotations

@@ -181,11 +181,11 @@ class Loader:
             with self.store.write() as cursor:
                 forget_served(cursor)
         forget(self.store, identities.values())
-        self.summary.views_seconds = time.monotonic() - started - self.summary.network_seconds
+        tidying = time.monotonic()
+        self.summary.views_seconds = tidying - started - self.summary.network_seconds
         self.store.tidy_after_bulk_write()
+        self.summary.tidy_seconds = time.monotonic() - tidying
         self.summary.seconds = time.monotonic() - started
-        self.summary.tidy_seconds = (self.summary.seconds - self.summary.network_seconds
-                                     - self.summary.views_seconds)
         return self.summary
 
     @contextlib.contextmanager
