@@ -63,7 +63,7 @@ class Cksd:
                                      env=env, cwd=tempfile.gettempdir())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            match = READY.search(self.output()[begins:])
+            match = READY.search(self.output(begins))
             if match:
                 self.port = int(match.group(2))
                 return self
@@ -85,10 +85,12 @@ class Cksd:
             self.proc.wait()
             raise
 
-    def output(self) -> str:
+    def output(self, start: int = 0) -> str:
+        """The log from byte `start` on."""
         self.log.flush()
-        with open(self.log.name, errors="replace") as handle:
-            return handle.read()
+        with open(self.log.name, "rb") as handle:
+            handle.seek(start)
+            return handle.read().decode(errors="replace")
 
     def wait_for_output(self, pattern: str, timeout: float = 10) -> "re.Match":
         """The first match of `pattern` in the log, waiting for it to be written."""
