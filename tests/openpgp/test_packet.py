@@ -30,6 +30,18 @@ def test_old_format_lengths_round_trip(length_type, size):
     assert packet.canonical().serialize() == pk.encode_header(13, 100) + body
 
 
+@pytest.mark.parametrize("data", [
+    bytes((0x80 | (13 << 2) | 1,)) + (3).to_bytes(2, "big") + b"abc",  # legacy format
+    b"\xcd\xff\x00\x00\x00\x03abc",  # a five-octet length for 3 bytes
+])
+def test_without_framing_packets_come_canonical(data):
+    """What parse_keyring reads (it stores keys canonical): no copy of the
+    original framing is made."""
+    (packet,) = list(pk.iter_packets(data, framing=False))
+    assert (packet.tag, packet.body, packet.raw) == (13, b"abc", None)
+    assert packet.serialize() == pk.encode_header(13, 3) + b"abc"
+
+
 def test_non_minimal_new_length_kept_byte_identical():
     data = b"\xcd\xff\x00\x00\x00\x03abc"  # 5-octet length for 3 bytes
     (packet,) = _all(data)

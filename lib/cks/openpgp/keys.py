@@ -229,7 +229,7 @@ def parse_keyring(data: bytes, result: Optional[ReadResult] = None) -> ReadResul
     result = result if result is not None else ReadResult()
     builder = _KeyBuilder(result)
     try:
-        for packet in pk.iter_packets(data):
+        for packet in pk.iter_packets(data, framing=False):  # stored canonical
             builder.feed(packet)
     except PacketError as exc:
         builder.fail(str(exc))

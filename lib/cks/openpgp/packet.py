@@ -109,8 +109,10 @@ def _new_length(data: bytes, pos: int, end: int) -> Tuple[int, int, bool]:
     return 1 << (first & 0x1F), pos + 1, True
 
 
-def read_packet(data: bytes, pos: int = 0) -> Tuple[Packet, int]:
-    """The packet starting at `pos` of `data`, and the offset after it."""
+def read_packet(data: bytes, pos: int = 0, framing: bool = True) -> Tuple[Packet, int]:
+    """The packet starting at `pos` of `data`, and the offset after it;
+    without `framing`, the packet is canonical (its original header is not
+    kept even when it differs from the canonical one)."""
     end = len(data)
     if pos >= end:
         raise PacketError("no packet at offset %d" % pos)
@@ -146,7 +148,7 @@ def read_packet(data: bytes, pos: int = 0) -> Tuple[Packet, int]:
                           % (start, tag, length, end - pos))
     after = pos + length
     raw = None
-    if data[start:pos] != encode_header(tag, length):
+    if framing and data[start:pos] != encode_header(tag, length):
         raw = data[start:after]  # keep the original framing for byte-identical output
     return Packet(tag, data[pos:after], raw), after
 
@@ -169,10 +171,11 @@ def _read_partial(data: bytes, start: int, tag: int, first: int, pos: int) -> Tu
     return Packet(tag, b"".join(chunks), data[start:pos]), pos
 
 
-def iter_packets(data: bytes) -> Iterator[Packet]:
-    """Every packet in `data`; raises PacketError where the framing breaks."""
+def iter_packets(data: bytes, framing: bool = True) -> Iterator[Packet]:
+    """Every packet in `data`; raises PacketError where the framing breaks.
+    `framing`: see read_packet."""
     pos = 0
     end = len(data)
     while pos < end:
-        packet, pos = read_packet(data, pos)
+        packet, pos = read_packet(data, pos, framing)
         yield packet
