@@ -5,9 +5,17 @@ import io
 
 import pytest
 
+from cks.bulk import split
 from cks.bulk.split import read_chunks
 from cks.openpgp import armor
 from support import fixture
+
+@pytest.fixture(autouse=True, params=[7, 100, split.READ_AHEAD])
+def read_ahead(request, monkeypatch):
+    """Every case with blocks smaller than a header, than most packets, and
+    as large as a load reads (packets and keys across blocks' ends)."""
+    monkeypatch.setattr(split, "READ_AHEAD", request.param)
+
 
 NAMES = ["rsa2048", "nistp256", "dsa-elg", "photo", "v6-ed25519", "v3-rsa", "two-keys"]
 

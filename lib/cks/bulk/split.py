@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Generator, Iterator, List, Optional, Tuple
 
 from ..openpgp import armor
 from ..openpgp.errors import PacketError
@@ -27,6 +27,8 @@ from ..openpgp.packet import read_packet as parse_packet
 
 PRIMARY_TAGS = (TAG_PUBLIC_KEY, TAG_SECRET_KEY)
 RESYNC_WINDOW = 1 << 16
+READ_AHEAD = 1 << 20
+LONGEST_HEADER = 6  # a tag octet, then a five-octet length
 MAX_ARMOR_LINE = 1 << 20
 
 
@@ -144,9 +146,88 @@ def _resync(handle: BinaryIO, after: int, max_length: int) -> Optional[int]:
 
 def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[Chunk]:
     """The keys of binary OpenPGP data read from `handle` (seekable), from its
-    current position; offsets are reported plus `base`."""
+    current position; offsets are reported plus `base`.
+
+    Keys are cut from blocks read ahead (_framed_keys); a key whose framing
+    that does not take (broken, or partial or indeterminate lengths) is read
+    packet by packet (_key_by_packets), and the blocks take over again at
+    the next key."""
+    position: Optional[int] = handle.tell()
+    while position is not None:
+        position = yield from _framed_keys(handle, position, max_length, base)
+        if position is not None:
+            position = yield from _key_by_packets(handle, position, max_length, base)
+
+
+def _framed_keys(handle: BinaryIO, position: int, max_length: int,
+                 base: int) -> Generator[Chunk, None, Optional[int]]:
+    """Keys from `position` (a key's start) on, cut from blocks of READ_AHEAD
+    bytes while every packet has a definite length within `max_length`;
+    returns where a key it does not take starts (None: the input ended).
+    It holds the key being read and a block: memory stays flat.  (Reading
+    each packet from the file took most of a load's first phase in the
+    loading process: 55,000 packets of the Debian keyring, 0.12 s; this
+    walks them in a fraction of that.)"""
+    handle.seek(position)
+    data, ended = b"", False
+    key = pos = 0  # in data: the key being read (at `position` in the file); the next packet
+    while True:
+        if len(data) - pos < LONGEST_HEADER and not ended:
+            data, ended = _read_on(handle, data[key:], READ_AHEAD)
+            key, pos = 0, pos - key
+        if pos == len(data):
+            if pos > key:
+                yield Chunk(data[key:], base + position, base + position + pos - key)
+            return None
+        if len(data) - pos < LONGEST_HEADER:
+            return position  # the input's last bytes: read them one by one
+        ctb = data[pos]
+        if ctb & 0xC0 == 0xC0:
+            tag, first = ctb & 0x3F, data[pos + 1]
+            if first < 192:
+                length, body = first, pos + 2
+            elif first < 224:
+                length, body = ((first - 192) << 8) + data[pos + 2] + 192, pos + 3
+            elif first == 255:
+                length, body = int.from_bytes(data[pos + 2:pos + 6], "big"), pos + 6
+            else:
+                return position  # a partial length
+        elif ctb & 0x80 and ctb & 3 != 3:
+            size = 1 << (ctb & 3)
+            tag, length = (ctb >> 2) & 0x0F, int.from_bytes(data[pos + 1:pos + 1 + size], "big")
+            body = pos + 1 + size
+        else:
+            return position  # no packet, or an indeterminate length
+        if tag == 0 or length > max_length:
+            return position
+        if body + length > len(data):
+            if ended:
+                return position  # truncated
+            data, ended = _read_on(handle, data[key:], max(READ_AHEAD, body + length - len(data)))
+            key, pos = 0, pos - key
+            continue
+        if tag in PRIMARY_TAGS and pos > key:
+            yield Chunk(data[key:pos], base + position, base + position + pos - key)
+            position += pos - key
+            key = pos
+        pos = body + length
+
+
+def _read_on(handle: BinaryIO, kept: bytes, count: int) -> Tuple[bytes, bool]:
+    """`kept` and the next `count` bytes of `handle`; whether the input ended."""
+    more = handle.read(count)
+    return kept + more, len(more) < count
+
+
+def _key_by_packets(handle: BinaryIO, position: int, max_length: int,
+                    base: int) -> Generator[Chunk, None, Optional[int]]:
+    """The key at `position`, read packet by packet: yields it, or what
+    breaks its framing (the key is lost, and reading resynchronizes on the
+    next primary key packet); returns where the next key starts (None: the
+    input ended)."""
+    handle.seek(position)
     parts: List[bytes] = []
-    start = position = handle.tell()
+    start = position
     while True:
         try:
             packet = next_packet(handle, position, max_length)
@@ -156,23 +237,17 @@ def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[
                             "there is incomplete and was skipped" % (exc, base + exc.offset))
             else:
                 yield Chunk(b"", base + exc.offset, base + exc.offset, str(exc))
-            parts = []
-            found = _resync(handle, exc.offset, max_length)
-            if found is None:
-                return
-            handle.seek(found)
-            start = position = found
-            continue
+            return _resync(handle, exc.offset, max_length)
         if packet is None:
-            break
+            if parts:
+                yield Chunk(b"".join(parts), base + start, base + position)
+            return None
         tag, offset, raw = packet
-        position = offset + len(raw)
         if tag in PRIMARY_TAGS and parts:
             yield Chunk(b"".join(parts), base + start, base + offset)
-            parts, start = [], offset
+            return offset
         parts.append(raw)
-    if parts:
-        yield Chunk(b"".join(parts), base + start, base + position)
+        position = offset + len(raw)
 
 
 def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterator[Chunk]:
