@@ -10,13 +10,24 @@ from cks.store import pgcopy
 def test_the_binary_copy_data_of_one_row_byte_for_byte():
     encoders = pgcopy.encoders_for({"a": "smallint", "b": "text", "c": "bytea"},
                                    ["a", "b", "c"])
-    data = pgcopy.encode_rows(encoders, [(7, "é", None)])
+    (data,) = pgcopy.encode_rows(encoders, [(7, "é", None)])
     assert data == (b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8    # signature, flags, extension
                     + b"\x00\x03"                           # three fields
                     + b"\x00\x00\x00\x02" + b"\x00\x07"     # smallint 7
                     + b"\x00\x00\x00\x02" + b"\xc3\xa9"     # text, UTF-8
                     + b"\xff\xff\xff\xff"                   # NULL
                     + b"\xff\xff")                          # the end
+
+
+def test_rows_past_the_budget_go_to_the_next_copy_each_one_whole():
+    encoders = pgcopy.encoders_for({"a": "integer", "b": "bytea"}, ["a", "b"])
+    rows = [(n, bytes(10)) for n in range(5)]  # 4 + 4 + 4 + 10 = 22 bytes a row
+    one = pgcopy.encode_rows(encoders, rows)
+    pieces = list(pgcopy.encode_rows(encoders, rows, max_bytes=50))
+    assert [len(p) for p in pieces] == [19 + 3 * 24 + 2, 19 + 2 * 24 + 2]
+    assert all(p.startswith(pgcopy.HEADER) and p.endswith(pgcopy.TRAILER) for p in pieces)
+    body = b"".join(p[len(pgcopy.HEADER):-len(pgcopy.TRAILER)] for p in pieces)
+    assert [pgcopy.HEADER + body + pgcopy.TRAILER] == list(one)
 
 
 def test_a_column_type_without_an_encoding_is_refused():

@@ -1026,8 +1026,8 @@ NETWORK_VIEW_COLUMNS = (
 
 def _network_view_row(view: NetworkView, source: str, now: int) -> tuple:
     """A cks_keys row of a key without its served view (UNSERVED)."""
-    key = view.key
-    return (key.version, view.keyid, view.keyid[-8:], key.algorithm, key.bits, key.created,
+    key, keyid = view.key, view.keyid
+    return (key.version, keyid, keyid[-8:], key.algorithm, key.bits, key.created,
             view.sks_hash, view.keydata, b"", UNSERVED, len(view.keydata), now, now, source,
             key.fingerprint.hex().upper())
 

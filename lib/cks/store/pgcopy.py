@@ -11,22 +11,31 @@ the data.  Integers are big-endian.
 
 from __future__ import annotations
 
+import functools
 import struct
-from typing import Any, Callable, Dict, Iterable, List, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Sequence
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 TRAILER = struct.pack("!h", -1)
 NULL = struct.pack("!i", -1)
+_LENGTH = struct.Struct("!i").pack
+
+
+def _with_length(data: bytes) -> bytes:
+    return _LENGTH(len(data)) + data
+
 
 ENCODERS: Dict[str, Callable[[Any], bytes]] = {
-    "smallint": struct.Struct("!h").pack,
-    "integer": struct.Struct("!i").pack,
-    "bigint": struct.Struct("!q").pack,
-    "boolean": lambda value: b"\x01" if value else b"\x00",
-    "text": lambda value: value.encode("utf-8"),
-    "bytea": bytes,
+    "smallint": functools.partial(struct.Struct("!ih").pack, 2),
+    "integer": functools.partial(struct.Struct("!ii").pack, 4),
+    "bigint": functools.partial(struct.Struct("!iq").pack, 8),
+    "boolean": lambda value: b"\x00\x00\x00\x01\x01" if value else b"\x00\x00\x00\x01\x00",
+    "text": lambda value: _with_length(value.encode("utf-8")),
+    "bytea": _with_length,
 }
-"""Binary form of each column type the COPYs here write (format_type names)."""
+"""Each column type the COPYs here write: a value as its field, its length
+then its binary form (format_type names).  One call a field: a bulk load
+encodes fifteen for every key."""
 
 
 def encoders_for(types: Dict[str, str], columns: Sequence[str]) -> List[Callable[[Any], bytes]]:
@@ -39,18 +48,22 @@ def encoders_for(types: Dict[str, str], columns: Sequence[str]) -> List[Callable
     return [ENCODERS[types[c]] for c in columns]
 
 
-def encode_rows(encoders: Sequence[Callable[[Any], bytes]], rows: Iterable[Sequence[Any]]) -> bytes:
-    """The whole COPY data (header, rows, trailer) for `rows`."""
+def encode_rows(encoders: Sequence[Callable[[Any], bytes]], rows: Iterable[Sequence[Any]],
+                max_bytes: int = 1 << 62) -> Iterator[bytes]:
+    """The COPY data (header, rows, trailer) for `rows`, as one COPY's, or
+    several once a COPY's fields add up to `max_bytes`."""
     count = struct.pack("!h", len(encoders))
-    parts = [HEADER]
+    parts, size = [HEADER], 0
     for row in rows:
+        fields = [NULL if value is None else encode(value)
+                  for encode, value in zip(encoders, row)]
         parts.append(count)
-        for encode, value in zip(encoders, row):
-            if value is None:
-                parts.append(NULL)
-            else:
-                data = encode(value)
-                parts.append(struct.pack("!i", len(data)))
-                parts.append(data)
-    parts.append(TRAILER)
-    return b"".join(parts)
+        parts += fields
+        size += sum(map(len, fields))
+        if size >= max_bytes:
+            parts.append(TRAILER)
+            yield b"".join(parts)
+            parts, size = [HEADER], 0
+    if len(parts) > 1:
+        parts.append(TRAILER)
+        yield b"".join(parts)

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - depends on the host
 
 
 COPY_BYTES = 8 << 20
-"""insert_rows sends a COPY once its rows' values add up to this."""
+"""insert_rows sends a COPY once its rows' fields add up to this."""
 
 _SCHEMA_LOCK = 7270117  # advisory lock held while the schema is created or migrated
 _ALL_KEYS_LOCK = 7270118  # shared by key writers, exclusive for a write of many keys
@@ -135,14 +135,8 @@ class PostgresBackend(Backend):
         encoders = encoders_for(self._column_types(cursor, table), columns)
         sql = "COPY %s (%s) FROM STDIN (FORMAT binary)" % (table, ", ".join(columns))
         cursor.send_deferred()
-        start = 0
-        while start < len(rows):
-            end, size = start, 0
-            while end < len(rows) and (end == start or size < COPY_BYTES):
-                size += sum(len(v) for v in rows[end] if isinstance(v, (bytes, str)))
-                end += 1
-            cursor.raw.copy_expert(sql, io.BytesIO(encode_rows(encoders, rows[start:end])))
-            start = end
+        for data in encode_rows(encoders, rows, COPY_BYTES):
+            cursor.raw.copy_expert(sql, io.BytesIO(data))
 
     def update_rows(self, cursor: Cursor, table: str, key: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
