@@ -122,16 +122,23 @@ def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, Lis
 def reverify(store: Store, policy: ServePolicy,
              fingerprints: Optional[Sequence[str]] = None) -> int:
     """Derive the served view of stored keys (all, or the given ones) again,
-    e.g. after the [policy] changed.  Returns how many served views changed."""
+    e.g. after the [policy] changed.  Returns how many served views changed.
+
+    The signature checks are made outside any write transaction: a run of
+    keys is read and derived, then written in a short transaction, where a
+    key found changed since it was read is derived again.  (On SQLite a
+    write transaction holds the database's one write lock, which every
+    upload waits for: derived inside it, 200 keys held uploads up for a
+    quarter of a second and more.)"""
     if fingerprints is None:
         fingerprints = [fingerprint for fingerprint, _ in store.iter_keydata()]
     changed = 0
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
-        with store.write(chunk) as cursor:
+        with store.read() as cursor:
             stored_keys = store.stored_keys(cursor, chunk)
-            for part in _by_bytes(list(stored_keys.items()), PARSED_BYTES):
-                changed += _derive_again(store, cursor, part, policy)
+        for part in _by_bytes(list(stored_keys.items()), PARSED_BYTES):
+            changed += _derive_again(store, part, policy)
     return changed
 
 
@@ -156,25 +163,43 @@ def _by_bytes(keys: List[Tuple[str, StoredKey]], limit: int
         yield run
 
 
-def _derive_again(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
-                  policy: ServePolicy) -> int:
-    """reverify's work on a run of stored keys; what their views need is read
-    for all of them at once (on PostgreSQL each query is a round trip)."""
+def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: ServePolicy) -> int:
+    """reverify's work on a run of stored keys: derived from what a read
+    finds, written where the keys are still the ones derived."""
+    with store.read() as cursor:
+        derived = _derived(store, cursor, part, policy)
+    fingerprints = [fingerprint for fingerprint, _ in part]
+    changed = 0
+    with store.write(fingerprints) as cursor:
+        current = store.sks_hashes(cursor, fingerprints)  # (a key deleted meanwhile has none)
+        moved = [fingerprint for fingerprint, stored in part
+                 if current.get(fingerprint, stored.sks_hash) != stored.sks_hash]
+        if moved:
+            derived.update(_derived(store, cursor, list(
+                store.stored_keys(cursor, moved).items()), policy))
+        states = store.served_states(cursor, sorted(derived))
+        now = int(time.time())
+        for fingerprint, (stored, view) in derived.items():
+            if fingerprint in current and write_view(
+                    store, cursor, fingerprint, stored.keydata, view, None, stored.first_seen,
+                    now, states):
+                changed += 1
+    return changed
+
+
+def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
+             policy: ServePolicy) -> Dict[str, Tuple[StoredKey, DerivedView]]:
+    """The served views of stored keys; what they need is read for all of
+    them at once (on PostgreSQL each query is a round trip)."""
     keys = {fingerprint: (stored, found[0]) for fingerprint, stored in part
             for found in [parse_keyring(stored.keydata).keys] if found}
     verdicts = store.load_verdicts_of(cursor, sorted(keys))
     wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, (_, key) in keys.items()}
     issuers = held_primaries(store, cursor, sorted(
         {keyid for keyids in wanted.values() for keyid in keyids}))
-    states = store.served_states(cursor, sorted(keys))
-    changed = 0
-    for fingerprint, (stored, key) in keys.items():
-        view = derive_view(key, policy, verdicts.get(fingerprint, {}), {
-            keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
-        if write_view(store, cursor, fingerprint, stored.keydata, view, None,
-                      stored.first_seen, int(time.time()), states):
-            changed += 1
-    return changed
+    return {fingerprint: (stored, derive_view(key, policy, verdicts.get(fingerprint, {}), {
+        keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers}))
+        for fingerprint, (stored, key) in keys.items()}
 
 
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,

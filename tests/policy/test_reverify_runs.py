@@ -1,6 +1,9 @@
 """views.reverify parses a chunk's keys in runs of at most PARSED_BYTES of key
 data, reading what each run's views need at once: the runs change nothing
-of the result."""
+of the result.  It checks signatures outside any write transaction: a key
+written meanwhile is not held up, and is derived again as it is now."""
+
+import threading
 
 import pytest
 
@@ -19,10 +22,10 @@ def _views(db_url):
         db_url, "SELECT fingerprint, served FROM cks_keys ORDER BY fingerprint")]
 
 
-def _stored_with(db_url, policy):
+def _stored_with(db_url, policy, names=NAMES):
     store = open_store(db_url)
     try:
-        for name in NAMES:
+        for name in names:
             pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False),
                             pipeline.Limits(serve=policy))
     finally:
@@ -52,3 +55,35 @@ def test_runs_by_bytes():
     assert [[f for f, _ in run] for run in views._by_bytes(keys, 6)] == [
         ["A", "B"], ["C"], ["D"]]
     assert list(views._by_bytes([], 6)) == []
+
+
+def test_a_key_written_while_the_views_are_derived_is_not_held_up_and_is_derived_again(
+        store, db_url, tmp_path, monkeypatch):
+    """alice-t2 (alice-t1 with a second user ID and subkey) is uploaded from
+    another thread while reverify checks the signatures of alice-t1 as
+    stored: the upload is not kept waiting (under the old write transaction
+    it waited for the whole run, on SQLite for the database's write lock,
+    on PostgreSQL for the key's), and the view written is alice-t2's."""
+    names = NAMES[:3] + ("alice-t1",)
+    none = ServePolicy(certifications="none")
+    _stored_with(db_url, none, names)
+    expected = _stored_with("sqlite:///%s" % (tmp_path / "expected.db"), ServePolicy(),
+                            names + ("alice-t2",))
+    uploads = []
+    derive_view = views.derive_view
+
+    def upload_meanwhile(key, *args):
+        if not uploads:
+            thread = threading.Thread(target=lambda: uploads.append(pipeline.submit(
+                store, fixture("alice-t2"), pipeline.Source.admin(queue=False),
+                pipeline.Limits(serve=none), follow=False)))
+            uploads.append(thread)
+            thread.start()
+            thread.join(10)
+            assert not thread.is_alive(), "the upload waited for reverify's transaction"
+        return derive_view(key, *args)
+
+    monkeypatch.setattr(views, "derive_view", upload_meanwhile)
+    views.reverify(store, ServePolicy())
+    assert [o.status for o in uploads[1].outcomes] == [pipeline.UPDATED]
+    assert _views(db_url) == expected

@@ -58,7 +58,7 @@ from ..openpgp.packet import TAG_PUBLIC_KEY, read_packet
 from ..store import Store
 from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
-                                  resume_offset, save, served_together, sks_hashes)
+                                  resume_offset, save, served_together)
 from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, read_chunks
@@ -322,7 +322,7 @@ class Loader:
         storing = [r.fingerprint for r in results if r.stores]
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
         with self.store.write(storing, bulk=True) as cursor:
-            current = sks_hashes(cursor, storing)
+            current = self.store.sks_hashes(cursor, storing)
             rejected = self.store.rejection_reasons(cursor, storing)
             for task, result in zip(tasks, results):
                 self.summary.problems.extend(result.problems)
@@ -409,7 +409,7 @@ class Loader:
         now = int(time.time())
         writing = [r.fingerprint for r in results]
         with self.store.write(writing) as cursor:
-            current = sks_hashes(cursor, writing)
+            current = self.store.sks_hashes(cursor, writing)
             states = self.store.served_states(cursor, writing)
             unserved = []  # written together (Store.serve_unserved)
             for result in results:

@@ -697,6 +697,17 @@ class Store:
         return found
 
     @staticmethod
+    def sks_hashes(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, str]:
+        """fingerprint -> SKS hash of the stored keys among `fingerprints`
+        (a writer that merged or derived outside its transaction checks with
+        them that the stored keys are still the ones it read)."""
+        out: Dict[str, str] = {}
+        for chunk in in_chunks(sorted(set(fingerprints))):
+            out.update(cursor.execute("SELECT fingerprint, sks_hash FROM cks_keys WHERE "
+                                      "fingerprint IN %s" % _in(chunk), chunk).fetchall())
+        return out
+
+    @staticmethod
     def unserved_among(cursor: Cursor, fingerprints: Sequence[str]) -> Set[str]:
         """Those of the given keys that are stored without a served view yet."""
         found: Set[str] = set()

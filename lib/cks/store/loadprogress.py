@@ -92,12 +92,3 @@ def served_together(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
             "SELECT fingerprint FROM cks_load_served WHERE fingerprint IN %s" % _in(chunk),
             chunk).fetchall())
     return found
-
-
-def sks_hashes(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, str]:
-    """fingerprint -> SKS hash of the stored keys among `fingerprints`."""
-    out: Dict[str, str] = {}
-    for chunk in in_chunks(sorted(set(fingerprints))):
-        out.update(cursor.execute("SELECT fingerprint, sks_hash FROM cks_keys WHERE "
-                                  "fingerprint IN %s" % _in(chunk), chunk).fetchall())
-    return out
