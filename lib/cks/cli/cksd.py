@@ -42,6 +42,14 @@ log = logging.getLogger("cksd")
 # crashed after its commit).
 FOLLOW_SIGNERS_EVERY = 2.0
 
+SWITCH_INTERVAL = 0.001
+"""Python's thread switch interval in a serving process (its default is
+5 ms): while the served-views job checks signatures in the background, a
+thread that answers an upload or a lookup waits for the interpreter that
+long at each switch.  531 uploads in sequence while the job ran: 90th
+percentile 17-19 ms with 5 ms, 10-12 ms with 1 ms, and more answered a
+second.  With nothing else running, a thread is never asked to switch."""
+
 
 def build_parser():
     parser = base_parser("cksd.py", "CKS HKP keyserver daemon.")
@@ -216,6 +224,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
     served views owed, which they share too (hkp/views_owed.py)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     pool_size = settings.get_int("database", "pool_size", 16)
     timeout = settings.get_float("server", "request_timeout", 30.0)
     replica = None
