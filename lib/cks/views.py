@@ -115,8 +115,11 @@ def stored_verdicts(store: Store, cursor, fingerprint: str,
 
 def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:
     """Key ID hex -> the primary keys of the stored keys that have it."""
-    return {keyid: [_primary_of(blob) for blob in blobs]
-            for keyid, blobs in store.primary_keys_by_keyid(cursor, keyids).items()}
+    return _parsed(store.primary_keys_by_keyid(cursor, keyids))
+
+
+def _parsed(packets: Dict[str, List[bytes]]) -> Dict[str, List[PublicKey]]:
+    return {keyid: [_primary_of(blob) for blob in blobs] for keyid, blobs in packets.items()}
 
 
 def reverify(store: Store, policy: ServePolicy,
@@ -165,21 +168,25 @@ def _by_bytes(keys: List[Tuple[str, StoredKey]], limit: int
 
 def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: ServePolicy) -> int:
     """reverify's work on a run of stored keys: derived from what a read
-    finds, written where the keys are still the ones derived."""
+    finds, written where that is still what the database holds: the same
+    key, and the same keys of the signers it names (a signer stored or
+    deleted meanwhile had the key derived again after its commit, maybe
+    before this write).  The others are derived again inside the write."""
     with store.read() as cursor:
         derived = _derived(store, cursor, part, policy)
     fingerprints = [fingerprint for fingerprint, _ in part]
     changed = 0
     with store.write(fingerprints) as cursor:
         current = store.sks_hashes(cursor, fingerprints)  # (a key deleted meanwhile has none)
-        moved = [fingerprint for fingerprint, stored in part
-                 if current.get(fingerprint, stored.sks_hash) != stored.sks_hash]
+        signers = store.primary_keys_by_keyid(cursor, derived.signer_keyids())
+        moved = [fingerprint for fingerprint, stored in part if fingerprint in current and (
+            current[fingerprint] != stored.sks_hash or derived.signers_moved(fingerprint, signers))]
         if moved:
-            derived.update(_derived(store, cursor, list(
-                store.stored_keys(cursor, moved).items()), policy))
-        states = store.served_states(cursor, sorted(derived))
+            derived.views.update(_derived(store, cursor, list(
+                store.stored_keys(cursor, moved).items()), policy).views)
+        states = store.served_states(cursor, sorted(derived.views))
         now = int(time.time())
-        for fingerprint, (stored, view) in derived.items():
+        for fingerprint, (stored, view) in derived.views.items():
             if fingerprint in current and write_view(
                     store, cursor, fingerprint, stored.keydata, view, None, stored.first_seen,
                     now, states):
@@ -187,19 +194,42 @@ def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: Serve
     return changed
 
 
+@dataclass
+class _Derived:
+    """Served views derived for a run of keys, and what they were derived
+    from besides the keys and the verdicts: the signers each key wanted
+    (key IDs), and the primary key packets held for them then."""
+
+    views: Dict[str, Tuple[StoredKey, DerivedView]]
+    wanted: Dict[str, List[str]]
+    signers: Dict[str, List[bytes]]
+
+    def signer_keyids(self) -> List[str]:
+        return sorted({keyid for keyids in self.wanted.values() for keyid in keyids})
+
+    def signers_moved(self, fingerprint: str, now: Dict[str, List[bytes]]) -> bool:
+        """Are the held keys of the signers `fingerprint` wanted not those it
+        was derived with?"""
+        return any(sorted(now.get(keyid, ())) != sorted(self.signers.get(keyid, ()))
+                   for keyid in self.wanted.get(fingerprint, ()))
+
+
 def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
-             policy: ServePolicy) -> Dict[str, Tuple[StoredKey, DerivedView]]:
+             policy: ServePolicy) -> _Derived:
     """The served views of stored keys; what they need is read for all of
     them at once (on PostgreSQL each query is a round trip)."""
     keys = {fingerprint: (stored, found[0]) for fingerprint, stored in part
             for found in [parse_keyring(stored.keydata).keys] if found}
     verdicts = store.load_verdicts_of(cursor, sorted(keys))
-    wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, (_, key) in keys.items()}
-    issuers = held_primaries(store, cursor, sorted(
-        {keyid for keyids in wanted.values() for keyid in keyids}))
-    return {fingerprint: (stored, derive_view(key, policy, verdicts.get(fingerprint, {}), {
-        keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers}))
-        for fingerprint, (stored, key) in keys.items()}
+    derived = _Derived({}, {fingerprint: wanted_signers(key, policy)
+                            for fingerprint, (_, key) in keys.items()}, {})
+    derived.signers = store.primary_keys_by_keyid(cursor, derived.signer_keyids())
+    issuers = _parsed(derived.signers)
+    for fingerprint, (stored, key) in keys.items():
+        derived.views[fingerprint] = stored, derive_view(
+            key, policy, verdicts.get(fingerprint, {}),
+            {keyid: issuers[keyid] for keyid in derived.wanted[fingerprint] if keyid in issuers})
+    return derived
 
 
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,

@@ -57,6 +57,26 @@ def test_runs_by_bytes():
     assert list(views._by_bytes([], 6)) == []
 
 
+def _meanwhile(monkeypatch, work):
+    """Patch views.derive_view so that its first call runs `work` in another
+    thread first, which must end within 10 s (nothing of reverify's may hold
+    it up); returns the list that gets the thread, then what `work` gave."""
+    done = []
+    derive_view = views.derive_view
+
+    def derive_after_work(key, *args):
+        if not done:
+            thread = threading.Thread(target=lambda: done.append(work()))
+            done.append(thread)
+            thread.start()
+            thread.join(10)
+            assert not thread.is_alive(), "held up by reverify's transaction"
+        return derive_view(key, *args)
+
+    monkeypatch.setattr(views, "derive_view", derive_after_work)
+    return done
+
+
 def test_a_key_written_while_the_views_are_derived_is_not_held_up_and_is_derived_again(
         store, db_url, tmp_path, monkeypatch):
     """alice-t2 (alice-t1 with a second user ID and subkey) is uploaded from
@@ -69,21 +89,26 @@ def test_a_key_written_while_the_views_are_derived_is_not_held_up_and_is_derived
     _stored_with(db_url, none, names)
     expected = _stored_with("sqlite:///%s" % (tmp_path / "expected.db"), ServePolicy(),
                             names + ("alice-t2",))
-    uploads = []
-    derive_view = views.derive_view
-
-    def upload_meanwhile(key, *args):
-        if not uploads:
-            thread = threading.Thread(target=lambda: uploads.append(pipeline.submit(
-                store, fixture("alice-t2"), pipeline.Source.admin(queue=False),
-                pipeline.Limits(serve=none), follow=False)))
-            uploads.append(thread)
-            thread.start()
-            thread.join(10)
-            assert not thread.is_alive(), "the upload waited for reverify's transaction"
-        return derive_view(key, *args)
-
-    monkeypatch.setattr(views, "derive_view", upload_meanwhile)
+    uploads = _meanwhile(monkeypatch, lambda: pipeline.submit(
+        store, fixture("alice-t2"), pipeline.Source.admin(queue=False),
+        pipeline.Limits(serve=none), follow=False))
     views.reverify(store, ServePolicy())
     assert [o.status for o in uploads[1].outcomes] == [pipeline.UPDATED]
+    assert _views(db_url) == expected
+
+
+def test_a_signer_stored_while_the_views_are_derived_is_not_lost(
+        store, db_url, tmp_path, monkeypatch):
+    """rsa2048 certified `certified`; it is uploaded while reverify derives
+    `certified` without it, and its upload derives `certified` again with
+    its certification (follow_signers) before reverify writes: reverify must
+    not put back the view without it."""
+    _stored_with(db_url, ServePolicy(), ("certified",))
+    expected = _stored_with("sqlite:///%s" % (tmp_path / "expected.db"), ServePolicy(),
+                            ("certified", "rsa2048"))
+    certified = [f for f, _ in _views(db_url)]
+    uploads = _meanwhile(monkeypatch, lambda: pipeline.submit(
+        store, fixture("rsa2048"), pipeline.Source.admin(queue=False), pipeline.Limits()))
+    views.reverify(store, ServePolicy(), certified)
+    assert [o.status for o in uploads[1].outcomes] == [pipeline.ADDED]
     assert _views(db_url) == expected
