@@ -128,8 +128,8 @@ def reverify(store: Store, policy: ServePolicy,
     e.g. after the [policy] changed.  Returns how many served views changed.
 
     The signature checks are made outside any write transaction: a run of
-    keys is read and derived, then written in a short transaction, where a
-    key found changed since it was read is derived again.  (On SQLite a
+    keys is read and derived, then written in a short transaction, but for
+    a key found changed since it was read (see _derive_again).  (On SQLite a
     write transaction holds the database's one write lock, which every
     upload waits for: derived inside it, 200 keys held uploads up for a
     quarter of a second and more.)"""
@@ -168,29 +168,36 @@ def _by_bytes(keys: List[Tuple[str, StoredKey]], limit: int
 
 def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: ServePolicy) -> int:
     """reverify's work on a run of stored keys: derived from what a read
-    finds, written where that is still what the database holds: the same
-    key, and the same keys of the signers it names (a signer stored or
-    deleted meanwhile had the key derived again after its commit, maybe
-    before this write).  The others are derived again inside the write."""
+    finds, and written where that is still what the database holds, the
+    key and the keys of the signers it names.  A key found changed is left
+    as it is: what changed it committed its served view with it (an update
+    of a key derives it in its transaction) or queued the work that derives
+    it again (a signer stored or deleted, cks_view_work), which follow_signers
+    does after this run, if it was not done already before this write; either
+    way from a later state of the database than this run's."""
     with store.read() as cursor:
         derived = _derived(store, cursor, part, policy)
     fingerprints = [fingerprint for fingerprint, _ in part]
-    changed = 0
     with store.write(fingerprints) as cursor:
         current = store.sks_hashes(cursor, fingerprints)  # (a key deleted meanwhile has none)
         signers = store.primary_keys_by_keyid(cursor, derived.signer_keyids())
-        moved = [fingerprint for fingerprint, stored in part if fingerprint in current and (
-            current[fingerprint] != stored.sks_hash or derived.signers_moved(fingerprint, signers))]
-        if moved:
-            derived.views.update(_derived(store, cursor, list(
-                store.stored_keys(cursor, moved).items()), policy).views)
-        states = store.served_states(cursor, sorted(derived.views))
-        now = int(time.time())
-        for fingerprint, (stored, view) in derived.views.items():
-            if fingerprint in current and write_view(
-                    store, cursor, fingerprint, stored.keydata, view, None, stored.first_seen,
-                    now, states):
-                changed += 1
+        return _write(store, cursor, derived, {
+            fingerprint for fingerprint, stored in part
+            if current.get(fingerprint) == stored.sks_hash
+            and not derived.signers_moved(fingerprint, signers)})
+
+
+def _write(store: Store, cursor: Cursor, derived: "_Derived", fingerprints: Set[str]) -> int:
+    """Write the derived views of the keys among `fingerprints`; returns how
+    many changed what is served."""
+    writing = sorted(fingerprints.intersection(derived.views))
+    states = store.served_states(cursor, writing)
+    now = int(time.time())
+    changed = 0
+    for fingerprint in writing:
+        stored, view = derived.views[fingerprint]
+        changed += write_view(store, cursor, fingerprint, stored.keydata, view, None,
+                              stored.first_seen, now, states)
     return changed
 
 

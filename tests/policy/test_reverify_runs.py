@@ -83,15 +83,15 @@ def test_a_key_written_while_the_views_are_derived_is_not_held_up_and_is_derived
     another thread while reverify checks the signatures of alice-t1 as
     stored: the upload is not kept waiting (under the old write transaction
     it waited for the whole run, on SQLite for the database's write lock,
-    on PostgreSQL for the key's), and the view written is alice-t2's."""
+    on PostgreSQL for the key's), and reverify does not write over the view
+    the upload gave alice-t2 with its own of alice-t1."""
     names = NAMES[:3] + ("alice-t1",)
-    none = ServePolicy(certifications="none")
-    _stored_with(db_url, none, names)
+    _stored_with(db_url, ServePolicy(certifications="none"), names)
     expected = _stored_with("sqlite:///%s" % (tmp_path / "expected.db"), ServePolicy(),
                             names + ("alice-t2",))
     uploads = _meanwhile(monkeypatch, lambda: pipeline.submit(
-        store, fixture("alice-t2"), pipeline.Source.admin(queue=False),
-        pipeline.Limits(serve=none), follow=False))
+        store, fixture("alice-t2"), pipeline.Source.admin(queue=False), pipeline.Limits(),
+        follow=False))
     views.reverify(store, ServePolicy())
     assert [o.status for o in uploads[1].outcomes] == [pipeline.UPDATED]
     assert _views(db_url) == expected
