@@ -187,7 +187,7 @@ def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: Serve
             and not derived.signers_moved(fingerprint, signers)})
 
 
-def _write(store: Store, cursor: Cursor, derived: "_Derived", fingerprints: Set[str]) -> int:
+def _write(store: Store, cursor: Cursor, derived: _Derived, fingerprints: Set[str]) -> int:
     """Write the derived views of the keys among `fingerprints`; returns how
     many changed what is served."""
     writing = sorted(fingerprints.intersection(derived.views))
