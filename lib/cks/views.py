@@ -17,6 +17,7 @@ again.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -115,11 +116,28 @@ def stored_verdicts(store: Store, cursor, fingerprint: str,
 
 def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:
     """Key ID hex -> the primary keys of the stored keys that have it."""
-    return _parsed(store.primary_keys_by_keyid(cursor, keyids))
+    return parse_primaries(store.primary_keys_by_keyid(cursor, keyids))
 
 
-def _parsed(packets: Dict[str, List[bytes]]) -> Dict[str, List[PublicKey]]:
+def parse_primaries(packets: Dict[str, List[bytes]]) -> Dict[str, List[PublicKey]]:
+    """Store.primary_keys_by_keyid's packets, parsed."""
     return {keyid: [_primary_of(blob) for blob in blobs] for keyid, blobs in packets.items()}
+
+
+def signers_digest(wanted: Sequence[str], held: Dict[str, List[bytes]]) -> bytes:
+    """A digest of the primary key packets held for the signers a key
+    wanted (`held`: Store.primary_keys_by_keyid's answer, or more): a view
+    derived when it was one value is out of date when it is another (a
+    signer stored or deleted since).  Written over by a writer who read the
+    held signers before this one's follow-up ran, such a view would stay
+    out of date; a digest is what a bulk load's workers send back, not the
+    packets (a key certified by dozens of keys would carry all of them)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for keyid in wanted:
+        digest.update(keyid.encode("ascii"))
+        for packet in sorted(held.get(keyid, ())):
+            digest.update(len(packet).to_bytes(4, "big") + packet)
+    return digest.digest()
 
 
 def reverify(store: Store, policy: ServePolicy,
@@ -217,8 +235,8 @@ class _Derived:
     def signers_moved(self, fingerprint: str, now: Dict[str, List[bytes]]) -> bool:
         """Are the held keys of the signers `fingerprint` wanted not those it
         was derived with?"""
-        return any(sorted(now.get(keyid, ())) != sorted(self.signers.get(keyid, ()))
-                   for keyid in self.wanted.get(fingerprint, ()))
+        wanted = self.wanted.get(fingerprint, ())
+        return signers_digest(wanted, now) != signers_digest(wanted, self.signers)
 
 
 def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
@@ -231,7 +249,7 @@ def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
     derived = _Derived({}, {fingerprint: wanted_signers(key, policy)
                             for fingerprint, (_, key) in keys.items()}, {})
     derived.signers = store.primary_keys_by_keyid(cursor, derived.signer_keyids())
-    issuers = _parsed(derived.signers)
+    issuers = parse_primaries(derived.signers)
     for fingerprint, (stored, key) in keys.items():
         derived.views[fingerprint] = stored, derive_view(
             key, policy, verdicts.get(fingerprint, {}),

@@ -600,3 +600,83 @@ def test_the_splitter_keeps_its_place(tmp_path):
     armored = fixture("rsa2048") + fixture("nistp256")
     chunks = list(read_chunks(io.BytesIO(armored), 1 << 20))
     assert [c.resume_at for c in chunks] == [len(fixture("rsa2048")), len(armored)]
+
+
+
+def _after_deriving(monkeypatch, certified, change):
+    """Patch the workers' derive so that `change()` runs just after a worker
+    read the signers held for `certified` and derived its view; returns the
+    list that gets what it gave."""
+    changes = []
+    derive_one = derive._Worker.derive
+
+    def change_after_deriving(self, cursor, key, result, *args):
+        derive_one(self, cursor, key, result, *args)
+        if result.fingerprint == fpr_of(certified) and not changes:
+            changes.append(change())
+    monkeypatch.setattr(derive._Worker, "derive", change_after_deriving)
+    return changes
+
+
+def _signer_changes(store, certifier):
+    """What cksd may do to a certifier while a load runs, each with its
+    follow-up (the keys the certifier signed are derived again)."""
+    def upload():
+        return pipeline.submit(store, certifier, pipeline.Source.admin(queue=False)
+                               ).outcomes[0].status == pipeline.ADDED
+
+    def delete():
+        deleted = rejection.delete(store, fpr_of(certifier))
+        views.follow_signers(store, pipeline.Limits().serve)
+        return deleted
+    return {"uploaded": upload, "deleted": delete}
+
+
+@pytest.mark.parametrize("change", ["uploaded", "deleted"])
+def test_a_signer_changed_while_phase_2_derives_is_followed(db_url, tmp_path, monkeypatch,
+                                                           change):
+    """A key the second phase derived, whose certifier cksd stores or
+    deletes before the load writes the view: the key ends as the pipeline
+    leaves it with or without the certifier (not served yet, the key names
+    no signers, so cksd's own follow-up does not find it)."""
+    keys = debian_keys(30)
+    certifier, certified = certifications(keys)[0]
+    held = [k for i, k in enumerate(keys) if i != certifier]
+    loaded, expected = (held, keys) if change == "uploaded" else (keys, held)
+    (tmp_path / "keys.gpg").write_bytes(b"".join(loaded))
+    store = open_store(db_url, 2)
+    changes = _after_deriving(monkeypatch, keys[certified],
+                              _signer_changes(store, keys[certifier])[change])
+    try:
+        loader(store, db_url).load([str(tmp_path / "keys.gpg")])
+    finally:
+        store.close()
+    assert changes == [True]
+    assert content(db_url)[0] == pipeline_content(tmp_path, b"".join(expected))[0]
+
+
+@pytest.mark.parametrize("change", ["uploaded", "deleted"])
+def test_a_signer_changed_while_phase_1_merges_is_followed(db_url, tmp_path, monkeypatch,
+                                                          change):
+    """A key stored before the load, merged in the first phase with a copy
+    that adds a certification, whose certifier cksd stores or deletes (and
+    derives the stored key again at once) before the load writes the merged
+    key: the load does not write a view derived with the signers as they
+    were."""
+    keys = debian_keys(30)
+    certifier, certified = certifications(keys)[0]
+    store = open_store(db_url, 2)
+    try:
+        if change == "deleted":
+            pipeline.submit(store, keys[certifier], pipeline.Source.admin(queue=False))
+        pipeline.submit(store, without_certification(keys[certified], -1),
+                        pipeline.Source.admin(queue=False))
+        (tmp_path / "keys.gpg").write_bytes(keys[certified])
+        changes = _after_deriving(monkeypatch, keys[certified],
+                                  _signer_changes(store, keys[certifier])[change])
+        summary = loader(store, db_url).load([str(tmp_path / "keys.gpg")])
+    finally:
+        store.close()
+    assert changes == [True] and summary.counts[pipeline.UPDATED] == 1
+    expected = keys[certified] + (keys[certifier] if change == "uploaded" else b"")
+    assert content(db_url)[0] == pipeline_content(tmp_path, expected)[0]

@@ -27,7 +27,7 @@ from ..openpgp.keys import Key, merge_all, parse_keyring, sks_hash
 from ..served import third_party_issuers
 from ..store import Store, open_store
 from ..store.base import StoredKey
-from ..views import DerivedView, derive_view, held_primaries, wanted_signers
+from ..views import DerivedView, derive_view, parse_primaries, signers_digest, wanted_signers
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Result:
     first_seen: Optional[int] = None
     view: Optional[DerivedView] = None
     wanted: List[str] = field(default_factory=list)
+    signers_digest: bytes = b""  # of the wanted signers held then (views.signers_digest)
     primary: Optional[PublicKey] = None  # set: a new key, written without its view
     sks_hash: str = ""  # of keydata, when `primary` is set
 
@@ -135,14 +136,15 @@ class _Worker:
         return keys[0] if keys else None
 
     def derive(self, cursor, key: Key, result: Result, primaries, known: "_Known") -> None:
-        issuers = known.issuers
         wanted = wanted_signers(key, self.limits.serve)
-        lacking = [k for k in wanted if k not in issuers]
-        issuers.update({k: [] for k in lacking})
-        issuers.update(held_primaries(self.store, cursor, lacking))
+        lacking = [k for k in wanted if k not in known.packets]
+        stored = self.store.primary_keys_by_keyid(cursor, lacking)
+        read = {k: stored.get(k, []) for k in lacking}
+        known.packets.update(read)
+        known.issuers.update(parse_primaries(read))
         held = {}
         for keyid in wanted:
-            keys = {k.fingerprint: k for k in issuers[keyid]}
+            keys = {k.fingerprint: k for k in known.issuers[keyid]}
             for fingerprint, body in primaries.get(keyid, ()):
                 if bytes.fromhex(fingerprint) not in keys:
                     try:
@@ -155,17 +157,19 @@ class _Worker:
         result.keyid = key.keyid.hex().upper()
         result.signers = third_party_issuers(key)
         result.wanted = wanted
+        result.signers_digest = signers_digest(wanted, known.packets)
 
 
 @dataclass
 class _Known:
     """What a worker read for a group at once (_Worker.group), and the signers'
-    primary keys it read so far (key ID hex -> keys)."""
+    primary keys it read so far (key ID hex -> keys), and as stored."""
 
     rejected: Dict[str, str]
     stored: Dict[str, StoredKey]
     verdicts: Dict[str, Dict[bytes, Tuple[str, bool, str]]] = field(default_factory=dict)
     issuers: Dict[str, List[PublicKey]] = field(default_factory=dict)
+    packets: Dict[str, List[bytes]] = field(default_factory=dict)
 
 
 _worker: Optional[_Worker] = None

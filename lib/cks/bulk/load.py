@@ -323,6 +323,7 @@ class Loader:
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
         with self.store.write(storing, bulk=True) as cursor:
             current = self.store.sks_hashes(cursor, storing)
+            moved = self._signers_moved(cursor, [r for r in results if r.writes])
             rejected = self.store.rejection_reasons(cursor, storing)
             for task, result in zip(tasks, results):
                 self.summary.problems.extend(result.problems)
@@ -341,6 +342,8 @@ class Loader:
             self.summary.count(path_of, outcome)
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results
                                                 if r.writes)
+        if moved:
+            self._rederive(moved)
 
     def _store(self, cursor, task: Task, result: Result, current: Dict[str, str],
                now: int, new_keys: List[NetworkView]) -> pipeline.Outcome:
@@ -357,6 +360,17 @@ class Loader:
         return pipeline.record_signers(self.store, cursor, fingerprint, result.keyid,
                                        result.signers, result.stored_hash is None,
                                        result.view.missing, self.source, now)
+
+    def _signers_moved(self, cursor, results: List[Result]) -> List[str]:
+        """The keys among `results` whose wanted signers' stored primary keys
+        are not those their views were derived with: a signer another
+        process stored or deleted since the worker read them, whose
+        follow-up may have run already.  They are written as derived, then
+        derived again (_rederive)."""
+        held = self.store.primary_keys_by_keyid(
+            cursor, sorted({keyid for r in results for keyid in r.wanted}))
+        return [r.fingerprint for r in results
+                if views.signers_digest(r.wanted, held) != r.signers_digest]
 
     def _follow(self) -> None:
         views.follow_signers(self.store, self.limits.serve, rederive=self._rederive,
@@ -405,17 +419,18 @@ class Loader:
         Returns how many changed."""
         results = [r for r in derived() if r.writes]
         changed = 0
-        stale = []
         now = int(time.time())
         writing = [r.fingerprint for r in results]
         with self.store.write(writing) as cursor:
             current = self.store.sks_hashes(cursor, writing)
+            stale = {r.fingerprint for r in results if current.get(r.fingerprint) != r.stored_hash}
+            moved = self._signers_moved(cursor, [r for r in results if r.fingerprint not in stale])
             states = self.store.served_states(cursor, writing)
             unserved = []  # written together (Store.serve_unserved)
             for result in results:
-                if current.get(result.fingerprint) != result.stored_hash:
-                    stale.append(result.fingerprint)
-                elif newly_served and states[result.fingerprint][0] == b"":  # still UNSERVED
+                if result.fingerprint in stale:
+                    continue
+                if newly_served and states[result.fingerprint][0] == b"":  # still UNSERVED
                     unserved.append(result)
                 elif views.write_view(self.store, cursor, result.fingerprint,
                                       result.keydata, result.view, None, result.first_seen,
@@ -435,7 +450,9 @@ class Loader:
                 mark_served(cursor, writing)
             changed += len(unserved)
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
-        return changed + (views.reverify(self.store, self.limits.serve, stale) if stale else 0)
+        if stale:
+            changed += views.reverify(self.store, self.limits.serve, sorted(stale))
+        return changed + (self._rederive(moved) if moved else 0)
 
 
 @contextlib.contextmanager
