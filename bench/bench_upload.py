@@ -5,8 +5,10 @@ The first --keys (100) keys of the Debian maintainers keyring, none held yet,
 each armored and POSTed to /pks/add one after the other, as `gpg --send-keys`
 sends them, to cksd on a fresh database with a fresh install's defaults
 (SQLite and PostgreSQL) and to a fresh private SKS 1.1.6 node, in the same
-run, the servers alternating from run to run.  A key counts when its answer
-is 2xx.  Prints keys/s, the median of --runs runs, and the cksd/SKS ratio
+run, the servers alternating from run to run, over one keep-alive
+connection (a server that closes it after an answer, as SKS does, gets a
+new one for the next key; --new-connections: a new connection per key, as
+GnuPG's dirmngr makes).  A key counts when its answer is 2xx.  Prints keys/s, the median of --runs runs, and the cksd/SKS ratio
 (above 1: cksd takes keys faster), twice: until the last upload is
 answered, and until the keys are served: a lookup of the last key, sent
 after the last answer, has returned it.  (cksd answers the upload of a new
@@ -19,6 +21,7 @@ taken from the Debian keyring after them: past about a second of uploads,
 cksd's served-views job works while they go on.
 
     python3 bench/bench_upload.py [--keys 100] [--runs 3] [--db sqlite,postgresql]
+                                  [--new-connections]
 
 Needs root and /usr/sbin/sks (apt-get install sks debian-keyring).
 """
@@ -26,14 +29,13 @@ Needs root and /usr/sbin/sks (apt-get install sks debian-keyring).
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Callable, Dict, List, Tuple
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -55,26 +57,34 @@ Rates = Tuple[float, float, float, float, float]
 answers' median, 99th percentile and longest time, in milliseconds."""
 
 
-def post_all(url: str, armored: List[str], last: str) -> Rates:
+def post_all(url: str, armored: List[str], last: str, keepalive: bool) -> Rates:
     """Post one key per request in sequence; `last`: the last key's fingerprint."""
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=120)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if not keepalive:
+        headers["Connection"] = "close"
     accepted = 0
     waits: List[float] = []
     started = time.monotonic()
     for text in armored:
         body = urllib.parse.urlencode({"keytext": text}).encode()
-        request = urllib.request.Request(url + "/pks/add", data=body, method="POST")
         sent = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=120) as answer:
-                accepted += 200 <= answer.status < 300
-        except urllib.error.HTTPError:
-            pass
+        # (a connection the server closed is opened again by the next request)
+        connection.request("POST", "/pks/add", body, headers)
+        answer = connection.getresponse()
+        answer.read()
+        accepted += 200 <= answer.status < 300
         waits.append((time.monotonic() - sent) * 1000)
     answered = time.monotonic() - started
-    lookup = url + "/pks/lookup?op=get&options=mr&search=0x" + last
-    with urllib.request.urlopen(lookup, timeout=120) as answer:
-        answer.read()
+    connection.request("GET", "/pks/lookup?op=get&options=mr&search=0x" + last,
+                       headers={"Connection": "close"})
+    answer = connection.getresponse()
+    answer.read()
     served = time.monotonic() - started
+    connection.close()
+    if answer.status != 200:
+        print("  (the last key was not served: %d)" % answer.status, file=sys.stderr)
     if accepted != len(armored):
         print("  (%d of %d keys accepted)" % (accepted, len(armored)), file=sys.stderr)
     waits.sort()
@@ -82,23 +92,23 @@ def post_all(url: str, armored: List[str], last: str) -> Rates:
             waits[min(len(waits) - 1, int(len(waits) * 0.99))], waits[-1])
 
 
-def cksd_run(db: str, work: str, armored: List[str], last: str) -> Rates:
+def cksd_run(db: str, work: str, armored: List[str], last: str, keepalive: bool) -> Rates:
     url = create_pg_database() if db == "postgresql" else \
         "sqlite:///%s" % os.path.join(tempfile.mkdtemp(dir=work), "cks.db")
     config = os.path.join(work, "defaults.conf")
     open(config, "w").close()  # a fresh install's defaults
     try:
         with Cksd(url, config=config) as cksd:
-            return post_all(cksd.url, armored, last)
+            return post_all(cksd.url, armored, last, keepalive)
     finally:
         if db == "postgresql":
             drop_pg_database(url)
 
 
-def sks_run(work: str, armored: List[str], last: str) -> Rates:
+def sks_run(work: str, armored: List[str], last: str, keepalive: bool) -> Rates:
     hkp, recon = free_ports(ADDRESS)
     with SksNode(tempfile.mkdtemp(dir=work), hkp, recon, address=ADDRESS) as sks:
-        return post_all(sks.url, armored, last)
+        return post_all(sks.url, armored, last, keepalive)
 
 
 def medians(results: List[Rates]) -> Rates:
@@ -111,6 +121,9 @@ def main() -> int:
     parser.add_argument("--keys", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--new-connections", dest="keepalive", action="store_false",
+                        help="a new connection per key, as GnuPG's dirmngr makes "
+                             "(default: one keep-alive connection)")
     args = parser.parse_args()
     if not sks_available():
         sys.exit("needs /usr/sbin/sks and root (apt-get install sks)")
@@ -122,17 +135,20 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="cks-bench-upload-")
     last = keys[-1].fingerprint
     servers: Dict[str, Callable[[], Rates]] = {
-        "SKS 1.1.6": lambda: sks_run(work, armored, last)}
+        "SKS 1.1.6": lambda: sks_run(work, armored, last, args.keepalive)}
     for db in args.db.split(","):
-        servers["cksd (%s)" % db] = lambda db=db: cksd_run(db, work, armored, last)
+        servers["cksd (%s)" % db] = lambda db=db: cksd_run(db, work, armored, last,
+                                                                     args.keepalive)
     results: Dict[str, List[Rates]] = {name: [] for name in servers}
     for _ in range(args.runs):  # alternating, so that the machine's drift falls on all
         for name, run in servers.items():
             results[name].append(run())
-    print("%d new keys (Debian maintainers keyring%s), one per request in sequence; keys/s "
-          "answered 2xx, and until served; each answer's wait (median, 99th percentile, "
-          "longest); medians of %d alternating runs"
-          % (len(armored), ", then the Debian keyring" if more > 0 else "", args.runs))
+    print("%d new keys (Debian maintainers keyring%s), one per request in sequence, %s; "
+          "keys/s answered 2xx, and until served; each answer's wait (median, 99th "
+          "percentile, longest); medians of %d alternating runs"
+          % (len(armored), ", then the Debian keyring" if more > 0 else "",
+             "over a keep-alive connection" if args.keepalive else "a new connection each",
+             args.runs))
     print("%-22s %10s %7s %10s %7s %24s" % ("server", "answered", "ratio", "served", "ratio",
                                             "wait ms (p50 / p99 / max)"))
     theirs = medians(results.pop("SKS 1.1.6"))
