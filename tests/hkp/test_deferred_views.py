@@ -2,6 +2,7 @@
 served view (the signature checks) follows, and a lookup after the answer
 finds the key all the same (hkp/views_owed.py)."""
 
+import http.client
 import json
 import multiprocessing
 import threading
@@ -20,7 +21,7 @@ from cks.openpgp.keys import read_keys
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
-from support.db import run_sql
+from support.db import create_pg_database, drop_pg_database, require_postgres, run_sql
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -215,3 +216,102 @@ def test_a_lookup_that_must_settle_first_is_answered_by_a_worker(store):
         server.request_stop()
         loop.join(10)
         server.finish_stop()
+
+
+def _helping(owed, work):
+    """An IdleHelper of `owed` running `work` (which records when it ran)."""
+    helper = views_owed.IdleHelper(owed, work)
+    helper.start()
+    return helper
+
+
+def test_an_idle_process_derives_the_views_another_process_owes():
+    """Another process answers an upload: this one's helper derives the
+    views at once, without waiting for the uploads to pause."""
+    owed = ViewsOwed()
+    ran = []
+    helper = _helping(owed, lambda: ran.append(time.monotonic()) or True)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=owed.owe)
+        child.start()
+        child.join()
+        deadline = time.monotonic() + 5
+        while not ran:
+            assert time.monotonic() < deadline, "the helper did not derive the views"
+            time.sleep(0.01)
+        assert owed.settled
+    finally:
+        helper.stop()
+
+
+def test_the_process_taking_uploads_leaves_them_to_the_pause():
+    """Uploads answered here every 10 ms for a third of a second: this
+    process's helper derives nothing until they pause for QUIET_SECONDS."""
+    owed = ViewsOwed()
+    ran = []
+    helper = _helping(owed, lambda: ran.append(time.monotonic()) or True)
+    try:
+        for _ in range(30):
+            owed.owe()
+            last = time.monotonic()
+            time.sleep(0.01)
+        deadline = time.monotonic() + 5
+        while not ran:
+            assert time.monotonic() < deadline, "the helper did not derive the views"
+            time.sleep(0.01)
+        assert ran[0] - last >= views_owed.QUIET_SECONDS and owed.settled
+    finally:
+        helper.stop()
+
+
+def test_one_helper_at_a_time(monkeypatch):
+    """The helpers' turn goes to one process at a time, and comes back after
+    the lease if its holder never hands it back (it died)."""
+    owed = ViewsOwed()
+    assert owed.take_turn()
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=lambda: exit(0 if owed.take_turn() else 1))
+    child.start()
+    child.join()
+    assert child.exitcode == 1 and not owed.take_turn()
+    owed.end_turn()
+    assert owed.take_turn()
+    owed.end_turn()
+    monkeypatch.setattr(views_owed, "HELPER_LEASE_SECONDS", 0.05)
+    assert owed.take_turn()
+    time.sleep(0.1)
+    assert owed.take_turn()
+
+
+def test_cksd_on_postgresql_serves_keys_while_one_connection_goes_on_uploading(tmp_path):
+    """A client sends new keys one after the other over one keep-alive
+    connection (one serving process takes them all, never pausing): on
+    PostgreSQL the other process serves each within moments, while the
+    uploads go on (the background job alone would wait for their pause, or a
+    second)."""
+    require_postgres()
+    names = ["rsa1024", "nistp384", "brainpoolp256", "ed25519", "nistp521", "alice-t1",
+             "dsa-elg", "rsa2048", "nistp256", "certified", "photo", "multi-uid"]
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 2\n[ratelimit]\nexempt = 127.0.0.0/8\n")
+    url = create_pg_database()
+    try:
+        with Cksd(url, config=str(config)) as cksd:
+            connection = http.client.HTTPConnection("127.0.0.1", cksd.port, timeout=30)
+            served_while_uploading = []
+            started = time.monotonic()
+            for name in names:
+                connection.request("POST", "/pks/add", fixture(name),
+                                   {"Content-Type": "application/pgp-keys"})
+                answer = connection.getresponse()
+                assert answer.status == 200, answer.read()
+                answer.read()
+                served_while_uploading.append(_row(url, names[0])[0][0] != UNSERVED)
+                time.sleep(0.02)
+            seconds = time.monotonic() - started
+            connection.close()
+    finally:
+        drop_pg_database(url)
+    assert seconds < views_owed.AT_MOST_SECONDS  # (else the job may have run meanwhile)
+    assert any(served_while_uploading), "%s was not served while the uploads went on" % (
+        names[0])

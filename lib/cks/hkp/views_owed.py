@@ -13,6 +13,14 @@ background job: views.follow_signers), then answers.  Such a lookup is
 answered by a worker thread, never in the loop's (server.py): that work
 writes to the database and may wait for a lock.
 
+Where writers of different keys do not wait for each other (PostgreSQL),
+a serving process that is not taking uploads derives the owed views at
+once, on its own core (IdleHelper), while the uploads go on in another:
+one GnuPG user sending many keys over one connection keeps one process
+busy, and the keys are served as they come instead of after the pause.
+On SQLite, whose one write lock each upload's commit would wait for
+behind the views' writes, the pause stays the rule.
+
 Two counters, shared by the serving processes of one cksd: uploads answered
 with their views owed, ever; and the highest value of the first that a
 finished settling had read before it began.  Every upload counted in that
@@ -41,6 +49,10 @@ log = logging.getLogger("cks.hkp")
 _OWED, _SETTLED = 0, 1
 QUIET_SECONDS = 0.05
 AT_MOST_SECONDS = 1.0
+HELPER_LEASE_SECONDS = 60.0
+"""One serving process's IdleHelper derives at a time, for this long at most
+without handing back its turn (a helper that died holds the others up no
+longer)."""
 FAILED_PAUSE_SECONDS = 10.0
 """After a settling failed (the primary database unreachable), lookups leave
 the work to the background job for this long instead of trying at each
@@ -55,11 +67,43 @@ class ViewsOwed:
         self._counting = multiprocessing.Lock()  # held for an addition, never across work
         self._settling = threading.Lock()  # one settling at a time in each process
         self._failed_at = -FAILED_PAUSE_SECONDS  # (time.monotonic(): this process's)
+        self._owed_here_at = -QUIET_SECONDS  # this process's last upload answered
+        self._pending = multiprocessing.Event()  # set by owe(): IdleHelpers wake
+        self._turn = multiprocessing.Array("d", 1, lock=False)  # an IdleHelper's lease
 
     def owe(self) -> None:
         """An upload was answered whose views are owed (call after its commit)."""
+        self._owed_here_at = time.monotonic()
         with self._counting:
             self._counts[_OWED] += 1
+        self._pending.set()
+
+    @property
+    def uploading_here(self) -> bool:
+        """Did this process answer an upload in the last QUIET_SECONDS?"""
+        return time.monotonic() - self._owed_here_at < QUIET_SECONDS
+
+    def wait_for_owed(self, timeout: float) -> bool:
+        """Wait until an upload (in any process) may have left views owed;
+        True then (clear_owed() before settling)."""
+        return self._pending.wait(timeout)
+
+    def clear_owed(self) -> None:
+        self._pending.clear()
+
+    def take_turn(self) -> bool:
+        """The IdleHelpers' turn, for one process at a time (the clock is the
+        machine's, which every process reads alike); False if another has it."""
+        now = time.monotonic()
+        with self._counting:
+            if self._turn[0] > now:
+                return False
+            self._turn[0] = now + HELPER_LEASE_SECONDS
+            return True
+
+    def end_turn(self) -> None:
+        with self._counting:
+            self._turn[0] = 0.0
 
     @property
     def settled(self) -> bool:
@@ -118,3 +162,41 @@ def follow_views(store: Store, policy: ServePolicy) -> bool:
         log.warning("served views not derived yet: %s", exc)
         return False
     return True
+
+
+class IdleHelper:
+    """A serving process's thread that derives the owed served views as soon
+    as uploads leave some, unless this process is the one taking them (see
+    the module notes); one process's helper at a time.  For databases whose
+    writers do not wait for each other (Backend.concurrent_writes)."""
+
+    WAKE_SECONDS = 0.5  # how often the thread looks whether it is stopped
+
+    def __init__(self, owed: ViewsOwed, work: Callable[[], bool]) -> None:
+        self.owed = owed
+        self.work = work
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="views-helper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self.owed.wait_for_owed(self.WAKE_SECONDS):
+                continue
+            if self.owed.uploading_here or not self.owed.take_turn():
+                self._stopping.wait(QUIET_SECONDS)
+                continue
+            try:
+                self.owed.clear_owed()  # (an upload after this sets it again)
+                self.owed.settle(self.work)
+            except Exception:  # noqa: BLE001 - the thread must not die
+                log.exception("deriving the owed served views failed")
+            finally:
+                self.owed.end_turn()

@@ -124,6 +124,7 @@ class Backend:
     placeholder = "?"
     name = "?"
     batches = False  # Cursor.defer(): send statements together (a server, not a file)
+    concurrent_writes = False  # writers of different keys do not wait for each other
 
     def connect(self) -> Any:
         raise NotImplementedError
