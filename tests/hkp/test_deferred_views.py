@@ -315,3 +315,28 @@ def test_cksd_on_postgresql_serves_keys_while_one_connection_goes_on_uploading(t
     assert seconds < views_owed.AT_MOST_SECONDS  # (else the job may have run meanwhile)
     assert any(served_while_uploading), "%s was not served while the uploads went on" % (
         names[0])
+
+
+@pytest.mark.parametrize("fails", ["says so", "raises"])
+def test_a_helper_whose_work_fails_goes_on_without_spinning(fails):
+    """Work that fails (the database gone: follow_views says so; or a bug)
+    is left to the background job; the helper neither dies nor tries again
+    at once."""
+    owed = ViewsOwed()
+    calls = []
+
+    def failing():
+        calls.append(time.monotonic())
+        if fails == "raises":
+            raise RuntimeError("a bug")
+        return False
+    helper = _helping(owed, failing)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=owed.owe)
+        child.start()
+        child.join()
+        time.sleep(0.3)
+        assert len(calls) == 1 and helper._thread.is_alive()
+        assert owed.take_turn()  # (its turn was handed back)
+    finally:
+        helper.stop()
