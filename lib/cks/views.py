@@ -140,6 +140,17 @@ def signers_digest(wanted: Sequence[str], held: Dict[str, List[bytes]]) -> bytes
     return digest.digest()
 
 
+def signers_moved(store: Store, cursor: Cursor,
+                  derived_with: Dict[str, Tuple[Sequence[str], bytes]]) -> Set[str]:
+    """The keys (fingerprint -> (the signers its view wanted, signers_digest
+    when it was derived)) whose wanted signers' held primary keys are no
+    longer those its view was derived with."""
+    held = store.primary_keys_by_keyid(
+        cursor, sorted({keyid for wanted, _ in derived_with.values() for keyid in wanted}))
+    return {fingerprint for fingerprint, (wanted, digest) in derived_with.items()
+            if signers_digest(wanted, held) != digest}
+
+
 def reverify(store: Store, policy: ServePolicy,
              fingerprints: Optional[Sequence[str]] = None) -> int:
     """Derive the served view of stored keys (all, or the given ones) again,
@@ -198,11 +209,11 @@ def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: Serve
     fingerprints = [fingerprint for fingerprint, _ in part]
     with store.write(fingerprints) as cursor:
         current = store.sks_hashes(cursor, fingerprints)  # (a key deleted meanwhile has none)
-        signers = store.primary_keys_by_keyid(cursor, derived.signer_keyids())
-        return _write(store, cursor, derived, {
-            fingerprint for fingerprint, stored in part
-            if current.get(fingerprint) == stored.sks_hash
-            and not derived.signers_moved(fingerprint, signers)})
+        unchanged = {fingerprint for fingerprint, stored in part
+                     if current.get(fingerprint) == stored.sks_hash}
+        return _write(store, cursor, derived, unchanged - signers_moved(store, cursor, {
+            fingerprint: derived.derived_with[fingerprint]
+            for fingerprint in unchanged.intersection(derived.derived_with)}))
 
 
 def _write(store: Store, cursor: Cursor, derived: _Derived, fingerprints: Set[str]) -> int:
@@ -223,20 +234,11 @@ def _write(store: Store, cursor: Cursor, derived: _Derived, fingerprints: Set[st
 class _Derived:
     """Served views derived for a run of keys, and what they were derived
     from besides the keys and the verdicts: the signers each key wanted
-    (key IDs), and the primary key packets held for them then."""
+    (key IDs), and the digest of the primary key packets held for them then
+    (see signers_moved)."""
 
     views: Dict[str, Tuple[StoredKey, DerivedView]]
-    wanted: Dict[str, List[str]]
-    signers: Dict[str, List[bytes]]
-
-    def signer_keyids(self) -> List[str]:
-        return sorted({keyid for keyids in self.wanted.values() for keyid in keyids})
-
-    def signers_moved(self, fingerprint: str, now: Dict[str, List[bytes]]) -> bool:
-        """Are the held keys of the signers `fingerprint` wanted not those it
-        was derived with?"""
-        wanted = self.wanted.get(fingerprint, ())
-        return signers_digest(wanted, now) != signers_digest(wanted, self.signers)
+    derived_with: Dict[str, Tuple[List[str], bytes]]
 
 
 def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
@@ -246,14 +248,17 @@ def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
     keys = {fingerprint: (stored, found[0]) for fingerprint, stored in part
             for found in [parse_keyring(stored.keydata).keys] if found}
     verdicts = store.load_verdicts_of(cursor, sorted(keys))
-    derived = _Derived({}, {fingerprint: wanted_signers(key, policy)
-                            for fingerprint, (_, key) in keys.items()}, {})
-    derived.signers = store.primary_keys_by_keyid(cursor, derived.signer_keyids())
-    issuers = parse_primaries(derived.signers)
+    wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, (_, key) in keys.items()}
+    held = store.primary_keys_by_keyid(
+        cursor, sorted({keyid for keyids in wanted.values() for keyid in keyids}))
+    issuers = parse_primaries(held)
+    derived = _Derived({}, {})
     for fingerprint, (stored, key) in keys.items():
         derived.views[fingerprint] = stored, derive_view(
             key, policy, verdicts.get(fingerprint, {}),
-            {keyid: issuers[keyid] for keyid in derived.wanted[fingerprint] if keyid in issuers})
+            {keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
+        derived.derived_with[fingerprint] = \
+            wanted[fingerprint], signers_digest(wanted[fingerprint], held)
     return derived
 
 

@@ -323,7 +323,8 @@ class Loader:
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
         with self.store.write(storing, bulk=True) as cursor:
             current = self.store.sks_hashes(cursor, storing)
-            moved = self._signers_moved(cursor, [r for r in results if r.writes])
+            moved = self._signers_moved(cursor, [
+                r for r in results if r.writes and current.get(r.fingerprint) == r.stored_hash])
             rejected = self.store.rejection_reasons(cursor, storing)
             for task, result in zip(tasks, results):
                 self.summary.problems.extend(result.problems)
@@ -367,10 +368,8 @@ class Loader:
         process stored or deleted since the worker read them, whose
         follow-up may have run already.  They are written as derived, then
         derived again (_rederive)."""
-        held = self.store.primary_keys_by_keyid(
-            cursor, sorted({keyid for r in results for keyid in r.wanted}))
-        return [r.fingerprint for r in results
-                if views.signers_digest(r.wanted, held) != r.signers_digest]
+        return sorted(views.signers_moved(self.store, cursor, {
+            r.fingerprint: (r.wanted, r.signers_digest) for r in results}))
 
     def _follow(self) -> None:
         views.follow_signers(self.store, self.limits.serve, rederive=self._rederive,
