@@ -18,6 +18,7 @@ from cks.hkp.server import HKPServer, listen
 from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
+from cks.periodic import Periodic
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
@@ -219,8 +220,9 @@ def test_a_lookup_that_must_settle_first_is_answered_by_a_worker(store):
 
 
 def _helping(owed, work):
-    """An IdleHelper of `owed` running `work` (which records when it ran)."""
-    helper = views_owed.IdleHelper(owed, work)
+    """An idle helper of `owed` running `work` (which records when it ran),
+    as cksd runs it."""
+    helper = Periodic("views-helper", 0.0, lambda: views_owed.help_while_idle(owed, work))
     helper.start()
     return helper
 

@@ -22,7 +22,7 @@ from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
 from ..hkp.tls import Certificates, certificates_from
-from ..hkp.views_owed import IdleHelper, ViewsOwed
+from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import configure_logging, log_settings, reopen_log_files
 from ..periodic import Periodic
 from ..store import Store, StoreError, open_store
@@ -261,7 +261,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         app.views_due = views.run_now
         background = [peers, views]
         if store.backend.concurrent_writes:
-            background.append(IdleHelper(app.views_owed, app.follow_views))
+            background.append(Periodic("views-helper", 0.0, lambda: help_while_idle(
+                app.views_owed, app.follow_views)))
         on_hangup = [reopen_log_files, peers.refresh_now]
         on_hangup += {c.reload for _, c in listeners if c is not None}  # one per certificate
         if recon_listener is not None:

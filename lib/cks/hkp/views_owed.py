@@ -15,7 +15,7 @@ writes to the database and may wait for a lock.
 
 Where writers of different keys do not wait for each other (PostgreSQL),
 a serving process that is not taking uploads derives the owed views at
-once, on its own core (IdleHelper), while the uploads go on in another:
+once, on its own core (help_while_idle), while the uploads go on in another:
 one GnuPG user sending many keys over one connection keeps one process
 busy, and the keys are served as they come instead of after the pause.
 On SQLite, whose one write lock each upload's commit would wait for
@@ -50,7 +50,7 @@ _OWED, _SETTLED = 0, 1
 QUIET_SECONDS = 0.05
 AT_MOST_SECONDS = 1.0
 HELPER_LEASE_SECONDS = 60.0
-"""One serving process's IdleHelper derives at a time, for this long at most
+"""One serving process's idle helper derives at a time, for this long at most
 without handing back its turn (a helper that died holds the others up no
 longer)."""
 FAILED_PAUSE_SECONDS = 10.0
@@ -68,8 +68,8 @@ class ViewsOwed:
         self._settling = threading.Lock()  # one settling at a time in each process
         self._failed_at = -FAILED_PAUSE_SECONDS  # (time.monotonic(): this process's)
         self._owed_here_at = -QUIET_SECONDS  # this process's last upload answered
-        self._pending = multiprocessing.Event()  # set by owe(): IdleHelpers wake
-        self._turn = multiprocessing.Array("d", 1, lock=False)  # an IdleHelper's lease
+        self._pending = multiprocessing.Event()  # set by owe(): idle helpers wake
+        self._turn = multiprocessing.Array("d", 1, lock=False)  # an idle helper's lease
 
     def owe(self) -> None:
         """An upload was answered whose views are owed (call after its commit)."""
@@ -92,7 +92,7 @@ class ViewsOwed:
         self._pending.clear()
 
     def take_turn(self) -> bool:
-        """The IdleHelpers' turn, for one process at a time (the clock is the
+        """The idle helpers' turn, for one process at a time (the clock is the
         machine's, which every process reads alike); False if another has it."""
         now = time.monotonic()
         with self._counting:
@@ -164,39 +164,25 @@ def follow_views(store: Store, policy: ServePolicy) -> bool:
     return True
 
 
-class IdleHelper:
-    """A serving process's thread that derives the owed served views as soon
-    as uploads leave some, unless this process is the one taking them (see
-    the module notes); one process's helper at a time.  For databases whose
-    writers do not wait for each other (Backend.concurrent_writes)."""
 
-    WAKE_SECONDS = 0.5  # how often the thread looks whether it is stopped
+HELPER_WAIT_SECONDS = 0.5
+"""How long an idle helper's round waits for an upload before it ends (so
+that the thread running it sees a stop in time)."""
 
-    def __init__(self, owed: ViewsOwed, work: Callable[[], bool]) -> None:
-        self.owed = owed
-        self.work = work
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="views-helper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            if not self.owed.wait_for_owed(self.WAKE_SECONDS):
-                continue
-            if self.owed.uploading_here or not self.owed.take_turn():
-                self._stopping.wait(QUIET_SECONDS)
-                continue
-            try:
-                self.owed.clear_owed()  # (an upload after this sets it again)
-                self.owed.settle(self.work)
-            except Exception:  # noqa: BLE001 - the thread must not die
-                log.exception("deriving the owed served views failed")
-            finally:
-                self.owed.end_turn()
+def help_while_idle(owed: ViewsOwed, work: Callable[[], bool]) -> None:
+    """One round of a serving process's idle helper (run by a Periodic with
+    no interval; see the module notes): when uploads left views owed,
+    derive them at once, unless this process is the one taking the uploads
+    or another process's helper has the turn.  For databases whose writers
+    do not wait for each other (Backend.concurrent_writes)."""
+    if not owed.wait_for_owed(HELPER_WAIT_SECONDS):
+        return
+    if owed.uploading_here or not owed.take_turn():
+        time.sleep(QUIET_SECONDS)
+        return
+    try:
+        owed.clear_owed()  # (an upload after this sets it again)
+        owed.settle(work)
+    finally:
+        owed.end_turn()
