@@ -8,8 +8,9 @@ sends them, to cksd on a fresh database with a fresh install's defaults
 run, the servers alternating from run to run, over one keep-alive
 connection (a server that closes it after an answer, as SKS does, gets a
 new one for the next key; --new-connections: a new connection per key, as
-GnuPG's dirmngr makes).  A key counts when its answer is 2xx.  Prints keys/s, the median of --runs runs, and the cksd/SKS ratio
-(above 1: cksd takes keys faster), twice: until the last upload is
+GnuPG's dirmngr makes).  A key counts when its answer is 2xx.  Prints
+keys/s, the median of --runs runs, and the cksd/SKS ratio (above 1: cksd
+takes keys faster), twice: until the last upload is
 answered, and until the keys are served: a lookup of the last key, sent
 after the last answer, has returned it.  (cksd answers the upload of a new
 key before the key's served view is derived, and a lookup derives every
