@@ -164,7 +164,6 @@ def follow_views(store: Store, policy: ServePolicy) -> bool:
     return True
 
 
-
 HELPER_WAIT_SECONDS = 0.5
 """How long an idle helper's round waits for an upload before it ends (so
 that the thread running it sees a stop in time)."""
