@@ -139,7 +139,7 @@ def main() -> int:
         "SKS 1.1.6": lambda: sks_run(work, armored, last, args.keepalive)}
     for db in args.db.split(","):
         servers["cksd (%s)" % db] = lambda db=db: cksd_run(db, work, armored, last,
-                                                                     args.keepalive)
+                                                           args.keepalive)
     results: Dict[str, List[Rates]] = {name: [] for name in servers}
     for _ in range(args.runs):  # alternating, so that the machine's drift falls on all
         for name, run in servers.items():
