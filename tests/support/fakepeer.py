@@ -11,12 +11,24 @@ from typing import List
 from cks.openpgp.keys import read_keys
 
 
-class FakePeer:
-    """mode: 'ok' (store and answer 200), 'error' (answer 500), 'hang' (never answer)."""
+SKS_ERROR = (b'<?xml version="1.0" encoding="utf-8"?>\r\n<html><head>\r\n'
+             b'<title>Error handling request</title></head><body><h1>Error handling request'
+             b'</h1>Error handling request. Exception raised.</body></html>\r\n')
+"""SKS 1.1.6's 500 page (it answers that to an upload it fails on, such as
+armor without its checksum line)."""
 
-    def __init__(self, mode: str = "ok", delay: float = 0.0) -> None:
+
+class FakePeer:
+    """mode: 'ok' (store and answer 200), 'error' (answer 500), 'hang' (never
+    answer), 'not-found' (404: no keyserver at this address).  In 'ok' mode,
+    a request holding a key of `fail_on` (fingerprints) is answered 500, and
+    nothing of it is stored: as Hockeypuck answered a key with no usable
+    self-signature until its issue 341 was fixed."""
+
+    def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=()) -> None:
         self.mode = mode
         self.delay = delay
+        self.fail_on = set(fail_on)
         self.received: List[str] = []  # fingerprints, in arrival order
         self.requests = 0
         self.release = threading.Event()
@@ -36,9 +48,15 @@ class FakePeer:
                 if peer.mode == "error":
                     self._answer(500, b"internal error")
                     return
+                if peer.mode == "not-found":
+                    self._answer(404, b"<html><title>404 Not Found</title></html>")
+                    return
                 text = urllib.parse.parse_qs(body.decode())["keytext"][0]
-                peer.received.extend(k.fingerprint.hex().upper()
-                                     for k in read_keys(text.encode()).keys)
+                keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]
+                if peer.fail_on.intersection(keys):
+                    self._answer(500, SKS_ERROR)
+                    return
+                peer.received.extend(keys)
                 self._answer(200, b"ok")
 
             def _answer(self, status, body):

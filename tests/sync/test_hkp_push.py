@@ -2,7 +2,8 @@
 
 import json
 
-from cks.sync.hkp_push import OK, REFUSED, RETRY, SPLIT, Answer, verdict
+from cks.sync.hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Answer, \
+    notice_verdict, verdict
 
 
 def test_success_with_and_without_cks_json():
@@ -14,10 +15,37 @@ def test_success_with_and_without_cks_json():
 
 def test_transient_failures_keep_the_backlog():
     assert verdict(Answer(error="connection refused"), 3).action == RETRY
-    assert verdict(Answer(500, b"oops"), 1).action == RETRY
-    assert verdict(Answer(503, b""), 1).action == RETRY
-    assert verdict(Answer(429, b""), 1).action == RETRY
-    assert verdict(Answer(302, b""), 1).action == RETRY
+    for status in (502, 503, 504, 429, 408, 302):
+        assert verdict(Answer(status, b""), 1).action == RETRY, status
+        assert verdict(Answer(status, b""), 10).action == RETRY, status
+
+
+def test_an_address_that_takes_no_keys_keeps_the_backlog():
+    """A 4xx that is not a keyserver's refusal of a key (reference/hkp.md:
+    403, 413, 422 or 400, never a 404) says nothing about the keys."""
+    for status in (401, 404, 405, 407, 410, 415, 421):
+        answer = verdict(Answer(status, b"<html><title>404 Not Found</title></html>"), 1)
+        assert answer.action == RETRY, status
+    assert verdict(Answer(404, b"<html><title>404 Not Found</title></html>"), 1).message == \
+        "HTTP 404: 404 Not Found"
+
+
+def test_a_500_to_a_batch_splits_it_and_to_one_key_is_the_runners_to_weigh():
+    sks = (b'<?xml version="1.0"?>\r\n<html><head>\r\n<title>Error handling request'
+           b'</title>\r\n<style>.uid { color: green; }</style></head><body>Exception raised.'
+           b'</body></html>')
+    assert verdict(Answer(500, sks), 100).action == SPLIT
+    alone = verdict(Answer(500, sks), 1)
+    assert alone.action == FAILED_ALONE and alone.message == "HTTP 500: Error handling request"
+    assert verdict(Answer(501, b""), 1).action == FAILED_ALONE
+
+
+def test_a_peer_without_the_notice_endpoint_is_not_asked_again():
+    assert notice_verdict(Answer(404, b"not found")).action == REFUSED
+    assert notice_verdict(Answer(403, b"")).action == REFUSED
+    assert notice_verdict(Answer(200, b"")).action == OK
+    assert notice_verdict(Answer(500, b"")).action == RETRY
+    assert notice_verdict(Answer(error="timed out")).action == RETRY
 
 
 def test_client_errors_are_final_for_one_key_and_split_a_batch():
@@ -26,3 +54,4 @@ def test_client_errors_are_final_for_one_key_and_split_a_batch():
     assert single.action == REFUSED and single.message == "HTTP 403: key is rejected: spam"
     assert verdict(Answer(422, b"no usable key"), 1).message == "HTTP 422: no usable key"
     assert verdict(Answer(413, b"too big"), 10).action == SPLIT
+    assert verdict(Answer(400, b"malformed key"), 1).action == REFUSED

@@ -16,6 +16,8 @@ def debian_keys():
 
 
 def test_sks_accepts_what_cks_sync_pushes(new_db, tmp_path, debian_keys):
+    """A v6 key in the batch too: SKS 1.1.6 answers 200 ("Add failed") and
+    drops it, taking the others."""
     keys = debian_keys[:25]
     keyring = tmp_path / "some.gpg"
     keyring.write_bytes(b"".join(k.serialize() for k in keys))
@@ -23,14 +25,17 @@ def test_sks_accepts_what_cks_sync_pushes(new_db, tmp_path, debian_keys):
         db = ["--db", a.db_url]
         assert tool("cks_admin.py", db + ["load", str(keyring)]).returncode == 0
         assert a.add(fixture("rsa2048"))[0] == 200
+        assert a.add(fixture("rfc9580-v6-sample"))[0] == 200
         peer = "%s:%d" % (sks.url.split("//")[1].split(":")[0], sks.hkp_port)
         assert tool("cks_sync_manage.py", db + ["add", peer]).returncode == 0
         run = tool("cks_sync.py", db)
         assert run.returncode == 0, run.stderr
-        assert run.stdout.decode().strip() == "%s: sent 26 keys" % peer
+        assert run.stdout.decode().strip() == "%s: sent 27 keys" % peer
         for key in keys + read_keys(fixture("rsa2048")).keys:
             assert sks.get_key(key.fingerprint.hex().upper()) is not None
         assert sks.key_count() == 26
+        again = tool("cks_sync.py", db + ["--quiet"])
+        assert again.returncode == 0 and again.stdout == b""
 
 
 def test_our_key_hash_is_the_one_sks_computes(tmp_path, debian_keys):

@@ -170,6 +170,18 @@ class PeerStore:
                 "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
                 "ORDER BY pending_id, fingerprint LIMIT ?", (peer_id, limit)).fetchall()]
 
+    def held_by(self, peer_id: int) -> Optional[str]:
+        """A v4 key stored here that the peer is not owed and did not refuse:
+        one it took before (or had when it was added without a full send)."""
+        with self.store.read() as cursor:
+            row = cursor.execute(
+                "SELECT k.fingerprint FROM cks_keys k WHERE k.version = 4 AND NOT EXISTS "
+                "(SELECT 1 FROM cks_sync_backlog b WHERE b.peer_id = ? AND "
+                "b.fingerprint = k.fingerprint) AND NOT EXISTS (SELECT 1 FROM "
+                "cks_sync_refusals r WHERE r.peer_id = ? AND r.fingerprint = k.fingerprint) "
+                "ORDER BY k.fingerprint LIMIT 1", (peer_id, peer_id)).fetchone()
+        return row[0] if row else None
+
     def backlog_of(self, peer_id: int, fingerprints: Sequence[str]) -> Dict[str, int]:
         """Pending ids owed to a peer for these keys."""
         out: Dict[str, int] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Type
@@ -16,7 +17,15 @@ from urllib.parse import urlencode
 
 from ..hkp.app import SYNC_HEADER
 
-OK, REFUSED, SPLIT, RETRY = "ok", "refused", "split", "retry"
+OK, REFUSED, SPLIT, RETRY, FAILED_ALONE = "ok", "refused", "split", "retry", "failed-alone"
+
+KEY_REFUSALS = frozenset({400, 403, 413, 422})
+"""What a keyserver answers for a key it will not take (reference/hkp.md: a
+rejected key, one too large, one it cannot read).  Any other 4xx (404, 405,
+401, ...) says that the address takes no keys at all: a web server that is
+not a keyserver, a proxy's route or login missing; the keys stay owed."""
+PEER_TROUBLE = frozenset({502, 503, 504})
+"""A proxy's or the peer's own "not now": never about the keys sent."""
 
 
 @dataclass
@@ -28,7 +37,10 @@ class Answer:
 
 @dataclass
 class Verdict:
-    action: str  # OK, REFUSED (for good), SPLIT (send one by one), RETRY (later)
+    """`action`: OK, REFUSED (for good), SPLIT (send the keys one by one),
+    RETRY (later: they stay owed), FAILED_ALONE (a 500 to one key, see verdict)."""
+
+    action: str
     message: str = ""
     refused: List[Tuple[str, str]] = field(default_factory=list)  # by a CKS peer, in a 200
 
@@ -39,17 +51,43 @@ def verdict(answer: Answer, batch_size: int) -> Verdict:
         return Verdict(RETRY, answer.error)
     if 200 <= answer.status < 300:
         return Verdict(OK, refused=_refused_in(answer.body))
-    refused = _refused_in(answer.body)
-    text = refused[0][1] if refused else \
-        " ".join(answer.body.decode("utf-8", "replace").split())[:200]
-    message = "HTTP %d%s" % (answer.status, ": " + text if text else "")
-    if answer.status >= 500 or answer.status in (408, 429):
-        return Verdict(RETRY, message)
-    if 400 <= answer.status < 500:
-        # One key the peer will not take (403 rejected, 413 too large, 422
-        # unusable): that is final.  In a batch, find out which one.
+    message = _message(answer)
+    if answer.status in KEY_REFUSALS:
+        # One key the peer will not take: that is final.  In a batch, find
+        # out which one.
         return Verdict(SPLIT if batch_size > 1 else REFUSED, message)
-    return Verdict(RETRY, message)  # 1xx/3xx: not an answer we can act on
+    if answer.status >= 500 and answer.status not in PEER_TROUBLE:
+        # A peer that fails on one key (Hockeypuck answered 500 to a key with
+        # no usable self-signature, hockeypuck issue 341) fails the whole
+        # batch: one by one, the others go through.  A single key's 500 is
+        # the runner's to weigh (runner.PeerSync).
+        return Verdict(SPLIT if batch_size > 1 else FAILED_ALONE, message)
+    return Verdict(RETRY, message)  # 408, 429, other 4xx, 502-504, 1xx/3xx
+
+
+def notice_verdict(answer: Answer) -> Verdict:
+    """What to do with a rejection notice after this answer: any 4xx is
+    final (a peer without the endpoint, such as Hockeypuck, or one that
+    refuses this notice), so it is not asked again."""
+    if answer.status == 0:
+        return Verdict(RETRY, answer.error)
+    if 200 <= answer.status < 300:
+        return Verdict(OK)
+    return Verdict(REFUSED if 400 <= answer.status < 500 else RETRY, _message(answer))
+
+
+_TITLE = re.compile(rb"<title>(.*?)</title>", re.I | re.S)
+
+
+def _message(answer: Answer) -> str:
+    """An answer that is not 2xx, in a line: its status and what it says
+    (the reason a CKS peer gives in its JSON, an HTML page's title, as SKS
+    answers, or the start of the body)."""
+    refused = _refused_in(answer.body)
+    title = _TITLE.search(answer.body)
+    text = refused[0][1] if refused else " ".join(
+        (title.group(1) if title else answer.body).decode("utf-8", "replace").split())[:200]
+    return "HTTP %d%s" % (answer.status, ": " + text if text else "")
 
 
 def _refused_in(body: bytes) -> List[Tuple[str, str]]:

@@ -1,12 +1,17 @@
 """One synchronization pass (cks_sync.py): push owed keys to each peer in turn.
 
 Per peer, lossless: a key leaves the peer's backlog only after the peer
-acknowledged it (2xx), or refused it for good (a 4xx for that one key: the
-summary says so, and it is not retried).  A peer that is down, times out,
-answers 5xx or resets the connection keeps its backlog, and the next run
-resumes there; the other peers are not held back.  Progress is committed
-after every acknowledged request, so a crash at any point loses nothing: at
-worst a key is sent twice, which merging makes harmless.
+acknowledged it (2xx), or refused it for good: a refusal of that one key
+(hkp_push.KEY_REFUSALS), or an HTTP 500 to that key alone, twice, in a run
+in which the peer took another key (Hockeypuck answered 500 to a key with no
+usable self-signature, and so to the whole batch that held it, until its
+issue 341 was fixed); the summary says so, and it is not retried.  A peer
+that is down, times out, resets the connection, answers 500 to every key,
+502-504, or a 4xx that is not about a key (404: no keyserver there) keeps
+its backlog, and the next run resumes there; the other peers are not held
+back.  Progress is committed after every acknowledged request, so a crash
+at any point loses nothing: at worst a key is sent twice, which merging
+makes harmless.
 """
 
 from __future__ import annotations
@@ -14,18 +19,24 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..openpgp.armor import encode
 from ..store import Store
 from ..store.peers import Peer, PeerStore
 from ..store.rejections import StoredNotice, notice_backlog, notice_delivered
 from ..hkp.rejections import NOTICE_PATH
-from .hkp_push import OK, REFUSED, RETRY, SPLIT, Verdict, verdict
+from .hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Verdict, notice_verdict, verdict
 
 log = logging.getLogger("cks.sync")
 
 Item = Tuple[str, bytes]  # (fingerprint, binary key)
+Done = Callable[[Sequence[Item]], None]  # takes keys out of the peer's backlog
+
+FAILED_ALONE_IN_A_ROW = 10
+"""Keys that failed alone one after the other, with no key taken in the run
+and no key to ask the peer whether it takes any (PeerSync._takes_keys): the
+peer is failing, not the keys; the run stops there and they stay owed."""
 
 
 @dataclass
@@ -81,7 +92,7 @@ class HKPPusher(Pusher):
     def push_notice(self, notice: StoredNotice) -> Optional[Verdict]:
         answer = self.client.post_form(NOTICE_PATH, {"notice": notice.body,
                                                      "signature": notice.signature or ""})
-        return verdict(answer, 1)
+        return notice_verdict(answer)
 
     def close(self) -> None:
         self.client.close()
@@ -102,6 +113,11 @@ class PeerSync:
         self.deadline = deadline
         self.report = PeerReport(peer.peer, peer.kind)
         self.budget = limits.keys_per_peer_run
+        self.takes_keys = False  # the peer took a key in this run
+        self.asked = False  # _takes_keys asked the peer (once a run at most)
+        # Keys that failed alone while it was not known whether the peer takes
+        # any: fingerprint -> (the key, how it leaves the backlog, the answer).
+        self.set_aside: Dict[str, Tuple[Item, Done, str]] = {}
 
     def run(self) -> PeerReport:
         now = int(time.time())
@@ -139,9 +155,11 @@ class PeerSync:
 
     def _backlog(self) -> None:
         while not self._out_of_budget():
-            entries = self.peers.backlog(self.peer.id, min(1000, self.budget))
+            entries = [e for e in self.peers.backlog(self.peer.id, min(1000, self.budget)
+                                                     + len(self.set_aside))
+                       if e[0] not in self.set_aside]
             if not entries:
-                return
+                break
             pending = dict(entries)
             keydata = self.store.keydata(list(pending))
             gone = [(f, p) for f, p in entries if f not in keydata]
@@ -154,6 +172,8 @@ class PeerSync:
                                      int(time.time()))
 
             self._deliver(items, done)
+        if self.set_aside:  # no key went through after them: the peer is failing
+            raise self._failing()
 
     def _batches(self, items: Sequence[Item]) -> List[List[Item]]:
         batches: List[List[Item]] = []
@@ -171,19 +191,26 @@ class PeerSync:
             batches.append(current)
         return batches
 
-    def _deliver(self, items: Sequence[Item], done: Callable[[Sequence[Item]], None]) -> None:
+    def _deliver(self, items: Sequence[Item], done: Done) -> None:
         for batch in self._batches(items):
             if self._out_of_budget():
                 return  # the per-run cap: the rest stays owed, for the next run
             self._send(batch, done)
 
-    def _send(self, batch: List[Item], done: Callable[[Sequence[Item]], None]) -> None:
+    def _send(self, batch: List[Item], done: Done, again: bool = True) -> None:
         result = self.pusher.push(batch)
         if result.action == RETRY:
             raise _Stop(result.message)
         if result.action == SPLIT:
             for item in batch:
                 self._send([item], done)
+            return
+        if result.action == FAILED_ALONE:
+            if again:  # a 500 may be a hiccup: once more
+                self._send(batch, done, again=False)
+            else:
+                self.budget -= 1
+                self._failed_alone(batch[0], done, result.message)
             return
         if result.action == REFUSED:
             self._refused(batch[0][0], result.message)
@@ -192,8 +219,56 @@ class PeerSync:
             for fingerprint, reason in result.refused:
                 self._refused(fingerprint, reason)
             self.report.sent += len(batch) - len(result.refused)
+            self._took_keys()
         self.budget -= len(batch)
         done(batch)
+
+    def _failed_alone(self, item: Item, done: Done, message: str) -> None:
+        """The peer answered 500 to this key alone, twice: if it takes other
+        keys, it cannot take this one, which is refused for good; if it
+        takes none, it is failing and the run stops; until that is known,
+        the key is set aside (it stays owed)."""
+        if self._takes_keys():
+            self._gave_up(item, done, message)
+            return
+        self.set_aside[item[0]] = (item, done, message)
+        if len(self.set_aside) >= FAILED_ALONE_IN_A_ROW:
+            raise self._failing()
+
+    def _failing(self) -> "_Stop":
+        count = len(self.set_aside)
+        return _Stop("%s, to %d key%s alone, and no key went through"
+                     % (list(self.set_aside.values())[-1][2], count, "" if count == 1 else "s"))
+
+    def _takes_keys(self) -> bool:
+        """Whether the peer took a key in this run.  If it has not yet, a key
+        it took before is sent again, once a run (harmless: it merges), if
+        there is one (PeerStore.held_by); if the peer fails on that one too,
+        the run stops (the keys stay owed)."""
+        if self.takes_keys or self.asked:
+            return self.takes_keys
+        self.asked = True
+        fingerprint = self.peers.held_by(self.peer.id)
+        data = self.store.keydata([fingerprint]).get(fingerprint) if fingerprint else None
+        if data is None:
+            return False
+        answer = self.pusher.push([(fingerprint, data)])
+        if answer.action not in (OK, REFUSED):
+            raise _Stop(answer.message)
+        self._took_keys()
+        return True
+
+    def _took_keys(self) -> None:
+        """The peer took a key: those set aside failed on their own."""
+        self.takes_keys = True
+        for item, done, message in self.set_aside.values():
+            self._gave_up(item, done, message)
+        self.set_aside.clear()
+
+    def _gave_up(self, item: Item, done: Done, message: str) -> None:
+        self._refused(item[0], "%s (twice, to this key alone, while the peer took other "
+                               "keys)" % message)
+        done([item])
 
     def _refused(self, fingerprint: str, message: str) -> None:
         self.report.refused.append((fingerprint, message))

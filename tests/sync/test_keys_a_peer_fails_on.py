@@ -1,0 +1,124 @@
+"""cks_sync.py against peers that answer 500 to some keys (as Hockeypuck
+answered a key with no usable self-signature, and the whole batch that held
+it, until its issue 341 was fixed), to every key, or 404 to everything (no
+keyserver at that address): no key is lost, and one key does not hold the
+others up; on SQLite and PostgreSQL."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from cks import pipeline
+from cks.store import open_store
+from cks.sync.runner import FAILED_ALONE_IN_A_ROW
+from support import fixture
+from support.fakepeer import FakePeer
+from support.nodes import fpr, manage, peers_json, sync
+
+NAMES = ["rsa1024", "rsa2048", "rsa4096", "nistp256", "nistp384", "nistp521",
+         "brainpoolp256", "brainpoolp384", "brainpoolp512", "secp256k1", "ed25519", "dsa-elg"]
+
+
+@pytest.fixture
+def node(db_url):
+    """A node's database, which users' uploads reach as through cksd."""
+    return SimpleNamespace(db_url=db_url)
+
+
+def upload(node, *names):
+    store = open_store(node.db_url)
+    try:
+        for name in names:
+            report = pipeline.submit(store, fixture(name), pipeline.Source.user())
+            assert [o.status for o in report.outcomes] == [pipeline.ADDED]
+    finally:
+        store.close()
+
+
+def refused_line(peer, name):
+    return ("%s: refused %s for good: HTTP 500: Error handling request (twice, to this key "
+            "alone, while the peer took other keys)" % (peer.name, fpr(name)))
+
+
+def test_a_key_the_peer_cannot_read_is_refused_and_the_others_go_through(node):
+    with FakePeer(fail_on={fpr("ed25519")}) as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048", "ed25519", "nistp256")
+        run = sync(node)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines() == [
+            "%s: sent 2 keys" % peer.name, refused_line(peer, "ed25519")]
+        assert peer.received == [fpr("rsa2048"), fpr("nistp256")]
+        # the batch, then one by one, the failing key twice
+        assert peer.requests == 1 + 3 + 1
+        assert peers_json(node)[peer.name]["backlog"] == 0
+        assert fpr("ed25519") in manage(node, "refusals", peer.name).stdout.decode()
+        again = sync(node, "--quiet")
+        assert again.returncode == 0 and again.stdout == b"" and peer.requests == 5
+
+
+def test_a_lone_failing_key_is_weighed_by_a_key_the_peer_took_before(node):
+    with FakePeer(fail_on={fpr("ed25519")}) as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048")
+        assert sync(node).returncode == 0
+        upload(node, "ed25519")
+        run = sync(node)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines() == [
+            "%s: sent 0 keys" % peer.name, refused_line(peer, "ed25519")]
+        # rsa2048, sent again to ask whether the peer takes keys: it does
+        assert peer.received == [fpr("rsa2048")] * 2
+        assert peers_json(node)[peer.name]["backlog"] == 0
+
+
+def test_a_peer_failing_on_every_key_keeps_them_all(node):
+    with FakePeer() as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048")
+        assert sync(node).returncode == 0
+        peer.mode = "error"
+        upload(node, "nistp256", "ed25519")
+        run = sync(node)
+        assert run.returncode == 1
+        assert "%s: FAILED: HTTP 500: internal error; 2 keys kept for the next run" % \
+            peer.name in run.stderr.decode()
+        assert peer.requests == 1 + 1 + 2 + 1  # the first run; the batch; one key twice; rsa2048
+        assert peers_json(node)[peer.name]["backlog"] == 2
+        assert manage(node, "refusals", peer.name).stdout.decode().strip() == ""
+        peer.mode = "ok"
+        assert sync(node).returncode == 0
+        assert set(peer.received) == {fpr(n) for n in ("rsa2048", "nistp256", "ed25519")}
+
+
+def test_with_no_key_to_ask_by_the_run_stops_after_some_keys_in_a_row(node):
+    with FakePeer("error") as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, *NAMES)
+        run = sync(node)
+        assert run.returncode == 1
+        assert "FAILED: HTTP 500: internal error, to %d keys alone, and no key went through; " \
+            "12 keys kept for the next run" % FAILED_ALONE_IN_A_ROW in run.stderr.decode()
+        assert peer.requests == 1 + 2 * FAILED_ALONE_IN_A_ROW
+        assert peers_json(node)[peer.name]["backlog"] == len(NAMES)
+        # the keys after them, when the peer takes keys again, settle the rest
+        peer.mode = "ok"
+        peer.fail_on = {fpr(NAMES[0])}
+        run = sync(node)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines()[1:] == [refused_line(peer, NAMES[0])]
+        assert set(peer.received) == {fpr(n) for n in NAMES[1:]}
+
+
+def test_an_address_without_a_keyserver_keeps_the_backlog(node):
+    with FakePeer("not-found") as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048", "nistp256")
+        run = sync(node)
+        assert run.returncode == 1
+        assert "FAILED: HTTP 404: 404 Not Found; 2 keys kept" in run.stderr.decode()
+        assert peer.requests == 1 and peers_json(node)[peer.name]["backlog"] == 2
+        assert manage(node, "refusals", peer.name).stdout.decode().strip() == ""
+        peer.mode = "ok"
+        assert sync(node).returncode == 0
+        assert set(peer.received) == {fpr("rsa2048"), fpr("nistp256")}
