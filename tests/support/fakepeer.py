@@ -23,12 +23,15 @@ class FakePeer:
     answer), 'not-found' (404: no keyserver at this address).  In 'ok' mode,
     a request holding a key of `fail_on` (fingerprints) is answered 500, and
     nothing of it is stored: as Hockeypuck answered a key with no usable
-    self-signature until its issue 341 was fixed."""
+    self-signature until its issue 341 was fixed; and one over `max_body`
+    bytes is not answered at all: its connection is closed."""
 
-    def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=()) -> None:
+    def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
+                 max_body: int = 0) -> None:
         self.mode = mode
         self.delay = delay
         self.fail_on = set(fail_on)
+        self.max_body = max_body  # a longer request: the connection is closed, as SKS does
         self.received: List[str] = []  # fingerprints, in arrival order
         self.requests = 0
         self.release = threading.Event()
@@ -38,8 +41,12 @@ class FakePeer:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                length = int(self.headers.get("Content-Length", 0))
                 peer.requests += 1
+                if peer.max_body and length > peer.max_body:
+                    self.close_connection = True  # unread, unanswered
+                    return
+                body = self.rfile.read(length)
                 if peer.mode == "hang":
                     peer.release.wait(60)
                     return

@@ -15,6 +15,7 @@ def test_success_with_and_without_cks_json():
 
 def test_transient_failures_keep_the_backlog():
     assert verdict(Answer(error="connection refused"), 3).action == RETRY
+    assert verdict(Answer(error="timed out"), 1).action == RETRY
     for status in (502, 503, 504, 429, 408, 302):
         assert verdict(Answer(status, b""), 1).action == RETRY, status
         assert verdict(Answer(status, b""), 10).action == RETRY, status
@@ -38,6 +39,9 @@ def test_a_500_to_a_batch_splits_it_and_to_one_key_is_the_runners_to_weigh():
     alone = verdict(Answer(500, sks), 1)
     assert alone.action == FAILED_ALONE and alone.message == "HTTP 500: Error handling request"
     assert verdict(Answer(501, b""), 1).action == FAILED_ALONE
+    # a connection the peer took, then closed unanswered: its size limit, maybe
+    assert verdict(Answer(error="closed", cut=True), 5).action == SPLIT
+    assert verdict(Answer(error="closed", cut=True), 1).action == FAILED_ALONE
 
 
 def test_a_peer_without_the_notice_endpoint_is_not_asked_again():

@@ -13,6 +13,7 @@ from cks.store import open_store
 from cks.sync.runner import FAILED_ALONE_IN_A_ROW
 from support import fixture
 from support.fakepeer import FakePeer
+from support.mails import flooded_key
 from support.nodes import fpr, manage, peers_json, sync
 
 NAMES = ["rsa1024", "rsa2048", "rsa4096", "nistp256", "nistp384", "nistp521",
@@ -25,11 +26,12 @@ def node(db_url):
     return SimpleNamespace(db_url=db_url)
 
 
-def upload(node, *names):
+def upload(node, *names, data=None):
+    """Users' uploads of the fixture keys `names` (or of the key `data`)."""
     store = open_store(node.db_url)
     try:
-        for name in names:
-            report = pipeline.submit(store, fixture(name), pipeline.Source.user())
+        for keydata in [fixture(name) for name in names] + ([data] if data else []):
+            report = pipeline.submit(store, keydata, pipeline.Source.user())
             assert [o.status for o in report.outcomes] == [pipeline.ADDED]
     finally:
         store.close()
@@ -122,3 +124,21 @@ def test_an_address_without_a_keyserver_keeps_the_backlog(node):
         peer.mode = "ok"
         assert sync(node).returncode == 0
         assert set(peer.received) == {fpr("rsa2048"), fpr("nistp256")}
+
+
+def test_a_key_over_the_peers_size_limit_does_not_hold_up_the_rest(node):
+    """SKS 1.1.6 closes the connection, unanswered, on a request over 5 MiB: a
+    flooded key over that is refused for good, the keys with it go through."""
+    flooded = flooded_key(fixture("rsa4096"), 200_000)
+    with FakePeer(max_body=100_000) as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048", data=flooded)
+        upload(node, "nistp256")
+        run = sync(node)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines() == [
+            "%s: sent 2 keys" % peer.name,
+            "%s: refused %s for good: connection closed by the peer, unanswered (twice, to "
+            "this key alone, while the peer took other keys)" % (peer.name, fpr("rsa4096"))]
+        assert peer.received == [fpr("rsa2048"), fpr("nistp256")]
+        assert peers_json(node)[peer.name]["backlog"] == 0

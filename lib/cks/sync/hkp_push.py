@@ -33,12 +33,14 @@ class Answer:
     status: int = 0  # 0: no HTTP answer at all
     body: bytes = b""
     error: str = ""  # a transport failure, when status is 0
+    cut: bool = False  # the peer closed or reset a connection it had taken, unanswered
 
 
 @dataclass
 class Verdict:
     """`action`: OK, REFUSED (for good), SPLIT (send the keys one by one),
-    RETRY (later: they stay owed), FAILED_ALONE (a 500 to one key, see verdict)."""
+    RETRY (later: they stay owed), FAILED_ALONE (a 500 to one key, or its
+    connection closed unanswered: see verdict)."""
 
     action: str
     message: str = ""
@@ -48,7 +50,11 @@ class Verdict:
 def verdict(answer: Answer, batch_size: int) -> Verdict:
     """What to do with a batch of `batch_size` keys after this answer."""
     if answer.status == 0:
-        return Verdict(RETRY, answer.error)
+        # A connection cut while the request went out may be the peer's limit
+        # on a request's size (SKS 1.1.6 closes it on a body over 5 MiB): that
+        # is about the keys, weighed as a 500 is; no connection is not.
+        return Verdict(SPLIT if batch_size > 1 else FAILED_ALONE, answer.error) \
+            if answer.cut else Verdict(RETRY, answer.error)
     if 200 <= answer.status < 300:
         return Verdict(OK, refused=_refused_in(answer.body))
     message = _message(answer)
@@ -135,7 +141,7 @@ class HKPClient:
                 # A kept-alive connection the peer closed meanwhile: one retry on
                 # a fresh one.  A fresh connection that fails is the answer.
                 if fresh or attempt == 2 or isinstance(exc, socket.timeout):
-                    return kind(error=_describe(exc))
+                    return kind(error=_describe(exc), cut=isinstance(exc, CUT))
         return kind(error="no answer")
 
     def _read_all(self, response: http.client.HTTPResponse) -> Answer:
@@ -150,11 +156,15 @@ class HKPClient:
             self.conn = None
 
 
+CUT = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
+"""The peer took the connection, then closed or reset it without an answer."""
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, socket.timeout):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset"
+    if isinstance(exc, CUT):
+        return "connection closed by the peer, unanswered"
     return " ".join(str(exc).split()) or exc.__class__.__name__

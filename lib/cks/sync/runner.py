@@ -2,13 +2,14 @@
 
 Per peer, lossless: a key leaves the peer's backlog only after the peer
 acknowledged it (2xx), or refused it for good: a refusal of that one key
-(hkp_push.KEY_REFUSALS), or an HTTP 500 to that key alone, twice, in a run
-in which the peer took another key (Hockeypuck answered 500 to a key with no
-usable self-signature, and so to the whole batch that held it, until its
-issue 341 was fixed); the summary says so, and it is not retried.  A peer
-that is down, times out, resets the connection, answers 500 to every key,
-502-504, or a 4xx that is not about a key (404: no keyserver there) keeps
-its backlog, and the next run resumes there; the other peers are not held
+(hkp_push.KEY_REFUSALS), or a failure on that key alone, twice, in a run in
+which the peer took another key: an HTTP 500 (Hockeypuck answered 500 to a
+key with no usable self-signature, and so to the whole batch that held it,
+until its issue 341 was fixed) or the connection closed unanswered (SKS
+does that to a request over 5 MiB); the summary says so, and it is not
+retried.  A peer that is down, times out, fails on every key, answers
+502-504 or a 4xx that is not about a key (404: no keyserver there) keeps its
+backlog, and the next run resumes there; the other peers are not held
 back.  Progress is committed after every acknowledged request, so a crash
 at any point loses nothing: at worst a key is sent twice, which merging
 makes harmless.
@@ -224,10 +225,11 @@ class PeerSync:
         done(batch)
 
     def _failed_alone(self, item: Item, done: Done, message: str) -> None:
-        """The peer answered 500 to this key alone, twice: if it takes other
-        keys, it cannot take this one, which is refused for good; if it
-        takes none, it is failing and the run stops; until that is known,
-        the key is set aside (it stays owed)."""
+        """The peer failed on this key alone, twice (hkp_push.verdict's
+        FAILED_ALONE): if it takes other keys, it cannot take this one,
+        which is refused for good; if it takes none, it is failing and the
+        run stops; until that is known, the key is set aside (it stays
+        owed)."""
         if self._takes_keys():
             self._gave_up(item, done, message)
             return
