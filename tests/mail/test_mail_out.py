@@ -6,7 +6,7 @@ import email
 import pytest
 
 from cks.openpgp.keys import read_keys
-from cks.sync.hkp_push import OK, RETRY
+from cks.sync.hkp_push import FAILED_ALONE, OK, RETRY
 from cks.sync.mail_in import INCREMENTAL, parse_mail
 from cks.sync.mail_out import MailPusher, compose
 from cks.sync.mta import SMTP, HandOffError, Sendmail
@@ -42,12 +42,12 @@ def test_own_address_is_added_once():
 
 
 class Recorder:
-    def __init__(self, fail=None):
-        self.sent, self.fail = [], fail
+    def __init__(self, fail=None, refused=False):
+        self.sent, self.fail, self.refused = [], fail, refused
 
     def send(self, message):
         if self.fail:
-            raise HandOffError(self.fail)
+            raise HandOffError(self.fail, self.refused)
         self.sent.append(message)
 
 
@@ -60,6 +60,8 @@ def test_mail_pusher_one_mail_per_key_and_retry_on_failure():
     assert recorder.sent[0].get_all("X-KeyServer-Sent") == [US]
     failed = MailPusher("peer@p.example", US, Recorder("MTA down")).push([("F", b"x")])
     assert (failed.action, failed.message) == (RETRY, "MTA down")
+    refused = MailPusher("peer@p.example", US, Recorder("552 too big", refused=True))
+    assert refused.push([("F", b"x")]).action == FAILED_ALONE
     unset = MailPusher("peer@p.example", "", recorder).push([("F", b"x")])
     assert unset.action == RETRY and "[mail] address" in unset.message
 
@@ -84,9 +86,14 @@ def test_smtp():
         assert (sender, recipients) == (US, ["a@a.example"])
         assert b"\r\nSubject: incremental\r\n" in data
         assert read_keys(parse_mail(data).keytext).keys[0].fingerprint == KEY.fingerprint
-        with pytest.raises(HandOffError, match="gone@p.example"):
+        with pytest.raises(HandOffError, match="gone@p.example") as gone:
             SMTP("127.0.0.1", sink.port, 10).send(
                 compose(KEY.serialize(), ["a@a.example", "gone@p.example"], US))
+        assert not gone.value.refused  # about the peer's address, not this mail
+        sink.max_size = 100
+        with pytest.raises(HandOffError, match="552") as too_big:
+            SMTP("127.0.0.1", sink.port, 10).send(compose(KEY.serialize(), ["a@a.example"], US))
+        assert too_big.value.refused
         port = sink.port
     with pytest.raises(HandOffError, match="SMTP 127.0.0.1:%d" % port):
         SMTP("127.0.0.1", port, 2).send(compose(b"", [US], US))

@@ -10,7 +10,7 @@ import pytest
 from cks.openpgp.keys import read_keys
 from support import fixture
 from support.mailnode import Node, fpr
-from support.mails import US, fake_sendmail
+from support.mails import US, fake_sendmail, flooded_key
 from support.smtpsink import SMTPSink
 
 PEER = "pgp-keys@peer.example.org"
@@ -106,6 +106,30 @@ def test_cks_sync_over_smtp(node):
     load(node, "rsa2048")
     down = node.sync()
     assert down.returncode == 1 and b"SMTP 127.0.0.1:" in down.stderr
+
+
+def test_a_mail_the_mta_refuses_for_good_does_not_hold_up_the_rest(node):
+    """A flooded key's mail over the MTA's size limit (552) is refused for good
+    for that peer; the keys queued with it are mailed."""
+    flooded = node.directory / "flooded.gpg"
+    flooded.write_bytes(flooded_key(fixture("rsa4096"), 200_000))
+    with SMTPSink(max_size=100_000) as sink:
+        node.write_config(smtp_host="127.0.0.1", smtp_port=str(sink.port))
+        node.manage("add", PEER)
+        load(node, "rsa2048")
+        assert node.run("cks_admin.py", ["load", str(flooded)]).returncode == 0
+        load(node, "nistp256")
+        run = node.sync()
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.decode().splitlines()
+        assert lines[0] == "%s: sent 2 keys" % PEER
+        assert lines[1].startswith("%s: refused %s for good: SMTP 127.0.0.1:%d: (552, "
+                                   % (PEER, fpr("rsa4096"), sink.port))
+        assert lines[1].endswith("(twice, to this key alone, while the peer took other keys)")
+        mailed = [read_keys(email.message_from_bytes(data).get_payload().encode()).keys[0]
+                  .fingerprint.hex().upper() for _, _, data in sink.messages]
+        assert mailed == [fpr("rsa2048"), fpr("nistp256")]
+        assert node.sync("--quiet").stdout == b""
 
 
 @pytest.fixture

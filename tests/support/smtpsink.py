@@ -1,5 +1,6 @@
 """A minimal SMTP server for tests: accepts mail and keeps it, or refuses
-chosen recipients (550), like an MTA's submission port."""
+chosen recipients (550) or messages over a size (552), like an MTA's
+submission port."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import List, Set, Tuple
 
 
 class SMTPSink:
-    def __init__(self, refuse: Set[str] = frozenset()) -> None:
+    def __init__(self, refuse: Set[str] = frozenset(), max_size: int = 0) -> None:
         self.refuse = {a.lower() for a in refuse}
+        self.max_size = max_size  # a longer message is refused (552), as Postfix does
         self.messages: List[Tuple[str, List[str], bytes]] = []  # (from, to, data)
         sink = self
 
@@ -46,6 +48,9 @@ class SMTPSink:
                             if raw == b".\r\n":
                                 break
                             data += raw[1:] if raw.startswith(b"..") else raw
+                        if sink.max_size and len(data) > sink.max_size:
+                            self.reply("552 5.3.4 Message size exceeds fixed limit")
+                            continue
                         sink.messages.append((sender, recipients, data))
                         self.reply("250 queued")
                     else:

@@ -9,7 +9,7 @@ from email.utils import formatdate, make_msgid
 from typing import Sequence
 
 from ..openpgp.armor import encode
-from .hkp_push import OK, RETRY, Verdict
+from .hkp_push import FAILED_ALONE, OK, RETRY, Verdict
 from .mta import HandOffError
 from .runner import Item, Pusher
 
@@ -53,5 +53,7 @@ class MailPusher(Pusher):
             try:
                 self.transport.send(compose(keydata, [self.peer], self.own))
             except HandOffError as exc:
-                return Verdict(RETRY, str(exc))
+                # A mail the MTA refuses for good (one over its size limit: a
+                # flooded key) is weighed as an HKP peer's 500 is (runner.py).
+                return Verdict(FAILED_ALONE if exc.refused else RETRY, str(exc))
         return Verdict(OK)

@@ -15,7 +15,13 @@ from .mailconf import MailSettings
 
 
 class HandOffError(Exception):
-    """The MTA did not take the message."""
+    """The MTA did not take the message; `refused`: it answered that it never
+    will (an SMTP 5xx to MAIL or DATA, such as 552, over its size limit),
+    rather than not now."""
+
+    def __init__(self, message: str, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
 
 
 class Sendmail:
@@ -56,8 +62,10 @@ class SMTP:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 refused = smtp.send_message(message)
         except (smtplib.SMTPException, OSError) as exc:
+            refused = isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) \
+                and 500 <= exc.smtp_code < 600
             raise HandOffError("%s: %s" % (where, " ".join(str(exc).split())
-                                           or exc.__class__.__name__)) from None
+                                           or exc.__class__.__name__), refused) from None
         if refused:
             raise HandOffError("%s refused %s" % (where, ", ".join(sorted(refused))))
 
