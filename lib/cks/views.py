@@ -262,6 +262,24 @@ def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
     return derived
 
 
+def serve_new_keys(store: Store, policy: ServePolicy, batch: int = 500) -> int:
+    """Derive the served views of the keys stored without one that have work
+    queued (an upload's new key, pipeline.store_keys's `defer_views`): what
+    makes such a key found.  The rest of each work item (the keys it signed)
+    is left queued for follow_signers, which may take long where keys carry
+    thousands of certifications.  Returns how many served views changed."""
+    changed, after = 0, 0
+    while True:
+        with store.read() as cursor:
+            work = store.view_work(cursor, batch, after)
+            if not work:
+                return changed
+            targets = store.unserved_among(cursor, [i.fingerprint for i in work if i.signed])
+        if targets:
+            changed += reverify(store, policy, sorted(targets))
+        after = work[-1].id
+
+
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
                    rederive: Optional[Callable[[List[str]], int]] = None,
                    settled: Optional[Callable[[Cursor, Set[str]], Set[str]]] = None) -> int:

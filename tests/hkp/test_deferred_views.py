@@ -58,12 +58,15 @@ def test_a_new_key_is_answered_before_its_served_view_and_found_after(store, db_
         (fpr("alice-t1"), True)]
     assert run_sql(db_url, "SELECT fingerprint FROM cks_pending_sync") == [(fpr("alice-t1"),)]
     # A search by word, the first lookup after the answer, finds it: it
-    # derives what is owed first.
+    # derives the new key's served view first.  The rest of its work item
+    # (the keys it signed) is the background job's.
     response = _get(app, "/pks/lookup?op=index&options=mr&search=alice")
     assert response.status == 200 and fpr("alice-t1").encode() in response.body
     (status, size), = _row(db_url, "alice-t1")
     assert status != UNSERVED and size > 0
     assert run_sql(db_url, "SELECT count(*) FROM cks_sig_verdicts") == [(2,)]
+    assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(1,)]
+    app.views_owed.run(app.serve_views, app.follow_views)  # the background job's round
     assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
     # The same rows as the pipeline writes when it derives the view in the
     # upload's own transaction (another database).
@@ -105,7 +108,7 @@ def test_a_failed_settling_leaves_the_work_owed_to_the_background_job(store, mon
     assert calls == [1] and not app.views_owed.settled
     lookup = "/pks/lookup?op=index&options=mr&search=0x" + fpr("rsa1024")
     assert _get(app, lookup).status == 404  # not tried again yet
-    app.views_owed.run(app.follow_views)  # the background job's round
+    app.views_owed.run(app.serve_views, app.follow_views)  # the background job's round
     assert app.views_owed.settled and _get(app, lookup).status == 200
     _post(app, "nistp384")
     app.views_owed.settle(lambda: False)
@@ -114,6 +117,31 @@ def test_a_failed_settling_leaves_the_work_owed_to_the_background_job(store, mon
                         lambda: now + views_owed.FAILED_PAUSE_SECONDS)
     assert _get(app, "/pks/lookup?op=index&options=mr&search=0x"
                      + fpr("nistp384")).status == 200
+
+
+def test_a_lookup_does_not_wait_for_the_rest_of_the_queue(store):
+    """The background job works off the rest of the queue (the keys the new
+    ones signed, what recon brought: many seconds under a sync's load)
+    without holding up a lookup's settling."""
+    app = KeyServer(store, ServerSettings())
+    entered, release = threading.Event(), threading.Event()
+
+    def rest():
+        entered.set()
+        return release.wait(30)
+
+    background = threading.Thread(target=app.views_owed.run, args=(app.serve_views, rest))
+    background.start()
+    try:
+        assert entered.wait(10)
+        _post(app, "rsa1024")
+        started = time.monotonic()
+        response = _get(app, "/pks/lookup?op=get&options=mr&search=0x" + fpr("rsa1024"))
+        assert response.status == 200 and time.monotonic() - started < 10
+        assert app.views_owed.settled
+    finally:
+        release.set()
+        background.join()
 
 
 def test_views_owed_counts_across_processes():
@@ -127,8 +155,20 @@ def test_views_owed_counts_across_processes():
     assert not owed.settled  # the other process's upload counts here
     owed.settle(lambda: done.append("settled") or True)
     assert done == ["settled"] and owed.settled
-    owed.run(lambda: done.append("background") or True)  # runs whatever is owed
-    assert done == ["settled", "background"]
+    # The background job's round: the rest of the queue, whatever is owed; when
+    # uploads are owed, their settling first.
+    owed.run(lambda: done.append("settled again") or True,
+             lambda: done.append("the rest") or True)
+    assert done == ["settled", "the rest"]
+    child = multiprocessing.get_context("fork").Process(target=owed.owe)
+    child.start()
+    child.join()
+    owed.run(lambda: done.append("settled again") or True,
+             lambda: done.append("the rest") or True)
+    assert done == ["settled", "the rest", "settled again", "the rest"] and owed.settled
+    owed.owe()
+    owed.run(lambda: done.append("failed") and False, lambda: done.append("the rest"))
+    assert done[-1] == "failed" and not owed.settled  # the database is away: no rest
 
 
 def test_an_upload_owed_while_settling_stays_owed():

@@ -32,7 +32,7 @@ from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateL
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
-from .views_owed import ViewsOwed, follow_views
+from .views_owed import ViewsOwed, follow_views, serve_views
 
 log = logging.getLogger("cks.hkp")
 
@@ -205,13 +205,18 @@ class KeyServer:
 
     # --- lookups -----------------------------------------------------------------
 
+    def serve_views(self) -> bool:
+        """Derive the served views owed to answered uploads (views_owed.py);
+        False on a database error."""
+        return serve_views(self.store, self.settings.limits.serve)
+
     def follow_views(self) -> bool:
-        """Derive the served views owed (views_owed.py); False on a database error."""
+        """Derive the served views queued (views_owed.py); False on a database error."""
         return follow_views(self.store, self.settings.limits.serve)
 
     def lookup(self, request: Request) -> Response:
         if not request.in_loop:  # (what an answered upload stored is found)
-            self.views_owed.settle(self.follow_views)
+            self.views_owed.settle(self.serve_views)
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),
@@ -331,7 +336,7 @@ class KeyServer:
         """GET /pks/photo?fingerprint=FPR&n=N: a photo ID of a key's served view
         (photos.py)."""
         fingerprint, number = photos.parse_query(request.query)
-        self.views_owed.settle(self.follow_views)
+        self.views_owed.settle(self.serve_views)
         served = self.lookup_store.served([fingerprint]).get(fingerprint)
         if served is None:
             raise HKPError(404, "no key with fingerprint %s is held here" % fingerprint)

@@ -8,10 +8,14 @@ the uploads pause (QUIET_SECONDS, at most AT_MOST_SECONDS) and derives the
 views of all of them together.  Until then no lookup finds the key.  So
 that a lookup sent after an upload's answer finds the key all the same, a
 lookup first settles what is owed: when uploads were answered since the
-last settling began, it derives their views itself (the same work as the
-background job: views.follow_signers), then answers.  Such a lookup is
-answered by a worker thread, never in the loop's (server.py): that work
-writes to the database and may wait for a lock.
+last settling began, it derives the new keys' own served views itself
+(views.serve_new_keys), then answers.  The rest of the queue, the keys that
+the new ones signed and what recon and push brought (views.follow_signers),
+is the background job's, after the settling and without holding it: under
+a sync's load it runs for many seconds where keys carry thousands of
+certifications, and lookups waited behind it for a minute.  Such a lookup
+is answered by a worker thread, never in the loop's (server.py): its
+settling writes to the database and may wait for a lock.
 
 Where writers of different keys do not wait for each other (PostgreSQL),
 a serving process that is not taking uploads derives the owed views at
@@ -42,7 +46,7 @@ from typing import Callable
 from ..served import ServePolicy
 from ..store import Store, StoreError
 from ..store.loadprogress import served_together
-from ..views import follow_signers
+from ..views import follow_signers, serve_new_keys
 
 log = logging.getLogger("cks.hkp")
 
@@ -125,30 +129,42 @@ class ViewsOwed:
             seen = now
 
     def settle(self, work: Callable[[], bool]) -> None:
-        """Run `work` (which derives every owed view, and says whether it could)
-        unless nothing is owed, or it failed in the last FAILED_PAUSE_SECONDS."""
+        """Run `work` (which derives the owed views, serve_views, and says
+        whether it could) unless nothing is owed, or it failed in the last
+        FAILED_PAUSE_SECONDS."""
         if self.settled or time.monotonic() - self._failed_at < FAILED_PAUSE_SECONDS:
             return
         with self._settling:
             if not self.settled:  # (or another thread of this process settled it)
                 self._run(work)
 
-    def run(self, work: Callable[[], bool]) -> None:
-        """The background job's round: run `work` whatever is owed (it also
-        does what other programs, or a crash, left queued); when uploads are
-        owed, once they pause (wait_for_quiet)."""
+    def run(self, work: Callable[[], bool], rest: Callable[[], bool]) -> None:
+        """The background job's round: when uploads are owed, once they pause
+        (wait_for_quiet), settle them with `work` as a lookup would, even
+        after a failure; then `rest` (follow_views: the rest of the queue,
+        and what other programs, or a crash, left), not holding up lookups."""
         if not self.settled:
             self.wait_for_quiet()
-        with self._settling:
-            self._run(work)
+            with self._settling:
+                if not self.settled and not self._run(work):
+                    return  # (the database is away: the rest can wait too)
+        rest()
 
-    def _run(self, work: Callable[[], bool]) -> None:
+    def _run(self, work: Callable[[], bool]) -> bool:
         owed = self._counts[_OWED]
         if not work():
             self._failed_at = time.monotonic()
-            return  # still owed: the background job tries again
+            return False  # still owed: the background job tries again
         with self._counting:
             self._counts[_SETTLED] = max(self._counts[_SETTLED], owed)
+        return True
+
+
+def serve_views(store: Store, policy: ServePolicy) -> bool:
+    """Derive the served views of the keys answered uploads stored without
+    one (views.serve_new_keys): a settling's work.  False when a database
+    error (logged) left them owed."""
+    return _logged(lambda: serve_new_keys(store, policy))
 
 
 def follow_views(store: Store, policy: ServePolicy) -> bool:
@@ -156,8 +172,12 @@ def follow_views(store: Store, policy: ServePolicy) -> bool:
     what a running (or interrupted) bulk load served together is not derived
     again here either (loadprogress.py).  False when a database error (logged)
     left work queued for the next time."""
+    return _logged(lambda: follow_signers(store, policy, settled=served_together))
+
+
+def _logged(work: Callable[[], object]) -> bool:
     try:
-        follow_signers(store, policy, settled=served_together)
+        work()
     except StoreError as exc:
         log.warning("served views not derived yet: %s", exc)
         return False
@@ -172,9 +192,10 @@ that the thread running it sees a stop in time)."""
 def help_while_idle(owed: ViewsOwed, work: Callable[[], bool]) -> None:
     """One round of a serving process's idle helper (run by a Periodic with
     no interval; see the module notes): when uploads left views owed,
-    derive them at once, unless this process is the one taking the uploads
-    or another process's helper has the turn.  For databases whose writers
-    do not wait for each other (Backend.concurrent_writes)."""
+    settle them at once (`work`: serve_views), unless this process is the
+    one taking the uploads or another process's helper has the turn.  For
+    databases whose writers do not wait for each other
+    (Backend.concurrent_writes)."""
     if not owed.wait_for_owed(HELPER_WAIT_SECONDS):
         return
     if owed.uploading_here or not owed.take_turn():

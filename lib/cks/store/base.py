@@ -736,10 +736,11 @@ class Store:
                      (fingerprint, keyid, signed, " ".join(missing)))
 
     @staticmethod
-    def view_work(cursor: Cursor, limit: int) -> List[ViewWork]:
+    def view_work(cursor: Cursor, limit: int, after: int = 0) -> List[ViewWork]:
+        """The first `limit` work items queued (after the item `after`)."""
         return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cursor.execute(
-            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work ORDER BY id "
-            "LIMIT ?", (limit,)).fetchall()]
+            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work WHERE id > ? "
+            "ORDER BY id LIMIT ?", (after, limit)).fetchall()]
 
     @staticmethod
     def signed_by(cursor: Cursor, keyids: Iterable[str]) -> Dict[str, Set[str]]:
