@@ -3,7 +3,10 @@ the TLS certificate again (certbot) -- without a restart, and never dying of
 it (SIGHUP's default action would end the process).
 
 The signal handler only passes the signal on to the serving processes and
-sets a flag; a thread of each process does the work.
+writes a byte to a pipe; a thread of each process reads it and does the work.
+A handler must take no lock: Python runs it in the main thread between two
+bytecodes, and a SIGHUP that came while the handler of the one before held
+a lock (threading.Event.set) deadlocked that thread, the process's loop.
 """
 
 from __future__ import annotations
@@ -23,15 +26,25 @@ class Hangup:
 
     def __init__(self) -> None:
         self.children: List[int] = []  # forked serving processes, which get it too
-        self._wanted = threading.Event()
+        self._came = False  # a SIGHUP came (before start(): done at start)
         self._stopping = False
         self._actions: Sequence[Callable[[], None]] = ()
+        self._pipe = (-1, -1)  # this process's wake-up pipe, made by start()
+        self._owner = 0  # the process whose pipe it is (a forked child has none yet)
         self._thread = threading.Thread(target=self._run, name="sighup", daemon=True)
         signal.signal(signal.SIGHUP, self._handle)
 
     def _handle(self, _signum, _frame) -> None:
         self._forward()
-        self._wanted.set()
+        self._came = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._owner == os.getpid():
+            try:
+                os.write(self._pipe[1], b"h")
+            except OSError:  # full: a wake-up is waiting already
+                pass
 
     def _forward(self) -> None:
         for child in self.children:
@@ -44,25 +57,29 @@ class Hangup:
         """Forward SIGHUP to these processes from now on; one that came while
         they were being made goes to them now."""
         self.children = children
-        if self._wanted.is_set():
+        if self._came:
             self._forward()
 
     def start(self, actions: Sequence[Callable[[], None]]) -> None:
         """Run `actions` in order on each SIGHUP (and at once for one that
         came before), in a thread of this process."""
         self._actions = actions
+        self._pipe = os.pipe()
+        os.set_blocking(self._pipe[1], False)
+        self._owner = os.getpid()
+        if self._came:
+            self._wake()
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping = True
-        self._wanted.set()
+        self._wake()
         if self._thread.is_alive():
             self._thread.join(5)
 
     def _run(self) -> None:
         while True:
-            self._wanted.wait()
-            self._wanted.clear()
+            os.read(self._pipe[0], 4096)  # (SIGHUPs that came meanwhile: one reload)
             if self._stopping:
                 return
             log.info("SIGHUP: reloading")

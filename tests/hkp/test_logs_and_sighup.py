@@ -84,6 +84,27 @@ def test_sighup_never_stops_cksd_with_several_processes(tmp_path):
     assert server.proc.returncode == 0
 
 
+def test_a_burst_of_sighups_neither_stops_nor_wedges_cksd(tmp_path):
+    """SIGHUPs in quick succession (logrotate and a certificate renewal at
+    once, or `pkill -HUP` reaching the serving processes as well as the
+    parent, which passes it on): a signal that came while the handler of the
+    one before held a lock deadlocked the process's loop, which then
+    answered nothing and did not stop."""
+    config = _config(tmp_path, {"server": {"processes": "2"}})
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        server.wait_until(lambda: len(server.children()) == 2)
+        pids = [server.proc.pid] + [int(p) for p in server.children()]
+        for _ in range(3000):
+            for pid in pids:
+                os.kill(pid, signal.SIGHUP)
+        for _ in range(20):  # each process's loop answers (a new connection each)
+            assert server.lookup(op="stats", options="mr")[0] == 200
+        server.wait_until(lambda: "cksd: SIGHUP: reloading" in server.output())
+        started = time.monotonic()
+        assert server.stop(timeout=20) == 0
+        assert time.monotonic() - started < 20
+
+
 def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
     config = _config(tmp_path, {"server": {"processes": "1"},  # one process: one set of buckets
                                 "ratelimit": {"lookups_per_second": "1", "lookup_burst": "2"}})
