@@ -48,27 +48,34 @@ class Verdict:
 
 
 def verdict(answer: Answer, batch_size: int) -> Verdict:
-    """What to do with a batch of `batch_size` keys after this answer."""
-    if answer.status == 0:
-        # A connection cut while the request went out may be the peer's limit
-        # on a request's size (SKS 1.1.6 closes it on a body over 5 MiB): that
-        # is about the keys, weighed as a 500 is; no connection is not.
-        return Verdict(SPLIT if batch_size > 1 else FAILED_ALONE, answer.error) \
-            if answer.cut else Verdict(RETRY, answer.error)
+    """What to do with a batch of `batch_size` keys after this answer: an
+    answer about one key (_about_one_key) splits a batch to find which."""
     if 200 <= answer.status < 300:
         return Verdict(OK, refused=_refused_in(answer.body))
-    message = _message(answer)
+    message = _message(answer) if answer.status else answer.error
+    alone = _about_one_key(answer)
+    if alone is None:
+        return Verdict(RETRY, message)  # 408, 429, other 4xx, 502-504, 1xx/3xx, no answer
+    return Verdict(SPLIT if batch_size > 1 else alone, message)
+
+
+def _about_one_key(answer: Answer) -> Optional[str]:
+    """What a failed answer means for a single key sent alone (REFUSED,
+    FAILED_ALONE), or None when it is about the peer, not the keys."""
     if answer.status in KEY_REFUSALS:
-        # One key the peer will not take: that is final.  In a batch, find
-        # out which one.
-        return Verdict(SPLIT if batch_size > 1 else REFUSED, message)
+        return REFUSED  # one key the peer will not take: final
     if answer.status >= 500 and answer.status not in PEER_TROUBLE:
         # A peer that fails on one key (Hockeypuck answered 500 to a key with
         # no usable self-signature, hockeypuck issue 341) fails the whole
         # batch: one by one, the others go through.  A single key's 500 is
         # the runner's to weigh (runner.PeerSync).
-        return Verdict(SPLIT if batch_size > 1 else FAILED_ALONE, message)
-    return Verdict(RETRY, message)  # 408, 429, other 4xx, 502-504, 1xx/3xx
+        return FAILED_ALONE
+    if answer.status == 0 and answer.cut:
+        # A connection cut while the request went out may be the peer's limit
+        # on a request's size (SKS 1.1.6 closes it on a body over 5 MiB): that
+        # is weighed as a 500 is; no connection at all is about the peer.
+        return FAILED_ALONE
+    return None
 
 
 def notice_verdict(answer: Answer) -> Verdict:
