@@ -267,11 +267,17 @@ def serve_new_keys(store: Store, policy: ServePolicy, batch: int = 500) -> int:
     queued (an upload's new key, pipeline.store_keys's `defer_views`): what
     makes such a key found.  The rest of each work item (the keys it signed)
     is left queued for follow_signers, which may take long where keys carry
-    thousands of certifications.  Returns how many served views changed."""
+    thousands of certifications.  Only the work queued when it starts (what
+    an answered upload queued was queued before): under a stream of uploads
+    new work can come as fast as it is done, and a lookup that chased it
+    would be answered only once the uploads paused.  Returns how many served
+    views changed."""
     changed, after = 0, 0
+    with store.read() as cursor:
+        last = store.last_view_work(cursor)
     while True:
         with store.read() as cursor:
-            work = store.view_work(cursor, batch, after)
+            work = store.view_work(cursor, batch, after, through=last)
             if not work:
                 return changed
             targets = store.unserved_among(cursor, [i.fingerprint for i in work if i.signed])

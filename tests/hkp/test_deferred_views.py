@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from cks import pipeline
+from cks import pipeline, views
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.server import HKPServer, listen
 from cks.hkp import views_owed
@@ -142,6 +142,29 @@ def test_a_lookup_does_not_wait_for_the_rest_of_the_queue(store):
     finally:
         release.set()
         background.join()
+
+
+def test_a_settling_derives_only_what_was_owed_when_it_began(store, db_url, monkeypatch):
+    """Uploads that go on while a lookup settles are the next settling's (or
+    the background job's): under a stream of them, a lookup that chased the
+    queue took 43 s."""
+    app = KeyServer(store, ServerSettings())
+    _post(app, "rsa1024")
+    derived, reverify = [], views.reverify
+
+    def upload_meanwhile(store, policy, fingerprints):
+        derived.extend(fingerprints)
+        if len(derived) == 1:
+            _post(app, "nistp384")  # answered while the settling works
+        return reverify(store, policy, fingerprints)
+
+    monkeypatch.setattr(views, "reverify", upload_meanwhile)
+    assert _get(app, "/pks/lookup?op=get&options=mr&search=0x" + fpr("rsa1024")).status == 200
+    assert derived == [fpr("rsa1024")]
+    assert _row(db_url, "nistp384")[0][0] == UNSERVED and not app.views_owed.settled
+    # The next lookup settles the upload that came meanwhile.
+    assert _get(app, "/pks/lookup?op=get&options=mr&search=0x" + fpr("nistp384")).status == 200
+    assert derived == [fpr("rsa1024"), fpr("nistp384")] and app.views_owed.settled
 
 
 def test_views_owed_counts_across_processes():

@@ -736,11 +736,19 @@ class Store:
                      (fingerprint, keyid, signed, " ".join(missing)))
 
     @staticmethod
-    def view_work(cursor: Cursor, limit: int, after: int = 0) -> List[ViewWork]:
-        """The first `limit` work items queued (after the item `after`)."""
+    def view_work(cursor: Cursor, limit: int, after: int = 0,
+                  through: Optional[int] = None) -> List[ViewWork]:
+        """The first `limit` work items queued (after the item `after`, and
+        up to the item `through`)."""
+        last = "" if through is None else " AND id <= %d" % through
         return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cursor.execute(
-            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work WHERE id > ? "
-            "ORDER BY id LIMIT ?", (after, limit)).fetchall()]
+            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work WHERE id > ?%s "
+            "ORDER BY id LIMIT ?" % last, (after, limit)).fetchall()]
+
+    @staticmethod
+    def last_view_work(cursor: Cursor) -> int:
+        """The id of the work item queued last (0: none queued)."""
+        return cursor.scalar("SELECT coalesce(max(id), 0) FROM cks_view_work")
 
     @staticmethod
     def signed_by(cursor: Cursor, keyids: Iterable[str]) -> Dict[str, Set[str]]:
