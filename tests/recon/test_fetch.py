@@ -3,6 +3,7 @@ PostgreSQL: between two real cksd processes, from a stand-in peer that
 answers what each test needs (garbage, silence, splits), and from a real SKS
 1.1.6 node when one can be started."""
 
+import contextlib
 import hashlib
 import http.client
 import socket
@@ -14,9 +15,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 import pytest
 
 from cks import pipeline
+from cks.openpgp import cryptocheck
 from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
 from cks.openpgp.packet import Packet
 from cks.store import open_store
+from cks.store.base import UNSERVED, Store
 from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
 from cks.sync.recon.hashquery import decode_answer, decode_request, encode_answer
 from support import DEBIAN_KEYRING, fixture
@@ -260,6 +263,38 @@ def test_hashes_are_asked_100_at_a_time(db_url, stand_in):
     assert (report.requested, report.requests, report.added, report.not_returned) == \
         (231, 3, 1, 230)
     assert report.errors == [] and recorded(db_url) == {}  # not returned is no error
+
+
+def test_a_fetch_checks_no_signature_while_it_holds_a_write_transaction(db_url, stand_in,
+                                                                        monkeypatch):
+    """A fetched key's served view is derived after its network view's commit,
+    as an upload's is: on SQLite a write transaction holds the one write lock
+    that every upload and lookup waits for."""
+    writing, checked = [], []
+    write, verify = Store.write, cryptocheck.verify
+
+    @contextlib.contextmanager
+    def tracked_write(self, *args, **kwargs):
+        with write(self, *args, **kwargs) as cursor:
+            writing.append(True)
+            try:
+                yield cursor
+            finally:
+                writing.pop()
+
+    def tracked_verify(*args, **kwargs):
+        checked.append(bool(writing))
+        return verify(*args, **kwargs)
+
+    monkeypatch.setattr(Store, "write", tracked_write)
+    monkeypatch.setattr(cryptocheck, "verify", tracked_verify)
+    names = ["rsa2048", "certified", "dsa-elg"]
+    report = fetch(db_url, stand_in(keys_named(*names)).port, [hash_of(n) for n in names])
+    assert report.added == len(names) and report.errors == []
+    assert checked and not any(checked)  # checked, and never inside a write
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys WHERE served_crc24 = ?",
+                   (UNSERVED,)) == [(0,)]
+    assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
 
 
 def test_over_the_key_limits_is_refused_and_recorded(db_url, stand_in):
