@@ -9,8 +9,9 @@ three clients upload the Debian keyring's keys, each to one node (one in ten
 to two), and two clients look keys up (get, index, vindex) on random nodes.
 Then it waits until the nodes hold the same keys with no served view owed,
 and checks: `ptree --check` on each, no key unserved, no error in the logs;
-it prints the lookups answered, those slower than --slow seconds, the
-serving processes' memory before and after.  With py-spy installed, the
+it prints the lookups answered, each node's median, 99th percentile and
+longest lookup, those slower than --slow seconds, the serving processes'
+memory before and after.  With py-spy installed, the
 first slow lookup on each node leaves a dump of its processes (and, on
 PostgreSQL, its sessions) in the work directory.  Not a test: a probe (it
 found lookups waiting a minute behind a sync's view work, 2026-12-04).
@@ -50,6 +51,10 @@ from support.server import Cksd  # noqa: E402
 
 KEYRING = "/usr/share/keyrings/debian-keyring.gpg"
 ADDRESSES = {"a": "127.0.0.1", "b": "127.0.0.2", "c": "127.0.0.3"}
+IDLE_SECONDS = 10.0
+"""A client's keep-alive connection idle longer is closed, not reused: cksd
+closes one idle for 15 s ([server] idle_timeout), and a request sent as it
+does is lost to the race (http.client's RemoteDisconnected)."""
 CONFIG = ("[ratelimit]\nexempt = 127.0.0.0/8\n[recon]\ninterval = 3\n"
           "[sync]\npush_interval = 1\n")
 
@@ -107,6 +112,7 @@ class Load:
         self.rng.shuffle(self.todo)
         self.lock = threading.Lock()
         self.dumped: set = set()
+        self.times: Dict[str, list] = collections.defaultdict(list)
 
     def run(self) -> None:
         threads = [threading.Thread(target=self.upload) for _ in range(3)] + \
@@ -118,9 +124,13 @@ class Load:
 
     def _request(self, connections: dict, name: str, method: str, target: str,
                  body: bytes = b"") -> str:
-        connection = connections.get(name) or http.client.HTTPConnection(
-            self.nodes[name].bind, self.nodes[name].port, timeout=60)
-        connections[name] = connection
+        connection, used = connections.get(name, (None, 0.0))
+        if connection is None or time.time() - used > IDLE_SECONDS:
+            if connection is not None:
+                connection.close()
+            connection = http.client.HTTPConnection(self.nodes[name].bind,
+                                                    self.nodes[name].port, timeout=60)
+        connections[name] = connection, time.time()
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if body else {}
         try:
             connection.request(method, target, body or None, headers)
@@ -154,9 +164,22 @@ class Load:
             status = self._request(connections, name, "GET", "/pks/lookup?op=%s&options=mr"
                                    "&search=0x%s" % (op, key.keyid))
             timer.cancel()
+            took = time.time() - started
             self.counts["%s %s" % (op, status)] += 1
-            if time.time() - started > self.slow:
+            with self.lock:
+                self.times[name].append(took)
+            if took > self.slow:
                 self.counts["slower than %gs on %s" % (self.slow, name)] += 1
+
+    def lookup_times(self) -> Dict[str, str]:
+        """Each node's lookups: how many, and their median, 99th percentile
+        and longest time, in seconds."""
+        shown = {}
+        for name, times in sorted(self.times.items()):
+            times.sort()
+            shown[name] = "%d, %.3f / %.2f / %.1f s" % (
+                len(times), times[len(times) // 2], times[int(len(times) * 0.99)], times[-1])
+        return shown
 
     def _dump(self, name: str) -> None:
         """The first slow lookup's node, as py-spy and PostgreSQL see it."""
@@ -219,6 +242,7 @@ def main() -> int:
         load = Load(nodes, keys, time.time() + args.seconds, args.slow, work)
         load.run()
         print("requests:", dict(sorted(load.counts.items())))
+        print("lookups (median / 99th percentile / longest):", load.lookup_times())
         took = converge(nodes, 300)
         print("converged after %.0f s" % took if took >= 0 else "NOT converged in 300 s")
         failed = checks(nodes) + (took < 0)
