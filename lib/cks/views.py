@@ -168,34 +168,37 @@ def reverify(store: Store, policy: ServePolicy,
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
         with store.read() as cursor:
-            stored_keys = store.stored_keys(cursor, chunk)
-        for part in _by_bytes(list(stored_keys.items()), PARSED_BYTES):
+            sizes = store.keydata_sizes(cursor, chunk)
+        for part in _by_bytes([f for f in chunk if f in sizes], sizes, PARSED_BYTES):
             changed += _derive_again(store, part, policy)
     return changed
 
 
-PARSED_BYTES = 4 << 20
-"""reverify parses at most this much stored key data at a time (a parsed key
-takes many times its size in memory, and a flooded key is megabytes)."""
+PARSED_BYTES = 1 << 20
+"""reverify reads and parses at most this much stored key data at a time (a
+parsed key and its derived view take several times its size in memory, and
+a flooded key is megabytes; every thread that derives views holds a run:
+with 4 MiB runs read 200 keys at a time, the serving processes of three
+nodes syncing the Debian keyring grew to 120-300 MB)."""
 
 
-def _by_bytes(keys: List[Tuple[str, StoredKey]], limit: int
-              ) -> Iterator[List[Tuple[str, StoredKey]]]:
-    """(fingerprint, stored key) pairs in runs whose key data add up to
-    `limit` at most (at least one key a run)."""
-    run: List[Tuple[str, StoredKey]] = []
+def _by_bytes(fingerprints: List[str], sizes: Dict[str, int], limit: int
+              ) -> Iterator[List[str]]:
+    """Fingerprints in runs whose key data (`sizes`) add up to `limit` at
+    most (at least one key a run)."""
+    run: List[str] = []
     size = 0
-    for item in keys:
-        if run and size + len(item[1].keydata) > limit:
+    for fingerprint in fingerprints:
+        if run and size + sizes[fingerprint] > limit:
             yield run
             run, size = [], 0
-        run.append(item)
-        size += len(item[1].keydata)
+        run.append(fingerprint)
+        size += sizes[fingerprint]
     if run:
         yield run
 
 
-def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: ServePolicy) -> int:
+def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy) -> int:
     """reverify's work on a run of stored keys: derived from what a read
     finds, and written where that is still what the database holds, the
     key and the keys of the signers it names.  A key found changed is left
@@ -205,8 +208,8 @@ def _derive_again(store: Store, part: List[Tuple[str, StoredKey]], policy: Serve
     does after this run, if it was not done already before this write; either
     way from a later state of the database than this run's."""
     with store.read() as cursor:
+        part = list(store.stored_keys(cursor, fingerprints).items())
         derived = _derived(store, cursor, part, policy)
-    fingerprints = [fingerprint for fingerprint, _ in part]
     with store.write(fingerprints) as cursor:
         current = store.sks_hashes(cursor, fingerprints)  # (a key deleted meanwhile has none)
         unchanged = {fingerprint for fingerprint, stored in part

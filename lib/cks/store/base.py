@@ -936,6 +936,17 @@ class Store:
         return found
 
     @staticmethod
+    def keydata_sizes(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, int]:
+        """fingerprint -> the size of its stored key data, for the stored keys
+        among `fingerprints` (the data is not read)."""
+        found: Dict[str, int] = {}
+        for chunk in in_chunks(fingerprints):
+            found.update(cursor.execute(
+                "SELECT fingerprint, length(keydata) FROM cks_keys WHERE fingerprint IN %s"
+                % _in(chunk), chunk).fetchall())
+        return found
+
+    @staticmethod
     def stored_keys(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, StoredKey]:
         """The stored keys among `fingerprints`, one query per IN_CHUNK."""
         found: Dict[str, StoredKey] = {}
