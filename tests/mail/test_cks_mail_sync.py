@@ -6,12 +6,19 @@ import time
 
 import pytest
 
+from cks import pipeline
+from cks.cli import mail_sync
 from cks.openpgp.armor import encode
+from cks.store import open_store
+from cks.store.base import UNSERVED
+from cks.sync.mail_in import parse_mail
+from cks.sync.mailconf import MailSettings
 from support import fixture
 from support.mails import PKS, SKS, US, base64_mail, crlf, flooded_key, multipart_mail, \
     pks_mail, quoted_printable_mail, sks_mail
 
 from support.mailnode import fpr
+from support.writes import checks_in_writes
 
 VARIANTS = {
     "sks": sks_mail,
@@ -38,6 +45,26 @@ def damaged(keytext):
     """The armor with its checksum line changed: a block broken in transit."""
     head, _, tail = keytext.rpartition(b"\n=")
     return head + b"\n=AAAA" + tail[4:]
+
+
+def test_a_mail_checks_no_signature_while_it_holds_a_write_transaction(node, monkeypatch):
+    """Its new keys are stored as cksd stores an upload, and served when it
+    ends.  (The mail's handling, called in this process: the tool's main()
+    starts a watchdog that would end the test's process.)"""
+    node.manage("add", SKS)
+    checked = checks_in_writes(monkeypatch)
+    names = ["rsa2048", "certified", "dsa-elg"]
+    store = open_store(node.db_url)
+    try:
+        mail = parse_mail(multipart_mail([fixture(n) for n in names]), "")
+        assert mail_sync._merge(store, mail, MailSettings(), pipeline.Limits()) == 0
+    finally:
+        store.close()
+    assert checked and not any(checked)  # checked, and never inside a write
+    assert node.keys() == {fpr(n): "mail:" + SKS for n in names}
+    assert node.query("SELECT count(*) FROM cks_keys WHERE served_crc24 = ?",
+                      (UNSERVED,)) == [(0,)]
+    assert node.query("SELECT count(*) FROM cks_view_work") == [(0,)]
 
 
 def test_several_blocks_several_keys_and_a_broken_block(node):

@@ -3,7 +3,6 @@ PostgreSQL: between two real cksd processes, from a stand-in peer that
 answers what each test needs (garbage, silence, splits), and from a real SKS
 1.1.6 node when one can be started."""
 
-import contextlib
 import hashlib
 import http.client
 import socket
@@ -15,11 +14,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import pytest
 
 from cks import pipeline
-from cks.openpgp import cryptocheck
 from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
 from cks.openpgp.packet import Packet
 from cks.store import open_store
-from cks.store.base import UNSERVED, Store
+from cks.store.base import UNSERVED
 from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
 from cks.sync.recon.hashquery import decode_answer, decode_request, encode_answer
 from support import DEBIAN_KEYRING, fixture
@@ -27,6 +25,7 @@ from support.db import run_sql
 from support.nodes import fpr, manage
 from support.procs import tool
 from support.server import Cksd, raw_exchange
+from support.writes import checks_in_writes
 
 NAMES = ["rsa2048", "nistp256", "photo", "certified", "v6-ed25519", "dsa-elg"]
 HQ_LINE = '"POST /pks/hashquery HTTP/1.1"'
@@ -270,24 +269,7 @@ def test_a_fetch_checks_no_signature_while_it_holds_a_write_transaction(db_url, 
     """A fetched key's served view is derived after its network view's commit,
     as an upload's is: on SQLite a write transaction holds the one write lock
     that every upload and lookup waits for."""
-    writing, checked = [], []
-    write, verify = Store.write, cryptocheck.verify
-
-    @contextlib.contextmanager
-    def tracked_write(self, *args, **kwargs):
-        with write(self, *args, **kwargs) as cursor:
-            writing.append(True)
-            try:
-                yield cursor
-            finally:
-                writing.pop()
-
-    def tracked_verify(*args, **kwargs):
-        checked.append(bool(writing))
-        return verify(*args, **kwargs)
-
-    monkeypatch.setattr(Store, "write", tracked_write)
-    monkeypatch.setattr(cryptocheck, "verify", tracked_verify)
+    checked = checks_in_writes(monkeypatch)
     names = ["rsa2048", "certified", "dsa-elg"]
     report = fetch(db_url, stand_in(keys_named(*names)).port, [hash_of(n) for n in names])
     assert report.added == len(names) and report.errors == []
