@@ -11,11 +11,13 @@ new one for the next key; --new-connections: a new connection per key, as
 GnuPG's dirmngr makes).  A key counts when its answer is 2xx.  Prints
 keys/s, the median of --runs runs, and the cksd/SKS ratio (above 1: cksd
 takes keys faster), twice: until the last upload is
-answered, and until the keys are served: a lookup of the last key, sent
-after the last answer, has returned it.  (cksd answers the upload of a new
-key before the key's served view is derived, and a lookup derives every
-view owed before it answers: hkp/views_owed.py.  So the second figure
-counts every signature check the served views needed.)  Then how long the
+answered, and until the keys are served: a search by words, then a lookup
+of the last key, sent after the last answer, have been answered, the last
+key returned.  (cksd answers the upload of a new key before the key's
+served view is derived, and a search by words derives every view owed
+before it answers, where a lookup by key ID derives only those it finds:
+hkp/views_owed.py.  So the second figure counts every signature check the
+served views needed.)  Then how long the
 answers took: the median, the 99th percentile and the longest (each the
 median of the runs').  More keys than the maintainers keyring's 231 are
 taken from the Debian keyring after them: past about a second of uploads,
@@ -78,6 +80,8 @@ def post_all(url: str, armored: List[str], last: str, keepalive: bool) -> Rates:
         accepted += 200 <= answer.status < 300
         waits.append((time.monotonic() - sent) * 1000)
     answered = time.monotonic() - started
+    connection.request("GET", "/pks/lookup?op=index&options=mr&search=served+yet")
+    connection.getresponse().read()  # (any status: what counts is that it waited)
     connection.request("GET", "/pks/lookup?op=get&options=mr&search=0x" + last,
                        headers={"Connection": "close"})
     answer = connection.getresponse()

@@ -21,13 +21,13 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import KeyInfo, describe
 from .openpgp.keypacket import PublicKey
 from .openpgp.keys import Key, parse_keyring
-from .openpgp.packet import read_packet
+from .openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets, read_packet
 from .openpgp.verify import Verdict
 from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
@@ -287,6 +287,62 @@ def serve_new_keys(store: Store, policy: ServePolicy, batch: int = 500) -> int:
         if targets:
             changed += reverify(store, policy, sorted(targets))
         after = work[-1].id
+
+
+ID_KINDS = ("fingerprint", "keyid", "short_keyid")
+"""The searches (request.Query's kinds) a new key can be told apart by
+without its served view: its key packets name them."""
+
+
+def key_ids(keydata: bytes) -> FrozenSet[Tuple[str, str]]:
+    """(kind, value) of every ID_KINDS search that finds this key: its
+    primary key's and its subkeys' fingerprints and key IDs, in hex, as
+    the store indexes them.  Only the key packets are parsed."""
+    ids: Set[Tuple[str, str]] = set()
+    for packet in iter_packets(keydata):
+        if packet.tag in (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY):
+            public = PublicKey.parse(packet.body)
+            keyid = public.keyid.hex().upper()
+            ids.update((("fingerprint", public.fingerprint.hex().upper()),
+                        ("keyid", keyid), ("short_keyid", keyid[-8:])))
+    return frozenset(ids)
+
+
+class NewKeyIds:
+    """The ID_KINDS searches that find each key stored without its served
+    view (an answered upload's), read from its key packets once a process:
+    a lookup by key ID or fingerprint derives the views of those it finds
+    (serve_new_keys_with_id) instead of every one owed."""
+
+    def __init__(self) -> None:
+        self._ids: Dict[Tuple[str, str], FrozenSet[Tuple[str, str]]] = {}
+
+    def matching(self, store: Store, kind: str, value: str) -> Tuple[List[str], bool]:
+        """The new keys a search by `kind` (ID_KINDS) for `value` finds, and
+        whether they are all the new keys there are."""
+        with store.read() as cursor:
+            new = store.new_keys(cursor)
+            unread = [f for f, h in new.items() if (f, h) not in self._ids]
+            known = {(f, h): self._ids[(f, h)] for f, h in new.items() if (f, h) in self._ids}
+            for fingerprint, stored in store.stored_keys(cursor, unread).items():
+                try:
+                    known[(fingerprint, stored.sks_hash)] = key_ids(stored.keydata)
+                except ValueError:  # (stored as read, so not expected: found by none)
+                    known[(fingerprint, stored.sks_hash)] = frozenset()
+        self._ids = known  # (the keys served since are forgotten)
+        found = sorted(f for (f, _), ids in known.items() if (kind, value) in ids)
+        return found, len(found) == len(new)
+
+
+def serve_new_keys_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, kind: str,
+                           value: str) -> bool:
+    """serve_new_keys for the new keys a search by key ID or fingerprint
+    finds, and those alone; returns whether they were all the new keys
+    queued when it began (so that what serve_new_keys would do is done)."""
+    found, alone = new_ids.matching(store, kind, value)
+    if found:
+        reverify(store, policy, found)
+    return alone
 
 
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,

@@ -159,12 +159,63 @@ def test_a_settling_derives_only_what_was_owed_when_it_began(store, db_url, monk
         return reverify(store, policy, fingerprints)
 
     monkeypatch.setattr(views, "reverify", upload_meanwhile)
-    assert _get(app, "/pks/lookup?op=get&options=mr&search=0x" + fpr("rsa1024")).status == 200
+    app.views_owed.settle(app.serve_views)  # (as a search by words does)
     assert derived == [fpr("rsa1024")]
     assert _row(db_url, "nistp384")[0][0] == UNSERVED and not app.views_owed.settled
-    # The next lookup settles the upload that came meanwhile.
-    assert _get(app, "/pks/lookup?op=get&options=mr&search=0x" + fpr("nistp384")).status == 200
+    # The next settling derives the upload that came meanwhile.
+    app.views_owed.settle(app.serve_views)
     assert derived == [fpr("rsa1024"), fpr("nistp384")] and app.views_owed.settled
+
+
+def _subkey_id(name):
+    return read_keys(fixture(name)).keys[0].subkeys[0].value.keyid.hex().upper()
+
+
+def test_a_lookup_by_key_id_derives_only_the_new_keys_it_finds(store, db_url, tmp_path,
+                                                                monkeypatch):
+    """What GnuPG's --recv-keys and --refresh-keys send: a lookup by key ID or
+    fingerprint waits for the signature checks of the new keys it finds (by
+    their primary keys' or their subkeys' IDs), not for every upload owed."""
+    app = KeyServer(store, ServerSettings())
+    names = ["rsa1024", "nistp384", "ed25519", "v6-ed25519"]
+    for name in names:
+        _post(app, name)
+    derived, reverify = [], views.reverify
+    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints: (
+        derived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
+
+    def get(search, op="get"):
+        return _get(app, "/pks/lookup?op=%s&options=mr&search=%s" % (op, search)).status
+
+    assert get("0x0123456789ABCDEF") == 404 and derived == []
+    assert get("0x" + fpr("nistp384")) == 200 and derived == [fpr("nistp384")]
+    assert get("0x" + fpr("rsa1024")[-16:], "index") == 200  # a long key ID
+    assert get("0x" + _subkey_id("ed25519")[-8:]) == 200  # a subkey's short key ID
+    assert derived == [fpr("nistp384"), fpr("rsa1024"), fpr("ed25519")]
+    assert _row(db_url, "v6-ed25519")[0][0] == UNSERVED and not app.views_owed.settled
+    # The last one owed, by its subkey's long key ID: then nothing is owed.
+    assert get("0x" + _subkey_id("v6-ed25519")) == 200 and app.views_owed.settled
+    assert derived[-1] == fpr("v6-ed25519")
+    # Each was derived as the pipeline derives it in an upload's transaction.
+    app.views_owed.run(app.serve_views, app.follow_views)  # (the background job's round)
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(fixture(n) for n in names))
+
+
+@pytest.mark.parametrize("lookup, status", [
+    ("op=index&options=mr&search=nobody", 404),
+    # a key page names the signers, from their own served views
+    ("op=vindex&search=0x" + fpr("rsa1024"), 200)])
+def test_a_search_by_words_or_a_key_page_derives_every_new_key(store, monkeypatch, lookup,
+                                                                status):
+    app = KeyServer(store, ServerSettings())
+    for name in ("rsa1024", "nistp384"):
+        _post(app, name)
+    derived, reverify = [], views.reverify
+    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints: (
+        derived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
+    assert _get(app, "/pks/lookup?" + lookup).status == status
+    assert sorted(derived) == sorted([fpr("rsa1024"), fpr("nistp384")])
+    assert app.views_owed.settled
 
 
 def test_views_owed_counts_across_processes():

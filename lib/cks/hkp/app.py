@@ -23,6 +23,7 @@ from ..store.base import KeyRow, words_of
 from ..store.replica import ReplicaReads
 from ..rejection import NodeIdentity
 from ..sync.recon import hashquery
+from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings
 from .answer_cache import AnswerCache
@@ -32,7 +33,7 @@ from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateL
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
-from .views_owed import ViewsOwed, follow_views, serve_views
+from .views_owed import ViewsOwed, follow_views, serve_views, serve_views_with_id
 
 log = logging.getLogger("cks.hkp")
 
@@ -121,6 +122,7 @@ class KeyServer:
         # Uploads' served views (views_owed.py); cli/cksd.py shares the counts
         # among its processes and has its background job start at `views_due`.
         self.views_owed = ViewsOwed()
+        self.new_key_ids = NewKeyIds()  # (this process's reading of their IDs)
         self.views_due: Callable[[], None] = lambda: None
         self.statistics = Statistics()  # op=stats
         self.metrics = CksdMetrics.alone()  # cli/cksd.py shares one among its processes
@@ -214,9 +216,25 @@ class KeyServer:
         """Derive the served views queued (views_owed.py); False on a database error."""
         return follow_views(self.store, self.settings.limits.serve)
 
-    def lookup(self, request: Request) -> Response:
-        if not request.in_loop:  # (what an answered upload stored is found)
+    def serve_owed(self, search: Optional[Query]) -> None:
+        """First derive the served views owed to answered uploads that an
+        answer may show (views_owed.py): for a search by key ID or
+        fingerprint whose answer shows the keys it finds and nothing of
+        others, those of the new keys with that ID; else (None: a key page,
+        which names the signers from their own views; stats) all of them."""
+        if search is not None and search.kind in ID_KINDS:
+            self.views_owed.serve_some(lambda: serve_views_with_id(
+                self.store, self.settings.limits.serve, self.new_key_ids, search.kind,
+                search.value))
+        else:
             self.views_owed.settle(self.serve_views)
+
+    def lookup(self, request: Request) -> Response:
+        lookup = None
+        if not request.in_loop and not self.views_owed.settled:
+            lookup = parse_lookup(request.query, words_of)
+            # (what an answered upload stored is found)
+            self.serve_owed(lookup.search if lookup.op in ("get", "index") else None)
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),
@@ -225,7 +243,7 @@ class KeyServer:
             answer = cache.get(key, generation)
             if answer is not None:  # (only lookups that parsed are kept; stats never is)
                 return answer
-        lookup = parse_lookup(request.query, words_of)
+        lookup = lookup or parse_lookup(request.query, words_of)
         if lookup.op == "stats":
             return self.stats(lookup)
         if cache is None:
@@ -336,7 +354,7 @@ class KeyServer:
         """GET /pks/photo?fingerprint=FPR&n=N: a photo ID of a key's served view
         (photos.py)."""
         fingerprint, number = photos.parse_query(request.query)
-        self.views_owed.settle(self.serve_views)
+        self.serve_owed(Query("fingerprint", fingerprint))
         served = self.lookup_store.served([fingerprint]).get(fingerprint)
         if served is None:
             raise HKPError(404, "no key with fingerprint %s is held here" % fingerprint)

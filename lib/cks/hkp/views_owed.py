@@ -9,7 +9,12 @@ views of all of them together.  Until then no lookup finds the key.  So
 that a lookup sent after an upload's answer finds the key all the same, a
 lookup first settles what is owed: when uploads were answered since the
 last settling began, it derives the new keys' own served views itself
-(views.serve_new_keys), then answers.  The rest of the queue, the keys that
+(views.serve_new_keys), then answers; a get or index by key ID or
+fingerprint (what GnuPG's --recv-keys and --refresh-keys send) derives
+only those of the new keys it finds, by their primary keys' or subkeys' IDs
+(views.serve_new_keys_with_id), and leaves the rest owed: under a stream
+of uploads it does not wait for the others' signature checks.  The rest
+of the queue, the keys that
 the new ones signed and what recon and push brought (views.follow_signers),
 is the background job's, after the settling and without holding it: under
 a sync's load it runs for many seconds where keys carry thousands of
@@ -41,12 +46,12 @@ import logging
 import multiprocessing
 import threading
 import time
-from typing import Callable
+from typing import Callable, Optional
 
 from ..served import ServePolicy
 from ..store import Store, StoreError
 from ..store.loadprogress import served_together
-from ..views import follow_signers, serve_new_keys
+from ..views import NewKeyIds, follow_signers, serve_new_keys, serve_new_keys_with_id
 
 log = logging.getLogger("cks.hkp")
 
@@ -138,6 +143,21 @@ class ViewsOwed:
             if not self.settled:  # (or another thread of this process settled it)
                 self._run(work)
 
+    def serve_some(self, work: Callable[[], Optional[bool]]) -> None:
+        """Run `work` (serve_views_with_id: it derives the owed views a lookup
+        can find, and says whether those were all that was owed, or None if
+        it could not) unless nothing is owed, or a settling failed in the
+        last FAILED_PAUSE_SECONDS.  The rest stays owed, to the next
+        settling; when there was no rest, this was one."""
+        if self.settled or time.monotonic() - self._failed_at < FAILED_PAUSE_SECONDS:
+            return
+        owed = self._counts[_OWED]
+        everything = work()
+        if everything is None:
+            self._failed_at = time.monotonic()
+        elif everything:
+            self._settled_up_to(owed)
+
     def run(self, work: Callable[[], bool], rest: Callable[[], bool]) -> None:
         """The background job's round: when uploads are owed, once they pause
         (wait_for_quiet), settle them with `work` as a lookup would, even
@@ -155,9 +175,13 @@ class ViewsOwed:
         if not work():
             self._failed_at = time.monotonic()
             return False  # still owed: the background job tries again
+        self._settled_up_to(owed)
+        return True
+
+    def _settled_up_to(self, owed: int) -> None:
+        """The uploads counted in `owed` (read before the queue was) are served."""
         with self._counting:
             self._counts[_SETTLED] = max(self._counts[_SETTLED], owed)
-        return True
 
 
 def serve_views(store: Store, policy: ServePolicy) -> bool:
@@ -165,6 +189,19 @@ def serve_views(store: Store, policy: ServePolicy) -> bool:
     one (views.serve_new_keys): a settling's work.  False when a database
     error (logged) left them owed."""
     return _logged(lambda: serve_new_keys(store, policy))
+
+
+def serve_views_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, kind: str,
+                        value: str) -> Optional[bool]:
+    """Derive the served views owed that a search by key ID or fingerprint
+    finds (views.serve_new_keys_with_id): a lookup's, when that is what it
+    asks for.  Whether those were all the views owed; None when a database
+    error (logged) left them owed."""
+    try:
+        return serve_new_keys_with_id(store, policy, new_ids, kind, value)
+    except StoreError as exc:
+        log.warning("served views not derived yet: %s", exc)
+        return None
 
 
 def follow_views(store: Store, policy: ServePolicy) -> bool:

@@ -746,6 +746,14 @@ class Store:
             "ORDER BY id LIMIT ?" % last, (after, limit)).fetchall()]
 
     @staticmethod
+    def new_keys(cursor: Cursor) -> Dict[str, str]:
+        """fingerprint -> SKS hash of the keys stored without a served view
+        that have work queued (pipeline.store_keys's `defer_views`)."""
+        return dict(cursor.execute(
+            "SELECT DISTINCT k.fingerprint, k.sks_hash FROM cks_view_work w JOIN cks_keys k "
+            "ON k.fingerprint = w.fingerprint WHERE k.served_crc24 = ?", (UNSERVED,)).fetchall())
+
+    @staticmethod
     def last_view_work(cursor: Cursor) -> int:
         """The id of the work item queued last (0: none queued)."""
         return cursor.scalar("SELECT coalesce(max(id), 0) FROM cks_view_work")
