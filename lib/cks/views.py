@@ -317,9 +317,9 @@ class NewKeyIds:
     def __init__(self) -> None:
         self._ids: Dict[Tuple[str, str], FrozenSet[Tuple[str, str]]] = {}
 
-    def matching(self, store: Store, kind: str, value: str) -> Tuple[List[str], bool]:
-        """The new keys a search by `kind` (ID_KINDS) for `value` finds, and
-        whether they are all the new keys there are."""
+    def read(self, store: Store) -> Dict[str, FrozenSet[Tuple[str, str]]]:
+        """fingerprint -> the (kind, value) searches that find it, for each
+        new key now."""
         with store.read() as cursor:
             new = store.new_keys(cursor)
             unread = [f for f, h in new.items() if (f, h) not in self._ids]
@@ -330,19 +330,32 @@ class NewKeyIds:
                 except ValueError:  # (stored as read, so not expected: found by none)
                     known[(fingerprint, stored.sks_hash)] = frozenset()
         self._ids = known  # (the keys served since are forgotten)
-        found = sorted(f for (f, _), ids in known.items() if (kind, value) in ids)
-        return found, len(found) == len(new)
+        return {fingerprint: ids for (fingerprint, _), ids in known.items()}
 
 
 def serve_new_keys_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, kind: str,
-                           value: str) -> bool:
+                           value: str, signers: bool = False) -> bool:
     """serve_new_keys for the new keys a search by key ID or fingerprint
-    finds, and those alone; returns whether they were all the new keys
-    queued when it began (so that what serve_new_keys would do is done)."""
-    found, alone = new_ids.matching(store, kind, value)
-    if found:
-        reverify(store, policy, found)
-    return alone
+    finds, and those alone; with `signers`, also for the new keys among
+    the signers of every key it finds (a key page names them, from their
+    own served views).  Returns whether they were all the new keys queued
+    when it began (so that what serve_new_keys would do is done)."""
+    new = new_ids.read(store)
+    wanted = {(kind, value)}
+    if signers and new:
+        found = {f for f, ids in new.items() if (kind, value) in ids}
+        found.update(store.find_by_id(kind, value, SIGNED_KEYS_READ))
+        with store.read() as cursor:
+            wanted.update(("keyid", keyid) for keyid in store.signer_keyids(cursor, found))
+    targets = sorted(f for f, ids in new.items() if not wanted.isdisjoint(ids))
+    if targets:
+        reverify(store, policy, targets)
+    return len(targets) == len(new)
+
+
+SIGNED_KEYS_READ = 100
+"""serve_new_keys_with_id reads the signers of this many held keys a search
+finds at most (a short key ID can name many)."""
 
 
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,

@@ -201,21 +201,40 @@ def test_a_lookup_by_key_id_derives_only_the_new_keys_it_finds(store, db_url, tm
     assert content(db_url) == pipeline_content(tmp_path, b"".join(fixture(n) for n in names))
 
 
-@pytest.mark.parametrize("lookup, status", [
-    ("op=index&options=mr&search=nobody", 404),
-    # a key page names the signers, from their own served views
-    ("op=vindex&search=0x" + fpr("rsa1024"), 200)])
-def test_a_search_by_words_or_a_key_page_derives_every_new_key(store, monkeypatch, lookup,
-                                                                status):
-    app = KeyServer(store, ServerSettings())
-    for name in ("rsa1024", "nistp384"):
-        _post(app, name)
+def _recording_derivations(monkeypatch):
     derived, reverify = [], views.reverify
     monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints: (
         derived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
-    assert _get(app, "/pks/lookup?" + lookup).status == status
+    return derived
+
+
+def test_a_search_by_words_derives_every_new_key(store, monkeypatch):
+    app = KeyServer(store, ServerSettings())
+    for name in ("rsa1024", "nistp384"):
+        _post(app, name)
+    derived = _recording_derivations(monkeypatch)
+    assert _get(app, "/pks/lookup?op=index&options=mr&search=nobody").status == 404
     assert sorted(derived) == sorted([fpr("rsa1024"), fpr("nistp384")])
     assert app.views_owed.settled
+
+
+def test_a_key_page_derives_the_new_keys_it_finds_and_their_new_signers(store, db_url,
+                                                                         monkeypatch):
+    """A key page names the signers of the key's certifications from their
+    own served views: a signer just uploaded is named too."""
+    app = KeyServer(store, ServerSettings())
+    for name in ("nistp256", "certified", "ed25519"):
+        _post(app, name)
+    derived = _recording_derivations(monkeypatch)
+    page = _get(app, "/pks/lookup?op=vindex&search=0x" + fpr("certified"))
+    assert page.status == 200 and b"nistp256 fixture &lt;nistp256@example.org&gt;" in page.body
+    assert sorted(derived) == sorted([fpr("nistp256"), fpr("certified")])
+    assert _row(db_url, "ed25519")[0][0] == UNSERVED and not app.views_owed.settled
+    # The page of a key served already: its signer just uploaded, and nothing else.
+    _post(app, "rsa2048")
+    assert _get(app, "/pks/lookup?op=vindex&search=0x" + fpr("certified")).status == 200
+    assert derived[2:] == [fpr("rsa2048")]
+    assert _row(db_url, "ed25519")[0][0] == UNSERVED
 
 
 def test_views_owed_counts_across_processes():

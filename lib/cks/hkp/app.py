@@ -216,16 +216,16 @@ class KeyServer:
         """Derive the served views queued (views_owed.py); False on a database error."""
         return follow_views(self.store, self.settings.limits.serve)
 
-    def serve_owed(self, search: Optional[Query]) -> None:
+    def serve_owed(self, search: Optional[Query], signers: bool = False) -> None:
         """First derive the served views owed to answered uploads that an
         answer may show (views_owed.py): for a search by key ID or
-        fingerprint whose answer shows the keys it finds and nothing of
-        others, those of the new keys with that ID; else (None: a key page,
-        which names the signers from their own views; stats) all of them."""
+        fingerprint, those of the new keys with that ID, and with `signers`
+        (a key page, which names the signers from their own views) those of
+        the new keys among their signers; for any other (None: stats), all."""
         if search is not None and search.kind in ID_KINDS:
             self.views_owed.serve_some(lambda: serve_views_with_id(
                 self.store, self.settings.limits.serve, self.new_key_ids, search.kind,
-                search.value))
+                search.value, signers))
         else:
             self.views_owed.settle(self.serve_views)
 
@@ -234,7 +234,7 @@ class KeyServer:
         if not request.in_loop and not self.views_owed.settled:
             lookup = parse_lookup(request.query, words_of)
             # (what an answered upload stored is found)
-            self.serve_owed(lookup.search if lookup.op in ("get", "index") else None)
+            self.serve_owed(lookup.search, signers=lookup.op == "vindex")
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),

@@ -9,9 +9,10 @@ views of all of them together.  Until then no lookup finds the key.  So
 that a lookup sent after an upload's answer finds the key all the same, a
 lookup first settles what is owed: when uploads were answered since the
 last settling began, it derives the new keys' own served views itself
-(views.serve_new_keys), then answers; a get or index by key ID or
-fingerprint (what GnuPG's --recv-keys and --refresh-keys send) derives
-only those of the new keys it finds, by their primary keys' or subkeys' IDs
+(views.serve_new_keys), then answers; a lookup by key ID or fingerprint
+(what GnuPG's --recv-keys and --refresh-keys send) derives only those of
+the new keys it finds, by their primary keys' or subkeys' IDs, and a key
+page those of the new keys among their signers too
 (views.serve_new_keys_with_id), and leaves the rest owed: under a stream
 of uploads it does not wait for the others' signature checks.  The rest
 of the queue, the keys that
@@ -192,13 +193,13 @@ def serve_views(store: Store, policy: ServePolicy) -> bool:
 
 
 def serve_views_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, kind: str,
-                        value: str) -> Optional[bool]:
+                        value: str, signers: bool = False) -> Optional[bool]:
     """Derive the served views owed that a search by key ID or fingerprint
-    finds (views.serve_new_keys_with_id): a lookup's, when that is what it
-    asks for.  Whether those were all the views owed; None when a database
-    error (logged) left them owed."""
+    finds, and with `signers` those of their signers (views.serve_new_keys_with_id):
+    a lookup's, when that is what it asks for.  Whether those were all the
+    views owed; None when a database error (logged) left them owed."""
     try:
-        return serve_new_keys_with_id(store, policy, new_ids, kind, value)
+        return serve_new_keys_with_id(store, policy, new_ids, kind, value, signers)
     except StoreError as exc:
         log.warning("served views not derived yet: %s", exc)
         return None

@@ -395,6 +395,17 @@ def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[List[Any]
         yield values[start:start + size]
 
 
+def _first_column_in(cursor: Cursor, query: str, values: Iterable[Any],
+                     before: Sequence[Any] = ()) -> Set[Any]:
+    """The first column of the rows of `query`, whose one `IN %s` takes the
+    distinct `values` an IN_CHUNK at a time, after the parameters `before`."""
+    found: Set[Any] = set()
+    for chunk in in_chunks(sorted(set(values))):
+        found.update(r[0] for r in cursor.execute(query % _in(chunk),
+                                                  list(before) + chunk).fetchall())
+    return found
+
+
 def _close(raw_cursor: Any) -> None:
     """Close a cursor before its connection goes back to the pool: a query
     whose rows were not all read keeps (on SQLite) a read transaction open
@@ -711,12 +722,8 @@ class Store:
     @staticmethod
     def unserved_among(cursor: Cursor, fingerprints: Sequence[str]) -> Set[str]:
         """Those of the given keys that are stored without a served view yet."""
-        found: Set[str] = set()
-        for chunk in in_chunks(sorted(set(fingerprints))):
-            found.update(r[0] for r in cursor.execute(
-                "SELECT fingerprint FROM cks_keys WHERE served_crc24 = ? AND fingerprint IN %s"
-                % _in(chunk), [UNSERVED] + chunk).fetchall())
-        return found
+        return _first_column_in(cursor, "SELECT fingerprint FROM cks_keys WHERE served_crc24 = ? "
+                                        "AND fingerprint IN %s", fingerprints, (UNSERVED,))
 
     @staticmethod
     def count_unserved(cursor: Cursor) -> int:
@@ -754,6 +761,12 @@ class Store:
             "ON k.fingerprint = w.fingerprint WHERE k.served_crc24 = ?", (UNSERVED,)).fetchall())
 
     @staticmethod
+    def signer_keyids(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
+        """The key IDs of the signers of these keys' third-party signatures."""
+        return _first_column_in(cursor, "SELECT DISTINCT signer_keyid FROM cks_key_signers "
+                                        "WHERE key_fingerprint IN %s", fingerprints)
+
+    @staticmethod
     def last_view_work(cursor: Cursor) -> int:
         """The id of the work item queued last (0: none queued)."""
         return cursor.scalar("SELECT coalesce(max(id), 0) FROM cks_view_work")
@@ -773,12 +786,8 @@ class Store:
     @staticmethod
     def held_keyids(cursor: Cursor, keyids: Iterable[str]) -> Set[str]:
         """Those of these (primary) key IDs that a stored key has."""
-        found: Set[str] = set()
-        for chunk in in_chunks(sorted(set(keyids))):
-            found.update(r[0] for r in cursor.execute(
-                "SELECT DISTINCT keyid FROM cks_keys WHERE keyid IN %s" % _in(chunk),
-                chunk).fetchall())
-        return found
+        return _first_column_in(cursor, "SELECT DISTINCT keyid FROM cks_keys WHERE keyid IN %s",
+                                keyids)
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:
