@@ -406,6 +406,16 @@ def _first_column_in(cursor: Cursor, query: str, values: Iterable[Any],
     return found
 
 
+def _column_of_keys(cursor: Cursor, column: str, fingerprints: Iterable[str]) -> Dict[str, Any]:
+    """fingerprint -> `column` of cks_keys, for the stored keys among
+    `fingerprints`, an IN_CHUNK at a time."""
+    found: Dict[str, Any] = {}
+    for chunk in in_chunks(sorted(set(fingerprints))):
+        found.update(cursor.execute("SELECT fingerprint, %s FROM cks_keys WHERE fingerprint "
+                                    "IN %s" % (column, _in(chunk)), chunk).fetchall())
+    return found
+
+
 def _close(raw_cursor: Any) -> None:
     """Close a cursor before its connection goes back to the pool: a query
     whose rows were not all read keeps (on SQLite) a read transaction open
@@ -713,11 +723,7 @@ class Store:
         """fingerprint -> SKS hash of the stored keys among `fingerprints`
         (a writer that merged or derived outside its transaction checks with
         them that the stored keys are still the ones it read)."""
-        out: Dict[str, str] = {}
-        for chunk in in_chunks(sorted(set(fingerprints))):
-            out.update(cursor.execute("SELECT fingerprint, sks_hash FROM cks_keys WHERE "
-                                      "fingerprint IN %s" % _in(chunk), chunk).fetchall())
-        return out
+        return _column_of_keys(cursor, "sks_hash", fingerprints)
 
     @staticmethod
     def unserved_among(cursor: Cursor, fingerprints: Sequence[str]) -> Set[str]:
@@ -954,14 +960,9 @@ class Store:
 
     @staticmethod
     def keydata_sizes(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, int]:
-        """fingerprint -> the size of its stored key data, for the stored keys
-        among `fingerprints` (the data is not read)."""
-        found: Dict[str, int] = {}
-        for chunk in in_chunks(fingerprints):
-            found.update(cursor.execute(
-                "SELECT fingerprint, length(keydata) FROM cks_keys WHERE fingerprint IN %s"
-                % _in(chunk), chunk).fetchall())
-        return found
+        """fingerprint -> the size of its stored key data (the `size` column,
+        written with it), for the stored keys among `fingerprints`."""
+        return _column_of_keys(cursor, "size", fingerprints)
 
     @staticmethod
     def stored_keys(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, StoredKey]:
