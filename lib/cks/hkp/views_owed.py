@@ -134,11 +134,19 @@ class ViewsOwed:
                 return
             seen = now
 
+    @property
+    def _worth_trying(self) -> bool:
+        """Something is owed, and no settling failed in the last
+        FAILED_PAUSE_SECONDS (a lookup a replica can answer does not wait
+        for the primary)."""
+        return not self.settled and \
+            time.monotonic() - self._failed_at >= FAILED_PAUSE_SECONDS
+
     def settle(self, work: Callable[[], bool]) -> None:
         """Run `work` (which derives the owed views, serve_views, and says
         whether it could) unless nothing is owed, or it failed in the last
         FAILED_PAUSE_SECONDS."""
-        if self.settled or time.monotonic() - self._failed_at < FAILED_PAUSE_SECONDS:
+        if not self._worth_trying:
             return
         with self._settling:
             if not self.settled:  # (or another thread of this process settled it)
@@ -150,7 +158,7 @@ class ViewsOwed:
         it could not) unless nothing is owed, or a settling failed in the
         last FAILED_PAUSE_SECONDS.  The rest stays owed, to the next
         settling; when there was no rest, this was one."""
-        if self.settled or time.monotonic() - self._failed_at < FAILED_PAUSE_SECONDS:
+        if not self._worth_trying:
             return
         owed = self._counts[_OWED]
         everything = work()
