@@ -24,6 +24,7 @@ from ..hkp.server import HKPServer, ServerLimits, listen
 from ..hkp.tls import Certificates, certificates_from
 from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import configure_logging, log_settings, reopen_log_files
+from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
 from ..periodic import Periodic
 from ..store import Store, StoreError, open_store
 from ..store.peers import PUSH_KINDS, PeerStore
@@ -225,6 +226,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     process's part of the metrics they share; `views_owed`: the uploads'
     served views owed, which they share too (hkp/views_owed.py)."""
     sys.setswitchinterval(SWITCH_INTERVAL)
+    cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size = settings.get_int("database", "pool_size", 16)
     timeout = settings.get_float("server", "request_timeout", 30.0)
     replica = None
@@ -259,7 +261,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         views = Periodic("served-views", FOLLOW_SIGNERS_EVERY,
                          lambda: app.views_owed.run(app.serve_views, app.follow_views))
         app.views_due = views.run_now
-        background = [peers, views]
+        background = [peers, views, Periodic("release-memory", RELEASE_EVERY,
+                                             release_free_memory)]
         if store.backend.concurrent_writes:
             background.append(Periodic("views-helper", 0.0, lambda: help_while_idle(
                 app.views_owed, app.serve_views)))
