@@ -19,6 +19,7 @@ from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
 from cks.periodic import Periodic
+from cks.store import StoreError
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
@@ -117,6 +118,29 @@ def test_a_failed_settling_leaves_the_work_owed_to_the_background_job(store, mon
                         lambda: now + views_owed.FAILED_PAUSE_SECONDS)
     assert _get(app, "/pks/lookup?op=index&options=mr&search=0x"
                      + fpr("nistp384")).status == 200
+
+
+def test_the_work_says_whether_it_was_done_and_logs_a_database_error(monkeypatch, caplog):
+    """serve_views and follow_views: True when done (even when no view
+    changed: 0), False when a database error stopped them; a lookup's
+    serve_views_with_id: the answer of the work, None on such an error."""
+    results = {"serve_new_keys": 0, "follow_signers": 0, "serve_new_keys_with_id": False}
+    for name, value in results.items():
+        monkeypatch.setattr(views_owed, name, lambda *a, value=value, **k: value)
+    assert views_owed.serve_views(None, None) is True
+    assert views_owed.follow_views(None, None) is True
+    assert views_owed.serve_views_with_id(None, None, None, "keyid", "0" * 16) is False
+
+    def gone(*_args, **_kwargs):
+        raise StoreError("the database is away")
+    for name in results:
+        monkeypatch.setattr(views_owed, name, gone)
+    with caplog.at_level("WARNING", logger="cks.hkp"):
+        assert views_owed.serve_views(None, None) is False
+        assert views_owed.follow_views(None, None) is False
+        assert views_owed.serve_views_with_id(None, None, None, "keyid", "0" * 16) is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "served views not derived yet: the database is away"] * 3
 
 
 def test_a_lookup_does_not_wait_for_the_rest_of_the_queue(store):

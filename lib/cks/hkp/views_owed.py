@@ -47,12 +47,14 @@ import logging
 import multiprocessing
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from ..served import ServePolicy
 from ..store import Store, StoreError
 from ..store.loadprogress import served_together
 from ..views import NewKeyIds, follow_signers, serve_new_keys, serve_new_keys_with_id
+
+T = TypeVar("T")
 
 log = logging.getLogger("cks.hkp")
 
@@ -197,7 +199,7 @@ def serve_views(store: Store, policy: ServePolicy) -> bool:
     """Derive the served views of the keys answered uploads stored without
     one (views.serve_new_keys): a settling's work.  False when a database
     error (logged) left them owed."""
-    return _logged(lambda: serve_new_keys(store, policy))
+    return _logged(lambda: serve_new_keys(store, policy)) is not None
 
 
 def serve_views_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, kind: str,
@@ -206,11 +208,8 @@ def serve_views_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, k
     finds, and with `signers` those of their signers (views.serve_new_keys_with_id):
     a lookup's, when that is what it asks for.  Whether those were all the
     views owed; None when a database error (logged) left them owed."""
-    try:
-        return serve_new_keys_with_id(store, policy, new_ids, kind, value, signers)
-    except StoreError as exc:
-        log.warning("served views not derived yet: %s", exc)
-        return None
+    return _logged(lambda: serve_new_keys_with_id(store, policy, new_ids, kind, value,
+                                                  signers))
 
 
 def follow_views(store: Store, policy: ServePolicy) -> bool:
@@ -218,16 +217,17 @@ def follow_views(store: Store, policy: ServePolicy) -> bool:
     what a running (or interrupted) bulk load served together is not derived
     again here either (loadprogress.py).  False when a database error (logged)
     left work queued for the next time."""
-    return _logged(lambda: follow_signers(store, policy, settled=served_together))
+    return _logged(lambda: follow_signers(store, policy, settled=served_together)) \
+        is not None
 
 
-def _logged(work: Callable[[], object]) -> bool:
+def _logged(work: Callable[[], T]) -> Optional[T]:
+    """What `work` returns; None (logged) when a database error stopped it."""
     try:
-        work()
+        return work()
     except StoreError as exc:
         log.warning("served views not derived yet: %s", exc)
-        return False
-    return True
+        return None
 
 
 HELPER_WAIT_SECONDS = 0.5
