@@ -23,14 +23,17 @@ class FakePeer:
     answer), 'not-found' (404: no keyserver at this address).  In 'ok' mode,
     a request holding a key of `fail_on` (fingerprints) is answered 500, and
     nothing of it is stored: as Hockeypuck answered a key with no usable
-    self-signature until its issue 341 was fixed; and one over `max_body`
-    bytes is not answered at all: its connection is closed."""
+    self-signature until its issue 341 was fixed; one holding a key of
+    `hang_on` is never answered (as SKS takes minutes over a flooded key);
+    and one over `max_body` bytes is not answered at all: its connection is
+    closed."""
 
     def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
-                 max_body: int = 0) -> None:
+                 max_body: int = 0, hang_on=()) -> None:
         self.mode = mode
         self.delay = delay
         self.fail_on = set(fail_on)
+        self.hang_on = set(hang_on)
         self.max_body = max_body  # a longer request: the connection is closed, as SKS does
         self.received: List[str] = []  # fingerprints, in arrival order
         self.requests = 0
@@ -62,6 +65,9 @@ class FakePeer:
                 keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]
                 if peer.fail_on.intersection(keys):
                     self._answer(500, SKS_ERROR)
+                    return
+                if peer.hang_on.intersection(keys):
+                    peer.release.wait(60)
                     return
                 peer.received.extend(keys)
                 self._answer(200, b"ok")

@@ -1,8 +1,10 @@
 """What a peer's answer means for the backlog (pure function, no network)."""
 
 import json
+import socket
+import threading
 
-from cks.sync.hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Answer, \
+from cks.sync.hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Answer, HKPClient, \
     notice_verdict, verdict
 
 
@@ -44,6 +46,17 @@ def test_a_500_to_a_batch_splits_it_and_to_one_key_is_the_runners_to_weigh():
     assert verdict(Answer(error="closed", cut=True), 1).action == FAILED_ALONE
 
 
+def test_a_request_sent_whole_and_not_answered_in_time_is_weighed_as_a_500():
+    """A key the peer takes minutes over, or a batch too large for it: split,
+    then weighed key by key (slow: each try cost the whole timeout).  A
+    timeout before the request went out is about the peer."""
+    batch = verdict(Answer(error="timed out", unanswered=True), 5)
+    assert batch.action == SPLIT and batch.slow
+    alone = verdict(Answer(error="timed out", unanswered=True), 1)
+    assert alone.action == FAILED_ALONE and alone.slow and alone.message == "timed out"
+    assert not verdict(Answer(500, b""), 1).slow
+
+
 def test_a_peer_without_the_notice_endpoint_is_not_asked_again():
     assert notice_verdict(Answer(404, b"not found")).action == REFUSED
     assert notice_verdict(Answer(403, b"")).action == REFUSED
@@ -59,3 +72,38 @@ def test_client_errors_are_final_for_one_key_and_split_a_batch():
     assert verdict(Answer(422, b"no usable key"), 1).message == "HTTP 422: no usable key"
     assert verdict(Answer(413, b"too big"), 10).action == SPLIT
     assert verdict(Answer(400, b"malformed key"), 1).action == REFUSED
+
+
+def _listener():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(4)
+    return sock
+
+
+def test_the_client_tells_an_unanswered_request_from_no_connection():
+    with _listener() as sock:  # takes the request, never answers
+        port = sock.getsockname()[1]
+        taken = []
+        reader = threading.Thread(target=lambda: taken.append(_read_request(sock)))
+        reader.start()
+        answer = HKPClient("127.0.0.1", port, 0.5, "").post_keys("key")
+        reader.join()
+    assert answer.status == 0 and answer.error == "timed out" and answer.unanswered
+    assert b"keytext=key" in taken[0]
+    closed = _listener()
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    answer = HKPClient("127.0.0.1", port, 0.5, "").post_keys("key")
+    assert answer.status == 0 and answer.error == "connection refused"
+    assert not answer.unanswered and not answer.cut
+
+
+def _read_request(sock):
+    connection, _ = sock.accept()
+    with connection:
+        data = b""
+        while b"keytext" not in data:
+            data += connection.recv(65536)
+        connection.recv(65536)  # until the client gives up and closes
+        return data

@@ -10,7 +10,7 @@ import pytest
 
 from cks import pipeline
 from cks.store import open_store
-from cks.sync.runner import FAILED_ALONE_IN_A_ROW
+from cks.sync.runner import FAILED_ALONE_IN_A_ROW, SLOW_ALONE_IN_A_ROW
 from support import fixture
 from support.fakepeer import FakePeer
 from support.mails import flooded_key
@@ -124,6 +124,51 @@ def test_an_address_without_a_keyserver_keeps_the_backlog(node):
         peer.mode = "ok"
         assert sync(node).returncode == 0
         assert set(peer.received) == {fpr("rsa2048"), fpr("nistp256")}
+
+
+@pytest.fixture
+def short_timeout(tmp_path):
+    """A sync configuration whose peers time out after a second."""
+    config = tmp_path / "sync.conf"
+    config.write_text("[sync]\ntimeout = 1\n")
+    return str(config)
+
+
+def test_a_key_the_peer_never_answers_does_not_hold_up_the_rest(node, short_timeout):
+    """A peer that takes minutes over one key (SKS on a flooded key) used to
+    time out on the batch holding it at every run, for ever: the batch is now
+    sent key by key, the others go through, and that key, not answered
+    alone either (once: each try costs the whole timeout), is refused for
+    good."""
+    with FakePeer(hang_on={fpr("ed25519")}) as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048", "ed25519", "nistp256")
+        run = sync(node, config=short_timeout)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout.decode().splitlines() == [
+            "%s: sent 2 keys" % peer.name,
+            "%s: refused %s for good: timed out (to this key alone, while the peer took "
+            "other keys)" % (peer.name, fpr("ed25519"))]
+        assert peer.received == [fpr("rsa2048"), fpr("nistp256")]
+        assert peer.requests == 1 + 3  # the batch, then one by one
+        assert peers_json(node)[peer.name]["backlog"] == 0
+        again = sync(node, "--quiet", config=short_timeout)
+        assert again.returncode == 0 and again.stdout == b"" and peer.requests == 4
+
+
+def test_a_peer_that_answers_nothing_keeps_every_key_after_two_alone(node, short_timeout):
+    """A hung peer costs a run the batch and two keys alone (a timeout each),
+    not one per key: then it is the peer, and every key stays owed."""
+    with FakePeer("hang") as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, *NAMES[:5])
+        run = sync(node, config=short_timeout)
+        assert run.returncode == 1
+        assert "%s: FAILED: timed out, to %d keys alone, and no key went through; 5 keys " \
+            "kept for the next run" % (peer.name, SLOW_ALONE_IN_A_ROW) in run.stderr.decode()
+        assert peer.requests == 1 + SLOW_ALONE_IN_A_ROW
+        assert peers_json(node)[peer.name]["backlog"] == 5
+        assert manage(node, "refusals", peer.name).stdout.decode().strip() == ""
 
 
 def test_a_key_over_the_peers_size_limit_does_not_hold_up_the_rest(node):

@@ -34,6 +34,7 @@ class Answer:
     body: bytes = b""
     error: str = ""  # a transport failure, when status is 0
     cut: bool = False  # the peer closed or reset a connection it had taken, unanswered
+    unanswered: bool = False  # the request went out whole and no answer came in time
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Verdict:
     action: str
     message: str = ""
     refused: List[Tuple[str, str]] = field(default_factory=list)  # by a CKS peer, in a 200
+    slow: bool = False  # no answer within the timeout: each try cost all of it
 
 
 def verdict(answer: Answer, batch_size: int) -> Verdict:
@@ -56,7 +58,7 @@ def verdict(answer: Answer, batch_size: int) -> Verdict:
     alone = _about_one_key(answer)
     if alone is None:
         return Verdict(RETRY, message)  # 408, 429, other 4xx, 502-504, 1xx/3xx, no answer
-    return Verdict(SPLIT if batch_size > 1 else alone, message)
+    return Verdict(SPLIT if batch_size > 1 else alone, message, slow=answer.unanswered)
 
 
 def _about_one_key(answer: Answer) -> Optional[str]:
@@ -70,10 +72,14 @@ def _about_one_key(answer: Answer) -> Optional[str]:
         # batch: one by one, the others go through.  A single key's 500 is
         # the runner's to weigh (runner.PeerSync).
         return FAILED_ALONE
-    if answer.status == 0 and answer.cut:
+    if answer.status == 0 and (answer.cut or answer.unanswered):
         # A connection cut while the request went out may be the peer's limit
-        # on a request's size (SKS 1.1.6 closes it on a body over 5 MiB): that
-        # is weighed as a 500 is; no connection at all is about the peer.
+        # on a request's size (SKS 1.1.6 closes it on a body over 5 MiB); a
+        # request sent whole and not answered within the timeout, a key the
+        # peer takes minutes over (SKS on a flooded key) or a batch too large
+        # for it: each is weighed as a 500 is.  Sent alone, the keys of a
+        # slow batch go through, and a key that holds the peer up stops
+        # holding up the rest.  No connection at all is about the peer.
         return FAILED_ALONE
     return None
 
@@ -137,18 +143,22 @@ class HKPClient:
         response (default: all of its body), `kind(error=...)` a failure."""
         for attempt in (1, 2):
             fresh = self.conn is None
+            sent = False
             try:
                 if self.conn is None:
                     self.conn = http.client.HTTPConnection(self.host, self.port,
                                                            timeout=self.timeout)
                 self.conn.request("POST", path, body, headers)
+                sent = True
                 return (read or self._read_all)(self.conn.getresponse())
             except (http.client.HTTPException, OSError, socket.timeout) as exc:
                 self.close()
                 # A kept-alive connection the peer closed meanwhile: one retry on
                 # a fresh one.  A fresh connection that fails is the answer.
-                if fresh or attempt == 2 or isinstance(exc, socket.timeout):
-                    return kind(error=_describe(exc), cut=isinstance(exc, CUT))
+                timed_out = isinstance(exc, socket.timeout)
+                if fresh or attempt == 2 or timed_out:
+                    return kind(error=_describe(exc), cut=isinstance(exc, CUT),
+                                unanswered=sent and timed_out)
         return kind(error="no answer")
 
     def _read_all(self, response: http.client.HTTPResponse) -> Answer:

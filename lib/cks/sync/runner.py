@@ -5,12 +5,13 @@ acknowledged it (2xx), or refused it for good: a refusal of that one key
 (hkp_push.KEY_REFUSALS), or a failure on that key alone, twice, in a run in
 which the peer took another key: an HTTP 500 (Hockeypuck answered 500 to a
 key with no usable self-signature, and so to the whole batch that held it,
-until its issue 341 was fixed) or the connection closed unanswered (SKS
-does that to a request over 5 MiB); the summary says so, and it is not
-retried.  A peer that is down, times out, fails on every key, answers
-502-504 or a 4xx that is not about a key (404: no keyserver there) keeps its
-backlog, and the next run resumes there; the other peers are not held
-back.  Progress is committed after every acknowledged request, so a crash
+until its issue 341 was fixed), the connection closed unanswered (SKS
+does that to a request over 5 MiB) or no answer within the timeout (a key
+the peer takes minutes over); the summary says so, and it is not retried.
+A peer that is down, cannot be reached in time, fails or times out on every
+key, answers 502-504 or a 4xx that is not about a key (404: no keyserver
+there) keeps its backlog, and the next run resumes there; the other peers
+are not held back.  Progress is committed after every acknowledged request, so a crash
 at any point loses nothing: at worst a key is sent twice, which merging
 makes harmless.
 """
@@ -38,6 +39,9 @@ FAILED_ALONE_IN_A_ROW = 10
 """Keys that failed alone one after the other, with no key taken in the run
 and no key to ask the peer whether it takes any (PeerSync._takes_keys): the
 peer is failing, not the keys; the run stops there and they stay owed."""
+SLOW_ALONE_IN_A_ROW = 2
+"""The same for keys not answered within the timeout: each costs all of it,
+and a peer that answers none of two is more likely down than stuck on both."""
 
 
 @dataclass
@@ -118,7 +122,7 @@ class PeerSync:
         self.asked = False  # _takes_keys asked the peer (once a run at most)
         # Keys that failed alone while it was not known whether the peer takes
         # any: fingerprint -> (the key, how it leaves the backlog, the answer).
-        self.set_aside: Dict[str, Tuple[Item, Done, str]] = {}
+        self.set_aside: Dict[str, Tuple[Item, Done, Verdict]] = {}
 
     def run(self) -> PeerReport:
         now = int(time.time())
@@ -207,11 +211,11 @@ class PeerSync:
                 self._send([item], done)
             return
         if result.action == FAILED_ALONE:
-            if again:  # a 500 may be a hiccup: once more
+            if again and not result.slow:  # a 500 may be a hiccup: once more
                 self._send(batch, done, again=False)
             else:
                 self.budget -= 1
-                self._failed_alone(batch[0], done, result.message)
+                self._failed_alone(batch[0], done, result)
             return
         if result.action == REFUSED:
             self._refused(batch[0][0], result.message)
@@ -224,23 +228,25 @@ class PeerSync:
         self.budget -= len(batch)
         done(batch)
 
-    def _failed_alone(self, item: Item, done: Done, message: str) -> None:
-        """The peer failed on this key alone, twice (hkp_push.verdict's
-        FAILED_ALONE): if it takes other keys, it cannot take this one,
-        which is refused for good; if it takes none, it is failing and the
-        run stops; until that is known, the key is set aside (it stays
-        owed)."""
+    def _failed_alone(self, item: Item, done: Done, result: Verdict) -> None:
+        """The peer failed on this key alone (hkp_push.verdict's FAILED_ALONE;
+        twice, unless it did not answer within the timeout): if it takes
+        other keys, it cannot take this one, which is refused for good; if
+        it takes none, it is failing and the run stops; until that is known,
+        the key is set aside (it stays owed)."""
         if self._takes_keys():
-            self._gave_up(item, done, message)
+            self._gave_up(item, done, result)
             return
-        self.set_aside[item[0]] = (item, done, message)
-        if len(self.set_aside) >= FAILED_ALONE_IN_A_ROW:
+        self.set_aside[item[0]] = (item, done, result)
+        if len(self.set_aside) >= FAILED_ALONE_IN_A_ROW or sum(
+                r.slow for _, _, r in self.set_aside.values()) >= SLOW_ALONE_IN_A_ROW:
             raise self._failing()
 
     def _failing(self) -> "_Stop":
         count = len(self.set_aside)
         return _Stop("%s, to %d key%s alone, and no key went through"
-                     % (list(self.set_aside.values())[-1][2], count, "" if count == 1 else "s"))
+                     % (list(self.set_aside.values())[-1][2].message, count,
+                        "" if count == 1 else "s"))
 
     def _takes_keys(self) -> bool:
         """Whether the peer took a key in this run.  If it has not yet, a key
@@ -263,13 +269,13 @@ class PeerSync:
     def _took_keys(self) -> None:
         """The peer took a key: those set aside failed on their own."""
         self.takes_keys = True
-        for item, done, message in self.set_aside.values():
-            self._gave_up(item, done, message)
+        for item, done, result in self.set_aside.values():
+            self._gave_up(item, done, result)
         self.set_aside.clear()
 
-    def _gave_up(self, item: Item, done: Done, message: str) -> None:
-        self._refused(item[0], "%s (twice, to this key alone, while the peer took other "
-                               "keys)" % message)
+    def _gave_up(self, item: Item, done: Done, result: Verdict) -> None:
+        self._refused(item[0], "%s (%sto this key alone, while the peer took other keys)"
+                      % (result.message, "" if result.slow else "twice, "))
         done([item])
 
     def _refused(self, fingerprint: str, message: str) -> None:
