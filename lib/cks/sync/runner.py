@@ -6,14 +6,14 @@ acknowledged it (2xx), or refused it for good: a refusal of that one key
 which the peer took another key: an HTTP 500 (Hockeypuck answered 500 to a
 key with no usable self-signature, and so to the whole batch that held it,
 until its issue 341 was fixed), the connection closed unanswered (SKS
-does that to a request over 5 MiB) or no answer within the timeout (a key
-the peer takes minutes over); the summary says so, and it is not retried.
-A peer that is down, cannot be reached in time, fails or times out on every
-key, answers 502-504 or a 4xx that is not about a key (404: no keyserver
-there) keeps its backlog, and the next run resumes there; the other peers
-are not held back.  Progress is committed after every acknowledged request, so a crash
-at any point loses nothing: at worst a key is sent twice, which merging
-makes harmless.
+does that to a request over 5 MiB) or, once, no answer within the timeout
+(a key the peer takes minutes over); the summary says so, and it is not
+retried.  A peer that is down, cannot be reached in time, fails or times
+out on every key, answers 502-504 or a 4xx that is not about a key (404: no
+keyserver there) keeps its backlog, and the next run resumes there; the
+other peers are not held back.  Progress is committed after every
+acknowledged request, so a crash at any point loses nothing: at worst a key
+is sent twice, which merging makes harmless.
 """
 
 from __future__ import annotations
