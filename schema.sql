@@ -174,8 +174,9 @@ CREATE TABLE cks_sync_backlog (
 CREATE INDEX cks_sync_backlog_order ON cks_sync_backlog (peer_id, pending_id, fingerprint);
 CREATE INDEX cks_sync_backlog_fingerprint ON cks_sync_backlog (fingerprint);
 
--- Keys a peer refused for good (a refusal, or a 500 to that key alone: see
--- lib/cks/sync/runner.py): reported once, not retried.
+-- Keys a peer refused for good (a refusal; or a 500, a cut connection or no
+-- answer in time to that key alone: see lib/cks/sync/runner.py): reported
+-- once, not retried until the key changes again.
 CREATE TABLE cks_sync_refusals (
     peer_id     integer NOT NULL REFERENCES cks_other_servers (id) ON DELETE CASCADE,
     fingerprint text NOT NULL,
