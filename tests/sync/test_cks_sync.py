@@ -97,6 +97,26 @@ def test_a_failing_or_hanging_peer_keeps_its_backlog(nodes, mode, tmp_path):
         assert peers_json(a)[bad.name]["backlog"] == 0
 
 
+def test_a_peer_whose_last_attempt_failed_waits_for_the_others(nodes, tmp_path):
+    """A hung peer first in priority order holds the others up for its
+    timeouts once; from the next pass on, it is served after them."""
+    a, _, _ = nodes
+    config = tmp_path / "sync.conf"
+    config.write_text("[sync]\ntimeout = 1\n")
+    with FakePeer("hang") as bad, FakePeer() as good:
+        manage(a, "add", bad.name, "--priority", "1", "--no-catch-up")
+        manage(a, "add", good.name, "--priority", "2", "--no-catch-up")
+        a.add(fixture("nistp256"))
+        assert sync(a, config=str(config)).returncode == 1
+        assert bad.arrivals[0] < good.arrivals[0]  # (never tried: priority order)
+        a.add(fixture("rsa2048"))
+        tried = len(bad.arrivals)
+        assert sync(a, config=str(config)).returncode == 1
+        assert good.received == [fpr("nistp256"), fpr("rsa2048")]
+        assert good.arrivals[-1] < bad.arrivals[tried]
+        assert peers_json(a)[bad.name]["backlog"] == 2
+
+
 def test_a_key_the_peer_rejects_is_reported_once_and_not_retried(nodes):
     a, b, c = nodes
     manage(a, "add", peer_name(c), "--no-catch-up")

@@ -50,6 +50,12 @@ class Peer:
     backlog: int = 0  # keys owed to it
     catch_up: int = 0  # of which a full send still owes
 
+    @property
+    def last_failed(self) -> bool:
+        """Its last attempt (a push or a recon round) failed."""
+        return self.last_error_at is not None and (
+            self.last_success is None or self.last_error_at > self.last_success)
+
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 

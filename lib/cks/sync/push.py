@@ -42,8 +42,13 @@ def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
 
 def push_peers(store: Store, peers: PeerStore, chosen: Sequence[Peer], settings: Settings,
                limits: SyncLimits) -> Iterator[PeerReport]:
-    """Serve each chosen peer in turn (the caller holds SYNC_LOCK)."""
+    """Serve each chosen peer in turn (the caller holds SYNC_LOCK): first
+    those whose last attempt did not fail, then those whose last attempt
+    failed, each in the order given (sync_priority).  A peer that takes
+    requests and answers none costs a pass three timeouts (runner.py); last,
+    it holds up only peers that failed too (cksd's rapid push runs every few
+    seconds)."""
     deadline = time.monotonic() + limits.seconds_per_run
-    for peer in chosen:
+    for peer in sorted(chosen, key=lambda p: p.last_failed):
         yield PeerSync(store, peers, peer, pusher_for(peer, settings, limits), limits,
                        deadline).run()
