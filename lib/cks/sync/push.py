@@ -45,9 +45,9 @@ def push_peers(store: Store, peers: PeerStore, chosen: Sequence[Peer], settings:
     """Serve each chosen peer in turn (the caller holds SYNC_LOCK): first
     those whose last attempt did not fail, then those whose last attempt
     failed, each in the order given (sync_priority).  A peer that takes
-    requests and answers none costs a pass three timeouts (runner.py); last,
-    it holds up only peers that failed too (cksd's rapid push runs every few
-    seconds)."""
+    requests and answers none costs a pass three timeouts (runner.py); put
+    last, it no longer delays the healthy peers' keys queued before the pass
+    (cksd's rapid push runs one every few seconds)."""
     deadline = time.monotonic() + limits.seconds_per_run
     for peer in sorted(chosen, key=lambda p: p.last_failed):
         yield PeerSync(store, peers, peer, pusher_for(peer, settings, limits), limits,
