@@ -26,12 +26,11 @@ from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import configure_logging, log_settings, reopen_log_files
 from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
 from ..periodic import Periodic
-from ..store import Store, StoreError, open_store
-from ..store.peers import PUSH_KINDS, PeerStore
+from ..store import StoreError, open_store
 from ..store.changes import LocalChanges
 from ..store.ptree import TreeCache
 from ..store.replica import ReplicaReads
-from ..sync.push import SYNC_LOCK, push_peers, sync_limits
+from ..sync.push import RapidPush, sync_limits
 from ..sync.recon.service import ReconService
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
 
@@ -276,7 +275,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             on_hangup.append(recon.reread_peers)
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
-                                       lambda: _push(store, settings)))
+                                       RapidPush(store, settings, sync_limits(settings))))
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop.attach(server)
@@ -297,28 +296,6 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             if replica is not None:
                 replica.close()
     return 0
-
-
-def _push(store: Store, settings: Settings) -> None:
-    """One push pass to the enabled push peers that are owed keys, unless
-    another process (cks_sync.py, or cksd's next process) is pushing."""
-    try:
-        with store.exclusive(SYNC_LOCK) as locked:
-            if not locked:
-                return
-            peers = PeerStore(store)
-            owed = [p for p in peers.list(enabled_only=True)
-                    if p.kind in PUSH_KINDS and p.backlog]
-            for report in push_peers(store, peers, owed, settings, sync_limits(settings)):
-                if report.ok:
-                    log.info("pushed %d key%s to %s", report.sent,
-                             "" if report.sent == 1 else "s", report.peer)
-                else:
-                    log.warning("push to %s failed: %s; %d key%s kept for the next pass",
-                                report.peer, report.error, report.backlog_left,
-                                "" if report.backlog_left == 1 else "s")
-    except (ConfigError, StoreError) as exc:
-        log.warning("push pass not done: %s", exc)
 
 
 def default_processes() -> int:

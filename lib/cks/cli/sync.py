@@ -33,6 +33,9 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
              for fingerprint, reason in report.refused]
     if quiet or not report.ok:
         return lines
+    if report.busy:
+        return ["%s: another process (cksd's rapid push) is pushing to it; left to it"
+                % report.peer]
     if dry:
         return ["%s: would send %d key%s%s" % (report.peer, report.would_send,
                                               "" if report.would_send == 1 else "s",

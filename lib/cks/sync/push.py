@@ -1,15 +1,20 @@
-"""One push pass over chosen peers, as cks_sync.py runs it from cron and cksd
-every `[sync] push_interval` seconds: the same lossless backlog either way
-(runner.py), one process at a time (the database-wide `cks_sync` lock)."""
+"""Pushing to peers, as cks_sync.py does from cron (one pass over the chosen
+peers) and cksd every `[sync] push_interval` seconds (RapidPush: each peer
+on its own): the same lossless backlog either way (runner.py).  One process
+at a time pushes to a peer (its lock, peer_lock); different peers may be
+pushed to at once, so a peer that hangs holds up no other in cksd.  One
+cks_sync.py run at a time (the `cks_sync` lock)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from typing import Iterator, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 from ..config import ConfigError, Settings
-from ..store import Store
-from ..store.peers import Peer, PeerStore
+from ..store import Store, StoreError
+from ..store.peers import PUSH_KINDS, Peer, PeerStore
 from .hkp_push import HKPClient
 from .mail_out import MailPusher
 from .mailconf import mail_settings
@@ -17,7 +22,14 @@ from .mta import transport_for
 from .peername import parse_hkp_peer
 from .runner import HKPPusher, PeerReport, PeerSync, Pusher, SyncLimits
 
-SYNC_LOCK = "cks_sync"  # held by whoever pushes: cks_sync.py or cksd
+SYNC_LOCK = "cks_sync"  # held by a cks_sync.py run
+
+log = logging.getLogger("cks.sync")
+
+
+def peer_lock(peer: Peer) -> str:
+    """The lock held while `peer` is pushed to, by cks_sync.py or cksd."""
+    return "cks_sync_peer_%d" % peer.id
 
 
 def sync_limits(settings: Settings) -> SyncLimits:
@@ -40,15 +52,72 @@ def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
     raise ConfigError("peer %s: %s peers take no pushed keys" % (peer.peer, peer.kind))
 
 
+def push_peer(store: Store, peers: PeerStore, peer: Peer, settings: Settings,
+              limits: SyncLimits, deadline: float) -> Optional[PeerReport]:
+    """Push what `peer` is owed, under its lock; None when another process
+    holds that lock (it is pushing to the peer)."""
+    with store.exclusive(peer_lock(peer)) as locked:
+        if not locked:
+            return None
+        return PeerSync(store, peers, peer, pusher_for(peer, settings, limits), limits,
+                        deadline).run()
+
+
 def push_peers(store: Store, peers: PeerStore, chosen: Sequence[Peer], settings: Settings,
                limits: SyncLimits) -> Iterator[PeerReport]:
-    """Serve each chosen peer in turn (the caller holds SYNC_LOCK): first
-    those whose last attempt did not fail, then those whose last attempt
-    failed, each in the order given (sync_priority).  A peer that takes
-    requests and answers none costs a pass three timeouts (runner.py); put
-    last, it no longer delays the healthy peers' keys queued before the pass
-    (cksd's rapid push runs one every few seconds)."""
+    """Serve each chosen peer in turn: first those whose last attempt did not
+    fail, then those whose last attempt failed, each in the order given
+    (sync_priority): a peer that takes requests and answers none costs a
+    pass three timeouts (runner.py), and the others do not wait for it.  A
+    peer another process is pushing to is not served (`busy`)."""
     deadline = time.monotonic() + limits.seconds_per_run
     for peer in sorted(chosen, key=lambda p: p.last_failed):
-        yield PeerSync(store, peers, peer, pusher_for(peer, settings, limits), limits,
-                       deadline).run()
+        report = push_peer(store, peers, peer, settings, limits, deadline)
+        yield report or PeerReport(peer.peer, peer.kind, busy=True)
+
+
+class RapidPush:
+    """cksd's push job (a Periodic, every `[sync] push_interval` seconds):
+    each round starts a thread for every enabled push peer that is owed keys
+    and has none running in this process, which pushes to that peer
+    (push_peer).  A peer that hangs keeps only its own thread waiting: the
+    keys of the others go out at the next round."""
+
+    def __init__(self, store: Store, settings: Settings, limits: SyncLimits) -> None:
+        self.store = store
+        self.settings = settings
+        self.limits = limits
+        self.running: Dict[int, threading.Thread] = {}  # peer id -> its pushing thread
+
+    def __call__(self) -> None:
+        try:
+            peers = PeerStore(self.store)
+            owed = [p for p in peers.list(enabled_only=True)
+                    if p.kind in PUSH_KINDS and p.backlog]
+        except StoreError as exc:
+            log.warning("push pass not done: %s", exc)
+            return
+        for peer in owed:
+            if peer.id in self.running and self.running[peer.id].is_alive():
+                continue
+            thread = threading.Thread(target=self._push, args=(peers, peer), daemon=True,
+                                      name="push %s" % peer.peer)
+            self.running[peer.id] = thread
+            thread.start()
+
+    def _push(self, peers: PeerStore, peer: Peer) -> None:
+        try:
+            report = push_peer(self.store, peers, peer, self.settings, self.limits,
+                               time.monotonic() + self.limits.seconds_per_run)
+        except (ConfigError, StoreError) as exc:
+            log.warning("push to %s not done: %s", peer.peer, exc)
+            return
+        if report is None:
+            return  # (another process is pushing to it)
+        if report.ok:
+            log.info("pushed %d key%s to %s", report.sent, "" if report.sent == 1 else "s",
+                     report.peer)
+        else:
+            log.warning("push to %s failed: %s; %d key%s kept for the next pass",
+                        report.peer, report.error, report.backlog_left,
+                        "" if report.backlog_left == 1 else "s")

@@ -64,6 +64,7 @@ class PeerReport:
     catching_up: bool = False
     would_send: int = 0  # --dry-run
     notices: int = 0  # rejection notices delivered
+    busy: bool = False  # another process was pushing to this peer: not served
 
     @property
     def ok(self) -> bool:
