@@ -2,13 +2,17 @@
 the same lossless backlog and lock as cks_sync.py: on SQLite and PostgreSQL."""
 
 import re
+import threading
 import time
 
 import pytest
 
+from cks import pipeline
 from cks.store import open_store
 from cks.store.peers import PeerStore
+from cks.sync import push
 from cks.sync.push import peer_lock
+from cks.sync.runner import SyncLimits
 from support import fixture
 from support.fakepeer import FakePeer
 from support.nodes import fpr, has, manage, peer_name, peers_json, sync, table
@@ -100,3 +104,32 @@ def test_cron_leaves_a_peer_cksd_is_pushing_to(new_db):
             assert sync(node).returncode == 0 and busy.received == [fpr("rsa2048")]
     finally:
         node.stop()
+
+
+def test_at_most_so_many_peers_are_pushed_to_at_once(store, monkeypatch):
+    """Each peer pushed to holds its lock (on PostgreSQL, a connection) until
+    it answers: one serving process pushes to PUSHING_AT_ONCE at most, and
+    the others wait for a later round, where they go first."""
+    peers = PeerStore(store)
+    names = ["127.0.0.%d:11371" % n for n in range(1, push.PUSHING_AT_ONCE + 3)]
+    for name in names:
+        peers.add(name, "hkp", 100, None, catch_up=False)
+    report = pipeline.submit(store, fixture("rsa2048"), pipeline.Source.user())
+    assert report.outcomes[0].status == pipeline.ADDED
+    release = threading.Event()
+    pushed = []
+
+    def hanging(_store, _peers, peer, *_args):
+        pushed.append(peer.peer)
+        release.wait(30)
+    monkeypatch.setattr(push, "push_peer", hanging)
+    rapid = push.RapidPush(store, None, SyncLimits())
+    rapid()
+    wait_for(lambda: len(pushed) == push.PUSHING_AT_ONCE)
+    rapid()  # (each of them still pushing)
+    time.sleep(0.2)
+    assert len(pushed) == push.PUSHING_AT_ONCE
+    release.set()
+    wait_for(lambda: not any(t.is_alive() for t in rapid.running.values()))
+    rapid()  # the others' turn; those pushed to before are owed still, and go again
+    wait_for(lambda: set(pushed) == set(names))

@@ -76,10 +76,17 @@ def push_peers(store: Store, peers: PeerStore, chosen: Sequence[Peer], settings:
         yield report or PeerReport(peer.peer, peer.kind, busy=True)
 
 
+PUSHING_AT_ONCE = 8
+"""At most this many peers pushed to at once by one serving process: each
+holds its lock (on PostgreSQL a connection of its own) until its peer
+answers or times out; peers past it wait for a later round."""
+
+
 class RapidPush:
     """cksd's push job (a Periodic, every `[sync] push_interval` seconds):
     each round starts a thread for every enabled push peer that is owed keys
-    and has none running in this process, which pushes to that peer
+    and has none running in this process (up to PUSHING_AT_ONCE in all, the
+    peers started longest ago first), which pushes to that peer
     (push_peer).  A peer that hangs keeps only its own thread waiting: the
     keys of the others go out at the next round."""
 
@@ -88,6 +95,7 @@ class RapidPush:
         self.settings = settings
         self.limits = limits
         self.running: Dict[int, threading.Thread] = {}  # peer id -> its pushing thread
+        self.started: Dict[int, float] = {}  # peer id -> when its last push began
 
     def __call__(self) -> None:
         try:
@@ -97,12 +105,16 @@ class RapidPush:
         except StoreError as exc:
             log.warning("push pass not done: %s", exc)
             return
-        for peer in owed:
-            if peer.id in self.running and self.running[peer.id].is_alive():
+        self.running = {i: t for i, t in self.running.items() if t.is_alive()}
+        for peer in sorted(owed, key=lambda p: self.started.get(p.id, 0.0)):
+            if peer.id in self.running:
                 continue
+            if len(self.running) >= PUSHING_AT_ONCE:
+                return
             thread = threading.Thread(target=self._push, args=(peers, peer), daemon=True,
                                       name="push %s" % peer.peer)
             self.running[peer.id] = thread
+            self.started[peer.id] = time.monotonic()
             thread.start()
 
     def _push(self, peers: PeerStore, peer: Peer) -> None:
