@@ -395,25 +395,20 @@ def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[List[Any]
         yield values[start:start + size]
 
 
-def _first_column_in(cursor: Cursor, query: str, values: Iterable[Any],
-                     before: Sequence[Any] = ()) -> Set[Any]:
-    """The first column of the rows of `query`, whose one `IN %s` takes the
-    distinct `values` an IN_CHUNK at a time, after the parameters `before`."""
-    found: Set[Any] = set()
+def rows_in(cursor: Cursor, query: str, values: Iterable[Any],
+            before: Sequence[Any] = ()) -> List[tuple]:
+    """The rows of `query`, whose one `IN %s` takes the distinct `values` an
+    IN_CHUNK at a time, after the parameters `before`."""
+    rows: List[tuple] = []
     for chunk in in_chunks(sorted(set(values))):
-        found.update(r[0] for r in cursor.execute(query % _in(chunk),
-                                                  list(before) + chunk).fetchall())
-    return found
+        rows.extend(cursor.execute(query % _in(chunk), list(before) + chunk).fetchall())
+    return rows
 
 
 def _column_of_keys(cursor: Cursor, column: str, fingerprints: Iterable[str]) -> Dict[str, Any]:
-    """fingerprint -> `column` of cks_keys, for the stored keys among
-    `fingerprints`, an IN_CHUNK at a time."""
-    found: Dict[str, Any] = {}
-    for chunk in in_chunks(sorted(set(fingerprints))):
-        found.update(cursor.execute("SELECT fingerprint, %s FROM cks_keys WHERE fingerprint "
-                                    "IN %s" % (column, _in(chunk)), chunk).fetchall())
-    return found
+    """fingerprint -> `column` of cks_keys, for the stored keys among `fingerprints`."""
+    return dict(rows_in(cursor, "SELECT fingerprint, %s FROM cks_keys WHERE fingerprint IN %%s"
+                        % column, fingerprints))
 
 
 def _close(raw_cursor: Any) -> None:
@@ -728,8 +723,9 @@ class Store:
     @staticmethod
     def unserved_among(cursor: Cursor, fingerprints: Sequence[str]) -> Set[str]:
         """Those of the given keys that are stored without a served view yet."""
-        return _first_column_in(cursor, "SELECT fingerprint FROM cks_keys WHERE served_crc24 = ? "
-                                        "AND fingerprint IN %s", fingerprints, (UNSERVED,))
+        return {r[0] for r in rows_in(cursor, "SELECT fingerprint FROM cks_keys WHERE "
+                                      "served_crc24 = ? AND fingerprint IN %s", fingerprints,
+                                      (UNSERVED,))}
 
     @staticmethod
     def count_unserved(cursor: Cursor) -> int:
@@ -769,8 +765,9 @@ class Store:
     @staticmethod
     def signer_keyids(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
         """The key IDs of the signers of these keys' third-party signatures."""
-        return _first_column_in(cursor, "SELECT DISTINCT signer_keyid FROM cks_key_signers "
-                                        "WHERE key_fingerprint IN %s", fingerprints)
+        return {r[0] for r in rows_in(cursor, "SELECT DISTINCT signer_keyid FROM "
+                                      "cks_key_signers WHERE key_fingerprint IN %s",
+                                      fingerprints)}
 
     @staticmethod
     def last_view_work(cursor: Cursor) -> int:
@@ -792,8 +789,8 @@ class Store:
     @staticmethod
     def held_keyids(cursor: Cursor, keyids: Iterable[str]) -> Set[str]:
         """Those of these (primary) key IDs that a stored key has."""
-        return _first_column_in(cursor, "SELECT DISTINCT keyid FROM cks_keys WHERE keyid IN %s",
-                                keyids)
+        return {r[0] for r in rows_in(cursor, "SELECT DISTINCT keyid FROM cks_keys WHERE "
+                                      "keyid IN %s", keyids)}
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Sequence, Set
 
-from .base import Cursor, Store, _in, in_chunks
+from .base import Cursor, Store, _in, in_chunks, rows_in
 from .migrations import ensure_table
 
 
@@ -83,12 +83,8 @@ def served_together(cursor: Cursor, fingerprints: Iterable[str]) -> Set[str]:
     """Those of `fingerprints` that the second phase served (and that were not
     deleted since): each has a served view derived with all of them held.
     Any process may ask (cksd's follow-up does), once a load made the list."""
-    found: Set[str] = set()
-    wanted = sorted(set(fingerprints))
+    wanted = set(fingerprints)
     if not wanted or not cursor.backend.table_exists(cursor, "cks_load_served"):
-        return found
-    for chunk in in_chunks(wanted):
-        found.update(r[0] for r in cursor.execute(
-            "SELECT fingerprint FROM cks_load_served WHERE fingerprint IN %s" % _in(chunk),
-            chunk).fetchall())
-    return found
+        return set()
+    return {r[0] for r in rows_in(cursor, "SELECT fingerprint FROM cks_load_served WHERE "
+                                          "fingerprint IN %s", wanted)}

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .base import Cursor, Store, StoreError, _in, in_chunks
+from .base import Cursor, Store, StoreError, _in, in_chunks, rows_in
 
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
@@ -190,14 +190,10 @@ class PeerStore:
 
     def backlog_of(self, peer_id: int, fingerprints: Sequence[str]) -> Dict[str, int]:
         """Pending ids owed to a peer for these keys."""
-        out: Dict[str, int] = {}
         with self.store.read() as cursor:
-            for chunk in in_chunks(fingerprints):
-                out.update(cursor.execute(
-                    "SELECT fingerprint, pending_id FROM cks_sync_backlog WHERE peer_id = ? "
-                    "AND fingerprint IN %s" % _in(chunk),
-                    [peer_id] + chunk).fetchall())
-        return out
+            return dict(rows_in(cursor, "SELECT fingerprint, pending_id FROM cks_sync_backlog "
+                                        "WHERE peer_id = ? AND fingerprint IN %s",
+                                fingerprints, (peer_id,)))
 
     def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int) -> None:
         """The peer acknowledged these queue entries: they leave its backlog (unless

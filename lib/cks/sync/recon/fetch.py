@@ -60,7 +60,7 @@ from ...openpgp.errors import PacketError
 from ...openpgp.keys import Key, merge_all, packets_hash, parse_keyring, sks_hash
 from ...openpgp.packet import iter_packets
 from ...store import Store, StoreError
-from ...store.base import Cursor, _in, in_chunks
+from ...store.base import rows_in
 from ..hkp_push import Answer, HKPClient
 from . import hashquery
 from .field import HASH_BYTES
@@ -204,24 +204,15 @@ def _read_blob(blob: bytes, asked: Sequence[str]) -> _Blob:
 
 # --- the table of refused hashes -------------------------------------------------------
 
-def _select_in(cursor: Cursor, sql: str, values: Sequence[str]) -> List[tuple]:
-    """The rows of `sql` (a `%s` where the IN list goes) over `values`, a
-    few hundred at a time."""
-    rows: List[tuple] = []
-    for chunk in in_chunks(values):
-        rows.extend(cursor.execute(sql % _in(chunk), chunk).fetchall())
-    return rows
-
-
 def _to_ask(store: Store, wanted: List[str], ttl: int, now: int,
             report: FetchReport) -> List[str]:
     """`wanted` less the hashes recorded as refused (expired rows go first) and
     those already held."""
     with store.write() as cursor:
         cursor.execute("DELETE FROM cks_recon_refused WHERE refused_at < ?", (now - ttl,))
-        refused = {r[0] for r in _select_in(
+        refused = {r[0] for r in rows_in(
             cursor, "SELECT sks_hash FROM cks_recon_refused WHERE sks_hash IN %s", wanted)}
-        held = {r[0] for r in _select_in(
+        held = {r[0] for r in rows_in(
             cursor, "SELECT sks_hash FROM cks_keys WHERE sks_hash IN %s",
             [h for h in wanted if h not in refused])}
     report.known_refused = len(refused)
@@ -371,7 +362,7 @@ class _Fetch:
     def _hashes_of(self, fingerprints: List[str]) -> Dict[str, str]:
         """The stored hash of each of these keys."""
         with self.store.read() as cursor:
-            return dict(_select_in(cursor, "SELECT fingerprint, sks_hash FROM cks_keys "
+            return dict(rows_in(cursor, "SELECT fingerprint, sks_hash FROM cks_keys "
                                            "WHERE fingerprint IN %s", fingerprints))
 
 
