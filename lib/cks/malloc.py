@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from typing import Any, Optional
 
 M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
@@ -36,20 +37,17 @@ ARENAS = 2
 RELEASE_EVERY = 10.0
 """Seconds between two malloc_trim calls in a serving process."""
 
-_libc: Optional[Any] = None
-
-
+@functools.lru_cache(maxsize=None)
 def _glibc() -> Optional[Any]:
-    global _libc
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-        except OSError:
-            libc = None
-        _libc = libc if libc is not None and hasattr(libc, "malloc_trim") \
-            and hasattr(libc, "mallopt") else False
-    return _libc or None
+    """The C library, when it is glibc (it has malloc_trim and mallopt)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):
+        return None
+    return libc
 
 
 def cap_arenas(count: int = ARENAS) -> bool:
