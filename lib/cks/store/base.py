@@ -405,6 +405,14 @@ def rows_in(cursor: Cursor, query: str, values: Iterable[Any],
     return rows
 
 
+def execute_in(cursor: Cursor, statement: str, values: Iterable[Any],
+               before: Sequence[Any] = ()) -> None:
+    """Run `statement` (a write), whose one `IN %s` takes the distinct
+    `values` an IN_CHUNK at a time, after the parameters `before`."""
+    for chunk in in_chunks(sorted(set(values))):
+        cursor.execute(statement % _in(chunk), list(before) + chunk)
+
+
 def _column_of_keys(cursor: Cursor, column: str, fingerprints: Iterable[str]) -> Dict[str, Any]:
     """fingerprint -> `column` of cks_keys, for the stored keys among `fingerprints`."""
     return dict(rows_in(cursor, "SELECT fingerprint, %s FROM cks_keys WHERE fingerprint IN %%s"
@@ -779,11 +787,9 @@ class Store:
         """key ID -> the stored keys that a key with this key ID signed (for
         those that signed any)."""
         found: Dict[str, Set[str]] = {}
-        for chunk in in_chunks(sorted(set(keyids))):
-            for keyid, fingerprint in cursor.execute(
-                    "SELECT signer_keyid, key_fingerprint FROM cks_key_signers WHERE "
-                    "signer_keyid IN %s" % _in(chunk), chunk).fetchall():
-                found.setdefault(keyid, set()).add(fingerprint)
+        for keyid, fingerprint in rows_in(cursor, "SELECT signer_keyid, key_fingerprint FROM "
+                                          "cks_key_signers WHERE signer_keyid IN %s", keyids):
+            found.setdefault(keyid, set()).add(fingerprint)
         return found
 
     @staticmethod
@@ -794,8 +800,7 @@ class Store:
 
     def view_work_done(self, ids: Sequence[int]) -> None:
         with self.write() as cursor:
-            for chunk in in_chunks(ids):
-                cursor.execute("DELETE FROM cks_view_work WHERE id IN %s" % _in(chunk), chunk)
+            execute_in(cursor, "DELETE FROM cks_view_work WHERE id IN %s", ids)
 
     @staticmethod
     def queue_sync(cursor: Cursor, fingerprint: str, source: str, now: int,
@@ -818,12 +823,9 @@ class Store:
     @staticmethod
     def rejection_reasons(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, str]:
         """fingerprint -> why, for those of `fingerprints` on the rejected list."""
-        found: Dict[str, str] = {}
-        for chunk in in_chunks(fingerprints):
-            found.update((r[0], _reason(r[1])) for r in cursor.execute(
-                "SELECT fingerprint, reason FROM cks_rejected_keys WHERE fingerprint IN %s"
-                % _in(chunk), chunk).fetchall())
-        return found
+        return {fingerprint: _reason(reason) for fingerprint, reason in rows_in(
+            cursor, "SELECT fingerprint, reason FROM cks_rejected_keys WHERE fingerprint IN %s",
+            fingerprints)}
 
     @staticmethod
     def merge_state(cursor: Cursor,
@@ -928,14 +930,9 @@ class Store:
                       ) -> Dict[str, Tuple[bytes, bool, bool, str]]:
         """fingerprint -> (served view, revoked, unverified_revocation, source)
         of those keys that are stored."""
-        found: Dict[str, Tuple[bytes, bool, bool, str]] = {}
-        for chunk in in_chunks(fingerprints):
-            found.update((r[0], (bytes(r[1]), bool(r[2]), bool(r[3]), r[4]))
-                         for r in cursor.execute(
-                             "SELECT fingerprint, served, revoked, unverified_revocation, "
-                             "source FROM cks_keys WHERE fingerprint IN %s" % _in(chunk),
-                             chunk).fetchall())
-        return found
+        return {r[0]: (bytes(r[1]), bool(r[2]), bool(r[3]), r[4]) for r in rows_in(
+            cursor, "SELECT fingerprint, served, revoked, unverified_revocation, source "
+            "FROM cks_keys WHERE fingerprint IN %s", fingerprints)}
 
     @staticmethod
     def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
@@ -946,13 +943,10 @@ class Store:
                          ) -> Dict[str, Dict[bytes, Tuple[str, bool, str]]]:
         """fingerprint -> the cached verdicts on its signatures (keys with any)."""
         found: Dict[str, Dict[bytes, Tuple[str, bool, str]]] = {}
-        for chunk in in_chunks(fingerprints):
-            for fingerprint, key, status, weak, reason in cursor.execute(
-                    "SELECT key_fingerprint, cache_key, status, weak_hash, reason FROM "
-                    "cks_sig_verdicts WHERE key_fingerprint IN %s" % _in(chunk),
-                    chunk).fetchall():
-                found.setdefault(fingerprint, {})[bytes.fromhex(key)] = (status, bool(weak),
-                                                                         reason)
+        for fingerprint, key, status, weak, reason in rows_in(
+                cursor, "SELECT key_fingerprint, cache_key, status, weak_hash, reason FROM "
+                "cks_sig_verdicts WHERE key_fingerprint IN %s", fingerprints):
+            found.setdefault(fingerprint, {})[bytes.fromhex(key)] = (status, bool(weak), reason)
         return found
 
     @staticmethod
@@ -964,12 +958,9 @@ class Store:
     @staticmethod
     def stored_keys(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, StoredKey]:
         """The stored keys among `fingerprints`, one query per IN_CHUNK."""
-        found: Dict[str, StoredKey] = {}
-        for chunk in in_chunks(fingerprints):
-            found.update((r[0], StoredKey(bytes(r[1]), r[2], r[3])) for r in cursor.execute(
-                "SELECT fingerprint, keydata, first_seen, sks_hash FROM cks_keys WHERE "
-                "fingerprint IN %s" % _in(chunk), chunk).fetchall())
-        return found
+        return {r[0]: StoredKey(bytes(r[1]), r[2], r[3]) for r in rows_in(
+            cursor, "SELECT fingerprint, keydata, first_seen, sks_hash FROM cks_keys WHERE "
+            "fingerprint IN %s", fingerprints)}
 
     @staticmethod
     def save_verdicts(cursor: Cursor, fingerprint: str,
@@ -983,18 +974,16 @@ class Store:
         key is read: a well-certified key names dozens of signers, each of
         whom may hold a large key."""
         out: Dict[str, List[bytes]] = {}
-        for chunk in in_chunks(sorted(set(keyids))):
-            for keyid, fingerprint, head in cursor.execute(
-                    "SELECT keyid, fingerprint, substr(keydata, 1, ?) FROM cks_keys "
-                    "WHERE keyid IN %s" % _in(chunk), [PRIMARY_PACKET_READ] + chunk).fetchall():
-                head = bytes(head)
-                try:
-                    packet = read_packet(head)[0]
-                except PacketError:  # a primary key packet longer than what was read
-                    packet = read_packet(bytes(cursor.execute(
-                        "SELECT keydata FROM cks_keys WHERE fingerprint = ?",
-                        (fingerprint,)).fetchone()[0]))[0]
-                out.setdefault(keyid, []).append(packet.serialize())
+        for keyid, fingerprint, head in rows_in(
+                cursor, "SELECT keyid, fingerprint, substr(keydata, 1, ?) FROM cks_keys "
+                "WHERE keyid IN %s", keyids, (PRIMARY_PACKET_READ,)):
+            try:
+                packet = read_packet(bytes(head))[0]
+            except PacketError:  # a primary key packet longer than what was read
+                packet = read_packet(bytes(cursor.execute(
+                    "SELECT keydata FROM cks_keys WHERE fingerprint = ?",
+                    (fingerprint,)).fetchone()[0]))[0]
+            out.setdefault(keyid, []).append(packet.serialize())
         return out
 
     def iter_keydata(self, batch: int = 500) -> Iterator[Tuple[str, bytes]]:

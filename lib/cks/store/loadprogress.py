@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Sequence, Set
 
-from .base import Cursor, Store, _in, in_chunks, rows_in
+from .base import Cursor, Store, execute_in, rows_in
 from .migrations import ensure_table
 
 
@@ -54,10 +54,9 @@ def save(cursor: Cursor, offsets: Dict[FileIdentity, int], now: int) -> None:
 
 def forget(store: Store, identities: Iterable[FileIdentity]) -> None:
     """The load of these files completed: a new one starts from the beginning."""
-    paths = sorted({i.path for i in identities})
     with store.write() as cursor:
-        for chunk in in_chunks(paths):
-            cursor.execute("DELETE FROM cks_load_progress WHERE path IN %s" % _in(chunk), chunk)
+        execute_in(cursor, "DELETE FROM cks_load_progress WHERE path IN %s",
+                   [i.path for i in identities])
 
 
 def mark_served(cursor: Cursor, fingerprints: Sequence[str]) -> None:

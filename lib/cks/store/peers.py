@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .base import Cursor, Store, StoreError, _in, in_chunks, rows_in
+from .base import Cursor, Store, StoreError, execute_in, rows_in
 
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "
@@ -214,8 +214,7 @@ class PeerStore:
         if fingerprints is None:
             cursor.execute(sql)
             return
-        for chunk in in_chunks(fingerprints):
-            cursor.execute(sql + " AND fingerprint IN %s" % _in(chunk), chunk)
+        execute_in(cursor, sql + " AND fingerprint IN %s", fingerprints)
 
     def record_attempt(self, peer_id: int, now: int, error: Optional[str]) -> None:
         with self.store.write() as cursor:

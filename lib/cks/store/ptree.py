@@ -75,7 +75,7 @@ from typing import (Callable, Deque, Dict, Hashable, Iterator, List, Optional, S
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
                                 remove_element, samples_of, zzp_bytes, zzp_list_from_bytes)
-from .base import IN_CHUNK, Cursor, Store, _in, in_chunks
+from .base import IN_CHUNK, Cursor, Store, in_chunks, rows_in
 from .changes import KeyChangeWatch, note_key_change
 
 log = logging.getLogger("cks.store.ptree")
@@ -228,12 +228,8 @@ def load_nodes(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, Node]:
 
 def _load_rows(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, tuple]:
     """load_nodes, the rows not decoded yet."""
-    found: Dict[str, tuple] = {}
-    for chunk in in_chunks(prefixes):
-        rows = cursor.execute("SELECT %s FROM cks_ptree WHERE prefix IN %s"
-                              % (_COLUMNS, _in(chunk)), chunk).fetchall()
-        found.update((r[0], r) for r in rows)
-    return found
+    return {r[0]: r for r in rows_in(cursor, "SELECT %s FROM cks_ptree WHERE prefix IN %%s"
+                                     % _COLUMNS, prefixes)}
 
 
 def _ancestors(prefix: str) -> List[str]:
