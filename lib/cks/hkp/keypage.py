@@ -16,7 +16,6 @@ from urllib.parse import quote
 from ..openpgp import algorithms as alg
 from ..openpgp import packet as pk
 from ..openpgp import signature as sg
-from ..openpgp.errors import PacketError
 from ..openpgp.info import KeyInfo, describe
 from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Component, Key, SignaturePacket
@@ -111,13 +110,6 @@ def _status(revoked: bool, expires: Optional[int], now: int) -> str:
     if expires <= now:
         return " <span class=\"expired\">[expired %s]</span>" % date(expires)
     return " <span class=\"dim\">[expires %s]</span>" % date(expires)
-
-
-def _expiry_of(sig: sg.Signature) -> str:
-    try:
-        return date(sig.expires)
-    except PacketError:  # a malformed expiration subpacket
-        return "?"
 
 
 def _heading(level: int, text: str) -> str:
@@ -323,7 +315,7 @@ class _KeyPage:
             rows.append("<tr><td>%s</td><td>%s</td><td class=\"day\">%s</td>"
                         "<td class=\"day\">%s</td><td class=\"%s\">%s</td></tr>" % (
                             e(_SIGNATURE_KINDS.get(sig.sig_type, "type 0x%02X" % sig.sig_type)),
-                            self.signer(sig), date(sig.created), _expiry_of(sig),
+                            self.signer(sig), date(sig.created), date(sig.expires),
                             css, e(verdict)))
         return ("<table class=\"sigs\"><tr><th>Signature</th><th>By</th><th>Made</th>"
                 "<th>Expires</th><th>Checked here</th></tr>%s</table>" % "".join(rows))

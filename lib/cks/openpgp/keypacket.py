@@ -39,6 +39,9 @@ class PublicKey:
             return cls(version, created, algorithm, material, validity,
                        _parse_material(algorithm, material))
         if version == 4:
+            if len(body) >= 1 << 16:  # (its fingerprint hashes the length in two octets)
+                raise PacketError("v4 key packet of %d bytes: over the 65,535 a v4 "
+                                  "fingerprint can take" % len(body))
             created = reader.u32()
             algorithm = reader.u8()
             material = reader.rest()

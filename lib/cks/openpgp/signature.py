@@ -209,11 +209,11 @@ class Signature:
         return {sub.type: sub for sub in self.hashed}
 
     def _hashed_u32(self, kind: int) -> Optional[int]:
+        """A four-octet time field of the hashed area; one of another length
+        reads as absent, as a malformed creation time does (Signature.parse)."""
         sub = self._hashed_by_type.get(kind)
-        if sub is None:
+        if sub is None or len(sub.data) != 4:
             return None
-        if len(sub.data) != 4:
-            raise PacketError("signature subpacket %d: expected 4 bytes" % kind)
         return int.from_bytes(sub.data, "big")
 
     @cached_property

@@ -10,6 +10,7 @@ from .reader import iter_subpackets
 
 _EMAIL_IN_ANGLES = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 _BARE_EMAIL = re.compile(r"^\s*([^<>\s]+@[^<>\s]+)\s*$")
+MAX_EMAIL_LENGTH = 254  # RFC 5321's longest path, less its angle brackets
 
 
 @dataclass
@@ -25,15 +26,19 @@ class UserID:
 
     @property
     def text(self) -> str:
-        """The user ID as text: UTF-8 by RFC, with undecodable bytes replaced."""
-        return self.value.decode("utf-8", "replace")
+        """The user ID as text: UTF-8 by RFC, with undecodable bytes and NULs
+        replaced (U+FFFD: no text column of PostgreSQL's holds a NUL)."""
+        return self.value.decode("utf-8", "replace").replace("\0", "\ufffd")
 
     @property
     def email(self) -> Optional[str]:
-        """The e-mail address in <...>, or the whole user ID if it is a bare address."""
+        """The e-mail address in <...>, or the whole user ID if it is a bare
+        address; None for one longer than an address can be (and than an
+        index entry of PostgreSQL's may be)."""
         text = self.text
         match = _EMAIL_IN_ANGLES.search(text) or _BARE_EMAIL.match(text)
-        return match.group(1).lower() if match else None
+        return match.group(1).lower() if match and len(match.group(1)) <= MAX_EMAIL_LENGTH \
+            else None
 
 
 IMAGE_SUBPACKET = 1
@@ -80,7 +85,7 @@ class UserAttribute:
             if sub.type != IMAGE_SUBPACKET or len(sub.data) < 2:
                 continue
             header_length = int.from_bytes(sub.data[:2], "little")
-            if header_length < 3 or header_length > len(sub.data):
-                continue
+            if header_length < 4 or header_length > len(sub.data):
+                continue  # (no room for its version and format octets)
             out.append(Image(sub.data[3], sub.data[header_length:]))
         return out

@@ -10,6 +10,7 @@ it first); a Subject starting with "ADD" is a user's submission (pks).
 from __future__ import annotations
 
 import email
+import email.errors
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
@@ -102,8 +103,8 @@ def _text(value) -> str:
     """A header as text, RFC 2047 encoded words decoded when they can be."""
     try:
         return str(make_header(decode_header(str(value))))
-    except (LookupError, UnicodeError, ValueError):
-        return str(value)
+    except (LookupError, UnicodeError, ValueError, email.errors.MessageError):
+        return str(value)  # (a malformed encoded word, an unknown charset)
 
 
 def _addresses(message: Message, name: str) -> List[str]:
