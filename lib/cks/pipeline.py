@@ -25,7 +25,7 @@ log = logging.getLogger("cks.pipeline")
 
 ADDED, UPDATED, UNCHANGED, REFUSED = "added", "updated", "unchanged", "refused"
 # Why a key was refused:
-REJECTED, OVER_LIMIT = "rejected", "over-limit"
+REJECTED, OVER_LIMIT, CONFLICT = "rejected", "over-limit", "conflict"
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Outcome:
     fingerprint: str
     status: str  # added, updated, unchanged, refused
     reason: str = ""
-    refusal: str = ""  # for refused keys: REJECTED or OVER_LIMIT
+    refusal: str = ""  # for refused keys: REJECTED, OVER_LIMIT or CONFLICT
 
 
 @dataclass
@@ -177,12 +177,21 @@ class Merged:
 
 
 def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits) -> Merged:
-    """The union of `key` and its stored copy `old_bytes` (None: not stored)."""
+    """The union of `key` and its stored copy `old_bytes` (None: not stored).
+
+    A stored key whose primary key packet differs is not replaced: the key is
+    refused (CONFLICT).  Two packets share a v3 fingerprint where they share
+    the RSA numbers (it hashes nothing else), so a copy with another creation
+    time would otherwise take a stored v3 key's place, its revocation gone."""
     merged = key
     if old_bytes is not None:
         fingerprint = key.fingerprint.hex().upper()
         old = parse_keyring(old_bytes).keys
-        if old and old[0].primary.body == key.primary.body:
+        if old and old[0].primary.body != key.primary.body:
+            return Merged(key, b"", Outcome(
+                fingerprint, REFUSED, "another key with this fingerprint is held here "
+                "(its primary key packet differs)", CONFLICT))
+        if old:
             merged = merge(old[0], key)
         data = merged.serialize()
         if data == old_bytes:

@@ -7,6 +7,7 @@ background job fail at every round, so no key uploaded after them was
 served; the last two did the same on PostgreSQL alone."""
 
 import email
+import json
 import random
 
 import pytest
@@ -14,10 +15,12 @@ import pytest
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.openpgp.keypacket import PublicKey
 from cks.openpgp.errors import PacketError
+from cks.openpgp.keys import read_keys
 from cks.openpgp.packet import Packet
 from cks.openpgp.signature import SUB_EXPIRATION_TIME, SUB_KEY_EXPIRATION_TIME, Subpacket
 from cks.openpgp.userid import UserAttribute, UserID
 from cks.sync.mail_in import parse_mail
+from support import fixture
 from support.db import run_sql
 from support.forge import Signer, keyring
 
@@ -114,3 +117,26 @@ def test_a_mail_with_a_malformed_encoded_subject_is_read(subject):
     raw = b"From: peer@example.org\nSubject: " + subject + b"\nContent-Type: text/plain\n\nx\n"
     mail = parse_mail(raw)
     assert mail.subject == str(email.message_from_bytes(raw)["Subject"])
+
+
+def test_a_v3_key_is_not_replaced_by_another_with_its_fingerprint(store, db_url):
+    """A v3 fingerprint hashes only the RSA numbers: a copy of the key packet
+    with another creation time has the same fingerprint.  It used to replace
+    the stored key, its packets (a revocation among them) gone."""
+    app = KeyServer(store, ServerSettings())
+    assert _call(app, "POST", "/pks/add", fixture("v3-rsa")).status == 200
+    (held,) = read_keys(fixture("v3-rsa")).keys
+    fingerprint = held.fingerprint.hex().upper()
+    stored = run_sql(db_url, "SELECT keydata FROM cks_keys")
+    other = bytearray(held.primary.body)
+    other[1:5] = (int.from_bytes(other[1:5], "big") + 86400).to_bytes(4, "big")  # created
+    (copy,) = read_keys(Packet(6, bytes(other)).serialize() + b"".join(
+        p.serialize() for p in held.packets()[1:])).keys
+    assert copy.fingerprint == held.fingerprint
+    answer = _call(app, "POST", "/pks/add?options=mr", copy.serialize())
+    assert answer.status == 409, answer.body
+    assert json.loads(answer.body)["refused"] == [
+        {"fingerprint": fingerprint,
+         "reason": "another key with this fingerprint is held here (its primary key "
+                   "packet differs)"}]
+    assert run_sql(db_url, "SELECT keydata FROM cks_keys") == stored

@@ -483,6 +483,8 @@ def _add_status(report: pipeline.Report) -> int:
     refused = report.with_status(pipeline.REFUSED)
     if any(o.refusal == pipeline.REJECTED for o in refused):
         return 403
+    if any(o.refusal == pipeline.CONFLICT for o in refused):
+        return 409
     if refused:
         return 413
     return 422

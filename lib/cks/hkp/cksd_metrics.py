@@ -38,7 +38,7 @@ _OP_OF_PATH = {"/pks/add": "add", hashquery.PATH: "hashquery", "/health": "healt
                rejections.NOTICE_PATH: "page", rejections.AUDIT_PATH: "page",
                rejections.ADMIN_PATH: "page"}
 # Statuses cksd answers with; any other is counted as "other".
-STATUSES = ("200", "204", "400", "401", "403", "404", "405", "408", "411", "413", "415",
+STATUSES = ("200", "204", "400", "401", "403", "404", "405", "408", "409", "411", "413", "415",
             "422", "429", "431", "500", "501", "503", "505", "other")
 _STATUS_LABEL = {int(s): s for s in STATUSES[:-1]}
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -58,7 +58,8 @@ UPLOADED_KEYS = Family(
     "Keys uploaded with POST /pks/add, by outcome (refused: and why).",
     ("outcome", "reason"),
     ((pipeline.ADDED, ""), (pipeline.UPDATED, ""), (pipeline.UNCHANGED, ""),
-     (pipeline.REFUSED, pipeline.REJECTED), (pipeline.REFUSED, pipeline.OVER_LIMIT)))
+     (pipeline.REFUSED, pipeline.REJECTED), (pipeline.REFUSED, pipeline.OVER_LIMIT),
+     (pipeline.REFUSED, pipeline.CONFLICT)))
 RECON_ROUNDS = Family(
     "cks_recon_rounds_total", "counter",
     "Recon rounds ended, by who started them (dialed: this node) and outcome.",
