@@ -5,6 +5,7 @@ from cryptography.hazmat.primitives import hashes as c_hashes
 from cryptography.hazmat.primitives.asymmetric import dsa as c_dsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from cks.crypto import dsa
 from cks.crypto.dsa import verify
 
 MESSAGE = b"DSA test message"
@@ -181,3 +182,27 @@ def test_truncation_uses_leftmost_bits():
     assert verify(p, q, g, y, d[:20], r, s)
     assert verify(p, q, g, y, d[:20] + b"\x00" * 44, r, s)
     assert not verify(p, q, g, y, d[1:21], r, s)
+
+
+def test_parameters_past_the_limits_are_refused_before_any_arithmetic(monkeypatch):
+    """Each check costs about q's bits times p's squared, and a key's owner
+    can make every self-signature one to check: p over 4096 bits or q over
+    256 (past FIPS 186-4 and GnuPG) is refused without a modular
+    exponentiation (the old limits, 16384 and 512 bits: 85 ms a check)."""
+    key = dsa_key(3072)
+    p, q, g, y = pub(key)
+    r, s = decode_dss_signature(key.sign(MESSAGE, c_hashes.SHA256()))
+    d = hashlib.sha256(MESSAGE).digest()
+    assert verify(p, q, g, y, d, r, s)
+
+    def no_arithmetic(*_):
+        raise AssertionError("a modular exponentiation was made")
+    monkeypatch.setattr(dsa.libcrypto, "mod_exp", no_arithmetic)
+    monkeypatch.setattr(dsa, "_double_pow", no_arithmetic)
+    big_p = q * ((1 << 4097) // q) + 1  # q divides p - 1; 4097 or 4098 bits
+    big_p += q if not big_p & 1 else 0
+    assert big_p.bit_length() > dsa.MAX_P_BITS
+    assert not verify(big_p, q, g, y, d, r, s)
+    big_q = (1 << 256) + 297  # 257 bits
+    p_of_big_q = big_q * ((1 << 3000) // big_q) * 2 + 1
+    assert not verify(p_of_big_q, big_q, g, y, d, r, s)
