@@ -257,9 +257,14 @@ def _derived(store: Store, cursor: Cursor, part: List[Tuple[str, StoredKey]],
     issuers = parse_primaries(held)
     derived = _Derived({}, {})
     for fingerprint, (stored, key) in keys.items():
-        derived.views[fingerprint] = stored, derive_view(
-            key, policy, verdicts.get(fingerprint, {}),
-            {keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
+        try:
+            view = derive_view(key, policy, verdicts.get(fingerprint, {}), {
+                keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})
+        except Exception:  # noqa: BLE001 - one key's bug must not stop every other's view
+            log.exception("served view of key %s not derived (kept as it was); "
+                          "please report this as a bug", fingerprint)
+            continue
+        derived.views[fingerprint] = stored, view
         derived.derived_with[fingerprint] = \
             wanted[fingerprint], signers_digest(wanted[fingerprint], held)
     return derived
@@ -327,7 +332,9 @@ class NewKeyIds:
             for fingerprint, stored in store.stored_keys(cursor, unread).items():
                 try:
                     known[(fingerprint, stored.sks_hash)] = key_ids(stored.keydata)
-                except ValueError:  # (stored as read, so not expected: found by none)
+                except Exception:  # noqa: BLE001 - stored as read, so a bug: found by none
+                    log.exception("key IDs of key %s not read; please report this as a bug",
+                                  fingerprint)
                     known[(fingerprint, stored.sks_hash)] = frozenset()
         self._ids = known  # (the keys served since are forgotten)
         return {fingerprint: ids for (fingerprint, _), ids in known.items()}

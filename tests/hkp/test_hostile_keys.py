@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from cks import views
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.openpgp.keypacket import PublicKey
 from cks.openpgp.errors import PacketError
@@ -140,3 +141,36 @@ def test_a_v3_key_is_not_replaced_by_another_with_its_fingerprint(store, db_url)
          "reason": "another key with this fingerprint is held here (its primary key "
                    "packet differs)"}]
     assert run_sql(db_url, "SELECT keydata FROM cks_keys") == stored
+
+
+def test_a_key_whose_view_fails_to_derive_holds_up_no_other(store, db_url, monkeypatch,
+                                                             caplog):
+    """Whatever the next such bug is: the key it hits is left as it was
+    (here: not served), logged, and every other key is served."""
+    app = KeyServer(store, ServerSettings())
+    hostile, data = _signed(b"Doomed <d@example.org>")
+    plain, plain_data = _signed(b"Plain Other <other@example.org>")
+    real_derive, real_ids = views.derive_view, views.key_ids
+
+    def derive(key, *args):
+        if key.fingerprint.hex().upper() == hostile:
+            raise IndexError("a bug")
+        return real_derive(key, *args)
+
+    def ids(keydata):
+        if keydata == data:
+            raise OverflowError("another bug")
+        return real_ids(keydata)
+    monkeypatch.setattr(views, "derive_view", derive)
+    monkeypatch.setattr(views, "key_ids", ids)
+    assert _call(app, "POST", "/pks/add", data).status == 200
+    assert _call(app, "POST", "/pks/add", plain_data).status == 200
+    assert _call(app, "GET", "/pks/lookup?op=get&options=mr&search=0x" + plain).status == 200
+    answer = _call(app, "GET", "/pks/lookup?op=index&options=mr&search=other")
+    assert answer.status == 200 and plain.encode() in answer.body
+    assert _call(app, "GET", "/pks/lookup?op=get&search=0x" + hostile).status == 404
+    assert app.follow_views()
+    assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("served view of key %s not derived" % hostile in m for m in logged), logged
+    assert any("key IDs of key %s not read" % hostile in m for m in logged), logged
