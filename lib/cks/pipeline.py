@@ -90,9 +90,11 @@ def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] =
            binary: bool = False, follow: bool = True, defer_views: bool = False) -> Report:
     """Parse `data` (armored or binary; `binary` skips armor detection) and store
     every usable key in it (see store_keys for `follow` and `defer_views`)."""
-    result = parse_keyring(data) if binary else read_keys(data)
+    limits = limits or Limits()
+    most = limits.max_packets_per_key + 1  # (one more tells a key over the limit)
+    result = parse_keyring(data, max_packets=most) if binary else read_keys(data, most)
     report = Report(problems=list(result.problems))
-    report.outcomes = store_keys(store, merge_all(result.keys), source, limits or Limits(),
+    report.outcomes = store_keys(store, merge_all(result.keys), source, limits,
                                  follow=follow, defer_views=defer_views)
     return report
 
@@ -226,13 +228,13 @@ def queue_for_peers(store: Store, cursor, fingerprint: str, source: Source, now:
 def over_limits(key: Key, limits: Limits) -> str:
     """Why `key` is over a limit (a phrase after "key ..."), or '' when it is not."""
     packets = key.packets()
+    if len(packets) + key.skipped > limits.max_packets_per_key:
+        return "has %d packets, over this server's limit of %d" % (
+            len(packets) + key.skipped, limits.max_packets_per_key)
     largest = max(len(p.body) for p in packets)
     if largest > limits.max_packet_bytes:
         return "has a packet of %d bytes, over this server's limit of %d" % (
             largest, limits.max_packet_bytes)
-    if len(packets) > limits.max_packets_per_key:
-        return "has %d packets, over this server's limit of %d" % (
-            len(packets), limits.max_packets_per_key)
     signatures = sum(1 for p in packets if p.tag == TAG_SIGNATURE)
     if signatures > limits.max_signatures_per_key:
         return "has %d signatures, over this server's limit of %d" % (

@@ -9,10 +9,11 @@ served; the last two did the same on PostgreSQL alone."""
 import email
 import json
 import random
+import tracemalloc
 
 import pytest
 
-from cks import views
+from cks import pipeline, views
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.openpgp.keypacket import PublicKey
 from cks.openpgp.errors import PacketError
@@ -174,3 +175,28 @@ def test_a_key_whose_view_fails_to_derive_holds_up_no_other(store, db_url, monke
     logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any("served view of key %s not derived" % hostile in m for m in logged), logged
     assert any("key IDs of key %s not read" % hostile in m for m in logged), logged
+
+
+def test_a_flood_of_signature_packets_is_refused_without_being_held(store):
+    """`max_packets_per_key` counts the packets as sent: past it a key's
+    packets are counted, not parsed or kept.  150,000 junk signature
+    packets (1.8 MB) on a good key took 34 MB and 10 s to read, and the key
+    was stored with 150,000 problems listed in the answer."""
+    signer = Signer.new()
+    user_id = UserID(b"Flood <f@example.org>")
+    junk = Packet(2, b"\x04\x10\x16\x08\x00\x00\x00\x00\x00\x00").serialize()
+    data = keyring([Packet(6, signer.public.serialize()), Packet(13, user_id.value),
+                    Packet(2, signer.sign(0x13, signer.public, user_id).serialize())])
+    tracemalloc.start()
+    try:
+        report = pipeline.submit(store, data + junk * 150_000, pipeline.Source.user(),
+                                 pipeline.Limits(max_packets_per_key=1000), binary=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (outcome,) = report.outcomes
+    assert (outcome.status, outcome.refusal) == (pipeline.REFUSED, pipeline.OVER_LIMIT)
+    assert outcome.reason.startswith("has ") and \
+        outcome.reason.endswith(" packets, over this server's limit of 1000")
+    assert int(outcome.reason.split()[1]) > 100_000
+    assert len(report.problems) < 1000 and peak < 8 << 20

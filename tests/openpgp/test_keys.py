@@ -207,3 +207,14 @@ def test_signature_subpacket_accessors():
     expiring = _one_key(_binary("expires-2040"))
     sig = expiring.user_ids[0].sigs[-1].sig
     assert expiring.public_key.created + sig.key_expiration_seconds == 2208988800
+
+
+def test_a_key_keeps_at_most_max_packets_and_counts_the_rest():
+    data = _binary("revoked-parts")
+    whole = _one_key(data)
+    count = len(whole.packets())
+    (capped,) = keys.parse_keyring(data, max_packets=count - 3).keys
+    assert len(capped.packets()) <= count - 3 and capped.skipped == 3
+    assert _one_key(data).skipped == 0
+    assert keys.parse_keyring(data, max_packets=count).keys[0].skipped == 0
+    assert keys.merge(capped, capped).skipped == 6  # (each copy as read)

@@ -56,6 +56,7 @@ class Key:
     direct_sigs: List[SignaturePacket] = field(default_factory=list)
     identities: List[Component] = field(default_factory=list)  # user IDs and attributes
     subkeys: List[Component] = field(default_factory=list)
+    skipped: int = 0  # packets read past parse_keyring's `max_packets`, and not kept
 
     @property
     def fingerprint(self) -> bytes:
@@ -117,8 +118,10 @@ class ReadResult:
 class _KeyBuilder:
     """Groups a packet stream into keys (RFC 9580 section 10.1), one key at a time."""
 
-    def __init__(self, result: ReadResult) -> None:
+    def __init__(self, result: ReadResult, max_packets: Optional[int] = None) -> None:
         self.result = result
+        self.max_packets = max_packets
+        self.kept = 0  # packets of the current key
         self.key: Optional[Key] = None
         self.broken = False  # the current key was refused: skip to the next primary
         self.current: Optional[Component] = None
@@ -145,6 +148,7 @@ class _KeyBuilder:
                 self.result.problems.append(Problem("unusable primary key: %s" % exc))
                 return
             self.key = Key(packet.canonical(), public_key)
+            self.kept = 1
             self.current = None
             return
         if tag == pk.TAG_SECRET_KEY:
@@ -167,6 +171,10 @@ class _KeyBuilder:
                 self.result.problems.append(Problem(
                     "packet tag %d before the first public key packet" % tag))
             return
+        if self.max_packets is not None and self.kept >= self.max_packets:
+            self.key.skipped += 1  # (over the limit: counted, not parsed or kept)
+            return
+        self.kept += 1
         if tag == pk.TAG_SIGNATURE:
             self._signature(packet)
         elif tag == pk.TAG_USER_ID:
@@ -224,10 +232,14 @@ class _KeyBuilder:
         self.broken = True
 
 
-def parse_keyring(data: bytes, result: Optional[ReadResult] = None) -> ReadResult:
-    """Keys from binary OpenPGP data (a keyring, an export, a key file)."""
+def parse_keyring(data: bytes, result: Optional[ReadResult] = None,
+                  max_packets: Optional[int] = None) -> ReadResult:
+    """Keys from binary OpenPGP data (a keyring, an export, a key file).  With
+    `max_packets`, a key keeps that many packets at most and counts the rest
+    (Key.skipped): a flood of signatures is refused over its limit without
+    each being parsed and held first."""
     result = result if result is not None else ReadResult()
-    builder = _KeyBuilder(result)
+    builder = _KeyBuilder(result, max_packets)
     try:
         for packet in pk.iter_packets(data, framing=False):  # stored canonical
             builder.feed(packet)
@@ -248,8 +260,9 @@ _REFUSED_ARMOR = {
 }
 
 
-def read_keys(data: bytes) -> ReadResult:
-    """Keys from armored text (any number of blocks, text around them) or binary data."""
+def read_keys(data: bytes, max_packets: Optional[int] = None) -> ReadResult:
+    """Keys from armored text (any number of blocks, text around them) or binary
+    data (see parse_keyring for `max_packets`)."""
     from . import armor  # local import keeps the packet layer independent of armor
 
     result = ReadResult()
@@ -258,7 +271,7 @@ def read_keys(data: bytes) -> ReadResult:
         result.problems.append(Problem("no key data (empty input)"))
         return result
     if stripped[0] & 0x80:
-        return parse_keyring(data, result)
+        return parse_keyring(data, result, max_packets)
     blocks, errors = armor.scan(data)
     result.problems.extend(Problem(str(e)) for e in errors)
     if not blocks and not errors:
@@ -267,7 +280,7 @@ def read_keys(data: bytes) -> ReadResult:
     for block in blocks:
         refusal = _REFUSED_ARMOR.get(block.kind)
         if block.kind == armor.PUBLIC_KEY_BLOCK:
-            parse_keyring(block.data, result)
+            parse_keyring(block.data, result, max_packets)
         else:
             result.problems.append(Problem(refusal or "unsupported armor block 'PGP %s'"
                                            % block.kind))
@@ -308,7 +321,7 @@ def _identity_order(key: Key, component: Component) -> Tuple[int, int, bytes]:
 
 def canonicalize(key: Key) -> Key:
     """The key in canonical form: each packet once, in a deterministic order."""
-    out = Key(key.primary, key.public_key, _sorted_sigs(key.direct_sigs))
+    out = Key(key.primary, key.public_key, _sorted_sigs(key.direct_sigs), skipped=key.skipped)
     out.identities = sorted(_merged_components(key, key.identities),
                             key=lambda c: _identity_order(out, c))
     out.subkeys = sorted(_merged_components(key, key.subkeys),
@@ -324,7 +337,7 @@ def merge(first: Key, second: Key) -> Key:
     return canonicalize(Key(first.primary, first.public_key,
                             first.direct_sigs + second.direct_sigs,
                             first.identities + second.identities,
-                            first.subkeys + second.subkeys))
+                            first.subkeys + second.subkeys, first.skipped + second.skipped))
 
 
 def merge_all(keys: Iterable[Key]) -> List[Key]:
