@@ -28,8 +28,8 @@ _VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 REASONS = {
     200: "OK", 204: "No Content", 301: "Moved Permanently", 400: "Bad Request",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    409: "Conflict", 411: "Length Required", 413: "Content Too Large", 415: "Unsupported Media Type",
-    422: "Unprocessable Content", 429: "Too Many Requests",
+    409: "Conflict", 411: "Length Required", 413: "Content Too Large",
+    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
     431: "Request Header Fields Too Large", 500: "Internal Server Error",
     501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }

@@ -10,6 +10,10 @@ from . import algorithms as alg
 from .errors import PacketError
 from .reader import Reader
 
+MAX_V4_BODY = 0xFFFF
+"""The longest key packet body that a v4 fingerprint, and a signature over a
+v2-v4 key, can hash: they write the body's length in two octets."""
+
 PublicParams = Tuple[bytes, ...]  # the material's fields: MPI values, OIDs, native keys
 
 
@@ -39,7 +43,7 @@ class PublicKey:
             return cls(version, created, algorithm, material, validity,
                        _parse_material(algorithm, material))
         if version == 4:
-            if len(body) >= 1 << 16:  # (its fingerprint hashes the length in two octets)
+            if len(body) > MAX_V4_BODY:
                 raise PacketError("v4 key packet of %d bytes: over the 65,535 a v4 "
                                   "fingerprint can take" % len(body))
             created = reader.u32()
@@ -108,7 +112,7 @@ def identify(body: bytes) -> Optional[Tuple[bytes, bytes]]:
     its key material (which may not parse: PublicKey.parse says); None for
     other versions (a v3 key ID comes from the RSA modulus: parse it)."""
     version = body[0] if body else 0
-    if version == 4 and len(body) < 1 << 16:
+    if version == 4 and len(body) <= MAX_V4_BODY:
         fingerprint = fingerprint_of(4, body, ())
         return fingerprint, fingerprint[-8:]
     if version in (5, 6):

@@ -12,7 +12,7 @@ from typing import Optional, Union
 from ..crypto.hashes import new_hash
 from . import signature as sg
 from .errors import PacketError
-from .keypacket import PublicKey
+from .keypacket import MAX_V4_BODY, PublicKey
 from .signature import Signature
 from .userid import UserAttribute, UserID
 
@@ -45,7 +45,7 @@ def hashed_key(key: PublicKey) -> bytes:
     0x9B (v6) + 4-octet length, then the packet body."""
     body = key.serialize()
     if key.version <= 4:
-        if len(body) > 0xFFFF:
+        if len(body) > MAX_V4_BODY:
             raise PacketError("v%d key packet of %d bytes is too long to be signed"
                               % (key.version, len(body)))
         return b"\x99" + len(body).to_bytes(2, "big") + body
