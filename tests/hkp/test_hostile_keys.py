@@ -182,11 +182,8 @@ def test_a_flood_of_signature_packets_is_refused_without_being_held(store):
     packets are counted, not parsed or kept.  150,000 junk signature
     packets (1.8 MB) on a good key took 34 MB and 10 s to read, and the key
     was stored with 150,000 problems listed in the answer."""
-    signer = Signer.new()
-    user_id = UserID(b"Flood <f@example.org>")
+    _, data = _signed(b"Flood <f@example.org>")
     junk = Packet(2, b"\x04\x10\x16\x08\x00\x00\x00\x00\x00\x00").serialize()
-    data = keyring([Packet(6, signer.public.serialize()), Packet(13, user_id.value),
-                    Packet(2, signer.sign(0x13, signer.public, user_id).serialize())])
     tracemalloc.start()
     try:
         report = pipeline.submit(store, data + junk * 150_000, pipeline.Source.user(),
