@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from support import EXPECTED, PUBLIC_FIXTURES, fixture
 from support.gpg import GnuPG
+from support.nodes import settled
 from support.server import LOOPBACK_EXEMPT, READY, Cksd, start_failure
 
 HTTPS_READY = r"cksd listening on https://127\.0\.0\.1:(\d+)"
@@ -157,6 +158,9 @@ def test_hkps_on_its_own_port_beside_plain_hkp(db_url, tmp_path, ca):
         assert ":%d" % tls_port in home and ":%d" % server.port in home
         for name in PUBLIC_FIXTURES:
             server.add(fixture(name))
+        # (the keys the new ones signed get their views again in the background:
+        # the answers compared are those after it)
+        settled(server)
         # answers and bodies of several TLS records; a keep-alive connection
         path = "/pks/lookup?op=get&options=mr&search=fixture"
         plain = server.request("GET", path)[2]
