@@ -1,5 +1,6 @@
 """Shared test set-up: import paths and helpers for every test module."""
 
+import compileall
 import os
 import sys
 
@@ -12,6 +13,17 @@ for path in (os.path.join(ROOT, "lib"), os.path.join(ROOT, "tests")):
 import pytest  # noqa: E402
 
 from support.db import BACKENDS, drop_pg_database, new_db_url  # noqa: E402
+
+
+def pytest_configure(config):
+    """Compile CKS's modules once, before the workers start, as the install
+    guide does (README: `compileall`).  Hundreds of tests start cksd or a tool
+    as a new Python process; where the environment says not to keep compiled
+    modules (PYTHONDONTWRITEBYTECODE=1), each of them would compile every
+    module again from its source: a fifth of the suite's time on a 2-core
+    machine (375 s against 291 s)."""
+    if not hasattr(config, "workerinput"):  # (the controller, or a run without -n)
+        compileall.compile_dir(os.path.join(ROOT, "lib"), quiet=1)
 
 
 @pytest.fixture(params=BACKENDS)
