@@ -23,7 +23,7 @@ from cks.store import StoreError
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
-from support.db import create_pg_database, drop_pg_database, require_postgres, run_sql
+from support.db import BACKENDS, drop_pg_database, new_db_url, run_sql
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -442,16 +442,19 @@ def test_one_helper_at_a_time(monkeypatch):
     assert owed.take_turn()
 
 
-def test_cksd_on_postgresql_serves_keys_while_one_connection_goes_on_uploading(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cksd_serves_keys_while_one_connection_goes_on_uploading(tmp_path, backend):
     """A client sends new keys one after the other over one keep-alive
-    connection (one serving process takes them all, never pausing): on
-    PostgreSQL the other process serves each within moments, while the
-    uploads go on (the background job alone would wait for their pause, or
-    a second)."""
-    require_postgres()
+    connection (one serving process takes them all, never pausing): the
+    other process serves each within moments, while the uploads go on (the
+    background job alone would wait for their pause, or a second).  On
+    SQLite too, whose writers take turns (sqlite.WriteTurns)."""
     config = tmp_path / "cks.conf"
     config.write_text("[server]\nprocesses = 2\n[ratelimit]\nexempt = 127.0.0.0/8\n")
-    streams = [_upload_stream(str(config)) for _ in range(3)]
+    streams = []
+    for n in range(3):
+        (tmp_path / str(n)).mkdir()
+        streams.append(_upload_stream(str(config), new_db_url(backend, tmp_path / str(n))))
     # A check tells only while the background job could not have served the
     # key: no pause of QUIET_SECONDS between answers so far, and less than
     # AT_MOST_SECONDS since the first.  (A machine too slow to answer an
@@ -465,13 +468,13 @@ def test_cksd_on_postgresql_serves_keys_while_one_connection_goes_on_uploading(t
         "the first key was not served while the uploads went on: %s" % streams
 
 
-def _upload_stream(config: str):
-    """Upload twelve keys over one connection, and after each answer check
-    whether the first is served: (seconds since the first answer, the
-    longest pause between answers so far, served?) of each check."""
+def _upload_stream(config: str, url: str):
+    """Upload twelve keys over one connection to cksd on the fresh database
+    `url` (dropped after), and after each answer check whether the first is
+    served: (seconds since the first answer, the longest pause between
+    answers so far, served?) of each check."""
     names = ["rsa1024", "nistp384", "brainpoolp256", "ed25519", "nistp521", "alice-t1",
              "dsa-elg", "rsa2048", "nistp256", "certified", "photo", "multi-uid"]
-    url = create_pg_database()
     checks = []
     try:
         with Cksd(url, config=config) as cksd:
@@ -492,7 +495,8 @@ def _upload_stream(config: str):
                                _row(url, names[0])[0][0] != UNSERVED))
             connection.close()
     finally:
-        drop_pg_database(url)
+        if url.startswith("postgresql"):
+            drop_pg_database(url)
     return checks
 
 

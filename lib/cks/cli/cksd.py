@@ -261,10 +261,9 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
                          lambda: app.views_owed.run(app.serve_views, app.follow_views))
         app.views_due = views.run_now
         background = [peers, views, Periodic("release-memory", RELEASE_EVERY,
-                                             release_free_memory)]
-        if store.backend.concurrent_writes:
-            background.append(Periodic("views-helper", 0.0, lambda: help_while_idle(
-                app.views_owed, app.serve_views)))
+                                             release_free_memory),
+                      Periodic("views-helper", 0.0, lambda: help_while_idle(
+                          app.views_owed, app.serve_views))]
         on_hangup = [reopen_log_files, peers.refresh_now]
         on_hangup += {c.reload for _, c in listeners if c is not None}  # one per certificate
         if recon_listener is not None:

@@ -23,13 +23,13 @@ certifications, and lookups waited behind it for a minute.  Such a lookup
 is answered by a worker thread, never in the loop's (server.py): its
 settling writes to the database and may wait for a lock.
 
-Where writers of different keys do not wait for each other (PostgreSQL),
-a serving process that is not taking uploads derives the owed views at
+A serving process that is not taking uploads derives the owed views at
 once, on its own core (help_while_idle), while the uploads go on in another:
 one GnuPG user sending many keys over one connection keeps one process
 busy, and the keys are served as they come instead of after the pause.
-On SQLite, whose one write lock each upload's commit would wait for
-behind the views' writes, the pause stays the rule.
+On PostgreSQL writers of different keys do not wait for each other; on
+SQLite an upload's commit waits for the views' commits, which are short,
+and takes its turn the moment the one before it ends (sqlite.WriteTurns).
 
 Two counters, shared by the serving processes of one cksd: uploads answered
 with their views owed, ever; and the highest value of the first that a
@@ -239,9 +239,7 @@ def help_while_idle(owed: ViewsOwed, work: Callable[[], bool]) -> None:
     """One round of a serving process's idle helper (run by a Periodic with
     no interval; see the module notes): when uploads left views owed,
     settle them at once (`work`: serve_views), unless this process is the
-    one taking the uploads or another process's helper has the turn.  For
-    databases whose writers do not wait for each other
-    (Backend.concurrent_writes)."""
+    one taking the uploads or another process's helper has the turn."""
     if not owed.wait_for_owed(HELPER_WAIT_SECONDS):
         return
     if owed.uploading_here or not owed.take_turn():

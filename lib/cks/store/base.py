@@ -124,13 +124,16 @@ class Backend:
     placeholder = "?"
     name = "?"
     batches = False  # Cursor.defer(): send statements together (a server, not a file)
-    concurrent_writes = False  # writers of different keys do not wait for each other
 
     def connect(self) -> Any:
         raise NotImplementedError
 
     def begin_write(self, cursor: Any, lock_keys: Sequence[str]) -> None:
         raise NotImplementedError
+
+    def end_write(self, cursor: "Cursor") -> None:
+        """The write transaction begin_write() began (or failed to begin) on
+        this cursor's connection is over: committed or rolled back."""
 
     def prepare_bulk_write(self, cursor: "Cursor") -> None:
         """A transaction is about to write a bulk load's batch: thousands of
@@ -559,6 +562,7 @@ class Store:
                     raise self._wrap(exc) from None
                 raise
             finally:
+                self.backend.end_write(cursor)
                 _close(cursor.raw)
 
     @contextlib.contextmanager

@@ -62,7 +62,6 @@ class PostgresBackend(Backend):
     placeholder = "%s"
     name = "postgresql"
     batches = True
-    concurrent_writes = True
 
     def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
         if psycopg2 is None:

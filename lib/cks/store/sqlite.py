@@ -2,6 +2,10 @@
 
 Write transactions start with BEGIN IMMEDIATE, which takes SQLite's single
 writer lock at once: writers are serialized, readers go on (WAL mode).
+CKS's writers, in every process, first take their turn on a lock file beside
+the database (WriteTurns): SQLite's own wait for a busy lock sleeps 1 ms,
+then 2, 5, 10 and more between tries, so an upload that met a served view's
+commit waited milliseconds for a lock held a fraction of one.
 """
 
 from __future__ import annotations
@@ -10,13 +14,16 @@ import fcntl
 import os
 import sqlite3
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
 from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
+TURN_POLL_S = (0.00005, 0.001)
+"""A writer waiting for its turn tries again after 50 us, then twice as long
+each time, up to 1 ms between tries."""
 BULK_CACHE_KIB = 16384
 """The page cache of a connection that wrote a bulk load's batch, instead of
 SQLite's 2 MiB: a batch puts thousands of entries at random places in the
@@ -37,6 +44,68 @@ def path_from_url(url: str) -> str:
     return path
 
 
+class WriteTurns:
+    """Write transactions take turns on a lock file (flock), `<db>.write.lock`,
+    one open file per connection, as flock needs for threads to exclude
+    each other; one inherited over a fork is opened again by the child.
+    Opened for reading, which flock needs no more than: whichever user made
+    the file, every user who may write the database may take a turn."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._files: Dict[int, Tuple[int, int]] = {}  # id(connection) -> (pid, descriptor)
+        self._held: Set[int] = set()
+
+    def take(self, conn: Any, timeout: float) -> None:
+        """Wait for the connection's turn; sqlite3.OperationalError ("database
+        is locked", as SQLite says) when another writer holds it past `timeout`
+        seconds."""
+        handle = self._file(conn)
+        deadline = time.monotonic() + timeout
+        pause, longest = TURN_POLL_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise sqlite3.OperationalError("database is locked (another writer held "
+                                                   "%s for %g s)" % (self.path, timeout))
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, longest)
+        self._held.add(id(conn))
+
+    def give_back(self, conn: Any) -> None:
+        if id(conn) in self._held:
+            self._held.discard(id(conn))
+            fcntl.flock(self._files[id(conn)][1], fcntl.LOCK_UN)
+
+    def forget(self, conn: Any) -> None:
+        """The connection was closed."""
+        self._held.discard(id(conn))
+        kept = self._files.pop(id(conn), None)
+        if kept is not None and kept[0] == os.getpid():
+            os.close(kept[1])
+
+    def _file(self, conn: Any) -> int:
+        kept = self._files.get(id(conn))
+        if kept is not None and kept[0] != os.getpid():
+            # (the parent's, inherited: left open, it would keep a turn the
+            # parent took held after the parent's end)
+            os.close(kept[1])
+            kept = None
+        if kept is None:
+            try:
+                kept = self._files[id(conn)] = (
+                    os.getpid(), os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                                         0o666))
+            except OSError as exc:
+                raise sqlite3.OperationalError("cannot open %s: %s" % (self.path, exc)) \
+                    from None
+        return kept[1]
+
+
 class SQLiteBackend(Backend):
     placeholder = "?"
     name = "sqlite"
@@ -45,9 +114,15 @@ class SQLiteBackend(Backend):
         self.path = path_from_url(url)
         self.statement_timeout = statement_timeout
         self._started: Dict[int, List[float]] = {}  # id(connection) -> [statement start]
+        self.turns = WriteTurns(self.path + ".write.lock")
 
     def describe(self) -> str:
         return "sqlite:///" + self.path
+
+    @property
+    def busy_timeout(self) -> float:
+        """How long a writer waits for another's lock before it gives up."""
+        return min(BUSY_TIMEOUT_S, self.statement_timeout or BUSY_TIMEOUT_S)
 
     def connect(self, timed: bool = True) -> Any:
         """A connection; `timed`: with the statement timeout, for statements
@@ -55,8 +130,7 @@ class SQLiteBackend(Backend):
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
-        busy_timeout = min(BUSY_TIMEOUT_S, self.statement_timeout or BUSY_TIMEOUT_S)
-        conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None,
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")  # acknowledged means on disk
@@ -83,6 +157,7 @@ class SQLiteBackend(Backend):
 
     def closed(self, conn: Any) -> None:
         self._started.pop(id(conn), None)
+        self.turns.forget(conn)
 
     def idle(self, conn: Any) -> bool:
         try:
@@ -91,7 +166,11 @@ class SQLiteBackend(Backend):
             return False
 
     def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
+        self.turns.take(cursor.raw.connection, self.busy_timeout)
         cursor.execute("BEGIN IMMEDIATE")
+
+    def end_write(self, cursor: Cursor) -> None:
+        self.turns.give_back(cursor.raw.connection)
 
     def prepare_bulk_write(self, cursor: Cursor) -> None:
         """A larger page cache, for the connection's life (it stays in the
