@@ -60,6 +60,27 @@ def test_mod_exp_agrees_with_pow():
     assert libcrypto.mod_exp(7, 65537, 2 ** 2048 + 10) == pow(7, 65537, 2 ** 2048 + 10)
 
 
+def test_mod_exp2_agrees_with_pow(monkeypatch):
+    """Both powers in one chain of squarings (DSA's check); without
+    BN_mod_exp2_mont in this libcrypto, the two apart."""
+    cases = []
+    for bits in (17, 1024, 2048, 3072, 4096):
+        modulus = rng.getrandbits(bits) | (1 << (bits - 1)) | 1
+        for base1, base2 in ((0, 1), (modulus - 1, modulus), (modulus + 5, rng.getrandbits(bits)),
+                             (rng.getrandbits(bits + 8), rng.getrandbits(bits - 1))):
+            for exponent1, exponent2 in ((0, 0), (1, 2), (rng.getrandbits(256), 0),
+                                         (rng.getrandbits(256), rng.getrandbits(160))):
+                cases.append((base1, exponent1, base2, exponent2, modulus))
+    cases.append((7, 65537, 11, 3, 2 ** 2048 + 10))  # an even modulus: no Montgomery form
+
+    def expected(base1, exponent1, base2, exponent2, modulus):
+        return pow(base1, exponent1, modulus) * pow(base2, exponent2, modulus) % modulus
+    assert libcrypto._lib.BN_mod_exp2_mont is not None or not in_ci()
+    assert all(libcrypto.mod_exp2(*case) == expected(*case) for case in cases)
+    monkeypatch.setattr(libcrypto._lib, "BN_mod_exp2_mont", None)
+    assert all(libcrypto.mod_exp2(*case) == expected(*case) for case in cases)
+
+
 def test_mod_exp_with_more_moduli_than_a_thread_keeps_and_in_threads():
     moduli = [rng.getrandbits(2048) | (1 << 2047) | 1
               for _ in range(libcrypto.MONTGOMERY_KEPT + 20)]
