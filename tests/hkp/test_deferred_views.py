@@ -5,6 +5,7 @@ finds the key all the same (hkp/views_owed.py)."""
 import http.client
 import json
 import multiprocessing
+import random
 import threading
 import time
 import urllib.error
@@ -13,17 +14,24 @@ import urllib.request
 import pytest
 
 from cks import pipeline, views
+from cks.hkp import app as app_module
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.server import HKPServer, listen
 from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
+from cks.openpgp.packet import Packet
+from cks.openpgp.sighash import signature_digest
+from cks.openpgp.signature import (SUB_CREATION_TIME, SUB_ISSUER_FINGERPRINT, Signature,
+                                   Subpacket, serialize_subpackets)
+from cks.openpgp.userid import UserID
 from cks.periodic import Periodic
 from cks.store import StoreError
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
 from support.db import BACKENDS, drop_pg_database, new_db_url, run_sql
+from support.forge import keyring, mpi
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -523,3 +531,103 @@ def test_a_helper_whose_work_fails_goes_on_without_spinning(fails):
         assert owed.take_turn()  # (its turn was handed back)
     finally:
         helper.stop()
+
+
+def _settling_in_thread(owed):
+    """A settling started in another thread, held until `release` is set;
+    `running` is set once it holds the settling."""
+    running, release = threading.Event(), threading.Event()
+
+    def work():
+        running.set()
+        return release.wait(30)
+    thread = threading.Thread(target=owed.settle, args=(work,), daemon=True)
+    thread.start()
+    assert running.wait(10)
+    return thread, release
+
+
+def test_a_lookup_answers_without_waiting_out_a_long_settling():
+    """A lookup waits LOOKUP_WAIT_SECONDS at most for a settling another
+    thread of its process is running, then answers with what is served."""
+    owed = ViewsOwed()
+    owed.owe()
+    thread, release = _settling_in_thread(owed)
+    ran = []
+    owed.settle(lambda: ran.append(1) or True, wait=0.05)
+    assert ran == [] and thread.is_alive() and not owed.settled
+    release.set()
+    thread.join(10)
+    assert owed.settled
+    owed.owe()
+    owed.settle(lambda: ran.append(1) or True, wait=0.05)  # none running: it settles
+    assert ran == [1] and owed.settled
+
+
+def test_a_lookup_waits_for_the_idle_helper_instead_of_deriving_again():
+    """While an idle helper (of any process) has the turn, a lookup waits for
+    it to settle the uploads answered before the lookup began, and derives
+    nothing itself; or answers after its wait with what is served."""
+    owed = ViewsOwed()
+    owed.owe()
+    assert owed.take_turn()  # (the helper of another process)
+    helper = threading.Timer(0.2, lambda: owed.settle(lambda: True))
+    helper.start()
+    ran = []
+    owed.settle(lambda: ran.append(1) or True, wait=30)
+    assert ran == [] and owed.settled
+    owed.owe()
+    owed.settle(lambda: ran.append(1) or True, wait=0.05)  # the helper is not done
+    assert ran == [] and not owed.settled
+    owed.end_turn()
+    helper.join()
+
+
+def _made_up_self_signatures(count):
+    """dsa-elg's primary key with a user ID and `count` self-signatures on it
+    that are made up (random values): every one a DSA check (2,048/256)."""
+    primary = read_keys(fixture("dsa-elg")).keys[0].public_key
+    q = int.from_bytes(primary.params[1], "big")
+    user_id = UserID(b"Made Up <made-up@example.org>")
+    rng = random.Random(count)
+    packets = [Packet(6, primary.serialize()), Packet(13, user_id.value)]
+    for n in range(count):
+        hashed = [Subpacket(SUB_CREATION_TIME, (1700000000 + n).to_bytes(4, "big")),
+                  Subpacket(SUB_ISSUER_FINGERPRINT, b"\x04" + primary.fingerprint)]
+        sig = Signature(4, 0x13, 17, 8, b"", b"".join(
+            mpi(rng.randrange(1, q).to_bytes(32, "big")) for _ in "rs"),
+            serialize_subpackets(hashed))
+        # the digest's first two bytes, as a real signature's: each one a check
+        sig.hash_prefix = signature_digest(sig, primary, user_id)[:2]
+        packets.append(Packet(2, sig.serialize()))
+    return primary.fingerprint.hex().upper(), keyring(packets)
+
+
+def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,
+                                                                   monkeypatch):
+    """A search by words that comes while another derives the served view of
+    a key with thousands of made-up DSA self-signatures (each a check) is
+    answered before that view exists, after LOOKUP_WAIT_SECONDS."""
+    monkeypatch.setattr(app_module, "LOOKUP_WAIT_SECONDS", 0.02)
+    app = KeyServer(store, ServerSettings())
+    _post(app, "rsa1024")
+    fingerprint, data = _made_up_self_signatures(3000)
+    response = app.handle(Request("POST", "/pks/add", {"content-type": "application/pgp-keys"},
+                                  data, "127.0.0.1"))
+    assert response.status == 200, response.body
+    first = threading.Thread(target=_get, args=(app, "/pks/lookup?op=index&search=made"),
+                             daemon=True)
+    first.start()  # it derives the views owed: every check
+    deadline = time.monotonic() + 10
+    while not app.views_owed._settling.locked() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    response = _get(app, "/pks/lookup?op=index&options=mr&search=0x" + fpr("rsa1024"))
+    assert response.status == 200  # (served before: a lookup by key ID)
+    response = _get(app, "/pks/lookup?op=index&options=mr&search=nobody")
+    assert response.status == 404 and first.is_alive()
+    assert run_sql(db_url, "SELECT served_crc24 FROM cks_keys WHERE fingerprint = ?",
+                   (fingerprint,)) == [(UNSERVED,)]
+    first.join(120)
+    assert app.views_owed.settled
+    assert run_sql(db_url, "SELECT served_crc24 FROM cks_keys WHERE fingerprint = ?",
+                   (fingerprint,)) != [(UNSERVED,)]

@@ -33,7 +33,8 @@ from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateL
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
-from .views_owed import ViewsOwed, follow_views, serve_views, serve_views_with_id
+from .views_owed import (LOOKUP_WAIT_SECONDS, ViewsOwed, follow_views, serve_views,
+                         serve_views_with_id)
 
 log = logging.getLogger("cks.hkp")
 
@@ -227,7 +228,7 @@ class KeyServer:
                 self.store, self.settings.limits.serve, self.new_key_ids, search.kind,
                 search.value, signers))
         else:
-            self.views_owed.settle(self.serve_views)
+            self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
 
     def lookup(self, request: Request) -> Response:
         lookup = None

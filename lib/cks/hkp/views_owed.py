@@ -31,6 +31,13 @@ On PostgreSQL writers of different keys do not wait for each other; on
 SQLite an upload's commit waits for the views' commits, which are short,
 and takes its turn the moment the one before it ends (sqlite.WriteTurns).
 
+A lookup waits for the settling that is running, but not for long
+(LOOKUP_WAIT_SECONDS): a key whose signature checks take minutes (made-up
+self-signatures by the tens of thousands) is served when they are done,
+and meanwhile searches are answered without it.  While an idle helper
+settles, a lookup waits for it to reach the uploads answered before the
+lookup began, rather than deriving the same views again itself.
+
 Two counters, shared by the serving processes of one cksd: uploads answered
 with their views owed, ever; and the highest value of the first that a
 finished settling had read before it began.  Every upload counted in that
@@ -65,6 +72,15 @@ HELPER_LEASE_SECONDS = 60.0
 """One serving process's idle helper derives at a time, for this long at most
 without handing back its turn (a helper that died holds the others up no
 longer)."""
+LOOKUP_WAIT_SECONDS = 2.0
+"""How long a lookup waits at most for a settling that another thread (a
+lookup, the background job, an idle helper in any process) is running,
+before it answers with what is served: one key whose signature checks take
+a minute (tens of thousands of made-up DSA self-signatures, a 2.5 MB
+upload: 20 seconds) would otherwise hold every search by words up that
+long.  A settling this lookup runs itself is not cut short."""
+LOOKUP_POLL_SECONDS = 0.005
+"""How often a lookup waiting for an idle helper's settling looks again."""
 FAILED_PAUSE_SECONDS = 10.0
 """After a settling failed (the primary database unreachable), lookups leave
 the work to the background job for this long instead of trying at each
@@ -144,15 +160,32 @@ class ViewsOwed:
         return not self.settled and \
             time.monotonic() - self._failed_at >= FAILED_PAUSE_SECONDS
 
-    def settle(self, work: Callable[[], bool]) -> None:
+    def settle(self, work: Callable[[], bool], wait: Optional[float] = None) -> None:
         """Run `work` (which derives the owed views, serve_views, and says
         whether it could) unless nothing is owed, or it failed in the last
-        FAILED_PAUSE_SECONDS."""
+        FAILED_PAUSE_SECONDS.  With `wait` (a lookup's, LOOKUP_WAIT_SECONDS):
+        where an idle helper has the turn, wait for it to settle what was
+        owed when this began instead; and give up after `wait` seconds on a
+        settling that another thread of this process is running."""
         if not self._worth_trying:
             return
-        with self._settling:
-            if not self.settled:  # (or another thread of this process settled it)
+        if wait is None:
+            with self._settling:
+                if not self.settled:  # (or another thread of this process settled it)
+                    self._run(work)
+            return
+        owed, deadline = self._counts[_OWED], time.monotonic() + wait
+        if self._turn[0] > time.monotonic():  # an idle helper is settling
+            while self._counts[_SETTLED] < owed and time.monotonic() < deadline:
+                time.sleep(LOOKUP_POLL_SECONDS)
+            return
+        if not self._settling.acquire(timeout=wait):
+            return
+        try:
+            if self._counts[_SETTLED] < owed:
                 self._run(work)
+        finally:
+            self._settling.release()
 
     def serve_some(self, work: Callable[[], Optional[bool]]) -> None:
         """Run `work` (serve_views_with_id: it derives the owed views a lookup
