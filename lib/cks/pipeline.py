@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
 from .openpgp.packet import TAG_SIGNATURE
 from .served import ServePolicy, third_party_issuers
 from .store import Store
 from .store.base import NetworkView
-from .views import KEYS_PER_TRANSACTION, follow_signers, save_views
+from .views import (KEYS_PER_TRANSACTION, Verdicts, checked_before_writing, follow_signers,
+                    save_views)
 
 log = logging.getLogger("cks.pipeline")
 
@@ -126,9 +127,8 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
                            if refusal else None)
         todo = [key for key, result in zip(chunk, results) if result is None]
         if todo:
-            with store.write([k.fingerprint.hex().upper() for k in todo]) as cursor:
-                merged = iter([merge_one(store, cursor, key, source, limits, now,
-                                         defer_views) for key in todo])
+            merged = iter(_merged_in_one_transaction(store, todo, source, limits, now,
+                                                     defer_views))
             results = [result or next(merged) for result in results]
         outcomes.extend(results)
     for outcome in outcomes:
@@ -138,10 +138,37 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
     return outcomes
 
 
+class _ChecksFirst(Exception):
+    """A key held already changes: its signatures are to be checked before
+    the transaction (views.checked_before_writing), which starts again."""
+
+
+def _merged_in_one_transaction(store: Store, keys: List[Key], source: Source, limits: Limits,
+                               now: int, defer_views: bool) -> List[Outcome]:
+    """merge_one for each of `keys`, in one transaction.  Where one of them
+    changes a key held already, its served view is derived in the
+    transaction: the signature checks of all of them are made before it
+    first, and it runs again (an upload of a new key costs no read more)."""
+    checked: Optional[Dict[str, Verdicts]] = None
+    while True:
+        try:
+            with store.write([k.fingerprint.hex().upper() for k in keys]) as cursor:
+                return [merge_one(store, cursor, key, source, limits, now, defer_views,
+                                  None if checked is None
+                                  else checked.get(key.fingerprint.hex().upper(), {}))
+                        for key in keys]
+        except _ChecksFirst:
+            checked = checked_before_writing(store, keys, limits.serve)
+
+
 def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
-              now: int, defer_views: bool = False) -> Outcome:
+              now: int, defer_views: bool = False, checked: Optional[Verdicts] = None
+              ) -> Outcome:
     """Merge one key with its stored copy, inside the caller's transaction
-    (see store_keys for `defer_views`)."""
+    (see store_keys for `defer_views`).  `checked`: verdicts found before it
+    (views.checked_before_writing); None when none were sought, and a key
+    held already that changes then raises _ChecksFirst (see
+    _merged_in_one_transaction); {} to check them all here."""
     fingerprint = key.fingerprint.hex().upper()
     reason, stored = store.merge_state(cursor, fingerprint)
     if reason is not None:
@@ -149,6 +176,8 @@ def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
     merged = merge_stored(key, stored[0] if stored else None, limits)
     if merged.outcome is not None:
         return merged.outcome
+    if stored and checked is None:
+        raise _ChecksFirst(fingerprint)
     if defer_views and not stored:
         store.save_network_view(cursor, NetworkView(merged.key.public_key, merged.data,
                                                     sks_hash(merged.key).hex().upper()),
@@ -158,7 +187,7 @@ def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
                               third_party_issuers(merged.key), True, (), source, now)
     first_seen = stored[1] if stored else None
     _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
-                            first_seen, now)
+                            first_seen, now, checked)
     return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
                           third_party_issuers(merged.key), stored is None, missing, source, now)
 

@@ -5,7 +5,6 @@ finds the key all the same (hkp/views_owed.py)."""
 import http.client
 import json
 import multiprocessing
-import random
 import threading
 import time
 import urllib.error
@@ -21,17 +20,13 @@ from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
 from cks.openpgp.packet import Packet
-from cks.openpgp.sighash import signature_digest
-from cks.openpgp.signature import (SUB_CREATION_TIME, SUB_ISSUER_FINGERPRINT, Signature,
-                                   Subpacket, serialize_subpackets)
-from cks.openpgp.userid import UserID
 from cks.periodic import Periodic
 from cks.store import StoreError
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
 from support.db import BACKENDS, drop_pg_database, new_db_url, run_sql
-from support.forge import keyring, mpi
+from support.forge import keyring, made_up_self_signatures
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -584,23 +579,13 @@ def test_a_lookup_waits_for_the_idle_helper_instead_of_deriving_again():
 
 
 def _made_up_self_signatures(count):
-    """dsa-elg's primary key with a user ID and `count` self-signatures on it
-    that are made up (random values): every one a DSA check (2,048/256)."""
+    """dsa-elg's primary key with a user ID and `count` made-up
+    self-signatures on it (forge.made_up_self_signatures): a DSA check
+    each (2,048/256)."""
     primary = read_keys(fixture("dsa-elg")).keys[0].public_key
-    q = int.from_bytes(primary.params[1], "big")
-    user_id = UserID(b"Made Up <made-up@example.org>")
-    rng = random.Random(count)
-    packets = [Packet(6, primary.serialize()), Packet(13, user_id.value)]
-    for n in range(count):
-        hashed = [Subpacket(SUB_CREATION_TIME, (1700000000 + n).to_bytes(4, "big")),
-                  Subpacket(SUB_ISSUER_FINGERPRINT, b"\x04" + primary.fingerprint)]
-        sig = Signature(4, 0x13, 17, 8, b"", b"".join(
-            mpi(rng.randrange(1, q).to_bytes(32, "big")) for _ in "rs"),
-            serialize_subpackets(hashed))
-        # the digest's first two bytes, as a real signature's: each one a check
-        sig.hash_prefix = signature_digest(sig, primary, user_id)[:2]
-        packets.append(Packet(2, sig.serialize()))
-    return primary.fingerprint.hex().upper(), keyring(packets)
+    return primary.fingerprint.hex().upper(), keyring(
+        [Packet(6, primary.serialize())]
+        + made_up_self_signatures(primary, b"Made Up <made-up@example.org>", count))
 
 
 def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,

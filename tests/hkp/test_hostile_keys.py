@@ -9,22 +9,26 @@ served; the last two did the same on PostgreSQL alone."""
 import email
 import json
 import random
+import threading
 import tracemalloc
 
 import pytest
 
 from cks import pipeline, views
 from cks.hkp.app import KeyServer, Request, ServerSettings
+from cks.openpgp import cryptocheck
 from cks.openpgp.keypacket import PublicKey
 from cks.openpgp.errors import PacketError
 from cks.openpgp.keys import read_keys
 from cks.openpgp.packet import Packet
 from cks.openpgp.signature import SUB_EXPIRATION_TIME, SUB_KEY_EXPIRATION_TIME, Subpacket
 from cks.openpgp.userid import UserAttribute, UserID
+from cks.openpgp.verify import verify
+from cks.store import open_store
 from cks.sync.mail_in import parse_mail
 from support import fixture
 from support.db import run_sql
-from support.forge import Signer, keyring
+from support.forge import Signer, keyring, made_up_self_signatures
 
 OVER_64_KIB = b"\x04" + (1700000000).to_bytes(4, "big") + bytes([99]) + b"A" * 70000
 """A v4 key packet of an unknown algorithm (its material kept whole) too
@@ -197,3 +201,46 @@ def test_a_flood_of_signature_packets_is_refused_without_being_held(store):
         outcome.reason.endswith(" packets, over this server's limit of 1000")
     assert int(outcome.reason.split()[1]) > 100_000
     assert len(report.problems) < 1000 and peak < 8 << 20
+
+
+def test_an_updates_signature_checks_come_before_its_transaction(store, db_url, monkeypatch):
+    """A key held here sent again with a user ID and hundreds of made-up
+    self-signatures (a DSA check each): the checks run before the update's
+    write transaction (views.checked_before_writing), so another writer of
+    the same key (PostgreSQL: its lock; SQLite: the database's one write
+    lock) goes on meanwhile; each signature is checked once."""
+    pipeline.submit(store, fixture("dsa-elg"), pipeline.Source.user())
+    key = read_keys(fixture("dsa-elg")).keys[0]
+    fingerprint = key.fingerprint.hex().upper()
+    invalid = "SELECT count(*) FROM cks_sig_verdicts WHERE key_fingerprint = ? " \
+              "AND status = 'invalid'"
+    [(before,)] = run_sql(db_url, invalid, (fingerprint,))
+    flooded = key.serialize() + keyring(
+        made_up_self_signatures(key.public_key, b"Made Up <made-up@example.org>", 300))
+    checking, go = threading.Event(), threading.Event()
+    checks = []
+
+    def held_up_verify(*args):
+        checks.append(1)
+        checking.set()
+        go.wait(30)
+        return verify(*args)
+    monkeypatch.setattr(cryptocheck, "verify", held_up_verify)
+    outcomes = []
+    update = threading.Thread(target=lambda: outcomes.extend(pipeline.submit(
+        store, flooded, pipeline.Source.user()).outcomes), daemon=True)
+    update.start()
+    try:
+        assert checking.wait(30)
+        other = open_store(db_url, statement_timeout=2)
+        try:
+            with other.write([fingerprint]) as cursor:  # (waits for no check)
+                cursor.execute("SELECT 1")
+        finally:
+            other.close()
+    finally:
+        go.set()
+        update.join(60)
+    assert [(o.status, o.fingerprint) for o in outcomes] == [(pipeline.UPDATED, fingerprint)]
+    assert len(checks) == 300  # (the transaction found them all checked)
+    assert run_sql(db_url, invalid, (fingerprint,)) == [(before + 300,)]

@@ -8,8 +8,9 @@ fixtures and GnuPG check independently.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, List, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -18,6 +19,7 @@ from cks.openpgp import signature as sg
 from cks.openpgp.keypacket import PublicKey
 from cks.openpgp.packet import Packet
 from cks.openpgp.sighash import Target, signature_digest
+from cks.openpgp.userid import UserID
 from cks.openpgp.signature import Signature, Subpacket, serialize_subpackets
 
 OID_ED25519 = bytes.fromhex("2b06010401da470f01")
@@ -72,3 +74,23 @@ def embedded(sig: Signature) -> Subpacket:
 
 def keyring(packets: Iterable[Packet]) -> bytes:
     return b"".join(packet.serialize() for packet in packets)
+
+
+def made_up_self_signatures(primary: PublicKey, uid: bytes, count: int) -> List[Packet]:
+    """A user ID for a DSA `primary` (whose private key we lack) and `count`
+    self-certifications on it whose values are made up: each looks real up
+    to the check (issuer, the digest's first two bytes), so each costs a
+    DSA check to tell it is not."""
+    q = int.from_bytes(primary.params[1], "big")
+    rng = random.Random(count)
+    user_id = UserID(uid)
+    packets = [Packet(13, user_id.value)]
+    for n in range(count):
+        hashed = [Subpacket(sg.SUB_CREATION_TIME, (CREATED + n).to_bytes(4, "big")),
+                  Subpacket(sg.SUB_ISSUER_FINGERPRINT, b"\x04" + primary.fingerprint)]
+        sig = Signature(4, 0x13, primary.algorithm, 8, b"", b"".join(
+            mpi(rng.randrange(1, q).to_bytes(len(primary.params[1]), "big")) for _ in "rs"),
+            serialize_subpackets(hashed))
+        sig.hash_prefix = signature_digest(sig, primary, user_id)[:2]
+        packets.append(Packet(2, sig.serialize()))
+    return packets

@@ -352,7 +352,9 @@ class Loader:
         if current.get(fingerprint) != result.stored_hash:
             # Stored by someone else since the worker read it: merge here, now.
             key = merge_all(k for chunk in task.chunks for k in parse_keyring(chunk).keys)[0]
-            return pipeline.merge_one(self.store, cursor, key, self.source, self.limits, now)
+            # (its checks in this batch's transaction: a rare race, not worth a second one)
+            return pipeline.merge_one(self.store, cursor, key, self.source, self.limits, now,
+                                      checked={})
         if result.primary is not None:  # phase 2 derives its served view
             new_keys.append(NetworkView(result.primary, result.keydata, result.sks_hash))
             return pipeline.Outcome(fingerprint, pipeline.ADDED)
