@@ -29,7 +29,7 @@ from .openpgp.keypacket import PublicKey
 from .openpgp.keys import Key, merge, parse_keyring
 from .openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets, read_packet
 from .openpgp.verify import Verdict
-from .served import ServePolicy, served_view, third_party_issuers
+from .served import ServePolicy, ServedView, served_view, third_party_issuers
 from .store import Store
 from .store.base import Cursor, StoredKey
 
@@ -59,17 +59,25 @@ def wanted_signers(key: Key, policy: ServePolicy) -> List[str]:
     return sorted(k.hex().upper() for k in wanted if k != key.keyid)
 
 
-def derive_view(key: Key, policy: ServePolicy, known: Dict[bytes, Tuple[str, bool, str]],
+def derive_view(key: Key, policy: ServePolicy, known: Verdicts,
                 issuers: Dict[str, List[PublicKey]]) -> DerivedView:
     """The served view of `key` given the cached verdicts `known` and the held
     primary keys of its wanted signers (key ID hex -> keys); no database."""
+    served, new_verdicts = _checked(key, policy, known, issuers)
+    info = describe(served.key, network=key, unverified=served.unverified)
+    return DerivedView(served.key.serialize(), info, new_verdicts,
+                       [k for k in wanted_signers(key, policy) if not issuers.get(k)])
+
+
+def _checked(key: Key, policy: ServePolicy, known: Verdicts,
+             issuers: Dict[str, List[PublicKey]]) -> Tuple[ServedView, Verdicts]:
+    """derive_view's signature checks: the served view, and the verdicts
+    that were not in `known`."""
     cache = {slot: Verdict(*verdict) for slot, verdict in known.items()}
     by_keyid = {bytes.fromhex(keyid): keys for keyid, keys in issuers.items()}
     served = served_view(key, CryptoCheck(cache), policy, lambda keyid: by_keyid.get(keyid, ()))
-    info = describe(served.key, network=key, unverified=served.unverified)
-    return DerivedView(served.key.serialize(), info, {
-        slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items() if slot not in known},
-        [k for k in wanted_signers(key, policy) if not issuers.get(k)])
+    return served, {slot: (v.status, v.weak_hash, v.reason) for slot, v in cache.items()
+                    if slot not in known}
 
 
 def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: DerivedView,
@@ -145,8 +153,8 @@ def checked_before_writing(store: Store, keys: Sequence[Key],
         wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, key in merged.items()}
         issuers = held_primaries(store, cursor, sorted({keyid for keyids in wanted.values()
                                                         for keyid in keyids}))
-    return {fingerprint: derive_view(key, policy, known.get(fingerprint, {}), {
-        keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers}).new_verdicts
+    return {fingerprint: _checked(key, policy, known.get(fingerprint, {}), {
+        keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})[1]
         for fingerprint, key in merged.items()}
 
 
