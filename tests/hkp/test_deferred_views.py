@@ -544,7 +544,8 @@ def _settling_in_thread(owed):
 
 def test_a_lookup_answers_without_waiting_out_a_long_settling():
     """A lookup waits LOOKUP_WAIT_SECONDS at most for a settling another
-    thread of its process is running, then answers with what is served."""
+    thread of its process is running, or for its own, which goes on in a
+    thread of its own; then it answers with what is served."""
     owed = ViewsOwed()
     owed.owe()
     thread, release = _settling_in_thread(owed)
@@ -555,8 +556,15 @@ def test_a_lookup_answers_without_waiting_out_a_long_settling():
     thread.join(10)
     assert owed.settled
     owed.owe()
-    owed.settle(lambda: ran.append(1) or True, wait=0.05)  # none running: it settles
+    owed.settle(lambda: ran.append(1) or True, wait=5)  # none running: it settles
     assert ran == [1] and owed.settled
+    owed.owe()
+    running, release = threading.Event(), threading.Event()
+    owed.settle(lambda: running.set() or release.wait(30), wait=0.05)  # its own, long
+    assert running.is_set() and not owed.settled
+    release.set()
+    owed.settle(lambda: ran.append(2) or True, wait=5)  # (after that one)
+    assert owed.settled and ran == [1]
 
 
 def test_a_lookup_waits_for_the_idle_helper_instead_of_deriving_again():
@@ -590,9 +598,9 @@ def _made_up_self_signatures(count):
 
 def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,
                                                                    monkeypatch):
-    """A search by words that comes while another derives the served view of
-    a key with thousands of made-up DSA self-signatures (each a check) is
-    answered before that view exists, after LOOKUP_WAIT_SECONDS."""
+    """Searches by words after the upload of a key with thousands of made-up
+    DSA self-signatures (each a check) are answered before its view exists,
+    after LOOKUP_WAIT_SECONDS: the first, which starts the settling, too."""
     monkeypatch.setattr(app_module, "LOOKUP_WAIT_SECONDS", 0.02)
     app = KeyServer(store, ServerSettings())
     _post(app, "rsa1024")
@@ -600,19 +608,17 @@ def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,
     response = app.handle(Request("POST", "/pks/add", {"content-type": "application/pgp-keys"},
                                   data, "127.0.0.1"))
     assert response.status == 200, response.body
-    first = threading.Thread(target=_get, args=(app, "/pks/lookup?op=index&search=made"),
-                             daemon=True)
-    first.start()  # it derives the views owed: every check
-    deadline = time.monotonic() + 10
-    while not app.views_owed._settling.locked() and time.monotonic() < deadline:
-        time.sleep(0.001)
+    # The first search starts the settling (every check), and answers before it ends.
+    assert _get(app, "/pks/lookup?op=index&options=mr&search=made").status == 404
+    assert app.views_owed._settling.locked()
     response = _get(app, "/pks/lookup?op=index&options=mr&search=0x" + fpr("rsa1024"))
     assert response.status == 200  # (served before: a lookup by key ID)
     response = _get(app, "/pks/lookup?op=index&options=mr&search=nobody")
-    assert response.status == 404 and first.is_alive()
+    assert response.status == 404 and app.views_owed._settling.locked()
     assert run_sql(db_url, "SELECT served_crc24 FROM cks_keys WHERE fingerprint = ?",
                    (fingerprint,)) == [(UNSERVED,)]
-    first.join(120)
+    assert app.views_owed._settling.acquire(timeout=120)  # the settling's end
+    app.views_owed._settling.release()
     assert app.views_owed.settled
     assert run_sql(db_url, "SELECT served_crc24 FROM cks_keys WHERE fingerprint = ?",
                    (fingerprint,)) != [(UNSERVED,)]

@@ -31,8 +31,9 @@ On PostgreSQL writers of different keys do not wait for each other; on
 SQLite an upload's commit waits for the views' commits, which are short,
 and takes its turn the moment the one before it ends (sqlite.WriteTurns).
 
-A lookup waits for the settling that is running, but not for long
-(LOOKUP_WAIT_SECONDS): a key whose signature checks take minutes (made-up
+A lookup waits for the settling it needs, but not for long
+(LOOKUP_WAIT_SECONDS; its own runs in a thread that goes on after the
+answer): a key whose signature checks take minutes (made-up
 self-signatures by the tens of thousands) is served when they are done,
 and meanwhile searches are answered without it.  While an idle helper
 settles, a lookup waits for it to reach the uploads answered before the
@@ -73,12 +74,12 @@ HELPER_LEASE_SECONDS = 60.0
 without handing back its turn (a helper that died holds the others up no
 longer)."""
 LOOKUP_WAIT_SECONDS = 2.0
-"""How long a lookup waits at most for a settling that another thread (a
-lookup, the background job, an idle helper in any process) is running,
-before it answers with what is served: one key whose signature checks take
-a minute (tens of thousands of made-up DSA self-signatures, a 2.5 MB
-upload: 20 seconds) would otherwise hold every search by words up that
-long.  A settling this lookup runs itself is not cut short."""
+"""How long a lookup waits at most for the settling it needs (its own, or
+one that the background job, another lookup or an idle helper in any
+process is running), before it answers with what is served: one key whose
+signature checks take a minute (tens of thousands of made-up DSA
+self-signatures, a 2.5 MB upload: 20 seconds) would otherwise hold every
+search by words up that long.  The settling goes on after the answer."""
 LOOKUP_POLL_SECONDS = 0.005
 """How often a lookup waiting for an idle helper's settling looks again."""
 FAILED_PAUSE_SECONDS = 10.0
@@ -165,8 +166,9 @@ class ViewsOwed:
         whether it could) unless nothing is owed, or it failed in the last
         FAILED_PAUSE_SECONDS.  With `wait` (a lookup's, LOOKUP_WAIT_SECONDS):
         where an idle helper has the turn, wait for it to settle what was
-        owed when this began instead; and give up after `wait` seconds on a
-        settling that another thread of this process is running."""
+        owed when this began instead; otherwise settle in a thread of its
+        own, after any settling another thread of this process is running;
+        either way return after `wait` seconds at most."""
         if not self._worth_trying:
             return
         if wait is None:
@@ -181,9 +183,19 @@ class ViewsOwed:
             return
         if not self._settling.acquire(timeout=wait):
             return
+        settling = threading.Thread(target=self._settle_and_release, args=(work, owed),
+                                    name="settling", daemon=True)
+        settling.start()
+        settling.join(max(0.0, deadline - time.monotonic()))
+
+    def _settle_and_release(self, work: Callable[[], bool], owed: int) -> None:
+        """A lookup's settling, in a thread of its own (the lookup waits for
+        it LOOKUP_WAIT_SECONDS at most), the settling lock held for it."""
         try:
             if self._counts[_SETTLED] < owed:
                 self._run(work)
+        except Exception:  # noqa: BLE001 - no lookup is there to answer 500 for it
+            log.exception("served views owed not derived")
         finally:
             self._settling.release()
 
