@@ -158,7 +158,23 @@ def _merged_in_one_transaction(store: Store, keys: List[Key], source: Source, li
                                   else checked.get(key.fingerprint.hex().upper(), {}))
                         for key in keys]
         except _ChecksFirst:
-            checked = checked_before_writing(store, keys, limits.serve)
+            checked = checked_before_writing(store, _changing_held_keys(store, keys, limits),
+                                             limits.serve)
+
+
+def _changing_held_keys(store: Store, keys: List[Key], limits: Limits) -> Dict[str, Key]:
+    """fingerprint -> the union with its stored copy, of those of `keys` that
+    change a key held already (merge_stored, as merge_one will)."""
+    with store.read() as cursor:
+        stored = store.stored_keys(cursor, [k.fingerprint.hex().upper() for k in keys])
+    changing: Dict[str, Key] = {}
+    for key in keys:
+        fingerprint = key.fingerprint.hex().upper()
+        if fingerprint in stored:
+            merged = merge_stored(key, stored[fingerprint].keydata, limits)
+            if merged.outcome is None:
+                changing[fingerprint] = merged.key
+    return changing
 
 
 def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,

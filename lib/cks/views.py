@@ -26,7 +26,7 @@ from typing import Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import KeyInfo, describe
 from .openpgp.keypacket import PublicKey
-from .openpgp.keys import Key, merge, parse_keyring
+from .openpgp.keys import Key, parse_keyring
 from .openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets, read_packet
 from .openpgp.verify import Verdict
 from .served import ServePolicy, ServedView, served_view, third_party_issuers
@@ -122,40 +122,28 @@ def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePoli
         view.missing
 
 
-def checked_before_writing(store: Store, keys: Sequence[Key],
+def checked_before_writing(store: Store, keys: Dict[str, Key],
                            policy: ServePolicy) -> Dict[str, Verdicts]:
-    """fingerprint -> verdicts on the signatures of the served views that
-    storing `keys` will derive where they change a key held already (an
-    update, merged with the stored copy: save_views derives its view in the
-    write transaction), checked before that transaction.
+    """fingerprint -> verdicts on the signatures of the served views of
+    `keys` (keys held already, merged with what is being stored: save_views
+    will derive their views in the write transaction), checked before that
+    transaction.
 
     On SQLite that transaction holds the database's one write lock: one key
     with 10,000 made-up self-signatures (a DSA check each, 1.2 MB) held
     every other writer up for 9 s.  A verdict depends on nothing but what it
     is about (cryptocheck.cache_key), so those found here hold whatever the
     transaction then reads; it checks only what a writer added meanwhile."""
+    if not keys:
+        return {}
     with store.read() as cursor:
-        stored = store.stored_keys(cursor, [k.fingerprint.hex().upper() for k in keys])
-        if not stored:
-            return {}
-        merged: Dict[str, Key] = {}
-        for key in keys:
-            fingerprint = key.fingerprint.hex().upper()
-            held = stored.get(fingerprint)
-            old = parse_keyring(held.keydata).keys if held is not None else []
-            if old and old[0].primary.body == key.primary.body:
-                union = merge(old[0], key)
-                if union.serialize() != held.keydata:  # (unchanged: nothing to derive)
-                    merged[fingerprint] = union
-        if not merged:
-            return {}
-        known = store.load_verdicts_of(cursor, sorted(merged))
-        wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, key in merged.items()}
+        known = store.load_verdicts_of(cursor, sorted(keys))
+        wanted = {fingerprint: wanted_signers(key, policy) for fingerprint, key in keys.items()}
         issuers = held_primaries(store, cursor, sorted({keyid for keyids in wanted.values()
                                                         for keyid in keyids}))
     return {fingerprint: _checked(key, policy, known.get(fingerprint, {}), {
         keyid: issuers[keyid] for keyid in wanted[fingerprint] if keyid in issuers})[1]
-        for fingerprint, key in merged.items()}
+        for fingerprint, key in keys.items()}
 
 
 def stored_verdicts(store: Store, cursor, fingerprint: str,

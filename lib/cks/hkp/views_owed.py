@@ -123,12 +123,16 @@ class ViewsOwed:
     def take_turn(self) -> bool:
         """The idle helpers' turn, for one process at a time (the clock is the
         machine's, which every process reads alike); False if another has it."""
-        now = time.monotonic()
         with self._counting:
-            if self._turn[0] > now:
+            if self.helper_settling:
                 return False
-            self._turn[0] = now + HELPER_LEASE_SECONDS
+            self._turn[0] = time.monotonic() + HELPER_LEASE_SECONDS
             return True
+
+    @property
+    def helper_settling(self) -> bool:
+        """Does an idle helper (of any process) have the turn?"""
+        return self._turn[0] > time.monotonic()
 
     def end_turn(self) -> None:
         with self._counting:
@@ -177,7 +181,7 @@ class ViewsOwed:
                     self._run(work)
             return
         owed, deadline = self._counts[_OWED], time.monotonic() + wait
-        if self._turn[0] > time.monotonic():  # an idle helper is settling
+        if self.helper_settling:
             while self._counts[_SETTLED] < owed and time.monotonic() < deadline:
                 time.sleep(LOOKUP_POLL_SECONDS)
             return
