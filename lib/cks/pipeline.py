@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
 from .openpgp.packet import TAG_SIGNATURE
+from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, third_party_issuers
 from .store import Store
 from .store.base import NetworkView
@@ -62,6 +63,11 @@ class Limits:
     max_key_bytes: int = 8 << 20
     max_packets_per_key: int = 60_000
     max_signatures_per_key: int = 50_000
+    max_self_signatures_per_key: int = 1_000
+    """Signatures a key's own served view checks, whoever holds the key (see
+    own_checks): each costs a check of up to 2 ms (DSA at 4096 bits), where a
+    made-up one is about 124 bytes.  The Debian keyring's keys have 70 at
+    most."""
     max_packet_bytes: int = 1 << 20
     serve: ServePolicy = field(default_factory=ServePolicy)
 
@@ -251,6 +257,18 @@ def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits) -> Merged
     return Merged(merged, merged.serialize())
 
 
+def own_checks(key: Key) -> int:
+    """The signatures that the served view of `key` checks whatever keys are
+    held: those naming the key itself as issuer, and revocations of the
+    key by another (a designated revoker's).  Third-party certifications
+    are bounded when served (ServePolicy.max_certification_checks)."""
+    count = sum(1 for e in key.direct_sigs
+                if e.sig.sig_type == KEY_REVOCATION or key.is_self_issued(e.sig))
+    for component in key.identities + key.subkeys:
+        count += sum(1 for e in component.sigs if key.is_self_issued(e.sig))
+    return count
+
+
 def record_signers(store: Store, cursor, fingerprint: str, keyid: str, signers: Set[bytes],
                    added: bool, missing: Sequence[str], source: Source, now: int) -> Outcome:
     """What goes with a key just written: who signed it (`signers`, key IDs),
@@ -284,6 +302,10 @@ def over_limits(key: Key, limits: Limits) -> str:
     if signatures > limits.max_signatures_per_key:
         return "has %d signatures, over this server's limit of %d" % (
             signatures, limits.max_signatures_per_key)
+    own = own_checks(key)
+    if own > limits.max_self_signatures_per_key:
+        return "has %d self-signatures and revocations, over this server's limit of %d" % (
+            own, limits.max_self_signatures_per_key)
     size = sum(len(p.body) for p in packets)
     if size > limits.max_key_bytes:
         return "is %d bytes, over this server's limit of %d" % (size, limits.max_key_bytes)

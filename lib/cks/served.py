@@ -21,13 +21,19 @@ verified view, computed here when a key is stored:
 - third-party certifications by policy: `all`, `verified` (the issuer's key is
   held here and the signature verifies), `attested` (listed in the key
   owner's newest valid attestation, 0x16) or `none`; newest first and at most
-  `max_certifications` per user ID, so a flooded key stays small.
+  `max_certifications` per user ID, so a flooded key stays small.  Under
+  `verified` at most `max_certification_checks` checks for the whole key,
+  taken by its user IDs in turn: certifications made up in any number cost
+  that many checks at most, and those made up on one user ID cannot use up
+  another's share.  (The self-signatures a view checks are bounded where
+  keys are stored: pipeline.Limits.max_self_signatures_per_key.)
 """
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Set
+from typing import Callable, Deque, List, Optional, Sequence, Set
 
 from .crypto.hashes import new_hash
 from .crypto import UnsupportedAlgorithm
@@ -46,6 +52,7 @@ IssuerLookup = Callable[[bytes], Sequence[PublicKey]]
 class ServePolicy:
     certifications: str = "verified"
     max_certifications: int = 100  # per user ID, newest first
+    max_certification_checks: int = 2_000  # per key (the Debian keyring's need 604 at most)
 
     def __post_init__(self) -> None:
         if self.certifications not in CERTIFICATION_POLICIES:
@@ -103,18 +110,25 @@ class _View:
         self.policy = policy
         self.issuers = issuers
         self.unverified: List[SignaturePacket] = []
+        self.checks_left = policy.max_certification_checks  # by_other's
 
     def self_valid(self, component: Optional[Component], entry: SignaturePacket) -> bool:
         return self.key.is_self_issued(entry.sig) and \
             self.check.is_valid(self.key, component, entry)
 
     def by_other(self, component: Optional[Component], entry: SignaturePacket) -> bool:
-        """Issued by another key we hold, and it verifies."""
+        """Issued by another key we hold, and it verifies (each held key with
+        its issuer's key ID tried spends one of `checks_left`)."""
         keyid = entry.sig.issuer_keyid
         if keyid is None:
             return False
-        return any(self.check.is_valid(self.key, component, entry, issuer)
-                   for issuer in self.issuers(keyid))
+        for issuer in self.issuers(keyid):
+            if self.checks_left <= 0:
+                return False
+            self.checks_left -= 1
+            if self.check.is_valid(self.key, component, entry, issuer):
+                return True
+        return False
 
     def direct(self) -> List[SignaturePacket]:
         kept = [e for e in self.key.direct_sigs
@@ -139,34 +153,49 @@ class _View:
         return kept
 
     def identity(self, component: Component) -> Optional[Component]:
+        """The user ID or attribute with its valid self-signatures, or None;
+        its certifications come after (certify)."""
         own = [e for e in component.sigs if self.self_valid(component, e)
                and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION, sg.ATTESTATION}]
         if not any(e.sig.sig_type != sg.ATTESTATION for e in own):
             return None  # no valid self-certification or self-revocation: not served
-        others = [e for e in component.sigs if not self.key.is_self_issued(e.sig)
-                  and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION}]
-        return Component(component.packet, component.value,
-                         own + self.certifications(component, own, others))
+        return Component(component.packet, component.value, own)
 
-    def certifications(self, component: Component, own: List[SignaturePacket],
-                       others: List[SignaturePacket]) -> List[SignaturePacket]:
+    def certify(self, served: List[Component], originals: List[Component]) -> None:
+        """Add to each served identity (made from the original beside it) its
+        served certifications: the user IDs take one candidate each in turn,
+        each newest first, until it has `max_certifications` or the key's
+        checks run out."""
+        queues: List[Deque[SignaturePacket]] = [
+            collections.deque(_newest_first(self.candidates(s.sigs, o))) for s, o in
+            zip(served, originals)]
+        kept: List[List[SignaturePacket]] = [[] for _ in served]
+        verified = self.policy.certifications == "verified"
+        active = [i for i, queue in enumerate(queues) if queue]
+        while active and (self.checks_left > 0 or not verified):
+            for i in active:
+                entry = queues[i].popleft()
+                if not verified or self.by_other(originals[i], entry):
+                    kept[i].append(entry)
+            active = [i for i in active
+                      if queues[i] and len(kept[i]) < self.policy.max_certifications]
+        for component, certifications in zip(served, kept):
+            component.sigs.extend(certifications)
+
+    def candidates(self, own: List[SignaturePacket], original: Component
+                   ) -> List[SignaturePacket]:
+        """The certifications of `original` the policy may serve, given its
+        valid self-signatures `own`."""
         policy = self.policy.certifications
-        if policy == "none" or not others:
+        if policy == "none" or self.policy.max_certifications <= 0:
             return []
-        if policy == "attested":
-            attested = self.attested(own)
-            candidates = [e for e in others
-                          if attestation_digest(e.sig, attested[0]) in attested[1]] \
-                if attested else []
-        else:
-            candidates = others
-        kept: List[SignaturePacket] = []
-        for entry in _newest_first(candidates):
-            if len(kept) >= self.policy.max_certifications:
-                break
-            if policy in ("all", "attested") or self.by_other(component, entry):
-                kept.append(entry)
-        return kept
+        others = [e for e in original.sigs if not self.key.is_self_issued(e.sig)
+                  and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION}]
+        if policy != "attested" or not others:
+            return others
+        attested = self.attested(own)
+        return [e for e in others if attestation_digest(e.sig, attested[0]) in attested[1]] \
+            if attested else []
 
     @staticmethod
     def attested(own: List[SignaturePacket]):
@@ -196,7 +225,9 @@ def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
                 issuers: Optional[IssuerLookup] = None) -> ServedView:
     """The verified view of `key` (see the module notes)."""
     view = _View(key, check, policy, issuers or (lambda keyid: ()))
-    identities = [c for c in (view.identity(c) for c in key.identities) if c is not None]
+    pairs = [(view.identity(c), c) for c in key.identities]
+    identities = [served for served, _ in pairs if served is not None]
+    view.certify(identities, [original for served, original in pairs if served is not None])
     subkeys = [c for c in (view.subkey(c) for c in key.subkeys) if c is not None]
     direct = view.direct()
     return ServedView(canonicalize(Key(key.primary, key.public_key, direct, identities,

@@ -598,13 +598,13 @@ def _made_up_self_signatures(count):
 
 def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,
                                                                    monkeypatch):
-    """Searches by words after the upload of a key with thousands of made-up
+    """Searches by words after the upload of a key with a thousand made-up
     DSA self-signatures (each a check) are answered before its view exists,
     after LOOKUP_WAIT_SECONDS: the first, which starts the settling, too."""
     monkeypatch.setattr(app_module, "LOOKUP_WAIT_SECONDS", 0.02)
     app = KeyServer(store, ServerSettings())
     _post(app, "rsa1024")
-    fingerprint, data = _made_up_self_signatures(3000)
+    fingerprint, data = _made_up_self_signatures(1000)  # (the default limit)
     response = app.handle(Request("POST", "/pks/add", {"content-type": "application/pgp-keys"},
                                   data, "127.0.0.1"))
     assert response.status == 200, response.body

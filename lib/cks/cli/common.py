@@ -46,7 +46,9 @@ def pipeline_limits(settings: Settings) -> Limits:
     try:
         serve = ServePolicy(
             settings.get("policy", "certifications", default.serve.certifications),
-            settings.get_int("policy", "max_certifications", default.serve.max_certifications))
+            settings.get_int("policy", "max_certifications", default.serve.max_certifications),
+            settings.get_int("policy", "max_certification_checks",
+                             default.serve.max_certification_checks))
     except ValueError as exc:
         raise ConfigError("[policy] %s" % exc) from None
     return Limits(
@@ -55,6 +57,8 @@ def pipeline_limits(settings: Settings) -> Limits:
                                              default.max_packets_per_key),
         max_signatures_per_key=settings.get_int("limits", "max_signatures_per_key",
                                                 default.max_signatures_per_key),
+        max_self_signatures_per_key=settings.get_int(
+            "limits", "max_self_signatures_per_key", default.max_self_signatures_per_key),
         max_packet_bytes=settings.get_int("limits", "max_packet_bytes",
                                           default.max_packet_bytes),
         serve=serve)
