@@ -19,6 +19,9 @@ from typing import List, Sequence
 from cks.openpgp.armor import encode, scan
 from cks.openpgp.keys import read_keys
 from cks.openpgp.packet import Packet
+from cks.openpgp.signature import CERT_GENERIC, SUB_NOTATION, Subpacket
+
+from .forge import Signer
 
 US = "pgp-keys@keys.cks.example"
 SKS = "pgp-public-keys@sks.example.net"
@@ -111,12 +114,20 @@ def _quoted_printable(part) -> None:
 
 
 def flooded_key(keytext: bytes, size: int) -> bytes:
-    """The key with distinct copies of its first self-signature added until it
-    is `size` bytes (binary): what a certificate flooding attack produces."""
+    """The key with distinct copies of a certification by another key (not
+    held: never checked) added to its first user ID until it is `size` bytes
+    (binary): what a certificate flooding attack produces.  A copy is as
+    long as the key's own first self-signature (a notation pads it)."""
     key = read_keys(keytext).keys[0]
     uid = key.user_ids[0]
-    model = uid.sigs[0].packet.body
-    parts = [key.primary.serialize(), uid.packet.serialize()]
+    signer = Signer.new()
+    model = signer.sign(CERT_GENERIC, key.public_key, uid.value).serialize()
+    name = b"pad@example.org"
+    value = b"x" * max(0, len(uid.sigs[0].packet.body) - len(model) - 10 - len(name))
+    notation = Subpacket(SUB_NOTATION, b"\x80\0\0\0" + len(name).to_bytes(2, "big")
+                         + len(value).to_bytes(2, "big") + name + value)
+    model = signer.sign(CERT_GENERIC, key.public_key, uid.value, [notation]).serialize()
+    parts = [key.primary.serialize(), uid.packet.serialize(), uid.sigs[0].packet.serialize()]
     total, count = 0, 0
     while total < size:
         packet = Packet(2, model[:-4] + count.to_bytes(4, "big")).serialize()
