@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
-from .openpgp.packet import TAG_SIGNATURE
 from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, third_party_issuers
 from .store import Store
@@ -294,19 +293,22 @@ def over_limits(key: Key, limits: Limits) -> str:
     if len(packets) + key.skipped > limits.max_packets_per_key:
         return "has %d packets, over this server's limit of %d" % (
             len(packets) + key.skipped, limits.max_packets_per_key)
-    largest = max(len(p.body) for p in packets)
+    sizes = [len(p.body) for p in packets]
+    largest = max(sizes)
     if largest > limits.max_packet_bytes:
         return "has a packet of %d bytes, over this server's limit of %d" % (
             largest, limits.max_packet_bytes)
-    signatures = sum(1 for p in packets if p.tag == TAG_SIGNATURE)
+    # (every packet but the primary key and its components is a signature)
+    signatures = len(packets) - 1 - len(key.identities) - len(key.subkeys)
     if signatures > limits.max_signatures_per_key:
         return "has %d signatures, over this server's limit of %d" % (
             signatures, limits.max_signatures_per_key)
-    own = own_checks(key)
-    if own > limits.max_self_signatures_per_key:
-        return "has %d self-signatures and revocations, over this server's limit of %d" % (
-            own, limits.max_self_signatures_per_key)
-    size = sum(len(p.body) for p in packets)
+    if signatures > limits.max_self_signatures_per_key:  # (else no need to count them)
+        own = own_checks(key)
+        if own > limits.max_self_signatures_per_key:
+            return "has %d self-signatures and revocations, over this server's limit of %d" % (
+                own, limits.max_self_signatures_per_key)
+    size = sum(sizes)
     if size > limits.max_key_bytes:
         return "is %d bytes, over this server's limit of %d" % (size, limits.max_key_bytes)
     return ""
