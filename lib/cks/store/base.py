@@ -136,8 +136,12 @@ class Backend:
         this cursor's connection is over: committed or rolled back."""
 
     def prepare_bulk_write(self, cursor: "Cursor") -> None:
-        """A transaction is about to write a bulk load's batch: thousands of
-        rows, their index entries at random places."""
+        """A transaction is about to begin that writes a bulk load's batch:
+        thousands of rows, their index entries at random places."""
+
+    def end_bulk_write(self, cursor: "Cursor") -> None:
+        """That transaction is over: what prepare_bulk_write changed for it
+        alone is as before."""
 
     def tidy_after_bulk_write(self, cursor: "Cursor") -> None:
         """Bulk writes are done (a load, a rebuilt tree): leave the tables as
@@ -547,9 +551,9 @@ class Store:
         with self._connection() as conn:
             cursor = Cursor(conn.cursor(), self.backend)
             try:
-                self.backend.begin_write(cursor, sorted(set(lock_keys)))
                 if bulk:
                     self.backend.prepare_bulk_write(cursor)
+                self.backend.begin_write(cursor, sorted(set(lock_keys)))
                 yield cursor
                 cursor.execute("COMMIT")
                 if cursor.changed_keys:
@@ -563,6 +567,9 @@ class Store:
                 raise
             finally:
                 self.backend.end_write(cursor)
+                if bulk:
+                    with contextlib.suppress(*self.backend.database_errors()):
+                        self.backend.end_bulk_write(cursor)
                 _close(cursor.raw)
 
     @contextlib.contextmanager

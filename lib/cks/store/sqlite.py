@@ -31,6 +31,16 @@ indexes of keys, hashes and key IDs, and with the small cache most of them
 meant reading the page again.  100,000 small keys, the load's first phase:
 6.8 s with 2 MiB, 6.2 s with 16, 32 or 64 MiB alike (medians of 4); the
 loading process's peak memory grows by the cache's size."""
+BULK_CHECKPOINT_PAGES = 16384
+"""A bulk load's batches are committed without waiting for the disk
+(`synchronous = NORMAL`: a power failure may undo the last ones, and with
+them the load's progress, so the load run again goes on from before them)
+and copied from the log into the database once it holds 64 MiB instead of
+4 MiB (CHECKPOINT_PAGES), so not at every batch.  Any ordinary commit
+after them flushes the log with every batch in it, and the load ends with
+a checkpoint (tidy_after_bulk_write).  The Debian keyring's first phase:
+0.48-0.55 s before, 0.43-0.45 after."""
+CHECKPOINT_PAGES = 1000  # SQLite's default
 
 
 def path_from_url(url: str) -> str:
@@ -174,8 +184,21 @@ class SQLiteBackend(Backend):
 
     def prepare_bulk_write(self, cursor: Cursor) -> None:
         """A larger page cache, for the connection's life (it stays in the
-        loading program's pool)."""
+        loading program's pool); for this transaction, a commit that does
+        not wait for the disk and a larger log (BULK_CHECKPOINT_PAGES)."""
         cursor.execute("PRAGMA cache_size = -%d" % BULK_CACHE_KIB)
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA wal_autocheckpoint = %d" % BULK_CHECKPOINT_PAGES)
+
+    def end_bulk_write(self, cursor: Cursor) -> None:
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA wal_autocheckpoint = %d" % CHECKPOINT_PAGES)
+
+    def tidy_after_bulk_write(self, cursor: Cursor) -> None:
+        """The log flushed to disk, copied into the database and emptied
+        (as far as readers that began before the last commit let it: they
+        keep their part)."""
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def try_lock(self, name: str) -> Optional[Any]:
         """A lock file beside the database: <db>.<name>.lock (flock, freed on exit)."""
