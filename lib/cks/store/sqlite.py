@@ -39,7 +39,7 @@ and copied from the log into the database once it holds 64 MiB instead of
 4 MiB (CHECKPOINT_PAGES), so not at every batch.  Any ordinary commit
 after them flushes the log with every batch in it, and the load ends with
 a checkpoint (tidy_after_bulk_write).  The Debian keyring's first phase:
-0.48-0.55 s before, 0.43-0.45 after."""
+0.51-0.53 s before, 0.47-0.50 after (three pairs, medians of five)."""
 CHECKPOINT_PAGES = 1000  # SQLite's default
 
 
