@@ -206,6 +206,9 @@ def reverify(store: Store, policy: ServePolicy,
     changed = 0
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
+        if len(chunk) == 1:  # (one run whatever its size: no read of the sizes)
+            changed += _derive_again(store, chunk, policy)
+            continue
         with store.read() as cursor:
             sizes = store.keydata_sizes(cursor, chunk)
         for part in _by_bytes([f for f in chunk if f in sizes], sizes, PARSED_BYTES):
@@ -249,20 +252,23 @@ def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy) ->
     with store.read() as cursor:
         part = list(store.stored_keys(cursor, fingerprints).items())
         derived = _derived(store, cursor, part, policy)
+    if not derived.views:
+        return 0  # (deleted meanwhile)
     with store.write(fingerprints) as cursor:
-        current = store.sks_hashes(cursor, fingerprints)  # (a key deleted meanwhile has none)
+        states = store.served_states(cursor, fingerprints)  # (a key deleted meanwhile: none)
         unchanged = {fingerprint for fingerprint, stored in part
-                     if current.get(fingerprint) == stored.sks_hash}
-        return _write(store, cursor, derived, unchanged - signers_moved(store, cursor, {
+                     if fingerprint in states and states[fingerprint][4] == stored.sks_hash}
+        return _write(store, cursor, derived, states, unchanged - signers_moved(store, cursor, {
             fingerprint: derived.derived_with[fingerprint]
             for fingerprint in unchanged.intersection(derived.derived_with)}))
 
 
-def _write(store: Store, cursor: Cursor, derived: _Derived, fingerprints: Set[str]) -> int:
-    """Write the derived views of the keys among `fingerprints`; returns how
+def _write(store: Store, cursor: Cursor, derived: _Derived, states: Dict[str, tuple],
+           fingerprints: Set[str]) -> int:
+    """Write the derived views of the keys among `fingerprints` (`states`:
+    Store.served_states of them, read in this transaction); returns how
     many changed what is served."""
     writing = sorted(fingerprints.intersection(derived.views))
-    states = store.served_states(cursor, writing)
     now = int(time.time())
     changed = 0
     for fingerprint in writing:

@@ -423,10 +423,10 @@ class Loader:
         now = int(time.time())
         writing = [r.fingerprint for r in results]
         with self.store.write(writing) as cursor:
-            current = self.store.sks_hashes(cursor, writing)
-            stale = {r.fingerprint for r in results if current.get(r.fingerprint) != r.stored_hash}
-            moved = self._signers_moved(cursor, [r for r in results if r.fingerprint not in stale])
             states = self.store.served_states(cursor, writing)
+            stale = {r.fingerprint for r in results if r.fingerprint not in states
+                     or states[r.fingerprint][4] != r.stored_hash}
+            moved = self._signers_moved(cursor, [r for r in results if r.fingerprint not in stale])
             unserved = []  # written together (Store.serve_unserved)
             for result in results:
                 if result.fingerprint in stale:

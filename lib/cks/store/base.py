@@ -415,9 +415,11 @@ def rows_in(cursor: Cursor, query: str, values: Iterable[Any],
 def execute_in(cursor: Cursor, statement: str, values: Iterable[Any],
                before: Sequence[Any] = ()) -> None:
     """Run `statement` (a write), whose one `IN %s` takes the distinct
-    `values` an IN_CHUNK at a time, after the parameters `before`."""
+    `values` an IN_CHUNK at a time, after the parameters `before`; deferred
+    (Cursor.defer: on PostgreSQL sent with the next statement, COMMIT at
+    the latest)."""
     for chunk in in_chunks(sorted(set(values))):
-        cursor.execute(statement % _in(chunk), list(before) + chunk)
+        cursor.defer(statement % _in(chunk), list(before) + chunk)
 
 
 def _column_of_keys(cursor: Cursor, column: str, fingerprints: Iterable[str]) -> Dict[str, Any]:
@@ -938,12 +940,13 @@ class Store:
 
     @staticmethod
     def served_states(cursor: Cursor, fingerprints: Sequence[str]
-                      ) -> Dict[str, Tuple[bytes, bool, bool, str]]:
-        """fingerprint -> (served view, revoked, unverified_revocation, source)
-        of those keys that are stored."""
-        return {r[0]: (bytes(r[1]), bool(r[2]), bool(r[3]), r[4]) for r in rows_in(
-            cursor, "SELECT fingerprint, served, revoked, unverified_revocation, source "
-            "FROM cks_keys WHERE fingerprint IN %s", fingerprints)}
+                      ) -> Dict[str, Tuple[bytes, bool, bool, str, str]]:
+        """fingerprint -> (served view, revoked, unverified_revocation, source,
+        SKS hash) of those keys that are stored (the hash: what sks_hashes
+        gives, read with the rest in the same query)."""
+        return {r[0]: (bytes(r[1]), bool(r[2]), bool(r[3]), r[4], r[5]) for r in rows_in(
+            cursor, "SELECT fingerprint, served, revoked, unverified_revocation, source, "
+            "sks_hash FROM cks_keys WHERE fingerprint IN %s", fingerprints)}
 
     @staticmethod
     def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
