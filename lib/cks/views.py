@@ -253,7 +253,7 @@ def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy) ->
         part = list(store.stored_keys(cursor, fingerprints).items())
         derived = _derived(store, cursor, part, policy)
     if not derived.views:
-        return 0  # (deleted meanwhile)
+        return 0  # (none stored still, or none derived: nothing to write)
     with store.write(fingerprints) as cursor:
         states = store.served_states(cursor, fingerprints)  # (a key deleted meanwhile: none)
         unchanged = {fingerprint for fingerprint, stored in part
