@@ -333,7 +333,7 @@ def serve_new_keys(store: Store, policy: ServePolicy, batch: int = 500) -> int:
             work = store.view_work(cursor, batch, after, through=last)
             if not work:
                 return changed
-            targets = store.unserved_among(cursor, [i.fingerprint for i in work if i.signed])
+            targets = {i.fingerprint for i in work if i.signed and i.unserved}
         if targets:
             changed += reverify(store, policy, sorted(targets))
         after = work[-1].id
@@ -432,7 +432,7 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
             together = settled(cursor, {i.fingerprint for i in work if i.signed}.union(
                 *signed_by.values())) if settled else set()
             # Keys an upload stored without their served views (store_keys's defer_views).
-            targets = store.unserved_among(cursor, [i.fingerprint for i in work if i.signed])
+            targets = {i.fingerprint for i in work if i.signed and i.unserved}
             for item in work:
                 if item.signed:
                     signed = signed_by.get(item.keyid, set())

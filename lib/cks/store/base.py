@@ -116,6 +116,7 @@ class ViewWork:
     keyid: str
     signed: bool
     missing: str
+    unserved: bool = False  # its key is stored without a served view yet (read with it)
 
 
 class Backend:
@@ -742,13 +743,6 @@ class Store:
         return _column_of_keys(cursor, "sks_hash", fingerprints)
 
     @staticmethod
-    def unserved_among(cursor: Cursor, fingerprints: Sequence[str]) -> Set[str]:
-        """Those of the given keys that are stored without a served view yet."""
-        return {r[0] for r in rows_in(cursor, "SELECT fingerprint FROM cks_keys WHERE "
-                                      "served_crc24 = ? AND fingerprint IN %s", fingerprints,
-                                      (UNSERVED,))}
-
-    @staticmethod
     def count_unserved(cursor: Cursor) -> int:
         return cursor.scalar("SELECT count(*) FROM cks_keys WHERE served_crc24 = ?", (UNSERVED,))
 
@@ -769,11 +763,13 @@ class Store:
     def view_work(cursor: Cursor, limit: int, after: int = 0,
                   through: Optional[int] = None) -> List[ViewWork]:
         """The first `limit` work items queued (after the item `after`, and
-        up to the item `through`)."""
-        last = "" if through is None else " AND id <= %d" % through
-        return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4]) for r in cursor.execute(
-            "SELECT id, fingerprint, keyid, signed, missing FROM cks_view_work WHERE id > ?%s "
-            "ORDER BY id LIMIT ?" % last, (after, limit)).fetchall()]
+        up to the item `through`), each with whether its key is unserved
+        (in the same query: on PostgreSQL each is a round trip)."""
+        last = "" if through is None else " AND w.id <= %d" % through
+        return [ViewWork(r[0], r[1], r[2], bool(r[3]), r[4], bool(r[5])) for r in cursor.execute(
+            "SELECT w.id, w.fingerprint, w.keyid, w.signed, w.missing, k.served_crc24 = ? "
+            "FROM cks_view_work w LEFT JOIN cks_keys k ON k.fingerprint = w.fingerprint "
+            "WHERE w.id > ?%s ORDER BY w.id LIMIT ?" % last, (UNSERVED, after, limit)).fetchall()]
 
     @staticmethod
     def new_keys(cursor: Cursor) -> Dict[str, str]:
