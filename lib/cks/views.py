@@ -191,9 +191,13 @@ def signers_moved(store: Store, cursor: Cursor,
 
 
 def reverify(store: Store, policy: ServePolicy,
-             fingerprints: Optional[Sequence[str]] = None) -> int:
+             fingerprints: Optional[Sequence[str]] = None, queued: bool = False) -> int:
     """Derive the served view of stored keys (all, or the given ones) again,
     e.g. after the [policy] changed.  Returns how many served views changed.
+    `queued`: the keys' work stays queued (cks_view_work) until a later
+    commit, so a write that a crash loses is done again, and need not wait
+    for the disk (Store.write's `flush`): on SQLite a flush holds the one
+    write lock every upload waits for.
 
     The signature checks are made outside any write transaction: a run of
     keys is read and derived, then written in a short transaction, but for
@@ -207,12 +211,12 @@ def reverify(store: Store, policy: ServePolicy,
     for start in range(0, len(fingerprints), KEYS_PER_TRANSACTION):
         chunk = fingerprints[start:start + KEYS_PER_TRANSACTION]
         if len(chunk) == 1:  # (one run whatever its size: no read of the sizes)
-            changed += _derive_again(store, chunk, policy)
+            changed += _derive_again(store, chunk, policy, queued)
             continue
         with store.read() as cursor:
             sizes = store.keydata_sizes(cursor, chunk)
         for part in _by_bytes([f for f in chunk if f in sizes], sizes, PARSED_BYTES):
-            changed += _derive_again(store, part, policy)
+            changed += _derive_again(store, part, policy, queued)
     return changed
 
 
@@ -240,7 +244,8 @@ def _by_bytes(fingerprints: List[str], sizes: Dict[str, int], limit: int
         yield run
 
 
-def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy) -> int:
+def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy,
+                  queued: bool) -> int:
     """reverify's work on a run of stored keys: derived from what a read
     finds, and written where that is still what the database holds, the
     key and the keys of the signers it names.  A key found changed is left
@@ -254,7 +259,7 @@ def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy) ->
         derived = _derived(store, cursor, part, policy)
     if not derived.views:
         return 0  # (none stored still, or none derived: nothing to write)
-    with store.write(fingerprints) as cursor:
+    with store.write(fingerprints, flush=not queued) as cursor:
         states = store.served_states(cursor, fingerprints)  # (a key deleted meanwhile: none)
         unchanged = {fingerprint for fingerprint, stored in part
                      if fingerprint in states and states[fingerprint][4] == stored.sks_hash}
@@ -335,7 +340,7 @@ def serve_new_keys(store: Store, policy: ServePolicy, batch: int = 500) -> int:
                 return changed
             targets = {i.fingerprint for i in work if i.signed and i.unserved}
         if targets:
-            changed += reverify(store, policy, sorted(targets))
+            changed += reverify(store, policy, sorted(targets), queued=True)
         after = work[-1].id
 
 
@@ -401,7 +406,7 @@ def serve_new_keys_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds
             wanted.update(("keyid", keyid) for keyid in store.signer_keyids(cursor, found))
     targets = sorted(f for f, ids in new.items() if not wanted.isdisjoint(ids))
     if targets:
-        reverify(store, policy, targets)
+        reverify(store, policy, targets, queued=True)
     return len(targets) == len(new)
 
 
@@ -420,7 +425,8 @@ def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
     `settled` tells which of the given keys had their views derived with each
     other held (a bulk load's second phase, loadprogress.served_together):
     what one of them signed among them is not derived again."""
-    rederive = rederive or (lambda fingerprints: reverify(store, policy, fingerprints))
+    rederive = rederive or (lambda fingerprints: reverify(store, policy, fingerprints,
+                                                          queued=True))
     changed = 0
     while True:
         with store.read() as cursor:

@@ -256,8 +256,8 @@ def test_cksd_does_not_derive_again_what_a_load_served_together(db_url, tmp_path
                                                  if i != certified))
     rederived = []
     reverify = views.reverify
-    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints=None: (
-        rederived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
+    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints=None, **options: (
+        rederived.extend(fingerprints), reverify(store, policy, fingerprints, **options))[1])
     store = open_store(db_url, 2)
     try:
         pipeline.submit(store, keys[certified], pipeline.Source.admin(queue=False))

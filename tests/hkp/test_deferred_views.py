@@ -179,11 +179,11 @@ def test_a_settling_derives_only_what_was_owed_when_it_began(store, db_url, monk
     _post(app, "rsa1024")
     derived, reverify = [], views.reverify
 
-    def upload_meanwhile(store, policy, fingerprints):
+    def upload_meanwhile(store, policy, fingerprints, **options):
         derived.extend(fingerprints)
         if len(derived) == 1:
             _post(app, "nistp384")  # answered while the settling works
-        return reverify(store, policy, fingerprints)
+        return reverify(store, policy, fingerprints, **options)
 
     monkeypatch.setattr(views, "reverify", upload_meanwhile)
     app.views_owed.settle(app.serve_views)  # (as a search by words does)
@@ -208,8 +208,8 @@ def test_a_lookup_by_key_id_derives_only_the_new_keys_it_finds(store, db_url, tm
     for name in names:
         _post(app, name)
     derived, reverify = [], views.reverify
-    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints: (
-        derived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
+    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints, **options: (
+        derived.extend(fingerprints), reverify(store, policy, fingerprints, **options))[1])
 
     def get(search, op="get"):
         return _get(app, "/pks/lookup?op=%s&options=mr&search=%s" % (op, search)).status
@@ -230,8 +230,8 @@ def test_a_lookup_by_key_id_derives_only_the_new_keys_it_finds(store, db_url, tm
 
 def _recording_derivations(monkeypatch):
     derived, reverify = [], views.reverify
-    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints: (
-        derived.extend(fingerprints), reverify(store, policy, fingerprints))[1])
+    monkeypatch.setattr(views, "reverify", lambda store, policy, fingerprints, **options: (
+        derived.extend(fingerprints), reverify(store, policy, fingerprints, **options))[1])
     return derived
 
 

@@ -422,7 +422,7 @@ class Loader:
         changed = 0
         now = int(time.time())
         writing = [r.fingerprint for r in results]
-        with self.store.write(writing) as cursor:
+        with self.store.write(writing, flush=False) as cursor:  # (resumable, as phase 1)
             states = self.store.served_states(cursor, writing)
             stale = {r.fingerprint for r in results if r.fingerprint not in states
                      or states[r.fingerprint][4] != r.stored_hash}

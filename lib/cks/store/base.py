@@ -129,10 +129,12 @@ class Backend:
     def connect(self) -> Any:
         raise NotImplementedError
 
-    def begin_write(self, cursor: Any, lock_keys: Sequence[str]) -> None:
+    def begin_write(self, cursor: Any, lock_keys: Sequence[str], flush: bool = True) -> None:
+        """Begin a write transaction holding the keys' locks; `flush` false:
+        its commit does not wait for the disk (Store.write)."""
         raise NotImplementedError
 
-    def end_write(self, cursor: "Cursor") -> None:
+    def end_write(self, cursor: "Cursor", flush: bool = True) -> None:
         """The write transaction begin_write() began (or failed to begin) on
         this cursor's connection is over: committed or rolled back."""
 
@@ -544,19 +546,26 @@ class Store:
         return error
 
     @contextlib.contextmanager
-    def write(self, lock_keys: Sequence[str] = (), bulk: bool = False) -> Iterator[Cursor]:
+    def write(self, lock_keys: Sequence[str] = (), bulk: bool = False,
+              flush: bool = True) -> Iterator[Cursor]:
         """A write transaction; `lock_keys` (fingerprints) are locked until it ends;
-        `bulk`: it writes a bulk load's batch (Backend.prepare_bulk_write).
+        `bulk`: it writes a bulk load's batch (Backend.prepare_bulk_write);
+        `flush` false, or `bulk`: its commit does not wait for the disk, for
+        what is done again if a crash loses it (a load's batch, whose
+        progress it records; a derived served view, whose work item stays
+        queued until a later commit).  A crash loses the last of such
+        commits, never one without those before it.
 
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
         with self._connection() as conn:
             cursor = Cursor(conn.cursor(), self.backend)
+            flush = flush and not bulk
             try:
                 if bulk:
                     self.backend.prepare_bulk_write(cursor)
-                self.backend.begin_write(cursor, sorted(set(lock_keys)))
+                self.backend.begin_write(cursor, sorted(set(lock_keys)), flush)
                 yield cursor
                 cursor.execute("COMMIT")
                 if cursor.changed_keys:
@@ -569,9 +578,9 @@ class Store:
                     raise self._wrap(exc) from None
                 raise
             finally:
-                self.backend.end_write(cursor)
-                if bulk:
-                    with contextlib.suppress(*self.backend.database_errors()):
+                with contextlib.suppress(*self.backend.database_errors()):
+                    self.backend.end_write(cursor, flush)
+                    if bulk:
                         self.backend.end_bulk_write(cursor)
                 _close(cursor.raw)
 
@@ -808,7 +817,7 @@ class Store:
                                       "keyid IN %s", keyids)}
 
     def view_work_done(self, ids: Sequence[int]) -> None:
-        with self.write() as cursor:
+        with self.write(flush=False) as cursor:  # (done again if a crash loses this)
             execute_in(cursor, "DELETE FROM cks_view_work WHERE id IN %s", ids)
 
     @staticmethod

@@ -101,8 +101,10 @@ class PostgresBackend(Backend):
         raw_cursor.execute("EXECUTE %s (%s)" % (name, ", ".join(["%s"] * len(params))),
                            tuple(params))
 
-    def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
+    def begin_write(self, cursor: Cursor, lock_keys: Sequence[str], flush: bool = True) -> None:
         cursor.defer("BEGIN")
+        if not flush:
+            cursor.defer("SET LOCAL synchronous_commit = off")
         if len(lock_keys) > MAX_KEY_LOCKS:
             cursor.defer("SELECT pg_advisory_xact_lock(?)", (_ALL_KEYS_LOCK,))
         elif lock_keys:

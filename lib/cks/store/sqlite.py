@@ -175,23 +175,26 @@ class SQLiteBackend(Backend):
         except sqlite3.Error:  # closed
             return False
 
-    def begin_write(self, cursor: Cursor, lock_keys: Sequence[str]) -> None:
+    def begin_write(self, cursor: Cursor, lock_keys: Sequence[str], flush: bool = True) -> None:
+        if not flush:
+            cursor.execute("PRAGMA synchronous = NORMAL")  # (not inside a transaction)
         self.turns.take(cursor.raw.connection, self.busy_timeout)
         cursor.execute("BEGIN IMMEDIATE")
 
-    def end_write(self, cursor: Cursor) -> None:
+    def end_write(self, cursor: Cursor, flush: bool = True) -> None:
         self.turns.give_back(cursor.raw.connection)
+        if not flush:
+            cursor.execute("PRAGMA synchronous = FULL")
 
     def prepare_bulk_write(self, cursor: Cursor) -> None:
         """A larger page cache, for the connection's life (it stays in the
-        loading program's pool); for this transaction, a commit that does
-        not wait for the disk and a larger log (BULK_CHECKPOINT_PAGES)."""
+        loading program's pool); for this transaction, a larger log
+        (BULK_CHECKPOINT_PAGES; and its commit, as every bulk write's, does
+        not wait for the disk)."""
         cursor.execute("PRAGMA cache_size = -%d" % BULK_CACHE_KIB)
-        cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA wal_autocheckpoint = %d" % BULK_CHECKPOINT_PAGES)
 
     def end_bulk_write(self, cursor: Cursor) -> None:
-        cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA wal_autocheckpoint = %d" % CHECKPOINT_PAGES)
 
     def tidy_after_bulk_write(self, cursor: Cursor) -> None:
