@@ -5,6 +5,9 @@ error, is closed.  And a cursor is closed when its connection goes back, so
 that a query left with rows unread does not keep the next user in an old
 snapshot (SQLite)."""
 
+import sqlite3
+import threading
+
 import pytest
 
 from cks.store import StoreError, open_store
@@ -109,3 +112,27 @@ def test_nor_does_one_that_failed_with_rows_unread(counted, db_url):
             raise PeerHungUp()
     assert _sees_what_was_written_since(store, db_url)
     assert len(opened) == 1
+
+
+def test_connections_opened_at_once_on_a_new_sqlite_database_all_open(tmp_path):
+    """One of them turns the new file to WAL mode; the others found it
+    locked, without SQLite's busy handler waiting (cksd's processes at their
+    first start; 14 of 300 times for 6 at once)."""
+    from cks.store.sqlite import SQLiteBackend
+    failures = []
+    for attempt in range(60):
+        backend = SQLiteBackend("sqlite:///%s" % (tmp_path / ("new-%d.db" % attempt)))
+        barrier = threading.Barrier(6)
+
+        def opener():
+            barrier.wait()
+            try:
+                backend.connect().close()
+            except sqlite3.Error as exc:
+                failures.append(exc)
+        threads = [threading.Thread(target=opener) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

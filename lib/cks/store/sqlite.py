@@ -142,7 +142,11 @@ class SQLiteBackend(Backend):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            self._into_wal_mode(conn)
+        except sqlite3.Error:
+            conn.close()
+            raise
         conn.execute("PRAGMA synchronous = FULL")  # acknowledged means on disk
         conn.execute("PRAGMA foreign_keys = ON")
         if self.statement_timeout and timed:
@@ -152,6 +156,24 @@ class SQLiteBackend(Backend):
             limit = self.statement_timeout
             conn.set_progress_handler(lambda: time.monotonic() - started[0] > limit, 10000)
         return conn
+
+    def _into_wal_mode(self, conn: Any) -> None:
+        """PRAGMA journal_mode = WAL, tried again until the busy timeout: on
+        a database file just made, connections opened at the same moment
+        (cksd's processes at their first start) find it locked while one of
+        them turns it to WAL, without SQLite's busy handler waiting (6
+        threads opening a new database at once: 14 of 300 times)."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = TURN_POLL_S[0]
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, TURN_POLL_S[1])
 
     def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
         # The watch reads data_version on its own connection, not through
