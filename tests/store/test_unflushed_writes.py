@@ -7,7 +7,7 @@ import pytest
 
 from cks import pipeline, views
 from cks.openpgp.keys import read_keys
-from cks.store import open_store
+from cks.store import StoreError, open_store
 from support import fixture
 
 SETTING = {"sqlite": ("PRAGMA synchronous", 1, 2),  # NORMAL, FULL
@@ -67,3 +67,25 @@ def test_queued_view_work_is_written_without_the_flush_and_the_upload_with_it(st
     writes.clear()
     views.reverify(store, limits.serve, [key.fingerprint.hex().upper()])  # cks_admin.py's
     assert writes == [(False, True)]  # what the command reports done is on disk
+
+
+def test_a_connection_whose_settings_were_not_restored_is_not_handed_out_again(
+        db_url, monkeypatch):
+    store = open_store(db_url, pool_size=1)
+    flushed = SETTING[store.backend.name][2]
+    error = store.backend.database_errors()[0]
+    end_write = store.backend.end_write
+
+    def failing(cursor, flush=True):
+        raise error("the connection went away")
+    try:
+        monkeypatch.setattr(store.backend, "end_write", failing)
+        with pytest.raises(StoreError):
+            with store.write(flush=False) as cursor:
+                connection = cursor.raw.connection
+        monkeypatch.setattr(store.backend, "end_write", end_write)
+        with store.write() as cursor:
+            assert cursor.raw.connection is not connection
+            assert _setting(store, cursor) == flushed
+    finally:
+        store.close()

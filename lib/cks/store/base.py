@@ -578,11 +578,16 @@ class Store:
                     raise self._wrap(exc) from None
                 raise
             finally:
-                with contextlib.suppress(*self.backend.database_errors()):
+                try:
                     self.backend.end_write(cursor, flush)
                     if bulk:
                         self.backend.end_bulk_write(cursor)
-                _close(cursor.raw)
+                except self.backend.database_errors() as exc:
+                    # A StoreError: the pool does not hand out a connection
+                    # left with this write's settings (_connection).
+                    raise self._wrap(exc) from exc
+                finally:
+                    _close(cursor.raw)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:
