@@ -14,7 +14,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .base import Backend, Cursor, StoreError
 from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
@@ -22,8 +22,8 @@ from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
 TURN_POLL_S = (0.00005, 0.001)
-"""A writer waiting for its turn tries again after 50 us, then twice as long
-each time, up to 1 ms between tries."""
+"""A writer waiting for its turn (or a connection for WAL mode) tries again
+after 50 us, then twice as long each time, up to 1 ms between tries."""
 BULK_CACHE_KIB = 16384
 """The page cache of a connection that wrote a bulk load's batch, instead of
 SQLite's 2 MiB: a batch puts thousands of entries at random places in the
@@ -41,6 +41,20 @@ after them flushes the log with every batch in it, and the load ends with
 a checkpoint (tidy_after_bulk_write).  The Debian keyring's first phase:
 0.51-0.53 s before, 0.47-0.50 after (three pairs, medians of five)."""
 CHECKPOINT_PAGES = 1000  # SQLite's default
+
+
+def _poll(attempt: Callable[[], bool], timeout: float) -> bool:
+    """Call `attempt` until it returns True, TURN_POLL_S apart, for `timeout`
+    seconds at most; whether it did."""
+    deadline = time.monotonic() + timeout
+    pause, longest = TURN_POLL_S
+    while not attempt():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(pause, left))
+        pause = min(2 * pause, longest)
+    return True
 
 
 def path_from_url(url: str) -> str:
@@ -71,19 +85,16 @@ class WriteTurns:
         is locked", as SQLite says) when another writer holds it past `timeout`
         seconds."""
         handle = self._file(conn)
-        deadline = time.monotonic() + timeout
-        pause, longest = TURN_POLL_S
-        while True:
+
+        def locked() -> bool:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return True
             except BlockingIOError:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise sqlite3.OperationalError("database is locked (another writer held "
-                                                   "%s for %g s)" % (self.path, timeout))
-                time.sleep(min(pause, left))
-                pause = min(2 * pause, longest)
+                return False
+        if not _poll(locked, timeout):
+            raise sqlite3.OperationalError("database is locked (another writer held %s "
+                                           "for %g s)" % (self.path, timeout))
         self._held.add(id(conn))
 
     def give_back(self, conn: Any) -> None:
@@ -163,17 +174,16 @@ class SQLiteBackend(Backend):
         (cksd's processes at their first start) find it locked while one of
         them turns it to WAL, without SQLite's busy handler waiting (6
         threads opening a new database at once: 14 of 300 times)."""
-        deadline = time.monotonic() + self.busy_timeout
-        pause = TURN_POLL_S[0]
-        while True:
+        def in_wal_mode() -> bool:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
-                return
+                return True
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                if "locked" not in str(exc):
                     raise
-            time.sleep(pause)
-            pause = min(pause * 2, TURN_POLL_S[1])
+                return False
+        if not _poll(in_wal_mode, self.busy_timeout):
+            conn.execute("PRAGMA journal_mode = WAL")  # (the last try: its error says why)
 
     def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
         # The watch reads data_version on its own connection, not through
