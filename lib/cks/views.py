@@ -31,7 +31,7 @@ from .openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets, rea
 from .openpgp.verify import Verdict
 from .served import ServePolicy, ServedView, served_view, third_party_issuers
 from .store import Store
-from .store.base import Cursor, StoredKey
+from .store.base import Cursor, ServedState, StoredKey
 
 log = logging.getLogger("cks.views")
 
@@ -82,7 +82,7 @@ def _checked(key: Key, policy: ServePolicy, known: Verdicts,
 
 def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: DerivedView,
                source_tag: Optional[str], first_seen: Optional[int], now: int,
-               served_states: Optional[Dict[str, tuple]] = None) -> bool:
+               served_states: Optional[Dict[str, ServedState]] = None) -> bool:
     """Write a derived view (see save_views for `source_tag` None: the stored
     network view `keydata` stays as it is); returns whether the key row was
     written.  `served_states`: Store.served_states() of the keys a caller
@@ -92,9 +92,10 @@ def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: Der
         if served_states is None:
             served_states = store.served_states(cursor, [fingerprint])
         current = served_states.get(fingerprint)
-        changed = current is not None and current[:3] != (
+        changed = current is not None and (
+            current.served, current.revoked, current.unverified_revocation) != (
             view.served, view.info.revoked, view.info.revocation_unverified)
-        source_tag, network = (current[3] if current else ""), None
+        source_tag, network = (current.source if current else ""), None
     if changed:
         store.save_key(cursor, view.info, network, view.served, source_tag, first_seen, now)
     store.save_verdicts(cursor, fingerprint, view.new_verdicts)
@@ -262,13 +263,13 @@ def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy,
     with store.write(fingerprints, flush=not queued) as cursor:
         states = store.served_states(cursor, fingerprints)  # (a key deleted meanwhile: none)
         unchanged = {fingerprint for fingerprint, stored in part
-                     if fingerprint in states and states[fingerprint][4] == stored.sks_hash}
+                     if fingerprint in states and states[fingerprint].sks_hash == stored.sks_hash}
         return _write(store, cursor, derived, states, unchanged - signers_moved(store, cursor, {
             fingerprint: derived.derived_with[fingerprint]
             for fingerprint in unchanged.intersection(derived.derived_with)}))
 
 
-def _write(store: Store, cursor: Cursor, derived: _Derived, states: Dict[str, tuple],
+def _write(store: Store, cursor: Cursor, derived: _Derived, states: Dict[str, ServedState],
            fingerprints: Set[str]) -> int:
     """Write the derived views of the keys among `fingerprints` (`states`:
     Store.served_states of them, read in this transaction); returns how

@@ -425,13 +425,13 @@ class Loader:
         with self.store.write(writing, flush=False) as cursor:  # (resumable, as phase 1)
             states = self.store.served_states(cursor, writing)
             stale = {r.fingerprint for r in results if r.fingerprint not in states
-                     or states[r.fingerprint][4] != r.stored_hash}
+                     or states[r.fingerprint].sks_hash != r.stored_hash}
             moved = self._signers_moved(cursor, [r for r in results if r.fingerprint not in stale])
             unserved = []  # written together (Store.serve_unserved)
             for result in results:
                 if result.fingerprint in stale:
                     continue
-                if newly_served and states[result.fingerprint][0] == b"":  # still UNSERVED
+                if newly_served and states[result.fingerprint].served == b"":  # still UNSERVED
                     unserved.append(result)
                 elif views.write_view(self.store, cursor, result.fingerprint,
                                       result.keydata, result.view, None, result.first_seen,

@@ -14,8 +14,8 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
-                    Sequence, Set, Tuple)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
+                    Optional, Sequence, Set, Tuple)
 
 from ..openpgp.crc24 import crc24
 from ..openpgp.info import KeyInfo
@@ -85,6 +85,17 @@ class NetworkView:
     @property
     def keyid(self) -> str:
         return self.key.keyid.hex().upper()
+
+
+class ServedState(NamedTuple):
+    """What a writer of a stored key's served view reads of it
+    (Store.served_states)."""
+
+    served: bytes  # b"": not served yet (UNSERVED)
+    revoked: bool
+    unverified_revocation: bool
+    source: str
+    sks_hash: str  # of the network view the served one was derived from
 
 
 @dataclass
@@ -949,14 +960,13 @@ class Store:
     # --- signature verdicts and issuer keys (inside write()) ---------------------
 
     @staticmethod
-    def served_states(cursor: Cursor, fingerprints: Sequence[str]
-                      ) -> Dict[str, Tuple[bytes, bool, bool, str, str]]:
-        """fingerprint -> (served view, revoked, unverified_revocation, source,
-        SKS hash) of those keys that are stored (the hash: what sks_hashes
-        gives, read with the rest in the same query)."""
-        return {r[0]: (bytes(r[1]), bool(r[2]), bool(r[3]), r[4], r[5]) for r in rows_in(
-            cursor, "SELECT fingerprint, served, revoked, unverified_revocation, source, "
-            "sks_hash FROM cks_keys WHERE fingerprint IN %s", fingerprints)}
+    def served_states(cursor: Cursor, fingerprints: Sequence[str]) -> Dict[str, ServedState]:
+        """fingerprint -> ServedState of those keys that are stored (its SKS
+        hash: what sks_hashes gives, read with the rest in the same query)."""
+        return {r[0]: ServedState(bytes(r[1]), bool(r[2]), bool(r[3]), r[4], r[5])
+                for r in rows_in(cursor, "SELECT fingerprint, served, revoked, "
+                                 "unverified_revocation, source, sks_hash FROM cks_keys "
+                                 "WHERE fingerprint IN %s", fingerprints)}
 
     @staticmethod
     def load_verdicts(cursor: Cursor, fingerprint: str) -> Dict[bytes, Tuple[str, bool, str]]:
