@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import collections
 from dataclasses import dataclass, field
-from typing import Callable, Deque, List, Optional, Sequence, Set
+from typing import Callable, Deque, List, Optional, Sequence, Set, Tuple
 
 from .crypto.hashes import new_hash
 from .crypto import UnsupportedAlgorithm
@@ -161,26 +161,26 @@ class _View:
             return None  # no valid self-certification or self-revocation: not served
         return Component(component.packet, component.value, own)
 
-    def certify(self, served: List[Component], originals: List[Component]) -> None:
-        """Add to each served identity (made from the original beside it) its
-        served certifications: the user IDs take one candidate each in turn,
-        each newest first, until it has `max_certifications` or the key's
-        checks run out."""
+    def certify(self, identities: List[Tuple[Component, Component]]) -> None:
+        """Add to each served identity (paired with the original it was made
+        from) its served certifications: the user IDs take one candidate
+        each in turn, each newest first, until it has `max_certifications`
+        or the key's checks run out."""
         queues: List[Deque[SignaturePacket]] = [
-            collections.deque(_newest_first(self.candidates(s.sigs, o))) for s, o in
-            zip(served, originals)]
-        kept: List[List[SignaturePacket]] = [[] for _ in served]
+            collections.deque(_newest_first(self.candidates(served.sigs, original)))
+            for served, original in identities]
+        kept: List[List[SignaturePacket]] = [[] for _ in identities]
         verified = self.policy.certifications == "verified"
         active = [i for i, queue in enumerate(queues) if queue]
         while active and (self.checks_left > 0 or not verified):
             for i in active:
                 entry = queues[i].popleft()
-                if not verified or self.by_other(originals[i], entry):
+                if not verified or self.by_other(identities[i][1], entry):
                     kept[i].append(entry)
             active = [i for i in active
                       if queues[i] and len(kept[i]) < self.policy.max_certifications]
-        for component, certifications in zip(served, kept):
-            component.sigs.extend(certifications)
+        for (served, _), certifications in zip(identities, kept):
+            served.sigs.extend(certifications)
 
     def candidates(self, own: List[SignaturePacket], original: Component
                    ) -> List[SignaturePacket]:
@@ -225,9 +225,10 @@ def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
                 issuers: Optional[IssuerLookup] = None) -> ServedView:
     """The verified view of `key` (see the module notes)."""
     view = _View(key, check, policy, issuers or (lambda keyid: ()))
-    pairs = [(view.identity(c), c) for c in key.identities]
-    identities = [served for served, _ in pairs if served is not None]
-    view.certify(identities, [original for served, original in pairs if served is not None])
+    pairs = [(served, c) for c in key.identities for served in [view.identity(c)]
+             if served is not None]
+    view.certify(pairs)
+    identities = [served for served, _ in pairs]
     subkeys = [c for c in (view.subkey(c) for c in key.subkeys) if c is not None]
     direct = view.direct()
     return ServedView(canonicalize(Key(key.primary, key.public_key, direct, identities,
