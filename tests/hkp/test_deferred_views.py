@@ -19,14 +19,13 @@ from cks.hkp.server import HKPServer, listen
 from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
-from cks.openpgp.packet import Packet
 from cks.periodic import Periodic
 from cks.store import StoreError
 from cks.store.base import UNSERVED
 from support import fixture
 from support.content import content, pipeline_content
 from support.db import BACKENDS, drop_pg_database, new_db_url, run_sql
-from support.forge import keyring, made_up_self_signatures
+from support.forge import key_of_made_up_self_signatures
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -586,16 +585,6 @@ def test_a_lookup_waits_for_the_idle_helper_instead_of_deriving_again():
     helper.join()
 
 
-def _made_up_self_signatures(count):
-    """dsa-elg's primary key with a user ID and `count` made-up
-    self-signatures on it (forge.made_up_self_signatures): a DSA check
-    each (2,048/256)."""
-    primary = read_keys(fixture("dsa-elg")).keys[0].public_key
-    return primary.fingerprint.hex().upper(), keyring(
-        [Packet(6, primary.serialize())]
-        + made_up_self_signatures(primary, b"Made Up <made-up@example.org>", count))
-
-
 def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,
                                                                    monkeypatch):
     """Searches by words after the upload of a key with a thousand made-up
@@ -604,7 +593,10 @@ def test_a_key_of_many_made_up_self_signatures_holds_no_search_up(store, db_url,
     monkeypatch.setattr(app_module, "LOOKUP_WAIT_SECONDS", 0.02)
     app = KeyServer(store, ServerSettings())
     _post(app, "rsa1024")
-    fingerprint, data = _made_up_self_signatures(1000)  # (the default limit)
+    # (dsa-elg's primary key, 2,048/256: a DSA check each, the default limit's worth)
+    primary = read_keys(fixture("dsa-elg")).keys[0].public_key
+    fingerprint = primary.fingerprint.hex().upper()
+    data = key_of_made_up_self_signatures(primary, 1000)
     response = app.handle(Request("POST", "/pks/add", {"content-type": "application/pgp-keys"},
                                   data, "127.0.0.1"))
     assert response.status == 200, response.body

@@ -21,7 +21,7 @@ from cks.openpgp.verify import verify
 from cks.served import ServePolicy, served_view
 from support import fixture
 from support.db import run_sql
-from support.forge import CREATED, Signer, keyring, made_up_self_signatures
+from support.forge import CREATED, Signer, key_of_made_up_self_signatures, keyring
 from support.procs import tool
 from support.server import Cksd
 
@@ -94,11 +94,10 @@ def test_the_budget_bounds_checks_alone(checks):
 
 
 def _made_up_on_dsa_elg(count):
-    """dsa-elg's primary key, a user ID and `count` made-up self-signatures
-    on it (forge.made_up_self_signatures), and dsa-elg's key."""
+    """dsa-elg's key, and its primary key with a user ID and `count`
+    made-up self-signatures on it (forge.key_of_made_up_self_signatures)."""
     key = read_keys(fixture("dsa-elg")).keys[0]
-    return key, keyring([pk.Packet(pk.TAG_PUBLIC_KEY, key.primary.body)] + made_up_self_signatures(
-        key.public_key, b"Made Up <made-up@example.org>", count))
+    return key, key_of_made_up_self_signatures(key.public_key, count)
 
 
 def _post(server, data):

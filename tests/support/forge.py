@@ -102,3 +102,10 @@ def made_up_self_signatures(primary: PublicKey, uid: bytes, count: int) -> List[
         sig.hash_prefix = signature_digest(sig, primary, user_id)[:2]
         packets.append(Packet(2, sig.serialize()))
     return packets
+
+
+def key_of_made_up_self_signatures(primary: PublicKey, count: int) -> bytes:
+    """Key data: the DSA `primary` and a user ID with `count` made-up
+    self-signatures on it (made_up_self_signatures)."""
+    return keyring([Packet(6, primary.serialize())] + made_up_self_signatures(
+        primary, b"Made Up <made-up@example.org>", count))
