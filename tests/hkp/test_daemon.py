@@ -193,3 +193,57 @@ def test_slow_request_heads_are_cut_off(tmp_path):
         started = time.monotonic()
         assert idle.recv(100) == b""  # an idle connection is closed after idle_timeout
         assert 1.5 < time.monotonic() - started < 5
+
+
+@pytest.fixture
+def own_signal_handlers():
+    """run_processes installs handlers for SIGTERM, SIGINT and SIGHUP: this
+    test process gets its own back afterwards."""
+    kept = {signum: signal.getsignal(signum)
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    yield
+    for signum, handler in kept.items():
+        signal.signal(signum, handler)
+
+
+def _first_free_slot(directory) -> int:
+    """A number no other process took (0, 1, ...): the first file slotN this
+    process made."""
+    for number in range(100):
+        try:
+            os.close(os.open(directory / ("slot%d" % number), os.O_CREAT | os.O_EXCL))
+            return number
+        except FileExistsError:
+            continue
+    raise AssertionError("no free slot")
+
+
+@pytest.mark.parametrize("failing", [0, 1, 3])
+def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_signal_handlers,
+                                                 failing):
+    """The "listening" line comes after every forked process is about to serve
+    (or failed to start), never while one is still opening its database, and
+    not at all when none serves."""
+    from cks.cli import cksd
+    from cks.cli.common import UserError
+    from cks.hangup import Hangup
+
+    def slow_start(*_args, ready, **_kwargs):
+        time.sleep(0.3)  # opening the database, say
+        if _first_free_slot(tmp_path) < failing:
+            raise UserError("cannot open the database")
+        with open(tmp_path / "serving", "a") as handle:
+            handle.write("x")
+        ready()
+        return 0
+
+    monkeypatch.setattr(cksd, "serve", slow_start)
+    said = []
+    hangup = Hangup()
+    try:
+        status = cksd.run_processes(None, [], 0, 3, cksd._StopSignal(), hangup, ready=lambda: (
+            said.append((tmp_path / "serving").read_text())))
+    finally:
+        hangup.stop()
+    assert said == (["x" * (3 - failing)] if failing < 3 else [])
+    assert status == (1 if failing else 0)

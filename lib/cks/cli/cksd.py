@@ -9,7 +9,7 @@ import re
 import signal
 import socket
 import sys
-from typing import Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from ..batchlog import BatchingHandler
 from ..config import ConfigError, Settings
@@ -219,11 +219,13 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
           hangup: Hangup, recon_listener: Optional[socket.socket] = None,
           changes: Optional[LocalChanges] = None,
           metrics: Optional[CksdMetrics] = None,
-          views_owed: Optional[ViewsOwed] = None) -> int:
+          views_owed: Optional[ViewsOwed] = None,
+          ready: Callable[[], None] = lambda: None) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
-    served views owed, which they share too (hkp/views_owed.py)."""
+    served views owed, which they share too (hkp/views_owed.py); `ready`:
+    called once the process is about to serve."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size = settings.get_int("database", "pool_size", 16)
@@ -283,6 +285,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             job.start()  # here, in the serving process: a fork does not copy threads
         hangup.start(on_hangup)
         try:
+            ready()
             server.serve_forever()
         finally:
             hangup.stop()
@@ -324,36 +327,45 @@ def _signals_held() -> Iterator[None]:
 
 def run_processes(settings: Settings, listeners: Listeners, port: int, count: int,
                   stop: _StopSignal, hangup: Hangup,
-                  recon_listener: Optional[socket.socket] = None) -> int:
+                  recon_listener: Optional[socket.socket] = None,
+                  ready: Callable[[], None] = lambda: None) -> int:
     """Fork `count` serving processes sharing the listening sockets, and wait.
 
     Python runs one thread at a time per process; several processes use
     several cores.  SIGTERM/SIGINT/SIGHUP are passed on; every child finishes
-    the requests it has in flight.
+    the requests it has in flight.  `ready` is called once every child is
+    about to serve or has failed to start (if any serves): a request sent
+    after it does not wait for a process to open its database.
     """
     changes = LocalChanges.shared()  # each process's uploads clear every process's answers
     metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
     views_owed = ViewsOwed()  # a lookup in any process finds what any process took
+    started, says_started = os.pipe()  # each child writes a byte when it serves
     children: List[int] = []
     for index in range(count):
         with _signals_held():
             pid = os.fork()
         if pid == 0:
             code = 1
+            os.close(started)
             try:
                 # `stop` as inherited: its handler is this child's until serve()
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
-                             changes, metrics[index], views_owed)
+                             changes, metrics[index], views_owed,
+                             ready=lambda: _say_once(says_started))
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:
                 os._exit(code)
         children.append(pid)
+    os.close(says_started)
     for listener, _ in listeners:
         listener.close()
     if recon_listener is not None:
         recon_listener.close()
+    if _bytes_until_closed(started):  # (when every child said so, or exited)
+        ready()
 
     def forward(signum, _frame):
         for child in children:
@@ -381,6 +393,26 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     return status
 
 
+def _say_once(pipe: int) -> None:
+    """Write one byte to `pipe` and close it (a serving process is ready)."""
+    try:
+        os.write(pipe, b"+")
+    finally:
+        os.close(pipe)
+
+
+def _bytes_until_closed(pipe: int) -> int:
+    """Read `pipe` until every process that held it open closed it; how many
+    bytes came."""
+    count = 0
+    with open(pipe, "rb", buffering=0) as handle:
+        while True:
+            data = handle.read(512)
+            if not data:
+                return count
+            count += len(data)
+
+
 def _listen(bind: str, port: int, purpose: str = "") -> socket.socket:
     try:
         return listen(bind, port)
@@ -389,11 +421,11 @@ def _listen(bind: str, port: int, purpose: str = "") -> socket.socket:
                         % (bind, port, purpose, exc.strerror), 1) from None
 
 
-def _say_listening(listener: socket.socket, scheme: str) -> None:
+def _listening_line(listener: socket.socket, scheme: str) -> str:
     """The line that says cksd is ready (tests and scripts wait for it)."""
     host, port = listener.getsockname()[:2]
-    print("cksd listening on %s://%s:%d" % (scheme, "[%s]" % host if ":" in host else host,
-                                             port), file=sys.stderr, flush=True)
+    return "cksd listening on %s://%s:%d" % (scheme, "[%s]" % host if ":" in host else host,
+                                             port)
 
 
 def main(argv: List[str]) -> int:
@@ -451,13 +483,18 @@ def main(argv: List[str]) -> int:
         recon_listener = _listen(bind, recon_port, " for recon")
         print("cksd recon on %s:%d" % (bind, recon_listener.getsockname()[1]),
               file=sys.stderr, flush=True)
-    for listener, tls in listeners:
-        _say_listening(listener, "http" if tls is None else "https")
+    lines = [_listening_line(listener, "http" if tls is None else "https")
+             for listener, tls in listeners]
+
+    def say_listening() -> None:
+        print("\n".join(lines), file=sys.stderr, flush=True)
+
     port = listeners[0][0].getsockname()[1]
     if processes == 1:
-        code = serve(settings, listeners, port, stop, hangup, recon_listener)
+        code = serve(settings, listeners, port, stop, hangup, recon_listener,
+                     ready=say_listening)
     else:
         code = run_processes(settings, listeners, port, processes, stop, hangup,
-                             recon_listener)
+                             recon_listener, say_listening)
     log.info("stopped")
     return code
