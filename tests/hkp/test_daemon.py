@@ -221,9 +221,10 @@ def _first_free_slot(directory) -> int:
 @pytest.mark.parametrize("failing", [0, 1, 3])
 def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_signal_handlers,
                                                  failing):
-    """The "listening" line comes after every forked process is about to serve
-    (or failed to start), never while one is still opening its database, and
-    not at all when none serves."""
+    """The "listening" line comes after every forked process can serve (or
+    failed to start), never while one is still opening its database, and not
+    at all when none can; and before any of them goes on to start its
+    background jobs, whose log lines would come first."""
     from cks.cli import cksd
     from cks.cli.common import UserError
     from cks.hangup import Hangup
@@ -235,6 +236,8 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
         with open(tmp_path / "serving", "a") as handle:
             handle.write("x")
         ready()
+        with open(tmp_path / "went_on", "a") as handle:
+            handle.write("x")
         return 0
 
     monkeypatch.setattr(cksd, "serve", slow_start)
@@ -242,8 +245,13 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
     hangup = Hangup()
     try:
         status = cksd.run_processes(None, [], 0, 3, cksd._StopSignal(), hangup, ready=lambda: (
-            said.append((tmp_path / "serving").read_text())))
+            said.append(((tmp_path / "serving").read_text(),
+                         (tmp_path / "went_on").exists()))))
     finally:
         hangup.stop()
-    assert said == (["x" * (3 - failing)] if failing < 3 else [])
+    if failing < 3:
+        assert said == [("x" * (3 - failing), False)]  # (none went on before)
+        assert (tmp_path / "went_on").read_text() == "x" * (3 - failing)
+    else:
+        assert said == []
     assert status == (1 if failing else 0)

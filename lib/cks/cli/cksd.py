@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import re
 import signal
 import socket
 import sys
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ..batchlog import BatchingHandler
 from ..config import ConfigError, Settings
@@ -41,6 +42,9 @@ log = logging.getLogger("cksd")
 # they could not finish), and work that another program did not finish (it
 # crashed after its commit).
 FOLLOW_SIGNERS_EVERY = 2.0
+READY_WAIT = 30.0
+"""How long a serving process that can serve waits at most for the others
+(run_processes) before it starts its background jobs all the same."""
 
 SWITCH_INTERVAL = 0.001
 """Python's thread switch interval in a serving process (its default is
@@ -225,7 +229,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
     served views owed, which they share too (hkp/views_owed.py); `ready`:
-    called once the process is about to serve."""
+    called once the process can serve, before its background jobs start (the
+    "listening" line comes before any line they log)."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size = settings.get_int("database", "pool_size", 16)
@@ -280,12 +285,12 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop.attach(server)
+    ready()
     with _logging_in_background():
         for job in background:
             job.start()  # here, in the serving process: a fork does not copy threads
         hangup.start(on_hangup)
         try:
-            ready()
             server.serve_forever()
         finally:
             hangup.stop()
@@ -333,14 +338,16 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
 
     Python runs one thread at a time per process; several processes use
     several cores.  SIGTERM/SIGINT/SIGHUP are passed on; every child finishes
-    the requests it has in flight.  `ready` is called once every child is
-    about to serve or has failed to start (if any serves): a request sent
-    after it does not wait for a process to open its database.
+    the requests it has in flight.  `ready` is called once every child can
+    serve or has failed to start (if any can): a request sent after it does
+    not wait for a process to open its database.  Until then the children
+    wait to start their background jobs, whose log lines would come first.
     """
     changes = LocalChanges.shared()  # each process's uploads clear every process's answers
     metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
     views_owed = ViewsOwed()  # a lookup in any process finds what any process took
-    started, says_started = os.pipe()  # each child writes a byte when it serves
+    started, says_started = os.pipe()  # each child writes a byte when it can serve
+    go = multiprocessing.Event()  # then waits for this, set once `ready` was called
     children: List[int] = []
     for index in range(count):
         with _signals_held():
@@ -353,7 +360,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
                              changes, metrics[index], views_owed,
-                             ready=lambda: _say_once(says_started))
+                             ready=lambda: _ready_in_child(says_started, go))
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             finally:
@@ -366,6 +373,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
         recon_listener.close()
     if _bytes_until_closed(started):  # (when every child said so, or exited)
         ready()
+    go.set()
 
     def forward(signum, _frame):
         for child in children:
@@ -393,12 +401,15 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     return status
 
 
-def _say_once(pipe: int) -> None:
-    """Write one byte to `pipe` and close it (a serving process is ready)."""
+def _ready_in_child(pipe: int, go: Any) -> None:
+    """A serving process can serve: say so with a byte on `pipe` (then closed),
+    and wait for `go` (a multiprocessing.Event), which cksd sets when it has
+    said that it listens (at most READY_WAIT seconds)."""
     try:
         os.write(pipe, b"+")
     finally:
         os.close(pipe)
+    go.wait(READY_WAIT)
 
 
 def _bytes_until_closed(pipe: int) -> int:
