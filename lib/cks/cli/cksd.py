@@ -45,6 +45,10 @@ FOLLOW_SIGNERS_EVERY = 2.0
 READY_WAIT = 30.0
 """How long a serving process that can serve waits at most for the others
 (run_processes) before it starts its background jobs all the same."""
+CHECKPOINT_EVERY = 0.1
+"""Seconds between a serving process's checkpoints of an SQLite database
+(Store.take_over_checkpoints; one that finds nothing new to copy costs
+microseconds)."""
 
 SWITCH_INTERVAL = 0.001
 """Python's thread switch interval in a serving process (its default is
@@ -279,6 +283,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
                                  app.metrics.recon_round, TreeCache(watch))
             background.append(recon)
             on_hangup.append(recon.reread_peers)
+        if store.take_over_checkpoints():
+            background.append(Periodic("checkpoint", CHECKPOINT_EVERY, store.checkpoint))
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
                                        RapidPush(store, settings, sync_limits(settings))))

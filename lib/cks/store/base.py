@@ -161,6 +161,15 @@ class Backend:
         """Bulk writes are done (a load, a rebuilt tree): leave the tables as
         a database that served for a while has them (outside a transaction)."""
 
+    def take_over_checkpoints(self) -> bool:
+        """This process's connections, from now on, leave copying the
+        write-ahead log into the database to checkpoint() (Store's); False
+        where the database does that by itself."""
+        return False
+
+    def checkpoint(self, cursor: "Cursor") -> None:
+        """Copy the log into the database (see take_over_checkpoints)."""
+
     def create_schema(self, cursor: Any) -> None:
         raise NotImplementedError
 
@@ -632,6 +641,24 @@ class Store:
         finally:
             if handle is not None:
                 self.backend.unlock(handle)
+
+    def take_over_checkpoints(self) -> bool:
+        """Copy the database's write-ahead log into its file (SQLite's
+        checkpoints) only when checkpoint() is called, which the caller does
+        in the background every few moments, no longer in the commit of the
+        writer that filled the log (its client waited for the copy and the
+        flush, and so did every other writer); unless the log grows far
+        past its usual size meanwhile.  False where the database server does
+        its own (PostgreSQL): then there is nothing to call."""
+        if not self.backend.take_over_checkpoints():
+            return False
+        self._close_idle()  # (connections made before would checkpoint as before)
+        return True
+
+    def checkpoint(self) -> None:
+        """See take_over_checkpoints."""
+        with self.read() as cursor:
+            self.backend.checkpoint(cursor)
 
     def tidy_after_bulk_write(self) -> None:
         """After a bulk load or a rebuilt tree (Backend.tidy_after_bulk_write)."""

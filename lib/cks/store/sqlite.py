@@ -41,6 +41,10 @@ after them flushes the log with every batch in it, and the load ends with
 a checkpoint (tidy_after_bulk_write).  The Debian keyring's first phase:
 0.51-0.53 s before, 0.47-0.50 after (three pairs, medians of five)."""
 CHECKPOINT_PAGES = 1000  # SQLite's default
+BACKGROUND_CHECKPOINT_PAGES = BULK_CHECKPOINT_PAGES
+"""The automatic checkpoint of the connections of a process that runs its
+own in the background (Store.take_over_checkpoints: cksd's serving
+processes): a writer's commit copies the log only if it grew this large."""
 
 
 def _poll(attempt: Callable[[], bool], timeout: float) -> bool:
@@ -136,6 +140,7 @@ class SQLiteBackend(Backend):
         self.statement_timeout = statement_timeout
         self._started: Dict[int, List[float]] = {}  # id(connection) -> [statement start]
         self.turns = WriteTurns(self.path + ".write.lock")
+        self.autocheckpoint = CHECKPOINT_PAGES  # (this process's connections')
 
     def describe(self) -> str:
         return "sqlite:///" + self.path
@@ -160,6 +165,8 @@ class SQLiteBackend(Backend):
             raise
         conn.execute("PRAGMA synchronous = FULL")  # acknowledged means on disk
         conn.execute("PRAGMA foreign_keys = ON")
+        if self.autocheckpoint != CHECKPOINT_PAGES:
+            conn.execute("PRAGMA wal_autocheckpoint = %d" % self.autocheckpoint)
         if self.statement_timeout and timed:
             # SQLite has no statement timeout: a progress handler aborts work that
             # runs past the limit since the statement started.
@@ -227,7 +234,26 @@ class SQLiteBackend(Backend):
         cursor.execute("PRAGMA wal_autocheckpoint = %d" % BULK_CHECKPOINT_PAGES)
 
     def end_bulk_write(self, cursor: Cursor) -> None:
-        cursor.execute("PRAGMA wal_autocheckpoint = %d" % CHECKPOINT_PAGES)
+        cursor.execute("PRAGMA wal_autocheckpoint = %d" % self.autocheckpoint)
+
+    def take_over_checkpoints(self) -> bool:
+        self.autocheckpoint = BACKGROUND_CHECKPOINT_PAGES
+        return True
+
+    def checkpoint(self, cursor: Cursor) -> None:
+        """Copy what the log holds into the database file, as far as readers
+        let it, while writers go on; then, if the log is long, once more
+        during a write turn, so that the copy is complete (it copies only
+        what was written meanwhile) and the next writer starts the log
+        afresh: copied while writers write, it never would be."""
+        _, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames >= CHECKPOINT_PAGES and copied < frames:
+            conn = cursor.raw.connection
+            self.turns.take(conn, self.busy_timeout)
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            finally:
+                self.turns.give_back(conn)
 
     def tidy_after_bulk_write(self, cursor: Cursor) -> None:
         """The log flushed to disk, copied into the database and emptied
