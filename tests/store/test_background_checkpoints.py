@@ -2,6 +2,7 @@
 database in the background (Store.checkpoint), not in the commit of whichever
 writer filled the log."""
 
+import logging
 import os
 import struct
 import threading
@@ -9,7 +10,8 @@ import time
 
 import pytest
 
-from cks.store import open_store
+from cks.store import StoreUnavailable, open_store
+from cks.store.checkpoints import BackgroundCheckpoints
 from cks.store.sqlite import CHECKPOINT_PAGES
 from support import fixture
 from support.server import Cksd
@@ -113,3 +115,34 @@ def test_cksd_copies_the_log_into_the_database_in_the_background(tmp_path):
             assert server.add(fixture(name))[0] == 200
         server.wait_until(lambda: os.path.getsize(path) > empty)
         assert os.path.getsize(str(path) + "-wal") < CHECKPOINT_PAGES * 4096
+
+
+class _FailingStore:
+    """A store whose checkpoints fail while `failing` is set."""
+
+    def __init__(self) -> None:
+        self.failing = True
+        self.checkpoints = 0
+
+    def checkpoint(self) -> None:
+        self.checkpoints += 1
+        if self.failing:
+            raise StoreUnavailable("database or disk is full")
+
+
+def test_a_failing_checkpoint_is_logged_when_it_starts_and_ends(caplog):
+    """Tried every 0.1 s, a checkpoint that fails (a full disk) must not
+    write a line each time."""
+    store = _FailingStore()
+    job = BackgroundCheckpoints(store)
+    with caplog.at_level(logging.INFO, logger="cks.store"):
+        for _ in range(50):
+            job()
+        store.failing = False
+        for _ in range(5):
+            job()
+        store.failing = True
+        job()
+    assert store.checkpoints == 56
+    assert [r.levelname for r in caplog.records] == ["WARNING", "INFO", "WARNING"]
+    assert "disk is full" in caplog.records[0].getMessage()

@@ -29,6 +29,7 @@ from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
 from ..periodic import Periodic
 from ..store import StoreError, open_store
 from ..store.changes import LocalChanges
+from ..store.checkpoints import CHECKPOINT_EVERY, BackgroundCheckpoints
 from ..store.ptree import TreeCache
 from ..store.replica import ReplicaReads
 from ..sync.push import RapidPush, sync_limits
@@ -45,10 +46,6 @@ FOLLOW_SIGNERS_EVERY = 2.0
 READY_WAIT = 30.0
 """How long a serving process that can serve waits at most for the others
 (run_processes) before it starts its background jobs all the same."""
-CHECKPOINT_EVERY = 0.1
-"""Seconds between a serving process's checkpoints of an SQLite database
-(Store.take_over_checkpoints; one that finds nothing new to copy costs
-microseconds)."""
 
 SWITCH_INTERVAL = 0.001
 """Python's thread switch interval in a serving process (its default is
@@ -284,7 +281,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             background.append(recon)
             on_hangup.append(recon.reread_peers)
         if store.take_over_checkpoints():
-            background.append(Periodic("checkpoint", CHECKPOINT_EVERY, store.checkpoint))
+            background.append(Periodic("checkpoint", CHECKPOINT_EVERY,
+                                       BackgroundCheckpoints(store)))
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
                                        RapidPush(store, settings, sync_limits(settings))))
