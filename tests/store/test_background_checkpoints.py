@@ -72,16 +72,17 @@ def test_a_checkpoint_under_writes_completes_during_a_write_turn(sqlite_store):
     cursor.execute("BEGIN")
     cursor.execute("SELECT count(*) FROM scratch").fetchall()
     _write_rows(store, 10)
-    writer_may_end = threading.Event()
+    writer_has_turn, writer_may_end = threading.Event(), threading.Event()
 
     def writer():
         with store.write() as cursor:  # holds the write turn
             cursor.execute("INSERT INTO scratch (data) VALUES (?)", (b"x",))
+            writer_has_turn.set()
             writer_may_end.wait(10)
 
     writing = threading.Thread(target=writer)
     writing.start()
-    time.sleep(0.2)  # (the writer has its turn)
+    assert writer_has_turn.wait(10)
     checkpointing = threading.Thread(target=store.checkpoint)
     checkpointing.start()
     time.sleep(0.3)
