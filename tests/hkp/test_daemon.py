@@ -241,7 +241,7 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
         return 0
 
     monkeypatch.setattr(cksd, "serve", slow_start)
-    said = []
+    said: list = []
     hangup = Hangup()
     try:
         status = cksd.run_processes(None, [], 0, 3, cksd._StopSignal(), hangup, ready=lambda: (
@@ -255,3 +255,28 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
     else:
         assert said == []
     assert status == (1 if failing else 0)
+
+
+def test_a_stop_reaches_the_serving_processes_while_they_start(tmp_path, monkeypatch,
+                                                                own_signal_handlers):
+    """SIGTERM while the serving processes open their databases is passed on
+    at once (systemd stopping a cksd whose database is slow to answer), not
+    once they can serve."""
+    from cks.cli import cksd
+    from cks.hangup import Hangup
+
+    def slow_start(_settings, _listeners, _port, stop, *_args, ready, **_kwargs):
+        time.sleep(0.5)  # opening the database, say
+        with open(tmp_path / "told_to_stop", "a") as handle:
+            handle.write("y" if stop.requested else "n")
+        ready()
+        return 0
+
+    monkeypatch.setattr(cksd, "serve", slow_start)
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    hangup = Hangup()
+    try:
+        assert cksd.run_processes(None, [], 0, 2, cksd._StopSignal(), hangup) == 0
+    finally:
+        hangup.stop()
+    assert (tmp_path / "told_to_stop").read_text() == "yy"

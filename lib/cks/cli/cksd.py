@@ -375,9 +375,6 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
         listener.close()
     if recon_listener is not None:
         recon_listener.close()
-    if _bytes_until_closed(started):  # (when every child said so, or exited)
-        ready()
-    go.set()
 
     def forward(signum, _frame):
         for child in children:
@@ -386,11 +383,16 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
             except ProcessLookupError:
                 pass
 
+    # (passed on from here: a child slow to start stops when told, not once
+    # every child could serve)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, forward)
     if stop.requested:  # a signal that came while the children were being made
         forward(signal.SIGTERM, None)
     hangup.pass_on_to(children)
+    if _bytes_until_closed(started):  # (when every child said so, or exited)
+        ready()
+    go.set()
     hangup.start([reopen_log_files])  # this process's own last lines
     status = 0
     for child in children:
