@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import re
 import signal
 import socket
 import sys
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from ..batchlog import BatchingHandler
 from ..config import ConfigError, Settings
@@ -407,10 +408,10 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     return status
 
 
-def _ready_in_child(pipe: int, go: Any) -> None:
+def _ready_in_child(pipe: int, go: multiprocessing.synchronize.Event) -> None:
     """A serving process can serve: say so with a byte on `pipe` (then closed),
-    and wait for `go` (a multiprocessing.Event), which cksd sets when it has
-    said that it listens (at most READY_WAIT seconds)."""
+    and wait for `go`, which cksd sets when it has said that it listens (at
+    most READY_WAIT seconds)."""
     try:
         os.write(pipe, b"+")
     finally:
