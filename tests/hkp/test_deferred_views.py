@@ -15,7 +15,6 @@ import pytest
 from cks import pipeline, views
 from cks.hkp import app as app_module
 from cks.hkp.app import KeyServer, Request, ServerSettings
-from cks.hkp.server import HKPServer, listen
 from cks.hkp import views_owed
 from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
@@ -27,7 +26,7 @@ from support.content import content, pipeline_content
 from support.db import BACKENDS, drop_pg_database, new_db_url, run_sql
 from support.forge import key_of_made_up_self_signatures
 from support.nodes import fpr
-from support.server import Cksd
+from support.server import Cksd, serving_here
 
 
 def _post(app, name):
@@ -352,11 +351,7 @@ def test_a_lookup_that_must_settle_first_is_answered_by_a_worker(store):
         threads.append(threading.current_thread().name)
         return handle(request)
     app.handle = recording
-    server = HKPServer(app, [(listen("127.0.0.1", 0), None)])
-    port = next(iter(server.listeners)).getsockname()[1]
-    loop = threading.Thread(target=server.serve_forever, name="the-loop", daemon=True)
-    loop.start()
-    try:
+    with serving_here(app) as (port, _):
         def lookup(name):
             url = "http://127.0.0.1:%d/pks/lookup?op=get&options=mr&search=0x%s" % (
                 port, fpr(name))
@@ -372,10 +367,6 @@ def test_a_lookup_that_must_settle_first_is_answered_by_a_worker(store):
         assert threads[0].startswith("cksd-worker") and app.views_owed.settled
         threads.clear()
         assert lookup("rsa1024") == 200 and threads == ["the-loop"]
-    finally:
-        server.request_stop()
-        loop.join(10)
-        server.finish_stop()
 
 
 def _helping(owed, work):

@@ -1,18 +1,21 @@
-"""Run cksd.py as a real process and talk HTTP to it."""
+"""Run cksd.py as a real process and talk HTTP to it (or, for tests that
+reach into it, its HTTP server in this process: serving_here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from . import ROOT, fixture
 
@@ -177,3 +180,20 @@ def start_failure(directory, config: str, args: Sequence[str] = ()) -> Tuple[int
     result = tool("cksd.py", ["--db", "sqlite:///refused.db", "--port", "0", "--config",
                               path] + list(args), cwd=str(directory), timeout=30)
     return result.returncode, result.stderr.decode(errors="replace")
+
+
+@contextlib.contextmanager
+def serving_here(app) -> Iterator[Tuple[int, threading.Thread]]:
+    """cksd's HTTP server for `app` (a KeyServer) on a free port, its loop in a
+    thread of this process named "the-loop": (the port, that thread)."""
+    from cks.hkp.server import HKPServer, listen
+    server = HKPServer(app, [(listen("127.0.0.1", 0), None)])
+    port = next(iter(server.listeners)).getsockname()[1]
+    loop = threading.Thread(target=server.serve_forever, name="the-loop", daemon=True)
+    loop.start()
+    try:
+        yield port, loop
+    finally:
+        server.request_stop()
+        loop.join(10)
+        server.finish_stop()

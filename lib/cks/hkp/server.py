@@ -157,7 +157,8 @@ class HKPServer:
         self._selector = loop_selector()
         self._wake_read, self._wake_write = os.pipe()
         os.set_blocking(self._wake_read, False)
-        self._done: "queue.SimpleQueue" = queue.SimpleQueue()  # (connection, response)
+        # (connection, request, response, seconds): answers the workers prepared
+        self._done: "queue.SimpleQueue" = queue.SimpleQueue()
         self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
                                         thread_name_prefix="cksd-worker")
         self._connections: Dict[socket.socket, _Connection] = {}
@@ -342,8 +343,19 @@ class HKPServer:
             return Response(500, b"internal server error\n")
 
     def _post(self, connection: _Connection, request: Request, done) -> None:
-        """A worker finished: hand the answer back to the loop's thread."""
-        self._done.put((connection, request, done.result()))
+        """A worker finished: send what the socket takes of the answer at once
+        (the loop does not touch a connection while a worker has it, and the
+        client need not wait for the loop to wake), and hand the rest and the
+        bookkeeping back to the loop's thread."""
+        response = done.result()
+        seconds = self._prepare(connection, request, response)
+        if connection.out:
+            try:
+                sent = connection.sock.send(connection.out)
+            except (NOT_YET, OSError):  # (the loop's write finds out, or retries)
+                sent = 0
+            connection.out = memoryview(connection.out)[sent:]
+        self._done.put((connection, request, response, seconds))
         try:
             os.write(self._wake_write, b"x")
         except OSError:
@@ -357,13 +369,15 @@ class HKPServer:
             pass
         while True:
             try:
-                connection, request, response = self._done.get_nowait()
+                connection, request, response, seconds = self._done.get_nowait()
             except queue.Empty:
                 return
             if connection.sock in self._connections:
-                self._respond(connection, request, response)
+                self._respond(connection, request, response, seconds)
 
-    def _respond(self, connection: _Connection, request: Request, response: Response) -> None:
+    def _prepare(self, connection: _Connection, request: Request, response: Response) -> float:
+        """The answer's bytes, in connection.out, and the answer counted in
+        the metrics; the seconds since its request began."""
         head = connection.head
         connection.address = request.client  # the real client, when behind a trusted proxy
         connection.keep_alive = head.keep_alive and not self.stopping
@@ -373,8 +387,16 @@ class HKPServer:
         connection.out = format_response(response.status, headers, response.body,
                                          connection.keep_alive,
                                          head_only=head.method == "HEAD")
-        seconds = self._count(connection, request.path, request.query.get("op"),
-                              response.status)
+        return self._count(connection, request.path, request.query.get("op"),
+                           response.status)
+
+    def _respond(self, connection: _Connection, request: Request, response: Response,
+                 seconds: Optional[float] = None) -> None:
+        """Log an answer and write it; `seconds`: it was prepared already (by
+        _post, which may have sent some of it)."""
+        head = connection.head
+        if seconds is None:
+            seconds = self._prepare(connection, request, response)
         access_log.info('%s "%s" %d %d %.1fms "%s"', connection.address, head.request_line,
                         response.status, len(response.body), seconds * 1000,
                         head.headers.get("user-agent", ""))
@@ -407,14 +429,15 @@ class HKPServer:
         connection.watching = events
 
     def _write(self, connection: _Connection) -> None:
-        try:
-            sent = connection.sock.send(connection.out)
-        except NOT_YET:  # TLS: the same bytes must be offered again
-            sent = 0
-        except OSError:
-            self._close(connection)
-            return
-        connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
+        if connection.out:  # (a worker may have sent it all: _post)
+            try:
+                sent = connection.sock.send(connection.out)
+            except NOT_YET:  # TLS: the same bytes must be offered again
+                sent = 0
+            except OSError:
+                self._close(connection)
+                return
+            connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
         if connection.out:
             self._watch(connection, selectors.EVENT_WRITE)
             return
