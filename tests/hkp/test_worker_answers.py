@@ -7,7 +7,7 @@ import socket
 import threading
 import urllib.parse
 
-from cks.hkp.app import KeyServer, ServerSettings
+from cks.hkp.app import KeyServer, Response, ServerSettings
 from support import fixture
 from support.server import serving_here
 
@@ -52,3 +52,24 @@ def test_a_workers_answer_does_not_wait_for_the_loop(store):
             loop_may_go_on.set()
         assert holder.getresponse().status == 404  # (then the loop answers: no such key)
     assert not loop.is_alive()
+
+
+def test_an_answer_that_cannot_be_written_is_a_500_and_the_server_serves_on(store):
+    """A bug in a worker's answer (a header that is no Latin-1) is logged and
+    answered 500, not left waiting, and the next request is served."""
+    app = KeyServer(store, ServerSettings())
+    handle = app.handle
+
+    def broken(request):
+        if request.path == "/pks/add":
+            return Response(200, b"ok\n", headers=[("X-Snowman", "\u2603")])
+        return handle(request)
+    app.handle = broken
+    with serving_here(app) as (port, _), contextlib.closing(
+            http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as client:
+        client.request("POST", "/pks/add", b"keytext=x",
+                       {"Content-Type": "application/x-www-form-urlencoded"})
+        answer = client.getresponse()
+        assert answer.status == 500 and answer.read() == b"internal server error\n"
+        client.request("GET", "/pks/lookup?op=index&search=nobody")
+        assert client.getresponse().status == 404

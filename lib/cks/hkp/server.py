@@ -347,9 +347,13 @@ class HKPServer:
         (the loop does not touch a connection while a worker has it, and the
         client need not wait for the loop to wake), and hand the rest and the
         bookkeeping back to the loop's thread."""
-        response = done.result()
-        seconds = self._prepare(connection, request, response)
-        if connection.out:
+        response, seconds = done.result(), None
+        try:
+            seconds = self._prepare(connection, request, response)
+        except Exception:  # a bug must not leave the connection waiting forever
+            log.exception("error answering %s %s", request.method, request.target)
+            response = Response(500, b"internal server error\n")  # (the loop's to send)
+        if seconds is not None and connection.out:
             try:
                 sent = connection.sock.send(connection.out)
             except (NOT_YET, OSError):  # (the loop's write finds out, or retries)
