@@ -7,6 +7,8 @@ import socket
 import threading
 import urllib.parse
 
+import pytest
+
 from cks.hkp.app import KeyServer, Response, ServerSettings
 from support import fixture
 from support.server import serving_here
@@ -54,20 +56,26 @@ def test_a_workers_answer_does_not_wait_for_the_loop(store):
     assert not loop.is_alive()
 
 
-def test_an_answer_that_cannot_be_written_is_a_500_and_the_server_serves_on(store):
-    """A bug in a worker's answer (a header that is no Latin-1) is logged and
-    answered 500, not left waiting, and the next request is served."""
+@pytest.mark.parametrize("method,target", [
+    ("POST", "/pks/add"),  # answered by a worker
+    ("GET", "/pks/lookup?op=index&search=broken"),  # in the loop's thread
+])
+def test_an_answer_that_cannot_be_written_is_a_500_and_the_server_serves_on(
+        store, method, target):
+    """A bug in an answer (a header that is no Latin-1) is logged and answered
+    500, neither left waiting nor taking the loop down, and the next request
+    is served."""
     app = KeyServer(store, ServerSettings())
     handle = app.handle
 
     def broken(request):
-        if request.path == "/pks/add":
+        if request.path == "/pks/add" or request.query.get("search") == "broken":
             return Response(200, b"ok\n", headers=[("X-Snowman", "\u2603")])
         return handle(request)
     app.handle = broken
     with serving_here(app) as (port, _), contextlib.closing(
             http.client.HTTPConnection("127.0.0.1", port, timeout=30)) as client:
-        client.request("POST", "/pks/add", b"keytext=x",
+        client.request(method, target, b"keytext=x" if method == "POST" else None,
                        {"Content-Type": "application/x-www-form-urlencoded"})
         answer = client.getresponse()
         assert answer.status == 500 and answer.read() == b"internal server error\n"

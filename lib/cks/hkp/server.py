@@ -347,13 +347,8 @@ class HKPServer:
         (the loop does not touch a connection while a worker has it, and the
         client need not wait for the loop to wake), and hand the rest and the
         bookkeeping back to the loop's thread."""
-        response, seconds = done.result(), None
-        try:
-            seconds = self._prepare(connection, request, response)
-        except Exception:  # a bug must not leave the connection waiting forever
-            log.exception("error answering %s %s", request.method, request.target)
-            response = Response(500, b"internal server error\n")  # (the loop's to send)
-        if seconds is not None and connection.out:
+        response, seconds = self._prepare(connection, request, done.result())
+        if connection.out:
             try:
                 sent = connection.sock.send(connection.out)
             except (NOT_YET, OSError):  # (the loop's write finds out, or retries)
@@ -379,9 +374,20 @@ class HKPServer:
             if connection.sock in self._connections:
                 self._respond(connection, request, response, seconds)
 
-    def _prepare(self, connection: _Connection, request: Request, response: Response) -> float:
+    def _prepare(self, connection: _Connection, request: Request,
+                 response: Response) -> Tuple[Response, float]:
         """The answer's bytes, in connection.out, and the answer counted in
-        the metrics; the seconds since its request began."""
+        the metrics: the answer, and the seconds since its request began.
+        One that cannot be written (a bug) is logged and a 500 goes instead:
+        neither the loop nor the connection may be left stuck on it."""
+        try:
+            return response, self._format(connection, request, response)
+        except Exception:  # noqa: BLE001
+            log.exception("error answering %s %s", request.method, request.target)
+            error = Response(500, b"internal server error\n")
+            return error, self._format(connection, request, error)
+
+    def _format(self, connection: _Connection, request: Request, response: Response) -> float:
         head = connection.head
         connection.address = request.client  # the real client, when behind a trusted proxy
         connection.keep_alive = head.keep_alive and not self.stopping
@@ -400,7 +406,7 @@ class HKPServer:
         _post, which may have sent some of it)."""
         head = connection.head
         if seconds is None:
-            seconds = self._prepare(connection, request, response)
+            response, seconds = self._prepare(connection, request, response)
         access_log.info('%s "%s" %d %d %.1fms "%s"', connection.address, head.request_line,
                         response.status, len(response.body), seconds * 1000,
                         head.headers.get("user-agent", ""))
