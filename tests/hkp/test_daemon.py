@@ -218,6 +218,19 @@ def _first_free_slot(directory) -> int:
     raise AssertionError("no free slot")
 
 
+def _run_processes(monkeypatch, serve, count, ready=lambda: None) -> int:
+    """cksd.run_processes forking `count` processes that run `serve` (a stand-in
+    for cksd's), in this test process; its status."""
+    from cks.cli import cksd
+    from cks.hangup import Hangup
+    monkeypatch.setattr(cksd, "serve", serve)
+    hangup = Hangup()
+    try:
+        return cksd.run_processes(None, [], 0, count, cksd._StopSignal(), hangup, ready=ready)
+    finally:
+        hangup.stop()
+
+
 @pytest.mark.parametrize("failing", [0, 1, 3])
 def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_signal_handlers,
                                                  failing):
@@ -225,9 +238,7 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
     failed to start), never while one is still opening its database, and not
     at all when none can; and before any of them goes on to start its
     background jobs, whose log lines would come first."""
-    from cks.cli import cksd
     from cks.cli.common import UserError
-    from cks.hangup import Hangup
 
     def slow_start(*_args, ready, **_kwargs):
         time.sleep(0.3)  # opening the database, say
@@ -240,15 +251,9 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
             handle.write("x")
         return 0
 
-    monkeypatch.setattr(cksd, "serve", slow_start)
     said: list = []
-    hangup = Hangup()
-    try:
-        status = cksd.run_processes(None, [], 0, 3, cksd._StopSignal(), hangup, ready=lambda: (
-            said.append(((tmp_path / "serving").read_text(),
-                         (tmp_path / "went_on").exists()))))
-    finally:
-        hangup.stop()
+    status = _run_processes(monkeypatch, slow_start, 3, ready=lambda: said.append(
+        ((tmp_path / "serving").read_text(), (tmp_path / "went_on").exists())))
     if failing < 3:
         assert said == [("x" * (3 - failing), False)]  # (none went on before)
         assert (tmp_path / "went_on").read_text() == "x" * (3 - failing)
@@ -262,9 +267,6 @@ def test_a_stop_reaches_the_serving_processes_while_they_start(tmp_path, monkeyp
     """SIGTERM while the serving processes open their databases is passed on
     at once (systemd stopping a cksd whose database is slow to answer), not
     once they can serve."""
-    from cks.cli import cksd
-    from cks.hangup import Hangup
-
     def slow_start(_settings, _listeners, _port, stop, *_args, ready, **_kwargs):
         time.sleep(0.5)  # opening the database, say
         with open(tmp_path / "told_to_stop", "a") as handle:
@@ -272,11 +274,6 @@ def test_a_stop_reaches_the_serving_processes_while_they_start(tmp_path, monkeyp
         ready()
         return 0
 
-    monkeypatch.setattr(cksd, "serve", slow_start)
     threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
-    hangup = Hangup()
-    try:
-        assert cksd.run_processes(None, [], 0, 2, cksd._StopSignal(), hangup) == 0
-    finally:
-        hangup.stop()
+    assert _run_processes(monkeypatch, slow_start, 2) == 0
     assert (tmp_path / "told_to_stop").read_text() == "yy"
