@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import threading
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 log = logging.getLogger("cksd")
 
@@ -31,7 +31,7 @@ class Hangup:
         self._actions: Sequence[Callable[[], None]] = ()
         self._pipe = (-1, -1)  # this process's wake-up pipe, made by start()
         self._owner = 0  # the process whose pipe it is (a forked child has none yet)
-        self._thread = threading.Thread(target=self._run, name="sighup", daemon=True)
+        self._thread: Optional[threading.Thread] = None  # made by start()
         signal.signal(signal.SIGHUP, self._handle)
 
     def _handle(self, _signum, _frame) -> None:
@@ -69,12 +69,16 @@ class Hangup:
         self._owner = os.getpid()
         if self._came:
             self._wake()
+        # Made here, in the process that runs it: Python 3.13.0 to 3.13.3 refuse
+        # to start a thread made before a fork in the forked child ("thread
+        # already started", CPython gh-134381), and every serving process died.
+        self._thread = threading.Thread(target=self._run, name="sighup", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping = True
         self._wake()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(5)
 
     def _run(self) -> None:

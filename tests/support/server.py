@@ -28,8 +28,9 @@ class Cksd:
 
     def __init__(self, db_url: str, args: Optional[List[str]] = None,
                  config: Optional[str] = None, bind: str = "127.0.0.1",
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, python: str = sys.executable) -> None:
         self.db_url = db_url
+        self.python = python  # the interpreter cksd runs under
         self.args = list(args or [])
         self.config = config
         self.bind = bind
@@ -44,7 +45,7 @@ class Cksd:
         return "http://%s:%d" % (self.bind, self.port)
 
     def start(self, port: int = 0, timeout: float = 30) -> "Cksd":
-        cmd = [sys.executable, os.path.join(ROOT, "cksd.py"), "--db", self.db_url,
+        cmd = [self.python, os.path.join(ROOT, "cksd.py"), "--db", self.db_url,
                "--bind", self.bind, "--port", str(port)] + self.args
         if not self.config:
             # Tests upload many keys from loopback: exempt it from the rate limits,
