@@ -262,6 +262,27 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
     assert status == (1 if failing else 0)
 
 
+def test_a_serving_process_that_fails_says_why(tmp_path, monkeypatch, own_signal_handlers):
+    """An unexpected error in a serving process is logged with its traceback
+    before the process ends (it ended silently: the operator saw only
+    "cksd: stopped"), and cksd's status says it failed."""
+    import logging
+
+    def failing_start(*_args, ready, **_kwargs):
+        raise RuntimeError("thread already started")
+
+    handler = logging.FileHandler(str(tmp_path / "cksd.log"))
+    logging.getLogger("cksd").addHandler(handler)
+    try:
+        assert _run_processes(monkeypatch, failing_start, 2) == 1
+    finally:
+        logging.getLogger("cksd").removeHandler(handler)
+        handler.close()
+    log = (tmp_path / "cksd.log").read_text()
+    assert log.count("failed") == 2, log
+    assert log.count("Traceback") == 2 and "RuntimeError: thread already started" in log, log
+
+
 def test_a_stop_reaches_the_serving_processes_while_they_start(tmp_path, monkeypatch,
                                                                 own_signal_handlers):
     """SIGTERM while the serving processes open their databases is passed on

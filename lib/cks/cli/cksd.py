@@ -368,6 +368,8 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                              ready=lambda: _ready_in_child(says_started, go))
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
+            except Exception:  # (os._exit skips Python's own report of it)
+                log.exception("serving process %d failed", os.getpid())
             finally:
                 os._exit(code)
         children.append(pid)
