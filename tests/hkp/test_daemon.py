@@ -152,6 +152,20 @@ def test_several_processes_share_the_port(tmp_path):
     assert server.proc.returncode == 0
 
 
+def test_a_killed_serving_process_stops_cksd(tmp_path):
+    """The kernel's OOM killer, say: cksd stops the other serving processes
+    and ends with status 1 (systemd's Restart=on-failure starts it again)."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        killed, other = server.children()
+        os.kill(int(killed), signal.SIGKILL)
+        assert server.proc.wait(20) == 1
+        assert "serving process %s ended with status -9: stopping cksd" % killed \
+            in server.output(), server.output()
+        assert not os.path.exists("/proc/%s" % other)
+
+
 def _config(tmp_path, text):
     from support.server import LOOPBACK_EXEMPT
     config = tmp_path / "cks.conf"
@@ -281,6 +295,26 @@ def test_a_serving_process_that_fails_says_why(tmp_path, monkeypatch, own_signal
     log = (tmp_path / "cksd.log").read_text()
     assert log.count("failed") == 2, log
     assert log.count("Traceback") == 2 and "RuntimeError: thread already started" in log, log
+
+
+def test_a_serving_process_that_fails_stops_cksd(tmp_path, monkeypatch, own_signal_handlers):
+    """One serving process failing while the others serve stops them all, and
+    cksd ends with status 1, so that systemd starts it again, rather than
+    serving on with fewer processes (it did: the others served on)."""
+    def one_fails(_settings, _listeners, _port, stop, *_args, ready, **_kwargs):
+        ready()
+        if _first_free_slot(tmp_path) == 0:
+            time.sleep(0.2)
+            raise RuntimeError("a bug")
+        deadline = time.monotonic() + 10
+        while not stop.requested and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with open(tmp_path / "told_to_stop", "a") as handle:
+            handle.write("y" if stop.requested else "n")
+        return 0
+
+    assert _run_processes(monkeypatch, one_fails, 3) == 1
+    assert (tmp_path / "told_to_stop").read_text() == "yy"
 
 
 def test_a_stop_reaches_the_serving_processes_while_they_start(tmp_path, monkeypatch,

@@ -379,7 +379,10 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     if recon_listener is not None:
         recon_listener.close()
 
+    stopping: List[int] = []  # the stop signals passed on
+
     def forward(signum, _frame):
+        stopping.append(signum)
         for child in children:
             try:
                 os.kill(child, signum)
@@ -397,16 +400,30 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
         ready()
     go.set()
     hangup.start([reopen_log_files])  # this process's own last lines
-    status = 0
-    for child in children:
-        while True:
-            try:
-                _, code = os.waitpid(child, 0)
-                break
-            except InterruptedError:
-                continue
+    return _wait_for(children, stopping, lambda: forward(signal.SIGTERM, None))
+
+
+def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], None]) -> int:
+    """Wait until every serving process has ended; 1 if one failed.  One
+    that fails while no stop was asked for (`stopping` empty; it logged
+    why) stops the others (`stop_all`), so that cksd ends and its
+    supervisor starts it again (systemd's Restart=on-failure), instead of
+    serving on with fewer processes where nobody looks."""
+    status, left = 0, set(children)
+    while left:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:  # (reaped by someone else)
+            return 1
+        if pid not in left:
+            continue  # not a serving process
+        left.discard(pid)
         if os.waitstatus_to_exitcode(code) != 0:
             status = 1
+            if left and not stopping:
+                log.error("serving process %d ended with status %d: stopping cksd", pid,
+                          os.waitstatus_to_exitcode(code))
+                stop_all()
     return status
 
 
