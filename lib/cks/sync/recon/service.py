@@ -137,9 +137,10 @@ class ReconService:
                 self.on_round(report, False)
         except StoreError as exc:
             log.warning("recon round with %s: %s", address, exc)
-            sock.close()
         except Exception:  # noqa: BLE001 - this thread serves the next rounds too
             log.exception("recon round with %s failed", address)
-            sock.close()
         finally:
+            # The slot first: a peer that sees the connection close may start
+            # its next round at once (answer closed it already after a round).
             self._sessions.release()
+            sock.close()
