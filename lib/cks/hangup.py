@@ -69,9 +69,10 @@ class Hangup:
         self._owner = os.getpid()
         if self._came:
             self._wake()
-        # Made here, in the process that runs it: Python 3.13.0 to 3.13.3 refuse
-        # to start a thread made before a fork in the forked child ("thread
-        # already started", CPython gh-134381), and every serving process died.
+        # Made here, in the process that runs it: Python 3.13.0 (and the 3.13s
+        # before CPython's fix of gh-134381) refuses to start a thread made
+        # before a fork in the forked child ("thread already started"), and
+        # every serving process died.
         self._thread = threading.Thread(target=self._run, name="sighup", daemon=True)
         self._thread.start()
 
