@@ -418,11 +418,12 @@ def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], N
         if pid not in left:
             continue  # not a serving process
         left.discard(pid)
-        if os.waitstatus_to_exitcode(code) != 0:
+        exit_code = os.waitstatus_to_exitcode(code)
+        if exit_code != 0:
             status = 1
             if left and not stopping:
                 log.error("serving process %d ended with status %d: stopping cksd", pid,
-                          os.waitstatus_to_exitcode(code))
+                          exit_code)
                 stop_all()
     return status
 
