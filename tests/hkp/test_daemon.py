@@ -166,6 +166,29 @@ def test_a_killed_serving_process_stops_cksd(tmp_path):
         assert not os.path.exists("/proc/%s" % other)
 
 
+def test_serving_processes_stop_when_the_main_process_is_killed(tmp_path):
+    """kill -9 on cksd's main process (by hand, or the OOM killer): its
+    serving processes, which nobody is left to stop, stop themselves rather
+    than serve on holding the port (they did: a new cksd could not bind)."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        children = server.children()
+        os.kill(server.proc.pid, signal.SIGKILL)
+        try:
+            server.wait_until(lambda: not any(os.path.exists("/proc/%s/cmdline" % pid)
+                                              and open("/proc/%s/cmdline" % pid).read()
+                                              for pid in children), timeout=15)
+        finally:
+            for pid in children:  # (the code before left them serving)
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        assert server.output().count("main process %d is gone: stopping"
+                                     % server.proc.pid) == 2, server.output()
+
+
 def _config(tmp_path, text):
     from support.server import LOOPBACK_EXEMPT
     config = tmp_path / "cks.conf"

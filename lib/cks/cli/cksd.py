@@ -47,6 +47,9 @@ FOLLOW_SIGNERS_EVERY = 2.0
 READY_WAIT = 30.0
 """How long a serving process that can serve waits at most for the others
 (run_processes) before it starts its background jobs all the same."""
+PARENT_CHECK_EVERY = 1.0
+"""How often a forked serving process looks whether cksd's main process is
+still there (run_processes: one that was killed leaves no one to stop it)."""
 
 SWITCH_INTERVAL = 0.001
 """Python's thread switch interval in a serving process (its default is
@@ -226,13 +229,15 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
           changes: Optional[LocalChanges] = None,
           metrics: Optional[CksdMetrics] = None,
           views_owed: Optional[ViewsOwed] = None,
-          ready: Callable[[], None] = lambda: None) -> int:
+          ready: Callable[[], None] = lambda: None, parent: Optional[int] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
     served views owed, which they share too (hkp/views_owed.py); `ready`:
     called once the process can serve, before its background jobs start (the
-    "listening" line comes before any line they log)."""
+    "listening" line comes before any line they log); `parent`: the process
+    ID of cksd's main process, when it forked this one: this one stops if
+    that one is gone."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size = settings.get_int("database", "pool_size", 16)
@@ -287,6 +292,9 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
                                        RapidPush(store, settings, sync_limits(settings))))
+        if parent is not None:
+            background.append(Periodic("parent-watch", PARENT_CHECK_EVERY,
+                                       _OrphanCheck(parent, server)))
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     stop.attach(server)
@@ -354,6 +362,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     started, says_started = os.pipe()  # each child writes a byte when it can serve
     go = multiprocessing.Event()  # then waits for this, set once `ready` was called
     children: List[int] = []
+    parent = os.getpid()
     for index in range(count):
         with _signals_held():
             pid = os.fork()
@@ -365,7 +374,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
                              changes, metrics[index], views_owed,
-                             ready=lambda: _ready_in_child(says_started, go))
+                             ready=lambda: _ready_in_child(says_started, go), parent=parent)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             except Exception:  # (os._exit skips Python's own report of it)
@@ -426,6 +435,24 @@ def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], N
                           exit_code)
                 stop_all()
     return status
+
+
+class _OrphanCheck:
+    """A forked serving process's periodic look at its parent: when cksd's
+    main process is gone (killed: it passes every stop on, so it ended
+    without one), nobody is left to stop this one, which would go on
+    serving with the port held, so it stops itself."""
+
+    def __init__(self, parent: int, server: HKPServer) -> None:
+        self.parent = parent
+        self.server = server
+        self.told = False
+
+    def __call__(self) -> None:
+        if os.getppid() != self.parent and not self.told:
+            self.told = True
+            log.warning("cksd's main process %d is gone: stopping", self.parent)
+            self.server.request_stop()
 
 
 def _ready_in_child(pipe: int, go: multiprocessing.synchronize.Event) -> None:
