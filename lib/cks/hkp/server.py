@@ -349,11 +349,7 @@ class HKPServer:
         bookkeeping back to the loop's thread."""
         response, seconds = self._prepare(connection, request, done.result())
         if connection.out:
-            try:
-                sent = connection.sock.send(connection.out)
-            except (NOT_YET, OSError):  # (the loop's write finds out, or retries)
-                sent = 0
-            connection.out = memoryview(connection.out)[sent:]
+            self._send_some(connection)  # (a broken one: the loop's write finds out)
         self._done.put((connection, request, response, seconds))
         try:
             os.write(self._wake_write, b"x")
@@ -438,16 +434,24 @@ class HKPServer:
             self._selector.modify(connection.sock, events, connection)
         connection.watching = events
 
+    @staticmethod
+    def _send_some(connection: _Connection) -> bool:
+        """Send what the socket takes of connection.out now; False: the
+        connection is broken."""
+        try:
+            sent = connection.sock.send(connection.out)
+        except NOT_YET:  # TLS: the same bytes must be offered again
+            sent = 0
+        except OSError:
+            return False
+        connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
+        return True
+
     def _write(self, connection: _Connection) -> None:
-        if connection.out:  # (a worker may have sent it all: _post)
-            try:
-                sent = connection.sock.send(connection.out)
-            except NOT_YET:  # TLS: the same bytes must be offered again
-                sent = 0
-            except OSError:
-                self._close(connection)
-                return
-            connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
+        # (a worker may have sent it all: _post)
+        if connection.out and not self._send_some(connection):
+            self._close(connection)
+            return
         if connection.out:
             self._watch(connection, selectors.EVENT_WRITE)
             return
