@@ -446,11 +446,9 @@ class _OrphanCheck:
     def __init__(self, parent: int, server: HKPServer) -> None:
         self.parent = parent
         self.server = server
-        self.told = False
 
     def __call__(self) -> None:
-        if os.getppid() != self.parent and not self.told:
-            self.told = True
+        if os.getppid() != self.parent and not self.server.stopping:
             log.warning("cksd's main process %d is gone: stopping", self.parent)
             self.server.request_stop()
 
