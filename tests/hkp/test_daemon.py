@@ -155,9 +155,8 @@ def test_several_processes_share_the_port(tmp_path):
 def test_a_killed_serving_process_stops_cksd(tmp_path):
     """The kernel's OOM killer, say: cksd stops the other serving processes
     and ends with status 1 (systemd's Restart=on-failure starts it again)."""
-    config = tmp_path / "cks.conf"
-    config.write_text("[server]\nprocesses = 2\n")
-    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+    config = _config(tmp_path, "[server]\nprocesses = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
         killed, other = server.children()
         os.kill(int(killed), signal.SIGKILL)
         assert server.proc.wait(20) == 1
@@ -170,9 +169,8 @@ def test_serving_processes_stop_when_the_main_process_is_killed(tmp_path):
     """kill -9 on cksd's main process (by hand, or the OOM killer): its
     serving processes, which nobody is left to stop, stop themselves rather
     than serve on holding the port (they did: a new cksd could not bind)."""
-    config = tmp_path / "cks.conf"
-    config.write_text("[server]\nprocesses = 2\n")
-    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+    config = _config(tmp_path, "[server]\nprocesses = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
         children = server.children()
         os.kill(server.proc.pid, signal.SIGKILL)
         try:
