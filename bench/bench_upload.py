@@ -8,7 +8,8 @@ sends them, to cksd on a fresh database with a fresh install's defaults
 run, the servers alternating from run to run, over one keep-alive
 connection (a server that closes it after an answer, as SKS does, gets a
 new one for the next key; --new-connections: a new connection per key, as
-GnuPG's dirmngr makes).  A key counts when its answer is 2xx.  Prints
+GnuPG's dirmngr makes).  The requests' bodies are made before the clock
+starts.  A key counts when its answer is 2xx.  Prints
 keys/s, the median of --runs runs, and the cksd/SKS ratio (above 1: cksd
 takes keys faster), twice: until the last upload is
 answered, and until the keys are served: a search by words, then a lookup
@@ -76,9 +77,10 @@ def post_all(url: str, armored: List[str], last: str, keepalive: bool,
         headers["Connection"] = "close"
     accepted = 0
     waits: List[float] = []
+    # (encoded before the clock starts: what is timed is the server's work)
+    bodies = [urllib.parse.urlencode({"keytext": text}).encode() for text in armored]
     started = time.monotonic()
-    for text in armored:
-        body = urllib.parse.urlencode({"keytext": text}).encode()
+    for body in bodies:
         sent = time.monotonic()
         # (a connection the server closed is opened again by the next request)
         connection.request("POST", "/pks/add", body, headers)
