@@ -57,12 +57,16 @@ def common_name_word(keys) -> tuple:
 
 
 def unique_name_words(keys, n: int) -> list:
-    """Up to *n* ASCII name words (4+ letters) that occur on exactly one key."""
+    """Up to *n* ASCII name words (4+ letters) that occur on exactly one key.
+    A word is a whole one: "Beaupré" and "1bahnerYXdQ..." give none, where
+    a run of ASCII letters would be a fragment ("beaupr") that no server's
+    word index holds."""
     c = collections.Counter()
     for k in keys:
         words = set()
         for uid in k.uids:
-            words |= {w.lower() for w in re.findall(r"[A-Za-z]{4,}", uid.split("<")[0])}
+            words |= {w.lower() for w in re.findall(r"\w+", uid.split("<")[0])
+                      if len(w) >= 4 and w.isascii() and w.isalpha()}
         c.update(words)
     return sorted(w for w, m in c.items() if m == 1)[:n]
 
