@@ -174,9 +174,7 @@ def test_serving_processes_stop_when_the_main_process_is_killed(tmp_path):
         children = server.children()
         os.kill(server.proc.pid, signal.SIGKILL)
         try:
-            server.wait_until(lambda: not any(os.path.exists("/proc/%s/cmdline" % pid)
-                                              and open("/proc/%s/cmdline" % pid).read()
-                                              for pid in children), timeout=15)
+            server.wait_until(lambda: not any(map(_running, children)), timeout=15)
         finally:
             for pid in children:  # (the code before left them serving)
                 try:
@@ -185,6 +183,16 @@ def test_serving_processes_stop_when_the_main_process_is_killed(tmp_path):
                     pass
         assert server.output().count("main process %d is gone: stopping"
                                      % server.proc.pid) == 2, server.output()
+
+
+def _running(pid):
+    """Is process `pid` there and not a zombie (whose command line is empty)?
+    (Read once: the process may end between a look and a read.)"""
+    try:
+        with open("/proc/%s/cmdline" % pid) as handle:
+            return bool(handle.read())
+    except OSError:
+        return False
 
 
 def _config(tmp_path, text):
