@@ -106,8 +106,9 @@ def quiet_generation(watch, quiet=0.3, seconds=5.0):
     current, since = watch.generation(), time.monotonic()
     while time.monotonic() - since < quiet and time.monotonic() < deadline:
         time.sleep(0.01)
-        if watch.generation() != current:
-            current, since = watch.generation(), time.monotonic()
+        now = watch.generation()
+        if now != current:
+            current, since = now, time.monotonic()
     return current
 
 
