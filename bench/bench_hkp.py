@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -146,6 +147,7 @@ def main() -> int:
     finally:
         if db.startswith("postgresql"):
             drop_pg_database(db)
+        shutil.rmtree(work, ignore_errors=True)
     print("cksd (%s, %s%s) vs SKS 1.1.6, Debian keyring, %s, %.0f s per run, %s; "
           "2xx answers per second and p99, medians of %d runs; errors and 404s of all runs" % (
               args.db, "%d processes" % args.processes if args.processes else

@@ -72,9 +72,9 @@ def main() -> int:
                         help="keys for the one-per-request run (it is slow)")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="cks-bench-sync-")
-    batched = run(args.db, args.keys, 100, work)
-    single = run(args.db, args.single_keys, 1, work)
+    with tempfile.TemporaryDirectory(prefix="cks-bench-sync-") as work:
+        batched = run(args.db, args.keys, 100, work)
+        single = run(args.db, args.single_keys, 1, work)
     fast = 2 * args.keys / batched
     slow = 2 * args.single_keys / single
     print("cks_sync.py to two cksd peers (%s)" % args.db)

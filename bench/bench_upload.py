@@ -143,6 +143,22 @@ def medians(results: List[Rates]) -> Rates:
                  for i in range(len(results[0])))
 
 
+def run_alternating(args: argparse.Namespace, work: str, armored: List[str], last: str
+                    ) -> Dict[str, List[Rates]]:
+    """Each server's --runs runs, in turn, so that the machine's drift falls
+    on all of them."""
+    servers: Dict[str, Callable[[], Rates]] = {
+        "SKS 1.1.6": lambda: sks_run(work, armored, last, args.keepalive)}
+    for db in args.db.split(","):
+        servers["cksd (%s)" % db] = lambda db=db: cksd_run(db, work, armored, last,
+                                                           args.keepalive)
+    results: Dict[str, List[Rates]] = {name: [] for name in servers}
+    for _ in range(args.runs):
+        for name, run in servers.items():
+            results[name].append(run())
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=100)
@@ -159,17 +175,8 @@ def main() -> int:
     if more > 0:
         keys += read_keyring(KEYRING)[:more]
     armored = [armor(k.data) for k in keys]
-    work = tempfile.mkdtemp(prefix="cks-bench-upload-")
-    last = keys[-1].fingerprint
-    servers: Dict[str, Callable[[], Rates]] = {
-        "SKS 1.1.6": lambda: sks_run(work, armored, last, args.keepalive)}
-    for db in args.db.split(","):
-        servers["cksd (%s)" % db] = lambda db=db: cksd_run(db, work, armored, last,
-                                                           args.keepalive)
-    results: Dict[str, List[Rates]] = {name: [] for name in servers}
-    for _ in range(args.runs):  # alternating, so that the machine's drift falls on all
-        for name, run in servers.items():
-            results[name].append(run())
+    with tempfile.TemporaryDirectory(prefix="cks-bench-upload-") as work:
+        results = run_alternating(args, work, armored, keys[-1].fingerprint)
     print("%d new keys (Debian maintainers keyring%s), one per request in sequence, %s; "
           "keys/s answered 2xx, and until served; each answer's wait (median, 99th "
           "percentile, longest); medians of %d alternating runs"

@@ -252,7 +252,7 @@ def main() -> int:
         return 1 if failed else 0
     finally:
         for node in nodes.values():
-            node.stop()
+            node.close()
         for node in nodes.values():
             if node.db_url.startswith("postgresql"):
                 drop_pg_database(node.db_url)

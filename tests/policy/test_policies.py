@@ -42,7 +42,7 @@ def server_with(db_url, tmp_path):
         return started[-1]
     yield factory
     for server in started:
-        server.stop()
+        server.close()
 
 
 def test_verified_keeps_what_verifies_against_keys_held_here(server_with):

@@ -83,7 +83,7 @@ def fresh(new_db, tmp_path):
 
     yield make
     for node in nodes:
-        node.stop()
+        node.close()
 
 
 def test_a_designated_revocation_is_served_whatever_the_order(fresh):

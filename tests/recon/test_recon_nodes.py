@@ -49,7 +49,7 @@ def trio(new_db, tmp_path):
         nodes[name] = Cksd(new_db(name), args=["--recon-port", "0"], bind=address).start()
     yield nodes
     for node in nodes.values():
-        node.stop()
+        node.close()
 
 
 def round_with(node, other, tmp_path):
@@ -123,8 +123,8 @@ def test_cksd_gossips_by_itself(new_db, tmp_path):
             assert time.monotonic() < wait, (a.output(), b.output())
             time.sleep(0.3)
     finally:
-        a.stop()
-        b.stop()
+        a.close()
+        b.close()
 
 
 def test_an_unknown_address_is_refused(new_db):
@@ -135,4 +135,4 @@ def test_an_unknown_address_is_refused(new_db):
             assert sock.recv(100) == b""           # closed before the handshake
         a.wait_for_output("recon connection from 127.0.0.1 refused")
     finally:
-        a.stop()
+        a.close()

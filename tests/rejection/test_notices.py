@@ -77,7 +77,7 @@ def nodes(new_db, tmp_path):
                fpr(OPERATOR)).returncode == 0  # known, but not honoured
     yield started
     for node in started:
-        node.stop()
+        node.close()
 
 
 def test_rejection_travels_to_the_peers_that_trust_it(nodes, operator):

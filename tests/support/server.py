@@ -24,7 +24,8 @@ LOOPBACK_EXEMPT = "[ratelimit]\nexempt = 127.0.0.0/8, ::1\n"
 
 
 class Cksd:
-    """cksd.py on a free port; use as a context manager."""
+    """cksd.py on a free port; use as a context manager, or call close() when
+    done with it (stop() leaves its log to read, and it may start again)."""
 
     def __init__(self, db_url: str, args: Optional[List[str]] = None,
                  config: Optional[str] = None, bind: str = "127.0.0.1",
@@ -122,10 +123,18 @@ class Cksd:
         return self.start()
 
     def __exit__(self, *exc) -> None:
-        self.stop()
-        os.unlink(self.log.name)
-        if self._own_config:
-            os.unlink(self._own_config)
+        self.close()
+
+    def close(self) -> None:
+        """Stop cksd and remove its log and the configuration made for it."""
+        try:
+            self.stop()
+        finally:
+            self.log.close()
+            for path in (self.log.name, self._own_config):
+                if path:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
 
     # --- HTTP helpers -----------------------------------------------------------
 

@@ -19,7 +19,7 @@ def mesh(new_db):
     started = [Cksd(new_db(n)).start() for n in "abcd"]
     yield started
     for node in started:
-        node.stop()
+        node.close()
 
 
 def sent_line(run, peer):

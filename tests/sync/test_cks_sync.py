@@ -23,7 +23,7 @@ def nodes(new_db):
     started = [Cksd(new_db(n)).start() for n in "abc"]
     yield started
     for node in started:
-        node.stop()
+        node.close()
 
 
 def test_keys_reach_every_peer_and_travel_one_hop(nodes):

@@ -33,8 +33,8 @@ def pair(new_db, tmp_path):
     b = Cksd(new_db("b")).start()
     a = Cksd(new_db("a"), config=str(config)).start()
     yield a, b
-    a.stop()
-    b.stop()
+    a.close()
+    b.close()
 
 
 def test_a_users_key_reaches_the_peer_without_cron(pair):
@@ -103,7 +103,7 @@ def test_cron_leaves_a_peer_cksd_is_pushing_to(new_db):
             assert busy.requests == 0 and peers_json(node)[busy.name]["backlog"] == 1
             assert sync(node).returncode == 0 and busy.received == [fpr("rsa2048")]
     finally:
-        node.stop()
+        node.close()
 
 
 def test_at_most_so_many_peers_are_pushed_to_at_once(store, monkeypatch):
