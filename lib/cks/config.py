@@ -1,7 +1,10 @@
 """Settings: the config file (INI, read with configparser) and the database URL.
 
 Lookup order (DESIGN.md): --config FILE, else $CKS_CONFIG, else ./cks.conf,
-else /etc/cks.conf, each only if it exists; the database comes from --db, else
+else /etc/cks.conf, each only if it exists; but a file named by --config that
+does not exist is an error, and one named by $CKS_CONFIG means no file at all,
+with a warning (a mistyped name is said, not taken for another file's
+settings); the database comes from --db, else
 $CKS_DB, else [database] url in the config, else sqlite:///cks.db.  cksd's
 lookups may read from a streaming replica: --db-read, else [database] read_url
 (none: lookups read the main database).
@@ -10,10 +13,13 @@ lookups may read from a streaming replica: --db-read, else [database] read_url
 from __future__ import annotations
 
 import configparser
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from typing import Optional
+
+log = logging.getLogger("cks.config")
 
 DEFAULT_DB = "sqlite:///cks.db"
 DEFAULT_CONFIG_FILES = ("cks.conf", "/etc/cks.conf")
@@ -66,7 +72,11 @@ def find_config_file(explicit: Optional[str] = None) -> Optional[str]:
         return explicit
     from_env = os.environ.get("CKS_CONFIG")
     if from_env:
-        return from_env if os.path.isfile(from_env) else None
+        if os.path.exists(from_env):  # (/dev/null: no settings, on purpose)
+            return from_env
+        log.warning("$CKS_CONFIG names %s, which does not exist: no configuration file "
+                    "is read", from_env)
+        return None
     for candidate in DEFAULT_CONFIG_FILES:
         if os.path.isfile(candidate):
             return candidate

@@ -1,0 +1,61 @@
+"""Which configuration file a tool reads (cks/config.py): --config FILE, else
+$CKS_CONFIG, else ./cks.conf, else /etc/cks.conf; a file named by --config
+must exist, and a missing one named by $CKS_CONFIG is said in a warning."""
+
+import logging
+import os
+
+import pytest
+
+from cks.config import ConfigError, find_config_file, load_settings
+from support.procs import tool
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A working directory holding a cks.conf, and no $CKS_CONFIG."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CKS_CONFIG", raising=False)
+    (tmp_path / "cks.conf").write_text("[server]\nport = 1111\n")
+    return tmp_path
+
+
+def test_the_order_is_the_option_then_the_environment_then_the_working_directory(
+        here, monkeypatch):
+    named = here / "named.conf"
+    named.write_text("[server]\nport = 2222\n")
+    environment = here / "env.conf"
+    environment.write_text("[server]\nport = 3333\n")
+    assert load_settings().get_int("server", "port", 0) == 1111
+    monkeypatch.setenv("CKS_CONFIG", str(environment))
+    assert load_settings().get_int("server", "port", 0) == 3333
+    assert load_settings(str(named)).get_int("server", "port", 0) == 2222
+
+
+def test_a_missing_file_named_by_the_option_is_an_error(here):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(str(here / "typo.conf"))
+
+
+def test_a_missing_file_named_by_the_environment_is_said_and_none_is_read(
+        here, monkeypatch, caplog):
+    monkeypatch.setenv("CKS_CONFIG", str(here / "typo.conf"))
+    with caplog.at_level(logging.WARNING, logger="cks.config"):
+        assert find_config_file() is None
+    assert "typo.conf, which does not exist" in caplog.text
+    assert load_settings().get_int("server", "port", 0) == 0  # not ./cks.conf's 1111
+
+
+def test_dev_null_in_the_environment_reads_no_settings_without_a_warning(
+        here, monkeypatch, caplog):
+    monkeypatch.setenv("CKS_CONFIG", os.devnull)
+    with caplog.at_level(logging.WARNING, logger="cks.config"):
+        settings = load_settings()
+    assert settings.get_int("server", "port", 0) == 0 and caplog.text == ""
+
+
+def test_a_tool_says_it_on_standard_error(here):
+    run = tool("cks_admin.py", ["--db", "sqlite:///%s" % (here / "cks.db"), "stats"],
+               env={"CKS_CONFIG": str(here / "typo.conf")}, cwd=str(here))
+    assert run.returncode == 0, run.stderr
+    assert b"$CKS_CONFIG names %s" % str(here / "typo.conf").encode() in run.stderr
