@@ -165,6 +165,30 @@ def test_no_content_length_is_411(server):
     assert answer.startswith(b"HTTP/1.1 411")
 
 
+@pytest.mark.parametrize("request_bytes, status", [
+    (b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Length: 9000000\r\n\r\n", b"413"),
+    (b"POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", b"411"),
+    (b"POST /pks/add HTTP/1.1\r\nHost: x\r\n\r\n", b"411"),
+    (b"POST /pks/add HTTP/1.1\r\nContent-Length: abc\r\n\r\n", b"400"),
+    (b"HELLO\r\n\r\n", b"400"),
+    (b"GET / HTTP/2.0\r\n\r\n", b"505"),
+])
+def test_the_servers_own_refusals_carry_the_headers_of_every_answer(server, request_bytes,
+                                                                     status):
+    """A web page's script reads why its upload was refused only when the
+    answer allows it (CORS), whoever made the answer."""
+    head = _raw(server, request_bytes).split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert head[0].startswith(b"HTTP/1.1 " + status), head
+    assert b"Access-Control-Allow-Origin: *" in head and b"Cache-Control: no-cache" in head
+
+
+def test_a_method_never_served_is_405_with_or_without_a_body(server):
+    for body in (b"", b"Content-Length: 1\r\n\r\nx"):
+        answer = _raw(server, b"PUT /pks/lookup?op=get&search=alice HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n" + (body or b"\r\n"))
+        assert answer.startswith(b"HTTP/1.1 405"), answer
+
+
 def test_garbage_request_line(server):
     answer = _raw(server, b"\x16\x03\x01\x02\x00 garbage\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"malformed request line\n")

@@ -64,7 +64,8 @@ class Head:
             raise HTTPError(411, "chunked request bodies are not accepted: send Content-Length")
         text = self.headers.get("content-length")
         if text is None:
-            if self.method in ("POST", "PUT"):
+            # (no length is no body, RFC 9112 6.3; an upload must say its length)
+            if self.method == "POST":
                 raise HTTPError(411, "a Content-Length header is required")
             return 0
         if not _LENGTH.fullmatch(text):

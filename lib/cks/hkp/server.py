@@ -107,6 +107,17 @@ HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
 # A non-blocking socket's "try again when it is ready", plain or TLS
 NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
+EVERY_ANSWER = [("Access-Control-Allow-Origin", "*"), ("Cache-Control", "no-cache")]
+"""Headers of every answer, the server's own refusals too: a web page's
+script reads a 413 or a 400 only when it may (CORS)."""
+
+
+def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = ()) -> bytes:
+    """An answer the server gives without routing a request (a malformed or
+    too large one, a busy server), after which it closes the connection."""
+    return format_response(status, [("Content-Type", "text/plain; charset=utf-8")]
+                           + EVERY_ANSWER + list(headers), body, keep_alive=False)
+
 
 class _Connection:
     """One client connection and where it stands; the loop moves it along."""
@@ -260,10 +271,8 @@ class HKPServer:
         nothing before a handshake: it is just closed), then close."""
         try:
             if plain:
-                sock.send(format_response(503, [("Content-Type", "text/plain; charset=utf-8"),
-                                                ("Retry-After", "10")],
-                                          b"server busy, try again later\n",
-                                          keep_alive=False))
+                sock.send(refusal(503, b"server busy, try again later\n",
+                                  [("Retry-After", "10")]))
         except OSError:
             pass
         sock.close()
@@ -387,9 +396,7 @@ class HKPServer:
         head = connection.head
         connection.address = request.client  # the real client, when behind a trusted proxy
         connection.keep_alive = head.keep_alive and not self.stopping
-        headers = [("Content-Type", response.content_type),
-                   ("Access-Control-Allow-Origin", "*"),
-                   ("Cache-Control", "no-cache")] + response.headers
+        headers = [("Content-Type", response.content_type)] + EVERY_ANSWER + response.headers
         connection.out = format_response(response.status, headers, response.body,
                                          connection.keep_alive,
                                          head_only=head.method == "HEAD")
@@ -478,8 +485,7 @@ class HKPServer:
                                     self.limits.drain_bytes)
         connection.buffer.clear()
         connection.keep_alive = False
-        connection.out = format_response(413, [("Content-Type", "text/plain; charset=utf-8")],
-                                         body, keep_alive=False)
+        connection.out = refusal(413, body)
         access_log.info('%s "%s" 413 %d', connection.address, connection.head.request_line,
                         len(body))
         self._count(connection, split_target(connection.head.target)[0], None, 413)
@@ -492,9 +498,7 @@ class HKPServer:
         body = (message + "\n").encode()
         connection.buffer.clear()
         connection.keep_alive = False
-        connection.out = format_response(status, [("Content-Type",
-                                                   "text/plain; charset=utf-8")],
-                                         body, keep_alive=False)
+        connection.out = refusal(status, body)
         access_log.info('%s "-" %d %d (%s)', connection.address, status, len(body), message)
         self._count(connection, "", None, status)
         self._start_writing(connection)
