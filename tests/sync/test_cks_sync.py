@@ -161,6 +161,17 @@ def test_new_peers_catch_up_unless_told_not_to(nodes):
     assert all(has(c, n) for n in KEYS)
 
 
+def test_push_and_recon_peers_are_served_in_one_priority_order(nodes):
+    a, b, c = nodes
+    manage(a, "add", peer_name(b), "--priority", "10", "--no-catch-up")
+    manage(a, "add", "127.0.0.9:11371", "--type", "recon", "--recon-port", "11370",
+           "--priority", "50")
+    manage(a, "add", peer_name(c), "--priority", "90", "--no-catch-up")
+    assert sync(a, "--dry-run").stdout.decode().splitlines() == [
+        "%s: would send 0 keys" % peer_name(b), "127.0.0.9:11371: would run a recon round",
+        "%s: would send 0 keys" % peer_name(c)]
+
+
 def test_dry_run_changes_nothing_and_peer_option(nodes):
     a, b, c = nodes
     manage(a, "add", peer_name(b), "--no-catch-up")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import List
 
 from ..config import ConfigError, Settings
 from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
 from ..sync.peername import PeerNameError, parse_peer
-from ..sync.push import SYNC_LOCK, push_peers, sync_limits
+from ..sync.push import SYNC_LOCK, in_turn, push_in_run, sync_limits
 from ..sync.recon.rounds import dial
 from ..sync.runner import PeerReport, dry_run
 from .common import UserError, base_parser, pipeline_limits, settings_from
@@ -65,15 +66,14 @@ def main(argv: List[str]) -> int:
                 print("cks_sync.py: another run is still working on this database; "
                       "exiting", file=sys.stderr)
                 return EX_TEMPFAIL
-            chosen = _chosen_peers(peers, args.peer)
-            pushed = [p for p in chosen if p.kind != "recon"]
-            reports = [dry_run(peer) for peer in pushed] if args.dry_run else \
-                push_peers(store, peers, pushed, settings, limits)
+            deadline = time.monotonic() + limits.seconds_per_run  # (for the pushes)
             failed = 0
-            for peer in chosen:
+            for peer in in_turn(_chosen_peers(peers, args.peer)):
                 if peer.kind == "recon":
                     failed += not _recon(store, peer, settings, args)
-            for report in reports:
+                    continue
+                report = dry_run(peer) if args.dry_run else \
+                    push_in_run(store, peers, peer, settings, limits, deadline)
                 for line in summary(report, args.quiet, args.dry_run):
                     print(line)
                 if not report.ok:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ..config import ConfigError, Settings
 from ..store import Store, StoreError
@@ -63,17 +63,21 @@ def push_peer(store: Store, peers: PeerStore, peer: Peer, settings: Settings,
                         deadline).run()
 
 
-def push_peers(store: Store, peers: PeerStore, chosen: Sequence[Peer], settings: Settings,
-               limits: SyncLimits) -> Iterator[PeerReport]:
-    """Serve each chosen peer in turn: first those whose last attempt did not
-    fail, then those whose last attempt failed, each in the order given
-    (sync_priority): a peer that takes requests and answers none costs a
-    pass three timeouts (runner.py), and the others do not wait for it.  A
-    peer another process is pushing to is not served (`busy`)."""
-    deadline = time.monotonic() + limits.seconds_per_run
-    for peer in sorted(chosen, key=lambda p: p.last_failed):
-        report = push_peer(store, peers, peer, settings, limits, deadline)
-        yield report or PeerReport(peer.peer, peer.kind, busy=True)
+def in_turn(chosen: Sequence[Peer]) -> List[Peer]:
+    """The order a run serves peers in, push and recon peers alike: first
+    those whose last attempt did not fail, then those whose last attempt
+    failed, each in the order given (sync_priority): a peer that takes
+    requests and answers none costs a pass three timeouts (runner.py), and
+    the others do not wait for it."""
+    return sorted(chosen, key=lambda p: p.last_failed)
+
+
+def push_in_run(store: Store, peers: PeerStore, peer: Peer, settings: Settings,
+                limits: SyncLimits, deadline: float) -> PeerReport:
+    """push_peer for a cks_sync.py run: a peer another process is pushing to
+    is not served (`busy`)."""
+    return push_peer(store, peers, peer, settings, limits, deadline) or \
+        PeerReport(peer.peer, peer.kind, busy=True)
 
 
 PUSHING_AT_ONCE = 8
