@@ -58,6 +58,20 @@ def test_dump_then_load_elsewhere_gives_the_same_keys(db_url, tmp_path):
     assert stats(other)["keys"] == 4
 
 
+def test_a_dump_that_cannot_be_written_is_one_line_and_leaves_no_part_file(db_url, tmp_path):
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "a-file").write_text("not a directory")
+    for target in (out_dir / "a-file", out_dir / "a-file" / "below"):
+        out = admin(db_url, "dump", str(target))
+        assert out.returncode == 1 and b"Traceback" not in out.stderr, out.stderr
+        assert out.stderr.decode().splitlines() == [
+            "cks_admin.py: error: cannot write the dump in %s: %s" % (
+                target, "File exists" if target.name == "a-file" else "Not a directory")]
+    assert [p.name for p in out_dir.iterdir()] == ["a-file"]
+
+
 def test_stats_text(db_url):
     admin(db_url, "load", "-", input=fixture("rsa2048"))
     out = admin(db_url, "stats")

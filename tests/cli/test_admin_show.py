@@ -1,9 +1,12 @@
 """cks_admin.py show, run as a process."""
 
 import json
+import os
+import subprocess
+import sys
 
 from cks.openpgp.armor import encode, scan
-from support import fixture
+from support import ROOT, fixture
 from support.procs import tool
 
 
@@ -77,3 +80,17 @@ def test_missing_file_is_one_line_exit_2():
     out = tool("cks_admin.py", ["show", "/nonexistent/file"])
     assert out.returncode == 2
     assert out.stderr.decode().count("\n") == 1 and b"cannot read" in out.stderr
+
+
+def test_a_reader_that_goes_away_ends_it_quietly(tmp_path):
+    """`cks_admin.py show --json FILE | head`: no traceback when head stops reading."""
+    keyring = tmp_path / "keys.asc"
+    keyring.write_bytes(fixture("rsa2048") + fixture("nistp256") + fixture("alice-t1"))
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "show",
+                                "--json", str(keyring)], stdout=write_end,
+                               stderr=subprocess.PIPE)
+    os.close(write_end)
+    os.close(read_end)  # before it writes: its first write finds no reader
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == 141 and stderr == b"", stderr

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,11 +44,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     for problem in result.problems:
         print("%s: %s" % (args.file, problem), file=sys.stderr)
     infos = [describe(key) for key in keys]
-    if args.json:
-        json.dump([info.to_dict() for info in infos], sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write("\n".join(format_key(info) for info in infos))
+    try:
+        if args.json:
+            json.dump([info.to_dict() for info in infos], sys.stdout, indent=2,
+                      ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write("\n".join(format_key(info) for info in infos))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): end quietly, as a tool that
+        # SIGPIPE stops would, and without Python's report when it exits.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     return 1 if result.problems else 0
 
 
@@ -288,7 +297,11 @@ def cmd_dump(args: argparse.Namespace) -> int:
         raise UserError("--keys-per-file must be 1 or more")
 
     def action(store):
-        count, files = dump(store, args.directory, args.keys_per_file)
+        try:
+            count, files = dump(store, args.directory, args.keys_per_file)
+        except OSError as exc:  # not a directory, no permission, disk full
+            raise UserError("cannot write the dump in %s: %s" % (
+                args.directory, exc.strerror or exc), 1) from None
         print("%d keys in %d file%s in %s" % (count, files, "" if files == 1 else "s",
                                              args.directory))
         return 0
