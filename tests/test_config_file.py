@@ -59,3 +59,15 @@ def test_a_tool_says_it_on_standard_error(here):
                env={"CKS_CONFIG": str(here / "typo.conf")}, cwd=str(here))
     assert run.returncode == 0, run.stderr
     assert b"$CKS_CONFIG names %s" % str(here / "typo.conf").encode() in run.stderr
+
+
+@pytest.mark.parametrize("text, said", [
+    ("garbage\n", "line 1: a setting before the first [section]"),
+    ("[server]\nport = 1\nnonsense line\n", "line 3: neither a [section] nor a setting"),
+    ("[server]\nport = 1\nport = 2\n", "[line  3]: option 'port' in section 'server' already"),
+])
+def test_a_file_configparser_cannot_read_is_one_line_naming_the_line(here, text, said):
+    (here / "bad.conf").write_text(text)
+    run = tool("cks_admin.py", ["--config", str(here / "bad.conf"), "stats"], cwd=str(here))
+    lines = run.stderr.decode().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and said in lines[0], lines

@@ -83,6 +83,15 @@ def find_config_file(explicit: Optional[str] = None) -> Optional[str]:
     return None
 
 
+def _one_line(exc: configparser.Error) -> str:
+    """configparser's complaint in one line (its own quotes the file on more)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return "line %d: a setting before the first [section]" % exc.lineno
+    if isinstance(exc, configparser.ParsingError):
+        return "line %d: neither a [section] nor a setting (name = value)" % exc.errors[0][0]
+    return str(exc).splitlines()[0]
+
+
 def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = None) -> Settings:
     path = find_config_file(config_file)
     # "key = value   ; note": a ';' after whitespace starts a comment, as in the README.
@@ -91,8 +100,11 @@ def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = Non
         try:
             with open(path, encoding="utf-8") as handle:
                 parser.read_file(handle)
-        except (OSError, configparser.Error) as exc:
+        except OSError as exc:
             raise ConfigError("cannot read configuration %s: %s" % (path, exc)) from None
+        except configparser.Error as exc:
+            raise ConfigError("cannot read configuration %s: %s" % (path, _one_line(exc))) \
+                from None
     url = (db_url or os.environ.get("CKS_DB")
            or parser.get("database", "url", fallback=None) or DEFAULT_DB)
     read_url = parser.get("database", "read_url", fallback="") or None
