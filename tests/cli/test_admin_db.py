@@ -77,3 +77,17 @@ def test_stats_text(db_url):
     out = admin(db_url, "stats")
     assert out.returncode == 0
     assert "keys               1" in out.stdout.decode()
+
+
+def test_the_common_options_go_before_or_after_the_command(tmp_path):
+    (tmp_path / "cks.conf").write_text("[database]\nurl = sqlite:///from-config.db\n")
+    runs = [("cks_admin.py", ["stats", "--db", "sqlite:///after.db", "-v"]),
+            ("cks_admin.py", ["--db", "sqlite:///before.db", "stats"]),
+            ("cks_sync_manage.py", ["list", "--config", str(tmp_path / "cks.conf")]),
+            ("cks_admin.py", ["--db", "sqlite:///overridden.db", "stats", "--db",
+                              "sqlite:///later.db"])]
+    for name, args in runs:
+        run = tool(name, args, cwd=str(tmp_path))
+        assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.db")) == [
+        "after.db", "before.db", "from-config.db", "later.db"]

@@ -23,7 +23,8 @@ from ..openpgp.keys import merge_all, read_keys
 from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree
 from ..store.rejections import get_notice, notices, rejected_keys
-from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
+from .common import (CommandParser, UserError, base_parser, node_identity, pipeline_limits,
+                     settings_from)
 from .show import format_key
 
 
@@ -357,7 +358,8 @@ def cmd_ptree(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     parser_class=CommandParser)
     commands.required = True
     show = commands.add_parser("show", help="print the keys in a file (armored or binary)")
     show.add_argument("--json", action="store_true", help="JSON instead of text")

@@ -24,15 +24,31 @@ class UserError(Exception):
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--db", metavar="URL",
+    _common_options(parser)
+    return parser
+
+
+def _common_options(parser: argparse.ArgumentParser, default=None) -> None:
+    parser.add_argument("--db", metavar="URL", default=default,
                         help="database: postgresql://[user@host[:port]]/dbname or "
                              "sqlite:///path.db (default: $CKS_DB, the config file, "
                              "sqlite:///cks.db)")
-    parser.add_argument("--config", metavar="FILE",
+    parser.add_argument("--config", metavar="FILE", default=default,
                         help="configuration file (default: $CKS_CONFIG, ./cks.conf, "
                              "/etc/cks.conf)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="more detail")
-    return parser
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        default=False if default is None else default, help="more detail")
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser (add_subparsers' parser_class): the common
+    options go after the command's name too (`cks_admin.py stats --db URL`
+    as well as `cks_admin.py --db URL stats`); given in neither place, they
+    keep the main parser's defaults."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _common_options(self, default=argparse.SUPPRESS)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

@@ -15,7 +15,7 @@ from ..notices import NoticeError, normalize_fingerprint
 from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
 from ..sync.recon.rounds import DEFAULT_RECON_PORT
 from ..sync.recon.wire import DEFAULT_FILTERS
-from .common import UserError, base_parser, settings_from
+from .common import CommandParser, UserError, base_parser, settings_from
 
 
 def _when(epoch: Optional[int]) -> str:
@@ -171,7 +171,8 @@ def _rejection_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_sync_manage.py", "Manage the peers cks_sync.py sends keys to.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                     parser_class=CommandParser)
     commands.required = True
     add = commands.add_parser("add", help="add a peer")
     add.add_argument("peer", metavar="PEER", help="host[:port] (HKP, port 11371 by default) "
