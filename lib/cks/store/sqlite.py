@@ -156,6 +156,15 @@ class SQLiteBackend(Backend):
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
+        # A new database file, made here rather than by SQLite (0644, whatever
+        # the umask), is 0666 less the umask as any file is, and its log files
+        # take its mode: with the units' UMask=0007 the group may write it
+        # (the mail account, README "Install on a fresh Debian host").
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                             0o666))
+        except OSError:  # there already (perhaps read-only), or not makeable: SQLite says
+            pass
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                check_same_thread=False)
         try:
