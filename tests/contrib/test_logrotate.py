@@ -32,7 +32,7 @@ def test_logrotate_rotates_and_cksd_goes_on_in_the_new_files(db_url, tmp_path):
         rotation = tmp_path / "logrotate.conf"
         rotation.write_text(installed("logrotate/cks", {
             "/var/log/cks/": "%s/" % logs, "/var/log/cks-mail/": "%s/mail/" % tmp_path,
-            "cks adm": me, "pgp-keys adm": me, RELOAD: "kill -HUP %d" % server.proc.pid}))
+            "cks adm": me, RELOAD: "kill -HUP %d" % server.proc.pid}))
         result = subprocess.run([logrotate, "--force", "--state", str(tmp_path / "state"),
                                  str(rotation)], capture_output=True, text=True, timeout=60)
         assert (result.returncode, result.stderr) == (0, "")
