@@ -1,6 +1,7 @@
 """Local deletion and rejection with cks_admin.py, and every path refusing a rejected key."""
 
 import json
+import shlex
 import urllib.parse
 
 import pytest
@@ -27,6 +28,23 @@ def count(db, sql, params=()):
             return cursor.scalar(sql, params)
     finally:
         store.close()
+
+
+def test_the_signing_hint_runs_as_printed(db_url, tmp_path):
+    """The commands `reject` prints name the same database, configuration
+    and rejection key, so that they can be copied as they are."""
+    config = tmp_path / "node.conf"
+    config.write_text("[rejection]\nkey = %s\n" % fpr("ed25519"))
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    out = admin(db_url, "--config", str(config), "reject", fpr("rsa2048"), "--reason", "x")
+    text_command, sign_command, publish_command = out.stdout.decode().splitlines()[-3:]
+    assert "--local-user %s notice.txt" % fpr("ed25519") in sign_command
+    assert publish_command.strip().startswith("python3 cks_admin.py --db %s --config %s "
+                                              "sign-notice" % (db_url, config))
+    command = shlex.split(text_command.split(">")[0])
+    assert command[:2] == ["python3", "cks_admin.py"]
+    notice = tool(command[1], command[2:], cwd=str(tmp_path))
+    assert notice.returncode == 0 and fpr("rsa2048") in notice.stdout.decode(), notice.stderr
 
 
 def test_delete_reject_unreject_and_list(db_url):

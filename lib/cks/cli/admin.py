@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -159,16 +160,23 @@ def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
 
 
 def _after_notice(store, args, identity: NodeIdentity, notice) -> None:
-    gpg_key = args.sign_with or settings_from(args).get("rejection", "gpg_key", "")
+    settings = settings_from(args)
+    gpg_key = args.sign_with or settings.get("rejection", "gpg_key", "")
     if gpg_key:
         _sign_with_gpg(store, identity, notice, gpg_key)
         print("notice %s signed and queued for the peers" % notice.serial)
         return
+    # Commands to copy as they are: this database and configuration, this key.
+    admin = "python3 cks_admin.py" + "".join(
+        " %s %s" % (option, shlex.quote(value))
+        for option, value in (("--db", args.db), ("--config", args.config)) if value)
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
-          "  python3 cks_admin.py notice-text %s > notice.txt\n"
-          "  gpg --armor --detach-sign --local-user YOUR-REJECTION-KEY notice.txt\n"
-          "  python3 cks_admin.py sign-notice %s notice.txt.asc"
-          % (notice.serial, notice.serial, notice.serial))
+          "  %s notice-text %s > notice.txt\n"
+          "  gpg --armor --detach-sign --local-user %s notice.txt\n"
+          "  %s sign-notice %s notice.txt.asc"
+          % (notice.serial, admin, notice.serial,
+             settings.get("rejection", "key", "") or "YOUR-REJECTION-KEY", admin,
+             notice.serial))
 
 
 def _with_store(args: argparse.Namespace, action) -> int:
