@@ -24,7 +24,7 @@ from cks.sync.recon.rounds import RoundReport
 from support import fixture
 from support.db import BACKENDS, run_sql
 from support.nodes import fpr, manage
-from support.server import LOOPBACK_EXEMPT, Cksd, start_failure
+from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange, start_failure
 
 
 def parse(text):
@@ -285,6 +285,19 @@ def test_every_scrape_shows_the_sum_over_both_processes(server):
     assert scrapes_by == set(answered_by) == set(children_of(server.proc.pid))
     status, headers, body, _ = exchange(server, "HEAD", "/metrics")
     assert status == 200 and body == b"" and headers["content-type"] == CONTENT_TYPE
+
+
+def test_an_upload_refused_before_its_body_is_counted_as_an_upload(server):
+    before, _ = scrape(server)
+    for request in (b"POST /pks/add HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"POST /pks/add HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+                    b"HELLO\r\n\r\n"):
+        raw_exchange(server.port, request)
+    after, _ = scrape(server)
+    count = "cks_http_requests_total"
+    assert delta(after, before, count, op="add", status="411") == 1
+    assert delta(after, before, count, op="add", status="400") == 1
+    assert delta(after, before, count, op="other", status="400") == 1  # no path to tell
 
 
 def test_uploads_are_counted_by_outcome(server):

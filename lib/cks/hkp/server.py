@@ -494,13 +494,17 @@ class HKPServer:
         self._write(connection)
 
     def _error(self, connection: _Connection, status: int, message: str) -> None:
-        """A request that cannot be served: answer and close."""
+        """A request that cannot be served: answer and close.  Once its head
+        was read (a bad length, a body not sent in time), it is logged and
+        counted by its request line and path, as a 413 is."""
         body = (message + "\n").encode()
         connection.buffer.clear()
         connection.keep_alive = False
         connection.out = refusal(status, body)
-        access_log.info('%s "-" %d %d (%s)', connection.address, status, len(body), message)
-        self._count(connection, "", None, status)
+        head = connection.head
+        access_log.info('%s "%s" %d %d (%s)', connection.address,
+                        head.request_line if head else "-", status, len(body), message)
+        self._count(connection, split_target(head.target)[0] if head else "", None, status)
         self._start_writing(connection)
 
     def _expire(self) -> None:
