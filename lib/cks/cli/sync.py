@@ -99,7 +99,7 @@ def _recon(store, peer: Peer, settings: Settings, args) -> bool:
         if not args.quiet:
             print(report.summary())
     else:
-        print("%s: FAILED: %s" % (peer.peer, report.summary()), file=sys.stderr)
+        print("%s: FAILED: %s" % (peer.peer, report.outcome()), file=sys.stderr)
     return report.ok
 
 

@@ -52,12 +52,16 @@ class RoundReport:
         return self.error is None and (self.fetch is None or self.fetch.ok)
 
     def summary(self) -> str:
+        return "%s: %s" % (self.peer, self.outcome())
+
+    def outcome(self) -> str:
+        """What happened, in one line (summary() less the peer's name)."""
         if self.error:
-            return "%s: recon failed: %s" % (self.peer, self.error)
+            return "recon failed: %s" % self.error
         fetched = self.fetch.added + self.fetch.updated if self.fetch else 0
         session = self.session
-        text = ("%s: recon round in %.1f s: we lacked %d, the peer lacked %d; %d key%s "
-                "fetched" % (self.peer, self.seconds, self.lacked_here, self.lacked_there,
+        text = ("recon round in %.1f s: we lacked %d, the peer lacked %d; %d key%s "
+                "fetched" % (self.seconds, self.lacked_here, self.lacked_there,
                              fetched, "" if fetched == 1 else "s"))
         if session is not None:
             text += " (the session: %.1f ms, %d bytes sent, %d received)" % (
@@ -105,7 +109,8 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
                                  our_config(http_port, peer.filters or DEFAULT_FILTERS),
                                  requester)
     except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
-        report.error = str(exc) or exc.__class__.__name__
+        # (one line: a refusal quotes the filter lists on lines of their own)
+        report.error = " ".join(str(exc).split()) or exc.__class__.__name__
     else:
         report.session = result
         report.lacked_here, report.lacked_there = len(result.missing), len(result.given)
@@ -128,7 +133,6 @@ def _record(store: Store, peer: Peer, report: RoundReport) -> None:
                                       completed=report.error is None)
     except StoreError as exc:
         log.warning("recon with %s: cannot record the round: %s", peer.peer, exc)
-    log.log(logging.INFO if report.ok else logging.WARNING, "%s", report.summary())
 
 
 def dial(store: Store, peer: Peer, http_port: int,

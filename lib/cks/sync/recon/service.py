@@ -85,10 +85,15 @@ class ReconService:
             with self.store.exclusive(GOSSIP_LOCK) as locked:
                 peers = recon_peers(self.store) if locked else []
                 if peers:
-                    self.on_round(dial(self.store, random.choice(peers), self.http_port,
-                                       self.limits, self.source, self.tree_cache), True)
+                    self._ended(dial(self.store, random.choice(peers), self.http_port,
+                                     self.limits, self.source, self.tree_cache), True)
         except StoreError as exc:
             log.warning("recon gossip skipped: %s", exc)
+
+    def _ended(self, report: RoundReport, dialed: bool) -> None:
+        """A round's line in cksd's log (cks_sync.py prints its own), and its count."""
+        log.log(logging.INFO if report.ok else logging.WARNING, "%s", report.summary())
+        self.on_round(report, dialed)
 
     def reread_peers(self) -> None:
         """Read who may start a round again at once (SIGHUP), in the thread
@@ -134,7 +139,7 @@ class ReconService:
             report = answer(self.store, sock, address, self.http_port, self.members,
                             self.limits, self.tree_cache)
             if report is not None:  # None: refused, not a recon peer
-                self.on_round(report, False)
+                self._ended(report, False)
         except StoreError as exc:
             log.warning("recon round with %s: %s", address, exc)
         except Exception:  # noqa: BLE001 - this thread serves the next rounds too
