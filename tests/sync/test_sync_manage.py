@@ -85,6 +85,9 @@ def test_recon_peers(db_url):
             peers["hockeypuck.example:11373"]["filters"]) == (11372,
                                                               "yminsky.dedup,yminsky.merge,pks.x")
     assert peers["sks.example:11371"]["recon_rounds"] == 0
+    refused = manage(db_url, "set", "sks.example", "--catch-up")
+    assert refused.returncode == 1 and b"recon peer: it is sent no keys" in refused.stderr
+    assert all(p["catch_up"] == 0 for p in json.loads(manage(db_url, "list", "--json").stdout))
     row = [line for line in manage(db_url, "list").stdout.decode().splitlines()
            if line.split()[1:2] == ["sks.example:11371"]][0]
     assert "none yet" in row

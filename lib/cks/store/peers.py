@@ -145,6 +145,10 @@ class PeerStore:
                rejection_key: Optional[str] = None,
                honour_rejections: Optional[bool] = None) -> Peer:
         found = self.get(peer)
+        if catch_up and found.kind not in PUSH_KINDS:
+            # (its backlog would never drain: recon sends no keys of its own)
+            raise PeerError("%s is a %s peer: it is sent no keys, so there is nothing to "
+                            "catch up" % (found.peer, found.kind))
         changes: List[Tuple[str, Any]] = []
         if rejection_key is not None:
             changes.append(("rejection_key", rejection_key or None))
