@@ -102,9 +102,14 @@ def test_hockeypuck_filter_names(db_url):
     assert peer["filters"] == names
 
 
-def test_duplicates_are_refused(db_url):
-    assert manage(db_url, "add", "a.example").returncode == 0
-    out = manage(db_url, "add", "A.EXAMPLE:11371")
+@pytest.mark.parametrize("first, again", [
+    ("a.example", "A.EXAMPLE:11371"),
+    ("a.example", "a.example."),
+    ("[2001:db8::7]:11371", "[2001:DB8:0:0::7]"),
+])
+def test_duplicates_are_refused(db_url, first, again):
+    assert manage(db_url, "add", first).returncode == 0
+    out = manage(db_url, "add", again)
     assert out.returncode == 1 and b"already in the list" in out.stderr
 
 

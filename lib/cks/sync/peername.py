@@ -32,7 +32,7 @@ def parse_hkp_peer(text: str) -> Tuple[str, int]:
             raise PeerNameError("%r: an IPv6 address goes in brackets: [::1]:11371" % text)
         port_text = rest[1:] if rest else None
         try:
-            ipaddress.IPv6Address(host)
+            host = ipaddress.IPv6Address(host).compressed  # (one spelling per address)
         except ValueError:
             raise PeerNameError("%r is not an IPv6 address" % host) from None
     else:
@@ -43,6 +43,7 @@ def parse_hkp_peer(text: str) -> Tuple[str, int]:
         except ValueError:
             if not valid_hostname(host):
                 raise PeerNameError("%r is not a valid host name" % host) from None
+            host = host.rstrip(".")  # (the root's dot: the same host)
     port = DEFAULT_HKP_PORT
     if port_text is not None:
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
