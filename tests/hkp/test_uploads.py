@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import threading
 import urllib.parse
 
@@ -12,7 +11,7 @@ from cks.openpgp import packet as pk
 from cks.openpgp.armor import encode, scan
 from cks.store import open_store
 from support import fixture
-from support.server import LOOPBACK_EXEMPT, Cksd
+from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange
 
 
 @pytest.fixture(scope="module")
@@ -133,25 +132,11 @@ def test_missing_keytext_and_empty_body(server):
                           {"Content-Type": "application/pgp-keys"})[0] == 400
 
 
-def _raw(server, data: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def test_over_the_size_limit_is_413_without_reading_the_body(server):
     before = _count(server)
-    answer = _raw(server, b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                          b"application/pgp-keys\r\nContent-Length: 5000000\r\n\r\n" + b"x" * 1000)
+    answer = raw_exchange(server.port, b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          b"application/pgp-keys\r\nContent-Length: 5000000\r\n\r\n"
+                          + b"x" * 1000)
     assert answer.startswith(b"HTTP/1.1 413") and b"over this server's limit" in answer
     status, _, answer = server.request("POST", "/pks/add", b"\x99" + _noise(5 << 20),
                                        {"Content-Type": "application/pgp-keys"})
@@ -160,8 +145,8 @@ def test_over_the_size_limit_is_413_without_reading_the_body(server):
 
 
 def test_no_content_length_is_411(server):
-    answer = _raw(server, b"POST /pks/add HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked"
-                          b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    answer = raw_exchange(server.port, b"POST /pks/add HTTP/1.1\r\nHost: x\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 411")
 
 
@@ -177,24 +162,24 @@ def test_the_servers_own_refusals_carry_the_headers_of_every_answer(server, requ
                                                                      status):
     """A web page's script reads why its upload was refused only when the
     answer allows it (CORS), whoever made the answer."""
-    head = _raw(server, request_bytes).split(b"\r\n\r\n")[0].split(b"\r\n")
+    head = raw_exchange(server.port, request_bytes).split(b"\r\n\r\n")[0].split(b"\r\n")
     assert head[0].startswith(b"HTTP/1.1 " + status), head
     assert b"Access-Control-Allow-Origin: *" in head and b"Cache-Control: no-cache" in head
 
 
 def test_a_method_never_served_is_405_with_or_without_a_body(server):
     for body in (b"", b"Content-Length: 1\r\n\r\nx"):
-        answer = _raw(server, b"PUT /pks/lookup?op=get&search=alice HTTP/1.1\r\nHost: x\r\n"
-                              b"Connection: close\r\n" + (body or b"\r\n"))
+        answer = raw_exchange(server.port, b"PUT /pks/lookup?op=get&search=alice HTTP/1.1\r\n"
+                              b"Host: x\r\nConnection: close\r\n" + (body or b"\r\n"))
         assert answer.startswith(b"HTTP/1.1 405"), answer
 
 
 def test_garbage_request_line(server):
-    answer = _raw(server, b"\x16\x03\x01\x02\x00 garbage\r\n\r\n")
+    answer = raw_exchange(server.port, b"\x16\x03\x01\x02\x00 garbage\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"malformed request line\n")
-    answer = _raw(server, b"GET /pks/lookup HTTP/9.9\r\n\r\n")
+    answer = raw_exchange(server.port, b"GET /pks/lookup HTTP/9.9\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 505 ")
-    answer = _raw(server, b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n")
+    answer = raw_exchange(server.port, b"GET / HTTP/1.1\r\nBad Header Line\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ") and b"malformed header" in answer
     assert server.lookup(op="stats", options="mr")[0] == 200
 
