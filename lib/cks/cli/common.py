@@ -28,16 +28,18 @@ def base_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _common_options(parser: argparse.ArgumentParser, default=None) -> None:
-    parser.add_argument("--db", metavar="URL", default=default,
+def _common_options(parser: argparse.ArgumentParser, suppressed: bool = False) -> None:
+    """--db, --config, --verbose; `suppressed`: set only when given (a
+    subcommand's copies, which must not overwrite the main parser's)."""
+    unset = {"default": argparse.SUPPRESS} if suppressed else {}
+    parser.add_argument("--db", metavar="URL", **unset,
                         help="database: postgresql://[user@host[:port]]/dbname or "
                              "sqlite:///path.db (default: $CKS_DB, the config file, "
                              "sqlite:///cks.db)")
-    parser.add_argument("--config", metavar="FILE", default=default,
+    parser.add_argument("--config", metavar="FILE", **unset,
                         help="configuration file (default: $CKS_CONFIG, ./cks.conf, "
                              "/etc/cks.conf)")
-    parser.add_argument("--verbose", "-v", action="store_true",
-                        default=False if default is None else default, help="more detail")
+    parser.add_argument("--verbose", "-v", action="store_true", **unset, help="more detail")
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -48,7 +50,7 @@ class CommandParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        _common_options(self, default=argparse.SUPPRESS)
+        _common_options(self, suppressed=True)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
