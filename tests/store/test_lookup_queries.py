@@ -5,14 +5,20 @@ together, caps the answer the same way, and on PostgreSQL runs as a statement
 PREPAREd once per connection.  Also the answers built from them: the cap and
 X-HKP-Results-Truncated."""
 
+import re
+
 import pytest
 
 from cks import pipeline
 from cks.hkp.app import TRUNCATED_HEADER, KeyServer, Request, ServerSettings
+from cks.openpgp.packet import TAG_PUBLIC_KEY, TAG_SIGNATURE, TAG_USER_ID, Packet
+from cks.openpgp.signature import CERT_POSITIVE
+from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store.base import PREPARED_WORDS, UNSERVED
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
+from support.forge import Signer, keyring
 from support.nodes import fpr
 
 KEYS = ("rsa2048", "nistp256", "multi-uid", "alice-t2", "ed25519", "photo")
@@ -96,17 +102,19 @@ def test_a_key_without_its_served_view_counts_for_the_cap_but_is_not_answered(db
 
 
 def test_text_searches_read_the_rows_of_the_first_keys_found(filled):
-    rows = filled.key_rows_by_words(["fixture"], 100)
+    rows, more = filled.key_rows_by_words(["fixture"], 100)
     assert [r.fingerprint for r in rows] == sorted(fpr(n) for n in KEYS
                                                    if n not in ("multi-uid", "alice-t2"))
+    assert not more
     assert rows == filled.key_rows([r.fingerprint for r in rows])  # user IDs and all
-    assert filled.key_rows_by_words(["fixture"], 1) == rows[:1]
-    assert filled.key_rows_by_words(["fixture", "photo", "fixture"], 100) == [
-        r for r in rows if r.fingerprint == fpr("photo")]
-    assert filled.key_rows_by_words([], 100) == []
+    assert filled.key_rows_by_words(["fixture"], 1) == (rows[:1], True)
+    assert filled.key_rows_by_words(["fixture"], len(rows)) == (rows, False)
+    assert filled.key_rows_by_words(["fixture", "photo", "fixture"], 100) == (
+        [r for r in rows if r.fingerprint == fpr("photo")], False)
+    assert filled.key_rows_by_words([], 100) == ([], False)
     email = filled.key_rows_by_id("keyid", _keyid("multi-uid"), 1)[0][0].user_ids[0].email
-    by_email = filled.key_rows_by_email(email.upper(), 100)
-    assert fpr("multi-uid") in [r.fingerprint for r in by_email]
+    by_email, more = filled.key_rows_by_email(email.upper(), 100)
+    assert fpr("multi-uid") in [r.fingerprint for r in by_email] and not more
     assert all(any(u.email == email for u in r.user_ids) for r in by_email)
 
 
@@ -124,15 +132,16 @@ def test_postgresql_prepares_each_lookup_once_per_connection(pg_filled):
     assert any("cks_words" in s for s in statements)
     many = ["w%d" % n for n in range(PREPARED_WORDS + 1)]
     for count in range(2, PREPARED_WORDS + 2):  # a statement per length, up to a bound
-        assert filled.key_rows_by_words(many[:count], 100) == []
+        assert filled.key_rows_by_words(many[:count], 100) == ([], False)
     with filled.read() as cursor:
         assert cursor.scalar("SELECT count(*) FROM pg_prepared_statements") == \
             2 + PREPARED_WORDS - 1
 
 
-def _answer(store, target, max_results):
+def _answer(store, target, max_results, user_agent=None):
     app = KeyServer(store, ServerSettings(max_results=max_results))
-    return app.handle(Request("GET", target))
+    headers = {"user-agent": user_agent} if user_agent else {}
+    return app.handle(Request("GET", target, headers=headers))
 
 
 @pytest.mark.parametrize("op", ["get", "index"])
@@ -146,3 +155,50 @@ def test_an_answer_cut_at_max_results_says_so(db_url, filled, op):
     assert dict(cut.headers)[TRUNCATED_HEADER] == "true"
     marker = b"-----BEGIN PGP PUBLIC KEY BLOCK-----" if op == "get" else b"\npub:"
     assert (whole.body.count(marker), cut.body.count(marker)) == (2, 1)
+
+
+def _key_with_user_id(uid: bytes) -> bytes:
+    """A new Ed25519 key with one self-certified user ID."""
+    owner = Signer.new()
+    return keyring([Packet(TAG_PUBLIC_KEY, owner.public.serialize()), Packet(TAG_USER_ID, uid),
+                    Packet(TAG_SIGNATURE, owner.sign(CERT_POSITIVE, owner.public,
+                                                     UserID(uid)).serialize())])
+
+
+def _found(response):
+    return sorted(re.findall(r"^pub:([0-9A-F]+):", response.body.decode(), re.M))
+
+
+def test_an_exact_search_reads_past_keys_that_only_share_its_words(store):
+    """The words' search finds the keys in fingerprint order; those whose
+    user IDs only share the words must not take the places of the exact
+    match, whatever max_results is."""
+    fingerprints = {}
+    for n in range(6):
+        uid = b"Team Key" if n == 0 else b"Team Key member %d" % n
+        (added,) = pipeline.submit(store, _key_with_user_id(uid), pipeline.Source.admin(
+            queue=False), binary=True).stored
+        fingerprints[uid] = added.fingerprint
+    target = "/pks/lookup?op=index&options=mr&exact=on&search=Team%20Key"
+    others = sorted(f for uid, f in fingerprints.items() if uid != b"Team Key")
+    for limit in (1, 2, 5):
+        answer = _answer(store, target, limit)
+        assert answer.status == 200, (limit, sorted(fingerprints.values()))
+        assert _found(answer) == [fingerprints[b"Team Key"]]
+        assert TRUNCATED_HEADER not in dict(answer.headers)
+    words = _answer(store, target.replace("&exact=on", ""), 5)  # (all six hold both words)
+    assert _found(words) == sorted(fingerprints.values())[:5] and others
+    assert dict(words.headers)[TRUNCATED_HEADER] == "true"
+
+
+def test_gnupgs_text_search_reads_past_the_v5_and_v6_keys_it_is_not_given(store):
+    for name in ("ed25519", "v4-ed25519-native", "v5-ed25519", "v6-ed25519"):
+        assert pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False)).stored
+    target = "/pks/lookup?op=index&options=mr&search=ed25519"
+    v4 = sorted([fpr("ed25519"), fpr("v4-ed25519-native")])
+    assert sorted([fpr("v5-ed25519"), fpr("v6-ed25519")]) < v4[1:]  # (they come between)
+    for limit, found, cut in ((1, v4[:1], True), (2, v4, False), (10, v4, False)):
+        answer = _answer(store, target, limit, "GnuPG/2.2.40")
+        assert (answer.status, _found(answer)) == (200, found), limit
+        assert (TRUNCATED_HEADER in dict(answer.headers)) is cut
+    assert len(_found(_answer(store, target, 10, "curl/8.0"))) == 4

@@ -7,6 +7,7 @@ HTTP plumbing is in server.py.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -45,6 +46,9 @@ MAX_SIGNER_LOOKUPS = 200
 # A hashquery answer stops growing past this (its first key always goes in):
 # 100 flooded keys must not become one answer of hundreds of megabytes.
 HASHQUERY_ANSWER_BYTES = 16 << 20
+# A search by text whose answer is filtered (exact=on; GnuPG's, without v5/v6
+# keys) reads the index rows of at most this many times max_results keys.
+FILTERED_SEARCH_READS = 10
 
 
 @dataclass
@@ -108,6 +112,38 @@ def is_legacy_client(request: Request) -> bool:
     2.4 cannot read them), and dirmngr before 2025, which sent no User-Agent."""
     agent = request.header("user-agent")
     return not agent or agent.startswith("GnuPG/")
+
+
+def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[KeyRow], bool]]:
+    """Which of the keys a search by text found go in the answer, when not
+    all (None): with exact=on, those with the whole user ID; for GnuPG
+    (is_legacy_client), v4 and older keys: a search by text must not hand it
+    a v5/v6 key it cannot read (those are served by key ID or fingerprint)."""
+    tests: List[Callable[[KeyRow], bool]] = []
+    if query.kind == "exact":
+        wanted = query.value.lower()
+        tests.append(lambda r: any(u.uid.lower() == wanted for u in r.user_ids))
+    if is_legacy_client(request):
+        tests.append(lambda r: r.version < 5)
+    if not tests:
+        return None
+    return lambda row: all(test(row) for test in tests)
+
+
+def _filtered(search: Callable[[int], Tuple[List[KeyRow], bool]],
+              keep: Callable[[KeyRow], bool], limit: int) -> Tuple[List[KeyRow], bool]:
+    """The first `limit` keys `search` finds that `keep` keeps, and whether
+    there were more: the search is asked for more keys (four times as many
+    each time) until more than `limit` are kept, none are left, or the keys
+    read reach FILTERED_SEARCH_READS times `limit` (then the answer is said
+    to be cut, as more may have been kept)."""
+    wanted = limit + 1
+    while True:
+        found, more = search(wanted)
+        kept = [row for row in found if keep(row)]
+        if len(kept) > limit or not more or wanted >= limit * FILTERED_SEARCH_READS:
+            return kept[:limit], len(kept) > limit or more
+        wanted = min(wanted * 4, limit * FILTERED_SEARCH_READS)
 
 
 class KeyServer:
@@ -292,16 +328,12 @@ class KeyServer:
         if query.names_one_key:
             rows, truncated = store.key_rows_by_id(query.kind, query.value, limit)
             return [r.fingerprint for r in rows], rows, truncated
-        rows = store.key_rows_by_email(query.value, limit + 1) if query.kind == "email" \
-            else store.key_rows_by_words(list(query.words), limit + 1)
-        if query.kind == "exact":
-            wanted = query.value.lower()
-            rows = [r for r in rows if any(u.uid.lower() == wanted for u in r.user_ids)]
-        if is_legacy_client(request):
-            # A search by text must not hand GnuPG a v5/v6 key it cannot read:
-            # those keys are served when asked for by key ID or fingerprint.
-            rows = [r for r in rows if r.version < 5]
-        return [r.fingerprint for r in rows[:limit]], rows[:limit], len(rows) > limit
+        search = functools.partial(store.key_rows_by_email, query.value) \
+            if query.kind == "email" else functools.partial(store.key_rows_by_words,
+                                                           list(query.words))
+        keep = _text_search_filter(query, request)
+        rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
+        return [r.fingerprint for r in rows], rows, truncated
 
     def _get(self, lookup: Lookup, fingerprints: List[str], truncated: bool) -> Response:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers

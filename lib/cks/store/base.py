@@ -915,10 +915,9 @@ class Store:
         in one query (a round trip on PostgreSQL): the index rows, and whether
         more keys matched."""
         with self.read() as cursor:
-            found, rows = _key_rows_of(cursor.execute_prepared(
+            return _first_key_rows(cursor.execute_prepared(
                 KEY_ROWS_OF_MATCHES % _matching_id(column),
-                _id_parameters(value, limit + 1)).fetchall())
-        return [rows[f] for f in found[:limit] if f in rows], len(found) > limit
+                _id_parameters(value, limit + 1)).fetchall(), limit)
 
     def served_parts_by_id(self, column: str, value: str, limit: int
                            ) -> Tuple[List[Tuple[bytes, int]], bool]:
@@ -933,28 +932,28 @@ class Store:
         return ([(bytes(r[1]), r[2]) for r in rows[:limit] if r[2] != UNSERVED],
                 len(rows) > limit)
 
-    def key_rows_by_email(self, email: str, limit: int) -> List[KeyRow]:
+    def key_rows_by_email(self, email: str, limit: int) -> Tuple[List[KeyRow], bool]:
         """key_rows of the first `limit` keys with a user ID of this address,
-        in fingerprint order, in one query."""
+        in fingerprint order, and whether more keys matched, in one query."""
         with self.read() as cursor:
-            return list(_key_rows_of(cursor.execute_prepared(
+            return _first_key_rows(cursor.execute_prepared(
                 KEY_ROWS_OF_MATCHES % "SELECT DISTINCT key_fingerprint AS fingerprint "
                 "FROM cks_userids WHERE email = ? ORDER BY 1 LIMIT ?",
-                (email.lower(), limit)).fetchall())[1].values())
+                (email.lower(), limit + 1)).fetchall(), limit)
 
-    def key_rows_by_words(self, words: Sequence[str], limit: int) -> List[KeyRow]:
+    def key_rows_by_words(self, words: Sequence[str], limit: int) -> Tuple[List[KeyRow], bool]:
         """key_rows of the first `limit` keys that hold every one of `words`,
-        in fingerprint order, in one query."""
+        in fingerprint order, and whether more keys matched, in one query."""
         unique = sorted(set(words))
         if not unique:
-            return []
+            return [], False
         with self.read() as cursor:
             run = cursor.execute_prepared if len(unique) <= PREPARED_WORDS else cursor.execute
-            return list(_key_rows_of(run(
+            return _first_key_rows(run(
                 KEY_ROWS_OF_MATCHES % ("SELECT key_fingerprint AS fingerprint FROM cks_words "
                                        "WHERE word IN %s GROUP BY key_fingerprint "
                                        "HAVING count(*) = ? ORDER BY 1 LIMIT ?" % _in(unique)),
-                list(unique) + [len(unique), limit]).fetchall())[1].values())
+                list(unique) + [len(unique), limit + 1]).fetchall(), limit)
 
     def find_by_hash(self, sks_hash: str) -> List[str]:
         with self.read() as cursor:
@@ -1127,6 +1126,13 @@ def _network_view_row(view: NetworkView, source: str, now: int) -> tuple:
     return (key.version, keyid, keyid[-8:], key.algorithm, key.bits, key.created,
             view.sks_hash, view.keydata, b"", UNSERVED, len(view.keydata), now, now, source,
             key.fingerprint.hex().upper())
+
+
+def _first_key_rows(rows: Sequence[Sequence[Any]], limit: int) -> Tuple[List[KeyRow], bool]:
+    """The index rows of the first `limit` keys of KEY_ROWS_OF_MATCHES' rows
+    (of up to limit + 1 keys) that are served, and whether there were more."""
+    found, by_fpr = _key_rows_of(rows)
+    return [by_fpr[f] for f in found[:limit] if f in by_fpr], len(found) > limit
 
 
 def _key_rows_of(rows: Sequence[Sequence[Any]]) -> Tuple[List[str], Dict[str, KeyRow]]:
