@@ -1,13 +1,15 @@
 """Keys and signatures made in tests, for cases the fixtures lack: stolen
 subkeys, missing back-signatures, weak-hash third-party certifications.
 
-Keys are v4 EdDSA (legacy, algorithm 22) Ed25519, signed with `cryptography`;
+Keys are v4 EdDSA (legacy, algorithm 22) Ed25519, or v6 Ed25519 (algorithm
+27) with v6 signatures, signed with `cryptography`;
 what a signature covers comes from cks.openpgp.sighash, whose output the
 fixtures and GnuPG check independently.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from typing import Iterable, List, Sequence
@@ -37,11 +39,17 @@ class Signer:
     public: PublicKey
 
     @classmethod
-    def new(cls, created: int = CREATED) -> "Signer":
+    def new(cls, created: int = CREATED, version: int = 4) -> "Signer":
+        """A v4 key (EdDSA, algorithm 22) or a v6 key (Ed25519, algorithm 27),
+        which makes v6 signatures (salted, the key named by its fingerprint)."""
         private = Ed25519PrivateKey.generate()
         raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        body = (b"\x04" + created.to_bytes(4, "big") + bytes((22, len(OID_ED25519)))
-                + OID_ED25519 + mpi(b"\x40" + raw))
+        if version == 6:
+            body = b"\x06" + created.to_bytes(4, "big") + bytes((27,)) + \
+                len(raw).to_bytes(4, "big") + raw
+        else:
+            body = (b"\x04" + created.to_bytes(4, "big") + bytes((22, len(OID_ED25519)))
+                    + OID_ED25519 + mpi(b"\x40" + raw))
         return cls(private, PublicKey.parse(body))
 
     def sign(self, sig_type: int, primary: PublicKey, target: Target,
@@ -49,18 +57,22 @@ class Signer:
              hash_algorithm: int = 8, named: bool = True) -> Signature:
         """A v4 signature by this key over `primary` and `target`; `named`:
         with issuer fingerprint and issuer key ID subpackets."""
+        version = 6 if self.public.version == 6 else 4
         area = [Subpacket(sg.SUB_CREATION_TIME, created.to_bytes(4, "big"))]
         unhashed = []
         if named:
-            area.append(Subpacket(sg.SUB_ISSUER_FINGERPRINT, b"\x04" + self.public.fingerprint))
-            unhashed.append(Subpacket(sg.SUB_ISSUER, self.public.keyid))
-        sig = Signature(4, sig_type, 22, hash_algorithm, b"\0\0", b"",
+            area.append(Subpacket(sg.SUB_ISSUER_FINGERPRINT,
+                                  bytes((version,)) + self.public.fingerprint))
+            if version == 4:
+                unhashed.append(Subpacket(sg.SUB_ISSUER, self.public.keyid))
+        sig = Signature(version, sig_type, self.public.algorithm, hash_algorithm, b"\0\0", b"",
                         serialize_subpackets(area + list(hashed)),
-                        serialize_subpackets(unhashed))
+                        serialize_subpackets(unhashed),
+                        salt=os.urandom(sg.SALT_SIZES[hash_algorithm]) if version == 6 else b"")
         digest = signature_digest(sig, primary, target)
         raw = self.private.sign(digest)
         sig.hash_prefix = digest[:2]
-        sig.material = mpi(raw[:32]) + mpi(raw[32:])
+        sig.material = raw if version == 6 else mpi(raw[:32]) + mpi(raw[32:])
         return Signature.parse(sig.serialize())
 
     def made_up(self, sig_type: int, primary: PublicKey, target: Target, created: int,
