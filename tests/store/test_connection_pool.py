@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from cks.store import StoreError, open_store
+from cks.store import StoreError, StoreUnavailable, open_store
 from cks.store.peers import PeerStore
 from cks.store.ptree import snapshot
 
@@ -77,6 +77,32 @@ def test_a_connection_left_in_a_transaction_or_by_a_database_error_is_closed(
             use(cursor)
     _use(store)
     assert len(opened) == 2
+
+
+@pytest.mark.parametrize("sql", ["SELECT no_such_column FROM cks_keys", "SELEC 1",
+                                 "INSERT INTO cks_keys (fingerprint) VALUES (1, 2)"])
+def test_a_wrong_query_is_an_error_not_an_outage(store, sql):
+    """A bug in a query is not the database being unavailable: no 503 with
+    Retry-After, no pool of connections closed (SQLite says both with an
+    OperationalError)."""
+    with pytest.raises(StoreError) as raised:
+        with store.read() as cursor:
+            cursor.execute(sql)
+    assert not isinstance(raised.value, StoreUnavailable)
+
+
+@pytest.mark.parametrize("message, transient", [
+    ("database is locked", True), ("database table is locked", True),
+    ("disk I/O error", True), ("unable to open database file", True),
+    ("database or disk is full", True), ("attempt to write a readonly database", True),
+    ("no such table: cks_nothing", False), ("near \"SELEC\": syntax error", False),
+    ("table cks_keys has no column named x", False)])
+def test_which_sqlite_errors_are_outages(tmp_path, message, transient):
+    store = open_store("sqlite:///%s" % (tmp_path / "cks.db"))
+    try:
+        assert store.backend.transient(sqlite3.OperationalError(message)) is transient
+    finally:
+        store.close()
 
 
 def _leave_rows_unread(cursor) -> None:

@@ -21,6 +21,12 @@ from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
 from .schema import sqlite_schema, to_sqlite
 
 BUSY_TIMEOUT_S = 30
+# What SQLite says of a failure that may pass by itself (sqlite3_errstr of
+# BUSY, LOCKED, IOERR, CANTOPEN, FULL, INTERRUPT, READONLY, PROTOCOL,
+# NOMEM, SCHEMA): the database is unavailable for now, not the query wrong.
+TRANSIENT_ERRORS = ("locked", "disk i/o error", "unable to open", "disk is full",
+                    "interrupted", "readonly database", "locking protocol", "out of memory",
+                    "schema has changed")
 TURN_POLL_S = (0.00005, 0.001)
 """A writer waiting for its turn (or a connection for WAL mode) tries again
 after 50 us, then twice as long each time, up to 1 ms between tries."""
@@ -300,7 +306,11 @@ class SQLiteBackend(Backend):
                              "AND name = ?", (table,)) > 0
 
     def transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.OperationalError)
+        # sqlite3 raises OperationalError for a locked or full database and
+        # for a statement naming no such column alike; only the first kind
+        # goes away by itself (its error codes are not exposed before 3.11).
+        return isinstance(exc, sqlite3.OperationalError) and \
+            any(part in str(exc).lower() for part in TRANSIENT_ERRORS)
 
     def database_errors(self) -> Tuple[type, ...]:
         return (sqlite3.Error,)
