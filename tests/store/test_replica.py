@@ -2,6 +2,7 @@
 replica (--db-read, [database] read_url), uploads go to the primary, and
 either server may be down."""
 
+import contextlib
 import json
 import time
 import uuid
@@ -58,6 +59,21 @@ def eventually_found(cksd, name, timeout=30):
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def replay_paused(cluster):
+    """The replica replays nothing within the block."""
+    cluster.sql(cluster.replica, "SELECT pg_wal_replay_pause()")
+    try:
+        deadline = time.monotonic() + 10
+        while cluster.sql(cluster.replica,
+                          "SELECT pg_get_wal_replay_pause_state()")[0][0] != "paused":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        yield
+    finally:
+        cluster.sql(cluster.replica, "SELECT pg_wal_replay_resume()")
+
+
 def on_primary(cluster, url, statement, params=()):
     return cluster.sql(cluster.primary, statement, params, dbname=url.rsplit("/", 1)[1])
 
@@ -69,21 +85,33 @@ def test_lookups_read_the_replica(cluster, urls):
         eventually_found(cksd, "rsa2048")
         # Replay paused: a key the primary stores is not served until the
         # replica replays it, so the lookups are the replica's.
-        cluster.sql(cluster.replica, "SELECT pg_wal_replay_pause()")
-        try:
-            deadline = time.monotonic() + 10
-            while cluster.sql(cluster.replica,
-                              "SELECT pg_get_wal_replay_pause_state()")[0][0] != "paused":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        with replay_paused(cluster):
             assert cksd.add(fixture("ed25519"))[0] == 200
             assert on_primary(cluster, primary, "SELECT count(*) FROM cks_keys")[0][0] == 2
             assert get(cksd, "ed25519")[0] == 404
             stats = json.loads(cksd.lookup(op="stats", options="mr")[2])
             assert stats["keys"]["total"] == 1
-        finally:
-            cluster.sql(cluster.replica, "SELECT pg_wal_replay_resume()")
         eventually_found(cksd, "ed25519")
+
+
+def test_a_replica_without_the_schema_yet_is_left_to_replay_it(cluster):
+    """cksd makes the schema on the primary; the replica's store waits for
+    it (it never tries to make it there) and says why it cannot answer."""
+    name = "cks_replica_%s" % uuid.uuid4().hex[:10]
+    cluster.create_database(name)
+    cluster.wait_replayed()
+    primary, replica = cluster.primary.url(name), cluster.replica.url(name)
+    with replay_paused(cluster):
+        with Cksd(primary, ["--db-read", replica]) as cksd:
+            assert cksd.add(fixture("rsa2048"))[0] == 200
+            assert get(cksd, "rsa2048")[0] == 200  # (read on the primary)
+            cksd.wait_for_output("the read replica cannot answer, lookups read the primary "
+                                 "until it does: database %s holds no CKS tables" % replica)
+            assert "read-only transaction" not in cksd.output()
+            assert "transaction is aborted" not in cksd.output()
+    cluster.wait_replayed()
+    assert cluster.sql(cluster.replica, "SELECT to_regclass('cks_keys') IS NOT NULL",
+                       dbname=name) == [(True,)]  # (replayed from the primary)
 
 
 def test_primary_down_lookups_answer_uploads_get_503(cluster, urls, tmp_path):

@@ -13,15 +13,16 @@ from .base import Store, StoreError, StoreUnavailable
 __all__ = ["Store", "StoreError", "StoreUnavailable", "open_store"]
 
 
-def open_store(url: str, pool_size: int = 8,
-               statement_timeout: Optional[float] = None) -> Store:
+def open_store(url: str, pool_size: int = 8, statement_timeout: Optional[float] = None,
+               reads_only: bool = False) -> Store:
     """A Store on `url` keeping up to `pool_size` connections; a statement running
-    longer than `statement_timeout` seconds is cancelled (StoreUnavailable)."""
+    longer than `statement_timeout` seconds is cancelled (StoreUnavailable).
+    `reads_only` (a streaming replica): never make or migrate the schema."""
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteBackend
-        return Store(SQLiteBackend(url, statement_timeout), pool_size)
+        return Store(SQLiteBackend(url, statement_timeout), pool_size, reads_only)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresBackend
-        return Store(PostgresBackend(url, statement_timeout), pool_size)
+        return Store(PostgresBackend(url, statement_timeout), pool_size, reads_only)
     raise StoreError("unsupported database URL %r: use sqlite:///path.db or "
                      "postgresql://[user@host[:port]]/dbname" % url)

@@ -465,8 +465,11 @@ def _close(raw_cursor: Any) -> None:
 class Store:
     """The one storage interface every tool uses."""
 
-    def __init__(self, backend: Backend, pool_size: int = 8) -> None:
+    def __init__(self, backend: Backend, pool_size: int = 8, reads_only: bool = False) -> None:
         self.backend = backend
+        # A store that only reads (a streaming replica) neither makes nor
+        # migrates the schema: it waits for what the primary's replays.
+        self.reads_only = reads_only
         self._pool: "queue.LifoQueue[Any]" = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(max(1, pool_size))
         self._schema_ready = False
@@ -533,22 +536,33 @@ class Store:
         if not self._schema_ready:
             with self._schema_lock:
                 if not self._schema_ready:
-                    self._ensure_schema(conn)
+                    try:
+                        self._ensure_schema(conn)
+                    except BaseException:
+                        self._discard(conn)
+                        raise
                     self._schema_ready = True
         return conn
 
     def _ensure_schema(self, conn: Any) -> None:
         cursor = Cursor(conn.cursor(), self.backend)
+        from .schema import SCHEMA_VERSION
         try:
             if not self.backend.table_exists(cursor, "cks_schema_version"):
+                if self.reads_only:
+                    raise self._seen(StoreUnavailable(
+                        "database %s holds no CKS tables (yet)" % self.backend.describe()))
                 self.backend.create_schema(cursor)
             version = cursor.scalar("SELECT max(version) FROM cks_schema_version")
         except self.backend.database_errors() as exc:
             raise self._wrap(exc) from None
-        from .schema import SCHEMA_VERSION
         if version is None or version > SCHEMA_VERSION:
             raise StoreError("database schema version %s is not one this CKS knows (%d)"
                              % (version, SCHEMA_VERSION))
+        if version < SCHEMA_VERSION and self.reads_only:
+            raise self._seen(StoreUnavailable(
+                "database %s holds CKS schema version %d, not yet %d"
+                % (self.backend.describe(), version, SCHEMA_VERSION)))
         if version < SCHEMA_VERSION:
             from .migrations import migrate
             try:

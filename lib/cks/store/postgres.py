@@ -33,6 +33,19 @@ except ImportError:  # pragma: no cover - depends on the host
 COPY_BYTES = 8 << 20
 """insert_rows sends a COPY once its rows' fields add up to this."""
 
+CONNECTION_DEFAULTS = {
+    "connect_timeout": 10,
+    # A server whose host died or dropped off the network, while a query
+    # waits for its answer, is found dead by TCP keepalives (after about 25
+    # s) or data unacknowledged for 30 s (tcp_user_timeout, libpq 12 and
+    # later), and the query fails (503) instead of waiting until the
+    # kernel gives up, 15 minutes or more.  A server that is up but not
+    # answering (stopped, frozen) acknowledges, and is waited for.
+    "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+if psycopg2 is not None and psycopg2.extensions.libpq_version() >= 120000:
+    CONNECTION_DEFAULTS["tcp_user_timeout"] = 30_000
+"""libpq's connection settings that a database URL does not give itself."""
+
 _SCHEMA_LOCK = 7270117  # advisory lock held while the schema is created or migrated
 _ALL_KEYS_LOCK = 7270118  # shared by key writers, exclusive for a write of many keys
 MAX_KEY_LOCKS = 256
@@ -82,8 +95,11 @@ class PostgresBackend(Backend):
         options = "-c jit=off"
         if self.statement_timeout:
             options += " -c statement_timeout=%d" % (self.statement_timeout * 1000)
-        conn = psycopg2.connect(self.url, connect_timeout=10,
-                                connection_factory=_Connection, options=options)
+        given = psycopg2.extensions.parse_dsn(self.url)
+        settings = {name: value for name, value in CONNECTION_DEFAULTS.items()
+                    if name not in given}
+        conn = psycopg2.connect(self.url, connection_factory=_Connection, options=options,
+                                **settings)
         conn.autocommit = True
         return conn
 

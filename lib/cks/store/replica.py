@@ -3,16 +3,18 @@
 PostgreSQL does the replicating; CKS only chooses where a lookup reads.
 ReplicaReads offers Store's reading methods: each runs on the replica, or on
 the primary while the replica cannot answer (down, restarting, a query
-cancelled by recovery, a schema it has not replayed yet).  After a failure the replica is tried again
-`retry_seconds` later, so a dead replica costs one failed attempt per period,
-not one per lookup.  Writes have no place here: they go to the primary Store.
+cancelled by recovery, a schema it has not replayed yet).  After a failure
+a thread of its own tries the replica every `retry_seconds` and sends the
+lookups back to it once it answers: a lookup never waits for a replica
+that failed (one that drops packets took the connection timeout, 10 s, of
+every serving process's event loop at each try, when the lookups tried it
+themselves).  Writes have no place here: they go to the primary Store.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any, Callable
 
 from .base import Store, StoreError
@@ -26,6 +28,9 @@ READ_METHODS = frozenset({
     "stats", "key_statistics", "notice_log"})
 
 
+PROBE_HASH = "0" * 32  # (a search by SKS hash: one index lookup, on cks_keys)
+
+
 class ReplicaReads:
     """Store's reading methods, on `replica` while it answers, else on `primary`."""
 
@@ -33,9 +38,9 @@ class ReplicaReads:
         self.replica = replica
         self.primary = primary
         self.retry_seconds = retry_seconds
-        self._primary_until = 0.0  # time.monotonic() before which reads skip the replica
-        self._failing = False
+        self._failing = False  # reads go to the primary, the prober tries the replica
         self._lock = threading.Lock()
+        self._closed = threading.Event()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name not in READ_METHODS:
@@ -43,15 +48,11 @@ class ReplicaReads:
         on_replica, on_primary = getattr(self.replica, name), getattr(self.primary, name)
 
         def read(*args: Any, **kwargs: Any) -> Any:
-            if time.monotonic() >= self._primary_until:
+            if not self._failing:
                 try:
-                    answer = on_replica(*args, **kwargs)
+                    return on_replica(*args, **kwargs)
                 except StoreError as exc:
                     self._replica_failed(exc)
-                else:
-                    if self._failing:
-                        self._replica_answered()
-                    return answer
             return on_primary(*args, **kwargs)
 
         setattr(self, name, read)  # found directly from now on
@@ -59,18 +60,26 @@ class ReplicaReads:
 
     def _replica_failed(self, exc: StoreError) -> None:
         with self._lock:
-            self._primary_until = time.monotonic() + self.retry_seconds
-            if not self._failing:
-                self._failing = True
-                log.warning("the read replica cannot answer, lookups read the primary "
-                            "until it does: %s", exc)
+            if self._failing or self._closed.is_set():
+                return  # (another read's failure, already being seen to)
+            self._failing = True
+        log.warning("the read replica cannot answer, lookups read the primary "
+                    "until it does: %s", exc)
+        threading.Thread(target=self._probe, name="cks-replica-probe", daemon=True).start()
 
-    def _replica_answered(self) -> None:
-        with self._lock:
-            if self._failing:
-                self._failing = False
-                log.info("the read replica answers again: lookups read it")
+    def _probe(self) -> None:
+        """Every retry_seconds, one of the lookups' reads on the replica,
+        until it answers (then lookups read it again) or close()."""
+        while not self._closed.wait(self.retry_seconds):
+            try:
+                self.replica.find_by_hash(PROBE_HASH)
+            except StoreError:
+                continue
+            self._failing = False
+            log.info("the read replica answers again: lookups read it")
+            return
 
     def close(self) -> None:
         """Close the replica's connections (the primary belongs to its opener)."""
+        self._closed.set()
         self.replica.close()

@@ -1,0 +1,113 @@
+"""Lookups on a replica (store.replica.ReplicaReads) without a cluster: after
+the replica fails, lookups read the primary and never wait for the replica
+again; a thread of its own tries it, and sends the lookups back once it
+answers.  A replica's Store (reads_only) never makes the schema.  And the
+TCP settings of PostgreSQL connections that find a dead server."""
+
+import contextlib
+import logging
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from cks.store import StoreUnavailable, open_store
+from cks.store.replica import ReplicaReads
+from support.db import create_pg_database, drop_pg_database, require_postgres
+
+
+class FlakyReplica:
+    """Stands in for the replica's Store: fails while `down`, and notes
+    which threads asked."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.askers = []
+
+    def find_by_hash(self, sks_hash):
+        self.askers.append(threading.current_thread().name)
+        if self.down:
+            raise StoreUnavailable("cannot open database replica: connection refused")
+        return ["ON-THE-REPLICA"]
+
+    def close(self) -> None:
+        pass
+
+
+class Primary:
+    def find_by_hash(self, sks_hash):
+        return ["ON-THE-PRIMARY"]
+
+
+def _until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not in %s s" % seconds
+        time.sleep(0.01)
+
+
+def test_lookups_never_wait_for_a_failed_replica_and_go_back_when_it_answers(caplog):
+    replica = FlakyReplica()
+    reads = ReplicaReads(replica, Primary(), retry_seconds=0.05)
+    caplog.set_level(logging.INFO, logger="cks.store")
+    try:
+        me = threading.current_thread().name
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]  # tried it once, then this
+        assert replica.askers == [me]
+        _until(lambda: len(replica.askers) >= 4)  # the prober's tries
+        for _ in range(20):
+            assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
+        assert replica.askers.count(me) == 1
+        assert set(replica.askers[1:]) == {"cks-replica-probe"}
+        replica.down = False
+        _until(lambda: reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"])
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("cannot answer" in m for m in messages) == 1
+        assert sum("answers again" in m for m in messages) == 1
+        replica.down = True  # a second failure: seen to again
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
+        _until(lambda: replica.askers[-1] == "cks-replica-probe")
+    finally:
+        reads.close()
+    tries = len(replica.askers)
+    time.sleep(0.2)
+    assert len(replica.askers) == tries  # close() stopped the prober
+
+
+def test_a_replicas_store_does_not_make_the_schema(tmp_path):
+    path = tmp_path / "replica.db"
+    store = open_store("sqlite:///%s" % path, reads_only=True)
+    try:
+        with pytest.raises(StoreUnavailable, match="holds no CKS tables"):
+            store.find_by_hash("0" * 32)
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(str(path))) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    writer = open_store("sqlite:///%s" % path)
+    writer.check()  # (a store that writes makes it)
+    writer.close()
+    store = open_store("sqlite:///%s" % path, reads_only=True)
+    try:
+        assert store.find_by_hash("0" * 32) == []
+    finally:
+        store.close()
+
+
+def test_postgresql_connections_find_a_dead_server_by_tcp_keepalives():
+    require_postgres()
+    url = create_pg_database()
+    try:
+        for given, idle in (("", "10"), ("?keepalives_idle=60", "60")):
+            store = open_store(url + given)
+            try:
+                with store.read() as cursor:
+                    settings = cursor.raw.connection.get_dsn_parameters()
+            finally:
+                store.close()
+            assert (settings["keepalives"], settings["keepalives_idle"]) == ("1", idle)
+            assert settings["connect_timeout"] == "10"
+            assert settings.get("tcp_user_timeout", "30000") == "30000"
+    finally:
+        drop_pg_database(url)
