@@ -122,3 +122,39 @@ def test_the_tree_is_read_ahead_into_the_cache_the_rounds_get(recon_port):
         assert _closed_by_peer(sock)
         sock.close()
         assert fake.cache is cache
+
+
+def test_one_process_gossips_for_the_database_until_it_ends(db_url, monkeypatch):
+    """Two serving processes' services (each with a store of its own, as
+    after the fork): the first to gossip keeps doing it, the other starts
+    no round while it lives; when it stops, or its lock's connection
+    breaks (PostgreSQL), the other takes over."""
+    dialed = []
+    monkeypatch.setattr(service_module, "recon_peers", lambda store: ["peer.example:11371"])
+    monkeypatch.setattr(service_module, "dial", lambda store, *args: dialed.append(store))
+    monkeypatch.setattr(ReconService, "_ended", lambda self, report, was_dialed: None)
+    stores = [open_store(db_url) for _ in range(3)]
+    first, second, third = [ReconService(s, None, 11371, Limits(), interval=0) for s in stores]
+    try:
+        for _ in range(3):
+            first.gossip_once()
+            second.gossip_once()
+        assert dialed == [stores[0]] * 3
+        first.stop()
+        second.gossip_once()
+        third.gossip_once()
+        assert dialed[3:] == [stores[1]]
+        if db_url.startswith("postgresql"):
+            with stores[2].read() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                               "JOIN pg_database d ON d.oid = l.database "
+                               "WHERE l.locktype = 'advisory' AND d.datname = "
+                               "current_database() AND l.pid <> pg_backend_pid()")
+            third.gossip_once()  # the lock went with its connection: taken over
+            second.gossip_once()
+            assert dialed[4:] == [stores[2]]
+    finally:
+        for service in (second, third):
+            service.stop()
+        for store in stores:
+            store.close()

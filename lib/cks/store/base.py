@@ -233,6 +233,10 @@ class Backend:
     def unlock(self, handle: Any) -> None:
         raise NotImplementedError
 
+    def lock_held(self, handle: Any) -> bool:
+        """Whether the lock try_lock gave as `handle` is held still."""
+        raise NotImplementedError
+
     def watch_key_changes(self, local: "LocalChanges") -> "KeyChangeWatch":
         """A watch over every process's key changes (changes.py)."""
         raise NotImplementedError
@@ -646,15 +650,28 @@ class Store:
     def exclusive(self, name: str) -> Iterator[bool]:
         """Hold the database-wide lock `name` (e.g. one cks_sync run at a time);
         yields False, without waiting, when another process holds it."""
-        try:
-            handle = self.backend.try_lock(name)
-        except self.backend.database_errors() as exc:
-            raise self._wrap(exc) from None
+        handle = self.take_lock(name)
         try:
             yield handle is not None
         finally:
             if handle is not None:
                 self.backend.unlock(handle)
+
+    def take_lock(self, name: str) -> Optional[Any]:
+        """The database-wide lock `name`, kept until release(handle) or the
+        process's end: its handle, or None when another process holds it."""
+        try:
+            return self.backend.try_lock(name)
+        except self.backend.database_errors() as exc:
+            raise self._wrap(exc) from None
+
+    def lock_held(self, handle: Any) -> bool:
+        """Whether a lock take_lock gave is held still (PostgreSQL's goes with
+        the connection that took it, should that connection break)."""
+        return self.backend.lock_held(handle)
+
+    def release(self, handle: Any) -> None:
+        self.backend.unlock(handle)
 
     def take_over_checkpoints(self) -> bool:
         """Copy the database's write-ahead log into its file (SQLite's

@@ -191,6 +191,14 @@ class PostgresBackend(Backend):
     def unlock(self, handle: Any) -> None:
         handle.close()
 
+    def lock_held(self, handle: Any) -> bool:
+        try:
+            handle.cursor().execute("SELECT 1")
+        except psycopg2.Error:
+            handle.close()  # (the session, and with it the lock, is gone)
+            return False
+        return True
+
     def watch_key_changes(self, local: LocalChanges) -> KeyChangeWatch:
         return PostgresWatch(self.connect, local)
 

@@ -290,6 +290,9 @@ class SQLiteBackend(Backend):
         fcntl.flock(handle, fcntl.LOCK_UN)
         handle.close()
 
+    def lock_held(self, handle: Any) -> bool:
+        return not handle.closed  # (a flock lasts as long as its open file)
+
     def create_schema(self, cursor: Cursor) -> None:
         cursor.raw.connection.executescript("BEGIN IMMEDIATE;\n" + sqlite_schema() + "\nCOMMIT;")
 

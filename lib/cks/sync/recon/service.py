@@ -12,7 +12,7 @@ import random
 import socket
 import threading
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ... import pipeline
 from ...periodic import Periodic
@@ -22,7 +22,7 @@ from .rounds import Members, RoundReport, answer, dial, recon_peers
 
 log = logging.getLogger("cks.recon")
 
-GOSSIP_LOCK = "cks_recon_gossip"  # one gossiping process per database
+GOSSIP_LOCK = "cks_recon_gossip"  # held by the one process that gossips for a database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round (and of the tree)
 STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
@@ -55,6 +55,7 @@ class ReconService:
             threading.Thread(target=self._session_loop, name="recon-session", daemon=True)
             for _ in range(MAX_SESSIONS + 1)]
         self._stopping = threading.Event()
+        self._gossip_lock: Optional[Any] = None  # while this process gossips
 
     def start(self) -> None:
         if self.listener is not None:
@@ -69,6 +70,9 @@ class ReconService:
         self._stopping.set()
         if self.gossip is not None:
             self.gossip.stop()
+        if self._gossip_lock is not None:
+            self.store.release(self._gossip_lock)
+            self._gossip_lock = None
         if self.listener is not None:
             self._members_refresh.stop()
         # At most STOP_WAIT in all: a round still under way then ends in its
@@ -79,16 +83,27 @@ class ReconService:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     def gossip_once(self) -> None:
-        """A round with one recon peer chosen at random, unless another
-        serving process of this database is gossiping."""
+        """A round with one recon peer chosen at random, if this process
+        gossips for the database (_gossips)."""
         try:
-            with self.store.exclusive(GOSSIP_LOCK) as locked:
-                peers = recon_peers(self.store) if locked else []
-                if peers:
-                    self._ended(dial(self.store, random.choice(peers), self.http_port,
-                                     self.limits, self.source, self.tree_cache), True)
+            peers = recon_peers(self.store) if self._gossips() else []
+            if peers:
+                self._ended(dial(self.store, random.choice(peers), self.http_port,
+                                 self.limits, self.source, self.tree_cache), True)
         except StoreError as exc:
             log.warning("recon gossip skipped: %s", exc)
+
+    def _gossips(self) -> bool:
+        """The first serving process (of any cksd on the database) to take
+        GOSSIP_LOCK keeps it while it lives, and it alone starts rounds: one
+        round an interval for the database, not one for each process (as
+        when each took the lock for its own rounds only, every `interval`).
+        Should it end, or its lock's connection break, another takes over
+        at its next turn."""
+        if self._gossip_lock is not None and self.store.lock_held(self._gossip_lock):
+            return True
+        self._gossip_lock = self.store.take_lock(GOSSIP_LOCK)
+        return self._gossip_lock is not None
 
     def _ended(self, report: RoundReport, dialed: bool) -> None:
         """A round's line in cksd's log (cks_sync.py prints its own), and its count."""
