@@ -139,17 +139,20 @@ def test_an_unknown_address_is_refused(new_db):
 
 
 def test_cron_hears_of_a_recon_peer_only_when_it_fails(new_db, tmp_path):
-    """`cks_sync.py --quiet` prints nothing after a good round, and one line
-    on standard error for a peer that fails (the refusal's own lines joined)."""
+    """`cks_sync.py --quiet` prints nothing after a good round and its fetch,
+    and one line on standard error for a peer that fails (the refusal's own
+    lines joined)."""
     a = Cksd(new_db("a"), args=["--recon-port", "0"]).start()
     b = Cksd(new_db("b"), args=["--recon-port", "0"], bind="127.0.0.2").start()
     try:
         assert a.add(fixture("rsa2048"))[0] == 200
+        assert b.add(fixture("ed25519"))[0] == 200
         recon_peer(a, b)
         recon_peer(b, a)
         settings = config(tmp_path, "a", (a.bind, a.port))
         good = sync(a, "--peer", "%s:%d" % (b.bind, b.port), "--quiet", config=settings)
         assert (good.returncode, good.stdout, good.stderr) == (0, b"", b"")
+        assert fpr("ed25519") in fingerprints(a)  # (fetched: the fetch said nothing either)
         # B again under another name, with a filter list B refuses
         assert manage(a, "add", "%s:1" % b.bind, "--type", "recon", "--recon-port",
                       str(recon_port(b)), "--filters", "yminsky.dedup").returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import List
@@ -53,6 +54,11 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.quiet and not args.verbose:
+        # What the push and the fetch log as they go (a key refused for good,
+        # a fetch's counts) is for cksd's log; here the summary says it, and
+        # under --quiet a good run says nothing at all.
+        logging.getLogger().setLevel(logging.WARNING)
     try:
         settings = settings_from(args)
         limits = sync_limits(settings)
