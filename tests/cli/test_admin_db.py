@@ -3,6 +3,8 @@
 import json
 
 from cks.openpgp.keys import read_keys
+from cks.store import open_store
+from cks.store.peers import PeerStore
 from support import fixture
 from support.procs import tool
 
@@ -17,7 +19,14 @@ def stats(db):
     return json.loads(admin(db, "stats", "--json").stdout)
 
 
+def _push_peer(db_url):
+    store = open_store(db_url)
+    PeerStore(store).add("push.example:11371", "hkp", 100, None, catch_up=False)
+    store.close()
+
+
 def test_load_files_and_standard_input_queues_for_sync(db_url, tmp_path):
+    _push_peer(db_url)
     for name in NAMES[:3]:
         (tmp_path / (name + ".asc")).write_bytes(fixture(name))
     out = admin(db_url, "load", str(tmp_path / "rsa2048.asc"), str(tmp_path / "nistp256.asc"))
@@ -30,6 +39,7 @@ def test_load_files_and_standard_input_queues_for_sync(db_url, tmp_path):
 
 
 def test_load_directory_without_sync_and_problems(db_url, tmp_path):
+    _push_peer(db_url)
     for name in NAMES:
         (tmp_path / (name + ".asc")).write_bytes(fixture(name))
     (tmp_path / "notes.txt").write_text("not a key")

@@ -10,6 +10,7 @@ import pytest
 from cks.openpgp.armor import scan
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
+from cks.store.peers import PeerStore
 from support import EXPECTED, fixture
 from support.server import Cksd
 
@@ -235,16 +236,39 @@ def test_access_log(server):
                            r'HTTP/1.1" 404 \d+ [\d.]+ms')
 
 
-def test_user_uploads_are_queued_for_sync(server):
-    store = open_store(server.db_url)
+def _queued(db_url):
+    """(the keys queued, and the peers owed each: peer -> fingerprints)."""
+    store = open_store(db_url)
     try:
         with store.read() as cursor:
             queued = {r[0] for r in cursor.execute(
                 "SELECT fingerprint FROM cks_pending_sync").fetchall()}
+            owed = {}
+            for peer, fingerprint in cursor.execute(
+                    "SELECT s.peer, b.fingerprint FROM cks_sync_backlog b "
+                    "JOIN cks_other_servers s ON s.id = b.peer_id").fetchall():
+                owed.setdefault(peer, set()).add(fingerprint)
     finally:
         store.close()
-    assert queued == {_fp(name, i) for name in LOADED
-                      for i in range(len(EXPECTED[name + ".asc"]))}
+    return queued, owed
+
+
+def test_user_uploads_are_queued_for_the_push_peers(db_url):
+    """Queued for push (HKP and mail) peers; with none (a recon peer is
+    sent nothing), nothing is queued: no entry that nobody would clear."""
+    with Cksd(db_url) as cksd:
+        store = open_store(db_url)
+        try:
+            PeerStore(store).add("recon.example:11371", "recon", 100, None, False,
+                                 recon_port=11370)
+            assert cksd.add(fixture("rsa2048"))[0] == 200
+            assert _queued(db_url) == (set(), {})
+            PeerStore(store).add("push.example:11371", "hkp", 100, None, catch_up=False)
+            assert cksd.add(fixture("nistp256"))[0] == 200
+            new = {_fp("nistp256")}
+            assert _queued(db_url) == (new, {"push.example:11371": new})
+        finally:
+            store.close()
 
 
 def test_several_keys_in_one_answer_import_into_gnupg(server):

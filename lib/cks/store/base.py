@@ -900,11 +900,14 @@ class Store:
         """Queue a key for every push peer (HKP and mail), enabled or not: a
         disabled peer is still owed it; or, with `peers`, for those peers only.
         A key already queued moves to the end under a new id, so a send of the
-        older version does not clear it."""
+        older version does not clear it.  With no such peer nothing is queued
+        (a peer added later gets the stored keys by its full send)."""
+        only = " AND s.peer IN %s" % _in(peers) if peers else ""
         cursor.defer("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
         cursor.defer("INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
-                     "VALUES (?, ?, ?)", (fingerprint, now, source))
-        only = " AND s.peer IN %s" % _in(peers) if peers else ""
+                     "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM cks_other_servers s "
+                     "WHERE s.kind IN ('hkp', 'mail')%s)" % only,
+                     [fingerprint, now, source] + list(peers or ()))
         cursor.defer(
             "INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
             "SELECT s.id, p.fingerprint, p.id FROM cks_other_servers s, cks_pending_sync p "
