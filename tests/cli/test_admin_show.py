@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from cks.openpgp.armor import encode, scan
 from support import ROOT, fixture
 from support.procs import tool
@@ -82,15 +84,35 @@ def test_missing_file_is_one_line_exit_2():
     assert out.stderr.decode().count("\n") == 1 and b"cannot read" in out.stderr
 
 
-def test_a_reader_that_goes_away_ends_it_quietly(tmp_path):
-    """`cks_admin.py show --json FILE | head`: no traceback when head stops reading."""
+OUTPUTS = [["show", "--json", "{keys}"], ["show", "{keys}"], ["stats", "--json"],
+           ["notices", "--json"], ["rejected", "--json"], ["stats"]]
+
+
+def _admin_writing_to(tmp_path, args, stdout):
+    """cks_admin.py ARGS (on a database of its own) with this standard output."""
     keyring = tmp_path / "keys.asc"
     keyring.write_bytes(fixture("rsa2048") + fixture("nistp256") + fixture("alice-t1"))
+    args = [a.format(keys=keyring) for a in args]
+    return subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db",
+                             "sqlite:///%s" % (tmp_path / "cks.db")] + args, stdout=stdout,
+                            stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("args", OUTPUTS)
+def test_a_reader_that_goes_away_ends_it_quietly(tmp_path, args):
+    """`cks_admin.py show --json FILE | head`: no traceback when head stops reading."""
     read_end, write_end = os.pipe()
-    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "show",
-                                "--json", str(keyring)], stdout=write_end,
-                               stderr=subprocess.PIPE)
+    process = _admin_writing_to(tmp_path, args, write_end)
     os.close(write_end)
     os.close(read_end)  # before it writes: its first write finds no reader
     stderr = process.communicate(timeout=60)[1]
     assert process.returncode == 141 and stderr == b"", stderr
+
+
+@pytest.mark.parametrize("args", OUTPUTS)
+def test_output_that_cannot_be_written_is_one_line(tmp_path, args):
+    with open("/dev/full", "wb") as full:
+        process = _admin_writing_to(tmp_path, args, full)
+    stderr = process.communicate(timeout=60)[1]
+    assert (process.returncode, stderr) == (
+        1, b"cks_admin.py: error: cannot write standard output: No space left on device\n")

@@ -2,20 +2,24 @@
 keyring files DIR/cks-dump-NNNN.pgp, as SKS's `dump` writes them: what
 `sks build` and `cks_admin.py load` read.  Each file is written under a
 temporary name and renamed when complete, so a dump that was interrupted
-never leaves a truncated file behind under a final name."""
+never leaves a truncated file behind under a final name.  A complete dump
+then removes the files of an earlier one that it did not write over, so
+that loading the directory gives back this dump, not a key deleted since."""
 
 from __future__ import annotations
 
 import os
+import re
 from typing import BinaryIO, Optional, Tuple
 
 from ..store import Store
 
 FILE_NAME = "cks-dump-%04d.pgp"
+DUMP_FILE = re.compile(r"cks-dump-(\d{4,})\.pgp(\.part)?\Z")
 
 
-def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int]:
-    """Write the files; returns (keys, files)."""
+def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int]:
+    """Write the files; returns (keys, files, files of an earlier dump removed)."""
     os.makedirs(directory, exist_ok=True)
     count, files = 0, 0
     handle: Optional[BinaryIO] = None
@@ -33,7 +37,19 @@ def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int]:
             handle.close()
             os.unlink(handle.name)
         raise
-    return count, files
+    return count, files, _remove_earlier(directory, files)
+
+
+def _remove_earlier(directory: str, written: int) -> int:
+    """Remove the dump files numbered `written` or above (an earlier dump's),
+    and any left unfinished; how many there were."""
+    removed = 0
+    for name in os.listdir(directory):
+        match = DUMP_FILE.match(name)
+        if match and (match.group(2) or int(match.group(1)) >= written):
+            os.unlink(os.path.join(directory, name))
+            removed += 1
+    return removed
 
 
 def _finish(handle: Optional[BinaryIO]) -> None:

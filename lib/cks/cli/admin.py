@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -46,20 +47,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     for problem in result.problems:
         print("%s: %s" % (args.file, problem), file=sys.stderr)
     infos = [describe(key) for key in keys]
-    try:
-        if args.json:
-            json.dump([info.to_dict() for info in infos], sys.stdout, indent=2,
-                      ensure_ascii=False)
-            sys.stdout.write("\n")
-        else:
-            sys.stdout.write("\n".join(format_key(info) for info in infos))
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (`| head`): end quietly, as a tool that
-        # SIGPIPE stops would, and without Python's report when it exits.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
+    if args.json:
+        json.dump([info.to_dict() for info in infos], sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write("\n".join(format_key(info) for info in infos))
     return 1 if result.problems else 0
+
+
+# In a directory: SKS's dump metadata, and a dump file that `dump` did not
+# finish (cks-dump-NNNN.pgp.part: an interrupted dump's, never a whole file).
+NOT_KEYS = re.compile(r"metadata-.*\.txt\Z|.*\.part\Z")
 
 
 def _open_store(args: argparse.Namespace):
@@ -70,13 +68,19 @@ def _open_store(args: argparse.Namespace):
 
 
 def _files(paths: List[str]) -> List[str]:
+    """The files to load: each path named, and the files of each directory
+    but those that hold no keys of a dump (NOT_KEYS)."""
     out = []
     for path in paths:
         if os.path.isdir(path):
             out.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
-                              if os.path.isfile(os.path.join(path, name))))
+                              if os.path.isfile(os.path.join(path, name))
+                              and not NOT_KEYS.match(name)))
         elif os.path.isfile(path) or path == "-":
             out.append(path)
+        elif os.path.exists(path):
+            raise UserError("%s is not a file (a pipe's keys go in as standard input: "
+                            "... | cks_admin.py load -)" % path)
         else:
             raise UserError("no such file or directory: %s" % path)
     return out
@@ -307,12 +311,14 @@ def cmd_dump(args: argparse.Namespace) -> int:
 
     def action(store):
         try:
-            count, files = dump(store, args.directory, args.keys_per_file)
+            count, files, removed = dump(store, args.directory, args.keys_per_file)
         except OSError as exc:  # not a directory, no permission, disk full
             raise UserError("cannot write the dump in %s: %s" % (
                 args.directory, exc.strerror or exc), 1) from None
-        print("%d keys in %d file%s in %s" % (count, files, "" if files == 1 else "s",
-                                             args.directory))
+        print("%d keys in %d file%s in %s%s" % (
+            count, files, "" if files == 1 else "s", args.directory,
+            "; %d file%s of an earlier dump removed" % (removed, "" if removed == 1 else "s")
+            if removed else ""))
         return 0
     return _with_store(args, action)
 
@@ -438,4 +444,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        status = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:  # (nothing else here writes to a pipe that can close)
+        return _reader_gone()
+    except OSError as exc:
+        if exc.filename is not None:  # (a file's, not standard output's)
+            raise
+        _discard_output()
+        raise UserError("cannot write standard output: %s" % (exc.strerror or exc),
+                        1) from None
+    return status
+
+
+def _reader_gone() -> int:
+    """The reader of standard output went away (`| head`): end quietly, as a
+    tool that SIGPIPE stops would, and without Python's report at exit."""
+    _discard_output()
+    return 128 + signal.SIGPIPE
+
+
+def _discard_output() -> None:
+    """What is left in standard output's buffer goes nowhere at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

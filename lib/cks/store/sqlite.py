@@ -278,7 +278,11 @@ class SQLiteBackend(Backend):
 
     def try_lock(self, name: str) -> Optional[Any]:
         """A lock file beside the database: <db>.<name>.lock (flock, freed on exit)."""
-        handle = open("%s.%s.lock" % (self.path, name), "a")
+        path = "%s.%s.lock" % (self.path, name)
+        try:
+            handle = open(path, "a")
+        except OSError as exc:  # (no such directory, no permission)
+            raise StoreError("cannot open %s: %s" % (path, exc.strerror or exc)) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

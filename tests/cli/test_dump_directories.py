@@ -1,0 +1,64 @@
+"""cks_admin.py dump and load on directories, as an operator's backups use
+them: a dump replaces the earlier one in its directory, a load of a
+directory takes the keys and leaves what is not keys (SKS's metadata, an
+unfinished dump file), and inputs it cannot read are one line."""
+
+import os
+
+from support import fixture
+from support.content import content
+from support.nodes import fpr
+from support.procs import tool
+
+NAMES = ["rsa2048", "nistp256", "ed25519", "alice-t2", "photo", "dsa-elg"]
+
+
+def admin(db, *args, input=None):
+    return tool("cks_admin.py", ["--db", db] + list(args), input=input, timeout=300)
+
+
+def _loaded(db_url):
+    out = admin(db_url, "load", "--no-sync", "-", input=b"".join(fixture(n) for n in NAMES))
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_dump_replaces_the_earlier_one_in_its_directory(db_url, tmp_path):
+    _loaded(db_url)
+    backups = tmp_path / "backups"
+    assert admin(db_url, "dump", str(backups), "--keys-per-file", "1").returncode == 0
+    (backups / "cks-dump-0009.pgp.part").write_bytes(fixture("revoked"))  # (a killed dump's)
+    assert admin(db_url, "delete", fpr("photo")).returncode == 0
+    out = admin(db_url, "dump", str(backups), "--keys-per-file", "4")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode() == ("5 keys in 2 files in %s; 5 files of an earlier dump "
+                                   "removed\n" % backups)
+    assert sorted(os.listdir(backups)) == ["cks-dump-0000.pgp", "cks-dump-0001.pgp"]
+    restored = "sqlite:///%s" % (tmp_path / "restored.db")
+    out = admin(restored, "load", "--no-sync", str(backups))
+    assert out.returncode == 0 and out.stdout.decode().startswith("5 added"), out.stdout
+    assert content(restored) == content(db_url)  # (the deleted key did not come back)
+
+
+def test_a_load_of_a_directory_takes_the_keys_and_leaves_the_rest(db_url, tmp_path):
+    dump = tmp_path / "sks-dump"
+    dump.mkdir()
+    (dump / "sks-dump-0000.pgp").write_bytes(fixture("rsa2048") + fixture("ed25519"))
+    (dump / "metadata-sks-dump.txt").write_text("#Metadata-for: sks-dump\n#Dump-Files: 1\n")
+    (dump / "cks-dump-0001.pgp.part").write_bytes(fixture("nistp256"))
+    out = admin(db_url, "load", "--no-sync", str(dump))
+    assert (out.returncode, out.stderr) == (0, b"")
+    assert out.stdout.decode().startswith("2 added")
+
+
+def test_inputs_it_cannot_read_are_one_line(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    database = "sqlite:///%s" % (tmp_path / "cks.db")
+    out = admin(database, "load", str(tmp_path / "fifo"))
+    assert out.returncode == 2
+    assert out.stderr.decode() == ("cks_admin.py: error: %s is not a file (a pipe's keys go in "
+                                   "as standard input: ... | cks_admin.py load -)\n"
+                                   % (tmp_path / "fifo"))
+    nowhere = "sqlite:///%s" % (tmp_path / "no-such-directory" / "cks.db")
+    out = admin(nowhere, "load", "-", input=fixture("rsa2048"))
+    assert out.returncode == 1 and out.stderr.decode().count("\n") == 1, out.stderr
+    assert "no-such-directory" in out.stderr.decode() and b"Traceback" not in out.stderr
