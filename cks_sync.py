@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CKS synchronization: one pass pushing queued keys to the peers, for cron."""
+"""CKS synchronization, for cron: one pass over the peers, pushing the queued
+keys to the push peers and running a reconciliation round with each recon peer."""
 
 import os
 import sys

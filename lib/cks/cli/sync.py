@@ -20,7 +20,8 @@ EX_TEMPFAIL = 75  # another run holds the lock
 
 
 def build_parser():
-    parser = base_parser("cks_sync.py", "Push the keys users added to the peers, once.")
+    parser = base_parser("cks_sync.py", "Push the keys users added to the push peers and "
+                                        "run a recon round with each recon peer, once.")
     parser.add_argument("--peer", metavar="PEER", help="only this peer")
     parser.add_argument("--dry-run", action="store_true",
                         help="show what would be sent; send and change nothing")

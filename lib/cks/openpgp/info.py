@@ -1,9 +1,11 @@
 """What lookups need, derived from a key: dates, flags, user IDs, subkeys.
 
-Which signatures count is decided in one place, `SignatureCheck`.  Until
-signatures are verified cryptographically, `StructuralCheck` trusts a
-signature whose issuer is the key itself (by fingerprint or key ID); a
-verifying check replaces it without touching the rules below.
+Which signatures count is decided in one place, `SignatureCheck`.  What
+lookups show is derived from a key's served view (served.py), which holds
+only signatures that verified, so the default, `StructuralCheck`, counts a
+signature whose issuer is the key itself (by fingerprint or key ID) without
+checking it again; `cks_admin.py show` reads a file's keys the same way,
+unverified.
 
 The rules follow GnuPG where it is specific:
 - key expiry: the newest direct-key self-signature that states a key
@@ -39,16 +41,12 @@ class SignatureCheck:
 
 
 class StructuralCheck(SignatureCheck):
-    """Structure alone: a self-signature is one that names the key as issuer."""
+    """Structure alone: a self-signature is one that names the key as issuer
+    (what describe asks; it never asks about another issuer's)."""
 
     def is_valid(self, key: Key, component: Optional[Component], entry: SignaturePacket,
                  issuer_key: Optional[PublicKey] = None) -> bool:
-        if issuer_key is None:
-            return key.is_self_issued(entry.sig)
-        issuer_fpr = entry.sig.issuer_fingerprint
-        if issuer_fpr is not None:
-            return issuer_fpr == issuer_key.fingerprint
-        return entry.sig.issuer_keyid == issuer_key.keyid
+        return key.is_self_issued(entry.sig)
 
 
 STRUCTURAL = StructuralCheck()

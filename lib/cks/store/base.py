@@ -2,8 +2,9 @@
 
 A backend (sqlite.py, postgres.py) supplies connections, the placeholder
 style, how a write transaction starts and locks a key, and which errors are
-transient.  Everything else (the queries) lives here, so both databases
-behave the same.
+transient.  The queries are written once for both, so both databases behave
+the same: the keys' here, those of other parts of the schema beside it
+(peers.py, rejections.py, stats.py, ptree.py).
 """
 
 from __future__ import annotations
