@@ -11,7 +11,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from typing import List
 
 from .. import pipeline, rejection, views
@@ -25,8 +24,8 @@ from ..openpgp.keys import merge_all, read_keys
 from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree
 from ..store.rejections import get_notice, notices, rejected_keys
-from .common import (CommandParser, UserError, base_parser, node_identity, pipeline_limits,
-                     settings_from)
+from .common import (CommandParser, UserError, base_parser, minute, node_identity,
+                     pipeline_limits, settings_from)
 from .show import format_key
 
 
@@ -243,7 +242,7 @@ def cmd_rejected(args: argparse.Namespace) -> int:
             json.dump(rows, sys.stdout, indent=2)
             sys.stdout.write("\n")
         for row in [] if args.json else rows:
-            print("%s  %s  %-28s %s" % (row["fingerprint"], _when(row["rejected_at"]),
+            print("%s  %s  %-28s %s" % (row["fingerprint"], minute(row["rejected_at"]),
                                        row["source"], row["reason"]))
         return 0
     return _with_store(args, action)
@@ -261,7 +260,7 @@ def cmd_notices(args: argparse.Namespace) -> int:
             return 0
         for n in found:
             print("%s  %-10s %-8s %s  %s  from %s%s" % (
-                n.serial, n.status, n.action, n.fingerprint, _when(n.notice_time),
+                n.serial, n.status, n.action, n.fingerprint, minute(n.notice_time),
                 n.node if n.origin != "local" else "this node",
                 ": " + n.status_reason if n.status_reason else ""))
         return 0
@@ -298,10 +297,6 @@ def cmd_passwd(args: argparse.Namespace) -> int:
         raise UserError("use a password of 8 characters or more")
     print("password_hash = %s" % hash_password(password))
     return 0
-
-
-def _when(epoch) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
 
 
 def cmd_dump(args: argparse.Namespace) -> int:

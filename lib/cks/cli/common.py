@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from typing import Callable, List, Optional
 
 from ..config import ConfigError, Settings, load_settings
@@ -90,6 +91,11 @@ def node_identity(settings: Settings) -> NodeIdentity:
     except NoticeError as exc:
         raise ConfigError("[rejection] key: %s" % exc) from None
     return NodeIdentity(settings.node_name(), key)
+
+
+def minute(epoch: Optional[int]) -> str:
+    """A time as the tools' tables show it: to the minute, in UTC ("-": never)."""
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
 
 
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import List, Optional
 
 from ..config import ConfigError
@@ -15,11 +14,7 @@ from ..notices import NoticeError, normalize_fingerprint
 from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
 from ..sync.recon.rounds import DEFAULT_RECON_PORT
 from ..sync.recon.wire import DEFAULT_FILTERS
-from .common import CommandParser, UserError, base_parser, settings_from
-
-
-def _when(epoch: Optional[int]) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
+from .common import CommandParser, UserError, base_parser, minute, settings_from
 
 
 def _state(peer: Peer) -> str:
@@ -35,7 +30,7 @@ def _last_round(peer: Peer) -> str:
     if not peer.recon_last_round:
         return "none yet"
     return "%s lacked here %d there %d, fetched %d" % (
-        _when(peer.recon_last_round), peer.recon_lacked_here or 0,
+        minute(peer.recon_last_round), peer.recon_lacked_here or 0,
         peer.recon_lacked_there or 0, peer.recon_fetched or 0)
 
 
@@ -45,9 +40,9 @@ def format_table(peers: List[Peer]) -> str:
     for p in peers:
         error = "-"
         if p.last_error and (not p.last_success or (p.last_error_at or 0) >= p.last_success):
-            error = "%s: %s" % (_when(p.last_error_at), p.last_error)
+            error = "%s: %s" % (minute(p.last_error_at), p.last_error)
         rows.append((str(p.sync_priority), p.peer, p.kind, _state(p),
-                     "-" if p.kind == "recon" else str(p.backlog), _when(p.last_success),
+                     "-" if p.kind == "recon" else str(p.backlog), minute(p.last_success),
                      _last_round(p), error))
     widths = [max(len(r[i]) for r in rows) for i in range(7)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:7], widths)) + "  " + r[7]
@@ -153,7 +148,7 @@ def cmd_set(peers: PeerStore, args) -> int:
 def cmd_refusals(peers: PeerStore, args) -> int:
     peer = peers.get(_peer_name(args.peer))
     for fingerprint, when, message in peers.refusals(peer.id):
-        print("%s  %s  %s" % (_when(when), fingerprint, message))
+        print("%s  %s  %s" % (minute(when), fingerprint, message))
     return 0
 
 
