@@ -8,6 +8,7 @@ import pytest
 from cks.bulk import split
 from cks.bulk.split import read_chunks
 from cks.openpgp import armor
+from cks.openpgp.packet import read_packet
 from support import fixture
 
 @pytest.fixture(autouse=True, params=[7, 100, split.READ_AHEAD])
@@ -115,3 +116,25 @@ def test_an_indeterminate_length_reads_no_further_than_the_limit():
     assert chunks(first + tail, max_length=2000) == [
         lost("not an OpenPGP packet (byte 0x7A)", 0, stop)]
     assert chunks(first + tail, max_length=5000) == [(first + tail, 0, len(first + tail), "")]
+
+
+CORRUPT = {"zero bytes": b"\x00" * 4096, "text": b"some text, not a key\n" * 8}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_reading_on_where_any_chunk_says_finds_the_keys_after_it(case):
+    """A load interrupted after any chunk goes on at its resume_at, which may
+    be the corrupt byte itself: the file is still read as binary (judged
+    from its start), and every key the whole read finds after that chunk
+    is found."""
+    parts = keys()
+    cut = len(parts[0]) + read_packet(parts[1])[1]  # after the second key's first packet
+    data = b"".join(parts)
+    data = data[:cut] + CORRUPT[case] + data[cut:]
+    whole = chunks(data)
+    assert whole[1][1:3] == (len(parts[0]), cut)  # the second key lost; go on at the spot
+    for index, (_, _, resume_at, _) in enumerate(whole):
+        handle = io.BytesIO(data)
+        handle.seek(resume_at)
+        found = [(c.data, c.offset) for c in read_chunks(handle, 1 << 20) if not c.problem]
+        assert found == [(c[0], c[1]) for c in whole[index + 1:] if not c[3]], index

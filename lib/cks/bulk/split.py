@@ -300,20 +300,27 @@ def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
 
 def read_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:
     """The keys of a key file (binary or armored, told apart by its first
-    byte that is not white space), from the handle's current position."""
+    byte that is not white space), from the handle's current position.  That
+    is where an interrupted load goes on, which may be a corrupt spot, so
+    the format is judged from the file's start, as the first read did."""
     start = handle.tell()
-    stripped = b""
-    while not stripped:
-        head = handle.read(4096)
-        if not head:
-            break
-        stripped = head.lstrip()
+    first = _first_byte(handle)
     handle.seek(start)
-    if not stripped:
-        if not start:
-            yield Chunk(b"", None, 0, "no key data (empty input)")
-        return
-    if stripped[0] & 0x80:
+    if first is None:
+        yield Chunk(b"", None, 0, "no key data (empty input)")
+    elif first & 0x80:
         yield from binary_chunks(handle, max_length)
     else:
         yield from _armored_chunks(handle, max_length, start > 0)
+
+
+def _first_byte(handle: BinaryIO) -> Optional[int]:
+    """The first byte of the file that is not white space (None: there is none)."""
+    handle.seek(0)
+    while True:
+        head = handle.read(4096)
+        if not head:
+            return None
+        stripped = head.lstrip()
+        if stripped:
+            return stripped[0]
