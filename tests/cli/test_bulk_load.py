@@ -417,6 +417,21 @@ def test_mixed_inputs_and_a_corrupt_file_in_the_middle(db_url, tmp_path):
     ptree_ok(db_url)
 
 
+def test_a_file_cut_inside_a_keys_first_packet_loses_that_key_alone(db_url, tmp_path):
+    """The key before the cut one is whole and stored; the problem is
+    reported where the cut key starts (until 2026-12-05 the whole key
+    before it was lost too, and named)."""
+    keys = debian_keys(4)
+    path = tmp_path / "cut.gpg"
+    path.write_bytes(b"".join(keys[:3]) + keys[3][:10])
+    out = admin(db_url, "load", "--no-sync", str(path))
+    assert out.returncode == 1
+    assert out.stdout.decode().strip() == "3 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
+    assert out.stderr.decode().splitlines() == [
+        "%s: offset %d: truncated packet (needs %d bytes, 7 left)" % (
+            path, len(b"".join(keys[:3])), read_packet(keys[3])[1] - 3)]
+
+
 def unusable_primary():
     """A v4 key whose primary key packet frames well but whose RSA modulus is
     cut short, with a user ID."""
