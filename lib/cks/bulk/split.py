@@ -16,7 +16,9 @@ until its last key, then the block's end.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 from dataclasses import dataclass
 from typing import BinaryIO, Generator, Iterator, List, Optional, Tuple
 
@@ -43,6 +45,10 @@ class Chunk:
     offset: Optional[int]
     resume_at: int
     problem: str = ""
+
+    def place(self, path: str) -> str:
+        """Where in the file `path` it was read, as problem lines name it."""
+        return path if self.offset is None else "%s: offset %d" % (path, self.offset)
 
 
 class _Framing(Exception):
@@ -310,6 +316,18 @@ def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
     problem = chunk.problem and "in the armor block at offset %d: byte %d: %s" % (
         block_offset, chunk.offset, chunk.problem)
     return Chunk(chunk.data, block_offset, resume_at, problem)
+
+
+@contextlib.contextmanager
+def key_file(path: str) -> Iterator[BinaryIO]:
+    """The key file `path` to read chunks from ('-': standard input).  One
+    that cannot seek (standard input, a pipe) is read whole first: reading
+    goes back to where a packet or a key starts."""
+    if path == "-":
+        yield io.BytesIO(sys.stdin.buffer.read())
+        return
+    with open(path, "rb") as handle:
+        yield handle if handle.seekable() else io.BytesIO(handle.read())
 
 
 def read_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:
