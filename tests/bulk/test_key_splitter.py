@@ -8,6 +8,7 @@ import pytest
 from cks.bulk import split
 from cks.bulk.split import read_chunks
 from cks.openpgp import armor
+from cks.openpgp.packet import read_packet
 from support import fixture
 
 @pytest.fixture(autouse=True, params=[7, 100, split.READ_AHEAD])
@@ -97,6 +98,40 @@ def test_a_truncated_packet_at_the_end_loses_its_key(case):
     assert chunks(first + tail) == [lost(problem, 0, len(first))]
 
 
+BROKEN_PRIMARY = {
+    # a key's first packet, broken, between two good keys
+    "a public key packet over the limit": (b"\xc6\xff\x7f\x00\x00\x00",
+                                           "packet tag 6 declares 2130706432 bytes, over "
+                                           "this server's limit of 1048576"),
+    "a secret key packet with a partial length": (b"\xc5\xe2" + b"x" * 8,
+                                                  "partial body length on packet tag 5"),
+    "an indeterminate length on a public key packet": (b"\x9b" + b"x" * 8,
+                                                       "indeterminate length on packet tag 6"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_PRIMARY))
+def test_a_key_whose_first_packet_is_broken_is_lost_alone(case):
+    """The key before it ended where it starts: it is whole, and kept."""
+    tail, problem = BROKEN_PRIMARY[case]
+    first, second = keys()[:2]
+    data = first + tail + second
+    assert chunks(data) == [(first, 0, len(first), ""),
+                            (b"", len(first), len(first), problem),
+                            (second, len(first + tail), len(data), "")]
+
+
+def test_a_file_cut_inside_a_keys_first_packet_loses_that_key_alone():
+    first, second = keys()[:2]
+    first_packet = read_packet(second)[1]
+    for cut in (1, 2, 3, 10, first_packet - 1):
+        found = chunks(first + second[:cut])
+        assert found[0] == (first, 0, len(first), ""), cut
+        assert found[1][:3] == (b"", len(first), len(first)), cut
+        assert found[1][3].startswith("truncated packet (needs "), cut
+        assert len(found) == 2
+
+
 def test_data_packets_with_partial_or_indeterminate_lengths_stay_in_the_key():
     """(The worker that parses the key refuses them, with the key.)"""
     first = keys()[0]
@@ -115,3 +150,25 @@ def test_an_indeterminate_length_reads_no_further_than_the_limit():
     assert chunks(first + tail, max_length=2000) == [
         lost("not an OpenPGP packet (byte 0x7A)", 0, stop)]
     assert chunks(first + tail, max_length=5000) == [(first + tail, 0, len(first + tail), "")]
+
+
+CORRUPT = {"zero bytes": b"\x00" * 4096, "text": b"some text, not a key\n" * 8}
+
+
+@pytest.mark.parametrize("case", sorted(CORRUPT))
+def test_reading_on_where_any_chunk_says_finds_the_keys_after_it(case):
+    """A load interrupted after any chunk goes on at its resume_at, which may
+    be the corrupt byte itself: the file is still read as binary (judged
+    from its start), and every key the whole read finds after that chunk
+    is found."""
+    parts = keys()
+    cut = len(parts[0]) + read_packet(parts[1])[1]  # after the second key's first packet
+    data = b"".join(parts)
+    data = data[:cut] + CORRUPT[case] + data[cut:]
+    whole = chunks(data)
+    assert whole[1][1:3] == (len(parts[0]), cut)  # the second key lost; go on at the spot
+    for index, (_, _, resume_at, _) in enumerate(whole):
+        handle = io.BytesIO(data)
+        handle.seek(resume_at)
+        found = [(c.data, c.offset) for c in read_chunks(handle, 1 << 20) if not c.problem]
+        assert found == [(c[0], c[1]) for c in whole[index + 1:] if not c[3]], index

@@ -8,7 +8,9 @@ import sys
 import pytest
 
 from cks.openpgp.armor import encode, scan
+from cks.openpgp.packet import read_packet
 from support import ROOT, fixture
+from support.db import run_sql
 from support.procs import tool
 
 
@@ -116,3 +118,49 @@ def test_output_that_cannot_be_written_is_one_line(tmp_path, args):
     stderr = process.communicate(timeout=60)[1]
     assert (process.returncode, stderr) == (
         1, b"cks_admin.py: error: cannot write standard output: No space left on device\n")
+
+
+def corrupt_keyrings():
+    """Binary keyrings of four fixture keys, broken: {case: (data, keys readable)}."""
+    first, second, third, fourth = (scan(fixture(name))[0][0].data
+                                    for name in ("rsa2048", "nistp256", "ed25519", "alice-t1"))
+    whole = first + second + third + fourth
+    cut = len(first) + read_packet(second)[1]  # after the second key's first packet
+    return {
+        "garbage in the middle": (whole[:cut] + b"\x00" * 64 + whole[cut:], 3),
+        "a 4 GiB length first": (b"\xc6\xff\xff\xff\xff\xff" + whole, 4),
+        "cut inside a key's first packet": (first + second + third[:10], 2),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(corrupt_keyrings()))
+def test_a_corrupt_keyring_shows_what_load_stores_and_reports(case, tmp_path):
+    """show reads a file as load does, going on after a spot whose framing
+    breaks (until 2026-12-05 it stopped there): the keys load stores, and
+    load's line per problem."""
+    data, readable = corrupt_keyrings()[case]
+    path = tmp_path / "keys.gpg"
+    path.write_bytes(data)
+    shown = tool("cks_admin.py", ["show", "--json", str(path)])
+    db = "sqlite:///%s" % (tmp_path / "cks.db")
+    loaded = tool("cks_admin.py", ["--db", db, "load", "--no-sync", str(path)])
+    assert shown.returncode == loaded.returncode == 1
+    assert shown.stderr.decode().splitlines() == loaded.stderr.decode().splitlines()
+    assert len(shown.stderr.decode().splitlines()) == 1, shown.stderr
+    fingerprints = sorted(key["fingerprint"] for key in json.loads(shown.stdout))
+    assert len(fingerprints) == readable
+    assert fingerprints == sorted(f for f, in run_sql(db, "SELECT fingerprint FROM cks_keys"))
+
+
+def test_a_file_that_cannot_seek_is_read(tmp_path):
+    """`cks_admin.py show <(gpg --export ...)`: a pipe named as the file."""
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "show",
+                                "/dev/fd/%d" % read_end], pass_fds=(read_end,),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(read_end)
+    with open(write_end, "wb") as pipe:
+        pipe.write(fixture("rsa2048") + fixture("nistp256"))
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout.decode().count("pub   ") == 2

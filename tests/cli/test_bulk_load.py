@@ -18,7 +18,7 @@ from cks.bulk import derive, load
 from cks.hkp.views_owed import follow_views
 from cks.bulk.split import read_chunks
 from cks.openpgp.keys import read_keys, sks_hash
-from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets
+from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets, read_packet
 from cks.openpgp.signature import Signature
 from cks.served import third_party_issuers
 from cks.store import StoreUnavailable, open_store
@@ -417,6 +417,21 @@ def test_mixed_inputs_and_a_corrupt_file_in_the_middle(db_url, tmp_path):
     ptree_ok(db_url)
 
 
+def test_a_file_cut_inside_a_keys_first_packet_loses_that_key_alone(db_url, tmp_path):
+    """The key before the cut one is whole and stored; the problem is
+    reported where the cut key starts (until 2026-12-05 the whole key
+    before it was lost too, and named)."""
+    keys = debian_keys(4)
+    path = tmp_path / "cut.gpg"
+    path.write_bytes(b"".join(keys[:3]) + keys[3][:10])
+    out = admin(db_url, "load", "--no-sync", str(path))
+    assert out.returncode == 1
+    assert out.stdout.decode().strip() == "3 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
+    assert out.stderr.decode().splitlines() == [
+        "%s: offset %d: truncated packet (needs %d bytes, 7 left)" % (
+            path, len(b"".join(keys[:3])), read_packet(keys[3])[1] - 3)]
+
+
 def unusable_primary():
     """A v4 key whose primary key packet frames well but whose RSA modulus is
     cut short, with a user ID."""
@@ -528,6 +543,57 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, p
             run_sql(whole, "SELECT count(*) FROM %s" % table), table
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
     ptree_ok(db_url)
+
+
+def load_stopped_after_first_batch(db_url, path, batch_size, monkeypatch):
+    """Load `path` in batches of `batch_size` and stop once the first batch
+    is committed (with where to go on), as a load killed then would."""
+    class Killed(Exception):
+        pass
+
+    write = load.Loader._write
+    written = []
+
+    def killed_after_first(self, *args):
+        if written:
+            raise Killed
+        write(self, *args)
+        written.append(True)
+    store = open_store(db_url, 2)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(load.Loader, "_write", killed_after_first)
+            with pytest.raises(Killed):
+                load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
+                            jobs=1, batch_size=batch_size).load([str(path)])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("spot", [b"\x00" * 4096, b"some text, not a key\n" * 8],
+                         ids=["zero bytes", "text"])
+def test_a_load_stopped_at_a_corrupt_spot_goes_on_after_it(db_url, tmp_path, monkeypatch,
+                                                           spot):
+    """A batch that ends with a corrupt spot inside a binary keyring records
+    the spot itself as where to go on; run again, the load still reads the
+    file as binary (until 2026-12-05 it judged the format from that byte,
+    found no key, and said all was well) and stores every key after it."""
+    keys = debian_keys(20)
+    cut = len(b"".join(keys[:12])) + read_packet(keys[12])[1]  # in the 13th key
+    data = b"".join(keys)
+    path = tmp_path / "keys.gpg"
+    path.write_bytes(data[:cut] + spot + data[cut:])
+    load_stopped_after_first_batch(db_url, path, 13, monkeypatch)  # 12 keys, the spot
+    assert _progress(db_url) == cut
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(12,)]
+    out = admin(db_url, "load", "--no-sync", str(path))
+    assert out.returncode == 1
+    assert out.stdout.decode().strip() == "7 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
+    assert out.stderr.decode().startswith("%s: offset %d: not an OpenPGP packet" % (path, cut))
+    whole = "sqlite:///%s" % (tmp_path / "whole.db")
+    assert admin(whole, "load", "--no-sync", str(path)).returncode == 1
+    assert content(db_url) == content(whole)
+    assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
 
 
 def _progress(url):

@@ -42,13 +42,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
-import io
 import multiprocessing
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence,
-                    Tuple)
+from typing import Callable, Counter, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import pipeline, views
 from ..openpgp.errors import PacketError
@@ -61,7 +58,7 @@ from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_serv
                                   resume_offset, save, served_together)
 from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
 from .progress import ProgressLine, ViewsProgressLine
-from .split import Chunk, read_chunks
+from .split import Chunk, key_file, read_chunks
 
 BATCH_SIZE = 4000
 BATCH_BYTES = 8 << 20
@@ -237,13 +234,10 @@ class Loader:
 
     def _read(self, path: str, identity: Optional[FileIdentity]) -> Iterator[_Read]:
         start = 0
-        if identity is None:
-            handle: BinaryIO = io.BytesIO(sys.stdin.buffer.read())
-        else:
+        if identity is not None:
             with self.store.read() as cursor:
                 start = resume_offset(cursor, identity)
-            handle = open(path, "rb")
-        with handle:
+        with key_file(path) as handle:
             handle.seek(start)
             for chunk in read_chunks(handle, self.limits.max_key_bytes):
                 yield _Read(path, identity, chunk)
@@ -280,8 +274,7 @@ class Loader:
             if item.identity is not None:
                 offsets[item.identity] = chunk.resume_at
             if chunk.problem:
-                where = "" if chunk.offset is None else " offset %d:" % chunk.offset
-                problems.append("%s:%s %s" % (item.path, where, chunk.problem))
+                problems.append("%s: %s" % (chunk.place(item.path), chunk.problem))
                 continue
             fingerprint, keyid, body = _primary(chunk.data)
             task = tasks.get(fingerprint) if fingerprint else None
@@ -291,7 +284,7 @@ class Loader:
                     entries.append((fingerprint, keyid, body))
                     path_of[fingerprint] = item.path
             task.chunks.append(chunk.data)
-            task.labels.append("%s: offset %d" % (item.path, chunk.offset))
+            task.labels.append(chunk.place(item.path))
         todo = list(tasks.values())
         return _Sent(todo, entries, path_of, offsets, problems,
                      self._start_derive(todo, primaries_of(entries)), len(batch), read_to)

@@ -2,8 +2,10 @@
 
 Binary input (keyrings, SKS dump files: concatenated transferable public
 keys) is read packet header by packet header; a key starts at each primary
-key packet.  Where the framing breaks, the key being read is lost and
-reading resynchronizes on the next packet that parses as a primary key.
+key packet.  Where the framing breaks, the key being read is lost (the one
+whose primary key packet breaks, when that one does: the key before it
+ended there, whole) and reading resynchronizes on the next packet that
+parses as a primary key.
 Armored input is read one armor block at a time (memory is bounded by the
 largest block), and each PUBLIC KEY BLOCK is cut the same way.
 
@@ -14,7 +16,9 @@ until its last key, then the block's end.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 from dataclasses import dataclass
 from typing import BinaryIO, Generator, Iterator, List, Optional, Tuple
 
@@ -42,13 +46,19 @@ class Chunk:
     resume_at: int
     problem: str = ""
 
+    def place(self, path: str) -> str:
+        """Where in the file `path` it was read, as problem lines name it."""
+        return path if self.offset is None else "%s: offset %d" % (path, self.offset)
+
 
 class _Framing(Exception):
-    """The packet framing is broken at `offset`."""
+    """The packet framing is broken at `offset`; `tag`: the broken packet's,
+    when its tag octet was read."""
 
     def __init__(self, offset: int, message: str) -> None:
         super().__init__(message)
         self.offset = offset
+        self.tag: Optional[int] = None
 
 
 def _read_exact(handle: BinaryIO, count: int, offset: int) -> bytes:
@@ -83,9 +93,18 @@ def next_packet(handle: BinaryIO, offset: int,
         return None
     if not ctb[0] & 0x80:
         raise _Framing(offset, "not an OpenPGP packet (byte 0x%02X)" % ctb[0])
-    parts = [ctb]
-    if ctb[0] & 0x40:
-        tag = ctb[0] & 0x3F
+    tag = ctb[0] & 0x3F if ctb[0] & 0x40 else (ctb[0] >> 2) & 0x0F
+    try:
+        return tag, offset, ctb + _packet_rest(handle, ctb[0], tag, offset, max_length)
+    except _Framing as exc:
+        exc.tag = tag
+        raise
+
+
+def _packet_rest(handle: BinaryIO, ctb: int, tag: int, offset: int, max_length: int) -> bytes:
+    """The length octets and body of the packet whose tag octet was `ctb`."""
+    parts = []
+    if ctb & 0x40:
         raw_length, length, partial = _new_length(handle, offset)
         parts.append(raw_length)
         while partial:
@@ -94,24 +113,22 @@ def next_packet(handle: BinaryIO, offset: int,
             parts.append(_read_exact(handle, length, offset))
             raw_length, length, partial = _new_length(handle, offset)
             parts.append(raw_length)
+    elif ctb & 3 == 3:
+        if tag not in PARTIAL_ALLOWED:
+            raise _Framing(offset, "indeterminate length on packet tag %d" % tag)
+        parts.append(handle.read(max_length + 1))
+        length = 0
     else:
-        tag = (ctb[0] >> 2) & 0x0F
-        if ctb[0] & 3 == 3:
-            if tag not in PARTIAL_ALLOWED:
-                raise _Framing(offset, "indeterminate length on packet tag %d" % tag)
-            parts.append(handle.read(max_length + 1))
-            length = 0
-        else:
-            raw_length = _read_exact(handle, 1 << (ctb[0] & 3), offset)
-            parts.append(raw_length)
-            length = int.from_bytes(raw_length, "big")
+        raw_length = _read_exact(handle, 1 << (ctb & 3), offset)
+        parts.append(raw_length)
+        length = int.from_bytes(raw_length, "big")
     if tag == 0:
         raise _Framing(offset, "packet tag 0 is reserved")
     if length > max_length:
         raise _Framing(offset, "packet tag %d declares %d bytes, over this server's limit of "
                                "%d" % (tag, length, max_length))
     parts.append(_read_exact(handle, length, offset))
-    return tag, offset, b"".join(parts)
+    return b"".join(parts)
 
 
 def _primary_at(handle: BinaryIO, offset: int, max_length: int) -> bool:
@@ -234,6 +251,9 @@ def _key_by_packets(handle: BinaryIO, position: int, max_length: int,
         try:
             packet = next_packet(handle, position, max_length)
         except _Framing as exc:
+            if parts and exc.tag in PRIMARY_TAGS:  # the key read is whole; the next is broken
+                yield Chunk(b"".join(parts), base + start, base + exc.offset)
+                parts = []
             if parts:  # reported where the key that is lost starts
                 yield Chunk(b"", base + start, base + exc.offset, "%s at offset %d; the key "
                             "there is incomplete and was skipped" % (exc, base + exc.offset))
@@ -298,22 +318,41 @@ def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
     return Chunk(chunk.data, block_offset, resume_at, problem)
 
 
+@contextlib.contextmanager
+def key_file(path: str) -> Iterator[BinaryIO]:
+    """The key file `path` to read chunks from ('-': standard input).  One
+    that cannot seek (standard input, a pipe) is read whole first: reading
+    goes back to where a packet or a key starts."""
+    if path == "-":
+        yield io.BytesIO(sys.stdin.buffer.read())
+        return
+    with open(path, "rb") as handle:
+        yield handle if handle.seekable() else io.BytesIO(handle.read())
+
+
 def read_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:
     """The keys of a key file (binary or armored, told apart by its first
-    byte that is not white space), from the handle's current position."""
+    byte that is not white space), from the handle's current position.  That
+    is where an interrupted load goes on, which may be a corrupt spot, so
+    the format is judged from the file's start, as the first read did."""
     start = handle.tell()
-    stripped = b""
-    while not stripped:
-        head = handle.read(4096)
-        if not head:
-            break
-        stripped = head.lstrip()
+    first = _first_byte(handle)
     handle.seek(start)
-    if not stripped:
-        if not start:
-            yield Chunk(b"", None, 0, "no key data (empty input)")
-        return
-    if stripped[0] & 0x80:
+    if first is None:
+        yield Chunk(b"", None, 0, "no key data (empty input)")
+    elif first & 0x80:
         yield from binary_chunks(handle, max_length)
     else:
         yield from _armored_chunks(handle, max_length, start > 0)
+
+
+def _first_byte(handle: BinaryIO) -> Optional[int]:
+    """The first byte of the file that is not white space (None: there is none)."""
+    handle.seek(0)
+    while True:
+        head = handle.read(4096)
+        if not head:
+            return None
+        stripped = head.lstrip()
+        if stripped:
+            return stripped[0]

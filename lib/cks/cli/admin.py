@@ -20,13 +20,12 @@ from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError, normalize_fingerprint
 from ..openpgp.info import describe
-from ..openpgp.keys import merge_all, read_keys
 from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree
 from ..store.rejections import get_notice, notices, rejected_keys
 from .common import (CommandParser, UserError, base_parser, minute, node_identity,
                      pipeline_limits, settings_from)
-from .show import format_key
+from .show import format_key, read_key_file
 
 
 def _read_input(path: str) -> bytes:
@@ -41,17 +40,20 @@ def _read_input(path: str) -> bytes:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print each key in FILE like gpg --show-keys (or as JSON); exit 1 on any problem."""
-    result = read_keys(_read_input(args.file))
-    keys = merge_all(result.keys)
-    for problem in result.problems:
-        print("%s: %s" % (args.file, problem), file=sys.stderr)
+    max_length = _configured(pipeline_limits, args).max_key_bytes
+    try:
+        keys, problems = read_key_file(args.file, max_length)
+    except OSError as exc:
+        raise UserError("cannot read %s: %s" % (args.file, exc.strerror)) from None
+    for problem in problems:
+        print(problem, file=sys.stderr)
     infos = [describe(key) for key in keys]
     if args.json:
         json.dump([info.to_dict() for info in infos], sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
         sys.stdout.write("\n".join(format_key(info) for info in infos))
-    return 1 if result.problems else 0
+    return 1 if problems else 0
 
 
 # In a directory: SKS's dump metadata, and a dump file that `dump` did not

@@ -1,11 +1,14 @@
-"""Text listing of keys in the style of `gpg --show-keys`."""
+"""`cks_admin.py show`: a key file read as `load` reads it, and its keys
+listed in the style of `gpg --show-keys`."""
 
 from __future__ import annotations
 
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
+from ..bulk.split import key_file, read_chunks
 from ..openpgp.info import KeyInfo
+from ..openpgp.keys import Key, merge_all, parse_keyring
 
 _USAGE = ((0x02, "S"), (0x01, "C"), (0x0C, "E"), (0x20, "A"))
 
@@ -54,3 +57,21 @@ def format_key(info: KeyInfo, now: Optional[int] = None) -> str:
         lines.append("      %s" % sub.fingerprint)
     lines.append("      SKS hash: %s" % info.sks_hash)
     return "\n".join(lines) + "\n"
+
+
+def read_key_file(path: str, max_length: int) -> Tuple[List[Key], List[str]]:
+    """The keys of the key file `path` ('-': standard input), merged, and a
+    line per problem.  It is cut into keys as `load` cuts it (bulk/split.py,
+    packets over `max_length` bytes unusable), so it shows what a load
+    stores: reading goes on after a spot whose framing breaks."""
+    keys: List[Key] = []
+    problems: List[str] = []
+    with key_file(path) as handle:
+        for chunk in read_chunks(handle, max_length):
+            if chunk.problem:
+                problems.append("%s: %s" % (chunk.place(path), chunk.problem))
+                continue
+            read = parse_keyring(chunk.data)
+            problems.extend("%s: %s" % (chunk.place(path), problem) for problem in read.problems)
+            keys.extend(read.keys)
+    return merge_all(keys), problems
