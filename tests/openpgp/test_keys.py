@@ -96,6 +96,21 @@ def test_truncated_input_keeps_the_keys_before_it():
     assert len(result.keys) == 1 and "incomplete" in str(result.problems[0])
 
 
+@pytest.mark.parametrize("cut", [1, 2, 3, 10, 40])
+def test_input_cut_inside_a_keys_first_packet_keeps_the_whole_key_before_it(cut):
+    """The broken key packet starts a key of its own: the one read before
+    it is whole (until 2026-12-05 it was skipped in its place, and named
+    as the incomplete one)."""
+    first, second = _binary("rsa2048"), _binary("nistp256")
+    result = keys.parse_keyring(first + second[:cut])
+    assert [k.fingerprint for k in result.keys] == [keys.parse_keyring(first).keys[0].fingerprint]
+    (problem,) = result.problems
+    assert problem.fingerprint is None and "offset %d" % len(first) in str(problem)
+    assert "the key starting there is incomplete and was skipped" in str(problem)
+    both = keys.parse_keyring(first + second + first[:cut])
+    assert len(both.keys) == 2 and len(both.problems) == 1
+
+
 def test_data_before_the_first_key():
     uid = pk.Packet(pk.TAG_USER_ID, b"nobody")
     result = keys.parse_keyring(uid.serialize() + _binary("rsa2048"))

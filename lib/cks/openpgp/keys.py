@@ -240,15 +240,29 @@ def parse_keyring(data: bytes, result: Optional[ReadResult] = None,
     each being parsed and held first."""
     result = result if result is not None else ReadResult()
     builder = _KeyBuilder(result, max_packets)
+    pos, end = 0, len(data)
     try:
-        for packet in pk.iter_packets(data, framing=False):  # stored canonical
+        while pos < end:
+            packet, pos = pk.read_packet(data, pos, framing=False)  # stored canonical
             builder.feed(packet)
     except PacketError as exc:
-        builder.fail(str(exc))
+        if _tag_at(data, pos) in (pk.TAG_PUBLIC_KEY, pk.TAG_SECRET_KEY):
+            builder.finish()  # the key read so far is whole: the broken packet starts the next
+            builder.fail("%s; the key starting there is incomplete and was skipped" % exc)
+        else:
+            builder.fail(str(exc))
     builder.finish()
     if builder.stray_signatures and not result.keys:
         result.problems.append(Problem("only signatures, no public key"))
     return result
+
+
+def _tag_at(data: bytes, pos: int) -> Optional[int]:
+    """The tag of the packet whose header starts at `pos`, if it has one."""
+    ctb = data[pos] if pos < len(data) else 0
+    if not ctb & 0x80:
+        return None
+    return ctb & 0x3F if ctb & 0x40 else (ctb >> 2) & 0x0F
 
 
 _REFUSED_ARMOR = {
