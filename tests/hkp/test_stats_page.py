@@ -159,11 +159,11 @@ def node(module_db_url, tmp_path_factory, operator):
                       "node_name = node-a.example\n%s" % (HOSTILE, fpr(OPERATOR),
                                                           LOOPBACK_EXEMPT))
     with Cksd(db_url, args=["--recon-port", "0"], config=str(config)) as cksd:
+        _run(cksd, "cks_sync_manage.py", "add", "keys@pks.example.org")  # (owed the uploads)
         for name in LOADED:
             assert cksd.add(fixture(name))[0] == 200
         _run(cksd, "cks_sync_manage.py", "add", "sks.example.org", "--type", "recon",
              "--recon-port", "11380")
-        _run(cksd, "cks_sync_manage.py", "add", "keys@pks.example.org")
         _run(cksd, "cks_sync_manage.py", "add", TRUSTED_PEER, "--rejection-key",
              fpr(OPERATOR), "--honour-rejections", "--no-catch-up")
         store = open_store(db_url)
@@ -326,6 +326,7 @@ def test_whole_index_counts_are_kept_for_a_minute(db_url):
     """In-process: the counts by type and day are kept KEPT_SECONDS, the
     others are read at every request."""
     store = open_store(db_url)
+    PeerStore(store).add("push.example:11371", "hkp", 100, None, catch_up=False)
     clock = [1000.0]
     app = KeyServer(store, ServerSettings())
     app.statistics = Statistics(clock=lambda: clock[0])
