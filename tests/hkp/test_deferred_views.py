@@ -21,6 +21,7 @@ from cks.openpgp.keys import read_keys
 from cks.periodic import Periodic
 from cks.store import StoreError
 from cks.store.base import UNSERVED
+from cks.store.peers import PeerStore
 from support import fixture
 from support.content import content, pipeline_content
 from support.db import BACKENDS, drop_pg_database, new_db_url, run_sql
@@ -48,9 +49,10 @@ def _row(db_url, name):
 
 def test_a_new_key_is_answered_before_its_served_view_and_found_after(store, db_url,
                                                                        tmp_path):
+    PeerStore(store).add("push.example:11371", "hkp", 100, None, catch_up=False)
     app = KeyServer(store, ServerSettings())
     assert _post(app, "alice-t1")["added"] == [fpr("alice-t1")]
-    # Answered: the network view, in the recon set and queued for the peers;
+    # Answered: the network view, in the recon set and queued for the peer;
     # no served view, no index rows, no verdicts yet; its work item queued.
     assert _row(db_url, "alice-t1") == [(UNSERVED, 0)]
     assert run_sql(db_url, "SELECT size FROM cks_ptree WHERE prefix = ''") == [(1,)]

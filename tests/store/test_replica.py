@@ -15,6 +15,7 @@ from cks.openpgp import signature as sg
 from cks.openpgp.armor import scan
 from cks.openpgp.keys import parse_keyring, read_keys
 from cks.store import open_store
+from cks.store.peers import PeerStore
 from support import fixture, in_ci
 from support import pgcluster
 from support.forge import Signer, keyring
@@ -118,6 +119,9 @@ def test_primary_down_lookups_answer_uploads_get_503(cluster, urls, tmp_path):
     primary, replica = urls
     config = tmp_path / "cks.conf"  # one serving process: one pool of connections
     config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
+    store = open_store(primary)
+    PeerStore(store).add("push.example:11371", "hkp", 100, None, catch_up=False)  # (owed)
+    store.close()
     with Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
         assert cksd.add(fixture("rsa2048"))[0] == 200
         eventually_found(cksd, "rsa2048")
