@@ -2,6 +2,7 @@
 SQLite and PostgreSQL: the same result as the pipeline, dumps that load back
 and that SKS builds, interruption and resume, mixed and corrupt input."""
 
+import contextlib
 import gc
 import io
 import os
@@ -479,35 +480,39 @@ def test_refused_keys_are_counted_by_reason(db_url, tmp_path):
         "certified") in stderr
 
 
-@pytest.mark.parametrize("phase", ["network views", "served views"])
-def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, phase):
-    keyring = tmp_path / "keys.gpg"
-    keyring.write_bytes(b"".join(debian_keys(150)))
+PHASES = ["network views", "served views"]
+
+
+def load_command(db_url, keyring, *options):
+    return [sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db_url, "load",
+            *options, str(keyring)]
+
+
+def wait_until_in(phase, db_url, keyring, count):
+    """Until the load of `keyring` (`count` keys) into `db_url` is half-way
+    through `phase`, as its committed batches show."""
     size = keyring.stat().st_size
-    command = [sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db_url, "load",
-               "--batch-size", "3", "--jobs", "1", str(keyring)]
-
-    def killed_now():
-        if phase == "network views":  # a first batch is in, more to read
-            return _progress(db_url) > 0
-        return _progress(db_url) == size and 0 < _unserved(db_url) < 150
-
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    try:
-        while not killed_now() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    while time.monotonic() < deadline:
+        if phase == "network views" and _progress(db_url) > 0:  # a first batch is in
+            return
+        if phase == "served views" and _progress(db_url) == size \
+                and 0 < _unserved(db_url) < count:
+            return
+        time.sleep(0.01)
+
+
+def assert_interrupted_in(phase, db_url, keyring, count):
+    """The load was interrupted half-way through `phase`; a key stored
+    without its served view yet is not found, and its network view is
+    there for recon (op=hget).  Returns how many keys are stored."""
     offset = _progress(db_url)
     stored = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
     if phase == "network views":
-        assert 0 < offset < size  # interrupted half-way through the input
+        assert 0 < offset < keyring.stat().st_size  # half-way through the input
     else:
-        assert offset == size and stored == 150 and 0 < _unserved(db_url) < 150
-    # a key stored without its served view yet is not found; its network view
-    # is there for recon (op=hget)
+        assert offset == keyring.stat().st_size and stored == count \
+            and 0 < _unserved(db_url) < count
     unserved = run_sql(db_url, "SELECT keyid, sks_hash FROM cks_keys WHERE served_crc24 = -1")
     if unserved:
         keyid, hash_ = unserved[0]
@@ -515,10 +520,17 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, p
             assert server.lookup(op="get", search="0x" + keyid)[0] == 404
             assert server.lookup(op="index", options="mr", search="0x" + keyid)[0] == 404
             assert server.lookup(op="hget", search=hash_)[0] == 200
+    return stored
+
+
+def assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, count):
+    """`command` run again on the interrupted load's database adds the keys
+    still missing and leaves what a load never interrupted leaves."""
+    stored = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
     out = subprocess.run(command, capture_output=True)
     assert out.returncode == 0, out.stderr
     added = int(out.stdout.split()[0])
-    assert added == 150 - stored
+    assert added == count - stored
     assert _unserved(db_url) == 0
     whole = "sqlite:///%s" % (tmp_path / "whole.db")
     assert admin(whole, "load", str(keyring)).returncode == 0
@@ -528,6 +540,45 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, p
             run_sql(whole, "SELECT count(*) FROM %s" % table), table
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
     ptree_ok(db_url)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, phase):
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "1")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_in(phase, db_url, keyring, 150)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert_interrupted_in(phase, db_url, keyring, 150)
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_ctrl_c_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase):
+    """SIGINT to the load's process group, as Ctrl-C on its terminal sends
+    it to the loading process and its workers alike: status 130 at once, no
+    traceback from any of them; run again, the load goes on."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "2")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        wait_until_in(phase, db_url, keyring, 150)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # (still there: it hung)
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert_interrupted_in(phase, db_url, keyring, 150)
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
 
 
 def _progress(url):

@@ -17,6 +17,7 @@ committed.
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -179,6 +180,16 @@ def start_worker(db_url: str, limits: pipeline.Limits) -> None:
     """Pool initializer: each worker process opens its own connection."""
     global _worker
     _worker = _Worker(open_store(db_url, 1), limits)
+
+
+def start_pool_worker(db_url: str, limits: pipeline.Limits) -> None:
+    """start_worker for a worker process, which ignores SIGINT: Ctrl-C on a
+    terminal reaches the whole process group, and the loading process alone
+    ends the load (it ends the pool).  A worker interrupted too would print
+    a traceback, and one interrupted while it waited for a task would leave
+    the pool's queue lock taken: Pool.terminate would wait for it for ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start_worker(db_url, limits)
 
 
 def derive_group(group: Group) -> List[Result]:

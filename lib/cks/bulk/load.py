@@ -44,6 +44,7 @@ import contextlib
 import gc
 import io
 import multiprocessing
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,8 @@ from ..store import Store
 from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
                                   resume_offset, save, served_together)
-from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
+from .derive import (Group, Result, Task, derive_group, primaries_of, start_pool_worker,
+                     start_worker)
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, read_chunks
 
@@ -208,8 +210,13 @@ class Loader:
                 return (lambda: results), [time.monotonic()]
             yield run_here
             return
-        with multiprocessing.get_context("fork").Pool(
-                self.jobs, start_worker, (self.db_url, self.limits)) as pool:
+        with contextlib.ExitStack() as stack:
+            # SIGINT held until the pool is made: no worker gets one before it
+            # ignores it (start_pool_worker), and one that came meanwhile ends
+            # the pool, which the stack holds by then.
+            with _sigint_held():
+                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
+                    self.jobs, start_pool_worker, (self.db_url, self.limits)))
 
             def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 done: List[float] = []
@@ -465,6 +472,18 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*threshold)
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back for the block: processes forked in it start with it
+    held, and one that arrives meanwhile is delivered after it (to this
+    process; a process that ignores it by then drops it)."""
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _primary(data: bytes) -> Tuple[str, str, bytes]:
