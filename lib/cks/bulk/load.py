@@ -164,10 +164,9 @@ class Loader:
         """Load every file of `paths` ('-': standard input)."""
         started = time.monotonic()
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
-        progress = ProgressLine(sum(i.size for i in identities.values())) \
-            if self.show_progress else None
         with _fewer_collections(), self._runner() as self.run, self._the_only_load():
             prepare(self.store)
+            progress = self._network_progress(identities)
             sent: Optional[_Sent] = None
             for batch, read_to in self._batches(paths, identities):
                 previous, sent = sent, self._send(batch, read_to)
@@ -198,6 +197,16 @@ class Loader:
             if not locked:
                 raise LoadRunning("another load is running on this database")
             yield
+
+    def _network_progress(self, identities: Dict[str, FileIdentity]
+                          ) -> Optional[ProgressLine]:
+        """Phase 1's progress line, on a terminal."""
+        if not self.show_progress:
+            return None
+        files = identities.values()
+        with self.store.read() as cursor:
+            before = sum(resume_offset(cursor, identity) for identity in files)
+        return ProgressLine(sum(identity.size for identity in files), before)
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
