@@ -363,6 +363,21 @@ def test_one_load_at_a_time(db_url, tmp_path):
     assert admin(db_url, "load", "-", input=fixture("rsa2048")).returncode == 0
 
 
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_a_batch_size_below_one_is_a_usage_error(db_url, tmp_path, size):
+    """Refused before anything is read: a size of 0 stored the keys and never
+    served them, and on PostgreSQL a negative one failed after the first
+    phase."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(5)))
+    out = admin(db_url, "load", "--batch-size", size, str(keyring))
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines()[-1] == \
+        "cks_admin.py load: error: argument --batch-size: must be 1 or more, not %s" % size
+    assert out.stdout == b""
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
+
+
 def greedy_batches(sizes, limit):
     """How many items each batch takes when a batch ends once its items
     reach `limit` bytes."""

@@ -364,6 +364,14 @@ def cmd_ptree(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
@@ -380,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--jobs", type=int, default=0, metavar="N",
                       help="worker processes that parse keys and verify signatures "
                            "(default: one per core)")
-    load.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+    load.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="N",
                       help="keys per transaction (default: %(default)s)")
     load.set_defaults(handler=cmd_load)
     dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
