@@ -67,3 +67,9 @@ def test_the_served_views_line_ends_with_its_last_state(clock):
     assert states(written) == [
         "served views: 4 of 10 keys, 100 signatures/s, about 0m01s left",
         "served views: 9 of 10 keys, 200 signatures/s, about 0m00s left"]
+
+
+def test_read_from_standard_input_the_line_tells_no_share_and_no_time_left(clock):
+    """The input's size is not known then."""
+    written = shown(clock, progress.ProgressLine, None, updates=[(102.0, (100, 250))])
+    assert states(written) == ["100 keys, 50 keys/s"]

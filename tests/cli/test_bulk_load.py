@@ -125,25 +125,35 @@ def test_a_load_and_a_rebuilt_tree_leave_the_database_tidied(db_url):
 
 
 def on_a_terminal(command):
-    """`command` run with a terminal for its output (script(1)): what it wrote."""
+    """The shell command `command` run with a terminal for its output
+    (script(1)): what it wrote."""
     if shutil.which("script") is None:
         pytest.skip("no script(1) (util-linux)")
-    out = subprocess.run(["script", "-qec", shlex.join(command), "/dev/null"],
+    out = subprocess.run(["script", "-qec", command, "/dev/null"],
                          stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     assert out.returncode == 0, out.stdout
     return out.stdout.decode()
 
 
-def test_the_progress_lines_end_with_the_final_count(db_url, tmp_path):
+@pytest.mark.parametrize("read", ["a file", "standard input"])
+def test_the_progress_lines_end_with_the_final_count(db_url, tmp_path, read):
     """On a terminal, each phase's progress line ends with its last state,
-    however soon after the one before it came."""
+    however soon after the one before it came; the share of the input read
+    and the time left only when the input's size is known."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(60)))
-    shown = on_a_terminal(load_command(db_url, keyring, "--batch-size", "7", "--jobs", "2"))
+    options = ["--batch-size", "7", "--jobs", "2"]
+    if read == "a file":
+        command = shlex.join(load_command(db_url, keyring, *options))
+        phase_1 = r"60 keys, \d+ keys/s, 100\.0% of the input, about 0m00s left"
+    else:
+        command = "%s < %s" % (shlex.join(load_command(db_url, "-", *options)),
+                               shlex.quote(str(keyring)))
+        phase_1 = r"60 keys, \d+ keys/s"
+    shown = on_a_terminal(command)
     lines = shown.replace("\r\n", "\n").split("\n")
     ended = [line.split("\r")[-1].strip() for line in lines]  # as each line was left
-    assert re.fullmatch(r"60 keys, \d+ keys/s, 100\.0% of the input, about 0m00s left",
-                        ended[0]), shown
+    assert re.fullmatch(phase_1, ended[0]), shown
     assert re.fullmatch(r"served views: 60 of 60 keys, \d+ signatures/s, about 0m00s left",
                         ended[1]), shown
     assert ended[-2] == "60 added, 0 updated, 0 unchanged, 0 refused; 0 problems"

@@ -166,7 +166,7 @@ class Loader:
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
         with _fewer_collections(), self._runner() as self.run, self._the_only_load():
             prepare(self.store)
-            progress = self._network_progress(identities)
+            progress = self._network_progress(paths, identities)
             sent: Optional[_Sent] = None
             for batch, read_to in self._batches(paths, identities):
                 previous, sent = sent, self._send(batch, read_to)
@@ -198,15 +198,17 @@ class Loader:
                 raise LoadRunning("another load is running on this database")
             yield
 
-    def _network_progress(self, identities: Dict[str, FileIdentity]
+    def _network_progress(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
                           ) -> Optional[ProgressLine]:
-        """Phase 1's progress line, on a terminal."""
+        """Phase 1's progress line, on a terminal; the input's size is not
+        known when standard input is read."""
         if not self.show_progress:
             return None
         files = identities.values()
         with self.store.read() as cursor:
             before = sum(resume_offset(cursor, identity) for identity in files)
-        return ProgressLine(sum(identity.size for identity in files), before)
+        size = None if "-" in paths else sum(identity.size for identity in files)
+        return ProgressLine(size, before)
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:

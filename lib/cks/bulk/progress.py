@@ -43,10 +43,11 @@ class _Line:
 
 
 class ProgressLine(_Line):
-    """Phase 1's line: keys read, keys/s, share of the input, time left."""
+    """Phase 1's line: keys read, keys/s, and when the input's size is known
+    (None: standard input is read), its share read and the time left."""
 
-    def __init__(self, total_bytes: int, bytes_before: int = 0, stream: TextIO = sys.stderr,
-                 interval: float = 0.5) -> None:
+    def __init__(self, total_bytes: Optional[int], bytes_before: int = 0,
+                 stream: TextIO = sys.stderr, interval: float = 0.5) -> None:
         """`bytes_before`: of the input, what the loads interrupted before
         this one read (this one goes on after it)."""
         super().__init__(stream, interval)
@@ -55,11 +56,16 @@ class ProgressLine(_Line):
 
     def update(self, keys: int, bytes_done: int) -> None:
         elapsed = self._elapsed()
+        self._update("%d keys, %.0f keys/s%s" % (keys, keys / elapsed,
+                                                 self._share(bytes_done, elapsed)))
+
+    def _share(self, bytes_done: int, elapsed: float) -> str:
+        if self.total_bytes is None:
+            return ""
         rate = (bytes_done - self.bytes_before) / elapsed
         percent = 100.0 * bytes_done / self.total_bytes if self.total_bytes else 100.0
-        self._update("%d keys, %.0f keys/s, %.1f%% of the input%s" % (
-            keys, keys / elapsed, percent,
-            _left((self.total_bytes - bytes_done) / rate if rate > 0 else None)))
+        return ", %.1f%% of the input%s" % (
+            percent, _left((self.total_bytes - bytes_done) / rate if rate > 0 else None))
 
 
 class ViewsProgressLine(_Line):
