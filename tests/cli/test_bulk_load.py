@@ -610,10 +610,12 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, p
 
 
 @pytest.mark.parametrize("phase", PHASES)
-def test_ctrl_c_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase):
+@pytest.mark.parametrize("to_all", [True, False], ids=["process group", "loading process"])
+def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all):
     """SIGINT to the load's process group, as Ctrl-C on its terminal sends
-    it to the loading process and its workers alike: status 130 at once, no
-    traceback from any of them; run again, the load goes on."""
+    it to the loading process and its workers alike, or to the loading
+    process alone: status 130 at once, no traceback from any of them; run
+    again, the load goes on."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(150)))
     command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "2")
@@ -621,7 +623,10 @@ def test_ctrl_c_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase):
                                start_new_session=True)
     try:
         wait_until_in(phase, db_url, keyring, 150)
-        os.killpg(process.pid, signal.SIGINT)
+        if to_all:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=20)
     finally:
         with contextlib.suppress(ProcessLookupError):  # (still there: it hung)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from multiprocessing.synchronize import Event
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import pipeline
 from ..openpgp.errors import PacketError
@@ -77,10 +78,16 @@ class Result:
         return self.view is not None or self.primary is not None
 
 
+class Stopped(Exception):
+    """The load is ending (its stop event is set): a group's keys left undone."""
+
+
 class _Worker:
-    def __init__(self, store: Store, limits: pipeline.Limits) -> None:
+    def __init__(self, store: Store, limits: pipeline.Limits,
+                 stop: Optional[Event] = None) -> None:
         self.store = store
         self.limits = limits
+        self.stop = stop
 
     def group(self, group: Group) -> List[Result]:
         """The group's keys, read from the database with a few queries for
@@ -90,7 +97,14 @@ class _Worker:
             known = _Known(self.store.rejection_reasons(cursor, fingerprints),
                            self.store.stored_keys(cursor, fingerprints))
             known.verdicts = self.store.load_verdicts_of(cursor, list(known.stored))
-            return [self.task(cursor, task, group.primaries, known) for task in group.tasks]
+            return [self.task(cursor, task, group.primaries, known)
+                    for task in self.until_stopped(group.tasks)]
+
+    def until_stopped(self, tasks: List[Task]) -> Iterator[Task]:
+        for task in tasks:
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped("the load is ending")
+            yield task
 
     def task(self, cursor, task: Task, primaries, known: "_Known") -> Result:
         fingerprint = task.fingerprint
@@ -176,20 +190,22 @@ class _Known:
 _worker: Optional[_Worker] = None
 
 
-def start_worker(db_url: str, limits: pipeline.Limits) -> None:
-    """Pool initializer: each worker process opens its own connection."""
+def start_worker(db_url: str, limits: pipeline.Limits, stop: Optional[Event] = None) -> None:
+    """Pool initializer: each worker process opens its own connection.  Once
+    `stop` is set, it leaves the keys of a group it has not begun (Stopped)."""
     global _worker
-    _worker = _Worker(open_store(db_url, 1), limits)
+    _worker = _Worker(open_store(db_url, 1), limits, stop)
 
 
-def start_pool_worker(db_url: str, limits: pipeline.Limits) -> None:
+def start_pool_worker(db_url: str, limits: pipeline.Limits, stop: Event) -> None:
     """start_worker for a worker process, which ignores SIGINT: Ctrl-C on a
     terminal reaches the whole process group, and the loading process alone
-    ends the load (it ends the pool).  A worker interrupted too would print
-    a traceback, and one interrupted while it waited for a task would leave
-    the pool's queue lock taken: Pool.terminate would wait for it for ever."""
+    ends the load (it sets `stop`, then closes the pool).  A worker
+    interrupted too would print a traceback, and one interrupted while it
+    waited for a task would leave the pool's queue lock taken: the pool
+    would wait for it for ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    start_worker(db_url, limits)
+    start_worker(db_url, limits, stop)
 
 
 def derive_group(group: Group) -> List[Result]:

@@ -44,10 +44,12 @@ import contextlib
 import gc
 import io
 import multiprocessing
+import multiprocessing.pool
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event
 from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
 
@@ -221,13 +223,16 @@ class Loader:
                 return (lambda: results), [time.monotonic()]
             yield run_here
             return
+        context = multiprocessing.get_context("fork")
+        stop = context.Event()
         with contextlib.ExitStack() as stack:
             # SIGINT held until the pool is made: no worker gets one before it
             # ignores it (start_pool_worker), and one that came meanwhile ends
             # the pool, which the stack holds by then.
             with _sigint_held():
-                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
-                    self.jobs, start_pool_worker, (self.db_url, self.limits)))
+                pool = context.Pool(self.jobs, start_pool_worker,
+                                    (self.db_url, self.limits, stop))
+                stack.callback(_end_pool, pool, stop)
 
             def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 done: List[float] = []
@@ -483,6 +488,18 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*threshold)
+
+
+def _end_pool(pool: multiprocessing.pool.Pool, stop: Event) -> None:
+    """End the pool, at once even with work in it (the load failed or was
+    interrupted): its workers leave the groups they have not done (`stop`),
+    send back what they were doing, and end.  Not Pool.terminate: it stops
+    reading results before it stops the workers, and a worker still sending
+    one larger than a pipe holds keeps the results' lock, which terminate
+    then waits for for ever."""
+    stop.set()
+    pool.close()
+    pool.join()
 
 
 @contextlib.contextmanager
