@@ -609,6 +609,27 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, p
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
 
 
+@contextlib.contextmanager
+def own_process_group(command):
+    """`command` started in a process group of its own (its standard error
+    read), which is killed after the block if it is still there (it hung)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def assert_ended_at_once_by_sigint(process):
+    """Status 130 within 20 s, and no traceback from it or its workers."""
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr, stderr.decode()
+
+
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("to_all", [True, False], ids=["process group", "loading process"])
 def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all):
@@ -619,23 +640,45 @@ def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(150)))
     command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "2")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    try:
+    with own_process_group(command) as process:
         wait_until_in(phase, db_url, keyring, 150)
         if to_all:
             os.killpg(process.pid, signal.SIGINT)
         else:
             process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=20)
-    finally:
-        with contextlib.suppress(ProcessLookupError):  # (still there: it hung)
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    assert process.returncode == 130, stderr
-    assert b"Traceback" not in stderr, stderr.decode()
+        assert_ended_at_once_by_sigint(process)
     assert_interrupted_in(phase, db_url, keyring, 150)
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
+
+
+INTERRUPTED_AS_WORK_IS_SENT = """
+import os, runpy, signal, sys
+from multiprocessing import pool
+
+noted = pool.MapResult.__init__
+
+
+def noted_then_interrupted(self, *args, **kwargs):
+    noted(self, *args, **kwargs)  # (the pool waits for it from now on)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+pool.MapResult.__init__ = noted_then_interrupted
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_sigint_while_the_pool_is_sent_work_ends_the_load(db_url, tmp_path):
+    """A SIGINT that comes while the loading process gives the pool a batch,
+    once the pool has noted it and before it has its groups (the process
+    sends it itself, there: from outside that instant is hard to hit)."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(10)))
+    command = load_command(db_url, keyring, "--jobs", "2")
+    with own_process_group([sys.executable, "-c", INTERRUPTED_AS_WORK_IS_SENT]
+                           + command[1:]) as process:
+        assert_ended_at_once_by_sigint(process)
 
 
 def _progress(url):

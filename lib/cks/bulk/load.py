@@ -236,8 +236,11 @@ class Loader:
 
             def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 done: List[float] = []
-                running = pool.map_async(derive_group, groups, 1,
-                                         callback=lambda _: done.append(time.monotonic()))
+                # (held: the pool, interrupted once it has noted the map and
+                # before it has queued its groups, would wait for them for ever)
+                with _sigint_held():
+                    running = pool.map_async(derive_group, groups, 1,
+                                             callback=lambda _: done.append(time.monotonic()))
                 return running.get, done
             yield run_in_pool
 
