@@ -631,15 +631,16 @@ def assert_ended_at_once_by_sigint(process):
 
 
 @pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("to_all", [True, False], ids=["process group", "loading process"])
-def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all):
+@pytest.mark.parametrize("to_all, jobs", [(True, "2"), (False, "2"), (True, "1")],
+                         ids=["process group", "loading process", "no workers"])
+def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all, jobs):
     """SIGINT to the load's process group, as Ctrl-C on its terminal sends
     it to the loading process and its workers alike, or to the loading
     process alone: status 130 at once, no traceback from any of them; run
     again, the load goes on."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(150)))
-    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "2")
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", jobs)
     with own_process_group(command) as process:
         wait_until_in(phase, db_url, keyring, 150)
         if to_all:
@@ -651,33 +652,71 @@ def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
 
 
-INTERRUPTED_AS_WORK_IS_SENT = """
-import os, runpy, signal, sys
+INTERRUPTED_AT = {
+    # The worker pool has noted a batch and has not queued its groups yet
+    # (a KeyboardInterrupt there left the pool waiting for them for ever).
+    "a batch given to the pool": """
 from multiprocessing import pool
 
 noted = pool.MapResult.__init__
 
 
 def noted_then_interrupted(self, *args, **kwargs):
-    noted(self, *args, **kwargs)  # (the pool waits for it from now on)
-    os.kill(os.getpid(), signal.SIGINT)
+    noted(self, *args, **kwargs)
+    interrupt()
 
 
 pool.MapResult.__init__ = noted_then_interrupted
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
+""",
+    # The connection pool's lock just taken, its `with` block not begun (a
+    # KeyboardInterrupt there left it taken: the next connection waited for
+    # ever); the fifth time.
+    "a lock just taken": """
+import queue, threading
 
 
-def test_sigint_while_the_pool_is_sent_work_ends_the_load(db_url, tmp_path):
-    """A SIGINT that comes while the loading process gives the pool a batch,
-    once the pool has noted it and before it has its groups (the process
-    sends it itself, there: from outside that instant is hard to hit)."""
+class InterruptedWhenTaken(threading.Condition):
+    taken = 0
+
+    def __enter__(self):
+        entered = super().__enter__()
+        InterruptedWhenTaken.taken += 1
+        if InterruptedWhenTaken.taken == 5:
+            interrupt()
+        return entered
+
+
+made = queue.LifoQueue.__init__
+
+
+def made_with_it(self, *args):
+    made(self, *args)
+    self.not_empty = InterruptedWhenTaken(self.mutex)
+
+
+queue.LifoQueue.__init__ = made_with_it
+"""}
+
+
+def interrupted_at(instant, command):
+    """`command` (a Python script's) run with SIGINT sent to itself at `instant`
+    of INTERRUPTED_AT: from outside, so short an instant is hard to hit."""
+    return [sys.executable, "-c", "\n".join([
+        "import os, runpy, signal, sys",
+        "def interrupt():",
+        "    os.kill(os.getpid(), signal.SIGINT)",
+        INTERRUPTED_AT[instant],
+        "sys.argv = sys.argv[1:]",
+        "runpy.run_path(sys.argv[0], run_name='__main__')"])] + command[1:]
+
+
+@pytest.mark.parametrize("instant", sorted(INTERRUPTED_AT))
+def test_sigint_at_any_instant_stops_the_load(db_url, tmp_path, instant):
+    """Also where a KeyboardInterrupt raised by it left the load hung."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(10)))
-    command = load_command(db_url, keyring, "--jobs", "2")
-    with own_process_group([sys.executable, "-c", INTERRUPTED_AS_WORK_IS_SENT]
-                           + command[1:]) as process:
+    command = load_command(db_url, keyring, "--batch-size", "2", "--jobs", "2")
+    with own_process_group(interrupted_at(instant, command)) as process:
         assert_ended_at_once_by_sigint(process)
 
 

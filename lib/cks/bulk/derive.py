@@ -17,9 +17,10 @@ committed.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
 import signal
 from dataclasses import dataclass, field
-from multiprocessing.synchronize import Event
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import pipeline
@@ -79,12 +80,28 @@ class Result:
 
 
 class Stopped(Exception):
-    """The load is ending (its stop event is set): a group's keys left undone."""
+    """The load stops (its StopFlag is set): keys it was given are left undone."""
+
+
+class StopFlag:
+    """Set by the loading process, read by its workers (forked with it): a
+    bool in shared memory.  Setting it takes no lock, so a signal handler
+    may: one taking a lock that the code it interrupted held would wait for
+    ever."""
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("fork").RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._value.value = True
+
+    def is_set(self) -> bool:
+        return self._value.value
 
 
 class _Worker:
     def __init__(self, store: Store, limits: pipeline.Limits,
-                 stop: Optional[Event] = None) -> None:
+                 stop: Optional[StopFlag] = None) -> None:
         self.store = store
         self.limits = limits
         self.stop = stop
@@ -103,7 +120,7 @@ class _Worker:
     def until_stopped(self, tasks: List[Task]) -> Iterator[Task]:
         for task in tasks:
             if self.stop is not None and self.stop.is_set():
-                raise Stopped("the load is ending")
+                raise Stopped("the load stops")
             yield task
 
     def task(self, cursor, task: Task, primaries, known: "_Known") -> Result:
@@ -190,20 +207,21 @@ class _Known:
 _worker: Optional[_Worker] = None
 
 
-def start_worker(db_url: str, limits: pipeline.Limits, stop: Optional[Event] = None) -> None:
+def start_worker(db_url: str, limits: pipeline.Limits,
+                 stop: Optional[StopFlag] = None) -> None:
     """Pool initializer: each worker process opens its own connection.  Once
-    `stop` is set, it leaves the keys of a group it has not begun (Stopped)."""
+    `stop` is set, it leaves the keys it has not begun (Stopped)."""
     global _worker
     _worker = _Worker(open_store(db_url, 1), limits, stop)
 
 
-def start_pool_worker(db_url: str, limits: pipeline.Limits, stop: Event) -> None:
+def start_pool_worker(db_url: str, limits: pipeline.Limits, stop: StopFlag) -> None:
     """start_worker for a worker process, which ignores SIGINT: Ctrl-C on a
     terminal reaches the whole process group, and the loading process alone
-    ends the load (it sets `stop`, then closes the pool).  A worker
-    interrupted too would print a traceback, and one interrupted while it
-    waited for a task would leave the pool's queue lock taken: the pool
-    would wait for it for ever."""
+    decides what comes of it (Loader.stop).  A worker interrupted would print
+    a traceback, and one interrupted while it waited for a task would leave
+    the pool's queue lock taken, which the pool's end would wait for for
+    ever."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     start_worker(db_url, limits, stop)
 

@@ -44,12 +44,9 @@ import contextlib
 import gc
 import io
 import multiprocessing
-import multiprocessing.pool
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from multiprocessing.synchronize import Event
 from typing import (BinaryIO, Callable, Counter, Dict, Iterator, List, Optional, Sequence,
                     Tuple)
 
@@ -62,8 +59,8 @@ from ..store import Store
 from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
                                   resume_offset, save, served_together)
-from .derive import (Group, Result, Task, derive_group, primaries_of, start_pool_worker,
-                     start_worker)
+from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, primaries_of,
+                     start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, read_chunks
 
@@ -158,6 +155,7 @@ class Loader:
         self.batch_size = batch_size
         self.show_progress = progress
         self.summary = Summary()
+        self.stopping = StopFlag()  # (made before the workers are forked: they share it)
         self.run: Optional[Runner] = None
         self._keys_written = 0
         self._workers_free = 0.0  # when the workers finished what was sent last
@@ -183,6 +181,8 @@ class Loader:
             self._follow()
             with self.store.write() as cursor:
                 forget_served(cursor)
+        if self.stopping.is_set():  # (after the last batch: run again, it tidies up)
+            raise Stopped("the load stops")
         forget(self.store, identities.values())
         tidying = time.monotonic()
         self.summary.views_seconds = tidying - started - self.summary.network_seconds
@@ -190,6 +190,14 @@ class Loader:
         self.summary.tidy_seconds = time.monotonic() - tidying
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def stop(self) -> None:
+        """Have the load stop soon; a signal handler may call this (StopFlag).
+        The batch being written is committed, the workers leave what they
+        were given after the key in hand, and load() raises Stopped when it
+        next waits for them (or, past them, before it forgets its progress
+        and tidies up).  Run again, the load goes on."""
+        self.stopping.set()
 
     @contextlib.contextmanager
     def _the_only_load(self) -> Iterator[None]:
@@ -216,33 +224,32 @@ class Loader:
     def _runner(self) -> Iterator[Runner]:
         """Workers are forked before this process opens the database."""
         if self.jobs == 1:
-            start_worker(self.db_url, self.limits)
+            start_worker(self.db_url, self.limits, self.stopping)
 
             def run_here(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 results = [derive_group(g) for g in groups]
                 return (lambda: results), [time.monotonic()]
             yield run_here
             return
-        context = multiprocessing.get_context("fork")
-        stop = context.Event()
-        with contextlib.ExitStack() as stack:
-            # SIGINT held until the pool is made: no worker gets one before it
-            # ignores it (start_pool_worker), and one that came meanwhile ends
-            # the pool, which the stack holds by then.
-            with _sigint_held():
-                pool = context.Pool(self.jobs, start_pool_worker,
-                                    (self.db_url, self.limits, stop))
-                stack.callback(_end_pool, pool, stop)
+        pool = multiprocessing.get_context("fork").Pool(
+            self.jobs, start_pool_worker, (self.db_url, self.limits, self.stopping))
 
-            def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
-                done: List[float] = []
-                # (held: the pool, interrupted once it has noted the map and
-                # before it has queued its groups, would wait for them for ever)
-                with _sigint_held():
-                    running = pool.map_async(derive_group, groups, 1,
-                                             callback=lambda _: done.append(time.monotonic()))
-                return running.get, done
+        def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
+            done: List[float] = []
+            running = pool.map_async(derive_group, groups, 1,
+                                     callback=lambda _: done.append(time.monotonic()))
+            return running.get, done
+        try:
             yield run_in_pool
+        except BaseException:  # the load failed or stops: the workers leave what they have
+            self.stopping.set()
+            raise
+        finally:
+            # (Not Pool.terminate: it stops reading results before it stops the
+            # workers, and one still sending a result larger than a pipe holds
+            # keeps the results' lock, which terminate then waits for for ever.)
+            pool.close()
+            pool.join()
 
     def _batches(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
                  ) -> Iterator[Tuple[List[_Read], int]]:
@@ -491,30 +498,6 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*threshold)
-
-
-def _end_pool(pool: multiprocessing.pool.Pool, stop: Event) -> None:
-    """End the pool, at once even with work in it (the load failed or was
-    interrupted): its workers leave the groups they have not done (`stop`),
-    send back what they were doing, and end.  Not Pool.terminate: it stops
-    reading results before it stops the workers, and a worker still sending
-    one larger than a pipe holds keeps the results' lock, which terminate
-    then waits for for ever."""
-    stop.set()
-    pool.close()
-    pool.join()
-
-
-@contextlib.contextmanager
-def _sigint_held() -> Iterator[None]:
-    """SIGINT held back for the block: processes forked in it start with it
-    held, and one that arrives meanwhile is delivered after it (to this
-    process; a process that ignores it by then drops it)."""
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _primary(data: bytes) -> Tuple[str, str, bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -11,9 +12,10 @@ import signal
 import subprocess
 import sys
 import time
-from typing import List
+from typing import Iterator, List
 
 from .. import pipeline, rejection, views
+from ..bulk.derive import Stopped
 from ..bulk.dump import dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..config import ConfigError
@@ -94,9 +96,12 @@ def cmd_load(args: argparse.Namespace) -> int:
                         args.jobs or os.cpu_count() or 1, args.batch_size,
                         progress=sys.stderr.isatty())
         try:
-            return loader.load(files)
+            with _sigint_stops(loader):
+                return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
+        except Stopped:
+            raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
     summary = _with_store(args, action)
     for problem in summary.problems:
@@ -111,6 +116,23 @@ def cmd_load(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(summary.line())
     return 1 if summary.problems else 0
+
+
+@contextlib.contextmanager
+def _sigint_stops(loader: Loader) -> Iterator[None]:
+    """For the block, SIGINT (Ctrl-C) has the load stop soon (Loader.stop),
+    instead of raising KeyboardInterrupt wherever it finds the load: one
+    raised with a lock just taken (the worker pool's, the connection
+    pool's) left it taken, and the clean-up after it waited for that lock
+    for ever.  A SIGINT ignored from the start (a background job) stays
+    ignored."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: loader.stop())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_reverify(args: argparse.Namespace) -> int:
