@@ -557,7 +557,7 @@ def wait_until_in(phase, db_url, keyring, count):
 def assert_interrupted_in(phase, db_url, keyring, count):
     """The load was interrupted half-way through `phase`; a key stored
     without its served view yet is not found, and its network view is
-    there for recon (op=hget).  Returns how many keys are stored."""
+    there for recon (op=hget)."""
     offset = _progress(db_url)
     stored = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
     if phase == "network views":
@@ -572,7 +572,6 @@ def assert_interrupted_in(phase, db_url, keyring, count):
             assert server.lookup(op="get", search="0x" + keyid)[0] == 404
             assert server.lookup(op="index", options="mr", search="0x" + keyid)[0] == 404
             assert server.lookup(op="hget", search=hash_)[0] == 200
-    return stored
 
 
 def assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, count):
