@@ -2,10 +2,13 @@
 SQLite and PostgreSQL: the same result as the pipeline, dumps that load back
 and that SKS builds, interruption and resume, mixed and corrupt input."""
 
+import contextlib
 import gc
 import io
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -119,6 +122,41 @@ def test_a_load_and_a_rebuilt_tree_leave_the_database_tidied(db_url):
     assert tidied() == []
     assert admin(db_url, "ptree", "--rebuild").returncode == 0
     assert tidied() == [("cks_keys",), ("cks_ptree",), ("cks_words",)]
+
+
+def on_a_terminal(command):
+    """The shell command `command` run with a terminal for its output
+    (script(1)): what it wrote."""
+    if shutil.which("script") is None:
+        pytest.skip("no script(1) (util-linux)")
+    out = subprocess.run(["script", "-qec", command, "/dev/null"],
+                         stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stdout
+    return out.stdout.decode()
+
+
+@pytest.mark.parametrize("read", ["a file", "standard input"])
+def test_the_progress_lines_end_with_the_final_count(db_url, tmp_path, read):
+    """On a terminal, each phase's progress line ends with its last state,
+    however soon after the one before it came; the share of the input read
+    and the time left only when the input's size is known."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(60)))
+    options = ["--batch-size", "7", "--jobs", "2"]
+    if read == "a file":
+        command = shlex.join(load_command(db_url, keyring, *options))
+        phase_1 = r"60 keys, \d+ keys/s, 100\.0% of the input, about 0m00s left"
+    else:
+        command = "%s < %s" % (shlex.join(load_command(db_url, "-", *options)),
+                               shlex.quote(str(keyring)))
+        phase_1 = r"60 keys, \d+ keys/s"
+    shown = on_a_terminal(command)
+    lines = shown.replace("\r\n", "\n").split("\n")
+    ended = [line.split("\r")[-1].strip() for line in lines]  # as each line was left
+    assert re.fullmatch(phase_1, ended[0]), shown
+    assert re.fullmatch(r"served views: 60 of 60 keys, \d+ signatures/s, about 0m00s left",
+                        ended[1]), shown
+    assert ended[-2] == "60 added, 0 updated, 0 unchanged, 0 refused; 0 problems"
 
 
 def certifications(keys):
@@ -335,6 +373,21 @@ def test_one_load_at_a_time(db_url, tmp_path):
     assert admin(db_url, "load", "-", input=fixture("rsa2048")).returncode == 0
 
 
+@pytest.mark.parametrize("size", ["0", "-5"])
+def test_a_batch_size_below_one_is_a_usage_error(db_url, tmp_path, size):
+    """Refused before anything is read: a size of 0 stored the keys and never
+    served them, and on PostgreSQL a negative one failed after the first
+    phase."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(5)))
+    out = admin(db_url, "load", "--batch-size", size, str(keyring))
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines()[-1] == \
+        "cks_admin.py load: error: argument --batch-size: must be 1 or more, not %s" % size
+    assert out.stdout == b""
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
+
+
 def greedy_batches(sizes, limit):
     """How many items each batch takes when a batch ends once its items
     reach `limit` bytes."""
@@ -494,35 +547,39 @@ def test_refused_keys_are_counted_by_reason(db_url, tmp_path):
         "certified") in stderr
 
 
-@pytest.mark.parametrize("phase", ["network views", "served views"])
-def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, phase):
-    keyring = tmp_path / "keys.gpg"
-    keyring.write_bytes(b"".join(debian_keys(150)))
+PHASES = ["network views", "served views"]
+
+
+def load_command(db_url, keyring, *options):
+    return [sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db_url, "load",
+            *options, str(keyring)]
+
+
+def wait_until_in(phase, db_url, keyring, count):
+    """Until the load of `keyring` (`count` keys) into `db_url` is half-way
+    through `phase`, as its committed batches show."""
     size = keyring.stat().st_size
-    command = [sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db", db_url, "load",
-               "--batch-size", "3", "--jobs", "1", str(keyring)]
-
-    def killed_now():
-        if phase == "network views":  # a first batch is in, more to read
-            return _progress(db_url) > 0
-        return _progress(db_url) == size and 0 < _unserved(db_url) < 150
-
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    try:
-        while not killed_now() and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+    while time.monotonic() < deadline:
+        if phase == "network views" and _progress(db_url) > 0:  # a first batch is in
+            return
+        if phase == "served views" and _progress(db_url) == size \
+                and 0 < _unserved(db_url) < count:
+            return
+        time.sleep(0.01)
+
+
+def assert_interrupted_in(phase, db_url, keyring, count):
+    """The load was interrupted half-way through `phase`; a key stored
+    without its served view yet is not found, and its network view is
+    there for recon (op=hget)."""
     offset = _progress(db_url)
     stored = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
     if phase == "network views":
-        assert 0 < offset < size  # interrupted half-way through the input
+        assert 0 < offset < keyring.stat().st_size  # half-way through the input
     else:
-        assert offset == size and stored == 150 and 0 < _unserved(db_url) < 150
-    # a key stored without its served view yet is not found; its network view
-    # is there for recon (op=hget)
+        assert offset == keyring.stat().st_size and stored == count \
+            and 0 < _unserved(db_url) < count
     unserved = run_sql(db_url, "SELECT keyid, sks_hash FROM cks_keys WHERE served_crc24 = -1")
     if unserved:
         keyid, hash_ = unserved[0]
@@ -530,10 +587,16 @@ def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, p
             assert server.lookup(op="get", search="0x" + keyid)[0] == 404
             assert server.lookup(op="index", options="mr", search="0x" + keyid)[0] == 404
             assert server.lookup(op="hget", search=hash_)[0] == 200
+
+
+def assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, count):
+    """`command` run again on the interrupted load's database adds the keys
+    still missing and leaves what a load never interrupted leaves."""
+    stored = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
     out = subprocess.run(command, capture_output=True)
     assert out.returncode == 0, out.stderr
     added = int(out.stdout.split()[0])
-    assert added == 150 - stored
+    assert added == count - stored
     assert _unserved(db_url) == 0
     whole = "sqlite:///%s" % (tmp_path / "whole.db")
     assert admin(whole, "load", str(keyring)).returncode == 0
@@ -594,6 +657,132 @@ def test_a_load_stopped_at_a_corrupt_spot_goes_on_after_it(db_url, tmp_path, mon
     assert admin(whole, "load", "--no-sync", str(path)).returncode == 1
     assert content(db_url) == content(whole)
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_resume_after_sigkill_gives_the_uninterrupted_result(db_url, tmp_path, phase):
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "1")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_in(phase, db_url, keyring, 150)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert_interrupted_in(phase, db_url, keyring, 150)
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
+
+
+@contextlib.contextmanager
+def own_process_group(command):
+    """`command` started in a process group of its own (its standard error
+    read), which is killed after the block if it is still there (it hung)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def assert_ended_at_once_by_sigint(process):
+    """Status 130 within 20 s, and no traceback from it or its workers."""
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr, stderr.decode()
+
+
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("to_all, jobs", [(True, "2"), (False, "2"), (True, "1")],
+                         ids=["process group", "loading process", "no workers"])
+def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all, jobs):
+    """SIGINT to the load's process group, as Ctrl-C on its terminal sends
+    it to the loading process and its workers alike, or to the loading
+    process alone: status 130 at once, no traceback from any of them; run
+    again, the load goes on."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", jobs)
+    with own_process_group(command) as process:
+        wait_until_in(phase, db_url, keyring, 150)
+        if to_all:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
+        assert_ended_at_once_by_sigint(process)
+    assert_interrupted_in(phase, db_url, keyring, 150)
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring, 150)
+
+
+INTERRUPTED_AT = {
+    # The worker pool has noted a batch and has not queued its groups yet
+    # (a KeyboardInterrupt there left the pool waiting for them for ever).
+    "a batch given to the pool": """
+from multiprocessing import pool
+
+noted = pool.MapResult.__init__
+
+
+def noted_then_interrupted(self, *args, **kwargs):
+    noted(self, *args, **kwargs)
+    interrupt()
+
+
+pool.MapResult.__init__ = noted_then_interrupted
+""",
+    # The connection pool's lock just taken, its `with` block not begun (a
+    # KeyboardInterrupt there left it taken: the next connection waited for
+    # ever); the fifth time.
+    "a lock just taken": """
+import queue, threading
+
+
+class InterruptedWhenTaken(threading.Condition):
+    taken = 0
+
+    def __enter__(self):
+        entered = super().__enter__()
+        InterruptedWhenTaken.taken += 1
+        if InterruptedWhenTaken.taken == 5:
+            interrupt()
+        return entered
+
+
+made = queue.LifoQueue.__init__
+
+
+def made_with_it(self, *args):
+    made(self, *args)
+    self.not_empty = InterruptedWhenTaken(self.mutex)
+
+
+queue.LifoQueue.__init__ = made_with_it
+"""}
+
+
+def interrupted_at(instant, command):
+    """`command` (a Python script's) run with SIGINT sent to itself at `instant`
+    of INTERRUPTED_AT: from outside, so short an instant is hard to hit."""
+    return [sys.executable, "-c", "\n".join([
+        "import os, runpy, signal, sys",
+        "def interrupt():",
+        "    os.kill(os.getpid(), signal.SIGINT)",
+        INTERRUPTED_AT[instant],
+        "sys.argv = sys.argv[1:]",
+        "runpy.run_path(sys.argv[0], run_name='__main__')"])] + command[1:]
+
+
+@pytest.mark.parametrize("instant", sorted(INTERRUPTED_AT))
+def test_sigint_at_any_instant_stops_the_load(db_url, tmp_path, instant):
+    """Also where a KeyboardInterrupt raised by it left the load hung."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(10)))
+    command = load_command(db_url, keyring, "--batch-size", "2", "--jobs", "2")
+    with own_process_group(interrupted_at(instant, command)) as process:
+        assert_ended_at_once_by_sigint(process)
 
 
 def _progress(url):

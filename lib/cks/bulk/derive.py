@@ -17,8 +17,11 @@ committed.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import signal
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .. import pipeline
 from ..openpgp.errors import PacketError
@@ -76,10 +79,32 @@ class Result:
         return self.view is not None or self.primary is not None
 
 
+class Stopped(Exception):
+    """The load stops (its StopFlag is set): keys it was given are left undone."""
+
+
+class StopFlag:
+    """Set by the loading process, read by its workers (forked with it): a
+    bool in shared memory.  Setting it takes no lock, so a signal handler
+    may: one taking a lock that the code it interrupted held would wait for
+    ever."""
+
+    def __init__(self) -> None:
+        self._value = multiprocessing.get_context("fork").RawValue(ctypes.c_bool, False)
+
+    def set(self) -> None:
+        self._value.value = True
+
+    def is_set(self) -> bool:
+        return self._value.value
+
+
 class _Worker:
-    def __init__(self, store: Store, limits: pipeline.Limits) -> None:
+    def __init__(self, store: Store, limits: pipeline.Limits,
+                 stop: Optional[StopFlag] = None) -> None:
         self.store = store
         self.limits = limits
+        self.stop = stop
 
     def group(self, group: Group) -> List[Result]:
         """The group's keys, read from the database with a few queries for
@@ -89,7 +114,14 @@ class _Worker:
             known = _Known(self.store.rejection_reasons(cursor, fingerprints),
                            self.store.stored_keys(cursor, fingerprints))
             known.verdicts = self.store.load_verdicts_of(cursor, list(known.stored))
-            return [self.task(cursor, task, group.primaries, known) for task in group.tasks]
+            return [self.task(cursor, task, group.primaries, known)
+                    for task in self.until_stopped(group.tasks)]
+
+    def until_stopped(self, tasks: List[Task]) -> Iterator[Task]:
+        for task in tasks:
+            if self.stop is not None and self.stop.is_set():
+                raise Stopped("the load stops")
+            yield task
 
     def task(self, cursor, task: Task, primaries, known: "_Known") -> Result:
         fingerprint = task.fingerprint
@@ -175,10 +207,23 @@ class _Known:
 _worker: Optional[_Worker] = None
 
 
-def start_worker(db_url: str, limits: pipeline.Limits) -> None:
-    """Pool initializer: each worker process opens its own connection."""
+def start_worker(db_url: str, limits: pipeline.Limits,
+                 stop: Optional[StopFlag] = None) -> None:
+    """Pool initializer: each worker process opens its own connection.  Once
+    `stop` is set, it leaves the keys it has not begun (Stopped)."""
     global _worker
-    _worker = _Worker(open_store(db_url, 1), limits)
+    _worker = _Worker(open_store(db_url, 1), limits, stop)
+
+
+def start_pool_worker(db_url: str, limits: pipeline.Limits, stop: StopFlag) -> None:
+    """start_worker for a worker process, which ignores SIGINT: Ctrl-C on a
+    terminal reaches the whole process group, and the loading process alone
+    decides what comes of it (Loader.stop).  A worker interrupted would print
+    a traceback, and one interrupted while it waited for a task would leave
+    the pool's queue lock taken, which the pool's end would wait for for
+    ever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    start_worker(db_url, limits, stop)
 
 
 def derive_group(group: Group) -> List[Result]:

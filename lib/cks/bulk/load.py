@@ -56,7 +56,8 @@ from ..store import Store
 from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
                                   resume_offset, save, served_together)
-from .derive import Group, Result, Task, derive_group, primaries_of, start_worker
+from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, primaries_of,
+                     start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, key_file, read_chunks
 
@@ -151,6 +152,7 @@ class Loader:
         self.batch_size = batch_size
         self.show_progress = progress
         self.summary = Summary()
+        self.stopping = StopFlag()  # (made before the workers are forked: they share it)
         self.run: Optional[Runner] = None
         self._keys_written = 0
         self._workers_free = 0.0  # when the workers finished what was sent last
@@ -159,10 +161,9 @@ class Loader:
         """Load every file of `paths` ('-': standard input)."""
         started = time.monotonic()
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
-        progress = ProgressLine(sum(i.size for i in identities.values())) \
-            if self.show_progress else None
         with _fewer_collections(), self._runner() as self.run, self._the_only_load():
             prepare(self.store)
+            progress = self._network_progress(paths, identities)
             sent: Optional[_Sent] = None
             for batch, read_to in self._batches(paths, identities):
                 previous, sent = sent, self._send(batch, read_to)
@@ -177,6 +178,8 @@ class Loader:
             self._follow()
             with self.store.write() as cursor:
                 forget_served(cursor)
+        if self.stopping.is_set():  # (after the last batch: run again, it tidies up)
+            raise Stopped("the load stops")
         forget(self.store, identities.values())
         tidying = time.monotonic()
         self.summary.views_seconds = tidying - started - self.summary.network_seconds
@@ -184,6 +187,14 @@ class Loader:
         self.summary.tidy_seconds = time.monotonic() - tidying
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def stop(self) -> None:
+        """Have the load stop soon; a signal handler may call this (StopFlag).
+        The batch being written is committed, the workers leave what they
+        were given after the key in hand, and load() raises Stopped when it
+        next waits for them (or, past them, before it forgets its progress
+        and tidies up).  Run again, the load goes on."""
+        self.stopping.set()
 
     @contextlib.contextmanager
     def _the_only_load(self) -> Iterator[None]:
@@ -194,26 +205,48 @@ class Loader:
                 raise LoadRunning("another load is running on this database")
             yield
 
+    def _network_progress(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
+                          ) -> Optional[ProgressLine]:
+        """Phase 1's progress line, on a terminal; the input's size is not
+        known when standard input is read."""
+        if not self.show_progress:
+            return None
+        files = identities.values()
+        with self.store.read() as cursor:
+            before = sum(resume_offset(cursor, identity) for identity in files)
+        size = None if "-" in paths else sum(identity.size for identity in files)
+        return ProgressLine(size, before)
+
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
         """Workers are forked before this process opens the database."""
         if self.jobs == 1:
-            start_worker(self.db_url, self.limits)
+            start_worker(self.db_url, self.limits, self.stopping)
 
             def run_here(groups: List[Group]) -> Tuple[Waiter, List[float]]:
                 results = [derive_group(g) for g in groups]
                 return (lambda: results), [time.monotonic()]
             yield run_here
             return
-        with multiprocessing.get_context("fork").Pool(
-                self.jobs, start_worker, (self.db_url, self.limits)) as pool:
+        pool = multiprocessing.get_context("fork").Pool(
+            self.jobs, start_pool_worker, (self.db_url, self.limits, self.stopping))
 
-            def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
-                done: List[float] = []
-                running = pool.map_async(derive_group, groups, 1,
-                                         callback=lambda _: done.append(time.monotonic()))
-                return running.get, done
+        def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
+            done: List[float] = []
+            running = pool.map_async(derive_group, groups, 1,
+                                     callback=lambda _: done.append(time.monotonic()))
+            return running.get, done
+        try:
             yield run_in_pool
+        except BaseException:  # the load failed or stops: the workers leave what they have
+            self.stopping.set()
+            raise
+        finally:
+            # (Not Pool.terminate: it stops reading results before it stops the
+            # workers, and one still sending a result larger than a pipe holds
+            # keeps the results' lock, which terminate then waits for for ever.)
+            pool.close()
+            pool.join()
 
     def _batches(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
                  ) -> Iterator[Tuple[List[_Read], int]]:

@@ -6,55 +6,66 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Optional, TextIO
 
 
 class _Line:
-    """One line of `stream`, rewritten at most every `interval` seconds."""
+    """One line of `stream`, rewritten at most every `interval` seconds; the
+    last state given is shown when it is closed, even if it came sooner."""
 
     def __init__(self, stream: TextIO, interval: float) -> None:
         self.stream = stream
         self.interval = interval
         self.started = time.monotonic()
         self.shown = 0.0
+        self.unshown: Optional[str] = None  # the last state, when it was not shown
 
-    def _due(self, now: float, last: bool) -> bool:
-        """Is it time to show the line again (always for the last update)?"""
-        if not last and now - self.shown < self.interval:
-            return False
-        self.shown = now
-        return True
+    def _update(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self.shown < self.interval:
+            self.unshown = text
+            return
+        self.shown, self.unshown = now, None
+        self._show(text)
 
     def _show(self, text: str) -> None:
         self.stream.write("\r" + text + "   ")
         self.stream.flush()
 
+    def _elapsed(self) -> float:
+        return max(time.monotonic() - self.started, 1e-6)
+
     def close(self) -> None:
+        if self.unshown is not None:
+            self._show(self.unshown)
         self.stream.write("\n")
         self.stream.flush()
 
 
 class ProgressLine(_Line):
-    """Phase 1's line: keys read, keys/s, share of the input, time left."""
+    """Phase 1's line: keys read, keys/s, and when the input's size is known
+    (None: standard input is read), its share read and the time left."""
 
-    def __init__(self, total_bytes: int, stream: TextIO = sys.stderr,
-                 interval: float = 0.5) -> None:
+    def __init__(self, total_bytes: Optional[int], bytes_before: int = 0,
+                 stream: TextIO = sys.stderr, interval: float = 0.5) -> None:
+        """`bytes_before`: of the input, what the loads interrupted before
+        this one read (this one goes on after it)."""
         super().__init__(stream, interval)
         self.total_bytes = total_bytes
-        self.first_offset = None  # bytes already loaded before this run (resumed)
+        self.bytes_before = bytes_before
 
-    def update(self, keys: int, bytes_done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.first_offset is None:
-            self.first_offset = bytes_done
-        if not self._due(now, force):
-            return
-        elapsed = max(now - self.started, 1e-6)
-        rate = (bytes_done - self.first_offset) / elapsed
-        left = (self.total_bytes - bytes_done) / rate if rate > 0 else 0
+    def update(self, keys: int, bytes_done: int) -> None:
+        elapsed = self._elapsed()
+        self._update("%d keys, %.0f keys/s%s" % (keys, keys / elapsed,
+                                                 self._share(bytes_done, elapsed)))
+
+    def _share(self, bytes_done: int, elapsed: float) -> str:
+        if self.total_bytes is None:
+            return ""
+        rate = (bytes_done - self.bytes_before) / elapsed
         percent = 100.0 * bytes_done / self.total_bytes if self.total_bytes else 100.0
-        self._show("%d keys, %.0f keys/s, %.1f%% of the input, about %s left"
-                   % (keys, keys / elapsed, percent, _duration(left)))
+        return ", %.1f%% of the input%s" % (
+            percent, _left((self.total_bytes - bytes_done) / rate if rate > 0 else None))
 
 
 class ViewsProgressLine(_Line):
@@ -65,13 +76,15 @@ class ViewsProgressLine(_Line):
         self.total = total
 
     def update(self, keys: int, signatures: int) -> None:
-        now = time.monotonic()
-        if not self._due(now, keys >= self.total):
-            return
-        elapsed = max(now - self.started, 1e-6)
-        left = (self.total - keys) * elapsed / keys if keys else 0
-        self._show("served views: %d of %d keys, %.0f signatures/s, about %s left"
-                   % (keys, self.total, signatures / elapsed, _duration(left)))
+        elapsed = self._elapsed()
+        self._update("served views: %d of %d keys, %.0f signatures/s%s" % (
+            keys, self.total, signatures / elapsed,
+            _left((self.total - keys) * elapsed / keys if keys else None)))
+
+
+def _left(seconds: Optional[float]) -> str:
+    """The time left, when it can be estimated (None: not yet)."""
+    return "" if seconds is None else ", about %s left" % _duration(seconds)
 
 
 def _duration(seconds: float) -> str:

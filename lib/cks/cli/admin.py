@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -11,9 +12,10 @@ import shlex
 import signal
 import subprocess
 import sys
-from typing import List
+from typing import Iterator, List
 
 from .. import pipeline, rejection, views
+from ..bulk.derive import Stopped
 from ..bulk.dump import dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..config import ConfigError
@@ -99,9 +101,12 @@ def cmd_load(args: argparse.Namespace) -> int:
                         args.jobs or os.cpu_count() or 1, args.batch_size,
                         progress=sys.stderr.isatty())
         try:
-            return loader.load(files)
+            with _sigint_stops(loader):
+                return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
+        except Stopped:
+            raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
     summary = _with_store(args, action)
     for problem in summary.problems:
@@ -116,6 +121,23 @@ def cmd_load(args: argparse.Namespace) -> int:
               file=sys.stderr)
     print(summary.line())
     return 1 if summary.problems else 0
+
+
+@contextlib.contextmanager
+def _sigint_stops(loader: Loader) -> Iterator[None]:
+    """For the block, SIGINT (Ctrl-C) has the load stop soon (Loader.stop),
+    instead of raising KeyboardInterrupt wherever it finds the load: one
+    raised with a lock just taken (the worker pool's, the connection
+    pool's) left it taken, and the clean-up after it waited for that lock
+    for ever.  A SIGINT ignored from the start (a background job) stays
+    ignored."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda _signum, _frame: loader.stop())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_reverify(args: argparse.Namespace) -> int:
@@ -367,6 +389,14 @@ def cmd_ptree(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
@@ -383,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--jobs", type=int, default=0, metavar="N",
                       help="worker processes that parse keys and verify signatures "
                            "(default: one per core)")
-    load.add_argument("--batch-size", type=int, default=BATCH_SIZE, metavar="N",
+    load.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="N",
                       help="keys per transaction (default: %(default)s)")
     load.set_defaults(handler=cmd_load)
     dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
