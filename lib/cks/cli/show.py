@@ -32,8 +32,8 @@ def _status(expires: Optional[int], revoked: bool, now: int) -> str:
     return " [%s: %s]" % ("expired" if expires <= now else "expires", date(expires))
 
 
-def format_key(info: KeyInfo, now: Optional[int] = None) -> str:
-    now = int(time.time()) if now is None else now
+def format_key(info: KeyInfo) -> str:
+    now = int(time.time())
     lines: List[str] = [
         "pub   %s %s%s%s" % (info.algorithm_name, date(info.created), usage(info.key_flags),
                              _status(info.expires, info.revoked, now)),

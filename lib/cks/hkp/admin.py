@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
-from typing import Optional
 from urllib.parse import urlsplit
 
 from . import html
@@ -22,9 +21,8 @@ from . import html
 ITERATIONS = 200_000
 
 
-def hash_password(password: str, salt: Optional[bytes] = None,
-                  iterations: int = ITERATIONS) -> str:
-    salt = os.urandom(16) if salt is None else salt
+def hash_password(password: str, iterations: int = ITERATIONS) -> str:
+    salt = os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, iterations)
     return "pbkdf2_sha256$%d$%s$%s" % (iterations, salt.hex(), digest.hex())
 

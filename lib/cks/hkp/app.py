@@ -73,8 +73,9 @@ class Request:
         self.path, query = split_target(self.target)
         self.query, self.malformed = parse_query(query)
 
-    def header(self, name: str, default: str = "") -> str:
-        return self.headers.get(name.lower(), default)
+    def header(self, name: str) -> str:
+        """The header's value ("" when the request has none)."""
+        return self.headers.get(name.lower(), "")
 
 
 @dataclass

@@ -99,13 +99,13 @@ def get_notice(cursor: Cursor, serial: str) -> Optional[StoredNotice]:
     return StoredNotice(*row) if row else None
 
 
-def set_notice_status(cursor: Cursor, serial: str, status: str, reason: str = "",
-                      applied_at: Optional[int] = None, signature: Optional[str] = None,
-                      signer: Optional[str] = None) -> None:
-    cursor.execute("UPDATE cks_rejection_notices SET status = ?, status_reason = ?, "
-                   "applied_at = coalesce(?, applied_at), signature = coalesce(?, signature), "
-                   "signer = coalesce(?, signer) WHERE serial = ?",
-                   (status, reason, applied_at, signature, signer, serial))
+def set_notice_status(cursor: Cursor, serial: str, status: str,
+                      signature: Optional[str] = None, signer: Optional[str] = None) -> None:
+    """A notice's new status (its reason cleared), and its signature and
+    signer when given."""
+    cursor.execute("UPDATE cks_rejection_notices SET status = ?, status_reason = '', "
+                   "signature = coalesce(?, signature), signer = coalesce(?, signer) "
+                   "WHERE serial = ?", (status, signature, signer, serial))
 
 
 def newest_applied_time(cursor: Cursor, fingerprint: str) -> Optional[int]:
