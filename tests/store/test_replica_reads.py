@@ -109,5 +109,11 @@ def test_postgresql_connections_find_a_dead_server_by_tcp_keepalives():
             assert (settings["keepalives"], settings["keepalives_idle"]) == ("1", idle)
             assert settings["connect_timeout"] == "10"
             assert settings.get("tcp_user_timeout", "30000") == "30000"
+        replica = open_store(url, reads_only=True)  # (lookups have the primary to go to)
+        try:
+            with replica.read() as cursor:
+                assert cursor.raw.connection.get_dsn_parameters()["connect_timeout"] == "2"
+        finally:
+            replica.close()
     finally:
         drop_pg_database(url)

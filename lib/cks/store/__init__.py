@@ -17,12 +17,14 @@ def open_store(url: str, pool_size: int = 8, statement_timeout: Optional[float] 
                reads_only: bool = False) -> Store:
     """A Store on `url` keeping up to `pool_size` connections; a statement running
     longer than `statement_timeout` seconds is cancelled (StoreUnavailable).
-    `reads_only` (a streaming replica): never make or migrate the schema."""
+    `reads_only` (a streaming replica): never make or migrate the schema, and
+    give up connecting after 2 s, not 10 (lookups then read the primary)."""
     if url.startswith("sqlite:"):
         from .sqlite import SQLiteBackend
         return Store(SQLiteBackend(url, statement_timeout), pool_size, reads_only)
     if url.startswith(("postgresql:", "postgres:")):
         from .postgres import PostgresBackend
-        return Store(PostgresBackend(url, statement_timeout), pool_size, reads_only)
+        return Store(PostgresBackend(url, statement_timeout, 2 if reads_only else 10),
+                     pool_size, reads_only)
     raise StoreError("unsupported database URL %r: use sqlite:///path.db or "
                      "postgresql://[user@host[:port]]/dbname" % url)

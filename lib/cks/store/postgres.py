@@ -34,7 +34,6 @@ COPY_BYTES = 8 << 20
 """insert_rows sends a COPY once its rows' fields add up to this."""
 
 CONNECTION_DEFAULTS = {
-    "connect_timeout": 10,
     # A server whose host died or dropped off the network, while a query
     # waits for its answer, is found dead by TCP keepalives (after about 25
     # s) or data unacknowledged for 30 s (tcp_user_timeout, libpq 12 and
@@ -76,12 +75,16 @@ class PostgresBackend(Backend):
     name = "postgresql"
     batches = True
 
-    def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
+    def __init__(self, url: str, statement_timeout: Optional[float] = None,
+                 connect_timeout: int = 10) -> None:
+        """`connect_timeout`: seconds (libpq takes 2 at least), unless the URL
+        gives its own."""
         if psycopg2 is None:
             raise StoreError("PostgreSQL needs the psycopg2 module: "
                              "apt-get install python3-psycopg2 (or pip install psycopg2)")
         self.url = url
         self.statement_timeout = statement_timeout
+        self.connect_timeout = connect_timeout
         self._types: Dict[str, Dict[str, str]] = {}  # table -> column -> type (insert_rows)
 
     def describe(self) -> str:
@@ -96,8 +99,9 @@ class PostgresBackend(Backend):
         if self.statement_timeout:
             options += " -c statement_timeout=%d" % (self.statement_timeout * 1000)
         given = psycopg2.extensions.parse_dsn(self.url)
-        settings = {name: value for name, value in CONNECTION_DEFAULTS.items()
-                    if name not in given}
+        settings = {name: value for name, value in dict(
+            CONNECTION_DEFAULTS, connect_timeout=self.connect_timeout).items()
+            if name not in given}
         conn = psycopg2.connect(self.url, connection_factory=_Connection, options=options,
                                 **settings)
         conn.autocommit = True
