@@ -373,17 +373,18 @@ def test_one_load_at_a_time(db_url, tmp_path):
     assert admin(db_url, "load", "-", input=fixture("rsa2048")).returncode == 0
 
 
+@pytest.mark.parametrize("option", ["--batch-size", "--jobs"])
 @pytest.mark.parametrize("size", ["0", "-5"])
-def test_a_batch_size_below_one_is_a_usage_error(db_url, tmp_path, size):
-    """Refused before anything is read: a size of 0 stored the keys and never
-    served them, and on PostgreSQL a negative one failed after the first
-    phase."""
+def test_a_batch_size_or_jobs_below_one_is_a_usage_error(db_url, tmp_path, option, size):
+    """Refused before anything is read: a batch size of 0 stored the keys and
+    never served them, and on PostgreSQL a negative one failed after the
+    first phase; a negative number of jobs meant one."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(5)))
-    out = admin(db_url, "load", "--batch-size", size, str(keyring))
+    out = admin(db_url, "load", option, size, str(keyring))
     assert out.returncode == 2
     assert out.stderr.decode().splitlines()[-1] == \
-        "cks_admin.py load: error: argument --batch-size: must be 1 or more, not %s" % size
+        "cks_admin.py load: error: argument %s: must be 1 or more, not %s" % (option, size)
     assert out.stdout == b""
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
 

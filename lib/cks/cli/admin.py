@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="FILE|DIR")
     load.add_argument("--no-sync", action="store_true",
                       help="do not queue the keys for the peers (e.g. a dump from a peer)")
-    load.add_argument("--jobs", type=int, default=0, metavar="N",
+    load.add_argument("--jobs", type=positive_int, metavar="N",
                       help="worker processes that parse keys and verify signatures "
                            "(default: one per core)")
     load.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="N",
