@@ -26,11 +26,11 @@ verified view, computed here when a key is stored:
   taken by its user IDs in turn: certifications made up in any number cost
   that many checks at most, and those made up on one user ID cannot use up
   another's share.  (The self-signatures a view checks are bounded where
-  keys are stored: pipeline.Limits.max_self_signatures_per_key.)  A key
-  older than v6 is served no v6 certification (one a v6 key made): GnuPG up
-  to 2.4 refuses a whole answer holding a v6 signature packet, so anyone
-  could otherwise make any v4 key unusable to GnuPG's users.  The network
-  view keeps them.
+  keys are stored: pipeline.Limits.max_self_signatures_per_key.)  A key is
+  served no certification of a newer version than its own (a v5 or v6 key's
+  on a v4 key): GnuPG 2.2 refuses a whole answer holding a v5 or v6
+  signature packet, and 2.4 one holding a v6, so anyone could otherwise make
+  any v4 key unusable to GnuPG's users.  The network view keeps them.
 """
 
 from __future__ import annotations
@@ -193,10 +193,10 @@ class _View:
         policy = self.policy.certifications
         if policy == "none" or self.policy.max_certifications <= 0:
             return []
-        newest = 6 if self.key.public_key.version == 6 else 5
+        readable = max(self.key.public_key.version, 4)  # (the newest signature version)
         others = [e for e in original.sigs if not self.key.is_self_issued(e.sig)
                   and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION}
-                  and e.sig.version <= newest]
+                  and e.sig.version <= readable]
         if policy != "attested" or not others:
             return others
         attested = self.attested(own)
