@@ -95,6 +95,7 @@ def test_a_wrong_query_is_an_error_not_an_outage(store, sql):
     ("database is locked", True), ("database table is locked", True),
     ("disk I/O error", True), ("unable to open database file", True),
     ("database or disk is full", True), ("attempt to write a readonly database", True),
+    ("cannot open /var/lib/cks/cks.db.write.lock: [Errno 24] Too many open files", True),
     ("no such table: cks_nothing", False), ("near \"SELEC\": syntax error", False),
     ("table cks_keys has no column named x", False)])
 def test_which_sqlite_errors_are_outages(tmp_path, message, transient):

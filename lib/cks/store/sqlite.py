@@ -23,10 +23,11 @@ from .schema import sqlite_schema, to_sqlite
 BUSY_TIMEOUT_S = 30
 # What SQLite says of a failure that may pass by itself (sqlite3_errstr of
 # BUSY, LOCKED, IOERR, CANTOPEN, FULL, INTERRUPT, READONLY, PROTOCOL,
-# NOMEM, SCHEMA): the database is unavailable for now, not the query wrong.
-TRANSIENT_ERRORS = ("locked", "disk i/o error", "unable to open", "disk is full",
-                    "interrupted", "readonly database", "locking protocol", "out of memory",
-                    "schema has changed")
+# NOMEM, SCHEMA), and WriteTurns of its lock file: the database is
+# unavailable for now, not the query wrong.
+TRANSIENT_ERRORS = ("locked", "disk i/o error", "unable to open", "cannot open",
+                    "disk is full", "interrupted", "readonly database", "locking protocol",
+                    "out of memory", "schema has changed")
 TURN_POLL_S = (0.00005, 0.001)
 """A writer waiting for its turn (or a connection for WAL mode) tries again
 after 50 us, then twice as long each time, up to 1 ms between tries."""
