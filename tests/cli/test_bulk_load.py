@@ -159,6 +159,18 @@ def test_the_progress_lines_end_with_the_final_count(db_url, tmp_path, read):
     assert ended[-2] == "60 added, 0 updated, 0 unchanged, 0 refused; 0 problems"
 
 
+def test_the_first_line_ends_at_the_whole_input_whatever_follows_the_last_key(
+        db_url, tmp_path):
+    """Text after an armored file's last block, and batches that end with
+    its last key: the line still ends at 100% (it said 98.5%)."""
+    keyring = tmp_path / "keys.asc"
+    keyring.write_bytes(fixture("rsa2048") + fixture("ed25519") + b"-- end of the keys\n")
+    shown = on_a_terminal(shlex.join(load_command(db_url, keyring, "--batch-size", "1")))
+    first = shown.replace("\r\n", "\n").split("\n")[0].split("\r")[-1].strip()
+    assert re.fullmatch(r"2 keys, \d+ keys/s, 100\.0% of the input, about 0m00s left",
+                        first), shown
+
+
 def certifications(keys):
     """(certifier, certified) index pairs of `keys` (binary keys)."""
     parsed = [read_keys(k).keys[0] for k in keys]

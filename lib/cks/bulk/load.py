@@ -172,7 +172,7 @@ class Loader:
             if sent is not None:
                 self._finish(sent, progress)
             if progress:
-                progress.close()
+                progress.finish(self._keys_written)
             self.summary.network_seconds = time.monotonic() - started
             self._serve_unserved()
             self._follow()

@@ -59,6 +59,12 @@ class ProgressLine(_Line):
         self._update("%d keys, %.0f keys/s%s" % (keys, keys / elapsed,
                                                  self._share(bytes_done, elapsed)))
 
+    def finish(self, keys: int) -> None:
+        """The last state, every key read: the whole input, whatever followed
+        the last key (text after an armored file's last block), then close."""
+        self.update(keys, self.total_bytes or 0)
+        self.close()
+
     def _share(self, bytes_done: int, elapsed: float) -> str:
         if self.total_bytes is None:
             return ""

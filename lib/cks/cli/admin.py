@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import contextlib
 import getpass
 import json
@@ -477,12 +478,17 @@ def main(argv: List[str]) -> int:
     except BrokenPipeError:  # (nothing else here writes to a pipe that can close)
         return _reader_gone()
     except OSError as exc:
-        if exc.filename is not None:  # (a file's, not standard output's)
-            raise
+        if exc.filename is not None or exc.errno not in OUTPUT_ERRORS:
+            raise  # (a file's, or not a write's: a fork that failed, say)
         _discard_output()
         raise UserError("cannot write standard output: %s" % (exc.strerror or exc),
                         1) from None
     return status
+
+
+# What a write to standard output fails with: a full disk or quota, a file
+# too large, an I/O error.
+OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 def _reader_gone() -> int:
