@@ -75,6 +75,9 @@ class ReplicaReads:
                 self.replica.find_by_hash(PROBE_HASH)
             except StoreError:
                 continue
+            except Exception:  # noqa: BLE001 - a bug must not end the tries for good
+                log.exception("the read replica's probe failed")
+                continue
             self._failing = False
             log.info("the read replica answers again: lookups read it")
             return
