@@ -117,3 +117,24 @@ def test_postgresql_connections_find_a_dead_server_by_tcp_keepalives():
             replica.close()
     finally:
         drop_pg_database(url)
+
+
+def test_a_probe_that_meets_a_bug_goes_on_trying(caplog):
+    replica = FlakyReplica()
+    failures = [StoreUnavailable("down"), RuntimeError("a bug"), None]
+
+    def find_by_hash(sks_hash):
+        replica.askers.append(threading.current_thread().name)
+        failure = failures.pop(0) if failures else None
+        if failure is not None:
+            raise failure
+        return ["ON-THE-REPLICA"]
+
+    replica.find_by_hash = find_by_hash
+    reads = ReplicaReads(replica, Primary(), retry_seconds=0.05)
+    try:
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
+        _until(lambda: reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"])
+    finally:
+        reads.close()
+    assert "the read replica's probe failed" in caplog.text
