@@ -26,7 +26,7 @@ from ..openpgp import armor
 from ..openpgp.errors import PacketError
 from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import read_keys
-from ..openpgp.packet import PARTIAL_ALLOWED, TAG_PUBLIC_KEY, TAG_SECRET_KEY
+from ..openpgp.packet import PARTIAL_ALLOWED, TAG_PUBLIC_KEY, TAG_SECRET_KEY, tag_of
 from ..openpgp.packet import read_packet as parse_packet
 
 PRIMARY_TAGS = (TAG_PUBLIC_KEY, TAG_SECRET_KEY)
@@ -93,7 +93,7 @@ def next_packet(handle: BinaryIO, offset: int,
         return None
     if not ctb[0] & 0x80:
         raise _Framing(offset, "not an OpenPGP packet (byte 0x%02X)" % ctb[0])
-    tag = ctb[0] & 0x3F if ctb[0] & 0x40 else (ctb[0] >> 2) & 0x0F
+    tag = tag_of(ctb[0])
     try:
         return tag, offset, ctb + _packet_rest(handle, ctb[0], tag, offset, max_length)
     except _Framing as exc:

@@ -260,9 +260,7 @@ def parse_keyring(data: bytes, result: Optional[ReadResult] = None,
 def _tag_at(data: bytes, pos: int) -> Optional[int]:
     """The tag of the packet whose header starts at `pos`, if it has one."""
     ctb = data[pos] if pos < len(data) else 0
-    if not ctb & 0x80:
-        return None
-    return ctb & 0x3F if ctb & 0x40 else (ctb >> 2) & 0x0F
+    return pk.tag_of(ctb) if ctb & 0x80 else None
 
 
 _REFUSED_ARMOR = {

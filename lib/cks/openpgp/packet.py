@@ -72,6 +72,11 @@ class Packet:
         return self if self.raw is None else Packet(self.tag, self.body)
 
 
+def tag_of(ctb: int) -> int:
+    """The tag a packet header's first octet names (OpenPGP or legacy format)."""
+    return ctb & 0x3F if ctb & 0x40 else (ctb >> 2) & 0x0F
+
+
 def encode_length(length: int) -> bytes:
     """An OpenPGP-format body length in its shortest form."""
     if length < 192:
