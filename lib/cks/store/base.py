@@ -656,7 +656,7 @@ class Store:
             yield handle is not None
         finally:
             if handle is not None:
-                self.backend.unlock(handle)
+                self.release(handle)
 
     def take_lock(self, name: str) -> Optional[Any]:
         """The database-wide lock `name`, kept until release(handle) or the
