@@ -3,6 +3,7 @@ loopback addresses, on SQLite and PostgreSQL.  Rounds started by cks_sync.py
 and by cksd's own gossip; push and recon peers mixed; no key travels in a
 loop and every node ends with the same set."""
 
+import contextlib
 import json
 import re
 import time
@@ -108,23 +109,31 @@ def test_recon_and_push_converge_without_loops(trio, tmp_path):
     assert b"lacked here 0, there 0; fetched 0" in page
 
 
-def test_cksd_gossips_by_itself(new_db, tmp_path):
-    settings = tmp_path / "gossip.conf"
-    settings.write_text("[recon]\ninterval = 1\n")
-    a = Cksd(new_db("a"), args=["--recon-port", "0"], config=str(settings)).start()
+@contextlib.contextmanager
+def two_peers(new_db, a_config=None):
+    """Nodes A (127.0.0.1, holding rsa2048; `a_config`) and B (127.0.0.2,
+    holding ed25519), each the other's recon peer."""
+    a = Cksd(new_db("a"), args=["--recon-port", "0"], config=a_config).start()
     b = Cksd(new_db("b"), args=["--recon-port", "0"], bind="127.0.0.2").start()
     try:
         assert a.add(fixture("rsa2048"))[0] == 200
         assert b.add(fixture("ed25519"))[0] == 200
         recon_peer(a, b)
         recon_peer(b, a)
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cksd_gossips_by_itself(new_db, tmp_path):
+    settings = tmp_path / "gossip.conf"
+    settings.write_text("[recon]\ninterval = 1\n")
+    with two_peers(new_db, str(settings)) as (a, b):
         wait = time.monotonic() + 60
         while not (fingerprints(a) == fingerprints(b) == {fpr("rsa2048"), fpr("ed25519")}):
             assert time.monotonic() < wait, (a.output(), b.output())
             time.sleep(0.3)
-    finally:
-        a.close()
-        b.close()
 
 
 def test_an_unknown_address_is_refused(new_db):
@@ -142,13 +151,7 @@ def test_cron_hears_of_a_recon_peer_only_when_it_fails(new_db, tmp_path):
     """`cks_sync.py --quiet` prints nothing after a good round and its fetch,
     and one line on standard error for a peer that fails (the refusal's own
     lines joined)."""
-    a = Cksd(new_db("a"), args=["--recon-port", "0"]).start()
-    b = Cksd(new_db("b"), args=["--recon-port", "0"], bind="127.0.0.2").start()
-    try:
-        assert a.add(fixture("rsa2048"))[0] == 200
-        assert b.add(fixture("ed25519"))[0] == 200
-        recon_peer(a, b)
-        recon_peer(b, a)
+    with two_peers(new_db) as (a, b):
         settings = config(tmp_path, "a", (a.bind, a.port))
         good = sync(a, "--peer", "%s:%d" % (b.bind, b.port), "--quiet", config=settings)
         assert (good.returncode, good.stdout, good.stderr) == (0, b"", b"")
@@ -162,6 +165,3 @@ def test_cron_hears_of_a_recon_peer_only_when_it_fails(new_db, tmp_path):
             "%s:1: FAILED: recon failed: we refused the session: filters do not match. "
             "local filters: yminsky.dedup remote filters: yminsky.dedup,yminsky.merge"
             % b.bind], bad.stderr
-    finally:
-        a.close()
-        b.close()
