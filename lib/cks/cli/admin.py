@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import contextlib
+import errno
 import getpass
 import json
 import os
