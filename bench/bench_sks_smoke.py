@@ -10,8 +10,8 @@ picks 200 key IDs from it and measures, for each of
   word1  the same for 200 name words that each occur on exactly one key
 
 req/s and latency percentiles at 8 clients for 5 s, with the Python
-load generator (multi-process) and/or wrk.  Reference figures from
-/work/shared/reference/sks-local.md (2 cores, 8 clients): get ~1,100/s,
+load generator (multi-process) and/or wrk.  Reference figures from the
+team's notes on running SKS locally (2 cores, 8 clients): get ~1,100/s,
 index ~5,200/s, word ~5,300/s.  The reference's word figure matches small
 answers (word1), not the common-name word: an index answer for a word on
 ~20 keys is ~7 KB and SKS serves only a few hundred of those per second.

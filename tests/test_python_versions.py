@@ -1,4 +1,4 @@
-"""The run-time code must run on Python 3.9 and every newer Python (DESIGN.md):
+"""The run-time code must run on Python 3.9 and every newer Python (README):
 vermin checks the syntax and APIs it uses; the tools start under a real 3.9
 when one is installed; and cksd serves, reloads and stops cleanly under every
 other Python 3.9 or newer installed here (pyenv's, python3.N on the PATH).

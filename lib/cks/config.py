@@ -1,6 +1,6 @@
 """Settings: the config file (INI, read with configparser) and the database URL.
 
-Lookup order (DESIGN.md): --config FILE, else $CKS_CONFIG, else ./cks.conf,
+Lookup order (README, Configuration): --config FILE, else $CKS_CONFIG, else ./cks.conf,
 else /etc/cks.conf, each only if it exists; but a file named by --config that
 does not exist is an error, and one named by $CKS_CONFIG means no file at all,
 with a warning (a mistyped name is said, not taken for another file's

@@ -1,4 +1,4 @@
-"""The key pipeline: one path for every source (DESIGN.md).
+"""The key pipeline: one path for every source.
 
 bytes -> armor -> packets -> keys -> policy (limits, rejected list) -> merge
 with the stored key -> key row + index rows + SKS hash + pending-sync entry,

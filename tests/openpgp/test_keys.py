@@ -184,7 +184,7 @@ def test_merge_all_groups_by_primary_key():
 
 
 def _reference_sks_hash(packets):
-    """SKS's hash as reference/recon.md describes it, written independently."""
+    """SKS's hash as SKS 1.1.6 keyHash.ml computes it, written independently."""
     items = sorted((p.tag, p.body) for p in packets)
     data = b"".join(t.to_bytes(4, "big") + len(b).to_bytes(4, "big") + b for t, b in items)
     return hashlib.md5(data).digest()

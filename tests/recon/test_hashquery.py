@@ -1,4 +1,4 @@
-"""The /pks/hashquery bodies (recon.md, "Fetching by hash"): byte-exact
+"""The /pks/hashquery bodies (SKS 1.1.6 dbserver.ml): byte-exact
 encodings written by hand from the format, round trips, and every kind of
 garbage refused with a reason; plus cksd's endpoint in process (no sockets)."""
 

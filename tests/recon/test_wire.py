@@ -1,5 +1,6 @@
-"""SKS recon wire messages: encodings written out by hand from recon.md, round
-trips, incremental reading, and refusal of malformed input."""
+"""SKS recon wire messages: encodings written out by hand from SKS
+1.1.6's reconMessages.ml and cMarshal.ml, round trips, incremental reading,
+and refusal of malformed input."""
 
 import pytest
 
@@ -54,7 +55,7 @@ ALL_MESSAGES = [
 
 
 # ----------------------------------------------------------------------------
-# Byte-exact encodings, written from recon.md's format
+# Byte-exact encodings, written from SKS's format
 
 def test_config_bytes_with_binary_ints():
     body = (b"\x0a" + i32(5)

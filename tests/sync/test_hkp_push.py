@@ -24,8 +24,8 @@ def test_transient_failures_keep_the_backlog():
 
 
 def test_an_address_that_takes_no_keys_keeps_the_backlog():
-    """A 4xx that is not a keyserver's refusal of a key (reference/hkp.md:
-    403, 413, 422 or 400, never a 404) says nothing about the keys."""
+    """A 4xx that is not a keyserver's refusal of a key (403,
+    413, 422 or 400, never a 404) says nothing about the keys."""
     for status in (401, 404, 405, 407, 410, 415, 421):
         answer = verdict(Answer(status, b"<html><title>404 Not Found</title></html>"), 1)
         assert answer.action == RETRY, status

@@ -1,4 +1,5 @@
-"""Machine-readable output (options=mr), exactly as GnuPG parses it (reference/hkp.md)."""
+"""Machine-readable output (options=mr), exactly as GnuPG parses it
+(draft-shaw-openpgp-hkp-00; GnuPG's g10/keyserver.c)."""
 
 from __future__ import annotations
 

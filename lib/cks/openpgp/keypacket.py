@@ -122,7 +122,8 @@ def identify(body: bytes) -> Optional[Tuple[bytes, bytes]]:
 
 
 def fingerprint_of(version: int, body: bytes, params: PublicParams) -> bytes:
-    """The fingerprint of a key packet body (facts in DESIGN.md)."""
+    """The fingerprint of a key packet body (RFC 9580 5.5.4; v5 as
+    draft-ietf-openpgp-rfc4880bis-10 12.2, v2/v3 as RFC 4880 12.2)."""
     if version in (2, 3):
         return hashlib.md5(params[0] + params[1]).digest()
     if version == 4:

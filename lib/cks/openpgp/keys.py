@@ -368,7 +368,7 @@ def sks_hash(key: Key) -> bytes:
 
 def packets_hash(packets: Iterable[Packet]) -> bytes:
     """SKS's key hash: MD5 over the packets sorted by (tag, body), each written as
-    int32 tag, int32 length, body (see reference/recon.md)."""
+    int32 tag, int32 length, body (SKS 1.1.6 keyHash.ml)."""
     digest = hashlib.md5()
     for packet in sorted(packets, key=lambda p: (p.tag, p.body)):
         digest.update(packet.tag.to_bytes(4, "big"))

@@ -20,7 +20,7 @@ from ..hkp.app import SYNC_HEADER
 OK, REFUSED, SPLIT, RETRY, FAILED_ALONE = "ok", "refused", "split", "retry", "failed-alone"
 
 KEY_REFUSALS = frozenset({400, 403, 413, 422})
-"""What a keyserver answers for a key it will not take (reference/hkp.md: a
+"""What a keyserver answers for a key it will not take (a
 rejected key, one too large, one it cannot read).  Any other 4xx (404, 405,
 401, ...) says that the address takes no keys at all: a web server that is
 not a keyserver, a proxy's route or login missing; the keys stay owed."""

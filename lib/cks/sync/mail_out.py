@@ -1,4 +1,4 @@
-"""Outgoing sync mail in the format SKS sends (reference/mailsync.md): one key
+"""Outgoing sync mail in the format SKS sends (SKS 1.1.6 mailsync.ml): one key
 per mail, `Subject: incremental`, the armored key as an application/pgp-keys
 body, and `X-KeyServer-Sent:` lines naming every server the key passed."""
 

@@ -1,7 +1,8 @@
 """The bodies of SKS's `POST /pks/hashquery`, free of I/O.
 
 After a reconciliation round each side knows the key hashes it lacks and
-asks the peer's HTTP port for them (recon.md, "Fetching by hash"):
+asks the peer's HTTP port for them (SKS 1.1.6: reconserver.ml asks,
+dbserver.ml answers):
 
 - request body: int count, then count x (int 16, the 16 hash bytes);
 - answer body (content type `pgp/keys`): int count, then count x (int length,

@@ -2,7 +2,7 @@
 sans-I/O handshake and roles of session.py.
 
 The side that accepted the connection requests, the side that dialed
-answers (recon.md "Roles").  Timeouts as SKS keeps them: 45 s for the
+answers (SKS 1.1.6 reconserver.ml).  Timeouts as SKS keeps them: 45 s for the
 handshake, an hour for a whole session; a peer that stays silent longer than
 `idle` seconds in between ends it.  The requester, having sent Done, waits
 for the answerer to hang up (at most HANG_UP_WAIT) before it goes on to

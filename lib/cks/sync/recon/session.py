@@ -56,7 +56,7 @@ class NodeView(Protocol):
 
 
 class LocalTree(Protocol):
-    """The local set as a prefix tree (recon.md "Prefix tree")."""
+    """The local set as a prefix tree (SKS 1.1.6 prefixTree.ml)."""
 
     def node(self, prefix: Prefix) -> Optional[NodeView]:
         """The node for `prefix`.  The root and every child prefix of a

@@ -1,6 +1,6 @@
 """The messages of SKS set reconciliation on the wire, free of I/O.
 
-Format (SKS 1.1.6 reconMessages.ml / cMarshal.ml; see recon.md): an int is 4
+Format (SKS 1.1.6 reconMessages.ml / cMarshal.ml): an int is 4
 bytes big-endian; a string is an int length and its bytes; a field element
 (ZZp) is exactly 17 bytes little-endian; an element set is an int count and
 that many ZZp values; a bit string is an int number of bits, then a string of
