@@ -161,9 +161,9 @@ def _resync(handle: BinaryIO, after: int, max_length: int) -> Optional[int]:
         position += len(window)
 
 
-def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[Chunk]:
+def binary_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:
     """The keys of binary OpenPGP data read from `handle` (seekable), from its
-    current position; offsets are reported plus `base`.
+    current position, with their offsets in it.
 
     Keys are cut from blocks read ahead (_framed_keys); a key whose framing
     that does not take (broken, or partial or indeterminate lengths) is read
@@ -171,13 +171,13 @@ def binary_chunks(handle: BinaryIO, max_length: int, base: int = 0) -> Iterator[
     the next key."""
     position: Optional[int] = handle.tell()
     while position is not None:
-        position = yield from _framed_keys(handle, position, max_length, base)
+        position = yield from _framed_keys(handle, position, max_length)
         if position is not None:
-            position = yield from _key_by_packets(handle, position, max_length, base)
+            position = yield from _key_by_packets(handle, position, max_length)
 
 
-def _framed_keys(handle: BinaryIO, position: int, max_length: int,
-                 base: int) -> Generator[Chunk, None, Optional[int]]:
+def _framed_keys(handle: BinaryIO, position: int,
+                 max_length: int) -> Generator[Chunk, None, Optional[int]]:
     """Keys from `position` (a key's start) on, cut from blocks of READ_AHEAD
     bytes while every packet has a definite length within `max_length`;
     returns where a key it does not take starts (None: the input ended).
@@ -193,7 +193,7 @@ def _framed_keys(handle: BinaryIO, position: int, max_length: int,
             key, pos = 0, pos - key
         if pos == len(data):
             if pos > key:
-                yield Chunk(data[key:], base + position, base + position + pos - key)
+                yield Chunk(data[key:], position, position + pos - key)
             return None
         if len(data) - pos < LONGEST_HEADER:
             return position  # the input's last bytes: read them one by one
@@ -223,7 +223,7 @@ def _framed_keys(handle: BinaryIO, position: int, max_length: int,
             key, pos = 0, pos - key
             continue
         if tag in PRIMARY_TAGS and pos > key:
-            yield Chunk(data[key:pos], base + position, base + position + pos - key)
+            yield Chunk(data[key:pos], position, position + pos - key)
             position += pos - key
             key = pos
         pos = body + length
@@ -238,8 +238,8 @@ def _read_on(handle: BinaryIO, kept: bytes, count: int) -> Tuple[bytes, bool]:
     return kept + more, len(more) < count
 
 
-def _key_by_packets(handle: BinaryIO, position: int, max_length: int,
-                    base: int) -> Generator[Chunk, None, Optional[int]]:
+def _key_by_packets(handle: BinaryIO, position: int,
+                    max_length: int) -> Generator[Chunk, None, Optional[int]]:
     """The key at `position`, read packet by packet: yields it, or what
     breaks its framing (the key is lost, and reading resynchronizes on the
     next primary key packet); returns where the next key starts (None: the
@@ -252,21 +252,21 @@ def _key_by_packets(handle: BinaryIO, position: int, max_length: int,
             packet = next_packet(handle, position, max_length)
         except _Framing as exc:
             if parts and exc.tag in PRIMARY_TAGS:  # the key read is whole; the next is broken
-                yield Chunk(b"".join(parts), base + start, base + exc.offset)
+                yield Chunk(b"".join(parts), start, exc.offset)
                 parts = []
             if parts:  # reported where the key that is lost starts
-                yield Chunk(b"", base + start, base + exc.offset, "%s at offset %d; the key "
-                            "there is incomplete and was skipped" % (exc, base + exc.offset))
+                yield Chunk(b"", start, exc.offset, "%s at offset %d; the key "
+                            "there is incomplete and was skipped" % (exc, exc.offset))
             else:
-                yield Chunk(b"", base + exc.offset, base + exc.offset, str(exc))
+                yield Chunk(b"", exc.offset, exc.offset, str(exc))
             return _resync(handle, exc.offset, max_length)
         if packet is None:
             if parts:
-                yield Chunk(b"".join(parts), base + start, base + position)
+                yield Chunk(b"".join(parts), start, position)
             return None
         tag, offset, raw = packet
         if tag in PRIMARY_TAGS and parts:
-            yield Chunk(b"".join(parts), base + start, base + offset)
+            yield Chunk(b"".join(parts), start, offset)
             return offset
         parts.append(raw)
         position = offset + len(raw)
