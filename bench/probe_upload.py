@@ -37,7 +37,7 @@ from cks import pipeline, views  # noqa: E402
 from cks.crypto import libcrypto  # noqa: E402
 from cks.openpgp import armor  # noqa: E402
 from cks.openpgp.keys import parse_keyring  # noqa: E402
-from cks.store import base, open_store  # noqa: E402
+from cks.store import open_store, sql  # noqa: E402
 
 from support.db import create_pg_database, drop_pg_database  # noqa: E402
 
@@ -105,8 +105,8 @@ def probe(url: str, sqlite_path: str, keys: List[bytes]) -> None:
         measured = keys[WARM_UP:]
         timings = Timings()
         log_before = log_size(sqlite_path) if sqlite_path else 0
-        with timings.timed(base.Cursor, "execute", statement), \
-                timings.timed(base.Cursor, "executemany", statement), \
+        with timings.timed(sql.Cursor, "execute", statement), \
+                timings.timed(sql.Cursor, "executemany", statement), \
                 timings.timed(pipeline, "read_keys", lambda *_: "parse"), \
                 timings.timed(pipeline, "merge_all", lambda *_: "parse"):
             started = time.perf_counter()

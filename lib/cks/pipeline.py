@@ -18,7 +18,7 @@ from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_ke
 from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, third_party_issuers
 from .store import Store
-from .store.base import NetworkView
+from .store.rows import NetworkView
 from .views import (KEYS_PER_TRANSACTION, Verdicts, checked_before_writing, follow_signers,
                     save_views)
 

@@ -25,7 +25,7 @@ from .notices import Notice, NoticeError, check_signature, new_serial, parse, pa
 from .openpgp.keys import Key, parse_keyring
 from .store import Store
 from .store import rejections as db
-from .store.base import Cursor
+from .store.sql import Cursor
 
 APPLIED, PENDING, SUPERSEDED, ISSUED, UNSIGNED = "applied", "pending", "superseded", "issued", \
     "unsigned"

@@ -31,7 +31,8 @@ from .openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets, rea
 from .openpgp.verify import Verdict
 from .served import ServePolicy, ServedView, served_view, third_party_issuers
 from .store import Store
-from .store.base import Cursor, ServedState, StoredKey
+from .store.rows import ServedState, StoredKey
+from .store.sql import Cursor
 
 log = logging.getLogger("cks.views")
 

@@ -20,7 +20,7 @@ from cks.hkp.views_owed import ViewsOwed
 from cks.openpgp.keys import read_keys
 from cks.periodic import Periodic
 from cks.store import StoreError
-from cks.store.base import UNSERVED
+from cks.store.rows import UNSERVED
 from cks.store.peers import PeerStore
 from support import fixture
 from support.content import content, pipeline_content

@@ -16,7 +16,7 @@ from cks.hkp.http1 import HTTPError, parse_head
 from cks.hkp.request import (QUERY_ONCE, HKPError, classify, parse_form, parse_lookup,
                              split_target)
 from cks.hkp.server import is_quick
-from cks.store.base import KeyRow, UserIDRow, words_of
+from cks.store.rows import KeyRow, UserIDRow, words_of
 
 
 def _kind(text, exact=False):

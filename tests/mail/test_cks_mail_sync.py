@@ -10,7 +10,7 @@ from cks import pipeline
 from cks.cli import mail_sync
 from cks.openpgp.armor import encode
 from cks.store import open_store
-from cks.store.base import UNSERVED
+from cks.store.rows import UNSERVED
 from cks.sync.mail_in import parse_mail
 from cks.sync.mailconf import MailSettings
 from support import fixture

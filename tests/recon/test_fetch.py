@@ -17,7 +17,7 @@ from cks import pipeline
 from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
 from cks.openpgp.packet import Packet
 from cks.store import open_store
-from cks.store.base import UNSERVED
+from cks.store.rows import UNSERVED
 from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
 from cks.sync.recon.hashquery import decode_answer, decode_request, encode_answer
 from support import DEBIAN_KEYRING, fixture

@@ -4,7 +4,7 @@ still read its own writes in order and fail whole."""
 
 import pytest
 
-from cks.store import base
+from cks.store import errors, sql
 
 
 INSERT = "INSERT INTO cks_pending_sync (fingerprint, queued_at, source) VALUES (?, ?, ?)"
@@ -28,7 +28,7 @@ def test_a_read_sees_the_writes_deferred_before_it(store):
 
 
 def test_a_failing_deferred_statement_fails_the_whole_transaction(store):
-    with pytest.raises(base.StoreError, match="cks_no_such_table"):
+    with pytest.raises(errors.StoreError, match="cks_no_such_table"):
         with store.write() as cursor:
             cursor.defer(INSERT, ("NOWHERE", 1, "s2"))
             cursor.defer("DELETE FROM cks_no_such_table WHERE x = ?", (1,))
@@ -47,8 +47,8 @@ def test_an_exception_in_the_caller_sends_nothing_deferred(store):
 
 
 def test_many_rows_and_much_text_go_in_several_statements(store, monkeypatch):
-    monkeypatch.setattr(base, "ROWS_PER_INSERT", 7)
-    monkeypatch.setattr(base, "DEFERRED_BYTES", 300)
+    monkeypatch.setattr(sql, "ROWS_PER_INSERT", 7)
+    monkeypatch.setattr(sql, "DEFERRED_BYTES", 300)
     rows = [("W%03d" % n, n, "s4") for n in range(50)]
     with store.write() as cursor:
         cursor.executemany(INSERT, rows)

@@ -15,7 +15,8 @@ from cks.openpgp.packet import TAG_PUBLIC_KEY, TAG_SIGNATURE, TAG_USER_ID, Packe
 from cks.openpgp.signature import CERT_POSITIVE
 from cks.openpgp.userid import UserID
 from cks.store import open_store
-from cks.store.base import PREPARED_WORDS, UNSERVED
+from cks.store.base import PREPARED_WORDS
+from cks.store.rows import UNSERVED
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
 from support.forge import Signer, keyring

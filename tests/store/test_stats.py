@@ -4,9 +4,10 @@ that adds those indexes to a version 2 database."""
 
 
 from cks import pipeline
-from cks.store import base, open_store
+from cks.store import open_store
 from cks.store.rejections import StoredNotice, insert_notice
 from cks.store.schema import SCHEMA_VERSION
+from cks.store.sql import Cursor
 from support import fixture
 from support.db import run_sql
 from support.nodes import fpr
@@ -72,15 +73,15 @@ def test_the_counts_read_indexes_not_key_rows(db_url, store, monkeypatch):
     is told to avoid table scans: it still makes one where no index fits)."""
     _store_keys(store, "rsa2048", "photo")
     statements = []
-    real_execute = base.Cursor.execute
+    real_execute = Cursor.execute
 
     def recording(cursor, sql, params=()):
         statements.append((sql, tuple(params)))
         return real_execute(cursor, sql, params)
 
-    monkeypatch.setattr(base.Cursor, "execute", recording)
+    monkeypatch.setattr(Cursor, "execute", recording)
     store.key_statistics(30, NOW)
-    monkeypatch.setattr(base.Cursor, "execute", real_execute)
+    monkeypatch.setattr(Cursor, "execute", real_execute)
     assert len(statements) == 5
     postgres = db_url.startswith("postgresql")
     with store.read() as cursor:

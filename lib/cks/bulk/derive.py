@@ -29,7 +29,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Key, merge_all, parse_keyring, sks_hash
 from ..served import third_party_issuers
 from ..store import Store, open_store
-from ..store.base import StoredKey
+from ..store.rows import StoredKey
 from ..views import DerivedView, derive_view, parse_primaries, signers_digest, wanted_signers
 
 

@@ -53,9 +53,9 @@ from ..openpgp.keypacket import PublicKey, identify
 from ..openpgp.keys import merge_all, parse_keyring
 from ..openpgp.packet import TAG_PUBLIC_KEY, read_packet
 from ..store import Store
-from ..store.base import NetworkView, ServedView
 from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
                                   resume_offset, save, served_together)
+from ..store.rows import NetworkView, ServedView
 from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, primaries_of,
                      start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine

@@ -19,10 +19,10 @@ from .. import pipeline
 from ..openpgp import armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
-from ..store import Store, StoreError, StoreUnavailable
-from ..store.base import KeyRow, words_of
-from ..store.replica import ReplicaReads
 from ..rejection import NodeIdentity
+from ..store import Store, StoreError, StoreUnavailable
+from ..store.replica import ReplicaReads
+from ..store.rows import KeyRow, words_of
 from ..sync.recon import hashquery
 from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page

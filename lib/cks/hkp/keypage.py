@@ -20,7 +20,7 @@ from ..openpgp.info import KeyInfo, describe
 from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Component, Key, SignaturePacket
 from ..openpgp.userid import Image
-from ..store.base import KeyRow
+from ..store.rows import KeyRow
 from .html import date, e, page
 from .photos import photo_url, photos_of, refusal
 

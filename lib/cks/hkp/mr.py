@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Optional
 
-from ..store.base import KeyRow
+from ..store.rows import KeyRow
 
 _UNSAFE = re.compile(rb"[^\x20-\x24\x26-\x39\x3b-\x7e]")  # all but printable ASCII, ':', '%'
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .base import Store, StoreError, StoreUnavailable
+from .base import Store
+from .errors import StoreError, StoreUnavailable
 
 __all__ = ["Store", "StoreError", "StoreUnavailable", "open_store"]
 

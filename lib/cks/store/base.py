@@ -1,354 +1,34 @@
 """The storage interface: SQL written once, run by a backend per database.
 
-A backend (sqlite.py, postgres.py) supplies connections, the placeholder
-style, how a write transaction starts and locks a key, and which errors are
-transient.  The queries are written once for both, so both databases behave
-the same: the keys' here, those of other parts of the schema beside it
-(peers.py, rejections.py, stats.py, ptree.py).
+A backend (sql.Backend: sqlite.py, postgres.py) supplies connections, the
+placeholder style, how a write transaction starts and locks a key, and which
+errors are transient; Database (connections.py) the transactions.  The
+queries are written once for both, so both databases behave the same: the
+keys' here (their rows: rows.py), those of other parts of the schema beside
+it (peers.py, rejections.py, stats.py, ptree.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import re
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, NamedTuple,
-                    Optional, Sequence, Set, Tuple)
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Set, Tuple)
 
 from ..openpgp.crc24 import crc24
-from ..openpgp.info import KeyInfo
 from ..openpgp.errors import PacketError
-from ..openpgp.keypacket import PublicKey
+from ..openpgp.info import KeyInfo
 from ..openpgp.packet import read_packet
-from .changes import KeyChangeWatch, LocalChanges, note_key_change
+from .changes import note_key_change
+from .connections import Database
+from .rows import (DESCRIBED_COLUMNS, INDEX_COLUMNS, INDEX_TABLES, KEY_ROWS_OF_MATCHES,
+                   NETWORK_VIEW_COLUMNS, SAVE_VERDICTS, SIGNER_COLUMNS, UNSERVED,
+                   VIEW_WORK_COLUMNS, KeyRow, NetworkView, ServedState, ServedView, StoredKey,
+                   ViewWork, described, first_key_rows, index_rows, key_rows_of,
+                   network_view_row, signer_rows, verdict_rows)
+from .sql import Cursor, execute_in, in_list, insert_statement, rows_in
 
 if TYPE_CHECKING:  # pragma: no cover
     from .stats import KeyStatistics, NoticeLog
-
-WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
-MAX_WORD_LENGTH = 64
-
-
-class StoreError(Exception):
-    """A database problem that retrying will not fix."""
-
-
-class StoreUnavailable(StoreError):
-    """The database is unreachable, locked or otherwise failing for now: retry later."""
-
-
-def words_of(text: str) -> List[str]:
-    """The search words of a user ID or query, as the word index keeps them."""
-    return [w for w in WORD_RE.findall(text.lower()) if len(w) <= MAX_WORD_LENGTH]
-
-
-@dataclass
-class UserIDRow:
-    uid: str
-    email: Optional[str]
-    is_attribute: bool
-    created: Optional[int]
-    expires: Optional[int]
-    revoked: bool
-
-
-@dataclass
-class KeyRow:
-    """What the index pages need of one key, without parsing it."""
-
-    fingerprint: str
-    version: int
-    keyid: str
-    algorithm: int
-    bits: int
-    created: int
-    expires: Optional[int]
-    revoked: bool
-    sks_hash: str
-    size: int
-    first_seen: int
-    last_changed: int
-    user_ids: List[UserIDRow] = field(default_factory=list)
-    revocation_unverified: bool = False  # see KeyInfo
-
-
-@dataclass
-class NetworkView:
-    """A new key's network view, to store before its served view exists."""
-
-    key: PublicKey  # the primary key
-    keydata: bytes
-    sks_hash: str
-
-    @property
-    def keyid(self) -> str:
-        return self.key.keyid.hex().upper()
-
-
-class ServedState(NamedTuple):
-    """What a writer of a stored key's served view reads of it
-    (Store.served_states)."""
-
-    served: bytes  # b"": not served yet (UNSERVED)
-    revoked: bool
-    unverified_revocation: bool
-    source: str
-    sks_hash: str  # of the network view the served one was derived from
-
-
-@dataclass
-class StoredKey:
-    """What merging with a stored key needs of it (Store.stored_keys)."""
-
-    keydata: bytes
-    first_seen: int
-    sks_hash: str
-
-
-@dataclass
-class ServedView:
-    """A served view derived for a key stored without one (Store.serve_unserved)."""
-
-    info: KeyInfo
-    served: bytes
-    verdicts: Dict[bytes, Tuple[str, bool, str]]  # new signature verdicts
-    signers: Set[bytes]  # key IDs of the other keys that signed it
-    missing: Sequence[str]  # signers it needs that are not held
-
-
-@dataclass
-class ViewWork:
-    """A row of cks_view_work (schema.sql)."""
-
-    id: int
-    fingerprint: str
-    keyid: str
-    signed: bool
-    missing: str
-    unserved: bool = False  # its key is stored without a served view yet (read with it)
-
-
-class Backend:
-    """What differs between databases.  See sqlite.py and postgres.py."""
-
-    placeholder = "?"
-    name = "?"
-    batches = False  # Cursor.defer(): send statements together (a server, not a file)
-
-    def connect(self) -> Any:
-        raise NotImplementedError
-
-    def begin_write(self, cursor: Any, lock_keys: Sequence[str], flush: bool = True) -> None:
-        """Begin a write transaction holding the keys' locks; `flush` false:
-        its commit does not wait for the disk (Store.write)."""
-        raise NotImplementedError
-
-    def end_write(self, cursor: "Cursor", flush: bool = True) -> None:
-        """The write transaction begin_write() began (or failed to begin) on
-        this cursor's connection is over: committed or rolled back."""
-
-    def prepare_bulk_write(self, cursor: "Cursor") -> None:
-        """A transaction is about to begin that writes a bulk load's batch:
-        thousands of rows, their index entries at random places."""
-
-    def end_bulk_write(self, cursor: "Cursor") -> None:
-        """That transaction is over: what prepare_bulk_write changed for it
-        alone is as before."""
-
-    def tidy_after_bulk_write(self, cursor: "Cursor") -> None:
-        """Bulk writes are done (a load, a rebuilt tree): leave the tables as
-        a database that served for a while has them (outside a transaction)."""
-
-    def take_over_checkpoints(self) -> bool:
-        """This process's connections, from now on, leave copying the
-        write-ahead log into the database to checkpoint() (Store's); False
-        where the database does that by itself."""
-        return False
-
-    def checkpoint(self, cursor: "Cursor") -> None:
-        """Copy the log into the database (see take_over_checkpoints)."""
-
-    def create_schema(self, cursor: Any) -> None:
-        raise NotImplementedError
-
-    def begin_schema_change(self, cursor: "Cursor") -> None:
-        """Start a transaction that changes the schema, alone among all programs."""
-        raise NotImplementedError
-
-    def run_ddl(self, cursor: "Cursor", statement: str) -> None:
-        """Run a schema statement written in PostgreSQL's dialect."""
-        cursor.execute(statement)
-
-    def insert_rows(self, cursor: "Cursor", table: str, columns: Sequence[str],
-                    rows: Sequence[Sequence[Any]]) -> None:
-        """Add many rows to a table (none of them there yet)."""
-        cursor.executemany(insert_statement(table, columns), rows)
-
-    def update_rows(self, cursor: "Cursor", table: str, key: str, columns: Sequence[str],
-                    rows: Sequence[Sequence[Any]]) -> None:
-        """Set `columns` of many rows, each row given as (key value, values...)."""
-        cursor.executemany("UPDATE %s SET %s WHERE %s = ?" % (
-            table, ", ".join("%s = ?" % c for c in columns), key),
-            [tuple(row[1:]) + (row[0],) for row in rows])
-
-    def execute_prepared(self, raw_cursor: Any, sql: str, params: Sequence[Any]) -> None:
-        """Run `sql` (with '?' placeholders), which this program runs again
-        and again, so the database keeps it parsed and planned (sqlite3
-        caches every statement by itself)."""
-        raw_cursor.execute(sql, tuple(params))
-
-    def table_exists(self, cursor: Any, table: str) -> bool:
-        raise NotImplementedError
-
-    def transient(self, exc: BaseException) -> bool:
-        """Is `exc` a database error worth retrying later?"""
-        raise NotImplementedError
-
-    def database_errors(self) -> Tuple[type, ...]:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def statement_started(self, raw_cursor: Any) -> None:
-        """A statement is about to run on this (DB-API) cursor's connection:
-        where the database has no statement timeout of its own, count it
-        from here."""
-
-    def closed(self, conn: Any) -> None:
-        """A connection was closed."""
-
-    def idle(self, conn: Any) -> bool:
-        """Whether a connection is healthy and outside any transaction, so that
-        it may be handed out again."""
-        raise NotImplementedError
-
-    def try_lock(self, name: str) -> Optional[Any]:
-        """Take a lock named `name` shared by every process using this database,
-        without waiting; return a handle for unlock(), or None if it is held."""
-        raise NotImplementedError
-
-    def unlock(self, handle: Any) -> None:
-        raise NotImplementedError
-
-    def lock_held(self, handle: Any) -> bool:
-        """Whether the lock try_lock gave as `handle` is held still."""
-        raise NotImplementedError
-
-    def watch_key_changes(self, local: "LocalChanges") -> "KeyChangeWatch":
-        """A watch over every process's key changes (changes.py)."""
-        raise NotImplementedError
-
-    def announce_key_change(self, cursor: "Cursor") -> None:
-        """Tell other processes' watches, at commit, that keys changed (none
-        needed where the watch sees every commit by itself)."""
-
-
-class Cursor:
-    """A DB-API cursor that takes '?' placeholders whatever the backend."""
-
-    def __init__(self, raw: Any, backend: Backend) -> None:
-        self.raw = raw
-        self.backend = backend
-        self.changed_keys = False  # set by changes.note_key_change
-        self._deferred: List[bytes] = []  # statements, parameters filled in (defer())
-        self._deferred_bytes = 0
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
-        """Run a statement (after the deferred ones, in the same round trip)."""
-        sql = self._native(sql)
-        self.backend.statement_started(self.raw)
-        if self._deferred:
-            self._deferred.append(self.raw.mogrify(sql, tuple(params)))
-            self._flush()
-        else:
-            self.raw.execute(sql, tuple(params))
-        return self
-
-    def execute_prepared(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
-        """Run a statement that lookups run again and again: kept parsed and
-        planned by the database, once per connection (Backend.execute_prepared)."""
-        self.send_deferred()
-        self.backend.statement_started(self.raw)
-        self.backend.execute_prepared(self.raw, sql, params)
-        return self
-
-    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run a statement whose result nobody reads, now or with the next one.
-
-        Where the database is a server (backend.batches), the statement is
-        sent with the next execute(), COMMIT at the latest: a write transaction
-        costs one round trip per read, not one per statement.  An error in a
-        deferred statement is raised by that execute(), inside the same
-        transaction, so it still fails whole.
-        """
-        if not self.backend.batches:
-            self.execute(sql, params)
-            return
-        self._keep(self.raw.mogrify(self._native(sql), tuple(params)))
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run a statement for each row (deferred where the backend batches:
-        an INSERT as one statement with a VALUES row each, unless it updates
-        on conflict, which one statement may not do twice to a row)."""
-        if not rows:
-            return
-        if not self.backend.batches:
-            self.backend.statement_started(self.raw)
-            self.raw.executemany(self._native(sql), [tuple(r) for r in rows])
-            return
-        insert = _INSERT_VALUES.match(sql)
-        if insert is None or "DO UPDATE" in insert.group(3):
-            for row in rows:
-                self.defer(sql, row)
-            return
-        head, values, tail = (self._native(part).encode() for part in insert.groups())
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            self._keep(head + b",".join(
-                self.raw.mogrify(values, tuple(row)) for row in rows[start:start + ROWS_PER_INSERT]
-            ) + tail)
-
-    def send_deferred(self) -> None:
-        """Send the deferred statements now (before I/O that is not execute())."""
-        if self._deferred:
-            self._flush()
-
-    def abandon(self) -> None:
-        """Forget the deferred statements (the transaction is rolled back)."""
-        self._deferred.clear()
-        self._deferred_bytes = 0
-
-    def _keep(self, statement: bytes) -> None:
-        """Defer a statement, parameters filled in; send what is kept once it
-        adds up to DEFERRED_BYTES."""
-        self._deferred.append(statement)
-        self._deferred_bytes += len(statement)
-        if self._deferred_bytes > DEFERRED_BYTES:
-            self._flush()
-
-    def _flush(self) -> None:
-        batch = b";".join(self._deferred)
-        self.abandon()
-        self.raw.execute(batch)  # no parameters: psycopg2 sends it as it is
-
-    def _native(self, sql: str) -> str:
-        if self.backend.placeholder != "?":
-            sql = sql.replace("?", self.backend.placeholder)
-        return sql
-
-    def fetchone(self) -> Optional[tuple]:
-        return self.raw.fetchone()
-
-    def fetchall(self) -> List[tuple]:
-        return self.raw.fetchall()
-
-    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        row = self.execute(sql, params).fetchone()
-        return row[0] if row else None
-
 
 PRIMARY_PACKET_READ = 4096
 """Bytes of a stored key read for its primary key packet (RSA-16384: 2 KB)."""
@@ -358,97 +38,6 @@ PREPARED_WORDS = 8
 number of words); a longer one, rare and a client's to choose, is not, so
 that no client can make a connection keep a statement per length."""
 
-UNSERVED = -1
-"""cks_keys.served_crc24 of a key stored without its served view yet (a bulk
-load's first phase): no lookup finds it until save_key() writes the view."""
-
-DEFERRED_BYTES = 1 << 20
-"""Deferred statements are sent once they add up to this much SQL text."""
-ROWS_PER_INSERT = 1000
-_INSERT_VALUES = re.compile(r"(INSERT INTO .* VALUES )(\([?, ]+\))(.*)\Z", re.S)
-
-
-def insert_statement(table: str, columns: Sequence[str]) -> str:
-    return "INSERT INTO %s (%s) VALUES (%s)" % (table, ", ".join(columns),
-                                               ", ".join("?" * len(columns)))
-
-
-DESCRIBED_COLUMNS = ("version", "keyid", "short_keyid", "algorithm", "bits", "created",
-                     "expires", "revoked", "unverified_revocation")
-"""cks_keys' columns that describe the served view (KeyInfo)."""
-SUBKEY_COLUMNS = ("key_fingerprint", "fingerprint", "keyid", "short_keyid", "version",
-                  "algorithm", "bits", "created", "expires", "revoked")
-USERID_COLUMNS = ("key_fingerprint", "position", "uid", "email", "is_attribute", "created",
-                  "expires", "revoked")
-WORD_COLUMNS = ("word", "key_fingerprint")
-INDEX_TABLES = ("cks_subkeys", "cks_userids", "cks_words")
-INDEX_COLUMNS = (SUBKEY_COLUMNS, USERID_COLUMNS, WORD_COLUMNS)
-SIGNER_COLUMNS = ("signer_keyid", "key_fingerprint")
-VIEW_WORK_COLUMNS = ("fingerprint", "keyid", "signed", "missing")
-SAVE_VERDICTS = ("INSERT INTO cks_sig_verdicts (cache_key, key_fingerprint, status, "
-                 "weak_hash, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT (cache_key) DO NOTHING")
-
-
-def described(info: KeyInfo) -> tuple:
-    """DESCRIBED_COLUMNS' values for a key."""
-    return (info.version, info.keyid, info.keyid[-8:], info.algorithm, info.bits,
-            info.created, info.expires, info.revoked, info.revocation_unverified)
-
-
-def index_rows(info: KeyInfo) -> Tuple[List[tuple], List[tuple], List[tuple]]:
-    """A key's rows of cks_subkeys, cks_userids and cks_words (their columns above)."""
-    fpr = info.fingerprint
-    subkeys = [(fpr, s.fingerprint, s.keyid, s.keyid[-8:], s.version, s.algorithm, s.bits,
-                s.created, s.expires, s.revoked)
-               for s in {s.fingerprint: s for s in info.subkeys}.values()]
-    userids = [(fpr, n, u.text, u.email, u.is_attribute, u.created, u.expires, u.revoked)
-               for n, u in enumerate(info.user_ids)]
-    words = {w for u in info.user_ids if not u.is_attribute for w in words_of(u.text)}
-    return subkeys, userids, [(w, fpr) for w in sorted(words)]
-
-
-def signer_rows(fingerprint: str, keyids: Iterable[bytes]) -> List[tuple]:
-    return [(k.hex().upper(), fingerprint) for k in sorted(set(keyids))]
-
-
-def verdict_rows(fingerprint: str, verdicts: Dict[bytes, Tuple[str, bool, str]]) -> List[tuple]:
-    return [(k.hex(), fingerprint, v[0], v[1], v[2]) for k, v in verdicts.items()]
-
-
-IN_CHUNK = 500
-"""Values in one SQL IN list at most (SQLite before 3.32 allows 999 parameters)."""
-
-
-def _in(values: Sequence[Any]) -> str:
-    return "(" + ",".join("?" * len(values)) + ")"
-
-
-def in_chunks(values: Iterable[Any], size: int = IN_CHUNK) -> Iterator[List[Any]]:
-    """`values` as lists of at most `size`, for one IN list each."""
-    values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
-
-def rows_in(cursor: Cursor, query: str, values: Iterable[Any],
-            before: Sequence[Any] = ()) -> List[tuple]:
-    """The rows of `query`, whose one `IN %s` takes the distinct `values` an
-    IN_CHUNK at a time, after the parameters `before`."""
-    rows: List[tuple] = []
-    for chunk in in_chunks(sorted(set(values))):
-        rows.extend(cursor.execute(query % _in(chunk), list(before) + chunk).fetchall())
-    return rows
-
-
-def execute_in(cursor: Cursor, statement: str, values: Iterable[Any],
-               before: Sequence[Any] = ()) -> None:
-    """Run `statement` (a write), whose one `IN %s` takes the distinct
-    `values` an IN_CHUNK at a time, after the parameters `before`; deferred
-    (Cursor.defer: on PostgreSQL sent with the next statement, COMMIT at
-    the latest)."""
-    for chunk in in_chunks(sorted(set(values))):
-        cursor.defer(statement % _in(chunk), list(before) + chunk)
-
 
 def _column_of_keys(cursor: Cursor, column: str, fingerprints: Iterable[str]) -> Dict[str, Any]:
     """fingerprint -> `column` of cks_keys, for the stored keys among `fingerprints`."""
@@ -456,251 +45,9 @@ def _column_of_keys(cursor: Cursor, column: str, fingerprints: Iterable[str]) ->
                         % column, fingerprints))
 
 
-def _close(raw_cursor: Any) -> None:
-    """Close a cursor before its connection goes back to the pool: a query
-    whose rows were not all read keeps (on SQLite) a read transaction open
-    while its cursor lives, and the connection's next user would not see what
-    was written since."""
-    try:
-        raw_cursor.close()
-    except Exception:  # noqa: BLE001 - a connection already broken is discarded anyway
-        pass
-
-
-class Store:
-    """The one storage interface every tool uses."""
-
-    def __init__(self, backend: Backend, pool_size: int = 8, reads_only: bool = False) -> None:
-        self.backend = backend
-        # A store that only reads (a streaming replica) neither makes nor
-        # migrates the schema: it waits for what the primary's replays.
-        self.reads_only = reads_only
-        self._pool: "queue.LifoQueue[Any]" = queue.LifoQueue()
-        self._slots = threading.BoundedSemaphore(max(1, pool_size))
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
-        self.local_changes = LocalChanges()
-        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py).
-        self.on_error: Optional[Callable[[StoreError], None]] = None
-
-    # --- connections and transactions ---------------------------------------
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[Any]:
-        self._slots.acquire()
-        conn = None
-        try:
-            try:
-                conn = self._pool.get_nowait()
-            except queue.Empty:
-                conn = self._connect()
-            try:
-                yield conn
-            except StoreUnavailable:
-                # The server went away (restarted, failed over): the idle
-                # connections are as dead as this one, and each would cost
-                # a request its answer.
-                self._close_idle()
-                raise
-            except StoreError:
-                raise
-            except BaseException:
-                # Not the database's failure (a recon peer hung up, a client
-                # went away): a connection its user left outside any
-                # transaction serves on, instead of a new one next time.
-                if self.backend.idle(conn):
-                    self._pool.put(conn)
-                    conn = None
-                raise
-            self._pool.put(conn)
-            conn = None
-        finally:
-            if conn is not None:  # it failed mid-use: do not hand it out again
-                self._discard(conn)
-            self._slots.release()
-
-    def _discard(self, conn: Any) -> None:
-        self.backend.closed(conn)
-        with contextlib.suppress(Exception):
-            conn.close()
-
-    def _close_idle(self) -> None:
-        while True:
-            try:
-                self._discard(self._pool.get_nowait())
-            except queue.Empty:
-                return
-
-    def _connect(self) -> Any:
-        try:
-            conn = self.backend.connect()
-        except self.backend.database_errors() as exc:
-            error = StoreUnavailable("cannot open database %s: %s"
-                                     % (self.backend.describe(), _one_line(exc)))
-            raise self._seen(error) from None
-        if not self._schema_ready:
-            with self._schema_lock:
-                if not self._schema_ready:
-                    try:
-                        self._ensure_schema(conn)
-                    except BaseException:
-                        self._discard(conn)
-                        raise
-                    self._schema_ready = True
-        return conn
-
-    def _ensure_schema(self, conn: Any) -> None:
-        cursor = Cursor(conn.cursor(), self.backend)
-        from .schema import SCHEMA_VERSION
-        try:
-            if not self.backend.table_exists(cursor, "cks_schema_version"):
-                if self.reads_only:
-                    raise self._seen(StoreUnavailable(
-                        "database %s holds no CKS tables (yet)" % self.backend.describe()))
-                self.backend.create_schema(cursor)
-            version = cursor.scalar("SELECT max(version) FROM cks_schema_version")
-        except self.backend.database_errors() as exc:
-            raise self._wrap(exc) from None
-        if version is None or version > SCHEMA_VERSION:
-            raise StoreError("database schema version %s is not one this CKS knows (%d)"
-                             % (version, SCHEMA_VERSION))
-        if version < SCHEMA_VERSION and self.reads_only:
-            raise self._seen(StoreUnavailable(
-                "database %s holds CKS schema version %d, not yet %d"
-                % (self.backend.describe(), version, SCHEMA_VERSION)))
-        if version < SCHEMA_VERSION:
-            from .migrations import migrate
-            try:
-                migrate(self, cursor, SCHEMA_VERSION)
-            except self.backend.database_errors() as exc:
-                raise self._wrap(exc) from None
-
-    def _wrap(self, exc: BaseException) -> StoreError:
-        kind = StoreUnavailable if self.backend.transient(exc) else StoreError
-        return self._seen(kind("database error: %s" % _one_line(exc)))
-
-    def _seen(self, error: StoreError) -> StoreError:
-        if self.on_error is not None:
-            self.on_error(error)
-        return error
-
-    @contextlib.contextmanager
-    def write(self, lock_keys: Sequence[str] = (), bulk: bool = False,
-              flush: bool = True) -> Iterator[Cursor]:
-        """A write transaction; `lock_keys` (fingerprints) are locked until it ends;
-        `bulk`: it writes a bulk load's batch (Backend.prepare_bulk_write);
-        `flush` false, or `bulk`: its commit does not wait for the disk, for
-        what is done again if a crash loses it (a load's batch, whose
-        progress it records; a derived served view, whose work item stays
-        queued until a later commit).  A crash loses the last of such
-        commits, never one without those before it.
-
-        Writers of the same key are serialized, so a read-merge-write inside
-        never loses another writer's packets.
-        """
-        with self._connection() as conn:
-            cursor = Cursor(conn.cursor(), self.backend)
-            flush = flush and not bulk
-            try:
-                if bulk:
-                    self.backend.prepare_bulk_write(cursor)
-                self.backend.begin_write(cursor, sorted(set(lock_keys)), flush)
-                yield cursor
-                cursor.execute("COMMIT")
-                if cursor.changed_keys:
-                    self.local_changes.committed()
-            except BaseException as exc:
-                cursor.abandon()
-                with contextlib.suppress(Exception):
-                    cursor.execute("ROLLBACK")
-                if isinstance(exc, self.backend.database_errors()):
-                    raise self._wrap(exc) from None
-                raise
-            finally:
-                try:
-                    self.backend.end_write(cursor, flush)
-                    if bulk:
-                        self.backend.end_bulk_write(cursor)
-                except self.backend.database_errors() as exc:
-                    # A StoreError: the pool does not hand out a connection
-                    # left with this write's settings (_connection).
-                    raise self._wrap(exc) from exc
-                finally:
-                    _close(cursor.raw)
-
-    @contextlib.contextmanager
-    def read(self) -> Iterator[Cursor]:
-        """A cursor for queries (each statement sees committed data)."""
-        with self._connection() as conn:
-            raw = conn.cursor()
-            try:
-                yield Cursor(raw, self.backend)
-            except self.backend.database_errors() as exc:
-                raise self._wrap(exc) from None
-            finally:
-                _close(raw)
-
-    def watch_key_changes(self) -> KeyChangeWatch:
-        """Tells when the stored keys change, in any process (changes.py)."""
-        return self.backend.watch_key_changes(self.local_changes)
-
-    def close(self) -> None:
-        self._close_idle()
-
-    @contextlib.contextmanager
-    def exclusive(self, name: str) -> Iterator[bool]:
-        """Hold the database-wide lock `name` (e.g. one cks_sync run at a time);
-        yields False, without waiting, when another process holds it."""
-        handle = self.take_lock(name)
-        try:
-            yield handle is not None
-        finally:
-            if handle is not None:
-                self.release(handle)
-
-    def take_lock(self, name: str) -> Optional[Any]:
-        """The database-wide lock `name`, kept until release(handle) or the
-        process's end: its handle, or None when another process holds it."""
-        try:
-            return self.backend.try_lock(name)
-        except self.backend.database_errors() as exc:
-            raise self._wrap(exc) from None
-
-    def lock_held(self, handle: Any) -> bool:
-        """Whether a lock take_lock gave is held still (PostgreSQL's goes with
-        the connection that took it, should that connection break)."""
-        return self.backend.lock_held(handle)
-
-    def release(self, handle: Any) -> None:
-        self.backend.unlock(handle)
-
-    def take_over_checkpoints(self) -> bool:
-        """Copy the database's write-ahead log into its file (SQLite's
-        checkpoints) only when checkpoint() is called, which the caller does
-        in the background every few moments, no longer in the commit of the
-        writer that filled the log (its client waited for the copy and the
-        flush, and so did every other writer); unless the log grows far
-        past its usual size meanwhile.  False where the database server does
-        its own (PostgreSQL): then there is nothing to call."""
-        if not self.backend.take_over_checkpoints():
-            return False
-        self._close_idle()  # (connections made before would checkpoint as before)
-        return True
-
-    def checkpoint(self) -> None:
-        """See take_over_checkpoints."""
-        with self.read() as cursor:
-            self.backend.checkpoint(cursor)
-
-    def tidy_after_bulk_write(self) -> None:
-        """After a bulk load or a rebuilt tree (Backend.tidy_after_bulk_write)."""
-        with self.read() as cursor:
-            self.backend.tidy_after_bulk_write(cursor)
-
-    def check(self) -> None:
-        """Open a connection (creating the schema on an empty database)."""
-        with self.read() as cursor:
-            cursor.scalar("SELECT 1")
+class Store(Database):
+    """The one storage interface every tool uses: a Database with the keys'
+    writes and reads."""
 
     def count_keys(self) -> int:
         with self.read() as cursor:
@@ -786,7 +133,7 @@ class Store:
         if not views:
             return
         cursor.backend.insert_rows(cursor, "cks_keys", NETWORK_VIEW_COLUMNS,
-                                   [_network_view_row(v, source, now) for v in views])
+                                   [network_view_row(v, source, now) for v in views])
         note_key_change(cursor)
         from .ptree import insert_all  # (ptree.py imports this module)
         insert_all(cursor, [v.sks_hash for v in views])
@@ -797,7 +144,7 @@ class Store:
         many (an upload: its row goes with the next statement instead of a
         COPY of its own, and the tree's path is read in one query)."""
         cursor.defer(insert_statement("cks_keys", NETWORK_VIEW_COLUMNS),
-                     _network_view_row(view, source, now))
+                     network_view_row(view, source, now))
         note_key_change(cursor)
         from .ptree import change_hash
         change_hash(cursor, None, view.sks_hash)
@@ -903,7 +250,7 @@ class Store:
         A key already queued moves to the end under a new id, so a send of the
         older version does not clear it.  With no such peer nothing is queued
         (a peer added later gets the stored keys by its full send)."""
-        only = " AND s.peer IN %s" % _in(peers) if peers else ""
+        only = " AND s.peer IN %s" % in_list(peers) if peers else ""
         cursor.defer("DELETE FROM cks_pending_sync WHERE fingerprint = ?", (fingerprint,))
         cursor.defer("INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
                      "SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM cks_other_servers s "
@@ -950,7 +297,7 @@ class Store:
         in one query (a round trip on PostgreSQL): the index rows, and whether
         more keys matched."""
         with self.read() as cursor:
-            return _first_key_rows(cursor.execute_prepared(
+            return first_key_rows(cursor.execute_prepared(
                 KEY_ROWS_OF_MATCHES % _matching_id(column),
                 _id_parameters(value, limit + 1)).fetchall(), limit)
 
@@ -971,7 +318,7 @@ class Store:
         """key_rows of the first `limit` keys with a user ID of this address,
         in fingerprint order, and whether more keys matched, in one query."""
         with self.read() as cursor:
-            return _first_key_rows(cursor.execute_prepared(
+            return first_key_rows(cursor.execute_prepared(
                 KEY_ROWS_OF_MATCHES % "SELECT DISTINCT key_fingerprint AS fingerprint "
                 "FROM cks_userids WHERE email = ? ORDER BY 1 LIMIT ?",
                 (email.lower(), limit + 1)).fetchall(), limit)
@@ -984,10 +331,10 @@ class Store:
             return [], False
         with self.read() as cursor:
             run = cursor.execute_prepared if len(unique) <= PREPARED_WORDS else cursor.execute
-            return _first_key_rows(run(
+            return first_key_rows(run(
                 KEY_ROWS_OF_MATCHES % ("SELECT key_fingerprint AS fingerprint FROM cks_words "
                                        "WHERE word IN %s GROUP BY key_fingerprint "
-                                       "HAVING count(*) = ? ORDER BY 1 LIMIT ?" % _in(unique)),
+                                       "HAVING count(*) = ? ORDER BY 1 LIMIT ?" % in_list(unique)),
                 list(unique) + [len(unique), limit + 1]).fetchall(), limit)
 
     def find_by_hash(self, sks_hash: str) -> List[str]:
@@ -1001,7 +348,7 @@ class Store:
             return {}
         with self.read() as cursor:
             rows = cursor.execute("SELECT fingerprint, keydata FROM cks_keys WHERE fingerprint "
-                                  "IN %s" % _in(fingerprints), list(fingerprints)).fetchall()
+                                  "IN %s" % in_list(fingerprints), list(fingerprints)).fetchall()
         return {r[0]: bytes(r[1]) for r in rows}
 
     def served_parts(self, fingerprints: Sequence[str]) -> Dict[str, Tuple[bytes, int]]:
@@ -1010,9 +357,10 @@ class Store:
         if not fingerprints:
             return {}
         with self.read() as cursor:
-            rows = cursor.execute("SELECT fingerprint, served, served_crc24 FROM cks_keys WHERE "
-                                  "fingerprint IN %s AND served_crc24 <> ?" % _in(fingerprints),
-                                  list(fingerprints) + [UNSERVED]).fetchall()
+            rows = cursor.execute(
+                "SELECT fingerprint, served, served_crc24 FROM cks_keys WHERE fingerprint IN %s "
+                "AND served_crc24 <> ?" % in_list(fingerprints),
+                list(fingerprints) + [UNSERVED]).fetchall()
         return {r[0]: (bytes(r[1]), r[2]) for r in rows}
 
     def served(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
@@ -1100,9 +448,9 @@ class Store:
         if not fingerprints:
             return []
         with self.read() as cursor:  # one query (a round trip on PostgreSQL)
-            _, rows = _key_rows_of(cursor.execute(
+            _, rows = key_rows_of(cursor.execute(
                 KEY_ROWS_OF_MATCHES % "SELECT fingerprint FROM cks_keys WHERE fingerprint IN %s"
-                % _in(fingerprints), list(fingerprints)).fetchall())
+                % in_list(fingerprints), list(fingerprints)).fetchall())
         return [rows[f] for f in fingerprints if f in rows]
 
     # --- the stats page (stats.py) ------------------------------------------------
@@ -1138,59 +486,6 @@ class Store:
             }
 
 
-KEY_ROWS_OF_MATCHES = (
-    "SELECT k.fingerprint, k.served_crc24, k.version, k.keyid, k.algorithm, k.bits, k.created, "
-    "k.expires, k.revoked, k.sks_hash, k.size, k.first_seen, k.last_changed, "
-    "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, u.created, "
-    "u.expires, u.revoked "
-    "FROM (%s) m JOIN cks_keys k ON k.fingerprint = m.fingerprint "
-    "LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
-    "ORDER BY k.fingerprint, u.position")
-"""The keys a query matches (its column `fingerprint`) with their user IDs,
-one row per user ID (_key_rows_of reads them)."""
-
-
-NETWORK_VIEW_COLUMNS = (
-    "version", "keyid", "short_keyid", "algorithm", "bits", "created", "sks_hash", "keydata",
-    "served", "served_crc24", "size", "first_seen", "last_changed", "source", "fingerprint")
-
-
-def _network_view_row(view: NetworkView, source: str, now: int) -> tuple:
-    """A cks_keys row of a key without its served view (UNSERVED)."""
-    key, keyid = view.key, view.keyid
-    return (key.version, keyid, keyid[-8:], key.algorithm, key.bits, key.created,
-            view.sks_hash, view.keydata, b"", UNSERVED, len(view.keydata), now, now, source,
-            key.fingerprint.hex().upper())
-
-
-def _first_key_rows(rows: Sequence[Sequence[Any]], limit: int) -> Tuple[List[KeyRow], bool]:
-    """The index rows of the first `limit` keys of KEY_ROWS_OF_MATCHES' rows
-    (of up to limit + 1 keys) that are served, and whether there were more."""
-    found, by_fpr = _key_rows_of(rows)
-    return [by_fpr[f] for f in found[:limit] if f in by_fpr], len(found) > limit
-
-
-def _key_rows_of(rows: Sequence[Sequence[Any]]) -> Tuple[List[str], Dict[str, KeyRow]]:
-    """The keys of KEY_ROWS_OF_MATCHES' rows in their order, and the index
-    rows of those that are served."""
-    found: List[str] = []
-    by_fpr: Dict[str, KeyRow] = {}
-    for r in rows:
-        if not found or found[-1] != r[0]:
-            found.append(r[0])
-        if r[1] == UNSERVED:
-            continue
-        row = by_fpr.get(r[0])
-        if row is None:
-            row = by_fpr[r[0]] = KeyRow(r[0], r[2], r[3], r[4], r[5], r[6], r[7], bool(r[8]),
-                                        r[9], r[10], r[11], r[12],
-                                        revocation_unverified=bool(r[13]))
-        if r[14] is not None:  # a key without user IDs has one row of NULLs
-            row.user_ids.append(UserIDRow(r[15], r[16], bool(r[17]), r[18], r[19],
-                                          bool(r[20])))
-    return found, by_fpr
-
-
 def _matching_id(column: str) -> str:
     """Primary fingerprints whose key or subkey has `column` equal to a value,
     the first few in order (parameters: _id_parameters)."""
@@ -1207,7 +502,3 @@ def _id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
 
 def _reason(stored: Optional[str]) -> str:
     return stored or "rejected by the operator"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or exc.__class__.__name__

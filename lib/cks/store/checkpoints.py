@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from .base import Store, StoreError
+from .base import Store
+from .errors import StoreError
 
 log = logging.getLogger("cks.store")
 

@@ -8,8 +8,9 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterable, Sequence, Set
 
-from .base import Cursor, Store, execute_in, rows_in
+from .base import Store
 from .migrations import ensure_table
+from .sql import Cursor, execute_in, rows_in
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Callable, Dict
 
-from .base import Cursor, Store
+from .base import Store
 from .schema import index_statement, storage_statements, table_statements
+from .sql import Cursor
 
 log = logging.getLogger("cks.store")
 

@@ -11,7 +11,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .base import Cursor, Store, StoreError, execute_in, rows_in
+from .base import Store
+from .errors import StoreError
+from .sql import Cursor, execute_in, rows_in
 
 PUSH_KINDS = ("hkp", "mail")
 _COLUMNS = ("id, peer, kind, sync_priority, contact_email, enabled, recon_port, filters, "

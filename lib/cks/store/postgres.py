@@ -18,10 +18,11 @@ import itertools
 import re
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from .base import Backend, Cursor, StoreError
 from .changes import CHANNEL, KeyChangeWatch, LocalChanges, PostgresWatch
+from .errors import StoreError
 from .pgcopy import encode_rows, encoders_for
 from .schema import postgres_schema
+from .sql import Backend, Cursor
 
 try:
     import psycopg2

@@ -75,8 +75,9 @@ from typing import (Callable, Deque, Dict, Hashable, Iterator, List, Optional, S
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
                                 remove_element, samples_of, zzp_bytes, zzp_list_from_bytes)
-from .base import IN_CHUNK, Cursor, Store, in_chunks, rows_in
+from .base import Store
 from .changes import KeyChangeWatch, note_key_change
+from .sql import IN_CHUNK, Cursor, in_chunks, rows_in
 
 log = logging.getLogger("cks.store.ptree")
 

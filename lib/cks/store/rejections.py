@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-from .base import Cursor, Store
+from .base import Store
 from .changes import note_key_change
 from .loadprogress import unlist_served
 from .ptree import change_hash
+from .sql import Cursor
 
 NOTICE_COLUMNS = ("serial, action, fingerprint, reason, notice_time, node, body, signature, "
                   "signer, origin, status, status_reason, received_at, applied_at")

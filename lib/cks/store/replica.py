@@ -17,7 +17,8 @@ import logging
 import threading
 from typing import Any, Callable
 
-from .base import Store, StoreError
+from .base import Store
+from .errors import StoreError
 
 log = logging.getLogger("cks.store")
 

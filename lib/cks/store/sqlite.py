@@ -16,9 +16,10 @@ import sqlite3
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
-from .base import Backend, Cursor, StoreError
 from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
+from .errors import StoreError
 from .schema import sqlite_schema, to_sqlite
+from .sql import Backend, Cursor
 
 BUSY_TIMEOUT_S = 30
 # What SQLite says of a failure that may pass by itself (sqlite3_errstr of

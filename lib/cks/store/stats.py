@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from .rejections import NOTICE_COLUMNS, StoredNotice
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .base import Cursor, Store
+    from .base import Store
+    from .sql import Cursor
 
 DAY = 86400
 PUBLIC_NOTICES = ("issued", "applied")  # signed, and published at /pks/x-cks-rejections

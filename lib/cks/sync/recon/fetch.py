@@ -60,7 +60,7 @@ from ...openpgp.errors import PacketError
 from ...openpgp.keys import Key, merge_all, packets_hash, parse_keyring, sks_hash
 from ...openpgp.packet import iter_packets
 from ...store import Store, StoreError
-from ...store.base import rows_in
+from ...store.sql import rows_in
 from ..hkp_push import Answer, HKPClient
 from . import hashquery
 from .field import HASH_BYTES

@@ -1,0 +1,264 @@
+"""Connections and transactions: the pool, the schema made or migrated on
+first use, write and read transactions, database-wide locks and SQLite's
+checkpoints; what Store's key queries run in."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from .changes import KeyChangeWatch, LocalChanges
+from .errors import StoreError, StoreUnavailable
+from .sql import Backend, Cursor
+
+
+class Database:
+    """A database through its backend: pooled connections, each checked
+    once for the schema, handed out inside read() and write()."""
+
+    def __init__(self, backend: Backend, pool_size: int = 8, reads_only: bool = False) -> None:
+        self.backend = backend
+        # A store that only reads (a streaming replica) neither makes nor
+        # migrates the schema: it waits for what the primary's replays.
+        self.reads_only = reads_only
+        self._pool: "queue.LifoQueue[Any]" = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(max(1, pool_size))
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self.local_changes = LocalChanges()
+        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py).
+        self.on_error: Optional[Callable[[StoreError], None]] = None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Any]:
+        self._slots.acquire()
+        conn = None
+        try:
+            try:
+                conn = self._pool.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            try:
+                yield conn
+            except StoreUnavailable:
+                # The server went away (restarted, failed over): the idle
+                # connections are as dead as this one, and each would cost
+                # a request its answer.
+                self._close_idle()
+                raise
+            except StoreError:
+                raise
+            except BaseException:
+                # Not the database's failure (a recon peer hung up, a client
+                # went away): a connection its user left outside any
+                # transaction serves on, instead of a new one next time.
+                if self.backend.idle(conn):
+                    self._pool.put(conn)
+                    conn = None
+                raise
+            self._pool.put(conn)
+            conn = None
+        finally:
+            if conn is not None:  # it failed mid-use: do not hand it out again
+                self._discard(conn)
+            self._slots.release()
+
+    def _discard(self, conn: Any) -> None:
+        self.backend.closed(conn)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _close_idle(self) -> None:
+        while True:
+            try:
+                self._discard(self._pool.get_nowait())
+            except queue.Empty:
+                return
+
+    def _connect(self) -> Any:
+        try:
+            conn = self.backend.connect()
+        except self.backend.database_errors() as exc:
+            error = StoreUnavailable("cannot open database %s: %s"
+                                     % (self.backend.describe(), _one_line(exc)))
+            raise self._seen(error) from None
+        if not self._schema_ready:
+            with self._schema_lock:
+                if not self._schema_ready:
+                    try:
+                        self._ensure_schema(conn)
+                    except BaseException:
+                        self._discard(conn)
+                        raise
+                    self._schema_ready = True
+        return conn
+
+    def _ensure_schema(self, conn: Any) -> None:
+        cursor = Cursor(conn.cursor(), self.backend)
+        from .schema import SCHEMA_VERSION
+        try:
+            if not self.backend.table_exists(cursor, "cks_schema_version"):
+                if self.reads_only:
+                    raise self._seen(StoreUnavailable(
+                        "database %s holds no CKS tables (yet)" % self.backend.describe()))
+                self.backend.create_schema(cursor)
+            version = cursor.scalar("SELECT max(version) FROM cks_schema_version")
+        except self.backend.database_errors() as exc:
+            raise self._wrap(exc) from None
+        if version is None or version > SCHEMA_VERSION:
+            raise StoreError("database schema version %s is not one this CKS knows (%d)"
+                             % (version, SCHEMA_VERSION))
+        if version < SCHEMA_VERSION and self.reads_only:
+            raise self._seen(StoreUnavailable(
+                "database %s holds CKS schema version %d, not yet %d"
+                % (self.backend.describe(), version, SCHEMA_VERSION)))
+        if version < SCHEMA_VERSION:
+            from .migrations import migrate
+            try:
+                migrate(self, cursor, SCHEMA_VERSION)
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
+
+    def _wrap(self, exc: BaseException) -> StoreError:
+        kind = StoreUnavailable if self.backend.transient(exc) else StoreError
+        return self._seen(kind("database error: %s" % _one_line(exc)))
+
+    def _seen(self, error: StoreError) -> StoreError:
+        if self.on_error is not None:
+            self.on_error(error)
+        return error
+
+    @contextlib.contextmanager
+    def write(self, lock_keys: Sequence[str] = (), bulk: bool = False,
+              flush: bool = True) -> Iterator[Cursor]:
+        """A write transaction; `lock_keys` (fingerprints) are locked until it ends;
+        `bulk`: it writes a bulk load's batch (Backend.prepare_bulk_write);
+        `flush` false, or `bulk`: its commit does not wait for the disk, for
+        what is done again if a crash loses it (a load's batch, whose
+        progress it records; a derived served view, whose work item stays
+        queued until a later commit).  A crash loses the last of such
+        commits, never one without those before it.
+
+        Writers of the same key are serialized, so a read-merge-write inside
+        never loses another writer's packets.
+        """
+        with self._connection() as conn:
+            cursor = Cursor(conn.cursor(), self.backend)
+            flush = flush and not bulk
+            try:
+                if bulk:
+                    self.backend.prepare_bulk_write(cursor)
+                self.backend.begin_write(cursor, sorted(set(lock_keys)), flush)
+                yield cursor
+                cursor.execute("COMMIT")
+                if cursor.changed_keys:
+                    self.local_changes.committed()
+            except BaseException as exc:
+                cursor.abandon()
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+                if isinstance(exc, self.backend.database_errors()):
+                    raise self._wrap(exc) from None
+                raise
+            finally:
+                try:
+                    self.backend.end_write(cursor, flush)
+                    if bulk:
+                        self.backend.end_bulk_write(cursor)
+                except self.backend.database_errors() as exc:
+                    # A StoreError: the pool does not hand out a connection
+                    # left with this write's settings (_connection).
+                    raise self._wrap(exc) from exc
+                finally:
+                    _close(cursor.raw)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A cursor for queries (each statement sees committed data)."""
+        with self._connection() as conn:
+            raw = conn.cursor()
+            try:
+                yield Cursor(raw, self.backend)
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
+            finally:
+                _close(raw)
+
+    def watch_key_changes(self) -> KeyChangeWatch:
+        """Tells when the stored keys change, in any process (changes.py)."""
+        return self.backend.watch_key_changes(self.local_changes)
+
+    def close(self) -> None:
+        self._close_idle()
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Hold the database-wide lock `name` (e.g. one cks_sync run at a time);
+        yields False, without waiting, when another process holds it."""
+        handle = self.take_lock(name)
+        try:
+            yield handle is not None
+        finally:
+            if handle is not None:
+                self.release(handle)
+
+    def take_lock(self, name: str) -> Optional[Any]:
+        """The database-wide lock `name`, kept until release(handle) or the
+        process's end: its handle, or None when another process holds it."""
+        try:
+            return self.backend.try_lock(name)
+        except self.backend.database_errors() as exc:
+            raise self._wrap(exc) from None
+
+    def lock_held(self, handle: Any) -> bool:
+        """Whether a lock take_lock gave is held still (PostgreSQL's goes with
+        the connection that took it, should that connection break)."""
+        return self.backend.lock_held(handle)
+
+    def release(self, handle: Any) -> None:
+        self.backend.unlock(handle)
+
+    def take_over_checkpoints(self) -> bool:
+        """Copy the database's write-ahead log into its file (SQLite's
+        checkpoints) only when checkpoint() is called, which the caller does
+        in the background every few moments, no longer in the commit of the
+        writer that filled the log (its client waited for the copy and the
+        flush, and so did every other writer); unless the log grows far
+        past its usual size meanwhile.  False where the database server does
+        its own (PostgreSQL): then there is nothing to call."""
+        if not self.backend.take_over_checkpoints():
+            return False
+        self._close_idle()  # (connections made before would checkpoint as before)
+        return True
+
+    def checkpoint(self) -> None:
+        """See take_over_checkpoints."""
+        with self.read() as cursor:
+            self.backend.checkpoint(cursor)
+
+    def tidy_after_bulk_write(self) -> None:
+        """After a bulk load or a rebuilt tree (Backend.tidy_after_bulk_write)."""
+        with self.read() as cursor:
+            self.backend.tidy_after_bulk_write(cursor)
+
+    def check(self) -> None:
+        """Open a connection (creating the schema on an empty database)."""
+        with self.read() as cursor:
+            cursor.scalar("SELECT 1")
+
+
+def _close(raw_cursor: Any) -> None:
+    """Close a cursor before its connection goes back to the pool: a query
+    whose rows were not all read keeps (on SQLite) a read transaction open
+    while its cursor lives, and the connection's next user would not see what
+    was written since."""
+    try:
+        raw_cursor.close()
+    except Exception:  # noqa: BLE001 - a connection already broken is discarded anyway
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__

@@ -1,0 +1,9 @@
+"""The errors of the storage interface (every backend raises these)."""
+
+
+class StoreError(Exception):
+    """A database problem that retrying will not fix."""
+
+
+class StoreUnavailable(StoreError):
+    """The database is unreachable, locked or otherwise failing for now: retry later."""
