@@ -74,11 +74,10 @@ def _to_version_3(store: Store, cursor: Cursor) -> None:
 
 
 def _to_version_4(store: Store, cursor: Cursor) -> None:
-    """Keys stored uncompressed on PostgreSQL (schema.sql says why); the
-    rows already stored stay as they are."""
-    if store.backend.name == "postgresql":
-        for statement in storage_statements():
-            store.backend.run_ddl(cursor, statement)
+    """Keys stored uncompressed on PostgreSQL (schema.sql says why; SQLite
+    has no such setting); the rows already stored stay as they are."""
+    for statement in storage_statements():
+        store.backend.run_ddl(cursor, statement)
 
 
 def ensure_table(store: Store, cursor: Cursor, table: str) -> None:

@@ -136,6 +136,12 @@ class PostgresBackend(Backend):
                 cursor.defer("SELECT pg_advisory_xact_lock(?)",
                              (advisory_lock_id(fingerprint),))
 
+    def begin_snapshot(self, cursor: Cursor) -> None:
+        cursor.defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # (with the first query)
+
+    def lock_row(self, cursor: Cursor, table: str, column: str, value: Any) -> None:
+        cursor.defer("SELECT 1 FROM %s WHERE %s = ? FOR UPDATE" % (table, column), (value,))
+
     def tidy_after_bulk_write(self, cursor: Cursor) -> None:
         """VACUUM (ANALYZE), as autovacuum would a while later: it marks the
         new rows' pages all-visible, so that an index-only scan (a recon

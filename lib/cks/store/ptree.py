@@ -440,10 +440,7 @@ def snapshot(store: Store) -> Iterator[Cursor]:
     are written meanwhile (PostgreSQL: a REPEATABLE READ READ ONLY transaction;
     SQLite in WAL mode: a read transaction)."""
     with store.read() as cursor:
-        if cursor.backend.name == "postgresql":  # (sent with the first query)
-            cursor.defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        else:
-            cursor.execute("BEGIN")
+        cursor.backend.begin_snapshot(cursor)
         try:
             yield cursor
         except BaseException:
@@ -490,8 +487,7 @@ def _lock(cursor: Cursor) -> None:
     change to the tree starts here, so it also counts as a change of the
     keys (changes.py), which a TreeCache watches."""
     note_key_change(cursor)
-    if cursor.backend.name == "postgresql":
-        cursor.defer("SELECT size FROM cks_ptree WHERE prefix = ? FOR UPDATE", ("",))
+    cursor.backend.lock_row(cursor, "cks_ptree", "prefix", "")
 
 
 def _inconsistent(what: str) -> None:

@@ -27,6 +27,16 @@ class Backend:
         its commit does not wait for the disk (Store.write)."""
         raise NotImplementedError
 
+    def begin_snapshot(self, cursor: "Cursor") -> None:
+        """Begin a read-only transaction whose queries all see one state of
+        the database while others write."""
+        cursor.execute("BEGIN")
+
+    def lock_row(self, cursor: "Cursor", table: str, column: str, value: Any) -> None:
+        """In a write transaction: lock the row of `table` whose `column` is
+        `value` until the transaction ends (where the write transaction does
+        not hold the whole database already)."""
+
     def end_write(self, cursor: "Cursor", flush: bool = True) -> None:
         """The write transaction begin_write() began (or failed to begin) on
         this cursor's connection is over: committed or rolled back."""

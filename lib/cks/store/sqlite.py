@@ -308,7 +308,9 @@ class SQLiteBackend(Backend):
     def run_ddl(self, cursor: Cursor, statement: str) -> None:
         if "DROP COLUMN" in statement and sqlite3.sqlite_version_info < (3, 35, 0):
             return  # this SQLite cannot drop a column: the unused one stays
-        cursor.execute(to_sqlite(statement))
+        statement = to_sqlite(statement)
+        if statement.strip():  # (nothing left of what only PostgreSQL has)
+            cursor.execute(statement)
 
     def table_exists(self, cursor: Cursor, table: str) -> bool:
         return cursor.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
