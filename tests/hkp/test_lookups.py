@@ -230,6 +230,21 @@ def test_http_10_and_11_keep_alive(server):
     assert answer.startswith(b"HTTP/1.1 200") and b"Content-Length" in answer
 
 
+def test_a_thousand_pipelined_lookups_are_all_answered_in_order(server):
+    """Requests sent back to back on one connection (HTTP pipelining), each
+    answered in the serving loop: every one is answered, in order.  Until
+    2026-12-05 the loop went one call deeper for each: after about 200 a
+    RecursionError dropped the connection and filled the log with tracebacks."""
+    found = "GET /pks/lookup?op=index&options=mr&search=0x%s HTTP/1.1\r\nHost: x\r\n\r\n" \
+        % _fp("rsa2048")
+    missing = found.replace(_fp("rsa2048"), "0" * 40)
+    last = found.replace("HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n", 1)
+    answer = _raw(server, ((found + missing) * 500 + last).encode())
+    statuses = re.findall(rb"^HTTP/1\.1 (\d+) ", answer, re.M)
+    assert statuses == [b"200", b"404"] * 500 + [b"200"]
+    assert "RecursionError" not in server.output()
+
+
 def test_access_log(server):
     server.lookup(op="index", options="mr", search="accesslogmarker")
     server.wait_for_output(r'"GET /pks/lookup\?op=index&options=mr&search=accesslogmarker '

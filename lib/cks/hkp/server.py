@@ -35,7 +35,7 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..batchlog import QuickLog
 from .app import KeyServer, Request, Response
@@ -100,6 +100,11 @@ class ServerLimits:
     drain_bytes: int = 64 << 20  # gets our 413 instead of a reset connection
 
 
+PIPELINED_PER_TURN = 16
+"""Requests one connection has answered in the loop, one after another, before
+the other connections' turn: a client that sends hundreds at once (HTTP
+pipelining) waits for the others between its runs."""
+
 # Connection states
 HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
     "handshake", "idle", "head", "body", "busy", "writing", "draining")
@@ -137,6 +142,7 @@ class _Connection:
         self.deadline = now + limits.idle_timeout
         self.drain_left = 0
         self.watching = 0  # the selector events the loop waits for (HKPServer._watch)
+        self.advancing = False  # HKPServer._advance is moving it on
 
     @property
     def in_flight(self) -> bool:
@@ -173,6 +179,8 @@ class HKPServer:
         self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
                                         thread_name_prefix="cksd-worker")
         self._connections: Dict[socket.socket, _Connection] = {}
+        # Connections with pipelined requests left for their next turn (_advance)
+        self._pipelined: List[_Connection] = []
 
     # --- the loop --------------------------------------------------------------------
 
@@ -193,7 +201,8 @@ class HKPServer:
                         self._close(connection)
             if not listening and not any(c.in_flight for c in self._connections.values()):
                 break
-            for key, events in self._selector.select(self._timeout()):
+            pipelined, self._pipelined = self._pipelined, []
+            for key, events in self._selector.select(0 if pipelined else self._timeout()):
                 if key.data == LISTENER:
                     self._accept(key.fileobj)
                 elif key.data == "wake":
@@ -204,6 +213,9 @@ class HKPServer:
                     self._write(key.data)
                 else:
                     self._read(key.data)
+            for connection in pipelined:
+                if connection.sock in self._connections:
+                    self._advance(connection)
             self._expire()
 
     def _timeout(self) -> float:
@@ -298,7 +310,24 @@ class HKPServer:
         self._advance(connection)
 
     def _advance(self, connection: _Connection) -> None:
-        """Move a reading connection on as far as its buffer allows."""
+        """Move a reading connection on as far as its buffer allows: its
+        requests that the loop answers at once, one after another (pipelined;
+        a loop, not a call per request from _write, which recursed until
+        Python's limit), PIPELINED_PER_TURN at most until its next turn."""
+        connection.advancing = True
+        try:
+            for _ in range(PIPELINED_PER_TURN):
+                self._advance_one(connection)
+                if connection.state != IDLE or not connection.buffer \
+                        or connection.sock not in self._connections:
+                    return
+            self._pipelined.append(connection)
+        finally:
+            connection.advancing = False
+
+    def _advance_one(self, connection: _Connection) -> None:
+        """Read the request at the start of the buffer, as far as it has come;
+        once whole, dispatch it."""
         try:
             if connection.state == IDLE and connection.buffer:
                 connection.state = HEAD
@@ -472,7 +501,7 @@ class HKPServer:
         connection.head = None
         connection.deadline = time.monotonic() + self.limits.idle_timeout
         self._watch(connection, selectors.EVENT_READ)
-        if connection.buffer:  # a pipelined request is already here
+        if connection.buffer and not connection.advancing:  # a pipelined request is here
             self._advance(connection)
 
     def _too_large(self, connection: _Connection, limit: int) -> None:
