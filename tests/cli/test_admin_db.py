@@ -93,7 +93,7 @@ def test_the_common_options_go_before_or_after_the_command(tmp_path):
     (tmp_path / "cks.conf").write_text("[database]\nurl = sqlite:///from-config.db\n")
     runs = [("cks_admin.py", ["stats", "--db", "sqlite:///after.db", "-v"]),
             ("cks_admin.py", ["--db", "sqlite:///before.db", "stats"]),
-            ("cks_sync_manage.py", ["list", "--config", str(tmp_path / "cks.conf")]),
+            ("cks_admin.py", ["stats", "--config", str(tmp_path / "cks.conf")]),
             ("cks_admin.py", ["--db", "sqlite:///overridden.db", "stats", "--db",
                               "sqlite:///later.db"])]
     for name, args in runs:

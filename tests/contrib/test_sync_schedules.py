@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from support import FIXTURES
+from support.db import with_schema
 from support.contrib import INSTALL_PATHS, command, installed, unit_settings
 from support.nodes import has, peer_name
 from support.procs import tool
@@ -43,7 +44,7 @@ def load(db_url, name):
 
 @pytest.mark.parametrize("schedule", ["systemd", "cron"])
 def test_a_scheduled_run_pushes_quietly_and_fails_loudly(new_db, tmp_path, schedule):
-    home = new_db("home")
+    home = with_schema(new_db("home"))
     config = tmp_path / "cks.conf"
     config.write_text("[database]\nurl = %s\n" % home)
     with Cksd(new_db("peer")) as peer:

@@ -19,6 +19,7 @@ from cks.hkp.ratelimit import (Rate, RateLimiter, client_address, ip_of, is_loop
 from cks.store import StoreUnavailable, open_store
 from cks.store.peers import PeerStore
 from support import fixture
+from support.db import with_schema
 from support.procs import tool
 from support.server import Cksd
 
@@ -292,7 +293,7 @@ def test_lookups_limited_per_forwarded_client(tmp_path):
 
 
 def test_cksd_limits_forwarded_clients_but_not_loopback_or_peers(db_url, tmp_path):
-    added = tool("cks_sync_manage.py", ["--db", db_url, "add", "192.0.2.50:11371",
+    added = tool("cks_sync_manage.py", ["--db", with_schema(db_url), "add", "192.0.2.50:11371",
                                         "--no-catch-up"])  # no traffic is ever sent to it
     assert added.returncode == 0, added.stderr
     config = tmp_path / "cks.conf"

@@ -17,6 +17,7 @@ from support import fixture
 from support.mails import PKS, SKS, US, base64_mail, crlf, flooded_key, multipart_mail, \
     pks_mail, quoted_printable_mail, sks_mail
 
+from support.db import nothing_made
 from support.mailnode import fpr
 from support.writes import checks_in_writes
 
@@ -230,6 +231,16 @@ def test_unreachable_sqlite_is_75(tmp_path):
                   input=sks_mail(fixture("rsa2048")))
     assert result.returncode == 75
     assert blocker.read_text() == ""
+
+
+def test_a_database_cksd_did_not_make_is_75_and_stays_so(db_url):
+    """A mistyped SQLite path, an empty PostgreSQL database: the mail waits with
+    the MTA (until 2026-12-05 the tool made an empty database and refused
+    every mail with 77: no peers in it)."""
+    from support.procs import tool
+    result = tool("cks_mail_sync.py", ["--db", db_url], input=sks_mail(fixture("rsa2048")))
+    assert result.returncode == 75, result.stderr
+    assert nothing_made(db_url)
 
 
 def test_a_locked_database_is_75_and_unchanged(node):

@@ -9,6 +9,7 @@ import pytest
 
 from cks.openpgp.keys import read_keys
 from support import fixture
+from support.db import with_schema
 from support.mailnode import Node, fpr
 from support.mails import US, fake_sendmail, flooded_key
 from support.smtpsink import SMTPSink
@@ -134,8 +135,8 @@ def test_a_mail_the_mta_refuses_for_good_does_not_hold_up_the_rest(node):
 
 @pytest.fixture
 def two_nodes(new_db, tmp_path):
-    a = Node(new_db("a"), tmp_path / "a", address="pgp-keys@a.example")
-    b = Node(new_db("b"), tmp_path / "b", address="pgp-keys@b.example")
+    a = Node(with_schema(new_db("a")), tmp_path / "a", address="pgp-keys@a.example")
+    b = Node(with_schema(new_db("b")), tmp_path / "b", address="pgp-keys@b.example")
     a.manage("add", "pgp-keys@b.example")
     b.manage("add", "pgp-keys@a.example")
     return a, b

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from support import ROOT, fixture
-from support.db import _admin, drop_pg_database, new_db_url
+from support.db import _admin, drop_pg_database, new_db_url, with_schema
 from support.mailnode import Node, fpr
 from support.mails import SKS, multipart_mail, sks_mail
 
@@ -44,7 +44,7 @@ def mail_account(tmp_path):
     import psycopg2
     url = new_db_url("postgresql", tmp_path)
     role = "cks_mail_test_%s" % uuid.uuid4().hex[:8]
-    owner = Node(url, tmp_path / "owner")
+    owner = Node(with_schema(url), tmp_path / "owner")
     owner.manage("add", SKS)
     owner.manage("add", "d@d.example")
     database = urlsplit(url).path.lstrip("/")

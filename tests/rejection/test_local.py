@@ -9,6 +9,7 @@ import pytest
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from support import fixture
+from support.db import with_schema
 from support.procs import tool
 from support.server import Cksd
 
@@ -114,7 +115,7 @@ def test_a_rejected_key_is_refused_on_every_path(db_url):
 def test_a_rejected_key_is_refused_by_mail_sync(db_url, tmp_path):
     from support.mailnode import Node
     from support.mails import SKS, sks_mail
-    node = Node(db_url, tmp_path / "node")
+    node = Node(with_schema(db_url), tmp_path / "node")
     node.manage("add", SKS)
     assert admin(db_url, "reject", fpr("rsa2048"), "--reason", "gone").returncode == 0
     out = node.mail_sync(sks_mail(fixture("rsa2048") + fixture("nistp256")))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import itertools
 import os
 import uuid
@@ -73,6 +74,34 @@ def new_db_url(backend: str, directory) -> str:
         return "sqlite:///%s" % (directory / "cks.db")
     require_postgres()
     return create_pg_database()
+
+
+def with_schema(url: str) -> str:
+    """`url`, its CKS tables made as cksd or cks_admin.py make them on first
+    use (cks_sync.py, cks_sync_manage.py and cks_mail_sync.py refuse a
+    database without them)."""
+    from cks.store import open_store
+    store = open_store(url)
+    try:
+        store.check()
+    finally:
+        store.close()
+    return url
+
+
+def nothing_made(url: str) -> bool:
+    """Whether `url` still names no file (nor lock file beside one) on SQLite, a
+    database without tables on PostgreSQL."""
+    if url.startswith("sqlite:"):
+        return not glob.glob(url[len("sqlite:///"):] + "*")
+    import psycopg2
+    conn = psycopg2.connect(url)
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        return cursor.fetchone()[0] == 0
+    finally:
+        conn.close()
 
 
 def run_sql(url: str, sql: str, params=(), write: bool = False):

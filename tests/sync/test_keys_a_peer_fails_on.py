@@ -12,6 +12,7 @@ from cks import pipeline
 from cks.store import open_store
 from cks.sync.runner import FAILED_ALONE_IN_A_ROW, SLOW_ALONE_IN_A_ROW
 from support import fixture
+from support.db import with_schema
 from support.fakepeer import FakePeer
 from support.mails import flooded_key
 from support.nodes import fpr, manage, peers_json, sync
@@ -23,7 +24,7 @@ NAMES = ["rsa1024", "rsa2048", "rsa4096", "nistp256", "nistp384", "nistp521",
 @pytest.fixture
 def node(db_url):
     """A node's database, which users' uploads reach as through cksd."""
-    return SimpleNamespace(db_url=db_url)
+    return SimpleNamespace(db_url=with_schema(db_url))
 
 
 def upload(node, *names, data=None):

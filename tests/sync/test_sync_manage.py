@@ -5,46 +5,53 @@ import json
 import pytest
 
 from support import fixture
+from support.db import nothing_made, with_schema
 from support.procs import tool
+
+
+@pytest.fixture
+def db(db_url):
+    """A database with the CKS tables (cks_sync_manage.py makes none)."""
+    return with_schema(db_url)
 
 
 def manage(db, *args):
     return tool("cks_sync_manage.py", ["--db", db] + list(args))
 
 
-def test_add_list_set_remove(db_url):
-    assert tool("cks_admin.py", ["--db", db_url, "load", "-"],
+def test_add_list_set_remove(db):
+    assert tool("cks_admin.py", ["--db", db, "load", "-"],
                 input=fixture("rsa2048")).returncode == 0
-    out = manage(db_url, "add", "keys.example.org")
+    out = manage(db, "add", "keys.example.org")
     assert out.stdout.decode().strip() == ("added hkp peer keys.example.org:11371 (priority 100)"
                                            "; it will be sent the 1 key stored now first")
-    out = manage(db_url, "add", "Peer.Example.NET:11372", "--priority", "5", "--email",
+    out = manage(db, "add", "Peer.Example.NET:11372", "--priority", "5", "--email",
                  "Ops@Example.NET", "--no-catch-up")
     assert out.returncode == 0
     assert out.stdout.decode().strip() == "added hkp peer peer.example.net:11372 (priority 5)"
-    assert manage(db_url, "add", "[::1]:2000").returncode == 0
-    peers = json.loads(manage(db_url, "list", "--json").stdout)
+    assert manage(db, "add", "[::1]:2000").returncode == 0
+    peers = json.loads(manage(db, "list", "--json").stdout)
     assert [p["peer"] for p in peers] == ["peer.example.net:11372", "keys.example.org:11371",
                                           "[::1]:2000"]
     assert peers[0]["contact_email"] == "Ops@example.net"
     assert (peers[0]["catch_up"], peers[0]["backlog"]) == (0, 0)  # --no-catch-up
     assert (peers[1]["catch_up"], peers[1]["backlog"]) == (1, 1)  # owed the stored key
-    text = manage(db_url, "list").stdout.decode().splitlines()
+    text = manage(db, "list").stdout.decode().splitlines()
     assert text[0].split() == ["PRIO", "PEER", "TYPE", "STATE", "BACKLOG", "LAST", "SUCCESS",
                                "LAST", "ROUND", "LAST", "ERROR"]
     assert text[1].split()[:5] == ["5", "peer.example.net:11372", "hkp", "enabled", "0"]
     assert text[2].split()[:6] == ["100", "keys.example.org:11371", "hkp", "enabled,",
                                    "catching", "up"]
-    out = manage(db_url, "set", "keys.example.org", "--priority", "1", "--disable")
+    out = manage(db, "set", "keys.example.org", "--priority", "1", "--disable")
     assert out.returncode == 0 and "disabled" in out.stdout.decode()
-    peers = json.loads(manage(db_url, "list", "--json").stdout)
+    peers = json.loads(manage(db, "list", "--json").stdout)
     assert peers[0]["peer"] == "keys.example.org:11371" and peers[0]["enabled"] is False
-    assert manage(db_url, "remove", "keys.example.org:11371").returncode == 0
-    assert len(json.loads(manage(db_url, "list", "--json").stdout)) == 2
+    assert manage(db, "remove", "keys.example.org:11371").returncode == 0
+    assert len(json.loads(manage(db, "list", "--json").stdout)) == 2
 
 
-def test_mail_peer_is_recognised(db_url):
-    out = manage(db_url, "add", "pgp-public-keys@keys.example.org")
+def test_mail_peer_is_recognised(db):
+    out = manage(db, "add", "pgp-public-keys@keys.example.org")
     assert out.returncode == 0 and out.stdout.startswith(b"added mail peer")
 
 
@@ -65,40 +72,40 @@ def test_mail_peer_is_recognised(db_url):
     (["set", "unknown.example", "--disable"], 1, "no peer"),
     (["set", "unknown.example"], 2, "nothing to change"),
 ])
-def test_errors_are_one_clear_line(db_url, args, code, message):
-    out = manage(db_url, *args)
+def test_errors_are_one_clear_line(db, args, code, message):
+    out = manage(db, *args)
     assert out.returncode == code, out.stderr
     err = out.stderr.decode()
     assert message in err and "Traceback" not in err
 
 
-def test_recon_peers(db_url):
-    out = manage(db_url, "add", "sks.example", "--type", "recon")
+def test_recon_peers(db):
+    out = manage(db, "add", "sks.example", "--type", "recon")
     assert out.returncode == 0 and out.stdout.decode().strip() == \
         "added recon peer sks.example:11371 (priority 100)"
-    assert manage(db_url, "add", "hockeypuck.example:11373", "--type", "recon", "--recon-port",
+    assert manage(db, "add", "hockeypuck.example:11373", "--type", "recon", "--recon-port",
                   "11372", "--filters", "yminsky.dedup, yminsky.merge,pks.x").returncode == 0
-    peers = {p["peer"]: p for p in json.loads(manage(db_url, "list", "--json").stdout)}
+    peers = {p["peer"]: p for p in json.loads(manage(db, "list", "--json").stdout)}
     assert (peers["sks.example:11371"]["recon_port"], peers["sks.example:11371"]["filters"]) \
         == (11370, None)
     assert (peers["hockeypuck.example:11373"]["recon_port"],
             peers["hockeypuck.example:11373"]["filters"]) == (11372,
                                                               "yminsky.dedup,yminsky.merge,pks.x")
     assert peers["sks.example:11371"]["recon_rounds"] == 0
-    refused = manage(db_url, "set", "sks.example", "--catch-up")
+    refused = manage(db, "set", "sks.example", "--catch-up")
     assert refused.returncode == 1 and b"recon peer: it is sent no keys" in refused.stderr
-    assert all(p["catch_up"] == 0 for p in json.loads(manage(db_url, "list", "--json").stdout))
-    row = [line for line in manage(db_url, "list").stdout.decode().splitlines()
+    assert all(p["catch_up"] == 0 for p in json.loads(manage(db, "list", "--json").stdout))
+    row = [line for line in manage(db, "list").stdout.decode().splitlines()
            if line.split()[1:2] == ["sks.example:11371"]][0]
     assert "none yet" in row
 
 
-def test_hockeypuck_filter_names(db_url):
+def test_hockeypuck_filter_names(db):
     # Hockeypuck's own names hold ':' and '+'
     names = "drop:UAT,schema:application/pgp-keys,versions:3+4+6+rfc9980,yminsky.dedup"
-    assert manage(db_url, "add", "hp.example", "--type", "recon", "--filters",
+    assert manage(db, "add", "hp.example", "--type", "recon", "--filters",
                   names).returncode == 0
-    (peer,) = json.loads(manage(db_url, "list", "--json").stdout)
+    (peer,) = json.loads(manage(db, "list", "--json").stdout)
     assert peer["filters"] == names
 
 
@@ -107,11 +114,23 @@ def test_hockeypuck_filter_names(db_url):
     ("a.example", "a.example."),
     ("[2001:db8::7]:11371", "[2001:DB8:0:0::7]"),
 ])
-def test_duplicates_are_refused(db_url, first, again):
-    assert manage(db_url, "add", first).returncode == 0
-    out = manage(db_url, "add", again)
+def test_duplicates_are_refused(db, first, again):
+    assert manage(db, "add", first).returncode == 0
+    out = manage(db, "add", again)
     assert out.returncode == 1 and b"already in the list" in out.stderr
 
 
-def test_empty_list(db_url):
-    assert b"no peers" in manage(db_url, "list").stdout
+def test_empty_list(db):
+    assert b"no peers" in manage(db, "list").stdout
+
+
+@pytest.mark.parametrize("name, args", [("cks_sync.py", []), ("cks_sync_manage.py", ["list"]),
+                                        ("cks_sync_manage.py", ["add", "keys.example.org"])])
+def test_a_database_cksd_did_not_make_is_refused(db_url, name, args):
+    """A mistyped SQLite path, an empty PostgreSQL database: one line, no new
+    database (until 2026-12-05 both tools made one and went on)."""
+    out = tool(name, ["--db", db_url] + args)
+    assert out.returncode == 1, out.stderr
+    err = out.stderr.decode()
+    assert err.count("\n") == 1 and ("no such file" in err or "holds no CKS tables" in err)
+    assert nothing_made(db_url)

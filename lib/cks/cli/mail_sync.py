@@ -64,7 +64,7 @@ def main(argv: List[str]) -> int:
             log.warning("refused %s: ADD mails from users are off ([mail] accept_add)",
                         _which(mail))
             return EX_NOPERM
-        store = open_store(settings.db_url, 1)
+        store = open_store(settings.db_url, 1, must_exist=True)
         try:
             return _merge(store, mail, conf, limits)
         finally:

@@ -63,7 +63,8 @@ def main(argv: List[str]) -> int:
     try:
         settings = settings_from(args)
         limits = sync_limits(settings)
-        store = open_store(settings.db_url, 2)
+        store = open_store(settings.db_url, 2, must_exist=True)
+        store.check()  # (before the run's lock file goes beside a mistyped SQLite path)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
     try:

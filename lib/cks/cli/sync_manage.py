@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
-        store = open_store(settings_from(args).db_url, 2)
+        store = open_store(settings_from(args).db_url, 2, must_exist=True)
         try:
             return args.handler(PeerStore(store), args)
         finally:

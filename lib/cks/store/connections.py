@@ -18,11 +18,15 @@ class Database:
     """A database through its backend: pooled connections, each checked
     once for the schema, handed out inside read() and write()."""
 
-    def __init__(self, backend: Backend, pool_size: int = 8, reads_only: bool = False) -> None:
+    def __init__(self, backend: Backend, pool_size: int = 8, reads_only: bool = False,
+                 must_exist: bool = False) -> None:
         self.backend = backend
         # A store that only reads (a streaming replica) neither makes nor
         # migrates the schema: it waits for what the primary's replays.
         self.reads_only = reads_only
+        # One of a tool that works on a server's database does not make the
+        # schema either: an empty database is the wrong one (open_store).
+        self.must_exist = must_exist
         self._pool: "queue.LifoQueue[Any]" = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(max(1, pool_size))
         self._schema_ready = False
@@ -100,9 +104,10 @@ class Database:
         from .schema import SCHEMA_VERSION
         try:
             if not self.backend.table_exists(cursor, "cks_schema_version"):
-                if self.reads_only:
-                    raise self._seen(StoreUnavailable(
-                        "database %s holds no CKS tables (yet)" % self.backend.describe()))
+                if self.reads_only or self.must_exist:
+                    raise self._seen(StoreUnavailable("database %s holds no CKS tables %s" % (
+                        self.backend.describe(), "(yet)" if self.reads_only else
+                        "(cksd or cks_admin.py makes them; is it the right database?)")))
                 self.backend.create_schema(cursor)
             version = cursor.scalar("SELECT max(version) FROM cks_schema_version")
         except self.backend.database_errors() as exc:

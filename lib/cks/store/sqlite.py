@@ -143,8 +143,12 @@ class SQLiteBackend(Backend):
     placeholder = "?"
     name = "sqlite"
 
-    def __init__(self, url: str, statement_timeout: Optional[float] = None) -> None:
+    def __init__(self, url: str, statement_timeout: Optional[float] = None,
+                 create: bool = True) -> None:
+        """`create`: make the database file when there is none (else that is
+        an error: open_store's must_exist)."""
         self.path = path_from_url(url)
+        self.create = create
         self.statement_timeout = statement_timeout
         self._started: Dict[int, List[float]] = {}  # id(connection) -> [statement start]
         self.turns = WriteTurns(self.path + ".write.lock")
@@ -164,6 +168,9 @@ class SQLiteBackend(Backend):
         directory = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(directory):
             raise sqlite3.OperationalError("directory %s does not exist" % directory)
+        if not self.create and not os.path.isfile(self.path):
+            raise sqlite3.OperationalError("no such file (cksd or cks_admin.py makes it; is it "
+                                           "the right path?)")
         # A new database file, made here rather than by SQLite (0644, whatever
         # the umask), is 0666 less the umask as any file is, and its log files
         # take its mode: with the units' UMask=0007 the group may write it
