@@ -10,9 +10,11 @@ from cks import pipeline
 from cks.cli import mail_sync
 from cks.openpgp.armor import encode
 from cks.store import open_store
+from cks.store.peers import PeerStore
 from cks.store.rows import UNSERVED
 from cks.sync.mail_in import parse_mail
 from cks.sync.mailconf import MailSettings
+from cks.sync.push import peer_lock
 from support import fixture
 from support.mails import PKS, SKS, US, base64_mail, crlf, flooded_key, multipart_mail, \
     pks_mail, quoted_printable_mail, sks_mail
@@ -209,6 +211,33 @@ def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
     (sent,) = node.sent()
     assert b"To: d@d.example\n" in sent
     assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
+
+
+def test_the_forward_leaves_a_peer_being_pushed_to_and_sends_no_key_twice(node):
+    """cksd's rapid push and cks_sync.py hold a peer's lock while they push to
+    it: the forward leaves that peer to them, and what it sent is not owed."""
+    for peer in (SKS, "d@d.example", "e@e.example"):
+        node.manage("add", peer)
+    store = open_store(node.db_url)
+    try:
+        busy = PeerStore(store).get("d@d.example")
+        with store.exclusive(peer_lock(busy)) as locked:
+            assert locked
+            result = node.mail_sync(sks_mail(fixture("rsa2048")))
+    finally:
+        store.close()
+    assert result.returncode == 0, result.stderr
+    (forwarded,) = node.sent()
+    assert forwarded.startswith(b"To: e@e.example\n")
+    assert "d@d.example: another process is pushing to it" in result.stderr.decode()
+    assert node.query("SELECT peer_id, fingerprint FROM cks_sync_backlog") == [
+        (busy.id, fpr("rsa2048"))]
+    run = node.sync()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.decode().splitlines() == ["%s: sent 0 keys" % SKS,
+                                                "d@d.example: sent 1 key",
+                                                "e@e.example: sent 0 keys"]
+    assert [m.split(b"\n")[0] for m in node.sent()] == [b"To: e@e.example", b"To: d@d.example"]
 
 
 def test_unreachable_postgresql_is_75(tmp_path):

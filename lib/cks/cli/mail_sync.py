@@ -9,6 +9,7 @@ turns a mail that takes longer than [mail] timeout into 75 as well.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -25,6 +26,7 @@ from ..sync.mail_in import ADD, INCREMENTAL, IncomingMail, authorizing_peer, \
 from ..sync.mail_out import compose
 from ..sync.mailconf import MailSettings, mail_settings
 from ..sync.mta import HandOffError, transport_for
+from ..sync.push import peer_lock
 from .common import base_parser, pipeline_limits, settings_from
 
 log = logging.getLogger("cks.mail")
@@ -124,8 +126,24 @@ def _forward_now(store: Store, peers: PeerStore, targets: Sequence[Peer],
 
     The keys are already committed and queued for those peers (in the same
     transaction), so a failure here loses nothing: cks_sync.py sends them on
-    its next run.  A success settles the queue entries.
+    its next run.  A success settles the queue entries.  Each peer is sent to
+    under its lock (peer_lock), as cksd's rapid push and cks_sync.py do, and
+    only what it is still owed then; a peer another process is pushing to is
+    left to that process.
     """
+    with contextlib.ExitStack() as held:
+        free = []
+        for peer in targets:
+            if held.enter_context(store.exclusive(peer_lock(peer))):
+                free.append(peer)
+            else:
+                log.info("%s: another process is pushing to it; left to it", peer.peer)
+        _forward_to(store, peers, free, fingerprints, mail, conf)
+
+
+def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer],
+                fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
+    """_forward_now's sending, with the peers' locks held."""
     owed = {peer.id: peers.backlog_of(peer.id, fingerprints) for peer in targets}
     keydata = store.keydata(fingerprints)
     transport = transport_for(conf)
