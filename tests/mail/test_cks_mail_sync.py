@@ -272,6 +272,15 @@ def test_a_database_cksd_did_not_make_is_75_and_stays_so(db_url):
     assert nothing_made(db_url)
 
 
+def test_a_wrong_option_in_the_forward_line_is_75(node):
+    """The operator's mistake: the MTA keeps the mail (argparse's 2 bounced it
+    until 2026-12-05)."""
+    result = node.run("cks_mail_sync.py", ["--quiet"], input=sks_mail(fixture("rsa2048")))
+    assert result.returncode == 75, result.stderr
+    assert "unrecognized arguments: --quiet" in result.stderr.decode()
+    assert "the mail stays with the MTA" in result.stderr.decode()
+
+
 def test_a_locked_database_is_75_and_unchanged(node):
     node.manage("add", SKS)
     node.write_config(timeout="3")

@@ -4,7 +4,8 @@ The exit status tells the MTA what to do with the mail (sysexits.h): 0 done
 (only after the commit), 65 nothing usable in it, 77 not from a mail peer
 (or a user's ADD while those are off), 75 try again later: whenever the
 database or anything else fails for now, so no mail is ever lost.  A watchdog
-turns a mail that takes longer than [mail] timeout into 75 as well.
+turns a mail that takes longer than [mail] timeout into 75 as well, and so is
+a wrong command line (the .forward line: the operator's to fix).
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ def build_parser():
 
 
 def main(argv: List[str]) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # (argparse's exit: 0 after --help, 2 for a wrong option)
+        if not exc.code:
+            return EX_OK
+        log.error("wrong command line (the .forward or procmail line); the mail stays "
+                  "with the MTA")
+        return EX_TEMPFAIL
     try:
         settings = settings_from(args)
         conf = mail_settings(settings)
