@@ -11,6 +11,8 @@ from cks.openpgp import packet as pk
 from cks.openpgp.armor import encode, scan
 from cks.store import open_store
 from support import fixture
+from support.db import run_sql, with_schema
+from support.procs import tool
 from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange
 
 
@@ -222,6 +224,31 @@ def test_sync_header_stores_without_queueing(server):
     finally:
         store.close()
     assert queued == 0 and source == "hkp-sync:peer.example:11371"
+
+
+def test_the_sync_header_counts_only_from_a_peer_or_the_operators_own(db_url):
+    """From anyone else an upload with X-CKS-Sync is a user's, queued for the
+    peers (until 2026-12-05 it was stored as a peer's and queued for none, so a
+    stranger could keep a key's update from ever reaching the peers)."""
+    from cks.openpgp.keys import read_keys
+    added = tool("cks_sync_manage.py", ["--db", with_schema(db_url), "add", "192.0.2.50:11371",
+                                        "--no-catch-up"])  # no traffic is ever sent to it
+    assert added.returncode == 0, added.stderr
+    senders = {"rsa2048": "198.51.100.7", "nistp256": "192.0.2.50", "ed25519": None}
+    with Cksd(db_url) as server:
+        server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n")
+        for name, forwarded_for in senders.items():
+            headers = {"Content-Type": "application/x-www-form-urlencoded",
+                       "X-CKS-Sync": "peer.example:11371"}
+            if forwarded_for:  # (loopback is a trusted proxy: the client it names)
+                headers["X-Forwarded-For"] = forwarded_for
+            body = urllib.parse.urlencode({"keytext": fixture(name)}).encode()
+            assert server.request("POST", "/pks/add", body, headers)[0] == 200
+    fprs = {n: read_keys(fixture(n)).keys[0].fingerprint.hex().upper() for n in senders}
+    assert dict(run_sql(db_url, "SELECT fingerprint, source FROM cks_keys")) == {
+        fprs["rsa2048"]: "user", fprs["nistp256"]: "hkp-sync:peer.example:11371",
+        fprs["ed25519"]: "hkp-sync:peer.example:11371"}
+    assert run_sql(db_url, "SELECT fingerprint FROM cks_sync_backlog") == [(fprs["rsa2048"],)]
 
 
 def test_parallel_uploads_of_the_same_key_end_with_the_union(server):

@@ -30,7 +30,7 @@ from .admin import AdminSettings
 from .answer_cache import AnswerCache
 from .cksd_metrics import DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics, metrics_page
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
-                        client_address, is_operators_own, parse_networks)
+                        client_address, ip_of, is_operators_own, parse_networks)
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
@@ -166,11 +166,14 @@ class KeyServer:
         self.metrics = CksdMetrics.alone()  # cli/cksd.py shares one among its processes
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
+        self.peer_addresses: FrozenSet[IPAddress] = frozenset()
 
     def exempt_peers(self, addresses: FrozenSet[IPAddress]) -> None:
-        """Swap in the enabled peers' addresses (from the PeerRefresher's thread)."""
+        """Swap in the enabled peers' addresses (from the PeerRefresher's thread):
+        exempt from the rate limits, and the only ones whose X-CKS-Sync counts."""
         self.lookup_limiter.exempt_addresses = addresses
         self.upload_limiter.exempt_addresses = addresses
+        self.peer_addresses = addresses
 
     def _rate_limited(self, request: Request) -> Optional[Response]:
         """Sets `request.client` to the real client (the one a trusted proxy
@@ -422,7 +425,7 @@ class KeyServer:
             data = request.body
         if not data.strip():
             raise HKPError(400, "empty submission: no key data")
-        peer = request.header(SYNC_HEADER).strip()
+        peer = request.header(SYNC_HEADER).strip() if self._sent_by_a_peer(request) else ""
         source = pipeline.Source.peer("hkp-sync", peer) if peer else pipeline.Source.user()
         # The served views of new keys and of the keys that depend on them follow
         # the answer (views_owed.py), not in this request: it tells none of them.
@@ -433,6 +436,15 @@ class KeyServer:
             self.views_due()
         self.metrics.uploaded(report)
         return self._add_response(request, report, "mr" in options)
+
+    def _sent_by_a_peer(self, request: Request) -> bool:
+        """Whether an upload's X-CKS-Sync counts (the key then queued for no
+        peer): only from an enabled peer's address (`request.client`, the one a
+        trusted proxy names) or the operator's own tools (loopback without
+        X-Forwarded-For).  From anyone else it is a user's upload: the header
+        would let a stranger keep a key's update from reaching the peers."""
+        return ip_of(request.client) in self.peer_addresses or \
+            is_operators_own(request.client, request.header("x-forwarded-for"))
 
     def _add_response(self, request: Request, report: pipeline.Report, mr_out: bool) -> Response:
         status = _add_status(report)
