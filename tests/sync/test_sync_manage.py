@@ -113,11 +113,13 @@ def test_hockeypuck_filter_names(db):
     ("a.example", "A.EXAMPLE:11371"),
     ("a.example", "a.example."),
     ("[2001:db8::7]:11371", "[2001:DB8:0:0::7]"),
+    ("Pgp-Keys@example.net", "pgp-keys@EXAMPLE.net"),  # (until 2026-12-05 both were taken)
 ])
 def test_duplicates_are_refused(db, first, again):
     assert manage(db, "add", first).returncode == 0
     out = manage(db, "add", again)
     assert out.returncode == 1 and b"already in the list" in out.stderr
+    assert len(json.loads(manage(db, "list", "--json").stdout)) == 1
 
 
 def test_empty_list(db):

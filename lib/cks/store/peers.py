@@ -79,10 +79,16 @@ class PeerStore:
             catch_up: bool, recon_port: Optional[int] = None,
             filters: Optional[str] = None, rejection_key: Optional[str] = None,
             honour_rejections: bool = False) -> Peer:
-        """Add a peer; an HKP peer is owed every signed rejection notice of ours."""
+        """Add a peer; an HKP peer is owed every signed rejection notice of ours.
+        Names that differ in case only are one peer: a mail address's local
+        part keeps its spelling, but mail peers are told apart without case
+        (mail_in.authorizing_peer), and the two would get every key twice."""
         with self.store.write() as cursor:
-            if cursor.scalar("SELECT count(*) FROM cks_other_servers WHERE peer = ?", (peer,)):
-                raise PeerError("peer %s is already in the list" % peer)
+            taken = cursor.execute("SELECT peer FROM cks_other_servers WHERE lower(peer) = ?",
+                                   (peer.lower(),)).fetchone()
+            if taken:
+                raise PeerError("peer %s is already in the list%s"
+                                % (peer, "" if taken[0] == peer else " as %s" % taken[0]))
             cursor.execute(
                 "INSERT INTO cks_other_servers (peer, kind, sync_priority, contact_email, "
                 "enabled, recon_port, filters, added_at, rejection_key, honour_rejections) "
