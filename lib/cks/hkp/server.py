@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..batchlog import QuickLog
 from .app import KeyServer, Request, Response
-from .http1 import HTTPError, Head, format_response, parse_head
+from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
 from .request import split_target
 from .tls import Certificates
 
@@ -347,6 +347,8 @@ class HKPServer:
                     return
                 connection.state = BODY
                 connection.deadline = time.monotonic() + self.limits.body_timeout
+                if head.expects_continue and len(connection.buffer) < connection.length:
+                    self._send_continue(connection)
             if connection.state == BODY and len(connection.buffer) >= connection.length:
                 self._dispatch(connection)
         except HTTPError as exc:
@@ -354,6 +356,16 @@ class HKPServer:
         except Exception:  # a bug must not stop the loop, which serves everyone
             log.exception("error reading a request from %s", connection.address)
             self._close(connection)
+
+    @staticmethod
+    def _send_continue(connection: _Connection) -> None:
+        """CONTINUE, at once: nothing else is being written to the connection
+        while it sends its request, so the socket takes these few bytes (if
+        not, the client sends its body after its own wait anyway)."""
+        try:
+            connection.sock.send(CONTINUE)
+        except (OSError, ValueError):
+            pass
 
     def _dispatch(self, connection: _Connection) -> None:
         head = connection.head
