@@ -219,6 +219,24 @@ def test_connection_cap_answers_503_at_once(tmp_path):
         assert server.lookup(op="stats", options="mr")[0] == 200
 
 
+def test_at_the_connection_cap_the_longest_idle_connection_makes_room(tmp_path):
+    """Until 2026-12-05 connections that sent nothing (or idle keep-alive
+    ones) held the cap for `idle_timeout` and every other client got 503."""
+    config = _config(tmp_path, "[server]\nprocesses = 1\nmax_connections = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        time.sleep(0.2)
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        time.sleep(0.2)
+        assert server.lookup(op="stats", options="mr")[0] == 200
+        assert first.recv(100) == b""  # closed to make room: it had waited longest
+        second.sendall(b"GET /pks/lookup?op=stats&options=mr HTTP/1.1\r\nHost: x\r\n"
+                       b"Connection: close\r\n\r\n")
+        assert second.recv(100).startswith(b"HTTP/1.1 200 ")
+        first.close()
+        second.close()
+
+
 def test_slow_request_heads_are_cut_off(tmp_path):
     config = _config(tmp_path, "[server]\nhead_timeout = 1\nidle_timeout = 2\n")
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
