@@ -474,12 +474,13 @@ class KeyServer:
 
     def health(self, request: Request) -> Response:
         """GET /health, for load balancers and systemd: 200 when the database
-        (the primary, which takes uploads) answers, else 503."""
+        (the primary, which takes uploads) answers, else 503.  Why goes to
+        the log, not to whoever asked (it names hosts, users, paths)."""
         try:
             self.store.check()
         except StoreError as exc:
-            return Response(503, ("database unavailable: %s\n" % exc).encode(),
-                             headers=[("Retry-After", "30")])
+            log.warning("health check: %s", exc)
+            return Response(503, b"database unavailable\n", headers=[("Retry-After", "30")])
         return Response(200, b"ok\n")
 
     # --- reconciliation ------------------------------------------------------------
