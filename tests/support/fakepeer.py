@@ -22,7 +22,8 @@ FORBIDDEN = b"<html><head><title>403 Forbidden</title></head><body>nginx</body><
 class FakePeer:
     """mode: 'ok' (store and answer 200), 'error' (answer 500), 'hang' (never
     answer), 'not-found' (404: no keyserver at this address), 'forbidden'
-    (403 to everything, as a WAF or a maintenance page answers).  In 'ok'
+    (403 to everything, as a WAF or a maintenance page answers),
+    'unavailable' (503: overloaded, or a proxy whose backend is down).  In 'ok'
     mode, a request holding a key of `fail_on` (fingerprints) is answered
     500, and nothing of it is stored: as Hockeypuck answered a key with no
     usable self-signature until its issue 341 was fixed; one holding a key
@@ -68,6 +69,9 @@ class FakePeer:
                     return
                 if peer.mode == "forbidden":
                     self._answer(403, FORBIDDEN)
+                    return
+                if peer.mode == "unavailable":
+                    self._answer(503, b"overloaded")
                     return
                 text = urllib.parse.parse_qs(body.decode())["keytext"][0]
                 keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]
