@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import getpass
 import json
 import os
@@ -472,32 +471,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        status = args.handler(args)
-        sys.stdout.flush()
-    except BrokenPipeError:  # (nothing else here writes to a pipe that can close)
-        return _reader_gone()
-    except OSError as exc:
-        if exc.filename is not None or exc.errno not in OUTPUT_ERRORS:
-            raise  # (a file's, or not a write's: a fork that failed, say)
-        _discard_output()
-        raise UserError("cannot write standard output: %s" % (exc.strerror or exc),
-                        1) from None
-    return status
-
-
-# What a write to standard output fails with: a full disk or quota, a file
-# too large, an I/O error.
-OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
-
-
-def _reader_gone() -> int:
-    """The reader of standard output went away (`| head`): end quietly, as a
-    tool that SIGPIPE stops would, and without Python's report at exit."""
-    _discard_output()
-    return 128 + signal.SIGPIPE
-
-
-def _discard_output() -> None:
-    """What is left in standard output's buffer goes nowhere at exit."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return args.handler(args)
