@@ -178,8 +178,13 @@ def _configured(read, args: argparse.Namespace):
 
 def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
     """Have GnuPG (the operator's keyring, $GNUPGHOME) sign the notice."""
-    result = subprocess.run(["gpg", "--batch", "--armor", "--detach-sign", "--local-user",
-                             gpg_key], input=notice.body.encode("utf-8"), capture_output=True)
+    try:
+        result = subprocess.run(["gpg", "--batch", "--armor", "--detach-sign", "--local-user",
+                                 gpg_key], input=notice.body.encode("utf-8"),
+                                capture_output=True)
+    except OSError as exc:  # (no gpg installed)
+        raise UserError("cannot run gpg to sign notice %s: %s" % (
+            notice.serial, exc.strerror or exc), 1) from None
     if result.returncode != 0:
         raise UserError("gpg could not sign notice %s: %s" % (
             notice.serial, result.stderr.decode(errors="replace").strip().splitlines()[-1:]), 1)
@@ -189,12 +194,21 @@ def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
 def _after_notice(store, args, identity: NodeIdentity, notice) -> None:
     settings = settings_from(args)
     gpg_key = args.sign_with or settings.get("rejection", "gpg_key", "")
-    if gpg_key:
-        _sign_with_gpg(store, identity, notice, gpg_key)
-        print("notice %s signed and queued for the peers" % notice.serial)
+    if not gpg_key:
+        _print_signing_commands(args, settings, notice)
         return
-    # Commands to copy as they are: this database and configuration, this key.
-    admin = "python3 cks_admin.py" + "".join(
+    try:
+        _sign_with_gpg(store, identity, notice, gpg_key)
+    except (UserError, RejectionError):
+        _print_signing_commands(args, settings, notice)  # (to finish by hand)
+        raise
+    print("notice %s signed and queued for the peers" % notice.serial)
+
+
+def _print_signing_commands(args, settings, notice) -> None:
+    """Commands to copy as they are, from any directory: this tool, this
+    database and configuration, this key."""
+    admin = "python3 %s" % shlex.quote(os.path.abspath(sys.argv[0])) + "".join(
         " %s %s" % (option, shlex.quote(value))
         for option, value in (("--db", args.db), ("--config", args.config)) if value)
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
