@@ -4,14 +4,7 @@ it starts, then every few minutes with a count, and when it ends."""
 import logging
 
 from cks.repeated import RepeatedFailure
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+from support.clock import Clock
 
 
 def test_an_outage_is_said_once_then_every_few_minutes_and_its_end_once(caplog):
