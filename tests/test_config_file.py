@@ -71,3 +71,18 @@ def test_a_file_configparser_cannot_read_is_one_line_naming_the_line(here, text,
     run = tool("cks_admin.py", ["--config", str(here / "bad.conf"), "stats"], cwd=str(here))
     lines = run.stderr.decode().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and said in lines[0], lines
+
+
+def test_dev_null_named_by_the_option_reads_no_settings(here):
+    """`--config /dev/null`, an operator's way to say "no file", as
+    $CKS_CONFIG takes it; until 2026-12-05 it "did not exist"."""
+    run = tool("cks_admin.py", ["--config", os.devnull, "--db",
+                                "sqlite:///%s" % (here / "cks.db"), "stats"], cwd=str(here))
+    assert (run.returncode, run.stderr) == (0, b"")
+    assert load_settings(os.devnull).get_int("server", "port", 0) == 0  # not ./cks.conf's
+
+
+def test_a_directory_named_by_the_option_is_one_line(here):
+    run = tool("cks_admin.py", ["--config", str(here), "stats"], cwd=str(here))
+    lines = run.stderr.decode().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and "Is a directory" in lines[0], lines

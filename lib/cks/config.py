@@ -67,7 +67,7 @@ class Settings:
 
 def find_config_file(explicit: Optional[str] = None) -> Optional[str]:
     if explicit:
-        if not os.path.isfile(explicit):
+        if not os.path.exists(explicit):  # (/dev/null: no settings, as below)
             raise ConfigError("configuration file %s does not exist" % explicit)
         return explicit
     from_env = os.environ.get("CKS_CONFIG")

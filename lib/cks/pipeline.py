@@ -19,6 +19,7 @@ from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, third_party_issuers
 from .store import Store
 from .store.rows import NetworkView
+from .store.sql import Cursor
 from .views import (KEYS_PER_TRANSACTION, Verdicts, checked_before_writing, follow_signers,
                     save_views)
 
@@ -182,7 +183,7 @@ def _changing_held_keys(store: Store, keys: List[Key], limits: Limits) -> Dict[s
     return changing
 
 
-def merge_one(store: Store, cursor, key: Key, source: Source, limits: Limits,
+def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Limits,
               now: int, defer_views: bool = False, checked: Optional[Verdicts] = None
               ) -> Outcome:
     """Merge one key with its stored copy, inside the caller's transaction
@@ -268,7 +269,7 @@ def own_checks(key: Key) -> int:
     return count
 
 
-def record_signers(store: Store, cursor, fingerprint: str, keyid: str, signers: Set[bytes],
+def record_signers(store: Store, cursor: Cursor, fingerprint: str, keyid: str, signers: Set[bytes],
                    added: bool, missing: Sequence[str], source: Source, now: int) -> Outcome:
     """What goes with a key just written: who signed it (`signers`, key IDs),
     the served views that must follow it, and the peers' queue."""
@@ -281,7 +282,8 @@ def record_signers(store: Store, cursor, fingerprint: str, keyid: str, signers: 
     return Outcome(fingerprint, ADDED if added else UPDATED)
 
 
-def queue_for_peers(store: Store, cursor, fingerprint: str, source: Source, now: int) -> None:
+def queue_for_peers(store: Store, cursor: Cursor, fingerprint: str, source: Source,
+                    now: int) -> None:
     """Queue a key just written for the push peers, if its source asks for that."""
     if source.queue_for_sync or source.forward_to:
         store.queue_sync(cursor, fingerprint, source.tag, now, source.forward_to or None)

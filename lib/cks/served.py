@@ -204,7 +204,7 @@ class _View:
             if attested else []
 
     @staticmethod
-    def attested(own: List[SignaturePacket]):
+    def attested(own: List[SignaturePacket]) -> Optional[Tuple[int, Set[bytes]]]:
         """(hash algorithm, digests) of the newest valid attestation, or None."""
         attestations = [e for e in own if e.sig.sig_type == sg.ATTESTATION]
         if not attestations:

@@ -81,8 +81,8 @@ def _checked(key: Key, policy: ServePolicy, known: Verdicts,
                     if slot not in known}
 
 
-def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: DerivedView,
-               source_tag: Optional[str], first_seen: Optional[int], now: int,
+def write_view(store: Store, cursor: Cursor, fingerprint: str, keydata: bytes,
+               view: DerivedView, source_tag: Optional[str], first_seen: Optional[int], now: int,
                served_states: Optional[Dict[str, ServedState]] = None) -> bool:
     """Write a derived view (see save_views for `source_tag` None: the stored
     network view `keydata` stays as it is); returns whether the key row was
@@ -103,7 +103,7 @@ def write_view(store: Store, cursor, fingerprint: str, keydata: bytes, view: Der
     return changed
 
 
-def save_views(store: Store, cursor, key: Key, keydata: bytes, policy: ServePolicy,
+def save_views(store: Store, cursor: Cursor, key: Key, keydata: bytes, policy: ServePolicy,
                source_tag: Optional[str], first_seen: Optional[int],
                now: int, checked: Optional[Verdicts] = None) -> Tuple[bool, List[str]]:
     """Store `key` (the network's view) with its served view and index rows;
@@ -148,14 +148,15 @@ def checked_before_writing(store: Store, keys: Dict[str, Key],
         for fingerprint, key in keys.items()}
 
 
-def stored_verdicts(store: Store, cursor, fingerprint: str,
+def stored_verdicts(store: Store, cursor: Cursor, fingerprint: str,
                     first_seen: Optional[int]) -> Dict[bytes, Tuple[str, bool, str]]:
     """The cached verdicts on a key's signatures; a key not stored yet
     (`first_seen` None) has none, and no query is made for it."""
     return store.load_verdicts(cursor, fingerprint) if first_seen is not None else {}
 
 
-def held_primaries(store: Store, cursor, keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:
+def held_primaries(store: Store, cursor: Cursor,
+                   keyids: Sequence[str]) -> Dict[str, List[PublicKey]]:
     """Key ID hex -> the primary keys of the stored keys that have it."""
     return parse_primaries(store.primary_keys_by_keyid(cursor, keyids))
 

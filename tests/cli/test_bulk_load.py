@@ -798,6 +798,32 @@ def test_sigint_at_any_instant_stops_the_load(db_url, tmp_path, instant):
         assert_ended_at_once_by_sigint(process)
 
 
+def test_a_load_stopped_on_a_terminal_ends_its_progress_line(db_url, tmp_path):
+    """SIGINT while the progress line is shown: the line ends (its last
+    state, then a newline) before the load exits with 130, so the shell's
+    prompt starts a line of its own; until 2026-12-05 it came after the
+    progress on the same line."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(30)))
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "2")
+    shown_then_interrupted = [sys.executable, "-c", "\n".join([
+        "import os, runpy, signal, sys",
+        "sys.path.insert(0, %r)" % os.path.join(ROOT, "lib"),
+        "from cks.bulk import progress",
+        "shown = progress.ProgressLine._show",
+        "def _show(self, text):",
+        "    shown(self, text)",
+        "    os.kill(os.getpid(), signal.SIGINT)",
+        "progress.ProgressLine._show = _show",
+        "sys.argv = sys.argv[1:]",
+        "runpy.run_path(sys.argv[0], run_name='__main__')"])] + command[1:]
+    out = subprocess.run(["script", "-qec", shlex.join(shown_then_interrupted), "/dev/null"],
+                         stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    shown = out.stdout.decode()
+    assert out.returncode == 130 and "Traceback" not in shown, shown
+    assert re.search(r"\d+ keys, \d+ keys/s, [\d.]+% of the input[^\r\n]*\r?\n\Z", shown), shown
+
+
 def _progress(url):
     rows = run_sql(url, "SELECT resume_at FROM cks_load_progress")
     return rows[0][0] if rows else 0

@@ -4,6 +4,7 @@ to the client's address (so a client cannot pick its own rate-limit bucket
 by sending one), refuses uploads over [limits] max_upload_bytes itself, and
 keeps the admin page off plain HTTP."""
 
+import base64
 import http.client
 import re
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import time
 import urllib.parse
 
+from cks.hkp.admin import AdminSettings, hash_password
 from support import fixture
 from support.config_reads import setting_reads
 from support.contrib import contrib_text, installed, require
@@ -133,3 +135,21 @@ def test_nginx_in_front_of_cksd(db_url, tmp_path):
         assert proxy.request(proxy.plain, "GET", "/pks/admin")[0] == 403
         assert proxy.request(proxy.tls, "GET", "/pks/admin", tls=True)[0] != 403
         assert "203.0.113." not in server.output()  # the access log names the real client
+
+
+def test_the_admin_form_works_through_nginx_on_a_port_of_its_own(db_url, tmp_path):
+    """hkps on a port other than 443: the browser's Origin names the port, and
+    nginx passes the Host it was sent, port and all, so cksd takes the form
+    as its own (until 2026-12-05 `$host` dropped the port: every form 403)."""
+    password_hash = hash_password("a long pass phrase", iterations=1000)
+    config = tmp_path / "cks.conf"
+    config.write_text("[admin]\npassword_hash = %s\n" % password_hash)
+    with Cksd(db_url, config=str(config)) as server, Proxy(tmp_path, server.port) as proxy:
+        form = urllib.parse.urlencode({"token": AdminSettings(password_hash).csrf_token(),
+                                       "action": "delete", "fingerprint": fpr("rsa2048")})
+        login = base64.b64encode(b"admin:a long pass phrase").decode()
+        status, body = proxy.request(proxy.tls, "POST", "/pks/admin", form, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "Basic " + login,
+            "Origin": "https://127.0.0.1:%d" % proxy.tls}, tls=True)
+        assert status == 200 and b"no key" in body, body

@@ -12,6 +12,7 @@ from cks.store.changes import LocalChanges, SQLiteWatch
 from cks.store.peers import PeerStore
 from cks.store.rejections import delete_key
 from support import fixture
+from support.clock import Clock
 from support.db import listening_watch
 from support.nodes import fpr
 from support.server import Cksd
@@ -26,14 +27,6 @@ class Watch:
 
     def close(self):
         pass
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 KEY = ("/pks/lookup?op=get&search=0x1", False, False)

@@ -13,6 +13,7 @@ import urllib.parse
 import pytest
 
 from support import ROOT, fixture
+from support.db import drop_pg_database, new_db_url
 from support.server import READY, Cksd
 
 
@@ -217,6 +218,42 @@ def test_connection_cap_answers_503_at_once(tmp_path):
             sock.close()
         time.sleep(0.3)
         assert server.lookup(op="stats", options="mr")[0] == 200
+
+
+def test_at_the_connection_cap_the_longest_idle_connection_makes_room(tmp_path):
+    """Until 2026-12-05 connections that sent nothing (or idle keep-alive
+    ones) held the cap for `idle_timeout` and every other client got 503."""
+    config = _config(tmp_path, "[server]\nprocesses = 1\nmax_connections = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        time.sleep(0.2)
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        time.sleep(0.2)
+        assert server.lookup(op="stats", options="mr")[0] == 200
+        assert first.recv(100) == b""  # closed to make room: it had waited longest
+        second.sendall(b"GET /pks/lookup?op=stats&options=mr HTTP/1.1\r\nHost: x\r\n"
+                       b"Connection: close\r\n\r\n")
+        assert second.recv(100).startswith(b"HTTP/1.1 200 ")
+        first.close()
+        second.close()
+
+
+def test_a_database_outage_is_logged_once_and_not_told_to_clients(tmp_path):
+    """/health answers 503 and the reason goes to the log (until 2026-12-05
+    the answer named the database server's host, port, database and user to
+    anyone); the served views' job, which fails at each of its rounds (every
+    2 s in each serving process), logs the outage once, not at every round."""
+    url = new_db_url("postgresql", tmp_path)
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 2\n")
+    with Cksd(url, config=str(config)) as server:
+        assert server.request("GET", "/health")[::2] == (200, b"ok\n")
+        drop_pg_database(url)
+        status, headers, body = server.request("GET", "/health")
+        assert (status, body, headers["retry-after"]) == (503, b"database unavailable\n", "30")
+        server.wait_for_output(r"health check: database error")
+        time.sleep(5)
+        assert server.output().count("served views not derived yet") <= 2  # one a process
 
 
 def test_slow_request_heads_are_cut_off(tmp_path):

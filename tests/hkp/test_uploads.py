@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import threading
 import urllib.parse
 
@@ -150,6 +151,35 @@ def test_no_content_length_is_411(server):
     answer = raw_exchange(server.port, b"POST /pks/add HTTP/1.1\r\nHost: x\r\n"
                           b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 411")
+
+
+def test_an_upload_that_expects_100_continue_gets_it_before_sending_its_body(server):
+    """curl sends `Expect: 100-continue` with every upload of 1 MB or more and
+    waits for the interim answer before the body (until 2026-12-05 cksd sent
+    none: each such upload waited a second for curl to give up)."""
+    key = fixture("rsa2048")
+    body = b"keytext=" + urllib.parse.quote(key).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /pks/add HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"  # (a second at most)
+        sock.sendall(body)
+        answer = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"chunked, gzip", b"identity"])
+def test_a_body_in_a_transfer_coding_not_ending_with_chunked_is_400(server, coding):
+    """Its length is not Content-Length's (RFC 9112 6.3): a proxy in front
+    that read it otherwise would see another request in the body.  Until
+    2026-12-05 cksd took the Content-Length."""
+    before = _count(server)
+    answer = raw_exchange(server.port, b"POST /pks/add HTTP/1.1\r\nHost: x\r\n"
+                          b"Content-Type: application/pgp-keys\r\nTransfer-Encoding: " + coding
+                          + b"\r\nContent-Length: 5\r\n\r\nhello")
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"transfer coding" in answer, answer
+    assert _count(server) == before
 
 
 @pytest.mark.parametrize("request_bytes, status", [

@@ -71,12 +71,20 @@ def test_sendmail_command(tmp_path):
     Sendmail(command, 10).send(compose(KEY.serialize(), ["a@a.example"], US))
     (raw,) = sent_mails(tmp_path)
     assert email.message_from_bytes(raw)["To"] == "a@a.example"
-    with pytest.raises(HandOffError, match="exited with status 75: sendmail: fatal: queue"):
+    with pytest.raises(HandOffError, match="exited with status 75: sendmail: fatal: queue") \
+            as later:
         Sendmail(fake_sendmail(tmp_path, fail=True).split(), 10).send(compose(b"", [US], US))
-    with pytest.raises(HandOffError, match="cannot run /nonexistent/sendmail"):
-        Sendmail(["/nonexistent/sendmail", "-t"], 10).send(compose(b"", [US], US))
-    with pytest.raises(HandOffError, match="timed out after 0.5 s"):
-        Sendmail(["sleep", "5"], 0.5).send(compose(b"", [US], US))
+    assert not later.value.refused  # EX_TEMPFAIL
+    with pytest.raises(HandOffError, match="exited with status 69: .* message file too big") \
+            as too_big:
+        Sendmail(fake_sendmail(tmp_path, max_bytes=100).split(), 10).send(
+            compose(KEY.serialize(), [US], US))
+    assert too_big.value.refused  # any other status: that mail is refused for good
+    for command in (["/nonexistent/sendmail", "-t"], ["sleep", "5"], ["sh", "-c", "kill $$"]):
+        with pytest.raises(HandOffError, match="cannot run /nonexistent/sendmail|timed out "
+                           "after 0.5 s|exited with status -15") as failed:
+            Sendmail(command, 0.5).send(compose(b"", [US], US))
+        assert not failed.value.refused, command
 
 
 def test_smtp():

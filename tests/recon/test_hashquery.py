@@ -177,7 +177,7 @@ def test_endpoint_refuses_malformed_bodies_with_400_and_the_reason(app):
 
 def test_endpoint_cuts_a_large_answer_and_says_so(app, monkeypatch):
     import cks.hkp.app as app_module
-    monkeypatch.setattr(app_module, "HASHQUERY_ANSWER_BYTES", 10)  # every key is larger
+    monkeypatch.setattr(app_module, "KEYS_ANSWER_BYTES", 10)  # every key is larger
     response = _ask(app, encode_request([_hash(n) for n in KEYS]))
     assert response.status == 200
     assert len(decode_answer(response.body)) == 1  # the first key always goes in

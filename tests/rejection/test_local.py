@@ -1,15 +1,18 @@
 """Local deletion and rejection with cks_admin.py, and every path refusing a rejected key."""
 
 import json
+import os
 import shlex
+import subprocess
 import urllib.parse
 
 import pytest
 
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
-from support import fixture
+from support import ROOT, fixture
 from support.db import with_schema
+from support.gpg import GnuPG
 from support.procs import tool
 from support.server import Cksd
 
@@ -40,12 +43,36 @@ def test_the_signing_hint_runs_as_printed(db_url, tmp_path):
     out = admin(db_url, "--config", str(config), "reject", fpr("rsa2048"), "--reason", "x")
     text_command, sign_command, publish_command = out.stdout.decode().splitlines()[-3:]
     assert "--local-user %s notice.txt" % fpr("ed25519") in sign_command
-    assert publish_command.strip().startswith("python3 cks_admin.py --db %s --config %s "
-                                              "sign-notice" % (db_url, config))
+    admin_path = os.path.join(ROOT, "cks_admin.py")  # (until 2026-12-05: cks_admin.py)
+    assert publish_command.strip().startswith("python3 %s --db %s --config %s sign-notice"
+                                              % (admin_path, db_url, config))
     command = shlex.split(text_command.split(">")[0])
-    assert command[:2] == ["python3", "cks_admin.py"]
+    assert command[:2] == ["python3", admin_path]
     notice = tool(command[1], command[2:], cwd=str(tmp_path))
     assert notice.returncode == 0 and fpr("rsa2048") in notice.stdout.decode(), notice.stderr
+
+
+def test_when_gpg_cannot_sign_the_commands_to_sign_by_hand_are_printed(db_url, tmp_path):
+    """`[rejection] gpg_key` not in the keyring gpg reads (another user's):
+    exit 1 with gpg's complaint, and the commands that finish the job, which
+    do once run where the key is (until 2026-12-05 only the complaint)."""
+    config = tmp_path / "node.conf"
+    config.write_text("[rejection]\nkey = %s\ngpg_key = %s\n" % ((fpr("ed25519"),) * 2))
+    admin(db_url, "load", "-", input=fixture("rsa2048") + fixture("ed25519"))
+    with GnuPG() as empty:
+        out = admin(db_url, "--config", str(config), "reject", fpr("rsa2048"), "--reason", "x",
+                    env={"GNUPGHOME": empty.home})
+    assert out.returncode == 1 and b"gpg could not sign notice" in out.stderr
+    commands = [line.strip() for line in out.stdout.decode().splitlines()[-3:]]
+    assert commands[1].startswith("gpg ") and commands[2].endswith("notice.txt.asc")
+    with GnuPG() as operator:
+        operator.run(["--import"], input=fixture("secret/ed25519"))
+        for line in commands:
+            done = subprocess.run(line, shell=True, cwd=str(tmp_path), capture_output=True,
+                                  env=dict(os.environ, GNUPGHOME=operator.home))
+            assert done.returncode == 0, done.stderr
+    assert [n["status"] for n in json.loads(admin(db_url, "notices", "--json").stdout)] \
+        == ["issued"]
 
 
 def test_delete_reject_unreject_and_list(db_url):

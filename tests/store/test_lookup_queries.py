@@ -11,6 +11,7 @@ import pytest
 
 from cks import pipeline
 from cks.hkp.app import TRUNCATED_HEADER, KeyServer, Request, ServerSettings
+from cks.openpgp.keys import read_keys
 from cks.openpgp.packet import TAG_PUBLIC_KEY, TAG_SIGNATURE, TAG_USER_ID, Packet
 from cks.openpgp.signature import CERT_POSITIVE
 from cks.openpgp.userid import UserID
@@ -203,3 +204,46 @@ def test_gnupgs_text_search_reads_past_the_v5_and_v6_keys_it_is_not_given(store)
         assert (answer.status, _found(answer)) == (200, found), limit
         assert (TRUNCATED_HEADER in dict(answer.headers)) is cut
     assert len(_found(_answer(store, target, 10, "curl/8.0"))) == 4
+
+
+def test_answers_stop_at_their_byte_budgets_and_say_so(db_url, store, monkeypatch):
+    """An answer of keys (get, vindex) stops once they would pass
+    KEYS_ANSWER_BYTES, an index once its user IDs would pass
+    INDEX_ANSWER_BYTES, the first key always in, and says it was cut.  Until
+    2026-12-05 only a hashquery had a budget: 100 keys of up to max_key_bytes
+    (8 MiB) each made a get of hundreds of megabytes, and six keys with user
+    IDs of 900 KB an index of 21 MB, built in the serving loop."""
+    import cks.hkp.app as app_module
+    fingerprints = []
+    for n in range(3):
+        key = _key_with_user_id(b"Budget Key %d %s" % (n, b"x" * 5000))
+        (added,) = pipeline.submit(store, key, pipeline.Source.admin(queue=False),
+                                   binary=True).stored
+        fingerprints.append(added.fingerprint)
+    fingerprints.sort()
+
+    def answer(op, search="budget"):
+        response = _answer(store, "/pks/lookup?op=%s&options=mr&search=%s" % (op, search), 100)
+        assert response.status == 200, response.body
+        return response, TRUNCATED_HEADER in dict(response.headers)
+
+    def armored(response):
+        return [k.fingerprint.hex().upper() for k in read_keys(response.body).keys]
+
+    assert (_found(answer("index")[0]), answer("index")[1]) == (fingerprints, False)
+    assert (armored(answer("get")[0]), answer("get")[1]) == (fingerprints, False)
+    monkeypatch.setattr(app_module, "INDEX_ANSWER_BYTES", 12000)  # two of the user IDs
+    monkeypatch.setattr(app_module, "KEYS_ANSWER_BYTES", 1)  # less than any key
+    index, cut = answer("index")
+    assert (_found(index), cut) == (fingerprints[:2], True)
+    get, cut = answer("get")
+    assert (armored(get), cut) == (fingerprints[:1], True)
+    page = _answer(store, "/pks/lookup?op=vindex&search=budget", 100)
+    assert page.status == 200 and TRUNCATED_HEADER in dict(page.headers)
+    assert [f for f in fingerprints if f in page.body.decode()] == fingerprints[:1]
+    keyid = fingerprints[0][-16:]  # (found on a second key too: a subkey row with it)
+    run_sql(db_url, "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
+            "version, algorithm, bits, created) VALUES (?, ?, ?, ?, 4, 1, 2048, 0)",
+            (fingerprints[1], "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
+    get, cut = answer("get", "0x" + keyid)
+    assert (armored(get), cut) == (fingerprints[:1], True)

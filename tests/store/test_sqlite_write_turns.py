@@ -97,7 +97,7 @@ def test_a_turn_not_given_within_the_timeout_fails_cleanly(path):
 def test_a_child_process_takes_its_own_turn(path):
     """A connection's lock file opened before a fork is not the child's: it
     opens its own, so the two processes still exclude each other."""
-    turns = WriteTurns(path + ".write.lock")
+    turns = WriteTurns(path + ".write.lock", path)
     connection = object()  # (only its identity matters here)
     turns.take(connection, 1)
     context = multiprocessing.get_context("fork")

@@ -16,23 +16,27 @@ SKS_ERROR = (b'<?xml version="1.0" encoding="utf-8"?>\r\n<html><head>\r\n'
              b'</h1>Error handling request. Exception raised.</body></html>\r\n')
 """SKS 1.1.6's 500 page (it answers that to an upload it fails on, such as
 armor without its checksum line)."""
+FORBIDDEN = b"<html><head><title>403 Forbidden</title></head><body>nginx</body></html>"
 
 
 class FakePeer:
     """mode: 'ok' (store and answer 200), 'error' (answer 500), 'hang' (never
-    answer), 'not-found' (404: no keyserver at this address).  In 'ok' mode,
-    a request holding a key of `fail_on` (fingerprints) is answered 500, and
-    nothing of it is stored: as Hockeypuck answered a key with no usable
-    self-signature until its issue 341 was fixed; one holding a key of
-    `hang_on` is never answered (as SKS takes minutes over a flooded key);
-    and one over `max_body` bytes is not answered at all: its connection is
-    closed."""
+    answer), 'not-found' (404: no keyserver at this address), 'forbidden'
+    (403 to everything, as a WAF or a maintenance page answers),
+    'unavailable' (503: overloaded, or a proxy whose backend is down).  In 'ok'
+    mode, a request holding a key of `fail_on` (fingerprints) is answered
+    500, and nothing of it is stored: as Hockeypuck answered a key with no
+    usable self-signature until its issue 341 was fixed; one holding a key
+    of `refuse_on` is answered a bare 403; one holding a key of `hang_on` is
+    never answered (as SKS takes minutes over a flooded key); and one over
+    `max_body` bytes is not answered at all: its connection is closed."""
 
     def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
-                 max_body: int = 0, hang_on=()) -> None:
+                 max_body: int = 0, hang_on=(), refuse_on=()) -> None:
         self.mode = mode
         self.delay = delay
         self.fail_on = set(fail_on)
+        self.refuse_on = set(refuse_on)
         self.hang_on = set(hang_on)
         self.max_body = max_body  # a longer request: the connection is closed, as SKS does
         self.received: List[str] = []  # fingerprints, in arrival order
@@ -63,10 +67,19 @@ class FakePeer:
                 if peer.mode == "not-found":
                     self._answer(404, b"<html><title>404 Not Found</title></html>")
                     return
+                if peer.mode == "forbidden":
+                    self._answer(403, FORBIDDEN)
+                    return
+                if peer.mode == "unavailable":
+                    self._answer(503, b"overloaded")
+                    return
                 text = urllib.parse.parse_qs(body.decode())["keytext"][0]
                 keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]
                 if peer.fail_on.intersection(keys):
                     self._answer(500, SKS_ERROR)
+                    return
+                if peer.refuse_on.intersection(keys):
+                    self._answer(403, b"key not accepted")
                     return
                 if peer.hang_on.intersection(keys):
                     peer.release.wait(60)

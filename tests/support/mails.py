@@ -141,19 +141,26 @@ def crlf(raw: bytes) -> bytes:
     return raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-def fake_sendmail(directory, fail: bool = False) -> str:
+def fake_sendmail(directory, fail: bool = False, max_bytes: int = 0) -> str:
     """A sendmail stand-in: writes each message to DIRECTORY/out/NNN.eml (or fails
-    like an MTA that is down).  Returns the command line for [mail] sendmail."""
+    like an MTA that is down; or, for a message over `max_bytes`, exits 69 as
+    Postfix's sendmail does over message_size_limit).  Returns the command
+    line for [mail] sendmail."""
     out = os.path.join(str(directory), "out")
     os.makedirs(out, exist_ok=True)
-    script = os.path.join(str(directory), "sendmail-fail" if fail else "sendmail")
+    script = os.path.join(str(directory), "sendmail-fail" if fail else
+                          "sendmail-%d" % max_bytes if max_bytes else "sendmail")
     with open(script, "w") as handle:
         if fail:
             handle.write("#!/bin/sh\ncat >/dev/null\n"
                          "echo 'sendmail: fatal: queue file write error' >&2\nexit 75\n")
         else:
-            handle.write('#!/bin/sh\nn=$(ls "%s" | wc -l)\ncat > "%s/$(printf %%04d $n).eml"\n'
-                         % (out, out))
+            handle.write('#!/bin/sh\nn=$(ls "%s" | wc -l)\ncat > "%s/.part"\n' % (out, out))
+            if max_bytes:
+                handle.write('if [ "$(wc -c < "%s/.part")" -gt %d ]; then rm "%s/.part"\n'
+                             "echo 'sendmail: fatal: root(0): message file too big' >&2\n"
+                             "exit 69\nfi\n" % (out, max_bytes, out))
+            handle.write('mv "%s/.part" "%s/$(printf %%04d $n).eml"\n' % (out, out))
     os.chmod(script, os.stat(script).st_mode | stat.S_IXUSR)
     return "%s -t -oi" % script
 

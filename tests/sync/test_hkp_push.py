@@ -65,13 +65,18 @@ def test_a_peer_without_the_notice_endpoint_is_not_asked_again():
     assert notice_verdict(Answer(error="timed out")).action == RETRY
 
 
-def test_client_errors_are_final_for_one_key_and_split_a_batch():
+def test_client_errors_split_a_batch_and_a_named_refusal_is_final():
+    """A CKS peer's refusal names the key: final.  A bare 4xx to one key may
+    be a WAF's or a proxy's to every request: the runner's to weigh, once."""
     body = json.dumps({"refused": [{"fingerprint": "F", "reason": "key is rejected: spam"}]})
     single = verdict(Answer(403, body.encode()), 1)
     assert single.action == REFUSED and single.message == "HTTP 403: key is rejected: spam"
-    assert verdict(Answer(422, b"no usable key"), 1).message == "HTTP 422: no usable key"
     assert verdict(Answer(413, b"too big"), 10).action == SPLIT
-    assert verdict(Answer(400, b"malformed key"), 1).action == REFUSED
+    for status in (400, 403, 413, 422):
+        bare = verdict(Answer(status, b"no usable key"), 1)
+        assert bare.action == FAILED_ALONE and bare.once, status
+        assert bare.message == "HTTP %d: no usable key" % status
+    assert not verdict(Answer(500, b""), 1).once
 
 
 def _listener():

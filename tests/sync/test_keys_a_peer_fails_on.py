@@ -1,8 +1,9 @@
 """cks_sync.py against peers that answer 500 to some keys (as Hockeypuck
 answered a key with no usable self-signature, and the whole batch that held
-it, until its issue 341 was fixed), to every key, or 404 to everything (no
-keyserver at that address): no key is lost, and one key does not hold the
-others up; on SQLite and PostgreSQL."""
+it, until its issue 341 was fixed), to every key, 403 to some keys or to
+everything (a WAF), or 404 to everything (no keyserver at that address): no
+key is lost, and one key does not hold the others up; on SQLite and
+PostgreSQL."""
 
 from types import SimpleNamespace
 
@@ -43,21 +44,27 @@ def refused_line(peer, name):
             "alone, while the peer took other keys)" % (peer.name, fpr(name)))
 
 
-def test_a_key_the_peer_cannot_read_is_refused_and_the_others_go_through(node):
-    with FakePeer(fail_on={fpr("ed25519")}) as peer:
+@pytest.mark.parametrize("answer", [500, 403])
+def test_a_key_the_peer_cannot_read_is_refused_and_the_others_go_through(node, answer):
+    """A 500 to one key, or a bare 403 (tried once: it would be the same), in
+    a run in which the peer takes the others."""
+    failing = {fpr("ed25519")}
+    with FakePeer(**{"fail_on" if answer == 500 else "refuse_on": failing}) as peer:
         manage(node, "add", peer.name, "--no-catch-up")
         upload(node, "rsa2048", "ed25519", "nistp256")
         run = sync(node)
         assert run.returncode == 0, run.stderr
         assert run.stdout.decode().splitlines() == [
-            "%s: sent 2 keys" % peer.name, refused_line(peer, "ed25519")]
+            "%s: sent 2 keys" % peer.name, refused_line(peer, "ed25519") if answer == 500 else
+            "%s: refused %s for good: HTTP 403: key not accepted" % (peer.name, fpr("ed25519"))]
         assert peer.received == [fpr("rsa2048"), fpr("nistp256")]
-        # the batch, then one by one, the failing key twice
-        assert peer.requests == 1 + 3 + 1
+        # the batch, then one by one, the failing key twice (a 500) or once (a 403)
+        tries = 1 + 3 + (answer == 500)
+        assert peer.requests == tries
         assert peers_json(node)[peer.name]["backlog"] == 0
         assert fpr("ed25519") in manage(node, "refusals", peer.name).stdout.decode()
         again = sync(node, "--quiet")
-        assert again.returncode == 0 and again.stdout == b"" and peer.requests == 5
+        assert again.returncode == 0 and again.stdout == b"" and peer.requests == tries
 
 
 def test_a_lone_failing_key_is_weighed_by_a_key_the_peer_took_before(node):
@@ -111,6 +118,33 @@ def test_with_no_key_to_ask_by_the_run_stops_after_some_keys_in_a_row(node):
         assert run.returncode == 0, run.stderr
         assert run.stdout.decode().splitlines()[1:] == [refused_line(peer, NAMES[0])]
         assert set(peer.received) == {fpr(n) for n in NAMES[1:]}
+
+
+def test_a_peer_refusing_every_request_keeps_every_key(node):
+    """A blanket 403 (a WAF, a maintenance page, a proxy's body limit) used to
+    write off every key, one by one: a bare 4xx refusal of a key alone counts
+    only once the peer shows that it takes keys, as a 500 does."""
+    with FakePeer("forbidden") as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, *NAMES[:5])
+        run = sync(node)
+        assert run.returncode == 1 and run.stdout == b""
+        assert run.stderr.decode().count("FAILED") == 1
+        assert "%s: FAILED: HTTP 403: 403 Forbidden, to 5 keys alone, and no key went " \
+            "through; 5 keys kept for the next run" % peer.name in run.stderr.decode()
+        assert peer.requests == 1 + 5  # the batch, then each key once
+        assert peers_json(node)[peer.name]["backlog"] == 5
+        assert manage(node, "refusals", peer.name).stdout.decode().strip() == ""
+        peer.mode = "ok"
+        assert sync(node).returncode == 0
+        upload(node, *NAMES[5:7])
+        peer.mode = "forbidden"
+        run = sync(node)  # the batch, one key alone, and a key it took before: 403 too
+        assert run.returncode == 1 and peer.requests == 1 + 5 + 1 + 3
+        assert "%s: FAILED: HTTP 403: 403 Forbidden; 2 keys kept" % peer.name \
+            in run.stderr.decode()
+        assert peers_json(node)[peer.name]["backlog"] == 2
+        assert manage(node, "refusals", peer.name).stdout.decode().strip() == ""
 
 
 def test_an_address_without_a_keyserver_keeps_the_backlog(node):

@@ -123,7 +123,7 @@ def test_at_most_so_many_peers_are_pushed_to_at_once(store, monkeypatch):
         pushed.append(peer.peer)
         release.wait(30)
     monkeypatch.setattr(push, "push_peer", hanging)
-    rapid = push.RapidPush(store, None, SyncLimits())
+    rapid = push.RapidPush(store, None, SyncLimits(), 1.0)
     rapid()
     wait_for(lambda: len(pushed) == push.PUSHING_AT_ONCE)
     rapid()  # (each of them still pushing)
@@ -133,3 +133,40 @@ def test_at_most_so_many_peers_are_pushed_to_at_once(store, monkeypatch):
     wait_for(lambda: not any(t.is_alive() for t in rapid.running.values()))
     rapid()  # the others' turn; those pushed to before are owed still, and go again
     wait_for(lambda: set(pushed) == set(names))
+
+
+def test_a_failing_peer_is_tried_again_later_and_later():
+    """After a failed push, push_interval, then twice as long after each
+    failure in a row, up to LONGEST_WAIT; a push that works ends the wait."""
+    backoff = push.Backoff(2.0)
+    began = 100.0
+    waits = []
+    for _ in range(10):
+        assert not backoff.waiting(7, began)
+        waits.append(backoff.failed(7, began))
+        assert backoff.waiting(7, began + waits[-1] - 0.1)
+        assert not backoff.waiting(8, began)  # each peer on its own
+        began += waits[-1]
+    assert waits == [2, 4, 8, 16, 32, 64, 128, 256, push.LONGEST_WAIT, push.LONGEST_WAIT]
+    backoff.succeeded(7)
+    assert not backoff.waiting(7, began) and backoff.failed(7, began) == 2.0
+
+
+def test_a_peer_that_answers_503_is_not_asked_every_round(new_db, tmp_path):
+    """Until 2026-12-05 cksd sent a failing peer a request, and logged a
+    warning, every push_interval: here 0.2 s, 20 in 4 s.  (Each serving
+    process keeps its own schedule: one here.)"""
+    config = tmp_path / "a.conf"
+    config.write_text(LOOPBACK_EXEMPT + "[server]\nprocesses = 1\n[sync]\npush_interval = 0.2\n")
+    with FakePeer("unavailable") as peer, Cksd(new_db("a"), config=str(config)) as a:
+        manage(a, "add", peer.name, "--no-catch-up")
+        assert a.add(fixture("rsa2048"))[0] == 200
+        wait_for(lambda: peer.requests)
+        time.sleep(4)
+        # tries 0.2, 0.4, 0.8, 1.6 and 3.2 s apart: 5 (6 if the rounds lag behind)
+        assert 4 <= peer.requests <= 6
+        warned = a.output().count("push to %s failed: HTTP 503" % peer.name)
+        assert warned in (peer.requests, peer.requests - 1)  # (the last may be on its way)
+        assert "next try in 3.2 s" in a.output()
+        peer.mode = "ok"
+        wait_for(lambda: peer.received == [fpr("rsa2048")], seconds=10)

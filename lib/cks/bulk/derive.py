@@ -30,6 +30,7 @@ from ..openpgp.keys import Key, merge_all, parse_keyring, sks_hash
 from ..served import third_party_issuers
 from ..store import Store, open_store
 from ..store.rows import StoredKey
+from ..store.sql import Cursor
 from ..views import DerivedView, derive_view, parse_primaries, signers_digest, wanted_signers
 
 
@@ -43,13 +44,15 @@ class Task:
     labels: List[str] = field(default_factory=list)
 
 
+Primaries = Dict[str, List[Tuple[str, bytes]]]  # key ID hex -> (fingerprint, packet body)
+
+
 @dataclass
 class Group:
-    """Tasks sent to a worker at once, and the primary keys of the batch
-    (key ID hex -> (fingerprint, primary key packet body))."""
+    """Tasks sent to a worker at once, and the primary keys of the batch."""
 
     tasks: List[Task]
-    primaries: Dict[str, List[Tuple[str, bytes]]]
+    primaries: Primaries
 
 
 @dataclass
@@ -123,7 +126,8 @@ class _Worker:
                 raise Stopped("the load stops")
             yield task
 
-    def task(self, cursor, task: Task, primaries, known: "_Known") -> Result:
+    def task(self, cursor: Cursor, task: Task, primaries: Primaries,
+             known: "_Known") -> Result:
         fingerprint = task.fingerprint
         reason, stored = known.rejected.get(fingerprint), known.stored.get(fingerprint)
         result = Result(fingerprint, first_seen=stored.first_seen if stored else None,
@@ -167,7 +171,8 @@ class _Worker:
         keys = [k for k in merge_all(keys) if k.fingerprint.hex().upper() == task.fingerprint]
         return keys[0] if keys else None
 
-    def derive(self, cursor, key: Key, result: Result, primaries, known: "_Known") -> None:
+    def derive(self, cursor: Cursor, key: Key, result: Result, primaries: Primaries,
+               known: "_Known") -> None:
         wanted = wanted_signers(key, self.limits.serve)
         lacking = [k for k in wanted if k not in known.packets]
         stored = self.store.primary_keys_by_keyid(cursor, lacking)

@@ -164,15 +164,16 @@ class Loader:
         with _fewer_collections(), self._runner() as self.run, self._the_only_load():
             prepare(self.store)
             progress = self._network_progress(paths, identities)
-            sent: Optional[_Sent] = None
-            for batch, read_to in self._batches(paths, identities):
-                previous, sent = sent, self._send(batch, read_to)
-                if previous is not None:
-                    self._finish(previous, progress)
-            if sent is not None:
-                self._finish(sent, progress)
-            if progress:
-                progress.finish(self._keys_written)
+            with progress or contextlib.nullcontext():
+                sent: Optional[_Sent] = None
+                for batch, read_to in self._batches(paths, identities):
+                    previous, sent = sent, self._send(batch, read_to)
+                    if previous is not None:
+                        self._finish(previous, progress)
+                if sent is not None:
+                    self._finish(sent, progress)
+                if progress:
+                    progress.finish(self._keys_written)
             self.summary.network_seconds = time.monotonic() - started
             self._serve_unserved()
             self._follow()
@@ -412,23 +413,22 @@ class Loader:
             with self.store.read() as cursor:
                 progress = ViewsProgressLine(self.store.count_unserved(cursor))
         sent: Optional[Tuple[List[str], Callable[[], List[Result]]]] = None
-        while True:
-            # (in fingerprint order from `after`: one walk over the keys in all)
-            with self.store.read() as cursor:
-                batch = self.store.unserved(cursor, after, self.batch_size, BATCH_BYTES)
-            previous, sent = sent, None
-            if batch:
-                after = batch[-1]
-                sent = batch, self._start_derive([Task(f) for f in batch], {})
-            if previous is not None:
-                self._write_views(previous[1], newly_served=True)
-                served += len(previous[0])
-                if progress:
-                    progress.update(served, self.summary.signatures_verified)
-            if sent is None:
-                break
-        if progress:
-            progress.close()
+        with progress or contextlib.nullcontext():
+            while True:
+                # (in fingerprint order from `after`: one walk over the keys in all)
+                with self.store.read() as cursor:
+                    batch = self.store.unserved(cursor, after, self.batch_size, BATCH_BYTES)
+                previous, sent = sent, None
+                if batch:
+                    after = batch[-1]
+                    sent = batch, self._start_derive([Task(f) for f in batch], {})
+                if previous is not None:
+                    self._write_views(previous[1], newly_served=True)
+                    served += len(previous[0])
+                    if progress:
+                        progress.update(served, self.summary.signatures_verified)
+                if sent is None:
+                    break
 
     def _rederive(self, fingerprints: List[str]) -> int:
         """Derive the served views of stored keys again, in the workers."""

@@ -19,6 +19,7 @@ class _Line:
         self.started = time.monotonic()
         self.shown = 0.0
         self.unshown: Optional[str] = None  # the last state, when it was not shown
+        self.closed = False
 
     def _update(self, text: str) -> None:
         now = time.monotonic()
@@ -36,10 +37,22 @@ class _Line:
         return max(time.monotonic() - self.started, 1e-6)
 
     def close(self) -> None:
+        """Show the last state and end the line (once: what follows on the
+        terminal, a stopped load's last words or the shell's prompt, starts
+        on a line of its own)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.unshown is not None:
             self._show(self.unshown)
         self.stream.write("\n")
         self.stream.flush()
+
+    def __enter__(self) -> "_Line":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class ProgressLine(_Line):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import getpass
 import json
 import os
@@ -179,8 +178,13 @@ def _configured(read, args: argparse.Namespace):
 
 def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
     """Have GnuPG (the operator's keyring, $GNUPGHOME) sign the notice."""
-    result = subprocess.run(["gpg", "--batch", "--armor", "--detach-sign", "--local-user",
-                             gpg_key], input=notice.body.encode("utf-8"), capture_output=True)
+    try:
+        result = subprocess.run(["gpg", "--batch", "--armor", "--detach-sign", "--local-user",
+                                 gpg_key], input=notice.body.encode("utf-8"),
+                                capture_output=True)
+    except OSError as exc:  # (no gpg installed)
+        raise UserError("cannot run gpg to sign notice %s: %s" % (
+            notice.serial, exc.strerror or exc), 1) from None
     if result.returncode != 0:
         raise UserError("gpg could not sign notice %s: %s" % (
             notice.serial, result.stderr.decode(errors="replace").strip().splitlines()[-1:]), 1)
@@ -190,12 +194,21 @@ def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
 def _after_notice(store, args, identity: NodeIdentity, notice) -> None:
     settings = settings_from(args)
     gpg_key = args.sign_with or settings.get("rejection", "gpg_key", "")
-    if gpg_key:
-        _sign_with_gpg(store, identity, notice, gpg_key)
-        print("notice %s signed and queued for the peers" % notice.serial)
+    if not gpg_key:
+        _print_signing_commands(args, settings, notice)
         return
-    # Commands to copy as they are: this database and configuration, this key.
-    admin = "python3 cks_admin.py" + "".join(
+    try:
+        _sign_with_gpg(store, identity, notice, gpg_key)
+    except (UserError, RejectionError):
+        _print_signing_commands(args, settings, notice)  # (to finish by hand)
+        raise
+    print("notice %s signed and queued for the peers" % notice.serial)
+
+
+def _print_signing_commands(args, settings, notice) -> None:
+    """Commands to copy as they are, from any directory: this tool, this
+    database and configuration, this key."""
+    admin = "python3 %s" % shlex.quote(os.path.abspath(sys.argv[0])) + "".join(
         " %s %s" % (option, shlex.quote(value))
         for option, value in (("--db", args.db), ("--config", args.config)) if value)
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
@@ -472,32 +485,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        status = args.handler(args)
-        sys.stdout.flush()
-    except BrokenPipeError:  # (nothing else here writes to a pipe that can close)
-        return _reader_gone()
-    except OSError as exc:
-        if exc.filename is not None or exc.errno not in OUTPUT_ERRORS:
-            raise  # (a file's, or not a write's: a fork that failed, say)
-        _discard_output()
-        raise UserError("cannot write standard output: %s" % (exc.strerror or exc),
-                        1) from None
-    return status
-
-
-# What a write to standard output fails with: a full disk or quota, a file
-# too large, an I/O error.
-OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
-
-
-def _reader_gone() -> int:
-    """The reader of standard output went away (`| head`): end quietly, as a
-    tool that SIGPIPE stops would, and without Python's report at exit."""
-    _discard_output()
-    return 128 + signal.SIGPIPE
-
-
-def _discard_output() -> None:
-    """What is left in standard output's buffer goes nowhere at exit."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return args.handler(args)

@@ -292,7 +292,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
                                        BackgroundCheckpoints(store)))
         if push_interval(settings):
             background.append(Periodic("push", push_interval(settings),
-                                       RapidPush(store, settings, sync_limits(settings))))
+                                       RapidPush(store, settings, sync_limits(settings),
+                                                 push_interval(settings))))
         if parent is not None:
             background.append(Periodic("parent-watch", PARENT_CHECK_EVERY,
                                        _OrphanCheck(parent, server)))

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
+import select
+import signal
 import sys
 import time
 from typing import Callable, List, Optional
@@ -99,20 +103,53 @@ def minute(epoch: Optional[int]) -> str:
 
 
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:
-    """Run a tool's main, turning UserError into one line on stderr."""
+    """Run a tool's main, turning UserError into one line on stderr, and an
+    output that cannot be written into one line too (a reader that went
+    away into a quiet end, as SIGPIPE's)."""
     argv = sys.argv[1:] if argv is None else argv
     verbose = "--verbose" in argv or "-v" in argv
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(name)s: %(message)s", stream=sys.stderr)
     try:
-        return main(argv)
+        status = main(argv)
+        sys.stdout.flush()
+        return status
     except UserError as exc:
         print("%s: error: %s" % (_prog(), exc), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if not _reader_gone():
+            raise  # (a socket's: a peer that closed the connection)
+        _discard_output()
+        return 128 + signal.SIGPIPE
+    except OSError as exc:
+        if exc.filename is not None or exc.errno not in OUTPUT_ERRORS:
+            raise  # (a file's, or not a write's: a fork that failed, say)
+        _discard_output()
+        print("%s: error: cannot write standard output: %s" % (_prog(), exc.strerror or exc),
+              file=sys.stderr)
+        return 1
+
+
+# What a write to standard output fails with: a full disk or quota, a file
+# too large, an I/O error.
+OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+def _reader_gone() -> bool:
+    """Whether the reader of standard output went away (`| head`): its pipe
+    reports an error."""
+    poll = select.poll()
+    poll.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & select.POLLERR for _fd, events in poll.poll(0))
+
+
+def _discard_output() -> None:
+    """What is left in standard output's buffer goes nowhere at exit."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _prog() -> str:
-    import os
     return os.path.basename(sys.argv[0]) or "cks"

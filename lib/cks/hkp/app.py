@@ -13,7 +13,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Optional, Tuple, Union
+from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple,
+                    TypeVar, Union)
 
 from .. import pipeline
 from ..openpgp import armor
@@ -38,14 +39,20 @@ from .views_owed import (LOOKUP_WAIT_SECONDS, ViewsOwed, follow_views, serve_vie
                          serve_views_with_id)
 
 log = logging.getLogger("cks.hkp")
+Item = TypeVar("Item")
+Stored = TypeVar("Stored")
 
 SYNC_HEADER = "X-CKS-Sync"  # set by a peer's cks_sync: store, but do not queue again
 TRUNCATED_HEADER = "X-HKP-Results-Truncated"
 # Signers looked up for a key page (their names, whether they are held here).
 MAX_SIGNER_LOOKUPS = 200
-# A hashquery answer stops growing past this (its first key always goes in):
-# 100 flooded keys must not become one answer of hundreds of megabytes.
-HASHQUERY_ANSWER_BYTES = 16 << 20
+# An answer of keys (get, hget, vindex; a hashquery) stops growing past this
+# many bytes of them, its first key always in: max_results keys of up to
+# max_key_bytes each must not become one answer of hundreds of megabytes.
+KEYS_ANSWER_BYTES = 16 << 20
+# An index stops past this many bytes of user IDs, its first key always in
+# (the Debian keyring's largest index of 100 keys would take about 12 KB).
+INDEX_ANSWER_BYTES = 1 << 20
 # A search by text whose answer is filtered (exact=on; GnuPG's, without v5/v6
 # keys) reads the index rows of at most this many times max_results keys.
 FILTERED_SEARCH_READS = 10
@@ -304,13 +311,17 @@ class KeyServer:
         if lookup.op == "get" and lookup.search.names_one_key:
             parts, truncated = self.lookup_store.served_parts_by_id(
                 lookup.search.kind, lookup.search.value, self.settings.max_results)
-            return self._armored(lookup, parts, truncated)
+            parts, cut = _within([(p, len(p[0])) for p in parts], KEYS_ANSWER_BYTES)
+            return self._armored(lookup, parts, truncated or cut)
         fingerprints, rows, truncated = self.find(lookup.search, request)
         if not fingerprints:
             raise HKPError(404, "no keys found")
         now = int(time.time())
         if lookup.op in ("get", "hget"):
             return self._get(lookup, fingerprints, truncated)
+        rows, cut = _within([(r, sum(len(u.uid) for u in r.user_ids)) for r in rows],
+                            INDEX_ANSWER_BYTES)
+        truncated = truncated or cut
         extra = [(TRUNCATED_HEADER, "true")] if truncated else []
         if lookup.op == "vindex" and not lookup.machine_readable:
             return self._vindex(lookup, rows, now, extra)
@@ -343,11 +354,14 @@ class KeyServer:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers
         use to fetch by key hash, the stored network view that hash is of."""
         if lookup.op == "hget":
-            found = {f: (data, crc24(data))
-                     for f, data in self.lookup_store.keydata(fingerprints).items()}
+            keys, cut = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
+                                KEYS_ANSWER_BYTES)
+            parts = [(data, crc24(data)) for _, data in keys]
         else:
-            found = self.lookup_store.served_parts(fingerprints)
-        return self._armored(lookup, [found[f] for f in fingerprints if f in found], truncated)
+            found, cut = _within(self._read_keys(fingerprints, self.lookup_store.served_parts,
+                                                 lambda part: len(part[0])), KEYS_ANSWER_BYTES)
+            parts = [part for _, part in found]
+        return self._armored(lookup, parts, truncated or cut)
 
     def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],
                  truncated: bool) -> Response:
@@ -366,9 +380,13 @@ class KeyServer:
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
         assert lookup.search is not None
-        keydata = self.lookup_store.served([r.fingerprint for r in rows])
-        keys = [(parse_keyring(keydata[row.fingerprint]).keys[0], row) for row in rows
-                if row.fingerprint in keydata]
+        found, cut = _within(self._read_keys([r.fingerprint for r in rows],
+                                             self.lookup_store.served, len), KEYS_ANSWER_BYTES)
+        if cut:
+            extra = [(TRUNCATED_HEADER, "true")]
+        served = dict(found)
+        keys = [(parse_keyring(served[row.fingerprint]).keys[0], row) for row in rows
+                if row.fingerprint in served]
         signers = self._signers(keypage.signer_keyids([key for key, _ in keys]))
         return _html(200, keypage.vindex_page(lookup.search.value, keys, signers,
                                               self.settings.limits.serve.certifications, now,
@@ -468,12 +486,13 @@ class KeyServer:
 
     def health(self, request: Request) -> Response:
         """GET /health, for load balancers and systemd: 200 when the database
-        (the primary, which takes uploads) answers, else 503."""
+        (the primary, which takes uploads) answers, else 503.  Why goes to
+        the log, not to whoever asked (it names hosts, users, paths)."""
         try:
             self.store.check()
         except StoreError as exc:
-            return Response(503, ("database unavailable: %s\n" % exc).encode(),
-                             headers=[("Retry-After", "30")])
+            log.warning("health check: %s", exc)
+            return Response(503, b"database unavailable\n", headers=[("Retry-After", "30")])
         return Response(200, b"ok\n")
 
     # --- reconciliation ------------------------------------------------------------
@@ -489,26 +508,26 @@ class KeyServer:
             raise HKPError(400, "malformed hashquery: %s" % exc) from None
         fingerprints = [f for digest in hashes
                         for f in self.lookup_store.find_by_hash(digest.hex())]
-        keys, truncated = self._network_views_within(fingerprints, HASHQUERY_ANSWER_BYTES)
+        # (cut at KEYS_ANSWER_BYTES: the X-HKP-Results-Truncated header tells
+        # a CKS peer, so it asks again for the rest)
+        keys, truncated = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
+                                  KEYS_ANSWER_BYTES)
         extra = [(TRUNCATED_HEADER, "true")] if truncated else []
-        return Response(200, hashquery.encode_answer(keys), hashquery.CONTENT_TYPE, extra)
+        return Response(200, hashquery.encode_answer([data for _, data in keys]),
+                        hashquery.CONTENT_TYPE, extra)
 
-    def _network_views_within(self, fingerprints: List[str],
-                              limit: int) -> Tuple[List[bytes], bool]:
-        """The stored keys, read a few at a time, until they would pass `limit`
-        bytes (the first always goes in); and whether some were left out, which
-        the X-HKP-Results-Truncated header tells a CKS peer, so it asks again."""
-        keys: List[bytes] = []
-        size = 0
+    @staticmethod
+    def _read_keys(fingerprints: List[str], read: Callable[[List[str]], Dict[str, Stored]],
+                   size: Callable[[Stored], int]) -> Iterator[Tuple[Tuple[str, Stored], int]]:
+        """((fingerprint, what `read` gives of the key), its size) of the keys
+        held among `fingerprints`, in their order, read ten at a time as they
+        are taken (_within: an answer cut short reads no more)."""
         for start in range(0, len(fingerprints), 10):
             chunk = fingerprints[start:start + 10]
-            found = self.lookup_store.keydata(chunk)
-            for data in (found[f] for f in chunk if f in found):
-                if keys and size + len(data) > limit:
-                    return keys, True
-                keys.append(data)
-                size += len(data)
-        return keys, False
+            found = read(chunk)
+            for fingerprint in chunk:
+                if fingerprint in found:
+                    yield (fingerprint, found[fingerprint]), size(found[fingerprint])
 
 
 _ROUTES = {
@@ -534,6 +553,19 @@ def _add_status(report: pipeline.Report) -> int:
     if refused:
         return 413
     return 422
+
+
+def _within(sized: Iterable[Tuple[Item, int]], limit: int) -> Tuple[List[Item], bool]:
+    """The items of (item, size) pairs, in order, until their sizes would pass
+    `limit` (the first always goes in); and whether some were left out."""
+    kept: List[Item] = []
+    total = 0
+    for item, size in sized:
+        if kept and total + size > limit:
+            return kept, True
+        kept.append(item)
+        total += size
+    return kept, False
 
 
 def _html(status: int, text: str, headers=None) -> Response:

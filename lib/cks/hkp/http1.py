@@ -2,7 +2,8 @@
 (in h11's sans-I/O style): bytes in, request heads out; responses to bytes.
 
 Only what a keyserver needs: Content-Length bodies (no chunked request
-bodies: 411), keep-alive by version and Connection header, bounded heads.
+bodies: 411), keep-alive by version and Connection header, bounded heads,
+`Expect: 100-continue` (CONTINUE, sent before an upload's body is read).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ REASONS = {
 }
 
 
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+"""The interim answer a client that sent `Expect: 100-continue` waits for
+before it sends the body (curl waits a second for it, for uploads of 1 MB
+and more)."""
+
+
 class HTTPError(Exception):
     """A request that cannot be served; answer `status` and close the connection."""
 
@@ -59,9 +66,23 @@ class Head:
             return "keep-alive" in tokens
         return "close" not in tokens
 
+    @property
+    def expects_continue(self) -> bool:
+        """Whether the client waits for CONTINUE before it sends the body."""
+        return self.version == "HTTP/1.1" and \
+            self.headers.get("expect", "").strip().lower() == "100-continue"
+
     def content_length(self) -> int:
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            raise HTTPError(411, "chunked request bodies are not accepted: send Content-Length")
+        codings = self.headers.get("transfer-encoding")
+        if codings is not None:
+            # RFC 9112 6.3: with any transfer coding the body's length is not
+            # Content-Length's (a proxy that read it so would see another
+            # request in the body); chunked last: it would be known, but
+            # bodies come with a length here.
+            if codings.split(",")[-1].strip().lower() == "chunked":
+                raise HTTPError(411, "chunked request bodies are not accepted: "
+                                     "send Content-Length")
+            raise HTTPError(400, "a request body's transfer coding must end with chunked")
         text = self.headers.get("content-length")
         if text is None:
             # (no length is no body, RFC 9112 6.3; an upload must say its length)

@@ -7,7 +7,7 @@ import binascii
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
 from urllib.parse import unquote_to_bytes
 
 OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
@@ -17,6 +17,7 @@ QUERY_ONCE = frozenset({"op", "search", "options", "exact", "fingerprint", "hash
 MAX_FIELDS = 100
 QUERIES_KEPT = 1024  # parsed query strings kept (parse_query), each of at most
 KEPT_QUERY_LENGTH = 256  # characters: a few hundred kilobytes in all
+WordSplitter = Callable[[str], List[str]]  # text -> its index words (store.rows.words_of)
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 _EMAIL = re.compile(r"^<?([^\s<>@]+@[^\s<>@]+)>?$")
@@ -184,7 +185,7 @@ def split_target(target: str) -> Tuple[str, str]:
     return path or "/", query
 
 
-def parse_lookup(query: Form, words_of) -> Lookup:
+def parse_lookup(query: Form, words_of: WordSplitter) -> Lookup:
     """A /pks/lookup query as a Lookup; HKPError(400/501) when it is not one."""
     op = (query.get("op") or "").lower()
     if not op:
@@ -202,7 +203,7 @@ def parse_lookup(query: Form, words_of) -> Lookup:
     return Lookup(op, search, query.options, flag("fingerprint"), exact, flag("hash"))
 
 
-def classify(text: str, exact: bool, words_of, by_hash: bool = False) -> Query:
+def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = False) -> Query:
     """What `text` asks for.  `words_of` splits text into index words."""
     text = text.strip()
     if by_hash:

@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..batchlog import QuickLog
 from .app import KeyServer, Request, Response
-from .http1 import HTTPError, Head, format_response, parse_head
+from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
 from .request import split_target
 from .tls import Certificates
 
@@ -90,7 +90,7 @@ def is_quick(request: Request) -> bool:
 
 @dataclass
 class ServerLimits:
-    max_connections: int = 512  # open connections per process; past it: 503
+    max_connections: int = 512  # open connections per process (see _accept)
     workers: int = 4  # threads for uploads and other slow requests
     idle_timeout: float = 15.0  # keep-alive connection without a request
     head_timeout: float = 10.0  # from the first byte of a request to the end of its head
@@ -239,7 +239,8 @@ class HKPServer:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         certificates = self.listeners[listener]
-        if len(self._connections) >= self.limits.max_connections:
+        if len(self._connections) >= self.limits.max_connections \
+                and not self._close_longest_idle():
             self._refuse(sock, plain=certificates is None)
             return
         if certificates is not None:
@@ -276,6 +277,18 @@ class HKPServer:
         connection.deadline = time.monotonic() + self.limits.idle_timeout
         self._watch(connection, selectors.EVENT_READ)
         self._read(connection)  # a request that came with the end of the handshake
+
+    def _close_longest_idle(self) -> bool:
+        """At the cap: close the connection that has waited longest without
+        sending a request (a keep-alive one, or one that never sent a byte),
+        to make room; False when every connection is in the middle of one.
+        A client may close an idle keep-alive connection at any time, and
+        clients expect that of servers too (RFC 9112 9.6)."""
+        idle = [c for c in self._connections.values() if c.state == IDLE and not c.buffer]
+        if not idle:
+            return False
+        self._close(min(idle, key=lambda c: c.deadline))
+        return True
 
     @staticmethod
     def _refuse(sock: socket.socket, plain: bool) -> None:
@@ -347,6 +360,8 @@ class HKPServer:
                     return
                 connection.state = BODY
                 connection.deadline = time.monotonic() + self.limits.body_timeout
+                if head.expects_continue and len(connection.buffer) < connection.length:
+                    self._send_continue(connection)
             if connection.state == BODY and len(connection.buffer) >= connection.length:
                 self._dispatch(connection)
         except HTTPError as exc:
@@ -354,6 +369,16 @@ class HKPServer:
         except Exception:  # a bug must not stop the loop, which serves everyone
             log.exception("error reading a request from %s", connection.address)
             self._close(connection)
+
+    @staticmethod
+    def _send_continue(connection: _Connection) -> None:
+        """CONTINUE, at once: nothing else is being written to the connection
+        while it sends its request, so the socket takes these few bytes (if
+        not, the client sends its body after its own wait anyway)."""
+        try:
+            connection.sock.send(CONTINUE)
+        except (OSError, ValueError):
+            pass
 
     def _dispatch(self, connection: _Connection) -> None:
         head = connection.head

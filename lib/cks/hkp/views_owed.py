@@ -57,6 +57,7 @@ import threading
 import time
 from typing import Callable, Optional, TypeVar
 
+from ..repeated import RepeatedFailure
 from ..served import ServePolicy
 from ..store import Store, StoreError
 from ..store.loadprogress import served_together
@@ -270,13 +271,19 @@ def follow_views(store: Store, policy: ServePolicy) -> bool:
         is not None
 
 
+_FAILURE = RepeatedFailure(log, "served views not derived yet", "served views derived again")
+
+
 def _logged(work: Callable[[], T]) -> Optional[T]:
-    """What `work` returns; None (logged) when a database error stopped it."""
+    """What `work` returns; None (logged, but not at every round of an
+    outage) when a database error stopped it."""
     try:
-        return work()
+        done = work()
     except StoreError as exc:
-        log.warning("served views not derived yet: %s", exc)
+        _FAILURE.failed(exc)
         return None
+    _FAILURE.succeeded()
+    return done
 
 
 HELPER_WAIT_SECONDS = 0.5

@@ -22,7 +22,7 @@ The rules follow GnuPG where it is specific:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import AbstractSet, Dict, List, Optional, Sequence
 
 from . import signature as sg
 from .keypacket import PublicKey
@@ -124,7 +124,8 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
     public = key.public_key
     fingerprint = key.fingerprint
 
-    def valid(component: Optional[Component], types, entries) -> List[SignaturePacket]:
+    def valid(component: Optional[Component], types: AbstractSet[int],
+              entries: List[SignaturePacket]) -> List[SignaturePacket]:
         return [e for e in entries if e.sig.sig_type in types
                 and check.is_valid(key, component, e)]
 

@@ -69,6 +69,25 @@ def _poll(attempt: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
+def open_lock_file(path: str, database: str) -> int:
+    """A lock file beside the database, opened for reading (all flock needs).
+    One made here by root gets the database file's owner and group (best
+    effort), so that the owner's next run (the timer's, as cks) may open it
+    too; its mode is 0666 less the umask, as any file's."""
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return os.open(path, flags)
+    if os.geteuid() == 0:
+        try:
+            owner = os.stat(database)
+            os.fchown(descriptor, owner.st_uid, owner.st_gid)
+        except OSError:  # (no database file yet, or a file system without owners)
+            pass
+    return descriptor
+
+
 def path_from_url(url: str) -> str:
     """sqlite:///relative.db -> relative.db; sqlite:////abs.db -> /abs.db."""
     if not url.startswith("sqlite:///"):
@@ -87,8 +106,9 @@ class WriteTurns:
     Opened for reading, which flock needs no more than: whichever user made
     the file, every user who may write the database may take a turn."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, database: str) -> None:
         self.path = path
+        self.database = database
         self._files: Dict[int, Tuple[int, int]] = {}  # id(connection) -> (pid, descriptor)
         self._held: Set[int] = set()
 
@@ -131,8 +151,7 @@ class WriteTurns:
         if kept is None:
             try:
                 kept = self._files[id(conn)] = (
-                    os.getpid(), os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
-                                         0o666))
+                    os.getpid(), open_lock_file(self.path, self.database))
             except OSError as exc:
                 raise sqlite3.OperationalError("cannot open %s: %s" % (self.path, exc)) \
                     from None
@@ -151,7 +170,7 @@ class SQLiteBackend(Backend):
         self.create = create
         self.statement_timeout = statement_timeout
         self._started: Dict[int, List[float]] = {}  # id(connection) -> [statement start]
-        self.turns = WriteTurns(self.path + ".write.lock")
+        self.turns = WriteTurns(self.path + ".write.lock", self.path)
         self.autocheckpoint = CHECKPOINT_PAGES  # (this process's connections')
 
     def describe(self) -> str:
@@ -289,7 +308,7 @@ class SQLiteBackend(Backend):
         """A lock file beside the database: <db>.<name>.lock (flock, freed on exit)."""
         path = "%s.%s.lock" % (self.path, name)
         try:
-            handle = open(path, "a")
+            handle = os.fdopen(open_lock_file(path, self.path), "rb")
         except OSError as exc:  # (no such directory, no permission)
             raise StoreError("cannot open %s: %s" % (path, exc.strerror or exc)) from None
         try:

@@ -21,9 +21,13 @@ OK, REFUSED, SPLIT, RETRY, FAILED_ALONE = "ok", "refused", "split", "retry", "fa
 
 KEY_REFUSALS = frozenset({400, 403, 413, 422})
 """What a keyserver answers for a key it will not take (a
-rejected key, one too large, one it cannot read).  Any other 4xx (404, 405,
-401, ...) says that the address takes no keys at all: a web server that is
-not a keyserver, a proxy's route or login missing; the keys stay owed."""
+rejected key, one too large, one it cannot read), but also what a WAF, a
+maintenance page or a proxy's limit on a body's size answers to every
+request: unless a CKS peer names the key it refuses, the runner writes the
+key off only once the peer shows that it takes others.  Any other 4xx (404,
+405, 401, ...) says that the address takes no keys at all: a web server
+that is not a keyserver, a proxy's route or login missing; the keys stay
+owed."""
 PEER_TROUBLE = frozenset({502, 503, 504})
 """A proxy's or the peer's own "not now": never about the keys sent."""
 
@@ -40,13 +44,19 @@ class Answer:
 @dataclass
 class Verdict:
     """`action`: OK, REFUSED (for good), SPLIT (send the keys one by one),
-    RETRY (later: they stay owed), FAILED_ALONE (a 500 to one key, or its
-    connection closed unanswered: see verdict)."""
+    RETRY (later: they stay owed), FAILED_ALONE (a 500 or a 4xx to one key,
+    or its connection closed unanswered: see verdict)."""
 
     action: str
     message: str = ""
     refused: List[Tuple[str, str]] = field(default_factory=list)  # by a CKS peer, in a 200
     slow: bool = False  # no answer within the timeout: each try cost all of it
+    refusal: bool = False  # a 4xx of KEY_REFUSALS: a second try would be answered the same
+
+    @property
+    def once(self) -> bool:
+        """A key that failed alone is not sent again in the run."""
+        return self.slow or self.refusal
 
 
 def verdict(answer: Answer, batch_size: int) -> Verdict:
@@ -58,14 +68,18 @@ def verdict(answer: Answer, batch_size: int) -> Verdict:
     alone = _about_one_key(answer)
     if alone is None:
         return Verdict(RETRY, message)  # 408, 429, other 4xx, 502-504, 1xx/3xx, no answer
-    return Verdict(SPLIT if batch_size > 1 else alone, message, slow=answer.unanswered)
+    return Verdict(SPLIT if batch_size > 1 else alone, message, slow=answer.unanswered,
+                   refusal=answer.status in KEY_REFUSALS)
 
 
 def _about_one_key(answer: Answer) -> Optional[str]:
     """What a failed answer means for a single key sent alone (REFUSED,
     FAILED_ALONE), or None when it is about the peer, not the keys."""
     if answer.status in KEY_REFUSALS:
-        return REFUSED  # one key the peer will not take: final
+        # A CKS peer names the key it refuses, and why: final.  A bare 403 or
+        # 413 may be a WAF's or a proxy's answer to every request: the runner
+        # weighs it as a 500 (once: it would be answered the same again).
+        return REFUSED if _refused_in(answer.body) else FAILED_ALONE
     if answer.status >= 500 and answer.status not in PEER_TROUBLE:
         # A peer that fails on one key (Hockeypuck answered 500 to a key with
         # no usable self-signature, hockeypuck issue 341) fails the whole

@@ -54,6 +54,7 @@ class MailPusher(Pusher):
                 self.transport.send(compose(keydata, [self.peer], self.own))
             except HandOffError as exc:
                 # A mail the MTA refuses for good (one over its size limit: a
-                # flooded key) is weighed as an HKP peer's 500 is (runner.py).
+                # flooded key; SMTP 5xx, a sendmail status other than 75) is
+                # weighed as an HKP peer's 500 is (runner.py).
                 return Verdict(FAILED_ALONE if exc.refused else RETRY, str(exc))
         return Verdict(OK)

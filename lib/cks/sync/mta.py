@@ -6,6 +6,7 @@ raises HandOffError; the caller keeps the key owed and tries again later.
 
 from __future__ import annotations
 
+import os
 import smtplib
 import subprocess
 from email.message import Message
@@ -16,8 +17,8 @@ from .mailconf import MailSettings
 
 class HandOffError(Exception):
     """The MTA did not take the message; `refused`: it answered that it never
-    will (an SMTP 5xx to MAIL or DATA, such as 552, over its size limit),
-    rather than not now."""
+    will (an SMTP 5xx to MAIL or DATA, such as 552, over its size limit; a
+    sendmail exit status other than EX_TEMPFAIL), rather than not now."""
 
     def __init__(self, message: str, refused: bool = False) -> None:
         super().__init__(message)
@@ -26,7 +27,11 @@ class HandOffError(Exception):
 
 class Sendmail:
     """`sendmail -t -oi` style: the message on standard input, recipients from
-    its headers, exit status 0 when the MTA queued it."""
+    its headers, exit status 0 when the MTA queued it.  Its other statuses are
+    sysexits.h's, where only EX_TEMPFAIL (75) says "try again later": Postfix's
+    sendmail exits 69 (EX_UNAVAILABLE) for a message over message_size_limit
+    ("message file too big"), Exim 1 ("message too big"); a signal or a
+    timeout says nothing about the message."""
 
     def __init__(self, command: Sequence[str], timeout: float) -> None:
         self.command = list(command)
@@ -44,8 +49,8 @@ class Sendmail:
         if done.returncode != 0:
             said = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
             raise HandOffError("%s exited with status %d%s" % (
-                self.command[0], done.returncode,
-                ": " + said.splitlines()[-1] if said else ""))
+                self.command[0], done.returncode, ": " + said.splitlines()[-1] if said else ""),
+                refused=done.returncode > 0 and done.returncode != os.EX_TEMPFAIL)
 
 
 class SMTP:

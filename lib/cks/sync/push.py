@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..config import ConfigError, Settings
 from ..store import Store, StoreError
@@ -84,22 +84,58 @@ PUSHING_AT_ONCE = 8
 """At most this many peers pushed to at once by one serving process: each
 holds its lock (on PostgreSQL a connection of its own) until its peer
 answers or times out; peers past it wait for a later round."""
+LONGEST_WAIT = 300.0
+"""The longest a serving process waits before pushing again to a peer that
+keeps failing (Backoff)."""
+
+
+class Backoff:
+    """When cksd may push again to a peer whose push failed: `interval` after
+    the failed try began, twice as long after each failure in a row, up to
+    `longest`; a push that works ends the wait.  A peer that is down or
+    overloaded is not sent a request, and the log not a line, every round."""
+
+    def __init__(self, interval: float, longest: float = LONGEST_WAIT) -> None:
+        self.interval = interval
+        self.longest = longest
+        self.waits: Dict[int, Tuple[float, float]] = {}  # peer id -> (its wait, when it ends)
+        self.lock = threading.Lock()  # the pushing threads report, the rounds ask
+
+    def failed(self, peer_id: int, began: float) -> float:
+        """A push that began at `began` (time.monotonic()) failed: the wait
+        before the next, which is returned."""
+        with self.lock:
+            last = self.waits.get(peer_id)
+            wait = min(self.longest, 2 * last[0] if last else self.interval)
+            self.waits[peer_id] = (wait, began + wait)
+            return wait
+
+    def succeeded(self, peer_id: int) -> None:
+        with self.lock:
+            self.waits.pop(peer_id, None)
+
+    def waiting(self, peer_id: int, now: float) -> bool:
+        with self.lock:
+            return now < self.waits.get(peer_id, (0.0, 0.0))[1]
 
 
 class RapidPush:
     """cksd's push job (a Periodic, every `[sync] push_interval` seconds):
-    each round starts a thread for every enabled push peer that is owed keys
-    and has none running in this process (up to PUSHING_AT_ONCE in all, the
-    peers started longest ago first), which pushes to that peer
-    (push_peer).  A peer that hangs keeps only its own thread waiting: the
-    keys of the others go out at the next round."""
+    each round starts a thread for every enabled push peer that is owed keys,
+    has none running in this process and is not waiting after a failure
+    (Backoff; up to PUSHING_AT_ONCE in all, the peers started longest ago
+    first), which pushes to that peer (push_peer).  A peer that hangs keeps
+    only its own thread waiting: the keys of the others go out at the next
+    round."""
 
-    def __init__(self, store: Store, settings: Settings, limits: SyncLimits) -> None:
+    def __init__(self, store: Store, settings: Settings, limits: SyncLimits,
+                 push_interval: float) -> None:
         self.store = store
         self.settings = settings
         self.limits = limits
         self.running: Dict[int, threading.Thread] = {}  # peer id -> its pushing thread
         self.started: Dict[int, float] = {}  # peer id -> when its last push began
+        self.backoff = Backoff(push_interval)
 
     def __call__(self) -> None:
         try:
@@ -110,30 +146,34 @@ class RapidPush:
             log.warning("push pass not done: %s", exc)
             return
         self.running = {i: t for i, t in self.running.items() if t.is_alive()}
+        now = time.monotonic()
         for peer in sorted(owed, key=lambda p: self.started.get(p.id, 0.0)):
-            if peer.id in self.running:
+            if peer.id in self.running or self.backoff.waiting(peer.id, now):
                 continue
             if len(self.running) >= PUSHING_AT_ONCE:
                 return
-            thread = threading.Thread(target=self._push, args=(peers, peer), daemon=True,
+            thread = threading.Thread(target=self._push, args=(peers, peer, now), daemon=True,
                                       name="push %s" % peer.peer)
             self.running[peer.id] = thread
-            self.started[peer.id] = time.monotonic()
+            self.started[peer.id] = now
             thread.start()
 
-    def _push(self, peers: PeerStore, peer: Peer) -> None:
+    def _push(self, peers: PeerStore, peer: Peer, began: float) -> None:
         try:
             report = push_peer(self.store, peers, peer, self.settings, self.limits,
-                               time.monotonic() + self.limits.seconds_per_run)
+                               began + self.limits.seconds_per_run)
         except (ConfigError, StoreError) as exc:
-            log.warning("push to %s not done: %s", peer.peer, exc)
+            log.warning("push to %s not done: %s; next try in %g s", peer.peer, exc,
+                        self.backoff.failed(peer.id, began))
             return
         if report is None:
             return  # (another process is pushing to it)
         if report.ok:
+            self.backoff.succeeded(peer.id)
             log.info("pushed %d key%s to %s", report.sent, "" if report.sent == 1 else "s",
                      report.peer)
         else:
-            log.warning("push to %s failed: %s; %d key%s kept for the next pass",
+            log.warning("push to %s failed: %s; %d key%s kept; next try in %g s",
                         report.peer, report.error, report.backlog_left,
-                        "" if report.backlog_left == 1 else "s")
+                        "" if report.backlog_left == 1 else "s",
+                        self.backoff.failed(peer.id, began))

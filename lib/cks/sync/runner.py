@@ -1,17 +1,19 @@
 """One synchronization pass (cks_sync.py): push owed keys to each peer in turn.
 
 Per peer, lossless: a key leaves the peer's backlog only after the peer
-acknowledged it (2xx), or refused it for good: a refusal of that one key
-(hkp_push.KEY_REFUSALS), or a failure on that key alone, twice, in a run in
-which the peer took another key: an HTTP 500 (Hockeypuck answered 500 to a
-key with no usable self-signature, and so to the whole batch that held it,
-until its issue 341 was fixed), the connection closed unanswered (SKS
-does that to a request over 5 MiB) or, once, no answer within the timeout
-(a key the peer takes minutes over); the summary says so, and it is not
-retried.  A peer that is down, cannot be reached in time, fails or times
-out on every key, answers 502-504 or a 4xx that is not about a key (404: no
-keyserver there) keeps its backlog, and the next run resumes there; the
-other peers are not held back.  Progress is committed after every
+acknowledged it (2xx), or refused it for good: a CKS peer's refusal naming
+that key, or, in a run in which the peer took another key, a refusal of that
+key alone (hkp_push.KEY_REFUSALS: a blanket 403 or 413 is a WAF's or a
+proxy's, not about the key) or a failure on that key alone, twice: an HTTP
+500 (Hockeypuck answered 500 to a key with no usable self-signature, and so
+to the whole batch that held it, until its issue 341 was fixed), the
+connection closed unanswered (SKS does that to a request over 5 MiB) or,
+once, no answer within the timeout (a key the peer takes minutes over); the
+summary says so, and it is not retried.  A peer that is down, cannot be
+reached in time, fails, times out or answers 4xx on every key, answers
+502-504 or a 4xx that is not about a key (404: no keyserver there) keeps
+its backlog, and the next run resumes there; the other peers are not held
+back.  Progress is committed after every
 acknowledged request, so a crash at any point loses nothing: at worst a key
 is sent twice, which merging makes harmless.
 """
@@ -212,7 +214,7 @@ class PeerSync:
                 self._send([item], done)
             return
         if result.action == FAILED_ALONE:
-            if again and not result.slow:  # a 500 may be a hiccup: once more
+            if again and not result.once:  # a 500 may be a hiccup: once more
                 self._send(batch, done, again=False)
             else:
                 self.budget -= 1
@@ -231,10 +233,10 @@ class PeerSync:
 
     def _failed_alone(self, item: Item, done: Done, result: Verdict) -> None:
         """The peer failed on this key alone (hkp_push.verdict's FAILED_ALONE;
-        twice, unless it did not answer within the timeout): if it takes
-        other keys, it cannot take this one, which is refused for good; if
-        it takes none, it is failing and the run stops; until that is known,
-        the key is set aside (it stays owed)."""
+        twice, unless it refused it or did not answer within the timeout): if
+        it takes other keys, it cannot take this one, which is refused for
+        good; if it takes none, it is failing and the run stops; until that is
+        known, the key is set aside (it stays owed)."""
         if self._takes_keys():
             self._gave_up(item, done, result)
             return
@@ -275,7 +277,8 @@ class PeerSync:
         self.set_aside.clear()
 
     def _gave_up(self, item: Item, done: Done, result: Verdict) -> None:
-        self._refused(item[0], "%s (%sto this key alone, while the peer took other keys)"
+        self._refused(item[0], result.message if result.refusal else
+                      "%s (%sto this key alone, while the peer took other keys)"
                       % (result.message, "" if result.slow else "twice, "))
         done([item])
 
