@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from support import ROOT
+from support.db import with_schema
 from support.procs import tool
 
 RUNS = [("cks_sync_manage.py", ["list"]), ("cks_sync_manage.py", ["list", "--json"]),
@@ -22,7 +23,7 @@ RUNS = [("cks_sync_manage.py", ["list"]), ("cks_sync_manage.py", ["list", "--jso
 @pytest.fixture
 def database(tmp_path):
     """An SQLite database with a peer."""
-    url = "sqlite:///%s" % (tmp_path / "cks.db")
+    url = with_schema("sqlite:///%s" % (tmp_path / "cks.db"))
     assert tool("cks_sync_manage.py", ["--db", url, "add", "127.0.0.1:9"]).returncode == 0
     return url
 
