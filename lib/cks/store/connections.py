@@ -249,7 +249,8 @@ class Database:
             self.backend.tidy_after_bulk_write(cursor)
 
     def check(self) -> None:
-        """Open a connection (creating the schema on an empty database)."""
+        """Open a connection (creating the schema on an empty database, or,
+        `reads_only` or `must_exist`, failing there)."""
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
 
