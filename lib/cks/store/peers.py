@@ -207,6 +207,15 @@ class PeerStore:
                                         "WHERE peer_id = ? AND fingerprint IN %s",
                                 fingerprints, (peer_id,)))
 
+    def mail_peers_owed(self, fingerprint: str, besides: int) -> List[str]:
+        """The mail peers other than `besides` whose backlog holds the key:
+        this node mails it to each of them anyway."""
+        with self.store.read() as cursor:
+            return [r[0] for r in cursor.execute(
+                "SELECT s.peer FROM cks_sync_backlog b JOIN cks_other_servers s ON "
+                "s.id = b.peer_id WHERE b.fingerprint = ? AND s.kind = 'mail' AND s.id <> ? "
+                "ORDER BY s.peer", (fingerprint, besides)).fetchall()]
+
     def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int) -> None:
         """The peer acknowledged these queue entries: they leave its backlog (unless
         queued again meanwhile), and queue entries every peer has leave the queue."""

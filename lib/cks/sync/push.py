@@ -41,14 +41,15 @@ def sync_limits(settings: Settings) -> SyncLimits:
         timeout=settings.get_float("sync", "timeout", 30.0))
 
 
-def pusher_for(peer: Peer, settings: Settings, limits: SyncLimits) -> Pusher:
+def pusher_for(peer: Peer, peers: PeerStore, settings: Settings, limits: SyncLimits) -> Pusher:
     """How keys reach `peer`; ConfigError for a kind of peer that takes no push."""
     if peer.kind == "hkp":
         host, port = parse_hkp_peer(peer.peer)
         return HKPPusher(HKPClient(host, port, limits.timeout, settings.node_name()))
     if peer.kind == "mail":
         conf = mail_settings(settings)
-        return MailPusher(peer.peer, conf.address, transport_for(conf))
+        return MailPusher(peer.peer, conf.address, transport_for(conf),
+                          lambda fingerprint: peers.mail_peers_owed(fingerprint, peer.id))
     raise ConfigError("peer %s: %s peers take no pushed keys" % (peer.peer, peer.kind))
 
 
@@ -59,7 +60,7 @@ def push_peer(store: Store, peers: PeerStore, peer: Peer, settings: Settings,
     with store.exclusive(peer_lock(peer)) as locked:
         if not locked:
             return None
-        return PeerSync(store, peers, peer, pusher_for(peer, settings, limits), limits,
+        return PeerSync(store, peers, peer, pusher_for(peer, peers, settings, limits), limits,
                         deadline).run()
 
 
