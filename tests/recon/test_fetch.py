@@ -6,10 +6,8 @@ answers what each test needs (garbage, silence, splits), and from a real SKS
 import hashlib
 import http.client
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Tuple
 
 import pytest
 
@@ -19,11 +17,12 @@ from cks.openpgp.packet import Packet
 from cks.store import open_store
 from cks.store.rows import UNSERVED
 from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
-from cks.sync.recon.hashquery import decode_answer, decode_request, encode_answer
+from cks.sync.recon.hashquery import decode_answer, encode_answer
 from support import DEBIAN_KEYRING, fixture
 from support.db import run_sql
 from support.nodes import fpr, manage
 from support.procs import tool
+from support.reconpeer import HashQueryPeer
 from support.server import Cksd, raw_exchange
 from support.writes import checks_in_writes
 
@@ -186,61 +185,12 @@ def fetch_at(url, port, hashes, now):
 
 # --- a stand-in peer -----------------------------------------------------------------
 
-Answer = Tuple[int, bytes, Dict[str, str]]
-
-
-class StandIn:
-    """A peer's /pks/hashquery: `keys` maps 16-byte hashes to the binary key
-    answered for them; `answer`, when set, makes the whole answer instead.
-    Speaks HTTP/1.0 and closes after each answer, as SKS does."""
-
-    def __init__(self, keys: Dict[bytes, bytes],
-                 answer: Optional[Callable[[List[bytes]], Answer]] = None) -> None:
-        self.keys = keys
-        self.answer = answer
-        self.batches: List[List[bytes]] = []
-        self.release = threading.Event()
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hashes = decode_request(body)
-                stand_in.batches.append(hashes)
-                status, data, headers = stand_in.respond(hashes)
-                self.send_response(status)
-                for name, value in dict(headers, **{"Content-Length": str(len(data))}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def respond(self, hashes: List[bytes]) -> Answer:
-        if self.answer is not None:
-            return self.answer(hashes)
-        return 200, encode_answer([self.keys[h] for h in hashes if h in self.keys]), {}
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def stand_in():
     made = []
 
-    def make(keys=None, answer=None):
-        peer = StandIn(dict(keys or {}), answer)
+    def make(keys=None, answer=None, pace=0.0):
+        peer = HashQueryPeer(dict(keys or {}), answer, pace)
         made.append(peer)
         return peer
 

@@ -40,7 +40,7 @@ class ReconRefused(Exception):
 
 @dataclass
 class SessionResult:
-    missing: Set[int]  # elements this side lacks
+    missing: Set[int]  # elements this side lacks (key hashes all)
     given: Set[int]  # elements this side sent the peer as lacking
     peer: Config  # what the peer said in the handshake (its HTTP port)
     requests: int = 0
@@ -48,6 +48,7 @@ class SessionResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     unanswered: int = 0  # our FullElements the peer (requesting) never answered
+    not_hashes: int = 0  # elements the peer named that are no key hash: dropped
 
 
 class _Connection:
@@ -139,5 +140,6 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         conn.await_hang_up()
     else:
         requests, unanswered = role.requests_answered, role.unanswered
-    return SessionResult(set(role.missing), set(role.given), handshake.peer_config, requests,
-                         seconds, conn.sent, conn.received, unanswered)
+    return SessionResult(role.lacking.elements, set(role.given), handshake.peer_config,
+                         requests, seconds, conn.sent, conn.received, unanswered,
+                         role.lacking.not_hashes)

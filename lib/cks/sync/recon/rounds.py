@@ -49,7 +49,16 @@ class RoundReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and (self.fetch is None or self.fetch.ok)
+        return self.error is None and not self.problems()
+
+    def problems(self) -> List[str]:
+        """What went wrong in a round whose session completed: the peer's
+        elements that name no key, the fetch's errors."""
+        found = []
+        if self.session is not None and self.session.not_hashes:
+            found.append("the peer named %d elements that are no key hash (dropped)"
+                         % self.session.not_hashes)
+        return found + (self.fetch.errors if self.fetch else [])
 
     def summary(self) -> str:
         return "%s: %s" % (self.peer, self.outcome())
@@ -69,8 +78,8 @@ class RoundReport:
             if session.unanswered:
                 text += ("; the peer did not say what it holds under %d of our nodes (its own "
                          "rounds will find it)" % session.unanswered)
-        if self.fetch and not self.fetch.ok:
-            text += "; fetch failed: " + "; ".join(self.fetch.errors)
+        if self.problems():
+            text += "; failed: " + "; ".join(self.problems())
         return text
 
 
@@ -126,7 +135,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
 
 def _record(store: Store, peer: Peer, report: RoundReport) -> None:
     fetched = report.fetch.added + report.fetch.updated if report.fetch else 0
-    error = report.error or (None if report.ok else "; ".join(report.fetch.errors))
+    error = report.error or ("; ".join(report.problems()) or None)
     try:
         PeerStore(store).record_round(peer.id, int(time.time()), report.lacked_here,
                                       report.lacked_there, fetched, error,

@@ -4,7 +4,7 @@ A session is a handshake (`Handshake`, both sides alike), then one of two
 roles.  The side that ACCEPTED the TCP connection is the `Requester` (SKS
 client.ml); the side that dialed answers (`Answerer`, SKS server.ml).  Each
 role is fed what arrived with `receive(data)` and returns the bytes to send;
-at the end `missing` holds the elements (key hashes) this side lacks.
+at the end `lacking` holds the elements (key hashes) this side lacks.
 
 The local set is seen through `LocalTree`: a prefix-tree view that another
 module implements over the database.  Interpolation is injected as a
@@ -17,6 +17,7 @@ from collections import deque
 from typing import (Callable, Deque, FrozenSet, Iterable, List, Optional, Protocol, Sequence,
                     Set, Tuple)
 
+from .field import is_hash_element
 from .wire import (BITQUANTUM, MBAR, PREFIX_MAX_BITS, ROOT, Config, Done, Elements, Error,
                    Flush, FullElements, Message, MessageReader, Prefix, ReconPeerError,
                    ReconProtocolError, ReconRqstFull, ReconRqstPoly, SyncFail, check_config,
@@ -86,6 +87,25 @@ class _Output:
         data = b"".join(self.parts)
         self.parts = []
         return data
+
+
+class Lacking:
+    """The elements this side lacks, as a session finds them: key hashes
+    only.  A field element of 2^128 or more is valid on the wire but names
+    no key: it is counted in `not_hashes`, not kept (until 2026-12-05 one
+    such element from a peer ended the round after the session, and every
+    key it had found was dropped)."""
+
+    def __init__(self) -> None:
+        self.elements: Set[int] = set()
+        self.not_hashes = 0
+
+    def add(self, elements: Iterable[int]) -> None:
+        for element in elements:
+            if is_hash_element(element):
+                self.elements.add(element)
+            else:
+                self.not_hashes += 1
 
 
 def _check_under(prefix: Prefix, elements: Iterable[int], what: str) -> None:
@@ -206,7 +226,7 @@ class Requester:
         self.max_outstanding = max_outstanding
         self.bitquantum = bitquantum
         self.reader = MessageReader()
-        self.missing: Set[int] = set()
+        self.lacking = Lacking()
         self.given: Set[int] = set()  # elements sent to the peer that it lacks
         self.done = False
         self.requests_sent = 0
@@ -294,7 +314,7 @@ class Requester:
             theirs = set(message.elements)
             if request.mine is not None:
                 theirs -= request.mine
-            self.missing |= theirs
+            self.lacking.add(theirs)
         elif isinstance(message, FullElements):
             # The answerer could not interpolate and its node is small: it sent
             # all of its elements; send back what it lacks.
@@ -305,7 +325,7 @@ class Requester:
             theirs = set(message.elements)
             out.add(Elements(list(mine - theirs)))
             self.given |= mine - theirs
-            self.missing |= theirs - mine
+            self.lacking.add(theirs - mine)
         else:
             raise ReconProtocolError("unexpected %s from the answerer" % type(message).__name__)
 
@@ -328,7 +348,7 @@ class Answerer:
         self.full_threshold = full_threshold
         self.bitquantum = bitquantum
         self.reader = MessageReader()
-        self.missing: Set[int] = set()
+        self.lacking = Lacking()
         self.given: Set[int] = set()  # elements sent to the peer that it lacks
         self.done = False
         self.error: Optional[str] = None
@@ -378,7 +398,7 @@ class Answerer:
                 raise ReconProtocolError("Elements received without a FullElements sent")
             prefix, mine = self._awaiting.popleft()
             _check_under(prefix, message.elements, "Elements")
-            self.missing |= set(message.elements) - mine
+            self.lacking.add(set(message.elements) - mine)
         elif isinstance(message, Flush):
             return self._replies.take()
         elif isinstance(message, Done):
@@ -424,7 +444,7 @@ class Answerer:
                     all(request.prefix.contains(e) for e in only_local):
                 self._replies.add(Elements(list(only_local)))
                 self.given |= set(only_local)
-                self.missing |= set(only_remote)
+                self.lacking.add(only_remote)
                 return
             # Roots outside the prefix: a false interpolation; treat as failure.
         if node.is_leaf or node.size < self.full_threshold:
@@ -443,4 +463,4 @@ class Answerer:
         theirs = set(request.elements)
         self._replies.add(Elements(list(mine - theirs)))
         self.given |= mine - theirs
-        self.missing |= theirs - mine
+        self.lacking.add(theirs - mine)

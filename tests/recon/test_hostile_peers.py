@@ -1,0 +1,64 @@
+"""Recon peers that misbehave on purpose, met by cks_sync.py as a process
+(it dials them: they request, and answer /pks/hashquery): elements that
+name no key, and more.  On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from cks.openpgp.keys import read_keys, sks_hash
+from cks.sync.recon.field import P, element_of_hash
+from support import fixture
+from support.nodes import manage, peers_json, sync
+from support.reconpeer import HashQueryPeer, ReconPeer
+
+
+def key_hash(name: str) -> bytes:
+    return sks_hash(read_keys(fixture(name)).keys[0])
+
+
+def key_blob(name: str) -> bytes:
+    return read_keys(fixture(name)).keys[0].serialize()
+
+
+@pytest.fixture
+def peers(db_url):
+    """(add(claims, keys, priority, **peer) -> ReconPeer): recon peers of the
+    database at `db_url`, each with its hashquery server; `.node` stands for
+    the node whose database it is."""
+    made = []
+    node = SimpleNamespace(db_url=db_url)
+
+    def add(claims, keys=(), priority=100, **options):
+        http = HashQueryPeer({key_hash(n): key_blob(n) for n in keys})
+        recon = ReconPeer(claims, http.port, **options)
+        made.extend([http, recon])
+        out = manage(node, "add", "127.0.0.1:%d" % http.port, "--type", "recon",
+                     "--recon-port", str(recon.port), "--priority", str(priority))
+        assert out.returncode == 0, out.stderr
+        recon.name = "127.0.0.1:%d" % http.port
+        return recon
+
+    add.node = node
+    yield add
+    for peer in made:
+        peer.close()
+
+
+def test_elements_that_name_no_key_are_dropped_and_the_run_goes_on(peers):
+    hostile = peers([element_of_hash(key_hash("rsa2048")), (1 << 128) + 5, P - 1],
+                    ["rsa2048"], priority=10)
+    later = peers([element_of_hash(key_hash("nistp256"))], ["nistp256"], priority=20)
+    run = sync(peers.node)
+    err = run.stderr.decode()
+    assert run.returncode == 1 and "Traceback" not in err, err
+    assert "%s: FAILED: " % hostile.name in err
+    assert "the peer named 2 elements that are no key hash (dropped)" in err
+    assert "we lacked 1" in err and "1 key fetched" in err  # the valid hash: fetched
+    assert later.sessions == 1 and "%s: recon round" % later.name in run.stdout.decode()
+    listed = peers_json(peers.node)
+    assert "no key hash" in listed[hostile.name]["last_error"]
+    assert listed[hostile.name]["recon_rounds"] == 1
+    assert listed[later.name]["recon_fetched"] == 1
