@@ -378,3 +378,30 @@ def test_fetch_from_a_real_sks_node(tmp_path):
     assert {h for h, _ in stored(url).values()} == {h.hex().upper() for h in hashes[:-1]}
     assert {s for _, s in stored(url).values()} == {"recon:sks"}
     assert recorded(url) == {}
+
+
+def test_an_answer_sent_a_byte_at_a_time_ends_at_the_answers_deadline(db_url, stand_in):
+    """Each byte within the timeout, the whole answer not within answer_seconds."""
+    peer = stand_in(keys_named("rsa2048"), pace=0.02)  # some 1,100 bytes: 20 s or more
+    started = time.monotonic()
+    report = fetch(db_url, peer.port, [hash_of("rsa2048")], timeout=5, answer_seconds=1)
+    assert time.monotonic() - started < 4
+    assert report.errors == ["no answer from 127.0.0.1:%d: timed out (1 hashes not fetched)"
+                             % peer.port]
+    assert stored(db_url) == {} and recorded(db_url) == {}
+
+
+def test_a_fetch_past_its_time_keeps_what_it_stored(db_url, stand_in):
+    names = ["rsa2048", "nistp256", "certified", "dsa-elg"]
+    keys = keys_named(*names)
+
+    def slowly(hashes):
+        time.sleep(0.4)
+        return 200, encode_answer([keys[h] for h in hashes if h in keys]), {}
+
+    peer = stand_in(answer=slowly)
+    report = fetch(db_url, peer.port, [hash_of(n) for n in names], batch=1, seconds=1)
+    assert 1 <= report.added < len(names)
+    assert len(peer.batches) - report.added in (0, 1)  # (one cut short by the deadline)
+    assert report.errors == ["out of time (%d hashes not fetched)" % (len(names) - report.added)]
+    assert len(stored(db_url)) == report.added and recorded(db_url) == {}

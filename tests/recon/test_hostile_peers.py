@@ -4,6 +4,7 @@ name no key, and more.  On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -31,8 +32,8 @@ def peers(db_url):
     made = []
     node = SimpleNamespace(db_url=db_url)
 
-    def add(claims, keys=(), priority=100, **options):
-        http = HashQueryPeer({key_hash(n): key_blob(n) for n in keys})
+    def add(claims, keys=(), priority=100, pace=0.0, **options):
+        http = HashQueryPeer({key_hash(n): key_blob(n) for n in keys}, pace=pace)
         recon = ReconPeer(claims, http.port, **options)
         made.extend([http, recon])
         out = manage(node, "add", "127.0.0.1:%d" % http.port, "--type", "recon",
@@ -62,3 +63,19 @@ def test_elements_that_name_no_key_are_dropped_and_the_run_goes_on(peers):
     assert "no key hash" in listed[hostile.name]["last_error"]
     assert listed[hostile.name]["recon_rounds"] == 1
     assert listed[later.name]["recon_fetched"] == 1
+
+
+def test_a_peer_that_trickles_its_answer_holds_cks_sync_no_longer_than_its_run(peers,
+                                                                             tmp_path):
+    """seconds_per_run bounds the recon fetch too: before, each byte within the
+    timeout kept cks_sync.py reading (and its lock held) for as long as the
+    peer liked."""
+    hostile = peers([element_of_hash(key_hash("rsa2048"))], ["rsa2048"], pace=0.05)
+    config = tmp_path / "cks.conf"
+    config.write_text("[sync]\nseconds_per_run = 2\n")
+    started = time.monotonic()
+    run = sync(peers.node, config=str(config))
+    assert time.monotonic() - started < 15  # the answer alone takes a minute
+    err = run.stderr.decode()
+    assert run.returncode == 1 and "%s: FAILED: " % hostile.name in err
+    assert "out of time (1 hashes not fetched)" in err

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -79,7 +80,9 @@ HashLike = Union[bytes, str]
 @dataclass
 class FetchSettings:
     batch: int = hashquery.SKS_BATCH  # hashes per request
-    timeout: float = 60.0  # seconds per connect or read
+    timeout: float = 60.0  # seconds for a connection, a request's sending, or a read
+    answer_seconds: float = 180.0  # for a whole answer (SKS's missing_keys_timeout)
+    seconds: float = 900.0  # for the whole fetch: the rest is found again next round
     max_answer_bytes: int = hashquery.MAX_ANSWER_BYTES  # larger answers are split, not read
     refused_ttl: int = REFUSED_TTL
     user_agent: str = "CKS-recon"
@@ -133,13 +136,14 @@ class HashQueryClient(HKPClient):
     when the peer closed it meanwhile) asking for hashes; it reads no more of
     an answer than the limit."""
 
-    def __init__(self, host: str, port: int, timeout: float, user_agent: str) -> None:
-        super().__init__(host, port, timeout, node_name="")
-        self.user_agent = user_agent
+    def __init__(self, host: str, port: int, settings: FetchSettings) -> None:
+        super().__init__(host, port, settings.timeout, "", settings.answer_seconds)
+        self.user_agent = settings.user_agent
 
-    def query(self, body: bytes, max_bytes: int) -> HashAnswer:
+    def query(self, body: bytes, max_bytes: int, deadline: float = math.inf) -> HashAnswer:
         answer = self.post(hashquery.PATH, body, {"User-Agent": self.user_agent},
-                           lambda response: self._read(response, max_bytes), HashAnswer)
+                           lambda response: self._read(response, max_bytes), HashAnswer,
+                           deadline)
         assert isinstance(answer, HashAnswer)
         return answer
 
@@ -240,7 +244,8 @@ class _Fetch:
 
     def __init__(self, store: Store, client: HashQueryClient, source: pipeline.Source,
                  limits: pipeline.Limits, settings: FetchSettings, now: int,
-                 report: FetchReport) -> None:
+                 report: FetchReport, deadline: float) -> None:
+        self.deadline = deadline  # time.monotonic()
         self.store = store
         self.client = client
         self.source = source
@@ -255,11 +260,16 @@ class _Fetch:
         self.queue.extend(hashes[i:i + size] for i in range(0, len(hashes), size))
         while self.queue:
             batch = self.queue.popleft()
-            error = self._one(batch)
+            error = self._out_of_time() or self._one(batch)
             if error:
                 left = len(batch) + sum(len(b) for b in self.queue)
                 self._fail("%s (%d hashes not fetched)" % (error, left))
                 return
+
+    def _out_of_time(self) -> str:
+        """The error when the fetch's time is up (settings.seconds, or the
+        deadline of cks_sync.py's run), else ''."""
+        return "out of time" if time.monotonic() >= self.deadline else ""
 
     def _fail(self, message: str) -> None:
         self.report.errors.append(message)
@@ -273,11 +283,11 @@ class _Fetch:
         """Ask for one batch and store its answer; an error message that ends
         the run, or ''."""
         body = hashquery.encode_request(bytes.fromhex(h) for h in batch)
-        answer = self.client.query(body, self.settings.max_answer_bytes)
+        answer = self.client.query(body, self.settings.max_answer_bytes, self.deadline)
         self.report.requests += 1
         if answer.status == 0:
-            return "no answer from %s:%d: %s" % (self.client.host, self.client.port,
-                                                 answer.error)
+            return self._out_of_time() or "no answer from %s:%d: %s" % (
+                self.client.host, self.client.port, answer.error)
         if answer.status != 200:
             text = " ".join(answer.body[:200].decode("utf-8", "replace").split())
             return "HTTP %d to %s%s" % (answer.status, hashquery.PATH,
@@ -369,12 +379,15 @@ class _Fetch:
 def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
                   hashes: Iterable[HashLike], limits: Optional[pipeline.Limits] = None,
                   settings: Optional[FetchSettings] = None,
-                  now: Optional[int] = None) -> FetchReport:
+                  now: Optional[int] = None, deadline: float = math.inf) -> FetchReport:
     """Fetch the keys with these SKS hashes (16 bytes, or 32 hex digits) from
     the peer's HTTP port and store them as `recon:PEER_NAME`.  Hashes recorded
-    as refused, and hashes held already, are not asked for.  Never raises for
-    what the peer does: errors are in the report."""
+    as refused, and hashes held already, are not asked for.  The fetch ends
+    after `settings.seconds`, or at `deadline` (time.monotonic()) if sooner,
+    keeping what it stored (until 2026-12-05 a peer could hold it for days).
+    Never raises for what the peer does: errors are in the report."""
     settings = settings or FetchSettings()
+    deadline = min(deadline, time.monotonic() + settings.seconds)
     now = int(time.time()) if now is None else now
     report = FetchReport(peer_name)
     wanted = list(dict.fromkeys(hash_hex(h) for h in hashes))
@@ -382,10 +395,10 @@ def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
         ask = _to_ask(store, wanted, settings.refused_ttl, now, report)
         report.requested = len(ask)
         if ask:
-            client = HashQueryClient(host, http_port, settings.timeout, settings.user_agent)
+            client = HashQueryClient(host, http_port, settings)
             try:
                 _Fetch(store, client, pipeline.Source.peer("recon", peer_name),
-                       limits or pipeline.Limits(), settings, now, report).run(ask)
+                       limits or pipeline.Limits(), settings, now, report, deadline).run(ask)
             finally:
                 client.close()
     except StoreError as exc:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import time
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ def _prefix_tree(store: Store, cache: Optional[TreeCache]) -> Iterator[_ByPrefix
 
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
            requester: bool, limits: pipeline.Limits,
-           cache: Optional[TreeCache] = None) -> RoundReport:
+           cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
     report = RoundReport(peer.peer)
     started = time.monotonic()
     try:
@@ -127,7 +128,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
             report.fetch = fetch_missing(
                 store, peer.peer, fetch_host,
                 result.peer.http_port or parse_hkp_peer(peer.peer)[1],
-                [hash_of_element(e) for e in result.missing], limits)
+                [hash_of_element(e) for e in result.missing], limits, deadline=deadline)
     report.seconds = time.monotonic() - started
     _record(store, peer, report)
     return report
@@ -146,11 +147,12 @@ def _record(store: Store, peer: Peer, report: RoundReport) -> None:
 
 def dial(store: Store, peer: Peer, http_port: int,
          limits: Optional[pipeline.Limits] = None, source: str = "",
-         cache: Optional[TreeCache] = None) -> RoundReport:
+         cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
     """Start a round with `peer` (we dial, so we answer), then fetch what we
     lack.  `source`: the address to dial from (the one we serve on, which the
     peer knows us by), unless it is empty or a wildcard; `cache`: the tree's
-    nodes kept between rounds (cksd's)."""
+    nodes kept between rounds (cksd's); `deadline` (time.monotonic()): when
+    the fetch stops at the latest (cks_sync.py's seconds_per_run)."""
     host = parse_hkp_peer(peer.peer)[0]
     bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
     try:
@@ -162,7 +164,7 @@ def dial(store: Store, peer: Peer, http_port: int,
         _record(store, peer, report)
         return report
     return _round(store, peer, sock, http_port, host, False, limits or pipeline.Limits(),
-                  cache)
+                  cache, deadline)
 
 
 Resolver = Callable[[str], Iterable[str]]
