@@ -242,35 +242,69 @@ def test_over_the_key_limits_is_refused_and_recorded(db_url, stand_in):
     assert (again.known_refused, again.held, again.requests) == (1, 1, 0)
 
 
-def test_an_answer_over_the_size_limit_is_split_down_to_the_key(db_url, stand_in):
+def test_an_answer_over_the_size_limit_is_split_down_to_the_key_and_not_recorded(db_url,
+                                                                                 stand_in):
+    """Its bytes unread, nothing shows that another peer's answer would be as
+    large: the hash is asked again at the next round, from any peer."""
     names = ["nistp256", "photo", "dsa-elg", "certified"]
     peer = stand_in(keys_named(*names))
     big = len(blob_of("dsa-elg")) + 10  # its answer: count, length, key, CRLF
     report = fetch(db_url, peer.port, [hash_of(n) for n in names], max_answer_bytes=big - 1)
     # all four: over; the first half fits; the second is over, then split
     assert [len(b) for b in peer.batches] == [4, 2, 2, 1, 1]
-    assert report.refused == [(hash_of("dsa-elg").hex().upper(), "over-limit: answer of %d "
-                               "bytes is over the limit of %d" % (big, big - 1))]
-    assert report.added == 3 and report.errors == []
-    assert recorded(db_url)[hash_of("dsa-elg").hex().upper()][0] is None
+    assert report.refused == [] and report.added == 3 and report.over_limit == 1
+    assert report.errors == ["1 answers for one key each over the limit of %d bytes (not "
+                             "read; asked again at the next round)" % (big - 1)]
+    assert recorded(db_url) == {}
     assert sorted(stored(db_url)) == sorted(fpr(n) for n in names if n != "dsa-elg")
 
 
-def test_an_unparseable_key_is_found_by_halving_and_recorded(db_url, stand_in):
-    bad = unknown_hash(1)
+def test_a_peer_declaring_a_huge_answer_blocks_no_hash(db_url, stand_in):
+    huge = lambda hashes: (200, b"", {"Content-Length": str(2 * 10 ** 9)})  # noqa: E731
+    peer = stand_in(answer=huge)
+    hashes = [hash_of("rsa2048"), hash_of("nistp256")]
+    report = fetch(db_url, peer.port, hashes)
+    assert report.over_limit == 2 and recorded(db_url) == {} and not report.ok
+    # another peer holding the keys is asked for them, and gives them
+    again = fetch(db_url, stand_in(keys_named("rsa2048", "nistp256")).port, hashes)
+    assert (again.known_refused, again.added) == (0, 2)
+
+
+def test_unparseable_bytes_are_recorded_under_their_own_hash(db_url, stand_in):
+    junk = b"\x99\x00\x03abc"  # a public key packet that is no key
+    bad = bytes.fromhex(raw_hash(junk))
     keys = keys_named("rsa2048", "nistp256", "certified")
-    keys[bad] = b"\x99\x00\x03abc"  # a public key packet that is no key
+    keys[bad] = junk
     peer = stand_in(keys)
     hashes = [hash_of("rsa2048"), bad, hash_of("nistp256"), hash_of("certified")]
     report = fetch(db_url, peer.port, hashes)
-    # four hashes, one answer nobody can name: halves, then the bad one's half
-    assert [len(b) for b in peer.batches] == [4, 2, 1, 1, 2]
+    assert [len(b) for b in peer.batches] == [4]  # its bytes name it
     ((refused_hash, reason),) = report.refused
     assert refused_hash == bad.hex().upper() and reason.startswith("unparseable: ")
     assert (report.received, report.added) == (4, 3)
     assert recorded(db_url) == {bad.hex().upper(): (None, reason)}
     again = fetch(db_url, peer.port, hashes)
     assert (again.known_refused, again.held, again.requests) == (1, 3, 0)
+
+
+@pytest.mark.parametrize("answer", ["another key", "junk"])
+def test_bytes_of_another_hash_are_the_peers_error_and_record_nothing(db_url, stand_in,
+                                                                      answer):
+    """A peer answering a hash with a key (or junk) of another hash: found by
+    halving, an error that ends the fetch, nothing recorded for the hash, so
+    another peer may still give it.  Until 2026-12-05 an answer to a single
+    hash was taken for that hash's key, and the hash was refused for 30 days."""
+    wanted = [hash_of("rsa2048"), hash_of("nistp256")]
+    wrong = blob_of("certified") if answer == "another key" else b"\x99\x00\x03abc"
+    keys = {hash_of("rsa2048"): blob_of("rsa2048"), hash_of("nistp256"): wrong}
+    peer = stand_in(keys)
+    report = fetch(db_url, peer.port, wanted)
+    assert [len(b) for b in peer.batches] == [2, 1, 1]
+    assert report.errors == ["answered %s with bytes of another hash (1 hashes not fetched)"
+                             % hash_of("nistp256").hex().upper()]
+    assert recorded(db_url) == {} and list(stored(db_url)) == [fpr("rsa2048")]
+    honest = fetch(db_url, stand_in(keys_named("nistp256")).port, wanted)
+    assert (honest.known_refused, honest.held, honest.added) == (0, 1, 1)
 
 
 def test_a_key_read_differently_is_recorded_under_the_peers_hash(db_url, stand_in):

@@ -19,7 +19,8 @@ Answer = Tuple[int, bytes, Dict[str, str]]
 
 class HashQueryPeer:
     """A peer's /pks/hashquery: `keys` maps 16-byte hashes to the binary key
-    answered for them; `answer`, when set, makes the whole answer instead.
+    answered for them; `answer`, when set, makes the whole answer instead
+    (its headers may declare a Content-Length the body does not have).
     `pace`: seconds between the bytes of an answer's body (a peer that
     trickles).  Speaks HTTP/1.0 and closes after each answer, as SKS does."""
 
@@ -41,7 +42,7 @@ class HashQueryPeer:
                 stand_in.batches.append(hashes)
                 status, data, headers = stand_in.respond(hashes)
                 self.send_response(status)
-                for name, value in dict(headers, **{"Content-Length": str(len(data))}).items():
+                for name, value in {"Content-Length": str(len(data)), **headers}.items():
                     self.send_header(name, value)
                 self.end_headers()
                 if not pace:

@@ -23,27 +23,33 @@ this node lacks at every round, with every peer that holds the key.  A key
 fetched and then not stored under its hash would be fetched again at every
 round from every peer, for ever.  A hash names fixed bytes, so fetching it
 again can only bring the same answer; so the hash is recorded, and not asked
-for again, when:
+for again from any peer, when bytes that hash to it came (so any peer's
+answer would be the same) and:
 
-- its key was refused: rejected here, over a key limit, unparseable (no key
-  could be read from it), or its answer alone is over the answer size limit
-  (a batch over the limit is split in halves first, down to one hash);
+- its key was refused: rejected here, over a key limit, or unparseable (no
+  key could be read from it);
 - its key was stored but is held here under another hash: merged with packets
   the peer lacks (the peer fetches our version by recon, and its hash changes),
   or read differently (a packet the peer keeps and CKS drops).
 
-One row per hash, whichever peer answered (every peer holding those bytes
-has the same hash).  A hash the peer did not return is NOT recorded and not an
-error: the peer may have lost the key, or an answer was cut at its size limit;
-recon lists it again if it still matters.  Rows expire after `refused_ttl`
-(30 days): then the hash is asked once more, so an unrejected key or a
-raised limit takes effect without anyone clearing the table.
+One row per hash, whichever peer answered.  What a peer does wrong records
+nothing for the hash, since nothing shows that another peer would answer the
+same: an answer for one hash holding a key of another hash (an error that
+ends the fetch; until 2026-12-05 it was taken for that hash's key and the
+hash refused), an answer over the size limit for one hash (split in halves
+down to one hash first; not read, counted in the round's error, asked again
+at the next round; until 2026-12-05 refused, so a peer declaring a huge
+Content-Length blocked every hash it was asked for, from every peer, for 30
+days).  A hash the peer did not return is NOT recorded and not an error: the
+peer may have lost the key, or an answer was cut at its size limit; recon
+lists it again if it still matters.  Rows expire after `refused_ttl` (30
+days): then the hash is asked once more, so an unrejected key or a raised
+limit takes effect without anyone clearing the table.
 
 To know which hash an answer's key stands for, its packets are hashed as they
 came (SKS's hash: MD5 over the packets sorted by tag and body) and as CKS
 reads them; an answer holding a key that matches neither, in a request for
-several hashes, is split in halves until it can be told (a request for one
-hash is answered by that hash's key).
+several hashes, is split in halves until it can be told.
 """
 
 from __future__ import annotations
@@ -105,6 +111,7 @@ class FetchReport:
     refused: List[Tuple[str, str]] = field(default_factory=list)
     other_hash: int = 0  # stored, now held under another hash (recorded too)
     not_returned: int = 0  # asked, not in the answer: not an error
+    over_limit: int = 0  # hashes whose answer alone was over the size limit: not read
     errors: List[str] = field(default_factory=list)
 
     @property
@@ -200,8 +207,6 @@ def _read_blob(blob: bytes, asked: Sequence[str]) -> _Blob:
     result = parse_keyring(blob)
     candidates = {raw_hash(blob)} | {sks_hash(k).hex().upper() for k in result.keys}
     names = candidates & set(asked)
-    if not names and len(asked) == 1:
-        names = set(asked)  # the only hash asked for: this is its answer
     problem = "; ".join(str(p) for p in result.problems if p.fatal) or "no key in it"
     return _Blob(names, result.keys, "" if result.keys else problem)
 
@@ -293,7 +298,7 @@ class _Fetch:
             return "HTTP %d to %s%s" % (answer.status, hashquery.PATH,
                                         ": " + text if text else "")
         if answer.over_limit:
-            self._over_limit(batch, answer.over_limit)
+            self._over_limit(batch)
             return ""
         try:
             blobs = hashquery.decode_answer(answer.body, len(batch),
@@ -301,21 +306,22 @@ class _Fetch:
         except hashquery.HashQueryError as exc:
             return "answered garbage to %s: %s" % (hashquery.PATH, exc)
         read = [_read_blob(blob, batch) for blob in blobs]
-        if len(batch) > 1 and any(not b.names for b in read):
+        if any(not b.names for b in read):
+            if len(batch) == 1:
+                return "answered %s with bytes of another hash" % batch[0]
             self._split(batch)  # which hash is that key's? ask in halves
             return ""
         self._store(read)
         self._left_out(batch, read, answer.truncated)
         return ""
 
-    def _over_limit(self, batch: List[str], size: int) -> None:
+    def _over_limit(self, batch: List[str]) -> None:
+        """Split; for one hash, count it (its bytes unread, nothing shows that
+        another peer's answer would be as large)."""
         if len(batch) > 1:
             self._split(batch)
-            return
-        reason = "%s: answer of %d bytes is over the limit of %d" % (
-            pipeline.OVER_LIMIT, size, self.settings.max_answer_bytes)
-        self.report.refused.append((batch[0], reason))
-        _record(self.store, {batch[0]: (None, reason)}, self.now)
+        else:
+            self.report.over_limit += 1
 
     def _left_out(self, batch: List[str], read: List[_Blob], truncated: bool) -> None:
         """Hashes asked for and not answered: asked again when a CKS peer cut
@@ -401,6 +407,10 @@ def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
                        limits or pipeline.Limits(), settings, now, report, deadline).run(ask)
             finally:
                 client.close()
+        if report.over_limit:
+            report.errors.append("%d answers for one key each over the limit of %d bytes "
+                                 "(not read; asked again at the next round)"
+                                 % (report.over_limit, settings.max_answer_bytes))
     except StoreError as exc:
         report.errors.append("database: %s" % exc)
         log.warning("recon fetch from %s: database: %s", peer_name, exc)
