@@ -4,12 +4,17 @@ name no key, and more.  On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import random
 import time
 from types import SimpleNamespace
 
 import pytest
 
 from cks.openpgp.keys import read_keys, sks_hash
+from cks.store import open_store
+from cks.store.peers import PeerStore
+from cks.sync.recon import session
+from cks.sync.recon.rounds import dial
 from cks.sync.recon.field import P, element_of_hash
 from support import fixture
 from support.nodes import manage, peers_json, sync
@@ -79,3 +84,20 @@ def test_a_peer_that_trickles_its_answer_holds_cks_sync_no_longer_than_its_run(p
     err = run.stderr.decode()
     assert run.returncode == 1 and "%s: FAILED: " % hostile.name in err
     assert "out of time (1 hashes not fetched)" in err
+
+
+def test_a_round_collects_and_fetches_at_most_max_missing(peers, monkeypatch):
+    """A peer claiming many hashes: the round stops collecting at the cap
+    (monkeypatched small), fetches those, and says so in its one line."""
+    monkeypatch.setattr(session, "MAX_MISSING", 50)
+    rng = random.Random(5)
+    claimer = peers([rng.getrandbits(128) for _ in range(2000)])
+    store = open_store(peers.node.db_url)
+    try:
+        (peer,) = [p for p in PeerStore(store).list() if p.peer == claimer.name]
+        report = dial(store, peer, 11371)
+    finally:
+        store.close()
+    assert report.ok and report.lacked_here == 50 and report.session.capped
+    assert report.fetch.requested == 50
+    assert "stopped at 50 keys we lack, the rest for the next rounds" in report.summary()

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cks.sync.recon import session as session_module
 from cks.sync.recon.session import (FULL_THRESHOLD, MAX_OUTSTANDING, Answerer, Handshake,
                                     Requester)
 from cks.sync.recon.wire import (ROOT, Config, Done, Elements, Error, Flush, FullElements,
@@ -549,3 +550,27 @@ def test_handshake_custom_check():
     assert ours.receive(our_config(2).encode()) == encode_verdict("no thanks")
     assert ours.done and not ours.passed
     assert isinstance(ours.peer_config, Config)
+
+
+def test_a_requester_that_lacks_max_missing_asks_no_more(monkeypatch):
+    """It stops collecting at the cap, and stops asking: Done once the
+    requests out are answered (the rest is for the next rounds)."""
+    rng = random.Random(11)
+    req_set, ans_set = split_sets(rng, 1000, 0, 3000)
+    whole, _ = reconcile_sets(req_set, ans_set, max_outstanding=1)
+    monkeypatch.setattr(session_module, "MAX_MISSING", 40)
+    registry: Registry = {}
+    requester = Requester(MemTree(req_set, registry, 50), max_outstanding=1)
+    answerer = Answerer(MemTree(ans_set, registry, 50), stub_reconcile(registry))
+    converse(requester, answerer)
+    assert len(requester.lacking.elements) == 40 and requester.lacking.capped
+    assert requester.lacking.elements <= set(ans_set) - set(req_set)
+    assert requester.requests_sent < whole.requests_sent / 3
+
+
+def test_an_answerer_keeps_at_most_max_missing(monkeypatch):
+    monkeypatch.setattr(session_module, "MAX_MISSING", 3)
+    answerer = Answerer(one_tree([1])[0], never_reconcile)
+    answerer.receive(ReconRqstFull(ROOT, list(range(1, 10))).encode() + Flush().encode())
+    assert answerer.lacking.elements <= set(range(2, 10)) and answerer.lacking.capped
+    assert len(answerer.lacking.elements) == 3

@@ -49,6 +49,7 @@ class SessionResult:
     bytes_received: int = 0
     unanswered: int = 0  # our FullElements the peer (requesting) never answered
     not_hashes: int = 0  # elements the peer named that are no key hash: dropped
+    capped: bool = False  # `missing` stopped at session.MAX_MISSING: more next round
 
 
 class _Connection:
@@ -142,4 +143,4 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         requests, unanswered = role.requests_answered, role.unanswered
     return SessionResult(role.lacking.elements, set(role.given), handshake.peer_config,
                          requests, seconds, conn.sent, conn.received, unanswered,
-                         role.lacking.not_hashes)
+                         role.lacking.not_hashes, role.lacking.capped)

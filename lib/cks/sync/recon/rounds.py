@@ -76,6 +76,9 @@ class RoundReport:
         if session is not None:
             text += " (the session: %.1f ms, %d bytes sent, %d received)" % (
                 session.seconds * 1000, session.bytes_sent, session.bytes_received)
+            if session.capped:
+                text += "; stopped at %d keys we lack, the rest for the next rounds" % len(
+                    session.missing)
             if session.unanswered:
                 text += ("; the peer did not say what it holds under %d of our nodes (its own "
                          "rounds will find it)" % session.unanswered)

@@ -29,6 +29,15 @@ FULL_THRESHOLD = 30 * MBAR
 MAX_OUTSTANDING = 100
 """Requests the requester keeps in flight at most: SKS max_outstanding_recon_requests."""
 
+MAX_MISSING = 100_000
+"""Elements a session collects as lacking at most; the rest is found at the
+next rounds.  Peers in step differ by tens of keys a round; a node catching
+up fetches 100,000 keys a round: 1,000 requests, 5-7 minutes at the 250-330
+keys a second CKS stores uploads at (bench/HISTORY.md), within a fetch's 15
+minutes, and some 10 MB of memory for the set.  Until
+2026-12-05 there was no cap: a peer claiming 900,000 hashes took cksd from 33
+to 303 MB and held a round's slot for 9,000 requests."""
+
 ReconcileFn = Callable[[Sequence[int], int, Sequence[int], int],
                        Optional[Tuple[Set[int], Set[int]]]]
 """reconcile(local_samples, local_size, remote_samples, remote_size) ->
@@ -91,21 +100,30 @@ class _Output:
 
 class Lacking:
     """The elements this side lacks, as a session finds them: key hashes
-    only.  A field element of 2^128 or more is valid on the wire but names
-    no key: it is counted in `not_hashes`, not kept (until 2026-12-05 one
-    such element from a peer ended the round after the session, and every
-    key it had found was dropped)."""
+    only, and at most MAX_MISSING of them (`capped`: some were left out).  A
+    field element of 2^128 or more is valid on the wire but names no key: it
+    is counted in `not_hashes`, not kept (until 2026-12-05 one such element
+    from a peer ended the round after the session, and every key it had
+    found was dropped)."""
 
     def __init__(self) -> None:
         self.elements: Set[int] = set()
+        self.cap = MAX_MISSING
+        self.capped = False
         self.not_hashes = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.elements) >= self.cap
 
     def add(self, elements: Iterable[int]) -> None:
         for element in elements:
-            if is_hash_element(element):
-                self.elements.add(element)
-            else:
+            if not is_hash_element(element):
                 self.not_hashes += 1
+            elif not self.full:
+                self.elements.add(element)
+            elif element not in self.elements:
+                self.capped = True
 
 
 def _check_under(prefix: Prefix, elements: Iterable[int], what: str) -> None:
@@ -210,15 +228,16 @@ class _Request:
 
 class Requester:
     """The side that accepted the connection: walks the prefix tree from the
-    root, asking about prefixes, until every reply is in; then sends Done.
+    root, asking about prefixes, until every reply is in (or it lacks
+    MAX_MISSING elements: it asks no more); then sends Done.
 
     `start()` returns the first requests; `receive(data)` returns what to
     send next.  Requests go out in batches, each ended by Flush (the answerer
     writes nothing before it), with at most `max_outstanding` unanswered.
     The requester never interpolates (SKS client.ml): the answerer does."""
 
-    def __init__(self, tree: LocalTree, *, full_threshold: int = FULL_THRESHOLD, max_outstanding: int = MAX_OUTSTANDING,
-                 bitquantum: int = BITQUANTUM) -> None:
+    def __init__(self, tree: LocalTree, *, full_threshold: int = FULL_THRESHOLD,
+                 max_outstanding: int = MAX_OUTSTANDING, bitquantum: int = BITQUANTUM) -> None:
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
         self.tree = tree
@@ -257,6 +276,10 @@ class Requester:
         out = _Output()
         for message in self.reader.feed(data):
             self._handle_reply(message, out)
+        if self.lacking.full and self._queue:
+            # Enough for a round: no more requests; Done once the last are answered.
+            self.lacking.capped = True
+            self._queue.clear()
         if not self._queue and not self._pending:
             out.add(Done())
             self.done = True
