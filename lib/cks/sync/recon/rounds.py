@@ -176,10 +176,11 @@ Resolver = Callable[[str], Iterable[str]]
 class Members:
     """The enabled recon peers by address: who may start a round on our recon
     port.  Resolved ahead of the connections (refresh(): ReconService runs it
-    at start and every MEMBERS_REFRESH seconds), so a round does not wait for
-    the peer list and DNS; an address not known yet reads them again at once,
-    so a peer added a moment ago is served.  A peer disabled or removed is
-    refused from the next refresh on."""
+    at start, every MEMBERS_REFRESH seconds and on SIGHUP), so a round waits
+    for neither the peer list nor DNS, and neither does a refusal: until
+    2026-12-05 each connection from an unknown address read and resolved the
+    list again, a DNS query per connection of a flood.  A peer added,
+    disabled or removed counts from the next refresh on."""
 
     def __init__(self, store: Store, resolver: Resolver = system_resolver) -> None:
         self.store = store
@@ -187,7 +188,8 @@ class Members:
         self._by_address: Dict[IPAddress, Peer] = {}
 
     def refresh(self) -> None:
-        """Read and resolve the peer list (StoreError when it cannot be read)."""
+        """Read and resolve the peer list (StoreError when it cannot be read);
+        a line in the log when who may start a round changed."""
         by_address: Dict[IPAddress, Peer] = {}
         for peer in recon_peers(self.store):
             host = peer_host(peer.peer)
@@ -200,29 +202,26 @@ class Members:
                 continue
             for ip in addresses:
                 by_address.setdefault(ip, peer)
-        self._by_address = by_address
+        before, self._by_address = self._by_address, by_address
+        if _names(before) != _names(by_address):
+            log.info("recon peers: %d may start rounds, from %d addresses",
+                     len(set(_names(by_address).values())), len(by_address))
 
     def find(self, address: str) -> Optional[Peer]:
         """The enabled recon peer at `address`, if any."""
         wanted = ip_of(address)
-        if wanted is None:
-            return None
-        if wanted not in self._by_address:
-            self.refresh()
-        return self._by_address.get(wanted)
+        return None if wanted is None else self._by_address.get(wanted)
 
 
-def answer(store: Store, sock: socket.socket, address: str, http_port: int,
-           members: Members, limits: Optional[pipeline.Limits] = None,
-           cache: Optional[TreeCache] = None) -> Optional[RoundReport]:
-    """Serve a round a peer started on our recon port (it dialed, so we
-    request); a connection from an address that is no enabled recon peer's
-    is closed at once, as SKS does with addresses outside its membership."""
-    peer = members.find(address)
-    if peer is None:
-        log.warning("recon connection from %s refused: not an enabled recon peer", address)
-        sock.close()
-        return None
+def _names(by_address: Dict[IPAddress, Peer]) -> Dict[IPAddress, str]:
+    return {ip: peer.peer for ip, peer in by_address.items()}
+
+
+def answer(store: Store, sock: socket.socket, address: str, peer: Peer, http_port: int,
+           limits: Optional[pipeline.Limits] = None,
+           cache: Optional[TreeCache] = None) -> RoundReport:
+    """Serve a round `peer` started on our recon port from `address` (it
+    dialed, so we request)."""
     return _round(store, peer, sock, http_port, address, True, limits or pipeline.Limits(),
                   cache)
 
