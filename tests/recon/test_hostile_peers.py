@@ -101,3 +101,17 @@ def test_a_round_collects_and_fetches_at_most_max_missing(peers, monkeypatch):
     assert report.ok and report.lacked_here == 50 and report.session.capped
     assert report.fetch.requested == 50
     assert "stopped at 50 keys we lack, the rest for the next rounds" in report.summary()
+
+
+def test_a_peers_error_text_is_cut_where_it_enters(peers):
+    """Its first 200 characters, printable ones, in the run's line, the
+    peer's last error and the list; before, a 1 MiB text went everywhere."""
+    hostile = peers([], error="bad\n\x00" + "E" * (1 << 20))
+    run = sync(peers.node)
+    err = run.stderr.decode()
+    line = "%s: FAILED: recon failed: peer reported an error: bad??%s..." % (
+        hostile.name, "E" * 195)
+    assert run.returncode == 1 and err.splitlines() == [line], err[:1000]
+    assert peers_json(peers.node)[hostile.name]["last_error"] == line.split("recon failed: ")[1]
+    listed = manage(peers.node, "list")
+    assert listed.returncode == 0 and len(listed.stdout) < 2000

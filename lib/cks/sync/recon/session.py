@@ -21,7 +21,7 @@ from .field import is_hash_element
 from .wire import (BITQUANTUM, MBAR, PREFIX_MAX_BITS, ROOT, Config, Done, Elements, Error,
                    Flush, FullElements, Message, MessageReader, Prefix, ReconPeerError,
                    ReconProtocolError, ReconRqstFull, ReconRqstPoly, SyncFail, check_config,
-                   encode_verdict)
+                   encode_verdict, peer_text)
 
 FULL_THRESHOLD = 30 * MBAR
 """A node smaller than this (or a leaf) is sent in full: SKS recon_thresh_mult * mbar."""
@@ -199,7 +199,7 @@ class Handshake:
                 reason_bytes = self.reader.next_string()
                 if reason_bytes is None:
                     break
-                self._finish(False, reason_bytes.decode("utf-8", "replace"), "peer")
+                self._finish(False, peer_text(reason_bytes), "peer")
         return out
 
     def leftover(self) -> bytes:
