@@ -368,6 +368,16 @@ def test_a_peer_answering_garbage_stores_nothing(db_url, stand_in, kind):
     assert (report.received, report.added, report.refused) == (0, 0, [])
 
 
+def test_an_answer_cut_short_is_said_so(db_url, stand_in):
+    """Not "garbage": http.client hands over what came before the peer closed."""
+    whole = encode_answer([blob_of("rsa2048")])
+    peer = stand_in(answer=lambda hashes: (200, whole[:20], {"Content-Length": str(len(whole))}))
+    report = fetch(db_url, peer.port, [hash_of("rsa2048")])
+    assert report.errors == ["the answer was cut short (20 of %d bytes) (1 hashes not fetched)"
+                             % len(whole)]
+    assert stored(db_url) == {} and recorded(db_url) == {}
+
+
 def test_a_peer_that_is_down_or_silent_gives_a_clear_error(db_url, stand_in):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

@@ -136,6 +136,7 @@ class FetchReport:
 class HashAnswer(Answer):
     truncated: bool = False  # X-HKP-Results-Truncated: a CKS peer cut the answer
     over_limit: int = 0  # the answer's size (at least) when over the limit: not read
+    short_of: int = 0  # the Content-Length declared, when fewer bytes came
 
 
 class HashQueryClient(HKPClient):
@@ -164,6 +165,10 @@ class HashQueryClient(HKPClient):
         if len(data) > max_bytes:
             self.close()
             return HashAnswer(response.status, over_limit=len(data))
+        if declared.isdigit() and len(data) < int(declared):
+            # (read() returns what came before the peer closed, without an error)
+            self.close()
+            return HashAnswer(response.status, data, short_of=int(declared))
         if response.will_close:
             self.close()
         return HashAnswer(response.status, data, truncated=truncated)
@@ -300,6 +305,9 @@ class _Fetch:
         if answer.over_limit:
             self._over_limit(batch)
             return ""
+        if answer.short_of:
+            return "the answer was cut short (%d of %d bytes)" % (len(answer.body),
+                                                                  answer.short_of)
         try:
             blobs = hashquery.decode_answer(answer.body, len(batch),
                                             self.settings.max_answer_bytes)
