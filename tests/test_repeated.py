@@ -3,7 +3,7 @@ it starts, then every few minutes with a count, and when it ends."""
 
 import logging
 
-from cks.repeated import RepeatedFailure
+from cks.repeated import OncePerKey, RepeatedFailure
 from support.clock import Clock
 
 
@@ -27,3 +27,14 @@ def test_an_outage_is_said_once_then_every_few_minutes_and_its_end_once(caplog):
         ("INFO", "job works again"),
         ("WARNING", "job failed: again"),
     ]
+
+
+def test_once_per_key_says_each_key_once_in_a_while_and_bounds_its_memory():
+    clock = Clock()
+    said = OncePerKey(every=600, max_keys=3, clock=clock)
+    assert [said.allows("a") for _ in range(5)] == [True, False, False, False, False]
+    assert said.allows("b") and said.allows("c")
+    assert not said.allows("d")  # three keys remembered: a fourth waits
+    clock.now += 600
+    assert said.allows("d") and said.allows("a")  # the others forgotten; a said again
+    assert not said.allows("a")

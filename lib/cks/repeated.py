@@ -2,14 +2,15 @@
 a peer gone), logged as an operator wants to read it: once when it starts,
 then once every few minutes while it lasts, with how many rounds failed
 meanwhile, and once when it ends.  A job that runs every 2 s would otherwise
-write some 43,000 lines a day of the same outage."""
+write some 43,000 lines a day of the same outage.  And lines about many
+things (a client's address), each said at most once in a while (OncePerKey)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Callable, Dict, Hashable
 
 REPEAT_SECONDS = 600.0
 
@@ -49,3 +50,30 @@ class RepeatedFailure:
                 return
             self._failing, self._rounds = False, 0
         self.log.info("%s", self.resolved)
+
+
+class OncePerKey:
+    """Whether a line about `key` may be logged now: once per `every` seconds
+    for each key, and for at most `max_keys` keys at a time (past that, a key
+    not said yet waits until others are forgotten), so that a flood of
+    connections, from one address or many, writes a few lines, not one each."""
+
+    def __init__(self, every: float = REPEAT_SECONDS, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.max_keys = max_keys
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._said: Dict[Hashable, float] = {}
+
+    def allows(self, key: Hashable) -> bool:
+        with self._lock:
+            now = self.clock()
+            if now - self._said.get(key, now - self.every) < self.every:
+                return False
+            if len(self._said) >= self.max_keys:
+                self._said = {k: t for k, t in self._said.items() if now - t < self.every}
+                if len(self._said) >= self.max_keys:
+                    return False
+            self._said[key] = now
+            return True

@@ -23,7 +23,7 @@ from cks.sync.recon.fetch import FetchReport
 from cks.sync.recon.rounds import RoundReport
 from support import fixture
 from support.db import BACKENDS, run_sql
-from support.nodes import fpr, manage
+from support.nodes import fpr, manage, reread_peers
 from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange, start_failure
 
 
@@ -386,6 +386,7 @@ def test_recon_rounds_are_counted_by_role(db_url, tmp_path):
             recon_port = int(server.wait_for_output(r"cksd recon on [\d.]+:(\d+)").group(1))
             assert manage(server, "add", "127.0.0.1:1", "--type", "recon", "--recon-port",
                           str(closed.getsockname()[1])).returncode == 0
+            reread_peers(server)
             socket.create_connection(("127.0.0.1", recon_port)).close()  # a peer's round
             deadline = time.monotonic() + 20
             while True:

@@ -6,10 +6,8 @@ answers what each test needs (garbage, silence, splits), and from a real SKS
 import hashlib
 import http.client
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Tuple
 
 import pytest
 
@@ -19,11 +17,12 @@ from cks.openpgp.packet import Packet
 from cks.store import open_store
 from cks.store.rows import UNSERVED
 from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
-from cks.sync.recon.hashquery import decode_answer, decode_request, encode_answer
+from cks.sync.recon.hashquery import decode_answer, encode_answer
 from support import DEBIAN_KEYRING, fixture
 from support.db import run_sql
 from support.nodes import fpr, manage
 from support.procs import tool
+from support.reconpeer import HashQueryPeer
 from support.server import Cksd, raw_exchange
 from support.writes import checks_in_writes
 
@@ -186,61 +185,12 @@ def fetch_at(url, port, hashes, now):
 
 # --- a stand-in peer -----------------------------------------------------------------
 
-Answer = Tuple[int, bytes, Dict[str, str]]
-
-
-class StandIn:
-    """A peer's /pks/hashquery: `keys` maps 16-byte hashes to the binary key
-    answered for them; `answer`, when set, makes the whole answer instead.
-    Speaks HTTP/1.0 and closes after each answer, as SKS does."""
-
-    def __init__(self, keys: Dict[bytes, bytes],
-                 answer: Optional[Callable[[List[bytes]], Answer]] = None) -> None:
-        self.keys = keys
-        self.answer = answer
-        self.batches: List[List[bytes]] = []
-        self.release = threading.Event()
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hashes = decode_request(body)
-                stand_in.batches.append(hashes)
-                status, data, headers = stand_in.respond(hashes)
-                self.send_response(status)
-                for name, value in dict(headers, **{"Content-Length": str(len(data))}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def respond(self, hashes: List[bytes]) -> Answer:
-        if self.answer is not None:
-            return self.answer(hashes)
-        return 200, encode_answer([self.keys[h] for h in hashes if h in self.keys]), {}
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def stand_in():
     made = []
 
-    def make(keys=None, answer=None):
-        peer = StandIn(dict(keys or {}), answer)
+    def make(keys=None, answer=None, pace=0.0):
+        peer = HashQueryPeer(dict(keys or {}), answer, pace)
         made.append(peer)
         return peer
 
@@ -292,35 +242,69 @@ def test_over_the_key_limits_is_refused_and_recorded(db_url, stand_in):
     assert (again.known_refused, again.held, again.requests) == (1, 1, 0)
 
 
-def test_an_answer_over_the_size_limit_is_split_down_to_the_key(db_url, stand_in):
+def test_an_answer_over_the_size_limit_is_split_down_to_the_key_and_not_recorded(db_url,
+                                                                                 stand_in):
+    """Its bytes unread, nothing shows that another peer's answer would be as
+    large: the hash is asked again at the next round, from any peer."""
     names = ["nistp256", "photo", "dsa-elg", "certified"]
     peer = stand_in(keys_named(*names))
     big = len(blob_of("dsa-elg")) + 10  # its answer: count, length, key, CRLF
     report = fetch(db_url, peer.port, [hash_of(n) for n in names], max_answer_bytes=big - 1)
     # all four: over; the first half fits; the second is over, then split
     assert [len(b) for b in peer.batches] == [4, 2, 2, 1, 1]
-    assert report.refused == [(hash_of("dsa-elg").hex().upper(), "over-limit: answer of %d "
-                               "bytes is over the limit of %d" % (big, big - 1))]
-    assert report.added == 3 and report.errors == []
-    assert recorded(db_url)[hash_of("dsa-elg").hex().upper()][0] is None
+    assert report.refused == [] and report.added == 3 and report.over_limit == 1
+    assert report.errors == ["1 answers for one key each over the limit of %d bytes (not "
+                             "read; asked again at the next round)" % (big - 1)]
+    assert recorded(db_url) == {}
     assert sorted(stored(db_url)) == sorted(fpr(n) for n in names if n != "dsa-elg")
 
 
-def test_an_unparseable_key_is_found_by_halving_and_recorded(db_url, stand_in):
-    bad = unknown_hash(1)
+def test_a_peer_declaring_a_huge_answer_blocks_no_hash(db_url, stand_in):
+    huge = lambda hashes: (200, b"", {"Content-Length": str(2 * 10 ** 9)})  # noqa: E731
+    peer = stand_in(answer=huge)
+    hashes = [hash_of("rsa2048"), hash_of("nistp256")]
+    report = fetch(db_url, peer.port, hashes)
+    assert report.over_limit == 2 and recorded(db_url) == {} and not report.ok
+    # another peer holding the keys is asked for them, and gives them
+    again = fetch(db_url, stand_in(keys_named("rsa2048", "nistp256")).port, hashes)
+    assert (again.known_refused, again.added) == (0, 2)
+
+
+def test_unparseable_bytes_are_recorded_under_their_own_hash(db_url, stand_in):
+    junk = b"\x99\x00\x03abc"  # a public key packet that is no key
+    bad = bytes.fromhex(raw_hash(junk))
     keys = keys_named("rsa2048", "nistp256", "certified")
-    keys[bad] = b"\x99\x00\x03abc"  # a public key packet that is no key
+    keys[bad] = junk
     peer = stand_in(keys)
     hashes = [hash_of("rsa2048"), bad, hash_of("nistp256"), hash_of("certified")]
     report = fetch(db_url, peer.port, hashes)
-    # four hashes, one answer nobody can name: halves, then the bad one's half
-    assert [len(b) for b in peer.batches] == [4, 2, 1, 1, 2]
+    assert [len(b) for b in peer.batches] == [4]  # its bytes name it
     ((refused_hash, reason),) = report.refused
     assert refused_hash == bad.hex().upper() and reason.startswith("unparseable: ")
     assert (report.received, report.added) == (4, 3)
     assert recorded(db_url) == {bad.hex().upper(): (None, reason)}
     again = fetch(db_url, peer.port, hashes)
     assert (again.known_refused, again.held, again.requests) == (1, 3, 0)
+
+
+@pytest.mark.parametrize("answer", ["another key", "junk"])
+def test_bytes_of_another_hash_are_the_peers_error_and_record_nothing(db_url, stand_in,
+                                                                      answer):
+    """A peer answering a hash with a key (or junk) of another hash: found by
+    halving, an error that ends the fetch, nothing recorded for the hash, so
+    another peer may still give it.  Until 2026-12-05 an answer to a single
+    hash was taken for that hash's key, and the hash was refused for 30 days."""
+    wanted = [hash_of("rsa2048"), hash_of("nistp256")]
+    wrong = blob_of("certified") if answer == "another key" else b"\x99\x00\x03abc"
+    keys = {hash_of("rsa2048"): blob_of("rsa2048"), hash_of("nistp256"): wrong}
+    peer = stand_in(keys)
+    report = fetch(db_url, peer.port, wanted)
+    assert [len(b) for b in peer.batches] == [2, 1, 1]
+    assert report.errors == ["answered %s with bytes of another hash (1 hashes not fetched)"
+                             % hash_of("nistp256").hex().upper()]
+    assert recorded(db_url) == {} and list(stored(db_url)) == [fpr("rsa2048")]
+    honest = fetch(db_url, stand_in(keys_named("nistp256")).port, wanted)
+    assert (honest.known_refused, honest.held, honest.added) == (0, 1, 1)
 
 
 def test_a_key_read_differently_is_recorded_under_the_peers_hash(db_url, stand_in):
@@ -384,6 +368,16 @@ def test_a_peer_answering_garbage_stores_nothing(db_url, stand_in, kind):
     assert (report.received, report.added, report.refused) == (0, 0, [])
 
 
+def test_an_answer_cut_short_is_said_so(db_url, stand_in):
+    """Not "garbage": http.client hands over what came before the peer closed."""
+    whole = encode_answer([blob_of("rsa2048")])
+    peer = stand_in(answer=lambda hashes: (200, whole[:20], {"Content-Length": str(len(whole))}))
+    report = fetch(db_url, peer.port, [hash_of("rsa2048")])
+    assert report.errors == ["the answer was cut short (20 of %d bytes) (1 hashes not fetched)"
+                             % len(whole)]
+    assert stored(db_url) == {} and recorded(db_url) == {}
+
+
 def test_a_peer_that_is_down_or_silent_gives_a_clear_error(db_url, stand_in):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
@@ -428,3 +422,30 @@ def test_fetch_from_a_real_sks_node(tmp_path):
     assert {h for h, _ in stored(url).values()} == {h.hex().upper() for h in hashes[:-1]}
     assert {s for _, s in stored(url).values()} == {"recon:sks"}
     assert recorded(url) == {}
+
+
+def test_an_answer_sent_a_byte_at_a_time_ends_at_the_answers_deadline(db_url, stand_in):
+    """Each byte within the timeout, the whole answer not within answer_seconds."""
+    peer = stand_in(keys_named("rsa2048"), pace=0.02)  # some 1,100 bytes: 20 s or more
+    started = time.monotonic()
+    report = fetch(db_url, peer.port, [hash_of("rsa2048")], timeout=5, answer_seconds=1)
+    assert time.monotonic() - started < 4
+    assert report.errors == ["no answer from 127.0.0.1:%d: timed out (1 hashes not fetched)"
+                             % peer.port]
+    assert stored(db_url) == {} and recorded(db_url) == {}
+
+
+def test_a_fetch_past_its_time_keeps_what_it_stored(db_url, stand_in):
+    names = ["rsa2048", "nistp256", "certified", "dsa-elg"]
+    keys = keys_named(*names)
+
+    def slowly(hashes):
+        time.sleep(0.4)
+        return 200, encode_answer([keys[h] for h in hashes if h in keys]), {}
+
+    peer = stand_in(answer=slowly)
+    report = fetch(db_url, peer.port, [hash_of(n) for n in names], batch=1, seconds=1)
+    assert 1 <= report.added < len(names)
+    assert len(peer.batches) - report.added in (0, 1)  # (one cut short by the deadline)
+    assert report.errors == ["out of time (%d hashes not fetched)" % (len(names) - report.added)]
+    assert len(stored(db_url)) == report.added and recorded(db_url) == {}

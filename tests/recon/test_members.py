@@ -21,7 +21,7 @@ class Resolver:
         return self.table[host]
 
 
-def test_members_are_found_without_a_lookup_and_new_peers_at_once(db_url):
+def test_members_are_found_without_a_lookup_and_new_peers_at_the_refresh(db_url):
     store = open_store(db_url)
     try:
         peers = PeerStore(store)
@@ -40,8 +40,11 @@ def test_members_are_found_without_a_lookup_and_new_peers_at_once(db_url):
         assert resolver.calls == looked_up  # known addresses: no lookup
         assert members.find("192.0.2.2") is None  # an HKP peer may not start rounds
         assert members.find("not an address") is None
-        # a peer added a moment ago is served at its first connection
+        # a peer added is served from the next refresh; an unknown address
+        # costs no lookup (until 2026-12-05 each one read and resolved the list)
         peers.add("new.example.org:11371", "recon", 0, None, False)
+        assert members.find("192.0.2.3") is None and resolver.calls == looked_up
+        members.refresh()
         assert members.find("192.0.2.3").peer == "new.example.org:11371"
         # a disabled peer is refused once the list is read again
         peers.update("sks.example.org:11371", enabled=False)

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator, List
 
+import pytest
+
 from cks.pipeline import Limits
 from cks.store import open_store
 from cks.store.peers import PeerStore
@@ -112,7 +114,7 @@ def test_a_round_hangs_up_before_it_fetches(db_url, monkeypatch):
     monkeypatch.setattr(rounds, "run_session", lambda *args: SessionResult(
         {7}, set(), our_config(11371), requests=1))
 
-    def fetch_missing(store, peer, host, port, hashes, limits):
+    def fetch_missing(store, peer, host, port, hashes, limits, deadline):
         theirs.settimeout(5)
         at_fetch.append(theirs.recv(1))  # b"": the hang-up came before the fetch
         return FetchReport(peer)
@@ -125,3 +127,30 @@ def test_a_round_hangs_up_before_it_fetches(db_url, monkeypatch):
         store.close()
     assert at_fetch == [b""]
     assert report.lacked_here == 1 and report.error is None
+
+
+def test_a_handshake_sent_a_byte_at_a_time_ends_at_its_deadline(monkeypatch):
+    """HANDSHAKE_TIMEOUT bounds the whole handshake, not each read of it."""
+    monkeypatch.setattr(net, "HANDSHAKE_TIMEOUT", 0.5)
+    ours, theirs = socket.socketpair()
+    stop = threading.Event()
+
+    def trickle():
+        config = our_config(11371).encode()
+        for index in range(len(config)):  # a byte every 0.1 s: some 10 s in all
+            if stop.wait(0.1):
+                return
+            theirs.sendall(config[index:index + 1])
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(socket.timeout):
+            run_session(ours, _tree([1]), our_config(11371), requester=True)
+        assert time.monotonic() - started < 2
+    finally:
+        stop.set()
+        sender.join()
+        ours.close()
+        theirs.close()

@@ -12,7 +12,7 @@ import pytest
 
 from support import fixture
 from support.db import run_sql
-from support.nodes import fpr, manage, sync
+from support.nodes import fpr, manage, reread_peers, sync
 from support.server import Cksd
 
 NAMES = {"a": ["rsa2048", "nistp256"], "b": ["ed25519", "dsa-elg"], "c": ["rsa4096"]}
@@ -41,6 +41,7 @@ def recon_peer(node, other):
     out = manage(node, "add", "%s:%d" % (other.bind, other.port), "--type", "recon",
                  "--recon-port", str(recon_port(other)))
     assert out.returncode == 0, out.stderr
+    reread_peers(node)
 
 
 @pytest.fixture

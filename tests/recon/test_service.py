@@ -10,12 +10,15 @@ import random
 import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from cks.pipeline import Limits
 from cks.store import open_store, ptree
 from cks.sync.recon import service as service_module
+from cks.store.peers import PeerStore
+from cks.sync.recon.rounds import Members, RoundReport
 from cks.sync.recon.service import MAX_SESSIONS, ReconService
 from support.db import listening_watch
 from support.tree import add_row, random_hashes
@@ -31,7 +34,7 @@ class FakeAnswer:
         self.release = threading.Event()
         self.lock = threading.Lock()
 
-    def __call__(self, store, sock, address, http_port, members, limits, cache):
+    def __call__(self, store, sock, address, peer, http_port, limits, cache):
         with self.lock:
             self.calls += 1
             self.cache = cache
@@ -39,7 +42,17 @@ class FakeAnswer:
             raise RuntimeError("a bug in a round")
         self.release.wait(10)
         sock.close()
-        return None
+        return RoundReport(peer.peer, error="a stand-in round")
+
+
+class Everyone:
+    """Members for whom every address is a recon peer's."""
+
+    def find(self, address):
+        return SimpleNamespace(peer="peer.example:11371")
+
+    def refresh(self):
+        pass
 
 
 @pytest.fixture
@@ -49,9 +62,10 @@ def recon_port(db_url, monkeypatch):
     listener = socket.create_server(("127.0.0.1", 0))
     started = []
 
-    def start(fake, cache=None):
+    def start(fake, cache=None, members=None):
         monkeypatch.setattr(service_module, "answer", fake)
         service = ReconService(store, listener, 11371, Limits(), interval=0, tree_cache=cache)
+        service.members = members or Everyone()
         service.start()
         started.append(service)
         return listener.getsockname()[1]
@@ -91,6 +105,37 @@ def test_a_round_past_max_sessions_is_closed_and_the_next_is_served(recon_port):
     _eventually(lambda: fake.calls == MAX_SESSIONS + 1)
     assert _closed_by_peer(later)
     for sock in busy + [extra, later]:
+        sock.close()
+
+
+def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, caplog):
+    """Refused before a slot is taken, without reading or resolving the peer
+    list, and one line for all of a flood's connections from an address."""
+    store = recon_port.store
+    PeerStore(store).add("member.example:11371", "recon", 0, None, False, recon_port=11370)
+    lookups = []
+    members = Members(store, lambda host: lookups.append(host) or ["127.0.0.2"])
+    fake = FakeAnswer()
+    port = recon_port(fake, members=members)
+    _eventually(lambda: lookups == ["member.example"])  # read at start
+    busy = []
+    for _ in range(MAX_SESSIONS):  # every slot taken by a member's round
+        sock = socket.socket()
+        sock.bind(("127.0.0.2", 0))
+        sock.connect(("127.0.0.1", port))
+        busy.append(sock)
+    _eventually(lambda: fake.calls == MAX_SESSIONS)
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", port)) as flood:
+            assert _closed_by_peer(flood)
+    assert lookups == ["member.example"] and fake.calls == MAX_SESSIONS
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused == ["recon connection from 127.0.0.1 refused: not an enabled recon peer "
+                       "(said once in 10 minutes per address)"]
+    assert "rounds under way" not in caplog.text
+    fake.release.set()
+    for sock in busy:
+        assert _closed_by_peer(sock)
         sock.close()
 
 

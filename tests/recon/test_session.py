@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cks.sync.recon import session as session_module
 from cks.sync.recon.session import (FULL_THRESHOLD, MAX_OUTSTANDING, Answerer, Handshake,
                                     Requester)
 from cks.sync.recon.wire import (ROOT, Config, Done, Elements, Error, Flush, FullElements,
@@ -151,10 +152,11 @@ def reconcile_sets(req_set, ans_set, chunk=None, reconcile=None, split=50,
                           max_outstanding=max_outstanding)
     answerer = Answerer(ans_tree, reconcile, full_threshold=full_threshold)
     converse(requester, answerer, chunk, watch)
-    assert requester.missing == set(ans_set) - set(req_set)
-    assert answerer.missing == set(req_set) - set(ans_set)
+    assert requester.lacking.elements == set(ans_set) - set(req_set)
+    assert answerer.lacking.elements == set(req_set) - set(ans_set)
     # what each side sent the other as lacking, it lacked indeed
-    assert requester.given <= answerer.missing and answerer.given <= requester.missing
+    assert requester.given <= answerer.lacking.elements
+    assert answerer.given <= requester.lacking.elements
     return requester, answerer
 
 
@@ -285,7 +287,7 @@ def test_requester_full_elements_reply_and_done():
     theirs = list(range(5, 505))  # the answerer sends all it has under the root
     out = decode_all(requester.receive(FullElements(theirs).encode()))
     assert out == [Elements(range(505, 510)), Done()]
-    assert requester.done and requester.missing == set(range(5, 10))
+    assert requester.done and requester.lacking.elements == set(range(5, 10))
     assert requester.receive(b"anything") == b""
 
 
@@ -354,7 +356,7 @@ def test_requester_ignores_claims_of_elements_it_sent_in_full():
     requester = Requester(tree)
     requester.start()
     assert decode_all(requester.receive(Elements([2, 9]).encode())) == [Done()]
-    assert requester.missing == {9}
+    assert requester.lacking.elements == {9}
 
 
 def test_requester_needs_start():
@@ -369,7 +371,7 @@ def test_answerer_buffers_until_flush():
     assert answerer.receive(ReconRqstFull(ROOT, [2, 3, 4]).encode()) == b""
     assert answerer.receive(ReconRqstFull(ROOT, [1, 2, 3]).encode()) == b""
     assert decode_all(answerer.receive(Flush().encode())) == [Elements([1]), Elements([])]
-    assert answerer.missing == {4}
+    assert answerer.lacking.elements == {4}
     assert answerer.receive(Done().encode()) == b""
     assert answerer.done
 
@@ -385,7 +387,7 @@ def test_answerer_poly_replies():
     request = ReconRqstPoly(ROOT, len(theirs), samples_of(theirs))
     assert decode_all(answerer.receive(request.encode() + Flush().encode())) == [
         Elements([10, 11])]
-    assert answerer.missing == {7}
+    assert answerer.lacking.elements == {7}
     assert reconcile.calls == [(500, 499)]
     # Failure at a big inner node: SyncFail.
     far = set(range(1000, 1400))
@@ -403,7 +405,7 @@ def test_answerer_poly_failure_at_small_node_sends_full_elements():
         FullElements(mine)]
     # The requester answers with what I lack; no reply to that.
     assert answerer.receive(Elements([1, 2, 3]).encode() + Flush().encode()) == b""
-    assert answerer.missing == {1, 2, 3}
+    assert answerer.lacking.elements == {1, 2, 3}
     with pytest.raises(ReconProtocolError, match="without a FullElements"):
         answerer.receive(Elements([4]).encode())
 
@@ -418,7 +420,7 @@ def test_answerer_counts_full_elements_left_unanswered():
         FullElements(set(range(10, 20)))]
     assert answerer.unanswered == 1
     answerer.receive(Done().encode())
-    assert answerer.done and answerer.missing == set() and answerer.unanswered == 1
+    assert answerer.done and answerer.lacking.elements == set() and answerer.unanswered == 1
 
 
 def test_answerer_errors_on_a_prefix_it_cannot_serve():
@@ -461,7 +463,7 @@ def test_answerer_treats_roots_outside_the_prefix_as_failure():
     request = ReconRqstPoly(Prefix.parse("00"), 4, [1] * 6)
     assert decode_all(answerer.receive(request.encode() + Flush().encode())) == [
         FullElements([1, 2, 3])]
-    assert answerer.missing == set()
+    assert answerer.lacking.elements == set()
 
 
 @pytest.mark.parametrize("message, error", [
@@ -548,3 +550,27 @@ def test_handshake_custom_check():
     assert ours.receive(our_config(2).encode()) == encode_verdict("no thanks")
     assert ours.done and not ours.passed
     assert isinstance(ours.peer_config, Config)
+
+
+def test_a_requester_that_lacks_max_missing_asks_no_more(monkeypatch):
+    """It stops collecting at the cap, and stops asking: Done once the
+    requests out are answered (the rest is for the next rounds)."""
+    rng = random.Random(11)
+    req_set, ans_set = split_sets(rng, 1000, 0, 3000)
+    whole, _ = reconcile_sets(req_set, ans_set, max_outstanding=1)
+    monkeypatch.setattr(session_module, "MAX_MISSING", 40)
+    registry: Registry = {}
+    requester = Requester(MemTree(req_set, registry, 50), max_outstanding=1)
+    answerer = Answerer(MemTree(ans_set, registry, 50), stub_reconcile(registry))
+    converse(requester, answerer)
+    assert len(requester.lacking.elements) == 40 and requester.lacking.capped
+    assert requester.lacking.elements <= set(ans_set) - set(req_set)
+    assert requester.requests_sent < whole.requests_sent / 3
+
+
+def test_an_answerer_keeps_at_most_max_missing(monkeypatch):
+    monkeypatch.setattr(session_module, "MAX_MISSING", 3)
+    answerer = Answerer(one_tree([1])[0], never_reconcile)
+    answerer.receive(ReconRqstFull(ROOT, list(range(1, 10))).encode() + Flush().encode())
+    assert answerer.lacking.elements <= set(range(2, 10)) and answerer.lacking.capped
+    assert len(answerer.lacking.elements) == 3

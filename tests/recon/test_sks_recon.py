@@ -9,7 +9,7 @@ import time
 from cks.openpgp.keys import read_keys, sks_hash
 from support import fixture, write_keyring
 from support.db import run_sql
-from support.nodes import manage, sync
+from support.nodes import manage, reread_peers, sync
 from support.procs import tool
 from support.server import Cksd
 from support.sks import sks_node
@@ -36,6 +36,7 @@ def test_cksd_and_sks_end_with_the_union(new_db, tmp_path, debian_keys):
             peer = "127.0.0.2:%d" % sks.hkp_port
             assert manage(a, "add", peer, "--type", "recon", "--recon-port",
                           str(sks.recon_port)).returncode == 0
+            reread_peers(a)  # SKS's own rounds: cksd answers them from now on
             conf = tmp_path / "a.conf"
             conf.write_text("[server]\nport = %d\nbind = 127.0.0.1\n" % a.port)
             run = sync(a, "--peer", peer, config=str(conf))      # cksd dials: SKS requests

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 from cks.openpgp.keys import read_keys
 
 from . import fixture
 from .db import run_sql
 from .procs import tool
+
+
+def reread_peers(node, timeout=30):
+    """SIGHUP, as `systemctl reload cksd` sends, and wait until each serving
+    process has read who may start recon rounds again (cksd does it by
+    itself every minute): after a change to its recon peers."""
+    start = os.path.getsize(node.log.name)
+    node.proc.send_signal(signal.SIGHUP)
+    processes = max(1, len(node.children()))
+    node.wait_until(lambda: node.output(start).count("recon peers: ") >= processes, timeout)
 
 
 def fpr(name):

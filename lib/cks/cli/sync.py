@@ -74,11 +74,11 @@ def main(argv: List[str]) -> int:
                 print("cks_sync.py: another run is still working on this database; "
                       "exiting", file=sys.stderr)
                 return EX_TEMPFAIL
-            deadline = time.monotonic() + limits.seconds_per_run  # (for the pushes)
+            deadline = time.monotonic() + limits.seconds_per_run
             failed = 0
             for peer in in_turn(_chosen_peers(peers, args.peer)):
                 if peer.kind == "recon":
-                    failed += not _recon(store, peer, settings, args)
+                    failed += not _recon(store, peer, settings, args, deadline)
                     continue
                 report = dry_run(peer) if args.dry_run else \
                     push_in_run(store, peers, peer, settings, limits, deadline)
@@ -96,13 +96,15 @@ def main(argv: List[str]) -> int:
         store.close()
 
 
-def _recon(store, peer: Peer, settings: Settings, args) -> bool:
-    """One reconciliation round with `peer` and the fetch of what we lack."""
+def _recon(store, peer: Peer, settings: Settings, args, deadline: float) -> bool:
+    """One reconciliation round with `peer` and the fetch of what we lack
+    (which stops at `deadline`)."""
     if args.dry_run:
         print("%s: would run a recon round" % peer.peer)
         return True
     report = dial(store, peer, settings.get_int("server", "port", 11371),
-                  pipeline_limits(settings), settings.get("server", "bind", ""))
+                  pipeline_limits(settings), settings.get("server", "bind", ""),
+                  deadline=deadline)
     if report.ok:
         if not args.quiet:
             print(report.summary())

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple, Type
 from urllib.parse import urlencode
@@ -132,13 +134,49 @@ def _refused_in(body: bytes) -> List[Tuple[str, str]]:
         return []  # not CKS (SKS answers HTML): nothing more to learn
 
 
+class _DeadlineSocket(socket.socket):
+    """A connected socket whose reads end by `deadline` (time.monotonic()),
+    each within `per_read` seconds (the socket's timeout, which bounds each
+    read only: a peer sending a byte a second held a request for days)."""
+
+    per_read: Optional[float] = None
+    deadline = math.inf
+
+    @classmethod
+    def adopt(cls, sock: socket.socket) -> "_DeadlineSocket":
+        per_read = sock.gettimeout()
+        adopted = cls(sock.family, sock.type, sock.proto, sock.detach())
+        adopted.per_read = per_read
+        adopted.settimeout(per_read)
+        return adopted
+
+    def recv_into(self, buffer, nbytes=0, flags=0):  # http.client reads by it alone
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        self.settimeout(left if self.per_read is None else min(self.per_read, left))
+        return super().recv_into(buffer, nbytes, flags)
+
+
+class _Connection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock = _DeadlineSocket.adopt(self.sock)
+
+
 class HKPClient:
-    def __init__(self, host: str, port: int, timeout: float, node_name: str) -> None:
+    """`timeout`: seconds for a connection, for sending a request, and for
+    its whole answer (`answer_seconds`, when given, for that), however the
+    peer spreads the answer out."""
+
+    def __init__(self, host: str, port: int, timeout: float, node_name: str,
+                 answer_seconds: Optional[float] = None) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.answer_seconds = timeout if answer_seconds is None else answer_seconds
         self.node_name = node_name
-        self.conn: Optional[http.client.HTTPConnection] = None
+        self.conn: Optional[_Connection] = None
 
     def post_keys(self, armored: str) -> Answer:
         # options=mr goes in the form, not the URL: SKS answers "200 Unexpected POST
@@ -152,18 +190,23 @@ class HKPClient:
 
     def post(self, path: str, body: bytes, headers: Dict[str, str],
              read: Optional[Callable[[http.client.HTTPResponse], Answer]] = None,
-             kind: Type[Answer] = Answer) -> Answer:
+             kind: Type[Answer] = Answer, deadline: float = math.inf) -> Answer:
         """POST on the kept-alive connection; `read` makes the answer of the
-        response (default: all of its body), `kind(error=...)` a failure."""
+        response (default: all of its body), `kind(error=...)` a failure.
+        The answer must be in whole within `answer_seconds` of the request,
+        and by `deadline` (time.monotonic()); until 2026-12-05 the timeout
+        bounded each read only."""
         for attempt in (1, 2):
             fresh = self.conn is None
             sent = False
             try:
                 if self.conn is None:
-                    self.conn = http.client.HTTPConnection(self.host, self.port,
-                                                           timeout=self.timeout)
+                    self.conn = _Connection(self.host, self.port, timeout=self.timeout)
                 self.conn.request("POST", path, body, headers)
                 sent = True
+                assert isinstance(self.conn.sock, _DeadlineSocket)
+                self.conn.sock.deadline = min(time.monotonic() + self.answer_seconds,
+                                              deadline)
                 return (read or self._read_all)(self.conn.getresponse())
             except (http.client.HTTPException, OSError, socket.timeout) as exc:
                 self.close()

@@ -23,33 +23,40 @@ this node lacks at every round, with every peer that holds the key.  A key
 fetched and then not stored under its hash would be fetched again at every
 round from every peer, for ever.  A hash names fixed bytes, so fetching it
 again can only bring the same answer; so the hash is recorded, and not asked
-for again, when:
+for again from any peer, when bytes that hash to it came (so any peer's
+answer would be the same) and:
 
-- its key was refused: rejected here, over a key limit, unparseable (no key
-  could be read from it), or its answer alone is over the answer size limit
-  (a batch over the limit is split in halves first, down to one hash);
+- its key was refused: rejected here, over a key limit, or unparseable (no
+  key could be read from it);
 - its key was stored but is held here under another hash: merged with packets
   the peer lacks (the peer fetches our version by recon, and its hash changes),
   or read differently (a packet the peer keeps and CKS drops).
 
-One row per hash, whichever peer answered (every peer holding those bytes
-has the same hash).  A hash the peer did not return is NOT recorded and not an
-error: the peer may have lost the key, or an answer was cut at its size limit;
-recon lists it again if it still matters.  Rows expire after `refused_ttl`
-(30 days): then the hash is asked once more, so an unrejected key or a
-raised limit takes effect without anyone clearing the table.
+One row per hash, whichever peer answered.  What a peer does wrong records
+nothing for the hash, since nothing shows that another peer would answer the
+same: an answer for one hash holding a key of another hash (an error that
+ends the fetch; until 2026-12-05 it was taken for that hash's key and the
+hash refused), an answer over the size limit for one hash (split in halves
+down to one hash first; not read, counted in the round's error, asked again
+at the next round; until 2026-12-05 refused, so a peer declaring a huge
+Content-Length blocked every hash it was asked for, from every peer, for 30
+days).  A hash the peer did not return is NOT recorded and not an error: the
+peer may have lost the key, or an answer was cut at its size limit; recon
+lists it again if it still matters.  Rows expire after `refused_ttl` (30
+days): then the hash is asked once more, so an unrejected key or a raised
+limit takes effect without anyone clearing the table.
 
 To know which hash an answer's key stands for, its packets are hashed as they
 came (SKS's hash: MD5 over the packets sorted by tag and body) and as CKS
 reads them; an answer holding a key that matches neither, in a request for
-several hashes, is split in halves until it can be told (a request for one
-hash is answered by that hash's key).
+several hashes, is split in halves until it can be told.
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
+import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -79,7 +86,9 @@ HashLike = Union[bytes, str]
 @dataclass
 class FetchSettings:
     batch: int = hashquery.SKS_BATCH  # hashes per request
-    timeout: float = 60.0  # seconds per connect or read
+    timeout: float = 60.0  # seconds for a connection, a request's sending, or a read
+    answer_seconds: float = 180.0  # for a whole answer (SKS's missing_keys_timeout)
+    seconds: float = 900.0  # for the whole fetch: the rest is found again next round
     max_answer_bytes: int = hashquery.MAX_ANSWER_BYTES  # larger answers are split, not read
     refused_ttl: int = REFUSED_TTL
     user_agent: str = "CKS-recon"
@@ -102,6 +111,7 @@ class FetchReport:
     refused: List[Tuple[str, str]] = field(default_factory=list)
     other_hash: int = 0  # stored, now held under another hash (recorded too)
     not_returned: int = 0  # asked, not in the answer: not an error
+    over_limit: int = 0  # hashes whose answer alone was over the size limit: not read
     errors: List[str] = field(default_factory=list)
 
     @property
@@ -126,6 +136,7 @@ class FetchReport:
 class HashAnswer(Answer):
     truncated: bool = False  # X-HKP-Results-Truncated: a CKS peer cut the answer
     over_limit: int = 0  # the answer's size (at least) when over the limit: not read
+    short_of: int = 0  # the Content-Length declared, when fewer bytes came
 
 
 class HashQueryClient(HKPClient):
@@ -133,13 +144,14 @@ class HashQueryClient(HKPClient):
     when the peer closed it meanwhile) asking for hashes; it reads no more of
     an answer than the limit."""
 
-    def __init__(self, host: str, port: int, timeout: float, user_agent: str) -> None:
-        super().__init__(host, port, timeout, node_name="")
-        self.user_agent = user_agent
+    def __init__(self, host: str, port: int, settings: FetchSettings) -> None:
+        super().__init__(host, port, settings.timeout, "", settings.answer_seconds)
+        self.user_agent = settings.user_agent
 
-    def query(self, body: bytes, max_bytes: int) -> HashAnswer:
+    def query(self, body: bytes, max_bytes: int, deadline: float = math.inf) -> HashAnswer:
         answer = self.post(hashquery.PATH, body, {"User-Agent": self.user_agent},
-                           lambda response: self._read(response, max_bytes), HashAnswer)
+                           lambda response: self._read(response, max_bytes), HashAnswer,
+                           deadline)
         assert isinstance(answer, HashAnswer)
         return answer
 
@@ -153,6 +165,10 @@ class HashQueryClient(HKPClient):
         if len(data) > max_bytes:
             self.close()
             return HashAnswer(response.status, over_limit=len(data))
+        if declared.isdigit() and len(data) < int(declared):
+            # (read() returns what came before the peer closed, without an error)
+            self.close()
+            return HashAnswer(response.status, data, short_of=int(declared))
         if response.will_close:
             self.close()
         return HashAnswer(response.status, data, truncated=truncated)
@@ -196,8 +212,6 @@ def _read_blob(blob: bytes, asked: Sequence[str]) -> _Blob:
     result = parse_keyring(blob)
     candidates = {raw_hash(blob)} | {sks_hash(k).hex().upper() for k in result.keys}
     names = candidates & set(asked)
-    if not names and len(asked) == 1:
-        names = set(asked)  # the only hash asked for: this is its answer
     problem = "; ".join(str(p) for p in result.problems if p.fatal) or "no key in it"
     return _Blob(names, result.keys, "" if result.keys else problem)
 
@@ -240,7 +254,8 @@ class _Fetch:
 
     def __init__(self, store: Store, client: HashQueryClient, source: pipeline.Source,
                  limits: pipeline.Limits, settings: FetchSettings, now: int,
-                 report: FetchReport) -> None:
+                 report: FetchReport, deadline: float) -> None:
+        self.deadline = deadline  # time.monotonic()
         self.store = store
         self.client = client
         self.source = source
@@ -255,11 +270,16 @@ class _Fetch:
         self.queue.extend(hashes[i:i + size] for i in range(0, len(hashes), size))
         while self.queue:
             batch = self.queue.popleft()
-            error = self._one(batch)
+            error = self._out_of_time() or self._one(batch)
             if error:
                 left = len(batch) + sum(len(b) for b in self.queue)
                 self._fail("%s (%d hashes not fetched)" % (error, left))
                 return
+
+    def _out_of_time(self) -> str:
+        """The error when the fetch's time is up (settings.seconds, or the
+        deadline of cks_sync.py's run), else ''."""
+        return "out of time" if time.monotonic() >= self.deadline else ""
 
     def _fail(self, message: str) -> None:
         self.report.errors.append(message)
@@ -273,39 +293,43 @@ class _Fetch:
         """Ask for one batch and store its answer; an error message that ends
         the run, or ''."""
         body = hashquery.encode_request(bytes.fromhex(h) for h in batch)
-        answer = self.client.query(body, self.settings.max_answer_bytes)
+        answer = self.client.query(body, self.settings.max_answer_bytes, self.deadline)
         self.report.requests += 1
         if answer.status == 0:
-            return "no answer from %s:%d: %s" % (self.client.host, self.client.port,
-                                                 answer.error)
+            return self._out_of_time() or "no answer from %s:%d: %s" % (
+                self.client.host, self.client.port, answer.error)
         if answer.status != 200:
             text = " ".join(answer.body[:200].decode("utf-8", "replace").split())
             return "HTTP %d to %s%s" % (answer.status, hashquery.PATH,
                                         ": " + text if text else "")
         if answer.over_limit:
-            self._over_limit(batch, answer.over_limit)
+            self._over_limit(batch)
             return ""
+        if answer.short_of:
+            return "the answer was cut short (%d of %d bytes)" % (len(answer.body),
+                                                                  answer.short_of)
         try:
             blobs = hashquery.decode_answer(answer.body, len(batch),
                                             self.settings.max_answer_bytes)
         except hashquery.HashQueryError as exc:
             return "answered garbage to %s: %s" % (hashquery.PATH, exc)
         read = [_read_blob(blob, batch) for blob in blobs]
-        if len(batch) > 1 and any(not b.names for b in read):
+        if any(not b.names for b in read):
+            if len(batch) == 1:
+                return "answered %s with bytes of another hash" % batch[0]
             self._split(batch)  # which hash is that key's? ask in halves
             return ""
         self._store(read)
         self._left_out(batch, read, answer.truncated)
         return ""
 
-    def _over_limit(self, batch: List[str], size: int) -> None:
+    def _over_limit(self, batch: List[str]) -> None:
+        """Split; for one hash, count it (its bytes unread, nothing shows that
+        another peer's answer would be as large)."""
         if len(batch) > 1:
             self._split(batch)
-            return
-        reason = "%s: answer of %d bytes is over the limit of %d" % (
-            pipeline.OVER_LIMIT, size, self.settings.max_answer_bytes)
-        self.report.refused.append((batch[0], reason))
-        _record(self.store, {batch[0]: (None, reason)}, self.now)
+        else:
+            self.report.over_limit += 1
 
     def _left_out(self, batch: List[str], read: List[_Blob], truncated: bool) -> None:
         """Hashes asked for and not answered: asked again when a CKS peer cut
@@ -369,12 +393,15 @@ class _Fetch:
 def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
                   hashes: Iterable[HashLike], limits: Optional[pipeline.Limits] = None,
                   settings: Optional[FetchSettings] = None,
-                  now: Optional[int] = None) -> FetchReport:
+                  now: Optional[int] = None, deadline: float = math.inf) -> FetchReport:
     """Fetch the keys with these SKS hashes (16 bytes, or 32 hex digits) from
     the peer's HTTP port and store them as `recon:PEER_NAME`.  Hashes recorded
-    as refused, and hashes held already, are not asked for.  Never raises for
-    what the peer does: errors are in the report."""
+    as refused, and hashes held already, are not asked for.  The fetch ends
+    after `settings.seconds`, or at `deadline` (time.monotonic()) if sooner,
+    keeping what it stored (until 2026-12-05 a peer could hold it for days).
+    Never raises for what the peer does: errors are in the report."""
     settings = settings or FetchSettings()
+    deadline = min(deadline, time.monotonic() + settings.seconds)
     now = int(time.time()) if now is None else now
     report = FetchReport(peer_name)
     wanted = list(dict.fromkeys(hash_hex(h) for h in hashes))
@@ -382,12 +409,16 @@ def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
         ask = _to_ask(store, wanted, settings.refused_ttl, now, report)
         report.requested = len(ask)
         if ask:
-            client = HashQueryClient(host, http_port, settings.timeout, settings.user_agent)
+            client = HashQueryClient(host, http_port, settings)
             try:
                 _Fetch(store, client, pipeline.Source.peer("recon", peer_name),
-                       limits or pipeline.Limits(), settings, now, report).run(ask)
+                       limits or pipeline.Limits(), settings, now, report, deadline).run(ask)
             finally:
                 client.close()
+        if report.over_limit:
+            report.errors.append("%d answers for one key each over the limit of %d bytes "
+                                 "(not read; asked again at the next round)"
+                                 % (report.over_limit, settings.max_answer_bytes))
     except StoreError as exc:
         report.errors.append("database: %s" % exc)
         log.warning("recon fetch from %s: database: %s", peer_name, exc)

@@ -49,13 +49,20 @@ def element_of_hash(md5: bytes) -> int:
     return int.from_bytes(md5, "little")
 
 
+def is_hash_element(e: int) -> bool:
+    """Whether a set element can be a key hash: it fits in 16 bytes.  A
+    field element of 2^128 or more (below P) is valid on the wire but names
+    no key."""
+    return 0 <= e < 1 << (8 * HASH_BYTES)
+
+
 def hash_of_element(e: int) -> bytes:
     """The 16-byte key hash of a set element (inverse of element_of_hash).
 
     SKS truncates the 17-byte encoding to 16 bytes; an element that does not
     fit in 16 bytes cannot be a key hash, so it is refused rather than cut.
     """
-    if not 0 <= e < 1 << (8 * HASH_BYTES):
+    if not is_hash_element(e):
         raise ValueError("not a key hash element: %d" % e)
     return e.to_bytes(HASH_BYTES, "little")
 

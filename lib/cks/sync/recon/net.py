@@ -3,8 +3,10 @@ sans-I/O handshake and roles of session.py.
 
 The side that accepted the connection requests, the side that dialed
 answers (SKS 1.1.6 reconserver.ml).  Timeouts as SKS keeps them: 45 s for the
-handshake, an hour for a whole session; a peer that stays silent longer than
-`idle` seconds in between ends it.  The requester, having sent Done, waits
+whole handshake (until 2026-12-05 for each read of it: a byte every 20 s
+kept a connection, and a round's slot, for the hour), an hour for a whole
+session; a peer that stays silent longer than `idle` seconds in between
+ends it.  The requester, having sent Done, waits
 for the answerer to hang up (at most HANG_UP_WAIT) before it goes on to
 record the round and fetch: on a host whose cores both peers share, the work
 done at once after Done kept the answerer from reading it for 0.2-0.3 ms.
@@ -12,6 +14,7 @@ done at once after Done kept the answerer from reading it for 0.2-0.3 ms.
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from dataclasses import dataclass
@@ -40,7 +43,7 @@ class ReconRefused(Exception):
 
 @dataclass
 class SessionResult:
-    missing: Set[int]  # elements this side lacks
+    missing: Set[int]  # elements this side lacks (key hashes all)
     given: Set[int]  # elements this side sent the peer as lacking
     peer: Config  # what the peer said in the handshake (its HTTP port)
     requests: int = 0
@@ -48,6 +51,8 @@ class SessionResult:
     bytes_sent: int = 0
     bytes_received: int = 0
     unanswered: int = 0  # our FullElements the peer (requesting) never answered
+    not_hashes: int = 0  # elements the peer named that are no key hash: dropped
+    capped: bool = False  # `missing` stopped at session.MAX_MISSING: more next round
 
 
 class _Connection:
@@ -68,8 +73,10 @@ class _Connection:
             self.sock.sendall(data)
             self.sent += len(data)
 
-    def receive(self, limit: float) -> bytes:
-        self.sock.settimeout(self._left(limit))
+    def receive(self, limit: float, by: float = math.inf) -> bytes:
+        """What the peer sends next, within `limit` seconds and by `by`
+        (time.monotonic())."""
+        self.sock.settimeout(min(self._left(limit), _until(by)))
         data = self.sock.recv(READ_SIZE)
         if not data:
             raise ReconProtocolError("the peer closed the connection")
@@ -90,6 +97,13 @@ class _Connection:
         if left <= 0:
             raise socket.timeout("the session took longer than %d s" % SESSION_TIMEOUT)
         return min(limit, left)
+
+
+def _until(by: float) -> float:
+    left = by - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("timed out")
+    return left
 
 
 def run_session(sock: socket.socket, open_tree: Callable[[], ContextManager[LocalTree]],
@@ -118,8 +132,9 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         first = role.start()
     else:
         role = Answerer(tree, reconcile)
+    handshake_by = conn.started + HANDSHAKE_TIMEOUT
     while not handshake.done:
-        verdict = handshake.receive(conn.receive(HANDSHAKE_TIMEOUT))
+        verdict = handshake.receive(conn.receive(HANDSHAKE_TIMEOUT, handshake_by))
         if verdict and handshake.reason is None:
             verdict, first = verdict + first, b""
         conn.send(verdict)
@@ -139,5 +154,6 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         conn.await_hang_up()
     else:
         requests, unanswered = role.requests_answered, role.unanswered
-    return SessionResult(set(role.missing), set(role.given), handshake.peer_config, requests,
-                         seconds, conn.sent, conn.received, unanswered)
+    return SessionResult(role.lacking.elements, set(role.given), handshake.peer_config,
+                         requests, seconds, conn.sent, conn.received, unanswered,
+                         role.lacking.not_hashes, role.lacking.capped)

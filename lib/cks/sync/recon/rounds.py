@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import socket
 import time
 from dataclasses import dataclass
@@ -49,7 +50,16 @@ class RoundReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and (self.fetch is None or self.fetch.ok)
+        return self.error is None and not self.problems()
+
+    def problems(self) -> List[str]:
+        """What went wrong in a round whose session completed: the peer's
+        elements that name no key, the fetch's errors."""
+        found = []
+        if self.session is not None and self.session.not_hashes:
+            found.append("the peer named %d elements that are no key hash (dropped)"
+                         % self.session.not_hashes)
+        return found + (self.fetch.errors if self.fetch else [])
 
     def summary(self) -> str:
         return "%s: %s" % (self.peer, self.outcome())
@@ -66,11 +76,14 @@ class RoundReport:
         if session is not None:
             text += " (the session: %.1f ms, %d bytes sent, %d received)" % (
                 session.seconds * 1000, session.bytes_sent, session.bytes_received)
+            if session.capped:
+                text += "; stopped at %d keys we lack, the rest for the next rounds" % len(
+                    session.missing)
             if session.unanswered:
                 text += ("; the peer did not say what it holds under %d of our nodes (its own "
                          "rounds will find it)" % session.unanswered)
-        if self.fetch and not self.fetch.ok:
-            text += "; fetch failed: " + "; ".join(self.fetch.errors)
+        if self.problems():
+            text += "; failed: " + "; ".join(self.problems())
         return text
 
 
@@ -99,7 +112,7 @@ def _prefix_tree(store: Store, cache: Optional[TreeCache]) -> Iterator[_ByPrefix
 
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
            requester: bool, limits: pipeline.Limits,
-           cache: Optional[TreeCache] = None) -> RoundReport:
+           cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
     report = RoundReport(peer.peer)
     started = time.monotonic()
     try:
@@ -118,7 +131,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
             report.fetch = fetch_missing(
                 store, peer.peer, fetch_host,
                 result.peer.http_port or parse_hkp_peer(peer.peer)[1],
-                [hash_of_element(e) for e in result.missing], limits)
+                [hash_of_element(e) for e in result.missing], limits, deadline=deadline)
     report.seconds = time.monotonic() - started
     _record(store, peer, report)
     return report
@@ -126,7 +139,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
 
 def _record(store: Store, peer: Peer, report: RoundReport) -> None:
     fetched = report.fetch.added + report.fetch.updated if report.fetch else 0
-    error = report.error or (None if report.ok else "; ".join(report.fetch.errors))
+    error = report.error or ("; ".join(report.problems()) or None)
     try:
         PeerStore(store).record_round(peer.id, int(time.time()), report.lacked_here,
                                       report.lacked_there, fetched, error,
@@ -137,11 +150,12 @@ def _record(store: Store, peer: Peer, report: RoundReport) -> None:
 
 def dial(store: Store, peer: Peer, http_port: int,
          limits: Optional[pipeline.Limits] = None, source: str = "",
-         cache: Optional[TreeCache] = None) -> RoundReport:
+         cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
     """Start a round with `peer` (we dial, so we answer), then fetch what we
     lack.  `source`: the address to dial from (the one we serve on, which the
     peer knows us by), unless it is empty or a wildcard; `cache`: the tree's
-    nodes kept between rounds (cksd's)."""
+    nodes kept between rounds (cksd's); `deadline` (time.monotonic()): when
+    the fetch stops at the latest (cks_sync.py's seconds_per_run)."""
     host = parse_hkp_peer(peer.peer)[0]
     bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
     try:
@@ -153,7 +167,7 @@ def dial(store: Store, peer: Peer, http_port: int,
         _record(store, peer, report)
         return report
     return _round(store, peer, sock, http_port, host, False, limits or pipeline.Limits(),
-                  cache)
+                  cache, deadline)
 
 
 Resolver = Callable[[str], Iterable[str]]
@@ -162,10 +176,11 @@ Resolver = Callable[[str], Iterable[str]]
 class Members:
     """The enabled recon peers by address: who may start a round on our recon
     port.  Resolved ahead of the connections (refresh(): ReconService runs it
-    at start and every MEMBERS_REFRESH seconds), so a round does not wait for
-    the peer list and DNS; an address not known yet reads them again at once,
-    so a peer added a moment ago is served.  A peer disabled or removed is
-    refused from the next refresh on."""
+    at start, every MEMBERS_REFRESH seconds and on SIGHUP), so a round waits
+    for neither the peer list nor DNS, and neither does a refusal: until
+    2026-12-05 each connection from an unknown address read and resolved the
+    list again, a DNS query per connection of a flood.  A peer added,
+    disabled or removed counts from the next refresh on."""
 
     def __init__(self, store: Store, resolver: Resolver = system_resolver) -> None:
         self.store = store
@@ -173,7 +188,8 @@ class Members:
         self._by_address: Dict[IPAddress, Peer] = {}
 
     def refresh(self) -> None:
-        """Read and resolve the peer list (StoreError when it cannot be read)."""
+        """Read and resolve the peer list (StoreError when it cannot be read);
+        a line in the log when who may start a round changed."""
         by_address: Dict[IPAddress, Peer] = {}
         for peer in recon_peers(self.store):
             host = peer_host(peer.peer)
@@ -186,29 +202,26 @@ class Members:
                 continue
             for ip in addresses:
                 by_address.setdefault(ip, peer)
-        self._by_address = by_address
+        before, self._by_address = self._by_address, by_address
+        if _names(before) != _names(by_address):
+            log.info("recon peers: %d may start rounds, from %d addresses",
+                     len(set(_names(by_address).values())), len(by_address))
 
     def find(self, address: str) -> Optional[Peer]:
         """The enabled recon peer at `address`, if any."""
         wanted = ip_of(address)
-        if wanted is None:
-            return None
-        if wanted not in self._by_address:
-            self.refresh()
-        return self._by_address.get(wanted)
+        return None if wanted is None else self._by_address.get(wanted)
 
 
-def answer(store: Store, sock: socket.socket, address: str, http_port: int,
-           members: Members, limits: Optional[pipeline.Limits] = None,
-           cache: Optional[TreeCache] = None) -> Optional[RoundReport]:
-    """Serve a round a peer started on our recon port (it dialed, so we
-    request); a connection from an address that is no enabled recon peer's
-    is closed at once, as SKS does with addresses outside its membership."""
-    peer = members.find(address)
-    if peer is None:
-        log.warning("recon connection from %s refused: not an enabled recon peer", address)
-        sock.close()
-        return None
+def _names(by_address: Dict[IPAddress, Peer]) -> Dict[IPAddress, str]:
+    return {ip: peer.peer for ip, peer in by_address.items()}
+
+
+def answer(store: Store, sock: socket.socket, address: str, peer: Peer, http_port: int,
+           limits: Optional[pipeline.Limits] = None,
+           cache: Optional[TreeCache] = None) -> RoundReport:
+    """Serve a round `peer` started on our recon port from `address` (it
+    dialed, so we request)."""
     return _round(store, peer, sock, http_port, address, True, limits or pipeline.Limits(),
                   cache)
 

@@ -16,7 +16,9 @@ from typing import Any, Callable, Optional
 
 from ... import pipeline
 from ...periodic import Periodic
+from ...repeated import OncePerKey
 from ...store import Store, StoreError
+from ...store.peers import Peer
 from ...store.ptree import TreeCache, open_tree
 from .rounds import Members, RoundReport, answer, dial, recon_peers
 
@@ -26,6 +28,7 @@ GOSSIP_LOCK = "cks_recon_gossip"  # held by the one process that gossips for a d
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round (and of the tree)
 STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
+REFUSED_LOG_SECONDS = 600.0  # a refused address is logged once in this time
 
 RoundCounter = Callable[[RoundReport, bool], None]  # a round ended; did we dial it?
 
@@ -45,6 +48,7 @@ class ReconService:
         self.gossip = Periodic("recon-gossip", interval, self.gossip_once, jitter=0.1) \
             if interval > 0 else None
         self.members = Members(store)
+        self._refusals_said = OncePerKey(REFUSED_LOG_SECONDS)
         self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.prepare)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         # Each session thread accepts its own connections: handing them from one
@@ -142,19 +146,32 @@ class ReconService:
                     return
                 log.warning("recon port: accept failed: %s", exc)
                 continue
+            peer = self.members.find(address[0])
+            if peer is None:
+                self._refuse(sock, address[0])
+                continue
             if not self._sessions.acquire(blocking=False):
                 log.info("recon connection from %s closed: %d rounds under way",
                          address[0], MAX_SESSIONS)
                 sock.close()
                 continue
-            self._serve(sock, address[0])
+            self._serve(sock, address[0], peer)
 
-    def _serve(self, sock: socket.socket, address: str) -> None:
+    def _refuse(self, sock: socket.socket, address: str) -> None:
+        """Close on an address that is no enabled recon peer's at once, before
+        the handshake, as SKS does outside its membership, and before taking
+        a round's slot: until 2026-12-05 a flood of such connections took the
+        slots (peers' rounds were refused as "4 rounds under way") and wrote
+        a line each."""
+        sock.close()
+        if self._refusals_said.allows(address):
+            log.warning("recon connection from %s refused: not an enabled recon peer (said "
+                        "once in %d minutes per address)", address, REFUSED_LOG_SECONDS // 60)
+
+    def _serve(self, sock: socket.socket, address: str, peer: Peer) -> None:
         try:
-            report = answer(self.store, sock, address, self.http_port, self.members,
-                            self.limits, self.tree_cache)
-            if report is not None:  # None: refused, not a recon peer
-                self._ended(report, False)
+            self._ended(answer(self.store, sock, address, peer, self.http_port, self.limits,
+                               self.tree_cache), False)
         except StoreError as exc:
             log.warning("recon round with %s: %s", address, exc)
         except Exception:  # noqa: BLE001 - this thread serves the next rounds too

@@ -4,7 +4,7 @@ A session is a handshake (`Handshake`, both sides alike), then one of two
 roles.  The side that ACCEPTED the TCP connection is the `Requester` (SKS
 client.ml); the side that dialed answers (`Answerer`, SKS server.ml).  Each
 role is fed what arrived with `receive(data)` and returns the bytes to send;
-at the end `missing` holds the elements (key hashes) this side lacks.
+at the end `lacking` holds the elements (key hashes) this side lacks.
 
 The local set is seen through `LocalTree`: a prefix-tree view that another
 module implements over the database.  Interpolation is injected as a
@@ -17,16 +17,26 @@ from collections import deque
 from typing import (Callable, Deque, FrozenSet, Iterable, List, Optional, Protocol, Sequence,
                     Set, Tuple)
 
+from .field import is_hash_element
 from .wire import (BITQUANTUM, MBAR, PREFIX_MAX_BITS, ROOT, Config, Done, Elements, Error,
                    Flush, FullElements, Message, MessageReader, Prefix, ReconPeerError,
                    ReconProtocolError, ReconRqstFull, ReconRqstPoly, SyncFail, check_config,
-                   encode_verdict)
+                   encode_verdict, peer_text)
 
 FULL_THRESHOLD = 30 * MBAR
 """A node smaller than this (or a leaf) is sent in full: SKS recon_thresh_mult * mbar."""
 
 MAX_OUTSTANDING = 100
 """Requests the requester keeps in flight at most: SKS max_outstanding_recon_requests."""
+
+MAX_MISSING = 100_000
+"""Elements a session collects as lacking at most; the rest is found at the
+next rounds.  Peers in step differ by tens of keys a round; a node catching
+up fetches 100,000 keys a round: 1,000 requests, 5-7 minutes at the 250-330
+keys a second CKS stores uploads at (bench/HISTORY.md), within a fetch's 15
+minutes, and some 10 MB of memory for the set.  Until
+2026-12-05 there was no cap: a peer claiming 900,000 hashes took cksd from 33
+to 303 MB and held a round's slot for 9,000 requests."""
 
 ReconcileFn = Callable[[Sequence[int], int, Sequence[int], int],
                        Optional[Tuple[Set[int], Set[int]]]]
@@ -86,6 +96,34 @@ class _Output:
         data = b"".join(self.parts)
         self.parts = []
         return data
+
+
+class Lacking:
+    """The elements this side lacks, as a session finds them: key hashes
+    only, and at most MAX_MISSING of them (`capped`: some were left out).  A
+    field element of 2^128 or more is valid on the wire but names no key: it
+    is counted in `not_hashes`, not kept (until 2026-12-05 one such element
+    from a peer ended the round after the session, and every key it had
+    found was dropped)."""
+
+    def __init__(self) -> None:
+        self.elements: Set[int] = set()
+        self.cap = MAX_MISSING
+        self.capped = False
+        self.not_hashes = 0
+
+    @property
+    def full(self) -> bool:
+        return len(self.elements) >= self.cap
+
+    def add(self, elements: Iterable[int]) -> None:
+        for element in elements:
+            if not is_hash_element(element):
+                self.not_hashes += 1
+            elif not self.full:
+                self.elements.add(element)
+            elif element not in self.elements:
+                self.capped = True
 
 
 def _check_under(prefix: Prefix, elements: Iterable[int], what: str) -> None:
@@ -161,7 +199,7 @@ class Handshake:
                 reason_bytes = self.reader.next_string()
                 if reason_bytes is None:
                     break
-                self._finish(False, reason_bytes.decode("utf-8", "replace"), "peer")
+                self._finish(False, peer_text(reason_bytes), "peer")
         return out
 
     def leftover(self) -> bytes:
@@ -190,15 +228,16 @@ class _Request:
 
 class Requester:
     """The side that accepted the connection: walks the prefix tree from the
-    root, asking about prefixes, until every reply is in; then sends Done.
+    root, asking about prefixes, until every reply is in (or it lacks
+    MAX_MISSING elements: it asks no more); then sends Done.
 
     `start()` returns the first requests; `receive(data)` returns what to
     send next.  Requests go out in batches, each ended by Flush (the answerer
     writes nothing before it), with at most `max_outstanding` unanswered.
     The requester never interpolates (SKS client.ml): the answerer does."""
 
-    def __init__(self, tree: LocalTree, *, full_threshold: int = FULL_THRESHOLD, max_outstanding: int = MAX_OUTSTANDING,
-                 bitquantum: int = BITQUANTUM) -> None:
+    def __init__(self, tree: LocalTree, *, full_threshold: int = FULL_THRESHOLD,
+                 max_outstanding: int = MAX_OUTSTANDING, bitquantum: int = BITQUANTUM) -> None:
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
         self.tree = tree
@@ -206,7 +245,7 @@ class Requester:
         self.max_outstanding = max_outstanding
         self.bitquantum = bitquantum
         self.reader = MessageReader()
-        self.missing: Set[int] = set()
+        self.lacking = Lacking()
         self.given: Set[int] = set()  # elements sent to the peer that it lacks
         self.done = False
         self.requests_sent = 0
@@ -237,6 +276,10 @@ class Requester:
         out = _Output()
         for message in self.reader.feed(data):
             self._handle_reply(message, out)
+        if self.lacking.full and self._queue:
+            # Enough for a round: no more requests; Done once the last are answered.
+            self.lacking.capped = True
+            self._queue.clear()
         if not self._queue and not self._pending:
             out.add(Done())
             self.done = True
@@ -294,7 +337,7 @@ class Requester:
             theirs = set(message.elements)
             if request.mine is not None:
                 theirs -= request.mine
-            self.missing |= theirs
+            self.lacking.add(theirs)
         elif isinstance(message, FullElements):
             # The answerer could not interpolate and its node is small: it sent
             # all of its elements; send back what it lacks.
@@ -305,7 +348,7 @@ class Requester:
             theirs = set(message.elements)
             out.add(Elements(list(mine - theirs)))
             self.given |= mine - theirs
-            self.missing |= theirs - mine
+            self.lacking.add(theirs - mine)
         else:
             raise ReconProtocolError("unexpected %s from the answerer" % type(message).__name__)
 
@@ -328,7 +371,7 @@ class Answerer:
         self.full_threshold = full_threshold
         self.bitquantum = bitquantum
         self.reader = MessageReader()
-        self.missing: Set[int] = set()
+        self.lacking = Lacking()
         self.given: Set[int] = set()  # elements sent to the peer that it lacks
         self.done = False
         self.error: Optional[str] = None
@@ -378,7 +421,7 @@ class Answerer:
                 raise ReconProtocolError("Elements received without a FullElements sent")
             prefix, mine = self._awaiting.popleft()
             _check_under(prefix, message.elements, "Elements")
-            self.missing |= set(message.elements) - mine
+            self.lacking.add(set(message.elements) - mine)
         elif isinstance(message, Flush):
             return self._replies.take()
         elif isinstance(message, Done):
@@ -424,7 +467,7 @@ class Answerer:
                     all(request.prefix.contains(e) for e in only_local):
                 self._replies.add(Elements(list(only_local)))
                 self.given |= set(only_local)
-                self.missing |= set(only_remote)
+                self.lacking.add(only_remote)
                 return
             # Roots outside the prefix: a false interpolation; treat as failure.
         if node.is_leaf or node.size < self.full_threshold:
@@ -443,4 +486,4 @@ class Answerer:
         theirs = set(request.elements)
         self._replies.add(Elements(list(mine - theirs)))
         self.given |= mine - theirs
-        self.missing |= theirs - mine
+        self.lacking.add(theirs - mine)

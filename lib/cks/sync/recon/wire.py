@@ -28,6 +28,7 @@ from .field import BITQUANTUM, MBAR, P, ZZP_BYTES, zzp_list_from_bytes
 PREFIX_MAX_BITS = 8 * ZZP_BYTES  # a prefix of the 17-byte encoding: 136 bits at most
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # body length limit (Hockeypuck: 1 << 24)
 MAX_HANDSHAKE_STRING = 64 * 1024  # the unframed "passed" / "failed" + reason strings
+PEER_TEXT_CHARS = 200  # of a peer's Error text or refusal reason, kept and logged
 SKS_VERSION = "1.1.6"
 MIN_VERSION = (0, 1, 5)  # SKS refuses peers below this (common.ml)
 DEFAULT_FILTERS = "yminsky.dedup,yminsky.merge"
@@ -328,7 +329,18 @@ class Error:
 
     @classmethod
     def _decode(cls, body: _Body) -> "Error":
-        return cls(body.string("text").decode("utf-8", "replace"))
+        return cls(peer_text(body.string("text")))
+
+
+def peer_text(data: bytes) -> str:
+    """A peer's text as it is logged and stored (the last error of its round,
+    `op=stats`, `cks_sync_manage.py list`): its first PEER_TEXT_CHARS
+    characters, printable ones only.  Until 2026-12-05 a peer's 16 MiB Error
+    message went everywhere whole."""
+    text = data[:4 * PEER_TEXT_CHARS].decode("utf-8", "replace")
+    shown = "".join(c if c.isprintable() else "?" for c in text[:PEER_TEXT_CHARS])
+    cut = len(text) > PEER_TEXT_CHARS or len(data) > 4 * PEER_TEXT_CHARS
+    return shown + "..." if cut else shown
 
 
 # Config keys whose values are a 4-byte binary big-endian int inside the string.

@@ -1,0 +1,117 @@
+"""Recon peers that misbehave on purpose, met by cks_sync.py as a process
+(it dials them: they request, and answer /pks/hashquery): elements that
+name no key, and more.  On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from cks.openpgp.keys import read_keys, sks_hash
+from cks.store import open_store
+from cks.store.peers import PeerStore
+from cks.sync.recon import session
+from cks.sync.recon.rounds import dial
+from cks.sync.recon.field import P, element_of_hash
+from support import fixture
+from support.nodes import manage, peers_json, sync
+from support.reconpeer import HashQueryPeer, ReconPeer
+
+
+def key_hash(name: str) -> bytes:
+    return sks_hash(read_keys(fixture(name)).keys[0])
+
+
+def key_blob(name: str) -> bytes:
+    return read_keys(fixture(name)).keys[0].serialize()
+
+
+@pytest.fixture
+def peers(db_url):
+    """(add(claims, keys, priority, **peer) -> ReconPeer): recon peers of the
+    database at `db_url`, each with its hashquery server; `.node` stands for
+    the node whose database it is."""
+    made = []
+    node = SimpleNamespace(db_url=db_url)
+
+    def add(claims, keys=(), priority=100, pace=0.0, **options):
+        http = HashQueryPeer({key_hash(n): key_blob(n) for n in keys}, pace=pace)
+        recon = ReconPeer(claims, http.port, **options)
+        made.extend([http, recon])
+        out = manage(node, "add", "127.0.0.1:%d" % http.port, "--type", "recon",
+                     "--recon-port", str(recon.port), "--priority", str(priority))
+        assert out.returncode == 0, out.stderr
+        recon.name = "127.0.0.1:%d" % http.port
+        return recon
+
+    add.node = node
+    yield add
+    for peer in made:
+        peer.close()
+
+
+def test_elements_that_name_no_key_are_dropped_and_the_run_goes_on(peers):
+    hostile = peers([element_of_hash(key_hash("rsa2048")), (1 << 128) + 5, P - 1],
+                    ["rsa2048"], priority=10)
+    later = peers([element_of_hash(key_hash("nistp256"))], ["nistp256"], priority=20)
+    run = sync(peers.node)
+    err = run.stderr.decode()
+    assert run.returncode == 1 and "Traceback" not in err, err
+    assert "%s: FAILED: " % hostile.name in err
+    assert "the peer named 2 elements that are no key hash (dropped)" in err
+    assert "we lacked 1" in err and "1 key fetched" in err  # the valid hash: fetched
+    assert later.sessions == 1 and "%s: recon round" % later.name in run.stdout.decode()
+    listed = peers_json(peers.node)
+    assert "no key hash" in listed[hostile.name]["last_error"]
+    assert listed[hostile.name]["recon_rounds"] == 1
+    assert listed[later.name]["recon_fetched"] == 1
+
+
+def test_a_peer_that_trickles_its_answer_holds_cks_sync_no_longer_than_its_run(peers,
+                                                                             tmp_path):
+    """seconds_per_run bounds the recon fetch too: before, each byte within the
+    timeout kept cks_sync.py reading (and its lock held) for as long as the
+    peer liked."""
+    hostile = peers([element_of_hash(key_hash("rsa2048"))], ["rsa2048"], pace=0.05)
+    config = tmp_path / "cks.conf"
+    config.write_text("[sync]\nseconds_per_run = 2\n")
+    started = time.monotonic()
+    run = sync(peers.node, config=str(config))
+    assert time.monotonic() - started < 15  # the answer alone takes a minute
+    err = run.stderr.decode()
+    assert run.returncode == 1 and "%s: FAILED: " % hostile.name in err
+    assert "out of time (1 hashes not fetched)" in err
+
+
+def test_a_round_collects_and_fetches_at_most_max_missing(peers, monkeypatch):
+    """A peer claiming many hashes: the round stops collecting at the cap
+    (monkeypatched small), fetches those, and says so in its one line."""
+    monkeypatch.setattr(session, "MAX_MISSING", 50)
+    rng = random.Random(5)
+    claimer = peers([rng.getrandbits(128) for _ in range(2000)])
+    store = open_store(peers.node.db_url)
+    try:
+        (peer,) = [p for p in PeerStore(store).list() if p.peer == claimer.name]
+        report = dial(store, peer, 11371)
+    finally:
+        store.close()
+    assert report.ok and report.lacked_here == 50 and report.session.capped
+    assert report.fetch.requested == 50
+    assert "stopped at 50 keys we lack, the rest for the next rounds" in report.summary()
+
+
+def test_a_peers_error_text_is_cut_where_it_enters(peers):
+    """Its first 200 characters, printable ones, in the run's line, the
+    peer's last error and the list; before, a 1 MiB text went everywhere."""
+    hostile = peers([], error="bad\n\x00" + "E" * (1 << 20))
+    run = sync(peers.node)
+    err = run.stderr.decode()
+    line = "%s: FAILED: recon failed: peer reported an error: bad??%s..." % (
+        hostile.name, "E" * 195)
+    assert run.returncode == 1 and err.splitlines() == [line], err[:1000]
+    assert peers_json(peers.node)[hostile.name]["last_error"] == line.split("recon failed: ")[1]
+    listed = manage(peers.node, "list")
+    assert listed.returncode == 0 and len(listed.stdout) < 2000
