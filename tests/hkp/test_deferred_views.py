@@ -126,7 +126,9 @@ def test_a_failed_settling_leaves_the_work_owed_to_the_background_job(store, mon
 def test_the_work_says_whether_it_was_done_and_logs_a_database_error(monkeypatch, caplog):
     """serve_views and follow_views: True when done (even when no view
     changed: 0), False when a database error stopped them; a lookup's
-    serve_views_with_id: the answer of the work, None on such an error."""
+    serve_views_with_id: the answer of the work, None on such an error.
+    The error is logged when it starts, not again at every try
+    (repeated.RepeatedFailure), and its end once."""
     results = {"serve_new_keys": 0, "follow_signers": 0, "serve_new_keys_with_id": False}
     for name, value in results.items():
         monkeypatch.setattr(views_owed, name, lambda *a, value=value, **k: value)
@@ -138,12 +140,14 @@ def test_the_work_says_whether_it_was_done_and_logs_a_database_error(monkeypatch
         raise StoreError("the database is away")
     for name in results:
         monkeypatch.setattr(views_owed, name, gone)
-    with caplog.at_level("WARNING", logger="cks.hkp"):
+    with caplog.at_level("INFO", logger="cks.hkp"):
         assert views_owed.serve_views(None, None) is False
         assert views_owed.follow_views(None, None) is False
         assert views_owed.serve_views_with_id(None, None, None, "keyid", "0" * 16) is None
+        monkeypatch.setattr(views_owed, "serve_new_keys", lambda *a, **k: 0)
+        assert views_owed.serve_views(None, None) is True
     assert [r.getMessage() for r in caplog.records] == [
-        "served views not derived yet: the database is away"] * 3
+        "served views not derived yet: the database is away", "served views derived again"]
 
 
 def test_a_lookup_does_not_wait_for_the_rest_of_the_queue(store):

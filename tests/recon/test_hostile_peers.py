@@ -17,6 +17,7 @@ from cks.sync.recon import session
 from cks.sync.recon.rounds import dial
 from cks.sync.recon.field import P, element_of_hash
 from support import fixture
+from support.db import with_schema
 from support.nodes import manage, peers_json, sync
 from support.reconpeer import HashQueryPeer, ReconPeer
 
@@ -35,7 +36,7 @@ def peers(db_url):
     database at `db_url`, each with its hashquery server; `.node` stands for
     the node whose database it is."""
     made = []
-    node = SimpleNamespace(db_url=db_url)
+    node = SimpleNamespace(db_url=with_schema(db_url))
 
     def add(claims, keys=(), priority=100, pace=0.0, **options):
         http = HashQueryPeer({key_hash(n): key_blob(n) for n in keys}, pace=pace)
