@@ -110,7 +110,9 @@ def test_a_round_past_max_sessions_is_closed_and_the_next_is_served(recon_port):
 
 def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, caplog):
     """Refused before a slot is taken, without reading or resolving the peer
-    list, and one line for all of a flood's connections from an address."""
+    list in their thread (the first has it read again in the background,
+    once in UNKNOWN_REFRESH), and one line for all of a flood's connections
+    from an address."""
     store = recon_port.store
     PeerStore(store).add("member.example:11371", "recon", 0, None, False, recon_port=11370)
     lookups = []
@@ -128,7 +130,9 @@ def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, capl
     for _ in range(50):
         with socket.create_connection(("127.0.0.1", port)) as flood:
             assert _closed_by_peer(flood)
-    assert lookups == ["member.example"] and fake.calls == MAX_SESSIONS
+    _eventually(lambda: len(lookups) == 2)
+    time.sleep(0.2)
+    assert lookups == ["member.example"] * 2 and fake.calls == MAX_SESSIONS
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused == ["recon connection from 127.0.0.1 refused: not an enabled recon peer "
                        "(said once in 10 minutes per address)"]
@@ -137,6 +141,31 @@ def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, capl
     for sock in busy:
         assert _closed_by_peer(sock)
         sock.close()
+
+
+def test_a_peer_added_while_cksd_runs_has_its_second_round_taken(recon_port):
+    """Its first connection is refused and has the peer list read again, so
+    the next is served; until 2026-12-05 (after the list stopped being read
+    at every unknown address) it waited up to MEMBERS_REFRESH, a minute."""
+    store = recon_port.store
+    members = Members(store, lambda host: ["127.0.0.2"])
+    fake = FakeAnswer()
+    fake.release.set()
+    port = recon_port(fake, members=members)
+    PeerStore(store).add("new.example:11371", "recon", 0, None, False, recon_port=11370)
+
+    def from_the_peer():
+        sock = socket.socket()
+        sock.bind(("127.0.0.2", 0))
+        sock.connect(("127.0.0.1", port))
+        return sock
+
+    with from_the_peer() as first:
+        assert _closed_by_peer(first) and fake.calls == 0
+    _eventually(lambda: members.find("127.0.0.2") is not None)
+    with from_the_peer() as second:
+        _eventually(lambda: fake.calls == 1)
+        assert _closed_by_peer(second)
 
 
 def test_rounds_that_fail_unexpectedly_do_not_stop_the_next(recon_port, caplog):

@@ -27,6 +27,7 @@ log = logging.getLogger("cks.recon")
 GOSSIP_LOCK = "cks_recon_gossip"  # held by the one process that gossips for a database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round (and of the tree)
+UNKNOWN_REFRESH = 10.0  # a refused connection has them read again at once, this often at most
 STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
 REFUSED_LOG_SECONDS = 600.0  # a refused address is logged once in this time
 
@@ -49,6 +50,7 @@ class ReconService:
             if interval > 0 else None
         self.members = Members(store)
         self._refusals_said = OncePerKey(REFUSED_LOG_SECONDS)
+        self._refusals_reread = OncePerKey(UNKNOWN_REFRESH)
         self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.prepare)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         # Each session thread accepts its own connections: handing them from one
@@ -164,6 +166,10 @@ class ReconService:
         slots (peers' rounds were refused as "4 rounds under way") and wrote
         a line each."""
         sock.close()
+        # A peer just added (its operator starts a round at once): read the
+        # list again, in the refresh's thread, so its next round is taken.
+        if self._refusals_reread.allows("members"):
+            self._members_refresh.run_now()
         if self._refusals_said.allows(address):
             log.warning("recon connection from %s refused: not an enabled recon peer (said "
                         "once in %d minutes per address)", address, REFUSED_LOG_SECONDS // 60)
