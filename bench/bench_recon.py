@@ -29,6 +29,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -324,6 +325,7 @@ def latency(args, pool: List[Row], dbs: Databases, workdir: str) -> List[str]:
                         tool("cks_sync_manage.py", "--db", one.proc.args[3], "add",
                              "%s:%d" % (other.address, other.port), "--type", "recon",
                              "--recon-port", str(other.recon_port))
+                        one.proc.send_signal(signal.SIGHUP)  # (as the README says to)
                     time.sleep(RECON_INTERVAL * 1.1 + random.Random(run).uniform(
                         0, RECON_INTERVAL))
                 fingerprint, _, _, data = pool[1000 + run]
