@@ -154,9 +154,9 @@ def reconcile_sets(req_set, ans_set, chunk=None, reconcile=None, split=50,
     converse(requester, answerer, chunk, watch)
     assert requester.lacking.elements == set(ans_set) - set(req_set)
     assert answerer.lacking.elements == set(req_set) - set(ans_set)
-    # what each side sent the other as lacking, it lacked indeed
-    assert requester.given <= answerer.lacking.elements
-    assert answerer.given <= requester.lacking.elements
+    # what each side sent the other as lacking (counted), it lacked indeed
+    assert requester.given <= len(answerer.lacking.elements)
+    assert answerer.given <= len(requester.lacking.elements)
     return requester, answerer
 
 
@@ -189,8 +189,13 @@ def test_small_sets_go_in_full_at_once():
 
 @pytest.mark.parametrize("sizes", [(0, 0), (0, 500), (500, 0), (1, 0)])
 def test_empty_sides(sizes):
+    """What a side gives the other is counted, not kept: against a peer that
+    holds nothing it is the side's whole set (until 2026-12-05 kept in
+    memory for the round, at a million keys some 100 MB)."""
     rng = random.Random(sum(sizes))
-    reconcile_sets(*split_sets(rng, 0, *sizes))
+    requester, answerer = reconcile_sets(*split_sets(rng, 0, *sizes))
+    if max(sizes) >= 500:  # (one element is recovered by interpolation, not sent)
+        assert (requester.given, answerer.given) == sizes
 
 
 def test_interpolation_that_always_fails_still_finds_everything():

@@ -44,7 +44,7 @@ class ReconRefused(Exception):
 @dataclass
 class SessionResult:
     missing: Set[int]  # elements this side lacks (key hashes all)
-    given: Set[int]  # elements this side sent the peer as lacking
+    given: int  # elements this side sent the peer as lacking
     peer: Config  # what the peer said in the handshake (its HTTP port)
     requests: int = 0
     seconds: float = 0.0
@@ -154,6 +154,6 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         conn.await_hang_up()
     else:
         requests, unanswered = role.requests_answered, role.unanswered
-    return SessionResult(role.lacking.elements, set(role.given), handshake.peer_config,
+    return SessionResult(role.lacking.elements, role.given, handshake.peer_config,
                          requests, seconds, conn.sent, conn.received, unanswered,
                          role.lacking.not_hashes, role.lacking.capped)

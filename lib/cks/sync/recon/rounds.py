@@ -126,7 +126,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
         report.error = " ".join(str(exc).split()) or exc.__class__.__name__
     else:
         report.session = result
-        report.lacked_here, report.lacked_there = len(result.missing), len(result.given)
+        report.lacked_here, report.lacked_there = len(result.missing), result.given
         if result.missing:
             report.fetch = fetch_missing(
                 store, peer.peer, fetch_host,

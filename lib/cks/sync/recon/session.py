@@ -246,7 +246,9 @@ class Requester:
         self.bitquantum = bitquantum
         self.reader = MessageReader()
         self.lacking = Lacking()
-        self.given: Set[int] = set()  # elements sent to the peer that it lacks
+        # Elements sent to the peer as lacking: a count, not the elements,
+        # which for a peer that holds none would be our whole set in memory.
+        self.given = 0
         self.done = False
         self.requests_sent = 0
         self._queue: Deque[Prefix] = deque([ROOT])
@@ -347,7 +349,7 @@ class Requester:
                 mine = frozenset(self._node(prefix).elements())
             theirs = set(message.elements)
             out.add(Elements(list(mine - theirs)))
-            self.given |= mine - theirs
+            self.given += len(mine - theirs)
             self.lacking.add(theirs - mine)
         else:
             raise ReconProtocolError("unexpected %s from the answerer" % type(message).__name__)
@@ -372,7 +374,9 @@ class Answerer:
         self.bitquantum = bitquantum
         self.reader = MessageReader()
         self.lacking = Lacking()
-        self.given: Set[int] = set()  # elements sent to the peer that it lacks
+        # Elements sent to the peer as lacking: a count, not the elements,
+        # which for a peer that holds none would be our whole set in memory.
+        self.given = 0
         self.done = False
         self.error: Optional[str] = None
         self.requests_answered = 0
@@ -466,7 +470,7 @@ class Answerer:
             if all(request.prefix.contains(e) for e in only_remote) and \
                     all(request.prefix.contains(e) for e in only_local):
                 self._replies.add(Elements(list(only_local)))
-                self.given |= set(only_local)
+                self.given += len(only_local)
                 self.lacking.add(only_remote)
                 return
             # Roots outside the prefix: a false interpolation; treat as failure.
@@ -485,5 +489,5 @@ class Answerer:
         mine = set(node.elements())
         theirs = set(request.elements)
         self._replies.add(Elements(list(mine - theirs)))
-        self.given |= mine - theirs
+        self.given += len(mine - theirs)
         self.lacking.add(theirs - mine)
