@@ -122,6 +122,17 @@ def test_duplicates_are_refused(db, first, again):
     assert len(json.loads(manage(db, "list", "--json").stdout)) == 1
 
 
+def test_a_mail_peer_is_found_in_any_case(db):
+    """As `add` tells them apart (until 2026-12-05 `set` and `remove` wanted
+    the address spelled as listed)."""
+    assert manage(db, "add", "Pgp-Keys@Example.net").returncode == 0
+    assert manage(db, "set", "pgp-keys@example.net", "--disable").returncode == 0
+    (peer,) = json.loads(manage(db, "list", "--json").stdout)
+    assert (peer["peer"], peer["enabled"]) == ("Pgp-Keys@example.net", False)
+    assert manage(db, "remove", "PGP-KEYS@EXAMPLE.NET").returncode == 0
+    assert json.loads(manage(db, "list", "--json").stdout) == []
+
+
 def test_empty_list(db):
     assert b"no peers" in manage(db, "list").stdout
 

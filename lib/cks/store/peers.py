@@ -105,9 +105,12 @@ class PeerStore:
         return self.get(peer)
 
     def get(self, peer: str) -> Peer:
+        """The peer named `peer`, in any case (as add() tells them apart; of
+        two that an older CKS took, the one spelled so)."""
         with self.store.read() as cursor:
-            row = cursor.execute("SELECT %s FROM cks_other_servers WHERE peer = ?" % _COLUMNS,
-                                 (peer,)).fetchone()
+            row = cursor.execute("SELECT %s FROM cks_other_servers WHERE lower(peer) = ? "
+                                 "ORDER BY peer = ? DESC LIMIT 1" % _COLUMNS,
+                                 (peer.lower(), peer)).fetchone()
         if row is None:
             raise PeerError("no peer %s in the list (see cks_sync_manage.py list)" % peer)
         return self._with_backlog([_peer(row)])[0]
