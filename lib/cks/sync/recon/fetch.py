@@ -112,6 +112,7 @@ class FetchReport:
     other_hash: int = 0  # stored, now held under another hash (recorded too)
     not_returned: int = 0  # asked, not in the answer: not an error
     over_limit: int = 0  # hashes whose answer alone was over the size limit: not read
+    wrong_bytes: int = 0  # hashes answered alone with bytes of another hash: skipped
     errors: List[str] = field(default_factory=list)
 
     @property
@@ -315,9 +316,10 @@ class _Fetch:
             return "answered garbage to %s: %s" % (hashquery.PATH, exc)
         read = [_read_blob(blob, batch) for blob in blobs]
         if any(not b.names for b in read):
-            if len(batch) == 1:
-                return "answered %s with bytes of another hash" % batch[0]
-            self._split(batch)  # which hash is that key's? ask in halves
+            if len(batch) > 1:
+                self._split(batch)  # which hash is that key's? ask in halves
+            else:  # the peer's fault, not the hash's: nothing recorded, the rest asked
+                self.report.wrong_bytes += 1
             return ""
         self._store(read)
         self._left_out(batch, read, answer.truncated)
@@ -419,6 +421,9 @@ def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
             report.errors.append("%d answers for one key each over the limit of %d bytes "
                                  "(not read; asked again at the next round)"
                                  % (report.over_limit, settings.max_answer_bytes))
+        if report.wrong_bytes:
+            report.errors.append("%d hashes answered with bytes of another hash (skipped; "
+                                 "asked again at the next round)" % report.wrong_bytes)
     except StoreError as exc:
         report.errors.append("database: %s" % exc)
         log.warning("recon fetch from %s: database: %s", peer_name, exc)
