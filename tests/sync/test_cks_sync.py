@@ -11,6 +11,7 @@ import pytest
 
 from cks.store import open_store
 from support import ROOT, fixture
+from support.db import run_sql
 from support.fakepeer import FakePeer
 from support.nodes import fpr, has, manage, peer_name, peers_json, sync, table
 from support.server import Cksd
@@ -170,6 +171,19 @@ def test_push_and_recon_peers_are_served_in_one_priority_order(nodes):
     assert sync(a, "--dry-run").stdout.decode().splitlines() == [
         "%s: would send 0 keys" % peer_name(b), "127.0.0.9:11371: would run a recon round",
         "%s: would send 0 keys" % peer_name(c)]
+
+
+def test_a_run_drops_queue_entries_no_peer_is_owed(nodes):
+    """Entries a node without push peers queued before 2026-12-05 stayed,
+    counted by op=stats as waiting, until a peer was removed."""
+    a = nodes[0]
+    assert a.add(fixture("rsa2048"))[0] == 200  # (no push peer: nothing queued)
+    run_sql(a.db_url, "INSERT INTO cks_pending_sync (fingerprint, queued_at, source) "
+            "VALUES (?, 0, 'hkp')", (fpr("rsa2048"),), write=True)
+    assert sync(a, "--dry-run").returncode == 0
+    assert table(a, "SELECT count(*) FROM cks_pending_sync") == [(1,)]  # (changes nothing)
+    assert sync(a).returncode == 0
+    assert table(a, "SELECT count(*) FROM cks_pending_sync") == [(0,)]
 
 
 def test_dry_run_changes_nothing_and_peer_option(nodes):

@@ -75,6 +75,8 @@ def main(argv: List[str]) -> int:
                       "exiting", file=sys.stderr)
                 return EX_TEMPFAIL
             deadline = time.monotonic() + limits.seconds_per_run
+            if not args.dry_run:
+                peers.drop_owed_to_none()
             failed = 0
             for peer in in_turn(_chosen_peers(peers, args.peer)):
                 if peer.kind == "recon":

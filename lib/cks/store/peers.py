@@ -231,6 +231,14 @@ class PeerStore:
                            (now, peer_id))
             self.drop_delivered(cursor, [f for f, _ in entries])
 
+    def drop_owed_to_none(self) -> None:
+        """Queue entries that no peer's backlog holds leave the queue (as
+        drop_delivered does for keys just sent): those that nodes without a
+        push peer queued before 2026-12-05, which op=stats counted as waiting
+        for ever."""
+        with self.store.write() as cursor:
+            self.drop_delivered(cursor)
+
     @staticmethod
     def drop_delivered(cursor: Cursor, fingerprints: Optional[Sequence[str]] = None) -> None:
         sql = ("DELETE FROM cks_pending_sync WHERE NOT EXISTS (SELECT 1 FROM cks_sync_backlog "
