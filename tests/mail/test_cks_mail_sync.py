@@ -1,6 +1,7 @@
 """cks_mail_sync.py as the MTA runs it: real-looking mails on standard input,
 exit codes per sysexits, on SQLite and PostgreSQL."""
 
+import email
 import re
 import time
 
@@ -229,6 +230,7 @@ def test_the_forward_leaves_a_peer_being_pushed_to_and_sends_no_key_twice(node):
     assert result.returncode == 0, result.stderr
     (forwarded,) = node.sent()
     assert forwarded.startswith(b"To: e@e.example\n")
+    assert email.message_from_bytes(forwarded).get_all("X-KeyServer-Sent")[-1] == "d@d.example"
     assert "d@d.example: another process is pushing to it" in result.stderr.decode()
     assert node.query("SELECT peer_id, fingerprint FROM cks_sync_backlog") == [
         (busy.id, fpr("rsa2048"))]

@@ -137,21 +137,24 @@ def _forward_now(store: Store, peers: PeerStore, targets: Sequence[Peer],
     its next run.  A success settles the queue entries.  Each peer is sent to
     under its lock (peer_lock), as cksd's rapid push and cks_sync.py do, and
     only what it is still owed then; a peer another process is pushing to is
-    left to that process.
+    left to that process (and named in X-KeyServer-Sent: it gets the keys
+    from this node).
     """
     with contextlib.ExitStack() as held:
-        free = []
+        free, busy = [], []
         for peer in targets:
             if held.enter_context(store.exclusive(peer_lock(peer))):
                 free.append(peer)
             else:
+                busy.append(peer.peer)
                 log.info("%s: another process is pushing to it; left to it", peer.peer)
-        _forward_to(store, peers, free, fingerprints, mail, conf)
+        _forward_to(store, peers, free, busy, fingerprints, mail, conf)
 
 
-def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer],
+def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer], busy: Sequence[str],
                 fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
-    """_forward_now's sending, with the peers' locks held."""
+    """_forward_now's sending to `targets`, with their locks held; `busy`:
+    the peers left to another process."""
     owed = {peer.id: peers.backlog_of(peer.id, fingerprints) for peer in targets}
     keydata = store.keydata(fingerprints)
     transport = transport_for(conf)
@@ -161,7 +164,7 @@ def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer],
             continue
         try:
             transport.send(compose(keydata[fingerprint], [p.peer for p in due], conf.address,
-                                   mail.sent_by))
+                                   mail.sent_by, also_sent_to=busy))
         except HandOffError as exc:
             log.warning("forwarding %s failed (%s); cks_sync.py will send it", fingerprint,
                         exc)
