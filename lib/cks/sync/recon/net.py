@@ -76,7 +76,7 @@ class _Connection:
     def receive(self, limit: float, by: float = math.inf) -> bytes:
         """What the peer sends next, within `limit` seconds and by `by`
         (time.monotonic())."""
-        self.sock.settimeout(min(self._left(limit), _until(by)))
+        self.sock.settimeout(self._left(limit, by))
         data = self.sock.recv(READ_SIZE)
         if not data:
             raise ReconProtocolError("the peer closed the connection")
@@ -92,18 +92,16 @@ class _Connection:
         except OSError:
             pass
 
-    def _left(self, limit: float) -> float:
-        left = SESSION_TIMEOUT - (time.monotonic() - self.started)
+    def _left(self, limit: float, by: float = math.inf) -> float:
+        """Seconds for the next read or write: `limit`, less if the session's
+        hour or `by` (time.monotonic()) ends sooner."""
+        now = time.monotonic()
+        left = SESSION_TIMEOUT - (now - self.started)
         if left <= 0:
             raise socket.timeout("the session took longer than %d s" % SESSION_TIMEOUT)
-        return min(limit, left)
-
-
-def _until(by: float) -> float:
-    left = by - time.monotonic()
-    if left <= 0:
-        raise socket.timeout("timed out")
-    return left
+        if by <= now:
+            raise socket.timeout("timed out")
+        return min(limit, left, by - now)
 
 
 def run_session(sock: socket.socket, open_tree: Callable[[], ContextManager[LocalTree]],
