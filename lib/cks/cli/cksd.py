@@ -290,10 +290,11 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         if store.take_over_checkpoints():
             background.append(Periodic("checkpoint", CHECKPOINT_EVERY,
                                        BackgroundCheckpoints(store)))
-        if push_interval(settings):
-            background.append(Periodic("push", push_interval(settings),
+        pushing_every = push_interval(settings)
+        if pushing_every:
+            background.append(Periodic("push", pushing_every,
                                        RapidPush(store, settings, sync_limits(settings),
-                                                 push_interval(settings))))
+                                                 pushing_every)))
         if parent is not None:
             background.append(Periodic("parent-watch", PARENT_CHECK_EVERY,
                                        _OrphanCheck(parent, server)))

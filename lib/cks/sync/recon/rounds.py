@@ -82,8 +82,9 @@ class RoundReport:
             if session.unanswered:
                 text += ("; the peer did not say what it holds under %d of our nodes (its own "
                          "rounds will find it)" % session.unanswered)
-        if self.problems():
-            text += "; failed: " + "; ".join(self.problems())
+        problems = self.problems()
+        if problems:
+            text += "; failed: " + "; ".join(problems)
         return text
 
 
@@ -180,7 +181,8 @@ class Members:
     for neither the peer list nor DNS, and neither does a refusal: until
     2026-12-05 each connection from an unknown address read and resolved the
     list again, a DNS query per connection of a flood.  A peer added,
-    disabled or removed counts from the next refresh on."""
+    disabled or removed counts from the next refresh on (which a refused
+    connection asks for: ReconService._refuse)."""
 
     def __init__(self, store: Store, resolver: Resolver = system_resolver) -> None:
         self.store = store
