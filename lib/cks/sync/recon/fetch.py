@@ -34,9 +34,9 @@ answer would be the same) and:
 
 One row per hash, whichever peer answered.  What a peer does wrong records
 nothing for the hash, since nothing shows that another peer would answer the
-same: an answer for one hash holding a key of another hash (an error that
-ends the fetch; until 2026-12-05 it was taken for that hash's key and the
-hash refused), an answer over the size limit for one hash (split in halves
+same: an answer for one hash holding a key of another hash (counted in the
+round's error, and the fetch goes on; until 2026-12-05 it was taken for that
+hash's key and the hash refused), an answer over the size limit for one hash (split in halves
 down to one hash first; not read, counted in the round's error, asked again
 at the next round; until 2026-12-05 refused, so a peer declaring a huge
 Content-Length blocked every hash it was asked for, from every peer, for 30
