@@ -45,7 +45,7 @@ sys.path[:0] = [os.path.join(ROOT, "lib"), HERE]
 from cks.openpgp.crc24 import crc24  # noqa: E402
 from cks.openpgp.keys import parse_keyring, sks_hash  # noqa: E402
 from cks.store import open_store  # noqa: E402
-from cks.store.ptree import rebuild  # noqa: E402
+from cks.store.ptree_rebuild import rebuild  # noqa: E402
 from synthetic_keys import make_keys  # noqa: E402
 
 SESSION = re.compile(r"we lacked (\d+), the peer lacked (\d+).*the session: ([\d.]+) ms, "

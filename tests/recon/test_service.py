@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from cks.pipeline import Limits
-from cks.store import open_store, ptree
+from cks.store import open_store, ptree_view
 from cks.sync.recon import service as service_module
 from cks.store.peers import PeerStore
 from cks.sync.recon.rounds import Members, RoundReport
@@ -186,7 +186,7 @@ def test_the_tree_is_read_ahead_into_the_cache_the_rounds_get(recon_port):
         for h in random_hashes(random.Random(3), 1000):
             add_row(cursor, h)
     with listening_watch(store) as watch:
-        cache = ptree.TreeCache(watch)
+        cache = ptree_view.TreeCache(watch)
         fake = FakeAnswer(raise_error=True)
         port = recon_port(fake, cache)
         # the root and the two levels below it, before any round

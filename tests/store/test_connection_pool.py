@@ -12,7 +12,7 @@ import pytest
 
 from cks.store import StoreError, StoreUnavailable, open_store
 from cks.store.peers import PeerStore
-from cks.store.ptree import snapshot
+from cks.store.ptree_view import snapshot
 
 
 class PeerHungUp(Exception):

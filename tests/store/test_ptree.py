@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 
 from cks import pipeline, rejection
-from cks.store import open_store, ptree
+from cks.store import open_store, ptree, ptree_rebuild, ptree_view
 from cks.store.schema import SCHEMA_VERSION
 from cks.sync.recon.field import (JOIN_THRESHOLD, SPLIT_THRESHOLD, P, element_of_hash,
                                   empty_samples, hash_of_element, samples_of)
@@ -33,10 +33,10 @@ def stored_nodes(cursor):
 
 def assert_tree_matches(cursor, hashes):
     """The stored tree against one computed here from scratch, independently of
-    ptree.check: every node's size and samples are those of the hashes with
+    ptree_rebuild.check: every node's size and samples are those of the hashes with
     its prefix; the shape follows the rules (inner nodes have 4 children and
     more than JOIN_THRESHOLD elements, leaves at most SPLIT_THRESHOLD, no node
-    below a leaf); and ptree.check agrees."""
+    below a leaf); and ptree_rebuild.check agrees."""
     nodes = stored_nodes(cursor)
     depth = max(len(p) for p in nodes)
     under = defaultdict(list)
@@ -57,7 +57,7 @@ def assert_tree_matches(cursor, hashes):
         else:
             assert size > JOIN_THRESHOLD, prefix
             assert all(prefix + bits in nodes for bits in ("00", "01", "10", "11")), prefix
-    assert ptree.check(cursor) == []
+    assert ptree_rebuild.check(cursor) == []
     return nodes
 
 
@@ -142,7 +142,7 @@ def test_thousands_of_hashes_and_a_rebuild_agree(store):
     with store.read() as cursor:
         grown = assert_tree_matches(cursor, kept)
     with store.write() as cursor:
-        summary = ptree.rebuild(cursor)
+        summary = ptree_rebuild.rebuild(cursor)
     with store.read() as cursor:
         rebuilt = assert_tree_matches(cursor, kept)
         assert ptree.summary(cursor) == summary
@@ -222,7 +222,7 @@ def test_a_batch_meeting_a_missing_node_is_stored_and_its_ancestors_count_it(sto
         size, samples, leaf = stored_nodes(cursor)[""]
         every = [element_of_hash(bytes.fromhex(h)) for h in present + batch]
         assert (size, samples, leaf) == (160, samples_of(every), False)
-        assert [p for p in ptree.check(cursor) if "'01'" not in p] == []
+        assert [p for p in ptree_rebuild.check(cursor) if "'01'" not in p] == []
 
 
 def test_writers_in_parallel_keep_the_tree_exact(db_url):
@@ -264,7 +264,7 @@ def test_nodes_and_their_elements(store):
         return sorted(element_of_hash(bytes.fromhex(h)) for h in hashes
                       if bits[h].startswith(prefix))
 
-    with ptree.open_tree(store) as tree:
+    with ptree_view.open_tree(store) as tree:
         root = tree.root()
         assert (root.prefix, root.size, root.is_leaf) == ("", 900, False)
         stored = stored_nodes(tree.cursor)
@@ -303,7 +303,7 @@ def test_prefetched_nodes_and_elements_answer_without_queries(store):
     with store.write() as cursor:
         for h in hashes:
             add_row(cursor, h)
-    with ptree.open_tree(store) as plain:
+    with ptree_view.open_tree(store) as plain:
         stored = stored_nodes(plain.cursor)
         # a batch as a round asks it: inner nodes two levels down, leaves, a
         # prefix below a leaf and one no hash can have
@@ -318,7 +318,7 @@ def test_prefetched_nodes_and_elements_answer_without_queries(store):
 
         want = seen(plain)
         counting = CountingCursor(plain.cursor)
-        tree = ptree.LocalTree(counting)
+        tree = ptree_view.LocalTree(counting)
         tree.prefetch(batch)
         tree.prefetch_elements(small)
         # 150 leaves and their children need more than one query (IN_CHUNK values)
@@ -375,7 +375,7 @@ def test_prefix_ranges_follow_the_element_encoding():
 # --- real keys through the pipeline ------------------------------------------------
 
 def tree_hashes(store):
-    with ptree.open_tree(store) as tree:
+    with ptree_view.open_tree(store) as tree:
         return {hash_of_element(e).hex().upper() for e in tree.root().elements()}, \
             tree.root().size
 
@@ -498,10 +498,10 @@ def test_the_root_is_read_with_two_levels_below_it_in_one_query(store):
     with store.write() as cursor:
         for h in random_hashes(random.Random(9), 3000):
             add_row(cursor, h)
-    with ptree.open_tree(store) as plain:
+    with ptree_view.open_tree(store) as plain:
         stored = stored_nodes(plain.cursor)
         counting = CountingCursor(plain.cursor)
-        tree = ptree.LocalTree(counting)
+        tree = ptree_view.LocalTree(counting)
         tree.prefetch([""])
         assert counting.statements == 1
         levels = [p for p in stored if len(p) <= 4]

@@ -1,4 +1,4 @@
-"""ptree.TreeCache: the recon tree's nodes kept between cksd's rounds, on
+"""ptree_view.TreeCache: the recon tree's nodes kept between cksd's rounds, on
 SQLite and PostgreSQL.  A round over an unchanged set makes no query; after
 any change its answers are those of a tree read afresh, also when the set
 came back to what it was with the tree's shape changed; a full cache stops
@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cks.store import ptree
+from cks.store import ptree, ptree_view
 from cks.store.changes import note_key_change
 from cks.sync.recon.field import SPLIT_THRESHOLD
 from support.db import listening_watch
@@ -23,7 +23,7 @@ TOP = [""] + ptree.CHILD_BITS + [a + b for a in ptree.CHILD_BITS for b in ptree.
 @pytest.fixture
 def cache(store):
     with listening_watch(store) as watch:
-        yield ptree.TreeCache(watch)
+        yield ptree_view.TreeCache(watch)
 
 
 def fill(store, hashes):
@@ -54,7 +54,7 @@ def answers(tree, prefixes, elements=True):
 
 
 def fresh(store, prefixes):
-    with ptree.open_tree(store) as tree:
+    with ptree_view.open_tree(store) as tree:
         return answers(tree, prefixes)
 
 
@@ -62,29 +62,29 @@ def fresh(store, prefixes):
 def counted_reads(monkeypatch):
     """The tree's row reads (a list that grows by one per query)."""
     calls = []
-    load_rows = ptree._load_rows
+    load_rows = ptree_view.load_rows
 
     def counting(cursor, prefixes):
         calls.append(list(prefixes))
         return load_rows(cursor, prefixes)
-    monkeypatch.setattr(ptree, "_load_rows", counting)
+    monkeypatch.setattr(ptree_view, "load_rows", counting)
     yield calls
-    monkeypatch.setattr(ptree, "_load_rows", load_rows)
+    monkeypatch.setattr(ptree_view, "load_rows", load_rows)
 
 
 def test_an_unchanged_set_is_answered_without_a_query(store, cache, monkeypatch):
     fill(store, random_hashes(random.Random(11), 2000))
     settled(cache)
-    with ptree.open_tree(store, cache) as tree:
+    with ptree_view.open_tree(store, cache) as tree:
         tree.read_top()
-    with ptree.open_tree(store) as tree:
+    with ptree_view.open_tree(store) as tree:
         expected = answers(tree, TOP, elements=False)
-    with ptree.snapshot(store) as cursor:
+    with ptree_view.snapshot(store) as cursor:
         deeper = max(stored_nodes(cursor), key=len)  # not among the nodes kept
     opened = []
     read = store.read
     monkeypatch.setattr(store, "read", lambda: opened.append(1) or read())
-    with counted_reads(monkeypatch) as reads, ptree.open_tree(store, cache) as tree:
+    with counted_reads(monkeypatch) as reads, ptree_view.open_tree(store, cache) as tree:
         assert answers(tree, TOP, elements=False) == expected
         assert reads == [] and opened == []
         tree.node(deeper)  # the snapshot opens now
@@ -95,13 +95,13 @@ def test_a_changed_set_is_read_again(store, cache, monkeypatch):
     rng = random.Random(12)
     hashes = random_hashes(rng, 2000)
     fill(store, hashes)
-    with ptree.open_tree(store, cache) as tree:
+    with ptree_view.open_tree(store, cache) as tree:
         tree.read_top()
         kept = answers(tree, TOP)
     more = random_hashes(rng, 60)
     fill(store, more)
     settled(cache)
-    with counted_reads(monkeypatch) as reads, ptree.open_tree(store, cache) as tree:
+    with counted_reads(monkeypatch) as reads, ptree_view.open_tree(store, cache) as tree:
         now = answers(tree, TOP)
         assert reads == [TOP]  # the root with two levels, in one query
         deeper = sorted(p for p in stored_nodes(tree.cursor) if len(p) == 6)[:8]
@@ -114,21 +114,21 @@ def test_a_changed_set_is_read_again(store, cache, monkeypatch):
     with store.write() as cursor:
         note_key_change(cursor)
     settled(cache)
-    with counted_reads(monkeypatch) as reads, ptree.open_tree(store, cache) as tree:
+    with counted_reads(monkeypatch) as reads, ptree_view.open_tree(store, cache) as tree:
         assert answers(tree, TOP) == now
         assert answers(tree, deeper, elements=False) == now_deeper
     assert reads == [TOP]
     with store.write() as cursor:
         for h in more:
             remove_row(cursor, h)
-    with ptree.open_tree(store, cache) as tree:
+    with ptree_view.open_tree(store, cache) as tree:
         assert answers(tree, TOP) == kept
 
 
 def leaf_to_crowd(store):
     """A leaf holding more than the join threshold, and hashes that would
     split it."""
-    with ptree.snapshot(store) as cursor:
+    with ptree_view.snapshot(store) as cursor:
         nodes = stored_nodes(cursor)
     leaf = max((p for p, (size, _, is_leaf) in nodes.items() if is_leaf and p),
                key=lambda p: nodes[p][0])
@@ -146,30 +146,30 @@ def test_the_same_set_in_another_shape(store, cache):
     fill(store, random_hashes(random.Random(14), 1500))
     leaf, extra = leaf_to_crowd(store)
     below = [leaf, leaf + "01", leaf + "0110", leaf + "11"]
-    with ptree.open_tree(store, cache) as tree:
+    with ptree_view.open_tree(store, cache) as tree:
         kept = answers(tree, [""] + below)
         assert tree.node(leaf).is_leaf
     fill(store, extra)
     with store.write() as cursor:
         for h in extra:
             remove_row(cursor, h)
-    with ptree.snapshot(store) as cursor:
+    with ptree_view.snapshot(store) as cursor:
         assert not stored_nodes(cursor)[leaf][2]  # inner now, same elements
-    with ptree.open_tree(store, cache) as tree:
+    with ptree_view.open_tree(store, cache) as tree:
         assert answers(tree, [""] + below) == kept == fresh(store, [""] + below)
 
 
 def test_a_full_cache_stops_growing_and_answers_right(store, monkeypatch):
     fill(store, random_hashes(random.Random(15), 3000))
     with listening_watch(store) as watch:
-        cache = ptree.TreeCache(watch, max_rows=30)
+        cache = ptree_view.TreeCache(watch, max_rows=30)
         settled(cache)
-        with ptree.open_tree(store, cache) as tree:
+        with ptree_view.open_tree(store, cache) as tree:
             tree.read_top()
             deep = sorted(stored_nodes(tree.cursor), key=len)[-40:]
             assert answers(tree, deep) == fresh(store, deep)
         shared, _ = cache.unchanged()
         assert shared is not None and len(shared.rows) <= 30
-        with ptree.open_tree(store, cache) as tree:
+        with ptree_view.open_tree(store, cache) as tree:
             assert answers(tree, deep + TOP) == fresh(store, deep + TOP)
         assert len(cache.unchanged()[0].rows) <= 30

@@ -23,7 +23,7 @@ from ..hkp.admin import hash_password
 from ..notices import NoticeError, normalize_fingerprint
 from ..openpgp.info import describe
 from ..rejection import NodeIdentity, RejectionError
-from ..store import StoreError, open_store, ptree
+from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
 from ..store.rejections import get_notice, notices, rejected_keys
 from .common import (CommandParser, UserError, base_parser, minute, node_identity,
                      pipeline_limits, settings_from)
@@ -377,14 +377,14 @@ def cmd_ptree(args: argparse.Namespace) -> int:
     def action(store):
         if args.rebuild:
             with store.write() as cursor:
-                tree = ptree.rebuild(cursor)
+                tree = ptree_rebuild.rebuild(cursor)
             store.tidy_after_bulk_write()
             print("rebuilt: %d elements, %d nodes, depth %d" % (tree.elements, tree.nodes,
                                                                  tree.depth))
             return 0
-        with ptree.snapshot(store) as cursor:
+        with ptree_view.snapshot(store) as cursor:
             tree = ptree.summary(cursor)
-            problems = ptree.check(cursor) if args.check else []
+            problems = ptree_rebuild.check(cursor) if args.check else []
         print("%-18s %d\n%-18s %d\n%-18s %d" % ("elements", tree.elements, "nodes",
                                                  tree.nodes, "depth", tree.depth))
         for problem in problems[:PTREE_PROBLEMS_SHOWN]:

@@ -31,7 +31,7 @@ from ..periodic import Periodic
 from ..store import StoreError, open_store
 from ..store.changes import LocalChanges
 from ..store.checkpoints import CHECKPOINT_EVERY, BackgroundCheckpoints
-from ..store.ptree import TreeCache
+from ..store.ptree_view import TreeCache
 from ..store.replica import ReplicaReads
 from ..sync.push import RapidPush, sync_limits
 from ..sync.recon.service import ReconService

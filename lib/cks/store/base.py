@@ -20,6 +20,7 @@ from ..openpgp.info import KeyInfo
 from ..openpgp.packet import read_packet
 from .changes import note_key_change
 from .connections import Database
+from .ptree import change_hash, insert_all
 from .rows import (DESCRIBED_COLUMNS, INDEX_COLUMNS, INDEX_TABLES, KEY_ROWS_OF_MATCHES,
                    NETWORK_VIEW_COLUMNS, SAVE_VERDICTS, SIGNER_COLUMNS, UNSERVED,
                    VIEW_WORK_COLUMNS, KeyRow, NetworkView, ServedState, ServedView, StoredKey,
@@ -90,8 +91,7 @@ class Store(Database):
         note_key_change(cursor)
         if old_hash != info.sks_hash:
             # The recon set: the old hash leaves, the new one enters, after the row
-            # changed (ptree.py; imported here because it imports this module).
-            from .ptree import change_hash
+            # changed (ptree.py).
             change_hash(cursor, old_hash, info.sks_hash)
         for table, columns, rows in zip(INDEX_TABLES, INDEX_COLUMNS, index_rows(info)):
             cursor.executemany(insert_statement(table, columns), rows)
@@ -135,7 +135,6 @@ class Store(Database):
         cursor.backend.insert_rows(cursor, "cks_keys", NETWORK_VIEW_COLUMNS,
                                    [network_view_row(v, source, now) for v in views])
         note_key_change(cursor)
-        from .ptree import insert_all  # (ptree.py imports this module)
         insert_all(cursor, [v.sks_hash for v in views])
 
     @staticmethod
@@ -146,7 +145,6 @@ class Store(Database):
         cursor.defer(insert_statement("cks_keys", NETWORK_VIEW_COLUMNS),
                      network_view_row(view, source, now))
         note_key_change(cursor)
-        from .ptree import change_hash
         change_hash(cursor, None, view.sks_hash)
 
     @staticmethod

@@ -11,6 +11,7 @@ import logging
 from typing import Callable, Dict
 
 from .base import Store
+from .ptree_rebuild import rebuild
 from .schema import index_statement, storage_statements, table_statements
 from .sql import Cursor
 
@@ -56,7 +57,6 @@ def _to_version_2(store: Store, cursor: Cursor) -> None:
                 store.save_signers(cursor, fingerprint, third_party_issuers(keys[0]))
         after = rows[-1][0]
     # The recon tree over the keys already stored.
-    from .ptree import rebuild
     for statement in table_statements("cks_ptree"):
         run(cursor, statement)
     tree = rebuild(cursor)

@@ -54,29 +54,21 @@ does not hold what it counts) is logged and left alone rather than failing
 the key write: storing keys matters more than recon, and `cks_admin.py ptree
 --check` / `--rebuild` find and repair it.
 
-Reading: LocalTree.node(prefix) -> NodeView (size, samples, is_leaf,
-elements(), children()), over one cursor; open_tree(store) gives one on a
-read-only snapshot, so a recon session sees one state of the set;
-open_tree(store, TreeCache) one that starts from the nodes that earlier
-rounds read over the same set (cksd's rounds).
+The tree as recon rounds read it is in ptree_view.py; rebuilding it from
+cks_keys and checking it against them, in ptree_rebuild.py.
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
-import contextlib
 import logging
-import threading
-from dataclasses import dataclass, field
-from typing import (Callable, Deque, Dict, Hashable, Iterator, List, Optional, Sequence, Set,
-                    Tuple, Union)
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..sync.recon.field import (BITQUANTUM, JOIN_THRESHOLD, NUM_SAMPLES, P, SPLIT_THRESHOLD,
                                 ZZP_BYTES, add_element, element_of_hash, empty_samples,
                                 remove_element, samples_of, zzp_bytes, zzp_list_from_bytes)
-from .base import Store
-from .changes import KeyChangeWatch, note_key_change
+from .changes import note_key_change
 from .sql import IN_CHUNK, Cursor, in_chunks, rows_in
 
 log = logging.getLogger("cks.store.ptree")
@@ -90,16 +82,9 @@ PREFIX_BITS = 8 * ZZP_BYTES
 SAMPLES_BYTES = NUM_SAMPLES * ZZP_BYTES
 CHILD_BITS = [format(i, "0%db" % BITQUANTUM) for i in range(1 << BITQUANTUM)]
 """The suffixes of a node's children, in order (00, 01, 10, 11)."""
-_GRANDCHILDREN = [a + b for a in CHILD_BITS for b in CHILD_BITS]
-_TOP = [""] + CHILD_BITS + _GRANDCHILDREN
-"""The root and the two levels below it: where a round finding a few
-differences goes, read in one query."""
 
 FIRST_LEVELS = 12
 """Levels a write reads at first (4^12 leaves: enough for any honest set)."""
-
-REBUILD_PAGE = 10000
-"""Hashes read per query by rebuild and check, which stream cks_keys in order."""
 
 _REBUILD_HINT = "run cks_admin.py ptree --check, then --rebuild"
 
@@ -183,10 +168,10 @@ def multiply(a: Sequence[int], b: Sequence[int]) -> List[int]:
     return [x * y % P for x, y in zip(a, b)]
 
 
-_COLUMNS = "prefix, size, samples, leaf"
+NODE_COLUMNS = "prefix, size, samples, leaf"
 
 
-def _node(row: tuple) -> Node:
+def decode_node(row: tuple) -> Node:
     return Node(row[0], int(row[1]), samples_from_bytes(row[2]), bool(row[3]))
 
 
@@ -224,16 +209,16 @@ def hashes_under_each(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, List
 
 def load_nodes(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, Node]:
     """The stored nodes among `prefixes` (one query per IN_CHUNK of them)."""
-    return {prefix: _node(row) for prefix, row in _load_rows(cursor, prefixes).items()}
+    return {prefix: decode_node(row) for prefix, row in load_rows(cursor, prefixes).items()}
 
 
-def _load_rows(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, tuple]:
+def load_rows(cursor: Cursor, prefixes: Sequence[str]) -> Dict[str, tuple]:
     """load_nodes, the rows not decoded yet."""
     return {r[0]: r for r in rows_in(cursor, "SELECT %s FROM cks_ptree WHERE prefix IN %%s"
-                                     % _COLUMNS, prefixes)}
+                                     % NODE_COLUMNS, prefixes)}
 
 
-def _ancestors(prefix: str) -> List[str]:
+def ancestors(prefix: str) -> List[str]:
     """The node prefixes from the root down to `prefix` itself."""
     return [prefix[:n] for n in range(0, len(prefix) + 1, BITQUANTUM)]
 
@@ -244,226 +229,6 @@ def summary(cursor: Cursor) -> Summary:
     nodes, longest = cursor.execute("SELECT count(*), max(length(prefix)) "
                                     "FROM cks_ptree").fetchone()
     return Summary(int(size or 0), int(nodes), int(longest or 0) // BITQUANTUM)
-
-
-class NodeView:
-    """A node as the recon session sees it.  `prefix` below a leaf is answered
-    too (a peer's tree may be deeper than ours): its values are computed from
-    its elements, and it is a leaf."""
-
-    def __init__(self, tree: "LocalTree", prefix: str, size: int, samples: List[int],
-                 is_leaf: bool) -> None:
-        self._tree = tree
-        self.prefix = prefix
-        self.size = size
-        self.samples = samples
-        self.is_leaf = is_leaf
-
-    def elements(self) -> List[int]:
-        """Every element under this node (for a large node: many; ask leaves)."""
-        hashes = self._tree._hashes.get(self.prefix)
-        if hashes is None:
-            hashes = hashes_under(self._tree.cursor, self.prefix)
-        return [element_of(h) for h in hashes]
-
-    def children(self) -> List["NodeView"]:
-        """The 4 children in order 00, 01, 10, 11; none for a leaf."""
-        if self.is_leaf:
-            return []
-        prefixes = [self.prefix + bits for bits in CHILD_BITS]
-        stored = load_nodes(self._tree.cursor, prefixes)
-        return [NodeView(self._tree, p, stored[p].size, stored[p].samples, stored[p].leaf)
-                if p in stored else self._tree.node(p) for p in prefixes]
-
-    def __repr__(self) -> str:
-        return "NodeView(%r, size=%d, %s)" % (self.prefix, self.size,
-                                              "leaf" if self.is_leaf else "inner")
-
-
-class LocalTree:
-    """Our side of recon: node(prefix) -> NodeView.  Use open_tree() for one
-    on a snapshot, so that all answers of a session describe one state of
-    the set.  `cursor`: a cursor, or a function that opens one when a query
-    is first due; `shared`: the nodes kept from other snapshots of the same
-    set (TreeCache), which this one adds to while there is room."""
-
-    def __init__(self, cursor: Union[Cursor, Callable[[], Cursor]],
-                 shared: Optional["SharedNodes"] = None) -> None:
-        self._cursor = cursor
-        self._shared = shared
-        # Nodes read so far: they are of one state of the set, so they stay
-        # true.  Reading a node reads its children along, which a round may
-        # ask next; a row is decoded when it is first asked for.
-        self._rows: Dict[str, tuple] = shared.rows if shared else {}
-        self._nodes: Dict[str, Node] = shared.nodes if shared else {}
-        self._absent: Set[str] = shared.absent if shared else set()  # below a leaf
-        self._hashes: Dict[str, List[str]] = {}  # the hashes under a prefix, when prefetched
-
-    @property
-    def cursor(self) -> Cursor:
-        if callable(self._cursor):
-            self._cursor = self._cursor()
-        return self._cursor
-
-    def root(self) -> NodeView:
-        return self.node("")
-
-    def prefetch(self, prefixes: Sequence[str]) -> None:
-        """Read the nodes a batch of recon requests names, and their children
-        (which a round asks next), in one query: on PostgreSQL a query is a
-        round trip, and a round asks about hundreds of nodes."""
-        for prefix in prefixes:
-            check_prefix(prefix)
-        self._load([p for p in prefixes if p not in self._rows and p not in self._absent], [])
-
-    def read_top(self) -> None:
-        """Read and decode the root and the two levels below it, where a
-        round finding a few differences goes."""
-        self.prefetch(CHILD_BITS)
-        for prefix in _TOP:
-            self.node(prefix)
-
-    def _load(self, prefixes: Sequence[str], along: Sequence[str]) -> None:
-        """Read these nodes, their children and the `along` ones; remember
-        which of `prefixes` the tree does not hold (below a leaf)."""
-        if not prefixes:
-            return
-        wanted = {q for p in prefixes for q in [p] + [p + bits for bits in CHILD_BITS]}
-        if "" in prefixes:  # the root with two levels: where a round finding a
-            wanted.update(_GRANDCHILDREN)  # few differences goes, in one query
-        rows = _load_rows(self.cursor, sorted(wanted | set(along)))
-        if self._shared is not None and not self._shared.keeps(len(rows)):
-            self._shared = None  # no room: go on with copies of what is shared
-            self._rows, self._nodes, self._absent = \
-                dict(self._rows), dict(self._nodes), set(self._absent)
-        self._rows.update(rows)
-        self._absent.update(p for p in prefixes if p not in self._rows)
-
-    def prefetch_elements(self, prefixes: Sequence[str]) -> None:
-        """Read the elements under these (small) nodes in one query."""
-        for prefix in prefixes:
-            check_prefix(prefix)
-        self._hashes.update(hashes_under_each(
-            self.cursor, [p for p in prefixes if p not in self._hashes]))
-
-    def node(self, prefix: str) -> NodeView:
-        check_prefix(prefix)
-        found = self._nodes.get(prefix)
-        if found is None:
-            if prefix not in self._rows and prefix not in self._absent:
-                self._load([prefix], _ancestors(prefix))
-            row = self._rows.get(prefix)
-            if row is not None:
-                found = self._nodes[prefix] = _node(row)
-        if found is not None:
-            return NodeView(self, prefix, found.size, found.samples, found.leaf)
-        # Below a leaf (or in a damaged tree): computed from the elements.
-        hashes = self._hashes.get(prefix)
-        elements = [element_of(h) for h in (hashes_under(self.cursor, prefix)
-                                            if hashes is None else hashes)]
-        return NodeView(self, prefix, len(elements), samples_of(elements), True)
-
-
-@dataclass
-class SharedNodes:
-    """The nodes read from the tree while the set was one set (TreeCache),
-    for every round over that set."""
-
-    max_rows: int
-    rows: Dict[str, tuple] = field(default_factory=dict)
-    nodes: Dict[str, Node] = field(default_factory=dict)
-    absent: Set[str] = field(default_factory=set)
-
-    def keeps(self, count: int) -> bool:
-        """Is there room for `count` more rows?"""
-        return len(self.rows) + count <= self.max_rows
-
-
-TREE_CACHE_ROWS = 5000
-"""Nodes a TreeCache keeps (about 1.3 KB each with the row they were read
-from: 6 MB in all): a round finding ten differences reads some 20 to 100,
-and a tree of a million keys has about 50,000."""
-
-
-class TreeCache:
-    """The tree's nodes read by earlier rounds, kept while the set is the
-    same: a round of an idle node reads its first levels from memory,
-    without a query (on PostgreSQL each is a round trip), and decodes them
-    once.
-
-    When is the set the same?  While no key changed: the generation of the
-    stored keys (`watch`, changes.py) is still the one the nodes were kept
-    at.  A change by another process shows there a moment after its commit
-    (on PostgreSQL when the notification comes; on SQLite within 2 ms, and
-    any commit counts, a round's record of itself too); a round that starts
-    within that moment answers from the nodes of just before, as a round
-    that started a moment earlier would have, and the next round sees the
-    change.  When the generation moved, the round opens its snapshot and
-    reads the root: the root's size and sample values name the set (six
-    values modulo a 128-bit prime: another set with the same ones is a
-    negligible chance), and a node's values depend only on the elements
-    under its prefix, not on the tree's shape.  So the kept nodes are still
-    used when the root is the same, whatever was written in between; where
-    the shape changed meanwhile (a leaf split, a node joined), a kept inner
-    node's children are read now (below a leaf: computed from its elements),
-    and so are a kept leaf's elements."""
-
-    def __init__(self, watch: KeyChangeWatch, max_rows: int = TREE_CACHE_ROWS) -> None:
-        self.watch = watch
-        self.max_rows = max_rows
-        self._lock = threading.Lock()
-        self._shared: Optional[SharedNodes] = None
-        self._generation: Optional[Hashable] = None
-
-    def unchanged(self) -> Tuple[Optional[SharedNodes], Optional[Hashable]]:
-        """The kept nodes if no key changed since they were kept (else
-        None), and the generation now, for adopt()."""
-        generation = self.watch.generation()
-        with self._lock:
-            same = generation is not None and generation == self._generation
-            return (self._shared if same else None), generation
-
-    def adopt(self, generation: Optional[Hashable], top: Dict[str, tuple]) -> SharedNodes:
-        """The nodes for a snapshot opened after `generation` was read, whose
-        first levels' rows are `top`: the kept ones if the set is the same
-        (the same root), else these."""
-        with self._lock:
-            if self._shared is None or self._shared.rows.get("") != top[""]:
-                self._shared = SharedNodes(self.max_rows, dict(top))
-            self._generation = generation
-            return self._shared
-
-
-@contextlib.contextmanager
-def snapshot(store: Store) -> Iterator[Cursor]:
-    """A cursor whose queries all see one state of the database, while keys
-    are written meanwhile (PostgreSQL: a REPEATABLE READ READ ONLY transaction;
-    SQLite in WAL mode: a read transaction)."""
-    with store.read() as cursor:
-        cursor.backend.begin_snapshot(cursor)
-        try:
-            yield cursor
-        except BaseException:
-            with contextlib.suppress(Exception):
-                cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("ROLLBACK")
-
-
-@contextlib.contextmanager
-def open_tree(store: Store, cache: Optional[TreeCache] = None) -> Iterator[LocalTree]:
-    """The tree on one snapshot; with `cache`, starting from the nodes kept
-    from earlier rounds over the same set, and, while no key changed, with
-    the snapshot opened only when a node not kept must be read."""
-    shared, generation = cache.unchanged() if cache is not None else (None, None)
-    if shared is not None:
-        with contextlib.ExitStack() as opened:
-            yield LocalTree(lambda: opened.enter_context(snapshot(store)), shared)
-        return
-    with snapshot(store) as cursor:
-        # (the root with the levels a round reads first, in the one query)
-        top = _load_rows(cursor, _TOP) if cache is not None else {}
-        yield LocalTree(cursor, cache.adopt(generation, top) if "" in top else None)
 
 
 # --- writing: one element at a time (or a batch of new ones), in the caller's transaction
@@ -481,7 +246,7 @@ def change_hash(cursor: Cursor, old_hash: Optional[str], new_hash: Optional[str]
         insert(cursor, new_hash)
 
 
-def _lock(cursor: Cursor) -> None:
+def lock_tree(cursor: Cursor) -> None:
     """Take the tree's write lock, the root row's (see the module notes);
     SQLite's write transaction holds the whole database already.  Every
     change to the tree starts here, so it also counts as a change of the
@@ -497,7 +262,7 @@ def _inconsistent(what: str) -> None:
 def _locked_path(cursor: Cursor, sks_hash: str) -> Optional[List[Node]]:
     """The nodes from the root to the leaf where `sks_hash` belongs, under the
     tree's lock; None (logged) if the tree has no such path."""
-    _lock(cursor)
+    lock_tree(cursor)
     nodes = _path_nodes(cursor, hash_bits(sks_hash))
     if "" not in nodes:
         _inconsistent("no root node")
@@ -515,7 +280,7 @@ def _path_nodes(cursor: Cursor, bits: str) -> Dict[str, Node]:
     FIRST_LEVELS levels, then, only when the tree is deeper there (hashes
     made to share a long prefix), for the rest: a shorter IN list is a
     measurably cheaper query, and this runs for every key write."""
-    prefixes = _ancestors(bits)
+    prefixes = ancestors(bits)
     nodes = load_nodes(cursor, prefixes[:FIRST_LEVELS + 1])
     deepest = nodes.get(prefixes[FIRST_LEVELS])
     if deepest is not None and not deepest.leaf:
@@ -528,12 +293,12 @@ def _rows(nodes: Sequence[Node]) -> List[Tuple[str, int, bytes, bool]]:
     return [(n.prefix, n.size, samples_to_bytes(n.samples), n.leaf) for n in nodes]
 
 
-def _save(cursor: Cursor, nodes: Sequence[Node]) -> None:
+def save_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
     cursor.backend.update_rows(cursor, "cks_ptree", "prefix", ("size", "samples", "leaf"),
                                _rows(nodes))
 
 
-def _add_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
+def add_nodes(cursor: Cursor, nodes: Sequence[Node]) -> None:
     cursor.backend.insert_rows(cursor, "cks_ptree", ("prefix", "size", "samples", "leaf"),
                                _rows(nodes))
 
@@ -551,7 +316,7 @@ def insert(cursor: Cursor, sks_hash: str) -> None:
     leaf = path[-1]
     if leaf.size > SPLIT_THRESHOLD and len(leaf.prefix) < HASH_BITS:
         _split(cursor, [leaf])
-    _save(cursor, path)
+    save_nodes(cursor, path)
 
 
 def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
@@ -570,7 +335,7 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
     pending: Dict[str, List[str]] = {"": sorted({h.upper() for h in hashes})}
     if not pending[""]:
         return
-    _lock(cursor)
+    lock_tree(cursor)
     levels: List[List[Tuple[str, Optional[Node], List[str]]]] = []
     while pending:
         stored = load_nodes(cursor, sorted(pending))
@@ -608,7 +373,7 @@ def insert_all(cursor: Cursor, hashes: Sequence[str]) -> None:
             if node.leaf and node.size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
                 full.append(node)
     _split(cursor, full)
-    _save(cursor, changed)
+    save_nodes(cursor, changed)
 
 
 def remove(cursor: Cursor, sks_hash: str) -> None:
@@ -629,7 +394,7 @@ def remove(cursor: Cursor, sks_hash: str) -> None:
         if not node.leaf and node.size <= JOIN_THRESHOLD:
             _join(cursor, node)
             break
-    _save(cursor, changed)
+    save_nodes(cursor, changed)
 
 
 def _split(cursor: Cursor, leaves: Sequence[Node]) -> None:
@@ -652,7 +417,7 @@ def _split(cursor: Cursor, leaves: Sequence[Node]) -> None:
             continue
         leaf.leaf = False
         built += subtree[1:]
-    _add_nodes(cursor, built)
+    add_nodes(cursor, built)
 
 
 def _join(cursor: Cursor, node: Node) -> None:
@@ -681,163 +446,3 @@ def _build(prefix: str, hashes: Sequence[str], out: List[Node]) -> Node:
     for bits, part in zip(CHILD_BITS, parts):
         node.samples = multiply(node.samples, _build(prefix + bits, part, out).samples)
     return node
-
-
-# --- rebuilding and checking against cks_keys ---------------------------------------
-
-class _HashStream:
-    """Every stored hash in order, read REBUILD_PAGE at a time, so that a tree
-    over millions of keys is built or checked in little memory."""
-
-    def __init__(self, cursor: Cursor) -> None:
-        self.cursor = cursor
-        self.buffer: Deque[str] = collections.deque()
-        self.after = ""
-        self.exhausted = False
-
-    def _fill(self) -> bool:
-        if self.exhausted:
-            return False
-        rows = self.cursor.execute("SELECT sks_hash FROM cks_keys WHERE sks_hash > ? "
-                                   "ORDER BY sks_hash LIMIT ?",
-                                   (self.after, REBUILD_PAGE)).fetchall()
-        self.buffer.extend(r[0] for r in rows)
-        self.exhausted = len(rows) < REBUILD_PAGE
-        if rows:
-            self.after = rows[-1][0]
-        return bool(rows)
-
-    def peek(self, count: int, highest: str) -> int:
-        """How many of the next `count` hashes are <= highest."""
-        while len(self.buffer) < count and self._fill():
-            pass
-        seen = 0
-        for h in self.buffer:
-            if seen == count or h > highest:
-                break
-            seen += 1
-        return seen
-
-    def take(self, highest: str) -> Iterator[str]:
-        """The next hashes up to `highest`, consumed."""
-        while self.buffer or self._fill():
-            if self.buffer[0] > highest:
-                return
-            yield self.buffer.popleft()
-
-    def rest(self) -> int:
-        """Consume and count what is left."""
-        count = len(self.buffer)
-        self.buffer.clear()
-        while self._fill():
-            count += len(self.buffer)
-            self.buffer.clear()
-        return count
-
-
-def _build_stream(prefix: str, stream: _HashStream, out: List[Node]) -> Node:
-    """_build, reading the hashes from the stream."""
-    highest = prefix_range(prefix)[1]  # type: ignore[index]
-    if stream.peek(SPLIT_THRESHOLD + 1, highest) <= SPLIT_THRESHOLD \
-            or len(prefix) >= HASH_BITS:
-        hashes = list(stream.take(highest))
-        node = Node(prefix, len(hashes), samples_of(element_of(h) for h in hashes), True)
-        out.append(node)
-        return node
-    node = Node(prefix, 0, empty_samples(), False)
-    out.append(node)
-    for bits in CHILD_BITS:
-        child = _build_stream(prefix + bits, stream, out)
-        node.size += child.size
-        node.samples = multiply(node.samples, child.samples)
-    return node
-
-
-def rebuild(cursor: Cursor) -> Summary:
-    """Replace the tree by one built from cks_keys (inside a write transaction;
-    the root row stays, so writers waiting for its lock go on after us)."""
-    _lock(cursor)
-    has_root = cursor.scalar("SELECT count(*) FROM cks_ptree WHERE prefix = ?", ("",)) > 0
-    cursor.execute("DELETE FROM cks_ptree WHERE prefix <> ?", ("",))
-    stream = _HashStream(cursor)
-    nodes: List[Node] = []
-    root = _build_stream("", stream, nodes)
-    left = stream.rest()
-    if left:
-        log.error("SKS reconciliation tree: %d hashes in cks_keys are not 32 upper-case hex "
-                  "digits and were left out", left)
-    if has_root:
-        _save(cursor, [root])
-    else:
-        _add_nodes(cursor, [root])
-    for start in range(1, len(nodes), 1000):
-        _add_nodes(cursor, nodes[start:start + 1000])
-    return Summary(root.size, len(nodes), max(len(n.prefix) for n in nodes) // BITQUANTUM)
-
-
-def _consume(stream: _HashStream, highest: str) -> Tuple[int, List[int]]:
-    size, samples = 0, empty_samples()
-    for h in stream.take(highest):
-        size += 1
-        samples = add_element(samples, element_of(h))
-    return size, samples
-
-
-def _verify(prefix: str, stored: Dict[str, Node], stream: _HashStream, seen: Set[str],
-            problems: List[str]) -> Tuple[int, List[int]]:
-    """The true size and samples of the subtree at `prefix` (from the
-    stream), comparing the stored nodes on the way."""
-    highest = prefix_range(prefix)[1]  # type: ignore[index]
-    node = stored.get(prefix)
-    if node is None:
-        size, samples = _consume(stream, highest)
-        problems.append("node %r is missing (%d elements fall under it)" % (prefix, size))
-        return size, samples
-    seen.add(prefix)
-    name = "node %r" % prefix
-    if not node.leaf and len(prefix) >= HASH_BITS:
-        problems.append("%s is inner at the deepest level" % name)
-    if node.leaf or len(prefix) >= HASH_BITS:
-        size, samples = _consume(stream, highest)
-        if size > SPLIT_THRESHOLD and len(prefix) < HASH_BITS:
-            problems.append("%s is a leaf of %d elements (leaves split above %d)"
-                            % (name, size, SPLIT_THRESHOLD))
-    else:
-        size, samples = 0, empty_samples()
-        for bits in CHILD_BITS:
-            child_size, child_samples = _verify(prefix + bits, stored, stream, seen, problems)
-            size += child_size
-            samples = multiply(samples, child_samples)
-        if size <= JOIN_THRESHOLD:
-            problems.append("%s is inner with %d elements (inner nodes join at %d or fewer)"
-                            % (name, size, JOIN_THRESHOLD))
-    if node.size != size:
-        problems.append("%s has size %d, cks_keys has %d elements under it"
-                        % (name, node.size, size))
-    if node.samples != samples:
-        problems.append("%s has wrong sample values" % name)
-    return size, samples
-
-
-def check(cursor: Cursor) -> List[str]:
-    """Recompute sizes and sample values from cks_keys and compare them with
-    the stored tree, and its shape with the split and join rules; one line
-    per problem, none when it is right.  Use a snapshot cursor."""
-    problems: List[str] = []
-    stored: Dict[str, Node] = {}
-    for row in cursor.execute("SELECT %s FROM cks_ptree" % _COLUMNS).fetchall():
-        try:
-            stored[row[0]] = _node(row)
-        except (TreeError, ValueError) as exc:
-            problems.append("node %r cannot be read: %s" % (row[0], exc))
-            stored[row[0]] = Node(row[0], int(row[1]), [], bool(row[3]))
-    stream = _HashStream(cursor)
-    seen: Set[str] = set()
-    _verify("", stored, stream, seen, problems)
-    left = stream.rest()
-    if left:
-        problems.append("%d hashes in cks_keys are not 32 upper-case hex digits" % left)
-    for prefix in sorted(set(stored) - seen):
-        problems.append("node %r is not reachable from the root (below a leaf, or not a "
-                        "node name)" % prefix)
-    return problems

@@ -25,7 +25,7 @@ from ...hkp.peer_addresses import addresses_of, peer_host, system_resolver
 from ...hkp.ratelimit import IPAddress, ip_of
 from ...store import Store, StoreError
 from ...store.peers import Peer, PeerStore
-from ...store.ptree import LocalTree, TreeCache, open_tree
+from ...store.ptree_view import LocalTree, TreeCache, open_tree
 from ..peername import parse_hkp_peer
 from .fetch import FetchReport, fetch_missing
 from .field import hash_of_element

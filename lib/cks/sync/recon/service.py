@@ -1,7 +1,7 @@
 """cksd's part in reconciliation: it listens on the recon port for rounds its
 recon peers start, and starts one itself with a random recon peer every
 `[recon] interval` seconds (with jitter), as SKS gossips.  Its rounds share
-the tree's nodes they read while the keys do not change (ptree.TreeCache),
+the tree's nodes they read while the keys do not change (ptree_view.TreeCache),
 and it reads the tree's first levels when it starts and every minute, so
 that its database connection and that cache are ready for the next round."""
 
@@ -19,7 +19,7 @@ from ...periodic import Periodic
 from ...repeated import OncePerKey
 from ...store import Store, StoreError
 from ...store.peers import Peer
-from ...store.ptree import TreeCache, open_tree
+from ...store.ptree_view import TreeCache, open_tree
 from .rounds import Members, RoundReport, answer, dial, recon_peers
 
 log = logging.getLogger("cks.recon")
