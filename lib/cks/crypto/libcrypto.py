@@ -208,31 +208,19 @@ def _bytes_of(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8, "big")
 
 
-def _load() -> Optional[_LibCrypto]:
-    # (AttributeError: older than OpenSSL 1.1.1)
-    return native.load("crypto", _LibCrypto, "signature checks in pure Python")
-
-
-_lib = _load()
-
-
-def available() -> bool:
-    return _lib is not None
-
-
-def use(enabled: bool) -> None:
-    """Turn the accelerator off (or back on, where it loads); for tests and
-    for comparing the two paths."""
-    global _lib
-    _lib = _load() if enabled else None
+# (AttributeError, which load() catches: older than OpenSSL 1.1.1)
+_native = native.Accelerator("crypto", _LibCrypto, "signature checks in pure Python")
+available = _native.available
+use = _native.use
 
 
 def mod_exp(base: int, exponent: int, modulus: int) -> int:
     """base ** exponent % modulus, for non-negative base and exponent and an
     odd modulus above 1 (what RSA and DSA verification need)."""
-    if _lib is None or modulus <= 1 or not modulus & 1:  # (a damaged key's)
+    lib = _native.lib
+    if lib is None or modulus <= 1 or not modulus & 1:  # (a damaged key's)
         return pow(base, exponent, modulus)
-    return _lib.mod_exp(base, exponent, modulus)
+    return lib.mod_exp(base, exponent, modulus)
 
 
 def mod_exp2(base1: int, exponent1: int, base2: int, exponent2: int, modulus: int) -> int:
@@ -241,13 +229,14 @@ def mod_exp2(base1: int, exponent1: int, base2: int, exponent2: int, modulus: in
     chain of squarings for both powers (BN_mod_exp2_mont), 1.5 to 2 times
     as fast as the two apart (DSA, q of 256 bits: 1.92 against 3.03 ms with
     p of 4096 bits, 0.83 against 1.35 with 3072)."""
-    if _lib is None or modulus <= 1 or not modulus & 1 or not base1 % modulus \
+    lib = _native.lib
+    if lib is None or modulus <= 1 or not modulus & 1 or not base1 % modulus \
             or not base2 % modulus:  # (a damaged key's; libcrypto takes 0 ** 0 for 0)
         return pow(base1, exponent1, modulus) * pow(base2, exponent2, modulus) % modulus
-    if _lib.BN_mod_exp2_mont is None:
-        return _lib.mod_exp(base1, exponent1, modulus) * _lib.mod_exp(base2, exponent2,
-                                                                      modulus) % modulus
-    return _lib.mod_exp2(base1, exponent1, base2, exponent2, modulus)
+    if lib.BN_mod_exp2_mont is None:
+        return lib.mod_exp(base1, exponent1, modulus) * lib.mod_exp(base2, exponent2,
+                                                                    modulus) % modulus
+    return lib.mod_exp2(base1, exponent1, base2, exponent2, modulus)
 
 
 def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int,
@@ -256,9 +245,10 @@ def ecdsa_verify(curve_oid: bytes, point: bytes, digest: bytes, r: int,
     the order's length, as FIPS 186 does), for the curve with this OID body
     and an uncompressed SEC1 `point`; None when libcrypto is not used or does
     not know the curve (the caller checks in Python)."""
-    if _lib is None:
+    lib = _native.lib
+    if lib is None:
         return None
-    return _lib.ecdsa_verify(curve_oid, point, digest, r, s)
+    return lib.ecdsa_verify(curve_oid, point, digest, r, s)
 
 
 def _dotted(oid_body: bytes) -> str:
@@ -277,7 +267,8 @@ def eddsa_verify(nid_name: str, public_key: bytes, message: bytes,
                  signature: bytes) -> Optional[bool]:
     """RFC 8032 verification by libcrypto ("ed25519" or "ed448", empty
     context), or None when libcrypto is not used (the caller checks in Python)."""
-    if _lib is None:
+    lib = _native.lib
+    if lib is None:
         return None
     nid = _NID_ED25519 if nid_name == "ed25519" else _NID_ED448
-    return _lib.eddsa_verify(nid, public_key, message, signature)
+    return lib.eddsa_verify(nid, public_key, message, signature)

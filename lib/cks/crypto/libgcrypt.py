@@ -49,23 +49,12 @@ class _LibGcrypt:
         return int.from_bytes(out.raw, "big")
 
 
-def _load() -> Optional[_LibGcrypt]:
-    return native.load("gcrypt", _LibGcrypt, "armor checksums in Python")
-
-
-_lib = _load()
-
-
-def available() -> bool:
-    return _lib is not None
-
-
-def use(enabled: bool) -> None:
-    """Turn it off (or back on, where it loads); for tests and comparisons."""
-    global _lib
-    _lib = _load() if enabled else None
+_native = native.Accelerator("gcrypt", _LibGcrypt, "armor checksums in Python")
+available = _native.available
+use = _native.use
 
 
 def crc24(data: bytes) -> Optional[int]:
     """The CRC-24 of RFC 9580 section 6.1, or None when libgcrypt is not used."""
-    return None if _lib is None else _lib.crc24(data)
+    lib = _native.lib
+    return None if lib is None else lib.crc24(data)

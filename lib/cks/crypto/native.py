@@ -8,7 +8,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Generic, Optional, TypeVar
 
 log = logging.getLogger("cks.crypto")
 
@@ -28,3 +28,20 @@ def load(name: str, wrap: Callable[[ctypes.CDLL], Wrapper], fallback: str) -> Op
     except (OSError, AttributeError) as exc:  # missing, too old, or unfit
         log.debug("lib%s not used (%s): %s", name, exc, fallback)
         return None
+
+
+class Accelerator(Generic[Wrapper]):
+    """The library's wrapper loaded once (load()), or None: `lib`, which the
+    module it speeds up reads at each call."""
+
+    def __init__(self, name: str, wrap: Callable[[ctypes.CDLL], Wrapper], fallback: str) -> None:
+        self._how = (name, wrap, fallback)
+        self.lib: Optional[Wrapper] = load(*self._how)
+
+    def available(self) -> bool:
+        return self.lib is not None
+
+    def use(self, enabled: bool) -> None:
+        """Turn it off (or back on, where it loads); for tests and for
+        comparing the two paths."""
+        self.lib = load(*self._how) if enabled else None
