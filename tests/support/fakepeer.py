@@ -23,7 +23,8 @@ class FakePeer:
     """mode: 'ok' (store and answer 200), 'error' (answer 500), 'hang' (never
     answer), 'not-found' (404: no keyserver at this address), 'forbidden'
     (403 to everything, as a WAF or a maintenance page answers),
-    'unavailable' (503: overloaded, or a proxy whose backend is down).  In 'ok'
+    'unavailable' (503: overloaded, or a proxy whose backend is down; with
+    `retry_after`, the Retry-After header it sends along).  In 'ok'
     mode, a request holding a key of `fail_on` (fingerprints) is answered
     500, and nothing of it is stored: as Hockeypuck answered a key with no
     usable self-signature until its issue 341 was fixed; one holding a key
@@ -32,8 +33,9 @@ class FakePeer:
     `max_body` bytes is not answered at all: its connection is closed."""
 
     def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
-                 max_body: int = 0, hang_on=(), refuse_on=()) -> None:
+                 max_body: int = 0, hang_on=(), refuse_on=(), retry_after: str = "") -> None:
         self.mode = mode
+        self.retry_after = retry_after
         self.delay = delay
         self.fail_on = set(fail_on)
         self.refuse_on = set(refuse_on)
@@ -71,7 +73,8 @@ class FakePeer:
                     self._answer(403, FORBIDDEN)
                     return
                 if peer.mode == "unavailable":
-                    self._answer(503, b"overloaded")
+                    self._answer(503, b"overloaded", [("Retry-After", peer.retry_after)]
+                                 if peer.retry_after else [])
                     return
                 text = urllib.parse.parse_qs(body.decode())["keytext"][0]
                 keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]
@@ -87,8 +90,10 @@ class FakePeer:
                 peer.received.extend(keys)
                 self._answer(200, b"ok")
 
-            def _answer(self, status, body):
+            def _answer(self, status, body, headers=()):
                 self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

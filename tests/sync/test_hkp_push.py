@@ -1,11 +1,12 @@
 """What a peer's answer means for the backlog (pure function, no network)."""
 
+import email.utils
 import json
 import socket
 import threading
 
 from cks.sync.hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Answer, HKPClient, \
-    notice_verdict, verdict
+    notice_verdict, retry_after, verdict
 
 
 def test_success_with_and_without_cks_json():
@@ -112,3 +113,37 @@ def _read_request(sock):
             data += connection.recv(65536)
         connection.recv(65536)  # until the client gives up and closes
         return data
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    now = 1_800_000_000.0
+    assert retry_after("120", now) == 120.0
+    assert retry_after(" 7 ", now) == 7.0
+    in_90_s = email.utils.formatdate(now + 90, usegmt=True)
+    assert retry_after(in_90_s, now) == 90.0
+    assert retry_after(email.utils.formatdate(now - 90, usegmt=True), now) == 0.0
+    for nothing in (None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2026 25:61:00 GMT"):
+        assert retry_after(nothing, now) == 0.0, nothing
+    result = verdict(Answer(503, b"busy", retry_after=120.0), 10)
+    assert result.action == RETRY and result.retry_after == 120.0
+
+
+def _answer_once(sock, head):
+    connection, _ = sock.accept()
+    with connection:
+        data = b""
+        while b"keytext" not in data:
+            data += connection.recv(65536)
+        connection.sendall(head + b"Content-Length: 4\r\nConnection: close\r\n\r\nbusy")
+
+
+def test_the_client_reads_retry_after_of_a_429_or_503_only():
+    for status, expected in ((b"503 Service Unavailable", 42.0), (b"429 Too Many Requests", 42.0),
+                             (b"500 Internal Server Error", 0.0)):
+        with _listener() as sock:
+            head = b"HTTP/1.1 " + status + b"\r\nRetry-After: 42\r\n"
+            server = threading.Thread(target=_answer_once, args=(sock, head))
+            server.start()
+            answer = HKPClient("127.0.0.1", sock.getsockname()[1], 5, "").post_keys("key")
+            server.join()
+        assert answer.status == int(status[:3]) and answer.retry_after == expected, status

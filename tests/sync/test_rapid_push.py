@@ -152,6 +152,31 @@ def test_a_failing_peer_is_tried_again_later_and_later():
     assert not backoff.waiting(7, began) and backoff.failed(7, began) == 2.0
 
 
+def test_a_peer_that_asks_for_a_wait_gets_it_up_to_the_longest():
+    """Retry-After (seconds) lengthens the wait, never shortens it, and
+    waits of LONGEST_WAIT at most; the doubling goes on from it."""
+    backoff = push.Backoff(2.0)
+    assert backoff.failed(7, 100.0, asked=30.0) == 30.0
+    assert backoff.waiting(7, 129.9) and not backoff.waiting(7, 130.0)
+    assert backoff.failed(7, 130.0) == 60.0
+    assert backoff.failed(7, 190.0, asked=1.0) == 120.0
+    assert backoff.failed(8, 100.0, asked=86400.0) == push.LONGEST_WAIT
+
+
+def test_a_peer_that_answers_503_with_retry_after_is_left_alone_that_long(new_db, tmp_path):
+    config = tmp_path / "a.conf"
+    config.write_text(LOOPBACK_EXEMPT + "[server]\nprocesses = 1\n[sync]\npush_interval = 0.2\n")
+    with FakePeer("unavailable", retry_after="3") as peer, \
+            Cksd(new_db("a"), config=str(config)) as a:
+        manage(a, "add", peer.name, "--no-catch-up")
+        assert a.add(fixture("rsa2048"))[0] == 200
+        wait_for(lambda: "next try in 3 s" in a.output(), seconds=20)
+        first = peer.arrivals[0]
+        peer.mode = "ok"
+        wait_for(lambda: peer.received == [fpr("rsa2048")], seconds=10)
+        assert peer.arrivals[1] - first >= 2.9  # not 0.2 s later, as without the header
+
+
 def test_a_peer_that_answers_503_is_not_asked_every_round(new_db, tmp_path):
     """Until 2026-12-05 cksd sent a failing peer a request, and logged a
     warning, every push_interval: here 0.2 s, 20 in 4 s.  (Each serving

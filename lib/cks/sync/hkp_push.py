@@ -7,6 +7,7 @@ is decided by the pure function `verdict`.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import json
 import math
@@ -41,6 +42,23 @@ class Answer:
     error: str = ""  # a transport failure, when status is 0
     cut: bool = False  # the peer closed or reset a connection it had taken, unanswered
     unanswered: bool = False  # the request went out whole and no answer came in time
+    retry_after: float = 0.0  # seconds a 429 or 503 asked us to wait (Retry-After), or 0
+
+
+def retry_after(value: Optional[str], now: float) -> float:
+    """The seconds a Retry-After header asks for (RFC 9110 10.2.3: a number
+    of seconds, or an HTTP date; `now`: time.time()), 0 when it says nothing
+    usable."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, when.timestamp() - now) if when.tzinfo is not None else 0.0
 
 
 @dataclass
@@ -54,6 +72,7 @@ class Verdict:
     refused: List[Tuple[str, str]] = field(default_factory=list)  # by a CKS peer, in a 200
     slow: bool = False  # no answer within the timeout: each try cost all of it
     refusal: bool = False  # a 4xx of KEY_REFUSALS: a second try would be answered the same
+    retry_after: float = 0.0  # RETRY: the peer asked us to wait this long (Answer)
 
     @property
     def once(self) -> bool:
@@ -69,7 +88,8 @@ def verdict(answer: Answer, batch_size: int) -> Verdict:
     message = _message(answer) if answer.status else answer.error
     alone = _about_one_key(answer)
     if alone is None:
-        return Verdict(RETRY, message)  # 408, 429, other 4xx, 502-504, 1xx/3xx, no answer
+        # 408, 429, other 4xx, 502-504, 1xx/3xx, no answer
+        return Verdict(RETRY, message, retry_after=answer.retry_after)
     return Verdict(SPLIT if batch_size > 1 else alone, message, slow=answer.unanswered,
                    refusal=answer.status in KEY_REFUSALS)
 
@@ -222,7 +242,9 @@ class HKPClient:
         data = response.read()
         if response.will_close:
             self.close()
-        return Answer(response.status, data)
+        asked = retry_after(response.getheader("Retry-After"), time.time()) \
+            if response.status in (429, 503) else 0.0
+        return Answer(response.status, data, retry_after=asked)
 
     def close(self) -> None:
         if self.conn is not None:

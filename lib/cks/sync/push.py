@@ -93,7 +93,8 @@ keeps failing (Backoff)."""
 class Backoff:
     """When cksd may push again to a peer whose push failed: `interval` after
     the failed try began, twice as long after each failure in a row, up to
-    `longest`; a push that works ends the wait.  A peer that is down or
+    `longest`, and at least as long as the peer asked (Retry-After, up to
+    `longest` too); a push that works ends the wait.  A peer that is down or
     overloaded is not sent a request, and the log not a line, every round."""
 
     def __init__(self, interval: float, longest: float = LONGEST_WAIT) -> None:
@@ -102,12 +103,14 @@ class Backoff:
         self.waits: Dict[int, Tuple[float, float]] = {}  # peer id -> (its wait, when it ends)
         self.lock = threading.Lock()  # the pushing threads report, the rounds ask
 
-    def failed(self, peer_id: int, began: float) -> float:
-        """A push that began at `began` (time.monotonic()) failed: the wait
-        before the next, which is returned."""
+    def failed(self, peer_id: int, began: float, asked: float = 0.0) -> float:
+        """A push that began at `began` (time.monotonic()) failed, and the
+        peer asked for `asked` seconds: the wait before the next, which is
+        returned."""
         with self.lock:
             last = self.waits.get(peer_id)
-            wait = min(self.longest, 2 * last[0] if last else self.interval)
+            doubled = 2 * last[0] if last else self.interval
+            wait = min(self.longest, max(doubled, asked))
             self.waits[peer_id] = (wait, began + wait)
             return wait
 
@@ -177,4 +180,4 @@ class RapidPush:
             log.warning("push to %s failed: %s; %d key%s kept; next try in %g s",
                         report.peer, report.error, report.backlog_left,
                         "" if report.backlog_left == 1 else "s",
-                        self.backoff.failed(peer.id, began))
+                        self.backoff.failed(peer.id, began, report.retry_after))

@@ -67,6 +67,7 @@ class PeerReport:
     would_send: int = 0  # --dry-run
     notices: int = 0  # rejection notices delivered
     busy: bool = False  # another process was pushing to this peer: not served
+    retry_after: float = 0.0  # the run stopped on a peer that asked us to wait this long
 
     @property
     def ok(self) -> bool:
@@ -107,7 +108,12 @@ class HKPPusher(Pusher):
 
 
 class _Stop(Exception):
-    """The peer failed in a way worth retrying later: stop serving it this run."""
+    """The peer failed in a way worth retrying later: stop serving it this run
+    (and, where it said so, not for `retry_after` seconds)."""
+
+    def __init__(self, message: str, retry_after: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PeerSync:
@@ -135,6 +141,7 @@ class PeerSync:
             self.peers.record_attempt(self.peer.id, now, None)
         except _Stop as stop:
             self.report.error = str(stop)
+            self.report.retry_after = stop.retry_after
             self.peers.record_attempt(self.peer.id, now, str(stop))
         finally:
             self.pusher.close()
@@ -151,7 +158,7 @@ class PeerSync:
             if result is None:
                 return
             if result.action == RETRY:
-                raise _Stop(result.message)
+                raise _Stop(result.message, result.retry_after)
             if result.action != OK:
                 self.report.refused.append(("notice " + notice.serial, result.message))
             else:
@@ -208,7 +215,7 @@ class PeerSync:
     def _send(self, batch: List[Item], done: Done, again: bool = True) -> None:
         result = self.pusher.push(batch)
         if result.action == RETRY:
-            raise _Stop(result.message)
+            raise _Stop(result.message, result.retry_after)
         if result.action == SPLIT:
             for item in batch:
                 self._send([item], done)
@@ -265,7 +272,7 @@ class PeerSync:
             return False
         answer = self.pusher.push([(fingerprint, data)])
         if answer.action not in (OK, REFUSED):
-            raise _Stop(answer.message)
+            raise _Stop(answer.message, answer.retry_after)
         self._took_keys()
         return True
 
