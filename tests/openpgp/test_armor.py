@@ -88,6 +88,21 @@ def test_corrupted_base64_is_an_error():
     assert blocks == [] and "invalid characters" in str(errors[0])
 
 
+def test_padding_inside_the_data_is_an_error_without_a_checksum_line_too():
+    """Two pieces of base64, each padded, joined: a2b_base64 stops at the
+    first padding, so without a checksum line the second piece was lost
+    without a word (the subkey of a key), where GnuPG refuses the block."""
+    first, second = b"key packet", b"subkey packet"
+    body = base64.b64encode(first) + base64.b64encode(second)
+    assert b"=" in body.rstrip(b"=")  # the first piece's padding, inside
+    for checksum in ("", "=" + base64.b64encode(crc24(first + second).to_bytes(3, "big"))
+                     .decode() + "\n"):
+        text = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\n%s\n%s-----END PGP PUBLIC KEY BLOCK-----" \
+            % (body.decode(), checksum)
+        blocks, errors = armor.scan(text)
+        assert blocks == [] and "'=' inside the base64 data" in str(errors[0])
+
+
 def test_missing_end_line():
     text = armor.encode(DATA).rsplit("-----END", 1)[0]
     blocks, errors = armor.scan(text)
@@ -121,6 +136,8 @@ def _decode_lines_one_by_one(kind, lines):
         if not re.match(rb"^[A-Za-z0-9+/=]+$", line):
             return "armor block %s: invalid characters in base64 data" % kind
         data_lines.append(line)
+    if b"=" in b"".join(data_lines).rstrip(b"="):
+        return "armor block %s: '=' inside the base64 data (the block was damaged)" % kind
     try:
         data = binascii.a2b_base64(b"".join(data_lines))
     except binascii.Error as exc:

@@ -121,8 +121,15 @@ def _decode_body(kind: str, body: bytes) -> ArmorBlock:
         if mark[1] < len(data):
             raise ArmorError("armor block %s: data after the checksum line" % kind)
         checksum = data[mark[0] + 1:mark[1]]
+    encoded = encoded.replace(b"\n", b"")
+    if b"=" in encoded.rstrip(b"="):
+        # Padding before the end: a2b_base64 would stop there without a word
+        # (b"QQ==QUJD" gives b"A"), and a block without a checksum line would
+        # lose its rest unnoticed, where GnuPG refuses it.
+        raise ArmorError("armor block %s: '=' inside the base64 data (the block was damaged)"
+                         % kind)
     try:
-        data = binascii.a2b_base64(encoded.replace(b"\n", b""))
+        data = binascii.a2b_base64(encoded)
     except binascii.Error as exc:
         raise ArmorError("armor block %s: bad base64 (%s)" % (kind, exc)) from None
     if checksum is not None:
