@@ -3,6 +3,7 @@ through cksd on SQLite and PostgreSQL (and the settings behind them in-process):
 what they show, that user-controlled text is escaped, and every answer of the
 photo endpoint."""
 
+import html
 import json
 import os
 import urllib.parse
@@ -31,7 +32,7 @@ LOADED = ["rsa2048", "nistp256", "certified", "photo", "revoked", "expired", "de
           "revoked-parts"]
 HOSTNAME = "keys.example.org"
 HTML = {"Accept": "text/html"}
-EVIL_UID = b'<script>alert("uid")</script> Mallory & "Co" <mallory@example.org>'
+EVIL_UID = b'<script>alert("uid")</script> Mallory & "Co" \xe2\x80\xae<mallory@example.org>'
 EVIL_REASON = b"<img src=x onerror=alert(1)>"
 # The photo ID of tests/fixtures/keys/photo.asc: a 16x16 grey baseline JPEG
 # (make_fixtures.py builds it, gpg's addphoto put it in the key).
@@ -451,6 +452,11 @@ def test_user_ids_with_html_are_text_on_every_page(server):
     assert "This key is revoked: key compromised (“%s”)." % EVIL_REASON.decode() \
         in certified.text
     assert "<img" not in certified.raw
+    # its right-to-left override (U+202E) isolated, where it is shown: the
+    # listing, its own page, the certification's signer
+    isolated = "<bdi>%s</bdi>" % html.escape(evil, quote=True)
+    assert isolated in listing.raw and isolated in own.raw
+    assert isolated + "</a> <code>%s</code>" % MADE.keyid("mallory") in certified.raw
 
 
 def test_searches_and_errors_are_text(server):

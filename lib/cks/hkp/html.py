@@ -36,6 +36,13 @@ def e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def user_text(text: str) -> str:
+    """Text a key's owner chose (a user ID), escaped and isolated: inside
+    <bdi>, its direction controls (U+202E, RIGHT-TO-LEFT OVERRIDE, say)
+    cannot reorder the page's text after it, as the key ID or the dates."""
+    return "<bdi>%s</bdi>" % e(text)
+
+
 def page(title: str, body: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"

@@ -21,7 +21,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Component, Key, SignaturePacket
 from ..openpgp.userid import Image
 from ..store.rows import KeyRow
-from .html import date, e, page
+from .html import date, e, page, user_text
 from .photos import photo_url, photos_of, refusal
 
 REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
@@ -141,9 +141,9 @@ def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
         out.append("<p><code>Hash=%s</code></p>" % e(row.sks_hash))
     out.append("<ul class=\"uids\">")
     for uid in row.user_ids:
-        text = "photo ID" if uid.is_attribute else uid.uid
+        text = "photo ID" if uid.is_attribute else user_text(uid.uid)
         out.append("<li><strong>%s</strong> <a href=\"%s\">%s</a>%s</li>" % (
-            "uat" if uid.is_attribute else "uid", link, e(text),
+            "uat" if uid.is_attribute else "uid", link, text,
             _status(uid.revoked, uid.expires, now)))
     out.append("</ul>")
     out.append("<p><a href=\"%s\">Key page</a> &middot; <a href=\"%s\">Download the key</a>"
@@ -288,8 +288,8 @@ class _KeyPage:
 
     def identity(self, component: Component, status: str) -> str:
         if component.packet.tag == pk.TAG_USER_ID:
-            return "<p class=\"uid\"><strong>%s</strong>%s</p>" % (e(component.value.text),
-                                                                   status)
+            return "<p class=\"uid\"><strong>%s</strong>%s</p>" % (
+                user_text(component.value.text), status)
         photos = self.photo_numbers.get(id(component), [])
         if not photos:
             return "<p class=\"uid\">[a user attribute that is not a photo ID]%s</p>" % status
@@ -330,7 +330,8 @@ class _KeyPage:
         if signer is None:
             return "<code>%s</code> (key not held here)" % keyid.hex().upper()
         return "<a href=\"%s\">%s</a> <code>%s</code>" % (
-            key_page_url(signer.fingerprint), e(signer.name or "(no user ID)"),
+            key_page_url(signer.fingerprint),
+            user_text(signer.name) if signer.name else "(no user ID)",
             keyid.hex().upper())
 
     def check(self, entry: SignaturePacket) -> Tuple[str, str]:
