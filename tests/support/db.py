@@ -128,3 +128,19 @@ def listening_watch(store):
         yield watch
     finally:
         watch.close()
+
+
+def terminate_backends(url: str, query_like: str = "%") -> int:
+    """End the server sessions on `url`'s database whose statement is like
+    `query_like` (their connections then fail as after a server restart);
+    how many were ended.  The session that ends them is left alone."""
+    import psycopg2
+    conn = psycopg2.connect(url, connect_timeout=5)
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                       "AND query LIKE %s", (query_like,))
+        return cursor.fetchone()[0]
+    finally:
+        conn.close()
