@@ -33,8 +33,10 @@ class Database:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self.local_changes = LocalChanges()
-        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py).
+        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py),
+        # and of every read or write that got through (the end of an outage: hkp/app.py).
         self.on_error: Optional[Callable[[StoreError], None]] = None
+        self.on_success: Optional[Callable[[], None]] = None
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator["_Lease"]:
@@ -66,6 +68,8 @@ class Database:
                 raise
             self._pool.put(lease.conn)
             lease.conn = None
+            if self.on_success is not None:
+                self.on_success()
         finally:
             if lease.conn is not None:  # it failed mid-use: do not hand it out again
                 self._discard(lease.conn)
