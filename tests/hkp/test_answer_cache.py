@@ -3,17 +3,20 @@ tell a serving process the keys changed (store/changes.py)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from cks import pipeline
 from cks.hkp.answer_cache import AnswerCache
 from cks.store import open_store
-from cks.store.changes import LocalChanges, SQLiteWatch
+from cks.store import changes
+from cks.store.changes import LocalChanges, PostgresWatch, SQLiteWatch
 from cks.store.peers import PeerStore
 from cks.store.rejections import delete_key
 from support import fixture
 from support.clock import Clock
-from support.db import listening_watch
+from support.db import (drop_pg_database, listening_watch, new_db_url, require_postgres,
+                        terminate_backends, with_schema)
 from support.nodes import fpr
 from support.server import Cksd
 
@@ -206,3 +209,41 @@ def test_a_cached_answer_is_served_without_reading_the_query_again(db_url, monke
     assert statuses == [200, 404, 200, 501]
     assert len(parsed) == 1 + 1 + 2 + 2  # the found and the 404 once; stats and 501 each time
     store.close()
+
+
+def test_lost_change_notifications_are_logged_once_and_so_is_their_return(
+        tmp_path, monkeypatch, caplog):
+    """The LISTEN connection broken (the server restarted): answers are not
+    cached until it is back, which is logged once when it breaks, not at each
+    failed try to reconnect, and once when it is back (before, the line was
+    never logged)."""
+    require_postgres()
+    from psycopg2 import OperationalError
+    url = with_schema(new_db_url("postgresql", tmp_path))
+    monkeypatch.setattr(changes, "RECONNECT_SECONDS", 0.05)
+    store = open_store(url)
+    refusals = []
+
+    def connect():
+        if refusals:
+            raise refusals.pop()
+        return store.backend.connect()
+    watch = PostgresWatch(connect, LocalChanges())
+    try:
+        with caplog.at_level(logging.INFO, logger="cks.store"):
+            assert watch.wait_listening(10)
+            refusals.extend(OperationalError("connection refused") for _ in range(3))
+            assert terminate_backends(url, "LISTEN%") == 1
+            deadline = time.monotonic() + 5
+            while watch.generation() is not None or refusals:
+                assert time.monotonic() < deadline, "the broken connection went unnoticed"
+                time.sleep(0.01)
+            assert watch.wait_listening(10)
+    finally:
+        watch.close()
+        store.close()
+        drop_pg_database(url)
+    said = [r.getMessage() for r in caplog.records if "notifications" in r.getMessage()]
+    assert len(said) == 2, said
+    assert said[0].startswith("key change notifications lost") and "closed" in said[0]
+    assert said[1] == "key change notifications heard again"

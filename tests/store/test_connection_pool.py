@@ -13,6 +13,8 @@ import pytest
 from cks.store import StoreError, StoreUnavailable, open_store
 from cks.store.peers import PeerStore
 from cks.store.ptree_view import snapshot
+from support.db import (drop_pg_database, new_db_url, require_postgres, run_sql,
+                        terminate_backends, with_schema)
 
 
 class PeerHungUp(Exception):
@@ -163,3 +165,69 @@ def test_connections_opened_at_once_on_a_new_sqlite_database_all_open(tmp_path):
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+@pytest.fixture
+def pg_counted(tmp_path):
+    """`counted` on PostgreSQL alone, with the database's URL."""
+    require_postgres()
+    url = with_schema(new_db_url("postgresql", tmp_path))
+    store = open_store(url)
+    opened = []
+    connect = store.backend.connect
+    store.backend.connect = lambda: opened.append(connect()) or opened[-1]
+    yield store, opened, url
+    store.close()
+    drop_pg_database(url)
+
+
+def _pool_three(store) -> None:
+    with store.read() as one, store.read() as two, store.read() as three:
+        for cursor in (one, two, three):
+            cursor.scalar("SELECT 1")
+
+
+def test_pooled_connections_a_restarted_server_closed_are_replaced_unseen(pg_counted):
+    """Its sessions ended (a restart, or pg_terminate_backend), the server
+    closed every pooled connection: the next read, and the next write whose
+    first statement is not its COMMIT, find theirs closed and run again on a
+    new connection, which closes the other idle ones (before, each failed:
+    a 503 for a request of each serving process after every restart)."""
+    store, opened, url = pg_counted
+    _pool_three(store)
+    assert len(opened) == 3
+    assert terminate_backends(url) == 3
+    with store.read() as cursor:
+        assert cursor.scalar("SELECT count(*) FROM cks_other_servers") == 0
+    assert len(opened) == 4
+    PeerStore(store).add("peer.example:11371", "hkp", 0, None, False)  # (reads first)
+    assert terminate_backends(url) == 1
+    with snapshot(store) as cursor:  # its BEGIN deferred, sent with the first query
+        assert cursor.scalar("SELECT count(*) FROM cks_other_servers") == 1
+    assert len(opened) == 5
+    assert terminate_backends(url) == 1
+    PeerStore(store).add("other.example:11371", "hkp", 0, None, False)
+    _use(store)
+    assert len(opened) == 6
+    assert [row[0] for row in run_sql(url, "SELECT peer FROM cks_other_servers ORDER BY 1")] \
+        == ["other.example:11371", "peer.example:11371"]
+
+
+def test_a_commit_is_never_sent_twice(pg_counted):
+    """A write whose first round trip is its COMMIT (every statement before
+    it deferred) fails on a closed connection: the server may have committed
+    it before the connection broke.  And a read fails as before when its
+    connection breaks after its first statement."""
+    store, opened, url = pg_counted
+    _use(store)
+    terminate_backends(url)
+    with pytest.raises(StoreUnavailable):
+        with store.write() as cursor:
+            cursor.defer("INSERT INTO cks_other_servers (peer, kind, added_at) "
+                         "VALUES ('peer.example:11371', 'hkp', 0)")
+    assert run_sql(url, "SELECT count(*) FROM cks_other_servers") == [(0,)]
+    with pytest.raises(StoreUnavailable):
+        with store.read() as cursor:
+            cursor.scalar("SELECT 1")
+            terminate_backends(url)
+            cursor.scalar("SELECT 1")

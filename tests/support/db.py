@@ -128,3 +128,26 @@ def listening_watch(store):
         yield watch
     finally:
         watch.close()
+
+
+def terminate_backends(url: str, query_like: str = "%") -> int:
+    """End the server sessions on `url`'s database whose statement is like
+    `query_like` (their connections then fail as after a server restart);
+    how many were ended."""
+    import psycopg2
+    conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                       "WHERE datname = %s AND query LIKE %s",
+                       (url.rsplit("/", 1)[1], query_like))
+        return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def allow_connections(url: str, allowed: bool) -> None:
+    """Let `url`'s database take new connections, or refuse them as a
+    server that is down would (those open already stay: terminate_backends)."""
+    _admin("ALTER DATABASE %s ALLOW_CONNECTIONS %s"
+           % (url.rsplit("/", 1)[1], "true" if allowed else "false"))

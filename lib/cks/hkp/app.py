@@ -21,6 +21,7 @@ from ..openpgp import armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
 from ..rejection import NodeIdentity
+from ..repeated import RepeatedFailure
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.replica import ReplicaReads
 from ..store.rows import KeyRow, words_of
@@ -174,6 +175,12 @@ class KeyServer:
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
         self.peer_addresses: FrozenSet[IPAddress] = frozenset()
+        # The requests answered 503 for it: logged when the outage starts, every
+        # 10 minutes while it lasts (with their count), and when it ends (a
+        # line each would be hundreds a second).
+        self.outage = RepeatedFailure(log, "database unavailable",
+                                      "database available again")
+        store.on_success = self.outage.succeeded
 
     def exempt_peers(self, addresses: FrozenSet[IPAddress]) -> None:
         """Swap in the enabled peers' addresses (from the PeerRefresher's thread):
@@ -241,7 +248,7 @@ class KeyServer:
         except HKPError as exc:
             return self.error(request, exc.status, exc.message)
         except StoreUnavailable as exc:
-            log.warning("database unavailable: %s", exc)
+            self.outage.failed(exc)
             response = self.error(request, 503, "the key database is unavailable; "
                                                 "try again later")
             response.headers.append(("Retry-After", "30"))

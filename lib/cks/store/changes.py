@@ -11,7 +11,8 @@ ask at every lookup:
   the change at once, before the upload is answered);
 - PostgreSQL: that transaction also sends NOTIFY cks_keys_changed, which a
   thread of every serving process hears (LISTEN) a moment after the commit.
-  While its connection is down, generation() is None: nothing may be cached;
+  While its connection is down, generation() is None: nothing may be cached
+  (logged when it breaks and when it is back, not at each try between);
 - SQLite: PRAGMA data_version on a connection of the watch's own changes
   whenever another connection, in any process, commits (any table: some
   answers are dropped for nothing, none is kept too long); it is read at
@@ -26,6 +27,8 @@ import select
 import threading
 import time
 from typing import Any, Callable, Hashable, Optional
+
+from ..repeated import RepeatedFailure
 
 log = logging.getLogger("cks.store")
 
@@ -117,6 +120,11 @@ class PostgresWatch(KeyChangeWatch):
         self._local = local
         self._heard = 0  # notifications, and reconnections (changes may have been missed)
         self._listening = threading.Event()
+        # (logged when the connection breaks, every few minutes while it
+        # stays down, and when it is back; not at each try to reconnect)
+        self._lost = RepeatedFailure(log, "key change notifications lost, answers are not "
+                                     "cached until they are back",
+                                     "key change notifications heard again")
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="key-changes", daemon=True)
         self._thread.start()
@@ -137,9 +145,8 @@ class PostgresWatch(KeyChangeWatch):
             try:
                 self._listen()
             except Exception as exc:  # noqa: BLE001 - the database went away; try again
-                if self._listening.is_set():
-                    log.warning("key change notifications lost (%s): answers are not "
-                                "cached until they are back", exc)
+                self._lost.failed(" ".join(str(exc).split()))
+            finally:
                 self._listening.clear()
             self._stopping.wait(RECONNECT_SECONDS)
 
@@ -149,6 +156,7 @@ class PostgresWatch(KeyChangeWatch):
             conn.cursor().execute("LISTEN " + CHANNEL)
             self._heard += 1  # changes made while we were not listening
             self._listening.set()
+            self._lost.succeeded()
             while not self._stopping.is_set():
                 if select.select([conn], [], [], 1.0)[0]:
                     conn.poll()
@@ -156,5 +164,4 @@ class PostgresWatch(KeyChangeWatch):
                         conn.notifies.clear()
                         self._heard += 1
         finally:
-            self._listening.clear()
             conn.close()

@@ -5,6 +5,7 @@ checkpoints; what Store's key queries run in."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -32,20 +33,23 @@ class Database:
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self.local_changes = LocalChanges()
-        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py).
+        # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py),
+        # and of every read or write that got through (the end of an outage: hkp/app.py).
         self.on_error: Optional[Callable[[StoreError], None]] = None
+        self.on_success: Optional[Callable[[], None]] = None
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def _connection(self) -> Iterator["_Lease"]:
         self._slots.acquire()
-        conn = None
+        lease = _Lease()
         try:
             try:
-                conn = self._pool.get_nowait()
+                lease.conn = self._pool.get_nowait()
+                lease.pooled = True
             except queue.Empty:
-                conn = self._connect()
+                lease.conn = self._connect()
             try:
-                yield conn
+                yield lease
             except StoreUnavailable:
                 # The server went away (restarted, failed over): the idle
                 # connections are as dead as this one, and each would cost
@@ -58,16 +62,35 @@ class Database:
                 # Not the database's failure (a recon peer hung up, a client
                 # went away): a connection its user left outside any
                 # transaction serves on, instead of a new one next time.
-                if self.backend.idle(conn):
-                    self._pool.put(conn)
-                    conn = None
+                if self.backend.idle(lease.conn):
+                    self._pool.put(lease.conn)
+                    lease.conn = None
                 raise
-            self._pool.put(conn)
-            conn = None
+            self._pool.put(lease.conn)
+            lease.conn = None
+            if self.on_success is not None:
+                self.on_success()
         finally:
-            if conn is not None:  # it failed mid-use: do not hand it out again
-                self._discard(conn)
+            if lease.conn is not None:  # it failed mid-use: do not hand it out again
+                self._discard(lease.conn)
             self._slots.release()
+
+    def _cursor(self, lease: "_Lease") -> Cursor:
+        """A cursor on the lease's connection, which, taken from the pool,
+        is replaced should the first statement find it closed (Cursor._send)."""
+        cursor = Cursor(lease.conn.cursor(), self.backend)
+        if lease.pooled:
+            cursor.renew = functools.partial(self._renew, lease)
+        return cursor
+
+    def _renew(self, lease: "_Lease") -> Any:
+        """A cursor on a new connection in place of the lease's, found closed:
+        the server restarted, and the idle ones are as dead (closed too)."""
+        self._discard(lease.conn)
+        lease.conn = None
+        self._close_idle()
+        lease.conn = self._connect()
+        return lease.conn.cursor()
 
     def _discard(self, conn: Any) -> None:
         self.backend.closed(conn)
@@ -149,14 +172,16 @@ class Database:
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
-        with self._connection() as conn:
-            cursor = Cursor(conn.cursor(), self.backend)
+        with self._connection() as lease:
+            cursor = self._cursor(lease)
             flush = flush and not bulk
             try:
                 if bulk:
                     self.backend.prepare_bulk_write(cursor)
                 self.backend.begin_write(cursor, sorted(set(lock_keys)), flush)
                 yield cursor
+                # (sent once: its connection may break after it committed)
+                cursor.renew = None
                 cursor.execute("COMMIT")
                 if cursor.changed_keys:
                     self.local_changes.committed()
@@ -182,14 +207,14 @@ class Database:
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:
         """A cursor for queries (each statement sees committed data)."""
-        with self._connection() as conn:
-            raw = conn.cursor()
+        with self._connection() as lease:
+            cursor = self._cursor(lease)
             try:
-                yield Cursor(raw, self.backend)
+                yield cursor
             except self.backend.database_errors() as exc:
                 raise self._wrap(exc) from None
             finally:
-                _close(raw)
+                _close(cursor.raw)
 
     def watch_key_changes(self) -> KeyChangeWatch:
         """Tells when the stored keys change, in any process (changes.py)."""
@@ -253,6 +278,17 @@ class Database:
         `reads_only` or `must_exist`, failing there)."""
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
+
+
+class _Lease:
+    """The connection Database._connection hands out; `pooled`: taken from
+    the pool (else just made)."""
+
+    __slots__ = ("conn", "pooled")
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.pooled = False
 
 
 def _close(raw_cursor: Any) -> None:

@@ -240,6 +240,10 @@ class PostgresBackend(Backend):
     def database_errors(self) -> Tuple[type, ...]:
         return (psycopg2.Error,)
 
+    def broken(self, conn: Any, exc: BaseException) -> bool:
+        return bool(conn.closed) and \
+            isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
+
     def idle(self, conn: Any) -> bool:
         return not conn.closed and \
             conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE

@@ -6,7 +6,8 @@ helpers for IN lists and multi-row inserts."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional,
+                    Sequence, Tuple)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .changes import KeyChangeWatch, LocalChanges
@@ -112,6 +113,12 @@ class Backend:
     def closed(self, conn: Any) -> None:
         """A connection was closed."""
 
+    def broken(self, conn: Any, exc: BaseException) -> bool:
+        """Whether `exc`, raised by a statement on `conn`, says the connection
+        is closed (the server restarted or ended the session), not that the
+        statement failed."""
+        return False
+
     def idle(self, conn: Any) -> bool:
         """Whether a connection is healthy and outside any transaction, so that
         it may be handed out again."""
@@ -145,26 +152,28 @@ class Cursor:
         self.raw = raw
         self.backend = backend
         self.changed_keys = False  # set by changes.note_key_change
+        # Until the first statement is sent, on a connection from the pool: a
+        # raw cursor on a fresh connection, should that one turn out closed
+        # (Database; see _send).
+        self.renew: Optional[Callable[[], Any]] = None
         self._deferred: List[bytes] = []  # statements, parameters filled in (defer())
         self._deferred_bytes = 0
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
         """Run a statement (after the deferred ones, in the same round trip)."""
         sql = self._native(sql)
-        self.backend.statement_started(self.raw)
         if self._deferred:
             self._deferred.append(self.raw.mogrify(sql, tuple(params)))
             self._flush()
         else:
-            self.raw.execute(sql, tuple(params))
+            self._send(_execute, sql, tuple(params))
         return self
 
     def execute_prepared(self, sql: str, params: Sequence[Any] = ()) -> "Cursor":
         """Run a statement that lookups run again and again: kept parsed and
         planned by the database, once per connection (Backend.execute_prepared)."""
         self.send_deferred()
-        self.backend.statement_started(self.raw)
-        self.backend.execute_prepared(self.raw, sql, params)
+        self._send(self.backend.execute_prepared, sql, params)
         return self
 
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -223,7 +232,28 @@ class Cursor:
     def _flush(self) -> None:
         batch = b";".join(self._deferred)
         self.abandon()
-        self.raw.execute(batch)  # no parameters: psycopg2 sends it as it is
+        self._send(_execute, batch)  # no parameters: psycopg2 sends it as it is
+
+    def _send(self, run: Callable[..., None], *args: Any) -> None:
+        """run(self.raw, *args), which sends a statement (or the deferred ones).
+
+        The first on a connection from the pool runs again on a fresh one
+        when it finds the pooled one closed: a server restarted since that
+        connection was last used (or that ended its session) had cost each
+        serving process's next request a 503.  Nothing of the transaction
+        was done then; the Database does not let a write's COMMIT be that
+        first statement, as its connection may break after it committed."""
+        self.backend.statement_started(self.raw)
+        try:
+            run(self.raw, *args)
+        except Exception as exc:  # noqa: BLE001 - raised again unless the connection broke
+            renew, self.renew = self.renew, None
+            if renew is None or not self.backend.broken(self.raw.connection, exc):
+                raise
+            self.raw = renew()
+            self.backend.statement_started(self.raw)
+            run(self.raw, *args)
+        self.renew = None
 
     def _native(self, sql: str) -> str:
         if self.backend.placeholder != "?":
@@ -239,6 +269,10 @@ class Cursor:
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self.execute(sql, params).fetchone()
         return row[0] if row else None
+
+
+def _execute(raw_cursor: Any, *args: Any) -> None:
+    raw_cursor.execute(*args)
 
 
 DEFERRED_BYTES = 1 << 20
