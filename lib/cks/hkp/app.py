@@ -264,25 +264,34 @@ class KeyServer:
         """Derive the served views queued (views_owed.py); False on a database error."""
         return follow_views(self.store, self.settings.limits.serve)
 
-    def serve_owed(self, search: Optional[Query], signers: bool = False) -> None:
+    def serve_owed(self, search: Optional[Query], signers: bool = False) -> bool:
         """First derive the served views owed to answered uploads that an
         answer may show (views_owed.py): for a search by key ID or
         fingerprint, those of the new keys with that ID, and with `signers`
         (a key page, which names the signers from their own views) those of
-        the new keys among their signers; for any other (None: stats), all."""
+        the new keys among their signers; for any other (None: stats), all.
+        Whether they are derived now (on the primary)."""
         if search is not None and search.kind in ID_KINDS:
-            self.views_owed.serve_some(lambda: serve_views_with_id(
+            return self.views_owed.serve_some(lambda: serve_views_with_id(
                 self.store, self.settings.limits.serve, self.new_key_ids, search.kind,
                 search.value, signers))
-        else:
-            self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
+        return self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
 
     def lookup(self, request: Request) -> Response:
-        lookup = None
-        if not request.in_loop and not self.views_owed.settled:
-            lookup = parse_lookup(request.query, words_of)
-            # (what an answered upload stored is found)
-            self.serve_owed(lookup.search, signers=lookup.op == "vindex")
+        if request.in_loop or self.views_owed.settled:
+            return self._lookup(None, request)
+        lookup = parse_lookup(request.query, words_of)
+        # What an answered upload stored is found; once its views are derived
+        # on the primary, read there: the replica may not have replayed them yet.
+        replica = self.lookup_store
+        if self.serve_owed(lookup.search, signers=lookup.op == "vindex") and \
+                isinstance(replica, ReplicaReads):
+            with replica.reads_on_primary():
+                return self._lookup(lookup, request)
+        return self._lookup(lookup, request)
+
+    def _lookup(self, lookup: Optional[Lookup], request: Request) -> Response:
+        """The answer to a lookup (`lookup`: its query, when parsed already)."""
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),

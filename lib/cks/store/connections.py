@@ -34,6 +34,8 @@ class Database:
         self.local_changes = LocalChanges()
         # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py).
         self.on_error: Optional[Callable[[StoreError], None]] = None
+        # Lookups read a streaming replica of it (cksd sets this): see write().
+        self.replicated = False
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -144,14 +146,19 @@ class Database:
         what is done again if a crash loses it (a load's batch, whose
         progress it records; a derived served view, whose work item stays
         queued until a later commit).  A crash loses the last of such
-        commits, never one without those before it.
+        commits, never one without those before it.  With `replicated` every
+        commit but a bulk one waits for the disk all the same: a server sends
+        its replicas only what it flushed, so a served view committed
+        without waiting reached them only with the server's next flush
+        (PostgreSQL's wal_writer_delay, 200 ms by default): a key uploaded
+        and looked up at once was not found.
 
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
         with self._connection() as conn:
             cursor = Cursor(conn.cursor(), self.backend)
-            flush = flush and not bulk
+            flush = (flush or self.replicated) and not bulk
             try:
                 if bulk:
                     self.backend.prepare_bulk_write(cursor)
