@@ -85,8 +85,9 @@ LOOKUP_POLL_SECONDS = 0.005
 """How often a lookup waiting for an idle helper's settling looks again."""
 FAILED_PAUSE_SECONDS = 10.0
 """After a settling failed (the primary database unreachable), lookups leave
-the work to the background job for this long instead of trying at each
-lookup: a lookup that a replica can answer must not wait for the primary."""
+the work to the background job for this long, or until an upload is
+answered, instead of trying at each lookup: a lookup that a replica can
+answer must not wait for the primary."""
 
 
 class ViewsOwed:
@@ -98,12 +99,13 @@ class ViewsOwed:
         self._settling = threading.Lock()  # one settling at a time in each process
         self._failed_at = -FAILED_PAUSE_SECONDS  # (time.monotonic(): this process's)
         self._owed_here_at = -QUIET_SECONDS  # this process's last upload answered
+        self._owed_at = multiprocessing.Array("d", 1, lock=False)  # any process's
         self._pending = multiprocessing.Event()  # set by owe(): idle helpers wake
         self._turn = multiprocessing.Array("d", 1, lock=False)  # an idle helper's lease
 
     def owe(self) -> None:
         """An upload was answered whose views are owed (call after its commit)."""
-        self._owed_here_at = time.monotonic()
+        self._owed_here_at = self._owed_at[0] = time.monotonic()
         with self._counting:
             self._counts[_OWED] += 1
         self._pending.set()
@@ -162,9 +164,12 @@ class ViewsOwed:
     def _worth_trying(self) -> bool:
         """Something is owed, and no settling failed in the last
         FAILED_PAUSE_SECONDS (a lookup a replica can answer does not wait
-        for the primary)."""
-        return not self.settled and \
-            time.monotonic() - self._failed_at >= FAILED_PAUSE_SECONDS
+        for the primary) but before an upload was answered: that upload's
+        commit says the primary takes writes again, and a lookup sent after
+        its answer must find its key."""
+        failed_at = self._failed_at
+        return not self.settled and (failed_at < self._owed_at[0] or
+                                     time.monotonic() - failed_at >= FAILED_PAUSE_SECONDS)
 
     def settle(self, work: Callable[[], bool], wait: Optional[float] = None) -> bool:
         """Run `work` (which derives the owed views, serve_views, and says
