@@ -223,6 +223,25 @@ def test_health_follows_the_primary(cluster, urls, tmp_path):
         assert cksd.proc.poll() is None
 
 
+def test_health_tells_lookups_apart_from_uploads(cluster, urls, tmp_path):
+    """The primary stopped: /health (uploads) 503, /health?lookups 200 (the
+    replica answers them), and the metrics say which is down."""
+    primary, replica = urls
+    config = tmp_path / "cks.conf"  # one serving process: one scrape reads the database
+    config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
+    with Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
+        assert cksd.request("GET", "/health")[::2] == (200, b"ok\n")
+        assert cksd.request("GET", "/health?lookups")[::2] == (200, b"ok\n")
+        cluster.primary.stop("fast")
+        try:
+            assert cksd.request("GET", "/health")[0] == 503
+            assert cksd.request("GET", "/health?lookups")[::2] == (200, b"ok\n")
+            metrics = cksd.request("GET", "/metrics")[2].decode()
+        finally:
+            cluster.primary.start()
+    assert "\ncks_database_up 0\n" in metrics and "\ncks_replica_up 1\n" in metrics
+
+
 def _certified_copies(name, count):
     """`count` uploads of one key, each with a certification the others lack."""
     parts = list(pk.iter_packets(scan(fixture(name))[0][0].data))
@@ -267,3 +286,12 @@ def test_replica_down_lookups_read_the_primary(cluster, urls, tmp_path):
         # the log is written by a background thread: wait for the three lookups
         cksd.wait_for_output(r'(?s)(search=0x%s .*){3}' % fpr("rsa2048"))
         assert cksd.output().count("the read replica cannot answer") == 1
+        # /health?lookups: they are answered (by the primary); the metrics say why
+        assert cksd.request("GET", "/health?lookups")[0] == 200
+        metrics = cksd.request("GET", "/metrics")[2].decode()
+        assert "\ncks_database_up 1\n" in metrics and "\ncks_replica_up 0\n" in metrics
+        cluster.primary.stop("fast")
+        try:
+            assert cksd.request("GET", "/health?lookups")[0] == 503  # (nothing answers them)
+        finally:
+            cluster.primary.start()

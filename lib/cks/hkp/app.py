@@ -175,6 +175,11 @@ class KeyServer:
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
         self.peer_addresses: FrozenSet[IPAddress] = frozenset()
 
+    @property
+    def replica(self) -> Optional[ReplicaReads]:
+        """The lookups' reads on a read replica, when cksd has one."""
+        return self.lookup_store if isinstance(self.lookup_store, ReplicaReads) else None
+
     def exempt_peers(self, addresses: FrozenSet[IPAddress]) -> None:
         """Swap in the enabled peers' addresses (from the PeerRefresher's thread):
         exempt from the rate limits, and the only ones whose X-CKS-Sync counts."""
@@ -283,9 +288,9 @@ class KeyServer:
         lookup = parse_lookup(request.query, words_of)
         # What an answered upload stored is found; once its views are derived
         # on the primary, read there: the replica may not have replayed them yet.
-        replica = self.lookup_store
+        replica = self.replica
         if self.serve_owed(lookup.search, signers=lookup.op == "vindex") and \
-                isinstance(replica, ReplicaReads):
+                replica is not None:
             with replica.reads_on_primary():
                 return self._lookup(lookup, request)
         return self._lookup(lookup, request)
@@ -495,10 +500,12 @@ class KeyServer:
 
     def health(self, request: Request) -> Response:
         """GET /health, for load balancers and systemd: 200 when the database
-        (the primary, which takes uploads) answers, else 503.  Why goes to
-        the log, not to whoever asked (it names hosts, users, paths)."""
+        (the primary, which takes uploads) answers, else 503; /health?lookups:
+        200 when lookups can be answered (by the read replica, or the primary
+        while it cannot: ReplicaReads).  Why goes to the log, not to whoever
+        asked (it names hosts, users, paths)."""
         try:
-            self.store.check()
+            (self.lookup_store if "lookups" in request.query.values else self.store).check()
         except StoreError as exc:
             log.warning("health check: %s", exc)
             return Response(503, b"database unavailable\n", headers=[("Retry-After", "30")])

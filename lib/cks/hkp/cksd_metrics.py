@@ -17,6 +17,7 @@ from .. import __version__, pipeline
 from ..metrics import CONTENT_TYPE, Family, SharedMetrics, combinations, format_family
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.peers import PUSH_KINDS, PeerStore
+from ..store.replica import ReplicaReads
 from ..sync.recon import hashquery
 from . import photos, rejections
 from .ratelimit import in_networks
@@ -131,10 +132,11 @@ class CksdMetrics:
 
     # --- the page -----------------------------------------------------------------
 
-    def render(self, store: Store) -> str:
-        """The counters of every serving process, what the database says, and
-        what this cksd is."""
-        database = self._database_text(store)  # first: its errors count in this scrape
+    def render(self, store: Store, replica: Optional[ReplicaReads] = None) -> str:
+        """The counters of every serving process, what the database (and the
+        read replica, when cksd has one) says, and what this cksd is."""
+        # (first: the database's errors count in this scrape)
+        database = self._database_text(store, replica)
         return (self.shared.render() + database
                 + format_family("cks_serving_processes", "gauge",
                                 "Serving processes of this cksd ([server] processes).",
@@ -145,10 +147,13 @@ class CksdMetrics:
                 + format_family("cks_build_info", "gauge", "The CKS version serving.",
                                 [("", (("version", __version__),), 1)]))
 
-    def _database_text(self, store: Store) -> str:
+    def _database_text(self, store: Store, replica: Optional[ReplicaReads]) -> str:
         now = time.monotonic()
         if self._database is None or now - self._database[0] >= DATABASE_EVERY:
-            self._database = (now, _read_database(store))
+            text = _read_database(store)
+            if replica is not None:
+                text += _replica_up(replica)
+            self._database = (now, text)
         return self._database[1]
 
 
@@ -171,10 +176,18 @@ def _database_up(up: int) -> str:
                          "else 0 (and they are left out).", [("", (), up)])
 
 
+def _replica_up(replica: ReplicaReads) -> str:
+    return format_family("cks_replica_up", "gauge",
+                         "1 when the read replica answered the last reading, else 0 "
+                         "(lookups then read the primary).",
+                         [("", (), int(replica.replica_answers()))])
+
+
 def metrics_page(app: "KeyServer", request: "Request") -> "Response":
     """GET /metrics, for the networks of `[metrics] allow` only."""
     from .app import Response
     if not in_networks(request.client, app.settings.metrics_allow):
         raise HKPError(403, "%s may not read the metrics (see [metrics] allow)"
                        % request.client)
-    return Response(200, app.metrics.render(app.store).encode(), CONTENT_TYPE)
+    return Response(200, app.metrics.render(app.store, app.replica).encode(),
+                    CONTENT_TYPE)

@@ -25,11 +25,11 @@ from .errors import StoreError
 
 log = logging.getLogger("cks.store")
 
-# The Store methods that lookups use; all of them only read.
+# The Store methods that lookups use (and /health?lookups: check); all of them only read.
 READ_METHODS = frozenset({
     "find_by_id", "find_by_hash", "key_rows_by_id", "served_parts_by_id", "key_rows_by_email",
     "key_rows_by_words", "keydata", "served_parts", "served", "key_rows", "peers_summary",
-    "stats", "key_statistics", "notice_log"})
+    "stats", "key_statistics", "notice_log", "check"})
 
 
 PROBE_HASH = "0" * 32  # (a search by SKS hash: one index lookup, on cks_keys)
@@ -86,15 +86,22 @@ class ReplicaReads:
         until it answers (then lookups read it again) or close()."""
         while not self._closed.wait(self.retry_seconds):
             try:
-                self.replica.find_by_hash(PROBE_HASH)
-            except StoreError:
-                continue
+                if not self.replica_answers():
+                    continue
             except Exception:  # noqa: BLE001 - a bug must not end the tries for good
                 log.exception("the read replica's probe failed")
                 continue
             self._failing = False
             log.info("the read replica answers again: lookups read it")
             return
+
+    def replica_answers(self) -> bool:
+        """Whether the replica itself answers one of the lookups' reads now."""
+        try:
+            self.replica.find_by_hash(PROBE_HASH)
+        except StoreError:
+            return False
+        return True
 
     def close(self) -> None:
         """Close the replica's connections (the primary belongs to its opener)."""
