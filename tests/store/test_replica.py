@@ -242,6 +242,26 @@ def test_health_tells_lookups_apart_from_uploads(cluster, urls, tmp_path):
     assert "\ncks_database_up 0\n" in metrics and "\ncks_replica_up 1\n" in metrics
 
 
+def test_a_frozen_primary_holds_health_and_metrics_up_for_seconds_only(cluster, urls,
+                                                                       tmp_path):
+    """A primary stopped with SIGSTOP acknowledges packets and never answers:
+    /health and /metrics give up on it after ANSWER_SECONDS (until 2026-12-05
+    they waited until it answered, and systemd's check restarted cksd)."""
+    primary, replica = urls
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
+    with Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
+        assert cksd.request("GET", "/health")[0] == 200
+        with cluster.primary.frozen():
+            started = time.monotonic()
+            assert cksd.request("GET", "/health", timeout=15)[0] == 503
+            assert cksd.request("GET", "/health?lookups", timeout=15)[0] == 200
+            metrics = cksd.request("GET", "/metrics", timeout=15)[2].decode()
+            assert time.monotonic() - started < 15
+        assert "\ncks_database_up 0\n" in metrics and "\ncks_replica_up 1\n" in metrics
+        assert cksd.request("GET", "/health")[0] == 200
+
+
 def _certified_copies(name, count):
     """`count` uploads of one key, each with a certification the others lack."""
     parts = list(pk.iter_packets(scan(fixture(name))[0][0].data))

@@ -29,7 +29,8 @@ from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings
 from .answer_cache import AnswerCache
-from .cksd_metrics import DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics, metrics_page
+from .cksd_metrics import (ANSWER_SECONDS, DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics,
+                           metrics_page)
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, ip_of, is_operators_own, parse_networks)
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
@@ -502,10 +503,12 @@ class KeyServer:
         """GET /health, for load balancers and systemd: 200 when the database
         (the primary, which takes uploads) answers, else 503; /health?lookups:
         200 when lookups can be answered (by the read replica, or the primary
-        while it cannot: ReplicaReads).  Why goes to the log, not to whoever
+        while it cannot: ReplicaReads).  A database that does not answer
+        within ANSWER_SECONDS is down.  Why goes to the log, not to whoever
         asked (it names hosts, users, paths)."""
         try:
-            (self.lookup_store if "lookups" in request.query.values else self.store).check()
+            store = self.lookup_store if "lookups" in request.query.values else self.store
+            store.check(within=ANSWER_SECONDS)
         except StoreError as exc:
             log.warning("health check: %s", exc)
             return Response(503, b"database unavailable\n", headers=[("Retry-After", "30")])

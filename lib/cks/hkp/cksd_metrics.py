@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 METRICS_PATH = "/metrics"
 DEFAULT_METRICS_ALLOW = "127.0.0.0/8, ::1"
 DATABASE_EVERY = 10.0  # seconds a process reuses what the database said at a scrape
+ANSWER_SECONDS = 5.0
+"""A database that does not answer /health or a scrape within this is down
+(Store.check's `within`): a frozen server would hold them without end."""
 
 LOOKUP_OPS = ("get", "hget", "index", "vindex", "stats")
 OPS = LOOKUP_OPS + ("add", "hashquery", "health", "metrics", "page", "photo", "other")
@@ -159,6 +162,7 @@ class CksdMetrics:
 
 def _read_database(store: Store) -> str:
     try:
+        store.check(within=ANSWER_SECONDS)
         keys = store.count_keys()
         owed = [p for p in PeerStore(store).list(enabled_only=True) if p.kind in PUSH_KINDS]
     except StoreError:
@@ -177,10 +181,14 @@ def _database_up(up: int) -> str:
 
 
 def _replica_up(replica: ReplicaReads) -> str:
+    try:
+        replica.replica.check(within=ANSWER_SECONDS)
+        up = 1
+    except StoreError:
+        up = 0
     return format_family("cks_replica_up", "gauge",
                          "1 when the read replica answered the last reading, else 0 "
-                         "(lookups then read the primary).",
-                         [("", (), int(replica.replica_answers()))])
+                         "(lookups then read the primary).", [("", (), up)])
 
 
 def metrics_page(app: "KeyServer", request: "Request") -> "Response":

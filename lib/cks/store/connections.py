@@ -255,9 +255,24 @@ class Database:
         with self.read() as cursor:
             self.backend.tidy_after_bulk_write(cursor)
 
-    def check(self) -> None:
+    def check(self, within: Optional[float] = None) -> None:
         """Open a connection (creating the schema on an empty database, or,
-        `reads_only` or `must_exist`, failing there)."""
+        `reads_only` or `must_exist`, failing there).  `within`, on a server
+        (PostgreSQL): read the schema's version on a connection of its own
+        instead, which gives up after that many seconds (StoreUnavailable),
+        where a pooled one waits without end for a server that does not
+        answer, or for a free slot while the requests waiting for that
+        server hold them all."""
+        if within is not None:
+            try:
+                if self.backend.answers_within("SELECT max(version) FROM cks_schema_version",
+                                               within):
+                    return
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
+            except TimeoutError:
+                raise self._seen(StoreUnavailable("database %s did not answer within %g s" % (
+                    self.backend.describe(), within))) from None
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
 

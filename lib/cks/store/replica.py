@@ -86,22 +86,15 @@ class ReplicaReads:
         until it answers (then lookups read it again) or close()."""
         while not self._closed.wait(self.retry_seconds):
             try:
-                if not self.replica_answers():
-                    continue
+                self.replica.find_by_hash(PROBE_HASH)
+            except StoreError:
+                continue
             except Exception:  # noqa: BLE001 - a bug must not end the tries for good
                 log.exception("the read replica's probe failed")
                 continue
             self._failing = False
             log.info("the read replica answers again: lookups read it")
             return
-
-    def replica_answers(self) -> bool:
-        """Whether the replica itself answers one of the lookups' reads now."""
-        try:
-            self.replica.find_by_hash(PROBE_HASH)
-        except StoreError:
-            return False
-        return True
 
     def close(self) -> None:
         """Close the replica's connections (the primary belongs to its opener)."""
