@@ -123,6 +123,18 @@ def test_a_failed_settling_leaves_the_work_owed_to_the_background_job(store, mon
                      + fpr("nistp384")).status == 200
 
 
+def test_an_upload_answered_after_a_failed_settling_ends_the_pause(store):
+    """An upload's commit says the primary takes writes again: a lookup sent
+    after its answer derives the key's view at once (until 2026-12-05 a key
+    uploaded right after an outage waited for the background job)."""
+    app = KeyServer(store, ServerSettings())
+    _post(app, "rsa1024")
+    app.views_owed.settle(lambda: False)  # (the primary away)
+    _post(app, "nistp384")
+    for name in ("nistp384", "rsa1024"):
+        assert _get(app, "/pks/lookup?op=get&options=mr&search=0x" + fpr(name)).status == 200
+
+
 def test_the_work_says_whether_it_was_done_and_logs_a_database_error(monkeypatch, caplog):
     """serve_views and follow_views: True when done (even when no view
     changed: 0), False when a database error stopped them; a lookup's

@@ -19,6 +19,7 @@ from cks.hkp.cksd_metrics import CksdMetrics, op_of
 from cks.metrics import (CONTENT_TYPE, Family, SharedMetrics, combinations, format_family,
                          format_value, render)
 from cks.store import StoreError, StoreUnavailable, open_store
+from cks.store.replica import ReplicaReads
 from cks.sync.recon.fetch import FetchReport
 from cks.sync.recon.rounds import RoundReport
 from support import fixture
@@ -178,6 +179,20 @@ def test_a_database_that_cannot_answer_is_counted_and_the_scrape_goes_on(backend
     assert value(samples, "cks_database_errors_total", kind="unavailable") == 2
     metrics.database_error(StoreError("schema"))
     assert value(parse(metrics.shared.render()), "cks_database_errors_total", kind="error") == 1
+
+
+def test_a_read_replica_is_shown_apart_from_the_primary(tmp_path):
+    path = tmp_path / "cks.db"
+    primary = open_store("sqlite:///%s" % path)
+    primary.check()
+    assert ("cks_replica_up", frozenset()) not in parse(CksdMetrics.alone().render(primary))
+    for replica_url, up in (("sqlite:///%s" % path, 1),
+                            ("sqlite:///%s" % (tmp_path / "no" / "such.db"), 0)):
+        replica = ReplicaReads(open_store(replica_url, reads_only=True), primary)
+        samples = parse(CksdMetrics.alone().render(primary, replica))
+        assert value(samples, "cks_replica_up") == up
+        assert value(samples, "cks_database_up") == 1
+        replica.close()
 
 
 # --- a real cksd with two serving processes ---------------------------------------------

@@ -14,6 +14,7 @@ from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
 from cks.openpgp.armor import scan
 from cks.openpgp.keys import parse_keyring, read_keys
+from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from support import fixture, in_ci
@@ -79,6 +80,14 @@ def on_primary(cluster, url, statement, params=()):
     return cluster.sql(cluster.primary, statement, params, dbname=url.rsplit("/", 1)[1])
 
 
+def views_derived(cluster, url, timeout=30):
+    """Until cksd's background job has derived every served view owed."""
+    deadline = time.monotonic() + timeout
+    while on_primary(cluster, url, "SELECT count(*) FROM cks_view_work")[0][0]:
+        assert time.monotonic() < deadline, "served views never derived"
+        time.sleep(0.05)
+
+
 def test_lookups_read_the_replica(cluster, urls):
     primary, replica = urls
     with Cksd(primary, ["--db-read", replica]) as cksd:
@@ -89,10 +98,58 @@ def test_lookups_read_the_replica(cluster, urls):
         with replay_paused(cluster):
             assert cksd.add(fixture("ed25519"))[0] == 200
             assert on_primary(cluster, primary, "SELECT count(*) FROM cks_keys")[0][0] == 2
+            # (a lookup that derives the upload's served view reads the primary)
+            views_derived(cluster, primary)
             assert get(cksd, "ed25519")[0] == 404
             stats = json.loads(cksd.lookup(op="stats", options="mr")[2])
             assert stats["keys"]["total"] == 1
         eventually_found(cksd, "ed25519")
+
+
+@contextlib.contextmanager
+def slow_wal_writer(cluster):
+    """Within the block, WAL that a commit did not wait for is written (and
+    sent to the replica) every 2 s: what such commits wrote reaches the
+    replica that late."""
+    def alter(setting):
+        cluster.sql(cluster.primary, "ALTER SYSTEM " + setting)
+        cluster.sql(cluster.primary, "SELECT pg_reload_conf()")
+
+    alter("SET wal_writer_delay = '2s'")
+    try:
+        yield
+    finally:
+        alter("RESET wal_writer_delay")
+
+
+def new_key(n):
+    """(key data, fingerprint) of a new Ed25519 key with a self-certified user ID."""
+    owner = Signer.new()
+    uid = b"new %d <new%d@example.org>" % (n, n)
+    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+                    pk.Packet(pk.TAG_USER_ID, uid),
+                    pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.CERT_POSITIVE, owner.public,
+                                                           UserID(uid)).serialize())]), \
+        owner.public.fingerprint.hex().upper()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_key_uploaded_is_found_at_once(cluster, urls, tmp_path, processes):
+    """Upload, then look up at once through the same cksd: found every time,
+    though the replica lags (until 2026-12-05 never: the served view was
+    committed without waiting for the disk, so it reached the replica with
+    the primary's next WAL write, and a lookup that derived it read the
+    replica right after)."""
+    primary, replica = urls
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = %d\n%s" % (processes, LOOPBACK_EXEMPT))
+    with slow_wal_writer(cluster), \
+            Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
+        for n in range(6):
+            data, fingerprint = new_key(n)
+            assert cksd.request("POST", "/pks/add", data,
+                                {"Content-Type": "application/pgp-keys"})[0] == 200
+            assert cksd.lookup(op="get", options="mr", search="0x" + fingerprint)[0] == 200
 
 
 def test_a_replica_without_the_schema_yet_is_left_to_replay_it(cluster):
@@ -105,6 +162,7 @@ def test_a_replica_without_the_schema_yet_is_left_to_replay_it(cluster):
     with replay_paused(cluster):
         with Cksd(primary, ["--db-read", replica]) as cksd:
             assert cksd.add(fixture("rsa2048"))[0] == 200
+            views_derived(cluster, primary)  # (so the lookup tries the replica)
             assert get(cksd, "rsa2048")[0] == 200  # (read on the primary)
             cksd.wait_for_output("the read replica cannot answer, lookups read the primary "
                                  "until it does: database %s holds no CKS tables" % replica)
@@ -165,6 +223,45 @@ def test_health_follows_the_primary(cluster, urls, tmp_path):
         assert cksd.proc.poll() is None
 
 
+def test_health_tells_lookups_apart_from_uploads(cluster, urls, tmp_path):
+    """The primary stopped: /health (uploads) 503, /health?lookups 200 (the
+    replica answers them), and the metrics say which is down."""
+    primary, replica = urls
+    config = tmp_path / "cks.conf"  # one serving process: one scrape reads the database
+    config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
+    with Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
+        assert cksd.request("GET", "/health")[::2] == (200, b"ok\n")
+        assert cksd.request("GET", "/health?lookups")[::2] == (200, b"ok\n")
+        cluster.primary.stop("fast")
+        try:
+            assert cksd.request("GET", "/health")[0] == 503
+            assert cksd.request("GET", "/health?lookups")[::2] == (200, b"ok\n")
+            metrics = cksd.request("GET", "/metrics")[2].decode()
+        finally:
+            cluster.primary.start()
+    assert "\ncks_database_up 0\n" in metrics and "\ncks_replica_up 1\n" in metrics
+
+
+def test_a_frozen_primary_holds_health_and_metrics_up_for_seconds_only(cluster, urls,
+                                                                       tmp_path):
+    """A primary stopped with SIGSTOP acknowledges packets and never answers:
+    /health and /metrics give up on it after ANSWER_SECONDS (until 2026-12-05
+    they waited until it answered, and systemd's check restarted cksd)."""
+    primary, replica = urls
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
+    with Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
+        assert cksd.request("GET", "/health")[0] == 200
+        with cluster.primary.frozen():
+            started = time.monotonic()
+            assert cksd.request("GET", "/health", timeout=15)[0] == 503
+            assert cksd.request("GET", "/health?lookups", timeout=15)[0] == 200
+            metrics = cksd.request("GET", "/metrics", timeout=15)[2].decode()
+            assert time.monotonic() - started < 15
+        assert "\ncks_database_up 0\n" in metrics and "\ncks_replica_up 1\n" in metrics
+        assert cksd.request("GET", "/health")[0] == 200
+
+
 def _certified_copies(name, count):
     """`count` uploads of one key, each with a certification the others lack."""
     parts = list(pk.iter_packets(scan(fixture(name))[0][0].data))
@@ -209,3 +306,12 @@ def test_replica_down_lookups_read_the_primary(cluster, urls, tmp_path):
         # the log is written by a background thread: wait for the three lookups
         cksd.wait_for_output(r'(?s)(search=0x%s .*){3}' % fpr("rsa2048"))
         assert cksd.output().count("the read replica cannot answer") == 1
+        # /health?lookups: they are answered (by the primary); the metrics say why
+        assert cksd.request("GET", "/health?lookups")[0] == 200
+        metrics = cksd.request("GET", "/metrics")[2].decode()
+        assert "\ncks_database_up 1\n" in metrics and "\ncks_replica_up 0\n" in metrics
+        cluster.primary.stop("fast")
+        try:
+            assert cksd.request("GET", "/health?lookups")[0] == 503  # (nothing answers them)
+        finally:
+            cluster.primary.start()

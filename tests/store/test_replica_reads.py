@@ -75,6 +75,21 @@ def test_lookups_never_wait_for_a_failed_replica_and_go_back_when_it_answers(cap
     assert len(replica.askers) == tries  # close() stopped the prober
 
 
+def test_reads_on_primary_sends_this_threads_reads_there():
+    """(a lookup that has just derived served views on the primary)"""
+    replica = FlakyReplica()
+    replica.down = False
+    reads = ReplicaReads(replica, Primary())
+    elsewhere = []
+    with reads.reads_on_primary():
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
+        other = threading.Thread(target=lambda: elsewhere.append(reads.find_by_hash("0" * 32)))
+        other.start()
+        other.join()
+    assert elsewhere == [["ON-THE-REPLICA"]]
+    assert reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"]
+
+
 def test_a_replicas_store_does_not_make_the_schema(tmp_path):
     path = tmp_path / "replica.db"
     store = open_store("sqlite:///%s" % path, reads_only=True)

@@ -5,15 +5,17 @@ alone).  The servers run as the postgres user; tests run as root.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 SERVER_USER = "postgres"
 
@@ -62,6 +64,22 @@ class PgServer:
 
     def stop(self, mode: str = "fast") -> None:
         _run("pg_ctl", "-D", self.datadir, "-m", mode, "-w", "stop")
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Within the block every process of the server is stopped (SIGSTOP):
+        it is up, its kernel acknowledges packets, and nothing answers."""
+        with open(os.path.join(self.datadir, "postmaster.pid")) as pidfile:
+            postmaster = int(pidfile.readline())
+        os.kill(postmaster, signal.SIGSTOP)  # (first: it starts no process after)
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(postmaster)],
+                                  stdout=subprocess.PIPE, text=True).stdout.split()
+        pids = [int(pid) for pid in children] + [postmaster]
+        try:
+            _signal(pids[:-1], signal.SIGSTOP)
+            yield
+        finally:
+            _signal(pids, signal.SIGCONT)
 
     def running(self) -> bool:
         return subprocess.run(_as_server("pg_ctl", "-D", self.datadir, "status"),
@@ -127,6 +145,12 @@ class PgCluster:
             return cursor.fetchall() if cursor.description else []
         finally:
             conn.close()
+
+
+def _signal(pids: List[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # (one that ended meanwhile)
+            os.kill(pid, signum)
 
 
 def _as_server(program: str, *args: str) -> List[str]:

@@ -250,6 +250,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         if settings.db_read_url:
             replica = ReplicaReads(open_store(settings.db_read_url, pool_size, timeout,
                                               reads_only=True), store)
+            store.replicated = True
         recon_port = recon_listener.getsockname()[1] if recon_listener is not None else None
         app = KeyServer(store, server_settings(settings, port, recon_port), replica)
         # The front page's hkps:// address (the same as `port` when that speaks TLS only).

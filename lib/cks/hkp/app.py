@@ -30,7 +30,8 @@ from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings
 from .answer_cache import AnswerCache
-from .cksd_metrics import DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics, metrics_page
+from .cksd_metrics import (ANSWER_SECONDS, DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics,
+                           metrics_page)
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, ip_of, is_operators_own, parse_networks)
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
@@ -182,6 +183,11 @@ class KeyServer:
                                       "database available again")
         store.on_success = self.outage.succeeded
 
+    @property
+    def replica(self) -> Optional[ReplicaReads]:
+        """The lookups' reads on a read replica, when cksd has one."""
+        return self.lookup_store if isinstance(self.lookup_store, ReplicaReads) else None
+
     def exempt_peers(self, addresses: FrozenSet[IPAddress]) -> None:
         """Swap in the enabled peers' addresses (from the PeerRefresher's thread):
         exempt from the rate limits, and the only ones whose X-CKS-Sync counts."""
@@ -271,25 +277,34 @@ class KeyServer:
         """Derive the served views queued (views_owed.py); False on a database error."""
         return follow_views(self.store, self.settings.limits.serve)
 
-    def serve_owed(self, search: Optional[Query], signers: bool = False) -> None:
+    def serve_owed(self, search: Optional[Query], signers: bool = False) -> bool:
         """First derive the served views owed to answered uploads that an
         answer may show (views_owed.py): for a search by key ID or
         fingerprint, those of the new keys with that ID, and with `signers`
         (a key page, which names the signers from their own views) those of
-        the new keys among their signers; for any other (None: stats), all."""
+        the new keys among their signers; for any other (None: stats), all.
+        Whether they are derived now (on the primary)."""
         if search is not None and search.kind in ID_KINDS:
-            self.views_owed.serve_some(lambda: serve_views_with_id(
+            return self.views_owed.serve_some(lambda: serve_views_with_id(
                 self.store, self.settings.limits.serve, self.new_key_ids, search.kind,
                 search.value, signers))
-        else:
-            self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
+        return self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
 
     def lookup(self, request: Request) -> Response:
-        lookup = None
-        if not request.in_loop and not self.views_owed.settled:
-            lookup = parse_lookup(request.query, words_of)
-            # (what an answered upload stored is found)
-            self.serve_owed(lookup.search, signers=lookup.op == "vindex")
+        if request.in_loop or self.views_owed.settled:
+            return self._lookup(None, request)
+        lookup = parse_lookup(request.query, words_of)
+        # What an answered upload stored is found; once its views are derived
+        # on the primary, read there: the replica may not have replayed them yet.
+        replica = self.replica
+        if self.serve_owed(lookup.search, signers=lookup.op == "vindex") and \
+                replica is not None:
+            with replica.reads_on_primary():
+                return self._lookup(lookup, request)
+        return self._lookup(lookup, request)
+
+    def _lookup(self, lookup: Optional[Lookup], request: Request) -> Response:
+        """The answer to a lookup (`lookup`: its query, when parsed already)."""
         cache = self.cache
         if cache is not None:
             key = (request.target, is_legacy_client(request),
@@ -493,10 +508,14 @@ class KeyServer:
 
     def health(self, request: Request) -> Response:
         """GET /health, for load balancers and systemd: 200 when the database
-        (the primary, which takes uploads) answers, else 503.  Why goes to
-        the log, not to whoever asked (it names hosts, users, paths)."""
+        (the primary, which takes uploads) answers, else 503; /health?lookups:
+        200 when lookups can be answered (by the read replica, or the primary
+        while it cannot: ReplicaReads).  A database that does not answer
+        within ANSWER_SECONDS is down.  Why goes to the log, not to whoever
+        asked (it names hosts, users, paths)."""
         try:
-            self.store.check()
+            store = self.lookup_store if "lookups" in request.query.values else self.store
+            store.check(within=ANSWER_SECONDS)
         except StoreError as exc:
             log.warning("health check: %s", exc)
             return Response(503, b"database unavailable\n", headers=[("Retry-After", "30")])

@@ -17,6 +17,7 @@ from .. import __version__, pipeline
 from ..metrics import CONTENT_TYPE, Family, SharedMetrics, combinations, format_family
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.peers import PUSH_KINDS, PeerStore
+from ..store.replica import ReplicaReads
 from ..sync.recon import hashquery
 from . import photos, rejections
 from .ratelimit import in_networks
@@ -29,6 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 METRICS_PATH = "/metrics"
 DEFAULT_METRICS_ALLOW = "127.0.0.0/8, ::1"
 DATABASE_EVERY = 10.0  # seconds a process reuses what the database said at a scrape
+ANSWER_SECONDS = 5.0
+"""A database that does not answer /health or a scrape within this is down
+(Store.check's `within`): a frozen server would hold them without end."""
 
 LOOKUP_OPS = ("get", "hget", "index", "vindex", "stats")
 OPS = LOOKUP_OPS + ("add", "hashquery", "health", "metrics", "page", "photo", "other")
@@ -131,10 +135,11 @@ class CksdMetrics:
 
     # --- the page -----------------------------------------------------------------
 
-    def render(self, store: Store) -> str:
-        """The counters of every serving process, what the database says, and
-        what this cksd is."""
-        database = self._database_text(store)  # first: its errors count in this scrape
+    def render(self, store: Store, replica: Optional[ReplicaReads] = None) -> str:
+        """The counters of every serving process, what the database (and the
+        read replica, when cksd has one) says, and what this cksd is."""
+        # (first: the database's errors count in this scrape)
+        database = self._database_text(store, replica)
         return (self.shared.render() + database
                 + format_family("cks_serving_processes", "gauge",
                                 "Serving processes of this cksd ([server] processes).",
@@ -145,15 +150,19 @@ class CksdMetrics:
                 + format_family("cks_build_info", "gauge", "The CKS version serving.",
                                 [("", (("version", __version__),), 1)]))
 
-    def _database_text(self, store: Store) -> str:
+    def _database_text(self, store: Store, replica: Optional[ReplicaReads]) -> str:
         now = time.monotonic()
         if self._database is None or now - self._database[0] >= DATABASE_EVERY:
-            self._database = (now, _read_database(store))
+            text = _read_database(store)
+            if replica is not None:
+                text += _replica_up(replica)
+            self._database = (now, text)
         return self._database[1]
 
 
 def _read_database(store: Store) -> str:
     try:
+        store.check(within=ANSWER_SECONDS)
         keys = store.count_keys()
         owed = [p for p in PeerStore(store).list(enabled_only=True) if p.kind in PUSH_KINDS]
     except StoreError:
@@ -171,10 +180,22 @@ def _database_up(up: int) -> str:
                          "else 0 (and they are left out).", [("", (), up)])
 
 
+def _replica_up(replica: ReplicaReads) -> str:
+    try:
+        replica.replica.check(within=ANSWER_SECONDS)
+        up = 1
+    except StoreError:
+        up = 0
+    return format_family("cks_replica_up", "gauge",
+                         "1 when the read replica answered the last reading, else 0 "
+                         "(lookups then read the primary).", [("", (), up)])
+
+
 def metrics_page(app: "KeyServer", request: "Request") -> "Response":
     """GET /metrics, for the networks of `[metrics] allow` only."""
     from .app import Response
     if not in_networks(request.client, app.settings.metrics_allow):
         raise HKPError(403, "%s may not read the metrics (see [metrics] allow)"
                        % request.client)
-    return Response(200, app.metrics.render(app.store).encode(), CONTENT_TYPE)
+    return Response(200, app.metrics.render(app.store, app.replica).encode(),
+                    CONTENT_TYPE)

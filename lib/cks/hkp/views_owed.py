@@ -85,8 +85,9 @@ LOOKUP_POLL_SECONDS = 0.005
 """How often a lookup waiting for an idle helper's settling looks again."""
 FAILED_PAUSE_SECONDS = 10.0
 """After a settling failed (the primary database unreachable), lookups leave
-the work to the background job for this long instead of trying at each
-lookup: a lookup that a replica can answer must not wait for the primary."""
+the work to the background job for this long, or until an upload is
+answered, instead of trying at each lookup: a lookup that a replica can
+answer must not wait for the primary."""
 
 
 class ViewsOwed:
@@ -98,12 +99,13 @@ class ViewsOwed:
         self._settling = threading.Lock()  # one settling at a time in each process
         self._failed_at = -FAILED_PAUSE_SECONDS  # (time.monotonic(): this process's)
         self._owed_here_at = -QUIET_SECONDS  # this process's last upload answered
+        self._owed_at = multiprocessing.Array("d", 1, lock=False)  # any process's
         self._pending = multiprocessing.Event()  # set by owe(): idle helpers wake
         self._turn = multiprocessing.Array("d", 1, lock=False)  # an idle helper's lease
 
     def owe(self) -> None:
         """An upload was answered whose views are owed (call after its commit)."""
-        self._owed_here_at = time.monotonic()
+        self._owed_here_at = self._owed_at[0] = time.monotonic()
         with self._counting:
             self._counts[_OWED] += 1
         self._pending.set()
@@ -162,26 +164,34 @@ class ViewsOwed:
     def _worth_trying(self) -> bool:
         """Something is owed, and no settling failed in the last
         FAILED_PAUSE_SECONDS (a lookup a replica can answer does not wait
-        for the primary)."""
-        return not self.settled and \
-            time.monotonic() - self._failed_at >= FAILED_PAUSE_SECONDS
+        for the primary) but before an upload was answered: that upload's
+        commit says the primary takes writes again, and a lookup sent after
+        its answer must find its key."""
+        failed_at = self._failed_at
+        return not self.settled and (failed_at < self._owed_at[0] or
+                                     time.monotonic() - failed_at >= FAILED_PAUSE_SECONDS)
 
-    def settle(self, work: Callable[[], bool], wait: Optional[float] = None) -> None:
+    def settle(self, work: Callable[[], bool], wait: Optional[float] = None) -> bool:
         """Run `work` (which derives the owed views, serve_views, and says
         whether it could) unless nothing is owed, or it failed in the last
         FAILED_PAUSE_SECONDS.  With `wait` (a lookup's, LOOKUP_WAIT_SECONDS):
         where an idle helper has the turn, wait for it to settle what was
         owed when this began instead; otherwise settle in a thread of its
         own, after any settling another thread of this process is running;
-        either way return after `wait` seconds at most."""
-        if not self._worth_trying:
-            return
+        either way return after `wait` seconds at most.  Whether what was
+        owed when this began is settled now."""
+        owed = self._counts[_OWED]
+        if self._worth_trying:
+            self._settle(work, owed, wait)
+        return self._counts[_SETTLED] >= owed
+
+    def _settle(self, work: Callable[[], bool], owed: int, wait: Optional[float]) -> None:
         if wait is None:
             with self._settling:
                 if not self.settled:  # (or another thread of this process settled it)
                     self._run(work)
             return
-        owed, deadline = self._counts[_OWED], time.monotonic() + wait
+        deadline = time.monotonic() + wait
         if self.helper_settling:
             while self._counts[_SETTLED] < owed and time.monotonic() < deadline:
                 time.sleep(LOOKUP_POLL_SECONDS)
@@ -204,20 +214,23 @@ class ViewsOwed:
         finally:
             self._settling.release()
 
-    def serve_some(self, work: Callable[[], Optional[bool]]) -> None:
+    def serve_some(self, work: Callable[[], Optional[bool]]) -> bool:
         """Run `work` (serve_views_with_id: it derives the owed views a lookup
         can find, and says whether those were all that was owed, or None if
         it could not) unless nothing is owed, or a settling failed in the
         last FAILED_PAUSE_SECONDS.  The rest stays owed, to the next
-        settling; when there was no rest, this was one."""
+        settling; when there was no rest, this was one.  Whether the views
+        the lookup can find are settled now."""
         if not self._worth_trying:
-            return
+            return self.settled
         owed = self._counts[_OWED]
         everything = work()
         if everything is None:
             self._failed_at = time.monotonic()
-        elif everything:
+            return False
+        if everything:
             self._settled_up_to(owed)
+        return True
 
     def run(self, work: Callable[[], bool], rest: Callable[[], bool]) -> None:
         """The background job's round: when uploads are owed, once they pause

@@ -37,6 +37,8 @@ class Database:
         # and of every read or write that got through (the end of an outage: hkp/app.py).
         self.on_error: Optional[Callable[[StoreError], None]] = None
         self.on_success: Optional[Callable[[], None]] = None
+        # Lookups read a streaming replica of it (cksd sets this): see write().
+        self.replicated = False
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator["_Lease"]:
@@ -167,14 +169,19 @@ class Database:
         what is done again if a crash loses it (a load's batch, whose
         progress it records; a derived served view, whose work item stays
         queued until a later commit).  A crash loses the last of such
-        commits, never one without those before it.
+        commits, never one without those before it.  With `replicated` every
+        commit but a bulk one waits for the disk all the same: a server sends
+        its replicas only what it flushed, so a served view committed
+        without waiting reached them only with the server's next flush
+        (PostgreSQL's wal_writer_delay, 200 ms by default): a key uploaded
+        and looked up at once was not found.
 
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
         with self._connection() as lease:
             cursor = self._cursor(lease)
-            flush = flush and not bulk
+            flush = (flush or self.replicated) and not bulk
             try:
                 if bulk:
                     self.backend.prepare_bulk_write(cursor)
@@ -273,9 +280,24 @@ class Database:
         with self.read() as cursor:
             self.backend.tidy_after_bulk_write(cursor)
 
-    def check(self) -> None:
+    def check(self, within: Optional[float] = None) -> None:
         """Open a connection (creating the schema on an empty database, or,
-        `reads_only` or `must_exist`, failing there)."""
+        `reads_only` or `must_exist`, failing there).  `within`, on a server
+        (PostgreSQL): read the schema's version on a connection of its own
+        instead, which gives up after that many seconds (StoreUnavailable),
+        where a pooled one waits without end for a server that does not
+        answer, or for a free slot while the requests waiting for that
+        server hold them all."""
+        if within is not None:
+            try:
+                if self.backend.answers_within("SELECT max(version) FROM cks_schema_version",
+                                               within):
+                    return
+            except self.backend.database_errors() as exc:
+                raise self._wrap(exc) from None
+            except TimeoutError:
+                raise self._seen(StoreUnavailable("database %s did not answer within %g s" % (
+                    self.backend.describe(), within))) from None
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
 

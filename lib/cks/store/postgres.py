@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import select
+import time
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from .changes import CHANNEL, KeyChangeWatch, LocalChanges, PostgresWatch
@@ -63,6 +65,23 @@ def advisory_lock_id(fingerprint: str) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _ready_by(conn: Any, deadline: float) -> None:
+    """Wait until an asynchronous connection's operation is done, or raise
+    TimeoutError at `deadline` (time.monotonic())."""
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        waiting = [conn.fileno()]
+        if state == psycopg2.extensions.POLL_READ:
+            select.select(waiting, [], [], left)
+        else:
+            select.select([], waiting, [], left)
+
+
 class _Connection(psycopg2.extensions.connection if psycopg2 else object):  # type: ignore
     """A connection that knows the statements it PREPAREd (statement -> name)."""
 
@@ -92,6 +111,13 @@ class PostgresBackend(Backend):
         return self.url
 
     def connect(self) -> Any:
+        conn = psycopg2.connect(self.url, connection_factory=_Connection,
+                                **self._connection_settings())
+        conn.autocommit = True
+        return conn
+
+    def _connection_settings(self) -> Dict[str, Any]:
+        """libpq's settings of a connection, but those the URL gives."""
         # No JIT compilation: it is for long analytic queries, and the planner
         # misjudged a recon round's joined ranges (250 leaves, some 8,000 rows)
         # as two million rows, over the JIT's threshold: 25-45 ms to compile
@@ -100,13 +126,26 @@ class PostgresBackend(Backend):
         if self.statement_timeout:
             options += " -c statement_timeout=%d" % (self.statement_timeout * 1000)
         given = psycopg2.extensions.parse_dsn(self.url)
-        settings = {name: value for name, value in dict(
+        return dict({name: value for name, value in dict(
             CONNECTION_DEFAULTS, connect_timeout=self.connect_timeout).items()
-            if name not in given}
-        conn = psycopg2.connect(self.url, connection_factory=_Connection, options=options,
-                                **settings)
-        conn.autocommit = True
-        return conn
+            if name not in given}, options=options)
+
+    def answers_within(self, query: str, seconds: float) -> bool:
+        """On a connection of its own in psycopg2's asynchronous mode, each
+        wait for the server bounded by the time left (select()): a server
+        that is up but does not answer (stopped, frozen) acknowledges every
+        packet, so neither TCP's timeouts nor statement_timeout (the
+        server's) ever fire, and a query waits for it without end."""
+        deadline = time.monotonic() + seconds
+        conn = psycopg2.connect(self.url, async_=1, **self._connection_settings())
+        try:
+            _ready_by(conn, deadline)
+            cursor = conn.cursor()  # (held until the answer: psycopg2 drops the query with it)
+            cursor.execute(query)
+            _ready_by(conn, deadline)
+        finally:
+            conn.close()
+        return True
 
     def execute_prepared(self, raw_cursor: Any, sql: str, params: Sequence[Any]) -> None:
         """PREPAREd on the connection the first time it runs there, then

@@ -8,25 +8,28 @@ a thread of its own tries the replica every `retry_seconds` and sends the
 lookups back to it once it answers: a lookup never waits for a replica
 that failed (one that drops packets took the connection timeout, 10 s, of
 every serving process's event loop at each try, when the lookups tried it
-themselves).  Writes have no place here: they go to the primary Store.
+themselves).  A lookup that has just derived served views on the primary
+reads them there (reads_on_primary): the replica may not have replayed them yet.
+Writes have no place here: they go to the primary Store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .base import Store
 from .errors import StoreError
 
 log = logging.getLogger("cks.store")
 
-# The Store methods that lookups use; all of them only read.
+# The Store methods that lookups use (and /health?lookups: check); all of them only read.
 READ_METHODS = frozenset({
     "find_by_id", "find_by_hash", "key_rows_by_id", "served_parts_by_id", "key_rows_by_email",
     "key_rows_by_words", "keydata", "served_parts", "served", "key_rows", "peers_summary",
-    "stats", "key_statistics", "notice_log"})
+    "stats", "key_statistics", "notice_log", "check"})
 
 
 PROBE_HASH = "0" * 32  # (a search by SKS hash: one index lookup, on cks_keys)
@@ -42,6 +45,7 @@ class ReplicaReads:
         self._failing = False  # reads go to the primary, the prober tries the replica
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._thread = threading.local()  # .on_primary: reads_on_primary() holds
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name not in READ_METHODS:
@@ -49,7 +53,7 @@ class ReplicaReads:
         on_replica, on_primary = getattr(self.replica, name), getattr(self.primary, name)
 
         def read(*args: Any, **kwargs: Any) -> Any:
-            if not self._failing:
+            if not self._failing and not getattr(self._thread, "on_primary", False):
                 try:
                     return on_replica(*args, **kwargs)
                 except StoreError as exc:
@@ -58,6 +62,15 @@ class ReplicaReads:
 
         setattr(self, name, read)  # found directly from now on
         return read
+
+    @contextlib.contextmanager
+    def reads_on_primary(self) -> Iterator[None]:
+        """Within it, this thread's reads go to the primary."""
+        self._thread.on_primary = True
+        try:
+            yield
+        finally:
+            self._thread.on_primary = False
 
     def _replica_failed(self, exc: StoreError) -> None:
         with self._lock:

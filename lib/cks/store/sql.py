@@ -54,6 +54,12 @@ class Backend:
         """Bulk writes are done (a load, a rebuilt tree): leave the tables as
         a database that served for a while has them (outside a transaction)."""
 
+    def answers_within(self, query: str, seconds: float) -> bool:
+        """Run `query` on a connection of its own, giving up after `seconds`
+        (TimeoutError); False, having done nothing, where the database
+        cannot be up and not answer (a file: its waits have their timeouts)."""
+        return False
+
     def take_over_checkpoints(self) -> bool:
         """This process's connections, from now on, leave copying the
         write-ahead log into the database to checkpoint() (Store's); False
