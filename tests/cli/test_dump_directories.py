@@ -5,8 +5,11 @@ unfinished dump file), and inputs it cannot read are one line."""
 
 import os
 
+import pytest
+
 from support import fixture
 from support.content import content
+from support.db import nothing_made
 from support.nodes import fpr
 from support.procs import tool
 
@@ -37,6 +40,44 @@ def test_a_dump_replaces_the_earlier_one_in_its_directory(db_url, tmp_path):
     out = admin(restored, "load", "--no-sync", str(backups))
     assert out.returncode == 0 and out.stdout.decode().startswith("5 added"), out.stdout
     assert content(restored) == content(db_url)  # (the deleted key did not come back)
+
+
+KEY = "1234567890ABCDEF1234567890ABCDEF12345678"
+EXISTING_ONLY = [["dump", "DIR"], ["delete", KEY], ["reject", KEY], ["unreject", KEY],
+                 ["rejected"], ["notices"], ["notice-text", "X"], ["sign-notice", "X", "-"],
+                 ["reverify"], ["ptree"], ["ptree", "--rebuild"]]
+
+
+@pytest.mark.parametrize("args", EXISTING_ONLY, ids=" ".join)
+def test_a_database_that_is_not_there_is_refused(db_url, tmp_path, args):
+    """A mistyped SQLite path, an empty PostgreSQL database: one line, exit
+    status 1, nothing made (until 2026-12-05 each command made an empty
+    database, and `dump` then removed the backup in DIR)."""
+    backups = tmp_path / "backups"
+    out = admin(db_url, *[str(backups) if a == "DIR" else a for a in args], input=b"")
+    assert out.returncode == 1, out.stderr
+    err = out.stderr.decode()
+    assert err.count("\n") == 1 and ("no such file" in err or "holds no CKS tables" in err)
+    assert nothing_made(db_url) and not backups.exists()
+
+
+def test_a_dump_of_no_keys_keeps_the_earlier_dump(db_url, tmp_path):
+    """A nightly dump from the wrong (empty) database fails, and the backup stays."""
+    loaded = "sqlite:///%s" % (tmp_path / "loaded.db")
+    _loaded(loaded)
+    backups = tmp_path / "backups"
+    assert admin(loaded, "dump", str(backups), "--keys-per-file", "4").returncode == 0
+    before = {p.name: p.read_bytes() for p in backups.iterdir()}
+    assert admin(db_url, "stats").returncode == 0  # (makes the tables)
+    out = admin(db_url, "dump", str(backups))
+    assert (out.returncode, out.stdout) == (1, b"")
+    assert out.stderr.decode() == (
+        "cks_admin.py: error: the database holds no keys, so the earlier dump in %s (2 files) "
+        "is kept (is it the right database? to empty the dump, remove its files)\n" % backups)
+    assert {p.name: p.read_bytes() for p in backups.iterdir()} == before
+    out = admin(db_url, "dump", str(tmp_path / "new"))  # (nothing to keep)
+    assert (out.returncode, out.stdout.decode()) == (0, "0 keys in 0 files in %s\n"
+                                                     % (tmp_path / "new"))
 
 
 def test_a_load_of_a_directory_takes_the_keys_and_leaves_the_rest(db_url, tmp_path):

@@ -125,6 +125,7 @@ def test_rejecting_removes_the_key_from_the_sync_queue_and_backlogs(db_url):
 
 
 def test_a_rejected_key_is_refused_on_every_path(db_url):
+    with_schema(db_url)  # (a new node: rejected before its first load)
     admin(db_url, "reject", fpr("rsa2048"), "--reason", "gone")
     out = admin(db_url, "load", "-", input=fixture("rsa2048"))  # bulk load
     assert out.returncode == 1 and b"rejected on this server: gone" in out.stderr

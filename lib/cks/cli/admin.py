@@ -16,7 +16,7 @@ from typing import Iterator, List
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
-from ..bulk.dump import dump
+from ..bulk.dump import NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..config import ConfigError
 from ..hkp.admin import hash_password
@@ -63,11 +63,19 @@ def cmd_show(args: argparse.Namespace) -> int:
 NOT_KEYS = re.compile(r"metadata-.*\.txt\Z|.*\.part\Z")
 
 
-def _open_store(args: argparse.Namespace):
+def _open_store(args: argparse.Namespace, must_exist: bool):
+    """The configured database; `must_exist`: one cksd or `load` made (a
+    mistyped path, an empty database, is an error, not a new database)."""
     try:
-        return open_store(settings_from(args).db_url, 2)
+        store = open_store(settings_from(args).db_url, 2, must_exist=must_exist)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
+    try:
+        store.check()  # (before a dump's directory or a lock file is made)
+    except StoreError as exc:
+        store.close()
+        raise UserError(str(exc), 1) from None
+    return store
 
 
 def _files(paths: List[str]) -> List[str]:
@@ -108,7 +116,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         except Stopped:
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
-    summary = _with_store(args, action)
+    summary = _with_store(args, action, must_exist=False)
     for problem in summary.problems:
         print(problem, file=sys.stderr)
     if args.verbose or sys.stderr.isatty():
@@ -220,8 +228,11 @@ def _print_signing_commands(args, settings, notice) -> None:
              notice.serial))
 
 
-def _with_store(args: argparse.Namespace, action) -> int:
-    store = _open_store(args)
+def _with_store(args: argparse.Namespace, action, must_exist: bool = True) -> int:
+    """`action(store)` on the configured database, its errors as one line.
+    Only `load` and `stats` make the schema where there is none (the way to
+    make it as the database's owner); the others work on existing keys."""
+    store = _open_store(args, must_exist)
     try:
         return action(store)
     except (RejectionError, NoticeError) as exc:
@@ -348,6 +359,11 @@ def cmd_dump(args: argparse.Namespace) -> int:
         except OSError as exc:  # not a directory, no permission, disk full
             raise UserError("cannot write the dump in %s: %s" % (
                 args.directory, exc.strerror or exc), 1) from None
+        except NothingDumped as exc:
+            raise UserError("the database holds no keys, so the earlier dump in %s (%d "
+                            "file%s) is kept (is it the right database? to empty the dump, "
+                            "remove its files)" % (args.directory, exc.files,
+                                                   "" if exc.files == 1 else "s"), 1) from None
         print("%d keys in %d file%s in %s%s" % (
             count, files, "" if files == 1 else "s", args.directory,
             "; %d file%s of an earlier dump removed" % (removed, "" if removed == 1 else "s")
@@ -366,7 +382,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             for name, value in stats.items():
                 print("%-18s %d" % (name.replace("_", " "), value))
         return 0
-    return _with_store(args, action)
+    return _with_store(args, action, must_exist=False)
 
 PTREE_PROBLEMS_SHOWN = 50
 
