@@ -103,3 +103,32 @@ def test_inputs_it_cannot_read_are_one_line(tmp_path):
     out = admin(nowhere, "load", "-", input=fixture("rsa2048"))
     assert out.returncode == 1 and out.stderr.decode().count("\n") == 1, out.stderr
     assert "no-such-directory" in out.stderr.decode() and b"Traceback" not in out.stderr
+
+
+# Root without the capabilities that let it read any file: as another user would be.
+NOT_ROOT = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def test_a_file_or_directory_it_cannot_open_stops_the_load_before_it_begins(tmp_path):
+    """One line, the usage error's status, nothing loaded; until 2026-12-05
+    the load stored the keys before it, unserved, and ended with a traceback
+    (an unreadable directory: a traceback alone)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (to take away its capabilities)")
+    (tmp_path / "keys.asc").write_bytes(b"".join(fixture(n) for n in NAMES))
+    for directory in ("closed", "inside"):
+        (tmp_path / directory).mkdir()
+    for path in (tmp_path / "secret.asc", tmp_path / "inside" / "secret.asc"):
+        path.write_bytes(fixture("rsa2048"))
+    for path in (tmp_path / "secret.asc", tmp_path / "closed", tmp_path / "inside" / "secret.asc"):
+        path.chmod(0)
+    database = "sqlite:///%s" % (tmp_path / "cks.db")
+    for named, unreadable in (("secret.asc", "secret.asc"), ("closed", "closed"),
+                              ("inside", "inside/secret.asc")):
+        out = tool("cks_admin.py", ["--db", database, "load", "--no-sync", "--batch-size", "2",
+                                    str(tmp_path / "keys.asc"), str(tmp_path / named)],
+                   under=NOT_ROOT)
+        assert (out.returncode, out.stdout) == (2, b""), out.stderr
+        assert out.stderr.decode() == ("cks_admin.py: error: cannot read %s: Permission "
+                                       "denied\n" % (tmp_path / unreadable))
+        assert nothing_made(database)

@@ -30,12 +30,13 @@ from .common import (CommandParser, UserError, base_parser, minute, node_identit
 from .show import format_key, read_key_file
 
 
-def _read_input(path: str) -> bytes:
+def _read_input(path: str, size: int = -1) -> bytes:
+    """The file's first `size` bytes (all of it: -1), an error as one line."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(size)
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(size)
     except OSError as exc:
         raise UserError("cannot read %s: %s" % (path, exc.strerror)) from None
 
@@ -80,11 +81,16 @@ def _open_store(args: argparse.Namespace, must_exist: bool):
 
 def _files(paths: List[str]) -> List[str]:
     """The files to load: each path named, and the files of each directory
-    but those that hold no keys of a dump (NOT_KEYS)."""
+    but those that hold no keys of a dump (NOT_KEYS); each one opened once
+    here, so that one the load could not read stops it before it begins."""
     out = []
     for path in paths:
         if os.path.isdir(path):
-            out.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
+            try:
+                names = os.listdir(path)
+            except OSError as exc:
+                raise UserError("cannot read %s: %s" % (path, exc.strerror)) from None
+            out.extend(sorted(os.path.join(path, name) for name in names
                               if os.path.isfile(os.path.join(path, name))
                               and not NOT_KEYS.match(name)))
         elif os.path.isfile(path) or path == "-":
@@ -94,6 +100,9 @@ def _files(paths: List[str]) -> List[str]:
                             "... | cks_admin.py load -)" % path)
         else:
             raise UserError("no such file or directory: %s" % path)
+    for path in out:
+        if path != "-":
+            _read_input(path, 0)
     return out
 
 
@@ -113,6 +122,11 @@ def cmd_load(args: argparse.Namespace) -> int:
                 return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
+        except OSError as exc:  # (a file that went away, or became unreadable, since _files)
+            if exc.filename is None:
+                raise  # (not a file's: a fork that failed, say)
+            raise UserError("cannot read %s: %s (run the load again: it goes on where it "
+                            "stopped)" % (exc.filename, exc.strerror or exc), 1) from None
         except Stopped:
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
