@@ -105,6 +105,35 @@ def test_inputs_it_cannot_read_are_one_line(tmp_path):
     assert "no-such-directory" in out.stderr.decode() and b"Traceback" not in out.stderr
 
 
+def test_a_load_of_a_directory_names_what_it_skips(db_url, tmp_path):
+    """Until 2026-12-05 a subdirectory, a pipe, a symbolic link to nothing were
+    left out without a word, and a load that found no file said `0 added` and
+    exited 0."""
+    nest = tmp_path / "nest"
+    (nest / "2026-12-05").mkdir(parents=True)
+    (nest / "2026-12-05" / "keys.asc").write_bytes(fixture("rsa2048"))
+    os.mkfifo(nest / "fifo")
+    (nest / "gone").symlink_to(tmp_path / "nothing-here")
+    (nest / "metadata-sks-dump.txt").write_text("#Metadata-for: sks-dump\n")  # (not keys)
+    skipped = ["load: skipped %s: a directory (a load reads no subdirectory: name it to load "
+               "its files)" % (nest / "2026-12-05"),
+               "load: skipped %s: not a regular file (a pipe, a socket, a device)" % (
+                   nest / "fifo"),
+               "load: skipped %s: a symbolic link to nothing" % (nest / "gone")]
+    out = admin(db_url, "load", "--no-sync", str(nest))
+    assert (out.returncode, out.stdout) == (2, b"")
+    assert out.stderr.decode().splitlines() == skipped + [
+        "cks_admin.py: error: no files to load in %s" % nest]
+    (tmp_path / "empty").mkdir()
+    out = admin(db_url, "load", "--no-sync", str(tmp_path / "empty"))
+    assert (out.returncode, out.stderr.decode()) == (
+        2, "cks_admin.py: error: no files to load in %s\n" % (tmp_path / "empty"))
+    (nest / "keys.asc").write_bytes(fixture("nistp256"))
+    out = admin(db_url, "load", "--no-sync", str(nest))
+    assert out.returncode == 0 and out.stdout.decode().startswith("1 added"), out.stderr
+    assert out.stderr.decode().splitlines() == skipped
+
+
 # Root without the capabilities that let it read any file: as another user would be.
 NOT_ROOT = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
 

@@ -81,18 +81,12 @@ def _open_store(args: argparse.Namespace, must_exist: bool):
 
 def _files(paths: List[str]) -> List[str]:
     """The files to load: each path named, and the files of each directory
-    but those that hold no keys of a dump (NOT_KEYS); each one opened once
-    here, so that one the load could not read stops it before it begins."""
+    (_directory_files); each one opened once here, so that one the load
+    could not read stops it before it begins."""
     out = []
     for path in paths:
         if os.path.isdir(path):
-            try:
-                names = os.listdir(path)
-            except OSError as exc:
-                raise UserError("cannot read %s: %s" % (path, exc.strerror)) from None
-            out.extend(sorted(os.path.join(path, name) for name in names
-                              if os.path.isfile(os.path.join(path, name))
-                              and not NOT_KEYS.match(name)))
+            out.extend(_directory_files(path))
         elif os.path.isfile(path) or path == "-":
             out.append(path)
         elif os.path.exists(path):
@@ -100,10 +94,37 @@ def _files(paths: List[str]) -> List[str]:
                             "... | cks_admin.py load -)" % path)
         else:
             raise UserError("no such file or directory: %s" % path)
+    if not out:
+        raise UserError("no files to load in %s" % ", ".join(paths))
     for path in out:
         if path != "-":
             _read_input(path, 0)
     return out
+
+
+def _directory_files(directory: str) -> List[str]:
+    """The files of `directory` but those that hold no keys of a dump
+    (NOT_KEYS), in name order; a line on standard error for each other
+    entry (a directory, a pipe, a symbolic link to nothing), left out."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise UserError("cannot read %s: %s" % (directory, exc.strerror)) from None
+    out = []
+    for path in (os.path.join(directory, name) for name in names if not NOT_KEYS.match(name)):
+        if os.path.isfile(path):
+            out.append(path)
+        else:
+            print("load: skipped %s: %s" % (path, _not_a_file(path)), file=sys.stderr)
+    return out
+
+
+def _not_a_file(path: str) -> str:
+    if os.path.isdir(path):
+        return "a directory (a load reads no subdirectory: name it to load its files)"
+    if not os.path.exists(path):
+        return "a symbolic link to nothing"
+    return "not a regular file (a pipe, a socket, a device)"
 
 
 def cmd_load(args: argparse.Namespace) -> int:
