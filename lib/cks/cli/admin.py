@@ -154,7 +154,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     summary = _with_store(args, action, must_exist=False)
     for problem in summary.problems:
         print(problem, file=sys.stderr)
-    if args.verbose or sys.stderr.isatty():
+    if args.verbose:
         print("load: %.2f s (network views %.2f s, then served views %.2f s, then tidying "
               "%.2f s); %d signatures verified in %.2f s of the workers' time (%.0f/s)" % (
                   summary.seconds, summary.network_seconds, summary.views_seconds,
