@@ -82,7 +82,8 @@ def test_delete_reject_unreject_and_list(db_url):
     assert out.returncode == 0 and out.stdout.decode().startswith("deleted " + fpr("rsa2048"))
     assert admin(db_url, "delete", fpr("rsa2048")).returncode == 1  # not there any more
     out = admin(db_url, "reject", "0x" + fpr("nistp256").lower(), "--reason", "spam report 7")
-    assert out.returncode == 0 and "rejected " + fpr("nistp256") in out.stdout.decode()
+    assert out.returncode == 0 and out.stdout.decode().startswith(
+        "rejected %s: deleted, and refused from now on\n" % fpr("nistp256"))
     assert "not signed yet" in out.stdout.decode()
     listing = json.loads(admin(db_url, "rejected", "--json").stdout)
     assert [(r["fingerprint"], r["reason"], r["source"]) for r in listing] == \
@@ -92,6 +93,9 @@ def test_delete_reject_unreject_and_list(db_url):
     assert json.loads(admin(db_url, "rejected", "--json").stdout) == []
     out = admin(db_url, "unreject", fpr("nistp256"))
     assert out.returncode == 1 and b"is not rejected here" in out.stderr
+    out = admin(db_url, "reject", fpr("rsa2048"))  # (deleted above; until 2026-12-05 "deleted")
+    assert out.returncode == 0 and out.stdout.decode().startswith(
+        "rejected %s: not stored here, and refused from now on\n" % fpr("rsa2048"))
 
 
 @pytest.mark.parametrize("text,message", [
@@ -161,9 +165,9 @@ def test_notices_about_one_key_are_dated_in_order_within_a_second(db_url):
     identity = NodeIdentity("node-a.example")
     try:
         now = 1795950000
-        notices = [reject(store, fpr("rsa2048"), "spam", identity, now=now),
+        notices = [reject(store, fpr("rsa2048"), "spam", identity, now=now)[0],
                    unreject(store, fpr("rsa2048"), identity, now=now),
-                   reject(store, fpr("rsa2048"), "spam again", identity, now=now)]
+                   reject(store, fpr("rsa2048"), "spam again", identity, now=now)[0]]
     finally:
         store.close()
     assert [n.notice_time for n in notices] == [now, now + 1, now + 2]

@@ -299,9 +299,10 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
-        notice = rejection.reject(store, fingerprint, args.reason, identity)
+        notice, deleted = rejection.reject(store, fingerprint, args.reason, identity)
         _follow_signers(store, args)
-        print("rejected %s: deleted, and refused from now on" % fingerprint)
+        print("rejected %s: %s, and refused from now on" % (
+            fingerprint, "deleted" if deleted else "not stored here"))
         _after_notice(store, args, identity, notice)
         return 0
     return _with_store(args, action)
