@@ -52,6 +52,23 @@ def test_the_signing_hint_runs_as_printed(db_url, tmp_path):
     assert notice.returncode == 0 and fpr("rsa2048") in notice.stdout.decode(), notice.stderr
 
 
+def test_the_signing_hint_names_relative_paths_from_any_directory(tmp_path):
+    """`--db sqlite:///cks.db --config node.conf`, relative: the commands name
+    them absolute (until 2026-12-05 as given, which named nothing, or another
+    node's files, from another directory)."""
+    (tmp_path / "node.conf").write_text("[rejection]\nkey = %s\n" % fpr("ed25519"))
+    relative = ["--db", "sqlite:///cks.db", "--config", "node.conf"]
+    assert tool("cks_admin.py", relative + ["stats"], cwd=str(tmp_path)).returncode == 0
+    out = tool("cks_admin.py", relative + ["reject", fpr("rsa2048")], cwd=str(tmp_path))
+    text_command, _, publish_command = out.stdout.decode().splitlines()[-3:]
+    assert " --db sqlite:///%s --config %s sign-notice " % (
+        tmp_path / "cks.db", tmp_path / "node.conf") in publish_command
+    command = shlex.split(text_command.split(">")[0])
+    (tmp_path / "elsewhere").mkdir()
+    notice = tool(command[1], command[2:], cwd=str(tmp_path / "elsewhere"))
+    assert notice.returncode == 0 and fpr("rsa2048") in notice.stdout.decode(), notice.stderr
+
+
 def test_when_gpg_cannot_sign_the_commands_to_sign_by_hand_are_printed(db_url, tmp_path):
     """`[rejection] gpg_key` not in the keyring gpg reads (another user's):
     exit 1 with gpg's complaint, and the commands that finish the job, which

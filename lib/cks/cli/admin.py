@@ -252,8 +252,9 @@ def _print_signing_commands(args, settings, notice) -> None:
     """Commands to copy as they are, from any directory: this tool, this
     database and configuration, this key."""
     admin = "python3 %s" % shlex.quote(os.path.abspath(sys.argv[0])) + "".join(
-        " %s %s" % (option, shlex.quote(value))
-        for option, value in (("--db", args.db), ("--config", args.config)) if value)
+        " %s %s" % (option, shlex.quote(value)) for option, value in (
+            ("--db", args.db and _absolute_sqlite(args.db)),
+            ("--config", args.config and os.path.abspath(args.config))) if value)
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
           "  %s notice-text %s > notice.txt\n"
           "  gpg --armor --detach-sign --local-user %s notice.txt\n"
@@ -261,6 +262,13 @@ def _print_signing_commands(args, settings, notice) -> None:
           % (notice.serial, admin, notice.serial,
              settings.get("rejection", "key", "") or "YOUR-REJECTION-KEY", admin,
              notice.serial))
+
+
+def _absolute_sqlite(url: str) -> str:
+    """`url` with an SQLite database's relative path made absolute."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(url[len("sqlite:///"):])
+    return url
 
 
 def _with_store(args: argparse.Namespace, action, must_exist: bool = True) -> int:
