@@ -48,13 +48,14 @@ def delete(store: Store, fingerprint: str) -> bool:
 
 
 def reject(store: Store, fingerprint: str, reason: str, identity: NodeIdentity,
-           now: Optional[int] = None) -> db.StoredNotice:
-    """Delete and reject a key; return our (unsigned) notice saying so."""
+           now: Optional[int] = None) -> Tuple[db.StoredNotice, bool]:
+    """Delete and reject a key: our (unsigned) notice saying so, and whether
+    the key was stored (and is deleted)."""
     now = int(time.time()) if now is None else now
     with store.write([fingerprint]) as cursor:
-        db.delete_key(cursor, fingerprint)
+        deleted = db.delete_key(cursor, fingerprint)
         db.add_rejection(cursor, fingerprint, reason, "local", now)
-        return _our_notice(cursor, "reject", fingerprint, reason, identity, now)
+        return _our_notice(cursor, "reject", fingerprint, reason, identity, now), deleted
 
 
 def unreject(store: Store, fingerprint: str, identity: NodeIdentity,

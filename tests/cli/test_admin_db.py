@@ -1,6 +1,7 @@
 """cks_admin.py load, dump and stats against SQLite and PostgreSQL."""
 
 import json
+import re
 
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
@@ -36,6 +37,14 @@ def test_load_files_and_standard_input_queues_for_sync(db_url, tmp_path):
     assert out.returncode == 0
     counts = stats(db_url)
     assert counts["keys"] == 3 and counts["pending_sync"] == 3
+
+
+def test_verbose_adds_the_time_of_each_phase(db_url):
+    out = admin(db_url, "load", "--verbose", "-", input=fixture("rsa2048"))
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"^load: [\d.]+ s \(network views [\d.]+ s, then served views [\d.]+ s, "
+                     r"then tidying [\d.]+ s\); \d+ signatures verified in ", out.stderr.decode(),
+                     re.M), out.stderr
 
 
 def test_load_directory_without_sync_and_problems(db_url, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from cks.openpgp.armor import encode, scan
 from cks.openpgp.packet import read_packet
 from support import ROOT, fixture
-from support.db import run_sql
+from support.db import run_sql, with_schema
 from support.procs import tool
 
 
@@ -95,9 +95,9 @@ def _admin_writing_to(tmp_path, args, stdout):
     keyring = tmp_path / "keys.asc"
     keyring.write_bytes(fixture("rsa2048") + fixture("nistp256") + fixture("alice-t1"))
     args = [a.format(keys=keyring) for a in args]
+    database = with_schema("sqlite:///%s" % (tmp_path / "cks.db"))
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db",
-                             "sqlite:///%s" % (tmp_path / "cks.db")] + args, stdout=stdout,
-                            stderr=subprocess.PIPE)
+                             database] + args, stdout=stdout, stderr=subprocess.PIPE)
 
 
 @pytest.mark.parametrize("args", OUTPUTS)

@@ -5,8 +5,11 @@ unfinished dump file), and inputs it cannot read are one line."""
 
 import os
 
+import pytest
+
 from support import fixture
 from support.content import content
+from support.db import nothing_made
 from support.nodes import fpr
 from support.procs import tool
 
@@ -39,6 +42,44 @@ def test_a_dump_replaces_the_earlier_one_in_its_directory(db_url, tmp_path):
     assert content(restored) == content(db_url)  # (the deleted key did not come back)
 
 
+KEY = "1234567890ABCDEF1234567890ABCDEF12345678"
+EXISTING_ONLY = [["dump", "DIR"], ["delete", KEY], ["reject", KEY], ["unreject", KEY],
+                 ["rejected"], ["notices"], ["notice-text", "X"], ["sign-notice", "X", "-"],
+                 ["reverify"], ["ptree"], ["ptree", "--rebuild"]]
+
+
+@pytest.mark.parametrize("args", EXISTING_ONLY, ids=" ".join)
+def test_a_database_that_is_not_there_is_refused(db_url, tmp_path, args):
+    """A mistyped SQLite path, an empty PostgreSQL database: one line, exit
+    status 1, nothing made (until 2026-12-05 each command made an empty
+    database, and `dump` then removed the backup in DIR)."""
+    backups = tmp_path / "backups"
+    out = admin(db_url, *[str(backups) if a == "DIR" else a for a in args], input=b"")
+    assert out.returncode == 1, out.stderr
+    err = out.stderr.decode()
+    assert err.count("\n") == 1 and ("no such file" in err or "holds no CKS tables" in err)
+    assert nothing_made(db_url) and not backups.exists()
+
+
+def test_a_dump_of_no_keys_keeps_the_earlier_dump(db_url, tmp_path):
+    """A nightly dump from the wrong (empty) database fails, and the backup stays."""
+    loaded = "sqlite:///%s" % (tmp_path / "loaded.db")
+    _loaded(loaded)
+    backups = tmp_path / "backups"
+    assert admin(loaded, "dump", str(backups), "--keys-per-file", "4").returncode == 0
+    before = {p.name: p.read_bytes() for p in backups.iterdir()}
+    assert admin(db_url, "stats").returncode == 0  # (makes the tables)
+    out = admin(db_url, "dump", str(backups))
+    assert (out.returncode, out.stdout) == (1, b"")
+    assert out.stderr.decode() == (
+        "cks_admin.py: error: the database holds no keys, so the earlier dump in %s (2 files) "
+        "is kept (is it the right database? to empty the dump, remove its files)\n" % backups)
+    assert {p.name: p.read_bytes() for p in backups.iterdir()} == before
+    out = admin(db_url, "dump", str(tmp_path / "new"))  # (nothing to keep)
+    assert (out.returncode, out.stdout.decode()) == (0, "0 keys in 0 files in %s\n"
+                                                     % (tmp_path / "new"))
+
+
 def test_a_load_of_a_directory_takes_the_keys_and_leaves_the_rest(db_url, tmp_path):
     dump = tmp_path / "sks-dump"
     dump.mkdir()
@@ -62,3 +103,61 @@ def test_inputs_it_cannot_read_are_one_line(tmp_path):
     out = admin(nowhere, "load", "-", input=fixture("rsa2048"))
     assert out.returncode == 1 and out.stderr.decode().count("\n") == 1, out.stderr
     assert "no-such-directory" in out.stderr.decode() and b"Traceback" not in out.stderr
+
+
+def test_a_load_of_a_directory_names_what_it_skips(db_url, tmp_path):
+    """Until 2026-12-05 a subdirectory, a pipe, a symbolic link to nothing were
+    left out without a word, and a load that found no file said `0 added` and
+    exited 0."""
+    nest = tmp_path / "nest"
+    (nest / "2026-12-05").mkdir(parents=True)
+    (nest / "2026-12-05" / "keys.asc").write_bytes(fixture("rsa2048"))
+    os.mkfifo(nest / "fifo")
+    (nest / "gone").symlink_to(tmp_path / "nothing-here")
+    (nest / "metadata-sks-dump.txt").write_text("#Metadata-for: sks-dump\n")  # (not keys)
+    skipped = ["load: skipped %s: a directory (a load reads no subdirectory: name it to load "
+               "its files)" % (nest / "2026-12-05"),
+               "load: skipped %s: not a regular file (a pipe, a socket, a device)" % (
+                   nest / "fifo"),
+               "load: skipped %s: a symbolic link to nothing" % (nest / "gone")]
+    out = admin(db_url, "load", "--no-sync", str(nest))
+    assert (out.returncode, out.stdout) == (2, b"")
+    assert out.stderr.decode().splitlines() == skipped + [
+        "cks_admin.py: error: no files to load in %s" % nest]
+    (tmp_path / "empty").mkdir()
+    out = admin(db_url, "load", "--no-sync", str(tmp_path / "empty"))
+    assert (out.returncode, out.stderr.decode()) == (
+        2, "cks_admin.py: error: no files to load in %s\n" % (tmp_path / "empty"))
+    (nest / "keys.asc").write_bytes(fixture("nistp256"))
+    out = admin(db_url, "load", "--no-sync", str(nest))
+    assert out.returncode == 0 and out.stdout.decode().startswith("1 added"), out.stderr
+    assert out.stderr.decode().splitlines() == skipped
+
+
+# Root without the capabilities that let it read any file: as another user would be.
+NOT_ROOT = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+
+
+def test_a_file_or_directory_it_cannot_open_stops_the_load_before_it_begins(tmp_path):
+    """One line, the usage error's status, nothing loaded; until 2026-12-05
+    the load stored the keys before it, unserved, and ended with a traceback
+    (an unreadable directory: a traceback alone)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (to take away its capabilities)")
+    (tmp_path / "keys.asc").write_bytes(b"".join(fixture(n) for n in NAMES))
+    for directory in ("closed", "inside"):
+        (tmp_path / directory).mkdir()
+    for path in (tmp_path / "secret.asc", tmp_path / "inside" / "secret.asc"):
+        path.write_bytes(fixture("rsa2048"))
+    for path in (tmp_path / "secret.asc", tmp_path / "closed", tmp_path / "inside" / "secret.asc"):
+        path.chmod(0)
+    database = "sqlite:///%s" % (tmp_path / "cks.db")
+    for named, unreadable in (("secret.asc", "secret.asc"), ("closed", "closed"),
+                              ("inside", "inside/secret.asc")):
+        out = tool("cks_admin.py", ["--db", database, "load", "--no-sync", "--batch-size", "2",
+                                    str(tmp_path / "keys.asc"), str(tmp_path / named)],
+                   under=NOT_ROOT)
+        assert (out.returncode, out.stdout) == (2, b""), out.stderr
+        assert out.stderr.decode() == ("cks_admin.py: error: cannot read %s: Permission "
+                                       "denied\n" % (tmp_path / unreadable))
+        assert nothing_made(database)

@@ -19,7 +19,7 @@ from cks.store.rows import UNSERVED
 from cks.sync.recon.fetch import REFUSED_TTL, FetchSettings, fetch_missing, raw_hash
 from cks.sync.recon.hashquery import decode_answer, encode_answer
 from support import DEBIAN_KEYRING, fixture
-from support.db import run_sql
+from support.db import run_sql, with_schema
 from support.nodes import fpr, manage
 from support.procs import tool
 from support.reconpeer import HashQueryPeer
@@ -145,7 +145,7 @@ def test_a_rejected_key_is_refused_recorded_and_not_asked_again(new_db):
     with Cksd(new_db("a")) as a:
         for name in ("rsa2048", "nistp256"):
             assert a.add(fixture(name))[0] == 200
-        b = new_db("b")
+        b = with_schema(new_db("b"))  # (a node whose cksd has not run yet)
         out = tool("cks_admin.py", ["--db", b, "reject", fpr("rsa2048"), "--reason", "x"])
         assert out.returncode == 0, out.stderr
         hashes = [hash_of("rsa2048"), hash_of("nistp256")]

@@ -52,6 +52,23 @@ def test_the_signing_hint_runs_as_printed(db_url, tmp_path):
     assert notice.returncode == 0 and fpr("rsa2048") in notice.stdout.decode(), notice.stderr
 
 
+def test_the_signing_hint_names_relative_paths_from_any_directory(tmp_path):
+    """`--db sqlite:///cks.db --config node.conf`, relative: the commands name
+    them absolute (until 2026-12-05 as given, which named nothing, or another
+    node's files, from another directory)."""
+    (tmp_path / "node.conf").write_text("[rejection]\nkey = %s\n" % fpr("ed25519"))
+    relative = ["--db", "sqlite:///cks.db", "--config", "node.conf"]
+    assert tool("cks_admin.py", relative + ["stats"], cwd=str(tmp_path)).returncode == 0
+    out = tool("cks_admin.py", relative + ["reject", fpr("rsa2048")], cwd=str(tmp_path))
+    text_command, _, publish_command = out.stdout.decode().splitlines()[-3:]
+    assert " --db sqlite:///%s --config %s sign-notice " % (
+        tmp_path / "cks.db", tmp_path / "node.conf") in publish_command
+    command = shlex.split(text_command.split(">")[0])
+    (tmp_path / "elsewhere").mkdir()
+    notice = tool(command[1], command[2:], cwd=str(tmp_path / "elsewhere"))
+    assert notice.returncode == 0 and fpr("rsa2048") in notice.stdout.decode(), notice.stderr
+
+
 def test_when_gpg_cannot_sign_the_commands_to_sign_by_hand_are_printed(db_url, tmp_path):
     """`[rejection] gpg_key` not in the keyring gpg reads (another user's):
     exit 1 with gpg's complaint, and the commands that finish the job, which
@@ -82,7 +99,8 @@ def test_delete_reject_unreject_and_list(db_url):
     assert out.returncode == 0 and out.stdout.decode().startswith("deleted " + fpr("rsa2048"))
     assert admin(db_url, "delete", fpr("rsa2048")).returncode == 1  # not there any more
     out = admin(db_url, "reject", "0x" + fpr("nistp256").lower(), "--reason", "spam report 7")
-    assert out.returncode == 0 and "rejected " + fpr("nistp256") in out.stdout.decode()
+    assert out.returncode == 0 and out.stdout.decode().startswith(
+        "rejected %s: deleted, and refused from now on\n" % fpr("nistp256"))
     assert "not signed yet" in out.stdout.decode()
     listing = json.loads(admin(db_url, "rejected", "--json").stdout)
     assert [(r["fingerprint"], r["reason"], r["source"]) for r in listing] == \
@@ -92,6 +110,9 @@ def test_delete_reject_unreject_and_list(db_url):
     assert json.loads(admin(db_url, "rejected", "--json").stdout) == []
     out = admin(db_url, "unreject", fpr("nistp256"))
     assert out.returncode == 1 and b"is not rejected here" in out.stderr
+    out = admin(db_url, "reject", fpr("rsa2048"))  # (deleted above; until 2026-12-05 "deleted")
+    assert out.returncode == 0 and out.stdout.decode().startswith(
+        "rejected %s: not stored here, and refused from now on\n" % fpr("rsa2048"))
 
 
 @pytest.mark.parametrize("text,message", [
@@ -125,6 +146,7 @@ def test_rejecting_removes_the_key_from_the_sync_queue_and_backlogs(db_url):
 
 
 def test_a_rejected_key_is_refused_on_every_path(db_url):
+    with_schema(db_url)  # (a new node: rejected before its first load)
     admin(db_url, "reject", fpr("rsa2048"), "--reason", "gone")
     out = admin(db_url, "load", "-", input=fixture("rsa2048"))  # bulk load
     assert out.returncode == 1 and b"rejected on this server: gone" in out.stderr
@@ -160,9 +182,9 @@ def test_notices_about_one_key_are_dated_in_order_within_a_second(db_url):
     identity = NodeIdentity("node-a.example")
     try:
         now = 1795950000
-        notices = [reject(store, fpr("rsa2048"), "spam", identity, now=now),
+        notices = [reject(store, fpr("rsa2048"), "spam", identity, now=now)[0],
                    unreject(store, fpr("rsa2048"), identity, now=now),
-                   reject(store, fpr("rsa2048"), "spam again", identity, now=now)]
+                   reject(store, fpr("rsa2048"), "spam again", identity, now=now)[0]]
     finally:
         store.close()
     assert [n.notice_time for n in notices] == [now, now + 1, now + 2]

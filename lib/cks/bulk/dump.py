@@ -4,18 +4,30 @@ keyring files DIR/cks-dump-NNNN.pgp, as SKS's `dump` writes them: what
 temporary name and renamed when complete, so a dump that was interrupted
 never leaves a truncated file behind under a final name.  A complete dump
 then removes the files of an earlier one that it did not write over, so
-that loading the directory gives back this dump, not a key deleted since."""
+that loading the directory gives back this dump, not a key deleted since;
+a dump of no keys removes none (NothingDumped): an empty database is more
+likely the wrong one than the end of every key, and the earlier dump may be
+the only copy left."""
 
 from __future__ import annotations
 
 import os
 import re
-from typing import BinaryIO, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 
 from ..store import Store
 
 FILE_NAME = "cks-dump-%04d.pgp"
 DUMP_FILE = re.compile(r"cks-dump-(\d{4,})\.pgp(\.part)?\Z")
+
+
+class NothingDumped(Exception):
+    """The database holds no keys, and DIR holds an earlier dump's `files`,
+    which stay."""
+
+    def __init__(self, files: int) -> None:
+        super().__init__(files)
+        self.files = files
 
 
 def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int]:
@@ -37,19 +49,23 @@ def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, in
             handle.close()
             os.unlink(handle.name)
         raise
-    return count, files, _remove_earlier(directory, files)
+    earlier = _earlier(directory, files)
+    if count == 0 and earlier:
+        raise NothingDumped(len(earlier))
+    for path in earlier:
+        os.unlink(path)
+    return count, files, len(earlier)
 
 
-def _remove_earlier(directory: str, written: int) -> int:
-    """Remove the dump files numbered `written` or above (an earlier dump's),
-    and any left unfinished; how many there were."""
-    removed = 0
+def _earlier(directory: str, written: int) -> List[str]:
+    """The dump files numbered `written` or above (an earlier dump's), and
+    any left unfinished."""
+    out = []
     for name in os.listdir(directory):
         match = DUMP_FILE.match(name)
         if match and (match.group(2) or int(match.group(1)) >= written):
-            os.unlink(os.path.join(directory, name))
-            removed += 1
-    return removed
+            out.append(os.path.join(directory, name))
+    return out
 
 
 def _finish(handle: Optional[BinaryIO]) -> None:

@@ -16,7 +16,7 @@ from typing import Iterator, List
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
-from ..bulk.dump import dump
+from ..bulk.dump import NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..config import ConfigError
 from ..hkp.admin import hash_password
@@ -30,12 +30,13 @@ from .common import (CommandParser, UserError, base_parser, minute, node_identit
 from .show import format_key, read_key_file
 
 
-def _read_input(path: str) -> bytes:
+def _read_input(path: str, size: int = -1) -> bytes:
+    """The file's first `size` bytes (all of it: -1), an error as one line."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        return sys.stdin.buffer.read(size)
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(size)
     except OSError as exc:
         raise UserError("cannot read %s: %s" % (path, exc.strerror)) from None
 
@@ -63,22 +64,29 @@ def cmd_show(args: argparse.Namespace) -> int:
 NOT_KEYS = re.compile(r"metadata-.*\.txt\Z|.*\.part\Z")
 
 
-def _open_store(args: argparse.Namespace):
+def _open_store(args: argparse.Namespace, must_exist: bool):
+    """The configured database; `must_exist`: one cksd or `load` made (a
+    mistyped path, an empty database, is an error, not a new database)."""
     try:
-        return open_store(settings_from(args).db_url, 2)
+        store = open_store(settings_from(args).db_url, 2, must_exist=must_exist)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
+    try:
+        store.check()  # (before a dump's directory or a lock file is made)
+    except StoreError as exc:
+        store.close()
+        raise UserError(str(exc), 1) from None
+    return store
 
 
 def _files(paths: List[str]) -> List[str]:
     """The files to load: each path named, and the files of each directory
-    but those that hold no keys of a dump (NOT_KEYS)."""
+    (_directory_files); each one opened once here, so that one the load
+    could not read stops it before it begins."""
     out = []
     for path in paths:
         if os.path.isdir(path):
-            out.extend(sorted(os.path.join(path, name) for name in os.listdir(path)
-                              if os.path.isfile(os.path.join(path, name))
-                              and not NOT_KEYS.match(name)))
+            out.extend(_directory_files(path))
         elif os.path.isfile(path) or path == "-":
             out.append(path)
         elif os.path.exists(path):
@@ -86,7 +94,37 @@ def _files(paths: List[str]) -> List[str]:
                             "... | cks_admin.py load -)" % path)
         else:
             raise UserError("no such file or directory: %s" % path)
+    if not out:
+        raise UserError("no files to load in %s" % ", ".join(paths))
+    for path in out:
+        if path != "-":
+            _read_input(path, 0)
     return out
+
+
+def _directory_files(directory: str) -> List[str]:
+    """The files of `directory` but those that hold no keys of a dump
+    (NOT_KEYS), in name order; a line on standard error for each other
+    entry (a directory, a pipe, a symbolic link to nothing), left out."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise UserError("cannot read %s: %s" % (directory, exc.strerror)) from None
+    out = []
+    for path in (os.path.join(directory, name) for name in names if not NOT_KEYS.match(name)):
+        if os.path.isfile(path):
+            out.append(path)
+        else:
+            print("load: skipped %s: %s" % (path, _not_a_file(path)), file=sys.stderr)
+    return out
+
+
+def _not_a_file(path: str) -> str:
+    if os.path.isdir(path):
+        return "a directory (a load reads no subdirectory: name it to load its files)"
+    if not os.path.exists(path):
+        return "a symbolic link to nothing"
+    return "not a regular file (a pipe, a socket, a device)"
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -105,13 +143,18 @@ def cmd_load(args: argparse.Namespace) -> int:
                 return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
+        except OSError as exc:  # (a file that went away, or became unreadable, since _files)
+            if exc.filename is None:
+                raise  # (not a file's: a fork that failed, say)
+            raise UserError("cannot read %s: %s (run the load again: it goes on where it "
+                            "stopped)" % (exc.filename, exc.strerror or exc), 1) from None
         except Stopped:
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
-    summary = _with_store(args, action)
+    summary = _with_store(args, action, must_exist=False)
     for problem in summary.problems:
         print(problem, file=sys.stderr)
-    if args.verbose or sys.stderr.isatty():
+    if args.verbose:
         print("load: %.2f s (network views %.2f s, then served views %.2f s, then tidying "
               "%.2f s); %d signatures verified in %.2f s of the workers' time (%.0f/s)" % (
                   summary.seconds, summary.network_seconds, summary.views_seconds,
@@ -209,8 +252,9 @@ def _print_signing_commands(args, settings, notice) -> None:
     """Commands to copy as they are, from any directory: this tool, this
     database and configuration, this key."""
     admin = "python3 %s" % shlex.quote(os.path.abspath(sys.argv[0])) + "".join(
-        " %s %s" % (option, shlex.quote(value))
-        for option, value in (("--db", args.db), ("--config", args.config)) if value)
+        " %s %s" % (option, shlex.quote(value)) for option, value in (
+            ("--db", args.db and _absolute_sqlite(args.db)),
+            ("--config", args.config and os.path.abspath(args.config))) if value)
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
           "  %s notice-text %s > notice.txt\n"
           "  gpg --armor --detach-sign --local-user %s notice.txt\n"
@@ -220,8 +264,18 @@ def _print_signing_commands(args, settings, notice) -> None:
              notice.serial))
 
 
-def _with_store(args: argparse.Namespace, action) -> int:
-    store = _open_store(args)
+def _absolute_sqlite(url: str) -> str:
+    """`url` with an SQLite database's relative path made absolute."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + os.path.abspath(url[len("sqlite:///"):])
+    return url
+
+
+def _with_store(args: argparse.Namespace, action, must_exist: bool = True) -> int:
+    """`action(store)` on the configured database, its errors as one line.
+    Only `load` and `stats` make the schema where there is none (the way to
+    make it as the database's owner); the others work on existing keys."""
+    store = _open_store(args, must_exist)
     try:
         return action(store)
     except (RejectionError, NoticeError) as exc:
@@ -253,9 +307,10 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
-        notice = rejection.reject(store, fingerprint, args.reason, identity)
+        notice, deleted = rejection.reject(store, fingerprint, args.reason, identity)
         _follow_signers(store, args)
-        print("rejected %s: deleted, and refused from now on" % fingerprint)
+        print("rejected %s: %s, and refused from now on" % (
+            fingerprint, "deleted" if deleted else "not stored here"))
         _after_notice(store, args, identity, notice)
         return 0
     return _with_store(args, action)
@@ -348,6 +403,11 @@ def cmd_dump(args: argparse.Namespace) -> int:
         except OSError as exc:  # not a directory, no permission, disk full
             raise UserError("cannot write the dump in %s: %s" % (
                 args.directory, exc.strerror or exc), 1) from None
+        except NothingDumped as exc:
+            raise UserError("the database holds no keys, so the earlier dump in %s (%d "
+                            "file%s) is kept (is it the right database? to empty the dump, "
+                            "remove its files)" % (args.directory, exc.files,
+                                                   "" if exc.files == 1 else "s"), 1) from None
         print("%d keys in %d file%s in %s%s" % (
             count, files, "" if files == 1 else "s", args.directory,
             "; %d file%s of an earlier dump removed" % (removed, "" if removed == 1 else "s")
@@ -366,7 +426,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
             for name, value in stats.items():
                 print("%-18s %d" % (name.replace("_", " "), value))
         return 0
-    return _with_store(args, action)
+    return _with_store(args, action, must_exist=False)
 
 PTREE_PROBLEMS_SHOWN = 50
 

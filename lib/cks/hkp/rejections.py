@@ -95,7 +95,7 @@ def _act(app: "KeyServer", values: Form) -> str:
             found = rejection.delete(app.store, fingerprint)
             return ("deleted %s" if found else "no key %s is stored here") % fingerprint
         if action == "reject":
-            notice = rejection.reject(app.store, fingerprint, values.get("reason") or "",
+            notice, _ = rejection.reject(app.store, fingerprint, values.get("reason") or "",
                                       app.settings.identity)
             return "rejected %s; notice %s waits for your signature" % (fingerprint,
                                                                        notice.serial)
