@@ -10,8 +10,8 @@ Armored input is read one armor block at a time (memory is bounded by the
 largest block), and each PUBLIC KEY BLOCK is cut the same way.
 
 Each Chunk says where to read on once it is stored (`resume_at`): after
-it for binary input; for a key inside an armor block, the block's start
-until its last key, then the block's end.
+it for binary input (after a problem, at the next key); for a key inside an
+armor block, the block's start until its last key, then the block's end.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ class Chunk:
     offset: Optional[int]
     resume_at: int
     problem: str = ""
+
+    @property
+    def read_again(self) -> bool:
+        """Does a load that goes on from `resume_at` read this chunk again (a
+        key of an armor block but its last)?"""
+        return self.offset is not None and self.resume_at <= self.offset
 
     def place(self, path: str) -> str:
         """Where in the file `path` it was read, as problem lines name it."""
@@ -254,12 +260,15 @@ def _key_by_packets(handle: BinaryIO, position: int,
             if parts and exc.tag in PRIMARY_TAGS:  # the key read is whole; the next is broken
                 yield Chunk(b"".join(parts), start, exc.offset)
                 parts = []
+            after = _resync(handle, exc.offset, max_length)
+            # (read on after the problem: a resumed load does not find it again)
+            resume_at = _size(handle) if after is None else after
             if parts:  # reported where the key that is lost starts
-                yield Chunk(b"", start, exc.offset, "%s at offset %d; the key "
+                yield Chunk(b"", start, resume_at, "%s at offset %d; the key "
                             "there is incomplete and was skipped" % (exc, exc.offset))
             else:
-                yield Chunk(b"", exc.offset, exc.offset, str(exc))
-            return _resync(handle, exc.offset, max_length)
+                yield Chunk(b"", exc.offset, resume_at, str(exc))
+            return after
         if packet is None:
             if parts:
                 yield Chunk(b"".join(parts), start, position)
@@ -270,6 +279,11 @@ def _key_by_packets(handle: BinaryIO, position: int,
             return offset
         parts.append(raw)
         position = offset + len(raw)
+
+
+def _size(handle: BinaryIO) -> int:
+    handle.seek(0, io.SEEK_END)
+    return handle.tell()
 
 
 def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterator[Chunk]:
