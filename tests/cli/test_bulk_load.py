@@ -20,6 +20,7 @@ from cks import pipeline, rejection, views
 from cks.bulk import derive, load
 from cks.hkp.views_owed import follow_views
 from cks.bulk.split import read_chunks
+from cks.openpgp import armor
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets, read_packet
 from cks.openpgp.signature import Signature
@@ -442,6 +443,34 @@ def test_batches_end_at_a_byte_limit_in_both_phases(db_url, tmp_path, monkeypatc
     assert phase2 == greedy_batches(stored, load.BATCH_BYTES) + [0]
     assert 3 < len(phase1) < 12 and 3 < len(phase2) < 13
     assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+
+
+PEAK = ("import resource, subprocess, sys; "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def peak_kib(url, path):
+    """The peak resident size of the load of `path` (its largest process), KiB."""
+    out = subprocess.run([sys.executable, "-c", PEAK, *load_command(url, path, "--no-sync")],
+                         capture_output=True, check=True)
+    return int(out.stdout)
+
+
+def test_an_armor_block_loads_in_the_memory_a_binary_keyring_does(tmp_path):
+    """A block is decoded as it is read (until 2026-12-05 it was held whole,
+    at about eight times its size: 357 MB for the Debian keyring as one
+    block, 117 MB now and for the keyring itself)."""
+    keys = b"".join(debian_keys(400))
+    (tmp_path / "keys.gpg").write_bytes(keys)
+    (tmp_path / "keys.asc").write_text(armor.encode(keys))
+    binary = peak_kib("sqlite:///%s" % (tmp_path / "binary.db"), tmp_path / "keys.gpg")
+    armored = peak_kib("sqlite:///%s" % (tmp_path / "armored.db"), tmp_path / "keys.asc")
+    size_kib = (tmp_path / "keys.asc").stat().st_size // 1024
+    assert size_kib > 10000
+    assert armored - binary < size_kib // 2, (binary, armored, size_kib)
+    assert content("sqlite:///%s" % (tmp_path / "binary.db")) == \
+        content("sqlite:///%s" % (tmp_path / "armored.db"))
 
 
 def test_dump_loads_back_to_the_same_content(db_url, tmp_path):
