@@ -216,6 +216,25 @@ CREATE TABLE cks_load_progress (
     updated_at  bigint NOT NULL
 );
 
+-- What an interrupted load found in each input file up to its `resume_at`
+-- (written in the same transactions): keys by outcome ('added', 'updated',
+-- 'unchanged', 'refused:KIND') and its problem lines in order, so that the
+-- run that completes the load reports them (lib/cks/bulk/load.py).  The rows
+-- go with the file's cks_load_progress row.  Made on a database's first load.
+CREATE TABLE cks_load_counts (
+    path        text NOT NULL,        -- as in cks_load_progress
+    outcome     text NOT NULL,
+    keys        bigint NOT NULL,
+    PRIMARY KEY (path, outcome)
+);
+
+CREATE TABLE cks_load_problems (
+    path        text NOT NULL,        -- as in cks_load_progress
+    seq         bigint NOT NULL,      -- 0, 1, ... in the order found
+    problem     text NOT NULL,
+    PRIMARY KEY (path, seq)
+);
+
 -- The keys whose served views the running (or an interrupted) load's second
 -- phase derived, each with every key the load stored held: what one of them
 -- signed among them is not derived again when the load follows up their

@@ -74,10 +74,12 @@ TRUNCATED = {
 }
 
 
-def lost(problem, start, at):
-    """The chunk reported for a key starting at `start`, lost where it breaks."""
-    return (b"", start, at, "%s at offset %d; the key there is incomplete and was skipped"
-            % (problem, at))
+def lost(problem, start, at, next_key):
+    """The chunk reported for a key starting at `start`, lost where it breaks
+    (`at`); reading goes on at `next_key` (a load goes on there: the
+    problem is not found again)."""
+    return (b"", start, next_key, "%s at offset %d; the key there is incomplete and was "
+            "skipped" % (problem, at))
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
@@ -85,7 +87,7 @@ def test_broken_framing_loses_the_key_it_is_in_and_reading_goes_on(case):
     tail, problem = BROKEN[case]
     first, second = keys()[:2]
     data = first + tail + second
-    assert chunks(data) == [lost(problem, 0, len(first)),
+    assert chunks(data) == [lost(problem, 0, len(first), len(first + tail)),
                             (second, len(first + tail), len(data), "")]
 
 
@@ -93,9 +95,10 @@ def test_broken_framing_loses_the_key_it_is_in_and_reading_goes_on(case):
 def test_a_truncated_packet_at_the_end_loses_its_key(case):
     tail, problem = TRUNCATED[case]
     first, second = keys()[:2]
-    assert chunks(first + second + tail) == [(first, 0, len(first), ""),
-                                             lost(problem, len(first), len(first + second))]
-    assert chunks(first + tail) == [lost(problem, 0, len(first))]
+    assert chunks(first + second + tail) == [
+        (first, 0, len(first), ""),
+        lost(problem, len(first), len(first + second), len(first + second + tail))]
+    assert chunks(first + tail) == [lost(problem, 0, len(first), len(first + tail))]
 
 
 BROKEN_PRIMARY = {
@@ -117,7 +120,7 @@ def test_a_key_whose_first_packet_is_broken_is_lost_alone(case):
     first, second = keys()[:2]
     data = first + tail + second
     assert chunks(data) == [(first, 0, len(first), ""),
-                            (b"", len(first), len(first), problem),
+                            (b"", len(first), len(first + tail), problem),
                             (second, len(first + tail), len(data), "")]
 
 
@@ -127,7 +130,7 @@ def test_a_file_cut_inside_a_keys_first_packet_loses_that_key_alone():
     for cut in (1, 2, 3, 10, first_packet - 1):
         found = chunks(first + second[:cut])
         assert found[0] == (first, 0, len(first), ""), cut
-        assert found[1][:3] == (b"", len(first), len(first)), cut
+        assert found[1][:3] == (b"", len(first), len(first) + cut), cut
         assert found[1][3].startswith("truncated packet (needs "), cut
         assert len(found) == 2
 
@@ -148,7 +151,7 @@ def test_an_indeterminate_length_reads_no_further_than_the_limit():
     tail = b"\xaf" + b"z" * 5000
     stop = len(first) + 1 + 2001
     assert chunks(first + tail, max_length=2000) == [
-        lost("not an OpenPGP packet (byte 0x7A)", 0, stop)]
+        lost("not an OpenPGP packet (byte 0x7A)", 0, stop, len(first + tail))]
     assert chunks(first + tail, max_length=5000) == [(first + tail, 0, len(first + tail), "")]
 
 
@@ -157,16 +160,17 @@ CORRUPT = {"zero bytes": b"\x00" * 4096, "text": b"some text, not a key\n" * 8}
 
 @pytest.mark.parametrize("case", sorted(CORRUPT))
 def test_reading_on_where_any_chunk_says_finds_the_keys_after_it(case):
-    """A load interrupted after any chunk goes on at its resume_at, which may
-    be the corrupt byte itself: the file is still read as binary (judged
-    from its start), and every key the whole read finds after that chunk
-    is found."""
+    """A load interrupted after any chunk goes on at its resume_at (after a
+    problem, the next key; after a key, where the next packet starts, a
+    corrupt one too): the file is still read as binary (judged from its
+    start), and every key the whole read finds after that chunk is found."""
     parts = keys()
     cut = len(parts[0]) + read_packet(parts[1])[1]  # after the second key's first packet
     data = b"".join(parts)
     data = data[:cut] + CORRUPT[case] + data[cut:]
     whole = chunks(data)
-    assert whole[1][1:3] == (len(parts[0]), cut)  # the second key lost; go on at the spot
+    # the second key lost; go on at the third
+    assert whole[1][1:3] == (len(parts[0]), len(b"".join(parts[:2])) + len(CORRUPT[case]))
     for index, (_, _, resume_at, _) in enumerate(whole):
         handle = io.BytesIO(data)
         handle.seek(resume_at)

@@ -73,3 +73,21 @@ def test_read_from_standard_input_the_line_tells_no_share_and_no_time_left(clock
     """The input's size is not known then."""
     written = shown(clock, progress.ProgressLine, None, updates=[(102.0, (100, 250))])
     assert states(written) == ["100 keys, 50 keys/s"]
+
+
+def test_a_problem_line_goes_above_the_line_which_is_shown_again(clock):
+    """A load says a problem when it finds it: on a line of its own, the
+    progress line cleared first and shown again after it, in its last
+    state (one not shown yet too)."""
+    out = io.StringIO()
+    line = progress.ProgressLine(1000, stream=out)
+    clock.now = 101.0
+    line.update(100, 250)
+    clock.now = 101.1
+    line.update(200, 500)  # within the interval: not shown yet
+    line.above(lambda: out.write("keys.gpg: offset 7: truncated packet\n"))
+    line.close()
+    assert out.getvalue() == (
+        "\r100 keys, 100 keys/s, 25.0% of the input, about 0m03s left   "
+        "\r\033[Kkeys.gpg: offset 7: truncated packet\n"
+        "\r200 keys, 182 keys/s, 50.0% of the input, about 0m01s left   \n")

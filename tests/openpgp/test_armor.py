@@ -176,6 +176,35 @@ def test_data_lines_read_as_one_at_a_time(pieces):
         assert (blocks[0].data, blocks[0].has_checksum) == expected
 
 
+@given(st.lists(st.sampled_from(_LINE_PIECES), max_size=8),
+       st.lists(st.integers(0, 3), max_size=8), st.integers(1, 12))
+@settings(max_examples=1000, deadline=None)
+def test_a_body_fed_in_batches_reads_as_scan_reads_it(pieces, batches, decode_bytes):
+    """armor.BodyReader fed a few lines at a time, decoding every few
+    characters (a load reads a large block so), takes the block scan takes,
+    with its data, and refuses the block scan refuses."""
+    lines = ["Comment: x"] * (len(batches) % 2) + [""] + pieces
+    text = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n%s\n-----END PGP PUBLIC KEY BLOCK-----\n" \
+        % "\n".join(lines)
+    blocks, errors = armor.scan(text)
+    parts = []
+    reader = armor.BodyReader(armor.PUBLIC_KEY_BLOCK, parts.append)
+    todo = [line.encode() + b"\n" for line in lines]
+    try:
+        with pytest.MonkeyPatch.context() as patched:
+            patched.setattr(armor, "DECODE_BYTES", decode_bytes)
+            for size in batches + [len(todo)]:
+                reader.feed(todo[:size])
+                todo = todo[size:]
+            reader.end()
+    except ArmorError:
+        assert errors and not blocks
+    else:
+        assert not errors
+        assert (blocks[0].data, blocks[0].headers, blocks[0].has_checksum) == (
+            b"".join(parts), reader.headers, reader.checksum is not None)
+
+
 _END = "-----END PGP PUBLIC KEY BLOCK-----"
 _TEXT_PIECES = [_END, _END + " \t", _END + "\r", _END + "x", "x" + _END, "\n", "\r\n", " ",
                 "QUJD", "-----END PGP MESSAGE-----", "-----END PGP PUBLIC KEY BLOCK----"]

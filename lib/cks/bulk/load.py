@@ -4,8 +4,11 @@ phases: the network view, then the served views.
 Phase 1.  Input files are cut into keys as they are read (split.py).  Every
 `batch_size` keys, worker processes (one per core) parse, check and merge
 them (derive.py) and the parent writes the batch in ONE transaction with each
-file's offset reached (cks_load_progress), so a load killed at any point goes
-on after the last committed batch when run again.  A key not stored before is
+file's offset reached (cks_load_progress) and what was found in it up to
+there (cks_load_counts, cks_load_problems), so a load killed at any point
+goes on after the last committed batch when run again, and the run that
+completes it reports the whole load.  Problem lines are reported as they
+are found.  A key not stored before is
 written as its network view alone (its row with its SKS hash, in the recon
 tree: what recon and op=hget need) and no served view (Store.UNSERVED): no
 lookup finds it yet.  A key stored before is merged and written with its new
@@ -45,7 +48,8 @@ import gc
 import multiprocessing
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Counter, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 from .. import pipeline, views
 from ..openpgp.errors import PacketError
@@ -53,8 +57,9 @@ from ..openpgp.keypacket import PublicKey, identify
 from ..openpgp.keys import merge_all, parse_keyring
 from ..openpgp.packet import TAG_PUBLIC_KEY, read_packet
 from ..store import Store
-from ..store.loadprogress import (FileIdentity, forget, forget_served, mark_served, prepare,
-                                  resume_offset, save, served_together)
+from ..store.loadprogress import (FileIdentity, Tally, forget, forget_served, mark_served,
+                                  prepare, record, resume_offset, resumed_tally, save,
+                                  served_together)
 from ..store.rows import NetworkView, ServedView
 from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, primaries_of,
                      start_pool_worker, start_worker)
@@ -89,6 +94,13 @@ Runner = Callable[[List[Group]], Tuple[Waiter, List[float]]]
 results, and a list that gets the time they were all done."""
 
 
+def outcome_name(outcome: pipeline.Outcome) -> str:
+    """How a load counts `outcome`: its status, or 'refused:KIND'."""
+    if outcome.status == pipeline.REFUSED:
+        return "%s:%s" % (pipeline.REFUSED, outcome.refusal)
+    return outcome.status
+
+
 @dataclass
 class Summary:
     counts: Counter = field(default_factory=collections.Counter)  # by pipeline status
@@ -109,12 +121,12 @@ class Summary:
             " (%s)" % reasons if reasons else "", len(self.problems),
             "" if len(self.problems) == 1 else "s")
 
-    def count(self, path_of: Dict[str, str], outcome: pipeline.Outcome) -> None:
-        self.counts[outcome.status] += 1
-        if outcome.status == pipeline.REFUSED:
-            self.refused[outcome.refusal] += 1
-            self.problems.append("%s: key %s refused: %s" % (
-                path_of.get(outcome.fingerprint, "?"), outcome.fingerprint, outcome.reason))
+    def count(self, name: str, keys: int = 1) -> None:
+        """Count `keys` keys of the outcome `name` (outcome_name)."""
+        status, _, refusal = name.partition(":")
+        self.counts[status] += keys
+        if refusal:
+            self.refused[refusal] += keys
 
 
 @dataclass
@@ -133,8 +145,9 @@ class _Sent:
     tasks: List[Task]
     entries: List[Tuple[str, str, bytes]]  # (fingerprint, key ID, primary key body)
     path_of: Dict[str, str]
+    sources: List[Optional[FileIdentity]]  # of each task: the file whose tally it goes in
     offsets: Dict[FileIdentity, int]
-    problems: List[str]  # chunks that could not be read
+    problems: List[Tuple[Optional[FileIdentity], str]]  # chunks that could not be read
     results: Callable[[], List[Result]]
     keys: int
     read_to: int  # input bytes read, for the progress line
@@ -143,7 +156,9 @@ class _Sent:
 class Loader:
     def __init__(self, store: Store, db_url: str, limits: pipeline.Limits,
                  source: pipeline.Source, jobs: int, batch_size: int = BATCH_SIZE,
-                 progress: bool = False) -> None:
+                 progress: bool = False, report: Callable[[str], None] = lambda line: None
+                 ) -> None:
+        """`report`: says a problem line, when it is found."""
         self.store = store
         self.db_url = db_url
         self.limits = limits
@@ -152,6 +167,9 @@ class Loader:
         self.batch_size = batch_size
         self.show_progress = progress
         self.summary = Summary()
+        self.report = report
+        self.tallies: Dict[FileIdentity, Tally] = {}  # what is recorded of each file
+        self._line: Optional[ProgressLine] = None  # phase 1's, while shown
         self.stopping = StopFlag()  # (made before the workers are forked: they share it)
         self.run: Optional[Runner] = None
         self._keys_written = 0
@@ -163,7 +181,8 @@ class Loader:
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
         with _fewer_collections(), self._runner() as self.run, self._the_only_load():
             prepare(self.store)
-            progress = self._network_progress(paths, identities)
+            self._resume_tallies(identities.values())
+            progress = self._line = self._network_progress(paths, identities)
             with progress or contextlib.nullcontext():
                 sent: Optional[_Sent] = None
                 for batch, read_to in self._batches(paths, identities):
@@ -174,6 +193,7 @@ class Loader:
                     self._finish(sent, progress)
                 if progress:
                     progress.finish(self._keys_written)
+            self._line = None
             self.summary.network_seconds = time.monotonic() - started
             self._serve_unserved()
             self._follow()
@@ -196,6 +216,23 @@ class Loader:
         next waits for them (or, past them, before it forgets its progress
         and tidies up).  Run again, the load goes on."""
         self.stopping.set()
+
+    def _resume_tallies(self, identities: Iterable[FileIdentity]) -> None:
+        """Count and report what the interrupted loads of these files found."""
+        with self.store.read() as cursor:
+            for identity in identities:
+                tally = self.tallies[identity] = resumed_tally(cursor, identity)
+                for name, keys in tally.counts.items():
+                    self.summary.count(name, keys)
+                for problem in tally.problems:
+                    self._problem(problem)
+
+    def _problem(self, line: str) -> None:
+        self.summary.problems.append(line)
+        if self._line:
+            self._line.above(lambda: self.report(line))
+        else:
+            self.report(line)
 
     @contextlib.contextmanager
     def _the_only_load(self) -> Iterator[None]:
@@ -301,31 +338,35 @@ class Loader:
         tasks: Dict[str, Task] = {}
         entries: List[Tuple[str, str, bytes]] = []
         path_of: Dict[str, str] = {}
+        sources: List[Optional[FileIdentity]] = []
         offsets: Dict[FileIdentity, int] = {}
-        problems: List[str] = []
+        problems: List[Tuple[Optional[FileIdentity], str]] = []
         for item in batch:
             chunk = item.chunk
             if item.identity is not None:
                 offsets[item.identity] = chunk.resume_at
+            # (what a resumed load reads again, it finds again: not recorded)
+            source = None if chunk.read_again else item.identity
             if chunk.problem:
-                problems.append("%s: %s" % (chunk.place(item.path), chunk.problem))
+                problems.append((source, "%s: %s" % (chunk.place(item.path), chunk.problem)))
+                self._problem(problems[-1][1])
                 continue
             fingerprint, keyid, body = _primary(chunk.data)
             task = tasks.get(fingerprint) if fingerprint else None
             if task is None:
                 task = tasks.setdefault(fingerprint or "#%d" % len(tasks), Task(fingerprint))
+                sources.append(source)
                 if fingerprint:
                     entries.append((fingerprint, keyid, body))
                     path_of[fingerprint] = item.path
             task.chunks.append(chunk.data)
             task.labels.append(chunk.place(item.path))
         todo = list(tasks.values())
-        return _Sent(todo, entries, path_of, offsets, problems,
+        return _Sent(todo, entries, path_of, sources, offsets, problems,
                      self._start_derive(todo, primaries_of(entries)), len(batch), read_to)
 
     def _finish(self, sent: _Sent, progress: Optional[ProgressLine]) -> None:
         """Phase 1: write a batch once the workers are done with it."""
-        self.summary.problems.extend(sent.problems)
         results = sent.results()
         # Keys of the batch that will not be held do not count for the others.
         lost = {r.fingerprint for r in results if not r.stores and r.stored_hash is None}
@@ -336,16 +377,19 @@ class Loader:
                                   primaries_of(sent.entries, lost))
             for i, result in zip(again, redone):
                 results[i] = result
-        self._write(sent.tasks, results, sent.offsets, sent.path_of)
+        self._write(sent.tasks, results, sent)
         self._follow()
         self._keys_written += sent.keys
         if progress:
             progress.update(self._keys_written, sent.read_to)
 
-    def _write(self, tasks: List[Task], results: List[Result],
-               offsets: Dict[FileIdentity, int], path_of: Dict[str, str]) -> None:
+    def _write(self, tasks: List[Task], results: List[Result], sent: _Sent) -> None:
         now = int(time.time())
         outcomes: List[pipeline.Outcome] = []
+        found: Dict[Optional[FileIdentity], Tally] = collections.defaultdict(Tally)
+        for source, problem in sent.problems:
+            found[source].problems.append(problem)
+        problems: List[str] = []  # found by the workers, and the keys refused
         storing = [r.fingerprint for r in results if r.stores]
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
         with self.store.write(storing, bulk=True) as cursor:
@@ -353,21 +397,35 @@ class Loader:
             moved = self._signers_moved(cursor, [
                 r for r in results if r.writes and current.get(r.fingerprint) == r.stored_hash])
             rejected = self.store.rejection_reasons(cursor, storing)
-            for task, result in zip(tasks, results):
-                self.summary.problems.extend(result.problems)
+            for task, result, source in zip(tasks, results, sent.sources):
                 if result.outcome is not None:
-                    outcomes.append(result.outcome)
+                    outcome = result.outcome
                 elif result.fingerprint in rejected:
-                    outcomes.append(pipeline.rejected(result.fingerprint,
-                                                      rejected[result.fingerprint]))
+                    outcome = pipeline.rejected(result.fingerprint, rejected[result.fingerprint])
                 elif result.stores:
-                    outcomes.append(self._store(cursor, task, result, current, now, new_keys))
+                    outcome = self._store(cursor, task, result, current, now, new_keys)
+                else:
+                    outcome = None
+                lines = result.problems + ([_refusal(sent.path_of, outcome)] if outcome and
+                                           outcome.status == pipeline.REFUSED else [])
+                found[source].problems.extend(lines)
+                problems.extend(lines)
+                if outcome is not None:
+                    outcomes.append(outcome)
+                    found[source].counts[outcome_name(outcome)] += 1
             if new_keys:  # what an interrupted load's phase 2 served is not settled with these
                 forget_served(cursor)
             self.store.save_network_views(cursor, new_keys, self.source.tag, now)
-            save(cursor, offsets, now)
+            save(cursor, sent.offsets, now)
+            found.pop(None, None)
+            for identity, tally in found.items():
+                record(cursor, identity, self.tallies[identity], tally)
+        for identity, tally in found.items():
+            self.tallies[identity].add(tally)
         for outcome in outcomes:
-            self.summary.count(path_of, outcome)
+            self.summary.count(outcome_name(outcome))
+        for problem in problems:
+            self._problem(problem)
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results
                                                 if r.writes)
         if moved:
@@ -491,6 +549,11 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*threshold)
+
+
+def _refusal(path_of: Dict[str, str], outcome: pipeline.Outcome) -> str:
+    return "%s: key %s refused: %s" % (path_of.get(outcome.fingerprint, "?"),
+                                       outcome.fingerprint, outcome.reason)
 
 
 def _primary(data: bytes) -> Tuple[str, str, bytes]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 
 class _Line:
@@ -19,9 +19,11 @@ class _Line:
         self.started = time.monotonic()
         self.shown = 0.0
         self.unshown: Optional[str] = None  # the last state, when it was not shown
+        self.last = ""  # the last state
         self.closed = False
 
     def _update(self, text: str) -> None:
+        self.last = text
         now = time.monotonic()
         if now - self.shown < self.interval:
             self.unshown = text
@@ -32,6 +34,19 @@ class _Line:
     def _show(self, text: str) -> None:
         self.stream.write("\r" + text + "   ")
         self.stream.flush()
+
+    def above(self, write: Callable[[], None]) -> None:
+        """Have `write` write whole lines to the stream above this one: it
+        is cleared first and shown again after."""
+        if self.closed:
+            write()
+            return
+        self.stream.write("\r\033[K")
+        self.stream.flush()
+        write()
+        if self.last:
+            self._show(self.last)
+            self.unshown = None
 
     def _elapsed(self) -> float:
         return max(time.monotonic() - self.started, 1e-6)

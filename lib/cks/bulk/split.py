@@ -6,12 +6,16 @@ key packet.  Where the framing breaks, the key being read is lost (the one
 whose primary key packet breaks, when that one does: the key before it
 ended there, whole) and reading resynchronizes on the next packet that
 parses as a primary key.
-Armored input is read one armor block at a time (memory is bounded by the
-largest block), and each PUBLIC KEY BLOCK is cut the same way.
+Armored input is read one armor block at a time, each decoded as it is
+read (armor.BodyReader, ARMOR_BATCH_BYTES of lines at a time) into a
+spooled temporary file, so memory stays flat for armored input too; a
+PUBLIC KEY BLOCK whose END line comes and whose checksum is right is then
+cut the same way (none of its keys is handed on before: a damaged block
+loses them all, as an upload does).
 
 Each Chunk says where to read on once it is stored (`resume_at`): after
-it for binary input; for a key inside an armor block, the block's start
-until its last key, then the block's end.
+it for binary input (after a problem, at the next key); for a key inside an
+armor block, the block's start until its last key, then the block's end.
 """
 
 from __future__ import annotations
@@ -19,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import io
 import sys
+import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO, Generator, Iterator, List, Optional, Tuple
 
 from ..openpgp import armor
-from ..openpgp.errors import PacketError
+from ..openpgp.errors import ArmorError, PacketError
 from ..openpgp.keypacket import PublicKey
-from ..openpgp.keys import read_keys
+from ..openpgp.keys import armor_refusal
 from ..openpgp.packet import PARTIAL_ALLOWED, TAG_PUBLIC_KEY, TAG_SECRET_KEY, tag_of
 from ..openpgp.packet import read_packet as parse_packet
 
@@ -34,6 +39,10 @@ RESYNC_WINDOW = 1 << 16
 READ_AHEAD = 1 << 20
 LONGEST_HEADER = 6  # a tag octet, then a five-octet length
 MAX_ARMOR_LINE = 1 << 20
+ARMOR_BATCH_BYTES = 1 << 20
+SPOOL_BYTES = 4 << 20
+"""An armor block is decoded ARMOR_BATCH_BYTES of its lines at a time, into
+memory up to SPOOL_BYTES of data, then into a temporary file."""
 
 
 @dataclass
@@ -45,6 +54,12 @@ class Chunk:
     offset: Optional[int]
     resume_at: int
     problem: str = ""
+
+    @property
+    def read_again(self) -> bool:
+        """Does a load that goes on from `resume_at` read this chunk again (a
+        key of an armor block but its last)?"""
+        return self.offset is not None and self.resume_at <= self.offset
 
     def place(self, path: str) -> str:
         """Where in the file `path` it was read, as problem lines name it."""
@@ -254,12 +269,15 @@ def _key_by_packets(handle: BinaryIO, position: int,
             if parts and exc.tag in PRIMARY_TAGS:  # the key read is whole; the next is broken
                 yield Chunk(b"".join(parts), start, exc.offset)
                 parts = []
+            after = _resync(handle, exc.offset, max_length)
+            # (read on after the problem: a resumed load does not find it again)
+            resume_at = _size(handle) if after is None else after
             if parts:  # reported where the key that is lost starts
-                yield Chunk(b"", start, exc.offset, "%s at offset %d; the key "
+                yield Chunk(b"", start, resume_at, "%s at offset %d; the key "
                             "there is incomplete and was skipped" % (exc, exc.offset))
             else:
-                yield Chunk(b"", exc.offset, exc.offset, str(exc))
-            return _resync(handle, exc.offset, max_length)
+                yield Chunk(b"", exc.offset, resume_at, str(exc))
+            return after
         if packet is None:
             if parts:
                 yield Chunk(b"".join(parts), start, position)
@@ -270,6 +288,11 @@ def _key_by_packets(handle: BinaryIO, position: int,
             return offset
         parts.append(raw)
         position = offset + len(raw)
+
+
+def _size(handle: BinaryIO) -> int:
+    handle.seek(0, io.SEEK_END)
+    return handle.tell()
 
 
 def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterator[Chunk]:
@@ -283,24 +306,15 @@ def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterato
         if begin is None:
             continue
         found = True
-        kind = begin.group(1)
-        lines = [line]
-        while True:
-            line = handle.readline(MAX_ARMOR_LINE)
-            lines.append(line)
-            if not line or armor.is_end_line(line, kind):
-                break
-        end = handle.tell()
-        text = b"".join(lines)
-        blocks, errors = armor.scan(text)
-        for error in errors:
-            yield Chunk(b"", offset, end, str(error))
-        for block in blocks:
-            if block.kind != armor.PUBLIC_KEY_BLOCK:
-                for problem in read_keys(text).problems:
-                    yield Chunk(b"", offset, end, str(problem))
+        kind = begin.group(1).decode("ascii")
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as decoded:
+            problem = _decode_block(handle, kind, decoded)
+            end = handle.tell()
+            if problem or kind != armor.PUBLIC_KEY_BLOCK:
+                yield Chunk(b"", offset, end, problem or armor_refusal(kind))
                 continue
-            chunks = binary_chunks(io.BytesIO(block.data), max_length)
+            decoded.seek(0)
+            chunks = binary_chunks(decoded, max_length)
             previous = next(chunks, None)
             for chunk in chunks:
                 yield _in_block(previous, offset, offset)
@@ -312,6 +326,35 @@ def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterato
                                            "PUBLIC KEY BLOCK or binary key data")
 
 
+def _decode_block(handle: BinaryIO, kind: str, decoded: BinaryIO) -> str:
+    """Read the armor block whose BEGIN line was just read from `handle`, to
+    its END line, decoding it into `decoded` a batch of lines at a time, as
+    armor.scan decodes a block whole; returns what is wrong with it ('':
+    nothing, and `decoded` holds its data)."""
+    reader = armor.BodyReader(kind, decoded.write)
+    marker = kind.encode("ascii")
+    problem = ""
+    lines: List[bytes] = []
+    size = 0
+    while True:
+        line = handle.readline(MAX_ARMOR_LINE)
+        ended = not line or armor.is_end_line(line, marker)
+        if not ended:
+            lines.append(line)
+            size += len(line)
+        if ended or size >= ARMOR_BATCH_BYTES:
+            try:
+                if not problem:  # (after one, the rest of the block is read, not decoded)
+                    reader.feed(lines)
+                    if ended and line:  # (the END line)
+                        reader.end()
+            except ArmorError as exc:
+                problem = str(exc)
+            lines, size = [], 0
+        if not line:
+            return "armor block 'BEGIN PGP %s' has no END line" % kind
+        if ended:
+            return problem
 def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
     problem = chunk.problem and "in the armor block at offset %d: byte %d: %s" % (
         block_offset, chunk.offset, chunk.problem)

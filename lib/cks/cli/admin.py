@@ -137,7 +137,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     def action(store):
         loader = Loader(store, db_url, limits, pipeline.Source.admin(queue=not args.no_sync),
                         args.jobs or os.cpu_count() or 1, args.batch_size,
-                        progress=sys.stderr.isatty())
+                        progress=sys.stderr.isatty(),
+                        report=lambda line: print(line, file=sys.stderr))
         try:
             with _sigint_stops(loader):
                 return loader.load(files)
@@ -152,8 +153,6 @@ def cmd_load(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
     summary = _with_store(args, action, must_exist=False)
-    for problem in summary.problems:
-        print(problem, file=sys.stderr)
     if args.verbose:
         print("load: %.2f s (network views %.2f s, then served views %.2f s, then tidying "
               "%.2f s); %d signatures verified in %.2f s of the workers' time (%.0f/s)" % (

@@ -16,12 +16,14 @@ import base64
 import binascii
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
-from .crc24 import crc24
+from .crc24 import INIT, crc24, crc24_continued
 from .errors import ArmorError
 
 PUBLIC_KEY_BLOCK = "PUBLIC KEY BLOCK"
+DECODE_BYTES = 1 << 20
+"""BodyReader decodes base64 once it holds this much (whole quanta of 4)."""
 
 
 @dataclass
@@ -94,54 +96,104 @@ def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
 
 
 def _decode_body(kind: str, body: bytes) -> ArmorBlock:
-    lines = [line.strip() for line in body.split(b"\n")]
-    if lines and not lines[0]:
-        lines.pop(0)  # the line break after the BEGIN line
-    headers: List[Tuple[str, str]] = []
-    index = 0
-    # Header lines run up to the first blank line.  Some producers leave the
-    # blank line out when there are no headers: then the data starts at once.
-    while index < len(lines) and lines[index]:
-        match = _HEADER.match(lines[index])
-        if match is None or _B64_LINE.match(lines[index]):
-            break
-        headers.append((match.group(1).decode("ascii"),
-                        match.group(2).decode("utf-8", "replace")))
-        index += 1
-    # The data lines are checked together (an armored key has hundreds of
-    # them), by C loops over them all: the base64 up to the checksum line,
-    # then nothing after it.
-    data = b"\n".join([line for line in lines[index:] if line])
-    mark = _checksum_line(data)
-    encoded = data if mark is None else data[:mark[0]]
-    if encoded.translate(None, _BASE64_OR_NEWLINE):  # a byte left is not base64
-        raise ArmorError("armor block %s: invalid characters in base64 data" % kind)
-    checksum = None
-    if mark is not None:
-        if mark[1] < len(data):
-            raise ArmorError("armor block %s: data after the checksum line" % kind)
-        checksum = data[mark[0] + 1:mark[1]]
-    encoded = encoded.replace(b"\n", b"")
-    if b"=" in encoded.rstrip(b"="):
-        # Padding before the end: a2b_base64 would stop there without a word
-        # (b"QQ==QUJD" gives b"A"), and a block without a checksum line would
-        # lose its rest unnoticed, where GnuPG refuses it.
-        raise ArmorError("armor block %s: '=' inside the base64 data (the block was damaged)"
-                         % kind)
-    try:
-        data = binascii.a2b_base64(encoded)
-    except binascii.Error as exc:
-        raise ArmorError("armor block %s: bad base64 (%s)" % (kind, exc)) from None
-    if checksum is not None:
+    parts: List[bytes] = []
+    reader = BodyReader(kind, parts.append)
+    reader.feed(body.split(b"\n")[1:])  # (the first: the BEGIN line's line break)
+    reader.end()
+    return ArmorBlock(kind, b"".join(parts), reader.headers, reader.checksum is not None)
+
+
+class BodyReader:
+    """Decodes the lines of an armor block's body (those between its BEGIN
+    and END lines), fed any number at a time; hands the data decoded to
+    `sink` as it goes.  A block fed whole is decoded as one; fed in
+    batches, a block of any size is read in the memory of a batch
+    (bulk/split.py).  Whether the block is sound is known at end(): a sink
+    that wrote what it was given must then drop it if end() raises."""
+
+    def __init__(self, kind: str, sink: Callable[[bytes], object]) -> None:
+        self.kind = kind
+        self.sink = sink
+        self.headers: List[Tuple[str, str]] = []
+        self.checksum: Optional[bytes] = None  # the checksum line's base64
+        self._in_headers = True
+        self._undecoded = b""  # base64 not decoded yet: under 4 characters, or the padding on
+        self._crc = INIT
+        self._size = 0
+
+    def feed(self, lines: Sequence[bytes]) -> None:
+        """Raises ArmorError where the block breaks a rule."""
+        lines = [line.strip() for line in lines]
+        index = 0
+        # Header lines run up to the first blank line.  Some producers leave the
+        # blank line out when there are no headers: then the data starts at once.
+        while self._in_headers and index < len(lines):
+            match = _HEADER.match(lines[index])
+            if not lines[index] or match is None or _B64_LINE.match(lines[index]):
+                self._in_headers = False
+                break
+            self.headers.append((match.group(1).decode("ascii"),
+                                 match.group(2).decode("utf-8", "replace")))
+            index += 1
+        self._data([line for line in lines[index:] if line])
+
+    def _data(self, lines: List[bytes]) -> None:
+        # The data lines are checked together (an armored key has hundreds of
+        # them), by C loops over them all: the base64 up to the checksum line,
+        # then nothing after it.
+        if not lines:
+            return
+        if self.checksum is not None:
+            raise ArmorError("armor block %s: data after the checksum line" % self.kind)
+        data = b"\n".join(lines)
+        mark = _checksum_line(data)
+        encoded = data if mark is None else data[:mark[0]]
+        if encoded.translate(None, _BASE64_OR_NEWLINE):  # a byte left is not base64
+            raise ArmorError("armor block %s: invalid characters in base64 data" % self.kind)
+        if mark is not None:
+            if mark[1] < len(data):
+                raise ArmorError("armor block %s: data after the checksum line" % self.kind)
+            self.checksum = data[mark[0] + 1:mark[1]]
+        encoded = self._undecoded + encoded.replace(b"\n", b"")
+        if b"=" in encoded.rstrip(b"="):
+            # Padding before the end: a2b_base64 would stop there without a word
+            # (b"QQ==QUJD" gives b"A"), and a block without a checksum line would
+            # lose its rest unnoticed, where GnuPG refuses it.
+            raise ArmorError("armor block %s: '=' inside the base64 data (the block was "
+                             "damaged)" % self.kind)
+        if len(encoded) < DECODE_BYTES or b"=" in encoded:
+            self._undecoded = encoded  # (a block under DECODE_BYTES: decoded in one call)
+            return
+        whole = len(encoded) - len(encoded) % 4
+        self._undecoded = encoded[whole:]
+        self._decode(encoded[:whole])
+
+    def _decode(self, encoded: bytes) -> None:
         try:
-            expected = int.from_bytes(base64.b64decode(checksum, validate=True), "big")
-        except binascii.Error:
-            raise ArmorError("armor block %s: unreadable checksum line" % kind) from None
-        if crc24(data) != expected:
-            raise ArmorError("armor block %s: checksum mismatch (the block was damaged)" % kind)
-    if not data:
-        raise ArmorError("armor block %s holds no data" % kind)
-    return ArmorBlock(kind, data, headers, checksum is not None)
+            data = binascii.a2b_base64(encoded)
+        except binascii.Error as exc:
+            raise ArmorError("armor block %s: bad base64 (%s)" % (self.kind, exc)) from None
+        if data:
+            self._crc = crc24_continued(self._crc, data)
+            self._size += len(data)
+            self.sink(data)
+
+    def end(self) -> None:
+        """The block ended (its END line was read): raises ArmorError if
+        what was fed does not make a sound block."""
+        if self._undecoded:
+            self._decode(self._undecoded)
+            self._undecoded = b""
+        if self.checksum is not None:
+            try:
+                expected = int.from_bytes(base64.b64decode(self.checksum, validate=True), "big")
+            except binascii.Error:
+                raise ArmorError("armor block %s: unreadable checksum line" % self.kind) from None
+            if self._crc != expected:
+                raise ArmorError("armor block %s: checksum mismatch (the block was damaged)"
+                                 % self.kind)
+        if not self._size:
+            raise ArmorError("armor block %s holds no data" % self.kind)
 
 
 def _checksum_line(data: bytes) -> Optional[Tuple[int, int]]:

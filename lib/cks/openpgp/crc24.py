@@ -118,6 +118,21 @@ def crc24(data: bytes) -> int:
     return folded_crc24(data) if fast is None else fast
 
 
+def crc24_continued(crc: int, data: bytes) -> int:
+    """The CRC-24 of the bytes whose CRC-24 is `crc` followed by `data`
+    (crc24(a + b) == crc24_continued(crc24(a), b)), for data met in pieces:
+    the register's start value, INIT in crc24(data), counts times x^(8n)."""
+    return crc24(data) ^ _shifted(INIT ^ crc, len(data))
+
+
+def _shifted(value: int, length: int) -> int:
+    """value * x^(8 * length) mod P: by the folds of the set bits of length."""
+    for bit in range(length.bit_length()):
+        if length >> bit & 1:
+            value = _fold(bit)(value)
+    return value
+
+
 def folded_crc24(data: bytes) -> int:
     """crc24() in Python, as the module notes describe."""
     high, middle, low = (data.translate(table) for table in _BYTE_TERM)
@@ -136,8 +151,4 @@ def folded_crc24(data: bytes) -> int:
     terms = 0
     for value in zip(high, middle, low):
         terms = step(terms) ^ (value[0] << 16 | value[1] << 8 | value[2])
-    start = INIT  # times x^(8n): by the folds of the set bits of n
-    for bit in range(len(data).bit_length()):
-        if len(data) >> bit & 1:
-            start = _fold(bit)(start)
-    return terms ^ start
+    return terms ^ _shifted(INIT, len(data))

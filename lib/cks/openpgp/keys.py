@@ -290,13 +290,16 @@ def read_keys(data: bytes, max_packets: Optional[int] = None) -> ReadResult:
         result.problems.append(Problem("no OpenPGP data found: expected an armored "
                                        "PUBLIC KEY BLOCK or binary key data"))
     for block in blocks:
-        refusal = _REFUSED_ARMOR.get(block.kind)
         if block.kind == armor.PUBLIC_KEY_BLOCK:
             parse_keyring(block.data, result, max_packets)
         else:
-            result.problems.append(Problem(refusal or "unsupported armor block 'PGP %s'"
-                                           % block.kind))
+            result.problems.append(Problem(armor_refusal(block.kind)))
     return result
+
+
+def armor_refusal(kind: str) -> str:
+    """Why an armor block of `kind`, not a PUBLIC KEY BLOCK, gives no key."""
+    return _REFUSED_ARMOR.get(kind) or "unsupported armor block 'PGP %s'" % kind
 
 
 # --- canonical form and merge --------------------------------------------------

@@ -1,12 +1,13 @@
 """A bulk load's own tables (schema.sql): cks_load_progress, where an
-interrupted load goes on, and cks_load_served, the keys its second phase
-served."""
+interrupted load goes on, cks_load_counts and cks_load_problems, what it
+found until there, and cks_load_served, the keys its second phase served."""
 
 from __future__ import annotations
 
+import collections
 import os
-from dataclasses import dataclass
-from typing import Dict, Iterable, Sequence, Set
+from dataclasses import dataclass, field
+from typing import Counter, Dict, Iterable, List, Sequence, Set
 
 from .base import Store
 from .migrations import ensure_table
@@ -27,10 +28,26 @@ class FileIdentity:
         return cls(os.path.abspath(path), status.st_size, status.st_mtime_ns)
 
 
+@dataclass
+class Tally:
+    """What a load found in a file: keys by outcome ('added', ...,
+    'refused:KIND'), and problem lines in order."""
+
+    counts: Counter = field(default_factory=collections.Counter)
+    problems: List[str] = field(default_factory=list)
+
+    def add(self, other: "Tally") -> None:
+        self.counts.update(other.counts)
+        self.problems.extend(other.problems)
+
+
+PROGRESS_TABLES = ("cks_load_progress", "cks_load_counts", "cks_load_problems")
+
+
 def prepare(store: Store) -> None:
     """Give a database made before these tables existed the tables."""
     with store.read() as cursor:
-        for table in ("cks_load_progress", "cks_load_served"):
+        for table in PROGRESS_TABLES + ("cks_load_served",):
             ensure_table(store, cursor, table)
 
 
@@ -53,11 +70,37 @@ def save(cursor: Cursor, offsets: Dict[FileIdentity, int], now: int) -> None:
                        (identity.path, identity.size, identity.mtime_ns, offset, now))
 
 
+def resumed_tally(cursor: Cursor, identity: FileIdentity) -> Tally:
+    """What the interrupted loads of `identity` found before its resume_offset."""
+    if resume_offset(cursor, identity) == 0:
+        return Tally()
+    counts = cursor.execute("SELECT outcome, keys FROM cks_load_counts WHERE path = ?",
+                            (identity.path,)).fetchall()
+    problems = cursor.execute("SELECT problem FROM cks_load_problems WHERE path = ? "
+                              "ORDER BY seq", (identity.path,)).fetchall()
+    return Tally(collections.Counter({o: int(k) for o, k in counts}), [p for p, in problems])
+
+
+def record(cursor: Cursor, identity: FileIdentity, before: Tally, found: Tally) -> None:
+    """Record, in the caller's transaction, what was `found` in `identity`
+    after what was recorded `before` (rows past that are a stale load's)."""
+    cursor.execute("DELETE FROM cks_load_counts WHERE path = ?", (identity.path,))
+    total = before.counts + found.counts
+    cursor.backend.insert_rows(cursor, "cks_load_counts", ("path", "outcome", "keys"),
+                               [(identity.path, o, k) for o, k in sorted(total.items())])
+    cursor.execute("DELETE FROM cks_load_problems WHERE path = ? AND seq >= ?",
+                   (identity.path, len(before.problems)))
+    cursor.backend.insert_rows(cursor, "cks_load_problems", ("path", "seq", "problem"),
+                               [(identity.path, len(before.problems) + i, problem)
+                                for i, problem in enumerate(found.problems)])
+
+
 def forget(store: Store, identities: Iterable[FileIdentity]) -> None:
     """The load of these files completed: a new one starts from the beginning."""
+    paths = [i.path for i in identities]
     with store.write() as cursor:
-        execute_in(cursor, "DELETE FROM cks_load_progress WHERE path IN %s",
-                   [i.path for i in identities])
+        for table in PROGRESS_TABLES:
+            execute_in(cursor, "DELETE FROM %s WHERE path IN %%s" % table, paths)
 
 
 def mark_served(cursor: Cursor, fingerprints: Sequence[str]) -> None:
