@@ -181,7 +181,8 @@ class KeyServer:
         # line each would be hundreds a second).
         self.outage = RepeatedFailure(log, "database unavailable",
                                       "database available again")
-        store.on_success = self.outage.succeeded
+        if store is not None:  # (None: tests of what needs no database)
+            store.on_success = self.outage.succeeded
 
     @property
     def replica(self) -> Optional[ReplicaReads]:
