@@ -143,15 +143,24 @@ def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, capl
         sock.close()
 
 
+class CountedMembers(Members):
+    refreshes = 0
+
+    def refresh(self):
+        super().refresh()
+        self.refreshes += 1
+
+
 def test_a_peer_added_while_cksd_runs_has_its_second_round_taken(recon_port):
     """Its first connection is refused and has the peer list read again, so
     the next is served; until 2026-12-05 (after the list stopped being read
     at every unknown address) it waited up to MEMBERS_REFRESH, a minute."""
     store = recon_port.store
-    members = Members(store, lambda host: ["127.0.0.2"])
+    members = CountedMembers(store, lambda host: ["127.0.0.2"])
     fake = FakeAnswer()
     fake.release.set()
     port = recon_port(fake, members=members)
+    _eventually(lambda: members.refreshes >= 1)  # (the list read at start: without it)
     PeerStore(store).add("new.example:11371", "recon", 0, None, False, recon_port=11370)
 
     def from_the_peer():
