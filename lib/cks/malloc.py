@@ -37,6 +37,7 @@ ARENAS = 2
 RELEASE_EVERY = 10.0
 """Seconds between two malloc_trim calls in a serving process."""
 
+
 @functools.lru_cache(maxsize=None)
 def _glibc() -> Optional[Any]:
     """The C library, when it is glibc (it has malloc_trim and mallopt)."""

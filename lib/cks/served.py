@@ -239,4 +239,3 @@ def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
     direct = view.direct()
     return ServedView(canonicalize(Key(key.primary, key.public_key, direct, identities,
                                        subkeys)), view.unverified)
-

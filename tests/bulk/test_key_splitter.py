@@ -11,6 +11,7 @@ from cks.openpgp import armor
 from cks.openpgp.packet import read_packet
 from support import fixture
 
+
 @pytest.fixture(autouse=True, params=[7, 100, split.READ_AHEAD])
 def read_ahead(request, monkeypatch):
     """Every case with blocks smaller than a header, than most packets, and

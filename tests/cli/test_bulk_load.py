@@ -968,7 +968,6 @@ def test_the_splitter_keeps_its_place(tmp_path):
     assert [c.resume_at for c in chunks] == [len(fixture("rsa2048")), len(armored)]
 
 
-
 def _after_deriving(monkeypatch, certified, change):
     """Patch the workers' derive so that `change()` runs just after a worker
     read the signers held for `certified` and derived its view; returns the

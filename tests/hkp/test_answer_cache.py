@@ -162,7 +162,6 @@ def test_an_upload_shows_in_the_next_lookup_of_every_process(db_url, tmp_path):
         assert index == two.lookup(op="index", options="mr", search="0x" + keyid)[2]
 
 
-
 def test_the_sqlite_watch_outlives_the_statement_timeout(tmp_path, monkeypatch):
     """The watch reads data_version on a connection of its own, which never
     goes back to the pool: the statement timeout, counted from a pooled

@@ -9,7 +9,6 @@ from support.gpg import GnuPG, parse_colons
 from support.server import Cksd
 
 
-
 def _fp(name):
     return EXPECTED[name + ".asc"][0]["fingerprint"]
 

@@ -11,4 +11,3 @@ def debian_keys():
     """The keys of Debian's keyring, parsed once per test module."""
     with open(DEBIAN_KEYRING, "rb") as handle:
         return parse_keyring(handle.read()).keys
-

@@ -57,4 +57,3 @@ def test_rows_of_every_type_read_back_as_written(store, monkeypatch):
     assert [(r[1], r[2], r[3], None if r[4] is None else bool(r[4]), r[5],
              None if r[6] is None else bytes(r[6])) for r in rows[1:]] == ROWS * 3
     assert [r[0] for r in rows] == list(range(10))
-

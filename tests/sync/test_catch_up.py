@@ -63,4 +63,3 @@ def test_catch_up_never_relays_what_peers_sent_later(mesh):
     assert not has(d, "dsa-elg")
     assert sent_line(sync(b), peer_name(d)) == ["%s: sent 0 keys" % peer_name(d)]
     assert "catching up" not in manage(b, "list").stdout.decode()
-

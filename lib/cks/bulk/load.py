@@ -88,6 +88,7 @@ LOAD_LOCK = "load"
 class LoadRunning(Exception):
     """Another load holds this database's load lock."""
 
+
 Waiter = Callable[[], List[List[Result]]]
 Runner = Callable[[List[Group]], Tuple[Waiter, List[float]]]
 """Sends groups to the workers; returns a function that waits for their

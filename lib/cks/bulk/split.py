@@ -355,6 +355,8 @@ def _decode_block(handle: BinaryIO, kind: str, decoded: BinaryIO) -> str:
             return "armor block 'BEGIN PGP %s' has no END line" % kind
         if ended:
             return problem
+
+
 def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
     problem = chunk.problem and "in the armor block at offset %d: byte %d: %s" % (
         block_offset, chunk.offset, chunk.problem)

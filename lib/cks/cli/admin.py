@@ -193,6 +193,7 @@ def cmd_reverify(args: argparse.Namespace) -> int:
         return 0
     return _with_store(args, action)
 
+
 def _fingerprint_argument(text: str, store=None) -> str:
     """A fingerprint as the operator typed it: spaces and 0x allowed.  A key ID is
     ambiguous (several keys can share one) and is refused, naming the stored
@@ -217,6 +218,7 @@ def _configured(read, args: argparse.Namespace):
         return read(settings_from(args))
     except ConfigError as exc:
         raise UserError(str(exc), 1) from None
+
 
 def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
     """Have GnuPG (the operator's keyring, $GNUPGHOME) sign the notice."""
@@ -426,6 +428,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                 print("%-18s %d" % (name.replace("_", " "), value))
         return 0
     return _with_store(args, action, must_exist=False)
+
 
 PTREE_PROBLEMS_SHOWN = 50
 

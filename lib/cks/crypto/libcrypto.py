@@ -133,7 +133,6 @@ class _LibCrypto:
                 self.EVP_MD_CTX_free(ctx)
             self.EVP_PKEY_free(key)
 
-
     def ecdsa_verify(self, curve_oid: bytes, point: bytes, digest: bytes, r: int,
                      s: int) -> Optional[bool]:
         nid = self._curves.get(curve_oid)
