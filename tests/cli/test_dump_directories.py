@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from cks.bulk.dump import DUMP_LOCK
+from cks.store import open_store
 from support import fixture
 from support.content import content
 from support.db import nothing_made
@@ -161,3 +163,26 @@ def test_a_file_or_directory_it_cannot_open_stops_the_load_before_it_begins(tmp_
         assert out.stderr.decode() == ("cks_admin.py: error: cannot read %s: Permission "
                                        "denied\n" % (tmp_path / unreadable))
         assert nothing_made(database)
+
+
+def test_a_second_dump_of_a_database_waits_for_the_first(db_url, tmp_path):
+    """Two at once into one directory could remove each other's unfinished
+    files; the second now writes nothing and exits 75, as a second load."""
+    _loaded(db_url)
+    backups = tmp_path / "backups"
+    assert admin(db_url, "dump", str(backups)).returncode == 0
+    before = {name: (backups / name).read_bytes() for name in os.listdir(backups)}
+    store = open_store(db_url)
+    try:
+        with store.exclusive(DUMP_LOCK) as locked:  # (as the first dump holds it)
+            assert locked
+            out = admin(db_url, "dump", str(backups), "--keys-per-file", "1")
+    finally:
+        store.close()
+    assert out.returncode == 75
+    assert out.stderr.decode().strip().endswith(
+        "another dump of this database is under way; nothing was written (run this one "
+        "when it ends)")
+    assert {name: (backups / name).read_bytes() for name in os.listdir(backups)} == before
+    assert admin(db_url, "dump", str(backups), "--keys-per-file", "1").returncode == 0
+    assert len(os.listdir(backups)) == len(NAMES)

@@ -18,7 +18,14 @@ from typing import BinaryIO, List, Optional, Tuple
 from ..store import Store
 
 FILE_NAME = "cks-dump-%04d.pgp"
+DUMP_LOCK = "cks_dump"  # held by the one dump of a database under way
 DUMP_FILE = re.compile(r"cks-dump-(\d{4,})\.pgp(\.part)?\Z")
+
+
+class DumpRunning(Exception):
+    """Another dump of the database is under way: two into one directory
+    took each other's files (one removed the other's unfinished one, or
+    left a mix of both)."""
 
 
 class NothingDumped(Exception):
@@ -32,6 +39,13 @@ class NothingDumped(Exception):
 
 def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int]:
     """Write the files; returns (keys, files, files of an earlier dump removed)."""
+    with store.exclusive(DUMP_LOCK) as locked:
+        if not locked:
+            raise DumpRunning()
+        return _dump(store, directory, keys_per_file)
+
+
+def _dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int]:
     os.makedirs(directory, exist_ok=True)
     count, files = 0, 0
     handle: Optional[BinaryIO] = None

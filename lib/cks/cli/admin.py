@@ -16,7 +16,7 @@ from typing import Iterator, List
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
-from ..bulk.dump import NothingDumped, dump
+from ..bulk.dump import DumpRunning, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..config import ConfigError
 from ..hkp.admin import hash_password
@@ -404,6 +404,9 @@ def cmd_dump(args: argparse.Namespace) -> int:
         except OSError as exc:  # not a directory, no permission, disk full
             raise UserError("cannot write the dump in %s: %s" % (
                 args.directory, exc.strerror or exc), 1) from None
+        except DumpRunning:
+            raise UserError("another dump of this database is under way; nothing was "
+                            "written (run this one when it ends)", os.EX_TEMPFAIL) from None
         except NothingDumped as exc:
             raise UserError("the database holds no keys, so the earlier dump in %s (%d "
                             "file%s) is kept (is it the right database? to empty the dump, "
