@@ -148,6 +148,24 @@ def test_an_unknown_address_is_refused(new_db):
         a.close()
 
 
+def test_the_fetch_logs_on_standard_error_only_with_verbose(new_db, tmp_path):
+    """A good round prints its summary, and its fetch's log line comes only
+    with --verbose: cron mails whatever is printed on standard error (before
+    2026-12-05 the line came on every run without --quiet)."""
+    with two_peers(new_db) as (a, b):
+        settings = config(tmp_path, "a", (a.bind, a.port))
+        peer = "%s:%d" % (b.bind, b.port)
+        plain = sync(a, "--peer", peer, config=settings)
+        assert plain.returncode == 0 and plain.stderr == b"", plain.stderr
+        assert "we lacked 1, the peer lacked 1; 1 key fetched" in plain.stdout.decode()
+        assert b.add(fixture("nistp256"))[0] == 200
+        verbose = sync(a, "--peer", peer, "--verbose", config=settings)
+        assert verbose.returncode == 0
+        assert "cks.recon: recon fetch from %s: asked 1 hashes" % peer in \
+            verbose.stderr.decode(), verbose.stderr
+        assert fpr("nistp256") in fingerprints(a)
+
+
 def test_cron_hears_of_a_recon_peer_only_when_it_fails(new_db, tmp_path):
     """`cks_sync.py --quiet` prints nothing after a good round and its fetch,
     and one line on standard error for a peer that fails (the refusal's own

@@ -55,10 +55,10 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
 
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.quiet and not args.verbose:
+    if not args.verbose:
         # What the push and the fetch log as they go (a key refused for good,
         # a fetch's counts) is for cksd's log; here the summary says it, and
-        # under --quiet a good run says nothing at all.
+        # standard error (the cron mail too) is for the peers that failed.
         logging.getLogger().setLevel(logging.WARNING)
     try:
         settings = settings_from(args)
