@@ -14,6 +14,7 @@ from support import ROOT, fixture
 from support.db import run_sql
 from support.fakepeer import FakePeer
 from support.nodes import fpr, has, manage, peer_name, peers_json, sync, table
+from support.procs import tool
 from support.server import Cksd
 
 KEYS = ["rsa2048", "nistp256", "ed25519"]
@@ -139,6 +140,39 @@ def test_a_key_the_peer_rejects_is_reported_once_and_not_retried(nodes):
     assert again.returncode == 0 and again.stdout == b""
     refusals = manage(a, "refusals", peer_name(c)).stdout.decode()
     assert fpr("ed25519") in refusals
+
+
+def test_a_refusal_is_one_message_and_an_update_refused_again_says_nothing(nodes):
+    """A CKS peer's refusal reads the same from a 403 to the key alone and
+    from a 200 to a batch; a later version is offered again, and refused for
+    the same reason it is not reported again (before 2026-12-05 every update
+    of the key printed its refusal, in one format or the other); a full send
+    offers it again too, and the peer takes it once its operator unrejected it."""
+    a, b, c = nodes
+    manage(a, "add", peer_name(c), "--no-catch-up")
+    admin = ["--db", c.db_url]
+    assert tool("cks_admin.py", admin + ["reject", fpr("alice-t1"), "--reason",
+                                         "reject on C"]).returncode == 0
+    assert a.add(fixture("alice-t1"))[0] == 200
+    first = sync(a, "--quiet")                    # the key alone: C answers 403
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.decode().splitlines() == [
+        "%s: refused %s for good: key is rejected on this server: reject on C"
+        % (peer_name(c), fpr("alice-t1"))]
+    assert a.add(fixture("alice-t2"))[0] == 200   # an update, with another key: a 200
+    assert a.add(fixture("rsa2048"))[0] == 200
+    again = sync(a, "--quiet", "--verbose")
+    assert (again.returncode, again.stdout) == (0, b""), again.stderr
+    assert b"refused" not in again.stderr, again.stderr
+    assert has(c, "rsa2048") and not has(c, "alice-t2")
+    assert peers_json(a)[peer_name(c)]["backlog"] == 0
+    refusals = manage(a, "refusals", peer_name(c)).stdout.decode().splitlines()
+    assert len(refusals) == 1 and refusals[0].endswith(
+        "%s  key is rejected on this server: reject on C" % fpr("alice-t1"))
+    assert tool("cks_admin.py", admin + ["unreject", fpr("alice-t1")]).returncode == 0
+    manage(a, "set", peer_name(c), "--catch-up")
+    assert sync(a, "--quiet").stdout == b""
+    assert has(c, "alice-t2")
 
 
 def test_new_peers_catch_up_unless_told_not_to(nodes):

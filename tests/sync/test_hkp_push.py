@@ -71,7 +71,7 @@ def test_client_errors_split_a_batch_and_a_named_refusal_is_final():
     be a WAF's or a proxy's to every request: the runner's to weigh, once."""
     body = json.dumps({"refused": [{"fingerprint": "F", "reason": "key is rejected: spam"}]})
     single = verdict(Answer(403, body.encode()), 1)
-    assert single.action == REFUSED and single.message == "HTTP 403: key is rejected: spam"
+    assert single.action == REFUSED and single.message == "key is rejected: spam"  # as in a 200
     assert verdict(Answer(413, b"too big"), 10).action == SPLIT
     for status in (400, 403, 413, 422):
         bare = verdict(Answer(status, b"no usable key"), 1)

@@ -274,12 +274,17 @@ class PeerStore:
                 cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
                                "last_error_at = ? WHERE id = ?", (now, error, now, peer_id))
 
-    def record_refusal(self, peer_id: int, fingerprint: str, message: str, now: int) -> None:
+    def record_refusal(self, peer_id: int, fingerprint: str, message: str, now: int) -> bool:
+        """Record the peer's refusal of a key; False: it refused the key
+        before for the same reason (a later version of it: see runner.py)."""
         with self.store.write() as cursor:
+            before = cursor.execute("SELECT message FROM cks_sync_refusals WHERE peer_id = ? "
+                                    "AND fingerprint = ?", (peer_id, fingerprint)).fetchone()
             cursor.execute("DELETE FROM cks_sync_refusals WHERE peer_id = ? AND fingerprint = ?",
                            (peer_id, fingerprint))
             cursor.execute("INSERT INTO cks_sync_refusals (peer_id, fingerprint, refused_at, "
                            "message) VALUES (?, ?, ?, ?)", (peer_id, fingerprint, now, message))
+        return before is None or before[0] != message
 
     def refusals(self, peer_id: int) -> List[Tuple[str, int, str]]:
         with self.store.read() as cursor:

@@ -135,12 +135,15 @@ _TITLE = re.compile(rb"<title>(.*?)</title>", re.I | re.S)
 
 
 def _message(answer: Answer) -> str:
-    """An answer that is not 2xx, in a line: its status and what it says
-    (the reason a CKS peer gives in its JSON, an HTML page's title, as SKS
-    answers, or the start of the body)."""
+    """An answer that is not 2xx, in a line: the reason a CKS peer gives in
+    its JSON, alone (as for a key it refuses in a 200: one refusal, one
+    message), or the status and what the answer says (an HTML page's title,
+    as SKS answers, or the start of the body)."""
     refused = _refused_in(answer.body)
+    if refused:
+        return refused[0][1]
     title = _TITLE.search(answer.body)
-    text = refused[0][1] if refused else " ".join(
+    text = " ".join(
         (title.group(1) if title else answer.body).decode("utf-8", "replace").split())[:200]
     return "HTTP %d%s" % (answer.status, ": " + text if text else "")
 

@@ -9,7 +9,10 @@ proxy's, not about the key) or a failure on that key alone, twice: an HTTP
 to the whole batch that held it, until its issue 341 was fixed), the
 connection closed unanswered (SKS does that to a request over 5 MiB) or,
 once, no answer within the timeout (a key the peer takes minutes over); the
-summary says so, and it is not retried.  A peer that is down, cannot be
+summary says so, and it is not retried.  A later version of the key is
+offered once more (an update may bring it under the peer's limit, the
+peer's operator may take it off a rejected list); refused again for the
+same reason, it is not reported again.  A peer that is down, cannot be
 reached in time, fails, times out or answers 4xx on every key, answers
 502-504 or a 4xx that is not about a key (404: no keyserver there) keeps
 its backlog, and the next run resumes there; the other peers are not held
@@ -290,9 +293,11 @@ class PeerSync:
         done([item])
 
     def _refused(self, fingerprint: str, message: str) -> None:
-        self.report.refused.append((fingerprint, message))
-        self.peers.record_refusal(self.peer.id, fingerprint, message, int(time.time()))
-        log.info("%s refused %s for good: %s", self.peer.peer, fingerprint, message)
+        """Reported once: a later version of the key is offered to the peer
+        again, and its refusal for the same reason says nothing new."""
+        if self.peers.record_refusal(self.peer.id, fingerprint, message, int(time.time())):
+            self.report.refused.append((fingerprint, message))
+            log.info("%s refused %s for good: %s", self.peer.peer, fingerprint, message)
 
 
 def dry_run(peer: Peer) -> PeerReport:
