@@ -292,6 +292,34 @@ def test_lookups_limited_per_forwarded_client(tmp_path):
                                r'HTTP/1.1" 429')
 
 
+def test_each_request_on_a_kept_alive_proxy_connection_is_its_own_clients(tmp_path):
+    """A proxy (nginx with `keepalive`) sends many clients' requests on one
+    connection: until 2026-12-05 all were taken for the first one's client,
+    its rate limit, its log lines and its standing as a peer or exempt."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n"
+                      "[ratelimit]\nlookups_per_second = 0.01\nlookup_burst = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+
+        def get(client):
+            conn.request("GET", "/pks/lookup?op=stats&options=mr",
+                         headers={"X-Forwarded-For": client} if client else {})
+            answer = conn.getresponse()
+            answer.read()
+            return answer.status
+        try:
+            assert [get("198.51.100.1") for _ in range(3)] == [200, 200, 429]
+            assert [get("203.0.113.5") for _ in range(3)] == [200, 200, 429]
+            assert all(get(None) == 200 for _ in range(5))  # the proxy's own: never limited
+        finally:
+            conn.close()
+        server.wait_for_output(r'203\.0\.113\.5 "GET /pks/lookup\?op=stats&options=mr '
+                               r'HTTP/1.1" 429')
+        server.wait_for_output(r'127\.0\.0\.1 "GET /pks/lookup\?op=stats&options=mr '
+                               r'HTTP/1.1" 200')
+
+
 def test_cksd_limits_forwarded_clients_but_not_loopback_or_peers(db_url, tmp_path):
     added = tool("cks_sync_manage.py", ["--db", with_schema(db_url), "add", "192.0.2.50:11371",
                                         "--no-catch-up"])  # no traffic is ever sent to it

@@ -448,7 +448,6 @@ class HKPServer:
 
     def _format(self, connection: _Connection, request: Request, response: Response) -> float:
         head = connection.head
-        connection.address = request.client  # the real client, when behind a trusted proxy
         connection.keep_alive = head.keep_alive and not self.stopping
         headers = [("Content-Type", response.content_type)] + EVERY_ANSWER + response.headers
         connection.out = format_response(response.status, headers, response.body,
@@ -464,7 +463,11 @@ class HKPServer:
         head = connection.head
         if seconds is None:
             response, seconds = self._prepare(connection, request, response)
-        access_log.info('%s "%s" %d %d %.1fms "%s"', connection.address, head.request_line,
+        # (request.client: the real client, when behind a trusted proxy; the
+        # connection's address stays the proxy's for its next requests, which
+        # may be other clients': until 2026-12-05 they were all taken for the
+        # first one, its rate limit and its standing as a peer or exempt)
+        access_log.info('%s "%s" %d %d %.1fms "%s"', request.client, head.request_line,
                         response.status, len(response.body), seconds * 1000,
                         head.headers.get("user-agent", ""))
         self._start_writing(connection)
