@@ -158,7 +158,7 @@ def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, capl
     assert sorted(lookups) == sorted(names * 2) and fake.calls == MAX_SESSIONS
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused == ["recon connection from 127.0.0.1 refused: not an enabled recon peer "
-                       "(said once in 10 minutes per address)"]
+                       "(said once in 10 minutes per address by each serving process)"]
     assert "rounds under way" not in caplog.text
     fake.release.set()
     for sock in busy:

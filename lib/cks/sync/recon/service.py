@@ -184,12 +184,15 @@ class ReconService:
         a line each."""
         sock.close()
         # A peer just added (its operator starts a round at once): read the
-        # list again, in the refresh's thread, so its next round is taken.
+        # list again, in the refresh's thread, so that its next round this
+        # process accepts is taken (each serving process keeps its own list,
+        # and its own record of the addresses it has logged).
         if self._refusals_reread.allows("members"):
             self._members_refresh.run_now()
         if self._refusals_said.allows(address):
             log.warning("recon connection from %s refused: not an enabled recon peer (said "
-                        "once in %d minutes per address)", address, REFUSED_LOG_SECONDS // 60)
+                        "once in %d minutes per address by each serving process)", address,
+                        REFUSED_LOG_SECONDS // 60)
 
     def _serve(self, sock: socket.socket, address: str, peer: Peer, lock: Any) -> None:
         try:
