@@ -1,7 +1,9 @@
 """The I/O edge of a session (net.run_session) over a socket pair: the
 requester, having sent Done, returns once the answerer hangs up, or after
-HANG_UP_WAIT when it does not; and a round's connection is closed before the
-keys it found are fetched (rounds._round)."""
+HANG_UP_WAIT when it does not; a round's connection is closed before the
+keys it found are fetched (rounds._round); a busy peer's refusal reaches
+the dialer with its reason, and a peer that closes before the handshake is
+reported as such."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from cks.store import open_store
 from cks.store.peers import PeerStore
 from cks.sync.recon import net, rounds
 from cks.sync.recon.fetch import FetchReport
-from cks.sync.recon.net import SessionResult, run_session
-from cks.sync.recon.wire import our_config
+from cks.sync.recon.net import ReconRefused, SessionResult, run_session
+from cks.sync.recon.wire import HOCKEYPUCK_BUSY, ReconProtocolError, encode_verdict, our_config
 
 HOLD = 0.3  # seconds the answerer keeps the connection open after the session
 
@@ -154,3 +156,50 @@ def test_a_handshake_sent_a_byte_at_a_time_ends_at_its_deadline(monkeypatch):
         sender.join()
         ours.close()
         theirs.close()
+
+
+def _dial_to(serve) -> BaseException:
+    """What run_session raises for the dialing side (it answers) against a
+    peer that accepts and does `serve(sock)` (in a thread)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept():
+        sock, _ = listener.accept()
+        time.sleep(0.05)  # (our Config has arrived: closed unread, it resets the connection)
+        serve(sock)
+
+    peer = threading.Thread(target=accept)
+    peer.start()
+    try:
+        with socket.create_connection(listener.getsockname()) as sock:
+            with pytest.raises((ReconRefused, ReconProtocolError)) as raised:
+                run_session(sock, _tree([1]), our_config(11371), requester=False)
+    finally:
+        peer.join()
+        listener.close()
+    return raised.value
+
+
+def test_a_busy_refusal_reaches_the_dialer_with_its_reason():
+    refusal = _dial_to(lambda sock: net.refuse_busy(sock, our_config(11371), "4 rounds under way"))
+    assert isinstance(refusal, ReconRefused) and refusal.busy
+    assert refusal.reason == "busy: 4 rounds under way"
+
+
+def test_hockeypuck_busy_is_busy_and_other_refusals_are_not():
+    def refuse(reason):
+        def serve(sock):
+            sock.sendall(our_config(11371).encode() + encode_verdict(reason))
+            sock.settimeout(5)
+            sock.recv(1 << 16)
+            sock.close()
+        return serve
+    assert _dial_to(refuse(HOCKEYPUCK_BUSY)).busy
+    assert not _dial_to(refuse("mismatched filters")).busy
+
+
+def test_a_peer_that_closes_before_the_handshake_is_reported_so():
+    """SKS closes on a peer outside its membership, and while it fetches; a
+    reset came out as "[Errno 104] Connection reset by peer"."""
+    closed = _dial_to(lambda sock: sock.close())
+    assert str(closed) == "closed before the handshake (busy, or not peering with us)"

@@ -20,6 +20,8 @@ from cks.sync.recon import service as service_module
 from cks.store.peers import PeerStore
 from cks.sync.recon.rounds import Members, RoundReport
 from cks.sync.recon.service import MAX_SESSIONS, ReconService
+from cks.sync.recon.session import Handshake
+from cks.sync.recon.wire import our_config
 from support.db import listening_watch
 from support.tree import add_row, random_hashes
 
@@ -46,10 +48,11 @@ class FakeAnswer:
 
 
 class Everyone:
-    """Members for whom every address is a recon peer's."""
+    """Members for whom every address is a recon peer's (one per address)."""
 
     def find(self, address):
-        return SimpleNamespace(peer="peer.example:11371")
+        return SimpleNamespace(peer="%s:11371" % address, id=int(address.split(".")[-1]),
+                               filters=None)
 
     def refresh(self):
         pass
@@ -90,18 +93,39 @@ def _closed_by_peer(sock) -> bool:
     return sock.recv(1) == b""
 
 
-def test_a_round_past_max_sessions_is_closed_and_the_next_is_served(recon_port):
+def _connect_from(address, port):
+    sock = socket.socket()
+    sock.bind((address, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def _refused_as_busy(sock) -> str:
+    """The reason of a refusal after the Config (net.refuse_busy)."""
+    handshake = Handshake(our_config(11371))
+    handshake.start()
+    sock.settimeout(5)
+    while not handshake.done:
+        data = sock.recv(65536)
+        assert data, "closed without a reason"
+        handshake.receive(data)
+    assert handshake.refused_by == "peer"
+    return handshake.reason
+
+
+def test_a_round_past_max_sessions_is_refused_and_the_next_is_served(recon_port):
     fake = FakeAnswer()
     port = recon_port(fake)
-    busy = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_SESSIONS)]
+    busy = [_connect_from("127.0.0.%d" % (10 + n), port) for n in range(MAX_SESSIONS)]
     _eventually(lambda: fake.calls == MAX_SESSIONS)
-    extra = socket.create_connection(("127.0.0.1", port))
-    assert _closed_by_peer(extra)  # busy: closed without a round
+    extra = _connect_from("127.0.0.20", port)
+    assert _refused_as_busy(extra) == "busy: %d rounds under way" % MAX_SESSIONS
+    assert _closed_by_peer(extra)
     assert fake.calls == MAX_SESSIONS
     fake.release.set()
     for sock in busy:
         assert _closed_by_peer(sock)
-    later = socket.create_connection(("127.0.0.1", port))
+    later = _connect_from("127.0.0.20", port)
     _eventually(lambda: fake.calls == MAX_SESSIONS + 1)
     assert _closed_by_peer(later)
     for sock in busy + [extra, later]:
@@ -114,28 +138,27 @@ def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, capl
     once in UNKNOWN_REFRESH), and one line for all of a flood's connections
     from an address."""
     store = recon_port.store
-    PeerStore(store).add("member.example:11371", "recon", 0, None, False, recon_port=11370)
+    names = ["member%d.example" % n for n in range(MAX_SESSIONS)]
+    for name in names:
+        PeerStore(store).add(name + ":11371", "recon", 0, None, False, recon_port=11370)
     lookups = []
-    members = Members(store, lambda host: lookups.append(host) or ["127.0.0.2"])
+    members = Members(store, lambda host: lookups.append(host) or [
+        "127.0.0.%d" % (2 + names.index(host))])
     fake = FakeAnswer()
     port = recon_port(fake, members=members)
-    _eventually(lambda: lookups == ["member.example"])  # read at start
-    busy = []
-    for _ in range(MAX_SESSIONS):  # every slot taken by a member's round
-        sock = socket.socket()
-        sock.bind(("127.0.0.2", 0))
-        sock.connect(("127.0.0.1", port))
-        busy.append(sock)
+    _eventually(lambda: sorted(lookups) == names)  # read at start
+    # every slot taken by a member's round
+    busy = [_connect_from("127.0.0.%d" % (2 + n), port) for n in range(MAX_SESSIONS)]
     _eventually(lambda: fake.calls == MAX_SESSIONS)
     for _ in range(50):
         with socket.create_connection(("127.0.0.1", port)) as flood:
             assert _closed_by_peer(flood)
-    _eventually(lambda: len(lookups) == 2)
+    _eventually(lambda: len(lookups) == 2 * MAX_SESSIONS)
     time.sleep(0.2)
-    assert lookups == ["member.example"] * 2 and fake.calls == MAX_SESSIONS
+    assert sorted(lookups) == sorted(names * 2) and fake.calls == MAX_SESSIONS
     refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert refused == ["recon connection from 127.0.0.1 refused: not an enabled recon peer "
-                       "(said once in 10 minutes per address)"]
+                       "(said once in 10 minutes per address by each serving process)"]
     assert "rounds under way" not in caplog.text
     fake.release.set()
     for sock in busy:

@@ -48,7 +48,7 @@ _STATUS_LABEL = {int(s): s for s in STATUSES[:-1]}
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0, 10.0)
 DIALED, ANSWERED = "dialed", "answered"
-ROUND_OK, FETCH_FAILED, ROUND_FAILED = "ok", "fetch_failed", "failed"
+ROUND_OK, FETCH_FAILED, ROUND_FAILED, ROUND_BUSY = "ok", "fetch_failed", "failed", "busy"
 
 REQUESTS = Family(
     "cks_http_requests_total", "counter", "HTTP requests answered, by operation and status.",
@@ -67,7 +67,8 @@ UPLOADED_KEYS = Family(
 RECON_ROUNDS = Family(
     "cks_recon_rounds_total", "counter",
     "Recon rounds ended, by who started them (dialed: this node) and outcome.",
-    ("role", "outcome"), combinations((DIALED, ANSWERED), (ROUND_OK, FETCH_FAILED, ROUND_FAILED)))
+    ("role", "outcome"), combinations((DIALED, ANSWERED),
+                                     (ROUND_OK, FETCH_FAILED, ROUND_FAILED, ROUND_BUSY)))
 DATABASE_ERRORS = Family(
     "cks_database_errors_total", "counter",
     "Errors of the database (unavailable: worth retrying; error: any other).",
@@ -84,6 +85,8 @@ def op_of(path: str, lookup_op: Optional[str]) -> str:
 
 
 def round_outcome(report: "RoundReport") -> str:
+    if report.busy:
+        return ROUND_BUSY
     if report.error:
         return ROUND_FAILED
     return ROUND_OK if report.ok else FETCH_FAILED

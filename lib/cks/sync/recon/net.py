@@ -10,6 +10,7 @@ ends it.  The requester, having sent Done, waits
 for the answerer to hang up (at most HANG_UP_WAIT) before it goes on to
 record the round and fetch: on a host whose cores both peers share, the work
 done at once after Done kept the answerer from reading it for 0.2-0.3 ms.
+A round there is no room for is refused with a reason (`refuse_busy`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from typing import Callable, ContextManager, Optional, Set, Union
 
 from .interpolate import reconcile
 from .session import Answerer, Handshake, LocalTree, Requester
-from .wire import Config, ReconProtocolError
+from .wire import Config, ReconProtocolError, busy_refusal, says_busy
 
 HANDSHAKE_TIMEOUT = 45.0
 SESSION_TIMEOUT = 3600.0
 IDLE_TIMEOUT = 300.0
 HANG_UP_WAIT = 1.0
 READ_SIZE = 1 << 16
+CLOSED_BEFORE_HANDSHAKE = "closed before the handshake (busy, or not peering with us)"
 
 
 class ReconRefused(Exception):
@@ -39,6 +41,11 @@ class ReconRefused(Exception):
             "we" if by == "local" else "the peer", reason))
         self.reason = reason
         self.by = by
+
+    @property
+    def busy(self) -> bool:
+        """The peer had no room for the round: not a failure."""
+        return self.by == "peer" and says_busy(self.reason)
 
 
 @dataclass
@@ -113,9 +120,36 @@ def run_session(sock: socket.socket, open_tree: Callable[[], ContextManager[Loca
     (socket.timeout among them), or what `open_tree` raises."""
     conn = _Connection(sock)
     handshake = Handshake(ours)
-    conn.send(handshake.start())
-    with open_tree() as tree:
-        return _reconcile(conn, handshake, tree, requester)
+    try:
+        conn.send(handshake.start())
+        with open_tree() as tree:
+            return _reconcile(conn, handshake, tree, requester)
+    except (ReconProtocolError, ConnectionError):
+        # SKS closes on a dialer it does not peer with, or while it fetches
+        # (a CKS node before 2026-12-05 did so when busy, too).
+        if requester or conn.received:
+            raise
+        raise ReconProtocolError(CLOSED_BEFORE_HANDSHAKE) from None
+
+
+def refuse_busy(sock: socket.socket, ours: Config, why: str) -> None:
+    """Refuse a round we have no room for, saying `why` (wire.busy_refusal),
+    then wait for the peer to hang up (at most HANG_UP_WAIT): closed with its
+    Config unread, the connection would be reset, and the peer would see that
+    instead of the reason."""
+    deadline = time.monotonic() + HANG_UP_WAIT
+    try:
+        sock.settimeout(HANG_UP_WAIT)
+        sock.sendall(busy_refusal(ours, why))
+        sock.shutdown(socket.SHUT_WR)
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            if not sock.recv(READ_SIZE):
+                break
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,

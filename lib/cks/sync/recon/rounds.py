@@ -7,7 +7,8 @@ lack from the peer's HTTP port.  `dial` starts a round (cks_sync.py, and
 cksd's gossip every `[recon] interval` seconds); `answer` serves one a peer
 started on cksd's recon port, for an enabled recon peer's address only.
 Every round's outcome goes to the peer's row (`cks_sync_manage.py list`,
-`op=stats`).
+`op=stats`).  One round (session and fetch) with a peer at a time, in all
+of a database's processes: each holds the peer's lock (`round_lock`).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class RoundReport:
     error: Optional[str] = None
     seconds: float = 0.0  # the round and the fetch
     session: Optional[SessionResult] = None  # the round alone: its time and bytes
+    busy: Optional[str] = None  # why no round took place: one side had no room for it
 
     @property
     def ok(self) -> bool:
@@ -66,6 +68,8 @@ class RoundReport:
 
     def outcome(self) -> str:
         """What happened, in one line (summary() less the peer's name)."""
+        if self.busy:
+            return "no recon round (busy): %s" % self.busy
         if self.error:
             return "recon failed: %s" % self.error
         fetched = self.fetch.added + self.fetch.updated if self.fetch else 0
@@ -111,6 +115,13 @@ def _prefix_tree(store: Store, cache: Optional[TreeCache]) -> Iterator[_ByPrefix
         yield _ByPrefix(tree)
 
 
+def round_lock(peer: Peer) -> str:
+    """The lock held during a round with `peer` and its fetch: until
+    2026-12-05 a peer dialing every 5 s had a node fetch the same keys in up
+    to 4 rounds at once, each in a slot, and its other peers refused."""
+    return "cks_recon_round_%d" % peer.id
+
+
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
            requester: bool, limits: pipeline.Limits,
            cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
@@ -123,8 +134,11 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
                                  our_config(http_port, peer.filters or DEFAULT_FILTERS),
                                  requester)
     except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
-        # (one line: a refusal quotes the filter lists on lines of their own)
-        report.error = " ".join(str(exc).split()) or exc.__class__.__name__
+        if isinstance(exc, ReconRefused) and exc.busy:
+            report.busy = "the peer said \"%s\"" % exc.reason
+        else:
+            # (one line: a refusal quotes the filter lists on lines of their own)
+            report.error = " ".join(str(exc).split()) or exc.__class__.__name__
     else:
         report.session = result
         report.lacked_here, report.lacked_there = len(result.missing), result.given
@@ -142,6 +156,9 @@ def _record(store: Store, peer: Peer, report: RoundReport) -> None:
     fetched = report.fetch.added + report.fetch.updated if report.fetch else 0
     error = report.error or ("; ".join(report.problems()) or None)
     try:
+        if report.busy:  # an attempt, neither a round nor a failure
+            PeerStore(store).record_attempt(peer.id, int(time.time()), None)
+            return
         PeerStore(store).record_round(peer.id, int(time.time()), report.lacked_here,
                                       report.lacked_there, fetched, error,
                                       completed=report.error is None)
@@ -156,7 +173,16 @@ def dial(store: Store, peer: Peer, http_port: int,
     lack.  `source`: the address to dial from (the one we serve on, which the
     peer knows us by), unless it is empty or a wildcard; `cache`: the tree's
     nodes kept between rounds (cksd's); `deadline` (time.monotonic()): when
-    the fetch stops at the latest (cks_sync.py's seconds_per_run)."""
+    the fetch stops at the latest (cks_sync.py's seconds_per_run).  No
+    round when one with `peer` is under way here (round_lock)."""
+    with store.exclusive(round_lock(peer)) as ours:
+        if not ours:
+            return RoundReport(peer.peer, busy="a round with this peer is under way here")
+        return _dial(store, peer, http_port, limits, source, cache, deadline)
+
+
+def _dial(store: Store, peer: Peer, http_port: int, limits: Optional[pipeline.Limits],
+          source: str, cache: Optional[TreeCache], deadline: float) -> RoundReport:
     host = parse_hkp_peer(peer.peer)[0]
     bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
     try:
@@ -223,7 +249,7 @@ def answer(store: Store, sock: socket.socket, address: str, peer: Peer, http_por
            limits: Optional[pipeline.Limits] = None,
            cache: Optional[TreeCache] = None) -> RoundReport:
     """Serve a round `peer` started on our recon port from `address` (it
-    dialed, so we request)."""
+    dialed, so we request); the caller holds round_lock(peer)."""
     return _round(store, peer, sock, http_port, address, True, limits or pipeline.Limits(),
                   cache)
 

@@ -20,12 +20,14 @@ from ...repeated import OncePerKey
 from ...store import Store, StoreError
 from ...store.peers import Peer
 from ...store.ptree_view import TreeCache, open_tree
-from .rounds import Members, RoundReport, answer, dial, recon_peers
+from .net import refuse_busy
+from .rounds import Members, RoundReport, answer, dial, recon_peers, round_lock
+from .wire import DEFAULT_FILTERS, our_config
 
 log = logging.getLogger("cks.recon")
 
 GOSSIP_LOCK = "cks_recon_gossip"  # held by the one process that gossips for a database
-MAX_SESSIONS = 4  # rounds served at once; past it a peer is closed on ("busy"), as SKS does
+MAX_SESSIONS = 4  # rounds served at once; past it a peer is refused as busy
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round (and of the tree)
 UNKNOWN_REFRESH = 10.0  # a refused connection has them read again at once, this often at most
 STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
@@ -152,12 +154,27 @@ class ReconService:
             if peer is None:
                 self._refuse(sock, address[0])
                 continue
-            if not self._sessions.acquire(blocking=False):
-                log.info("recon connection from %s closed: %d rounds under way",
-                         address[0], MAX_SESSIONS)
+            try:
+                lock = self.store.take_lock(round_lock(peer))
+            except StoreError as exc:
+                log.warning("recon round with %s: %s", address[0], exc)
                 sock.close()
                 continue
-            self._serve(sock, address[0], peer)
+            if lock is None:
+                self._busy(sock, address[0], peer, "a round with you is under way")
+            elif not self._sessions.acquire(blocking=False):
+                self.store.release(lock)
+                self._busy(sock, address[0], peer, "%d rounds under way" % MAX_SESSIONS)
+            else:
+                self._serve(sock, address[0], peer, lock)
+
+    def _busy(self, sock: socket.socket, address: str, peer: Peer, why: str) -> None:
+        """Refuse a peer's round, before a slot is taken, saying why: a round
+        with it is under way (in any process: its fetch too), or every slot
+        is taken.  Until 2026-12-05 the connection was closed without a
+        word, and the peer logged a failure."""
+        log.info("recon round from %s refused: busy: %s", address, why)
+        refuse_busy(sock, our_config(self.http_port, peer.filters or DEFAULT_FILTERS), why)
 
     def _refuse(self, sock: socket.socket, address: str) -> None:
         """Close on an address that is no enabled recon peer's at once, before
@@ -167,14 +184,17 @@ class ReconService:
         a line each."""
         sock.close()
         # A peer just added (its operator starts a round at once): read the
-        # list again, in the refresh's thread, so its next round is taken.
+        # list again, in the refresh's thread, so that its next round this
+        # process accepts is taken (each serving process keeps its own list,
+        # and its own record of the addresses it has logged).
         if self._refusals_reread.allows("members"):
             self._members_refresh.run_now()
         if self._refusals_said.allows(address):
             log.warning("recon connection from %s refused: not an enabled recon peer (said "
-                        "once in %d minutes per address)", address, REFUSED_LOG_SECONDS // 60)
+                        "once in %d minutes per address by each serving process)", address,
+                        REFUSED_LOG_SECONDS // 60)
 
-    def _serve(self, sock: socket.socket, address: str, peer: Peer) -> None:
+    def _serve(self, sock: socket.socket, address: str, peer: Peer, lock: Any) -> None:
         try:
             self._ended(answer(self.store, sock, address, peer, self.http_port, self.limits,
                                self.tree_cache), False)
@@ -186,4 +206,5 @@ class ReconService:
             # The slot first: a peer that sees the connection close may start
             # its next round at once (answer closed it already after a round).
             self._sessions.release()
+            self.store.release(lock)
             sock.close()

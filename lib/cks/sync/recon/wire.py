@@ -528,6 +528,25 @@ def encode_verdict(reason: Optional[str]) -> bytes:
     return encode_string(FAILED) + encode_string(reason)
 
 
+BUSY = "busy"
+"""How a CKS node's refusal of a round it has no room for begins ("busy: 4
+rounds under way"): its Config and "failed" with that reason, at once, as
+Hockeypuck refuses while it is busy (SKS closes the connection instead).
+A CKS, SKS or Hockeypuck dialer reads it as any refused handshake."""
+HOCKEYPUCK_BUSY = "sync not available, currently mutating"
+
+
+def busy_refusal(ours: Config, why: str) -> bytes:
+    """Our Config and the refusal of a round we have no room for, without
+    waiting for the peer's Config."""
+    return ours.encode() + encode_verdict("%s: %s" % (BUSY, why))
+
+
+def says_busy(reason: str) -> bool:
+    """Whether a peer refused the handshake because it is busy (CKS, Hockeypuck)."""
+    return reason.startswith(BUSY + ":") or reason == HOCKEYPUCK_BUSY
+
+
 def our_config(http_port: int, filters: Union[str, Sequence[str]] = DEFAULT_FILTERS,
                version: str = SKS_VERSION) -> Config:
     """The Config this node sends: `filters` is a per-peer setting (a
