@@ -229,6 +229,7 @@ class Database:
 
     def close(self) -> None:
         self._close_idle()
+        self.backend.close()
 
     @contextlib.contextmanager
     def exclusive(self, name: str) -> Iterator[bool]:

@@ -142,6 +142,10 @@ class Backend:
         """Whether the lock try_lock gave as `handle` is held still."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Close what the backend keeps besides the pool's connections (the
+        store is closed)."""
+
     def watch_key_changes(self, local: "LocalChanges") -> "KeyChangeWatch":
         """A watch over every process's key changes (changes.py)."""
         raise NotImplementedError
