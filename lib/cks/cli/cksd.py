@@ -418,8 +418,9 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
 
 def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], None]) -> int:
     """Wait until every serving process has ended; 1 if one failed.  One
-    that fails while no stop was asked for (`stopping` empty; it logged
-    why) stops the others (`stop_all`), so that cksd ends and its
+    that ends while no stop was asked for (`stopping` empty) has failed,
+    whatever its status (an error it logged, a kill, a SIGTERM sent to it
+    alone): it stops the others (`stop_all`), so that cksd ends and its
     supervisor starts it again (systemd's Restart=on-failure), instead of
     serving on with fewer processes where nobody looks."""
     status, left = 0, set(children)
@@ -432,12 +433,14 @@ def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], N
             continue  # not a serving process
         left.discard(pid)
         exit_code = os.waitstatus_to_exitcode(code)
-        if exit_code != 0:
+        if not stopping:
+            log.error("serving process %d ended with status %d: stopping cksd", pid,
+                      exit_code)
             status = 1
-            if left and not stopping:
-                log.error("serving process %d ended with status %d: stopping cksd", pid,
-                          exit_code)
-                stop_all()
+            if left:
+                stop_all()  # (which adds to `stopping`)
+        elif exit_code != 0:
+            status = 1
     return status
 
 
