@@ -152,6 +152,25 @@ def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
         assert statuses(20) == [200] * 20
 
 
+def test_the_peer_addresses_are_logged_once_whatever_the_processes(tmp_path):
+    """Every serving process finds the same addresses: the first alone says
+    them (each of them did, `processes` lines at each change)."""
+    db_url = "sqlite:///%s" % (tmp_path / "k.db")
+    config = _config(tmp_path, {"server": {"processes": "3"}})
+    with Cksd(db_url, config=config) as server:
+        server.wait_for_output(r"peer addresses exempt from rate limits: none\n")
+        added = tool("cks_sync_manage.py", ["--db", db_url, "add", "192.0.2.50:11371",
+                                            "--no-catch-up"])
+        assert added.returncode == 0, added.stderr
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n")
+        time.sleep(1)  # (the other processes' rounds)
+        assert server.stop() == 0
+        for addresses in ("none", "192.0.2.50"):
+            assert server.output().count("peer addresses exempt from rate limits: %s\n"
+                                         % addresses) == 1, server.output()
+
+
 def test_sighup_makes_the_recon_port_refuse_a_disabled_peer_at_once(db_url):
     store = open_store(db_url)
     listener = socket.create_server(("127.0.0.1", 0))

@@ -229,7 +229,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
           changes: Optional[LocalChanges] = None,
           metrics: Optional[CksdMetrics] = None,
           views_owed: Optional[ViewsOwed] = None,
-          ready: Callable[[], None] = lambda: None, parent: Optional[int] = None) -> int:
+          ready: Callable[[], None] = lambda: None, parent: Optional[int] = None,
+          first: bool = True) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
@@ -237,7 +238,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     called once the process can serve, before its background jobs start (the
     "listening" line comes before any line they log); `parent`: the process
     ID of cksd's main process, when it forked this one: this one stops if
-    that one is gone."""
+    that one is gone; `first`: whether this is the first serving process (or
+    the only one), which alone logs what every one of them finds alike."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size = settings.get_int("database", "pool_size", 16)
@@ -270,7 +272,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             app.cache = AnswerCache(watch, cache_bytes)
         server = HKPServer(app, listeners, server_limits(settings))
         peers = PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
-                              peer_refresh(settings))
+                              peer_refresh(settings), says_addresses=first)
         if views_owed is not None:
             app.views_owed = views_owed
         views = Periodic("served-views", FOLLOW_SIGNERS_EVERY,
@@ -378,7 +380,8 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
                              changes, metrics[index], views_owed,
-                             ready=lambda: _ready_in_child(says_started, go), parent=parent)
+                             ready=lambda: _ready_in_child(says_started, go), parent=parent,
+                             first=index == 0)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             except Exception:  # (os._exit skips Python's own report of it)
