@@ -536,6 +536,8 @@ def main(argv: List[str]) -> int:
             if not 0 <= tls_port <= 65535:
                 raise UserError("--tls-port must be between 0 and 65535")
         configure_logging(log_settings(settings, args.verbose))
+        if certificates is not None:
+            certificates.warn_if_expiring()
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()
