@@ -17,9 +17,14 @@ ones caught behind it).
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
-from typing import List, Optional, Union
+from typing import IO, List, Optional, Union
+
+from .logsetup import APPLICATION_FORMAT
+from .repeated import RepeatedFailure
 
 LINGER_SECONDS = 0.01  # how late a line may be written; at most 100 wake-ups a second
 
@@ -32,7 +37,10 @@ class BatchingHandler(logging.Handler):
     filters) the record is kept, its message made final (the arguments
     merged in: a list logged and changed afterwards is logged as it was), and
     the thread hands it to the handler.  start() before use; close() writes
-    what is left and stops the thread (the target stays open).
+    what is left and stops the thread (the target stays open).  Lines that
+    cannot be written (a full disk) are dropped, and said on standard error
+    as repeated.py says a failure: the first, then every 10 minutes while
+    it lasts, then its end (a traceback per batch was 20 lines each).
     """
 
     def __init__(self, target: logging.Handler) -> None:
@@ -45,6 +53,10 @@ class BatchingHandler(logging.Handler):
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        where = getattr(target, "baseFilename", "") \
+            or getattr(getattr(target, "stream", None), "name", "the log")  # (syslog: none)
+        self._failure = RepeatedFailure(_stderr_log(), "cannot write to %s" % where,
+                                        "writing to %s again" % where)
 
     def start(self) -> None:
         self._thread.start()
@@ -116,12 +128,51 @@ class BatchingHandler(logging.Handler):
         target = self.target
         target.acquire()
         try:
-            target.stream.write("".join(items))
-            target.flush()
-        except Exception:  # noqa: BLE001 - as Handler.emit: report, never raise
-            target.handleError(logging.makeLogRecord({"msg": "%d log lines lost" % len(items)}))
+            _write_through(target.stream, "".join(items))
+        except _Unwritten as exc:
+            self._failure.failed(exc)
+        else:
+            self._failure.succeeded()
         finally:
             target.release()
+
+
+class _Unwritten(Exception):
+    def __init__(self, error: Exception, lines: int) -> None:
+        super().__init__("%s; log lines lost: %d" % (error, lines))
+
+
+def _write_through(stream: IO[str], text: str) -> None:
+    """Write `text` to `stream`; for a file, with os.write past the stream's
+    buffer (flushed first).  When a write fails (a full disk) what is left
+    is dropped (_Unwritten says how many lines, a torn one included), where
+    the buffer kept it for its next write: once there was room again, a
+    torn line and the lines said to be lost came before the new ones."""
+    data = memoryview(b"")
+    try:
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):  # no file under it (io.StringIO)
+            stream.write(text)
+            stream.flush()
+            return
+        stream.flush()
+        data = memoryview(text.encode(stream.encoding, stream.errors or "strict"))
+        while data:
+            data = data[os.write(fd, data):]
+    except Exception as exc:  # noqa: BLE001 - as Handler.emit: report, never raise
+        raise _Unwritten(exc, bytes(data).count(b"\n") if data else text.count("\n")) \
+            from None
+
+
+def _stderr_log() -> logging.Logger:
+    """A logger of its own (in no hierarchy) that writes to standard error
+    (the journal under systemd), never to the log that cannot be written."""
+    logger = logging.Logger("cks.log")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(APPLICATION_FORMAT))
+    logger.addHandler(handler)
+    return logger
 
 
 class _Line:

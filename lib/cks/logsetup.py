@@ -133,7 +133,9 @@ def configure_logging(settings: LogSettings) -> None:
 
 def reopen_log_files() -> None:
     """Close the log files and open them again at their paths: after
-    logrotate renamed them, new lines go to new files."""
+    logrotate renamed them, new lines go to new files.  Says which were
+    reopened and which could not be."""
+    reopened = []
     for handler in _files:
         try:
             stream = open(handler.baseFilename, handler.mode, encoding=handler.encoding)
@@ -144,5 +146,6 @@ def reopen_log_files() -> None:
         old = handler.setStream(stream)
         if old is not None:
             old.close()
-    if _files:
-        log.info("log files reopened")
+        reopened.append(handler.baseFilename)
+    if reopened:
+        log.info("log files reopened: %s", ", ".join(reopened))

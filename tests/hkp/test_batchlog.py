@@ -5,6 +5,8 @@ lines of a batch go out in one write."""
 
 import io
 import logging
+import os
+import subprocess
 import time
 
 import pytest
@@ -159,3 +161,73 @@ def test_stamped_lines_read_as_the_standard_formatter_makes_them():
     assert line.endswith(" cks.test.stamped: GET 200\n")
     stamp = time.mktime(time.strptime(line[:19], "%Y-%m-%d %H:%M:%S"))
     assert int(before) <= stamp <= time.time()
+
+
+def _file_logger(name, stream):
+    """A logger whose lines a BatchingHandler writes to `stream`."""
+    target = logging.StreamHandler(stream)
+    target.setFormatter(logging.Formatter(FORMAT))
+    handler = BatchingHandler(target)
+    handler.start()
+    return _logger(name, handler), handler
+
+
+def _batch(logger, handler, lines, text="line"):
+    for n in range(lines):
+        logger.info("%s %d", text, n)
+    time.sleep(0.1)  # (written by the thread a moment after the first)
+
+
+def test_lines_that_cannot_be_written_are_one_line_on_stderr_then_one_when_it_ends(
+        capsys, tmp_path):
+    """A full disk: the first failure and its end, one line each on standard
+    error (the journal), and no more in between (each batch was a 20-line
+    traceback: 3,341 lines for 1,200 requests)."""
+    with open("/dev/full", "w") as full, open(tmp_path / "log", "w") as room:
+        logger, handler = _file_logger("cks.test.full", full)
+        for _ in range(3):
+            _batch(logger, handler, 3)
+        handler.target.setStream(room)  # space again
+        _batch(logger, handler, 1, "after")
+        handler.close()
+    assert capsys.readouterr().err.splitlines() == [
+        "cks.log: cannot write to /dev/full: [Errno 28] No space left on device; "
+        "log lines lost: 3",
+        "cks.log: writing to /dev/full again"]
+    assert (tmp_path / "log").read_text() == "cks.test.full: after 0\n"
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A directory on a 64 kB tmpfs, to fill (mount needs root: skipped
+    without it, but never under CI, whose tests run as root)."""
+    directory = tmp_path / "small"
+    directory.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                              str(directory)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        assert os.environ.get("CI") != "true", mounted.stderr
+        pytest.skip("cannot mount a tmpfs: %s" % mounted.stderr.strip())
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_lines_said_lost_on_a_full_disk_are_never_written(capsys, small_tmpfs):
+    """Lines said to be lost are dropped: once there was room again, the
+    file's buffer wrote what it had kept (a torn line, then 49 old lines
+    said to be lost) before the new lines."""
+    path = small_tmpfs / "access.log"
+    with open(path, "a", encoding="utf-8") as stream:
+        logger, handler = _file_logger("cks.test.tmpfs", stream)
+        for _ in range(20):  # 80 kB in all, 64 kB of room
+            _batch(logger, handler, 50, "before" + "." * 60)
+        assert "No space left on device" in capsys.readouterr().err
+        with open(path, "w"):
+            pass  # room again
+        _batch(logger, handler, 3, "after")
+        handler.close()
+    assert path.read_text() == "".join("cks.test.tmpfs: after %d\n" % n for n in range(3))
+    assert capsys.readouterr().err.splitlines() == [
+        "cks.log: writing to %s again" % path]

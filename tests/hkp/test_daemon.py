@@ -153,17 +153,24 @@ def test_several_processes_share_the_port(tmp_path):
     assert server.proc.returncode == 0
 
 
-def test_a_killed_serving_process_stops_cksd(tmp_path):
-    """The kernel's OOM killer, say: cksd stops the other serving processes
-    and ends with status 1 (systemd's Restart=on-failure starts it again)."""
-    config = _config(tmp_path, "[server]\nprocesses = 2\n")
+@pytest.mark.parametrize("sig,status", [(signal.SIGKILL, -9), (signal.SIGTERM, 0),
+                                        (signal.SIGINT, 0)])
+def test_a_killed_serving_process_stops_cksd(tmp_path, sig, status):
+    """The kernel's OOM killer, say, or a SIGTERM sent to one serving process
+    alone: cksd stops the other serving processes and ends with status 1
+    (systemd's Restart=on-failure starts it again).  A serving process that
+    a SIGTERM or SIGINT stopped ends with status 0, and cksd took that as
+    fine: it served on with fewer processes, without a word, and with none
+    left said "stopped" and ended with status 0."""
+    config = _config(tmp_path, "[server]\nprocesses = 3\n")
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
-        killed, other = server.children()
-        os.kill(int(killed), signal.SIGKILL)
+        killed, *others = server.children()
+        os.kill(int(killed), sig)
         assert server.proc.wait(20) == 1
-        assert "serving process %s ended with status -9: stopping cksd" % killed \
+        assert "serving process %s ended with status %d: stopping cksd" % (killed, status) \
             in server.output(), server.output()
-        assert not os.path.exists("/proc/%s" % other)
+        assert server.output().count("stopping cksd") == 1
+        assert not any(os.path.exists("/proc/%s" % other) for other in others)
 
 
 def test_serving_processes_stop_when_the_main_process_is_killed(tmp_path):
@@ -355,7 +362,7 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
     background jobs, whose log lines would come first."""
     from cks.cli.common import UserError
 
-    def slow_start(*_args, ready, **_kwargs):
+    def slow_start(_settings, _listeners, _port, stop, *_args, ready, **_kwargs):
         time.sleep(0.3)  # opening the database, say
         if _first_free_slot(tmp_path) < failing:
             raise UserError("cannot open the database")
@@ -364,11 +371,16 @@ def test_ready_once_every_serving_process_serves(tmp_path, monkeypatch, own_sign
         ready()
         with open(tmp_path / "went_on", "a") as handle:
             handle.write("x")
+        _serve_until_told_to_stop(stop)
         return 0
 
     said: list = []
-    status = _run_processes(monkeypatch, slow_start, 3, ready=lambda: said.append(
-        ((tmp_path / "serving").read_text(), (tmp_path / "went_on").exists())))
+
+    def say_ready():
+        said.append(((tmp_path / "serving").read_text(), (tmp_path / "went_on").exists()))
+        os.kill(os.getpid(), signal.SIGTERM)  # (a serving process that ends unasked fails)
+
+    status = _run_processes(monkeypatch, slow_start, 3, ready=say_ready)
     if failing < 3:
         assert said == [("x" * (3 - failing), False)]  # (none went on before)
         assert (tmp_path / "went_on").read_text() == "x" * (3 - failing)
@@ -407,15 +419,19 @@ def test_a_serving_process_that_fails_stops_cksd(tmp_path, monkeypatch, own_sign
         if _first_free_slot(tmp_path) == 0:
             time.sleep(0.2)
             raise RuntimeError("a bug")
-        deadline = time.monotonic() + 10
-        while not stop.requested and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _serve_until_told_to_stop(stop)
         with open(tmp_path / "told_to_stop", "a") as handle:
             handle.write("y" if stop.requested else "n")
         return 0
 
     assert _run_processes(monkeypatch, one_fails, 3) == 1
     assert (tmp_path / "told_to_stop").read_text() == "yy"
+
+
+def _serve_until_told_to_stop(stop, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not stop.requested and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_a_stop_reaches_the_serving_processes_while_they_start(tmp_path, monkeypatch,

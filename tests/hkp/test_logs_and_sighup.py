@@ -70,6 +70,32 @@ def test_after_logrotate_renamed_the_files_sighup_starts_new_ones(tmp_path, sect
     assert all(line[:4].isdigit() for line in (old_access + new_app).splitlines())  # dated
 
 
+@pytest.mark.parametrize("moved", ["access", "both"])
+def test_sighup_says_which_log_files_it_could_not_reopen_and_no_more(tmp_path, moved):
+    """A log directory moved away: the files there cannot be reopened, and
+    cksd says so; "log files reopened" names the ones that were, and is not
+    said at all when none was (it was said after the failures all the same)."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "access").mkdir()
+    app_dir = tmp_path / ("access" if moved == "both" else "app")
+    app, access = app_dir / "cksd.log", tmp_path / "access" / "access.log"
+    config = _config(tmp_path, {"server": {"processes": "1"},
+                                "log": {"file": str(app), "access": str(access)}})
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        _wait_for(app, "peer addresses exempt")
+        os.rename(tmp_path / "access", tmp_path / "moved")
+        server.proc.send_signal(signal.SIGHUP)
+        written = tmp_path / ("moved" if moved == "both" else "app") / "cksd.log"
+        _wait_for(written, "cannot reopen %s (No such file or directory): still writing to "
+                  "the file it was" % access)
+        assert server.stop() == 0
+    lines = [line.split(" ", 2)[2] for line in written.read_text().splitlines()]
+    assert lines.count("cks.log: cannot reopen %s (No such file or directory): still "
+                       "writing to the file it was" % app) == (moved == "both")
+    reopened = [line for line in lines if "reopened" in line]
+    assert reopened == ([] if moved == "both" else ["cks.log: log files reopened: %s" % app])
+
+
 def test_sighup_never_stops_cksd_with_several_processes(tmp_path):
     config = _config(tmp_path, {"server": {"processes": "2"}})
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
@@ -124,6 +150,25 @@ def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
         server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n",
                                timeout=5)
         assert statuses(20) == [200] * 20
+
+
+def test_the_peer_addresses_are_logged_once_whatever_the_processes(tmp_path):
+    """Every serving process finds the same addresses: the first alone says
+    them (each of them did, `processes` lines at each change)."""
+    db_url = "sqlite:///%s" % (tmp_path / "k.db")
+    config = _config(tmp_path, {"server": {"processes": "3"}})
+    with Cksd(db_url, config=config) as server:
+        server.wait_for_output(r"peer addresses exempt from rate limits: none\n")
+        added = tool("cks_sync_manage.py", ["--db", db_url, "add", "192.0.2.50:11371",
+                                            "--no-catch-up"])
+        assert added.returncode == 0, added.stderr
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n")
+        time.sleep(1)  # (the other processes' rounds)
+        assert server.stop() == 0
+        for addresses in ("none", "192.0.2.50"):
+            assert server.output().count("peer addresses exempt from rate limits: %s\n"
+                                         % addresses) == 1, server.output()
 
 
 def test_sighup_makes_the_recon_port_refuse_a_disabled_peer_at_once(db_url):

@@ -41,15 +41,16 @@ def _pem_key(key):
                              serialization.NoEncryption())
 
 
-def _certificate(subject, key, issuer, issuer_key, ca):
+def _certificate(subject, key, issuer, issuer_key, ca, days=90):
     """With the extensions a public CA's certificates carry: Python 3.13's
     default context (VERIFY_X509_STRICT) refuses a chain without the key
-    identifiers ("Missing Authority Key Identifier")."""
+    identifiers ("Missing Authority Key Identifier"); valid for `days` more
+    days (less than 0: expired)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(hours=1))
-               .not_valid_after(now + datetime.timedelta(days=2))
+               .not_valid_before(now - datetime.timedelta(days=30))
+               .not_valid_after(now + datetime.timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                               critical=False)
@@ -80,10 +81,10 @@ class Authority:
         with open(self.path, "wb") as handle:
             handle.write(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name="server"):
+    def issue(self, name="server", days=90):
         """A new certificate and key: (cert path, key path, the certificate's DER)."""
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate("localhost", key, "CKS test CA", self.key, ca=False)
+        cert = _certificate("localhost", key, "CKS test CA", self.key, ca=False, days=days)
         cert_path, key_path = self.directory / (name + ".pem"), self.directory / (name + ".key")
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         key_path.write_bytes(_pem_key(key))
@@ -273,6 +274,24 @@ def test_a_new_certificate_on_sighup_and_a_bad_one_is_not_taken(tmp_path, ca):
         assert {_served_certificate(server.port, ca) for _ in range(4)} == {second}
         assert server.proc.poll() is None
     assert server.proc.returncode == 0
+
+
+@pytest.mark.parametrize("days,warning", [(90, None), (5, "expires within 14 days, on "),
+                                          (-1, "expired on ")])
+def test_a_certificate_near_its_end_is_a_warning_at_start_and_at_reload(tmp_path, ca, days,
+                                                                       warning):
+    """cksd serves an expired certificate all the same (clients refuse it):
+    it started and reloaded one without a word."""
+    cert, key, _ = ca.issue(days=days)
+    config = _tls_config(tmp_path, cert, key, "processes = 1")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_until(lambda: "TLS certificate reloaded" in server.output())
+        assert server.stop() == 0
+        said = [line for line in server.output().splitlines()
+                if line.startswith("cks.tls: TLS certificate %s " % cert)]
+        assert len(said) == (0 if warning is None else 2), server.output()
+        assert all(warning in line and line.endswith(" GMT") for line in said)
 
 
 # --- GnuPG -------------------------------------------------------------------------------

@@ -229,7 +229,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
           changes: Optional[LocalChanges] = None,
           metrics: Optional[CksdMetrics] = None,
           views_owed: Optional[ViewsOwed] = None,
-          ready: Callable[[], None] = lambda: None, parent: Optional[int] = None) -> int:
+          ready: Callable[[], None] = lambda: None, parent: Optional[int] = None,
+          first: bool = True) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
@@ -237,7 +238,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     called once the process can serve, before its background jobs start (the
     "listening" line comes before any line they log); `parent`: the process
     ID of cksd's main process, when it forked this one: this one stops if
-    that one is gone."""
+    that one is gone; `first`: whether this is the first serving process (or
+    the only one), which alone logs what every one of them finds alike."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size = settings.get_int("database", "pool_size", 16)
@@ -270,7 +272,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
             app.cache = AnswerCache(watch, cache_bytes)
         server = HKPServer(app, listeners, server_limits(settings))
         peers = PeerRefresher(lambda: enabled_peer_names(store), app.exempt_peers,
-                              peer_refresh(settings))
+                              peer_refresh(settings), says_addresses=first)
         if views_owed is not None:
             app.views_owed = views_owed
         views = Periodic("served-views", FOLLOW_SIGNERS_EVERY,
@@ -378,7 +380,8 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
                              changes, metrics[index], views_owed,
-                             ready=lambda: _ready_in_child(says_started, go), parent=parent)
+                             ready=lambda: _ready_in_child(says_started, go), parent=parent,
+                             first=index == 0)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             except Exception:  # (os._exit skips Python's own report of it)
@@ -418,8 +421,9 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
 
 def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], None]) -> int:
     """Wait until every serving process has ended; 1 if one failed.  One
-    that fails while no stop was asked for (`stopping` empty; it logged
-    why) stops the others (`stop_all`), so that cksd ends and its
+    that ends while no stop was asked for (`stopping` empty) has failed,
+    whatever its status (an error it logged, a kill, a SIGTERM sent to it
+    alone): it stops the others (`stop_all`), so that cksd ends and its
     supervisor starts it again (systemd's Restart=on-failure), instead of
     serving on with fewer processes where nobody looks."""
     status, left = 0, set(children)
@@ -432,12 +436,14 @@ def _wait_for(children: List[int], stopping: List[int], stop_all: Callable[[], N
             continue  # not a serving process
         left.discard(pid)
         exit_code = os.waitstatus_to_exitcode(code)
-        if exit_code != 0:
+        if not stopping:
+            log.error("serving process %d ended with status %d: stopping cksd", pid,
+                      exit_code)
             status = 1
-            if left and not stopping:
-                log.error("serving process %d ended with status %d: stopping cksd", pid,
-                          exit_code)
-                stop_all()
+            if left:
+                stop_all()  # (which adds to `stopping`)
+        elif exit_code != 0:
+            status = 1
     return status
 
 
@@ -530,6 +536,8 @@ def main(argv: List[str]) -> int:
             if not 0 <= tls_port <= 65535:
                 raise UserError("--tls-port must be between 0 and 65535")
         configure_logging(log_settings(settings, args.verbose))
+        if certificates is not None:
+            certificates.warn_if_expiring()
         store = open_store(settings.db_url)
         store.check()  # creates the schema on an empty database, once
         store.close()

@@ -71,14 +71,17 @@ def enabled_peer_names(store: Store) -> List[str]:
 
 class PeerRefresher:
     """Resolves the peers now and every `interval` seconds in a daemon thread,
-    handing each new set of addresses to `apply` (which swaps it in whole)."""
+    handing each new set of addresses to `apply` (which swaps it in whole).
+    `says_addresses`: log each new set (cksd's first serving process only:
+    every process finds the same)."""
 
     def __init__(self, peer_names: Callable[[], Iterable[str]],
                  apply: Callable[[FrozenSet[IPAddress]], None], interval: float,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver, says_addresses: bool = True) -> None:
         self.peer_names = peer_names
         self.apply = apply
         self.resolver = resolver
+        self.says_addresses = says_addresses
         self._current: Optional[FrozenSet[IPAddress]] = None
         self._rounds = Periodic("peer-addresses", interval, self.refresh)
 
@@ -92,8 +95,9 @@ class PeerRefresher:
             return
         addresses = resolve_peers(names, self.resolver)
         if addresses != self._current:
-            log.info("peer addresses exempt from rate limits: %s",
-                     ", ".join(sorted(map(str, addresses))) or "none")
+            if self.says_addresses:
+                log.info("peer addresses exempt from rate limits: %s",
+                         ", ".join(sorted(map(str, addresses))) or "none")
             self._current = addresses
         self.apply(addresses)
 

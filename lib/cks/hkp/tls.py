@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import ssl
+import time
 from typing import Optional
 
 from ..config import ConfigError, Settings
 
 log = logging.getLogger("cks.tls")
+
+EXPIRY_WARNING_DAYS = 14
 
 
 class _EncryptedKey(Exception):
@@ -84,6 +87,22 @@ class Certificates:
             log.error("TLS certificate not reloaded, still serving the old one: %s", exc)
             return
         log.info("TLS certificate reloaded from %s", self.cert_path)
+        self.warn_if_expiring()
+
+    def warn_if_expiring(self) -> None:
+        """A warning when the certificate (the chain's first) has expired or
+        expires within EXPIRY_WARNING_DAYS: cksd serves it all the same, and
+        clients refuse it once it has."""
+        try:  # (the standard library's one reader of a certificate file's dates)
+            not_after = ssl._ssl._test_decode_cert(self.cert_path)["notAfter"]  # type: ignore
+        except (AttributeError, KeyError, OSError):  # (ssl.SSLError is an OSError)
+            return
+        left = ssl.cert_time_to_seconds(not_after) - time.time()
+        if left <= 0:
+            log.warning("TLS certificate %s expired on %s", self.cert_path, not_after)
+        elif left < EXPIRY_WARNING_DAYS * 86400:
+            log.warning("TLS certificate %s expires within %d days, on %s", self.cert_path,
+                        EXPIRY_WARNING_DAYS, not_after)
 
 
 def certificates_from(settings: Settings) -> Optional[Certificates]:
