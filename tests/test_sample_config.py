@@ -4,55 +4,15 @@ not read; and cksd starts on the sample as written and with every setting's
 line uncommented. A setting added without a line in the sample fails here."""
 
 import os
-import re
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Dict, List, Tuple
 
 import pytest
 
 from cks.config import load_settings
+from cks.sample_config import SETTING_LINE, sample_entries, sample_text
 from support import ROOT
 from support.config_reads import COMPUTED, setting_reads
 from support.server import Cksd
-
-SAMPLE = os.path.join(ROOT, "contrib", "cks.conf.sample")
-SETTING_LINE = re.compile(r"(# )?([a-z_]+) =( .*)?$")
-
-
-@dataclass
-class Entry:
-    value: str
-    description: str  # the comment lines above it (shared by a group of settings)
-    line: int
-
-
-def sample_text() -> str:
-    with open(SAMPLE, encoding="utf-8") as handle:
-        return handle.read()
-
-
-def sample_entries() -> Dict[Tuple[str, str], Entry]:
-    """(section, option) -> its line in the sample."""
-    entries: Dict[Tuple[str, str], Entry] = {}
-    section = ""
-    description: List[str] = []
-    for number, line in enumerate(sample_text().splitlines(), 1):
-        header = re.match(r"\[(\w+)\]$", line)
-        setting = SETTING_LINE.match(line)
-        if header:
-            section, description = header.group(1), []
-        elif setting:
-            key = (section, setting.group(2))
-            assert section, "line %d: a setting before the first section" % number
-            assert key not in entries, "line %d: [%s] %s again" % ((number,) + key)
-            entries[key] = Entry((setting.group(3) or "").strip(), " ".join(description),
-                                 number)
-        elif line.startswith("# "):
-            description.append(line[2:])
-        elif not line.strip():
-            description = []
-    return entries
 
 
 def uncommented() -> str:
@@ -90,6 +50,13 @@ def test_the_sample_holds_only_settings_the_code_reads():
     stale = ["[%s] %s (line %d)" % (key + (entry.line,))
              for key, entry in sample_entries().items() if key not in read]
     assert not stale, "read by no code: " + ", ".join(stale)
+
+
+def test_every_number_is_read_with_its_range():
+    """A value past it (workers = 0, idle_timeout = nan) is refused in one line."""
+    unbounded = ["[%s] %s (%s)" % (r.section, r.option, r.where) for r in READS
+                 if r.kind in ("get_int", "get_float") and not r.bounded]
+    assert not unbounded, "no least=, most= or more_than=: " + ", ".join(unbounded)
 
 
 def test_every_setting_is_described():

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import configparser
 import logging
+import math
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Set, Union
+
+from .sample_config import known_settings
 
 log = logging.getLogger("cks.config")
 
@@ -27,6 +30,9 @@ DEFAULT_CONFIG_FILES = ("cks.conf", "/etc/cks.conf")
 
 class ConfigError(Exception):
     """The configuration file is unreadable or holds a bad value."""
+
+
+Number = Union[int, float]
 
 
 @dataclass
@@ -39,30 +45,54 @@ class Settings:
     def get(self, section: str, option: str, default: str) -> str:
         return self.parser.get(section, option, fallback=default)
 
-    def get_int(self, section: str, option: str, default: int) -> int:
+    def get_int(self, section: str, option: str, default: int, *,
+                least: Optional[int] = None, most: Optional[int] = None) -> int:
+        """The setting as a whole number from `least` to `most` (each given
+        where a value past it makes no sense)."""
         try:
-            return self.parser.getint(section, option, fallback=default)
+            value = self.parser.getint(section, option, fallback=default)
         except ValueError:
-            raise ConfigError("%s: [%s] %s must be a whole number"
-                              % (self.config_file, section, option)) from None
+            raise self._bad(section, option, "a whole number") from None
+        return self._in_range(section, option, value, least, most)
 
-    def get_float(self, section: str, option: str, default: float) -> float:
+    def get_float(self, section: str, option: str, default: float, *,
+                  least: Optional[float] = None, more_than: Optional[float] = None) -> float:
+        """The setting as a finite number (no nan, no inf), `least` or more,
+        or more than `more_than`."""
         try:
-            return self.parser.getfloat(section, option, fallback=default)
+            value = self.parser.getfloat(section, option, fallback=default)
         except ValueError:
-            raise ConfigError("%s: [%s] %s must be a number"
-                              % (self.config_file, section, option)) from None
+            raise self._bad(section, option, "a number") from None
+        if not math.isfinite(value):
+            raise self._bad(section, option, "a finite number")
+        if more_than is not None and not value > more_than:
+            raise self._bad(section, option, "more than %s" % more_than)
+        return self._in_range(section, option, value, least, None)
+
+    def _in_range(self, section: str, option: str, value: Number,
+                  least: Optional[Number], most: Optional[Number]) -> Number:
+        if least is not None and value < least or most is not None and value > most:
+            raise self._bad(section, option, "between %s and %s" % (least, most)
+                            if least is not None and most is not None
+                            else "%s or more" % least if least is not None
+                            else "%s or less" % most)
+        return value
+
+    def _bad(self, section: str, option: str, what: str) -> "ConfigError":
+        """The one line of a value outside what the setting takes."""
+        return ConfigError("%s: [%s] %s must be %s" % (self.config_file, section, option, what))
 
     def node_name(self) -> str:
-        """The name this node gives itself to peers and in rejection notices."""
-        return self.get("sync", "node_name", self.get("server", "hostname", socket.getfqdn()))
+        """The name this node gives itself to peers and in rejection notices
+        (an empty setting: the default, as for every name)."""
+        return (self.get("sync", "node_name", "") or self.get("server", "hostname", "")
+                or socket.getfqdn())
 
     def get_bool(self, section: str, option: str, default: bool) -> bool:
         try:
             return self.parser.getboolean(section, option, fallback=default)
         except ValueError:
-            raise ConfigError("%s: [%s] %s must be yes or no"
-                              % (self.config_file, section, option)) from None
+            raise self._bad(section, option, "yes or no") from None
 
 
 def find_config_file(explicit: Optional[str] = None) -> Optional[str]:
@@ -92,19 +122,47 @@ def _one_line(exc: configparser.Error) -> str:
     return str(exc).splitlines()[0]
 
 
+_CHECKED: Set[str] = set()
+"""The files whose names were checked: a tool that loads its settings more
+than once warns once."""
+
+
+def _warn_of_unknown_names(path: str, parser: configparser.ConfigParser) -> None:
+    """A warning for each section and option that no tool reads (a mistyped
+    name: its value would be ignored without a word)."""
+    if path in _CHECKED:
+        return
+    _CHECKED.add(path)
+    known = known_settings()
+    sections = {section for section, _ in known}
+    for section in parser.sections() if known else ():
+        if section not in sections:
+            log.warning("%s: [%s] is not a section CKS reads: ignored", path, section)
+            continue
+        for option in parser[section]:
+            if (section, option) not in known and option not in parser.defaults():
+                log.warning("%s: [%s] %s is not a setting CKS reads: ignored", path, section,
+                            option)
+
+
 def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = None) -> Settings:
     path = find_config_file(config_file)
     # "key = value   ; note": a ';' after whitespace starts a comment, as in the README.
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";",))
     if path:
         try:
-            with open(path, encoding="utf-8") as handle:
-                parser.read_file(handle)
+            with open(path, "rb") as handle:
+                text = handle.read().decode("utf-8-sig")  # (a BOM, as Notepad writes, is fine)
+            parser.read_string(text, path)
         except OSError as exc:
             raise ConfigError("cannot read configuration %s: %s" % (path, exc)) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError("cannot read configuration %s: line %d is not UTF-8 text"
+                              % (path, exc.object.count(b"\n", 0, exc.start) + 1)) from None
         except configparser.Error as exc:
             raise ConfigError("cannot read configuration %s: %s" % (path, _one_line(exc))) \
                 from None
+        _warn_of_unknown_names(path, parser)
     url = (db_url or os.environ.get("CKS_DB")
            or parser.get("database", "url", fallback=None) or DEFAULT_DB)
     read_url = parser.get("database", "read_url", fallback="") or None

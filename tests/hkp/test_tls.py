@@ -345,5 +345,5 @@ def test_bad_certificate_settings_are_one_clear_line(tmp_path, ca, case, message
 
 def test_a_tls_port_without_a_certificate_is_refused(tmp_path):
     code, err = start_failure(tmp_path, "[server]\ntls_port = 0\n")
-    assert code == 2 and "tls_port) needs [server] tls_cert and tls_key" in err, err
+    assert code == 2 and "[server] tls_port needs [server] tls_cert and tls_key" in err, err
     assert err.count("\n") == 1

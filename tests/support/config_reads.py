@@ -22,6 +22,7 @@ from . import ROOT
 
 LIB = os.path.join(ROOT, "lib")
 READERS = {"get", "get_int", "get_float", "get_bool"}  # Settings' methods; get: the parser's too
+RANGES = {"least", "most", "more_than"}  # get_int's and get_float's bounds
 RECEIVERS = {"settings", "parser"}  # a Settings, or the ConfigParser load_settings reads
 
 
@@ -44,6 +45,7 @@ class Read:
     kind: str  # get, get_int, get_float or get_bool: how the value is parsed
     default: Any  # the value, or COMPUTED
     where: str  # path:line, for messages
+    bounded: bool = False  # a number read with its range (least=, most=, more_than=)
 
 
 def setting_reads(top: str = os.path.join(LIB, "cks")) -> List[Read]:
@@ -81,7 +83,8 @@ class _Module:
         section, option = (self._argument(a, function, bound) for a in call.args[:2])
         if _is_text(section[0]) and _is_text(option[0]):
             yield Read(section[0].value, option[0].value, call.func.attr,
-                       self._default(call, function, bound), self._where(call))
+                       self._default(call, function, bound), self._where(call),
+                       any(k.arg in RANGES for k in call.keywords))
             return
         if bound or not isinstance(function, ast.FunctionDef):
             raise UnreadableSetting("%s: which setting is read here?" % self._where(call))

@@ -78,6 +78,31 @@ def build_parser():
     return parser
 
 
+def _port(given: Optional[int], option: str, settings: Settings, section: str, key: str,
+          default: int) -> Tuple[int, str]:
+    """A port from its command-line option when given, else from the
+    configuration: 0 to 65535 (0 picks a free port), or -1 (none) where
+    that is the default; and what set it, for messages."""
+    least = min(default, 0)
+    if given is None:
+        return (settings.get_int(section, key, default, least=least, most=65535),
+                "[%s] %s" % (section, key))
+    if not least <= given <= 65535:
+        raise UserError("%s must be between %d and 65535" % (option, least))
+    return given, option
+
+
+def _distinct_ports(ports: List[Tuple[int, str]]) -> None:
+    """Refuse one port given for two listeners (0, a free port, and -1, none,
+    may repeat): the second would fail as "Address already in use"."""
+    seen = {}
+    for port, source in ports:
+        if port > 0 and port in seen:
+            raise UserError("%s and %s are both %d: each needs a port of its own"
+                            % (seen[port], source, port))
+        seen[port] = source
+
+
 def _networks(settings: Settings, option: str, default: str = "",
               section: str = "ratelimit") -> list:
     try:
@@ -89,23 +114,23 @@ def _networks(settings: Settings, option: str, default: str = "",
 def server_settings(settings: Settings, port: int,
                     recon_port: Optional[int] = None) -> ServerSettings:
     return ServerSettings(
-        lookup_rate=Rate(settings.get_float("ratelimit", "lookups_per_second", 20.0),
-                         settings.get_float("ratelimit", "lookup_burst", 200.0)),
-        upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0) / 60,
-                         settings.get_float("ratelimit", "upload_burst", 20.0)),
+        lookup_rate=Rate(settings.get_float("ratelimit", "lookups_per_second", 20.0, least=0),
+                         settings.get_float("ratelimit", "lookup_burst", 200.0, least=1)),
+        upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0, least=0) / 60,
+                         settings.get_float("ratelimit", "upload_burst", 20.0, least=1)),
         trusted_proxies=_networks(settings, "trusted_proxies", DEFAULT_TRUSTED_PROXIES),
         identity=node_identity(settings),
         admin=AdminSettings(settings.get("admin", "password_hash", ""),
-                            settings.get("admin", "user", "admin")),
+                            settings.get("admin", "user", "") or "admin"),
         rate_exempt=_networks(settings, "exempt"),
         metrics_allow=_networks(settings, "allow", DEFAULT_METRICS_ALLOW, "metrics"),
-        hostname=settings.get("server", "hostname", socket.gethostname()),
+        hostname=settings.get("server", "hostname", "") or socket.gethostname(),
         contact=settings.get("server", "contact", "").strip(),
         port=port,
         recon_port=recon_port,
         public_address=public_address(settings),
-        max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20),
-        max_results=settings.get_int("limits", "max_results", 100),
+        max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20, least=1),
+        max_results=settings.get_int("limits", "max_results", 100, least=1),
         limits=pipeline_limits(settings))
 
 
@@ -125,30 +150,27 @@ def public_address(settings: Settings) -> str:
 
 def peer_refresh(settings: Settings) -> float:
     """Seconds between two resolutions of the peers' addresses."""
-    seconds = settings.get_float("ratelimit", "peer_refresh", 300.0)
-    if seconds <= 0:
-        raise ConfigError("[ratelimit] peer_refresh must be more than 0 seconds")
-    return seconds
+    return settings.get_float("ratelimit", "peer_refresh", 300.0, more_than=0)
 
 
 def push_interval(settings: Settings) -> float:
     """[sync] push_interval: seconds between cksd's own push passes; 0 (the
     default) leaves pushing to cks_sync.py from cron."""
-    seconds = settings.get_float("sync", "push_interval", 0.0)
-    if seconds < 0:
-        raise ConfigError("[sync] push_interval must be 0 (off) or more")
-    return seconds
+    return settings.get_float("sync", "push_interval", 0.0, least=0)
 
 
 def server_limits(settings: Settings) -> ServerLimits:
     defaults = ServerLimits()
     return ServerLimits(
         max_connections=settings.get_int("server", "max_connections",
-                                         defaults.max_connections),
-        workers=settings.get_int("server", "workers", defaults.workers),
-        idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout),
-        head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout),
-        body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout))
+                                         defaults.max_connections, least=1),
+        workers=settings.get_int("server", "workers", defaults.workers, least=1),
+        idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout,
+                                        more_than=0),
+        head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout,
+                                        more_than=0),
+        body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout,
+                                        more_than=0))
 
 
 def _lean_log_records() -> None:
@@ -207,18 +229,20 @@ class _StopSignal:
 def answer_cache_bytes(settings: Settings) -> int:
     """[server] answer_cache_mb: memory for lookup answers per serving
     process (16 MB; 0 turns the cache off)."""
-    megabytes = settings.get_float("server", "answer_cache_mb", 16.0)
-    if megabytes < 0:
-        raise ConfigError("[server] answer_cache_mb must be 0 (off) or more")
+    megabytes = settings.get_float("server", "answer_cache_mb", 16.0, least=0)
     return int(megabytes * (1 << 20))
+
+
+def database_limits(settings: Settings) -> Tuple[int, float]:
+    """[database] pool_size, the connections each serving process keeps at
+    most, and [server] request_timeout, the seconds a statement may run."""
+    return (settings.get_int("database", "pool_size", 16, least=1),
+            settings.get_float("server", "request_timeout", 30.0, more_than=0))
 
 
 def recon_interval(settings: Settings) -> float:
     """[recon] interval: seconds between the rounds cksd starts (60, as SKS)."""
-    seconds = settings.get_float("recon", "interval", 60.0)
-    if seconds <= 0:
-        raise ConfigError("[recon] interval must be more than 0 seconds")
-    return seconds
+    return settings.get_float("recon", "interval", 60.0, more_than=0)
 
 
 Listeners = List[Tuple[socket.socket, Optional[Certificates]]]  # None: plain HTTP
@@ -242,8 +266,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     the only one), which alone logs what every one of them finds alike."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
-    pool_size = settings.get_int("database", "pool_size", 16)
-    timeout = settings.get_float("server", "request_timeout", 30.0)
+    pool_size, timeout = database_limits(settings)
     replica = None
     try:
         store = open_store(settings.db_url, pool_size, timeout)
@@ -508,33 +531,27 @@ def main(argv: List[str]) -> int:
         settings = settings_from(args)
         if args.db_read:
             settings.db_read_url = args.db_read
-        bind = args.bind or settings.get("server", "bind", "127.0.0.1")
-        port = args.port if args.port is not None else settings.get_int("server", "port", 11371)
-        if not 0 <= port <= 65535:
-            raise UserError("--port must be between 0 and 65535")
-        processes = settings.get_int("server", "processes", default_processes())
-        if processes < 1:
-            raise UserError("[server] processes must be 1 or more")
+        # Empty: the default; every address only when said (0.0.0.0, ::).
+        bind = args.bind or settings.get("server", "bind", "") or "127.0.0.1"
+        port, port_from = _port(args.port, "--port", settings, "server", "port", 11371)
+        processes = settings.get_int("server", "processes", default_processes(), least=1)
         server_settings(settings, port)  # check the settings before anything starts
         server_limits(settings)
+        database_limits(settings)
         peer_refresh(settings)
-        push_interval(settings)
+        if push_interval(settings):
+            sync_limits(settings)
         answer_cache_bytes(settings)
-        recon_port = args.recon_port if args.recon_port is not None else \
-            settings.get_int("recon", "port", -1)
+        recon_port, recon_from = _port(args.recon_port, "--recon-port", settings, "recon",
+                                       "port", -1)
         if recon_port != -1:
-            if not 0 <= recon_port <= 65535:
-                raise UserError("--recon-port must be between 0 and 65535")
             recon_interval(settings)
+        tls_port, tls_from = _port(args.tls_port, "--tls-port", settings, "server",
+                                   "tls_port", -1)
+        _distinct_ports([(port, port_from), (tls_port, tls_from), (recon_port, recon_from)])
         certificates = certificates_from(settings)
-        tls_port = args.tls_port if args.tls_port is not None else \
-            settings.get_int("server", "tls_port", -1)
-        if tls_port != -1:
-            if certificates is None:
-                raise UserError("--tls-port ([server] tls_port) needs [server] tls_cert "
-                                "and tls_key")
-            if not 0 <= tls_port <= 65535:
-                raise UserError("--tls-port must be between 0 and 65535")
+        if tls_port != -1 and certificates is None:
+            raise UserError("%s needs [server] tls_cert and tls_key" % tls_from)
         configure_logging(log_settings(settings, args.verbose))
         if certificates is not None:
             certificates.warn_if_expiring()

@@ -69,21 +69,24 @@ def pipeline_limits(settings: Settings) -> Limits:
     try:
         serve = ServePolicy(
             settings.get("policy", "certifications", default.serve.certifications),
-            settings.get_int("policy", "max_certifications", default.serve.max_certifications),
+            settings.get_int("policy", "max_certifications", default.serve.max_certifications,
+                             least=0),
             settings.get_int("policy", "max_certification_checks",
-                             default.serve.max_certification_checks))
+                             default.serve.max_certification_checks, least=0))
     except ValueError as exc:
         raise ConfigError("[policy] %s" % exc) from None
     return Limits(
-        max_key_bytes=settings.get_int("limits", "max_key_bytes", default.max_key_bytes),
+        max_key_bytes=settings.get_int("limits", "max_key_bytes", default.max_key_bytes,
+                                       least=1),
         max_packets_per_key=settings.get_int("limits", "max_packets_per_key",
-                                             default.max_packets_per_key),
+                                             default.max_packets_per_key, least=1),
         max_signatures_per_key=settings.get_int("limits", "max_signatures_per_key",
-                                                default.max_signatures_per_key),
+                                                default.max_signatures_per_key, least=1),
         max_self_signatures_per_key=settings.get_int(
-            "limits", "max_self_signatures_per_key", default.max_self_signatures_per_key),
+            "limits", "max_self_signatures_per_key", default.max_self_signatures_per_key,
+            least=1),
         max_packet_bytes=settings.get_int("limits", "max_packet_bytes",
-                                          default.max_packet_bytes),
+                                          default.max_packet_bytes, least=1),
         serve=serve)
 
 

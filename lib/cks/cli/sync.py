@@ -104,7 +104,7 @@ def _recon(store, peer: Peer, settings: Settings, args, deadline: float) -> bool
     if args.dry_run:
         print("%s: would run a recon round" % peer.peer)
         return True
-    report = dial(store, peer, settings.get_int("server", "port", 11371),
+    report = dial(store, peer, settings.get_int("server", "port", 11371, least=0, most=65535),
                   pipeline_limits(settings), settings.get("server", "bind", ""),
                   deadline=deadline)
     if report.ok:

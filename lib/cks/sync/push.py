@@ -34,11 +34,11 @@ def peer_lock(peer: Peer) -> str:
 
 def sync_limits(settings: Settings) -> SyncLimits:
     return SyncLimits(
-        keys_per_request=settings.get_int("sync", "keys_per_request", 100),
-        bytes_per_request=settings.get_int("sync", "bytes_per_request", 1 << 20),
-        keys_per_peer_run=settings.get_int("sync", "keys_per_peer_run", 50_000),
-        seconds_per_run=settings.get_float("sync", "seconds_per_run", 3000.0),
-        timeout=settings.get_float("sync", "timeout", 30.0))
+        keys_per_request=settings.get_int("sync", "keys_per_request", 100, least=1),
+        bytes_per_request=settings.get_int("sync", "bytes_per_request", 1 << 20, least=1),
+        keys_per_peer_run=settings.get_int("sync", "keys_per_peer_run", 50_000, least=1),
+        seconds_per_run=settings.get_float("sync", "seconds_per_run", 3000.0, more_than=0),
+        timeout=settings.get_float("sync", "timeout", 30.0, more_than=0))
 
 
 def pusher_for(peer: Peer, peers: PeerStore, settings: Settings, limits: SyncLimits) -> Pusher:
