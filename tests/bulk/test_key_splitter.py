@@ -177,3 +177,26 @@ def test_reading_on_where_any_chunk_says_finds_the_keys_after_it(case):
         handle.seek(resume_at)
         found = [(c.data, c.offset) for c in read_chunks(handle, 1 << 20) if not c.problem]
         assert found == [(c[0], c[1]) for c in whole[index + 1:] if not c[3]], index
+
+
+def test_a_block_that_is_not_a_public_key_is_checked_not_kept(monkeypatch):
+    """A PRIVATE KEY BLOCK in a load file is refused: its secret key material
+    is never written to the temporary file (on disk past 4 MiB) that a
+    PUBLIC KEY BLOCK is decoded into."""
+    written = []
+
+    class Recording(io.BytesIO):
+        def __init__(self, *_args, **_kwargs):
+            super().__init__()
+
+        def write(self, data):
+            written.append(len(data))
+            return super().write(data)
+    monkeypatch.setattr(split.tempfile, "SpooledTemporaryFile", Recording)
+    key = armor.scan(fixture("rsa2048"))[0][0].data
+    secret = armor.encode(b"\x95" + bytes(5 << 20), kind="PRIVATE KEY BLOCK").encode()
+    text = secret + armor.encode(key).encode()
+    chunks = list(read_chunks(io.BytesIO(text), 1 << 30))
+    assert chunks[0].problem == "secret key material refused: send only your public key"
+    assert [c.data for c in chunks[1:]] == [key]
+    assert sum(written) == len(key)  # the public block's alone

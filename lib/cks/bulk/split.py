@@ -25,7 +25,7 @@ import io
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Generator, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Callable, Generator, Iterator, List, Optional, Tuple
 
 from ..openpgp import armor
 from ..openpgp.errors import ArmorError, PacketError
@@ -308,7 +308,10 @@ def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterato
         found = True
         kind = begin.group(1).decode("ascii")
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as decoded:
-            problem = _decode_block(handle, kind, decoded)
+            # (another kind of block is only checked: a PRIVATE KEY BLOCK's
+            # secret key material must not reach a temporary file on disk)
+            problem = _decode_block(handle, kind, decoded.write
+                                    if kind == armor.PUBLIC_KEY_BLOCK else _discard)
             end = handle.tell()
             if problem or kind != armor.PUBLIC_KEY_BLOCK:
                 yield Chunk(b"", offset, end, problem or armor_refusal(kind))
@@ -326,12 +329,16 @@ def _armored_chunks(handle: BinaryIO, max_length: int, resumed: bool) -> Iterato
                                            "PUBLIC KEY BLOCK or binary key data")
 
 
-def _decode_block(handle: BinaryIO, kind: str, decoded: BinaryIO) -> str:
+def _discard(_data: bytes) -> None:
+    pass
+
+
+def _decode_block(handle: BinaryIO, kind: str, sink: Callable[[bytes], object]) -> str:
     """Read the armor block whose BEGIN line was just read from `handle`, to
-    its END line, decoding it into `decoded` a batch of lines at a time, as
+    its END line, decoding it a batch of lines at a time into `sink`, as
     armor.scan decodes a block whole; returns what is wrong with it ('':
-    nothing, and `decoded` holds its data)."""
-    reader = armor.BodyReader(kind, decoded.write)
+    nothing, and `sink` was given its data)."""
+    reader = armor.BodyReader(kind, sink)
     marker = kind.encode("ascii")
     problem = ""
     lines: List[bytes] = []
