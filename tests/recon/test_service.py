@@ -132,6 +132,31 @@ def test_a_round_past_max_sessions_is_refused_and_the_next_is_served(recon_port)
         sock.close()
 
 
+def test_a_peer_slow_to_hang_up_on_its_refusal_holds_up_no_other(recon_port, monkeypatch):
+    """A busy refusal waits up to a second for the peer to hang up: in a
+    thread of its own, since, with every slot taken, the thread that sends it
+    is the one left to accept the others."""
+    refusals, hold = [], threading.Event()
+
+    def slow_refusal(sock, ours, why):
+        refusals.append(why)
+        hold.wait(10)  # (a peer that does not hang up)
+        sock.close()
+    monkeypatch.setattr(service_module, "refuse_busy", slow_refusal)
+    fake = FakeAnswer()
+    port = recon_port(fake)
+    busy = [_connect_from("127.0.0.%d" % (10 + n), port) for n in range(MAX_SESSIONS)]
+    _eventually(lambda: fake.calls == MAX_SESSIONS)
+    first = _connect_from("127.0.0.20", port)
+    _eventually(lambda: len(refusals) == 1)
+    second = _connect_from("127.0.0.21", port)
+    _eventually(lambda: len(refusals) == 2)  # while the first still waits
+    hold.set()
+    fake.release.set()
+    for sock in busy + [first, second]:
+        sock.close()
+
+
 def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, caplog):
     """Refused before a slot is taken, without reading or resolving the peer
     list in their thread (the first has it read again in the background,

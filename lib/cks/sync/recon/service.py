@@ -22,12 +22,13 @@ from ...store.peers import Peer
 from ...store.ptree_view import TreeCache, open_tree
 from .net import refuse_busy
 from .rounds import Members, RoundReport, answer, dial, recon_peers, round_lock
-from .wire import DEFAULT_FILTERS, our_config
+from .wire import DEFAULT_FILTERS, Config, our_config
 
 log = logging.getLogger("cks.recon")
 
 GOSSIP_LOCK = "cks_recon_gossip"  # held by the one process that gossips for a database
 MAX_SESSIONS = 4  # rounds served at once; past it a peer is refused as busy
+MAX_REFUSING = 8  # busy refusals waiting for their peer to hang up; past it, closed at once
 MEMBERS_REFRESH = 60.0  # seconds between readings of who may start a round (and of the tree)
 UNKNOWN_REFRESH = 10.0  # a refused connection has them read again at once, this often at most
 STOP_WAIT = 5.0  # seconds stop() waits for the session threads to end
@@ -55,6 +56,7 @@ class ReconService:
         self._refusals_reread = OncePerKey(UNKNOWN_REFRESH)
         self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.prepare)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
+        self._refusing = threading.BoundedSemaphore(MAX_REFUSING)  # busy refusals sent at once
         # Each session thread accepts its own connections: handing them from one
         # accepting thread to another cost a round 0.1-0.15 ms.  One more
         # than MAX_SESSIONS, so that while all rounds are under way one thread
@@ -174,7 +176,19 @@ class ReconService:
         is taken.  Until 2026-12-05 the connection was closed without a
         word, and the peer logged a failure."""
         log.info("recon round from %s refused: busy: %s", address, why)
-        refuse_busy(sock, our_config(self.http_port, peer.filters or DEFAULT_FILTERS), why)
+        if not self._refusing.acquire(blocking=False):
+            sock.close()  # (refusals enough under way: this one without a word)
+            return
+        # In a thread of its own: it waits up to a second for the peer to
+        # hang up, while this thread is the one left to accept connections.
+        threading.Thread(target=self._refuse_busy, name="recon-refusal", daemon=True, args=(
+            sock, our_config(self.http_port, peer.filters or DEFAULT_FILTERS), why)).start()
+
+    def _refuse_busy(self, sock: socket.socket, ours: Config, why: str) -> None:
+        try:
+            refuse_busy(sock, ours, why)
+        finally:
+            self._refusing.release()
 
     def _refuse(self, sock: socket.socket, address: str) -> None:
         """Close on an address that is no enabled recon peer's at once, before
