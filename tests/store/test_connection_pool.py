@@ -256,3 +256,25 @@ def test_advisory_lock_sessions_are_reused_and_still_exclusive(pg_counted):
         other.release(again)
     finally:
         other.close()
+
+
+def test_a_lock_session_whose_query_fails_is_closed(pg_counted):
+    store, _, _ = pg_counted
+    import psycopg2
+
+    class Failing:
+        closed = False
+
+        def cursor(self):
+            return self
+
+        def execute(self, *_args):
+            raise psycopg2.OperationalError("the session ended")
+
+        def close(self):
+            self.closed = True
+    made = Failing()
+    store.backend._lock_sessions._connect = lambda: made
+    with pytest.raises(StoreError):
+        store.take_lock("round-1")
+    assert made.closed

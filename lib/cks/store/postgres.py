@@ -114,13 +114,18 @@ class _LockSessions:
             try:
                 return self._try(conn, key)
             except psycopg2.Error:  # (its session ended meanwhile: a server restart)
-                conn.close()
+                pass  # (_try closed it)
         return self._try(self._connect(), key)
 
     def _try(self, conn: Any, key: str) -> Optional[_AdvisoryLock]:
-        cursor = conn.cursor()
-        cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
-        if cursor.fetchone()[0]:
+        try:
+            cursor = conn.cursor()
+            cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,))
+            taken = cursor.fetchone()[0]
+        except BaseException:
+            conn.close()
+            raise
+        if taken:
             return _AdvisoryLock(conn, key)
         self._keep(conn)
         return None
