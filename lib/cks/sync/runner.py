@@ -118,6 +118,11 @@ class _Stop(Exception):
         super().__init__(message)
         self.retry_after = retry_after
 
+    @classmethod
+    def of(cls, verdict: Verdict) -> "_Stop":
+        """The stop a RETRY verdict calls for."""
+        return cls(verdict.message, verdict.retry_after)
+
 
 class PeerSync:
     def __init__(self, store: Store, peers: PeerStore, peer: Peer, pusher: Pusher,
@@ -161,7 +166,7 @@ class PeerSync:
             if result is None:
                 return
             if result.action == RETRY:
-                raise _Stop(result.message, result.retry_after)
+                raise _Stop.of(result)
             if result.action != OK:
                 self.report.refused.append(("notice " + notice.serial, result.message))
             else:
@@ -218,7 +223,7 @@ class PeerSync:
     def _send(self, batch: List[Item], done: Done, again: bool = True) -> None:
         result = self.pusher.push(batch)
         if result.action == RETRY:
-            raise _Stop(result.message, result.retry_after)
+            raise _Stop.of(result)
         if result.action == SPLIT:
             for item in batch:
                 self._send([item], done)
@@ -275,7 +280,7 @@ class PeerSync:
             return False
         answer = self.pusher.push([(fingerprint, data)])
         if answer.action not in (OK, REFUSED):
-            raise _Stop(answer.message, answer.retry_after)
+            raise _Stop.of(answer)
         self._took_keys()
         return True
 
