@@ -277,7 +277,9 @@ def test_one_process_gossips_for_the_database_until_it_ends(db_url, monkeypatch)
         assert dialed[3:] == [stores[1]]
         if db_url.startswith("postgresql"):
             with stores[2].read() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                # (with a timeout, it waits for the backend to end: without
+                # one it only signals it, and the lock may outlive the call)
+                cursor.execute("SELECT pg_terminate_backend(l.pid, 10000) FROM pg_locks l "
                                "JOIN pg_database d ON d.oid = l.database "
                                "WHERE l.locktype = 'advisory' AND d.datname = "
                                "current_database() AND l.pid <> pg_backend_pid()")

@@ -133,12 +133,13 @@ def listening_watch(store):
 def terminate_backends(url: str, query_like: str = "%") -> int:
     """End the server sessions on `url`'s database whose statement is like
     `query_like` (their connections then fail as after a server restart);
-    how many were ended."""
+    how many were ended.  Each is waited for (up to 10 s): without a
+    timeout pg_terminate_backend only signals the backend."""
     import psycopg2
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     try:
         cursor = conn.cursor()
-        cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        cursor.execute("SELECT count(pg_terminate_backend(pid, 10000)) FROM pg_stat_activity "
                        "WHERE datname = %s AND query LIKE %s",
                        (url.rsplit("/", 1)[1], query_like))
         return cursor.fetchone()[0]
