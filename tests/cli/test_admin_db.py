@@ -110,3 +110,16 @@ def test_the_common_options_go_before_or_after_the_command(tmp_path):
         assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.glob("*.db")) == [
         "after.db", "before.db", "from-config.db", "later.db"]
+
+
+def test_a_closed_standard_input_is_one_error_line(tmp_path):
+    """Started with standard input closed (`<&-`, as from some cron or
+    service setups), `load -` and `passwd` say so: no traceback."""
+    closed = ["sh", "-c", 'exec "$0" "$@" <&-']
+    db = "sqlite:///%s" % (tmp_path / "keys.db")
+    for args, expected in ((["--db", db, "load", "-"], "cannot read -: standard input is closed"),
+                           (["passwd"], "cannot read the password: standard input is closed")):
+        out = tool("cks_admin.py", args, under=closed)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.decode() == "cks_admin.py: error: %s\n" % expected
+    assert not (tmp_path / "keys.db").exists()

@@ -21,7 +21,9 @@ armor block, the block's start until its last key, then the block's end.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -373,13 +375,33 @@ def _in_block(chunk: Chunk, block_offset: int, resume_at: int) -> Chunk:
 @contextlib.contextmanager
 def key_file(path: str) -> Iterator[BinaryIO]:
     """The key file `path` to read chunks from ('-': standard input).  One
-    that cannot seek (standard input, a pipe) is read whole first: reading
-    goes back to where a packet or a key starts."""
-    if path == "-":
-        yield io.BytesIO(sys.stdin.buffer.read())
-        return
-    with open(path, "rb") as handle:
-        yield handle if handle.seekable() else io.BytesIO(handle.read())
+    that cannot seek (standard input, a pipe) is copied first, into memory
+    up to SPOOL_BYTES and past that into a temporary file (TMPDIR), since
+    reading goes back to where a packet or a key starts."""
+    with contextlib.ExitStack() as stack:
+        handle = standard_input() if path == "-" else stack.enter_context(open(path, "rb"))
+        if _seekable(handle):
+            yield handle
+            return
+        copy = stack.enter_context(tempfile.SpooledTemporaryFile(SPOOL_BYTES))
+        shutil.copyfileobj(handle, copy, READ_AHEAD)
+        copy.seek(0)
+        yield copy
+
+
+def standard_input() -> BinaryIO:
+    """The binary standard input; OSError if the program started without one
+    (`<&-`: Python's sys.stdin is then None)."""
+    if sys.stdin is None:
+        raise OSError(errno.EBADF, "standard input is closed", "-")
+    return sys.stdin.buffer
+
+
+def _seekable(handle: BinaryIO) -> bool:
+    try:
+        return handle.seekable()
+    except (OSError, ValueError):  # (a closed standard input)
+        return False
 
 
 def read_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:

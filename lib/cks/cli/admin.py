@@ -18,6 +18,7 @@ from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
 from ..bulk.dump import DumpRunning, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
+from ..bulk.split import standard_input
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError, normalize_fingerprint
@@ -32,9 +33,9 @@ from .show import format_key, read_key_file
 
 def _read_input(path: str, size: int = -1) -> bytes:
     """The file's first `size` bytes (all of it: -1), an error as one line."""
-    if path == "-":
-        return sys.stdin.buffer.read(size)
     try:
+        if path == "-":
+            return standard_input().read(size)
         with open(path, "rb") as handle:
             return handle.read(size)
     except OSError as exc:
@@ -97,8 +98,7 @@ def _files(paths: List[str]) -> List[str]:
     if not out:
         raise UserError("no files to load in %s" % ", ".join(paths))
     for path in out:
-        if path != "-":
-            _read_input(path, 0)
+        _read_input(path, 0)
     return out
 
 
@@ -385,6 +385,8 @@ def cmd_sign_notice(args: argparse.Namespace) -> int:
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     """A password hash for [admin] password_hash (the password from standard input)."""
+    if sys.stdin is None:
+        raise UserError("cannot read the password: standard input is closed")
     password = getpass.getpass("admin password: ") if sys.stdin.isatty() else \
         sys.stdin.readline().rstrip("\n")
     if len(password) < 8:
