@@ -67,6 +67,27 @@ def test_a_key_the_peer_cannot_read_is_refused_and_the_others_go_through(node, a
         assert again.returncode == 0 and again.stdout == b"" and peer.requests == tries
 
 
+def test_a_key_the_peer_takes_later_leaves_its_refusals(node):
+    """A key refused for good, then updated and taken: `refusals` no longer
+    names it, and a later refusal of it for the old reason is told again."""
+    with FakePeer(fail_on={fpr("alice-t1")}) as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048", "alice-t1")
+        assert sync(node).stdout.decode().splitlines()[1:] == [refused_line(peer, "alice-t1")]
+        peer.fail_on = set()
+        store = open_store(node.db_url)
+        try:
+            report = pipeline.submit(store, fixture("alice-t2"), pipeline.Source.user())
+            assert pipeline.UPDATED in [o.status for o in report.outcomes]
+        finally:
+            store.close()
+        assert sync(node).stdout.decode().splitlines() == ["%s: sent 1 key" % peer.name]
+        assert manage(node, "refusals", peer.name).stdout.decode().strip() == ""
+        peer.fail_on = {fpr("alice-t1")}  # and refused again for the old reason: told
+        manage(node, "set", peer.name, "--catch-up")
+        assert refused_line(peer, "alice-t1") in sync(node).stdout.decode().splitlines()
+
+
 def test_a_lone_failing_key_is_weighed_by_a_key_the_peer_took_before(node):
     with FakePeer(fail_on={fpr("ed25519")}) as peer:
         manage(node, "add", peer.name, "--no-catch-up")

@@ -219,14 +219,19 @@ class PeerStore:
                 "s.id = b.peer_id WHERE b.fingerprint = ? AND s.kind = 'mail' AND s.id <> ? "
                 "ORDER BY s.peer", (fingerprint, besides)).fetchall()]
 
-    def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int) -> None:
+    def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int,
+                  took: Sequence[str] = ()) -> None:
         """The peer acknowledged these queue entries: they leave its backlog (unless
-        queued again meanwhile), and queue entries every peer has leave the queue."""
+        queued again meanwhile), and queue entries every peer has leave the queue.
+        The keys it `took` (not refused) leave its refusals: it took a later
+        version than the one it refused."""
         with self.store.write() as cursor:
             for fingerprint, pending_id in entries:
                 cursor.execute("DELETE FROM cks_sync_backlog WHERE peer_id = ? AND "
                                "fingerprint = ? AND pending_id = ?",
                                (peer_id, fingerprint, pending_id))
+            execute_in(cursor, "DELETE FROM cks_sync_refusals WHERE peer_id = ? AND "
+                       "fingerprint IN %s", took, (peer_id,))
             cursor.execute("UPDATE cks_other_servers SET last_success = ? WHERE id = ?",
                            (now, peer_id))
             self.drop_delivered(cursor, [f for f, _ in entries])

@@ -38,7 +38,9 @@ from .hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Verdict, notice_v
 log = logging.getLogger("cks.sync")
 
 Item = Tuple[str, bytes]  # (fingerprint, binary key)
-Done = Callable[[Sequence[Item]], None]  # takes keys out of the peer's backlog
+# takes keys out of the peer's backlog; the fingerprints given, the keys it
+# took (not refused), out of its refusals
+Done = Callable[[Sequence[Item], Sequence[str]], None]
 
 FAILED_ALONE_IN_A_ROW = 10
 """Keys that failed alone one after the other, with no key taken in the run
@@ -190,9 +192,9 @@ class PeerSync:
                 self.peers.delivered(self.peer.id, gone, int(time.time()))
             items = [(f, keydata[f]) for f, _ in entries if f in keydata]
 
-            def done(batch: Sequence[Item]) -> None:
+            def done(batch: Sequence[Item], took: Sequence[str] = ()) -> None:
                 self.peers.delivered(self.peer.id, [(f, pending[f]) for f, _ in batch],
-                                     int(time.time()))
+                                     int(time.time()), took)
 
             self._deliver(items, done)
         if self.set_aside:  # no key went through after them: the peer is failing
@@ -235,16 +237,19 @@ class PeerSync:
                 self.budget -= 1
                 self._failed_alone(batch[0], done, result)
             return
+        took: List[str] = []
         if result.action == REFUSED:
             self._refused(batch[0][0], result.message)
         else:
             assert result.action == OK
             for fingerprint, reason in result.refused:
                 self._refused(fingerprint, reason)
-            self.report.sent += len(batch) - len(result.refused)
+            refused = {fingerprint for fingerprint, _ in result.refused}
+            took = [fingerprint for fingerprint, _ in batch if fingerprint not in refused]
+            self.report.sent += len(took)
             self._took_keys()
         self.budget -= len(batch)
-        done(batch)
+        done(batch, took)
 
     def _failed_alone(self, item: Item, done: Done, result: Verdict) -> None:
         """The peer failed on this key alone (hkp_push.verdict's FAILED_ALONE;
@@ -295,7 +300,7 @@ class PeerSync:
         self._refused(item[0], result.message if result.refusal else
                       "%s (%sto this key alone, while the peer took other keys)"
                       % (result.message, "" if result.slow else "twice, "))
-        done([item])
+        done([item], ())
 
     def _refused(self, fingerprint: str, message: str) -> None:
         """Reported once: a later version of the key is offered to the peer
