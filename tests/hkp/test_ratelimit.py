@@ -78,6 +78,16 @@ def test_default_trusted_proxies_are_loopback():
     assert server_settings(Settings(), 11371).trusted_proxies == LOOPBACK
 
 
+def test_the_default_burst_lets_a_large_keyring_be_refreshed():
+    """gpg --refresh-keys asks for each key in turn and says nothing of a 429
+    (the key is silently not refreshed): with the defaults, a client behind
+    the proxy may look up 2,000 keys at once, then 20 a second."""
+    app = KeyServer(None, server_settings(Settings(), 11371))
+    statuses = [_get(app, "127.0.0.1", "192.0.2.1") for _ in range(2000)]
+    assert statuses.count(200) == 2000, statuses.count(429)
+    assert _get(app, "127.0.0.1", "192.0.2.1") == 429
+
+
 def test_peer_refresh_setting():
     assert peer_refresh(Settings()) == 300
     assert peer_refresh(_config("[ratelimit]\npeer_refresh = 60\n")) == 60

@@ -115,7 +115,7 @@ def server_settings(settings: Settings, port: int,
                     recon_port: Optional[int] = None) -> ServerSettings:
     return ServerSettings(
         lookup_rate=Rate(settings.get_float("ratelimit", "lookups_per_second", 20.0, least=0),
-                         settings.get_float("ratelimit", "lookup_burst", 200.0, least=1)),
+                         settings.get_float("ratelimit", "lookup_burst", 2000.0, least=1)),
         upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0, least=0) / 60,
                          settings.get_float("ratelimit", "upload_burst", 20.0, least=1)),
         trusted_proxies=_networks(settings, "trusted_proxies", DEFAULT_TRUSTED_PROXIES),

@@ -106,7 +106,7 @@ class ServerSettings:
     max_upload_bytes: int = 5 << 20
     max_results: int = 100
     limits: pipeline.Limits = field(default_factory=pipeline.Limits)
-    lookup_rate: Rate = field(default_factory=lambda: Rate(20.0, 200.0))
+    lookup_rate: Rate = field(default_factory=lambda: Rate(20.0, 2000.0))
     upload_rate: Rate = field(default_factory=lambda: Rate(1.0, 20.0))
     trusted_proxies: List[Network] = field(
         default_factory=lambda: parse_networks(DEFAULT_TRUSTED_PROXIES))
