@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from cks.hkp import mr
 from cks.hkp.admin import AdminSettings, hash_password
 from cks.hkp.app import KeyServer, Request, ServerSettings
-from cks.hkp.http1 import HTTPError, parse_head
+from cks.hkp.http1 import TLS_ON_PLAIN_PORT, HTTPError, parse_head
 from cks.hkp.request import (QUERY_ONCE, HKPError, classify, parse_form, parse_lookup,
                              split_target)
 from cks.hkp.server import is_quick
@@ -341,6 +341,16 @@ def test_malformed_heads(head, status, reason):
     with pytest.raises(HTTPError) as caught:
         parse_head(bytearray(head))
     assert (caught.value.status, caught.value.message) == (status, reason)
+
+
+@pytest.mark.parametrize("start", [b"\x16", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                                   b"\x16\x03\x01 garbage\r\n\r\n"])
+def test_a_tls_handshake_is_refused_at_its_first_byte(start):
+    """Not "incomplete, read on": the client waits for the server's handshake."""
+    with pytest.raises(HTTPError) as caught:
+        parse_head(bytearray(start))
+    assert (caught.value.status, caught.value.message) == (400, TLS_ON_PLAIN_PORT)
+    assert "plain HTTP port" in TLS_ON_PLAIN_PORT and "hkps://" in TLS_ON_PLAIN_PORT
 
 
 @pytest.mark.parametrize("value", ["\xb2", "-1", "1e3", "0x10", "1 2", "5, 5", "", "9" * 19,

@@ -4,6 +4,7 @@
 Only what a keyserver needs: Content-Length bodies (no chunked request
 bodies: 411), keep-alive by version and Connection header, bounded heads,
 `Expect: 100-continue` (CONTINUE, sent before an upload's body is read).
+A TLS handshake where a request should begin is refused at its first byte.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ REASONS = {
     431: "Request Header Fields Too Large", 500: "Internal Server Error",
     501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }
+
+
+TLS_HANDSHAKE = 0x16
+"""The first byte of a TLS handshake record (a ClientHello: 0x16 0x03 ...);
+no HTTP request begins with it (a method is letters)."""
+TLS_ON_PLAIN_PORT = ("this is the plain HTTP port: a TLS handshake came "
+                     "(hkps:// needs cksd's TLS port or a proxy)")
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -96,7 +104,11 @@ class Head:
 
 def parse_head(buffer: bytearray) -> Optional[Tuple[Head, int]]:
     """The request head at the start of `buffer` and its length in bytes, or
-    None while it is incomplete.  Raises HTTPError for a malformed head."""
+    None while it is incomplete.  Raises HTTPError for a malformed head, and
+    for a TLS client at once: it waits for the server's handshake, and would
+    wait out the head timeout for a 408 it cannot read."""
+    if buffer and buffer[0] == TLS_HANDSHAKE:
+        raise HTTPError(400, TLS_ON_PLAIN_PORT)
     end = buffer.find(b"\r\n\r\n")
     separator = 4
     if end < 0:
