@@ -183,6 +183,27 @@ def test_error_pages(server):
     assert server.request("GET", "/pks/add")[0] == 405
 
 
+@pytest.mark.parametrize("method,path,allow", [
+    ("PUT", "/", "GET, HEAD, OPTIONS"),
+    ("POST", "/index.html", "GET, HEAD, OPTIONS"),
+    ("DELETE", "/pks/lookup?op=stats", "GET, HEAD, OPTIONS"),
+    ("POST", "/pks/lookup?op=get&search=alice", "GET, HEAD, OPTIONS"),
+    ("GET", "/pks/add", "POST, OPTIONS"),
+    ("PUT", "/health", "GET, HEAD, OPTIONS"),
+    ("GET", "/pks/hashquery", "POST, OPTIONS"),
+    ("DELETE", "/pks/x-cks-rejections", "GET, HEAD, OPTIONS"),
+    ("GET", "/pks/x-cks-rejection", "POST, OPTIONS"),
+])
+def test_a_wrong_method_is_405_naming_the_methods_of_the_path(server, method, path, allow):
+    """RFC 9110 15.5.6: a 405 carries Allow (until 2026-12-05 none did)."""
+    for accept in ("*/*", "text/html"):
+        status, headers, body = server.request(method, path, b"" if method != "GET" else None,
+                                               {"Accept": accept})
+        assert (status, headers.get("allow")) == (405, allow), body
+    assert b"use %s for %s" % (allow.rsplit(", ", 1)[0].replace(", ", " or ").encode(),
+                               path.split("?")[0].encode()) in body
+
+
 def test_stats(server):
     status, headers, body = server.lookup(op="stats", options="mr")
     stats = json.loads(body)

@@ -231,26 +231,12 @@ class KeyServer:
                                                "GET, POST, OPTIONS"),
                                               ("Access-Control-Allow-Headers", "Content-Type"),
                                               ("Access-Control-Max-Age", "86400")])
-            if path == "/pks/lookup":
-                if request.method not in ("GET", "HEAD"):
-                    raise HKPError(405, "use GET for /pks/lookup")
-                return self.lookup(request)
-            if path == "/pks/add":
-                if request.method != "POST":
-                    raise HKPError(405, "use POST for /pks/add")
-                return self.add(request)
-            if path in ("/", "/index.html"):
-                if request.method not in ("GET", "HEAD"):
-                    raise HKPError(405, "use GET for /")
-                return _html(200, html.front_page(html.gnupg_addresses(
-                    self.settings.hostname, self.settings.port, self.settings.tls_port,
-                    self.settings.public_address)))
             route = _ROUTES.get(path)
             if route is None:
                 raise HKPError(404, "no such page: %s" % path)
             methods, endpoint = route
             if request.method not in methods:
-                raise HKPError(405, "use %s for %s" % (" or ".join(methods), path))
+                return self._wrong_method(request, methods)
             return endpoint(self, request)
         except HKPError as exc:
             return self.error(request, exc.status, exc.message)
@@ -261,11 +247,25 @@ class KeyServer:
             response.headers.append(("Retry-After", "30"))
             return response
 
+    def _wrong_method(self, request: Request, methods: Tuple[str, ...]) -> Response:
+        """405, with the methods the path takes in Allow (RFC 9110 15.5.6): its
+        own, and OPTIONS, which every path answers (a CORS preflight)."""
+        response = self.error(request, 405, "use %s for %s" % (" or ".join(methods),
+                                                                request.path))
+        response.headers.append(("Allow", ", ".join(methods + ("OPTIONS",))))
+        return response
+
     def error(self, request: Request, status: int, message: str) -> Response:
         """The error answer; it parses nothing, so it cannot fail."""
         if "mr" in request.query.options or "text/html" not in request.header("accept"):
             return Response(status, (message + "\n").encode())
         return _html(status, html.error_page(status, message))
+
+    def front_page(self, request: Request) -> Response:
+        """GET /: how to use this keyserver, with its addresses for GnuPG."""
+        return _html(200, html.front_page(html.gnupg_addresses(
+            self.settings.hostname, self.settings.port, self.settings.tls_port,
+            self.settings.public_address)))
 
     # --- lookups -----------------------------------------------------------------
 
@@ -557,7 +557,11 @@ class KeyServer:
                     yield (fingerprint, found[fingerprint]), size(found[fingerprint])
 
 
-_ROUTES = {
+_ROUTES = {  # path: (the methods it takes, what answers them)
+    "/pks/lookup": (("GET", "HEAD"), KeyServer.lookup),
+    "/pks/add": (("POST",), KeyServer.add),
+    "/": (("GET", "HEAD"), KeyServer.front_page),
+    "/index.html": (("GET", "HEAD"), KeyServer.front_page),
     "/health": (("GET", "HEAD"), KeyServer.health),
     photos.PATH: (("GET", "HEAD"), KeyServer.photo),
     hashquery.PATH: (("POST",), KeyServer.hash_query),
