@@ -3,6 +3,7 @@
 import base64
 import html
 import re
+from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlencode
 
 import pytest
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 from cks.hkp import mr
 from cks.hkp.admin import AdminSettings, hash_password
 from cks.hkp.app import KeyServer, Request, ServerSettings
-from cks.hkp.http1 import TLS_ON_PLAIN_PORT, HTTPError, parse_head
+from cks.hkp.cksd_metrics import STATUSES
+from cks.hkp.http1 import TLS_ON_PLAIN_PORT, HTTPError, format_response, parse_head
 from cks.hkp.request import (QUERY_ONCE, HKPError, classify, parse_form, parse_lookup,
                              split_target)
 from cks.hkp.server import is_quick
@@ -351,6 +353,22 @@ def test_a_tls_handshake_is_refused_at_its_first_byte(start):
         parse_head(bytearray(start))
     assert (caught.value.status, caught.value.message) == (400, TLS_ON_PLAIN_PORT)
     assert "plain HTTP port" in TLS_ON_PLAIN_PORT and "hkps://" in TLS_ON_PLAIN_PORT
+
+
+def _status_line(status):
+    return format_response(status, [], b"", keep_alive=False).split(b"\r\n")[0].decode()
+
+
+def test_every_status_has_its_reason_phrase():
+    """Every standard status, so none cksd sends says "Unknown" (401 did until
+    2026-12-05); those cksd sends (the metrics' statuses) are standard ones."""
+    for status in HTTPStatus:
+        assert _status_line(status.value).startswith("HTTP/1.1 %d " % status.value)
+        assert not _status_line(status.value).endswith(" Unknown")
+    assert {int(s) for s in STATUSES if s != "other"} <= {s.value for s in HTTPStatus}
+    assert _status_line(401) == "HTTP/1.1 401 Unauthorized"
+    assert _status_line(413) == "HTTP/1.1 413 Content Too Large"  # RFC 9110's names
+    assert _status_line(422) == "HTTP/1.1 422 Unprocessable Content"
 
 
 @pytest.mark.parametrize("value", ["\xb2", "-1", "1e3", "0x10", "1 2", "5, 5", "", "9" * 19,

@@ -13,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Dict, List, Optional, Tuple
 
 MAX_HEAD_BYTES = 16384
@@ -27,14 +28,11 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 5
 _TARGET_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
-REASONS = {
-    200: "OK", 204: "No Content", 301: "Moved Permanently", 400: "Bad Request",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    409: "Conflict", 411: "Length Required", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
-}
+REASONS = {**{status.value: status.phrase for status in HTTPStatus},
+           # RFC 9110's names, Python's only since 3.13
+           413: "Content Too Large", 422: "Unprocessable Content"}
+"""The reason phrase of every standard status (until 2026-12-05 a list of
+those cksd was thought to send, without 401: "401 Unknown")."""
 
 
 TLS_HANDSHAKE = 0x16
