@@ -89,6 +89,12 @@ def test_exact_match(server):
 def test_all_words_must_match(server):
     status, _, _ = _get(server, "rsa2048 nistp256")
     assert status == 404
+    # a word longer than the word index holds counts too (until 2026-12-05 it
+    # was dropped: 200 with Jürgen's key)
+    status, _, _ = _get(server, "jürgen " + "z" * 65)
+    assert status == 404
+    status, _, body = _get(server, "a" * 2000)
+    assert status == 400 and body.startswith(b"every word of this search is longer than 64 ")
 
 
 def test_v6_served_by_its_fingerprint_and_key_id_even_to_gnupg(server):

@@ -18,11 +18,11 @@ from cks.hkp.http1 import TLS_ON_PLAIN_PORT, HTTPError, format_response, parse_h
 from cks.hkp.request import (QUERY_ONCE, HKPError, classify, parse_form, parse_lookup,
                              split_target)
 from cks.hkp.server import is_quick
-from cks.store.rows import KeyRow, UserIDRow, words_of
+from cks.store.rows import KeyRow, UserIDRow, all_words_of
 
 
 def _kind(text, exact=False):
-    query = classify(text, exact, words_of)
+    query = classify(text, exact, all_words_of)
     return query.kind, query.value
 
 
@@ -44,9 +44,9 @@ def test_classify(text, kind, value):
 
 
 def test_words_and_exact():
-    query = classify("Jürgen  MÜLLER", False, words_of)
+    query = classify("Jürgen  MÜLLER", False, all_words_of)
     assert query.words == ("jürgen", "müller")
-    assert classify("Alice Example", True, words_of).kind == "exact"
+    assert classify("Alice Example", True, all_words_of).kind == "exact"
 
 
 @pytest.mark.parametrize("query,status", [
@@ -61,17 +61,17 @@ def test_words_and_exact():
 ])
 def test_bad_lookups(query, status):
     with pytest.raises(HKPError) as caught:
-        parse_lookup(parse_form(query, QUERY_ONCE), words_of)
+        parse_lookup(parse_form(query, QUERY_ONCE), all_words_of)
     assert caught.value.status == status
 
 
 def test_lookup_variables_in_any_order_unknown_ignored():
     lookup = parse_lookup(parse_form(
         "fingerprint=on&search=0x5EF6B51A&x-foo=1&x-foo=2&options=mr,nm&op=index", QUERY_ONCE),
-        words_of)
+        all_words_of)
     assert (lookup.op, lookup.machine_readable, lookup.fingerprint) == ("index", True, True)
     assert lookup.options == frozenset({"mr", "nm"})
-    assert parse_lookup(parse_form("op=stats"), words_of).search is None
+    assert parse_lookup(parse_form("op=stats"), all_words_of).search is None
 
 
 def test_escape():
