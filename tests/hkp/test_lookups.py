@@ -89,6 +89,12 @@ def test_exact_match(server):
 def test_all_words_must_match(server):
     status, _, _ = _get(server, "rsa2048 nistp256")
     assert status == 404
+    # a word longer than the word index holds counts too (until 2026-12-05 it
+    # was dropped: 200 with Jürgen's key)
+    status, _, _ = _get(server, "jürgen " + "z" * 65)
+    assert status == 404
+    status, _, body = _get(server, "a" * 2000)
+    assert status == 400 and body.startswith(b"every word of this search is longer than 64 ")
 
 
 def test_v6_served_by_its_fingerprint_and_key_id_even_to_gnupg(server):
@@ -181,6 +187,27 @@ def test_error_pages(server):
     assert status == 404
     assert server.request("POST", "/pks/lookup", b"x")[0] == 405
     assert server.request("GET", "/pks/add")[0] == 405
+
+
+@pytest.mark.parametrize("method,path,allow", [
+    ("PUT", "/", "GET, HEAD, OPTIONS"),
+    ("POST", "/index.html", "GET, HEAD, OPTIONS"),
+    ("DELETE", "/pks/lookup?op=stats", "GET, HEAD, OPTIONS"),
+    ("POST", "/pks/lookup?op=get&search=alice", "GET, HEAD, OPTIONS"),
+    ("GET", "/pks/add", "POST, OPTIONS"),
+    ("PUT", "/health", "GET, HEAD, OPTIONS"),
+    ("GET", "/pks/hashquery", "POST, OPTIONS"),
+    ("DELETE", "/pks/x-cks-rejections", "GET, HEAD, OPTIONS"),
+    ("GET", "/pks/x-cks-rejection", "POST, OPTIONS"),
+])
+def test_a_wrong_method_is_405_naming_the_methods_of_the_path(server, method, path, allow):
+    """RFC 9110 15.5.6: a 405 carries Allow (until 2026-12-05 none did)."""
+    for accept in ("*/*", "text/html"):
+        status, headers, body = server.request(method, path, b"" if method != "GET" else None,
+                                               {"Accept": accept})
+        assert (status, headers.get("allow")) == (405, allow), body
+    assert b"use %s for %s" % (allow.rsplit(", ", 1)[0].replace(", ", " or ").encode(),
+                               path.split("?")[0].encode()) in body
 
 
 def test_stats(server):

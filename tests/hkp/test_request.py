@@ -3,6 +3,7 @@
 import base64
 import html
 import re
+from http import HTTPStatus
 from urllib.parse import unquote_to_bytes, urlencode
 
 import pytest
@@ -12,15 +13,16 @@ from hypothesis import strategies as st
 from cks.hkp import mr
 from cks.hkp.admin import AdminSettings, hash_password
 from cks.hkp.app import KeyServer, Request, ServerSettings
-from cks.hkp.http1 import HTTPError, parse_head
+from cks.hkp.cksd_metrics import STATUSES
+from cks.hkp.http1 import TLS_ON_PLAIN_PORT, HTTPError, format_response, parse_head
 from cks.hkp.request import (QUERY_ONCE, HKPError, classify, parse_form, parse_lookup,
                              split_target)
 from cks.hkp.server import is_quick
-from cks.store.rows import KeyRow, UserIDRow, words_of
+from cks.store.rows import KeyRow, UserIDRow, all_words_of
 
 
 def _kind(text, exact=False):
-    query = classify(text, exact, words_of)
+    query = classify(text, exact, all_words_of)
     return query.kind, query.value
 
 
@@ -42,9 +44,9 @@ def test_classify(text, kind, value):
 
 
 def test_words_and_exact():
-    query = classify("Jürgen  MÜLLER", False, words_of)
+    query = classify("Jürgen  MÜLLER", False, all_words_of)
     assert query.words == ("jürgen", "müller")
-    assert classify("Alice Example", True, words_of).kind == "exact"
+    assert classify("Alice Example", True, all_words_of).kind == "exact"
 
 
 @pytest.mark.parametrize("query,status", [
@@ -59,17 +61,17 @@ def test_words_and_exact():
 ])
 def test_bad_lookups(query, status):
     with pytest.raises(HKPError) as caught:
-        parse_lookup(parse_form(query, QUERY_ONCE), words_of)
+        parse_lookup(parse_form(query, QUERY_ONCE), all_words_of)
     assert caught.value.status == status
 
 
 def test_lookup_variables_in_any_order_unknown_ignored():
     lookup = parse_lookup(parse_form(
         "fingerprint=on&search=0x5EF6B51A&x-foo=1&x-foo=2&options=mr,nm&op=index", QUERY_ONCE),
-        words_of)
+        all_words_of)
     assert (lookup.op, lookup.machine_readable, lookup.fingerprint) == ("index", True, True)
     assert lookup.options == frozenset({"mr", "nm"})
-    assert parse_lookup(parse_form("op=stats"), words_of).search is None
+    assert parse_lookup(parse_form("op=stats"), all_words_of).search is None
 
 
 def test_escape():
@@ -341,6 +343,32 @@ def test_malformed_heads(head, status, reason):
     with pytest.raises(HTTPError) as caught:
         parse_head(bytearray(head))
     assert (caught.value.status, caught.value.message) == (status, reason)
+
+
+@pytest.mark.parametrize("start", [b"\x16", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+                                   b"\x16\x03\x01 garbage\r\n\r\n"])
+def test_a_tls_handshake_is_refused_at_its_first_byte(start):
+    """Not "incomplete, read on": the client waits for the server's handshake."""
+    with pytest.raises(HTTPError) as caught:
+        parse_head(bytearray(start))
+    assert (caught.value.status, caught.value.message) == (400, TLS_ON_PLAIN_PORT)
+    assert "plain HTTP port" in TLS_ON_PLAIN_PORT and "hkps://" in TLS_ON_PLAIN_PORT
+
+
+def _status_line(status):
+    return format_response(status, [], b"", keep_alive=False).split(b"\r\n")[0].decode()
+
+
+def test_every_status_has_its_reason_phrase():
+    """Every standard status, so none cksd sends says "Unknown" (401 did until
+    2026-12-05); those cksd sends (the metrics' statuses) are standard ones."""
+    for status in HTTPStatus:
+        assert _status_line(status.value).startswith("HTTP/1.1 %d " % status.value)
+        assert not _status_line(status.value).endswith(" Unknown")
+    assert {int(s) for s in STATUSES if s != "other"} <= {s.value for s in HTTPStatus}
+    assert _status_line(401) == "HTTP/1.1 401 Unauthorized"
+    assert _status_line(413) == "HTTP/1.1 413 Content Too Large"  # RFC 9110's names
+    assert _status_line(422) == "HTTP/1.1 422 Unprocessable Content"
 
 
 @pytest.mark.parametrize("value", ["\xb2", "-1", "1e3", "0x10", "1 2", "5, 5", "", "9" * 19,

@@ -22,7 +22,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from support import EXPECTED, PUBLIC_FIXTURES, fixture
 from support.gpg import GnuPG
 from support.nodes import settled
-from support.server import LOOPBACK_EXEMPT, READY, Cksd, start_failure
+from support.server import LOOPBACK_EXEMPT, READY, Cksd, raw_exchange, start_failure
 
 HTTPS_READY = r"cksd listening on https://127\.0\.0\.1:(\d+)"
 # dirmngr checks the certificate of a host name with a dot only (and looks
@@ -210,6 +210,25 @@ def test_without_tls_port_the_port_speaks_tls_only(tmp_path, ca):
             assert _closed_on(plain)  # no answer in plain HTTP
         server.wait_for_output(r'127\.0\.0\.1 "-" TLS handshake failed \(HTTP_REQUEST\)')
         assert _https(server.port, ca)[0] == 200
+
+
+def test_a_tls_client_on_the_plain_port_fails_at_once(tmp_path, ca):
+    """hkps:// to the plain HKP port: the handshake fails at once, not after
+    head_timeout (10 s; until 2026-12-05 the client waited that long for a
+    plaintext 408), and the log says why."""
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db")) as server:
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+            with pytest.raises(ssl.SSLError):
+                ca.client_context().wrap_socket(sock, server_hostname="localhost")
+        assert time.monotonic() - started < 2
+        answer = raw_exchange(server.port, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert answer.endswith(b"this is the plain HTTP port: a TLS handshake came "
+                               b"(hkps:// needs cksd's TLS port or a proxy)\n")
+        server.wait_until(lambda: server.output().count(
+            '127.0.0.1 "-" 400 93 (this is the plain HTTP port: a TLS handshake came') == 2)
+        assert server.lookup(op="stats", options="mr")[0] == 200
 
 
 def test_several_processes_all_serve_tls(tmp_path, ca):

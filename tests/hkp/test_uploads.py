@@ -207,7 +207,7 @@ def test_a_method_never_served_is_405_with_or_without_a_body(server):
 
 
 def test_garbage_request_line(server):
-    answer = raw_exchange(server.port, b"\x16\x03\x01\x02\x00 garbage\r\n\r\n")
+    answer = raw_exchange(server.port, b"\x17\x03\x01\x02\x00 garbage\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"malformed request line\n")
     answer = raw_exchange(server.port, b"GET /pks/lookup HTTP/9.9\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 505 ")

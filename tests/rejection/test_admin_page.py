@@ -11,7 +11,7 @@ from cks.hkp.admin import check_password, hash_password
 from cks.openpgp.keys import read_keys
 from support import fixture
 from support.procs import tool
-from support.server import LOOPBACK_EXEMPT, Cksd
+from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange
 
 PASSWORD = "correct horse battery"
 
@@ -67,6 +67,9 @@ def test_off_unless_configured(db_url):
 def test_authentication(server):
     status, headers, _ = server.request("GET", "/pks/admin")
     assert status == 401 and headers["www-authenticate"].startswith("Basic ")
+    answer = raw_exchange(server.port, b"GET /pks/admin HTTP/1.1\r\nHost: x\r\n"
+                                       b"Connection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 401 Unauthorized\r\n")  # not "401 Unknown"
     assert server.request("GET", "/pks/admin",
                           headers={"Authorization": auth("wrong")})[0] == 401
     assert server.request("GET", "/pks/admin",

@@ -6,6 +6,7 @@ PREPAREd once per connection.  Also the answers built from them: the cap and
 X-HKP-Results-Truncated."""
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 
@@ -17,7 +18,7 @@ from cks.openpgp.signature import CERT_POSITIVE
 from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store.base import PREPARED_WORDS
-from cks.store.rows import UNSERVED
+from cks.store.rows import MAX_WORD_LENGTH, UNSERVED
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
 from support.forge import Signer, keyring
@@ -191,6 +192,39 @@ def test_an_exact_search_reads_past_keys_that_only_share_its_words(store):
     words = _answer(store, target.replace("&exact=on", ""), 5)  # (all six hold both words)
     assert _found(words) == sorted(fingerprints.values())[:5] and others
     assert dict(words.headers)[TRUNCATED_HEADER] == "true"
+
+
+def test_a_word_too_long_for_the_word_index_is_checked_against_the_user_ids(store):
+    """The word index holds words of up to MAX_WORD_LENGTH characters; a
+    search's longer ones must still be in the user IDs of the keys it finds
+    (until 2026-12-05 they were dropped: "alice" + a made-up 65-letter word
+    found Alice), and a search of only such words is a 400 that says so."""
+    long_word, other = "x" * (MAX_WORD_LENGTH + 6), "x" * (MAX_WORD_LENGTH + 1)
+    fingerprints = {}
+    for uid in ("Long Word %s <long@example.org>" % long_word, "Long Word <short@example.org>",
+                "Long Word %s" % other):
+        (added,) = pipeline.submit(store, _key_with_user_id(uid.encode()), pipeline.Source.admin(
+            queue=False), binary=True).stored
+        fingerprints[uid.split(" ")[2]] = added.fingerprint
+
+    def found(search, **extra):
+        answer = _answer(store, "/pks/lookup?" + urlencode(dict(
+            op="index", options="mr", search=search, **extra)), 10)
+        return answer.status, _found(answer) if answer.status == 200 else answer.body.decode()
+
+    assert found("long word") == (200, sorted(fingerprints.values()))
+    assert found("long " + long_word) == (200, [fingerprints[long_word]])
+    assert found("word %s long" % long_word.upper()) == (200, [fingerprints[long_word]])
+    assert found("long " + long_word[:MAX_WORD_LENGTH]) == (404, "no keys found\n")
+    assert found("long %s %s" % (long_word, other)) == (404, "no keys found\n")
+    assert found("long z%s" % long_word) == (404, "no keys found\n")
+    uid = "Long Word %s <long@example.org>" % long_word
+    assert found(uid, exact="on") == (200, [fingerprints[long_word]])
+    for search in (long_word, "%s %s" % (long_word, other), "a" * 2000):
+        status, message = found(search)
+        assert status == 400 and message.startswith(
+            "every word of this search is longer than %d characters, the longest the word "
+            "index holds" % MAX_WORD_LENGTH), message
 
 
 def test_gnupgs_text_search_reads_past_the_v5_and_v6_keys_it_is_not_given(store):

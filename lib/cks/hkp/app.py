@@ -13,8 +13,8 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple,
-                    TypeVar, Union)
+from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set,
+                    Tuple, TypeVar, Union)
 
 from .. import pipeline
 from ..openpgp import armor
@@ -24,7 +24,7 @@ from ..rejection import NodeIdentity
 from ..repeated import RepeatedFailure
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.replica import ReplicaReads
-from ..store.rows import KeyRow, words_of
+from ..store.rows import MAX_WORD_LENGTH, KeyRow, all_words_of, is_indexed
 from ..sync.recon import hashquery
 from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
@@ -126,10 +126,15 @@ def is_legacy_client(request: Request) -> bool:
 
 def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[KeyRow], bool]]:
     """Which of the keys a search by text found go in the answer, when not
-    all (None): with exact=on, those with the whole user ID; for GnuPG
+    all (None): those whose user IDs hold the words the word index does not
+    (too long: the index found the keys by the others); with exact=on,
+    those with the whole user ID; for GnuPG
     (is_legacy_client), v4 and older keys: a search by text must not hand it
     a v5/v6 key it cannot read (those are served by key ID or fingerprint)."""
     tests: List[Callable[[KeyRow], bool]] = []
+    unindexed = {word for word in query.words if not is_indexed(word)}
+    if unindexed:
+        tests.append(lambda r: unindexed <= _words_of_user_ids(r))
     if query.kind == "exact":
         wanted = query.value.lower()
         tests.append(lambda r: any(u.uid.lower() == wanted for u in r.user_ids))
@@ -138,6 +143,23 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
     if not tests:
         return None
     return lambda row: all(test(row) for test in tests)
+
+
+def _words_of_user_ids(row: KeyRow) -> Set[str]:
+    return {word for u in row.user_ids if not u.is_attribute for word in all_words_of(u.uid)}
+
+
+def _indexed_words(query: Query) -> List[str]:
+    """The words of a search by words that the word index holds, which find
+    its keys; HKPError(400) when it has none."""
+    indexed = [word for word in query.words if is_indexed(word)]
+    if not indexed:
+        raise HKPError(400, "every word of this search is longer than %d characters, the "
+                            "longest the word index holds (a longer word only narrows a "
+                            "search by shorter ones): add a shorter word of the user ID, or "
+                            "search by e-mail address, key ID or fingerprint"
+                       % MAX_WORD_LENGTH)
+    return indexed
 
 
 def _filtered(search: Callable[[int], Tuple[List[KeyRow], bool]],
@@ -231,26 +253,12 @@ class KeyServer:
                                                "GET, POST, OPTIONS"),
                                               ("Access-Control-Allow-Headers", "Content-Type"),
                                               ("Access-Control-Max-Age", "86400")])
-            if path == "/pks/lookup":
-                if request.method not in ("GET", "HEAD"):
-                    raise HKPError(405, "use GET for /pks/lookup")
-                return self.lookup(request)
-            if path == "/pks/add":
-                if request.method != "POST":
-                    raise HKPError(405, "use POST for /pks/add")
-                return self.add(request)
-            if path in ("/", "/index.html"):
-                if request.method not in ("GET", "HEAD"):
-                    raise HKPError(405, "use GET for /")
-                return _html(200, html.front_page(html.gnupg_addresses(
-                    self.settings.hostname, self.settings.port, self.settings.tls_port,
-                    self.settings.public_address)))
             route = _ROUTES.get(path)
             if route is None:
                 raise HKPError(404, "no such page: %s" % path)
             methods, endpoint = route
             if request.method not in methods:
-                raise HKPError(405, "use %s for %s" % (" or ".join(methods), path))
+                return self._wrong_method(request, methods)
             return endpoint(self, request)
         except HKPError as exc:
             return self.error(request, exc.status, exc.message)
@@ -261,11 +269,25 @@ class KeyServer:
             response.headers.append(("Retry-After", "30"))
             return response
 
+    def _wrong_method(self, request: Request, methods: Tuple[str, ...]) -> Response:
+        """405, with the methods the path takes in Allow (RFC 9110 15.5.6): its
+        own, and OPTIONS, which every path answers (a CORS preflight)."""
+        response = self.error(request, 405, "use %s for %s" % (" or ".join(methods),
+                                                                request.path))
+        response.headers.append(("Allow", ", ".join(methods + ("OPTIONS",))))
+        return response
+
     def error(self, request: Request, status: int, message: str) -> Response:
         """The error answer; it parses nothing, so it cannot fail."""
         if "mr" in request.query.options or "text/html" not in request.header("accept"):
             return Response(status, (message + "\n").encode())
         return _html(status, html.error_page(status, message))
+
+    def front_page(self, request: Request) -> Response:
+        """GET /: how to use this keyserver, with its addresses for GnuPG."""
+        return _html(200, html.front_page(html.gnupg_addresses(
+            self.settings.hostname, self.settings.port, self.settings.tls_port,
+            self.settings.public_address)))
 
     # --- lookups -----------------------------------------------------------------
 
@@ -294,7 +316,7 @@ class KeyServer:
     def lookup(self, request: Request) -> Response:
         if request.in_loop or self.views_owed.settled:
             return self._lookup(None, request)
-        lookup = parse_lookup(request.query, words_of)
+        lookup = parse_lookup(request.query, all_words_of)
         # What an answered upload stored is found; once its views are derived
         # on the primary, read there: the replica may not have replayed them yet.
         replica = self.replica
@@ -314,7 +336,7 @@ class KeyServer:
             answer = cache.get(key, generation)
             if answer is not None:  # (only lookups that parsed are kept; stats never is)
                 return answer
-        lookup = lookup or parse_lookup(request.query, words_of)
+        lookup = lookup or parse_lookup(request.query, all_words_of)
         if lookup.op == "stats":
             return self.stats(lookup)
         if cache is None:
@@ -368,7 +390,7 @@ class KeyServer:
             return [r.fingerprint for r in rows], rows, truncated
         search = functools.partial(store.key_rows_by_email, query.value) \
             if query.kind == "email" else functools.partial(store.key_rows_by_words,
-                                                           list(query.words))
+                                                           _indexed_words(query))
         keep = _text_search_filter(query, request)
         rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
         return [r.fingerprint for r in rows], rows, truncated
@@ -557,7 +579,11 @@ class KeyServer:
                     yield (fingerprint, found[fingerprint]), size(found[fingerprint])
 
 
-_ROUTES = {
+_ROUTES = {  # path: (the methods it takes, what answers them)
+    "/pks/lookup": (("GET", "HEAD"), KeyServer.lookup),
+    "/pks/add": (("POST",), KeyServer.add),
+    "/": (("GET", "HEAD"), KeyServer.front_page),
+    "/index.html": (("GET", "HEAD"), KeyServer.front_page),
     "/health": (("GET", "HEAD"), KeyServer.health),
     photos.PATH: (("GET", "HEAD"), KeyServer.photo),
     hashquery.PATH: (("POST",), KeyServer.hash_query),

@@ -4,6 +4,7 @@
 Only what a keyserver needs: Content-Length bodies (no chunked request
 bodies: 411), keep-alive by version and Connection header, bounded heads,
 `Expect: 100-continue` (CONTINUE, sent before an upload's body is read).
+A TLS handshake where a request should begin is refused at its first byte.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
+from http import HTTPStatus
 from typing import Dict, List, Optional, Tuple
 
 MAX_HEAD_BYTES = 16384
@@ -26,14 +28,18 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header name (RFC 9110 5
 _TARGET_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
-REASONS = {
-    200: "OK", 204: "No Content", 301: "Moved Permanently", 400: "Bad Request",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-    409: "Conflict", 411: "Length Required", 413: "Content Too Large",
-    415: "Unsupported Media Type", 422: "Unprocessable Content", 429: "Too Many Requests",
-    431: "Request Header Fields Too Large", 500: "Internal Server Error",
-    501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
-}
+REASONS = {**{status.value: status.phrase for status in HTTPStatus},
+           # RFC 9110's names, Python's only since 3.13
+           413: "Content Too Large", 422: "Unprocessable Content"}
+"""The reason phrase of every standard status (until 2026-12-05 a list of
+those cksd was thought to send, without 401: "401 Unknown")."""
+
+
+TLS_HANDSHAKE = 0x16
+"""The first byte of a TLS handshake record (a ClientHello: 0x16 0x03 ...);
+no HTTP request begins with it (a method is letters)."""
+TLS_ON_PLAIN_PORT = ("this is the plain HTTP port: a TLS handshake came "
+                     "(hkps:// needs cksd's TLS port or a proxy)")
 
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -96,7 +102,11 @@ class Head:
 
 def parse_head(buffer: bytearray) -> Optional[Tuple[Head, int]]:
     """The request head at the start of `buffer` and its length in bytes, or
-    None while it is incomplete.  Raises HTTPError for a malformed head."""
+    None while it is incomplete.  Raises HTTPError for a malformed head, and
+    for a TLS client at once: it waits for the server's handshake, and would
+    wait out the head timeout for a 408 it cannot read."""
+    if buffer and buffer[0] == TLS_HANDSHAKE:
+        raise HTTPError(400, TLS_ON_PLAIN_PORT)
     end = buffer.find(b"\r\n\r\n")
     separator = 4
     if end < 0:

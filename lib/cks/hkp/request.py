@@ -17,7 +17,7 @@ QUERY_ONCE = frozenset({"op", "search", "options", "exact", "fingerprint", "hash
 MAX_FIELDS = 100
 QUERIES_KEPT = 1024  # parsed query strings kept (parse_query), each of at most
 KEPT_QUERY_LENGTH = 256  # characters: a few hundred kilobytes in all
-WordSplitter = Callable[[str], List[str]]  # text -> its index words (store.rows.words_of)
+WordSplitter = Callable[[str], List[str]]  # text -> its words (store.rows.all_words_of)
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 _EMAIL = re.compile(r"^<?([^\s<>@]+@[^\s<>@]+)>?$")
@@ -44,6 +44,8 @@ class Query:
 
     kind: short_keyid | keyid | fingerprint (32, 40 or 64 hex) | hash (SKS
     key hash, op=hget) | email | words | exact (whole user ID, exact=on)
+    words: of words and exact, every word of the search (a word too long for
+    the word index is checked against the user IDs: KeyServer.find)
     """
 
     kind: str
@@ -204,7 +206,7 @@ def parse_lookup(query: Form, words_of: WordSplitter) -> Lookup:
 
 
 def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = False) -> Query:
-    """What `text` asks for.  `words_of` splits text into index words."""
+    """What `text` asks for.  `words_of` splits text into words."""
     text = text.strip()
     if by_hash:
         bare = text[2:] if text.lower().startswith("0x") else text

@@ -15,9 +15,22 @@ WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_WORD_LENGTH = 64
 
 
+def all_words_of(text: str) -> List[str]:
+    """Every word of a user ID or search, lower-cased: a search by words finds
+    the keys whose user IDs hold each word of the search."""
+    return WORD_RE.findall(text.lower())
+
+
+def is_indexed(word: str) -> bool:
+    """Whether the word index (cks_words) keeps `word`: one of up to
+    MAX_WORD_LENGTH characters.  A search's longer words are checked against
+    the user IDs of the keys its indexed words find (hkp/app.py)."""
+    return len(word) <= MAX_WORD_LENGTH
+
+
 def words_of(text: str) -> List[str]:
-    """The search words of a user ID or query, as the word index keeps them."""
-    return [w for w in WORD_RE.findall(text.lower()) if len(w) <= MAX_WORD_LENGTH]
+    """The words of a user ID that the word index keeps."""
+    return [w for w in all_words_of(text) if is_indexed(w)]
 
 
 @dataclass
