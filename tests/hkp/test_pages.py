@@ -34,6 +34,11 @@ HOSTNAME = "keys.example.org"
 HTML = {"Accept": "text/html"}
 EVIL_UID = b'<script>alert("uid")</script> Mallory & "Co" \xe2\x80\xae<mallory@example.org>'
 EVIL_REASON = b"<img src=x onerror=alert(1)>"
+# A user ID with characters HTML does not allow in text: C0 controls, DEL, a C1
+# control (U+0085), noncharacters (U+FFFE, U+FDD0, U+10FFFF); and a tab, which it does.
+CONTROL_UID = (b"ctrl\x01\x07\x1b[31mred\x7f\x0b\xc2\x85 \xef\xbf\xbe\xef\xb7\x90"
+               b"\xf4\x8f\xbf\xbf tab\there <ctrl@example.org>")
+NOT_HTML_TEXT = "\x01\x07\x0b\x1b\x7f\x85\ufffe\ufdd0\U0010ffff"
 # The photo ID of tests/fixtures/keys/photo.asc: a 16x16 grey baseline JPEG
 # (make_fixtures.py builds it, gpg's addphoto put it in the key).
 JPEG = read_keys(fixture("photo")).keys[0].attributes[0].value.images[0].data
@@ -96,7 +101,7 @@ class Made:
     """The keys the tests make: name -> (its owner's Signer, the binary key)."""
 
     def __init__(self):
-        mallory, victim, odd, big, hidden = (Signer.new() for _ in range(5))
+        mallory, victim, odd, big, hidden, ctrl = (Signer.new() for _ in range(6))
         revocation = victim.sign(sg.KEY_REVOCATION, victim.public, None, hashed=[
             Subpacket(sg.SUB_REVOCATION_REASON, b"\x02" + EVIL_REASON)])
         self.keys = {
@@ -116,6 +121,7 @@ class Made:
             "hidden": (hidden, _key(hidden, [_uid(b"Hidden photo <hidden@example.org>"),
                                              _image_attribute((1, JPEG))],
                                     stranger=mallory)),
+            "ctrl": (ctrl, _key(ctrl, [_uid(CONTROL_UID)])),
         }
 
     def fingerprint(self, name):
@@ -137,7 +143,7 @@ def server(module_db_url, tmp_path_factory):
         for name in LOADED:
             status, _, body = cksd.add(fixture(name))
             assert status == 200, body
-        for name in ("mallory", "victim", "odd", "big", "hidden"):  # certifier first
+        for name in ("mallory", "victim", "odd", "big", "hidden", "ctrl"):  # certifier first
             status, _, body = cksd.request("POST", "/pks/add?options=mr", MADE.keys[name][1],
                                            {"Content-Type": "application/pgp-keys"})
             assert status == 200 and json.loads(body)["added"], body
@@ -471,6 +477,27 @@ def test_searches_and_errors_are_text(server):
     page = _page(server, "/pks/lookup?op=x-%3Cscript%3E&search=a", 501, HTML)
     _no_markup_from_keys(page)
     assert "op=x-<script> is not supported here" in page.text
+
+
+def _shown_as_text(page):
+    """No character HTML does not allow in text is in the page."""
+    assert not set(NOT_HTML_TEXT) & set(page.raw), \
+        sorted(set(NOT_HTML_TEXT) & set(page.raw))
+
+
+def test_control_characters_and_noncharacters_are_shown_as_replacement_characters(server):
+    shown = html.escape("ctrl\ufffd\ufffd\ufffd[31mred\ufffd\ufffd\ufffd \ufffd\ufffd\ufffd "
+                        "tab\there <ctrl@example.org>")
+    for page in (_page(server, "/pks/lookup?op=index&search=ctrl%40example.org"),
+                 _key_page(server, MADE.fingerprint("ctrl"))):
+        _shown_as_text(page)
+        assert "<bdi>%s</bdi>" % shown in page.raw
+    page = _page(server, "/pks/lookup?op=index&search=ctrl%1b[31mred%07")
+    _shown_as_text(page)
+    assert "1 key found for ctrl\ufffd[31mred\ufffd." in page.text
+    page = _page(server, "/pks/lookup?op=x-%1b&search=a", 501, HTML)
+    _shown_as_text(page)
+    assert "op=x-\ufffd is not supported here" in page.text
 
 
 # --- what the key page says under the other certification policies ----------------------

@@ -8,6 +8,7 @@ only their own inline style, images from this server and forms to it.
 from __future__ import annotations
 
 import html
+import re
 import time
 from typing import List, Optional
 
@@ -30,10 +31,20 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsaf
                            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 HKP_PORT = 11371
 HKPS_PORT = 443
+# The characters the pages show as U+FFFD: those HTML does not allow in text
+# (a parse error; browsers show them raw or not at all): the C0 controls but
+# white space, DEL, the C1 controls, the noncharacters; and of the white
+# space form feed and carriage return, which would show as a mere space.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufdd0-\ufdef%s]" % "".join(
+    chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)))
 
 
 def e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """`text` as HTML text or attribute value: escaped, and each character
+    HTML does not allow in text (_NOT_TEXT) shown as U+FFFD, the
+    replacement character, so that a user ID or search with a control
+    character shows where it has one."""
+    return html.escape(_NOT_TEXT.sub("\ufffd", str(text)), quote=True)
 
 
 def user_text(text: str) -> str:
