@@ -101,7 +101,8 @@ class Made:
     """The keys the tests make: name -> (its owner's Signer, the binary key)."""
 
     def __init__(self):
-        mallory, victim, odd, big, hidden, ctrl = (Signer.new() for _ in range(6))
+        mallory, victim, odd, big, hidden, ctrl, blank, by_blank = (Signer.new()
+                                                                    for _ in range(8))
         revocation = victim.sign(sg.KEY_REVOCATION, victim.public, None, hashed=[
             Subpacket(sg.SUB_REVOCATION_REASON, b"\x02" + EVIL_REASON)])
         self.keys = {
@@ -122,6 +123,10 @@ class Made:
                                              _image_attribute((1, JPEG))],
                                     stranger=mallory)),
             "ctrl": (ctrl, _key(ctrl, [_uid(CONTROL_UID)])),
+            # an empty user ID, the only one of a key that certifies another
+            "blank": (blank, _key(blank, [_uid(b"")])),
+            "by-blank": (by_blank, _key(by_blank, [_uid(b"By blank <by-blank@example.org>")],
+                                        certifier=blank)),
         }
 
     def fingerprint(self, name):
@@ -143,7 +148,7 @@ def server(module_db_url, tmp_path_factory):
         for name in LOADED:
             status, _, body = cksd.add(fixture(name))
             assert status == 200, body
-        for name in ("mallory", "victim", "odd", "big", "hidden", "ctrl"):  # certifier first
+        for name in MADE.keys:  # certifiers first
             status, _, body = cksd.request("POST", "/pks/add?options=mr", MADE.keys[name][1],
                                            {"Content-Type": "application/pgp-keys"})
             assert status == 200 and json.loads(body)["added"], body
@@ -498,6 +503,19 @@ def test_control_characters_and_noncharacters_are_shown_as_replacement_character
     page = _page(server, "/pks/lookup?op=x-%1b&search=a", 501, HTML)
     _shown_as_text(page)
     assert "op=x-\ufffd is not supported here" in page.text
+
+
+def test_an_empty_user_id_is_shown_as_one(server):
+    empty = '<span class="dim">(empty user ID)</span>'
+    listing = _page(server, "/pks/lookup?op=index&search=0x" + MADE.fingerprint("blank"))
+    key_page = "/pks/lookup?op=vindex&fingerprint=on&search=0x" + MADE.fingerprint("blank")
+    assert (key_page, "(empty user ID)") in listing.links and empty in listing.raw
+    own = _key_page(server, MADE.fingerprint("blank"))
+    assert "User IDs and photo IDs (empty user ID) Signature" in own.text and empty in own.raw
+    certified = _key_page(server, MADE.fingerprint("by-blank"))
+    assert ["certification", "(empty user ID) %s" % MADE.keyid("blank"), "2024-01-01", "",
+            "verified"] in certified.rows
+    assert (key_page, "(empty user ID)") in certified.links
 
 
 # --- what the key page says under the other certification policies ----------------------

@@ -61,7 +61,7 @@ class Signer(NamedTuple):
     """A key held here whose primary key made a signature on a shown key."""
 
     fingerprint: str
-    name: str  # its first user ID
+    name: Optional[str]  # its first user ID; None: it has none
 
 
 # --- links and small parts ----------------------------------------------------------
@@ -112,6 +112,12 @@ def _status(revoked: bool, expires: Optional[int], now: int) -> str:
     return " <span class=\"dim\">[expires %s]</span>" % date(expires)
 
 
+def _user_id(text: str) -> str:
+    """A user ID as the pages show it: isolated (user_text), and an empty
+    one as such, not as nothing."""
+    return user_text(text) if text else "<span class=\"dim\">(empty user ID)</span>"
+
+
 def _heading(level: int, text: str) -> str:
     return "<h%d>%s</h%d>" % (level, e(text), level)
 
@@ -141,7 +147,7 @@ def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
         out.append("<p><code>Hash=%s</code></p>" % e(row.sks_hash))
     out.append("<ul class=\"uids\">")
     for uid in row.user_ids:
-        text = "photo ID" if uid.is_attribute else user_text(uid.uid)
+        text = "photo ID" if uid.is_attribute else _user_id(uid.uid)
         out.append("<li><strong>%s</strong> <a href=\"%s\">%s</a>%s</li>" % (
             "uat" if uid.is_attribute else "uid", link, text,
             _status(uid.revoked, uid.expires, now)))
@@ -289,7 +295,7 @@ class _KeyPage:
     def identity(self, component: Component, status: str) -> str:
         if component.packet.tag == pk.TAG_USER_ID:
             return "<p class=\"uid\"><strong>%s</strong>%s</p>" % (
-                user_text(component.value.text), status)
+                _user_id(component.value.text), status)
         photos = self.photo_numbers.get(id(component), [])
         if not photos:
             return "<p class=\"uid\">[a user attribute that is not a photo ID]%s</p>" % status
@@ -331,7 +337,7 @@ class _KeyPage:
             return "<code>%s</code> (key not held here)" % keyid.hex().upper()
         return "<a href=\"%s\">%s</a> <code>%s</code>" % (
             key_page_url(signer.fingerprint),
-            user_text(signer.name) if signer.name else "(no user ID)",
+            "(no user ID)" if signer.name is None else _user_id(signer.name),
             keyid.hex().upper())
 
     def check(self, entry: SignaturePacket) -> Tuple[str, str]:
