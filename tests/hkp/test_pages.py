@@ -15,7 +15,7 @@ from cks import pipeline
 from cks.cli.cksd import server_settings
 from cks.config import ConfigError, Settings
 from cks.hkp.app import KeyServer, Request, ServerSettings
-from cks.hkp.html import gnupg_addresses
+from cks.hkp.html import gnupg_addresses, isolated, user_text
 from cks.hkp.photos import MAX_PHOTO_BYTES
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
@@ -160,7 +160,7 @@ class Page(HTMLParser):
     images, links and text; the tags must nest properly."""
 
     VOID = frozenset({"meta", "img", "br", "hr", "input", "link"})
-    INLINE = frozenset({"a", "code", "strong", "span", "label"})
+    INLINE = frozenset({"a", "bdi", "code", "strong", "span", "label"})
 
     def __init__(self, body: bytes):
         super().__init__(convert_charrefs=True)
@@ -516,6 +516,26 @@ def test_an_empty_user_id_is_shown_as_one(server):
     assert ["certification", "(empty user ID) %s" % MADE.keyid("blank"), "2024-01-01", "",
             "verified"] in certified.rows
     assert (key_page, "(empty user ID)") in certified.links
+
+
+def test_searches_shown_are_isolated(server):
+    """A right-to-left override (U+202E) in a search reorders none of the
+    page's text after it: <bdi> where the search is shown, FSI...PDI
+    (U+2068, U+2069) in the title, which holds no markup.  A PDI of the
+    search's own that ends none of its isolates is left out: it would end
+    the page's."""
+    query = urllib.parse.quote("\u2069\u202eexample fixture")
+    page = _page(server, "/pks/lookup?op=index&search=" + query)
+    assert "found for <code><bdi>\u202eexample fixture</bdi></code>." in page.raw
+    page = _page(server, "/pks/lookup?op=vindex&search=" + query)
+    assert "<h1>Keys found for <bdi>\u202eexample fixture</bdi></h1>" in page.raw
+    assert "<title>Keys found for \u2068\u202eexample fixture\u2069</title>" in page.raw
+
+
+def test_isolated_text_is_balanced():
+    assert user_text("\u2067a\u2069\u2069b\u2066c\u2068") == \
+        "<bdi>\u2067a\u2069b\u2066c\u2068\u2069\u2069</bdi>"
+    assert isolated("x\u2069\u202ey") == "\u2068x\u202ey\u2069"
 
 
 # --- what the key page says under the other certification policies ----------------------

@@ -21,7 +21,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Component, Key, SignaturePacket
 from ..openpgp.userid import Image
 from ..store.rows import KeyRow
-from .html import date, e, page, user_text
+from .html import date, e, isolated, page, user_text
 from .photos import photo_url, photos_of, refusal
 
 REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
@@ -128,7 +128,7 @@ def index_page(search: str, rows: Iterable[KeyRow], now: int, show_fpr: bool,
                show_hash: bool, truncated: bool) -> str:
     rows = list(rows)
     parts = ["<p>%d key%s found for <code>%s</code>%s.</p>" % (
-        len(rows), "" if len(rows) == 1 else "s", e(search),
+        len(rows), "" if len(rows) == 1 else "s", user_text(search),
         " (only the first ones: narrow your search)" if truncated else "")]
     parts.extend(_index_entry(row, now, show_fpr, show_hash) for row in rows)
     return page("Search results", "\n".join(parts))
@@ -183,12 +183,14 @@ def vindex_page(search: str, keys: Sequence[Tuple[Key, KeyRow]], signers: Dict[b
     """Key pages for `keys` (served view and index row); `signers`: the held
     signers by key ID; `policy`: [policy] certifications."""
     if len(keys) == 1:
-        title, level = "Key %s" % keys[0][1].keyid, 2
+        title, heading, level = "Key %s" % keys[0][1].keyid, None, 2
     else:
-        title, level = "Keys found for %s" % search, 3
+        title, level = "Keys found for " + isolated(search), 3
+        heading = "Keys found for " + user_text(search)
     sections = [_KeyPage(key, row, signers, policy, now, level).render(show_hash)
                 for key, row in keys]
-    return page(title, "\n".join(sections) + "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE))
+    return page(title, "\n".join(sections) + "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE),
+                heading)
 
 
 class _KeyPage:
