@@ -28,6 +28,8 @@ PHOTO_SIZE = 16  # the fixture's photo ID is a 16x16 JPEG
 # A user ID whose PDI (U+2069) would end the isolate around it and its
 # right-to-left override reorder what follows, and a key it certifies.
 RLO_CERTIFIER, RLO_CERTIFIED = Signer.new(), Signer.new()
+# A user ID of 5,000 characters without a space, and a key it certifies.
+LONG, BY_LONG = Signer.new(), Signer.new()
 
 
 def _key(owner, uid, certifier=None):
@@ -42,7 +44,9 @@ def _key(owner, uid, certifier=None):
 
 
 MADE = [_key(RLO_CERTIFIER, "Certifier \u2069\u202eevil <rlo@example.org>".encode()),
-        _key(RLO_CERTIFIED, b"Certified <certified-by-rlo@example.org>", RLO_CERTIFIER)]
+        _key(RLO_CERTIFIED, b"Certified <certified-by-rlo@example.org>", RLO_CERTIFIER),
+        _key(LONG, b"L" * 5000 + b" <long@example.org>"),
+        _key(BY_LONG, b"By long <by-long@example.org>", LONG)]
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +199,22 @@ def test_a_right_to_left_override_reorders_nothing_after_it(browser, server):
     shown_keyid = browser.find("td a + code")
     assert shown_keyid.text == keyid
     assert shown_keyid.rect["x"] >= name["x"] + name["width"] - 0.5
+
+
+def test_a_long_user_id_is_wrapped_not_widening_the_page(browser, server, screenshots):
+    """On the result list, the key's page and the page of a key it
+    certified: the page is no wider than the window, and the table of
+    signatures (which scrolls sideways when it must) no wider than the page."""
+    for name, path in [
+            ("long-results", "/pks/lookup?op=index&search=long%40example.org"),
+            ("long-key", "/pks/lookup?op=vindex&search=0x" + LONG.public.fingerprint.hex()),
+            ("long-certifier",
+             "/pks/lookup?op=vindex&search=0x" + BY_LONG.public.fingerprint.hex())]:
+        browser.open(server.url + path)
+        browser.find("bdi")
+        screenshots.take(name)
+        widths = browser.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth].concat("
+            "Array.from(document.querySelectorAll('.sigs'), t => t.scrollWidth - t.clientWidth))")
+        page, window, overflows = widths[0], widths[1], widths[2:]
+        assert page <= window and not any(overflows), (name, widths)

@@ -26,7 +26,7 @@ STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1
          ".sigs th{border-bottom:1px solid #ccc}.day{white-space:nowrap}"
          "textarea,input[type=text]{max-width:100%;box-sizing:border-box}"
          "figure.photo{margin:.5em 0}figure.photo img{max-width:240px;max-height:320px;"
-         "border:1px solid #ccc}")
+         "border:1px solid #ccc}bdi{overflow-wrap:anywhere}")
 CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
                            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 HKP_PORT = 11371
