@@ -8,24 +8,55 @@ tmp_path and to SCREENSHOTS."""
 import os
 import re
 import shutil
+import urllib.parse
 
 import pytest
 
 from cks.hkp.keypage import grouped
+from cks.openpgp import packet as pk
+from cks.openpgp import signature as sg
+from cks.openpgp.userid import UserID
 from support import EXPECTED
 from support.browser import Browser, ChromeDriver, require_browser
+from support.forge import Signer, keyring
 from support.server import Cksd
 
 LOADED = ["rsa2048", "nistp256", "certified", "photo"]
 SCREENSHOTS = "/tmp/cks-browser-screenshots"
 PHOTO = EXPECTED["photo.asc"][0]
 PHOTO_SIZE = 16  # the fixture's photo ID is a 16x16 JPEG
+# A user ID whose PDI (U+2069) would end the isolate around it and its
+# right-to-left override reorder what follows, and a key it certifies.
+RLO_CERTIFIER, RLO_CERTIFIED = Signer.new(), Signer.new()
+# A user ID of 5,000 characters without a space, and a key it certifies.
+LONG, BY_LONG = Signer.new(), Signer.new()
+
+
+def _key(owner, uid, certifier=None):
+    """`owner`'s key with one self-certified user ID, certified by `certifier`."""
+    user_id = UserID(uid)
+    signers = [owner] + ([certifier] if certifier else [])
+    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+                    pk.Packet(pk.TAG_USER_ID, uid)] + [
+        pk.Packet(pk.TAG_SIGNATURE, signer.sign(
+            sg.CERT_POSITIVE if signer is owner else sg.CERT_GENERIC, owner.public,
+            user_id).serialize()) for signer in signers])
+
+
+MADE = [_key(RLO_CERTIFIER, "Certifier \u2069\u202eevil <rlo@example.org>".encode()),
+        _key(RLO_CERTIFIED, b"Certified <certified-by-rlo@example.org>", RLO_CERTIFIER),
+        _key(LONG, b"L" * 5000 + b" <long@example.org>"),
+        _key(BY_LONG, b"By long <by-long@example.org>", LONG)]
 
 
 @pytest.fixture(scope="module")
 def server(module_db_url):
     with Cksd(module_db_url) as cksd:
         cksd.add_fixtures(LOADED)
+        for data in MADE:
+            status, _, body = cksd.request("POST", "/pks/add", data,
+                                           {"Content-Type": "application/pgp-keys"})
+            assert status == 200, body
         yield cksd
 
 
@@ -127,7 +158,7 @@ def test_certifier_link_and_the_stats_page(browser, server, screenshots):
     browser.find_link("Server statistics").click()
     browser.wait_for_title("Server statistics")
     text = _visible(browser)
-    assert "Total number of keys: %d" % len(LOADED) in text
+    assert "Total number of keys: %d" % (len(LOADED) + len(MADE)) in text
     assert "Software: CKS" in text
     chart = browser.find("figure svg").rect
     assert chart["width"] > 0 and chart["height"] > 0
@@ -139,5 +170,51 @@ def test_certifier_link_and_the_stats_page(browser, server, screenshots):
     assert numbers.text == ""  # the numbers are folded away ...
     browser.find("details summary").click()
     newest = browser.find("details table tr:nth-child(2)").text  # ... until one opens them
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d %d 0" % len(LOADED), newest), newest
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d %d 0" % (len(LOADED) + len(MADE)), newest), newest
     screenshots.take("stats-numbers")
+
+
+def _left_of(browser, css):
+    """(right edge of the element `css`, left edge of the text right after it)."""
+    return browser.execute(
+        "const element = document.querySelector(arguments[0]), range = document.createRange();"
+        "range.setStart(element.nextSibling, 0); range.setEnd(element.nextSibling, 1);"
+        "return [element.getBoundingClientRect().right, range.getBoundingClientRect().left];",
+        css)
+
+
+def test_a_right_to_left_override_reorders_nothing_after_it(browser, server):
+    """In a search shown on a result list, and in a certifier's name (before
+    its key ID): each is isolated, though it has a PDI of its own."""
+    browser.open(server.url + "/pks/lookup?op=index&search="
+                 + urllib.parse.quote("\u2069\u202efixture"))
+    browser.wait_for_title("Search results")
+    code, full_stop = _left_of(browser, "p code")  # "N keys found for <code>...</code>."
+    assert full_stop >= code - 0.5, (code, full_stop)
+    keyid = RLO_CERTIFIER.public.keyid.hex().upper()
+    browser.open(server.url + "/pks/lookup?op=vindex&search=0x"
+                 + RLO_CERTIFIED.public.fingerprint.hex())
+    browser.wait_for_title("Key " + RLO_CERTIFIED.public.keyid.hex().upper())
+    name = browser.find("td a bdi").rect
+    shown_keyid = browser.find("td a + code")
+    assert shown_keyid.text == keyid
+    assert shown_keyid.rect["x"] >= name["x"] + name["width"] - 0.5
+
+
+def test_a_long_user_id_is_wrapped_not_widening_the_page(browser, server, screenshots):
+    """On the result list, the key's page and the page of a key it
+    certified: the page is no wider than the window, and the table of
+    signatures (which scrolls sideways when it must) no wider than the page."""
+    for name, path in [
+            ("long-results", "/pks/lookup?op=index&search=long%40example.org"),
+            ("long-key", "/pks/lookup?op=vindex&search=0x" + LONG.public.fingerprint.hex()),
+            ("long-certifier",
+             "/pks/lookup?op=vindex&search=0x" + BY_LONG.public.fingerprint.hex())]:
+        browser.open(server.url + path)
+        browser.find("bdi")
+        screenshots.take(name)
+        widths = browser.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth].concat("
+            "Array.from(document.querySelectorAll('.sigs'), t => t.scrollWidth - t.clientWidth))")
+        page, window, overflows = widths[0], widths[1], widths[2:]
+        assert page <= window and not any(overflows), (name, widths)

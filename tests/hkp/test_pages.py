@@ -15,7 +15,7 @@ from cks import pipeline
 from cks.cli.cksd import server_settings
 from cks.config import ConfigError, Settings
 from cks.hkp.app import KeyServer, Request, ServerSettings
-from cks.hkp.html import gnupg_addresses
+from cks.hkp.html import gnupg_addresses, isolated, user_text
 from cks.hkp.photos import MAX_PHOTO_BYTES
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
@@ -34,6 +34,11 @@ HOSTNAME = "keys.example.org"
 HTML = {"Accept": "text/html"}
 EVIL_UID = b'<script>alert("uid")</script> Mallory & "Co" \xe2\x80\xae<mallory@example.org>'
 EVIL_REASON = b"<img src=x onerror=alert(1)>"
+# A user ID with characters HTML does not allow in text: C0 controls, DEL, a C1
+# control (U+0085), noncharacters (U+FFFE, U+FDD0, U+10FFFF); and a tab, which it does.
+CONTROL_UID = (b"ctrl\x01\x07\x1b[31mred\x7f\x0b\xc2\x85 \xef\xbf\xbe\xef\xb7\x90"
+               b"\xf4\x8f\xbf\xbf tab\there <ctrl@example.org>")
+NOT_HTML_TEXT = "\x01\x07\x0b\x1b\x7f\x85\ufffe\ufdd0\U0010ffff"
 # The photo ID of tests/fixtures/keys/photo.asc: a 16x16 grey baseline JPEG
 # (make_fixtures.py builds it, gpg's addphoto put it in the key).
 JPEG = read_keys(fixture("photo")).keys[0].attributes[0].value.images[0].data
@@ -96,7 +101,8 @@ class Made:
     """The keys the tests make: name -> (its owner's Signer, the binary key)."""
 
     def __init__(self):
-        mallory, victim, odd, big, hidden = (Signer.new() for _ in range(5))
+        mallory, victim, odd, big, hidden, ctrl, blank, by_blank = (Signer.new()
+                                                                    for _ in range(8))
         revocation = victim.sign(sg.KEY_REVOCATION, victim.public, None, hashed=[
             Subpacket(sg.SUB_REVOCATION_REASON, b"\x02" + EVIL_REASON)])
         self.keys = {
@@ -116,6 +122,11 @@ class Made:
             "hidden": (hidden, _key(hidden, [_uid(b"Hidden photo <hidden@example.org>"),
                                              _image_attribute((1, JPEG))],
                                     stranger=mallory)),
+            "ctrl": (ctrl, _key(ctrl, [_uid(CONTROL_UID)])),
+            # an empty user ID, the only one of a key that certifies another
+            "blank": (blank, _key(blank, [_uid(b"")])),
+            "by-blank": (by_blank, _key(by_blank, [_uid(b"By blank <by-blank@example.org>")],
+                                        certifier=blank)),
         }
 
     def fingerprint(self, name):
@@ -137,7 +148,7 @@ def server(module_db_url, tmp_path_factory):
         for name in LOADED:
             status, _, body = cksd.add(fixture(name))
             assert status == 200, body
-        for name in ("mallory", "victim", "odd", "big", "hidden"):  # certifier first
+        for name in MADE.keys:  # certifiers first
             status, _, body = cksd.request("POST", "/pks/add?options=mr", MADE.keys[name][1],
                                            {"Content-Type": "application/pgp-keys"})
             assert status == 200 and json.loads(body)["added"], body
@@ -149,7 +160,7 @@ class Page(HTMLParser):
     images, links and text; the tags must nest properly."""
 
     VOID = frozenset({"meta", "img", "br", "hr", "input", "link"})
-    INLINE = frozenset({"a", "code", "strong", "span", "label"})
+    INLINE = frozenset({"a", "bdi", "code", "strong", "span", "label"})
 
     def __init__(self, body: bytes):
         super().__init__(convert_charrefs=True)
@@ -471,6 +482,60 @@ def test_searches_and_errors_are_text(server):
     page = _page(server, "/pks/lookup?op=x-%3Cscript%3E&search=a", 501, HTML)
     _no_markup_from_keys(page)
     assert "op=x-<script> is not supported here" in page.text
+
+
+def _shown_as_text(page):
+    """No character HTML does not allow in text is in the page."""
+    assert not set(NOT_HTML_TEXT) & set(page.raw), \
+        sorted(set(NOT_HTML_TEXT) & set(page.raw))
+
+
+def test_control_characters_and_noncharacters_are_shown_as_replacement_characters(server):
+    shown = html.escape("ctrl\ufffd\ufffd\ufffd[31mred\ufffd\ufffd\ufffd \ufffd\ufffd\ufffd "
+                        "tab\there <ctrl@example.org>")
+    for page in (_page(server, "/pks/lookup?op=index&search=ctrl%40example.org"),
+                 _key_page(server, MADE.fingerprint("ctrl"))):
+        _shown_as_text(page)
+        assert "<bdi>%s</bdi>" % shown in page.raw
+    page = _page(server, "/pks/lookup?op=index&search=ctrl%1b[31mred%07")
+    _shown_as_text(page)
+    assert "1 key found for ctrl\ufffd[31mred\ufffd." in page.text
+    page = _page(server, "/pks/lookup?op=x-%1b&search=a", 501, HTML)
+    _shown_as_text(page)
+    assert "op=x-\ufffd is not supported here" in page.text
+
+
+def test_an_empty_user_id_is_shown_as_one(server):
+    empty = '<span class="dim">(empty user ID)</span>'
+    listing = _page(server, "/pks/lookup?op=index&search=0x" + MADE.fingerprint("blank"))
+    key_page = "/pks/lookup?op=vindex&fingerprint=on&search=0x" + MADE.fingerprint("blank")
+    assert (key_page, "(empty user ID)") in listing.links and empty in listing.raw
+    own = _key_page(server, MADE.fingerprint("blank"))
+    assert "User IDs and photo IDs (empty user ID) Signature" in own.text and empty in own.raw
+    certified = _key_page(server, MADE.fingerprint("by-blank"))
+    assert ["certification", "(empty user ID) %s" % MADE.keyid("blank"), "2024-01-01", "",
+            "verified"] in certified.rows
+    assert (key_page, "(empty user ID)") in certified.links
+
+
+def test_searches_shown_are_isolated(server):
+    """A right-to-left override (U+202E) in a search reorders none of the
+    page's text after it: <bdi> where the search is shown, FSI...PDI
+    (U+2068, U+2069) in the title, which holds no markup.  A PDI of the
+    search's own that ends none of its isolates is left out: it would end
+    the page's."""
+    query = urllib.parse.quote("\u2069\u202eexample fixture")
+    page = _page(server, "/pks/lookup?op=index&search=" + query)
+    assert "found for <code><bdi>\u202eexample fixture</bdi></code>." in page.raw
+    page = _page(server, "/pks/lookup?op=vindex&search=" + query)
+    assert "<h1>Keys found for <bdi>\u202eexample fixture</bdi></h1>" in page.raw
+    assert "<title>Keys found for \u2068\u202eexample fixture\u2069</title>" in page.raw
+
+
+def test_isolated_text_is_balanced():
+    assert user_text("\u2067a\u2069\u2069b\u2066c\u2068") == \
+        "<bdi>\u2067a\u2069b\u2066c\u2068\u2069\u2069</bdi>"
+    assert isolated("x\u2069\u202ey") == "\u2068x\u202ey\u2069"
 
 
 # --- what the key page says under the other certification policies ----------------------

@@ -34,6 +34,7 @@ TYPE_NAMES = {(1, 2048): "rsa2048", (1, 1024): "rsa1024", (17, 2048): "dsa2048",
               (19, 256): "ecdsa256", (22, 255): "ed25519", (27, 255): "ed25519"}
 HOSTILE = "<script>alert('x')</script> & <b>bold</b>"
 TRUSTED_PEER = "node-b.example:11371"
+COLOURED = "\x1b[31mred\x07 \x85 \ufffe"  # what HTML does not allow in text
 
 
 def _expected(name):
@@ -171,6 +172,8 @@ def node(module_db_url, tmp_path_factory, operator):
             peers = PeerStore(store)
             hostile = peers.add("<i>x</i>.example:11371", "hkp", 200, None, catch_up=True)
             peers.record_attempt(hostile.id, int(time.time()), HOSTILE)
+            colour = peers.add("colour.example:11371", "hkp", 200, None, catch_up=True)
+            peers.record_attempt(colour.id, int(time.time()), COLOURED)
         finally:
             store.close()
         _run(cksd, "cks_admin.py", "reject", fpr(WE_REJECT), "--reason", HOSTILE,
@@ -268,6 +271,8 @@ def test_text_from_peers_and_notices_is_shown_as_text(node):
     escaped = "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"
     assert page.count(escaped) == 4  # contact, peer error, our notice, the peer's notice
     assert "&lt;i&gt;x&lt;/i&gt;.example:11371" in page
+    assert not set(COLOURED) - set("[31mred ") & set(page)
+    assert "<td>\ufffd[31mred\ufffd \ufffd \ufffd</td>" in page
 
 
 def test_chart_is_svg_with_a_bar_per_day(node):

@@ -4,6 +4,7 @@ protected against cross-site requests."""
 import base64
 import re
 import urllib.parse
+from html.parser import HTMLParser
 
 import pytest
 
@@ -75,6 +76,38 @@ def test_authentication(server):
     assert server.request("GET", "/pks/admin",
                           headers={"Authorization": auth(user="root")})[0] == 401
     assert server.request("GET", "/pks/admin", headers={"Authorization": "Basic !!"})[0] == 401
+
+
+class Labels(HTMLParser):
+    """The text inputs of a page, (name, the text of the <label> around it)."""
+
+    def __init__(self, page):
+        super().__init__()
+        self.inputs, self._label = [], None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "label":
+            self._label = ""
+        elif tag == "input" and attrs.get("type") == "text":
+            self.inputs.append((attrs["name"], self._label))
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self._label = None
+
+    def handle_data(self, data):
+        if self._label is not None:
+            self._label += data
+
+
+def test_every_field_has_a_label(server):
+    status, _, body = server.request("GET", "/pks/admin", headers={"Authorization": auth()})
+    assert status == 200
+    labelled = [(name, label and label.strip()) for name, label in Labels(body.decode()).inputs]
+    assert labelled == [("fingerprint", "Fingerprint:"), ("fingerprint", "Fingerprint:"),
+                        ("reason", "Reason:"), ("fingerprint", "Fingerprint:")]
 
 
 def test_reject_and_unreject_from_the_page(server):

@@ -88,9 +88,9 @@ def page(settings: AdminSettings, rejected, message: str = "") -> str:
     forms = "".join("""
 <form method="post" action="/pks/admin"><p>
 <input type="hidden" name="token" value="%s"><input type="hidden" name="action" value="%s">
-<input type="text" name="fingerprint" size="66" placeholder="fingerprint" required>
+<label>Fingerprint: <input type="text" name="fingerprint" size="66" required></label>
 %s<input type="submit" value="%s"></p></form>""" % (
-        token, action, '<input type="text" name="reason" size="30" placeholder="reason"> '
+        token, action, '<label>Reason: <input type="text" name="reason" size="30"></label> '
         if action == "reject" else "", label)
         for action, label in (("delete", "Delete"), ("reject", "Delete and reject"),
                               ("unreject", "Unreject")))

@@ -447,7 +447,7 @@ class KeyServer:
         for row in self.lookup_store.key_rows(sorted(set(found))):
             names = [u.uid for u in row.user_ids if not u.is_attribute]
             signers.setdefault(bytes.fromhex(row.keyid),
-                               keypage.Signer(row.fingerprint, names[0] if names else ""))
+                               keypage.Signer(row.fingerprint, names[0] if names else None))
         return {keyid: signers[keyid] for keyid in wanted if keyid in signers}
 
     def photo(self, request: Request) -> Response:

@@ -8,6 +8,7 @@ only their own inline style, images from this server and forms to it.
 from __future__ import annotations
 
 import html
+import re
 import time
 from typing import List, Optional
 
@@ -25,30 +26,69 @@ STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1
          ".sigs th{border-bottom:1px solid #ccc}.day{white-space:nowrap}"
          "textarea,input[type=text]{max-width:100%;box-sizing:border-box}"
          "figure.photo{margin:.5em 0}figure.photo img{max-width:240px;max-height:320px;"
-         "border:1px solid #ccc}")
+         "border:1px solid #ccc}bdi{overflow-wrap:anywhere}")
 CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
                            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 HKP_PORT = 11371
 HKPS_PORT = 443
+# The characters the pages show as U+FFFD: those HTML does not allow in text
+# (a parse error; browsers show them raw or not at all): the C0 controls but
+# white space, DEL, the C1 controls, the noncharacters; and of the white
+# space form feed and carriage return, which would show as a mere space.
+_NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufdd0-\ufdef%s]" % "".join(
+    chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)))
+_ISOLATE_STARTS = "\u2066\u2067\u2068"  # LRI, RLI, FSI: a PDI (U+2069) ends each
+FSI, PDI = "\u2068", "\u2069"
 
 
 def e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+    """`text` as HTML text or attribute value: escaped, and each character
+    HTML does not allow in text (_NOT_TEXT) shown as U+FFFD, the
+    replacement character, so that a user ID or search with a control
+    character shows where it has one."""
+    return html.escape(_NOT_TEXT.sub("\ufffd", str(text)), quote=True)
 
 
 def user_text(text: str) -> str:
-    """Text a key's owner chose (a user ID), escaped and isolated: inside
-    <bdi>, its direction controls (U+202E, RIGHT-TO-LEFT OVERRIDE, say)
-    cannot reorder the page's text after it, as the key ID or the dates."""
-    return "<bdi>%s</bdi>" % e(text)
+    """Text someone else chose (a user ID, a search), escaped and isolated:
+    inside <bdi>, its direction controls (U+202E, RIGHT-TO-LEFT OVERRIDE,
+    say) cannot reorder the page's text after it, as the key ID or the dates."""
+    return "<bdi>%s</bdi>" % e(_balanced(text))
 
 
-def page(title: str, body: str) -> str:
+def isolated(text: str) -> str:
+    """user_text for where no markup can go (a <title>): text between FSI
+    and PDI (U+2068, U+2069), the Unicode isolate <bdi> stands for."""
+    return FSI + _balanced(text) + PDI
+
+
+def _balanced(text: str) -> str:
+    """`text` with its own isolates balanced: a PDI that ends none of them
+    left out, a PDI added for each left open; else one could end the
+    isolate the page puts the text in (Chromium's <bdi> too), and a
+    right-to-left override after it reorder the page's text."""
+    if PDI not in text and not any(start in text for start in _ISOLATE_STARTS):
+        return text
+    out, depth = [], 0
+    for char in text:
+        if char == PDI:
+            if not depth:
+                continue
+            depth -= 1
+        elif char in _ISOLATE_STARTS:
+            depth += 1
+        out.append(char)
+    return "".join(out) + PDI * depth
+
+
+def page(title: str, body: str, heading: Optional[str] = None) -> str:
+    """A page titled `title` (text); `heading`: its <h1> as HTML, when that
+    is more than the title escaped."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"
             "<title>%s</title><style>%s</style></head><body>\n<h1>%s</h1>\n%s\n"
             "<hr><p class=\"dim\"><a href=\"/\">CKS OpenPGP keyserver</a></p></body></html>\n"
-            % (e(title), STYLE, e(title), body))
+            % (e(title), STYLE, e(title) if heading is None else heading, body))
 
 
 def date(epoch: Optional[int]) -> str:

@@ -21,7 +21,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Component, Key, SignaturePacket
 from ..openpgp.userid import Image
 from ..store.rows import KeyRow
-from .html import date, e, page, user_text
+from .html import date, e, isolated, page, user_text
 from .photos import photo_url, photos_of, refusal
 
 REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
@@ -61,7 +61,7 @@ class Signer(NamedTuple):
     """A key held here whose primary key made a signature on a shown key."""
 
     fingerprint: str
-    name: str  # its first user ID
+    name: Optional[str]  # its first user ID; None: it has none
 
 
 # --- links and small parts ----------------------------------------------------------
@@ -112,6 +112,12 @@ def _status(revoked: bool, expires: Optional[int], now: int) -> str:
     return " <span class=\"dim\">[expires %s]</span>" % date(expires)
 
 
+def _user_id(text: str) -> str:
+    """A user ID as the pages show it: isolated (user_text), and an empty
+    one as such, not as nothing."""
+    return user_text(text) if text else "<span class=\"dim\">(empty user ID)</span>"
+
+
 def _heading(level: int, text: str) -> str:
     return "<h%d>%s</h%d>" % (level, e(text), level)
 
@@ -122,7 +128,7 @@ def index_page(search: str, rows: Iterable[KeyRow], now: int, show_fpr: bool,
                show_hash: bool, truncated: bool) -> str:
     rows = list(rows)
     parts = ["<p>%d key%s found for <code>%s</code>%s.</p>" % (
-        len(rows), "" if len(rows) == 1 else "s", e(search),
+        len(rows), "" if len(rows) == 1 else "s", user_text(search),
         " (only the first ones: narrow your search)" if truncated else "")]
     parts.extend(_index_entry(row, now, show_fpr, show_hash) for row in rows)
     return page("Search results", "\n".join(parts))
@@ -141,7 +147,7 @@ def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
         out.append("<p><code>Hash=%s</code></p>" % e(row.sks_hash))
     out.append("<ul class=\"uids\">")
     for uid in row.user_ids:
-        text = "photo ID" if uid.is_attribute else user_text(uid.uid)
+        text = "photo ID" if uid.is_attribute else _user_id(uid.uid)
         out.append("<li><strong>%s</strong> <a href=\"%s\">%s</a>%s</li>" % (
             "uat" if uid.is_attribute else "uid", link, text,
             _status(uid.revoked, uid.expires, now)))
@@ -177,12 +183,14 @@ def vindex_page(search: str, keys: Sequence[Tuple[Key, KeyRow]], signers: Dict[b
     """Key pages for `keys` (served view and index row); `signers`: the held
     signers by key ID; `policy`: [policy] certifications."""
     if len(keys) == 1:
-        title, level = "Key %s" % keys[0][1].keyid, 2
+        title, heading, level = "Key %s" % keys[0][1].keyid, None, 2
     else:
-        title, level = "Keys found for %s" % search, 3
+        title, level = "Keys found for " + isolated(search), 3
+        heading = "Keys found for " + user_text(search)
     sections = [_KeyPage(key, row, signers, policy, now, level).render(show_hash)
                 for key, row in keys]
-    return page(title, "\n".join(sections) + "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE))
+    return page(title, "\n".join(sections) + "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE),
+                heading)
 
 
 class _KeyPage:
@@ -289,7 +297,7 @@ class _KeyPage:
     def identity(self, component: Component, status: str) -> str:
         if component.packet.tag == pk.TAG_USER_ID:
             return "<p class=\"uid\"><strong>%s</strong>%s</p>" % (
-                user_text(component.value.text), status)
+                _user_id(component.value.text), status)
         photos = self.photo_numbers.get(id(component), [])
         if not photos:
             return "<p class=\"uid\">[a user attribute that is not a photo ID]%s</p>" % status
@@ -331,7 +339,7 @@ class _KeyPage:
             return "<code>%s</code> (key not held here)" % keyid.hex().upper()
         return "<a href=\"%s\">%s</a> <code>%s</code>" % (
             key_page_url(signer.fingerprint),
-            user_text(signer.name) if signer.name else "(no user ID)",
+            "(no user ID)" if signer.name is None else _user_id(signer.name),
             keyid.hex().upper())
 
     def check(self, entry: SignaturePacket) -> Tuple[str, str]:
