@@ -17,8 +17,8 @@ from cks.sync.mail_in import parse_mail
 from cks.sync.mailconf import MailSettings
 from cks.sync.push import peer_lock
 from support import fixture
-from support.mails import PKS, SKS, US, base64_mail, crlf, flooded_key, multipart_mail, \
-    pks_mail, quoted_printable_mail, sks_mail
+from support.mails import PKS, SKS, US, base64_mail, crlf, eight_bit_mail, flooded_key, \
+    multipart_mail, pks_mail, quoted_printable_mail, sks_mail
 
 from support.db import nothing_made
 from support.mailnode import fpr
@@ -43,6 +43,33 @@ def test_a_peer_mail_is_merged_and_queued_for_nobody(node, variant):
     assert node.query("SELECT count(*) FROM cks_pending_sync")[0][0] == 0
     assert node.sent() == []
     assert "1 added" in result.stderr.decode()
+
+
+NON_ASCII_FIRST = {
+    "byte-order mark, then an attachment":
+        lambda key: multipart_mail([key], text="\ufeffHello, key attached\n"),
+    "umlaut, then a binary attachment":
+        lambda key: multipart_mail([key], binary=True, text="\u00dcbersicht\n"),
+    "utf-8 umlaut, then the armor": lambda key: eight_bit_mail(
+        "\u00dcbersicht der Schl\u00fcssel\n\n".encode("utf-8") + key, "utf-8"),
+    "latin-1": lambda key: eight_bit_mail("\u00e9t\u00e9\n".encode("latin-1") + key,
+                                          "iso-8859-1"),
+    "unknown charset": lambda key: eight_bit_mail(b"\xa4\xe9\xff text\n" + key, "x-no-such"),
+    "umlaut in the key part": lambda key: base64_mail("\u00dcbersicht\n".encode() + key),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(NON_ASCII_FIRST))
+def test_a_text_starting_with_a_non_ascii_byte_still_gives_its_keys(node, variant):
+    """Until 2026-12-05 the keys of such a mail were read as binary data: none
+    was found, and the mail bounced with 65."""
+    node.manage("add", SKS)
+    result = node.mail_sync(NON_ASCII_FIRST[variant](fixture("two-keys")))
+    assert result.returncode == 0, result.stderr
+    assert set(node.keys()) == {fpr("rsa2048"), fpr("ed25519")}
+    assert result.stderr.decode().splitlines() == [
+        "cks.mail: mail (no Message-ID) from mail:%s: 2 added, 0 updated, 0 unchanged, "
+        "0 refused" % SKS]
 
 
 def damaged(keytext):

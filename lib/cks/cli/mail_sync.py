@@ -104,7 +104,8 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
         source = pipeline.Source.user()  # queued for every peer, mail peers included
     # New keys' signatures are checked after the write transaction, not in it
     # (a SQLite node's uploads and lookups wait for its write lock).
-    report = pipeline.submit(store, mail.keytext, source, limits, defer_views=True)
+    report = pipeline.submit(store, mail.keytext, source, limits, defer_views=True,
+                             armored=True)
     for problem in report.problems:
         log.warning("%s: %s", _which(mail), problem)
     for outcome in report.with_status(pipeline.REFUSED):
