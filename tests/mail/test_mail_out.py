@@ -62,7 +62,7 @@ def test_mail_pusher_one_mail_per_key_and_retry_on_failure():
     assert (failed.action, failed.message) == (RETRY, "MTA down")
     refused = MailPusher("peer@p.example", US, Recorder("552 too big", refused=True))
     assert refused.push([("F", b"x")]).action == FAILED_ALONE
-    naming = MailPusher("peer@p.example", US, recorder, {"F": ["b@b.example"]}.get)
+    naming = MailPusher("peer@p.example", US, recorder, ["b@b.example", "Peer@P.example"])
     assert naming.push([("F", KEY.serialize())]).action == OK
     assert recorder.sent[-1].get_all("X-KeyServer-Sent") == [US, "b@b.example"]
     unset = MailPusher("peer@p.example", "", recorder).push([("F", b"x")])

@@ -121,41 +121,42 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
         (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED, pipeline.REFUSED)))
     if new and conf.address:
         try:
-            _forward_now(store, peers, [p for p in mail_peers if p.peer in targets], new,
-                         mail, conf)
+            _forward_now(store, peers, [p for p in mail_peers if p.peer in targets],
+                         [p.peer for p in mail_peers], new, mail, conf)
         except StoreError as exc:  # the keys are committed and queued: still done
             log.warning("forwarding stopped (%s); cks_sync.py will send what is left", exc)
     return EX_OK
 
 
 def _forward_now(store: Store, peers: PeerStore, targets: Sequence[Peer],
-                 fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
+                 mail_peers: Sequence[str], fingerprints: Sequence[str], mail: IncomingMail,
+                 conf: MailSettings) -> None:
     """Send what was new to the mail peers the mail did not name, at once, as pks
-    does: one mail per key to all of them, with the X-KeyServer-Sent chain.
+    does: one mail per key to all of them, with the X-KeyServer-Sent chain, to
+    which every other mail peer of this node (`mail_peers`) is added, as in
+    MailPusher's mails.
 
     The keys are already committed and queued for those peers (in the same
     transaction), so a failure here loses nothing: cks_sync.py sends them on
     its next run.  A success settles the queue entries.  Each peer is sent to
     under its lock (peer_lock), as cksd's rapid push and cks_sync.py do, and
     only what it is still owed then; a peer another process is pushing to is
-    left to that process (and named in X-KeyServer-Sent: it gets the keys
-    from this node).
+    left to that process (it gets the keys from this node).
     """
     with contextlib.ExitStack() as held:
-        free, busy = [], []
+        free = []
         for peer in targets:
             if held.enter_context(store.exclusive(peer_lock(peer))):
                 free.append(peer)
             else:
-                busy.append(peer.peer)
                 log.info("%s: another process is pushing to it; left to it", peer.peer)
-        _forward_to(store, peers, free, busy, fingerprints, mail, conf)
+        _forward_to(store, peers, free, mail_peers, fingerprints, mail, conf)
 
 
-def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer], busy: Sequence[str],
-                fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
-    """_forward_now's sending to `targets`, with their locks held; `busy`:
-    the peers left to another process."""
+def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer],
+                mail_peers: Sequence[str], fingerprints: Sequence[str], mail: IncomingMail,
+                conf: MailSettings) -> None:
+    """_forward_now's sending to `targets`, with their locks held."""
     owed = {peer.id: peers.backlog_of(peer.id, fingerprints) for peer in targets}
     keydata = store.keydata(fingerprints)
     transport = transport_for(conf)
@@ -165,7 +166,7 @@ def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer], busy: S
             continue
         try:
             transport.send(compose(keydata[fingerprint], [p.peer for p in due], conf.address,
-                                   mail.sent_by, also_sent_to=busy))
+                                   mail.sent_by, also_sent_to=mail_peers))
         except HandOffError as exc:
             log.warning("forwarding %s failed (%s); cks_sync.py will send it", fingerprint,
                         exc)
