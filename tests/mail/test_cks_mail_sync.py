@@ -2,7 +2,10 @@
 exit codes per sysexits, on SQLite and PostgreSQL."""
 
 import email
+import os
 import re
+import signal
+import threading
 import time
 
 import pytest
@@ -88,7 +91,8 @@ def test_a_mail_checks_no_signature_while_it_holds_a_write_transaction(node, mon
     store = open_store(node.db_url)
     try:
         mail = parse_mail(multipart_mail([fixture(n) for n in names]), "")
-        assert mail_sync._merge(store, mail, MailSettings(), pipeline.Limits()) == 0
+        assert mail_sync._merge(store, mail, MailSettings(), pipeline.Limits(),
+                                threading.Event()) == 0
     finally:
         store.close()
     assert checked and not any(checked)  # checked, and never inside a write
@@ -241,6 +245,41 @@ def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
     (sent,) = node.sent()
     assert b"To: d@d.example\n" in sent
     assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
+
+
+def test_a_forward_cut_short_by_the_timeout_leaves_the_mail_done(node, tmp_path):
+    """Past [mail] timeout with its keys committed, the mail is done (0) and
+    what the forward did not send stays owed, the key the MTA was taking too.
+    Until 2026-12-05 the watchdog made such a mail 75: the MTA delivered it
+    again, for nothing."""
+    node.manage("add", SKS)
+    node.manage("add", "d@d.example")
+    working = node.mail["sendmail"]
+    first = tmp_path / "first-done"
+    slow = tmp_path / "slow-sendmail"  # takes one mail, then hangs on the next
+    slow.write_text('#!/bin/sh\nif [ -e "%s" ]; then cat >/dev/null; echo $$ >"%s.pid"; '
+                    'exec sleep 60; fi\ntouch "%s"\nexec %s "$@"\n'
+                    % (first, first, first, working.split()[0]))
+    slow.chmod(0o755)
+    node.write_config(sendmail="%s -t -oi" % slow, timeout="5")
+    names = ["rsa2048", "nistp256", "dsa-elg"]
+    try:
+        result = node.mail_sync(multipart_mail([fixture(n) for n in names]))
+    finally:
+        pid = tmp_path / "first-done.pid"
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGKILL)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "3 added" in err and "forwarding cut short after 5 s ([mail] timeout)" in err
+    forwarded = re.findall(r"forwarded (\w+) to d@d.example", err)
+    assert len(forwarded) == 1 and len(node.sent()) == 1
+    owed = {f for (f,) in node.query("SELECT fingerprint FROM cks_sync_backlog")}
+    assert owed == {fpr(n) for n in names} - set(forwarded)
+    node.write_config(sendmail=working)
+    run = node.sync()
+    assert run.stdout.decode().splitlines() == ["%s: sent 0 keys" % SKS,
+                                                "d@d.example: sent 2 keys"]
 
 
 def test_the_forward_leaves_a_peer_being_pushed_to_and_sends_no_key_twice(node):

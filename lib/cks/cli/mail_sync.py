@@ -4,8 +4,9 @@ The exit status tells the MTA what to do with the mail (sysexits.h): 0 done
 (only after the commit), 65 nothing usable in it, 77 not from a mail peer
 (or a user's ADD while those are off), 75 try again later: whenever the
 database or anything else fails for now, so no mail is ever lost.  A watchdog
-turns a mail that takes longer than [mail] timeout into 75 as well, and so is
-a wrong command line (the .forward line: the operator's to fix).
+turns a mail that takes longer than [mail] timeout into 75 as well, until its
+keys are committed (then it cuts the forward short and exits 0); a wrong
+command line (the .forward line: the operator's to fix) is 75 too.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(argv: List[str]) -> int:
     except ConfigError as exc:
         log.error("%s; the mail stays with the MTA", exc)
         return EX_TEMPFAIL
-    _watchdog(conf.timeout)
+    done = _watchdog(conf.timeout)
     try:
         if conf.log_file:
             _log_to(conf.log_file)
@@ -76,7 +77,7 @@ def main(argv: List[str]) -> int:
             return EX_NOPERM
         store = open_store(settings.db_url, 1, must_exist=True)
         try:
-            return _merge(store, mail, conf, limits)
+            return _merge(store, mail, conf, limits, done)
         finally:
             store.close()
     except StoreError as exc:
@@ -88,8 +89,10 @@ def main(argv: List[str]) -> int:
         return EX_TEMPFAIL
 
 
-def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
-           limits: pipeline.Limits) -> int:
+def _merge(store: Store, mail: IncomingMail, conf: MailSettings, limits: pipeline.Limits,
+           done: threading.Event) -> int:
+    """Store the mail's keys and forward the new ones; `done` is set once the
+    keys are committed (see _watchdog)."""
     peers = PeerStore(store)
     mail_peers = [p for p in peers.list(enabled_only=True) if p.kind == "mail"]
     targets = forward_targets(mail, [p.peer for p in mail_peers], conf.address)
@@ -119,6 +122,7 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
     log.info("%s from %s: %s", _which(mail), source.tag, ", ".join(
         "%d %s" % (len(report.with_status(s)), s) for s in
         (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED, pipeline.REFUSED)))
+    done.set()
     if new and conf.address:
         try:
             _forward_now(store, peers, [p for p in mail_peers if p.peer in targets],
@@ -198,10 +202,19 @@ def _log_to(path: str) -> None:
     logging.getLogger().addHandler(handler)
 
 
-def _watchdog(seconds: float) -> None:
+def _watchdog(seconds: float) -> threading.Event:
     """Exit 75 after `seconds`, whatever the main thread is waiting for (a locked
-    database, a hung MTA).  What was not committed by then is rolled back."""
+    database, a hung MTA).  What was not committed by then is rolled back.
+    Once the returned event is set (the keys are committed: the mail is done),
+    exit 0 instead: the forward is cut short, and what it did not mark
+    delivered (a mail the MTA was still taking too) stays owed, for cks_sync.py."""
+    done = threading.Event()
+
     def give_up() -> None:
+        if done.is_set():
+            log.warning("forwarding cut short after %g s ([mail] timeout); cks_sync.py "
+                        "will send what is left", seconds)
+            os._exit(EX_OK)
         log.error("gave up after %g s ([mail] timeout); the mail stays with the MTA",
                   seconds)
         os._exit(EX_TEMPFAIL)
@@ -209,3 +222,4 @@ def _watchdog(seconds: float) -> None:
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
     timer.start()
+    return done
