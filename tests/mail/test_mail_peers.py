@@ -143,7 +143,7 @@ def test_a_mail_the_mta_refuses_for_good_does_not_hold_up_the_rest(node, transpo
     with SMTPSink(max_size=100_000) as sink:
         if transport == "smtp":
             node.write_config(smtp_host="127.0.0.1", smtp_port=str(sink.port))
-            said = "SMTP 127.0.0.1:%d: (552, " % sink.port
+            said = "SMTP 127.0.0.1:%d: 552 5.3.4 Message size exceeds fixed limit" % sink.port
         else:
             node.write_config(sendmail=fake_sendmail(node.directory, max_bytes=100_000))
             said = "%s exited with status 69: sendmail: fatal: root(0): message file too big" \
