@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_keys, sks_hash
+from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_armored, read_keys, \
+    sks_hash
 from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, third_party_issuers
 from .store import Store
@@ -94,12 +95,15 @@ class Report:
 
 
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
-           binary: bool = False, follow: bool = True, defer_views: bool = False) -> Report:
-    """Parse `data` (armored or binary; `binary` skips armor detection) and store
-    every usable key in it (see store_keys for `follow` and `defer_views`)."""
+           binary: bool = False, follow: bool = True, defer_views: bool = False,
+           armored: bool = False) -> Report:
+    """Parse `data` (armored or binary, told apart by its first byte; `binary`:
+    binary data, `armored`: text, only its armor blocks read) and store every
+    usable key in it (see store_keys for `follow` and `defer_views`)."""
     limits = limits or Limits()
     most = limits.max_packets_per_key + 1  # (one more tells a key over the limit)
-    result = parse_keyring(data, max_packets=most) if binary else read_keys(data, most)
+    read = parse_keyring if binary else read_armored if armored else read_keys
+    result = read(data, max_packets=most)
     report = Report(problems=list(result.problems))
     report.outcomes = store_keys(store, merge_all(result.keys), source, limits,
                                  follow=follow, defer_views=defer_views)

@@ -2,7 +2,10 @@
 exit codes per sysexits, on SQLite and PostgreSQL."""
 
 import email
+import os
 import re
+import signal
+import threading
 import time
 
 import pytest
@@ -17,8 +20,8 @@ from cks.sync.mail_in import parse_mail
 from cks.sync.mailconf import MailSettings
 from cks.sync.push import peer_lock
 from support import fixture
-from support.mails import PKS, SKS, US, base64_mail, crlf, flooded_key, multipart_mail, \
-    pks_mail, quoted_printable_mail, sks_mail
+from support.mails import PKS, SKS, US, base64_mail, crlf, eight_bit_mail, flooded_key, \
+    multipart_mail, pks_mail, quoted_printable_mail, sks_mail
 
 from support.db import nothing_made
 from support.mailnode import fpr
@@ -45,6 +48,33 @@ def test_a_peer_mail_is_merged_and_queued_for_nobody(node, variant):
     assert "1 added" in result.stderr.decode()
 
 
+NON_ASCII_FIRST = {
+    "byte-order mark, then an attachment":
+        lambda key: multipart_mail([key], text="\ufeffHello, key attached\n"),
+    "umlaut, then a binary attachment":
+        lambda key: multipart_mail([key], binary=True, text="\u00dcbersicht\n"),
+    "utf-8 umlaut, then the armor": lambda key: eight_bit_mail(
+        "\u00dcbersicht der Schl\u00fcssel\n\n".encode("utf-8") + key, "utf-8"),
+    "latin-1": lambda key: eight_bit_mail("\u00e9t\u00e9\n".encode("latin-1") + key,
+                                          "iso-8859-1"),
+    "unknown charset": lambda key: eight_bit_mail(b"\xa4\xe9\xff text\n" + key, "x-no-such"),
+    "umlaut in the key part": lambda key: base64_mail("\u00dcbersicht\n".encode() + key),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(NON_ASCII_FIRST))
+def test_a_text_starting_with_a_non_ascii_byte_still_gives_its_keys(node, variant):
+    """Until 2026-12-05 the keys of such a mail were read as binary data: none
+    was found, and the mail bounced with 65."""
+    node.manage("add", SKS)
+    result = node.mail_sync(NON_ASCII_FIRST[variant](fixture("two-keys")))
+    assert result.returncode == 0, result.stderr
+    assert set(node.keys()) == {fpr("rsa2048"), fpr("ed25519")}
+    assert result.stderr.decode().splitlines() == [
+        "cks.mail: mail (no Message-ID) from mail:%s: 2 added, 0 updated, 0 unchanged, "
+        "0 refused" % SKS]
+
+
 def damaged(keytext):
     """The armor with its checksum line changed: a block broken in transit."""
     head, _, tail = keytext.rpartition(b"\n=")
@@ -61,7 +91,8 @@ def test_a_mail_checks_no_signature_while_it_holds_a_write_transaction(node, mon
     store = open_store(node.db_url)
     try:
         mail = parse_mail(multipart_mail([fixture(n) for n in names]), "")
-        assert mail_sync._merge(store, mail, MailSettings(), pipeline.Limits()) == 0
+        assert mail_sync._merge(store, mail, MailSettings(), pipeline.Limits(),
+                                threading.Event()) == 0
     finally:
         store.close()
     assert checked and not any(checked)  # checked, and never inside a write
@@ -184,9 +215,11 @@ def test_forwarding_like_pks(node):
     (sent,) = node.sent()
     text = sent.decode()
     assert text.startswith("To: d@d.example, e@e.example\n")
-    assert text.count("X-KeyServer-Sent:") == 3
-    assert "X-KeyServer-Sent: c@c.example\nX-KeyServer-Sent: %s\nX-KeyServer-Sent: %s\n" % (
-        SKS, US) in text
+    # the chain, this node, then its other mail peers (those the mail named
+    # in To: as well): until 2026-12-05 b@b.example was left out, and d and e
+    # (other CKS nodes) forwarded the key to it
+    assert email.message_from_string(text).get_all("X-KeyServer-Sent") == [
+        "c@c.example", SKS, US, "b@b.example"]
     assert fpr("rsa2048") in result.stderr.decode() and "forwarded" in result.stderr.decode()
     # delivered at once: nothing owed to anyone, the HKP peer is never owed mail keys
     assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
@@ -212,6 +245,41 @@ def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
     (sent,) = node.sent()
     assert b"To: d@d.example\n" in sent
     assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
+
+
+def test_a_forward_cut_short_by_the_timeout_leaves_the_mail_done(node, tmp_path):
+    """Past [mail] timeout with its keys committed, the mail is done (0) and
+    what the forward did not send stays owed, the key the MTA was taking too.
+    Until 2026-12-05 the watchdog made such a mail 75: the MTA delivered it
+    again, for nothing."""
+    node.manage("add", SKS)
+    node.manage("add", "d@d.example")
+    working = node.mail["sendmail"]
+    first = tmp_path / "first-done"
+    slow = tmp_path / "slow-sendmail"  # takes one mail, then hangs on the next
+    slow.write_text('#!/bin/sh\nif [ -e "%s" ]; then cat >/dev/null; echo $$ >"%s.pid"; '
+                    'exec sleep 60; fi\ntouch "%s"\nexec %s "$@"\n'
+                    % (first, first, first, working.split()[0]))
+    slow.chmod(0o755)
+    node.write_config(sendmail="%s -t -oi" % slow, timeout="5")
+    names = ["rsa2048", "nistp256", "dsa-elg"]
+    try:
+        result = node.mail_sync(multipart_mail([fixture(n) for n in names]))
+    finally:
+        pid = tmp_path / "first-done.pid"
+        if pid.exists():
+            os.kill(int(pid.read_text()), signal.SIGKILL)
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "3 added" in err and "forwarding cut short after 5 s ([mail] timeout)" in err
+    forwarded = re.findall(r"forwarded (\w+) to d@d.example", err)
+    assert len(forwarded) == 1 and len(node.sent()) == 1
+    owed = {f for (f,) in node.query("SELECT fingerprint FROM cks_sync_backlog")}
+    assert owed == {fpr(n) for n in names} - set(forwarded)
+    node.write_config(sendmail=working)
+    run = node.sync()
+    assert run.stdout.decode().splitlines() == ["%s: sent 0 keys" % SKS,
+                                                "d@d.example: sent 2 keys"]
 
 
 def test_the_forward_leaves_a_peer_being_pushed_to_and_sends_no_key_twice(node):

@@ -3,7 +3,7 @@ CRLF, senders and the forwarding rule; no database."""
 
 import pytest
 
-from cks.openpgp.keys import read_keys
+from cks.openpgp.keys import read_armored, read_keys
 from cks.sync.mail_in import ADD, INCREMENTAL, authorizing_peer, forward_targets, \
     mail_kind, parse_mail
 from support import fixture
@@ -12,7 +12,7 @@ from support.mails import PKS, SKS, US, base64_mail, crlf, multipart_mail, pks_m
 
 
 def fprs(mail):
-    return [k.fingerprint.hex().upper() for k in read_keys(mail.keytext).keys]
+    return [k.fingerprint.hex().upper() for k in read_armored(mail.keytext).keys]
 
 
 def fpr(name):
@@ -37,7 +37,7 @@ def test_every_variant_yields_the_key(variant):
     assert mail.kind == INCREMENTAL
     assert fprs(mail) == [fpr("rsa2048")]
     assert SKS in mail.senders and mail.sent_by == [SKS]
-    assert read_keys(mail.keytext).problems == []
+    assert read_armored(mail.keytext).problems == []
 
 
 def test_the_sks_mail_in_detail():

@@ -68,6 +68,14 @@ def pks_mail(keytext: bytes, sender: str = PKS, sent_by: Sequence[str] = (PKS,))
     return delivered(head + encode(data, headers=[("Version", "0.9.6")]), sender)
 
 
+def eight_bit_mail(body: bytes, charset: str, sender: str = SKS) -> bytes:
+    """One text/plain part of 8-bit `body` in `charset` (which may be unknown)."""
+    head = ("From: %s\nTo: %s\nSubject: incremental\nMIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=%s\nContent-Transfer-Encoding: 8bit\n\n"
+            % (sender, US, charset))
+    return delivered(head, sender) + body
+
+
 def quoted_printable_mail(keytext: bytes, sender: str = SKS) -> bytes:
     body = quopri.encodestring(keytext.replace(b"\n", b"\r\n")).decode("ascii")
     head = ("From: %s\nTo: %s\nSubject: incremental\nX-KeyServer-Sent: %s\nMIME-Version: 1.0\n"
@@ -85,16 +93,17 @@ def base64_mail(keytext: bytes, sender: str = SKS) -> bytes:
 
 
 def multipart_mail(keytexts: Sequence[bytes], sender: str = SKS, binary: bool = False,
-                   subject: str = "incremental", extra: Sequence[bytes] = ()) -> bytes:
-    """multipart/mixed: a text part, then each key as an application/pgp-keys
-    attachment (armored, or binary with base64 transfer encoding), then `extra`
-    application/octet-stream parts."""
+                   subject: str = "incremental", extra: Sequence[bytes] = (),
+                   text: str = "Keys attached.\n") -> bytes:
+    """multipart/mixed: a text part (`text`: UTF-8 and base64 when not ASCII),
+    then each key as an application/pgp-keys attachment (armored, or binary
+    with base64 transfer encoding), then `extra` application/octet-stream parts."""
     outer = MIMEMultipart("mixed")
     outer["From"] = sender
     outer["To"] = US
     outer["Subject"] = subject
     outer["X-KeyServer-Sent"] = sender
-    outer.attach(MIMEText("Keys attached.\n"))
+    outer.attach(MIMEText(text))
     for keytext in keytexts:
         if binary:
             data = b"".join(block.data for block in scan(keytext)[0])

@@ -4,8 +4,9 @@ The exit status tells the MTA what to do with the mail (sysexits.h): 0 done
 (only after the commit), 65 nothing usable in it, 77 not from a mail peer
 (or a user's ADD while those are off), 75 try again later: whenever the
 database or anything else fails for now, so no mail is ever lost.  A watchdog
-turns a mail that takes longer than [mail] timeout into 75 as well, and so is
-a wrong command line (the .forward line: the operator's to fix).
+turns a mail that takes longer than [mail] timeout into 75 as well, until its
+keys are committed (then it cuts the forward short and exits 0); a wrong
+command line (the .forward line: the operator's to fix) is 75 too.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def main(argv: List[str]) -> int:
     except ConfigError as exc:
         log.error("%s; the mail stays with the MTA", exc)
         return EX_TEMPFAIL
-    _watchdog(conf.timeout)
+    done = _watchdog(conf.timeout)
     try:
         if conf.log_file:
             _log_to(conf.log_file)
@@ -76,7 +77,7 @@ def main(argv: List[str]) -> int:
             return EX_NOPERM
         store = open_store(settings.db_url, 1, must_exist=True)
         try:
-            return _merge(store, mail, conf, limits)
+            return _merge(store, mail, conf, limits, done)
         finally:
             store.close()
     except StoreError as exc:
@@ -88,8 +89,10 @@ def main(argv: List[str]) -> int:
         return EX_TEMPFAIL
 
 
-def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
-           limits: pipeline.Limits) -> int:
+def _merge(store: Store, mail: IncomingMail, conf: MailSettings, limits: pipeline.Limits,
+           done: threading.Event) -> int:
+    """Store the mail's keys and forward the new ones; `done` is set once the
+    keys are committed (see _watchdog)."""
     peers = PeerStore(store)
     mail_peers = [p for p in peers.list(enabled_only=True) if p.kind == "mail"]
     targets = forward_targets(mail, [p.peer for p in mail_peers], conf.address)
@@ -104,7 +107,8 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
         source = pipeline.Source.user()  # queued for every peer, mail peers included
     # New keys' signatures are checked after the write transaction, not in it
     # (a SQLite node's uploads and lookups wait for its write lock).
-    report = pipeline.submit(store, mail.keytext, source, limits, defer_views=True)
+    report = pipeline.submit(store, mail.keytext, source, limits, defer_views=True,
+                             armored=True)
     for problem in report.problems:
         log.warning("%s: %s", _which(mail), problem)
     for outcome in report.with_status(pipeline.REFUSED):
@@ -118,43 +122,45 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings,
     log.info("%s from %s: %s", _which(mail), source.tag, ", ".join(
         "%d %s" % (len(report.with_status(s)), s) for s in
         (pipeline.ADDED, pipeline.UPDATED, pipeline.UNCHANGED, pipeline.REFUSED)))
+    done.set()
     if new and conf.address:
         try:
-            _forward_now(store, peers, [p for p in mail_peers if p.peer in targets], new,
-                         mail, conf)
+            _forward_now(store, peers, [p for p in mail_peers if p.peer in targets],
+                         [p.peer for p in mail_peers], new, mail, conf)
         except StoreError as exc:  # the keys are committed and queued: still done
             log.warning("forwarding stopped (%s); cks_sync.py will send what is left", exc)
     return EX_OK
 
 
 def _forward_now(store: Store, peers: PeerStore, targets: Sequence[Peer],
-                 fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
+                 mail_peers: Sequence[str], fingerprints: Sequence[str], mail: IncomingMail,
+                 conf: MailSettings) -> None:
     """Send what was new to the mail peers the mail did not name, at once, as pks
-    does: one mail per key to all of them, with the X-KeyServer-Sent chain.
+    does: one mail per key to all of them, with the X-KeyServer-Sent chain, to
+    which every other mail peer of this node (`mail_peers`) is added, as in
+    MailPusher's mails.
 
     The keys are already committed and queued for those peers (in the same
     transaction), so a failure here loses nothing: cks_sync.py sends them on
     its next run.  A success settles the queue entries.  Each peer is sent to
     under its lock (peer_lock), as cksd's rapid push and cks_sync.py do, and
     only what it is still owed then; a peer another process is pushing to is
-    left to that process (and named in X-KeyServer-Sent: it gets the keys
-    from this node).
+    left to that process (it gets the keys from this node).
     """
     with contextlib.ExitStack() as held:
-        free, busy = [], []
+        free = []
         for peer in targets:
             if held.enter_context(store.exclusive(peer_lock(peer))):
                 free.append(peer)
             else:
-                busy.append(peer.peer)
                 log.info("%s: another process is pushing to it; left to it", peer.peer)
-        _forward_to(store, peers, free, busy, fingerprints, mail, conf)
+        _forward_to(store, peers, free, mail_peers, fingerprints, mail, conf)
 
 
-def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer], busy: Sequence[str],
-                fingerprints: Sequence[str], mail: IncomingMail, conf: MailSettings) -> None:
-    """_forward_now's sending to `targets`, with their locks held; `busy`:
-    the peers left to another process."""
+def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer],
+                mail_peers: Sequence[str], fingerprints: Sequence[str], mail: IncomingMail,
+                conf: MailSettings) -> None:
+    """_forward_now's sending to `targets`, with their locks held."""
     owed = {peer.id: peers.backlog_of(peer.id, fingerprints) for peer in targets}
     keydata = store.keydata(fingerprints)
     transport = transport_for(conf)
@@ -164,7 +170,7 @@ def _forward_to(store: Store, peers: PeerStore, targets: Sequence[Peer], busy: S
             continue
         try:
             transport.send(compose(keydata[fingerprint], [p.peer for p in due], conf.address,
-                                   mail.sent_by, also_sent_to=busy))
+                                   mail.sent_by, also_sent_to=mail_peers))
         except HandOffError as exc:
             log.warning("forwarding %s failed (%s); cks_sync.py will send it", fingerprint,
                         exc)
@@ -196,10 +202,19 @@ def _log_to(path: str) -> None:
     logging.getLogger().addHandler(handler)
 
 
-def _watchdog(seconds: float) -> None:
+def _watchdog(seconds: float) -> threading.Event:
     """Exit 75 after `seconds`, whatever the main thread is waiting for (a locked
-    database, a hung MTA).  What was not committed by then is rolled back."""
+    database, a hung MTA).  What was not committed by then is rolled back.
+    Once the returned event is set (the keys are committed: the mail is done),
+    exit 0 instead: the forward is cut short, and what it did not mark
+    delivered (a mail the MTA was still taking too) stays owed, for cks_sync.py."""
+    done = threading.Event()
+
     def give_up() -> None:
+        if done.is_set():
+            log.warning("forwarding cut short after %g s ([mail] timeout); cks_sync.py "
+                        "will send what is left", seconds)
+            os._exit(EX_OK)
         log.error("gave up after %g s ([mail] timeout); the mail stays with the MTA",
                   seconds)
         os._exit(EX_TEMPFAIL)
@@ -207,3 +222,4 @@ def _watchdog(seconds: float) -> None:
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
     timer.start()
+    return done

@@ -274,17 +274,24 @@ _REFUSED_ARMOR = {
 
 def read_keys(data: bytes, max_packets: Optional[int] = None) -> ReadResult:
     """Keys from armored text (any number of blocks, text around them) or binary
-    data (see parse_keyring for `max_packets`)."""
+    data, told apart by the first non-blank byte: bit 7 set, binary (see
+    parse_keyring for `max_packets`)."""
+    stripped = data.lstrip()
+    if not stripped:
+        return ReadResult(problems=[Problem("no key data (empty input)")])
+    if stripped[0] & 0x80:
+        return parse_keyring(data, max_packets=max_packets)
+    return read_armored(data, max_packets)
+
+
+def read_armored(text: bytes, max_packets: Optional[int] = None) -> ReadResult:
+    """Keys from every PUBLIC KEY BLOCK in `text`, the text around the blocks
+    ignored whatever its first byte is: a mail's text may start with a
+    byte-order mark or a non-ASCII letter, which read_keys takes for binary."""
     from . import armor  # local import keeps the packet layer independent of armor
 
     result = ReadResult()
-    stripped = data.lstrip()
-    if not stripped:
-        result.problems.append(Problem("no key data (empty input)"))
-        return result
-    if stripped[0] & 0x80:
-        return parse_keyring(data, result, max_packets)
-    blocks, errors = armor.scan(data)
+    blocks, errors = armor.scan(text)
     result.problems.extend(Problem(str(e)) for e in errors)
     if not blocks and not errors:
         result.problems.append(Problem("no OpenPGP data found: expected an armored "

@@ -210,14 +210,12 @@ class PeerStore:
                                         "WHERE peer_id = ? AND fingerprint IN %s",
                                 fingerprints, (peer_id,)))
 
-    def mail_peers_owed(self, fingerprint: str, besides: int) -> List[str]:
-        """The mail peers other than `besides` whose backlog holds the key:
-        this node mails it to each of them anyway."""
+    def mail_addresses(self) -> List[str]:
+        """The enabled mail peers (list's order, without counting backlogs)."""
         with self.store.read() as cursor:
             return [r[0] for r in cursor.execute(
-                "SELECT s.peer FROM cks_sync_backlog b JOIN cks_other_servers s ON "
-                "s.id = b.peer_id WHERE b.fingerprint = ? AND s.kind = 'mail' AND s.id <> ? "
-                "ORDER BY s.peer", (fingerprint, besides)).fetchall()]
+                "SELECT peer FROM cks_other_servers WHERE kind = 'mail' AND enabled = ? "
+                "ORDER BY sync_priority, id", (True,)).fetchall()]
 
     def delivered(self, peer_id: int, entries: Sequence[Tuple[str, int]], now: int,
                   took: Sequence[str] = ()) -> None:

@@ -18,7 +18,7 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import Iterable, List, Optional, Sequence
 
-from ..openpgp.armor import encode
+from ..openpgp.armor import encode, looks_armored
 
 INCREMENTAL, ADD = "incremental", "add"
 KEY_TYPES = ("application/pgp-keys", "application/pgp")
@@ -32,7 +32,7 @@ class IncomingMail:
     senders: List[str] = field(default_factory=list)  # From:, then the envelope sender
     sent_by: List[str] = field(default_factory=list)  # X-KeyServer-Sent:, in order
     recipients: List[str] = field(default_factory=list)  # To: and Cc:
-    keytext: bytes = b""  # every text and key part, decoded; binary keys armored
+    keytext: bytes = b""  # every text and key part, decoded; binary keys armored: text
 
     def named(self) -> List[str]:
         """Every address the mail names: these servers have the keys already."""
@@ -66,7 +66,9 @@ def mail_kind(subject: str) -> Optional[str]:
 
 def key_material(message: Message) -> bytes:
     """The text of every text/* and application/pgp-keys part (transfer
-    encodings undone), binary key parts armored, joined for the key reader."""
+    encodings undone), binary key parts armored, joined: armor text, for
+    keys.read_armored (its first byte says nothing: a text may start with a
+    byte-order mark or a non-ASCII letter)."""
     pieces = []
     for part in message.walk():
         if part.is_multipart():
@@ -75,11 +77,18 @@ def key_material(message: Message) -> bytes:
         if not (kind.startswith("text/") or kind in KEY_TYPES):
             continue
         payload = part.get_payload(decode=True) or b""
-        binary = payload.lstrip()[:1]
-        if kind in KEY_TYPES and binary and binary[0] & 0x80:
+        if kind in KEY_TYPES and _binary(payload):
             payload = encode(payload).encode("ascii")
         pieces.append(payload)
     return b"\n".join(pieces)
+
+
+def _binary(payload: bytes) -> bool:
+    """Binary OpenPGP data: its first non-blank byte has bit 7 set, and it is
+    not text with an armor block (after a line starting with a non-ASCII
+    letter, say)."""
+    first = payload.lstrip()[:1]
+    return bool(first) and first[0] & 0x80 != 0 and not looks_armored(payload)
 
 
 def authorizing_peer(mail: IncomingMail, peers: Iterable[str]) -> Optional[str]:

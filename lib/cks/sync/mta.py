@@ -7,10 +7,11 @@ raises HandOffError; the caller keeps the key owed and tries again later.
 from __future__ import annotations
 
 import os
+import signal
 import smtplib
 import subprocess
 from email.message import Message
-from typing import Sequence, Union
+from typing import Dict, Sequence, Tuple, Union
 
 from .mailconf import MailSettings
 
@@ -48,9 +49,22 @@ class Sendmail:
             raise HandOffError("cannot run %s: %s" % (self.command[0], exc.strerror)) from None
         if done.returncode != 0:
             said = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
-            raise HandOffError("%s exited with status %d%s" % (
-                self.command[0], done.returncode, ": " + said.splitlines()[-1] if said else ""),
+            raise HandOffError("%s %s%s" % (
+                self.command[0], _ended(done.returncode),
+                ": " + said.splitlines()[-1] if said else ""),
                 refused=done.returncode > 0 and done.returncode != os.EX_TEMPFAIL)
+
+
+def _ended(returncode: int) -> str:
+    """How a command ended, said for a person: "exited with status 69", or
+    "was killed by signal 9 (SIGKILL)" for subprocess's returncode -9."""
+    if returncode >= 0:
+        return "exited with status %d" % returncode
+    try:
+        name = " (%s)" % signal.Signals(-returncode).name
+    except ValueError:
+        name = ""
+    return "was killed by signal %d%s" % (-returncode, name)
 
 
 class SMTP:
@@ -69,10 +83,31 @@ class SMTP:
         except (smtplib.SMTPException, OSError) as exc:
             refused = isinstance(exc, (smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) \
                 and 500 <= exc.smtp_code < 600
-            raise HandOffError("%s: %s" % (where, " ".join(str(exc).split())
-                                           or exc.__class__.__name__), refused) from None
+            raise HandOffError("%s: %s" % (where, _said(exc)), refused) from None
         if refused:
-            raise HandOffError("%s refused %s" % (where, ", ".join(sorted(refused))))
+            raise HandOffError("%s refused %s" % (where, _refusals(refused)))
+
+
+def _said(exc: Exception) -> str:
+    """An smtplib error as the server said it ("552 5.3.4 Message size exceeds
+    fixed limit"), not as the exception's tuple or dict."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return _reply(exc.smtp_code, exc.smtp_error)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "refused " + _refusals(exc.recipients)
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _refusals(recipients: Dict[str, Tuple[int, bytes]]) -> str:
+    """Each refused recipient with the server's reply."""
+    return ", ".join("%s (%s)" % (address, _reply(*reply))
+                     for address, reply in sorted(recipients.items()))
+
+
+def _reply(code: int, text: Union[bytes, str]) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(("%d %s" % (code, text)).split())
 
 
 def transport_for(conf: MailSettings) -> Union[Sendmail, SMTP]:

@@ -48,8 +48,7 @@ def pusher_for(peer: Peer, peers: PeerStore, settings: Settings, limits: SyncLim
         return HKPPusher(HKPClient(host, port, limits.timeout, settings.node_name()))
     if peer.kind == "mail":
         conf = mail_settings(settings)
-        return MailPusher(peer.peer, conf.address, transport_for(conf),
-                          lambda fingerprint: peers.mail_peers_owed(fingerprint, peer.id))
+        return MailPusher(peer.peer, conf.address, transport_for(conf), peers.mail_addresses())
     raise ConfigError("peer %s: %s peers take no pushed keys" % (peer.peer, peer.kind))
 
 
