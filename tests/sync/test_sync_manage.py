@@ -79,6 +79,21 @@ def test_errors_are_one_clear_line(db, args, code, message):
     assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args,message", [
+    (["add", "h1\n.test"], "not a valid host name"),
+    (["add", "evil\n@x.test"], "not a valid e-mail address"),
+    (["add", "evil@x.test\n.x"], "not a valid e-mail address"),
+    (["add", "ok.example", "--rejection-key", "A" * 39 + "\n"], "not a fingerprint"),
+    (["set", "evil\n@x.test", "--disable"], "not a valid e-mail address"),
+])
+def test_a_newline_in_a_name_is_refused(db, args, message):
+    """`$` matched before a final newline: until 2026-12-05 `add $'evil\\n@x.test'`
+    added a mail peer whose sync mails had a header line "@x.test"."""
+    out = manage(db, *args)
+    assert out.returncode == 2 and message in out.stderr.decode(), out.stderr
+    assert json.loads(manage(db, "list", "--json").stdout) == []
+
+
 def test_recon_peers(db):
     out = manage(db, "add", "sks.example", "--type", "recon")
     assert out.returncode == 0 and out.stdout.decode().strip() == \

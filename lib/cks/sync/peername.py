@@ -7,8 +7,10 @@ import re
 from typing import Optional, Tuple
 
 DEFAULT_HKP_PORT = 11371
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+# (fullmatch: `$` matches before a final newline too, and a newline in a
+# mail peer's name would end the header it goes in)
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
 
 
 class PeerNameError(ValueError):
@@ -19,7 +21,7 @@ def valid_hostname(host: str) -> bool:
     if len(host) > 253:
         return False
     labels = host.rstrip(".").split(".")
-    return all(_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
+    return all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
 def parse_hkp_peer(text: str) -> Tuple[str, int]:
@@ -59,7 +61,7 @@ def hkp_peer_name(host: str, port: int) -> str:
 def parse_mail_peer(text: str) -> str:
     """A normalized e-mail address (the domain lower-cased)."""
     local, sep, domain = text.strip().rpartition("@")
-    if not sep or not _LOCAL_PART.match(local) or ".." in local \
+    if not sep or not _LOCAL_PART.fullmatch(local) or ".." in local \
             or not valid_hostname(domain.lower()) or "." not in domain:
         raise PeerNameError("%r is not a valid e-mail address" % text)
     return "%s@%s" % (local, domain.lower())
