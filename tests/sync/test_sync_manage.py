@@ -94,6 +94,19 @@ def test_a_newline_in_a_name_is_refused(db, args, message):
     assert json.loads(manage(db, "list", "--json").stdout) == []
 
 
+@pytest.mark.parametrize("name, message", [
+    ("", "'' is not a valid host name"),  # (until 2026-12-05: every peer)
+    ("evil\n@x.test", "not a valid e-mail address"),
+])
+def test_cks_sync_refuses_a_malformed_peer_option(db, name, message):
+    assert manage(db, "add", "keys.example.org", "--no-catch-up").returncode == 0
+    out = tool("cks_sync.py", ["--db", db, "--peer", name])
+    assert out.returncode == 2 and out.stdout == b"", out.stdout
+    err = out.stderr.decode()
+    assert err.startswith("cks_sync.py: error: ") and err.endswith(message + "\n"), err
+    assert err.count("\n") == 1
+
+
 def test_recon_peers(db):
     out = manage(db, "add", "sks.example", "--type", "recon")
     assert out.returncode == 0 and out.stdout.decode().strip() == \
