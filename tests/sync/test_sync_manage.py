@@ -60,6 +60,9 @@ def test_mail_peer_is_recognised(db):
     (["add", "host.example:0"], 2, "port '0' must be a number from 1 to 65535"),
     (["add", "host.example:99999"], 2, "must be a number from 1 to 65535"),
     (["add", "host.example:http"], 2, "must be a number"),
+    (["add", "h8.test:\u0663\u0663"], 2, "must be a number from 1 to 65535"),
+    (["add", "h12.test:\u00b2"], 2, "must be a number from 1 to 65535"),
+    (["add", "[::1]:\u00b2"], 2, "must be a number from 1 to 65535"),
     (["add", "-bad.example"], 2, ""),
     (["add", "[::g]:11371"], 2, "not an IPv6 address"),
     (["add", "not@an@address"], 2, "not a valid e-mail address"),
@@ -97,6 +100,7 @@ def test_a_newline_in_a_name_is_refused(db, args, message):
 @pytest.mark.parametrize("name, message", [
     ("", "'' is not a valid host name"),  # (until 2026-12-05: every peer)
     ("evil\n@x.test", "not a valid e-mail address"),
+    ("x:\u00b2", "port '\u00b2' must be a number from 1 to 65535"),
 ])
 def test_cks_sync_refuses_a_malformed_peer_option(db, name, message):
     assert manage(db, "add", "keys.example.org", "--no-catch-up").returncode == 0

@@ -11,6 +11,7 @@ DEFAULT_HKP_PORT = 11371
 # mail peer's name would end the header it goes in)
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
+_PORT = re.compile(r"[0-9]{1,5}")  # (ASCII: str.isdigit() and int() take '٣' and '²')
 
 
 class PeerNameError(ValueError):
@@ -48,7 +49,7 @@ def parse_hkp_peer(text: str) -> Tuple[str, int]:
             host = host.rstrip(".")  # (the root's dot: the same host)
     port = DEFAULT_HKP_PORT
     if port_text is not None:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
             raise PeerNameError("port %r must be a number from 1 to 65535" % port_text)
         port = int(port_text)
     return host, port
