@@ -42,6 +42,9 @@ def test_add_list_set_remove(db):
     assert text[1].split()[:5] == ["5", "peer.example.net:11372", "hkp", "enabled", "0"]
     assert text[2].split()[:6] == ["100", "keys.example.org:11371", "hkp", "enabled,",
                                    "catching", "up"]
+    assert manage(db, "set", "[::1]:2000", "--priority", "2147483647").returncode == 0
+    assert manage(db, "set", "[::1]:2000", "--priority", "-2147483648").returncode == 0
+    assert manage(db, "set", "[::1]:2000", "--priority", "100").returncode == 0
     out = manage(db, "set", "keys.example.org", "--priority", "1", "--disable")
     assert out.returncode == 0 and "disabled" in out.stdout.decode()
     peers = json.loads(manage(db, "list", "--json").stdout)
@@ -71,6 +74,12 @@ def test_mail_peer_is_recognised(db):
     (["add", "ok.example", "--type", "recon", "--recon-port", "0"], 2, "between 1 and 65535"),
     (["add", "ok.example", "--type", "recon", "--filters", ","], 2, "--filters"),
     (["add", "ok.example", "--type", "recon", "--filters", "a b,c"], 2, "--filters"),
+    (["add", "big.example", "--priority", "2147483648"], 2,
+     "--priority: must be a whole number from -2147483648 to 2147483647, not '2147483648'"),
+    (["add", "big.example", "--priority", "9223372036854775808"], 2, "--priority: must be"),
+    (["add", "big.example", "--priority", "-2147483649"], 2, "--priority: must be"),
+    (["add", "big.example", "--priority", "ten"], 2, "--priority: must be a whole number"),
+    (["set", "unknown.example", "--priority", "99999999999999999999"], 2, "--priority"),
     (["remove", "unknown.example"], 1, "no peer unknown.example:11371"),
     (["set", "unknown.example", "--disable"], 1, "no peer"),
     (["set", "unknown.example"], 2, "nothing to change"),

@@ -83,6 +83,21 @@ def cmd_add(peers: PeerStore, args) -> int:
     return 0
 
 
+PRIORITIES = (-(1 << 31), (1 << 31) - 1)  # sync_priority is an SQL integer (schema.sql)
+
+
+def _priority(text: str) -> int:
+    """--priority: a number the column holds on PostgreSQL and SQLite alike."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not PRIORITIES[0] <= value <= PRIORITIES[1]:
+        raise argparse.ArgumentTypeError("must be a whole number from %d to %d, not %r"
+                                         % (PRIORITIES + (text,)))
+    return value
+
+
 def _filters(text: Optional[str]) -> Optional[str]:
     """--filters: the recon filter list this peer demands, comma-separated."""
     if text is None:
@@ -172,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = commands.add_parser("add", help="add a peer")
     add.add_argument("peer", metavar="PEER", help="host[:port] (HKP, port 11371 by default) "
                      "or an e-mail address (mail peer)")
-    add.add_argument("--priority", type=int, default=100,
+    add.add_argument("--priority", type=_priority, default=100,
                      help="sync_priority: lower runs first (default 100)")
     add.add_argument("--email", metavar="ADDR", help="the peer operator's contact address")
     add.add_argument("--type", choices=("hkp", "mail", "recon"),
@@ -198,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_list)
     change = commands.add_parser("set", help="change a peer")
     change.add_argument("peer", metavar="PEER")
-    change.add_argument("--priority", type=int)
+    change.add_argument("--priority", type=_priority)
     state = change.add_mutually_exclusive_group()
     state.add_argument("--enable", dest="enabled", action="store_const", const=True)
     state.add_argument("--disable", dest="enabled", action="store_const", const=False)
