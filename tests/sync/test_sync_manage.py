@@ -5,7 +5,7 @@ import json
 import pytest
 
 from support import fixture
-from support.db import nothing_made, with_schema
+from support.db import nothing_made, run_sql, with_schema
 from support.procs import tool
 
 
@@ -155,6 +155,8 @@ def test_hockeypuck_filter_names(db):
     ("a.example", "a.example."),
     ("[2001:db8::7]:11371", "[2001:DB8:0:0::7]"),
     ("Pgp-Keys@example.net", "pgp-keys@EXAMPLE.net"),  # (until 2026-12-05 both were taken)
+    ("keys@x.test.", "keys@x.test"),  # (the same: until 2026-12-05 both were taken)
+    ("keys@x.test", "keys@X.test."),
 ])
 def test_duplicates_are_refused(db, first, again):
     assert manage(db, "add", first).returncode == 0
@@ -171,6 +173,33 @@ def test_a_mail_peer_is_found_in_any_case(db):
     (peer,) = json.loads(manage(db, "list", "--json").stdout)
     assert (peer["peer"], peer["enabled"]) == ("Pgp-Keys@example.net", False)
     assert manage(db, "remove", "PGP-KEYS@EXAMPLE.NET").returncode == 0
+    assert json.loads(manage(db, "list", "--json").stdout) == []
+
+
+def test_a_mail_peer_is_listed_without_the_final_dot(db):
+    assert manage(db, "add", "keys@X.test.").stdout.decode().startswith(
+        "added mail peer keys@x.test (")
+    assert [p["peer"] for p in json.loads(manage(db, "list", "--json").stdout)] == \
+        ["keys@x.test"]
+    assert manage(db, "add", "keys@test.").returncode == 2  # (a domain of one label)
+
+
+def test_a_spelling_an_older_cks_stored_is_found(db):
+    """A mail peer an older CKS listed with the domain's final dot: `add`
+    refuses the address without it, `set`, `refusals` and `remove` find it by
+    either spelling."""
+    assert tool("cks_admin.py", ["--db", db, "load", "-"],
+                input=fixture("rsa2048")).returncode == 0
+    assert manage(db, "add", "keys@x.test", "--no-catch-up").returncode == 0
+    run_sql(db, "UPDATE cks_other_servers SET peer = 'Keys@x.test.'", write=True)
+    out = manage(db, "add", "keys@x.test.")
+    assert out.returncode == 1 and b"already in the list as Keys@x.test." in out.stderr
+    assert manage(db, "set", "keys@x.test", "--disable").returncode == 0
+    assert manage(db, "set", "keys@x.test.", "--catch-up").returncode == 0
+    assert manage(db, "refusals", "KEYS@x.test").returncode == 0
+    (peer,) = json.loads(manage(db, "list", "--json").stdout)
+    assert (peer["peer"], peer["enabled"], peer["catch_up"]) == ("Keys@x.test.", False, 1)
+    assert manage(db, "remove", "keys@x.test").returncode == 0
     assert json.loads(manage(db, "list", "--json").stdout) == []
 
 

@@ -60,12 +60,22 @@ def hkp_peer_name(host: str, port: int) -> str:
 
 
 def parse_mail_peer(text: str) -> str:
-    """A normalized e-mail address (the domain lower-cased)."""
+    """A normalized e-mail address (the domain lower-cased, without the
+    root's final dot: the same mailbox)."""
     local, sep, domain = text.strip().rpartition("@")
+    domain = domain.lower()
     if not sep or not _LOCAL_PART.fullmatch(local) or ".." in local \
-            or not valid_hostname(domain.lower()) or "." not in domain:
+            or not valid_hostname(domain) or "." not in domain.rstrip("."):
         raise PeerNameError("%r is not a valid e-mail address" % text)
-    return "%s@%s" % (local, domain.lower())
+    return "%s@%s" % (local, domain.rstrip("."))
+
+
+def spellings(name: str) -> Tuple[str, ...]:
+    """A normalized peer name and the other spellings of that peer an older
+    CKS may have stored: a mail domain with its final dot (until 2026-12-05)."""
+    if "@" in name:
+        return name, name + "."
+    return (name,)
 
 
 def parse_peer(text: str, kind: Optional[str] = None) -> Tuple[str, str]:
