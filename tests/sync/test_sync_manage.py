@@ -157,6 +157,7 @@ def test_hockeypuck_filter_names(db):
     ("Pgp-Keys@example.net", "pgp-keys@EXAMPLE.net"),  # (until 2026-12-05 both were taken)
     ("keys@x.test.", "keys@x.test"),  # (the same: until 2026-12-05 both were taken)
     ("keys@x.test", "keys@X.test."),
+    ("[::ffff:127.0.0.1]", "[::ffff:7f00:1]:11371"),  # (until 2026-12-05 on Python 3.13)
 ])
 def test_duplicates_are_refused(db, first, again):
     assert manage(db, "add", first).returncode == 0
@@ -200,6 +201,22 @@ def test_a_spelling_an_older_cks_stored_is_found(db):
     (peer,) = json.loads(manage(db, "list", "--json").stdout)
     assert (peer["peer"], peer["enabled"], peer["catch_up"]) == ("Keys@x.test.", False, 1)
     assert manage(db, "remove", "keys@x.test").returncode == 0
+    assert json.loads(manage(db, "list", "--json").stdout) == []
+
+
+def test_an_ipv4_mapped_address_has_one_spelling_on_every_python(db):
+    """RFC 5952's, as Python 3.13 compresses it (until 2026-12-05 Python 3.12
+    and older stored [::ffff:7f00:1]:11371, and 3.13 took that as another
+    peer); one that an older CKS stored in hex groups is found by either."""
+    out = manage(db, "add", "[::FFFF:7f00:1]", "--no-catch-up")
+    assert out.stdout.decode().startswith("added hkp peer [::ffff:127.0.0.1]:11371 ")
+    run_sql(db, "UPDATE cks_other_servers SET peer = '[::ffff:7f00:1]:11371'", write=True)
+    out = manage(db, "add", "[::ffff:127.0.0.1]:11371")
+    assert out.returncode == 1 and b"already in the list as [::ffff:7f00:1]:11371" in out.stderr
+    assert manage(db, "set", "[::ffff:127.0.0.1]", "--disable").returncode == 0
+    (peer,) = json.loads(manage(db, "list", "--json").stdout)
+    assert (peer["peer"], peer["enabled"]) == ("[::ffff:7f00:1]:11371", False)
+    assert manage(db, "remove", "[::ffff:7f00:1]").returncode == 0
     assert json.loads(manage(db, "list", "--json").stdout) == []
 
 

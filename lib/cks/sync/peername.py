@@ -11,6 +11,7 @@ DEFAULT_HKP_PORT = 11371
 # mail peer's name would end the header it goes in)
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}")
+_MAPPED_PEER = re.compile(r"\[::ffff:([0-9.]+)\](:[0-9]+)")  # (as ipv6_spelling writes it)
 _PORT = re.compile(r"[0-9]{1,5}")  # (ASCII: str.isdigit() and int() take '٣' and '²')
 
 
@@ -35,7 +36,7 @@ def parse_hkp_peer(text: str) -> Tuple[str, int]:
             raise PeerNameError("%r: an IPv6 address goes in brackets: [::1]:11371" % text)
         port_text = rest[1:] if rest else None
         try:
-            host = ipaddress.IPv6Address(host).compressed  # (one spelling per address)
+            host = ipv6_spelling(ipaddress.IPv6Address(host))
         except ValueError:
             raise PeerNameError("%r is not an IPv6 address" % host) from None
     else:
@@ -55,6 +56,15 @@ def parse_hkp_peer(text: str) -> Tuple[str, int]:
     return host, port
 
 
+def ipv6_spelling(address: ipaddress.IPv6Address) -> str:
+    """One spelling per address, whatever the Python: compressed, and an
+    IPv4-mapped one as RFC 5952 writes it, ::ffff:192.0.2.7 (Python 3.13's
+    `compressed`; 3.12 and older give ::ffff:c000:207)."""
+    if address.ipv4_mapped is not None:
+        return "::ffff:%s" % address.ipv4_mapped
+    return address.compressed
+
+
 def hkp_peer_name(host: str, port: int) -> str:
     return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
 
@@ -72,9 +82,15 @@ def parse_mail_peer(text: str) -> str:
 
 def spellings(name: str) -> Tuple[str, ...]:
     """A normalized peer name and the other spellings of that peer an older
-    CKS may have stored: a mail domain with its final dot (until 2026-12-05)."""
+    CKS may have stored (until 2026-12-05): a mail domain with its final dot,
+    an IPv4-mapped IPv6 address in hex groups (as Python 3.12 and older
+    compressed it)."""
     if "@" in name:
         return name, name + "."
+    mapped = _MAPPED_PEER.fullmatch(name)
+    if mapped:
+        high, low = divmod(int(ipaddress.IPv4Address(mapped.group(1))), 1 << 16)
+        return name, "[::ffff:%x:%x]%s" % (high, low, mapped.group(2))
     return (name,)
 
 
