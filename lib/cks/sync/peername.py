@@ -29,7 +29,12 @@ def valid_hostname(host: str) -> bool:
 def parse_hkp_peer(text: str) -> Tuple[str, int]:
     """(host, port) of 'host', 'host:port', '[v6addr]' or '[v6addr]:port'."""
     text = text.strip().lower()
+    if "://" in text:
+        raise PeerNameError("%r: give host[:port], without a URL scheme: "
+                            "keys.example.org:11371" % text)
     port_text: Optional[str] = None
+    if text.count(":") > 1 and not text.startswith("["):
+        raise PeerNameError("%r: an IPv6 address goes in brackets: [::1]:11371" % text)
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
