@@ -85,6 +85,10 @@ def test_mail_peer_is_recognised(db):
     (["add", "big.example", "--priority", "-2147483649"], 2, "--priority: must be"),
     (["add", "big.example", "--priority", "ten"], 2, "--priority: must be a whole number"),
     (["set", "unknown.example", "--priority", "99999999999999999999"], 2, "--priority"),
+    (["add", "sks.example", "--type", "recon", "--catch-up"], 1,  # (as set refuses it)
+     "sks.example:11371 is a recon peer: it is sent no keys, so there is nothing to catch up"),
+    (["add", "m@x.test", "--catch-up", "--no-catch-up"], 2,
+     "argument --no-catch-up: not allowed with argument --catch-up"),
     (["remove", "unknown.example"], 1, "no peer unknown.example:11371"),
     (["set", "unknown.example", "--disable"], 1, "no peer"),
     (["set", "unknown.example"], 2, "nothing to change"),

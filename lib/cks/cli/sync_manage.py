@@ -68,8 +68,9 @@ def cmd_add(peers: PeerStore, args) -> int:
         raise UserError("--recon-port and --filters are for --type recon peers")
     if args.recon_port is not None and not 0 < args.recon_port < 65536:
         raise UserError("--recon-port must be between 1 and 65535")
-    # A full send to a mail peer would be one mail per stored key: only on request.
-    catch_up = args.catch_up if kind == "mail" else not args.no_catch_up
+    # A full send to a mail peer would be one mail per stored key: only on
+    # request (and a recon peer is sent no keys: refused, as by set).
+    catch_up = not args.no_catch_up if kind == "hkp" else args.catch_up
     peer = peers.add(name, kind, args.priority, _email(args.email), catch_up,
                      recon_port=args.recon_port or (DEFAULT_RECON_PORT if kind == "recon"
                                                     else None),
@@ -198,11 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recon peers: the filters it demands in the handshake (default "
                           "SKS's %s; Hockeypuck 2.2+ wants its own longer list)"
                           % DEFAULT_FILTERS)
-    add.add_argument("--no-catch-up", action="store_true",
-                     help="do not send the keys stored before the peer was added")
-    add.add_argument("--catch-up", action="store_true",
-                     help="mail peers: send them every stored key first, one mail per "
-                          "key (HKP peers get that unless --no-catch-up)")
+    catch_up = add.add_mutually_exclusive_group()
+    catch_up.add_argument("--no-catch-up", action="store_true",
+                          help="do not send the keys stored before the peer was added")
+    catch_up.add_argument("--catch-up", action="store_true",
+                          help="mail peers: send them every stored key first, one mail "
+                               "per key (HKP peers get that unless --no-catch-up)")
     _rejection_options(add)
     add.set_defaults(handler=cmd_add)
     remove = commands.add_parser("remove", help="remove a peer and its backlog")

@@ -70,6 +70,14 @@ def _peer(row: Sequence[Any]) -> Peer:
     return Peer(*values)
 
 
+def _can_catch_up(peer: str, kind: str) -> None:
+    """A full send is for push peers: a recon peer's backlog would never
+    drain (recon sends no keys of its own)."""
+    if kind not in PUSH_KINDS:
+        raise PeerError("%s is a %s peer: it is sent no keys, so there is nothing to "
+                        "catch up" % (peer, kind))
+
+
 def _named(peer: str) -> str:
     """The SQL condition on cks_other_servers.peer that finds `peer` (its
     parameters: _lower(peer))."""
@@ -95,6 +103,8 @@ class PeerStore:
         part keeps its spelling, but mail peers are told apart without case
         (mail_in.authorizing_peer), and the two would get every key twice.
         So are the other spellings an older CKS stored (peername.spellings)."""
+        if catch_up:
+            _can_catch_up(peer, kind)
         with self.store.write() as cursor:
             taken = cursor.execute("SELECT peer FROM cks_other_servers WHERE %s"
                                    % _named(peer), _lower(peer)).fetchone()
@@ -107,7 +117,7 @@ class PeerStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (peer, kind, priority, contact_email, True, recon_port, filters,
                  int(time.time()), rejection_key, honour_rejections))
-            if catch_up and kind in PUSH_KINDS:
+            if catch_up:
                 self._owe_every_key(cursor, peer)
             if kind == "hkp":
                 cursor.execute("INSERT INTO cks_notice_backlog (peer_id, serial) SELECT p.id, "
@@ -168,10 +178,8 @@ class PeerStore:
                rejection_key: Optional[str] = None,
                honour_rejections: Optional[bool] = None) -> Peer:
         found = self.get(peer)
-        if catch_up and found.kind not in PUSH_KINDS:
-            # (its backlog would never drain: recon sends no keys of its own)
-            raise PeerError("%s is a %s peer: it is sent no keys, so there is nothing to "
-                            "catch up" % (found.peer, found.kind))
+        if catch_up:
+            _can_catch_up(found.peer, found.kind)
         changes: List[Tuple[str, Any]] = []
         if rejection_key is not None:
             changes.append(("rejection_key", rejection_key or None))
