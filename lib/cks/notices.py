@@ -35,7 +35,7 @@ HEADER = "CKS rejection notice 1"
 ACTIONS = ("reject", "unreject")
 MAX_NOTICE_BYTES = 4096
 _FIELDS = ("action", "fingerprint", "reason", "time", "node", "serial")
-_HEX = re.compile(r"^[0-9A-F]+$")
+_HEX = re.compile(r"[0-9A-F]+")  # (fullmatch: `$` takes a final newline)
 
 
 class NoticeError(ValueError):
@@ -65,7 +65,7 @@ def normalize_fingerprint(text: str) -> str:
     bare = text.replace(" ", "").upper()
     if bare.startswith("0X"):
         bare = bare[2:]
-    if len(bare) not in (32, 40, 64) or not _HEX.match(bare):
+    if len(bare) not in (32, 40, 64) or not _HEX.fullmatch(bare):
         raise NoticeError("%r is not a fingerprint (32, 40 or 64 hex digits)" % text)
     return bare
 
@@ -89,7 +89,7 @@ def parse(text: str) -> Notice:
         raise NoticeError("notice fingerprint must be upper-case hex")
     if not values["time"].isdigit():
         raise NoticeError("notice time must be seconds since 1970")
-    if not values["node"] or len(values["serial"]) != 32 or not _HEX.match(values["serial"]):
+    if not values["node"] or len(values["serial"]) != 32 or not _HEX.fullmatch(values["serial"]):
         raise NoticeError("notice node or serial malformed")
     return Notice(values["action"], values["fingerprint"], values["reason"],
                   int(values["time"]), values["node"], values["serial"])

@@ -43,6 +43,7 @@ class FakePeer:
         self.max_body = max_body  # a longer request: the connection is closed, as SKS does
         self.received: List[str] = []  # fingerprints, in arrival order
         self.requests = 0
+        self.lengths: List[int] = []  # Content-Length of each request
         self.arrivals: List[float] = []  # time.monotonic() of each request
         self.release = threading.Event()
         peer = self
@@ -53,6 +54,7 @@ class FakePeer:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 peer.requests += 1
+                peer.lengths.append(length)
                 peer.arrivals.append(time.monotonic())
                 if peer.max_body and length > peer.max_body:
                     self.close_connection = True  # unread, unanswered

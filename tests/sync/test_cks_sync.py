@@ -11,7 +11,7 @@ import pytest
 
 from cks.store import open_store
 from support import ROOT, fixture
-from support.db import run_sql
+from support.db import run_sql, with_schema
 from support.fakepeer import FakePeer
 from support.nodes import fpr, has, manage, peer_name, peers_json, sync, table
 from support.procs import tool
@@ -282,6 +282,32 @@ def test_kill_9_mid_run_loses_nothing(nodes, tmp_path):
         assert set(slow.received) == {fpr(n) for n in names}
         assert all(has(b, n) for n in names)
         assert table(a, "SELECT count(*) FROM cks_pending_sync")[0][0] == 0
+
+
+BIG_KEYS = ["photo", "rsa4096", "rsa2048", "dsa-elg", "multi-uid", "certified", "nistp521",
+            "brainpoolp512", "ed25519"]
+
+
+def test_bytes_per_request_bounds_the_body_as_sent(db_url, tmp_path):
+    """The keys go out armored and URL-encoded, about 1.48 times their binary
+    size: until 2026-12-05 the limit counted binary bytes, and a peer whose
+    proxy takes a body of bytes_per_request at most (nginx's
+    client_max_body_size) was sent every batch over it."""
+    db = with_schema(db_url)
+    keys = b"".join(fixture(name) for name in BIG_KEYS)
+    assert tool("cks_admin.py", ["--db", db, "load", "-"], input=keys).returncode == 0
+    ((binary,),) = run_sql(db, "SELECT sum(size) FROM cks_keys")
+    limit = binary * 13 // 10  # (every key in one request by their binary size)
+    config = tmp_path / "sync.conf"
+    config.write_text("[sync]\nbytes_per_request = %d\n" % limit)
+    with FakePeer(max_body=limit) as peer:
+        assert tool("cks_sync_manage.py", ["--db", db, "add", peer.name]).returncode == 0
+        run = tool("cks_sync.py", ["--db", db, "--config", str(config)])
+        assert run.returncode == 0 and run.stderr == b"", run.stderr
+        assert run.stdout.decode() == "%s: sent %d keys\n" % (peer.name, len(BIG_KEYS))
+        assert max(peer.lengths) <= limit and 1 < len(peer.lengths) < len(BIG_KEYS), \
+            (peer.lengths, limit)
+        assert sorted(peer.received) == sorted(fpr(name) for name in BIG_KEYS)
 
 
 def test_one_run_at_a_time(nodes, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import List
+from typing import List, Optional
 
 from ..config import ConfigError, Settings
 from ..store import StoreError, open_store
@@ -115,8 +115,8 @@ def _recon(store, peer: Peer, settings: Settings, args, deadline: float) -> bool
     return report.ok
 
 
-def _chosen_peers(peers: PeerStore, only: str) -> List[Peer]:
-    if only:
+def _chosen_peers(peers: PeerStore, only: Optional[str]) -> List[Peer]:
+    if only is not None:  # ('' is a malformed name, not every peer)
         try:
             name = parse_peer(only)[1]
         except PeerNameError as exc:

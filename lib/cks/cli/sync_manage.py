@@ -68,8 +68,9 @@ def cmd_add(peers: PeerStore, args) -> int:
         raise UserError("--recon-port and --filters are for --type recon peers")
     if args.recon_port is not None and not 0 < args.recon_port < 65536:
         raise UserError("--recon-port must be between 1 and 65535")
-    # A full send to a mail peer would be one mail per stored key: only on request.
-    catch_up = args.catch_up if kind == "mail" else not args.no_catch_up
+    # A full send to a mail peer would be one mail per stored key: only on
+    # request (and a recon peer is sent no keys: refused, as by set).
+    catch_up = not args.no_catch_up if kind == "hkp" else args.catch_up
     peer = peers.add(name, kind, args.priority, _email(args.email), catch_up,
                      recon_port=args.recon_port or (DEFAULT_RECON_PORT if kind == "recon"
                                                     else None),
@@ -81,6 +82,21 @@ def cmd_add(peers: PeerStore, args) -> int:
         "; it will be sent the %d key%s stored now first"
         % (peer.catch_up, "" if peer.catch_up == 1 else "s") if peer.catch_up else ""))
     return 0
+
+
+PRIORITIES = (-(1 << 31), (1 << 31) - 1)  # sync_priority is an SQL integer (schema.sql)
+
+
+def _priority(text: str) -> int:
+    """--priority: a number the column holds on PostgreSQL and SQLite alike."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not PRIORITIES[0] <= value <= PRIORITIES[1]:
+        raise argparse.ArgumentTypeError("must be a whole number from %d to %d, not %r"
+                                         % (PRIORITIES + (text,)))
+    return value
 
 
 def _filters(text: Optional[str]) -> Optional[str]:
@@ -172,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = commands.add_parser("add", help="add a peer")
     add.add_argument("peer", metavar="PEER", help="host[:port] (HKP, port 11371 by default) "
                      "or an e-mail address (mail peer)")
-    add.add_argument("--priority", type=int, default=100,
+    add.add_argument("--priority", type=_priority, default=100,
                      help="sync_priority: lower runs first (default 100)")
     add.add_argument("--email", metavar="ADDR", help="the peer operator's contact address")
     add.add_argument("--type", choices=("hkp", "mail", "recon"),
@@ -183,11 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="recon peers: the filters it demands in the handshake (default "
                           "SKS's %s; Hockeypuck 2.2+ wants its own longer list)"
                           % DEFAULT_FILTERS)
-    add.add_argument("--no-catch-up", action="store_true",
-                     help="do not send the keys stored before the peer was added")
-    add.add_argument("--catch-up", action="store_true",
-                     help="mail peers: send them every stored key first, one mail per "
-                          "key (HKP peers get that unless --no-catch-up)")
+    catch_up = add.add_mutually_exclusive_group()
+    catch_up.add_argument("--no-catch-up", action="store_true",
+                          help="do not send the keys stored before the peer was added")
+    catch_up.add_argument("--catch-up", action="store_true",
+                          help="mail peers: send them every stored key first, one mail "
+                               "per key (HKP peers get that unless --no-catch-up)")
     _rejection_options(add)
     add.set_defaults(handler=cmd_add)
     remove = commands.add_parser("remove", help="remove a peer and its backlog")
@@ -198,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=cmd_list)
     change = commands.add_parser("set", help="change a peer")
     change.add_argument("peer", metavar="PEER")
-    change.add_argument("--priority", type=int)
+    change.add_argument("--priority", type=_priority)
     state = change.add_mutually_exclusive_group()
     state.add_argument("--enable", dest="enabled", action="store_const", const=True)
     state.add_argument("--disable", dest="enabled", action="store_const", const=False)

@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..sync.peername import spellings
 from .base import Store
 from .errors import StoreError
 from .sql import Cursor, execute_in, rows_in
@@ -69,6 +70,24 @@ def _peer(row: Sequence[Any]) -> Peer:
     return Peer(*values)
 
 
+def _can_catch_up(peer: str, kind: str) -> None:
+    """A full send is for push peers: a recon peer's backlog would never
+    drain (recon sends no keys of its own)."""
+    if kind not in PUSH_KINDS:
+        raise PeerError("%s is a %s peer: it is sent no keys, so there is nothing to "
+                        "catch up" % (peer, kind))
+
+
+def _named(peer: str) -> str:
+    """The SQL condition on cks_other_servers.peer that finds `peer` (its
+    parameters: _lower(peer))."""
+    return "lower(peer) IN (%s)" % ", ".join("?" * len(spellings(peer)))
+
+
+def _lower(peer: str) -> Tuple[str, ...]:
+    return tuple(name.lower() for name in spellings(peer))
+
+
 class PeerStore:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -82,10 +101,13 @@ class PeerStore:
         """Add a peer; an HKP peer is owed every signed rejection notice of ours.
         Names that differ in case only are one peer: a mail address's local
         part keeps its spelling, but mail peers are told apart without case
-        (mail_in.authorizing_peer), and the two would get every key twice."""
+        (mail_in.authorizing_peer), and the two would get every key twice.
+        So are the other spellings an older CKS stored (peername.spellings)."""
+        if catch_up:
+            _can_catch_up(peer, kind)
         with self.store.write() as cursor:
-            taken = cursor.execute("SELECT peer FROM cks_other_servers WHERE lower(peer) = ?",
-                                   (peer.lower(),)).fetchone()
+            taken = cursor.execute("SELECT peer FROM cks_other_servers WHERE %s"
+                                   % _named(peer), _lower(peer)).fetchone()
             if taken:
                 raise PeerError("peer %s is already in the list%s"
                                 % (peer, "" if taken[0] == peer else " as %s" % taken[0]))
@@ -95,7 +117,7 @@ class PeerStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (peer, kind, priority, contact_email, True, recon_port, filters,
                  int(time.time()), rejection_key, honour_rejections))
-            if catch_up and kind in PUSH_KINDS:
+            if catch_up:
                 self._owe_every_key(cursor, peer)
             if kind == "hkp":
                 cursor.execute("INSERT INTO cks_notice_backlog (peer_id, serial) SELECT p.id, "
@@ -105,12 +127,12 @@ class PeerStore:
         return self.get(peer)
 
     def get(self, peer: str) -> Peer:
-        """The peer named `peer`, in any case (as add() tells them apart; of
-        two that an older CKS took, the one spelled so)."""
+        """The peer named `peer`, in any case and spelling (as add() tells
+        them apart; of two that an older CKS took, the one spelled so)."""
         with self.store.read() as cursor:
-            row = cursor.execute("SELECT %s FROM cks_other_servers WHERE lower(peer) = ? "
-                                 "ORDER BY peer = ? DESC LIMIT 1" % _COLUMNS,
-                                 (peer.lower(), peer)).fetchone()
+            row = cursor.execute("SELECT %s FROM cks_other_servers WHERE %s "
+                                 "ORDER BY peer = ? DESC LIMIT 1" % (_COLUMNS, _named(peer)),
+                                 _lower(peer) + (peer,)).fetchone()
         if row is None:
             raise PeerError("no peer %s in the list (see cks_sync_manage.py list)" % peer)
         return self._with_backlog([_peer(row)])[0]
@@ -156,10 +178,8 @@ class PeerStore:
                rejection_key: Optional[str] = None,
                honour_rejections: Optional[bool] = None) -> Peer:
         found = self.get(peer)
-        if catch_up and found.kind not in PUSH_KINDS:
-            # (its backlog would never drain: recon sends no keys of its own)
-            raise PeerError("%s is a %s peer: it is sent no keys, so there is nothing to "
-                            "catch up" % (found.peer, found.kind))
+        if catch_up:
+            _can_catch_up(found.peer, found.kind)
         changes: List[Tuple[str, Any]] = []
         if rejection_key is not None:
             changes.append(("rejection_key", rejection_key or None))
@@ -178,7 +198,7 @@ class PeerStore:
                                    % ", ".join("%s = ?" % c for c, _ in changes),
                                    [v for _, v in changes] + [found.id])
                 if catch_up:
-                    self._owe_every_key(cursor, peer)
+                    self._owe_every_key(cursor, found.peer)
         return self.get(peer)
 
     # --- sync state ---------------------------------------------------------------

@@ -7,6 +7,7 @@ is decided by the pure function `verdict`.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import http.client
 import json
@@ -19,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Type
 from urllib.parse import urlencode
 
 from ..hkp.app import SYNC_HEADER
+from ..openpgp.armor import encode
 
 OK, REFUSED, SPLIT, RETRY, FAILED_ALONE = "ok", "refused", "split", "retry", "failed-alone"
 
@@ -33,6 +35,29 @@ that is not a keyserver, a proxy's route or login missing; the keys stay
 owed."""
 PEER_TROUBLE = frozenset({502, 503, 504})
 """A proxy's or the peer's own "not now": never about the keys sent."""
+
+
+def form_bytes(keydata: bytes) -> int:
+    """At most the bytes `keydata` adds to post_keys' body, wherever in a
+    batch it falls: its armor's base64 (64-column lines) URL-encoded, where
+    '+', '/' and each line break take 3 bytes.  Which characters it gets
+    depends on where its bytes fall in the 3-byte groups of the batch: the
+    most '+' and '/' of the three placements, and up to the 8 characters of
+    the two groups it shares with its neighbours."""
+    chars = 4 * ((len(keydata) + 4) // 3)
+    escaped = max(_plus_and_slash(b"\0" * shift + keydata) for shift in range(3)) + 8
+    return chars + 2 * escaped + 3 * (chars // 64 + 1)
+
+
+def _plus_and_slash(data: bytes) -> int:
+    encoded = base64.b64encode(data)
+    return encoded.count(b"+") + encoded.count(b"/")
+
+
+FORM_OVERHEAD = len(urlencode({"keytext": encode(b""), "options": "mr"})) + 2 * (2 + 4)
+"""post_keys' body around the keys' base64: the armor lines, the CRC line
+and the other field; the CRC's 4 characters and the 2 of '=' padding may
+each take 3 bytes."""
 
 
 @dataclass

@@ -33,7 +33,8 @@ from ..store import Store
 from ..store.peers import Peer, PeerStore
 from ..store.rejections import StoredNotice, notice_backlog, notice_delivered
 from ..hkp.rejections import NOTICE_PATH
-from .hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Verdict, notice_verdict, verdict
+from .hkp_push import (FAILED_ALONE, FORM_OVERHEAD, OK, REFUSED, RETRY, SPLIT, Verdict,
+                       form_bytes, notice_verdict, verdict)
 
 log = logging.getLogger("cks.sync")
 
@@ -54,7 +55,7 @@ and a peer that answers none of two is more likely down than stuck on both."""
 @dataclass
 class SyncLimits:
     keys_per_request: int = 100
-    bytes_per_request: int = 1 << 20  # binary; a single bigger key goes alone
+    bytes_per_request: int = 1 << 20  # as sent (Pusher.encoded_size); a bigger key goes alone
     keys_per_peer_run: int = 50_000  # a cap on work per run and peer
     seconds_per_run: float = 3000.0
     timeout: float = 30.0
@@ -83,9 +84,15 @@ class Pusher:
     """Delivers keys to one peer (HKP POST, mail, ...)."""
 
     keys_per_request = 100
+    request_overhead = 0  # the bytes of a request's body besides its keys
 
     def push(self, items: Sequence[Item]) -> Verdict:
         raise NotImplementedError
+
+    def encoded_size(self, keydata: bytes) -> int:
+        """At most the bytes a key adds to a request's body: what [sync]
+        bytes_per_request counts (a proxy's limit is on the body as sent)."""
+        return len(keydata)
 
     def push_notice(self, notice: StoredNotice) -> Optional[Verdict]:
         """Deliver a signed rejection notice; None: this kind of peer takes none."""
@@ -96,8 +103,13 @@ class Pusher:
 
 
 class HKPPusher(Pusher):
+    request_overhead = FORM_OVERHEAD
+
     def __init__(self, client) -> None:
         self.client = client
+
+    def encoded_size(self, keydata: bytes) -> int:
+        return form_bytes(keydata)
 
     def push(self, items: Sequence[Item]) -> Verdict:
         armored = encode(b"".join(data for _, data in items))
@@ -203,15 +215,16 @@ class PeerSync:
     def _batches(self, items: Sequence[Item]) -> List[List[Item]]:
         batches: List[List[Item]] = []
         current: List[Item] = []
+        room = self.limits.bytes_per_request - self.pusher.request_overhead
         size = 0
         per_request = min(self.limits.keys_per_request, self.pusher.keys_per_request)
         for item in items:
-            if current and (len(current) >= per_request
-                            or size + len(item[1]) > self.limits.bytes_per_request):
+            item_size = self.pusher.encoded_size(item[1])
+            if current and (len(current) >= per_request or size + item_size > room):
                 batches.append(current)
                 current, size = [], 0
             current.append(item)
-            size += len(item[1])
+            size += item_size
         if current:
             batches.append(current)
         return batches
