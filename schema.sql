@@ -11,7 +11,7 @@ BEGIN;
 CREATE TABLE cks_schema_version (
     version     integer NOT NULL
 );
-INSERT INTO cks_schema_version (version) VALUES (4);
+INSERT INTO cks_schema_version (version) VALUES (5);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (
@@ -207,7 +207,7 @@ INSERT INTO cks_ptree (prefix, size, samples, leaf) VALUES ('', 0, NULL, true);
 -- file, the byte offset after the last key committed, written in the same
 -- transaction as the keys.  A file whose size or modification time changed is
 -- read from the start again; the rows go when the load completes.  Databases
--- made before this table existed get it on their first load.
+-- made before these load tables existed get them from the step to version 5.
 CREATE TABLE cks_load_progress (
     path        text PRIMARY KEY,     -- absolute path of the input file
     size        bigint NOT NULL,
@@ -220,7 +220,7 @@ CREATE TABLE cks_load_progress (
 -- (written in the same transactions): keys by outcome ('added', 'updated',
 -- 'unchanged', 'refused:KIND') and its problem lines in order, so that the
 -- run that completes the load reports them (lib/cks/bulk/load.py).  The rows
--- go with the file's cks_load_progress row.  Made on a database's first load.
+-- go with the file's cks_load_progress row.
 CREATE TABLE cks_load_counts (
     path        text NOT NULL,        -- as in cks_load_progress
     outcome     text NOT NULL,
@@ -239,8 +239,7 @@ CREATE TABLE cks_load_problems (
 -- phase derived, each with every key the load stored held: what one of them
 -- signed among them is not derived again when the load follows up their
 -- signers (lib/cks/bulk/load.py).  Emptied when the load ends, and by any
--- later load that stores new keys; a key deleted leaves it.  Made on a
--- database's first load.
+-- later load that stores new keys; a key deleted leaves it.
 CREATE TABLE cks_load_served (
     fingerprint text PRIMARY KEY
 );

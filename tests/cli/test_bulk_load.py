@@ -905,14 +905,6 @@ def _unserved(url):
     return run_sql(url, "SELECT count(*) FROM cks_keys WHERE served_crc24 = -1")[0][0]
 
 
-def test_a_database_without_the_progress_table_gets_it(db_url):
-    admin(db_url, "stats")
-    run_sql(db_url, "DROP TABLE cks_load_progress", write=True)
-    out = admin(db_url, "load", "-", input=fixture("rsa2048"))
-    assert out.returncode == 0, out.stderr
-    assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
-
-
 def dumped(tmp_path, debian_count):
     """Fixture keys and the first `debian_count` Debian keys loaded into a
     SQLite database and dumped 10 keys a file: (its URL, the dump files,

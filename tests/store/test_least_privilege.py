@@ -21,7 +21,7 @@ from support.db import _admin, new_db_url, pg_url, require_postgres
 from support.nodes import has, peer_name
 from support.procs import tool
 from support.server import Cksd
-from test_migration import make_version_1  # an older database, as tests/store makes it
+from test_migration import make_version_1, make_version_4  # older databases
 
 
 def readme_statements() -> List[List[str]]:
@@ -128,3 +128,17 @@ def test_an_upgrade_is_migrated_by_the_owner(roles):
     with Cksd(roles.runtime_url) as server:  # writes the tables the migration made
         assert server.add(fixture("alice-t1"))[0] == 200
         assert has(server, "alice-t1")
+
+
+def test_after_the_owners_upgrade_the_runtime_role_loads(roles, tmp_path):
+    """The bulk load's tables come with the owner's migration (version 5):
+    until then the first load made them, and under the runtime role failed
+    with "permission denied for schema public"."""
+    make_version_4(roles.owner_url)
+    roles.as_owner(roles.statements(1))
+    migrated = roles.admin("stats")
+    assert migrated.returncode == 0, migrated.stderr
+    (tmp_path / "key.asc").write_bytes(fixture("alice-t1"))
+    loaded = tool("cks_admin.py", ["--db", roles.runtime_url, "load", str(tmp_path / "key.asc")])
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.decode().startswith("1 added")

@@ -19,12 +19,7 @@ KEYS = ["rsa2048", "nistp256", "certified", "ed25519"]
 def make_version_1(url):
     """A database as CKS 1 left it: keys stored, a peer half-way through a full
     send (catch_up_after names the last key it was sent)."""
-    store = open_store(url)
-    try:
-        for name in KEYS:
-            pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False))
-    finally:
-        store.close()
+    make_keys(url)
     done_up_to = sorted(fpr(n) for n in KEYS)[1]
     for sql in ["DROP TABLE cks_key_signers", "DROP TABLE cks_view_work",
                 "DROP TABLE cks_recon_refused", "DROP TABLE cks_ptree",
@@ -64,6 +59,61 @@ def test_version_1_is_migrated(db_url):
     # and it works as a new database does: opening it again changes nothing
     again = tool("cks_admin.py", ["--db", db_url, "stats", "--json"])
     assert again.returncode == 0 and json.loads(again.stdout)["keys"] == len(KEYS)
+
+
+LOAD_TABLES = ("cks_load_progress", "cks_load_counts", "cks_load_problems", "cks_load_served")
+
+
+def make_version_4(url):
+    """A database as CKS at version 4 left it before any load: keys stored,
+    no bulk load tables (the first load made them)."""
+    make_keys(url)
+    for sql in ["DROP TABLE %s" % table for table in LOAD_TABLES] + [
+            "UPDATE cks_schema_version SET version = 4"]:
+        run_sql(url, sql, write=True)
+
+
+def make_keys(url):
+    store = open_store(url)
+    try:
+        for name in KEYS:
+            pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False))
+    finally:
+        store.close()
+
+
+def test_version_4_gets_the_load_tables(db_url, tmp_path):
+    make_version_4(db_url)
+    assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
+    for table in LOAD_TABLES:
+        assert run_sql(db_url, "SELECT count(*) FROM %s" % table) == [(0,)]
+    (tmp_path / "key.asc").write_bytes(fixture("alice-t1"))
+    loaded = tool("cks_admin.py", ["--db", db_url, "load", str(tmp_path / "key.asc")])
+    assert loaded.returncode == 0, loaded.stderr
+
+
+def test_a_version_2_database_made_before_its_step_built_the_tree_is_completed(db_url):
+    """The code of 2026-12-03 (4c0bbe3) made version 2 without the recon tree,
+    the refused hashes and the recon peers' columns; its databases, stamped
+    2, got none of them from the later steps."""
+    make_keys(db_url)
+    for sql in ["DROP TABLE cks_recon_refused", "DROP TABLE cks_ptree"] + [
+            "ALTER TABLE cks_other_servers DROP COLUMN " + column for column in (
+                "recon_rounds", "recon_last_round", "recon_lacked_here",
+                "recon_lacked_there", "recon_fetched")] + [
+            "INSERT INTO cks_other_servers (peer, kind, sync_priority, added_at) "
+            "VALUES ('peer.example:11371', 'hkp', 100, 0)",
+            "UPDATE cks_schema_version SET version = 2"]:
+        run_sql(db_url, sql, write=True)
+    listed = tool("cks_sync_manage.py", ["--db", db_url, "list", "--json"])
+    assert listed.returncode == 0, listed.stderr
+    assert [peer["peer"] for peer in json.loads(listed.stdout)] == ["peer.example:11371"]
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
+    checked = tool("cks_admin.py", ["--db", db_url, "ptree", "--check"])
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert run_sql(db_url, "SELECT size FROM cks_ptree WHERE prefix = ''") == [(len(KEYS),)]
+    assert run_sql(db_url, "SELECT count(*) FROM cks_recon_refused") == [(0,)]
 
 
 def key_storage(url):

@@ -58,8 +58,7 @@ from ..openpgp.keys import merge_all, parse_keyring
 from ..openpgp.packet import TAG_PUBLIC_KEY, read_packet
 from ..store import Store
 from ..store.loadprogress import (FileIdentity, Tally, forget, forget_served, mark_served,
-                                  prepare, record, resume_offset, resumed_tally, save,
-                                  served_together)
+                                  record, resume_offset, resumed_tally, save, served_together)
 from ..store.rows import NetworkView, ServedView
 from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, primaries_of,
                      start_pool_worker, start_worker)
@@ -181,7 +180,6 @@ class Loader:
         started = time.monotonic()
         identities = {path: FileIdentity.of(path) for path in paths if path != "-"}
         with _fewer_collections(), self._runner() as self.run, self._the_only_load():
-            prepare(self.store)
             self._resume_tallies(identities.values())
             progress = self._line = self._network_progress(paths, identities)
             with progress or contextlib.nullcontext():

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Counter, Dict, Iterable, List, Sequence, Set
 
 from .base import Store
-from .migrations import ensure_table
 from .sql import Cursor, execute_in, rows_in
 
 
@@ -42,13 +41,6 @@ class Tally:
 
 
 PROGRESS_TABLES = ("cks_load_progress", "cks_load_counts", "cks_load_problems")
-
-
-def prepare(store: Store) -> None:
-    """Give a database made before these tables existed the tables."""
-    with store.read() as cursor:
-        for table in PROGRESS_TABLES + ("cks_load_served",):
-            ensure_table(store, cursor, table)
 
 
 def resume_offset(cursor: Cursor, identity: FileIdentity) -> int:

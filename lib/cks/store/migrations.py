@@ -12,7 +12,7 @@ from typing import Callable, Dict
 
 from .base import Store
 from .ptree_rebuild import rebuild
-from .schema import index_statement, storage_statements, table_statements
+from .schema import index_statement, storage_statements, table_names, table_statements
 from .sql import Cursor
 
 log = logging.getLogger("cks.store")
@@ -30,9 +30,7 @@ def _to_version_2(store: Store, cursor: Cursor) -> None:
     for table in ("cks_key_signers", "cks_view_work", "cks_recon_refused"):
         for statement in table_statements(table):
             run(cursor, statement)
-    for column in ("recon_rounds bigint NOT NULL DEFAULT 0", "recon_last_round bigint",
-                   "recon_lacked_here integer", "recon_lacked_there integer",
-                   "recon_fetched integer"):
+    for column in RECON_PEER_COLUMNS:
         run(cursor, "ALTER TABLE cks_other_servers ADD COLUMN " + column)
     cursor.execute("INSERT INTO cks_sync_backlog (peer_id, fingerprint, pending_id) "
                    "SELECT p.id, k.fingerprint, 0 FROM cks_other_servers p, cks_keys k "
@@ -59,6 +57,15 @@ def _to_version_2(store: Store, cursor: Cursor) -> None:
     # The recon tree over the keys already stored.
     for statement in table_statements("cks_ptree"):
         run(cursor, statement)
+    _build_tree(cursor)
+
+
+RECON_PEER_COLUMNS = ("recon_rounds bigint NOT NULL DEFAULT 0", "recon_last_round bigint",
+                      "recon_lacked_here integer", "recon_lacked_there integer",
+                      "recon_fetched integer")
+
+
+def _build_tree(cursor: Cursor) -> None:
     tree = rebuild(cursor)
     log.warning("SKS reconciliation tree built: %d keys, %d nodes", tree.elements, tree.nodes)
 
@@ -80,26 +87,32 @@ def _to_version_4(store: Store, cursor: Cursor) -> None:
         store.backend.run_ddl(cursor, statement)
 
 
-def ensure_table(store: Store, cursor: Cursor, table: str) -> None:
-    """Create `table` as schema.sql has it if the database lacks it: a table
-    added to the schema without a version step (used only by the program that
-    needs it, e.g. cks_load_progress), under the schema lock."""
-    if store.backend.table_exists(cursor, table):
-        return
-    store.backend.begin_schema_change(cursor)
-    try:
+def _to_version_5(store: Store, cursor: Cursor) -> None:
+    """Every table and column of schema.sql the database lacks, made by the
+    owner who migrates it.  The bulk load's tables (cks_load_progress and
+    the others) were made by the first load, which under the runtime role
+    (README: least-privilege roles) failed for want of CREATE.  A database
+    made at version 2 before that step built the reconciliation tree (the
+    code of 2026-12-03, 4c0bbe3) lacked the tree, the refused hashes and the
+    recon peers' columns, and later steps never added them: it gets them
+    here, and its tree is built."""
+    run = store.backend.run_ddl
+    for column in RECON_PEER_COLUMNS:
+        if not store.backend.column_exists(cursor, "cks_other_servers", column.split()[0]):
+            run(cursor, "ALTER TABLE cks_other_servers ADD COLUMN " + column)
+    had_tree = store.backend.table_exists(cursor, "cks_ptree")
+    for table in table_names():
         if not store.backend.table_exists(cursor, table):
             for statement in table_statements(table):
-                store.backend.run_ddl(cursor, statement)
-        cursor.execute("COMMIT")
-    except BaseException:
-        cursor.execute("ROLLBACK")
-        raise
+                run(cursor, statement)
+    if not had_tree:
+        _build_tree(cursor)
 
 
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,
                                                      3: _to_version_3,
-                                                     4: _to_version_4}
+                                                     4: _to_version_4,
+                                                     5: _to_version_5}
 
 
 def migrate(store: Store, cursor: Cursor, target: int) -> None:

@@ -345,6 +345,10 @@ class PostgresBackend(Backend):
     def table_exists(self, cursor: Cursor, table: str) -> bool:
         return cursor.scalar("SELECT to_regclass(?) IS NOT NULL", (table,))
 
+    def column_exists(self, cursor: Cursor, table: str, column: str) -> bool:
+        return cursor.scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(?) "
+                             "AND attname = ? AND NOT attisdropped", (table, column)) > 0
+
     def transient(self, exc: BaseException) -> bool:
         return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) or \
             getattr(exc, "pgcode", None) in ("40001", "40P01", "55P03", "57014", "57P01",

@@ -7,7 +7,7 @@ import os
 import re
 from typing import List
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            os.pardir, os.pardir, os.pardir, "schema.sql")
 
@@ -45,6 +45,12 @@ def table_statements(table: str) -> List[str]:
     return [s for s in _statements()
             if re.match(r"CREATE TABLE %s \(" % table, s)
             or re.match(r"CREATE INDEX \w+ ON %s \(" % table, s)]
+
+
+def table_names() -> List[str]:
+    """The tables schema.sql makes, in its order."""
+    return [match.group(1) for match in (re.match(r"CREATE TABLE (\w+) \(", s)
+                                         for s in _statements()) if match]
 
 
 def index_statement(name: str) -> str:

@@ -101,6 +101,9 @@ class Backend:
     def table_exists(self, cursor: Any, table: str) -> bool:
         raise NotImplementedError
 
+    def column_exists(self, cursor: Any, table: str, column: str) -> bool:
+        raise NotImplementedError
+
     def transient(self, exc: BaseException) -> bool:
         """Is `exc` a database error worth retrying later?"""
         raise NotImplementedError

@@ -342,6 +342,10 @@ class SQLiteBackend(Backend):
         return cursor.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' "
                              "AND name = ?", (table,)) > 0
 
+    def column_exists(self, cursor: Cursor, table: str, column: str) -> bool:
+        return cursor.scalar("SELECT count(*) FROM pragma_table_info(?) WHERE name = ?",
+                             (table, column)) > 0
+
     def transient(self, exc: BaseException) -> bool:
         # sqlite3 raises OperationalError for a locked or full database and
         # for a statement naming no such column alike; only the first kind
