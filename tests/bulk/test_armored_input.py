@@ -56,3 +56,12 @@ def test_a_block_without_an_end_line_gives_no_key(batches):
     text = armor.encode(binary("rsa2048")).rsplit("-----END", 1)[0].encode()
     assert [(c.data, c.problem) for c in read_chunks(io.BytesIO(text), 1 << 20)] == [
         (b"", "armor block 'BEGIN PGP PUBLIC KEY BLOCK' has no END line")]
+
+
+def test_a_file_starting_with_a_byte_order_mark_is_armored_text():
+    """An editor's UTF-8 byte-order mark before the BEGIN line: until
+    2026-12-05 its first byte (0xEF) made the file binary, and no key loaded."""
+    data = b"\xef\xbb\xbf" + fixture("rsa2048") + b"\xef\xbb\xbf" + fixture("nistp256")
+    chunks = list(read_chunks(io.BytesIO(data), 1 << 20))
+    assert [c.problem for c in chunks] == ["", ""]
+    assert [c.data for c in chunks] == [binary("rsa2048"), binary("nistp256")]

@@ -52,6 +52,18 @@ def test_raw_pgp_keys_body_binary_and_armored(server):
     assert status == 200 and b"added" in answer
 
 
+def test_an_armored_key_after_a_byte_order_mark_is_read(server):
+    """A key saved by an editor that starts its files with a UTF-8
+    byte-order mark (Windows Notepad), pasted or posted: until 2026-12-05
+    the mark (0xEF) was taken for a binary packet, and the key refused."""
+    bom = b"\xef\xbb\xbf"
+    status, _, answer = server.add(bom + fixture("rsa4096"))  # keytext=, as gpg posts
+    assert status == 200 and answer.decode().startswith("added "), answer
+    status, _, answer = server.request("POST", "/pks/add", bom + fixture("dsa-elg"),
+                                       {"Content-Type": "application/pgp-keys"})
+    assert status == 200 and answer.decode().startswith("added "), answer
+
+
 def test_several_keys_json_answer(server):
     status, headers, answer = server.add(fixture("two-keys") + fixture("alice-t1"),
                                          options="mr")

@@ -59,6 +59,8 @@ NON_ASCII_FIRST = {
                                           "iso-8859-1"),
     "unknown charset": lambda key: eight_bit_mail(b"\xa4\xe9\xff text\n" + key, "x-no-such"),
     "umlaut in the key part": lambda key: base64_mail("\u00dcbersicht\n".encode() + key),
+    "byte-order mark right before the armor, in the key part":
+        lambda key: multipart_mail([b"\xef\xbb\xbf" + key]),
 }
 
 

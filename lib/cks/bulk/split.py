@@ -32,7 +32,7 @@ from typing import BinaryIO, Callable, Generator, Iterator, List, Optional, Tupl
 from ..openpgp import armor
 from ..openpgp.errors import ArmorError, PacketError
 from ..openpgp.keypacket import PublicKey
-from ..openpgp.keys import armor_refusal
+from ..openpgp.keys import armor_refusal, is_binary
 from ..openpgp.packet import PARTIAL_ALLOWED, TAG_PUBLIC_KEY, TAG_SECRET_KEY, tag_of
 from ..openpgp.packet import read_packet as parse_packet
 
@@ -410,23 +410,24 @@ def read_chunks(handle: BinaryIO, max_length: int) -> Iterator[Chunk]:
     is where an interrupted load goes on, which may be a corrupt spot, so
     the format is judged from the file's start, as the first read did."""
     start = handle.tell()
-    first = _first_byte(handle)
+    head = _head(handle)
     handle.seek(start)
-    if first is None:
+    if not head:
         yield Chunk(b"", None, 0, "no key data (empty input)")
-    elif first & 0x80:
+    elif is_binary(head):
         yield from binary_chunks(handle, max_length)
     else:
         yield from _armored_chunks(handle, max_length, start > 0)
 
 
-def _first_byte(handle: BinaryIO) -> Optional[int]:
-    """The first byte of the file that is not white space (None: there is none)."""
+def _head(handle: BinaryIO) -> bytes:
+    """The file's first bytes that are not white space, up to 4096 (b"":
+    there are none)."""
     handle.seek(0)
     while True:
         head = handle.read(4096)
         if not head:
-            return None
+            return b""
         stripped = head.lstrip()
         if stripped:
-            return stripped[0]
+            return stripped

@@ -36,7 +36,8 @@ class ArmorBlock:
     has_checksum: bool = False
 
 
-_BEGIN = re.compile(rb"^-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.M)
+# (after a UTF-8 byte-order mark too: an editor puts one at a text file's start)
+_BEGIN = re.compile(rb"^(?:\xef\xbb\xbf)?-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.M)
 _HEADER = re.compile(rb"^([!-9;-~]+): ?(.*)$")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
 _BASE64_OR_NEWLINE = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n"

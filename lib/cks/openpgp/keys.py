@@ -272,14 +272,25 @@ _REFUSED_ARMOR = {
 }
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def is_binary(head: bytes) -> bool:
+    """Whether data whose first non-blank bytes are `head` (3 at least, if it
+    has them) is binary OpenPGP data, not text: bit 7 of the first byte set,
+    but for a UTF-8 byte-order mark, which editors put at a text file's start
+    (no packet starts with 0xEF: tag 47 is unassigned)."""
+    return bool(head) and head[0] & 0x80 != 0 and not head.startswith(UTF8_BOM)
+
+
 def read_keys(data: bytes, max_packets: Optional[int] = None) -> ReadResult:
     """Keys from armored text (any number of blocks, text around them) or binary
-    data, told apart by the first non-blank byte: bit 7 set, binary (see
+    data, told apart by the first non-blank bytes (is_binary; see
     parse_keyring for `max_packets`)."""
     stripped = data.lstrip()
     if not stripped:
         return ReadResult(problems=[Problem("no key data (empty input)")])
-    if stripped[0] & 0x80:
+    if is_binary(stripped[:3]):
         return parse_keyring(data, max_packets=max_packets)
     return read_armored(data, max_packets)
 

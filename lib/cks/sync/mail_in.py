@@ -19,6 +19,7 @@ from email.utils import getaddresses
 from typing import Iterable, List, Optional, Sequence
 
 from ..openpgp.armor import encode, looks_armored
+from ..openpgp.keys import is_binary
 
 INCREMENTAL, ADD = "incremental", "add"
 KEY_TYPES = ("application/pgp-keys", "application/pgp")
@@ -84,11 +85,9 @@ def key_material(message: Message) -> bytes:
 
 
 def _binary(payload: bytes) -> bool:
-    """Binary OpenPGP data: its first non-blank byte has bit 7 set, and it is
-    not text with an armor block (after a line starting with a non-ASCII
-    letter, say)."""
-    first = payload.lstrip()[:1]
-    return bool(first) and first[0] & 0x80 != 0 and not looks_armored(payload)
+    """Binary OpenPGP data (keys.is_binary), and not text with an armor block
+    (after a line starting with a non-ASCII letter, say)."""
+    return is_binary(payload.lstrip()[:3]) and not looks_armored(payload)
 
 
 def authorizing_peer(mail: IncomingMail, peers: Iterable[str]) -> Optional[str]:
