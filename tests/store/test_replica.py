@@ -17,6 +17,7 @@ from cks.openpgp.keys import parse_keyring, read_keys
 from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store.peers import PeerStore
+from cks.store.postgres import CUT_MARGIN
 from support import fixture, in_ci
 from support import pgcluster
 from support.forge import Signer, keyring
@@ -260,6 +261,32 @@ def test_a_frozen_primary_holds_health_and_metrics_up_for_seconds_only(cluster, 
             assert time.monotonic() - started < 15
         assert "\ncks_database_up 0\n" in metrics and "\ncks_replica_up 1\n" in metrics
         assert cksd.request("GET", "/health")[0] == 200
+
+
+def test_a_frozen_replica_costs_one_lookup_its_bound_then_the_primary_answers(cluster, urls,
+                                                                             tmp_path):
+    """A replica stopped with SIGSTOP: the lookup waiting for it has its
+    connection cut after request_timeout and CUT_MARGIN (until 2026-12-05
+    it waited until the replica answered) and reads the primary; the
+    lookups after it read the primary at once."""
+    primary, replica = urls
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\nrequest_timeout = 2\n" + LOOPBACK_EXEMPT)
+    with Cksd(primary, ["--db-read", replica], config=str(config)) as cksd:
+        assert unknown_key_id(cksd) == 404
+        with cluster.replica.frozen():
+            started = time.monotonic()
+            assert unknown_key_id(cksd) == 404
+            assert time.monotonic() - started < 2 + CUT_MARGIN + 2
+            started = time.monotonic()
+            assert unknown_key_id(cksd) == 404
+            assert time.monotonic() - started < 1
+        cksd.wait_for_output("the read replica answers again", timeout=30)
+
+
+def unknown_key_id(cksd):
+    """A lookup of a key ID never asked for (no cached answer); its status."""
+    return cksd.lookup(op="get", options="mr", search="0x" + uuid.uuid4().hex[:16])[0]
 
 
 def _certified_copies(name, count):

@@ -87,9 +87,11 @@ class PgServer:
 
 
 class PgCluster:
-    """A primary and one streaming replica (hot standby) of it; a context manager."""
+    """A primary and one streaming replica (hot standby) of it, or, not
+    `replicated`, the primary alone; a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, replicated: bool = True) -> None:
+        self.replicated = replicated
         self.workdir = tempfile.mkdtemp(prefix="cks-pgcluster-")
         server = pwd.getpwnam(SERVER_USER)
         os.chown(self.workdir, server.pw_uid, server.pw_gid)
@@ -100,6 +102,8 @@ class PgCluster:
         _run("initdb", "-D", self.primary.datadir, "-U", "postgres", "-A", "trust",
              "--no-sync")
         self.primary.start()
+        if not self.replicated:
+            return self
         _run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U",
              "postgres", "-D", self.replica.datadir, "-R", "-X", "stream", "--no-sync")
         self.replica.start()
@@ -107,7 +111,7 @@ class PgCluster:
 
     def close(self) -> None:
         for server in (self.replica, self.primary):
-            if server.running():
+            if os.path.isdir(server.datadir) and server.running():
                 server.stop("immediate")
         shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -13,11 +13,11 @@ statement each, took a load of 100,000 keys 0.6-0.9 s.
 
 from __future__ import annotations
 
-import io
 import itertools
 import os
 import re
 import select
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +28,7 @@ from .errors import StoreError
 from .pgcopy import encode_rows, encoders_for
 from .schema import postgres_schema
 from .sql import Backend, Cursor
+from .watchdog import Watchdog
 
 try:
     import psycopg2
@@ -45,11 +46,16 @@ CONNECTION_DEFAULTS = {
     # s) or data unacknowledged for 30 s (tcp_user_timeout, libpq 12 and
     # later), and the query fails (503) instead of waiting until the
     # kernel gives up, 15 minutes or more.  A server that is up but not
-    # answering (stopped, frozen) acknowledges, and is waited for.
+    # answering (stopped, frozen) acknowledges: see CUT_MARGIN.
     "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 if psycopg2 is not None and psycopg2.extensions.libpq_version() >= 120000:
     CONNECTION_DEFAULTS["tcp_user_timeout"] = 30_000
 """libpq's connection settings that a database URL does not give itself."""
+
+CUT_MARGIN = 5.0
+"""On a connection with a statement_timeout, a statement whose answer has
+not come this many seconds past it has its connection cut (watchdog.py):
+a live server would have cancelled it and said so by then."""
 
 _SCHEMA_LOCK = 7270117  # advisory lock held while the schema is created or migrated
 _ALL_KEYS_LOCK = 7270118  # shared by key writers, exclusive for a write of many keys
@@ -159,11 +165,27 @@ class _LockSessions:
 
 
 class _Connection(psycopg2.extensions.connection if psycopg2 else object):  # type: ignore
-    """A connection that knows the statements it PREPAREd (statement -> name)."""
+    """A connection that knows the statements it PREPAREd (statement -> name),
+    and whether the watchdog cut it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prepared: Dict[str, str] = {}
+        self.cut = False
+
+
+def _cut(conn: _Connection) -> None:
+    """Shut the connection's socket down: libpq's wait for the answer
+    returns at once ("server closed the connection unexpectedly")."""
+    conn.cut = True
+    try:
+        with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+    except (OSError, psycopg2.Error):  # (closed meanwhile)
+        pass
+
+
+_WATCHDOG = Watchdog(CUT_MARGIN, _cut)
 
 
 class PostgresBackend(Backend):
@@ -224,6 +246,14 @@ class PostgresBackend(Backend):
             conn.close()
         return True
 
+    def statement_started(self, raw_cursor: Any) -> None:
+        if self.statement_timeout:
+            _WATCHDOG.watch(raw_cursor.connection, self.statement_timeout, self.url)
+
+    def statement_ended(self, raw_cursor: Any) -> None:
+        if self.statement_timeout:
+            _WATCHDOG.answered(raw_cursor.connection)
+
     def execute_prepared(self, raw_cursor: Any, sql: str, params: Sequence[Any]) -> None:
         """PREPAREd on the connection the first time it runs there, then
         EXECUTEd: a lookup's query took as long to parse and plan as to run
@@ -279,9 +309,8 @@ class PostgresBackend(Backend):
             return
         encoders = encoders_for(self._column_types(cursor, table), columns)
         sql = "COPY %s (%s) FROM STDIN (FORMAT binary)" % (table, ", ".join(columns))
-        cursor.send_deferred()
         for data in encode_rows(encoders, rows, COPY_BYTES):
-            cursor.raw.copy_expert(sql, io.BytesIO(data))
+            cursor.copy_in(sql, data)
 
     def update_rows(self, cursor: Cursor, table: str, key: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
@@ -358,7 +387,9 @@ class PostgresBackend(Backend):
         return (psycopg2.Error,)
 
     def broken(self, conn: Any, exc: BaseException) -> bool:
-        return bool(conn.closed) and \
+        """(Not a connection the watchdog cut: that statement was sent, and
+        its server does not answer.)"""
+        return bool(conn.closed) and not conn.cut and \
             isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
     def idle(self, conn: Any) -> bool:

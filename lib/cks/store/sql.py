@@ -5,6 +5,7 @@ helpers for IN lists and multi-row inserts."""
 
 from __future__ import annotations
 
+import io
 import re
 from typing import (TYPE_CHECKING, Any, Callable, Iterable, Iterator, List, Optional,
                     Sequence, Tuple)
@@ -117,7 +118,10 @@ class Backend:
     def statement_started(self, raw_cursor: Any) -> None:
         """A statement is about to run on this (DB-API) cursor's connection:
         where the database has no statement timeout of its own, count it
-        from here."""
+        from here (and on a server, wait for its answer only so long)."""
+
+    def statement_ended(self, raw_cursor: Any) -> None:
+        """The statement statement_started announced is over: answered or failed."""
 
     def closed(self, conn: Any) -> None:
         """A connection was closed."""
@@ -189,6 +193,12 @@ class Cursor:
         self._send(self.backend.execute_prepared, sql, params)
         return self
 
+    def copy_in(self, sql: str, data: bytes) -> None:
+        """Run `sql`, a COPY ... FROM STDIN (PostgreSQL), sending it `data`
+        (after the deferred statements)."""
+        self.send_deferred()
+        self._send(_copy_in, sql, data)
+
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run a statement whose result nobody reads, now or with the next one.
 
@@ -210,8 +220,7 @@ class Cursor:
         if not rows:
             return
         if not self.backend.batches:
-            self.backend.statement_started(self.raw)
-            self.raw.executemany(self._native(sql), [tuple(r) for r in rows])
+            self._timed(_execute_many, self._native(sql), [tuple(r) for r in rows])
             return
         insert = _INSERT_VALUES.match(sql)
         if insert is None or "DO UPDATE" in insert.group(3):
@@ -256,17 +265,23 @@ class Cursor:
         serving process's next request a 503.  Nothing of the transaction
         was done then; the Database does not let a write's COMMIT be that
         first statement, as its connection may break after it committed."""
-        self.backend.statement_started(self.raw)
         try:
-            run(self.raw, *args)
+            self._timed(run, *args)
         except Exception as exc:  # noqa: BLE001 - raised again unless the connection broke
             renew, self.renew = self.renew, None
             if renew is None or not self.backend.broken(self.raw.connection, exc):
                 raise
             self.raw = renew()
-            self.backend.statement_started(self.raw)
-            run(self.raw, *args)
+            self._timed(run, *args)
         self.renew = None
+
+    def _timed(self, run: Callable[..., None], *args: Any) -> None:
+        """run(self.raw, *args), between statement_started and statement_ended."""
+        self.backend.statement_started(self.raw)
+        try:
+            run(self.raw, *args)
+        finally:
+            self.backend.statement_ended(self.raw)
 
     def _native(self, sql: str) -> str:
         if self.backend.placeholder != "?":
@@ -286,6 +301,14 @@ class Cursor:
 
 def _execute(raw_cursor: Any, *args: Any) -> None:
     raw_cursor.execute(*args)
+
+
+def _copy_in(raw_cursor: Any, sql: str, data: bytes) -> None:
+    raw_cursor.copy_expert(sql, io.BytesIO(data))
+
+
+def _execute_many(raw_cursor: Any, sql: str, rows: List[tuple]) -> None:
+    raw_cursor.executemany(sql, rows)
 
 
 DEFERRED_BYTES = 1 << 20

@@ -1,0 +1,169 @@
+"""A PostgreSQL server that is up and does not answer (its processes stopped
+with SIGSTOP: its kernel still acknowledges every packet): a statement's
+answer is waited for its statement_timeout (request_timeout) and
+CUT_MARGIN at most, then its connection is cut and the request gets 503.
+Until 2026-12-05 it waited until the server answered, and a lookup held
+its serving process's every other request meanwhile."""
+
+import os
+import threading
+import time
+import uuid
+
+import pytest
+
+from cks.store.postgres import CUT_MARGIN
+from cks.store.watchdog import Watchdog
+from support import fixture, in_ci
+from support import pgcluster
+from support.server import LOOPBACK_EXEMPT, Cksd
+
+REQUEST_TIMEOUT = 2
+ANSWERED_WITHIN = REQUEST_TIMEOUT + CUT_MARGIN + 2  # (a little for a loaded machine)
+CUT_WARNING = "did not answer a statement within"
+
+
+@pytest.fixture(scope="module")
+def server():
+    why_not = pgcluster.missing()
+    if why_not:
+        if in_ci():
+            pytest.fail("CI must run the frozen server tests: " + why_not)
+        pytest.skip(why_not)
+    with pgcluster.PgCluster(replicated=False) as made:
+        yield made
+
+
+@pytest.fixture
+def cksd(server, tmp_path):
+    """cksd, one serving process, request_timeout 2 s, on a new database of
+    the private server, its pool holding a connection."""
+    name = "cks_frozen_%s" % uuid.uuid4().hex[:10]
+    server.create_database(name)
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\nrequest_timeout = %d\n%s"
+                      % (REQUEST_TIMEOUT, LOOPBACK_EXEMPT))
+    with Cksd(server.primary.url(name), config=str(config)) as started:
+        assert lookup(started) == 404
+        yield started
+
+
+def lookup(cksd):
+    """A lookup of a key ID never asked for: no cached answer, the database's."""
+    return cksd.lookup(op="get", options="mr", search="0x" + uuid.uuid4().hex[:16])[0]
+
+
+def timed(request):
+    started = time.monotonic()
+    status = request()
+    return status, time.monotonic() - started
+
+
+def test_a_lookup_on_a_frozen_server_gets_503_and_its_process_serves_on(server, cksd):
+    with server.primary.frozen():
+        status, seconds = timed(lambda: lookup(cksd))
+        assert status == 503 and REQUEST_TIMEOUT < seconds < ANSWERED_WITHIN, seconds
+        # The serving process answers on: what needs no database at once,
+        # /health within its own bound.
+        status, seconds = timed(lambda: cksd.request("GET", "/", timeout=5)[0])
+        assert status == 200 and seconds < 1
+        status, seconds = timed(lambda: cksd.request("GET", "/health", timeout=15)[0])
+        assert status == 503 and seconds < 8
+    assert lookup(cksd) == 404  # (on a new connection)
+    assert cksd.request("GET", "/health")[0] == 200
+    assert cksd.output().count(CUT_WARNING) == 1, cksd.output()
+
+
+def test_an_upload_to_a_frozen_server_gets_503(server, cksd):
+    with server.primary.frozen():
+        status, seconds = timed(lambda: cksd.add(fixture("rsa2048"))[0])
+    assert status == 503 and seconds < ANSWERED_WITHIN, seconds
+    assert cksd.add(fixture("rsa2048"))[0] == 200
+
+
+def test_a_connection_without_a_statement_timeout_is_never_cut(server):
+    """(Bulk loads, cks_admin.py: their statements may run for long.)"""
+    from cks.store import open_store
+    name = "cks_frozen_%s" % uuid.uuid4().hex[:10]
+    server.create_database(name)
+    store = open_store(server.primary.url(name))
+    try:
+        store.check()
+        answer = []
+        with server.primary.frozen():
+            reader = threading.Thread(target=lambda: answer.append(_select_one(store)))
+            reader.start()
+            reader.join(CUT_MARGIN + 2)
+            assert reader.is_alive()  # still waiting
+        reader.join(10)
+        assert answer == [1]
+    finally:
+        store.close()
+
+
+def _select_one(store):
+    with store.read() as cursor:
+        return cursor.scalar("SELECT 1")
+
+
+# --- the watchdog alone ---------------------------------------------------------
+
+MARGIN = 0.2
+
+
+class Cuts(list):
+    """The connections cut, with when."""
+
+    def __call__(self, conn):
+        self.append((conn, time.monotonic()))
+
+
+def test_a_statement_not_answered_in_time_has_its_connection_cut(caplog):
+    cuts = Cuts()
+    watchdog = Watchdog(MARGIN, cuts)
+    sent = time.monotonic()
+    watchdog.watch("late", 0.1, "server-a")
+    watchdog.watch("answered", 0.1, "server-a")
+    watchdog.answered("answered")
+    time.sleep(0.2)
+    watchdog.watch("sent again", 0.1, "server-a")  # (a deadline later than the first's)
+    _wait_for(lambda: len(cuts) == 2)
+    (late, late_at), (again, again_at) = cuts
+    assert (late, again) == ("late", "sent again")
+    assert sent + 0.3 <= late_at < sent + 0.3 + 0.2
+    assert sent + 0.5 <= again_at < sent + 0.5 + 0.2
+    warnings = [r.getMessage() for r in caplog.records if CUT_WARNING in r.getMessage()]
+    assert len(warnings) == 1 and "server-a" in warnings[0]  # (once per server)
+
+
+def test_a_statement_watched_again_is_due_from_its_new_start():
+    cuts = Cuts()
+    watchdog = Watchdog(MARGIN, cuts)
+    for _ in range(5):
+        watchdog.watch("busy", 0.1, "server-a")
+        time.sleep(0.1)
+        watchdog.answered("busy")
+    assert cuts == []
+
+
+def test_a_forked_process_watches_with_a_thread_of_its_own():
+    cuts = Cuts()
+    watchdog = Watchdog(MARGIN, cuts)
+    watchdog.watch("parent's", 60, "server-a")  # (the parent's thread runs)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            watchdog.watch("child's", 0.1, "server-a")
+            time.sleep(1)
+            os._exit(0 if [conn for conn, _ in cuts] == ["child's"] else 1)
+        finally:
+            os._exit(2)
+    assert os.waitpid(pid, 0)[1] == 0
+    watchdog.answered("parent's")
+
+
+def _wait_for(condition, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
