@@ -15,6 +15,7 @@ import pytest
 from cks.notices import Notice, new_serial
 from cks.openpgp.keys import read_keys
 from support import fixture
+from support.db import run_sql
 from support.gpg import GnuPG
 from support.procs import tool
 from support.server import LOOPBACK_EXEMPT, Cksd
@@ -43,7 +44,7 @@ def deliver(node, body, signature):
     fields = urllib.parse.urlencode({"notice": body, "signature": signature}).encode()
     status, _, answer = node.request("POST", "/pks/x-cks-rejection", fields,
                                      {"Content-Type": "application/x-www-form-urlencoded"})
-    return status, (json.loads(answer) if status == 200 else answer.decode())
+    return status, json.loads(answer)
 
 
 @pytest.fixture
@@ -157,9 +158,11 @@ def test_forged_tampered_and_malformed_notices_change_nothing(nodes, operator):
     status, answer = deliver(b, body.replace(fpr("ed25519"), fpr("nistp256")), signature)
     assert status == 200 and answer == {"status": "pending",
                                         "reason": "the signature does not verify"}
-    # unsigned, or not a notice at all
-    assert deliver(b, body, "")[0] == 400
-    assert deliver(b, "reject everything\n", signature)[0] == 400
+    # unsigned, or not a notice at all: refused, in words the sender takes for final
+    assert deliver(b, body, "") == (400, {"status": "refused", "reason":
+                                          "expected one armored PGP SIGNATURE block"})
+    assert deliver(b, "reject everything\n", signature) == \
+        (400, {"status": "refused", "reason": "not a CKS rejection notice (version 1)"})
     assert has(b, "nistp256") and has(b, "ed25519")
     assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == []
     assert len(notices_of(b, "--pending")) == 2
@@ -194,3 +197,22 @@ def test_older_notice_does_not_undo_a_newer_one(nodes, operator):
     assert deliver(b, *first)[1]["status"] == "applied"  # nothing was rejected: no change
     assert deliver(b, *second)[1]["status"] == "superseded"
     assert has(b, "nistp256")
+
+
+def test_a_notice_a_cks_peer_cannot_read_is_refused_for_good(nodes, operator):
+    """B's 400 for it names the notice ("refused"): it leaves the backlog, and
+    the run says so; until 2026-12-05 a bare 400 said it, and any 4xx did."""
+    a, b, c = nodes
+    out = run(a, "cks_admin.py", "reject", fpr("rsa2048"), "--sign-with", fpr(OPERATOR),
+              env={"GNUPGHOME": operator.home})
+    assert out.returncode == 0, out.stderr
+    (ours,) = notices_of(a)
+    run_sql(a.db_url, "UPDATE cks_rejection_notices SET body = ? WHERE serial = ?",
+            ("reject everything\n", ours["serial"]), write=True)
+    sync = run(a, "cks_sync.py", "--peer", "127.0.0.1:%d" % b.port)
+    assert sync.returncode == 0 and sync.stderr == b"", sync.stderr
+    assert sync.stdout.decode().splitlines()[1:] == [
+        "127.0.0.1:%d: refused notice %s for good: not a CKS rejection notice (version 1)"
+        % (b.port, ours["serial"])]
+    again = run(a, "cks_sync.py", "--peer", "127.0.0.1:%d" % b.port)
+    assert again.stdout.decode() == "127.0.0.1:%d: sent 0 keys\n" % b.port

@@ -16,6 +16,7 @@ SKS_ERROR = (b'<?xml version="1.0" encoding="utf-8"?>\r\n<html><head>\r\n'
              b'</h1>Error handling request. Exception raised.</body></html>\r\n')
 """SKS 1.1.6's 500 page (it answers that to an upload it fails on, such as
 armor without its checksum line)."""
+NOTICE_APPLIED = (200, b'{"status": "applied", "reason": ""}\n', ())
 FORBIDDEN = b"<html><head><title>403 Forbidden</title></head><body>nginx</body></html>"
 
 
@@ -30,11 +31,17 @@ class FakePeer:
     usable self-signature until its issue 341 was fixed; one holding a key
     of `refuse_on` is answered a bare 403; one holding a key of `hang_on` is
     never answered (as SKS takes minutes over a flooded key); and one over
-    `max_body` bytes is not answered at all: its connection is closed."""
+    `max_body` bytes is not answered at all: its connection is closed.
+    A rejection notice (POST /pks/x-cks-rejection) in 'ok' mode gets the
+    answers of `notice_answers` ((status, body, headers)) in turn, the last
+    one from then on; without them, a CKS node's 200 ("applied")."""
 
     def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
-                 max_body: int = 0, hang_on=(), refuse_on=(), retry_after: str = "") -> None:
+                 max_body: int = 0, hang_on=(), refuse_on=(), retry_after: str = "",
+                 notice_answers=()) -> None:
         self.mode = mode
+        self.notice_answers = list(notice_answers) or [NOTICE_APPLIED]
+        self.notices: List[str] = []  # the serials of the notices it was sent, in order
         self.retry_after = retry_after
         self.delay = delay
         self.fail_on = set(fail_on)
@@ -78,7 +85,11 @@ class FakePeer:
                     self._answer(503, b"overloaded", [("Retry-After", peer.retry_after)]
                                  if peer.retry_after else [])
                     return
-                text = urllib.parse.parse_qs(body.decode())["keytext"][0]
+                form = urllib.parse.parse_qs(body.decode())
+                if self.path == "/pks/x-cks-rejection":
+                    self._answer(*peer._notice(form["notice"][0]))
+                    return
+                text = form["keytext"][0]
                 keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]
                 if peer.fail_on.intersection(keys):
                     self._answer(500, SKS_ERROR)
@@ -107,6 +118,10 @@ class FakePeer:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def _notice(self, text: str):
+        self.notices.append(text.split("serial: ")[1].split("\n")[0])
+        return self.notice_answers[min(len(self.notices), len(self.notice_answers)) - 1]
 
     @property
     def name(self) -> str:

@@ -58,11 +58,18 @@ def test_a_request_sent_whole_and_not_answered_in_time_is_weighed_as_a_500():
     assert not verdict(Answer(500, b""), 1).slow
 
 
-def test_a_peer_without_the_notice_endpoint_is_not_asked_again():
-    assert notice_verdict(Answer(404, b"not found")).action == REFUSED
-    assert notice_verdict(Answer(403, b"")).action == REFUSED
+def test_a_notice_is_refused_for_good_only_by_the_peers_word_on_it():
+    """Until 2026-12-05 any 4xx (a 429, a maintenance page's 404) wrote it off."""
+    refusal = b'{"status": "refused", "reason": "notice field \'time\' expected"}'
+    for status in (400, 422):
+        result = notice_verdict(Answer(status, refusal))
+        assert (result.action, result.message) == (REFUSED, "notice field 'time' expected")
     assert notice_verdict(Answer(200, b"")).action == OK
-    assert notice_verdict(Answer(500, b"")).action == RETRY
+    slow_down = notice_verdict(Answer(429, b"slow down", retry_after=60.0))
+    assert (slow_down.action, slow_down.retry_after) == (RETRY, 60.0)
+    for status in (400, 401, 403, 404, 405, 407, 413, 422, 500, 503):
+        for body in (b"<title>Maintenance</title>", b'{"status": "applied"}', b"[1]"):
+            assert notice_verdict(Answer(status, body)).action not in (OK, REFUSED), status
     assert notice_verdict(Answer(error="timed out")).action == RETRY
 
 

@@ -53,6 +53,14 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
                                        "" if report.sent == 1 else "s", notices, left)] + lines
 
 
+def _kept(report: PeerReport) -> str:
+    keys = "%d key%s" % (report.backlog_left, "" if report.backlog_left == 1 else "s")
+    if not report.notices_left:
+        return keys
+    return "%s and %d rejection notice%s" % (keys, report.notices_left,
+                                             "" if report.notices_left == 1 else "s")
+
+
 def main(argv: List[str]) -> int:
     args = build_parser().parse_args(argv)
     if not args.verbose:
@@ -88,9 +96,8 @@ def main(argv: List[str]) -> int:
                     print(line)
                 if not report.ok:
                     failed += 1
-                    print("%s: FAILED: %s; %d key%s kept for the next run" % (
-                        report.peer, report.error, report.backlog_left,
-                        "" if report.backlog_left == 1 else "s"), file=sys.stderr)
+                    print("%s: FAILED: %s; %s kept for the next run" % (
+                        report.peer, report.error, _kept(report)), file=sys.stderr)
             return 1 if failed else 0
     except (ConfigError, PeerError, StoreError) as exc:
         raise UserError(str(exc), 1) from None

@@ -30,8 +30,11 @@ def _form(request: "Request", once: FrozenSet[str]) -> Form:
 
 
 def receive_notice(app: "KeyServer", request: "Request") -> "Response":
-    """Fields `notice` (the signed text) and `signature` (armored, detached)."""
-    from .app import Response
+    """Fields `notice` (the signed text) and `signature` (armored, detached).
+    A notice or signature that cannot be read is refused with 400 and the
+    status "refused" in the JSON, which tells the sender it is refused for
+    good (hkp_push.notice_verdict; a proxy's or a WAF's 400 says nothing of
+    the notice)."""
     values = _form(request, frozenset({"notice", "signature"}))
     body = values.get("notice") or ""
     signature = values.get("signature") or ""
@@ -39,8 +42,13 @@ def receive_notice(app: "KeyServer", request: "Request") -> "Response":
         status, why = rejection.receive(app.store, body, signature,
                                         request.header("x-cks-sync") or request.client)
     except NoticeError as exc:
-        raise HKPError(400, str(exc)) from None
-    return Response(200, json.dumps({"status": status, "reason": why}).encode() + b"\n",
+        return _notice_answer(400, "refused", str(exc))
+    return _notice_answer(200, status, why)
+
+
+def _notice_answer(code: int, status: str, why: str) -> "Response":
+    from .app import Response
+    return Response(code, json.dumps({"status": status, "reason": why}).encode() + b"\n",
                     "application/json")
 
 

@@ -146,14 +146,29 @@ def _about_one_key(answer: Answer) -> Optional[str]:
 
 
 def notice_verdict(answer: Answer) -> Verdict:
-    """What to do with a rejection notice after this answer: any 4xx is
-    final (a peer without the endpoint, such as Hockeypuck, or one that
-    refuses this notice), so it is not asked again."""
-    if answer.status == 0:
-        return Verdict(RETRY, answer.error)
-    if 200 <= answer.status < 300:
-        return Verdict(OK)
-    return Verdict(REFUSED if 400 <= answer.status < 500 else RETRY, _message(answer))
+    """What to do with a rejection notice after this answer: it is refused
+    for good only when the peer says so of it (a CKS peer's 400 for a notice
+    it cannot read: _notice_refusal).  Any other answer is about the peer, not
+    the notice (a 429, a maintenance page's 404, a proxy's 401, 407 or 413):
+    what `verdict` makes of it for a key sent alone, and anything but OK
+    stops the run with the notice owed (RETRY: after the wait it asked for).
+    Until 2026-12-05 any 4xx wrote the notice off."""
+    reason = _notice_refusal(answer)
+    if reason is not None:
+        return Verdict(REFUSED, reason)
+    return verdict(answer, 1)
+
+
+def _notice_refusal(answer: Answer) -> Optional[str]:
+    """The reason a CKS peer refuses a notice for: a 400 or 422 whose JSON
+    says "refused" (hkp.rejections.receive_notice), or None."""
+    if answer.status not in (400, 422):
+        return None
+    try:
+        result = json.loads(answer.body)
+        return str(result["reason"]) if result.get("status") == "refused" else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.I | re.S)

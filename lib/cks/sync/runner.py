@@ -72,6 +72,7 @@ class PeerReport:
     catching_up: bool = False
     would_send: int = 0  # --dry-run
     notices: int = 0  # rejection notices delivered
+    notices_left: int = 0  # rejection notices still owed after the run
     busy: bool = False  # another process was pushing to this peer: not served
     retry_after: float = 0.0  # the run stopped on a peer that asked us to wait this long
 
@@ -134,7 +135,7 @@ class _Stop(Exception):
 
     @classmethod
     def of(cls, verdict: Verdict) -> "_Stop":
-        """The stop a RETRY verdict calls for."""
+        """The stop a verdict other than OK calls for (notices), or RETRY (keys)."""
         return cls(verdict.message, verdict.retry_after)
 
 
@@ -170,18 +171,20 @@ class PeerSync:
         refreshed = self.peers.get(self.peer.peer)
         self.report.backlog_left = refreshed.backlog
         self.report.catching_up = refreshed.catch_up > 0
+        self.report.notices_left = len(notice_backlog(self.store, self.peer.id))
         return self.report
 
     def _notices(self) -> None:
-        """Our signed rejection notices owed to this peer, losslessly like keys; a
-        peer that refuses them (an SKS node has no such endpoint) is not asked again."""
+        """Our signed rejection notices owed to this peer, losslessly like keys: a
+        notice leaves the backlog when the peer took it or refused it
+        (hkp_push.notice_verdict); any other answer stops the run."""
         for notice in notice_backlog(self.store, self.peer.id):
             result = self.pusher.push_notice(notice)
             if result is None:
                 return
-            if result.action == RETRY:
+            if result.action not in (OK, REFUSED):
                 raise _Stop.of(result)
-            if result.action != OK:
+            if result.action == REFUSED:
                 self.report.refused.append(("notice " + notice.serial, result.message))
             else:
                 self.report.notices += 1
