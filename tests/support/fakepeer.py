@@ -34,12 +34,14 @@ class FakePeer:
     `max_body` bytes is not answered at all: its connection is closed.
     A rejection notice (POST /pks/x-cks-rejection) in 'ok' mode gets the
     answers of `notice_answers` ((status, body, headers)) in turn, the last
-    one from then on; without them, a CKS node's 200 ("applied")."""
+    one from then on; without them, a CKS node's 200 ("applied"); a key
+    upload gets `key_answer` ((status, body)) if given."""
 
     def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
                  max_body: int = 0, hang_on=(), refuse_on=(), retry_after: str = "",
-                 notice_answers=()) -> None:
+                 notice_answers=(), key_answer=None) -> None:
         self.mode = mode
+        self.key_answer = key_answer  # (status, body): every upload's answer
         self.notice_answers = list(notice_answers) or [NOTICE_APPLIED]
         self.notices: List[str] = []  # the serials of the notices it was sent, in order
         self.retry_after = retry_after
@@ -88,6 +90,9 @@ class FakePeer:
                 form = urllib.parse.parse_qs(body.decode())
                 if self.path == "/pks/x-cks-rejection":
                     self._answer(*peer._notice(form["notice"][0]))
+                    return
+                if peer.key_answer:
+                    self._answer(*peer.key_answer)
                     return
                 text = form["keytext"][0]
                 keys = [k.fingerprint.hex().upper() for k in read_keys(text.encode()).keys]

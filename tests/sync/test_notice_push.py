@@ -79,7 +79,8 @@ def test_a_429_stops_the_run_and_keeps_the_notices_owed(node):
     (400, b"<html><head><title>400 Bad Request</title></head></html>"),
 ])
 def test_an_answer_that_says_nothing_of_the_notice_keeps_it_owed(node, status, body):
-    with FakePeer(notice_answers=[(status, body, ())]) as peer:
+    """The peer answers so to keys too (asked with a key it took before)."""
+    with FakePeer(notice_answers=[(status, body, ())], key_answer=(status, body)) as peer:
         node.add(peer)
         run = node.sync(peer)
         assert run.returncode == 1 and run.stdout == b""
@@ -104,5 +105,26 @@ def test_a_cks_peers_refusal_of_a_malformed_notice_is_final(node):
             "%s: sent 0 keys, 2 rejection notices" % peer.name,
             "%s: refused notice %s for good: not a CKS rejection notice (version 1)"
             % (peer.name, peer.notices[1])]
+        assert node.sync(peer).stdout.decode() == "%s: sent 0 keys\n" % peer.name
+        assert len(peer.notices) == 3
+
+
+@pytest.mark.parametrize("status", [404, 405, 400])
+def test_a_peer_taking_keys_and_not_notices_has_them_written_off(node, status):
+    """A keyserver without the notice endpoint (Hockeypuck: 404), or an older
+    CKS refusing a notice in plain text (400), while it takes keys: each
+    notice is refused for good, once, and the run succeeds; it does not fail
+    every run for ever."""
+    answer = (status, b"<html><title>%d</title></html>" % status, ())
+    with FakePeer(notice_answers=[answer]) as peer:
+        node.add(peer)
+        run = node.sync(peer)
+        assert run.returncode == 0 and run.stderr == b"", run.stderr
+        lines = run.stdout.decode().splitlines()
+        assert lines[0] == "%s: sent 0 keys" % peer.name
+        assert lines[1:] == ["%s: refused notice %s for good: HTTP %d: %d (the peer takes keys, "
+                             "not this notice)" % (peer.name, serial, status, status)
+                             for serial in peer.notices]
+        assert len(peer.notices) == 3 and peer.received == [fpr(OPERATOR)]
         assert node.sync(peer).stdout.decode() == "%s: sent 0 keys\n" % peer.name
         assert len(peer.notices) == 3

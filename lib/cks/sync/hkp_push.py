@@ -151,12 +151,19 @@ def notice_verdict(answer: Answer) -> Verdict:
     it cannot read: _notice_refusal).  Any other answer is about the peer, not
     the notice (a 429, a maintenance page's 404, a proxy's 401, 407 or 413):
     what `verdict` makes of it for a key sent alone, and anything but OK
-    stops the run with the notice owed (RETRY: after the wait it asked for).
-    Until 2026-12-05 any 4xx wrote the notice off."""
+    stops the run with the notice owed (RETRY: after the wait it asked for),
+    but FAILED_ALONE, which the runner weighs as for a key: a 4xx (not 408
+    or 429) or a 500 is about the notice if the peer takes keys.  Until
+    2026-12-05 any 4xx wrote the notice off."""
     reason = _notice_refusal(answer)
     if reason is not None:
         return Verdict(REFUSED, reason)
-    return verdict(answer, 1)
+    result = verdict(answer, 1)
+    if result.action == RETRY and 400 <= answer.status < 500 and answer.status not in (408, 429):
+        # (a 404 or 405 from a keyserver without the endpoint, Hockeypuck's;
+        # an older CKS's plain 400: about the notice if the peer takes keys)
+        return Verdict(FAILED_ALONE, result.message, refusal=True)
+    return result
 
 
 def _notice_refusal(answer: Answer) -> Optional[str]:

@@ -177,11 +177,16 @@ class PeerSync:
     def _notices(self) -> None:
         """Our signed rejection notices owed to this peer, losslessly like keys: a
         notice leaves the backlog when the peer took it or refused it
-        (hkp_push.notice_verdict); any other answer stops the run."""
+        (hkp_push.notice_verdict), or failed on it (FAILED_ALONE) while it
+        takes keys (a keyserver without the notice endpoint: Hockeypuck's
+        404); any other answer stops the run."""
         for notice in notice_backlog(self.store, self.peer.id):
             result = self.pusher.push_notice(notice)
             if result is None:
                 return
+            if result.action == FAILED_ALONE and self._takes_keys():
+                result = Verdict(REFUSED, "%s (the peer takes keys, not this notice)"
+                                 % result.message)
             if result.action not in (OK, REFUSED):
                 raise _Stop.of(result)
             if result.action == REFUSED:
