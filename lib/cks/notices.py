@@ -11,8 +11,8 @@ The signed text (UTF-8, LF line ends, nothing else):
     node: keys.example.org
     serial: 9F0C4E1AB2D3C4E5F60718293A4B5C6D
 
-`serial` (128 random bits) names the notice: a notice seen before is a
-replay.  The operator signs the text with a detached OpenPGP signature
+`serial` (128 random bits) names the notice: the same text seen before is a
+replay (rejection.receive).  The operator signs the text with a detached OpenPGP signature
 (`gpg --armor --detach-sign`); receivers verify it with CKS's own verifier.
 """
 

@@ -9,8 +9,12 @@ published and delivered to the HKP peers by cks_sync.py.
 A notice from a peer (`receive`) is carried out only when its signature
 verifies against the key of an operator we trust for rejections (a peer
 entry with that rejection key and honour_rejections on); otherwise it is
-kept as received, not applied, for our operator to review.  A notice seen
-before changes nothing (replay); an older notice never undoes a newer one;
+kept as received, not applied, for our operator to review.  A notice carried
+out (or superseded) claims its serial: the same text again changes nothing
+(replay), another text with that serial is refused.  A pending notice claims
+nothing: a notice delivered with its serial is judged afresh and takes its
+place (anyone can read a serial at /pks/x-cks-rejections and post another
+notice with it first).  An older notice never undoes a newer one;
 a peer can lift only a rejection its own notice made; our own rejections
 are ours alone to lift.
 """
@@ -113,15 +117,20 @@ def sign(store: Store, serial: str, armored_signature: str,
 def receive(store: Store, body: str, armored_signature: str, origin: str,
             now: Optional[int] = None) -> Tuple[str, str]:
     """Take a notice delivered by a peer: (status, why).  Raises NoticeError for
-    a notice or signature block that cannot be read at all."""
+    a notice or signature block that cannot be read at all, and for a notice
+    whose serial names another notice here, carried out or ours."""
     now = int(time.time()) if now is None else now
     notice = parse(body)
     signature = parse_signature(armored_signature)
     with store.write([notice.fingerprint]) as cursor:
         seen = db.get_notice(cursor, notice.serial)
-        if seen is not None:
+        if seen is not None and seen.status != PENDING:
+            if seen.body != body:
+                raise NoticeError("serial %s names another notice here" % notice.serial)
             return seen.status, "already received"
         signer, status, why = _judge(cursor, notice, body, signature, now)
+        if seen is not None:
+            db.delete_notice(cursor, notice.serial)
         db.insert_notice(cursor, db.StoredNotice(
             notice.serial, notice.action, notice.fingerprint, notice.reason, notice.time,
             notice.node, body, armored_signature.strip() + "\n", signer, origin, status, why,

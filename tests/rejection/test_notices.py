@@ -194,3 +194,53 @@ def test_older_notice_does_not_undo_a_newer_one(nodes, operator):
     assert deliver(b, *first)[1]["status"] == "applied"  # nothing was rejected: no change
     assert deliver(b, *second)[1]["status"] == "superseded"
     assert has(b, "nistp256")
+
+
+def published(node):
+    status, _, body = node.request("GET", "/pks/x-cks-rejections?options=mr")
+    assert status == 200
+    return json.loads(body)
+
+
+def test_a_forged_notice_with_a_real_serial_does_not_block_the_real_one(nodes, operator):
+    """Anyone can read a notice's serial at /pks/x-cks-rejections before the
+    peers have it.  A notice posted first with that serial and a signature
+    that does not make it carried out claims nothing (until 2026-12-05 it
+    claimed the serial, and the real notice was taken for its replay)."""
+    a, b, c = nodes
+    env = {"GNUPGHOME": operator.home}
+    out = run(a, "cks_admin.py", "reject", fpr("rsa2048"), "--reason", "abuse",
+              "--sign-with", fpr(OPERATOR), env=env)
+    assert out.returncode == 0, out.stderr
+    (real,) = published(a)
+    forged = _signed(operator, Notice("unreject", fpr("rsa2048"), "", real["time"],
+                                      "node-a.example", real["serial"]), fpr("ed25519"))
+    for node in (b, c):
+        status, answer = deliver(node, *forged)
+        assert status == 200 and answer["status"] == "pending", answer
+
+    sync = run(a, "cks_sync.py")
+    assert sync.stdout.decode().count("sent 0 keys, 1 rejection notice") == 2, sync.stdout
+    assert not has(b, "rsa2048")
+    (kept,) = notices_of(b)
+    assert (kept["status"], kept["body"], kept["signer"]) == \
+        ("applied", real["notice"], fpr(OPERATOR))
+    # C does not honour A: the real notice, not the forged one, waits for review
+    (kept,) = notices_of(c)
+    assert (kept["status"], kept["body"], kept["signer"]) == \
+        ("pending", real["notice"], fpr(OPERATOR))
+    assert has(c, "rsa2048")
+
+    # the same notice again is a replay; another with a serial carried out is refused
+    assert deliver(b, real["notice"], real["signature"]) == \
+        (200, {"status": "applied", "reason": "already received"})
+    status, answer = deliver(b, *forged)
+    assert status == 400 and "serial" in answer
+    assert notices_of(b)[0]["body"] == real["notice"] and not has(b, "rsa2048")
+
+    # a pending notice delivered again is judged again: C's operator now honours A
+    assert run(c, "cks_sync_manage.py", "set", "127.0.0.1:%d" % a.port,
+               "--honour-rejections").returncode == 0
+    assert deliver(c, real["notice"], real["signature"]) == \
+        (200, {"status": "applied", "reason": ""})
+    assert not has(c, "rsa2048")

@@ -94,6 +94,10 @@ def insert_notice(cursor: Cursor, notice: StoredNotice) -> None:
                    [values[c.strip()] for c in NOTICE_COLUMNS.split(",")])
 
 
+def delete_notice(cursor: Cursor, serial: str) -> None:
+    cursor.execute("DELETE FROM cks_rejection_notices WHERE serial = ?", (serial,))
+
+
 def get_notice(cursor: Cursor, serial: str) -> Optional[StoredNotice]:
     row = cursor.execute("SELECT %s FROM cks_rejection_notices WHERE serial = ?"
                          % NOTICE_COLUMNS, (serial,)).fetchone()
