@@ -16,7 +16,7 @@ nothing: a notice delivered with its serial is judged afresh and takes its
 place (anyone can read a serial at /pks/x-cks-rejections and post another
 notice with it first).  An older notice never undoes a newer one;
 a peer can lift only a rejection its own notice made; our own rejections
-are ours alone to lift.
+are ours alone to lift, and a peer's reject leaves them as they are.
 """
 
 from __future__ import annotations
@@ -157,15 +157,18 @@ def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
     newest = db.newest_applied_time(cursor, notice.fingerprint)
     if newest is not None and newest >= notice.time:
         return signer, SUPERSEDED, "a newer notice about this key was carried out"
+    current = db.rejection(cursor, notice.fingerprint)
+    ours = current is not None and not current["source"].startswith("notice:")
     if notice.action == "reject":
         db.delete_key(cursor, notice.fingerprint)
+        if ours:
+            return signer, APPLIED, "already rejected by this node's operator"
         db.add_rejection(cursor, notice.fingerprint, "rejected by %s: %s"
                          % (notice.node, notice.reason), "notice:" + notice.serial, now)
         return signer, APPLIED, ""
-    current = db.rejection(cursor, notice.fingerprint)
     if current is None:
         return signer, APPLIED, "was not rejected here"
-    if not current["source"].startswith("notice:"):
+    if ours:
         return signer, PENDING, "rejected by this node's operator: only they can lift it"
     origin = db.get_notice(cursor, current["source"][len("notice:"):])
     if origin is None or origin.signer != signer:

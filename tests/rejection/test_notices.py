@@ -244,3 +244,25 @@ def test_a_forged_notice_with_a_real_serial_does_not_block_the_real_one(nodes, o
     assert deliver(c, real["notice"], real["signature"]) == \
         (200, {"status": "applied", "reason": ""})
     assert not has(c, "rsa2048")
+
+
+def test_a_peers_reject_and_unreject_leave_a_rejection_made_here(nodes, operator):
+    """B's operator rejected the key first: A's reject and then A's unreject
+    leave B's rejection as it is (until 2026-12-05 A's reject took it over,
+    and A's unreject then lifted it)."""
+    a, b, c = nodes
+    env = {"GNUPGHOME": operator.home}
+    out = run(b, "cks_admin.py", "reject", fpr("nistp256"), "--reason", "B's own")
+    assert out.returncode == 0, out.stderr
+    ours = json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout)
+    assert [(r["source"], r["reason"]) for r in ours] == [("local", "B's own")]
+    time.sleep(1.1)  # (A's notices are newer than B's: not superseded by it)
+    for command in (["reject", fpr("nistp256"), "--reason", "A's"],
+                    ["unreject", fpr("nistp256")]):
+        out = run(a, "cks_admin.py", *command, "--sign-with", fpr(OPERATOR), env=env)
+        assert out.returncode == 0, out.stderr
+        assert run(a, "cks_sync.py").returncode == 0
+        assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == ours
+    assert b.add(fixture("nistp256"))[0] == 403
+    assert sorted((n["action"], n["status"]) for n in notices_of(b) if n["origin"] != "local") \
+        == [("reject", "applied"), ("unreject", "pending")]
