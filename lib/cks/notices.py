@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Tuple
 
 from .openpgp.armor import scan
@@ -54,6 +54,11 @@ class Notice:
     def render(self) -> str:
         return HEADER + "\n" + "".join("%s: %s\n" % (name, getattr(self, name))
                                        for name in _FIELDS)
+
+
+def room_for_reason(notice: Notice) -> int:
+    """The most bytes (UTF-8) of reason `notice` can hold within MAX_NOTICE_BYTES."""
+    return MAX_NOTICE_BYTES - len(replace(notice, reason="").render().encode("utf-8"))
 
 
 def new_serial() -> str:

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .notices import Notice, NoticeError, check_signature, new_serial, parse, parse_signature
+from .notices import (Notice, NoticeError, check_signature, new_serial, parse, parse_signature,
+                      room_for_reason)
 from .openpgp.keys import Key, parse_keyring
 from .store import Store
 from .store import rejections as db
@@ -81,11 +82,21 @@ def _our_notice(cursor: Cursor, action: str, fingerprint: str, reason: str,
     when = now if newest is None else max(now, newest + 1)
     notice = Notice(action, fingerprint, " ".join(reason.split()), when, identity.node,
                     new_serial())
+    _check_room(notice)
     stored = db.StoredNotice(notice.serial, action, fingerprint, notice.reason, when,
                              identity.node, notice.render(), None, None, "local", UNSIGNED,
                              "", now, now)
     db.insert_notice(cursor, stored)
     return stored
+
+
+def _check_room(notice: Notice) -> None:
+    """Refuse a reason that makes a notice every peer would refuse (over
+    MAX_NOTICE_BYTES); raised inside the write, it undoes the rejection too."""
+    size, room = len(notice.reason.encode("utf-8")), room_for_reason(notice)
+    if size > room:
+        raise RejectionError("the reason is %d bytes (UTF-8): a notice has room for %d bytes "
+                             "of reason at most; nothing was rejected" % (size, room))
 
 
 def sign(store: Store, serial: str, armored_signature: str,
