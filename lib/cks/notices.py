@@ -36,6 +36,8 @@ ACTIONS = ("reject", "unreject")
 MAX_NOTICE_BYTES = 4096
 _FIELDS = ("action", "fingerprint", "reason", "time", "node", "serial")
 _HEX = re.compile(r"[0-9A-F]+")  # (fullmatch: `$` takes a final newline)
+_TIME = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit takes '²' and '١')
+MAX_TIME = 2 ** 63 - 1  # a notice's time fits a signed 64-bit integer (the databases' bigint)
 
 
 class NoticeError(ValueError):
@@ -92,8 +94,8 @@ def parse(text: str) -> Notice:
         raise NoticeError("notice action must be reject or unreject")
     if normalize_fingerprint(values["fingerprint"]) != values["fingerprint"]:
         raise NoticeError("notice fingerprint must be upper-case hex")
-    if not values["time"].isdigit():
-        raise NoticeError("notice time must be seconds since 1970")
+    if not _TIME.fullmatch(values["time"]) or int(values["time"]) > MAX_TIME:
+        raise NoticeError("notice time must be seconds since 1970 (ASCII digits, below 2^63)")
     if not values["node"] or len(values["serial"]) != 32 or not _HEX.fullmatch(values["serial"]):
         raise NoticeError("notice node or serial malformed")
     return Notice(values["action"], values["fingerprint"], values["reason"],

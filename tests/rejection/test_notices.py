@@ -266,3 +266,17 @@ def test_a_peers_reject_and_unreject_leave_a_rejection_made_here(nodes, operator
     assert b.add(fixture("nistp256"))[0] == 403
     assert sorted((n["action"], n["status"]) for n in notices_of(b) if n["origin"] != "local") \
         == [("reject", "applied"), ("unreject", "pending")]
+
+
+def test_a_notice_time_not_ascii_digits_or_out_of_range_is_refused(db_url, operator):
+    """Until 2026-12-05 `time: ²` and a time past a 64-bit integer got 500 (a
+    traceback), and Arabic-Indic digits were taken."""
+    notice = Notice("reject", fpr("nistp256"), "x", 1795950000, "node-a.example", new_serial())
+    body, signature = _signed(operator, notice, fpr(OPERATOR))
+    with Cksd(db_url) as node:
+        for bad in ("²", "\u0661\u0667\u0669\u0665", "99999999999999999999999",
+                    str(2 ** 63), "-1", "+1795950000", " 1795950000", ""):
+            status, answer = deliver(node, body.replace("1795950000", bad), signature)
+            assert status == 400 and "notice time must be" in answer, (bad, answer)
+        status, answer = deliver(node, body.replace("1795950000", str(2 ** 63 - 1)), signature)
+        assert status == 200 and answer["status"] == "pending"  # (the signature does not fit)
