@@ -15,6 +15,7 @@ import pytest
 from cks.notices import Notice, new_serial
 from cks.openpgp.keys import read_keys
 from support import fixture
+from support.db import run_sql
 from support.gpg import GnuPG
 from support.procs import tool
 from support.server import LOOPBACK_EXEMPT, Cksd
@@ -25,6 +26,7 @@ def fpr(name):
 
 
 OPERATOR = "revoker"  # A's operator signs notices with this fixture key
+HASH = "0123456789ABCDEF0123456789ABCDEF"  # a recon hash refused for a key
 
 
 def run(node, name, *args, env=None):
@@ -124,11 +126,14 @@ def test_rejection_travels_to_the_peers_that_trust_it(nodes, operator):
     assert deliver(b, ours["body"], ours["signature"]) == \
         (200, {"status": "applied", "reason": "already received"})
 
-    # un-rejecting is a signed notice too
+    # un-rejecting is a signed notice too; recon asks for the key's hashes again
+    run_sql(b.db_url, "INSERT INTO cks_recon_refused (sks_hash, fingerprint, refused_at, "
+            "reason) VALUES (?, ?, 0, 'rejected')", (HASH, fpr("rsa2048")), write=True)
     out = run(a, "cks_admin.py", "unreject", fpr("rsa2048"), "--sign-with", fpr(OPERATOR),
               env=env)
     assert out.returncode == 0, out.stderr
     assert run(a, "cks_sync.py").returncode == 0
+    assert run_sql(b.db_url, "SELECT count(*) FROM cks_recon_refused") == [(0,)]
     assert b.add(fixture("rsa2048"))[0] == 200
     assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == []
 

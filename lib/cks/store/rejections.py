@@ -74,7 +74,10 @@ def add_rejection(cursor: Cursor, fingerprint: str, reason: str, source: str, no
 
 
 def remove_rejection(cursor: Cursor, fingerprint: str) -> None:
+    """Take a key off the rejected list, and forget the hashes recon refused
+    for it (sync/recon/fetch.py), so that the next round fetches it."""
     cursor.execute("DELETE FROM cks_rejected_keys WHERE fingerprint = ?", (fingerprint,))
+    cursor.execute("DELETE FROM cks_recon_refused WHERE fingerprint = ?", (fingerprint,))
 
 
 def rejected_keys(store: Store) -> List[Dict[str, Any]]:
