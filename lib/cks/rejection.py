@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .notices import (Notice, NoticeError, check_signature, new_serial, parse, parse_signature,
-                      room_for_reason)
+from .notices import (Notice, NoticeError, check_signature, new_serial, normalize_fingerprint,
+                      parse, parse_signature, room_for_reason)
 from .openpgp.keys import Key, parse_keyring
 from .store import Store
 from .store import rejections as db
@@ -45,6 +45,24 @@ class RejectionError(Exception):
 class NodeIdentity:
     node: str  # this node's name, written into our notices
     key: Optional[str] = None  # fingerprint of our operator's rejection key ([rejection] key)
+
+
+def fingerprint_named(store: Store, text: str) -> str:
+    """A fingerprint as the operator typed it: spaces and 0x allowed.  A key ID is
+    ambiguous (several keys can share one) and is refused, naming the stored
+    keys that have it."""
+    try:
+        return normalize_fingerprint(text)
+    except NoticeError as exc:
+        bare = text.replace(" ", "").upper()
+        bare = bare[2:] if bare.startswith("0X") else bare
+        if len(bare) in (8, 16):
+            column = "keyid" if len(bare) == 16 else "short_keyid"
+            matches = store.find_by_id(column, bare, 20)
+            raise RejectionError("a key ID is ambiguous: give the whole fingerprint%s" % (
+                " (stored keys with this ID: %s)" % ", ".join(matches) if matches else "")) \
+                from None
+        raise RejectionError(str(exc)) from None
 
 
 def delete(store: Store, fingerprint: str) -> bool:
@@ -210,5 +228,5 @@ def _served_key(cursor: Cursor, fingerprint: str) -> Optional[Key]:
     return keys[0] if keys else None
 
 
-__all__ = ["NoticeError", "RejectionError", "NodeIdentity", "delete", "reject", "unreject",
-           "sign", "receive"]
+__all__ = ["NoticeError", "RejectionError", "NodeIdentity", "fingerprint_named", "delete",
+           "reject", "unreject", "sign", "receive"]

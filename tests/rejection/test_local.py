@@ -81,6 +81,10 @@ def test_when_gpg_cannot_sign_the_commands_to_sign_by_hand_are_printed(db_url, t
         out = admin(db_url, "--config", str(config), "reject", fpr("rsa2048"), "--reason", "x",
                     env={"GNUPGHOME": empty.home})
     assert out.returncode == 1 and b"gpg could not sign notice" in out.stderr
+    # gpg's lines, joined (until 2026-12-05 a Python list: "['gpg: signing failed: ...']")
+    assert out.stderr.decode().rstrip().endswith(
+        ": No secret key; gpg: signing failed: No secret key")
+    assert "['" not in out.stderr.decode()
     commands = [line.strip() for line in out.stdout.decode().splitlines()[-3:]]
     assert commands[1].startswith("gpg ") and commands[2].endswith("notice.txt.asc")
     with GnuPG() as operator:
