@@ -11,8 +11,8 @@ The signed text (UTF-8, LF line ends, nothing else):
     node: keys.example.org
     serial: 9F0C4E1AB2D3C4E5F60718293A4B5C6D
 
-`serial` (128 random bits) names the notice: a notice seen before is a
-replay.  The operator signs the text with a detached OpenPGP signature
+`serial` (128 random bits) names the notice: the same text seen before is a
+replay (rejection.receive).  The operator signs the text with a detached OpenPGP signature
 (`gpg --armor --detach-sign`); receivers verify it with CKS's own verifier.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Tuple
 
 from .openpgp.armor import scan
@@ -36,6 +36,8 @@ ACTIONS = ("reject", "unreject")
 MAX_NOTICE_BYTES = 4096
 _FIELDS = ("action", "fingerprint", "reason", "time", "node", "serial")
 _HEX = re.compile(r"[0-9A-F]+")  # (fullmatch: `$` takes a final newline)
+_TIME = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit takes '²' and '١')
+MAX_TIME = 2 ** 63 - 1  # a notice's time fits a signed 64-bit integer (the databases' bigint)
 
 
 class NoticeError(ValueError):
@@ -54,6 +56,11 @@ class Notice:
     def render(self) -> str:
         return HEADER + "\n" + "".join("%s: %s\n" % (name, getattr(self, name))
                                        for name in _FIELDS)
+
+
+def room_for_reason(notice: Notice) -> int:
+    """The most bytes (UTF-8) of reason `notice` can hold within MAX_NOTICE_BYTES."""
+    return MAX_NOTICE_BYTES - len(replace(notice, reason="").render().encode("utf-8"))
 
 
 def new_serial() -> str:
@@ -87,8 +94,8 @@ def parse(text: str) -> Notice:
         raise NoticeError("notice action must be reject or unreject")
     if normalize_fingerprint(values["fingerprint"]) != values["fingerprint"]:
         raise NoticeError("notice fingerprint must be upper-case hex")
-    if not values["time"].isdigit():
-        raise NoticeError("notice time must be seconds since 1970")
+    if not _TIME.fullmatch(values["time"]) or int(values["time"]) > MAX_TIME:
+        raise NoticeError("notice time must be seconds since 1970 (ASCII digits, below 2^63)")
     if not values["node"] or len(values["serial"]) != 32 or not _HEX.fullmatch(values["serial"]):
         raise NoticeError("notice node or serial malformed")
     return Notice(values["action"], values["fingerprint"], values["reason"],

@@ -9,10 +9,14 @@ published and delivered to the HKP peers by cks_sync.py.
 A notice from a peer (`receive`) is carried out only when its signature
 verifies against the key of an operator we trust for rejections (a peer
 entry with that rejection key and honour_rejections on); otherwise it is
-kept as received, not applied, for our operator to review.  A notice seen
-before changes nothing (replay); an older notice never undoes a newer one;
+kept as received, not applied, for our operator to review.  A notice carried
+out (or superseded) claims its serial: the same text again changes nothing
+(replay), another text with that serial is refused.  A pending notice claims
+nothing: a notice delivered with its serial is judged afresh and takes its
+place (anyone can read a serial at /pks/x-cks-rejections and post another
+notice with it first).  An older notice never undoes a newer one;
 a peer can lift only a rejection its own notice made; our own rejections
-are ours alone to lift.
+are ours alone to lift, and a peer's reject leaves them as they are.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from .notices import Notice, NoticeError, check_signature, new_serial, parse, parse_signature
+from .notices import (Notice, NoticeError, check_signature, new_serial, normalize_fingerprint,
+                      parse, parse_signature, room_for_reason)
 from .openpgp.keys import Key, parse_keyring
 from .store import Store
 from .store import rejections as db
@@ -40,6 +45,24 @@ class RejectionError(Exception):
 class NodeIdentity:
     node: str  # this node's name, written into our notices
     key: Optional[str] = None  # fingerprint of our operator's rejection key ([rejection] key)
+
+
+def fingerprint_named(store: Store, text: str) -> str:
+    """A fingerprint as the operator typed it: spaces and 0x allowed.  A key ID is
+    ambiguous (several keys can share one) and is refused, naming the stored
+    keys that have it."""
+    try:
+        return normalize_fingerprint(text)
+    except NoticeError as exc:
+        bare = text.replace(" ", "").upper()
+        bare = bare[2:] if bare.startswith("0X") else bare
+        if len(bare) in (8, 16):
+            column = "keyid" if len(bare) == 16 else "short_keyid"
+            matches = store.find_by_id(column, bare, 20)
+            raise RejectionError("a key ID is ambiguous: give the whole fingerprint%s" % (
+                " (stored keys with this ID: %s)" % ", ".join(matches) if matches else "")) \
+                from None
+        raise RejectionError(str(exc)) from None
 
 
 def delete(store: Store, fingerprint: str) -> bool:
@@ -77,11 +100,21 @@ def _our_notice(cursor: Cursor, action: str, fingerprint: str, reason: str,
     when = now if newest is None else max(now, newest + 1)
     notice = Notice(action, fingerprint, " ".join(reason.split()), when, identity.node,
                     new_serial())
+    _check_room(notice)
     stored = db.StoredNotice(notice.serial, action, fingerprint, notice.reason, when,
                              identity.node, notice.render(), None, None, "local", UNSIGNED,
                              "", now, now)
     db.insert_notice(cursor, stored)
     return stored
+
+
+def _check_room(notice: Notice) -> None:
+    """Refuse a reason that makes a notice every peer would refuse (over
+    MAX_NOTICE_BYTES); raised inside the write, it undoes the rejection too."""
+    size, room = len(notice.reason.encode("utf-8")), room_for_reason(notice)
+    if size > room:
+        raise RejectionError("the reason is %d bytes (UTF-8): a notice has room for %d bytes "
+                             "of reason at most; nothing was rejected" % (size, room))
 
 
 def sign(store: Store, serial: str, armored_signature: str,
@@ -113,15 +146,20 @@ def sign(store: Store, serial: str, armored_signature: str,
 def receive(store: Store, body: str, armored_signature: str, origin: str,
             now: Optional[int] = None) -> Tuple[str, str]:
     """Take a notice delivered by a peer: (status, why).  Raises NoticeError for
-    a notice or signature block that cannot be read at all."""
+    a notice or signature block that cannot be read at all, and for a notice
+    whose serial names another notice here, carried out or ours."""
     now = int(time.time()) if now is None else now
     notice = parse(body)
     signature = parse_signature(armored_signature)
     with store.write([notice.fingerprint]) as cursor:
         seen = db.get_notice(cursor, notice.serial)
-        if seen is not None:
+        if seen is not None and seen.status != PENDING:
+            if seen.body != body:
+                raise NoticeError("serial %s names another notice here" % notice.serial)
             return seen.status, "already received"
         signer, status, why = _judge(cursor, notice, body, signature, now)
+        if seen is not None:
+            db.delete_notice(cursor, notice.serial)
         db.insert_notice(cursor, db.StoredNotice(
             notice.serial, notice.action, notice.fingerprint, notice.reason, notice.time,
             notice.node, body, armored_signature.strip() + "\n", signer, origin, status, why,
@@ -148,15 +186,18 @@ def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
     newest = db.newest_applied_time(cursor, notice.fingerprint)
     if newest is not None and newest >= notice.time:
         return signer, SUPERSEDED, "a newer notice about this key was carried out"
+    current = db.rejection(cursor, notice.fingerprint)
+    ours = current is not None and not current["source"].startswith("notice:")
     if notice.action == "reject":
         db.delete_key(cursor, notice.fingerprint)
+        if ours:
+            return signer, APPLIED, "already rejected by this node's operator"
         db.add_rejection(cursor, notice.fingerprint, "rejected by %s: %s"
                          % (notice.node, notice.reason), "notice:" + notice.serial, now)
         return signer, APPLIED, ""
-    current = db.rejection(cursor, notice.fingerprint)
     if current is None:
         return signer, APPLIED, "was not rejected here"
-    if not current["source"].startswith("notice:"):
+    if ours:
         return signer, PENDING, "rejected by this node's operator: only they can lift it"
     origin = db.get_notice(cursor, current["source"][len("notice:"):])
     if origin is None or origin.signer != signer:
@@ -187,5 +228,5 @@ def _served_key(cursor: Cursor, fingerprint: str) -> Optional[Key]:
     return keys[0] if keys else None
 
 
-__all__ = ["NoticeError", "RejectionError", "NodeIdentity", "delete", "reject", "unreject",
-           "sign", "receive"]
+__all__ = ["NoticeError", "RejectionError", "NodeIdentity", "fingerprint_named", "delete",
+           "reject", "unreject", "sign", "receive"]

@@ -166,6 +166,22 @@ def test_a_rejected_key_is_refused_recorded_and_not_asked_again(new_db):
         wait_for_count(a, HQ_LINE, 2)  # the serving node saw two requests, not three
 
 
+def test_an_unrejected_key_is_asked_again_at_the_next_round(new_db):
+    """Lifting a rejection forgets the key's refused hashes (until 2026-12-05
+    they stayed, and recon did not fetch the key for 30 days)."""
+    with Cksd(new_db("a")) as a:
+        assert a.add(fixture("rsa2048"))[0] == 200
+        b = with_schema(new_db("b"))
+        tool("cks_admin.py", ["--db", b, "reject", fpr("rsa2048"), "--reason", "x"])
+        assert len(fetch(b, a.port, [hash_of("rsa2048")]).refused) == 1
+        out = tool("cks_admin.py", ["--db", b, "unreject", fpr("rsa2048")])
+        assert out.returncode == 0, out.stderr
+        assert recorded(b) == {}
+        again = fetch(b, a.port, [hash_of("rsa2048")])
+        assert (again.known_refused, again.requested, again.added) == (0, 1, 1)
+        assert list(stored(b)) == [fpr("rsa2048")]
+
+
 def wait_for_count(node, text, count, timeout=10):
     """The access log is written from a background thread: wait for it."""
     deadline = time.monotonic() + timeout

@@ -140,3 +140,21 @@ def test_cross_site_and_get_requests_change_nothing(server):
                                   headers={"Authorization": auth()})
     assert status == 200  # a GET only shows the page
     assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
+
+
+def test_a_reason_too_long_for_a_notice_is_refused(server):
+    status, _, body = post(server, {"token": token_of(server), "action": "reject",
+                                    "fingerprint": fpr("rsa2048"), "reason": "x" * 4200})
+    assert status == 200 and b"the reason is 4200 bytes (UTF-8): a notice has room for " in body
+    assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
+
+
+def test_a_key_id_is_refused_as_ambiguous_naming_the_stored_keys(server):
+    """As cks_admin.py says it (until 2026-12-05 the page said only "... is not
+    a fingerprint")."""
+    keyid = "0x" + fpr("rsa2048")[-16:]
+    status, _, body = post(server, {"token": token_of(server), "action": "reject",
+                                    "fingerprint": keyid, "reason": "x"})
+    assert status == 200 and ("a key ID is ambiguous: give the whole fingerprint (stored "
+                              "keys with this ID: %s)" % fpr("rsa2048")).encode() in body
+    assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import subprocess
 import urllib.parse
@@ -80,6 +81,10 @@ def test_when_gpg_cannot_sign_the_commands_to_sign_by_hand_are_printed(db_url, t
         out = admin(db_url, "--config", str(config), "reject", fpr("rsa2048"), "--reason", "x",
                     env={"GNUPGHOME": empty.home})
     assert out.returncode == 1 and b"gpg could not sign notice" in out.stderr
+    # gpg's lines, joined (until 2026-12-05 a Python list: "['gpg: signing failed: ...']")
+    assert out.stderr.decode().rstrip().endswith(
+        ": No secret key; gpg: signing failed: No secret key")
+    assert "['" not in out.stderr.decode()
     commands = [line.strip() for line in out.stdout.decode().splitlines()[-3:]]
     assert commands[1].startswith("gpg ") and commands[2].endswith("notice.txt.asc")
     with GnuPG() as operator:
@@ -189,3 +194,23 @@ def test_notices_about_one_key_are_dated_in_order_within_a_second(db_url):
         store.close()
     assert [n.notice_time for n in notices] == [now, now + 1, now + 2]
     assert ["time: %d" % (now + 1) in n.body for n in notices] == [False, True, False]
+
+
+def test_a_reason_too_long_for_a_notice_is_refused_and_nothing_rejected(db_url):
+    """A notice is at most 4096 bytes, and peers refuse a longer one: the
+    reason must leave it within that (until 2026-12-05 the key was rejected
+    and the notice made, and every peer refused it)."""
+    admin(db_url, "load", "-", input=fixture("rsa2048"))
+    out = admin(db_url, "reject", fpr("rsa2048"), "--reason", "x" * 4200)
+    assert out.returncode == 1
+    (line,) = out.stderr.decode().splitlines()
+    room = int(re.search(r"room for (\d+) bytes", line).group(1))
+    assert "the reason is 4200 bytes" in line and "nothing was rejected" in line
+    assert 3900 < room < 4096
+    assert json.loads(admin(db_url, "rejected", "--json").stdout) == []
+    assert json.loads(admin(db_url, "notices", "--json").stdout) == []
+    assert count(db_url, "SELECT count(*) FROM cks_keys") == 1
+    out = admin(db_url, "reject", fpr("rsa2048"), "--reason", "é" * (room // 2))
+    assert out.returncode == 0, out.stderr
+    (notice,) = json.loads(admin(db_url, "notices", "--json").stdout)
+    assert len(notice["body"].encode()) == 4096 - room % 2

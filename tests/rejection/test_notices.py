@@ -26,6 +26,7 @@ def fpr(name):
 
 
 OPERATOR = "revoker"  # A's operator signs notices with this fixture key
+HASH = "0123456789ABCDEF0123456789ABCDEF"  # a recon hash refused for a key
 
 
 def run(node, name, *args, env=None):
@@ -125,11 +126,14 @@ def test_rejection_travels_to_the_peers_that_trust_it(nodes, operator):
     assert deliver(b, ours["body"], ours["signature"]) == \
         (200, {"status": "applied", "reason": "already received"})
 
-    # un-rejecting is a signed notice too
+    # un-rejecting is a signed notice too; recon asks for the key's hashes again
+    run_sql(b.db_url, "INSERT INTO cks_recon_refused (sks_hash, fingerprint, refused_at, "
+            "reason) VALUES (?, ?, 0, 'rejected')", (HASH, fpr("rsa2048")), write=True)
     out = run(a, "cks_admin.py", "unreject", fpr("rsa2048"), "--sign-with", fpr(OPERATOR),
               env=env)
     assert out.returncode == 0, out.stderr
     assert run(a, "cks_sync.py").returncode == 0
+    assert run_sql(b.db_url, "SELECT count(*) FROM cks_recon_refused") == [(0,)]
     assert b.add(fixture("rsa2048"))[0] == 200
     assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == []
 
@@ -216,3 +220,89 @@ def test_a_notice_a_cks_peer_cannot_read_is_refused_for_good(nodes, operator):
         % (b.port, ours["serial"])]
     again = run(a, "cks_sync.py", "--peer", "127.0.0.1:%d" % b.port)
     assert again.stdout.decode() == "127.0.0.1:%d: sent 0 keys\n" % b.port
+
+
+def published(node):
+    status, _, body = node.request("GET", "/pks/x-cks-rejections?options=mr")
+    assert status == 200
+    return json.loads(body)
+
+
+def test_a_forged_notice_with_a_real_serial_does_not_block_the_real_one(nodes, operator):
+    """Anyone can read a notice's serial at /pks/x-cks-rejections before the
+    peers have it.  A notice posted first with that serial and a signature
+    that does not make it carried out claims nothing (until 2026-12-05 it
+    claimed the serial, and the real notice was taken for its replay)."""
+    a, b, c = nodes
+    env = {"GNUPGHOME": operator.home}
+    out = run(a, "cks_admin.py", "reject", fpr("rsa2048"), "--reason", "abuse",
+              "--sign-with", fpr(OPERATOR), env=env)
+    assert out.returncode == 0, out.stderr
+    (real,) = published(a)
+    forged = _signed(operator, Notice("unreject", fpr("rsa2048"), "", real["time"],
+                                      "node-a.example", real["serial"]), fpr("ed25519"))
+    for node in (b, c):
+        status, answer = deliver(node, *forged)
+        assert status == 200 and answer["status"] == "pending", answer
+
+    sync = run(a, "cks_sync.py")
+    assert sync.stdout.decode().count("sent 0 keys, 1 rejection notice") == 2, sync.stdout
+    assert not has(b, "rsa2048")
+    (kept,) = notices_of(b)
+    assert (kept["status"], kept["body"], kept["signer"]) == \
+        ("applied", real["notice"], fpr(OPERATOR))
+    # C does not honour A: the real notice, not the forged one, waits for review
+    (kept,) = notices_of(c)
+    assert (kept["status"], kept["body"], kept["signer"]) == \
+        ("pending", real["notice"], fpr(OPERATOR))
+    assert has(c, "rsa2048")
+
+    # the same notice again is a replay; another with a serial carried out is refused
+    assert deliver(b, real["notice"], real["signature"]) == \
+        (200, {"status": "applied", "reason": "already received"})
+    status, answer = deliver(b, *forged)
+    assert status == 400 and "serial" in answer["reason"]
+    assert notices_of(b)[0]["body"] == real["notice"] and not has(b, "rsa2048")
+
+    # a pending notice delivered again is judged again: C's operator now honours A
+    assert run(c, "cks_sync_manage.py", "set", "127.0.0.1:%d" % a.port,
+               "--honour-rejections").returncode == 0
+    assert deliver(c, real["notice"], real["signature"]) == \
+        (200, {"status": "applied", "reason": ""})
+    assert not has(c, "rsa2048")
+
+
+def test_a_peers_reject_and_unreject_leave_a_rejection_made_here(nodes, operator):
+    """B's operator rejected the key first: A's reject and then A's unreject
+    leave B's rejection as it is (until 2026-12-05 A's reject took it over,
+    and A's unreject then lifted it)."""
+    a, b, c = nodes
+    env = {"GNUPGHOME": operator.home}
+    out = run(b, "cks_admin.py", "reject", fpr("nistp256"), "--reason", "B's own")
+    assert out.returncode == 0, out.stderr
+    ours = json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout)
+    assert [(r["source"], r["reason"]) for r in ours] == [("local", "B's own")]
+    time.sleep(1.1)  # (A's notices are newer than B's: not superseded by it)
+    for command in (["reject", fpr("nistp256"), "--reason", "A's"],
+                    ["unreject", fpr("nistp256")]):
+        out = run(a, "cks_admin.py", *command, "--sign-with", fpr(OPERATOR), env=env)
+        assert out.returncode == 0, out.stderr
+        assert run(a, "cks_sync.py").returncode == 0
+        assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == ours
+    assert b.add(fixture("nistp256"))[0] == 403
+    assert sorted((n["action"], n["status"]) for n in notices_of(b) if n["origin"] != "local") \
+        == [("reject", "applied"), ("unreject", "pending")]
+
+
+def test_a_notice_time_not_ascii_digits_or_out_of_range_is_refused(db_url, operator):
+    """Until 2026-12-05 `time: ²` and a time past a 64-bit integer got 500 (a
+    traceback), and Arabic-Indic digits were taken."""
+    notice = Notice("reject", fpr("nistp256"), "x", 1795950000, "node-a.example", new_serial())
+    body, signature = _signed(operator, notice, fpr(OPERATOR))
+    with Cksd(db_url) as node:
+        for bad in ("²", "\u0661\u0667\u0669\u0665", "99999999999999999999999",
+                    str(2 ** 63), "-1", "+1795950000", " 1795950000", ""):
+            status, answer = deliver(node, body.replace("1795950000", bad), signature)
+            assert status == 400 and "notice time must be" in answer["reason"], (bad, answer)
+        status, answer = deliver(node, body.replace("1795950000", str(2 ** 63 - 1)), signature)
+        assert status == 200 and answer["status"] == "pending"  # (the signature does not fit)

@@ -21,7 +21,7 @@ from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..bulk.split import standard_input
 from ..config import ConfigError
 from ..hkp.admin import hash_password
-from ..notices import NoticeError, normalize_fingerprint
+from ..notices import NoticeError
 from ..openpgp.info import describe
 from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
@@ -194,21 +194,11 @@ def cmd_reverify(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
-def _fingerprint_argument(text: str, store=None) -> str:
-    """A fingerprint as the operator typed it: spaces and 0x allowed.  A key ID is
-    ambiguous (several keys can share one) and is refused, naming the stored
-    keys that have it."""
+def _fingerprint_argument(text: str, store) -> str:
+    """rejection.fingerprint_named, its refusal as a usage error (status 2)."""
     try:
-        return normalize_fingerprint(text)
-    except NoticeError as exc:
-        bare = text.replace(" ", "").upper()
-        bare = bare[2:] if bare.startswith("0X") else bare
-        if store is not None and len(bare) in (8, 16):
-            column = "keyid" if len(bare) == 16 else "short_keyid"
-            matches = store.find_by_id(column, bare, 20)
-            raise UserError("a key ID is ambiguous: give the whole fingerprint%s" % (
-                " (stored keys with this ID: %s)" % ", ".join(matches) if matches else "")) \
-                from None
+        return rejection.fingerprint_named(store, text)
+    except RejectionError as exc:
         raise UserError(str(exc)) from None
 
 
@@ -230,8 +220,9 @@ def _sign_with_gpg(store, identity: NodeIdentity, notice, gpg_key: str) -> None:
         raise UserError("cannot run gpg to sign notice %s: %s" % (
             notice.serial, exc.strerror or exc), 1) from None
     if result.returncode != 0:
+        said = result.stderr.decode(errors="replace").split("\n")
         raise UserError("gpg could not sign notice %s: %s" % (
-            notice.serial, result.stderr.decode(errors="replace").strip().splitlines()[-1:]), 1)
+            notice.serial, "; ".join(line.strip() for line in said if line.strip())), 1)
     rejection.sign(store, notice.serial, result.stdout.decode("ascii"), identity)
 
 

@@ -8,7 +8,7 @@ import time
 from typing import TYPE_CHECKING, FrozenSet
 
 from .. import rejection
-from ..notices import NoticeError, normalize_fingerprint
+from ..notices import NoticeError
 from ..rejection import RejectionError
 from ..store.rejections import notices, rejected_keys
 from . import admin, html
@@ -98,7 +98,7 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
 def _act(app: "KeyServer", values: Form) -> str:
     action = values.get("action") or ""
     try:
-        fingerprint = normalize_fingerprint(values.get("fingerprint") or "")
+        fingerprint = rejection.fingerprint_named(app.store, values.get("fingerprint") or "")
         if action == "delete":
             found = rejection.delete(app.store, fingerprint)
             return ("deleted %s" if found else "no key %s is stored here") % fingerprint
@@ -111,6 +111,6 @@ def _act(app: "KeyServer", values: Form) -> str:
             notice = rejection.unreject(app.store, fingerprint, app.settings.identity)
             return "unrejected %s; notice %s waits for your signature" % (fingerprint,
                                                                          notice.serial)
-    except (NoticeError, RejectionError) as exc:
+    except RejectionError as exc:
         return str(exc)
     raise HKPError(400, "unknown action")

@@ -74,7 +74,10 @@ def add_rejection(cursor: Cursor, fingerprint: str, reason: str, source: str, no
 
 
 def remove_rejection(cursor: Cursor, fingerprint: str) -> None:
+    """Take a key off the rejected list, and forget the hashes recon refused
+    for it (sync/recon/fetch.py), so that the next round fetches it."""
     cursor.execute("DELETE FROM cks_rejected_keys WHERE fingerprint = ?", (fingerprint,))
+    cursor.execute("DELETE FROM cks_recon_refused WHERE fingerprint = ?", (fingerprint,))
 
 
 def rejected_keys(store: Store) -> List[Dict[str, Any]]:
@@ -92,6 +95,10 @@ def insert_notice(cursor: Cursor, notice: StoredNotice) -> None:
     cursor.execute("INSERT INTO cks_rejection_notices (%s) VALUES (%s)"
                    % (NOTICE_COLUMNS, ", ".join("?" * 14)),
                    [values[c.strip()] for c in NOTICE_COLUMNS.split(",")])
+
+
+def delete_notice(cursor: Cursor, serial: str) -> None:
+    cursor.execute("DELETE FROM cks_rejection_notices WHERE serial = ?", (serial,))
 
 
 def get_notice(cursor: Cursor, serial: str) -> Optional[StoredNotice]:
