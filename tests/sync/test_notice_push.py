@@ -128,3 +128,13 @@ def test_a_peer_taking_keys_and_not_notices_has_them_written_off(node, status):
         assert len(peer.notices) == 3 and peer.received == [fpr(OPERATOR)]
         assert node.sync(peer).stdout.decode() == "%s: sent 0 keys\n" % peer.name
         assert len(peer.notices) == 3
+
+
+def test_a_dry_run_counts_the_notices_owed(node):
+    """Until 2026-12-05 it said "would send 0 keys" and nothing of them."""
+    with FakePeer() as peer:
+        node.add(peer)
+        dry = node.sync(peer, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.decode() == "%s: would send 0 keys, 3 rejection notices\n" % peer.name
+        assert peer.requests == 0

@@ -40,9 +40,13 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
         return ["%s: another process (cksd's rapid push) is pushing to it; left to it"
                 % report.peer]
     if dry:
-        return ["%s: would send %d key%s%s" % (report.peer, report.would_send,
-                                              "" if report.would_send == 1 else "s",
-                                              " (a full send)" if report.catching_up else "")]
+        notices = ", %d rejection notice%s" % (
+            report.notices_left, "" if report.notices_left == 1 else "s") \
+            if report.notices_left else ""
+        return ["%s: would send %d key%s%s%s" % (report.peer, report.would_send,
+                                                "" if report.would_send == 1 else "s",
+                                                " (a full send)" if report.catching_up else "",
+                                                notices)]
     left = ""
     if report.backlog_left or report.catching_up:
         left = "; %d more owed%s, for the next run" % (
@@ -90,7 +94,7 @@ def main(argv: List[str]) -> int:
                 if peer.kind == "recon":
                     failed += not _recon(store, peer, settings, args, deadline)
                     continue
-                report = dry_run(peer) if args.dry_run else \
+                report = dry_run(store, peer) if args.dry_run else \
                     push_in_run(store, peers, peer, settings, limits, deadline)
                 for line in summary(report, args.quiet, args.dry_run):
                     print(line)

@@ -331,7 +331,8 @@ class PeerSync:
             log.info("%s refused %s for good: %s", self.peer.peer, fingerprint, message)
 
 
-def dry_run(peer: Peer) -> PeerReport:
+def dry_run(store: Store, peer: Peer) -> PeerReport:
     """What a pass would send to `peer`, changing nothing."""
     return PeerReport(peer.peer, peer.kind, backlog_left=peer.backlog,
-                      catching_up=peer.catch_up > 0, would_send=peer.backlog)
+                      catching_up=peer.catch_up > 0, would_send=peer.backlog,
+                      notices_left=len(notice_backlog(store, peer.id)))
