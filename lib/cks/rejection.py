@@ -157,6 +157,14 @@ def receive(store: Store, body: str, armored_signature: str, origin: str,
             if seen.body != body:
                 raise NoticeError("serial %s names another notice here" % notice.serial)
             return seen.status, "already received"
+        if seen is not None and seen.body != body and seen.signature \
+                and _by_a_peers_key(cursor, seen.body, parse_signature(seen.signature)) \
+                and not _by_a_peers_key(cursor, body, signature):
+            # (anyone can read the serial at /pks/x-cks-rejections and sign
+            # another notice with it: it must not take the place of a
+            # notice a peer's rejection key signed, waiting for review)
+            raise NoticeError("serial %s names another notice here, waiting for review"
+                              % notice.serial)
         signer, status, why = _judge(cursor, notice, body, signature, now)
         if seen is not None:
             db.delete_notice(cursor, notice.serial)
@@ -170,13 +178,9 @@ def receive(store: Store, body: str, armored_signature: str, origin: str,
 def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
     """(signer fingerprint, status, why) of a received notice, carrying it out when
     it is trusted."""
-    key = _signer_key(cursor, signature)
-    if key is None:
-        return None, PENDING, "the signer's key is not held here"
-    signer = key.fingerprint.hex().upper()
-    verdict = check_signature(body, signature, key)
-    if verdict is None or not verdict.valid:
-        return signer, PENDING, "the signature does not verify"
+    signer, problem = _verified_signer(cursor, body, signature)
+    if problem:
+        return signer, PENDING, problem
     trusted = cursor.scalar("SELECT count(*) FROM cks_other_servers WHERE rejection_key = ? "
                             "AND honour_rejections = ?", (signer, True))
     if not trusted:
@@ -204,6 +208,27 @@ def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
         return signer, PENDING, "rejected here on another node's notice"
     db.remove_rejection(cursor, notice.fingerprint)
     return signer, APPLIED, ""
+
+
+def _verified_signer(cursor: Cursor, body: str, signature) -> Tuple[Optional[str], str]:
+    """(the signer's fingerprint, '') when the signature of `body` verifies
+    against a key held here; else (the signer's or None, why not)."""
+    key = _signer_key(cursor, signature)
+    if key is None:
+        return None, "the signer's key is not held here"
+    signer = key.fingerprint.hex().upper()
+    verdict = check_signature(body, signature, key)
+    if verdict is None or not verdict.valid:
+        return signer, "the signature does not verify"
+    return signer, ""
+
+
+def _by_a_peers_key(cursor: Cursor, body: str, signature) -> bool:
+    """Whether `body`'s signature verifies by the rejection key of a listed
+    peer (honoured or not)."""
+    signer, problem = _verified_signer(cursor, body, signature)
+    return not problem and cursor.scalar(
+        "SELECT count(*) FROM cks_other_servers WHERE rejection_key = ?", (signer,)) > 0
 
 
 def _signer_key(cursor: Cursor, signature) -> Optional[Key]:

@@ -264,6 +264,11 @@ def test_a_forged_notice_with_a_real_serial_does_not_block_the_real_one(nodes, o
     assert status == 400 and "serial" in answer["reason"]
     assert notices_of(b)[0]["body"] == real["notice"] and not has(b, "rsa2048")
 
+    # nor does one posted after the real one, which waits on C for review
+    status, answer = deliver(c, *forged)
+    assert status == 400 and "waiting for review" in answer["reason"], answer
+    assert notices_of(c)[0]["body"] == real["notice"]
+
     # a pending notice delivered again is judged again: C's operator now honours A
     assert run(c, "cks_sync_manage.py", "set", "127.0.0.1:%d" % a.port,
                "--honour-rejections").returncode == 0
