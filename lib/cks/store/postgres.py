@@ -246,9 +246,10 @@ class PostgresBackend(Backend):
             conn.close()
         return True
 
-    def statement_started(self, raw_cursor: Any) -> None:
+    def statement_started(self, raw_cursor: Any, statements: int = 1) -> None:
         if self.statement_timeout:
-            _WATCHDOG.watch(raw_cursor.connection, self.statement_timeout, self.url)
+            _WATCHDOG.watch(raw_cursor.connection, self.statement_timeout * statements,
+                            self.url)
 
     def statement_ended(self, raw_cursor: Any) -> None:
         if self.statement_timeout:

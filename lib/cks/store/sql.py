@@ -115,10 +115,11 @@ class Backend:
     def describe(self) -> str:
         raise NotImplementedError
 
-    def statement_started(self, raw_cursor: Any) -> None:
-        """A statement is about to run on this (DB-API) cursor's connection:
-        where the database has no statement timeout of its own, count it
-        from here (and on a server, wait for its answer only so long)."""
+    def statement_started(self, raw_cursor: Any, statements: int = 1) -> None:
+        """A statement (or `statements` sent as one) is about to run on this
+        (DB-API) cursor's connection: where the database has no statement
+        timeout of its own, count it from here (and on a server, wait for
+        its answer only so long: each statement of a batch has the timeout)."""
 
     def statement_ended(self, raw_cursor: Any) -> None:
         """The statement statement_started announced is over: answered or failed."""
@@ -252,11 +253,11 @@ class Cursor:
             self._flush()
 
     def _flush(self) -> None:
-        batch = b";".join(self._deferred)
+        batch, statements = b";".join(self._deferred), len(self._deferred)
         self.abandon()
-        self._send(_execute, batch)  # no parameters: psycopg2 sends it as it is
+        self._send(_execute, batch, statements=statements)  # (psycopg2 sends it as it is)
 
-    def _send(self, run: Callable[..., None], *args: Any) -> None:
+    def _send(self, run: Callable[..., None], *args: Any, statements: int = 1) -> None:
         """run(self.raw, *args), which sends a statement (or the deferred ones).
 
         The first on a connection from the pool runs again on a fresh one
@@ -266,18 +267,18 @@ class Cursor:
         was done then; the Database does not let a write's COMMIT be that
         first statement, as its connection may break after it committed."""
         try:
-            self._timed(run, *args)
+            self._timed(run, *args, statements=statements)
         except Exception as exc:  # noqa: BLE001 - raised again unless the connection broke
             renew, self.renew = self.renew, None
             if renew is None or not self.backend.broken(self.raw.connection, exc):
                 raise
             self.raw = renew()
-            self._timed(run, *args)
+            self._timed(run, *args, statements=statements)
         self.renew = None
 
-    def _timed(self, run: Callable[..., None], *args: Any) -> None:
+    def _timed(self, run: Callable[..., None], *args: Any, statements: int = 1) -> None:
         """run(self.raw, *args), between statement_started and statement_ended."""
-        self.backend.statement_started(self.raw)
+        self.backend.statement_started(self.raw, statements)
         try:
             run(self.raw, *args)
         finally:

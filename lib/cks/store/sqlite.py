@@ -242,7 +242,7 @@ class SQLiteBackend(Backend):
         # lookup answered 500).
         return SQLiteWatch(lambda: self.connect(timed=False), local)
 
-    def statement_started(self, raw_cursor: Any) -> None:
+    def statement_started(self, raw_cursor: Any, statements: int = 1) -> None:
         started = self._started.get(id(raw_cursor.connection))
         if started is not None:
             started[0] = time.monotonic()
