@@ -93,6 +93,17 @@ def test_forward_targets_skip_everyone_the_mail_names():
     assert forward_targets(mail, peers + [US], US) == ["d@d.example", "E@E.example"]
 
 
+def test_a_peer_listed_with_the_domains_final_dot_is_the_same_mailbox():
+    """As an older CKS listed it (keys@x.test.): its mails are vouched for,
+    and it is not forwarded what it sent (until 2026-12-05 they were refused,
+    77, and a key it sent went back to it)."""
+    dotted = "B@b.example."
+    mail = parse_mail(sks_mail(fixture("rsa2048"), sender="b@b.example",
+                               sent_by=["b@b.example"]))
+    assert authorizing_peer(mail, [dotted]) == dotted
+    assert forward_targets(mail, [dotted, "d@d.example"], US + ".") == ["d@d.example"]
+
+
 def test_empty_and_garbage_mails():
     assert parse_mail(b"").kind is None and parse_mail(b"").keytext == b""
     mail = parse_mail(b"\xff\xfe\x00garbage\n\nSubject: incremental\n")

@@ -93,18 +93,24 @@ def _binary(payload: bytes) -> bool:
 def authorizing_peer(mail: IncomingMail, peers: Iterable[str]) -> Optional[str]:
     """The mail peer (as listed) that vouches for this mail: its sender, its
     envelope sender or one of its X-KeyServer-Sent addresses; None if none is."""
-    by_address = {p.lower(): p for p in peers}
+    by_address = {_mailbox(p): p for p in peers}
     for address in mail.senders + mail.sent_by:
-        if address in by_address:
-            return by_address[address]
+        if _mailbox(address) in by_address:
+            return by_address[_mailbox(address)]
     return None
 
 
 def forward_targets(mail: IncomingMail, peers: Sequence[str], own: str) -> List[str]:
     """The mail peers that the mail does not name (nor ourselves): pks's loop
     breaker, so a key goes to each server once."""
-    named = set(mail.named()) | {own.lower()}
-    return [p for p in peers if p.lower() not in named]
+    named = {_mailbox(address) for address in mail.named() + [own]}
+    return [p for p in peers if _mailbox(p) not in named]
+
+
+def _mailbox(address: str) -> str:
+    """An address as mailboxes are told apart: without case, nor the domain's
+    final dot (a mail peer an older CKS listed as keys@x.test.)."""
+    return address.lower().rstrip(".")
 
 
 def _text(value) -> str:
