@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ..config import ConfigError
 from ..store import StoreError, open_store
@@ -66,8 +67,6 @@ def cmd_add(peers: PeerStore, args) -> int:
     kind, name = parse_or_fail(args.peer, args.type)
     if kind != "recon" and (args.recon_port is not None or args.filters is not None):
         raise UserError("--recon-port and --filters are for --type recon peers")
-    if args.recon_port is not None and not 0 < args.recon_port < 65536:
-        raise UserError("--recon-port must be between 1 and 65535")
     # A full send to a mail peer would be one mail per stored key: only on
     # request (and a recon peer is sent no keys: refused, as by set).
     catch_up = not args.no_catch_up if kind == "hkp" else args.catch_up
@@ -87,16 +86,19 @@ def cmd_add(peers: PeerStore, args) -> int:
 PRIORITIES = (-(1 << 31), (1 << 31) - 1)  # sync_priority is an SQL integer (schema.sql)
 
 
-def _priority(text: str) -> int:
-    """--priority: a number the column holds on PostgreSQL and SQLite alike."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not PRIORITIES[0] <= value <= PRIORITIES[1]:
-        raise argparse.ArgumentTypeError("must be a whole number from %d to %d, not %r"
-                                         % (PRIORITIES + (text,)))
-    return value
+def _whole_number(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`, in ASCII
+    digits (int() takes '٣' and other Unicode digits too)."""
+    def parse(text: str) -> int:
+        if not _WHOLE_NUMBER.fullmatch(text) or not least <= int(text) <= most:
+            raise argparse.ArgumentTypeError("must be a whole number from %d to %d, not %r"
+                                             % (least, most, text))
+        return int(text)
+    return parse
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_priority = _whole_number(*PRIORITIES)  # a number the column holds on both databases
 
 
 def _filters(text: Optional[str]) -> Optional[str]:
@@ -193,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", metavar="ADDR", help="the peer operator's contact address")
     add.add_argument("--type", choices=("hkp", "mail", "recon"),
                      help="kind of peer (default: mail if PEER has an @, else hkp)")
-    add.add_argument("--recon-port", type=int, metavar="N",
+    add.add_argument("--recon-port", type=_whole_number(1, 65535), metavar="N",
                      help="recon peers: the peer's recon port (default %d)" % DEFAULT_RECON_PORT)
     add.add_argument("--filters", metavar="LIST",
                      help="recon peers: the filters it demands in the handshake (default "
