@@ -74,6 +74,8 @@ def test_mail_peer_is_recognised(db):
     (["add", "::1"], 2, "'::1': an IPv6 address goes in brackets: [::1]:11371"),
     (["add", "2001:db8::7:11371"], 2, "an IPv6 address goes in brackets"),
     (["add", "not@an@address"], 2, "not a valid e-mail address"),
+    (["add", "a.example.."], 2, "'a.example..' is not a valid host name"),
+    (["add", "keys@a.example.."], 2, "not a valid e-mail address"),
     (["add", "ok.example", "--email", "nope"], 2, "--email"),
     (["add", "ok.example", "--recon-port", "11370"], 2, "for --type recon peers"),
     (["add", "ok.example", "--type", "recon", "--recon-port", "0"], 2,

@@ -20,6 +20,7 @@ from typing import Iterable, List, Optional, Sequence
 
 from ..openpgp.armor import encode, looks_armored
 from ..openpgp.keys import is_binary
+from .peername import without_root_dot
 
 INCREMENTAL, ADD = "incremental", "add"
 KEY_TYPES = ("application/pgp-keys", "application/pgp")
@@ -110,7 +111,7 @@ def forward_targets(mail: IncomingMail, peers: Sequence[str], own: str) -> List[
 def _mailbox(address: str) -> str:
     """An address as mailboxes are told apart: without case, nor the domain's
     final dot (a mail peer an older CKS listed as keys@x.test.)."""
-    return address.lower().rstrip(".")
+    return without_root_dot(address.lower())
 
 
 def _text(value) -> str:

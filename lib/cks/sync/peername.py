@@ -22,8 +22,14 @@ class PeerNameError(ValueError):
 def valid_hostname(host: str) -> bool:
     if len(host) > 253:
         return False
-    labels = host.rstrip(".").split(".")
+    labels = without_root_dot(host).split(".")
     return all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
+
+
+def without_root_dot(name: str) -> str:
+    """A domain name without its final dot, the root's (the same name); one
+    dot only: 'a.example..' keeps an empty label, and is no host name."""
+    return name[:-1] if name.endswith(".") else name
 
 
 def parse_hkp_peer(text: str) -> Tuple[str, int]:
@@ -52,7 +58,7 @@ def parse_hkp_peer(text: str) -> Tuple[str, int]:
         except ValueError:
             if not valid_hostname(host):
                 raise PeerNameError("%r is not a valid host name" % host) from None
-            host = host.rstrip(".")  # (the root's dot: the same host)
+            host = without_root_dot(host)
     port = DEFAULT_HKP_PORT
     if port_text is not None:
         if not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
@@ -80,9 +86,9 @@ def parse_mail_peer(text: str) -> str:
     local, sep, domain = text.strip().rpartition("@")
     domain = domain.lower()
     if not sep or not _LOCAL_PART.fullmatch(local) or ".." in local \
-            or not valid_hostname(domain) or "." not in domain.rstrip("."):
+            or not valid_hostname(domain) or "." not in without_root_dot(domain):
         raise PeerNameError("%r is not a valid e-mail address" % text)
-    return "%s@%s" % (local, domain.rstrip("."))
+    return "%s@%s" % (local, without_root_dot(domain))
 
 
 def spellings(name: str) -> Tuple[str, ...]:
