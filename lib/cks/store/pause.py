@@ -59,8 +59,8 @@ class Pause:
             except Exception:  # noqa: BLE001 - a bug must not end the tries for good
                 log.exception("%s, and its probe failed", self.failing)
             else:
+                log.info("%s", self.answering)  # (first: it comes before what it allows)
                 self.on = False
-                log.info("%s", self.answering)
                 return
             if self._closed.wait(max(0.0, tried + self.retry_seconds - time.monotonic())):
                 return
