@@ -1,11 +1,14 @@
 """A PostgreSQL server that is up and does not answer (its processes stopped
 with SIGSTOP: its kernel still acknowledges every packet): a statement's
 answer is waited for its statement_timeout (request_timeout) and
-CUT_MARGIN at most, then its connection is cut and the request gets 503.
-Until 2026-12-05 it waited until the server answered, and a lookup held
-its serving process's every other request meanwhile."""
+CUT_MARGIN at most, then its connection is cut and the request gets 503;
+from then on until a probe gets an answer, a request that needs a new
+connection gets 503 at once.  Until 2026-12-05 it waited until the server
+answered, and a lookup held its serving process's every other request
+meanwhile (and, after a cut, connect_timeout for each new connection)."""
 
 import os
+import socket
 import threading
 import time
 import uuid
@@ -25,6 +28,8 @@ ANSWERED_WITHIN = REQUEST_TIMEOUT + CUT_MARGIN + 2  # (a little for a loaded mac
 # ...), each with the timeout on the server: waited for that many times over.
 WRITE_ANSWERED_WITHIN = 6 * REQUEST_TIMEOUT + CUT_MARGIN + 2
 CUT_WARNING = "did not answer a statement within"
+FAILING_FAST = "requests that need a new connection fail at once"
+ANSWERS_AGAIN = "answers again"
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,15 @@ def lookup(cksd):
     return cksd.lookup(op="get", options="mr", search="0x" + uuid.uuid4().hex[:16])[0]
 
 
+def served_again(cksd):
+    """Lookups are answered within a moment of the server's resuming (once
+    the probe has its answer: till then they get 503 at once)."""
+    resumed = time.monotonic()
+    while lookup(cksd) != 404:
+        assert time.monotonic() - resumed < 3
+        time.sleep(0.05)
+
+
 def timed(request):
     started = time.monotonic()
     status = request()
@@ -73,15 +87,57 @@ def test_a_lookup_on_a_frozen_server_gets_503_and_its_process_serves_on(server, 
         assert status == 200 and seconds < 1
         status, seconds = timed(lambda: cksd.request("GET", "/health", timeout=15)[0])
         assert status == 503 and seconds < 8
-    assert lookup(cksd) == 404  # (on a new connection)
+    served_again(cksd)  # (on a new connection)
     assert cksd.request("GET", "/health")[0] == 200
     assert cksd.output().count(CUT_WARNING) == 1, cksd.output()
+
+
+def test_while_the_server_stays_frozen_lookups_fail_at_once_until_it_answers(server, cksd):
+    """After the first cut, the store stops connecting to the server (each
+    new connection waited for libpq's connect_timeout, 10 s, and held the
+    serving process meanwhile, until 2026-12-05) while a probe of its own
+    tries it; once the probe has an answer, lookups are served again."""
+    with server.primary.frozen():
+        assert lookup(cksd) == 503  # (its pooled connection cut)
+        for _ in range(3):
+            started = time.monotonic()
+            status, headers, _ = cksd.lookup(op="get", options="mr",
+                                             search="0x" + uuid.uuid4().hex[:16])
+            assert status == 503 and headers.get("retry-after") == "30"
+            assert time.monotonic() - started < 0.5
+            status, seconds = timed(lambda: cksd.request("GET", "/", timeout=5)[0])
+            assert status == 200 and seconds < 0.5
+    served_again(cksd)
+    output = cksd.output()
+    assert output.count(FAILING_FAST) == 1 and output.count(ANSWERS_AGAIN) == 1, output
+
+
+def test_after_a_connection_timed_out_the_store_fails_at_once(caplog):
+    """(A server whose kernel takes the connection and that never answers
+    it: a socket listening that nobody accepts on.)"""
+    from cks.store import StoreUnavailable, open_store
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        store = open_store("postgresql://cks@127.0.0.1:%d/cks?connect_timeout=2"
+                           % listener.getsockname()[1])
+        try:
+            with pytest.raises(StoreUnavailable, match="timeout expired"):
+                store.check()
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="no new connection until it does"):
+                store.check()
+            assert time.monotonic() - started < 0.5
+        finally:
+            store.close()
+    assert sum(FAILING_FAST in r.getMessage() for r in caplog.records) == 1
 
 
 def test_an_upload_to_a_frozen_server_gets_503(server, cksd):
     with server.primary.frozen():
         status, seconds = timed(lambda: cksd.add(fixture("rsa2048"))[0])
     assert status == 503 and seconds < WRITE_ANSWERED_WITHIN, seconds
+    served_again(cksd)
     assert cksd.add(fixture("rsa2048"))[0] == 200
 
 

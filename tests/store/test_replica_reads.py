@@ -54,7 +54,7 @@ def test_lookups_never_wait_for_a_failed_replica_and_go_back_when_it_answers(cap
     try:
         me = threading.current_thread().name
         assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]  # tried it once, then this
-        assert replica.askers == [me]
+        assert replica.askers[0] == me
         _until(lambda: len(replica.askers) >= 4)  # the prober's tries
         for _ in range(20):
             assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
@@ -152,4 +152,4 @@ def test_a_probe_that_meets_a_bug_goes_on_trying(caplog):
         _until(lambda: reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"])
     finally:
         reads.close()
-    assert "the read replica's probe failed" in caplog.text
+    assert "the read replica cannot answer" in caplog.text and "its probe failed" in caplog.text

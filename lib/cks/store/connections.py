@@ -12,7 +12,12 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .changes import KeyChangeWatch, LocalChanges
 from .errors import StoreError, StoreUnavailable
+from .pause import Pause
 from .sql import Backend, Cursor
+
+PAUSE_SECONDS = 10.0
+"""How long a probe of a server that does not answer waits for it, and how
+often it is tried at most (Database's `_pause`)."""
 
 
 class Database:
@@ -39,6 +44,16 @@ class Database:
         self.on_success: Optional[Callable[[], None]] = None
         # Lookups read a streaming replica of it (cksd sets this): see write().
         self.replicated = False
+        # On after its server, up, did not answer (a statement cut by the
+        # watchdog, or connect_timeout): no new connection is made until the
+        # probe gets an answer (a request that needs one fails at once,
+        # where each took connect_timeout, 10 s, of a serving process's
+        # event loop).
+        self._pause = Pause(lambda: self._answers_within("SELECT 1", PAUSE_SECONDS),
+                            PAUSE_SECONDS, "database %s does not answer: requests that need "
+                            "a new connection fail at once until it does" % backend.describe(),
+                            "database %s answers again: connections are made to it again"
+                            % backend.describe(), "cks-database-probe")
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator["_Lease"]:
@@ -52,11 +67,13 @@ class Database:
                 lease.conn = self._connect()
             try:
                 yield lease
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 # The server went away (restarted, failed over): the idle
                 # connections are as dead as this one, and each would cost
                 # a request its answer.
                 self._close_idle()
+                if lease.conn is not None and self.backend.does_not_answer(lease.conn):
+                    self._pause.start(exc)
                 raise
             except StoreError:
                 raise
@@ -107,11 +124,17 @@ class Database:
                 return
 
     def _connect(self) -> Any:
+        if self._pause.on:
+            raise self._seen(StoreUnavailable(
+                "database %s does not answer: no new connection until it does"
+                % self.backend.describe()))
         try:
             conn = self.backend.connect()
         except self.backend.database_errors() as exc:
             error = StoreUnavailable("cannot open database %s: %s"
                                      % (self.backend.describe(), _one_line(exc)))
+            if self.backend.connect_timed_out(exc):
+                self._pause.start(error)
             raise self._seen(error) from None
         if not self._schema_ready:
             with self._schema_lock:
@@ -152,8 +175,11 @@ class Database:
                 raise self._wrap(exc) from None
 
     def _wrap(self, exc: BaseException) -> StoreError:
+        return self._seen(self._error(exc))
+
+    def _error(self, exc: BaseException) -> StoreError:
         kind = StoreUnavailable if self.backend.transient(exc) else StoreError
-        return self._seen(kind("database error: %s" % _one_line(exc)))
+        return kind("database error: %s" % _one_line(exc))
 
     def _seen(self, error: StoreError) -> StoreError:
         if self.on_error is not None:
@@ -228,6 +254,7 @@ class Database:
         return self.backend.watch_key_changes(self.local_changes)
 
     def close(self) -> None:
+        self._pause.close()
         self._close_idle()
         self.backend.close()
 
@@ -291,16 +318,22 @@ class Database:
         server hold them all."""
         if within is not None:
             try:
-                if self.backend.answers_within("SELECT max(version) FROM cks_schema_version",
-                                               within):
+                if self._answers_within("SELECT max(version) FROM cks_schema_version", within):
                     return
-            except self.backend.database_errors() as exc:
-                raise self._wrap(exc) from None
-            except TimeoutError:
-                raise self._seen(StoreUnavailable("database %s did not answer within %g s" % (
-                    self.backend.describe(), within))) from None
+            except StoreError as exc:
+                raise self._seen(exc) from None
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
+
+    def _answers_within(self, query: str, seconds: float) -> bool:
+        """Backend.answers_within, its failures as StoreError."""
+        try:
+            return self.backend.answers_within(query, seconds)
+        except self.backend.database_errors() as exc:
+            raise self._error(exc) from None
+        except TimeoutError:
+            raise StoreUnavailable("database %s did not answer within %g s" % (
+                self.backend.describe(), seconds)) from None
 
 
 class _Lease:

@@ -393,6 +393,13 @@ class PostgresBackend(Backend):
         return bool(conn.closed) and not conn.cut and \
             isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
+    def does_not_answer(self, conn: Any) -> bool:
+        return conn.cut
+
+    def connect_timed_out(self, exc: BaseException) -> bool:
+        """(libpq's message: untranslated, as no CKS program sets LC_MESSAGES.)"""
+        return isinstance(exc, psycopg2.OperationalError) and "timeout expired" in str(exc)
+
     def idle(self, conn: Any) -> bool:
         return not conn.closed and \
             conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE

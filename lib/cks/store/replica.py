@@ -4,26 +4,25 @@ PostgreSQL does the replicating; CKS only chooses where a lookup reads.
 ReplicaReads offers Store's reading methods: each runs on the replica, or on
 the primary while the replica cannot answer (down, restarting, a query
 cancelled by recovery, a schema it has not replayed yet).  After a failure
-a thread of its own tries the replica every `retry_seconds` and sends the
-lookups back to it once it answers: a lookup never waits for a replica
-that failed (one that drops packets took the connection timeout, 10 s, of
-every serving process's event loop at each try, when the lookups tried it
-themselves).  A lookup that has just derived served views on the primary
-reads them there (reads_on_primary): the replica may not have replayed them yet.
-Writes have no place here: they go to the primary Store.
+a thread of its own tries the replica at once, then every `retry_seconds`,
+and sends the lookups back to it once it answers (pause.py): a lookup
+never waits for a replica that failed (one that drops packets took the
+connection timeout, 10 s, of every serving process's event loop at each
+try, when the lookups tried it themselves).  A lookup that has just derived
+served views on the primary reads them there (reads_on_primary): the
+replica may not have replayed them yet.  Writes have no place here: they
+go to the primary Store.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 from typing import Any, Callable, Iterator
 
 from .base import Store
 from .errors import StoreError
-
-log = logging.getLogger("cks.store")
+from .pause import Pause
 
 # The Store methods that lookups use (and /health?lookups: check); all of them only read.
 READ_METHODS = frozenset({
@@ -41,10 +40,11 @@ class ReplicaReads:
     def __init__(self, replica: Store, primary: Store, retry_seconds: float = 10.0) -> None:
         self.replica = replica
         self.primary = primary
-        self.retry_seconds = retry_seconds
-        self._failing = False  # reads go to the primary, the prober tries the replica
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
+        # On: reads go to the primary, while a probe tries the replica.
+        self._pause = Pause(lambda: replica.find_by_hash(PROBE_HASH), retry_seconds,
+                            "the read replica cannot answer, lookups read the primary "
+                            "until it does", "the read replica answers again: lookups read it",
+                            "cks-replica-probe")
         self._thread = threading.local()  # .on_primary: reads_on_primary() holds
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
@@ -53,11 +53,11 @@ class ReplicaReads:
         on_replica, on_primary = getattr(self.replica, name), getattr(self.primary, name)
 
         def read(*args: Any, **kwargs: Any) -> Any:
-            if not self._failing and not getattr(self._thread, "on_primary", False):
+            if not self._pause.on and not getattr(self._thread, "on_primary", False):
                 try:
                     return on_replica(*args, **kwargs)
                 except StoreError as exc:
-                    self._replica_failed(exc)
+                    self._pause.start(exc)
             return on_primary(*args, **kwargs)
 
         setattr(self, name, read)  # found directly from now on
@@ -72,31 +72,7 @@ class ReplicaReads:
         finally:
             self._thread.on_primary = False
 
-    def _replica_failed(self, exc: StoreError) -> None:
-        with self._lock:
-            if self._failing or self._closed.is_set():
-                return  # (another read's failure, already being seen to)
-            self._failing = True
-        log.warning("the read replica cannot answer, lookups read the primary "
-                    "until it does: %s", exc)
-        threading.Thread(target=self._probe, name="cks-replica-probe", daemon=True).start()
-
-    def _probe(self) -> None:
-        """Every retry_seconds, one of the lookups' reads on the replica,
-        until it answers (then lookups read it again) or close()."""
-        while not self._closed.wait(self.retry_seconds):
-            try:
-                self.replica.find_by_hash(PROBE_HASH)
-            except StoreError:
-                continue
-            except Exception:  # noqa: BLE001 - a bug must not end the tries for good
-                log.exception("the read replica's probe failed")
-                continue
-            self._failing = False
-            log.info("the read replica answers again: lookups read it")
-            return
-
     def close(self) -> None:
         """Close the replica's connections (the primary belongs to its opener)."""
-        self._closed.set()
+        self._pause.close()
         self.replica.close()

@@ -133,6 +133,15 @@ class Backend:
         statement failed."""
         return False
 
+    def does_not_answer(self, conn: Any) -> bool:
+        """Whether a statement on `conn` failed because its server, up, did
+        not answer it in time (the connection was cut: watchdog.py)."""
+        return False
+
+    def connect_timed_out(self, exc: BaseException) -> bool:
+        """Whether `exc`, raised by connect(), says the server did not answer in time."""
+        return False
+
     def idle(self, conn: Any) -> bool:
         """Whether a connection is healthy and outside any transaction, so that
         it may be handed out again."""
