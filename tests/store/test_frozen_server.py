@@ -89,6 +89,7 @@ def test_a_lookup_on_a_frozen_server_gets_503_and_its_process_serves_on(server, 
         assert status == 503 and seconds < 8
     served_again(cksd)  # (on a new connection)
     assert cksd.request("GET", "/health")[0] == 200
+    cksd.wait_for_output(CUT_WARNING)  # (the watchdog's thread logs it)
     assert cksd.output().count(CUT_WARNING) == 1, cksd.output()
 
 
@@ -108,6 +109,7 @@ def test_while_the_server_stays_frozen_lookups_fail_at_once_until_it_answers(ser
             status, seconds = timed(lambda: cksd.request("GET", "/", timeout=5)[0])
             assert status == 200 and seconds < 0.5
     served_again(cksd)
+    cksd.wait_for_output(ANSWERS_AGAIN)  # (its log line may reach us after the answer)
     output = cksd.output()
     assert output.count(FAILING_FAST) == 1 and output.count(ANSWERS_AGAIN) == 1, output
 
