@@ -108,6 +108,9 @@ def test_while_the_server_stays_frozen_lookups_fail_at_once_until_it_answers(ser
             assert time.monotonic() - started < 0.5
             status, seconds = timed(lambda: cksd.request("GET", "/", timeout=5)[0])
             assert status == 200 and seconds < 0.5
+        # /health too: 503 at once, where it waited its own 5 s for the server
+        status, seconds = timed(lambda: cksd.request("GET", "/health", timeout=15)[0])
+        assert status == 503 and seconds < 0.5, seconds
     served_again(cksd)
     cksd.wait_for_output(ANSWERS_AGAIN)  # (its log line may reach us after the answer)
     output = cksd.output()

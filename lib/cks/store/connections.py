@@ -124,10 +124,7 @@ class Database:
                 return
 
     def _connect(self) -> Any:
-        if self._pause.on:
-            raise self._seen(StoreUnavailable(
-                "database %s does not answer: no new connection until it does"
-                % self.backend.describe()))
+        self._unless_paused()
         try:
             conn = self.backend.connect()
         except self.backend.database_errors() as exc:
@@ -317,6 +314,7 @@ class Database:
         answer, or for a free slot while the requests waiting for that
         server hold them all."""
         if within is not None:
+            self._unless_paused()  # (its probe waits for the server already)
             try:
                 if self._answers_within("SELECT max(version) FROM cks_schema_version", within):
                     return
@@ -324,6 +322,13 @@ class Database:
                 raise self._seen(exc) from None
         with self.read() as cursor:
             cursor.scalar("SELECT 1")
+
+    def _unless_paused(self) -> None:
+        """StoreUnavailable at once while the server does not answer (_pause)."""
+        if self._pause.on:
+            raise self._seen(StoreUnavailable(
+                "database %s does not answer: no new connection until it does"
+                % self.backend.describe()))
 
     def _answers_within(self, query: str, seconds: float) -> bool:
         """Backend.answers_within, its failures as StoreError."""
