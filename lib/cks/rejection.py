@@ -12,9 +12,10 @@ entry with that rejection key and honour_rejections on); otherwise it is
 kept as received, not applied, for our operator to review.  A notice carried
 out (or superseded) claims its serial: the same text again changes nothing
 (replay), another text with that serial is refused.  A pending notice claims
-nothing: a notice delivered with its serial is judged afresh and takes its
-place (anyone can read a serial at /pks/x-cks-rejections and post another
-notice with it first).  An older notice never undoes a newer one;
+it only against notices no listed peer's rejection key signed, if such a
+key signed it; otherwise a notice delivered with its serial is judged afresh
+and takes its place (anyone can read a serial at /pks/x-cks-rejections and
+post another notice with it).  An older notice never undoes a newer one;
 a peer can lift only a rejection its own notice made; our own rejections
 are ours alone to lift, and a peer's reject leaves them as they are.
 """
@@ -147,7 +148,8 @@ def receive(store: Store, body: str, armored_signature: str, origin: str,
             now: Optional[int] = None) -> Tuple[str, str]:
     """Take a notice delivered by a peer: (status, why).  Raises NoticeError for
     a notice or signature block that cannot be read at all, and for a notice
-    whose serial names another notice here, carried out or ours."""
+    whose serial names another notice here: carried out, ours, or one a
+    listed peer's rejection key signed, waiting for review."""
     now = int(time.time()) if now is None else now
     notice = parse(body)
     signature = parse_signature(armored_signature)
@@ -181,9 +183,7 @@ def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
     signer, problem = _verified_signer(cursor, body, signature)
     if problem:
         return signer, PENDING, problem
-    trusted = cursor.scalar("SELECT count(*) FROM cks_other_servers WHERE rejection_key = ? "
-                            "AND honour_rejections = ?", (signer, True))
-    if not trusted:
+    if not _a_peers_key(cursor, signer, honoured=True):
         return signer, PENDING, "%s is not trusted for rejections here" % signer
     if notice.time > now + FUTURE_SLACK:
         return signer, PENDING, "dated in the future"
@@ -227,8 +227,18 @@ def _by_a_peers_key(cursor: Cursor, body: str, signature) -> bool:
     """Whether `body`'s signature verifies by the rejection key of a listed
     peer (honoured or not)."""
     signer, problem = _verified_signer(cursor, body, signature)
-    return not problem and cursor.scalar(
-        "SELECT count(*) FROM cks_other_servers WHERE rejection_key = ?", (signer,)) > 0
+    return not problem and _a_peers_key(cursor, signer, honoured=False)
+
+
+def _a_peers_key(cursor: Cursor, fingerprint: str, honoured: bool) -> bool:
+    """Whether `fingerprint` is the rejection key of a listed peer (`honoured`:
+    one whose rejections this node carries out)."""
+    sql = "SELECT count(*) FROM cks_other_servers WHERE rejection_key = ?"
+    params = [fingerprint]
+    if honoured:
+        sql += " AND honour_rejections = ?"
+        params.append(True)
+    return cursor.scalar(sql, params) > 0
 
 
 def _signer_key(cursor: Cursor, signature) -> Optional[Key]:
