@@ -40,29 +40,30 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
         return ["%s: another process (cksd's rapid push) is pushing to it; left to it"
                 % report.peer]
     if dry:
-        notices = ", %d rejection notice%s" % (
-            report.notices_left, "" if report.notices_left == 1 else "s") \
-            if report.notices_left else ""
-        return ["%s: would send %d key%s%s%s" % (report.peer, report.would_send,
-                                                "" if report.would_send == 1 else "s",
-                                                " (a full send)" if report.catching_up else "",
-                                                notices)]
+        return ["%s: would send %s%s%s" % (
+            report.peer, _count(report.would_send, "key"),
+            " (a full send)" if report.catching_up else "", _notices(report.notices_left))]
     left = ""
     if report.backlog_left or report.catching_up:
         left = "; %d more owed%s, for the next run" % (
             report.backlog_left, " and the full send goes on" if report.catching_up else "")
-    notices = ", %d rejection notice%s" % (report.notices, "" if report.notices == 1 else "s") \
-        if report.notices else ""
-    return ["%s: sent %d key%s%s%s" % (report.peer, report.sent,
-                                       "" if report.sent == 1 else "s", notices, left)] + lines
+    return ["%s: sent %s%s%s" % (report.peer, _count(report.sent, "key"),
+                                 _notices(report.notices), left)] + lines
 
 
 def _kept(report: PeerReport) -> str:
-    keys = "%d key%s" % (report.backlog_left, "" if report.backlog_left == 1 else "s")
+    keys = _count(report.backlog_left, "key")
     if not report.notices_left:
         return keys
-    return "%s and %d rejection notice%s" % (keys, report.notices_left,
-                                             "" if report.notices_left == 1 else "s")
+    return "%s and %s" % (keys, _count(report.notices_left, "rejection notice"))
+
+
+def _notices(count: int) -> str:
+    return ", " + _count(count, "rejection notice") if count else ""
+
+
+def _count(count: int, noun: str) -> str:
+    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
 
 
 def main(argv: List[str]) -> int:
