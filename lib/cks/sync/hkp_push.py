@@ -162,7 +162,7 @@ def notice_verdict(answer: Answer) -> Verdict:
     if result.action == RETRY and 400 <= answer.status < 500 and answer.status not in (408, 429):
         # (a 404 or 405 from a keyserver without the endpoint, Hockeypuck's;
         # an older CKS's plain 400: about the notice if the peer takes keys)
-        return Verdict(FAILED_ALONE, result.message, refusal=True)
+        return Verdict(FAILED_ALONE, result.message)
     return result
 
 
