@@ -78,14 +78,11 @@ def _can_catch_up(peer: str, kind: str) -> None:
                         "catch up" % (peer, kind))
 
 
-def _named(peer: str) -> str:
-    """The SQL condition on cks_other_servers.peer that finds `peer` (its
-    parameters: _lower(peer))."""
-    return "lower(peer) IN (%s)" % ", ".join("?" * len(spellings(peer)))
-
-
-def _lower(peer: str) -> Tuple[str, ...]:
-    return tuple(name.lower() for name in spellings(peer))
+def _named(peer: str) -> Tuple[str, Tuple[str, ...]]:
+    """The SQL condition on cks_other_servers.peer that finds `peer`, in any
+    case and spelling (peername.spellings), and its parameters."""
+    names = tuple(name.lower() for name in spellings(peer))
+    return "lower(peer) IN (%s)" % ", ".join("?" * len(names)), names
 
 
 class PeerStore:
@@ -106,8 +103,9 @@ class PeerStore:
         if catch_up:
             _can_catch_up(peer, kind)
         with self.store.write() as cursor:
-            taken = cursor.execute("SELECT peer FROM cks_other_servers WHERE %s"
-                                   % _named(peer), _lower(peer)).fetchone()
+            condition, names = _named(peer)
+            taken = cursor.execute("SELECT peer FROM cks_other_servers WHERE " + condition,
+                                   names).fetchone()
             if taken:
                 raise PeerError("peer %s is already in the list%s"
                                 % (peer, "" if taken[0] == peer else " as %s" % taken[0]))
@@ -130,9 +128,10 @@ class PeerStore:
         """The peer named `peer`, in any case and spelling (as add() tells
         them apart; of two that an older CKS took, the one spelled so)."""
         with self.store.read() as cursor:
+            condition, names = _named(peer)
             row = cursor.execute("SELECT %s FROM cks_other_servers WHERE %s "
-                                 "ORDER BY peer = ? DESC LIMIT 1" % (_COLUMNS, _named(peer)),
-                                 _lower(peer) + (peer,)).fetchone()
+                                 "ORDER BY peer = ? DESC LIMIT 1" % (_COLUMNS, condition),
+                                 names + (peer,)).fetchone()
         if row is None:
             raise PeerError("no peer %s in the list (see cks_sync_manage.py list)" % peer)
         return self._with_backlog([_peer(row)])[0]
