@@ -60,6 +60,7 @@ from ..store import Store
 from ..store.loadprogress import (FileIdentity, Tally, forget, forget_served, mark_served,
                                   record, resume_offset, resumed_tally, save, served_together)
 from ..store.rows import NetworkView, ServedView
+from ..wording import counted
 from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, primaries_of,
                      start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine
@@ -115,11 +116,10 @@ class Summary:
 
     def line(self) -> str:
         reasons = ", ".join("%s: %d" % item for item in sorted(self.refused.items()))
-        return "%d added, %d updated, %d unchanged, %d refused%s; %d problem%s" % (
+        return "%d added, %d updated, %d unchanged, %d refused%s; %s" % (
             self.counts[pipeline.ADDED], self.counts[pipeline.UPDATED],
             self.counts[pipeline.UNCHANGED], self.counts[pipeline.REFUSED],
-            " (%s)" % reasons if reasons else "", len(self.problems),
-            "" if len(self.problems) == 1 else "s")
+            " (%s)" % reasons if reasons else "", counted(len(self.problems), "problem"))
 
     def count(self, name: str, keys: int = 1) -> None:
         """Count `keys` keys of the outcome `name` (outcome_name)."""

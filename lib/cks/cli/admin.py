@@ -26,6 +26,7 @@ from ..openpgp.info import describe
 from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
 from ..store.rejections import get_notice, notices, rejected_keys
+from ..wording import counted
 from .common import (CommandParser, UserError, base_parser, minute, node_identity,
                      pipeline_limits, settings_from)
 from .show import format_key, read_key_file
@@ -189,7 +190,7 @@ def cmd_reverify(args: argparse.Namespace) -> int:
     def action(store):
         fingerprints = [_fingerprint_argument(f, store) for f in args.fingerprints] or None
         changed = views.reverify(store, limits.serve, fingerprints)
-        print("%d served view%s changed" % (changed, "" if changed == 1 else "s"))
+        print("%s changed" % counted(changed, "served view"))
         return 0
     return _with_store(args, action)
 
@@ -401,13 +402,13 @@ def cmd_dump(args: argparse.Namespace) -> int:
             raise UserError("another dump of this database is under way; nothing was "
                             "written (run this one when it ends)", os.EX_TEMPFAIL) from None
         except NothingDumped as exc:
-            raise UserError("the database holds no keys, so the earlier dump in %s (%d "
-                            "file%s) is kept (is it the right database? to empty the dump, "
-                            "remove its files)" % (args.directory, exc.files,
-                                                   "" if exc.files == 1 else "s"), 1) from None
-        print("%d keys in %d file%s in %s%s" % (
-            count, files, "" if files == 1 else "s", args.directory,
-            "; %d file%s of an earlier dump removed" % (removed, "" if removed == 1 else "s")
+            raise UserError("the database holds no keys, so the earlier dump in %s (%s) "
+                            "is kept (is it the right database? to empty the dump, remove "
+                            "its files)" % (args.directory, counted(exc.files, "file")),
+                            1) from None
+        print("%d keys in %s in %s%s" % (
+            count, counted(files, "file"), args.directory,
+            "; %s of an earlier dump removed" % counted(removed, "file")
             if removed else ""))
         return 0
     return _with_store(args, action)
@@ -451,9 +452,9 @@ def cmd_ptree(args: argparse.Namespace) -> int:
             print("ptree: ... and %d more" % (len(problems) - PTREE_PROBLEMS_SHOWN),
                   file=sys.stderr)
         if problems:
-            print("ptree: %d problem%s: the tree does not match the stored keys; "
+            print("ptree: %s: the tree does not match the stored keys; "
                   "cks_admin.py ptree --rebuild repairs it"
-                  % (len(problems), "" if len(problems) == 1 else "s"), file=sys.stderr)
+                  % counted(len(problems), "problem"), file=sys.stderr)
             return 1
         if args.check:
             print("ptree OK: sizes, sample values and shape match the stored keys")

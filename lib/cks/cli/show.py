@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 from ..bulk.split import key_file, read_chunks
 from ..openpgp.info import KeyInfo
 from ..openpgp.keys import Key, merge_all, parse_keyring
+from ..wording import counted
 
 _USAGE = ((0x02, "S"), (0x01, "C"), (0x0C, "E"), (0x20, "A"))
 
@@ -45,8 +46,7 @@ def format_key(info: KeyInfo) -> str:
         marker = "[ revoked]" if uid.revoked else ("[ expired]" if uid.expires is not None
                                                    and uid.expires <= now else " " * 10)
         if uid.is_attribute:
-            text = "[%d image%s]" % (uid.images, "" if uid.images == 1 else "s") \
-                if uid.images else "[user attribute]"
+            text = "[%s]" % counted(uid.images, "image") if uid.images else "[user attribute]"
             lines.append("uat           %s %s" % (marker, text))
         else:
             lines.append("uid           %s %s" % (marker, uid.text))

@@ -14,6 +14,7 @@ from ..sync.peername import PeerNameError, parse_peer
 from ..sync.push import SYNC_LOCK, in_turn, push_in_run, sync_limits
 from ..sync.recon.rounds import dial
 from ..sync.runner import PeerReport, dry_run
+from ..wording import counted
 from .common import UserError, base_parser, pipeline_limits, settings_from
 
 EX_TEMPFAIL = 75  # another run holds the lock
@@ -41,29 +42,25 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
                 % report.peer]
     if dry:
         return ["%s: would send %s%s%s" % (
-            report.peer, _count(report.would_send, "key"),
+            report.peer, counted(report.would_send, "key"),
             " (a full send)" if report.catching_up else "", _notices(report.notices_left))]
     left = ""
     if report.backlog_left or report.catching_up:
         left = "; %d more owed%s, for the next run" % (
             report.backlog_left, " and the full send goes on" if report.catching_up else "")
-    return ["%s: sent %s%s%s" % (report.peer, _count(report.sent, "key"),
+    return ["%s: sent %s%s%s" % (report.peer, counted(report.sent, "key"),
                                  _notices(report.notices), left)] + lines
 
 
 def _kept(report: PeerReport) -> str:
-    keys = _count(report.backlog_left, "key")
+    keys = counted(report.backlog_left, "key")
     if not report.notices_left:
         return keys
-    return "%s and %s" % (keys, _count(report.notices_left, "rejection notice"))
+    return "%s and %s" % (keys, counted(report.notices_left, "rejection notice"))
 
 
 def _notices(count: int) -> str:
-    return ", " + _count(count, "rejection notice") if count else ""
-
-
-def _count(count: int, noun: str) -> str:
-    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+    return ", " + counted(count, "rejection notice") if count else ""
 
 
 def main(argv: List[str]) -> int:

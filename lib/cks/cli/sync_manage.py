@@ -15,6 +15,7 @@ from ..notices import NoticeError, normalize_fingerprint
 from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
 from ..sync.recon.rounds import DEFAULT_RECON_PORT
 from ..sync.recon.wire import DEFAULT_FILTERS
+from ..wording import counted
 from .common import CommandParser, UserError, base_parser, minute, settings_from
 
 
@@ -78,8 +79,8 @@ def cmd_add(peers: PeerStore, args) -> int:
                      honour_rejections=bool(args.honour_rejections))
     print("added %s peer %s (priority %d)%s" % (
         peer.kind, peer.peer, peer.sync_priority,
-        "; it will be sent the %d key%s stored now first"
-        % (peer.catch_up, "" if peer.catch_up == 1 else "s") if peer.catch_up else ""))
+        "; it will be sent the %s stored now first" % counted(peer.catch_up, "key")
+        if peer.catch_up else ""))
     return 0
 
 

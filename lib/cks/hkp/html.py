@@ -12,6 +12,8 @@ import re
 import time
 from typing import List, Optional
 
+from ..wording import noun_for
+
 STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1em;"
          "line-height:1.4}pre{font-size:90%;overflow-x:auto}table{border-collapse:collapse}"
          "td,th{padding:.2em .6em;text-align:left;vertical-align:top}.dim{color:#666}"
@@ -147,7 +149,7 @@ gpg --keyserver %s --search-keys alice@example.org</pre>
 
 
 def armored_page(armored: str, count: int) -> str:
-    return page("Public key%s" % ("" if count == 1 else "s"),
+    return page("Public " + noun_for(count, "key"),
                 "<pre>%s</pre>" % e(armored))
 
 

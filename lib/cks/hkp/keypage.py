@@ -21,6 +21,7 @@ from ..openpgp.keypacket import PublicKey
 from ..openpgp.keys import Component, Key, SignaturePacket
 from ..openpgp.userid import Image
 from ..store.rows import KeyRow
+from ..wording import counted
 from .html import date, e, isolated, page, user_text
 from .photos import photo_url, photos_of, refusal
 
@@ -127,8 +128,8 @@ def _heading(level: int, text: str) -> str:
 def index_page(search: str, rows: Iterable[KeyRow], now: int, show_fpr: bool,
                show_hash: bool, truncated: bool) -> str:
     rows = list(rows)
-    parts = ["<p>%d key%s found for <code>%s</code>%s.</p>" % (
-        len(rows), "" if len(rows) == 1 else "s", user_text(search),
+    parts = ["<p>%s found for <code>%s</code>%s.</p>" % (
+        counted(len(rows), "key"), user_text(search),
         " (only the first ones: narrow your search)" if truncated else "")]
     parts.extend(_index_entry(row, now, show_fpr, show_hash) for row in rows)
     return page("Search results", "\n".join(parts))

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..config import ConfigError, Settings
 from ..store import Store, StoreError
 from ..store.peers import PUSH_KINDS, Peer, PeerStore
+from ..wording import counted
 from .hkp_push import HKPClient
 from .mail_out import MailPusher
 from .mailconf import mail_settings
@@ -173,10 +174,8 @@ class RapidPush:
             return  # (another process is pushing to it)
         if report.ok:
             self.backoff.succeeded(peer.id)
-            log.info("pushed %d key%s to %s", report.sent, "" if report.sent == 1 else "s",
-                     report.peer)
+            log.info("pushed %s to %s", counted(report.sent, "key"), report.peer)
         else:
-            log.warning("push to %s failed: %s; %d key%s kept; next try in %g s",
-                        report.peer, report.error, report.backlog_left,
-                        "" if report.backlog_left == 1 else "s",
+            log.warning("push to %s failed: %s; %s kept; next try in %g s",
+                        report.peer, report.error, counted(report.backlog_left, "key"),
                         self.backoff.failed(peer.id, began, report.retry_after))

@@ -33,6 +33,7 @@ from ..store import Store
 from ..store.peers import Peer, PeerStore
 from ..store.rejections import StoredNotice, notice_backlog, notice_delivered
 from ..hkp.rejections import NOTICE_PATH
+from ..wording import counted
 from .hkp_push import (FAILED_ALONE, FORM_OVERHEAD, OK, REFUSED, RETRY, SPLIT, Verdict,
                        form_bytes, notice_verdict, verdict)
 
@@ -288,9 +289,8 @@ class PeerSync:
 
     def _failing(self) -> "_Stop":
         count = len(self.set_aside)
-        return _Stop("%s, to %d key%s alone, and no key went through"
-                     % (list(self.set_aside.values())[-1][2].message, count,
-                        "" if count == 1 else "s"))
+        return _Stop("%s, to %s alone, and no key went through"
+                     % (list(self.set_aside.values())[-1][2].message, counted(count, "key")))
 
     def _takes_keys(self) -> bool:
         """Whether the peer took a key in this run.  If it has not yet, a key

@@ -27,6 +27,7 @@ from ...hkp.ratelimit import IPAddress, ip_of
 from ...store import Store, StoreError
 from ...store.peers import Peer, PeerStore
 from ...store.ptree_view import LocalTree, TreeCache, open_tree
+from ...wording import counted
 from ..peername import parse_hkp_peer
 from .fetch import FetchReport, fetch_missing
 from .field import hash_of_element
@@ -74,9 +75,8 @@ class RoundReport:
             return "recon failed: %s" % self.error
         fetched = self.fetch.added + self.fetch.updated if self.fetch else 0
         session = self.session
-        text = ("recon round in %.1f s: we lacked %d, the peer lacked %d; %d key%s "
-                "fetched" % (self.seconds, self.lacked_here, self.lacked_there,
-                             fetched, "" if fetched == 1 else "s"))
+        text = ("recon round in %.1f s: we lacked %d, the peer lacked %d; %s fetched"
+                % (self.seconds, self.lacked_here, self.lacked_there, counted(fetched, "key")))
         if session is not None:
             text += " (the session: %.1f ms, %d bytes sent, %d received)" % (
                 session.seconds * 1000, session.bytes_sent, session.bytes_received)
