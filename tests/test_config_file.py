@@ -121,3 +121,17 @@ def test_an_empty_name_is_its_default(here, monkeypatch):
     (here / "empty.conf").write_text("[server]\nhostname =\n[sync]\nnode_name =\n")
     monkeypatch.setattr("socket.getfqdn", lambda: "host.example.org")
     assert load_settings(str(here / "empty.conf")).node_name() == "host.example.org"
+
+
+def test_a_default_section_is_a_warning_for_each_of_its_settings(here):
+    """configparser's [DEFAULT] lends its settings to each section the file
+    has, and to no other: `[DEFAULT] port` set [server] port here but not
+    [recon] port, without a word until 2026-12-06."""
+    (here / "default.conf").write_text("[DEFAULT]\nport = 9999\n[server]\nhostname = x\n")
+    run = tool("cks_admin.py", ["--config", str(here / "default.conf"), "--db",
+                                "sqlite:///%s" % (here / "cks.db"), "stats"], cwd=str(here))
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.decode().splitlines() == [
+        "cks.config: %s: [DEFAULT] port is taken as a setting of each section this file has "
+        "([server]) and of none it lacks: give it in the section it is for"
+        % (here / "default.conf")]

@@ -135,6 +135,11 @@ def _warn_of_unknown_names(path: str, parser: configparser.ConfigParser) -> None
     _CHECKED.add(path)
     known = known_settings()
     sections = {section for section, _ in known}
+    for option in parser.defaults():
+        # (configparser's [DEFAULT]: its settings join each section the file has)
+        log.warning("%s: [DEFAULT] %s is taken as a setting of each section this file has "
+                    "(%s) and of none it lacks: give it in the section it is for", path,
+                    option, ", ".join("[%s]" % s for s in parser.sections()) or "none")
     for section in parser.sections() if known else ():
         if section not in sections:
             log.warning("%s: [%s] is not a section CKS reads: ignored", path, section)
