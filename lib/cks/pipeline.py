@@ -305,7 +305,8 @@ def over_limits(key: Key, limits: Limits) -> str:
         return "has a packet of %d bytes, over this server's limit of %d" % (
             largest, limits.max_packet_bytes)
     # (every packet but the primary key and its components is a signature)
-    signatures = len(packets) - 1 - len(key.identities) - len(key.subkeys)
+    signatures = len(packets) - 1 - len(key.identities) - len(key.subkeys) \
+        - len(key.unread_components)
     if signatures > limits.max_signatures_per_key:
         return "has %d signatures, over this server's limit of %d" % (
             signatures, limits.max_signatures_per_key)

@@ -10,6 +10,7 @@ import pytest
 
 from cks.openpgp import packet as pk
 from cks.openpgp.armor import encode, scan
+from cks.openpgp.keys import packets_hash, read_keys
 from cks.store import open_store
 from support import fixture
 from support.db import run_sql, with_schema
@@ -359,3 +360,25 @@ def test_five_megabytes_of_noise_under_the_default_limit(db_url):
                                            {"Content-Type": "application/pgp-keys"})
         assert status == 422 and _count(server) == 0
         assert server.lookup(op="stats", options="mr")[0] == 200
+
+
+def test_a_signature_that_cannot_be_read_is_kept_for_peers_and_not_served(server):
+    """The network view keeps every packet as sent, as SKS and Hockeypuck
+    do, so that its SKS hash is theirs (op=hget finds the key by it); the
+    served view (op=get) has only what could be read and checked."""
+    packets = list(pk.iter_packets(_binary("ed25519")))
+    unreadable = pk.Packet(pk.TAG_SIGNATURE, b"\x04\x10\x16\x08\x00\x00\x00\x00\xab\xcd"
+                                             b"\x00\x08\xff")  # its MPI cut short
+    sent = packets + [unreadable]
+    status, _, answer = server.add(encode(b"".join(p.serialize() for p in sent)).encode())
+    assert status == 200 and answer.decode().startswith("added "), answer
+    assert "a signature that cannot be read, kept for the keyserver peers and not served" \
+        in answer.decode()
+    network = server.lookup(op="hget", options="mr", search=packets_hash(sent).hex())
+    assert network[0] == 200
+    assert unreadable.body in {p.body for p in pk.iter_packets(scan(network[2])[0][0].data)}
+    (served,) = read_keys(server.lookup(op="get", options="mr",
+                                        search="0x" + read_keys(network[2]).keys[0]
+                                        .fingerprint.hex())[2]).keys
+    assert unreadable.body not in {p.body for p in served.packets()}
+    assert {p.body for p in served.packets()} == {p.body for p in packets}

@@ -79,14 +79,57 @@ def test_messages_are_not_keys():
     assert result.keys == [] and "OpenPGP message" in str(result.problems[0])
 
 
-def test_unparseable_signature_is_dropped_and_reported():
+TRUNCATED_MPI = b"\x04\x10\x16\x08\x00\x00\x00\x00\xab\xcd\x00\x08\xff"
+"""A v4 signature body whose one MPI says 8 bits and ends before them."""
+
+
+@pytest.mark.parametrize("where", [1, 3, -1])  # on the key itself, a user ID, a subkey
+def test_an_unreadable_signature_is_kept_as_sent_and_not_served(where):
+    """SKS and Hockeypuck keep every packet and hash them all: until
+    2026-12-06 CKS dropped a signature it could not read, so its SKS hash
+    of the key was another than theirs, and an SKS peer that held the key
+    fetched it from us again at every round."""
     packets = _packets("rsa2048")
-    bad = pk.Packet(pk.TAG_SIGNATURE, b"\x07" + packets[2].body[1:])  # version 7
-    result = keys.parse_keyring(_join(packets[:3] + [bad] + packets[3:]))
+    for bad in (pk.Packet(pk.TAG_SIGNATURE, b"\x07" + packets[2].body[1:]),  # version 7
+                pk.Packet(pk.TAG_SIGNATURE, TRUNCATED_MPI)):
+        sent = packets[:where] + [bad] + packets[where:] if where > 0 else packets + [bad]
+        result = keys.parse_keyring(_join(sent))
+        (key,) = result.keys
+        assert _packet_set(key) == {(p.tag, p.body) for p in sent}
+        assert keys.sks_hash(key) == keys.packets_hash(sent)
+        assert bad.body not in {e.packet.body for c in [key] + key.identities + key.subkeys
+                                for e in (c.direct_sigs if c is key else c.sigs)}
+        (problem,) = result.problems
+        assert not problem.fatal and "cannot be read" in str(problem)
+        # read again from what is stored: the same key, the same hash
+        again = _one_key_with_problems(key.serialize())
+        assert again.serialize() == key.serialize()
+        # a union with a copy that lacks it keeps it, once
+        merged = keys.merge(keys.parse_keyring(_join(packets)).keys[0], key)
+        assert merged.serialize() == key.serialize()
+        assert keys.merge(key, key).serialize() == key.serialize()
+
+
+def test_an_unreadable_subkey_is_kept_with_its_signatures_after_the_others():
+    packets = _packets("rsa2048")
+    subkey = next(p for p in packets if p.tag == pk.TAG_PUBLIC_SUBKEY)
+    binding = packets[packets.index(subkey) + 1]
+    unknown = pk.Packet(pk.TAG_PUBLIC_SUBKEY, b"\x63" + subkey.body[1:])  # version 99
+    sent = packets[:3] + [unknown, binding] + packets[3:]
+    result = keys.parse_keyring(_join(sent))
     (key,) = result.keys
-    assert _packet_set(key) == {(p.tag, p.body) for p in packets}
-    (problem,) = result.problems
-    assert not problem.fatal and "unsupported signature version 7" in str(problem)
+    assert keys.sks_hash(key) == keys.packets_hash(sent)
+    assert [c.value for c in key.subkeys] == [keys.parse_keyring(_join(packets)).keys[0]
+                                              .subkeys[0].value]
+    (component,) = key.unread_components
+    assert component.packet.body == unknown.body and component.unread == [binding]
+    assert [p.body for p in key.packets()[-2:]] == [unknown.body, binding.body]
+    assert "a subkey that cannot be read" in str(result.problems[0])
+
+
+def _one_key_with_problems(data):
+    (key,) = keys.parse_keyring(data).keys
+    return key
 
 
 def test_truncated_input_keeps_the_keys_before_it():

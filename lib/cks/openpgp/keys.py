@@ -5,6 +5,13 @@ and user attributes with their signatures, and its subkeys with theirs.  The
 canonical form CKS stores and serves has every packet once (de-duplicated by
 tag and body, as SKS's yminsky.dedup does) in a deterministic order, so merge
 is a set union: idempotent, commutative and associative down to the byte.
+
+A signature, user attribute or subkey packet that cannot be read (an unknown
+version, a truncated MPI) is kept as sent, with the component it belongs to
+(`unread`, `unread_components`): SKS and Hockeypuck keep every packet of a key
+and hash them all, so a key stored without it would have another SKS hash
+than theirs, and they would fetch it from us again at every round.  Nothing
+unread is ever served: the served view (served.py) is made of what was read.
 """
 
 from __future__ import annotations
@@ -43,8 +50,9 @@ class Component:
     """A user ID, user attribute or subkey, and the signatures on it."""
 
     packet: Packet
-    value: object  # UserID, UserAttribute or PublicKey
+    value: object  # UserID, UserAttribute or PublicKey; None in Key.unread_components
     sigs: List[SignaturePacket] = field(default_factory=list)
+    unread: List[Packet] = field(default_factory=list)  # signatures on it that cannot be read
 
 
 @dataclass
@@ -57,6 +65,9 @@ class Key:
     identities: List[Component] = field(default_factory=list)  # user IDs and attributes
     subkeys: List[Component] = field(default_factory=list)
     skipped: int = 0  # packets read past parse_keyring's `max_packets`, and not kept
+    unread: List[Packet] = field(default_factory=list)  # direct signatures that cannot be read
+    unread_components: List[Component] = field(default_factory=list)
+    """User attributes and subkeys that cannot be read, their signatures all in `unread`."""
 
     @property
     def fingerprint(self) -> bytes:
@@ -75,12 +86,19 @@ class Key:
         return [c for c in self.identities if c.packet.tag == pk.TAG_USER_ATTRIBUTE]
 
     def packets(self) -> List[Packet]:
-        """Every packet of the key, in order."""
+        """Every packet of the key, in order (those that cannot be read
+        after those read, each with its component)."""
         out = [self.primary]
         out.extend(s.packet for s in self.direct_sigs)
-        for component in self.identities + self.subkeys:
+        out.extend(self.unread)
+        unread_identities = [c for c in self.unread_components
+                             if c.packet.tag == pk.TAG_USER_ATTRIBUTE]
+        unread_subkeys = [c for c in self.unread_components
+                          if c.packet.tag != pk.TAG_USER_ATTRIBUTE]
+        for component in self.identities + unread_identities + self.subkeys + unread_subkeys:
             out.append(component.packet)
             out.extend(s.packet for s in component.sigs)
+            out.extend(component.unread)
         return out
 
     def serialize(self) -> bytes:
@@ -192,11 +210,14 @@ class _KeyBuilder:
             self.problem("unknown critical packet tag %d: the key is malformed" % tag, True)
 
     def _component(self, packet: Packet, kind, into: List[Component], what: str) -> None:
+        assert self.key is not None
         try:
             value = kind.parse(packet.body)
         except PacketError as exc:
-            self.problem("dropped a %s and its signatures: %s" % (what, exc), False)
-            self.current = Component(packet, None)  # its signatures go down with it
+            self.problem("a %s that cannot be read, kept for the keyserver peers and not "
+                         "served with its signatures: %s" % (what, exc), False)
+            self.current = Component(packet.canonical(), None)
+            self.key.unread_components.append(self.current)
             return
         self.current = Component(packet.canonical(), value)
         into.append(self.current)
@@ -204,12 +225,16 @@ class _KeyBuilder:
     def _signature(self, packet: Packet) -> None:
         assert self.key is not None
         target = self.current
+        unread = self.key.unread if target is None else target.unread
         if target is not None and target.value is None:
-            return  # signature on a component that was dropped
+            unread.append(packet.canonical())  # (on a component that cannot be read)
+            return
         try:
             sig = Signature.parse(packet.body)
         except PacketError as exc:
-            self.problem("dropped a signature: %s" % exc, False)
+            self.problem("a signature that cannot be read, kept for the keyserver peers and "
+                         "not served: %s" % exc, False)
+            unread.append(packet.canonical())
             return
         entry = SignaturePacket(packet.canonical(), sig)
         if target is None:
@@ -329,19 +354,27 @@ def _sorted_sigs(sigs: Iterable[SignaturePacket]) -> List[SignaturePacket]:
     return sorted(unique.values(), key=lambda s: s.sort_key)
 
 
-def _merged_components(key: Key, components: Iterable[Component]) -> List[Component]:
+def _sorted_packets(packets: Iterable[Packet]) -> List[Packet]:
+    """Packets of one tag (the unread signatures of one component), each once."""
+    return sorted({p.body: p for p in packets}.values(), key=lambda p: p.body)
+
+
+def _merged_components(components: Iterable[Component]) -> List[Component]:
     """Components de-duplicated by (tag, body), their signatures united."""
     merged: Dict[Tuple[int, bytes], Component] = {}
     for component in components:
         slot = (component.packet.tag, component.packet.body)
         existing = merged.get(slot)
         if existing is None:
-            merged[slot] = Component(component.packet, component.value, list(component.sigs))
+            merged[slot] = Component(component.packet, component.value, list(component.sigs),
+                                     list(component.unread))
         else:
             existing.sigs.extend(component.sigs)
+            existing.unread.extend(component.unread)
     out = list(merged.values())
     for component in out:
         component.sigs = _sorted_sigs(component.sigs)
+        component.unread = _sorted_packets(component.unread)
     return out
 
 
@@ -354,11 +387,14 @@ def _identity_order(key: Key, component: Component) -> Tuple[int, int, bytes]:
 
 def canonicalize(key: Key) -> Key:
     """The key in canonical form: each packet once, in a deterministic order."""
-    out = Key(key.primary, key.public_key, _sorted_sigs(key.direct_sigs), skipped=key.skipped)
-    out.identities = sorted(_merged_components(key, key.identities),
+    out = Key(key.primary, key.public_key, _sorted_sigs(key.direct_sigs), skipped=key.skipped,
+              unread=_sorted_packets(key.unread))
+    out.identities = sorted(_merged_components(key.identities),
                             key=lambda c: _identity_order(out, c))
-    out.subkeys = sorted(_merged_components(key, key.subkeys),
+    out.subkeys = sorted(_merged_components(key.subkeys),
                          key=lambda c: (c.value.created, c.packet.body))
+    out.unread_components = sorted(_merged_components(key.unread_components),
+                                   key=lambda c: (c.packet.tag, c.packet.body))
     return out
 
 
@@ -370,7 +406,9 @@ def merge(first: Key, second: Key) -> Key:
     return canonicalize(Key(first.primary, first.public_key,
                             first.direct_sigs + second.direct_sigs,
                             first.identities + second.identities,
-                            first.subkeys + second.subkeys, first.skipped + second.skipped))
+                            first.subkeys + second.subkeys, first.skipped + second.skipped,
+                            first.unread + second.unread,
+                            first.unread_components + second.unread_components))
 
 
 def merge_all(keys: Iterable[Key]) -> List[Key]:
