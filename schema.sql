@@ -293,8 +293,8 @@ CREATE TABLE cks_notice_backlog (
 -- answer over the size limit) or is held here in another form (merged with
 -- packets the peer lacks, or read differently).  One row per hash, whichever
 -- peer answered; a hash not returned by the peer is not recorded.  A row older
--- than 30 days is purged and the hash asked again, so an unrejected key or a
--- raised limit takes effect.
+-- than 30 days is purged and the hash asked again, so a raised limit takes
+-- effect; unrejecting or deleting the key purges its rows at once.
 CREATE TABLE cks_recon_refused (
     sks_hash    text PRIMARY KEY,     -- 32 hex, as cks_keys.sks_hash
     fingerprint text,                 -- of the key in the answer; NULL if unparseable

@@ -67,7 +67,10 @@ def fingerprint_named(store: Store, text: str) -> str:
 
 
 def delete(store: Store, fingerprint: str) -> bool:
+    """Delete a key, free to come back: recon asks for its hashes again at the
+    next round.  True if it was stored."""
     with store.write([fingerprint]) as cursor:
+        db.forget_refused_hashes(cursor, fingerprint)
         return db.delete_key(cursor, fingerprint)
 
 

@@ -19,9 +19,10 @@ from cks.hkp.cksd_metrics import CksdMetrics, op_of
 from cks.metrics import (CONTENT_TYPE, Family, SharedMetrics, combinations, format_family,
                          format_value, render)
 from cks.store import StoreError, StoreUnavailable, open_store
+from cks.store.peers import PeerStore
 from cks.store.replica import ReplicaReads
 from cks.sync.recon.fetch import FetchReport
-from cks.sync.recon.rounds import RoundReport
+from cks.sync.recon.rounds import RoundReport, round_lock
 from support import fixture
 from support.db import BACKENDS, run_sql
 from support.nodes import fpr, manage, reread_peers
@@ -418,3 +419,41 @@ def test_recon_rounds_are_counted_by_role(db_url, tmp_path):
                 time.sleep(0.2)
     finally:
         closed.close()
+
+
+def test_a_peers_round_refused_as_busy_is_counted(db_url, tmp_path):
+    """A round a peer starts while one with it is under way here is refused as
+    busy, and counted as answered and busy, not as a failure; the peer's row
+    records nothing (until 2026-12-05 the refusal was logged and not counted)."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[recon]\ninterval = 3600\n" + LOOPBACK_EXEMPT)
+    with Cksd(db_url, args=["--recon-port", "0"], config=str(config)) as server:
+        recon_port = int(server.wait_for_output(r"cksd recon on [\d.]+:(\d+)").group(1))
+        assert manage(server, "add", "127.0.0.1:1", "--type", "recon").returncode == 0
+        reread_peers(server)
+        store = open_store(db_url)
+        try:
+            peer = PeerStore(store).get("127.0.0.1:1")
+            with store.exclusive(round_lock(peer)) as ours:  # (as cks_sync.py's round)
+                assert ours
+                assert b"busy: a round with you is under way" in refusal_from(recon_port)
+            samples, _ = scrape(server)
+            answered = {outcome: value(samples, "cks_recon_rounds_total", role="answered",
+                                       outcome=outcome)
+                        for outcome in ("ok", "fetch_failed", "failed", "busy")}
+            assert answered == {"ok": 0, "fetch_failed": 0, "failed": 0, "busy": 1}
+            recorded = PeerStore(store).get("127.0.0.1:1")
+            assert (recorded.last_attempt, recorded.last_error) == (None, None)
+        finally:
+            store.close()
+
+
+def refusal_from(port):
+    """What the recon port says to a round started on it, until it hangs up."""
+    said = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return said
+            said += chunk

@@ -326,12 +326,17 @@ def test_bytes_of_another_hash_are_the_peers_error_and_record_nothing(db_url, st
     assert (honest.known_refused, honest.held, honest.added) == (0, 2, 1)
 
 
-def test_a_key_read_differently_is_recorded_under_the_peers_hash(db_url, stand_in):
-    # The peer keeps a packet CKS drops (an unknown non-critical tag), so its
-    # hash is not the one CKS stores the key under.
-    extra = key_of("nistp256").serialize() + Packet(60, b"peer-only").serialize()
+def read_differently(name):
+    """(the peer's hash, its bytes) of a key the peer holds with a packet CKS
+    drops (an unknown non-critical tag), so CKS stores it under another hash."""
+    extra = key_of(name).serialize() + Packet(60, b"peer-only").serialize()
     theirs = bytes.fromhex(raw_hash(extra))
-    assert theirs != hash_of("nistp256")
+    assert theirs != hash_of(name)
+    return theirs, extra
+
+
+def test_a_key_read_differently_is_recorded_under_the_peers_hash(db_url, stand_in):
+    theirs, extra = read_differently("nistp256")
     peer = stand_in({theirs: extra, **keys_named("rsa2048")})
     report = fetch(db_url, peer.port, [theirs, hash_of("rsa2048")])
     assert report.added == 2 and report.other_hash == 1 and report.refused == []
@@ -342,6 +347,22 @@ def test_a_key_read_differently_is_recorded_under_the_peers_hash(db_url, stand_i
         % hash_of("nistp256").hex().upper()
     again = fetch(db_url, peer.port, [theirs, hash_of("rsa2048")])
     assert (again.known_refused, again.held, again.requests) == (1, 1, 0)
+
+
+def test_a_deleted_key_is_asked_again_at_the_next_round(db_url, stand_in):
+    """Deleting a key forgets the hashes recorded for it, as lifting a
+    rejection does (until 2026-12-05 they stayed, and recon did not fetch the
+    key back for 30 days)."""
+    theirs, extra = read_differently("nistp256")
+    peer = stand_in({theirs: extra})
+    assert fetch(db_url, peer.port, [theirs]).other_hash == 1
+    assert list(recorded(db_url)) == [theirs.hex().upper()]
+    out = tool("cks_admin.py", ["--db", db_url, "delete", fpr("nistp256")])
+    assert out.returncode == 0, out.stderr
+    assert recorded(db_url) == {}
+    again = fetch(db_url, peer.port, [theirs])
+    assert (again.known_refused, again.requested, again.added) == (0, 1, 1)
+    assert list(stored(db_url)) == [fpr("nistp256")]
 
 
 def test_a_cut_answer_is_asked_again_for_the_rest(db_url, stand_in):

@@ -74,9 +74,14 @@ def add_rejection(cursor: Cursor, fingerprint: str, reason: str, source: str, no
 
 
 def remove_rejection(cursor: Cursor, fingerprint: str) -> None:
-    """Take a key off the rejected list, and forget the hashes recon refused
-    for it (sync/recon/fetch.py), so that the next round fetches it."""
+    """Take a key off the rejected list, and forget its refused hashes."""
     cursor.execute("DELETE FROM cks_rejected_keys WHERE fingerprint = ?", (fingerprint,))
+    forget_refused_hashes(cursor, fingerprint)
+
+
+def forget_refused_hashes(cursor: Cursor, fingerprint: str) -> None:
+    """Forget the hashes recon recorded for a key, refused or held under
+    another hash (sync/recon/fetch.py), so that the next round fetches it."""
     cursor.execute("DELETE FROM cks_recon_refused WHERE fingerprint = ?", (fingerprint,))
 
 

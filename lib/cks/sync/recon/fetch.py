@@ -44,8 +44,9 @@ days).  A hash the peer did not return is NOT recorded and not an error: the
 peer may have lost the key, or an answer was cut at its size limit; recon
 lists it again if it still matters.  Rows expire after `refused_ttl` (30
 days): then the hash is asked once more, so a raised limit takes effect
-without anyone clearing the table.  Lifting a rejection deletes the key's
-rows at once (store/rejections.py remove_rejection).
+without anyone clearing the table.  Lifting a rejection, or deleting the
+key, deletes the key's rows at once (store/rejections.py
+forget_refused_hashes).
 
 To know which hash an answer's key stands for, its packets are hashed as they
 came (SKS's hash: MD5 over the packets sorted by tag and body) and as CKS

@@ -174,8 +174,10 @@ class ReconService:
         """Refuse a peer's round, before a slot is taken, saying why: a round
         with it is under way (in any process: its fetch too), or every slot
         is taken.  Until 2026-12-05 the connection was closed without a
-        word, and the peer logged a failure."""
+        word, and the peer logged a failure.  Counted as a round the peer
+        started, busy (until 2026-12-05 it was not counted)."""
         log.info("recon round from %s refused: busy: %s", address, why)
+        self.on_round(RoundReport(peer.peer, busy=why), False)
         if not self._refusing.acquire(blocking=False):
             sock.close()  # (refusals enough under way: this one without a word)
             return
