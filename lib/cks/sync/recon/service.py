@@ -175,7 +175,7 @@ class ReconService:
         with it is under way (in any process: its fetch too), or every slot
         is taken.  Until 2026-12-05 the connection was closed without a
         word, and the peer logged a failure.  Counted as a round the peer
-        started, busy (until 2026-12-05 it was not counted)."""
+        started, busy (until 2026-12-06 it was not counted)."""
         log.info("recon round from %s refused: busy: %s", address, why)
         self.on_round(RoundReport(peer.peer, busy=why), False)
         if not self._refusing.acquire(blocking=False):
