@@ -3,9 +3,13 @@ recon peers by address, resolved ahead of the connections."""
 
 from __future__ import annotations
 
+import os
+
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from cks.sync.recon.rounds import Members
+from support.nodes import manage, reread_peers
+from support.server import Cksd
 
 
 class Resolver:
@@ -53,3 +57,20 @@ def test_members_are_found_without_a_lookup_and_new_peers_at_the_refresh(db_url)
         assert members.find("192.0.2.1") is None
     finally:
         store.close()
+
+
+def test_each_serving_process_answers_a_reload_with_its_peers_line(db_url, tmp_path):
+    """After SIGHUP (`systemctl reload cksd`) each serving process says who
+    may start rounds, changed or not: until 2026-12-06 the line came only
+    on a change, so a reload after a background refresh had read the list
+    already went unanswered (and a test that waited for it timed out)."""
+    settings = tmp_path / "two.conf"
+    settings.write_text("[server]\nprocesses = 2\n")
+    with Cksd(db_url, args=["--recon-port", "0"], config=str(settings)) as cksd:
+        assert manage(cksd, "add", "127.0.0.2:11371", "--type", "recon").returncode == 0
+        reread_peers(cksd)  # (one line in each: the list changed)
+        for _ in range(2):  # nothing changed: a line in each all the same
+            start = os.path.getsize(cksd.log.name)
+            reread_peers(cksd)
+            assert cksd.output(start).count(
+                "recon peers: 1 may start rounds, from 1 addresses") == 2

@@ -215,9 +215,9 @@ class Members:
         self.resolver = resolver
         self._by_address: Dict[IPAddress, Peer] = {}
 
-    def refresh(self) -> None:
+    def refresh(self, say: bool = False) -> None:
         """Read and resolve the peer list (StoreError when it cannot be read);
-        a line in the log when who may start a round changed."""
+        a line in the log when who may start a round changed, or if `say`."""
         by_address: Dict[IPAddress, Peer] = {}
         for peer in recon_peers(self.store):
             host = peer_host(peer.peer)
@@ -231,7 +231,7 @@ class Members:
             for ip in addresses:
                 by_address.setdefault(ip, peer)
         before, self._by_address = self._by_address, by_address
-        if _names(before) != _names(by_address):
+        if say or _names(before) != _names(by_address):
             log.info("recon peers: %d may start rounds, from %d addresses",
                      len(set(_names(by_address).values())), len(by_address))
 

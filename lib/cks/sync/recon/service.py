@@ -55,6 +55,7 @@ class ReconService:
         self._refusals_said = OncePerKey(REFUSED_LOG_SECONDS)
         self._refusals_reread = OncePerKey(UNKNOWN_REFRESH)
         self._members_refresh = Periodic("recon-members", MEMBERS_REFRESH, self.prepare)
+        self._say_members = False  # (set by a SIGHUP: the next refresh writes its line)
         self._sessions = threading.BoundedSemaphore(MAX_SESSIONS)
         self._refusing = threading.BoundedSemaphore(MAX_REFUSING)  # busy refusals sent at once
         # Each session thread accepts its own connections: handing them from one
@@ -122,16 +123,19 @@ class ReconService:
 
     def reread_peers(self) -> None:
         """Read who may start a round again at once (SIGHUP), in the thread
-        that does it every MEMBERS_REFRESH seconds."""
+        that does it every MEMBERS_REFRESH seconds, and say so in the log
+        even if nothing changed: a reload is answered in each process."""
         if self.listener is not None:
+            self._say_members = True
             self._members_refresh.run_now()
 
     def prepare(self) -> None:
         """Read who may start a round, and the tree's first levels (a
         serving process's first round was about 2 ms slower on PostgreSQL:
         its connection had not read the tree yet)."""
+        say, self._say_members = self._say_members, False
         try:
-            self.members.refresh()
+            self.members.refresh(say)
         except StoreError as exc:
             log.warning("recon peers not read again: %s", exc)
         try:
