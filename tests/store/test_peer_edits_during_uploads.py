@@ -1,6 +1,8 @@
 """An edit of the peer list and the uploads in flight wait for each other, on
 SQLite (its writes take turns) and PostgreSQL (the edit holds every key's
-lock): a key uploaded while a peer is added with a full send is owed to it.
+lock): a key uploaded while a peer is added with a full send is owed to it,
+and an upload while a peer is removed is stored (it failed on the backlog's
+foreign key).
 
 Each test holds one side's transaction open between two of its steps, the
 other side started meanwhile, as in the races found in 2026-12."""
@@ -81,6 +83,11 @@ def owed(store, peer):
             "ON s.id = b.peer_id WHERE s.peer = ?", (peer,)).fetchall()}
 
 
+def stored(store):
+    with store.read() as cursor:
+        return {r[0] for r in cursor.execute("SELECT fingerprint FROM cks_keys").fetchall()}
+
+
 def test_a_peer_added_during_an_upload_is_owed_its_key(store, monkeypatch):
     # the upload has read the peer list (no peer yet) and written its key
     queued = Paused(monkeypatch, store, "queue_sync")
@@ -107,3 +114,20 @@ def test_an_upload_during_the_add_of_a_peer_is_queued_for_it(store, monkeypatch)
     assert uploading.outcome_within().with_status(pipeline.ADDED)
     assert owed(store, PEER) == {fpr("rsa2048")}  # by the queue
 
+
+def test_a_peer_removed_during_an_upload_does_not_fail_it(store, monkeypatch):
+    peers = PeerStore(store)
+    peers.add(PEER, "hkp", 0, None, catch_up=False)
+    # the removal has deleted the peer's row, and not committed yet
+    deleted = Paused(monkeypatch, peers, "drop_delivered")
+    removing = Running(lambda: peers.remove(PEER))
+    assert deleted.reached.wait(30)
+    uploading = Running(lambda: upload(store))
+    ended_or_waiting(store, uploading)
+    deleted.resume()
+    assert removing.outcome_within() is None
+    report = uploading.outcome_within()
+    assert not isinstance(report, Exception), report
+    assert [o.fingerprint for o in report.with_status(pipeline.ADDED)] == [fpr("rsa2048")]
+    assert stored(store) == {fpr("rsa2048")}
+    assert peers.list() == []

@@ -98,7 +98,9 @@ class PeerStore:
         end before (and new ones wait for): it holds every key's lock.
         Otherwise an upload that read the list before an added peer was
         committed, and stored its key after the peer's full send read the
-        stored keys, owed that key to the peer by neither."""
+        stored keys, owed that key to the peer by neither; and one that
+        queued its key for a peer being removed failed on the backlog's
+        foreign key, its key not stored."""
         with self.store.write() as cursor:
             cursor.backend.lock_all_keys(cursor)
             yield cursor
@@ -182,7 +184,7 @@ class PeerStore:
 
     def remove(self, peer: str) -> None:
         found = self.get(peer)
-        with self.store.write() as cursor:
+        with self._editing() as cursor:
             cursor.execute("DELETE FROM cks_sync_backlog WHERE peer_id = ?", (found.id,))
             cursor.execute("DELETE FROM cks_other_servers WHERE id = ?", (found.id,))
             self.drop_delivered(cursor)
