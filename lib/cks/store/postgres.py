@@ -8,7 +8,8 @@ transaction first takes the lock of all keys, shared; one that would lock more
 than MAX_KEY_LOCKS keys (a bulk load's batch) takes it exclusively instead of
 theirs: thousands of locks would fill the server's lock table (sized by
 max_locks_per_transaction, 64 a connection by default), and sending them, a
-statement each, took a load of 100,000 keys 0.6-0.9 s.
+statement each, took a load of 100,000 keys 0.6-0.9 s.  An edit of the peer
+list takes it exclusively too (peers.py), so that no key write is in flight.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ class PostgresBackend(Backend):
         if not flush:
             cursor.defer("SET LOCAL synchronous_commit = off")
         if len(lock_keys) > MAX_KEY_LOCKS:
-            cursor.defer("SELECT pg_advisory_xact_lock(?)", (_ALL_KEYS_LOCK,))
+            self.lock_all_keys(cursor)
         elif lock_keys:
             # (the lock of all keys first, then the keys in the caller's sorted
             # order: every writer takes them in one order, so none deadlock)
@@ -282,6 +283,9 @@ class PostgresBackend(Backend):
             for fingerprint in lock_keys:
                 cursor.defer("SELECT pg_advisory_xact_lock(?)",
                              (advisory_lock_id(fingerprint),))
+
+    def lock_all_keys(self, cursor: Cursor) -> None:
+        cursor.defer("SELECT pg_advisory_xact_lock(?)", (_ALL_KEYS_LOCK,))
 
     def begin_snapshot(self, cursor: Cursor) -> None:
         cursor.defer("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # (with the first query)

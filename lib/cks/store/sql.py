@@ -39,6 +39,12 @@ class Backend:
         `value` until the transaction ends (where the write transaction does
         not hold the whole database already)."""
 
+    def lock_all_keys(self, cursor: "Cursor") -> None:
+        """In a write transaction, before its first statement: wait for the
+        writers of keys in flight (uploads) to end, and keep new ones waiting
+        until it ends (where the write transaction does not hold the whole
+        database already)."""
+
     def end_write(self, cursor: "Cursor", flush: bool = True) -> None:
         """The write transaction begin_write() began (or failed to begin) on
         this cursor's connection is over: committed or rolled back."""
