@@ -45,9 +45,9 @@ def _read_input(path: str, size: int = -1) -> bytes:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print each key in FILE like gpg --show-keys (or as JSON); exit 1 on any problem."""
-    max_length = _configured(pipeline_limits, args).max_key_bytes
+    limits = _configured(pipeline_limits, args)
     try:
-        keys, problems = read_key_file(args.file, max_length)
+        keys, problems = read_key_file(args.file, limits)
     except OSError as exc:
         raise UserError("cannot read %s: %s" % (args.file, exc.strerror)) from None
     for problem in problems:
