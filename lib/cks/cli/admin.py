@@ -375,12 +375,20 @@ def cmd_sign_notice(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def _without_line_end(line: str) -> str:
+    """`line` less its one line ending, "\n" or "\r\n" (a file saved on
+    Windows): a carriage return kept was hashed, and no browser sends it."""
+    if line.endswith("\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith("\n") else line
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     """A password hash for [admin] password_hash (the password from standard input)."""
     if sys.stdin is None:
         raise UserError("cannot read the password: standard input is closed")
     password = getpass.getpass("admin password: ") if sys.stdin.isatty() else \
-        sys.stdin.readline().rstrip("\n")
+        _without_line_end(sys.stdin.readline())
     if len(password) < 8:
         raise UserError("use a password of 8 characters or more")
     print("password_hash = %s" % hash_password(password))
