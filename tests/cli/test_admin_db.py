@@ -7,6 +7,7 @@ from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from support import fixture
+from support.nodes import fpr
 from support.procs import tool
 
 NAMES = ["rsa2048", "nistp256", "alice-t1", "v6-ed25519"]
@@ -123,3 +124,20 @@ def test_a_closed_standard_input_is_one_error_line(tmp_path):
         assert out.returncode == 2, out.stderr
         assert out.stderr.decode() == "cks_admin.py: error: %s\n" % expected
     assert not (tmp_path / "keys.db").exists()
+
+
+def test_reverify_says_of_each_key_named_that_is_not_stored_as_delete_does(db_url):
+    """It printed "0 served views changed", exit 0, for a key not stored."""
+    assert admin(db_url, "load", "-", input=fixture("rsa2048")).returncode == 0
+    absent = ["0" * 39 + "1", "0" * 39 + "2"]
+    alone, deleted = admin(db_url, "reverify", absent[0]), admin(db_url, "delete", absent[0])
+    assert alone.returncode == deleted.returncode == 1
+    assert alone.stdout == deleted.stdout == b""
+    assert alone.stderr == deleted.stderr == (
+        "cks_admin.py: error: no key %s is stored here\n" % absent[0]).encode()
+    mixed = admin(db_url, "reverify", fpr("rsa2048"), *absent)
+    assert mixed.returncode == 1
+    assert mixed.stdout == b"0 served views changed\n"
+    assert mixed.stderr.decode() == "".join(
+        "cks_admin.py: error: no key %s is stored here\n" % f for f in absent)
+    assert admin(db_url, "reverify", fpr("rsa2048")).returncode == 0

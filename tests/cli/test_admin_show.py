@@ -8,9 +8,10 @@ import sys
 import pytest
 
 from cks.openpgp.armor import encode, scan
-from cks.openpgp.packet import read_packet
+from cks.openpgp.packet import TAG_USER_ID, Packet, read_packet
 from support import ROOT, fixture
 from support.db import run_sql, with_schema
+from support.nodes import fpr
 from support.procs import tool
 
 
@@ -164,3 +165,31 @@ def test_a_file_that_cannot_seek_is_read(tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert stdout.decode().count("pub   ") == 2
+
+
+def test_keys_over_a_limit_are_refused_as_load_refuses_them(tmp_path):
+    """A key over a limit of the pipeline's (too many packets, too large a
+    packet) is left out, with load's line saying why, exit 1: until
+    2026-12-06 show listed it, exit 0, and a load refused it."""
+    many, large, good = (scan(fixture(name))[0][0].data
+                         for name in ("rsa2048", "nistp256", "ed25519"))
+    many += b"".join(Packet(TAG_USER_ID, b"uid %d" % n).serialize() for n in range(30))
+    large += Packet(TAG_USER_ID, b"x" * 6000).serialize()
+    path = tmp_path / "keys.gpg"
+    path.write_bytes(many + large + good)
+    config = tmp_path / "cks.conf"
+    config.write_text("[limits]\nmax_packets_per_key = 20\nmax_packet_bytes = 5000\n")
+    shown = tool("cks_admin.py", ["--config", str(config), "show", "--json", str(path)])
+    db = "sqlite:///%s" % (tmp_path / "cks.db")
+    loaded = tool("cks_admin.py", ["--config", str(config), "--db", db, "load", "--no-sync",
+                                   str(path)])
+    assert shown.returncode == loaded.returncode == 1
+    refusals = sorted(shown.stderr.decode().splitlines())
+    assert refusals == sorted(loaded.stderr.decode().splitlines())
+    assert refusals == sorted([
+        "%s: key %s refused: has 35 packets, over this server's limit of 20" % (path,
+                                                                                 fpr("rsa2048")),
+        "%s: key %s refused: has a packet of 6000 bytes, over this server's limit of 5000"
+        % (path, fpr("nistp256"))])
+    assert [key["fingerprint"] for key in json.loads(shown.stdout)] == [fpr("ed25519")]
+    assert run_sql(db, "SELECT fingerprint FROM cks_keys") == [(fpr("ed25519"),)]

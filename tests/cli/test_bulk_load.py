@@ -388,6 +388,27 @@ def test_one_load_at_a_time(db_url, tmp_path):
     assert admin(db_url, "load", "-", input=fixture("rsa2048")).returncode == 0
 
 
+@pytest.mark.parametrize("holder, second", [
+    ("cks.db", "alias.db"), ("alias.db", "cks.db"), ("cks.db", "{tmp}/alias.db"),
+    ("{tmp}/cks.db", "cks.db"), ("cks.db", "{tmp}/cks.db")])
+def test_one_load_at_a_time_however_the_path_is_spelled(tmp_path, monkeypatch, holder, second):
+    """The lock file is beside the database file itself: it was <path as
+    given>.load.lock, and a load through a symlink ran beside another."""
+    monkeypatch.chdir(tmp_path)
+    os.symlink("cks.db", "alias.db")
+    spelled = {name: "sqlite:///" + name.format(tmp=tmp_path) for name in (holder, second)}
+    store = open_store(spelled[holder])
+    try:
+        with store.exclusive(load.LOAD_LOCK) as locked:
+            assert locked
+            out = tool("cks_admin.py", ["--db", spelled[second], "load", "-"],
+                       input=fixture("rsa2048"), cwd=str(tmp_path))
+    finally:
+        store.close()
+    assert out.returncode == 75, out.stderr
+    assert run_sql(spelled[holder], "SELECT count(*) FROM cks_keys") == [(0,)]
+
+
 @pytest.mark.parametrize("option", ["--batch-size", "--jobs"])
 @pytest.mark.parametrize("size", ["0", "-5"])
 def test_a_batch_size_or_jobs_below_one_is_a_usage_error(db_url, tmp_path, option, size):

@@ -60,6 +60,20 @@ def test_password_hashes():
     assert not check_password("garbage", "secret words")
 
 
+@pytest.mark.parametrize("typed, password", [
+    (b"correct horse battery\r\n", PASSWORD), (b"correct horse battery\n", PASSWORD),
+    (b"correct horse battery", PASSWORD),
+    (b" correct horse battery \r\n", " correct horse battery "),
+    (b"correct horse battery\r\r\n", PASSWORD + "\r")])
+def test_passwd_hashes_the_line_without_its_one_ending(typed, password):
+    """A password file saved on Windows ends "\r\n": the carriage return
+    was kept in the hash, and no browser's login matched it."""
+    out = tool("cks_admin.py", ["passwd"], input=typed)
+    assert out.returncode == 0, out.stderr
+    stored = out.stdout.decode().strip()[len("password_hash = "):]
+    assert check_password(stored, password)
+
+
 def test_off_unless_configured(db_url):
     with Cksd(db_url) as plain:
         assert plain.request("GET", "/pks/admin", headers={"Authorization": auth()})[0] == 404

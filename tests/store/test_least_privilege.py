@@ -142,3 +142,20 @@ def test_after_the_owners_upgrade_the_runtime_role_loads(roles, tmp_path):
     loaded = tool("cks_admin.py", ["--db", roles.runtime_url, "load", str(tmp_path / "key.asc")])
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.decode().startswith("1 added")
+
+
+@pytest.mark.parametrize("program, args", [("cks_admin.py", ["stats"]),
+                                           ("cks_admin.py", ["load", "-"]),
+                                           ("cksd.py", ["--port", "0"])])
+def test_the_runtime_role_on_an_empty_database_is_told_the_owner_makes_the_tables(
+        roles, program, args):
+    """schema.sql failed in its own transaction, and the advisory unlock
+    after it, in that aborted transaction, replaced its error with "current
+    transaction is aborted"."""
+    roles.as_owner(roles.statements(1))
+    refused = tool(program, ["--db", roles.runtime_url] + args, input=b"", timeout=60)
+    assert refused.returncode == 1
+    assert refused.stderr.decode().endswith(
+        "error: database error: permission denied for schema public (the database's owner "
+        "makes the CKS tables first: cks_admin.py stats as that role)\n")
+    assert roles.admin("stats").returncode == 0  # (the schema lock is free)

@@ -5,6 +5,7 @@ store's timeout fails cleanly, having written nothing."""
 
 import fcntl
 import multiprocessing
+import os
 import threading
 
 import pytest
@@ -54,6 +55,22 @@ def test_a_write_holds_the_turn_until_it_commits_or_rolls_back(path):
             raise RuntimeError("a bug")
     assert not held(lock_path) and count(store) == 1
     store.close()
+
+
+def test_the_turn_is_one_for_every_spelling_of_the_path(tmp_path, monkeypatch):
+    """A write through a symlink, or a relative path, takes the turn beside
+    the database file itself (it took <path as given>.write.lock, and two
+    writers had their turns at once)."""
+    monkeypatch.chdir(tmp_path)
+    os.symlink("cks.db", "alias.db")
+    lock_path = str(tmp_path / "cks.db.write.lock")
+    for letter, spelling in zip("ABC", ("alias.db", str(tmp_path / "alias.db"), "cks.db")):
+        store = open_store("sqlite:///" + spelling)
+        with store.write() as cursor:
+            assert held(lock_path)
+            queue(cursor, letter * 40)
+        store.close()
+    assert not os.path.exists("alias.db.write.lock")
 
 
 def test_a_writer_waits_for_the_turn_and_sees_what_the_one_before_wrote(path):

@@ -27,8 +27,8 @@ from ..rejection import NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
 from ..store.rejections import get_notice, notices, rejected_keys
 from ..wording import counted
-from .common import (CommandParser, UserError, base_parser, minute, node_identity,
-                     pipeline_limits, settings_from)
+from .common import (CommandParser, UserError, base_parser, error_line, minute,
+                     node_identity, pipeline_limits, settings_from)
 from .show import format_key, read_key_file
 
 
@@ -45,9 +45,9 @@ def _read_input(path: str, size: int = -1) -> bytes:
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print each key in FILE like gpg --show-keys (or as JSON); exit 1 on any problem."""
-    max_length = _configured(pipeline_limits, args).max_key_bytes
+    limits = _configured(pipeline_limits, args)
     try:
-        keys, problems = read_key_file(args.file, max_length)
+        keys, problems = read_key_file(args.file, limits)
     except OSError as exc:
         raise UserError("cannot read %s: %s" % (args.file, exc.strerror)) from None
     for problem in problems:
@@ -188,11 +188,27 @@ def cmd_reverify(args: argparse.Namespace) -> int:
     limits = _configured(pipeline_limits, args)
 
     def action(store):
-        fingerprints = [_fingerprint_argument(f, store) for f in args.fingerprints] or None
-        changed = views.reverify(store, limits.serve, fingerprints)
-        print("%s changed" % counted(changed, "served view"))
-        return 0
+        named = [_fingerprint_argument(f, store) for f in args.fingerprints]
+        stored = _stored(store, named)
+        if stored or not named:
+            changed = views.reverify(store, limits.serve, stored or None)
+            print("%s changed" % counted(changed, "served view"))
+        for fingerprint in named:
+            if fingerprint not in stored:
+                error_line(_not_stored(fingerprint))
+        return 0 if len(stored) == len(named) else 1
     return _with_store(args, action)
+
+
+def _stored(store, fingerprints: List[str]) -> List[str]:
+    """The fingerprints of stored keys among `fingerprints`, in their order."""
+    with store.read() as cursor:
+        sizes = store.keydata_sizes(cursor, fingerprints)
+    return [fingerprint for fingerprint in fingerprints if fingerprint in sizes]
+
+
+def _not_stored(fingerprint: str) -> str:
+    return "no key %s is stored here" % fingerprint
 
 
 def _fingerprint_argument(text: str, store) -> str:
@@ -288,7 +304,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     def action(store):
         fingerprint = _fingerprint_argument(args.fingerprint, store)
         if not rejection.delete(store, fingerprint):
-            raise UserError("no key %s is stored here" % fingerprint, 1)
+            raise UserError(_not_stored(fingerprint), 1)
         _follow_signers(store, args)
         print("deleted %s (not rejected: it may come back)" % fingerprint)
         return 0
@@ -375,12 +391,20 @@ def cmd_sign_notice(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+def _without_line_end(line: str) -> str:
+    """`line` less its one line ending, "\n" or "\r\n" (a file saved on
+    Windows): a carriage return kept was hashed, and no browser sends it."""
+    if line.endswith("\r\n"):
+        return line[:-2]
+    return line[:-1] if line.endswith("\n") else line
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     """A password hash for [admin] password_hash (the password from standard input)."""
     if sys.stdin is None:
         raise UserError("cannot read the password: standard input is closed")
     password = getpass.getpass("admin password: ") if sys.stdin.isatty() else \
-        sys.stdin.readline().rstrip("\n")
+        _without_line_end(sys.stdin.readline())
     if len(password) < 8:
         raise UserError("use a password of 8 characters or more")
     print("password_hash = %s" % hash_password(password))

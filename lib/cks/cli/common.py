@@ -105,6 +105,11 @@ def minute(epoch: Optional[int]) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch)) if epoch else "-"
 
 
+def error_line(message: str) -> None:
+    """`message` on standard error as the tools say an error ("PROG: error: ...")."""
+    print("%s: error: %s" % (_prog(), message), file=sys.stderr)
+
+
 def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> int:
     """Run a tool's main, turning UserError into one line on stderr, and an
     output that cannot be written into one line too (a reader that went
@@ -118,7 +123,7 @@ def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> i
         sys.stdout.flush()
         return status
     except UserError as exc:
-        print("%s: error: %s" % (_prog(), exc), file=sys.stderr)
+        error_line(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

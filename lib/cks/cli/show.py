@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 from ..bulk.split import key_file, read_chunks
 from ..openpgp.info import KeyInfo
 from ..openpgp.keys import Key, merge_all, parse_keyring
+from ..pipeline import Limits, over_limits
 from ..wording import counted
 
 _USAGE = ((0x02, "S"), (0x01, "C"), (0x0C, "E"), (0x20, "A"))
@@ -59,19 +60,36 @@ def format_key(info: KeyInfo) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_key_file(path: str, max_length: int) -> Tuple[List[Key], List[str]]:
+def read_key_file(path: str, limits: Limits) -> Tuple[List[Key], List[str]]:
     """The keys of the key file `path` ('-': standard input), merged, and a
     line per problem.  It is cut into keys as `load` cuts it (bulk/split.py,
-    packets over `max_length` bytes unusable), so it shows what a load
-    stores: reading goes on after a spot whose framing breaks."""
+    packets over `max_key_bytes` unusable), and the keys a load would refuse
+    as over a limit are left out, so it shows what a load stores: reading
+    goes on after a spot whose framing breaks."""
     keys: List[Key] = []
     problems: List[str] = []
     with key_file(path) as handle:
-        for chunk in read_chunks(handle, max_length):
+        for chunk in read_chunks(handle, limits.max_key_bytes):
             if chunk.problem:
                 problems.append("%s: %s" % (chunk.place(path), chunk.problem))
                 continue
             read = parse_keyring(chunk.data)
             problems.extend("%s: %s" % (chunk.place(path), problem) for problem in read.problems)
             keys.extend(read.keys)
-    return merge_all(keys), problems
+    loadable, refusals = _within_limits(path, merge_all(keys), limits)
+    return loadable, problems + refusals
+
+
+def _within_limits(path: str, keys: List[Key], limits: Limits) -> Tuple[List[Key], List[str]]:
+    """The keys a load would not refuse as over a limit, and for each other
+    one the line a load writes ("FILE: key FPR refused: ...")."""
+    loadable: List[Key] = []
+    refusals: List[str] = []
+    for key in keys:
+        refusal = over_limits(key, limits)
+        if refusal:
+            refusals.append("%s: key %s refused: %s" % (path, key.fingerprint.hex().upper(),
+                                                         refusal))
+        else:
+            loadable.append(key)
+    return loadable, refusals

@@ -61,6 +61,7 @@ a live server would have cancelled it and said so by then."""
 _SCHEMA_LOCK = 7270117  # advisory lock held while the schema is created or migrated
 _ALL_KEYS_LOCK = 7270118  # shared by key writers, exclusive for a write of many keys
 MAX_KEY_LOCKS = 256
+_INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE of "permission denied for ..."
 
 
 def _numbered(sql: str) -> str:
@@ -187,6 +188,23 @@ def _cut(conn: _Connection) -> None:
 
 
 _WATCHDOG = Watchdog(CUT_MARGIN, _cut)
+
+
+def _run_schema_sql(cursor: Cursor) -> None:
+    """schema.sql (its own transaction), rolled back where it fails: the
+    advisory unlock after it would fail in the aborted transaction, and that
+    error ("current transaction is aborted") replace this one."""
+    try:
+        cursor.raw.execute(postgres_schema())
+    except psycopg2.Error as exc:
+        if cursor.raw.connection.get_transaction_status() == \
+                psycopg2.extensions.TRANSACTION_STATUS_INERROR:
+            cursor.raw.execute("ROLLBACK")
+        if exc.pgcode == _INSUFFICIENT_PRIVILEGE:
+            raise StoreError("database error: %s (the database's owner makes the CKS tables "
+                             "first: cks_admin.py stats as that role)"
+                             % exc.diag.message_primary) from None
+        raise
 
 
 class PostgresBackend(Backend):
@@ -368,7 +386,7 @@ class PostgresBackend(Backend):
         cursor.raw.execute("SELECT pg_advisory_lock(%d)" % _SCHEMA_LOCK)
         try:
             if not self.table_exists(cursor, "cks_schema_version"):
-                cursor.raw.execute(postgres_schema())
+                _run_schema_sql(cursor)
         finally:
             cursor.raw.execute("SELECT pg_advisory_unlock(%d)" % _SCHEMA_LOCK)
 

@@ -170,11 +170,17 @@ class SQLiteBackend(Backend):
         self.create = create
         self.statement_timeout = statement_timeout
         self._started: Dict[int, List[float]] = {}  # id(connection) -> [statement start]
-        self.turns = WriteTurns(self.path + ".write.lock", self.path)
+        self.turns = WriteTurns(self.lock_path("write"), self.path)
         self.autocheckpoint = CHECKPOINT_PAGES  # (this process's connections')
 
     def describe(self) -> str:
         return "sqlite:///" + self.path
+
+    def lock_path(self, name: str) -> str:
+        """<db>.<name>.lock beside the database file itself: one file for
+        every spelling of its path (a symlink, another relative path), so that
+        each lock keeps out the programs that spell it otherwise too."""
+        return "%s.%s.lock" % (os.path.realpath(self.path), name)
 
     @property
     def busy_timeout(self) -> float:
@@ -305,8 +311,8 @@ class SQLiteBackend(Backend):
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def try_lock(self, name: str) -> Optional[Any]:
-        """A lock file beside the database: <db>.<name>.lock (flock, freed on exit)."""
-        path = "%s.%s.lock" % (self.path, name)
+        """A lock file beside the database (lock_path; flock, freed on exit)."""
+        path = self.lock_path(name)
         try:
             handle = os.fdopen(open_lock_file(path, self.path), "rb")
         except OSError as exc:  # (no such directory, no permission)
