@@ -194,8 +194,8 @@ def test_other_addresses_take_no_slot_no_lookup_and_a_line_once(recon_port, capl
 class CountedMembers(Members):
     refreshes = 0
 
-    def refresh(self):
-        super().refresh()
+    def refresh(self, say=False):
+        super().refresh(say)
         self.refreshes += 1
 
 
