@@ -54,7 +54,7 @@ class Everyone:
         return SimpleNamespace(peer="%s:11371" % address, id=int(address.split(".")[-1]),
                                filters=None)
 
-    def refresh(self):
+    def refresh(self, say=False):
         pass
 
 
