@@ -652,29 +652,36 @@ def assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyrin
     ptree_ok(db_url)
 
 
-def load_stopped_after_first_batch(db_url, path, batch_size, monkeypatch):
-    """Load `path` in batches of `batch_size` and stop once the first batch
-    is committed (with where to go on), as a load killed then would."""
+def load_killed_at(db_url, paths, monkeypatch, method, calls, batch_size, queue=False):
+    """Load `paths` in batches of `batch_size` (queued for the peers: `queue`)
+    and stop when Loader's `method` is called once it ran `calls` times, as
+    a load killed then would."""
     class Killed(Exception):
         pass
 
-    write = load.Loader._write
-    written = []
+    run = getattr(load.Loader, method)
+    ran = []
 
-    def killed_after_first(self, *args):
-        if written:
+    def killed_after(self, *args):
+        if len(ran) == calls:
             raise Killed
-        write(self, *args)
-        written.append(True)
+        ran.append(True)
+        return run(self, *args)
     store = open_store(db_url, 2)
     try:
         with monkeypatch.context() as patched:
-            patched.setattr(load.Loader, "_write", killed_after_first)
+            patched.setattr(load.Loader, method, killed_after)
             with pytest.raises(Killed):
-                load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
-                            jobs=1, batch_size=batch_size).load([str(path)])
+                load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=queue),
+                            jobs=1, batch_size=batch_size).load([str(p) for p in paths])
     finally:
         store.close()
+
+
+def load_stopped_after_first_batch(db_url, path, batch_size, monkeypatch):
+    """Load `path` in batches of `batch_size` and stop once the first batch
+    is committed (with where to go on), as a load killed then would."""
+    load_killed_at(db_url, [path], monkeypatch, "_write", 1, batch_size)
 
 
 @pytest.mark.parametrize("spot", [b"\x00" * 4096, b"some text, not a key\n" * 8],
@@ -707,6 +714,44 @@ def test_a_load_stopped_after_a_corrupt_spot_says_it_when_it_ends(db_url, tmp_pa
     assert (uninterrupted.stdout, uninterrupted.stderr) == (out.stdout, out.stderr)
     assert content(db_url) == content(whole)
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+
+
+def armored_in_two_blocks(path):
+    """12 Debian keys armored 6 a block into `path`, with zero bytes after the
+    second (it is lost: a problem) and the last cut short (a problem): 6
+    chunks a block, so that read 3 a batch each block ends the second
+    batch it is in."""
+    keys = debian_keys(12)
+    keys[-1] = keys[-1][:len(keys[-1]) // 2]
+    path.write_text(armor.encode(b"".join(keys[:2]) + b"\x00" * 64 + b"".join(keys[2:6]))
+                    + armor.encode(b"".join(keys[6:])))
+
+
+@pytest.mark.parametrize("what, stop, batches", [
+    ("an armored file", "_write", 2),  # block 1 committed, block 2 not begun
+    ("an armored file", "_serve_unserved", 0),
+    ("a directory", "_serve_unserved", 0)])
+def test_a_resumed_armored_load_says_what_an_uninterrupted_one_says(db_url, tmp_path,
+                                                                    monkeypatch, what, stop,
+                                                                    batches):
+    """The keys and problems of an armor block read in a batch before the one
+    that reads its END line are recorded with that one, so the run that
+    completes a load stopped after it says the whole load's counts and
+    problems and exits 1; until 2026-12-06 they were never recorded (a
+    load resumed at the block's end reads them no more), and the Debian
+    keyring as one block said `1 added` and `0 problems`, status 0."""
+    keyring = tmp_path / "keys.asc"
+    if what == "a directory":
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "a.gpg").write_bytes(b"".join(debian_keys(16)[12:]))
+        armored_in_two_blocks(tmp_path / "in" / "b.asc")
+        keyring = tmp_path / "in"
+    else:
+        armored_in_two_blocks(keyring)
+    paths = sorted(keyring.iterdir()) if what == "a directory" else [keyring]
+    load_killed_at(db_url, paths, monkeypatch, stop, batches, 3, queue=True)
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "1")
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 
 
 @pytest.mark.parametrize("phase", PHASES)

@@ -138,6 +138,12 @@ class _Read:
     chunk: Chunk
 
 
+Place = Tuple[Optional[FileIdentity], Optional[int]]
+"""Where a key or a problem was read: its file (None: standard input, whose
+findings are not recorded) and the offset of its chunk (None: the whole
+file's problem)."""
+
+
 @dataclass
 class _Sent:
     """A batch of phase 1 sent to the workers (Loader._send)."""
@@ -145,9 +151,9 @@ class _Sent:
     tasks: List[Task]
     entries: List[Tuple[str, str, bytes]]  # (fingerprint, key ID, primary key body)
     path_of: Dict[str, str]
-    sources: List[Optional[FileIdentity]]  # of each task: the file whose tally it goes in
+    places: List[Place]  # of each task: where its first copy was read
     offsets: Dict[FileIdentity, int]
-    problems: List[Tuple[Optional[FileIdentity], str]]  # chunks that could not be read
+    problems: List[Tuple[Place, str]]  # chunks that could not be read
     results: Callable[[], List[Result]]
     keys: int
     read_to: int  # input bytes read, for the progress line
@@ -169,6 +175,7 @@ class Loader:
         self.summary = Summary()
         self.report = report
         self.tallies: Dict[FileIdentity, Tally] = {}  # what is recorded of each file
+        self.waiting: Dict[FileIdentity, Tally] = {}  # found, to record later (_Findings)
         self._line: Optional[ProgressLine] = None  # phase 1's, while shown
         self.stopping = StopFlag()  # (made before the workers are forked: they share it)
         self.run: Optional[Runner] = None
@@ -337,31 +344,30 @@ class Loader:
         tasks: Dict[str, Task] = {}
         entries: List[Tuple[str, str, bytes]] = []
         path_of: Dict[str, str] = {}
-        sources: List[Optional[FileIdentity]] = []
+        places: List[Place] = []
         offsets: Dict[FileIdentity, int] = {}
-        problems: List[Tuple[Optional[FileIdentity], str]] = []
+        problems: List[Tuple[Place, str]] = []
         for item in batch:
             chunk = item.chunk
             if item.identity is not None:
                 offsets[item.identity] = chunk.resume_at
-            # (what a resumed load reads again, it finds again: not recorded)
-            source = None if chunk.read_again else item.identity
+            place = item.identity, chunk.offset
             if chunk.problem:
-                problems.append((source, "%s: %s" % (chunk.place(item.path), chunk.problem)))
+                problems.append((place, "%s: %s" % (chunk.place(item.path), chunk.problem)))
                 self._problem(problems[-1][1])
                 continue
             fingerprint, keyid, body = _primary(chunk.data)
             task = tasks.get(fingerprint) if fingerprint else None
             if task is None:
                 task = tasks.setdefault(fingerprint or "#%d" % len(tasks), Task(fingerprint))
-                sources.append(source)
+                places.append(place)
                 if fingerprint:
                     entries.append((fingerprint, keyid, body))
                     path_of[fingerprint] = item.path
             task.chunks.append(chunk.data)
             task.labels.append(chunk.place(item.path))
         todo = list(tasks.values())
-        return _Sent(todo, entries, path_of, sources, offsets, problems,
+        return _Sent(todo, entries, path_of, places, offsets, problems,
                      self._start_derive(todo, primaries_of(entries)), len(batch), read_to)
 
     def _finish(self, sent: _Sent, progress: Optional[ProgressLine]) -> None:
@@ -385,9 +391,9 @@ class Loader:
     def _write(self, tasks: List[Task], results: List[Result], sent: _Sent) -> None:
         now = int(time.time())
         outcomes: List[pipeline.Outcome] = []
-        found: Dict[Optional[FileIdentity], Tally] = collections.defaultdict(Tally)
-        for source, problem in sent.problems:
-            found[source].problems.append(problem)
+        found = _Findings(sent.offsets)
+        for place, problem in sent.problems:
+            found.at(place).problems.append(problem)
         problems: List[str] = []  # found by the workers, and the keys refused
         storing = [r.fingerprint for r in results if r.stores]
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
@@ -396,7 +402,7 @@ class Loader:
             moved = self._signers_moved(cursor, [
                 r for r in results if r.writes and current.get(r.fingerprint) == r.stored_hash])
             rejected = self.store.rejection_reasons(cursor, storing)
-            for task, result, source in zip(tasks, results, sent.sources):
+            for task, result, place in zip(tasks, results, sent.places):
                 if result.outcome is not None:
                     outcome = result.outcome
                 elif result.fingerprint in rejected:
@@ -407,20 +413,23 @@ class Loader:
                     outcome = None
                 lines = result.problems + ([_refusal(sent.path_of, outcome)] if outcome and
                                            outcome.status == pipeline.REFUSED else [])
-                found[source].problems.extend(lines)
+                found.at(place).problems.extend(lines)
                 problems.extend(lines)
                 if outcome is not None:
                     outcomes.append(outcome)
-                    found[source].counts[outcome_name(outcome)] += 1
+                    found.at(place).counts[outcome_name(outcome)] += 1
             if new_keys:  # what an interrupted load's phase 2 served is not settled with these
                 forget_served(cursor)
             self.store.save_network_views(cursor, new_keys, self.source.tag, now)
             save(cursor, sent.offsets, now)
-            found.pop(None, None)
-            for identity, tally in found.items():
+            recorded = found.recorded(self.waiting)
+            for identity, tally in recorded.items():
                 record(cursor, identity, self.tallies[identity], tally)
-        for identity, tally in found.items():
+        for identity, tally in recorded.items():
             self.tallies[identity].add(tally)
+            self.waiting.pop(identity, None)
+        for identity, tally in found.waiting.items():
+            self.waiting.setdefault(identity, Tally()).add(tally)
         for outcome in outcomes:
             self.summary.count(outcome_name(outcome))
         for problem in problems:
@@ -537,6 +546,40 @@ class Loader:
         if stale:
             changed += views.reverify(self.store, self.limits.serve, sorted(stale))
         return changed + (self._rederive(moved) if moved else 0)
+
+
+class _Findings:
+    """What a batch of phase 1 found in each file, in two parts: what lies
+    before the offset the batch records for the file (`settled`), recorded
+    with the batch, and what lies at or after it (`waiting`), which a load
+    that goes on from there reads again: the keys of an armor block whose
+    end a later batch reads.  Those wait, in memory, for the batch that
+    records the block's end, which records them with its own findings."""
+
+    def __init__(self, offsets: Dict[FileIdentity, int]) -> None:
+        self.offsets = offsets
+        self.settled: Dict[FileIdentity, Tally] = collections.defaultdict(Tally)
+        self.waiting: Dict[FileIdentity, Tally] = collections.defaultdict(Tally)
+        self.unrecorded = Tally()  # standard input's
+
+    def at(self, place: Place) -> Tally:
+        """The tally what was found at `place` goes in."""
+        identity, offset = place
+        if identity is None:
+            return self.unrecorded
+        if offset is not None and offset >= self.offsets[identity]:
+            return self.waiting[identity]
+        return self.settled[identity]
+
+    def recorded(self, waited: Dict[FileIdentity, Tally]) -> Dict[FileIdentity, Tally]:
+        """What to record of each file: what `waited` from the batches before,
+        then what this batch settled."""
+        out = {}
+        for identity, tally in self.settled.items():
+            out[identity] = Tally()
+            out[identity].add(waited.get(identity, Tally()))
+            out[identity].add(tally)
+        return out
 
 
 @contextlib.contextmanager
