@@ -790,6 +790,21 @@ def assert_ended_at_once_by_sigint(process):
     assert b"Traceback" not in stderr, stderr.decode()
 
 
+@contextlib.contextmanager
+def load_half_way(db_url, tmp_path, phase, jobs="2"):
+    """A load of 150 Debian keys in batches of 3 (own_process_group), half-way
+    through `phase`: (its process, its command, the keyring)."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", jobs)
+    with own_process_group(command) as process:
+        wait_until_in(phase, db_url, keyring, 150)
+        yield process, command, keyring
+
+
+GOES_ON = "run the same command again: it goes on after the last committed batch"
+
+
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("to_all, jobs", [(True, "2"), (False, "2"), (True, "1")],
                          ids=["process group", "loading process", "no workers"])
@@ -798,11 +813,7 @@ def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to
     it to the loading process and its workers alike, or to the loading
     process alone: status 130 at once, no traceback from any of them; run
     again, the load goes on."""
-    keyring = tmp_path / "keys.gpg"
-    keyring.write_bytes(b"".join(debian_keys(150)))
-    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", jobs)
-    with own_process_group(command) as process:
-        wait_until_in(phase, db_url, keyring, 150)
+    with load_half_way(db_url, tmp_path, phase, jobs) as (process, command, keyring):
         if to_all:
             os.killpg(process.pid, signal.SIGINT)
         else:
@@ -847,22 +858,80 @@ def test_the_run_that_completes_a_load_says_every_problem(db_url, tmp_path, phas
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 
 
+def workers_of(process):
+    """The process IDs of a load's worker processes."""
+    out = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def running(pid):
+    """Whether the process `pid` runs (it is not gone, nor a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def assert_end_soon(pids):
+    """The processes `pids` end within 10 s."""
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in pids):
+        assert time.monotonic() < deadline, [pid for pid in pids if running(pid)]
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_worker_that_dies_ends_the_load_and_it_resumes(db_url, tmp_path, phase):
+    """A worker killed (the out-of-memory killer, kill -9): the load ends at
+    once with one line and status 1, and run again it goes on (until
+    2026-12-06 it waited for the lost worker's results for ever)."""
+    with load_half_way(db_url, tmp_path, phase) as (process, command, keyring):
+        os.kill(workers_of(process)[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 1, stderr
+    assert stderr.decode().splitlines() == [
+        "cks_admin.py: error: a worker process of the load died (out of memory? killed?); "
+        + GOES_ON]
+    assert_interrupted_in(phase, db_url, keyring, 150)
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_the_workers_end_with_a_killed_load_and_leave_no_trace(db_url, tmp_path, phase):
+    """The loading process killed (kill -9): its workers end within moments,
+    quietly (until 2026-12-06 each printed a BrokenPipeError traceback, and
+    a worker forked after the load took its lock could wait for a task,
+    holding the lock, for ever: every later load was refused)."""
+    with load_half_way(db_url, tmp_path, phase) as (process, command, keyring):
+        workers = workers_of(process)
+        process.send_signal(signal.SIGKILL)
+        _, stderr = process.communicate(timeout=20)  # (the workers' standard error too)
+        assert len(workers) == 2
+        assert_end_soon(workers)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
+
+
 INTERRUPTED_AT = {
-    # The worker pool has noted a batch and has not queued its groups yet
-    # (a KeyboardInterrupt there left the pool waiting for them for ever).
-    "a batch given to the pool": """
-from multiprocessing import pool
+    # Groups just given to the workers, not sent yet (a KeyboardInterrupt
+    # where multiprocessing.Pool, used until 2026-12-06, had noted a batch
+    # and not queued its groups left it waiting for them for ever).
+    "a batch given to the workers": """
+sys.path.insert(0, %r)
+from cks.bulk import workers
 
-noted = pool.MapResult.__init__
+give = workers.Workers.give
 
 
-def noted_then_interrupted(self, *args, **kwargs):
-    noted(self, *args, **kwargs)
+def given_then_interrupted(self, *args):
+    given = give(self, *args)
     interrupt()
+    return given
 
 
-pool.MapResult.__init__ = noted_then_interrupted
-""",
+workers.Workers.give = given_then_interrupted
+""" % os.path.join(ROOT, "lib"),
     # The connection pool's lock just taken, its `with` block not begun (a
     # KeyboardInterrupt there left it taken: the next connection waited for
     # ever); the fifth time.

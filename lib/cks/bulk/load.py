@@ -45,7 +45,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
-import multiprocessing
 import time
 from dataclasses import dataclass, field
 from typing import (Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence,
@@ -65,6 +64,7 @@ from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, prima
                      start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, key_file, read_chunks
+from .workers import Job, Workers
 
 BATCH_SIZE = 4000
 BATCH_BYTES = 8 << 20
@@ -89,10 +89,10 @@ class LoadRunning(Exception):
     """Another load holds this database's load lock."""
 
 
-Waiter = Callable[[], List[List[Result]]]
-Runner = Callable[[List[Group]], Tuple[Waiter, List[float]]]
+Waiter = Callable[[], Tuple[List[List[Result]], float]]
+Runner = Callable[[List[Group]], Waiter]
 """Sends groups to the workers; returns a function that waits for their
-results, and a list that gets the time they were all done."""
+results and gives them with the time the workers were done."""
 
 
 def outcome_name(outcome: pipeline.Outcome) -> str:
@@ -263,34 +263,27 @@ class Loader:
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
-        """Workers are forked before this process opens the database."""
+        """Workers are forked before this process opens the database and takes
+        the load lock (one forked after would hold it as long as it lives).
+        One that dies is not replaced: the load ends (WorkerDied)."""
         if self.jobs == 1:
             start_worker(self.db_url, self.limits, self.stopping)
 
-            def run_here(groups: List[Group]) -> Tuple[Waiter, List[float]]:
+            def run_here(groups: List[Group]) -> Waiter:
                 results = [derive_group(g) for g in groups]
-                return (lambda: results), [time.monotonic()]
+                finished = time.monotonic()
+                return lambda: (results, finished)
             yield run_here
             return
-        pool = multiprocessing.get_context("fork").Pool(
-            self.jobs, start_pool_worker, (self.db_url, self.limits, self.stopping))
-
-        def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
-            done: List[float] = []
-            running = pool.map_async(derive_group, groups, 1,
-                                     callback=lambda _: done.append(time.monotonic()))
-            return running.get, done
+        workers: Workers[List[Result]] = Workers(
+            self.jobs, derive_group, start_pool_worker, (self.db_url, self.limits, self.stopping))
         try:
-            yield run_in_pool
+            yield lambda groups: _waiter([workers.give(group) for group in groups])
         except BaseException:  # the load failed or stops: the workers leave what they have
             self.stopping.set()
             raise
         finally:
-            # (Not Pool.terminate: it stops reading results before it stops the
-            # workers, and one still sending a result larger than a pipe holds
-            # keeps the results' lock, which terminate then waits for for ever.)
-            pool.close()
-            pool.join()
+            workers.close()
 
     def _batches(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
                  ) -> Iterator[Tuple[List[_Read], int]]:
@@ -326,14 +319,14 @@ class Loader:
         size = max(1, -(-len(tasks) // (self.jobs * GROUPS_PER_WORKER)))
         groups = [Group(tasks[i:i + size], primaries) for i in range(0, len(tasks), size)]
         sent = time.monotonic()
-        wait, done = self.run(groups)
+        wait = self.run(groups)
 
         def results() -> List[Result]:
-            out = [r for rs in wait() for r in rs]
+            derived, finished = wait()
             started = max(sent, self._workers_free)
-            self._workers_free = done[0] if done else time.monotonic()
+            self._workers_free = finished
             self.summary.derive_seconds += max(0.0, self._workers_free - started)
-            return out
+            return [r for rs in derived for r in rs]
         return results
 
     def _derive(self, tasks: List[Task], primaries) -> List[Result]:
@@ -580,6 +573,14 @@ class _Findings:
             out[identity].add(waited.get(identity, Tally()))
             out[identity].add(tally)
         return out
+
+
+def _waiter(given: List[Job[List[Result]]]) -> Waiter:
+    """What waits for the results of the jobs `given` to the workers."""
+    def wait() -> Tuple[List[List[Result]], float]:
+        results = [job.result() for job in given]
+        return results, max((job.finished for job in given), default=time.monotonic())
+    return wait
 
 
 @contextlib.contextmanager

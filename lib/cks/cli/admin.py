@@ -19,6 +19,7 @@ from ..bulk.derive import Stopped
 from ..bulk.dump import DumpRunning, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..bulk.split import standard_input
+from ..bulk.workers import WorkerDied
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError
@@ -128,6 +129,9 @@ def _not_a_file(path: str) -> str:
     return "not a regular file (a pipe, a socket, a device)"
 
 
+GOES_ON = "run the same command again: it goes on after the last committed batch"
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     """Bulk load (the operator's keys; queued for the peers unless --no-sync):
     streaming, in batches, resumable (lib/cks/bulk/load.py)."""
@@ -145,6 +149,8 @@ def cmd_load(args: argparse.Namespace) -> int:
                 return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
+        except WorkerDied as exc:
+            raise UserError("%s; %s" % (exc, GOES_ON), 1) from None
         except OSError as exc:  # (a file that went away, or became unreadable, since _files)
             if exc.filename is None:
                 raise  # (not a file's: a fork that failed, say)
