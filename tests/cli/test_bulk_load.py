@@ -808,17 +808,28 @@ GOES_ON = "run the same command again: it goes on after the last committed batch
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("to_all, jobs", [(True, "2"), (False, "2"), (True, "1")],
                          ids=["process group", "loading process", "no workers"])
-def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all, jobs):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase,
+                                                                to_all, jobs, signum):
     """SIGINT to the load's process group, as Ctrl-C on its terminal sends
     it to the loading process and its workers alike, or to the loading
     process alone: status 130 at once, no traceback from any of them; run
-    again, the load goes on."""
+    again, the load goes on.  SIGTERM likewise (systemd and timeout send it
+    to the process group, which ends the workers), with one line and status
+    143 (until 2026-12-06 it ended the load at once, and its workers printed
+    tracebacks)."""
     with load_half_way(db_url, tmp_path, phase, jobs) as (process, command, keyring):
         if to_all:
-            os.killpg(process.pid, signal.SIGINT)
+            os.killpg(process.pid, signum)
         else:
-            process.send_signal(signal.SIGINT)
-        assert_ended_at_once_by_sigint(process)
+            process.send_signal(signum)
+        if signum == signal.SIGINT:
+            assert_ended_at_once_by_sigint(process)
+        else:
+            _, stderr = process.communicate(timeout=20)
+            assert process.returncode == 143, stderr
+            assert stderr.decode().splitlines() == [
+                "cks_admin.py: error: stopped by SIGTERM; " + GOES_ON]
     assert_interrupted_in(phase, db_url, keyring, 150)
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 

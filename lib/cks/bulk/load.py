@@ -64,7 +64,7 @@ from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, prima
                      start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, key_file, read_chunks
-from .workers import Job, Workers
+from .workers import Job, WorkerDied, Workers
 
 BATCH_SIZE = 4000
 BATCH_BYTES = 8 << 20
@@ -279,8 +279,11 @@ class Loader:
             self.jobs, derive_group, start_pool_worker, (self.db_url, self.limits, self.stopping))
         try:
             yield lambda groups: _waiter([workers.give(group) for group in groups])
-        except BaseException:  # the load failed or stops: the workers leave what they have
+        except BaseException as exc:  # the load failed or stops: the workers leave what they have
+            stopping = self.stopping.is_set()
             self.stopping.set()
+            if isinstance(exc, WorkerDied) and stopping:
+                raise Stopped("the load stops") from None  # (SIGTERM to the process group)
             raise
         finally:
             workers.close()

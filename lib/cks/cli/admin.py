@@ -144,8 +144,9 @@ def cmd_load(args: argparse.Namespace) -> int:
                         args.jobs or os.cpu_count() or 1, args.batch_size,
                         progress=sys.stderr.isatty(),
                         report=lambda line: print(line, file=sys.stderr))
+        stopped_by: List[int] = []
         try:
-            with _sigint_stops(loader):
+            with _signals_stop(loader, stopped_by):
                 return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
@@ -157,6 +158,9 @@ def cmd_load(args: argparse.Namespace) -> int:
             raise UserError("cannot read %s: %s (run the load again: it goes on where it "
                             "stopped)" % (exc.filename, exc.strerror or exc), 1) from None
         except Stopped:
+            if signal.SIGTERM in stopped_by:
+                raise UserError("stopped by SIGTERM; " + GOES_ON, 128 + signal.SIGTERM
+                                ) from None
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
     summary = _with_store(args, action, must_exist=False)
@@ -173,20 +177,27 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _sigint_stops(loader: Loader) -> Iterator[None]:
-    """For the block, SIGINT (Ctrl-C) has the load stop soon (Loader.stop),
+def _signals_stop(loader: Loader, received: List[int]) -> Iterator[None]:
+    """For the block, SIGINT (Ctrl-C) and SIGTERM (kill, timeout, systemd)
+    have the load stop soon (Loader.stop), each noted in `received`,
     instead of raising KeyboardInterrupt wherever it finds the load: one
     raised with a lock just taken (the worker pool's, the connection
     pool's) left it taken, and the clean-up after it waited for that lock
-    for ever.  A SIGINT ignored from the start (a background job) stays
-    ignored."""
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, lambda _signum, _frame: loader.stop())
+    for ever; SIGTERM ended the load at once, and its workers printed
+    tracebacks.  A signal ignored from the start (SIGINT, in a background
+    job) stays ignored."""
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        loader.stop()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def cmd_reverify(args: argparse.Namespace) -> int:
