@@ -12,7 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Callable, Iterator, List
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
@@ -406,9 +406,6 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps)."""
-    if args.keys_per_file < 1:
-        raise UserError("--keys-per-file must be 1 or more")
-
     def action(store):
         try:
             count, files, removed = dump(store, args.directory, args.keys_per_file)
@@ -479,12 +476,22 @@ def cmd_ptree(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
-    return value
+MOST_JOBS = 1024
+MOST_BATCH_SIZE = 1_000_000  # (a batch also ends at load.BATCH_BYTES)
+MOST_KEYS_PER_FILE = 1_000_000_000
+
+
+def positive_int(most: int) -> Callable[[str], int]:
+    """argparse type: a whole number from 1 to `most` (a number past what
+    the database's integers hold failed only once some keys were written)."""
+    def number(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
+        if value > most:
+            raise argparse.ArgumentTypeError("must be %d or less, not %d" % (most, value))
+        return value
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,15 +507,18 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="FILE|DIR")
     load.add_argument("--no-sync", action="store_true",
                       help="do not queue the keys for the peers (e.g. a dump from a peer)")
-    load.add_argument("--jobs", type=positive_int, metavar="N",
+    load.add_argument("--jobs", type=positive_int(MOST_JOBS), metavar="N",
                       help="worker processes that parse keys and verify signatures "
-                           "(default: one per core)")
-    load.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="N",
-                      help="keys per transaction (default: %(default)s)")
+                           "(default: one per core; at most %d)" % MOST_JOBS)
+    load.add_argument("--batch-size", type=positive_int(MOST_BATCH_SIZE), default=BATCH_SIZE,
+                      metavar="N", help="keys per transaction (default: %%(default)s; at "
+                                        "most %d)" % MOST_BATCH_SIZE)
     load.set_defaults(handler=cmd_load)
     dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
     dump.add_argument("directory", metavar="DIR")
-    dump.add_argument("--keys-per-file", type=int, default=10000, metavar="N")
+    dump.add_argument("--keys-per-file", type=positive_int(MOST_KEYS_PER_FILE), default=10000,
+                      metavar="N", help="keys per file (default: %%(default)s; at most %d)"
+                                        % MOST_KEYS_PER_FILE)
     dump.set_defaults(handler=cmd_dump)
     delete = commands.add_parser("delete", help="delete a key (it may come back)")
     delete.add_argument("fingerprint", metavar="FPR")
