@@ -425,6 +425,30 @@ def test_a_batch_size_or_jobs_below_one_is_a_usage_error(db_url, tmp_path, optio
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
 
 
+MOST = {"--batch-size": 1000000, "--jobs": 1024, "--keys-per-file": 1000000000}
+
+
+@pytest.mark.parametrize("command, option, value", [
+    ("load", "--batch-size", "99999999999999999999"), ("load", "--batch-size", "1000001"),
+    ("load", "--jobs", "1025"), ("dump", "--keys-per-file", "99999999999999999999"),
+    ("dump", "--keys-per-file", "0")])
+def test_a_count_out_of_its_range_is_a_usage_error(db_url, tmp_path, command, option, value):
+    """Refused before anything is read or written: a batch size past the
+    database's integers stored the first batch and then failed with a
+    traceback (until 2026-12-06; SQLite: OverflowError, PostgreSQL: bigint
+    out of range)."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(5)))
+    out = admin(db_url, command, option, value,
+                str(keyring if command == "load" else tmp_path / "dump"))
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines()[-1] == \
+        "cks_admin.py %s: error: argument %s: must be %s, not %s" % (
+            command, option, "1 or more" if value == "0" else "%d or less" % MOST[option], value)
+    assert out.stdout == b"" and not os.path.exists(tmp_path / "dump")
+    assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
+
+
 def greedy_batches(sizes, limit):
     """How many items each batch takes when a batch ends once its items
     reach `limit` bytes."""
@@ -673,29 +697,36 @@ def assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyrin
     ptree_ok(db_url)
 
 
-def load_stopped_after_first_batch(db_url, path, batch_size, monkeypatch):
-    """Load `path` in batches of `batch_size` and stop once the first batch
-    is committed (with where to go on), as a load killed then would."""
+def load_killed_at(db_url, paths, monkeypatch, method, calls, batch_size, queue=False):
+    """Load `paths` in batches of `batch_size` (queued for the peers: `queue`)
+    and stop when Loader's `method` is called once it ran `calls` times, as
+    a load killed then would."""
     class Killed(Exception):
         pass
 
-    write = load.Loader._write
-    written = []
+    run = getattr(load.Loader, method)
+    ran = []
 
-    def killed_after_first(self, *args):
-        if written:
+    def killed_after(self, *args):
+        if len(ran) == calls:
             raise Killed
-        write(self, *args)
-        written.append(True)
+        ran.append(True)
+        return run(self, *args)
     store = open_store(db_url, 2)
     try:
         with monkeypatch.context() as patched:
-            patched.setattr(load.Loader, "_write", killed_after_first)
+            patched.setattr(load.Loader, method, killed_after)
             with pytest.raises(Killed):
-                load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
-                            jobs=1, batch_size=batch_size).load([str(path)])
+                load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=queue),
+                            jobs=1, batch_size=batch_size).load([str(p) for p in paths])
     finally:
         store.close()
+
+
+def load_stopped_after_first_batch(db_url, path, batch_size, monkeypatch):
+    """Load `path` in batches of `batch_size` and stop once the first batch
+    is committed (with where to go on), as a load killed then would."""
+    load_killed_at(db_url, [path], monkeypatch, "_write", 1, batch_size)
 
 
 @pytest.mark.parametrize("spot", [b"\x00" * 4096, b"some text, not a key\n" * 8],
@@ -728,6 +759,44 @@ def test_a_load_stopped_after_a_corrupt_spot_says_it_when_it_ends(db_url, tmp_pa
     assert (uninterrupted.stdout, uninterrupted.stderr) == (out.stdout, out.stderr)
     assert content(db_url) == content(whole)
     assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+
+
+def armored_in_two_blocks(path):
+    """12 Debian keys armored 6 a block into `path`, with zero bytes after the
+    second (it is lost: a problem) and the last cut short (a problem): 6
+    chunks a block, so that read 3 a batch each block ends the second
+    batch it is in."""
+    keys = debian_keys(12)
+    keys[-1] = keys[-1][:len(keys[-1]) // 2]
+    path.write_text(armor.encode(b"".join(keys[:2]) + b"\x00" * 64 + b"".join(keys[2:6]))
+                    + armor.encode(b"".join(keys[6:])))
+
+
+@pytest.mark.parametrize("what, stop, batches", [
+    ("an armored file", "_write", 2),  # block 1 committed, block 2 not begun
+    ("an armored file", "_serve_unserved", 0),
+    ("a directory", "_serve_unserved", 0)])
+def test_a_resumed_armored_load_says_what_an_uninterrupted_one_says(db_url, tmp_path,
+                                                                    monkeypatch, what, stop,
+                                                                    batches):
+    """The keys and problems of an armor block read in a batch before the one
+    that reads its END line are recorded with that one, so the run that
+    completes a load stopped after it says the whole load's counts and
+    problems and exits 1; until 2026-12-06 they were never recorded (a
+    load resumed at the block's end reads them no more), and the Debian
+    keyring as one block said `1 added` and `0 problems`, status 0."""
+    keyring = tmp_path / "keys.asc"
+    if what == "a directory":
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "a.gpg").write_bytes(b"".join(debian_keys(16)[12:]))
+        armored_in_two_blocks(tmp_path / "in" / "b.asc")
+        keyring = tmp_path / "in"
+    else:
+        armored_in_two_blocks(keyring)
+    paths = sorted(keyring.iterdir()) if what == "a directory" else [keyring]
+    load_killed_at(db_url, paths, monkeypatch, stop, batches, 3, queue=True)
+    command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "1")
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -766,24 +835,46 @@ def assert_ended_at_once_by_sigint(process):
     assert b"Traceback" not in stderr, stderr.decode()
 
 
-@pytest.mark.parametrize("phase", PHASES)
-@pytest.mark.parametrize("to_all, jobs", [(True, "2"), (False, "2"), (True, "1")],
-                         ids=["process group", "loading process", "no workers"])
-def test_sigint_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase, to_all, jobs):
-    """SIGINT to the load's process group, as Ctrl-C on its terminal sends
-    it to the loading process and its workers alike, or to the loading
-    process alone: status 130 at once, no traceback from any of them; run
-    again, the load goes on."""
+@contextlib.contextmanager
+def load_half_way(db_url, tmp_path, phase, jobs="2"):
+    """A load of 150 Debian keys in batches of 3 (own_process_group), half-way
+    through `phase`: (its process, its command, the keyring)."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(150)))
     command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", jobs)
     with own_process_group(command) as process:
         wait_until_in(phase, db_url, keyring, 150)
+        yield process, command, keyring
+
+
+GOES_ON = "run the same command again: it goes on after the last committed batch"
+
+
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("to_all, jobs", [(True, "2"), (False, "2"), (True, "1")],
+                         ids=["process group", "loading process", "no workers"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_ends_the_load_at_once_and_it_resumes(db_url, tmp_path, phase,
+                                                                to_all, jobs, signum):
+    """SIGINT to the load's process group, as Ctrl-C on its terminal sends
+    it to the loading process and its workers alike, or to the loading
+    process alone: status 130 at once, no traceback from any of them; run
+    again, the load goes on.  SIGTERM likewise (systemd and timeout send it
+    to the process group, which ends the workers), with one line and status
+    143 (until 2026-12-06 it ended the load at once, and its workers printed
+    tracebacks)."""
+    with load_half_way(db_url, tmp_path, phase, jobs) as (process, command, keyring):
         if to_all:
-            os.killpg(process.pid, signal.SIGINT)
+            os.killpg(process.pid, signum)
         else:
-            process.send_signal(signal.SIGINT)
-        assert_ended_at_once_by_sigint(process)
+            process.send_signal(signum)
+        if signum == signal.SIGINT:
+            assert_ended_at_once_by_sigint(process)
+        else:
+            _, stderr = process.communicate(timeout=20)
+            assert process.returncode == 143, stderr
+            assert stderr.decode().splitlines() == [
+                "cks_admin.py: error: stopped by SIGTERM; " + GOES_ON]
     assert_interrupted_in(phase, db_url, keyring, 150)
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 
@@ -823,22 +914,80 @@ def test_the_run_that_completes_a_load_says_every_problem(db_url, tmp_path, phas
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 
 
+def workers_of(process):
+    """The process IDs of a load's worker processes."""
+    out = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True, text=True)
+    return [int(pid) for pid in out.stdout.split()]
+
+
+def running(pid):
+    """Whether the process `pid` runs (it is not gone, nor a zombie)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def assert_end_soon(pids):
+    """The processes `pids` end within 10 s."""
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in pids):
+        assert time.monotonic() < deadline, [pid for pid in pids if running(pid)]
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_a_worker_that_dies_ends_the_load_and_it_resumes(db_url, tmp_path, phase):
+    """A worker killed (the out-of-memory killer, kill -9): the load ends at
+    once with one line and status 1, and run again it goes on (until
+    2026-12-06 it waited for the lost worker's results for ever)."""
+    with load_half_way(db_url, tmp_path, phase) as (process, command, keyring):
+        os.kill(workers_of(process)[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 1, stderr
+    assert stderr.decode().splitlines() == [
+        "cks_admin.py: error: a worker process of the load died (out of memory? killed?); "
+        + GOES_ON]
+    assert_interrupted_in(phase, db_url, keyring, 150)
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
+
+
+@pytest.mark.parametrize("phase", PHASES)
+def test_the_workers_end_with_a_killed_load_and_leave_no_trace(db_url, tmp_path, phase):
+    """The loading process killed (kill -9): its workers end within moments,
+    quietly (until 2026-12-06 each printed a BrokenPipeError traceback, and
+    a worker forked after the load took its lock could wait for a task,
+    holding the lock, for ever: every later load was refused)."""
+    with load_half_way(db_url, tmp_path, phase) as (process, command, keyring):
+        workers = workers_of(process)
+        process.send_signal(signal.SIGKILL)
+        _, stderr = process.communicate(timeout=20)  # (the workers' standard error too)
+        assert len(workers) == 2
+        assert_end_soon(workers)
+    assert b"Traceback" not in stderr, stderr.decode()
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
+
+
 INTERRUPTED_AT = {
-    # The worker pool has noted a batch and has not queued its groups yet
-    # (a KeyboardInterrupt there left the pool waiting for them for ever).
-    "a batch given to the pool": """
-from multiprocessing import pool
+    # Groups just given to the workers, not sent yet (a KeyboardInterrupt
+    # where multiprocessing.Pool, used until 2026-12-06, had noted a batch
+    # and not queued its groups left it waiting for them for ever).
+    "a batch given to the workers": """
+sys.path.insert(0, %r)
+from cks.bulk import workers
 
-noted = pool.MapResult.__init__
+give = workers.Workers.give
 
 
-def noted_then_interrupted(self, *args, **kwargs):
-    noted(self, *args, **kwargs)
+def given_then_interrupted(self, *args):
+    given = give(self, *args)
     interrupt()
+    return given
 
 
-pool.MapResult.__init__ = noted_then_interrupted
-""",
+workers.Workers.give = given_then_interrupted
+""" % os.path.join(ROOT, "lib"),
     # The connection pool's lock just taken, its `with` block not begun (a
     # KeyboardInterrupt there left it taken: the next connection waited for
     # ever); the fifth time.

@@ -221,13 +221,15 @@ def start_worker(db_url: str, limits: pipeline.Limits,
 
 
 def start_pool_worker(db_url: str, limits: pipeline.Limits, stop: StopFlag) -> None:
-    """start_worker for a worker process, which ignores SIGINT: Ctrl-C on a
-    terminal reaches the whole process group, and the loading process alone
-    decides what comes of it (Loader.stop).  A worker interrupted would print
-    a traceback, and one interrupted while it waited for a task would leave
-    the pool's queue lock taken, which the pool's end would wait for for
-    ever."""
+    """start_worker for a worker process (workers.py), which ignores SIGINT:
+    Ctrl-C on a terminal reaches the whole process group, and the loading
+    process alone decides what comes of it (Loader.stop); a worker
+    interrupted would print a traceback.  SIGTERM ends it at once, as by
+    default, not as the handler of the loading process it inherits would
+    (systemd and timeout send it to every process of the load: the loading
+    process stops as for SIGINT)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     start_worker(db_url, limits, stop)
 
 

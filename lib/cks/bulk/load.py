@@ -45,7 +45,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
-import multiprocessing
 import time
 from dataclasses import dataclass, field
 from typing import (Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence,
@@ -65,6 +64,7 @@ from .derive import (Group, Result, StopFlag, Stopped, Task, derive_group, prima
                      start_pool_worker, start_worker)
 from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, key_file, read_chunks
+from .workers import Job, WorkerDied, Workers
 
 BATCH_SIZE = 4000
 BATCH_BYTES = 8 << 20
@@ -89,10 +89,10 @@ class LoadRunning(Exception):
     """Another load holds this database's load lock."""
 
 
-Waiter = Callable[[], List[List[Result]]]
-Runner = Callable[[List[Group]], Tuple[Waiter, List[float]]]
+Waiter = Callable[[], Tuple[List[List[Result]], float]]
+Runner = Callable[[List[Group]], Waiter]
 """Sends groups to the workers; returns a function that waits for their
-results, and a list that gets the time they were all done."""
+results and gives them with the time the workers were done."""
 
 
 def outcome_name(outcome: pipeline.Outcome) -> str:
@@ -138,6 +138,12 @@ class _Read:
     chunk: Chunk
 
 
+Place = Tuple[Optional[FileIdentity], Optional[int]]
+"""Where a key or a problem was read: its file (None: standard input, whose
+findings are not recorded) and the offset of its chunk (None: the whole
+file's problem)."""
+
+
 @dataclass
 class _Sent:
     """A batch of phase 1 sent to the workers (Loader._send)."""
@@ -145,9 +151,9 @@ class _Sent:
     tasks: List[Task]
     entries: List[Tuple[str, str, bytes]]  # (fingerprint, key ID, primary key body)
     path_of: Dict[str, str]
-    sources: List[Optional[FileIdentity]]  # of each task: the file whose tally it goes in
+    places: List[Place]  # of each task: where its first copy was read
     offsets: Dict[FileIdentity, int]
-    problems: List[Tuple[Optional[FileIdentity], str]]  # chunks that could not be read
+    problems: List[Tuple[Place, str]]  # chunks that could not be read
     results: Callable[[], List[Result]]
     keys: int
     read_to: int  # input bytes read, for the progress line
@@ -169,6 +175,7 @@ class Loader:
         self.summary = Summary()
         self.report = report
         self.tallies: Dict[FileIdentity, Tally] = {}  # what is recorded of each file
+        self.waiting: Dict[FileIdentity, Tally] = {}  # found, to record later (_Findings)
         self._line: Optional[ProgressLine] = None  # phase 1's, while shown
         self.stopping = StopFlag()  # (made before the workers are forked: they share it)
         self.run: Optional[Runner] = None
@@ -256,34 +263,30 @@ class Loader:
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
-        """Workers are forked before this process opens the database."""
+        """Workers are forked before this process opens the database and takes
+        the load lock (one forked after would hold it as long as it lives).
+        One that dies is not replaced: the load ends (WorkerDied)."""
         if self.jobs == 1:
             start_worker(self.db_url, self.limits, self.stopping)
 
-            def run_here(groups: List[Group]) -> Tuple[Waiter, List[float]]:
+            def run_here(groups: List[Group]) -> Waiter:
                 results = [derive_group(g) for g in groups]
-                return (lambda: results), [time.monotonic()]
+                finished = time.monotonic()
+                return lambda: (results, finished)
             yield run_here
             return
-        pool = multiprocessing.get_context("fork").Pool(
-            self.jobs, start_pool_worker, (self.db_url, self.limits, self.stopping))
-
-        def run_in_pool(groups: List[Group]) -> Tuple[Waiter, List[float]]:
-            done: List[float] = []
-            running = pool.map_async(derive_group, groups, 1,
-                                     callback=lambda _: done.append(time.monotonic()))
-            return running.get, done
+        workers: Workers[List[Result]] = Workers(
+            self.jobs, derive_group, start_pool_worker, (self.db_url, self.limits, self.stopping))
         try:
-            yield run_in_pool
-        except BaseException:  # the load failed or stops: the workers leave what they have
+            yield lambda groups: _waiter([workers.give(group) for group in groups])
+        except BaseException as exc:  # the load failed or stops: the workers leave what they have
+            stopping = self.stopping.is_set()
             self.stopping.set()
+            if isinstance(exc, WorkerDied) and stopping:
+                raise Stopped("the load stops") from None  # (SIGTERM to the process group)
             raise
         finally:
-            # (Not Pool.terminate: it stops reading results before it stops the
-            # workers, and one still sending a result larger than a pipe holds
-            # keeps the results' lock, which terminate then waits for for ever.)
-            pool.close()
-            pool.join()
+            workers.close()
 
     def _batches(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
                  ) -> Iterator[Tuple[List[_Read], int]]:
@@ -319,14 +322,14 @@ class Loader:
         size = max(1, -(-len(tasks) // (self.jobs * GROUPS_PER_WORKER)))
         groups = [Group(tasks[i:i + size], primaries) for i in range(0, len(tasks), size)]
         sent = time.monotonic()
-        wait, done = self.run(groups)
+        wait = self.run(groups)
 
         def results() -> List[Result]:
-            out = [r for rs in wait() for r in rs]
+            derived, finished = wait()
             started = max(sent, self._workers_free)
-            self._workers_free = done[0] if done else time.monotonic()
+            self._workers_free = finished
             self.summary.derive_seconds += max(0.0, self._workers_free - started)
-            return out
+            return [r for rs in derived for r in rs]
         return results
 
     def _derive(self, tasks: List[Task], primaries) -> List[Result]:
@@ -337,31 +340,30 @@ class Loader:
         tasks: Dict[str, Task] = {}
         entries: List[Tuple[str, str, bytes]] = []
         path_of: Dict[str, str] = {}
-        sources: List[Optional[FileIdentity]] = []
+        places: List[Place] = []
         offsets: Dict[FileIdentity, int] = {}
-        problems: List[Tuple[Optional[FileIdentity], str]] = []
+        problems: List[Tuple[Place, str]] = []
         for item in batch:
             chunk = item.chunk
             if item.identity is not None:
                 offsets[item.identity] = chunk.resume_at
-            # (what a resumed load reads again, it finds again: not recorded)
-            source = None if chunk.read_again else item.identity
+            place = item.identity, chunk.offset
             if chunk.problem:
-                problems.append((source, "%s: %s" % (chunk.place(item.path), chunk.problem)))
+                problems.append((place, "%s: %s" % (chunk.place(item.path), chunk.problem)))
                 self._problem(problems[-1][1])
                 continue
             fingerprint, keyid, body = _primary(chunk.data)
             task = tasks.get(fingerprint) if fingerprint else None
             if task is None:
                 task = tasks.setdefault(fingerprint or "#%d" % len(tasks), Task(fingerprint))
-                sources.append(source)
+                places.append(place)
                 if fingerprint:
                     entries.append((fingerprint, keyid, body))
                     path_of[fingerprint] = item.path
             task.chunks.append(chunk.data)
             task.labels.append(chunk.place(item.path))
         todo = list(tasks.values())
-        return _Sent(todo, entries, path_of, sources, offsets, problems,
+        return _Sent(todo, entries, path_of, places, offsets, problems,
                      self._start_derive(todo, primaries_of(entries)), len(batch), read_to)
 
     def _finish(self, sent: _Sent, progress: Optional[ProgressLine]) -> None:
@@ -385,9 +387,9 @@ class Loader:
     def _write(self, tasks: List[Task], results: List[Result], sent: _Sent) -> None:
         now = int(time.time())
         outcomes: List[pipeline.Outcome] = []
-        found: Dict[Optional[FileIdentity], Tally] = collections.defaultdict(Tally)
-        for source, problem in sent.problems:
-            found[source].problems.append(problem)
+        found = _Findings(sent.offsets)
+        for place, problem in sent.problems:
+            found.at(place).problems.append(problem)
         problems: List[str] = []  # found by the workers, and the keys refused
         storing = [r.fingerprint for r in results if r.stores]
         new_keys: List[NetworkView] = []  # written last, together (save_network_views)
@@ -396,7 +398,7 @@ class Loader:
             moved = self._signers_moved(cursor, [
                 r for r in results if r.writes and current.get(r.fingerprint) == r.stored_hash])
             rejected = self.store.rejection_reasons(cursor, storing)
-            for task, result, source in zip(tasks, results, sent.sources):
+            for task, result, place in zip(tasks, results, sent.places):
                 if result.outcome is not None:
                     outcome = result.outcome
                 elif result.fingerprint in rejected:
@@ -407,20 +409,23 @@ class Loader:
                     outcome = None
                 lines = result.problems + ([_refusal(sent.path_of, outcome)] if outcome and
                                            outcome.status == pipeline.REFUSED else [])
-                found[source].problems.extend(lines)
+                found.at(place).problems.extend(lines)
                 problems.extend(lines)
                 if outcome is not None:
                     outcomes.append(outcome)
-                    found[source].counts[outcome_name(outcome)] += 1
+                    found.at(place).counts[outcome_name(outcome)] += 1
             if new_keys:  # what an interrupted load's phase 2 served is not settled with these
                 forget_served(cursor)
             self.store.save_network_views(cursor, new_keys, self.source.tag, now)
             save(cursor, sent.offsets, now)
-            found.pop(None, None)
-            for identity, tally in found.items():
+            recorded = found.recorded(self.waiting)
+            for identity, tally in recorded.items():
                 record(cursor, identity, self.tallies[identity], tally)
-        for identity, tally in found.items():
+        for identity, tally in recorded.items():
             self.tallies[identity].add(tally)
+            self.waiting.pop(identity, None)
+        for identity, tally in found.waiting.items():
+            self.waiting.setdefault(identity, Tally()).add(tally)
         for outcome in outcomes:
             self.summary.count(outcome_name(outcome))
         for problem in problems:
@@ -537,6 +542,48 @@ class Loader:
         if stale:
             changed += views.reverify(self.store, self.limits.serve, sorted(stale))
         return changed + (self._rederive(moved) if moved else 0)
+
+
+class _Findings:
+    """What a batch of phase 1 found in each file, in two parts: what lies
+    before the offset the batch records for the file (`settled`), recorded
+    with the batch, and what lies at or after it (`waiting`), which a load
+    that goes on from there reads again: the keys of an armor block whose
+    end a later batch reads.  Those wait, in memory, for the batch that
+    records the block's end, which records them with its own findings."""
+
+    def __init__(self, offsets: Dict[FileIdentity, int]) -> None:
+        self.offsets = offsets
+        self.settled: Dict[FileIdentity, Tally] = collections.defaultdict(Tally)
+        self.waiting: Dict[FileIdentity, Tally] = collections.defaultdict(Tally)
+        self.unrecorded = Tally()  # standard input's
+
+    def at(self, place: Place) -> Tally:
+        """The tally what was found at `place` goes in."""
+        identity, offset = place
+        if identity is None:
+            return self.unrecorded
+        if offset is not None and offset >= self.offsets[identity]:
+            return self.waiting[identity]
+        return self.settled[identity]
+
+    def recorded(self, waited: Dict[FileIdentity, Tally]) -> Dict[FileIdentity, Tally]:
+        """What to record of each file: what `waited` from the batches before,
+        then what this batch settled."""
+        out = {}
+        for identity, tally in self.settled.items():
+            out[identity] = Tally()
+            out[identity].add(waited.get(identity, Tally()))
+            out[identity].add(tally)
+        return out
+
+
+def _waiter(given: List[Job[List[Result]]]) -> Waiter:
+    """What waits for the results of the jobs `given` to the workers."""
+    def wait() -> Tuple[List[List[Result]], float]:
+        results = [job.result() for job in given]
+        return results, max((job.finished for job in given), default=time.monotonic())
+    return wait
 
 
 @contextlib.contextmanager

@@ -57,12 +57,6 @@ class Chunk:
     resume_at: int
     problem: str = ""
 
-    @property
-    def read_again(self) -> bool:
-        """Does a load that goes on from `resume_at` read this chunk again (a
-        key of an armor block but its last)?"""
-        return self.offset is not None and self.resume_at <= self.offset
-
     def place(self, path: str) -> str:
         """Where in the file `path` it was read, as problem lines name it."""
         return path if self.offset is None else "%s: offset %d" % (path, self.offset)

@@ -12,13 +12,14 @@ import shlex
 import signal
 import subprocess
 import sys
-from typing import Iterator, List
+from typing import Callable, Iterator, List
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
 from ..bulk.dump import DumpRunning, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..bulk.split import standard_input
+from ..bulk.workers import WorkerDied
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError
@@ -128,6 +129,9 @@ def _not_a_file(path: str) -> str:
     return "not a regular file (a pipe, a socket, a device)"
 
 
+GOES_ON = "run the same command again: it goes on after the last committed batch"
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     """Bulk load (the operator's keys; queued for the peers unless --no-sync):
     streaming, in batches, resumable (lib/cks/bulk/load.py)."""
@@ -140,17 +144,23 @@ def cmd_load(args: argparse.Namespace) -> int:
                         args.jobs or os.cpu_count() or 1, args.batch_size,
                         progress=sys.stderr.isatty(),
                         report=lambda line: print(line, file=sys.stderr))
+        stopped_by: List[int] = []
         try:
-            with _sigint_stops(loader):
+            with _signals_stop(loader, stopped_by):
                 return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
+        except WorkerDied as exc:
+            raise UserError("%s; %s" % (exc, GOES_ON), 1) from None
         except OSError as exc:  # (a file that went away, or became unreadable, since _files)
             if exc.filename is None:
                 raise  # (not a file's: a fork that failed, say)
             raise UserError("cannot read %s: %s (run the load again: it goes on where it "
                             "stopped)" % (exc.filename, exc.strerror or exc), 1) from None
         except Stopped:
+            if signal.SIGTERM in stopped_by:
+                raise UserError("stopped by SIGTERM; " + GOES_ON, 128 + signal.SIGTERM
+                                ) from None
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
     summary = _with_store(args, action, must_exist=False)
@@ -167,20 +177,27 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _sigint_stops(loader: Loader) -> Iterator[None]:
-    """For the block, SIGINT (Ctrl-C) has the load stop soon (Loader.stop),
+def _signals_stop(loader: Loader, received: List[int]) -> Iterator[None]:
+    """For the block, SIGINT (Ctrl-C) and SIGTERM (kill, timeout, systemd)
+    have the load stop soon (Loader.stop), each noted in `received`,
     instead of raising KeyboardInterrupt wherever it finds the load: one
     raised with a lock just taken (the worker pool's, the connection
     pool's) left it taken, and the clean-up after it waited for that lock
-    for ever.  A SIGINT ignored from the start (a background job) stays
-    ignored."""
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, lambda _signum, _frame: loader.stop())
+    for ever; SIGTERM ended the load at once, and its workers printed
+    tracebacks.  A signal ignored from the start (SIGINT, in a background
+    job) stays ignored."""
+    def stop(signum: int, _frame: object) -> None:
+        received.append(signum)
+        loader.stop()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler is not signal.SIG_IGN:
+            signal.signal(signum, stop)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def cmd_reverify(args: argparse.Namespace) -> int:
@@ -413,9 +430,6 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps)."""
-    if args.keys_per_file < 1:
-        raise UserError("--keys-per-file must be 1 or more")
-
     def action(store):
         try:
             count, files, removed = dump(store, args.directory, args.keys_per_file)
@@ -486,12 +500,22 @@ def cmd_ptree(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of 1 or more."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
-    return value
+MOST_JOBS = 1024
+MOST_BATCH_SIZE = 1_000_000  # (a batch also ends at load.BATCH_BYTES)
+MOST_KEYS_PER_FILE = 1_000_000_000
+
+
+def positive_int(most: int) -> Callable[[str], int]:
+    """argparse type: a whole number from 1 to `most` (a number past what
+    the database's integers hold failed only once some keys were written)."""
+    def number(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
+        if value > most:
+            raise argparse.ArgumentTypeError("must be %d or less, not %d" % (most, value))
+        return value
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -507,15 +531,18 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="FILE|DIR")
     load.add_argument("--no-sync", action="store_true",
                       help="do not queue the keys for the peers (e.g. a dump from a peer)")
-    load.add_argument("--jobs", type=positive_int, metavar="N",
+    load.add_argument("--jobs", type=positive_int(MOST_JOBS), metavar="N",
                       help="worker processes that parse keys and verify signatures "
-                           "(default: one per core)")
-    load.add_argument("--batch-size", type=positive_int, default=BATCH_SIZE, metavar="N",
-                      help="keys per transaction (default: %(default)s)")
+                           "(default: one per core; at most %d)" % MOST_JOBS)
+    load.add_argument("--batch-size", type=positive_int(MOST_BATCH_SIZE), default=BATCH_SIZE,
+                      metavar="N", help="keys per transaction (default: %%(default)s; at "
+                                        "most %d)" % MOST_BATCH_SIZE)
     load.set_defaults(handler=cmd_load)
     dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
     dump.add_argument("directory", metavar="DIR")
-    dump.add_argument("--keys-per-file", type=int, default=10000, metavar="N")
+    dump.add_argument("--keys-per-file", type=positive_int(MOST_KEYS_PER_FILE), default=10000,
+                      metavar="N", help="keys per file (default: %%(default)s; at most %d)"
+                                        % MOST_KEYS_PER_FILE)
     dump.set_defaults(handler=cmd_dump)
     delete = commands.add_parser("delete", help="delete a key (it may come back)")
     delete.add_argument("fingerprint", metavar="FPR")
