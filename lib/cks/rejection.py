@@ -130,6 +130,8 @@ def sign(store: Store, serial: str, armored_signature: str,
         raise RejectionError("no rejection key configured: set [rejection] key = FINGERPRINT")
     signature = parse_signature(armored_signature)
     with store.write() as cursor:
+        # (an edit of the peer list waits for it, and it for one: store/peers.py _editing)
+        cursor.backend.lock_all_keys(cursor)
         notice = db.get_notice(cursor, serial)
         if notice is None or notice.origin != "local":
             raise RejectionError("no notice of ours with serial %s" % serial)

@@ -2,17 +2,21 @@
 SQLite (its writes take turns) and PostgreSQL (the edit holds every key's
 lock): a key uploaded while a peer is added with a full send is owed to it,
 and an upload while a peer is removed is stored (it failed on the backlog's
-foreign key).
+foreign key).  So do an edit and the signing of a rejection notice, which
+owes the notice to every HKP peer.
 
 Each test holds one side's transaction open between two of its steps, the
 other side started meanwhile, as in the races found in 2026-12."""
 
+import os
 import threading
 import time
 
-from cks import pipeline
+from cks import pipeline, rejection
+from cks.store import rejections
 from cks.store.peers import PeerStore
 from support import fixture
+from support.gpg import GnuPG
 from support.nodes import fpr
 
 PEER = "peer.example:11371"
@@ -131,3 +135,61 @@ def test_a_peer_removed_during_an_upload_does_not_fail_it(store, monkeypatch):
     assert [o.fingerprint for o in report.with_status(pipeline.ADDED)] == [fpr("rsa2048")]
     assert stored(store) == {fpr("rsa2048")}
     assert peers.list() == []
+
+
+def signed_notice(store, home):
+    """A rejection notice of ours and its signature by the operator's key
+    (the fixture key "revoker", stored here), with the node's identity."""
+    identity = rejection.NodeIdentity("node-a.example", fpr("revoker"))
+    upload(store, "revoker")
+    notice, _ = rejection.reject(store, fpr("nistp256"), "spam", identity)
+    with GnuPG() as operator:
+        operator.run(["--import"], input=fixture("secret/revoker"))
+        path = os.path.join(home, "notice.txt")
+        with open(path, "w") as handle:
+            handle.write(notice.body)
+        operator.run(["--armor", "--detach-sign", "--local-user", identity.key, path])
+    with open(path + ".asc") as handle:
+        return notice.serial, handle.read(), identity
+
+
+def owed_notices(store, peer):
+    with store.read() as cursor:
+        return {r[0] for r in cursor.execute(
+            "SELECT b.serial FROM cks_notice_backlog b JOIN cks_other_servers s "
+            "ON s.id = b.peer_id WHERE s.peer = ?", (peer,)).fetchall()}
+
+
+def test_a_peer_added_while_a_notice_is_signed_is_owed_the_notice(store, monkeypatch,
+                                                                  tmp_path):
+    """The signing read the peers (none) and the add the signed notices
+    (none yet): until 2026-12-06 neither owed the notice to the peer."""
+    serial, signature, identity = signed_notice(store, str(tmp_path))
+    queued = Paused(monkeypatch, rejections, "queue_notice")
+    signing = Running(lambda: rejection.sign(store, serial, signature, identity))
+    assert queued.reached.wait(30)
+    adding = Running(lambda: PeerStore(store).add(PEER, "hkp", 0, None, catch_up=False))
+    ended_or_waiting(store, adding)
+    queued.resume()
+    assert not isinstance(signing.outcome_within(), Exception), signing.outcome
+    assert not isinstance(adding.outcome_within(), Exception), adding.outcome
+    assert owed_notices(store, PEER) == {serial}
+
+
+def test_a_notice_signed_while_a_peer_is_removed_is_signed(store, monkeypatch, tmp_path):
+    """Until 2026-12-06 the signing failed on the notices' backlog's foreign
+    key (PostgreSQL)."""
+    serial, signature, identity = signed_notice(store, str(tmp_path))
+    peers = PeerStore(store)
+    peers.add(PEER, "hkp", 0, None, catch_up=False)
+    deleted = Paused(monkeypatch, peers, "drop_delivered")
+    removing = Running(lambda: peers.remove(PEER))
+    assert deleted.reached.wait(30)
+    signing = Running(lambda: rejection.sign(store, serial, signature, identity))
+    ended_or_waiting(store, signing)
+    deleted.resume()
+    assert removing.outcome_within() is None
+    assert not isinstance(signing.outcome_within(), Exception), signing.outcome
+    assert peers.list() == []
+    with store.read() as cursor:
+        assert rejections.get_notice(cursor, serial).status == rejection.ISSUED
