@@ -136,8 +136,7 @@ def run(main: Callable[[List[str]], int], argv: Optional[List[str]] = None) -> i
         if exc.filename is not None or exc.errno not in OUTPUT_ERRORS:
             raise  # (a file's, or not a write's: a fork that failed, say)
         _discard_output()
-        print("%s: error: cannot write standard output: %s" % (_prog(), exc.strerror or exc),
-              file=sys.stderr)
+        error_line("cannot write standard output: %s" % (exc.strerror or exc))
         return 1
 
 
