@@ -24,7 +24,7 @@ from cks.openpgp.keys import read_keys, sks_hash
 from support import fixture, write_keyring
 from support.db import run_sql
 from support.hockeypuck import HockeypuckNode, hockeypuck_binary
-from support.nodes import manage, sync
+from support.nodes import manage, reread_peers, sync
 from support.procs import tool
 from support.server import Cksd
 
@@ -59,10 +59,13 @@ def load(cksd, tmp_path, keys):
 
 
 def add_peer(cksd, hockeypuck, filters):
+    """The peer added, and cksd told (a peer added without a reload has its
+    first rounds refused, which Hockeypuck logs as failed gossip)."""
     peer = "%s:%d" % (hockeypuck.address, hockeypuck.hkp_port)
     added = manage(cksd, "add", peer, "--type", "recon", "--recon-port",
                    str(hockeypuck.recon_port), "--filters", filters)
     assert added.returncode == 0, added.stderr
+    reread_peers(cksd)
     return peer
 
 
