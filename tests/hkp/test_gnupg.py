@@ -4,7 +4,9 @@
 
 import pytest
 
+from cks.openpgp.armor import encode
 from support import EXPECTED, fixture
+from support.forge import self_signed_key
 from support.gpg import GnuPG, parse_colons
 from support.server import Cksd
 
@@ -61,6 +63,18 @@ def test_search_by_name_and_by_email(server, gpg):
         # gpg --with-colons passes the server's escaped lines through
         assert "uid:J%C3%BCrgen M%C3%BCller <juergen@example.org>" in \
             [line.rsplit(":", 3)[0] for line in lines if line.startswith("uid:")]
+
+
+def test_search_lists_a_latin1_user_id_as_the_key_it_imports_has_it(server, gpg):
+    """Until 2026-12-06 the index listed U+FFFD for each byte of a user ID
+    that is not UTF-8, and GnuPG showed that, not the user ID it imported."""
+    raw = b"Latin J\xfcrgen M\xfcller <latin1raw@example.org>"
+    fingerprint, key = self_signed_key(b"\x12" * 32, [raw])
+    assert server.add(encode(key))[0] == 200
+    listed = gpg.run(["--with-colons", "--search-keys", "latin1raw@example.org"]).stdout
+    assert b"uid:Latin J%FCrgen M%FCller <latin1raw@example.org>:" in listed
+    gpg.run(["--recv-keys", fingerprint])
+    assert raw in gpg.run(["--with-colons", "--list-keys", fingerprint]).stdout
 
 
 def test_search_that_also_matches_a_v6_key_works_in_gnupg_22(server, gpg):

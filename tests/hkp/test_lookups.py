@@ -7,16 +7,21 @@ import urllib.parse
 
 import pytest
 
-from cks.openpgp.armor import scan
+from cks.openpgp.armor import encode, scan
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from support import EXPECTED, fixture
+from support.forge import self_signed_key
 from support.server import Cksd
 
 
 LOADED = ["rsa2048", "nistp256", "certified", "multi-uid", "revoked", "expired", "photo",
           "v3-rsa", "v6-ed25519", "rfc9580-v6-sample", "dsa-elg", "desig-revoker", "revoker"]
+# a key whose user IDs are not all UTF-8 (the same every run)
+RAW_UIDS = self_signed_key(b"\x11" * 32, [
+    b"Latin J\xfcrgen M\xfcller <latin1raw@example.org>", b"Nul \x00 byte <nul@example.org>",
+    "J\u00f6rg \ufffd <utf8@example.org>".encode()])
 GNUPG = {"User-Agent": "GnuPG/2.2.40"}
 CURL = {"User-Agent": "curl/8.0"}
 
@@ -31,6 +36,7 @@ def server(module_db_url):
         for name in LOADED:
             status, _, body = cksd.add(fixture(name))
             assert status == 200, body
+        assert cksd.add(encode(RAW_UIDS[1]))[0] == 200
         yield cksd
 
 
@@ -132,6 +138,23 @@ def test_index_machine_readable(server):
     assert any("%3A" in u and "%25" in u for u in uids)
 
 
+def test_index_machine_readable_escapes_the_user_ids_bytes(server):
+    """A user ID that is not UTF-8 is listed by its own bytes, as SKS lists it
+    (the draft: every byte that is not printable 7-bit ASCII percent-encoded):
+    until 2026-12-06 its undecodable bytes and NULs came out as U+FFFD
+    (%EF%BF%BD), which GnuPG's --search-keys showed instead of the user ID
+    of the key it then imported.  The HTML index shows the text."""
+    fingerprint = RAW_UIDS[0]
+    status, _, body = server.lookup(op="index", options="mr", search="0x" + fingerprint)
+    assert status == 200
+    assert sorted(line.split(":")[1] for line in body.decode("ascii").splitlines()[2:]) == [
+        "J%C3%B6rg %EF%BF%BD <utf8@example.org>",
+        "Latin J%FCrgen M%FCller <latin1raw@example.org>",
+        "Nul %00 byte <nul@example.org>"]
+    page = server.lookup(op="index", search="0x" + fingerprint)[2].decode()
+    assert "Latin J\ufffdrgen M\ufffdller" in page and "Nul \ufffd byte" in page
+
+
 def test_index_flags(server):
     body = server.lookup(op="index", options="mr", search="0x" + _fp("revoked"))[2].decode()
     assert body.splitlines()[1].endswith(":r")
@@ -214,7 +237,7 @@ def test_stats(server):
     status, headers, body = server.lookup(op="stats", options="mr")
     stats = json.loads(body)
     assert status == 200 and headers["content-type"] == "application/json"
-    assert stats["keys"]["total"] == len(LOADED) + 0
+    assert stats["keys"]["total"] == len(LOADED) + 1
     assert stats["server"]["software"] == "CKS" and stats["server"]["port"] == server.port
     status, headers, body = server.lookup(op="stats")
     assert status == 200 and b"Server statistics" in body

@@ -75,10 +75,11 @@ def test_lookup_variables_in_any_order_unknown_ignored():
 
 
 def test_escape():
-    assert mr.escape("a:b%c") == "a%3Ab%25c"
-    assert mr.escape("Jürgen") == "J%C3%BCrgen"
-    assert mr.escape("tab\there\x7f") == "tab%09here%7F"
-    assert mr.escape("plain <x@y.org> (c)") == "plain <x@y.org> (c)"
+    assert mr.escape(b"a:b%c") == "a%3Ab%25c"
+    assert mr.escape("Jürgen".encode()) == "J%C3%BCrgen"
+    assert mr.escape(b"J\xfcrgen \x00") == "J%FCrgen %00"
+    assert mr.escape(b"tab\there\x7f") == "tab%09here%7F"
+    assert mr.escape(b"plain <x@y.org> (c)") == "plain <x@y.org> (c)"
 
 
 def test_index_format():
@@ -95,6 +96,20 @@ def test_index_format():
         "pub:%s:1:1024:5::r" % ("CD" * 8),
     ]
     assert mr.index([row], now=3000).splitlines()[1].endswith(":e")
+
+
+def test_index_lists_the_bytes_of_a_user_id_whose_text_was_replaced():
+    """The user ID packets read (mr.index's `values`, by position) are listed
+    when their text is the stored one; otherwise (the served view changed
+    since the rows were read) the stored text is."""
+    row = KeyRow("AB" * 20, 4, "AB" * 8, 22, 255, 1000, None, False, "00" * 16, 10, 0, 0,
+                 [UserIDRow("[photo]", None, True, 1000, None, False),
+                  UserIDRow("J\ufffdrgen \ufffd", None, False, 1000, None, False),
+                  UserIDRow("Other \ufffd", None, False, 1000, None, False)])
+    assert mr.may_differ_from_text(row)
+    lines = mr.index([row], 1500, {row.fingerprint: [b"\x01", b"J\xfcrgen \x00", b"New"]})
+    assert lines.splitlines()[2:] == ["uid:J%FCrgen %00:1000::",
+                                      "uid:Other %EF%BF%BD:1000::"]
 
 
 # --- query strings and form bodies ------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -39,10 +39,13 @@ class Signer:
     public: PublicKey
 
     @classmethod
-    def new(cls, created: int = CREATED, version: int = 4) -> "Signer":
+    def new(cls, created: int = CREATED, version: int = 4,
+            seed: Optional[bytes] = None) -> "Signer":
         """A v4 key (EdDSA, algorithm 22) or a v6 key (Ed25519, algorithm 27),
-        which makes v6 signatures (salted, the key named by its fingerprint)."""
-        private = Ed25519PrivateKey.generate()
+        which makes v6 signatures (salted, the key named by its fingerprint);
+        `seed` (32 bytes): the same key every run."""
+        private = Ed25519PrivateKey.from_private_bytes(seed) if seed is not None \
+            else Ed25519PrivateKey.generate()
         raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         if version == 6:
             body = b"\x06" + created.to_bytes(4, "big") + bytes((27,)) + \
@@ -94,6 +97,18 @@ def embedded(sig: Signature) -> Subpacket:
 
 def keyring(packets: Iterable[Packet]) -> bytes:
     return b"".join(packet.serialize() for packet in packets)
+
+
+def self_signed_key(seed: bytes, user_ids: Sequence[bytes]) -> Tuple[str, bytes]:
+    """(fingerprint, key data) of a key, the same every run (`seed`: 32
+    bytes), whose user IDs (raw bytes, not UTF-8 if need be) are each validly
+    self-signed."""
+    signer = Signer.new(seed=seed)
+    packets = [Packet(6, signer.public.serialize())]
+    for value in user_ids:
+        packets += [Packet(13, value), Packet(2, signer.sign(
+            sg.CERT_POSITIVE, signer.public, UserID(value)).serialize())]
+    return signer.public.fingerprint.hex().upper(), keyring(packets)
 
 
 def made_up_self_signatures(primary: PublicKey, uid: bytes, count: int) -> List[Packet]:

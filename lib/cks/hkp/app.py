@@ -371,10 +371,21 @@ class KeyServer:
         if lookup.op == "vindex" and not lookup.machine_readable:
             return self._vindex(lookup, rows, now, extra)
         if lookup.machine_readable:
-            return Response(200, mr.index(rows, now).encode(), headers=extra)
+            return Response(200, mr.index(rows, now, self._user_id_values(rows)).encode(),
+                            headers=extra)
         return _html(200, keypage.index_page(lookup.search.value, rows, now,
                                              lookup.fingerprint, lookup.show_hash, truncated),
                      extra)
+
+    def _user_id_values(self, rows: List[KeyRow]) -> Dict[str, List[bytes]]:
+        """The bodies of the user ID and attribute packets of the served views
+        of those keys whose stored user ID text may not be the user IDs' bytes
+        (mr.may_differ_from_text: rare), in the order of their rows."""
+        served = self.lookup_store.served([r.fingerprint for r in rows
+                                           if mr.may_differ_from_text(r)])
+        return {fingerprint: [c.packet.body for key in parse_keyring(data).keys[:1]
+                              for c in key.identities]
+                for fingerprint, data in served.items()}
 
     def find(self, query: Query, request: Request) -> Tuple[List[str], List[KeyRow], bool]:
         """Fingerprints of the keys `query` matches (capped), their index rows
