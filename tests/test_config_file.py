@@ -119,8 +119,26 @@ def test_each_unknown_section_and_setting_is_a_warning(here):
 
 def test_an_empty_name_is_its_default(here, monkeypatch):
     (here / "empty.conf").write_text("[server]\nhostname =\n[sync]\nnode_name =\n")
-    monkeypatch.setattr("socket.getfqdn", lambda: "host.example.org")
+    monkeypatch.setattr("socket.gethostname", lambda: "host.example.org")
     assert load_settings(str(here / "empty.conf")).node_name() == "host.example.org"
+
+
+@pytest.mark.parametrize("conf, hostname, node", [
+    ("", "vm", "vm"),
+    ("[server]\nhostname = keys.example.org\n", "keys.example.org", "keys.example.org"),
+    ("[sync]\nnode_name = node.example.org\n", "vm", "node.example.org")])
+def test_the_node_name_is_the_hostname_unless_set(here, monkeypatch, conf, hostname, node):
+    """[sync] node_name defaults to [server] hostname, whose default is the
+    host's name (as SKS's both are).  Until 2026-12-06 the node name's was
+    the host's fully qualified name, "localhost" where /etc/hosts names
+    127.0.0.1 so first: op=stats gave hostname "vm" and nodename "localhost"."""
+    from cks.cli.cksd import server_settings
+    monkeypatch.setattr("socket.gethostname", lambda: "vm")
+    monkeypatch.setattr("socket.getfqdn", lambda *name: "localhost")
+    (here / "names.conf").write_text(conf)
+    settings = load_settings(str(here / "names.conf"))
+    served = server_settings(settings, 11371)
+    assert (served.hostname, served.identity.node, settings.node_name()) == (hostname, node, node)
 
 
 def test_a_default_section_is_a_warning_for_each_of_its_settings(here):

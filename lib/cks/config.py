@@ -82,11 +82,18 @@ class Settings:
         """The one line of a value outside what the setting takes."""
         return ConfigError("%s: [%s] %s must be %s" % (self.config_file, section, option, what))
 
+    def hostname(self) -> str:
+        """[server] hostname: the name the server gives itself in answers and
+        on its statistics page; by default the host's name, as SKS's."""
+        return self.get("server", "hostname", "") or socket.gethostname()
+
     def node_name(self) -> str:
-        """The name this node gives itself to peers and in rejection notices
-        (an empty setting: the default, as for every name)."""
-        return (self.get("sync", "node_name", "") or self.get("server", "hostname", "")
-                or socket.getfqdn())
+        """The name this node gives itself to peers and in rejection notices:
+        [sync] node_name, by default hostname() (an empty setting: the
+        default, as for every name).  Until 2026-12-06 the default was the
+        host's fully qualified name, which differed ("localhost" where
+        /etc/hosts names 127.0.0.1 so first)."""
+        return self.get("sync", "node_name", "") or self.hostname()
 
     def get_bool(self, section: str, option: str, default: bool) -> bool:
         try:
