@@ -100,3 +100,20 @@ def test_locate_keys_through_the_keyserver(server, gpg):
     email = EXPECTED["nistp521.asc"][0]["uids"][0].split("<")[1].rstrip(">")
     gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", email])
     assert gpg.fingerprints() == [_fp("nistp521")]
+
+
+def test_locate_keys_of_an_address_with_a_plus(server, gpg):
+    """dirmngr 2.2.40 sends `search=user%20tag@example.org&exact=on` for
+    user+tag@example.org (it makes the '+' a space): until 2026-12-06 cksd
+    wanted a user ID "user tag@example.org" and answered 404 ("No data")."""
+    fingerprint, key = self_signed_key(b"\x13" * 32, [b"Plus Tag <user+tag@example.org>"])
+    assert server.add(encode(key))[0] == 200
+    gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", "user+tag@example.org"])
+    assert gpg.fingerprints() == [fingerprint]
+    # a user ID that is the search itself is still found by it, and only that
+    named, key = self_signed_key(b"\x14" * 32, [b"other tag@example.org"])
+    assert server.add(encode(key))[0] == 200
+    found = server.lookup(op="index", options="mr", exact="on", search="other tag@example.org")
+    assert found[0] == 200 and found[2].decode().splitlines()[1].startswith("pub:%s:" % named)
+    found = server.lookup(op="index", options="mr", exact="on", search="tag@example.org user")
+    assert found[0] == 404

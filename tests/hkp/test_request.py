@@ -49,6 +49,24 @@ def test_words_and_exact():
     assert classify("Alice Example", True, all_words_of).kind == "exact"
 
 
+@pytest.mark.parametrize("text, address", [
+    ("user tag@example.org", "user+tag@example.org"),  # what GnuPG 2.2 sends for user+tag@
+    ("  User Tag@Example.org ", "user+tag@example.org"),
+    ("a b c@example.org", "a+b+c@example.org"),
+    ("Plus Tag <user+tag@example.org>", None),  # a whole user ID: the '+' spaces make <>
+    ("user tag@example.org@x", None),  # two '@'
+    ("user\ttag@example.org", None),  # a tab is no '+' GnuPG turned into a space
+    ("Alice Example", None),
+])
+def test_an_exact_search_with_spaces_may_be_an_address_with_plus(text, address):
+    """GnuPG 2.2's dirmngr sends user+tag@example.org as `user tag@example.org`
+    with exact=on (the '+' made a space); the search is also taken as the
+    address that '+' for each space makes, when that is one plain address."""
+    query = classify(text, True, all_words_of)
+    assert (query.kind, query.value, query.plus_address) == ("exact", text.strip(), address)
+    assert classify(text, False, all_words_of).plus_address is None
+
+
 @pytest.mark.parametrize("query,status", [
     ("search=x", 400),                         # no op
     ("op=frobnicate&search=x", 501),           # unknown op

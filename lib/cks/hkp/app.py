@@ -128,7 +128,9 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
     """Which of the keys a search by text found go in the answer, when not
     all (None): those whose user IDs hold the words the word index does not
     (too long: the index found the keys by the others); with exact=on,
-    those with the whole user ID; for GnuPG
+    those with the whole user ID, or with the address it may stand for
+    (Query.plus_address: the words of the search, which found the keys, are
+    that address's); for GnuPG
     (is_legacy_client), v4 and older keys: a search by text must not hand it
     a v5/v6 key it cannot read (those are served by key ID or fingerprint)."""
     tests: List[Callable[[KeyRow], bool]] = []
@@ -136,8 +138,10 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
     if unindexed:
         tests.append(lambda r: unindexed <= _words_of_user_ids(r))
     if query.kind == "exact":
-        wanted = query.value.lower()
-        tests.append(lambda r: any(u.uid.lower() == wanted for u in r.user_ids))
+        wanted, address = query.value.lower(), query.plus_address
+        tests.append(lambda r: any(u.uid.lower() == wanted or
+                                   address is not None and u.email == address
+                                   for u in r.user_ids))
     if is_legacy_client(request):
         tests.append(lambda r: r.version < 5)
     if not tests:

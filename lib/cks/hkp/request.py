@@ -21,6 +21,7 @@ WordSplitter = Callable[[str], List[str]]  # text -> its words (store.rows.all_w
 
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 _EMAIL = re.compile(r"^<?([^\s<>@]+@[^\s<>@]+)>?$")
+_PLAIN_EMAIL = re.compile(r"[^\s<>@]+@[^\s<>@]+")
 _SEGMENT = re.compile(rb"[^&]+")  # empty segments (a&&b, a trailing &) are skipped
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _PERCENT_AS_EQUALS = bytes.maketrans(b"%", b"=")
@@ -46,11 +47,13 @@ class Query:
     key hash, op=hget) | email | words | exact (whole user ID, exact=on)
     words: of words and exact, every word of the search (a word too long for
     the word index is checked against the user IDs: KeyServer.find)
+    plus_address: of exact, the e-mail address it may stand for (plus_address())
     """
 
     kind: str
     value: str
     words: tuple = ()
+    plus_address: Optional[str] = None
 
     @property
     def names_one_key(self) -> bool:
@@ -232,5 +235,18 @@ def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = Fal
     if not words:
         raise HKPError(400, "search %r has no words to look for" % text)
     if exact:
-        return Query("exact", text, words)
+        return Query("exact", text, words, plus_address(text))
     return Query("words", text, words)
+
+
+def plus_address(text: str) -> Optional[str]:
+    """The e-mail address (lower-cased) that an exact search holding spaces
+    may stand for: '+' for each space, when that makes one plain address (no
+    spaces, one '@'); else None.  GnuPG 2.2's dirmngr sends the address
+    user+tag@example.org of --locate-keys as `user%20tag@example.org` (it
+    makes a '+' a space), with exact=on; SKS finds the key, and so does cksd
+    (that address, or a user ID that is the search)."""
+    if " " not in text:
+        return None
+    address = text.replace(" ", "+")
+    return address.lower() if _PLAIN_EMAIL.fullmatch(address) else None
