@@ -266,6 +266,37 @@ def test_bad_clients_on_the_tls_port_hurt_nobody(tmp_path, ca):
         assert server.proc.poll() is None
 
 
+def test_silent_tls_connections_at_the_cap_make_room_longest_waiting_first(tmp_path, ca):
+    """Connections to the hkps port that never send a byte are closed at
+    `max_connections` to make room, as silent plain ones are: until
+    2026-12-06 they stayed in their handshake, which the cap did not close,
+    and held every client out (plain HTTP too: 503) until head_timeout."""
+    cert, key, _ = ca.issue()
+    config = _tls_config(tmp_path, cert, key, "processes = 1\nmax_connections = 4\n"
+                         "head_timeout = 60")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config,
+              args=["--tls-port", "0"]) as server:
+        tls_port = int(server.wait_for_output(HTTPS_READY).group(1))
+        silent = []
+        for _ in range(4):
+            silent.append(socket.create_connection(("127.0.0.1", tls_port), timeout=10))
+            time.sleep(0.1)  # (accepted in this order)
+        time.sleep(0.3)
+        assert server.request("GET", "/health")[0] == 200
+        assert _closed_on(silent[0])  # the one that waited longest made room
+        for sock in silent[1:]:
+            sock.settimeout(0.3)
+            with pytest.raises(socket.timeout):
+                sock.recv(100)
+        silent.append(socket.create_connection(("127.0.0.1", tls_port), timeout=10))
+        time.sleep(0.3)
+        assert _https(tls_port, ca)[0] == 200  # hkps too, at the cap again
+        silent[1].settimeout(10)
+        assert _closed_on(silent[1])
+        for sock in silent:
+            sock.close()
+
+
 def test_a_new_certificate_on_sighup_and_a_bad_one_is_not_taken(tmp_path, ca):
     cert, key, first = ca.issue()
     config = _tls_config(tmp_path, cert, key, "processes = 2")

@@ -280,15 +280,25 @@ class HKPServer:
 
     def _close_longest_idle(self) -> bool:
         """At the cap: close the connection that has waited longest without
-        sending a request (a keep-alive one, or one that never sent a byte),
-        to make room; False when every connection is in the middle of one.
-        A client may close an idle keep-alive connection at any time, and
-        clients expect that of servers too (RFC 9112 9.6)."""
-        idle = [c for c in self._connections.values() if c.state == IDLE and not c.buffer]
+        sending a request (a keep-alive one, one that never sent a byte, or
+        one still in its TLS handshake), to make room; False when every
+        connection is in the middle of one.  A client may close an idle
+        keep-alive connection at any time, and clients expect that of
+        servers too (RFC 9112 9.6).  (Until 2026-12-06 a handshake was not
+        closed: silent connections to the hkps port locked everyone out.)"""
+        idle = [c for c in self._connections.values()
+                if c.state in (IDLE, HANDSHAKE) and not c.buffer]
         if not idle:
             return False
-        self._close(min(idle, key=lambda c: c.deadline))
+        self._close(min(idle, key=self._waiting_since))
         return True
+
+    def _waiting_since(self, connection: _Connection) -> float:
+        """When an idle or handshaking connection began to wait (its deadline
+        counts from then, by the timeout of its state)."""
+        return connection.deadline - (self.limits.head_timeout
+                                      if connection.state == HANDSHAKE
+                                      else self.limits.idle_timeout)
 
     @staticmethod
     def _refuse(sock: socket.socket, plain: bool) -> None:
