@@ -2,8 +2,14 @@
 """CKS HKP keyserver daemon.  `python3 cksd.py` serves on 127.0.0.1:11371 from
 sqlite:///cks.db; see README.md for PostgreSQL and the configuration file."""
 
-import os
-import sys
+import signal
+
+# A SIGHUP (`systemctl reload`) before the handler is set, while the imports
+# run, would end cksd: ignored until then (cli/cksd.py's Hangup).
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+import os  # noqa: E402
+import sys  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 

@@ -21,8 +21,9 @@ log = logging.getLogger("cksd")
 
 
 class Hangup:
-    """Made when cksd starts, so that a SIGHUP during start-up is not fatal
-    either; start() the actions in each process, after forking."""
+    """Made when cksd starts (cksd.py ignores SIGHUP until then, from its
+    first line), so that a SIGHUP during start-up is not fatal either;
+    start() the actions in each process, after forking."""
 
     def __init__(self) -> None:
         self.children: List[int] = []  # forked serving processes, which get it too

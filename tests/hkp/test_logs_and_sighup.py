@@ -131,6 +131,50 @@ def test_a_burst_of_sighups_neither_stops_nor_wedges_cksd(tmp_path):
         assert time.monotonic() - started < 20
 
 
+def _ignores_sighup(pid):
+    """Whether the process ignores SIGHUP (its SigIgn mask, in /proc)."""
+    with open("/proc/%d/status" % pid) as status:
+        mask = next(line for line in status if line.startswith("SigIgn:")).split()[1]
+    return bool(int(mask, 16) & 1 << (signal.SIGHUP - 1))
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sighups_during_start_up_neither_stop_cksd_nor_keep_it_from_serving(tmp_path,
+                                                                            processes):
+    """cksd.py ignores SIGHUP from its first line until its handler is set
+    (`systemctl reload` just after a start, from logrotate or certbot): until
+    2026-12-06 one in the first 0.3 s (its imports) ended it with status 129
+    and not a line, and systemd's Restart=on-failure does not restart it."""
+    config = _config(tmp_path, {"server": {"processes": processes}})
+    server = Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config)
+    starting = threading.Thread(target=server.start)
+    inherited = signal.signal(signal.SIGHUP, signal.SIG_DFL)  # (a test run under nohup)
+    try:
+        starting.start()
+        while server.proc is None:
+            time.sleep(0.001)
+    finally:
+        signal.signal(signal.SIGHUP, inherited)
+    sent = 0
+    while starting.is_alive():
+        if "listening on" in server.output():
+            break
+        if server.proc.poll() is None and (sent or _ignores_sighup(server.proc.pid)):
+            server.proc.send_signal(signal.SIGHUP)  # at once, then a burst
+            sent += 1
+        time.sleep(0.002)
+    try:
+        assert sent > 0, "SIGHUP not ignored before cksd said it listens:\n" + server.output()
+        starting.join(30)
+        assert server.proc.poll() is None, server.output()
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_for_output("cksd: SIGHUP: reloading")
+        assert server.request("GET", "/health")[0] == 200
+        assert server.stop() == 0
+    finally:
+        server.close()
+
+
 def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
     config = _config(tmp_path, {"server": {"processes": "1"},  # one process: one set of buckets
                                 "ratelimit": {"lookups_per_second": "1", "lookup_burst": "2"}})

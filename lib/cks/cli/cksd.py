@@ -525,7 +525,7 @@ def _listening_line(listener: socket.socket, scheme: str) -> str:
 
 
 def main(argv: List[str]) -> int:
-    hangup = Hangup()  # from the first instant: SIGHUP's default action would end cksd
+    hangup = Hangup()  # (cksd.py ignored SIGHUP until now: its default action ends cksd)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
