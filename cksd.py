@@ -5,7 +5,8 @@ sqlite:///cks.db; see README.md for PostgreSQL and the configuration file."""
 import signal
 
 # A SIGHUP (`systemctl reload`) before the handler is set, while the imports
-# run, would end cksd: ignored until then (cli/cksd.py's Hangup).
+# run, would end cksd: ignored until then (cli/cksd.py's Hangup), and again
+# from the end of run(main) on, while cksd exits.
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 import os  # noqa: E402
@@ -17,4 +18,7 @@ from cks.cli.cksd import main  # noqa: E402
 from cks.cli.common import run  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(run(main))
+    try:
+        sys.exit(run(main))
+    finally:  # (Python's exit puts back the default action of a signal it handled)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)

@@ -175,6 +175,22 @@ def test_sighups_during_start_up_neither_stop_cksd_nor_keep_it_from_serving(tmp_
         server.close()
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sighups_while_cksd_stops_leave_its_status_0(tmp_path, processes):
+    """SIGHUPs after SIGTERM, up to cksd's very end: until 2026-12-06 one that
+    came after main() returned, when Python's exit had put SIGHUP's default
+    action back, ended it with status 129 instead of 0."""
+    config = _config(tmp_path, {"server": {"processes": processes}})
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        assert server.lookup(op="stats", options="mr")[0] == 200
+        server.proc.send_signal(signal.SIGTERM)
+        while server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGHUP)  # (until it is reaped: poll())
+            time.sleep(0.0005)
+        assert server.proc.returncode == 0, server.output()
+        assert "cksd: stopped" in server.output()
+
+
 def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
     config = _config(tmp_path, {"server": {"processes": "1"},  # one process: one set of buckets
                                 "ratelimit": {"lookups_per_second": "1", "lookup_burst": "2"}})
