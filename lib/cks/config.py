@@ -18,7 +18,7 @@ import math
 import os
 import socket
 from dataclasses import dataclass, field
-from typing import Optional, Set, Union
+from typing import List, Optional, Set, Union
 
 from .sample_config import known_settings
 
@@ -140,21 +140,30 @@ def _warn_of_unknown_names(path: str, parser: configparser.ConfigParser) -> None
     if path in _CHECKED:
         return
     _CHECKED.add(path)
-    known = known_settings()
-    sections = {section for section, _ in known}
     for option in parser.defaults():
         # (configparser's [DEFAULT]: its settings join each section the file has)
         log.warning("%s: [DEFAULT] %s is taken as a setting of each section this file has "
                     "(%s) and of none it lacks: give it in the section it is for", path,
                     option, ", ".join("[%s]" % s for s in parser.sections()) or "none")
+    for name in unknown_names(parser):
+        log.warning("%s: %s: ignored", path, name)
+
+
+def unknown_names(parser: configparser.ConfigParser) -> List[str]:
+    """Each section and option of `parser` that no tool reads, said as
+    "[section] option is not a setting CKS reads" (none when the list of
+    settings is not there: sample_config.py)."""
+    known = known_settings()
+    sections = {section for section, _ in known}
+    names = []
     for section in parser.sections() if known else ():
         if section not in sections:
-            log.warning("%s: [%s] is not a section CKS reads: ignored", path, section)
+            names.append("[%s] is not a section CKS reads" % section)
             continue
-        for option in parser[section]:
-            if (section, option) not in known and option not in parser.defaults():
-                log.warning("%s: [%s] %s is not a setting CKS reads: ignored", path, section,
-                            option)
+        names += ["[%s] %s is not a setting CKS reads" % (section, option)
+                  for option in parser[section]
+                  if (section, option) not in known and option not in parser.defaults()]
+    return names
 
 
 def load_settings(config_file: Optional[str] = None, db_url: Optional[str] = None) -> Settings:

@@ -191,6 +191,51 @@ def test_sighups_while_cksd_stops_leave_its_status_0(tmp_path, processes):
         assert "cksd: stopped" in server.output()
 
 
+def test_sighup_reads_the_config_file_and_names_each_setting_that_needs_a_restart(tmp_path):
+    """Until 2026-12-06 a SIGHUP after an edit said nothing of it: the edit
+    was ignored without a word.  Now each changed setting is one line (from
+    one process of two); a file that cannot be taken, one line, and cksd
+    serves on with the settings it runs with."""
+    config = tmp_path / "cks.conf"
+    start = "[server]\nprocesses = 2\n[ratelimit]\nexempt = 127.0.0.0/8\n"
+    config.write_text(start)
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        def hangup(text, expected):
+            if text is None:
+                os.remove(config)
+            else:
+                config.write_text(text)
+            begins = len(server.output())
+            server.proc.send_signal(signal.SIGHUP)
+            server.wait_until(lambda: server.output().count("SIGHUP: reloading") >= 3 * round_)
+            server.wait_until(lambda: expected in server.output()[begins:])
+            time.sleep(0.3)
+            said = [line for line in server.output()[begins:].splitlines()
+                    if "cks.conf" in line]
+            assert server.lookup(op="stats", options="mr")[0] == 200
+            return said
+
+        round_ = 1
+        said = hangup(start.replace("processes = 2", "processes = 3\nidle_timeout = 5")
+                      + "lookups_per_second = 1\n", "when it restarts")
+        assert said == ["cksd: SIGHUP: [%s] %s changed in %s: cksd takes it when it restarts"
+                        % (section, option, config) for section, option in
+                        [("ratelimit", "lookups_per_second"), ("server", "idle_timeout"),
+                         ("server", "processes")]], server.output()
+        for round_, (text, reason) in enumerate([
+                ("[server]\nprocesses 2\n", "line 2: neither a [section] nor a setting"),
+                (start + "lookups_per_secnd = 1\n",
+                 "[ratelimit] lookups_per_secnd is not a setting CKS reads"),
+                (start.replace("2", "two"), "[server] processes must be a whole number"),
+                (None, "does not exist")], 2):
+            said = hangup(text, reason)
+            assert len(said) == 1 and said[0].startswith(
+                "cksd: SIGHUP: the configuration file is not taken, cksd runs with the "
+                "settings it has: "), said
+        assert server.proc.poll() is None
+    assert server.proc.returncode == 0
+
+
 def test_sighup_reads_the_peer_list_again_at_once(db_url, tmp_path):
     config = _config(tmp_path, {"server": {"processes": "1"},  # one process: one set of buckets
                                 "ratelimit": {"lookups_per_second": "1", "lookup_burst": "2"}})

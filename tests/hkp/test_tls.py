@@ -326,6 +326,33 @@ def test_a_new_certificate_on_sighup_and_a_bad_one_is_not_taken(tmp_path, ca):
     assert server.proc.returncode == 0
 
 
+def test_sighup_takes_the_certificate_paths_the_config_file_names_now(tmp_path, ca):
+    """tls_cert and tls_key edited, then SIGHUP: the new files are served;
+    until 2026-12-06 the edit was ignored and the log said "reloaded from"
+    the old path.  A bad new pair is refused in one line, the old one kept."""
+    cert, key, _ = ca.issue()
+    config = _tls_config(tmp_path, cert, key, "processes = 2")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        new_cert, new_key, second = ca.issue("elsewhere")
+        with open(config) as handle:
+            text = handle.read().replace(cert, new_cert).replace(key, new_key)
+        with open(config, "w") as handle:
+            handle.write(text)
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_until(lambda: server.output().count(
+            "TLS certificate reloaded from %s" % new_cert) == 2)
+        assert {_served_certificate(server.port, ca) for _ in range(6)} == {second}
+        _, other_key, _ = ca.issue("other")
+        with open(config, "w") as handle:
+            handle.write(text.replace(new_key, other_key))
+        server.proc.send_signal(signal.SIGHUP)
+        server.wait_until(lambda: server.output().count("TLS certificate not reloaded") == 2)
+        assert "is not the key of the certificate" in server.output()
+        assert {_served_certificate(server.port, ca) for _ in range(4)} == {second}
+        assert "restart" not in server.output()
+    assert server.proc.returncode == 0
+
+
 @pytest.mark.parametrize("days,warning", [(90, None), (5, "expires within 14 days, on "),
                                           (-1, "expired on ")])
 def test_a_certificate_near_its_end_is_a_warning_at_start_and_at_reload(tmp_path, ca, days,

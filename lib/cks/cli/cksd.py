@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import multiprocessing
@@ -11,10 +12,10 @@ import re
 import signal
 import socket
 import sys
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from ..batchlog import BatchingHandler
-from ..config import ConfigError, Settings
+from ..config import ConfigError, Settings, load_settings, unknown_names
 from ..hangup import Hangup
 from ..hkp.admin import AdminSettings
 from ..hkp.app import KeyServer, ServerSettings
@@ -23,9 +24,9 @@ from ..hkp.cksd_metrics import DEFAULT_METRICS_ALLOW, CksdMetrics
 from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
-from ..hkp.tls import Certificates, certificates_from
+from ..hkp.tls import TLS_SETTINGS, Certificates, tls_paths
 from ..hkp.views_owed import ViewsOwed, help_while_idle
-from ..logsetup import configure_logging, log_settings, reopen_log_files
+from ..logsetup import LogSettings, configure_logging, log_settings, reopen_log_files
 from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
 from ..periodic import Periodic
 from ..store import StoreError, open_store
@@ -226,6 +227,62 @@ class _StopSignal:
             server.request_stop()
 
 
+class ConfigReread:
+    """SIGHUP: the configuration file read again and checked as at start
+    (`check`).  The certificate files it names are loaded (a bad pair is
+    refused, the one in use kept: tls.py); every other setting that differs
+    from the running one is a line saying cksd takes it when it restarts; a
+    file that cannot be taken is one line, and cksd runs on as it is.  Until
+    2026-12-06 an edit was ignored without a word, and the certificate was
+    reloaded from its old paths."""
+
+    def __init__(self, settings: Settings, check: Callable[[Settings], object],
+                 certificates: Optional[Certificates]) -> None:
+        self.settings = settings  # as cksd started with them
+        self.check = check
+        self.certificates = certificates
+
+    def __call__(self, says: bool = True) -> None:
+        """Reread; `says`: this process logs what it found (the first serving
+        process does for all: each reloads its own certificate)."""
+        new = self._reread(says)
+        paths = tls_paths(new) if new is not None else None  # (checked: plan)
+        if says and new is not None:
+            live = TLS_SETTINGS if self.certificates is not None and paths else frozenset()
+            for section, option in sorted(self._changed(new) - live):
+                log.warning("SIGHUP: [%s] %s changed in %s: cksd takes it when it restarts",
+                            section, option, new.config_file)
+        if self.certificates is not None:
+            self.certificates.reload(*(paths or ()))
+
+    def _reread(self, says: bool) -> Optional[Settings]:
+        """The file cksd started with, read and checked again; None when it
+        started with none, or when this one cannot be taken (`says`: say why)."""
+        if not self.settings.config_file:
+            return None
+        try:
+            new = load_settings(self.settings.config_file)
+            unknown = unknown_names(new.parser)
+            if unknown:
+                raise ConfigError("%s: %s" % (new.config_file, unknown[0]))
+            self.check(new)
+        except (ConfigError, UserError) as exc:
+            if says:
+                log.warning("SIGHUP: the configuration file is not taken, cksd runs with the "
+                            "settings it has: %s", exc)
+            return None
+        return new
+
+    def _changed(self, new: Settings) -> Set[Tuple[str, str]]:
+        """The (section, option)s whose values differ from the running ones."""
+        old = self.settings.parser
+        names = {(section, option) for parser in (old, new.parser)
+                 for section in parser.sections() for option in parser[section]}
+        return {(section, option) for section, option in names
+                if old.get(section, option, fallback=None)
+                != new.parser.get(section, option, fallback=None)}
+
+
 def answer_cache_bytes(settings: Settings) -> int:
     """[server] answer_cache_mb: memory for lookup answers per serving
     process (16 MB; 0 turns the cache off)."""
@@ -254,7 +311,7 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
           metrics: Optional[CksdMetrics] = None,
           views_owed: Optional[ViewsOwed] = None,
           ready: Callable[[], None] = lambda: None, parent: Optional[int] = None,
-          first: bool = True) -> int:
+          first: bool = True, reread: Optional[ConfigReread] = None) -> int:
     """Run one serving process until SIGTERM/SIGINT.  `changes`: the key
     changes counter the serving processes of one cksd share; `metrics`: this
     process's part of the metrics they share; `views_owed`: the uploads'
@@ -263,7 +320,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
     "listening" line comes before any line they log); `parent`: the process
     ID of cksd's main process, when it forked this one: this one stops if
     that one is gone; `first`: whether this is the first serving process (or
-    the only one), which alone logs what every one of them finds alike."""
+    the only one), which alone logs what every one of them finds alike;
+    `reread`: what a SIGHUP does with the configuration file."""
     sys.setswitchinterval(SWITCH_INTERVAL)
     cap_arenas()  # (malloc.py: what a process holds after a sync's peaks)
     pool_size, timeout = database_limits(settings)
@@ -306,7 +364,8 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
                       Periodic("views-helper", 0.0, lambda: help_while_idle(
                           app.views_owed, app.serve_views))]
         on_hangup = [reopen_log_files, peers.refresh_now]
-        on_hangup += {c.reload for _, c in listeners if c is not None}  # one per certificate
+        if reread is not None:  # (and the certificate)
+            on_hangup.append(lambda: reread(says=first))
         if recon_listener is not None:
             recon = ReconService(store, recon_listener, port, app.settings.limits,
                                  recon_interval(settings), recon_listener.getsockname()[0],
@@ -375,7 +434,8 @@ def _signals_held() -> Iterator[None]:
 def run_processes(settings: Settings, listeners: Listeners, port: int, count: int,
                   stop: _StopSignal, hangup: Hangup,
                   recon_listener: Optional[socket.socket] = None,
-                  ready: Callable[[], None] = lambda: None) -> int:
+                  ready: Callable[[], None] = lambda: None,
+                  reread: Optional[ConfigReread] = None) -> int:
     """Fork `count` serving processes sharing the listening sockets, and wait.
 
     Python runs one thread at a time per process; several processes use
@@ -404,7 +464,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
                              changes, metrics[index], views_owed,
                              ready=lambda: _ready_in_child(says_started, go), parent=parent,
-                             first=index == 0)
+                             first=index == 0, reread=reread)
             except UserError as exc:
                 print("cksd.py: error: %s" % exc, file=sys.stderr)
             except Exception:  # (os._exit skips Python's own report of it)
@@ -524,6 +584,45 @@ def _listening_line(listener: socket.socket, scheme: str) -> str:
                                              port)
 
 
+class Plan(NamedTuple):
+    """What cksd serves with, from its command line and configuration."""
+    bind: str
+    port: int
+    processes: int
+    recon_port: int  # -1: none
+    tls_port: int  # -1: none
+    tls: Optional[Tuple[str, str]]  # the certificate and key files
+    logs: LogSettings
+
+
+def plan(settings: Settings, args: argparse.Namespace) -> Plan:
+    """Every value cksd starts with, checked (ConfigError, UserError): at
+    start, and when a SIGHUP reads the configuration file again."""
+    # Empty: the default; every address only when said (0.0.0.0, ::).
+    bind = args.bind or settings.get("server", "bind", "") or "127.0.0.1"
+    port, port_from = _port(args.port, "--port", settings, "server", "port", 11371)
+    processes = settings.get_int("server", "processes", default_processes(), least=1)
+    server_settings(settings, port)
+    server_limits(settings)
+    database_limits(settings)
+    peer_refresh(settings)
+    if push_interval(settings):
+        sync_limits(settings)
+    answer_cache_bytes(settings)
+    recon_port, recon_from = _port(args.recon_port, "--recon-port", settings, "recon",
+                                   "port", -1)
+    if recon_port != -1:
+        recon_interval(settings)
+    tls_port, tls_from = _port(args.tls_port, "--tls-port", settings, "server",
+                               "tls_port", -1)
+    _distinct_ports([(port, port_from), (tls_port, tls_from), (recon_port, recon_from)])
+    tls = tls_paths(settings)
+    if tls_port != -1 and tls is None:
+        raise UserError("%s needs [server] tls_cert and tls_key" % tls_from)
+    return Plan(bind, port, processes, recon_port, tls_port, tls,
+                log_settings(settings, args.verbose))
+
+
 def main(argv: List[str]) -> int:
     hangup = Hangup()  # (cksd.py ignored SIGHUP until now: its default action ends cksd)
     args = build_parser().parse_args(argv)
@@ -531,28 +630,9 @@ def main(argv: List[str]) -> int:
         settings = settings_from(args)
         if args.db_read:
             settings.db_read_url = args.db_read
-        # Empty: the default; every address only when said (0.0.0.0, ::).
-        bind = args.bind or settings.get("server", "bind", "") or "127.0.0.1"
-        port, port_from = _port(args.port, "--port", settings, "server", "port", 11371)
-        processes = settings.get_int("server", "processes", default_processes(), least=1)
-        server_settings(settings, port)  # check the settings before anything starts
-        server_limits(settings)
-        database_limits(settings)
-        peer_refresh(settings)
-        if push_interval(settings):
-            sync_limits(settings)
-        answer_cache_bytes(settings)
-        recon_port, recon_from = _port(args.recon_port, "--recon-port", settings, "recon",
-                                       "port", -1)
-        if recon_port != -1:
-            recon_interval(settings)
-        tls_port, tls_from = _port(args.tls_port, "--tls-port", settings, "server",
-                                   "tls_port", -1)
-        _distinct_ports([(port, port_from), (tls_port, tls_from), (recon_port, recon_from)])
-        certificates = certificates_from(settings)
-        if tls_port != -1 and certificates is None:
-            raise UserError("%s needs [server] tls_cert and tls_key" % tls_from)
-        configure_logging(log_settings(settings, args.verbose))
+        started = plan(settings, args)  # checked before anything starts
+        certificates = Certificates(*started.tls) if started.tls else None
+        configure_logging(started.logs)
         if certificates is not None:
             certificates.warn_if_expiring()
         store = open_store(settings.db_url)
@@ -567,12 +647,14 @@ def main(argv: List[str]) -> int:
     stop = _StopSignal()
     _lean_log_records()
     # Without tls_port, the port speaks TLS when there is a certificate.
-    listeners: Listeners = [(_listen(bind, port), certificates if tls_port == -1 else None)]
-    if tls_port != -1:
-        listeners.append((_listen(bind, tls_port, " for hkps"), certificates))
+    bind = started.bind
+    listeners: Listeners = [(_listen(bind, started.port),
+                             certificates if started.tls_port == -1 else None)]
+    if started.tls_port != -1:
+        listeners.append((_listen(bind, started.tls_port, " for hkps"), certificates))
     recon_listener = None
-    if recon_port != -1:
-        recon_listener = _listen(bind, recon_port, " for recon")
+    if started.recon_port != -1:
+        recon_listener = _listen(bind, started.recon_port, " for recon")
         print("cksd recon on %s:%d" % (bind, recon_listener.getsockname()[1]),
               file=sys.stderr, flush=True)
     lines = [_listening_line(listener, "http" if tls is None else "https")
@@ -582,11 +664,12 @@ def main(argv: List[str]) -> int:
         print("\n".join(lines), file=sys.stderr, flush=True)
 
     port = listeners[0][0].getsockname()[1]
-    if processes == 1:
+    reread = ConfigReread(settings, lambda new: plan(new, args), certificates)
+    if started.processes == 1:
         code = serve(settings, listeners, port, stop, hangup, recon_listener,
-                     ready=say_listening)
+                     ready=say_listening, reread=reread)
     else:
-        code = run_processes(settings, listeners, port, processes, stop, hangup,
-                             recon_listener, say_listening)
+        code = run_processes(settings, listeners, port, started.processes, stop, hangup,
+                             recon_listener, say_listening, reread)
     log.info("stopped")
     return code

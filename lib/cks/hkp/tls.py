@@ -1,8 +1,9 @@
 """hkps: the certificate and private key cksd serves TLS with ([server] tls_cert,
 tls_key), as the SSLContext that new connections take.
 
-reload() (on SIGHUP, after certbot renewed them) reads the files into a new
-context; connections already open keep the one they started with.  A bad
+reload() (on SIGHUP, after certbot renewed them, or from the paths the
+configuration file names now) reads the files into a new context;
+connections already open keep the one they started with.  A bad
 pair at start-up is a ConfigError; a bad pair at reload is logged and the
 old context stays.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from typing import Optional
+from typing import Optional, Tuple
 
 from ..config import ConfigError, Settings
 
@@ -78,14 +79,16 @@ class Certificates:
         self.key_path = key_path
         self.context = load_context(cert_path, key_path)
 
-    def reload(self) -> None:
-        """Read the files again; when they are bad, say so and keep serving
-        with the old context."""
+    def reload(self, cert_path: Optional[str] = None, key_path: Optional[str] = None) -> None:
+        """Read the files again, or these (the configuration names others
+        now); when they are bad, say so and keep serving with the old context."""
+        cert_path, key_path = cert_path or self.cert_path, key_path or self.key_path
         try:
-            self.context = load_context(self.cert_path, self.key_path)
+            self.context = load_context(cert_path, key_path)
         except ConfigError as exc:
             log.error("TLS certificate not reloaded, still serving the old one: %s", exc)
             return
+        self.cert_path, self.key_path = cert_path, key_path
         log.info("TLS certificate reloaded from %s", self.cert_path)
         self.warn_if_expiring()
 
@@ -105,12 +108,15 @@ class Certificates:
                         EXPIRY_WARNING_DAYS, not_after)
 
 
-def certificates_from(settings: Settings) -> Optional[Certificates]:
-    """[server] tls_cert and tls_key, loaded; None when neither is set."""
+TLS_SETTINGS = frozenset({("server", "tls_cert"), ("server", "tls_key")})
+
+
+def tls_paths(settings: Settings) -> Optional[Tuple[str, str]]:
+    """[server] tls_cert and tls_key; None when neither is set."""
     cert = settings.get("server", "tls_cert", "")
     key = settings.get("server", "tls_key", "")
     if not cert and not key:
         return None
     if not cert or not key:
         raise ConfigError("[server] tls_cert and tls_key go together: set both or neither")
-    return Certificates(cert, key)
+    return cert, key
