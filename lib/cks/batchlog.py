@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from typing import IO, List, Optional, Union
 
-from .logsetup import APPLICATION_FORMAT
+from .logsetup import stderr_log
 from .repeated import RepeatedFailure
 
 LINGER_SECONDS = 0.01  # how late a line may be written; at most 100 wake-ups a second
@@ -55,7 +54,7 @@ class BatchingHandler(logging.Handler):
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         where = getattr(target, "baseFilename", "") \
             or getattr(getattr(target, "stream", None), "name", "the log")  # (syslog: none)
-        self._failure = RepeatedFailure(_stderr_log(), "cannot write to %s" % where,
+        self._failure = RepeatedFailure(stderr_log(), "cannot write to %s" % where,
                                         "writing to %s again" % where)
 
     def start(self) -> None:
@@ -163,16 +162,6 @@ def _write_through(stream: IO[str], text: str) -> None:
     except Exception as exc:  # noqa: BLE001 - as Handler.emit: report, never raise
         raise _Unwritten(exc, bytes(data).count(b"\n") if data else text.count("\n")) \
             from None
-
-
-def _stderr_log() -> logging.Logger:
-    """A logger of its own (in no hierarchy) that writes to standard error
-    (the journal under systemd), never to the log that cannot be written."""
-    logger = logging.Logger("cks.log")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(APPLICATION_FORMAT))
-    logger.addHandler(handler)
-    return logger
 
 
 class _Line:

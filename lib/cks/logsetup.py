@@ -28,6 +28,7 @@ TIMESTAMP = "%(asctime)s "  # in front of every line of a file
 log = logging.getLogger("cks.log")
 
 _files: List[logging.FileHandler] = []  # what reopen_log_files() reopens
+_on_stderr = True  # whether the application log goes to standard error (configure_logging)
 
 
 @dataclass
@@ -85,6 +86,17 @@ def _file_handler(path: str, line_format: str) -> logging.FileHandler:
     return handler
 
 
+def stderr_log() -> logging.Logger:
+    """A logger of its own (in no hierarchy) that writes to standard error
+    (the journal under systemd), never to a log file that cannot be written
+    or reopened."""
+    logger = logging.Logger("cks.log")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(APPLICATION_FORMAT))
+    logger.addHandler(handler)
+    return logger
+
+
 def _stderr_handler() -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(APPLICATION_FORMAT))
@@ -109,6 +121,7 @@ def configure_logging(settings: LogSettings) -> None:
     """Send the logs where `settings` say (ConfigError: a file cannot be
     opened).  Without a syslog daemon, the application log goes to its file
     or standard error, and its first line says so."""
+    global _on_stderr
     handlers: List[logging.Handler] = []
     if settings.file:
         handlers.append(_file_handler(settings.file, APPLICATION_FORMAT))
@@ -120,6 +133,7 @@ def configure_logging(settings: LogSettings) -> None:
             no_syslog = True
     root = logging.getLogger()
     root.handlers = handlers or [_stderr_handler()]
+    _on_stderr = not handlers
     root.setLevel(settings.level)
     if no_syslog:
         log.warning("no syslog at %s: logging to %s instead", settings.syslog_socket,
@@ -134,14 +148,17 @@ def configure_logging(settings: LogSettings) -> None:
 def reopen_log_files() -> None:
     """Close the log files and open them again at their paths: after
     logrotate renamed them, new lines go to new files.  Says which were
-    reopened and which could not be."""
+    reopened and which could not be: those on standard error too (the
+    journal), as the application log may be one of them, its file moved
+    away (until 2026-12-06 they were said only there)."""
     reopened = []
     for handler in _files:
         try:
             stream = open(handler.baseFilename, handler.mode, encoding=handler.encoding)
         except OSError as exc:
-            log.error("cannot reopen %s (%s): still writing to the file it was",
-                      handler.baseFilename, exc.strerror or exc)
+            for logger in [log] if _on_stderr else [log, stderr_log()]:
+                logger.error("cannot reopen %s (%s): still writing to the file it was",
+                             handler.baseFilename, exc.strerror or exc)
             continue
         old = handler.setStream(stream)
         if old is not None:

@@ -73,8 +73,10 @@ def test_after_logrotate_renamed_the_files_sighup_starts_new_ones(tmp_path, sect
 @pytest.mark.parametrize("moved", ["access", "both"])
 def test_sighup_says_which_log_files_it_could_not_reopen_and_no_more(tmp_path, moved):
     """A log directory moved away: the files there cannot be reopened, and
-    cksd says so; "log files reopened" names the ones that were, and is not
-    said at all when none was (it was said after the failures all the same)."""
+    cksd says so, in the application log and on standard error (the journal:
+    until 2026-12-06 only in the file moved away, where nobody looks);
+    "log files reopened" names the ones that were, and is not said at all
+    when none was (it was said after the failures all the same)."""
     (tmp_path / "app").mkdir()
     (tmp_path / "access").mkdir()
     app_dir = tmp_path / ("access" if moved == "both" else "app")
@@ -89,6 +91,11 @@ def test_sighup_says_which_log_files_it_could_not_reopen_and_no_more(tmp_path, m
         _wait_for(written, "cannot reopen %s (No such file or directory): still writing to "
                   "the file it was" % access)
         assert server.stop() == 0
+        for path in (app, access):
+            failed = "cks.log: cannot reopen %s (No such file or directory): still writing " \
+                     "to the file it was" % path
+            assert server.output().splitlines().count(failed) \
+                == (path == access or moved == "both"), server.output()
     lines = [line.split(" ", 2)[2] for line in written.read_text().splitlines()]
     assert lines.count("cks.log: cannot reopen %s (No such file or directory): still "
                        "writing to the file it was" % app) == (moved == "both")
