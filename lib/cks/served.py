@@ -17,7 +17,10 @@ verified view, computed here when a key is stored:
   valid self-revocation, so that clients learn it was revoked), and only
   their valid self-signatures;
 - subkeys only with a valid binding (with the back-signature a signing subkey
-  needs), and their valid bindings and revocations;
+  needs), and their valid bindings and revocations; never a subkey whose
+  version does not fit the primary key's (a v6 subkey of a v4 key), and no
+  signature counts whose version does not fit its maker's (verify.py), so
+  no v4 key's served view holds a v5 or v6 packet;
 - third-party certifications by policy: `all`, `verified` (the issuer's key is
   held here and the signature verifies), `attested` (listed in the key
   owner's newest valid attestation, 0x16) or `none`; newest first and at most
@@ -43,7 +46,7 @@ from .crypto.hashes import new_hash
 from .crypto import UnsupportedAlgorithm
 from .openpgp import signature as sg
 from .openpgp.cryptocheck import CryptoCheck
-from .openpgp.keypacket import PublicKey
+from .openpgp.keypacket import PublicKey, versions_fit
 from .openpgp.keys import Component, Key, SignaturePacket, canonicalize
 
 CERTIFICATION_POLICIES = ("all", "verified", "attested", "none")
@@ -218,6 +221,8 @@ class _View:
         return newest.hash_algorithm, digests
 
     def subkey(self, component: Component) -> Optional[Component]:
+        if not versions_fit(self.key.public_key.version, component.value.version):
+            return None
         bindings = [e for e in component.sigs if e.sig.sig_type == sg.SUBKEY_BINDING
                     and self.self_valid(component, e)]
         if not bindings:

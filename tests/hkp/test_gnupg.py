@@ -4,9 +4,12 @@
 
 import pytest
 
+from cks.openpgp import packet as pk
 from cks.openpgp.armor import encode
+from cks.openpgp import signature as sg
+from cks.openpgp.userid import UserID
 from support import EXPECTED, fixture
-from support.forge import self_signed_key
+from support.forge import Signer, key_flags, keyring, self_signed_key
 from support.gpg import GnuPG, parse_colons
 from support.server import Cksd
 
@@ -117,3 +120,55 @@ def test_locate_keys_of_an_address_with_a_plus(server, gpg):
     assert found[0] == 200 and found[2].decode().splitlines()[1].startswith("pub:%s:" % named)
     found = server.lookup(op="index", options="mr", exact="on", search="tag@example.org user")
     assert found[0] == 404
+
+
+def _key_with_a_newer_packet(uid: bytes, subkey_version: int, sig_version: int) -> bytes:
+    """A v4 key with `uid`, self-certified, and an encryption subkey of
+    `subkey_version` bound by a binding of `sig_version`; with a v6 subkey,
+    also a v6 self-certification of `uid` by the v4 key (each verifies)."""
+    owner, sub = Signer.new(), Signer.new(version=subkey_version)
+    signatures = [owner.sign(sg.CERT_POSITIVE, owner.public, UserID(uid))]
+    if subkey_version == 6:
+        signatures.append(owner.sign(sg.CERT_POSITIVE, owner.public, UserID(uid), version=6))
+    binding = owner.sign(sg.SUBKEY_BINDING, owner.public, sub.public, [key_flags(0x0C)],
+                         version=sig_version)
+    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+                    pk.Packet(pk.TAG_USER_ID, uid)]
+                   + [pk.Packet(pk.TAG_SIGNATURE, s.serialize()) for s in signatures]
+                   + [pk.Packet(pk.TAG_PUBLIC_SUBKEY, sub.public.serialize()),
+                      pk.Packet(pk.TAG_SIGNATURE, binding.serialize())])
+
+
+def _key_with_a_newer_self_certification(uid: bytes) -> bytes:
+    """A v4 key whose only self-certification of `uid` is a v6 signature."""
+    owner = Signer.new()
+    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+                    pk.Packet(pk.TAG_USER_ID, uid),
+                    pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                        sg.CERT_POSITIVE, owner.public, UserID(uid), version=6).serialize())])
+
+
+def test_a_v4_key_with_v5_or_v6_packets_does_not_hide_others_from_gnupg(server, gpg):
+    """Anyone could upload a v4 key with someone's user ID and a v5 or v6
+    subkey, binding or self-certification: GnuPG 2.2 read no key of an
+    answer holding it ("packet(14) with unknown version 6"), so neither
+    --locate-keys nor --search-keys found that user ID's real key."""
+    uid = EXPECTED["rsa2048.asc"][0]["uids"][0]
+    email = uid.split("<")[1].rstrip(">")
+    assert server.add(fixture("rsa2048"))[0] == 200
+    attackers = [_key_with_a_newer_packet(uid.encode(), 6, 4),
+                 _key_with_a_newer_packet(uid.encode(), 5, 4),
+                 _key_with_a_newer_packet(uid.encode(), 4, 6),
+                 _key_with_a_newer_self_certification(uid.encode())]
+    for attacker in attackers:
+        assert server.add(encode(attacker))[0] == 200
+    gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", email])
+    assert _fp("rsa2048") in gpg.fingerprints()
+    for query in (email, uid):
+        result = gpg.run(["--with-colons", "--search-keys", query])
+        pubs = [line.split(":")[1] for line in result.stdout.decode().splitlines()
+                if line.startswith("pub:")]
+        assert _fp("rsa2048") in pubs and len(pubs) == 4, (query, pubs)
+    with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as other:
+        other.run(["--recv-keys"] + pubs)
+        assert len(other.fingerprints()) == 4

@@ -1,8 +1,8 @@
 """Keys and signatures made in tests, for cases the fixtures lack: stolen
 subkeys, missing back-signatures, weak-hash third-party certifications.
 
-Keys are v4 EdDSA (legacy, algorithm 22) Ed25519, or v6 Ed25519 (algorithm
-27) with v6 signatures, signed with `cryptography`;
+Keys are v4 EdDSA (legacy, algorithm 22) Ed25519, or v5 (LibrePGP) or v6
+Ed25519 (algorithm 27) with v5 or v6 signatures, signed with `cryptography`;
 what a signature covers comes from cks.openpgp.sighash, whose output the
 fixtures and GnuPG check independently.
 """
@@ -41,14 +41,14 @@ class Signer:
     @classmethod
     def new(cls, created: int = CREATED, version: int = 4,
             seed: Optional[bytes] = None) -> "Signer":
-        """A v4 key (EdDSA, algorithm 22) or a v6 key (Ed25519, algorithm 27),
-        which makes v6 signatures (salted, the key named by its fingerprint);
-        `seed` (32 bytes): the same key every run."""
+        """A v4 key (EdDSA, algorithm 22), or a v5 or v6 key (Ed25519,
+        algorithm 27), which makes v5 or v6 signatures (v6: salted; both name
+        the key by its fingerprint); `seed` (32 bytes): the same key every run."""
         private = Ed25519PrivateKey.from_private_bytes(seed) if seed is not None \
             else Ed25519PrivateKey.generate()
         raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        if version == 6:
-            body = b"\x06" + created.to_bytes(4, "big") + bytes((27,)) + \
+        if version in (5, 6):
+            body = bytes((version,)) + created.to_bytes(4, "big") + bytes((27,)) + \
                 len(raw).to_bytes(4, "big") + raw
         else:
             body = (b"\x04" + created.to_bytes(4, "big") + bytes((22, len(OID_ED25519)))
@@ -57,15 +57,19 @@ class Signer:
 
     def sign(self, sig_type: int, primary: PublicKey, target: Target,
              hashed: Sequence[Subpacket] = (), created: int = CREATED,
-             hash_algorithm: int = 8, named: bool = True) -> Signature:
-        """A v4 signature by this key over `primary` and `target`; `named`:
-        with issuer fingerprint and issuer key ID subpackets."""
-        version = 6 if self.public.version == 6 else 4
+             hash_algorithm: int = 8, named: bool = True,
+             version: Optional[int] = None) -> Signature:
+        """A signature by this key over `primary` and `target`, of the version
+        the key makes (v4, v5 or v6) unless `version` says another (which
+        RFC 9580 forbids); `named`: with issuer fingerprint (and for v4,
+        issuer key ID) subpackets."""
+        if version is None:
+            version = self.public.version if self.public.version in (5, 6) else 4
         area = [Subpacket(sg.SUB_CREATION_TIME, created.to_bytes(4, "big"))]
         unhashed = []
         if named:
             area.append(Subpacket(sg.SUB_ISSUER_FINGERPRINT,
-                                  bytes((version,)) + self.public.fingerprint))
+                                  bytes((self.public.version,)) + self.public.fingerprint))
             if version == 4:
                 unhashed.append(Subpacket(sg.SUB_ISSUER, self.public.keyid))
         sig = Signature(version, sig_type, self.public.algorithm, hash_algorithm, b"\0\0", b"",
@@ -75,7 +79,7 @@ class Signer:
         digest = signature_digest(sig, primary, target)
         raw = self.private.sign(digest)
         sig.hash_prefix = digest[:2]
-        sig.material = raw if version == 6 else mpi(raw[:32]) + mpi(raw[32:])
+        sig.material = raw if self.public.algorithm == 27 else mpi(raw[:32]) + mpi(raw[32:])
         return Signature.parse(sig.serialize())
 
     def made_up(self, sig_type: int, primary: PublicKey, target: Target, created: int,

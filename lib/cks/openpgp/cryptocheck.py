@@ -35,7 +35,10 @@ from .verify import Verdict, verify
 # 2019-01-19T00:00:00Z, the date GnuPG also uses for SHA-1 key signatures.
 WEAK_HASH_CUTOFF = 1547856000
 
-_CACHE_KEY_VERSION = b"cks-verdict-1"
+# Names what a verdict answers: a change of verify's rules changes it, so
+# that verdicts cached under the old rules are not used (version 2: a
+# signature's version must fit its issuer's, 2026-12-06).
+_CACHE_KEY_VERSION = b"cks-verdict-2"
 
 
 def cache_key(key: Key, component: Optional[Component], entry: SignaturePacket,

@@ -107,6 +107,15 @@ class PublicKey:
         return alg.algorithm_name(self.algorithm, self.bits, curve.name if curve else "")
 
 
+def versions_fit(key_version: int, version: int) -> bool:
+    """May a key of `key_version` make a signature of `version`, or carry a
+    subkey of that version?  RFC 9580: v6 keys make v6 signatures and carry
+    v6 subkeys, v4 keys make v3 or v4 signatures and carry v4 subkeys (and
+    v3 keys, v3 or v4 signatures); LibrePGP's v5 likewise with v5.  (A v4
+    key with a v6 part would also be one GnuPG 2.2 cannot read at all.)"""
+    return max(key_version, 4) == max(version, 4)
+
+
 def identify(body: bytes) -> Optional[Tuple[bytes, bytes]]:
     """(fingerprint, key ID) of a v4, v5 or v6 key packet body, without parsing
     its key material (which may not parse: PublicKey.parse says); None for

@@ -6,6 +6,8 @@ algorithm, curve or hash we cannot check), plus whether a weak hash (MD5,
 SHA-1, RIPEMD-160) was used.  The verdict is pure mathematics and structure;
 what a weak hash means for a key is policy, applied by the caller (see
 `cryptocheck`).  Expiry, revocation and signature dates are not looked at.
+A signature whose version does not fit the key that made it (a v6 one by a
+v4 key, a v4 one by a v6 key: `keypacket.versions_fit`) is invalid.
 
 Beyond the signature itself, a subkey binding (0x18) for a subkey that may
 sign or certify is only valid with a valid embedded primary key binding
@@ -27,7 +29,7 @@ from ..crypto.hashes import WEAK_HASHES, new_hash
 from . import algorithms as alg
 from . import signature as sg
 from .errors import PGPError
-from .keypacket import PublicKey
+from .keypacket import PublicKey, versions_fit
 from .keys import Component, Key
 from .reader import Reader
 from .sighash import Target, signature_digest, trailer
@@ -111,6 +113,9 @@ def verify_document(data: bytes, sig: Signature, signer: PublicKey) -> Verdict:
 
 def _verify(primary: PublicKey, target: Target, sig: Signature, issuer: PublicKey,
             weak: bool) -> Verdict:
+    if not versions_fit(issuer.version, sig.version):
+        return Verdict(INVALID, weak, "a v%d key cannot make a v%d signature"
+                       % (issuer.version, sig.version))
     if sig.version == 6 and sig.hash_algorithm not in sg.SALT_SIZES:
         return Verdict(INVALID, weak, "hash algorithm %d is not allowed in v6 signatures"
                        % sig.hash_algorithm)
