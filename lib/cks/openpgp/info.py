@@ -8,9 +8,12 @@ checking it again; `cks_admin.py show` reads a file's keys the same way,
 unverified.
 
 The rules follow GnuPG where it is specific:
-- key expiry: the newest direct-key self-signature that states a key
-  expiration; else the newest self-certification, over all user IDs that are
-  not revoked, that states one; else none.  v3 keys: their validity days.
+- key expiry and key flags: the newest direct-key self-signature's, when it
+  states them (RFC 9580: the newest direct-key self-signature rules, so an
+  older one's are void once a newer one leaves them out, as
+  `sq key expire never` writes it); else the newest self-certification's,
+  over all user IDs that are not revoked, that states them; else none.
+  v3 keys: their validity days.
 - revoked: a key revocation issued by the key, or by a designated revoker
   named in one of its self-signatures (unless the caller says that one is
   unverified: then `revocation_unverified` is set instead).
@@ -22,7 +25,7 @@ The rules follow GnuPG where it is specific:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import AbstractSet, Dict, List, Optional, Sequence
+from typing import AbstractSet, Callable, Dict, List, Optional, Sequence
 
 from . import signature as sg
 from .keypacket import PublicKey
@@ -133,7 +136,6 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
     revokers = [rk for e in direct for rk in e.sig.revocation_keys]
 
     identities = []
-    expiring_certs: List[SignaturePacket] = []
     newest_certs: List[SignaturePacket] = []
     for component in key.identities:
         certs = valid(component, sg.CERTIFICATIONS, component.sigs)
@@ -144,8 +146,6 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
         revokers.extend(rk for e in certs for rk in e.sig.revocation_keys)
         if newest is not None and not revoked:
             newest_certs.append(newest)
-            if newest.sig.key_expiration_seconds is not None:
-                expiring_certs.append(newest)
         value = component.value
         is_attribute = component.packet.tag == TAG_USER_ATTRIBUTE
         identities.append(UserIDInfo(
@@ -158,14 +158,20 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
             primary=bool(newest and newest.sig.is_primary_user_id),
             images=len(value.images) if isinstance(value, UserAttribute) else 0))
 
-    flag_source = _newest([e for e in direct if e.sig.key_flags is not None]) or _newest(
-        [c for c in newest_certs if c.sig.key_flags is not None])
+    newest_direct = _newest(direct)
+
+    def stating(states: Callable[[sg.Signature], bool]) -> Optional[SignaturePacket]:
+        """The self-signature a key-wide setting comes from (module notes)."""
+        if newest_direct is not None and states(newest_direct.sig):
+            return newest_direct
+        return _newest([c for c in newest_certs if states(c.sig)])
+
+    flag_source = stating(lambda sig: sig.key_flags is not None)
 
     if public.version in (2, 3):
         expires = public.created + public.validity_days * 86400 if public.validity_days else None
     else:
-        with_expiry = [e for e in direct if e.sig.key_expiration_seconds is not None]
-        source = _newest(with_expiry) or _newest(expiring_certs)
+        source = stating(lambda sig: sig.key_expiration_seconds is not None)
         expires = _expiry(public.created, source.sig if source else None)
 
     revoker_fprs = {rk.fingerprint for rk in revokers}
