@@ -25,7 +25,7 @@ from cks.openpgp.userid import UserAttribute, UserID
 from cks.served import ServePolicy
 from cks.store import open_store
 from support import EXPECTED, FIXTURES, fixture
-from support.forge import Signer, keyring
+from support.forge import CREATED, Signer, key_flags, keyring
 from support.server import LOOPBACK_EXEMPT, Cksd
 
 LOADED = ["rsa2048", "nistp256", "certified", "photo", "revoked", "expired", "desig-revoked",
@@ -97,12 +97,33 @@ def _uid(text):
     return pk.Packet(pk.TAG_USER_ID, text)
 
 
+YEAR = 365 * 86400
+
+
+def _lapsed_key(owner):
+    """`owner`'s key with a user ID whose self-certification expired, and
+    two encryption subkeys: one whose key expiry passed, one whose only
+    binding signature expired (both a year after they were made, on
+    2024-12-31)."""
+    lapsing = [Subpacket(sg.SUB_EXPIRATION_TIME, YEAR.to_bytes(4, "big"))]
+    uid = b"Lapsed <lapsed@example.org>"
+    out = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+           _uid(uid), _signature(owner.sign(sg.CERT_POSITIVE, owner.public, UserID(uid))),
+           _uid(uid[:6]), _signature(owner.sign(sg.CERT_POSITIVE, owner.public,
+                                                UserID(uid[:6]), lapsing))]
+    for hashed in ([Subpacket(sg.SUB_KEY_EXPIRATION_TIME, YEAR.to_bytes(4, "big"))], lapsing):
+        sub = Signer.new(created=CREATED)
+        out += [pk.Packet(pk.TAG_PUBLIC_SUBKEY, sub.public.serialize()), _signature(
+            owner.sign(sg.SUBKEY_BINDING, owner.public, sub.public, [key_flags(0x0C)] + hashed))]
+    return keyring(out)
+
+
 class Made:
     """The keys the tests make: name -> (its owner's Signer, the binary key)."""
 
     def __init__(self):
-        mallory, victim, odd, big, hidden, ctrl, blank, by_blank = (Signer.new()
-                                                                    for _ in range(8))
+        mallory, victim, odd, big, hidden, ctrl, blank, by_blank, lapsed = (
+            Signer.new() for _ in range(9))
         revocation = victim.sign(sg.KEY_REVOCATION, victim.public, None, hashed=[
             Subpacket(sg.SUB_REVOCATION_REASON, b"\x02" + EVIL_REASON)])
         self.keys = {
@@ -127,6 +148,7 @@ class Made:
             "blank": (blank, _key(blank, [_uid(b"")])),
             "by-blank": (by_blank, _key(by_blank, [_uid(b"By blank <by-blank@example.org>")],
                                         certifier=blank)),
+            "lapsed": (lapsed, _lapsed_key(lapsed)),
         }
 
     def fingerprint(self, name):
@@ -340,6 +362,15 @@ def test_key_page_banners(server):
     assert "Revoked UID <revoked-uid@example.org> [revoked]" in parts.text
     assert "[sign] [revoked]" in parts.text
     assert ["user ID revocation", "self-signature", "2024-01-01", "", "verified"] in parts.rows
+
+
+def test_a_subkey_whose_binding_expired_is_shown_expired(server):
+    """As a user ID whose self-certification expired: GnuPG counts neither
+    (`sub:i`); until 2026-12-06 the subkey was shown as valid."""
+    page = _key_page(server, MADE.fingerprint("lapsed"))
+    assert page.text.count("[encrypt] [expired 2024-12-31]") == 2
+    assert "Lapsed [expired 2024-12-31]" in page.text
+    assert "This key expired" not in page.text
 
 
 def test_key_page_of_several_keys(server):

@@ -68,3 +68,20 @@ def test_the_newest_direct_key_signature_that_states_them_wins():
     info = describe(key)
     assert (info.expires, info.key_flags) == (CREATED + 5 * YEAR, CERTIFY | SIGN)
     assert _gpg_pub(data) == (CREATED + 5 * YEAR, "sc")
+
+
+def test_a_subkey_whose_only_binding_expired_has_expired():
+    """As a user ID whose self-certification expired (its `expires` is the
+    signature's): GnuPG lists the subkey as invalid (`sub:i`)."""
+    owner, sub = Signer.new(), Signer.new()
+    lapsing = sg.Subpacket(sg.SUB_EXPIRATION_TIME, YEAR.to_bytes(4, "big"))
+    binding = owner.sign(sg.SUBKEY_BINDING, owner.public, sub.public,
+                         [key_flags(0x0C), _expires_in(5 * YEAR), lapsing])
+    data = _key(owner, []) + keyring([pk.Packet(pk.TAG_PUBLIC_SUBKEY, sub.public.serialize()),
+                                      pk.Packet(pk.TAG_SIGNATURE, binding.serialize())])
+    (key,) = parse_keyring(data).keys
+    (subkey,) = describe(key).subkeys
+    assert subkey.expires == CREATED + YEAR
+    with GnuPG() as gpg:
+        (listed,) = gpg.show(data)
+    assert [s["validity"] for s in listed["subkeys"]] == ["i"]

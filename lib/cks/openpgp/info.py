@@ -20,6 +20,10 @@ The rules follow GnuPG where it is specific:
 - a user ID is revoked when a self-issued certification revocation is at
   least as new as its newest self-certification; a subkey is revoked by any
   self-issued subkey revocation.
+- a user ID expires when its newest self-certification does (the
+  signature's expiration); a subkey when its key expiration in its newest
+  binding passes, or that binding signature expires, whichever comes first
+  (GnuPG counts neither once it has: `uid:e`, `sub:i`).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ class SubkeyInfo:
     algorithm_name: str
     bits: int
     created: int
-    expires: Optional[int]
+    expires: Optional[int]  # the key's, or its newest binding's if that expires first
     revoked: bool
     key_flags: Optional[int]
 
@@ -190,6 +194,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
         sub: PublicKey = component.value
         bindings = valid(component, {sg.SUBKEY_BINDING}, component.sigs)
         newest = _newest(bindings)
+        ends = [] if newest is None else [_expiry(sub.created, newest.sig), newest.sig.expires]
         subkeys.append(SubkeyInfo(
             fingerprint=sub.fingerprint.hex().upper(),
             keyid=sub.keyid.hex().upper(),
@@ -198,7 +203,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
             algorithm_name=sub.algorithm_name,
             bits=sub.bits,
             created=sub.created,
-            expires=_expiry(sub.created, newest.sig if newest else None),
+            expires=min((end for end in ends if end is not None), default=None),
             revoked=bool(valid(component, {sg.SUBKEY_REVOCATION}, component.sigs)),
             key_flags=newest.sig.key_flags if newest else None))
 
