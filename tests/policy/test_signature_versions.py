@@ -14,10 +14,10 @@ import pytest
 
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
-from cks.openpgp.cryptocheck import CryptoCheck
+from cks.openpgp.cryptocheck import CryptoCheck, cache_key
 from cks.openpgp.keys import parse_keyring, read_keys
 from cks.openpgp.userid import UserID
-from cks.openpgp.verify import verify
+from cks.openpgp.verify import VALID, Verdict, verify
 from cks.served import ServePolicy, served_view
 from support import fixture
 from support.forge import Signer, embedded, key_flags, keyring
@@ -123,6 +123,20 @@ def test_a_self_certification_of_another_version_than_its_key_is_not_valid(
     assert not verdict.valid
     assert verdict.reason == "a v%d key cannot make a v%d signature" % (primary, sig_version)
     assert _served(key).user_ids == []
+
+
+def test_a_verdict_cached_before_the_versions_were_compared_is_not_taken():
+    """Verdicts cached until 2026-12-06 (cks_sig_verdicts) say VALID for a
+    v6 self-certification a v4 key made: the versions are compared before
+    the cache is read, so reverify after the upgrade needs no check again."""
+    owner = Signer.new()
+    key = _key(owner, uid_version=6)
+    (uid,) = key.user_ids
+    entry = uid.sigs[0]
+    cache = {cache_key(key, uid, entry, owner.public): Verdict(VALID, False)}
+    check = CryptoCheck(cache)
+    assert not check.is_valid(key, uid, entry, owner.public)
+    assert served_view(key, check, ServePolicy()).key.user_ids == []
 
 
 @pytest.mark.parametrize("primary,subkey", [(4, 6), (4, 5), (6, 4), (5, 6)])

@@ -30,15 +30,12 @@ from .info import SignatureCheck
 from .keypacket import PublicKey
 from .keys import Component, Key, SignaturePacket
 from .signature import Signature
-from .verify import Verdict, verify
+from .verify import Verdict, unfit_version, verify
 
 # 2019-01-19T00:00:00Z, the date GnuPG also uses for SHA-1 key signatures.
 WEAK_HASH_CUTOFF = 1547856000
 
-# Names what a verdict answers: a change of verify's rules changes it, so
-# that verdicts cached under the old rules are not used (version 2: a
-# signature's version must fit its issuer's, 2026-12-06).
-_CACHE_KEY_VERSION = b"cks-verdict-2"
+_CACHE_KEY_VERSION = b"cks-verdict-1"
 
 
 def cache_key(key: Key, component: Optional[Component], entry: SignaturePacket,
@@ -81,6 +78,9 @@ class CryptoCheck(SignatureCheck):
     def verdict(self, key: Key, component: Optional[Component], entry: SignaturePacket,
                 issuer: PublicKey) -> Verdict:
         """The (possibly cached) verdict on `entry` made by `issuer`."""
+        unfit = unfit_version(entry.sig, issuer)  # (whatever a verdict cached earlier says)
+        if unfit is not None:
+            return unfit
         if self.cache is None:
             return verify(key, component, entry.sig, issuer)
         slot = cache_key(key, component, entry, issuer)

@@ -111,11 +111,21 @@ def verify_document(data: bytes, sig: Signature, signer: PublicKey) -> Verdict:
     return Verdict(VALID, weak)
 
 
+def unfit_version(sig: Signature, issuer: PublicKey) -> Optional[Verdict]:
+    """INVALID when the signature's version does not fit its issuer's
+    (versions_fit), else None.  CryptoCheck asks it before it takes a cached
+    verdict: those cached until 2026-12-06 did not look at it."""
+    if versions_fit(issuer.version, sig.version):
+        return None
+    return Verdict(INVALID, False, "a v%d key cannot make a v%d signature"
+                   % (issuer.version, sig.version))
+
+
 def _verify(primary: PublicKey, target: Target, sig: Signature, issuer: PublicKey,
             weak: bool) -> Verdict:
-    if not versions_fit(issuer.version, sig.version):
-        return Verdict(INVALID, weak, "a v%d key cannot make a v%d signature"
-                       % (issuer.version, sig.version))
+    unfit = unfit_version(sig, issuer)
+    if unfit is not None:
+        return unfit
     if sig.version == 6 and sig.hash_algorithm not in sg.SALT_SIZES:
         return Verdict(INVALID, weak, "hash algorithm %d is not allowed in v6 signatures"
                        % sig.hash_algorithm)
