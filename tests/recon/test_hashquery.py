@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cks import pipeline
-from cks.hkp.app import KeyServer, Request, ServerSettings
+from cks.hkp.app import FileBody, KeyServer, Request, ServerSettings
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.store import open_store
 from cks.sync.recon.hashquery import (CONTENT_TYPE, MAX_HASHES, PATH, HashQueryError,
@@ -153,16 +153,26 @@ def _ask(app, body, method="POST", headers=None):
                               body, "127.0.0.1"))
 
 
+def _answer(response):
+    """The body of a hashquery's answer, which comes in a file (FileBody)."""
+    assert isinstance(response.body, FileBody)
+    with response.body.file as file:
+        data = file.read()
+    assert len(data) == response.body.size
+    return data
+
+
 def test_endpoint_answers_the_network_view_and_leaves_out_what_it_lacks(app):
     unknown = hashlib.md5(b"nobody").digest()
     response = _ask(app, encode_request([_hash("photo"), unknown, _hash("rsa2048")]))
     assert response.status == 200 and response.content_type == CONTENT_TYPE
-    assert response.body.endswith(b"\r\n")
+    body = _answer(response)
+    assert body.endswith(b"\r\n")
     fingerprints = [read_keys(fixture(n)).keys[0].fingerprint.hex().upper()
                     for n in ("photo", "rsa2048")]
     stored = app.store.keydata(fingerprints)
-    assert decode_answer(response.body) == [stored[f] for f in fingerprints]
-    assert decode_answer(_ask(app, encode_request([unknown])).body) == []
+    assert decode_answer(body) == [stored[f] for f in fingerprints]
+    assert decode_answer(_answer(_ask(app, encode_request([unknown])))) == []
 
 
 def test_endpoint_refuses_malformed_bodies_with_400_and_the_reason(app):
@@ -175,10 +185,18 @@ def test_endpoint_refuses_malformed_bodies_with_400_and_the_reason(app):
     assert _ask(app, b"", method="GET").status == 405
 
 
-def test_endpoint_cuts_a_large_answer_and_says_so(app, monkeypatch):
+def test_endpoint_answers_every_key_whatever_their_size(app, monkeypatch):
+    """Read a key at a time past HASHQUERY_READ_BYTES, and none left out past
+    KEYS_ANSWER_BYTES (until 2026-12-06 the answer stopped there, said so in
+    X-HKP-Results-Truncated, and SKS and Hockeypuck never asked again)."""
     import cks.hkp.app as app_module
     monkeypatch.setattr(app_module, "KEYS_ANSWER_BYTES", 10)  # every key is larger
+    monkeypatch.setattr(app_module, "HASHQUERY_READ_BYTES", 10)
+    runs = []
+    keydata = app.store.keydata
+    monkeypatch.setattr(app.store, "keydata", lambda run: runs.append(run) or keydata(run))
     response = _ask(app, encode_request([_hash(n) for n in KEYS]))
     assert response.status == 200
-    assert len(decode_answer(response.body)) == 1  # the first key always goes in
-    assert ("X-HKP-Results-Truncated", "true") in response.headers
+    assert len(decode_answer(_answer(response))) == len(KEYS)
+    assert [len(run) for run in runs] == [1] * len(KEYS)
+    assert not any(name == "X-HKP-Results-Truncated" for name, _ in response.headers)

@@ -8,13 +8,15 @@ HTTP plumbing is in server.py.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Set,
-                    Tuple, TypeVar, Union)
+from typing import (BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional,
+                    Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
 from ..openpgp import armor
@@ -48,10 +50,17 @@ SYNC_HEADER = "X-CKS-Sync"  # set by a peer's cks_sync: store, but do not queue 
 TRUNCATED_HEADER = "X-HKP-Results-Truncated"
 # Signers looked up for a key page (their names, whether they are held here).
 MAX_SIGNER_LOOKUPS = 200
-# An answer of keys (get, hget, vindex; a hashquery) stops growing past this
-# many bytes of them, its first key always in: max_results keys of up to
-# max_key_bytes each must not become one answer of hundreds of megabytes.
+# An answer of keys (get, hget, vindex) stops growing past this many bytes
+# of them, its first key always in: max_results keys of up to max_key_bytes
+# each must not become one answer of hundreds of megabytes.
 KEYS_ANSWER_BYTES = 16 << 20
+# A hashquery answers every key asked for that is held, whatever their size
+# (SKS and Hockeypuck do not ask again for keys an answer left out): read
+# this many bytes of keys at a time (at least one key) and written to a
+# temporary file (FileBody), or to memory when they add up to no more than
+# HASHQUERY_MEMORY_BYTES.
+HASHQUERY_READ_BYTES = 1 << 20
+HASHQUERY_MEMORY_BYTES = 2 << 20
 # An index stops past this many bytes of user IDs, its first key always in
 # (the Debian keyring's largest index of 100 keys would take about 12 KB).
 INDEX_ANSWER_BYTES = 1 << 20
@@ -88,9 +97,26 @@ class Request:
 
 
 @dataclass
+class FileBody:
+    """An answer's body too large to hold in memory (a hashquery's may be
+    hundreds of megabytes): the `size` bytes of `file`, from its start.
+    server.py sends it in pieces after the head, and closes it once sent
+    or when the connection closes."""
+
+    file: BinaryIO
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        self.file.close()
+
+
+@dataclass
 class Response:
     status: int
-    body: bytes = b""
+    body: Union[bytes, FileBody] = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: List[Tuple[str, str]] = field(default_factory=list)
 
@@ -565,20 +591,37 @@ class KeyServer:
         """POST /pks/hashquery: the keys an SKS peer's reconciliation found it
         lacks, by SKS key hash.  Each is the stored network view (what the
         hash names, as for op=hget); hashes not held are left out.  SKS asks
-        with HTTP/1.0, a Content-Length and nothing else."""
+        with HTTP/1.0, a Content-Length and nothing else.  Every held key is
+        in the answer, whatever their size (SKS and Hockeypuck do not ask
+        again for what an answer leaves out: until 2026-12-06 it stopped at
+        KEYS_ANSWER_BYTES, with X-HKP-Results-Truncated, which only a CKS
+        peer heeds); it is written to a file as the keys are read, and sent
+        from there (FileBody), so its size costs no memory."""
         try:
             hashes = hashquery.decode_request(request.body)
         except hashquery.HashQueryError as exc:
             raise HKPError(400, "malformed hashquery: %s" % exc) from None
-        fingerprints = [f for digest in hashes
-                        for f in self.lookup_store.find_by_hash(digest.hex())]
-        # (cut at KEYS_ANSWER_BYTES: the X-HKP-Results-Truncated header tells
-        # a CKS peer, so it asks again for the rest)
-        keys, truncated = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
-                                  KEYS_ANSWER_BYTES)
-        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
-        return Response(200, hashquery.encode_answer([data for _, data in keys]),
-                        hashquery.CONTENT_TYPE, extra)
+        held = self.lookup_store.sizes_by_hash([digest.hex() for digest in hashes])
+        # (not a SpooledTemporaryFile: moving to disk, it copies what it held
+        # in memory, with the write that crossed its limit: a key of 8 MiB)
+        body: BinaryIO = io.BytesIO() if sum(size for _, size in held) \
+            <= HASHQUERY_MEMORY_BYTES else tempfile.TemporaryFile()
+        try:
+            hashquery.write_answer(body, self._keys_in_runs(held))
+            size = body.tell()
+            body.seek(0)
+        except BaseException:
+            body.close()
+            raise
+        return Response(200, FileBody(body, size), hashquery.CONTENT_TYPE)
+
+    def _keys_in_runs(self, held: List[Tuple[str, int]]) -> Iterator[bytes]:
+        """The stored network views of these keys ((fingerprint, size)), in
+        order, read HASHQUERY_READ_BYTES at a time (a key deleted meanwhile
+        is left out)."""
+        for run in _runs(held, HASHQUERY_READ_BYTES):
+            found = self.lookup_store.keydata(run)
+            yield from (found[f] for f in run if f in found)
 
     @staticmethod
     def _read_keys(fingerprints: List[str], read: Callable[[List[str]], Dict[str, Stored]],
@@ -634,6 +677,21 @@ def _within(sized: Iterable[Tuple[Item, int]], limit: int) -> Tuple[List[Item], 
         kept.append(item)
         total += size
     return kept, False
+
+
+def _runs(sized: Iterable[Tuple[Item, int]], budget: int) -> Iterator[List[Item]]:
+    """The items of (item, size) pairs, in order, in runs whose sizes add up
+    to `budget` at most (an item larger than that alone)."""
+    run: List[Item] = []
+    total = 0
+    for item, size in sized:
+        if run and total + size > budget:
+            yield run
+            run, total = [], 0
+        run.append(item)
+        total += size
+    if run:
+        yield run
 
 
 def _html(status: int, text: str, headers=None) -> Response:

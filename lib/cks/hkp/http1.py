@@ -169,12 +169,14 @@ def _date() -> str:
 
 
 def format_response(status: int, headers: List[Tuple[str, str]], body: bytes,
-                    keep_alive: bool, head_only: bool = False) -> bytes:
-    """The bytes of an HTTP/1.1 response with a Content-Length."""
+                    keep_alive: bool, head_only: bool = False,
+                    length: Optional[int] = None) -> bytes:
+    """The bytes of an HTTP/1.1 response with a Content-Length: `body`'s, or
+    `length` for a body the caller sends after the head (server.py)."""
     lines = ["HTTP/1.1 %d %s" % (status, REASONS.get(status, "Unknown")),
              "Date: " + _date(),
              "Server: CKS",
-             "Content-Length: %d" % len(body)]
+             "Content-Length: %d" % (len(body) if length is None else length)]
     lines.extend("%s: %s" % item for item in headers)
     lines.append("Connection: " + ("keep-alive" if keep_alive else "close"))
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..batchlog import QuickLog
-from .app import KeyServer, Request, Response
+from .app import FileBody, KeyServer, Request, Response
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
 from .request import split_target
 from .tls import Certificates
@@ -105,6 +105,11 @@ PIPELINED_PER_TURN = 16
 the other connections' turn: a client that sends hundreds at once (HTTP
 pipelining) waits for the others between its runs."""
 
+PIECE_BYTES = 256 << 10
+"""An answer's body in a file (FileBody) is read this much at a time, as the
+socket takes it: a hashquery answer of hundreds of megabytes costs no more
+memory than that."""
+
 # Connection states
 HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
     "handshake", "idle", "head", "body", "busy", "writing", "draining")
@@ -134,6 +139,7 @@ class _Connection:
         self.limits = limits
         self.buffer = bytearray()
         self.out = b""
+        self.rest: Optional[FileBody] = None  # the answer's body still in its file
         self.head: Optional[Head] = None
         self.length = 0
         self.keep_alive = False
@@ -143,6 +149,11 @@ class _Connection:
         self.drain_left = 0
         self.watching = 0  # the selector events the loop waits for (HKPServer._watch)
         self.advancing = False  # HKPServer._advance is moving it on
+
+    @property
+    def sending(self) -> bool:
+        """Whether some of the answer is still to be sent."""
+        return bool(self.out) or self.rest is not None
 
     @property
     def in_flight(self) -> bool:
@@ -421,7 +432,7 @@ class HKPServer:
         client need not wait for the loop to wake), and hand the rest and the
         bookkeeping back to the loop's thread."""
         response, seconds = self._prepare(connection, request, done.result())
-        if connection.out:
+        if connection.sending:
             self._send_some(connection)  # (a broken one: the loop's write finds out)
         self._done.put((connection, request, response, seconds))
         try:
@@ -442,6 +453,8 @@ class HKPServer:
                 return
             if connection.sock in self._connections:
                 self._respond(connection, request, response, seconds)
+            else:
+                self._close(connection)  # (the file of an answer _post prepared)
 
     def _prepare(self, connection: _Connection, request: Request,
                  response: Response) -> Tuple[Response, float]:
@@ -453,18 +466,31 @@ class HKPServer:
             return response, self._format(connection, request, response)
         except Exception:  # noqa: BLE001
             log.exception("error answering %s %s", request.method, request.target)
+            if isinstance(response.body, FileBody):
+                response.body.close()
             error = Response(500, b"internal server error\n")
             return error, self._format(connection, request, error)
 
     def _format(self, connection: _Connection, request: Request, response: Response) -> float:
+        """The answer's head (and body, unless it is in a file: connection.rest,
+        sent after the head) in connection.out."""
         head = connection.head
         connection.keep_alive = head.keep_alive and not self.stopping
         headers = [("Content-Type", response.content_type)] + EVERY_ANSWER + response.headers
-        connection.out = format_response(response.status, headers, response.body,
+        body = response.body
+        in_file = isinstance(body, FileBody)
+        connection.out = format_response(response.status, headers, b"" if in_file else body,
                                          connection.keep_alive,
-                                         head_only=head.method == "HEAD")
-        return self._count(connection, request.path, request.query.get("op"),
-                           response.status)
+                                         head_only=head.method == "HEAD" or in_file,
+                                         length=len(body))
+        seconds = self._count(connection, request.path, request.query.get("op"),
+                              response.status)
+        if isinstance(body, FileBody):  # (last: nothing after it may fail)
+            if head.method == "HEAD":
+                body.close()
+            else:
+                connection.rest = body
+        return seconds
 
     def _respond(self, connection: _Connection, request: Request, response: Response,
                  seconds: Optional[float] = None) -> None:
@@ -510,8 +536,14 @@ class HKPServer:
 
     @staticmethod
     def _send_some(connection: _Connection) -> bool:
-        """Send what the socket takes of connection.out now; False: the
-        connection is broken."""
+        """Send what the socket takes of connection.out now (once it is all
+        sent, the next piece of a body in a file: connection.rest, closed
+        after its last); False: the connection is broken."""
+        if not connection.out and connection.rest is not None:
+            connection.out = connection.rest.file.read(PIECE_BYTES)
+            if len(connection.out) < PIECE_BYTES:
+                connection.rest.close()
+                connection.rest = None
         try:
             sent = connection.sock.send(connection.out)
         except NOT_YET:  # TLS: the same bytes must be offered again
@@ -523,10 +555,10 @@ class HKPServer:
 
     def _write(self, connection: _Connection) -> None:
         # (a worker may have sent it all: _post)
-        if connection.out and not self._send_some(connection):
+        if connection.sending and not self._send_some(connection):
             self._close(connection)
             return
-        if connection.out:
+        if connection.sending:
             self._watch(connection, selectors.EVENT_WRITE)
             return
         if connection.state == DRAINING:
@@ -592,6 +624,9 @@ class HKPServer:
                 self._close(connection)
 
     def _close(self, connection: _Connection) -> None:
+        if connection.rest is not None:  # an answer not sent to its end
+            connection.rest.close()
+            connection.rest = None
         self._connections.pop(connection.sock, None)
         self._watch(connection, 0)
         try:
@@ -612,9 +647,9 @@ class HKPServer:
     def finish_stop(self) -> None:
         """After serve_forever(): release what is left."""
         self.stopping = True
+        self._pool.shutdown(wait=True)  # (first: a worker's answer may still come, _post)
         for connection in list(self._connections.values()):
             self._close(connection)
-        self._pool.shutdown(wait=True)
         for listener in self.listeners:
             try:
                 listener.close()

@@ -341,6 +341,17 @@ class Store(Database):
                                            (sks_hash.upper(),)).fetchall()
         return [r[0] for r in rows]
 
+    def sizes_by_hash(self, sks_hashes: Sequence[str]) -> List[Tuple[str, int]]:
+        """(fingerprint, size of its stored key data) of the keys held among
+        these SKS hashes (hex), in the hashes' order: what a hashquery
+        answers, then read in runs of a known size (app.py)."""
+        wanted = [h.upper() for h in sks_hashes]
+        with self.read() as cursor:
+            found = {r[0]: (r[1], r[2]) for r in rows_in(
+                cursor, "SELECT sks_hash, fingerprint, size FROM cks_keys WHERE sks_hash IN %s",
+                wanted)}
+        return [found[h] for h in wanted if h in found]
+
     def keydata(self, fingerprints: Sequence[str]) -> Dict[str, bytes]:
         if not fingerprints:
             return {}

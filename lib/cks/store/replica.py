@@ -26,9 +26,9 @@ from .pause import Pause
 
 # The Store methods that lookups use (and /health?lookups: check); all of them only read.
 READ_METHODS = frozenset({
-    "find_by_id", "find_by_hash", "key_rows_by_id", "served_parts_by_id", "key_rows_by_email",
-    "key_rows_by_words", "keydata", "served_parts", "served", "key_rows", "peers_summary",
-    "stats", "key_statistics", "notice_log", "check"})
+    "find_by_id", "find_by_hash", "sizes_by_hash", "key_rows_by_id", "served_parts_by_id",
+    "key_rows_by_email", "key_rows_by_words", "keydata", "served_parts", "served", "key_rows",
+    "peers_summary", "stats", "key_statistics", "notice_log", "check"})
 
 
 PROBE_HASH = "0" * 32  # (a search by SKS hash: one index lookup, on cks_keys)

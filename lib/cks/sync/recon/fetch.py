@@ -137,7 +137,9 @@ class FetchReport:
 
 @dataclass
 class HashAnswer(Answer):
-    truncated: bool = False  # X-HKP-Results-Truncated: a CKS peer cut the answer
+    # X-HKP-Results-Truncated: a CKS peer cut the answer (one from before
+    # 2026-12-06: cksd now answers every key asked for)
+    truncated: bool = False
     over_limit: int = 0  # the answer's size (at least) when over the limit: not read
     short_of: int = 0  # the Content-Length declared, when fewer bytes came
 

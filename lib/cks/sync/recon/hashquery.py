@@ -23,8 +23,9 @@ answers in one request, a bigger answer than a client accepts.
 
 from __future__ import annotations
 
+import io
 import struct
-from typing import Iterable, List, Optional, Sequence
+from typing import BinaryIO, Iterable, List, Optional, Sequence
 
 from .field import HASH_BYTES
 
@@ -97,13 +98,29 @@ def decode_request(body: bytes, max_hashes: int = MAX_HASHES) -> List[bytes]:
 def encode_answer(keys: Sequence[bytes], terminator: bool = True) -> bytes:
     """The answer body: the binary keys, each with its length, then CRLF (as
     SKS writes it; SKS's own reader stops after the keys)."""
-    parts = [_int(len(keys))]
+    body = io.BytesIO()
+    write_answer(body, keys, terminator)
+    return body.getvalue()
+
+
+def write_answer(out: BinaryIO, keys: Iterable[bytes], terminator: bool = True) -> int:
+    """Write the answer body (encode_answer's) to `out`, a seekable file at
+    its start, taking the keys one at a time: an answer of hundreds of
+    megabytes need not be in memory (cksd's, app.py).  Its count goes in
+    last, in the place held for it.  The number of keys."""
+    out.write(_int(0))
+    count = 0
     for key in keys:
-        parts.append(_int(len(key)))
-        parts.append(bytes(key))
+        out.write(_int(len(key)))
+        out.write(key)
+        count += 1
     if terminator:
-        parts.append(TERMINATOR)
-    return b"".join(parts)
+        out.write(TERMINATOR)
+    end = out.tell()
+    out.seek(0)
+    out.write(_int(count))
+    out.seek(end)
+    return count
 
 
 def decode_answer(body: bytes, max_keys: Optional[int] = None,
