@@ -21,7 +21,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.info import KeyInfo, describe
@@ -29,6 +29,7 @@ from .openpgp.keypacket import PublicKey
 from .openpgp.keys import Key, parse_keyring
 from .openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets, read_packet
 from .openpgp.verify import Verdict
+from .runs import in_runs
 from .served import ServePolicy, ServedView, served_view, third_party_issuers
 from .store import Store
 from .store.rows import ServedState, StoredKey
@@ -218,7 +219,7 @@ def reverify(store: Store, policy: ServePolicy,
             continue
         with store.read() as cursor:
             sizes = store.keydata_sizes(cursor, chunk)
-        for part in _by_bytes([f for f in chunk if f in sizes], sizes, PARSED_BYTES):
+        for part in in_runs([(f, sizes[f]) for f in chunk if f in sizes], PARSED_BYTES):
             changed += _derive_again(store, part, policy, queued)
     return changed
 
@@ -229,22 +230,6 @@ parsed key and its derived view take several times its size in memory, and
 a flooded key is megabytes; every thread that derives views holds a run:
 with 4 MiB runs read 200 keys at a time, the serving processes of three
 nodes syncing the Debian keyring grew to 120-300 MB)."""
-
-
-def _by_bytes(fingerprints: List[str], sizes: Dict[str, int], limit: int
-              ) -> Iterator[List[str]]:
-    """Fingerprints in runs whose key data (`sizes`) add up to `limit` at
-    most (at least one key a run)."""
-    run: List[str] = []
-    size = 0
-    for fingerprint in fingerprints:
-        if run and size + sizes[fingerprint] > limit:
-            yield run
-            run, size = [], 0
-        run.append(fingerprint)
-        size += sizes[fingerprint]
-    if run:
-        yield run
 
 
 def _derive_again(store: Store, fingerprints: List[str], policy: ServePolicy,

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from cks import pipeline, views
+from cks.runs import in_runs
 from cks.served import ServePolicy
 from cks.store import open_store
 from support import fixture
@@ -50,8 +51,8 @@ def test_reverify_in_runs_gives_what_the_pipeline_gives(store, db_url, tmp_path,
 
 def test_runs_by_bytes():
     sizes = {"A": 3, "B": 3, "C": 9, "D": 1}
-    assert list(views._by_bytes(["A", "B", "C", "D"], sizes, 6)) == [["A", "B"], ["C"], ["D"]]
-    assert list(views._by_bytes([], sizes, 6)) == []
+    assert list(in_runs([(f, sizes[f]) for f in "ABCD"], 6)) == [["A", "B"], ["C"], ["D"]]
+    assert list(in_runs([], 6)) == []
 
 
 def test_key_data_is_read_a_run_at_a_time(store, db_url, monkeypatch):

@@ -19,6 +19,7 @@ from typing import (BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, Lis
                     Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
+from ..runs import in_runs
 from ..openpgp import armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
@@ -619,7 +620,7 @@ class KeyServer:
         """The stored network views of these keys ((fingerprint, size)), in
         order, read HASHQUERY_READ_BYTES at a time (a key deleted meanwhile
         is left out)."""
-        for run in _runs(held, HASHQUERY_READ_BYTES):
+        for run in in_runs(held, HASHQUERY_READ_BYTES):
             found = self.lookup_store.keydata(run)
             yield from (found[f] for f in run if f in found)
 
@@ -677,21 +678,6 @@ def _within(sized: Iterable[Tuple[Item, int]], limit: int) -> Tuple[List[Item], 
         kept.append(item)
         total += size
     return kept, False
-
-
-def _runs(sized: Iterable[Tuple[Item, int]], budget: int) -> Iterator[List[Item]]:
-    """The items of (item, size) pairs, in order, in runs whose sizes add up
-    to `budget` at most (an item larger than that alone)."""
-    run: List[Item] = []
-    total = 0
-    for item, size in sized:
-        if run and total + size > budget:
-            yield run
-            run, total = [], 0
-        run.append(item)
-        total += size
-    if run:
-        yield run
 
 
 def _html(status: int, text: str, headers=None) -> Response:
