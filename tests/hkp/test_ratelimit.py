@@ -14,8 +14,8 @@ from cks.cli.cksd import peer_refresh, server_settings
 from cks.config import ConfigError, Settings
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.peer_addresses import PeerRefresher, enabled_peer_names, peer_host, resolve_peers
-from cks.hkp.ratelimit import (Rate, RateLimiter, client_address, ip_of, is_loopback,
-                               parse_networks)
+from cks.hkp.ratelimit import (Rate, RateLimiter, bucket_of, client_address, ip_of,
+                               is_loopback, parse_networks)
 from cks.store import StoreUnavailable, open_store
 from cks.store.peers import PeerStore
 from support import fixture
@@ -148,6 +148,51 @@ def test_ipv4_mapped_addresses_count_as_the_ipv4_address():
     app = _server()
     assert all(_get(app, "::ffff:127.0.0.1") == 200 for _ in range(500))
     assert [_get(app, "::ffff:127.0.0.1", "192.0.2.1") for _ in range(3)] == [200, 200, 429]
+
+
+def test_ipv6_clients_share_a_bucket_per_64():
+    """A VPS gets a /64: until 2026-12-06 each of its addresses had a bucket
+    of its own, so one machine was in effect never limited."""
+    assert bucket_of("2001:db8:1:2::1") == bucket_of("2001:db8:1:2:ffff::7") == \
+        "2001:db8:1:2::/64"
+    assert bucket_of("2001:db8:1:3::1") != bucket_of("2001:db8:1:2::1")
+    assert bucket_of("::ffff:192.0.2.1") == bucket_of("192.0.2.1") == "192.0.2.1"
+    assert bucket_of("192.0.2.2") != bucket_of("192.0.2.1")  # IPv4: each address its own
+    assert bucket_of("not an address") == "not an address"
+    limiter = RateLimiter(Rate(1, 2), exempt=parse_networks("2001:db8:1:2::99"))
+    assert [limiter.check("2001:db8:1:2::%x" % n, now=1.0) for n in range(1, 4)] == [0, 0, 1]
+    assert limiter.check("2001:db8:1:3::1", now=1.0) == 0  # another /64
+    assert all(limiter.check("2001:db8:1:2::99", now=1.0) == 0 for _ in range(5))  # exempt
+
+
+def test_rotating_addresses_of_one_64_do_not_push_others_out():
+    limiter = RateLimiter(Rate(0.001, 1), max_clients=10)
+    assert limiter.check("192.0.2.1", now=1.0) == 0
+    for n in range(1000):
+        limiter.check("2001:db8:1:2::%x" % n, now=1.0)
+    assert limiter.check("192.0.2.1", now=1.0) > 0  # its bucket is still there, empty
+
+
+def _one_process_cksd(tmp_path, ratelimit):
+    """cksd with one serving process (each process keeps its own buckets)
+    and the `[ratelimit]` lines `ratelimit`."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n[ratelimit]\n" + ratelimit)
+    return Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config))
+
+
+def test_cksd_limits_an_ipv6_64_as_one_client(tmp_path):
+    with _one_process_cksd(tmp_path, "lookups_per_second = 0.01\nlookup_burst = 3\n"
+                                     "exempt = 2001:db8:1:2::99\n") as server:
+        def status(client):
+            return server.request("GET", "/pks/lookup?op=stats&options=mr",
+                                  headers={"X-Forwarded-For": client})[0]
+        codes = [status("2001:db8:1:2::%x" % n) for n in range(1, 21)]
+        assert codes == [200] * 3 + [429] * 17
+        assert status("2001:db8:1:3::1") == 200  # the next /64 is someone else
+        assert all(status("2001:db8:1:2::99") == 200 for _ in range(5))  # exempt: the address
+        server.wait_for_output(r'2001:db8:1:2::14 "GET /pks/lookup\?op=stats&options=mr '
+                               r'HTTP/1.1" 429')  # the log says the address itself
 
 
 RESOLVED = {"keys.example.org": ["192.0.2.50", "2001:db8::50"],
@@ -288,11 +333,8 @@ def test_a_flood_of_uploads_from_one_address_is_limited_while_another_is_served(
 
 
 def test_lookups_limited_per_forwarded_client(tmp_path):
-    config = tmp_path / "cks.conf"
-    config.write_text("[server]\nprocesses = 1\n"  # each process keeps its own buckets
-                      "[ratelimit]\nlookups_per_second = 1\nlookup_burst = 3\n"
-                      "trusted_proxies = 127.0.0.1\n")
-    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+    with _one_process_cksd(tmp_path, "lookups_per_second = 1\nlookup_burst = 3\n"
+                                     "trusted_proxies = 127.0.0.1\n") as server:
         path = "/pks/lookup?op=stats&options=mr"
         alice = {"X-Forwarded-For": "198.51.100.1"}
         codes = [server.request("GET", path, headers=alice)[0] for _ in range(5)]

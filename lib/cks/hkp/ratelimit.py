@@ -3,6 +3,7 @@
 Every address comparison goes through `ip_of`, so an IPv4-mapped IPv6 address
 (`::ffff:127.0.0.1`, what a dual-stack socket reports for an IPv4 client) is
 the IPv4 address it maps: in trusted proxies, exempt lists and buckets alike.
+An IPv6 client's bucket is its /64's (`bucket_of`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ def ip_of(address: str) -> Optional[IPAddress]:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
     return ip
+
+
+def bucket_of(address: str) -> str:
+    """Whose rate limit `address` counts against: an IPv4 address its own, an
+    IPv6 address its /64 (what one machine, a VPS, usually gets: one bucket
+    per address was one machine unlimited, and its rotating addresses pushed
+    everyone else's buckets out).  Only the buckets: exempt and peer
+    addresses match single addresses, as configured."""
+    ip = ip_of(address)
+    if ip is None:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def _unmapped(network: Network) -> Network:
@@ -85,7 +100,8 @@ class Rate:
 
 
 class RateLimiter:
-    """One token bucket per client address, for one kind of request.
+    """One token bucket per client (`bucket_of`: an IPv6 client's /64), for
+    one kind of request.
 
     Memory is bounded: past `max_clients` buckets the least recently used
     ones are forgotten (a forgotten client starts with a full bucket).
@@ -110,7 +126,7 @@ class RateLimiter:
         ip = ip_of(client)
         if self.rate.per_second <= 0 or self._exempt(ip):
             return 0.0
-        key = client if ip is None else str(ip)
+        key = bucket_of(client)
         now = time.monotonic() if now is None else now
         with self._lock:
             tokens, last = self._buckets.pop(key, (self.rate.burst, now))
