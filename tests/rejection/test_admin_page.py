@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from cks.hkp.admin import check_password, hash_password
+from cks.hkp import admin
+from cks.hkp.admin import AdminSettings, Logins, check_password, hash_password
 from cks.openpgp.keys import read_keys
 from support import fixture
 from support.procs import tool
@@ -25,15 +26,20 @@ def auth(password=PASSWORD, user="admin"):
     return "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
 
 
-@pytest.fixture
-def server(db_url, tmp_path):
+def admin_cksd(db_url, tmp_path, more=""):
+    """cksd with the admin page (PASSWORD) and the configuration lines `more`."""
     out = tool("cks_admin.py", ["passwd"], input=(PASSWORD + "\n").encode())
     assert out.returncode == 0
     line = out.stdout.decode().strip()
     assert line.startswith("password_hash = pbkdf2_sha256$")
     config = tmp_path / "cks.conf"
-    config.write_text("[admin]\n%s\n%s" % (line, LOOPBACK_EXEMPT))
-    with Cksd(db_url, config=str(config)) as cksd:
+    config.write_text("%s[admin]\n%s\n%s" % (more, line, LOOPBACK_EXEMPT))
+    return Cksd(db_url, config=str(config))
+
+
+@pytest.fixture
+def server(db_url, tmp_path):
+    with admin_cksd(db_url, tmp_path) as cksd:
         assert cksd.add(fixture("rsa2048"))[0] == 200
         assert cksd.add(fixture("nistp256"))[0] == 200
         yield cksd
@@ -172,3 +178,56 @@ def test_a_key_id_is_refused_as_ambiguous_naming_the_stored_keys(server):
     assert status == 200 and ("a key ID is ambiguous: give the whole fingerprint (stored "
                               "keys with this ID: %s)" % fpr("rsa2048")).encode() in body
     assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
+
+
+def test_a_verified_header_costs_one_pbkdf2_and_failures_are_throttled_before_it(monkeypatch):
+    """Each password check is ~0.17 s of PBKDF2: until 2026-12-06 every
+    request paid it, the operator's too, and failures were limited only by
+    the lookup limit, so a flood of wrong passwords slowed everyone's lookups."""
+    checks = []
+    real = admin.check_password
+    monkeypatch.setattr(admin, "check_password",
+                        lambda stored, password: checks.append(password) or real(stored, password))
+    settings = AdminSettings(hash_password(PASSWORD, iterations=1000))
+    logins = Logins()
+    assert all(logins.verify(settings, auth(), "192.0.2.1", now=1.0) == (True, 0)
+               for _ in range(20))
+    assert len(checks) == 1
+    wrong = [logins.verify(settings, auth("guess"), "2001:db8::%x" % n, now=1.0)
+             for n in range(20)]  # one /64: one client
+    assert wrong[:5] == [(False, 0)] * 5 and all(not ok and wait > 0 for ok, wait in wrong[5:])
+    assert len(checks) == 6
+    assert logins.verify(settings, auth("guess"), "2001:db8::1", now=11.0) == (False, 0)
+    assert logins.verify(settings, auth("guess"), "2001:db8::1", now=11.0)[1] > 0
+    assert len(checks) == 7  # 1 per 10 s after the first 5
+    checks.clear()
+    overall = [logins.verify(settings, auth("guess"), "203.0.113.%d" % n, now=1000.0)
+               for n in range(100)]
+    assert len(checks) == overall.count((False, 0)) == 10  # all clients together
+    assert logins.verify(settings, auth(), "192.0.2.1", now=1000.0) == (True, 0)  # remembered
+    assert logins.verify(settings, auth("guess"), "192.0.2.2", now=1000.0)[1] > 0
+    assert logins.verify(settings, "", "192.0.2.3", now=1001.0) == (False, 0)  # no PBKDF2
+    assert len(checks) == 10
+    changed = AdminSettings(hash_password("new words", iterations=1000))
+    assert logins.verify(changed, auth(), "192.0.2.1", now=2000.0) == (False, 0)  # forgotten
+
+
+def test_a_flood_of_wrong_passwords_is_answered_429_without_pbkdf2(db_url, tmp_path):
+    with admin_cksd(db_url, tmp_path, "[server]\nprocesses = 1\n") as server:
+        def admin_page(password, client):
+            status, headers, _ = server.request(
+                "GET", "/pks/admin", headers={"Authorization": auth(password),
+                                              "X-Forwarded-For": client})
+            return status, headers.get("retry-after")
+
+        assert admin_page(PASSWORD, "192.0.2.1") == (200, None)
+        flood = [admin_page("guess", "203.0.113.5") for _ in range(30)]
+        assert flood[:5] == [(401, None)] * 5
+        assert all(status == 429 and int(retry) >= 1 for status, retry in flood[5:])
+        many = [admin_page("guess", "198.51.100.%d" % n)[0] for n in range(40)]
+        assert many.count(401) < 20 and many.count(429) > 20  # the limit for all clients
+        assert admin_page(PASSWORD, "192.0.2.1") == (200, None)  # verified before: still in
+        lookups = [server.request("GET", "/pks/lookup?op=stats&options=mr",
+                                  headers={"X-Forwarded-For": "192.0.2.9"})[0]
+                   for _ in range(10)]
+        assert lookups == [200] * 10

@@ -2,7 +2,9 @@
 reject and unreject keys, from a browser.
 
 Authentication is HTTP Basic against a PBKDF2 password hash in the config,
-compared in constant time (serve it only behind TLS).  Actions are POST only
+compared in constant time (serve it only behind TLS).  Each check is ~0.17 s
+of PBKDF2, so a header once verified is remembered, and password tries are
+limited before PBKDF2 runs (Logins).  Actions are POST only
 and protected against cross-site requests: a form token only our own page
 knows, and a same-origin check of Origin/Referer when the browser sends them.
 """
@@ -14,11 +16,16 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 from . import html
+from .ratelimit import Rate, RateLimiter
 
 ITERATIONS = 200_000
+TRIES_PER_CLIENT = Rate(per_second=0.1, burst=5)  # 5 at once, then 1 per 10 s
+TRIES_OVERALL = Rate(per_second=2, burst=10)  # all clients together, per serving process
+MAX_VERIFIED = 64  # Authorization headers remembered (the operator's browsers)
 
 
 def hash_password(password: str, iterations: int = ITERATIONS) -> str:
@@ -64,6 +71,40 @@ class AdminSettings:
             return False
         user_ok = hmac.compare_digest(user.encode("utf-8"), self.user.encode("utf-8"))
         return check_password(self.password_hash, password) and user_ok
+
+
+class Logins:
+    """Who gets the admin page: a password check costs ~0.17 s of PBKDF2, so
+    an Authorization header once verified is remembered (the operator pays
+    it once), and any other header is a try that must pass both limits
+    (TRIES_PER_CLIENT, an IPv6 client's /64 as one; TRIES_OVERALL) before
+    PBKDF2 runs: a flood of wrong passwords costs a few checks a second."""
+
+    def __init__(self) -> None:
+        self._per_client = RateLimiter(TRIES_PER_CLIENT)
+        self._overall = RateLimiter(TRIES_OVERALL)
+        # SHA-256 of the password hash and the header: a changed hash matches none
+        self._verified: Dict[bytes, bool] = {}
+
+    def verify(self, settings: AdminSettings, authorization: str, client: str,
+               now: Optional[float] = None) -> Tuple[bool, float]:
+        """(True, 0): the operator; (False, 0): not (401); (False, seconds):
+        too many tries, wait (429), no password checked."""
+        seen = hashlib.sha256(("%s\n%s" % (settings.password_hash, authorization))
+                              .encode("utf-8", "surrogateescape")).digest()
+        if seen in self._verified:
+            return True, 0.0
+        if not authorization:
+            return False, 0.0
+        wait = self._per_client.check(client, now) or self._overall.check("all", now)
+        if wait:
+            return False, wait
+        if not settings.authenticated(authorization):
+            return False, 0.0
+        if len(self._verified) >= MAX_VERIFIED:
+            self._verified.clear()
+        self._verified[seen] = True
+        return True, 0.0
 
 
 def same_origin(origin: str, referer: str, host: str) -> bool:

@@ -31,7 +31,7 @@ from ..store.rows import MAX_WORD_LENGTH, KeyRow, all_words_of, is_indexed
 from ..sync.recon import hashquery
 from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
-from .admin import AdminSettings
+from .admin import AdminSettings, Logins
 from .answer_cache import AnswerCache
 from .cksd_metrics import (ANSWER_SECONDS, DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics,
                            metrics_page)
@@ -228,6 +228,7 @@ class KeyServer:
         self.metrics = CksdMetrics.alone()  # cli/cksd.py shares one among its processes
         self.lookup_limiter = RateLimiter(settings.lookup_rate, settings.rate_exempt)
         self.upload_limiter = RateLimiter(settings.upload_rate, settings.rate_exempt)
+        self.admin_logins = Logins()  # the admin page's password tries
         self.peer_addresses: FrozenSet[IPAddress] = frozenset()
         # The requests answered 503 for it: logged when the outage starts, every
         # 10 minutes while it lasts (with their count), and when it ends (a
@@ -262,8 +263,12 @@ class KeyServer:
         wait = limiter.check(request.client)
         if not wait:
             return None
-        response = self.error(request, 429, "too many requests from %s: slow down"
-                              % request.client)
+        return self.too_many(request, "too many requests from %s: slow down" % request.client,
+                             wait)
+
+    def too_many(self, request: Request, message: str, wait: float) -> Response:
+        """429, with Retry-After: `wait` seconds, rounded up to whole ones."""
+        response = self.error(request, 429, message)
         response.headers.append(("Retry-After", str(max(1, math.ceil(wait)))))
         return response
 

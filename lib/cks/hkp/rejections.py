@@ -80,7 +80,12 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
     settings = app.settings.admin
     if not settings.enabled:
         raise HKPError(404, "no such page: %s" % ADMIN_PATH)
-    if not settings.authenticated(request.header("authorization")):
+    admitted, wait = app.admin_logins.verify(settings, request.header("authorization"),
+                                             request.client)
+    if wait:
+        return app.too_many(request, "too many failed logins from %s: try again later"
+                            % request.client, wait)
+    if not admitted:
         return Response(401, b"authentication required\n", headers=[
             ("WWW-Authenticate", 'Basic realm="CKS administration", charset="UTF-8"')])
     message = ""
