@@ -231,3 +231,20 @@ def test_a_flood_of_wrong_passwords_is_answered_429_without_pbkdf2(db_url, tmp_p
                                   headers={"X-Forwarded-For": "192.0.2.9"})[0]
                    for _ in range(10)]
         assert lookups == [200] * 10
+
+
+def test_admin_actions_and_failed_logins_are_logged(server):
+    """Until 2026-12-06 only the access log's request line said anything."""
+    assert server.request("GET", "/pks/admin", headers={
+        "Authorization": auth("guess"), "X-Forwarded-For": "203.0.113.7"})[0] == 401
+    server.wait_for_output(r"admin page: failed login from 203\.0\.113\.7\n")
+    assert "guess" not in server.output()
+    assert server.request("GET", "/pks/admin")[0] == 401  # a browser's first request
+    assert "failed login from 127.0.0.1" not in server.output()
+    token = token_of(server)
+    for action in ("reject", "unreject", "delete"):
+        status, _, _ = post(server, {"token": token, "action": action,
+                                     "fingerprint": fpr("rsa2048"), "reason": "spam"},
+                            {"X-Forwarded-For": "192.0.2.8"})
+        assert status == 200
+        server.wait_for_output(r"admin page: %s %s by 192\.0\.2\.8: " % (action, fpr("rsa2048")))

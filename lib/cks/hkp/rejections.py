@@ -4,6 +4,7 @@ them, and the operator's web page (see admin.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, FrozenSet
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 NOTICE_PATH = "/pks/x-cks-rejection"  # POST: a peer delivers a notice
 AUDIT_PATH = "/pks/x-cks-rejections"  # GET: the notices this node issued or applied
 ADMIN_PATH = "/pks/admin"
+
+log = logging.getLogger("cks.hkp")
 
 
 def _form(request: "Request", once: FrozenSet[str]) -> Form:
@@ -86,6 +89,8 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
         return app.too_many(request, "too many failed logins from %s: try again later"
                             % request.client, wait)
     if not admitted:
+        if request.header("authorization"):  # a try (Logins limits them, and these lines)
+            log.warning("admin page: failed login from %s", request.client)
         return Response(401, b"authentication required\n", headers=[
             ("WWW-Authenticate", 'Basic realm="CKS administration", charset="UTF-8"')])
     message = ""
@@ -97,6 +102,8 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
         if not (admin.hmac.compare_digest(token, settings.csrf_token().encode()) and same_site):
             raise HKPError(403, "refused: the form did not come from this page")
         message = _act(app, values)
+        log.info("admin page: %s %s by %s: %s", values.get("action"),
+                 values.get("fingerprint"), request.client, message)
     return _html(200, admin.page(settings, rejected_keys(app.store), message))
 
 
