@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Optional, Sequence, Tuple
 
-from .openpgp.armor import scan
+from .openpgp.armor import encode, scan, sole_block
 from .openpgp.errors import PGPError
 from .openpgp.keys import Key
 from .openpgp.packet import TAG_SIGNATURE, iter_packets
@@ -34,6 +34,9 @@ from .openpgp import signature as sg
 HEADER = "CKS rejection notice 1"
 ACTIONS = ("reject", "unreject")
 MAX_NOTICE_BYTES = 4096
+# A detached signature packet: an RSA-16384 one with its usual subpackets is 2.1 KB;
+# more is a stranger's padding, kept as long as the notice is
+MAX_SIGNATURE_BYTES = 8192
 _FIELDS = ("action", "fingerprint", "reason", "time", "node", "serial")
 _HEX = re.compile(r"[0-9A-F]+")  # (fullmatch: `$` takes a final newline)
 _TIME = re.compile(r"[0-9]{1,19}")  # ASCII digits only (str.isdigit takes '²' and '١')
@@ -103,12 +106,34 @@ def parse(text: str) -> Notice:
 
 
 def parse_signature(armored: str) -> Signature:
-    """The one signature packet in an armored detached signature."""
+    """The one signature packet in an armored detached signature (as stored:
+    one from before 2026-12-06 may have text around its block)."""
     blocks, errors = scan(armored)
     if errors or len(blocks) != 1 or blocks[0].kind != "SIGNATURE":
         raise NoticeError("expected one armored PGP SIGNATURE block")
+    return _signature_packet(blocks[0].data)
+
+
+def received_signature(armored: str) -> Tuple[Signature, str]:
+    """The signature packet of a detached signature as received, and the armor
+    to keep: the packet armored again, without the block's headers.  Anything
+    but one armored block around one signature packet of at most
+    MAX_SIGNATURE_BYTES is refused (until 2026-12-06 the text was kept as
+    given: megabytes around the block were stored, and kept)."""
     try:
-        packets = list(iter_packets(blocks[0].data))
+        block = sole_block(armored)
+    except PGPError:
+        block = None
+    if block is None or block.kind != "SIGNATURE":
+        raise NoticeError("expected one armored PGP SIGNATURE block and nothing else")
+    if len(block.data) > MAX_SIGNATURE_BYTES:
+        raise NoticeError("signature packet over %d bytes" % MAX_SIGNATURE_BYTES)
+    return _signature_packet(block.data), encode(block.data, "SIGNATURE")
+
+
+def _signature_packet(data: bytes) -> Signature:
+    try:
+        packets = list(iter_packets(data))
         if len(packets) != 1 or packets[0].tag != TAG_SIGNATURE:
             raise NoticeError("expected exactly one signature packet")
         return Signature.parse(packets[0].body)

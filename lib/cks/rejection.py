@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from .notices import (Notice, NoticeError, check_signature, new_serial, normalize_fingerprint,
-                      parse, parse_signature, room_for_reason)
+                      parse, parse_signature, received_signature, room_for_reason)
 from .openpgp.keys import Key, parse_keyring
 from .store import Store
 from .store import rejections as db
@@ -36,10 +36,17 @@ from .store.sql import Cursor
 APPLIED, PENDING, SUPERSEDED, ISSUED, UNSIGNED = "applied", "pending", "superseded", "issued", \
     "unsigned"
 FUTURE_SLACK = 86400  # a notice dated further ahead than this is not carried out
+# Notices waiting for review past which a stranger's is refused (TooManyPending) until the
+# operator deals with them (cks_admin.py notices --pending, --drop-pending)
+MAX_PENDING = 1000
 
 
 class RejectionError(Exception):
     """An operation the operator asked for that cannot be done, said in one line."""
+
+
+class TooManyPending(Exception):
+    """A stranger's notice that would wait for review, when MAX_PENDING do."""
 
 
 @dataclass
@@ -128,7 +135,7 @@ def sign(store: Store, serial: str, armored_signature: str,
     owed to every HKP peer."""
     if not identity.key:
         raise RejectionError("no rejection key configured: set [rejection] key = FINGERPRINT")
-    signature = parse_signature(armored_signature)
+    signature, armored = received_signature(armored_signature)
     with store.write() as cursor:
         # (an edit of the peer list waits for it, and it for one: store/peers.py _editing)
         cursor.backend.lock_all_keys(cursor)
@@ -143,21 +150,22 @@ def sign(store: Store, serial: str, armored_signature: str,
         if verdict is None or not verdict.valid:
             raise RejectionError("the signature is not a valid signature of notice %s by %s"
                                  % (serial, identity.key))
-        db.set_notice_status(cursor, serial, ISSUED, signature=armored_signature.strip() + "\n",
-                             signer=identity.key)
+        db.set_notice_status(cursor, serial, ISSUED, signature=armored, signer=identity.key)
         db.queue_notice(cursor, serial)
         return db.get_notice(cursor, serial)
 
 
 def receive(store: Store, body: str, armored_signature: str, origin: str,
-            now: Optional[int] = None) -> Tuple[str, str]:
+            now: Optional[int] = None, stranger: bool = False) -> Tuple[str, str]:
     """Take a notice delivered by a peer: (status, why).  Raises NoticeError for
     a notice or signature block that cannot be read at all, and for a notice
     whose serial names another notice here: carried out, ours, or one a
-    listed peer's rejection key signed, waiting for review."""
+    listed peer's rejection key signed, waiting for review.  A `stranger`'s
+    (neither a peer's nor the operator's) that would wait for review is
+    refused with TooManyPending when MAX_PENDING do."""
     now = int(time.time()) if now is None else now
     notice = parse(body)
-    signature = parse_signature(armored_signature)
+    signature, armored = received_signature(armored_signature)
     with store.write([notice.fingerprint]) as cursor:
         seen = db.get_notice(cursor, notice.serial)
         if seen is not None and seen.status != PENDING:
@@ -173,11 +181,14 @@ def receive(store: Store, body: str, armored_signature: str, origin: str,
             raise NoticeError("serial %s names another notice here, waiting for review"
                               % notice.serial)
         signer, status, why = _judge(cursor, notice, body, signature, now)
+        if stranger and status == PENDING and seen is None \
+                and db.count_notices(cursor, PENDING) >= MAX_PENDING:
+            raise TooManyPending("%d notices wait for review here" % MAX_PENDING)
         if seen is not None:
             db.delete_notice(cursor, notice.serial)
         db.insert_notice(cursor, db.StoredNotice(
             notice.serial, notice.action, notice.fingerprint, notice.reason, notice.time,
-            notice.node, body, armored_signature.strip() + "\n", signer, origin, status, why,
+            notice.node, body, armored, signer, origin, status, why,
             now, now if status == APPLIED else None))
         return status, why
 
@@ -268,5 +279,5 @@ def _served_key(cursor: Cursor, fingerprint: str) -> Optional[Key]:
     return keys[0] if keys else None
 
 
-__all__ = ["NoticeError", "RejectionError", "NodeIdentity", "fingerprint_named", "delete",
+__all__ = ["NoticeError", "RejectionError", "TooManyPending", "MAX_PENDING", "NodeIdentity", "fingerprint_named", "delete",
            "reject", "unreject", "sign", "receive"]

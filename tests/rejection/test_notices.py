@@ -13,7 +13,9 @@ import urllib.parse
 import pytest
 
 from cks.notices import Notice, new_serial
+from cks.openpgp.armor import scan
 from cks.openpgp.keys import read_keys
+from cks.store import open_store
 from support import fixture
 from support.db import run_sql
 from support.gpg import GnuPG
@@ -164,7 +166,8 @@ def test_forged_tampered_and_malformed_notices_change_nothing(nodes, operator):
                                         "reason": "the signature does not verify"}
     # unsigned, or not a notice at all: refused, in words the sender takes for final
     assert deliver(b, body, "") == (400, {"status": "refused", "reason":
-                                          "expected one armored PGP SIGNATURE block"})
+                                          "expected one armored PGP SIGNATURE block and "
+                                          "nothing else"})
     assert deliver(b, "reject everything\n", signature) == \
         (400, {"status": "refused", "reason": "not a CKS rejection notice (version 1)"})
     assert has(b, "nistp256") and has(b, "ed25519")
@@ -311,3 +314,63 @@ def test_a_notice_time_not_ascii_digits_or_out_of_range_is_refused(db_url, opera
             assert status == 400 and "notice time must be" in answer["reason"], (bad, answer)
         status, answer = deliver(node, body.replace("1795950000", str(2 ** 63 - 1)), signature)
         assert status == 200 and answer["status"] == "pending"  # (the signature does not fit)
+
+
+def pending_rows(db_url, count, now):
+    """`count` pending notices from strangers, put straight into the table."""
+    store = open_store(db_url)
+    try:
+        with store.write() as cursor:
+            cursor.executemany(
+                "INSERT INTO cks_rejection_notices (serial, action, fingerprint, reason, "
+                "notice_time, node, body, signature, signer, origin, status, status_reason, "
+                "received_at, applied_at) VALUES (?, 'reject', ?, '', 0, 'x', ?, NULL, NULL, "
+                "'203.0.113.9', 'pending', '', ?, NULL)",
+                [(serial, fpr("nistp256"), serial, now)
+                 for serial in (new_serial() for _ in range(count))])
+    finally:
+        store.close()
+
+
+def test_a_notice_stores_only_its_signature_packet_and_strangers_pending_are_bounded(
+        db_url, operator, monkeypatch):
+    """Until 2026-12-06 text around the signature block was stored too (megabytes
+    per notice, kept for ever as pending), and strangers' pending notices had no
+    bound."""
+    notice = Notice("reject", fpr("nistp256"), "x", 1795950000, "node-a.example", new_serial())
+    body, signature = _signed(operator, notice, fpr(OPERATOR))
+    stranger = {"Content-Type": "application/x-www-form-urlencoded",
+                "X-Forwarded-For": "203.0.113.9"}
+
+    def post(signature, headers=stranger):
+        fields = urllib.parse.urlencode({"notice": body, "signature": signature}).encode()
+        status, _, answer = node.request("POST", "/pks/x-cks-rejection", fields, headers)
+        return status, json.loads(answer)
+
+    with Cksd(db_url) as node:
+        for padded in ("X" * 100000 + "\n" + signature, signature + "junk\n",
+                       signature + signature):
+            status, answer = post(padded)
+            assert (status, answer["status"]) == (400, "refused"), answer
+            assert "one armored PGP SIGNATURE block and nothing else" in answer["reason"]
+        commented = signature.replace("-----\n", "-----\nComment: " + "c" * 3000 + "\n", 1)
+        assert post("\n  " + commented + "\n\n")[0] == 200
+        (kept,) = notices_of(node)
+        (stored,), _ = scan(kept["signature"])
+        assert stored.data == scan(signature)[0][0].data and not stored.headers
+        assert kept["signature"].startswith("-----BEGIN") and len(kept["signature"]) < 1000
+
+        # at most MAX_PENDING wait for review; the operator can drop them
+        pending_rows(db_url, 999, int(time.time()) - 3 * 86400)
+        other = _signed(operator, Notice("reject", fpr("rsa2048"), "y", 1795950000,
+                                         "node-a.example", new_serial()), fpr(OPERATOR))
+        body, signature = other
+        status, answer = post(signature)
+        assert status == 503 and "too many" in answer["reason"], answer
+        # (a peer or the operator's own tools are not bounded)
+        assert post(signature, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 200
+        out = run(node, "cks_admin.py", "notices", "--drop-pending", "--older-than", "2")
+        assert out.returncode == 0 and "dropped 999 pending notices" in out.stdout.decode()
+        assert len(notices_of(node, "--pending")) == 2
+        assert run(node, "cks_admin.py", "notices", "--drop-pending").returncode == 0
+        assert notices_of(node) == []

@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
 from typing import Callable, Iterator, List
 
 from .. import pipeline, rejection, views
@@ -24,9 +25,9 @@ from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError
 from ..openpgp.info import describe
-from ..rejection import NodeIdentity, RejectionError
+from ..rejection import MAX_PENDING, NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
-from ..store.rejections import get_notice, notices, rejected_keys
+from ..store.rejections import drop_pending, get_notice, notices, rejected_keys
 from ..wording import counted
 from .common import (CommandParser, UserError, base_parser, error_line, minute,
                      node_identity, pipeline_limits, settings_from)
@@ -370,8 +371,15 @@ def cmd_rejected(args: argparse.Namespace) -> int:
 def cmd_notices(args: argparse.Namespace) -> int:
     statuses = ["pending"] if args.pending else ["unsigned", "issued", "applied", "pending",
                                                  "superseded"]
+    if args.older_than is not None and not args.drop_pending:
+        raise UserError("--older-than goes with --drop-pending")
 
     def action(store):
+        if args.drop_pending:
+            before = None if args.older_than is None else \
+                int(time.time() - args.older_than * 86400)
+            print("dropped %s" % counted(drop_pending(store, before), "pending notice"))
+            return 0
         found = notices(store, statuses)
         if args.json:
             json.dump([n.to_dict() for n in found], sys.stdout, indent=2)
@@ -564,6 +572,11 @@ def build_parser() -> argparse.ArgumentParser:
     notices_parser.add_argument("--pending", action="store_true",
                                 help="only those received and not applied (to review)")
     notices_parser.add_argument("--json", action="store_true")
+    notices_parser.add_argument("--drop-pending", action="store_true",
+                                help="delete the notices waiting for review (a stranger's is "
+                                     "refused while %d wait)" % MAX_PENDING)
+    notices_parser.add_argument("--older-than", type=float, metavar="DAYS",
+                                help="with --drop-pending: only those received before")
     notices_parser.set_defaults(handler=cmd_notices)
     text = commands.add_parser("notice-text", help="print a notice's text (to sign it)")
     text.add_argument("serial", metavar="SERIAL")

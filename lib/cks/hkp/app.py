@@ -535,7 +535,7 @@ class KeyServer:
             data = request.body
         if not data.strip():
             raise HKPError(400, "empty submission: no key data")
-        peer = request.header(SYNC_HEADER).strip() if self._sent_by_a_peer(request) else ""
+        peer = request.header(SYNC_HEADER).strip() if self.sent_by_a_peer(request) else ""
         source = pipeline.Source.peer("hkp-sync", peer) if peer else pipeline.Source.user()
         # The served views of new keys and of the keys that depend on them follow
         # the answer (views_owed.py), not in this request: it tells none of them.
@@ -547,9 +547,9 @@ class KeyServer:
         self.metrics.uploaded(report)
         return self._add_response(request, report, "mr" in options)
 
-    def _sent_by_a_peer(self, request: Request) -> bool:
+    def sent_by_a_peer(self, request: Request) -> bool:
         """Whether an upload's X-CKS-Sync counts (the key then queued for no
-        peer): only from an enabled peer's address (`request.client`, the one a
+        peer), and a rejection notice's (hkp/rejections.py): only from an enabled peer's address (`request.client`, the one a
         trusted proxy names) or the operator's own tools (loopback without
         X-Forwarded-For).  From anyone else it is a user's upload: the header
         would let a stranger keep a key's update from reaching the peers."""

@@ -37,15 +37,21 @@ def receive_notice(app: "KeyServer", request: "Request") -> "Response":
     A notice or signature that cannot be read is refused with 400 and the
     status "refused" in the JSON, which tells the sender it is refused for
     good (hkp_push.notice_verdict; a proxy's or a WAF's 400 says nothing of
-    the notice)."""
+    the notice).  A stranger's notice that would wait for review is answered
+    503 while rejection.MAX_PENDING do."""
     values = _form(request, frozenset({"notice", "signature"}))
     body = values.get("notice") or ""
     signature = values.get("signature") or ""
+    peer = app.sent_by_a_peer(request)
     try:
         status, why = rejection.receive(app.store, body, signature,
-                                        request.header("x-cks-sync") or request.client)
+                                        request.header("x-cks-sync") or request.client,
+                                        stranger=not peer)
     except NoticeError as exc:
         return _notice_answer(400, "refused", str(exc))
+    except rejection.TooManyPending as exc:
+        return _notice_answer(503, "later", "too many notices wait for review here (%s): "
+                              "try again later" % exc)
     return _notice_answer(200, status, why)
 
 

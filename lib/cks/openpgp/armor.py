@@ -96,6 +96,18 @@ def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
     return blocks, errors
 
 
+def sole_block(text: str) -> ArmorBlock:
+    """The armor block `text` is, with nothing around it but blank space; raises
+    ArmorError for anything else (where what surrounds a block is to be kept,
+    text around it could be any size and say anything)."""
+    data = text.encode("utf-8", "surrogateescape").strip()
+    begin = _BEGIN.match(data)
+    end = _end_line(data, begin.group(1), begin.end()) if begin else None
+    if end is None or end[1] != len(data):
+        raise ArmorError("not one armor block and nothing else")
+    return _decode_body(begin.group(1).decode("ascii"), data[begin.end():end[0]])
+
+
 def _decode_body(kind: str, body: bytes) -> ArmorBlock:
     parts: List[bytes] = []
     reader = BodyReader(kind, parts.append)

@@ -138,6 +138,23 @@ def notices(store: Store, statuses: Sequence[str]) -> List[StoredNotice]:
     return [StoredNotice(*r) for r in rows]
 
 
+def count_notices(cursor: Cursor, status: str) -> int:
+    return cursor.scalar("SELECT count(*) FROM cks_rejection_notices WHERE status = ?",
+                         (status,))
+
+
+def drop_pending(store: Store, received_before: Optional[int] = None) -> int:
+    """Delete the notices waiting for review (those received before
+    `received_before`, when given): how many."""
+    where, params = "FROM cks_rejection_notices WHERE status = 'pending'", []
+    if received_before is not None:
+        where, params = where + " AND received_at < ?", [received_before]
+    with store.write() as cursor:
+        count = cursor.scalar("SELECT count(*) " + where, params)
+        cursor.execute("DELETE " + where, params)
+        return count
+
+
 def queue_notice(cursor: Cursor, serial: str) -> None:
     """Owe a signed notice of ours to every HKP peer."""
     cursor.execute("INSERT INTO cks_notice_backlog (peer_id, serial) SELECT id, ? FROM "
