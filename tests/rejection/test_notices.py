@@ -374,3 +374,20 @@ def test_a_notice_stores_only_its_signature_packet_and_strangers_pending_are_bou
         assert len(notices_of(node, "--pending")) == 2
         assert run(node, "cks_admin.py", "notices", "--drop-pending").returncode == 0
         assert notices_of(node) == []
+
+
+def test_a_strangers_x_cks_sync_does_not_name_where_a_notice_came_from(db_url, operator):
+    """X-CKS-Sync names the sender only from a peer's address (or the operator's
+    own tools); until 2026-12-06 a stranger's named any node it liked."""
+    notice = Notice("reject", fpr("nistp256"), "x", 1795950000, "node-a.example", new_serial())
+    body, signature = _signed(operator, notice, fpr(OPERATOR))
+    fields = urllib.parse.urlencode({"notice": body, "signature": signature}).encode()
+    with Cksd(db_url) as node:
+        status, _, _ = node.request("POST", "/pks/x-cks-rejection", fields, {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Forwarded-For": "203.0.113.9", "X-CKS-Sync": "trusted-peer.example.net"})
+        assert status == 200
+        (kept,) = notices_of(node, "--pending")
+        assert kept["origin"] == "203.0.113.9"
+        listed = run(node, "cks_admin.py", "notices", "--pending").stdout.decode()
+        assert "from node-a.example (sent by 203.0.113.9)" in listed, listed

@@ -388,7 +388,7 @@ def cmd_notices(args: argparse.Namespace) -> int:
         for n in found:
             print("%s  %-10s %-8s %s  %s  from %s%s" % (
                 n.serial, n.status, n.action, n.fingerprint, minute(n.notice_time),
-                n.node if n.origin != "local" else "this node",
+                "this node" if n.origin == "local" else "%s (sent by %s)" % (n.node, n.origin),
                 ": " + n.status_reason if n.status_reason else ""))
         return 0
     return _with_store(args, action)

@@ -42,11 +42,12 @@ def receive_notice(app: "KeyServer", request: "Request") -> "Response":
     values = _form(request, frozenset({"notice", "signature"}))
     body = values.get("notice") or ""
     signature = values.get("signature") or ""
+    # (X-CKS-Sync names the sender only from a peer, as for uploads: until
+    # 2026-12-06 a stranger's named any node it liked to the operator)
     peer = app.sent_by_a_peer(request)
+    origin = (request.header("x-cks-sync").strip() if peer else "") or request.client
     try:
-        status, why = rejection.receive(app.store, body, signature,
-                                        request.header("x-cks-sync") or request.client,
-                                        stranger=not peer)
+        status, why = rejection.receive(app.store, body, signature, origin, stranger=not peer)
     except NoticeError as exc:
         return _notice_answer(400, "refused", str(exc))
     except rejection.TooManyPending as exc:
