@@ -212,6 +212,18 @@ def test_the_servers_own_refusals_carry_the_headers_of_every_answer(server, requ
     assert b"Access-Control-Allow-Origin: *" in head and b"Cache-Control: no-cache" in head
 
 
+def test_the_operators_pages_do_not_allow_other_sites_scripts_to_read_them(server):
+    """CORS on the HKP endpoints only: until 2026-12-06 /metrics, /health and the
+    admin page said `Access-Control-Allow-Origin: *` too, so any web page could
+    read the metrics through the browser of a client allowed to see them."""
+    for path, cors in (("/metrics", False), ("/health", False), ("/pks/admin", False),
+                       ("/pks/lookup?op=stats", True), ("/pks/lookup?op=get&search=x", True)):
+        head = raw_exchange(server.port, b"GET %s HTTP/1.1\r\nHost: x\r\n"
+                            b"Connection: close\r\n\r\n" % path.encode())
+        head = head.split(b"\r\n\r\n")[0].split(b"\r\n")
+        assert (b"Access-Control-Allow-Origin: *" in head) == cors, (path, head)
+
+
 def test_a_method_never_served_is_405_with_or_without_a_body(server):
     for body in (b"", b"Content-Length: 1\r\n\r\nx"):
         answer = raw_exchange(server.port, b"PUT /pks/lookup?op=get&search=alice HTTP/1.1\r\n"

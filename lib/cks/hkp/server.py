@@ -39,7 +39,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..batchlog import QuickLog
 from .app import FileBody, KeyServer, Request, Response
+from .cksd_metrics import METRICS_PATH
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
+from .rejections import ADMIN_PATH
 from .request import split_target
 from .tls import Certificates
 
@@ -117,9 +119,19 @@ HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
 # A non-blocking socket's "try again when it is ready", plain or TLS
 NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
-EVERY_ANSWER = [("Access-Control-Allow-Origin", "*"), ("Cache-Control", "no-cache")]
+CORS = ("Access-Control-Allow-Origin", "*")
+EVERY_ANSWER = [CORS, ("Cache-Control", "no-cache")]
 """Headers of every answer, the server's own refusals too: a web page's
 script reads a 413 or a 400 only when it may (CORS)."""
+OPERATORS_PATHS = frozenset({METRICS_PATH, "/health", ADMIN_PATH})
+"""Pages for the operator, not for other sites' scripts: no CORS (until
+2026-12-06 any web page could read /metrics through an allowed client's
+browser)."""
+
+
+def answer_headers(path: str) -> List[Tuple[str, str]]:
+    """EVERY_ANSWER, less CORS on the operator's pages."""
+    return [h for h in EVERY_ANSWER if h != CORS] if path in OPERATORS_PATHS else EVERY_ANSWER
 
 
 def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = ()) -> bytes:
@@ -476,7 +488,8 @@ class HKPServer:
         sent after the head) in connection.out."""
         head = connection.head
         connection.keep_alive = head.keep_alive and not self.stopping
-        headers = [("Content-Type", response.content_type)] + EVERY_ANSWER + response.headers
+        headers = [("Content-Type", response.content_type)] + answer_headers(request.path) \
+            + response.headers
         body = response.body
         in_file = isinstance(body, FileBody)
         connection.out = format_response(response.status, headers, b"" if in_file else body,
