@@ -279,5 +279,5 @@ def _served_key(cursor: Cursor, fingerprint: str) -> Optional[Key]:
     return keys[0] if keys else None
 
 
-__all__ = ["NoticeError", "RejectionError", "TooManyPending", "MAX_PENDING", "NodeIdentity", "fingerprint_named", "delete",
-           "reject", "unreject", "sign", "receive"]
+__all__ = ["NoticeError", "RejectionError", "TooManyPending", "MAX_PENDING", "NodeIdentity",
+           "fingerprint_named", "delete", "reject", "unreject", "sign", "receive"]

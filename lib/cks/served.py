@@ -144,7 +144,8 @@ class _View:
         revokers = {rk.fingerprint for e in kept for rk in e.sig.revocation_keys}
         for component in self.key.identities:
             revokers.update(rk.fingerprint for e in component.sigs
-                            if e.sig.sig_type in sg.CERTIFICATIONS and self.self_valid(component, e)
+                            if e.sig.sig_type in sg.CERTIFICATIONS
+                            and self.self_valid(component, e)
                             for rk in e.sig.revocation_keys)
         for entry in self.key.direct_sigs:
             if entry.sig.sig_type != sg.KEY_REVOCATION or self.key.is_self_issued(entry.sig) \

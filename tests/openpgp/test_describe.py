@@ -30,7 +30,8 @@ def _key(owner, direct, certification=()):
     uid = owner.sign(sg.CERT_POSITIVE, owner.public, UserID(UID), certification)
     return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize())]
                    + [pk.Packet(pk.TAG_SIGNATURE, s.serialize()) for s in signatures]
-                   + [pk.Packet(pk.TAG_USER_ID, UID), pk.Packet(pk.TAG_SIGNATURE, uid.serialize())])
+                   + [pk.Packet(pk.TAG_USER_ID, UID),
+                      pk.Packet(pk.TAG_SIGNATURE, uid.serialize())])
 
 
 def _gpg_pub(data):

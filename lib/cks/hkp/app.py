@@ -549,8 +549,9 @@ class KeyServer:
 
     def sent_by_a_peer(self, request: Request) -> bool:
         """Whether an upload's X-CKS-Sync counts (the key then queued for no
-        peer), and a rejection notice's (hkp/rejections.py): only from an enabled peer's address (`request.client`, the one a
-        trusted proxy names) or the operator's own tools (loopback without
+        peer), and a rejection notice's (hkp/rejections.py): only from an
+        enabled peer's address (`request.client`, the one a trusted proxy
+        names) or the operator's own tools (loopback without
         X-Forwarded-For).  From anyone else it is a user's upload: the header
         would let a stranger keep a key's update from reaching the peers."""
         return ip_of(request.client) in self.peer_addresses or \
