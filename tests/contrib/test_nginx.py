@@ -145,9 +145,10 @@ def test_the_admin_form_works_through_nginx_on_a_port_of_its_own(db_url, tmp_pat
     config = tmp_path / "cks.conf"
     config.write_text("[admin]\npassword_hash = %s\n" % password_hash)
     with Cksd(db_url, config=str(config)) as server, Proxy(tmp_path, server.port) as proxy:
-        form = urllib.parse.urlencode({"token": AdminSettings(password_hash).csrf_token(),
-                                       "action": "delete", "fingerprint": fpr("rsa2048")})
         login = base64.b64encode(b"admin:a long pass phrase").decode()
+        form = urllib.parse.urlencode({
+            "token": AdminSettings(password_hash).csrf_token("Basic " + login),
+            "action": "delete", "fingerprint": fpr("rsa2048")})
         status, body = proxy.request(proxy.tls, "POST", "/pks/admin", form, {
             "Content-Type": "application/x-www-form-urlencoded",
             "Authorization": "Basic " + login,

@@ -168,7 +168,7 @@ def test_rejection_audit_with_random_parameters(server, options, unknown, raw, h
 
 
 @FUZZ
-@given(post=st.booleans(), token=values([ADMIN.csrf_token().encode()]),
+@given(post=st.booleans(), token=values([ADMIN.csrf_token("Basic YWRtaW46ZnV6eg==").encode()]),
        action=values([b"delete", b"reject", b"unreject"]), fingerprint=values(),
        reason=values(), query=values(), raw=st.booleans(),
        authorization=st.one_of(st.just(AUTHORIZATION), st.binary(max_size=40).map(

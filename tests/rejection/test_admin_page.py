@@ -162,6 +162,29 @@ def test_cross_site_and_get_requests_change_nothing(server):
     assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
 
 
+def test_the_form_token_takes_the_password_not_only_its_hash(server):
+    """Until 2026-12-06 the token was an HMAC of the password hash alone, which
+    anyone who reads the configuration (/etc/cks.conf is world-readable) could
+    compute for a cross-site form; now it also takes the operator's
+    Authorization header, which holds the password.  The admin page is not
+    kept by the browser's cache (no-store)."""
+    token = token_of(server)
+    with open(server.config) as config:
+        hashed = re.search(r"password_hash = (\S+)", config.read()).group(1)
+    settings = AdminSettings(password_hash=hashed)
+    assert token == settings.csrf_token(auth())
+    assert settings.csrf_token(auth()) != settings.csrf_token(auth("another password"))
+    for known_from_the_file in (admin.hmac.new(hashed.encode(), b"cks-admin-form",
+                                               admin.hashlib.sha256).hexdigest()[:40],
+                                settings.csrf_token("")):
+        assert token != known_from_the_file
+        assert post(server, {"token": known_from_the_file, "action": "delete",
+                             "fingerprint": fpr("rsa2048")})[0] == 403
+    status, headers, _ = server.request("GET", "/pks/admin", headers={"Authorization": auth()})
+    assert status == 200 and headers["cache-control"] == "no-store"
+    assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
+
+
 def test_a_reason_too_long_for_a_notice_is_refused(server):
     status, _, body = post(server, {"token": token_of(server), "action": "reject",
                                     "fingerprint": fpr("rsa2048"), "reason": "x" * 4200})

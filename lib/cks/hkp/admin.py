@@ -55,9 +55,15 @@ class AdminSettings:
     def enabled(self) -> bool:
         return bool(self.password_hash)
 
-    def csrf_token(self) -> str:
-        """A form token: knowable only by reading our own admin page."""
-        return hmac.new(self.password_hash.encode(), b"cks-admin-form",
+    def csrf_token(self, authorization: str) -> str:
+        """The form token of the operator who sent `authorization` (the
+        header, which holds the password): knowable only by reading our own
+        admin page, or by knowing the password.  Until 2026-12-06 it took the
+        password hash alone, which anyone who can read the configuration
+        could compute.  The same on every host and process, and after a
+        restart (a password change makes new ones)."""
+        return hmac.new(self.password_hash.encode(),
+                        b"cks-admin-form\n" + authorization.encode("utf-8", "surrogateescape"),
                         hashlib.sha256).hexdigest()[:40]
 
     def authenticated(self, authorization: str) -> bool:
@@ -121,8 +127,8 @@ def same_origin(origin: str, referer: str, host: str) -> bool:
     return True
 
 
-def page(settings: AdminSettings, rejected, message: str = "") -> str:
-    token = html.e(settings.csrf_token())
+def page(settings: AdminSettings, authorization: str, rejected, message: str = "") -> str:
+    token = html.e(settings.csrf_token(authorization))
     rows = "".join("<tr><td><code>%s</code></td><td>%s</td><td>%s</td></tr>" % (
         html.e(r["fingerprint"]), html.e(r["source"]), html.e(r["reason"] or ""))
         for r in rejected) or "<tr><td colspan=3>none</td></tr>"

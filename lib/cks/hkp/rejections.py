@@ -106,12 +106,16 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
         token = (values.get("token") or "").encode()  # compare_digest refuses non-ASCII str
         same_site = admin.same_origin(request.header("origin"), request.header("referer"),
                                       request.header("host"))
-        if not (admin.hmac.compare_digest(token, settings.csrf_token().encode()) and same_site):
+        expected = settings.csrf_token(request.header("authorization")).encode()
+        if not (admin.hmac.compare_digest(token, expected) and same_site):
             raise HKPError(403, "refused: the form did not come from this page")
         message = _act(app, values)
         log.info("admin page: %s %s by %s: %s", values.get("action"),
                  values.get("fingerprint"), request.client, message)
-    return _html(200, admin.page(settings, rejected_keys(app.store), message))
+    page = _html(200, admin.page(settings, request.header("authorization"),
+                                 rejected_keys(app.store), message))
+    page.headers.append(("Cache-Control", "no-store"))  # (server.py: instead of no-cache)
+    return page
 
 
 def _act(app: "KeyServer", values: Form) -> str:

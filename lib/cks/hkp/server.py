@@ -129,9 +129,12 @@ OPERATORS_PATHS = frozenset({METRICS_PATH, "/health", ADMIN_PATH})
 browser)."""
 
 
-def answer_headers(path: str) -> List[Tuple[str, str]]:
-    """EVERY_ANSWER, less CORS on the operator's pages."""
-    return [h for h in EVERY_ANSWER if h != CORS] if path in OPERATORS_PATHS else EVERY_ANSWER
+def answer_headers(path: str, own: Sequence[Tuple[str, str]] = ()) -> List[Tuple[str, str]]:
+    """EVERY_ANSWER, less CORS on the operator's pages, and less those an
+    answer sets itself (`own`: the admin page's Cache-Control is no-store)."""
+    named = {name.lower() for name, _ in own}
+    return [h for h in EVERY_ANSWER if h[0].lower() not in named
+            and not (h == CORS and path in OPERATORS_PATHS)]
 
 
 def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = ()) -> bytes:
@@ -488,8 +491,8 @@ class HKPServer:
         sent after the head) in connection.out."""
         head = connection.head
         connection.keep_alive = head.keep_alive and not self.stopping
-        headers = [("Content-Type", response.content_type)] + answer_headers(request.path) \
-            + response.headers
+        headers = [("Content-Type", response.content_type)] \
+            + answer_headers(request.path, response.headers) + response.headers
         body = response.body
         in_file = isinstance(body, FileBody)
         connection.out = format_response(response.status, headers, b"" if in_file else body,
