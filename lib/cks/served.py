@@ -71,7 +71,7 @@ def third_party_issuers(key: Key) -> Set[bytes]:
     """Key IDs of every other key that signed something on `key` (to look up
     their keys in one go before calling served_view)."""
     out: Set[bytes] = set()
-    for entries in [key.direct_sigs] + [c.sigs for c in key.identities]:
+    for entries in [key.key_sigs] + [c.sigs for c in key.identities]:
         for entry in entries:
             keyid = entry.sig.issuer_keyid
             if keyid is not None and not key.is_self_issued(entry.sig):
@@ -138,7 +138,8 @@ class _View:
         return False
 
     def direct(self) -> List[SignaturePacket]:
-        kept = [e for e in self.key.direct_sigs
+        key_sigs = self.key.key_sigs  # (wherever they were placed)
+        kept = [e for e in key_sigs
                 if e.sig.sig_type in (sg.DIRECT_KEY, sg.KEY_REVOCATION)
                 and self.self_valid(None, e)]
         revokers = {rk.fingerprint for e in kept for rk in e.sig.revocation_keys}
@@ -147,7 +148,7 @@ class _View:
                             if e.sig.sig_type in sg.CERTIFICATIONS
                             and self.self_valid(component, e)
                             for rk in e.sig.revocation_keys)
-        for entry in self.key.direct_sigs:
+        for entry in key_sigs:
             if entry.sig.sig_type != sg.KEY_REVOCATION or self.key.is_self_issued(entry.sig) \
                     or not entry.sig.names_issuer(revokers):
                 continue

@@ -57,7 +57,7 @@ class DerivedView:
 def wanted_signers(key: Key, policy: ServePolicy) -> List[str]:
     """Key IDs (hex) of the other keys whose primary keys `key`'s served view needs."""
     wanted = third_party_issuers(key) if policy.certifications == "verified" else \
-        {e.sig.issuer_keyid for e in key.direct_sigs if e.sig.issuer_keyid}
+        {e.sig.issuer_keyid for e in key.key_sigs if e.sig.issuer_keyid}
     return sorted(k.hex().upper() for k in wanted if k != key.keyid)
 
 

@@ -8,10 +8,12 @@ import pytest
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
 from cks.openpgp.armor import encode, scan
-from cks.openpgp.keys import parse_keyring, read_keys
+from cks.openpgp.info import describe
+from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
+from cks.openpgp.userid import UserID
 from cks.store import open_store
 from support import fixture
-from support.forge import Signer, keyring
+from support.forge import Signer, key_flags, keyring
 from support.gpg import GnuPG, parse_colons
 from support.nodes import settled
 from support.procs import tool
@@ -131,6 +133,42 @@ def test_real_revocation_still_revokes(server):
     assert index.decode().splitlines()[1].endswith(":r")
     theirs, _ = gpg_receives(server, fpr("revoked"))
     assert theirs["validity"] == "r"
+
+
+@pytest.mark.parametrize("after", ["subkey", "user ID"])
+def test_a_revocation_placed_after_a_component_still_revokes(server, after):
+    """`sq key generate` writes the revocation certificate apart; appended to
+    the key it follows the last subkey, and GnuPG and Sequoia take it as the
+    key's.  Until 2026-12-06 it was stored under that component and left out
+    of every served view: the key was served unrevoked.  The network view
+    keeps it where it was sent (op=hget's answer hashes to the same SKS hash)."""
+    owner, sub = Signer.new(), Signer.new()
+    uid = b"Placed Late <placed-late@example.org>"
+    key_packets = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+                   pk.Packet(pk.TAG_USER_ID, uid),
+                   pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                       sg.CERT_POSITIVE, owner.public, UserID(uid)).serialize())]
+    subkey_packets = [pk.Packet(pk.TAG_PUBLIC_SUBKEY, sub.public.serialize()),
+                      pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                          sg.SUBKEY_BINDING, owner.public, sub.public,
+                          [key_flags(0x0C)]).serialize())]
+    revocation = pk.Packet(pk.TAG_SIGNATURE,
+                           owner.sign(sg.KEY_REVOCATION, owner.public, None).serialize())
+    sent = key_packets + subkey_packets + [revocation] if after == "subkey" else \
+        key_packets + [revocation] + subkey_packets
+    assert describe(parse_keyring(keyring(sent)).keys[0]).revoked  # (cks_admin.py show)
+    upload(server, keyring(sent))
+    fingerprint = owner.public.fingerprint.hex().upper()
+    index = server.lookup(op="index", options="mr", search="0x" + fingerprint)[2]
+    assert index.decode().splitlines()[1].endswith(":r"), index
+    assert [e.sig.sig_type for e in served_key(server, fingerprint).direct_sigs] == \
+        [sg.KEY_REVOCATION]
+    theirs, _ = gpg_receives(server, fingerprint)
+    assert theirs["validity"] == "r"
+    (stored,) = read_keys(server.lookup(op="hget", options="mr",
+                                        search=sks_hash(parse_keyring(keyring(sent)).keys[0])
+                                        .hex())[2]).keys
+    assert sorted(p.body for p in stored.packets()) == sorted(p.body for p in sent)
 
 
 def _flood(victim_name, signers, per_signer):

@@ -136,7 +136,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
         return [e for e in entries if e.sig.sig_type in types
                 and check.is_valid(key, component, e)]
 
-    direct = valid(None, {sg.DIRECT_KEY}, key.direct_sigs)
+    direct = valid(None, {sg.DIRECT_KEY}, key.key_sigs)
     revokers = [rk for e in direct for rk in e.sig.revocation_keys]
 
     identities = []
@@ -181,7 +181,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
     revoker_fprs = {rk.fingerprint for rk in revokers}
     unverified_bodies = {e.packet.body for e in unverified}
     revoked = revocation_unverified = False
-    for entry in key.direct_sigs:
+    for entry in key.key_sigs:
         if entry.sig.sig_type != sg.KEY_REVOCATION:
             continue
         if entry.packet.body in unverified_bodies:

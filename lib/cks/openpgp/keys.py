@@ -24,13 +24,14 @@ from . import packet as pk
 from .errors import PGPError, PacketError
 from .keypacket import PublicKey
 from .packet import Packet
-from .signature import Signature
+from .signature import DIRECT_KEY, KEY_REVOCATION, Signature
 from .userid import UserAttribute, UserID
 
 MESSAGE_TAGS = frozenset({pk.TAG_PKESK, pk.TAG_SKESK, pk.TAG_ONE_PASS_SIG, pk.TAG_COMPRESSED,
                           pk.TAG_SED, pk.TAG_LITERAL, pk.TAG_SEIPD, pk.TAG_MDC, pk.TAG_AEAD})
 # Packets a keyserver drops without comment: markers, padding, local trust.
 IGNORED_TAGS = frozenset({pk.TAG_MARKER, pk.TAG_PADDING, pk.TAG_TRUST})
+_KEY_SIG_TYPES = frozenset({DIRECT_KEY, KEY_REVOCATION})  # over the primary key alone
 
 
 @dataclass
@@ -84,6 +85,20 @@ class Key:
     @property
     def attributes(self) -> List[Component]:
         return [c for c in self.identities if c.packet.tag == pk.TAG_USER_ATTRIBUTE]
+
+    @property
+    def key_sigs(self) -> List[SignaturePacket]:
+        """The signatures over the primary key alone (direct-key, 0x1F, and
+        key revocations, 0x20): `direct_sigs`, then those placed after a user
+        ID or subkey, which GnuPG and Sequoia take as the key's too (`sq key
+        generate` writes its revocation certificate apart: appended to the
+        key, it follows the last subkey).  The network view keeps each where
+        it came, as SKS does; the served view and the key's description
+        take them all (until 2026-12-06 a revocation so placed was never
+        served)."""
+        placed_late = [e for c in self.identities + self.subkeys for e in c.sigs
+                       if e.sig.sig_type in _KEY_SIG_TYPES]
+        return self.direct_sigs + placed_late
 
     def packets(self) -> List[Packet]:
         """Every packet of the key, in order (those that cannot be read
