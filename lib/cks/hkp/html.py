@@ -150,7 +150,7 @@ gpg --keyserver %s --search-keys alice@example.org</pre>
 
 def armored_page(armored: str, count: int) -> str:
     return page("Public " + noun_for(count, "key"),
-                "<pre>%s</pre>" % e(armored))
+                "<pre>\n%s</pre>" % e(armored))  # (the armor starts a line: onak reads it so)
 
 
 def error_page(status: int, message: str) -> str:
