@@ -201,8 +201,9 @@ def test_sighups_while_cksd_stops_leave_its_status_0(tmp_path, processes):
 def test_sighup_reads_the_config_file_and_names_each_setting_that_needs_a_restart(tmp_path):
     """Until 2026-12-06 a SIGHUP after an edit said nothing of it: the edit
     was ignored without a word.  Now each changed setting is one line (from
-    one process of two); a file that cannot be taken, one line, and cksd
-    serves on with the settings it runs with."""
+    one process of two); a name that is no setting, one line, ignored as at
+    start (the rest of the file is taken); a file that cannot be taken, one
+    line, and cksd serves on with the settings it runs with."""
     config = tmp_path / "cks.conf"
     start = "[server]\nprocesses = 2\n[ratelimit]\nexempt = 127.0.0.0/8\n"
     config.write_text(start)
@@ -229,12 +230,20 @@ def test_sighup_reads_the_config_file_and_names_each_setting_that_needs_a_restar
                         % (section, option, config) for section, option in
                         [("ratelimit", "lookups_per_second"), ("server", "idle_timeout"),
                          ("server", "processes")]], server.output()
+        # (until 2026-12-06 a name that is no setting made the file not taken; once
+        # deleted, it was said "changed" as a setting that needs a restart)
+        round_ = 2
+        said = hangup(start.replace("processes = 2", "processes = 3")
+                      + "lookups_per_secnd = 1\n", "when it restarts")
+        assert said == [
+            "cksd: SIGHUP: %s: [ratelimit] lookups_per_secnd is not a setting CKS reads: "
+            "ignored" % config,
+            "cksd: SIGHUP: [server] processes changed in %s: cksd takes it when it restarts"
+            % config], server.output()
         for round_, (text, reason) in enumerate([
                 ("[server]\nprocesses 2\n", "line 2: neither a [section] nor a setting"),
-                (start + "lookups_per_secnd = 1\n",
-                 "[ratelimit] lookups_per_secnd is not a setting CKS reads"),
                 (start.replace("2", "two"), "[server] processes must be a whole number"),
-                (None, "does not exist")], 2):
+                (None, "does not exist")], 3):
             said = hangup(text, reason)
             assert len(said) == 1 and said[0].startswith(
                 "cksd: SIGHUP: the configuration file is not taken, cksd runs with the "

@@ -29,6 +29,7 @@ from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import LogSettings, configure_logging, log_settings, reopen_log_files
 from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
 from ..periodic import Periodic
+from ..sample_config import known_settings
 from ..store import StoreError, open_store
 from ..store.changes import LocalChanges
 from ..store.checkpoints import CHECKPOINT_EVERY, BackgroundCheckpoints
@@ -262,22 +263,25 @@ class ConfigReread:
             return None
         try:
             new = load_settings(self.settings.config_file)
-            unknown = unknown_names(new.parser)
-            if unknown:
-                raise ConfigError("%s: %s" % (new.config_file, unknown[0]))
             self.check(new)
         except (ConfigError, UserError) as exc:
             if says:
                 log.warning("SIGHUP: the configuration file is not taken, cksd runs with the "
                             "settings it has: %s", exc)
             return None
+        if says:  # (ignored, as at start; until 2026-12-06 one made the file not taken)
+            for name in unknown_names(new.parser):
+                log.warning("SIGHUP: %s: %s: ignored", new.config_file, name)
         return new
 
     def _changed(self, new: Settings) -> Set[Tuple[str, str]]:
-        """The (section, option)s whose values differ from the running ones."""
+        """The (section, option)s whose values differ from the running ones,
+        leaving out names that are no setting (`_reread` says those)."""
         old = self.settings.parser
+        known = known_settings()  # (empty without the sample: then every name)
         names = {(section, option) for parser in (old, new.parser)
-                 for section in parser.sections() for option in parser[section]}
+                 for section in parser.sections() for option in parser[section]
+                 if not known or (section, option) in known}
         return {(section, option) for section, option in names
                 if old.get(section, option, fallback=None)
                 != new.parser.get(section, option, fallback=None)}
