@@ -203,14 +203,20 @@ def test_a_key_id_is_refused_as_ambiguous_naming_the_stored_keys(server):
     assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
 
 
-def test_a_verified_header_costs_one_pbkdf2_and_failures_are_throttled_before_it(monkeypatch):
-    """Each password check is ~0.17 s of PBKDF2: until 2026-12-06 every
-    request paid it, the operator's too, and failures were limited only by
-    the lookup limit, so a flood of wrong passwords slowed everyone's lookups."""
+def _count_password_checks(monkeypatch):
+    """The passwords PBKDF2 checks from now on, each appended as it runs."""
     checks = []
     real = admin.check_password
     monkeypatch.setattr(admin, "check_password",
                         lambda stored, password: checks.append(password) or real(stored, password))
+    return checks
+
+
+def test_a_verified_header_costs_one_pbkdf2_and_failures_are_throttled_before_it(monkeypatch):
+    """Each password check is ~0.17 s of PBKDF2: until 2026-12-06 every
+    request paid it, the operator's too, and failures were limited only by
+    the lookup limit, so a flood of wrong passwords slowed everyone's lookups."""
+    checks = _count_password_checks(monkeypatch)
     settings = AdminSettings(hash_password(PASSWORD, iterations=1000))
     logins = Logins()
     assert all(logins.verify(settings, auth(), "192.0.2.1", now=1.0) == (True, 0)
@@ -233,6 +239,32 @@ def test_a_verified_header_costs_one_pbkdf2_and_failures_are_throttled_before_it
     assert len(checks) == 10
     changed = AdminSettings(hash_password("new words", iterations=1000))
     assert logins.verify(changed, auth(), "192.0.2.1", now=2000.0) == (False, 0)  # forgotten
+
+
+def test_a_try_refused_by_the_overall_limit_spends_none_of_the_clients_tries(monkeypatch):
+    """Until 2026-12-06 a try refused by the limit for all clients (wrong
+    passwords from many /64s of a /48) spent one of the client's own tries
+    all the same: the operator, refused during the flood, found his 5 tries
+    gone after it (1 per 10 s).  A client's try is spent only when PBKDF2
+    runs, and one refused by its own limit spends nothing of the overall one."""
+    checks = _count_password_checks(monkeypatch)
+    settings = AdminSettings(hash_password(PASSWORD, iterations=1000))
+    logins = Logins()
+    flood = [logins.verify(settings, auth("guess"), "2001:db8:0:%x::1" % n, now=1000.0)
+             for n in range(100)]
+    assert flood.count((False, 0)) == len(checks) == 10
+    during = [logins.verify(settings, auth("typo %d" % n), "198.51.100.7", now=1000.0)
+              for n in range(5)]
+    assert all(not ok and wait > 0 for ok, wait in during) and len(checks) == 10
+    after = [logins.verify(settings, auth("typo %d" % n), "198.51.100.7", now=1005.0)
+             for n in range(4)] + [logins.verify(settings, auth(), "198.51.100.7", now=1005.0)]
+    assert after == [(False, 0)] * 4 + [(True, 0)] and len(checks) == 15
+    one = [logins.verify(settings, auth("guess"), "203.0.113.1", now=2000.0) for _ in range(50)]
+    assert one.count((False, 0)) == 5  # its own limit: the other 45 spend no overall try
+    others = [logins.verify(settings, auth("guess"), "203.0.113.%d" % n, now=2000.0)
+              for n in range(2, 12)]
+    assert others[:5] == [(False, 0)] * 5 and all(wait > 0 for _, wait in others[5:])
+    assert len(checks) == 15 + 10
 
 
 def test_a_flood_of_wrong_passwords_is_answered_429_without_pbkdf2(db_url, tmp_path):

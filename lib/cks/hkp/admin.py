@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import os
+import threading
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 from urllib.parse import urlsplit
@@ -84,11 +85,13 @@ class Logins:
     an Authorization header once verified is remembered (the operator pays
     it once), and any other header is a try that must pass both limits
     (TRIES_PER_CLIENT, an IPv6 client's /64 as one; TRIES_OVERALL) before
-    PBKDF2 runs: a flood of wrong passwords costs a few checks a second."""
+    PBKDF2 runs: a flood of wrong passwords costs a few checks a second.  A
+    try refused by either limit spends nothing of the other's."""
 
     def __init__(self) -> None:
         self._per_client = RateLimiter(TRIES_PER_CLIENT)
         self._overall = RateLimiter(TRIES_OVERALL)
+        self._lock = threading.Lock()  # (both limits looked at and spent as one)
         # SHA-256 of the password hash and the header: a changed hash matches none
         self._verified: Dict[bytes, bool] = {}
 
@@ -102,7 +105,10 @@ class Logins:
             return True, 0.0
         if not authorization:
             return False, 0.0
-        wait = self._per_client.check(client, now) or self._overall.check("all", now)
+        with self._lock:  # (the overall limit first: a try it refuses spends none of the
+            # client's, which until 2026-12-06 it did; one the client's refuses, none of it)
+            wait = (self._overall.wait("all", now) or self._per_client.check(client, now)
+                    or self._overall.check("all", now))
         if wait:
             return False, wait
         if not settings.authenticated(authorization):

@@ -123,6 +123,14 @@ class RateLimiter:
 
     def check(self, client: str, now: Optional[float] = None) -> float:
         """0 when `client` may go on (a token is taken), else seconds to wait."""
+        return self._bucket(client, now, take=True)
+
+    def wait(self, client: str, now: Optional[float] = None) -> float:
+        """What `check` would answer, taking no token: for a request that
+        other limits may still refuse (admin.py's logins)."""
+        return self._bucket(client, now, take=False)
+
+    def _bucket(self, client: str, now: Optional[float], take: bool) -> float:
         ip = ip_of(client)
         if self.rate.per_second <= 0 or self._exempt(ip):
             return 0.0
@@ -131,12 +139,8 @@ class RateLimiter:
         with self._lock:
             tokens, last = self._buckets.pop(key, (self.rate.burst, now))
             tokens = min(self.rate.burst, tokens + (now - last) * self.rate.per_second)
-            if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                wait = 0.0
-            else:
-                self._buckets[key] = (tokens, now)
-                wait = (1 - tokens) / self.rate.per_second
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate.per_second
+            self._buckets[key] = (tokens - 1 if take and not wait else tokens, now)
             while len(self._buckets) > self.max_clients:
                 self._buckets.popitem(last=False)
         return wait
