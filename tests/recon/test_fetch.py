@@ -6,6 +6,7 @@ answers what each test needs (garbage, silence, splits), and from a real SKS
 import hashlib
 import http.client
 import os
+import signal
 import socket
 import time
 from typing import Tuple
@@ -13,6 +14,7 @@ from typing import Tuple
 import pytest
 
 from cks import pipeline
+from cks.hkp.app import KEYS_ANSWER_BYTES
 from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
 from cks.openpgp.packet import Packet
 from cks.store import open_store
@@ -168,6 +170,29 @@ BIG = ["rsa1024", "rsa2048", "rsa4096", "dsa-elg", "ed25519", "nistp256", "nistp
        "certified", "photo", "expires-2040"]
 
 
+def _big_keys(db_url: str, names) -> Tuple[dict, list]:
+    """The keys `names` stored with 2 MB of user attributes each: their
+    stored bytes by fingerprint, and their SKS hashes."""
+    keys = [big_key(name, 2) for name in names]
+    store = open_store(db_url)
+    try:
+        for key in keys:
+            assert pipeline.submit(store, key, pipeline.Source.admin(queue=False)).stored
+        held = store.keydata([fpr(name) for name in names])
+    finally:
+        store.close()
+    return held, [sks_hash(read_keys(key).keys[0]) for key in keys]
+
+
+def _hashquery(hashes, forwarded_for: str = "") -> bytes:
+    """A hashquery as SKS sends it; from `forwarded_for` through loopback (a
+    trusted proxy), or else from the operator's own host (as a peer)."""
+    body = encode_request(hashes)
+    via = b"x-forwarded-for: %s\r\n" % forwarded_for.encode() if forwarded_for else b""
+    return b"POST /pks/hashquery HTTP/1.0\r\n%scontent-length: %d\r\n\r\n%s" % (
+        via, len(body), body)
+
+
 def test_a_hashquery_answers_every_key_however_large_in_flat_memory(db_url, tmp_path):
     """Keys of 40 MB in all, past KEYS_ANSWER_BYTES (16 MiB): every one is in
     the answer (Hockeypuck and SKS do not ask again for what an answer cut:
@@ -175,17 +200,8 @@ def test_a_hashquery_answers_every_key_however_large_in_flat_memory(db_url, tmp_
     said so), while the serving process grows by far less than the answer
     (the keys are read a few at a time, written to a file, sent from it in
     pieces); a client that reads half of it and closes leaves no file open."""
-    keys = [big_key(name, 2) for name in BIG]
-    store = open_store(db_url)
-    try:
-        for key in keys:
-            assert pipeline.submit(store, key, pipeline.Source.admin(queue=False)).stored
-        held = store.keydata([fpr(name) for name in BIG])
-    finally:
-        store.close()
-    body = encode_request([sks_hash(read_keys(key).keys[0]) for key in keys])
-    request = b"POST /pks/hashquery HTTP/1.0\r\ncontent-length: %d\r\n\r\n%s" % (
-        len(body), body)
+    held, hashes = _big_keys(db_url, BIG)
+    request = _hashquery(hashes)
     config = tmp_path / "cks.conf"
     config.write_text("[server]\nprocesses = 1\n" + LOOPBACK_EXEMPT)
     with Cksd(db_url, config=str(config)) as a:
@@ -208,6 +224,70 @@ def test_a_hashquery_answers_every_key_however_large_in_flat_memory(db_url, tmp_
                 taken += len(sock.recv(1 << 20))
             a.wait_until(lambda: _open_files(serving) > files)  # (the answer's file)
         a.wait_until(lambda: _open_files(serving) == files)
+
+
+def test_a_strangers_hashquery_stops_at_the_budget_a_peers_holds_every_key(db_url, tmp_path):
+    """Until 2026-12-06 anyone's hashquery of 16 KB made an answer of up to
+    1,000 keys of max_key_bytes (8 GB) in a temporary file.  Now one from a
+    client that is no enabled peer stops at KEYS_ANSWER_BYTES, its first key
+    always in, and says so (X-HKP-Results-Truncated); an enabled peer's
+    holds every key."""
+    names = BIG[:9]  # (18 MB)
+    held, hashes = _big_keys(db_url, names)
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n")
+    with Cksd(db_url, config=str(config)) as a:
+        head, answer = _raw_exchange(a.port, _hashquery(hashes, "203.0.113.5"))
+        assert b"\r\nx-hkp-results-truncated: true" in head.lower()
+        keys = decode_answer(answer, max_bytes=64 << 20)
+        assert 0 < len(keys) < len(names) and keys == [held[fpr(n)] for n in names[:len(keys)]]
+        assert sum(map(len, keys)) <= KEYS_ANSWER_BYTES
+        added = tool("cks_sync_manage.py", ["--db", db_url, "add", "192.0.2.50:11371",
+                                            "--no-catch-up"])
+        assert added.returncode == 0, added.stderr
+        a.proc.send_signal(signal.SIGHUP)
+        a.wait_for_output(r"peer addresses exempt from rate limits: 192\.0\.2\.50\n")
+        head, answer = _raw_exchange(a.port, _hashquery(hashes, "192.0.2.50"))
+        assert b"x-hkp-results-truncated" not in head.lower()
+        assert decode_answer(answer, max_bytes=64 << 20) == [held[fpr(n)] for n in names]
+
+
+def _narrow_connection(port: int) -> socket.socket:
+    """A connection whose receive buffer holds little of an answer (the
+    kernel would grow it to megabytes): the server sends as it is read."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def test_a_slow_reader_of_a_hashquery_gets_it_all_and_one_that_stops_is_logged(db_url,
+                                                                               tmp_path):
+    """An answer from a file must be taken a piece (PIECE_BYTES) per
+    write_timeout, not whole within it: until 2026-12-06 a peer on a slow
+    link was cut off at write_timeout (60 s) from the answer's start, with
+    no log line.  A client that stops taking it is cut, with one line."""
+    names = BIG[:4]  # (8 MB: more than the sockets' buffers)
+    held, hashes = _big_keys(db_url, names)
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\nwrite_timeout = 0.5\n")
+    with Cksd(db_url, config=str(config)) as a:
+        with _narrow_connection(a.port) as sock:
+            sock.sendall(_hashquery(hashes))
+            chunks = []
+            while not chunks or chunks[-1]:
+                chunks.append(sock.recv(64 << 10))
+                time.sleep(0.02)  # (about 3 MB/s: the answer takes some 3 s)
+        head, _, answer = b"".join(chunks).partition(b"\r\n\r\n")
+        assert decode_answer(answer, max_bytes=64 << 20) == [held[fpr(n)] for n in names]
+        assert "not taken" not in a.output()
+        with _narrow_connection(a.port) as sock:
+            sock.sendall(_hashquery(hashes, "192.0.2.9"))
+            sock.recv(1000)
+            line = a.wait_for_output(r"192\.0\.2\.9 \"POST /pks/hashquery HTTP/1\.0\" "
+                                     r"answer not taken in time: (\d+) of (\d+) bytes sent\n")
+        assert 0 < int(line.group(1)) < int(line.group(2))
 
 
 def test_a_rejected_key_is_refused_recorded_and_not_asked_again(new_db):

@@ -187,8 +187,10 @@ def test_endpoint_refuses_malformed_bodies_with_400_and_the_reason(app):
 
 def test_endpoint_answers_every_key_whatever_their_size(app, monkeypatch):
     """Read a key at a time past HASHQUERY_READ_BYTES, and none left out past
-    KEYS_ANSWER_BYTES (until 2026-12-06 the answer stopped there, said so in
-    X-HKP-Results-Truncated, and SKS and Hockeypuck never asked again)."""
+    KEYS_ANSWER_BYTES for a peer, here the operator's own host (until
+    2026-12-06 the answer stopped there, said so in X-HKP-Results-Truncated,
+    and SKS and Hockeypuck never asked again; a stranger's still stops:
+    test_fetch.py)."""
     import cks.hkp.app as app_module
     monkeypatch.setattr(app_module, "KEYS_ANSWER_BYTES", 10)  # every key is larger
     monkeypatch.setattr(app_module, "HASHQUERY_READ_BYTES", 10)

@@ -172,7 +172,9 @@ def server_limits(settings: Settings) -> ServerLimits:
         head_timeout=settings.get_float("server", "head_timeout", defaults.head_timeout,
                                         more_than=0),
         body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout,
-                                        more_than=0))
+                                        more_than=0),
+        write_timeout=settings.get_float("server", "write_timeout", defaults.write_timeout,
+                                         more_than=0))
 
 
 def _lean_log_records() -> None:

@@ -55,10 +55,11 @@ MAX_SIGNER_LOOKUPS = 200
 # of them, its first key always in: max_results keys of up to max_key_bytes
 # each must not become one answer of hundreds of megabytes.
 KEYS_ANSWER_BYTES = 16 << 20
-# A hashquery answers every key asked for that is held, whatever their size
-# (SKS and Hockeypuck do not ask again for keys an answer left out): read
-# this many bytes of keys at a time (at least one key) and written to a
-# temporary file (FileBody), or to memory when they add up to no more than
+# A hashquery from an enabled peer answers every key asked for that is held,
+# whatever their size (SKS and Hockeypuck do not ask again for keys an answer
+# left out); anyone else's stops at KEYS_ANSWER_BYTES.  The keys are read
+# this many bytes at a time (at least one key) and written to a temporary
+# file (FileBody), or to memory when they add up to no more than
 # HASHQUERY_MEMORY_BYTES.
 HASHQUERY_READ_BYTES = 1 << 20
 HASHQUERY_MEMORY_BYTES = 2 << 20
@@ -549,11 +550,12 @@ class KeyServer:
 
     def sent_by_a_peer(self, request: Request) -> bool:
         """Whether an upload's X-CKS-Sync counts (the key then queued for no
-        peer), and a rejection notice's (hkp/rejections.py): only from an
-        enabled peer's address (`request.client`, the one a trusted proxy
-        names) or the operator's own tools (loopback without
-        X-Forwarded-For).  From anyone else it is a user's upload: the header
-        would let a stranger keep a key's update from reaching the peers."""
+        peer), a rejection notice's (hkp/rejections.py), and whether a
+        hashquery gets every key it asks for: only from an enabled peer's
+        address (`request.client`, the one a trusted proxy names) or the
+        operator's own tools (loopback without X-Forwarded-For).  From anyone
+        else it is a user's upload: the header would let a stranger keep a
+        key's update from reaching the peers."""
         return ip_of(request.client) in self.peer_addresses or \
             is_operators_own(request.client, request.header("x-forwarded-for"))
 
@@ -598,17 +600,21 @@ class KeyServer:
         """POST /pks/hashquery: the keys an SKS peer's reconciliation found it
         lacks, by SKS key hash.  Each is the stored network view (what the
         hash names, as for op=hget); hashes not held are left out.  SKS asks
-        with HTTP/1.0, a Content-Length and nothing else.  Every held key is
-        in the answer, whatever their size (SKS and Hockeypuck do not ask
-        again for what an answer leaves out: until 2026-12-06 it stopped at
-        KEYS_ANSWER_BYTES, with X-HKP-Results-Truncated, which only a CKS
-        peer heeds); it is written to a file as the keys are read, and sent
-        from there (FileBody), so its size costs no memory."""
+        with HTTP/1.0, a Content-Length and nothing else.  For an enabled
+        peer (`sent_by_a_peer`) every held key is in the answer, whatever
+        their size (SKS and Hockeypuck do not ask again for what an answer
+        leaves out); anyone else's stops at KEYS_ANSWER_BYTES, with
+        X-HKP-Results-Truncated (until 2026-12-06 a stranger's 16 KB made
+        an answer of up to 8 GB).  It is written to a file as the keys are
+        read, and sent from there (FileBody), so its size costs no memory."""
         try:
             hashes = hashquery.decode_request(request.body)
         except hashquery.HashQueryError as exc:
             raise HKPError(400, "malformed hashquery: %s" % exc) from None
         held = self.lookup_store.sizes_by_hash([digest.hex() for digest in hashes])
+        cut = False
+        if not self.sent_by_a_peer(request):
+            held, cut = _within([(key, key[1]) for key in held], KEYS_ANSWER_BYTES)
         # (not a SpooledTemporaryFile: moving to disk, it copies what it held
         # in memory, with the write that crossed its limit: a key of 8 MiB)
         body: BinaryIO = io.BytesIO() if sum(size for _, size in held) \
@@ -620,7 +626,8 @@ class KeyServer:
         except BaseException:
             body.close()
             raise
-        return Response(200, FileBody(body, size), hashquery.CONTENT_TYPE)
+        return Response(200, FileBody(body, size), hashquery.CONTENT_TYPE,
+                        [(TRUNCATED_HEADER, "true")] if cut else [])
 
     def _keys_in_runs(self, held: List[Tuple[str, int]]) -> Iterator[bytes]:
         """The stored network views of these keys ((fingerprint, size)), in

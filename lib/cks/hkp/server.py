@@ -97,7 +97,7 @@ class ServerLimits:
     idle_timeout: float = 15.0  # keep-alive connection without a request
     head_timeout: float = 10.0  # from the first byte of a request to the end of its head
     body_timeout: float = 60.0  # for the whole body
-    write_timeout: float = 60.0  # for the client to take the whole answer
+    write_timeout: float = 60.0  # to take an answer; one in a file: each PIECE_BYTES of it
     drain_seconds: float = 5.0  # reading what follows an over-size upload, so the client
     drain_bytes: int = 64 << 20  # gets our 413 instead of a reset connection
 
@@ -110,7 +110,9 @@ pipelining) waits for the others between its runs."""
 PIECE_BYTES = 256 << 10
 """An answer's body in a file (FileBody) is read this much at a time, as the
 socket takes it: a hashquery answer of hundreds of megabytes costs no more
-memory than that."""
+memory than that.  Each piece renews the write deadline: a peer on a slow
+link must take a piece, not the whole answer, within write_timeout (until
+2026-12-06 one that could not take it all in 60 s was cut off)."""
 
 # Connection states
 HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
@@ -155,6 +157,8 @@ class _Connection:
         self.buffer = bytearray()
         self.out = b""
         self.rest: Optional[FileBody] = None  # the answer's body still in its file
+        self.sent = 0  # bytes of the answer being written that the socket took
+        self.client = address  # whom it answers (behind a trusted proxy: the real client)
         self.head: Optional[Head] = None
         self.length = 0
         self.keep_alive = False
@@ -522,6 +526,7 @@ class HKPServer:
         access_log.info('%s "%s" %d %d %.1fms "%s"', request.client, head.request_line,
                         response.status, len(response.body), seconds * 1000,
                         head.headers.get("user-agent", ""))
+        connection.client = request.client
         self._start_writing(connection)
 
     def _count(self, connection: _Connection, path: str, lookup_op: Optional[str],
@@ -556,6 +561,8 @@ class HKPServer:
         sent, the next piece of a body in a file: connection.rest, closed
         after its last); False: the connection is broken."""
         if not connection.out and connection.rest is not None:
+            if connection.state == WRITING:  # (not in _post's worker: the loop has it)
+                connection.deadline = time.monotonic() + connection.limits.write_timeout
             connection.out = connection.rest.file.read(PIECE_BYTES)
             if len(connection.out) < PIECE_BYTES:
                 connection.rest.close()
@@ -566,6 +573,7 @@ class HKPServer:
             sent = 0
         except OSError:
             return False
+        connection.sent += sent
         connection.out = memoryview(connection.out)[sent:]  # no copy of a large answer
         return True
 
@@ -585,6 +593,7 @@ class HKPServer:
             return
         connection.state = IDLE
         connection.head = None
+        connection.sent, connection.client = 0, connection.address
         connection.deadline = time.monotonic() + self.limits.idle_timeout
         self._watch(connection, selectors.EVENT_READ)
         if connection.buffer and not connection.advancing:  # a pipelined request is here
@@ -624,7 +633,8 @@ class HKPServer:
 
     def _expire(self) -> None:
         """Deadlines: an idle connection closes quietly; a request head or body
-        not received in time gets 408; an answer not taken in time is dropped."""
+        not received in time gets 408; an answer not taken in time is dropped,
+        with a line saying so."""
         now = time.monotonic()
         for connection in list(self._connections.values()):
             if connection.deadline > now:
@@ -637,7 +647,18 @@ class HKPServer:
                                 connection.address)
                 self._close(connection)
             else:
+                if connection.state == WRITING:  # (until 2026-12-06 without a word)
+                    self._log_not_taken(connection)
                 self._close(connection)
+
+    @staticmethod
+    def _log_not_taken(connection: _Connection) -> None:
+        """An answer the client did not take in time: who, and how much of it."""
+        rest = connection.rest
+        left = len(connection.out) + (rest.size - rest.file.tell() if rest else 0)
+        access_log.info('%s "%s" answer not taken in time: %d of %d bytes sent',
+                        connection.client, connection.head.request_line
+                        if connection.head else "-", connection.sent, connection.sent + left)
 
     def _close(self, connection: _Connection) -> None:
         if connection.rest is not None:  # an answer not sent to its end

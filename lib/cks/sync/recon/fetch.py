@@ -137,8 +137,8 @@ class FetchReport:
 
 @dataclass
 class HashAnswer(Answer):
-    # X-HKP-Results-Truncated: a CKS peer cut the answer (one from before
-    # 2026-12-06: cksd now answers every key asked for)
+    # X-HKP-Results-Truncated: a CKS node cut the answer (one from before
+    # 2026-12-06, or one that does not have us as an enabled peer)
     truncated: bool = False
     over_limit: int = 0  # the answer's size (at least) when over the limit: not read
     short_of: int = 0  # the Content-Length declared, when fewer bytes came
