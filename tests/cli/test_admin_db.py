@@ -3,10 +3,13 @@
 import json
 import re
 
+import pytest
+
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from support import fixture
+from support.db import with_schema
 from support.nodes import fpr
 from support.procs import tool
 
@@ -141,3 +144,18 @@ def test_reverify_says_of_each_key_named_that_is_not_stored_as_delete_does(db_ur
     assert mixed.stderr.decode() == "".join(
         "cks_admin.py: error: no key %s is stored here\n" % f for f in absent)
     assert admin(db_url, "reverify", fpr("rsa2048")).returncode == 0
+
+
+@pytest.mark.parametrize("days", ["nan", "inf", "1e300", "-5", "two"])
+def test_drop_pending_older_than_takes_only_a_number_of_days(db_url, days):
+    """Until 2026-12-06 nan, inf and 1e300 ended in a traceback, and -5
+    dropped every pending notice (received before 5 days from now)."""
+    db_url = with_schema(db_url)
+    out = admin(db_url, "notices", "--drop-pending", "--older-than", days)
+    assert out.returncode == 2 and out.stdout == b"", out.stdout
+    assert out.stderr.decode().splitlines()[-1] == (
+        "cks_admin.py notices: error: argument --older-than: must be a number of days "
+        "from 0 to 36500, not %s" % days), out.stderr.decode()
+    for days in ("0", "2.5"):
+        out = admin(db_url, "notices", "--drop-pending", "--older-than", days)
+        assert out.returncode == 0 and out.stdout == b"dropped 0 pending notices\n", out.stderr

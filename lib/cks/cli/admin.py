@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import getpass
 import json
+import math
 import os
 import re
 import shlex
@@ -526,6 +527,23 @@ def positive_int(most: int) -> Callable[[str], int]:
     return number
 
 
+MOST_DAYS = 36_500  # (a century: what --older-than may go back)
+
+
+def days(text: str) -> float:
+    """argparse type: a number of days from 0 to MOST_DAYS (until 2026-12-06
+    nan, inf and 1e300 ended in a traceback, and a negative number dropped
+    every notice)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MOST_DAYS:  # (nan too)
+        raise argparse.ArgumentTypeError("must be a number of days from 0 to %d, not %s"
+                                         % (MOST_DAYS, text))
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = base_parser("cks_admin.py", "CKS operator tasks.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND",
@@ -575,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     notices_parser.add_argument("--drop-pending", action="store_true",
                                 help="delete the notices waiting for review (a stranger's is "
                                      "refused while %d wait)" % MAX_PENDING)
-    notices_parser.add_argument("--older-than", type=float, metavar="DAYS",
+    notices_parser.add_argument("--older-than", type=days, metavar="DAYS",
                                 help="with --drop-pending: only those received before")
     notices_parser.set_defaults(handler=cmd_notices)
     text = commands.add_parser("notice-text", help="print a notice's text (to sign it)")
