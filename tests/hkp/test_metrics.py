@@ -149,7 +149,8 @@ def test_recon_rounds_and_uploads_by_outcome():
     metrics = CksdMetrics.alone()
     metrics.recon_round(RoundReport("a", fetch=FetchReport("a", added=1)), dialed=True)
     metrics.recon_round(RoundReport("a", error="cannot connect"), dialed=True)
-    metrics.recon_round(RoundReport("b", fetch=FetchReport("b", errors=["HTTP 500"])), dialed=False)
+    metrics.recon_round(RoundReport("b", fetch=FetchReport("b", errors=["HTTP 500"])),
+                        dialed=False)
     metrics.uploaded(pipeline.Report([
         pipeline.Outcome("A", pipeline.ADDED), pipeline.Outcome("B", pipeline.ADDED),
         pipeline.rejected("C", "spam"),

@@ -7,9 +7,9 @@ one, Ed25519 in pure Python about 3 ms.  The libcrypto that CPython's own
 `ssl` and `hashlib` modules link does the same in a tenth of that.  It is
 used only for the raw operations (a modular exponentiation, an ECDSA, Ed25519
 or Ed448 check on values already checked here); every decision about what is
-valid stays in this package's Python code, which is also the fallback wherever libcrypto cannot be loaded
-(or `CKS_PURE_PYTHON_CRYPTO=1` is set): results are the same either way,
-and the tests check that they are.
+valid stays in this package's Python code, which is also the fallback
+wherever libcrypto cannot be loaded (or `CKS_PURE_PYTHON_CRYPTO=1` is set):
+results are the same either way, and the tests check that they are.
 """
 
 from __future__ import annotations
