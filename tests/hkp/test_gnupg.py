@@ -7,6 +7,7 @@ import pytest
 from cks.openpgp import packet as pk
 from cks.openpgp.armor import encode
 from cks.openpgp import signature as sg
+from cks.openpgp.keys import read_keys
 from cks.openpgp.userid import UserID
 from support import EXPECTED, fixture
 from support.forge import Signer, key_flags, keyring, self_signed_key
@@ -146,6 +147,39 @@ def _key_with_a_newer_self_certification(uid: bytes) -> bytes:
                     pk.Packet(pk.TAG_USER_ID, uid),
                     pk.Packet(pk.TAG_SIGNATURE, owner.sign(
                         sg.CERT_POSITIVE, owner.public, UserID(uid), version=6).serialize())])
+
+
+def test_a_v4_key_revoked_by_a_v6_revoker_does_not_hide_others_from_gnupg(server, gpg):
+    """A v4 key may name a v6 key its designated revoker, and that key's
+    revocation (a v6 signature) is served, as every revocation is, even with
+    the revoker's key not held here.  GnuPG 2.2 reads no key of an answer
+    holding it, so a text search's `get` leaves such a key out for GnuPG
+    (until 2026-12-06 anyone could so hide another's key from
+    --locate-keys, with their own v4 key bearing that user ID)."""
+    uid = b"Revoked Late <revoked-late@example.org>"
+    victim_fpr, victim = self_signed_key(b"\x15" * 32, [uid])
+    owner, revoker = Signer.new(), Signer.new(version=6)
+    names_revoker = sg.Subpacket(sg.SUB_REVOCATION_KEY, bytes((0x80, 27))
+                                 + revoker.public.fingerprint)
+    attacker = keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+                        pk.Packet(pk.TAG_SIGNATURE, revoker.sign(
+                            sg.KEY_REVOCATION, owner.public, None).serialize()),
+                        pk.Packet(pk.TAG_USER_ID, uid),
+                        pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                            sg.CERT_POSITIVE, owner.public, UserID(uid),
+                            [names_revoker]).serialize())])
+    for key in (victim, attacker):
+        assert server.add(encode(key))[0] == 200
+    attacker_fpr = owner.public.fingerprint.hex().upper()
+    served = server.lookup(op="get", options="mr", search="0x" + attacker_fpr)
+    assert served[0] == 200 and len(read_keys(served[2]).keys[0].direct_sigs) == 1
+    found = server.request("GET", "/pks/lookup?op=get&options=mr&search="
+                           "revoked-late@example.org", headers={"User-Agent": "curl/8"})
+    assert sorted(k.fingerprint.hex().upper() for k in read_keys(found[2]).keys) == \
+        sorted([victim_fpr, attacker_fpr])  # (a client that reads v6 gets both)
+    gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys",
+             "revoked-late@example.org"])
+    assert gpg.fingerprints() == [victim_fpr]
 
 
 def test_a_v4_key_with_v5_or_v6_packets_does_not_hide_others_from_gnupg(server, gpg):

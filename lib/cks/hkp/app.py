@@ -23,6 +23,7 @@ from ..runs import in_runs
 from ..openpgp import armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
+from ..openpgp.packet import holds_version_above
 from ..rejection import NodeIdentity
 from ..repeated import RepeatedFailure
 from ..store import Store, StoreError, StoreUnavailable
@@ -400,7 +401,7 @@ class KeyServer:
             raise HKPError(404, "no keys found")
         now = int(time.time())
         if lookup.op in ("get", "hget"):
-            return self._get(lookup, fingerprints, truncated)
+            return self._get(lookup, fingerprints, truncated, is_legacy_client(request))
         rows, cut = _within([(r, sum(len(u.uid) for u in r.user_ids)) for r in rows],
                             INDEX_ANSWER_BYTES)
         truncated = truncated or cut
@@ -443,9 +444,15 @@ class KeyServer:
         rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
         return [r.fingerprint for r in rows], rows, truncated
 
-    def _get(self, lookup: Lookup, fingerprints: List[str], truncated: bool) -> Response:
+    def _get(self, lookup: Lookup, fingerprints: List[str], truncated: bool,
+             legacy: bool) -> Response:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers
-        use to fetch by key hash, the stored network view that hash is of."""
+        use to fetch by key hash, the stored network view that hash is of.
+        For GnuPG (`legacy`) a search by text leaves out a v4 key whose served
+        view holds a v5 or v6 packet (a revocation by a designated revoker
+        whose key is v6), as it leaves out v5 and v6 keys: GnuPG would read
+        no key of the answer (until 2026-12-06 anyone's such key with
+        another's user ID hid that one from gpg --locate-keys)."""
         if lookup.op == "hget":
             keys, cut = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
                                 KEYS_ANSWER_BYTES)
@@ -453,7 +460,8 @@ class KeyServer:
         else:
             found, cut = _within(self._read_keys(fingerprints, self.lookup_store.served_parts,
                                                  lambda part: len(part[0])), KEYS_ANSWER_BYTES)
-            parts = [part for _, part in found]
+            parts = [part for _, part in found
+                     if not (legacy and holds_version_above(part[0], 4))]
         return self._armored(lookup, parts, truncated or cut)
 
     def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],

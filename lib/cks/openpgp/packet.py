@@ -184,3 +184,14 @@ def iter_packets(data: bytes, framing: bool = True) -> Iterator[Packet]:
     while pos < end:
         packet, pos = read_packet(data, pos, framing)
         yield packet
+
+
+_VERSIONED_TAGS = frozenset({TAG_SIGNATURE, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY})
+
+
+def holds_version_above(data: bytes, version: int) -> bool:
+    """Whether these packets (a served key) hold a signature or key packet
+    of a version above `version` (its body's first octet): GnuPG 2.2 reads
+    no key of an answer holding a v5 or v6 one."""
+    return any(p.tag in _VERSIONED_TAGS and p.body[:1] > bytes((version,))
+               for p in iter_packets(data))
