@@ -62,11 +62,12 @@ def lookup(cksd):
     return cksd.lookup(op="get", options="mr", search="0x" + uuid.uuid4().hex[:16])[0]
 
 
-def served_again(cksd):
-    """Lookups are answered within a moment of the server's resuming (once
-    the probe has its answer: till then they get 503 at once)."""
+def served_again(cksd, request=lookup, answered=404):
+    """Lookups (or `request`) are answered within a moment of the server's
+    resuming (once the probe has its answer: till then those that need a new
+    connection get 503 at once)."""
     resumed = time.monotonic()
-    while lookup(cksd) != 404:
+    while request(cksd) != answered:
         assert time.monotonic() - resumed < 3
         time.sleep(0.05)
 
@@ -88,7 +89,10 @@ def test_a_lookup_on_a_frozen_server_gets_503_and_its_process_serves_on(server, 
         status, seconds = timed(lambda: cksd.request("GET", "/health", timeout=15)[0])
         assert status == 503 and seconds < 8
     served_again(cksd)  # (on a new connection)
-    assert cksd.request("GET", "/health")[0] == 200
+    # /health opens a connection of its own: 503 at once until the probe has
+    # its answer, which may come a moment after a lookup's (a pooled
+    # connection's); asserted at once, this failed now and then under load
+    served_again(cksd, lambda node: node.request("GET", "/health")[0], 200)
     cksd.wait_for_output(CUT_WARNING)  # (the watchdog's thread logs it)
     assert cksd.output().count(CUT_WARNING) == 1, cksd.output()
 
