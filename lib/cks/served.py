@@ -20,7 +20,9 @@ verified view, computed here when a key is stored:
   needs), and their valid bindings and revocations; never a subkey whose
   version does not fit the primary key's (a v6 subkey of a v4 key), and no
   signature counts whose version does not fit its maker's (verify.py), so
-  no v4 key's served view holds a v5 or v6 packet;
+  a v4 key's served view holds no v5 or v6 packet but a designated
+  revoker's revocation (which is never withheld: app.py leaves such a key
+  out of GnuPG's text searches);
 - third-party certifications by policy: `all`, `verified` (the issuer's key is
   held here and the signature verifies), `attested` (listed in the key
   owner's newest valid attestation, 0x16) or `none`; newest first and at most

@@ -17,7 +17,7 @@ import hmac
 import os
 import threading
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from . import html
@@ -93,7 +93,7 @@ class Logins:
         self._overall = RateLimiter(TRIES_OVERALL)
         self._lock = threading.Lock()  # (both limits looked at and spent as one)
         # SHA-256 of the password hash and the header: a changed hash matches none
-        self._verified: Dict[bytes, bool] = {}
+        self._verified: Set[bytes] = set()
 
     def verify(self, settings: AdminSettings, authorization: str, client: str,
                now: Optional[float] = None) -> Tuple[bool, float]:
@@ -115,7 +115,7 @@ class Logins:
             return False, 0.0
         if len(self._verified) >= MAX_VERIFIED:
             self._verified.clear()
-        self._verified[seen] = True
+        self._verified.add(seen)
         return True, 0.0
 
 

@@ -19,13 +19,13 @@ from typing import (BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, Lis
                     Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
-from ..runs import in_runs
 from ..openpgp import armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
 from ..openpgp.packet import holds_version_above
 from ..rejection import NodeIdentity
 from ..repeated import RepeatedFailure
+from ..runs import in_runs
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.replica import ReplicaReads
 from ..store.rows import MAX_WORD_LENGTH, KeyRow, all_words_of, is_indexed

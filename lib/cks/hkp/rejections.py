@@ -90,13 +90,13 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
     settings = app.settings.admin
     if not settings.enabled:
         raise HKPError(404, "no such page: %s" % ADMIN_PATH)
-    admitted, wait = app.admin_logins.verify(settings, request.header("authorization"),
-                                             request.client)
+    authorization = request.header("authorization")
+    admitted, wait = app.admin_logins.verify(settings, authorization, request.client)
     if wait:
         return app.too_many(request, "too many failed logins from %s: try again later"
                             % request.client, wait)
     if not admitted:
-        if request.header("authorization"):  # a try (Logins limits them, and these lines)
+        if authorization:  # a try (Logins limits them, and these lines)
             log.warning("admin page: failed login from %s", request.client)
         return Response(401, b"authentication required\n", headers=[
             ("WWW-Authenticate", 'Basic realm="CKS administration", charset="UTF-8"')])
@@ -106,14 +106,13 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
         token = (values.get("token") or "").encode()  # compare_digest refuses non-ASCII str
         same_site = admin.same_origin(request.header("origin"), request.header("referer"),
                                       request.header("host"))
-        expected = settings.csrf_token(request.header("authorization")).encode()
+        expected = settings.csrf_token(authorization).encode()
         if not (admin.hmac.compare_digest(token, expected) and same_site):
             raise HKPError(403, "refused: the form did not come from this page")
         message = _act(app, values)
         log.info("admin page: %s %s by %s: %s", values.get("action"),
                  values.get("fingerprint"), request.client, message)
-    page = _html(200, admin.page(settings, request.header("authorization"),
-                                 rejected_keys(app.store), message))
+    page = _html(200, admin.page(settings, authorization, rejected_keys(app.store), message))
     page.headers.append(("Cache-Control", "no-store"))  # (server.py: instead of no-cache)
     return page
 

@@ -505,7 +505,7 @@ class HKPServer:
                                          length=len(body))
         seconds = self._count(connection, request.path, request.query.get("op"),
                               response.status)
-        if isinstance(body, FileBody):  # (last: nothing after it may fail)
+        if in_file:  # (last: nothing after it may fail)
             if head.method == "HEAD":
                 body.close()
             else:
