@@ -35,7 +35,11 @@ verified view, computed here when a key is stored:
   served no certification of a newer version than its own (a v5 or v6 key's
   on a v4 key): GnuPG 2.2 refuses a whole answer holding a v5 or v6
   signature packet, and 2.4 one holding a v6, so anyone could otherwise make
-  any v4 key unusable to GnuPG's users.  The network view keeps them.
+  any v4 key unusable to GnuPG's users.  The network view keeps them;
+- no local certification or self-signature (a hashed Exportable Certification
+  subpacket of 0, as `gpg --lsign-key` makes): "key servers always trim local
+  certifications" (RFC 9580, 5.2.3.19), and GnuPG skips them on import.  The
+  network view keeps them, as SKS does.
 """
 
 from __future__ import annotations
@@ -166,7 +170,7 @@ class _View:
     def identity(self, component: Component) -> Optional[Component]:
         """The user ID or attribute with its valid self-signatures, or None;
         its certifications come after (certify)."""
-        own = [e for e in component.sigs if self.self_valid(component, e)
+        own = [e for e in component.sigs if e.sig.exportable and self.self_valid(component, e)
                and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION, sg.ATTESTATION}]
         if not any(e.sig.sig_type != sg.ATTESTATION for e in own):
             return None  # no valid self-certification or self-revocation: not served
@@ -203,7 +207,7 @@ class _View:
         readable = max(self.key.public_key.version, 4)  # (the newest signature version)
         others = [e for e in original.sigs if not self.key.is_self_issued(e.sig)
                   and e.sig.sig_type in sg.CERTIFICATIONS | {sg.CERT_REVOCATION}
-                  and e.sig.version <= readable]
+                  and e.sig.version <= readable and e.sig.exportable]
         if policy != "attested" or not others:
             return others
         attested = self.attested(own)

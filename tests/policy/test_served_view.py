@@ -249,3 +249,47 @@ def test_designated_revocation_counts_once_the_revokers_key_is_here(server):
     out = tool("cks_admin.py", ["--db", server.db_url, "reverify"])
     assert out.returncode == 0
     assert index().splitlines()[1].endswith(":r")
+
+
+def test_local_certifications_are_stored_but_not_served(server):
+    """A certification whose hashed Exportable Certification subpacket says 0
+    (`gpg --lsign-key`, exported with export-local-sigs) is local: "key
+    servers always trim local certifications from any key they handle" (RFC
+    9580, 5.2.3.19).  Until 2026-12-06 a third party's was served, and a
+    user ID whose only self-certification was local was served with it.
+    The network view keeps them, as SKS does (op=hget hashes the same)."""
+    owner, friend = Signer.new(), Signer.new()
+    local = [sg.Subpacket(sg.SUB_EXPORTABLE, b"\0")]
+    published, private = b"Local Certs <local-certs@example.org>", b"Only Local <only@example.org>"
+    sent = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+            pk.Packet(pk.TAG_USER_ID, published),
+            pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                sg.CERT_POSITIVE, owner.public, UserID(published)).serialize()),
+            pk.Packet(pk.TAG_SIGNATURE, friend.sign(
+                sg.CERT_GENERIC, owner.public, UserID(published),
+                created=1704067200 + 60).serialize()),
+            pk.Packet(pk.TAG_SIGNATURE, friend.sign(
+                sg.CERT_GENERIC, owner.public, UserID(published), local,
+                created=1704067200 + 120).serialize()),
+            pk.Packet(pk.TAG_USER_ID, private),
+            pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                sg.CERT_POSITIVE, owner.public, UserID(private), local).serialize())]
+    friends_uid = b"Friend <friend@example.org>"
+    upload(server, keyring([pk.Packet(pk.TAG_PUBLIC_KEY, friend.public.serialize()),
+                            pk.Packet(pk.TAG_USER_ID, friends_uid),
+                            pk.Packet(pk.TAG_SIGNATURE, friend.sign(
+                                sg.CERT_POSITIVE, friend.public,
+                                UserID(friends_uid)).serialize())]))
+    upload(server, keyring(sent))
+    fingerprint = owner.public.fingerprint.hex().upper()
+    settled(server)
+    served = served_key(server, fingerprint)
+    assert [c.value.text for c in served.user_ids] == [published.decode()]
+    certifications = served.user_ids[0].sigs
+    assert [e.sig.sig_type for e in certifications] == [sg.CERT_POSITIVE, sg.CERT_GENERIC]
+    assert all(e.sig.exportable for e in certifications)
+    assert server.lookup(op="index", options="mr", search="only@example.org")[0] == 404
+    (stored,) = read_keys(server.lookup(op="hget", options="mr",
+                                        search=sks_hash(parse_keyring(keyring(sent)).keys[0])
+                                        .hex())[2]).keys
+    assert sorted(p.body for p in stored.packets()) == sorted(p.body for p in sent)
