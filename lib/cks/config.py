@@ -34,6 +34,11 @@ class ConfigError(Exception):
 
 Number = Union[int, float]
 
+MOST_FOR_A_NUMBER = 1_000_000_000
+"""The largest value of a setting read as a number with a fraction (about 31
+years in seconds): a timeout or interval past 9.2e9 s overflows the
+platform's time_t where a thread waits, and killed that thread."""
+
 
 @dataclass
 class Settings:
@@ -58,7 +63,7 @@ class Settings:
     def get_float(self, section: str, option: str, default: float, *,
                   least: Optional[float] = None, more_than: Optional[float] = None) -> float:
         """The setting as a finite number (no nan, no inf), `least` or more,
-        or more than `more_than`."""
+        or more than `more_than`, and at most MOST_FOR_A_NUMBER."""
         try:
             value = self.parser.getfloat(section, option, fallback=default)
         except ValueError:
@@ -67,6 +72,8 @@ class Settings:
             raise self._bad(section, option, "a finite number")
         if more_than is not None and not value > more_than:
             raise self._bad(section, option, "more than %s" % more_than)
+        if value > MOST_FOR_A_NUMBER:
+            raise self._bad(section, option, "%d or less" % MOST_FOR_A_NUMBER)
         return self._in_range(section, option, value, least, None)
 
     def _in_range(self, section: str, option: str, value: Number,

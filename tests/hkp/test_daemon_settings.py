@@ -30,6 +30,13 @@ from support.server import READY, Cksd, start_failure
     ("[sync]\npush_interval = 1\nkeys_per_request = 0\n",
      "[sync] keys_per_request must be 1 or more"),
     ("[recon]\nport = 0\ninterval = 0\n", "[recon] interval must be more than 0"),
+    # (pushes to mail peers read [mail]: until 2026-12-06 cksd started, and
+    # each push logged the bad value, for ever)
+    ("[sync]\npush_interval = 1\n[mail]\nsmtp_port = 0\n",
+     "[mail] smtp_port must be between 1 and 65535"),
+    # (until 2026-12-06 such a value killed the thread that waited on it)
+    ("[ratelimit]\npeer_refresh = 1e300\n", "[ratelimit] peer_refresh must be 1000000000 or less"),
+    ("[sync]\npush_interval = 1e10\n", "[sync] push_interval must be 1000000000 or less"),
 ])
 def test_a_number_out_of_its_range_is_one_line_naming_the_setting(tmp_path, text, said):
     code, err = start_failure(tmp_path, text)

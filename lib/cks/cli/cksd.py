@@ -35,6 +35,7 @@ from ..store.changes import LocalChanges
 from ..store.checkpoints import CHECKPOINT_EVERY, BackgroundCheckpoints
 from ..store.ptree_view import TreeCache
 from ..store.replica import ReplicaReads
+from ..sync.mailconf import mail_settings
 from ..sync.push import RapidPush, sync_limits
 from ..sync.recon.service import ReconService
 from .common import UserError, base_parser, node_identity, pipeline_limits, settings_from
@@ -66,8 +67,8 @@ def build_parser():
     parser = base_parser("cksd.py", "CKS HKP keyserver daemon.")
     parser.add_argument("--bind", metavar="ADDR", help="address to listen on (default "
                         "127.0.0.1, or [server] bind in the config)")
-    parser.add_argument("--port", type=int, metavar="N", help="HKP port (default 11371; "
-                        "0 picks a free port)")
+    parser.add_argument("--port", type=int, metavar="N", help="HKP port (default 11371, or "
+                        "[server] port in the config; 0 picks a free port)")
     parser.add_argument("--tls-port", type=int, metavar="N",
                         help="serve hkps on this port too (also [server] tls_port; needs "
                              "[server] tls_cert and tls_key; 0 picks a free port)")
@@ -614,6 +615,7 @@ def plan(settings: Settings, args: argparse.Namespace) -> Plan:
     peer_refresh(settings)
     if push_interval(settings):
         sync_limits(settings)
+        mail_settings(settings)  # (what pushes to mail peers need)
     answer_cache_bytes(settings)
     recon_port, recon_from = _port(args.recon_port, "--recon-port", settings, "recon",
                                    "port", -1)
