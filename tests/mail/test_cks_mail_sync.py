@@ -175,6 +175,52 @@ def test_no_usable_key_is_65(node, what):
     assert result.stderr.decode().startswith("cks.mail: ")
 
 
+def nested_mail(keytext: bytes, sender: str, levels: int = 1000) -> bytes:
+    """A multipart/mixed `levels` deep, the armored key in the innermost part."""
+    head = "From: %s\nTo: %s\nSubject: incremental\nMIME-Version: 1.0\n" % (sender, US)
+    opening = "".join('Content-Type: multipart/mixed; boundary="b%d"\n\n--b%d\n' % (n, n)
+                      for n in range(levels))
+    closing = "".join("\n--b%d--\n" % n for n in reversed(range(levels)))
+    return (head + opening + "Content-Type: text/plain\n\n").encode() + keytext + \
+        closing.encode()
+
+
+@pytest.mark.parametrize("sender, status", [(SKS, 65), ("mallory@evil.example", 77)])
+def test_mime_parts_nested_too_deeply_are_the_mails_fault(node, sender, status):
+    """Until 2026-12-06 the email package's RecursionError was an internal
+    error, 75: the MTA kept the mail and tried it again for days.  A
+    stranger's is refused from its headers, before its body is read (a
+    stranger's mail of many thousand parts took 1.4 GB and 40 s to refuse)."""
+    node.manage("add", SKS)
+    before = node.snapshot()
+    result = node.mail_sync(nested_mail(fixture("rsa2048"), sender))
+    assert result.returncode == status, result.stderr
+    assert node.snapshot() == before
+    err = result.stderr.decode()
+    assert "Traceback" not in err and "internal error" not in err
+    if status == 65:
+        assert "its MIME parts nest too deeply to be read" in err
+    assert node.mail_sync(nested_mail(fixture("rsa2048"), SKS, levels=20)).returncode == 0
+
+
+def test_the_signature_checks_follow_once_the_mail_is_done(node, monkeypatch):
+    """A mail is done (0, whatever [mail] timeout then cuts short) once its
+    keys are in; the served views' checks follow.  Until 2026-12-06 they came
+    first, and checks that outlasted the timeout made such a mail 75."""
+    node.manage("add", SKS)
+    done = threading.Event()
+    seen = []
+    monkeypatch.setattr(mail_sync, "follow_signers",
+                        lambda *args: seen.append(done.is_set()))
+    store = open_store(node.db_url)
+    try:
+        mail = parse_mail(sks_mail(fixture("rsa2048")), "")
+        assert mail_sync._merge(store, mail, MailSettings(), pipeline.Limits(), done) == 0
+    finally:
+        store.close()
+    assert seen == [True]
+
+
 def test_rejected_keys_are_never_added(node):
     node.manage("add", SKS)
     node.execute("INSERT INTO cks_rejected_keys (fingerprint, reason, rejected_at) "
@@ -273,7 +319,7 @@ def test_a_forward_cut_short_by_the_timeout_leaves_the_mail_done(node, tmp_path)
             os.kill(int(pid.read_text()), signal.SIGKILL)
     err = result.stderr.decode()
     assert result.returncode == 0, err
-    assert "3 added" in err and "forwarding cut short after 5 s ([mail] timeout)" in err
+    assert "3 added" in err and "cut short after 5 s ([mail] timeout), the keys in" in err
     forwarded = re.findall(r"forwarded (\w+) to d@d.example", err)
     assert len(forwarded) == 1 and len(node.sent()) == 1
     owed = {f for (f,) in node.query("SELECT fingerprint FROM cks_sync_backlog")}

@@ -23,12 +23,13 @@ from .. import pipeline
 from ..config import ConfigError
 from ..store import Store, StoreError, open_store
 from ..store.peers import Peer, PeerStore
-from ..sync.mail_in import ADD, INCREMENTAL, IncomingMail, authorizing_peer, \
+from ..sync.mail_in import ADD, INCREMENTAL, BrokenMail, IncomingMail, authorizing_peer, \
     forward_targets, parse_mail
 from ..sync.mail_out import compose
 from ..sync.mailconf import MailSettings, mail_settings
 from ..sync.mta import HandOffError, transport_for
 from ..sync.push import peer_lock
+from ..views import follow_signers
 from .common import base_parser, pipeline_limits, settings_from
 
 log = logging.getLogger("cks.mail")
@@ -106,8 +107,15 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings, limits: pipelin
     else:
         source = pipeline.Source.user()  # queued for every peer, mail peers included
     # New keys' signatures are checked after the write transaction, not in it
-    # (a SQLite node's uploads and lookups wait for its write lock).
-    report = pipeline.submit(store, mail.keytext, source, limits, defer_views=True,
+    # (a SQLite node's uploads and lookups wait for its write lock), and after
+    # the mail is done: until 2026-12-06 checks that outlasted [mail] timeout
+    # made a mail whose keys were in 75, and the MTA delivered it again.
+    try:
+        keytext = mail.keytext
+    except BrokenMail as exc:
+        log.warning("refused %s: %s", _which(mail), exc)
+        return EX_DATAERR
+    report = pipeline.submit(store, keytext, source, limits, follow=False, defer_views=True,
                              armored=True)
     for problem in report.problems:
         log.warning("%s: %s", _which(mail), problem)
@@ -129,6 +137,10 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings, limits: pipelin
                          [p.peer for p in mail_peers], new, mail, conf)
         except StoreError as exc:  # the keys are committed and queued: still done
             log.warning("forwarding stopped (%s); cks_sync.py will send what is left", exc)
+    try:
+        follow_signers(store, limits.serve)
+    except StoreError as exc:  # (their work stays queued, for cksd's background job)
+        log.warning("served views not derived (%s); cksd derives them", exc)
     return EX_OK
 
 
@@ -207,13 +219,15 @@ def _watchdog(seconds: float) -> threading.Event:
     database, a hung MTA).  What was not committed by then is rolled back.
     Once the returned event is set (the keys are committed: the mail is done),
     exit 0 instead: the forward is cut short, and what it did not mark
-    delivered (a mail the MTA was still taking too) stays owed, for cks_sync.py."""
+    delivered (a mail the MTA was still taking too) stays owed, for
+    cks_sync.py; served views not derived yet stay queued, for cksd."""
     done = threading.Event()
 
     def give_up() -> None:
         if done.is_set():
-            log.warning("forwarding cut short after %g s ([mail] timeout); cks_sync.py "
-                        "will send what is left", seconds)
+            log.warning("cut short after %g s ([mail] timeout), the keys in: cks_sync.py "
+                        "will send what is left, cksd derives what is not served yet",
+                        seconds)
             os._exit(EX_OK)
         log.error("gave up after %g s ([mail] timeout); the mail stays with the MTA",
                   seconds)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import email
 import email.errors
+import email.parser
+import functools
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
@@ -26,6 +28,10 @@ INCREMENTAL, ADD = "incremental", "add"
 KEY_TYPES = ("application/pgp-keys", "application/pgp")
 
 
+class BrokenMail(ValueError):
+    """The mail's body cannot be read (its MIME parts nest too deeply)."""
+
+
 @dataclass
 class IncomingMail:
     kind: Optional[str]  # INCREMENTAL, ADD, or None: not a keyserver mail
@@ -34,17 +40,30 @@ class IncomingMail:
     senders: List[str] = field(default_factory=list)  # From:, then the envelope sender
     sent_by: List[str] = field(default_factory=list)  # X-KeyServer-Sent:, in order
     recipients: List[str] = field(default_factory=list)  # To: and Cc:
-    keytext: bytes = b""  # every text and key part, decoded; binary keys armored: text
+    raw: bytes = b""  # the whole mail, whose body is read only when its keys are asked for
 
     def named(self) -> List[str]:
         """Every address the mail names: these servers have the keys already."""
         return self.senders + self.sent_by + self.recipients
 
+    @functools.cached_property
+    def keytext(self) -> bytes:
+        """Every text and key part, decoded, binary keys armored: text.  The
+        body is parsed only here, once the sender is known to be let in: a
+        stranger's mail of many thousand parts cost 1.4 GB and 40 s before
+        its refusal until 2026-12-06.  BrokenMail for a body the email
+        package cannot walk."""
+        try:
+            return key_material(email.message_from_bytes(self.raw))
+        except RecursionError:  # (the email package recurses per level of nesting)
+            raise BrokenMail("its MIME parts nest too deeply to be read") from None
+
 
 def parse_mail(raw: bytes, envelope_sender: str = "") -> IncomingMail:
-    """Read a mail.  `envelope_sender` is what the MTA says (e.g. $SENDER); else
-    the Return-Path header or the mbox "From " line is used when present."""
-    message = email.message_from_bytes(raw)
+    """Read a mail's headers (its body waits for IncomingMail.keytext).
+    `envelope_sender` is what the MTA says (e.g. $SENDER); else the
+    Return-Path header or the mbox "From " line is used when present."""
+    message = email.parser.BytesHeaderParser().parsebytes(raw)
     subject = _text(message.get("Subject", ""))
     envelope = (_addresses_in([envelope_sender]) or _addresses(message, "Return-Path")
                 or _unix_from(message))[:1]
@@ -55,7 +74,7 @@ def parse_mail(raw: bytes, envelope_sender: str = "") -> IncomingMail:
         senders=list(dict.fromkeys(_addresses(message, "From") + envelope)),
         sent_by=_addresses(message, "X-KeyServer-Sent"),
         recipients=_addresses(message, "To") + _addresses(message, "Cc"),
-        keytext=key_material(message))
+        raw=raw)
 
 
 def mail_kind(subject: str) -> Optional[str]:
