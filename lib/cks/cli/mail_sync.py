@@ -157,7 +157,9 @@ def _forward_now(store: Store, peers: PeerStore, targets: Sequence[Peer],
     its next run.  A success settles the queue entries.  Each peer is sent to
     under its lock (peer_lock), as cksd's rapid push and cks_sync.py do, and
     only what it is still owed then; a peer another process is pushing to is
-    left to that process (it gets the keys from this node).
+    left to it: cksd's rapid push and cks_sync.py send the peer's whole
+    backlog, another mail's forward that mail's keys alone, and this mail's
+    then wait for the next push (they stay owed).
     """
     with contextlib.ExitStack() as held:
         free = []

@@ -38,8 +38,9 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
     if quiet or not report.ok:
         return lines
     if report.busy:
-        return ["%s: another process (cksd's rapid push) is pushing to it; left to it"
-                % report.peer]
+        return ["%s: another process is pushing to it (cksd's rapid push, or "
+                "cks_mail_sync.py forwarding a mail's keys); left to it, what it does not "
+                "send to the next run" % report.peer]
     if dry:
         return ["%s: would send %s%s%s" % (
             report.peer, counted(report.would_send, "key"),
