@@ -11,9 +11,10 @@ log = logging.getLogger("cks")
 
 
 class Periodic:
-    """Runs `job` at start() and every `interval` seconds after (give or take
-    `jitter`, a fraction of it, so that peers on the same schedule drift
-    apart); an exception is logged and the next round comes as planned."""
+    """Runs `job` at start(), then again `interval` seconds after each round
+    ends (give or take `jitter`, a fraction of it, so that peers on the same
+    schedule drift apart); an exception is logged and the next round comes
+    as planned."""
 
     def __init__(self, name: str, interval: float, job: Callable[[], None],
                  jitter: float = 0.0) -> None:

@@ -15,7 +15,7 @@ from cks.sync.recon.field import MBAR, P, element_of_hash, sample_points, sample
 from cks.sync.recon.interpolate import (
     find_roots, interpolate, poly_add, poly_degree, poly_divmod, poly_eval, poly_from_roots,
     poly_gcd, poly_monic, poly_mul, poly_powmod, poly_sub, poly_trim, reconcile, solve_mod_p,
-    splits_into_distinct_linear)
+)
 
 COEFFS = st.lists(st.integers(min_value=0, max_value=P - 1), max_size=8).map(poly_trim)
 NONZERO = COEFFS.filter(bool)
@@ -24,6 +24,13 @@ NONZERO = COEFFS.filter(bool)
 def element(seed: bytes) -> int:
     """A set element as recon makes them: the MD5 of something, little-endian."""
     return element_of_hash(hashlib.md5(seed).digest())
+
+
+def splits_into_distinct_linear(f) -> bool:
+    """The textbook form of the check find_roots makes (which reuses a half
+    power it has at hand): whether f is a product of distinct (z - r), z^P =
+    z mod f (z^P - z is the product of (z - r) over the whole field)."""
+    return poly_degree(f) <= 1 or poly_powmod([0, 1], P, f) == [0, 1]
 
 
 def random_elements(count: int) -> list:

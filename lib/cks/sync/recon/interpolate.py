@@ -261,17 +261,6 @@ def interpolate(values: Sequence[int], points: Sequence[int],
 
 # Roots ---------------------------------------------------------------------
 
-def splits_into_distinct_linear(f: Poly) -> bool:
-    """Whether f is a product of distinct (z - r): z^P = z mod f.
-
-    z^P - z is the product of (z - r) over the whole field, so f divides it
-    exactly when f has deg f distinct roots in the field.
-    """
-    if poly_degree(f) <= 1:
-        return True
-    return poly_powmod([0, 1], P, f) == [0, 1]
-
-
 def _half_power(f: Poly, a: int) -> Poly:
     """(z + a)^((P-1)/2) mod f: 1 at the roots r of f with r + a a nonzero square.
 
