@@ -22,7 +22,7 @@ from cks.hkp.views_owed import follow_views
 from cks.bulk.split import read_chunks
 from cks.openpgp import armor
 from cks.openpgp.keys import read_keys, sks_hash
-from cks.openpgp.packet import TAG_SIGNATURE, encode_header, iter_packets, read_packet
+from cks.openpgp.packet import TAG_SIGNATURE, Packet, encode_header, iter_packets, read_packet
 from cks.openpgp.signature import Signature
 from cks.served import third_party_issuers
 from cks.store import StoreUnavailable, open_store
@@ -634,6 +634,39 @@ def test_refused_keys_are_counted_by_reason(db_url, tmp_path):
     assert "key %s refused: key is rejected on this server: spam" % fpr("nistp256") in stderr
     assert "key %s refused: has 4 signatures, over this server's limit of 2" % fpr(
         "certified") in stderr
+
+
+def v3_twin():
+    """(the v3 fixture, binary; a copy of its key packet created a day later,
+    with the same packets after it): two keys with one v3 fingerprint."""
+    (held,) = read_keys(fixture("v3-rsa")).keys
+    other = bytearray(held.primary.body)
+    other[1:5] = (int.from_bytes(other[1:5], "big") + 86400).to_bytes(4, "big")
+    (twin,) = read_keys(Packet(6, bytes(other)).serialize() + b"".join(
+        p.serialize() for p in held.packets()[1:])).keys
+    assert twin.fingerprint == held.fingerprint
+    return held.serialize(), twin.serialize()
+
+
+@pytest.mark.parametrize("held_first", [False, True])
+def test_a_second_key_of_one_v3_fingerprint_is_refused_as_an_upload_refuses_it(
+        db_url, tmp_path, held_first):
+    """Until 2026-12-06 a load kept the first key read of one (v3)
+    fingerprint and dropped the other without a word; with the other one
+    held, the held one's copy (its new packets) was dropped too."""
+    v3, twin = v3_twin()
+    fingerprint = fpr("v3-rsa")
+    if held_first:  # the fixture held, its twin read first
+        assert admin(db_url, "load", "--no-sync", "-", input=v3).returncode == 0
+    (tmp_path / "both.gpg").write_bytes(twin + v3 if held_first else v3 + twin)
+    out = admin(db_url, "load", "--no-sync", str(tmp_path / "both.gpg"))
+    assert out.returncode == 1
+    assert out.stdout.decode().startswith(
+        "%d added, 0 updated, %d unchanged, 1 refused (conflict: 1); 1 problem" % (
+            0 if held_first else 1, 1 if held_first else 0)), out.stdout
+    assert "key %s refused: another key with this fingerprint is read with it" % fingerprint \
+        in out.stderr.decode()
+    assert [bytes(r[0]) for r in run_sql(db_url, "SELECT keydata FROM cks_keys")] == [v3]
 
 
 PHASES = ["network views", "served views"]

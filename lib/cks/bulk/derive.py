@@ -70,6 +70,9 @@ class Result:
     signers_digest: bytes = b""  # of the wanted signers held then (views.signers_digest)
     primary: Optional[PublicKey] = None  # set: a new key, written without its view
     sks_hash: str = ""  # of keydata, when `primary` is set
+    # Other keys read with the same (v3) fingerprint and another primary key
+    # packet: refused, as an upload refuses them (Worker.parse).
+    conflicts: List[pipeline.Outcome] = field(default_factory=list)
 
     @property
     def writes(self) -> bool:
@@ -133,7 +136,7 @@ class _Worker:
         result = Result(fingerprint, first_seen=stored.first_seen if stored else None,
                         stored_hash=stored.sks_hash if stored else None)
         if task.chunks:
-            key = self.parse(task, result)
+            key = self.parse(task, result, stored.keydata if stored else None)
             if key is None:
                 return result
             refusal = pipeline.over_limits(key, self.limits)
@@ -161,14 +164,26 @@ class _Worker:
         return result
 
     @staticmethod
-    def parse(task: Task, result: Result) -> Optional[Key]:
-        """The copies read, merged; what was wrong with them goes to `result`."""
+    def parse(task: Task, result: Result, stored: Optional[bytes]) -> Optional[Key]:
+        """The copies read, merged; what was wrong with them goes to `result`.
+        Copies of another primary key packet under the same fingerprint (v3
+        keys: it hashes the RSA numbers alone) are not merged: the one the
+        stored key (`stored`) has is taken, else the first read, and the
+        others are refused as conflicts (result.conflicts).  Until 2026-12-06
+        they were dropped without a word, the stored key's own copy too."""
         keys: List[Key] = []
         for chunk, label in zip(task.chunks, task.labels):
             read = parse_keyring(chunk)
             result.problems.extend("%s: %s" % (label, problem) for problem in read.problems)
             keys.extend(read.keys)
         keys = [k for k in merge_all(keys) if k.fingerprint.hex().upper() == task.fingerprint]
+        if len(keys) > 1:
+            held = parse_keyring(stored).keys[:1] if stored else []
+            keys.sort(key=lambda k: not held or k.primary.body != held[0].primary.body)
+            result.conflicts = [pipeline.Outcome(
+                task.fingerprint, pipeline.REFUSED, "another key with this fingerprint is "
+                "read with it (its primary key packet differs)", pipeline.CONFLICT)
+                for _ in keys[1:]]
         return keys[0] if keys else None
 
     def derive(self, cursor: Cursor, key: Key, result: Result, primaries: Primaries,

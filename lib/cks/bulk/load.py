@@ -407,13 +407,14 @@ class Loader:
                     outcome = self._store(cursor, task, result, current, now, new_keys)
                 else:
                     outcome = None
-                lines = result.problems + ([_refusal(sent.path_of, outcome)] if outcome and
-                                           outcome.status == pipeline.REFUSED else [])
+                counted = ([outcome] if outcome is not None else []) + result.conflicts
+                lines = result.problems + [_refusal(sent.path_of, o) for o in counted
+                                           if o.status == pipeline.REFUSED]
                 found.at(place).problems.extend(lines)
                 problems.extend(lines)
-                if outcome is not None:
-                    outcomes.append(outcome)
-                    found.at(place).counts[outcome_name(outcome)] += 1
+                for each in counted:
+                    outcomes.append(each)
+                    found.at(place).counts[outcome_name(each)] += 1
             if new_keys:  # what an interrupted load's phase 2 served is not settled with these
                 forget_served(cursor)
             self.store.save_network_views(cursor, new_keys, self.source.tag, now)
