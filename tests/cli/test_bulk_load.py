@@ -549,10 +549,10 @@ def test_mixed_inputs_and_a_corrupt_file_in_the_middle(db_url, tmp_path):
     out = admin(db_url, "load", "--no-sync", str(inputs / "a-keyring.gpg"), str(inputs))
     assert out.returncode == 1
     errors = out.stderr.decode().splitlines()
-    # reported where the damaged key starts
-    assert len(errors) == 1 and "c-corrupt.gpg: offset %d: " % len(keys[4]) in errors[0], errors
-    # 4 + 3 + 3 (one key of the corrupt file lost) + 4; the first file named twice is
-    # read twice, its copies merged in the batch
+    # the first file named twice is read once; the damage reported where its key starts
+    assert len(errors) == 2 and errors[0].endswith("a-keyring.gpg: named before, read once")
+    assert "c-corrupt.gpg: offset %d: " % len(keys[4]) in errors[1], errors
+    # 4 + 3 + 3 (one key of the corrupt file lost) + 4
     assert out.stdout.decode().strip() == \
         "14 added, 0 updated, 0 unchanged, 0 refused; 1 problem"
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(14,)]
@@ -830,6 +830,42 @@ def test_a_resumed_armored_load_says_what_an_uninterrupted_one_says(db_url, tmp_
     load_killed_at(db_url, paths, monkeypatch, stop, batches, 3, queue=True)
     command = load_command(db_url, keyring, "--batch-size", "3", "--jobs", "1")
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
+
+
+def test_a_completed_load_ends_every_interrupted_loads_progress(db_url, tmp_path,
+                                                                 monkeypatch):
+    """Until 2026-12-06 a load forgot its own files' progress alone: one left
+    by an interrupted load of another file stayed, and a load of that file
+    weeks later skipped what was read then (a key deleted since did not
+    come back) and said the old counts as its own."""
+    first = tmp_path / "first.gpg"
+    first.write_bytes(b"".join(debian_keys(9)))
+    load_stopped_after_first_batch(db_url, first, 3, monkeypatch)
+    stored = [f for f, in run_sql(db_url, "SELECT fingerprint FROM cks_keys")]
+    assert len(stored) == 3
+    other = tmp_path / "other.asc"
+    other.write_bytes(fixture("rsa2048"))
+    assert admin(db_url, "load", "--no-sync", str(other)).returncode == 0
+    assert run_sql(db_url, "SELECT count(*) FROM cks_load_progress") == [(0,)]
+    assert admin(db_url, "delete", stored[0]).returncode == 0
+    out = admin(db_url, "load", "--no-sync", str(first))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().startswith("7 added, 0 updated, 2 unchanged, 0 refused")
+    assert (stored[0],) in run_sql(db_url, "SELECT fingerprint FROM cks_keys")
+
+
+@pytest.mark.parametrize("batch_size", ["1", "2"])
+def test_a_file_named_twice_is_read_once(db_url, tmp_path, batch_size):
+    """Until 2026-12-06 the second reading went on from where the first had
+    committed: its counts and problem lines depended on the batch size."""
+    keyring = tmp_path / "in" / "keys.gpg"
+    keyring.parent.mkdir()
+    keyring.write_bytes(b"".join(debian_keys(3)))
+    out = admin(db_url, "load", "--no-sync", "--batch-size", batch_size, str(keyring),
+                str(keyring.parent), str(tmp_path / "in" / ".." / "in" / "keys.gpg"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().startswith("3 added, 0 updated, 0 unchanged, 0 refused")
+    assert out.stderr.decode().count("named before, read once") == 2
 
 
 @pytest.mark.parametrize("phase", PHASES)

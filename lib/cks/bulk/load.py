@@ -207,7 +207,7 @@ class Loader:
                 forget_served(cursor)
         if self.stopping.is_set():  # (after the last batch: run again, it tidies up)
             raise Stopped("the load stops")
-        forget(self.store, identities.values())
+        forget(self.store)
         tidying = time.monotonic()
         self.summary.views_seconds = tidying - started - self.summary.network_seconds
         self.store.tidy_after_bulk_write()

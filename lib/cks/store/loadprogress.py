@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Counter, Dict, Iterable, List, Sequence, Set
 
 from .base import Store
-from .sql import Cursor, execute_in, rows_in
+from .sql import Cursor, rows_in
 
 
 @dataclass(frozen=True)
@@ -87,12 +87,15 @@ def record(cursor: Cursor, identity: FileIdentity, before: Tally, found: Tally) 
                                 for i, problem in enumerate(found.problems)])
 
 
-def forget(store: Store, identities: Iterable[FileIdentity]) -> None:
-    """The load of these files completed: a new one starts from the beginning."""
-    paths = [i.path for i in identities]
+def forget(store: Store) -> None:
+    """A load completed: the next one of any file starts from its beginning.
+    Every file's progress goes, not only this load's: one left by a load
+    of other files that was interrupted before (loads run one at a time)
+    had a later load of those files, maybe weeks after, skip what that one
+    read, and say its counts as its own (until 2026-12-06)."""
     with store.write() as cursor:
         for table in PROGRESS_TABLES:
-            execute_in(cursor, "DELETE FROM %s WHERE path IN %%s" % table, paths)
+            cursor.execute("DELETE FROM %s" % table)
 
 
 def mark_served(cursor: Cursor, fingerprints: Sequence[str]) -> None:
