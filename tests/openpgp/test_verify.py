@@ -356,6 +356,33 @@ def test_crypto_check_describes_fixtures_as_structure_does():
             assert describe(key, CryptoCheck()) == describe(key), name
 
 
+def test_gnupg_24s_ed448_v5_key_verifies():
+    """GnuPG 2.4.7 (Debian trixie) makes v5 keys only on Ed448: EdDSA
+    (algorithm 22) with OID 1.3.101.113, the 57-octet point as is, R and S as
+    57-octet numbers.  Until 2026-12-06 that curve was not checked: such a key
+    was served with no user ID and no subkey (and its curve was named by
+    Ed25519's OID, 1.3.101.112, so index said 22 / 0 bits).  A bit changed
+    in R or S, or the digest of another user ID, fails."""
+    (key,) = load("gnupg24/ed448-v5")
+    assert (key.public_key.version, key.public_key.algorithm) == (5, 22)
+    found = list(signatures(key))
+    assert [e.sig.sig_type for _, e in found] == [0x13, 0x18]
+    for component, entry in found:
+        assert verify(key, component, entry.sig, key.public_key).status == VALID
+    info = describe(key)
+    assert (info.algorithm_name, info.bits, info.subkeys[0].algorithm_name) == \
+        ("ed448", 448, "cv448")
+    component, entry = found[0]
+    for flipped in (3, len(entry.sig.material) - 3):  # in R, in S
+        material = bytearray(entry.sig.material)
+        material[flipped] ^= 0x01
+        forged = Signature.parse(entry.sig.serialize())
+        forged.material = bytes(material)
+        assert verify(key, component, forged, key.public_key).status == INVALID
+    assert verify(key, keys.Component(None, UserID(b"Mallory <m@example.org>"), []),
+                  entry.sig, key.public_key).status == INVALID
+
+
 def test_unsupported_algorithm():
     (key,) = load("dsa-elg")
     (sub,) = key.subkeys  # an ElGamal key: it cannot have made a signature we check

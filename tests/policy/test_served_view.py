@@ -293,3 +293,21 @@ def test_local_certifications_are_stored_but_not_served(server):
                                         search=sks_hash(parse_keyring(keyring(sent)).keys[0])
                                         .hex())[2]).keys
     assert sorted(p.body for p in stored.packets()) == sorted(p.body for p in sent)
+
+
+def test_gnupg_24s_ed448_v5_key_is_served_whole(server):
+    """Until 2026-12-06 GnuPG 2.4's v5 keys (Ed448 only) were served as a
+    bare primary key: their signatures went unchecked, so `gpg --recv-keys`
+    said "contains no user ID", and the subkey was found by nothing."""
+    data = fixture("gnupg24/ed448-v5")
+    (sent,) = read_keys(data).keys
+    upload(server, data)
+    settled(server)
+    fingerprint = sent.fingerprint.hex().upper()
+    served = served_key(server, fingerprint)
+    assert sorted(p.body for p in served.packets()) == sorted(p.body for p in sent.packets())
+    subkey = sent.subkeys[0].value.fingerprint.hex().upper()
+    assert served_key(server, subkey).fingerprint == sent.fingerprint
+    index = server.lookup(op="index", options="mr", search="ed448-v5@example.org")
+    assert index[0] == 200  # (urllib names itself: it is not GnuPG 2.2, kept from v5 keys)
+    assert "pub:%s:22:448:1767225600::" % fingerprint in index[2].decode()

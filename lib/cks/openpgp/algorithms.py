@@ -50,7 +50,7 @@ CURVES: Dict[bytes, Curve] = {
     bytes.fromhex("2b8104000a"): Curve("secp256k1", 256),
     bytes.fromhex("2b06010401da470f01"): Curve("ed25519", 255),
     bytes.fromhex("2b060104019755010501"): Curve("cv25519", 255),
-    bytes.fromhex("2b6570"): Curve("ed448", 448),
+    bytes.fromhex("2b6571"): Curve("ed448", 448),
     bytes.fromhex("2b656f"): Curve("cv448", 448),
 }
 

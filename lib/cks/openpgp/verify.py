@@ -47,6 +47,7 @@ MAX_RSA_EXPONENT_BITS = 64
 _SIGNING_FLAGS = 0x01 | 0x02
 
 _ED25519_OID = bytes.fromhex("2b06010401da470f01")
+_ED448_OID = bytes.fromhex("2b6571")  # 1.3.101.113: GnuPG 2.4's ed448 keys (LibrePGP)
 
 NO_BACKSIG = "signing subkey without a valid primary key binding signature (0x19)"
 
@@ -201,6 +202,8 @@ def check_values(sig: Signature, issuer: PublicKey, digest: bytes) -> bool:
         r, s = _mpis(sig.material, 2)
         return ecc.ecdsa_verify(params[0], params[1], digest, r, s)
     if algorithm == alg.EDDSA_LEGACY:
+        if params[0] == _ED448_OID:
+            return _ed448_legacy(params[1], digest, sig)
         if params[0] != _ED25519_OID:
             raise UnsupportedAlgorithm("EdDSA (legacy) on curve OID %s" % params[0].hex())
         point = params[1]
@@ -216,3 +219,20 @@ def check_values(sig: Signature, issuer: PublicKey, digest: bytes) -> bool:
     if algorithm == alg.ED448:
         return eddsa.ed448_verify(params[0], digest, sig.material)
     raise UnsupportedAlgorithm("public key algorithm %d cannot be verified" % algorithm)
+
+
+def _ed448_legacy(point: bytes, digest: bytes, sig: Signature) -> bool:
+    """EdDSA (algorithm 22) on Ed448, as GnuPG 2.4 makes it (its v5 keys): the
+    native 57-octet point and the signature's R and S as two 57-octet
+    numbers (SOS: leading zero octets may be left out), over the digest.
+    (Until 2026-12-06 this curve was not checked, and such a key was served
+    with no user ID and no subkey.)"""
+    if len(point) == 58 and point[0] == 0x40:  # (a 0x40 prefix, as for Ed25519)
+        point = point[1:]
+    if len(point) > 57:
+        return False
+    r, s = _mpis(sig.material, 2)
+    if r.bit_length() > 456 or s.bit_length() > 456:
+        return False
+    return eddsa.ed448_verify(point.rjust(57, b"\0"), digest,
+                              r.to_bytes(57, "big") + s.to_bytes(57, "big"))
