@@ -13,6 +13,7 @@ from cks.store import open_store
 from cks.store.peers import PeerStore
 from support import EXPECTED, fixture
 from support.forge import self_signed_key
+from support.nodes import settled
 from support.server import Cksd
 
 
@@ -123,6 +124,35 @@ def test_v6_hidden_from_gnupg_text_searches_but_not_from_others(server):
     assert status == 200
     assert _fp("v6-ed25519") not in _fingerprints_in(body) and _fp("rsa2048") in \
         _fingerprints_in(body)
+
+
+def test_v5_keys_go_to_gnupg_24_and_later_in_text_searches(db_url):
+    """GnuPG 2.4 makes and reads v5 keys (LibrePGP); 2.2 fails on a whole
+    answer holding one, and a dirmngr that sends no User-Agent may be 2.2.
+    Until 2026-12-06 a GnuPG that named itself 2.4 or later was kept from
+    v5 keys too.  No GnuPG reads v6 keys: they stay out for every one."""
+    with Cksd(db_url) as server:
+        for name in ("v5-ed25519", "gnupg24/ed448-v5", "v6-ed25519"):
+            assert server.add(fixture(name))[0] == 200
+        settled(server)
+        for agent, v5, v6 in [(None, False, False), ("GnuPG/2.2.40", False, False),
+                              ("GnuPG/2.4.8", True, False), ("GnuPG/2.5.1", True, False),
+                              ("curl/8.0", True, True)]:
+            for email, served in (("v5-ed25519@example.org", v5),
+                                  ("ed448-v5@example.org", v5), ("v6-ed25519@example.org", v6)):
+                target = "/pks/lookup?op=get&options=mr&search=" + email
+                status, _, body = server.request("GET", target, headers={"User-Agent": agent}) \
+                    if agent else _no_agent(server, target)
+                assert status == (200 if served else 404), (email, agent)
+                if served:
+                    assert len(_fingerprints_in(body)) == 1
+
+
+def _no_agent(server, target):
+    """(status, None, body) of a GET without a User-Agent (urllib adds one)."""
+    answer = _raw(server, ("GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" % target).encode())
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), None, body
 
 
 def test_index_machine_readable(server):

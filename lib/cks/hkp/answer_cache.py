@@ -3,8 +3,8 @@
 GnuPG refreshes, crawlers and key pages ask for the same keys over and over,
 and each answer costs database round trips and armoring.  The cache keeps
 whole answers (200 and 404) under what they depend on: the request target and
-the two facts about the client that change an answer (a legacy GnuPG is never
-handed v5/v6 keys by a text search; a browser gets HTML errors).
+the two facts about the client that change an answer (GnuPG is handed no key
+of a version it cannot read by a text search; a browser gets HTML errors).
 
 An answer is served only while the stored keys are as they were when it was
 made: the database's generation (store/changes.py) is read BEFORE the answer
@@ -24,7 +24,7 @@ from typing import Callable, Hashable, Optional, Tuple
 from ..store.changes import KeyChangeWatch
 
 MAX_AGE = 60.0
-AnswerKey = Tuple[str, bool, bool]  # target, legacy client, wants HTML
+AnswerKey = Tuple[str, Optional[int], bool]  # target, newest version read, wants HTML
 
 
 class AnswerCache:

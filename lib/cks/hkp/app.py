@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import math
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -146,11 +147,25 @@ class ServerSettings:
         default_factory=lambda: parse_networks(DEFAULT_METRICS_ALLOW))
 
 
-def is_legacy_client(request: Request) -> bool:
-    """Clients that fail on a whole answer holding one v5/v6 key: GnuPG (2.2 to
-    2.4 cannot read them), and dirmngr before 2025, which sent no User-Agent."""
+_GNUPG_AGENT = re.compile(r"GnuPG/(\d+)\.(\d+)")
+
+
+def newest_version_read(request: Request) -> Optional[int]:
+    """The newest key and packet version a search by text may hand the
+    client, or None for every version.  GnuPG fails on a whole answer that
+    holds one packet of a version it cannot read: 2.2 reads v4 and older,
+    2.4 and later v5 (LibrePGP) as well, none of them v6.  A client that
+    sends no User-Agent is taken for GnuPG 2.2 (dirmngr sent none before
+    2025, so 2.2 and 2.4 look alike); one whose User-Agent names GnuPG 2.4
+    or later gets v5 keys (until 2026-12-06 none did, though GnuPG 2.4
+    makes and reads them)."""
     agent = request.header("user-agent")
-    return not agent or agent.startswith("GnuPG/")
+    if not agent:
+        return 4
+    if not agent.startswith("GnuPG/"):
+        return None
+    match = _GNUPG_AGENT.match(agent)
+    return 5 if match and (int(match.group(1)), int(match.group(2))) >= (2, 4) else 4
 
 
 def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[KeyRow], bool]]:
@@ -159,9 +174,9 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
     (too long: the index found the keys by the others); with exact=on,
     those with the whole user ID, or with the address it may stand for
     (Query.plus_address: the words of the search, which found the keys, are
-    that address's); for GnuPG
-    (is_legacy_client), v4 and older keys: a search by text must not hand it
-    a v5/v6 key it cannot read (those are served by key ID or fingerprint)."""
+    that address's); for GnuPG (newest_version_read), the keys of versions
+    it reads: a search by text must not hand it a key it cannot read (those
+    are served by key ID or fingerprint)."""
     tests: List[Callable[[KeyRow], bool]] = []
     unindexed = {word for word in query.words if not is_indexed(word)}
     if unindexed:
@@ -171,8 +186,9 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
         tests.append(lambda r: any(u.uid.lower() == wanted or
                                    address is not None and u.email == address
                                    for u in r.user_ids))
-    if is_legacy_client(request):
-        tests.append(lambda r: r.version < 5)
+    newest = newest_version_read(request)
+    if newest is not None:
+        tests.append(lambda r: r.version <= newest)
     if not tests:
         return None
     return lambda row: all(test(row) for test in tests)
@@ -368,7 +384,7 @@ class KeyServer:
         """The answer to a lookup (`lookup`: its query, when parsed already)."""
         cache = self.cache
         if cache is not None:
-            key = (request.target, is_legacy_client(request),
+            key = (request.target, newest_version_read(request),
                    "text/html" in request.header("accept"))
             generation = cache.generation()  # before the database is read
             answer = cache.get(key, generation)
@@ -401,7 +417,7 @@ class KeyServer:
             raise HKPError(404, "no keys found")
         now = int(time.time())
         if lookup.op in ("get", "hget"):
-            return self._get(lookup, fingerprints, truncated, is_legacy_client(request))
+            return self._get(lookup, fingerprints, truncated, newest_version_read(request))
         rows, cut = _within([(r, sum(len(u.uid) for u in r.user_ids)) for r in rows],
                             INDEX_ANSWER_BYTES)
         truncated = truncated or cut
@@ -445,14 +461,15 @@ class KeyServer:
         return [r.fingerprint for r in rows], rows, truncated
 
     def _get(self, lookup: Lookup, fingerprints: List[str], truncated: bool,
-             legacy: bool) -> Response:
+             newest: Optional[int]) -> Response:
         """Armored keys: the served (verified) view; for op=hget, which SKS peers
         use to fetch by key hash, the stored network view that hash is of.
-        For GnuPG (`legacy`) a search by text leaves out a v4 key whose served
-        view holds a v5 or v6 packet (a revocation by a designated revoker
-        whose key is v6), as it leaves out v5 and v6 keys: GnuPG would read
-        no key of the answer (until 2026-12-06 anyone's such key with
-        another's user ID hid that one from gpg --locate-keys)."""
+        For GnuPG (`newest`: the newest version it reads) a search by text
+        leaves out a key whose served view holds a newer packet (a v4 key's
+        revocation by a designated revoker whose key is v6), as it leaves out
+        newer keys: GnuPG would read no key of the answer (until 2026-12-06
+        anyone's such key with another's user ID hid that one from gpg
+        --locate-keys)."""
         if lookup.op == "hget":
             keys, cut = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
                                 KEYS_ANSWER_BYTES)
@@ -461,7 +478,7 @@ class KeyServer:
             found, cut = _within(self._read_keys(fingerprints, self.lookup_store.served_parts,
                                                  lambda part: len(part[0])), KEYS_ANSWER_BYTES)
             parts = [part for _, part in found
-                     if not (legacy and holds_version_above(part[0], 4))]
+                     if newest is None or not holds_version_above(part[0], newest)]
         return self._armored(lookup, parts, truncated or cut)
 
     def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],
