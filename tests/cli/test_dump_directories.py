@@ -44,6 +44,32 @@ def test_a_dump_replaces_the_earlier_one_in_its_directory(db_url, tmp_path):
     assert content(restored) == content(db_url)  # (the deleted key did not come back)
 
 
+def test_keys_sks_cannot_read_have_files_of_their_own(db_url, tmp_path):
+    """v5 and v6 keys go to cks-dump-newer-NNNN.keys (an `sks build
+    DIR/*.pgp` stopped at the first, and built nothing); a load of the
+    directory reads both; a later dump removes what an earlier one left in
+    either series."""
+    _loaded(db_url)
+    assert admin(db_url, "load", "--no-sync", "-", input=fixture("v6-ed25519") +
+                 fixture("v5-ed25519")).returncode == 0
+    backups = tmp_path / "backups"
+    out = admin(db_url, "dump", str(backups), "--keys-per-file", "1")
+    assert out.stdout.decode() == ("8 keys in 8 files in %s (2 keys SKS 1.1.6 cannot read in "
+                                   "cks-dump-newer-*.keys)\n" % backups)
+    assert sorted(os.listdir(backups)) == ["cks-dump-%04d.pgp" % i for i in range(6)] + [
+        "cks-dump-newer-0000.keys", "cks-dump-newer-0001.keys"]
+    restored = "sqlite:///%s" % (tmp_path / "restored.db")
+    out = admin(restored, "load", "--no-sync", str(backups))
+    assert out.returncode == 0 and out.stdout.decode().startswith("8 added"), out.stdout
+    assert content(restored) == content(db_url)
+    assert admin(db_url, "delete", fpr("v5-ed25519")).returncode == 0
+    out = admin(db_url, "dump", str(backups), "--keys-per-file", "10")
+    assert out.stdout.decode() == ("7 keys in 2 files in %s (1 key SKS 1.1.6 cannot read in "
+                                   "cks-dump-newer-*.keys); 6 files of an earlier dump "
+                                   "removed\n" % backups)
+    assert sorted(os.listdir(backups)) == ["cks-dump-0000.pgp", "cks-dump-newer-0000.keys"]
+
+
 KEY = "1234567890ABCDEF1234567890ABCDEF12345678"
 EXISTING_ONLY = [["dump", "DIR"], ["delete", KEY], ["reject", KEY], ["unreject", KEY],
                  ["rejected"], ["notices"], ["notice-text", "X"], ["sign-notice", "X", "-"],

@@ -1,13 +1,17 @@
 """`cks_admin.py dump`: every stored key (the network's view) into binary
 keyring files DIR/cks-dump-NNNN.pgp, as SKS's `dump` writes them: what
-`sks build` and `cks_admin.py load` read.  Each file is written under a
-temporary name and renamed when complete, so a dump that was interrupted
-never leaves a truncated file behind under a final name.  A complete dump
-then removes the files of an earlier one that it did not write over, so
-that loading the directory gives back this dump, not a key deleted since;
-a dump of no keys removes none (NothingDumped): an empty database is more
-likely the wrong one than the end of every key, and the earlier dump may be
-the only copy left."""
+`sks build` and `cks_admin.py load` read.  Keys SKS 1.1.6 cannot read (a
+primary key or subkey packet of a version other than 2 to 4: v5 and v6
+keys) go to DIR/cks-dump-newer-NNNN.keys instead, which an `sks build
+DIR/*.pgp` leaves alone: one such key stopped the whole build, and SKS
+refuses them over HKP anyway; `load DIR` reads both.  Each file is written
+under a temporary name and renamed when complete, so a dump that was
+interrupted never leaves a truncated file behind under a final name.  A
+complete dump then removes the files of an earlier one that it did not
+write over, so that loading the directory gives back this dump, not a key
+deleted since; a dump of no keys removes none (NothingDumped): an empty
+database is more likely the wrong one than the end of every key, and the
+earlier dump may be the only copy left."""
 
 from __future__ import annotations
 
@@ -15,11 +19,14 @@ import os
 import re
 from typing import BinaryIO, List, Optional, Tuple
 
+from ..openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets
 from ..store import Store
 
 FILE_NAME = "cks-dump-%04d.pgp"
+NEWER_FILE_NAME = "cks-dump-newer-%04d.keys"  # keys SKS 1.1.6 cannot read
 DUMP_LOCK = "cks_dump"  # held by the one dump of a database under way
-DUMP_FILE = re.compile(r"cks-dump-(\d{4,})\.pgp(\.part)?\Z")
+DUMP_FILE = re.compile(r"cks-dump-(?:(\d{4,})\.pgp|newer-(\d{4,})\.keys)(\.part)?\Z")
+SKS_KEY_VERSIONS = frozenset(b"\x02\x03\x04")
 
 
 class DumpRunning(Exception):
@@ -37,54 +44,87 @@ class NothingDumped(Exception):
         self.files = files
 
 
-def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int]:
-    """Write the files; returns (keys, files, files of an earlier dump removed)."""
+def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int, int]:
+    """Write the files; returns (keys, files, keys SKS cannot read among
+    them, files of an earlier dump removed)."""
     with store.exclusive(DUMP_LOCK) as locked:
         if not locked:
             raise DumpRunning()
         return _dump(store, directory, keys_per_file)
 
 
-def _dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int]:
+def sks_reads(data: bytes) -> bool:
+    """Whether SKS 1.1.6 can build a database holding this key: a key or
+    subkey packet of another version than 2 to 4 stops its whole `sks
+    build` ("Unexpected key packet version number")."""
+    return all(packet.body[:1] and packet.body[0] in SKS_KEY_VERSIONS
+               for packet in iter_packets(data)
+               if packet.tag in (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY))
+
+
+class _Files:
+    """One series of dump files (FILE_NAME or NEWER_FILE_NAME), each of
+    `keys_per_file` keys, written under a temporary name until complete."""
+
+    def __init__(self, directory: str, name: str, keys_per_file: int) -> None:
+        self.directory, self.name, self.keys_per_file = directory, name, keys_per_file
+        self.keys = self.files = 0
+        self.handle: Optional[BinaryIO] = None
+
+    def write(self, data: bytes) -> None:
+        if self.keys % self.keys_per_file == 0:
+            self.finish()
+            self.handle = open(os.path.join(self.directory, self.name % self.files) + ".part",
+                               "wb")
+            self.files += 1
+        assert self.handle is not None
+        self.handle.write(data)
+        self.keys += 1
+
+    def finish(self) -> None:
+        if self.handle is not None:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+            os.replace(self.handle.name, self.handle.name[:-len(".part")])
+            self.handle = None
+
+    def abandon(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            os.unlink(self.handle.name)
+            self.handle = None
+
+
+def _dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int, int]:
     os.makedirs(directory, exist_ok=True)
-    count, files = 0, 0
-    handle: Optional[BinaryIO] = None
+    readable = _Files(directory, FILE_NAME, keys_per_file)
+    newer = _Files(directory, NEWER_FILE_NAME, keys_per_file)
     try:
         for _, data in store.iter_keydata():
-            if count % keys_per_file == 0:
-                _finish(handle)
-                handle = open(os.path.join(directory, FILE_NAME % files) + ".part", "wb")
-                files += 1
-            handle.write(data)
-            count += 1
-        _finish(handle)
+            (readable if sks_reads(data) else newer).write(data)
+        readable.finish()
+        newer.finish()
     except BaseException:
-        if handle is not None:
-            handle.close()
-            os.unlink(handle.name)
+        readable.abandon()
+        newer.abandon()
         raise
-    earlier = _earlier(directory, files)
-    if count == 0 and earlier:
+    earlier = _earlier(directory, readable.files, newer.files)
+    if readable.keys + newer.keys == 0 and earlier:
         raise NothingDumped(len(earlier))
     for path in earlier:
         os.unlink(path)
-    return count, files, len(earlier)
+    return (readable.keys + newer.keys, readable.files + newer.files, newer.keys,
+            len(earlier))
 
 
-def _earlier(directory: str, written: int) -> List[str]:
-    """The dump files numbered `written` or above (an earlier dump's), and
-    any left unfinished."""
+def _earlier(directory: str, written: int, newer_written: int) -> List[str]:
+    """The dump files numbered past those this dump wrote of their series
+    (an earlier dump's), and any left unfinished."""
     out = []
     for name in os.listdir(directory):
         match = DUMP_FILE.match(name)
-        if match and (match.group(2) or int(match.group(1)) >= written):
+        if match and (match.group(3) or (int(match.group(1)) >= written if match.group(1)
+                                         else int(match.group(2)) >= newer_written)):
             out.append(os.path.join(directory, name))
     return out
-
-
-def _finish(handle: Optional[BinaryIO]) -> None:
-    if handle is not None:
-        handle.flush()
-        os.fsync(handle.fileno())
-        handle.close()
-        os.replace(handle.name, handle.name[:-len(".part")])

@@ -457,10 +457,11 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
-    """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps)."""
+    """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps;
+    those SKS cannot read to DIR/cks-dump-newer-NNNN.keys)."""
     def action(store):
         try:
-            count, files, removed = dump(store, args.directory, args.keys_per_file)
+            count, files, newer, removed = dump(store, args.directory, args.keys_per_file)
         except OSError as exc:  # not a directory, no permission, disk full
             raise UserError("cannot write the dump in %s: %s" % (
                 args.directory, exc.strerror or exc), 1) from None
@@ -472,8 +473,10 @@ def cmd_dump(args: argparse.Namespace) -> int:
                             "is kept (is it the right database? to empty the dump, remove "
                             "its files)" % (args.directory, counted(exc.files, "file")),
                             1) from None
-        print("%d keys in %s in %s%s" % (
+        print("%d keys in %s in %s%s%s" % (
             count, counted(files, "file"), args.directory,
+            " (%s SKS 1.1.6 cannot read in cks-dump-newer-*.keys)" % counted(newer, "key")
+            if newer else "",
             "; %s of an earlier dump removed" % counted(removed, "file")
             if removed else ""))
         return 0
