@@ -411,6 +411,9 @@ def test_one_load_at_a_time_however_the_path_is_spelled(tmp_path, monkeypatch, h
     assert run_sql(spelled[holder], "SELECT count(*) FROM cks_keys") == [(0,)]
 
 
+MOST = {"--batch-size": 1000000, "--jobs": 1024, "--keys-per-file": 1000000000}
+
+
 @pytest.mark.parametrize("option", ["--batch-size", "--jobs"])
 @pytest.mark.parametrize("size", ["0", "-5"])
 def test_a_batch_size_or_jobs_below_one_is_a_usage_error(db_url, tmp_path, option, size):
@@ -422,31 +425,31 @@ def test_a_batch_size_or_jobs_below_one_is_a_usage_error(db_url, tmp_path, optio
     out = admin(db_url, "load", option, size, str(keyring))
     assert out.returncode == 2
     assert out.stderr.decode().splitlines()[-1] == \
-        "cks_admin.py load: error: argument %s: must be 1 or more, not %s" % (option, size)
+        "cks_admin.py load: error: argument %s: must be a whole number from 1 to %d, not %r" \
+        % (option, MOST[option], size)
     assert out.stdout == b""
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
-
-
-MOST = {"--batch-size": 1000000, "--jobs": 1024, "--keys-per-file": 1000000000}
 
 
 @pytest.mark.parametrize("command, option, value", [
     ("load", "--batch-size", "99999999999999999999"), ("load", "--batch-size", "1000001"),
     ("load", "--jobs", "1025"), ("dump", "--keys-per-file", "99999999999999999999"),
-    ("dump", "--keys-per-file", "0")])
+    ("dump", "--keys-per-file", "0"), ("load", "--jobs", "\u0663"),
+    ("load", "--batch-size", "1_000")])
 def test_a_count_out_of_its_range_is_a_usage_error(db_url, tmp_path, command, option, value):
     """Refused before anything is read or written: a batch size past the
     database's integers stored the first batch and then failed with a
     traceback (until 2026-12-06; SQLite: OverflowError, PostgreSQL: bigint
-    out of range)."""
+    out of range).  ASCII digits only: until 2026-12-06 '\u0663' was 3 and
+    '1_000' a thousand, as int() reads them (cks_sync_manage.py refused them)."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(5)))
     out = admin(db_url, command, option, value,
                 str(keyring if command == "load" else tmp_path / "dump"))
     assert out.returncode == 2
     assert out.stderr.decode().splitlines()[-1] == \
-        "cks_admin.py %s: error: argument %s: must be %s, not %s" % (
-            command, option, "1 or more" if value == "0" else "%d or less" % MOST[option], value)
+        "cks_admin.py %s: error: argument %s: must be a whole number from 1 to %d, not %r" % (
+            command, option, MOST[option], value)
     assert out.stdout == b"" and not os.path.exists(tmp_path / "dump")
     assert run_sql(db_url, "SELECT count(*) FROM cks_keys") == [(0,)]
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Callable, Iterator, List, Set
+from typing import Iterator, List, Set
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
@@ -31,7 +31,7 @@ from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
 from ..store.rejections import drop_pending, get_notice, notices, rejected_keys
 from ..wording import counted
 from .common import (CommandParser, UserError, base_parser, error_line, minute,
-                     node_identity, pipeline_limits, settings_from)
+                     node_identity, pipeline_limits, settings_from, whole_number)
 from .show import format_key, read_key_file
 
 
@@ -536,19 +536,6 @@ MOST_BATCH_SIZE = 1_000_000  # (a batch also ends at load.BATCH_BYTES)
 MOST_KEYS_PER_FILE = 1_000_000_000
 
 
-def positive_int(most: int) -> Callable[[str], int]:
-    """argparse type: a whole number from 1 to `most` (a number past what
-    the database's integers hold failed only once some keys were written)."""
-    def number(text: str) -> int:
-        value = int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError("must be 1 or more, not %d" % value)
-        if value > most:
-            raise argparse.ArgumentTypeError("must be %d or less, not %d" % (most, value))
-        return value
-    return number
-
-
 MOST_DAYS = 36_500  # (a century: what --older-than may go back)
 
 
@@ -579,16 +566,16 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("paths", nargs="+", metavar="FILE|DIR")
     load.add_argument("--no-sync", action="store_true",
                       help="do not queue the keys for the peers (e.g. a dump from a peer)")
-    load.add_argument("--jobs", type=positive_int(MOST_JOBS), metavar="N",
+    load.add_argument("--jobs", type=whole_number(1, MOST_JOBS), metavar="N",
                       help="worker processes that parse keys and verify signatures "
                            "(default: one per core; at most %d)" % MOST_JOBS)
-    load.add_argument("--batch-size", type=positive_int(MOST_BATCH_SIZE), default=BATCH_SIZE,
+    load.add_argument("--batch-size", type=whole_number(1, MOST_BATCH_SIZE), default=BATCH_SIZE,
                       metavar="N", help="keys per transaction (default: %%(default)s; at "
                                         "most %d)" % MOST_BATCH_SIZE)
     load.set_defaults(handler=cmd_load)
     dump = commands.add_parser("dump", help="write every key to keyring files in DIR")
     dump.add_argument("directory", metavar="DIR")
-    dump.add_argument("--keys-per-file", type=positive_int(MOST_KEYS_PER_FILE), default=10000,
+    dump.add_argument("--keys-per-file", type=whole_number(1, MOST_KEYS_PER_FILE), default=10000,
                       metavar="N", help="keys per file (default: %%(default)s; at most %d)"
                                         % MOST_KEYS_PER_FILE)
     dump.set_defaults(handler=cmd_dump)

@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import select
 import signal
 import sys
@@ -25,6 +26,22 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def whole_number(least: int, most: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `least` to `most`, in ASCII
+    digits (int() takes '٣', other Unicode digits and '1_000' too), where
+    a number past `most` would fail only later (past what the database's
+    integers hold, once some keys were written)."""
+    def parse(text: str) -> int:
+        if not _WHOLE_NUMBER.fullmatch(text) or not least <= int(text) <= most:
+            raise argparse.ArgumentTypeError("must be a whole number from %d to %d, not %r"
+                                             % (least, most, text))
+        return int(text)
+    return parse
 
 
 def base_parser(prog: str, description: str) -> argparse.ArgumentParser:

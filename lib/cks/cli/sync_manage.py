@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from ..config import ConfigError
 from ..store import StoreError, open_store
@@ -16,7 +15,8 @@ from ..sync.peername import PeerNameError, parse_mail_peer, parse_peer
 from ..sync.recon.rounds import DEFAULT_RECON_PORT
 from ..sync.recon.wire import DEFAULT_FILTERS
 from ..wording import counted
-from .common import CommandParser, UserError, base_parser, minute, settings_from
+from .common import CommandParser, UserError, base_parser, minute, settings_from, \
+    whole_number
 
 
 def _state(peer: Peer) -> str:
@@ -87,19 +87,7 @@ def cmd_add(peers: PeerStore, args) -> int:
 PRIORITIES = (-(1 << 31), (1 << 31) - 1)  # sync_priority is an SQL integer (schema.sql)
 
 
-def _whole_number(least: int, most: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from `least` to `most`, in ASCII
-    digits (int() takes '٣' and other Unicode digits too)."""
-    def parse(text: str) -> int:
-        if not _WHOLE_NUMBER.fullmatch(text) or not least <= int(text) <= most:
-            raise argparse.ArgumentTypeError("must be a whole number from %d to %d, not %r"
-                                             % (least, most, text))
-        return int(text)
-    return parse
-
-
-_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
-_priority = _whole_number(*PRIORITIES)  # a number the column holds on both databases
+_priority = whole_number(*PRIORITIES)  # a number the column holds on both databases
 
 
 def _filters(text: Optional[str]) -> Optional[str]:
@@ -196,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", metavar="ADDR", help="the peer operator's contact address")
     add.add_argument("--type", choices=("hkp", "mail", "recon"),
                      help="kind of peer (default: mail if PEER has an @, else hkp)")
-    add.add_argument("--recon-port", type=_whole_number(1, 65535), metavar="N",
+    add.add_argument("--recon-port", type=whole_number(1, 65535), metavar="N",
                      help="recon peers: the peer's recon port (default %d)" % DEFAULT_RECON_PORT)
     add.add_argument("--filters", metavar="LIST",
                      help="recon peers: the filters it demands in the handshake (default "
