@@ -193,3 +193,16 @@ def test_a_notice_signed_while_a_peer_is_removed_is_signed(store, monkeypatch, t
     assert peers.list() == []
     with store.read() as cursor:
         assert rejections.get_notice(cursor, serial).status == rejection.ISSUED
+
+
+def test_a_refusal_by_a_peer_removed_meanwhile_is_dropped(store):
+    """cks_sync.py pushing to a peer that `cks_sync_manage.py remove` took
+    out meanwhile: the peer's refusal of a key has no peer left to belong
+    to.  Until 2026-12-06 its row failed on the foreign key (PostgreSQL),
+    and the run ended in an error for a peer no longer there."""
+    peers = PeerStore(store)
+    peer = peers.add(PEER, "hkp", 0, None, catch_up=False)
+    peers.remove(PEER)
+    assert peers.record_refusal(peer.id, fpr("rsa2048"), "no", 1) is True
+    with store.read() as cursor:
+        assert cursor.execute("SELECT count(*) FROM cks_sync_refusals").fetchone()[0] == 0

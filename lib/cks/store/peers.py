@@ -315,14 +315,16 @@ class PeerStore:
 
     def record_refusal(self, peer_id: int, fingerprint: str, message: str, now: int) -> bool:
         """Record the peer's refusal of a key; False: it refused the key
-        before for the same reason (a later version of it: see runner.py)."""
+        before for the same reason (a later version of it: see runner.py).
+        A peer removed meanwhile (a push under way) records nothing."""
         with self.store.write() as cursor:
             before = cursor.execute("SELECT message FROM cks_sync_refusals WHERE peer_id = ? "
                                     "AND fingerprint = ?", (peer_id, fingerprint)).fetchone()
             cursor.execute("DELETE FROM cks_sync_refusals WHERE peer_id = ? AND fingerprint = ?",
                            (peer_id, fingerprint))
             cursor.execute("INSERT INTO cks_sync_refusals (peer_id, fingerprint, refused_at, "
-                           "message) VALUES (?, ?, ?, ?)", (peer_id, fingerprint, now, message))
+                           "message) SELECT id, ?, ?, ? FROM cks_other_servers WHERE id = ?",
+                           (fingerprint, now, message, peer_id))
         return before is None or before[0] != message
 
     def refusals(self, peer_id: int) -> List[Tuple[str, int, str]]:
