@@ -148,6 +148,20 @@ def test_v5_keys_go_to_gnupg_24_and_later_in_text_searches(db_url):
                     assert len(_fingerprints_in(body)) == 1
 
 
+def test_an_address_starting_with_0x_is_found(db_url):
+    """dirmngr's --locate-keys sends `search=0xcafe@example.org&exact=on`;
+    until 2026-12-06 cksd took it for a key ID and answered 400 (SKS finds
+    the key)."""
+    fingerprint, data = self_signed_key(b"\x0c" * 32, [b"Hex Nick <0xcafe@example.org>"])
+    with Cksd(db_url) as server:
+        assert server.add(encode(data))[0] == 200
+        for search in ("0xcafe@example.org", "<0xcafe@example.org>", "0xcafe nick"):
+            status, _, body = _get(server, search, headers=GNUPG)
+            assert status == 200 and _fingerprints_in(body) == [fingerprint], search
+        status, _, body = _get(server, "0xcafe@example.org", headers=GNUPG, exact="on")
+        assert status == 200 and _fingerprints_in(body) == [fingerprint]
+
+
 def _no_agent(server, target):
     """(status, None, body) of a GET without a User-Agent (urllib adds one)."""
     answer = _raw(server, ("GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" % target).encode())
@@ -226,7 +240,7 @@ def test_get_html_and_hget(server):
     ("op=get&search=0x0000000000000000", 404),
     ("op=index&search=nosuchwordanywhere", 404),
     ("op=get", 400),
-    ("op=get&search=0xNOTHEX", 400),
+    ("op=get&search=0xNOTHEX", 404),  # (words: 0x and no hex after it)
     ("op=x-frob&search=a", 501),
     ("op=get&search=0x1234567890", 501),
 ])

@@ -209,17 +209,18 @@ def parse_lookup(query: Form, words_of: WordSplitter) -> Lookup:
 
 
 def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = False) -> Query:
-    """What `text` asks for.  `words_of` splits text into words."""
+    """What `text` asks for.  `words_of` splits text into words.  Text that
+    starts with 0x is a key ID or fingerprint only when hex digits follow:
+    until 2026-12-06 any other (an address 0xcafe@example.org, a nickname
+    "0xAlice Hacker") was refused, 400, and GnuPG found no such key."""
     text = text.strip()
     if by_hash:
         bare = text[2:] if text.lower().startswith("0x") else text
         if len(bare) != 32 or not _HEX.match(bare):
             raise HKPError(400, "op=hget needs the 32 hex digits of an SKS key hash")
         return Query("hash", bare.upper())
-    if text.lower().startswith("0x"):
-        bare = text[2:].replace(" ", "")
-        if not _HEX.match(bare):
-            raise HKPError(400, "%r is not a hexadecimal key ID or fingerprint" % text)
+    bare = text[2:].replace(" ", "")
+    if text.lower().startswith("0x") and _HEX.match(bare):
         kind = _HEX_KINDS.get(len(bare))
         if kind is None:
             raise HKPError(501, "search by %d hex digits is not supported: use a key ID "
