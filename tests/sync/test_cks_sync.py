@@ -284,6 +284,29 @@ def test_kill_9_mid_run_loses_nothing(nodes, tmp_path):
         assert table(a, "SELECT count(*) FROM cks_pending_sync")[0][0] == 0
 
 
+def test_a_peer_removed_while_a_run_pushes_to_it_ends_its_part_alone(nodes):
+    """Until 2026-12-06 the run ended in an error (`no peer ... in the
+    list`), status 1, and the peers after it were not served."""
+    a, b, _ = nodes
+    with FakePeer("ok", delay=1.5) as slow:
+        manage(a, "add", slow.name, "--no-catch-up", "--priority", "10")
+        manage(a, "add", peer_name(b), "--no-catch-up", "--priority", "20")
+        for name in KEYS:
+            a.add(fixture(name))
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_sync.py"), "--db",
+                                 a.db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not slow.requests and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert manage(a, "remove", slow.name).returncode == 0
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.decode().splitlines() == [
+        "%s: removed from the peer list during this run: nothing more is sent to it"
+        % slow.name, "%s: sent 3 keys" % peer_name(b)]
+    assert all(has(b, name) for name in KEYS)
+
+
 BIG_KEYS = ["photo", "rsa4096", "rsa2048", "dsa-elg", "multi-uid", "certified", "nistp521",
             "brainpoolp512", "ed25519"]
 

@@ -37,6 +37,9 @@ def summary(report: PeerReport, quiet: bool, dry: bool) -> List[str]:
              for fingerprint, reason in report.refused]
     if quiet or not report.ok:
         return lines
+    if report.removed:
+        return ["%s: removed from the peer list during this run: nothing more is sent to it"
+                % report.peer]
     if report.busy:
         return ["%s: another process is pushing to it (cksd's rapid push, or "
                 "cks_mail_sync.py forwarding a mail's keys); left to it, what it does not "

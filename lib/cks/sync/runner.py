@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..openpgp.armor import encode
 from ..store import Store
-from ..store.peers import Peer, PeerStore
+from ..store.peers import Peer, PeerError, PeerStore
 from ..store.rejections import StoredNotice, notice_backlog, notice_delivered
 from ..hkp.rejections import NOTICE_PATH
 from ..wording import counted
@@ -75,6 +75,7 @@ class PeerReport:
     notices: int = 0  # rejection notices delivered
     notices_left: int = 0  # rejection notices still owed after the run
     busy: bool = False  # another process was pushing to this peer: not served
+    removed: bool = False  # the peer left the list while this run pushed to it
     retry_after: float = 0.0  # the run stopped on a peer that asked us to wait this long
 
     @property
@@ -169,7 +170,11 @@ class PeerSync:
             self.peers.record_attempt(self.peer.id, now, str(stop))
         finally:
             self.pusher.close()
-        refreshed = self.peers.get(self.peer.peer)
+        try:
+            refreshed = self.peers.get(self.peer.peer)
+        except PeerError:  # (nothing is owed to it any more)
+            self.report.removed = True
+            return self.report
         self.report.backlog_left = refreshed.backlog
         self.report.catching_up = refreshed.catch_up > 0
         self.report.notices_left = len(notice_backlog(self.store, self.peer.id))
