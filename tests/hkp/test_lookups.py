@@ -8,11 +8,14 @@ import urllib.parse
 import pytest
 
 from cks.openpgp.armor import encode, scan
+from cks.openpgp.keypacket import PublicKey
 from cks.openpgp.keys import read_keys
+from cks.openpgp.packet import Packet
+from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from support import EXPECTED, fixture
-from support.forge import self_signed_key
+from support.forge import Signer, key_flags, keyring, self_signed_key
 from support.nodes import settled
 from support.server import Cksd
 
@@ -146,6 +149,41 @@ def test_v5_keys_go_to_gnupg_24_and_later_in_text_searches(db_url):
                 assert status == (200 if served else 404), (email, agent)
                 if served:
                     assert len(_fingerprints_in(body)) == 1
+
+
+def key_with_a_native_x25519_subkey(uid: bytes) -> bytes:
+    """A v4 EdDSA key with a validly bound RFC 9580 X25519 (25) subkey."""
+    owner = Signer.new()
+    sub = PublicKey.parse(b"\x04" + (1704067200).to_bytes(4, "big") + b"\x19" + b"\x09" * 32)
+    return keyring([Packet(6, owner.public.serialize()), Packet(13, uid),
+                    Packet(2, owner.sign(0x13, owner.public, UserID(uid)).serialize()),
+                    Packet(14, sub.serialize()),
+                    Packet(2, owner.sign(0x18, owner.public, sub,
+                                         [key_flags(0x0C)]).serialize())])
+
+
+def test_keys_of_rfc_9580s_own_algorithms_stay_out_of_gnupgs_text_searches(db_url):
+    """GnuPG 2.4.7 stops importing a whole answer at a key of algorithm 25-28
+    ("Unknown algorithm": it imported none of them); 2.2 skips such a key.
+    Until 2026-12-06 they went to every GnuPG, so anyone's such key with
+    someone's user ID kept GnuPG 2.4 from that person's key."""
+    victim_fpr, victim = self_signed_key(b"\x0d" * 32, [b"Victim <victim@example.org>"])
+    odd = key_with_a_native_x25519_subkey(b"Odd Subkey <victim@example.org>")
+    with Cksd(db_url) as server:
+        for data in (victim, odd, fixture("v4-ed25519-native"), fixture("v4-ed448-native")):
+            assert server.add(data if data.startswith(b"-----") else encode(data))[0] == 200
+        settled(server)
+        for agent in ("GnuPG/2.2.40", "GnuPG/2.4.8"):
+            status, _, body = _get(server, "victim@example.org", headers={"User-Agent": agent})
+            assert status == 200 and _fingerprints_in(body) == [victim_fpr], agent
+            for native in ("v4-ed25519-native", "v4-ed448-native"):
+                search = native + "@example.org"
+                assert _get(server, search, headers={"User-Agent": agent})[0] == 404
+                assert server.request("GET", "/pks/lookup?op=index&options=mr&search=" + search,
+                                      headers={"User-Agent": agent})[0] == 404
+        assert len(_fingerprints_in(_get(server, "victim@example.org")[2])) == 2  # (curl)
+        for native in ("v4-ed25519-native", "v4-ed448-native"):  # by fingerprint: asked for
+            assert _get(server, "0x" + _fp(native), headers=GNUPG)[0] == 200
 
 
 def test_an_address_starting_with_0x_is_found(db_url):

@@ -20,10 +20,10 @@ from typing import (BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, Lis
                     Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
-from ..openpgp import armor
+from ..openpgp import algorithms as alg, armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
-from ..openpgp.packet import holds_version_above
+from ..openpgp.packet import holds_packet_beyond
 from ..rejection import NodeIdentity
 from ..repeated import RepeatedFailure
 from ..runs import in_runs
@@ -149,6 +149,13 @@ class ServerSettings:
 
 _GNUPG_AGENT = re.compile(r"GnuPG/(\d+)\.(\d+)")
 
+GNUPG_UNREADABLE_ALGORITHMS = frozenset(alg.NATIVE_BITS)
+"""RFC 9580's own X25519, X448, Ed25519 and Ed448 (25-28): GnuPG 2.4.7 stops
+importing a whole answer at a key of one of them ("Unknown algorithm"),
+2.2 skips that key; a text search leaves such keys out for GnuPG (until
+2026-12-06 a v4 key of algorithm 27 with someone's user ID kept GnuPG 2.4
+from that person's key)."""
+
 
 def newest_version_read(request: Request) -> Optional[int]:
     """The newest key and packet version a search by text may hand the
@@ -188,7 +195,8 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
                                    for u in r.user_ids))
     newest = newest_version_read(request)
     if newest is not None:
-        tests.append(lambda r: r.version <= newest)
+        tests.append(lambda r: r.version <= newest
+                     and r.algorithm not in GNUPG_UNREADABLE_ALGORITHMS)
     if not tests:
         return None
     return lambda row: all(test(row) for test in tests)
@@ -466,10 +474,11 @@ class KeyServer:
         use to fetch by key hash, the stored network view that hash is of.
         For GnuPG (`newest`: the newest version it reads) a search by text
         leaves out a key whose served view holds a newer packet (a v4 key's
-        revocation by a designated revoker whose key is v6), as it leaves out
-        newer keys: GnuPG would read no key of the answer (until 2026-12-06
-        anyone's such key with another's user ID hid that one from gpg
-        --locate-keys)."""
+        revocation by a designated revoker whose key is v6) or a subkey of
+        GNUPG_UNREADABLE_ALGORITHMS, as it leaves out newer keys and keys of
+        those algorithms: GnuPG would read no key of the answer (until
+        2026-12-06 anyone's such key with another's user ID hid that one from
+        gpg --locate-keys)."""
         if lookup.op == "hget":
             keys, cut = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
                                 KEYS_ANSWER_BYTES)
@@ -478,7 +487,8 @@ class KeyServer:
             found, cut = _within(self._read_keys(fingerprints, self.lookup_store.served_parts,
                                                  lambda part: len(part[0])), KEYS_ANSWER_BYTES)
             parts = [part for _, part in found
-                     if newest is None or not holds_version_above(part[0], newest)]
+                     if newest is None or not holds_packet_beyond(
+                         part[0], newest, GNUPG_UNREADABLE_ALGORITHMS)]
         return self._armored(lookup, parts, truncated or cut)
 
     def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],

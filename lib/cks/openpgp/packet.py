@@ -11,7 +11,7 @@ actually present before anything is sliced.
 
 from __future__ import annotations
 
-from typing import Iterator, List, Optional, Tuple
+from typing import FrozenSet, Iterator, List, Optional, Tuple
 
 from .errors import PacketError
 
@@ -189,9 +189,19 @@ def iter_packets(data: bytes, framing: bool = True) -> Iterator[Packet]:
 _VERSIONED_TAGS = frozenset({TAG_SIGNATURE, TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY})
 
 
-def holds_version_above(data: bytes, version: int) -> bool:
+def holds_packet_beyond(data: bytes, version: int, algorithms: FrozenSet[int]) -> bool:
     """Whether these packets (a served key) hold a signature or key packet
-    of a version above `version` (its body's first octet): GnuPG 2.2 reads
-    no key of an answer holding a v5 or v6 one."""
-    return any(p.tag in _VERSIONED_TAGS and p.body[:1] > bytes((version,))
-               for p in iter_packets(data))
+    of a version above `version` (its body's first octet), or a key packet
+    of one of `algorithms`: GnuPG 2.2 reads no key of an answer holding a v5
+    or v6 one, GnuPG 2.4 none of one holding a key of algorithm 27."""
+    return any(p.tag in _VERSIONED_TAGS and (
+        p.body[:1] > bytes((version,))
+        or p.tag != TAG_SIGNATURE and _key_algorithm(p.body) in algorithms)
+        for p in iter_packets(data))
+
+
+def _key_algorithm(body: bytes) -> int:
+    """A key packet's algorithm octet (after the version, creation time and,
+    for v2/v3, validity days); -1 for a body too short to hold one."""
+    at = 7 if body[:1] in (b"\x02", b"\x03") else 5
+    return body[at] if len(body) > at else -1
