@@ -21,7 +21,7 @@ from cks.store.base import PREPARED_WORDS
 from cks.store.rows import MAX_WORD_LENGTH, UNSERVED
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
-from support.forge import Signer, keyring
+from support.forge import Signer, keyring, self_signed_key
 from support.nodes import fpr
 
 KEYS = ("rsa2048", "nistp256", "multi-uid", "alice-t2", "ed25519", "photo")
@@ -227,17 +227,22 @@ def test_a_word_too_long_for_the_word_index_is_checked_against_the_user_ids(stor
             "index holds" % MAX_WORD_LENGTH), message
 
 
-def test_gnupgs_text_search_reads_past_the_v5_and_v6_keys_it_is_not_given(store):
+def test_gnupgs_text_search_reads_past_the_keys_it_is_not_given(store):
+    """GnuPG is not given v5 and v6 keys, nor keys of RFC 9580's own
+    algorithms (v4-ed25519-native: algorithm 27)."""
+    late, data = self_signed_key(b"\x15" * 32, [b"Late Ed25519 <late-ed25519@example.org>"])
     for name in ("ed25519", "v4-ed25519-native", "v5-ed25519", "v6-ed25519"):
         assert pipeline.submit(store, fixture(name), pipeline.Source.admin(queue=False)).stored
+    assert pipeline.submit(store, data, pipeline.Source.admin(queue=False)).stored
     target = "/pks/lookup?op=index&options=mr&search=ed25519"
-    v4 = sorted([fpr("ed25519"), fpr("v4-ed25519-native")])
-    assert sorted([fpr("v5-ed25519"), fpr("v6-ed25519")]) < v4[1:]  # (they come between)
-    for limit, found, cut in ((1, v4[:1], True), (2, v4, False), (10, v4, False)):
+    given = [fpr("ed25519"), late]
+    assert given[0] < fpr("v4-ed25519-native") < late  # (the others come between)
+    assert given[0] < min(fpr("v5-ed25519"), fpr("v6-ed25519")) < late
+    for limit, found, cut in ((1, given[:1], True), (2, given, False), (10, given, False)):
         answer = _answer(store, target, limit, "GnuPG/2.2.40")
         assert (answer.status, _found(answer)) == (200, found), limit
         assert (TRUNCATED_HEADER in dict(answer.headers)) is cut
-    assert len(_found(_answer(store, target, 10, "curl/8.0"))) == 4
+    assert len(_found(_answer(store, target, 10, "curl/8.0"))) == 5
 
 
 def test_answers_stop_at_their_byte_budgets_and_say_so(db_url, store, monkeypatch):
