@@ -11,7 +11,7 @@ BEGIN;
 CREATE TABLE cks_schema_version (
     version     integer NOT NULL
 );
-INSERT INTO cks_schema_version (version) VALUES (5);
+INSERT INTO cks_schema_version (version) VALUES (6);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (

@@ -186,6 +186,26 @@ def test_keys_of_rfc_9580s_own_algorithms_stay_out_of_gnupgs_text_searches(db_ur
             assert _get(server, "0x" + _fp(native), headers=GNUPG)[0] == 200
 
 
+def test_words_match_across_case_folding_and_normal_forms(db_url):
+    """Until 2026-12-06 `WEISS` missed `Wei\u00df`, a user ID typed decomposed was
+    missed by its name typed composed, and one consonant found a Devanagari
+    name (its vowel signs split the words)."""
+    weiss, weiss_key = self_signed_key(b"\x21" * 32,
+                                       ["Stra\u00dfe Wei\u00df <w@example.org>".encode()])
+    jose, jose_key = self_signed_key(b"\x22" * 32, ["Jose\u0301 <j@example.org>".encode()])
+    ram, ram_key = self_signed_key(b"\x23" * 32, [
+        "\u0930\u093e\u092e \u0936\u0930\u094d\u092e\u093e <r@example.org>".encode()])
+    with Cksd(db_url) as server:
+        for data in (weiss_key, jose_key, ram_key):
+            assert server.add(encode(data))[0] == 200
+        settled(server)
+        for search, found in (("WEISS strasse", weiss), ("jos\u00e9", jose),
+                              ("Jose\u0301", jose), ("\u0930\u093e\u092e", ram)):
+            status, _, body = _get(server, search)
+            assert status == 200 and _fingerprints_in(body) == [found], search
+        assert _get(server, "\u0930")[0] == 404  # (a consonant alone is no word of it)
+
+
 def test_an_address_starting_with_0x_is_found(db_url):
     """dirmngr's --locate-keys sends `search=0xcafe@example.org&exact=on`;
     until 2026-12-06 cksd took it for a key ID and answered 400 (SKS finds

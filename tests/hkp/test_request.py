@@ -47,6 +47,28 @@ def test_classify(text, kind, value):
     assert _kind(text) == (kind, value)
 
 
+ODYSSEAS = "\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c3"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("Stra\u00dfe WEI\u00df", ["strasse", "weiss"]),          # case folding, not lower()
+    ("WEISS", ["weiss"]),
+    ("Jose\u0301 Mu\u0308ller", ["jos\u00e9", "m\u00fcller"]),  # NFD: as NFC
+    ("Jos\u00e9", ["jos\u00e9"]),
+    ("\u0930\u093e\u092e \u0936\u0930\u094d\u092e\u093e",     # vowel signs stay in
+     ["\u0930\u093e\u092e", "\u0936\u0930\u094d\u092e\u093e"]),
+    ("\u039f\u0394\u03a5\u03a3\u03a3\u0395\u0391\u03a3", [ODYSSEAS]),    # capitals
+    ("\u03bf\u03b4\u03c5\u03c3\u03c3\u03b5\u03b1\u03c2", [ODYSSEAS]),    # final sigma
+    ("O'Brien Jean-Luc snake_case R2D2", ["o", "brien", "jean", "luc", "snake", "case", "r2d2"]),
+    ("\u0301alone", ["alone"]),                                # a mark starts no word
+])
+def test_words(text, words):
+    """Until 2026-12-06 combining marks ended a word and case was lower()ed:
+    `WEISS` missed `Wei\u00df`, a decomposed `Jose\u0301` missed `Jos\u00e9`, and a
+    Devanagari name was found by its consonants alone."""
+    assert all_words_of(text) == words
+
+
 def test_words_and_exact():
     query = classify("Jürgen  MÜLLER", False, all_words_of)
     assert query.words == ("jürgen", "müller")

@@ -2,6 +2,7 @@
 tool that opens it: on SQLite and PostgreSQL."""
 
 import json
+import re
 
 import pytest
 
@@ -10,6 +11,7 @@ from cks.store import open_store
 from cks.store.schema import SCHEMA_VERSION
 from support import fixture
 from support.db import run_sql
+from support.forge import self_signed_key
 from support.nodes import fpr
 from support.procs import tool
 
@@ -127,3 +129,35 @@ def key_storage(url):
 def test_a_new_database_stores_keys_uncompressed(db_url):
     assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
     assert key_storage(db_url) == [("keydata", "e"), ("served", "e")]
+
+
+UNICODE_UIDS = [b"Stra\xc3\x9fe Wei\xc3\x9f <weiss@example.org>",
+                "Jose\u0301 Nu\u0301n\u0303ez <nfd@example.org>".encode(),
+                "\u0930\u093e\u092e \u0936\u0930\u094d\u092e\u093e <ram@example.org>".encode(),
+                b"Plain Ascii <plain@example.org>"]
+
+
+def test_version_5_indexes_the_words_of_unicode_user_ids_again(db_url):
+    """Words are NFC-normalized and case-folded, and keep their combining
+    marks, since 2026-12-06: the keys stored before get their word index
+    made again (those with ASCII user IDs alone keep theirs)."""
+    keys = [self_signed_key(bytes((n,)) * 32, [uid]) for n, uid in enumerate(UNICODE_UIDS, 1)]
+    store = open_store(db_url)
+    try:
+        for _, data in keys:
+            pipeline.submit(store, data, pipeline.Source.admin(queue=False))
+    finally:
+        store.close()
+    now = run_sql(db_url, "SELECT word, key_fingerprint FROM cks_words ORDER BY 1, 2")
+    old = [(w, f) for (f, _), uid in zip(keys, UNICODE_UIDS)
+           for w in sorted(set(re.findall(r"[^\W_]+", uid.decode().lower())))]
+    run_sql(db_url, "DELETE FROM cks_words", write=True)
+    for word, fingerprint in old:  # (as version 5 split them)
+        run_sql(db_url, "INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
+                (word, fingerprint), write=True)
+    run_sql(db_url, "UPDATE cks_schema_version SET version = 5", write=True)
+    assert ("wei\xdf", keys[0][0]) in old and ("r", keys[2][0]) not in now
+    assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
+    assert run_sql(db_url, "SELECT word, key_fingerprint FROM cks_words ORDER BY 1, 2") == now
+    assert ("weiss", keys[0][0]) in now and ("jos\xe9", keys[1][0]) in now

@@ -8,12 +8,13 @@ so that two programs starting together migrate it once.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 from .base import Store
 from .ptree_rebuild import rebuild
 from .schema import index_statement, storage_statements, table_names, table_statements
-from .sql import Cursor
+from .rows import WORD_COLUMNS, words_of
+from .sql import Cursor, execute_in, rows_in
 
 log = logging.getLogger("cks.store")
 
@@ -109,10 +110,45 @@ def _to_version_5(store: Store, cursor: Cursor) -> None:
         _build_tree(cursor)
 
 
+KEYS_PER_REINDEX = 5000
+
+
+def _to_version_6(store: Store, cursor: Cursor) -> None:
+    """The word index (cks_words) of every key with a user ID that is not
+    ASCII, made again: words are NFC-normalized and case-folded and keep
+    their combining marks since 2026-12-06 (rows.all_words_of), so `WEISS`
+    finds `Weiß`; an ASCII user ID's words are as they were.  Read by keys,
+    KEYS_PER_REINDEX at a time (a million keys' user IDs at once would take
+    hundreds of megabytes)."""
+    after, redone = "", 0
+    while True:
+        keys = [r[0] for r in cursor.execute(
+            "SELECT fingerprint FROM cks_keys WHERE fingerprint > ? ORDER BY fingerprint "
+            "LIMIT %d" % KEYS_PER_REINDEX, (after,)).fetchall()]
+        if not keys:
+            break
+        after = keys[-1]
+        texts: Dict[str, List[str]] = {}
+        for fingerprint, uid in rows_in(cursor, "SELECT key_fingerprint, uid FROM cks_userids "
+                                                "WHERE NOT is_attribute AND key_fingerprint "
+                                                "IN %s", keys):
+            texts.setdefault(fingerprint, []).append(uid)
+        again = {f: uids for f, uids in texts.items() if not all(u.isascii() for u in uids)}
+        if again:
+            execute_in(cursor, "DELETE FROM cks_words WHERE key_fingerprint IN %s", again)
+            cursor.send_deferred()
+            store.backend.insert_rows(cursor, "cks_words", WORD_COLUMNS, [
+                (word, f) for f, uids in sorted(again.items())
+                for word in sorted({w for uid in uids for w in words_of(uid)})])
+            redone += len(again)
+    log.warning("word index made again for %d keys with user IDs that are not ASCII", redone)
+
+
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,
                                                      3: _to_version_3,
                                                      4: _to_version_4,
-                                                     5: _to_version_5}
+                                                     5: _to_version_5,
+                                                     6: _to_version_6}
 
 
 def migrate(store: Store, cursor: Cursor, target: int) -> None:

@@ -5,20 +5,40 @@ index rows that lookups read back (KeyRow) without parsing keys."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ..openpgp.info import KeyInfo
 from ..openpgp.keypacket import PublicKey
 
-WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
+WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)  # (ASCII text: a run of letters and digits)
 MAX_WORD_LENGTH = 64
 
 
 def all_words_of(text: str) -> List[str]:
-    """Every word of a user ID or search, lower-cased: a search by words finds
-    the keys whose user IDs hold each word of the search."""
-    return WORD_RE.findall(text.lower())
+    """Every word of a user ID or search, case-folded: a search by words
+    finds the keys whose user IDs hold each word of the search.  A word is
+    a run of letters and digits, with the combining marks that follow them
+    (the vowel signs of Devanagari, an accent written apart); the text is
+    NFC-normalized and case-folded first, so that `José` typed in either
+    form, `WEISS` and `Weiß`, `ΟΔΥΣΣΕΑΣ` and `οδυσσεας` are the same words.
+    Until 2026-12-06 marks ended a word and case was only lower()ed."""
+    if text.isascii():
+        return WORD_RE.findall(text.lower())
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+    words: List[str] = []
+    start = -1
+    for at, char in enumerate(folded):
+        if char.isalnum() or start >= 0 and unicodedata.category(char).startswith("M"):
+            if start < 0:
+                start = at
+        elif start >= 0:
+            words.append(folded[start:at])
+            start = -1
+    if start >= 0:
+        words.append(folded[start:])
+    return words
 
 
 def is_indexed(word: str) -> bool:
