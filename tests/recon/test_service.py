@@ -305,3 +305,28 @@ def test_one_process_gossips_for_the_database_until_it_ends(db_url, monkeypatch)
             service.stop()
         for store in stores:
             store.close()
+
+
+def test_a_stop_does_not_wait_on_a_database_that_does_not_answer(db_url, monkeypatch):
+    """The gossip lock's release waits for the database: until 2026-12-06 it
+    came first in stop(), unbounded, and SIGTERM never stopped a cksd whose
+    PostgreSQL did not answer.  Now it is part of STOP_WAIT (the lock goes
+    with its connection when the process ends)."""
+    monkeypatch.setattr(service_module, "recon_peers", lambda store: [])
+    monkeypatch.setattr(service_module, "STOP_WAIT", 0.3)
+    store = open_store(db_url)
+    service = ReconService(store, None, 11371, Limits(), interval=0)
+    answer = threading.Event()
+    releasing = []
+    try:
+        service.gossip_once()  # takes the gossip lock
+        assert service._gossip_lock is not None
+        monkeypatch.setattr(store, "release", lambda lock: (releasing.append(lock),
+                                                            answer.wait(30)))
+        stopped = threading.Thread(target=service.stop, daemon=True)
+        stopped.start()
+        stopped.join(10)
+        assert not stopped.is_alive() and len(releasing) == 1  # (the release still waits)
+    finally:
+        answer.set()
+        store.close()

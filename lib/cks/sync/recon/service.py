@@ -78,17 +78,23 @@ class ReconService:
             self.gossip.start()
 
     def stop(self) -> None:
+        """At most STOP_WAIT in all: a round still under way then ends in its
+        (daemon) thread, and so does the gossip lock's release, which waits
+        for the database: until 2026-12-06 it came first, unbounded, and
+        SIGTERM never stopped a cksd whose PostgreSQL did not answer (the
+        lock goes with its connection when the process ends)."""
+        deadline = time.monotonic() + STOP_WAIT
         self._stopping.set()
         if self.gossip is not None:
-            self.gossip.stop()
+            self.gossip.stop(max(0.0, deadline - time.monotonic()))
         if self._gossip_lock is not None:
-            self.store.release(self._gossip_lock)
+            release = threading.Thread(target=self.store.release, args=(self._gossip_lock,),
+                                       name="recon-unlock", daemon=True)
+            release.start()
             self._gossip_lock = None
+            release.join(max(0.0, deadline - time.monotonic()))
         if self.listener is not None:
-            self._members_refresh.stop()
-        # At most STOP_WAIT in all: a round still under way then ends in its
-        # (daemon) thread, as before.
-        deadline = time.monotonic() + STOP_WAIT
+            self._members_refresh.stop(max(0.0, deadline - time.monotonic()))
         for thread in self._session_threads:
             if thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
