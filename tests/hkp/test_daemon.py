@@ -54,6 +54,57 @@ def test_signals_stop_cleanly(tmp_path, sig):
     assert _stop(proc, sig) == 0
 
 
+def test_a_stop_swallowed_while_the_database_opens_still_stops_cksd(tmp_path):
+    """A Ctrl-C while psycopg2 was being imported (on the way to the database)
+    raised KeyboardInterrupt inside that import, which swallowed it, and
+    cksd served on (until 2026-12-06).  Here the database's opening sends
+    itself SIGINT and swallows the interruption: cksd stops all the same."""
+    swallowing = "\n".join([
+        "import os, runpy, signal, sys, time",
+        "sys.path.insert(0, %r)" % os.path.join(ROOT, "lib"),
+        "import cks.cli.cksd as cksd",
+        "opened = cksd.open_store",
+        "def open_store(*args, **kwargs):",
+        "    cksd.open_store = opened  # (the first opening only)",
+        "    try:",
+        "        os.kill(os.getpid(), signal.SIGINT)",
+        "        time.sleep(0.5)",
+        "    except KeyboardInterrupt:",
+        "        pass",
+        "    return opened(*args, **kwargs)",
+        "cksd.open_store = open_store",
+        "sys.argv = [%r, '--port', '0', '--db', 'sqlite:///k.db', '--config', 'one.conf']"
+        % os.path.join(ROOT, "cksd.py"),
+        "runpy.run_path(sys.argv[0], run_name='__main__')"])
+    (tmp_path / "one.conf").write_text("[server]\nprocesses = 1\n")
+    proc = subprocess.Popen([sys.executable, "-c", swallowing], cwd=str(tmp_path),
+                            stderr=subprocess.PIPE)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert err.decode().rstrip().endswith("stopped"), err
+
+
+def test_the_background_jobs_stop_together():
+    """Each job's stop waits for its round under way (up to 5 s): until
+    2026-12-06 they were stopped one after another, and a stop took 10 s
+    and more.  Here each job's stop waits until every job is stopping."""
+    from cks.cli import cksd
+    all_stopping = threading.Barrier(3, timeout=10)
+    stopped = []
+
+    class Job:
+        def stop(self):
+            all_stopping.wait()  # (BrokenBarrierError, were they stopped in turn)
+            stopped.append(self)
+
+    jobs = [Job() for _ in range(3)]
+    cksd._stop_together(jobs)
+    assert sorted(map(id, stopped)) == sorted(map(id, jobs))
+
+
 def test_database_from_environment_then_config_then_flag(tmp_path):
     config = tmp_path / "cks.conf"
     config.write_text("[database]\nurl = sqlite:///from-config.db\n")

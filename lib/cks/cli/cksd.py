@@ -12,7 +12,9 @@ import re
 import signal
 import socket
 import sys
-from typing import Callable, Iterator, List, NamedTuple, Optional, Set, Tuple
+import threading
+import time
+from typing import Any, Callable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from ..batchlog import BatchingHandler
 from ..config import ConfigError, Settings, load_settings, unknown_names
@@ -211,12 +213,18 @@ def _logging_in_background() -> Iterator[None]:
 
 
 class _StopSignal:
-    """SIGTERM/SIGINT handling that works from the first instant: a signal that
-    arrives before the server exists stops it as soon as it does."""
+    """SIGTERM/SIGINT handling that works from the first instant of main(): a
+    signal that arrives before the server exists stops it as soon as it
+    does.  `interrupting`: until set_up(), a signal also interrupts what cksd
+    is doing (KeyboardInterrupt: a database that does not answer, say), and
+    is remembered in case that interruption is swallowed: until 2026-12-06
+    this was made after the database was opened, and a Ctrl-C while psycopg2
+    was being imported for it was swallowed by that import: cksd served on."""
 
-    def __init__(self) -> None:
+    def __init__(self, interrupting: bool = False) -> None:
         self.requested = False
         self.server = None
+        self.interrupts = interrupting
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._handle)
 
@@ -224,6 +232,13 @@ class _StopSignal:
         self.requested = True
         if self.server is not None:
             self.server.request_stop()
+        elif self.interrupts:
+            raise KeyboardInterrupt
+
+    def set_up(self) -> None:
+        """From now on a signal only asks the server to stop (the serving
+        processes about to be forked must not be interrupted mid-start)."""
+        self.interrupts = False
 
     def attach(self, server: HKPServer) -> None:
         self.server = server
@@ -403,14 +418,33 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         finally:
             hangup.stop()
             server.finish_stop()
-            for job in background:
-                job.stop()
+            _stop_together(background)
             if watch is not None:
                 watch.close()
             store.close()
             if replica is not None:
                 replica.close()
     return 0
+
+
+JOBS_STOP_WITHIN = 6.0
+"""Seconds a serving process waits for its background jobs to stop, all of
+them at once (each waits up to 5 s for a round under way)."""
+
+
+def _stop_together(jobs: Sequence[Any]) -> None:
+    """Stop the background jobs together, each from a thread of its own, and
+    wait for them JOBS_STOP_WITHIN seconds in all; a job still going then
+    ends with the process (its threads are daemons, its work stays queued).
+    Until 2026-12-06 they were stopped one after another, each waiting for
+    its round: a stop took 10 s and more, and `kill; sleep 5; cksd.py`
+    found its port in use."""
+    stopping = [threading.Thread(target=job.stop, name="stop", daemon=True) for job in jobs]
+    for thread in stopping:
+        thread.start()
+    deadline = time.monotonic() + JOBS_STOP_WITHIN
+    for thread in stopping:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def default_processes() -> int:
@@ -633,6 +667,7 @@ def plan(settings: Settings, args: argparse.Namespace) -> Plan:
 
 def main(argv: List[str]) -> int:
     hangup = Hangup()  # (cksd.py ignored SIGHUP until now: its default action ends cksd)
+    stop = _StopSignal(interrupting=True)  # (before the database is opened)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
@@ -652,7 +687,7 @@ def main(argv: List[str]) -> int:
             open_store(settings.db_read_url)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
-    stop = _StopSignal()
+    stop.set_up()
     _lean_log_records()
     # Without tls_port, the port speaks TLS when there is a certificate.
     bind = started.bind
