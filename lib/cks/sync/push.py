@@ -13,6 +13,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..config import ConfigError, Settings
+from ..repeated import RepeatedFailure
 from ..store import Store, StoreError
 from ..store.peers import PUSH_KINDS, Peer, PeerStore
 from ..wording import counted
@@ -140,6 +141,9 @@ class RapidPush:
         self.running: Dict[int, threading.Thread] = {}  # peer id -> its pushing thread
         self.started: Dict[int, float] = {}  # peer id -> when its last push began
         self.backoff = Backoff(push_interval)
+        # (once, then every 10 minutes: until 2026-12-06 every round of every
+        # serving process said it, some 43,000 lines a day at 2 s)
+        self.failure = RepeatedFailure(log, "push pass not done", "push passes done again")
 
     def __call__(self) -> None:
         try:
@@ -147,8 +151,9 @@ class RapidPush:
             owed = [p for p in peers.list(enabled_only=True)
                     if p.kind in PUSH_KINDS and p.backlog]
         except StoreError as exc:
-            log.warning("push pass not done: %s", exc)
+            self.failure.failed(exc)
             return
+        self.failure.succeeded()
         self.running = {i: t for i, t in self.running.items() if t.is_alive()}
         now = time.monotonic()
         for peer in sorted(owed, key=lambda p: self.started.get(p.id, 0.0)):
