@@ -54,12 +54,11 @@ def test_signals_stop_cleanly(tmp_path, sig):
     assert _stop(proc, sig) == 0
 
 
-def test_a_stop_swallowed_while_the_database_opens_still_stops_cksd(tmp_path):
-    """A Ctrl-C while psycopg2 was being imported (on the way to the database)
-    raised KeyboardInterrupt inside that import, which swallowed it, and
-    cksd served on (until 2026-12-06).  Here the database's opening sends
-    itself SIGINT and swallows the interruption: cksd stops all the same."""
-    swallowing = "\n".join([
+def _signalled_while_the_database_opens(tmp_path, signum, swallowed):
+    """cksd (one serving process) whose first opening of its database sends
+    it `signum`, and swallows the interruption when `swallowed`: (status,
+    standard error)."""
+    opening = "\n".join([
         "import os, runpy, signal, sys, time",
         "sys.path.insert(0, %r)" % os.path.join(ROOT, "lib"),
         "import cks.cli.cksd as cksd",
@@ -67,24 +66,42 @@ def test_a_stop_swallowed_while_the_database_opens_still_stops_cksd(tmp_path):
         "def open_store(*args, **kwargs):",
         "    cksd.open_store = opened  # (the first opening only)",
         "    try:",
-        "        os.kill(os.getpid(), signal.SIGINT)",
+        "        os.kill(os.getpid(), %d)" % signum,
         "        time.sleep(0.5)",
         "    except KeyboardInterrupt:",
-        "        pass",
+        "        if not %r:" % swallowed,
+        "            raise",
         "    return opened(*args, **kwargs)",
         "cksd.open_store = open_store",
         "sys.argv = [%r, '--port', '0', '--db', 'sqlite:///k.db', '--config', 'one.conf']"
         % os.path.join(ROOT, "cksd.py"),
         "runpy.run_path(sys.argv[0], run_name='__main__')"])
     (tmp_path / "one.conf").write_text("[server]\nprocesses = 1\n")
-    proc = subprocess.Popen([sys.executable, "-c", swallowing], cwd=str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-c", opening], cwd=str(tmp_path),
                             stderr=subprocess.PIPE)
     try:
         _, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 0, err
-    assert err.decode().rstrip().endswith("stopped"), err
+    return proc.returncode, err.decode()
+
+
+def test_a_stop_swallowed_while_the_database_opens_still_stops_cksd(tmp_path):
+    """A Ctrl-C while psycopg2 was being imported (on the way to the database)
+    raised KeyboardInterrupt inside that import, which swallowed it, and
+    cksd served on (until 2026-12-06).  Here the database's opening sends
+    itself SIGINT and swallows the interruption: cksd stops all the same."""
+    status, err = _signalled_while_the_database_opens(tmp_path, signal.SIGINT, True)
+    assert status == 0 and err.rstrip().endswith("stopped"), err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_while_cksd_starts_ends_it_at_once_with_status_0(tmp_path, signum):
+    """It interrupts what cksd is waiting for (a database that does not
+    answer, say); until 2026-12-06 a SIGTERM there killed cksd by the signal
+    and a SIGINT ended it with a traceback or status 130."""
+    status, err = _signalled_while_the_database_opens(tmp_path, signum, False)
+    assert (status, err) == (0, "cksd: stopped before it served\n")
 
 
 def test_the_background_jobs_stop_together():

@@ -687,6 +687,9 @@ def main(argv: List[str]) -> int:
             open_store(settings.db_read_url)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
+    except KeyboardInterrupt:  # (SIGTERM or SIGINT while cksd started: _StopSignal)
+        log.info("stopped before it served")
+        return 0
     stop.set_up()
     _lean_log_records()
     # Without tls_port, the port speaks TLS when there is a certificate.
