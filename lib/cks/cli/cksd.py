@@ -213,20 +213,23 @@ def _logging_in_background() -> Iterator[None]:
 
 
 class _StopSignal:
-    """SIGTERM/SIGINT handling that works from the first instant of main(): a
-    signal that arrives before the server exists stops it as soon as it
-    does.  `interrupting`: until set_up(), a signal also interrupts what cksd
-    is doing (KeyboardInterrupt: a database that does not answer, say), and
-    is remembered in case that interruption is swallowed: until 2026-12-06
-    this was made after the database was opened, and a Ctrl-C while psycopg2
-    was being imported for it was swallowed by that import: cksd served on."""
+    """SIGTERM/SIGINT handling: a signal that arrives before the server exists
+    stops it as soon as it does.  `starting` (from the first instant of
+    main()): until set_up(), SIGTERM keeps its default action, which ends
+    cksd at once even while a database call blocks (a Python handler runs
+    only between two bytecodes, after the call), and SIGINT interrupts what
+    cksd is doing (KeyboardInterrupt) and is remembered in case that
+    interruption is swallowed: until 2026-12-06 SIGINT was handled only once
+    the database was opened, and a Ctrl-C while psycopg2 was being imported
+    for it was swallowed by that import: cksd served on."""
 
-    def __init__(self, interrupting: bool = False) -> None:
+    def __init__(self, starting: bool = False) -> None:
         self.requested = False
         self.server = None
-        self.interrupts = interrupting
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, self._handle)
+        self.interrupts = starting
+        signal.signal(signal.SIGINT, self._handle)
+        if not starting:
+            signal.signal(signal.SIGTERM, self._handle)
 
     def _handle(self, _signum, _frame) -> None:
         self.requested = True
@@ -239,6 +242,7 @@ class _StopSignal:
         """From now on a signal only asks the server to stop (the serving
         processes about to be forked must not be interrupted mid-start)."""
         self.interrupts = False
+        signal.signal(signal.SIGTERM, self._handle)
 
     def attach(self, server: HKPServer) -> None:
         self.server = server
@@ -667,7 +671,7 @@ def plan(settings: Settings, args: argparse.Namespace) -> Plan:
 
 def main(argv: List[str]) -> int:
     hangup = Hangup()  # (cksd.py ignored SIGHUP until now: its default action ends cksd)
-    stop = _StopSignal(interrupting=True)  # (before the database is opened)
+    stop = _StopSignal(starting=True)  # (before the database is opened)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
@@ -687,7 +691,7 @@ def main(argv: List[str]) -> int:
             open_store(settings.db_read_url)
     except (ConfigError, StoreError) as exc:
         raise UserError(str(exc), 1) from None
-    except KeyboardInterrupt:  # (SIGTERM or SIGINT while cksd started: _StopSignal)
+    except KeyboardInterrupt:  # (SIGINT while cksd started: _StopSignal)
         log.info("stopped before it served")
         return 0
     stop.set_up()
