@@ -175,15 +175,16 @@ def newest_version_read(request: Request) -> Optional[int]:
     return 5 if match and (int(match.group(1)), int(match.group(2))) >= (2, 4) else 4
 
 
-def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[KeyRow], bool]]:
+def _text_search_filter(query: Query, newest: Optional[int]
+                        ) -> Optional[Callable[[KeyRow], bool]]:
     """Which of the keys a search by text found go in the answer, when not
     all (None): those whose user IDs hold the words the word index does not
     (too long: the index found the keys by the others); with exact=on,
     those with the whole user ID, or with the address it may stand for
     (Query.plus_address: the words of the search, which found the keys, are
-    that address's); for GnuPG (newest_version_read), the keys of versions
-    it reads: a search by text must not hand it a key it cannot read (those
-    are served by key ID or fingerprint)."""
+    that address's); for GnuPG (`newest`: newest_version_read), the keys of
+    versions it reads: a search by text must not hand it a key it cannot
+    read (those are served by key ID or fingerprint)."""
     tests: List[Callable[[KeyRow], bool]] = []
     unindexed = {word for word in query.words if not is_indexed(word)}
     if unindexed:
@@ -193,7 +194,6 @@ def _text_search_filter(query: Query, request: Request) -> Optional[Callable[[Ke
         tests.append(lambda r: any(u.uid.lower() == wanted or
                                    address is not None and u.email == address
                                    for u in r.user_ids))
-    newest = newest_version_read(request)
     if newest is not None:
         tests.append(lambda r: r.version <= newest
                      and r.algorithm not in GNUPG_UNREADABLE_ALGORITHMS)
@@ -391,9 +391,9 @@ class KeyServer:
     def _lookup(self, lookup: Optional[Lookup], request: Request) -> Response:
         """The answer to a lookup (`lookup`: its query, when parsed already)."""
         cache = self.cache
+        newest = newest_version_read(request)
         if cache is not None:
-            key = (request.target, newest_version_read(request),
-                   "text/html" in request.header("accept"))
+            key = (request.target, newest, "text/html" in request.header("accept"))
             generation = cache.generation()  # before the database is read
             answer = cache.get(key, generation)
             if answer is not None:  # (only lookups that parsed are kept; stats never is)
@@ -402,9 +402,9 @@ class KeyServer:
         if lookup.op == "stats":
             return self.stats(lookup)
         if cache is None:
-            return self._answer(lookup, request)
+            return self._answer(lookup, newest)
         try:
-            answer = self._answer(lookup, request)
+            answer = self._answer(lookup, newest)
         except HKPError as exc:
             if exc.status != 404:
                 raise
@@ -412,20 +412,21 @@ class KeyServer:
         cache.put(key, generation, answer, len(answer.body) + len(request.target))
         return answer
 
-    def _answer(self, lookup: Lookup, request: Request) -> Response:
-        """The answer to a get, hget, index or vindex lookup, from the database."""
+    def _answer(self, lookup: Lookup, newest: Optional[int]) -> Response:
+        """The answer to a get, hget, index or vindex lookup, from the database
+        (`newest`: the newest version the client reads, newest_version_read)."""
         assert lookup.search is not None
         if lookup.op == "get" and lookup.search.names_one_key:
             parts, truncated = self.lookup_store.served_parts_by_id(
                 lookup.search.kind, lookup.search.value, self.settings.max_results)
             parts, cut = _within([(p, len(p[0])) for p in parts], KEYS_ANSWER_BYTES)
             return self._armored(lookup, parts, truncated or cut)
-        fingerprints, rows, truncated = self.find(lookup.search, request)
+        fingerprints, rows, truncated = self.find(lookup.search, newest)
         if not fingerprints:
             raise HKPError(404, "no keys found")
         now = int(time.time())
         if lookup.op in ("get", "hget"):
-            return self._get(lookup, fingerprints, truncated, newest_version_read(request))
+            return self._get(lookup, fingerprints, truncated, newest)
         rows, cut = _within([(r, sum(len(u.uid) for u in r.user_ids)) for r in rows],
                             INDEX_ANSWER_BYTES)
         truncated = truncated or cut
@@ -449,7 +450,8 @@ class KeyServer:
                               for c in key.identities]
                 for fingerprint, data in served.items()}
 
-    def find(self, query: Query, request: Request) -> Tuple[List[str], List[KeyRow], bool]:
+    def find(self, query: Query, newest: Optional[int]
+             ) -> Tuple[List[str], List[KeyRow], bool]:
         """Fingerprints of the keys `query` matches (capped), their index rows
         (none for a search by SKS hash), and whether the answer was capped.
         Each kind of search is one query (a round trip on PostgreSQL)."""
@@ -464,7 +466,7 @@ class KeyServer:
         search = functools.partial(store.key_rows_by_email, query.value) \
             if query.kind == "email" else functools.partial(store.key_rows_by_words,
                                                            _indexed_words(query))
-        keep = _text_search_filter(query, request)
+        keep = _text_search_filter(query, newest)
         rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
         return [r.fingerprint for r in rows], rows, truncated
 
