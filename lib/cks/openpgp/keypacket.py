@@ -17,6 +17,14 @@ v2-v4 key, can hash: they write the body's length in two octets."""
 PublicParams = Tuple[bytes, ...]  # the material's fields: MPI values, OIDs, native keys
 
 
+def algorithm_of(body: bytes) -> int:
+    """A key packet's algorithm octet, read as PublicKey.parse finds it (after
+    the version, creation time and, for v2/v3, validity days) without
+    parsing the key material; -1 for a body too short to hold one."""
+    at = 7 if body[:1] in (b"\x02", b"\x03") else 5
+    return body[at] if len(body) > at else -1
+
+
 @dataclass
 class PublicKey:
     """A public (sub)key packet body, parsed; `serialize()` gives the body back."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import FrozenSet, Iterator, List, Optional, Tuple
 
 from .errors import PacketError
+from .keypacket import algorithm_of
 
 # Packet tags (RFC 9580 section 5).
 TAG_PKESK = 1
@@ -196,12 +197,5 @@ def holds_packet_beyond(data: bytes, version: int, algorithms: FrozenSet[int]) -
     or v6 one, GnuPG 2.4 none of one holding a key of algorithm 27."""
     return any(p.tag in _VERSIONED_TAGS and (
         p.body[:1] > bytes((version,))
-        or p.tag != TAG_SIGNATURE and _key_algorithm(p.body) in algorithms)
+        or p.tag != TAG_SIGNATURE and algorithm_of(p.body) in algorithms)
         for p in iter_packets(data))
-
-
-def _key_algorithm(body: bytes) -> int:
-    """A key packet's algorithm octet (after the version, creation time and,
-    for v2/v3, validity days); -1 for a body too short to hold one."""
-    at = 7 if body[:1] in (b"\x02", b"\x03") else 5
-    return body[at] if len(body) > at else -1
