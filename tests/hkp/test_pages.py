@@ -78,9 +78,10 @@ def _signature(sig):
     return pk.Packet(pk.TAG_SIGNATURE, sig.serialize())
 
 
-def _key(owner, identities, certifier=None, direct=(), stranger=None):
+def _key(owner, identities, certifier=None, direct=(), stranger=None, withdrawn=False):
     """`owner`'s key with these user ID / attribute packets, each self-certified
-    (by `stranger` instead for attributes, when given) and certified by `certifier`."""
+    (by `stranger` instead for attributes, when given) and certified by `certifier`
+    (who then revokes that certification, when `withdrawn`)."""
     out = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize())]
     out += [_signature(sig) for sig in direct]
     for packet in identities:
@@ -90,6 +91,8 @@ def _key(owner, identities, certifier=None, direct=(), stranger=None):
         out += [packet, _signature(maker.sign(sg.CERT_POSITIVE, owner.public, target))]
         if certifier is not None:
             out.append(_signature(certifier.sign(sg.CERT_GENERIC, owner.public, target)))
+        if withdrawn:
+            out.append(_signature(certifier.sign(sg.CERT_REVOCATION, owner.public, target)))
     return keyring(out)
 
 
@@ -122,8 +125,8 @@ class Made:
     """The keys the tests make: name -> (its owner's Signer, the binary key)."""
 
     def __init__(self):
-        mallory, victim, odd, big, hidden, ctrl, blank, by_blank, lapsed = (
-            Signer.new() for _ in range(9))
+        mallory, victim, odd, big, hidden, ctrl, blank, by_blank, lapsed, withdrawn = (
+            Signer.new() for _ in range(10))
         revocation = victim.sign(sg.KEY_REVOCATION, victim.public, None, hashed=[
             Subpacket(sg.SUB_REVOCATION_REASON, b"\x02" + EVIL_REASON)])
         self.keys = {
@@ -149,6 +152,9 @@ class Made:
             "by-blank": (by_blank, _key(by_blank, [_uid(b"By blank <by-blank@example.org>")],
                                         certifier=blank)),
             "lapsed": (lapsed, _lapsed_key(lapsed)),
+            # certified by by-blank, who then revoked that certification
+            "withdrawn": (withdrawn, _key(withdrawn, [_uid(b"Withdrawn <withdrawn@example.org>")],
+                                          certifier=by_blank, withdrawn=True)),
         }
 
     def fingerprint(self, name):
@@ -362,6 +368,17 @@ def test_key_page_banners(server):
     assert "Revoked UID <revoked-uid@example.org> [revoked]" in parts.text
     assert "[sign] [revoked]" in parts.text
     assert ["user ID revocation", "self-signature", "2024-01-01", "", "verified"] in parts.rows
+
+
+def test_a_certification_revoked_by_its_maker_is_no_user_id_revocation(server):
+    """Another key's certification revocation withdraws its certification,
+    not the holder's user ID (RFC 9580 5.2.1): the page must not say the user
+    ID was revoked."""
+    page = _key_page(server, MADE.fingerprint("withdrawn"))
+    signer = "By blank <by-blank@example.org> %s" % MADE.keyid("by-blank")
+    assert ["certification revocation", signer, "2024-01-01", "", "verified"] in page.rows
+    assert not any(row[0] == "user ID revocation" for row in page.rows)
+    assert "[revoked]" not in page.text
 
 
 def test_a_subkey_whose_binding_expired_is_shown_expired(server):

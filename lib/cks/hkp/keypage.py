@@ -45,7 +45,7 @@ _SIGNATURE_KINDS = {
     sg.CERT_CASUAL: "certification (casual)", sg.CERT_POSITIVE: "certification (positive)",
     sg.ATTESTATION: "attestation", sg.SUBKEY_BINDING: "subkey binding",
     sg.DIRECT_KEY: "direct-key signature", sg.KEY_REVOCATION: "key revocation",
-    sg.SUBKEY_REVOCATION: "subkey revocation", sg.CERT_REVOCATION: "user ID revocation",
+    sg.SUBKEY_REVOCATION: "subkey revocation", sg.CERT_REVOCATION: "certification revocation",
 }
 _REVOCATION_REASONS = {0: "no reason given", 1: "superseded", 2: "key compromised",
                        3: "no longer used", 32: "user ID no longer valid"}
@@ -323,11 +323,17 @@ class _KeyPage:
             css, verdict = self.check(entry)
             rows.append("<tr><td>%s</td><td>%s</td><td class=\"day\">%s</td>"
                         "<td class=\"day\">%s</td><td class=\"%s\">%s</td></tr>" % (
-                            e(_SIGNATURE_KINDS.get(sig.sig_type, "type 0x%02X" % sig.sig_type)),
-                            self.signer(sig), date(sig.created), date(sig.expires),
+                            e(self.kind(sig)), self.signer(sig), date(sig.created), date(sig.expires),
                             css, e(verdict)))
         return ("<table class=\"sigs\"><tr><th>Signature</th><th>By</th><th>Made</th>"
                 "<th>Expires</th><th>Checked here</th></tr>%s</table>" % "".join(rows))
+
+    def kind(self, sig: sg.Signature) -> str:
+        """What a signature is; a certification revocation by the key's own
+        key withdraws the user ID, by another key only that key's certification."""
+        if sig.sig_type == sg.CERT_REVOCATION and self.key.is_self_issued(sig):
+            return "user ID revocation"
+        return _SIGNATURE_KINDS.get(sig.sig_type, "type 0x%02X" % sig.sig_type)
 
     def signer(self, sig: sg.Signature) -> str:
         if self.key.is_self_issued(sig):
