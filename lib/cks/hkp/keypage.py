@@ -323,8 +323,8 @@ class _KeyPage:
             css, verdict = self.check(entry)
             rows.append("<tr><td>%s</td><td>%s</td><td class=\"day\">%s</td>"
                         "<td class=\"day\">%s</td><td class=\"%s\">%s</td></tr>" % (
-                            e(self.kind(sig)), self.signer(sig), date(sig.created), date(sig.expires),
-                            css, e(verdict)))
+                            e(self.kind(sig)), self.signer(sig), date(sig.created),
+                            date(sig.expires), css, e(verdict)))
         return ("<table class=\"sigs\"><tr><th>Signature</th><th>By</th><th>Made</th>"
                 "<th>Expires</th><th>Checked here</th></tr>%s</table>" % "".join(rows))
 
