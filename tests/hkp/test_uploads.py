@@ -105,6 +105,13 @@ def _bad_crc():
     return "\n".join(text).encode()
 
 
+def _revocation_certificate():
+    """A key revocation alone, as gpg writes it to openpgp-revocs.d/."""
+    revocation = next(packet for packet in pk.iter_packets(_binary("revoked"))
+                      if packet.tag == pk.TAG_SIGNATURE and packet.body[1] == 0x20)
+    return encode(revocation.serialize()).encode()
+
+
 def _message():
     literal = pk.Packet(pk.TAG_LITERAL, b"b\x00\x00\x00\x00\x00hello").serialize()
     return encode(literal, kind="MESSAGE").encode()
@@ -119,6 +126,8 @@ BAD_UPLOADS = {
     "secret key": (lambda: fixture("secret/ed25519"), 422, "secret key material refused"),
     "PGP message": (_message, 422, "OpenPGP message"),
     "wrong checksum": (_bad_crc, 422, "checksum mismatch"),
+    "revocation certificate alone": (_revocation_certificate, 422,
+                                     "gpg --import it, then gpg --send-keys"),
     "whitespace only": (lambda: b"   \n ", 400, "empty submission"),
 }
 

@@ -293,7 +293,9 @@ def parse_keyring(data: bytes, result: Optional[ReadResult] = None,
             builder.fail(str(exc))
     builder.finish()
     if builder.stray_signatures and not result.keys:
-        result.problems.append(Problem("only signatures, no public key"))
+        result.problems.append(Problem(
+            "only signatures, no public key: signatures are sent with the key they belong "
+            "to (a revocation certificate: gpg --import it, then gpg --send-keys)"))
     return result
 
 
