@@ -90,7 +90,8 @@ def test_a_dump_that_cannot_be_written_is_one_line_and_leaves_no_part_file(db_ur
         out = admin(db_url, "dump", str(target))
         assert out.returncode == 1 and b"Traceback" not in out.stderr, out.stderr
         assert out.stderr.decode().splitlines() == [
-            "cks_admin.py: error: cannot write the dump in %s: %s" % (
+            "cks_admin.py: error: cannot write the dump in %s: %s (the files there are left "
+            "as they were)" % (
                 target, "File exists" if target.name == "a-file" else "Not a directory")]
     assert [p.name for p in out_dir.iterdir()] == ["a-file"]
 

@@ -3,11 +3,13 @@ them: a dump replaces the earlier one in its directory, a load of a
 directory takes the keys and leaves what is not keys (SKS's metadata, an
 unfinished dump file), and inputs it cannot read are one line."""
 
+import errno
 import os
 
 import pytest
 
-from cks.bulk.dump import DUMP_LOCK
+from cks.bulk import dump as dump_module
+from cks.bulk.dump import DUMP_LOCK, dump
 from cks.store import open_store
 from support import fixture
 from support.content import content
@@ -42,6 +44,44 @@ def test_a_dump_replaces_the_earlier_one_in_its_directory(db_url, tmp_path):
     out = admin(restored, "load", "--no-sync", str(backups))
     assert out.returncode == 0 and out.stdout.decode().startswith("5 added"), out.stdout
     assert content(restored) == content(db_url)  # (the deleted key did not come back)
+
+
+def _files(directory):
+    """Each file's inode and bytes: a file written over, even with the same
+    bytes, is another inode."""
+    return {name: ((directory / name).stat().st_ino, (directory / name).read_bytes())
+            for name in os.listdir(directory)}
+
+
+def test_a_dump_that_runs_out_of_space_leaves_the_earlier_one_whole(db_url, tmp_path,
+                                                                     monkeypatch):
+    """Until 2026-12-06 each file replaced the earlier dump's as it was done:
+    one that ran out of space left a mix of both, and as keys move from file
+    to file, a key could be in neither (found by a review)."""
+    _loaded(db_url)
+    backups = tmp_path / "backups"
+    assert admin(db_url, "dump", str(backups), "--keys-per-file", "2").returncode == 0
+    before = _files(backups)
+    assert admin(db_url, "load", "--no-sync", "-", input=fixture("nistp384")).returncode == 0
+    synced = []
+
+    def disk_full_at_the_second_file(fd):
+        synced.append(fd)
+        if len(synced) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(dump_module.os, "fsync", disk_full_at_the_second_file)
+    store = open_store(db_url)
+    try:
+        with pytest.raises(OSError):
+            dump(store, str(backups), 2)
+    finally:
+        store.close()
+    assert _files(backups) == before
+    monkeypatch.undo()
+    restored = "sqlite:///%s" % (tmp_path / "restored.db")
+    out = admin(restored, "load", "--no-sync", str(backups))
+    assert out.returncode == 0 and out.stdout.decode().startswith("%d added" % len(NAMES))
 
 
 def test_keys_sks_cannot_read_have_files_of_their_own(db_url, tmp_path):

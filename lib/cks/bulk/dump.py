@@ -4,17 +4,20 @@ keyring files DIR/cks-dump-NNNN.pgp, as SKS's `dump` writes them: what
 primary key or subkey packet of a version other than 2 to 4: v5 and v6
 keys) go to DIR/cks-dump-newer-NNNN.keys instead, which an `sks build
 DIR/*.pgp` leaves alone: one such key stopped the whole build, and SKS
-refuses them over HKP anyway; `load DIR` reads both.  Each file is written
-under a temporary name and renamed when complete, so a dump that was
-interrupted never leaves a truncated file behind under a final name.  A
-complete dump then removes the files of an earlier one that it did not
-write over, so that loading the directory gives back this dump, not a key
-deleted since; a dump of no keys removes none (NothingDumped): an empty
+refuses them over HKP anyway; `load DIR` reads both.  Every file is
+written under a temporary name, and all are renamed once the last one is
+complete, so a dump that was interrupted or ran out of space leaves the
+earlier dump in DIR whole (renaming each file as it was done replaced the
+earlier dump's first files, and as keys move from file to file, a key could
+then be in neither the new files nor the old ones).  A complete dump then
+removes the files of an earlier one that it did not write over, so that
+loading the directory gives back this dump, not a key deleted since; a dump of no keys removes none (NothingDumped): an empty
 database is more likely the wrong one than the end of every key, and the
 earlier dump may be the only copy left."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from typing import BinaryIO, List, Optional, Tuple
@@ -64,36 +67,47 @@ def sks_reads(data: bytes) -> bool:
 
 class _Files:
     """One series of dump files (FILE_NAME or NEWER_FILE_NAME), each of
-    `keys_per_file` keys, written under a temporary name until complete."""
+    `keys_per_file` keys, written under a temporary name until `publish`."""
 
     def __init__(self, directory: str, name: str, keys_per_file: int) -> None:
         self.directory, self.name, self.keys_per_file = directory, name, keys_per_file
-        self.keys = self.files = 0
+        self.keys = 0
+        self.written: List[str] = []  # the temporary names, in order
         self.handle: Optional[BinaryIO] = None
+
+    @property
+    def files(self) -> int:
+        return len(self.written)
 
     def write(self, data: bytes) -> None:
         if self.keys % self.keys_per_file == 0:
             self.finish()
-            self.handle = open(os.path.join(self.directory, self.name % self.files) + ".part",
-                               "wb")
-            self.files += 1
+            path = os.path.join(self.directory, self.name % self.files) + ".part"
+            self.written.append(path)
+            self.handle = open(path, "wb")
         assert self.handle is not None
         self.handle.write(data)
         self.keys += 1
 
     def finish(self) -> None:
+        """The file being written is complete and on disk."""
         if self.handle is not None:
             self.handle.flush()
             os.fsync(self.handle.fileno())
             self.handle.close()
-            os.replace(self.handle.name, self.handle.name[:-len(".part")])
             self.handle = None
+
+    def publish(self) -> None:
+        for path in self.written:
+            os.replace(path, path[:-len(".part")])
 
     def abandon(self) -> None:
         if self.handle is not None:
             self.handle.close()
-            os.unlink(self.handle.name)
             self.handle = None
+        for path in self.written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
 
 def _dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int, int]:
@@ -105,6 +119,8 @@ def _dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, i
             (readable if sks_reads(data) else newer).write(data)
         readable.finish()
         newer.finish()
+        readable.publish()
+        newer.publish()
     except BaseException:
         readable.abandon()
         newer.abandon()

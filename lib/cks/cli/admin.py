@@ -463,8 +463,8 @@ def cmd_dump(args: argparse.Namespace) -> int:
         try:
             count, files, newer, removed = dump(store, args.directory, args.keys_per_file)
         except OSError as exc:  # not a directory, no permission, disk full
-            raise UserError("cannot write the dump in %s: %s" % (
-                args.directory, exc.strerror or exc), 1) from None
+            raise UserError("cannot write the dump in %s: %s (the files there are left as "
+                            "they were)" % (args.directory, exc.strerror or exc), 1) from None
         except DumpRunning:
             raise UserError("another dump of this database is under way; nothing was "
                             "written (run this one when it ends)", os.EX_TEMPFAIL) from None
