@@ -11,9 +11,10 @@ earlier dump in DIR whole (renaming each file as it was done replaced the
 earlier dump's first files, and as keys move from file to file, a key could
 then be in neither the new files nor the old ones).  A complete dump then
 removes the files of an earlier one that it did not write over, so that
-loading the directory gives back this dump, not a key deleted since; a dump of no keys removes none (NothingDumped): an empty
-database is more likely the wrong one than the end of every key, and the
-earlier dump may be the only copy left."""
+loading the directory gives back this dump, not a key deleted since; a
+dump of no keys removes none (NothingDumped): an empty database is more
+likely the wrong one than the end of every key, and the earlier dump may be
+the only copy left."""
 
 from __future__ import annotations
 
