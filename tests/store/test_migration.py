@@ -7,7 +7,8 @@ import re
 import pytest
 
 from cks import pipeline
-from cks.store import open_store
+from cks.store import migrations, open_store
+from cks.store.errors import StoreError
 from cks.store.schema import SCHEMA_VERSION
 from support import fixture
 from support.db import run_sql
@@ -161,3 +162,36 @@ def test_version_5_indexes_the_words_of_unicode_user_ids_again(db_url):
     assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
     assert run_sql(db_url, "SELECT word, key_fingerprint FROM cks_words ORDER BY 1, 2") == now
     assert ("weiss", keys[0][0]) in now and ("jos\xe9", keys[1][0]) in now
+
+
+def test_a_migration_that_fills_the_disk_says_so(db_url, monkeypatch):
+    """SQLite rolls a transaction back by itself when the disk is full, and
+    the migration's own ROLLBACK then failed: "cannot rollback - no
+    transaction is active" was all an operator read (until 2026-12-06; found
+    by a review). PostgreSQL rolls back only when told; there the test checks
+    that a step's error is what is reported."""
+    make_keys(db_url)
+    run_sql(db_url, "UPDATE cks_schema_version SET version = 5", write=True)
+    step = migrations.STEPS[6]
+
+    def step_that_fills_the_disk(store, cursor):
+        step(store, cursor)
+        if db_url.startswith("sqlite"):  # (no page more: SQLite's "disk full")
+            cursor.execute("PRAGMA max_page_count = 1")
+            cursor.execute("INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
+                           ("x" * 100_000, fpr(KEYS[0])))
+        else:
+            cursor.execute("SELECT 1 / 0")
+
+    monkeypatch.setitem(migrations.STEPS, 6, step_that_fills_the_disk)
+    store = open_store(db_url)
+    try:
+        with pytest.raises(StoreError) as raised:
+            store.count_keys()
+    finally:
+        store.close()
+    assert ("database or disk is full" if db_url.startswith("sqlite")
+            else "division by zero") in str(raised.value)
+    monkeypatch.undo()  # (the disk has room again: the next tool migrates)
+    assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]

@@ -7,6 +7,7 @@ so that two programs starting together migrate it once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Callable, Dict, List
 
@@ -166,5 +167,8 @@ def migrate(store: Store, cursor: Cursor, target: int) -> None:
             cursor.execute("UPDATE cks_schema_version SET version = ?", (version + 1,))
             cursor.execute("COMMIT")
         except BaseException:
-            cursor.execute("ROLLBACK")
+            # (SQLite has rolled back by itself after some errors, a full disk
+            # among them: a ROLLBACK's own error must not hide the cause)
+            with contextlib.suppress(Exception):
+                cursor.execute("ROLLBACK")
             raise
