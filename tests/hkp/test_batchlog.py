@@ -5,14 +5,13 @@ lines of a batch go out in one write."""
 
 import io
 import logging
-import os
-import subprocess
 import time
 
 import pytest
 
 from cks.batchlog import BatchingHandler, QuickLog
 from cks.logsetup import StampFormatter
+from support.disk import tmpfs
 
 FORMAT = "%(name)s: %(message)s"
 
@@ -199,19 +198,9 @@ def test_lines_that_cannot_be_written_are_one_line_on_stderr_then_one_when_it_en
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A directory on a 64 kB tmpfs, to fill (mount needs root: skipped
-    without it, but never under CI, whose tests run as root)."""
-    directory = tmp_path / "small"
-    directory.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                              str(directory)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        assert os.environ.get("CI") != "true", mounted.stderr
-        pytest.skip("cannot mount a tmpfs: %s" % mounted.stderr.strip())
-    try:
+    """A directory on a 64 kB tmpfs, to fill."""
+    with tmpfs(tmp_path / "small", "64k") as directory:
         yield directory
-    finally:
-        subprocess.run(["umount", str(directory)], check=True)
 
 
 def test_lines_said_lost_on_a_full_disk_are_never_written(capsys, small_tmpfs):

@@ -14,6 +14,7 @@ import pytest
 
 from support import ROOT, fixture
 from support.db import allow_connections, drop_pg_database, new_db_url, terminate_backends
+from support.disk import fill, tmpfs
 from support.server import READY, Cksd
 
 
@@ -346,6 +347,34 @@ def test_requests_failed_by_an_outage_are_logged_as_one_with_its_end(tmp_path):
         _outage_logged(url, str(config))
     finally:
         drop_pg_database(url)
+
+
+def test_a_full_disk_is_one_outage_while_lookups_go_on(tmp_path):
+    """Uploads fail on a full disk while every lookup answers: until
+    2026-12-06 each lookup ended the outage in the log ("database available
+    again") and the next upload began another, two lines a request (found
+    by a review). It ends when an upload is stored again."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n[ratelimit]\nexempt = 127.0.0.0/8\n")
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        with Cksd("sqlite:///%s" % (disk / "cks.db"), config=str(config)) as server:
+            assert server.add(fixture("rsa2048"))[0] == 200
+            while server.lookup(op="index", options="mr", search="fixture")[0] != 200:
+                time.sleep(0.05)  # (its served view follows the answer)
+            fill(disk / "filler")
+            for name in ("nistp256", "ed25519", "rsa4096", "dsa-elg", "brainpoolp512"):
+                assert server.add(fixture(name))[0] == 503
+                assert server.lookup(op="index", options="mr", search="fixture")[0] == 200
+                assert server.lookup(op="get", options="mr",
+                                     search="0x" + "A" * 16)[0] == 404
+            server.wait_for_output("database unavailable: .*full")
+            time.sleep(1)  # (the served views' job and the checkpoints go on)
+            log = server.output()
+            assert log.count("database unavailable") == 1, log
+            assert "database available again" not in log
+            os.unlink(disk / "filler")
+            assert server.add(fixture("nistp256"))[0] == 200
+            server.wait_for_output("database available again")
 
 
 def _outage_logged(url, config):

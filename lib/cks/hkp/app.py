@@ -25,7 +25,6 @@ from ..openpgp.crc24 import crc24
 from ..openpgp.keys import parse_keyring
 from ..openpgp.packet import holds_packet_beyond
 from ..rejection import NodeIdentity
-from ..repeated import RepeatedFailure
 from ..runs import in_runs
 from ..store import Store, StoreError, StoreUnavailable
 from ..store.replica import ReplicaReads
@@ -37,6 +36,7 @@ from .admin import AdminSettings, Logins
 from .answer_cache import AnswerCache
 from .cksd_metrics import (ANSWER_SECONDS, DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics,
                            metrics_page)
+from .outage import DatabaseOutage
 from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateLimiter,
                         client_address, ip_of, is_operators_own, parse_networks)
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
@@ -259,8 +259,7 @@ class KeyServer:
         # The requests answered 503 for it: logged when the outage starts, every
         # 10 minutes while it lasts (with their count), and when it ends (a
         # line each would be hundreds a second).
-        self.outage = RepeatedFailure(log, "database unavailable",
-                                      "database available again")
+        self.outage = DatabaseOutage(log)
         if store is not None:  # (None: tests of what needs no database)
             store.on_success = self.outage.succeeded
 

@@ -39,9 +39,10 @@ class Database:
         self._schema_lock = threading.Lock()
         self.local_changes = LocalChanges()
         # Told of every database error it raises (cksd counts them: hkp/cksd_metrics.py),
-        # and of every read or write that got through (the end of an outage: hkp/app.py).
+        # and of every read or write that got through, and whether it wrote
+        # (the end of an outage: hkp/outage.py).
         self.on_error: Optional[Callable[[StoreError], None]] = None
-        self.on_success: Optional[Callable[[], None]] = None
+        self.on_success: Optional[Callable[[bool], None]] = None
         # Lookups read a streaming replica of it (cksd sets this): see write().
         self.replicated = False
         # On after its server, up, did not answer (a statement cut by the
@@ -56,7 +57,8 @@ class Database:
                             % backend.describe(), "cks-database-probe")
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator["_Lease"]:
+    def _connection(self, writing: bool = False) -> Iterator["_Lease"]:
+        """A connection for a read, or with `writing` a write transaction."""
         self._slots.acquire()
         lease = _Lease()
         try:
@@ -68,6 +70,10 @@ class Database:
             try:
                 yield lease
             except StoreUnavailable as exc:
+                # (a write that failed on a connection that is still there:
+                # a full disk, a read-only file; reads may well go on)
+                exc.writing = writing and lease.conn is not None and \
+                    not self.backend.is_closed(lease.conn)
                 # The server went away (restarted, failed over): the idle
                 # connections are as dead as this one, and each would cost
                 # a request its answer.
@@ -88,7 +94,7 @@ class Database:
             self._pool.put(lease.conn)
             lease.conn = None
             if self.on_success is not None:
-                self.on_success()
+                self.on_success(writing)
         finally:
             if lease.conn is not None:  # it failed mid-use: do not hand it out again
                 self._discard(lease.conn)
@@ -202,7 +208,7 @@ class Database:
         Writers of the same key are serialized, so a read-merge-write inside
         never loses another writer's packets.
         """
-        with self._connection() as lease:
+        with self._connection(writing=True) as lease:
             cursor = self._cursor(lease)
             flush = (flush or self.replicated) and not bulk
             try:

@@ -409,10 +409,13 @@ class PostgresBackend(Backend):
     def database_errors(self) -> Tuple[type, ...]:
         return (psycopg2.Error,)
 
+    def is_closed(self, conn: Any) -> bool:
+        return bool(conn.closed)
+
     def broken(self, conn: Any, exc: BaseException) -> bool:
         """(Not a connection the watchdog cut: that statement was sent, and
         its server does not answer.)"""
-        return bool(conn.closed) and not conn.cut and \
+        return self.is_closed(conn) and not conn.cut and \
             isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
 
     def does_not_answer(self, conn: Any) -> bool:

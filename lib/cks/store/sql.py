@@ -139,6 +139,10 @@ class Backend:
         statement failed."""
         return False
 
+    def is_closed(self, conn: Any) -> bool:
+        """Whether `conn` is closed (its server ended the session)."""
+        return False
+
     def does_not_answer(self, conn: Any) -> bool:
         """Whether a statement on `conn` failed because its server, up, did
         not answer it in time (the connection was cut: watchdog.py)."""
