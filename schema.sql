@@ -11,7 +11,7 @@ BEGIN;
 CREATE TABLE cks_schema_version (
     version     integer NOT NULL
 );
-INSERT INTO cks_schema_version (version) VALUES (6);
+INSERT INTO cks_schema_version (version) VALUES (7);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (
@@ -77,7 +77,7 @@ CREATE TABLE cks_userids (
     revoked         boolean NOT NULL DEFAULT false,
     PRIMARY KEY (key_fingerprint, position)
 );
-CREATE INDEX cks_userids_email ON cks_userids (email);
+CREATE INDEX cks_userids_email ON cks_userids (email, key_fingerprint);  -- in key order
 CREATE INDEX cks_userids_photos ON cks_userids (key_fingerprint) WHERE is_attribute;  -- stats
 
 -- Signature verdicts, so each signature is verified once.  cache_key is

@@ -373,6 +373,12 @@ def test_a_repeated_short_query_is_parsed_once(monkeypatch):
 
 def test_is_quick_reads_the_parsed_query():
     assert is_quick(Request("GET", "/pks/lookup?op=index&search=alice"))
+    assert is_quick(Request("GET", "/pks/lookup?op=index&search=alice%40example.org"))
+    assert is_quick(Request("GET", "/pks/lookup?op=index&search=0x12345678"))
+    # several words, or exact=on: a word looked up for each key of another
+    assert not is_quick(Request("GET", "/pks/lookup?op=index&search=alice+smith"))
+    assert not is_quick(Request("GET", "/pks/lookup?op=index&search=alice.smith"))
+    assert not is_quick(Request("GET", "/pks/lookup?op=index&search=alice&exact=on"))
     assert is_quick(Request("GET", "/pks/lookup?search=0x12345678&op=get"))
     assert not is_quick(Request("GET", "/pks/lookup?op=get&search=alice"))
     assert not is_quick(Request("GET", "/pks/lookup?op=stats"))

@@ -17,6 +17,7 @@ from cks.openpgp.packet import TAG_PUBLIC_KEY, TAG_SIGNATURE, TAG_USER_ID, Packe
 from cks.openpgp.signature import CERT_POSITIVE
 from cks.openpgp.userid import UserID
 from cks.store import open_store
+from cks.store import base
 from cks.store.base import PREPARED_WORDS
 from cks.store.rows import MAX_WORD_LENGTH, UNSERVED
 from support import fixture
@@ -119,6 +120,26 @@ def test_text_searches_read_the_rows_of_the_first_keys_found(filled):
     by_email, more = filled.key_rows_by_email(email.upper(), 100)
     assert fpr("multi-uid") in [r.fingerprint for r in by_email] and not more
     assert all(any(u.email == email for u in r.user_ids) for r in by_email)
+
+
+def test_a_search_of_several_words_reads_the_keys_of_its_rarest_word_alone(filled,
+                                                                          monkeypatch):
+    """At most WORD_SCAN_KEYS keys of the word fewest keys hold, each looked
+    up for the others: until 2026-12-06 the index rows of every word were
+    grouped, and two words every key held cost a read of the whole index (1.1 s
+    at 200,000 keys; found by a review)."""
+    fixture_keys = sorted(fpr(n) for n in KEYS if n not in ("multi-uid", "alice-t2"))
+    assert fixture_keys.index(fpr("photo")) >= 2  # (past the first two keys of "fixture")
+    monkeypatch.setattr(base, "WORD_SCAN_KEYS", 2)
+    rows, more = filled.key_rows_by_words(["fixture", "photo"], 100)
+    assert ([r.fingerprint for r in rows], more) == ([fpr("photo")], False)
+    rows, more = filled.key_rows_by_words(["fixture", "example"], 100)
+    assert more  # (more than 2 keys hold each word: more may match)
+    assert 1 <= len(rows) <= 2 and {r.fingerprint for r in rows} <= set(fixture_keys)
+    assert filled.key_rows_by_words(["fixture", "nosuchword"], 100) == ([], False)
+    monkeypatch.setattr(base, "WORD_SCAN_KEYS", 100)
+    rows, more = filled.key_rows_by_words(["fixture", "example"], 100)
+    assert ([r.fingerprint for r in rows], more) == (fixture_keys, False)
 
 
 def test_postgresql_prepares_each_lookup_once_per_connection(pg_filled):

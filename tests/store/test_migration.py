@@ -195,3 +195,24 @@ def test_a_migration_that_fills_the_disk_says_so(db_url, monkeypatch):
     monkeypatch.undo()  # (the disk has room again: the next tool migrates)
     assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
     assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
+
+
+def _email_index_columns(url):
+    if url.startswith("sqlite"):
+        return [r[2] for r in run_sql(url, "PRAGMA index_info(cks_userids_email)")]
+    (definition,) = run_sql(url, "SELECT indexdef FROM pg_indexes "
+                                 "WHERE indexname = 'cks_userids_email'")[0]
+    return [c.strip() for c in definition.split("(", 1)[1].rstrip(")").split(",")]
+
+
+def test_version_6_gets_the_address_index_in_key_order(db_url):
+    """An address many keys share was sorted in full for each search."""
+    make_keys(db_url)
+    assert _email_index_columns(db_url) == ["email", "key_fingerprint"]
+    for sql in ("DROP INDEX cks_userids_email",
+                "CREATE INDEX cks_userids_email ON cks_userids (email)",
+                "UPDATE cks_schema_version SET version = 6"):
+        run_sql(db_url, sql, write=True)  # (the next to open the database migrates it)
+    assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
+    assert _email_index_columns(db_url) == ["email", "key_fingerprint"]

@@ -230,7 +230,7 @@ def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = Fal
     if len(compact) in (32, 40, 64) and _HEX.match(compact):
         return Query("fingerprint", compact.upper())  # a fingerprint pasted without 0x
     email = _EMAIL.match(text)
-    if email:
+    if email:  # (is_address)
         return Query("email", email.group(1).lower())
     words = tuple(sorted(set(words_of(text))))
     if not words:
@@ -238,6 +238,11 @@ def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = Fal
     if exact:
         return Query("exact", text, words, plus_address(text))
     return Query("words", text, words)
+
+
+def is_address(text: str) -> bool:
+    """Whether a search is an e-mail address (bare or in <>), as classify reads it."""
+    return _EMAIL.match(text.strip()) is not None
 
 
 def plus_address(text: str) -> Optional[str]:

@@ -42,7 +42,7 @@ from .app import FileBody, KeyServer, Request, Response
 from .cksd_metrics import METRICS_PATH
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
 from .rejections import ADMIN_PATH
-from .request import split_target
+from .request import is_address, split_target
 from .tls import Certificates
 
 access_log = QuickLog(logging.getLogger("cks.access"))  # a line per request: the quick way
@@ -76,9 +76,11 @@ def loop_selector() -> selectors.BaseSelector:
 
 
 def is_quick(request: Request) -> bool:
-    """Answered in the loop's thread: index lookups (a capped list from the index
-    tables), a get of one key by key ID, fingerprint or hash (what GnuPG sends
-    most), a preflight.  A get by text (up to max_results keys to armor),
+    """Answered in the loop's thread: index lookups that read one range of an
+    index (a capped list of keys by key ID, address or a single word), a get
+    of one key by key ID, fingerprint or hash (what GnuPG sends most), a
+    preflight.  A get by text (up to max_results keys to armor), an index
+    of several words or exact=on (a word looked up for each key of another),
     vindex and stats may take longer and go to the workers, like uploads."""
     if request.method == "OPTIONS" or request.malformed is not None:
         return True  # a preflight, or a 400 for a malformed query
@@ -86,8 +88,10 @@ def is_quick(request: Request) -> bool:
         return False
     op = (request.query.get("op") or "").lower()
     search = (request.query.get("search") or "").strip().lower()
-    return op == "index" or (op in ("get", "hget") and (search.startswith("0x")
-                                                        or len(search) == 32))
+    if op == "index":
+        return (request.query.get("exact") or "").lower() != "on" and (
+            search.startswith("0x") or search.isalnum() or is_address(search))
+    return op in ("get", "hget") and (search.startswith("0x") or len(search) == 32)
 
 
 @dataclass
