@@ -24,6 +24,7 @@ from support.mails import PKS, SKS, US, base64_mail, crlf, eight_bit_mail, flood
     multipart_mail, pks_mail, quoted_printable_mail, sks_mail
 
 from support.db import nothing_made
+from support.disk import fill, tmpfs
 from support.mailnode import fpr
 from support.writes import checks_in_writes
 
@@ -487,6 +488,15 @@ def test_log_file(node, tmp_path):
     assert node.mail_sync(sks_mail(fixture("rsa2048"))).returncode == 0
     assert re.search(r"^\S+ \S+ cks.mail: mail <\S+> from mail:%s: 1 added" % re.escape(SKS),
                      log_file.read_text(), re.M)
+    with tmpfs(tmp_path / "disk", "64k") as disk:  # a full disk: the mail is done all the same
+        node.write_config(log_file=str(disk / "mail.log"))
+        fill(disk / "filler")
+        full = node.mail_sync(sks_mail(fixture("ed25519")))
+    assert full.returncode == 0 and fpr("ed25519") in node.keys()
+    said = full.stderr.decode()  # (until 2026-12-06 a traceback for each line)
+    assert said.count("cks_mail_sync.py: cannot write to the log file %s: No space left on "
+                      "device (this run's lines are lost)\n" % (disk / "mail.log")) == 1
+    assert "Traceback" not in said and "Logging error" not in said
     node.write_config(log_file=str(tmp_path))  # a directory: cannot log, so try again later
     unloggable = node.mail_sync(sks_mail(fixture("nistp256")))
     assert unloggable.returncode == 75 and fpr("nistp256") not in node.keys()

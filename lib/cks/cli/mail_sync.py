@@ -210,8 +210,24 @@ def _read_message(limit: int):
     return None
 
 
+class _LogFile(logging.FileHandler):
+    """[mail] log_file.  A line it cannot write (a full disk) is one line on
+    standard error, which the MTA puts in its notice, for the whole run:
+    logging's own report is a traceback for every line."""
+
+    unwritable = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.unwritable:
+            self.unwritable = True
+            exc = sys.exc_info()[1]
+            sys.stderr.write("cks_mail_sync.py: cannot write to the log file %s: %s (this "
+                             "run's lines are lost)\n" % (
+                                 self.baseFilename, getattr(exc, "strerror", None) or exc))
+
+
 def _log_to(path: str) -> None:
-    handler = logging.FileHandler(path)
+    handler = _LogFile(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(handler)
 
