@@ -218,3 +218,33 @@ def test_a_long_user_id_is_wrapped_not_widening_the_page(browser, server, screen
             "Array.from(document.querySelectorAll('.sigs'), t => t.scrollWidth - t.clientWidth))")
         page, window, overflows = widths[0], widths[1], widths[2:]
         assert page <= window and not any(overflows), (name, widths)
+
+
+NARROW = 320  # CSS pixels: the width WCAG 1.4.10 (reflow) asks pages to fit
+
+
+@pytest.fixture
+def narrow(browser):
+    """The browser with a window NARROW pixels wide, for one test."""
+    browser.devtools("Emulation.setDeviceMetricsOverride", {
+        "width": NARROW, "height": 640, "deviceScaleFactor": 1, "mobile": False})
+    yield browser
+    browser.devtools("Emulation.clearDeviceMetricsOverride")
+
+
+def _too_wide(browser):
+    """The tags of the elements wider than their box (the page's own, HTML,
+    among them), but tables and what is in them: a table of data may
+    scroll on its own, text may not."""
+    return browser.execute(
+        "return Array.from(document.querySelectorAll('*')).filter(el => !el.closest('table')"
+        " && el.clientWidth && el.scrollWidth > el.clientWidth + 1).map(el => el.tagName)")
+
+
+def test_pages_reflow_at_320_pixels(narrow, server, screenshots):
+    """The front page fits a window 320 pixels wide: nothing but tables
+    scrolls sideways."""
+    narrow.open(server.url + "/")
+    narrow.wait_for_title("OpenPGP keyserver")
+    assert narrow.execute("return window.innerWidth") == NARROW
+    assert _too_wide(narrow) == []

@@ -26,7 +26,8 @@ STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1
          "dl.facts dt{font-weight:bold}dl.facts dd{margin:0}"
          ".identity,.subkey{margin:1em 0}.sigs{font-size:90%;display:block;overflow-x:auto}"
          ".sigs th{border-bottom:1px solid #ccc}.day{white-space:nowrap}"
-         "textarea,input[type=text]{max-width:100%;box-sizing:border-box}"
+         "textarea,input[type=text],input[type=search],select{max-width:100%;box-sizing:border-box}"
+         "pre.commands{white-space:pre-wrap;overflow-wrap:anywhere}"
          "figure.photo{margin:.5em 0}figure.photo img{max-width:240px;max-height:320px;"
          "border:1px solid #ccc}bdi{overflow-wrap:anywhere}")
 CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -139,7 +140,7 @@ valid self-signature, and certifications by other keys as its policy says.</p>
 <h2>Using this keyserver with GnuPG</h2>
 <p>The keyserver address:</p>
 <ul>%s</ul>
-<pre>gpg --keyserver %s --send-keys YOUR-KEY-ID
+<pre class="commands">gpg --keyserver %s --send-keys YOUR-KEY-ID
 gpg --keyserver %s --recv-keys KEY-ID-OR-FINGERPRINT
 gpg --keyserver %s --search-keys alice@example.org</pre>
 <p>Or once for all, in <code>~/.gnupg/dirmngr.conf</code>: <code>keyserver %s</code></p>
