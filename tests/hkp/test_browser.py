@@ -242,9 +242,15 @@ def _too_wide(browser):
 
 
 def test_pages_reflow_at_320_pixels(narrow, server, screenshots):
-    """The front page fits a window 320 pixels wide: nothing but tables
-    scrolls sideways."""
+    """The front page, an upload's error page and a key page fit a window
+    320 pixels wide: nothing but tables scrolls sideways."""
     narrow.open(server.url + "/")
     narrow.wait_for_title("OpenPGP keyserver")
     assert narrow.execute("return window.innerWidth") == NARROW
+    assert _too_wide(narrow) == []
+    narrow.find("#keytext").send_keys("this is not a key at all")
+    narrow.find('form[action="/pks/add"] input[type="submit"]').click()
+    narrow.wait_for_title("Key submission")
+    screenshots.take("narrow-upload")
+    assert "no OpenPGP data found" in _visible(narrow)
     assert _too_wide(narrow) == []

@@ -309,6 +309,19 @@ def test_bad_public_address_is_a_config_error(address):
         server_settings(_settings("[server]\npublic_address = %s\n" % address), 11371)
 
 
+# --- upload answers ----------------------------------------------------------------------
+
+def test_upload_answer_is_a_list_that_wraps(server):
+    """A line per key or problem, as a list: in a <pre> it scrolled sideways."""
+    status, _, body = server.request(
+        "POST", "/pks/add", urllib.parse.urlencode({"keytext": "this is not a key at all"})
+        .encode(), {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
+    assert status == 422
+    page = Page(body)
+    assert "<pre" not in page.raw
+    assert "<ul><li>problem: no OpenPGP data found" in page.raw
+
+
 # --- result lists ------------------------------------------------------------------------
 
 def test_result_list(server):

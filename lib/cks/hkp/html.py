@@ -15,7 +15,8 @@ from typing import List, Optional
 from ..wording import noun_for
 
 STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1em;"
-         "line-height:1.4}pre{font-size:90%;overflow-x:auto}table{border-collapse:collapse}"
+         "line-height:1.4;overflow-wrap:break-word}pre{font-size:90%;overflow-x:auto}"
+         "table{border-collapse:collapse}"
          "td,th{padding:.2em .6em;text-align:left;vertical-align:top}.dim{color:#666}"
          ".key{border:1px solid #ccc;border-radius:4px;padding:0 1em;margin:1em 0}"
          ".banner{padding:.5em 1em;border-radius:4px;font-weight:bold}"
@@ -159,4 +160,7 @@ def error_page(status: int, message: str) -> str:
 
 
 def add_page(lines: List[str]) -> str:
-    return page("Key submission", "<pre>%s</pre>" % e("\n".join(lines)))
+    """What an upload did, a line per key or problem: a list that wraps
+    with the window (in a <pre> it scrolled sideways)."""
+    return page("Key submission", "<ul>%s</ul>" % "".join("<li>%s</li>" % e(line)
+                                                          for line in lines))
