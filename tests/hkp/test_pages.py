@@ -334,9 +334,16 @@ def test_result_list(server):
     assert "eddsa255/%s 2015-01-01 [expired 2016-01-01]" % _keyid("expired") in text
     assert "cannot verify" in text  # desig-revoked: its revoker's key is not here
     key_page = "/pks/lookup?op=vindex&fingerprint=on&search=0x" + _fp("photo")
-    assert (key_page, "photo ID") in page.links and (key_page, "Key page") in page.links
+    assert (key_page, "photo ID") in page.links
+    # a heading per key, and its links named with its key ID (until 2026-12-06
+    # every key had links "Key page" and "Download the key", and no heading)
+    assert ("h2", "pub eddsa255/%s 2024-01-01" % _keyid("photo")) in page.headings
+    assert ("h2", "pub eddsa255/%s 2024-01-01 [revoked]" % _keyid("revoked")) in page.headings
+    assert (key_page, "Key page of " + _keyid("photo")) in page.links
     assert ("/pks/lookup?op=get&options=mr&search=0x" + _fp("photo"),
-            "Download the key") in page.links
+            "Download key " + _keyid("photo")) in page.links
+    names = [name for _, name in page.links if name != "photo ID"]
+    assert len(set(names)) == len(names)  # no two links alike, but a photo ID's
 
 
 # --- key pages ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1
          ".banner{padding:.5em 1em;border-radius:4px;font-weight:bold}"
          ".revoked{color:#900}.banner.revoked{background:#fdd}.expired{color:#940}"
          ".banner.expired{background:#fed}.unverified{background:#ffd}"
-         ".ok{color:#060}.warn{color:#940}.fpr{word-spacing:.2em}"
+         "h2.pub{font-size:1em;margin:1em 0}.ok{color:#060}.warn{color:#940}.fpr{word-spacing:.2em}"
          "dl.facts{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}"
          "dl.facts dt{font-weight:bold}dl.facts dd{margin:0}"
          ".identity,.subkey{margin:1em 0}.sigs{font-size:90%;display:block;overflow-x:auto}"

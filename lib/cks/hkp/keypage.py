@@ -136,10 +136,14 @@ def index_page(search: str, rows: Iterable[KeyRow], now: int, show_fpr: bool,
 
 
 def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
+    """One key of a result list, under a heading of its own ("pub
+    rsa4096/KEYID ..."), its links named with its key ID: a list of a
+    hundred keys is a hundred such sections, not two hundred links alike."""
     link = key_page_url(row.fingerprint)
-    out = ["<div class=\"key\">", "<p><strong>pub</strong> %s/<a href=\"%s\">%s</a> %s%s</p>" % (
-        e(_short_algorithm(row.algorithm, row.bits)), link, e(row.keyid), date(row.created),
-        _status(row.revoked, row.expires, now))]
+    out = ["<div class=\"key\">", "<h2 class=\"pub\"><strong>pub</strong> %s/<a href=\"%s\">"
+           "%s</a> %s%s</h2>" % (e(_short_algorithm(row.algorithm, row.bits)), link,
+                                 e(row.keyid), date(row.created),
+                                 _status(row.revoked, row.expires, now))]
     if row.revocation_unverified:
         out.append("<p class=\"unverified\">%s</p>" % e(REVOCATION_UNVERIFIED))
     if show_fpr:
@@ -153,8 +157,9 @@ def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
             "uat" if uid.is_attribute else "uid", link, text,
             _status(uid.revoked, uid.expires, now)))
     out.append("</ul>")
-    out.append("<p><a href=\"%s\">Key page</a> &middot; <a href=\"%s\">Download the key</a>"
-               "</p></div>" % (link, download_url(row.fingerprint)))
+    out.append("<p><a href=\"%s\">Key page of %s</a> &middot; <a href=\"%s\">Download key %s"
+               "</a></p></div>" % (link, e(row.keyid), download_url(row.fingerprint),
+                                   e(row.keyid)))
     return "\n".join(out)
 
 
