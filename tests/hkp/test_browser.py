@@ -242,8 +242,9 @@ def _too_wide(browser):
 
 
 def test_pages_reflow_at_320_pixels(narrow, server, screenshots):
-    """The front page, an upload's error page and a key page fit a window
-    320 pixels wide: nothing but tables scrolls sideways."""
+    """The front page, an upload's error page, a result list, a key page
+    (with SKS hashes: 32 digits that do not break) and the stats page fit a
+    window 320 pixels wide: nothing but tables scrolls sideways."""
     narrow.open(server.url + "/")
     narrow.wait_for_title("OpenPGP keyserver")
     assert narrow.execute("return window.innerWidth") == NARROW
@@ -254,3 +255,12 @@ def test_pages_reflow_at_320_pixels(narrow, server, screenshots):
     screenshots.take("narrow-upload")
     assert "no OpenPGP data found" in _visible(narrow)
     assert _too_wide(narrow) == []
+    for name, path in [
+            ("narrow-results", "/pks/lookup?op=index&hash=on&search=photo%40example.org"),
+            ("narrow-key", "/pks/lookup?op=vindex&hash=on&search=0x" + PHOTO["fingerprint"]),
+            ("narrow-stats", "/pks/lookup?op=stats"),
+            ("narrow-notices", "/pks/x-cks-rejections")]:
+        narrow.open(server.url + path)
+        narrow.find("h1")
+        screenshots.take(name)
+        assert _too_wide(narrow) == [], name
