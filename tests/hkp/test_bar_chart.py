@@ -50,3 +50,13 @@ def test_bars_are_stacked_to_scale():
     assert [str(tick) for tick in range(0, top + 1, step)] == \
         [t for t in texts if t.isdigit()]
     assert "up<dated>" in texts and "day" in texts and "keys" in texts
+
+
+def test_text_is_in_the_page_colour():
+    """Axis labels, titles and legend take the page's text colour, so a dark
+    theme or forced colours show them (SVG's default, black, did not)."""
+    chart = ET.fromstring(stacked_bars("chart", ["a", "b"], [Series("added", "#080", [1, 2])],
+                                       "day", "keys", label_every=1))
+    texts = list(chart.iter(SVG + "text"))
+    assert len(texts) >= 6  # ticks, day labels, axis titles, legend
+    assert {t.get("fill") for t in texts} == {"currentColor"}

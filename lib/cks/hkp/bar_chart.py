@@ -13,7 +13,9 @@ from .html import e
 
 WIDTH, HEIGHT = 760, 280
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 34, 46  # margins: axis labels, legend, axis title
-FONT = 'font-family="sans-serif" font-size="13"'
+# Text in the page's colour (currentColor): SVG text is black by default, which
+# a dark theme or forced colours (Windows high contrast) leave on a black page.
+FONT = 'font-family="sans-serif" font-size="13" fill="currentColor"'
 AXIS_COLOUR, GRID_COLOUR = "#444", "#ddd"
 
 
