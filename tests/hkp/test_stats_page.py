@@ -14,6 +14,7 @@ import pytest
 from cks import __version__, pipeline
 from cks.hkp.app import KeyServer, ServerSettings
 from cks.hkp.stats import KEPT_SECONDS, Statistics
+from cks.hkp.stats_page import ADDED_COLOUR, UPDATED_COLOUR
 from cks.notices import Notice, new_serial
 from cks.store import open_store
 from cks.store.peers import PeerStore
@@ -288,6 +289,25 @@ def test_chart_is_svg_with_a_bar_per_day(node):
         assert len(heights) == 2 and (heights[0] > 0) == (day["added"] > 0)
     texts = [t.text for t in chart.iter(SVG + "text")]
     assert "day (UTC)" in texts and "keys" in texts and "0" in texts  # axis titles, origin
+
+
+def _luminance(colour):
+    """WCAG 2's relative luminance of an sRGB colour "#rrggbb"."""
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+              for c in (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(one, other):
+    light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_chart_series_differ_in_lightness():
+    """Added and updated apart by 3:1 at least, not by hue alone (WCAG 1.4.1,
+    1.4.11; until 2026-12-06 1.03:1), and each 3:1 against the page."""
+    assert _contrast(ADDED_COLOUR, UPDATED_COLOUR) >= 3
+    assert min(_contrast(c, "#ffffff") for c in (ADDED_COLOUR, UPDATED_COLOUR)) >= 3
 
 
 def test_keys_updated_on_a_later_day(db_url):
