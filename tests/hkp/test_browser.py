@@ -113,7 +113,7 @@ def test_search_result_list_and_key_page(browser, server, screenshots):
     screenshots.take("home")
     browser.find('form[action="/pks/lookup"] input[type="submit"]').click()
 
-    browser.wait_for_title("Search results")
+    browser.wait_for_title("Search results for \u2068photo@example.org\u2069")
     assert "op=index" in browser.url and "search=photo%40example.org" in browser.url
     text = _visible(browser)
     assert "1 key found for photo@example.org" in text
@@ -188,7 +188,7 @@ def test_a_right_to_left_override_reorders_nothing_after_it(browser, server):
     its key ID): each is isolated, though it has a PDI of its own."""
     browser.open(server.url + "/pks/lookup?op=index&search="
                  + urllib.parse.quote("\u2069\u202efixture"))
-    browser.wait_for_title("Search results")
+    browser.wait_for_title("Search results for \u2068\u202efixture\u2069")
     code, full_stop = _left_of(browser, "p code")  # "N keys found for <code>...</code>."
     assert full_stop >= code - 0.5, (code, full_stop)
     keyid = RLO_CERTIFIER.public.keyid.hex().upper()
@@ -251,7 +251,7 @@ def test_pages_reflow_at_320_pixels(narrow, server, screenshots):
     assert _too_wide(narrow) == []
     narrow.find("#keytext").send_keys("this is not a key at all")
     narrow.find('form[action="/pks/add"] input[type="submit"]').click()
-    narrow.wait_for_title("Key submission")
+    narrow.wait_for_title("Key submission refused (Error 422: Unprocessable Content)")
     screenshots.take("narrow-upload")
     assert "no OpenPGP data found" in _visible(narrow)
     assert _too_wide(narrow) == []

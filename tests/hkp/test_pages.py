@@ -318,15 +318,32 @@ def test_upload_answer_is_a_list_that_wraps(server):
         .encode(), {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
     assert status == 422
     page = Page(body)
+    assert "<title>Key submission refused (Error 422: Unprocessable Content)</title>" in page.raw
     assert "<pre" not in page.raw
     assert "<ul><li>problem: no OpenPGP data found" in page.raw
+
+
+def test_titles_say_what_the_page_holds(server):
+    """A result list names its search, an error page its error, an upload's
+    answer whether it was taken (until 2026-12-06 "Search results", "Error
+    404" and "Key submission", whatever they said)."""
+    page = _page(server, "/pks/lookup?op=index&search=fixture")
+    assert "<title>Search results for \u2068fixture\u2069</title>" in page.raw
+    page = _page(server, "/pks/lookup?op=index&search=nobody-at-all", 404, HTML)
+    assert "<title>Error 404: Not Found</title>" in page.raw
+    assert page.headings == [("h1", "Error 404: Not Found")]
+    status, _, body = server.request(
+        "POST", "/pks/add", urllib.parse.urlencode({"keytext": fixture("rsa2048")}).encode(),
+        {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"})
+    assert status == 200
+    assert Page(body).headings == [("h1", "Key submission accepted")]
 
 
 # --- result lists ------------------------------------------------------------------------
 
 def test_result_list(server):
     page = _page(server, "/pks/lookup?op=index&fingerprint=on&search=fixture")
-    assert page.headings[0] == ("h1", "Search results")
+    assert page.headings[0] == ("h1", "Search results for fixture")
     text = page.text
     assert "Fingerprint=AD62 5CE7 F94E 6F84 7AF0 8DB0 9C1D EEEB 5EF6 B51A" in text
     assert "rsa2048/%s 2024-01-01" % _keyid("rsa2048") in text

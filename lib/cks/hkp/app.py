@@ -610,7 +610,7 @@ class KeyServer:
                  for o in report.outcomes]
         lines += ["problem: %s" % p for p in report.problems]
         if "text/html" in request.header("accept"):
-            return _html(status, html.add_page(lines))
+            return _html(status, html.add_page(status, lines))
         return Response(status, ("\n".join(lines) + "\n").encode())
 
     # --- operations ------------------------------------------------------------------

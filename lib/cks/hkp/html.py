@@ -13,6 +13,7 @@ import time
 from typing import List, Optional
 
 from ..wording import noun_for
+from .http1 import REASONS
 
 STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1em;"
          "line-height:1.4;overflow-wrap:break-word}pre{font-size:90%;overflow-x:auto}"
@@ -157,12 +158,20 @@ def armored_page(armored: str, count: int) -> str:
                 "<pre>\n%s</pre>" % e(armored))  # (the armor starts a line: onak reads it so)
 
 
+def error_title(status: int) -> str:
+    """"Error 404: Not Found": the status and what it means, so that a
+    page's title tells what went wrong."""
+    return "Error %d: %s" % (status, REASONS.get(status, "Unknown"))
+
+
 def error_page(status: int, message: str) -> str:
-    return page("Error %d" % status, "<p>%s</p>" % e(message))
+    return page(error_title(status), "<p>%s</p>" % e(message))
 
 
-def add_page(lines: List[str]) -> str:
+def add_page(status: int, lines: List[str]) -> str:
     """What an upload did, a line per key or problem: a list that wraps
-    with the window (in a <pre> it scrolled sideways)."""
-    return page("Key submission", "<ul>%s</ul>" % "".join("<li>%s</li>" % e(line)
-                                                          for line in lines))
+    with the window (in a <pre> it scrolled sideways); the title says
+    whether the upload was taken."""
+    title = "Key submission accepted" if status == 200 else \
+        "Key submission refused (%s)" % error_title(status)
+    return page(title, "<ul>%s</ul>" % "".join("<li>%s</li>" % e(line) for line in lines))

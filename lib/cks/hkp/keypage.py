@@ -132,7 +132,8 @@ def index_page(search: str, rows: Iterable[KeyRow], now: int, show_fpr: bool,
         counted(len(rows), "key"), user_text(search),
         " (only the first ones: narrow your search)" if truncated else "")]
     parts.extend(_index_entry(row, now, show_fpr, show_hash) for row in rows)
-    return page("Search results", "\n".join(parts))
+    return page("Search results for " + isolated(search), "\n".join(parts),
+                "Search results for " + user_text(search))
 
 
 def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
