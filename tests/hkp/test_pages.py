@@ -339,6 +339,19 @@ def test_titles_say_what_the_page_holds(server):
     assert Page(body).headings == [("h1", "Key submission accepted")]
 
 
+def test_every_page_has_landmarks(server):
+    """The heading and body in <main>, the link home in <footer> (until
+    2026-12-06 no page had a landmark)."""
+    for path, status in [("/", 200), ("/pks/lookup?op=index&search=fixture", 200),
+                         ("/pks/lookup?op=vindex&search=0x" + _fp("photo"), 200),
+                         ("/pks/lookup?op=stats", 200), ("/pks/x-cks-rejections", 200),
+                         ("/pks/lookup?op=index&search=nobody-at-all", 404)]:
+        raw = _page(server, path, status, HTML).raw
+        assert raw.count("<main>") == raw.count("<footer>") == 1, path
+        assert raw.index("<body>\n<main>\n<h1>") < raw.index("</main>\n<footer>") \
+            < raw.index("CKS OpenPGP keyserver</a>") < raw.index("</footer></body>"), path
+
+
 # --- result lists ------------------------------------------------------------------------
 
 def test_result_list(server):

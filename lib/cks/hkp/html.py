@@ -90,11 +90,13 @@ def _balanced(text: str) -> str:
 
 def page(title: str, body: str, heading: Optional[str] = None) -> str:
     """A page titled `title` (text); `heading`: its <h1> as HTML, when that
-    is more than the title escaped."""
+    is more than the title escaped.  The heading and body are its <main>,
+    the link home its <footer>: landmarks a screen reader can go to."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"
-            "<title>%s</title><style>%s</style></head><body>\n<h1>%s</h1>\n%s\n"
-            "<hr><p class=\"dim\"><a href=\"/\">CKS OpenPGP keyserver</a></p></body></html>\n"
+            "<title>%s</title><style>%s</style></head><body>\n<main>\n<h1>%s</h1>\n%s\n"
+            "</main>\n<footer><hr><p class=\"dim\"><a href=\"/\">CKS OpenPGP keyserver</a></p>"
+            "</footer></body></html>\n"
             % (e(title), STYLE, e(title) if heading is None else heading, body))
 
 
