@@ -270,6 +270,10 @@ def test_front_page_forms_and_address(server):
     address = "hkp://%s:%d" % (HOSTNAME, server.port)  # not the HKP port: it is given
     assert "gpg --keyserver %s --recv-keys" % address in page.text
     assert "<script" not in page.raw
+    # every field has a visible label (until 2026-12-06 the <select> had
+    # only aria-label="what to show")
+    assert '<label for="op">What to do:</label>\n<select id="op" name="op">' in page.raw
+    assert "aria-label" not in page.raw
 
 
 def test_gnupg_addresses():

@@ -127,8 +127,9 @@ def front_page(addresses: List[str]) -> str:
 <h2>Search for keys</h2>
 <form action="/pks/lookup" method="get">
 <p><label for="search">Name, e-mail address, key ID or fingerprint:</label><br>
-<input type="search" id="search" name="search" size="50" required>
-<select name="op" aria-label="what to show"><option value="index">list the keys</option>
+<input type="search" id="search" name="search" size="50" required></p>
+<p><label for="op">What to do:</label>
+<select id="op" name="op"><option value="index">list the keys</option>
 <option value="vindex">show the keys with their signatures</option>
 <option value="get">get the keys (ASCII-armored)</option></select>
 <input type="hidden" name="fingerprint" value="on">
