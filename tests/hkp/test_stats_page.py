@@ -247,6 +247,12 @@ def test_page_shows_the_same_facts(node):
     for entry in stats["keys"]["by_type"]:
         assert "<td>%s</td><td>%d</td>" % (entry["type"], entry["keys"]) in page
     assert "<code>%s</code>" % fpr(OPERATOR) in page
+    # the figures' names are their rows' headers, no header is empty (until
+    # 2026-12-06 all were <td>s, and the column of share bars had <th></th>)
+    assert '<tr><th scope="row">User IDs</th><td>%d</td></tr>' % stats["keys"]["user_ids"] \
+        in page
+    assert "<th></th>" not in page and "<tr><th>type</th><th>keys</th><th>share</th></tr>" \
+        in page
     assert "lacked here" not in page and "none yet" in page  # no recon round so far
     assert 'href="/pks/x-cks-rejections"' in page
 

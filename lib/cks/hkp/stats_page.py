@@ -13,7 +13,7 @@ Mailsync Peers").  Everything else is for people.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..sync.peername import PeerNameError, parse_hkp_peer
 from .bar_chart import Series, stacked_bars
@@ -33,12 +33,12 @@ def render(report: Dict[str, Any]) -> str:
         "op=stats&amp;options=mr</a>.</p>" % e(_when(report["taken_at"])),
         "<h2>Settings</h2>", _settings(report["server"]),
         "<h2>Statistics</h2><p>Total number of keys: %d</p>" % keys["total"],
-        _table(None, [
-            ["User IDs", _number(keys["user_ids"])],
-            ["Keys new in the last 24 hours", _number(keys["new_24h"])],
-            ["Keys added or changed in the last 24 hours", _number(keys["updated_24h"])],
-            ["Keys waiting to be sent to peers", _number(report["sync"]["pending"])],
-            ["Rejected keys", _number(keys["rejected"])]]),
+        _named_rows([
+            ("User IDs", _number(keys["user_ids"])),
+            ("Keys new in the last 24 hours", _number(keys["new_24h"])),
+            ("Keys added or changed in the last 24 hours", _number(keys["updated_24h"])),
+            ("Keys waiting to be sent to peers", _number(report["sync"]["pending"])),
+            ("Rejected keys", _number(keys["rejected"]))]),
         "<h3>Keys added and updated per day</h3>", _per_day(keys["per_day"]),
         "<h3>Keys by algorithm</h3>", _by_type(keys["by_type"], keys["total"]),
         "<p class=\"dim\">User IDs, days and algorithms counted at %s.</p>"
@@ -87,11 +87,12 @@ def _by_type(types: Sequence[Dict[str, Any]], total: int) -> str:
     rows = []
     for entry in types:
         share = entry["keys"] / total if total else 0.0
-        rows.append([e(entry["type"]), _number(entry["keys"]), "%.1f%%" % (100 * share),
-                     '<svg width="%d" height="10" aria-hidden="true"><rect width="%.1f" '
+        rows.append([e(entry["type"]), _number(entry["keys"]), "%.1f%% " % (100 * share)
+                     + '<svg width="%d" height="10" aria-hidden="true"><rect width="%.1f" '
                      'height="10" fill="%s"/></svg>' % (SHARE_BAR_WIDTH, SHARE_BAR_WIDTH * share,
                                                         UPDATED_COLOUR)])
-    return _table(["type", "keys", "share", ""], rows, escape=False) if rows else \
+    # (the bar is in the share's cell: a column of its own had an empty header)
+    return _table(["type", "keys", "share"], rows, escape=False) if rows else \
         "<p>No keys yet.</p>"
 
 
@@ -165,6 +166,15 @@ def _table(columns: Optional[Sequence[str]], rows: Sequence[Sequence[Any]],
         out.append("<tr>%s</tr>" % "".join("<th>%s</th>" % e(c) for c in columns))
     out += ["<tr>%s</tr>" % "".join("<td>%s</td>" % cell(c) for c in row) for row in rows]
     return "\n".join(out + ["</table>"])
+
+
+def _named_rows(rows: Sequence[Tuple[str, str]]) -> str:
+    """A table of (name, value) rows, each name the header of its row (as
+    <td>s, a screen reader took it for a layout table).  Not for the
+    Settings table: crawlers written for SKS read two <td>s a row there."""
+    return "<table>\n%s\n</table>" % "\n".join(
+        "<tr><th scope=\"row\">%s</th><td>%s</td></tr>" % (e(name), e(value))
+        for name, value in rows)
 
 
 def _number(value: int) -> str:
