@@ -384,8 +384,15 @@ def test_result_list(server):
 
 def test_key_page_facts_and_verified_certifications(server):
     page = _key_page(server, _fp("certified"))
-    assert [h for _, h in page.headings] == ["Key " + _keyid("certified"),
-                                              "User IDs and photo IDs", "Subkeys"]
+    # each user ID a heading, each table of signatures captioned (until
+    # 2026-12-06 neither: a user ID was <p><strong>)
+    assert page.headings == [("h1", "Key " + _keyid("certified")),
+                             ("h2", "User IDs and photo IDs"),
+                             ("h3", "Certified fixture <certified@example.org>"),
+                             ("h2", "Subkeys")]
+    assert "<caption>Signatures on user ID <bdi>Certified fixture &lt;certified@example.org" \
+        "&gt;</bdi></caption>" in page.raw
+    assert "<caption>Signatures on subkey D0F93E9CBCDF1298</caption>" in page.raw
     text = page.text
     assert "Fingerprint B24E 81B8 7287 E5EF A102 03F5 7176 A56C 4648 E0DC" in text
     assert "Algorithm EdDSA on ed25519, 255 bits Created 2024-01-01 Expires never " \
@@ -413,6 +420,7 @@ def test_key_page_banners(server):
         in expired
     unverified = _key_page(server, _fp("desig-revoked"))
     assert "may be revoked" in unverified.text and "This key is revoked" not in unverified.text
+    assert "<caption>Signatures on the key</caption>" in unverified.raw
     revoker = EXPECTED["revoker.asc"][0]
     assert ["key revocation", "%s (key not held here)" % revoker["keyid"], "2024-01-01", "",
             "not verified: the revoker's key is not held here"] in unverified.rows
@@ -449,6 +457,8 @@ def test_key_page_of_several_keys(server):
     assert page.headings[0] == ("h1", "Keys found for fixture")
     assert ("h2", "Key " + _keyid("rsa2048")) in page.headings
     assert ("h3", "Subkeys") in page.headings
+    assert "<h4 class=\"uid\"><bdi>rsa2048 fixture &lt;rsa2048@example.org&gt;</bdi></h4>" \
+        in page.raw
     assert page.raw.count("<!DOCTYPE html>") == 1
 
 
@@ -464,6 +474,7 @@ def test_photo_on_the_key_page_and_at_its_url(server):
     (image,) = page.images
     assert image["alt"] == "Photo ID 1 of key " + _keyid("photo")
     assert image["src"] == "/pks/photo?fingerprint=%s&n=1" % _fp("photo")
+    assert "<caption>Signatures on photo ID 1</caption>" in page.raw
     status, headers, body = server.request("GET", image["src"])
     assert status == 200 and body == JPEG
     assert body.startswith(b"\xff\xd8") and body.endswith(b"\xff\xd9")

@@ -28,6 +28,7 @@ STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1
          "dl.facts{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.2em 1em}"
          "dl.facts dt{font-weight:bold}dl.facts dd{margin:0}"
          ".identity,.subkey{margin:1em 0}.sigs{font-size:90%}"
+         ".sigs caption{text-align:left;font-style:italic}.uid{font-size:1em}"
          ".sigs th{border-bottom:1px solid #ccc}.day{white-space:nowrap}"
          "textarea,input[type=text],input[type=search],select{max-width:100%;"
          "box-sizing:border-box}"

@@ -227,7 +227,7 @@ class _KeyPage:
                    % download_url(row.fingerprint))
         if key.direct_sigs:
             out.append(_heading(self.level, "Signatures on the key"))
-            out.append(self.signatures(key.direct_sigs))
+            out.append(self.signatures(key.direct_sigs, "the key"))
         out.append(_heading(self.level, "User IDs and photo IDs"))
         out.extend(self.identities())
         if key.subkeys:
@@ -237,7 +237,8 @@ class _KeyPage:
                        "<p>Fingerprint: <code class=\"fpr\">%s</code></p>%s</div>" % (
                            e(sub.algorithm_name), sub.keyid, date(sub.created),
                            e(usage(sub.key_flags)), _status(sub.revoked, sub.expires, self.now),
-                           grouped(sub.fingerprint), self.signatures(component.sigs)))
+                           grouped(sub.fingerprint),
+                           self.signatures(component.sigs, "subkey " + sub.keyid)))
         out.append("</section>")
         return "\n".join(out)
 
@@ -269,7 +270,8 @@ class _KeyPage:
         return ["<div class=\"identity\">%s%s</div>" % (
             self.identity(component, (" [primary]" if uid.primary else "")
                           + _status(uid.revoked, uid.expires, self.now)),
-            self.signatures(component.sigs)) for uid, component in described]
+            self.signatures(component.sigs, self.about(component)))
+            for uid, component in described]
 
     def banners(self) -> List[str]:
         row = self.row
@@ -302,9 +304,11 @@ class _KeyPage:
         return date(expires) + (" (expired)" if expires <= self.now else "")
 
     def identity(self, component: Component, status: str) -> str:
+        """A user ID as a heading (one level below "User IDs and photo
+        IDs"), a photo ID as a figure."""
         if component.packet.tag == pk.TAG_USER_ID:
-            return "<p class=\"uid\"><strong>%s</strong>%s</p>" % (
-                _user_id(component.value.text), status)
+            return "<h%d class=\"uid\">%s%s</h%d>" % (
+                self.level + 1, _user_id(component.value.text), status, self.level + 1)
         photos = self.photo_numbers.get(id(component), [])
         if not photos:
             return "<p class=\"uid\">[a user attribute that is not a photo ID]%s</p>" % status
@@ -320,7 +324,17 @@ class _KeyPage:
                     e(photo_url(self.row.fingerprint, number)), number, self.row.keyid,
                     number, status))
 
-    def signatures(self, entries: Sequence[SignaturePacket]) -> str:
+    def about(self, component: Component) -> str:
+        """What a user ID's or photo ID's signatures are on (HTML), for the
+        caption of their table."""
+        if component.packet.tag == pk.TAG_USER_ID:
+            return "user ID " + _user_id(component.value.text)
+        numbers = [str(number) for number, _ in self.photo_numbers.get(id(component), [])]
+        return "photo ID " + ", ".join(numbers) if numbers else "a user attribute"
+
+    def signatures(self, entries: Sequence[SignaturePacket], about: str) -> str:
+        """The table of signatures on `about` (HTML: "the key", "user ID
+        ...", "subkey KEYID"), which its caption names."""
         if not entries:
             return ""
         rows = []
@@ -331,8 +345,9 @@ class _KeyPage:
                         "<td class=\"day\">%s</td><td class=\"%s\">%s</td></tr>" % (
                             e(self.kind(sig)), self.signer(sig), date(sig.created),
                             date(sig.expires), css, e(verdict)))
-        return ("<table class=\"sigs\"><tr><th>Signature</th><th>By</th><th>Made</th>"
-                "<th>Expires</th><th>Checked here</th></tr>%s</table>" % "".join(rows))
+        return ("<table class=\"sigs\"><caption>Signatures on %s</caption><tr><th>Signature</th>"
+                "<th>By</th><th>Made</th><th>Expires</th><th>Checked here</th></tr>%s</table>"
+                % (about, "".join(rows)))
 
     def kind(self, sig: sg.Signature) -> str:
         """What a signature is; a certification revocation by the key's own
