@@ -126,8 +126,17 @@ def test_every_field_has_a_label(server):
     status, _, body = server.request("GET", "/pks/admin", headers={"Authorization": auth()})
     assert status == 200
     labelled = [(name, label and label.strip()) for name, label in Labels(body.decode()).inputs]
-    assert labelled == [("fingerprint", "Fingerprint:"), ("fingerprint", "Fingerprint:"),
-                        ("reason", "Reason:"), ("fingerprint", "Fingerprint:")]
+    # each labelled with its action, each form named by its heading (until
+    # 2026-12-06 three fields were "Fingerprint:", in unnamed forms)
+    assert labelled == [("fingerprint", "Fingerprint of the key to delete:"),
+                        ("fingerprint", "Fingerprint of the key to reject:"),
+                        ("reason", "Reason:"),
+                        ("fingerprint", "Fingerprint of the key to unreject:")]
+    page = body.decode()
+    for action, heading in (("delete", "Delete a key"), ("reject", "Delete and reject a key"),
+                            ("unreject", "Unreject a key")):
+        assert '<h2 id="%s-form">%s</h2>\n<form method="post" action="/pks/admin" ' \
+            'aria-labelledby="%s-form">' % (action, heading, action) in page
 
 
 def test_reject_and_unreject_from_the_page(server):
@@ -200,6 +209,15 @@ def test_a_key_id_is_refused_as_ambiguous_naming_the_stored_keys(server):
                                     "fingerprint": keyid, "reason": "x"})
     assert status == 200 and ("a key ID is ambiguous: give the whole fingerprint (stored "
                               "keys with this ID: %s)" % fpr("rsa2048")).encode() in body
+    # said in the form that was refused, its fields pointing to it and holding
+    # what was typed (until 2026-12-06 it came above the forms, which were empty)
+    page = body.decode()
+    form = page[page.index('<h2 id="reject-form">'):page.index('<h2 id="unreject-form">')]
+    assert '<p class="error" id="reject-error" role="alert">a key ID is ambiguous' in form
+    assert 'name="fingerprint" size="66" required value="%s" aria-describedby="reject-error">' \
+        % keyid in form
+    assert 'name="reason" size="30" value="x" aria-describedby="reject-error">' in form
+    assert page.count("aria-describedby") == 2 and page.count('value="%s"' % keyid) == 1
     assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 200
 
 

@@ -16,8 +16,8 @@ import hashlib
 import hmac
 import os
 import threading
-from dataclasses import dataclass
-from typing import Optional, Set, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Set, Tuple
 from urllib.parse import urlsplit
 
 from . import html
@@ -133,23 +133,66 @@ def same_origin(origin: str, referer: str, host: str) -> bool:
     return True
 
 
-def page(settings: AdminSettings, authorization: str, rejected, message: str = "") -> str:
+@dataclass
+class Outcome:
+    """What an action asked for on the page did: `message`, and when it was
+    `refused`, what was typed (`typed`: the form's fields), to show again."""
+
+    action: str
+    message: str
+    refused: bool = False
+    typed: Dict[str, str] = field(default_factory=dict)
+
+
+# (action, the heading of its form, its button)
+_ACTIONS = (("delete", "Delete a key", "Delete"),
+            ("reject", "Delete and reject a key", "Delete and reject"),
+            ("unreject", "Unreject a key", "Unreject"))
+
+
+def page(settings: AdminSettings, authorization: str, rejected,
+         outcome: Optional[Outcome] = None) -> str:
     token = html.e(settings.csrf_token(authorization))
     rows = "".join("<tr><td><code>%s</code></td><td>%s</td><td>%s</td></tr>" % (
         html.e(r["fingerprint"]), html.e(r["source"]), html.e(r["reason"] or ""))
         for r in rejected) or "<tr><td colspan=3>none</td></tr>"
-    forms = "".join("""
-<form method="post" action="/pks/admin"><p>
-<input type="hidden" name="token" value="%s"><input type="hidden" name="action" value="%s">
-<label>Fingerprint: <input type="text" name="fingerprint" size="66" required></label>
-%s<input type="submit" value="%s"></p></form>""" % (
-        token, action, '<label>Reason: <input type="text" name="reason" size="30"></label> '
-        if action == "reject" else "", label)
-        for action, label in (("delete", "Delete"), ("reject", "Delete and reject"),
-                              ("unreject", "Unreject")))
-    notice = "<p><strong>%s</strong></p>" % html.e(message) if message else ""
+    in_form = outcome is not None and outcome.refused and \
+        outcome.action in (action for action, _, _ in _ACTIONS)
+    notice = "<p role=\"status\"><strong>%s</strong></p>" % html.e(outcome.message) \
+        if outcome is not None and not in_form else ""
+    forms = "".join(_form(token, action, heading, button,
+                          outcome if in_form and outcome.action == action else None)
+                    for action, heading, button in _ACTIONS)
     return html.page("Keyserver administration", notice + forms + """
 <p class="dim">A rejection or unrejection made here is a notice of this node: sign it with
 <code>cks_admin.py sign-notice</code> to publish it to the peers.</p>
 <h2>Rejected keys</h2><table><tr><th>fingerprint</th><th>source</th><th>reason</th></tr>%s
 </table>""" % rows)
+
+
+def _form(token: str, action: str, heading: str, button: str,
+          refused: Optional[Outcome]) -> str:
+    """The form of one action, named by its heading, its fields by the
+    action; when `refused`, the reason is in the form, its fields point to
+    it (aria-describedby) and hold what was typed."""
+    typed = refused.typed if refused else {}
+    error = ('<p class="error" id="%s-error" role="alert">%s</p>' % (
+        action, html.e(refused.message))) if refused else ""
+    fields = [_field(action, "fingerprint", "Fingerprint of the key to %s:" % action, 66,
+                     typed, refused is not None)]
+    if action == "reject":
+        fields.append(_field(action, "reason", "Reason:", 30, typed, refused is not None))
+    return """
+<h2 id="%s-form">%s</h2>
+<form method="post" action="/pks/admin" aria-labelledby="%s-form">%s<p>
+<input type="hidden" name="token" value="%s"><input type="hidden" name="action" value="%s">
+%s <input type="submit" value="%s"></p></form>""" % (
+        action, html.e(heading), action, error, token, action, " ".join(fields), button)
+
+
+def _field(action: str, name: str, label: str, size: int, typed: Dict[str, str],
+           refused: bool) -> str:
+    return '<label>%s <input type="text" name="%s" size="%d"%s value="%s"%s></label>' % (
+        html.e(label), name, size, " required" if name == "fingerprint" else "",
+        html.e(typed.get(name, "")),
+        ' aria-describedby="%s-error"' % action if refused else "")

@@ -21,7 +21,7 @@ STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1
          "td,th{padding:.2em .6em;text-align:left;vertical-align:top}.dim{color:#666}"
          ".key{border:1px solid #ccc;border-radius:4px;padding:0 1em;margin:1em 0}"
          ".banner{padding:.5em 1em;border-radius:4px;font-weight:bold}"
-         ".revoked{color:#900}.banner.revoked{background:#fdd}.expired{color:#940}"
+         ".revoked,.error{color:#900}.banner.revoked{background:#fdd}.expired{color:#940}"
          ".banner.expired{background:#fed}.unverified{background:#ffd}"
          "h2.pub{font-size:1em;margin:1em 0}"
          ".ok{color:#060}.warn{color:#940}.fpr{word-spacing:.2em}"

@@ -100,7 +100,7 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
             log.warning("admin page: failed login from %s", request.client)
         return Response(401, b"authentication required\n", headers=[
             ("WWW-Authenticate", 'Basic realm="CKS administration", charset="UTF-8"')])
-    message = ""
+    outcome = None
     if request.method == "POST":
         values = _form(request, frozenset({"token", "action", "fingerprint", "reason"}))
         token = (values.get("token") or "").encode()  # compare_digest refuses non-ASCII str
@@ -109,30 +109,37 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
         expected = settings.csrf_token(authorization).encode()
         if not (admin.hmac.compare_digest(token, expected) and same_site):
             raise HKPError(403, "refused: the form did not come from this page")
-        message = _act(app, values)
+        outcome = _act(app, values)
         log.info("admin page: %s %s by %s: %s", values.get("action"),
-                 values.get("fingerprint"), request.client, message)
-    page = _html(200, admin.page(settings, authorization, rejected_keys(app.store), message))
+                 values.get("fingerprint"), request.client, outcome.message)
+    page = _html(200, admin.page(settings, authorization, rejected_keys(app.store), outcome))
     page.headers.append(("Cache-Control", "no-store"))  # (server.py: instead of no-cache)
     return page
 
 
-def _act(app: "KeyServer", values: Form) -> str:
+def _act(app: "KeyServer", values: Form) -> admin.Outcome:
+    """What the action asked for did; refused (RejectionError), with what
+    was typed, for the page to show again."""
     action = values.get("action") or ""
     try:
-        fingerprint = rejection.fingerprint_named(app.store, values.get("fingerprint") or "")
-        if action == "delete":
-            found = rejection.delete(app.store, fingerprint)
-            return ("deleted %s" if found else "no key %s is stored here") % fingerprint
-        if action == "reject":
-            notice, _ = rejection.reject(app.store, fingerprint, values.get("reason") or "",
-                                      app.settings.identity)
-            return "rejected %s; notice %s waits for your signature" % (fingerprint,
-                                                                       notice.serial)
-        if action == "unreject":
-            notice = rejection.unreject(app.store, fingerprint, app.settings.identity)
-            return "unrejected %s; notice %s waits for your signature" % (fingerprint,
-                                                                         notice.serial)
+        return admin.Outcome(action, _carry_out(app, action, values))
     except RejectionError as exc:
-        return str(exc)
+        return admin.Outcome(action, str(exc), refused=True, typed={
+            name: values.get(name) or "" for name in ("fingerprint", "reason")})
+
+
+def _carry_out(app: "KeyServer", action: str, values: Form) -> str:
+    fingerprint = rejection.fingerprint_named(app.store, values.get("fingerprint") or "")
+    if action == "delete":
+        found = rejection.delete(app.store, fingerprint)
+        return ("deleted %s" if found else "no key %s is stored here") % fingerprint
+    if action == "reject":
+        notice, _ = rejection.reject(app.store, fingerprint, values.get("reason") or "",
+                                  app.settings.identity)
+        return "rejected %s; notice %s waits for your signature" % (fingerprint,
+                                                                   notice.serial)
+    if action == "unreject":
+        notice = rejection.unreject(app.store, fingerprint, app.settings.identity)
+        return "unrejected %s; notice %s waits for your signature" % (fingerprint,
+                                                                     notice.serial)
     raise HKPError(400, "unknown action")
