@@ -12,6 +12,7 @@ import urllib.parse
 
 import pytest
 
+from cks.hkp import admin
 from cks.hkp.keypage import grouped
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
@@ -264,3 +265,15 @@ def test_pages_reflow_at_320_pixels(narrow, server, screenshots):
         narrow.find("h1")
         screenshots.take(name)
         assert _too_wide(narrow) == [], name
+
+
+def test_the_admin_page_reflows_at_320_pixels(narrow):
+    """With a rejected key's 40 digits in its table and a refusal in a form
+    (the page as cksd makes it, shown from a data: URL: no login needed)."""
+    refused = admin.Outcome("reject", "a key ID is ambiguous: give the whole fingerprint",
+                            refused=True, typed={"fingerprint": "0x" + "A" * 16})
+    page = admin.page(admin.AdminSettings(password_hash="x"), "", [
+        {"fingerprint": "A" * 40, "source": "local", "reason": "spam"}], refused)
+    narrow.open("data:text/html;charset=utf-8," + urllib.parse.quote(page))
+    narrow.find("h1")
+    assert _too_wide(narrow) == []
