@@ -17,7 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import (BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional,
-                    Set, Tuple, TypeVar, Union)
+                    Sequence, Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
 from ..openpgp import algorithms as alg, armor
@@ -71,6 +71,12 @@ INDEX_ANSWER_BYTES = 1 << 20
 # A search by text whose answer is filtered (exact=on; GnuPG's, without v5/v6
 # keys) reads the index rows of at most this many times max_results keys.
 FILTERED_SEARCH_READS = 10
+# A search by words asks the word index for its longest words, this many at
+# most; the keys they find must hold the others too (_text_search_filter), as
+# for a word too long for the index.  Until 2026-12-06 it asked for every
+# word: a search of 1,001 words failed in SQLite ("Expression tree is too
+# large") and of 1,665 in PostgreSQL (503, logged as a database outage).
+SEARCHED_WORDS = 8
 
 
 @dataclass
@@ -186,9 +192,9 @@ def _text_search_filter(query: Query, newest: Optional[int]
     versions it reads: a search by text must not hand it a key it cannot
     read (those are served by key ID or fingerprint)."""
     tests: List[Callable[[KeyRow], bool]] = []
-    unindexed = {word for word in query.words if not is_indexed(word)}
-    if unindexed:
-        tests.append(lambda r: unindexed <= _words_of_user_ids(r))
+    unasked = set(query.words) - set(_asked_words(query))
+    if unasked:
+        tests.append(lambda r: unasked <= _words_of_user_ids(r))
     if query.kind == "exact":
         wanted, address = query.value.lower(), query.plus_address
         tests.append(lambda r: any(u.uid.lower() == wanted or
@@ -206,11 +212,13 @@ def _words_of_user_ids(row: KeyRow) -> Set[str]:
     return {word for u in row.user_ids if not u.is_attribute for word in all_words_of(u.uid)}
 
 
-def _indexed_words(query: Query) -> List[str]:
-    """The words of a search by words that the word index holds, which find
-    its keys; HKPError(400) when it has none."""
-    indexed = [word for word in query.words if is_indexed(word)]
-    if not indexed:
+def _asked_words(query: Query) -> List[str]:
+    """The words of a search by words that the word index is asked for: of
+    those it holds, the SEARCHED_WORDS longest; HKPError(400) when it holds
+    none."""
+    indexed = sorted((word for word in query.words if is_indexed(word)),
+                     key=lambda word: (-len(word), word))[:SEARCHED_WORDS]
+    if not indexed and query.words:
         raise HKPError(400, "every word of this search is longer than %d characters, the "
                             "longest the word index holds (a longer word only narrows a "
                             "search by shorter ones): add a shorter word of the user ID, or "
@@ -322,7 +330,7 @@ class KeyServer:
                 return self._wrong_method(request, methods)
             return endpoint(self, request)
         except HKPError as exc:
-            return self.error(request, exc.status, exc.message)
+            return self.error(request, exc.status, exc.message, exc.headers)
         except StoreUnavailable as exc:
             self.outage.failed(exc)
             response = self.error(request, 503, "the key database is unavailable; "
@@ -338,11 +346,12 @@ class KeyServer:
         response.headers.append(("Allow", ", ".join(methods + ("OPTIONS",))))
         return response
 
-    def error(self, request: Request, status: int, message: str) -> Response:
+    def error(self, request: Request, status: int, message: str,
+              headers: Sequence[Tuple[str, str]] = ()) -> Response:
         """The error answer; it parses nothing, so it cannot fail."""
         if "mr" in request.query.options or "text/html" not in request.header("accept"):
-            return Response(status, (message + "\n").encode())
-        return _html(status, html.error_page(status, message))
+            return Response(status, (message + "\n").encode(), headers=list(headers))
+        return _html(status, html.error_page(status, message), list(headers))
 
     def front_page(self, request: Request) -> Response:
         """GET /: how to use this keyserver, with its addresses for GnuPG."""
@@ -407,7 +416,7 @@ class KeyServer:
         except HKPError as exc:
             if exc.status != 404:
                 raise
-            answer = self.error(request, 404, exc.message)
+            answer = self.error(request, 404, exc.message, exc.headers)
         cache.put(key, generation, answer, len(answer.body) + len(request.target))
         return answer
 
@@ -421,6 +430,10 @@ class KeyServer:
             parts, cut = _within([(p, len(p[0])) for p in parts], KEYS_ANSWER_BYTES)
             return self._armored(lookup, parts, truncated or cut)
         fingerprints, rows, truncated = self.find(lookup.search, newest)
+        if not fingerprints and truncated:
+            raise HKPError(404, "no keys found among those a search reads: more keys hold "
+                                "every word of this search than it reads (add a rarer "
+                                "word)", [(TRUNCATED_HEADER, "true")])
         if not fingerprints:
             raise HKPError(404, "no keys found")
         now = int(time.time())
@@ -464,7 +477,7 @@ class KeyServer:
             return [r.fingerprint for r in rows], rows, truncated
         search = functools.partial(store.key_rows_by_email, query.value) \
             if query.kind == "email" else functools.partial(store.key_rows_by_words,
-                                                           _indexed_words(query))
+                                                           _asked_words(query))
         keep = _text_search_filter(query, newest)
         rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
         return [r.fingerprint for r in rows], rows, truncated

@@ -7,7 +7,7 @@ import binascii
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote_to_bytes
 
 OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
@@ -31,12 +31,15 @@ _HEX_KINDS = {8: "short_keyid", 16: "keyid", 32: "fingerprint", 40: "fingerprint
 
 
 class HKPError(Exception):
-    """An HKP request that gets an error status (400, 404, 501, ...)."""
+    """An HKP request that gets an error status (400, 404, 501, ...), with
+    these headers besides the usual ones."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str,
+                 headers: Sequence[Tuple[str, str]] = ()) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = list(headers)
 
 
 @dataclass(frozen=True)

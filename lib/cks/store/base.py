@@ -11,8 +11,8 @@ it (peers.py, rejections.py, stats.py, ptree.py).
 from __future__ import annotations
 
 import time
-from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Optional, Sequence,
-                    Set, Tuple)
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Sequence, Set, Tuple)
 
 from ..openpgp.crc24 import crc24
 from ..openpgp.errors import PacketError
@@ -42,17 +42,29 @@ that no client can make a connection keep a statement per length."""
 WORD_SCAN_KEYS = 5000
 """A search of several words reads the keys that hold its rarest word (the
 one fewest keys hold), in fingerprint order, and looks up the other words
-for each: at most this many of them, so that a search costs as much at a
-million keys as at a thousand whatever words it holds (past them, the
-answer says that more keys may match).  Before 2026-12-06 it grouped the
-index rows of all its words: two words that every key holds (a name
-part, a domain) took 0.3-1.1 s at 200,000 keys."""
+for each: at most this many of them (or the keys asked for, when more), so
+that a search costs as much at a million keys as at a thousand whatever
+words it holds (past them, the answer says that more keys may match).
+Before 2026-12-06 it grouped the index rows of all its words: two words
+that every key holds (a name part, a domain) took 0.3-1.1 s at 200,000
+keys."""
+
+WORD_COUNT_KEYS = 50_000
+"""Which word is the rarest is told by counting the keys of each, up to
+WORD_SCAN_KEYS; when every word has more, up to this many."""
+
+
+def _word_counts(run: Callable[..., Any], words: Sequence[str], most: int) -> List[int]:
+    """How many keys hold each of `words`, counted up to `most`."""
+    return list(run("SELECT " + ", ".join(["(SELECT count(*) FROM (SELECT 1 FROM cks_words "
+                                           "WHERE word = ? LIMIT ?) c)"] * len(words)),
+                    [v for word in words for v in (word, most)]).fetchone())
 
 
 def _keys_of_words(others: int) -> str:
-    """The keys among the first WORD_SCAN_KEYS that hold a word that also
-    hold `others` more words, in fingerprint order (parameters: the word,
-    WORD_SCAN_KEYS, the other words, the limit)."""
+    """The keys among the first few that hold a word that also hold
+    `others` more words, in fingerprint order (parameters: the word, how
+    many of its keys to read, the other words, the limit)."""
     return ("SELECT w.key_fingerprint AS fingerprint FROM (SELECT key_fingerprint "
             "FROM cks_words WHERE word = ? ORDER BY key_fingerprint LIMIT ?) w%s "
             "ORDER BY 1 LIMIT ?" % "".join(
@@ -343,26 +355,30 @@ class Store(Database):
                 (email.lower(), limit + 1)).fetchall(), limit)
 
     def key_rows_by_words(self, words: Sequence[str], limit: int) -> Tuple[List[KeyRow], bool]:
-        """key_rows of the first `limit` keys that hold every one of `words`,
-        in fingerprint order among the first WORD_SCAN_KEYS keys of the
-        rarest word, and whether more keys matched (or may match)."""
+        """key_rows of the first `limit` keys that hold every one of `words`
+        (a few: the statements grow with them), in fingerprint order among
+        the first WORD_SCAN_KEYS keys of the rarest word, and whether more
+        keys matched (or may match)."""
         unique = sorted(set(words))
         if not unique:
             return [], False
+        scan = max(WORD_SCAN_KEYS, limit + 1)
         with self.read() as cursor:
             run = cursor.execute_prepared if len(unique) <= PREPARED_WORDS else cursor.execute
-            counts = [WORD_SCAN_KEYS] if len(unique) == 1 else run(
-                "SELECT " + ", ".join(["(SELECT count(*) FROM (SELECT 1 FROM cks_words "
-                                       "WHERE word = ? LIMIT ?) c)"] * len(unique)),
-                [v for word in unique for v in (word, WORD_SCAN_KEYS + 1)]).fetchone()
-            rarest = min(range(len(unique)), key=counts.__getitem__)
-            if counts[rarest] == 0:
-                return [], False
+            rarest, held = 0, 0  # (held: the rarest word's keys, counted up to a bound)
+            if len(unique) > 1:
+                counts = _word_counts(run, unique, scan + 1)
+                if min(counts) > scan:
+                    counts = _word_counts(run, unique, max(WORD_COUNT_KEYS, scan) + 1)
+                rarest = min(range(len(unique)), key=counts.__getitem__)
+                held = counts[rarest]
+                if held == 0:
+                    return [], False
             others = unique[:rarest] + unique[rarest + 1:]
             rows, more = first_key_rows(run(
                 KEY_ROWS_OF_MATCHES % _keys_of_words(len(others)),
-                [unique[rarest], WORD_SCAN_KEYS] + others + [limit + 1]).fetchall(), limit)
-        return rows, more or counts[rarest] > WORD_SCAN_KEYS
+                [unique[rarest], scan] + others + [limit + 1]).fetchall(), limit)
+        return rows, more or held > scan
 
     def find_by_hash(self, sks_hash: str) -> List[str]:
         with self.read() as cursor:
