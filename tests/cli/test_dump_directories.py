@@ -5,15 +5,20 @@ unfinished dump file), and inputs it cannot read are one line."""
 
 import errno
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from cks.bulk import dump as dump_module
-from cks.bulk.dump import DUMP_LOCK, dump
+from cks.bulk.dump import DUMP_LOCK, DumpStopped, dump
 from cks.store import open_store
-from support import fixture
+from support import ROOT, fixture
 from support.content import content
-from support.db import nothing_made
+from support.db import drop_pg_database, new_db_url, nothing_made
+from support.disk import tmpfs
 from support.nodes import fpr
 from support.procs import tool
 
@@ -82,6 +87,62 @@ def test_a_dump_that_runs_out_of_space_leaves_the_earlier_one_whole(db_url, tmp_
     restored = "sqlite:///%s" % (tmp_path / "restored.db")
     out = admin(restored, "load", "--no-sync", str(backups))
     assert out.returncode == 0 and out.stdout.decode().startswith("%d added" % len(NAMES))
+
+
+def test_a_dump_that_fills_the_disk_or_is_told_to_stop_leaves_none_of_its_files(db_url,
+                                                                                tmp_path):
+    """Until 2026-12-06 a full disk left them all: the file being written
+    failed again as it was closed, before any was removed (found by a
+    review)."""
+    _loaded(db_url)
+    with tmpfs(tmp_path / "disk", "16k") as disk:  # (four pages: a file a key fills one)
+        out = admin(db_url, "dump", str(disk / "backups"), "--keys-per-file", "1")
+        assert out.returncode == 1 and b"No space left on device" in out.stderr, out.stderr
+        assert os.listdir(disk / "backups") == []
+    asked = []
+    store = open_store(db_url)
+    try:
+        with pytest.raises(DumpStopped):
+            dump(store, str(tmp_path / "stopped"), 1, stop=lambda: len(asked) > 2 or
+                 asked.append(None))
+    finally:
+        store.close()
+    assert len(asked) == 3 and os.listdir(tmp_path / "stopped") == []
+
+
+def test_a_dump_stops_at_sigterm_without_its_files(tmp_path):
+    """A SIGTERM (systemd's stop, a timeout) ended a dump at once with all
+    its files left, as much as the whole dump (until 2026-12-06; found by a
+    review). The dump waits here for the table the test locks, so the
+    signal comes while it runs."""
+    import psycopg2
+    url = new_db_url("postgresql", tmp_path)
+    try:
+        _loaded(url)
+        locker = psycopg2.connect(url)
+        try:
+            locker.cursor().execute("LOCK TABLE cks_keys IN ACCESS EXCLUSIVE MODE")
+            backups = tmp_path / "backups"
+            proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "cks_admin.py"), "--db",
+                                     url, "dump", str(backups), "--keys-per-file", "1"],
+                                    stderr=subprocess.PIPE)
+            waiting = locker.cursor()
+            for _ in range(1000):  # until it waits for the table
+                waiting.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type "
+                                "= 'Lock' AND query LIKE '%%cks_keys%%'")
+                if waiting.fetchone()[0]:
+                    break
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2)
+        finally:
+            locker.close()
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        assert proc.stderr.read().decode() == ("cks_admin.py: error: stopped by SIGTERM (the "
+                                               "files in %s are left as they were)\n" % backups)
+        assert os.listdir(backups) == []
+    finally:
+        drop_pg_database(url)
 
 
 def test_keys_sks_cannot_read_have_files_of_their_own(db_url, tmp_path):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Callable, List, Optional, Tuple
 
 from ..openpgp.packet import TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, iter_packets
 from ..store import Store
@@ -39,6 +39,10 @@ class DumpRunning(Exception):
     left a mix of both)."""
 
 
+class DumpStopped(Exception):
+    """The dump was told to stop (a signal): none of its files is left."""
+
+
 class NothingDumped(Exception):
     """The database holds no keys, and DIR holds an earlier dump's `files`,
     which stay."""
@@ -48,13 +52,15 @@ class NothingDumped(Exception):
         self.files = files
 
 
-def dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int, int]:
+def dump(store: Store, directory: str, keys_per_file: int,
+         stop: Callable[[], bool] = lambda: False) -> Tuple[int, int, int, int]:
     """Write the files; returns (keys, files, keys SKS cannot read among
-    them, files of an earlier dump removed)."""
+    them, files of an earlier dump removed).  DumpStopped once `stop()`
+    says so (it is asked after each key)."""
     with store.exclusive(DUMP_LOCK) as locked:
         if not locked:
             raise DumpRunning()
-        return _dump(store, directory, keys_per_file)
+        return _dump(store, directory, keys_per_file, stop)
 
 
 def sks_reads(data: bytes) -> bool:
@@ -104,20 +110,24 @@ class _Files:
 
     def abandon(self) -> None:
         if self.handle is not None:
-            self.handle.close()
+            with contextlib.suppress(OSError):  # (what it holds cannot be written: a full disk)
+                self.handle.close()
             self.handle = None
         for path in self.written:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
 
-def _dump(store: Store, directory: str, keys_per_file: int) -> Tuple[int, int, int, int]:
+def _dump(store: Store, directory: str, keys_per_file: int,
+          stop: Callable[[], bool]) -> Tuple[int, int, int, int]:
     os.makedirs(directory, exist_ok=True)
     readable = _Files(directory, FILE_NAME, keys_per_file)
     newer = _Files(directory, NEWER_FILE_NAME, keys_per_file)
     try:
         for _, data in store.iter_keydata():
             (readable if sks_reads(data) else newer).write(data)
+            if stop():
+                raise DumpStopped()
         readable.finish()
         newer.finish()
         readable.publish()

@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Iterator, List, Set
+from typing import Callable, Iterator, List, Set
 
 from .. import pipeline, rejection, views
 from ..bulk.derive import Stopped
-from ..bulk.dump import DumpRunning, NothingDumped, dump
+from ..bulk.dump import DumpRunning, DumpStopped, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..bulk.split import standard_input
 from ..bulk.workers import WorkerDied
@@ -167,7 +167,7 @@ def cmd_load(args: argparse.Namespace) -> int:
                         report=lambda line: print(line, file=sys.stderr))
         stopped_by: List[int] = []
         try:
-            with _signals_stop(loader, stopped_by):
+            with _signals_stop(loader.stop, stopped_by):
                 return loader.load(files)
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
@@ -198,10 +198,11 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _signals_stop(loader: Loader, received: List[int]) -> Iterator[None]:
+def _signals_stop(stop_soon: Callable[[], None], received: List[int]) -> Iterator[None]:
     """For the block, SIGINT (Ctrl-C) and SIGTERM (kill, timeout, systemd)
-    have the load stop soon (Loader.stop), each noted in `received`,
-    instead of raising KeyboardInterrupt wherever it finds the load: one
+    have the load or dump stop soon (`stop_soon`: Loader.stop, say), each
+    noted in `received`, instead of raising KeyboardInterrupt wherever it
+    finds the load: one
     raised with a lock just taken (the worker pool's, the connection
     pool's) left it taken, and the clean-up after it waited for that lock
     for ever; SIGTERM ended the load at once, and its workers printed
@@ -209,7 +210,7 @@ def _signals_stop(loader: Loader, received: List[int]) -> Iterator[None]:
     job) stays ignored."""
     def stop(signum: int, _frame: object) -> None:
         received.append(signum)
-        loader.stop()
+        stop_soon()
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     for signum, handler in previous.items():
         if handler is not signal.SIG_IGN:
@@ -460,11 +461,19 @@ def cmd_dump(args: argparse.Namespace) -> int:
     """Write every key to binary keyring files DIR/cks-dump-NNNN.pgp (as SKS dumps;
     those SKS cannot read to DIR/cks-dump-newer-NNNN.keys)."""
     def action(store):
+        stopped_by: List[int] = []
         try:
-            count, files, newer, removed = dump(store, args.directory, args.keys_per_file)
+            with _signals_stop(lambda: None, stopped_by):
+                count, files, newer, removed = dump(store, args.directory, args.keys_per_file,
+                                                    stop=lambda: bool(stopped_by))
         except OSError as exc:  # not a directory, no permission, disk full
             raise UserError("cannot write the dump in %s: %s (the files there are left as "
                             "they were)" % (args.directory, exc.strerror or exc), 1) from None
+        except DumpStopped:
+            if signal.SIGTERM in stopped_by:
+                raise UserError("stopped by SIGTERM (the files in %s are left as they were)"
+                                % args.directory, 128 + signal.SIGTERM) from None
+            raise KeyboardInterrupt from None  # (status 130, as run() gives it)
         except DumpRunning:
             raise UserError("another dump of this database is under way; nothing was "
                             "written (run this one when it ends)", os.EX_TEMPFAIL) from None
