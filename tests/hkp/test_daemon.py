@@ -349,11 +349,12 @@ def test_requests_failed_by_an_outage_are_logged_as_one_with_its_end(tmp_path):
         drop_pg_database(url)
 
 
-def test_a_full_disk_is_one_outage_while_lookups_go_on(tmp_path):
+def test_a_full_disk_is_one_outage_of_writes_while_lookups_go_on(tmp_path):
     """Uploads fail on a full disk while every lookup answers: until
     2026-12-06 each lookup ended the outage in the log ("database available
     again") and the next upload began another, two lines a request (found
-    by a review). It ends when an upload is stored again."""
+    by a review). It is an outage of writes now, which ends when an upload
+    is stored again."""
     config = tmp_path / "cks.conf"
     config.write_text("[server]\nprocesses = 1\n[ratelimit]\nexempt = 127.0.0.0/8\n")
     with tmpfs(tmp_path / "disk", "4m") as disk:
@@ -367,14 +368,14 @@ def test_a_full_disk_is_one_outage_while_lookups_go_on(tmp_path):
                 assert server.lookup(op="index", options="mr", search="fixture")[0] == 200
                 assert server.lookup(op="get", options="mr",
                                      search="0x" + "A" * 16)[0] == 404
-            server.wait_for_output("database unavailable: .*full")
+            server.wait_for_output("database writes fail: .*full")
             time.sleep(1)  # (the served views' job and the checkpoints go on)
             log = server.output()
-            assert log.count("database unavailable") == 1, log
-            assert "database available again" not in log
+            assert log.count("database writes fail") == 1, log
+            assert "database unavailable" not in log and "work again" not in log
             os.unlink(disk / "filler")
             assert server.add(fixture("nistp256"))[0] == 200
-            server.wait_for_output("database available again")
+            server.wait_for_output("database writes work again")
 
 
 def _outage_logged(url, config):
