@@ -174,6 +174,26 @@ def test_the_rarest_word_is_told_apart_when_every_word_is_common(store, monkeypa
     assert html.status == 404 and dict(html.headers)[TRUNCATED_HEADER] == "true"
 
 
+def test_a_short_rare_word_among_many_common_ones_finds_its_keys(store, monkeypatch):
+    """Every word of a search (up to SEARCHED_WORDS) is counted, so its
+    rarest is read however short it is: when the index was asked for the 8
+    longest words only, `qz` beside 8 longer words every key holds was left
+    to the filter, which never reached its keys, and the answer was a 404
+    (found by a review)."""
+    common = b"alphaword bravoword charlieword deltaword echoword foxtrotword golfword hotel"
+    made = _keys_holding(store, 14, lambda n: common + (b" qz" if n >= 12 else b""))
+    monkeypatch.setattr(base, "WORD_SCAN_KEYS", 2)
+    monkeypatch.setattr(base, "WORD_COUNT_KEYS", 10)
+    search = "+".join(common.decode().split() + ["qz"])
+    answer = _answer(store, "/pks/lookup?op=index&options=mr&search=" + search, 1,
+                     "curl/8.14.1")
+    assert answer.status == 200 and made[12][-16:].encode() in answer.body
+    assert dict(answer.headers)[TRUNCATED_HEADER] == "true"  # (made[13] holds them too)
+    answer = _answer(store, "/pks/lookup?op=index&options=mr&search=" + search + "+nosuch",
+                     1, "curl/8.14.1")
+    assert (answer.status, answer.body) == (404, b"no keys found\n")
+
+
 def test_a_search_of_many_words_asks_the_index_for_a_few(store):
     """The longest SEARCHED_WORDS; the keys must hold the rest too. Until
     2026-12-06 1,001 words failed in SQLite and 1,665 in PostgreSQL (503, a

@@ -71,12 +71,13 @@ INDEX_ANSWER_BYTES = 1 << 20
 # A search by text whose answer is filtered (exact=on; GnuPG's, without v5/v6
 # keys) reads the index rows of at most this many times max_results keys.
 FILTERED_SEARCH_READS = 10
-# A search by words asks the word index for its longest words, this many at
-# most; the keys they find must hold the others too (_text_search_filter), as
-# for a word too long for the index.  Until 2026-12-06 it asked for every
-# word: a search of 1,001 words failed in SQLite ("Expression tree is too
-# large") and of 1,665 in PostgreSQL (503, logged as a database outage).
-SEARCHED_WORDS = 8
+# A search by words asks the word index for this many of its words at most
+# (the store finds the keys of the rarest of them), its longest; the keys
+# they find must hold the others too (_text_search_filter), as for a word
+# too long for the index.  Until 2026-12-06 it asked for every word: a
+# search of 1,001 words failed in SQLite ("Expression tree is too large")
+# and of 1,665 in PostgreSQL (503, logged as a database outage).
+SEARCHED_WORDS = 32
 
 
 @dataclass
