@@ -379,6 +379,10 @@ def test_is_quick_reads_the_parsed_query():
     assert not is_quick(Request("GET", "/pks/lookup?op=index&search=alice+smith"))
     assert not is_quick(Request("GET", "/pks/lookup?op=index&search=alice.smith"))
     assert not is_quick(Request("GET", "/pks/lookup?op=index&search=alice&exact=on"))
+    # 0x and words: a search by words (a nickname), not a key ID
+    assert is_quick(Request("GET", "/pks/lookup?op=index&search=0x1234+5678+9ABC+DEF0"))
+    assert not is_quick(Request("GET", "/pks/lookup?op=index&search=0xalice+smith"))
+    assert not is_quick(Request("GET", "/pks/lookup?op=get&search=0xalice"))
     assert is_quick(Request("GET", "/pks/lookup?search=0x12345678&op=get"))
     assert not is_quick(Request("GET", "/pks/lookup?op=get&search=alice"))
     assert not is_quick(Request("GET", "/pks/lookup?op=stats"))

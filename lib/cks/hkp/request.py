@@ -223,7 +223,7 @@ def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = Fal
             raise HKPError(400, "op=hget needs the 32 hex digits of an SKS key hash")
         return Query("hash", bare.upper())
     bare = text[2:].replace(" ", "")
-    if text.lower().startswith("0x") and _HEX.match(bare):
+    if is_hex_search(text):
         kind = _HEX_KINDS.get(len(bare))
         if kind is None:
             raise HKPError(501, "search by %d hex digits is not supported: use a key ID "
@@ -241,6 +241,13 @@ def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = Fal
     if exact:
         return Query("exact", text, words, plus_address(text))
     return Query("words", text, words)
+
+
+def is_hex_search(text: str) -> bool:
+    """Whether a search is `0x` and hex digits (spaces allowed), a key ID or
+    fingerprint as classify reads it (`0xAlice` is a word)."""
+    text = text.strip()
+    return text[:2].lower() == "0x" and _HEX.match(text[2:].replace(" ", "")) is not None
 
 
 def is_address(text: str) -> bool:

@@ -42,7 +42,7 @@ from .app import FileBody, KeyServer, Request, Response
 from .cksd_metrics import METRICS_PATH
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
 from .rejections import ADMIN_PATH
-from .request import is_address, split_target
+from .request import is_address, is_hex_search, split_target
 from .tls import Certificates
 
 access_log = QuickLog(logging.getLogger("cks.access"))  # a line per request: the quick way
@@ -90,8 +90,8 @@ def is_quick(request: Request) -> bool:
     search = (request.query.get("search") or "").strip().lower()
     if op == "index":
         return (request.query.get("exact") or "").lower() != "on" and (
-            search.startswith("0x") or search.isalnum() or is_address(search))
-    return op in ("get", "hget") and (search.startswith("0x") or len(search) == 32)
+            is_hex_search(search) or search.isalnum() or is_address(search))
+    return op in ("get", "hget") and (is_hex_search(search) or len(search) == 32)
 
 
 @dataclass
