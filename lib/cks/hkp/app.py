@@ -182,18 +182,19 @@ def newest_version_read(request: Request) -> Optional[int]:
     return 5 if match and (int(match.group(1)), int(match.group(2))) >= (2, 4) else 4
 
 
-def _text_search_filter(query: Query, newest: Optional[int]
+def _text_search_filter(query: Query, asked: Sequence[str], newest: Optional[int]
                         ) -> Optional[Callable[[KeyRow], bool]]:
     """Which of the keys a search by text found go in the answer, when not
-    all (None): those whose user IDs hold the words the word index does not
-    (too long: the index found the keys by the others); with exact=on,
+    all (None): those whose user IDs hold the words the word index was not
+    `asked` for (too long for it, or past SEARCHED_WORDS: the index found
+    the keys by the others); with exact=on,
     those with the whole user ID, or with the address it may stand for
     (Query.plus_address: the words of the search, which found the keys, are
     that address's); for GnuPG (`newest`: newest_version_read), the keys of
     versions it reads: a search by text must not hand it a key it cannot
     read (those are served by key ID or fingerprint)."""
     tests: List[Callable[[KeyRow], bool]] = []
-    unasked = set(query.words) - set(_asked_words(query))
+    unasked = set(query.words) - set(asked)
     if unasked:
         tests.append(lambda r: unasked <= _words_of_user_ids(r))
     if query.kind == "exact":
@@ -219,7 +220,7 @@ def _asked_words(query: Query) -> List[str]:
     none."""
     indexed = sorted((word for word in query.words if is_indexed(word)),
                      key=lambda word: (-len(word), word))[:SEARCHED_WORDS]
-    if not indexed and query.words:
+    if not indexed:
         raise HKPError(400, "every word of this search is longer than %d characters, the "
                             "longest the word index holds (a longer word only narrows a "
                             "search by shorter ones): add a shorter word of the user ID, or "
@@ -467,7 +468,8 @@ class KeyServer:
              ) -> Tuple[List[str], List[KeyRow], bool]:
         """Fingerprints of the keys `query` matches (capped), their index rows
         (none for a search by SKS hash), and whether the answer was capped.
-        Each kind of search is one query (a round trip on PostgreSQL)."""
+        Each kind of search is one query (a round trip on PostgreSQL), but
+        for several words: their counts first (Store.key_rows_by_words)."""
         limit = self.settings.max_results
         store = self.lookup_store
         if query.kind == "hash":
@@ -476,10 +478,12 @@ class KeyServer:
         if query.names_one_key:
             rows, truncated = store.key_rows_by_id(query.kind, query.value, limit)
             return [r.fingerprint for r in rows], rows, truncated
-        search = functools.partial(store.key_rows_by_email, query.value) \
-            if query.kind == "email" else functools.partial(store.key_rows_by_words,
-                                                           _asked_words(query))
-        keep = _text_search_filter(query, newest)
+        if query.kind == "email":
+            asked, search = [], functools.partial(store.key_rows_by_email, query.value)
+        else:
+            asked = _asked_words(query)
+            search = functools.partial(store.key_rows_by_words, asked)
+        keep = _text_search_filter(query, asked, newest)
         rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
         return [r.fingerprint for r in rows], rows, truncated
 
