@@ -62,8 +62,7 @@ def _settings(server: Dict[str, Any]) -> str:
     rows += [("Database", server["database"]),
              ("Largest upload", "%s bytes" % _number(server["max_upload_bytes"])),
              ("Keys per answer", _number(server["max_results"]))]
-    return "<table>\n%s\n</table>" % "\n".join(
-        "<tr><td>%s:</td><td>%s</td></tr>" % (e(name), e(value)) for name, value in rows)
+    return _named_rows(rows, name_cell="<td>%s:</td>")
 
 
 def _per_day(days: Sequence[Dict[str, Any]]) -> str:
@@ -156,25 +155,22 @@ def _rejections(rejections: Dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _table(columns: Optional[Sequence[str]], rows: Sequence[Sequence[Any]],
-           escape: bool = True) -> str:
-    """A table with a header row of `columns` (None: none); the cells are
-    escaped unless `escape` is False (they are HTML already)."""
+def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], escape: bool = True) -> str:
+    """A table with a header row of `columns`; the cells are escaped unless
+    `escape` is False (they are HTML already)."""
     cell = e if escape else str
-    out = ["<table>"]
-    if columns is not None:
-        out.append("<tr>%s</tr>" % "".join("<th>%s</th>" % e(c) for c in columns))
+    out = ["<table>", "<tr>%s</tr>" % "".join("<th>%s</th>" % e(c) for c in columns)]
     out += ["<tr>%s</tr>" % "".join("<td>%s</td>" % cell(c) for c in row) for row in rows]
     return "\n".join(out + ["</table>"])
 
 
-def _named_rows(rows: Sequence[Tuple[str, str]]) -> str:
+def _named_rows(rows: Sequence[Tuple[str, Any]],
+                name_cell: str = "<th scope=\"row\">%s</th>") -> str:
     """A table of (name, value) rows, each name the header of its row (as
-    <td>s, a screen reader took it for a layout table).  Not for the
-    Settings table: crawlers written for SKS read two <td>s a row there."""
+    <td>s, a screen reader took it for a layout table); the Settings table
+    gives `name_cell` "<td>%s:</td>", as crawlers written for SKS read it."""
     return "<table>\n%s\n</table>" % "\n".join(
-        "<tr><th scope=\"row\">%s</th><td>%s</td></tr>" % (e(name), e(value))
-        for name, value in rows)
+        "<tr>%s<td>%s</td></tr>" % (name_cell % e(name), e(value)) for name, value in rows)
 
 
 def _number(value: int) -> str:
