@@ -202,11 +202,10 @@ def _signals_stop(stop_soon: Callable[[], None], received: List[int]) -> Iterato
     """For the block, SIGINT (Ctrl-C) and SIGTERM (kill, timeout, systemd)
     have the load or dump stop soon (`stop_soon`: Loader.stop, say), each
     noted in `received`, instead of raising KeyboardInterrupt wherever it
-    finds the load: one
-    raised with a lock just taken (the worker pool's, the connection
-    pool's) left it taken, and the clean-up after it waited for that lock
-    for ever; SIGTERM ended the load at once, and its workers printed
-    tracebacks.  A signal ignored from the start (SIGINT, in a background
+    finds the load: one raised with a lock just taken (the worker pool's,
+    the connection pool's) left it taken, and the clean-up after it waited
+    for that lock for ever; SIGTERM ended the load at once, and its workers
+    printed tracebacks.  A signal ignored from the start (SIGINT, in a background
     job) stays ignored."""
     def stop(signum: int, _frame: object) -> None:
         received.append(signum)
