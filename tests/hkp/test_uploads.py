@@ -161,7 +161,7 @@ def test_over_the_size_limit_is_413_without_reading_the_body(server):
     before = _count(server)
     answer = raw_exchange(server.port, b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Type: "
                           b"application/pgp-keys\r\nContent-Length: 5000000\r\n\r\n"
-                          + b"x" * 1000)
+                          + b"x" * 1000, then_end=True)
     assert answer.startswith(b"HTTP/1.1 413") and b"over this server's limit" in answer
     status, _, answer = server.request("POST", "/pks/add", b"\x99" + _noise(5 << 20),
                                        {"Content-Type": "application/pgp-keys"})
@@ -216,7 +216,8 @@ def test_the_servers_own_refusals_carry_the_headers_of_every_answer(server, requ
                                                                      status):
     """A web page's script reads why its upload was refused only when the
     answer allows it (CORS), whoever made the answer."""
-    head = raw_exchange(server.port, request_bytes).split(b"\r\n\r\n")[0].split(b"\r\n")
+    answer = raw_exchange(server.port, request_bytes, then_end=True)
+    head = answer.split(b"\r\n\r\n")[0].split(b"\r\n")
     assert head[0].startswith(b"HTTP/1.1 " + status), head
     assert b"Access-Control-Allow-Origin: *" in head and b"Cache-Control: no-cache" in head
 

@@ -166,13 +166,18 @@ class Cksd:
             assert status == 200, body
 
 
-def raw_exchange(port: int, request: bytes, timeout: float = 20) -> bytes:
+def raw_exchange(port: int, request: bytes, timeout: float = 20,
+                 then_end: bool = False) -> bytes:
     """Send `request` as bytes on a new connection to 127.0.0.1:`port` and read
     the answer until the server closes the connection (or resets it, as after
-    a 413 whose body it did not read)."""
+    a 413 whose body it did not read).  `then_end` closes the sending side
+    after the request, so that a server reading the rest of a refused body
+    (for up to 5 s) stops at once."""
     import socket
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(request)
+        if then_end:
+            sock.shutdown(socket.SHUT_WR)
         chunks = []
         while True:
             try:
