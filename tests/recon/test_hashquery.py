@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cks import pipeline
-from cks.hkp.app import FileBody, KeyServer, Request, ServerSettings
+from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.store import open_store
 from cks.sync.recon.hashquery import (CONTENT_TYPE, MAX_HASHES, PATH, HashQueryError,
@@ -154,8 +154,10 @@ def _ask(app, body, method="POST", headers=None):
 
 
 def _answer(response):
-    """The body of a hashquery's answer, which comes in a file (FileBody)."""
-    assert isinstance(response.body, FileBody)
+    """The body of a hashquery's answer: in memory, or in a file (FileBody)
+    past bodies.MEMORY_BYTES."""
+    if isinstance(response.body, bytes):
+        return response.body
     with response.body.file as file:
         data = file.read()
     assert len(data) == response.body.size
@@ -202,3 +204,15 @@ def test_endpoint_answers_every_key_whatever_their_size(app, monkeypatch):
     assert len(decode_answer(_answer(response))) == len(KEYS)
     assert [len(run) for run in runs] == [1] * len(KEYS)
     assert not any(name == "X-HKP-Results-Truncated" for name, _ in response.headers)
+
+
+def test_an_answer_past_memory_bytes_comes_in_a_file(app, monkeypatch):
+    from cks.hkp import bodies
+    from cks.hkp.bodies import FileBody
+    request = encode_request([_hash(n) for n in KEYS])
+    in_memory = _ask(app, request)
+    assert isinstance(in_memory.body, bytes)
+    monkeypatch.setattr(bodies, "MEMORY_BYTES", 100)
+    in_file = _ask(app, request)
+    assert isinstance(in_file.body, FileBody)
+    assert _answer(in_file) == in_memory.body and len(decode_answer(in_memory.body)) == len(KEYS)

@@ -8,15 +8,13 @@ HTTP plumbing is in server.py.
 from __future__ import annotations
 
 import functools
-import io
 import json
 import logging
 import math
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import (BinaryIO, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional,
+from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional,
                     Sequence, Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
@@ -34,6 +32,7 @@ from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings, Logins
 from .answer_cache import AnswerCache
+from .bodies import Body, Spool
 from .cksd_metrics import (ANSWER_SECONDS, DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics,
                            metrics_page)
 from .outage import DatabaseOutage
@@ -60,11 +59,8 @@ KEYS_ANSWER_BYTES = 16 << 20
 # A hashquery from an enabled peer answers every key asked for that is held,
 # whatever their size (SKS and Hockeypuck do not ask again for keys an answer
 # left out); anyone else's stops at KEYS_ANSWER_BYTES.  The keys are read
-# this many bytes at a time (at least one key) and written to a temporary
-# file (FileBody), or to memory when they add up to no more than
-# HASHQUERY_MEMORY_BYTES.
+# this many bytes at a time (at least one key) and written to a Spool.
 HASHQUERY_READ_BYTES = 1 << 20
-HASHQUERY_MEMORY_BYTES = 2 << 20
 # An index stops past this many bytes of user IDs, its first key always in
 # (the Debian keyring's largest index of 100 keys would take about 12 KB).
 INDEX_ANSWER_BYTES = 1 << 20
@@ -108,26 +104,9 @@ class Request:
 
 
 @dataclass
-class FileBody:
-    """An answer's body too large to hold in memory (a hashquery's may be
-    hundreds of megabytes): the `size` bytes of `file`, from its start.
-    server.py sends it in pieces after the head, and closes it once sent
-    or when the connection closes."""
-
-    file: BinaryIO
-    size: int
-
-    def __len__(self) -> int:
-        return self.size
-
-    def close(self) -> None:
-        self.file.close()
-
-
-@dataclass
 class Response:
     status: int
-    body: Union[bytes, FileBody] = b""
+    body: Body = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: List[Tuple[str, str]] = field(default_factory=list)
 
@@ -419,7 +398,8 @@ class KeyServer:
             if exc.status != 404:
                 raise
             answer = self.error(request, 404, exc.message, exc.headers)
-        cache.put(key, generation, answer, len(answer.body) + len(request.target))
+        if isinstance(answer.body, bytes):  # (not one in a file: it is read once)
+            cache.put(key, generation, answer, len(answer.body) + len(request.target))
         return answer
 
     def _answer(self, lookup: Lookup, newest: Optional[int]) -> Response:
@@ -512,18 +492,31 @@ class KeyServer:
 
     def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],
                  truncated: bool) -> Response:
-        """One armor block per key, each with its checksum as stored."""
-        comment = [("Comment", "Hostname: " + self.settings.hostname)]
-        text = "".join(armor.encode(data, headers=comment, checksum=checksum)
-                       for data, checksum in parts)
-        if not text:
+        """One armor block per key, each with its checksum as stored, written
+        to a Spool a key at a time (an answer of 100 keys may be megabytes)."""
+        if not parts:
             raise HKPError(404, "no keys found")
+        comment = [("Comment", "Hostname: " + self.settings.hostname)]
+        blocks = (armor.encode(data, headers=comment, checksum=checksum)
+                  for data, checksum in parts)
         extra = [(TRUNCATED_HEADER, "true")] if truncated else []
-        if lookup.machine_readable:
-            return Response(200, text.encode(), "application/pgp-keys; charset=utf-8",
-                            extra + [("Content-Disposition",
-                                      "attachment; filename=gpgkey.asc")])
-        return _html(200, html.armored_page(text, len(parts)), extra)
+        spool = Spool()
+        try:
+            if lookup.machine_readable:
+                for block in blocks:
+                    spool.write(block.encode())
+                return Response(200, spool.body(), "application/pgp-keys; charset=utf-8",
+                                extra + [("Content-Disposition",
+                                          "attachment; filename=gpgkey.asc")])
+            before, after = html.armored_page_around(len(parts))
+            spool.write(before.encode())
+            for block in blocks:
+                spool.write(html.e(block).encode())
+            spool.write(after.encode())
+        except BaseException:
+            spool.close()
+            raise
+        return _html(200, spool.body(), extra)
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
         assert lookup.search is not None
@@ -532,12 +525,15 @@ class KeyServer:
         if cut:
             extra = [(TRUNCATED_HEADER, "true")]
         served = dict(found)
-        keys = [(parse_keyring(served[row.fingerprint]).keys[0], row) for row in rows
-                if row.fingerprint in served]
-        signers = self._signers(keypage.signer_keyids([key for key, _ in keys]))
-        return _html(200, keypage.vindex_page(lookup.search.value, keys, signers,
-                                              self.settings.limits.serve.certifications, now,
-                                              lookup.show_hash), extra)
+        held = [(served[row.fingerprint], row) for row in rows if row.fingerprint in served]
+        # Each key is parsed when its turn comes, twice (its signers, then its
+        # section): 100 keys of the Debian keyring parsed at once held 70 MB.
+        signers = self._signers(keypage.signer_keyids(
+            parse_keyring(data).keys[0] for data, _ in held))
+        return _html(200, keypage.vindex_page(
+            lookup.search.value, len(held),
+            ((parse_keyring(data).keys[0], row) for data, row in held), signers,
+            self.settings.limits.serve.certifications, now, lookup.show_hash), extra)
 
     def _signers(self, keyids: List[bytes]) -> Dict[bytes, keypage.Signer]:
         """The held keys whose primary key has one of these key IDs (the first
@@ -660,7 +656,7 @@ class KeyServer:
         leaves out); anyone else's stops at KEYS_ANSWER_BYTES, with
         X-HKP-Results-Truncated (until 2026-12-06 a stranger's 16 KB made
         an answer of up to 8 GB).  It is written to a file as the keys are
-        read, and sent from there (FileBody), so its size costs no memory."""
+        read, and sent from there (bodies.py), so its size costs no memory."""
         try:
             hashes = hashquery.decode_request(request.body)
         except hashquery.HashQueryError as exc:
@@ -669,18 +665,13 @@ class KeyServer:
         cut = False
         if not self.sent_by_a_peer(request):
             held, cut = _within([(key, key[1]) for key in held], KEYS_ANSWER_BYTES)
-        # (not a SpooledTemporaryFile: moving to disk, it copies what it held
-        # in memory, with the write that crossed its limit: a key of 8 MiB)
-        body: BinaryIO = io.BytesIO() if sum(size for _, size in held) \
-            <= HASHQUERY_MEMORY_BYTES else tempfile.TemporaryFile()
+        spool = Spool()
         try:
-            hashquery.write_answer(body, self._keys_in_runs(held))
-            size = body.tell()
-            body.seek(0)
+            hashquery.write_answer(spool, self._keys_in_runs(held))  # type: ignore[arg-type]
         except BaseException:
-            body.close()
+            spool.close()
             raise
-        return Response(200, FileBody(body, size), hashquery.CONTENT_TYPE,
+        return Response(200, spool.body(), hashquery.CONTENT_TYPE,
                         [(TRUNCATED_HEADER, "true")] if cut else [])
 
     def _keys_in_runs(self, held: List[Tuple[str, int]]) -> Iterator[bytes]:
@@ -747,7 +738,9 @@ def _within(sized: Iterable[Tuple[Item, int]], limit: int) -> Tuple[List[Item], 
     return kept, False
 
 
-def _html(status: int, text: str, headers=None) -> Response:
-    return Response(status, text.encode("utf-8"), "text/html; charset=utf-8",
+def _html(status: int, page: Union[str, Body], headers=None) -> Response:
+    """An HTML answer: a page's text, or its body already encoded."""
+    body = page.encode("utf-8") if isinstance(page, str) else page
+    return Response(status, body, "text/html; charset=utf-8",
                     list(headers or []) + [("Content-Security-Policy",
                                             html.CONTENT_SECURITY_POLICY)])

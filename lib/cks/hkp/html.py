@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ..wording import noun_for
 from .http1 import REASONS
@@ -93,12 +93,19 @@ def page(title: str, body: str, heading: Optional[str] = None) -> str:
     """A page titled `title` (text); `heading`: its <h1> as HTML, when that
     is more than the title escaped.  The heading and body are its <main>,
     the link home its <footer>: landmarks a screen reader can go to."""
+    before, after = page_around(title, heading)
+    return before + body + after
+
+
+def page_around(title: str, heading: Optional[str] = None) -> Tuple[str, str]:
+    """A page (as page() makes it) up to its body and after it, for a body
+    written in pieces."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width\">"
-            "<title>%s</title><style>%s</style></head><body>\n<main>\n<h1>%s</h1>\n%s\n"
-            "</main>\n<footer><hr><p class=\"dim\"><a href=\"/\">CKS OpenPGP keyserver</a></p>"
-            "</footer></body></html>\n"
-            % (e(title), STYLE, e(title) if heading is None else heading, body))
+            "<title>%s</title><style>%s</style></head><body>\n<main>\n<h1>%s</h1>\n"
+            % (e(title), STYLE, e(title) if heading is None else heading),
+            "\n</main>\n<footer><hr><p class=\"dim\"><a href=\"/\">CKS OpenPGP keyserver</a>"
+            "</p></footer></body></html>\n")
 
 
 def date(epoch: Optional[int]) -> str:
@@ -157,9 +164,11 @@ gpg --keyserver %s --search-keys alice@example.org</pre>
     return page("OpenPGP keyserver", body)
 
 
-def armored_page(armored: str, count: int) -> str:
-    return page("Public " + noun_for(count, "key"),
-                "<pre>\n%s</pre>" % e(armored))  # (the armor starts a line: onak reads it so)
+def armored_page_around(count: int) -> Tuple[str, str]:
+    """The page of `count` armored keys up to the armor (escaped, written
+    after it) and after it.  The armor starts a line: onak reads it so."""
+    before, after = page_around("Public " + noun_for(count, "key"))
+    return before + "<pre>\n", "</pre>" + after
 
 
 def error_title(status: int) -> str:

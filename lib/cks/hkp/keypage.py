@@ -166,36 +166,43 @@ def _index_entry(row: KeyRow, now: int, show_fpr: bool, show_hash: bool) -> str:
 
 # --- key pages ----------------------------------------------------------------------------
 
-def signer_keyids(keys: Sequence[Key]) -> List[bytes]:
+def signer_keyids(keys: Iterable[Key]) -> List[bytes]:
     """Key IDs of the other keys that signed something shown on these keys'
     pages: designated revokers first (their being held decides what the
-    page says), each once."""
-    revocations: List[Tuple[Key, SignaturePacket]] = []
-    others: List[Tuple[Key, SignaturePacket]] = []
+    page says), each once.  Each key is let go before the next is taken."""
+    revokers: Dict[bytes, None] = {}  # ordered sets
+    others: Dict[bytes, None] = {}
     for key in keys:
         for entry in key.direct_sigs:
-            (revocations if entry.sig.sig_type == sg.KEY_REVOCATION else others).append(
-                (key, entry))
-        others.extend((key, entry) for component in key.identities for entry in component.sigs)
-    found: Dict[bytes, None] = {}  # an ordered set
-    for key, entry in revocations + others:
-        keyid = entry.sig.issuer_keyid
-        if keyid is not None and not key.is_self_issued(entry.sig):
-            found.setdefault(keyid)
-    return list(found)
+            _add_signer(revokers if entry.sig.sig_type == sg.KEY_REVOCATION else others,
+                        key, entry)
+        for component in key.identities:
+            for entry in component.sigs:
+                _add_signer(others, key, entry)
+    return list(dict.fromkeys([*revokers, *others]))
 
 
-def vindex_page(search: str, keys: Sequence[Tuple[Key, KeyRow]], signers: Dict[bytes, Signer],
-                policy: str, now: int, show_hash: bool) -> str:
-    """Key pages for `keys` (served view and index row); `signers`: the held
+def _add_signer(found: Dict[bytes, None], key: Key, entry: SignaturePacket) -> None:
+    keyid = entry.sig.issuer_keyid
+    if keyid is not None and not key.is_self_issued(entry.sig):
+        found.setdefault(keyid)
+
+
+def vindex_page(search: str, count: int, keys: Iterable[Tuple[Key, KeyRow]],
+                signers: Dict[bytes, Signer], policy: str, now: int, show_hash: bool) -> str:
+    """Key pages for the `count` `keys` (served view and index row), each
+    rendered and let go before the next is taken; `signers`: the held
     signers by key ID; `policy`: [policy] certifications."""
-    if len(keys) == 1:
-        title, heading, level = "Key %s" % keys[0][1].keyid, None, 2
+    level = 2 if count == 1 else 3
+    sections, keyids = [], []
+    for key, row in keys:
+        sections.append(_KeyPage(key, row, signers, policy, now, level).render(show_hash))
+        keyids.append(row.keyid)
+    if count == 1:
+        title, heading = "Key %s" % keyids[0], None
     else:
-        title, level = "Keys found for " + isolated(search), 3
+        title = "Keys found for " + isolated(search)
         heading = "Keys found for " + user_text(search)
-    sections = [_KeyPage(key, row, signers, policy, now, level).render(show_hash)
-                for key, row in keys]
     return page(title, "\n".join(sections) + "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE),
                 heading)
 

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..batchlog import QuickLog
-from .app import FileBody, KeyServer, Request, Response
+from .app import KeyServer, Request, Response
+from .bodies import FileBody
 from .cksd_metrics import METRICS_PATH
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
 from .rejections import ADMIN_PATH
