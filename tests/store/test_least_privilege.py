@@ -17,11 +17,11 @@ import pytest
 
 from cks.store.schema import SCHEMA_VERSION
 from support import ROOT, fixture
-from support.db import _admin, new_db_url, pg_url, require_postgres
+from support.db import _admin, new_db_url, pg_url, require_postgres, run_sql
 from support.nodes import has, peer_name
 from support.procs import tool
 from support.server import Cksd
-from test_migration import make_version_1, make_version_4  # older databases
+from test_migration import make_keys, make_version_1, make_version_4  # (older databases)
 
 
 def readme_statements() -> List[List[str]]:
@@ -115,13 +115,33 @@ def test_the_runtime_role_serves_and_syncs_and_changes_no_schema(roles, tmp_path
         assert has(peer, "rsa2048")
 
 
-def test_an_upgrade_is_migrated_by_the_owner(roles):
-    make_version_1(roles.owner_url)
+def make_version_5(url):
+    """Keys stored at version 5: its steps to 6 (the word index, rows only)
+    and to 7 (the address index, the owner's) to come."""
+    make_keys(url)
+    for sql in ("DROP INDEX cks_userids_email",
+                "CREATE INDEX cks_userids_email ON cks_userids (email)",
+                "UPDATE cks_schema_version SET version = 5"):
+        run_sql(url, sql, write=True)
+
+
+@pytest.mark.parametrize("make_old, version", [(make_version_1, 1), (make_version_5, 5)])
+def test_an_upgrade_is_migrated_by_the_owner(roles, make_old, version):
+    """The runtime role runs no step, not even those that only rewrite rows:
+    until 2026-12-06 it ran 5 to 6 and committed it, then failed at 6 to 7
+    ("must be owner of index cks_userids_email"), leaving version 6, which
+    the old release refused to serve and the new one could not finish
+    (found by a review of upgrades)."""
+    make_old(roles.owner_url)
     roles.as_owner(roles.statements(1))
     refused = tool("cksd.py", ["--db", roles.runtime_url, "--port", "0"], timeout=60)
     assert refused.returncode == 1
-    assert "must be owner of table" in refused.stderr.decode()
-    assert roles.schema_version() == 1
+    assert refused.stderr.decode().endswith(
+        "error: database %s holds CKS schema version %d, not yet %d, and its role may not "
+        "migrate it: it does not own every CKS table, or may not create tables (their owner "
+        "migrates it first: cks_admin.py stats as that role); nothing was changed\n"
+        % (roles.runtime_url, version, SCHEMA_VERSION))
+    assert roles.schema_version() == version
     migrated = roles.admin("stats")
     assert migrated.returncode == 0, migrated.stderr
     assert roles.schema_version() == SCHEMA_VERSION

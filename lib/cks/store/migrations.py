@@ -2,7 +2,10 @@
 
 Every tool checks the schema version when it first connects; a database at
 an older version is migrated then, in one transaction per step, under a lock
-so that two programs starting together migrate it once.
+so that two programs starting together migrate it once.  A role that may
+not run every step (README: least-privilege roles) runs none: the steps that
+only rewrite rows, which it could, would leave the database at a version in
+between, which neither the old release nor the new one serves.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 from typing import Callable, Dict, List
 
 from .base import Store
+from .errors import StoreError
 from .ptree_rebuild import rebuild
 from .schema import index_statement, storage_statements, table_names, table_statements
 from .rows import WORD_COLUMNS, words_of
@@ -170,6 +174,12 @@ def migrate(store: Store, cursor: Cursor, target: int) -> None:
             if version >= target:
                 cursor.execute("COMMIT")
                 return
+            if not store.backend.may_change_schema(cursor):
+                raise StoreError(
+                    "database %s holds CKS schema version %d, not yet %d, and its role may "
+                    "not migrate it: it does not own every CKS table, or may not create "
+                    "tables (their owner migrates it first: cks_admin.py stats as that role); "
+                    "nothing was changed" % (store.backend.describe(), version, target))
             log.warning("migrating the database from schema version %d to %d",
                         version, version + 1)
             STEPS[version + 1](store, cursor)

@@ -394,6 +394,15 @@ class PostgresBackend(Backend):
         cursor.execute("BEGIN")
         cursor.execute("SELECT pg_advisory_xact_lock(%d)" % _SCHEMA_LOCK)
 
+    def may_change_schema(self, cursor: Cursor) -> bool:
+        """It owns (itself, by a role it inherits, or as a superuser) every
+        CKS table of the schema, and may create tables there: what the
+        owner of README's least-privilege roles does, and cks_runtime not."""
+        return cursor.scalar(
+            "SELECT has_schema_privilege(current_schema(), 'CREATE') AND NOT EXISTS ("
+            "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename LIKE ? AND NOT pg_has_role(tableowner, 'USAGE'))", ("cks\\_%",))
+
     def table_exists(self, cursor: Cursor, table: str) -> bool:
         return cursor.scalar("SELECT to_regclass(?) IS NOT NULL", (table,))
 
