@@ -11,6 +11,7 @@ commit waited milliseconds for a lock held a fraction of one.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -20,6 +21,8 @@ from .changes import KeyChangeWatch, LocalChanges, SQLiteWatch
 from .errors import StoreError
 from .schema import sqlite_schema, to_sqlite
 from .sql import Backend, Cursor
+
+log = logging.getLogger("cks.store")
 
 BUSY_TIMEOUT_S = 30
 # What SQLite says of a failure that may pass by itself (sqlite3_errstr of
@@ -335,7 +338,23 @@ class SQLiteBackend(Backend):
         cursor.raw.connection.executescript("BEGIN IMMEDIATE;\n" + sqlite_schema() + "\nCOMMIT;")
 
     def begin_schema_change(self, cursor: Cursor) -> None:
-        cursor.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE, waiting as long as another program writes: a step
+        of another's migration may take longer than busy_timeout (the words'
+        step took 40 s at 400,000 keys), and on PostgreSQL the schema lock is
+        waited for so too.  Until 2026-12-06 a program started during such a
+        step gave up with "database is locked" (found by a review)."""
+        told = False
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+            if not told:
+                log.warning("waiting for another program writing to the database %s "
+                            "(migrating it?)", self.path)
+                told = True
 
     def run_ddl(self, cursor: Cursor, statement: str) -> None:
         if "DROP COLUMN" in statement and sqlite3.sqlite_version_info < (3, 35, 0):
