@@ -101,7 +101,7 @@ def test_a_round_collects_and_fetches_at_most_max_missing(peers, monkeypatch):
         store.close()
     assert report.ok and report.lacked_here == 50 and report.session.capped
     assert report.fetch.requested == 50
-    assert "stopped at 50 keys we lack, the rest for the next rounds" in report.summary()
+    assert "stopped at 50 keys to fetch, the rest for the next rounds" in report.summary()
 
 
 def test_a_peers_error_text_is_cut_where_it_enters(peers):

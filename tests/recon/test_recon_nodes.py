@@ -7,11 +7,19 @@ import contextlib
 import json
 import re
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from cks import pipeline
+from cks.openpgp import armor
+from cks.store import open_store
+from cks.store.peers import PeerStore
+from cks.sync.recon import session
+from cks.sync.recon.rounds import dial
 from support import fixture
-from support.db import run_sql
+from support.db import run_sql, with_schema
+from support.forge import self_signed_key
 from support.nodes import fpr, manage, reread_peers, sync
 from support.server import Cksd
 
@@ -184,3 +192,43 @@ def test_cron_hears_of_a_recon_peer_only_when_it_fails(new_db, tmp_path):
             "%s:1: FAILED: recon failed: we refused the session: filters do not match. "
             "local filters: yminsky.dedup remote filters: yminsky.dedup,yminsky.merge"
             % b.bind], bad.stderr
+
+
+def test_keys_refused_here_leave_a_round_room_for_the_others(new_db, monkeypatch):
+    """A node that refuses more of a peer's keys than a round collects
+    (MAX_MISSING, made 5 here) still fetches the peer's other keys, at the
+    next round: the refused hashes are not asked for and do not count.
+    Until 2026-12-06 they filled every round, which stopped at the same
+    refused hashes, and the others were never fetched (found by a review:
+    125,001 keys over a node's max_key_bytes against 100,000)."""
+    b = Cksd(new_db("b"), args=["--recon-port", "0"], bind="127.0.0.2").start()
+    a = SimpleNamespace(db_url=with_schema(new_db("a")))
+    store = open_store(a.db_url)
+    try:
+        for node, other, port in ((b, "127.0.0.1:11371", 11370),
+                                  (a, "%s:%d" % (b.bind, b.port), recon_port(b))):
+            out = manage(node, "add", other, "--type", "recon", "--recon-port", str(port))
+            assert out.returncode == 0, out.stderr
+        reread_peers(b)
+        (peer,) = PeerStore(store).list()
+        limits = pipeline.Limits(max_key_bytes=1000)
+        for n in range(1, 61):  # keys of 2 kB: over A's limit
+            key = self_signed_key(bytes((n,)) * 32, [b"x" * 2000])[1]
+            assert b.add(armor.encode(key))[0] == 200
+        first = dial(store, peer, 11371, limits)
+        assert first.ok and len(first.fetch.refused) == 60, first.summary()
+
+        small = [self_signed_key(bytes((n,)) * 32, [b"y"]) for n in range(61, 63)]
+        for _, key in small:
+            assert b.add(armor.encode(key))[0] == 200
+        monkeypatch.setattr(session, "MAX_MISSING", 5)
+        second = dial(store, peer, 11371, limits)
+        assert second.ok, second.summary()
+        assert {fingerprint for fingerprint, _ in small} <= fingerprints(a)
+        assert second.lacked_here == 62 and second.session.skipped == 60
+        assert not second.session.capped and second.fetch.requested == 2
+        assert ("we lacked 62, the peer lacked 0; 2 keys fetched" in second.summary()
+                and "60 of the keys we lacked not asked for" in second.summary())
+    finally:
+        store.close()
+        b.close()

@@ -376,9 +376,8 @@ def test_answerer_buffers_until_flush():
     assert answerer.receive(ReconRqstFull(ROOT, [2, 3, 4]).encode()) == b""
     assert answerer.receive(ReconRqstFull(ROOT, [1, 2, 3]).encode()) == b""
     assert decode_all(answerer.receive(Flush().encode())) == [Elements([1]), Elements([])]
-    assert answerer.lacking.elements == {4}
     assert answerer.receive(Done().encode()) == b""
-    assert answerer.done
+    assert answerer.done and answerer.lacking.elements == {4}
 
 
 def test_answerer_poly_replies():
@@ -392,13 +391,14 @@ def test_answerer_poly_replies():
     request = ReconRqstPoly(ROOT, len(theirs), samples_of(theirs))
     assert decode_all(answerer.receive(request.encode() + Flush().encode())) == [
         Elements([10, 11])]
-    assert answerer.lacking.elements == {7}
     assert reconcile.calls == [(500, 499)]
     # Failure at a big inner node: SyncFail.
     far = set(range(1000, 1400))
     registry[tuple(samples_of(far))] = frozenset(far)
     request = ReconRqstPoly(ROOT, len(far), samples_of(far))
     assert decode_all(answerer.receive(request.encode() + Flush().encode())) == [SyncFail()]
+    answerer.receive(Done().encode())
+    assert answerer.lacking.elements == {7}
 
 
 def test_answerer_poly_failure_at_small_node_sends_full_elements():
@@ -410,9 +410,10 @@ def test_answerer_poly_failure_at_small_node_sends_full_elements():
         FullElements(mine)]
     # The requester answers with what I lack; no reply to that.
     assert answerer.receive(Elements([1, 2, 3]).encode() + Flush().encode()) == b""
-    assert answerer.lacking.elements == {1, 2, 3}
     with pytest.raises(ReconProtocolError, match="without a FullElements"):
         answerer.receive(Elements([4]).encode())
+    answerer.lacking.settle()  # (what Done does)
+    assert answerer.lacking.elements == {1, 2, 3}
 
 
 def test_answerer_counts_full_elements_left_unanswered():
@@ -576,6 +577,65 @@ def test_a_requester_that_lacks_max_missing_asks_no_more(monkeypatch):
 def test_an_answerer_keeps_at_most_max_missing(monkeypatch):
     monkeypatch.setattr(session_module, "MAX_MISSING", 3)
     answerer = Answerer(one_tree([1])[0], never_reconcile)
-    answerer.receive(ReconRqstFull(ROOT, list(range(1, 10))).encode() + Flush().encode())
+    answerer.receive(ReconRqstFull(ROOT, list(range(1, 10))).encode() + Flush().encode()
+                     + Done().encode())
     assert answerer.lacking.elements <= set(range(2, 10)) and answerer.lacking.capped
     assert len(answerer.lacking.elements) == 3
+
+
+class Refused:
+    """An Unwanted over a set (the refused hashes), remembering each lookup."""
+
+    def __init__(self, refused):
+        self.refused = set(refused)
+        self.lookups = []
+
+    def __call__(self, elements):
+        self.lookups.append(len(elements))
+        return elements & self.refused
+
+
+def test_refused_elements_do_not_fill_a_requesters_cap(monkeypatch):
+    """Elements this side will not fetch (refused before, held) are looked
+    up in batches, counted, not kept, and not counted toward MAX_MISSING:
+    the round goes on to the ones it will fetch.  Until 2026-12-06 they
+    filled the cap, and with as many refused as the cap every round stopped
+    at the same ones: the rest was never fetched (found by a review)."""
+    rng = random.Random(12)
+    req_set, ans_set = split_sets(rng, 1000, 0, 3000)
+    theirs = sorted(set(ans_set) - set(req_set))
+    refused, wanted = Refused(theirs[:2970]), set(theirs[2970:])
+    monkeypatch.setattr(session_module, "MAX_MISSING", 40)
+    registry: Registry = {}
+    requester = Requester(MemTree(req_set, registry, 50), max_outstanding=1,
+                          unwanted=refused)
+    answerer = Answerer(MemTree(ans_set, registry, 50), stub_reconcile(registry))
+    converse(requester, answerer)
+    lacking = requester.lacking
+    assert lacking.elements == wanted and not lacking.capped
+    assert lacking.skipped == 2970
+    assert sum(refused.lookups) == 3000 and len(refused.lookups) < 3000 / 10
+
+
+def test_refused_elements_do_not_fill_an_answerers_cap(monkeypatch):
+    monkeypatch.setattr(session_module, "MAX_MISSING", 3)
+    refused = Refused(range(2, 10))
+    answerer = Answerer(one_tree([1])[0], never_reconcile, unwanted=refused)
+    answerer.receive(ReconRqstFull(ROOT, list(range(2, 13))).encode() + Flush().encode()
+                     + Done().encode())
+    lacking = answerer.lacking
+    assert lacking.elements == {10, 11, 12} and not lacking.capped and lacking.skipped == 8
+    assert refused.lookups == [11]
+
+
+def test_refused_elements_are_looked_up_a_batch_at_a_time(monkeypatch):
+    """However the peer spreads them (here one element a message), the
+    lookups come LOOKUP_BATCH at a time, and once more at the end."""
+    monkeypatch.setattr(session_module, "LOOKUP_BATCH", 4)
+    refused = Refused(range(2, 100, 2))
+    answerer = Answerer(one_tree([1])[0], stub_reconcile({}), unwanted=refused)
+    for element in range(2, 12):
+        answerer.receive(ReconRqstFull(ROOT, [element]).encode())
+    answerer.receive(Flush().encode() + Done().encode())
+    assert refused.lookups == [4, 4, 2]
+    assert answerer.lacking.elements == {3, 5, 7, 9, 11} and answerer.lacking.skipped == 5

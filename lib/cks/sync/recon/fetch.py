@@ -69,7 +69,7 @@ from ...openpgp.errors import PacketError
 from ...openpgp.keys import Key, merge_all, packets_hash, parse_keyring, sks_hash
 from ...openpgp.packet import iter_packets
 from ...store import Store, StoreError
-from ...store.sql import rows_in
+from ...store.sql import Cursor, rows_in
 from ..hkp_push import Answer, HKPClient
 from . import hashquery
 from .field import HASH_BYTES
@@ -223,17 +223,27 @@ def _read_blob(blob: bytes, asked: Sequence[str]) -> _Blob:
 
 # --- the table of refused hashes -------------------------------------------------------
 
+def refused_and_held(cursor: Cursor, hashes: Sequence[str],
+                     since: int) -> Tuple[Set[str], Set[str]]:
+    """Of these hashes (hash_hex), those recorded as refused since `since`
+    (cks_recon_refused's rows before it have expired), and the others that a
+    stored key has: the hashes not to ask for."""
+    refused = {r[0] for r in rows_in(
+        cursor, "SELECT sks_hash FROM cks_recon_refused WHERE refused_at >= ? "
+        "AND sks_hash IN %s", hashes, (since,))}
+    held = {r[0] for r in rows_in(
+        cursor, "SELECT sks_hash FROM cks_keys WHERE sks_hash IN %s",
+        [h for h in hashes if h not in refused])}
+    return refused, held
+
+
 def _to_ask(store: Store, wanted: List[str], ttl: int, now: int,
             report: FetchReport) -> List[str]:
     """`wanted` less the hashes recorded as refused (expired rows go first) and
     those already held."""
     with store.write() as cursor:
         cursor.execute("DELETE FROM cks_recon_refused WHERE refused_at < ?", (now - ttl,))
-        refused = {r[0] for r in rows_in(
-            cursor, "SELECT sks_hash FROM cks_recon_refused WHERE sks_hash IN %s", wanted)}
-        held = {r[0] for r in rows_in(
-            cursor, "SELECT sks_hash FROM cks_keys WHERE sks_hash IN %s",
-            [h for h in wanted if h not in refused])}
+        refused, held = refused_and_held(cursor, wanted, now - ttl)
     report.known_refused = len(refused)
     report.held = len(held)
     return [h for h in wanted if h not in refused and h not in held]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager, Optional, Set, Union
 
 from .interpolate import reconcile
-from .session import Answerer, Handshake, LocalTree, Requester
+from .session import Answerer, Handshake, LocalTree, Requester, Unwanted, nothing_unwanted
 from .wire import Config, ReconProtocolError, busy_refusal, says_busy
 
 HANDSHAKE_TIMEOUT = 45.0
@@ -60,6 +60,7 @@ class SessionResult:
     unanswered: int = 0  # our FullElements the peer (requesting) never answered
     not_hashes: int = 0  # elements the peer named that are no key hash: dropped
     capped: bool = False  # `missing` stopped at session.MAX_MISSING: more next round
+    skipped: int = 0  # elements lacked and not in `missing`: `unwanted` (refused, held)
 
 
 class _Connection:
@@ -112,10 +113,13 @@ class _Connection:
 
 
 def run_session(sock: socket.socket, open_tree: Callable[[], ContextManager[LocalTree]],
-                ours: Config, requester: bool) -> SessionResult:
+                ours: Config, requester: bool,
+                unwanted: Unwanted = nothing_unwanted) -> SessionResult:
     """Handshake, then reconcile as requester (we accepted the connection) or
-    answerer (we dialed).  `open_tree` is entered once our Config is on its
-    way, so the peer reads it while our snapshot opens.  Raises ReconRefused,
+    answerer (we dialed); `unwanted` tells which lacked elements not to
+    collect (session.Unwanted), called while the tree is open.  `open_tree`
+    is entered once our Config is on its way, so the peer reads it while our
+    snapshot opens.  Raises ReconRefused,
     ReconProtocolError (including the peer's Error messages), OSError
     (socket.timeout among them), or what `open_tree` raises."""
     conn = _Connection(sock)
@@ -123,7 +127,7 @@ def run_session(sock: socket.socket, open_tree: Callable[[], ContextManager[Loca
     try:
         conn.send(handshake.start())
         with open_tree() as tree:
-            return _reconcile(conn, handshake, tree, requester)
+            return _reconcile(conn, handshake, tree, requester, unwanted)
     except (ReconProtocolError, ConnectionError):
         # SKS closes on a dialer it does not peer with, or while it fetches
         # (a CKS node before 2026-12-05 did so when busy, too).
@@ -153,17 +157,17 @@ def refuse_busy(sock: socket.socket, ours: Config, why: str) -> None:
 
 
 def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
-               requester: bool) -> SessionResult:
+               requester: bool, unwanted: Unwanted) -> SessionResult:
     role: Union[Requester, Answerer]
     first = b""
     if requester:
         # The first requests (the root) are made while the peer reads our
         # Config, and go out right behind our "passed": the answerer reads
         # them after the verdicts, and a peer that refused us closes anyway.
-        role = Requester(tree)
+        role = Requester(tree, unwanted=unwanted)
         first = role.start()
     else:
-        role = Answerer(tree, reconcile)
+        role = Answerer(tree, reconcile, unwanted=unwanted)
     handshake_by = conn.started + HANDSHAKE_TIMEOUT
     while not handshake.done:
         verdict = handshake.receive(conn.receive(HANDSHAKE_TIMEOUT, handshake_by))
@@ -188,4 +192,4 @@ def _reconcile(conn: _Connection, handshake: Handshake, tree: LocalTree,
         requests, unanswered = role.requests_answered, role.unanswered
     return SessionResult(role.lacking.elements, role.given, handshake.peer_config,
                          requests, seconds, conn.sent, conn.received, unanswered,
-                         role.lacking.not_hashes, role.lacking.capped)
+                         role.lacking.not_hashes, role.lacking.capped, role.lacking.skipped)

@@ -19,7 +19,7 @@ import math
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set
 
 from ... import pipeline
 from ...hkp.peer_addresses import addresses_of, peer_host, system_resolver
@@ -29,7 +29,7 @@ from ...store.peers import Peer, PeerStore
 from ...store.ptree_view import LocalTree, TreeCache, open_tree
 from ...wording import counted
 from ..peername import parse_hkp_peer
-from .fetch import FetchReport, fetch_missing
+from .fetch import REFUSED_TTL, FetchReport, fetch_missing, hash_hex, refused_and_held
 from .field import hash_of_element
 from .net import ReconRefused, SessionResult, run_session
 from .wire import DEFAULT_FILTERS, Prefix, ReconProtocolError, our_config
@@ -80,8 +80,11 @@ class RoundReport:
         if session is not None:
             text += " (the session: %.1f ms, %d bytes sent, %d received)" % (
                 session.seconds * 1000, session.bytes_sent, session.bytes_received)
+            if session.skipped:
+                text += ("; %d of the keys we lacked not asked for (refused here before, "
+                         "or held already)" % session.skipped)
             if session.capped:
-                text += "; stopped at %d keys we lack, the rest for the next rounds" % len(
+                text += "; stopped at %d keys to fetch, the rest for the next rounds" % len(
                     session.missing)
             if session.unanswered:
                 text += ("; the peer did not say what it holds under %d of our nodes (its own "
@@ -108,11 +111,34 @@ class _ByPrefix:
         self.tree.prefetch_elements([str(p) for p in prefixes])
 
 
+class _Unwanted:
+    """The session's Unwanted: of the hashes the peer holds and we lack, those
+    refused here before or held already (fetch.refused_and_held), looked up on
+    the round's snapshot, which `_prefix_tree` hands it: a connection of its
+    own would take a second one from the pool while the snapshot holds one
+    (with `[database] pool_size = 1`, for ever)."""
+
+    def __init__(self, now: int) -> None:
+        self.since = now - REFUSED_TTL
+        self.tree: Optional[LocalTree] = None
+
+    def __call__(self, elements: Set[int]) -> Set[int]:
+        assert self.tree is not None, "looked up outside the session"
+        by_hash = {hash_hex(hash_of_element(e)): e for e in elements}
+        refused, held = refused_and_held(self.tree.cursor, list(by_hash), self.since)
+        return {by_hash[h] for h in refused | held}
+
+
 @contextlib.contextmanager
-def _prefix_tree(store: Store, cache: Optional[TreeCache]) -> Iterator[_ByPrefix]:
+def _prefix_tree(store: Store, cache: Optional[TreeCache],
+                 unwanted: _Unwanted) -> Iterator[_ByPrefix]:
     """The stored tree on one snapshot, as the session reads it."""
     with open_tree(store, cache) as tree:
-        yield _ByPrefix(tree)
+        unwanted.tree = tree
+        try:
+            yield _ByPrefix(tree)
+        finally:
+            unwanted.tree = None
 
 
 def round_lock(peer: Peer) -> str:
@@ -130,9 +156,10 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
     try:
         # Closed before the fetch: a requesting peer waits for us to hang up.
         with contextlib.closing(sock):
-            result = run_session(sock, lambda: _prefix_tree(store, cache),
+            unwanted = _Unwanted(int(time.time()))
+            result = run_session(sock, lambda: _prefix_tree(store, cache, unwanted),
                                  our_config(http_port, peer.filters or DEFAULT_FILTERS),
-                                 requester)
+                                 requester, unwanted)
     except (ReconRefused, ReconProtocolError, OSError, StoreError) as exc:
         if isinstance(exc, ReconRefused) and exc.busy:
             report.busy = "the peer said \"%s\"" % exc.reason
@@ -141,7 +168,8 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
             report.error = " ".join(str(exc).split()) or exc.__class__.__name__
     else:
         report.session = result
-        report.lacked_here, report.lacked_there = len(result.missing), result.given
+        report.lacked_here = len(result.missing) + result.skipped
+        report.lacked_there = result.given
         if result.missing:
             report.fetch = fetch_missing(
                 store, peer.peer, fetch_host,

@@ -4,7 +4,8 @@ A session is a handshake (`Handshake`, both sides alike), then one of two
 roles.  The side that ACCEPTED the TCP connection is the `Requester` (SKS
 client.ml); the side that dialed answers (`Answerer`, SKS server.ml).  Each
 role is fed what arrived with `receive(data)` and returns the bytes to send;
-at the end `lacking` holds the elements (key hashes) this side lacks.
+at the end `lacking` holds the elements (key hashes) this side lacks and
+will fetch (`Unwanted`: those it will not).
 
 The local set is seen through `LocalTree`: a prefix-tree view that another
 module implements over the database.  Interpolation is injected as a
@@ -36,7 +37,26 @@ up fetches 100,000 keys a round: 1,000 requests, 5-7 minutes at the 250-330
 keys a second CKS stores uploads at (bench/HISTORY.md), within a fetch's 15
 minutes, and some 10 MB of memory for the set.  Until
 2026-12-05 there was no cap: a peer claiming 900,000 hashes took cksd from 33
-to 303 MB and held a round's slot for 9,000 requests."""
+to 303 MB and held a round's slot for 9,000 requests.  Only elements this side
+will fetch count (see `Unwanted`)."""
+
+LOOKUP_BATCH = 1_000
+"""Lacked elements handed to `Unwanted` at once: one query per batch, not per
+element, however the peer spreads them over its messages (sooner when they
+may fill MAX_MISSING, and at the end of the session)."""
+
+Unwanted = Callable[[Set[int]], Set[int]]
+"""unwanted(elements) -> those of these lacked elements (key hashes) this
+side will not fetch: refused here before, or held already (rounds.py asks
+the database, a batch at a time).  Until 2026-12-06 they counted toward
+MAX_MISSING: a peer holding 100,000 keys this node refuses filled every
+round with them, and the keys after them were never fetched."""
+
+
+def nothing_unwanted(elements: Set[int]) -> Set[int]:
+    """An Unwanted for a side that fetches every element it lacks."""
+    return set()
+
 
 ReconcileFn = Callable[[Sequence[int], int, Sequence[int], int],
                        Optional[Tuple[Set[int], Set[int]]]]
@@ -100,17 +120,25 @@ class _Output:
 
 class Lacking:
     """The elements this side lacks, as a session finds them: key hashes
-    only, and at most MAX_MISSING of them (`capped`: some were left out).  A
-    field element of 2^128 or more is valid on the wire but names no key: it
-    is counted in `not_hashes`, not kept (until 2026-12-05 one such element
-    from a peer ended the round after the session, and every key it had
-    found was dropped)."""
+    only, less those `unwanted` names (counted in `skipped`, not kept), and
+    at most MAX_MISSING of them (`capped`: some were left out).  Elements
+    wait in `_new` for `settle()`, which asks `unwanted` about them at once:
+    at LOOKUP_BATCH of them, when they may fill the cap (so `full` is always
+    true to the elements settled or not), and by the roles before they
+    finish; once full, the rest is not looked up.  A field element of 2^128
+    or more is valid on the wire but names no key: it is counted in
+    `not_hashes`, not kept (until 2026-12-05 one such element from a peer
+    ended the round after the session, and every key it had found was
+    dropped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, unwanted: Unwanted = nothing_unwanted) -> None:
         self.elements: Set[int] = set()
         self.cap = MAX_MISSING
         self.capped = False
         self.not_hashes = 0
+        self.skipped = 0
+        self._unwanted = unwanted
+        self._new: Set[int] = set()
 
     @property
     def full(self) -> bool:
@@ -120,10 +148,26 @@ class Lacking:
         for element in elements:
             if not is_hash_element(element):
                 self.not_hashes += 1
-            elif not self.full:
-                self.elements.add(element)
             elif element not in self.elements:
+                if self.full:
+                    self.capped = True
+                else:
+                    self._new.add(element)
+        if self._new and len(self._new) >= min(LOOKUP_BATCH, self.cap - len(self.elements)):
+            self.settle()
+
+    def settle(self) -> None:
+        """Keep the elements added since the last call that are wanted, up to the cap."""
+        new, self._new = self._new, set()
+        if not new:
+            return
+        unwanted = self._unwanted(new) & new
+        self.skipped += len(unwanted)
+        for element in new - unwanted:
+            if self.full:
                 self.capped = True
+                return
+            self.elements.add(element)
 
 
 def _check_under(prefix: Prefix, elements: Iterable[int], what: str) -> None:
@@ -229,7 +273,7 @@ class _Request:
 class Requester:
     """The side that accepted the connection: walks the prefix tree from the
     root, asking about prefixes, until every reply is in (or it lacks
-    MAX_MISSING elements: it asks no more); then sends Done.
+    MAX_MISSING elements it will fetch: it asks no more); then sends Done.
 
     `start()` returns the first requests; `receive(data)` returns what to
     send next.  Requests go out in batches, each ended by Flush (the answerer
@@ -237,7 +281,8 @@ class Requester:
     The requester never interpolates (SKS client.ml): the answerer does."""
 
     def __init__(self, tree: LocalTree, *, full_threshold: int = FULL_THRESHOLD,
-                 max_outstanding: int = MAX_OUTSTANDING, bitquantum: int = BITQUANTUM) -> None:
+                 max_outstanding: int = MAX_OUTSTANDING, bitquantum: int = BITQUANTUM,
+                 unwanted: Unwanted = nothing_unwanted) -> None:
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
         self.tree = tree
@@ -245,7 +290,7 @@ class Requester:
         self.max_outstanding = max_outstanding
         self.bitquantum = bitquantum
         self.reader = MessageReader()
-        self.lacking = Lacking()
+        self.lacking = Lacking(unwanted)
         # Elements sent to the peer as lacking: a count, not the elements,
         # which for a peer that holds none would be our whole set in memory.
         self.given = 0
@@ -283,6 +328,7 @@ class Requester:
             self.lacking.capped = True
             self._queue.clear()
         if not self._queue and not self._pending:
+            self.lacking.settle()
             out.add(Done())
             self.done = True
         else:
@@ -367,13 +413,14 @@ class Answerer:
     `error` holds the text), as SKS server.ml does."""
 
     def __init__(self, tree: LocalTree, reconcile: ReconcileFn, *,
-                 full_threshold: int = FULL_THRESHOLD, bitquantum: int = BITQUANTUM) -> None:
+                 full_threshold: int = FULL_THRESHOLD, bitquantum: int = BITQUANTUM,
+                 unwanted: Unwanted = nothing_unwanted) -> None:
         self.tree = tree
         self.reconcile = reconcile
         self.full_threshold = full_threshold
         self.bitquantum = bitquantum
         self.reader = MessageReader()
-        self.lacking = Lacking()
+        self.lacking = Lacking(unwanted)
         # Elements sent to the peer as lacking: a count, not the elements,
         # which for a peer that holds none would be our whole set in memory.
         self.given = 0
@@ -430,6 +477,7 @@ class Answerer:
             return self._replies.take()
         elif isinstance(message, Done):
             self.done = True
+            self.lacking.settle()
             return self._replies.take()
         elif isinstance(message, Error):
             raise ReconPeerError(message.text)
