@@ -9,9 +9,12 @@
 BEGIN;
 
 CREATE TABLE cks_schema_version (
-    version     integer NOT NULL
+    version     integer NOT NULL,
+    served_views integer NOT NULL DEFAULT 0,  -- the rules its served views were
+                                          -- derived under (served.SERVED_VIEWS_VERSION)
+    served_views_after text               -- while older: the last key derived again
 );
-INSERT INTO cks_schema_version (version) VALUES (7);
+INSERT INTO cks_schema_version (version, served_views) VALUES (8, 1);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (

@@ -57,6 +57,15 @@ from .openpgp.keys import Component, Key, SignaturePacket, canonicalize
 
 CERTIFICATION_POLICIES = ("all", "verified", "attested", "none")
 
+SERVED_VIEWS_VERSION = 1
+"""The rules of served views (this module's, and views.py's: whose keys a
+view follows): one more whenever they change what is served of keys
+already stored, so that cksd derives every view again by itself
+(older_views.py).  The database stores the value its views were derived
+under (cks_schema_version.served_views); a new database gets this one in
+schema.sql, which follows it.  1 (2026-12-06): every database made before
+counts as older."""
+
 # keyid -> the public keys (primary keys of stored keys) with that key ID
 IssuerLookup = Callable[[bytes], Sequence[PublicKey]]
 

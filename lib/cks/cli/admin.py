@@ -25,6 +25,7 @@ from ..bulk.workers import WorkerDied
 from ..config import ConfigError
 from ..hkp.admin import hash_password
 from ..notices import NoticeError
+from ..older_views import record_views_current
 from ..openpgp.info import describe
 from ..rejection import MAX_PENDING, NodeIdentity, RejectionError
 from ..store import StoreError, open_store, ptree, ptree_rebuild, ptree_view
@@ -230,6 +231,8 @@ def cmd_reverify(args: argparse.Namespace) -> int:
         stored = _stored(store, named)
         if stored or not named:
             changed = views.reverify(store, limits.serve, stored or None)
+            if not named:
+                record_views_current(store)
             print("%s changed" % counted(changed, "served view"))
         for fingerprint in named:
             if fingerprint not in stored:

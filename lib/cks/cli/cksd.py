@@ -30,6 +30,7 @@ from ..hkp.tls import TLS_SETTINGS, Certificates, tls_paths
 from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import LogSettings, configure_logging, log_settings, reopen_log_files
 from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
+from ..older_views import OlderViews
 from ..periodic import Periodic
 from ..sample_config import known_settings
 from ..store import StoreError, open_store
@@ -49,6 +50,9 @@ log = logging.getLogger("cksd")
 # they could not finish), and work that another program did not finish (it
 # crashed after its commit).
 FOLLOW_SIGNERS_EVERY = 2.0
+# Seconds between two looks at whether the served views were derived under older
+# rules (older_views.py), while another process derives them, or after an error.
+OLDER_VIEWS_EVERY = 30.0
 READY_WAIT = 30.0
 """How long a serving process that can serve waits at most for the others
 (run_processes) before it starts its background jobs all the same."""
@@ -385,8 +389,9 @@ def serve(settings: Settings, listeners: Listeners, port: int, stop: _StopSignal
         views = Periodic("served-views", FOLLOW_SIGNERS_EVERY,
                          lambda: app.views_owed.run(app.serve_views, app.follow_views))
         app.views_due = views.run_now
-        background = [peers, views, Periodic("release-memory", RELEASE_EVERY,
-                                             release_free_memory),
+        older_views = OlderViews(store, app.settings.limits.serve)
+        background = [peers, views, Periodic("older-views", OLDER_VIEWS_EVERY, older_views.run),
+                      Periodic("release-memory", RELEASE_EVERY, release_free_memory),
                       Periodic("views-helper", 0.0, lambda: help_while_idle(
                           app.views_owed, app.serve_views))]
         on_hangup = [reopen_log_files, peers.refresh_now]

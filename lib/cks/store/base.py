@@ -251,6 +251,33 @@ class Store(Database):
                                       fingerprints)}
 
     @staticmethod
+    def served_views_made(cursor: Cursor) -> Tuple[int, str]:
+        """The rules (served.SERVED_VIEWS_VERSION) the stored served views
+        were derived under, and while they are older, the last key (its
+        fingerprint; "": none) derived again under the current ones."""
+        made, after = cursor.execute(
+            "SELECT served_views, served_views_after FROM cks_schema_version").fetchone()
+        return made, after or ""
+
+    @staticmethod
+    def set_served_views_made(cursor: Cursor, made: int, after: Optional[str]) -> None:
+        """Record served_views_made's two values."""
+        cursor.execute("UPDATE cks_schema_version SET served_views = ?, served_views_after = ?",
+                       (made, after))
+
+    @staticmethod
+    def keys_after(cursor: Cursor, after: str) -> int:
+        """How many stored keys' fingerprints come after `after`."""
+        return cursor.scalar("SELECT count(*) FROM cks_keys WHERE fingerprint > ?", (after,))
+
+    @staticmethod
+    def fingerprints_after(cursor: Cursor, after: str, limit: int) -> List[str]:
+        """The first `limit` stored keys' fingerprints after `after`, in order."""
+        return [row[0] for row in cursor.execute(
+            "SELECT fingerprint FROM cks_keys WHERE fingerprint > ? ORDER BY fingerprint "
+            "LIMIT %d" % limit, (after,)).fetchall()]
+
+    @staticmethod
     def last_view_work(cursor: Cursor) -> int:
         """The id of the work item queued last (0: none queued)."""
         return cursor.scalar("SELECT coalesce(max(id), 0) FROM cks_view_work")

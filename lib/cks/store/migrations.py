@@ -157,12 +157,24 @@ def _to_version_7(store: Store, cursor: Cursor) -> None:
     store.backend.run_ddl(cursor, index_statement("cks_userids_email"))
 
 
+def _to_version_8(store: Store, cursor: Cursor) -> None:
+    """The rules a database's served views were derived under
+    (cks_schema_version.served_views, served.SERVED_VIEWS_VERSION): a
+    database made before has 0, older than any, and cksd derives its views
+    again (older_views.py); until then none recorded it, and an upgrade
+    that changed what is served left every stored key served as before."""
+    for column in ("served_views integer NOT NULL DEFAULT 0", "served_views_after text"):
+        if not store.backend.column_exists(cursor, "cks_schema_version", column.split()[0]):
+            store.backend.run_ddl(cursor, "ALTER TABLE cks_schema_version ADD COLUMN " + column)
+
+
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,
                                                      3: _to_version_3,
                                                      4: _to_version_4,
                                                      5: _to_version_5,
                                                      6: _to_version_6,
-                                                     7: _to_version_7}
+                                                     7: _to_version_7,
+                                                     8: _to_version_8}
 
 
 def migrate(store: Store, cursor: Cursor, target: int) -> None:
