@@ -1,5 +1,5 @@
--- CKS PostgreSQL schema, version 4 (lib/cks/store/migrations.py brings a
--- version 1, 2 or 3 database forward).
+-- CKS PostgreSQL schema, version 8 (lib/cks/store/migrations.py brings an
+-- older database forward).
 -- `psql -f schema.sql DBNAME` on an empty database creates it; the tools do the
 -- same on first use.  SQLite gets it translated (lib/cks/store/schema.py).
 -- Fingerprints and key IDs are upper-case hex text; times are epoch seconds in
