@@ -87,6 +87,40 @@ def test_a_peer_that_trickles_its_answer_holds_cks_sync_no_longer_than_its_run(p
     assert "out of time (1 hashes not fetched)" in err
 
 
+LACKED = ("rsa2048", "nistp256", "ed25519")
+
+
+def test_keys_per_peer_run_caps_a_recon_fetch_and_the_rest_comes_next_run(peers, tmp_path):
+    """README's cap on work per run holds for recon peers too, and reaching it
+    is no failure (until 2026-12-06 it was not applied to them; found by a
+    review)."""
+    peer = peers([element_of_hash(key_hash(n)) for n in LACKED], LACKED)
+    config = tmp_path / "cks.conf"
+    config.write_text("[sync]\nkeys_per_peer_run = 2\n")
+    first = sync(peers.node, config=str(config))
+    out = first.stdout.decode()
+    assert first.returncode == 0, first.stderr
+    assert "2 keys fetched" in out and "1 key left for the next run (the run's limits)" in out
+    second = sync(peers.node, config=str(config))
+    assert second.returncode == 0 and "1 key fetched" in second.stdout.decode()
+    assert peers_json(peers.node)[peer.name]["last_error"] is None
+
+
+def test_a_run_whose_time_is_spent_leaves_the_fetch_for_the_next_run(peers, tmp_path):
+    """seconds_per_run spent (by the peers before this one, here by the round
+    itself) is no failure of the peer: until 2026-12-06 cks_sync.py said
+    FAILED ... out of time and exited 1 at each run of a long catch-up."""
+    peer = peers([element_of_hash(key_hash(n)) for n in LACKED], LACKED)
+    config = tmp_path / "cks.conf"
+    config.write_text("[sync]\nseconds_per_run = 0.001\n")
+    run = sync(peers.node, config=str(config))
+    assert run.returncode == 0, run.stderr
+    assert "3 keys left for the next run (the run's limits)" in run.stdout.decode()
+    assert peers_json(peers.node)[peer.name]["last_error"] is None
+    assert sync(peers.node).returncode == 0
+    assert peers_json(peers.node)[peer.name]["recon_fetched"] == 3
+
+
 def test_a_round_collects_and_fetches_at_most_max_missing(peers, monkeypatch):
     """A peer claiming many hashes: the round stops collecting at the cap
     (monkeypatched small), fetches those, and says so in its one line."""

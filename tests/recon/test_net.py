@@ -116,7 +116,7 @@ def test_a_round_hangs_up_before_it_fetches(db_url, monkeypatch):
     monkeypatch.setattr(rounds, "run_session", lambda *args: SessionResult(
         {7}, set(), our_config(11371), requests=1))
 
-    def fetch_missing(store, peer, host, port, hashes, limits, deadline):
+    def fetch_missing(store, peer, host, port, hashes, limits, share):
         theirs.settimeout(5)
         at_fetch.append(theirs.recv(1))  # b"": the hang-up came before the fetch
         return FetchReport(peer)

@@ -12,6 +12,7 @@ from ..store import StoreError, open_store
 from ..store.peers import Peer, PeerError, PeerStore
 from ..sync.peername import PeerNameError, parse_peer
 from ..sync.push import SYNC_LOCK, in_turn, push_in_run, sync_limits
+from ..sync.recon.fetch import RunShare
 from ..sync.recon.rounds import dial
 from ..sync.runner import PeerReport, dry_run
 from ..wording import counted
@@ -94,7 +95,8 @@ def main(argv: List[str]) -> int:
             failed = 0
             for peer in in_turn(_chosen_peers(peers, args.peer)):
                 if peer.kind == "recon":
-                    failed += not _recon(store, peer, settings, args, deadline)
+                    failed += not _recon(store, peer, settings, args,
+                                         RunShare(deadline, limits.keys_per_peer_run))
                     continue
                 report = dry_run(store, peer) if args.dry_run else \
                     push_in_run(store, peers, peer, settings, limits, deadline)
@@ -111,15 +113,15 @@ def main(argv: List[str]) -> int:
         store.close()
 
 
-def _recon(store, peer: Peer, settings: Settings, args, deadline: float) -> bool:
+def _recon(store, peer: Peer, settings: Settings, args, share: RunShare) -> bool:
     """One reconciliation round with `peer` and the fetch of what we lack
-    (which stops at `deadline`)."""
+    (within this run's `share`)."""
     if args.dry_run:
         print("%s: would run a recon round" % peer.peer)
         return True
     report = dial(store, peer, settings.get_int("server", "port", 11371, least=0, most=65535),
                   pipeline_limits(settings), settings.get("server", "bind", ""),
-                  deadline=deadline)
+                  share=share)
     if report.ok:
         if not args.quiet:
             print(report.summary())

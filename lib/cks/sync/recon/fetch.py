@@ -70,6 +70,7 @@ from ...openpgp.keys import Key, merge_all, packets_hash, parse_keyring, sks_has
 from ...openpgp.packet import iter_packets
 from ...store import Store, StoreError
 from ...store.sql import Cursor, rows_in
+from ...wording import counted
 from ..hkp_push import Answer, HKPClient
 from . import hashquery
 from .field import HASH_BYTES
@@ -115,11 +116,15 @@ class FetchReport:
     not_returned: int = 0  # asked, not in the answer: not an error
     over_limit: int = 0  # hashes whose answer alone was over the size limit: not read
     wrong_bytes: int = 0  # hashes answered alone with bytes of another hash: skipped
+    left: int = 0  # not asked: cks_sync.py's run reached its limits (RunShare), not an error
     errors: List[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    def left_text(self) -> str:
+        return "%s left for the next run (the run's limits)" % counted(self.left, "key")
 
     def summary(self) -> str:
         text = ("%s: asked %d hashes in %d requests, received %d keys: %d added, "
@@ -130,6 +135,8 @@ class FetchReport:
             text += "; %d held here under another hash" % self.other_hash
         if self.known_refused:
             text += "; %d refused earlier, not asked" % self.known_refused
+        if self.left:
+            text += "; %s" % self.left_text()
         return text + "".join("; error: " + e for e in self.errors)
 
 
@@ -264,13 +271,26 @@ def _record(store: Store, rows: Dict[str, Tuple[Optional[str], str]], now: int) 
 
 # --- fetching ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class RunShare:
+    """What one cks_sync.py run gives a recon peer's fetch (README: a cap on
+    work per run): its hashes beyond `keys` and those still to ask at
+    `deadline` (time.monotonic()) wait for the next run, which is no failure
+    (until 2026-12-06 the deadline was reported as "out of time" and failed
+    the run, and `keys` was not applied: found by a review)."""
+
+    deadline: float = math.inf
+    keys: Optional[int] = None
+
+
 class _Fetch:
     """One fetch_missing run: a queue of batches, worked off in order."""
 
     def __init__(self, store: Store, client: HashQueryClient, source: pipeline.Source,
                  limits: pipeline.Limits, settings: FetchSettings, now: int,
-                 report: FetchReport, deadline: float) -> None:
-        self.deadline = deadline  # time.monotonic()
+                 report: FetchReport, share: RunShare) -> None:
+        self.share = share
+        self.deadline = min(share.deadline, time.monotonic() + settings.seconds)
         self.store = store
         self.client = client
         self.source = source
@@ -288,13 +308,24 @@ class _Fetch:
             error = self._out_of_time() or self._one(batch)
             if error:
                 left = len(batch) + sum(len(b) for b in self.queue)
-                self._fail("%s (%d hashes not fetched)" % (error, left))
+                if self._share_spent():
+                    self.report.left += left
+                else:
+                    self._fail("%s (%d hashes not fetched)" % (error, left))
                 return
 
     def _out_of_time(self) -> str:
         """The error when the fetch's time is up (settings.seconds, or the
-        deadline of cks_sync.py's run), else ''."""
+        end of cks_sync.py's share of its run), else ''."""
         return "out of time" if time.monotonic() >= self.deadline else ""
+
+    def _share_spent(self) -> bool:
+        """The run's share is spent, with the peer answering in it or not yet
+        asked in it: the rest waits for the next run.  (A peer that was asked
+        and sent no key in the whole share failed: one that trickles its
+        answers.)"""
+        return time.monotonic() >= self.share.deadline and (
+            self.report.received > 0 or self.report.requests == 0)
 
     def _fail(self, message: str) -> None:
         self.report.errors.append(message)
@@ -409,26 +440,28 @@ class _Fetch:
 def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
                   hashes: Iterable[HashLike], limits: Optional[pipeline.Limits] = None,
                   settings: Optional[FetchSettings] = None,
-                  now: Optional[int] = None, deadline: float = math.inf) -> FetchReport:
+                  now: Optional[int] = None, share: RunShare = RunShare()) -> FetchReport:
     """Fetch the keys with these SKS hashes (16 bytes, or 32 hex digits) from
     the peer's HTTP port and store them as `recon:PEER_NAME`.  Hashes recorded
     as refused, and hashes held already, are not asked for.  The fetch ends
-    after `settings.seconds`, or at `deadline` (time.monotonic()) if sooner,
-    keeping what it stored (until 2026-12-05 a peer could hold it for days).
-    Never raises for what the peer does: errors are in the report."""
+    after `settings.seconds` (an error), or within cks_sync.py's `share` of
+    its run (the rest left for the next), keeping what it stored (until
+    2026-12-05 a peer could hold it for days).  Never raises for what the
+    peer does: errors are in the report."""
     settings = settings or FetchSettings()
-    deadline = min(deadline, time.monotonic() + settings.seconds)
     now = int(time.time()) if now is None else now
     report = FetchReport(peer_name)
     wanted = list(dict.fromkeys(hash_hex(h) for h in hashes))
     try:
         ask = _to_ask(store, wanted, settings.refused_ttl, now, report)
+        if share.keys is not None and len(ask) > share.keys:
+            report.left, ask = len(ask) - share.keys, ask[:share.keys]
         report.requested = len(ask)
         if ask:
             client = HashQueryClient(host, http_port, settings)
             try:
                 _Fetch(store, client, pipeline.Source.peer("recon", peer_name),
-                       limits or pipeline.Limits(), settings, now, report, deadline).run(ask)
+                       limits or pipeline.Limits(), settings, now, report, share).run(ask)
             finally:
                 client.close()
         if report.over_limit:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import socket
 import time
 from dataclasses import dataclass
@@ -29,7 +28,8 @@ from ...store.peers import Peer, PeerStore
 from ...store.ptree_view import LocalTree, TreeCache, open_tree
 from ...wording import counted
 from ..peername import parse_hkp_peer
-from .fetch import REFUSED_TTL, FetchReport, fetch_missing, hash_hex, refused_and_held
+from .fetch import (REFUSED_TTL, FetchReport, RunShare, fetch_missing, hash_hex,
+                    refused_and_held)
 from .field import hash_of_element
 from .net import ReconRefused, SessionResult, run_session
 from .wire import DEFAULT_FILTERS, Prefix, ReconProtocolError, our_config
@@ -89,6 +89,8 @@ class RoundReport:
             if session.unanswered:
                 text += ("; the peer did not say what it holds under %d of our nodes (its own "
                          "rounds will find it)" % session.unanswered)
+        if self.fetch is not None and self.fetch.left:
+            text += "; " + self.fetch.left_text()
         problems = self.problems()
         if problems:
             text += "; failed: " + "; ".join(problems)
@@ -150,7 +152,7 @@ def round_lock(peer: Peer) -> str:
 
 def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_host: str,
            requester: bool, limits: pipeline.Limits,
-           cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
+           cache: Optional[TreeCache] = None, share: RunShare = RunShare()) -> RoundReport:
     report = RoundReport(peer.peer)
     started = time.monotonic()
     try:
@@ -174,7 +176,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
             report.fetch = fetch_missing(
                 store, peer.peer, fetch_host,
                 result.peer.http_port or parse_hkp_peer(peer.peer)[1],
-                [hash_of_element(e) for e in result.missing], limits, deadline=deadline)
+                [hash_of_element(e) for e in result.missing], limits, share=share)
     report.seconds = time.monotonic() - started
     _record(store, peer, report)
     return report
@@ -196,21 +198,21 @@ def _record(store: Store, peer: Peer, report: RoundReport) -> None:
 
 def dial(store: Store, peer: Peer, http_port: int,
          limits: Optional[pipeline.Limits] = None, source: str = "",
-         cache: Optional[TreeCache] = None, deadline: float = math.inf) -> RoundReport:
+         cache: Optional[TreeCache] = None, share: RunShare = RunShare()) -> RoundReport:
     """Start a round with `peer` (we dial, so we answer), then fetch what we
     lack.  `source`: the address to dial from (the one we serve on, which the
     peer knows us by), unless it is empty or a wildcard; `cache`: the tree's
-    nodes kept between rounds (cksd's); `deadline` (time.monotonic()): when
-    the fetch stops at the latest (cks_sync.py's seconds_per_run).  No
+    nodes kept between rounds (cksd's); `share`: what cks_sync.py's run
+    gives the fetch (keys_per_peer_run, seconds_per_run).  No
     round when one with `peer` is under way here (round_lock)."""
     with store.exclusive(round_lock(peer)) as ours:
         if not ours:
             return RoundReport(peer.peer, busy="a round with this peer is under way here")
-        return _dial(store, peer, http_port, limits, source, cache, deadline)
+        return _dial(store, peer, http_port, limits, source, cache, share)
 
 
 def _dial(store: Store, peer: Peer, http_port: int, limits: Optional[pipeline.Limits],
-          source: str, cache: Optional[TreeCache], deadline: float) -> RoundReport:
+          source: str, cache: Optional[TreeCache], share: RunShare) -> RoundReport:
     host = parse_hkp_peer(peer.peer)[0]
     bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
     try:
@@ -222,7 +224,7 @@ def _dial(store: Store, peer: Peer, http_port: int, limits: Optional[pipeline.Li
         _record(store, peer, report)
         return report
     return _round(store, peer, sock, http_port, host, False, limits or pipeline.Limits(),
-                  cache, deadline)
+                  cache, share)
 
 
 Resolver = Callable[[str], Iterable[str]]
