@@ -3,6 +3,10 @@ as they are made, sent from a temporary file past bodies.MEMORY_BYTES."""
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
+
 import pytest
 
 from cks import pipeline
@@ -12,6 +16,7 @@ from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.bodies import FileBody, Spool
 from cks.store import open_store
 from support import fixture
+from support.disk import fill, tmpfs
 
 KEYS = ("rsa2048", "ed25519", "nistp256", "dsa-elg")
 
@@ -99,3 +104,25 @@ def test_an_answer_in_a_file_is_not_kept_by_the_answer_cache(app, monkeypatch):
     again = app.handle(Request("GET", target))
     assert again.body is not first.body and _read(again.body) == data
     assert app.cache.size == 0
+
+
+def test_an_answer_its_temporary_file_has_no_room_for_is_503(app, monkeypatch, tmp_path,
+                                                             caplog):
+    """TMPDIR full: the answer is a 503 with Retry-After and a line in the log
+    (not a 500 and a traceback each time), and a line when answers fit again."""
+    target = "/pks/lookup?op=get&options=mr&search=fixture"
+    whole = app.handle(Request("GET", target)).body
+    monkeypatch.setattr(bodies, "MEMORY_BYTES", 100)
+    caplog.set_level(logging.INFO, "cks.hkp")
+    with tmpfs(tmp_path / "tmp", "64k") as directory:
+        monkeypatch.setattr(tempfile, "tempdir", str(directory))
+        fill(directory / "filler")
+        for _ in range(3):
+            answer = app.handle(Request("GET", target))
+            assert answer.status == 503 and ("Retry-After", "60") in answer.headers
+            assert b"no room for that answer" in answer.body
+        os.unlink(directory / "filler")
+        assert _read(app.handle(Request("GET", target)).body) == whole
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if "temporary files fail" in line]) == 1, lines
+    assert lines[-1] == "answers' temporary files work again"

@@ -11,10 +11,17 @@ piece at a time (FileBody).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Iterator, Optional, Union
+
+from ..repeated import RepeatedFailure
+from .request import HKPError
+
+log = logging.getLogger("cks.hkp")
 
 MEMORY_BYTES = 2 << 20
 """An answer up to this size stays in memory (and may be kept by the answer
@@ -39,6 +46,22 @@ class FileBody:
 
 Body = Union[bytes, FileBody]
 
+_TEMPORARY_FILES = RepeatedFailure(
+    log, "answers past the memory they may take get 503: their temporary files fail",
+    "answers' temporary files work again")
+
+
+@contextlib.contextmanager
+def _on_disk() -> Iterator[None]:
+    """Work on a temporary file: a failure of it (TMPDIR full) is this answer's
+    503 and a line in the log now and then, not a 500 and a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        _TEMPORARY_FILES.failed(exc)
+        raise HKPError(503, "this server has no room for that answer now; try again later",
+                       [("Retry-After", "60")]) from None
+
 
 class Spool:
     """A body being written: in memory until it would pass `memory_bytes`,
@@ -54,10 +77,12 @@ class Spool:
     def write(self, data: bytes) -> int:
         if self._in_memory and self._file.tell() + len(data) > self.memory_bytes:
             self._to_disk()
-        return self._file.write(data)
+        with _on_disk():
+            return self._file.write(data)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
+        with _on_disk():  # (a file's buffered writes are flushed here)
+            return self._file.seek(offset, whence)
 
     def tell(self) -> int:
         return self._file.tell()
@@ -66,22 +91,28 @@ class Spool:
         """What was written, as an answer's body; the spool is done with."""
         if self._in_memory:
             return self._file.getvalue()  # type: ignore[attr-defined]
-        size = self._file.seek(0, io.SEEK_END)
-        self._file.seek(0)
+        with _on_disk():  # (the last writes are flushed here)
+            size = self._file.seek(0, io.SEEK_END)
+            self._file.seek(0)
+        _TEMPORARY_FILES.succeeded()
         return FileBody(self._file, size)
 
     def close(self) -> None:
         """Drop what was written (an answer that failed before body())."""
-        self._file.close()
+        with contextlib.suppress(OSError):  # (flushing to a full disk)
+            self._file.close()
 
     def _to_disk(self) -> None:
         memory = self._file
-        disk: BinaryIO = tempfile.TemporaryFile()
+        with _on_disk():
+            disk: BinaryIO = tempfile.TemporaryFile()
         try:
-            disk.write(memory.getbuffer())  # type: ignore[attr-defined]
-            disk.seek(memory.tell())
+            with _on_disk():
+                disk.write(memory.getbuffer())  # type: ignore[attr-defined]
+                disk.seek(memory.tell())
         except BaseException:
-            disk.close()
+            with contextlib.suppress(OSError):
+                disk.close()
             raise
         memory.close()
         self._file, self._in_memory = disk, False
