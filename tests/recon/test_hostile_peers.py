@@ -45,7 +45,7 @@ def peers(db_url):
         out = manage(node, "add", "127.0.0.1:%d" % http.port, "--type", "recon",
                      "--recon-port", str(recon.port), "--priority", str(priority))
         assert out.returncode == 0, out.stderr
-        recon.name = "127.0.0.1:%d" % http.port
+        recon.name, recon.http = "127.0.0.1:%d" % http.port, http
         return recon
 
     add.node = node
@@ -119,6 +119,22 @@ def test_a_run_whose_time_is_spent_leaves_the_fetch_for_the_next_run(peers, tmp_
     assert peers_json(peers.node)[peer.name]["last_error"] is None
     assert sync(peers.node).returncode == 0
     assert peers_json(peers.node)[peer.name]["recon_fetched"] == 3
+
+
+def test_a_round_fetches_from_the_address_it_was_dialed_from(peers):
+    """The peer knows this node by the address of its rounds: until
+    2026-12-06 the fetch after a round came from whatever address the
+    system chose (127.0.0.1 here), which a CKS peer took for a stranger's
+    (answers cut at 16 MiB, a rate limit; found by a review)."""
+    peer = peers([element_of_hash(key_hash("rsa2048"))], ["rsa2048"])
+    store = open_store(peers.node.db_url)
+    try:
+        (stored,) = [p for p in PeerStore(store).list() if p.peer == peer.name]
+        report = dial(store, stored, 11371, source="127.0.0.2")
+    finally:
+        store.close()
+    assert report.ok and report.fetch.added == 1
+    assert peer.http.clients == ["127.0.0.2"]
 
 
 def test_a_round_collects_and_fetches_at_most_max_missing(peers, monkeypatch):

@@ -111,12 +111,14 @@ def test_a_round_hangs_up_before_it_fetches(db_url, monkeypatch):
     session ends, so the requesting peer goes on at once, not after our fetch."""
     store = open_store(db_url)
     peer = PeerStore(store).add("peer.example:11371", "recon", 0, None, False, recon_port=11370)
-    ours, theirs = socket.socketpair()
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # (TCP: the fetch's source)
+        ours = socket.create_connection(listener.getsockname())
+        theirs, _ = listener.accept()
     at_fetch = []
     monkeypatch.setattr(rounds, "run_session", lambda *args: SessionResult(
         {7}, set(), our_config(11371), requests=1))
 
-    def fetch_missing(store, peer, host, port, hashes, limits, share):
+    def fetch_missing(store, peer, host, port, hashes, limits, share, source):
         theirs.settimeout(5)
         at_fetch.append(theirs.recv(1))  # b"": the hang-up came before the fetch
         return FetchReport(peer)

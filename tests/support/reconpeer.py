@@ -30,6 +30,7 @@ class HashQueryPeer:
         self.keys = keys
         self.answer = answer
         self.batches: List[List[bytes]] = []
+        self.clients: List[str] = []  # the address each request came from
         self.release = threading.Event()
         stand_in = self
 
@@ -37,6 +38,7 @@ class HashQueryPeer:
             protocol_version = "HTTP/1.0"
 
             def do_POST(self):
+                stand_in.clients.append(self.client_address[0])
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 hashes = decode_request(body)
                 stand_in.batches.append(hashes)

@@ -6,7 +6,7 @@ import socket
 import threading
 
 from cks.sync.hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Answer, HKPClient, \
-    notice_verdict, retry_after, verdict
+    notice_verdict, retry_after, source_address, verdict
 
 
 def test_success_with_and_without_cks_json():
@@ -154,3 +154,32 @@ def test_the_client_reads_retry_after_of_a_429_or_503_only():
             answer = HKPClient("127.0.0.1", sock.getsockname()[1], 5, "").post_keys("key")
             server.join()
         assert answer.status == int(status[:3]) and answer.retry_after == expected, status
+
+
+def test_a_peer_is_asked_from_the_address_this_node_serves_on():
+    """(hkp_push.source_address) Until 2026-12-06 only recon rounds were
+    dialed from `[server] bind`; the pushes and fetches of a host of several
+    addresses came from another, which a CKS peer took for a stranger's."""
+    assert source_address("", "192.0.2.7") is None
+    assert source_address("::", "192.0.2.7") is None and source_address("0.0.0.0", "x") is None
+    assert source_address("203.0.113.5", "keys.example.net") == ("203.0.113.5", 0)
+    assert source_address("::ffff:203.0.113.5", "192.0.2.7") == ("203.0.113.5", 0)
+    assert source_address("127.0.0.1", "keys.example.net") is None  # (no answer would come)
+    assert source_address("127.0.0.2", "127.0.0.1") == ("127.0.0.2", 0)
+    with _listener() as sock:
+        port = sock.getsockname()[1]
+        came_from = []
+
+        def answer():
+            connection, address = sock.accept()
+            came_from.append(address[0])
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+        reader = threading.Thread(target=answer)
+        reader.start()
+        assert HKPClient("127.0.0.1", port, 5, "", source="127.0.0.2").post_keys("k").status \
+            == 200
+        reader.join()
+    assert came_from == ["127.0.0.2"]

@@ -8,8 +8,10 @@ is decided by the pure function `verdict`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import http.client
+import ipaddress
 import json
 import math
 import re
@@ -234,15 +236,43 @@ class _Connection(http.client.HTTPConnection):
         self.sock = _DeadlineSocket.adopt(self.sock)
 
 
+def source_address(bind: str, host: str) -> Optional[Tuple[str, int]]:
+    """Where to connect to a peer at `host` from: the address this node serves
+    on (`[server] bind`), which its peers know it by (a CKS peer answers its
+    peers' hashqueries in full and takes their pushes as a peer's, by their
+    address), unless that is every address, or loopback while `host` is not
+    (no answer could come back to it).  Until 2026-12-06 only recon rounds
+    were dialed from it, so on a host of several addresses the fetch and the
+    push came from another (found by a review)."""
+    if not bind or bind in ("0.0.0.0", "::"):
+        return None
+    with contextlib.suppress(ValueError):  # (a name, not an address)
+        mapped = ipaddress.ip_address(bind)
+        if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped:
+            bind = str(mapped.ipv4_mapped)  # (as a dual-stack socket names an IPv4 client)
+    if _is_loopback(bind) and not _is_loopback(host):
+        return None
+    return (bind, 0)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 class HKPClient:
     """`timeout`: seconds for a connection, for sending a request, and for
     its whole answer (`answer_seconds`, when given, for that), however the
-    peer spreads the answer out."""
+    peer spreads the answer out; `source`: the address this node serves on
+    (source_address)."""
 
     def __init__(self, host: str, port: int, timeout: float, node_name: str,
-                 answer_seconds: Optional[float] = None) -> None:
+                 answer_seconds: Optional[float] = None, source: str = "") -> None:
         self.host = host
         self.port = port
+        self.source_address = source_address(source, host)
         self.timeout = timeout
         self.answer_seconds = timeout if answer_seconds is None else answer_seconds
         self.node_name = node_name
@@ -271,7 +301,8 @@ class HKPClient:
             sent = False
             try:
                 if self.conn is None:
-                    self.conn = _Connection(self.host, self.port, timeout=self.timeout)
+                    self.conn = _Connection(self.host, self.port, timeout=self.timeout,
+                                            source_address=self.source_address)
                 self.conn.request("POST", path, body, headers)
                 sent = True
                 assert isinstance(self.conn.sock, _DeadlineSocket)

@@ -47,7 +47,8 @@ def pusher_for(peer: Peer, peers: PeerStore, settings: Settings, limits: SyncLim
     """How keys reach `peer`; ConfigError for a kind of peer that takes no push."""
     if peer.kind == "hkp":
         host, port = parse_hkp_peer(peer.peer)
-        return HKPPusher(HKPClient(host, port, limits.timeout, settings.node_name()))
+        return HKPPusher(HKPClient(host, port, limits.timeout, settings.node_name(),
+                                   source=settings.get("server", "bind", "")))
     if peer.kind == "mail":
         conf = mail_settings(settings)
         return MailPusher(peer.peer, conf.address, transport_for(conf), peers.mail_addresses())

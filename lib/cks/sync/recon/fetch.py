@@ -156,8 +156,8 @@ class HashQueryClient(HKPClient):
     when the peer closed it meanwhile) asking for hashes; it reads no more of
     an answer than the limit."""
 
-    def __init__(self, host: str, port: int, settings: FetchSettings) -> None:
-        super().__init__(host, port, settings.timeout, "", settings.answer_seconds)
+    def __init__(self, host: str, port: int, settings: FetchSettings, source: str = "") -> None:
+        super().__init__(host, port, settings.timeout, "", settings.answer_seconds, source)
         self.user_agent = settings.user_agent
 
     def query(self, body: bytes, max_bytes: int, deadline: float = math.inf) -> HashAnswer:
@@ -440,14 +440,16 @@ class _Fetch:
 def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
                   hashes: Iterable[HashLike], limits: Optional[pipeline.Limits] = None,
                   settings: Optional[FetchSettings] = None,
-                  now: Optional[int] = None, share: RunShare = RunShare()) -> FetchReport:
+                  now: Optional[int] = None, share: RunShare = RunShare(),
+                  source: str = "") -> FetchReport:
     """Fetch the keys with these SKS hashes (16 bytes, or 32 hex digits) from
     the peer's HTTP port and store them as `recon:PEER_NAME`.  Hashes recorded
     as refused, and hashes held already, are not asked for.  The fetch ends
     after `settings.seconds` (an error), or within cks_sync.py's `share` of
     its run (the rest left for the next), keeping what it stored (until
-    2026-12-05 a peer could hold it for days).  Never raises for what the
-    peer does: errors are in the report."""
+    2026-12-05 a peer could hold it for days); `source`: the address to ask
+    from (hkp_push.source_address).  Never raises for what the peer does:
+    errors are in the report."""
     settings = settings or FetchSettings()
     now = int(time.time()) if now is None else now
     report = FetchReport(peer_name)
@@ -458,7 +460,7 @@ def fetch_missing(store: Store, peer_name: str, host: str, http_port: int,
             report.left, ask = len(ask) - share.keys, ask[:share.keys]
         report.requested = len(ask)
         if ask:
-            client = HashQueryClient(host, http_port, settings)
+            client = HashQueryClient(host, http_port, settings, source)
             try:
                 _Fetch(store, client, pipeline.Source.peer("recon", peer_name),
                        limits or pipeline.Limits(), settings, now, report, share).run(ask)

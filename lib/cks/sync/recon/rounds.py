@@ -27,6 +27,7 @@ from ...store import Store, StoreError
 from ...store.peers import Peer, PeerStore
 from ...store.ptree_view import LocalTree, TreeCache, open_tree
 from ...wording import counted
+from ..hkp_push import source_address
 from ..peername import parse_hkp_peer
 from .fetch import (REFUSED_TTL, FetchReport, RunShare, fetch_missing, hash_hex,
                     refused_and_held)
@@ -158,6 +159,7 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
     try:
         # Closed before the fetch: a requesting peer waits for us to hang up.
         with contextlib.closing(sock):
+            local = sock.getsockname()[0]  # (the fetch asks from it: the peer knows it)
             unwanted = _Unwanted(int(time.time()))
             result = run_session(sock, lambda: _prefix_tree(store, cache, unwanted),
                                  our_config(http_port, peer.filters or DEFAULT_FILTERS),
@@ -176,7 +178,8 @@ def _round(store: Store, peer: Peer, sock: socket.socket, http_port: int, fetch_
             report.fetch = fetch_missing(
                 store, peer.peer, fetch_host,
                 result.peer.http_port or parse_hkp_peer(peer.peer)[1],
-                [hash_of_element(e) for e in result.missing], limits, share=share)
+                [hash_of_element(e) for e in result.missing], limits, share=share,
+                source=local)
     report.seconds = time.monotonic() - started
     _record(store, peer, report)
     return report
@@ -214,10 +217,10 @@ def dial(store: Store, peer: Peer, http_port: int,
 def _dial(store: Store, peer: Peer, http_port: int, limits: Optional[pipeline.Limits],
           source: str, cache: Optional[TreeCache], share: RunShare) -> RoundReport:
     host = parse_hkp_peer(peer.peer)[0]
-    bind = (source, 0) if source and source not in ("0.0.0.0", "::") else None
     try:
         sock = socket.create_connection((host, peer.recon_port or DEFAULT_RECON_PORT),
-                                        timeout=CONNECT_TIMEOUT, source_address=bind)
+                                        timeout=CONNECT_TIMEOUT,
+                                        source_address=source_address(source, host))
     except OSError as exc:
         report = RoundReport(peer.peer, error="cannot connect to %s port %d: %s" % (
             host, peer.recon_port or DEFAULT_RECON_PORT, exc.strerror or exc))
