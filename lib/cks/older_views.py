@@ -42,10 +42,9 @@ def derive_older_views(store: Store, policy: ServePolicy) -> Optional[int]:
     """Derive the served views made under older rules again, from where the
     last run stopped; returns how many changed, or None when another
     process holds the lock (it does them)."""
-    lock = store.take_lock(OLDER_VIEWS_LOCK)
-    if lock is None:
-        return None
-    try:
+    with store.exclusive(OLDER_VIEWS_LOCK) as ours:
+        if not ours:
+            return None
         with store.read() as cursor:
             made, after = store.served_views_made(cursor)
             if made == SERVED_VIEWS_VERSION:
@@ -67,8 +66,6 @@ def derive_older_views(store: Store, policy: ServePolicy) -> Optional[int]:
         log.warning("served views derived again under the current rules: %d of %d changed",
                     changed, owed)
         return changed
-    finally:
-        store.release(lock)
 
 
 class OlderViews:
