@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import tempfile
+import tracemalloc
 
 import pytest
 
@@ -14,9 +16,13 @@ from cks.hkp import bodies
 from cks.hkp.answer_cache import AnswerCache
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.bodies import FileBody, Spool
+from cks.openpgp import signature as sg
+from cks.openpgp.packet import Packet
+from cks.openpgp.userid import UserAttribute, UserID
 from cks.store import open_store
 from support import fixture
 from support.disk import fill, tmpfs
+from support.forge import Signer, keyring
 
 KEYS = ("rsa2048", "ed25519", "nistp256", "dsa-elg")
 
@@ -87,6 +93,63 @@ def test_a_large_answer_of_keys_is_sent_from_a_file_with_the_same_bytes(app, mon
         (in_memory.status, in_memory.content_type, in_memory.headers)
     assert isinstance(in_file.body, FileBody)
     assert _read(in_file.body) == in_memory.body
+
+
+BULKY_KEYS = 100
+
+
+def _bulky_key(n):
+    """A key with the word "bulky" in its one user ID and a self-signed
+    photo ID of 60 KB (its index row stays small)."""
+    signer = Signer.new(seed=bytes([n + 1]) * 32)
+    user_id = UserID(b"Bulky %d <bulky-%d@example.org>" % (n, n))
+    image = b"\x10\x00\x01\x01" + bytes(12) + b"\xff\xd8\xff\xe0" + random.randbytes(60_000)
+    photo = UserAttribute.parse(b"\xff" + (len(image) + 1).to_bytes(4, "big") + b"\x01" + image)
+    return keyring([Packet(6, signer.public.serialize()),
+                    Packet(13, user_id.value),
+                    Packet(2, signer.sign(sg.CERT_POSITIVE, signer.public, user_id).serialize()),
+                    Packet(17, photo.raw),
+                    Packet(2, signer.sign(sg.CERT_POSITIVE, signer.public, photo).serialize())])
+
+
+@pytest.fixture
+def bulky(db_url):
+    """A server of BULKY_KEYS keys of about 60 KB each, and their size in all."""
+    store = open_store(db_url)
+    total = 0
+    for n in range(BULKY_KEYS):
+        data = _bulky_key(n)
+        assert pipeline.submit(store, data, pipeline.Source.admin(queue=False)).stored
+        total += len(data)
+    yield KeyServer(store, ServerSettings()), total
+    store.close()
+
+
+@pytest.mark.parametrize("target", ["/pks/lookup?op=get&options=mr&search=bulky",
+                                    "/pks/lookup?op=get&search=bulky",
+                                    "/pks/lookup?op=vindex&search=bulky"])
+def test_an_answer_of_many_large_keys_holds_few_of_them_at_once(bulky, monkeypatch, target):
+    """Each key is read, written to the answer and let go in turn.  Until
+    2026-12-06 a get held every key of its answer until the last was
+    written, and a vindex held them all and its page whole, as text and as
+    bytes: vindexes of the Debian keyring took a serving process to 99-115
+    MB, 73-95 MB since."""
+    app, total = bulky
+    monkeypatch.setattr(bodies, "MEMORY_BYTES", 16 << 10)
+    whole = _read(app.handle(Request("GET", target)).body)  # (served views derived first)
+    tracemalloc.start()
+    try:
+        answer = app.handle(Request("GET", target))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert answer.status == 200 and isinstance(answer.body, FileBody)
+    assert _read(answer.body) == whole
+    if "op=get" in target:
+        assert whole.count(b"-----BEGIN PGP PUBLIC KEY BLOCK-----") == BULKY_KEYS
+    else:
+        assert all(b"bulky-%d@example.org" % n in whole for n in range(BULKY_KEYS))
+    assert peak < total / 2, (peak, total)
 
 
 def test_an_answer_in_a_file_is_not_kept_by_the_answer_cache(app, monkeypatch):

@@ -8,19 +8,20 @@ HTTP plumbing is in server.py.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import math
 import re
 import time
 from dataclasses import dataclass, field
-from typing import (Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional,
+from typing import (Callable, Dict, FrozenSet, Generic, Iterable, Iterator, List, Optional,
                     Sequence, Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
 from ..openpgp import algorithms as alg, armor
 from ..openpgp.crc24 import crc24
-from ..openpgp.keys import parse_keyring
+from ..openpgp.keys import Key, parse_keyring
 from ..openpgp.packet import holds_packet_beyond
 from ..rejection import NodeIdentity
 from ..runs import in_runs
@@ -32,7 +33,7 @@ from ..views import ID_KINDS, NewKeyIds
 from . import html, keypage, mr, photos, rejections, stats_page
 from .admin import AdminSettings, Logins
 from .answer_cache import AnswerCache
-from .bodies import Body, Spool
+from .bodies import Body, Spool, spooled
 from .cksd_metrics import (ANSWER_SECONDS, DEFAULT_METRICS_ALLOW, METRICS_PATH, CksdMetrics,
                            metrics_page)
 from .outage import DatabaseOutage
@@ -409,8 +410,8 @@ class KeyServer:
         if lookup.op == "get" and lookup.search.names_one_key:
             parts, truncated = self.lookup_store.served_parts_by_id(
                 lookup.search.kind, lookup.search.value, self.settings.max_results)
-            parts, cut = _within([(p, len(p[0])) for p in parts], KEYS_ANSWER_BYTES)
-            return self._armored(lookup, parts, truncated or cut)
+            held = _Within(((p, len(p[0])) for p in parts), KEYS_ANSWER_BYTES)
+            return self._armored(lookup, held, lambda: truncated or held.cut)
         fingerprints, rows, truncated = self.find(lookup.search, newest)
         if not fingerprints and truncated:
             raise HKPError(404, "no keys found among those a search reads: more keys hold "
@@ -424,7 +425,7 @@ class KeyServer:
         rows, cut = _within([(r, sum(len(u.uid) for u in r.user_ids)) for r in rows],
                             INDEX_ANSWER_BYTES)
         truncated = truncated or cut
-        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
+        extra = _truncated_header(truncated)
         if lookup.op == "vindex" and not lookup.machine_readable:
             return self._vindex(lookup, rows, now, extra)
         if lookup.machine_readable:
@@ -479,61 +480,68 @@ class KeyServer:
         2026-12-06 anyone's such key with another's user ID hid that one from
         gpg --locate-keys)."""
         if lookup.op == "hget":
-            keys, cut = _within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
-                                KEYS_ANSWER_BYTES)
-            parts = [(data, crc24(data)) for _, data in keys]
+            stored = _Within(self._read_keys(fingerprints, self.lookup_store.keydata, len),
+                             KEYS_ANSWER_BYTES)
+            parts: Iterable[Tuple[bytes, int]] = ((data, crc24(data)) for _, data in stored)
         else:
-            found, cut = _within(self._read_keys(fingerprints, self.lookup_store.served_parts,
-                                                 lambda part: len(part[0])), KEYS_ANSWER_BYTES)
-            parts = [part for _, part in found
+            stored = _Within(self._read_keys(fingerprints, self.lookup_store.served_parts,
+                                             lambda part: len(part[0])), KEYS_ANSWER_BYTES)
+            parts = (part for _, part in stored
                      if newest is None or not holds_packet_beyond(
-                         part[0], newest, GNUPG_UNREADABLE_ALGORITHMS)]
-        return self._armored(lookup, parts, truncated or cut)
+                         part[0], newest, GNUPG_UNREADABLE_ALGORITHMS))
+        return self._armored(lookup, parts, lambda: truncated or stored.cut)
 
-    def _armored(self, lookup: Lookup, parts: List[Tuple[bytes, int]],
-                 truncated: bool) -> Response:
+    def _armored(self, lookup: Lookup, parts: Iterable[Tuple[bytes, int]],
+                 truncated: Callable[[], bool]) -> Response:
         """One armor block per key, each with its checksum as stored, written
-        to a Spool a key at a time (an answer of 100 keys may be megabytes)."""
-        if not parts:
-            raise HKPError(404, "no keys found")
+        to a Spool a key at a time as `parts` gives them (an answer of 100 keys
+        may be megabytes); `truncated`, asked once they are all written:
+        whether the answer left keys out."""
         comment = [("Comment", "Hostname: " + self.settings.hostname)]
         blocks = (armor.encode(data, headers=comment, checksum=checksum)
                   for data, checksum in parts)
-        extra = [(TRUNCATED_HEADER, "true")] if truncated else []
-        spool = Spool()
-        try:
-            if lookup.machine_readable:
-                for block in blocks:
-                    spool.write(block.encode())
-                return Response(200, spool.body(), "application/pgp-keys; charset=utf-8",
-                                extra + [("Content-Disposition",
-                                          "attachment; filename=gpgkey.asc")])
-            before, after = html.armored_page_around(len(parts))
-            spool.write(before.encode())
-            for block in blocks:
-                spool.write(html.e(block).encode())
-            spool.write(after.encode())
-        except BaseException:
-            spool.close()
-            raise
-        return _html(200, spool.body(), extra)
+        first = list(itertools.islice(blocks, 2))  # (a page's title says key or keys)
+        if not first:
+            raise HKPError(404, "no keys found")
+        blocks = itertools.chain(first, blocks)
+        if lookup.machine_readable:
+            body = spooled(block.encode() for block in blocks)
+            return Response(200, body, "application/pgp-keys; charset=utf-8",
+                            _truncated_header(truncated()) + [
+                                ("Content-Disposition", "attachment; filename=gpgkey.asc")])
+        before, after = html.armored_page_around(several=len(first) > 1)
+        body = spooled(itertools.chain([before.encode()],
+                                       (html.e(block).encode() for block in blocks),
+                                       [after.encode()]))
+        return _html(200, body, _truncated_header(truncated()))
 
     def _vindex(self, lookup: Lookup, rows: List[KeyRow], now: int, extra) -> Response:
+        """Each key is read from the database twice, ten at a time, and parsed
+        when its turn comes: first for its signers, then for its section
+        (100 keys of the Debian keyring parsed at once held 70 MB; the page
+        made whole, 3 MB of text and its bytes, until 2026-12-06)."""
         assert lookup.search is not None
-        found, cut = _within(self._read_keys([r.fingerprint for r in rows],
-                                             self.lookup_store.served, len), KEYS_ANSWER_BYTES)
-        if cut:
-            extra = [(TRUNCATED_HEADER, "true")]
-        served = dict(found)
-        held = [(served[row.fingerprint], row) for row in rows if row.fingerprint in served]
-        # Each key is parsed when its turn comes, twice (its signers, then its
-        # section): 100 keys of the Debian keyring parsed at once held 70 MB.
-        signers = self._signers(keypage.signer_keyids(
-            parse_keyring(data).keys[0] for data, _ in held))
-        return _html(200, keypage.vindex_page(
-            lookup.search.value, len(held),
-            ((parse_keyring(data).keys[0], row) for data, row in held), signers,
-            self.settings.limits.serve.certifications, now, lookup.show_hash), extra)
+        stored = _Within(self._read_keys([r.fingerprint for r in rows],
+                                         self.lookup_store.served, len), KEYS_ANSWER_BYTES)
+        shown: List[str] = []
+
+        def parsed() -> Iterator[Key]:
+            for fingerprint, data in stored:
+                shown.append(fingerprint)
+                yield parse_keyring(data).keys[0]
+
+        signers = self._signers(keypage.signer_keyids(parsed()))
+        if stored.cut:
+            extra = _truncated_header(True)
+        row_of = {row.fingerprint: row for row in rows}
+        # (a key deleted since the first reading is left out of the second)
+        keys = ((parse_keyring(data).keys[0], row_of[fingerprint])
+                for (fingerprint, data), _ in self._read_keys(shown, self.lookup_store.served,
+                                                              len))
+        page = keypage.vindex_page(lookup.search.value, [row_of[f] for f in shown], keys,
+                                   signers, self.settings.limits.serve.certifications, now,
+                                   lookup.show_hash)
+        return _html(200, spooled(piece.encode() for piece in page), extra)
 
     def _signers(self, keyids: List[bytes]) -> Dict[bytes, keypage.Signer]:
         """The held keys whose primary key has one of these key IDs (the first
@@ -672,7 +680,7 @@ class KeyServer:
             spool.close()
             raise
         return Response(200, spool.body(), hashquery.CONTENT_TYPE,
-                        [(TRUNCATED_HEADER, "true")] if cut else [])
+                        _truncated_header(cut))
 
     def _keys_in_runs(self, held: List[Tuple[str, int]]) -> Iterator[bytes]:
         """The stored network views of these keys ((fingerprint, size)), in
@@ -725,17 +733,34 @@ def _add_status(report: pipeline.Report) -> int:
     return 422
 
 
+class _Within(Generic[Item]):
+    """The items of (item, size) pairs, in order as they are taken, until
+    their sizes would pass `limit` (the first always goes in); `cut`, once
+    they are all taken: whether some were left out."""
+
+    def __init__(self, sized: Iterable[Tuple[Item, int]], limit: int) -> None:
+        self._sized = sized
+        self._limit = limit
+        self.cut = False
+
+    def __iter__(self) -> Iterator[Item]:
+        taken, total = 0, 0
+        for item, size in self._sized:
+            if taken and total + size > self._limit:
+                self.cut = True
+                return
+            yield item
+            taken, total = taken + 1, total + size
+
+
 def _within(sized: Iterable[Tuple[Item, int]], limit: int) -> Tuple[List[Item], bool]:
-    """The items of (item, size) pairs, in order, until their sizes would pass
-    `limit` (the first always goes in); and whether some were left out."""
-    kept: List[Item] = []
-    total = 0
-    for item, size in sized:
-        if kept and total + size > limit:
-            return kept, True
-        kept.append(item)
-        total += size
-    return kept, False
+    """_Within's items, all taken, and whether some were left out."""
+    within = _Within(sized, limit)
+    return list(within), within.cut
+
+
+def _truncated_header(truncated: bool) -> List[Tuple[str, str]]:
+    return [(TRUNCATED_HEADER, "true")] if truncated else []
 
 
 def _html(status: int, page: Union[str, Body], headers=None) -> Response:

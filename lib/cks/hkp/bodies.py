@@ -16,7 +16,7 @@ import io
 import logging
 import tempfile
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Iterable, Iterator, Optional, Union
 
 from ..repeated import RepeatedFailure
 from .request import HKPError
@@ -116,3 +116,15 @@ class Spool:
             raise
         memory.close()
         self._file, self._in_memory = disk, False
+
+
+def spooled(pieces: Iterable[bytes]) -> Body:
+    """An answer's body written to a Spool a piece at a time, as they are made."""
+    spool = Spool()
+    try:
+        for piece in pieces:
+            spool.write(piece)
+    except BaseException:
+        spool.close()
+        raise
+    return spool.body()

@@ -12,7 +12,6 @@ import re
 import time
 from typing import List, Optional, Tuple
 
-from ..wording import noun_for
 from .http1 import REASONS
 
 STYLE = ("body{font-family:sans-serif;max-width:64em;margin:1em auto;padding:0 1em;"
@@ -164,10 +163,10 @@ gpg --keyserver %s --search-keys alice@example.org</pre>
     return page("OpenPGP keyserver", body)
 
 
-def armored_page_around(count: int) -> Tuple[str, str]:
-    """The page of `count` armored keys up to the armor (escaped, written
-    after it) and after it.  The armor starts a line: onak reads it so."""
-    before, after = page_around("Public " + noun_for(count, "key"))
+def armored_page_around(several: bool) -> Tuple[str, str]:
+    """The page of armored keys (one, or `several`) up to the armor (escaped,
+    written after it) and after it.  The armor starts a line: onak reads it so."""
+    before, after = page_around("Public keys" if several else "Public key")
     return before + "<pre>\n", "</pre>" + after
 
 

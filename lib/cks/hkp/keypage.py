@@ -10,7 +10,7 @@ the revoker's key is not held here (then it is served unverified).
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 from urllib.parse import quote
 
 from ..openpgp import algorithms as alg
@@ -22,7 +22,7 @@ from ..openpgp.keys import Component, Key, SignaturePacket
 from ..openpgp.userid import Image
 from ..store.rows import KeyRow
 from ..wording import counted
-from .html import date, e, isolated, page, user_text
+from .html import date, e, isolated, page, page_around, user_text
 from .photos import photo_url, photos_of, refusal
 
 REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
@@ -188,23 +188,25 @@ def _add_signer(found: Dict[bytes, None], key: Key, entry: SignaturePacket) -> N
         found.setdefault(keyid)
 
 
-def vindex_page(search: str, count: int, keys: Iterable[Tuple[Key, KeyRow]],
-                signers: Dict[bytes, Signer], policy: str, now: int, show_hash: bool) -> str:
-    """Key pages for the `count` `keys` (served view and index row), each
-    rendered and let go before the next is taken; `signers`: the held
-    signers by key ID; `policy`: [policy] certifications."""
-    level = 2 if count == 1 else 3
-    sections, keyids = [], []
-    for key, row in keys:
-        sections.append(_KeyPage(key, row, signers, policy, now, level).render(show_hash))
-        keyids.append(row.keyid)
-    if count == 1:
-        title, heading = "Key %s" % keyids[0], None
+def vindex_page(search: str, shown: Sequence[KeyRow], keys: Iterable[Tuple[Key, KeyRow]],
+                signers: Dict[bytes, Signer], policy: str, now: int,
+                show_hash: bool) -> Iterator[str]:
+    """The page of the keys whose index rows are `shown`, in pieces: `keys`
+    (served view and index row) are each rendered and let go before the next
+    is taken; `signers`: the held signers by key ID; `policy`: [policy]
+    certifications."""
+    level = 2 if len(shown) == 1 else 3
+    if len(shown) == 1:
+        title, heading = "Key %s" % shown[0].keyid, None
     else:
         title = "Keys found for " + isolated(search)
         heading = "Keys found for " + user_text(search)
-    return page(title, "\n".join(sections) + "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE),
-                heading)
+    before, after = page_around(title, heading)
+    yield before
+    for number, (key, row) in enumerate(keys):
+        yield ("\n" if number else "") + _KeyPage(key, row, signers, policy, now,
+                                                  level).render(show_hash)
+    yield "\n<p class=\"dim\">%s</p>" % e(VERIFICATION_NOTE) + after
 
 
 class _KeyPage:
