@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_armored, read_keys, \
     sks_hash
@@ -175,15 +175,16 @@ def _merged_in_one_transaction(store: Store, keys: List[Key], source: Source, li
 def _changing_held_keys(store: Store, keys: List[Key], limits: Limits) -> Dict[str, Key]:
     """fingerprint -> the union with its stored copy, of those of `keys` that
     change a key held already (merge_stored, as merge_one will)."""
+    changing: Dict[str, Key] = {}
     with store.read() as cursor:
         stored = store.stored_keys(cursor, [k.fingerprint.hex().upper() for k in keys])
-    changing: Dict[str, Key] = {}
-    for key in keys:
-        fingerprint = key.fingerprint.hex().upper()
-        if fingerprint in stored:
-            merged = merge_stored(key, stored[fingerprint].keydata, limits)
-            if merged.outcome is None:
-                changing[fingerprint] = merged.key
+        for key in keys:
+            fingerprint = key.fingerprint.hex().upper()
+            if fingerprint in stored:
+                merged = merge_stored(key, stored[fingerprint].keydata, limits,
+                                      served_reader(store, cursor, fingerprint))
+                if merged.outcome is None:
+                    changing[fingerprint] = merged.key
     return changing
 
 
@@ -199,7 +200,8 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
     reason, stored = store.merge_state(cursor, fingerprint)
     if reason is not None:
         return rejected(fingerprint, reason)
-    merged = merge_stored(key, stored[0] if stored else None, limits)
+    merged = merge_stored(key, stored[0] if stored else None, limits,
+                          served_reader(store, cursor, fingerprint))
     if merged.outcome is not None:
         return merged.outcome
     if stored and checked is None:
@@ -214,8 +216,11 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
     first_seen = stored[1] if stored else None
     _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
                             first_seen, now, checked)
-    return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
-                          third_party_issuers(merged.key), stored is None, missing, source, now)
+    outcome = record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
+                             third_party_issuers(merged.key), stored is None, missing, source,
+                             now)
+    outcome.reason = merged.note
+    return outcome
 
 
 def rejected(fingerprint: str, reason: str) -> Outcome:
@@ -231,15 +236,25 @@ class Merged:
     key: Key
     data: bytes
     outcome: Optional[Outcome] = None
+    note: str = ""  # what the answer says of a key written (let go of what is not served)
 
 
-def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits) -> Merged:
+def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits,
+                 served: Callable[[], bytes] = bytes) -> Merged:
     """The union of `key` and its stored copy `old_bytes` (None: not stored).
 
     A stored key whose primary key packet differs is not replaced: the key is
     refused (CONFLICT).  Two packets share a v3 fingerprint where they share
     the RSA numbers (it hashes nothing else), so a copy with another creation
-    time would otherwise take a stored v3 key's place, its revocation gone."""
+    time would otherwise take a stored v3 key's place, its revocation gone.
+
+    Where the union is over a limit, `key` is merged with the stored copy's
+    served view instead (`served` reads it; b"": none), when that union is
+    within the limits: what others added to the stored copy and is not
+    served (certifications past what is served, made-up signatures, user
+    IDs nobody signed) is let go.  Until 2026-12-06 such a key was refused,
+    and anyone could keep its owner's revocation out: a stranger's 50,000
+    certifications, or 8 MB of user IDs, froze the stored copy for good."""
     merged = key
     if old_bytes is not None:
         fingerprint = key.fingerprint.hex().upper()
@@ -255,10 +270,35 @@ def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits) -> Merged
             return Merged(merged, data, Outcome(fingerprint, UNCHANGED))
         refusal = over_limits(merged, limits)
         if refusal:
-            return Merged(merged, data, Outcome(fingerprint, REFUSED, "merged key " + refusal,
-                                                OVER_LIMIT))
+            return _merged_with_served(key, served(), limits) or Merged(
+                merged, data, Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT))
         return Merged(merged, data)
     return Merged(merged, merged.serialize())
+
+
+LET_GO = "what others added to the copy held here and is not served was let go: with it " \
+    "the key was over this server's limits"
+
+
+def _merged_with_served(key: Key, served: bytes, limits: Limits) -> Optional[Merged]:
+    """`key` merged with `served`, the served view of its stored copy, or
+    None when there is none or that union is over a limit too."""
+    held = parse_keyring(served).keys if served else []
+    if not held:
+        return None
+    merged = merge(held[0], key)
+    if over_limits(merged, limits):
+        return None
+    log.info("key %s: %s", key.fingerprint.hex().upper(), LET_GO)
+    return Merged(merged, merged.serialize(), note=LET_GO)
+
+
+def served_reader(store: Store, cursor: Cursor, fingerprint: str) -> Callable[[], bytes]:
+    """What reads a stored key's served view for merge_stored (b"": none)."""
+    def read() -> bytes:
+        state = store.served_states(cursor, [fingerprint]).get(fingerprint)
+        return state.served if state is not None else b""
+    return read
 
 
 def own_checks(key: Key) -> int:
