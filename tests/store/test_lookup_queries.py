@@ -19,7 +19,8 @@ from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store import base
 from cks.store.base import PREPARED_WORDS
-from cks.store.rows import MAX_WORD_LENGTH, UNSERVED
+from cks.store.rows import (MAX_WORD_LENGTH, MAX_WORDS_PER_KEY, MAX_WORDS_PER_USER_ID,
+                            UNSERVED)
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
 from support.forge import Signer, keyring, self_signed_key
@@ -377,3 +378,29 @@ def test_answers_stop_at_their_byte_budgets_and_say_so(db_url, store, monkeypatc
             (fingerprints[1], "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
     get, cut = answer("get", "0x" + keyid)
     assert (armored(get), cut) == (fingerprints[:1], True)
+
+
+def test_the_word_index_keeps_a_bounded_number_of_words_of_a_key(store, db_url):
+    """The first MAX_WORDS_PER_USER_ID words of each user ID, MAX_WORDS_PER_KEY
+    in all: until 2026-12-06 every word was kept, and a key of four user IDs
+    of 1 MB of distinct words wrote 674,662 rows (140 MB on PostgreSQL)."""
+    def words(n, count):
+        return " ".join("w%dx%d" % (n, i) for i in range(count))
+
+    user_ids = [("Many %s <many@example.org>" % words(n, 100)).encode() for n in range(40)]
+    fingerprint, data = self_signed_key(b"\x07" * 32, user_ids)
+    assert pipeline.submit(store, data, pipeline.Source.admin(queue=False), binary=True).stored
+    [(count,)] = run_sql(db_url, "SELECT count(*) FROM cks_words WHERE key_fingerprint = ?",
+                         (fingerprint,))
+    assert count == MAX_WORDS_PER_KEY
+
+    def found(search):
+        answer = _answer(store, "/pks/lookup?" + urlencode(dict(
+            op="index", options="mr", search=search)), 10)
+        return _found(answer) if answer.status == 200 else answer.status
+
+    kept = MAX_WORDS_PER_USER_ID - 1  # (the user IDs' first word, "many", is the same)
+    indexed = [n for n in range(40) if found("w%dx%d" % (n, kept - 1)) == [fingerprint]]
+    assert len(indexed) == (MAX_WORDS_PER_KEY - 1) // kept  # (whole user IDs, in turn)
+    assert all(found("w%dx%d" % (n, kept)) == 404 for n in indexed)
+    assert found("many w%dx0" % indexed[-1]) == [fingerprint]
