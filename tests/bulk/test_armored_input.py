@@ -58,6 +58,18 @@ def test_a_block_without_an_end_line_gives_no_key(batches):
         (b"", "armor block 'BEGIN PGP PUBLIC KEY BLOCK' has no END line")]
 
 
+def test_a_block_cut_short_ends_at_the_next_begin_line(batches):
+    """Until 2026-12-06 it ran to the next block's END line, and the key of
+    that block, whole, was lost with it."""
+    whole = armor.encode(binary("rsa2048")).encode()
+    cut = whole[:len(whole) // 2] + b"\n"
+    text = cut + armor.encode(binary("nistp256")).encode()
+    assert [(c.data, c.offset, c.resume_at, c.problem) for c in read_chunks(
+        io.BytesIO(text), 1 << 20)] == [
+        (b"", 0, len(cut), "armor block 'BEGIN PGP PUBLIC KEY BLOCK' has no END line"),
+        (binary("nistp256"), len(cut), len(text), "")]
+
+
 def test_a_file_starting_with_a_byte_order_mark_is_armored_text():
     """An editor's UTF-8 byte-order mark before the BEGIN line: until
     2026-12-05 its first byte (0xEF) made the file binary, and no key loaded."""

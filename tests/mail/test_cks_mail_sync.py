@@ -115,6 +115,18 @@ def test_several_blocks_several_keys_and_a_broken_block(node):
     assert "checksum mismatch" in result.stderr.decode()
 
 
+def test_a_key_after_a_block_cut_short_is_merged(node):
+    """Until 2026-12-06 the cut block ran to the good one's END line: no key
+    was read, and the mail bounced (65)."""
+    node.manage("add", SKS)
+    begin = b"-----BEGIN PGP PUBLIC KEY BLOCK-----"
+    cut = fixture("rsa2048")[:len(fixture("rsa2048")) // 2]
+    result = node.mail_sync(sks_mail(fixture("ed25519")).replace(begin, cut + b"\n" + begin, 1))
+    assert result.returncode == 0, result.stderr
+    assert set(node.keys()) == {fpr("ed25519")}
+    assert "has no END line" in result.stderr.decode()
+
+
 def test_the_same_mail_twice_changes_nothing(node, tmp_path):
     node.manage("add", SKS)
     node.manage("add", "d@d.example")

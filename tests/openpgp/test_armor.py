@@ -109,6 +109,15 @@ def test_missing_end_line():
     assert blocks == [] and isinstance(errors[0], ArmorError) and "no END" in str(errors[0])
 
 
+def test_a_block_cut_short_ends_at_the_next_begin_line():
+    """Until 2026-12-06 it ran to the next block's END line: the whole block
+    after a cut one was lost with it."""
+    cut = armor.encode(DATA)[:300]
+    blocks, errors = armor.scan(cut + "\n" + armor.encode(DATA[:7]) + armor.encode(DATA[7:]))
+    assert [b.data for b in blocks] == [DATA[:7], DATA[7:]]
+    assert [str(e) for e in errors] == ["armor block 'BEGIN PGP PUBLIC KEY BLOCK' has no END line"]
+
+
 def test_other_block_kinds_are_reported_with_their_kind():
     blocks, errors = armor.scan(armor.encode(b"\xc3\x01\x02", kind="MESSAGE"))
     assert [b.kind for b in blocks] == ["MESSAGE"]

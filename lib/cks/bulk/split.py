@@ -331,7 +331,8 @@ def _discard(_data: bytes) -> None:
 
 def _decode_block(handle: BinaryIO, kind: str, sink: Callable[[bytes], object]) -> str:
     """Read the armor block whose BEGIN line was just read from `handle`, to
-    its END line, decoding it a batch of lines at a time into `sink`, as
+    its END line (or, cut short, to the next BEGIN line, where `handle` is
+    left), decoding it a batch of lines at a time into `sink`, as
     armor.scan decodes a block whole; returns what is wrong with it ('':
     nothing, and `sink` was given its data)."""
     reader = armor.BodyReader(kind, sink)
@@ -340,7 +341,11 @@ def _decode_block(handle: BinaryIO, kind: str, sink: Callable[[bytes], object]) 
     lines: List[bytes] = []
     size = 0
     while True:
+        at = handle.tell()
         line = handle.readline(MAX_ARMOR_LINE)
+        if armor.is_begin_line(line):  # (cut short: the next block is read next)
+            handle.seek(at)
+            return armor.no_end_line(kind)
         ended = not line or armor.is_end_line(line, marker)
         if not ended:
             lines.append(line)
@@ -355,7 +360,7 @@ def _decode_block(handle: BinaryIO, kind: str, sink: Callable[[bytes], object]) 
                 problem = str(exc)
             lines, size = [], 0
         if not line:
-            return "armor block 'BEGIN PGP %s' has no END line" % kind
+            return armor.no_end_line(kind)
         if ended:
             return problem
 

@@ -67,33 +67,57 @@ def is_end_line(line: bytes, kind: bytes) -> bool:
     return end is not None and end[0] == 0
 
 
+def is_begin_line(line: bytes) -> bool:
+    """Is `line` (one line, with or without its line break) a BEGIN line?"""
+    return _BEGIN.match(line) is not None
+
+
+def no_end_line(kind: str) -> str:
+    """The problem of a block cut short: its END line missing, before the
+    end of the text or the next block's BEGIN line."""
+    return "armor block 'BEGIN PGP %s' has no END line" % kind
+
+
 def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
     """Every armor block in `text`, in order, and an error for each broken one.
 
     Blocks of every kind are returned (the caller decides what a PGP MESSAGE
-    or PRIVATE KEY BLOCK means); text outside blocks is ignored.
+    or PRIVATE KEY BLOCK means); text outside blocks is ignored.  A block
+    cut short ends at the next BEGIN line: until 2026-12-06 it ran to the
+    next block's END line, and that block, whole, was lost with it (a mail
+    of a cut key and a good one bounced, found by a review of mail sync).
     """
     if isinstance(text, str):
         text = text.encode("utf-8", "surrogateescape")
     blocks: List[ArmorBlock] = []
     errors: List[ArmorError] = []
-    pos = 0
-    while True:
-        begin = _BEGIN.search(text, pos)
-        if begin is None:
-            break
+    begin = _BEGIN.search(text)
+    while begin is not None:
         kind = begin.group(1)
         end = _end_line(text, kind, begin.end())
-        if end is None:
-            errors.append(ArmorError(
-                "armor block 'BEGIN PGP %s' has no END line" % kind.decode("ascii")))
-            break
+        cut = _begin_line(text, begin.end(), len(text) if end is None else end[0])
+        if end is None or cut is not None:
+            errors.append(ArmorError(no_end_line(kind.decode("ascii"))))
+            begin = cut
+            continue
         try:
             blocks.append(_decode_body(kind.decode("ascii"), text[begin.end():end[0]]))
         except ArmorError as exc:
             errors.append(exc)
-        pos = end[1]
+        begin = _BEGIN.search(text, end[1])
     return blocks, errors
+
+
+def _begin_line(text: bytes, start: int, stop: int) -> Optional["re.Match[bytes]"]:
+    """The first BEGIN line from `start` that starts before `stop`.  Found
+    with bytes.find, as _end_line finds END lines."""
+    at = text.find(b"-----BEGIN PGP ", start, stop)
+    while at >= 0:
+        begin = _BEGIN.match(text, text.rfind(b"\n", start, at) + 1 or start)
+        if begin is not None and begin.end() > at:
+            return begin
+        at = text.find(b"-----BEGIN PGP ", at + 1, stop)
+    return None
 
 
 def sole_block(text: str) -> ArmorBlock:
