@@ -2,6 +2,7 @@
 (cks.sync.mta): the SKS format, sendmail commands and SMTP."""
 
 import email
+import time
 
 import pytest
 
@@ -90,6 +91,32 @@ def test_sendmail_command(tmp_path):
             Sendmail(command, 0.5).send(compose(b"", [US], US))
         assert str(failed.value).startswith(said)  # (until 2026-12-05: "status -9")
         assert not failed.value.refused, command
+
+
+def test_a_sendmail_that_times_out_is_killed_with_what_it_started(tmp_path):
+    """Until 2026-12-06 only the command was killed: a shell script's own
+    commands stayed behind, one more at each hand-off that timed out."""
+    started = tmp_path / "started"
+    script = tmp_path / "sendmail"
+    script.write_text("#!/bin/sh\nsleep 30 &\necho $! > %s\nwait\n" % started)
+    script.chmod(0o755)
+    with pytest.raises(HandOffError, match="timed out after 0.5 s"):
+        Sendmail([str(script), "-t"], 0.5).send(compose(b"", [US], US))
+    pid = int(started.read_text())
+    for _ in range(50):
+        if not _running(pid):
+            break
+        time.sleep(0.1)
+    assert not _running(pid)
+
+
+def _running(pid):
+    """Whether process `pid` runs (a zombie waiting to be reaped does not)."""
+    try:
+        with open("/proc/%d/stat" % pid) as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_smtp():

@@ -39,20 +39,27 @@ class Sendmail:
         self.timeout = timeout
 
     def send(self, message: Message) -> None:
+        """The command runs in a process group of its own, killed whole when
+        it times out: until 2026-12-06 only the command was, and what it had
+        started (a shell script's own commands) stayed behind."""
         try:
-            done = subprocess.run(self.command, input=message.as_bytes(), capture_output=True,
-                                  timeout=self.timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise HandOffError("%s timed out after %g s" % (self.command[0], self.timeout)) \
-                from None
+            with subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, start_new_session=True) as process:
+                try:
+                    stdout, stderr = process.communicate(message.as_bytes(),
+                                                         timeout=self.timeout)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    raise HandOffError("%s timed out after %g s" % (
+                        self.command[0], self.timeout)) from None
         except OSError as exc:
             raise HandOffError("cannot run %s: %s" % (self.command[0], exc.strerror)) from None
-        if done.returncode != 0:
-            said = (done.stderr or done.stdout).decode("utf-8", "replace").strip()
+        if process.returncode != 0:
+            said = (stderr or stdout).decode("utf-8", "replace").strip()
             raise HandOffError("%s %s%s" % (
-                self.command[0], _ended(done.returncode),
+                self.command[0], _ended(process.returncode),
                 ": " + said.splitlines()[-1] if said else ""),
-                refused=done.returncode > 0 and done.returncode != os.EX_TEMPFAIL)
+                refused=process.returncode > 0 and process.returncode != os.EX_TEMPFAIL)
 
 
 def _ended(returncode: int) -> str:
