@@ -12,6 +12,13 @@ from support.server import READY, Cksd, start_failure
     ("[server]\nworkers = 0\n", "[server] workers must be 1 or more"),
     ("[server]\nmax_connections = 0\n", "[server] max_connections must be 1 or more"),
     ("[server]\nmax_connections = -5\n", "[server] max_connections must be 1 or more"),
+    ("[server]\nmax_connections_per_address = 0\n",
+     "[server] max_connections_per_address must be 1 or more"),
+    # (one upload of [limits] max_upload_bytes at least: with less, it would
+    # get 503 whatever else arrives)
+    ("[server]\nupload_buffer_mb = 1\n", "[server] upload_buffer_mb must be 5.0 or more"),
+    ("[server]\nupload_buffer_mb = 0.1\n[limits]\nmax_upload_bytes = 1048576\n",
+     "[server] upload_buffer_mb must be 1.0 or more"),
     ("[server]\nidle_timeout = 0\n", "[server] idle_timeout must be more than 0"),
     ("[server]\nidle_timeout = nan\n", "[server] idle_timeout must be a finite number"),
     ("[server]\nhead_timeout = inf\n", "[server] head_timeout must be a finite number"),

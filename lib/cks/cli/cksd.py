@@ -173,6 +173,14 @@ def server_limits(settings: Settings) -> ServerLimits:
     return ServerLimits(
         max_connections=settings.get_int("server", "max_connections",
                                          defaults.max_connections, least=1),
+        max_connections_per_address=settings.get_int(
+            "server", "max_connections_per_address", defaults.max_connections_per_address,
+            least=1),
+        # (at least one upload of max_upload_bytes, which less would refuse
+        # whatever else arrives)
+        upload_buffer_mb=settings.get_float(
+            "server", "upload_buffer_mb", defaults.upload_buffer_mb,
+            least=settings.get_int("limits", "max_upload_bytes", 5 << 20, least=1) / (1 << 20)),
         workers=settings.get_int("server", "workers", defaults.workers, least=1),
         idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout,
                                         more_than=0),

@@ -9,8 +9,12 @@ to other threads, which only fight over the interpreter lock.  Uploads, text
 searches and everything else that may take long go to a small pool of worker
 threads, so a large upload or a broad search delays no key lookup.
 
-Parsing lives in http1.py (no I/O); what to answer lives in app.py.  Past
-`max_connections` open connections, a new one gets 503 at once.
+Parsing lives in http1.py (no I/O); what to answer lives in app.py.  Room
+is shared out among clients (fair_share.py): open connections up to
+`max_connections`, and per address up to `max_connections_per_address`; the
+bodies of uploads still arriving up to `upload_buffer_mb`.  A client that
+would hold the most gives room back, mid-request or not; a newcomer that
+would be that client gets 503 at once.
 
 hkps: a listener may serve TLS (tls.py).  Its connections start with the
 handshake, done step by step in the loop like everything else (a client that
@@ -41,7 +45,9 @@ from ..batchlog import QuickLog
 from .app import KeyServer, Request, Response
 from .bodies import FileBody
 from .cksd_metrics import METRICS_PATH
+from .fair_share import Shares
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
+from .ratelimit import bucket_of, in_networks, ip_of
 from .rejections import ADMIN_PATH
 from .request import is_address, is_hex_search, split_target
 from .tls import Certificates
@@ -97,7 +103,9 @@ def is_quick(request: Request) -> bool:
 
 @dataclass
 class ServerLimits:
-    max_connections: int = 512  # open connections per process (see _accept)
+    max_connections: int = 512  # open connections per process (see _room_for)
+    max_connections_per_address: int = 64  # of them from one client (not exempt ones)
+    upload_buffer_mb: float = 64.0  # bodies still arriving, per process (_hold_body)
     workers: int = 4  # threads for uploads and other slow requests
     idle_timeout: float = 15.0  # keep-alive connection without a request
     head_timeout: float = 10.0  # from the first byte of a request to the end of its head
@@ -151,6 +159,12 @@ def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = ()) -
                            + EVERY_ANSWER + list(headers), body, keep_alive=False)
 
 
+def busy(message: str) -> bytes:
+    """The 503 of a connection refused, or closed to make room for another
+    client's (fair_share.py)."""
+    return refusal(503, (message + "\n").encode(), [("Retry-After", "10")])
+
+
 class _Connection:
     """One client connection and where it stands; the loop moves it along."""
 
@@ -164,6 +178,8 @@ class _Connection:
         self.rest: Optional[FileBody] = None  # the answer's body still in its file
         self.sent = 0  # bytes of the answer being written that the socket took
         self.client = address  # whom it answers (behind a trusted proxy: the real client)
+        self.group = bucket_of(address)  # whose share it counts in (fair_share.py)
+        self.held_body = 0  # bytes of upload_buffer_mb its body holds while it arrives
         self.head: Optional[Head] = None
         self.length = 0
         self.keep_alive = False
@@ -214,6 +230,8 @@ class HKPServer:
         self._pool = ThreadPoolExecutor(max_workers=self.limits.workers,
                                         thread_name_prefix="cksd-worker")
         self._connections: Dict[socket.socket, _Connection] = {}
+        self._connection_shares = Shares()  # open connections, by client
+        self._body_shares = Shares()  # bytes of bodies still arriving, by client
         # Connections with pipelined requests left for their next turn (_advance)
         self._pipelined: List[_Connection] = []
 
@@ -274,9 +292,8 @@ class HKPServer:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         certificates = self.listeners[listener]
-        if len(self._connections) >= self.limits.max_connections \
-                and not self._close_longest_idle():
-            self._refuse(sock, plain=certificates is None)
+        if not self._room_for(address[0]):
+            self._refuse(sock, address[0], plain=certificates is None)
             return
         if certificates is not None:
             try:
@@ -291,6 +308,7 @@ class HKPServer:
             connection.state = HANDSHAKE
             connection.deadline = connection.started + self.limits.head_timeout
         self._connections[sock] = connection
+        self._connection_shares.take(connection.group)
         self._watch(connection, selectors.EVENT_READ)
 
     def _handshake(self, connection: _Connection) -> None:
@@ -313,19 +331,53 @@ class HKPServer:
         self._watch(connection, selectors.EVENT_READ)
         self._read(connection)  # a request that came with the end of the handshake
 
-    def _close_longest_idle(self) -> bool:
-        """At the cap: close the connection that has waited longest without
-        sending a request (a keep-alive one, one that never sent a byte, or
-        one still in its TLS handshake), to make room; False when every
-        connection is in the middle of one.  A client may close an idle
-        keep-alive connection at any time, and clients expect that of
-        servers too (RFC 9112 9.6).  (Until 2026-12-06 a handshake was not
-        closed: silent connections to the hkps port locked everyone out.)"""
-        idle = [c for c in self._connections.values()
-                if c.state in (IDLE, HANDSHAKE) and not c.buffer]
-        if not idle:
+    def _room_for(self, address: str) -> bool:
+        """Whether a new connection from `address` may stay, once one is
+        closed to make room if need be (fair_share.py).  Past
+        `max_connections_per_address` (exempt addresses aside) or at
+        `max_connections` when its client would hold the most: one of its
+        own connections that wait for a request; at `max_connections`
+        otherwise: one of the client that would hold the most, in the
+        middle of a request or not.  (Until 2026-12-06 there was no cap per
+        address and only waiting connections were closed: one address with
+        1,100 connections, each sending a head a byte at a time, locked
+        every other client out with 503.)"""
+        group = bucket_of(address)
+        if self._connection_shares.of(group) >= self.limits.max_connections_per_address \
+                and not self._uncapped(address):
+            return self._make_room(group, mid_request=False)
+        if len(self._connections) < self.limits.max_connections:
+            return True
+        fullest = self._connection_shares.fullest(group)
+        return self._make_room(fullest, mid_request=fullest != group)
+
+    def _uncapped(self, address: str) -> bool:
+        """Addresses with no cap of their own: trusted proxies (each brings
+        many clients; by default loopback, so the operator's tools on this
+        host too), [ratelimit] exempt networks and the peers."""
+        settings = self.app.settings
+        return in_networks(address, settings.trusted_proxies) \
+            or in_networks(address, settings.rate_exempt) \
+            or ip_of(address) in self.app.peer_addresses
+
+    def _make_room(self, group: str, mid_request: bool) -> bool:
+        """Close one of `group`'s connections: the one that has waited
+        longest without sending a request (a keep-alive one, one that never
+        sent a byte, or one still in its TLS handshake: a client may close
+        an idle connection at any time, and clients expect that of servers
+        too, RFC 9112 9.6), or else, when `mid_request`, the one whose
+        request began first (a worker's aside), with a 503.  False when
+        there is none to close."""
+        theirs = [c for c in self._connections.values() if c.group == group]
+        idle = [c for c in theirs if c.state in (IDLE, HANDSHAKE) and not c.buffer]
+        if idle:
+            self._close(min(idle, key=self._waiting_since))
+            return True
+        busy = [c for c in theirs if c.state != BUSY] if mid_request else []
+        if not busy:
             return False
-        self._close(min(idle, key=self._waiting_since))
+        self._evict(min(busy, key=lambda c: c.started),
+                    "server busy: too many connections from %s" % group)
         return True
 
     def _waiting_since(self, connection: _Connection) -> float:
@@ -336,17 +388,28 @@ class HKPServer:
                                       else self.limits.idle_timeout)
 
     @staticmethod
-    def _refuse(sock: socket.socket, plain: bool) -> None:
+    def _refuse(sock: socket.socket, address: str, plain: bool) -> None:
         """Too many connections: say so at once (a TLS client would hear
         nothing before a handshake: it is just closed), then close."""
         try:
             if plain:
-                sock.send(refusal(503, b"server busy, try again later\n",
-                                  [("Retry-After", "10")]))
+                sock.send(busy("server busy, try again later"))
         except OSError:
             pass
         sock.close()
-        access_log.info("refused a connection: too many open connections")
+        access_log.info("refused a connection from %s: too many open connections", address)
+
+    def _evict(self, connection: _Connection, message: str) -> None:
+        """Close a connection to make room for another client: one in the
+        middle of a request head or body gets a 503, if its socket takes it
+        at once, and its line in the log."""
+        if connection.state in (HEAD, BODY):
+            self._log_refusal(connection, 503, message)
+            try:
+                connection.sock.send(busy(message))
+            except (OSError, ValueError):
+                pass
+        self._close(connection)
 
     def _read(self, connection: _Connection) -> None:
         try:
@@ -403,6 +466,9 @@ class HKPServer:
                 if connection.length > limit:
                     self._too_large(connection, limit)
                     return
+                if len(connection.buffer) < connection.length \
+                        and not self._hold_body(connection):
+                    return
                 connection.state = BODY
                 connection.deadline = time.monotonic() + self.limits.body_timeout
                 if head.expects_continue and len(connection.buffer) < connection.length:
@@ -414,6 +480,34 @@ class HKPServer:
         except Exception:  # a bug must not stop the loop, which serves everyone
             log.exception("error reading a request from %s", connection.address)
             self._close(connection)
+
+    def _hold_body(self, connection: _Connection) -> bool:
+        """Count the body about to arrive against `upload_buffer_mb`
+        (what the process may hold of bodies still arriving), making room
+        if need be (fair_share.py): the unfinished body that holds the most
+        of the client that would hold the most is cut off with 503, or, when
+        that client is the connection's own, this one is.  False: it was.
+        (Until 2026-12-06 only `max_connections` bounded it: 200 uploads of
+        5 MiB less a byte, from one address, took two processes from 27 MB
+        to 601 and 481 MB.)"""
+        shares, length = self._body_shares, connection.length
+        while shares.total + length > self.limits.upload_buffer_mb * (1 << 20):
+            fullest = shares.fullest(connection.group, length)
+            if fullest == connection.group:
+                self._evict(connection, "server busy: too many uploads under way")
+                return False
+            self._evict(max((c for c in self._connections.values() if c.group == fullest),
+                            key=lambda c: c.held_body),
+                        "server busy: too many uploads under way")
+        connection.held_body = length
+        shares.take(connection.group, length)
+        return True
+
+    def _let_go_of_body(self, connection: _Connection) -> None:
+        """The body no longer arrives (whole, refused, or the connection closed)."""
+        if connection.held_body:
+            self._body_shares.give_back(connection.group, connection.held_body)
+            connection.held_body = 0
 
     @staticmethod
     def _send_continue(connection: _Connection) -> None:
@@ -429,6 +523,7 @@ class HKPServer:
         head = connection.head
         body = bytes(connection.buffer[:connection.length])
         del connection.buffer[:connection.length]
+        self._let_go_of_body(connection)
         request = Request(head.method, head.target, head.headers, body, connection.address)
         connection.state = BUSY
         connection.deadline = float("inf")  # the app answers within its own time limits
@@ -628,13 +723,20 @@ class HKPServer:
         counted by its request line and path, as a 413 is."""
         body = (message + "\n").encode()
         connection.buffer.clear()
+        self._let_go_of_body(connection)
         connection.keep_alive = False
         connection.out = refusal(status, body)
+        self._log_refusal(connection, status, message)
+        self._start_writing(connection)
+
+    def _log_refusal(self, connection: _Connection, status: int, message: str) -> None:
+        """The access log line and count of a request the server refuses:
+        by its request line and path once its head was read."""
         head = connection.head
         access_log.info('%s "%s" %d %d (%s)', connection.address,
-                        head.request_line if head else "-", status, len(body), message)
+                        head.request_line if head else "-", status,
+                        len((message + "\n").encode()), message)
         self._count(connection, split_target(head.target)[0] if head else "", None, status)
-        self._start_writing(connection)
 
     def _expire(self) -> None:
         """Deadlines: an idle connection closes quietly; a request head or body
@@ -669,7 +771,9 @@ class HKPServer:
         if connection.rest is not None:  # an answer not sent to its end
             connection.rest.close()
             connection.rest = None
-        self._connections.pop(connection.sock, None)
+        if self._connections.pop(connection.sock, None) is not None:
+            self._connection_shares.give_back(connection.group)
+        self._let_go_of_body(connection)
         self._watch(connection, 0)
         try:
             connection.sock.close()

@@ -1,0 +1,151 @@
+"""One client address cannot take every connection or all the memory for
+uploads (fair_share.py): a cksd process, raw sockets from several loopback
+addresses (127.0.0.0/8 is all loopback on Linux), loopback neither a trusted
+proxy nor exempt here, as an address on the Internet is."""
+
+import socket
+import time
+import urllib.parse
+
+from support import fixture
+from support.server import Cksd
+
+STRANGERS = "[ratelimit]\ntrusted_proxies =\n"  # (loopback is by default: no cap)
+PARTIAL_HEAD = b"GET /pks/lookup?op=stats HTTP/1.1\r\nHost: x\r\n"  # never ended
+
+
+def _config(tmp_path, server, more=""):
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\nprocesses = 1\n" + server + STRANGERS + more)
+    return str(config)
+
+
+def _connect(server, source):
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10,
+                                    source_address=(source, 0))
+
+
+def _hold(server, source, count, request=PARTIAL_HEAD):
+    """`count` connections from `source`, each in the middle of `request`."""
+    held = []
+    for _ in range(count):
+        sock = _connect(server, source)
+        sock.sendall(request)
+        held.append(sock)
+        time.sleep(0.05)  # (accepted and read in this order)
+    return held
+
+
+def _answer(sock, timeout=5.0):
+    """What the server sent before closing (b"" when it sent nothing)."""
+    sock.settimeout(timeout)
+    chunks = []
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def _stats_from(server, source):
+    with _connect(server, source) as sock:
+        sock.sendall(b"GET /pks/lookup?op=stats&options=mr HTTP/1.1\r\nHost: x\r\n"
+                     b"Connection: close\r\n\r\n")
+        return _answer(sock, 10)
+
+
+def _close_all(socks):
+    for sock in socks:
+        sock.close()
+
+
+def test_at_the_cap_another_address_takes_room_from_the_one_holding_most(tmp_path):
+    """Until 2026-12-06 connections half-way through a request were never
+    closed to make room: one address trickling request heads held every
+    slot and the others got 503."""
+    config = _config(tmp_path, "max_connections = 8\nmax_connections_per_address = 100\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        held = _hold(server, "127.0.0.2", 8)
+        try:
+            assert _stats_from(server, "127.0.0.3").startswith(b"HTTP/1.1 200 ")
+            # room was made at 127.0.0.2: its request that began first, with a 503
+            answer = _answer(held[0])
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"too many connections" in answer
+            assert _stats_from(server, "127.0.0.3").startswith(b"HTTP/1.1 200 ")
+            held += _hold(server, "127.0.0.2", 1)  # (the cap again)
+            # the holder of the most is refused itself, not let take more
+            assert _stats_from(server, "127.0.0.2").startswith(b"HTTP/1.1 503 ")
+            server.wait_for_output(r"refused a connection from 127\.0\.0\.2")
+        finally:
+            _close_all(held)
+
+
+def test_one_address_may_hold_its_share_of_connections_only(tmp_path):
+    config = _config(tmp_path, "max_connections = 50\nmax_connections_per_address = 5\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        held = _hold(server, "127.0.0.2", 5)
+        try:
+            extra = _hold(server, "127.0.0.2", 3)
+            for sock in extra:
+                assert _answer(sock).startswith(b"HTTP/1.1 503 ")
+            assert _stats_from(server, "127.0.0.3").startswith(b"HTTP/1.1 200 ")
+            for sock in held:  # its own 5 stay (head_timeout: 10 s)
+                sock.settimeout(0.2)
+                try:
+                    assert sock.recv(100) == b"x"
+                except socket.timeout:
+                    pass
+            # an idle one of its own makes room for its next
+            held.append(_connect(server, "127.0.0.2"))
+        finally:
+            _close_all(held)
+
+
+def test_exempt_addresses_have_no_cap_of_their_own(tmp_path):
+    """[ratelimit] exempt networks (and trusted proxies, loopback by default:
+    the operator's tools on the host) may hold more."""
+    config = _config(tmp_path, "max_connections = 50\nmax_connections_per_address = 2\n",
+                     "exempt = 127.0.0.4\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        held = _hold(server, "127.0.0.4", 6)
+        try:
+            assert _stats_from(server, "127.0.0.4").startswith(b"HTTP/1.1 200 ")
+            assert "refused a connection" not in server.output()
+        finally:
+            _close_all(held)
+
+
+def _upload_head(length):
+    return (b"POST /pks/add HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % length)
+
+
+def test_unfinished_uploads_of_one_address_stay_within_the_buffer(db_url, tmp_path):
+    """Until 2026-12-06 bodies still arriving were bounded only by
+    max_connections x max_upload_bytes (200 unfinished uploads of 5 MiB
+    from one address: two processes took 601 and 481 MB)."""
+    size = 300_000  # 3 fit in 1 MiB
+    config = _config(tmp_path, "upload_buffer_mb = 1\n", "[limits]\nmax_upload_bytes = %d\n"
+                     % size)
+    unfinished = _upload_head(size) + b"x" * (size - 1)
+    with Cksd(db_url, config=config) as server:
+        held = _hold(server, "127.0.0.2", 3, unfinished)
+        try:
+            extra = _hold(server, "127.0.0.2", 2, unfinished)
+            for sock in extra:
+                answer = _answer(sock)
+                assert answer.startswith(b"HTTP/1.1 503 ") and b"uploads" in answer
+            # another address's upload is taken: room is made at 127.0.0.2
+            body = urllib.parse.urlencode({"keytext": fixture("rsa2048")}).encode()
+            body += b"&pad=" + b"p" * (size - len(body) - 5)
+            with _connect(server, "127.0.0.3") as sock:
+                sock.sendall(_upload_head(len(body)) + body)
+                assert _answer(sock, 20).startswith(b"HTTP/1.1 200 ")
+            assert _answer(held[0]).startswith(b"HTTP/1.1 503 ")
+        finally:
+            _close_all(held)
