@@ -114,7 +114,10 @@ def test_exempt_addresses_have_no_cap_of_their_own(tmp_path):
         held = _hold(server, "127.0.0.4", 6)
         try:
             assert _stats_from(server, "127.0.0.4").startswith(b"HTTP/1.1 200 ")
-            assert "refused a connection" not in server.output()
+            held += _hold(server, "127.0.0.5", 3)  # (no exempt address: 2 at most)
+            assert _answer(held[-1]).startswith(b"HTTP/1.1 503 ")
+            server.wait_for_output(r"refused a connection from 127\.0\.0\.5")
+            assert "refused a connection from 127.0.0.4" not in server.output()
         finally:
             _close_all(held)
 

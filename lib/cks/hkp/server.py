@@ -373,10 +373,10 @@ class HKPServer:
         if idle:
             self._close(min(idle, key=self._waiting_since))
             return True
-        busy = [c for c in theirs if c.state != BUSY] if mid_request else []
-        if not busy:
+        cuttable = [c for c in theirs if c.state != BUSY] if mid_request else []
+        if not cuttable:
             return False
-        self._evict(min(busy, key=lambda c: c.started),
+        self._evict(min(cuttable, key=lambda c: c.started),
                     "server busy: too many connections from %s" % group)
         return True
 
@@ -488,8 +488,8 @@ class HKPServer:
         of the client that would hold the most is cut off with 503, or, when
         that client is the connection's own, this one is.  False: it was.
         (Until 2026-12-06 only `max_connections` bounded it: 200 uploads of
-        5 MiB less a byte, from one address, took two processes from 27 MB
-        to 601 and 481 MB.)"""
+        5 MiB less a byte, from one address, took two processes from 24 MB
+        to 606 and 446 MB; README, Serving under abuse.)"""
         shares, length = self._body_shares, connection.length
         while shares.total + length > self.limits.upload_buffer_mb * (1 << 20):
             fullest = shares.fullest(connection.group, length)
