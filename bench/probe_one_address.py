@@ -25,6 +25,7 @@ import collections
 import os
 import pathlib
 import selectors
+import shutil
 import socket
 import sys
 import tempfile
@@ -177,6 +178,7 @@ def main() -> None:
     finally:
         if url.startswith("postgresql"):
             drop_pg_database(url)
+        shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":
