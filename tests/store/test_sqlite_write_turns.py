@@ -111,6 +111,38 @@ def test_a_turn_not_given_within_the_timeout_fails_cleanly(path):
     waiter.close()
 
 
+def test_a_writer_waiting_long_tries_now_and_then(path, monkeypatch):
+    """A turn held 2 s: the waiter tries every eighth of its wait so far, up
+    to 50 ms apart (until 2026-12-06 every 1 ms: about 2,000 tries, and 50
+    mails waiting took a core between them), and takes the turn once it is
+    given."""
+    holder = open_store("sqlite:///" + path)
+    waiter = open_store("sqlite:///" + path, statement_timeout=10)
+    count(holder)
+    tries = []
+    real = fcntl.flock
+
+    def counted(handle, operation):
+        if operation & fcntl.LOCK_NB and threading.current_thread() is waiting:
+            tries.append(operation)
+        return real(handle, operation)
+    monkeypatch.setattr(fcntl, "flock", counted)
+
+    def wait():
+        with waiter.write() as cursor:
+            queue(cursor, "F" * 40)
+    waiting = threading.Thread(target=wait)
+    with holder.write() as cursor:
+        queue(cursor, "E" * 40)
+        waiting.start()
+        waiting.join(2)
+    waiting.join()
+    assert count(holder) == 2
+    assert 30 < len(tries) < 200, len(tries)
+    holder.close()
+    waiter.close()
+
+
 def test_a_child_process_takes_its_own_turn(path):
     """A connection's lock file opened before a fork is not the child's: it
     opens its own, so the two processes still exclude each other."""
