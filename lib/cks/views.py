@@ -7,8 +7,9 @@ changes what is served, storing or deleting a key queues work in the same
 transaction (cks_view_work), and `follow_signers` does it after the commit:
 the keys a newly stored (or deleted) key signed are derived again, and so is
 a key stored while one of its signers was on its way in another transaction.
-Every program that stores keys calls it; cksd also runs it every few
-seconds, for work a crash left behind.  cksd's uploads store a new key
+Every program that stores keys calls it, one process at a time
+(FOLLOW_LOCK); cksd also runs it every few seconds, for work a crash or a
+process that gave up waiting left behind.  cksd's uploads store a new key
 without its served view, and its own work item derives it here
 (pipeline.store_keys's `defer_views`, hkp/views_owed.py).  Nothing is lost:
 a work item leaves the queue only after the views it names were derived
@@ -403,22 +404,63 @@ SIGNED_KEYS_READ = 100
 finds at most (a short key ID can name many)."""
 
 
+FOLLOW_LOCK = "cks_follow_signers"
+FOLLOW_WAIT_SECONDS = 120.0
+"""How long follow_signers waits by default for another process working
+off the queue (it does the work queued before it began, then lets go)."""
+
+
 def follow_signers(store: Store, policy: ServePolicy, batch: int = 500,
                    rederive: Optional[Callable[[List[str]], int]] = None,
-                   settled: Optional[Callable[[Cursor, Set[str]], Set[str]]] = None) -> int:
-    """Work off the queue of served views to derive again (see the module
-    notes).  Returns how many served views changed.
+                   settled: Optional[Callable[[Cursor, Set[str]], Set[str]]] = None,
+                   wait: float = FOLLOW_WAIT_SECONDS) -> int:
+    """Work off the queue of served views to derive (see the module notes):
+    the work queued when it is called.  Returns how many served views it
+    changed.
+
+    One process at a time does it, under a database-wide lock (FOLLOW_LOCK):
+    one that finds it held waits up to `wait` seconds (cksd's background
+    job, which comes again, waits none), then does what the holder left of
+    that work, or leaves it queued (logged).  Until 2026-12-06 every caller
+    read the queue's first items unclaimed, and 40 mails at once derived the
+    same keys 18 times over.  A lock, rather than claiming items in the
+    transactions that write their views: an item names many keys whose
+    views are written in several transactions, a key is named by many
+    items, and a claim that a crash left would need a lease to expire; the
+    lock goes with the process that dies (a lock file's flock, a PostgreSQL
+    session), and an item still leaves the queue only after its views were
+    derived again, so a crash loses none.  The work queued when it is
+    called, not the queue's end: a process does not chase what others go on
+    queueing (each does its own), and the MTA waits for a mail no longer
+    than for the mails before it.
 
     `rederive` derives the given keys again (default: reverify, here);
     `settled` tells which of the given keys had their views derived with each
     other held (a bulk load's second phase, loadprogress.served_together):
     what one of them signed among them is not derived again."""
+    with store.read() as cursor:
+        through = store.last_view_work(cursor)
+    if not through:
+        return 0
+    with store.exclusive(FOLLOW_LOCK, wait) as ours:
+        if ours:
+            return _work_off(store, policy, batch, through, rederive, settled)
+    if wait:
+        log.info("served views: another process still derives them after %g s; "
+                 "the rest stays queued, for cksd's background job or the next run", wait)
+    return 0
+
+
+def _work_off(store: Store, policy: ServePolicy, batch: int, through: int,
+              rederive: Optional[Callable[[List[str]], int]],
+              settled: Optional[Callable[[Cursor, Set[str]], Set[str]]]) -> int:
+    """follow_signers's work, with the lock held: the items up to `through`."""
     rederive = rederive or (lambda fingerprints: reverify(store, policy, fingerprints,
                                                           queued=True))
     changed = 0
     while True:
         with store.read() as cursor:
-            work = store.view_work(cursor, batch)
+            work = store.view_work(cursor, batch, through=through)
             if not work:
                 return changed
             signed_by = store.signed_by(cursor, [i.keyid for i in work if i.signed])

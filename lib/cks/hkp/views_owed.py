@@ -278,10 +278,11 @@ def serve_views_with_id(store: Store, policy: ServePolicy, new_ids: NewKeyIds, k
 def follow_views(store: Store, policy: ServePolicy) -> bool:
     """Work off the queue of served views to derive (views.follow_signers);
     what a running (or interrupted) bulk load served together is not derived
-    again here either (loadprogress.py).  False when a database error (logged)
+    again here either (loadprogress.py).  Not while another process does
+    (this job comes again in a moment).  False when a database error (logged)
     left work queued for the next time."""
-    return _logged(lambda: follow_signers(store, policy, settled=served_together)) \
-        is not None
+    return _logged(lambda: follow_signers(store, policy, settled=served_together,
+                                          wait=0)) is not None
 
 
 _FAILURE = RepeatedFailure(log, "served views not derived yet", "served views derived again")

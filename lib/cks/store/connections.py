@@ -8,6 +8,7 @@ import contextlib
 import functools
 import queue
 import threading
+import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .changes import KeyChangeWatch, LocalChanges
@@ -16,6 +17,8 @@ from .pause import Pause
 from .sql import Backend, Cursor
 
 PAUSE_SECONDS = 10.0
+LOCK_RETRY_SECONDS = 0.1
+"""How often Store.exclusive tries again for a lock it waits for."""
 """How long a probe of a server that does not answer waits for it, and how
 often it is tried at most (Database's `_pause`)."""
 
@@ -262,10 +265,17 @@ class Database:
         self.backend.close()
 
     @contextlib.contextmanager
-    def exclusive(self, name: str) -> Iterator[bool]:
+    def exclusive(self, name: str, wait: float = 0.0) -> Iterator[bool]:
         """Hold the database-wide lock `name` (e.g. one cks_sync run at a time);
-        yields False, without waiting, when another process holds it."""
+        yields False when another process holds it: at once, or with `wait`,
+        when it still does after that many seconds (tried again every
+        LOCK_RETRY_SECONDS: neither flock nor an advisory lock waits with a
+        bound by itself)."""
         handle = self.take_lock(name)
+        deadline = time.monotonic() + wait
+        while handle is None and time.monotonic() < deadline:
+            time.sleep(LOCK_RETRY_SECONDS)
+            handle = self.take_lock(name)
         try:
             yield handle is not None
         finally:
