@@ -17,10 +17,10 @@ from .pause import Pause
 from .sql import Backend, Cursor
 
 PAUSE_SECONDS = 10.0
-LOCK_RETRY_SECONDS = 0.1
-"""How often Store.exclusive tries again for a lock it waits for."""
 """How long a probe of a server that does not answer waits for it, and how
 often it is tried at most (Database's `_pause`)."""
+LOCK_RETRY_SECONDS = 0.1
+"""How often Store.exclusive tries again for a lock it waits for."""
 
 
 class Database:
