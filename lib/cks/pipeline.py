@@ -79,6 +79,7 @@ class Outcome:
     status: str  # added, updated, unchanged, refused
     reason: str = ""
     refusal: str = ""  # for refused keys: REJECTED, OVER_LIMIT or CONFLICT
+    checks: int = 0  # for stored keys: the signature checks of its served view (view_checks)
 
 
 @dataclass
@@ -140,6 +141,9 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
             merged = iter(_merged_in_one_transaction(store, todo, source, limits, now,
                                                      defer_views))
             results = [result or next(merged) for result in results]
+        for key, outcome in zip(chunk, results):
+            if outcome.status != REFUSED:
+                outcome.checks = view_checks(key, limits.serve)
         outcomes.extend(results)
     for outcome in outcomes:
         log.debug("%s key %s (from %s)", outcome.status, outcome.fingerprint, source.tag)
@@ -311,6 +315,15 @@ def own_checks(key: Key) -> int:
     for component in key.identities + key.subkeys:
         count += sum(1 for e in component.sigs if key.is_self_issued(e.sig))
     return count
+
+
+def view_checks(key: Key, policy: ServePolicy) -> int:
+    """The most signature checks the served view of `key` (as sent) may
+    need: its own (own_checks) and its third-party certifications, as
+    many as `policy` checks at most (an upload's cost, hkp/upload_cost.py)."""
+    own = own_checks(key)
+    signatures = len(key.direct_sigs) + sum(len(c.sigs) for c in key.identities + key.subkeys)
+    return own + min(signatures - own, policy.max_certification_checks)
 
 
 def record_signers(store: Store, cursor: Cursor, fingerprint: str, keyid: str, signers: Set[bytes],

@@ -26,6 +26,7 @@ from ..hkp.cksd_metrics import DEFAULT_METRICS_ALLOW, CksdMetrics
 from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
+from ..hkp.upload_cost import CHECKS_PER_TOKEN
 from ..hkp.tls import TLS_SETTINGS, Certificates, tls_paths
 from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import LogSettings, configure_logging, log_settings, reopen_log_files
@@ -127,6 +128,8 @@ def server_settings(settings: Settings, port: int,
                          settings.get_float("ratelimit", "lookup_burst", 2000.0, least=1)),
         upload_rate=Rate(settings.get_float("ratelimit", "uploads_per_minute", 60.0, least=0) / 60,
                          settings.get_float("ratelimit", "upload_burst", 20.0, least=1)),
+        upload_checks_per_token=settings.get_int("ratelimit", "upload_checks_per_token",
+                                                 CHECKS_PER_TOKEN, least=0),
         trusted_proxies=_networks(settings, "trusted_proxies", DEFAULT_TRUSTED_PROXIES),
         identity=node_identity(settings),
         admin=AdminSettings(settings.get("admin", "password_hash", ""),

@@ -42,6 +42,7 @@ from .ratelimit import (DEFAULT_TRUSTED_PROXIES, IPAddress, Network, Rate, RateL
 from .request import (Form, HKPError, Lookup, Query, parse_form, parse_lookup, parse_query,
                       split_target)
 from .stats import Statistics
+from .upload_cost import CHECKS_PER_TOKEN, tokens_beyond_the_first
 from .views_owed import (LOOKUP_WAIT_SECONDS, ViewsOwed, follow_views, serve_views,
                          serve_views_with_id)
 
@@ -125,6 +126,7 @@ class ServerSettings:
     limits: pipeline.Limits = field(default_factory=pipeline.Limits)
     lookup_rate: Rate = field(default_factory=lambda: Rate(20.0, 2000.0))
     upload_rate: Rate = field(default_factory=lambda: Rate(1.0, 20.0))
+    upload_checks_per_token: int = CHECKS_PER_TOKEN  # an upload's cost (upload_cost.py)
     trusted_proxies: List[Network] = field(
         default_factory=lambda: parse_networks(DEFAULT_TRUSTED_PROXIES))
     rate_exempt: List[Network] = field(default_factory=list)
@@ -600,11 +602,23 @@ class KeyServer:
         # the answer (views_owed.py), not in this request: it tells none of them.
         report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False,
                                  defer_views=True)
+        within_budget = self._charged(request, report)
         if report.with_status(pipeline.ADDED):
-            self.views_owed.owe()
+            self.views_owed.owe(awaited=within_budget)
             self.views_due()
         self.metrics.uploaded(report)
         return self._add_response(request, report, "mr" in options)
+
+    def _charged(self, request: Request, report: pipeline.Report) -> bool:
+        """Charge the client's upload bucket for what the stored upload
+        costs beyond the token its request took (upload_cost.py); whether
+        the bucket is still out of debt.  The operator's own tools, peers
+        and exempt networks are never charged."""
+        if is_operators_own(request.client, request.header("x-forwarded-for")):
+            return True
+        return self.upload_limiter.charge(
+            request.client,
+            tokens_beyond_the_first(report, self.settings.upload_checks_per_token))
 
     def sent_by_a_peer(self, request: Request) -> bool:
         """Whether an upload's X-CKS-Sync counts (the key then queued for no

@@ -130,17 +130,38 @@ class RateLimiter:
         other limits may still refuse (admin.py's logins)."""
         return self._bucket(client, now, take=False)
 
-    def _bucket(self, client: str, now: Optional[float], take: bool) -> float:
-        ip = ip_of(client)
-        if self.rate.per_second <= 0 or self._exempt(ip):
-            return 0.0
-        key = bucket_of(client)
-        now = time.monotonic() if now is None else now
+    def charge(self, client: str, tokens: float, now: Optional[float] = None) -> bool:
+        """Take `tokens` more from `client`'s bucket, below empty if need be:
+        a request that turned out to cost more than the token `check` took
+        (an upload's signature checks, upload_cost.py).  A bucket in debt
+        answers `check` with the time it takes to fill up to one token
+        again.  Whether the bucket is still out of debt (an exempt client's
+        always is)."""
+        if self.rate.per_second <= 0 or self._exempt(ip_of(client)):
+            return True
+        key, now = bucket_of(client), time.monotonic() if now is None else now
         with self._lock:
-            tokens, last = self._buckets.pop(key, (self.rate.burst, now))
-            tokens = min(self.rate.burst, tokens + (now - last) * self.rate.per_second)
+            left = self._refilled(key, now) - tokens
+            self._keep(key, left, now)
+        return left >= 0
+
+    def _bucket(self, client: str, now: Optional[float], take: bool) -> float:
+        if self.rate.per_second <= 0 or self._exempt(ip_of(client)):
+            return 0.0
+        key, now = bucket_of(client), time.monotonic() if now is None else now
+        with self._lock:
+            tokens = self._refilled(key, now)
             wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate.per_second
-            self._buckets[key] = (tokens - 1 if take and not wait else tokens, now)
-            while len(self._buckets) > self.max_clients:
-                self._buckets.popitem(last=False)
+            self._keep(key, tokens - 1 if take and not wait else tokens, now)
         return wait
+
+    def _refilled(self, key: str, now: float) -> float:
+        """The tokens in bucket `key` at `now` (the lock held)."""
+        tokens, last = self._buckets.pop(key, (self.rate.burst, now))
+        return min(self.rate.burst, tokens + (now - last) * self.rate.per_second)
+
+    def _keep(self, key: str, tokens: float, now: float) -> None:
+        """Bucket `key` holds `tokens` at `now`, the most recently used (the lock held)."""
+        self._buckets[key] = (tokens, now)
+        while len(self._buckets) > self.max_clients:
+            self._buckets.popitem(last=False)

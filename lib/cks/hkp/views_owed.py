@@ -103,11 +103,14 @@ class ViewsOwed:
         self._pending = multiprocessing.Event()  # set by owe(): idle helpers wake
         self._turn = multiprocessing.Array("d", 1, lock=False)  # an idle helper's lease
 
-    def owe(self) -> None:
-        """An upload was answered whose views are owed (call after its commit)."""
+    def owe(self, awaited: bool = True) -> None:
+        """An upload was answered whose views are owed (call after its commit).
+        One not `awaited` (its client went over its upload budget, upload_cost.py)
+        is left to the background job (follow_views): no lookup waits for it."""
         self._owed_here_at = self._owed_at[0] = time.monotonic()
-        with self._counting:
-            self._counts[_OWED] += 1
+        if awaited:
+            with self._counting:
+                self._counts[_OWED] += 1
         self._pending.set()
 
     @property
