@@ -3,6 +3,8 @@ self-signatures put its client's upload bucket in debt."""
 
 import time
 
+from cks.cli.cksd import server_settings
+from cks.config import Settings
 from cks.hkp.ratelimit import Rate, RateLimiter, parse_networks
 from cks.openpgp.keys import parse_keyring, read_keys
 from cks.openpgp.packet import Packet
@@ -24,6 +26,13 @@ def test_a_charge_goes_into_debt_and_the_next_check_waits_for_it():
     assert limiter.check("b", now=10.0) == 0  # another client's bucket is its own
     exempt = RateLimiter(Rate(1, 1), exempt=parse_networks("192.0.2.0/24"))
     assert exempt.charge("192.0.2.9", 1000, now=1.0) and exempt.check("192.0.2.9", now=1.0) == 0
+
+
+def test_the_upload_checks_per_token_setting():
+    assert server_settings(Settings(), 11371).upload_checks_per_token == 200
+    settings = Settings()
+    settings.parser.read_string("[ratelimit]\nupload_checks_per_token = 0\n")
+    assert server_settings(settings, 11371).upload_checks_per_token == 0  # one token an upload
 
 
 def _cksd(db_url, tmp_path, ratelimit):
