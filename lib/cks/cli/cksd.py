@@ -26,8 +26,8 @@ from ..hkp.cksd_metrics import DEFAULT_METRICS_ALLOW, CksdMetrics
 from ..hkp.peer_addresses import PeerRefresher, enabled_peer_names
 from ..hkp.ratelimit import DEFAULT_TRUSTED_PROXIES, Rate, parse_networks
 from ..hkp.server import HKPServer, ServerLimits, listen
-from ..hkp.upload_cost import CHECKS_PER_TOKEN
 from ..hkp.tls import TLS_SETTINGS, Certificates, tls_paths
+from ..hkp.upload_cost import CHECKS_PER_TOKEN
 from ..hkp.views_owed import ViewsOwed, help_while_idle
 from ..logsetup import LogSettings, configure_logging, log_settings, reopen_log_files
 from ..malloc import RELEASE_EVERY, cap_arenas, release_free_memory
