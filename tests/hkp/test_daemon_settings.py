@@ -23,6 +23,7 @@ from support.server import READY, Cksd, start_failure
     ("[server]\nidle_timeout = nan\n", "[server] idle_timeout must be a finite number"),
     ("[server]\nhead_timeout = inf\n", "[server] head_timeout must be a finite number"),
     ("[server]\nrequest_timeout = -3\n", "[server] request_timeout must be more than 0"),
+    ("[server]\nmin_write_rate_kb = 0\n", "[server] min_write_rate_kb must be more than 0"),
     ("[server]\nprocesses = 0\n", "[server] processes must be 1 or more"),
     ("[server]\nanswer_cache_mb = -1\n", "[server] answer_cache_mb must be 0 or more"),
     ("[database]\npool_size = 0\n", "[database] pool_size must be 1 or more"),

@@ -6,6 +6,7 @@ answers what each test needs (garbage, silence, splits), and from a real SKS
 import hashlib
 import http.client
 import os
+import re
 import signal
 import socket
 import tempfile
@@ -273,32 +274,77 @@ def _narrow_connection(port: int) -> socket.socket:
     return sock
 
 
-def test_a_slow_reader_of_a_hashquery_gets_it_all_and_one_that_stops_is_logged(db_url,
-                                                                               tmp_path):
-    """An answer from a file must be taken a piece (PIECE_BYTES) per
-    write_timeout, not whole within it: until 2026-12-06 a peer on a slow
-    link was cut off at write_timeout (60 s) from the answer's start, with
-    no log line.  A client that stops taking it is cut, with one line."""
+SLOW_LINKS = "[server]\nprocesses = 1\nwrite_timeout = 2\nmin_write_rate_kb = 1024\n"
+"""An answer of 8 MB must be taken within 2 s + 8 MB at 1 MiB/s: some 10 s."""
+
+
+def _read_slowly(sock: socket.socket) -> bytes:
+    """What the server sends until it closes, read 64 KiB each 0.02 s (some
+    3 MB/s; the kernel buffers more), for 60 s at most."""
+    started = time.monotonic()
+    chunks = [b"-"]
+    while chunks[-1] and time.monotonic() - started < 60:
+        try:
+            chunks.append(sock.recv(64 << 10))
+        except ConnectionResetError:
+            break
+        time.sleep(0.02)
+    return b"".join(chunks[1:])
+
+
+def test_a_slow_reader_of_a_hashquery_gets_it_all_and_one_that_stops_is_cut(db_url, tmp_path):
+    """A client above min_write_rate_kb (about 3 MB/s here) gets the whole
+    answer, however long past write_timeout it takes (until 2026-12-06 a
+    peer on a slow link was cut off at write_timeout, 60 s, from the
+    answer's start, with no log line).  A client that stops taking it is cut
+    at its deadline, with one line, and its temporary file is released."""
     names = BIG[:4]  # (8 MB: more than the sockets' buffers)
     held, hashes = _big_keys(db_url, names)
     config = tmp_path / "cks.conf"
-    config.write_text("[server]\nprocesses = 1\nwrite_timeout = 0.5\n")
+    config.write_text(SLOW_LINKS)
     with Cksd(db_url, config=str(config)) as a:
         with _narrow_connection(a.port) as sock:
             sock.sendall(_hashquery(hashes))
-            chunks = []
-            while not chunks or chunks[-1]:
-                chunks.append(sock.recv(64 << 10))
-                time.sleep(0.02)  # (about 3 MB/s: the answer takes some 3 s)
-        head, _, answer = b"".join(chunks).partition(b"\r\n\r\n")
+            whole = _read_slowly(sock)
+        head, _, answer = whole.partition(b"\r\n\r\n")
         assert decode_answer(answer, max_bytes=64 << 20) == [held[fpr(n)] for n in names]
         assert "not taken" not in a.output()
         with _narrow_connection(a.port) as sock:
             sock.sendall(_hashquery(hashes, "192.0.2.9"))
             sock.recv(1000)
+            assert _answer_files(a.proc.pid) == 1
             line = a.wait_for_output(r"192\.0\.2\.9 \"POST /pks/hashquery HTTP/1\.0\" "
-                                     r"answer not taken in time: (\d+) of (\d+) bytes sent\n")
-        assert 0 < int(line.group(1)) < int(line.group(2))
+                                     r"answer not taken in time: (\d+) of (\d+) bytes sent\n",
+                                     timeout=30)
+            assert 0 < int(line.group(1)) < int(line.group(2))
+            assert _answer_files(a.proc.pid) == 0
+
+
+def test_a_reader_below_the_minimum_rate_is_cut_at_the_answers_deadline(db_url, tmp_path):
+    """A client that takes a piece (PIECE_BYTES) well within write_timeout
+    but the answer at 256 KiB/s, under min_write_rate_kb, is cut at the
+    deadline of the whole answer and its temporary file released.  Until
+    2026-12-06 each piece renewed the deadline: 400 connections reading a
+    3.7 MB answer slowly held 1,503 MB of temporary files, an answer of
+    16 MiB for 64 minutes each."""
+    names = BIG[:4]
+    held, hashes = _big_keys(db_url, names)
+    config = tmp_path / "cks.conf"
+    config.write_text(SLOW_LINKS)
+    cut = re.compile(r"192\.0\.2\.9 \"POST /pks/hashquery HTTP/1\.0\" "
+                     r"answer not taken in time: (\d+) of (\d+) bytes sent\n")
+    with Cksd(db_url, config=str(config)) as a:
+        with _narrow_connection(a.port) as sock:
+            sock.sendall(_hashquery(hashes, "192.0.2.9"))
+            started = time.monotonic()
+            while not cut.search(a.output()) and time.monotonic() - started < 25:
+                assert sock.recv(64 << 10)
+                time.sleep(0.25)
+            seconds = time.monotonic() - started
+            line = cut.search(a.output())
+            assert line and int(line.group(1)) < int(line.group(2))
+            assert 8 < seconds < 20  # (2 s + 8 MB at 1 MiB/s)
+            a.wait_until(lambda: _answer_files(a.proc.pid) == 0)
 
 
 def test_a_rejected_key_is_refused_recorded_and_not_asked_again(new_db):

@@ -192,7 +192,9 @@ def server_limits(settings: Settings) -> ServerLimits:
         body_timeout=settings.get_float("server", "body_timeout", defaults.body_timeout,
                                         more_than=0),
         write_timeout=settings.get_float("server", "write_timeout", defaults.write_timeout,
-                                         more_than=0))
+                                         more_than=0),
+        min_write_rate_kb=settings.get_float("server", "min_write_rate_kb",
+                                             defaults.min_write_rate_kb, more_than=0))
 
 
 def _lean_log_records() -> None:

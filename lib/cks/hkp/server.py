@@ -110,9 +110,18 @@ class ServerLimits:
     idle_timeout: float = 15.0  # keep-alive connection without a request
     head_timeout: float = 10.0  # from the first byte of a request to the end of its head
     body_timeout: float = 60.0  # for the whole body
-    write_timeout: float = 60.0  # to take an answer; one in a file: each PIECE_BYTES of it
+    write_timeout: float = 60.0  # to take an answer: its fixed part (write_seconds)
+    min_write_rate_kb: float = 16.0  # KiB a second an answer is taken at, at least, past it
     drain_seconds: float = 5.0  # reading what follows an over-size upload, so the client
     drain_bytes: int = 64 << 20  # gets our 413 instead of a reset connection
+
+    def write_seconds(self, size: int) -> float:
+        """The seconds a client has to take an answer of `size` bytes, whole:
+        write_timeout, and the time its bytes take at min_write_rate_kb.  An
+        answer waiting for a slow client holds its memory or temporary file
+        (until 2026-12-06 the deadline was renewed by each PIECE_BYTES taken,
+        so an answer of 16 MiB taken a piece a minute was held 64 minutes)."""
+        return self.write_timeout + size / (self.min_write_rate_kb * 1024)
 
 
 PIPELINED_PER_TURN = 16
@@ -123,9 +132,7 @@ pipelining) waits for the others between its runs."""
 PIECE_BYTES = 256 << 10
 """An answer's body in a file (FileBody) is read this much at a time, as the
 socket takes it: a hashquery answer of hundreds of megabytes costs no more
-memory than that.  Each piece renews the write deadline: a peer on a slow
-link must take a piece, not the whole answer, within write_timeout (until
-2026-12-06 one that could not take it all in 60 s was cut off)."""
+memory than that."""
 
 # Connection states
 HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
@@ -172,7 +179,6 @@ class _Connection:
                  limits: ServerLimits) -> None:
         self.sock = sock
         self.address = address
-        self.limits = limits
         self.buffer = bytearray()
         self.out = b""
         self.rest: Optional[FileBody] = None  # the answer's body still in its file
@@ -194,6 +200,12 @@ class _Connection:
     def sending(self) -> bool:
         """Whether some of the answer is still to be sent."""
         return bool(self.out) or self.rest is not None
+
+    @property
+    def unsent(self) -> int:
+        """Bytes of the answer being written that the socket has not taken."""
+        rest = self.rest
+        return len(self.out) + (rest.size - rest.file.tell() if rest else 0)
 
     @property
     def in_flight(self) -> bool:
@@ -638,7 +650,7 @@ class HKPServer:
 
     def _start_writing(self, connection: _Connection) -> None:
         connection.state = WRITING
-        connection.deadline = time.monotonic() + self.limits.write_timeout
+        connection.deadline = time.monotonic() + self.limits.write_seconds(connection.unsent)
         self._write(connection)
 
     def _watch(self, connection: _Connection, events: int) -> None:
@@ -661,8 +673,6 @@ class HKPServer:
         sent, the next piece of a body in a file: connection.rest, closed
         after its last); False: the connection is broken."""
         if not connection.out and connection.rest is not None:
-            if connection.state == WRITING:  # (not in _post's worker: the loop has it)
-                connection.deadline = time.monotonic() + connection.limits.write_timeout
             connection.out = connection.rest.file.read(PIECE_BYTES)
             if len(connection.out) < PIECE_BYTES:
                 connection.rest.close()
@@ -761,11 +771,10 @@ class HKPServer:
     @staticmethod
     def _log_not_taken(connection: _Connection) -> None:
         """An answer the client did not take in time: who, and how much of it."""
-        rest = connection.rest
-        left = len(connection.out) + (rest.size - rest.file.tell() if rest else 0)
         access_log.info('%s "%s" answer not taken in time: %d of %d bytes sent',
                         connection.client, connection.head.request_line
-                        if connection.head else "-", connection.sent, connection.sent + left)
+                        if connection.head else "-", connection.sent,
+                        connection.sent + connection.unsent)
 
     def _close(self, connection: _Connection) -> None:
         if connection.rest is not None:  # an answer not sent to its end
