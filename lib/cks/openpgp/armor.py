@@ -37,6 +37,7 @@ class ArmorBlock:
 
 
 # (after a UTF-8 byte-order mark too: an editor puts one at a text file's start)
+_BOM = b"\xef\xbb\xbf"
 _BEGIN = re.compile(rb"^(?:\xef\xbb\xbf)?-----BEGIN PGP ([A-Z0-9 ,/]+)-----[ \t\r]*$", re.M)
 _HEADER = re.compile(rb"^([!-9;-~]+): ?(.*)$")
 _B64_LINE = re.compile(rb"^[A-Za-z0-9+/=]+$")
@@ -110,12 +111,17 @@ def scan(text: Union[str, bytes]) -> Tuple[List[ArmorBlock], List[ArmorError]]:
 
 def _begin_line(text: bytes, start: int, stop: int) -> Optional["re.Match[bytes]"]:
     """The first BEGIN line from `start` that starts before `stop`.  Found
-    with bytes.find, as _end_line finds END lines."""
+    with bytes.find, as _end_line finds END lines, each marker checked where
+    it is (a line's start, or after a byte-order mark there): until later on
+    2026-12-06 each looked back for its line's start, and a line of 300,000
+    markers (4.8 MB) took 27 s instead of 0.03 (found by a review)."""
     at = text.find(b"-----BEGIN PGP ", start, stop)
     while at >= 0:
-        begin = _BEGIN.match(text, text.rfind(b"\n", start, at) + 1 or start)
-        if begin is not None and begin.end() > at:
-            return begin
+        line = at - len(_BOM) if text[max(at - len(_BOM), 0):at] == _BOM else at
+        if line == 0 or text[line - 1] == 0x0A:
+            begin = _BEGIN.match(text, line)
+            if begin is not None:
+                return begin
         at = text.find(b"-----BEGIN PGP ", at + 1, stop)
     return None
 
