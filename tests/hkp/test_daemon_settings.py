@@ -4,6 +4,8 @@ one clear line that names what the operator wrote (README, Configuration)."""
 
 import pytest
 
+from cks.cli.cksd import server_limits
+from cks.config import load_settings
 from support.procs import tool
 from support.server import READY, Cksd, start_failure
 
@@ -86,3 +88,16 @@ def test_an_empty_bind_is_the_default_address(tmp_path):
     config.write_text("[server]\nbind =\n")
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config), bind="") as server:
         assert READY.search(server.output()).group(1) == "127.0.0.1", server.output()
+
+
+@pytest.mark.parametrize("text, buffer_mb", [
+    ("", 64.0),
+    ("[limits]\nmax_upload_bytes = 104857600\n", 100.0),
+    ("[limits]\nmax_upload_bytes = 104857600\n[server]\nupload_buffer_mb = 300\n", 300.0)])
+def test_the_upload_buffer_holds_one_largest_upload_by_default(tmp_path, text, buffer_mb):
+    """Until it followed max_upload_bytes (2026-12-06, found by a review), a
+    configuration with uploads over 64 MiB and no upload_buffer_mb, which
+    ran before, made cksd refuse to start."""
+    config = tmp_path / "cks.conf"
+    config.write_text(text)
+    assert server_limits(load_settings(str(config))).upload_buffer_mb == buffer_mb

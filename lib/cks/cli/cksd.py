@@ -141,7 +141,7 @@ def server_settings(settings: Settings, port: int,
         port=port,
         recon_port=recon_port,
         public_address=public_address(settings),
-        max_upload_bytes=settings.get_int("limits", "max_upload_bytes", 5 << 20, least=1),
+        max_upload_bytes=max_upload_bytes(settings),
         max_results=settings.get_int("limits", "max_results", 100, least=1),
         limits=pipeline_limits(settings))
 
@@ -171,8 +171,13 @@ def push_interval(settings: Settings) -> float:
     return settings.get_float("sync", "push_interval", 0.0, least=0)
 
 
+def max_upload_bytes(settings: Settings) -> int:
+    return settings.get_int("limits", "max_upload_bytes", 5 << 20, least=1)
+
+
 def server_limits(settings: Settings) -> ServerLimits:
     defaults = ServerLimits()
+    largest_upload_mb = max_upload_bytes(settings) / (1 << 20)
     return ServerLimits(
         max_connections=settings.get_int("server", "max_connections",
                                          defaults.max_connections, least=1),
@@ -180,10 +185,10 @@ def server_limits(settings: Settings) -> ServerLimits:
             "server", "max_connections_per_address", defaults.max_connections_per_address,
             least=1),
         # (at least one upload of max_upload_bytes, which less would refuse
-        # whatever else arrives)
+        # whatever else arrives; by default as much, where that is more)
         upload_buffer_mb=settings.get_float(
-            "server", "upload_buffer_mb", defaults.upload_buffer_mb,
-            least=settings.get_int("limits", "max_upload_bytes", 5 << 20, least=1) / (1 << 20)),
+            "server", "upload_buffer_mb", max(defaults.upload_buffer_mb, largest_upload_mb),
+            least=largest_upload_mb),
         workers=settings.get_int("server", "workers", defaults.workers, least=1),
         idle_timeout=settings.get_float("server", "idle_timeout", defaults.idle_timeout,
                                         more_than=0),
