@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_armored, read_keys, \
     sks_hash
 from .openpgp.signature import KEY_REVOCATION
-from .served import ServePolicy, third_party_issuers
+from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
 from .store.rows import NetworkView
 from .store.sql import Cursor
@@ -252,13 +253,19 @@ def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits,
     the RSA numbers (it hashes nothing else), so a copy with another creation
     time would otherwise take a stored v3 key's place, its revocation gone.
 
-    Where the union is over a limit, `key` is merged with the stored copy's
-    served view instead (`served` reads it; b"": none), when that union is
-    within the limits: what others added to the stored copy and is not
-    served (certifications past what is served, made-up signatures, user
-    IDs nobody signed) is let go.  Until 2026-12-06 such a key was refused,
-    and anyone could keep its owner's revocation out: a stranger's 50,000
-    certifications, or 8 MB of user IDs, froze the stored copy for good."""
+    Where the union is over a limit, what the key's owner signed of `key`
+    (verified: its served view with no other key held) is merged with the
+    stored copy instead, when that is within the limits and brings
+    something: what others added in this upload is left out; else with the
+    stored copy's served view (`served` reads it; b"": none), when that is
+    within them: what others added to the stored copy and is not served
+    (certifications past what is served, made-up signatures, user IDs
+    nobody signed) is let go.  Until 2026-12-06 such a key was refused, and
+    anyone could keep its owner's revocation out: a stranger's 50,000
+    certifications, or 8 MB of user IDs, froze the stored copy for good.
+    (For a few hours that day an upload was merged with the served view
+    whoever sent it: two uploads of unsigned user IDs let go of a key's
+    certifications by keys not held yet.)"""
     merged = key
     if old_bytes is not None:
         fingerprint = key.fingerprint.hex().upper()
@@ -274,27 +281,36 @@ def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits,
             return Merged(merged, data, Outcome(fingerprint, UNCHANGED))
         refusal = over_limits(merged, limits)
         if refusal:
-            return _merged_with_served(key, served(), limits) or Merged(
+            update = _owners_update(key, old[0], served, limits) if old else None
+            return update or Merged(
                 merged, data, Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT))
         return Merged(merged, data)
     return Merged(merged, merged.serialize())
 
 
+LEFT_OUT = "what others added in this upload was left out: with it the key was over this " \
+    "server's limits"
 LET_GO = "what others added to the copy held here and is not served was let go: with it " \
     "the key was over this server's limits"
 
 
-def _merged_with_served(key: Key, served: bytes, limits: Limits) -> Optional[Merged]:
-    """`key` merged with `served`, the served view of its stored copy, or
-    None when there is none or that union is over a limit too."""
-    held = parse_keyring(served).keys if served else []
-    if not held:
+def _owners_update(key: Key, old: Key, served: Callable[[], bytes],
+                   limits: Limits) -> Optional[Merged]:
+    """What `key`'s owner signed of it, merged with `old` (its stored copy)
+    or else with old's served view (read by `served`); None when the owner
+    signed nothing `old` lacks, or both unions are over a limit too."""
+    own = served_view(key, CryptoCheck(), replace(limits.serve, certifications="none")).key
+    merged = merge(old, own)
+    if merged.serialize() == old.serialize():
         return None
-    merged = merge(held[0], key)
+    note = LEFT_OUT
     if over_limits(merged, limits):
-        return None
-    log.info("key %s: %s", key.fingerprint.hex().upper(), LET_GO)
-    return Merged(merged, merged.serialize(), note=LET_GO)
+        held = parse_keyring(served()).keys
+        merged, note = (merge(held[0], own) if held else merged), LET_GO
+        if over_limits(merged, limits):
+            return None
+    log.info("key %s: %s", key.fingerprint.hex().upper(), note)
+    return Merged(merged, merged.serialize(), note=note)
 
 
 def served_reader(store: Store, cursor: Cursor, fingerprint: str) -> Callable[[], bytes]:

@@ -79,3 +79,83 @@ def test_a_key_filled_by_others_takes_its_owners_revocation(db_url, tmp_path, fl
             assert listed["validity"] == "r"
         assert "what others added to the copy held here and is not served was let go" in \
             server.output()
+
+
+def _signature(sig):
+    return pk.Packet(pk.TAG_SIGNATURE, sig.serialize())
+
+
+def _junk(name, size, primary=True):
+    """OWNER's primary and user IDs nobody signed (`name`d), of `size` bytes
+    in all (without the primary: to follow another key's packets)."""
+    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, OWNER.public.serialize())] * primary
+                   + [pk.Packet(pk.TAG_USER_ID, b"%s %d " % (name, n) + b"x" * 4990)
+                      for n in range(size // 5000)])
+
+
+def _issuers(db_url, column="keydata"):
+    [(data,)] = run_sql(db_url, "SELECT %s FROM cks_keys WHERE keyid = ?" % column,
+                        (OWNER.public.keyid.hex().upper(),))
+    (key,) = parse_keyring(bytes(data)).keys
+    return {e.sig.issuer_keyid for c in key.identities for e in c.sigs}
+
+
+OWNER, CERTIFIER = Signer.new(seed=b"\x01" * 32), Signer.new(seed=b"\x02" * 32)
+USER_ID = UserID(b"Owner <owner@example.org>")
+
+
+def _owners_key(*more):
+    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, OWNER.public.serialize()),
+                    pk.Packet(pk.TAG_USER_ID, USER_ID.value),
+                    _signature(OWNER.sign(sg.CERT_POSITIVE, OWNER.public, USER_ID))]
+                   + list(more))
+
+
+@pytest.fixture
+def limited(db_url, tmp_path):
+    config = tmp_path / "cks.conf"
+    config.write_text(LOOPBACK_EXEMPT + "[limits]\nmax_key_bytes = %d\n" % MAX_KEY_BYTES)
+    with Cksd(db_url, config=str(config)) as server:
+        yield server
+
+
+def _post(server, data):
+    return server.request("POST", "/pks/add", data, {"Content-Type": "application/pgp-keys"})
+
+
+def test_a_strangers_uploads_over_the_limits_let_go_of_nothing(limited, db_url):
+    """Only what the owner signed takes the room of what is not served: two
+    uploads of user IDs nobody signed, the second over the limit with the
+    first, are refused, and a certification by a key not held yet stays
+    (for a few hours on 2026-12-06 the second upload let go of everything
+    the stored key's served view lacked; found by a review)."""
+    certified = _owners_key(_signature(CERTIFIER.sign(sg.CERT_GENERIC, OWNER.public, USER_ID)))
+    assert _post(limited, certified)[0] == 200
+    assert _post(limited, _junk(b"one", MAX_KEY_BYTES // 2))[0] == 200
+    status, _, answer = _post(limited, _junk(b"two", MAX_KEY_BYTES // 2 + 5000))
+    assert status == 413 and b"over this server's limit" in answer, answer
+    assert CERTIFIER.public.keyid in _issuers(db_url)
+
+    certifiers_key = keyring([pk.Packet(pk.TAG_PUBLIC_KEY, CERTIFIER.public.serialize()),
+                              pk.Packet(pk.TAG_USER_ID, b"Certifier"),
+                              _signature(CERTIFIER.sign(sg.CERT_POSITIVE, CERTIFIER.public,
+                                                        UserID(b"Certifier")))])
+    assert _post(limited, certifiers_key)[0] == 200
+    limited.wait_until(lambda: CERTIFIER.public.keyid in _issuers(db_url, "served"))
+
+
+def test_what_others_add_to_an_owners_update_is_left_out(limited, db_url):
+    """The owner's revocation sent by someone else with user IDs nobody
+    signed, over the limit with what is held: the revocation is stored, the
+    rest left out, and the answer says so."""
+    assert _post(limited, _owners_key() + _junk(b"held", MAX_KEY_BYTES // 2, primary=False))[0] \
+        == 200
+    revocation = _signature(OWNER.sign(sg.KEY_REVOCATION, OWNER.public, None))
+    status, _, answer = _post(limited, _owners_key(revocation) + _junk(
+        b"sent", MAX_KEY_BYTES // 2, primary=False))
+    assert status == 200 and b"what others added in this upload was left out" in answer, answer
+    [(stored,)] = run_sql(db_url, "SELECT keydata FROM cks_keys")
+    (kept,) = parse_keyring(bytes(stored)).keys
+    assert [e.sig.sig_type for e in kept.direct_sigs] == [sg.KEY_REVOCATION]
+    assert not [c for c in kept.identities if c.packet.body.startswith(b"sent")]
+    assert len([c for c in kept.identities if c.packet.body.startswith(b"held")]) == 3
