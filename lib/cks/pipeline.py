@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from .openpgp.cryptocheck import CryptoCheck
-from .openpgp.keys import Key, Problem, merge, merge_all, parse_keyring, read_armored, read_keys, \
-    sks_hash
+from .openpgp.keys import Key, Problem, SignaturePacket, merge, merge_all, parse_keyring, \
+    read_armored, read_keys, sks_hash
 from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
@@ -80,7 +80,8 @@ class Outcome:
     status: str  # added, updated, unchanged, refused
     reason: str = ""
     refusal: str = ""  # for refused keys: REJECTED, OVER_LIMIT or CONFLICT
-    checks: int = 0  # for stored keys: the signature checks of its served view (view_checks)
+    checks: int = 0  # for keys written: the most checks their new signatures cost (new_checks)
+    certifiers: List[str] = field(default_factory=list)  # key IDs of their new certifications
 
 
 @dataclass
@@ -142,9 +143,6 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
             merged = iter(_merged_in_one_transaction(store, todo, source, limits, now,
                                                      defer_views))
             results = [result or next(merged) for result in results]
-        for key, outcome in zip(chunk, results):
-            if outcome.status != REFUSED:
-                outcome.checks = view_checks(key, limits.serve)
         outcomes.extend(results)
     for outcome in outcomes:
         log.debug("%s key %s (from %s)", outcome.status, outcome.fingerprint, source.tag)
@@ -216,8 +214,10 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
                                                     sks_hash(merged.key).hex().upper()),
                                 source.tag, now)
         # Its own work item derives its served view, then the views of the keys it signed.
-        return record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
-                              third_party_issuers(merged.key), True, (), source, now)
+        outcome = record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
+                                 third_party_issuers(merged.key), True, (), source, now)
+        outcome.checks, outcome.certifiers = new_checks(merged.key, None, limits.serve)
+        return outcome
     first_seen = stored[1] if stored else None
     _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
                             first_seen, now, checked)
@@ -225,6 +225,8 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
                              third_party_issuers(merged.key), stored is None, missing, source,
                              now)
     outcome.reason = merged.note
+    outcome.checks, outcome.certifiers = new_checks(merged.key, stored[0] if stored else None,
+                                                    limits.serve)
     return outcome
 
 
@@ -326,20 +328,45 @@ def own_checks(key: Key) -> int:
     held: those naming the key itself as issuer, and revocations of the
     key by another (a designated revoker's).  Third-party certifications
     are bounded when served (ServePolicy.max_certification_checks)."""
-    count = sum(1 for e in key.direct_sigs
-                if e.sig.sig_type == KEY_REVOCATION or key.is_self_issued(e.sig))
+    return sum(1 for entry, direct in _signatures_where(key) if _is_own(key, entry, direct))
+
+
+def _is_own(key: Key, entry: SignaturePacket, direct: bool) -> bool:
+    """Whether a signature of `key` is checked whatever keys are held (own_checks)."""
+    return key.is_self_issued(entry.sig) or direct and entry.sig.sig_type == KEY_REVOCATION
+
+
+def new_checks(key: Key, old_bytes: Optional[bytes], policy: ServePolicy
+               ) -> Tuple[int, List[str]]:
+    """What the signatures of `key` that its stored copy `old_bytes` lacks
+    may cost its served view (an upload's cost, hkp/upload_cost.py): the
+    most checks, its own (as own_checks counts them) and its certifications
+    by other keys, `policy` max_certification_checks of these at most; and
+    the key IDs of these certifications' issuers, one a certification (only
+    those of keys held here are checked)."""
+    old = parse_keyring(old_bytes).keys if old_bytes else []
+    known = {e.packet.body for e in _signatures(old[0])} if old else set()
+    own, certifiers = 0, []
+    for entry, direct in _signatures_where(key):
+        if entry.packet.body in known:
+            continue
+        if _is_own(key, entry, direct):
+            own += 1
+        elif entry.sig.issuer_keyid is not None:
+            certifiers.append(entry.sig.issuer_keyid.hex().upper())
+    certifiers = certifiers[:policy.max_certification_checks]
+    return own + len(certifiers), certifiers
+
+
+def _signatures_where(key: Key) -> Iterator[Tuple[SignaturePacket, bool]]:
+    """Each signature of `key`, and whether it is a direct one (on the key)."""
+    yield from ((entry, True) for entry in key.direct_sigs)
     for component in key.identities + key.subkeys:
-        count += sum(1 for e in component.sigs if key.is_self_issued(e.sig))
-    return count
+        yield from ((entry, False) for entry in component.sigs)
 
 
-def view_checks(key: Key, policy: ServePolicy) -> int:
-    """The most signature checks the served view of `key` (as sent) may
-    need: its own (own_checks) and its third-party certifications, as
-    many as `policy` checks at most (an upload's cost, hkp/upload_cost.py)."""
-    own = own_checks(key)
-    signatures = len(key.direct_sigs) + sum(len(c.sigs) for c in key.identities + key.subkeys)
-    return own + min(signatures - own, policy.max_certification_checks)
+def _signatures(key: Key) -> Iterator[SignaturePacket]:
+    return (entry for entry, _ in _signatures_where(key))
 
 
 def record_signers(store: Store, cursor: Cursor, fingerprint: str, keyid: str, signers: Set[bytes],

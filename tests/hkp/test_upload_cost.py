@@ -10,7 +10,9 @@ from cks.openpgp.keys import parse_keyring, read_keys
 from cks.openpgp.packet import Packet
 from cks.openpgp.keypacket import PublicKey
 from support import fixture
-from support.forge import keyring, made_up_self_signatures, self_signed_key
+from cks.openpgp.signature import CERT_GENERIC, CERT_POSITIVE
+from cks.openpgp.userid import UserID
+from support.forge import CREATED, Signer, keyring, made_up_self_signatures, self_signed_key
 from support.server import Cksd
 
 BINARY = {"Content-Type": "application/pgp-keys"}
@@ -110,3 +112,37 @@ def test_a_search_does_not_wait_for_the_views_of_an_upload_over_its_budget(db_ur
             assert time.monotonic() < deadline
             time.sleep(0.5)
         assert _post(server, "192.0.2.2", _small_keys(2, 1))[0] == 200  # another client
+
+
+def _certified_keys(count, certifications, certifier):
+    """`count` keys, each with `certifications` certifications by
+    `certifier` on its one user ID."""
+    keys = []
+    for n in range(count):
+        owner = Signer.new(seed=(1000 + n).to_bytes(32, "big"))
+        user_id = UserID(b"Certified %d <certified@example.org>" % n)
+        keys.append(keyring(
+            [Packet(6, owner.public.serialize()), Packet(13, user_id.value),
+             Packet(2, owner.sign(CERT_POSITIVE, owner.public, user_id).serialize())]
+            + [Packet(2, certifier.sign(CERT_GENERIC, owner.public, user_id,
+                                        created=CREATED + i).serialize())
+               for i in range(certifications)]))
+    return keys
+
+
+def test_certifications_by_keys_not_held_cost_no_check(db_url, tmp_path):
+    """Keys of 300 certifications each, sent one by one as dirmngr sends
+    them (the defaults: 60 a minute, a burst of 20): by a key not held, they
+    cost no check, and 20 of them are each charged their one token; by a key
+    held, 301 checks, a token and a half each.  For a few hours on
+    2026-12-06 every certification counted: the Debian keyring's 20 best
+    certified keys in one gpg --send-keys got 429 for 12 of them (found by
+    a review)."""
+    certifier = Signer.new(seed=b"\x09" * 32)
+    keys = _certified_keys(36, 300, certifier)
+    with _cksd(db_url, tmp_path, "") as server:
+        assert [_post(server, "192.0.2.1", key)[0] for key in keys[:20]] == [200] * 20
+        _, certifiers_key = self_signed_key(b"\x09" * 32, [b"Certifier"])
+        assert server.request("POST", "/pks/add", certifiers_key, BINARY)[0] == 200
+        statuses = [_post(server, "192.0.2.2", key)[0] for key in keys[20:]]
+        assert statuses[:13] == [200] * 13 and 429 in statuses[13:], statuses

@@ -616,9 +616,12 @@ class KeyServer:
         and exempt networks are never charged."""
         if is_operators_own(request.client, request.header("x-forwarded-for")):
             return True
-        return self.upload_limiter.charge(
-            request.client,
-            tokens_beyond_the_first(report, self.settings.upload_checks_per_token))
+        return self.upload_limiter.charge(request.client, tokens_beyond_the_first(
+            report, self.settings.upload_checks_per_token, self._held_keyids))
+
+    def _held_keyids(self, keyids: List[str]) -> Set[str]:
+        with self.store.read() as cursor:
+            return self.store.held_keyids(cursor, keyids)
 
     def sent_by_a_peer(self, request: Request) -> bool:
         """Whether an upload's X-CKS-Sync counts (the key then queued for no

@@ -6,12 +6,15 @@ its work, the served views of the keys it stored, follows the answer
 made-up DSA self-signatures) or thousands of keys.  So once stored it is
 charged for that work too, the client's bucket going into debt if need
 be: each key stored (added or updated) counts as one check, plus the
-signature checks its served view may need (pipeline.view_checks), and
+checks its new signatures may cost (pipeline.new_checks: its own, and its
+certifications by keys held here, the only ones checked), and
 `checks_per_token` of them make a token.  The one token taken covers the
 first `checks_per_token`: a usual key sent alone is charged nothing more.
 """
 
 from __future__ import annotations
+
+from typing import Callable, List, Set
 
 from ..pipeline import UNCHANGED, Report
 
@@ -21,11 +24,18 @@ CHECKS_PER_TOKEN = 200
 a core busy at most where it kept 60 cores' worth (a review's figures)."""
 
 
-def tokens_beyond_the_first(report: Report, checks_per_token: int) -> float:
+def tokens_beyond_the_first(report: Report, checks_per_token: int,
+                            held: Callable[[List[str]], Set[str]]) -> float:
     """The tokens to charge an upload whose request took one (0 with no
-    `checks_per_token`: every upload costs one token)."""
+    `checks_per_token`: every upload costs one token).  Its certifications
+    by keys not held cost no check: where the most its keys may cost is
+    more than a token, `held` tells which of their issuers' key IDs a
+    stored key has (one query, only then)."""
     if checks_per_token <= 0:
         return 0.0
-    checks = sum(1 + outcome.checks for outcome in report.stored
-                 if outcome.status != UNCHANGED)
+    written = [outcome for outcome in report.stored if outcome.status != UNCHANGED]
+    checks = sum(1 + outcome.checks for outcome in written)
+    if checks > checks_per_token:
+        found = held(sorted({keyid for outcome in written for keyid in outcome.certifiers}))
+        checks -= sum(keyid not in found for outcome in written for keyid in outcome.certifiers)
     return max(0.0, checks / checks_per_token - 1)
