@@ -1313,3 +1313,23 @@ def test_a_signer_changed_while_phase_1_merges_is_followed(db_url, tmp_path, mon
     assert changes == [True] and summary.counts[pipeline.UPDATED] == 1
     expected = keys[certified] + (keys[certifier] if change == "uploaded" else b"")
     assert content(db_url)[0] == pipeline_content(tmp_path, expected)[0]
+
+
+def test_keys_whose_signers_keep_moving_are_left_to_the_follow_up(store, db_url, tmp_path,
+                                                                  monkeypatch, caplog):
+    """A worker that reads every key's signers otherwise than the loading
+    process each time (its digest never the one read when writing): each
+    key is derived again load.REDERIVE_ROUNDS times, then queued for the
+    follow-up, and the load ends.  Until 2026-12-06 it derived them again
+    without end, to a RecursionError (seen once, after the loading process
+    had closed its idle SQLite connections)."""
+    path = tmp_path / "keys.pgp"
+    path.write_bytes(b"".join(fixture(name) for name in ("rsa2048", "ed25519", "nistp256")))
+    monkeypatch.setattr(derive, "signers_digest", lambda wanted, held: b"never the same")
+    caplog.set_level("WARNING", "cks.bulk")
+    loader(store, db_url).load([str(path)])
+    assert "3 keys' signers moved each of the %d times their views were derived; they are " \
+        "left to the follow-up" % load.REDERIVE_ROUNDS in caplog.text
+    served = run_sql(db_url, "SELECT fingerprint FROM cks_keys WHERE served_crc24 <> -1")
+    assert sorted(f for (f,) in served) == sorted(fpr(n) for n in ("rsa2048", "ed25519",
+                                                                  "nistp256"))

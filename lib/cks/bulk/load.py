@@ -45,6 +45,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import (Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence,
@@ -66,6 +67,8 @@ from .progress import ProgressLine, ViewsProgressLine
 from .split import Chunk, key_file, read_chunks
 from .workers import Job, WorkerDied, Workers
 
+log = logging.getLogger("cks.bulk")
+
 BATCH_SIZE = 4000
 BATCH_BYTES = 8 << 20
 """A batch holds BATCH_SIZE keys, or fewer that reach BATCH_BYTES (of input
@@ -83,6 +86,15 @@ with the default and 6.8 s with this on SQLite (medians of 5), 9.2 and
 7.8 s on PostgreSQL (of 3).  Reference counting still frees at once what
 is in no cycle; cycles wait longer."""
 LOAD_LOCK = "load"
+REDERIVE_ROUNDS = 3
+"""How many times a key whose wanted signers moved while it was derived
+(_signers_moved: another process stored or deleted one) is derived again
+in a row; past it, its view is left to the follow-up (cks_view_work, which
+the load's own follow-up or cksd's background job does).  Until 2026-12-06
+it was derived again until the signers stood still: when a worker kept
+reading them otherwise than the loading process (seen once, after that
+process closed its idle SQLite connections), the load ended in a
+RecursionError."""
 
 
 class LoadRunning(Exception):
@@ -493,20 +505,22 @@ class Loader:
                 if sent is None:
                     break
 
-    def _rederive(self, fingerprints: List[str]) -> int:
-        """Derive the served views of stored keys again, in the workers."""
+    def _rederive(self, fingerprints: List[str], rounds: int = 0) -> int:
+        """Derive the served views of stored keys again, in the workers
+        (`rounds`: how many times in a row they were, REDERIVE_ROUNDS)."""
         changed = 0
         for start in range(0, len(fingerprints), self.batch_size):
             chunk = fingerprints[start:start + self.batch_size]
-            changed += self._write_views(self._start_derive([Task(f) for f in chunk], {}))
+            changed += self._write_views(self._start_derive([Task(f) for f in chunk], {}),
+                                         rounds=rounds + 1)
         return changed
 
     def _write_views(self, derived: Callable[[], List[Result]],
-                     newly_served: bool = False) -> int:
+                     newly_served: bool = False, rounds: int = 0) -> int:
         """Write the served views the workers derive for stored keys;
         `newly_served`: keys that had none (phase 2), whose signers and sync
-        queue entries are written with it, as the upload pipeline does.
-        Returns how many changed."""
+        queue entries are written with it, as the upload pipeline does;
+        `rounds`: see _rederive.  Returns how many changed."""
         results = [r for r in derived() if r.writes]
         changed = 0
         now = int(time.time())
@@ -516,6 +530,9 @@ class Loader:
             stale = {r.fingerprint for r in results if r.fingerprint not in states
                      or states[r.fingerprint].sks_hash != r.stored_hash}
             moved = self._signers_moved(cursor, [r for r in results if r.fingerprint not in stale])
+            if moved and rounds >= REDERIVE_ROUNDS:
+                self._leave_to_follow_up(cursor, [r for r in results if r.fingerprint in moved])
+                moved = []
             unserved = []  # written together (Store.serve_unserved)
             for result in results:
                 if result.fingerprint in stale:
@@ -542,7 +559,17 @@ class Loader:
         self.summary.signatures_verified += sum(len(r.view.new_verdicts) for r in results)
         if stale:
             changed += views.reverify(self.store, self.limits.serve, sorted(stale))
-        return changed + (self._rederive(moved) if moved else 0)
+        return changed + (self._rederive(moved, rounds) if moved else 0)
+
+    def _leave_to_follow_up(self, cursor, results: List[Result]) -> None:
+        """Queue the views of keys whose signers moved each time they were
+        derived (REDERIVE_ROUNDS) for the follow-up, as a key stored while
+        one of its signers was on its way is (pipeline.record_signers)."""
+        log.warning("%d keys' signers moved each of the %d times their views were derived; "
+                    "they are left to the follow-up", len(results), REDERIVE_ROUNDS)
+        for result in results:
+            self.store.queue_view_work(cursor, result.fingerprint, result.keyid, False,
+                                       result.wanted)
 
 
 class _Findings:
