@@ -341,10 +341,9 @@ def _decode_block(handle: BinaryIO, kind: str, sink: Callable[[bytes], object]) 
     lines: List[bytes] = []
     size = 0
     while True:
-        at = handle.tell()
         line = handle.readline(MAX_ARMOR_LINE)
         if armor.is_begin_line(line):  # (cut short: the next block is read next)
-            handle.seek(at)
+            handle.seek(-len(line), io.SEEK_CUR)
             return armor.no_end_line(kind)
         ended = not line or armor.is_end_line(line, marker)
         if not ended:
