@@ -117,9 +117,14 @@ class RateLimiter:
         self._buckets: "OrderedDict[str, Tuple[float, float]]" = OrderedDict()
         self._lock = threading.Lock()
 
-    def _exempt(self, ip: Optional[IPAddress]) -> bool:
+    def exempts(self, client: str) -> bool:
+        """Whether `client` is never limited: in an exempt network, or a peer."""
+        ip = ip_of(client)
         return ip is not None and (ip in self.exempt_addresses
                                    or any(ip in network for network in self.exempt))
+
+    def _unlimited(self, client: str) -> bool:
+        return self.rate.per_second <= 0 or self.exempts(client)
 
     def check(self, client: str, now: Optional[float] = None) -> float:
         """0 when `client` may go on (a token is taken), else seconds to wait."""
@@ -137,7 +142,7 @@ class RateLimiter:
         answers `check` with the time it takes to fill up to one token
         again.  Whether the bucket is still out of debt (an exempt client's
         always is)."""
-        if self.rate.per_second <= 0 or self._exempt(ip_of(client)):
+        if self._unlimited(client):
             return True
         key, now = bucket_of(client), time.monotonic() if now is None else now
         with self._lock:
@@ -146,7 +151,7 @@ class RateLimiter:
         return left >= 0
 
     def _bucket(self, client: str, now: Optional[float], take: bool) -> float:
-        if self.rate.per_second <= 0 or self._exempt(ip_of(client)):
+        if self._unlimited(client):
             return 0.0
         key, now = bucket_of(client), time.monotonic() if now is None else now
         with self._lock:

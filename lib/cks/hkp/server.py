@@ -47,7 +47,7 @@ from .bodies import FileBody
 from .cksd_metrics import METRICS_PATH
 from .fair_share import Shares
 from .http1 import CONTINUE, HTTPError, Head, format_response, parse_head
-from .ratelimit import bucket_of, in_networks, ip_of
+from .ratelimit import bucket_of, in_networks
 from .rejections import ADMIN_PATH
 from .request import is_address, is_hex_search, split_target
 from .tls import Certificates
@@ -367,10 +367,8 @@ class HKPServer:
         """Addresses with no cap of their own: trusted proxies (each brings
         many clients; by default loopback, so the operator's tools on this
         host too), [ratelimit] exempt networks and the peers."""
-        settings = self.app.settings
-        return in_networks(address, settings.trusted_proxies) \
-            or in_networks(address, settings.rate_exempt) \
-            or ip_of(address) in self.app.peer_addresses
+        return in_networks(address, self.app.settings.trusted_proxies) \
+            or self.app.upload_limiter.exempts(address)
 
     def _make_room(self, group: str, mid_request: bool) -> bool:
         """Close one of `group`'s connections: the one that has waited
