@@ -80,8 +80,10 @@ class Outcome:
     status: str  # added, updated, unchanged, refused
     reason: str = ""
     refusal: str = ""  # for refused keys: REJECTED, OVER_LIMIT or CONFLICT
-    checks: int = 0  # for keys written: the most checks their new signatures cost (new_checks)
-    certifiers: List[str] = field(default_factory=list)  # key IDs of their new certifications
+    # For keys written (new_checks): the checks their new signatures cost whatever
+    # keys are held, and the key IDs of the issuers of their new certifications.
+    own_checks: int = 0
+    certifiers: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -214,19 +216,16 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
                                                     sks_hash(merged.key).hex().upper()),
                                 source.tag, now)
         # Its own work item derives its served view, then the views of the keys it signed.
-        outcome = record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
-                                 third_party_issuers(merged.key), True, (), source, now)
-        outcome.checks, outcome.certifiers = new_checks(merged.key, None, limits.serve)
-        return outcome
-    first_seen = stored[1] if stored else None
-    _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve, source.tag,
-                            first_seen, now, checked)
+        missing: Sequence[str] = ()
+    else:
+        first_seen = stored[1] if stored else None
+        _, missing = save_views(store, cursor, merged.key, merged.data, limits.serve,
+                                source.tag, first_seen, now, checked)
     outcome = record_signers(store, cursor, fingerprint, merged.key.keyid.hex().upper(),
                              third_party_issuers(merged.key), stored is None, missing, source,
                              now)
     outcome.reason = merged.note
-    outcome.checks, outcome.certifiers = new_checks(merged.key, stored[0] if stored else None,
-                                                    limits.serve)
+    outcome.own_checks, outcome.certifiers = new_checks(merged.key, merged.old, limits.serve)
     return outcome
 
 
@@ -244,6 +243,7 @@ class Merged:
     data: bytes
     outcome: Optional[Outcome] = None
     note: str = ""  # what the answer says of a key written (let go of what is not served)
+    old: Optional[Key] = None  # the stored copy, parsed (None: not stored)
 
 
 def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits,
@@ -286,7 +286,7 @@ def merge_stored(key: Key, old_bytes: Optional[bytes], limits: Limits,
             update = _owners_update(key, old[0], served, limits) if old else None
             return update or Merged(
                 merged, data, Outcome(fingerprint, REFUSED, "merged key " + refusal, OVER_LIMIT))
-        return Merged(merged, data)
+        return Merged(merged, data, old=old[0] if old else None)
     return Merged(merged, merged.serialize())
 
 
@@ -312,7 +312,7 @@ def _owners_update(key: Key, old: Key, served: Callable[[], bytes],
         if over_limits(merged, limits):
             return None
     log.info("key %s: %s", key.fingerprint.hex().upper(), note)
-    return Merged(merged, merged.serialize(), note=note)
+    return Merged(merged, merged.serialize(), note=note, old=old)
 
 
 def served_reader(store: Store, cursor: Cursor, fingerprint: str) -> Callable[[], bytes]:
@@ -336,16 +336,14 @@ def _is_own(key: Key, entry: SignaturePacket, direct: bool) -> bool:
     return key.is_self_issued(entry.sig) or direct and entry.sig.sig_type == KEY_REVOCATION
 
 
-def new_checks(key: Key, old_bytes: Optional[bytes], policy: ServePolicy
-               ) -> Tuple[int, List[str]]:
-    """What the signatures of `key` that its stored copy `old_bytes` lacks
-    may cost its served view (an upload's cost, hkp/upload_cost.py): the
-    most checks, its own (as own_checks counts them) and its certifications
-    by other keys, `policy` max_certification_checks of these at most; and
-    the key IDs of these certifications' issuers, one a certification (only
-    those of keys held here are checked)."""
-    old = parse_keyring(old_bytes).keys if old_bytes else []
-    known = {e.packet.body for e in _signatures(old[0])} if old else set()
+def new_checks(key: Key, old: Optional[Key], policy: ServePolicy) -> Tuple[int, List[str]]:
+    """What the signatures of `key` that its stored copy `old` lacks may cost
+    its served view (an upload's cost, hkp/upload_cost.py): the checks of
+    its own (as own_checks counts them), and the key IDs of the issuers of
+    its certifications by other keys, one a certification, `policy`
+    max_certification_checks of them at most (only those by keys held here
+    are checked)."""
+    known = {entry.packet.body for entry, _ in _signatures_where(old)} if old else set()
     own, certifiers = 0, []
     for entry, direct in _signatures_where(key):
         if entry.packet.body in known:
@@ -354,8 +352,7 @@ def new_checks(key: Key, old_bytes: Optional[bytes], policy: ServePolicy
             own += 1
         elif entry.sig.issuer_keyid is not None:
             certifiers.append(entry.sig.issuer_keyid.hex().upper())
-    certifiers = certifiers[:policy.max_certification_checks]
-    return own + len(certifiers), certifiers
+    return own, certifiers[:policy.max_certification_checks]
 
 
 def _signatures_where(key: Key) -> Iterator[Tuple[SignaturePacket, bool]]:
@@ -363,10 +360,6 @@ def _signatures_where(key: Key) -> Iterator[Tuple[SignaturePacket, bool]]:
     yield from ((entry, True) for entry in key.direct_sigs)
     for component in key.identities + key.subkeys:
         yield from ((entry, False) for entry in component.sigs)
-
-
-def _signatures(key: Key) -> Iterator[SignaturePacket]:
-    return (entry for entry, _ in _signatures_where(key))
 
 
 def record_signers(store: Store, cursor: Cursor, fingerprint: str, keyid: str, signers: Set[bytes],

@@ -34,7 +34,7 @@ def tokens_beyond_the_first(report: Report, checks_per_token: int,
     if checks_per_token <= 0:
         return 0.0
     written = [outcome for outcome in report.stored if outcome.status != UNCHANGED]
-    checks = sum(1 + outcome.checks for outcome in written)
+    checks = sum(1 + outcome.own_checks + len(outcome.certifiers) for outcome in written)
     if checks > checks_per_token:
         found = held(sorted({keyid for outcome in written for keyid in outcome.certifiers}))
         checks -= sum(keyid not in found for outcome in written for keyid in outcome.certifiers)
