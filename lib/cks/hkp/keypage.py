@@ -195,11 +195,10 @@ def vindex_page(search: str, shown: Sequence[KeyRow], keys: Iterable[Tuple[Key, 
     (served view and index row) are each rendered and let go before the next
     is taken; `signers`: the held signers by key ID; `policy`: [policy]
     certifications."""
-    level = 2 if len(shown) == 1 else 3
     if len(shown) == 1:
-        title, heading = "Key %s" % shown[0].keyid, None
+        title, heading, level = "Key %s" % shown[0].keyid, None, 2
     else:
-        title = "Keys found for " + isolated(search)
+        title, level = "Keys found for " + isolated(search), 3
         heading = "Keys found for " + user_text(search)
     before, after = page_around(title, heading)
     yield before
