@@ -107,6 +107,38 @@ def test_batches_in_flight_together_give_the_pipelines_result(db_url, tmp_path):
     ptree_ok(db_url)
 
 
+def test_workers_read_what_the_loading_process_wrote_after_closing_its_connections(
+        store, db_url, tmp_path, monkeypatch, caplog):
+    """The loading process holds a connection when it forks the workers (as
+    cks_admin.py's check of the database leaves one), and closes its idle
+    connections after each write (as it does after a failed statement).  On
+    SQLite a worker forked so counted on its parent's file locks: once the
+    parent's last connection closed, the parent deleted the write-ahead log
+    the workers read, and they read the database as it was then for the
+    rest of the load (keys derived again and again, left to the follow-up,
+    until 2026-12-07)."""
+    keys = debian_keys(40)
+    stored, loaded = keys[30:], keys[:30]
+    (tmp_path / "stored.pgp").write_bytes(b"".join(stored))
+    (tmp_path / "loaded.pgp").write_bytes(b"".join(loaded + list(reversed(stored))))
+    store.check()  # a connection in the pool when the workers are forked
+    write = store.write
+
+    @contextlib.contextmanager
+    def write_then_close_idle(*args, **kwargs):
+        with write(*args, **kwargs) as cursor:
+            yield cursor
+        store._close_idle()
+    monkeypatch.setattr(store, "write", write_then_close_idle)
+    caplog.set_level("WARNING", "cks.bulk")
+    for name in ("stored.pgp", "loaded.pgp"):
+        load.Loader(store, db_url, pipeline.Limits(), pipeline.Source.admin(queue=False),
+                    jobs=2, batch_size=4).load([str(tmp_path / name)])
+    assert "signers moved" not in caplog.text
+    assert content(db_url) == pipeline_content(tmp_path, b"".join(keys))
+    assert run_sql(db_url, "SELECT count(*) FROM cks_view_work") == [(0,)]
+
+
 def test_a_load_and_a_rebuilt_tree_leave_the_database_tidied(db_url):
     """On PostgreSQL, VACUUM (ANALYZE) after the load and after ptree --rebuild
     (its pages all-visible for index-only scans, the planner's statistics

@@ -275,9 +275,10 @@ class Loader:
 
     @contextlib.contextmanager
     def _runner(self) -> Iterator[Runner]:
-        """Workers are forked before this process opens the database and takes
-        the load lock (one forked after would hold it as long as it lives).
-        One that dies is not replaced: the load ends (WorkerDied)."""
+        """Workers are forked before this process takes the load lock (one
+        forked after would hold it as long as it lives), with no connection
+        of this process open (Database.before_fork).  One that dies is not
+        replaced: the load ends (WorkerDied)."""
         if self.jobs == 1:
             start_worker(self.db_url, self.limits, self.stopping)
 
@@ -287,6 +288,7 @@ class Loader:
                 return lambda: (results, finished)
             yield run_here
             return
+        self.store.before_fork()
         workers: Workers[List[Result]] = Workers(
             self.jobs, derive_group, start_pool_worker, (self.db_url, self.limits, self.stopping))
         try:

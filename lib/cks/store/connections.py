@@ -259,6 +259,18 @@ class Database:
         """Tells when the stored keys change, in any process (changes.py)."""
         return self.backend.watch_key_changes(self.local_changes)
 
+    def before_fork(self) -> None:
+        """Close the idle connections before forking a process that opens the
+        database itself.  SQLite keeps a file's locks in one table per
+        process, which a child inherits: while its parent kept a connection,
+        the child's own counted on locks the parent held, not it; once the
+        parent's last connection closed (after a failed statement, say), the
+        parent took the file for itself, copied the write-ahead log into it
+        and deleted the log the child went on reading ("database disk image
+        is malformed", or the database as it was then, for ever: a bulk
+        load's workers did)."""
+        self._close_idle()
+
     def close(self) -> None:
         self._pause.close()
         self._close_idle()
