@@ -282,7 +282,12 @@ class Database:
         yields False when another process holds it: at once, or with `wait`,
         when it still does after that many seconds (tried again every
         LOCK_RETRY_SECONDS: neither flock nor an advisory lock waits with a
-        bound by itself)."""
+        bound by itself).  One that may wait keeps no idle connection of the
+        pool meanwhile: on PostgreSQL each is one of the server's slots, and
+        100 mails waiting at once with one each besides the lock's took them
+        all (the mails that came next could not connect)."""
+        if wait:
+            self._close_idle()
         handle = self.take_lock(name)
         deadline = time.monotonic() + wait
         while handle is None and time.monotonic() < deadline:
