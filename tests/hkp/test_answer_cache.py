@@ -77,10 +77,10 @@ def test_least_recently_used_answers_go_first():
 
 def test_serving_processes_of_one_cksd_share_their_changes():
     import os
-    shared, alone = LocalChanges.shared(), LocalChanges()
+    (shared, other), alone = LocalChanges.shared_by(2), LocalChanges()
     pid = os.fork()
     if pid == 0:  # another serving process stores a key
-        shared.committed()
+        other.committed()
         alone.committed()
         os._exit(0)
     os.waitpid(pid, 0)

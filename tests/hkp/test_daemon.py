@@ -244,6 +244,57 @@ def test_a_killed_serving_process_stops_cksd(tmp_path, sig, status):
         assert not any(os.path.exists("/proc/%s" % other) for other in others)
 
 
+def test_a_process_killed_while_another_answers_an_upload_stops_cksd(tmp_path):
+    """kill -9 on the idle serving process while the other answers an upload
+    of a new key (its commit held back here by SQLite's write lock): the
+    upload is answered and cksd stops, status 1.  Until 2026-12-07 the
+    upload waited for good on the multiprocessing Event the killed
+    process's idle helper had been waiting on, and with it cksd's stop: the
+    port closed, the main process alive, nothing for systemd to restart."""
+    import sqlite3
+    config = _config(tmp_path, "[server]\nprocesses = 2\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        conn.request("GET", "/pks/lookup?op=stats&options=mr")
+        conn.getresponse().read()
+        uploading = _holder_of(conn.sock, server.children())
+        idle, = set(server.children()) - {uploading}
+        time.sleep(0.5)  # (its helper waiting for uploads by now)
+        lock = sqlite3.connect(str(tmp_path / "k.db"), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        body = urllib.parse.urlencode({"keytext": fixture("rsa2048")})
+        conn.request("POST", "/pks/add", body,
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+        time.sleep(0.5)  # (the upload waits for the lock)
+        os.kill(int(idle), signal.SIGKILL)
+        server.wait_for_output("serving process %s ended" % idle)
+        lock.execute("ROLLBACK")
+        lock.close()
+        assert conn.getresponse().status == 200
+        assert server.proc.wait(20) == 1, server.output()
+        conn.close()
+
+
+def _holder_of(client, pids):
+    """Which of the processes `pids` holds the server's end of the TCP
+    connection whose client end is the socket `client`."""
+    local = "%08X:%04X" % (0x0100007F, client.getsockname()[1])
+    with open("/proc/net/tcp") as table:
+        inode = next(line.split()[9] for line in table if line.split()[2] == local)
+    for pid in pids:
+        if any(_link(os.path.join("/proc", pid, "fd", fd)) == "socket:[%s]" % inode
+               for fd in os.listdir(os.path.join("/proc", pid, "fd"))):
+            return pid
+    raise AssertionError("no serving process holds the connection")
+
+
+def _link(path):
+    try:
+        return os.readlink(path)
+    except OSError:  # (closed since it was listed)
+        return ""
+
+
 def test_serving_processes_stop_when_the_main_process_is_killed(tmp_path):
     """kill -9 on cksd's main process (by hand, or the OOM killer): its
     serving processes, which nobody is left to stop, stop themselves rather

@@ -281,11 +281,11 @@ def test_a_key_page_derives_the_new_keys_it_finds_and_their_new_signers(store, d
 
 
 def test_views_owed_counts_across_processes():
-    owed = ViewsOwed()
+    owed, other = ViewsOwed.shared_by(2)
     done = []
     owed.settle(lambda: done.append("nothing owed") or True)
     assert done == [] and owed.settled
-    child = multiprocessing.get_context("fork").Process(target=owed.owe)
+    child = multiprocessing.get_context("fork").Process(target=other.owe)
     child.start()
     child.join()
     assert not owed.settled  # the other process's upload counts here
@@ -296,7 +296,7 @@ def test_views_owed_counts_across_processes():
     owed.run(lambda: done.append("settled again") or True,
              lambda: done.append("the rest") or True)
     assert done == ["settled", "the rest"]
-    child = multiprocessing.get_context("fork").Process(target=owed.owe)
+    child = multiprocessing.get_context("fork").Process(target=other.owe)
     child.start()
     child.join()
     owed.run(lambda: done.append("settled again") or True,
@@ -398,11 +398,11 @@ def _helping(owed, work):
 def test_an_idle_process_derives_the_views_another_process_owes():
     """Another process answers an upload: this one's helper derives the
     views at once, without waiting for the uploads to pause."""
-    owed = ViewsOwed()
+    owed, other = ViewsOwed.shared_by(2)
     ran = []
     helper = _helping(owed, lambda: ran.append(time.monotonic()) or True)
     try:
-        child = multiprocessing.get_context("fork").Process(target=owed.owe)
+        child = multiprocessing.get_context("fork").Process(target=other.owe)
         child.start()
         child.join()
         deadline = time.monotonic() + 5
@@ -434,13 +434,32 @@ def test_the_process_taking_uploads_leaves_them_to_the_pause():
         helper.stop()
 
 
+def test_a_helper_killed_while_it_waits_holds_up_no_upload():
+    """The idle helper of another process is killed while it waits for
+    uploads (kill -9, the OOM killer): an upload answered here is counted
+    at once.  Until 2026-12-07 the helpers waited on a multiprocessing
+    Event, whose set() waits for every waiter: the upload waited for good,
+    and with it the stop of cksd."""
+    owed, other = ViewsOwed.shared_by(2)
+    child = multiprocessing.get_context("fork").Process(target=other.wait_for_owed,
+                                                        args=(60,))
+    child.start()
+    time.sleep(0.3)  # (waiting by now)
+    child.kill()
+    child.join()
+    upload = threading.Thread(target=owed.owe, daemon=True)
+    upload.start()
+    upload.join(5)
+    assert not upload.is_alive() and not owed.settled
+
+
 def test_one_helper_at_a_time(monkeypatch):
     """The helpers' turn goes to one process at a time, and comes back after
     the lease if its holder never hands it back (it died)."""
-    owed = ViewsOwed()
+    owed, other = ViewsOwed.shared_by(2)
     assert owed.take_turn()
     context = multiprocessing.get_context("fork")
-    child = context.Process(target=lambda: exit(0 if owed.take_turn() else 1))
+    child = context.Process(target=lambda: exit(0 if other.take_turn() else 1))
     child.start()
     child.join()
     assert child.exitcode == 1 and not owed.take_turn()
@@ -516,7 +535,7 @@ def test_a_helper_whose_work_fails_goes_on_without_spinning(fails):
     """Work that fails (the database gone: follow_views says so; or a bug)
     is left to the background job; the helper neither dies nor tries again
     at once."""
-    owed = ViewsOwed()
+    owed, other = ViewsOwed.shared_by(2)
     calls = []
 
     def failing():
@@ -526,7 +545,7 @@ def test_a_helper_whose_work_fails_goes_on_without_spinning(fails):
         return False
     helper = _helping(owed, failing)
     try:
-        child = multiprocessing.get_context("fork").Process(target=owed.owe)
+        child = multiprocessing.get_context("fork").Process(target=other.owe)
         child.start()
         child.join()
         time.sleep(0.3)

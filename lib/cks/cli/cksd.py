@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import multiprocessing
-import multiprocessing.synchronize
 import os
 import re
+import select
 import signal
 import socket
 import sys
@@ -513,11 +512,12 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     not wait for a process to open its database.  Until then the children
     wait to start their background jobs, whose log lines would come first.
     """
-    changes = LocalChanges.shared()  # each process's uploads clear every process's answers
+    # (Shared with no lock between the processes: shared_counts.py.)
+    changes = LocalChanges.shared_by(count)  # each one's uploads clear every one's answers
     metrics = CksdMetrics.shared_by(count)  # a scrape sums every process's counts
-    views_owed = ViewsOwed()  # a lookup in any process finds what any process took
+    views_owed = ViewsOwed.shared_by(count)  # a lookup in any finds what any one took
     started, says_started = os.pipe()  # each child writes a byte when it can serve
-    go = multiprocessing.Event()  # then waits for this, set once `ready` was called
+    go, says_go = os.pipe()  # then waits for this to close, once `ready` was called
     children: List[int] = []
     parent = os.getpid()
     for index in range(count):
@@ -526,11 +526,12 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
         if pid == 0:
             code = 1
             os.close(started)
+            os.close(says_go)
             try:
                 # `stop` as inherited: its handler is this child's until serve()
                 # attaches the server, so a signal forwarded early is not lost.
                 code = serve(settings, listeners, port, stop, hangup, recon_listener,
-                             changes, metrics[index], views_owed,
+                             changes[index], metrics[index], views_owed[index],
                              ready=lambda: _ready_in_child(says_started, go), parent=parent,
                              first=index == 0, reread=reread)
             except UserError as exc:
@@ -541,6 +542,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
                 os._exit(code)
         children.append(pid)
     os.close(says_started)
+    os.close(go)
     for listener, _ in listeners:
         listener.close()
     if recon_listener is not None:
@@ -565,7 +567,7 @@ def run_processes(settings: Settings, listeners: Listeners, port: int, count: in
     hangup.pass_on_to(children)
     if _bytes_until_closed(started):  # (when every child said so, or exited)
         ready()
-    go.set()
+    os.close(says_go)
     hangup.start([reopen_log_files])  # this process's own last lines
     return _wait_for(children, stopping, lambda: forward(signal.SIGTERM, None))
 
@@ -614,15 +616,20 @@ class _OrphanCheck:
             self.server.request_stop()
 
 
-def _ready_in_child(pipe: int, go: multiprocessing.synchronize.Event) -> None:
+def _ready_in_child(pipe: int, go: int) -> None:
     """A serving process can serve: say so with a byte on `pipe` (then closed),
-    and wait for `go`, which cksd sets when it has said that it listens (at
-    most READY_WAIT seconds)."""
+    and wait for the pipe `go` to close, which cksd's main process does when
+    it has said that it listens (at most READY_WAIT seconds).  Until
+    2026-12-07 `go` was a multiprocessing Event, whose set() waits for every
+    process waiting on it: one killed meanwhile held up cksd for good."""
     try:
         os.write(pipe, b"+")
     finally:
         os.close(pipe)
-    go.wait(READY_WAIT)
+    try:
+        select.select([go], [], [], READY_WAIT)
+    finally:
+        os.close(go)
 
 
 def _bytes_until_closed(pipe: int) -> int:

@@ -39,25 +39,33 @@ and meanwhile searches are answered without it.  While an idle helper
 settles, a lookup waits for it to reach the uploads answered before the
 lookup began, rather than deriving the same views again itself.
 
-Two counters, shared by the serving processes of one cksd: uploads answered
-with their views owed, ever; and the highest value of the first that a
-finished settling had read before it began.  Every upload counted in that
-value had committed its work item (cks_view_work) before the settling read
-the queue, so it was served.  No lock is shared between processes: two of
-them settling at once may derive the same view twice (the second writes
-nothing), and a process that dies leaves nothing locked; what a crash left
-undone stays in cks_view_work, which the background job works off.
+Two counts, shared by the serving processes of one cksd: uploads answered
+with their views owed, ever (the sum of each process's); and the highest
+value of the first that a finished settling had read before it began.
+Every upload counted in that value had committed its work item
+(cks_view_work) before the settling read the queue, so it was served.  No
+lock is shared between processes (shared_counts.py): two of them settling
+at once may derive the same view twice (the second writes nothing), two
+idle helpers may take the turn at the same moment, with the same outcome,
+and a process that dies leaves nothing locked; what a crash left undone
+stays in cks_view_work, which the background job works off.  Idle helpers
+look every HELPER_POLL_SECONDS for an upload answered since they last
+looked: a multiprocessing Event, which woke them until 2026-12-07, made
+one upload wait for good for a helper killed while waiting on it, and
+with it the stop of cksd.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import threading
 import time
-from typing import Callable, Optional, TypeVar
+from typing import Any, Callable, List, Optional, TypeVar
 
 from ..repeated import RepeatedFailure
+from ..shared_counts import SharedCounts
 from ..served import ServePolicy
 from ..store import Store, StoreError
 from ..store.loadprogress import served_together
@@ -67,7 +75,8 @@ T = TypeVar("T")
 
 log = logging.getLogger("cks.hkp")
 
-_OWED, _SETTLED = 0, 1
+_OWED, _SETTLED = 0, 1  # the counts' columns
+_OWED_AT, _RUNG_AT, _TURN_ENDS = 0, 1, 2  # the moments'
 QUIET_SECONDS = 0.05
 AT_MOST_SECONDS = 1.0
 HELPER_LEASE_SECONDS = 60.0
@@ -91,27 +100,41 @@ answer must not wait for the primary."""
 
 
 class ViewsOwed:
-    """Made before cksd forks its serving processes, it is theirs to share."""
+    """This process's alone; shared_by() makes those of cksd's serving
+    processes, before it forks them."""
 
-    def __init__(self) -> None:
-        self._counts = multiprocessing.Array("Q", 2, lock=False)  # read without a lock
-        self._counting = multiprocessing.Lock()  # held for an addition, never across work
+    def __init__(self, counts: Optional[SharedCounts] = None, moments: Any = None) -> None:
+        self._counts = counts if counts is not None else SharedCounts(1, 2, shared=False)
+        # (time.monotonic() values that every process writes whole: _OWED_AT,
+        # _RUNG_AT, _TURN_ENDS)
+        self._moments = moments if moments is not None else (ctypes.c_double * 3)()
         self._settling = threading.Lock()  # one settling at a time in each process
-        self._failed_at = -FAILED_PAUSE_SECONDS  # (time.monotonic(): this process's)
+        self._failed_at = -FAILED_PAUSE_SECONDS  # (this process's)
         self._owed_here_at = -QUIET_SECONDS  # this process's last upload answered
-        self._owed_at = multiprocessing.Array("d", 1, lock=False)  # any process's
-        self._pending = multiprocessing.Event()  # set by owe(): idle helpers wake
-        self._turn = multiprocessing.Array("d", 1, lock=False)  # an idle helper's lease
+        self._heard_at = 0.0  # _RUNG_AT when this process's helper last looked
+
+    @classmethod
+    def shared_by(cls, processes: int) -> List["ViewsOwed"]:
+        """Each of `processes` processes' own: make them before the fork."""
+        moments = multiprocessing.RawArray("d", 3)
+        return [cls(row, moments) for row in SharedCounts.rows(processes, 2)]
+
+    @property
+    def _owed(self) -> int:
+        return self._counts.total(_OWED)
+
+    @property
+    def _settled(self) -> int:
+        return self._counts.highest(_SETTLED)
 
     def owe(self, awaited: bool = True) -> None:
         """An upload was answered whose views are owed (call after its commit).
         One not `awaited` (its client went over its upload budget, upload_cost.py)
         is left to the background job (follow_views): no lookup waits for it."""
-        self._owed_here_at = self._owed_at[0] = time.monotonic()
+        self._owed_here_at = self._moments[_OWED_AT] = time.monotonic()
         if awaited:
-            with self._counting:
-                self._counts[_OWED] += 1
-        self._pending.set()
+            self._counts.add(_OWED)
+        self._moments[_RUNG_AT] = time.monotonic()
 
     @property
     def uploading_here(self) -> bool:
@@ -119,34 +142,39 @@ class ViewsOwed:
         return time.monotonic() - self._owed_here_at < QUIET_SECONDS
 
     def wait_for_owed(self, timeout: float) -> bool:
-        """Wait until an upload (in any process) may have left views owed;
-        True then (clear_owed() before settling)."""
-        return self._pending.wait(timeout)
+        """Wait until an upload (in any process) was answered since the last
+        clear_owed() (call it before settling); True then."""
+        deadline = time.monotonic() + timeout
+        while self._moments[_RUNG_AT] == self._heard_at:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(HELPER_POLL_SECONDS, left))
+        return True
 
     def clear_owed(self) -> None:
-        self._pending.clear()
+        self._heard_at = self._moments[_RUNG_AT]
 
     def take_turn(self) -> bool:
         """The idle helpers' turn, for one process at a time (the clock is the
-        machine's, which every process reads alike); False if another has it."""
-        with self._counting:
-            if self.helper_settling:
-                return False
-            self._turn[0] = time.monotonic() + HELPER_LEASE_SECONDS
-            return True
+        machine's, which every process reads alike), but for two that take it
+        at the same moment; False if another has it."""
+        if self.helper_settling:
+            return False
+        self._moments[_TURN_ENDS] = time.monotonic() + HELPER_LEASE_SECONDS
+        return True
 
     @property
     def helper_settling(self) -> bool:
         """Does an idle helper (of any process) have the turn?"""
-        return self._turn[0] > time.monotonic()
+        return self._moments[_TURN_ENDS] > time.monotonic()
 
     def end_turn(self) -> None:
-        with self._counting:
-            self._turn[0] = 0.0
+        self._moments[_TURN_ENDS] = 0.0
 
     @property
     def settled(self) -> bool:
-        return self._counts[_SETTLED] >= self._counts[_OWED]
+        return self._settled >= self._owed
 
     def wait_for_quiet(self, quiet: float = QUIET_SECONDS,
                        at_most: float = AT_MOST_SECONDS) -> None:
@@ -155,10 +183,10 @@ class ViewsOwed:
         uploads at once (one transaction, one commit) instead of one upload's
         at a time, racing the next for the database and the interpreter."""
         deadline = time.monotonic() + at_most
-        seen = self._counts[_OWED]
+        seen = self._owed
         while True:
             time.sleep(max(0.0, min(quiet, deadline - time.monotonic())))
-            now = self._counts[_OWED]
+            now = self._owed
             if now == seen or time.monotonic() >= deadline:
                 return
             seen = now
@@ -171,7 +199,7 @@ class ViewsOwed:
         commit says the primary takes writes again, and a lookup sent after
         its answer must find its key."""
         failed_at = self._failed_at
-        return not self.settled and (failed_at < self._owed_at[0] or
+        return not self.settled and (failed_at < self._moments[_OWED_AT] or
                                      time.monotonic() - failed_at >= FAILED_PAUSE_SECONDS)
 
     def settle(self, work: Callable[[], bool], wait: Optional[float] = None) -> bool:
@@ -183,10 +211,10 @@ class ViewsOwed:
         own, after any settling another thread of this process is running;
         either way return after `wait` seconds at most.  Whether what was
         owed when this began is settled now."""
-        owed = self._counts[_OWED]
+        owed = self._owed
         if self._worth_trying:
             self._settle(work, owed, wait)
-        return self._counts[_SETTLED] >= owed
+        return self._settled >= owed
 
     def _settle(self, work: Callable[[], bool], owed: int, wait: Optional[float]) -> None:
         if wait is None:
@@ -196,7 +224,7 @@ class ViewsOwed:
             return
         deadline = time.monotonic() + wait
         if self.helper_settling:
-            while self._counts[_SETTLED] < owed and time.monotonic() < deadline:
+            while self._settled < owed and time.monotonic() < deadline:
                 time.sleep(LOOKUP_POLL_SECONDS)
             return
         if not self._settling.acquire(timeout=wait):
@@ -210,7 +238,7 @@ class ViewsOwed:
         """A lookup's settling, in a thread of its own (the lookup waits for
         it LOOKUP_WAIT_SECONDS at most), the settling lock held for it."""
         try:
-            if self._counts[_SETTLED] < owed:
+            if self._settled < owed:
                 self._run(work)
         except Exception:  # noqa: BLE001 - no lookup is there to answer 500 for it
             log.exception("served views owed not derived")
@@ -226,7 +254,7 @@ class ViewsOwed:
         the lookup can find are settled now."""
         if not self._worth_trying:
             return self.settled
-        owed = self._counts[_OWED]
+        owed = self._owed
         everything = work()
         if everything is None:
             self._failed_at = time.monotonic()
@@ -248,7 +276,7 @@ class ViewsOwed:
         rest()
 
     def _run(self, work: Callable[[], bool]) -> bool:
-        owed = self._counts[_OWED]
+        owed = self._owed
         if not work():
             self._failed_at = time.monotonic()
             return False  # still owed: the background job tries again
@@ -257,8 +285,7 @@ class ViewsOwed:
 
     def _settled_up_to(self, owed: int) -> None:
         """The uploads counted in `owed` (read before the queue was) are served."""
-        with self._counting:
-            self._counts[_SETTLED] = max(self._counts[_SETTLED], owed)
+        self._counts.raise_to(_SETTLED, owed)
 
 
 def serve_views(store: Store, policy: ServePolicy) -> bool:
@@ -306,6 +333,8 @@ def _logged(work: Callable[[], T]) -> Optional[T]:
 HELPER_WAIT_SECONDS = 0.5
 """How long an idle helper's round waits for an upload before it ends (so
 that the thread running it sees a stop in time)."""
+HELPER_POLL_SECONDS = 0.01
+"""How often an idle helper looks for an upload answered (see the module notes)."""
 
 
 def help_while_idle(owed: ViewsOwed, work: Callable[[], bool]) -> None:

@@ -22,13 +22,13 @@ ask at every lookup:
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import select
 import threading
 import time
-from typing import Any, Callable, Hashable, Optional
+from typing import Any, Callable, Hashable, List, Optional
 
 from ..repeated import RepeatedFailure
+from ..shared_counts import SharedCounts
 
 log = logging.getLogger("cks.store")
 
@@ -47,31 +47,25 @@ def note_key_change(cursor: Any) -> None:
 
 class LocalChanges:
     """The key-changing transactions this process committed (thread-safe);
-    made by shared(), those of every process forked after it too: the
-    serving processes of one cksd share one, so an upload that one answered
-    is seen by the lookup that another answers next, without waiting for the
-    database's notification."""
+    made by shared_by(), those of every serving process of one cksd, which
+    share their counts, so that an upload one answered is seen by the lookup
+    another answers next, without waiting for the database's notification.
+    No lock is shared between them (shared_counts.py)."""
 
-    def __init__(self, counter: Any = None) -> None:
-        self._shared = counter  # a multiprocessing.Value, or None: this process only
-        self._count = 0
-        self._lock = threading.Lock()
+    def __init__(self, counts: Optional[SharedCounts] = None) -> None:
+        self._counts = counts if counts is not None else SharedCounts(1, 1, shared=False)
 
     @classmethod
-    def shared(cls) -> "LocalChanges":
-        return cls(multiprocessing.Value("Q", 0))
+    def shared_by(cls, processes: int) -> List["LocalChanges"]:
+        """Each of `processes` processes' own: make them before the fork."""
+        return [cls(row) for row in SharedCounts.rows(processes, 1)]
 
     def committed(self) -> None:
-        if self._shared is not None:
-            with self._shared.get_lock():
-                self._shared.value += 1
-        else:
-            with self._lock:
-                self._count += 1
+        self._counts.add(0)
 
     @property
     def count(self) -> int:
-        return self._shared.value if self._shared is not None else self._count
+        return self._counts.total(0)
 
 
 class KeyChangeWatch:
