@@ -2,6 +2,7 @@
 
 import http.client
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -273,6 +274,56 @@ def test_a_process_killed_while_another_answers_an_upload_stops_cksd(tmp_path):
         assert conn.getresponse().status == 200
         assert server.proc.wait(20) == 1, server.output()
         conn.close()
+
+
+def test_a_process_killed_while_waiting_to_start_stops_cksd(tmp_path):
+    """A serving process killed while it waits for the others to be able to
+    serve (it waits for cksd's word to start its background jobs): once
+    the last one can, cksd stops, status 1.  Until 2026-12-07 that word was
+    a multiprocessing Event, whose set() waited for good for the killed
+    process: cksd neither served nor stopped, not even on SIGTERM."""
+    config = _config(tmp_path, "[server]\nprocesses = 2\n")
+    for _ in range(3):  # (until the second process is stopped before it can serve)
+        proc = _start(["--db", "sqlite:///%s" % (tmp_path / "k.db"), "--port", "0",
+                       "--config", config], cwd=tmp_path)
+        try:
+            children = _children_as_forked(proc.pid, 2)
+            os.kill(int(children[1]), signal.SIGSTOP)
+            time.sleep(1.5)  # (the first can serve and waits by now)
+            if select.select([proc.stderr], [], [], 0)[0]:  # "listening": too late
+                os.kill(int(children[1]), signal.SIGCONT)
+                assert _stop(proc) == 0
+                continue
+            os.kill(int(children[0]), signal.SIGKILL)
+            time.sleep(0.3)
+            os.kill(int(children[1]), signal.SIGCONT)
+            assert proc.wait(20) == 1
+            assert "serving process %s ended with status -9" % children[0] in \
+                proc.stderr.read().decode()
+            return
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                for pid in _children_of(proc.pid):
+                    os.kill(int(pid), signal.SIGKILL)
+    raise AssertionError("the second serving process could serve before it was stopped")
+
+
+def _children_of(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as handle:
+            return handle.read().split()
+    except OSError:
+        return []
+
+
+def _children_as_forked(pid, count):
+    """The first `count` child processes of `pid`, as soon as there are."""
+    deadline = time.monotonic() + 20
+    while len(_children_of(pid)) < count:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    return _children_of(pid)[:count]
 
 
 def _holder_of(client, pids):
