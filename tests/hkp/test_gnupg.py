@@ -1,6 +1,7 @@
 """Real GnuPG against cksd: --send-keys, --recv-keys, --search-keys, --refresh-keys,
 --locate-keys, on SQLite and PostgreSQL."""
 
+import time
 
 import pytest
 
@@ -206,3 +207,68 @@ def test_a_v4_key_with_v5_or_v6_packets_does_not_hide_others_from_gnupg(server, 
     with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as other:
         other.run(["--recv-keys"] + pubs)
         assert len(other.fingerprints()) == 4
+
+
+def _key_binding(subkeys, uid: bytes, revoked_by_v6: bool = False) -> bytes:
+    """A new v4 key with `uid` that binds the public keys `subkeys` (someone
+    else's: no secret key is needed) as its subkeys, for authentication and
+    encryption, which no back-signature proves; `revoked_by_v6`: it also
+    names a v6 key its designated revoker, whose revocation of it (a v6
+    signature, which GnuPG 2.2 cannot read) is served unverified."""
+    owner, revoker = Signer.new(), Signer.new(version=6)
+    hashed = [sg.Subpacket(sg.SUB_REVOCATION_KEY, bytes((0x80, 27))
+                           + revoker.public.fingerprint)] if revoked_by_v6 else []
+    packets = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize())]
+    if revoked_by_v6:
+        packets.append(pk.Packet(pk.TAG_SIGNATURE, revoker.sign(
+            sg.KEY_REVOCATION, owner.public, None).serialize()))
+    packets += [pk.Packet(pk.TAG_USER_ID, uid), pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+        sg.CERT_POSITIVE, owner.public, UserID(uid), hashed).serialize())]
+    for subkey in subkeys:
+        packets += [pk.Packet(pk.TAG_PUBLIC_SUBKEY, subkey.serialize()),
+                    pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+                        sg.SUBKEY_BINDING, owner.public, subkey, [key_flags(0x2C)]
+                    ).serialize())]
+    return keyring(packets)
+
+
+def test_keys_binding_anothers_key_as_a_subkey_hide_it_from_no_one(server, gpg):
+    """Anyone can bind someone's public primary key (and encryption subkey)
+    to keys of their own as subkeys that sign nothing.  A lookup by the
+    primary key's ID or fingerprint answers that key alone; one by the
+    subkey's ID answers the keys that hold it, the first stored here first,
+    and for GnuPG only those it can read.  Until 2026-12-07 such keys came
+    with the one asked for (a hundred of them, sorted before it, cut it from
+    the answer at max_results), and one holding a v6 signature made GnuPG
+    2.2 read nothing of the answer (a review found both)."""
+    uid = b"Subkey Owner <subkey-owner@example.org>"
+    owner, encryption = Signer.new(), Signer.new()
+    victim = keyring([
+        pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()), pk.Packet(pk.TAG_USER_ID, uid),
+        pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.CERT_POSITIVE, owner.public,
+                                               UserID(uid)).serialize()),
+        pk.Packet(pk.TAG_PUBLIC_SUBKEY, encryption.public.serialize()),
+        pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.SUBKEY_BINDING, owner.public,
+                                               encryption.public, [key_flags(0x0C)]
+                                               ).serialize())])
+    assert server.add(encode(victim))[0] == 200
+    time.sleep(1.1)  # (a key's first_seen is in seconds)
+    stolen = [owner.public, encryption.public]
+    for n, revoked_by_v6 in enumerate([True, False, False]):
+        taker = _key_binding(stolen, b"Taker %d <taker@example.org>" % n, revoked_by_v6)
+        assert server.add(encode(taker))[0] == 200
+    victim_fpr = owner.public.fingerprint.hex().upper()
+    for asked in (victim_fpr, owner.public.keyid.hex().upper()):
+        index = server.request("GET", "/pks/lookup?op=index&options=mr&search=0x" + asked,
+                               headers={"User-Agent": "curl/8"})
+        assert index[0] == 200 and index[2].decode().count("\npub:") == 1, index[2]
+        with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as other:
+            other.run(["--recv-keys", asked])
+            assert other.fingerprints() == [victim_fpr]
+    subkey_id = encryption.public.keyid.hex().upper()
+    everyone = server.request("GET", "/pks/lookup?op=index&options=mr&search=0x" + subkey_id,
+                              headers={"User-Agent": "curl/8"})
+    assert everyone[2].decode().count("\npub:") == 4
+    assert everyone[2].decode().split("\npub:")[1].startswith(victim_fpr)  # (the first stored)
+    gpg.run(["--recv-keys", subkey_id])
+    assert victim_fpr in gpg.fingerprints() and len(gpg.fingerprints()) == 3

@@ -62,46 +62,77 @@ def _twin_subkey(db_url, owner, keyid):
 
 
 def _as_before(store, column, value, limit):
-    """What the lookups read before, with two queries."""
-    found = store.find_by_id(column, value, limit + 1)
-    return store.key_rows(found[:limit]), len(found) > limit
+    """What the lookups read with two queries: the keys whose primary key
+    has the ID, read apart (a key found by a subkey is not among them)."""
+    ids = {"keyid": lambda r: r.keyid, "short_keyid": lambda r: r.keyid[-8:],
+           "fingerprint": lambda r: r.fingerprint}[column]
+    found = [r.fingerprint for r in store.key_rows(store.find_by_id(column, value, limit + 1))
+             if ids(r) == value]
+    return store.key_rows(found[:limit]), len(found) > limit, False
 
 
 @pytest.mark.parametrize("column,value", [
     ("keyid", _keyid("rsa2048")), ("short_keyid", _keyid("multi-uid")[-8:]),
     ("fingerprint", fpr("ed25519")), ("keyid", "0123456789ABCDEF")])
 def test_one_query_reads_what_two_did(filled, column, value):
-    rows, truncated = filled.key_rows_by_id(column, value, 100)
-    assert (rows, truncated) == _as_before(filled, column, value, 100)
-    parts, truncated = filled.served_parts_by_id(column, value, 100)
+    rows, truncated, by_subkey = filled.key_rows_by_id(column, value, 100)
+    assert (rows, truncated, by_subkey) == _as_before(filled, column, value, 100)
+    parts, truncated, by_subkey = filled.served_parts_by_id(column, value, 100)
     assert parts == [filled.served_parts([r.fingerprint])[r.fingerprint] for r in rows]
-    assert not truncated
+    assert not truncated and not by_subkey
 
 
-def test_a_key_id_two_keys_share_is_capped_in_order(db_url, filled):
+def _first_seen(db_url, name, when):
+    run_sql(db_url, "UPDATE cks_keys SET first_seen = ? WHERE fingerprint = ?",
+            (when, fpr(name)), write=True)
+
+
+def test_keys_found_by_a_subkey_come_only_where_no_primary_key_has_the_id(db_url, filled):
+    """Another key with a subkey of the ID asked for (anyone can bind
+    someone else's public key to their own as a subkey that signs nothing)
+    is not answered beside the key whose primary key has it, whatever the
+    cap; a key ID only subkeys have finds their keys, the first stored here
+    first, capped in that order."""
     keyid = _keyid("rsa2048")
-    _twin_subkey(db_url, "photo", keyid)
-    both = sorted([fpr("rsa2048"), fpr("photo")])
-    rows, truncated = filled.key_rows_by_id("keyid", keyid, 100)
-    assert [r.fingerprint for r in rows] == both and not truncated
-    rows, truncated = filled.key_rows_by_id("keyid", keyid, 1)
-    assert [r.fingerprint for r in rows] == both[:1] and truncated
-    assert filled.key_rows_by_id("keyid", keyid, 2)[1] is False  # all there is: not cut
-    assert filled.served_parts_by_id("keyid", keyid, 2)[1] is False
-    assert (rows, truncated) == _as_before(filled, "keyid", keyid, 1)
-    parts, truncated = filled.served_parts_by_id("keyid", keyid, 1)
-    assert parts == [filled.served_parts(both[:1])[both[0]]] and truncated
+    for owner in ("photo", "ed25519"):
+        _twin_subkey(db_url, owner, keyid)
+    for limit in (1, 100):
+        rows, truncated, by_subkey = filled.key_rows_by_id("keyid", keyid, limit)
+        assert [r.fingerprint for r in rows] == [fpr("rsa2048")]
+        assert not truncated and not by_subkey
+        parts, truncated, by_subkey = filled.served_parts_by_id("keyid", keyid, limit)
+        assert parts == [filled.served_parts([fpr("rsa2048")])[fpr("rsa2048")]]
+        assert not truncated and not by_subkey
+    only_subkeys = "0123456789ABCDEF"
+    for owner in ("photo", "ed25519", "nistp256"):
+        _twin_subkey(db_url, owner, only_subkeys)
+    oldest_first = sorted(["photo", "ed25519", "nistp256"], key=fpr, reverse=True)
+    for when, owner in enumerate(oldest_first):
+        _first_seen(db_url, owner, 1000 + when)
+    rows, truncated, by_subkey = filled.key_rows_by_id("keyid", only_subkeys, 100)
+    assert [r.fingerprint for r in rows] == [fpr(n) for n in oldest_first]
+    assert not truncated and by_subkey
+    rows, truncated, by_subkey = filled.key_rows_by_id("keyid", only_subkeys, 2)
+    assert [r.fingerprint for r in rows] == [fpr(n) for n in oldest_first[:2]] and truncated
+    parts, truncated, by_subkey = filled.served_parts_by_id("keyid", only_subkeys, 2)
+    assert parts == [filled.served_parts([fpr(n)])[fpr(n)] for n in oldest_first[:2]]
+    assert truncated and by_subkey
+    assert filled.key_rows_by_id("keyid", only_subkeys, 3)[1] is False  # all: not cut
 
 
 def test_a_key_without_its_served_view_counts_for_the_cap_but_is_not_answered(db_url, filled):
-    keyid = _keyid("rsa2048")
-    _twin_subkey(db_url, "photo", keyid)
+    keyid = "0123456789ABCDEF"
+    for owner in ("photo", "rsa2048"):
+        _twin_subkey(db_url, owner, keyid)
+        _first_seen(db_url, owner, 1000)  # (found in fingerprint order)
     run_sql(db_url, "UPDATE cks_keys SET served_crc24 = ? WHERE fingerprint = ?",
             (UNSERVED, fpr("photo")), write=True)
     for limit in (1, 100):
-        rows, truncated = filled.key_rows_by_id("keyid", keyid, limit)
-        assert (rows, truncated) == _as_before(filled, "keyid", keyid, limit)
-        parts, truncated = filled.served_parts_by_id("keyid", keyid, limit)
+        rows, truncated, _ = filled.key_rows_by_id("keyid", keyid, limit)
+        found = sorted([fpr("photo"), fpr("rsa2048")])[:limit]
+        assert [r.fingerprint for r in rows] == [f for f in found if f != fpr("photo")]
+        assert truncated == (limit == 1)
+        parts, truncated, _ = filled.served_parts_by_id("keyid", keyid, limit)
         assert len(parts) == len(rows) and parts == [
             filled.served_parts([r.fingerprint])[r.fingerprint] for r in rows]
 
@@ -241,8 +272,9 @@ def _answer(store, target, max_results, user_agent=None, accept=None):
 
 @pytest.mark.parametrize("op", ["get", "index"])
 def test_an_answer_cut_at_max_results_says_so(db_url, filled, op):
-    keyid = _keyid("rsa2048")
-    _twin_subkey(db_url, "photo", keyid)
+    keyid = "0123456789ABCDEF"
+    for owner in ("photo", "rsa2048"):
+        _twin_subkey(db_url, owner, keyid)
     target = "/pks/lookup?op=%s&options=mr&search=0x%s" % (op, keyid)
     whole, cut = _answer(filled, target, 100), _answer(filled, target, 1)
     assert whole.status == cut.status == 200
@@ -372,10 +404,13 @@ def test_answers_stop_at_their_byte_budgets_and_say_so(db_url, store, monkeypatc
     page = _answer(store, "/pks/lookup?op=vindex&search=budget", 100)
     assert page.status == 200 and TRUNCATED_HEADER in dict(page.headers)
     assert [f for f in fingerprints if f in page.body.decode()] == fingerprints[:1]
-    keyid = fingerprints[0][-16:]  # (found on a second key too: a subkey row with it)
-    run_sql(db_url, "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
-            "version, algorithm, bits, created) VALUES (?, ?, ?, ?, 4, 1, 2048, 0)",
-            (fingerprints[1], "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
+    keyid = "0123456789ABCDEF"  # (a subkey's of the first two keys)
+    for owner in fingerprints[:2]:
+        run_sql(db_url, "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, "
+                "short_keyid, version, algorithm, bits, created) VALUES (?, ?, ?, ?, 4, 1, "
+                "2048, 0)", (owner, "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
+        run_sql(db_url, "UPDATE cks_keys SET first_seen = 1000 WHERE fingerprint = ?",
+                (owner,), write=True)
     get, cut = answer("get", "0x" + keyid)
     assert (armored(get), cut) == (fingerprints[:1], True)
 

@@ -185,11 +185,15 @@ def _text_search_filter(query: Query, asked: Sequence[str], newest: Optional[int
                                    address is not None and u.email == address
                                    for u in r.user_ids))
     if newest is not None:
-        tests.append(lambda r: r.version <= newest
-                     and r.algorithm not in GNUPG_UNREADABLE_ALGORITHMS)
+        tests.append(lambda r: _gnupg_reads(r, newest))
     if not tests:
         return None
     return lambda row: all(test(row) for test in tests)
+
+
+def _gnupg_reads(row: KeyRow, newest: int) -> bool:
+    """Whether GnuPG, reading versions up to `newest`, reads this key."""
+    return row.version <= newest and row.algorithm not in GNUPG_UNREADABLE_ALGORITHMS
 
 
 def _words_of_user_ids(row: KeyRow) -> Set[str]:
@@ -410,8 +414,11 @@ class KeyServer:
         (`newest`: the newest version the client reads, newest_version_read)."""
         assert lookup.search is not None
         if lookup.op == "get" and lookup.search.names_one_key:
-            parts, truncated = self.lookup_store.served_parts_by_id(
+            parts, truncated, by_subkey = self.lookup_store.served_parts_by_id(
                 lookup.search.kind, lookup.search.value, self.settings.max_results)
+            if by_subkey and newest is not None:
+                parts = [p for p in parts if not holds_packet_beyond(
+                    p[0], newest, GNUPG_UNREADABLE_ALGORITHMS)]
             held = _Within(((p, len(p[0])) for p in parts), KEYS_ANSWER_BYTES)
             return self._armored(lookup, held, lambda: truncated or held.cut)
         fingerprints, rows, truncated = self.find(lookup.search, newest)
@@ -459,7 +466,9 @@ class KeyServer:
             found = store.find_by_hash(query.value)
             return found[:limit], [], len(found) > limit
         if query.names_one_key:
-            rows, truncated = store.key_rows_by_id(query.kind, query.value, limit)
+            rows, truncated, by_subkey = store.key_rows_by_id(query.kind, query.value, limit)
+            if by_subkey and newest is not None:
+                rows = [r for r in rows if _gnupg_reads(r, newest)]
             return [r.fingerprint for r in rows], rows, truncated
         if query.kind == "email":
             asked, search = [], functools.partial(store.key_rows_by_email, query.value)

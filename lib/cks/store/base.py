@@ -21,10 +21,10 @@ from ..openpgp.packet import read_packet
 from .changes import note_key_change
 from .connections import Database
 from .ptree import change_hash, insert_all
-from .rows import (DESCRIBED_COLUMNS, INDEX_COLUMNS, INDEX_TABLES, KEY_ROWS_OF_MATCHES,
-                   NETWORK_VIEW_COLUMNS, SAVE_VERDICTS, SIGNER_COLUMNS, UNSERVED,
-                   VIEW_WORK_COLUMNS, KeyRow, NetworkView, ServedState, ServedView, StoredKey,
-                   ViewWork, described, first_key_rows, index_rows, key_rows_of,
+from .rows import (DESCRIBED_COLUMNS, INDEX_COLUMNS, INDEX_TABLES, KEY_ROWS_OF_ID_MATCHES,
+                   KEY_ROWS_OF_MATCHES, NETWORK_VIEW_COLUMNS, SAVE_VERDICTS, SIGNER_COLUMNS,
+                   UNSERVED, VIEW_WORK_COLUMNS, KeyRow, NetworkView, ServedState, ServedView,
+                   StoredKey, ViewWork, described, first_key_rows, index_rows, key_rows_of,
                    network_view_row, signer_rows, verdict_rows)
 from .sql import Cursor, execute_in, in_list, insert_statement, rows_in
 
@@ -347,32 +347,37 @@ class Store(Database):
 
     def find_by_id(self, column: str, value: str, limit: int) -> List[str]:
         """Primary fingerprints whose key or subkey has `column` (keyid,
-        short_keyid or fingerprint) equal to `value`."""
+        short_keyid or fingerprint) equal to `value`, all alike (a lookup
+        finds fewer: key_rows_by_id)."""
         with self.read() as cursor:
             rows = cursor.execute(_matching_id(column), _id_parameters(value, limit)).fetchall()
         return [r[0] for r in rows]
 
-    def key_rows_by_id(self, column: str, value: str, limit: int) -> Tuple[List[KeyRow], bool]:
-        """find_by_id(limit + 1) and key_rows of the first `limit` keys found,
-        in one query (a round trip on PostgreSQL): the index rows, and whether
-        more keys matched."""
+    def key_rows_by_id(self, column: str, value: str, limit: int
+                       ) -> Tuple[List[KeyRow], bool, bool]:
+        """The index rows of the first `limit` keys a lookup by `column` (keyid,
+        short_keyid or fingerprint) finds (_found_by_id), in one query (a
+        round trip on PostgreSQL); whether more keys matched; and whether
+        they were found by a subkey."""
         with self.read() as cursor:
-            return first_key_rows(cursor.execute_prepared(
-                KEY_ROWS_OF_MATCHES % _matching_id(column),
-                _id_parameters(value, limit + 1)).fetchall(), limit)
+            rows = cursor.execute_prepared(KEY_ROWS_OF_ID_MATCHES % _found_by_id(column),
+                                           _found_by_id_parameters(value, limit + 1)
+                                           ).fetchall()
+        return first_key_rows(rows, limit) + (bool(rows and rows[0][-1]),)
 
     def served_parts_by_id(self, column: str, value: str, limit: int
-                           ) -> Tuple[List[Tuple[bytes, int]], bool]:
-        """find_by_id(limit + 1) and served_parts of the first `limit` keys
-        found, in one query: their served views and CRC24s in fingerprint
-        order, and whether more keys matched."""
+                           ) -> Tuple[List[Tuple[bytes, int]], bool, bool]:
+        """The served views and CRC24s of the first `limit` keys a lookup by
+        `column` finds (_found_by_id), in one query; whether more keys
+        matched; and whether they were found by a subkey."""
         with self.read() as cursor:
             rows = cursor.execute_prepared(
-                "SELECT k.fingerprint, k.served, k.served_crc24 FROM (%s) m "
-                "JOIN cks_keys k ON k.fingerprint = m.fingerprint ORDER BY 1"
-                % _matching_id(column), _id_parameters(value, limit + 1)).fetchall()
-        return ([(bytes(r[1]), r[2]) for r in rows[:limit] if r[2] != UNSERVED],
-                len(rows) > limit)
+                "SELECT k.served, k.served_crc24, m.by_subkey FROM (%s) m "
+                "JOIN cks_keys k ON k.fingerprint = m.fingerprint "
+                "ORDER BY m.first_seen, k.fingerprint"
+                % _found_by_id(column), _found_by_id_parameters(value, limit + 1)).fetchall()
+        return ([(bytes(r[0]), r[1]) for r in rows[:limit] if r[1] != UNSERVED],
+                len(rows) > limit, bool(rows and rows[0][2]))
 
     def key_rows_by_email(self, email: str, limit: int) -> Tuple[List[KeyRow], bool]:
         """key_rows of the first `limit` keys with a user ID of this address,
@@ -581,6 +586,31 @@ def _matching_id(column: str) -> str:
 
 def _id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
     return value, UNSERVED, value, limit
+
+
+def _found_by_id(column: str) -> str:
+    """The keys a lookup by `column` finds (parameters: _found_by_id_parameters),
+    the first few, as (fingerprint, by_subkey, first_seen) in the order of
+    the last two: those whose primary key has it (served), and only where
+    none has, those with a subkey that has it, the first stored here first.
+    Anyone can bind someone else's public key to a key of their own as a
+    subkey that signs nothing (only a signing subkey signs its binding
+    back): until 2026-12-07 such keys came with the one asked for, a
+    hundred of them sorted first cut it from the answer at max_results, and
+    one holding a packet GnuPG 2.2 cannot read (a v6 signature) made it read
+    nothing of the answer."""
+    if column not in ("keyid", "short_keyid", "fingerprint"):
+        raise ValueError(column)
+    return ("SELECT fingerprint, 0 AS by_subkey, first_seen FROM cks_keys "
+            "WHERE {0} = ? AND served_crc24 <> ? "
+            "UNION ALL SELECT DISTINCT k.fingerprint, 1, k.first_seen FROM cks_subkeys s "
+            "JOIN cks_keys k ON k.fingerprint = s.key_fingerprint WHERE s.{0} = ? "
+            "AND NOT EXISTS (SELECT 1 FROM cks_keys p WHERE p.{0} = ? AND p.served_crc24 <> ?) "
+            "ORDER BY 3, 1 LIMIT ?".format(column))
+
+
+def _found_by_id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
+    return value, UNSERVED, value, value, UNSERVED, limit
 
 
 def _reason(stored: Optional[str]) -> str:

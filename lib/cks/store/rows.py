@@ -197,16 +197,20 @@ def verdict_rows(fingerprint: str, verdicts: Dict[bytes, Tuple[str, bool, str]])
     return [(k.hex(), fingerprint, v[0], v[1], v[2]) for k, v in verdicts.items()]
 
 
-KEY_ROWS_OF_MATCHES = (
+_KEY_ROWS = (
     "SELECT k.fingerprint, k.served_crc24, k.version, k.keyid, k.algorithm, k.bits, k.created, "
     "k.expires, k.revoked, k.sks_hash, k.size, k.first_seen, k.last_changed, "
     "k.unverified_revocation, u.position, u.uid, u.email, u.is_attribute, u.created, "
-    "u.expires, u.revoked "
-    "FROM (%s) m JOIN cks_keys k ON k.fingerprint = m.fingerprint "
+    "u.expires, u.revoked%s "
+    "FROM (%%s) m JOIN cks_keys k ON k.fingerprint = m.fingerprint "
     "LEFT JOIN cks_userids u ON u.key_fingerprint = k.fingerprint "
-    "ORDER BY k.fingerprint, u.position")
+    "ORDER BY %s, u.position")
+KEY_ROWS_OF_MATCHES = _KEY_ROWS % ("", "k.fingerprint")
 """The keys a query matches (its column `fingerprint`) with their user IDs,
 one row per user ID (key_rows_of reads them)."""
+KEY_ROWS_OF_ID_MATCHES = _KEY_ROWS % (", m.by_subkey", "m.first_seen, k.fingerprint")
+"""The same of a lookup by key ID or fingerprint (its columns fingerprint,
+by_subkey and first_seen), in its order, each row ending with by_subkey."""
 
 
 NETWORK_VIEW_COLUMNS = (
