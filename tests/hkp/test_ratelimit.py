@@ -12,6 +12,7 @@ import pytest
 
 from cks.cli.cksd import peer_refresh, server_settings
 from cks.config import ConfigError, Settings
+from cks.hkp import app as app_module
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.peer_addresses import PeerRefresher, enabled_peer_names, peer_host, resolve_peers
 from cks.hkp.ratelimit import (Rate, RateLimiter, bucket_of, client_address, ip_of,
@@ -185,13 +186,13 @@ def test_cksd_limits_an_ipv6_64_as_one_client(tmp_path):
     with _one_process_cksd(tmp_path, "lookups_per_second = 0.01\nlookup_burst = 3\n"
                                      "exempt = 2001:db8:1:2::99\n") as server:
         def status(client):
-            return server.request("GET", "/pks/lookup?op=stats&options=mr",
+            return server.request("GET", "/",
                                   headers={"X-Forwarded-For": client})[0]
         codes = [status("2001:db8:1:2::%x" % n) for n in range(1, 21)]
         assert codes == [200] * 3 + [429] * 17
         assert status("2001:db8:1:3::1") == 200  # the next /64 is someone else
         assert all(status("2001:db8:1:2::99") == 200 for _ in range(5))  # exempt: the address
-        server.wait_for_output(r'2001:db8:1:2::14 "GET /pks/lookup\?op=stats&options=mr '
+        server.wait_for_output(r'2001:db8:1:2::14 "GET / '
                                r'HTTP/1.1" 429')  # the log says the address itself
 
 
@@ -332,16 +333,34 @@ def test_a_flood_of_uploads_from_one_address_is_limited_while_another_is_served(
         server.wait_for_output(r'192\.0\.2\.2 "POST /pks/add HTTP/1.1" 429')
 
 
+def test_a_stats_page_costs_a_client_stats_tokens(tmp_path):
+    """op=stats reads whole indexes: a client's bucket pays app.STATS_TOKENS
+    for one (until 2026-12-07 one token, and one client asking again and
+    again kept PostgreSQL busy at a million keys); the operator's own
+    requests never pay."""
+    burst = app_module.STATS_TOKENS + 50
+    with _one_process_cksd(tmp_path, "lookups_per_second = 1\nlookup_burst = %d\n"
+                                     "trusted_proxies = 127.0.0.1\n" % burst) as server:
+        stats = "/pks/lookup?op=stats&options=mr"
+        alice = {"X-Forwarded-For": "198.51.100.1"}
+        assert [server.request("GET", stats, headers=alice)[0] for _ in range(3)] == \
+            [200, 200, 429]
+        assert server.request("GET", "/", headers=alice)[0] == 429  # (in debt for all)
+        assert server.request("GET", "/", headers={"X-Forwarded-For": "198.51.100.2"})[0] \
+            == 200
+        assert all(server.request("GET", stats)[0] == 200 for _ in range(5))  # (loopback's own)
+
+
 def test_lookups_limited_per_forwarded_client(tmp_path):
     with _one_process_cksd(tmp_path, "lookups_per_second = 1\nlookup_burst = 3\n"
                                      "trusted_proxies = 127.0.0.1\n") as server:
-        path = "/pks/lookup?op=stats&options=mr"
+        path = "/"
         alice = {"X-Forwarded-For": "198.51.100.1"}
         codes = [server.request("GET", path, headers=alice)[0] for _ in range(5)]
         assert codes == [200, 200, 200, 429, 429]
         assert server.request("GET", path, headers={"X-Forwarded-For": "198.51.100.2"})[0] \
             == 200
-        server.wait_for_output(r'198\.51\.100\.1 "GET /pks/lookup\?op=stats&options=mr '
+        server.wait_for_output(r'198\.51\.100\.1 "GET / '
                                r'HTTP/1.1" 429')
 
 
@@ -356,7 +375,7 @@ def test_each_request_on_a_kept_alive_proxy_connection_is_its_own_clients(tmp_pa
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
 
         def get(client):
-            conn.request("GET", "/pks/lookup?op=stats&options=mr",
+            conn.request("GET", "/",
                          headers={"X-Forwarded-For": client} if client else {})
             answer = conn.getresponse()
             answer.read()
@@ -367,9 +386,9 @@ def test_each_request_on_a_kept_alive_proxy_connection_is_its_own_clients(tmp_pa
             assert all(get(None) == 200 for _ in range(5))  # the proxy's own: never limited
         finally:
             conn.close()
-        server.wait_for_output(r'203\.0\.113\.5 "GET /pks/lookup\?op=stats&options=mr '
+        server.wait_for_output(r'203\.0\.113\.5 "GET / '
                                r'HTTP/1.1" 429')
-        server.wait_for_output(r'127\.0\.0\.1 "GET /pks/lookup\?op=stats&options=mr '
+        server.wait_for_output(r'127\.0\.0\.1 "GET / '
                                r'HTTP/1.1" 200')
 
 
@@ -385,7 +404,7 @@ def test_cksd_limits_forwarded_clients_but_not_loopback_or_peers(db_url, tmp_pat
 
         def statuses(count, forwarded_for=None):
             headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-            return [server.request("GET", "/pks/lookup?op=stats&options=mr",
+            return [server.request("GET", "/",
                                    headers=headers)[0] for _ in range(count)]
 
         assert statuses(20) == [200] * 20  # 127.0.0.1 without X-Forwarded-For

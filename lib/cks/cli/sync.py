@@ -137,4 +137,4 @@ def _chosen_peers(peers: PeerStore, only: Optional[str]) -> List[Peer]:
         except PeerNameError as exc:
             raise UserError(str(exc)) from None
         return [peers.get(name)]
-    return peers.list(enabled_only=True)
+    return peers.list(enabled_only=True, counted=True)

@@ -128,7 +128,7 @@ def cmd_remove(peers: PeerStore, args) -> int:
 
 
 def cmd_list(peers: PeerStore, args) -> int:
-    found = peers.list()
+    found = peers.list(counted=True)
     if args.json:
         json.dump([p.to_dict() for p in found], sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -66,6 +66,13 @@ HASHQUERY_READ_BYTES = 1 << 20
 # An index stops past this many bytes of user IDs, its first key always in
 # (the Debian keyring's largest index of 100 keys would take about 12 KB).
 INDEX_ANSWER_BYTES = 1 << 20
+# What an op=stats costs a client's bucket of lookups, beside the token of
+# its request: its counts read whole indexes (at a million keys 0.1 to 0.3 s
+# of the database's time), and until 2026-12-07 one client asking again and
+# again kept PostgreSQL on 1.6 of 2 cores (a review found it).  At the
+# default rate (20 a second) a client gets one every 5 s once its burst is
+# spent.
+STATS_TOKENS = 100
 # A search by text whose answer is filtered (exact=on; GnuPG's, without v5/v6
 # keys) reads the index rows of at most this many times max_results keys.
 FILTERED_SEARCH_READS = 10
@@ -396,6 +403,8 @@ class KeyServer:
                 return answer
         lookup = lookup or parse_lookup(request.query, all_words_of)
         if lookup.op == "stats":
+            if not is_operators_own(request.client, request.header("x-forwarded-for")):
+                self.lookup_limiter.charge(request.client, STATS_TOKENS - 1)
             return self.stats(lookup)
         if cache is None:
             return self._answer(lookup, newest)

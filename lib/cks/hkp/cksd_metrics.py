@@ -167,7 +167,8 @@ def _read_database(store: Store) -> str:
     try:
         store.check(within=ANSWER_SECONDS)
         keys = store.count_keys()
-        owed = [p for p in PeerStore(store).list(enabled_only=True) if p.kind in PUSH_KINDS]
+        owed = [p for p in PeerStore(store).list(enabled_only=True, counted=True)
+                if p.kind in PUSH_KINDS]
     except StoreError:
         return _database_up(0)
     return (_database_up(1) + format_family("cks_keys", "gauge", "Keys stored.", [("", (), keys)])

@@ -65,8 +65,8 @@ import time
 from typing import Any, Callable, List, Optional, TypeVar
 
 from ..repeated import RepeatedFailure
-from ..shared_counts import SharedCounts
 from ..served import ServePolicy
+from ..shared_counts import SharedCounts
 from ..store import Store, StoreError
 from ..store.loadprogress import served_together
 from ..views import NewKeyIds, follow_signers, serve_new_keys, serve_new_keys_with_id

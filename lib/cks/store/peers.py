@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..sync.peername import spellings
 from .base import Store
@@ -150,25 +150,39 @@ class PeerStore:
             raise PeerError("no peer %s in the list (see cks_sync_manage.py list)" % peer)
         return self._with_backlog([_peer(row)])[0]
 
-    def list(self, enabled_only: bool = False) -> List[Peer]:
+    def list(self, enabled_only: bool = False, counted: bool = False) -> List[Peer]:
+        """The peers; `counted`: with the keys owed to each (backlog,
+        catch_up), which reads the whole backlog: a million rows while a peer
+        catches up on a million keys, 0.2 s or more on SQLite.  Until
+        2026-12-07 they were counted for every caller, the serving
+        processes' jobs that need only the peers' addresses or which of them
+        are owed anything (`owing`) included, and in a way that sorted the
+        backlog (1 s and more)."""
         sql = "SELECT %s FROM cks_other_servers" % _COLUMNS
         if enabled_only:
             sql += " WHERE enabled = ?"
         with self.store.read() as cursor:
             rows = cursor.execute(sql + " ORDER BY sync_priority, id",
                                   (True,) if enabled_only else ()).fetchall()
-        return self._with_backlog([_peer(r) for r in rows])
+        peers = [_peer(r) for r in rows]
+        return self._with_backlog(peers) if counted else peers
+
+    def owing(self) -> Set[int]:
+        """The IDs of the peers owed at least one key (one index probe each)."""
+        with self.store.read() as cursor:
+            return {peer_id for (peer_id,) in cursor.execute(
+                "SELECT id FROM cks_other_servers p WHERE EXISTS "
+                "(SELECT 1 FROM cks_sync_backlog b WHERE b.peer_id = p.id)").fetchall()}
 
     def _with_backlog(self, peers: List[Peer]) -> List[Peer]:
+        """`peers` with their backlogs counted: one walk of the backlog's
+        index in its order (peer_id first), with no sort."""
         with self.store.read() as cursor:
-            counts = {}
-            for peer_id, catch_up, count in cursor.execute(
-                    "SELECT peer_id, pending_id = ?, count(*) FROM cks_sync_backlog "
-                    "GROUP BY peer_id, pending_id = ?", (CATCH_UP, CATCH_UP)).fetchall():
-                counts[peer_id, bool(catch_up)] = count
+            counts = {peer_id: (total, catch_up) for peer_id, total, catch_up in cursor.execute(
+                "SELECT peer_id, count(*), count(CASE WHEN pending_id = ? THEN 1 END) "
+                "FROM cks_sync_backlog GROUP BY peer_id", (CATCH_UP,)).fetchall()}
         for peer in peers:
-            peer.catch_up = counts.get((peer.id, True), 0)
-            peer.backlog = peer.catch_up + counts.get((peer.id, False), 0)
+            peer.backlog, peer.catch_up = counts.get(peer.id, (0, 0))
         return peers
 
     @staticmethod

@@ -99,7 +99,7 @@ def peers_summary(store: "Store") -> List[Dict[str, Any]]:
     (when, keys lacked here and there, keys fetched)."""
     from .peers import PeerStore  # it imports base, which imports this module
     out = []
-    for p in PeerStore(store).list(enabled_only=True):
+    for p in PeerStore(store).list(enabled_only=True, counted=True):
         peer = {"peer": p.peer, "kind": p.kind, "last_attempt": p.last_attempt,
                 "last_success": p.last_success,
                 "last_error": p.last_error if p.last_error and

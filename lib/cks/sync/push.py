@@ -149,8 +149,9 @@ class RapidPush:
     def __call__(self) -> None:
         try:
             peers = PeerStore(self.store)
+            owing = peers.owing()
             owed = [p for p in peers.list(enabled_only=True)
-                    if p.kind in PUSH_KINDS and p.backlog]
+                    if p.kind in PUSH_KINDS and p.id in owing]
         except StoreError as exc:
             self.failure.failed(exc)
             return
