@@ -17,6 +17,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Set, Tupl
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.keys import Key, Problem, SignaturePacket, merge, merge_all, parse_keyring, \
     read_armored, read_keys, sks_hash
+from .openpgp.served_form import served_form
 from .openpgp.signature import KEY_REVOCATION
 from .served import ServePolicy, served_view, third_party_issuers
 from .store import Store
@@ -331,6 +332,21 @@ def own_checks(key: Key) -> int:
     return sum(1 for entry, direct in _signatures_where(key) if _is_own(key, entry, direct))
 
 
+def own_signatures(key: Key) -> int:
+    """The signatures own_checks counts, each byte-variant of one once
+    (openpgp/served_form.py): anyone's copies of a self-signature with
+    another unhashed area verify as it does, and until 2026-12-07 a
+    thousand of them, counted apart, froze a key at the limit, its owner's
+    revocation refused (a review found it)."""
+    forms = set()
+    for entry, direct in _signatures_where(key):
+        if _is_own(key, entry, direct):
+            form = served_form(entry.sig)
+            if form is not None:
+                forms.add(entry.packet.body if form is entry.sig else form.serialize())
+    return len(forms)
+
+
 def _is_own(key: Key, entry: SignaturePacket, direct: bool) -> bool:
     """Whether a signature of `key` is checked whatever keys are held (own_checks)."""
     return key.is_self_issued(entry.sig) or direct and entry.sig.sig_type == KEY_REVOCATION
@@ -400,7 +416,7 @@ def over_limits(key: Key, limits: Limits) -> str:
         return "has %d signatures, over this server's limit of %d" % (
             signatures, limits.max_signatures_per_key)
     if signatures > limits.max_self_signatures_per_key:  # (else no need to count them)
-        own = own_checks(key)
+        own = own_signatures(key)
         if own > limits.max_self_signatures_per_key:
             return "has %d self-signatures and revocations, over this server's limit of %d" % (
                 own, limits.max_self_signatures_per_key)

@@ -36,6 +36,10 @@ verified view, computed here when a key is stored:
   on a v4 key): GnuPG 2.2 refuses a whole answer holding a v5 or v6
   signature packet, and 2.4 one holding a v6, so anyone could otherwise make
   any v4 key unusable to GnuPG's users.  The network view keeps them;
+- every signature in the served form (openpgp/served_form.py), once: its
+  byte-variants (another unhashed area, padded values), which anyone can
+  make and which verify as it does, are the one signature; none GnuPG
+  cannot read (an area over 10,000 octets, a value over 16,384 bits);
 - no local certification or self-signature (a hashed Exportable Certification
   subpacket of 0, as `gpg --lsign-key` makes): "key servers always trim local
   certifications" (RFC 9580, 5.2.3.19), and GnuPG skips them on import.  The
@@ -54,17 +58,19 @@ from .openpgp import signature as sg
 from .openpgp.cryptocheck import CryptoCheck
 from .openpgp.keypacket import PublicKey, versions_fit
 from .openpgp.keys import Component, Key, SignaturePacket, canonicalize
+from .openpgp.served_form import key_in_served_form
 
 CERTIFICATION_POLICIES = ("all", "verified", "attested", "none")
 
-SERVED_VIEWS_VERSION = 1
+SERVED_VIEWS_VERSION = 2
 """The rules of served views (this module's, and views.py's: whose keys a
 view follows): one more whenever they change what is served of keys
 already stored, so that cksd derives every view again by itself
 (older_views.py).  The database stores the value its views were derived
 under (cks_schema_version.served_views); a new database gets this one in
 schema.sql, which follows it.  1 (2026-12-06): every database made before
-counts as older."""
+counts as older.  2 (2026-12-07): signatures in the served form
+(openpgp/served_form.py)."""
 
 # keyid -> the public keys (primary keys of stored keys) with that key ID
 IssuerLookup = Callable[[bytes], Sequence[PublicKey]]
@@ -251,7 +257,9 @@ class _View:
 
 def served_view(key: Key, check: CryptoCheck, policy: ServePolicy,
                 issuers: Optional[IssuerLookup] = None) -> ServedView:
-    """The verified view of `key` (see the module notes)."""
+    """The verified view of `key` (see the module notes), its signatures in
+    the served form (openpgp/served_form.py)."""
+    key = key_in_served_form(key)
     view = _View(key, check, policy, issuers or (lambda keyid: ()))
     pairs = [(served, c) for c in key.identities for served in [view.identity(c)]
              if served is not None]

@@ -1,6 +1,7 @@
 """Real GnuPG against cksd: --send-keys, --recv-keys, --search-keys, --refresh-keys,
 --locate-keys, on SQLite and PostgreSQL."""
 
+import dataclasses
 import time
 
 import pytest
@@ -272,3 +273,46 @@ def test_keys_binding_anothers_key_as_a_subkey_hide_it_from_no_one(server, gpg):
     assert everyone[2].decode().split("\npub:")[1].startswith(victim_fpr)  # (the first stored)
     gpg.run(["--recv-keys", subkey_id])
     assert victim_fpr in gpg.fingerprints() and len(gpg.fingerprints()) == 3
+
+
+def test_copies_of_a_keys_signatures_keep_it_from_no_gnupg_user(server, gpg):
+    """Anyone can copy a key's self-signature with another unhashed area, or
+    its values padded with zero octets (neither is signed: the copy
+    verifies), and make certifications GnuPG cannot read with a key of their
+    own: the key is served with each signature once, in its served form,
+    and without what GnuPG cannot read.  Until 2026-12-07 such copies made
+    GnuPG read nothing of the answer ("unhashed data too long", "mpi too
+    large", "hashed data too long"), --refresh-keys included: anyone could
+    keep a key's revocation from its users (a review found it)."""
+    uid = UserID(b"Copied Signatures <copied@example.org>")
+    owner, certifier = Signer.new(), Signer.new()
+    own = owner.sign(sg.CERT_POSITIVE, owner.public, uid)
+    head = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+            pk.Packet(pk.TAG_USER_ID, uid.value)]
+    victim = keyring(head + [pk.Packet(pk.TAG_SIGNATURE, own.serialize())])
+    assert server.add(encode(victim))[0] == 200
+    issuer = sg.Subpacket(sg.SUB_ISSUER, own.issuer_keyid)
+    bits = own.material[0] << 8 | own.material[1]
+    padded = (bits + 8 * 2049).to_bytes(2, "big") + b"\0" * 2049 + own.material[2:]
+    copies = [dataclasses.replace(own, unhashed_area=sg.serialize_subpackets(
+                  [issuer, sg.Subpacket(101, b"x" * 10_100)])),
+              dataclasses.replace(own, material=padded)]
+    unreadable = certifier.sign(sg.CERT_GENERIC, owner.public, uid,
+                                [sg.Subpacket(100, b"v" * 10_010)])
+    certifiers_key = keyring([pk.Packet(pk.TAG_PUBLIC_KEY, certifier.public.serialize()),
+                              pk.Packet(pk.TAG_USER_ID, b"Certifier"),
+                              pk.Packet(pk.TAG_SIGNATURE, certifier.sign(
+                                  sg.CERT_POSITIVE, certifier.public,
+                                  UserID(b"Certifier")).serialize())])
+    assert server.add(encode(certifiers_key))[0] == 200
+    flood = keyring(head + [pk.Packet(pk.TAG_SIGNATURE, s.serialize())
+                            for s in copies + [unreadable]])
+    status, _, body = server.add(encode(flood))
+    assert status == 200 and body.startswith(b"updated"), body
+    fingerprint = owner.public.fingerprint.hex().upper()
+    served = server.lookup(op="get", options="mr", search="0x" + fingerprint)[2]
+    assert read_keys(served).keys[0].serialize() == read_keys(victim).keys[0].serialize()
+    gpg.run(["--recv-keys", fingerprint])
+    assert gpg.fingerprints() == [fingerprint]
+    gpg.run(["--refresh-keys"])
+    gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", "copied@example.org"])

@@ -7,13 +7,14 @@ a review of abuse at scale)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
-from cks.openpgp.keys import parse_keyring
+from cks.openpgp.keys import parse_keyring, read_keys
 from cks.openpgp.userid import UserID
 from support.db import run_sql
 from support.forge import CREATED, Signer, keyring
@@ -51,34 +52,51 @@ def test_a_key_filled_by_others_takes_its_owners_revocation(db_url, tmp_path, fl
                       "max_key_bytes = %d\n" % (MAX_SIGNATURES, MAX_KEY_BYTES))
     with Cksd(db_url, config=str(config)) as server, \
             GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as owner:
-        owner.run(["--passphrase", "", "--pinentry-mode", "loopback", "--quick-gen-key",
-                   "Owner <owner@example.org>", "ed25519", "sign", "never"])
-        (fingerprint,) = owner.fingerprints()
-        owner.run(["--send-keys", fingerprint])
-        (key,) = parse_keyring(owner.run(["--export", fingerprint]).stdout).keys
-
-        status, _, answer = server.request("POST", "/pks/add", flood(key),
-                                           {"Content-Type": "application/pgp-keys"})
-        assert status == 200 and answer.startswith(b"updated"), answer
+        fingerprint, key = _sent_key(owner)
+        _flood(server, flood(key))
         [(flooded,)] = run_sql(db_url, "SELECT keydata FROM cks_keys")
         assert len(bytes(flooded)) > 10 * len(key.serialize())
-
-        revocation = os.path.join(owner.home, "openpgp-revocs.d", fingerprint + ".rev")
-        with open(revocation, "rb") as file:  # (gpg writes its armor line as ":-----BEGIN")
-            owner.run(["--import"], input=file.read().replace(b":-----BEGIN", b"-----BEGIN"))
-        sent = owner.run(["--send-keys", fingerprint], check=False)
-        assert sent.returncode == 0, sent.stderr.decode()
+        _revoke(owner, fingerprint)
 
         [(stored,)] = run_sql(db_url, "SELECT keydata FROM cks_keys")
         (kept,) = parse_keyring(bytes(stored)).keys
         assert [e.sig.sig_type for e in kept.direct_sigs] == [sg.KEY_REVOCATION]
         assert len(bytes(stored)) < 2 * len(key.serialize())  # (the flood let go)
-        with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as someone:
-            someone.run(["--recv-keys", fingerprint])
-            (listed,) = someone.show(someone.run(["--export", fingerprint]).stdout)
-            assert listed["validity"] == "r"
+        _assert_revoked_for_gnupg(server, fingerprint)
         assert "what others added to the copy held here and is not served was let go" in \
             server.output()
+
+
+def _sent_key(owner):
+    """(fingerprint, key) of a new key made by `owner` (GnuPG), sent."""
+    owner.run(["--passphrase", "", "--pinentry-mode", "loopback", "--quick-gen-key",
+               "Owner <owner@example.org>", "ed25519", "sign", "never"])
+    (fingerprint,) = owner.fingerprints()
+    owner.run(["--send-keys", fingerprint])
+    (key,) = parse_keyring(owner.run(["--export", fingerprint]).stdout).keys
+    return fingerprint, key
+
+
+def _flood(server, data):
+    status, _, answer = server.request("POST", "/pks/add", data,
+                                       {"Content-Type": "application/pgp-keys"})
+    assert status == 200 and answer.startswith(b"updated"), answer
+
+
+def _revoke(owner, fingerprint):
+    """The owner imports the revocation GnuPG made with the key, and sends it."""
+    revocation = os.path.join(owner.home, "openpgp-revocs.d", fingerprint + ".rev")
+    with open(revocation, "rb") as file:  # (gpg writes its armor line as ":-----BEGIN")
+        owner.run(["--import"], input=file.read().replace(b":-----BEGIN", b"-----BEGIN"))
+    sent = owner.run(["--send-keys", fingerprint], check=False)
+    assert sent.returncode == 0, sent.stderr.decode()
+
+
+def _assert_revoked_for_gnupg(server, fingerprint):
+    with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as someone:
+        someone.run(["--recv-keys", fingerprint])
+        (listed,) = someone.show(someone.run(["--export", fingerprint]).stdout)
+        assert listed["validity"] == "r"
 
 
 def _signature(sig):
@@ -159,3 +177,30 @@ def test_what_others_add_to_an_owners_update_is_left_out(limited, db_url):
     assert [e.sig.sig_type for e in kept.direct_sigs] == [sg.KEY_REVOCATION]
     assert not [c for c in kept.identities if c.packet.body.startswith(b"sent")]
     assert len([c for c in kept.identities if c.packet.body.startswith(b"held")]) == 3
+
+
+def test_copies_of_its_self_signature_do_not_freeze_a_key(db_url, tmp_path):
+    """A stranger's copies of a key's self-signature, each with another
+    unhashed area (a copy verifies as the original does), up to the limit of
+    self-signatures: the owner's revocation is still taken, for the copies
+    count as the one signature they copy (pipeline.own_signatures), and the
+    key is served with it once.  Until 2026-12-07 each counted, and the
+    revocation got 413 for good (a review found it)."""
+    config = tmp_path / "cks.conf"
+    config.write_text(LOOPBACK_EXEMPT + "[limits]\nmax_self_signatures_per_key = 20\n")
+    with Cksd(db_url, config=str(config)) as server, \
+            GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as owner:
+        fingerprint, key = _sent_key(owner)
+        (own,) = key.user_ids[0].sigs
+        copies = [dataclasses.replace(own.sig, unhashed_area=sg.serialize_subpackets(
+            [sg.Subpacket(sg.SUB_ISSUER, own.sig.issuer_keyid),
+             sg.Subpacket(101, b"%d" % n)])) for n in range(19)]
+        flood = keyring([pk.Packet(pk.TAG_PUBLIC_KEY, key.public_key.serialize()),
+                         key.user_ids[0].packet] + [_signature(c) for c in copies])
+        _flood(server, flood)
+        _revoke(owner, fingerprint)
+        served = server.lookup(op="get", options="mr", search="0x" + fingerprint)[2]
+        (kept,) = read_keys(served).keys
+        assert [e.sig.sig_type for e in kept.direct_sigs] == [sg.KEY_REVOCATION]
+        assert [e.packet.body for e in kept.user_ids[0].sigs] == [own.packet.body]
+        _assert_revoked_for_gnupg(server, fingerprint)

@@ -327,12 +327,21 @@ def _mpi_end(material: bytes, pos: int) -> int:
     return end
 
 
+def mpi_count(algorithm: int) -> Optional[int]:
+    """How many MPIs a signature of `algorithm` holds; None: its values are
+    not MPIs (native octets, or an algorithm we do not know)."""
+    if algorithm in alg.RSA_ALGORITHMS:
+        return 1
+    return 2 if algorithm in _TWO_MPI_ALGORITHMS else None
+
+
 def _check_material(algorithm: int, material: bytes) -> None:
     """Check that the signature values have the shape the algorithm needs."""
-    if algorithm in alg.RSA_ALGORITHMS:
-        end = _mpi_end(material, 0)
-    elif algorithm in _TWO_MPI_ALGORITHMS:
-        end = _mpi_end(material, _mpi_end(material, 0))
+    count = mpi_count(algorithm)
+    if count is not None:
+        end = 0
+        for _ in range(count):
+            end = _mpi_end(material, end)
     elif algorithm in alg.NATIVE_SIGNATURE_SIZES:
         end = alg.NATIVE_SIGNATURE_SIZES[algorithm]
     else:
