@@ -93,6 +93,12 @@ class Proxy:
         self.proc.wait(20)
 
     def request(self, port, method, path, body=None, headers=None, tls=False):
+        """(status, body) of one request on a new connection."""
+        status, _, answer = self.exchange(port, method, path, body, headers, tls)
+        return status, answer
+
+    def exchange(self, port, method, path, body=None, headers=None, tls=False):
+        """(status, header fields as (lower-case name, value) pairs, body)."""
         if tls:
             connection = http.client.HTTPSConnection(
                 "127.0.0.1", port, timeout=30, context=ssl._create_unverified_context())
@@ -101,7 +107,8 @@ class Proxy:
         try:
             connection.request(method, path, body, headers or {})
             response = connection.getresponse()
-            return response.status, response.read()
+            return response.status, [(k.lower(), v) for k, v in response.getheaders()], \
+                response.read()
         finally:
             connection.close()
 
@@ -134,7 +141,21 @@ def test_nginx_in_front_of_cksd(db_url, tmp_path):
 
         assert proxy.request(proxy.plain, "GET", "/pks/admin")[0] == 403
         assert proxy.request(proxy.tls, "GET", "/pks/admin", tls=True)[0] != 403
+        _hsts_over_hkps_only(proxy)
         assert "203.0.113." not in server.output()  # the access log names the real client
+
+
+def _hsts_over_hkps_only(proxy):
+    """Each answer over hkps, cksd's and nginx's own (a 413), carries HSTS
+    once, and cksd's nosniff; none over plain HTTP (until 2026-12-07 none
+    carried HSTS)."""
+    big = {"Content-Type": "application/pgp-keys"}
+    for tls, port in [(True, proxy.tls), (False, proxy.plain), (False, proxy.hkp)]:
+        for method, path, body in [("GET", "/", None), ("POST", "/pks/add", b"x" * (6 << 20))]:
+            status, headers, _ = proxy.exchange(port, method, path, body, big, tls)
+            hsts = [value for name, value in headers if name == "strict-transport-security"]
+            assert hsts == (["max-age=31536000"] if tls else []), (port, status, headers)
+            assert status == 413 or ("x-content-type-options", "nosniff") in headers
 
 
 def test_the_admin_form_works_through_nginx_on_a_port_of_its_own(db_url, tmp_path):

@@ -5,6 +5,7 @@ front page, follow the result to the key page and its photo ID, then to the
 stats page and its chart.  Screenshots of every page go to the test's
 tmp_path and to SCREENSHOTS."""
 
+import base64
 import os
 import re
 import shutil
@@ -18,9 +19,9 @@ from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
 from cks.openpgp.userid import UserID
 from support import EXPECTED
-from support.browser import Browser, ChromeDriver, require_browser
+from support.browser import Browser, ChromeDriver, require_browser, wait_for
 from support.forge import Signer, keyring
-from support.server import Cksd
+from support.server import LOOPBACK_EXEMPT, Cksd
 
 LOADED = ["rsa2048", "nistp256", "certified", "photo"]
 SCREENSHOTS = "/tmp/cks-browser-screenshots"
@@ -277,3 +278,34 @@ def test_the_admin_page_reflows_at_320_pixels(narrow):
     narrow.open("data:text/html;charset=utf-8," + urllib.parse.quote(page))
     narrow.find("h1")
     assert _too_wide(narrow) == []
+
+
+ADMIN_PASSWORD = "a long pass phrase"
+
+
+def test_a_form_of_the_admin_page_is_taken_from_the_browser(browser, tmp_path):
+    """The browser sends the page's Origin with the form, and cksd takes it
+    as its own: the pages' Referrer-Policy is same-origin (no-referrer,
+    which the review of 2026-12-07 proposed, makes a browser send `Origin:
+    null` with every form, and cksd refuses a form from origin null: 403)."""
+    config = tmp_path / "cks.conf"
+    config.write_text("[admin]\npassword_hash = %s\n%s" % (
+        admin.hash_password(ADMIN_PASSWORD, iterations=1000), LOOPBACK_EXEMPT))
+    login = base64.b64encode(("admin:" + ADMIN_PASSWORD).encode()).decode()
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        browser.devtools("Network.enable")
+        browser.devtools("Network.setExtraHTTPHeaders",
+                         {"headers": {"Authorization": "Basic " + login}})
+        try:
+            browser.open(server.url + "/pks/admin")
+            browser.wait_for_title("Keyserver administration")
+            browser.find('#reject-form + form input[name="fingerprint"]').send_keys(
+                PHOTO["fingerprint"])
+            browser.find('#reject-form + form input[type="submit"]').click()
+            wait_for(lambda: browser.execute(
+                "return document.querySelector('[role=status]') !== null"
+                " || document.title.startsWith('Error')"), "the form's answer")
+        finally:
+            browser.devtools("Network.setExtraHTTPHeaders", {"headers": {}})
+        assert browser.title == "Keyserver administration", _visible(browser)
+        assert PHOTO["fingerprint"] in browser.find("table").text

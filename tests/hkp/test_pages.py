@@ -26,7 +26,7 @@ from cks.served import ServePolicy
 from cks.store import open_store
 from support import EXPECTED, FIXTURES, fixture
 from support.forge import CREATED, Signer, key_flags, keyring
-from support.server import LOOPBACK_EXEMPT, Cksd
+from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange
 
 LOADED = ["rsa2048", "nistp256", "certified", "photo", "revoked", "expired", "desig-revoked",
           "revoked-parts"]
@@ -354,6 +354,33 @@ def test_every_page_has_landmarks(server):
         assert raw.count("<main>") == raw.count("<footer>") == 1, path
         assert raw.index("<body>\n<main>\n<h1>") < raw.index("</main>\n<footer>") \
             < raw.index("CKS OpenPGP keyserver</a>") < raw.index("</footer></body>"), path
+
+
+def _head_fields(answer: bytes):
+    """The header fields of a raw HTTP answer, names in lower case."""
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return dict((name.lower(), value.strip()) for name, _, value in
+                (line.partition(":") for line in head))
+
+
+def test_every_answer_says_nosniff_and_keeps_its_address_from_other_sites(server):
+    """Pages, keys, errors, photos, the operator's /health and the server's
+    own refusals: a browser takes none as a type it guessed, and tells
+    another site nothing of the page a link came from (until 2026-12-07 only
+    photo IDs had nosniff, and no answer a Referrer-Policy).  No HSTS over
+    plain HTTP, where a browser ignores it."""
+    answers = [server.request("GET", path, headers=HTML)[1] for path in [
+        "/", "/pks/lookup?op=vindex&search=0x" + _fp("photo"),
+        "/pks/lookup?op=get&options=mr&search=0x" + _fp("rsa2048"),
+        "/pks/lookup?op=index&search=nobody-at-all", "/health",
+        "/pks/photo?fingerprint=%s&n=1" % _fp("photo")]]
+    refused = raw_exchange(server.port, b"BREW / HTCPCP/1.0\r\n\r\n")
+    assert refused.startswith(b"HTTP/1.1 400 "), refused
+    answers.append(_head_fields(refused))
+    for headers in answers:
+        assert headers["x-content-type-options"] == "nosniff", headers
+        assert headers["referrer-policy"] == "same-origin", headers
+        assert "strict-transport-security" not in headers
 
 
 # --- result lists ------------------------------------------------------------------------

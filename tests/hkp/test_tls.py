@@ -108,12 +108,20 @@ def _tls_config(tmp_path, cert, key, extra=""):
 
 def _https(port, ca, method="GET", path="/", body=None, headers=None):
     """One request over a new TLS connection: (status, body)."""
+    status, _, answer = _https_exchange(port, ca, method, path, body, headers)
+    return status, answer
+
+
+def _https_exchange(port, ca, method="GET", path="/", body=None, headers=None):
+    """One request over a new TLS connection: (status, headers with names in
+    lower case, body)."""
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=ca.client_context(),
                                        timeout=20)
     try:
         conn.request(method, path, body, headers or {})
         response = conn.getresponse()
-        return response.status, response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, \
+            response.read()
     finally:
         conn.close()
 
@@ -193,6 +201,20 @@ def test_hkps_on_its_own_port_beside_plain_hkp(db_url, tmp_path, ca):
         assert response.status == 200 and response.read().startswith(b"unchanged ")
         conn.close()
         server.wait_for_output(r'127\.0\.0\.1 "POST /pks/add HTTP/1\.1" 200')
+
+
+def test_answers_over_tls_say_to_come_back_by_https_only(tmp_path, ca):
+    """HSTS on every answer over cksd's TLS, none on its plain HKP port
+    (a browser ignores it there): a browser that saw it sends the admin
+    page's password over TLS only (until 2026-12-07 no answer had it)."""
+    cert, key, _ = ca.issue()
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=_tls_config(tmp_path, cert, key),
+              args=["--tls-port", "0"]) as server:
+        tls_port = int(server.wait_for_output(HTTPS_READY).group(1))
+        for path in ["/", "/pks/lookup?op=get&search=nobody", "/pks/admin"]:
+            headers = _https_exchange(tls_port, ca, path=path)[1]
+            assert headers["strict-transport-security"] == "max-age=31536000", path
+        assert "strict-transport-security" not in server.request("GET", "/")[1]
 
 
 def test_without_tls_port_the_port_speaks_tls_only(tmp_path, ca):

@@ -142,20 +142,34 @@ HANDSHAKE, IDLE, HEAD, BODY, BUSY, WRITING, DRAINING = (
 NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 CORS = ("Access-Control-Allow-Origin", "*")
-EVERY_ANSWER = [CORS, ("Cache-Control", "no-cache")]
+EVERY_ANSWER = [CORS, ("Cache-Control", "no-cache"), ("X-Content-Type-Options", "nosniff"),
+                ("Referrer-Policy", "same-origin")]
 """Headers of every answer, the server's own refusals too: a web page's
-script reads a 413 or a 400 only when it may (CORS)."""
+script reads a 413 or a 400 only when it may (CORS); a browser takes each
+answer as the type it says, never as a page or script it guessed (nosniff);
+and a link or request from a page to another site tells it nothing of the
+page's address, a search with it (same-origin).  Not no-referrer: with it a
+browser sends `Origin: null` with a form, and the admin page refuses a form
+from origin null (admin.same_origin).  Until 2026-12-07 only photo IDs
+carried nosniff, and no answer a Referrer-Policy."""
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
+"""On answers over cksd's own TLS (and only there: a browser ignores it over
+plain HTTP): a browser that has seen it goes to this host by https only for
+a year, so the admin page's password (HTTP Basic) never goes in clear by a
+mistyped http:// address or a stripped redirect."""
 OPERATORS_PATHS = frozenset({METRICS_PATH, "/health", ADMIN_PATH})
 """Pages for the operator, not for other sites' scripts: no CORS (until
 2026-12-06 any web page could read /metrics through an allowed client's
 browser)."""
 
 
-def answer_headers(path: str, own: Sequence[Tuple[str, str]] = ()) -> List[Tuple[str, str]]:
-    """EVERY_ANSWER, less CORS on the operator's pages, and less those an
-    answer sets itself (`own`: the admin page's Cache-Control is no-store)."""
+def answer_headers(path: str, own: Sequence[Tuple[str, str]] = (),
+                   tls: bool = False) -> List[Tuple[str, str]]:
+    """EVERY_ANSWER (and HSTS over TLS), less CORS on the operator's pages,
+    and less those an answer sets itself (`own`: the admin page's
+    Cache-Control is no-store)."""
     named = {name.lower() for name, _ in own}
-    return [h for h in EVERY_ANSWER if h[0].lower() not in named
+    return [h for h in EVERY_ANSWER + ([HSTS] if tls else []) if h[0].lower() not in named
             and not (h == CORS and path in OPERATORS_PATHS)]
 
 
@@ -606,7 +620,8 @@ class HKPServer:
         head = connection.head
         connection.keep_alive = head.keep_alive and not self.stopping
         headers = [("Content-Type", response.content_type)] \
-            + answer_headers(request.path, response.headers) + response.headers
+            + answer_headers(request.path, response.headers,
+                             isinstance(connection.sock, ssl.SSLSocket)) + response.headers
         body = response.body
         in_file = isinstance(body, FileBody)
         connection.out = format_response(response.status, headers, b"" if in_file else body,
