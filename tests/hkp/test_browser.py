@@ -17,10 +17,11 @@ from cks.hkp import admin
 from cks.hkp.keypage import grouped
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
-from cks.openpgp.userid import UserID
-from support import EXPECTED
+from cks.openpgp.keys import read_keys
+from cks.openpgp.userid import UserAttribute, UserID
+from support import EXPECTED, fixture
 from support.browser import Browser, ChromeDriver, require_browser, wait_for
-from support.forge import Signer, keyring
+from support.forge import Signer, image_attribute, keyring
 from support.server import LOOPBACK_EXEMPT, Cksd
 
 LOADED = ["rsa2048", "nistp256", "certified", "photo"]
@@ -32,6 +33,9 @@ PHOTO_SIZE = 16  # the fixture's photo ID is a 16x16 JPEG
 RLO_CERTIFIER, RLO_CERTIFIED = Signer.new(), Signer.new()
 # A user ID of 5,000 characters without a space, and a key it certifies.
 LONG, BY_LONG = Signer.new(), Signer.new()
+# A key with more photo IDs than a window shows.
+PHOTOS, MANY_PHOTOS = Signer.new(), 60
+JPEG = read_keys(fixture("photo")).keys[0].attributes[0].value.images[0].data
 
 
 def _key(owner, uid, certifier=None):
@@ -45,10 +49,26 @@ def _key(owner, uid, certifier=None):
             user_id).serialize()) for signer in signers])
 
 
+def _photos_key(owner, count):
+    """`owner`'s key with a user ID and `count` photo IDs (the fixture's JPEG,
+    each with a comment of its own: alike, they would be one), each
+    self-certified."""
+    packets = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize())]
+    for number in range(count + 1):
+        packet = pk.Packet(pk.TAG_USER_ID, b"Photos <photos@example.org>") if number == 0 \
+            else image_attribute((1, JPEG[:2] + b"\xff\xfe\x00\x04" + number.to_bytes(2, "big")
+                                  + JPEG[2:]))
+        target = UserID.parse(packet.body) if number == 0 else UserAttribute.parse(packet.body)
+        packets += [packet, pk.Packet(pk.TAG_SIGNATURE, owner.sign(
+            sg.CERT_POSITIVE, owner.public, target).serialize())]
+    return keyring(packets)
+
+
 MADE = [_key(RLO_CERTIFIER, "Certifier \u2069\u202eevil <rlo@example.org>".encode()),
         _key(RLO_CERTIFIED, b"Certified <certified-by-rlo@example.org>", RLO_CERTIFIER),
         _key(LONG, b"L" * 5000 + b" <long@example.org>"),
-        _key(BY_LONG, b"By long <by-long@example.org>", LONG)]
+        _key(BY_LONG, b"By long <by-long@example.org>", LONG),
+        _photos_key(PHOTOS, MANY_PHOTOS)]
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +194,34 @@ def test_certifier_link_and_the_stats_page(browser, server, screenshots):
     newest = browser.find("details table tr:nth-child(2)").text  # ... until one opens them
     assert re.fullmatch(r"\d{4}-\d\d-\d\d %d 0" % (len(LOADED) + len(MADE)), newest), newest
     screenshots.take("stats-numbers")
+
+
+def test_a_key_page_fetches_the_photo_ids_near_the_window_only(browser, server):
+    """Each photo ID is a request that reads and parses the whole key: the
+    key page's <img>s load lazily, with their size given, so a browser asks
+    for those near the window, the rest as they are scrolled to (until
+    2026-12-07 all at once: a key of 600 photo IDs cost 21 s of server time
+    a view).  Chromium loads lazily only with scripts on (the HTML standard:
+    without them, lazy loading would tell the server where a reader is)."""
+    fingerprint = PHOTOS.public.fingerprint.hex().upper()
+    start = len(server.output().encode())
+    browser.open(server.url + "/pks/lookup?op=vindex&search=0x" + fingerprint)
+    browser.wait_for_title("Key " + fingerprint[-16:])
+    first = wait_for(lambda: browser.execute(
+        "return document.images[0].complete && document.images[0].naturalWidth"),
+        "the first photo")
+    assert first == PHOTO_SIZE
+    asked = "GET /pks/photo?fingerprint=" + fingerprint
+    fetched = server.output(start).count(asked)
+    if not browser.javascript:
+        assert fetched == MANY_PHOTOS
+        return
+    assert 0 < fetched < MANY_PHOTOS / 2
+    browser.execute("document.images[%d].scrollIntoView()" % (MANY_PHOTOS - 1))
+    wait_for(lambda: browser.execute("return document.images[%d].complete"
+                                     " && document.images[%d].naturalWidth > 0"
+                                     % (MANY_PHOTOS - 1, MANY_PHOTOS - 1)), "the last photo")
+    assert server.output(start).count(asked) < MANY_PHOTOS
 
 
 def _left_of(browser, css):

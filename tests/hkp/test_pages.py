@@ -16,16 +16,16 @@ from cks.cli.cksd import server_settings
 from cks.config import ConfigError, Settings
 from cks.hkp.app import KeyServer, Request, ServerSettings
 from cks.hkp.html import gnupg_addresses, isolated, user_text
-from cks.hkp.photos import MAX_PHOTO_BYTES
+from cks.hkp.photos import MAX_PHOTO_BYTES, jpeg_size, shown_size
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
 from cks.openpgp.keys import read_keys
-from cks.openpgp.signature import Subpacket, serialize_subpackets
-from cks.openpgp.userid import UserAttribute, UserID
+from cks.openpgp.signature import Subpacket
+from cks.openpgp.userid import Image, UserAttribute, UserID
 from cks.served import ServePolicy
 from cks.store import open_store
 from support import EXPECTED, FIXTURES, fixture
-from support.forge import CREATED, Signer, key_flags, keyring
+from support.forge import CREATED, Signer, image_attribute, key_flags, keyring
 from support.server import LOOPBACK_EXEMPT, Cksd, raw_exchange
 
 LOADED = ["rsa2048", "nistp256", "certified", "photo", "revoked", "expired", "desig-revoked",
@@ -54,13 +54,6 @@ def _keyid(name):
 
 
 # --- keys made here --------------------------------------------------------------------
-
-def _image_attribute(*images):
-    """A user attribute packet holding image subpackets, (format, data) each."""
-    return pk.Packet(pk.TAG_USER_ATTRIBUTE, serialize_subpackets([
-        Subpacket(1, b"\x10\x00\x01" + bytes((image_format,)) + bytes(12) + data)
-        for image_format, data in images]))
-
 
 def _jpeg_of_size(size):
     """A valid JPEG of exactly `size` bytes: JPEG with comment segments after SOI."""
@@ -136,15 +129,15 @@ class Made:
                                     certifier=mallory, direct=[revocation])),
             # photo IDs 1 and 2 are not JPEG images (a PNG said to be JPEG; an unknown
             # image format), photo ID 3 is
-            "odd": (odd, _key(odd, [_uid(b"Odd photos <odd@example.org>"), _image_attribute(
-                (1, PNG), (0x64, JPEG)), _image_attribute((1, JPEG))])),
+            "odd": (odd, _key(odd, [_uid(b"Odd photos <odd@example.org>"), image_attribute(
+                (1, PNG), (0x64, JPEG)), image_attribute((1, JPEG))])),
             # photo ID 1 just fits the size limit, photo ID 2 is one byte over it
             "big": (big, _key(big, [_uid(b"Big photos <big@example.org>"),
-                                    _image_attribute((1, _jpeg_of_size(MAX_PHOTO_BYTES))),
-                                    _image_attribute((1, _jpeg_of_size(MAX_PHOTO_BYTES + 1)))])),
+                                    image_attribute((1, _jpeg_of_size(MAX_PHOTO_BYTES))),
+                                    image_attribute((1, _jpeg_of_size(MAX_PHOTO_BYTES + 1)))])),
             # a photo ID someone else signed: stored, never served
             "hidden": (hidden, _key(hidden, [_uid(b"Hidden photo <hidden@example.org>"),
-                                             _image_attribute((1, JPEG))],
+                                             image_attribute((1, JPEG))],
                                     stranger=mallory)),
             "ctrl": (ctrl, _key(ctrl, [_uid(CONTROL_UID)])),
             # an empty user ID, the only one of a key that certifies another
@@ -501,6 +494,7 @@ def test_photo_on_the_key_page_and_at_its_url(server):
     (image,) = page.images
     assert image["alt"] == "Photo ID 1 of key " + _keyid("photo")
     assert image["src"] == "/pks/photo?fingerprint=%s&n=1" % _fp("photo")
+    assert (image["width"], image["height"], image["loading"]) == ("16", "16", "lazy")
     assert "<caption>Signatures on photo ID 1</caption>" in page.raw
     status, headers, body = server.request("GET", image["src"])
     assert status == 200 and body == JPEG
@@ -508,11 +502,38 @@ def test_photo_on_the_key_page_and_at_its_url(server):
     assert headers["content-type"] == "image/jpeg"
     assert headers["content-security-policy"].startswith("default-src 'none'")
     assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cross-origin-resource-policy"] == "same-origin"
     status, headers, body = _photo(server, _fp("photo").lower(), 1, "HEAD")
     assert status == 200 and body == b"" and int(headers["content-length"]) == len(JPEG)
     # the result list points at the key page, where the photo is
     listing = _page(server, "/pks/lookup?op=index&search=photo@example.org")
     assert "uat photo ID" in listing.text and not listing.images
+
+
+def _with_frame(width, height):
+    """The fixture's JPEG, its frame header saying `width` x `height`."""
+    at = JPEG.index(b"\xff\xc0")
+    return JPEG[:at + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") \
+        + JPEG[at + 9:]
+
+
+@pytest.mark.parametrize("data,size,shown", [
+    (JPEG, (16, 16), (16, 16)),
+    (_with_frame(960, 480), (960, 480), (240, 120)),  # as wide as a page shows one
+    (_with_frame(100, 1000), (100, 1000), (32, 320)),  # as tall
+    (_with_frame(5000, 1), (5000, 1), (240, 1)),
+    (_with_frame(0, 16), None, None),  # (the height from a later DNL segment: unknown)
+    (JPEG[:JPEG.index(b"\xff\xc0")], None, None),  # cut off before its frame header
+    (b"\xff\xd8\xff\xda\x00\x02\xff\xc0", None, None),  # a scan before any frame
+    (b"\xff\xd8\xff\xff\xc2\x00\x0b\x08\x00\x02\x00\x03\x01", (3, 2), (3, 2)),
+])
+def test_the_size_of_a_photo_as_a_key_page_gives_it(data, size, shown):
+    """From the JPEG's frame header, without decoding it: the page keeps
+    each photo's place before it loads, and lazy loading asks only for those
+    near the window (a key of 600 photo IDs cost 21 s of server time a view
+    until 2026-12-07: each is a request that reads and parses the key)."""
+    assert jpeg_size(data) == size
+    assert shown_size(Image(1, data)) == shown
 
 
 @pytest.mark.parametrize("query,status,message", [

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cks.openpgp import signature as sg
 from cks.openpgp.keypacket import PublicKey
-from cks.openpgp.packet import Packet
+from cks.openpgp.packet import TAG_USER_ATTRIBUTE, Packet
 from cks.openpgp.sighash import Target, signature_digest
 from cks.openpgp.userid import UserID
 from cks.openpgp.signature import Signature, Subpacket, serialize_subpackets
@@ -97,6 +97,13 @@ def key_flags(flags: int) -> Subpacket:
 
 def embedded(sig: Signature) -> Subpacket:
     return Subpacket(sg.SUB_EMBEDDED_SIGNATURE, sig.serialize())
+
+
+def image_attribute(*images: Tuple[int, bytes]) -> Packet:
+    """A user attribute packet holding image subpackets, (format, data) each."""
+    return Packet(TAG_USER_ATTRIBUTE, serialize_subpackets([
+        Subpacket(1, b"\x10\x00\x01" + bytes((image_format,)) + bytes(12) + data)
+        for image_format, data in images]))
 
 
 def keyring(packets: Iterable[Packet]) -> bytes:

@@ -584,9 +584,8 @@ class KeyServer:
         served = self.lookup_store.served([fingerprint]).get(fingerprint)
         if served is None:
             raise HKPError(404, "no key with fingerprint %s is held here" % fingerprint)
-        return Response(200, photos.jpeg(served, fingerprint, number), "image/jpeg", [
-            ("Content-Security-Policy", photos.CONTENT_SECURITY_POLICY),
-            ("X-Content-Type-Options", "nosniff")])
+        return Response(200, photos.jpeg(served, fingerprint, number), "image/jpeg",
+                        photos.HEADERS)
 
     def stats(self, lookup: Lookup) -> Response:
         report = self.statistics.report(self)

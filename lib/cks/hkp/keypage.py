@@ -23,7 +23,7 @@ from ..openpgp.userid import Image
 from ..store.rows import KeyRow
 from ..wording import counted
 from .html import date, e, isolated, page, page_around, user_text
-from .photos import photo_url, photos_of, refusal
+from .photos import photo_url, photos_of, refusal, shown_size
 
 REVOCATION_UNVERIFIED = ("[may be revoked: a designated revoker's revocation that this "
                          "server cannot verify, since it does not hold the revoker's key]")
@@ -323,14 +323,18 @@ class _KeyPage:
         return "".join(self.photo(number, image, status) for number, image in photos)
 
     def photo(self, number: int, image: Image, status: str) -> str:
+        """A photo ID as a figure, or why it is not shown.  Loaded lazily and
+        its place kept (photos.shown_size): each photo is a request that
+        parses the whole key."""
         refused = refusal(image)
         if refused is not None:
             return "<p class=\"uid\">Photo ID %d is not shown: %s%s</p>" % (
                 number, e(refused.message), status)
-        return ("<figure class=\"photo\"><img src=\"%s\" alt=\"Photo ID %d of key %s\">"
-                "<figcaption>Photo ID %d%s</figcaption></figure>" % (
+        size = shown_size(image)
+        return ("<figure class=\"photo\"><img src=\"%s\" alt=\"Photo ID %d of key %s\"%s "
+                "loading=\"lazy\"><figcaption>Photo ID %d%s</figcaption></figure>" % (
                     e(photo_url(self.row.fingerprint, number)), number, self.row.keyid,
-                    number, status))
+                    " width=\"%d\" height=\"%d\"" % size if size else "", number, status))
 
     def about(self, component: Component) -> str:
         """What a user ID's or photo ID's signatures are on (HTML), for the
