@@ -12,7 +12,7 @@ from cks.openpgp import signature as sg
 from cks.openpgp.keys import read_keys
 from cks.openpgp.userid import UserID
 from support import EXPECTED, fixture
-from support.forge import Signer, key_flags, keyring, self_signed_key
+from support.forge import Signer, key_flags, keyring, self_signed_key, v3_key_of_id
 from support.gpg import GnuPG, parse_colons
 from support.server import Cksd
 
@@ -233,6 +233,21 @@ def _key_binding(subkeys, uid: bytes, revoked_by_v6: bool = False) -> bytes:
     return keyring(packets)
 
 
+def _stored_with_encryption_subkey(server, uid: bytes):
+    """(primary, encryption subkey) Signers of a new v4 key with `uid`, uploaded to `server`."""
+    owner, encryption = Signer.new(), Signer.new()
+    key = keyring([
+        pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()), pk.Packet(pk.TAG_USER_ID, uid),
+        pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.CERT_POSITIVE, owner.public,
+                                               UserID(uid)).serialize()),
+        pk.Packet(pk.TAG_PUBLIC_SUBKEY, encryption.public.serialize()),
+        pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.SUBKEY_BINDING, owner.public,
+                                               encryption.public, [key_flags(0x0C)]
+                                               ).serialize())])
+    assert server.add(encode(key))[0] == 200
+    return owner, encryption
+
+
 def test_keys_binding_anothers_key_as_a_subkey_hide_it_from_no_one(server, gpg):
     """Anyone can bind someone's public primary key (and encryption subkey)
     to keys of their own as subkeys that sign nothing.  A lookup by the
@@ -242,17 +257,8 @@ def test_keys_binding_anothers_key_as_a_subkey_hide_it_from_no_one(server, gpg):
     with the one asked for (a hundred of them, sorted before it, cut it from
     the answer at max_results), and one holding a v6 signature made GnuPG
     2.2 read nothing of the answer (a review found both)."""
-    uid = b"Subkey Owner <subkey-owner@example.org>"
-    owner, encryption = Signer.new(), Signer.new()
-    victim = keyring([
-        pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()), pk.Packet(pk.TAG_USER_ID, uid),
-        pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.CERT_POSITIVE, owner.public,
-                                               UserID(uid)).serialize()),
-        pk.Packet(pk.TAG_PUBLIC_SUBKEY, encryption.public.serialize()),
-        pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.SUBKEY_BINDING, owner.public,
-                                               encryption.public, [key_flags(0x0C)]
-                                               ).serialize())])
-    assert server.add(encode(victim))[0] == 200
+    owner, encryption = _stored_with_encryption_subkey(
+        server, b"Subkey Owner <subkey-owner@example.org>")
     time.sleep(1.1)  # (a key's first_seen is in seconds)
     stolen = [owner.public, encryption.public]
     for n, revoked_by_v6 in enumerate([True, False, False]):
@@ -316,3 +322,32 @@ def test_copies_of_a_keys_signatures_keep_it_from_no_gnupg_user(server, gpg):
     assert gpg.fingerprints() == [fingerprint]
     gpg.run(["--refresh-keys"])
     gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", "copied@example.org"])
+
+
+def _index(server, keyid):
+    """The fingerprints an index lookup by `keyid` answers."""
+    status, _, body = server.request("GET", "/pks/lookup?op=index&options=mr&search=0x" + keyid,
+                                     headers={"User-Agent": "curl/8"})
+    assert status == 200, body
+    return [line.split(":")[1] for line in body.decode().splitlines()
+            if line.startswith("pub:")]
+
+
+def test_v3_keys_made_with_a_keys_ids_hide_it_from_no_one(server, gpg):
+    """A v3 key's ID is the low 64 bits of its RSA modulus: anyone can make
+    bare v3 keys with the IDs of someone's primary key and subkey.  A
+    lookup by the primary key's ID answers that key alone; one by the
+    subkey's ID answers it beside the v3 key, and GnuPG imports it.  Until
+    2026-12-07 the v3 key answered alone for the subkey's ID (GnuPG, which
+    cannot read v3 keys, imported nothing) and beside it for the primary
+    key's (a review found it)."""
+    owner, encryption = _stored_with_encryption_subkey(
+        server, b"V3 Target <v3-target@example.org>")
+    owner_fpr = owner.public.fingerprint.hex().upper()
+    primary_id, subkey_id = (k.keyid.hex().upper() for k in (owner.public, encryption.public))
+    for keyid in (primary_id, subkey_id):
+        assert server.add(encode(v3_key_of_id(keyid)))[0] == 200
+    assert _index(server, primary_id) == [owner_fpr]
+    assert owner_fpr in _index(server, subkey_id) and len(_index(server, subkey_id)) == 2
+    gpg.run(["--recv-keys", subkey_id])
+    assert gpg.fingerprints() == [owner_fpr]

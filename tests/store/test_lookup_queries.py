@@ -23,7 +23,7 @@ from cks.store.rows import (MAX_WORD_LENGTH, MAX_WORDS_PER_KEY, MAX_WORDS_PER_US
                             UNSERVED)
 from support import fixture
 from support.db import drop_pg_database, new_db_url, run_sql
-from support.forge import Signer, keyring, self_signed_key
+from support.forge import Signer, keyring, self_signed_key, v3_key_of_id
 from support.nodes import fpr
 
 KEYS = ("rsa2048", "nistp256", "multi-uid", "alice-t2", "ed25519", "photo")
@@ -56,9 +56,13 @@ def _keyid(name):
 def _twin_subkey(db_url, owner, keyid):
     """A subkey row under `owner` with the key ID `keyid`, so that a search
     for that key ID finds two keys."""
+    _subkey_row(db_url, fpr(owner), keyid)
+
+
+def _subkey_row(db_url, owner_fingerprint, keyid):
     run_sql(db_url, "INSERT INTO cks_subkeys (key_fingerprint, fingerprint, keyid, short_keyid, "
             "version, algorithm, bits, created) VALUES (?, ?, ?, ?, 4, 1, 2048, 0)",
-            (fpr(owner), "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
+            (owner_fingerprint, "00" * 12 + keyid, keyid, keyid[-8:]), write=True)
 
 
 def _as_before(store, column, value, limit):
@@ -118,6 +122,47 @@ def test_keys_found_by_a_subkey_come_only_where_no_primary_key_has_the_id(db_url
     assert parts == [filled.served_parts([fpr(n)])[fpr(n)] for n in oldest_first[:2]]
     assert truncated and by_subkey
     assert filled.key_rows_by_id("keyid", only_subkeys, 3)[1] is False  # all: not cut
+
+
+def _forged_v3(store, db_url, keyid, first_seen):
+    """The fingerprint of a bare v3 key made with the key ID `keyid`, stored
+    here as first seen at `first_seen`."""
+    (outcome,) = pipeline.submit(store, v3_key_of_id(keyid),
+                                 pipeline.Source.admin(queue=False)).stored
+    run_sql(db_url, "UPDATE cks_keys SET first_seen = ? WHERE fingerprint = ?",
+            (first_seen, outcome.fingerprint), write=True)
+    return outcome.fingerprint
+
+
+def _found_by_id(store, column, value):
+    """(fingerprints, by_subkey) of a lookup, the same from both of its queries."""
+    rows, truncated, by_subkey = store.key_rows_by_id(column, value, 100)
+    parts, _, by_subkey_too = store.served_parts_by_id(column, value, 100)
+    assert parts == [store.served_parts([r.fingerprint])[r.fingerprint] for r in rows]
+    assert not truncated and by_subkey == by_subkey_too
+    return [r.fingerprint for r in rows], by_subkey
+
+
+def test_a_v3_key_made_with_anothers_id_hides_no_v4_key(db_url, filled):
+    """A v3 key's ID is the low 64 bits of its modulus, anyone's to take: a
+    v3 key answers only where no v4+ primary key has the ID, beside the keys
+    with a subkey of it, the first stored first (until 2026-12-07 a v3 key
+    made with Alice's subkey's ID answered alone, one with her primary key's
+    beside hers; found by a review)."""
+    alice = fpr("rsa2048")
+    (subkey_id,) = [r[0] for r in run_sql(
+        db_url, "SELECT keyid FROM cks_subkeys WHERE key_fingerprint = ?", (alice,))]
+    by_subkey_id = _forged_v3(filled, db_url, subkey_id, 0)  # (stored before hers)
+    assert _found_by_id(filled, "keyid", subkey_id) == ([by_subkey_id, alice], True)
+    assert _found_by_id(filled, "short_keyid", subkey_id[-8:]) == ([by_subkey_id, alice], True)
+    by_primary_id = _forged_v3(filled, db_url, _keyid("rsa2048"), 0)
+    assert _found_by_id(filled, "keyid", _keyid("rsa2048")) == ([alice], False)
+    assert _found_by_id(filled, "short_keyid", _keyid("rsa2048")[-8:]) == ([alice], False)
+    only_v3 = "0123456789ABCDEF"
+    alone = _forged_v3(filled, db_url, only_v3, 0)
+    _subkey_row(db_url, alone, only_v3)  # (its own ID again, as a subkey: answered once)
+    assert _found_by_id(filled, "keyid", only_v3) == ([alone], True)
+    assert _found_by_id(filled, "fingerprint", by_primary_id) == ([by_primary_id], True)
 
 
 def test_a_key_without_its_served_view_counts_for_the_cap_but_is_not_answered(db_url, filled):

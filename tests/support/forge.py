@@ -147,3 +147,14 @@ def key_of_made_up_self_signatures(primary: PublicKey, count: int) -> bytes:
     self-signatures on it (made_up_self_signatures)."""
     return keyring([Packet(6, primary.serialize())] + made_up_self_signatures(
         primary, b"Made Up <made-up@example.org>", count))
+
+
+def v3_key_of_id(keyid: str, created: int = CREATED) -> bytes:
+    """A bare v3 RSA public key whose key ID is `keyid` (16 hex): a v3 key's
+    ID is the low 64 bits of its modulus, so anyone can take any ID (no
+    secret key behind it)."""
+    low = int(keyid, 16)
+    modulus = (random.getrandbits(2048) | (1 << 2047)) >> 64 << 64 | low
+    body = (bytes((3,)) + created.to_bytes(4, "big") + bytes(2) + bytes((1,))
+            + mpi(modulus.to_bytes(256, "big")) + mpi((65537).to_bytes(3, "big")))
+    return Packet(6, body).serialize()

@@ -591,26 +591,33 @@ def _id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
 def _found_by_id(column: str) -> str:
     """The keys a lookup by `column` finds (parameters: _found_by_id_parameters),
     the first few, as (fingerprint, by_subkey, first_seen) in the order of
-    the last two: those whose primary key has it (served), and only where
-    none has, those with a subkey that has it, the first stored here first.
+    the last two: those whose v4+ primary key has it (served), and only where
+    none has, those whose v3 primary key or a subkey has it (by_subkey: 1,
+    IDs anyone can take), the first stored here first.
     Anyone can bind someone else's public key to a key of their own as a
     subkey that signs nothing (only a signing subkey signs its binding
     back): until 2026-12-07 such keys came with the one asked for, a
     hundred of them sorted first cut it from the answer at max_results, and
     one holding a packet GnuPG 2.2 cannot read (a v6 signature) made it read
-    nothing of the answer."""
+    nothing of the answer.  A v3 key's ID is the low 64 bits of its RSA
+    modulus, anyone's to choose: until 2026-12-07 a bare v3 key made with
+    another key's ID answered alone where that was a subkey's, and beside it
+    where a primary key's."""
     if column not in ("keyid", "short_keyid", "fingerprint"):
         raise ValueError(column)
-    return ("SELECT fingerprint, 0 AS by_subkey, first_seen FROM cks_keys "
-            "WHERE {0} = ? AND served_crc24 <> ? "
+    v4_held = ("SELECT 1 FROM cks_keys p WHERE p.{0} = ? AND p.served_crc24 <> ? "
+               "AND p.version > 3")
+    return ("SELECT fingerprint, CASE WHEN version > 3 THEN 0 ELSE 1 END AS by_subkey, "
+            "first_seen FROM cks_keys WHERE {0} = ? AND served_crc24 <> ? "
+            "AND (version > 3 OR NOT EXISTS (%s)) "
             "UNION ALL SELECT DISTINCT k.fingerprint, 1, k.first_seen FROM cks_subkeys s "
             "JOIN cks_keys k ON k.fingerprint = s.key_fingerprint WHERE s.{0} = ? "
-            "AND NOT EXISTS (SELECT 1 FROM cks_keys p WHERE p.{0} = ? AND p.served_crc24 <> ?) "
-            "ORDER BY 3, 1 LIMIT ?".format(column))
+            "AND k.{0} <> s.{0} AND NOT EXISTS (%s) "
+            "ORDER BY 3, 1 LIMIT ?" % (v4_held, v4_held)).format(column)
 
 
 def _found_by_id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
-    return value, UNSERVED, value, value, UNSERVED, limit
+    return value, UNSERVED, value, UNSERVED, value, value, UNSERVED, limit
 
 
 def _reason(stored: Optional[str]) -> str:
