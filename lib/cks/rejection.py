@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 from .notices import (Notice, NoticeError, check_signature, new_serial, normalize_fingerprint,
                       parse, parse_signature, received_signature, room_for_reason)
 from .openpgp.keys import Key, parse_keyring
+from .openpgp.verify import Verdict
 from .store import Store
 from .store import rejections as db
+from .store.base import found_by_id
 from .store.sql import Cursor
 
 APPLIED, PENDING, SUPERSEDED, ISSUED, UNSIGNED = "applied", "pending", "superseded", "issued", \
@@ -228,15 +230,38 @@ def _judge(cursor: Cursor, notice: Notice, body: str, signature, now: int):
 
 def _verified_signer(cursor: Cursor, body: str, signature) -> Tuple[Optional[str], str]:
     """(the signer's fingerprint, '') when the signature of `body` verifies
-    against a key held here; else (the signer's or None, why not)."""
+    against a key held here; else (the signer's or None, why not).  The
+    listed peers' rejection keys are asked first, then the key a lookup by
+    the signature's issuer finds (a primary key before keys with a subkey
+    of that ID): anyone can bind a peer's public key to a key of their own
+    as a subkey that signs nothing, and until 2026-12-07 such a key whose
+    fingerprint sorted first stood in for the peer's key here, so every
+    notice of the peer's waited for review ("the signature does not
+    verify")."""
+    for key in _peers_keys(cursor):
+        verdict = check_signature(body, signature, key)
+        if verdict is not None:
+            return _judged(key, verdict)
     key = _signer_key(cursor, signature)
     if key is None:
         return None, "the signer's key is not held here"
+    return _judged(key, check_signature(body, signature, key))
+
+
+def _judged(key: Key, verdict: Optional[Verdict]) -> Tuple[str, str]:
     signer = key.fingerprint.hex().upper()
-    verdict = check_signature(body, signature, key)
-    if verdict is None or not verdict.valid:
-        return signer, "the signature does not verify"
-    return signer, ""
+    return signer, "" if verdict is not None and verdict.valid else \
+        "the signature does not verify"
+
+
+def _peers_keys(cursor: Cursor) -> Iterator[Key]:
+    """The listed peers' rejection keys held here (served views)."""
+    for (fingerprint,) in cursor.execute(
+            "SELECT DISTINCT rejection_key FROM cks_other_servers "
+            "WHERE rejection_key IS NOT NULL").fetchall():
+        key = _served_key(cursor, fingerprint)
+        if key is not None:
+            yield key
 
 
 def _by_a_peers_key(cursor: Cursor, body: str, signature) -> bool:
@@ -258,7 +283,8 @@ def _a_peers_key(cursor: Cursor, fingerprint: str, honoured: bool) -> bool:
 
 
 def _signer_key(cursor: Cursor, signature) -> Optional[Key]:
-    """The stored key (served view) whose primary key or subkey the signature names."""
+    """The stored key (served view) a lookup by the signature's issuer finds
+    first (store.found_by_id)."""
     fingerprint = signature.issuer_fingerprint
     if fingerprint is not None:
         column, value = "fingerprint", fingerprint.hex().upper()
@@ -266,10 +292,8 @@ def _signer_key(cursor: Cursor, signature) -> Optional[Key]:
         column, value = "keyid", signature.issuer_keyid.hex().upper()
     else:
         return None
-    primary = cursor.scalar(
-        "SELECT fingerprint FROM cks_keys WHERE %s = ? UNION SELECT key_fingerprint FROM "
-        "cks_subkeys WHERE %s = ?" % (column, column), (value, value))
-    return _served_key(cursor, primary) if primary else None
+    found = found_by_id(cursor, column, value, 1)
+    return _served_key(cursor, found[0]) if found else None
 
 
 def _served_key(cursor: Cursor, fingerprint: str) -> Optional[Key]:

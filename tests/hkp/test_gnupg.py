@@ -12,7 +12,8 @@ from cks.openpgp import signature as sg
 from cks.openpgp.keys import read_keys
 from cks.openpgp.userid import UserID
 from support import EXPECTED, fixture
-from support.forge import Signer, key_flags, keyring, self_signed_key, v3_key_of_id
+from support.forge import (Signer, key_binding, key_flags, keyring, self_signed_key,
+                           v3_key_of_id)
 from support.gpg import GnuPG, parse_colons
 from support.server import Cksd
 
@@ -210,29 +211,6 @@ def test_a_v4_key_with_v5_or_v6_packets_does_not_hide_others_from_gnupg(server, 
         assert len(other.fingerprints()) == 4
 
 
-def _key_binding(subkeys, uid: bytes, revoked_by_v6: bool = False) -> bytes:
-    """A new v4 key with `uid` that binds the public keys `subkeys` (someone
-    else's: no secret key is needed) as its subkeys, for authentication and
-    encryption, which no back-signature proves; `revoked_by_v6`: it also
-    names a v6 key its designated revoker, whose revocation of it (a v6
-    signature, which GnuPG 2.2 cannot read) is served unverified."""
-    owner, revoker = Signer.new(), Signer.new(version=6)
-    hashed = [sg.Subpacket(sg.SUB_REVOCATION_KEY, bytes((0x80, 27))
-                           + revoker.public.fingerprint)] if revoked_by_v6 else []
-    packets = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize())]
-    if revoked_by_v6:
-        packets.append(pk.Packet(pk.TAG_SIGNATURE, revoker.sign(
-            sg.KEY_REVOCATION, owner.public, None).serialize()))
-    packets += [pk.Packet(pk.TAG_USER_ID, uid), pk.Packet(pk.TAG_SIGNATURE, owner.sign(
-        sg.CERT_POSITIVE, owner.public, UserID(uid), hashed).serialize())]
-    for subkey in subkeys:
-        packets += [pk.Packet(pk.TAG_PUBLIC_SUBKEY, subkey.serialize()),
-                    pk.Packet(pk.TAG_SIGNATURE, owner.sign(
-                        sg.SUBKEY_BINDING, owner.public, subkey, [key_flags(0x2C)]
-                    ).serialize())]
-    return keyring(packets)
-
-
 def _stored_with_encryption_subkey(server, uid: bytes):
     """(primary, encryption subkey) Signers of a new v4 key with `uid`, uploaded to `server`."""
     owner, encryption = Signer.new(), Signer.new()
@@ -262,7 +240,7 @@ def test_keys_binding_anothers_key_as_a_subkey_hide_it_from_no_one(server, gpg):
     time.sleep(1.1)  # (a key's first_seen is in seconds)
     stolen = [owner.public, encryption.public]
     for n, revoked_by_v6 in enumerate([True, False, False]):
-        taker = _key_binding(stolen, b"Taker %d <taker@example.org>" % n, revoked_by_v6)
+        taker = key_binding(stolen, b"Taker %d <taker@example.org>" % n, revoked_by_v6)
         assert server.add(encode(taker))[0] == 200
     victim_fpr = owner.public.fingerprint.hex().upper()
     for asked in (victim_fpr, owner.public.keyid.hex().upper()):

@@ -13,11 +13,12 @@ import urllib.parse
 import pytest
 
 from cks.notices import Notice, new_serial
-from cks.openpgp.armor import scan
+from cks.openpgp.armor import encode, scan
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from support import fixture
 from support.db import run_sql
+from support.forge import Signer, key_binding
 from support.gpg import GnuPG
 from support.procs import tool
 from support.server import LOOPBACK_EXEMPT, Cksd
@@ -138,6 +139,41 @@ def test_rejection_travels_to_the_peers_that_trust_it(nodes, operator):
     assert run_sql(b.db_url, "SELECT count(*) FROM cks_recon_refused") == [(0,)]
     assert b.add(fixture("rsa2048"))[0] == 200
     assert json.loads(run(b, "cks_admin.py", "rejected", "--json").stdout) == []
+
+
+def _bound_by_a_key_sorted_first(node, name):
+    """Upload to `node` a new key, its fingerprint sorted before `name`'s,
+    that binds `name`'s public primary key as a subkey (no secret key needed)."""
+    taker = Signer.new()
+    while taker.public.fingerprint.hex().upper() >= fpr(name):
+        taker = Signer.new()
+    public = read_keys(fixture(name)).keys[0].public_key
+    assert node.add(encode(key_binding([public], b"Taker <taker@example.org>",
+                                       owner=taker)))[0] == 200
+
+
+def test_a_key_binding_a_peers_rejection_key_does_not_block_its_notices(nodes, operator):
+    """Anyone can upload a key of their own that binds a peer's public
+    rejection key (or anyone's) as a subkey that signs nothing: a notice is
+    still checked against the key whose primary key signed it.  Until
+    2026-12-07 such a key whose fingerprint sorted first stood in for it,
+    and every notice of the peer's waited for review, "the signature does
+    not verify" (found by a review)."""
+    a, b, c = nodes
+    for name in (OPERATOR, "ed25519"):
+        _bound_by_a_key_sorted_first(b, name)
+    out = run(a, "cks_admin.py", "reject", fpr("rsa2048"), "--reason", "abuse report 43",
+              "--sign-with", fpr(OPERATOR), env={"GNUPGHOME": operator.home})
+    assert out.returncode == 0, out.stderr
+    assert run(a, "cks_sync.py").returncode == 0
+    (applied,) = notices_of(b)
+    assert (applied["status"], applied["status_reason"]) == ("applied", "")
+    assert not has(b, "rsa2048")
+    body, signature = _signed(operator, Notice("reject", fpr("nistp256"), "stranger's",
+                                               1795950000, "node-x.example", new_serial()),
+                              fpr("ed25519"))
+    assert deliver(b, body, signature) == (200, {
+        "status": "pending", "reason": "%s is not trusted for rejections here" % fpr("ed25519")})
 
 
 def _signed(operator, notice, key):

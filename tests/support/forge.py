@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from cks.openpgp import signature as sg
 from cks.openpgp.keypacket import PublicKey
-from cks.openpgp.packet import TAG_USER_ATTRIBUTE, Packet
+from cks.openpgp.packet import (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE,
+                               TAG_USER_ATTRIBUTE, TAG_USER_ID, Packet)
 from cks.openpgp.sighash import Target, signature_digest
 from cks.openpgp.userid import UserID
 from cks.openpgp.signature import Signature, Subpacket, serialize_subpackets
@@ -158,3 +159,28 @@ def v3_key_of_id(keyid: str, created: int = CREATED) -> bytes:
     body = (bytes((3,)) + created.to_bytes(4, "big") + bytes(2) + bytes((1,))
             + mpi(modulus.to_bytes(256, "big")) + mpi((65537).to_bytes(3, "big")))
     return Packet(6, body).serialize()
+
+
+def key_binding(subkeys: Sequence[PublicKey], uid: bytes, revoked_by_v6: bool = False,
+                owner: Optional[Signer] = None) -> bytes:
+    """A v4 key (`owner`'s, else a new one) with `uid` that binds the public
+    keys `subkeys` (someone else's: no secret key is needed) as its
+    subkeys, for authentication and encryption, which no back-signature
+    proves; `revoked_by_v6`: it also names a v6 key its designated revoker,
+    whose revocation of it (a v6 signature, which GnuPG 2.2 cannot read) is
+    served unverified."""
+    owner, revoker = owner or Signer.new(), Signer.new(version=6)
+    hashed = [Subpacket(sg.SUB_REVOCATION_KEY, bytes((0x80, 27))
+                        + revoker.public.fingerprint)] if revoked_by_v6 else []
+    packets = [Packet(TAG_PUBLIC_KEY, owner.public.serialize())]
+    if revoked_by_v6:
+        packets.append(Packet(TAG_SIGNATURE, revoker.sign(
+            sg.KEY_REVOCATION, owner.public, None).serialize()))
+    packets += [Packet(TAG_USER_ID, uid), Packet(TAG_SIGNATURE, owner.sign(
+        sg.CERT_POSITIVE, owner.public, UserID(uid), hashed).serialize())]
+    for subkey in subkeys:
+        packets += [Packet(TAG_PUBLIC_SUBKEY, subkey.serialize()),
+                    Packet(TAG_SIGNATURE, owner.sign(
+                        sg.SUBKEY_BINDING, owner.public, subkey, [key_flags(0x2C)]
+                    ).serialize())]
+    return keyring(packets)

@@ -616,6 +616,14 @@ def _found_by_id(column: str) -> str:
             "ORDER BY 3, 1 LIMIT ?" % (v4_held, v4_held)).format(column)
 
 
+def found_by_id(cursor: Cursor, column: str, value: str, limit: int) -> List[str]:
+    """The fingerprints of the first `limit` keys a lookup by `column` finds
+    (_found_by_id), in `cursor`'s transaction: a rejection notice's signer
+    is looked up as a key is (rejection.py)."""
+    return [r[0] for r in cursor.execute_prepared(
+        _found_by_id(column), _found_by_id_parameters(value, limit)).fetchall()]
+
+
 def _found_by_id_parameters(value: str, limit: int) -> Tuple[Any, ...]:
     return value, UNSERVED, value, UNSERVED, value, value, UNSERVED, limit
 
