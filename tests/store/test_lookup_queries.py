@@ -134,7 +134,7 @@ def _forged_v3(store, db_url, keyid, first_seen):
     return outcome.fingerprint
 
 
-def _found_by_id(store, column, value):
+def _looked_up(store, column, value):
     """(fingerprints, by_subkey) of a lookup, the same from both of its queries."""
     rows, truncated, by_subkey = store.key_rows_by_id(column, value, 100)
     parts, _, by_subkey_too = store.served_parts_by_id(column, value, 100)
@@ -153,16 +153,16 @@ def test_a_v3_key_made_with_anothers_id_hides_no_v4_key(db_url, filled):
     (subkey_id,) = [r[0] for r in run_sql(
         db_url, "SELECT keyid FROM cks_subkeys WHERE key_fingerprint = ?", (alice,))]
     by_subkey_id = _forged_v3(filled, db_url, subkey_id, 0)  # (stored before hers)
-    assert _found_by_id(filled, "keyid", subkey_id) == ([by_subkey_id, alice], True)
-    assert _found_by_id(filled, "short_keyid", subkey_id[-8:]) == ([by_subkey_id, alice], True)
+    assert _looked_up(filled, "keyid", subkey_id) == ([by_subkey_id, alice], True)
+    assert _looked_up(filled, "short_keyid", subkey_id[-8:]) == ([by_subkey_id, alice], True)
     by_primary_id = _forged_v3(filled, db_url, _keyid("rsa2048"), 0)
-    assert _found_by_id(filled, "keyid", _keyid("rsa2048")) == ([alice], False)
-    assert _found_by_id(filled, "short_keyid", _keyid("rsa2048")[-8:]) == ([alice], False)
+    assert _looked_up(filled, "keyid", _keyid("rsa2048")) == ([alice], False)
+    assert _looked_up(filled, "short_keyid", _keyid("rsa2048")[-8:]) == ([alice], False)
     only_v3 = "0123456789ABCDEF"
     alone = _forged_v3(filled, db_url, only_v3, 0)
     _subkey_row(db_url, alone, only_v3)  # (its own ID again, as a subkey: answered once)
-    assert _found_by_id(filled, "keyid", only_v3) == ([alone], True)
-    assert _found_by_id(filled, "fingerprint", by_primary_id) == ([by_primary_id], True)
+    assert _looked_up(filled, "keyid", only_v3) == ([alone], True)
+    assert _looked_up(filled, "fingerprint", by_primary_id) == ([by_primary_id], True)
 
 
 def test_a_key_without_its_served_view_counts_for_the_cap_but_is_not_answered(db_url, filled):
