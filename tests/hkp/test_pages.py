@@ -608,7 +608,7 @@ def _no_markup_from_keys(page):
 
 
 def test_user_ids_with_html_are_text_on_every_page(server):
-    evil = EVIL_UID.decode()
+    evil = EVIL_UID.decode().replace("\u202e", "[U+202E]")  # (shown as its code point)
     listing = _page(server, "/pks/lookup?op=index&search=mallory")
     _no_markup_from_keys(listing)
     assert evil in listing.text
@@ -624,8 +624,8 @@ def test_user_ids_with_html_are_text_on_every_page(server):
     assert "This key is revoked: key compromised (“%s”)." % EVIL_REASON.decode() \
         in certified.text
     assert "<img" not in certified.raw
-    # its right-to-left override (U+202E) isolated, where it is shown: the
-    # listing, its own page, the certification's signer
+    # isolated, its right-to-left override (U+202E) shown as its code point,
+    # where it is shown: the listing, its own page, the certification's signer
     isolated = "<bdi>%s</bdi>" % html.escape(evil, quote=True)
     assert isolated in listing.raw and isolated in own.raw
     assert isolated + "</a> <code>%s</code>" % MADE.keyid("mallory") in certified.raw
@@ -685,18 +685,30 @@ def test_searches_shown_are_isolated(server):
     (U+2068, U+2069) in the title, which holds no markup.  A PDI of the
     search's own that ends none of its isolates is left out: it would end
     the page's."""
-    query = urllib.parse.quote("\u2069\u202eexample fixture")
+    query = urllib.parse.quote("\u2069\u2067example\u2069 fixture")
     page = _page(server, "/pks/lookup?op=index&search=" + query)
-    assert "found for <code><bdi>\u202eexample fixture</bdi></code>." in page.raw
+    assert "found for <code><bdi>\u2067example\u2069 fixture</bdi></code>." in page.raw
     page = _page(server, "/pks/lookup?op=vindex&search=" + query)
-    assert "<h1>Keys found for <bdi>\u202eexample fixture</bdi></h1>" in page.raw
-    assert "<title>Keys found for \u2068\u202eexample fixture\u2069</title>" in page.raw
+    assert "<h1>Keys found for <bdi>\u2067example\u2069 fixture</bdi></h1>" in page.raw
+    assert "<title>Keys found for \u2068\u2067example\u2069 fixture\u2069</title>" in page.raw
 
 
 def test_isolated_text_is_balanced():
     assert user_text("\u2067a\u2069\u2069b\u2066c\u2068") == \
         "<bdi>\u2067a\u2069b\u2066c\u2068\u2069\u2069</bdi>"
-    assert isolated("x\u2069\u202ey") == "\u2068x\u202ey\u2069"
+    assert isolated("x\u2069\u202ey") == "\u2068x[U+202E]y\u2069"
+
+
+def test_text_that_would_show_as_other_text_shows_its_code_points():
+    """A direction override or embedding, or an invisible character no name
+    needs, in text someone else chose is shown as its code point: until
+    2026-12-07 a user ID `\u202eevil` showed as `live` (a review found it).
+    Joiners and marks, which scripts and emoji need, stay."""
+    assert user_text("\u202eevil") == "<bdi>[U+202E]evil</bdi>"
+    assert user_text("Al\u200bice\u2060\ufeff") == "<bdi>Al[U+200B]ice[U+2060][U+FEFF]</bdi>"
+    for kept in ("\u0645\u06cc\u200c\u0634\u0648\u062f", "\U0001f468\u200d\U0001f469",
+                 "a\u200fb", "\u05d0\u05d1"):
+        assert user_text(kept) == "<bdi>%s</bdi>" % kept
 
 
 # --- what the key page says under the other certification policies ----------------------

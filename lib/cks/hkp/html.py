@@ -46,6 +46,13 @@ _NOT_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufdd0-\ufdef%s]" % "".join(
     chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)))
 _ISOLATE_STARTS = "\u2066\u2067\u2068"  # LRI, RLI, FSI: a PDI (U+2069) ends each
 FSI, PDI = "\u2068", "\u2069"
+# Shown as their code points in text someone else chose: the direction
+# embeddings and overrides (U+202A to U+202E), which make text show as other
+# text ("\u202eevil" as "live"), and the invisible characters no name needs
+# (zero width space, word joiner, zero width no-break space), which make two
+# user IDs that differ look alike.  Joiners, marks and isolates, which
+# scripts and emoji use, are left as they are.
+_DISGUISING = re.compile("[\u202a-\u202e\u200b\u2060\ufeff]")
 
 
 def e(text: object) -> str:
@@ -58,15 +65,25 @@ def e(text: object) -> str:
 
 def user_text(text: str) -> str:
     """Text someone else chose (a user ID, a search), escaped and isolated:
-    inside <bdi>, its direction controls (U+202E, RIGHT-TO-LEFT OVERRIDE,
-    say) cannot reorder the page's text after it, as the key ID or the dates."""
-    return "<bdi>%s</bdi>" % e(_balanced(text))
+    inside <bdi>, its direction controls cannot reorder the page's text
+    after it, as the key ID or the dates; and those that would make it show
+    as other text (U+202E, RIGHT-TO-LEFT OVERRIDE, say) are shown as their
+    code points (_DISGUISING), as `[U+202E]`."""
+    return "<bdi>%s</bdi>" % e(_undisguised(_balanced(text)))
 
 
 def isolated(text: str) -> str:
     """user_text for where no markup can go (a <title>): text between FSI
     and PDI (U+2068, U+2069), the Unicode isolate <bdi> stands for."""
-    return FSI + _balanced(text) + PDI
+    return FSI + _undisguised(_balanced(text)) + PDI
+
+
+def _undisguised(text: str) -> str:
+    """`text` with the characters _DISGUISING finds shown as `[U+XXXX]`.
+    Until 2026-12-07 they were shown as they are, isolated: a user ID
+    `\u202eevil` showed as `live`, and a search for `live` found nothing
+    (a review found it)."""
+    return _DISGUISING.sub(lambda match: "[U+%04X]" % ord(match.group()), text)
 
 
 def _balanced(text: str) -> str:

@@ -304,7 +304,7 @@ class _KeyPage:
             return ""
         code, text = reason
         return ": %s%s" % (e(_REVOCATION_REASONS.get(code, "reason %d" % code)),
-                           " (&ldquo;%s&rdquo;)" % e(text) if text else "")
+                           " (&ldquo;%s&rdquo;)" % user_text(text) if text else "")
 
     def expiry(self, expires: Optional[int]) -> str:
         if expires is None:
