@@ -353,9 +353,9 @@ def test_head_and_an_empty_database(db_url):
         assert status == 200 and body == b"" and headers["content-type"].startswith("text/html")
 
 
-def test_whole_index_counts_are_kept_for_a_minute(db_url):
-    """In-process: the counts by type and day are kept KEPT_SECONDS, the
-    others are read at every request."""
+def test_whole_index_counts_are_kept_for_ten_minutes(db_url):
+    """In-process: the counts by type and day are kept KEPT_SECONDS (ten
+    minutes), the others are read at every request."""
     store = open_store(db_url)
     PeerStore(store).add("push.example:11371", "hkp", 100, None, catch_up=False)
     clock = [1000.0]
