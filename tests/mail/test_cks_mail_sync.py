@@ -287,6 +287,22 @@ def test_forwarding_like_pks(node):
     assert node.query("SELECT count(*) FROM cks_pending_sync")[0][0] == 0
 
 
+def test_a_forward_names_50_servers_of_the_mail_at_most(node):
+    """The X-KeyServer-Sent list of a mail is copied into every forward of its
+    keys, its first 50 addresses (well-formed ones) since 2026-12-07: until
+    then a mail of 100,000 such lines and 30 new keys made 30 forwards of
+    4.9 MB each."""
+    node.manage("add", SKS)
+    node.manage("add", "d@d.example")
+    spam = ["k%d@spam%d.example.org" % (n, n) for n in range(20_000)]
+    result = node.mail_sync(sks_mail(fixture("rsa2048"), sent_by=[SKS] + spam))
+    assert result.returncode == 0, result.stderr
+    (sent,) = node.sent()
+    assert email.message_from_bytes(sent).get_all("X-KeyServer-Sent") == \
+        [SKS] + spam[:49] + [US]
+    assert len(sent) < 8000
+
+
 def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
     from support.mails import fake_sendmail
     node.manage("add", SKS)

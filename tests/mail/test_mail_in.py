@@ -110,3 +110,17 @@ def test_empty_and_garbage_mails():
     assert fprs(mail) == []
     other = parse_mail(multipart_mail([], extra=[b"-----BEGIN PGP PUBLIC KEY BLOCK-----"]))
     assert other.keytext == b"Keys attached.\n"  # octet-stream parts are not read
+
+
+def test_the_x_keyserver_sent_list_is_its_first_50_well_formed_addresses():
+    """The list is copied into every forward of the mail's keys: until
+    2026-12-07 a mail naming 100,000 addresses made forwards of 4.9 MB each.
+    A peer named after the first 50 vouches for nothing."""
+    spam = ["k%d@spam%d.example.org" % (n, n) for n in range(10_000)]
+    too_long = "x" * 250 + "@a.example"
+    mail = parse_mail(sks_mail(fixture("rsa2048"), sender="list@relay.example",
+                               sent_by=["no address", too_long] + spam + [SKS]))
+    assert mail.sent_by == spam[:50]
+    assert authorizing_peer(mail, [SKS]) is None
+    assert parse_mail(sks_mail(fixture("rsa2048"), sent_by=spam[:49] + [SKS])).sent_by == \
+        spam[:49] + [SKS]

@@ -26,6 +26,11 @@ from .peername import without_root_dot
 
 INCREMENTAL, ADD = "incremental", "add"
 KEY_TYPES = ("application/pgp-keys", "application/pgp")
+# A mail's X-KeyServer-Sent addresses taken (the first ones): they are copied
+# into every mail that forwards its keys.  A chain of pks and CKS servers names
+# a few; SKS names itself alone.
+MAX_SENT_BY = 50
+MAX_ADDRESS = 254  # characters: the longest an SMTP path allows (RFC 5321)
 
 
 class BrokenMail(ValueError):
@@ -72,7 +77,7 @@ def parse_mail(raw: bytes, envelope_sender: str = "") -> IncomingMail:
         subject=subject,
         message_id=_text(message.get("Message-ID", "")).strip(),
         senders=list(dict.fromkeys(_addresses(message, "From") + envelope)),
-        sent_by=_addresses(message, "X-KeyServer-Sent"),
+        sent_by=_addresses(message, "X-KeyServer-Sent", MAX_SENT_BY),
         recipients=_addresses(message, "To") + _addresses(message, "Cc"),
         raw=raw)
 
@@ -141,12 +146,21 @@ def _text(value) -> str:
         return str(value)  # (a malformed encoded word, an unknown charset)
 
 
-def _addresses(message: Message, name: str) -> List[str]:
-    return _addresses_in([str(v) for v in message.get_all(name, [])])
+def _addresses(message: Message, name: str, limit: Optional[int] = None) -> List[str]:
+    """The well-formed addresses in the `name` headers, the first `limit` of
+    them: the headers after those are not read."""
+    found: List[str] = []
+    for value in message.get_all(name, []):
+        if limit is not None and len(found) >= limit:
+            break
+        found += _addresses_in([str(value)])
+    return found[:limit]
 
 
 def _addresses_in(values: Sequence[str]) -> List[str]:
-    return [a.lower() for _, a in getaddresses(values) if "@" in a]
+    """The addresses in header values, lower case, but for those no mailbox
+    can have: without an @, or over MAX_ADDRESS characters."""
+    return [a.lower() for _, a in getaddresses(values) if "@" in a and len(a) <= MAX_ADDRESS]
 
 
 def _unix_from(message: Message) -> List[str]:
