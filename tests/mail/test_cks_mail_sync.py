@@ -21,7 +21,7 @@ from cks.sync.mailconf import MailSettings
 from cks.sync.push import peer_lock
 from support import fixture
 from support.mails import PKS, SKS, US, base64_mail, crlf, eight_bit_mail, flooded_key, \
-    multipart_mail, pks_mail, quoted_printable_mail, sks_mail
+    many_parts_mail, multipart_mail, pks_mail, quoted_printable_mail, sks_mail
 
 from support.db import nothing_made
 from support.disk import fill, tmpfs
@@ -214,6 +214,24 @@ def test_mime_parts_nested_too_deeply_are_the_mails_fault(node, sender, status):
     if status == 65:
         assert "its MIME parts nest too deeply to be read" in err
     assert node.mail_sync(nested_mail(fixture("rsa2048"), SKS, levels=20)).returncode == 0
+
+
+def test_a_mail_of_over_1000_mime_parts_is_65_and_read_no_further(node):
+    """Until 2026-12-07 every part was built: 600,000 one-line parts in a mail
+    from a peer (a forged From: will do) took 459 MB and 14 s."""
+    node.manage("add", SKS)
+    before = node.snapshot()
+    for parts in (1001, 600_000):
+        started = time.monotonic()
+        result = node.mail_sync(many_parts_mail(fixture("rsa2048"), parts))
+        elapsed = time.monotonic() - started
+        assert result.returncode == 65, result.stderr
+        assert result.stderr.decode().splitlines() == [
+            "cks.mail: refused mail (no Message-ID): it has over 1000 MIME parts"]
+        assert node.snapshot() == before
+    assert elapsed < 5
+    assert node.mail_sync(many_parts_mail(fixture("rsa2048"), 1000)).returncode == 0
+    assert fpr("rsa2048") in node.keys()
 
 
 def test_the_signature_checks_follow_once_the_mail_is_done(node, monkeypatch):

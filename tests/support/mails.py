@@ -117,6 +117,16 @@ def multipart_mail(keytexts: Sequence[bytes], sender: str = SKS, binary: bool = 
     return delivered(outer.as_string(), sender)
 
 
+def many_parts_mail(keytext: bytes, parts: int, sender: str = SKS) -> bytes:
+    """multipart/mixed of `parts` MIME parts in all (itself counted): the
+    armored key, then one-line text parts."""
+    head = ("From: %s\nTo: %s\nSubject: incremental\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=B\n\n" % (sender, US))
+    key = "--B\nContent-Type: application/pgp-keys\n\n%s\n" % keytext.decode("ascii")
+    filler = "--B\nContent-Type: text/plain\n\nx\n" * (parts - 2)
+    return delivered(head + key + filler + "--B--\n", sender)
+
+
 def _quoted_printable(part) -> None:
     part.set_payload(quopri.encodestring(part.get_payload(decode=True)).decode("ascii"))
     part["Content-Transfer-Encoding"] = "quoted-printable"
