@@ -35,12 +35,14 @@ class FakePeer:
     A rejection notice (POST /pks/x-cks-rejection) in 'ok' mode gets the
     answers of `notice_answers` ((status, body, headers)) in turn, the last
     one from then on; without them, a CKS node's 200 ("applied"); a key
-    upload gets `key_answer` ((status, body)) if given."""
+    upload gets `key_answer` ((status, body)) if given.  `chunked`: answers
+    go out in chunked encoding, with no Content-Length."""
 
     def __init__(self, mode: str = "ok", delay: float = 0.0, fail_on=(),
                  max_body: int = 0, hang_on=(), refuse_on=(), retry_after: str = "",
-                 notice_answers=(), key_answer=None) -> None:
+                 notice_answers=(), key_answer=None, chunked: bool = False) -> None:
         self.mode = mode
+        self.chunked = chunked
         self.key_answer = key_answer  # (status, body): every upload's answer
         self.notice_answers = list(notice_answers) or [NOTICE_APPLIED]
         self.notices: List[str] = []  # the serials of the notices it was sent, in order
@@ -112,7 +114,11 @@ class FakePeer:
                 self.send_response(status)
                 for name, value in headers:
                     self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
+                if peer.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+                else:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -262,6 +262,20 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+ANSWER_BYTES = 1 << 20
+"""The most of a peer's answer to a push or a notice that is read: a CKS
+peer's JSON for a full batch, or an error page, takes a few kilobytes."""
+
+
+@dataclass
+class Body:
+    """An answer's body as HKPClient.read_body read it."""
+
+    data: bytes = b""
+    over: int = 0  # its size (at least) when over the limit: not read
+    short_of: int = 0  # the Content-Length declared, when fewer bytes came
+
+
 class HKPClient:
     """`timeout`: seconds for a connection, for sending a request, and for
     its whole answer (`answer_seconds`, when given, for that), however the
@@ -320,12 +334,40 @@ class HKPClient:
         return kind(error="no answer")
 
     def _read_all(self, response: http.client.HTTPResponse) -> Answer:
-        data = response.read()
-        if response.will_close:
-            self.close()
+        """The answer to a push or a notice, of up to ANSWER_BYTES: a longer
+        one, or one cut short of its Content-Length, is no answer (the keys
+        stay owed).  Until 2026-12-07 it was read whole, however long: a peer
+        answering 200 with an endless body took cks_sync.py to 14.6 GB, and a
+        Content-Length of 100 GB ended it in a MemoryError (found by a review)."""
+        body = self.read_body(response, ANSWER_BYTES)
+        if body.over:
+            return Answer(error="HTTP %d with an answer of over %d MiB, not read"
+                          % (response.status, ANSWER_BYTES >> 20))
+        if body.short_of:
+            return Answer(error="HTTP %d with an answer cut off after %d of its %d bytes"
+                          % (response.status, len(body.data), body.short_of))
         asked = retry_after(response.getheader("Retry-After"), time.time()) \
             if response.status in (429, 503) else 0.0
-        return Answer(response.status, data, retry_after=asked)
+        return Answer(response.status, body.data, retry_after=asked)
+
+    def read_body(self, response: http.client.HTTPResponse, max_bytes: int) -> "Body":
+        """The body of `response`, no more of it than `max_bytes`; the
+        connection is closed when the rest is not read or the peer closed it."""
+        declared = response.getheader("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            self.close()  # the rest of this answer is not read
+            return Body(over=int(declared))
+        data = response.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            self.close()
+            return Body(over=len(data))
+        if declared.isdigit() and len(data) < int(declared):
+            # (read() returns what came before the peer closed, without an error)
+            self.close()
+            return Body(data, short_of=int(declared))
+        if response.will_close:
+            self.close()
+        return Body(data)
 
     def close(self) -> None:
         if self.conn is not None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..openpgp.armor import encode
-from ..store import Store
+from ..store import Store, StoreError
 from ..store.peers import Peer, PeerError, PeerStore
 from ..store.rejections import StoredNotice, notice_backlog, notice_delivered
 from ..hkp.rejections import NOTICE_PATH
@@ -159,15 +159,24 @@ class PeerSync:
         self.set_aside: Dict[str, Tuple[Item, Done, Verdict]] = {}
 
     def run(self) -> PeerReport:
+        """Serve the peer; whatever stops it (a failing peer, or an error no
+        one foresaw) is its report's error and its last error.  Until
+        2026-12-07 an unexpected exception (a MemoryError on a peer's endless
+        answer) went up to the caller: cks_sync.py ended there, the peers
+        after it unserved and the failure unrecorded (found by a review)."""
         now = int(time.time())
         try:
             self._backlog()
             self._notices()
             self.peers.record_attempt(self.peer.id, now, None)
         except _Stop as stop:
-            self.report.error = str(stop)
-            self.report.retry_after = stop.retry_after
-            self.peers.record_attempt(self.peer.id, now, str(stop))
+            self._failed(now, str(stop), stop.retry_after)
+        except StoreError:
+            raise  # (the database's trouble, not the peer's: the caller's to report)
+        except Exception as exc:  # noqa: BLE001 - a fault no one foresaw stops this peer only
+            # (said once, by the caller, with the peer's name; the traceback for debugging)
+            log.debug("push to %s stopped", self.peer.peer, exc_info=True)
+            self._failed(now, "unexpected error: %r" % exc)
         finally:
             self.pusher.close()
         try:
@@ -179,6 +188,12 @@ class PeerSync:
         self.report.catching_up = refreshed.catch_up > 0
         self.report.notices_left = len(notice_backlog(self.store, self.peer.id))
         return self.report
+
+    def _failed(self, now: int, error: str, retry_after: float = 0.0) -> None:
+        """The run stopped on this peer: reported and recorded as its last error."""
+        self.report.error = error
+        self.report.retry_after = retry_after
+        self.peers.record_attempt(self.peer.id, now, error)
 
     def _notices(self) -> None:
         """Our signed rejection notices owed to this peer, losslessly like keys: a

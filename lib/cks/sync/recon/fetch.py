@@ -169,21 +169,10 @@ class HashQueryClient(HKPClient):
 
     def _read(self, response: http.client.HTTPResponse, max_bytes: int) -> HashAnswer:
         truncated = response.getheader("X-HKP-Results-Truncated", "").lower() == "true"
-        declared = response.getheader("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            self.close()  # the rest of this answer is not read
-            return HashAnswer(response.status, over_limit=int(declared))
-        data = response.read(max_bytes + 1)
-        if len(data) > max_bytes:
-            self.close()
-            return HashAnswer(response.status, over_limit=len(data))
-        if declared.isdigit() and len(data) < int(declared):
-            # (read() returns what came before the peer closed, without an error)
-            self.close()
-            return HashAnswer(response.status, data, short_of=int(declared))
-        if response.will_close:
-            self.close()
-        return HashAnswer(response.status, data, truncated=truncated)
+        body = self.read_body(response, max_bytes)
+        return HashAnswer(response.status, body.data, over_limit=body.over,
+                          short_of=body.short_of,
+                          truncated=truncated and not (body.over or body.short_of))
 
 
 # --- hashes ------------------------------------------------------------------------
