@@ -8,54 +8,56 @@ import threading
 from cks.sync.hkp_push import FAILED_ALONE, OK, REFUSED, RETRY, SPLIT, Answer, HKPClient, \
     notice_verdict, retry_after, source_address, verdict
 
+KEYS = ["F", "B"] + ["%040X" % n for n in range(98)]
+"""The fingerprints of the keys of a batch (KEYS[:size])."""
+
 
 def test_success_with_and_without_cks_json():
-    assert verdict(Answer(200, b"<html>Key block added</html>"), 5).action == OK
+    assert verdict(Answer(200, b"<html>Key block added</html>"), KEYS[:5]).action == OK
     body = json.dumps({"added": ["A"], "refused": [{"fingerprint": "B", "reason": "no"}]})
-    result = verdict(Answer(200, body.encode()), 2)
+    result = verdict(Answer(200, body.encode()), KEYS[:2])
     assert result.action == OK and result.refused == [("B", "no")]
 
 
 def test_transient_failures_keep_the_backlog():
-    assert verdict(Answer(error="connection refused"), 3).action == RETRY
-    assert verdict(Answer(error="timed out"), 1).action == RETRY
+    assert verdict(Answer(error="connection refused"), KEYS[:3]).action == RETRY
+    assert verdict(Answer(error="timed out"), KEYS[:1]).action == RETRY
     for status in (502, 503, 504, 429, 408, 302):
-        assert verdict(Answer(status, b""), 1).action == RETRY, status
-        assert verdict(Answer(status, b""), 10).action == RETRY, status
+        assert verdict(Answer(status, b""), KEYS[:1]).action == RETRY, status
+        assert verdict(Answer(status, b""), KEYS[:10]).action == RETRY, status
 
 
 def test_an_address_that_takes_no_keys_keeps_the_backlog():
     """A 4xx that is not a keyserver's refusal of a key (403,
     413, 422 or 400, never a 404) says nothing about the keys."""
+    page = b"<html><title>404 Not Found</title></html>"
     for status in (401, 404, 405, 407, 410, 415, 421):
-        answer = verdict(Answer(status, b"<html><title>404 Not Found</title></html>"), 1)
-        assert answer.action == RETRY, status
-    assert verdict(Answer(404, b"<html><title>404 Not Found</title></html>"), 1).message == \
-        "HTTP 404: 404 Not Found"
+        assert verdict(Answer(status, page), KEYS[:1]).action == RETRY, status
+    assert verdict(Answer(404, page), KEYS[:1]).message == "HTTP 404: 404 Not Found"
 
 
 def test_a_500_to_a_batch_splits_it_and_to_one_key_is_the_runners_to_weigh():
     sks = (b'<?xml version="1.0"?>\r\n<html><head>\r\n<title>Error handling request'
            b'</title>\r\n<style>.uid { color: green; }</style></head><body>Exception raised.'
            b'</body></html>')
-    assert verdict(Answer(500, sks), 100).action == SPLIT
-    alone = verdict(Answer(500, sks), 1)
+    assert verdict(Answer(500, sks), KEYS[:100]).action == SPLIT
+    alone = verdict(Answer(500, sks), KEYS[:1])
     assert alone.action == FAILED_ALONE and alone.message == "HTTP 500: Error handling request"
-    assert verdict(Answer(501, b""), 1).action == FAILED_ALONE
+    assert verdict(Answer(501, b""), KEYS[:1]).action == FAILED_ALONE
     # a connection the peer took, then closed unanswered: its size limit, maybe
-    assert verdict(Answer(error="closed", cut=True), 5).action == SPLIT
-    assert verdict(Answer(error="closed", cut=True), 1).action == FAILED_ALONE
+    assert verdict(Answer(error="closed", cut=True), KEYS[:5]).action == SPLIT
+    assert verdict(Answer(error="closed", cut=True), KEYS[:1]).action == FAILED_ALONE
 
 
 def test_a_request_sent_whole_and_not_answered_in_time_is_weighed_as_a_500():
     """A key the peer takes minutes over, or a batch too large for it: split,
     then weighed key by key (slow: each try cost the whole timeout).  A
     timeout before the request went out is about the peer."""
-    batch = verdict(Answer(error="timed out", unanswered=True), 5)
+    batch = verdict(Answer(error="timed out", unanswered=True), KEYS[:5])
     assert batch.action == SPLIT and batch.slow
-    alone = verdict(Answer(error="timed out", unanswered=True), 1)
+    alone = verdict(Answer(error="timed out", unanswered=True), KEYS[:1])
     assert alone.action == FAILED_ALONE and alone.slow and alone.message == "timed out"
-    assert not verdict(Answer(500, b""), 1).slow
+    assert not verdict(Answer(500, b""), KEYS[:1]).slow
 
 
 def test_a_notice_is_refused_for_good_only_by_the_peers_word_on_it():
@@ -77,14 +79,17 @@ def test_client_errors_split_a_batch_and_a_named_refusal_is_final():
     """A CKS peer's refusal names the key: final.  A bare 4xx to one key may
     be a WAF's or a proxy's to every request: the runner's to weigh, once."""
     body = json.dumps({"refused": [{"fingerprint": "F", "reason": "key is rejected: spam"}]})
-    single = verdict(Answer(403, body.encode()), 1)
+    single = verdict(Answer(403, body.encode()), KEYS[:1])
     assert single.action == REFUSED and single.message == "key is rejected: spam"  # as in a 200
-    assert verdict(Answer(413, b"too big"), 10).action == SPLIT
+    # a refusal of a key not sent is no refusal (until 2026-12-07 it was taken)
+    assert verdict(Answer(403, body.encode()), KEYS[1:2]).action == FAILED_ALONE
+    assert verdict(Answer(200, body.encode()), KEYS[1:5]).refused == []
+    assert verdict(Answer(413, b"too big"), KEYS[:10]).action == SPLIT
     for status in (400, 403, 413, 422):
-        bare = verdict(Answer(status, b"no usable key"), 1)
+        bare = verdict(Answer(status, b"no usable key"), KEYS[:1])
         assert bare.action == FAILED_ALONE and bare.once, status
         assert bare.message == "HTTP %d: no usable key" % status
-    assert not verdict(Answer(500, b""), 1).once
+    assert not verdict(Answer(500, b""), KEYS[:1]).once
 
 
 def _listener():
@@ -131,7 +136,7 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after(email.utils.formatdate(now - 90, usegmt=True), now) == 0.0
     for nothing in (None, "", "soon", "-5", "1.5", "Mon, 99 Foo 2026 25:61:00 GMT"):
         assert retry_after(nothing, now) == 0.0, nothing
-    result = verdict(Answer(503, b"busy", retry_after=120.0), 10)
+    result = verdict(Answer(503, b"busy", retry_after=120.0), KEYS[:10])
     assert result.action == RETRY and result.retry_after == 120.0
 
 

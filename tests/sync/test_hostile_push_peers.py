@@ -1,8 +1,10 @@
 """cks_sync.py and cksd's rapid push against push peers that answer what no
-keyserver would: an answer of megabytes, and an error no one foresaw while
+keyserver would: an answer of megabytes, refusals of keys never sent with
+reasons holding line breaks and NULs, and an error no one foresaw while
 serving one peer: that peer's keys stay owed, its failure is said once and
 recorded, and the peers after it are served; on SQLite and PostgreSQL."""
 
+import json
 import logging
 import re
 import time
@@ -45,6 +47,28 @@ def test_an_answer_of_megabytes_is_no_answer(node, chunked):
         assert hostile.requests == 1 and good.received == [fpr("rsa2048")]
         listed = peers_json(node)[hostile.name]
         assert listed["backlog"] == 1 and said in listed["last_error"]
+
+
+def test_refusals_count_only_for_the_keys_sent_and_are_cut(node):
+    """Until 2026-12-07 a CKS peer's "refused" list was taken whole: keys
+    never sent were recorded as refused, each reason went into the summary
+    whole, line breaks and all, and a NUL in one stopped the run on
+    PostgreSQL."""
+    made_up = [{"fingerprint": "%040X" % n, "reason": "forged\nline"} for n in range(50)]
+    refused = made_up + [{"fingerprint": fpr("nistp256"), "reason": "bad\nline\0" + "x" * 999}]
+    answer = json.dumps({"refused": refused}).encode()
+    with FakePeer(key_answer=(200, answer)) as peer:
+        manage(node, "add", peer.name, "--no-catch-up")
+        upload(node, "rsa2048", "nistp256")
+        run = sync(node)
+        assert run.returncode == 0, run.stderr
+        reason = "bad?line?" + "x" * 191 + "..."  # (wire.peer_text: 200 characters)
+        assert run.stdout.decode().splitlines() == [
+            "%s: sent 1 key" % peer.name,
+            "%s: refused %s for good: %s" % (peer.name, fpr("nistp256"), reason)]
+        listed = manage(node, "refusals", peer.name).stdout.decode()
+        assert fpr("nistp256") in listed and "forged" not in listed
+        assert peers_json(node)[peer.name]["backlog"] == 0
 
 
 def test_an_unexpected_error_stops_that_peer_only(node, monkeypatch, capsys):

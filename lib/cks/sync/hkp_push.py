@@ -18,11 +18,12 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Type
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 from urllib.parse import urlencode
 
 from ..hkp.app import SYNC_HEADER
 from ..openpgp.armor import encode
+from .recon.wire import peer_text
 
 OK, REFUSED, SPLIT, RETRY, FAILED_ALONE = "ok", "refused", "split", "retry", "failed-alone"
 
@@ -107,28 +108,29 @@ class Verdict:
         return self.slow or self.refusal
 
 
-def verdict(answer: Answer, batch_size: int) -> Verdict:
-    """What to do with a batch of `batch_size` keys after this answer: an
-    answer about one key (_about_one_key) splits a batch to find which."""
+def verdict(answer: Answer, sent: Sequence[str]) -> Verdict:
+    """What to do with a batch of keys (`sent`: their fingerprints; none for
+    a rejection notice) after this answer: an answer about one key
+    (_about_one_key) splits a batch to find which."""
     if 200 <= answer.status < 300:
-        return Verdict(OK, refused=_refused_in(answer.body))
-    message = _message(answer) if answer.status else answer.error
-    alone = _about_one_key(answer)
+        return Verdict(OK, refused=_refused_in(answer.body, sent))
+    message = _message(answer, sent) if answer.status else answer.error
+    alone = _about_one_key(answer, sent)
     if alone is None:
         # 408, 429, other 4xx, 502-504, 1xx/3xx, no answer
         return Verdict(RETRY, message, retry_after=answer.retry_after)
-    return Verdict(SPLIT if batch_size > 1 else alone, message, slow=answer.unanswered,
+    return Verdict(SPLIT if len(sent) > 1 else alone, message, slow=answer.unanswered,
                    refusal=answer.status in KEY_REFUSALS)
 
 
-def _about_one_key(answer: Answer) -> Optional[str]:
+def _about_one_key(answer: Answer, sent: Sequence[str]) -> Optional[str]:
     """What a failed answer means for a single key sent alone (REFUSED,
     FAILED_ALONE), or None when it is about the peer, not the keys."""
     if answer.status in KEY_REFUSALS:
         # A CKS peer names the key it refuses, and why: final.  A bare 403 or
         # 413 may be a WAF's or a proxy's answer to every request: the runner
         # weighs it as a 500 (once: it would be answered the same again).
-        return REFUSED if _refused_in(answer.body) else FAILED_ALONE
+        return REFUSED if _refused_in(answer.body, sent) else FAILED_ALONE
     if answer.status >= 500 and answer.status not in PEER_TROUBLE:
         # A peer that fails on one key (Hockeypuck answered 500 to a key with
         # no usable self-signature, hockeypuck issue 341) fails the whole
@@ -160,7 +162,7 @@ def notice_verdict(answer: Answer) -> Verdict:
     reason = _notice_refusal(answer)
     if reason is not None:
         return Verdict(REFUSED, reason)
-    result = verdict(answer, 1)
+    result = verdict(answer, ())
     if result.action == RETRY and 400 <= answer.status < 500 and answer.status not in (408, 429):
         # (a 404 or 405 from a keyserver without the endpoint, Hockeypuck's;
         # an older CKS's plain 400: about the notice if the peer takes keys)
@@ -183,12 +185,12 @@ def _notice_refusal(answer: Answer) -> Optional[str]:
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.I | re.S)
 
 
-def _message(answer: Answer) -> str:
+def _message(answer: Answer, sent: Sequence[str]) -> str:
     """An answer that is not 2xx, in a line: the reason a CKS peer gives in
     its JSON, alone (as for a key it refuses in a 200: one refusal, one
     message), or the status and what the answer says (an HTML page's title,
     as SKS answers, or the start of the body)."""
-    refused = _refused_in(answer.body)
+    refused = _refused_in(answer.body, sent)
     if refused:
         return refused[0][1]
     title = _TITLE.search(answer.body)
@@ -197,13 +199,21 @@ def _message(answer: Answer) -> str:
     return "HTTP %d%s" % (answer.status, ": " + text if text else "")
 
 
-def _refused_in(body: bytes) -> List[Tuple[str, str]]:
-    """Keys a CKS peer refused inside a 200 answer (options=mr gives JSON)."""
+def _refused_in(body: bytes, sent: Sequence[str]) -> List[Tuple[str, str]]:
+    """Keys of those `sent` that a CKS peer refused in its answer (options=mr
+    gives JSON), each once, with its reason as peer_text keeps a peer's text
+    (cut, printable characters only).  Until 2026-12-07 the list was taken
+    whole: a peer naming 20,000 keys never sent, with reasons of a kilobyte
+    holding line breaks, had them all recorded as refused and printed as
+    lines of their own, and a NUL in a reason stopped the run on PostgreSQL
+    (found by a review)."""
     try:
-        result = json.loads(body)
-        return [(r["fingerprint"], r.get("reason", "")) for r in result.get("refused", [])]
+        listed = json.loads(body).get("refused", [])
+        named = {str(r["fingerprint"]).upper(): r.get("reason", "") for r in reversed(listed)}
     except (ValueError, TypeError, KeyError, AttributeError):
         return []  # not CKS (SKS answers HTML): nothing more to learn
+    return [(fingerprint, peer_text(str(named[fingerprint]).encode("utf-8", "replace")))
+            for fingerprint in sent if fingerprint in named]
 
 
 class _DeadlineSocket(socket.socket):

@@ -116,7 +116,7 @@ class HKPPusher(Pusher):
 
     def push(self, items: Sequence[Item]) -> Verdict:
         armored = encode(b"".join(data for _, data in items))
-        return verdict(self.client.post_keys(armored), len(items))
+        return verdict(self.client.post_keys(armored), [f for f, _ in items])
 
     def push_notice(self, notice: StoredNotice) -> Optional[Verdict]:
         answer = self.client.post_form(NOTICE_PATH, {"notice": notice.body,
