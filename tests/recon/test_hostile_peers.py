@@ -16,6 +16,7 @@ from cks.store.peers import PeerStore
 from cks.sync.recon import session
 from cks.sync.recon.rounds import dial
 from cks.sync.recon.field import P, element_of_hash
+from cks.sync.recon.wire import Error
 from support import fixture
 from support.db import with_schema
 from support.nodes import manage, peers_json, sync
@@ -166,3 +167,19 @@ def test_a_peers_error_text_is_cut_where_it_enters(peers):
     assert peers_json(peers.node)[hostile.name]["last_error"] == line.split("recon failed: ")[1]
     listed = manage(peers.node, "list")
     assert listed.returncode == 0 and len(listed.stdout) < 2000
+
+
+def test_a_peer_that_never_flushes_its_requests_is_answered_with_an_error(peers):
+    """cks_sync.py, the side that dialed, ends the session after 1,000
+    requests without a Flush, sends the Error alone and names why in its
+    line and the peer's last error; before, it held every reply."""
+    hostile = peers([element_of_hash(key_hash("rsa2048"))], ["rsa2048"],
+                    flood=session.MAX_UNFLUSHED_REQUESTS + 1)
+    run = sync(peers.node)
+    err = run.stderr.decode()
+    why = ("1001 requests (%d bytes of replies) without a Flush: at most 1000 (33554432 bytes) "
+           "are held" % (1001 * 9))
+    assert run.returncode == 1 and err.splitlines() == [
+        "%s: FAILED: recon failed: we could not answer: %s" % (hostile.name, why)], err
+    assert hostile.flooded == [Error(why)]
+    assert peers_json(peers.node)[hostile.name]["last_error"] == "we could not answer: " + why

@@ -429,6 +429,34 @@ def test_answerer_counts_full_elements_left_unanswered():
     assert answerer.done and answerer.lacking.elements == set() and answerer.unanswered == 1
 
 
+def test_answerer_ends_a_session_whose_requests_come_without_a_flush():
+    """Past MAX_UNFLUSHED_REQUESTS requests without a Flush, the buffered
+    replies are dropped and an Error alone goes out; before, they were held
+    for ever (a peer streaming requests took cksd to 1.37 GB)."""
+    tree, registry = one_tree([1, 2, 3])
+    answerer = Answerer(tree, stub_reconcile(registry))
+    one = ReconRqstFull(ROOT, []).encode()
+    limit = session_module.MAX_UNFLUSHED_REQUESTS
+    assert answerer.receive(one * 10 + Flush().encode()).count(Elements([1, 2, 3]).encode()) \
+        == 10
+    assert answerer.receive(one * limit) == b""
+    assert decode_all(answerer.receive(one)) == [Error(answerer.error)]
+    assert answerer.done and answerer.error.startswith("%d requests (" % (limit + 1))
+    assert answerer.receive(one + Flush().encode()) == b""
+
+
+def test_answerer_ends_a_session_whose_replies_pass_the_byte_bound(monkeypatch):
+    tree, registry = one_tree(range(10, 110))  # each reply: 100 elements, 1,709 bytes
+    monkeypatch.setattr(session_module, "MAX_UNFLUSHED_BYTES", 5000)
+    answerer = Answerer(tree, stub_reconcile(registry))
+    one = ReconRqstFull(ROOT, []).encode()
+    assert len(decode_all(answerer.receive(one * 2 + Flush().encode()))) == 2
+    assert answerer.receive(one * 2) == b""
+    out = decode_all(answerer.receive(one))
+    assert out == [Error(answerer.error)]
+    assert "3 requests (5127 bytes of replies)" in answerer.error
+
+
 def test_answerer_errors_on_a_prefix_it_cannot_serve():
     class Shallow(MemTree):
         def node(self, prefix):

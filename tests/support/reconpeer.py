@@ -80,14 +80,17 @@ class ReconPeer:
     requests: it passes the handshake (announcing `http_port`), asks for the
     root whole with `claims` as its elements (so that the dialer lacks them
     all), reads the answer and says Done; with `error`, it sends an Error
-    message of that text in place of its request.  `sessions` counts the
-    connections served."""
+    message of that text in place of its request; with `flood`, that many
+    requests and no Flush, and keeps what came back in `flooded`.
+    `sessions` counts the connections served."""
 
     def __init__(self, claims: Sequence[int], http_port: int,
-                 error: Optional[str] = None) -> None:
+                 error: Optional[str] = None, flood: int = 0) -> None:
         self.claims = list(claims)
         self.http_port = http_port
         self.error = error
+        self.flood = flood
+        self.flooded: List[object] = []
         self.sessions = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
@@ -116,15 +119,29 @@ class ReconPeer:
         if self.error is not None:
             sock.sendall(Error(self.error).encode())
             return
+        if self.flood:
+            sock.sendall(ReconRqstFull(ROOT, self.claims).encode() * self.flood)
+            self.flooded = reader.feed(_until_hangup(sock))
+            return
         sock.sendall(ReconRqstFull(ROOT, self.claims).encode() + Flush().encode())
         _read(sock, reader.next_message, reader)  # its Elements
         sock.sendall(Done().encode())
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and sock.recv(1 << 16):
-            pass  # until it hangs up
+        _until_hangup(sock)
 
     def close(self) -> None:
         self.listener.close()
+
+
+def _until_hangup(sock: socket.socket) -> bytes:
+    """What the dialer sends until it hangs up (5 s at most)."""
+    data = b""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        more = sock.recv(1 << 16)
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _read(sock: socket.socket, take, reader: MessageReader):

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections import deque
 from typing import (Callable, Deque, FrozenSet, Iterable, List, Optional, Protocol, Sequence,
-                    Set, Tuple)
+                    Set, Tuple, Union)
 
 from .field import is_hash_element
-from .wire import (BITQUANTUM, MBAR, PREFIX_MAX_BITS, ROOT, Config, Done, Elements, Error,
-                   Flush, FullElements, Message, MessageReader, Prefix, ReconPeerError,
-                   ReconProtocolError, ReconRqstFull, ReconRqstPoly, SyncFail, check_config,
-                   encode_verdict, peer_text)
+from .wire import (BITQUANTUM, MAX_MESSAGE_BYTES, MBAR, PREFIX_MAX_BITS, ROOT, Config, Done,
+                   Elements, Error, Flush, FullElements, Message, MessageReader, Prefix,
+                   ReconPeerError, ReconProtocolError, ReconRqstFull, ReconRqstPoly, SyncFail,
+                   check_config, encode_verdict, peer_text)
 
 FULL_THRESHOLD = 30 * MBAR
 """A node smaller than this (or a leaf) is sent in full: SKS recon_thresh_mult * mbar."""
@@ -39,6 +39,19 @@ minutes, and some 10 MB of memory for the set.  Until
 2026-12-05 there was no cap: a peer claiming 900,000 hashes took cksd from 33
 to 303 MB and held a round's slot for 9,000 requests.  Only elements this side
 will fetch count (see `Unwanted`)."""
+
+MAX_UNFLUSHED_REQUESTS = 1_000
+"""Requests the answerer takes between two Flushes at most.  SKS's requester
+(and ours) sends at most MAX_OUTSTANDING (100) and then Flush; a peer that
+goes on without one ends the session with an Error.  Until 2026-12-07 there
+was no bound: the replies waited in memory for a Flush that never came (a
+review's peer streaming requests took cksd to 1.37 GB in 68 s)."""
+
+MAX_UNFLUSHED_BYTES = 2 * MAX_MESSAGE_BYTES
+"""Bytes of replies the answerer holds for a Flush at most: two replies of
+the largest message a peer may send (Hockeypuck refuses a larger one).  A
+requester with no keys asks for the root whole, and the reply is every
+element held: 17 bytes each, so up to ~1.9 million keys."""
 
 LOOKUP_BATCH = 1_000
 """Lacked elements handed to `Unwanted` at once: one query per batch, not per
@@ -107,14 +120,17 @@ class _Output:
 
     def __init__(self) -> None:
         self.parts: List[bytes] = []
+        self.size = 0
 
     def add(self, message: Message) -> None:
         self.parts.append(message.encode())
+        self.size += len(self.parts[-1])
 
     def take(self) -> bytes:
         """The bytes collected so far, removed."""
         data = b"".join(self.parts)
         self.parts = []
+        self.size = 0
         return data
 
 
@@ -406,7 +422,9 @@ class Requester:
 
 class Answerer:
     """The side that dialed: answers each request in order, buffering the
-    replies until Flush; Done ends the session.
+    replies until Flush; Done ends the session.  More than
+    MAX_UNFLUSHED_REQUESTS requests or MAX_UNFLUSHED_BYTES of replies
+    without a Flush end it with an Error, the replies dropped.
 
     If a request names a prefix the local tree cannot serve, the buffered
     replies and an Error message are returned and the session ends (`done`,
@@ -428,6 +446,7 @@ class Answerer:
         self.error: Optional[str] = None
         self.requests_answered = 0
         self._replies = _Output()  # buffered until Flush
+        self._unflushed = 0  # requests answered since the last Flush
         self._awaiting: Deque[Tuple[Prefix, FrozenSet[int]]] = deque()  # our FullElements
 
     def receive(self, data: bytes) -> bytes:
@@ -463,10 +482,8 @@ class Answerer:
                 self.tree.prefetch_elements(full)
 
     def _handle(self, message: Message) -> bytes:
-        if isinstance(message, ReconRqstPoly):
-            self._answer_poly(message)
-        elif isinstance(message, ReconRqstFull):
-            self._answer_full(message)
+        if isinstance(message, (ReconRqstPoly, ReconRqstFull)):
+            self._answer(message)
         elif isinstance(message, Elements):
             if not self._awaiting:
                 raise ReconProtocolError("Elements received without a FullElements sent")
@@ -474,6 +491,7 @@ class Answerer:
             _check_under(prefix, message.elements, "Elements")
             self.lacking.add(set(message.elements) - mine)
         elif isinstance(message, Flush):
+            self._unflushed = 0
             return self._replies.take()
         elif isinstance(message, Done):
             self.done = True
@@ -486,6 +504,22 @@ class Answerer:
         if self.error is not None:
             return self._replies.take()
         return b""
+
+    def _answer(self, request: Union[ReconRqstPoly, ReconRqstFull]) -> None:
+        """Answer a request into the buffer, unless the peer has held back
+        its Flush too long: then drop the buffer and fail."""
+        if isinstance(request, ReconRqstPoly):
+            self._answer_poly(request)
+        else:
+            self._answer_full(request)
+        self._unflushed += 1
+        if self.error is None and (self._unflushed > MAX_UNFLUSHED_REQUESTS
+                                   or self._replies.size > MAX_UNFLUSHED_BYTES):
+            text = ("%d requests (%d bytes of replies) without a Flush: at most %d (%d bytes) "
+                    "are held" % (self._unflushed, self._replies.size, MAX_UNFLUSHED_REQUESTS,
+                                  MAX_UNFLUSHED_BYTES))
+            self._replies = _Output()
+            self._fail(text)
 
     def _node(self, prefix: Prefix) -> Optional[NodeView]:
         if prefix.length % self.bitquantum:
