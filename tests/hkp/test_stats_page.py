@@ -174,7 +174,9 @@ def node(module_db_url, tmp_path_factory, operator):
             hostile = peers.add("<i>x</i>.example:11371", "hkp", 200, None, catch_up=True)
             peers.record_attempt(hostile.id, int(time.time()), HOSTILE)
             colour = peers.add("colour.example:11371", "hkp", 200, None, catch_up=True)
-            peers.record_attempt(colour.id, int(time.time()), COLOURED)
+            with store.write() as cursor:  # as stored before 2026-12-07 (now: one line)
+                cursor.execute("UPDATE cks_other_servers SET last_error = ?, last_error_at = ? "
+                               "WHERE id = ?", (COLOURED, int(time.time()), colour.id))
         finally:
             store.close()
         _run(cksd, "cks_admin.py", "reject", fpr(WE_REJECT), "--reason", HOSTILE,

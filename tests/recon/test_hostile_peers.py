@@ -183,3 +183,21 @@ def test_a_peer_that_never_flushes_its_requests_is_answered_with_an_error(peers)
         "%s: FAILED: recon failed: we could not answer: %s" % (hostile.name, why)], err
     assert hostile.flooded == [Error(why)]
     assert peers_json(peers.node)[hostile.name]["last_error"] == "we could not answer: " + why
+
+
+def test_a_peers_refused_config_is_quoted_cut_and_the_run_goes_on(peers):
+    """A Config whose filters are 10 MiB with a newline and a NUL: refused,
+    quoted as 200 printable characters in the run's line and the peer's
+    last error, and the next peer served.  Until 2026-12-07 it was quoted
+    whole (10.5 MB a line), and on PostgreSQL the NUL ended cks_sync.py with
+    a traceback when the round was recorded."""
+    hostile = peers([], filters="evil\n\x00" + "F" * (10 << 20), priority=10)
+    later = peers([element_of_hash(key_hash("nistp256"))], ["nistp256"], priority=20)
+    run = sync(peers.node)
+    err = run.stderr.decode()
+    why = ("we refused the session: filters do not match. local filters: "
+           "yminsky.dedup,yminsky.merge remote filters: evil??%s..." % ("F" * 194))
+    assert run.returncode == 1 and err.splitlines() == [
+        "%s: FAILED: recon failed: %s" % (hostile.name, why)], err[:1000]
+    assert later.sessions == 1 and "%s: recon round" % later.name in run.stdout.decode()
+    assert peers_json(peers.node)[hostile.name]["last_error"] == why

@@ -344,6 +344,23 @@ def test_check_config_refusals(theirs, reason):
     assert result is not None and result.startswith(reason)
 
 
+@pytest.mark.parametrize("theirs, start", [
+    (our_config(80, "evil\n\x00" + "F" * (10 << 20)),
+     "filters do not match.\n\tlocal filters: yminsky.dedup,yminsky.merge\n\t"
+     "remote filters: evil??"),
+    (our_config(80, version="0.1.0" + "0" * 4000 + "4"),
+     "Requires version at least 0.1.5.  0.1.0000"),
+    (our_config(80, version="x\n" * (1 << 20)), "Error parsing configdata: "
+     "unreadable version 'x?x?"),
+])
+def test_check_config_quotes_the_peers_text_cut(theirs, start):
+    """As peer_text: 200 printable characters; until 2026-12-07 uncut, a
+    10 MiB filters value went into every log line and the last error."""
+    result = check_config(theirs, our_config(11371))
+    assert result.startswith(start) and len(result) < 400
+    assert "..." in result and "\x00" not in result and result.count("\n") <= 2
+
+
 def test_parse_version():
     assert parse_version("1.1.6") == (1, 1, 6)
     assert parse_version("0.1.10") > (0, 1, 5)

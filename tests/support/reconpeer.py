@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from cks.sync.recon.hashquery import decode_request, encode_answer
-from cks.sync.recon.wire import (ROOT, Done, Error, Flush, MessageReader, ReconRqstFull,
-                                 encode_verdict, our_config)
+from cks.sync.recon.wire import (DEFAULT_FILTERS, ROOT, Done, Error, Flush, MessageReader,
+                                 ReconRqstFull, encode_verdict, our_config)
 
 Answer = Tuple[int, bytes, Dict[str, str]]
 
@@ -81,13 +81,15 @@ class ReconPeer:
     root whole with `claims` as its elements (so that the dialer lacks them
     all), reads the answer and says Done; with `error`, it sends an Error
     message of that text in place of its request; with `flood`, that many
-    requests and no Flush, and keeps what came back in `flooded`.
-    `sessions` counts the connections served."""
+    requests and no Flush, and keeps what came back in `flooded`.  It
+    announces `filters`.  `sessions` counts the connections served."""
 
     def __init__(self, claims: Sequence[int], http_port: int,
-                 error: Optional[str] = None, flood: int = 0) -> None:
+                 error: Optional[str] = None, flood: int = 0,
+                 filters: str = DEFAULT_FILTERS) -> None:
         self.claims = list(claims)
         self.http_port = http_port
+        self.filters = filters
         self.error = error
         self.flood = flood
         self.flooded: List[object] = []
@@ -112,10 +114,12 @@ class ReconPeer:
     def _session(self, sock: socket.socket) -> None:
         sock.settimeout(30)
         reader = MessageReader()
-        sock.sendall(our_config(self.http_port).encode())
+        sock.sendall(our_config(self.http_port, self.filters).encode())
         _read(sock, reader.next_message, reader)  # its Config
         sock.sendall(encode_verdict(None))
-        _read(sock, reader.next_string, reader)  # its verdict
+        if _read(sock, reader.next_string, reader) != b"passed":  # its verdict
+            _until_hangup(sock)
+            return
         if self.error is not None:
             sock.sendall(Error(self.error).encode())
             return

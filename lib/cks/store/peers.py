@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from ..sync.peername import spellings
+from ..wording import printable
 from .base import Store
 from .errors import StoreError
 from .sql import Cursor, execute_in, rows_in
@@ -69,6 +70,24 @@ def _peer(row: Sequence[Any]) -> Peer:
     values[5] = bool(values[5])
     values[14] = bool(values[14])
     return Peer(*values)
+
+
+STORED_TEXT_CHARS = 1000
+"""Of an error or refusal text, the characters stored at most."""
+
+
+def stored_text(text: str) -> str:
+    """A peer's error or refusal text as stored: cut, one printable line.
+    The callers cut a peer's own text already; this is the last line of
+    defence.  Until 2026-12-07 a 10 MiB Config refusal was stored whole, and
+    one with a NUL could not be stored on PostgreSQL (a traceback each round;
+    cks_sync.py ended there, the peers after it unserved)."""
+    return printable(text, STORED_TEXT_CHARS)
+
+
+def _failed(cursor: Cursor, peer_id: int, now: int, error: str) -> None:
+    cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
+                   "last_error_at = ? WHERE id = ?", (now, stored_text(error), now, peer_id))
 
 
 def _can_catch_up(peer: str, kind: str) -> None:
@@ -307,8 +326,7 @@ class PeerStore:
                 cursor.execute("UPDATE cks_other_servers SET last_attempt = ? WHERE id = ?",
                                (now, peer_id))
             else:
-                cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
-                               "last_error_at = ? WHERE id = ?", (now, error, now, peer_id))
+                _failed(cursor, peer_id, now, error)
 
     def record_round(self, peer_id: int, now: int, lacked_here: int, lacked_there: int,
                      fetched: int, error: Optional[str], completed: bool) -> None:
@@ -324,13 +342,13 @@ class PeerStore:
                 cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_success = ? "
                                "WHERE id = ?", (now, now, peer_id))
             else:
-                cursor.execute("UPDATE cks_other_servers SET last_attempt = ?, last_error = ?, "
-                               "last_error_at = ? WHERE id = ?", (now, error, now, peer_id))
+                _failed(cursor, peer_id, now, error)
 
     def record_refusal(self, peer_id: int, fingerprint: str, message: str, now: int) -> bool:
         """Record the peer's refusal of a key; False: it refused the key
         before for the same reason (a later version of it: see runner.py).
         A peer removed meanwhile (a push under way) records nothing."""
+        message = stored_text(message)
         with self.store.write() as cursor:
             before = cursor.execute("SELECT message FROM cks_sync_refusals WHERE peer_id = ? "
                                     "AND fingerprint = ?", (peer_id, fingerprint)).fetchone()

@@ -23,6 +23,7 @@ from typing import (ClassVar, Dict, Iterable, List, Optional, Sequence, Tuple, T
                     Union)
 
 # The protocol constants and the ZZp encoding come from field.py.
+from ...wording import printable
 from .field import BITQUANTUM, MBAR, P, ZZP_BYTES, zzp_list_from_bytes
 
 PREFIX_MAX_BITS = 8 * ZZP_BYTES  # a prefix of the 17-byte encoding: 136 bits at most
@@ -338,9 +339,7 @@ def peer_text(data: bytes) -> str:
     characters, printable ones only.  Until 2026-12-05 a peer's 16 MiB Error
     message went everywhere whole."""
     text = data[:4 * PEER_TEXT_CHARS].decode("utf-8", "replace")
-    shown = "".join(c if c.isprintable() else "?" for c in text[:PEER_TEXT_CHARS])
-    cut = len(text) > PEER_TEXT_CHARS or len(data) > 4 * PEER_TEXT_CHARS
-    return shown + "..." if cut else shown
+    return printable(text, PEER_TEXT_CHARS, len(data) > 4 * PEER_TEXT_CHARS)
 
 
 # Config keys whose values are a 4-byte binary big-endian int inside the string.
@@ -565,7 +564,7 @@ def parse_version(text: str) -> Tuple[int, int, int]:
     """"1.1.6" -> (1, 1, 6), as SKS reads it; ValueError otherwise."""
     parts = text.split(".", 2)
     if len(parts) != 3 or not all(_VERSION_PART.fullmatch(p) for p in parts):
-        raise ValueError("unreadable version %r" % text)
+        raise ValueError("unreadable version %r" % peer_text(text.encode("utf-8")))
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
@@ -577,7 +576,9 @@ def check_config(theirs: Config, ours: Config) -> Optional[str]:
     """Why the peer's Config is refused, or None to proceed.  SKS's checks, in
     its order (reconCS.ml test_configdata): version at least 0.1.5, the same
     filter set (order does not matter), the same bitquantum and mbar.  A
-    missing entry (the http port included) is refused too."""
+    missing entry (the http port included) is refused too.  The peer's
+    version and filters are quoted as `peer_text` (until 2026-12-07 uncut: a
+    10 MiB filters value went into every log line and last error)."""
     if None in (theirs.version, theirs.filters, theirs.bitquantum, theirs.mbar,
                 theirs.http_port):
         return "Missing entry in configdata"
@@ -588,10 +589,10 @@ def check_config(theirs: Config, ours: Config) -> Optional[str]:
         return "Error parsing configdata: %s" % exc
     if version < MIN_VERSION:
         return "Requires version at least %s.  %s provided" % (
-            ".".join(map(str, MIN_VERSION)), theirs.version)
+            ".".join(map(str, MIN_VERSION)), peer_text(theirs.version.encode("utf-8")))
     if _filter_set(theirs.filters) != _filter_set(ours.filters or ""):
         return "filters do not match.\n\tlocal filters: %s\n\tremote filters: %s" % (
-            ours.filters, theirs.filters)
+            ours.filters, peer_text(theirs.filters.encode("utf-8")))
     if theirs.bitquantum != ours.bitquantum:
         return "bitquantum values do not match"
     if theirs.mbar != ours.mbar:
