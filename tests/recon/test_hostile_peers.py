@@ -186,12 +186,12 @@ def test_a_peer_that_never_flushes_its_requests_is_answered_with_an_error(peers)
 
 
 def test_a_peers_refused_config_is_quoted_cut_and_the_run_goes_on(peers):
-    """A Config whose filters are 10 MiB with a newline and a NUL: refused,
+    """A Config whose filters are 4,000 characters with a newline and a NUL: refused,
     quoted as 200 printable characters in the run's line and the peer's
     last error, and the next peer served.  Until 2026-12-07 it was quoted
     whole (10.5 MB a line), and on PostgreSQL the NUL ended cks_sync.py with
     a traceback when the round was recorded."""
-    hostile = peers([], filters="evil\n\x00" + "F" * (10 << 20), priority=10)
+    hostile = peers([], filters="evil\n\x00" + "F" * 4000, priority=10)
     later = peers([element_of_hash(key_hash("nistp256"))], ["nistp256"], priority=20)
     run = sync(peers.node)
     err = run.stderr.decode()
@@ -201,3 +201,13 @@ def test_a_peers_refused_config_is_quoted_cut_and_the_run_goes_on(peers):
         "%s: FAILED: recon failed: %s" % (hostile.name, why)], err[:1000]
     assert later.sessions == 1 and "%s: recon round" % later.name in run.stdout.decode()
     assert peers_json(peers.node)[hostile.name]["last_error"] == why
+
+
+def test_a_config_over_8_kib_ends_the_round_before_it_is_read(peers):
+    """Until 2026-12-07 a Config could be 16 MiB (a review's of 1,048,575
+    entries took cksd to 200 MB)."""
+    hostile = peers([], filters="F" * 8192)
+    run = sync(peers.node)
+    assert run.returncode == 1 and run.stderr.decode().splitlines() == [
+        "%s: FAILED: recon failed: message length %d over the limit of 8192 bytes"
+        % (hostile.name, 8192 + 99)], run.stderr[:1000]

@@ -578,6 +578,18 @@ def test_handshake_peer_error_and_start_order():
         ours.receive(Error("not in membership").encode())
 
 
+def test_handshake_refuses_a_config_over_8_kib():
+    """Read whole before a word of it is checked: until 2026-12-07 it could be 16 MiB."""
+    ours = Handshake(our_config(11371))
+    ours.start()
+    big = our_config(80, "F" * 8192).encode()
+    with pytest.raises(ReconProtocolError, match="message length 8291 over the limit of 8192"):
+        ours.receive(big[:4])
+    small = Handshake(our_config(11371))
+    small.start()
+    assert small.receive(our_config(80, "F" * 8000).encode()).startswith(b"\0\0\0\x06failed")
+
+
 def test_handshake_custom_check():
     ours = Handshake(our_config(1), check=lambda theirs, mine: "no thanks")
     ours.start()

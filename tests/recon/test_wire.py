@@ -361,6 +361,13 @@ def test_check_config_quotes_the_peers_text_cut(theirs, start):
     assert "..." in result and "\x00" not in result and result.count("\n") <= 2
 
 
+def test_a_config_of_more_than_32_entries_is_refused():
+    config = Config(version="1.1.6", extra={"k%02d" % i: b"" for i in range(28)})
+    assert decode_message(config.encode()).extra == config.extra  # 29 entries
+    with pytest.raises(ReconProtocolError, match="Config: 33 entries, more than 32"):
+        decode_message(Config(extra={"k%02d" % i: b"" for i in range(33)}).encode())
+
+
 def test_parse_version():
     assert parse_version("1.1.6") == (1, 1, 6)
     assert parse_version("0.1.10") > (0, 1, 5)

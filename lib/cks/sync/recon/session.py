@@ -19,10 +19,10 @@ from typing import (Callable, Deque, FrozenSet, Iterable, List, Optional, Protoc
                     Set, Tuple, Union)
 
 from .field import is_hash_element
-from .wire import (BITQUANTUM, MAX_MESSAGE_BYTES, MBAR, PREFIX_MAX_BITS, ROOT, Config, Done,
-                   Elements, Error, Flush, FullElements, Message, MessageReader, Prefix,
-                   ReconPeerError, ReconProtocolError, ReconRqstFull, ReconRqstPoly, SyncFail,
-                   check_config, encode_verdict, peer_text)
+from .wire import (BITQUANTUM, MAX_CONFIG_BYTES, MAX_MESSAGE_BYTES, MBAR, PREFIX_MAX_BITS, ROOT,
+                   Config, Done, Elements, Error, Flush, FullElements, Message, MessageReader,
+                   Prefix, ReconPeerError, ReconProtocolError, ReconRqstFull, ReconRqstPoly,
+                   SyncFail, check_config, encode_verdict, peer_text)
 
 FULL_THRESHOLD = 30 * MBAR
 """A node smaller than this (or a leaf) is sent in full: SKS recon_thresh_mult * mbar."""
@@ -207,7 +207,7 @@ class Handshake:
                  check: Callable[[Config, Config], Optional[str]] = check_config) -> None:
         self.ours = ours
         self.check = check
-        self.reader = MessageReader()
+        self.reader = MessageReader(MAX_CONFIG_BYTES)  # the roles read the rest
         self.peer_config: Optional[Config] = None
         self.done = False
         self.passed = False

@@ -29,6 +29,11 @@ from .field import BITQUANTUM, MBAR, P, ZZP_BYTES, zzp_list_from_bytes
 PREFIX_MAX_BITS = 8 * ZZP_BYTES  # a prefix of the 17-byte encoding: 136 bits at most
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # body length limit (Hockeypuck: 1 << 24)
 MAX_HANDSHAKE_STRING = 64 * 1024  # the unframed "passed" / "failed" + reason strings
+MAX_CONFIG_BYTES = 8 * 1024
+"""The handshake's Config message, body length at most.  SKS and Hockeypuck
+send five short entries (some 150 bytes).  Until 2026-12-07 a Config could
+be 16 MiB: a review's Config of 1,048,575 entries took cksd to 200 MB."""
+MAX_CONFIG_ENTRIES = 32  # in a Config: SKS and Hockeypuck send 5
 PEER_TEXT_CHARS = 200  # of a peer's Error text or refusal reason, kept and logged
 SKS_VERSION = "1.1.6"
 MIN_VERSION = (0, 1, 5)  # SKS refuses peers below this (common.ml)
@@ -379,6 +384,9 @@ class Config:
     @classmethod
     def _decode(cls, body: _Body) -> "Config":
         count = body.int("config entry count")
+        if count > MAX_CONFIG_ENTRIES:
+            raise ReconProtocolError("Config: %d entries, more than %d"
+                                     % (count, MAX_CONFIG_ENTRIES))
         if count > body.left() // 8:  # each entry holds two string lengths
             raise ReconProtocolError("Config: %d entries do not fit the %d bytes left"
                                      % (count, body.left()))
