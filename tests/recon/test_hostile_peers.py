@@ -211,3 +211,13 @@ def test_a_config_over_8_kib_ends_the_round_before_it_is_read(peers):
     assert run.returncode == 1 and run.stderr.decode().splitlines() == [
         "%s: FAILED: recon failed: message length %d over the limit of 8192 bytes"
         % (hostile.name, 8192 + 99)], run.stderr[:1000]
+
+
+def test_a_request_of_more_than_100000_elements_ends_the_round(peers):
+    """Until 2026-12-07 an element set could fill 16 MiB (987,000 elements
+    took cksd from 39 to 358 MB)."""
+    hostile = peers(list(range(1, 100_002)))
+    run = sync(peers.node)
+    assert run.returncode == 1 and run.stderr.decode().splitlines() == [
+        "%s: FAILED: recon failed: ReconRqstFull: 100001 elements, more than 100000"
+        % hostile.name], run.stderr[:1000]

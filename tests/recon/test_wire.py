@@ -368,6 +368,14 @@ def test_a_config_of_more_than_32_entries_is_refused():
         decode_message(Config(extra={"k%02d" % i: b"" for i in range(33)}).encode())
 
 
+def test_an_element_set_of_more_than_100000_is_refused_before_it_is_decoded():
+    elements = list(range(1, 100_002))
+    assert len(decode_message(Elements(elements[1:]).encode()).elements) == 100_000
+    for message in (Elements(elements), FullElements(elements), ReconRqstFull(ROOT, elements)):
+        with pytest.raises(ReconProtocolError, match=": 100001 elements, more than 100000"):
+            decode_message(message.encode())
+
+
 def test_parse_version():
     assert parse_version("1.1.6") == (1, 1, 6)
     assert parse_version("0.1.10") > (0, 1, 5)

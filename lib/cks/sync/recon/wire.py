@@ -34,6 +34,14 @@ MAX_CONFIG_BYTES = 8 * 1024
 send five short entries (some 150 bytes).  Until 2026-12-07 a Config could
 be 16 MiB: a review's Config of 1,048,575 entries took cksd to 200 MB."""
 MAX_CONFIG_ENTRIES = 32  # in a Config: SKS and Hockeypuck send 5
+MAX_SET_ELEMENTS = 100_000
+"""Elements in one element set at most, refused past it before any is
+decoded (each costs some 20 times its 17 bytes as Python objects).  A node
+sent whole holds under 150; only an Elements reply to a requester that sent
+the root or a large leaf whole (it holds under 150 keys) may be larger, and
+a round collects 100,000 at most (session.MAX_MISSING).  Until 2026-12-07 a
+set could fill 16 MiB: a review's Elements of 987,000 took cksd from 39 to
+358 MB and stalled its lookups up to 1 s."""
 PEER_TEXT_CHARS = 200  # of a peer's Error text or refusal reason, kept and logged
 SKS_VERSION = "1.1.6"
 MIN_VERSION = (0, 1, 5)  # SKS refuses peers below this (common.ml)
@@ -180,6 +188,9 @@ class _Body:
 
     def zzp_list(self, field_name: str) -> List[int]:
         count = self.int(field_name + " count")
+        if count > MAX_SET_ELEMENTS:
+            raise ReconProtocolError("%s: %d %s, more than %d"
+                                     % (self.what, count, field_name, MAX_SET_ELEMENTS))
         if count > self.left() // ZZP_BYTES:
             raise ReconProtocolError("%s: %s count %d does not fit the %d bytes left"
                                      % (self.what, field_name, count, self.left()))
