@@ -505,6 +505,10 @@ def test_photo_on_the_key_page_and_at_its_url(server):
     assert headers["cross-origin-resource-policy"] == "same-origin"
     status, headers, body = _photo(server, _fp("photo").lower(), 1, "HEAD")
     assert status == 200 and body == b"" and int(headers["content-length"]) == len(JPEG)
+    for site, expected in (("same-origin", 200), ("same-site", 200), ("none", 200),
+                           ("cross-site", 403)):  # (another site's page: refused unread)
+        assert server.request("GET", image["src"], headers={"Sec-Fetch-Site": site})[0] \
+            == expected
     # the result list points at the key page, where the photo is
     listing = _page(server, "/pks/lookup?op=index&search=photo@example.org")
     assert "uat photo ID" in listing.text and not listing.images
