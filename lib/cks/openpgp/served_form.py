@@ -21,12 +21,13 @@ cannot parse even so (a hashed area over its limit: a certification with a
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from . import signature as sg
 from .errors import PacketError
 from .keys import Key, SignaturePacket
 from .packet import TAG_SIGNATURE, Packet
+from .reader import Reader
 
 GNUPG_AREA_BYTES = 10_000
 """The most octets GnuPG reads in a subpacket area (parse-packet.c: "hashed
@@ -107,31 +108,41 @@ def _plain(unhashed: bytes) -> bool:
 
 def _minimal(algorithm: int, material: bytes) -> bool:
     """Are the values' MPIs (if any) each in their shortest encoding?"""
-    count = sg.mpi_count(algorithm)
-    pos = 0
-    for _ in range(count or 0):
-        bits = material[pos] << 8 | material[pos + 1]
-        length = (bits + 7) // 8
-        first = material[pos + 2] if length else 0
-        if bits > GNUPG_MPI_BITS or first.bit_length() + 8 * (length - 1) != bits and length:
-            return False
-        pos += 2 + length
-    return True
+    return all(bits <= GNUPG_MPI_BITS and bits == _bit_length(value)
+               for bits, value in _mpis(algorithm, material) or ())
 
 
 def _minimal_values(algorithm: int, material: bytes) -> Optional[bytes]:
     """The signature values with each MPI in its shortest encoding (no
     leading zero octets); None when one is longer than GnuPG reads."""
+    mpis = _mpis(algorithm, material)
+    if mpis is None:
+        return material  # (native octets of a fixed size, or opaque)
+    out = b""
+    for _, value in mpis:
+        number = int.from_bytes(value, "big")
+        if number.bit_length() > GNUPG_MPI_BITS:
+            return None
+        out += number.bit_length().to_bytes(2, "big") + \
+            number.to_bytes((number.bit_length() + 7) // 8, "big")
+    return out
+
+
+def _mpis(algorithm: int, material: bytes) -> Optional[List[Tuple[int, bytes]]]:
+    """(bit count as encoded, value octets) of each MPI of the signature
+    values, which Signature.parse checked the shape of; None when the values
+    are not MPIs."""
     count = sg.mpi_count(algorithm)
     if count is None:
-        return material  # (native octets of a fixed size, or opaque)
-    out, pos = b"", 0
+        return None
+    reader = Reader(material, "signature values")
+    out = []
     for _ in range(count):
-        length = ((material[pos] << 8 | material[pos + 1]) + 7) // 8
-        value = int.from_bytes(material[pos + 2:pos + 2 + length], "big")
-        pos += 2 + length
-        if value.bit_length() > GNUPG_MPI_BITS:
-            return None
-        out += value.bit_length().to_bytes(2, "big") + \
-            value.to_bytes((value.bit_length() + 7) // 8, "big")
+        bits = reader.u16()
+        out.append((bits, reader.take((bits + 7) // 8)))
     return out
+
+
+def _bit_length(value: bytes) -> int:
+    """The bits of the number these octets hold, leading zeros left out."""
+    return 8 * (len(value) - 1) + value[0].bit_length() if value else 0
