@@ -403,8 +403,7 @@ class KeyServer:
                 return answer
         lookup = lookup or parse_lookup(request.query, all_words_of)
         if lookup.op == "stats":
-            if not is_operators_own(request.client, request.header("x-forwarded-for")):
-                self.lookup_limiter.charge(request.client, STATS_TOKENS - 1)
+            self._charge(self.lookup_limiter, request, lambda: STATS_TOKENS - 1)
             return self.stats(lookup)
         if cache is None:
             return self._answer(lookup, newest)
@@ -636,12 +635,20 @@ class KeyServer:
     def _charged(self, request: Request, report: pipeline.Report) -> bool:
         """Charge the client's upload bucket for what the stored upload
         costs beyond the token its request took (upload_cost.py); whether
-        the bucket is still out of debt.  The operator's own tools, peers
-        and exempt networks are never charged."""
+        the bucket is still out of debt."""
+        return self._charge(self.upload_limiter, request, lambda: tokens_beyond_the_first(
+            report, self.settings.upload_checks_per_token, self._held_keyids))
+
+    @staticmethod
+    def _charge(limiter: RateLimiter, request: Request, tokens: Callable[[], float]) -> bool:
+        """Take `tokens()` more from the client's bucket of `limiter`, for a
+        request that costs more than the token it took; whether the bucket
+        is still out of debt.  The operator's own tools (never limited,
+        _rate_limited), peers and exempt networks are never charged, and
+        for them `tokens` is not counted."""
         if is_operators_own(request.client, request.header("x-forwarded-for")):
             return True
-        return self.upload_limiter.charge(request.client, tokens_beyond_the_first(
-            report, self.settings.upload_checks_per_token, self._held_keyids))
+        return limiter.charge(request.client, tokens())
 
     def _held_keyids(self, keyids: List[str]) -> Set[str]:
         with self.store.read() as cursor:
