@@ -13,11 +13,13 @@ import pytest
 from cks.openpgp import packet as pk
 from cks.openpgp import signature as sg
 from cks.openpgp.armor import scan
-from cks.openpgp.keys import parse_keyring, read_keys
+from cks.openpgp.keys import parse_keyring, read_keys, sks_hash
+from cks.pipeline import ADDED, Source, submit
 from cks.openpgp.userid import UserID
 from cks.store import open_store
 from cks.store.peers import PeerStore
 from cks.store.postgres import CUT_MARGIN
+from cks.sync.recon import hashquery
 from support import fixture, in_ci
 from support import pgcluster
 from support.forge import Signer, keyring
@@ -89,22 +91,78 @@ def views_derived(cluster, url, timeout=30):
         time.sleep(0.05)
 
 
+def stored_elsewhere(url, name):
+    """`name`'s key stored with its served view by another writer than the
+    cksd under test (another cksd host, say), which therefore does not know
+    of it."""
+    store = open_store(url)
+    try:
+        assert submit(store, fixture(name), Source.user()).with_status(ADDED)
+    finally:
+        store.close()
+
+
 def test_lookups_read_the_replica(cluster, urls):
     primary, replica = urls
     with Cksd(primary, ["--db-read", replica]) as cksd:
         assert cksd.add(fixture("rsa2048"))[0] == 200
         eventually_found(cksd, "rsa2048")
-        # Replay paused: a key the primary stores is not served until the
+        views_derived(cluster, primary)
+        cluster.wait_replayed()
+        # Replay paused: a key another host stores is not served until the
         # replica replays it, so the lookups are the replica's.
         with replay_paused(cluster):
-            assert cksd.add(fixture("ed25519"))[0] == 200
+            stored_elsewhere(primary, "ed25519")
             assert on_primary(cluster, primary, "SELECT count(*) FROM cks_keys")[0][0] == 2
-            # (a lookup that derives the upload's served view reads the primary)
-            views_derived(cluster, primary)
             assert get(cksd, "ed25519")[0] == 404
             stats = json.loads(cksd.lookup(op="stats", options="mr")[2])
             assert stats["keys"]["total"] == 1
         eventually_found(cksd, "ed25519")
+
+
+def _post(cksd, data):
+    return cksd.request("POST", "/pks/add", data, {"Content-Type": "application/pgp-keys"})[0]
+
+
+def test_what_this_cksd_stored_is_read_on_the_primary_while_the_replica_lags(cluster, urls):
+    """With replay paused: a new key looked up after its served view was
+    derived in the background, an update's new user ID, a search by it, and
+    a peer's hashquery all see what this cksd committed; once the replica
+    has replayed it, the lookups read the replica again.  (Until 2026-12-06
+    the first three read the lagging replica: 404, the key as it was, 404;
+    and hashqueries always read it: a round found keys the fetch never got.)"""
+    primary, replica = urls
+    owner = Signer.new()
+    fingerprint = owner.public.fingerprint.hex().upper()
+    first, both = (_key_of(owner, uids) for uids in (
+        [b"lagging <lagging@example.org>"],
+        [b"lagging <lagging@example.org>", b"second <second@example.org>"]))
+    with Cksd(primary, ["--db-read", replica]) as cksd:
+        with replay_paused(cluster):
+            assert _post(cksd, first) == 200
+            views_derived(cluster, primary)  # (by the idle serving process, not the lookup)
+            time.sleep(0.2)
+            assert cksd.lookup(op="get", options="mr", search="0x" + fingerprint)[0] == 200
+            assert _post(cksd, both) == 200
+            status, _, body = cksd.lookup(op="index", options="mr", search="0x" + fingerprint)
+            assert status == 200 and b"second@example.org" in body
+            assert cksd.lookup(op="index", options="mr",
+                               search="second@example.org")[0] == 200
+            assert _hashquery(cksd, both) == 1
+        cluster.wait_replayed()
+        time.sleep(0.05)
+        with replay_paused(cluster):  # the lookups are the replica's again; hashqueries not
+            stored_elsewhere(primary, "ed25519")
+            assert get(cksd, "ed25519")[0] == 404
+            assert _hashquery(cksd, fixture("ed25519")) == 1
+
+
+def _hashquery(cksd, data):
+    """How many keys cksd's answer to a hashquery for this key's SKS hash holds."""
+    digest = sks_hash(read_keys(data).keys[0])
+    status, _, body = cksd.request("POST", "/pks/hashquery", hashquery.encode_request([digest]))
+    assert status == 200
+    return len(hashquery.decode_answer(body))
 
 
 @contextlib.contextmanager
@@ -123,14 +181,20 @@ def slow_wal_writer(cluster):
         alter("RESET wal_writer_delay")
 
 
+def _key_of(owner, uids):
+    """`owner`'s key with these self-certified user IDs."""
+    packets = [pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize())]
+    for uid in uids:
+        packets += [pk.Packet(pk.TAG_USER_ID, uid),
+                    pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.CERT_POSITIVE, owner.public,
+                                                           UserID(uid)).serialize())]
+    return keyring(packets)
+
+
 def new_key(n):
     """(key data, fingerprint) of a new Ed25519 key with a self-certified user ID."""
     owner = Signer.new()
-    uid = b"new %d <new%d@example.org>" % (n, n)
-    return keyring([pk.Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
-                    pk.Packet(pk.TAG_USER_ID, uid),
-                    pk.Packet(pk.TAG_SIGNATURE, owner.sign(sg.CERT_POSITIVE, owner.public,
-                                                           UserID(uid)).serialize())]), \
+    return _key_of(owner, [b"new %d <new%d@example.org>" % (n, n)]), \
         owner.public.fingerprint.hex().upper()
 
 
@@ -204,6 +268,26 @@ def test_primary_down_lookups_answer_uploads_get_503(cluster, urls, tmp_path):
         assert cksd.add(fixture("ed25519"))[0] == 200, cksd.output()
         eventually_found(cksd, "ed25519")
         assert cksd.proc.poll() is None
+
+
+def test_the_primary_down_before_the_replica_replayed_this_cksds_upload(cluster, urls):
+    """Lookups that would read the primary until the replica replays this
+    cksd's last change read the replica once the primary is down."""
+    primary, replica = urls
+    with Cksd(primary, ["--db-read", replica]) as cksd:
+        assert cksd.add(fixture("rsa2048"))[0] == 200
+        eventually_found(cksd, "rsa2048")
+        views_derived(cluster, primary)
+        with replay_paused(cluster):
+            assert cksd.add(fixture("ed25519"))[0] == 200
+            views_derived(cluster, primary)
+            cluster.primary.stop("fast")
+            try:
+                assert get(cksd, "rsa2048")[0] == 200
+                assert get(cksd, "ed25519")[0] == 404  # (not replayed, not 503)
+            finally:
+                cluster.primary.start()
+        eventually_found(cksd, "ed25519")
 
 
 def test_health_follows_the_primary(cluster, urls, tmp_path):

@@ -1,7 +1,8 @@
 """Lookups on a replica (store.replica.ReplicaReads) without a cluster: after
 the replica fails, lookups read the primary and never wait for the replica
 again; a thread of its own tries it, and sends the lookups back once it
-answers.  A replica's Store (reads_only) never makes the schema.  And the
+answers; lookups read the primary while the replica has not replayed this
+cksd's key changes.  A replica's Store (reads_only) never makes the schema.  And the
 TCP settings of PostgreSQL connections that find a dead server."""
 
 import contextlib
@@ -13,7 +14,8 @@ import time
 import pytest
 
 from cks.store import StoreUnavailable, open_store
-from cks.store.replica import ReplicaReads
+from cks.store.changes import LocalChanges
+from cks.store.replica import REPLAY_RECHECK_SECONDS, ReplicaReads
 from support.db import create_pg_database, drop_pg_database, require_postgres
 
 
@@ -24,6 +26,8 @@ class FlakyReplica:
     def __init__(self) -> None:
         self.down = True
         self.askers = []
+        self.replayed = 0  # (None: a server that replays nothing)
+        self.replay_asked = 0
 
     def find_by_hash(self, sks_hash):
         self.askers.append(threading.current_thread().name)
@@ -31,11 +35,20 @@ class FlakyReplica:
             raise StoreUnavailable("cannot open database replica: connection refused")
         return ["ON-THE-REPLICA"]
 
+    def replayed_position(self):
+        self.replay_asked += 1
+        if self.down:
+            raise StoreUnavailable("cannot open database replica: connection refused")
+        return self.replayed
+
     def close(self) -> None:
         pass
 
 
 class Primary:
+    def __init__(self) -> None:
+        self.local_changes = LocalChanges()
+
     def find_by_hash(self, sks_hash):
         return ["ON-THE-PRIMARY"]
 
@@ -75,19 +88,44 @@ def test_lookups_never_wait_for_a_failed_replica_and_go_back_when_it_answers(cap
     assert len(replica.askers) == tries  # close() stopped the prober
 
 
-def test_reads_on_primary_sends_this_threads_reads_there():
-    """(a lookup that has just derived served views on the primary)"""
-    replica = FlakyReplica()
+def test_lookups_read_the_primary_until_the_replica_replayed_this_cksds_changes():
+    replica, primary = FlakyReplica(), Primary()
     replica.down = False
-    reads = ReplicaReads(replica, Primary())
-    elsewhere = []
-    with reads.reads_on_primary():
+    reads = ReplicaReads(replica, primary)
+    try:
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"]  # (no change of ours yet)
+        primary.local_changes.committed(None)  # (no position known: SQLite, a failed query)
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"]
+        asked = replica.replay_asked
+        primary.local_changes.committed(1000)  # an upload, committed up to there
+        replica.replayed = 999
+        for _ in range(50):
+            assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
+        assert 1 <= replica.replay_asked - asked <= 10  # (not at every lookup)
+        replica.replayed = 1000
+        _until(lambda: reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"])
+        asked = replica.replay_asked
+        time.sleep(2 * REPLAY_RECHECK_SECONDS)
+        assert reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"]
+        assert replica.replay_asked == asked  # caught up: not asked again
+        primary.local_changes.committed(2000)
+        replica.replayed = None  # promoted: it replays nothing, and has it all
+        _until(lambda: reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"])
+    finally:
+        reads.close()
+
+
+def test_a_replica_that_fails_to_tell_its_replay_is_a_failed_replica():
+    replica, primary = FlakyReplica(), Primary()
+    primary.local_changes.committed(1000)
+    reads = ReplicaReads(replica, primary, retry_seconds=0.05)
+    try:
         assert reads.find_by_hash("0" * 32) == ["ON-THE-PRIMARY"]
-        other = threading.Thread(target=lambda: elsewhere.append(reads.find_by_hash("0" * 32)))
-        other.start()
-        other.join()
-    assert elsewhere == [["ON-THE-REPLICA"]]
-    assert reads.find_by_hash("0" * 32) == ["ON-THE-REPLICA"]
+        assert replica.replay_asked == 1
+        assert threading.current_thread().name not in replica.askers  # (the lookup's read)
+        _until(lambda: "cks-replica-probe" in replica.askers)
+    finally:
+        reads.close()
 
 
 def test_a_replicas_store_does_not_make_the_schema(tmp_path):

@@ -239,8 +239,8 @@ def _filtered(search: Callable[[int], Tuple[List[KeyRow], bool]],
 
 
 class KeyServer:
-    """`store` takes the uploads and everything else; lookups (and hash queries)
-    read `lookup_store`, a streaming replica when cksd has one (cli/cksd.py)."""
+    """`store` takes the uploads and everything else; lookups read
+    `lookup_store`, a streaming replica when cksd has one (cli/cksd.py)."""
 
     def __init__(self, store: Store, settings: ServerSettings,
                  lookup_store: Union[Store, ReplicaReads, None] = None) -> None:
@@ -365,30 +365,26 @@ class KeyServer:
         """Derive the served views queued (views_owed.py); False on a database error."""
         return follow_views(self.store, self.settings.limits.serve)
 
-    def serve_owed(self, search: Optional[Query], signers: bool = False) -> bool:
+    def serve_owed(self, search: Optional[Query], signers: bool = False) -> None:
         """First derive the served views owed to answered uploads that an
         answer may show (views_owed.py): for a search by key ID or
         fingerprint, those of the new keys with that ID, and with `signers`
         (a key page, which names the signers from their own views) those of
-        the new keys among their signers; for any other (None: stats), all.
-        Whether they are derived now (on the primary)."""
+        the new keys among their signers; for any other (None: stats), all."""
         if search is not None and search.kind in ID_KINDS:
-            return self.views_owed.serve_some(lambda: serve_views_with_id(
+            self.views_owed.serve_some(lambda: serve_views_with_id(
                 self.store, self.settings.limits.serve, self.new_key_ids, search.kind,
                 search.value, signers))
-        return self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
+        else:
+            self.views_owed.settle(self.serve_views, wait=LOOKUP_WAIT_SECONDS)
 
     def lookup(self, request: Request) -> Response:
         if request.in_loop or self.views_owed.settled:
             return self._lookup(None, request)
         lookup = parse_lookup(request.query, all_words_of)
-        # What an answered upload stored is found; once its views are derived
-        # on the primary, read there: the replica may not have replayed them yet.
-        replica = self.replica
-        if self.serve_owed(lookup.search, signers=lookup.op == "vindex") and \
-                replica is not None:
-            with replica.reads_on_primary():
-                return self._lookup(lookup, request)
+        # What an answered upload stored is found (on a replica that has not
+        # replayed the views derived for it, not there: replica.py).
+        self.serve_owed(lookup.search, signers=lookup.op == "vindex")
         return self._lookup(lookup, request)
 
     def _lookup(self, lookup: Optional[Lookup], request: Request) -> Response:
@@ -712,12 +708,15 @@ class KeyServer:
         leaves out); anyone else's stops at KEYS_ANSWER_BYTES, with
         X-HKP-Results-Truncated (until 2026-12-06 a stranger's 16 KB made
         an answer of up to 8 GB).  It is written to a file as the keys are
-        read, and sent from there (bodies.py), so its size costs no memory."""
+        read, and sent from there (bodies.py), so its size costs no memory.
+        Read on the primary, never a replica: a round finds the differences
+        in the primary's recon tree, and a replica behind it answered none
+        of the keys that had just come (found by a review, 2026-12-06)."""
         try:
             hashes = hashquery.decode_request(request.body)
         except hashquery.HashQueryError as exc:
             raise HKPError(400, "malformed hashquery: %s" % exc) from None
-        held = self.lookup_store.sizes_by_hash([digest.hex() for digest in hashes])
+        held = self.store.sizes_by_hash([digest.hex() for digest in hashes])
         cut = False
         if not self.sent_by_a_peer(request):
             held, cut = _within([(key, key[1]) for key in held], KEYS_ANSWER_BYTES)
@@ -735,7 +734,7 @@ class KeyServer:
         order, read HASHQUERY_READ_BYTES at a time (a key deleted meanwhile
         is left out)."""
         for run in in_runs(held, HASHQUERY_READ_BYTES):
-            found = self.lookup_store.keydata(run)
+            found = self.store.keydata(run)
             yield from (found[f] for f in run if f in found)
 
     @staticmethod

@@ -50,22 +50,33 @@ class LocalChanges:
     made by shared_by(), those of every serving process of one cksd, which
     share their counts, so that an upload one answered is seen by the lookup
     another answers next, without waiting for the database's notification.
-    No lock is shared between them (shared_counts.py)."""
+    With a read replica, also how far into the primary's log the last of
+    them reached (store/replica.py reads the primary until the replica has
+    replayed that far).  No lock is shared between them (shared_counts.py)."""
 
     def __init__(self, counts: Optional[SharedCounts] = None) -> None:
-        self._counts = counts if counts is not None else SharedCounts(1, 1, shared=False)
+        self._counts = counts if counts is not None else SharedCounts(1, 2, shared=False)
 
     @classmethod
     def shared_by(cls, processes: int) -> List["LocalChanges"]:
         """Each of `processes` processes' own: make them before the fork."""
-        return [cls(row) for row in SharedCounts.rows(processes, 1)]
+        return [cls(row) for row in SharedCounts.rows(processes, 2)]
 
-    def committed(self) -> None:
+    def committed(self, log_position: Optional[int] = None) -> None:
+        """One more committed; `log_position`: where the commit ended in the
+        primary's log (Backend.log_position), where that is known."""
         self._counts.add(0)
+        if log_position is not None:
+            self._counts.raise_to(1, log_position)
 
     @property
     def count(self) -> int:
         return self._counts.total(0)
+
+    @property
+    def log_position(self) -> int:
+        """The furthest of the committed log positions (0: none known)."""
+        return self._counts.highest(1)
 
 
 class KeyChangeWatch:

@@ -223,7 +223,7 @@ class Database:
                 cursor.renew = None
                 cursor.execute("COMMIT")
                 if cursor.changed_keys:
-                    self.local_changes.committed()
+                    self.local_changes.committed(self._log_position(cursor))
             except BaseException as exc:
                 cursor.abandon()
                 with contextlib.suppress(Exception):
@@ -242,6 +242,24 @@ class Database:
                     raise self._wrap(exc) from exc
                 finally:
                     _close(cursor.raw)
+
+    def _log_position(self, cursor: Cursor) -> Optional[int]:
+        """With `replicated`, where the commit just made on `cursor` ended in
+        the server's log, for the lookups that must not read a replica that
+        has not replayed it yet (replica.py); None otherwise, or when the
+        server does not say (the commit stands: that is no write's failure)."""
+        if not self.replicated:
+            return None
+        try:
+            return self.backend.log_position(cursor)
+        except self.backend.database_errors():
+            return None
+
+    def replayed_position(self) -> Optional[int]:
+        """How far this database, a streaming replica, has replayed its
+        primary's log (Backend.replayed_position); None when it is no replica."""
+        with self.read() as cursor:
+            return self.backend.replayed_position(cursor)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Cursor]:

@@ -70,6 +70,14 @@ def _numbered(sql: str) -> str:
     return re.sub(r"\?", lambda _: "$%d" % next(numbers), sql)
 
 
+def _lsn(text: Optional[str]) -> Optional[int]:
+    """A log sequence number as PostgreSQL writes it ('16/B374D848') as a number."""
+    if text is None:
+        return None
+    high, low = text.split("/")
+    return int(high, 16) << 32 | int(low, 16)
+
+
 def advisory_lock_id(fingerprint: str) -> int:
     """A signed 64-bit lock id from the first 16 hex digits of a fingerprint."""
     value = int(fingerprint[:16].ljust(16, "0"), 16)
@@ -380,6 +388,14 @@ class PostgresBackend(Backend):
 
     def announce_key_change(self, cursor: Cursor) -> None:
         cursor.defer("NOTIFY " + CHANNEL)  # sent at commit; repeats are merged
+
+    def log_position(self, cursor: Cursor) -> Optional[int]:
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        return _lsn(cursor.fetchone()[0])
+
+    def replayed_position(self, cursor: Cursor) -> Optional[int]:
+        cursor.execute("SELECT pg_last_wal_replay_lsn()::text")  # (NULL: not a standby)
+        return _lsn(cursor.fetchone()[0])
 
     def create_schema(self, cursor: Cursor) -> None:
         # schema.sql has its own BEGIN/COMMIT; serialize concurrent first uses.

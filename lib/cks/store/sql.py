@@ -183,6 +183,17 @@ class Backend:
         """A watch over every process's key changes (changes.py)."""
         raise NotImplementedError
 
+    def log_position(self, cursor: "Cursor") -> Optional[int]:
+        """Where the server's write-ahead log ends now, as a number that grows
+        with it (after a commit: at or past that commit); None where no
+        replica can follow this database."""
+        return None
+
+    def replayed_position(self, cursor: "Cursor") -> Optional[int]:
+        """How far a streaming replica has replayed its primary's log, in
+        log_position's numbers; None where this database replays none."""
+        return None
+
     def announce_key_change(self, cursor: "Cursor") -> None:
         """Tell other processes' watches, at commit, that keys changed (none
         needed where the watch sees every commit by itself)."""
