@@ -56,13 +56,13 @@ from .crypto.hashes import new_hash
 from .crypto import UnsupportedAlgorithm
 from .openpgp import signature as sg
 from .openpgp.cryptocheck import CryptoCheck
-from .openpgp.keypacket import PublicKey, versions_fit
+from .openpgp.keypacket import PublicKey, subkey_fits
 from .openpgp.keys import Component, Key, SignaturePacket, canonicalize
 from .openpgp.served_form import key_in_served_form
 
 CERTIFICATION_POLICIES = ("all", "verified", "attested", "none")
 
-SERVED_VIEWS_VERSION = 2
+SERVED_VIEWS_VERSION = 3
 """The rules of served views (this module's, and views.py's: whose keys a
 view follows): one more whenever they change what is served of keys
 already stored, so that cksd derives every view again by itself
@@ -70,7 +70,8 @@ already stored, so that cksd derives every view again by itself
 under (cks_schema_version.served_views); a new database gets this one in
 schema.sql, which follows it.  1 (2026-12-06): every database made before
 counts as older.  2 (2026-12-07): signatures in the served form
-(openpgp/served_form.py)."""
+(openpgp/served_form.py).  3: a v5 key's v4 subkeys served
+(keypacket.subkey_fits)."""
 
 # keyid -> the public keys (primary keys of stored keys) with that key ID
 IssuerLookup = Callable[[bytes], Sequence[PublicKey]]
@@ -244,7 +245,7 @@ class _View:
         return newest.hash_algorithm, digests
 
     def subkey(self, component: Component) -> Optional[Component]:
-        if not versions_fit(self.key.public_key.version, component.value.version):
+        if not subkey_fits(self.key.public_key.version, component.value.version):
             return None
         bindings = [e for e in component.sigs if e.sig.sig_type == sg.SUBKEY_BINDING
                     and self.self_valid(component, e)]

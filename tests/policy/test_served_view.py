@@ -295,6 +295,22 @@ def test_local_certifications_are_stored_but_not_served(server):
     assert sorted(p.body for p in stored.packets()) == sorted(p.body for p in sent)
 
 
+def test_a_v5_key_made_by_gnupg_24_keeps_its_v4_subkey(server):
+    """GnuPG 2.4 makes an Ed448 key v5 and a cv25519 subkey added to it v4,
+    and encrypts to it; until 2026-12-06 that subkey was not served (as if a
+    v5 key could carry v5 subkeys only), so whoever fetched the key could
+    not encrypt to it ("Unusable public key"; found by a review)."""
+    data = fixture("gnupg24/ed448-v5-cv25519-v4")
+    (sent,) = read_keys(data).keys
+    assert (sent.public_key.version, sent.subkeys[0].value.version) == (5, 4)
+    upload(server, data)
+    settled(server)
+    served = served_key(server, sent.fingerprint.hex().upper())
+    assert sorted(p.body for p in served.packets()) == sorted(p.body for p in sent.packets())
+    subkey = sent.subkeys[0].value.fingerprint.hex().upper()
+    assert served_key(server, subkey).fingerprint == sent.fingerprint
+
+
 def test_gnupg_24s_ed448_v5_key_is_served_whole(server):
     """Until 2026-12-06 GnuPG 2.4's v5 keys (Ed448 only) were served as a
     bare primary key: their signatures went unchecked, so `gpg --recv-keys`

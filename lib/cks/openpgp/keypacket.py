@@ -116,12 +116,22 @@ class PublicKey:
 
 
 def versions_fit(key_version: int, version: int) -> bool:
-    """May a key of `key_version` make a signature of `version`, or carry a
-    subkey of that version?  RFC 9580: v6 keys make v6 signatures and carry
-    v6 subkeys, v4 keys make v3 or v4 signatures and carry v4 subkeys (and
-    v3 keys, v3 or v4 signatures); LibrePGP's v5 likewise with v5.  (A v4
+    """May a key of `key_version` make a signature of `version`?  RFC 9580:
+    v6 keys make v6 signatures, v4 keys v3 or v4 signatures (and v3 keys,
+    v3 or v4 signatures); LibrePGP's v5 keys likewise v5 signatures.  (A v4
     key with a v6 part would also be one GnuPG 2.2 cannot read at all.)"""
     return max(key_version, 4) == max(version, 4)
+
+
+def subkey_fits(key_version: int, subkey_version: int) -> bool:
+    """May a primary key of `key_version` carry a subkey of `subkey_version`?
+    RFC 9580: a v6 key v6 subkeys, a v4 key v4 subkeys.  A v5 key (LibrePGP)
+    v5 or v4 subkeys: GnuPG 2.4 makes v5 keys with v4 subkeys (an Ed448 key
+    and a cv25519 subkey added to it) and uses them; GnuPG 2.2, which reads
+    no v5 key, is not sent such a key anyway."""
+    if key_version == 5:
+        return subkey_version in (4, 5)
+    return versions_fit(key_version, subkey_version)
 
 
 def identify(body: bytes) -> Optional[Tuple[bytes, bytes]]:
