@@ -139,7 +139,7 @@ def test_v5_keys_go_to_gnupg_24_and_later_in_text_searches(db_url):
             assert server.add(fixture(name))[0] == 200
         settled(server)
         for agent, v5, v6 in [(None, False, False), ("GnuPG/2.2.40", False, False),
-                              ("GnuPG/2.4.8", True, False), ("GnuPG/2.5.1", True, False),
+                              ("GnuPG/2.6", True, False), ("GnuPG/2.5.1", True, False),
                               ("curl/8.0", True, True)]:
             for email, served in (("v5-ed25519@example.org", v5),
                                   ("ed448-v5@example.org", v5), ("v6-ed25519@example.org", v6)):
@@ -173,7 +173,7 @@ def test_keys_of_rfc_9580s_own_algorithms_stay_out_of_gnupgs_text_searches(db_ur
         for data in (victim, odd, fixture("v4-ed25519-native"), fixture("v4-ed448-native")):
             assert server.add(data if data.startswith(b"-----") else encode(data))[0] == 200
         settled(server)
-        for agent in ("GnuPG/2.2.40", "GnuPG/2.4.8"):
+        for agent in ("GnuPG/2.2.40", "GnuPG/2.6"):
             status, _, body = _get(server, "victim@example.org", headers={"User-Agent": agent})
             assert status == 200 and _fingerprints_in(body) == [victim_fpr], agent
             for native in ("v4-ed25519-native", "v4-ed448-native"):
