@@ -131,24 +131,45 @@ def test_v6_hidden_from_gnupg_text_searches_but_not_from_others(server):
 
 def test_v5_keys_go_to_gnupg_24_and_later_in_text_searches(db_url):
     """GnuPG 2.4 makes and reads v5 keys (LibrePGP); 2.2 fails on a whole
-    answer holding one, and a dirmngr that sends no User-Agent may be 2.2.
-    Until 2026-12-06 a GnuPG that named itself 2.4 or later was kept from
-    v5 keys too.  No GnuPG reads v6 keys: they stay out for every one."""
+    answer holding one, and a dirmngr that sends no User-Agent (2.2's and
+    2.4's alike) may be 2.2: it gets v5 keys only where a search finds no
+    v4 key (2.2 reads neither answer, 2.4 the second).  Until 2026-12-06 a
+    GnuPG that named itself 2.4 or later was kept from v5 keys too, and one
+    that sent no User-Agent from v5 keys alone.  No GnuPG reads v6 keys:
+    they stay out for every one."""
+    v4_fingerprint, v4_key = self_signed_key(b"\x0e" * 32,
+                                             [b"Shared Four <ed448-v5@example.org>"])
     with Cksd(db_url) as server:
         for name in ("v5-ed25519", "gnupg24/ed448-v5", "v6-ed25519"):
             assert server.add(fixture(name))[0] == 200
         settled(server)
-        for agent, v5, v6 in [(None, False, False), ("GnuPG/2.2.40", False, False),
+        for agent, v5, v6 in [(None, True, False), ("GnuPG/2.2.40", True, False),
                               ("GnuPG/2.6", True, False), ("GnuPG/2.5.1", True, False),
                               ("curl/8.0", True, True)]:
             for email, served in (("v5-ed25519@example.org", v5),
                                   ("ed448-v5@example.org", v5), ("v6-ed25519@example.org", v6)):
-                target = "/pks/lookup?op=get&options=mr&search=" + email
-                status, _, body = server.request("GET", target, headers={"User-Agent": agent}) \
-                    if agent else _no_agent(server, target)
+                status, body = _get_as(server, email, agent)
                 assert status == (200 if served else 404), (email, agent)
                 if served:
                     assert len(_fingerprints_in(body)) == 1
+        assert server.add(encode(v4_key))[0] == 200  # a v4 key with the Ed448 key's address
+        settled(server)
+        for agent, v5 in [(None, False), ("GnuPG/2.2.40", False), ("GnuPG/2.6", True)]:
+            status, body = _get_as(server, "ed448-v5@example.org", agent)
+            assert status == 200
+            assert (_fingerprints_in(body) == [v4_fingerprint]) != v5, agent
+            assert len(_fingerprints_in(body)) == (2 if v5 else 1)
+        status, _, body = _no_agent(server, "/pks/lookup?op=index&options=mr&search="
+                                            "v5-ed25519@example.org")
+        assert status == 200 and body.count(b"\npub:") == 1
+
+
+def _get_as(server, email, agent):
+    """(status, body) of a text search's get as a client naming itself `agent` (None: none)."""
+    target = "/pks/lookup?op=get&options=mr&search=" + email
+    status, _, body = server.request("GET", target, headers={"User-Agent": agent}) \
+        if agent else _no_agent(server, target)
+    return status, body
 
 
 def key_with_a_native_x25519_subkey(uid: bytes) -> bytes:

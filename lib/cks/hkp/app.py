@@ -159,9 +159,11 @@ def newest_version_read(request: Request) -> Optional[int]:
     holds one packet of a version it cannot read: 2.2 reads v4 and older,
     2.4 and later v5 (LibrePGP) as well, none of them v6.  A client that
     sends no User-Agent is taken for GnuPG 2.2 (the dirmngr of 2.2 and of
-    2.4 send none, so they look alike); one whose User-Agent names GnuPG
-    2.4 or later (2.5.9's dirmngr sends "GnuPG/2.6") gets v5 keys (until
-    2026-12-06 none did, though GnuPG 2.4 makes and reads them)."""
+    2.4 send none, so they look alike), but gets the v5 keys a search by
+    text finds where it finds none of v4 (KeyServer.find); one whose
+    User-Agent names GnuPG 2.4 or later (2.5.9's dirmngr sends "GnuPG/2.6")
+    gets v5 keys (until 2026-12-06 none did, though GnuPG 2.4 makes and
+    reads them)."""
     agent = request.header("user-agent")
     if not agent:
         return 4
@@ -223,16 +225,20 @@ def _asked_words(query: Query) -> List[str]:
 
 
 def _filtered(search: Callable[[int], Tuple[List[KeyRow], bool]],
-              keep: Callable[[KeyRow], bool], limit: int) -> Tuple[List[KeyRow], bool]:
+              keep: Callable[[KeyRow], bool], limit: int,
+              instead: Optional[Callable[[KeyRow], bool]] = None) -> Tuple[List[KeyRow], bool]:
     """The first `limit` keys `search` finds that `keep` keeps, and whether
     there were more: the search is asked for more keys (four times as many
     each time) until more than `limit` are kept, none are left, or the keys
     read reach FILTERED_SEARCH_READS times `limit` (then the answer is said
-    to be cut, as more may have been kept)."""
+    to be cut, as more may have been kept).  Where `keep` keeps none of the
+    keys found, those `instead` keeps."""
     wanted = limit + 1
     while True:
         found, more = search(wanted)
         kept = [row for row in found if keep(row)]
+        if not kept and instead is not None:
+            kept = [row for row in found if instead(row)]
         if len(kept) > limit or not more or wanted >= limit * FILTERED_SEARCH_READS:
             return kept[:limit], len(kept) > limit or more
         wanted = min(wanted * 4, limit * FILTERED_SEARCH_READS)
@@ -426,6 +432,8 @@ class KeyServer:
             held = _Within(((p, len(p[0])) for p in parts), KEYS_ANSWER_BYTES)
             return self._armored(lookup, held, lambda: truncated or held.cut)
         fingerprints, rows, truncated = self.find(lookup.search, newest)
+        if newest is not None and rows and not lookup.search.names_one_key:
+            newest = max(newest, max(row.version for row in rows))  # (v5 keys instead: find)
         if not fingerprints and truncated:
             raise HKPError(404, "no keys found among those a search reads: more keys hold "
                                 "every word of this search than it reads (add a rarer "
@@ -480,7 +488,11 @@ class KeyServer:
             asked = _asked_words(query)
             search = functools.partial(store.key_rows_by_words, asked)
         keep = _text_search_filter(query, asked, newest)
-        rows, truncated = search(limit) if keep is None else _filtered(search, keep, limit)
+        # (GnuPG 2.4 and 2.2 look alike: v5 keys where no key 2.2 reads is
+        # found, which 2.4 reads and 2.2 would not have read either way)
+        instead = _text_search_filter(query, asked, 5) if newest == 4 else None
+        rows, truncated = search(limit) if keep is None else \
+            _filtered(search, keep, limit, instead)
         return [r.fingerprint for r in rows], rows, truncated
 
     def _get(self, lookup: Lookup, fingerprints: List[str], truncated: bool,
