@@ -12,7 +12,7 @@ import pytest
 from cks.openpgp.keys import read_keys
 from cks.store import open_store
 from support import ROOT, fixture
-from support.db import with_schema
+from support.db import create_pg_database, drop_pg_database, require_postgres, with_schema
 from support.gpg import GnuPG
 from support.procs import tool
 from support.server import Cksd
@@ -87,14 +87,88 @@ def test_when_gpg_cannot_sign_the_commands_to_sign_by_hand_are_printed(db_url, t
     assert "['" not in out.stderr.decode()
     commands = [line.strip() for line in out.stdout.decode().splitlines()[-3:]]
     assert commands[1].startswith("gpg ") and commands[2].endswith("notice.txt.asc")
-    with GnuPG() as operator:
-        operator.run(["--import"], input=fixture("secret/ed25519"))
-        for line in commands:
-            done = subprocess.run(line, shell=True, cwd=str(tmp_path), capture_output=True,
-                                  env=dict(os.environ, GNUPGHOME=operator.home))
-            assert done.returncode == 0, done.stderr
+    sign_by_hand(out, tmp_path)
     assert [n["status"] for n in json.loads(admin(db_url, "notices", "--json").stdout)] \
         == ["issued"]
+
+
+def sign_by_hand(out, directory):
+    """Run the three commands `reject` printed (the last lines of its output)
+    in `directory`, as the holder of the ed25519 key, without $CKS_DB and
+    $CKS_CONFIG."""
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("CKS_DB", "CKS_CONFIG")}
+    with GnuPG() as operator:
+        operator.run(["--import"], input=fixture("secret/ed25519"))
+        for line in out.stdout.decode().splitlines()[-3:]:
+            done = subprocess.run(line.strip(), shell=True, cwd=str(directory),
+                                  capture_output=True, env=dict(env, GNUPGHOME=operator.home))
+            assert done.returncode == 0, (line, done.stderr)
+
+
+@pytest.mark.parametrize("found", ["./cks.conf", "$CKS_CONFIG and $CKS_DB"])
+def test_the_signing_hint_names_the_settings_found_without_options(db_url, tmp_path, found):
+    """No --db nor --config: the commands name the configuration file read
+    (./cks.conf, $CKS_CONFIG's) and the database used, so that they sign the
+    notice from another directory, in another shell (until 2026-12-07 they
+    named neither: there they read another database and no [rejection] key)."""
+    node, elsewhere = tmp_path / "node", tmp_path / "elsewhere"
+    node.mkdir()
+    elsewhere.mkdir()
+    rejection_key = "[rejection]\nkey = %s\n" % fpr("ed25519")
+    if found == "./cks.conf":
+        (node / "cks.conf").write_text("[database]\nurl = %s\n%s" % (db_url, rejection_key))
+        env = {}
+    else:
+        (node / "node.conf").write_text(rejection_key)
+        env = {"CKS_CONFIG": "node.conf", "CKS_DB": db_url}
+    admin(db_url, "load", "-", input=fixture("rsa2048") + fixture("ed25519"))
+    out = tool("cks_admin.py", ["reject", fpr("rsa2048")], cwd=str(node), env=env)
+    assert out.returncode == 0 and "not signed yet" in out.stdout.decode(), out.stderr
+    sign_by_hand(out, elsewhere)
+    assert [n["status"] for n in json.loads(admin(db_url, "notices", "--json").stdout)] \
+        == ["issued"]
+
+
+def test_the_signing_hint_names_a_relative_sqlite_path_of_cks_conf(tmp_path):
+    """`url = sqlite:///x.db` in ./cks.conf names x.db in the directory the
+    tool runs in: the commands name it absolute, with the file."""
+    node, elsewhere = tmp_path / "node", tmp_path / "elsewhere"
+    node.mkdir()
+    elsewhere.mkdir()
+    (node / "cks.conf").write_text("[database]\nurl = sqlite:///x.db\n"
+                                   "[rejection]\nkey = %s\n" % fpr("ed25519"))
+    assert tool("cks_admin.py", ["load", "-"], input=fixture("rsa2048") + fixture("ed25519"),
+                cwd=str(node)).returncode == 0
+    out = tool("cks_admin.py", ["reject", fpr("rsa2048")], cwd=str(node))
+    assert " --db sqlite:///%s --config %s sign-notice " % (
+        node / "x.db", node / "cks.conf") in out.stdout.decode()
+    sign_by_hand(out, elsewhere)
+    listing = tool("cks_admin.py", ["notices", "--json"], cwd=str(node)).stdout
+    assert [n["status"] for n in json.loads(listing)] == ["issued"]
+
+
+def test_the_signing_hint_leaves_a_password_in_the_configuration_file(tmp_path):
+    """A PostgreSQL URL of the configuration file, password and all, is named
+    by --config, not printed."""
+    require_postgres()
+    db_url = create_pg_database()
+    try:
+        admin(db_url, "load", "-", input=fixture("ed25519"))
+        scheme, rest = db_url.split("://", 1)
+        user, host = rest.split("@", 1)  # (the test server trusts its clients)
+        with_password = "%s://%s:Secret-Word@%s" % (scheme, user.split(":")[0], host)
+        (tmp_path / "cks.conf").write_text("[database]\nurl = %s\n[rejection]\nkey = %s\n"
+                                           % (with_password, fpr("ed25519")))
+        (tmp_path / "elsewhere").mkdir()
+        out = tool("cks_admin.py", ["reject", fpr("rsa2048")], cwd=str(tmp_path))
+        assert out.returncode == 0 and "Secret-Word" not in out.stdout.decode(), out.stderr
+        assert " --config %s sign-notice " % (tmp_path / "cks.conf") in out.stdout.decode()
+        sign_by_hand(out, tmp_path / "elsewhere")
+        assert [n["status"] for n in json.loads(admin(db_url, "notices", "--json").stdout)] \
+            == ["issued"]
+    finally:
+        drop_pg_database(db_url)
 
 
 def test_delete_reject_unreject_and_list(db_url):

@@ -22,7 +22,7 @@ from ..bulk.dump import DumpRunning, DumpStopped, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..bulk.split import standard_input
 from ..bulk.workers import WorkerDied
-from ..config import ConfigError
+from ..config import ConfigError, Settings
 from ..hkp.admin import hash_password
 from ..notices import NoticeError
 from ..older_views import record_views_current
@@ -288,23 +288,21 @@ def _after_notice(store, args, identity: NodeIdentity, notice) -> None:
     settings = settings_from(args)
     gpg_key = args.sign_with or settings.get("rejection", "gpg_key", "")
     if not gpg_key:
-        _print_signing_commands(args, settings, notice)
+        _print_signing_commands(settings, notice)
         return
     try:
         _sign_with_gpg(store, identity, notice, gpg_key)
     except (UserError, RejectionError):
-        _print_signing_commands(args, settings, notice)  # (to finish by hand)
+        _print_signing_commands(settings, notice)  # (to finish by hand)
         raise
     print("notice %s signed and queued for the peers" % notice.serial)
 
 
-def _print_signing_commands(args, settings, notice) -> None:
+def _print_signing_commands(settings: Settings, notice) -> None:
     """Commands to copy as they are, from any directory: this tool, this
     database and configuration, this key."""
-    admin = "python3 %s" % shlex.quote(os.path.abspath(sys.argv[0])) + "".join(
-        " %s %s" % (option, shlex.quote(value)) for option, value in (
-            ("--db", args.db and _absolute_sqlite(args.db)),
-            ("--config", args.config and os.path.abspath(args.config))) if value)
+    admin = " ".join(shlex.quote(word) for word in
+                     ["python3", os.path.abspath(sys.argv[0])] + _same_settings(settings))
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
           "  %s notice-text %s > notice.txt\n"
           "  gpg --armor --detach-sign --local-user %s notice.txt\n"
@@ -312,6 +310,21 @@ def _print_signing_commands(args, settings, notice) -> None:
           % (notice.serial, admin, notice.serial,
              settings.get("rejection", "key", "") or "YOUR-REJECTION-KEY", admin,
              notice.serial))
+
+
+def _same_settings(settings: Settings) -> List[str]:
+    """--db and --config that name the database and configuration file this
+    run used, wherever they came from (the options, $CKS_DB, $CKS_CONFIG,
+    ./cks.conf), from any directory and without the environment: the file
+    made absolute, and the database unless the file names it as it is
+    (a PostgreSQL URL or an absolute SQLite path; a password in the file's
+    URL stays there), an SQLite path made absolute."""
+    url = _absolute_sqlite(settings.db_url)
+    named_by_file = url == settings.db_url == settings.get("database", "url", "")
+    options = [] if named_by_file else ["--db", url]
+    if settings.config_file:
+        options += ["--config", os.path.abspath(settings.config_file)]
+    return options
 
 
 def _absolute_sqlite(url: str) -> str:
