@@ -342,6 +342,32 @@ def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
     assert node.query("SELECT count(*) FROM cks_sync_backlog")[0][0] == 0
 
 
+def test_without_our_address_the_forward_is_said_and_stays_owed(node):
+    """No [mail] address: the forward cannot be sent (the mail has no From:),
+    and one line says so (until 2026-12-07 nothing did); the mail is done and
+    the keys stay owed, for cks_sync.py once the address is set."""
+    node.write_config(address=None)
+    node.manage("add", SKS)
+    node.manage("add", "d@d.example")
+    result = node.mail_sync(sks_mail(fixture("rsa2048")))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.decode().splitlines() if "not forwarded" in line]
+    assert warnings == ["cks.mail: mail <20261128100000.4242@sks.example.net>: not forwarded "
+                        "to d@d.example (no [mail] address in the configuration: mail peers "
+                        "need this server's sync address); the keys stay owed: cks_sync.py "
+                        "sends them once it is set"], result.stderr
+    assert node.sent() == [] and fpr("rsa2048") in node.keys()
+    assert node.query("SELECT fingerprint FROM cks_sync_backlog") == [(fpr("rsa2048"),)]
+    run = node.sync()  # (cks_sync.py's line for each mail peer)
+    assert run.returncode == 1 and run.stderr.decode().startswith(
+        "d@d.example: FAILED: no [mail] address in the configuration"), run.stderr
+    node.write_config(address=US)
+    run = node.sync()
+    assert run.returncode == 0, run.stderr
+    (sent,) = node.sent()
+    assert b"To: d@d.example\n" in sent
+
+
 def test_a_forward_cut_short_by_the_timeout_leaves_the_mail_done(node, tmp_path):
     """Past [mail] timeout with its keys committed, the mail is done (0) and
     what the forward did not send stays owed, the key the MTA was taking too.

@@ -26,7 +26,7 @@ from ..store.peers import Peer, PeerStore
 from ..sync.mail_in import ADD, INCREMENTAL, BrokenMail, IncomingMail, authorizing_peer, \
     forward_targets, parse_mail
 from ..sync.mail_out import compose
-from ..sync.mailconf import MailSettings, mail_settings
+from ..sync.mailconf import NO_ADDRESS, MailSettings, mail_settings
 from ..sync.mta import HandOffError, transport_for
 from ..sync.push import peer_lock
 from ..views import follow_signers
@@ -137,6 +137,9 @@ def _merge(store: Store, mail: IncomingMail, conf: MailSettings, limits: pipelin
                          [p.peer for p in mail_peers], new, mail, conf)
         except StoreError as exc:  # the keys are committed and queued: still done
             log.warning("forwarding stopped (%s); cks_sync.py will send what is left", exc)
+    elif new and targets:
+        log.warning("%s: not forwarded to %s (%s); the keys stay owed: cks_sync.py sends "
+                    "them once it is set", _which(mail), ", ".join(targets), NO_ADDRESS)
     try:
         follow_signers(store, limits.serve)
     except StoreError as exc:  # (their work stays queued, for cksd's background job)

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from ..openpgp.armor import encode
 from .hkp_push import FAILED_ALONE, OK, RETRY, Verdict
+from .mailconf import NO_ADDRESS
 from .mta import HandOffError
 from .runner import Item, Pusher
 
@@ -62,8 +63,7 @@ class MailPusher(Pusher):
 
     def push(self, items: Sequence[Item]) -> Verdict:
         if not self.own:
-            return Verdict(RETRY, "no [mail] address in the configuration: "
-                                  "mail peers need this server's sync address")
+            return Verdict(RETRY, NO_ADDRESS)
         for fingerprint, keydata in items:
             try:
                 self.transport.send(compose(keydata, [self.peer], self.own,

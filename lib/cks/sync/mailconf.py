@@ -12,6 +12,9 @@ from .peername import PeerNameError, parse_mail_peer
 
 DEFAULT_SENDMAIL = "/usr/sbin/sendmail -t -oi"
 
+NO_ADDRESS = "no [mail] address in the configuration: mail peers need this server's sync address"
+"""Why nothing is sent to a mail peer (cks_sync.py) or forwarded (cks_mail_sync.py)."""
+
 
 @dataclass
 class MailSettings:
