@@ -14,11 +14,17 @@ from support import ROOT
 
 TOOLS = ["cksd.py", "cks_sync.py", "cks_admin.py", "cks_mail_sync.py", "cks_sync_manage.py"]
 COMPILE = re.compile(r"^ {4}(python3 -m compileall .*?)(?:\s+#.*)?$", re.M)
+COPY = re.compile(r"^ {4}.*?\b(cp -r \S+ /opt/cks)(?:\s+#.*)?$", re.M)
+
+
+def guide_commands(pattern):
+    """The README's command lines (indented blocks) that `pattern` finds."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
+        return pattern.findall(handle.read())
 
 
 def guide_compile_commands():
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as handle:
-        return COMPILE.findall(handle.read())
+    return guide_commands(COMPILE)
 
 
 def installed_copy(target):
@@ -31,6 +37,12 @@ def installed_copy(target):
 
 def test_install_and_upgrade_compile_the_folder():
     assert guide_compile_commands() == ["python3 -m compileall -q /opt/cks"] * 2
+
+
+def test_install_and_upgrade_copy_the_same_folder():
+    """The upgrade copies the new release's folder by the name the install
+    gives it (until 2026-12-07 `cks`, named nowhere else)."""
+    assert guide_commands(COPY) == ["cp -r CKS-FOLDER /opt/cks"] * 2
 
 
 def test_every_tool_imports_cks_compiled_after_the_guides_command(tmp_path):
