@@ -7,6 +7,8 @@ import socket
 import time
 import urllib.parse
 
+import pytest
+
 from support import fixture
 from support.server import Cksd
 
@@ -80,6 +82,56 @@ def test_at_the_cap_another_address_takes_room_from_the_one_holding_most(tmp_pat
             # the holder of the most is refused itself, not let take more
             assert _stats_from(server, "127.0.0.2").startswith(b"HTTP/1.1 503 ")
             server.wait_for_output(r"refused a connection from 127\.0\.0\.2")
+        finally:
+            _close_all(held)
+
+
+@pytest.mark.parametrize("opening", [b"", b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"],
+                         ids=["silent", "idle-after-a-request"])
+def test_at_the_cap_many_addresses_holding_one_each_lock_nobody_out(tmp_path, opening):
+    """8 addresses each holding a connection that waits for a request (one
+    that never sent a byte, or a keep-alive one after its answer), with
+    `max_connections = 8`: a newcomer from another address would tie with
+    them, and the one that waited longest makes room.  Until 2026-12-07 the
+    newcomer was refused (503) for as long as the holders came back."""
+    config = _config(tmp_path, "max_connections = 8\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        held = []
+        try:
+            for number in range(2, 10):
+                held.append(_connect(server, "127.0.0.%d" % number))
+                if opening:
+                    held[-1].sendall(opening)
+                    assert held[-1].recv(65536).startswith(b"HTTP/1.1 200 ")
+                time.sleep(0.05)  # (accepted in this order)
+            assert _stats_from(server, "127.0.1.9").startswith(b"HTTP/1.1 200 ")
+            assert _answer(held[0]) == b""  # the longest waiting, closed without a word
+            held.append(_connect(server, "127.0.0.10"))  # (the cap again)
+            time.sleep(0.1)
+            assert _stats_from(server, "127.0.1.10").startswith(b"HTTP/1.1 200 ")
+            assert _answer(held[1]) == b""
+            for sock in held[2:]:  # the others stay
+                sock.settimeout(0.2)
+                with pytest.raises(socket.timeout):
+                    sock.recv(100)
+        finally:
+            _close_all(held)
+
+
+def test_at_the_cap_no_request_under_way_is_closed_for_a_tie(tmp_path):
+    """8 addresses each in the middle of a request: a newcomer from another
+    address would tie with them, and none of theirs waits for a request, so
+    it is refused and their requests go on."""
+    config = _config(tmp_path, "max_connections = 8\n")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:
+        held = []
+        try:
+            for number in range(2, 10):
+                held += _hold(server, "127.0.0.%d" % number, 1)
+            assert _stats_from(server, "127.0.1.9").startswith(b"HTTP/1.1 503 ")
+            for sock in held:
+                sock.sendall(b"\r\n")  # the end of each head
+                assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
         finally:
             _close_all(held)
 

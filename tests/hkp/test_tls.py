@@ -319,6 +319,46 @@ def test_silent_tls_connections_at_the_cap_make_room_longest_waiting_first(tmp_p
             sock.close()
 
 
+@pytest.mark.parametrize("opening", [b"", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],
+                         ids=["silent", "half-a-client-hello"])
+def test_unfinished_handshakes_from_many_addresses_lock_nobody_out(tmp_path, ca, opening):
+    """One connection to the hkps port from each of 8 addresses, its
+    handshake never finished, with `max_connections = 8` (loopback counted
+    as any address: no trusted proxy): a newcomer from another address
+    would tie with them, and the one that waited longest makes room, for
+    plain HTTP and hkps alike.  Until 2026-12-07 plain HTTP got 503 and
+    hkps was closed at once for as long as the holders came back."""
+    cert, key, _ = ca.issue()
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\ntls_cert = %s\ntls_key = %s\nprocesses = 1\n"
+                      "max_connections = 8\nhead_timeout = 60\n"
+                      "[ratelimit]\ntrusted_proxies =\n" % (cert, key))
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config),
+              args=["--tls-port", "0"]) as server:
+        tls_port = int(server.wait_for_output(HTTPS_READY).group(1))
+        held = []
+
+        def hold(number):
+            held.append(socket.create_connection(("127.0.0.1", tls_port), timeout=10,
+                                                 source_address=("127.0.0.%d" % number, 0)))
+            held[-1].sendall(opening)
+            time.sleep(0.05)  # (accepted in this order)
+
+        try:
+            for number in range(2, 10):
+                hold(number)
+            time.sleep(0.3)
+            assert server.request("GET", "/health")[0] == 200
+            assert _closed_on(held[0])
+            hold(10)  # (the cap again)
+            time.sleep(0.3)
+            assert _https(tls_port, ca, path="/health")[0] == 200
+            assert _closed_on(held[1])
+        finally:
+            for sock in held:
+                sock.close()
+
+
 def test_a_new_certificate_on_sighup_and_a_bad_one_is_not_taken(tmp_path, ca):
     cert, key, first = ca.issue()
     config = _tls_config(tmp_path, cert, key, "processes = 2")

@@ -6,9 +6,12 @@ closes what it is told.
 A client is its address, an IPv6 client its /64 (ratelimit.bucket_of), as
 for the rate limits.  When room runs out, the client that would hold the
 most gives it back: a newcomer that would itself hold the most (the most on
-a tie) is refused, any other newcomer takes room from the fullest client.
-So one address cannot lock the others out, however many connections or
-unfinished uploads it opens.
+a tie) gives back its own or is refused, any other newcomer takes room from
+the fullest client.  A new connection with nothing of its own to give back
+takes the room of one waiting for a request, of a client that holds as many
+(server.py _room_for).  So neither one address with many connections or
+unfinished uploads nor many addresses with one connection each can lock the
+others out.
 """
 
 from __future__ import annotations

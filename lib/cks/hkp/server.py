@@ -13,8 +13,10 @@ Parsing lives in http1.py (no I/O); what to answer lives in app.py.  Room
 is shared out among clients (fair_share.py): open connections up to
 `max_connections`, and per address up to `max_connections_per_address`; the
 bodies of uploads still arriving up to `upload_buffer_mb`.  A client that
-would hold the most gives room back, mid-request or not; a newcomer that
-would be that client gets 503 at once.
+would hold the most gives room back, mid-request or not; when a newcomer
+would be that client (or one of them, on a tie), a connection that waits for
+a request makes room, its own or another's that holds as many, and with none
+it gets 503 at once.
 
 hkps: a listener may serve TLS (tls.py).  Its connections start with the
 handshake, done step by step in the loop like everything else (a client that
@@ -360,22 +362,31 @@ class HKPServer:
     def _room_for(self, address: str) -> bool:
         """Whether a new connection from `address` may stay, once one is
         closed to make room if need be (fair_share.py).  Past
-        `max_connections_per_address` (exempt addresses aside) or at
-        `max_connections` when its client would hold the most: one of its
-        own connections that wait for a request; at `max_connections`
-        otherwise: one of the client that would hold the most, in the
-        middle of a request or not.  (Until 2026-12-06 there was no cap per
-        address and only waiting connections were closed: one address with
-        1,100 connections, each sending a head a byte at a time, locked
-        every other client out with 503.)"""
+        `max_connections_per_address` (exempt addresses aside): one of its
+        own connections that wait for a request.  At `max_connections`,
+        when another client would hold more: one of that client's, in the
+        middle of a request or not; when its own client would hold the most
+        (a tie too): one of its own that waits, or else the longest waiting
+        of any client that would hold as many, never one in the middle of a
+        request.  (Until 2026-12-06 there was no cap per address and only
+        waiting connections were closed: one address with 1,100
+        connections, each sending a head a byte at a time, locked every
+        other client out with 503.  Until 2026-12-07 a newcomer on a tie
+        was refused: 8 silent connections from 8 addresses, with
+        `max_connections = 8`, locked out every other address.)"""
         group = bucket_of(address)
-        if self._connection_shares.of(group) >= self.limits.max_connections_per_address \
+        shares = self._connection_shares
+        if shares.of(group) >= self.limits.max_connections_per_address \
                 and not self._uncapped(address):
             return self._make_room(group, mid_request=False)
         if len(self._connections) < self.limits.max_connections:
             return True
-        fullest = self._connection_shares.fullest(group)
-        return self._make_room(fullest, mid_request=fullest != group)
+        fullest = shares.fullest(group)
+        if fullest != group:
+            return self._make_room(fullest, mid_request=True)
+        wanted = shares.of(group) + 1
+        return self._make_room(group, mid_request=False) or self._close_waiting(
+            [c for c in self._connections.values() if shares.of(c.group) >= wanted])
 
     def _uncapped(self, address: str) -> bool:
         """Addresses with no cap of their own: trusted proxies (each brings
@@ -393,15 +404,22 @@ class HKPServer:
         request began first (a worker's aside), with a 503.  False when
         there is none to close."""
         theirs = [c for c in self._connections.values() if c.group == group]
-        idle = [c for c in theirs if c.state in (IDLE, HANDSHAKE) and not c.buffer]
-        if idle:
-            self._close(min(idle, key=self._waiting_since))
+        if self._close_waiting(theirs):
             return True
         cuttable = [c for c in theirs if c.state != BUSY] if mid_request else []
         if not cuttable:
             return False
         self._evict(min(cuttable, key=lambda c: c.started),
                     "server busy: too many connections from %s" % group)
+        return True
+
+    def _close_waiting(self, connections: Sequence[_Connection]) -> bool:
+        """Close the one of `connections` that has waited longest without
+        sending a request; False when none is waiting."""
+        waiting = [c for c in connections if c.state in (IDLE, HANDSHAKE) and not c.buffer]
+        if not waiting:
+            return False
+        self._close(min(waiting, key=self._waiting_since))
         return True
 
     def _waiting_since(self, connection: _Connection) -> float:
