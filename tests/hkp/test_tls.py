@@ -217,6 +217,61 @@ def test_answers_over_tls_say_to_come_back_by_https_only(tmp_path, ca):
         assert "strict-transport-security" not in server.request("GET", "/")[1]
 
 
+def _tls_sending(port, ca, request, source="127.0.0.1"):
+    """A new TLS connection from `source` that has sent `request` (bytes)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=20,
+                                    source_address=(source, 0))
+    tls = ca.client_context().wrap_socket(sock, server_hostname="localhost")
+    tls.sendall(request)
+    return tls
+
+
+def _answer_head(tls):
+    """The head of the answer on `tls`: its status and headers (names in
+    lower case)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = tls.recv(65536)
+        assert chunk, answer
+        answer += chunk
+    status_line, *lines = answer.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    return int(status_line.split()[1]), \
+        {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in lines)}
+
+
+def test_the_servers_own_refusals_over_tls_say_to_come_back_by_https_only(tmp_path, ca):
+    """HSTS on the answers the server gives without routing a request too:
+    a malformed head (400), an upload over the limit (413), a head not
+    received in time (408), a request cut off to make room (503).  Until
+    2026-12-07 they had none."""
+    cert, key, _ = ca.issue()
+    config = tmp_path / "cks.conf"
+    config.write_text("[server]\ntls_cert = %s\ntls_key = %s\nprocesses = 1\n"
+                      "head_timeout = 1\nmax_connections = 2\n"
+                      "[ratelimit]\ntrusted_proxies =\n" % (cert, key))
+    upload = (b"POST /pks/add HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+              b"Content-Type: application/x-www-form-urlencoded\r\n\r\nkeytext=")
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=str(config)) as server:
+        for request, status in [(b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", 400),
+                                (upload % 99999999, 413),
+                                (b"GET / HTTP/1.1\r\nHost: x\r\n", 408)]:
+            with _tls_sending(server.port, ca, request) as tls:
+                answer = _answer_head(tls)
+            assert answer[0] == status
+            assert answer[1]["strict-transport-security"] == "max-age=31536000", status
+        held = [_tls_sending(server.port, ca, upload % 1000, "127.0.0.2") for _ in range(2)]
+        try:
+            with _tls_sending(server.port, ca, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+                              "127.0.0.3") as newcomer:
+                assert _answer_head(newcomer)[0] == 200
+            status, headers = _answer_head(held[0])  # cut off to make room
+            assert status == 503
+            assert headers["strict-transport-security"] == "max-age=31536000"
+        finally:
+            for tls in held:
+                tls.close()
+
+
 def test_without_tls_port_the_port_speaks_tls_only(tmp_path, ca):
     cert, key, _ = ca.issue()
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=_tls_config(tmp_path, cert, key)) \

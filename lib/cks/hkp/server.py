@@ -165,27 +165,34 @@ OPERATORS_PATHS = frozenset({METRICS_PATH, "/health", ADMIN_PATH})
 browser)."""
 
 
+def every_answer(tls: bool) -> List[Tuple[str, str]]:
+    """EVERY_ANSWER, and HSTS over TLS."""
+    return EVERY_ANSWER + [HSTS] if tls else EVERY_ANSWER
+
+
 def answer_headers(path: str, own: Sequence[Tuple[str, str]] = (),
                    tls: bool = False) -> List[Tuple[str, str]]:
-    """EVERY_ANSWER (and HSTS over TLS), less CORS on the operator's pages,
-    and less those an answer sets itself (`own`: the admin page's
-    Cache-Control is no-store)."""
+    """every_answer(), less CORS on the operator's pages, and less those an
+    answer sets itself (`own`: the admin page's Cache-Control is no-store)."""
     named = {name.lower() for name, _ in own}
-    return [h for h in EVERY_ANSWER + ([HSTS] if tls else []) if h[0].lower() not in named
+    return [h for h in every_answer(tls) if h[0].lower() not in named
             and not (h == CORS and path in OPERATORS_PATHS)]
 
 
-def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = ()) -> bytes:
+def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = (),
+            tls: bool = False) -> bytes:
     """An answer the server gives without routing a request (a malformed or
-    too large one, a busy server), after which it closes the connection."""
+    too large one, a busy server), after which it closes the connection;
+    `tls`: it goes over cksd's own TLS (HSTS, as on every answer there:
+    until 2026-12-07 these had none)."""
     return format_response(status, [("Content-Type", "text/plain; charset=utf-8")]
-                           + EVERY_ANSWER + list(headers), body, keep_alive=False)
+                           + every_answer(tls) + list(headers), body, keep_alive=False)
 
 
-def busy(message: str) -> bytes:
+def busy(message: str, tls: bool = False) -> bytes:
     """The 503 of a connection refused, or closed to make room for another
     client's (fair_share.py)."""
-    return refusal(503, (message + "\n").encode(), [("Retry-After", "10")])
+    return refusal(503, (message + "\n").encode(), [("Retry-After", "10")], tls)
 
 
 class _Connection:
@@ -222,6 +229,11 @@ class _Connection:
         """Bytes of the answer being written that the socket has not taken."""
         rest = self.rest
         return len(self.out) + (rest.size - rest.file.tell() if rest else 0)
+
+    @property
+    def tls(self) -> bool:
+        """Whether it is over cksd's own TLS."""
+        return isinstance(self.sock, ssl.SSLSocket)
 
     @property
     def in_flight(self) -> bool:
@@ -448,7 +460,7 @@ class HKPServer:
         if connection.state in (HEAD, BODY):
             self._log_refusal(connection, 503, message)
             try:
-                connection.sock.send(busy(message))
+                connection.sock.send(busy(message, connection.tls))
             except (OSError, ValueError):
                 pass
         self._close(connection)
@@ -638,8 +650,7 @@ class HKPServer:
         head = connection.head
         connection.keep_alive = head.keep_alive and not self.stopping
         headers = [("Content-Type", response.content_type)] \
-            + answer_headers(request.path, response.headers,
-                             isinstance(connection.sock, ssl.SSLSocket)) + response.headers
+            + answer_headers(request.path, response.headers, connection.tls) + response.headers
         body = response.body
         in_file = isinstance(body, FileBody)
         connection.out = format_response(response.status, headers, b"" if in_file else body,
@@ -750,7 +761,7 @@ class HKPServer:
                                     self.limits.drain_bytes)
         connection.buffer.clear()
         connection.keep_alive = False
-        connection.out = refusal(413, body)
+        connection.out = refusal(413, body, tls=connection.tls)
         access_log.info('%s "%s" 413 %d', connection.address, connection.head.request_line,
                         len(body))
         self._count(connection, split_target(connection.head.target)[0], None, 413)
@@ -766,7 +777,7 @@ class HKPServer:
         connection.buffer.clear()
         self._let_go_of_body(connection)
         connection.keep_alive = False
-        connection.out = refusal(status, body)
+        connection.out = refusal(status, body, tls=connection.tls)
         self._log_refusal(connection, status, message)
         self._start_writing(connection)
 
