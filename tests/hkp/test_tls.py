@@ -2,6 +2,7 @@
 test CA made here; curl-like clients, real GnuPG, bad clients, bad
 certificates, and a new certificate on SIGHUP."""
 
+import base64
 import datetime
 import http.client
 import ipaddress
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cks.hkp.admin import AdminSettings, hash_password
 from support import EXPECTED, PUBLIC_FIXTURES, fixture
 from support.gpg import GnuPG
 from support.nodes import settled
@@ -270,6 +272,34 @@ def test_the_servers_own_refusals_over_tls_say_to_come_back_by_https_only(tmp_pa
         finally:
             for tls in held:
                 tls.close()
+
+
+def test_beside_hkps_the_plain_port_refuses_the_admin_page_to_other_hosts(tmp_path, ca):
+    """With cksd's own tls_port, the admin page on the plain port answers
+    another host 403 before asking for its password, as the contrib nginx
+    site does (until 2026-12-07 it took the password in clear: 401, then
+    200); the operator's own tools on the host (loopback) and everyone over
+    hkps are served.  Another host here: a client a trusted proxy (loopback,
+    by default) names in X-Forwarded-For."""
+    cert, key, _ = ca.issue()
+    admin = AdminSettings(hash_password("secret", iterations=1000))
+    config = _tls_config(tmp_path, cert, key, "[admin]\nuser = admin\npassword_hash = %s\n"
+                         % admin.password_hash)
+    login = {"Authorization": "Basic " + base64.b64encode(b"admin:secret").decode()}
+    remote = {"X-Forwarded-For": "192.0.2.7"}
+    with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config,
+              args=["--tls-port", "0"]) as server:
+        tls_port = int(server.wait_for_output(HTTPS_READY).group(1))
+        for headers in (remote, dict(remote, **login)):
+            status, answer_headers, body = server.request("GET", "/pks/admin", headers=headers)
+            assert status == 403 and "www-authenticate" not in answer_headers
+            assert body.startswith(b"use https (port %d): the admin page is not served over "
+                                   b"plain HTTP" % tls_port)
+        assert server.request("GET", "/pks/admin")[0] == 401  # from this host
+        assert server.request("GET", "/pks/admin", headers=login)[0] == 200
+        assert _https(tls_port, ca, path="/pks/admin", headers=remote)[0] == 401
+        assert _https(tls_port, ca, path="/pks/admin", headers=dict(remote, **login))[0] == 200
+        assert "failed login" not in server.output()
 
 
 def test_without_tls_port_the_port_speaks_tls_only(tmp_path, ca):

@@ -99,6 +99,7 @@ class Request:
     # Answered in the server loop's thread (server.py), which must not wait:
     # a lookup then does not derive owed served views first (views_owed.py).
     in_loop: bool = False
+    tls: bool = False  # it came over cksd's own TLS
     path: str = field(init=False)
     query: Form = field(init=False)
     malformed: Optional[HKPError] = field(init=False)

@@ -13,6 +13,7 @@ from ..notices import NoticeError
 from ..rejection import RejectionError
 from ..store.rejections import notices, rejected_keys
 from . import admin, html
+from .ratelimit import is_loopback
 from .request import Form, HKPError, parse_form
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,6 +91,9 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
     settings = app.settings.admin
     if not settings.enabled:
         raise HKPError(404, "no such page: %s" % ADMIN_PATH)
+    if _in_clear(app, request):
+        raise HKPError(403, "use https (port %d): the admin page is not served over plain "
+                       "HTTP, where its password would go in clear" % app.settings.tls_port)
     authorization = request.header("authorization")
     admitted, wait = app.admin_logins.verify(settings, authorization, request.client)
     if wait:
@@ -115,6 +119,16 @@ def admin_page(app: "KeyServer", request: "Request") -> "Response":
     page = _html(200, admin.page(settings, authorization, rejected_keys(app.store), outcome))
     page.headers.append(("Cache-Control", "no-store"))  # (server.py: instead of no-cache)
     return page
+
+
+def _in_clear(app: "KeyServer", request: "Request") -> bool:
+    """Whether a request for the admin page came over plain HTTP from another
+    host while cksd serves TLS itself: refused (403) before its password is
+    asked for, as the contrib nginx site refuses it.  The operator's own
+    tools on this host (loopback: the real client, behind a trusted proxy)
+    may still use the plain port."""
+    return app.settings.tls_port is not None and not request.tls \
+        and not is_loopback(request.client)
 
 
 def _act(app: "KeyServer", values: Form) -> admin.Outcome:

@@ -578,7 +578,8 @@ class HKPServer:
         body = bytes(connection.buffer[:connection.length])
         del connection.buffer[:connection.length]
         self._let_go_of_body(connection)
-        request = Request(head.method, head.target, head.headers, body, connection.address)
+        request = Request(head.method, head.target, head.headers, body, connection.address,
+                          tls=connection.tls)
         connection.state = BUSY
         connection.deadline = float("inf")  # the app answers within its own time limits
         # While answered uploads still owe served views, a lookup first derives
