@@ -41,7 +41,7 @@ def test_install_and_upgrade_compile_the_folder():
 
 def test_install_and_upgrade_copy_the_same_folder():
     """The upgrade copies the new release's folder by the name the install
-    gives it (until 2026-12-07 `cks`, named nowhere else)."""
+    gives it (until 2026-12-06 `cks`, named nowhere else)."""
     assert guide_commands(COPY) == ["cp -r CKS-FOLDER /opt/cks"] * 2
 
 

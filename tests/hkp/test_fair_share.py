@@ -92,7 +92,7 @@ def test_at_the_cap_many_addresses_holding_one_each_lock_nobody_out(tmp_path, op
     """8 addresses each holding a connection that waits for a request (one
     that never sent a byte, or a keep-alive one after its answer), with
     `max_connections = 8`: a newcomer from another address would tie with
-    them, and the one that waited longest makes room.  Until 2026-12-07 the
+    them, and the one that waited longest makes room.  Until 2026-12-06 the
     newcomer was refused (503) for as long as the holders came back."""
     config = _config(tmp_path, "max_connections = 8\n")
     with Cksd("sqlite:///%s" % (tmp_path / "k.db"), config=config) as server:

@@ -245,7 +245,7 @@ def test_the_servers_own_refusals_over_tls_say_to_come_back_by_https_only(tmp_pa
     """HSTS on the answers the server gives without routing a request too:
     a malformed head (400), an upload over the limit (413), a head not
     received in time (408), a request cut off to make room (503).  Until
-    2026-12-07 they had none."""
+    2026-12-06 they had none."""
     cert, key, _ = ca.issue()
     config = tmp_path / "cks.conf"
     config.write_text("[server]\ntls_cert = %s\ntls_key = %s\nprocesses = 1\n"
@@ -277,7 +277,7 @@ def test_the_servers_own_refusals_over_tls_say_to_come_back_by_https_only(tmp_pa
 def test_beside_hkps_the_plain_port_refuses_the_admin_page_to_other_hosts(tmp_path, ca):
     """With cksd's own tls_port, the admin page on the plain port answers
     another host 403 before asking for its password, as the contrib nginx
-    site does (until 2026-12-07 it took the password in clear: 401, then
+    site does (until 2026-12-06 it took the password in clear: 401, then
     200); the operator's own tools on the host (loopback) and everyone over
     hkps are served.  Another host here: a client a trusted proxy (loopback,
     by default) names in X-Forwarded-For."""
@@ -411,7 +411,7 @@ def test_unfinished_handshakes_from_many_addresses_lock_nobody_out(tmp_path, ca,
     handshake never finished, with `max_connections = 8` (loopback counted
     as any address: no trusted proxy): a newcomer from another address
     would tie with them, and the one that waited longest makes room, for
-    plain HTTP and hkps alike.  Until 2026-12-07 plain HTTP got 503 and
+    plain HTTP and hkps alike.  Until 2026-12-06 plain HTTP got 503 and
     hkps was closed at once for as long as the holders came back."""
     cert, key, _ = ca.issue()
     config = tmp_path / "cks.conf"

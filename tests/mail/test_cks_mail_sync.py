@@ -344,7 +344,7 @@ def test_a_failed_forward_stays_owed_and_cks_sync_sends_it(node, tmp_path):
 
 def test_without_our_address_the_forward_is_said_and_stays_owed(node):
     """No [mail] address: the forward cannot be sent (the mail has no From:),
-    and one line says so (until 2026-12-07 nothing did); the mail is done and
+    and one line says so (until 2026-12-06 nothing did); the mail is done and
     the keys stay owed, for cks_sync.py once the address is set."""
     node.write_config(address=None)
     node.manage("add", SKS)

@@ -110,7 +110,7 @@ def sign_by_hand(out, directory):
 def test_the_signing_hint_names_the_settings_found_without_options(db_url, tmp_path, found):
     """No --db nor --config: the commands name the configuration file read
     (./cks.conf, $CKS_CONFIG's) and the database used, so that they sign the
-    notice from another directory, in another shell (until 2026-12-07 they
+    notice from another directory, in another shell (until 2026-12-06 they
     named neither: there they read another database and no [rejection] key)."""
     node, elsewhere = tmp_path / "node", tmp_path / "elsewhere"
     node.mkdir()

@@ -184,7 +184,7 @@ def refusal(status: int, body: bytes, headers: Sequence[Tuple[str, str]] = (),
     """An answer the server gives without routing a request (a malformed or
     too large one, a busy server), after which it closes the connection;
     `tls`: it goes over cksd's own TLS (HSTS, as on every answer there:
-    until 2026-12-07 these had none)."""
+    until 2026-12-06 these had none)."""
     return format_response(status, [("Content-Type", "text/plain; charset=utf-8")]
                            + every_answer(tls) + list(headers), body, keep_alive=False)
 
@@ -383,7 +383,7 @@ class HKPServer:
         request.  (Until 2026-12-06 there was no cap per address and only
         waiting connections were closed: one address with 1,100
         connections, each sending a head a byte at a time, locked every
-        other client out with 503.  Until 2026-12-07 a newcomer on a tie
+        other client out with 503.  Until 2026-12-06 a newcomer on a tie
         was refused: 8 silent connections from 8 addresses, with
         `max_connections = 8`, locked out every other address.)"""
         group = bucket_of(address)
