@@ -164,9 +164,30 @@ def test_v5_keys_go_to_gnupg_24_and_later_in_text_searches(db_url):
         assert status == 200 and body.count(b"\npub:") == 1
 
 
-def _get_as(server, email, agent):
-    """(status, body) of a text search's get as a client naming itself `agent` (None: none)."""
-    target = "/pks/lookup?op=get&options=mr&search=" + email
+def test_gnupg_24_finds_a_v5_key_by_its_v4_subkeys_id(db_url):
+    """GnuPG 2.4 encrypts to a v5 key's v4 subkey and, sending no
+    User-Agent, asks for the key by that subkey's ID; until 2026-12-06 the
+    answer was 404 (the lookup by subkey ID kept v5 keys from clients that
+    may be GnuPG 2.2, which reads neither answer)."""
+    data = fixture("gnupg24/ed448-v5-cv25519-v4")
+    (key,) = read_keys(data).keys
+    subkey = key.subkeys[0].value
+    with Cksd(db_url) as server:
+        assert server.add(data)[0] == 200
+        settled(server)
+        for search in ("0x" + subkey.keyid.hex().upper(), "0x" + subkey.fingerprint.hex().upper()):
+            for agent in (None, "GnuPG/2.6"):
+                status, body = _get_as(server, search, agent)
+                assert status == 200, (search, agent)
+                assert _fingerprints_in(body) == [key.fingerprint.hex().upper()]
+            status, _, body = _no_agent(server, "/pks/lookup?op=index&options=mr&search="
+                                        + search)
+            assert status == 200 and key.fingerprint.hex().upper().encode() in body
+
+
+def _get_as(server, search, agent):
+    """(status, body) of a get as a client naming itself `agent` (None: none)."""
+    target = "/pks/lookup?op=get&options=mr&search=" + search
     status, _, body = server.request("GET", target, headers={"User-Agent": agent}) \
         if agent else _no_agent(server, target)
     return status, body

@@ -206,6 +206,19 @@ def _gnupg_reads(row: KeyRow, newest: int) -> bool:
     return row.version <= newest and row.algorithm not in GNUPG_UNREADABLE_ALGORITHMS
 
 
+def _gnupg_readable(found: List[Item], newest: int,
+                    reads: Callable[[Item, int], bool]) -> List[Item]:
+    """What GnuPG reading versions up to `newest` reads of the keys a lookup
+    by subkey ID found (`reads`: whether it reads one); for a client that
+    may be GnuPG 2.4 (`newest` 4: 2.2 and 2.4 look alike), where it reads
+    none, what 2.4 reads (2.2 would read no answer either way; until
+    2026-12-06 GnuPG 2.4 found no v5 key by its v4 subkey's ID)."""
+    kept = [item for item in found if reads(item, newest)]
+    if not kept and newest == 4:
+        kept = [item for item in found if reads(item, 5)]
+    return kept
+
+
 def _words_of_user_ids(row: KeyRow) -> Set[str]:
     return {word for u in row.user_ids if not u.is_attribute for word in all_words_of(u.uid)}
 
@@ -428,8 +441,8 @@ class KeyServer:
             parts, truncated, by_subkey = self.lookup_store.served_parts_by_id(
                 lookup.search.kind, lookup.search.value, self.settings.max_results)
             if by_subkey and newest is not None:
-                parts = [p for p in parts if not holds_packet_beyond(
-                    p[0], newest, GNUPG_UNREADABLE_ALGORITHMS)]
+                parts = _gnupg_readable(parts, newest, lambda part, version: not (
+                    holds_packet_beyond(part[0], version, GNUPG_UNREADABLE_ALGORITHMS)))
             held = _Within(((p, len(p[0])) for p in parts), KEYS_ANSWER_BYTES)
             return self._armored(lookup, held, lambda: truncated or held.cut)
         fingerprints, rows, truncated = self.find(lookup.search, newest)
@@ -481,7 +494,7 @@ class KeyServer:
         if query.names_one_key:
             rows, truncated, by_subkey = store.key_rows_by_id(query.kind, query.value, limit)
             if by_subkey and newest is not None:
-                rows = [r for r in rows if _gnupg_reads(r, newest)]
+                rows = _gnupg_readable(rows, newest, _gnupg_reads)
             return [r.fingerprint for r in rows], rows, truncated
         if query.kind == "email":
             asked, search = [], functools.partial(store.key_rows_by_email, query.value)
