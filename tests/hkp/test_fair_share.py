@@ -9,6 +9,8 @@ import urllib.parse
 
 import pytest
 
+from cks.hkp.app import KeyServer, ServerSettings
+from cks.hkp.server import HKPServer, _Connection
 from support import fixture
 from support.server import Cksd
 
@@ -134,6 +136,36 @@ def test_at_the_cap_no_request_under_way_is_closed_for_a_tie(tmp_path):
                 assert sock.recv(100).startswith(b"HTTP/1.1 200 ")
         finally:
             _close_all(held)
+
+
+def test_a_connection_whose_request_has_arrived_is_no_room_to_take():
+    """Of the connections waiting for a request, the longest waiting makes
+    room, but not one whose request has reached the host unread (closed,
+    the request would be lost): a flood of silent connections cost a
+    keep-alive client asking every 50 ms half its requests (found by a
+    review).  On the server's own choice, where the moment can be held
+    still: the loop reads such a request within microseconds."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = HKPServer(KeyServer(None, ServerSettings()), [(listener, None)])
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        now = time.monotonic()
+        connections = [_Connection(ours, "127.0.0.%d" % (n + 2), now + n, server.limits)
+                       for n, (ours, _) in enumerate(pairs)]  # the first waited longest
+        for connection in connections:
+            server._connections[connection.sock] = connection
+            server._connection_shares.take(connection.group)
+        pairs[0][1].sendall(b"GET /pks/lookup?op=stats HTTP/1.1\r\n\r\n")  # unread
+        assert server._close_waiting(connections)
+        assert list(server._connections.values()) == [connections[0], connections[2]]
+        pairs[2][1].sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert not server._close_waiting([connections[0], connections[2]])
+        assert len(server._connections) == 2
+    finally:
+        server.finish_stop()  # (closes what is left, and the listener)
+        for _, theirs in pairs:
+            theirs.close()
 
 
 def test_one_address_may_hold_its_share_of_connections_only(tmp_path):

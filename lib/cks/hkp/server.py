@@ -240,6 +240,16 @@ class _Connection:
         return self.state not in (HANDSHAKE, IDLE, DRAINING) or bool(self.buffer)
 
 
+def _bytes_arrived(sock: socket.socket) -> bool:
+    """Whether bytes the loop has not read wait for it on `sock` (or its
+    peer has closed it), in the kernel or decrypted in the TLS layer."""
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _received_rest(sock: socket.socket) -> bytes:
     """What a TLS socket decrypted past the last recv(): it waits in the TLS
     layer, where no select() sees it."""
@@ -427,11 +437,18 @@ class HKPServer:
 
     def _close_waiting(self, connections: Sequence[_Connection]) -> bool:
         """Close the one of `connections` that has waited longest without
-        sending a request; False when none is waiting."""
-        waiting = [c for c in connections if c.state in (IDLE, HANDSHAKE) and not c.buffer]
-        if not waiting:
+        sending a request; False when none is waiting.  One whose request
+        (or next TLS handshake message) has reached this host but is not
+        read yet is not waiting: closed, it would be lost, and a client
+        does not send an upload again (found by a review: with a flood of
+        silent connections from many addresses, a keep-alive client asking
+        every 50 ms lost half its requests)."""
+        waiting = sorted((c for c in connections if c.state in (IDLE, HANDSHAKE)
+                          and not c.buffer), key=self._waiting_since)
+        quiet = next((c for c in waiting if not _bytes_arrived(c.sock)), None)
+        if quiet is None:
             return False
-        self._close(min(waiting, key=self._waiting_since))
+        self._close(quiet)
         return True
 
     def _waiting_since(self, connection: _Connection) -> float:
