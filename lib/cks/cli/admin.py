@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from typing import Callable, Iterator, List, Set
 
 from .. import pipeline, rejection, views
@@ -301,8 +302,9 @@ def _after_notice(store, args, identity: NodeIdentity, notice) -> None:
 def _print_signing_commands(settings: Settings, notice) -> None:
     """Commands to copy as they are, from any directory: this tool, this
     database and configuration, this key."""
+    options = _same_settings(settings)
     admin = " ".join(shlex.quote(word) for word in
-                     ["python3", os.path.abspath(sys.argv[0])] + _same_settings(settings))
+                     ["python3", os.path.abspath(sys.argv[0])] + options)
     print("notice %s is not signed yet; to publish it and send it to the peers:\n"
           "  %s notice-text %s > notice.txt\n"
           "  gpg --armor --detach-sign --local-user %s notice.txt\n"
@@ -310,6 +312,9 @@ def _print_signing_commands(settings: Settings, notice) -> None:
           % (notice.serial, admin, notice.serial,
              settings.get("rejection", "key", "") or "YOUR-REJECTION-KEY", admin,
              notice.serial))
+    if "--db" in options and _without_password(settings.db_url) != settings.db_url:
+        print("(the database's password is left out of --db: PostgreSQL takes it from "
+              "~/.pgpass or PGPASSWORD)")
 
 
 def _same_settings(settings: Settings) -> List[str]:
@@ -318,13 +323,32 @@ def _same_settings(settings: Settings) -> List[str]:
     ./cks.conf), from any directory and without the environment: the file
     made absolute, and the database unless the file names it as it is
     (a PostgreSQL URL or an absolute SQLite path; a password in the file's
-    URL stays there), an SQLite path made absolute."""
+    URL stays there), an SQLite path made absolute, a password left out
+    (one in $CKS_DB was printed until 2026-12-06, found by a review)."""
     url = _absolute_sqlite(settings.db_url)
     named_by_file = url == settings.db_url == settings.get("database", "url", "")
-    options = [] if named_by_file else ["--db", url]
+    options = [] if named_by_file else ["--db", _without_password(url)]
     if settings.config_file:
         options += ["--config", os.path.abspath(settings.config_file)]
     return options
+
+
+def _without_password(url: str) -> str:
+    """A PostgreSQL URL without the password it may hold (user:PASSWORD@, or
+    a password= parameter)."""
+    parts = urllib.parse.urlsplit(url)
+    fields = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if not parts.scheme.startswith("postgres") or \
+            parts.password is None and all(name != "password" for name, _ in fields):
+        return url
+    netloc = parts.netloc
+    if parts.password is not None:
+        credentials, _, host = netloc.rpartition("@")
+        netloc = credentials.split(":", 1)[0] + "@" + host
+    query = urllib.parse.urlencode([(name, value) for name, value in fields
+                                    if name != "password"])
+    # (not urlunsplit: it writes postgresql:///db, with no host, as postgresql:/db)
+    return "%s://%s%s%s" % (parts.scheme, netloc, parts.path, query and "?" + query)
 
 
 def _absolute_sqlite(url: str) -> str:
