@@ -796,6 +796,19 @@ def load_killed_at(db_url, paths, monkeypatch, method, calls, batch_size, queue=
         store.close()
 
 
+def test_a_loads_second_phase_serves_a_key_an_upload_left_unserved(store, db_url, tmp_path):
+    """A new key whose upload was answered before its served view was
+    derived (cksd's uploads: its signers are saved with its network view)
+    is served by a load's second phase that finds it so (until 2026-12-07
+    the load failed, writing its signers again)."""
+    pipeline.submit(store, fixture("certified"), pipeline.Source.user(), follow=False,
+                    defer_views=True)
+    assert _unserved(db_url) == 1
+    loader(store, db_url).load([])
+    assert _unserved(db_url) == 0
+    assert content(db_url) == pipeline_content(tmp_path, fixture("certified"))
+
+
 def load_stopped_after_first_batch(db_url, path, batch_size, monkeypatch):
     """Load `path` in batches of `batch_size` and stop once the first batch
     is committed (with where to go on), as a load killed then would."""

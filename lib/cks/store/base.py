@@ -138,10 +138,15 @@ class Store(Database):
         what save_key() and record_signers() write for one such key (its row,
         index rows, signers, the follow-up queue) and its verdicts, for all of
         them with one statement per table (Backend.update_rows, insert_rows).
-        Such a key has no index rows yet: nothing is deleted first."""
+        Such a key has no index rows yet, but it may have its signers: an
+        upload's new key (pipeline.store_keys's `defer_views`) saves them
+        with its network view (until 2026-12-07 the load then failed, on
+        their primary key)."""
         if not views:
             return
         backend = cursor.backend
+        execute_in(cursor, "DELETE FROM cks_key_signers WHERE key_fingerprint IN %s",
+                   [v.info.fingerprint for v in views])
         backend.update_rows(cursor, "cks_keys", "fingerprint", DESCRIBED_COLUMNS + (
             "served", "served_crc24", "last_changed"), [
             (v.info.fingerprint,) + described(v.info) + (v.served, crc24(v.served), now)
