@@ -85,6 +85,7 @@ class Outcome:
     # keys are held, and the key IDs of the issuers of their new certifications.
     own_checks: int = 0
     certifiers: List[str] = field(default_factory=list)
+    view_queued: bool = False  # unchanged, but stored unserved: its view is queued (serve_held)
 
 
 @dataclass
@@ -98,6 +99,13 @@ class Report:
     @property
     def stored(self) -> List[Outcome]:
         return [o for o in self.outcomes if o.status != REFUSED]
+
+    @property
+    def views_queued(self) -> bool:
+        """Whether a key's served view was left to follow the write (with
+        store_keys's `defer_views`): a new key's, or an unchanged one's that a
+        bulk load stored without it (serve_held)."""
+        return any(o.status == ADDED or o.view_queued for o in self.outcomes)
 
 
 def submit(store: Store, data: bytes, source: Source, limits: Optional[Limits] = None,
@@ -149,7 +157,7 @@ def store_keys(store: Store, keys: List[Key], source: Source, limits: Limits,
         outcomes.extend(results)
     for outcome in outcomes:
         log.debug("%s key %s (from %s)", outcome.status, outcome.fingerprint, source.tag)
-    if follow and any(o.status in (ADDED, UPDATED) for o in outcomes):
+    if follow and any(o.status in (ADDED, UPDATED) or o.view_queued for o in outcomes):
         follow_signers(store, limits.serve)
     return outcomes
 
@@ -209,6 +217,8 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
     merged = merge_stored(key, stored[0] if stored else None, limits,
                           served_reader(store, cursor, fingerprint))
     if merged.outcome is not None:
+        if merged.outcome.status == UNCHANGED and stored and not stored[2]:
+            return serve_held(store, cursor, merged.key, source, now)
         return merged.outcome
     if stored and checked is None:
         raise _ChecksFirst(fingerprint)
@@ -228,6 +238,20 @@ def merge_one(store: Store, cursor: Cursor, key: Key, source: Source, limits: Li
     outcome.reason = merged.note
     outcome.own_checks, outcome.certifiers = new_checks(merged.key, merged.old, limits.serve)
     return outcome
+
+
+def serve_held(store: Store, cursor: Cursor, key: Key, source: Source, now: int) -> Outcome:
+    """An unchanged copy of a key stored without its served view (a bulk
+    load's first phase, the load interrupted or still running): its signers
+    and its view's work are queued as a new key's are (store_keys's
+    `defer_views`), so the follow-up serves it, and it is queued for the
+    peers, as the load would have; the outcome says unchanged.  The load's
+    second phase takes a key served meanwhile as it is.  Until 2026-12-07
+    nothing was queued: the key stayed unfound until the load ran again."""
+    outcome = record_signers(store, cursor, key.fingerprint.hex().upper(),
+                             key.keyid.hex().upper(), third_party_issuers(key), True, (),
+                             source, now)
+    return replace(outcome, status=UNCHANGED, view_queued=True)
 
 
 def rejected(fingerprint: str, reason: str) -> Outcome:

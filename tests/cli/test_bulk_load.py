@@ -32,7 +32,7 @@ from support.content import content, pipeline_content
 from support.db import run_sql
 from support.forge import Signer, key_flags, keyring
 from support.hockeypuck import HockeypuckNode, hockeypuck_binary
-from support.nodes import fpr
+from support.nodes import fpr, settled
 from support.procs import tool
 from support.server import Cksd
 from support.sks import sks_node
@@ -794,6 +794,31 @@ def load_killed_at(db_url, paths, monkeypatch, method, calls, batch_size, queue=
                             jobs=1, batch_size=batch_size).load([str(p) for p in paths])
     finally:
         store.close()
+
+
+def test_an_unchanged_upload_serves_a_key_an_interrupted_load_left_unserved(
+        db_url, tmp_path, monkeypatch):
+    """A key a load stored in its first phase, the load interrupted before
+    its second: an upload of the same key says `unchanged`, and the key is
+    served (until 2026-12-07 it stayed 404 until the load ran again).  The
+    load run again then ends as an uninterrupted one does."""
+    keyring = tmp_path / "keys.asc"
+    keyring.write_bytes(fixture("certified") + fixture("rsa2048"))
+    load_killed_at(db_url, [keyring], monkeypatch, "_serve_unserved", 0, 4000)
+    assert _unserved(db_url) == 2
+    certified = fpr("certified")
+    with Cksd(db_url) as server:
+        status, _, body = server.add(fixture("certified"))
+        assert (status, body.decode()) == (200, "unchanged %s\n" % certified)
+        assert server.lookup(op="get", search="0x" + certified)[0] == 200
+        assert server.lookup(op="index", options="mr", search="certified")[0] == 200
+        assert server.lookup(op="get", search="0x" + fpr("rsa2048"))[0] == 404  # (not sent)
+        settled(server)
+    assert run_sql(db_url, "SELECT signer_keyid FROM cks_key_signers WHERE "
+                   "key_fingerprint = ? ORDER BY signer_keyid", (certified,)) == sorted(
+        (k.hex().upper(),) for k in third_party_issuers(read_keys(fixture("certified")).keys[0]))
+    assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, load_command(db_url, keyring),
+                                               keyring)
 
 
 def test_a_loads_second_phase_serves_a_key_an_upload_left_unserved(store, db_url, tmp_path):

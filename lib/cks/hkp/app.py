@@ -648,7 +648,7 @@ class KeyServer:
         report = pipeline.submit(self.store, data, source, self.settings.limits, follow=False,
                                  defer_views=True)
         within_budget = self._charged(request, report)
-        if report.with_status(pipeline.ADDED):
+        if report.views_queued:
             self.views_owed.owe(awaited=within_budget)
             self.views_due()
         self.metrics.uploaded(report)

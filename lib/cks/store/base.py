@@ -140,8 +140,9 @@ class Store(Database):
         them with one statement per table (Backend.update_rows, insert_rows).
         Such a key has no index rows yet, but it may have its signers: an
         upload's new key (pipeline.store_keys's `defer_views`) saves them
-        with its network view (until 2026-12-07 the load then failed, on
-        their primary key)."""
+        with its network view, and an unchanged copy of a key a load stored
+        with its queued view (pipeline.serve_held); until 2026-12-07 the
+        load then failed, on their primary key."""
         if not views:
             return
         backend = cursor.backend
@@ -337,16 +338,18 @@ class Store(Database):
 
     @staticmethod
     def merge_state(cursor: Cursor,
-                    fingerprint: str) -> Tuple[Optional[str], Optional[Tuple[bytes, int]]]:
+                    fingerprint: str) -> Tuple[Optional[str], Optional[Tuple[bytes, int, bool]]]:
         """What merging a key needs, in one query: why it is rejected (None if
-        it is not) and its stored (keydata, first_seen) (None if not stored)."""
+        it is not) and its stored (keydata, first_seen, whether it is served)
+        (None if not stored)."""
         row = cursor.execute(
-            "SELECT r.fingerprint, r.reason, k.keydata, k.first_seen "
+            "SELECT r.fingerprint, r.reason, k.keydata, k.first_seen, k.served_crc24 <> ? "
             "FROM (SELECT ? AS fingerprint) f "
             "LEFT JOIN cks_rejected_keys r ON r.fingerprint = f.fingerprint "
-            "LEFT JOIN cks_keys k ON k.fingerprint = f.fingerprint", (fingerprint,)).fetchone()
+            "LEFT JOIN cks_keys k ON k.fingerprint = f.fingerprint",
+            (UNSERVED, fingerprint)).fetchone()
         return (None if row[0] is None else _reason(row[1]),
-                None if row[2] is None else (bytes(row[2]), row[3]))
+                None if row[2] is None else (bytes(row[2]), row[3], bool(row[4])))
 
     # --- keys: reading ----------------------------------------------------------
 
