@@ -5,6 +5,7 @@ and that SKS builds, interruption and resume, mixed and corrupt input."""
 import contextlib
 import gc
 import io
+import json
 import os
 import re
 import shlex
@@ -20,6 +21,7 @@ from cks import pipeline, rejection, views
 from cks.bulk import derive, load
 from cks.hkp.views_owed import follow_views
 from cks.bulk.split import read_chunks
+from cks.cli import admin as admin_cli
 from cks.openpgp import armor
 from cks.openpgp.keys import read_keys, sks_hash
 from cks.openpgp.userid import UserID
@@ -819,6 +821,23 @@ def test_an_unchanged_upload_serves_a_key_an_interrupted_load_left_unserved(
         (k.hex().upper(),) for k in third_party_issuers(read_keys(fixture("certified")).keys[0]))
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, load_command(db_url, keyring),
                                                keyring)
+
+
+def test_stats_counts_the_keys_an_interrupted_load_left_unserved(db_url, tmp_path, monkeypatch):
+    """`stats` says how many keys are stored without a served view yet, and
+    what serves them (until 2026-12-07 it counted them with the others
+    alone, found by no lookup as they are)."""
+    keyring = tmp_path / "keys.asc"
+    keyring.write_bytes(fixture("certified") + fixture("rsa2048") + fixture("ed25519"))
+    load_killed_at(db_url, [keyring], monkeypatch, "_serve_unserved", 0, 4000)
+    out = admin(db_url, "stats")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    assert lines[:2] == ["keys               3", "unserved keys      3 " + admin_cli.UNSERVED_NOTE]
+    assert json.loads(admin(db_url, "stats", "--json").stdout)["unserved_keys"] == 3
+    assert admin(db_url, "load", str(keyring)).returncode == 0
+    assert admin(db_url, "stats").stdout.decode().splitlines()[:2] == [
+        "keys               3", "unserved keys      0"]
 
 
 def test_a_loads_second_phase_serves_a_key_an_upload_left_unserved(store, db_url, tmp_path):

@@ -531,6 +531,12 @@ def cmd_dump(args: argparse.Namespace) -> int:
     return _with_store(args, action)
 
 
+UNSERVED_NOTE = "(found by no lookup until their served views are derived: a load's by " \
+    "the load, run again; an upload's by cksd, at once)"
+"""What `stats` says of keys stored without a served view yet (rows.UNSERVED),
+when there are any."""
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     def action(store):
         stats = store.stats()
@@ -539,7 +545,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             for name, value in stats.items():
-                print("%-18s %d" % (name.replace("_", " "), value))
+                note = " " + UNSERVED_NOTE if name == "unserved_keys" and value else ""
+                print("%-18s %d%s" % (name.replace("_", " "), value, note))
         return 0
     return _with_store(args, action, must_exist=False)
 

@@ -571,6 +571,7 @@ class Store(Database):
         with self.read() as cursor:
             return {
                 "keys": cursor.scalar("SELECT count(*) FROM cks_keys"),
+                "unserved_keys": self.count_unserved(cursor),
                 "new_keys_24h": cursor.scalar(
                     "SELECT count(*) FROM cks_keys WHERE first_seen > ?", (now - 86400,)),
                 "updated_keys_24h": cursor.scalar(
