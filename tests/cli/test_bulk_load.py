@@ -1045,6 +1045,41 @@ def test_sigint_or_sigterm_ends_the_load_at_once_and_it_resumes(db_url, tmp_path
     assert_resumes_to_the_uninterrupted_result(db_url, tmp_path, command, keyring)
 
 
+@pytest.mark.parametrize("also_a_file", [False, True], ids=["standard input", "and a file"])
+def test_sigterm_to_a_load_of_standard_input_says_it_is_read_again(db_url, tmp_path,
+                                                                    also_a_file):
+    """The SIGTERM line of a load that reads standard input says that it is
+    read again from the start, and that what it loaded counts as unchanged,
+    as the load run again shows (until 2026-12-07 it said GOES_ON)."""
+    keyring = tmp_path / "keys.gpg"
+    keyring.write_bytes(b"".join(debian_keys(150)))
+    other = tmp_path / "other.asc"
+    other.write_bytes(fixture("rsa2048"))
+    command = load_command(db_url, "-", "--batch-size", "3", "--jobs", "1") + (
+        [str(other)] if also_a_file else [])
+    with open(keyring, "rb") as stdin:
+        process = subprocess.Popen(command, stdin=stdin, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not 0 < run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0] < 150:
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    loaded = run_sql(db_url, "SELECT count(*) FROM cks_keys")[0][0]
+    assert process.returncode == 143, stderr
+    assert stderr.decode().splitlines() == [
+        "cks_admin.py: error: stopped by SIGTERM; run the same command again, with the same "
+        "standard input: it is read again from the start (the keys it loaded count as "
+        "unchanged)" + (", and the files go on after the last committed batch"
+                        if also_a_file else "")]
+    with open(keyring, "rb") as stdin:
+        again = subprocess.run(command, stdin=stdin, capture_output=True)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.decode().startswith("%d added, 0 updated, %d unchanged, 0 refused" % (
+        150 + also_a_file - loaded, loaded))
+
+
 def damaged_keyring(path, count):
     """`count` Debian keys in a keyring with the third's second packet
     overwritten by 50 zero bytes and the last cut short."""

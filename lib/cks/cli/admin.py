@@ -153,6 +153,19 @@ def _not_a_file(path: str) -> str:
 
 
 GOES_ON = "run the same command again: it goes on after the last committed batch"
+STDIN_AGAIN = "run the same command again, with the same standard input: it is read " \
+    "again from the start (the keys it loaded count as unchanged)"
+
+
+def _how_to_go_on(files: List[str]) -> str:
+    """What to do after a load that stopped part-way: standard input, unlike
+    a file, is read again from the start (until 2026-12-07 the line said
+    GOES_ON whatever the input)."""
+    if "-" not in files:
+        return GOES_ON
+    if files == ["-"]:
+        return STDIN_AGAIN
+    return STDIN_AGAIN + ", and the files go on after the last committed batch"
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -174,7 +187,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         except LoadRunning as exc:
             raise UserError("%s; run this one when it ends" % exc, os.EX_TEMPFAIL) from None
         except WorkerDied as exc:
-            raise UserError("%s; %s" % (exc, GOES_ON), 1) from None
+            raise UserError("%s; %s" % (exc, _how_to_go_on(files)), 1) from None
         except OSError as exc:  # (a file that went away, or became unreadable, since _files)
             if exc.filename is None:
                 raise  # (not a file's: a fork that failed, say)
@@ -182,8 +195,8 @@ def cmd_load(args: argparse.Namespace) -> int:
                             "stopped)" % (exc.filename, exc.strerror or exc), 1) from None
         except Stopped:
             if signal.SIGTERM in stopped_by:
-                raise UserError("stopped by SIGTERM; " + GOES_ON, 128 + signal.SIGTERM
-                                ) from None
+                raise UserError("stopped by SIGTERM; " + _how_to_go_on(files),
+                                128 + signal.SIGTERM) from None
             raise KeyboardInterrupt from None  # (status 130, as run() gives it)
 
     summary = _with_store(args, action, must_exist=False)
