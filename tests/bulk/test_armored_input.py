@@ -52,6 +52,22 @@ def test_a_blocks_keys_are_handed_on_only_when_its_checksum_is_right(batches):
         (keys[0], third, len(text), "")]
 
 
+def test_a_blocks_keys_tell_how_far_the_block_was_read(batches):
+    """Each key of a block tells the reader's place for the progress line:
+    the block's share that decodes to the data up to the key's end, while
+    where a load goes on stays at the block's start (until 2026-12-07 the
+    progress line took that: 0.0% of one big block until its last batch)."""
+    keys = [binary(name) for name in NAMES]
+    block = armor.encode(b"".join(keys))
+    text = ("text before\n" + block).encode()
+    end = len(text)  # (after the END line)
+    decoded = sum(len(k) for k in keys)
+    found = [(c.resume_at, c.reached) for c in read_chunks(io.BytesIO(text), 1 << 20)]
+    ends = [sum(len(k) for k in keys[:n + 1]) for n in range(len(keys))]
+    assert found == [(12, 12 + (end - 12) * at // decoded) for at in ends[:-1]] + [(end, end)]
+    assert found[0][1] > 12
+
+
 def test_a_block_without_an_end_line_gives_no_key(batches):
     text = armor.encode(binary("rsa2048")).rsplit("-----END", 1)[0].encode()
     assert [(c.data, c.problem) for c in read_chunks(io.BytesIO(text), 1 << 20)] == [

@@ -209,6 +209,24 @@ def test_the_first_line_ends_at_the_whole_input_whatever_follows_the_last_key(
                         first), shown
 
 
+def test_the_share_read_of_one_big_armor_block_grows_with_its_keys(db_url, tmp_path):
+    """A file of one armor block (`gpg -a --export` of many keys): the share
+    of the input read, and the time left, follow the keys read from it
+    (until 2026-12-07 it stayed at 0.0% until the block's last batch, and
+    a block after some text gave a time left of hundreds of hours)."""
+    keyring = tmp_path / "keys.asc"
+    keyring.write_bytes(b"text before the block\n" + armor.encode(
+        b"".join(debian_keys(300))).encode())
+    shown = on_a_terminal(shlex.join(load_command(db_url, keyring, "--batch-size", "100",
+                                                  "--jobs", "1")))
+    first = shown.replace("\r\n", "\n").split("\n")[0]
+    states = [s.strip() for s in first.split("\r") if s.strip()]
+    shares = [float(re.search(r"([\d.]+)% of the input", s).group(1)) for s in states]
+    assert 0 < shares[0] < 50 and shares == sorted(shares) and shares[-1] == 100.0, shown
+    assert re.fullmatch(r"100 keys, \d+ keys/s, [\d.]+% of the input, about \d+m\d\ds left",
+                        states[0]), shown
+
+
 def certifications(keys):
     """(certifier, certified) index pairs of `keys` (binary keys)."""
     parsed = [read_keys(k).keys[0] for k in keys]

@@ -305,7 +305,7 @@ class Loader:
     def _batches(self, paths: Sequence[str], identities: Dict[str, FileIdentity]
                  ) -> Iterator[Tuple[List[_Read], int]]:
         """The input, `batch_size` chunks (or BATCH_BYTES) at a time, with the
-        bytes read so far."""
+        bytes read so far (Chunk.reached)."""
         batch: List[_Read] = []
         done_bytes = batch_bytes = 0
         for path in paths:
@@ -313,7 +313,7 @@ class Loader:
                 batch.append(item)
                 batch_bytes += len(item.chunk.data)
                 if len(batch) >= self.batch_size or batch_bytes >= BATCH_BYTES:
-                    yield batch, done_bytes + item.chunk.resume_at
+                    yield batch, done_bytes + item.chunk.reached
                     batch, batch_bytes = [], 0
             done_bytes += identities[path].size if path in identities else 0
         if batch:
