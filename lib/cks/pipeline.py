@@ -246,7 +246,7 @@ def serve_held(store: Store, cursor: Cursor, key: Key, source: Source, now: int)
     and its view's work are queued as a new key's are (store_keys's
     `defer_views`), so the follow-up serves it, and it is queued for the
     peers, as the load would have; the outcome says unchanged.  The load's
-    second phase takes a key served meanwhile as it is.  Until 2026-12-07
+    second phase takes a key served meanwhile as it is.  Until 2026-12-06
     nothing was queued: the key stayed unfound until the load ran again."""
     outcome = record_signers(store, cursor, key.fingerprint.hex().upper(),
                              key.keyid.hex().upper(), third_party_issuers(key), True, (),

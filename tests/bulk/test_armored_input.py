@@ -55,7 +55,7 @@ def test_a_blocks_keys_are_handed_on_only_when_its_checksum_is_right(batches):
 def test_a_blocks_keys_tell_how_far_the_block_was_read(batches):
     """Each key of a block tells the reader's place for the progress line:
     the block's share that decodes to the data up to the key's end, while
-    where a load goes on stays at the block's start (until 2026-12-07 the
+    where a load goes on stays at the block's start (until 2026-12-06 the
     progress line took that: 0.0% of one big block until its last batch)."""
     keys = [binary(name) for name in NAMES]
     block = armor.encode(b"".join(keys))

@@ -212,7 +212,7 @@ def test_the_first_line_ends_at_the_whole_input_whatever_follows_the_last_key(
 def test_the_share_read_of_one_big_armor_block_grows_with_its_keys(db_url, tmp_path):
     """A file of one armor block (`gpg -a --export` of many keys): the share
     of the input read, and the time left, follow the keys read from it
-    (until 2026-12-07 it stayed at 0.0% until the block's last batch, and
+    (until 2026-12-06 it stayed at 0.0% until the block's last batch, and
     a block after some text gave a time left of hundreds of hours)."""
     keyring = tmp_path / "keys.asc"
     keyring.write_bytes(b"text before the block\n" + armor.encode(
@@ -820,7 +820,7 @@ def test_an_unchanged_upload_serves_a_key_an_interrupted_load_left_unserved(
         db_url, tmp_path, monkeypatch):
     """A key a load stored in its first phase, the load interrupted before
     its second: an upload of the same key says `unchanged`, and the key is
-    served (until 2026-12-07 it stayed 404 until the load ran again).  The
+    served (until 2026-12-06 it stayed 404 until the load ran again).  The
     load run again then ends as an uninterrupted one does."""
     keyring = tmp_path / "keys.asc"
     keyring.write_bytes(fixture("certified") + fixture("rsa2048"))
@@ -843,7 +843,7 @@ def test_an_unchanged_upload_serves_a_key_an_interrupted_load_left_unserved(
 
 def test_stats_counts_the_keys_an_interrupted_load_left_unserved(db_url, tmp_path, monkeypatch):
     """`stats` says how many keys are stored without a served view yet, and
-    what serves them (until 2026-12-07 it counted them with the others
+    what serves them (until 2026-12-06 it counted them with the others
     alone, found by no lookup as they are)."""
     keyring = tmp_path / "keys.asc"
     keyring.write_bytes(fixture("certified") + fixture("rsa2048") + fixture("ed25519"))
@@ -861,7 +861,7 @@ def test_stats_counts_the_keys_an_interrupted_load_left_unserved(db_url, tmp_pat
 def test_a_loads_second_phase_serves_a_key_an_upload_left_unserved(store, db_url, tmp_path):
     """A new key whose upload was answered before its served view was
     derived (cksd's uploads: its signers are saved with its network view)
-    is served by a load's second phase that finds it so (until 2026-12-07
+    is served by a load's second phase that finds it so (until 2026-12-06
     the load failed, writing its signers again)."""
     pipeline.submit(store, fixture("certified"), pipeline.Source.user(), follow=False,
                     defer_views=True)
@@ -1068,7 +1068,7 @@ def test_sigterm_to_a_load_of_standard_input_says_it_is_read_again(db_url, tmp_p
                                                                     also_a_file):
     """The SIGTERM line of a load that reads standard input says that it is
     read again from the start, and that what it loaded counts as unchanged,
-    as the load run again shows (until 2026-12-07 it said GOES_ON)."""
+    as the load run again shows (until 2026-12-06 it said GOES_ON)."""
     keyring = tmp_path / "keys.gpg"
     keyring.write_bytes(b"".join(debian_keys(150)))
     other = tmp_path / "other.asc"

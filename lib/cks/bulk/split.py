@@ -60,7 +60,7 @@ class Chunk:
     """How far into the input the reader is with it (None: resume_at), for
     the progress line: inside an armor block, where resume_at stays at the
     block's start, the block's share that decodes to the data up to the
-    chunk's end (until 2026-12-07 a load of one big block showed 0.0%)."""
+    chunk's end (until 2026-12-06 a load of one big block showed 0.0%)."""
 
     @property
     def reached(self) -> int:

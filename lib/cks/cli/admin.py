@@ -159,7 +159,7 @@ STDIN_AGAIN = "run the same command again, with the same standard input: it is r
 
 def _how_to_go_on(files: List[str]) -> str:
     """What to do after a load that stopped part-way: standard input, unlike
-    a file, is read again from the start (until 2026-12-07 the line said
+    a file, is read again from the start (until 2026-12-06 the line said
     GOES_ON whatever the input)."""
     if "-" not in files:
         return GOES_ON

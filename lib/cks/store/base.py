@@ -141,7 +141,7 @@ class Store(Database):
         Such a key has no index rows yet, but it may have its signers: an
         upload's new key (pipeline.store_keys's `defer_views`) saves them
         with its network view, and an unchanged copy of a key a load stored
-        with its queued view (pipeline.serve_held); until 2026-12-07 the
+        with its queued view (pipeline.serve_held); until 2026-12-06 the
         load then failed, on their primary key."""
         if not views:
             return
