@@ -14,7 +14,7 @@ CREATE TABLE cks_schema_version (
                                           -- derived under (served.SERVED_VIEWS_VERSION)
     served_views_after text               -- while older: the last key derived again
 );
-INSERT INTO cks_schema_version (version, served_views) VALUES (8, 3);
+INSERT INTO cks_schema_version (version, served_views) VALUES (8, 4);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (

@@ -62,7 +62,7 @@ from .openpgp.served_form import key_in_served_form
 
 CERTIFICATION_POLICIES = ("all", "verified", "attested", "none")
 
-SERVED_VIEWS_VERSION = 3
+SERVED_VIEWS_VERSION = 4
 """The rules of served views (this module's, and views.py's: whose keys a
 view follows): one more whenever they change what is served of keys
 already stored, so that cksd derives every view again by itself
@@ -71,7 +71,8 @@ under (cks_schema_version.served_views); a new database gets this one in
 schema.sql, which follows it.  1 (2026-12-06): every database made before
 counts as older.  2 (2026-12-07): signatures in the served form
 (openpgp/served_form.py).  3: a v5 key's v4 subkeys served
-(keypacket.subkey_fits)."""
+(keypacket.subkey_fits).  4: no self-signature or back-signature counts
+that is dated before the key that made it (verify.made_before_maker)."""
 
 # keyid -> the public keys (primary keys of stored keys) with that key ID
 IssuerLookup = Callable[[bytes], Sequence[PublicKey]]

@@ -13,7 +13,7 @@ from cks.openpgp.packet import Packet
 from cks.openpgp.sighash import signature_digest
 from cks.openpgp.signature import Signature, Subpacket, serialize_subpackets
 from cks.openpgp.userid import UserID
-from cks.openpgp.verify import INVALID, NO_BACKSIG, UNSUPPORTED, VALID, verify
+from cks.openpgp.verify import INVALID, NO_BACKSIG, UNSUPPORTED, VALID, Verdict, verify
 from support import GPG_READABLE, PUBLIC_FIXTURES, fixture
 from support.checksigs import cks_verdicts, disagreements, gpg_verdicts, signatures
 from support.forge import Signer, embedded, key_flags, keyring
@@ -332,7 +332,8 @@ def _with_uid(owner, uid, *sigs):
 @pytest.mark.parametrize("created,counts", [(WEAK_HASH_CUTOFF - 1, True),
                                             (WEAK_HASH_CUTOFF, False)])
 def test_weak_third_party_certifications_count_only_before_the_cutoff(created, counts):
-    owner, certifier = Signer.new(), Signer.new()
+    made = WEAK_HASH_CUTOFF - 86400  # (the keys, before their signatures)
+    owner, certifier = Signer.new(created=made), Signer.new(created=made)
     uid = UserID(b"Owner <owner@example.org>")
     self_sig = owner.sign(sg.CERT_POSITIVE, owner.public, uid, hash_algorithm=2,
                           created=created)
@@ -412,6 +413,43 @@ def test_verdict_cache(monkeypatch):
     assert CryptoCheck({k: v for k, v in cache.items()}).is_valid(
         key, key.user_ids[0], key.user_ids[0].sigs[0])
     assert len(calls) == verified
+
+
+def _cached_valid(key, component, entries):
+    """A verdict cache that holds VALID for `entries`, as one filled before
+    signatures made before their key were refused."""
+    return {cache_key(key, component, entry, key.public_key): Verdict(VALID)
+            for entry in entries}
+
+
+def test_a_cached_verdict_does_not_keep_a_self_signature_made_before_the_key():
+    owner = Signer.new()
+    uid = UserID(b"Early <early@example.org>")
+    key = _with_uid(owner, uid, owner.sign(sg.CERT_POSITIVE, owner.public, uid,
+                                           created=owner.public.created - 1))
+    (component,) = key.user_ids
+    (entry,) = component.sigs
+    assert verify(key, component, entry.sig, key.public_key).reason == \
+        "made before the key that made it"
+    check = CryptoCheck(_cached_valid(key, component, component.sigs))
+    assert not check.is_valid(key, component, entry)
+
+
+def test_a_cached_verdict_does_not_keep_a_back_signature_made_before_the_subkey():
+    owner, subkey = Signer.new(), Signer.new(created=Signer.new().public.created + 10)
+    backsig = subkey.sign(sg.PRIMARY_KEY_BINDING, owner.public, subkey.public,
+                          created=subkey.public.created - 1)
+    binding = owner.sign(sg.SUBKEY_BINDING, owner.public, subkey.public,
+                         [key_flags(0x02), embedded(backsig)], created=subkey.public.created)
+    (key,) = keys.read_keys(keyring([
+        Packet(pk.TAG_PUBLIC_KEY, owner.public.serialize()),
+        Packet(pk.TAG_PUBLIC_SUBKEY, subkey.public.serialize()),
+        Packet(pk.TAG_SIGNATURE, binding.serialize())])).keys
+    (component,) = key.subkeys
+    (entry,) = component.sigs
+    assert verify(key, component, entry.sig, key.public_key).reason == NO_BACKSIG
+    assert not CryptoCheck(_cached_valid(key, component, component.sigs)).is_valid(
+        key, component, entry)
 
 
 def test_cache_key_covers_what_the_verdict_depends_on():

@@ -30,7 +30,7 @@ from .info import SignatureCheck
 from .keypacket import PublicKey
 from .keys import Component, Key, SignaturePacket
 from .signature import Signature
-from .verify import Verdict, unfit_version, verify
+from .verify import Verdict, has_backsig_before_subkey, made_before_maker, unfit_version, verify
 
 # 2019-01-19T00:00:00Z, the date GnuPG also uses for SHA-1 key signatures.
 WEAK_HASH_CUTOFF = 1547856000
@@ -78,10 +78,13 @@ class CryptoCheck(SignatureCheck):
     def verdict(self, key: Key, component: Optional[Component], entry: SignaturePacket,
                 issuer: PublicKey) -> Verdict:
         """The (possibly cached) verdict on `entry` made by `issuer`."""
-        unfit = unfit_version(entry.sig, issuer)  # (whatever a verdict cached earlier says)
-        if unfit is not None:
-            return unfit
-        if self.cache is None:
+        # (whatever a verdict cached earlier says)
+        refused = unfit_version(entry.sig, issuer) or made_before_maker(
+            key.public_key, entry.sig, issuer)
+        if refused is not None:
+            return refused
+        if self.cache is None or has_backsig_before_subkey(
+                component.value if component else None, entry.sig):
             return verify(key, component, entry.sig, issuer)
         slot = cache_key(key, component, entry, issuer)
         verdict = self.cache.get(slot)

@@ -7,7 +7,8 @@ SHA-1, RIPEMD-160) was used.  The verdict is pure mathematics and structure;
 what a weak hash means for a key is policy, applied by the caller (see
 `cryptocheck`).  Expiry, revocation and signature dates are not looked at.
 A signature whose version does not fit the key that made it (a v6 one by a
-v4 key, a v4 one by a v6 key: `keypacket.versions_fit`) is invalid.
+v4 key, a v4 one by a v6 key: `keypacket.versions_fit`) is invalid, and so
+is one the key made before it was created (`made_before_maker`).
 
 Beyond the signature itself, a subkey binding (0x18) for a subkey that may
 sign or certify is only valid with a valid embedded primary key binding
@@ -122,11 +123,40 @@ def unfit_version(sig: Signature, issuer: PublicKey) -> Optional[Verdict]:
                    % (issuer.version, sig.version))
 
 
+def made_before_maker(primary: PublicKey, sig: Signature, issuer: PublicKey) -> Optional[Verdict]:
+    """INVALID when `sig` is the key's own (a self-signature, or a subkey's
+    back-signature) and is dated before `issuer`, the key that made it, was
+    created, else None.  GnuPG refuses such a signature ("public key ... is
+    N days newer than the signature"): a key revocation dated before the key
+    does not revoke it, a user ID with only such self-signatures is no user
+    ID.  GnuPG 2.2 does not look at the date of a certification by another
+    key, and neither does this.  CryptoCheck asks it before it takes a
+    cached verdict: those cached until 2026-12-06 did not look at it."""
+    own = issuer.fingerprint == primary.fingerprint or sig.sig_type == sg.PRIMARY_KEY_BINDING
+    if own and sig.created is not None and sig.created < issuer.created:
+        return Verdict(INVALID, False, "made before the key that made it")
+    return None
+
+
+def has_backsig_before_subkey(target: Target, sig: Signature) -> bool:
+    """`sig` binds the subkey `target` and embeds a back-signature dated
+    before that subkey (which made_before_maker refuses): verdicts on such
+    bindings cached until 2026-12-06 did not look at it."""
+    if sig.sig_type != sg.SUBKEY_BINDING or not isinstance(target, PublicKey):
+        return False
+    try:
+        embedded = sig.embedded_signatures
+    except PGPError:
+        return False
+    return any(backsig.sig_type == sg.PRIMARY_KEY_BINDING and backsig.created is not None
+               and backsig.created < target.created for backsig in embedded)
+
+
 def _verify(primary: PublicKey, target: Target, sig: Signature, issuer: PublicKey,
             weak: bool) -> Verdict:
-    unfit = unfit_version(sig, issuer)
-    if unfit is not None:
-        return unfit
+    refused = unfit_version(sig, issuer) or made_before_maker(primary, sig, issuer)
+    if refused is not None:
+        return refused
     if sig.version == 6 and sig.hash_algorithm not in sg.SALT_SIZES:
         return Verdict(INVALID, weak, "hash algorithm %d is not allowed in v6 signatures"
                        % sig.hash_algorithm)

@@ -1,0 +1,145 @@
+"""What cksd says of a key's dates (signatures made before their key,
+expiries, expired signatures) against what real GnuPG concludes of the key
+it receives, on SQLite and PostgreSQL."""
+
+import pytest
+
+from cks.openpgp import signature as sg
+from cks.openpgp.armor import encode
+from cks.openpgp.keys import read_keys
+from cks.openpgp.packet import (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE,
+                               TAG_USER_ID, Packet)
+from cks.openpgp.userid import UserID
+from support.forge import CREATED, Signer, embedded, key_flags, keyring
+from support.gpg import GnuPG
+from support.server import Cksd
+
+DAY = 86400
+
+
+def _packet(sig):
+    return Packet(TAG_SIGNATURE, sig.serialize())
+
+
+def _key(name, uid_sigs=((CREATED, ()),), key_sigs=(), extra=()):
+    """(signer, key data): a v4 key created at CREATED with the user ID
+    "NAME <NAME@dates.example>" self-signed once per (created, subpackets) in
+    `uid_sigs`, key signatures (type, created, subpackets) `key_sigs`, and
+    the packets `extra` after them."""
+    signer = Signer.new()
+    uid = ("%s <%s@dates.example>" % (name, name)).encode()
+    packets = [Packet(TAG_PUBLIC_KEY, signer.public.serialize())]
+    packets += [_packet(signer.sign(sig_type, signer.public, None, list(hashed), created=created))
+                for sig_type, created, hashed in key_sigs]
+    packets.append(Packet(TAG_USER_ID, uid))
+    packets += [_packet(signer.sign(sg.CERT_POSITIVE, signer.public, UserID(uid),
+                                    [key_flags(0x03)] + list(hashed), created=created))
+                for created, hashed in uid_sigs]
+    return signer, keyring(packets + list(extra))
+
+
+def _fpr(signer):
+    return signer.public.fingerprint.hex().upper()
+
+
+@pytest.fixture(scope="module")
+def server(module_db_url):
+    with Cksd(module_db_url) as cksd:
+        yield cksd
+
+
+@pytest.fixture
+def gpg(server):
+    with GnuPG(keyserver="hkp://127.0.0.1:%d" % server.port) as home:
+        yield home
+
+
+def _upload(server, data):
+    status, _, body = server.add(encode(data))
+    assert status == 200, body
+
+
+def _index_pub(server, signer):
+    """The fields of the mr index's pub line for `signer`'s key."""
+    status, _, body = server.lookup(op="index", options="mr", search="0x" + _fpr(signer))
+    assert status == 200, body
+    (line,) = [line for line in body.decode().splitlines() if line.startswith("pub:")]
+    return line.split(":")
+
+
+def _received(gpg, signer):
+    """What GnuPG lists of `signer`'s key after --recv-keys from cksd."""
+    gpg.run(["--recv-keys", _fpr(signer)], check=False)
+    return gpg.run(["--with-colons", "--list-keys", _fpr(signer)],
+                   check=False).stdout.decode().splitlines()
+
+
+def test_a_key_revocation_dated_before_the_key_does_not_revoke_it(server, gpg):
+    """Until 2026-12-06 cksd showed such a key revoked; GnuPG imports it as
+    valid, and its users go on encrypting to it."""
+    signer, data = _key("revbeforekey", key_sigs=[(sg.KEY_REVOCATION, CREATED - 365 * DAY, ())])
+    with GnuPG() as other:
+        assert "r" not in other.show(data)[0]["validity"]
+    _upload(server, data)
+    assert "r" not in _index_pub(server, signer)[6]
+    (pub,) = [line for line in _received(gpg, signer) if line.startswith("pub:")]
+    assert pub.split(":")[1] != "r"
+
+
+def test_a_user_id_self_signed_only_before_the_key_is_no_user_id(server, gpg):
+    """GnuPG: "contains no user ID - skipped"; cksd served it with the user
+    ID verified, and found it by text."""
+    signer, data = _key("sigbeforekey", uid_sigs=[(CREATED - 365 * DAY, ())])
+    with GnuPG() as other:
+        other.run(["--import"], input=data, check=False)
+        assert other.fingerprints() == []
+    server.add(encode(data))
+    status, _, body = server.lookup(op="index", options="mr",
+                                    search="sigbeforekey@dates.example")
+    assert status == 404 and b"sigbeforekey" not in body
+    status, _, body = server.lookup(op="get", options="mr", search="0x" + _fpr(signer))
+    assert status == 404 or not any(key.identities for key in read_keys(body).keys)
+
+
+def test_a_signing_subkey_back_signed_before_it_was_made_is_not_served(server, gpg):
+    """GnuPG refuses the back-signature ("public key ... is 1 day newer than
+    the signature"), so the subkey is not bound for signing."""
+    subkey = Signer.new(created=CREATED + 10 * DAY)
+    primary = Signer.new()
+    backsig = subkey.sign(sg.PRIMARY_KEY_BINDING, primary.public, subkey.public,
+                          created=CREATED + 9 * DAY)
+    binding = primary.sign(sg.SUBKEY_BINDING, primary.public, subkey.public,
+                           [key_flags(0x02), embedded(backsig)], created=CREATED + 10 * DAY)
+    uid = b"early backsig <earlybacksig@dates.example>"
+    data = keyring([Packet(TAG_PUBLIC_KEY, primary.public.serialize()), Packet(TAG_USER_ID, uid),
+                    _packet(primary.sign(sg.CERT_POSITIVE, primary.public, UserID(uid),
+                                         [key_flags(0x03)])),
+                    Packet(TAG_PUBLIC_SUBKEY, subkey.public.serialize()), _packet(binding)])
+    with GnuPG() as other:
+        assert b"newer than the signature" in other.run(
+            ["--import"], input=data, check=False).stderr
+    _upload(server, data)
+    status, _, body = server.lookup(op="get", options="mr", search="0x" + _fpr(primary))
+    assert status == 200
+    (key,) = read_keys(body).keys
+    assert key.subkeys == []
+
+
+def test_a_certification_dated_before_its_maker_counts_as_gnupg_counts_it(server, gpg):
+    """GnuPG 2.2 does not look at the date of a certification by another key."""
+    maker, maker_data = _key("earlymaker", uid_sigs=[(CREATED, ())])
+    holder = Signer.new(created=CREATED - 100 * DAY)
+    uid = b"holder <holder@dates.example>"
+    data = keyring([Packet(TAG_PUBLIC_KEY, holder.public.serialize()), Packet(TAG_USER_ID, uid),
+                    _packet(holder.sign(sg.CERT_POSITIVE, holder.public, UserID(uid),
+                                        created=CREATED - 100 * DAY)),
+                    _packet(maker.sign(sg.CERT_GENERIC, holder.public, UserID(uid),
+                                       created=CREATED - 10 * DAY))])
+    _upload(server, maker_data)
+    _upload(server, data)
+    served = [server.lookup(op="get", options="mr", search="0x" + _fpr(key))[2]
+              for key in (maker, holder)]
+    # (--recv-keys would take self-signatures only: GnuPG's default since 2.2.17)
+    gpg.run(["--import"], input=b"".join(served))
+    listing = gpg.run(["--with-colons", "--check-sigs", _fpr(holder)]).stdout.decode()
+    assert "sig:!::22:%s:" % maker.public.keyid.hex().upper() in listing
