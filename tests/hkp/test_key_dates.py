@@ -9,6 +9,7 @@ from cks.openpgp.armor import encode
 from cks.openpgp.keys import read_keys
 from cks.openpgp.packet import (TAG_PUBLIC_KEY, TAG_PUBLIC_SUBKEY, TAG_SIGNATURE,
                                TAG_USER_ID, Packet)
+from cks.openpgp.signature import Subpacket
 from cks.openpgp.userid import UserID
 from support.forge import CREATED, Signer, embedded, key_flags, keyring
 from support.gpg import GnuPG
@@ -21,21 +22,23 @@ def _packet(sig):
     return Packet(TAG_SIGNATURE, sig.serialize())
 
 
-def _key(name, uid_sigs=((CREATED, ()),), key_sigs=(), extra=()):
-    """(signer, key data): a v4 key created at CREATED with the user ID
-    "NAME <NAME@dates.example>" self-signed once per (created, subpackets) in
-    `uid_sigs`, key signatures (type, created, subpackets) `key_sigs`, and
-    the packets `extra` after them."""
+def _key(name, uids=([(CREATED, ())],), key_sigs=()):
+    """(signer, key data): a v4 key created at CREATED with key signatures
+    (type, created, subpackets) `key_sigs` and a user ID per entry of
+    `uids` ("NAME <NAME@dates.example>", then "NAME-2 <NAME-2@...>" ...),
+    self-signed once per (created, subpackets) in that entry."""
     signer = Signer.new()
-    uid = ("%s <%s@dates.example>" % (name, name)).encode()
     packets = [Packet(TAG_PUBLIC_KEY, signer.public.serialize())]
     packets += [_packet(signer.sign(sig_type, signer.public, None, list(hashed), created=created))
                 for sig_type, created, hashed in key_sigs]
-    packets.append(Packet(TAG_USER_ID, uid))
-    packets += [_packet(signer.sign(sg.CERT_POSITIVE, signer.public, UserID(uid),
-                                    [key_flags(0x03)] + list(hashed), created=created))
-                for created, hashed in uid_sigs]
-    return signer, keyring(packets + list(extra))
+    for number, sigs in enumerate(uids, 1):
+        label = name if number == 1 else "%s-%d" % (name, number)
+        uid = ("%s <%s@dates.example>" % (label, label)).encode()
+        packets.append(Packet(TAG_USER_ID, uid))
+        packets += [_packet(signer.sign(sg.CERT_POSITIVE, signer.public, UserID(uid),
+                                        [key_flags(0x03)] + list(hashed), created=created))
+                    for created, hashed in sigs]
+    return signer, keyring(packets)
 
 
 def _fpr(signer):
@@ -89,7 +92,7 @@ def test_a_key_revocation_dated_before_the_key_does_not_revoke_it(server, gpg):
 def test_a_user_id_self_signed_only_before_the_key_is_no_user_id(server, gpg):
     """GnuPG: "contains no user ID - skipped"; cksd served it with the user
     ID verified, and found it by text."""
-    signer, data = _key("sigbeforekey", uid_sigs=[(CREATED - 365 * DAY, ())])
+    signer, data = _key("sigbeforekey", [[(CREATED - 365 * DAY, ())]])
     with GnuPG() as other:
         other.run(["--import"], input=data, check=False)
         assert other.fingerprints() == []
@@ -127,7 +130,7 @@ def test_a_signing_subkey_back_signed_before_it_was_made_is_not_served(server, g
 
 def test_a_certification_dated_before_its_maker_counts_as_gnupg_counts_it(server, gpg):
     """GnuPG 2.2 does not look at the date of a certification by another key."""
-    maker, maker_data = _key("earlymaker", uid_sigs=[(CREATED, ())])
+    maker, maker_data = _key("earlymaker")
     holder = Signer.new(created=CREATED - 100 * DAY)
     uid = b"holder <holder@dates.example>"
     data = keyring([Packet(TAG_PUBLIC_KEY, holder.public.serialize()), Packet(TAG_USER_ID, uid),
@@ -143,3 +146,28 @@ def test_a_certification_dated_before_its_maker_counts_as_gnupg_counts_it(server
     gpg.run(["--import"], input=b"".join(served))
     listing = gpg.run(["--with-colons", "--check-sigs", _fpr(holder)]).stdout.decode()
     assert "sig:!::22:%s:" % maker.public.keyid.hex().upper() in listing
+
+
+def _key_expiry(seconds):
+    return Subpacket(sg.SUB_KEY_EXPIRATION_TIME, seconds.to_bytes(4, "big"))
+
+
+# name: (self-certifications per user ID, direct-key signatures, key expiry)
+EXPIRIES = {
+    # a key expiry of 0 states none: GnuPG takes the next signature's
+    "dk0uidexp": ([[(CREATED, [_key_expiry(DAY)])]],
+                  [(sg.DIRECT_KEY, CREATED + 10 * DAY, [_key_expiry(0)])], CREATED + DAY),
+    "uid2exp0": ([[(CREATED + 100 * DAY, [_key_expiry(0)])], [(CREATED, [_key_expiry(DAY)])]],
+                 [], CREATED + DAY),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPIRIES))
+def test_the_key_expiry_is_the_one_gnupg_applies(server, gpg, name):
+    """Until 2026-12-06 a key expiry of 0 hid the expiry GnuPG applies."""
+    uids, key_sigs, expires = EXPIRIES[name]
+    signer, data = _key(name, uids, key_sigs)
+    _upload(server, data)
+    (pub,) = [line.split(":") for line in _received(gpg, signer) if line.startswith("pub:")]
+    assert (int(pub[6]) if pub[6] else None) == expires
+    assert _index_pub(server, signer)[5] == (str(expires) if expires else "")

@@ -13,7 +13,8 @@ The rules follow GnuPG where it is specific:
   older one's are void once a newer one leaves them out, as
   `sq key expire never` writes it); else the newest self-certification's,
   over all user IDs that are not revoked, that states them; else none.
-  v3 keys: their validity days.
+  A key expiry of 0 states none (GnuPG's merge_selfsigs_main: the next
+  signature's then counts).  v3 keys: their validity days.
 - revoked: a key revocation issued by the key, or by a designated revoker
   named in one of its self-signatures (unless the caller says that one is
   unverified: then `revocation_unverified` is set instead).
@@ -175,7 +176,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
     if public.version in (2, 3):
         expires = public.created + public.validity_days * 86400 if public.validity_days else None
     else:
-        source = stating(lambda sig: sig.key_expiration_seconds is not None)
+        source = stating(lambda sig: bool(sig.key_expiration_seconds))
         expires = _expiry(public.created, source.sig if source else None)
 
     revoker_fprs = {rk.fingerprint for rk in revokers}
