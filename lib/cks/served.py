@@ -73,7 +73,8 @@ counts as older.  2 (2026-12-07): signatures in the served form
 (openpgp/served_form.py).  3: a v5 key's v4 subkeys served
 (keypacket.subkey_fits).  4: no self-signature or back-signature counts
 that is dated before the key that made it (verify.made_before_maker); a
-key expiry of 0 states none (openpgp/info.py: the index rows' expiry)."""
+key expiry of 0, or a signature that has expired, states none
+(openpgp/info.py: the index rows' expiry)."""
 
 # keyid -> the public keys (primary keys of stored keys) with that key ID
 IssuerLookup = Callable[[bytes], Sequence[PublicKey]]

@@ -152,6 +152,10 @@ def _key_expiry(seconds):
     return Subpacket(sg.SUB_KEY_EXPIRATION_TIME, seconds.to_bytes(4, "big"))
 
 
+def _sig_expiry(seconds):
+    return Subpacket(sg.SUB_EXPIRATION_TIME, seconds.to_bytes(4, "big"))
+
+
 # name: (self-certifications per user ID, direct-key signatures, key expiry)
 EXPIRIES = {
     # a key expiry of 0 states none: GnuPG takes the next signature's
@@ -159,12 +163,22 @@ EXPIRIES = {
                   [(sg.DIRECT_KEY, CREATED + 10 * DAY, [_key_expiry(0)])], CREATED + DAY),
     "uid2exp0": ([[(CREATED + 100 * DAY, [_key_expiry(0)])], [(CREATED, [_key_expiry(DAY)])]],
                  [], CREATED + DAY),
+    # an expired signature states nothing of the key
+    "dkexpiredshort": ([[(CREATED, [])]], [(sg.DIRECT_KEY, CREATED + 10 * DAY,
+                                            [_key_expiry(DAY), _sig_expiry(20 * DAY)])], None),
+    "dkexpiredlong": ([[(CREATED, [_key_expiry(DAY)])]],
+                      [(sg.DIRECT_KEY, CREATED + 10 * DAY,
+                        [_key_expiry(3650 * DAY), _sig_expiry(20 * DAY)])], CREATED + DAY),
+    "uidexpiredsigexp": ([[(CREATED, []), (CREATED + 10 * DAY, [_key_expiry(DAY),
+                                                                 _sig_expiry(DAY)])]],
+                         [], None),
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXPIRIES))
 def test_the_key_expiry_is_the_one_gnupg_applies(server, gpg, name):
-    """Until 2026-12-06 a key expiry of 0 hid the expiry GnuPG applies."""
+    """Until 2026-12-06 a key expiry of 0, or one in an expired signature,
+    hid the expiry GnuPG applies or set one GnuPG ignores."""
     uids, key_sigs, expires = EXPIRIES[name]
     signer, data = _key(name, uids, key_sigs)
     _upload(server, data)

@@ -71,6 +71,20 @@ def test_the_newest_direct_key_signature_that_states_them_wins():
     assert _gpg_pub(data) == (CREATED + 5 * YEAR, "sc")
 
 
+def test_a_direct_key_signature_states_the_expiry_until_it_expires():
+    """What describe says depends on when it is asked: before the newest
+    direct-key self-signature expires its key expiry counts, after it the
+    self-certification's, as GnuPG applies them at those moments."""
+    owner = Signer.new()
+    expiring = sg.Subpacket(sg.SUB_EXPIRATION_TIME, YEAR.to_bytes(4, "big"))
+    data = _key(owner, [(CREATED + YEAR, [_expires_in(10 * YEAR), expiring])],
+                [_expires_in(YEAR // 2)])
+    (key,) = parse_keyring(data).keys
+    assert describe(key, now=CREATED + 2 * YEAR - 1).expires == CREATED + 10 * YEAR
+    assert describe(key, now=CREATED + 2 * YEAR).expires == CREATED + YEAR // 2
+    assert _gpg_pub(data)[0] == CREATED + YEAR // 2  # (its clock is past both)
+
+
 def test_a_subkey_whose_only_binding_expired_has_expired():
     """As a user ID whose self-certification expired (its `expires` is the
     signature's): GnuPG lists the subkey as invalid (`sub:i`)."""

@@ -13,8 +13,11 @@ The rules follow GnuPG where it is specific:
   older one's are void once a newer one leaves them out, as
   `sq key expire never` writes it); else the newest self-certification's,
   over all user IDs that are not revoked, that states them; else none.
-  A key expiry of 0 states none (GnuPG's merge_selfsigs_main: the next
-  signature's then counts).  v3 keys: their validity days.
+  A key expiry of 0 states none, and a signature that has expired (by its
+  own signature expiration time, at `now`) states nothing (GnuPG's
+  merge_selfsigs_main: the next signature's then counts; a user ID whose
+  newest self-certification has expired gives nothing, not its older
+  one's).  v3 keys: their validity days.
 - revoked: a key revocation issued by the key, or by a designated revoker
   named in one of its self-signatures (unless the caller says that one is
   unverified: then `revocation_unverified` is set instead).
@@ -29,6 +32,7 @@ The rules follow GnuPG where it is specific:
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import AbstractSet, Callable, Dict, List, Optional, Sequence
 
@@ -123,13 +127,20 @@ def _expiry(created: int, sig: Optional[sg.Signature]) -> Optional[int]:
 
 def describe(key: Key, check: SignatureCheck = STRUCTURAL,
              network: Optional[Key] = None,
-             unverified: Sequence[SignaturePacket] = ()) -> KeyInfo:
+             unverified: Sequence[SignaturePacket] = (),
+             now: Optional[int] = None) -> KeyInfo:
     """The lookup fields of `key`, counting only signatures `check` accepts.
 
     `network`: the stored key `key` is a view of; the SKS hash is its (what
     peers reconcile on), not the view's.  `unverified`: key revocations that
-    do not make the key revoked, only `revocation_unverified`."""
+    do not make the key revoked, only `revocation_unverified`.  `now` (by
+    default the time of the call): which signatures have expired."""
     public = key.public_key
+    moment = int(time.time()) if now is None else now
+
+    def live(entry: SignaturePacket) -> bool:
+        expires = entry.sig.expires
+        return expires is None or expires > moment
     fingerprint = key.fingerprint
 
     def valid(component: Optional[Component], types: AbstractSet[int],
@@ -149,7 +160,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
         revoked = bool(revocations) and (newest is None or max(
             r.sig.created or 0 for r in revocations) >= (newest.sig.created or 0))
         revokers.extend(rk for e in certs for rk in e.sig.revocation_keys)
-        if newest is not None and not revoked:
+        if newest is not None and not revoked and live(newest):
             newest_certs.append(newest)
         value = component.value
         is_attribute = component.packet.tag == TAG_USER_ATTRIBUTE
@@ -163,7 +174,7 @@ def describe(key: Key, check: SignatureCheck = STRUCTURAL,
             primary=bool(newest and newest.sig.is_primary_user_id),
             images=len(value.images) if isinstance(value, UserAttribute) else 0))
 
-    newest_direct = _newest(direct)
+    newest_direct = _newest([e for e in direct if live(e)])
 
     def stating(states: Callable[[sg.Signature], bool]) -> Optional[SignaturePacket]:
         """The self-signature a key-wide setting comes from (module notes)."""
