@@ -185,3 +185,15 @@ def test_the_key_expiry_is_the_one_gnupg_applies(server, gpg, name):
     (pub,) = [line.split(":") for line in _received(gpg, signer) if line.startswith("pub:")]
     assert (int(pub[6]) if pub[6] else None) == expires
     assert _index_pub(server, signer)[5] == (str(expires) if expires else "")
+
+
+def test_an_expiry_past_2106_is_listed_as_the_latest_date_gnupg_reads(server, gpg):
+    """A key expiry of 2**32 - 1 seconds ends past 2106: GnuPG's
+    --search-keys read the mr index's expiry into 32 bits, and until
+    2026-12-06 showed such a key "expires: 2023-12-31 (expired)"."""
+    signer, data = _key("exp2106", [[(CREATED, [_key_expiry(2 ** 32 - 1)])]])
+    _upload(server, data)
+    pub = _index_pub(server, signer)
+    assert (pub[5], pub[6]) == (str(2 ** 32 - 1), "")
+    found = gpg.run(["--search-keys", "exp2106@dates.example"], check=False).stdout.decode()
+    assert "created: 2024-01-01" in found and "expire" not in found

@@ -32,8 +32,14 @@ def _user_id_bytes(uid: UserIDRow, value: Optional[bytes]) -> bytes:
         else uid.uid.encode("utf-8")
 
 
+# The latest date GnuPG reads from these fields, which it takes into 32 bits.
+LAST_DATE = 2 ** 32 - 1
+
+
 def _date(value: Optional[int]) -> str:
-    return "" if value is None else str(value)
+    """`value`, no later than LAST_DATE (2106-02-07): an expiry past it
+    wrapped round in GnuPG's --search-keys, and showed as long past."""
+    return "" if value is None else str(min(value, LAST_DATE))
 
 
 def _flags(revoked: bool, expires: Optional[int], now: int) -> str:
