@@ -19,6 +19,7 @@ from typing import (Callable, Dict, FrozenSet, Generic, Iterable, Iterator, List
                     Sequence, Set, Tuple, TypeVar, Union)
 
 from .. import pipeline
+from ..folding import fold
 from ..openpgp import algorithms as alg, armor
 from ..openpgp.crc24 import crc24
 from ..openpgp.keys import Key, parse_keyring
@@ -180,7 +181,10 @@ def _text_search_filter(query: Query, asked: Sequence[str], newest: Optional[int
     all (None): those whose user IDs hold the words the word index was not
     `asked` for (too long for it, or past SEARCHED_WORDS: the index found
     the keys by the others); with exact=on,
-    those with the whole user ID, or with the address it may stand for
+    those with the whole user ID, compared folded as the words are
+    (folding.fold: until 2026-12-06 only lower()ed, so that `WEISS` or a
+    decomposed `ü` found keys by their words that exact=on then dropped),
+    or with the address it may stand for
     (Query.plus_address: the words of the search, which found the keys, are
     that address's); for GnuPG (`newest`: newest_version_read), the keys of
     versions it reads: a search by text must not hand it a key it cannot
@@ -190,8 +194,8 @@ def _text_search_filter(query: Query, asked: Sequence[str], newest: Optional[int
     if unasked:
         tests.append(lambda r: unasked <= _words_of_user_ids(r))
     if query.kind == "exact":
-        wanted, address = query.value.lower(), query.plus_address
-        tests.append(lambda r: any(u.uid.lower() == wanted or
+        wanted, address = fold(query.value), query.plus_address
+        tests.append(lambda r: any(fold(u.uid) == wanted or
                                    address is not None and u.email == address
                                    for u in r.user_ids))
     if newest is not None:

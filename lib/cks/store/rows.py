@@ -9,6 +9,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
+from ..folding import fold
 from ..openpgp.info import KeyInfo
 from ..openpgp.keypacket import PublicKey
 
@@ -27,13 +28,13 @@ def all_words_of(text: str) -> List[str]:
     """Every word of a user ID or search, case-folded: a search by words
     finds the keys whose user IDs hold each word of the search.  A word is
     a run of letters and digits, with the combining marks that follow them
-    (the vowel signs of Devanagari, an accent written apart); the text is
-    NFC-normalized and case-folded first, so that `José` typed in either
-    form, `WEISS` and `Weiß`, `ΟΔΥΣΣΕΑΣ` and `οδυσσεας` are the same words.
+    (the vowel signs of Devanagari, an accent written apart), of the text
+    folded (folding.fold), so that `José` typed in either form, `WEISS` and
+    `Weiß`, `ΟΔΥΣΣΕΑΣ` and `οδυσσεας` are the same words.
     Until 2026-12-06 marks ended a word and case was only lower()ed."""
-    if text.isascii():
-        return WORD_RE.findall(text.lower())
-    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+    folded = fold(text)
+    if folded.isascii():
+        return WORD_RE.findall(folded)
     words: List[str] = []
     start = -1
     for at, char in enumerate(folded):

@@ -1,0 +1,17 @@
+"""How searches compare text with user IDs: folded, so that the ways of
+writing the same letters (composed or decomposed, in either case) compare
+equal.  The word index (store/rows.py), exact=on (hkp/app.py) and the
+address index (openpgp/userid.py, hkp/request.py) fold alike."""
+
+from __future__ import annotations
+
+import unicodedata
+
+
+def fold(text: str) -> str:
+    """`text` NFC-normalized and case-folded, and NFC again (case folding
+    may leave a letter decomposed): `WEISS` and `Weiß`, `ΟΔΥΣΣΕΑΣ` and
+    `οδυσσεας`, `José` typed composed or decomposed fold alike."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())

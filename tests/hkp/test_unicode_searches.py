@@ -1,0 +1,57 @@
+"""Searches for user IDs that are not ASCII, through cksd over HTTP on SQLite
+and PostgreSQL: by words, by address and with exact=on, the ways of writing
+the same letters (composed or decomposed, in either case) find the same keys."""
+
+import urllib.parse
+
+import pytest
+
+from cks.openpgp.armor import encode
+from support.forge import self_signed_key
+from support.nodes import settled
+from support.server import Cksd
+
+UIDS = {
+    "hans": "Hans M\u00fcller <hans@example.org>",  # (composed: NFC)
+    "grete": "Grete Mu\u0308ller <grete@example.org>",  # (decomposed: NFD)
+    "klaus": "Klaus Wei\u00df <weiss@example.de>",
+}
+KEYS = {name: self_signed_key(bytes((0x40 + n,)) * 32, [uid.encode()])
+        for n, (name, uid) in enumerate(sorted(UIDS.items()))}
+
+
+@pytest.fixture(scope="module")
+def server(module_db_url):
+    with Cksd(module_db_url) as cksd:
+        for _, data in KEYS.values():
+            status, _, body = cksd.add(encode(data))
+            assert status == 200, body
+        settled(cksd)
+        yield cksd
+
+
+def _found(server, search, **extra):
+    """The fingerprints an index of `search` lists (none: 404)."""
+    query = urllib.parse.urlencode(dict(op="index", options="mr", search=search, **extra))
+    status, _, body = server.request("GET", "/pks/lookup?" + query)
+    assert status in (200, 404), (search, status, body)
+    return [line.split(":")[1] for line in body.decode().splitlines()
+            if line.startswith("pub:")]
+
+
+@pytest.mark.parametrize("name, search", [
+    ("hans", "Hans Mu\u0308ller <hans@example.org>"),
+    ("grete", "Grete M\u00fcller <grete@example.org>"),
+    ("klaus", "KLAUS WEISS <WEISS@EXAMPLE.DE>"),
+    ("klaus", "klaus weiss <weiss@example.de>"),
+])
+def test_exact_matches_the_whole_user_id_folded_as_the_words_are(server, name, search):
+    """Until 2026-12-06 exact=on compared lower()ed text: the words found
+    these keys and the exact filter then dropped them (404)."""
+    assert _found(server, search) == [KEYS[name][0]]
+    assert _found(server, search, exact="on") == [KEYS[name][0]]
+
+
+def test_exact_still_wants_the_whole_user_id(server):
+    assert _found(server, "Klaus Weiss", exact="on") == []
+    assert _found(server, "Hans M\u00fcller <hans@example.org> x", exact="on") == []
