@@ -14,7 +14,7 @@ CREATE TABLE cks_schema_version (
                                           -- derived under (served.SERVED_VIEWS_VERSION)
     served_views_after text               -- while older: the last key derived again
 );
-INSERT INTO cks_schema_version (version, served_views) VALUES (8, 4);
+INSERT INTO cks_schema_version (version, served_views) VALUES (9, 4);
 
 -- One row per primary key: the canonical merged key and what lookups need.
 CREATE TABLE cks_keys (
@@ -73,7 +73,7 @@ CREATE TABLE cks_userids (
     key_fingerprint text NOT NULL REFERENCES cks_keys (fingerprint) ON DELETE CASCADE,
     position        integer NOT NULL,     -- display order: primary first
     uid             text NOT NULL,
-    email           text,                 -- lower-cased address, when there is one
+    email           text,                 -- the address, folded (NFC, lower-cased)
     is_attribute    boolean NOT NULL DEFAULT false,
     created         bigint,
     expires         bigint,

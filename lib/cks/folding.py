@@ -15,3 +15,13 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+
+
+def fold_address(address: str) -> str:
+    """An e-mail address as the address index holds it and a search by
+    address looks for it: NFC-normalized, then lower-cased (until
+    2026-12-06 only lower-cased, so that `müller@example.net` typed composed
+    missed the address stored decomposed, and the reverse)."""
+    if address.isascii():
+        return address.lower()
+    return unicodedata.normalize("NFC", address).lower()

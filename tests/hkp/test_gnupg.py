@@ -126,6 +126,19 @@ def test_locate_keys_of_an_address_with_a_plus(server, gpg):
     assert found[0] == 404
 
 
+def test_search_and_locate_an_address_stored_decomposed(server, gpg):
+    """Until 2026-12-06 an address was only lower-cased: typed composed
+    (as GnuPG sends it here), it missed the same address stored decomposed."""
+    fingerprint, key = self_signed_key(b"\x15" * 32, ["Mu\u0308ller <mu\u0308ller@example.net>"
+                                                      .encode()])
+    assert server.add(encode(key))[0] == 200
+    listed = gpg.run(["--with-colons", "--search-keys", "m\u00fcller@example.net"]).stdout
+    assert [line.split(b":")[1].decode() for line in listed.splitlines()
+            if line.startswith(b"pub:")] == [fingerprint]
+    gpg.run(["--auto-key-locate", "clear,keyserver", "--locate-keys", "M\u00fcller@example.net"])
+    assert gpg.fingerprints() == [fingerprint]
+
+
 def _key_with_a_newer_packet(uid: bytes, subkey_version: int, sig_version: int) -> bytes:
     """A v4 key with `uid`, self-certified, and an encryption subkey of
     `subkey_version` bound by a binding of `sig_version`; with a v6 subkey,

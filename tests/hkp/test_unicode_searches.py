@@ -15,6 +15,8 @@ UIDS = {
     "hans": "Hans M\u00fcller <hans@example.org>",  # (composed: NFC)
     "grete": "Grete Mu\u0308ller <grete@example.org>",  # (decomposed: NFD)
     "klaus": "Klaus Wei\u00df <weiss@example.de>",
+    "joerg": "J\u00f6rg <mu\u0308ller+news@example.net>",  # (an address decomposed)
+    "anna": "Anna <m\u00fcller@example.com>",  # (and composed)
 }
 KEYS = {name: self_signed_key(bytes((0x40 + n,)) * 32, [uid.encode()])
         for n, (name, uid) in enumerate(sorted(UIDS.items()))}
@@ -55,3 +57,23 @@ def test_exact_matches_the_whole_user_id_folded_as_the_words_are(server, name, s
 def test_exact_still_wants_the_whole_user_id(server):
     assert _found(server, "Klaus Weiss", exact="on") == []
     assert _found(server, "Hans M\u00fcller <hans@example.org> x", exact="on") == []
+
+
+@pytest.mark.parametrize("name, search", [
+    ("joerg", "m\u00fcller+news@example.net"),
+    ("joerg", "<M\u00dcLLER+news@example.net>"),
+    ("anna", "mu\u0308ller@example.com"),
+    ("anna", "MU\u0308LLER@EXAMPLE.COM"),
+])
+def test_an_address_is_found_whichever_normal_form_either_side_has(server, name, search):
+    """Until 2026-12-06 an address was only lower-cased, stored and searched:
+    one typed composed missed the same address stored decomposed, and the
+    reverse (404, and gpg --locate-keys found nothing)."""
+    assert _found(server, search) == [KEYS[name][0]]
+    assert _found(server, search, exact="on") == [KEYS[name][0]]
+
+
+def test_an_exact_search_for_a_plus_address_is_folded_alike(server):
+    """dirmngr sends --locate-keys m\u00fcller+news@example.net as
+    `m\u00fcller news@example.net` with exact=on (README)."""
+    assert _found(server, "m\u00fcller news@example.net", exact="on") == [KEYS["joerg"][0]]

@@ -132,6 +132,18 @@ def test_a_new_database_stores_keys_uncompressed(db_url):
     assert key_storage(db_url) == [("keydata", "e"), ("served", "e")]
 
 
+def store_keys_of(url, uids, first_seed):
+    """(fingerprint, key data) of a key stored for each user ID, the same every run."""
+    keys = [self_signed_key(bytes((n,)) * 32, [uid]) for n, uid in enumerate(uids, first_seed)]
+    store = open_store(url)
+    try:
+        for _, data in keys:
+            pipeline.submit(store, data, pipeline.Source.admin(queue=False))
+    finally:
+        store.close()
+    return keys
+
+
 UNICODE_UIDS = [b"Stra\xc3\x9fe Wei\xc3\x9f <weiss@example.org>",
                 "Jose\u0301 Nu\u0301n\u0303ez <nfd@example.org>".encode(),
                 "\u0930\u093e\u092e \u0936\u0930\u094d\u092e\u093e <ram@example.org>".encode(),
@@ -142,13 +154,7 @@ def test_version_5_indexes_the_words_of_unicode_user_ids_again(db_url):
     """Words are NFC-normalized and case-folded, and keep their combining
     marks, since 2026-12-06: the keys stored before get their word index
     made again (those with ASCII user IDs alone keep theirs)."""
-    keys = [self_signed_key(bytes((n,)) * 32, [uid]) for n, uid in enumerate(UNICODE_UIDS, 1)]
-    store = open_store(db_url)
-    try:
-        for _, data in keys:
-            pipeline.submit(store, data, pipeline.Source.admin(queue=False))
-    finally:
-        store.close()
+    keys = store_keys_of(db_url, UNICODE_UIDS, 1)
     now = run_sql(db_url, "SELECT word, key_fingerprint FROM cks_words ORDER BY 1, 2")
     old = [(w, f) for (f, _), uid in zip(keys, UNICODE_UIDS)
            for w in sorted(set(re.findall(r"[^\W_]+", uid.decode().lower())))]
@@ -216,3 +222,25 @@ def test_version_6_gets_the_address_index_in_key_order(db_url):
     assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
     assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
     assert _email_index_columns(db_url) == ["email", "key_fingerprint"]
+
+
+FOLDED_UIDS = ["J\u00f6rg <mu\u0308ller@example.net>".encode(),  # (an address decomposed)
+               "<M\u00dcLLER@example.com>".encode(), b"Plain <Plain@example.org>"]
+
+
+def test_version_8_folds_the_addresses_of_unicode_user_ids_again(db_url):
+    """Addresses are NFC-normalized before they are lower-cased since
+    2026-12-06: the user IDs stored before get theirs folded again."""
+    keys = store_keys_of(db_url, FOLDED_UIDS, 0x30)
+    now = run_sql(db_url, "SELECT key_fingerprint, email FROM cks_userids ORDER BY 1")
+    old = {f: re.search("<(.*)>", uid.decode()).group(1).lower()  # (as version 8 had them)
+           for (f, _), uid in zip(keys, FOLDED_UIDS)}
+    for fingerprint, email in old.items():
+        run_sql(db_url, "UPDATE cks_userids SET email = ? WHERE key_fingerprint = ?",
+                (email, fingerprint), write=True)
+    run_sql(db_url, "UPDATE cks_schema_version SET version = 8", write=True)
+    assert old[keys[0][0]] == "mu\u0308ller@example.net"
+    assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
+    assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
+    assert run_sql(db_url, "SELECT key_fingerprint, email FROM cks_userids ORDER BY 1") == now
+    assert (keys[0][0], "m\u00fcller@example.net") in now

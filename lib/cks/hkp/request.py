@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import unquote_to_bytes
 
+from ..folding import fold_address
+
 OPS = frozenset({"get", "index", "vindex", "stats", "hget"})
 TRUE_VALUES = frozenset({"on", "yes", "true", "1"})
 # The lookup variables: each may appear once in a query string.
@@ -234,7 +236,7 @@ def classify(text: str, exact: bool, words_of: WordSplitter, by_hash: bool = Fal
         return Query("fingerprint", compact.upper())  # a fingerprint pasted without 0x
     email = _EMAIL.match(text)
     if email:  # (is_address)
-        return Query("email", email.group(1).lower())
+        return Query("email", fold_address(email.group(1)))
     words = tuple(sorted(set(words_of(text))))
     if not words:
         raise HKPError(400, "search %r has no words to look for" % text)
@@ -256,7 +258,7 @@ def is_address(text: str) -> bool:
 
 
 def plus_address(text: str) -> Optional[str]:
-    """The e-mail address (lower-cased) that an exact search holding spaces
+    """The e-mail address (folded: fold_address) that an exact search holding spaces
     may stand for: '+' for each space, when that makes one plain address (no
     spaces, one '@'); else None.  GnuPG 2.2's dirmngr sends the address
     user+tag@example.org of --locate-keys as `user%20tag@example.org` (it
@@ -265,4 +267,4 @@ def plus_address(text: str) -> Optional[str]:
     if " " not in text:
         return None
     address = text.replace(" ", "+")
-    return address.lower() if _PLAIN_EMAIL.fullmatch(address) else None
+    return fold_address(address) if _PLAIN_EMAIL.fullmatch(address) else None

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional
 
+from ..folding import fold_address
 from .reader import iter_subpackets
 
 _EMAIL_IN_ANGLES = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
@@ -32,13 +33,17 @@ class UserID:
 
     @property
     def email(self) -> Optional[str]:
-        """The e-mail address in <...>, or the whole user ID if it is a bare
-        address; None for one longer than an address can be (and than an
-        index entry of PostgreSQL's may be)."""
-        text = self.text
-        match = _EMAIL_IN_ANGLES.search(text) or _BARE_EMAIL.match(text)
-        return match.group(1).lower() if match and len(match.group(1)) <= MAX_EMAIL_LENGTH \
-            else None
+        return address_of(self.text)
+
+
+def address_of(text: str) -> Optional[str]:
+    """The e-mail address of a user ID's text, folded (fold_address): the
+    one in <...>, or the whole user ID if it is a bare address; None for one
+    longer than an address can be (and than an index entry of PostgreSQL's
+    may be)."""
+    match = _EMAIL_IN_ANGLES.search(text) or _BARE_EMAIL.match(text)
+    return fold_address(match.group(1)) if match and len(match.group(1)) <= MAX_EMAIL_LENGTH \
+        else None
 
 
 IMAGE_SUBPACKET = 1

@@ -14,6 +14,7 @@ import time
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Sequence, Set, Tuple)
 
+from ..folding import fold_address
 from ..openpgp.crc24 import crc24
 from ..openpgp.errors import PacketError
 from ..openpgp.info import KeyInfo
@@ -394,7 +395,7 @@ class Store(Database):
             return first_key_rows(cursor.execute_prepared(
                 KEY_ROWS_OF_MATCHES % "SELECT DISTINCT key_fingerprint AS fingerprint "
                 "FROM cks_userids WHERE email = ? ORDER BY 1 LIMIT ?",
-                (email.lower(), limit + 1)).fetchall(), limit)
+                (fold_address(email), limit + 1)).fetchall(), limit)
 
     def key_rows_by_words(self, words: Sequence[str], limit: int) -> Tuple[List[KeyRow], bool]:
         """key_rows of the first `limit` keys that hold every one of `words`

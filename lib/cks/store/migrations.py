@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional
 
+from ..openpgp.userid import address_of
 from .base import Store
 from .errors import StoreError
 from .ptree_rebuild import rebuild
@@ -118,33 +119,45 @@ def _to_version_5(store: Store, cursor: Cursor) -> None:
 KEYS_PER_REINDEX = 5000
 
 
-def _to_version_6(store: Store, cursor: Cursor) -> None:
-    """The word index (cks_words) of every key with a user ID that is not
-    ASCII, made again: words are NFC-normalized and case-folded and keep
-    their combining marks since 2026-12-06 (rows.all_words_of), so `WEISS`
-    finds `Weiß`; an ASCII user ID's words are as they were.  Read by keys,
-    KEYS_PER_REINDEX at a time (a million keys' user IDs at once would take
-    hundreds of megabytes)."""
-    after, redone = "", 0
+class StoredUserID(NamedTuple):
+    position: int
+    uid: str
+    email: Optional[str]
+
+
+def _unicode_user_ids(cursor: Cursor) -> Iterator[Dict[str, List[StoredUserID]]]:
+    """The user IDs (not attributes) of every key with one that is not
+    ASCII, by key: read KEYS_PER_REINDEX keys at a time (a million keys'
+    user IDs at once would take hundreds of megabytes)."""
+    after = ""
     while True:
         keys = [r[0] for r in cursor.execute(
             "SELECT fingerprint FROM cks_keys WHERE fingerprint > ? ORDER BY fingerprint "
             "LIMIT %d" % KEYS_PER_REINDEX, (after,)).fetchall()]
         if not keys:
-            break
+            return
         after = keys[-1]
-        texts: Dict[str, List[str]] = {}
-        for fingerprint, uid in rows_in(cursor, "SELECT key_fingerprint, uid FROM cks_userids "
-                                                "WHERE NOT is_attribute AND key_fingerprint "
-                                                "IN %s", keys):
-            texts.setdefault(fingerprint, []).append(uid)
-        again = {f: uids for f, uids in texts.items() if not all(u.isascii() for u in uids)}
+        user_ids: Dict[str, List[StoredUserID]] = {}
+        for fingerprint, position, uid, email in rows_in(
+                cursor, "SELECT key_fingerprint, position, uid, email FROM cks_userids "
+                        "WHERE NOT is_attribute AND key_fingerprint IN %s", keys):
+            user_ids.setdefault(fingerprint, []).append(StoredUserID(position, uid, email))
+        yield {f: uids for f, uids in user_ids.items() if not all(u.uid.isascii() for u in uids)}
+
+
+def _to_version_6(store: Store, cursor: Cursor) -> None:
+    """The word index (cks_words) of every key with a user ID that is not
+    ASCII, made again: words are NFC-normalized and case-folded and keep
+    their combining marks since 2026-12-06 (rows.all_words_of), so `WEISS`
+    finds `Weiß`; an ASCII user ID's words are as they were."""
+    redone = 0
+    for again in _unicode_user_ids(cursor):
         if again:
             execute_in(cursor, "DELETE FROM cks_words WHERE key_fingerprint IN %s", again)
             cursor.send_deferred()
             store.backend.insert_rows(cursor, "cks_words", WORD_COLUMNS, [
                 (word, f) for f, uids in sorted(again.items())
-                for word in sorted({w for uid in uids for w in words_of(uid)})])
+                for word in sorted({w for u in uids for w in words_of(u.uid)})])
             redone += len(again)
     log.warning("word index made again for %d keys with user IDs that are not ASCII", redone)
 
@@ -168,13 +181,29 @@ def _to_version_8(store: Store, cursor: Cursor) -> None:
             store.backend.run_ddl(cursor, "ALTER TABLE cks_schema_version ADD COLUMN " + column)
 
 
+def _to_version_9(store: Store, cursor: Cursor) -> None:
+    """The address (cks_userids.email) of every user ID that is not ASCII,
+    folded again: NFC-normalized before it is lower-cased since 2026-12-06
+    (folding.fold_address), so that `müller@example.net` finds the address
+    stored decomposed."""
+    redone = 0
+    for again in _unicode_user_ids(cursor):
+        changed = [(address, f, u.position) for f, uids in sorted(again.items()) for u in uids
+                   for address in (address_of(u.uid),) if address != u.email]
+        cursor.executemany("UPDATE cks_userids SET email = ? "
+                           "WHERE key_fingerprint = ? AND position = ?", changed)
+        redone += len(changed)
+    log.warning("%d addresses of user IDs that are not ASCII folded again", redone)
+
+
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,
                                                      3: _to_version_3,
                                                      4: _to_version_4,
                                                      5: _to_version_5,
                                                      6: _to_version_6,
                                                      7: _to_version_7,
-                                                     8: _to_version_8}
+                                                     8: _to_version_8,
+                                                     9: _to_version_9}
 
 
 def migrate(store: Store, cursor: Cursor, target: int) -> None:

@@ -7,7 +7,7 @@ import os
 import re
 from typing import List
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            os.pardir, os.pardir, os.pardir, "schema.sql")
 
