@@ -11,10 +11,17 @@ import unicodedata
 def fold(text: str) -> str:
     """`text` NFC-normalized and case-folded, and NFC again (case folding
     may leave a letter decomposed): `WEISS` and `Weiß`, `ΟΔΥΣΣΕΑΣ` and
-    `οδυσσεας`, `José` typed composed or decomposed fold alike."""
+    `οδυσσεας`, `José` typed composed or decomposed fold alike.  Turkish
+    dotted and dotless i fold to i (case folding makes `İ` i + U+0307 and
+    leaves `ı`, so that `İSMAİL` missed `İsmail` and `YILMAZ` `Yılmaz`): a
+    search does not tell ı from i."""
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+    folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+    if "\u0131" in folded or "i\u0307" in folded:
+        folded = unicodedata.normalize("NFC", folded.replace("\u0131", "i")
+                                       .replace("i\u0307", "i"))
+    return folded
 
 
 def fold_address(address: str) -> str:

@@ -17,6 +17,8 @@ UIDS = {
     "klaus": "Klaus Wei\u00df <weiss@example.de>",
     "joerg": "J\u00f6rg <mu\u0308ller+news@example.net>",  # (an address decomposed)
     "anna": "Anna <m\u00fcller@example.com>",  # (and composed)
+    "ismail": "\u0130smail \u00c7elik <celik@example.com.tr>",
+    "ayse": "Ay\u015fe Y\u0131lmaz <ayse@example.com.tr>",
 }
 KEYS = {name: self_signed_key(bytes((0x40 + n,)) * 32, [uid.encode()])
         for n, (name, uid) in enumerate(sorted(UIDS.items()))}
@@ -77,3 +79,24 @@ def test_an_exact_search_for_a_plus_address_is_folded_alike(server):
     """dirmngr sends --locate-keys m\u00fcller+news@example.net as
     `m\u00fcller news@example.net` with exact=on (README)."""
     assert _found(server, "m\u00fcller news@example.net", exact="on") == [KEYS["joerg"][0]]
+
+
+@pytest.mark.parametrize("name, search", [
+    ("ismail", "\u0130SMA\u0130L"),
+    ("ismail", "ismail \u00e7elik"),
+    ("ayse", "YILMAZ"),
+    ("ayse", "yilmaz ay\u015fe"),
+    ("ayse", "Y\u0131lmaz"),
+])
+def test_turkish_dotted_and_dotless_i_fold_to_i(server, name, search):
+    """Case folding makes \u0130 i + U+0307 and leaves \u0131 as it is: until
+    2026-12-06 \u0130SMA\u0130L missed \u0130smail, and YILMAZ Y\u0131lmaz."""
+    assert _found(server, search) == [KEYS[name][0]]
+
+
+def test_turkish_user_ids_match_exactly_in_either_case(server):
+    for search in ("\u0130SMA\u0130L \u00c7EL\u0130K <CELIK@EXAMPLE.COM.TR>",
+                   "ismail \u00e7elik <celik@example.com.tr>"):
+        assert _found(server, search, exact="on") == [KEYS["ismail"][0]]
+    assert _found(server, "AY\u015eE YILMAZ <AYSE@EXAMPLE.COM.TR>", exact="on") == \
+        [KEYS["ayse"][0]]

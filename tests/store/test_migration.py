@@ -225,22 +225,31 @@ def test_version_6_gets_the_address_index_in_key_order(db_url):
 
 
 FOLDED_UIDS = ["J\u00f6rg <mu\u0308ller@example.net>".encode(),  # (an address decomposed)
-               "<M\u00dcLLER@example.com>".encode(), b"Plain <Plain@example.org>"]
+               "<M\u00dcLLER@example.com>".encode(), b"Plain <Plain@example.org>",
+               "\u0130smail Y\u0131lmaz <ismail@example.com.tr>".encode()]
 
 
-def test_version_8_folds_the_addresses_of_unicode_user_ids_again(db_url):
-    """Addresses are NFC-normalized before they are lower-cased since
-    2026-12-06: the user IDs stored before get theirs folded again."""
+def test_version_8_folds_the_addresses_and_words_of_unicode_user_ids_again(db_url):
+    """Addresses are NFC-normalized before they are lower-cased, and Turkish
+    dotted and dotless i fold to i, since 2026-12-06: the user IDs stored
+    before get their addresses and their keys' words folded again."""
     keys = store_keys_of(db_url, FOLDED_UIDS, 0x30)
-    now = run_sql(db_url, "SELECT key_fingerprint, email FROM cks_userids ORDER BY 1")
-    old = {f: re.search("<(.*)>", uid.decode()).group(1).lower()  # (as version 8 had them)
-           for (f, _), uid in zip(keys, FOLDED_UIDS)}
-    for fingerprint, email in old.items():
+    addresses = "SELECT key_fingerprint, email FROM cks_userids ORDER BY 1"
+    words = "SELECT word, key_fingerprint FROM cks_words ORDER BY 1, 2"
+    now = run_sql(db_url, addresses), run_sql(db_url, words)
+    for (fingerprint, _), uid in zip(keys, FOLDED_UIDS):  # (as version 8 folded them)
         run_sql(db_url, "UPDATE cks_userids SET email = ? WHERE key_fingerprint = ?",
-                (email, fingerprint), write=True)
+                (re.search("<(.*)>", uid.decode()).group(1).lower(), fingerprint), write=True)
+    turkish = keys[3][0]
+    run_sql(db_url, "DELETE FROM cks_words WHERE key_fingerprint = ?", (turkish,), write=True)
+    for word in ("i\u0307smail", "y\u0131lmaz", "ismail", "example", "com", "tr"):
+        run_sql(db_url, "INSERT INTO cks_words (word, key_fingerprint) VALUES (?, ?)",
+                (word, turkish), write=True)
+    assert (keys[0][0], "mu\u0308ller@example.net") in run_sql(db_url, addresses)
+    assert ("y\u0131lmaz", turkish) in run_sql(db_url, words)
     run_sql(db_url, "UPDATE cks_schema_version SET version = 8", write=True)
-    assert old[keys[0][0]] == "mu\u0308ller@example.net"
     assert tool("cks_admin.py", ["--db", db_url, "stats"]).returncode == 0
     assert run_sql(db_url, "SELECT version FROM cks_schema_version") == [(SCHEMA_VERSION,)]
-    assert run_sql(db_url, "SELECT key_fingerprint, email FROM cks_userids ORDER BY 1") == now
-    assert (keys[0][0], "m\u00fcller@example.net") in now
+    assert (run_sql(db_url, addresses), run_sql(db_url, words)) == now
+    assert (keys[0][0], "m\u00fcller@example.net") in now[0]
+    assert [w for w, f in now[1] if f == turkish] == ["com", "example", "ismail", "tr", "yilmaz"]

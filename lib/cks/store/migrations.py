@@ -19,7 +19,7 @@ from .base import Store
 from .errors import StoreError
 from .ptree_rebuild import rebuild
 from .schema import index_statement, storage_statements, table_names, table_statements
-from .rows import WORD_COLUMNS, words_of
+from .rows import WORD_COLUMNS, indexed_words
 from .sql import Cursor, execute_in, rows_in
 
 log = logging.getLogger("cks.store")
@@ -152,14 +152,20 @@ def _to_version_6(store: Store, cursor: Cursor) -> None:
     finds `Weiß`; an ASCII user ID's words are as they were."""
     redone = 0
     for again in _unicode_user_ids(cursor):
-        if again:
-            execute_in(cursor, "DELETE FROM cks_words WHERE key_fingerprint IN %s", again)
-            cursor.send_deferred()
-            store.backend.insert_rows(cursor, "cks_words", WORD_COLUMNS, [
-                (word, f) for f, uids in sorted(again.items())
-                for word in sorted({w for u in uids for w in words_of(u.uid)})])
-            redone += len(again)
+        _index_words_again(store, cursor, again)
+        redone += len(again)
     log.warning("word index made again for %d keys with user IDs that are not ASCII", redone)
+
+
+def _index_words_again(store: Store, cursor: Cursor,
+                       user_ids: Dict[str, List[StoredUserID]]) -> None:
+    """The word index of these keys made again from their user IDs."""
+    if user_ids:
+        execute_in(cursor, "DELETE FROM cks_words WHERE key_fingerprint IN %s", user_ids)
+        cursor.send_deferred()
+        store.backend.insert_rows(cursor, "cks_words", WORD_COLUMNS, [
+            (word, f) for f, uids in sorted(user_ids.items())
+            for word in indexed_words(u.uid for u in sorted(uids))])
 
 
 def _to_version_7(store: Store, cursor: Cursor) -> None:
@@ -182,18 +188,22 @@ def _to_version_8(store: Store, cursor: Cursor) -> None:
 
 
 def _to_version_9(store: Store, cursor: Cursor) -> None:
-    """The address (cks_userids.email) of every user ID that is not ASCII,
-    folded again: NFC-normalized before it is lower-cased since 2026-12-06
-    (folding.fold_address), so that `müller@example.net` finds the address
-    stored decomposed."""
-    redone = 0
+    """The user IDs that are not ASCII folded again, as searches fold them
+    since 2026-12-06 (folding.py): their addresses (cks_userids.email)
+    NFC-normalized before they are lower-cased, so that
+    `müller@example.net` finds the address stored decomposed; their keys'
+    words (cks_words) with Turkish dotted and dotless i folded to i, so
+    that `YILMAZ` finds `Yılmaz`."""
+    keys, addresses = 0, 0
     for again in _unicode_user_ids(cursor):
         changed = [(address, f, u.position) for f, uids in sorted(again.items()) for u in uids
                    for address in (address_of(u.uid),) if address != u.email]
         cursor.executemany("UPDATE cks_userids SET email = ? "
                            "WHERE key_fingerprint = ? AND position = ?", changed)
-        redone += len(changed)
-    log.warning("%d addresses of user IDs that are not ASCII folded again", redone)
+        _index_words_again(store, cursor, again)
+        keys, addresses = keys + len(again), addresses + len(changed)
+    log.warning("user IDs that are not ASCII folded again: the words of %d keys, %d addresses",
+                keys, addresses)
 
 
 STEPS: Dict[int, Callable[[Store, Cursor], None]] = {2: _to_version_2,

@@ -180,14 +180,21 @@ def index_rows(info: KeyInfo) -> Tuple[List[tuple], List[tuple], List[tuple]]:
                for s in {s.fingerprint: s for s in info.subkeys}.values()]
     userids = [(fpr, n, u.text, u.email, u.is_attribute, u.created, u.expires, u.revoked)
                for n, u in enumerate(info.user_ids)]
+    texts = [u.text for u in info.user_ids if not u.is_attribute]
+    return subkeys, userids, [(w, fpr) for w in indexed_words(texts)]
+
+
+def indexed_words(texts: Iterable[str]) -> List[str]:
+    """The words the word index keeps of a key whose user IDs (not
+    attributes) are `texts`, in the order the served view lists them:
+    MAX_WORDS_PER_USER_ID of each, MAX_WORDS_PER_KEY in all; sorted."""
     words: Dict[str, None] = {}  # (an ordered set)
-    for user_id in info.user_ids:
-        if not user_id.is_attribute:
-            own = dict.fromkeys(words_of(user_id.text))
-            words.update(dict.fromkeys(list(own)[:MAX_WORDS_PER_USER_ID]))
-            if len(words) >= MAX_WORDS_PER_KEY:
-                break
-    return subkeys, userids, [(w, fpr) for w in sorted(list(words)[:MAX_WORDS_PER_KEY])]
+    for text in texts:
+        own = dict.fromkeys(words_of(text))
+        words.update(dict.fromkeys(list(own)[:MAX_WORDS_PER_USER_ID]))
+        if len(words) >= MAX_WORDS_PER_KEY:
+            break
+    return sorted(list(words)[:MAX_WORDS_PER_KEY])
 
 
 def signer_rows(fingerprint: str, keyids: Iterable[bytes]) -> List[tuple]:
