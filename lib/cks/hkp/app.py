@@ -150,9 +150,9 @@ _GNUPG_AGENT = re.compile(r"GnuPG/(\d+)\.(\d+)")
 GNUPG_UNREADABLE_ALGORITHMS = frozenset(alg.NATIVE_BITS)
 """RFC 9580's own X25519, X448, Ed25519 and Ed448 (25-28): GnuPG 2.4.7 as
 Debian 13 builds it stopped importing a whole answer at a key of one of
-them ("Unknown algorithm"), 2.2 skips that key; a text search leaves such keys out for GnuPG (until
-2026-12-06 a v4 key of algorithm 27 with someone's user ID kept GnuPG 2.4
-from that person's key)."""
+them ("Unknown algorithm"), 2.2 skips that key; a text search leaves such
+keys out for GnuPG (until 2026-12-06 a v4 key of algorithm 27 with
+someone's user ID kept GnuPG 2.4 from that person's key)."""
 
 
 def newest_version_read(request: Request) -> Optional[int]:
@@ -162,7 +162,8 @@ def newest_version_read(request: Request) -> Optional[int]:
     2.4 and later v5 (LibrePGP) as well, none of them v6.  A client that
     sends no User-Agent is taken for GnuPG 2.2 (the dirmngr of 2.2 and of
     2.4 send none, so they look alike), but gets the v5 keys a search by
-    text finds where it finds none of v4 (KeyServer.find); one whose
+    text or subkey ID finds where it finds none of v4 (KeyServer.find,
+    _gnupg_readable); one whose
     User-Agent names GnuPG 2.4 or later (2.5.9's dirmngr sends "GnuPG/2.6")
     gets v5 keys (until 2026-12-06 none did, though GnuPG 2.4 makes and
     reads them)."""
