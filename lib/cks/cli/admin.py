@@ -23,7 +23,7 @@ from ..bulk.dump import DumpRunning, DumpStopped, NothingDumped, dump
 from ..bulk.load import BATCH_SIZE, Loader, LoadRunning
 from ..bulk.split import standard_input
 from ..bulk.workers import WorkerDied
-from ..config import ConfigError, Settings
+from ..config import DEFAULT_DB, ConfigError, Settings
 from ..hkp.admin import hash_password
 from ..notices import NoticeError
 from ..older_views import record_views_current
@@ -339,7 +339,7 @@ def _same_settings(settings: Settings) -> List[str]:
     URL stays there), an SQLite path made absolute, a password left out
     (one in $CKS_DB was printed until 2026-12-06, found by a review)."""
     url = _absolute_sqlite(settings.db_url)
-    named_by_file = url == settings.db_url == settings.get("database", "url", "")
+    named_by_file = url == settings.db_url == settings.get("database", "url", DEFAULT_DB)
     options = [] if named_by_file else ["--db", _without_password(url)]
     if settings.config_file:
         options += ["--config", os.path.abspath(settings.config_file)]
