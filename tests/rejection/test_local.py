@@ -150,6 +150,15 @@ def test_the_signing_hint_names_a_relative_sqlite_path_of_cks_conf(tmp_path):
     assert [n["status"] for n in json.loads(listing)] == ["issued"]
 
 
+def _with_password(db_url):
+    """(`db_url` with the password Secret-Word, `db_url` with none): the
+    test server trusts its clients, so both connect."""
+    scheme, rest = db_url.split("://", 1)
+    user, host = rest.split("@", 1)
+    plain = "%s://%s@%s" % (scheme, user.split(":")[0], host)
+    return plain.replace("@", ":Secret-Word@", 1), plain
+
+
 def test_the_signing_hint_leaves_a_password_in_the_configuration_file(tmp_path):
     """A PostgreSQL URL of the configuration file, password and all, is named
     by --config, not printed."""
@@ -157,9 +166,7 @@ def test_the_signing_hint_leaves_a_password_in_the_configuration_file(tmp_path):
     db_url = create_pg_database()
     try:
         admin(db_url, "load", "-", input=fixture("ed25519"))
-        scheme, rest = db_url.split("://", 1)
-        user, host = rest.split("@", 1)  # (the test server trusts its clients)
-        with_password = "%s://%s:Secret-Word@%s" % (scheme, user.split(":")[0], host)
+        with_password, _ = _with_password(db_url)
         (tmp_path / "cks.conf").write_text("[database]\nurl = %s\n[rejection]\nkey = %s\n"
                                            % (with_password, fpr("ed25519")))
         (tmp_path / "elsewhere").mkdir()
@@ -181,16 +188,14 @@ def test_the_signing_hint_leaves_out_the_password_of_cks_db(tmp_path):
     db_url = create_pg_database()
     try:
         admin(db_url, "load", "-", input=fixture("rsa2048") + fixture("ed25519"))
-        scheme, rest = db_url.split("://", 1)
-        user, host = rest.split("@", 1)  # (the test server trusts its clients)
-        with_password = "%s://%s:Secret-Word@%s" % (scheme, user.split(":")[0], host)
+        with_password, plain = _with_password(db_url)
         (tmp_path / "node.conf").write_text("[rejection]\nkey = %s\n" % fpr("ed25519"))
         (tmp_path / "elsewhere").mkdir()
         out = tool("cks_admin.py", ["reject", fpr("rsa2048")], cwd=str(tmp_path),
                    env={"CKS_CONFIG": "node.conf", "CKS_DB": with_password})
         printed = out.stdout.decode()
         assert out.returncode == 0 and "Secret-Word" not in printed, out.stderr
-        assert " --db %s://%s@%s " % (scheme, user.split(":")[0], host) in printed
+        assert " --db %s " % plain in printed
         assert "~/.pgpass" in printed
         sign_by_hand(out, tmp_path / "elsewhere")
         assert [n["status"] for n in json.loads(admin(db_url, "notices", "--json").stdout)] \
